@@ -1,0 +1,342 @@
+package chain_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/chain/state"
+)
+
+// memTransport runs a state.Machine in process: a producer goroutine makes
+// a block of whatever transactions are waiting, in reverse arrival order
+// (so nonces of one key commit out of order), every millisecond.
+type memTransport struct {
+	m *state.Machine
+
+	mu      sync.Mutex
+	height  int64
+	blocks  map[int64]chain.BlockEvents
+	notify  chan struct{} // closed and replaced at every block
+	mempool []pendingTx
+
+	wake chan struct{}
+	stop chan struct{}
+	done chan struct{}
+}
+
+type pendingTx struct {
+	tx  []byte
+	res chan chain.Committed
+}
+
+func newMemTransport(t *testing.T, g chain.Genesis) *memTransport {
+	t.Helper()
+	m, err := state.NewMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.InitChain(g, time.Unix(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	tr := &memTransport{m: m, blocks: map[int64]chain.BlockEvents{}, notify: make(chan struct{}), wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go tr.produce()
+	t.Cleanup(func() {
+		close(tr.stop)
+		<-tr.done
+		m.Close()
+	})
+	return tr
+}
+
+func (tr *memTransport) produce() {
+	defer close(tr.done)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tr.stop:
+			return
+		case <-tick.C:
+		case <-tr.wake:
+		}
+		tr.mu.Lock()
+		batch := tr.mempool
+		tr.mempool = nil
+		tr.mu.Unlock()
+		if len(batch) == 0 {
+			continue
+		}
+		slices.Reverse(batch)
+		txs := make([][]byte, len(batch))
+		for i, p := range batch {
+			txs[i] = p.tx
+		}
+		h := tr.height + 1
+		results, _, err := tr.m.FinalizeBlock(chain.BlockInfo{Height: h, Time: time.Unix(h, 0), Hash: chain.TxHash([]byte{byte(h), byte(h >> 8)})}, txs)
+		if err != nil {
+			panic(err)
+		}
+		if err := tr.m.Commit(); err != nil {
+			panic(err)
+		}
+		be := chain.BlockEvents{Height: h, Time: time.Unix(h, 0), Events: []chain.Event{}}
+		for _, r := range results {
+			if r.Code == 0 {
+				be.Events = append(be.Events, r.Events...)
+			}
+		}
+		tr.mu.Lock()
+		tr.height = h
+		tr.blocks[h] = be
+		close(tr.notify)
+		tr.notify = make(chan struct{})
+		tr.mu.Unlock()
+		for i, p := range batch {
+			p.res <- chain.Committed{Height: h, TxHash: chain.TxHash(p.tx), Result: results[i]}
+		}
+	}
+}
+
+func (tr *memTransport) Query(_ context.Context, path string, data []byte) ([]byte, error) {
+	return tr.m.Query(path, data)
+}
+
+func (tr *memTransport) BroadcastTx(ctx context.Context, tx []byte) (chain.Committed, error) {
+	if err := tr.m.CheckTx(tx); err != nil {
+		return chain.Committed{}, err
+	}
+	p := pendingTx{tx: tx, res: make(chan chain.Committed, 1)}
+	tr.mu.Lock()
+	tr.mempool = append(tr.mempool, p)
+	tr.mu.Unlock()
+	select {
+	case c := <-p.res:
+		return c, nil
+	case <-ctx.Done():
+		return chain.Committed{}, ctx.Err()
+	}
+}
+
+func (tr *memTransport) BlockEvents(_ context.Context, h int64) (chain.BlockEvents, error) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	be, ok := tr.blocks[h]
+	if !ok {
+		return be, errors.New("no such block")
+	}
+	return be, nil
+}
+
+func (tr *memTransport) LatestHeight(context.Context) (int64, error) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.height, nil
+}
+
+func (tr *memTransport) WaitForHeight(ctx context.Context, h int64) error {
+	for {
+		tr.mu.Lock()
+		height, ch := tr.height, tr.notify
+		tr.mu.Unlock()
+		if height >= h {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (tr *memTransport) Close() error { return nil }
+
+func testSetup(t *testing.T) (*chain.Client, *memTransport, chain.Key, chain.Key) {
+	t.Helper()
+	sl, _ := chain.GenerateKey()
+	dl, _ := chain.GenerateKey()
+	tr := newMemTransport(t, chain.DefaultGenesis(sl.Account(), dl.Account()))
+	return chain.NewClient(tr), tr, sl, dl
+}
+
+func TestClientSubmitAndRead(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, lead, _ := testSetup(t)
+	user, _ := chain.GenerateKey()
+
+	// A runtime error comes back typed.
+	res, err := c.Submit(ctx, user, chain.MsgCreateStorageBucket{ObjectsLimit: 1, SizeLimit: 10})
+	if !errors.Is(err, chain.ErrUnauthorized) || res.Height == 0 {
+		t.Fatalf("Submit by a non-lead = %+v, %v; want ErrUnauthorized in a block", res, err)
+	}
+	res, err = c.Submit(ctx, lead, chain.MsgCreateStorageBucket{AcceptingNewBags: true, ObjectsLimit: 1, SizeLimit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, ok := chain.FindEvent[chain.StorageBucketCreated](res.Result.Events)
+	if !ok || created.Bucket != 0 {
+		t.Fatal(res.Result.Events)
+	}
+	if _, err := c.Submit(ctx, user, chain.MsgCreateMember{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Submit(ctx, user, chain.MsgCreateChannel{Member: 0}); err != nil {
+		t.Fatal(err)
+	}
+	bag := chain.ChannelBag(0)
+	if _, err := c.Submit(ctx, user, chain.MsgRegisterDataObjects{Bag: bag, Objects: []chain.ObjectSpec{{Size: 5, ContentID: "a"}}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Submit(ctx, user, chain.MsgRegisterDataObjects{Bag: bag, Objects: []chain.ObjectSpec{{Size: 1, ContentID: "b"}}})
+	if !errors.Is(err, chain.ErrBucketFull) {
+		t.Fatalf("second object: %v; want ErrBucketFull", err)
+	}
+	t.Logf("bucket full: %v", err)
+
+	// Typed reads through the Reader interface.
+	var r chain.Reader = c
+	if b, err := r.Bag(ctx, bag); err != nil || b.ObjectsCount != 1 || b.StorageBuckets[0] != 0 {
+		t.Fatal(b, err)
+	}
+	if sb, err := r.StorageBucket(ctx, 0); err != nil || sb.Bags[0] != bag {
+		t.Fatal(sb, err)
+	}
+	if objs, err := r.Objects(ctx, bag); err != nil || len(objs) != 1 {
+		t.Fatal(objs, err)
+	}
+	if o, err := r.DataObject(ctx, bag, 1); err != nil || o.ContentID != "a" {
+		t.Fatal(o, err)
+	}
+	if _, err := r.DataObject(ctx, bag, 5); !errors.Is(err, chain.ErrObjectNotFound) {
+		t.Fatal(err)
+	}
+	if p, err := r.Params(ctx); err != nil || p.StorageLead != lead.Account() {
+		t.Fatal(p, err)
+	}
+	if a, err := r.Account(ctx, user.Account()); err != nil || a.Nonce < 4 {
+		t.Fatal(a, err)
+	}
+	if m, err := r.Member(ctx, 0); err != nil || m.Controller != user.Account() {
+		t.Fatal(m, err)
+	}
+	if ch, err := r.Channel(ctx, 0); err != nil || ch.Bag != bag {
+		t.Fatal(ch, err)
+	}
+	if bs, err := r.Bags(ctx); err != nil || len(bs) != 5 {
+		t.Fatal(bs, err)
+	}
+	if bs, err := r.StorageBuckets(ctx); err != nil || len(bs) != 1 {
+		t.Fatal(bs, err)
+	}
+	if fs, err := r.DistributionFamilies(ctx); err != nil || len(fs) != 0 {
+		t.Fatal(fs, err)
+	}
+	if ws, err := r.Workers(ctx, chain.StorageGroup); err != nil || len(ws) != 0 {
+		t.Fatal(ws, err)
+	}
+	if info, err := r.Info(ctx); err != nil || info.ChainID != chain.DefaultChainID || info.Height == 0 {
+		t.Fatal(info, err)
+	}
+	// ValidateBasic runs before signing.
+	if _, err := c.Submit(ctx, user, chain.MsgDeleteDataObjects{Bag: bag}); !errors.Is(err, chain.ErrInvalid) {
+		t.Fatal(err)
+	}
+}
+
+func TestClientConcurrentNonces(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, _, _, _ := testSetup(t)
+	user, _ := chain.GenerateKey()
+	const n = 40
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := c.Submit(ctx, user, chain.MsgCreateMember{})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every submission committed once.
+	if _, err := c.Member(ctx, n-1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Member(ctx, n); !errors.Is(err, chain.ErrNotFound) {
+		t.Fatalf("member %d: %v", n, err)
+	}
+}
+
+func TestClientStaleNonceRetries(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c1, tr, _, _ := testSetup(t)
+	user, _ := chain.GenerateKey()
+	if _, err := c1.Submit(ctx, user, chain.MsgCreateMember{}); err != nil {
+		t.Fatal(err)
+	}
+	// Another client with the same key uses the next nonces behind c1's back.
+	c2 := chain.NewClient(tr)
+	for i := 0; i < 2; i++ {
+		if _, err := c2.Submit(ctx, user, chain.MsgCreateMember{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// c1's cached nonce (2) is used: it reloads and retries once.
+	if _, err := c1.Submit(ctx, user, chain.MsgCreateMember{}); err != nil {
+		t.Fatalf("stale nonce was not retried: %v", err)
+	}
+	if a, _ := c1.Account(ctx, user.Account()); a.Nonce != 4 {
+		t.Fatalf("nonce %d; want 4", a.Nonce)
+	}
+}
+
+func TestClientSubscribe(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, lead, _ := testSetup(t)
+	for i := 0; i < 3; i++ {
+		if _, err := c.Submit(ctx, lead, chain.MsgCreateStorageBucket{ObjectsLimit: 1, SizeLimit: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Resume from height 2: blocks 2 and 3 already committed, then a new one.
+	sctx, scancel := context.WithCancel(ctx)
+	blocks, errc := c.Subscribe(sctx, 2)
+	go c.Submit(ctx, lead, chain.MsgCreateStorageBucket{ObjectsLimit: 1, SizeLimit: 1})
+	var got []chain.StorageBucketID
+	for want := int64(2); want <= 4; want++ {
+		be := <-blocks
+		if be.Height != want {
+			t.Fatalf("block %d; want %d", be.Height, want)
+		}
+		ev, ok := chain.FindEvent[chain.StorageBucketCreated](be.Events)
+		if !ok {
+			t.Fatalf("block %d has no StorageBucketCreated: %v", be.Height, be.Events)
+		}
+		got = append(got, ev.Bucket)
+	}
+	if !slices.Equal(got, []chain.StorageBucketID{1, 2, 3}) {
+		t.Fatalf("buckets %v", got)
+	}
+	scancel()
+	for range blocks {
+	}
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("subscription ended with %v; want context.Canceled", err)
+	}
+}

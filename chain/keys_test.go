@@ -1,0 +1,124 @@
+package chain_test
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/satchel-net/satchel/chain"
+)
+
+func TestKeyFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	path := filepath.Join(dir, "account.json")
+	if _, err := chain.LoadKey(path); err == nil {
+		t.Fatal("LoadKey of a missing file succeeded")
+	}
+	k, err := chain.LoadOrCreateKey(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v, %v; want 0600", fi.Mode(), err)
+	}
+	di, _ := os.Stat(dir)
+	if di.Mode().Perm() != 0o700 {
+		t.Fatalf("key dir mode %v; want 0700", di.Mode())
+	}
+	again, err := chain.LoadOrCreateKey(path)
+	if err != nil || again.Account() != k.Account() {
+		t.Fatalf("reload = %v, %v; want %v", again.Account(), err, k.Account())
+	}
+	acct := k.Account()
+	if len(acct) != 64 || acct.Validate() != nil {
+		t.Fatalf("account %q", acct)
+	}
+	if p, err := chain.ParseAccount(strings.ToUpper(string(acct))); err != nil || p != acct {
+		t.Fatalf("ParseAccount = %v %v", p, err)
+	}
+	pub, err := acct.PublicKey()
+	if err != nil || !pub.Equal(k.Public()) {
+		t.Fatal("PublicKey does not round-trip")
+	}
+	// A corrupt file is an error, not a silent new key.
+	os.WriteFile(path, []byte("{"), 0o600)
+	if _, err := chain.LoadOrCreateKey(path); err == nil {
+		t.Fatal("LoadOrCreateKey replaced a corrupt key file")
+	}
+	for _, bad := range []string{"", "zz", strings.Repeat("a", 63), strings.Repeat("g", 64)} {
+		if _, err := chain.ParseAccount(bad); err == nil {
+			t.Errorf("ParseAccount(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestGenesisValidate(t *testing.T) {
+	a, _ := chain.GenerateKey()
+	b, _ := chain.GenerateKey()
+	g := chain.DefaultGenesis(a.Account(), b.Account())
+	if err := g.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, mutate := range map[string]func(*chain.Genesis){
+		"no chain id":     func(g *chain.Genesis) { g.ChainID = "" },
+		"bad lead":        func(g *chain.Genesis) { g.StorageLead = "x" },
+		"zero limit":      func(g *chain.Genesis) { g.Limits.MaxDataObjectSize = 0 },
+		"policy too big":  func(g *chain.Genesis) { g.Policies[1].StorageBuckets = 99 },
+		"policy family":   func(g *chain.Genesis) { g.Policies[1].Families = map[chain.FamilyID]uint64{0: 1} },
+		"dup policy":      func(g *chain.Genesis) { g.Policies[0].Type = chain.ChannelBagType },
+		"bad blacklist":   func(g *chain.Genesis) { g.Blacklist = []string{"a b"} },
+		"blacklist limit": func(g *chain.Genesis) { g.Limits.MaxBlacklistSize = 1; g.Blacklist = []string{"a", "b"} },
+	} {
+		g := chain.DefaultGenesis(a.Account(), b.Account())
+		mutate(&g)
+		if err := g.Validate(); err == nil {
+			t.Errorf("%s: Validate succeeded", name)
+		}
+	}
+}
+
+func TestEvents(t *testing.T) {
+	e := chain.NewEvent(chain.BagCreated{Bag: chain.ChannelBag(1), StorageBuckets: []chain.StorageBucketID{2}})
+	if e.Type != "BagCreated" {
+		t.Fatal(e.Type)
+	}
+	var bc chain.BagCreated
+	if err := e.Decode(&bc); err != nil || bc.Bag != chain.ChannelBag(1) {
+		t.Fatal(bc, err)
+	}
+	var wrong chain.ObjectsDeleted
+	if err := e.Decode(&wrong); err == nil {
+		t.Fatal("decoded BagCreated into ObjectsDeleted")
+	}
+	if _, ok := chain.FindEvent[chain.ObjectsDeleted]([]chain.Event{e}); ok {
+		t.Fatal("found a missing event")
+	}
+	if got, ok := chain.FindEvent[chain.BagCreated]([]chain.Event{e}); !ok || got.StorageBuckets[0] != 2 {
+		t.Fatal(got, ok)
+	}
+}
+
+func TestEventPayloadNames(t *testing.T) {
+	seen := map[string]bool{}
+	for _, p := range chain.AllEventPayloads() {
+		name := reflect.TypeOf(p).Name()
+		if p.EventType() != name || seen[name] {
+			t.Errorf("payload %s has event type %q (or is listed twice)", name, p.EventType())
+		}
+		seen[name] = true
+	}
+	// Every payload type in events.go is listed.
+	src, err := os.ReadFile("events.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`(?m)^func \((\w+)\) EventType`).FindAllStringSubmatch(string(src), -1) {
+		if !seen[m[1]] {
+			t.Errorf("%s is missing from AllEventPayloads", m[1])
+		}
+	}
+}

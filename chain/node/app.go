@@ -1,0 +1,235 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/satchel-net/satchel/chain"
+)
+
+// AppVersion is the application protocol version reported to CometBFT and
+// written into new genesis files. Raise it when the state machine's rules
+// change in a way that needs a coordinated upgrade.
+const AppVersion uint64 = 1
+
+// Codespace names Satchel's result codes in ABCI responses.
+const Codespace = "satchel"
+
+// App is the CometBFT application (ABCI 2.0) over a chain.Machine. It holds
+// no state of its own: heights, app hashes and data all come from the
+// machine, so a restarted node resumes where the machine left off and
+// CometBFT replays only the blocks the machine has not committed.
+//
+// CometBFT calls an application from several connections (consensus,
+// mempool, query, snapshot); App serialises every call to the machine with
+// one mutex, so a Machine need not be safe for concurrent use.
+type App struct {
+	abci.BaseApplication
+
+	mu      sync.Mutex
+	m       chain.Machine
+	log     *slog.Logger
+	closed  bool
+	pending int64        // height finalized, not yet committed
+	height  atomic.Int64 // last committed height
+}
+
+// errClosed answers calls that reach the application after its node stopped.
+var errClosed = fmt.Errorf("%w: the data directory is closed", ErrStopped)
+
+var _ abci.Application = (*App)(nil)
+
+// NewApp returns the ABCI application over m. A nil log discards.
+func NewApp(m chain.Machine, log *slog.Logger) *App {
+	if log == nil {
+		log = discardLogger()
+	}
+	return &App{m: m, log: log.With("component", "chain/app")}
+}
+
+// Info reports the machine's last committed height and app hash, which
+// CometBFT compares with its block store to decide what to replay.
+func (a *App) Info(_ context.Context, _ *abci.InfoRequest) (*abci.InfoResponse, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil, errClosed
+	}
+	h, hash, err := a.m.Info()
+	if err != nil {
+		return nil, fmt.Errorf("machine info: %w", err)
+	}
+	a.height.Store(h)
+	a.log.Debug("info", "height", h, "appHash", fmt.Sprintf("%X", hash))
+	return &abci.InfoResponse{
+		Data:             "satchel",
+		Version:          "satchel/" + fmt.Sprint(AppVersion),
+		AppVersion:       AppVersion,
+		LastBlockHeight:  h,
+		LastBlockAppHash: hash,
+	}, nil
+}
+
+// InitChain decodes the genesis app state (the JSON of a chain.Genesis) and
+// loads it into the machine.
+func (a *App) InitChain(_ context.Context, req *abci.InitChainRequest) (*abci.InitChainResponse, error) {
+	var g chain.Genesis
+	if len(req.AppStateBytes) == 0 {
+		return nil, errors.New("genesis has no app_state: the data directory needs its genesis (chain.Genesis JSON)")
+	}
+	if err := json.Unmarshal(req.AppStateBytes, &g); err != nil {
+		return nil, fmt.Errorf("genesis app_state is not a chain.Genesis: %w", err)
+	}
+	if g.ChainID != req.ChainId {
+		return nil, fmt.Errorf("genesis app_state chainId %q differs from the network's chain_id %q; transactions sign the chain ID, so they must agree", g.ChainID, req.ChainId)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil, errClosed
+	}
+	hash, err := a.m.InitChain(g, req.Time)
+	if err != nil {
+		return nil, fmt.Errorf("init chain: %w", err)
+	}
+	a.log.Debug("init chain", "chainID", req.ChainId, "appHash", fmt.Sprintf("%X", hash))
+	return &abci.InitChainResponse{AppHash: hash}, nil
+}
+
+// CheckTx validates a transaction for the mempool. A rejected transaction
+// carries its stable runtime error code and message.
+func (a *App) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.CheckTxResponse, error) {
+	a.mu.Lock()
+	err := errClosed
+	if !a.closed {
+		err = a.m.CheckTx(req.Tx)
+	}
+	a.mu.Unlock()
+	if err != nil {
+		return &abci.CheckTxResponse{Code: codeOf(err), Log: err.Error(), Codespace: Codespace}, nil
+	}
+	return &abci.CheckTxResponse{Code: abci.CodeTypeOK}, nil
+}
+
+// PrepareProposal proposes the mempool's transactions in order, as many as
+// fit in MaxTxBytes.
+func (a *App) PrepareProposal(_ context.Context, req *abci.PrepareProposalRequest) (*abci.PrepareProposalResponse, error) {
+	txs := make([][]byte, 0, len(req.Txs))
+	var size int64
+	for _, tx := range req.Txs {
+		size += int64(len(tx))
+		if size > req.MaxTxBytes {
+			break
+		}
+		txs = append(txs, tx)
+	}
+	return &abci.PrepareProposalResponse{Txs: txs}, nil
+}
+
+// ProcessProposal accepts every proposal: a transaction that fails is
+// recorded as failed by FinalizeBlock, which keeps the block valid.
+func (a *App) ProcessProposal(context.Context, *abci.ProcessProposalRequest) (*abci.ProcessProposalResponse, error) {
+	return &abci.ProcessProposalResponse{Status: abci.PROCESS_PROPOSAL_STATUS_ACCEPT}, nil
+}
+
+// FinalizeBlock executes the decided block on the machine and returns one
+// result per transaction, carrying the typed chain events as ABCI events.
+func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (*abci.FinalizeBlockResponse, error) {
+	b := chain.BlockInfo{Height: req.Height, Time: req.Time, Hash: req.Hash}
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return nil, errClosed
+	}
+	results, hash, err := a.m.FinalizeBlock(b, req.Txs)
+	a.pending = req.Height
+	a.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("finalize block %d: %w", req.Height, err)
+	}
+	if len(results) != len(req.Txs) {
+		return nil, fmt.Errorf("finalize block %d: machine returned %d results for %d transactions",
+			req.Height, len(results), len(req.Txs))
+	}
+	out := make([]*abci.ExecTxResult, len(results))
+	for i, r := range results {
+		evs, err := encodeEvents(r.Events)
+		if err != nil {
+			return nil, fmt.Errorf("finalize block %d tx %d: %w", req.Height, i, err)
+		}
+		res := &abci.ExecTxResult{Code: r.Code, Log: r.Log, Events: evs}
+		if r.Code != chain.CodeOK {
+			res.Codespace = Codespace
+		}
+		out[i] = res
+	}
+	a.log.Debug("finalize block", "height", req.Height, "txs", len(req.Txs), "appHash", fmt.Sprintf("%X", hash))
+	return &abci.FinalizeBlockResponse{TxResults: out, AppHash: hash}, nil
+}
+
+// Commit makes the finalized block durable in the machine. Blocks are never
+// pruned (RetainHeight 0): followers read events of any height.
+func (a *App) Commit(context.Context, *abci.CommitRequest) (*abci.CommitResponse, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil, errClosed
+	}
+	if err := a.m.Commit(); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	a.height.Store(a.pending)
+	return &abci.CommitResponse{RetainHeight: 0}, nil
+}
+
+// Query answers a read at the last committed state. A machine error becomes
+// its stable code with the message in Log.
+func (a *App) Query(_ context.Context, req *abci.QueryRequest) (*abci.QueryResponse, error) {
+	a.mu.Lock()
+	v, err := []byte(nil), error(errClosed)
+	h := a.height.Load()
+	switch {
+	case a.closed:
+	case req.Height != 0 && req.Height != h:
+		// The machine keeps only the latest state; answering an old
+		// height with it would be silently wrong.
+		err = chain.Errorf(chain.ErrInvalid, "query at height %d: this node answers only the latest height (%d); query with height 0", req.Height, h)
+	default:
+		v, err = a.m.Query(req.Path, req.Data)
+	}
+	a.mu.Unlock()
+	if err != nil {
+		return &abci.QueryResponse{Code: codeOf(err), Log: err.Error(), Codespace: Codespace, Height: h}, nil
+	}
+	return &abci.QueryResponse{Code: abci.CodeTypeOK, Key: req.Data, Value: v, Height: h}, nil
+}
+
+// codeOf maps a machine error to a non-zero ABCI code.
+func codeOf(err error) uint32 {
+	c := chain.CodeOf(err)
+	if c == chain.CodeOK {
+		c = chain.CodeInternal
+	}
+	return c
+}
+
+// committedHeight is the last height the machine committed.
+func (a *App) committedHeight() int64 { return a.height.Load() }
+
+// close closes the machine; later calls fail with ErrStopped.
+func (a *App) close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil
+	}
+	a.closed = true
+	return a.m.Close()
+}

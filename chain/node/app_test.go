@@ -1,0 +1,223 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/chain/state"
+)
+
+func testGenesis(t testing.TB) chain.Genesis {
+	t.Helper()
+	sl, err := chain.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dl, err := chain.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return chain.DefaultGenesis(sl.Account(), dl.Account())
+}
+
+func mustKey(t testing.TB) chain.Key {
+	t.Helper()
+	k, err := chain.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func mustSign(t testing.TB, k chain.Key, nonce uint64, msg chain.Msg) []byte {
+	t.Helper()
+	tx, err := chain.SignTx(k, nonce, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
+
+func memoryMachine(t testing.TB) *state.Machine {
+	t.Helper()
+	m, err := state.NewMemory(state.WithLogger(discardLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func TestAppInitChain(t *testing.T) {
+	ctx := context.Background()
+	g := testGenesis(t)
+	gs, _ := json.Marshal(g)
+	tests := []struct {
+		name    string
+		chainID string
+		state   []byte
+		wantErr bool
+	}{
+		{"ok", g.ChainID, gs, false},
+		{"no app state", g.ChainID, nil, true},
+		{"not a genesis", g.ChainID, []byte(`[1,2]`), true},
+		{"chain ID differs", "other", gs, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			app := NewApp(memoryMachine(t), nil)
+			res, err := app.InitChain(ctx, &abci.InitChainRequest{ChainId: tt.chainID, Time: time.Now(), AppStateBytes: tt.state})
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("InitChain error = %v, want error %v", err, tt.wantErr)
+			}
+			if err == nil && len(res.AppHash) == 0 {
+				t.Fatal("InitChain returned no app hash")
+			}
+		})
+	}
+}
+
+func TestAppBlockLifecycle(t *testing.T) {
+	ctx := context.Background()
+	app := NewApp(memoryMachine(t), nil)
+	g := testGenesis(t)
+	gs, _ := json.Marshal(g)
+	if _, err := app.InitChain(ctx, &abci.InitChainRequest{ChainId: g.ChainID, Time: time.Now(), AppStateBytes: gs}); err != nil {
+		t.Fatal(err)
+	}
+	k := mustKey(t)
+
+	// CheckTx: a good transaction, and garbage with its stable code.
+	good := mustSign(t, k, 1, chain.MsgCreateMember{Handle: "alice"})
+	if res, _ := app.CheckTx(ctx, &abci.CheckTxRequest{Tx: good}); res.Code != abci.CodeTypeOK {
+		t.Fatalf("CheckTx(good) = %d %s", res.Code, res.Log)
+	}
+	res, _ := app.CheckTx(ctx, &abci.CheckTxRequest{Tx: []byte("garbage")})
+	if res.Code != chain.CodeBadTx || res.Log == "" || res.Codespace != Codespace {
+		t.Fatalf("CheckTx(garbage) = %d %q, want code %d with a log", res.Code, res.Log, chain.CodeBadTx)
+	}
+
+	// PrepareProposal honours MaxTxBytes; ProcessProposal accepts.
+	bad := mustSign(t, k, 2, chain.MsgCreateChannel{Member: 999})
+	txs := [][]byte{good, bad}
+	pp, _ := app.PrepareProposal(ctx, &abci.PrepareProposalRequest{Txs: txs, MaxTxBytes: int64(len(good) + len(bad))})
+	if len(pp.Txs) != 2 {
+		t.Fatalf("PrepareProposal kept %d txs, want 2", len(pp.Txs))
+	}
+	pp, _ = app.PrepareProposal(ctx, &abci.PrepareProposalRequest{Txs: txs, MaxTxBytes: int64(len(good) + len(bad) - 1)})
+	if len(pp.Txs) != 1 {
+		t.Fatalf("PrepareProposal kept %d txs under a smaller MaxTxBytes, want 1", len(pp.Txs))
+	}
+	proc, _ := app.ProcessProposal(ctx, &abci.ProcessProposalRequest{Txs: txs})
+	if proc.Status != abci.PROCESS_PROPOSAL_STATUS_ACCEPT {
+		t.Fatalf("ProcessProposal = %v", proc.Status)
+	}
+
+	// FinalizeBlock: one success with its events, one failure with its code.
+	fb, err := app.FinalizeBlock(ctx, &abci.FinalizeBlockRequest{Height: 1, Time: time.Now(), Hash: make([]byte, 32), Txs: txs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fb.TxResults) != 2 || len(fb.AppHash) == 0 {
+		t.Fatalf("FinalizeBlock = %d results, app hash %X", len(fb.TxResults), fb.AppHash)
+	}
+	ok, failed := fb.TxResults[0], fb.TxResults[1]
+	if ok.Code != 0 || len(ok.Events) == 0 || ok.Events[0].Type != EventType {
+		t.Fatalf("success result = %+v", ok)
+	}
+	evs, err := decodeEvents(ok.Events)
+	if err != nil || len(evs) == 0 || evs[0].Type != "MemberCreated" {
+		t.Fatalf("decoded events = %+v, %v", evs, err)
+	}
+	if failed.Code == 0 || failed.Log == "" || failed.Codespace != Codespace || len(failed.Events) != 0 {
+		t.Fatalf("failed result = %+v", failed)
+	}
+	if !errors.Is(chain.ErrorFromCode(failed.Code, failed.Log), chain.ErrNotFound) {
+		t.Fatalf("failed code %d (%s) does not map back to a not-found error", failed.Code, failed.Log)
+	}
+
+	// Nothing is visible before Commit; Info and Query see it after.
+	info, _ := app.Info(ctx, &abci.InfoRequest{})
+	if info.LastBlockHeight != 0 {
+		t.Fatalf("height before commit = %d", info.LastBlockHeight)
+	}
+	cr, err := app.Commit(ctx, &abci.CommitRequest{})
+	if err != nil || cr.RetainHeight != 0 {
+		t.Fatalf("Commit = %+v, %v", cr, err)
+	}
+	info, _ = app.Info(ctx, &abci.InfoRequest{})
+	if info.LastBlockHeight != 1 || !bytes.Equal(info.LastBlockAppHash, fb.AppHash) || info.AppVersion != AppVersion {
+		t.Fatalf("Info after commit = %+v, want height 1 app hash %X", info, fb.AppHash)
+	}
+	arg, _ := json.Marshal(k.Account())
+	q, _ := app.Query(ctx, &abci.QueryRequest{Path: chain.QueryAccount, Data: arg})
+	var acct chain.AccountInfo
+	if q.Code != 0 || json.Unmarshal(q.Value, &acct) != nil || acct.Nonce != 2 || q.Height != 1 {
+		t.Fatalf("Query(account) = %+v (%+v)", q, acct)
+	}
+
+	// The committed nonce now rejects a replay in CheckTx.
+	res, _ = app.CheckTx(ctx, &abci.CheckTxRequest{Tx: good})
+	if res.Code != chain.CodeBadNonce {
+		t.Fatalf("CheckTx(replay) = %d %s, want %d", res.Code, res.Log, chain.CodeBadNonce)
+	}
+
+	// Query errors carry their stable code and message.
+	q, _ = app.Query(ctx, &abci.QueryRequest{Path: "/nope"})
+	if q.Code != chain.CodeUnknownQuery || q.Log == "" {
+		t.Fatalf("Query(/nope) = %d %q", q.Code, q.Log)
+	}
+
+	// After close every call reports the stop instead of touching the machine.
+	if err := app.close(); err != nil {
+		t.Fatal(err)
+	}
+	if q, _ := app.Query(ctx, &abci.QueryRequest{Path: chain.QueryInfo}); q.Code == 0 {
+		t.Fatal("Query after close succeeded")
+	}
+	if _, err := app.FinalizeBlock(ctx, &abci.FinalizeBlockRequest{Height: 2}); !errors.Is(err, ErrStopped) {
+		t.Fatalf("FinalizeBlock after close: %v", err)
+	}
+}
+
+func TestEventsRoundTrip(t *testing.T) {
+	in := []chain.Event{
+		{Type: "BagCreated", Data: json.RawMessage(`{"bag":"dynamic:channel:1"}`)},
+		{Type: "ObjectsAccepted", Data: json.RawMessage(`{"ids":[1,2]}`)},
+	}
+	enc, err := encodeEvents(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range enc {
+		for _, a := range e.Attributes {
+			if a.Key == AttrEvent && a.Index {
+				t.Error("event JSON attribute is indexed")
+			}
+			if a.Key == AttrType && !a.Index {
+				t.Error("event type attribute is not indexed")
+			}
+		}
+	}
+	// Foreign events are skipped.
+	enc = append(enc, abci.Event{Type: "tx", Attributes: []abci.EventAttribute{{Key: "acc_seq", Value: "x"}}})
+	out, err := decodeEvents(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != len(in) {
+		t.Fatalf("decoded %d events, want %d", len(out), len(in))
+	}
+	for i := range in {
+		if out[i].Type != in[i].Type || !bytes.Equal(out[i].Data, in[i].Data) {
+			t.Errorf("event %d = %+v, want %+v", i, out[i], in[i])
+		}
+	}
+}

@@ -1,0 +1,54 @@
+package chain
+
+// Query paths answered by Machine.Query at the last committed state. The
+// request data is the JSON of the argument named beside each path (none:
+// empty data); the response is the JSON of the result. A missing thing is
+// an error matching ErrNotFound (and its specific sentinel).
+const (
+	// QueryInfo: no data → NodeInfo (chain ID, committed height, app hash).
+	QueryInfo = "/info"
+	// QueryParams: no data → Params.
+	QueryParams = "/params"
+	// QueryAccount: Account → AccountInfo (nonce 0 for an unknown account).
+	QueryAccount = "/account"
+	// QueryBag: BagID → Bag.
+	QueryBag = "/bag"
+	// QueryBags: no data → []Bag, ordered by ID.
+	QueryBags = "/bags"
+	// QueryStorageBucket: StorageBucketID → StorageBucket (with Bags).
+	QueryStorageBucket = "/storage/bucket"
+	// QueryStorageBuckets: no data → []StorageBucket (with Bags), by ID.
+	QueryStorageBuckets = "/storage/buckets"
+	// QueryDistributionFamily: FamilyID → DistributionFamily (with Buckets).
+	QueryDistributionFamily = "/distribution/family"
+	// QueryDistributionFamilies: no data → []DistributionFamily (with
+	// Buckets), by ID.
+	QueryDistributionFamilies = "/distribution/families"
+	// QueryDistributionBucket: DistributionBucketID → DistributionBucket
+	// (with Bags).
+	QueryDistributionBucket = "/distribution/bucket"
+	// QueryObject: ObjectRef → DataObject.
+	QueryObject = "/object"
+	// QueryObjects: BagID → []DataObject, by ID.
+	QueryObjects = "/objects"
+	// QueryMember: MemberID → Member.
+	QueryMember = "/member"
+	// QueryChannel: ChannelID → Channel.
+	QueryChannel = "/channel"
+	// QueryWorkers: Group → []Worker, by ID.
+	QueryWorkers = "/workers"
+	// QueryWorker: WorkerRef → Worker.
+	QueryWorker = "/worker"
+)
+
+// ObjectRef names a data object in a bag (the QueryObject argument).
+type ObjectRef struct {
+	Bag BagID    `json:"bag"`
+	ID  ObjectID `json:"id"`
+}
+
+// WorkerRef names a worker of a group (the QueryWorker argument).
+type WorkerRef struct {
+	Group Group    `json:"group"`
+	ID    WorkerID `json:"id"`
+}

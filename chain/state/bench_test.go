@@ -1,0 +1,58 @@
+package state
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/satchel-net/satchel/chain"
+)
+
+// BenchmarkFinalizeBlock measures signed transactions executed and
+// committed per second by the machine alone (no consensus), 500 per block.
+func BenchmarkFinalizeBlock(b *testing.B) {
+	m, err := New(b.TempDir(), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	if _, err := m.InitChain(testGenesis(), genesisTime); err != nil {
+		b.Fatal(err)
+	}
+	const perBlock = 500
+	keys := make([]chain.Key, 50)
+	for i := range keys {
+		keys[i] = testKey(fmt.Sprint("bench", i))
+	}
+	nonce := uint64(0)
+	b.ResetTimer()
+	height := int64(0)
+	for done := 0; done < b.N; {
+		b.StopTimer()
+		n := min(perBlock, b.N-done)
+		txs := make([][]byte, n)
+		for i := range txs {
+			if i%len(keys) == 0 {
+				nonce++
+			}
+			txs[i], _ = chain.SignTx(keys[i%len(keys)], nonce, chain.MsgCreateMember{})
+		}
+		b.StartTimer()
+		height++
+		res, _, err := m.FinalizeBlock(chain.BlockInfo{Height: height, Hash: defaultHash(height)}, txs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := m.Commit(); err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range res {
+			if r.Code != 0 {
+				b.Fatal(r.Log)
+			}
+		}
+		done += n
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tx/s")
+}

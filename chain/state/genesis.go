@@ -1,0 +1,55 @@
+package state
+
+import (
+	"slices"
+	"time"
+
+	"github.com/satchel-net/satchel/chain"
+)
+
+// writeGenesis writes the genesis params, the blacklist and the static
+// bags. static:council is owned by the storage lead (Satchel has no
+// council), static:wg:storage by the storage lead and
+// static:wg:distribution by the distribution lead. Static bags start in no
+// buckets; the leads assign them with update-bag.
+func writeGenesis(s store, g chain.Genesis, t time.Time) error {
+	bl := slices.Clone(g.Blacklist)
+	slices.Sort(bl)
+	bl = slices.Compact(bl)
+	p := paramsRecord{
+		ChainID:          g.ChainID,
+		GenesisTime:      t.UTC(),
+		StorageLead:      g.StorageLead,
+		DistributionLead: g.DistributionLead,
+		Limits:           g.Limits,
+		UploadingBlocked: g.UploadingBlocked,
+		BlacklistSize:    uint64(len(bl)),
+	}
+	for _, pol := range g.Policies {
+		np := chain.DynamicBagPolicy{Type: pol.Type, StorageBuckets: pol.StorageBuckets, Families: map[chain.FamilyID]uint64{}}
+		p.setPolicy(np)
+	}
+	for _, t := range chain.DynamicBagTypes {
+		if !slices.ContainsFunc(p.Policies, func(x chain.DynamicBagPolicy) bool { return x.Type == t }) {
+			p.setPolicy(chain.DynamicBagPolicy{Type: t, Families: map[chain.FamilyID]uint64{}})
+		}
+	}
+	if err := s.setJSON(keyParams, p); err != nil {
+		return err
+	}
+	for _, c := range bl {
+		s.c.set(blacklistKey(c), []byte{1})
+	}
+	owners := map[chain.BagID]chain.Account{
+		chain.CouncilBag:             g.StorageLead,
+		chain.StorageWorkingGroupBag: g.StorageLead,
+		chain.DistributionGroupBag:   g.DistributionLead,
+	}
+	for _, id := range chain.StaticBags {
+		bag := chain.Bag{ID: id, Owner: owners[id], StorageBuckets: []chain.StorageBucketID{}, DistributionBuckets: []chain.DistributionBucketID{}}
+		if err := s.setJSON(bagKey(id), bag); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,384 @@
+package state
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/opt"
+	"github.com/syndtr/goleveldb/leveldb/storage"
+
+	"github.com/satchel-net/satchel/chain"
+)
+
+// Machine is the data directory's deterministic state machine over
+// goleveldb. It implements chain.Machine. All methods are safe for
+// concurrent use: CheckTx and Query read committed state and may run
+// alongside FinalizeBlock.
+type Machine struct {
+	db     *leveldb.DB
+	ownsDB bool
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	height  int64
+	appHash []byte
+	chainID string
+	pending *pendingBlock
+	closed  bool
+
+	// checkMu guards checkNonces: the nonces CheckTx admitted to the
+	// mempool since the last commit, so one signed nonce cannot fill the
+	// mempool (and blocks) with many different transactions. Commit clears
+	// it; CometBFT's recheck after each commit rebuilds it.
+	checkMu     sync.Mutex
+	checkNonces map[chain.Account]nonces
+}
+
+// pendingBlock is a block finalized but not yet committed.
+type pendingBlock struct {
+	height  int64
+	appHash []byte
+	writes  *cache
+}
+
+var _ chain.Machine = (*Machine)(nil)
+
+// Option configures a Machine.
+type Option func(*Machine)
+
+// WithLogger sets the logger, used as given (attach a component attribute
+// yourself); the default is slog.Default() with component=chain/state. The
+// machine logs genesis and every block at Debug, a panicking transaction at
+// Error.
+func WithLogger(l *slog.Logger) Option {
+	return func(m *Machine) {
+		if l != nil {
+			m.log = l
+		}
+	}
+}
+
+// New opens (or creates) the machine's goleveldb database in dir and
+// resumes from its last committed height.
+func New(dir string, opts ...Option) (*Machine, error) {
+	db, err := leveldb.OpenFile(dir, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open data directory state in %s: %w", dir, err)
+	}
+	m, err := open(db, opts)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	m.ownsDB = true
+	return m, nil
+}
+
+// NewFromDB runs the machine on an open database, which the caller keeps
+// and closes after Close.
+func NewFromDB(db *leveldb.DB, opts ...Option) (*Machine, error) {
+	return open(db, opts)
+}
+
+// NewMemory returns a machine on an in-memory database, for tests.
+func NewMemory(opts ...Option) (*Machine, error) {
+	db, err := leveldb.Open(storage.NewMemStorage(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("open in-memory state: %w", err)
+	}
+	m, err := open(db, opts)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	m.ownsDB = true
+	return m, nil
+}
+
+func open(db *leveldb.DB, opts []Option) (*Machine, error) {
+	m := &Machine{db: db, log: slog.Default().With("component", "chain/state")}
+	for _, o := range opts {
+		o(m)
+	}
+	r := levelReader{db}
+	hb, ok, err := r.get(keyHeight)
+	if err != nil {
+		return nil, fmt.Errorf("read committed height: %w", err)
+	}
+	if ok {
+		if len(hb) != 8 {
+			return nil, fmt.Errorf("committed height is corrupt (%d bytes)", len(hb))
+		}
+		m.height = int64(binary.BigEndian.Uint64(hb))
+		m.appHash, _, err = r.get(keyAppHash)
+		if err != nil {
+			return nil, fmt.Errorf("read committed app hash: %w", err)
+		}
+	}
+	var p paramsRecord
+	if ok, err := (store{newCache(r)}).getJSON(keyParams, &p); err != nil {
+		return nil, err
+	} else if ok {
+		m.chainID = p.ChainID
+	}
+	return m, nil
+}
+
+// Info returns the last committed height and app hash.
+func (m *Machine) Info() (int64, []byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return 0, nil, errClosed
+	}
+	return m.height, bytes.Clone(m.appHash), nil
+}
+
+var errClosed = errors.New("data directory state machine is closed")
+
+// InitChain validates g, writes the genesis state and commits it at height
+// 0, returning the genesis app hash. It may be called again while no block
+// has been committed: the earlier genesis is replaced.
+func (m *Machine) InitChain(g chain.Genesis, genesisTime time.Time) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, errClosed
+	}
+	if m.height > 0 {
+		return nil, fmt.Errorf("init chain: the state is already at height %d; start from an empty data directory", m.height)
+	}
+	if err := g.Validate(); err != nil {
+		return nil, fmt.Errorf("init chain: %w", err)
+	}
+	c := newCache(levelReader{m.db})
+	// Replace any earlier genesis.
+	old, err := c.scan(keyState)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range old {
+		c.del(e.key)
+	}
+	if err := writeGenesis(store{c}, g, genesisTime); err != nil {
+		return nil, fmt.Errorf("init chain: %w", err)
+	}
+	hash := nextAppHash(nil, c)
+	b := c.batch()
+	b.Put([]byte(keyHeight), binary.BigEndian.AppendUint64(nil, 0))
+	b.Put([]byte(keyAppHash), hash)
+	if err := m.db.Write(b, &opt.WriteOptions{Sync: true}); err != nil {
+		return nil, fmt.Errorf("init chain: write genesis: %w", err)
+	}
+	m.height, m.appHash, m.chainID, m.pending = 0, hash, g.ChainID, nil
+	m.log.Debug("genesis written", "chainId", g.ChainID, "appHash", fmt.Sprintf("%X", hash))
+	return bytes.Clone(hash), nil
+}
+
+// CheckTx checks decoding, signature, chain ID, the message's basic
+// validity and the nonce against committed state.
+func (m *Machine) CheckTx(txb []byte) error {
+	m.mu.Lock()
+	chainID, closed := m.chainID, m.closed
+	m.mu.Unlock()
+	if closed {
+		return errClosed
+	}
+	if chainID == "" {
+		return chain.Errorf(chain.ErrInternal, "the data directory has no genesis yet")
+	}
+	tx, err := chain.DecodeTx(txb)
+	if err != nil {
+		return err
+	}
+	m.checkMu.Lock()
+	defer m.checkMu.Unlock()
+	snap, err := m.db.GetSnapshot()
+	if err != nil {
+		return errInternal(err)
+	}
+	defer snap.Release()
+	s := store{newCache(levelReader{snap})}
+	if err := checkTx(s, chainID, tx); err != nil {
+		return err
+	}
+	n, ok := m.checkNonces[tx.Signer]
+	if !ok {
+		if n, err = loadNonces(s, tx.Signer); err != nil {
+			return errInternal(err)
+		}
+	} else if err := n.check(tx.Signer, tx.Nonce); err != nil {
+		return err // admitted already with another transaction
+	}
+	if m.checkNonces == nil {
+		m.checkNonces = map[chain.Account]nonces{}
+	}
+	m.checkNonces[tx.Signer] = n.use(tx.Nonce)
+	return nil
+}
+
+// checkTx runs the checks that do not execute the message.
+func checkTx(s store, chainID string, tx chain.Tx) error {
+	if tx.ChainID != chainID {
+		return chain.Errorf(chain.ErrWrongChain, "transaction was signed for chain %q, this is %q; sign for the right chain", tx.ChainID, chainID)
+	}
+	if err := tx.Msg.ValidateBasic(); err != nil {
+		return err
+	}
+	n, err := loadNonces(s, tx.Signer)
+	if err != nil {
+		return errInternal(err)
+	}
+	return n.check(tx.Signer, tx.Nonce)
+}
+
+// FinalizeBlock executes the block's transactions in order, each in its own
+// cache over the block's buffer: a failing transaction's changes are
+// discarded and it yields its error code; it still uses its nonce when it
+// was validly signed with a usable nonce (see deliver). The returned app hash is
+// sha256(previous app hash || digest of the block's writes), or the
+// previous hash when the block wrote nothing.
+func (m *Machine) FinalizeBlock(b chain.BlockInfo, txs [][]byte) ([]chain.TxResult, []byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, nil, errClosed
+	}
+	if m.chainID == "" {
+		return nil, nil, errors.New("finalize block: the data directory has no genesis; call InitChain first")
+	}
+	if b.Height <= m.height {
+		return nil, nil, fmt.Errorf("finalize block: height %d is not above the committed height %d", b.Height, m.height)
+	}
+	db := &faultReader{parent: levelReader{m.db}}
+	blk := newCache(db)
+	results := make([]chain.TxResult, len(txs))
+	for i, txb := range txs {
+		results[i] = m.deliver(blk, b, txb)
+		if db.err != nil {
+			return nil, nil, fmt.Errorf("finalize block %d: reading state failed: %w; stopping rather than diverge from the network", b.Height, db.err)
+		}
+	}
+	hash := nextAppHash(m.appHash, blk)
+	m.pending = &pendingBlock{height: b.Height, appHash: hash, writes: blk}
+	m.log.Debug("block finalized", "height", b.Height, "txs", len(txs), "writes", len(blk.writes))
+	return results, bytes.Clone(hash), nil
+}
+
+// deliver executes one transaction against the block buffer. A
+// transaction that decodes, verifies and has a usable nonce uses its nonce
+// even when its message fails: only the nonce is written, the message's
+// writes are discarded. Otherwise the signed bytes of a failed transaction,
+// public in the block, could be replayed by anyone once the state lets
+// them succeed.
+func (m *Machine) deliver(blk *cache, b chain.BlockInfo, txb []byte) chain.TxResult {
+	tx, err := chain.DecodeTx(txb)
+	if err == nil {
+		err = checkTx(store{blk}, m.chainID, tx)
+	}
+	if err != nil {
+		return failed(err)
+	}
+	n, err := loadNonces(store{blk}, tx.Signer)
+	if err != nil {
+		return failed(err)
+	}
+	txc := newCache(blk)
+	x := &execCtx{s: store{txc}, block: b, signer: tx.Signer}
+	if err := m.run(x, tx.Msg); err != nil {
+		n.use(tx.Nonce).save(store{blk}, tx.Signer)
+		return failed(err)
+	}
+	n.use(tx.Nonce).save(x.s, tx.Signer)
+	txc.mergeInto(blk)
+	return chain.TxResult{Code: chain.CodeOK, Events: x.events}
+}
+
+// run executes msg, turning a panic (a bug, but deterministic on every
+// node) into an internal error so the block still finalizes.
+func (m *Machine) run(x *execCtx, msg chain.Msg) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			m.log.Error("transaction panicked", "type", msg.Type(), "panic", r)
+			err = chain.Errorf(chain.ErrInternal, "data directory internal error executing %s: %v", msg.Type(), r)
+		}
+	}()
+	return x.exec(msg)
+}
+
+func failed(err error) chain.TxResult {
+	err = errInternal(err)
+	return chain.TxResult{Code: chain.CodeOf(err), Log: err.Error()}
+}
+
+// Commit writes the last finalized block's changes, height and app hash in
+// one synced batch.
+func (m *Machine) Commit() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return errClosed
+	}
+	p := m.pending
+	if p == nil {
+		return errors.New("commit: no finalized block to commit")
+	}
+	b := p.writes.batch()
+	b.Put([]byte(keyHeight), binary.BigEndian.AppendUint64(nil, uint64(p.height)))
+	b.Put([]byte(keyAppHash), p.appHash)
+	if err := m.db.Write(b, &opt.WriteOptions{Sync: true}); err != nil {
+		return fmt.Errorf("commit block %d: %w", p.height, err)
+	}
+	m.height, m.appHash, m.pending = p.height, p.appHash, nil
+	m.checkMu.Lock()
+	m.checkNonces = nil
+	m.checkMu.Unlock()
+	return nil
+}
+
+// Close releases the database (when the machine opened it).
+func (m *Machine) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	m.pending = nil
+	if m.ownsDB {
+		return m.db.Close()
+	}
+	return nil
+}
+
+// Query answers a read at the last committed state; see chain/query.go for
+// the paths. Errors are *chain.Error values.
+func (m *Machine) Query(path string, data []byte) ([]byte, error) {
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		return nil, errClosed
+	}
+	snap, err := m.db.GetSnapshot()
+	if err != nil {
+		return nil, errInternal(err)
+	}
+	defer snap.Release()
+	v, err := query(levelReader{snap}, path, data)
+	if err != nil {
+		return nil, errInternal(err)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, errInternal(err)
+	}
+	return b, nil
+}

@@ -1,0 +1,349 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	stdnet "net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/metrics"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/testnet"
+)
+
+// BenchmarkPutGet measures put and get throughput of one large file (1 GiB;
+// 64 MiB with -short) with N=1 and N=3 against a testnet of three
+// providers, each reported as a ratio to the throughput of one libp2p
+// stream (TCP, noise, yamux) between two hosts measured in the same run:
+// put_ratio (targets: N=1 ≥ 0.6) and get_ratio (N=1 ≥ 0.7). The client runs
+// in a child process so its peak RSS and heap (client_rss_MiB,
+// client_heap_MiB; target ≤ 128 MiB for 1 GiB) are its own, not the
+// providers'. A put's time runs from the call to the chain's acceptance and
+// includes hashing the file; a get's from Open to the last byte written,
+// once every provider holds the object (the others sync it after a put with
+// N=1), so reads do not compete with syncing.
+//
+//	make bench                                   # 1 GiB
+//	go test -run '^$' -bench PutGet -short ./client/  # 64 MiB
+func BenchmarkPutGet(b *testing.B) {
+	size := int64(1 << 30)
+	if testing.Short() {
+		size = 64 << 20
+	}
+	dir := b.TempDir()
+
+	baseline := streamThroughput(b, min(size, 512<<20))
+	b.ReportMetric(baseline/1e6, "stream_MB/s")
+
+	addr := freeLoopbackAddr(b)
+	net := testnet.New(b, testnet.Providers(3), testnet.Configure(func(c *testnet.Config) { c.ChainRPCAddr = addr }))
+	keyFile := filepath.Join(dir, "member.key")
+	if err := chain.SaveKey(keyFile, net.Member); err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range []int{1, 3} {
+		// Every put gets content of its own: the providers hold what an
+		// earlier put stored and would answer "already stored".
+		file := filepath.Join(dir, fmt.Sprintf("data-%d", n))
+		writeBenchFile(b, file, size, uint64(n))
+		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
+			b.SetBytes(size)
+			var put, get benchResult
+			for i := range b.N {
+				if i > 0 {
+					writeBenchFile(b, file, size, uint64(n*1000+i))
+				}
+				put = runBenchChild(b, map[string]string{"op": "put", "rpc": "http://" + addr, "key": keyFile,
+					"bag": net.Bag.String(), "file": file, "n": strconv.Itoa(n), "state": filepath.Join(dir, "state")})
+				// Let the bag's other providers finish syncing the object,
+				// so the read is measured on providers that only serve.
+				testnet.Wait(b, "providers to sync the object", func() bool {
+					for _, p := range net.Providers() {
+						if !p.Holds(chain.ObjectID(put.Object)) {
+							return false
+						}
+					}
+					return true
+				})
+				get = runBenchChild(b, map[string]string{"op": "get", "rpc": "http://" + addr,
+					"bag": net.Bag.String(), "object": strconv.FormatUint(put.Object, 10)})
+			}
+			putRate := float64(size) / put.Seconds
+			getRate := float64(size) / get.Seconds
+			b.ReportMetric(putRate/1e6, "put_MB/s")
+			b.ReportMetric(getRate/1e6, "get_MB/s")
+			b.ReportMetric(putRate/baseline, "put_ratio")
+			b.ReportMetric(getRate/baseline, "get_ratio")
+			b.ReportMetric(put.HashSeconds, "put_hash_s")
+			b.ReportMetric(put.PushSeconds, "put_push_s")
+			b.ReportMetric(put.AcceptSeconds, "put_accept_s")
+			b.ReportMetric(float64(max(put.PeakRSS, get.PeakRSS))/(1<<20), "client_rss_MiB")
+			b.ReportMetric(float64(max(put.PeakHeap, get.PeakHeap))/(1<<20), "client_heap_MiB")
+		})
+	}
+}
+
+// benchResult is what the child process reports.
+type benchResult struct {
+	Seconds  float64 `json:"seconds"`
+	Object   uint64  `json:"object"`
+	PeakRSS  int64   `json:"peakRSS"`
+	PeakHeap int64   `json:"peakHeap"`
+	// Phases of a put, in seconds.
+	HashSeconds   float64 `json:"hashSeconds"`
+	PushSeconds   float64 `json:"pushSeconds"`
+	AcceptSeconds float64 `json:"acceptSeconds"`
+	Err           string  `json:"err,omitempty"`
+}
+
+const benchChildEnv = "SATCHEL_CLIENT_BENCH_CHILD"
+
+// benchProfileEnv, when set to a directory, makes the client child write a
+// CPU profile of each put and get there.
+const benchProfileEnv = "SATCHEL_CLIENT_BENCH_PROFILE"
+
+// runBenchChild runs TestBenchChild in a child process with args and
+// returns its result.
+func runBenchChild(b *testing.B, args map[string]string) benchResult {
+	b.Helper()
+	enc, _ := json.Marshal(args)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), benchChildEnv+"="+string(enc))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		b.Fatalf("client child: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if rest, ok := strings.CutPrefix(line, "BENCH "); ok {
+			var r benchResult
+			if err := json.Unmarshal([]byte(rest), &r); err != nil {
+				b.Fatal(err)
+			}
+			if r.Err != "" {
+				b.Fatalf("client child: %s", r.Err)
+			}
+			return r
+		}
+	}
+	b.Fatalf("client child printed no result:\n%s", out)
+	return benchResult{}
+}
+
+// TestBenchChild is the client side of BenchmarkPutGet, run in a child
+// process; it does nothing in a normal test run.
+func TestBenchChild(t *testing.T) {
+	env := os.Getenv(benchChildEnv)
+	if env == "" {
+		t.Skip("run by BenchmarkPutGet")
+	}
+	var args map[string]string
+	if err := json.Unmarshal([]byte(env), &args); err != nil {
+		t.Fatal(err)
+	}
+	res := benchChild(args)
+	b, _ := json.Marshal(res)
+	fmt.Printf("BENCH %s\n", b)
+}
+
+func benchChild(args map[string]string) (res benchResult) {
+	fail := func(err error) benchResult { res.Err = err.Error(); return res }
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	stop := sampleHeap(&res.PeakHeap)
+	defer func() {
+		stop()
+		res.PeakRSS = peakRSS()
+	}()
+	cfg := Config{ChainRPC: args["rpc"], StateDir: args["state"]}
+	if args["key"] != "" {
+		k, err := chain.LoadKey(args["key"])
+		if err != nil {
+			return fail(err)
+		}
+		cfg.Key = k
+	}
+	c, err := New(cfg, WithHostOptions(p2p.WithLogger(quietLog)))
+	if err != nil {
+		return fail(err)
+	}
+	defer c.Close()
+	bag := chain.BagID(args["bag"])
+	if dir := os.Getenv(benchProfileEnv); dir != "" {
+		f, err := os.Create(filepath.Join(dir, args["op"]+"-"+args["n"]+args["object"]+".cpu"))
+		if err != nil {
+			return fail(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fail(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	start := time.Now()
+	switch args["op"] {
+	case "put":
+		n, _ := strconv.Atoi(args["n"])
+		// Phase times: hashing, then pushing and binding, then the wait
+		// for the chain's acceptance.
+		var mu sync.Mutex
+		at := map[FileState]time.Duration{}
+		obj, err := c.PutFile(ctx, bag, args["file"], WithRedundancy(n), WithProgress(func(p Progress) {
+			mu.Lock()
+			if _, ok := at[p.File]; !ok {
+				at[p.File] = time.Since(start)
+			}
+			mu.Unlock()
+		}))
+		if err != nil {
+			return fail(err)
+		}
+		res.Object = uint64(obj.ID)
+		mu.Lock()
+		res.HashSeconds = (at[FileRegistering] - at[FileChunking]).Seconds()
+		res.PushSeconds = (at[FileUploaded] - at[FileUploading]).Seconds()
+		res.AcceptSeconds = (at[FileAccepted] - at[FileUploaded]).Seconds()
+		mu.Unlock()
+	case "get":
+		id, _ := strconv.ParseUint(args["object"], 10, 64)
+		if _, err := c.Get(ctx, ObjectRef(bag, chain.ObjectID(id)), io.Discard); err != nil {
+			return fail(err)
+		}
+	}
+	res.Seconds = time.Since(start).Seconds()
+	return res
+}
+
+// sampleHeap records the peak of live heap objects until stop is called.
+func sampleHeap(peak *int64) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			metrics.Read(s)
+			if v := int64(s[0].Value.Uint64()); v > *peak {
+				*peak = v
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// peakRSS returns the process's peak resident set size (VmHWM), or 0 where
+// /proc is not available.
+func peakRSS() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// streamThroughput measures, in bytes per second, one libp2p stream
+// between two loopback hosts (TCP, noise, yamux) carrying n bytes: the
+// ceiling a single-provider transfer could reach on this machine now.
+func streamThroughput(b *testing.B, n int64) float64 {
+	b.Helper()
+	ctx := testCtx(b)
+	mk := func() *p2p.Host {
+		h, err := p2p.New(ctx, p2p.WithListenAddrs("/ip4/127.0.0.1/tcp/0"), p2p.WithLogger(quietLog))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = h.Close() })
+		return h
+	}
+	src, dst := mk(), mk()
+	const proto = protocol.ID("/satchel-bench/sink/1.0.0")
+	got := make(chan int64, 1)
+	dst.Libp2p().SetStreamHandler(proto, func(s network.Stream) {
+		m, _ := io.Copy(io.Discard, s)
+		_ = s.Close()
+		got <- m
+	})
+	if err := src.Connect(ctx, dst.AddrInfo()); err != nil {
+		b.Fatal(err)
+	}
+	s, err := src.Libp2p().NewStream(ctx, dst.ID(), proto)
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, 1<<20)
+	start := time.Now()
+	for sent := int64(0); sent < n; sent += int64(len(buf)) {
+		if _, err := s.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.CloseWrite(); err != nil {
+		b.Fatal(err)
+	}
+	m := <-got
+	took := time.Since(start)
+	_ = s.Close()
+	return float64(m) / took.Seconds()
+}
+
+func writeBenchFile(b *testing.B, path string, size int64, seed uint64) {
+	b.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	w := bufio.NewWriterSize(f, 4<<20)
+	block := randomBytes(b, 4<<20, seed)
+	for off := int64(0); off < size; off += int64(len(block)) {
+		// Vary every block so no two chunks are equal.
+		block[0], block[1], block[2], block[3] = byte(off>>22), byte(off>>30), byte(off>>38), 1
+		if _, err := w.Write(block[:min(int64(len(block)), size-off)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func freeLoopbackAddr(b *testing.B) string {
+	b.Helper()
+	l, err := stdnet.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}

@@ -1,0 +1,281 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/chain/node"
+	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/provider"
+	"github.com/satchel-net/satchel/wire"
+)
+
+// Chain is what the client needs of the data directory. *chain.Client
+// implements it.
+type Chain interface {
+	Bag(ctx context.Context, id chain.BagID) (chain.Bag, error)
+	Bags(ctx context.Context) ([]chain.Bag, error)
+	StorageBucket(ctx context.Context, id chain.StorageBucketID) (chain.StorageBucket, error)
+	StorageBuckets(ctx context.Context) ([]chain.StorageBucket, error)
+	DataObject(ctx context.Context, bag chain.BagID, id chain.ObjectID) (chain.DataObject, error)
+	Objects(ctx context.Context, bag chain.BagID) ([]chain.DataObject, error)
+	Params(ctx context.Context) (chain.Params, error)
+	Submit(ctx context.Context, key chain.Key, msg chain.Msg) (chain.Committed, error)
+	Transport() chain.Transport
+}
+
+// Config is what a Client needs: where the data directory is, who signs,
+// the libp2p host, and where upload state lives. Required things are here;
+// optional behaviour comes in Options.
+type Config struct {
+	// Chain is the data directory client. When nil, ChainRPC is dialled.
+	Chain Chain
+	// ChainRPC is the CometBFT RPC URL of a chain node, used when Chain is
+	// nil, e.g. "http://127.0.0.1:26657".
+	ChainRPC string
+
+	// Key is the member's account key, which signs the registration of
+	// uploaded objects (the bag's owner). Downloads need none.
+	Key chain.Key
+
+	// Host is the libp2p host to use. When nil, New starts one (a DHT
+	// client listening on loopback, see WithHostOptions) and Close stops it.
+	Host *p2p.Host
+
+	// StateDir is where upload state is kept (a goleveldb database), so an
+	// interrupted upload resumes. Empty keeps it in memory: nothing resumes
+	// across processes.
+	StateDir string
+
+	// ChunkSize is the chunk size of uploads (default
+	// chunker.DefaultChunkSize). Downloads follow the object's own DAG.
+	ChunkSize int
+}
+
+// Option configures a Client.
+type Option func(*options)
+
+type options struct {
+	log         *slog.Logger
+	hostOpts    []p2p.Option
+	window      int
+	fetchWindow int
+	pushTimeout time.Duration
+	locate      time.Duration
+}
+
+// WithLogger sets the logger (component=client); the default discards.
+// The client logs at Debug and Info and never prints.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) { o.log = l }
+}
+
+// WithHostOptions adds options to the p2p.New call of a host the client
+// starts itself (Config.Host nil), for example p2p.WithBootstrapAddrs.
+func WithHostOptions(opts ...p2p.Option) Option {
+	return func(o *options) { o.hostOpts = append(o.hostOpts, opts...) }
+}
+
+// WithWindow sets how many chunks an upload holds in memory at once, shared
+// by every provider it pushes to (default 24). Memory is about window ×
+// chunk size.
+func WithWindow(n int) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.window = n
+		}
+	}
+}
+
+// WithFetchWindow sets how many chunks a download fetches ahead of the one
+// it writes (default 16). Memory is about window × chunk size.
+func WithFetchWindow(n int) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.fetchWindow = n
+		}
+	}
+}
+
+// WithPushTimeout bounds one chunk exchange with one provider (default 2
+// minutes); a provider that takes longer is treated as failed.
+func WithPushTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.pushTimeout = d
+		}
+	}
+}
+
+// WithLocateTimeout bounds the DHT lookup of a bag's live providers and the
+// connection attempts to them (default 10 seconds).
+func WithLocateTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.locate = d
+		}
+	}
+}
+
+// storeConn is the uploader's side of one store stream
+// (*provider.StoreStream).
+type storeConn interface {
+	Push(ctx context.Context, c provider.ChunkPush) (*wire.Receipt, error)
+	Bind(ctx context.Context, b provider.BindRequest) error
+	Close() error
+}
+
+// blockFetcher reads verified blocks from providers (*provider.FetchClient).
+type blockFetcher interface {
+	Have(ctx context.Context, p peer.ID, cids []cid.Cid) ([]bool, error)
+	GetBlock(ctx context.Context, p peer.ID, c cid.Cid) ([]byte, error)
+}
+
+// Client puts content into a Satchel network and gets it back. It is safe
+// for concurrent use; Close releases it.
+type Client struct {
+	cfg     Config
+	opts    options
+	chain   Chain
+	host    *p2p.Host
+	journal *journal
+	log     *slog.Logger
+	closers []func() error
+	fetch   blockFetcher
+	// fetchVerifies says fetch verifies every block against its CID
+	// itself (provider.FetchClient does), so reads need not hash again.
+	fetchVerifies bool
+	openConn      func(ctx context.Context, p peer.ID) (storeConn, error)
+	// progressEvery bounds how often storage link changes and download
+	// bytes are reported (progressInterval; tests set 0 to see every one).
+	progressEvery time.Duration
+
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup // uploads and downloads in progress
+}
+
+// New returns a client. It dials the chain (Config.ChainRPC) and starts a
+// host when Config gives none, and opens the upload state in
+// Config.StateDir.
+func New(cfg Config, opts ...Option) (_ *Client, err error) {
+	o := options{window: 24, fetchWindow: 16, pushTimeout: 2 * time.Minute, locate: 10 * time.Second}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.log == nil {
+		o.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ChunkSize == 0 {
+		cfg.ChunkSize = chunker.DefaultChunkSize
+	}
+	if cfg.ChunkSize < 1 || cfg.ChunkSize > chunker.MaxChunkSize {
+		return nil, fmt.Errorf("client: chunk size %d is outside 1..%d bytes", cfg.ChunkSize, chunker.MaxChunkSize)
+	}
+	c := &Client{cfg: cfg, opts: o, log: o.log.With("component", "client"), progressEvery: progressInterval}
+	defer func() {
+		if err != nil {
+			c.release()
+		}
+	}()
+	c.chain = cfg.Chain
+	if c.chain == nil {
+		if cfg.ChainRPC == "" {
+			return nil, errors.New("client: config names no chain: set Config.Chain or Config.ChainRPC")
+		}
+		t, err := node.Dial(cfg.ChainRPC)
+		if err != nil {
+			return nil, fmt.Errorf("client: dial chain %s: %w", cfg.ChainRPC, err)
+		}
+		c.closers = append(c.closers, t.Close)
+		c.chain = chain.NewClient(t)
+	}
+	c.host = cfg.Host
+	if c.host == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		hopts := append([]p2p.Option{p2p.WithDHTMode(dht.ModeClient), p2p.WithLogger(o.log)}, o.hostOpts...)
+		h, err := p2p.New(ctx, hopts...)
+		if err != nil {
+			return nil, fmt.Errorf("client: start libp2p host: %w", err)
+		}
+		c.host = h
+		c.closers = append(c.closers, h.Close)
+	}
+	j, err := openJournal(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	c.journal = j
+	c.closers = append(c.closers, j.close)
+	fc := provider.NewFetchClient(c.host.Libp2p())
+	c.closers = append(c.closers, fc.Close)
+	c.fetch, c.fetchVerifies = fc, true
+	lh := c.host.Libp2p()
+	c.openConn = func(ctx context.Context, p peer.ID) (storeConn, error) {
+		// One segment per chunk: its hash is the chunk's own digest, taken
+		// from its CID, so the uploader does not hash every byte a second
+		// time. The provider still checks every byte against the CID, and
+		// a chunk fits one data frame, so smaller segments would check
+		// nothing sooner.
+		return provider.OpenStore(ctx, lh, p, provider.WithSegmentSize(provider.MaxSegmentSize))
+	}
+	return c, nil
+}
+
+// Host returns the client's libp2p host.
+func (c *Client) Host() *p2p.Host { return c.host }
+
+// begin registers an operation; it fails once the client is closed.
+func (c *Client) begin() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return errors.New("client: closed")
+	}
+	c.wg.Add(1)
+	return nil
+}
+
+func (c *Client) end() { c.wg.Done() }
+
+// Close waits for operations in progress to return, then releases the
+// upload state, and the host and chain connection if the client made them.
+// Cancel the operations' contexts first to make it quick.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	c.wg.Wait()
+	return c.release()
+}
+
+func (c *Client) release() error {
+	var errs []error
+	for i := len(c.closers) - 1; i >= 0; i-- {
+		if err := c.closers[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	c.closers = nil
+	return errors.Join(errs...)
+}
+
+// closeQuietly closes c, ignoring the error: for cleanup paths that
+// already report another error.
+func closeQuietly(c io.Closer) { _ = c.Close() }

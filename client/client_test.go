@@ -1,0 +1,701 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/provider"
+	"github.com/satchel-net/satchel/wire"
+)
+
+func randomBytes(t testing.TB, n int, seed uint64) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	for i := 0; i < n; i += 8 {
+		v := r.Uint64()
+		for k := 0; k < 8 && i+k < n; k++ {
+			b[i+k] = byte(v >> (8 * k))
+		}
+	}
+	return b
+}
+
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// lastProgress keeps the last progress report and checks reports arrive
+// one at a time.
+type lastProgress struct {
+	mu      sync.Mutex
+	p       Progress
+	calls   int
+	running atomic.Int32
+	t       testing.TB
+}
+
+func (l *lastProgress) fn(p Progress) {
+	if l.running.Add(1) != 1 {
+		l.t.Error("progress callbacks ran concurrently")
+	}
+	defer l.running.Add(-1)
+	l.mu.Lock()
+	l.p = p
+	l.calls++
+	l.mu.Unlock()
+}
+
+func (l *lastProgress) get() Progress {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.p
+}
+
+func TestPutGetFake(t *testing.T) {
+	net := newFakeNet(t, 3)
+	c := net.client(t.TempDir())
+	ctx := testCtx(t)
+	data := randomBytes(t, 2<<20+12345, 1)
+	lp := &lastProgress{t: t}
+	obj, err := c.Put(ctx, net.bag, bytes.NewReader(data), WithProgress(lp.fn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := chunker.Sum(ctx, bytes.NewReader(data), chunker.WithChunkSize(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !obj.CID.Equals(res.Root) || obj.Size != int64(len(data)) || len(obj.Providers) != 3 {
+		t.Fatalf("object %+v, want root %s size %d on 3 providers", obj, res.Root, len(data))
+	}
+	for _, p := range net.providers {
+		for _, ch := range res.Chunks {
+			if _, ok := p.blocks[ch.CID]; !ok {
+				t.Fatalf("provider %s lacks chunk %s", p.id(), ch.CID)
+			}
+		}
+	}
+	n := len(res.Chunks)
+	p := lp.get()
+	if p.File != FileAccepted || p.Chunks != n || p.ChunkStates[ChunkUploaded] != n || p.Bytes != int64(len(data)) {
+		t.Fatalf("final progress %+v", p)
+	}
+	if p.Links[LinkSigned] != 3*n || p.Links[LinkFailed] != 0 || p.Sent != 3*int64(len(data)) {
+		t.Fatalf("final links %v sent %d, want %d signed", p.Links, p.Sent, 3*n)
+	}
+	for s := LinkCreated; s < LinkSigned; s++ {
+		if p.Links[s] != 0 {
+			t.Fatalf("links left in state %s: %v", s, p.Links)
+		}
+	}
+
+	var out bytes.Buffer
+	gp := &lastProgress{t: t}
+	if _, err := c.Get(ctx, ObjectRef(net.bag, obj.ID), &out, WithProgress(gp.fn)); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), data) {
+		t.Fatal("get returned other bytes")
+	}
+	if g := gp.get(); g.Bytes != int64(len(data)) || g.TotalBytes != int64(len(data)) || g.Op != OpGet {
+		t.Fatalf("get progress %+v", g)
+	}
+	// By CID without a bag, and by object ID without a bag.
+	out.Reset()
+	if _, err := c.Get(ctx, CIDRef(obj.CID, ""), &out); err != nil || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("get by CID: %v", err)
+	}
+	out.Reset()
+	if _, err := c.Get(ctx, ObjectRef("", obj.ID), &out); err != nil || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("get by object without bag: %v", err)
+	}
+	// Ranges: inside a chunk, across chunks, over the end, empty.
+	r, err := c.Open(ctx, ObjectRef(net.bag, obj.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, rg := range [][2]int64{{0, 1}, {100, 1000}, {64<<10 - 10, 20}, {65 << 10, 700 << 10}, {int64(len(data)) - 5, 100}, {int64(len(data)), 10}} {
+		out.Reset()
+		n, err := r.WriteRange(ctx, &out, rg[0], rg[1])
+		if err != nil {
+			t.Fatalf("range %v: %v", rg, err)
+		}
+		end := min(rg[0]+rg[1], int64(len(data)))
+		if n != end-rg[0] || !bytes.Equal(out.Bytes(), data[rg[0]:end]) {
+			t.Fatalf("range %v: got %d bytes, want %d", rg, n, end-rg[0])
+		}
+	}
+	buf := make([]byte, 5000)
+	if n, err := r.ReadAt(buf, 300000); err != nil || n != 5000 || !bytes.Equal(buf, data[300000:305000]) {
+		t.Fatalf("ReadAt: %d %v", n, err)
+	}
+	if n, err := r.ReadAt(buf, int64(len(data))-10); err != io.EOF || n != 10 {
+		t.Fatalf("ReadAt at end: %d %v", n, err)
+	}
+}
+
+func TestPutResumeFake(t *testing.T) {
+	net := newFakeNet(t, 3)
+	dir := t.TempDir()
+	data := randomBytes(t, 3<<20, 2)
+	path := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	total := (len(data) + 64<<10 - 1) / (64 << 10)
+
+	// First run: stop once about a third of the links are signed.
+	c1 := net.client(dir, WithWindow(4))
+	ctx, cancel := context.WithCancel(testCtx(t))
+	var once sync.Once
+	_, err := c1.PutFile(ctx, net.bag, path, WithProgress(func(p Progress) {
+		if p.Links[LinkSigned] >= total {
+			once.Do(cancel)
+		}
+	}))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted put: %v", err)
+	}
+	if err := c1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stored := 0
+	for _, p := range net.providers {
+		stored += len(p.blocks)
+		p.mu.Lock()
+		p.pushes = 0
+		p.mu.Unlock()
+	}
+	if stored == 0 || stored >= 3*total {
+		t.Fatalf("first run stored %d of %d chunk copies; the test needs a partial upload", stored, 3*total)
+	}
+	submits := net.chain.submits.Load()
+
+	// Second run resumes: no new registration, and only the chunks without a
+	// kept receipt are pushed (those in flight at the cancel may be pushed
+	// again: the provider answers them "already stored").
+	c2 := net.client(dir)
+	lp := &lastProgress{t: t}
+	obj, err := c2.PutFile(testCtx(t), net.bag, path, WithProgress(lp.fn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := net.chain.submits.Load(); got != submits {
+		t.Fatalf("resume submitted %d more transactions; the object was registered again", got-submits)
+	}
+	pushed := 0
+	for _, p := range net.providers {
+		pushed += p.pushCount()
+	}
+	resumedLinks := lp.get().Links[LinkSigned]
+	if pushed != resumedLinks || pushed > 3*total-stored+3*4 || pushed >= 3*total {
+		t.Fatalf("second run pushed %d chunks (signed %d); %d of %d copies were stored before", pushed, resumedLinks, stored, 3*total)
+	}
+	t.Logf("first run stored %d of %d chunk copies; the second pushed %d", stored, 3*total, pushed)
+	if obj.ID != 0 || len(obj.Providers) != 3 {
+		t.Fatalf("object %+v", obj)
+	}
+	// The state of a finished upload is gone: a third run registers anew.
+	if _, ok, _ := c2.journal.record(uploadKey{Bag: net.bag, Root: obj.CID, ChunkSize: 64 << 10}); ok {
+		t.Fatal("finished upload left its state behind")
+	}
+}
+
+func TestPutProviderDiesFake(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		providers int
+		want      int // providers holding the object at the end
+	}{
+		{"no spare: completes with the live ones", 3, 2},
+		{"spare replaces it", 4, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			net := newFakeNet(t, tc.providers)
+			victim := net.providers[1]
+			var n atomic.Int32
+			victim.hook = func(provider.ChunkPush) error {
+				if n.Add(1) == 10 {
+					victim.kill()
+					return errors.New("stream reset")
+				}
+				return nil
+			}
+			c := net.client(t.TempDir())
+			data := randomBytes(t, 2<<20, 3)
+			lp := &lastProgress{t: t}
+			obj, err := c.Put(testCtx(t), net.bag, bytes.NewReader(data), WithRedundancy(3), WithProgress(lp.fn))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(obj.Providers) != tc.want {
+				t.Fatalf("object on %d providers, want %d", len(obj.Providers), tc.want)
+			}
+			for _, p := range obj.Providers {
+				if p == victim.id() {
+					t.Fatal("the dead provider is listed")
+				}
+			}
+			if p := lp.get(); p.Links[LinkFailed] == 0 || p.ChunkStates[ChunkUploaded] != p.TotalChunks {
+				t.Fatalf("progress %+v", p)
+			}
+		})
+	}
+}
+
+func TestPutRetriesRefusals(t *testing.T) {
+	net := newFakeNet(t, 2)
+	// The providers' view of the chain lags: each refuses a chunk's first
+	// request.
+	for _, p := range net.providers {
+		seen := map[int]bool{}
+		var mu sync.Mutex
+		p.hook = func(ch provider.ChunkPush) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if !seen[ch.Index] {
+				seen[ch.Index] = true
+				return &provider.RefusedError{Status: wire.Status_STATUS_REFUSED, Reason: "object not registered"}
+			}
+			return nil
+		}
+	}
+	c := net.client("")
+	if _, err := c.Put(testCtx(t), net.bag, bytes.NewReader(randomBytes(t, 300<<10, 4))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUploadStreamFake(t *testing.T) {
+	net := newFakeNet(t, 3)
+	var sessions sync.Map
+	for _, p := range net.providers {
+		p.hook = func(ch provider.ChunkPush) error {
+			if len(ch.Session) != provider.SessionIDLength || ch.Object != 0 || len(ch.Proof.Blocks) != 0 {
+				return errors.New("streamed chunk without a session")
+			}
+			sessions.Store(string(ch.Session), true)
+			return nil
+		}
+	}
+	c := net.client("")
+	data := randomBytes(t, 1<<20+777, 5)
+	lp := &lastProgress{t: t}
+	u, err := c.Upload(testCtx(t), net.bag, WithProgress(lp.fn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A reader that is not an io.ReaderAt, written in odd pieces.
+	if _, err := io.CopyBuffer(u, io.LimitReader(bytes.NewReader(data), int64(len(data))), make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := u.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _ := chunker.Sum(context.Background(), bytes.NewReader(data), chunker.WithChunkSize(64<<10))
+	if !obj.CID.Equals(res.Root) || len(obj.Providers) != 3 {
+		t.Fatalf("object %+v, want %s", obj, res.Root)
+	}
+	n := 0
+	sessions.Range(func(any, any) bool { n++; return true })
+	if n != 1 {
+		t.Fatalf("%d sessions used, want 1", n)
+	}
+	if _, err := u.Commit(); !errors.Is(err, ErrCommitted) {
+		t.Fatalf("second commit: %v", err)
+	}
+	if p := lp.get(); p.File != FileAccepted || p.Chunks != len(res.Chunks) {
+		t.Fatalf("progress %+v", p)
+	}
+	// Put with a plain reader streams too.
+	obj2, err := c.Put(testCtx(t), net.bag, io.MultiReader(bytes.NewReader(data)))
+	if err != nil || !obj2.CID.Equals(res.Root) || obj2.ID == obj.ID {
+		t.Fatalf("streamed put: %+v %v", obj2, err)
+	}
+	// An aborted upload releases the client.
+	u, err = c.Upload(testCtx(t), net.bag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Write(data[:100]); err != nil {
+		t.Fatal(err)
+	}
+	u.Abort()
+	if _, err := u.Write(data); err == nil {
+		t.Fatal("write after abort succeeded")
+	}
+}
+
+func TestGetSkipsBadProvidersFake(t *testing.T) {
+	net := newFakeNet(t, 3)
+	c := net.client("")
+	ctx := testCtx(t)
+	data := randomBytes(t, 1<<20, 6)
+	obj, err := c.Put(ctx, net.bag, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	net.providers[0].lie = true
+	net.providers[1].kill()
+	var out bytes.Buffer
+	if _, err := c.Get(ctx, ObjectRef(net.bag, obj.ID), &out); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), data) {
+		t.Fatal("wrong bytes")
+	}
+	// With every provider bad, the error names them.
+	net.providers[2].lie = true
+	_, err = c.Get(ctx, ObjectRef(net.bag, obj.ID), io.Discard)
+	var npe *NoProviderError
+	if !errors.As(err, &npe) || !errors.Is(err, ErrNoProviderReachable) || len(npe.Tried) < 3 {
+		t.Fatalf("all bad: %v", err)
+	}
+	t.Log(err)
+}
+
+func TestPutErrorsFake(t *testing.T) {
+	net := newFakeNet(t, 2)
+	c := net.client("")
+	ctx := testCtx(t)
+	data := bytes.NewReader(randomBytes(t, 1000, 7))
+
+	if _, err := c.Put(ctx, chain.ChannelBag(99), data); !errors.Is(err, chain.ErrBagNotFound) {
+		t.Fatalf("unknown bag: %v", err)
+	}
+	if _, err := c.Put(ctx, net.bag, bytes.NewReader(nil)); !errors.Is(err, ErrEmpty) {
+		t.Fatalf("empty: %v", err)
+	}
+	net.chain.params.Limits.MaxDataObjectSize = 10
+	if _, err := c.Put(ctx, net.bag, data); !errors.Is(err, chain.ErrObjectTooLarge) {
+		t.Fatalf("too large: %v", err)
+	}
+	net.chain.params.Limits.MaxDataObjectSize = 1 << 40
+	net.chain.params.UploadingBlocked = true
+	if _, err := c.Put(ctx, net.bag, data); !errors.Is(err, chain.ErrUploadingBlocked) {
+		t.Fatalf("blocked: %v", err)
+	}
+	net.chain.params.UploadingBlocked = false
+	for _, p := range net.providers {
+		p.kill()
+	}
+	_, err := c.Put(ctx, net.bag, data)
+	var npe *NoProviderError
+	if !errors.Is(err, ErrNoProviderReachable) || !errors.As(err, &npe) || len(npe.Tried) != 2 {
+		t.Fatalf("dead providers: %v", err)
+	}
+	for _, p := range net.providers {
+		if !bytes.Contains([]byte(err.Error()), []byte(shortPeer(p.id()))) {
+			t.Fatalf("error does not name %s: %v", p.id(), err)
+		}
+	}
+	noKey, err := New(Config{Chain: net.chain, Host: c.host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer noKey.Close()
+	if _, err := noKey.Put(ctx, net.bag, data); !errors.Is(err, ErrNoKey) {
+		t.Fatalf("no key: %v", err)
+	}
+}
+
+func TestTrackerStates(t *testing.T) {
+	var got []Progress
+	tr := newTracker(OpPut, func(p Progress) { got = append(got, p) }, progressInterval)
+	tr.startChunks([]int32{10, 10, 5}, 25, 2)
+	tr.chunkStarted(0)
+	tr.link(-1, LinkCreated)
+	tr.link(LinkCreated, LinkSendingData)
+	tr.link(LinkSendingData, LinkSigned)
+	tr.receipt(0, false)
+	p := tr.snapshot()
+	if p.ChunkStates != [3]int{2, 1, 0} || p.Chunks != 0 || p.Links[LinkSigned] != 1 || p.Links[LinkCreated] != 0 {
+		t.Fatalf("after one receipt: %+v", p)
+	}
+	tr.receipt(0, false)
+	tr.receipt(2, true)
+	tr.receipt(2, true)
+	p = tr.snapshot()
+	if p.ChunkStates != [3]int{1, 0, 2} || p.Chunks != 2 || p.Bytes != 15 || p.Resumed != 1 {
+		t.Fatalf("after receipts: %+v", p)
+	}
+	tr.receipt(1, false)
+	tr.setWant(1) // a provider was lost: one receipt is enough now
+	p = tr.snapshot()
+	if p.ChunkStates != [3]int{0, 0, 3} || p.Bytes != 25 {
+		t.Fatalf("after setWant: %+v", p)
+	}
+	if len(got) == 0 || got[len(got)-1].ChunkStates != p.ChunkStates {
+		t.Fatal("final state not reported")
+	}
+	for _, s := range []interface{ String() string }{FileAccepted, ChunkUploading, LinkAskingForSignature, OpGet} {
+		if s.String() == "unknown" || s.String() == "" {
+			t.Fatalf("%#v has no name", s)
+		}
+	}
+}
+
+// TestPutLinkStatesFake follows one storage link through the progress
+// reports of a put: the Point Network StorageLink states in order, and a
+// chunk the provider already holds going from created to data received.
+func TestPutLinkStatesFake(t *testing.T) {
+	net := newFakeNet(t, 1)
+	data := randomBytes(t, 10<<10, 9) // one chunk, one provider: one link
+	for _, tc := range []struct {
+		name string
+		want []LinkState
+	}{
+		{"fresh", []LinkState{LinkCreated, LinkAgreed, LinkSendingSegmentMap, LinkSendingData,
+			LinkDataReceived, LinkAskingForSignature, LinkSigned}},
+		{"already stored", []LinkState{LinkCreated, LinkDataReceived, LinkAskingForSignature, LinkSigned}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := net.client(t.TempDir()) // a fresh journal: the second put pushes again
+			c.progressEvery = 0          // every change reported
+			var trail linkTrail
+			if _, err := c.Put(testCtx(t), net.bag, bytes.NewReader(data), WithProgress(trail.fn(t))); err != nil {
+				t.Fatal(err)
+			}
+			if got := trail.get(); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("link went %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// linkTrail records the states the only storage link of an upload goes
+// through, from its progress reports.
+type linkTrail struct {
+	mu   sync.Mutex
+	seen []LinkState
+}
+
+func (l *linkTrail) fn(t testing.TB) func(Progress) {
+	return func(p Progress) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		links, at := 0, LinkState(-1)
+		for s, n := range p.Links {
+			links += n
+			if n > 0 {
+				at = LinkState(s)
+			}
+		}
+		switch {
+		case links > 1:
+			t.Errorf("%d links in %v, want one", links, p.Links)
+		case links == 1 && (len(l.seen) == 0 || l.seen[len(l.seen)-1] != at):
+			l.seen = append(l.seen, at)
+		}
+	}
+}
+
+func (l *linkTrail) get() []LinkState {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]LinkState(nil), l.seen...)
+}
+
+// TestLinkSteps maps the store exchange's steps, as
+// provider.StoreStream.Push reports them, to storage link states.
+func TestLinkSteps(t *testing.T) {
+	const (
+		req    = provider.PushRequested
+		agreed = provider.PushAgreed
+		stored = provider.PushAlreadyStored
+		segs   = provider.PushSegmentsSent
+		sent   = provider.PushDataSent
+		sign   = provider.PushSignSent
+		segsOK = provider.PushSegmentsAccepted
+		recvd  = provider.PushDataReceived
+		signed = provider.PushSigned
+	)
+	for _, tc := range []struct {
+		name  string
+		steps []provider.PushStep
+		want  []LinkState
+	}{
+		{"fresh", []provider.PushStep{req, agreed, segs, sent, sign, segsOK, recvd, signed},
+			[]LinkState{LinkAgreed, LinkSendingSegmentMap, LinkSendingData, LinkDataReceived, LinkAskingForSignature}},
+		{"already stored", []provider.PushStep{req, stored, sign, signed},
+			[]LinkState{LinkDataReceived, LinkAskingForSignature}},
+		{"stored meanwhile", []provider.PushStep{req, agreed, segs, sent, sign, stored, signed},
+			[]LinkState{LinkAgreed, LinkSendingSegmentMap, LinkSendingData, LinkDataReceived, LinkAskingForSignature}},
+		{"refused", []provider.PushStep{req}, nil},
+		{"failed after data", []provider.PushStep{req, agreed, segs, sent, sign, segsOK},
+			[]LinkState{LinkAgreed, LinkSendingSegmentMap, LinkSendingData}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []LinkState
+			tr := newTracker(OpPut, func(p Progress) {
+				for s, n := range p.Links {
+					if n == 1 && LinkState(s) != LinkCreated {
+						got = append(got, LinkState(s))
+					}
+				}
+			}, 0)
+			tr.link(-1, LinkCreated)
+			l := &linkSteps{tr: tr, state: LinkCreated}
+			for _, s := range tc.steps {
+				l.step(s)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("link went %v, want %v", got, tc.want)
+			}
+			if p := tr.snapshot(); p.Links[l.state] != 1 {
+				t.Fatalf("tracker counts %v, want one link %s", p.Links, l.state)
+			}
+		})
+	}
+}
+
+func TestJournal(t *testing.T) {
+	dir := t.TempDir()
+	j, err := openJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := chunker.ChunkCID([]byte("x"))
+	k := uploadKey{Bag: chain.ChannelBag(1), Root: root, ChunkSize: 1 << 20}
+	other := uploadKey{Bag: chain.ChannelBag(2), Root: root, ChunkSize: 1 << 20}
+	if _, ok, err := j.record(k); ok || err != nil {
+		t.Fatalf("empty journal: %v %v", ok, err)
+	}
+	if err := j.putRecord(k, uploadRecord{Object: 7, Registered: true, Size: 3}); err != nil {
+		t.Fatal(err)
+	}
+	p1, p2 := peer.ID("\x00\x01a"), peer.ID("\x00\x01b")
+	for i, p := range []peer.ID{p1, p2, p1} {
+		if err := j.addReceipt(k, i, p, &wire.Receipt{ObjectId: 7, Cid: []byte{byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.addReceipt(other, 0, p1, &wire.Receipt{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.markBound(k, p2); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.close(); err != nil {
+		t.Fatal(err)
+	}
+	j, err = openJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.close()
+	rec, ok, err := j.record(k)
+	if !ok || err != nil || rec.Object != 7 || !rec.Registered {
+		t.Fatalf("record %+v %v %v", rec, ok, err)
+	}
+	got := map[peer.ID][]int{}
+	if err := j.receipts(k, func(i int, p peer.ID, r *wire.Receipt) error {
+		got[p] = append(got[p], i)
+		if r.GetObjectId() != 7 {
+			t.Fatalf("receipt %v", r)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got[p1]) != 2 || len(got[p2]) != 1 {
+		t.Fatalf("receipts %v", got)
+	}
+	if b, _ := j.bound(k); !b[p2] || b[p1] {
+		t.Fatalf("bound %v", b)
+	}
+	if err := j.forget(k); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	_ = j.receipts(k, func(int, peer.ID, *wire.Receipt) error { n++; return nil })
+	if _, ok, _ := j.record(k); ok || n != 0 {
+		t.Fatal("forget left state")
+	}
+	n = 0
+	_ = j.receipts(other, func(int, peer.ID, *wire.Receipt) error { n++; return nil })
+	if n != 1 {
+		t.Fatal("forget removed another upload's receipts")
+	}
+}
+
+func TestParseRef(t *testing.T) {
+	c := chunker.ChunkCID([]byte("hello"))
+	for _, tc := range []struct {
+		in   string
+		want Ref
+		bad  bool
+	}{
+		{in: "12", want: ObjectRef(chain.ChannelBag(1), 12)},
+		{in: c.String(), want: CIDRef(c, chain.ChannelBag(1))},
+		{in: "not-a-cid", bad: true},
+		{in: "", bad: true},
+	} {
+		got, err := ParseRef(tc.in, chain.ChannelBag(1))
+		if tc.bad {
+			if err == nil {
+				t.Fatalf("%q: no error", tc.in)
+			}
+			continue
+		}
+		if err != nil || got.HasObject != tc.want.HasObject || got.Object != tc.want.Object || !got.CID.Equals(tc.want.CID) && tc.want.CID.Defined() {
+			t.Fatalf("%q: %+v %v", tc.in, got, err)
+		}
+	}
+}
+
+func TestPutFileChangedFake(t *testing.T) {
+	net := newFakeNet(t, 1)
+	data := randomBytes(t, 1<<20, 8)
+	path := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The file changes after it was hashed, while its chunks are pushed.
+	var once sync.Once
+	net.providers[0].hook = func(provider.ChunkPush) error {
+		once.Do(func() {
+			f, err := os.OpenFile(path, os.O_WRONLY, 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer f.Close()
+			if _, err := f.WriteAt(bytes.Repeat([]byte{1}, 4096), 900<<10); err != nil {
+				t.Error(err)
+			}
+			if err := f.Sync(); err != nil {
+				t.Error(err)
+			}
+		})
+		return nil
+	}
+	c := net.client("", WithWindow(2))
+	_, err := c.PutFile(testCtx(t), net.bag, path)
+	if !errors.Is(err, ErrFileChanged) {
+		t.Fatalf("err %v, want ErrFileChanged", err)
+	}
+	// The provider was not blamed for the file's change.
+	if net.providers[0].dead {
+		t.Fatal("provider killed")
+	}
+}

@@ -1,0 +1,116 @@
+// Package client is the library apps use to put content into a Satchel
+// network and get it back: it chunks and hashes, registers the data object
+// on chain, pushes every chunk to the bag's storage providers with their
+// signed receipts, waits for the chain to accept the object, resumes
+// interrupted uploads, and reads objects back from the fastest providers,
+// verifying every byte.
+//
+//	c, err := client.New(client.Config{Chain: chainClient, Key: memberKey, StateDir: dir})
+//	if err != nil { ... }
+//	defer c.Close()
+//	obj, err := c.PutFile(ctx, chain.ChannelBag(1), "video.mp4", client.WithProgress(draw))
+//	...
+//	_, err = c.Get(ctx, client.ObjectRef(obj.Bag, obj.ID), w)
+//
+// # Uploading a file
+//
+// PutFile (and Put with an io.ReaderAt) follows Satchel's upload flow, which
+// the chain governs:
+//
+//  1. The file is chunked and hashed (chunker.Sum, streaming): its content
+//     ID is the root of its UnixFS DAG.
+//  2. The member's key signs MsgRegisterDataObjects (bag, size, content ID);
+//     the chain checks vouchers, the maximum object size and the blacklist.
+//  3. The chain names the bag's storage buckets and their operators' peer
+//     IDs and addresses; the DHT (FindProviders of p2p.BagKey) gives live
+//     addresses when those fail. The client connects.
+//  4. Every chunk goes to N providers in parallel over /satchel/store/1.0.0,
+//     read again from the file by offset (memory stays at about WithWindow
+//     chunks whatever the file size), each with its merkle proof. It is not
+//     hashed a second time: every provider checks every byte against the
+//     chunk's CID, and when one reports a mismatch the client checks the
+//     chunk and fails with ErrFileChanged if the file changed. N is
+//     WithRedundancy, by default — and at most — the number of buckets
+//     storing the bag. A failed storage link is retried, and a provider that
+//     keeps failing is replaced by another provider of the bag.
+//  5. Each provider holding every chunk binds the object (BIND); one of them
+//     accepts it on chain. PutFile returns once every chunk holds its N
+//     verified, signed receipts and the chain accepted the object.
+//
+// Progress (WithProgress) reports the Point Network states: the File
+// (FileState), each Chunk (ChunkState, counted) and each StorageLink — one
+// chunk on its way to one provider — (LinkState, counted). A link follows
+// its store exchange step by step (provider.ChunkPush.OnStep): created,
+// agreed, sending segment map, sending data, data received, asking for
+// signature, signed, or failed from any of them. A chunk the provider
+// already holds goes from created (or a sending state) straight to data
+// received. The caller side writes a chunk's segment map, data and SIGN
+// back to back once the provider agreed, so a link asks for the signature
+// as soon as the provider reports the data received.
+//
+// # When a provider dies
+//
+// A provider that fails is given up for the upload and another provider of
+// the bag takes its place, receiving every chunk. When no other provider is
+// left (N equals the number of buckets storing the bag, the default), the
+// upload completes with the live providers: every chunk then holds a
+// verified receipt from each of them (at least WithMinRedundancy, default
+// 1), each bound the object, and the chain accepted it. The bag's other
+// providers sync the object from them when they come back. Object.Providers lists who holds it.
+//
+// # Resuming
+//
+// Upload state lives in a goleveldb database in Config.StateDir, keyed by
+// the upload's content — bag, root CID and chunk size — rather than by a
+// path: a run hashes the file again (cheap next to the upload, and it proves
+// the file did not change), finds the object the interrupted run registered
+// (or the pending object its registration created, if it stopped before
+// recording it), and the verified receipts and binds it kept. Only chunks
+// without a receipt are pushed again; the few in flight at the
+// interruption are answered "already stored" by the provider, without their
+// bytes. The state of a finished upload is removed. Streamed uploads do not
+// resume.
+//
+// # Streamed uploads
+//
+// A stream's root is not known until its end, so its chunks cannot name a
+// registered object. Upload (an io.Writer with Commit and Abort, which Put
+// uses for readers that cannot be read twice) authorises them with a
+// provisional upload session (docs/PROTOCOL.md, "Streamed uploads"): the
+// client picks 16 random bytes and pushes every chunk, as soon as it is
+// hashed, with object ID 0 and the session. A provider agrees while the bag
+// is assigned to the bucket it operates and the session's bytes fit the
+// bucket's free voucher size, and keeps the chunks provisionally until
+// WithExpiry. Commit finishes the DAG, registers the object with the
+// now-known root and size, sends BIND with the session and the whole chunk
+// list to every provider — each rebuilds the root and checks it against the
+// chain before it serves or accepts anything — and waits for the chain to
+// accept the object. Nothing is spooled to disk. What a stream cannot do: a
+// provider lost mid-stream is not replaced (the stream cannot be replayed),
+// so the object ends on the providers that hold every chunk, at least
+// WithMinRedundancy of them, and the bag's other providers sync it later;
+// the maximum object size is checked as bytes arrive, the voucher by the
+// providers; and it does not resume.
+//
+// # Downloading
+//
+// Open (and Get, GetRange) resolves an object ID through the chain (bag and
+// content ID) or takes a CID, finds the bag's providers (chain and DHT; every
+// active storage operator when no bag is named), asks them whether they hold
+// the root, and reads the root block. The Reader then walks the DAG,
+// fetching only the interior nodes over the range asked, and fetches leaves
+// in parallel — WithFetchWindow ahead of the one being written — each from
+// the provider expected to deliver it first, judged by measured latency and
+// throughput and the reads already queued on it. Every block is verified
+// against its CID; a provider that sends wrong bytes is skipped for the rest
+// of the download, one that fails repeatedly likewise, and the block is read
+// from another. Bytes are written in order.
+//
+// # Errors
+//
+// Chain refusals keep their sentinels (errors.Is(err, chain.ErrBucketFull),
+// chain.ErrObjectTooLarge, chain.ErrUploadingBlocked, chain.ErrBlacklisted,
+// chain.ErrBagNotFound) and messages that name the bag and the next step.
+// ErrNoProviderReachable (a *NoProviderError) lists every provider tried and
+// why it failed. The library logs at Debug and Info and never prints.
+package client

@@ -1,0 +1,122 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/satchel-net/satchel/chain"
+)
+
+// Errors callers branch on. Chain refusals keep their chain sentinel, so
+// errors.Is(err, chain.ErrBucketFull), chain.ErrObjectTooLarge,
+// chain.ErrUploadingBlocked, chain.ErrBlacklisted and chain.ErrBagNotFound
+// work on what Put and Get return; the message names the bag and the next
+// step.
+var (
+	// ErrNoProviderReachable means no storage provider of the bag could be
+	// reached, or every one refused or failed; the error is a
+	// *NoProviderError naming every peer tried and why it failed.
+	ErrNoProviderReachable = errors.New("client: no storage provider reachable")
+
+	// ErrNotAccepted means every chunk was stored and bound but no provider
+	// accepted the object on chain before the accept deadline. Running the
+	// same upload again resumes and waits again.
+	ErrNotAccepted = errors.New("client: object not accepted on chain in time")
+
+	// ErrFileChanged means the file changed while it was being uploaded:
+	// a chunk read again did not hash to the CID computed before.
+	ErrFileChanged = errors.New("client: file changed during upload")
+
+	// ErrEmpty means the content has no bytes; the data directory stores no
+	// empty objects.
+	ErrEmpty = errors.New("client: empty content cannot be stored")
+
+	// ErrNoKey means an upload was asked of a client without a signing key.
+	ErrNoKey = errors.New("client: no member key configured; uploads register objects on chain and need one")
+
+	// ErrCommitted means the upload was already committed or aborted.
+	ErrCommitted = errors.New("client: upload already committed or aborted")
+
+	// ErrNotFound means no provider holds a block of the object asked for.
+	ErrNotFound = errors.New("client: content not found on any provider")
+)
+
+// PeerError is the outcome of trying one provider.
+type PeerError struct {
+	Peer peer.ID
+	Err  error
+}
+
+// NoProviderError says which providers of a bag were tried and why none
+// could be used. It matches ErrNoProviderReachable.
+type NoProviderError struct {
+	Bag chain.BagID
+	// Need is how many providers the operation needed, Have how many it got.
+	Need, Have int
+	// Tried lists every provider tried with its failure.
+	Tried []PeerError
+	// Op says what was being done: "upload", "download".
+	Op string
+}
+
+// Error implements error.
+func (e *NoProviderError) Error() string {
+	var b strings.Builder
+	bag := "bag " + e.Bag.String()
+	if e.Bag == "" {
+		bag = "any bag"
+	}
+	switch {
+	case e.Have > 0:
+		fmt.Fprintf(&b, "%s: %s: only %d of %d storage providers usable", e.Op, bag, e.Have, e.Need)
+	case e.Op == "upload":
+		fmt.Fprintf(&b, "%s: %s: no storage provider reachable", e.Op, bag)
+	default:
+		fmt.Fprintf(&b, "%s: %s: no storage provider could deliver it", e.Op, bag)
+	}
+	if len(e.Tried) == 0 {
+		b.WriteString(" (the chain names no active operator with a peer ID for the bag's storage buckets; ask the storage lead to check `satchel bag show ")
+		b.WriteString(e.Bag.String())
+		b.WriteString("`)")
+		return b.String()
+	}
+	b.WriteString("; tried ")
+	for i, t := range e.Tried {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if t.Peer == "" {
+			fmt.Fprintf(&b, "%v", t.Err)
+			continue
+		}
+		fmt.Fprintf(&b, "%s (%v)", shortPeer(t.Peer), t.Err)
+	}
+	if e.Op == "upload" {
+		b.WriteString("; check that the providers run and are reachable, then run the command again to resume")
+	} else {
+		b.WriteString("; check that the providers run and are reachable")
+	}
+	return b.String()
+}
+
+// Is makes a NoProviderError match ErrNoProviderReachable.
+func (e *NoProviderError) Is(target error) bool { return target == ErrNoProviderReachable }
+
+// shortPeer abbreviates a peer ID for messages: enough to tell peers apart.
+func shortPeer(p peer.ID) string {
+	s := p.String()
+	if len(s) > 16 {
+		return s[:6] + "…" + s[len(s)-6:]
+	}
+	return s
+}
+
+// explainChain wraps a chain error with what the client was doing, keeping
+// the chain sentinel and its message (which names the cause and the next
+// step) reachable with errors.Is.
+func explainChain(what string, _ chain.BagID, err error) error {
+	return fmt.Errorf("%s: %w", what, err)
+}

@@ -1,0 +1,478 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/satchel-net/satchel/chain"
+)
+
+// Ref names content to read: a data object (by bag and ID) or a content ID.
+type Ref struct {
+	// Bag is the object's bag. For an object it is looked up when empty
+	// (which reads every bag); for a CID it says whose providers to ask
+	// (empty: every storage provider the chain names).
+	Bag chain.BagID
+	// Object is the data object's ID, used when HasObject is set.
+	Object    chain.ObjectID
+	HasObject bool
+	// CID is the content ID, used when HasObject is not set.
+	CID cid.Cid
+}
+
+// ObjectRef names data object id of bag.
+func ObjectRef(bag chain.BagID, id chain.ObjectID) Ref {
+	return Ref{Bag: bag, Object: id, HasObject: true}
+}
+
+// CIDRef names content by its content ID; bag, when not empty, says whose
+// providers to ask.
+func CIDRef(c cid.Cid, bag chain.BagID) Ref { return Ref{Bag: bag, CID: c} }
+
+// ParseRef parses what a user names content by: a decimal object ID or a
+// CID. bag may be empty.
+func ParseRef(s string, bag chain.BagID) (Ref, error) {
+	s = strings.TrimSpace(s)
+	if s != "" && strings.Trim(s, "0123456789") == "" {
+		id, err := chain.ParseObjectID(s)
+		if err != nil {
+			return Ref{}, err
+		}
+		return ObjectRef(bag, id), nil
+	}
+	c, err := cid.Decode(s)
+	if err != nil {
+		return Ref{}, fmt.Errorf("%q is neither an object ID nor a CID: %w", s, err)
+	}
+	return CIDRef(c, bag), nil
+}
+
+// String returns the reference as a user writes it.
+func (r Ref) String() string {
+	if r.HasObject {
+		if r.Bag != "" {
+			return fmt.Sprintf("object %d of bag %s", r.Object, r.Bag)
+		}
+		return fmt.Sprintf("object %d", r.Object)
+	}
+	return r.CID.String()
+}
+
+// Reader reads one object from its providers. It is an io.WriterTo for the
+// whole object and an io.ReaderAt for ranges; both fetch chunks in parallel
+// from several providers, fastest first, verify every block against its CID,
+// skip providers that fail or send wrong bytes, and write in order with
+// memory bounded by the fetch window. The context given to Open bounds every
+// read. A Reader is safe for concurrent use; Close releases it.
+type Reader struct {
+	c     *Client
+	ctx   context.Context
+	ref   Ref
+	bag   chain.BagID
+	obj   *chain.DataObject
+	root  cid.Cid
+	block []byte // the root block
+	size  int64
+	srcs  *sources
+	o     getOptions
+	wg    sync.WaitGroup
+	once  sync.Once
+}
+
+// Open resolves ref (through the chain for an object ID), finds the
+// providers that may hold it, and reads its root block. Close the Reader
+// when done: Client.Close waits for open Readers.
+func (c *Client) Open(ctx context.Context, ref Ref, opts ...GetOption) (_ *Reader, err error) {
+	if err := c.begin(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			c.end()
+		}
+	}()
+	r := &Reader{c: c, ctx: ctx, ref: ref, o: getOpts(opts), bag: ref.Bag}
+	if ref.HasObject {
+		obj, err := c.findObject(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		r.obj, r.bag = &obj, obj.Bag
+		if r.root, err = cid.Decode(obj.ContentID); err != nil {
+			return nil, fmt.Errorf("object %d of bag %s has content ID %q, which is not a CID: %w", obj.ID, obj.Bag, obj.ContentID, err)
+		}
+	} else {
+		if !ref.CID.Defined() {
+			return nil, errors.New("client: empty reference")
+		}
+		r.root = ref.CID
+	}
+	peers, failed, err := c.readSources(ctx, r.bag, r.o.peers)
+	if err != nil {
+		return nil, err
+	}
+	if len(peers) == 0 {
+		return nil, &NoProviderError{Bag: r.bag, Need: 1, Tried: failed, Op: "download"}
+	}
+	peers = c.rankByHave(ctx, peers, r.root, len(r.o.peers))
+	r.srcs = newSources(c, r.bag, peers)
+	r.srcs.tried = failed
+	if r.block, err = r.srcs.get(ctx, r.root, 0); err != nil {
+		return nil, fmt.Errorf("read %s: %w", r.describe(), err)
+	}
+	if r.size, err = rootSize(r.root, r.block); err != nil {
+		return nil, fmt.Errorf("read %s: %w", r.describe(), err)
+	}
+	if r.obj != nil && uint64(r.size) != r.obj.Size {
+		return nil, fmt.Errorf("read %s: its DAG holds %d bytes but the chain says %d", r.describe(), r.size, r.obj.Size)
+	}
+	return r, nil
+}
+
+func (r *Reader) describe() string {
+	if r.obj != nil {
+		return fmt.Sprintf("object %d of bag %s (%s)", r.obj.ID, r.obj.Bag, r.root)
+	}
+	if r.bag != "" {
+		return fmt.Sprintf("%s in bag %s", r.root, r.bag)
+	}
+	return r.root.String()
+}
+
+// findObject looks an object up on chain; without a bag it searches every
+// bag (object IDs are global, so at most one holds it).
+func (c *Client) findObject(ctx context.Context, ref Ref) (chain.DataObject, error) {
+	if ref.Bag != "" {
+		obj, err := c.chain.DataObject(ctx, ref.Bag, ref.Object)
+		if err != nil {
+			return obj, explainChain(fmt.Sprintf("look up object %d", ref.Object), ref.Bag, err)
+		}
+		return obj, nil
+	}
+	bags, err := c.chain.Bags(ctx)
+	if err != nil {
+		return chain.DataObject{}, fmt.Errorf("look up object %d: list bags: %w", ref.Object, err)
+	}
+	for _, b := range bags {
+		if b.ObjectsCount == 0 {
+			continue
+		}
+		obj, err := c.chain.DataObject(ctx, b.ID, ref.Object)
+		if err == nil {
+			return obj, nil
+		}
+		if !errors.Is(err, chain.ErrNotFound) {
+			return obj, fmt.Errorf("look up object %d in bag %s: %w", ref.Object, b.ID, err)
+		}
+	}
+	return chain.DataObject{}, chain.Errorf(chain.ErrObjectNotFound, "data object %d is in no bag", ref.Object)
+}
+
+// readSources returns the peers to read from: extra first, then the bag's
+// providers (chain and DHT), or every active storage operator when the bag is
+// unknown. They are connected.
+func (c *Client) readSources(ctx context.Context, bag chain.BagID, extra []peer.AddrInfo) ([]peer.ID, []PeerError, error) {
+	var peers []peer.ID
+	var failed []PeerError
+	seen := map[peer.ID]bool{c.host.ID(): true}
+	lctx, cancel := context.WithTimeout(ctx, c.opts.locate)
+	defer cancel()
+	var cands []candidate
+	for _, ai := range extra {
+		cands = append(cands, candidate{peer: ai.ID, addrs: ai.Addrs})
+	}
+	for i, err := range c.connectAll(lctx, cands) {
+		p := cands[i].peer
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		if err != nil {
+			failed = append(failed, PeerError{Peer: p, Err: err})
+			continue
+		}
+		peers = append(peers, p)
+	}
+	if bag != "" {
+		loc, err := c.locate(ctx, bag, true)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, cand := range loc.live {
+			if !seen[cand.peer] {
+				seen[cand.peer] = true
+				peers = append(peers, cand.peer)
+			}
+		}
+		failed = append(failed, loc.failed...)
+		return peers, failed, nil
+	}
+	buckets, err := c.chain.StorageBuckets(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list storage buckets: %w", err)
+	}
+	cands = cands[:0]
+	for _, b := range buckets {
+		if b.OperatorStatus != chain.OperatorActive || b.Metadata == nil || b.Metadata.PeerID == "" {
+			continue
+		}
+		p, err := peer.Decode(b.Metadata.PeerID)
+		if err != nil || seen[p] {
+			continue
+		}
+		seen[p] = true
+		cand := candidate{peer: p, bucket: b.ID, named: true}
+		for _, s := range b.Metadata.Multiaddrs {
+			if a, err := parseAddr(s); err == nil {
+				cand.addrs = append(cand.addrs, a)
+			}
+		}
+		cands = append(cands, cand)
+	}
+	for i, err := range c.connectAll(lctx, cands) {
+		if err != nil {
+			failed = append(failed, PeerError{Peer: cands[i].peer, Err: err})
+			continue
+		}
+		peers = append(peers, cands[i].peer)
+	}
+	return peers, failed, nil
+}
+
+// rankByHave asks every peer whether it holds the root and puts those that
+// do first, keeping the first keep peers (named by the caller) in front.
+// Peers that do not answer stay, last: HAVE is a hint, the reads decide.
+func (c *Client) rankByHave(ctx context.Context, peers []peer.ID, root cid.Cid, keep int) []peer.ID {
+	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	has := make([]int, len(peers)) // 0 yes, 1 unknown, 2 no
+	var wg sync.WaitGroup
+	for i, p := range peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := c.fetch.Have(hctx, p, []cid.Cid{root})
+			switch {
+			case err != nil || len(ok) != 1:
+				has[i] = 1
+			case !ok[0]:
+				has[i] = 2
+			}
+		}()
+	}
+	wg.Wait()
+	out := make([]peer.ID, 0, len(peers))
+	out = append(out, peers[:min(keep, len(peers))]...)
+	for rank := 0; rank <= 2; rank++ {
+		for i := keep; i < len(peers); i++ {
+			if has[i] == rank {
+				out = append(out, peers[i])
+			}
+		}
+	}
+	return out
+}
+
+// Size returns the object's length in bytes.
+func (r *Reader) Size() int64 { return r.size }
+
+// CID returns the object's content ID.
+func (r *Reader) CID() cid.Cid { return r.root }
+
+// Object returns the object's chain record when the Reader was opened by
+// object ID.
+func (r *Reader) Object() (chain.DataObject, bool) {
+	if r.obj == nil {
+		return chain.DataObject{}, false
+	}
+	return *r.obj, true
+}
+
+// WriteTo writes the whole object to w. It implements io.WriterTo.
+func (r *Reader) WriteTo(w io.Writer) (int64, error) {
+	return r.WriteRange(r.ctx, w, 0, r.size)
+}
+
+// ReadAt reads len(p) bytes at offset off. It implements io.ReaderAt: it
+// returns io.EOF with fewer bytes at the end of the object.
+func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("client: negative offset")
+	}
+	if off >= r.size {
+		return 0, io.EOF
+	}
+	n := min(int64(len(p)), r.size-off)
+	bw := &sliceWriter{b: p[:n]}
+	_, err := r.WriteRange(r.ctx, bw, off, n)
+	if err != nil {
+		return bw.n, err
+	}
+	if n < int64(len(p)) {
+		return int(n), io.EOF
+	}
+	return int(n), nil
+}
+
+type sliceWriter struct {
+	b []byte
+	n int
+}
+
+func (s *sliceWriter) Write(p []byte) (int, error) {
+	n := copy(s.b[s.n:], p)
+	s.n += n
+	if n < len(p) {
+		return n, io.ErrShortWrite
+	}
+	return n, nil
+}
+
+// fetchJob is one leaf of a download on its way.
+type fetchJob struct {
+	leaf leaf
+	data []byte
+	err  error
+	done chan struct{}
+}
+
+// WriteRange writes n bytes of the object from offset off to w, in order.
+// Chunks are fetched in parallel, up to the fetch window ahead of the one
+// being written. A range past the end is cut at the end.
+func (r *Reader) WriteRange(ctx context.Context, w io.Writer, off, n int64) (written int64, err error) {
+	if off < 0 || n < 0 {
+		return 0, errors.New("client: negative offset or length")
+	}
+	if off > r.size {
+		off = r.size
+	}
+	end := min(off+n, r.size)
+	tr := newTracker(OpGet, r.o.progress, r.c.progressEvery)
+	tr.update(true, func(p *Progress) {
+		p.Bag, p.Root, p.TotalBytes, p.Providers = r.bag, r.root, end-off, len(r.srcs.all)
+		if r.obj != nil {
+			p.Object, p.ObjectKnown = r.obj.ID, true
+		}
+	})
+	defer tr.flush()
+	if end <= off {
+		return 0, nil
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	window := r.c.opts.fetchWindow
+	ordered := make(chan *fetchJob, window)
+	work := make(chan *fetchJob, window)
+	wk := &walker{get: func(ctx context.Context, c cid.Cid) ([]byte, error) { return r.srcs.get(ctx, c, 8<<10) }}
+	g.Go(func() error {
+		defer close(ordered)
+		defer close(work)
+		return wk.walk(gctx, r.root, r.block, 0, r.size, off, end, 0, func(l leaf) error {
+			j := &fetchJob{leaf: l, done: make(chan struct{})}
+			if l.inline || (l.cid.Equals(r.root) && r.root.Type() == cid.Raw) {
+				if l.inline {
+					j.data = l.data
+				} else {
+					j.data = r.block
+				}
+				close(j.done)
+			} else {
+				select {
+				case work <- j:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			select {
+			case ordered <- j:
+				return nil
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		})
+	})
+	for range window {
+		g.Go(func() error {
+			for j := range work {
+				j.data, j.err = r.srcs.get(gctx, j.leaf.cid, j.leaf.size)
+				if j.err == nil && int64(len(j.data)) != j.leaf.size {
+					j.err = fmt.Errorf("block %s holds %d bytes, its parent says %d", j.leaf.cid, len(j.data), j.leaf.size)
+				}
+				close(j.done)
+				if j.err != nil {
+					return j.err
+				}
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		for j := range ordered {
+			select {
+			case <-j.done:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			if j.err != nil {
+				return j.err
+			}
+			lo := max(off-j.leaf.off, 0)
+			hi := min(end-j.leaf.off, int64(len(j.data)))
+			if lo < hi {
+				m, err := w.Write(j.data[lo:hi])
+				written += int64(m)
+				if err != nil {
+					return err
+				}
+				tr.fetched(int64(m))
+			}
+			j.data = nil
+		}
+		if written != end-off {
+			return fmt.Errorf("DAG of %s covers %d of the %d bytes asked", r.root, written, end-off)
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		if ctx.Err() != nil {
+			return written, ctx.Err()
+		}
+		return written, fmt.Errorf("read %s: %w", r.describe(), err)
+	}
+	return written, nil
+}
+
+// Close releases the Reader.
+func (r *Reader) Close() error {
+	r.once.Do(r.c.end)
+	return nil
+}
+
+// Get writes the content ref names to w and returns the bytes written.
+func (c *Client) Get(ctx context.Context, ref Ref, w io.Writer, opts ...GetOption) (int64, error) {
+	r, err := c.Open(ctx, ref, opts...)
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	return r.WriteRange(ctx, w, 0, r.size)
+}
+
+// GetRange writes n bytes of the content ref names, from offset off, to w,
+// and returns the bytes written (fewer when the range passes the end).
+func (c *Client) GetRange(ctx context.Context, ref Ref, off, n int64, w io.Writer, opts ...GetOption) (int64, error) {
+	r, err := c.Open(ctx, ref, opts...)
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	return r.WriteRange(ctx, w, off, n)
+}

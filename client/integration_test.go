@@ -1,0 +1,374 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/provider"
+	"github.com/satchel-net/satchel/testnet"
+	"github.com/satchel-net/satchel/wire"
+)
+
+// These tests run the client against a whole network in the test process:
+// the embedded chain and real storage providers (package testnet) over
+// loopback TCP.
+
+const itChunk = 256 << 10
+
+// netClient returns a client of net with its upload state in dir, on a
+// host of its own that bootstraps from the running providers.
+func netClient(t testing.TB, net *testnet.Network, dir string, opts ...Option) *Client {
+	t.Helper()
+	var boot []peer.AddrInfo
+	for _, p := range net.Providers() {
+		if p.Running() {
+			boot = append(boot, p.AddrInfo())
+		}
+	}
+	ctx := testCtx(t)
+	h, err := p2p.New(ctx, p2p.WithListenAddrs("/ip4/127.0.0.1/tcp/0"), p2p.WithDHTMode(dht.ModeClient),
+		p2p.WithBootstrap(boot...), p2p.WithLogger(quietLog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	c, err := New(Config{Chain: net.Client, Key: net.Member, Host: h, StateDir: dir, ChunkSize: itChunk}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func writeTemp(t testing.TB, data []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "data")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestNetworkPutGet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	net := testnet.New(t, testnet.Providers(3))
+	c := netClient(t, net, t.TempDir())
+	ctx := testCtx(t)
+	data := randomBytes(t, 12<<20+333, 11)
+	lp := &lastProgress{t: t}
+	obj, err := c.PutFile(ctx, net.Bag, writeTemp(t, data), WithRedundancy(3), WithProgress(lp.fn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("object %d %s", obj.ID, obj.CID)
+	if len(obj.Providers) != 3 || obj.Size != int64(len(data)) {
+		t.Fatalf("object %+v", obj)
+	}
+	for _, p := range net.Providers() {
+		if !p.Holds(obj.ID) {
+			t.Fatalf("provider %d does not hold object %d", p.Index, obj.ID)
+		}
+	}
+	if o, err := net.Client.DataObject(ctx, net.Bag, obj.ID); err != nil || !o.Accepted || o.ContentID != obj.CID.String() {
+		t.Fatalf("chain object %+v %v", o, err)
+	}
+	if p := lp.get(); p.File != FileAccepted || p.Links[LinkSigned] != 3*p.TotalChunks {
+		t.Fatalf("progress %+v", p)
+	}
+
+	var out bytes.Buffer
+	if _, err := c.Get(ctx, ObjectRef(net.Bag, obj.ID), &out); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), data) {
+		t.Fatal("get returned other bytes")
+	}
+	out.Reset()
+	off, n := int64(itChunk-100), int64(3*itChunk+7)
+	if _, err := c.GetRange(ctx, CIDRef(obj.CID, net.Bag), off, n, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), data[off:off+n]) {
+		t.Fatal("ranged get returned other bytes")
+	}
+
+	// A streamed upload through the session protocol.
+	small := randomBytes(t, 3*itChunk+5, 12)
+	u, err := c.Upload(ctx, net.Bag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(u, io.MultiReader(bytes.NewReader(small))); err != nil {
+		t.Fatal(err)
+	}
+	sobj, err := u.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if _, err := c.Get(ctx, ObjectRef(net.Bag, sobj.ID), &out); err != nil || !bytes.Equal(out.Bytes(), small) {
+		t.Fatalf("streamed object read back: %v", err)
+	}
+
+	// A full bucket refuses the registration; the error says which and
+	// what to do.
+	if _, err := net.Client.Submit(ctx, net.StorageLead, chain.MsgSetStorageBucketVoucherLimits{
+		Bucket: net.Provider(1).Bucket, ObjectsLimit: 100, SizeLimit: 1 << 20,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Put(ctx, net.Bag, bytes.NewReader(data[:2<<20]))
+	if !errors.Is(err, chain.ErrBucketFull) || !strings.Contains(err.Error(), "raise its limit") {
+		t.Fatalf("full bucket: %v", err)
+	}
+	t.Log(err)
+}
+
+// liar is a peer that speaks /satchel/fetch/1.0.0 with the real wire
+// messages but answers every GET with bytes of the right length that do not
+// match the CID.
+type liar struct {
+	host *p2p.Host
+	gets atomic.Int32
+}
+
+func newLiar(t testing.TB) *liar {
+	t.Helper()
+	h, err := p2p.New(testCtx(t), p2p.WithListenAddrs("/ip4/127.0.0.1/tcp/0"), p2p.WithLogger(quietLog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	l := &liar{host: h}
+	h.Protocol().SetHandler(p2p.FetchProtocol, func(ctx context.Context, s network.Stream) error {
+		for {
+			var req wire.FetchRequest
+			if err := p2p.ReadMsg(s, &req, provider.MaxFrame); err != nil {
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				return err
+			}
+			reply := &wire.FetchReply{Id: req.GetId(), Status: wire.FetchStatus_FETCH_STATUS_OK}
+			switch {
+			case req.GetHave() != nil:
+				reply.Have = make([]bool, len(req.GetHave().GetCids()))
+				for i := range reply.Have {
+					reply.Have[i] = true
+				}
+			case req.GetGet() != nil:
+				l.gets.Add(1)
+				reply.Data = bytes.Repeat([]byte{0xEE}, itChunk)
+				reply.Size = itChunk
+			}
+			if err := p2p.WriteMsg(s, reply); err != nil {
+				return err
+			}
+		}
+	})
+	return l
+}
+
+func TestNetworkLyingProviderSkipped(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	net := testnet.New(t, testnet.Providers(3))
+	c := netClient(t, net, "")
+	ctx := testCtx(t)
+	data := randomBytes(t, 8<<20, 13)
+	obj, err := c.Put(ctx, net.Bag, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLiar(t)
+	var out bytes.Buffer
+	if _, err := c.Get(ctx, ObjectRef(net.Bag, obj.ID), &out, WithPeers(l.host.AddrInfo())); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), data) {
+		t.Fatal("get returned other bytes")
+	}
+	if l.gets.Load() == 0 {
+		t.Fatal("the lying peer was never asked: the test proves nothing")
+	}
+	t.Logf("the lying peer answered %d GETs before it was skipped", l.gets.Load())
+}
+
+func TestNetworkProviderKilledMidUpload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	net := testnet.New(t, testnet.Providers(3))
+	c := netClient(t, net, t.TempDir())
+	ctx := testCtx(t)
+	data := randomBytes(t, 16<<20, 14)
+	var once sync.Once
+	var wg sync.WaitGroup
+	victim := net.Provider(2)
+	obj, err := c.PutFile(ctx, net.Bag, writeTemp(t, data), WithProgress(func(p Progress) {
+		if p.TotalChunks > 0 && p.Links[LinkSigned] >= p.TotalChunks/2 {
+			once.Do(func() {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := victim.Kill(); err != nil {
+						t.Error(err)
+					}
+				}()
+			})
+		}
+	}))
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if victim.Running() {
+		t.Fatal("the provider was not killed during the upload")
+	}
+	// Completes means: the live providers hold it with receipts, and the
+	// chain accepted it.
+	if len(obj.Providers) != 2 {
+		t.Fatalf("object on %d providers, want the 2 live ones", len(obj.Providers))
+	}
+	for _, p := range net.Providers()[:2] {
+		if !p.Holds(obj.ID) {
+			t.Fatalf("provider %d does not hold object %d", p.Index, obj.ID)
+		}
+	}
+	if o, err := net.Client.DataObject(ctx, net.Bag, obj.ID); err != nil || !o.Accepted {
+		t.Fatalf("chain object %+v %v", o, err)
+	}
+	var out bytes.Buffer
+	if _, err := c.Get(ctx, ObjectRef(net.Bag, obj.ID), &out); err != nil || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("read back: %v", err)
+	}
+}
+
+// TestNetworkLinkStates follows one storage link to a real provider
+// through every StorageLink state, and a chunk the provider already holds
+// from created to data received.
+func TestNetworkLinkStates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	net := testnet.New(t, testnet.Providers(1))
+	data := randomBytes(t, 20<<10, 12) // one chunk, one provider: one link
+	for _, tc := range []struct {
+		name string
+		want []LinkState
+	}{
+		{"fresh", []LinkState{LinkCreated, LinkAgreed, LinkSendingSegmentMap, LinkSendingData,
+			LinkDataReceived, LinkAskingForSignature, LinkSigned}},
+		{"already stored", []LinkState{LinkCreated, LinkDataReceived, LinkAskingForSignature, LinkSigned}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := netClient(t, net, t.TempDir()) // a fresh journal: the second put pushes again
+			c.progressEvery = 0                 // every change reported
+			var trail linkTrail
+			if _, err := c.Put(testCtx(t), net.Bag, bytes.NewReader(data), WithProgress(trail.fn(t))); err != nil {
+				t.Fatal(err)
+			}
+			if got := trail.get(); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("link went %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// countingConns wraps the client's store streams to count pushes.
+func countingConns(c *Client) *atomic.Int32 {
+	var n atomic.Int32
+	open := c.openConn
+	c.openConn = func(ctx context.Context, p peer.ID) (storeConn, error) {
+		conn, err := open(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		return countingConn{conn, &n}, nil
+	}
+	return &n
+}
+
+type countingConn struct {
+	storeConn
+	n *atomic.Int32
+}
+
+func (c countingConn) Push(ctx context.Context, ch provider.ChunkPush) (*wire.Receipt, error) {
+	c.n.Add(1)
+	return c.storeConn.Push(ctx, ch)
+}
+
+func TestNetworkResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	net := testnet.New(t, testnet.Providers(3))
+	dir := t.TempDir()
+	data := randomBytes(t, 10<<20, 15)
+	path := writeTemp(t, data)
+	total := len(data) / itChunk
+
+	c1 := netClient(t, net, dir, WithWindow(4))
+	first := countingConns(c1)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	var once sync.Once
+	_, err := c1.PutFile(ctx, net.Bag, path, WithProgress(func(p Progress) {
+		if p.Links[LinkSigned] >= total {
+			once.Do(cancel)
+		}
+	}))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted put: %v", err)
+	}
+	_ = c1.Close()
+	objects, err := net.Client.Objects(testCtx(t), net.Bag)
+	if err != nil || len(objects) != 1 {
+		t.Fatalf("objects after the first run: %v %v", objects, err)
+	}
+
+	c2 := netClient(t, net, dir)
+	second := countingConns(c2)
+	lp := &lastProgress{t: t}
+	obj, err := c2.PutFile(testCtx(t), net.Bag, path, WithProgress(lp.fn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if obj.ID != objects[0].ID {
+		t.Fatalf("resumed upload made object %d, the first run registered %d", obj.ID, objects[0].ID)
+	}
+	if objects, _ = net.Client.Objects(testCtx(t), net.Bag); len(objects) != 1 {
+		t.Fatalf("%d objects after resuming; the upload registered again", len(objects))
+	}
+	kept := lp.get().Resumed
+	pushed := int(second.Load())
+	// Every chunk copy without a kept receipt is pushed once; the few in
+	// flight at the interruption may be pushed again (answered "already
+	// stored").
+	if pushed > 3*total-kept*3+3*4 || pushed >= 3*total {
+		t.Fatalf("second run pushed %d chunk copies; %d chunks were kept whole, %d copies pushed by the first run", pushed, kept, first.Load())
+	}
+	t.Logf("first run pushed %d chunk copies, second %d of %d", first.Load(), pushed, 3*total)
+	var out bytes.Buffer
+	if _, err := c2.Get(testCtx(t), ObjectRef(net.Bag, obj.ID), &out); err != nil || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("read back: %v", err)
+	}
+}

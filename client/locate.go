@@ -1,0 +1,197 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/p2p"
+)
+
+// candidate is one provider of a bag the client may talk to.
+type candidate struct {
+	peer   peer.ID
+	addrs  []ma.Multiaddr
+	bucket chain.StorageBucketID
+	// named is set when the chain names the peer as the operator of one
+	// of the bag's storage buckets; only those may store the bag's objects.
+	named bool
+}
+
+// located is what the client found out about a bag's providers.
+type located struct {
+	bag chain.Bag
+	// live are the providers connected, in the order of the bag's buckets
+	// (then DHT-only peers, for reads).
+	live []candidate
+	// failed are the providers that could not be used, and why.
+	failed []PeerError
+	// buckets is the number of storage buckets of the bag.
+	buckets int
+}
+
+// locate finds the providers of bag: the chain names its storage buckets and
+// their operators' peer IDs and addresses; the DHT (FindProviders of the
+// bag key) gives live addresses. It connects to them and returns the live
+// ones. With dhtOnly, peers the DHT names but the chain does not are
+// included too (reads verify every byte, so any holder will do).
+func (c *Client) locate(ctx context.Context, bagID chain.BagID, dhtOnly bool) (*located, error) {
+	bag, err := c.chain.Bag(ctx, bagID)
+	if err != nil {
+		return nil, explainChain("find providers", bagID, err)
+	}
+	loc := &located{bag: bag, buckets: len(bag.StorageBuckets)}
+	var named []candidate
+	for _, id := range bag.StorageBuckets {
+		b, err := c.chain.StorageBucket(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("find providers of bag %s: storage bucket %d: %w", bagID, id, err)
+		}
+		if b.OperatorStatus != chain.OperatorActive || b.Metadata == nil || b.Metadata.PeerID == "" {
+			c.log.Debug("storage bucket has no usable operator", "bag", bagID, "bucket", id, "status", b.OperatorStatus)
+			loc.failed = append(loc.failed, PeerError{Err: fmt.Errorf("storage bucket %d has no active operator with published node metadata", id)})
+			continue
+		}
+		p, err := peer.Decode(b.Metadata.PeerID)
+		if err != nil {
+			loc.failed = append(loc.failed, PeerError{Err: fmt.Errorf("storage bucket %d: operator metadata has a bad peer ID %q", id, b.Metadata.PeerID)})
+			continue
+		}
+		cand := candidate{peer: p, bucket: id, named: true}
+		for _, s := range b.Metadata.Multiaddrs {
+			if a, err := ma.NewMultiaddr(s); err == nil {
+				cand.addrs = append(cand.addrs, a)
+			}
+		}
+		named = append(named, cand)
+	}
+
+	lctx, cancel := context.WithTimeout(ctx, c.opts.locate)
+	defer cancel()
+	// The DHT lookup runs beside the first connection attempts; it is only
+	// waited for when some named provider could not be reached with the
+	// chain's addresses, or for reads that may use other holders.
+	dhtDone := make(chan []peer.AddrInfo, 1)
+	dctx, dcancel := context.WithCancel(lctx)
+	defer dcancel()
+	go func() {
+		found, _ := c.host.FindProviders(dctx, p2p.BagKey(bagID.String()), 0)
+		dhtDone <- found
+	}()
+
+	errs := c.connectAll(lctx, named)
+	var missing bool
+	for _, e := range errs {
+		if e != nil {
+			missing = true
+		}
+	}
+	var found []peer.AddrInfo
+	if missing || dhtOnly {
+		found = <-dhtDone
+	} else {
+		dcancel()
+		<-dhtDone
+	}
+	byPeer := map[peer.ID][]ma.Multiaddr{}
+	for _, f := range found {
+		byPeer[f.ID] = append(byPeer[f.ID], f.Addrs...)
+	}
+	var retry []candidate
+	var retryIdx []int
+	for i, e := range errs {
+		if e != nil && len(byPeer[named[i].peer]) > 0 {
+			cand := named[i]
+			cand.addrs = byPeer[cand.peer]
+			retry = append(retry, cand)
+			retryIdx = append(retryIdx, i)
+		}
+	}
+	if len(retry) > 0 {
+		for k, e := range c.connectAll(lctx, retry) {
+			errs[retryIdx[k]] = e
+		}
+	}
+	seen := map[peer.ID]bool{c.host.ID(): true}
+	for i, cand := range named {
+		if seen[cand.peer] {
+			continue
+		}
+		seen[cand.peer] = true
+		if errs[i] != nil {
+			loc.failed = append(loc.failed, PeerError{Peer: cand.peer, Err: errs[i]})
+			continue
+		}
+		loc.live = append(loc.live, cand)
+	}
+	if dhtOnly {
+		var extra []candidate
+		for _, f := range found {
+			if seen[f.ID] {
+				continue
+			}
+			seen[f.ID] = true
+			extra = append(extra, candidate{peer: f.ID, addrs: f.Addrs})
+		}
+		for i, e := range c.connectAll(lctx, extra) {
+			if e == nil {
+				loc.live = append(loc.live, extra[i])
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return loc, nil
+}
+
+// connectAll connects to every candidate in parallel and returns one error
+// (or nil) per candidate.
+func (c *Client) connectAll(ctx context.Context, cands []candidate) []error {
+	errs := make([]error, len(cands))
+	var wg sync.WaitGroup
+	for i, cand := range cands {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.connect(ctx, cand)
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
+// connect connects to one candidate with the addresses it has (and any the
+// peerstore already knows).
+func (c *Client) connect(ctx context.Context, cand candidate) error {
+	h := c.host.Libp2p()
+	if len(cand.addrs) > 0 {
+		h.Peerstore().AddAddrs(cand.peer, cand.addrs, peerstore.TempAddrTTL)
+	}
+	if len(h.Peerstore().Addrs(cand.peer)) == 0 {
+		return errors.New("no known address")
+	}
+	if err := c.host.Connect(ctx, peer.AddrInfo{ID: cand.peer}); err != nil {
+		return fmt.Errorf("cannot connect: %w", trimDialError(err))
+	}
+	return nil
+}
+
+// trimDialError keeps a dial error's message short: libp2p lists every
+// address tried, which drowns the cause in a one-line message.
+func trimDialError(err error) error {
+	s := err.Error()
+	if len(s) > 160 {
+		return errors.New(s[:160] + "…")
+	}
+	return err
+}
+
+// parseAddr parses a multiaddr a chain record holds.
+func parseAddr(s string) (ma.Multiaddr, error) { return ma.NewMultiaddr(s) }

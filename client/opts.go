@@ -1,0 +1,112 @@
+package client
+
+import (
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// PutOption configures Put, PutFile and Upload.
+type PutOption interface{ applyPut(*putOptions) }
+
+// GetOption configures Get, GetRange and Open.
+type GetOption interface{ applyGet(*getOptions) }
+
+type putOptions struct {
+	progress      func(Progress)
+	redundancy    int
+	minRedundancy int
+	chunkSize     int
+	acceptTimeout time.Duration
+	expiry        time.Duration
+}
+
+type getOptions struct {
+	progress func(Progress)
+	peers    []peer.AddrInfo
+}
+
+type putOption func(*putOptions)
+
+func (f putOption) applyPut(o *putOptions) { f(o) }
+
+type getOption func(*getOptions)
+
+func (f getOption) applyGet(o *getOptions) { f(o) }
+
+// ProgressOption reports progress; it configures uploads and downloads
+// alike.
+type ProgressOption struct{ fn func(Progress) }
+
+func (p ProgressOption) applyPut(o *putOptions) { o.progress = p.fn }
+func (p ProgressOption) applyGet(o *getOptions) { o.progress = p.fn }
+
+// WithProgress calls fn with a snapshot of the operation's progress:
+// whenever the file or a chunk changes state, and at most every 50 ms for
+// storage link changes and download bytes, and once more at the end.
+// Calls are never concurrent; fn must return quickly.
+func WithProgress(fn func(Progress)) ProgressOption { return ProgressOption{fn: fn} }
+
+// WithRedundancy sets how many providers must each hold every chunk (N).
+// The default, and the most, is the number of storage buckets storing the
+// bag.
+func WithRedundancy(n int) PutOption {
+	return putOption(func(o *putOptions) { o.redundancy = n })
+}
+
+// WithMinRedundancy sets the fewest providers an upload may end with when
+// providers fail and no other provider of the bag can replace them (default
+// 1): the upload then completes with receipts from the live providers and
+// the chain's acceptance, and the providers of the bag sync the rest.
+// Set it to the redundancy to fail instead.
+func WithMinRedundancy(n int) PutOption {
+	return putOption(func(o *putOptions) { o.minRedundancy = n })
+}
+
+// WithChunkSize overrides Config.ChunkSize for one upload.
+func WithChunkSize(n int) PutOption {
+	return putOption(func(o *putOptions) { o.chunkSize = n })
+}
+
+// WithAcceptTimeout bounds the wait for the chain to accept the object once
+// every chunk is stored and bound (default 2 minutes). When it passes,
+// the upload fails with ErrNotAccepted and running it again resumes the wait.
+func WithAcceptTimeout(d time.Duration) PutOption {
+	return putOption(func(o *putOptions) { o.acceptTimeout = d })
+}
+
+// WithExpiry sets how long providers keep chunks that are not bound to an
+// object yet (default 24 hours): the agreement expiry of every chunk
+// request, and the lifetime of a streamed upload's session.
+func WithExpiry(d time.Duration) PutOption {
+	return putOption(func(o *putOptions) { o.expiry = d })
+}
+
+// WithPeers adds peers to read from besides the bag's providers, tried
+// first; every block they send is verified like any other.
+func WithPeers(peers ...peer.AddrInfo) GetOption {
+	return getOption(func(o *getOptions) { o.peers = append(o.peers, peers...) })
+}
+
+func (c *Client) putOptions(opts []PutOption) putOptions {
+	o := putOptions{chunkSize: c.cfg.ChunkSize, acceptTimeout: 2 * time.Minute, expiry: 24 * time.Hour, minRedundancy: 1}
+	for _, f := range opts {
+		if f != nil {
+			f.applyPut(&o)
+		}
+	}
+	if o.minRedundancy < 1 {
+		o.minRedundancy = 1
+	}
+	return o
+}
+
+func getOpts(opts []GetOption) getOptions {
+	var o getOptions
+	for _, f := range opts {
+		if f != nil {
+			f.applyGet(&o)
+		}
+	}
+	return o
+}

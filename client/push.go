@@ -1,0 +1,624 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/provider"
+	"github.com/satchel-net/satchel/wire"
+)
+
+// Retry policy of a storage link.
+const (
+	// linkAttempts is how many times one chunk is tried on one provider in
+	// one pass before the provider is given up for this upload.
+	linkAttempts = 5
+	// retryBase and retryMax bound the backoff between attempts: a provider
+	// whose view of the chain lags a block behind the registration refuses
+	// the first chunks, then agrees.
+	retryBase = 100 * time.Millisecond
+	retryMax  = 2 * time.Second
+	// targetFailures is how many failed links in a row make a provider
+	// given up for this upload.
+	targetFailures = 12
+	// workersPerTarget is how many chunk exchanges the uploader keeps in
+	// flight on one store stream (the protocol allows
+	// provider.MaxChunksInFlight).
+	workersPerTarget = 16
+	// maxRounds bounds the passes over the chunks: each pass sends every
+	// chunk some live target lacks; a pass is only repeated when targets
+	// failed and others replace them.
+	maxRounds = 16
+	// bindTimeout bounds one BIND exchange (the provider rebuilds the DAG
+	// and checks every chunk it holds).
+	bindTimeout = 2 * time.Minute
+)
+
+// bitset is a growable set of chunk indexes.
+type bitset []uint64
+
+func (b bitset) has(i int) bool {
+	w := i / 64
+	return w < len(b) && b[w]&(1<<(uint(i)%64)) != 0
+}
+
+func (b *bitset) set(i int) bool {
+	w := i / 64
+	for len(*b) <= w {
+		*b = append(*b, 0)
+	}
+	if (*b)[w]&(1<<(uint(i)%64)) != 0 {
+		return false
+	}
+	(*b)[w] |= 1 << (uint(i) % 64)
+	return true
+}
+
+// target is one provider an upload pushes every chunk to.
+type target struct {
+	cand candidate
+
+	mu    sync.Mutex
+	conn  storeConn
+	gen   int // conn generation, so one failure resets the stream once
+	held  bitset
+	nheld int
+	dead  error
+	bound bool
+	fails int // failed links in a row
+
+	queue chan *chunkJob
+}
+
+func (t *target) alive() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.dead == nil
+}
+
+func (t *target) has(i int) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.held.has(i)
+}
+
+func (t *target) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.nheld
+}
+
+// chunkJob is one chunk on its way to one or more targets. Its buffer goes
+// back to the pool when the last target is done with it.
+type chunkJob struct {
+	index int
+	info  chunker.ChunkInfo
+	data  []byte
+	proof chunker.Proof
+	refs  atomic.Int32
+	pool  *bufPool
+}
+
+func (j *chunkJob) done() {
+	if j.refs.Add(-1) == 0 && j.pool != nil {
+		j.pool.put(j.data)
+	}
+}
+
+// bufPool hands out at most n chunk buffers: the upload's memory bound.
+type bufPool struct {
+	size  int
+	free  chan []byte
+	avail chan struct{}
+}
+
+func newBufPool(n, size int) *bufPool {
+	p := &bufPool{size: size, free: make(chan []byte, n), avail: make(chan struct{}, n)}
+	for range n {
+		p.avail <- struct{}{}
+	}
+	return p
+}
+
+// get returns a buffer of the pool's size, waiting while all are in use.
+func (p *bufPool) get(ctx context.Context) ([]byte, error) {
+	select {
+	case b := <-p.free:
+		return b[:p.size], nil
+	default:
+	}
+	select {
+	case b := <-p.free:
+		return b[:p.size], nil
+	case <-p.avail:
+		return make([]byte, p.size), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (p *bufPool) put(b []byte) { p.free <- b }
+
+// pusher moves the chunks of one upload to its target providers and keeps
+// the File / Chunk / StorageLink states: it is the uploader's half of
+// /satchel/store/1.0.0 over several providers at once.
+type pusher struct {
+	c       *Client
+	bag     chain.BagID
+	object  uint64
+	session []byte // streamed uploads: chunks pushed before registration
+	expiry  time.Time
+	key     *uploadKey // the journal's key; nil for streamed uploads
+	tr      *tracker
+	pool    *bufPool
+	want    int // N
+	min     int
+	nchunks int // chunks of the object (known at the end of a stream)
+
+	mu      sync.Mutex
+	targets []*target
+	spares  []candidate
+	failed  []PeerError
+	tried   map[peer.ID]bool
+
+	g          *errgroup.Group // workers of the current pass
+	gctx       context.Context
+	cancelPass context.CancelFunc
+	fatal      error // stops the upload: the file changed under it
+}
+
+// open connects store streams to spares until want targets are alive,
+// or the spares run out.
+func (p *pusher) open(ctx context.Context) {
+	for {
+		p.mu.Lock()
+		alive := 0
+		for _, t := range p.targets {
+			if t.alive() {
+				alive++
+			}
+		}
+		if alive >= p.want || len(p.spares) == 0 {
+			p.mu.Unlock()
+			return
+		}
+		cand := p.spares[0]
+		p.spares = p.spares[1:]
+		p.mu.Unlock()
+		t := &target{cand: cand}
+		conn, err := p.c.openConn(ctx, cand.peer)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			p.fail(cand.peer, fmt.Errorf("open store stream: %w", err))
+			continue
+		}
+		t.conn = conn
+		p.mu.Lock()
+		p.targets = append(p.targets, t)
+		p.mu.Unlock()
+		p.c.log.Debug("upload target", "bag", p.bag, "peer", cand.peer, "bucket", cand.bucket)
+	}
+}
+
+// fail records why a provider is not used.
+func (p *pusher) fail(id peer.ID, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.failed = append(p.failed, PeerError{Peer: id, Err: err})
+	p.c.log.Info("storage provider given up for this upload", "bag", p.bag, "peer", id, "err", err)
+}
+
+// kill gives a target up for the rest of the upload.
+func (p *pusher) kill(t *target, err error) {
+	t.mu.Lock()
+	if t.dead != nil {
+		t.mu.Unlock()
+		return
+	}
+	t.dead = err
+	conn := t.conn
+	t.conn = nil
+	t.mu.Unlock()
+	if conn != nil {
+		closeQuietly(conn)
+	}
+	p.fail(t.cand.peer, err)
+}
+
+// alive returns the live targets.
+func (p *pusher) alive() []*target {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []*target
+	for _, t := range p.targets {
+		if t.alive() {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// closeAll closes every target's stream.
+func (p *pusher) closeAll() {
+	p.mu.Lock()
+	ts := p.targets
+	p.mu.Unlock()
+	for _, t := range ts {
+		t.mu.Lock()
+		conn := t.conn
+		t.conn = nil
+		t.mu.Unlock()
+		if conn != nil {
+			closeQuietly(conn)
+		}
+	}
+}
+
+// noProvider is the error when too few providers are left.
+func (p *pusher) noProvider(have int) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return &NoProviderError{Bag: p.bag, Need: p.want, Have: have, Tried: append([]PeerError(nil), p.failed...), Op: "upload"}
+}
+
+// start starts the workers of a pass: every live target gets a queue and
+// workersPerTarget goroutines pushing from it. Call feed for every chunk,
+// then finish.
+func (p *pusher) start(ctx context.Context) {
+	pctx, cancel := context.WithCancel(ctx)
+	p.cancelPass = cancel
+	p.g, p.gctx = errgroup.WithContext(pctx)
+	for _, t := range p.alive() {
+		t.queue = make(chan *chunkJob, cap(p.pool.avail)+1)
+		for range workersPerTarget {
+			p.g.Go(func() error {
+				for j := range t.queue {
+					p.push(p.gctx, t, j)
+					j.done()
+				}
+				return nil
+			})
+		}
+	}
+}
+
+// need returns the live targets of the current pass that lack chunk i.
+func (p *pusher) need(i int) []*target {
+	var out []*target
+	for _, t := range p.alive() {
+		if t.queue != nil && !t.has(i) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// feed hands chunk j to every live target of the pass that lacks it. It
+// takes over j's buffer.
+func (p *pusher) feed(j *chunkJob, to []*target) {
+	if len(to) == 0 {
+		j.refs.Store(1)
+		j.done()
+		return
+	}
+	j.refs.Store(int32(len(to)))
+	for _, t := range to {
+		p.tr.chunkStarted(j.index)
+		t.queue <- j // never blocks: a queue holds as many jobs as the pool has buffers
+	}
+}
+
+// finish closes the pass's queues and waits for its workers.
+func (p *pusher) finish() error {
+	p.mu.Lock()
+	ts := p.targets
+	p.mu.Unlock()
+	for _, t := range ts {
+		if t.queue != nil {
+			close(t.queue)
+		}
+	}
+	err := p.g.Wait()
+	p.cancelPass()
+	for _, t := range ts {
+		t.queue = nil
+	}
+	if f := p.fatalErr(); f != nil {
+		return f
+	}
+	return err
+}
+
+// abort stops the upload with err: every worker of the pass stops.
+func (p *pusher) abort(err error) {
+	p.mu.Lock()
+	if p.fatal == nil {
+		p.fatal = err
+	}
+	p.mu.Unlock()
+	p.cancelPass()
+}
+
+func (p *pusher) fatalErr() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.fatal
+}
+
+// conn returns the target's stream, opening a new one after a failure.
+func (p *pusher) conn(ctx context.Context, t *target) (storeConn, int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.dead != nil {
+		return nil, 0, t.dead
+	}
+	if t.conn == nil {
+		conn, err := p.c.openConn(ctx, t.cand.peer)
+		if err != nil {
+			return nil, 0, err
+		}
+		t.conn = conn
+		t.gen++
+	}
+	return t.conn, t.gen, nil
+}
+
+// resetConn drops the target's stream of generation gen, once.
+func (t *target) resetConn(gen int) {
+	t.mu.Lock()
+	var conn storeConn
+	if t.gen == gen && t.conn != nil {
+		conn = t.conn
+		t.conn = nil
+	}
+	t.mu.Unlock()
+	if conn != nil {
+		closeQuietly(conn)
+	}
+}
+
+// push runs the storage links of chunk j to target t until one is signed,
+// the target is given up, or ctx ends.
+func (p *pusher) push(ctx context.Context, t *target, j *chunkJob) {
+	backoff := retryBase
+	for attempt := 1; ; attempt++ {
+		if ctx.Err() != nil || !t.alive() {
+			return
+		}
+		if t.has(j.index) {
+			return
+		}
+		p.tr.link(-1, LinkCreated)
+		conn, gen, err := p.conn(ctx, t)
+		if err != nil {
+			p.tr.link(LinkCreated, LinkFailed)
+			if ctx.Err() == nil {
+				p.kill(t, fmt.Errorf("open store stream: %w", err))
+			}
+			return
+		}
+		link := &linkSteps{tr: p.tr, state: LinkCreated}
+		pctx, cancel := context.WithTimeout(ctx, p.c.opts.pushTimeout)
+		r, err := conn.Push(pctx, provider.ChunkPush{
+			Bag:     p.bag.String(),
+			Object:  p.object,
+			Index:   j.index,
+			CID:     j.info.CID,
+			Data:    j.data[:j.info.Size],
+			Proof:   j.proof,
+			Session: p.session,
+			Expiry:  p.expiry,
+			OnStep:  link.step,
+		})
+		cancel()
+		if err == nil {
+			err = p.checkReceipt(t, j, r)
+		}
+		if err == nil {
+			link.move(LinkSigned)
+			p.signed(t, j, r)
+			return
+		}
+		link.move(LinkFailed)
+		if ctx.Err() != nil {
+			return
+		}
+		var refused *provider.RefusedError
+		if !errors.As(err, &refused) {
+			// The stream broke or timed out: open a new one next attempt.
+			t.resetConn(gen)
+		} else if refused.Status == wire.Status_STATUS_FAILED {
+			// The provider found bytes that do not match the CID. The
+			// chunk was not hashed again when it was read back (the
+			// provider checks every byte), so check now whether the file
+			// changed under the upload: no provider can then succeed.
+			if verr := verifyChunk(j.info, j.data[:j.info.Size]); verr != nil {
+				p.abort(verr)
+				return
+			}
+		}
+		t.mu.Lock()
+		t.fails++
+		fails := t.fails
+		t.mu.Unlock()
+		p.c.log.Debug("storage link failed", "peer", t.cand.peer, "chunk", j.index, "attempt", attempt, "err", err)
+		if attempt >= linkAttempts || fails >= targetFailures {
+			p.kill(t, fmt.Errorf("chunk %d: %w", j.index, err))
+			return
+		}
+		timer := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		backoff = min(backoff*2, retryMax)
+	}
+}
+
+// linkSteps moves one storage link through the LinkStates as its store
+// exchange reports its steps (provider.ChunkPush.OnStep). Push calls the
+// hook on the goroutine running the link, so it needs no lock.
+//
+// The caller side pipelines a chunk's segment map, data and SIGN in one
+// write, so SIGN is out before DATA_RECEIVED is back: the link asks for the
+// signature once the provider holds the data. ALREADY_STORED, after the
+// request or the segment map, takes the link straight to data received.
+// Links only move forward; the final state (signed or failed) is set by the
+// pusher from Push's result and the receipt check.
+type linkSteps struct {
+	tr       *tracker
+	state    LinkState
+	signSent bool
+}
+
+// step is the provider.ChunkPush.OnStep hook.
+func (l *linkSteps) step(s provider.PushStep) {
+	switch s {
+	case provider.PushAgreed:
+		l.advance(LinkAgreed)
+	case provider.PushSegmentsSent:
+		l.advance(LinkSendingSegmentMap)
+	case provider.PushDataSent:
+		l.advance(LinkSendingData)
+	case provider.PushDataReceived, provider.PushAlreadyStored:
+		l.advance(LinkDataReceived)
+		if l.signSent {
+			l.advance(LinkAskingForSignature)
+		}
+	case provider.PushSignSent:
+		l.signSent = true
+		if l.state == LinkDataReceived {
+			l.advance(LinkAskingForSignature)
+		}
+	}
+}
+
+// advance moves the link to a later, non-final state.
+func (l *linkSteps) advance(to LinkState) {
+	if to > l.state && l.state < LinkSigned {
+		l.move(to)
+	}
+}
+
+// move moves the link to state to.
+func (l *linkSteps) move(to LinkState) {
+	if to == l.state {
+		return
+	}
+	l.tr.link(l.state, to)
+	l.state = to
+}
+
+// checkReceipt verifies a receipt: the provider's signature, and that it is
+// for this chunk, object and bag.
+func (p *pusher) checkReceipt(t *target, j *chunkJob, r *wire.Receipt) error {
+	if err := provider.VerifyReceipt(r, t.cand.peer); err != nil {
+		return err
+	}
+	if !bytes.Equal(r.GetCid(), j.info.CID.Bytes()) || r.GetObjectId() != p.object || r.GetBagId() != p.bag.String() {
+		return fmt.Errorf("%w: receipt is for chunk %x of object %d in bag %q", provider.ErrBadReceipt, r.GetCid(), r.GetObjectId(), r.GetBagId())
+	}
+	return nil
+}
+
+// signed records a verified receipt.
+func (p *pusher) signed(t *target, j *chunkJob, r *wire.Receipt) {
+	t.mu.Lock()
+	t.fails = 0
+	fresh := t.held.set(j.index)
+	if fresh {
+		t.nheld++
+	}
+	t.mu.Unlock()
+	if !fresh {
+		return
+	}
+	p.tr.sent(int64(j.info.Size))
+	if p.key != nil {
+		if err := p.c.journal.addReceipt(*p.key, j.index, t.cand.peer, r); err != nil {
+			p.c.log.Info("cannot persist receipt; a resumed upload will ask for it again", "err", err)
+		}
+	}
+	p.tr.receipt(j.index, false)
+}
+
+// bind binds the object on every live target that holds all n chunks and
+// has not bound yet. A target whose bind fails is given up.
+func (p *pusher) bind(ctx context.Context, chunks []chunker.ChunkInfo) {
+	var wg sync.WaitGroup
+	for _, t := range p.alive() {
+		t.mu.Lock()
+		skip := t.bound || t.nheld < len(chunks)
+		t.mu.Unlock()
+		if skip {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, _, err := p.conn(ctx, t)
+			if err == nil {
+				bctx, cancel := context.WithTimeout(ctx, bindTimeout)
+				err = conn.Bind(bctx, provider.BindRequest{Session: p.session, Bag: p.bag.String(), Object: p.object, Chunks: chunks})
+				cancel()
+			}
+			if err != nil {
+				if ctx.Err() == nil {
+					p.kill(t, fmt.Errorf("bind object %d: %w", p.object, err))
+				}
+				return
+			}
+			t.mu.Lock()
+			t.bound = true
+			t.mu.Unlock()
+			if p.key != nil {
+				if err := p.c.journal.markBound(*p.key, t.cand.peer); err != nil {
+					p.c.log.Info("cannot persist bind", "err", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// boundCount returns how many live targets bound the object.
+func (p *pusher) boundCount() int {
+	n := 0
+	for _, t := range p.alive() {
+		t.mu.Lock()
+		if t.bound {
+			n++
+		}
+		t.mu.Unlock()
+	}
+	return n
+}
+
+// spareCount returns how many untried providers are left.
+func (p *pusher) spareCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.spares)
+}
+
+// verifyChunk checks a chunk read back from the file still has its CID.
+func verifyChunk(info chunker.ChunkInfo, data []byte) error {
+	if got := chunker.ChunkCID(data); !got.Equals(info.CID) {
+		return fmt.Errorf("%w: chunk at offset %d now hashes to %s, not %s", ErrFileChanged, info.Offset, got, info.CID)
+	}
+	return nil
+}

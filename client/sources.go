@@ -1,0 +1,273 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multihash"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/provider"
+)
+
+// Source selection limits.
+const (
+	// perSourceInFlight is how many blocks a download asks one provider for
+	// at once (the fetch protocol's provider.MaxFetchInFlight).
+	perSourceInFlight = 8
+	// sourceFailures is how many failed reads in a row make a provider
+	// skipped for the rest of a download.
+	sourceFailures = 3
+	// getTimeout bounds one block read from one provider.
+	getTimeout = 30 * time.Second
+	// rateAlpha is the weight of a new sample in a provider's throughput
+	// and latency averages.
+	rateAlpha = 0.3
+)
+
+// errLied marks a provider that sent bytes that do not match the CID asked
+// for.
+var errLied = errors.New("sent bytes that do not match the CID")
+
+// source is one provider a download reads from, with what it has shown of
+// its speed.
+type source struct {
+	peer     peer.ID
+	index    int // order of preference before any measurement
+	inflight int
+	rate     float64       // bytes per second, moving average; 0 until measured
+	latency  time.Duration // time to the first block, moving average
+	samples  int
+	fails    int   // failed reads in a row
+	skipped  error // why it is no longer used
+}
+
+// expected estimates how long a new read of size bytes from s would take,
+// counting the reads already queued on it. Unmeasured sources score zero,
+// so each is tried early: measuring them is how the fastest are found.
+func (s *source) expected(size int64) float64 {
+	if s.samples == 0 {
+		return float64(s.inflight) * 1e-3
+	}
+	per := s.latency.Seconds() + float64(size)/s.rate
+	return per * float64(s.inflight+1)
+}
+
+// sources picks, for every block of a download, the provider expected to
+// deliver it first, and skips providers that fail or lie.
+type sources struct {
+	c   *Client
+	bag chain.BagID
+
+	mu    sync.Mutex
+	cond  *sync.Cond
+	all   []*source
+	tried []PeerError // first failure of every skipped source
+}
+
+func newSources(c *Client, bag chain.BagID, peers []peer.ID) *sources {
+	s := &sources{c: c, bag: bag}
+	s.cond = sync.NewCond(&s.mu)
+	for i, p := range peers {
+		s.all = append(s.all, &source{peer: p, index: i})
+	}
+	return s
+}
+
+// acquire returns the best source for a block of about size bytes that has
+// not been tried for it (exclude), waiting while every candidate is busy.
+// It fails when no candidate is left.
+func (s *sources) acquire(ctx context.Context, size int64, exclude map[peer.ID]error) (*source, error) {
+	stop := context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	})
+	defer stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		var best *source
+		waiting := false
+		for _, src := range s.all {
+			if src.skipped != nil {
+				continue
+			}
+			if _, ok := exclude[src.peer]; ok {
+				continue
+			}
+			if src.inflight >= perSourceInFlight {
+				waiting = true
+				continue
+			}
+			if best == nil || better(src, best, size) {
+				best = src
+			}
+		}
+		if best != nil {
+			best.inflight++
+			return best, nil
+		}
+		if !waiting {
+			return nil, errNoSource
+		}
+		s.cond.Wait()
+	}
+}
+
+var errNoSource = errors.New("no source left")
+
+func better(a, b *source, size int64) bool {
+	ea, eb := a.expected(size), b.expected(size)
+	if ea != eb {
+		return ea < eb
+	}
+	return a.index < b.index
+}
+
+// release records the outcome of a read from src.
+func (s *sources) release(src *source, n int, took time.Duration, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	src.inflight--
+	s.cond.Broadcast()
+	switch {
+	case err == nil:
+		src.fails = 0
+		if took <= 0 {
+			took = time.Microsecond
+		}
+		rate := float64(n) / took.Seconds()
+		if src.samples == 0 {
+			src.rate, src.latency = rate, took
+		} else {
+			src.rate = (1-rateAlpha)*src.rate + rateAlpha*rate
+			src.latency = time.Duration((1-rateAlpha)*float64(src.latency) + rateAlpha*float64(took))
+		}
+		src.samples++
+	case errors.Is(err, errLied) || errors.Is(err, chunker.ErrCIDMismatch):
+		s.skip(src, err)
+	case errors.Is(err, ErrNotFound):
+		// It lacks this block; it may hold others.
+	default:
+		src.fails++
+		if src.fails >= sourceFailures {
+			s.skip(src, err)
+		}
+	}
+}
+
+func (s *sources) skip(src *source, err error) {
+	if src.skipped != nil {
+		return
+	}
+	src.skipped = err
+	s.tried = append(s.tried, PeerError{Peer: src.peer, Err: err})
+	s.c.log.Info("provider skipped for this download", "peer", src.peer, "err", err)
+}
+
+// get reads block c, from the best source that has it, verifying it.
+// A source that fails is not asked for c again; one that lies or keeps
+// failing is skipped for the whole download.
+func (s *sources) get(ctx context.Context, c cid.Cid, sizeHint int64) ([]byte, error) {
+	exclude := map[peer.ID]error{}
+	for {
+		src, err := s.acquire(ctx, sizeHint, exclude)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, s.notFound(c, exclude)
+		}
+		start := time.Now()
+		gctx, cancel := context.WithTimeout(ctx, getTimeout)
+		data, err := s.c.fetch.GetBlock(gctx, src.peer, c)
+		cancel()
+		if err == nil && !s.c.fetchVerifies {
+			err = verifyBlock(c, data)
+		} else if ctx.Err() == nil && isNotFound(err) {
+			err = errNotHeld{}
+		}
+		s.release(src, len(data), time.Since(start), err)
+		if err == nil {
+			return data, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		s.c.log.Debug("block read failed", "peer", src.peer, "cid", c, "err", err)
+		exclude[src.peer] = err
+	}
+}
+
+// notFound is the error when no source could deliver block c.
+func (s *sources) notFound(c cid.Cid, tried map[peer.ID]error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := &NoProviderError{Bag: s.bag, Need: 1, Op: "download block " + c.String()}
+	seen := map[peer.ID]bool{}
+	for _, src := range s.all {
+		if err, ok := tried[src.peer]; ok {
+			e.Tried = append(e.Tried, PeerError{Peer: src.peer, Err: err})
+			seen[src.peer] = true
+		}
+	}
+	for _, t := range s.tried {
+		if !seen[t.Peer] {
+			e.Tried = append(e.Tried, t)
+		}
+	}
+	var holders []string
+	for _, t := range e.Tried {
+		if !errors.Is(t.Err, ErrNotFound) {
+			return e
+		}
+		holders = append(holders, shortPeer(t.Peer))
+	}
+	if len(holders) == 0 {
+		return e
+	}
+	return fmt.Errorf("%w: none of the %d providers asked holds block %s (%s)", ErrNotFound, len(holders), c, strings.Join(holders, ", "))
+}
+
+// errNotHeld is a provider's NOT_FOUND: it does not hold the block (or not
+// for a bag it stores).
+type errNotHeld struct{}
+
+func (errNotHeld) Error() string        { return "does not hold it" }
+func (errNotHeld) Is(target error) bool { return target == ErrNotFound }
+
+// isNotFound reports whether a fetch error says the provider does not hold
+// the block (NOT_FOUND).
+func isNotFound(err error) bool {
+	return errors.Is(err, provider.ErrNotServed) || errors.Is(err, ErrNotFound)
+}
+
+// verifyBlock checks that data hashes to c, whatever c's codec: a raw
+// chunk or a dag-pb node.
+func verifyBlock(c cid.Cid, data []byte) error {
+	if c.Type() == cid.Raw && c.Prefix().MhType == multihash.SHA2_256 {
+		if err := chunker.VerifyChunk(c, data); err != nil {
+			return fmt.Errorf("%w: %v", errLied, err)
+		}
+		return nil
+	}
+	got, err := c.Prefix().Sum(data)
+	if err != nil {
+		return fmt.Errorf("verify block %s: %w", c, err)
+	}
+	if !got.Equals(c) {
+		return fmt.Errorf("%w: block %s hashes to %s", errLied, c, got)
+	}
+	return nil
+}

@@ -1,0 +1,318 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/provider"
+)
+
+// Upload is a streamed upload: an io.Writer whose content is chunked, hashed
+// and pushed to the bag's providers as it is written, before its root CID
+// (and so its object) exists. Commit registers the object and binds the
+// chunks to it; Abort gives the upload up.
+//
+//	u, err := c.Upload(ctx, bag)
+//	if err != nil { ... }
+//	if _, err := io.Copy(u, r); err != nil { u.Abort(); ... }
+//	obj, err := u.Commit()
+//
+// The chunks travel in a provisional upload session (see the package
+// documentation): providers keep them, charged against their bucket's free
+// voucher size, until Commit binds them or the session expires
+// (WithExpiry). A stream cannot be read twice, so a provider lost
+// mid-stream is not replaced: Commit succeeds with the providers that hold
+// every chunk, at least WithMinRedundancy of them, and the bag's other
+// providers sync the object from them. A streamed upload does not resume
+// after an interruption; upload files with PutFile for that.
+//
+// An Upload is not safe for concurrent use: write, commit and abort from
+// one goroutine, and cancel the context given to Upload to stop a Write
+// that waits for the providers. Until Commit or Abort returns, the upload
+// counts as in progress for Client.Close.
+type Upload struct {
+	c      *Client
+	ctx    context.Context
+	cancel context.CancelFunc
+	bag    chain.BagID
+	o      putOptions
+	tr     *tracker
+	p      *pusher
+	w      *chunker.Writer
+	params chain.Params
+	want   int
+
+	mu   sync.Mutex
+	err  error // sticky: the first failure
+	done bool
+}
+
+// Upload starts a streamed upload to bag: it checks the chain lets the
+// member upload, finds the bag's providers and opens store streams to N of
+// them. Write the content, then call Commit, or Abort.
+func (c *Client) Upload(ctx context.Context, bag chain.BagID, opts ...PutOption) (_ *Upload, err error) {
+	if err := c.begin(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			c.end()
+		}
+	}()
+	o := c.putOptions(opts)
+	params, err := c.precheck(ctx, bag, -1)
+	if err != nil {
+		return nil, err
+	}
+	loc, err := c.locate(ctx, bag, false)
+	if err != nil {
+		return nil, err
+	}
+	want := o.redundancy
+	if want <= 0 || want > loc.buckets {
+		want = loc.buckets
+	}
+	if want == 0 {
+		return nil, chain.Errorf(chain.ErrNoStorageBuckets, "bag %s is in no storage bucket, so nothing would store the object; ask the storage lead to add it to one with update-bag", bag)
+	}
+	session := make([]byte, provider.SessionIDLength)
+	if _, err := rand.Read(session); err != nil {
+		return nil, err
+	}
+	uctx, cancel := context.WithCancel(ctx)
+	u := &Upload{c: c, ctx: uctx, cancel: cancel, bag: bag, o: o, params: params, want: want,
+		tr: newTracker(OpPut, o.progress, c.progressEvery)}
+	u.tr.update(true, func(p *Progress) { p.Bag = bag })
+	u.p = &pusher{
+		c: c, bag: bag, session: session, tr: u.tr,
+		pool: newBufPool(c.opts.window, o.chunkSize),
+		want: want, min: min(o.minRedundancy, want), spares: loc.live,
+		expiry: time.Now().Add(o.expiry),
+		failed: loc.failed,
+	}
+	u.p.open(uctx)
+	alive := u.p.alive()
+	if len(alive) < u.p.min {
+		u.p.closeAll()
+		cancel()
+		return nil, u.p.noProvider(len(alive))
+	}
+	u.tr.setProviders(len(alive))
+	u.p.start(uctx)
+	u.w, err = chunker.NewWriter(chunker.WithChunkSize(o.chunkSize), chunker.WithChunkFunc(u.chunk))
+	if err != nil {
+		u.p.finish()
+		u.p.closeAll()
+		cancel()
+		return nil, err
+	}
+	u.tr.setFile(FileUploading)
+	c.log.Debug("streamed upload", "bag", bag, "redundancy", want, "providers", len(alive))
+	return u, nil
+}
+
+// chunk hands one hashed chunk to the targets. It runs inside Write.
+func (u *Upload) chunk(ch chunker.Chunk) error {
+	if max := u.params.Limits.MaxDataObjectSize; uint64(ch.Offset)+uint64(len(ch.Data)) > max {
+		return chain.Errorf(chain.ErrObjectTooLarge, "upload to bag %s: the stream is larger than the max data object size of %d bytes; ask the storage lead to raise it with `satchel storage leader set-max-object-size`", u.bag, max)
+	}
+	if err := u.p.fatalErr(); err != nil {
+		return err
+	}
+	to := u.p.need(ch.Index)
+	if len(to) == 0 {
+		if len(u.p.alive()) < u.p.min {
+			return u.p.noProvider(len(u.p.alive()))
+		}
+	}
+	buf, err := u.p.pool.get(u.p.gctx)
+	if err != nil {
+		return err
+	}
+	n := copy(buf, ch.Data)
+	u.p.feed(&chunkJob{index: ch.Index, info: ch.Info(), data: buf[:n], pool: u.p.pool}, to)
+	u.tr.hashed(int64(n))
+	return nil
+}
+
+func (u *Upload) fail(err error) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.err == nil {
+		u.err = err
+	}
+	return u.err
+}
+
+func (u *Upload) check() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.done {
+		return ErrCommitted
+	}
+	return u.err
+}
+
+// Write chunks p and pushes every full chunk to the providers. It blocks
+// while the upload window is full, so memory stays bounded however fast the
+// caller writes.
+func (u *Upload) Write(p []byte) (int, error) {
+	if err := u.check(); err != nil {
+		return 0, err
+	}
+	n, err := u.w.Write(p)
+	if err != nil {
+		return n, u.fail(err)
+	}
+	return n, nil
+}
+
+// ReadFrom writes everything r yields until io.EOF. It implements
+// io.ReaderFrom, so io.Copy(u, r) reads straight into chunk buffers.
+func (u *Upload) ReadFrom(r io.Reader) (int64, error) {
+	if err := u.check(); err != nil {
+		return 0, err
+	}
+	n, err := u.w.ReadFrom(r)
+	if err != nil {
+		return n, u.fail(err)
+	}
+	return n, nil
+}
+
+// Commit ends the stream: it hashes the last chunk, waits for every chunk's
+// receipts, registers the object on chain with the now-known root and size,
+// binds the session to it on every provider, and waits until the chain
+// accepts it. The Upload cannot be used afterwards.
+func (u *Upload) Commit() (Object, error) {
+	if err := u.check(); err != nil {
+		u.Abort()
+		return Object{}, err
+	}
+	u.mu.Lock()
+	u.done = true
+	u.mu.Unlock()
+	defer u.release()
+	obj, err := u.commit()
+	if err != nil {
+		u.tr.setFile(FileFailed)
+	}
+	return obj, err
+}
+
+func (u *Upload) commit() (Object, error) {
+	res, err := u.w.Finish()
+	werr := u.p.finish()
+	if err != nil {
+		return Object{}, err
+	}
+	if werr != nil {
+		return Object{}, werr
+	}
+	if err := u.ctx.Err(); err != nil {
+		return Object{}, err
+	}
+	if res.Size == 0 {
+		return Object{}, ErrEmpty
+	}
+	if u.params.Blacklisted(res.Root.String()) {
+		return Object{}, chain.Errorf(chain.ErrBlacklisted, "content %s is blacklisted by the storage lead and cannot be uploaded", res.Root)
+	}
+	u.p.nchunks = len(res.Chunks)
+	// Only providers holding every chunk can bind; the others (there are
+	// none unless a link failed for good, which gives its provider up)
+	// are dropped.
+	sizes := make([]int32, len(res.Chunks))
+	for i, ch := range res.Chunks {
+		sizes[i] = int32(ch.Size)
+	}
+	complete := 0
+	for _, t := range u.p.alive() {
+		if t.count() == len(res.Chunks) {
+			complete++
+		} else {
+			u.p.kill(t, fmt.Errorf("holds %d of %d chunks", t.count(), len(res.Chunks)))
+		}
+	}
+	u.tr.startChunks(sizes, res.Size, min(u.want, max(complete, 1)))
+	for _, t := range u.p.alive() {
+		for i := range res.Chunks {
+			if t.has(i) {
+				u.tr.receipt(i, false)
+			}
+		}
+	}
+	if complete < u.p.min {
+		return Object{}, u.p.noProvider(complete)
+	}
+
+	u.tr.setFile(FileRegistering)
+	committed, err := u.c.chain.Submit(u.ctx, u.c.cfg.Key, chain.MsgRegisterDataObjects{
+		Bag:     u.bag,
+		Objects: []chain.ObjectSpec{{Size: uint64(res.Size), ContentID: res.Root.String()}},
+	})
+	if err != nil {
+		return Object{}, explainChain("register object in bag "+u.bag.String(), u.bag, err)
+	}
+	ev, ok := chain.FindEvent[chain.ObjectsRegistered](committed.Result.Events)
+	if !ok || len(ev.Objects) != 1 {
+		return Object{}, fmt.Errorf("register object in bag %s: the chain reported no ObjectsRegistered event", u.bag)
+	}
+	id := ev.Objects[0].ID
+	u.p.object = uint64(id)
+	u.tr.setObject(u.bag, id, res.Root)
+
+	u.tr.setFile(FileUploading)
+	u.p.bind(u.ctx, res.Chunks)
+	if err := u.ctx.Err(); err != nil {
+		return Object{}, err
+	}
+	if n := u.p.boundCount(); n < u.p.min {
+		return Object{}, fmt.Errorf("bind object %d in bag %s: %w", id, u.bag, u.p.noProvider(n))
+	}
+	u.tr.setFile(FileUploaded)
+	if err := u.c.waitAccepted(u.ctx, u.bag, id, u.o.acceptTimeout); err != nil {
+		return Object{}, err
+	}
+	u.tr.setFile(FileAccepted)
+	obj := Object{Bag: u.bag, ID: id, CID: res.Root, Size: res.Size}
+	for _, t := range u.p.alive() {
+		obj.Providers = append(obj.Providers, t.cand.peer)
+	}
+	return obj, nil
+}
+
+// Abort gives the upload up: it stops the pushes and closes the streams.
+// Chunks already sent stay with the providers, bound to nothing, until the
+// session expires. Abort after Commit does nothing.
+func (u *Upload) Abort() {
+	u.mu.Lock()
+	if u.done {
+		u.mu.Unlock()
+		return
+	}
+	u.done = true
+	if u.err == nil {
+		u.err = errors.New("client: upload aborted")
+	}
+	u.mu.Unlock()
+	u.cancel()
+	_ = u.w.Close()
+	_ = u.p.finish()
+	u.tr.setFile(FileFailed)
+	u.release()
+}
+
+func (u *Upload) release() {
+	u.cancel()
+	_ = u.w.Close()
+	u.p.closeAll()
+	u.c.end()
+}

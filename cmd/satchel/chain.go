@@ -1,0 +1,340 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/chain/node"
+)
+
+// statusTimeout bounds `satchel chain status`.
+const statusTimeout = 10 * time.Second
+
+func init() { registerGroup(newChainCmd) }
+
+func newChainCmd(app *App) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "chain",
+		Short: "Run the data directory chain: init, start, status",
+		Long: `The data directory runs on CometBFT, embedded in this binary.
+
+  satchel chain init     creates a new network: this node is its one validator
+  satchel chain start    runs the node until Ctrl-C
+  satchel chain status   asks the node at chain.rpc for its height and app hash
+
+Another machine joins as a full node with the network's genesis file:
+
+  satchel chain start --join ID@HOST:PORT --genesis genesis.json
+
+The chain's home is --home, else chain.home in the config, else HOME/chain.`,
+	}
+	cmd.AddCommand(newChainInitCmd(app), newChainStartCmd(app), newChainStatusCmd(app))
+	return cmd
+}
+
+// chainHome is the CometBFT home: the flag, else chain.home, else
+// home/chain.
+func chainHome(cfg Config, flag string) string {
+	switch {
+	case flag != "":
+		return flag
+	case cfg.Chain.Home != "":
+		return cfg.Chain.Home
+	}
+	return filepath.Join(cfg.Home, "chain")
+}
+
+// chainInitResult is what `chain init` reports.
+type chainInitResult struct {
+	ChainID             string        `json:"chainId"`
+	Home                string        `json:"home"`
+	Genesis             string        `json:"genesis"`
+	NodeID              string        `json:"nodeId"`
+	StorageLead         chain.Account `json:"storageLead"`
+	StorageLeadKey      string        `json:"storageLeadKey,omitempty"`
+	DistributionLead    chain.Account `json:"distributionLead"`
+	DistributionLeadKey string        `json:"distributionLeadKey,omitempty"`
+}
+
+func newChainInitCmd(app *App) *cobra.Command {
+	var home, storageLead, distributionLead, chainID string
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create a new network with this node as its one validator",
+		Long: `Create the chain's home: node key, validator key and a genesis naming the
+storage lead and the distribution lead. Without --storage-lead or
+--distribution-lead, the lead's key is created under HOME/keys (or the key
+already there is used) and its path printed: keep it safe, it governs the
+network.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := app.Config()
+			if err != nil {
+				return err
+			}
+			home := chainHome(cfg, home)
+			if _, err := os.Stat(node.GenesisPath(home)); err == nil {
+				return fmt.Errorf("chain home %s is already initialised (%s exists); start it with `satchel chain start`, or pass another --home", home, node.GenesisPath(home))
+			}
+			res := chainInitResult{}
+			if res.StorageLead, res.StorageLeadKey, err = leadAccount(cfg, chain.StorageGroup, storageLead); err != nil {
+				return err
+			}
+			if res.DistributionLead, res.DistributionLeadKey, err = leadAccount(cfg, chain.DistributionGroup, distributionLead); err != nil {
+				return err
+			}
+			g := chain.DefaultGenesis(res.StorageLead, res.DistributionLead)
+			if chainID != "" {
+				g.ChainID = chainID
+			}
+			if err := g.Validate(); err != nil {
+				return err
+			}
+			n, err := node.New(home, node.WithGenesis(g), node.WithLogger(app.Log))
+			if err != nil {
+				return err
+			}
+			res.ChainID, res.Home, res.Genesis, res.NodeID = n.ChainID(), n.Home(), n.GenesisFile(), n.NodeID()
+			return app.Printer().Print(res, func(w io.Writer) error {
+				fmt.Fprintf(w, "initialised chain %s in %s\n", res.ChainID, res.Home)
+				rows := [][]string{
+					{"genesis", res.Genesis},
+					{"node ID", res.NodeID},
+					{"storage lead", leadLine(res.StorageLead, res.StorageLeadKey)},
+					{"distribution lead", leadLine(res.DistributionLead, res.DistributionLeadKey)},
+				}
+				for _, r := range rows {
+					fmt.Fprintf(w, "  %-18s %s\n", r[0], r[1])
+				}
+				_, err := fmt.Fprintln(w, "start it with `satchel chain start`; other nodes join with the genesis file and --join")
+				return err
+			})
+		},
+	}
+	cmd.Flags().StringVar(&home, "home", "", "chain home `DIR` (default: chain.home in the config, else HOME/chain)")
+	cmd.Flags().StringVar(&storageLead, "storage-lead", "", "storage lead `ACCOUNT` (default: the key under HOME/keys, created if missing)")
+	cmd.Flags().StringVar(&distributionLead, "distribution-lead", "", "distribution lead `ACCOUNT` (default: the key under HOME/keys, created if missing)")
+	cmd.Flags().StringVar(&chainID, "chain-id", "", "chain `ID` that every transaction signs (default \""+chain.DefaultChainID+"\")")
+	return cmd
+}
+
+// leadAccount is the lead of g: the account given, or the key under the
+// home (created when missing), with its path.
+func leadAccount(cfg Config, g chain.Group, given string) (chain.Account, string, error) {
+	if given != "" {
+		a, err := chain.ParseAccount(given)
+		if err != nil {
+			return "", "", fmt.Errorf("--%s-lead: %w", g, err)
+		}
+		return a, "", nil
+	}
+	path := leadKeyFile(cfg, g)
+	k, err := chain.LoadOrCreateKey(path)
+	if err != nil {
+		return "", "", err
+	}
+	return k.Account(), path, nil
+}
+
+func leadLine(a chain.Account, key string) string {
+	if key == "" {
+		return string(a)
+	}
+	return fmt.Sprintf("%s (key %s)", a, key)
+}
+
+// chainStartInfo is what `chain start` reports once the node runs.
+type chainStartInfo struct {
+	ChainID    string `json:"chainId"`
+	Home       string `json:"home"`
+	NodeID     string `json:"nodeId"`
+	RPC        string `json:"rpc"`
+	P2P        string `json:"p2p"`
+	Validator  bool   `json:"validator"`
+	Height     int64  `json:"height"`
+	GenesisDoc string `json:"genesis"`
+}
+
+func newChainStartCmd(app *App) *cobra.Command {
+	var (
+		home, rpcAddr, p2pAddr, genesis string
+		join                            []string
+		blockInterval, emptyBlocks      time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "start",
+		Short: "Run the chain node until Ctrl-C",
+		Long: `Run the chain node of the home made by ` + "`satchel chain init`" + ` until interrupted.
+RPC and P2P listen on loopback by default; the RPC address defaults to the
+host:port of chain.rpc in the config, so other commands find the node.
+
+To join an existing network as a full node, give its genesis file and a
+peer (another node's P2P address, ID@HOST:PORT, printed by its start):
+
+  satchel chain start --home ./full --join ID@HOST:PORT --genesis genesis.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := app.Config()
+			if err != nil {
+				return err
+			}
+			home := chainHome(cfg, home)
+			if genesis == "" {
+				if _, err := os.Stat(node.GenesisPath(home)); errors.Is(err, fs.ErrNotExist) {
+					if len(join) > 0 {
+						return fmt.Errorf("chain home %s has no genesis: to join a network pass --genesis FILE, the network's genesis.json", home)
+					}
+					return fmt.Errorf("chain home %s has no genesis: create a network with `satchel chain init`, or join one with --join ID@HOST:PORT --genesis FILE", home)
+				}
+			}
+			if rpcAddr == "" {
+				if rpcAddr, err = rpcListenAddr(cfg.Chain.RPC); err != nil {
+					return err
+				}
+			}
+			opts := []node.Option{
+				node.WithLogger(app.Log),
+				node.WithRPCAddr(rpcAddr),
+				node.WithP2PAddr(p2pAddr),
+				node.WithBlockInterval(blockInterval),
+				node.WithEmptyBlockInterval(emptyBlocks),
+				node.WithPersistentPeers(join...),
+			}
+			if genesis != "" {
+				opts = append(opts, node.WithGenesisDoc(genesis))
+			}
+			n, err := node.New(home, opts...)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if err := n.Start(ctx); err != nil {
+				return err
+			}
+			return runChainNode(ctx, app, n)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&home, "home", "", "chain home `DIR` (default: chain.home in the config, else HOME/chain)")
+	f.StringVar(&rpcAddr, "rpc", "", "RPC listen `HOST:PORT` (default: the host:port of chain.rpc in the config)")
+	f.StringVar(&p2pAddr, "p2p", node.DefaultP2PAddr, "P2P listen `HOST:PORT`")
+	f.StringSliceVar(&join, "join", nil, "peer `ID@HOST:PORT` to connect to, repeatable (another node's P2P address)")
+	f.StringVar(&genesis, "genesis", "", "genesis `FILE` of the network to join (copied into the home)")
+	f.DurationVar(&blockInterval, "block-interval", node.DefaultBlockInterval, "pause after each block")
+	f.DurationVar(&emptyBlocks, "empty-block-interval", node.DefaultEmptyBlockInterval, "how often an idle chain makes an empty block (0: every block interval)")
+	return cmd
+}
+
+// runChainNode reports the running node, logs heights at Debug and stops
+// the node when ctx ends.
+func runChainNode(ctx context.Context, app *App, n *node.Node) error {
+	tr := n.Transport()
+	h, err := tr.LatestHeight(ctx)
+	if err != nil {
+		n.Stop()
+		return err
+	}
+	info := chainStartInfo{
+		ChainID: n.ChainID(), Home: n.Home(), NodeID: n.NodeID(), RPC: n.RPCAddress(),
+		P2P: n.P2PAddress(), Validator: n.IsValidator(), Height: h, GenesisDoc: n.GenesisFile(),
+	}
+	if err := app.Printer().Print(info, func(w io.Writer) error {
+		role := "full node"
+		if info.Validator {
+			role = "validator"
+		}
+		fmt.Fprintf(w, "chain %s running as %s at height %d (Ctrl-C to stop)\n", info.ChainID, role, info.Height)
+		fmt.Fprintf(w, "  RPC      %s\n", info.RPC)
+		fmt.Fprintf(w, "  P2P      %s\n", info.P2P)
+		_, err := fmt.Fprintf(w, "  genesis  %s\n", info.GenesisDoc)
+		return err
+	}); err != nil {
+		n.Stop()
+		return err
+	}
+
+	done := make(chan struct{})
+	go func() { // the height log; ends when ctx ends or the node stops
+		defer close(done)
+		for next := h + 1; ; next++ {
+			if err := tr.WaitForHeight(ctx, next); err != nil {
+				return
+			}
+			app.Log.Debug("block committed", "component", "chain", "height", next)
+		}
+	}()
+	<-ctx.Done()
+	err = n.Stop()
+	<-done
+	return err
+}
+
+// rpcListenAddr turns chain.rpc (a URL such as http://127.0.0.1:26657) into
+// the host:port the node listens on.
+func rpcListenAddr(rpc string) (string, error) {
+	if rpc == "" {
+		return node.DefaultRPCAddr, nil
+	}
+	u, err := url.Parse(rpc)
+	if err != nil || u.Host == "" {
+		if !strings.Contains(rpc, "://") {
+			return rpc, nil // already host:port
+		}
+		return "", fmt.Errorf("chain.rpc %q: want a URL such as http://127.0.0.1:26657", rpc)
+	}
+	return u.Host, nil
+}
+
+func newChainStatusCmd(app *App) *cobra.Command {
+	var rpc string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the chain node's height, app hash and node ID",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := app.Config()
+			if err != nil {
+				return err
+			}
+			if rpc != "" {
+				cfg.Chain.RPC = rpc
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), statusTimeout)
+			defer cancel()
+			st, err := node.FetchStatus(ctx, cfg.Chain.RPC)
+			if err != nil {
+				return explain(app, cfg, err, nil)
+			}
+			return app.Printer().Print(st, func(w io.Writer) error {
+				for _, r := range [][2]string{
+					{"chain", st.ChainID},
+					{"height", fmt.Sprint(st.Height)},
+					{"app hash", st.AppHash},
+					{"block time", st.BlockTime.UTC().Format(time.RFC3339Nano)},
+					{"node ID", st.NodeID},
+					{"p2p", st.P2PAddress},
+					{"validator", yesNo(st.Validator)},
+					{"catching up", yesNo(st.CatchingUp)},
+				} {
+					if _, err := fmt.Fprintf(w, "%-12s %s\n", r[0], r[1]); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&rpc, "rpc", "", "RPC `URL` of the node (default: chain.rpc in the config)")
+	return cmd
+}

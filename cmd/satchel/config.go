@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the YAML file named by -c/--configPath. Every field has a working
+// default, so a missing file means "use the defaults".
+type Config struct {
+	// Home is where node state lives (keys, chain data, chunk store).
+	Home string `yaml:"home"`
+	// Key is the account key file used to sign chain transactions.
+	Key string `yaml:"key"`
+	// Chain says where the data directory is.
+	Chain ChainConfig `yaml:"chain"`
+	// P2P configures the libp2p host.
+	P2P P2PConfig `yaml:"p2p"`
+}
+
+// ChainConfig locates the data directory chain.
+type ChainConfig struct {
+	// Home is the CometBFT home of an embedded node (default Home/chain).
+	Home string `yaml:"home"`
+	// RPC is the CometBFT RPC address of a running node, e.g.
+	// http://127.0.0.1:26657. Commands that read or write the chain use it.
+	RPC string `yaml:"rpc"`
+}
+
+// P2PConfig configures the libp2p host of a node.
+type P2PConfig struct {
+	// Listen are multiaddrs to listen on.
+	Listen []string `yaml:"listen"`
+	// Bootstrap are multiaddrs (with /p2p/ peer IDs) of peers to join through.
+	Bootstrap []string `yaml:"bootstrap"`
+	// IdentityFile holds the node's ed25519 libp2p key (default Home/identity.key).
+	IdentityFile string `yaml:"identityFile"`
+}
+
+// DefaultConfig returns the configuration used when no file exists.
+func DefaultConfig() Config {
+	return Config{
+		Home:  ".satchel",
+		Chain: ChainConfig{RPC: "http://127.0.0.1:26657"},
+		P2P: P2PConfig{Listen: []string{
+			"/ip4/127.0.0.1/tcp/0",
+			"/ip4/127.0.0.1/udp/0/quic-v1",
+		}},
+	}
+}
+
+// LoadConfig reads the YAML config at path over the defaults. A missing file
+// is not an error: the defaults apply.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return cfg, nil
+	}
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true) // a misspelt key is an error, not silently a default
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return cfg, fmt.Errorf("config %s: %w", path, unknownKeys(err))
+	}
+	return cfg, nil
+}
+
+// How yaml.v3 reports a key KnownFields refused, and a scalar where a
+// mapping belongs.
+var (
+	yamlUnknownField = regexp.MustCompile(`^line (\d+): field (.+) not found in type (\S+)$`)
+	yamlNotMapping   = regexp.MustCompile(`^line (\d+): cannot unmarshal \S+ (.*) into (\S+)$`)
+)
+
+// unknownKeys rewrites yaml.v3's "field x not found in type main.P2PConfig"
+// into the user's terms: the key, the section it is in and the keys that
+// section has. Other errors pass through unchanged.
+func unknownKeys(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	sections := configSections(reflect.TypeFor[Config](), "", map[string]configSection{})
+	msgs := make([]string, len(te.Errors))
+	for i, e := range te.Errors {
+		msgs[i] = e
+		if m := yamlUnknownField.FindStringSubmatch(e); m != nil {
+			if sec, ok := sections[m[3]]; ok {
+				where := "at the top level"
+				if sec.path != "" {
+					where = "in " + sec.path
+				}
+				msgs[i] = fmt.Sprintf("line %s: unknown key %q %s; the keys there are %s", m[1], m[2], where, strings.Join(sec.keys, ", "))
+			}
+		} else if m := yamlNotMapping.FindStringSubmatch(e); m != nil {
+			if sec, ok := sections[m[3]]; ok && sec.path != "" {
+				msgs[i] = fmt.Sprintf("line %s: %s holds keys (%s), not %s", m[1], sec.path, strings.Join(sec.keys, ", "), m[2])
+			}
+		}
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+// configSection is one mapping of the config file: where it is and its keys.
+type configSection struct {
+	path string
+	keys []string
+}
+
+// configSections maps the Go type name of each struct in the config (as
+// yaml.v3 names it) to its section.
+func configSections(t reflect.Type, path string, out map[string]configSection) map[string]configSection {
+	sec := configSection{path: path}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		key, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if key == "-" || !f.IsExported() {
+			continue
+		}
+		if key == "" {
+			key = strings.ToLower(f.Name)
+		}
+		sec.keys = append(sec.keys, key)
+		if f.Type.Kind() == reflect.Struct {
+			sub := key
+			if path != "" {
+				sub = path + "." + key
+			}
+			configSections(f.Type, sub, out)
+		}
+	}
+	out[t.String()] = sec
+	return out
+}
+
+// Config loads the configuration named by --configPath.
+func (a *App) Config() (Config, error) { return LoadConfig(a.ConfigPath) }

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestLoadConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		writeFile(t, p, content)
+		return p
+	}
+
+	t.Run("missing and empty files give the defaults", func(t *testing.T) {
+		for _, p := range []string{
+			filepath.Join(dir, "missing.yml"),
+			write("empty.yml", ""),
+			write("comments.yml", "# nothing set yet\n"),
+		} {
+			cfg, err := LoadConfig(p)
+			if err != nil || !reflect.DeepEqual(cfg, DefaultConfig()) {
+				t.Errorf("LoadConfig(%s) = %+v, %v; want the defaults", filepath.Base(p), cfg, err)
+			}
+		}
+	})
+
+	t.Run("known keys override the defaults", func(t *testing.T) {
+		cfg, err := LoadConfig(write("ok.yml", "home: /srv/satchel\nchain:\n  rpc: http://10.0.0.1:26657\np2p:\n  identityFile: id.key\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Home != "/srv/satchel" || cfg.Chain.RPC != "http://10.0.0.1:26657" || cfg.P2P.IdentityFile != "id.key" ||
+			len(cfg.P2P.Listen) != 2 {
+			t.Errorf("config: %+v", cfg)
+		}
+	})
+
+	tests := []struct {
+		name, content string
+		want          []string
+	}{
+		{"top", "home: x\nhomr: y\n",
+			[]string{`line 2: unknown key "homr" at the top level`, "home, key, chain, p2p"}},
+		{"nested", "chain:\n  rcp: http://127.0.0.1:26657\n",
+			[]string{`line 2: unknown key "rcp" in chain; the keys there are home, rpc`}},
+		{"deeper", "p2p:\n  listen: []\n  identity_file: x\n  bootstrap: []\n",
+			[]string{`line 3: unknown key "identity_file" in p2p`, "identityFile"}},
+		{"two", "chian: {}\nkye: k\n",
+			[]string{`unknown key "chian"`, `unknown key "kye"`}},
+		{"not a mapping", "chain: 5\n", []string{"line 1: chain holds keys (home, rpc), not `5`"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := write(tt.name+".yml", tt.content)
+			_, err := LoadConfig(p)
+			if err == nil {
+				t.Fatalf("LoadConfig accepted %q", tt.content)
+			}
+			for _, w := range append(tt.want, "config "+p+": ") {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "main.") {
+				t.Errorf("error %q names a Go type", err)
+			}
+		})
+	}
+}

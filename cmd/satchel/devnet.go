@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+
+	"github.com/satchel-net/satchel/testnet"
+)
+
+// devnetStartTimeout bounds bringing the devnet up (first start creates the
+// chain and submits the setup transactions).
+const devnetStartTimeout = 2 * time.Minute
+
+func init() { registerGroup(newDevnetCmd) }
+
+// devnetFlags are the knobs of `satchel devnet`.
+type devnetFlags struct {
+	home       string
+	providers  int
+	rpc        string
+	statusPort int
+}
+
+func newDevnetCmd(app *App) *cobra.Command {
+	var f devnetFlags
+	cmd := &cobra.Command{
+		Use:   "devnet",
+		Short: "Run a whole network in this process: chain, storage providers, a member and a channel bag",
+		Long: `Run a local Satchel network in one process, with nothing to install: the
+embedded chain (one validator), storage providers that each operate one
+bucket, and the transactions that wire them, so a member and its channel bag
+exist. Everything listens on 127.0.0.1.
+
+State lives in --home: Ctrl-C stops the network cleanly, running the command
+again resumes it, and deleting the directory starts over. The command writes
+HOME/config.yml so that other satchel commands can talk to the devnet with
+-c HOME/config.yml.`,
+		Example: `  satchel devnet
+  satchel devnet --home /tmp/devnet --providers 5
+  satchel -c .satchel-devnet/config.yml put README.md --bag dynamic:channel:0`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDevnet(cmd.Context(), app, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.home, "home", ".satchel-devnet", "`DIR` holding the devnet's state")
+	fl.IntVar(&f.providers, "providers", 3, "number of storage providers (each operates one bucket)")
+	fl.StringVar(&f.rpc, "rpc", "127.0.0.1:26657", "`HOST:PORT` of the chain's RPC, for other commands")
+	fl.IntVar(&f.statusPort, "status-port", 7070, "first provider's status `PORT` (provider i uses PORT+i; 0 picks free ports)")
+	return cmd
+}
+
+// runDevnet starts the network, prints how to use it and runs until ctx ends.
+func runDevnet(ctx context.Context, app *App, f devnetFlags) error {
+	if f.providers < 1 {
+		return fmt.Errorf("--providers %d: a devnet needs at least one provider", f.providers)
+	}
+	home, err := filepath.Abs(f.home)
+	if err != nil {
+		return err
+	}
+	if err := checkFree(f.rpc, "--rpc"); err != nil {
+		return err
+	}
+	cfg := testnet.Config{
+		Providers:    f.providers,
+		ChainRPCAddr: f.rpc,
+		Logger:       app.Log,
+		StatusAddrs:  func(i int) string { return statusAddr(f.statusPort, i) },
+	}
+	fmt.Fprintf(app.Err, "starting devnet in %s …\n", home)
+	startCtx, cancel := context.WithTimeout(ctx, devnetStartTimeout)
+	nw, err := testnet.Start(startCtx, home, cfg)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("start devnet in %s: %w (delete the directory to start over)", home, err)
+	}
+	defer nw.Close()
+	cfgPath, err := writeDevnetConfig(nw, home)
+	if err != nil {
+		return err
+	}
+	info := describeDevnet(nw, cfgPath)
+	if err := app.Printer().Print(info, info.print); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	fmt.Fprintln(app.Err, "stopping devnet …")
+	if err := nw.Close(); err != nil {
+		return fmt.Errorf("stop devnet: %w", err)
+	}
+	fmt.Fprintln(app.Err, "devnet stopped; run it again to resume")
+	return nil
+}
+
+// statusAddr is provider i's status listen address.
+func statusAddr(base, i int) string {
+	if base == 0 {
+		return "127.0.0.1:0"
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(base+i))
+}
+
+// checkFree fails early, naming the flag, when addr is already taken — most
+// often by another devnet or chain still running.
+func checkFree(addr, flag string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s %s is in use (another devnet or chain running?): %w; stop it or pass another %s", flag, addr, err, flag)
+	}
+	return l.Close()
+}
+
+// writeDevnetConfig writes HOME/config.yml pointing the CLI at the devnet:
+// its home (the lead keys), the member's key and the chain's RPC.
+func writeDevnetConfig(nw *testnet.Network, home string) (string, error) {
+	cfg := DefaultConfig()
+	cfg.Home = home
+	cfg.Key = nw.KeyFile("member")
+	cfg.Chain.RPC = nw.Chain.RPCAddress()
+	for _, p := range nw.Providers() {
+		for _, a := range p.AddrInfo().Addrs {
+			cfg.P2P.Bootstrap = append(cfg.P2P.Bootstrap, fmt.Sprintf("%s/p2p/%s", a, p.AddrInfo().ID))
+		}
+	}
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(home, "config.yml")
+	header := "# Written by `satchel devnet` on every start: use it with -c " + path + "\n"
+	if err := os.WriteFile(path, append([]byte(header), b...), 0o600); err != nil {
+		return "", fmt.Errorf("write devnet config: %w", err)
+	}
+	return path, nil
+}
+
+// devnetInfo is what `satchel devnet` prints once the network is up.
+type devnetInfo struct {
+	Home      string            `json:"home"`
+	Config    string            `json:"config"`
+	ChainID   string            `json:"chainId"`
+	RPC       string            `json:"rpc"`
+	Member    uint64            `json:"member"`
+	MemberKey string            `json:"memberKey"`
+	Bag       string            `json:"bag"`
+	Providers []devnetProvider  `json:"providers"`
+	Commands  map[string]string `json:"commands"`
+}
+
+// devnetProvider describes one running provider.
+type devnetProvider struct {
+	Index  int      `json:"index"`
+	Worker uint64   `json:"worker"`
+	Bucket uint64   `json:"bucket"`
+	PeerID string   `json:"peerId"`
+	Addrs  []string `json:"addrs"`
+	Status string   `json:"status,omitempty"`
+}
+
+func describeDevnet(nw *testnet.Network, cfgPath string) devnetInfo {
+	info := devnetInfo{
+		Home: nw.Dir, Config: cfgPath, ChainID: nw.Chain.ChainID(), RPC: nw.Chain.RPCAddress(),
+		Member: uint64(nw.MemberID), MemberKey: nw.KeyFile("member"), Bag: nw.Bag.String(),
+	}
+	for _, p := range nw.Providers() {
+		ai := p.AddrInfo()
+		dp := devnetProvider{Index: p.Index, Worker: uint64(p.Worker), Bucket: uint64(p.Bucket), PeerID: ai.ID.String()}
+		for _, a := range ai.Addrs {
+			dp.Addrs = append(dp.Addrs, a.String())
+		}
+		if s := p.Server(); s != nil && s.StatusAddr() != "" {
+			dp.Status = "http://" + s.StatusAddr() + "/api/v1/status"
+		}
+		info.Providers = append(info.Providers, dp)
+	}
+	c := "satchel -c " + cfgPath
+	info.Commands = map[string]string{
+		"put":    c + " put FILE --bag " + info.Bag,
+		"get":    c + " get OBJECT_ID -o FILE",
+		"bag":    c + " bag show " + info.Bag,
+		"locate": c + " bag locate " + info.Bag,
+		"status": c + " chain status",
+	}
+	return info
+}
+
+func (d devnetInfo) print(w io.Writer) error {
+	fmt.Fprintf(w, "Satchel devnet is running (Ctrl-C stops it; run again to resume; delete %s to start over)\n\n", d.Home)
+	fmt.Fprintf(w, "  chain     %s, RPC %s\n", d.ChainID, d.RPC)
+	fmt.Fprintf(w, "  member    %d (key %s)\n", d.Member, d.MemberKey)
+	fmt.Fprintf(w, "  bag       %s\n", d.Bag)
+	fmt.Fprintf(w, "  config    %s\n\n", d.Config)
+	rows := [][]string{}
+	for _, p := range d.Providers {
+		addr := ""
+		if len(p.Addrs) > 0 {
+			addr = p.Addrs[0]
+		}
+		rows = append(rows, []string{strconv.Itoa(p.Index), strconv.FormatUint(p.Bucket, 10), p.PeerID, addr, p.Status})
+	}
+	if err := Table(w, []string{"PROVIDER", "BUCKET", "PEER ID", "ADDRESS", "STATUS PAGE"}, rows); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nIn another terminal (bin/satchel after `make build`):\n")
+	for _, k := range []string{"put", "get", "bag", "locate", "status"} {
+		fmt.Fprintf(w, "  %s\n", d.Commands[k])
+	}
+	return nil
+}

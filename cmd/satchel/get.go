@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/client"
+)
+
+// getOutput is what `satchel get --json` prints.
+type getOutput struct {
+	Object *chain.ObjectID `json:"object,omitempty"`
+	Bag    chain.BagID     `json:"bag,omitempty"`
+	CID    string          `json:"cid"`
+	Size   int64           `json:"size"`
+	Offset int64           `json:"offset"`
+	Bytes  int64           `json:"bytes"`
+	File   string          `json:"file"`
+}
+
+func newGetCmd(app *App) *cobra.Command {
+	var (
+		out, bagFlag, offsetFlag, lengthFlag string
+	)
+	cmd := &cobra.Command{
+		Use:   "get OBJECT -o FILE",
+		Short: "Read a stored object (by object ID or CID) into a file",
+		Long: `Read a data object back from the storage providers into FILE. OBJECT is an
+object ID (looked up on chain; --bag saves searching every bag) or a content
+ID (CID; --bag says whose providers to ask, else every storage provider the
+chain names is asked).
+
+Chunks are read in parallel from several providers, the fastest first, and
+every byte is verified against its CID; a provider that fails or sends wrong
+bytes is skipped. FILE is written atomically: the bytes go to a temporary
+file beside it, renamed to FILE once complete. Without -o (or with -o -) the
+bytes go to standard output.
+
+--offset and --length read a range (--length 0: to the end). A progress bar
+is drawn on stderr when it is a terminal, never with --json.`,
+		Example: `  satchel get 12 -o video.mp4 --bag dynamic:channel:1
+  satchel get bafybeib…q4 -o video.mp4
+  satchel get 12 --bag dynamic:channel:1 --offset 1MiB --length 4096 -o part.bin`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var bag chain.BagID
+			if bagFlag != "" {
+				b, err := chain.ParseBagID(bagFlag)
+				if err != nil {
+					return fmt.Errorf("--bag: %w", err)
+				}
+				bag = b
+			}
+			ref, err := client.ParseRef(args[0], bag)
+			if err != nil {
+				return err
+			}
+			var off, length uint64
+			if offsetFlag != "" {
+				if off, err = parseBytes(offsetFlag); err != nil {
+					return fmt.Errorf("--offset: %w", err)
+				}
+			}
+			if lengthFlag != "" {
+				if length, err = parseBytes(lengthFlag); err != nil {
+					return fmt.Errorf("--length: %w", err)
+				}
+			}
+			toStdout := out == "" || out == "-"
+			if toStdout && app.JSON {
+				return errors.New("--json needs -o FILE: without it the object's bytes go to standard output")
+			}
+			cfg, err := app.Config()
+			if err != nil {
+				return err
+			}
+			c, closeFn, err := openClient(app, cfg, chain.Key{}, 0)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+
+			ctx := cmd.Context()
+			bar := newProgressBar(app, "get "+args[0])
+			r, err := c.Open(ctx, ref, client.WithProgress(bar.update))
+			if err != nil {
+				bar.done(false)
+				return getError(app, cfg, err)
+			}
+			defer r.Close()
+			n := int64(length)
+			if n == 0 || n > r.Size() {
+				n = r.Size()
+			}
+			var written int64
+			if toStdout {
+				written, err = r.WriteRange(ctx, cmd.OutOrStdout(), int64(off), n)
+			} else {
+				written, err = writeAtomic(out, func(w io.Writer) (int64, error) {
+					return r.WriteRange(ctx, w, int64(off), n)
+				})
+			}
+			bar.done(err == nil)
+			if err != nil {
+				return getError(app, cfg, err)
+			}
+			if toStdout {
+				return nil
+			}
+			res := getOutput{CID: r.CID().String(), Size: r.Size(), Offset: int64(min(off, uint64(r.Size()))), Bytes: written, File: out}
+			if obj, ok := r.Object(); ok {
+				res.Object, res.Bag = &obj.ID, obj.Bag
+			}
+			return app.Printer().Print(res, func(w io.Writer) error {
+				what := ref.String()
+				if res.Object != nil {
+					what = fmt.Sprintf("object %d of bag %s", *res.Object, res.Bag)
+				}
+				_, err := fmt.Fprintf(w, "wrote %d bytes (%s) of %s (%s) to %s\n", written, formatBytes(uint64(written)), what, res.CID, out)
+				return err
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "the `FILE` to write (default: standard output)")
+	cmd.Flags().StringVarP(&bagFlag, "bag", "b", "", "the object's bag, e.g. dynamic:channel:1")
+	cmd.Flags().StringVar(&offsetFlag, "offset", "", "first byte to read (bytes or a size such as 1MiB)")
+	cmd.Flags().StringVar(&lengthFlag, "length", "", "number of bytes to read (default: to the end)")
+	return cmd
+}
+
+// writeAtomic writes path through fill: the bytes go to a temporary file
+// in the same directory, which is synced and renamed to path only when
+// fill succeeded, so path never holds a partial object.
+func writeAtomic(path string, fill func(io.Writer) (int64, error)) (int64, error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".*.part")
+	if err != nil {
+		return 0, fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	n, err := fill(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		if err = os.Rename(tmp, path); err != nil {
+			err = fmt.Errorf("cannot write %s: %w", path, err)
+		}
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return n, err
+	}
+	return n, nil
+}
+
+// getError explains a failed get.
+func getError(app *App, cfg Config, err error) error {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return errors.New("interrupted; nothing was written")
+	case errors.Is(err, client.ErrNoProviderReachable), errors.Is(err, client.ErrNotFound):
+		return err
+	}
+	return explain(app, cfg, err, nil)
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/satchel-net/satchel/chain"
+)
+
+func init() { registerGroup(newObjectCmd) }
+
+func newObjectCmd(app *App) *cobra.Command {
+	return groupCmd("object", "Show the data objects of a bag", "",
+		newObjectShowCmd(app), newObjectListCmd(app))
+}
+
+func objectRow(o chain.DataObject) []string {
+	state := "pending"
+	if o.Accepted {
+		state = "accepted"
+	}
+	return []string{o.ID.String(), strconv.FormatUint(o.Size, 10), o.ContentID, state}
+}
+
+func newObjectShowCmd(app *App) *cobra.Command {
+	return &cobra.Command{
+		Use:     "show BAG OBJECT",
+		Short:   "Show a data object of a bag: size, content ID, accepted or pending",
+		Example: `  satchel object show dynamic:channel:7 12 --json`,
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			bag, err := chain.ParseBagID(args[0])
+			if err != nil {
+				return err
+			}
+			id, err := chain.ParseObjectID(args[1])
+			if err != nil {
+				return err
+			}
+			o, err := chainRead(cmd, app, func(ctx context.Context, c *chain.Client) (chain.DataObject, error) {
+				return c.DataObject(ctx, bag, id)
+			})
+			if err != nil {
+				return err
+			}
+			return app.Printer().Print(o, func(w io.Writer) error {
+				r := objectRow(o)
+				return Table(w, []string{"OBJECT", o.ID.String()}, [][]string{
+					{"bag", o.Bag.String()},
+					{"size", fmt.Sprintf("%s (%s)", r[1], formatBytes(o.Size))},
+					{"content ID", o.ContentID},
+					{"state", r[3]},
+					{"created at block", strconv.FormatInt(o.CreatedAt, 10)},
+				})
+			})
+		},
+	}
+}
+
+func newObjectListCmd(app *App) *cobra.Command {
+	return &cobra.Command{
+		Use:     "list BAG",
+		Short:   "List the data objects of a bag",
+		Example: `  satchel object list dynamic:channel:7`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			bag, err := chain.ParseBagID(args[0])
+			if err != nil {
+				return err
+			}
+			objs, err := chainRead(cmd, app, func(ctx context.Context, c *chain.Client) ([]chain.DataObject, error) {
+				return c.Objects(ctx, bag)
+			})
+			if err != nil {
+				return err
+			}
+			objs = nonNil(objs)
+			return app.Printer().Print(objs, func(w io.Writer) error {
+				if len(objs) == 0 {
+					_, err := fmt.Fprintf(w, "bag %s has no data objects\n", bag)
+					return err
+				}
+				rows := make([][]string, len(objs))
+				for i, o := range objs {
+					rows[i] = objectRow(o)
+				}
+				return Table(w, []string{"OBJECT", "SIZE", "CONTENT ID", "STATE"}, rows)
+			})
+		},
+	}
+}

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/client"
+	"github.com/satchel-net/satchel/p2p"
+)
+
+// `satchel put` and `satchel get` move files in and out of the network
+// through package client; this file also holds what both share: making a
+// client from the config.
+
+func init() {
+	registerGroup(newPutCmd)
+	registerGroup(newGetCmd)
+}
+
+// uploadStateDir is where `satchel put` keeps the state that lets an
+// interrupted upload resume.
+func uploadStateDir(cfg Config) string { return filepath.Join(cfg.Home, "uploads") }
+
+// openClient makes a client of the network the config names: the chain node
+// at chain.rpc, a libp2p host of its own (bootstrapping from p2p.bootstrap),
+// upload state under the home. key may be zero (downloads).
+func openClient(app *App, cfg Config, key chain.Key, chunkSize int) (*client.Client, func(), error) {
+	cc, closeChain, err := connectChain(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The host's own logs (pubsub, DHT) are noise on a command line unless
+	// asked for with -v; the client's go to the command's logger.
+	hostLog := slog.New(slog.DiscardHandler)
+	if app.Verbose {
+		hostLog = app.Log
+	}
+	c, err := client.New(client.Config{
+		Chain:     cc,
+		Key:       key,
+		StateDir:  uploadStateDir(cfg),
+		ChunkSize: chunkSize,
+	}, client.WithLogger(app.Log), client.WithHostOptions(p2p.WithBootstrapAddrs(cfg.P2P.Bootstrap...), p2p.WithLogger(hostLog)))
+	if err != nil {
+		closeChain()
+		return nil, nil, err
+	}
+	return c, func() { _ = c.Close(); closeChain() }, nil
+}
+
+// putOutput is what `satchel put --json` prints.
+type putOutput struct {
+	Object    chain.ObjectID `json:"object"`
+	CID       string         `json:"cid"`
+	Bag       chain.BagID    `json:"bag"`
+	Size      int64          `json:"size"`
+	Providers []string       `json:"providers"`
+	Resumed   int            `json:"resumedChunks"`
+}
+
+func newPutCmd(app *App) *cobra.Command {
+	var (
+		bagFlag, keyFlag, chunkSize string
+		redundancy                  int
+	)
+	cmd := &cobra.Command{
+		Use:   "put FILE --bag BAG",
+		Short: "Store a file in a bag and print its object ID and CID",
+		Long: `Store a file in a bag: hash it, register the data object on chain (signed by
+the bag owner's account key), push every chunk to the bag's storage providers
+and wait until they hold it and the chain accepted it. Prints the object ID
+and the content ID (CID).
+
+--redundancy is how many providers must each hold every chunk; the default,
+and the most, is the number of storage buckets storing the bag. If a provider
+dies and no other can take its place, the upload completes with the live
+ones, which the bag's other providers later sync from.
+
+An interrupted put (Ctrl-C, a lost connection) resumes when run again with
+the same file, bag and chunk size: the object is not registered twice and no
+stored chunk is sent again. FILE "-" reads standard input as a stream,
+which does not resume.
+
+A progress bar (bytes, rate, ETA) is drawn on stderr when it is a terminal,
+never with --json.`,
+		Example: `  satchel put video.mp4 --bag dynamic:channel:1
+  satchel put backup.tar --bag dynamic:member:3 --redundancy 2 --json
+  tar c dir | satchel put - --bag dynamic:channel:1`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			bag, err := chain.ParseBagID(bagFlag)
+			if err != nil {
+				return fmt.Errorf("--bag: %w", err)
+			}
+			size, err := chunker.ParseChunkSize(chunkSize)
+			if err != nil {
+				return fmt.Errorf("--chunk-size: %w", err)
+			}
+			if redundancy < 0 {
+				return fmt.Errorf("--redundancy %d: want 1 or more (0: every bucket of the bag)", redundancy)
+			}
+			cfg, err := app.Config()
+			if err != nil {
+				return err
+			}
+			s, err := loadSigner(app, cfg, keyFlag, accountRole, false)
+			if err != nil {
+				return err
+			}
+			c, closeFn, err := openClient(app, cfg, s.key, size)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+
+			bar := newProgressBar(app, "put "+filepath.Base(args[0]))
+			opts := []client.PutOption{client.WithProgress(bar.update)}
+			if redundancy > 0 {
+				opts = append(opts, client.WithRedundancy(redundancy))
+			}
+			var obj client.Object
+			if args[0] == "-" {
+				obj, err = c.Put(cmd.Context(), bag, cmd.InOrStdin(), opts...)
+			} else {
+				obj, err = c.PutFile(cmd.Context(), bag, args[0], opts...)
+			}
+			bar.done(err == nil)
+			if err != nil {
+				return putError(app, cfg, s, err)
+			}
+			out := putOutput{Object: obj.ID, CID: obj.CID.String(), Bag: obj.Bag, Size: obj.Size, Resumed: obj.Resumed, Providers: []string{}}
+			for _, p := range obj.Providers {
+				out.Providers = append(out.Providers, p.String())
+			}
+			return app.Printer().Print(out, func(w io.Writer) error {
+				rows := [][]string{
+					{"cid", out.CID},
+					{"bag", bag.String()},
+					{"size", fmt.Sprintf("%d (%s)", obj.Size, formatBytes(uint64(obj.Size)))},
+					{"providers", strconv.Itoa(len(out.Providers))},
+				}
+				if obj.Resumed > 0 {
+					rows = append(rows, []string{"resumed", fmt.Sprintf("%d chunks were already stored", obj.Resumed)})
+				}
+				return Table(w, []string{"object", obj.ID.String()}, rows)
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&bagFlag, "bag", "b", "", "the bag to store the file in, e.g. dynamic:channel:1")
+	cmd.Flags().StringVarP(&keyFlag, "key", "k", "", "account key `PATH` of the bag's owner (default: key in the config, else the account key under the home)")
+	cmd.Flags().IntVarP(&redundancy, "redundancy", "r", 0, "providers that must each hold every chunk (default: every storage bucket of the bag)")
+	cmd.Flags().StringVar(&chunkSize, "chunk-size", "1MiB", "chunk size: bytes (262144), KiB/MiB (256KiB), or IPFS style (size-262144)")
+	requiredFlags(cmd, "bag")
+	return cmd
+}
+
+// putError explains a failed put: the chain's reasons with their hints, an
+// interruption with how to resume.
+func putError(app *App, cfg Config, s signer, err error) error {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return fmt.Errorf("interrupted; run the same command again to resume the upload (its state is in %s)", uploadStateDir(cfg))
+	case errors.Is(err, client.ErrNotAccepted), errors.Is(err, client.ErrNoProviderReachable):
+		return err
+	case errors.Is(err, chain.ErrUnauthorized):
+		return fmt.Errorf("%w; this was signed by %s: only the bag's owner may store objects in it, pass --key with the owner's key", err, s)
+	}
+	return explain(app, cfg, err, nil)
+}

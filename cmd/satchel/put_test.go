@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/client"
+	"github.com/satchel-net/satchel/testnet"
+)
+
+// putNet is a whole network (chain with its RPC on loopback, three
+// providers) and a config file whose key is the bag owner's, so put and get
+// run exactly as a user runs them.
+type putNet struct {
+	t       *testing.T
+	net     *testnet.Network
+	home    string
+	cfgPath string
+}
+
+func startPutNet(t *testing.T) *putNet {
+	t.Helper()
+	addr := freeAddr(t)
+	net := testnet.New(t, testnet.Providers(3), testnet.Configure(func(c *testnet.Config) { c.ChainRPCAddr = addr }))
+	home := t.TempDir()
+	keyPath := filepath.Join(home, "keys", "member.key")
+	if err := chain.SaveKey(keyPath, net.Member); err != nil {
+		t.Fatal(err)
+	}
+	pn := &putNet{t: t, net: net, home: home, cfgPath: filepath.Join(home, "config.yml")}
+	writeFile(t, pn.cfgPath, "home: "+home+"\nkey: "+keyPath+"\nchain:\n  rpc: http://"+addr+"\n")
+	return pn
+}
+
+func (pn *putNet) run(args ...string) (string, string, int) {
+	pn.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out, errb bytes.Buffer
+	code := run(ctx, append(args, "-c", pn.cfgPath), &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func (pn *putNet) ok(args ...string) string {
+	pn.t.Helper()
+	out, errs, code := pn.run(args...)
+	if code != 0 {
+		pn.t.Fatalf("satchel %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errs)
+	}
+	if errs != "" {
+		pn.t.Fatalf("satchel %s wrote to stderr (not a terminal): %s", strings.Join(args, " "), errs)
+	}
+	return out
+}
+
+func (pn *putNet) fails(want string, args ...string) {
+	pn.t.Helper()
+	out, errs, code := pn.run(args...)
+	if code == 0 {
+		pn.t.Fatalf("satchel %s succeeded: %s", strings.Join(args, " "), out)
+	}
+	if !strings.Contains(errs, want) {
+		pn.t.Fatalf("satchel %s: error does not say %q:\n%s", strings.Join(args, " "), want, errs)
+	}
+}
+
+func putTestFile(t *testing.T, n int) (string, []byte) {
+	t.Helper()
+	data := make([]byte, n)
+	r := rand.New(rand.NewPCG(uint64(n), 7))
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	path := filepath.Join(t.TempDir(), "file.bin")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, data
+}
+
+func TestPutGetCommands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	pn := startPutNet(t)
+	bag := pn.net.Bag.String()
+	path, data := putTestFile(t, 3<<20+99)
+
+	var put putOutput
+	if err := json.Unmarshal([]byte(pn.ok("put", path, "--bag", bag, "--chunk-size", "256KiB", "--json")), &put); err != nil {
+		t.Fatal(err)
+	}
+	if put.Size != int64(len(data)) || put.Bag != pn.net.Bag || len(put.Providers) != 3 || !strings.HasPrefix(put.CID, "bafy") {
+		t.Fatalf("put output %+v", put)
+	}
+	if o, err := pn.net.Client.DataObject(context.Background(), pn.net.Bag, put.Object); err != nil || !o.Accepted || o.ContentID != put.CID {
+		t.Fatalf("chain object %+v %v", o, err)
+	}
+
+	// By object ID with its bag, by object ID alone, and by CID.
+	for i, args := range [][]string{
+		{put.Object.String(), "--bag", bag},
+		{put.Object.String()},
+		{put.CID},
+	} {
+		out := filepath.Join(t.TempDir(), "out.bin")
+		text := pn.ok(append([]string{"get", "-o", out}, args...)...)
+		got, err := os.ReadFile(out)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("get %v: %v (%d bytes)", args, err, len(got))
+		}
+		if !strings.Contains(text, "wrote 3145827 bytes") {
+			t.Fatalf("get %d said %q", i, text)
+		}
+		if left, _ := filepath.Glob(filepath.Join(filepath.Dir(out), ".*.part")); len(left) != 0 {
+			t.Fatalf("temporary files left: %v", left)
+		}
+	}
+
+	// A range, as JSON.
+	out := filepath.Join(t.TempDir(), "part.bin")
+	var got getOutput
+	if err := json.Unmarshal([]byte(pn.ok("get", put.Object.String(), "--bag", bag, "--offset", "1000", "--length", "300KiB", "-o", out, "--json")), &got); err != nil {
+		t.Fatal(err)
+	}
+	part, _ := os.ReadFile(out)
+	if got.Bytes != 300<<10 || got.Offset != 1000 || !bytes.Equal(part, data[1000:1000+300<<10]) {
+		t.Fatalf("ranged get %+v, %d bytes", got, len(part))
+	}
+	// To standard output.
+	if s := pn.ok("get", put.CID, "--bag", bag, "--offset", "5", "--length", "10"); s != string(data[5:15]) {
+		t.Fatalf("get to stdout: %q", s)
+	}
+
+	// Errors name the cause.
+	pn.fails("does not exist", "put", filepath.Join(t.TempDir(), "nope"), "--bag", bag)
+	pn.fails("bag dynamic:channel:77 does not exist; list bags with `satchel bag list`", "put", path, "--bag", "dynamic:channel:77")
+	pn.fails(`required flag(s) "bag" not set`, "put", path)
+	pn.fails("--json needs -o FILE", "get", put.CID, "--json")
+	pn.fails("neither an object ID nor a CID", "get", "what", "-o", filepath.Join(t.TempDir(), "x"))
+	pn.fails("data object 999 is in no bag", "get", "999", "-o", filepath.Join(t.TempDir(), "x"))
+	if _, err := pn.net.Client.Submit(context.Background(), pn.net.StorageLead, chain.MsgSetUploadingBlocked{Blocked: true}); err != nil {
+		t.Fatal(err)
+	}
+	pn.fails("uploading is blocked", "put", path, "--bag", bag)
+}
+
+func TestPutStdinCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	pn := startPutNet(t)
+	_, data := putTestFile(t, 700<<10)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out, errb bytes.Buffer
+	app := &App{Out: &out, Err: &errb}
+	root := newRootCmd(app)
+	root.SetArgs([]string{"put", "-", "--bag", pn.net.Bag.String(), "--json", "-c", pn.cfgPath})
+	root.SetIn(bytes.NewReader(data))
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	if err := root.ExecuteContext(ctx); err != nil {
+		t.Fatalf("put -: %v\n%s", err, errb.String())
+	}
+	var put putOutput
+	if err := json.Unmarshal(out.Bytes(), &put); err != nil || put.Size != int64(len(data)) {
+		t.Fatalf("put - output %q: %v", out.String(), err)
+	}
+}
+
+// fakeTerminal makes the command's stderr count as a terminal.
+func fakeTerminal(t *testing.T) {
+	old := stderrIsTerminal
+	stderrIsTerminal = func(io.Writer) bool { return true }
+	t.Cleanup(func() { stderrIsTerminal = old })
+}
+
+func TestPutProgressBar(t *testing.T) {
+	var errb bytes.Buffer
+	if b := newProgressBar(&App{Err: &errb}, "put x"); b != nil {
+		t.Fatal("a bar on a non-terminal")
+	}
+	fakeTerminal(t)
+	if b := newProgressBar(&App{Err: &errb, JSON: true}, "put x"); b != nil {
+		t.Fatal("a bar with --json")
+	}
+	b := newProgressBar(&App{Err: &errb}, "put x")
+	now := time.Unix(1000, 0)
+	b.now = func() time.Time { return now }
+	p := client.Progress{Op: client.OpPut, File: client.FileUploading, TotalBytes: 100 << 20, Providers: 3}
+	p.Links[client.LinkSendingData] = 5
+	p.Links[client.LinkFailed] = 1
+	for i := range 11 {
+		p.Bytes = int64(i) * 5 << 20 // 5 MiB per 100 ms: 50 MiB/s
+		b.update(p)
+		now = now.Add(100 * time.Millisecond)
+	}
+	b.done(true)
+	s := errb.String()
+	t.Logf("%q", s[strings.LastIndex(s, "\r"):])
+	for _, want := range []string{"put x [", "50%", "50 MiB/100 MiB", "50 MiB/s", "ETA 1s", "uploading", "3 providers", "5 chunks in flight", "1 failed"} {
+		if !strings.Contains(s, want) {
+			t.Fatalf("bar %q lacks %q", s, want)
+		}
+	}
+	if !strings.HasPrefix(s, "\r") || !strings.HasSuffix(s, "\n") {
+		t.Fatalf("bar %q does not redraw in place and end its line", s)
+	}
+	if n := strings.Count(s, "\r"); n > 12 {
+		t.Fatalf("%d redraws for 11 updates 100 ms apart", n)
+	}
+	if got := formatETA(3723 * time.Second); got != "1h02m" {
+		t.Fatalf("formatETA: %s", got)
+	}
+}
+
+func TestGetWritesAtomically(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out")
+	if err := os.WriteFile(path, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("provider went away")
+	_, err := writeAtomic(path, func(w io.Writer) (int64, error) {
+		_, _ = w.Write([]byte("partial"))
+		return 7, boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("err %v", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "old" {
+		t.Fatalf("a failed get changed the file: %q", b)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("temporary file left: %v", entries)
+	}
+	if _, err := writeAtomic(path, func(w io.Writer) (int64, error) { n, err := w.Write([]byte("new")); return int64(n), err }); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "new" {
+		t.Fatalf("file %q", b)
+	}
+}

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/provider"
+	"github.com/satchel-net/satchel/provider/blockstore"
+)
+
+// defaultStatusAddr is where `storage server` serves its status page and
+// metrics unless --status says otherwise: loopback, so only the machine's
+// own users and scrapers see them.
+const defaultStatusAddr = "127.0.0.1:7070"
+
+func init() { registerStorageCommand(newStorageServerCmd) }
+
+// serverInfo is what `storage server` prints once the node runs.
+type serverInfo struct {
+	PeerID string                `json:"peerId"`
+	Addrs  []string              `json:"addrs"`
+	Worker chain.WorkerID        `json:"worker"`
+	Bucket chain.StorageBucketID `json:"bucket"`
+	Data   string                `json:"data"`
+	Status string                `json:"status,omitempty"`
+	Chain  string                `json:"chain"`
+}
+
+func newStorageServerCmd(app *App) *cobra.Command {
+	var (
+		keyPath, operatorKeyPath, dataDir, statusAddr string
+		listen, bootstrap                             []string
+		syncWorkers, confirmations                    int
+	)
+	worker := newFlag("", chain.WorkerID(0), chain.ParseWorkerID, "workerId")
+	bucket := newFlag("", chain.StorageBucketID(0), chain.ParseStorageBucketID, "bucketId")
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a storage provider node for a bucket until Ctrl-C",
+		Long: `Run the storage provider node of a storage bucket: it stores every bag the chain
+assigns to the bucket, accepts uploads (the store protocol) and serves reads
+(the fetch protocol) over libp2p, accepts bound uploads on chain, syncs what it
+lacks from the bag's other providers, drops what the chain removed, repairs
+corrupt chunks from peers and announces its bags on the DHT.
+
+The worker must be the bucket's active operator. --key is the account that
+accepts uploads: the transactor the operator registered when accepting the
+invitation, or the worker's role account (the default account key). The node
+publishes its peer ID and addresses in the operator metadata when they
+changed; the chain takes that only from the role account, so pass
+--operator-key when the transactor is a separate account.
+
+Data (chunk files, index, state) lives in --data; the libp2p identity in
+p2p.identityFile (default HOME/identity.key). Status: GET /api/v1/status and
+Prometheus /metrics on --status.`,
+		Example: `  satchel storage server -w 3 -i 1
+  satchel storage server -w 3 -i 1 --key transactor.key --operator-key worker.key \
+      --listen /ip4/0.0.0.0/tcp/4001 --bootstrap /ip4/10.0.0.2/tcp/4001/p2p/12D3KooW...`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if worker.raw == "" || bucket.raw == "" {
+				return errors.New(`-w/--worker and -i/--bucketId are required: the storage worker and the bucket it operates (see them with "satchel bucket list --storage")`)
+			}
+			cfg, err := app.Config()
+			if err != nil {
+				return err
+			}
+			s, err := loadSigner(app, cfg, keyPath, accountRole, false)
+			if err != nil {
+				return err
+			}
+			opKey := s.key
+			if operatorKeyPath != "" {
+				if opKey, err = chain.LoadKey(operatorKeyPath); err != nil {
+					return fmt.Errorf("--operator-key: %w", err)
+				}
+			}
+			if dataDir == "" {
+				dataDir = filepath.Join(cfg.Home, "provider")
+			}
+			if len(listen) == 0 {
+				listen = cfg.P2P.Listen
+			}
+			if len(bootstrap) == 0 {
+				bootstrap = cfg.P2P.Bootstrap
+			}
+			idFile := cfg.P2P.IdentityFile
+			if idFile == "" {
+				idFile = filepath.Join(cfg.Home, "identity.key")
+			}
+			return runStorageServer(cmd.Context(), app, cfg, storageServerSetup{
+				id:         provider.Identity{Worker: worker.value, Bucket: bucket.value, Transactor: s.key},
+				identity:   idFile,
+				data:       dataDir,
+				listen:     listen,
+				bootstrap:  bootstrap,
+				status:     statusAddr,
+				opts:       []provider.Option{provider.WithOperatorKey(opKey), provider.WithSyncWorkers(syncWorkers), provider.WithCleanupConfirmations(confirmations)},
+				keyAccount: s.String(),
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.VarP(worker, "worker", "w", "storage worker `ID` that operates the bucket (required)")
+	f.Var(worker, "workerId", "same as --worker")
+	_ = f.MarkHidden("workerId")
+	f.VarP(bucket, "bucketId", "i", "storage bucket `ID` the node operates (required)")
+	f.StringVarP(&keyPath, "key", "k", "", "transactor key `FILE` that accepts uploads on chain (default: key in the config, else the account key under the home)")
+	f.StringVar(&operatorKeyPath, "operator-key", "", "worker role account key `FILE` that publishes the node metadata (default: --key)")
+	f.StringVar(&dataDir, "data", "", "data `DIR` for chunks, index and state (default HOME/provider)")
+	f.StringSliceVar(&listen, "listen", nil, "libp2p listen `MULTIADDR`, repeatable (default: p2p.listen in the config)")
+	f.StringSliceVar(&bootstrap, "bootstrap", nil, "peer `MULTIADDR` with /p2p/ID to join through, repeatable (default: p2p.bootstrap in the config)")
+	f.StringVar(&statusAddr, "status", defaultStatusAddr, "status and metrics HTTP `HOST:PORT` (\"\" turns it off)")
+	f.IntVar(&syncWorkers, "sync-workers", provider.DefaultSyncWorkers, "objects synced from peers in parallel")
+	f.IntVar(&confirmations, "cleanup-confirmations", provider.DefaultCleanupConfirmations, "other providers that must hold a moved bag's object before it is removed here")
+	return cmd
+}
+
+// storageServerSetup is what runStorageServer needs, resolved from flags
+// and config.
+type storageServerSetup struct {
+	id         provider.Identity
+	identity   string
+	data       string
+	listen     []string
+	bootstrap  []string
+	status     string
+	opts       []provider.Option
+	keyAccount string
+}
+
+// runStorageServer starts the host, the block store and the provider node,
+// prints where it runs and serves until ctx ends.
+func runStorageServer(ctx context.Context, app *App, cfg Config, st storageServerSetup) (err error) {
+	log := app.Log
+	c, closeChain, err := connectChain(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeChain()
+
+	key, err := p2p.LoadOrCreateIdentity(st.identity)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	h, err := p2p.New(ctx,
+		p2p.WithIdentity(key),
+		p2p.WithListenAddrs(st.listen...),
+		p2p.WithBootstrapAddrs(st.bootstrap...),
+		p2p.WithLogger(log),
+		p2p.WithMetrics(reg),
+	)
+	if err != nil {
+		return fmt.Errorf("start libp2p host: %w", err)
+	}
+	defer closeLogged(log, "libp2p host", h)
+	bs, err := blockstore.Open(filepath.Join(st.data, "blocks"), blockstore.WithLogger(log))
+	if err != nil {
+		return fmt.Errorf("open block store: %w", err)
+	}
+	defer closeLogged(log, "block store", bs)
+
+	opts := append([]provider.Option{
+		provider.WithLogger(log),
+		provider.WithMetrics(reg),
+		provider.WithStateDir(st.data),
+		provider.WithStatusAddr(st.status),
+	}, st.opts...)
+	srv, err := provider.New(h, bs, c, st.id, opts...)
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(ctx); err != nil {
+		srv.Close()
+		return explain(app, cfg, err, nil)
+	}
+	defer closeLogged(log, "storage provider", srv)
+
+	info := serverInfo{PeerID: h.ID().String(), Worker: st.id.Worker, Bucket: st.id.Bucket, Data: st.data, Chain: cfg.Chain.RPC}
+	for _, a := range h.Addrs() {
+		info.Addrs = append(info.Addrs, fmt.Sprintf("%s/p2p/%s", a, h.ID()))
+	}
+	if a := srv.StatusAddr(); a != "" {
+		info.Status = "http://" + a + provider.StatusPath
+	}
+	if err := app.Printer().Print(info, func(w io.Writer) error {
+		fmt.Fprintf(w, "storage provider for bucket %d (worker %d) running (Ctrl-C to stop)\n", info.Bucket, info.Worker)
+		fmt.Fprintf(w, "  peer     %s\n", info.PeerID)
+		for _, a := range info.Addrs {
+			fmt.Fprintf(w, "  address  %s\n", a)
+		}
+		fmt.Fprintf(w, "  data     %s\n", info.Data)
+		fmt.Fprintf(w, "  accepts  as %s\n", st.keyAccount)
+		if info.Status != "" {
+			fmt.Fprintf(w, "  status   %s\n", info.Status)
+		}
+		_, err := fmt.Fprintf(w, "  chain    %s\n", info.Chain)
+		return err
+	}); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// closeLogged closes c, logging a failure: at shutdown there is no one left
+// to return it to.
+func closeLogged(log interface{ Warn(string, ...any) }, what string, c io.Closer) {
+	if err := c.Close(); err != nil {
+		log.Warn("close "+what, "err", err)
+	}
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/satchel-net/satchel/provider"
+	"github.com/satchel-net/satchel/testnet"
+)
+
+// syncBuffer is a bytes.Buffer safe to read while a command writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// `satchel storage server` runs a provider node for a bucket: it takes the
+// bucket over from a stopped testnet provider, publishes its own peer ID on
+// chain, syncs an object uploaded to the other provider, serves its status
+// page, and `satchel bag locate` finds both providers live on the DHT.
+// Ctrl-C (the context ending) stops it cleanly.
+func TestStorageServerCommand(t *testing.T) {
+	rpc := freeAddr(t)
+	net := testnet.New(t, testnet.Providers(2), testnet.Configure(func(c *testnet.Config) {
+		c.ChainRPCAddr = rpc
+	}), testnet.ProviderOptions(provider.WithReconcileInterval(300*time.Millisecond)))
+	p1 := net.Provider(1)
+	oldPeer := p1.AddrInfo().ID
+	if err := p1.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	cfgPath := filepath.Join(home, "config.yml")
+	writeFile(t, cfgPath, "home: "+home+"\nchain:\n  rpc: http://"+rpc+"\n")
+	p0 := net.Provider(0).AddrInfo()
+	boot := fmt.Sprintf("%s/p2p/%s", p0.Addrs[0], p0.ID)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("storage server stderr:\n%s", errOut.String())
+		}
+	})
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"-c", cfgPath, "--json", "storage", "server",
+			"-w", p1.Worker.String(), "-i", p1.Bucket.String(),
+			"--key", net.KeyFile("provider-1"),
+			"--data", filepath.Join(home, "data"),
+			"--listen", "/ip4/127.0.0.1/tcp/0",
+			"--bootstrap", boot,
+			"--status", "127.0.0.1:0",
+		}, &out, &errOut)
+	}()
+
+	var info serverInfo
+	testnet.Wait(t, "the server to print where it runs", func() bool {
+		select {
+		case code := <-done:
+			t.Fatalf("storage server exited %d early:\n%s", code, errOut.String())
+		default:
+		}
+		return json.Unmarshal([]byte(out.String()), &info) == nil
+	})
+	if info.PeerID == "" || info.PeerID == oldPeer.String() || info.Status == "" || info.Bucket != p1.Bucket {
+		t.Fatalf("server info: %+v", info)
+	}
+	testnet.Wait(t, "the server's peer ID in the operator metadata", func() bool {
+		b, err := net.Client.StorageBucket(context.Background(), p1.Bucket)
+		return err == nil && b.Metadata != nil && b.Metadata.PeerID == info.PeerID
+	})
+
+	_, err := net.UploadChunked(context.Background(), bytes.Repeat([]byte("satchel "), 4096), 4096, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testnet.Wait(t, "the server to sync the object", func() bool {
+		resp, err := http.Get(info.Status)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var st provider.Status
+		return json.NewDecoder(resp.Body).Decode(&st) == nil && st.Objects == 1 && st.SyncBacklog == 0
+	})
+
+	// bag locate, through the operators' published addresses.
+	var loc bagLocation
+	testnet.Wait(t, "both providers live on the DHT", func() bool {
+		var lout bytes.Buffer
+		if run(context.Background(), []string{"-c", cfgPath, "--json", "bag", "locate", string(net.Bag), "--timeout", "5s"}, &lout, io.Discard) != 0 {
+			return false
+		}
+		loc = bagLocation{}
+		if err := json.Unmarshal(lout.Bytes(), &loc); err != nil {
+			return false
+		}
+		live := 0
+		for _, b := range loc.Buckets {
+			if b.Live {
+				live++
+			}
+		}
+		// The stopped testnet provider's record (another peer ID) may be
+		// listed too, as a provider the chain does not name.
+		return live == 2 && len(loc.Providers) >= 2
+	})
+	if loc.Bag != net.Bag || len(loc.Buckets) != 2 {
+		t.Errorf("locate: %+v", loc)
+	}
+	var human bytes.Buffer
+	if err := printLocation(&human, loc); err != nil || !strings.Contains(human.String(), info.PeerID) {
+		t.Errorf("locate table does not name the server's peer %s:\n%s", info.PeerID, human.String())
+	}
+
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("storage server exited %d after Ctrl-C:\n%s", code, errOut.String())
+	}
+}
+
+func TestStorageServerFlags(t *testing.T) {
+	home := t.TempDir()
+	cfgPath := filepath.Join(home, "config.yml")
+	writeFile(t, cfgPath, "home: "+home+"\n")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"storage", "server", "-i", "1"}, "-w/--worker and -i/--bucketId are required"},
+		{[]string{"storage", "server", "-w", "x", "-i", "1"}, "worker ID \"x\""},
+		{[]string{"storage", "server", "-w", "1", "-i", "1"}, "no account key"},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), append([]string{"-c", cfgPath}, tc.args...), &out, &errOut)
+		if code == 0 || !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("satchel %s: exit %d, stderr %q; want a failure naming %q", strings.Join(tc.args, " "), code, errOut.String(), tc.want)
+		}
+	}
+}

@@ -1,0 +1,538 @@
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/satchel-net/satchel/chain"
+)
+
+// The follower turns the chain into work. Events are hints: each one marks
+// the bags it concerns dirty, and reconciling a bag compares the chain's
+// state of the bag with the store and queues what differs — objects to
+// sync, to accept, to remove, a bag to clean up. A periodic full reconcile
+// of every bag covers missed events and retries what waits on peers.
+
+// stateFileName is the follower's state file in the state directory.
+const stateFileName = "provider-state.json"
+
+// catchUpGap is how many blocks behind the chain a restarted follower may
+// be and still replay the events it missed. Further behind it jumps to the
+// chain's head: the full reconcile at start brings the store up to date
+// either way, and replaying a long downtime block by block would only
+// delay it.
+const catchUpGap = 10_000
+
+// stateSaveInterval is how often the follower's height is saved while it
+// changes. Losing the last few seconds on a crash only replays their
+// events, which reconciling makes harmless.
+const stateSaveInterval = 2 * time.Second
+
+// Resubscribe backoff after the chain connection fails.
+const (
+	resubscribeMin = 500 * time.Millisecond
+	resubscribeMax = 30 * time.Second
+)
+
+// nodeState is what the follower keeps across restarts.
+type nodeState struct {
+	// Height is the last block whose events were handled.
+	Height int64 `json:"height"`
+	// Bags are the bags the node has held objects of, so it still finds
+	// and cleans up a bag that moved away while it was down.
+	Bags []chain.BagID `json:"bags"`
+}
+
+// stateFile persists nodeState as JSON, replaced atomically.
+type stateFile struct {
+	path string // "" keeps the state in memory only
+
+	mu    sync.Mutex
+	st    nodeState
+	dirty bool
+}
+
+func newStateFile(dir string) *stateFile {
+	f := &stateFile{}
+	if dir != "" {
+		f.path = filepath.Join(dir, stateFileName)
+	}
+	return f
+}
+
+func (f *stateFile) load() error {
+	if f.path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(f.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("provider: read state: %w", err)
+	}
+	var st nodeState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return fmt.Errorf("provider: state file %s is damaged (%v); delete it: the node rebuilds it from the chain", f.path, err)
+	}
+	f.mu.Lock()
+	f.st = st
+	f.mu.Unlock()
+	return nil
+}
+
+// save writes the state if it changed, durably: a temporary file is synced
+// and renamed over the old one.
+func (f *stateFile) save() error {
+	f.mu.Lock()
+	if !f.dirty || f.path == "" {
+		f.mu.Unlock()
+		return nil
+	}
+	b, err := json.Marshal(f.st)
+	f.dirty = false
+	f.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(f.path), 0o700); err != nil {
+		return fmt.Errorf("provider: save state: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(f.path), ".state-*")
+	if err != nil {
+		return fmt.Errorf("provider: save state: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("provider: save state: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("provider: save state: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("provider: save state: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), f.path); err != nil {
+		return fmt.Errorf("provider: save state: %w", err)
+	}
+	return nil
+}
+
+func (f *stateFile) height() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.st.Height
+}
+
+func (f *stateFile) setHeight(h int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if h > f.st.Height {
+		f.st.Height = h
+		f.dirty = true
+	}
+}
+
+func (f *stateFile) bags() []chain.BagID {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.st.Bags)
+}
+
+func (f *stateFile) addBag(b chain.BagID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if i, found := slices.BinarySearch(f.st.Bags, b); !found {
+		f.st.Bags = slices.Insert(f.st.Bags, i, b)
+		f.dirty = true
+	}
+}
+
+func (f *stateFile) removeBag(b chain.BagID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if i, found := slices.BinarySearch(f.st.Bags, b); found {
+		f.st.Bags = slices.Delete(f.st.Bags, i, i+1)
+		f.dirty = true
+	}
+}
+
+// stateLoop saves the state while it changes.
+func (s *Server) stateLoop(ctx context.Context) {
+	t := time.NewTicker(stateSaveInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.state.save(); err != nil {
+				s.log.Warn("save follower state", "err", err)
+			}
+		}
+	}
+}
+
+// reconciler collects the bags that need reconciling.
+type reconciler struct {
+	mu    sync.Mutex
+	dirty map[chain.BagID]struct{}
+	all   bool
+	wake  chan struct{}
+}
+
+func newReconciler() *reconciler {
+	return &reconciler{dirty: map[chain.BagID]struct{}{}, wake: make(chan struct{}, 1)}
+}
+
+func (r *reconciler) mark(b chain.BagID) {
+	r.mu.Lock()
+	r.dirty[b] = struct{}{}
+	r.mu.Unlock()
+	r.signal()
+}
+
+func (r *reconciler) markAll() {
+	r.mu.Lock()
+	r.all = true
+	r.mu.Unlock()
+	r.signal()
+}
+
+func (r *reconciler) signal() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *reconciler) take() (bags []chain.BagID, all bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for b := range r.dirty {
+		bags = append(bags, b)
+	}
+	clear(r.dirty)
+	all, r.all = r.all, false
+	slices.Sort(bags)
+	return bags, all
+}
+
+// followLoop subscribes to the chain's blocks from the one after the saved
+// height (or after the height the node started at) and marks the bags
+// their events concern. It resubscribes after a failure.
+func (s *Server) followLoop(ctx context.Context, saved, startHeight int64) {
+	from := saved + 1
+	if saved <= 0 || startHeight-saved > catchUpGap {
+		// Nothing saved, or too far behind: the full reconcile at start
+		// covers everything up to startHeight.
+		from = startHeight + 1
+	}
+	backoff := resubscribeMin
+	for {
+		blocks, errc := s.c.Subscribe(ctx, from)
+		for be := range blocks {
+			s.handleBlock(be)
+			from = be.Height + 1
+			backoff = resubscribeMin
+		}
+		err := <-errc
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("chain subscription ended; resubscribing", "from", from, "err", err, "in", backoff)
+		if !sleepCtx(ctx, backoff) {
+			return
+		}
+		backoff = min(backoff*2, resubscribeMax)
+		// Events may have been missed while the connection was down.
+		s.recon.markAll()
+	}
+}
+
+// handleBlock marks dirty the bags the block's events concern.
+func (s *Server) handleBlock(be chain.BlockEvents) {
+	for _, ev := range be.Events {
+		s.handleEvent(ev)
+	}
+	s.state.setHeight(be.Height)
+	s.m.chainHeight.Set(float64(be.Height))
+}
+
+func (s *Server) handleEvent(ev chain.Event) {
+	mine := s.id.Bucket
+	switch ev.Type {
+	case chain.ObjectsRegistered{}.EventType():
+		var e chain.ObjectsRegistered
+		if ev.Decode(&e) == nil && s.cares(e.Bag) {
+			s.recon.mark(e.Bag)
+		}
+	case chain.ObjectsAccepted{}.EventType():
+		var e chain.ObjectsAccepted
+		if ev.Decode(&e) == nil && s.cares(e.Bag) {
+			s.recon.mark(e.Bag)
+		}
+	case chain.ObjectsDeleted{}.EventType():
+		var e chain.ObjectsDeleted
+		if ev.Decode(&e) == nil && s.cares(e.Bag) {
+			s.recon.mark(e.Bag)
+		}
+	case chain.BagCreated{}.EventType():
+		var e chain.BagCreated
+		if ev.Decode(&e) == nil && slices.Contains(e.StorageBuckets, mine) {
+			s.auth.invalidate()
+			s.recon.mark(e.Bag)
+		}
+	case chain.BagDeleted{}.EventType():
+		var e chain.BagDeleted
+		if ev.Decode(&e) == nil && (s.cares(e.Bag) || slices.Contains(e.StorageBuckets, mine)) {
+			s.auth.invalidate()
+			s.recon.mark(e.Bag)
+		}
+	case chain.StorageBagBucketsUpdated{}.EventType():
+		var e chain.StorageBagBucketsUpdated
+		if ev.Decode(&e) != nil {
+			return
+		}
+		s.peers.invalidate(e.Bag)
+		if s.cares(e.Bag) || slices.Contains(e.Added, mine) || slices.Contains(e.Removed, mine) {
+			s.auth.invalidate()
+			s.recon.mark(e.Bag)
+		}
+	case chain.StorageOperatorMetadataSet{}.EventType(), chain.StorageOperatorRemoved{}.EventType(),
+		chain.StorageInvitationAccepted{}.EventType():
+		// Peers of some bags moved: cleanups waiting for confirmations and
+		// syncs waiting for a source may now succeed.
+		s.peers.invalidateAll()
+		s.recon.markAll()
+		var e struct {
+			Bucket chain.StorageBucketID `json:"bucket"`
+		}
+		if ev.Type == (chain.StorageOperatorRemoved{}).EventType() && ev.Decode(&e) == nil && e.Bucket == mine {
+			s.log.Error("this node's worker was removed as the operator of its bucket; it can no longer accept uploads", "worker", uint64(s.id.Worker))
+		}
+	case chain.StorageBucketVoucherLimitsSet{}.EventType(), chain.StorageBucketStatusUpdated{}.EventType(),
+		chain.BlacklistUpdated{}.EventType(), chain.UploadingBlockedUpdated{}.EventType():
+		s.auth.invalidate()
+	}
+}
+
+// cares reports whether bag is assigned to the node's bucket or held by it.
+func (s *Server) cares(bag chain.BagID) bool {
+	if s.isAssigned(bag) {
+		return true
+	}
+	return s.holdings.bagObjects(string(bag)) > 0 || slices.Contains(s.state.bags(), bag)
+}
+
+// errNoBucket means the node's bucket no longer exists on chain.
+var errNoBucket = errors.New("provider: storage bucket vanished from the chain")
+
+// isAssigned reports whether the last reconcile saw bag assigned to the
+// node's bucket.
+func (s *Server) isAssigned(bag chain.BagID) bool {
+	s.amu.Lock()
+	defer s.amu.Unlock()
+	return s.assignedBags[bag]
+}
+
+// setAssigned records whether bag is assigned and reports whether that
+// changed.
+func (s *Server) setAssigned(bag chain.BagID, on bool) bool {
+	s.amu.Lock()
+	defer s.amu.Unlock()
+	if s.assignedBags == nil {
+		s.assignedBags = map[chain.BagID]bool{}
+	}
+	if s.assignedBags[bag] == on {
+		return false
+	}
+	if on {
+		s.assignedBags[bag] = true
+	} else {
+		delete(s.assignedBags, bag)
+	}
+	return true
+}
+
+func (s *Server) assignedList() []chain.BagID {
+	s.amu.Lock()
+	defer s.amu.Unlock()
+	out := make([]chain.BagID, 0, len(s.assignedBags))
+	for b := range s.assignedBags {
+		out = append(out, b)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// reconcileLoop reconciles dirty bags as they come, and every bag on the
+// reconcile interval.
+func (s *Server) reconcileLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.reconcileInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.recon.wake:
+		case <-t.C:
+			s.recon.markAll()
+			s.repairs.retry()
+			continue // the mark woke the loop
+		}
+		bags, all := s.recon.take()
+		if all {
+			more, err := s.allBags(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				s.log.Warn("full reconcile: read the bucket's bags", "err", err)
+			}
+			bags = append(bags, more...)
+			s.queueQuarantined()
+		}
+		slices.Sort(bags)
+		for _, bag := range slices.Compact(bags) {
+			if ctx.Err() != nil {
+				return
+			}
+			if err := s.reconcileBag(ctx, bag); err != nil && ctx.Err() == nil {
+				s.log.Warn("reconcile bag", "bag", bag, "err", err)
+			}
+		}
+		s.m.reconciles.Inc()
+	}
+}
+
+// allBags returns every bag to reconcile: those assigned to the bucket,
+// those held and those the state remembers. Bags no longer assigned are
+// among them, so they are cleaned up.
+func (s *Server) allBags(ctx context.Context) ([]chain.BagID, error) {
+	seen := map[chain.BagID]bool{}
+	for _, b := range s.assignedList() {
+		seen[b] = true
+	}
+	for _, b := range s.holdings.bagList() {
+		seen[chain.BagID(b)] = true
+	}
+	for _, b := range s.state.bags() {
+		seen[b] = true
+	}
+	bkt, err := s.c.StorageBucket(ctx, s.id.Bucket)
+	if err == nil {
+		for _, b := range bkt.Bags {
+			seen[b] = true
+		}
+	} else if errors.Is(err, chain.ErrNotFound) {
+		err = errNoBucket
+	}
+	out := make([]chain.BagID, 0, len(seen))
+	for b := range seen {
+		out = append(out, b)
+	}
+	return out, err
+}
+
+// reconcileBag compares the chain's state of bag with the store and queues
+// what differs.
+func (s *Server) reconcileBag(ctx context.Context, bag chain.BagID) error {
+	b, err := s.c.Bag(ctx, bag)
+	exists := err == nil
+	if err != nil && !errors.Is(err, chain.ErrNotFound) {
+		return err
+	}
+	var onChain map[uint64]chain.DataObject
+	if exists {
+		objs, err := s.c.Objects(ctx, bag)
+		if err != nil {
+			return err
+		}
+		onChain = make(map[uint64]chain.DataObject, len(objs))
+		for _, o := range objs {
+			onChain[uint64(o.ID)] = o
+		}
+	}
+	if err := s.indexBag(bag); err != nil {
+		return err
+	}
+	localIDs, err := s.bs.Objects(string(bag))
+	if err != nil {
+		return err
+	}
+	local := make(map[uint64]bool, len(localIDs))
+	for _, o := range localIDs {
+		local[o] = true
+	}
+
+	// Objects the chain deleted go wherever the bag is.
+	for o := range local {
+		if _, ok := onChain[o]; !ok {
+			s.removeObject(bag, o, reasonDeleted)
+		}
+	}
+
+	if exists && b.HasStorageBucket(s.id.Bucket) {
+		if s.setAssigned(bag, true) {
+			s.log.Info("bag assigned to this bucket", "bag", bag, "objects", len(onChain))
+			s.announce.mark(bag)
+		}
+		s.state.addBag(bag)
+		for o := range local {
+			s.setCleanupWait(o, -1) // the bag may have come back
+		}
+		for id, o := range onChain {
+			switch {
+			case local[id] && !o.Accepted:
+				s.acceptor.add(bag, o.ID)
+			case !local[id]:
+				s.syncer.add(syncJob{bag: bag, object: o})
+			}
+		}
+		return nil
+	}
+
+	if s.setAssigned(bag, false) {
+		s.log.Info("bag no longer assigned to this bucket", "bag", bag, "held", len(local))
+	}
+	s.syncer.dropBag(bag)
+	var moved []uint64
+	for o := range local {
+		if _, ok := onChain[o]; ok {
+			moved = append(moved, o)
+		}
+	}
+	if len(moved) > 0 {
+		slices.Sort(moved)
+		s.cleanupMoved(ctx, b, moved)
+	}
+	if s.holdings.bagObjects(string(bag)) == 0 {
+		if left, err := s.bs.Objects(string(bag)); err == nil && len(left) == 0 {
+			s.state.removeBag(bag)
+		}
+	}
+	return nil
+}
+
+// sleepCtx waits d or until ctx ends, reporting whether d passed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,115 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ipfs/go-cid"
+	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/provider/blockstore"
+	"github.com/satchel-net/satchel/wire"
+)
+
+// The store handler's BIND: it ties the chunks an upload pushed to the data
+// object registered on chain.
+
+// bind rebuilds the object's root from the chunk list, checks it against
+// the chain and that every chunk is held, records the object (its DAG nodes
+// and manifest) and answers BOUND.
+func (c *storeConn) bind(ctx context.Context, ex *storeExchange, b *wire.BindRequest) {
+	h := c.h
+	if err := checkBindRequest(b); err != nil {
+		c.refuse(ex, "%v", err)
+		return
+	}
+	root, err := h.auth.AuthorizeChunk(ctx, b.BagId, b.ObjectId)
+	if err != nil {
+		c.refuse(ex, "%v", err)
+		return
+	}
+	m, err := bindManifest(b, root)
+	if err != nil {
+		c.failed(ex, "%v", err)
+		return
+	}
+	// PutManifest checks that every chunk is held under the store's gc
+	// lock, so a session expiring or ending concurrently cannot delete a
+	// chunk between that check and the manifest's write: BOUND is never
+	// answered for chunks that are gone.
+	if err := h.bs.PutManifest(m); err != nil {
+		if errors.Is(err, blockstore.ErrMissingBlocks) {
+			c.failed(ex, "%v; push them, then bind again", err)
+			return
+		}
+		c.failed(ex, "provider could not record the object: %v", err)
+		return
+	}
+	c.endSessions(b)
+	h.metrics.bind("bound")
+	if h.cfg.onBound != nil {
+		h.cfg.onBound(b.BagId, b.ObjectId)
+	}
+	c.end(ex, &wire.StoreReply{Status: wire.Status_STATUS_BOUND})
+}
+
+// checkBindRequest checks what a BIND says on its own. Its error's text is
+// the refusal reason.
+func checkBindRequest(b *wire.BindRequest) error {
+	if b.ObjectId == 0 || b.BagId == "" {
+		return errors.New("bind needs an object ID and a bag")
+	}
+	if len(b.Chunks) > MaxBindChunks {
+		return fmt.Errorf("%d chunks exceed the %d-chunk limit of one bind", len(b.Chunks), MaxBindChunks)
+	}
+	if len(b.Session) != 0 && len(b.Session) != SessionIDLength {
+		return fmt.Errorf("session must be %d bytes", SessionIDLength)
+	}
+	return nil
+}
+
+// bindManifest builds the object's manifest from a BIND's chunk list and
+// checks that the list builds root, the object's content ID on chain. Its
+// error's text is the failure reason.
+func bindManifest(b *wire.BindRequest, root cid.Cid) (blockstore.Manifest, error) {
+	m := blockstore.Manifest{Bag: b.BagId, Object: b.ObjectId, Root: root, Chunks: make([]blockstore.ChunkRef, len(b.Chunks))}
+	builder := chunker.NewBuilder()
+	for i, ref := range b.Chunks {
+		ch, err := cid.Cast(ref.Cid)
+		if err == nil {
+			err = checkChunkCID(ch)
+		}
+		if err == nil && ref.Size > MaxChunkLength {
+			err = fmt.Errorf("%d bytes exceed the %d-byte limit", ref.Size, MaxChunkLength)
+		}
+		if err == nil {
+			err = builder.Add(ch, int(ref.Size))
+		}
+		if err != nil {
+			return m, fmt.Errorf("chunk %d of the list: %v", i, err)
+		}
+		m.Chunks[i] = blockstore.ChunkRef{CID: ch, Size: ref.Size}
+		m.Size += ref.Size
+	}
+	res, err := builder.Finish()
+	if err != nil {
+		return m, fmt.Errorf("cannot build the object's DAG: %v", err)
+	}
+	if !res.Root.Equals(root) {
+		return m, fmt.Errorf("the chunk list builds %s, but object %d has content ID %s on chain", res.Root, b.ObjectId, root)
+	}
+	return m, nil
+}
+
+// endSessions drops the provisional groups the object's chunks were pushed
+// under, now that the object holds them.
+func (c *storeConn) endSessions(b *wire.BindRequest) {
+	for _, sid := range [][]byte{objectSessionID(b.ObjectId), clientSessionIDOrNil(b.Session)} {
+		if sid == nil {
+			continue
+		}
+		if err := c.h.bs.EndSession(sid); err != nil {
+			c.log.Debug("ending an upload session failed", "err", err)
+		}
+	}
+}

@@ -1,0 +1,768 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ipfs/boxo/ipld/merkledag"
+	ft "github.com/ipfs/boxo/ipld/unixfs"
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	ma "github.com/multiformats/go-multiaddr"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/provider/blockstore"
+)
+
+// Sync fetches the objects of the node's bags that it lacks from the other
+// providers of each bag, found through the chain (the operators' published
+// peer IDs and addresses) and the DHT (providers of the bag key). It reads
+// the object's DAG from the root down to learn the chunk list, then every
+// chunk it does not hold, each verified against its CID before it is
+// stored, and finally the manifest. A job that stops half way leaves its
+// chunks stored; the next attempt skips them. The queue itself is not
+// persisted: it is recomputed from the chain and the store at start.
+
+const (
+	// chunkReadsPerObject is how many chunk reads one sync job keeps in
+	// flight, spread over the sources.
+	chunkReadsPerObject = 4
+
+	// maxDAGDepth bounds the DAG walk: 174^8 chunks is beyond any file.
+	maxDAGDepth = 8
+
+	// peerCacheTTL is how long the peers found for a bag are reused.
+	// Metadata and bucket events invalidate it sooner.
+	peerCacheTTL = 10 * time.Second
+
+	// dhtLookupTimeout bounds one FindProviders lookup for a bag.
+	dhtLookupTimeout = 5 * time.Second
+)
+
+// errNoSource means no peer could serve an object yet: for a pending
+// object, nobody has bound it; for an accepted one, its holders are
+// unreachable. The next full reconcile retries it.
+var errNoSource = errors.New("provider: no peer serves the object yet")
+
+// syncJob is one object to fetch.
+type syncJob struct {
+	bag    chain.BagID
+	object chain.DataObject
+}
+
+// syncQueue holds the sync jobs, deduplicated by object.
+type syncQueue struct {
+	mu      sync.Mutex
+	queued  map[uint64]syncJob
+	order   []uint64
+	running map[uint64]bool
+	wake    chan struct{}
+}
+
+func newSyncQueue() *syncQueue {
+	return &syncQueue{queued: map[uint64]syncJob{}, running: map[uint64]bool{}, wake: make(chan struct{}, 1)}
+}
+
+func (q *syncQueue) add(j syncJob) {
+	id := uint64(j.object.ID)
+	q.mu.Lock()
+	if q.running[id] {
+		q.mu.Unlock()
+		return
+	}
+	if _, ok := q.queued[id]; !ok {
+		q.order = append(q.order, id)
+	}
+	q.queued[id] = j
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// next pops the oldest queued job and marks it running.
+func (q *syncQueue) next() (syncJob, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.order) > 0 {
+		id := q.order[0]
+		q.order = q.order[1:]
+		j, ok := q.queued[id]
+		if !ok {
+			continue
+		}
+		delete(q.queued, id)
+		q.running[id] = true
+		return j, true
+	}
+	return syncJob{}, false
+}
+
+func (q *syncQueue) done(id uint64) {
+	q.mu.Lock()
+	delete(q.running, id)
+	q.mu.Unlock()
+}
+
+// dropBag forgets the queued jobs of bag (running ones finish).
+func (q *syncQueue) dropBag(bag chain.BagID) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for id, j := range q.queued {
+		if j.bag == bag {
+			delete(q.queued, id)
+		}
+	}
+}
+
+// dropObject forgets a queued job of an object.
+func (q *syncQueue) dropObject(id uint64) {
+	q.mu.Lock()
+	delete(q.queued, id)
+	q.mu.Unlock()
+}
+
+// busy reports whether an object is being synced.
+func (q *syncQueue) busy(id uint64) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.running[id]
+}
+
+// counts returns the queued and the running jobs.
+func (q *syncQueue) counts() (queued, running int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.queued), len(q.running)
+}
+
+// syncLoop runs the queued jobs on at most syncWorkers goroutines.
+func (s *Server) syncLoop(ctx context.Context) {
+	var g errgroup.Group
+	g.SetLimit(s.cfg.syncWorkers)
+	defer g.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.syncer.wake:
+		}
+		for ctx.Err() == nil {
+			j, ok := s.syncer.next()
+			if !ok {
+				break
+			}
+			g.Go(func() error {
+				defer s.syncer.done(uint64(j.object.ID))
+				s.runSync(ctx, j)
+				return nil
+			})
+		}
+	}
+}
+
+// runSync runs one job and records its outcome.
+func (s *Server) runSync(ctx context.Context, j syncJob) {
+	start := time.Now()
+	n, err := s.syncObject(ctx, j)
+	switch {
+	case err == nil:
+		s.m.syncObjects.WithLabelValues("ok").Inc()
+		if n > 0 {
+			s.log.Info("synced object", "bag", j.bag, "object", uint64(j.object.ID), "bytes", n, "took", time.Since(start).Round(time.Millisecond))
+		}
+	case errors.Is(err, errNoSource):
+		s.m.syncObjects.WithLabelValues("no_source").Inc()
+		s.log.Debug("sync: no source yet", "bag", j.bag, "object", uint64(j.object.ID), "accepted", j.object.Accepted)
+	case ctx.Err() != nil:
+	case !j.object.Accepted:
+		// A pending object's holder may still be receiving it: a one-chunk
+		// object's chunk is there before the upload is bound and served.
+		s.m.syncObjects.WithLabelValues("failed").Inc()
+		s.log.Debug("sync of a pending object failed; retrying at the next reconcile", "bag", j.bag, "object", uint64(j.object.ID), "err", err)
+	default:
+		s.m.syncObjects.WithLabelValues("failed").Inc()
+		s.log.Warn("sync object failed; retrying at the next reconcile", "bag", j.bag, "object", uint64(j.object.ID), "err", err)
+	}
+	// Look at the bag again: the object may have been deleted or the bag
+	// moved while it was being fetched.
+	if err == nil {
+		s.recon.mark(j.bag)
+	}
+}
+
+// syncObject fetches one object from the bag's other providers. It returns
+// the bytes it fetched.
+func (s *Server) syncObject(ctx context.Context, j syncJob) (int64, error) {
+	id := uint64(j.object.ID)
+	if s.holdings.has(id) {
+		return 0, nil
+	}
+	if m, ok, err := s.bs.Manifest(id); err == nil && ok {
+		s.holdings.add(m)
+		return 0, nil
+	}
+	root, err := cid.Decode(j.object.ContentID)
+	if err != nil {
+		return 0, fmt.Errorf("object %d has an unreadable content ID %q: %w", id, j.object.ContentID, err)
+	}
+	sources, err := s.sourcesOf(ctx, j.bag, root)
+	if err != nil {
+		return 0, err
+	}
+	f := &blockFetcher{s: s, sources: sources}
+
+	var chunks []blockstore.ChunkRef
+	var fetched int64
+	if root.Type() == cid.Raw {
+		// A one-chunk object: the root is the chunk.
+		if ok, _ := s.bs.Has(root); !ok {
+			data, err := f.get(ctx, root, 0)
+			if err != nil {
+				return 0, err
+			}
+			if err := s.bs.Put(root, data); err != nil {
+				return 0, fmt.Errorf("store chunk %s: %w", root, err)
+			}
+			fetched += int64(len(data))
+			chunks = []blockstore.ChunkRef{{CID: root, Size: uint64(len(data))}}
+		} else {
+			data, err := s.bs.Get(root)
+			if err != nil {
+				return 0, fmt.Errorf("read chunk %s: %w", root, err)
+			}
+			chunks = []blockstore.ChunkRef{{CID: root, Size: uint64(len(data))}}
+		}
+	} else {
+		var nodes []chunker.Block
+		chunks, nodes, err = s.walkDAG(ctx, f, root, j.object.Size)
+		if err != nil {
+			return 0, err
+		}
+		n, err := s.fetchChunks(ctx, f, chunks)
+		fetched += n
+		if err != nil {
+			return fetched, err
+		}
+		for _, nd := range nodes {
+			if ok, _ := s.bs.Has(nd.CID); ok {
+				continue
+			}
+			if err := s.bs.Put(nd.CID, nd.Data); err != nil {
+				return fetched, fmt.Errorf("store DAG node %s: %w", nd.CID, err)
+			}
+		}
+	}
+	var size uint64
+	for _, c := range chunks {
+		size += c.Size
+	}
+	if j.object.Size != 0 && size != j.object.Size {
+		return fetched, fmt.Errorf("object %d: its DAG holds %d bytes, the chain says %d", id, size, j.object.Size)
+	}
+	m := blockstore.Manifest{Bag: string(j.bag), Object: id, Root: root, Size: size, Chunks: chunks}
+	if err := s.bs.PutManifest(m); err != nil {
+		return fetched, fmt.Errorf("store manifest of object %d: %w", id, err)
+	}
+	if stored, ok, err := s.bs.Manifest(id); err == nil && ok {
+		m = stored
+	}
+	s.holdings.add(m)
+	// Chunks pushed for the object before this node went down wait in its
+	// upload session for a BIND that sync has just made moot: the object
+	// holds them now, and they must go when it goes, not at the session's
+	// expiry.
+	if err := s.bs.EndSession(objectSessionID(id)); err != nil {
+		s.log.Debug("ending the synced object's upload session failed", "object", id, "err", err)
+	}
+	s.state.addBag(j.bag)
+	s.m.syncBytes.Add(float64(fetched))
+	if !j.object.Accepted {
+		// A pending object held by another provider: holding it too means
+		// one dead node cannot lose it, and accepting it is now true of
+		// this node as well.
+		s.acceptor.add(j.bag, j.object.ID)
+	}
+	return fetched, nil
+}
+
+// sourcesOf returns the peers that hold root, asking the bag's providers.
+func (s *Server) sourcesOf(ctx context.Context, bag chain.BagID, root cid.Cid) ([]peer.ID, error) {
+	peers := s.peers.all(ctx, bag)
+	if len(peers) == 0 {
+		return nil, errNoSource
+	}
+	have := make([]bool, len(peers))
+	var wg sync.WaitGroup
+	for i, p := range peers {
+		wg.Go(func() {
+			hctx, cancel := context.WithTimeout(ctx, s.cfg.fetchTimeout)
+			defer cancel()
+			r, err := s.fetch.Have(hctx, p, []cid.Cid{root})
+			have[i] = err == nil && len(r) == 1 && r[0]
+		})
+	}
+	wg.Wait()
+	var out []peer.ID
+	for i, p := range peers {
+		if have[i] {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errNoSource
+	}
+	return out, nil
+}
+
+// blockFetcher reads verified blocks from a set of sources, starting with a
+// different one for each block so the load spreads, and moving on to the
+// next source when one fails.
+type blockFetcher struct {
+	s       *Server
+	sources []peer.ID
+}
+
+func (f *blockFetcher) get(ctx context.Context, c cid.Cid, spread int) ([]byte, error) {
+	var errs []error
+	for i := range f.sources {
+		p := f.sources[(spread+i)%len(f.sources)]
+		gctx, cancel := context.WithTimeout(ctx, f.s.cfg.fetchTimeout)
+		data, err := f.s.fetch.GetBlock(gctx, p, c)
+		cancel()
+		if err == nil {
+			return data, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		errs = append(errs, fmt.Errorf("peer %s: %w", p, err))
+	}
+	return nil, fmt.Errorf("read block %s: %w", c, errors.Join(errs...))
+}
+
+// walkDAG reads the interior nodes of a UnixFS DAG from the root down and
+// returns its leaves in order with their sizes, and the nodes. Every node
+// is verified against its CID by the fetch client, so the chunk list is
+// exactly the one under the chain's content ID.
+func (s *Server) walkDAG(ctx context.Context, f *blockFetcher, root cid.Cid, size uint64) ([]blockstore.ChunkRef, []chunker.Block, error) {
+	var chunks []blockstore.ChunkRef
+	var nodes []chunker.Block
+	maxChunks := uint64(MaxBindChunks)
+	if size > 0 && size < maxChunks {
+		maxChunks = size // every chunk holds at least one byte
+	}
+	var walk func(c cid.Cid, depth int) error
+	walk = func(c cid.Cid, depth int) error {
+		if depth > maxDAGDepth {
+			return fmt.Errorf("DAG of %s is deeper than %d levels", root, maxDAGDepth)
+		}
+		var data []byte
+		var err error
+		if ok, _ := s.bs.Has(c); ok {
+			data, err = s.bs.Get(c)
+		}
+		if data == nil || err != nil {
+			data, err = f.get(ctx, c, depth)
+			if err != nil {
+				return err
+			}
+		}
+		nd, err := merkledag.DecodeProtobuf(data)
+		if err != nil {
+			return fmt.Errorf("DAG node %s: %w", c, err)
+		}
+		fsn, err := ft.FSNodeFromBytes(nd.Data())
+		if err != nil {
+			return fmt.Errorf("DAG node %s is not UnixFS: %w", c, err)
+		}
+		links := nd.Links()
+		sizes := fsn.BlockSizes()
+		if len(sizes) != len(links) {
+			return fmt.Errorf("DAG node %s: %d links but %d block sizes", c, len(links), len(sizes))
+		}
+		nodes = append(nodes, chunker.Block{CID: c, Data: data})
+		for i, l := range links {
+			switch l.Cid.Type() {
+			case cid.Raw:
+				if uint64(len(chunks)) >= maxChunks {
+					return fmt.Errorf("DAG of %s has more chunks than its %d bytes allow", root, size)
+				}
+				chunks = append(chunks, blockstore.ChunkRef{CID: l.Cid, Size: sizes[i]})
+			case cid.DagProtobuf:
+				if err := walk(l.Cid, depth+1); err != nil {
+					return err
+				}
+			default:
+				return fmt.Errorf("DAG node %s links to %s, neither raw nor dag-pb", c, l.Cid)
+			}
+		}
+		return nil
+	}
+	if err := walk(root, 0); err != nil {
+		return nil, nil, err
+	}
+	return chunks, nodes, nil
+}
+
+// fetchChunks reads and stores every chunk the store lacks, a few at a
+// time, and returns the bytes fetched.
+func (s *Server) fetchChunks(ctx context.Context, f *blockFetcher, chunks []blockstore.ChunkRef) (int64, error) {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(chunkReadsPerObject)
+	var mu sync.Mutex
+	var fetched int64
+	for i, c := range chunks {
+		if gctx.Err() != nil {
+			break
+		}
+		if ok, _ := s.bs.Has(c.CID); ok {
+			continue
+		}
+		g.Go(func() error {
+			data, err := f.get(gctx, c.CID, i)
+			if err != nil {
+				return err
+			}
+			if uint64(len(data)) != c.Size {
+				return fmt.Errorf("chunk %d (%s) is %d bytes, its DAG says %d", i, c.CID, len(data), c.Size)
+			}
+			if err := s.bs.Put(c.CID, data); err != nil {
+				return fmt.Errorf("store chunk %s: %w", c.CID, err)
+			}
+			mu.Lock()
+			fetched += int64(len(data))
+			mu.Unlock()
+			return nil
+		})
+	}
+	err := g.Wait()
+	return fetched, err
+}
+
+// peerFinder finds the other providers of a bag: the operators of the
+// bag's other storage buckets as the chain names them, and the peers that
+// announce the bag key on the DHT. The addresses it learns go into the
+// host's peerstore, so streams to the peers can be opened by ID.
+type peerFinder struct {
+	h      *p2p.Host
+	c      chainAPI
+	bucket chain.StorageBucketID
+
+	mu    sync.Mutex
+	cache map[chain.BagID]cachedPeers
+}
+
+type cachedPeers struct {
+	chain []chainPeer
+	all   []peer.ID
+	at    time.Time
+}
+
+// chainPeer is the operator of another storage bucket of a bag, as its
+// published metadata names it.
+type chainPeer struct {
+	ID     peer.ID
+	Bucket chain.StorageBucketID
+}
+
+func newPeerFinder(h *p2p.Host, c chainAPI, bucket chain.StorageBucketID) *peerFinder {
+	return &peerFinder{h: h, c: c, bucket: bucket, cache: map[chain.BagID]cachedPeers{}}
+}
+
+func (f *peerFinder) invalidate(bag chain.BagID) {
+	f.mu.Lock()
+	delete(f.cache, bag)
+	f.mu.Unlock()
+}
+
+func (f *peerFinder) invalidateAll() {
+	f.mu.Lock()
+	clear(f.cache)
+	f.mu.Unlock()
+}
+
+// onChain returns the operators of the bag's storage buckets other than
+// this node's, from the chain, adding their published addresses to the
+// peerstore. An operator running several of the bag's buckets under one
+// peer ID is listed once (with its first bucket): it holds one copy.
+func (f *peerFinder) onChain(ctx context.Context, bag chain.BagID) ([]chainPeer, error) {
+	b, err := f.c.Bag(ctx, bag)
+	if err != nil {
+		return nil, err
+	}
+	var out []chainPeer
+	seen := map[peer.ID]bool{}
+	for _, id := range b.StorageBuckets {
+		if id == f.bucket {
+			continue
+		}
+		bkt, err := f.c.StorageBucket(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if bkt.OperatorStatus != chain.OperatorActive || bkt.Metadata == nil || bkt.Metadata.PeerID == "" {
+			continue
+		}
+		pid, addrs, err := MetadataAddrInfo(*bkt.Metadata)
+		if err != nil || pid == f.h.ID() {
+			continue
+		}
+		if len(addrs) > 0 {
+			f.h.Libp2p().Peerstore().AddAddrs(pid, addrs, peerstore.AddressTTL)
+		}
+		if seen[pid] {
+			continue
+		}
+		seen[pid] = true
+		out = append(out, chainPeer{ID: pid, Bucket: id})
+	}
+	return out, nil
+}
+
+// chainPeers returns the operators of the bag's other buckets, cached.
+func (f *peerFinder) chainPeers(ctx context.Context, bag chain.BagID) ([]chainPeer, error) {
+	f.mu.Lock()
+	c, ok := f.cache[bag]
+	f.mu.Unlock()
+	if ok && time.Since(c.at) < peerCacheTTL {
+		return c.chain, nil
+	}
+	ps, err := f.onChain(ctx, bag)
+	if err != nil {
+		return nil, err
+	}
+	all := f.withDHT(ctx, bag, ps)
+	f.mu.Lock()
+	f.cache[bag] = cachedPeers{chain: ps, all: all, at: time.Now()}
+	f.mu.Unlock()
+	return ps, nil
+}
+
+// all returns every peer known to provide the bag: the chain's operators
+// first, then the DHT's.
+func (f *peerFinder) all(ctx context.Context, bag chain.BagID) []peer.ID {
+	f.mu.Lock()
+	c, ok := f.cache[bag]
+	f.mu.Unlock()
+	if ok && time.Since(c.at) < peerCacheTTL {
+		return c.all
+	}
+	ps, err := f.onChain(ctx, bag)
+	if err != nil && !errors.Is(err, chain.ErrNotFound) {
+		// The DHT may still know peers; keep going without the chain's.
+		ps = nil
+	}
+	all := f.withDHT(ctx, bag, ps)
+	f.mu.Lock()
+	f.cache[bag] = cachedPeers{chain: ps, all: all, at: time.Now()}
+	f.mu.Unlock()
+	return all
+}
+
+// withDHT adds the bag key's DHT providers to the chain's peers.
+func (f *peerFinder) withDHT(ctx context.Context, bag chain.BagID, ps []chainPeer) []peer.ID {
+	seen := map[peer.ID]bool{f.h.ID(): true}
+	var out []peer.ID
+	for _, p := range ps {
+		if !seen[p.ID] {
+			seen[p.ID] = true
+			out = append(out, p.ID)
+		}
+	}
+	dctx, cancel := context.WithTimeout(ctx, dhtLookupTimeout)
+	defer cancel()
+	found, _ := f.h.FindProviders(dctx, p2p.BagKey(string(bag)), 0)
+	for _, ai := range found {
+		if seen[ai.ID] {
+			continue
+		}
+		seen[ai.ID] = true
+		if len(ai.Addrs) > 0 {
+			f.h.Libp2p().Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.AddressTTL)
+		}
+		out = append(out, ai.ID)
+	}
+	return out
+}
+
+// MetadataAddrInfo reads the peer ID and addresses a storage operator
+// published on chain. Addresses may be given with or without a trailing
+// /p2p/<peer ID>; ones that name another peer or do not parse are skipped.
+func MetadataAddrInfo(md chain.StorageOperatorMetadata) (peer.ID, []ma.Multiaddr, error) {
+	pid, err := peer.Decode(md.PeerID)
+	if err != nil {
+		return "", nil, fmt.Errorf("operator metadata: peer ID %q: %w", md.PeerID, err)
+	}
+	var addrs []ma.Multiaddr
+	for _, s := range md.Multiaddrs {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			continue
+		}
+		transport, id := peer.SplitAddr(a)
+		if transport == nil || (id != "" && id != pid) {
+			continue
+		}
+		addrs = append(addrs, transport)
+	}
+	return pid, addrs, nil
+}
+
+// repairQueue holds corrupt blocks to fetch again. Blocks no peer could
+// serve wait for the next full reconcile.
+type repairQueue struct {
+	mu      sync.Mutex
+	pending map[cid.Cid]struct{}
+	waiting map[cid.Cid]struct{}
+	wake    chan struct{}
+}
+
+func newRepairQueue() *repairQueue {
+	return &repairQueue{pending: map[cid.Cid]struct{}{}, waiting: map[cid.Cid]struct{}{}, wake: make(chan struct{}, 1)}
+}
+
+func (q *repairQueue) add(c cid.Cid) {
+	q.mu.Lock()
+	q.pending[c] = struct{}{}
+	delete(q.waiting, c)
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *repairQueue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *repairQueue) take() []cid.Cid {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := make([]cid.Cid, 0, len(q.pending))
+	for c := range q.pending {
+		out = append(out, c)
+	}
+	clear(q.pending)
+	slices.SortFunc(out, func(a, b cid.Cid) int { return a.ByteLen() - b.ByteLen() })
+	return out
+}
+
+func (q *repairQueue) fail(c cid.Cid) {
+	q.mu.Lock()
+	q.waiting[c] = struct{}{}
+	q.mu.Unlock()
+}
+
+// retry moves the blocks that found no peer back to pending.
+func (q *repairQueue) retry() {
+	q.mu.Lock()
+	n := len(q.waiting)
+	for c := range q.waiting {
+		q.pending[c] = struct{}{}
+	}
+	clear(q.waiting)
+	q.mu.Unlock()
+	if n > 0 {
+		q.signal()
+	}
+}
+
+func (q *repairQueue) size() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.pending) + len(q.waiting)
+}
+
+// queueQuarantined queues every block the store has quarantined, including
+// those found corrupt before a restart or by reads outside the fetch
+// handler.
+func (s *Server) queueQuarantined() {
+	q, err := s.bs.Quarantined()
+	if err != nil {
+		s.log.Warn("list quarantined blocks", "err", err)
+		return
+	}
+	for _, c := range q {
+		s.repairs.add(c)
+	}
+}
+
+// repairLoop fetches corrupt blocks again from peers.
+func (s *Server) repairLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.repairs.wake:
+		}
+		for _, c := range s.repairs.take() {
+			if ctx.Err() != nil {
+				return
+			}
+			err := s.repairBlock(ctx, c)
+			switch {
+			case err == nil:
+				s.m.repairs.WithLabelValues("ok").Inc()
+			case ctx.Err() != nil:
+				return
+			case errors.Is(err, errNotHeld):
+				s.m.repairs.WithLabelValues("not_held").Inc()
+			default:
+				s.m.repairs.WithLabelValues("failed").Inc()
+				s.log.Warn("repair block failed; retrying at the next reconcile", "cid", c, "err", err)
+				s.repairs.fail(c)
+			}
+		}
+	}
+}
+
+// errNotHeld means a corrupt block belongs to no object the node holds, so
+// there is nothing to repair: the block goes with its quarantine.
+var errNotHeld = errors.New("provider: block belongs to no held object")
+
+// repairBlock fetches block c from a provider of a bag whose object holds
+// it and stores it again.
+func (s *Server) repairBlock(ctx context.Context, c cid.Cid) error {
+	if ok, err := s.bs.Has(c); err == nil && ok {
+		return nil // repaired already, or a duplicate report
+	}
+	objs := s.holdings.objectsOf(c)
+	if len(objs) == 0 {
+		return errNotHeld
+	}
+	bags := map[chain.BagID]bool{}
+	for _, b := range objs {
+		bags[chain.BagID(b)] = true
+	}
+	var errs []error
+	for bag := range bags {
+		peers := s.peers.all(ctx, bag)
+		if len(peers) == 0 {
+			errs = append(errs, fmt.Errorf("bag %s: %w", bag, errNoSource))
+			continue
+		}
+		f := &blockFetcher{s: s, sources: peers}
+		data, err := f.get(ctx, c, 0)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := s.bs.Put(c, data); err != nil {
+			return fmt.Errorf("store repaired block %s: %w", c, err)
+		}
+		s.log.Info("repaired corrupt block from a peer", "cid", c, "bag", bag, "bytes", len(data))
+		return nil
+	}
+	return errors.Join(errs...)
+}
