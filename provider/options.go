@@ -36,10 +36,12 @@ const (
 
 	// DefaultAcceptWindow and DefaultAcceptBatch bound how long bound
 	// objects wait to be accepted together in one transaction, and how
-	// many go in one: an upload of many small files costs a few
-	// transactions, not one per file, and a single file waits a fraction of
-	// a block.
-	DefaultAcceptWindow = 200 * time.Millisecond
+	// many go in one. No window by default: the first object is submitted
+	// at once, and those bound while its transaction is on its way (about
+	// a block) go together in the next, so an upload of many small files
+	// still costs a few transactions, not one per file, and a single file
+	// waits for no timer.
+	DefaultAcceptWindow = 0
 	DefaultAcceptBatch  = 100
 
 	// DefaultServeGrace is how long after its last read an object counts as

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"time"
 
@@ -154,25 +153,32 @@ func readFrameBody(br *bufio.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("%w: frame announces %d bytes, limit is %d", p2p.ErrFrameTooLarge, size, MaxFrame)
 	}
 	// Allocate as bytes arrive, not as announced: a peer that announces a
-	// large frame and stalls pins at most framePrealloc bytes. Growth
-	// doubles up to the announced size, so the final buffer is exactly it.
+	// large frame and stalls pins at most framePrealloc bytes. Once that
+	// much has arrived the rest is read into a buffer of the announced size,
+	// so a large frame costs one allocation and one small copy.
 	n := int(size)
-	body := make([]byte, 0, min(n, framePrealloc))
-	for len(body) < n {
-		if len(body) == cap(body) {
-			body = slices.Grow(body, min(cap(body), n-len(body)))
-			body = body[:len(body):min(cap(body), n)]
+	body := make([]byte, min(n, framePrealloc))
+	if m, err := io.ReadFull(br, body); err != nil {
+		return nil, truncated(m, n, err)
+	}
+	if n > len(body) {
+		whole := make([]byte, n)
+		got := copy(whole, body)
+		if m, err := io.ReadFull(br, whole[got:]); err != nil {
+			return nil, truncated(got+m, n, err)
 		}
-		got, err := io.ReadFull(br, body[len(body):cap(body)])
-		body = body[:len(body)+got]
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, fmt.Errorf("frame body truncated after %d of %d bytes: %w", len(body), n, err)
-		}
+		body = whole
 	}
 	return body, nil
+}
+
+// truncated is readFrameBody's error for a body that ended after got of n
+// bytes.
+func truncated(got, n int, err error) error {
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("frame body truncated after %d of %d bytes: %w", got, n, err)
 }
 
 // framePrealloc is the most readFrameBody allocates for a frame before its

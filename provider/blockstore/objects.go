@@ -79,6 +79,7 @@ func (s *Store) PutManifest(m Manifest) error {
 	}
 	s.sessMu.Lock() // serialises manifest writers too
 	defer s.sessMu.Unlock()
+	s.commits.flush()
 	old, had, err := s.manifest(m.Object)
 	if err != nil {
 		return err
@@ -373,22 +374,43 @@ func (s *Store) AddToSession(sess Session, c cid.Cid) error {
 // record, and writes b durably. Call it holding the gc lock shared and c's
 // stripe.
 func (s *Store) addSessionRef(b *leveldb.Batch, sess Session, c cid.Cid, size uint64) error {
-	s.sessMu.Lock()
-	defer s.sessMu.Unlock()
-	has, err := s.db.Has(sessBlockKey(sess.ID, c), nil)
+	p, err := s.queueSessionRef(b, sess, c, size)
 	if err != nil {
+		return err
+	}
+	// Synced before it returns: the caller acknowledges the block (a
+	// receipt, DATA_RECEIVED) next, and recovery could not restore the
+	// session reference a lost write would drop. Adds that queued meanwhile
+	// share the fsync.
+	if err := s.commits.wait(p); err != nil {
 		return fmt.Errorf("blockstore: session: %w", err)
 	}
+	b.Reset()
+	return nil
+}
+
+// queueSessionRef adds the session's reference to c and its updated record
+// to b and queues b for the index. It runs under sessMu so concurrent adds
+// to one session do not lose updates of its byte count.
+func (s *Store) queueSessionRef(b *leveldb.Batch, sess Session, c cid.Cid, size uint64) (*pendingWrite, error) {
+	s.sessMu.Lock()
+	defer s.sessMu.Unlock()
+	// No add of c to the session is queued: the caller holds c's stripe
+	// until its add is written.
+	has, err := s.db.Has(sessBlockKey(sess.ID, c), nil)
+	if err != nil {
+		return nil, fmt.Errorf("blockstore: session: %w", err)
+	}
 	bag, expiry, total := sess.Bag, sess.Expiry, uint64(0)
-	oldBag, oldExpiry, oldTotal, err := s.sessionRecord(sess.ID)
+	oldBag, oldExpiry, oldTotal, err := s.latestSessionRecord(sess.ID)
 	switch {
 	case errors.Is(err, leveldb.ErrNotFound):
 	case err != nil:
-		return err
+		return nil, err
 	default:
 		bag, total = oldBag, oldTotal
 		if bag != sess.Bag {
-			return fmt.Errorf("%w: session is for bag %s, not %s", ErrSessionBag, bag, sess.Bag)
+			return nil, fmt.Errorf("%w: session is for bag %s, not %s", ErrSessionBag, bag, sess.Bag)
 		}
 		if oldExpiry.After(expiry) {
 			expiry = oldExpiry
@@ -400,15 +422,16 @@ func (s *Store) addSessionRef(b *leveldb.Batch, sess Session, c cid.Cid, size ui
 		b.Put(sessRefKey(c, sess.ID), nil)
 	}
 	b.Put(sessionKey(sess.ID), encodeSession(bag, expiry, total))
-	// Written under sessMu so concurrent adds to one session do not lose
-	// updates of its byte count, and synced: the caller acknowledges the
-	// block (a receipt, DATA_RECEIVED) once this returns, and recovery
-	// could not restore the session reference a lost write would drop.
-	if err := s.db.Write(b, &opt.WriteOptions{Sync: true}); err != nil {
-		return fmt.Errorf("blockstore: session: %w", err)
+	return s.commits.enqueue(b, sess.ID, bag, expiry, total), nil
+}
+
+// latestSessionRecord is sessionRecord, or the record an add queued for
+// the index and not yet written. Call it under sessMu.
+func (s *Store) latestSessionRecord(id []byte) (bag string, expiry time.Time, bytes uint64, err error) {
+	if bag, expiry, bytes, ok := s.commits.record(id); ok {
+		return bag, expiry, bytes, nil
 	}
-	b.Reset()
-	return nil
+	return s.sessionRecord(id)
 }
 
 // sessionRecord reads a session's record; leveldb.ErrNotFound if none.

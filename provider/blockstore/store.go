@@ -65,8 +65,12 @@ type Store struct {
 	seed    maphash.Seed
 	// sessMu serialises read-modify-write of session records.
 	sessMu sync.Mutex
+	// commits writes the index batches of session adds, grouped.
+	commits *groupCommit
 	// shards holds the names of the blocks/ shard directories known durable.
 	shards sync.Map
+	// files writes and reads block files, with direct I/O where it can.
+	files *fileIO
 
 	blocks, bytes, objects, quarantined atomic.Int64
 
@@ -83,11 +87,17 @@ type config struct {
 	log            *slog.Logger
 	expireInterval time.Duration
 	now            func() time.Time
+	directIO       bool
 }
 
 // WithLogger sets the logger (records carry component=blockstore). The
 // default is slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
+
+// WithDirectIO sets whether block files are written and read with direct
+// I/O, bypassing the page cache (default true, on Linux). A file system
+// that refuses it turns it off by itself.
+func WithDirectIO(on bool) Option { return func(c *config) { c.directIO = on } }
 
 // WithSessionExpiry makes the store delete expired upload sessions every
 // interval in the background (see ExpireSessions); zero or negative disables
@@ -105,7 +115,7 @@ func WithSessionExpiry(interval time.Duration) Option {
 // index entry whose file is missing is dropped, so Has never claims a block
 // that is not whole on disk.
 func Open(dir string, opts ...Option) (*Store, error) {
-	cfg := config{log: slog.Default(), expireInterval: time.Minute, now: time.Now}
+	cfg := config{log: slog.Default(), expireInterval: time.Minute, now: time.Now, directIO: true}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -121,12 +131,14 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("blockstore: open index in %s: %w", dir, err)
 	}
 	s := &Store{
-		dir:  dir,
-		db:   db,
-		log:  cfg.log.With("component", "blockstore"),
-		seed: maphash.MakeSeed(),
-		stop: make(chan struct{}),
+		dir:   dir,
+		db:    db,
+		log:   cfg.log.With("component", "blockstore"),
+		seed:  maphash.MakeSeed(),
+		stop:  make(chan struct{}),
+		files: newFileIO(cfg.directIO),
 	}
+	s.commits = newGroupCommit(db)
 	if err := s.loadShards(); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -187,7 +199,7 @@ func (s *Store) recover(fresh bool) error {
 		if err != nil || ok {
 			return err
 		}
-		data, err := os.ReadFile(path)
+		data, err := s.files.read(path)
 		if err != nil {
 			return err
 		}
@@ -415,7 +427,7 @@ func (s *Store) Get(c cid.Cid) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, c)
 	}
-	data, err := os.ReadFile(s.blockPath(c))
+	data, err := s.files.read(s.blockPath(c))
 	if errors.Is(err, fs.ErrNotExist) {
 		// Deleted between the index lookup and the read, or lost: either
 		// way not held.
@@ -606,26 +618,7 @@ func (s *Store) loadShards() error {
 
 // writeTemp writes data to a new fsynced temp file and returns its path.
 func (s *Store) writeTemp(data []byte) (string, error) {
-	f, err := os.CreateTemp(filepath.Join(s.dir, tmpDir), "blk-*")
-	if err != nil {
-		return "", err
-	}
-	name := f.Name()
-	if _, err := f.Write(data); err != nil {
-		_ = f.Close()
-		_ = os.Remove(name)
-		return "", err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		_ = os.Remove(name)
-		return "", err
-	}
-	if err := f.Close(); err != nil {
-		_ = os.Remove(name)
-		return "", err
-	}
-	return name, nil
+	return s.files.writeNew(filepath.Join(s.dir, tmpDir), data)
 }
 
 // syncDir fsyncs a directory so the entries renamed into it are durable.
