@@ -2,6 +2,7 @@ package client
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,9 +13,11 @@ import (
 	"path/filepath"
 	"runtime/metrics"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,7 +39,11 @@ import (
 // providers'. A put's time runs from the call to the chain's acceptance and
 // includes hashing the file; a get's from Open to the last byte written,
 // once every provider holds the object (the others sync it after a put with
-// N=1), so reads do not compete with syncing.
+// N=1), so reads do not compete with syncing. The stream baseline is the
+// median of three runs. put_cpu_s/GiB and get_cpu_s/GiB are the CPU seconds
+// the client and the benchmark's process (chain and providers) spent per
+// GiB, against stream_cpu_s/GiB for the bare stream: on a machine of c
+// cores no transfer beats c divided by its CPU seconds per byte.
 //
 //	make bench                                   # 1 GiB
 //	go test -run '^$' -bench PutGet -short ./client/  # 64 MiB
@@ -47,8 +54,9 @@ func BenchmarkPutGet(b *testing.B) {
 	}
 	dir := b.TempDir()
 
-	baseline := streamThroughput(b, min(size, 512<<20))
+	baseline, streamCPU := medianStreamThroughput(b, min(size, 512<<20))
 	b.ReportMetric(baseline/1e6, "stream_MB/s")
+	b.ReportMetric(streamCPU*(1<<30), "stream_cpu_s/GiB")
 
 	addr := freeLoopbackAddr(b)
 	net := testnet.New(b, testnet.Providers(3), testnet.Configure(func(c *testnet.Config) { c.ChainRPCAddr = addr }))
@@ -68,8 +76,10 @@ func BenchmarkPutGet(b *testing.B) {
 				if i > 0 {
 					writeBenchFile(b, file, size, uint64(n*1000+i))
 				}
+				stop := profileProviders(b, fmt.Sprintf("providers-put-%d.cpu", n))
 				put = runBenchChild(b, map[string]string{"op": "put", "rpc": "http://" + addr, "key": keyFile,
 					"bag": net.Bag.String(), "file": file, "n": strconv.Itoa(n), "state": filepath.Join(dir, "state")})
+				stop()
 				// Let the bag's other providers finish syncing the object,
 				// so the read is measured on providers that only serve.
 				testnet.Wait(b, "providers to sync the object", func() bool {
@@ -80,8 +90,10 @@ func BenchmarkPutGet(b *testing.B) {
 					}
 					return true
 				})
+				stop = profileProviders(b, fmt.Sprintf("providers-get-%d.cpu", n))
 				get = runBenchChild(b, map[string]string{"op": "get", "rpc": "http://" + addr,
 					"bag": net.Bag.String(), "object": strconv.FormatUint(put.Object, 10)})
+				stop()
 			}
 			putRate := float64(size) / put.Seconds
 			getRate := float64(size) / get.Seconds
@@ -92,6 +104,9 @@ func BenchmarkPutGet(b *testing.B) {
 			b.ReportMetric(put.HashSeconds, "put_hash_s")
 			b.ReportMetric(put.PushSeconds, "put_push_s")
 			b.ReportMetric(put.AcceptSeconds, "put_accept_s")
+			gib := float64(size) / (1 << 30)
+			b.ReportMetric((put.CPUSeconds+put.OthersCPUSeconds)/gib, "put_cpu_s/GiB")
+			b.ReportMetric((get.CPUSeconds+get.OthersCPUSeconds)/gib, "get_cpu_s/GiB")
 			b.ReportMetric(float64(max(put.PeakRSS, get.PeakRSS))/(1<<20), "client_rss_MiB")
 			b.ReportMetric(float64(max(put.PeakHeap, get.PeakHeap))/(1<<20), "client_heap_MiB")
 		})
@@ -108,14 +123,39 @@ type benchResult struct {
 	HashSeconds   float64 `json:"hashSeconds"`
 	PushSeconds   float64 `json:"pushSeconds"`
 	AcceptSeconds float64 `json:"acceptSeconds"`
-	Err           string  `json:"err,omitempty"`
+	// CPU seconds the client used for the operation, and those the
+	// benchmark's own process (chain and providers) used meanwhile.
+	CPUSeconds       float64 `json:"cpuSeconds"`
+	OthersCPUSeconds float64 `json:"othersCPUSeconds"`
+	Err              string  `json:"err,omitempty"`
 }
 
 const benchChildEnv = "SATCHEL_CLIENT_BENCH_CHILD"
 
 // benchProfileEnv, when set to a directory, makes the client child write a
-// CPU profile of each put and get there.
+// CPU profile of each put and get there, and the benchmark one of its own
+// process (the chain and the providers) during each.
 const benchProfileEnv = "SATCHEL_CLIENT_BENCH_PROFILE"
+
+// profileProviders starts a CPU profile of this process into name under
+// benchProfileEnv's directory, if set, and returns what stops it.
+func profileProviders(b *testing.B, name string) (stop func()) {
+	dir := os.Getenv(benchProfileEnv)
+	if dir == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(dir, name))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
+}
 
 // runBenchChild runs TestBenchChild in a child process with args and
 // returns its result.
@@ -125,7 +165,9 @@ func runBenchChild(b *testing.B, args map[string]string) benchResult {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), benchChildEnv+"="+string(enc))
 	cmd.Stderr = os.Stderr
+	cpu0 := cpuSeconds()
 	out, err := cmd.Output()
+	others := cpuSeconds() - cpu0
 	if err != nil {
 		b.Fatalf("client child: %v\n%s", err, out)
 	}
@@ -138,6 +180,7 @@ func runBenchChild(b *testing.B, args map[string]string) benchResult {
 			if r.Err != "" {
 				b.Fatalf("client child: %s", r.Err)
 			}
+			r.OthersCPUSeconds = others
 			return r
 		}
 	}
@@ -195,6 +238,7 @@ func benchChild(args map[string]string) (res benchResult) {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	cpu0 := cpuSeconds()
 	start := time.Now()
 	switch args["op"] {
 	case "put":
@@ -226,6 +270,7 @@ func benchChild(args map[string]string) (res benchResult) {
 		}
 	}
 	res.Seconds = time.Since(start).Seconds()
+	res.CPUSeconds = cpuSeconds() - cpu0
 	return res
 }
 
@@ -272,10 +317,25 @@ func peakRSS() int64 {
 	return 0
 }
 
+// medianStreamThroughput is the run with the median throughput of three
+// streamThroughput runs: one run swings by a quarter on a shared machine,
+// and the ratios with it. It returns that run's throughput and CPU seconds
+// per byte.
+func medianStreamThroughput(b *testing.B, n int64) (rate, cpuPerByte float64) {
+	type run struct{ rate, cpu float64 }
+	runs := make([]run, 3)
+	for i := range runs {
+		runs[i].rate, runs[i].cpu = streamThroughput(b, n)
+	}
+	slices.SortFunc(runs, func(x, y run) int { return cmp.Compare(x.rate, y.rate) })
+	return runs[1].rate, runs[1].cpu
+}
+
 // streamThroughput measures, in bytes per second, one libp2p stream
 // between two loopback hosts (TCP, noise, yamux) carrying n bytes: the
-// ceiling a single-provider transfer could reach on this machine now.
-func streamThroughput(b *testing.B, n int64) float64 {
+// ceiling a single-provider transfer could reach on this machine now. It
+// also returns the CPU seconds (both hosts, all cores) it took per byte.
+func streamThroughput(b *testing.B, n int64) (rate, cpuPerByte float64) {
 	b.Helper()
 	ctx := testCtx(b)
 	mk := func() *p2p.Host {
@@ -302,6 +362,7 @@ func streamThroughput(b *testing.B, n int64) float64 {
 		b.Fatal(err)
 	}
 	buf := make([]byte, 1<<20)
+	cpu0 := cpuSeconds()
 	start := time.Now()
 	for sent := int64(0); sent < n; sent += int64(len(buf)) {
 		if _, err := s.Write(buf); err != nil {
@@ -313,8 +374,18 @@ func streamThroughput(b *testing.B, n int64) float64 {
 	}
 	m := <-got
 	took := time.Since(start)
+	cpu := cpuSeconds() - cpu0
 	_ = s.Close()
-	return float64(m) / took.Seconds()
+	return float64(m) / took.Seconds(), cpu / float64(m)
+}
+
+// cpuSeconds returns the user and system CPU time this process has used.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 func writeBenchFile(b *testing.B, path string, size int64, seed uint64) {

@@ -152,6 +152,10 @@ func TestPutGetFake(t *testing.T) {
 	}
 }
 
+// TestPutResumeFake interrupts PutFile while its chunks stream out (before
+// the root is known, so before registration) and runs it again: the second
+// run registers the object once and sends no chunk a provider already
+// holds; what it skipped counts as resumed.
 func TestPutResumeFake(t *testing.T) {
 	net := newFakeNet(t, 3)
 	dir := t.TempDir()
@@ -181,41 +185,83 @@ func TestPutResumeFake(t *testing.T) {
 	for _, p := range net.providers {
 		stored += len(p.blocks)
 		p.mu.Lock()
-		p.pushes = 0
+		p.pushes, p.stores = 0, 0
 		p.mu.Unlock()
 	}
 	if stored == 0 || stored >= 3*total {
 		t.Fatalf("first run stored %d of %d chunk copies; the test needs a partial upload", stored, 3*total)
 	}
-	submits := net.chain.submits.Load()
+	if n := net.chain.submits.Load(); n != 0 {
+		t.Fatalf("the interrupted stream submitted %d transactions; it registers only once the root is known", n)
+	}
 
-	// Second run resumes: no new registration, and only the chunks without a
-	// kept receipt are pushed (those in flight at the cancel may be pushed
-	// again: the provider answers them "already stored").
+	// Second run: every chunk copy the providers lack is sent once; those
+	// they hold are answered "already stored" and cost no bytes.
 	c2 := net.client(dir)
 	lp := &lastProgress{t: t}
 	obj, err := c2.PutFile(testCtx(t), net.bag, path, WithProgress(lp.fn))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := net.chain.submits.Load(); got != submits {
-		t.Fatalf("resume submitted %d more transactions; the object was registered again", got-submits)
+	if n := net.chain.submits.Load(); n != 1 {
+		t.Fatalf("%d transactions submitted, want the one registration", n)
 	}
-	pushed := 0
+	sent := 0
 	for _, p := range net.providers {
-		pushed += p.pushCount()
+		sent += p.storeCount()
 	}
-	resumedLinks := lp.get().Links[LinkSigned]
-	if pushed != resumedLinks || pushed > 3*total-stored+3*4 || pushed >= 3*total {
-		t.Fatalf("second run pushed %d chunks (signed %d); %d of %d copies were stored before", pushed, resumedLinks, stored, 3*total)
+	if sent != 3*total-stored {
+		t.Fatalf("second run sent %d chunk copies; %d of %d were stored before", sent, stored, 3*total)
 	}
-	t.Logf("first run stored %d of %d chunk copies; the second pushed %d", stored, 3*total, pushed)
-	if obj.ID != 0 || len(obj.Providers) != 3 {
+	final := lp.get()
+	if final.Resumed == 0 || final.Resumed > stored/3+1 || final.Chunks != total || final.Links[LinkSigned] != 3*total {
+		t.Fatalf("final progress %+v; %d chunk copies were stored before", final, stored)
+	}
+	if obj.Resumed != final.Resumed || len(obj.Providers) != 3 {
 		t.Fatalf("object %+v", obj)
 	}
-	// The state of a finished upload is gone: a third run registers anew.
+	// The state of a finished upload is gone.
 	if _, ok, _ := c2.journal.record(uploadKey{Bag: net.bag, Root: obj.CID, ChunkSize: 64 << 10}); ok {
 		t.Fatal("finished upload left its state behind")
+	}
+}
+
+// TestPutResumeAfterRegisterFake interrupts PutFile once the object is
+// registered: running it again finds that object through the upload
+// journal instead of registering the content a second time.
+func TestPutResumeAfterRegisterFake(t *testing.T) {
+	net := newFakeNet(t, 3)
+	dir := t.TempDir()
+	data := randomBytes(t, 1<<20, 3)
+	path := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c1 := net.client(dir)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	var once sync.Once
+	_, err := c1.PutFile(ctx, net.bag, path, WithProgress(func(p Progress) {
+		if p.ObjectKnown {
+			once.Do(cancel)
+		}
+	}))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted put: %v", err)
+	}
+	_ = c1.Close()
+	if n := net.chain.submits.Load(); n != 1 {
+		t.Fatalf("first run submitted %d transactions, want its registration", n)
+	}
+	c2 := net.client(dir)
+	obj, err := c2.PutFile(testCtx(t), net.bag, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := net.chain.submits.Load(); n != 1 {
+		t.Fatalf("%d transactions after resuming; the object was registered again", n)
+	}
+	if obj.ID != 0 || obj.Resumed != (len(data)+64<<10-1)/(64<<10) {
+		t.Fatalf("resumed object %+v: want object 0 with every chunk already stored", obj)
 	}
 }
 
@@ -663,39 +709,55 @@ func TestParseRef(t *testing.T) {
 	}
 }
 
+// TestPutFileChangedFake changes the file after its stream pass, while a
+// provider that replaces a lost one is given the chunks read again: the
+// upload fails with ErrFileChanged, not with a provider blamed for bytes
+// that do not match.
 func TestPutFileChangedFake(t *testing.T) {
-	net := newFakeNet(t, 1)
+	net := newFakeNet(t, 2)
 	data := randomBytes(t, 1<<20, 8)
 	path := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// The file changes after it was hashed, while its chunks are pushed.
-	var once sync.Once
-	net.providers[0].hook = func(provider.ChunkPush) error {
-		once.Do(func() {
-			f, err := os.OpenFile(path, os.O_WRONLY, 0)
-			if err != nil {
-				t.Error(err)
-				return
+	// The provider pushed to first dies; the other, its replacement,
+	// changes the file when its first chunk arrives.
+	var mu sync.Mutex
+	var first *fakeProvider
+	var change sync.Once
+	for _, p := range net.providers {
+		p.hook = func(provider.ChunkPush) error {
+			mu.Lock()
+			if first == nil {
+				first = p
 			}
-			defer f.Close()
-			if _, err := f.WriteAt(bytes.Repeat([]byte{1}, 4096), 900<<10); err != nil {
-				t.Error(err)
+			dies := first == p
+			mu.Unlock()
+			if dies {
+				p.kill()
+				return errors.New("stream reset")
 			}
-			if err := f.Sync(); err != nil {
-				t.Error(err)
-			}
-		})
-		return nil
+			change.Do(func() {
+				f, err := os.OpenFile(path, os.O_WRONLY, 0)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer f.Close()
+				if _, err := f.WriteAt(bytes.Repeat([]byte{1}, 4096), 900<<10); err != nil {
+					t.Error(err)
+				}
+			})
+			return nil
+		}
 	}
 	c := net.client("", WithWindow(2))
-	_, err := c.PutFile(testCtx(t), net.bag, path)
+	_, err := c.PutFile(testCtx(t), net.bag, path, WithRedundancy(1))
 	if !errors.Is(err, ErrFileChanged) {
 		t.Fatalf("err %v, want ErrFileChanged", err)
 	}
-	// The provider was not blamed for the file's change.
-	if net.providers[0].dead {
-		t.Fatal("provider killed")
+	var np *NoProviderError
+	if errors.As(err, &np) {
+		t.Fatalf("the provider was blamed for the file's change: %v", err)
 	}
 }

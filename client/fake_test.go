@@ -214,7 +214,8 @@ type fakeProvider struct {
 	objects map[uint64]bool
 	dead    bool
 	lie     bool
-	pushes  int
+	pushes  int // Push calls
+	stores  int // pushes whose bytes the provider did not hold yet
 	hook    func(c provider.ChunkPush) error // called before a push is stored
 }
 
@@ -230,6 +231,13 @@ func (p *fakeProvider) pushCount() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.pushes
+}
+
+// storeCount returns how many pushes carried bytes the provider lacked.
+func (p *fakeProvider) storeCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stores
 }
 
 // fakeConn is one client stream to a fake provider.
@@ -279,6 +287,7 @@ func (c fakeConn) Push(ctx context.Context, ch provider.ChunkPush) (*wire.Receip
 		}
 		p.mu.Lock()
 		p.blocks[ch.CID] = bytes.Clone(ch.Data)
+		p.stores++
 		p.mu.Unlock()
 		step(provider.PushDataReceived)
 	}

@@ -171,6 +171,10 @@ type pusher struct {
 	failed  []PeerError
 	tried   map[peer.ID]bool
 
+	// sentData holds the chunks whose bytes some link had to send: a chunk
+	// every provider answered "already stored" counts as resumed.
+	sentData bitset
+
 	g          *errgroup.Group // workers of the current pass
 	gctx       context.Context
 	cancelPass context.CancelFunc
@@ -428,7 +432,7 @@ func (p *pusher) push(ctx context.Context, t *target, j *chunkJob) {
 		}
 		if err == nil {
 			link.move(LinkSigned)
-			p.signed(t, j, r)
+			p.signed(t, j, r, link.alreadyStored)
 			return
 		}
 		link.move(LinkFailed)
@@ -480,9 +484,10 @@ func (p *pusher) push(ctx context.Context, t *target, j *chunkJob) {
 // Links only move forward; the final state (signed or failed) is set by the
 // pusher from Push's result and the receipt check.
 type linkSteps struct {
-	tr       *tracker
-	state    LinkState
-	signSent bool
+	tr            *tracker
+	state         LinkState
+	signSent      bool
+	alreadyStored bool // the provider held the chunk: no byte was sent
 }
 
 // step is the provider.ChunkPush.OnStep hook.
@@ -495,6 +500,7 @@ func (l *linkSteps) step(s provider.PushStep) {
 	case provider.PushDataSent:
 		l.advance(LinkSendingData)
 	case provider.PushDataReceived, provider.PushAlreadyStored:
+		l.alreadyStored = s == provider.PushAlreadyStored
 		l.advance(LinkDataReceived)
 		if l.signSent {
 			l.advance(LinkAskingForSignature)
@@ -535,8 +541,9 @@ func (p *pusher) checkReceipt(t *target, j *chunkJob, r *wire.Receipt) error {
 	return nil
 }
 
-// signed records a verified receipt.
-func (p *pusher) signed(t *target, j *chunkJob, r *wire.Receipt) {
+// signed records a verified receipt; stored says the provider already held
+// the chunk.
+func (p *pusher) signed(t *target, j *chunkJob, r *wire.Receipt, stored bool) {
 	t.mu.Lock()
 	t.fails = 0
 	fresh := t.held.set(j.index)
@@ -547,13 +554,19 @@ func (p *pusher) signed(t *target, j *chunkJob, r *wire.Receipt) {
 	if !fresh {
 		return
 	}
+	p.mu.Lock()
+	if !stored {
+		p.sentData.set(j.index)
+	}
+	resumed := !p.sentData.has(j.index)
+	p.mu.Unlock()
 	p.tr.sent(int64(j.info.Size))
 	if p.key != nil {
 		if err := p.c.journal.addReceipt(*p.key, j.index, t.cand.peer, r); err != nil {
 			p.c.log.Info("cannot persist receipt; a resumed upload will ask for it again", "err", err)
 		}
 	}
-	p.tr.receipt(j.index, false)
+	p.tr.receipt(j.index, resumed)
 }
 
 // bind binds the object on every live target that holds all n chunks and

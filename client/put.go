@@ -1,7 +1,6 @@
 package client
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,17 +32,19 @@ type Object struct {
 	// Providers are the storage providers that hold every chunk, each with a
 	// verified signed receipt, and bound the object.
 	Providers []peer.ID
-	// Resumed is the number of chunks an earlier, interrupted run of the
-	// same upload had already stored with all their receipts.
+	// Resumed is the number of chunks no byte of which had to be sent: an
+	// earlier, interrupted run of the same upload (or another upload of the
+	// same content) had already stored them on every provider.
 	Resumed int
 }
 
 // PutFile stores the file at path in bag and returns the object once every
-// chunk has its signed receipts and the chain accepted it. The file is hashed
-// first, then its chunks are read again by offset and pushed, in memory
-// bounded by the upload window whatever the file size. Running it again
-// after an interruption resumes: the object is not registered twice and no
-// chunk whose receipts were kept is sent again.
+// chunk has its signed receipts and the chain accepted it. The file is read
+// once, hashed and pushed at the same time, in memory bounded by the upload
+// window whatever the file size; a provider lost on the way is replaced
+// afterwards by reading the chunks it lacks again by offset. Running it
+// again after an interruption resumes: the object is not registered twice,
+// and no chunk a provider already holds is sent again.
 func (c *Client) PutFile(ctx context.Context, bag chain.BagID, path string, opts ...PutOption) (Object, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -121,115 +122,101 @@ func (c *Client) precheck(ctx context.Context, bag chain.BagID, size int64) (cha
 	return params, nil
 }
 
-// putAt uploads size bytes readable at src.
-func (c *Client) putAt(ctx context.Context, bag chain.BagID, src io.ReaderAt, size int64, opts []PutOption) (Object, error) {
-	if err := c.begin(); err != nil {
-		return Object{}, err
-	}
-	defer c.end()
-	o := c.putOptions(opts)
-	tr := newTracker(OpPut, o.progress, c.progressEvery)
-	tr.update(true, func(p *Progress) { p.Bag, p.TotalBytes = bag, size })
-	obj, err := c.putAtTracked(ctx, bag, src, size, o, tr)
-	if err != nil {
-		tr.setFile(FileFailed)
-	}
-	return obj, err
+// fileSource is content PutFile uploads: size bytes readable at src.
+type fileSource struct {
+	src  io.ReaderAt
+	size int64
 }
 
-func (c *Client) putAtTracked(ctx context.Context, bag chain.BagID, src io.ReaderAt, size int64, o putOptions, tr *tracker) (Object, error) {
-	params, err := c.precheck(ctx, bag, size)
+// putAt uploads size bytes readable at src: streamed like Upload, so the
+// chunks are hashed and pushed at once, then, with the root known,
+// registered (once, across runs) and completed on providers that replace
+// any lost during the stream, reading the chunks they lack again by offset.
+func (c *Client) putAt(ctx context.Context, bag chain.BagID, src io.ReaderAt, size int64, opts []PutOption) (Object, error) {
+	u, err := c.newUpload(ctx, bag, c.putOptions(opts), &fileSource{src: src, size: size})
 	if err != nil {
 		return Object{}, err
 	}
-	if _, err := c.chain.Bag(ctx, bag); err != nil {
-		return Object{}, explainChain("upload", bag, err)
+	if _, err := u.ReadFrom(io.NewSectionReader(src, 0, size)); err != nil {
+		u.Abort()
+		if cerr := ctx.Err(); cerr != nil {
+			return Object{}, cerr
+		}
+		return Object{}, err
 	}
+	return u.Commit()
+}
 
-	// 1. Chunk and hash, streaming.
-	tr.setFile(FileChunking)
-	res, err := chunker.Sum(ctx, io.NewSectionReader(src, 0, size), chunker.WithChunkSize(o.chunkSize),
-		chunker.WithChunkFunc(func(ch chunker.Chunk) error { tr.hashed(int64(len(ch.Data))); return nil }))
-	if err != nil {
-		return Object{}, fmt.Errorf("hash content: %w", err)
+// chunkSizes returns the sizes of the chunks of size bytes cut every
+// chunkSize bytes.
+func chunkSizes(size int64, chunkSize int) []int32 {
+	n := int((size + int64(chunkSize) - 1) / int64(chunkSize))
+	sizes := make([]int32, n)
+	for i := range sizes {
+		sizes[i] = int32(min(int64(chunkSize), size-int64(i)*int64(chunkSize)))
 	}
-	if params.Blacklisted(res.Root.String()) {
-		return Object{}, chain.Errorf(chain.ErrBlacklisted, "content %s is blacklisted by the storage lead and cannot be uploaded", res.Root)
-	}
-	key := uploadKey{Bag: bag, Root: res.Root, ChunkSize: o.chunkSize}
+	return sizes
+}
 
-	// 2. Register the object on chain, or find the one an earlier run
-	// registered.
+// commitFile ends a file's upload once its stream is through: it registers
+// the object (or finds the one an interrupted run registered), completes
+// the upload on N providers and waits for the chain to accept it.
+func (u *Upload) commitFile(res *chunker.Result) (Object, error) {
+	c, p, tr, ctx := u.c, u.p, u.tr, u.ctx
+	if res.Size != u.file.size {
+		return Object{}, fmt.Errorf("%w: it held %d bytes, then %d", ErrFileChanged, u.file.size, res.Size)
+	}
+	key := uploadKey{Bag: u.bag, Root: res.Root, ChunkSize: u.o.chunkSize}
 	tr.setFile(FileRegistering)
 	id, err := c.registerOnce(ctx, key, res)
 	if err != nil {
 		return Object{}, err
 	}
-	tr.setObject(bag, id, res.Root)
-
-	// 3. Find the bag's providers.
-	loc, err := c.locate(ctx, bag, false)
-	if err != nil {
-		return Object{}, err
-	}
-	want := o.redundancy
-	if want <= 0 || want > loc.buckets {
-		want = loc.buckets
-	}
-	if want == 0 {
-		return Object{}, chain.Errorf(chain.ErrNoStorageBuckets, "bag %s is in no storage bucket, so nothing would store the object; ask the storage lead to add it to one with update-bag", bag)
-	}
-	minR := min(o.minRedundancy, want)
-
-	sizes := make([]int32, len(res.Chunks))
-	for i, ch := range res.Chunks {
-		sizes[i] = int32(ch.Size)
-	}
-	tr.startChunks(sizes, size, want)
-
-	// Receipts and binds an earlier run kept.
+	tr.setObject(u.bag, id, res.Root)
+	tr.setFile(FileUploading)
+	p.object, p.key = uint64(id), &key
+	// Receipts and binds an earlier run kept, for providers this run may
+	// turn to; this run's own targets hold what the stream gave them.
 	held, bound, err := c.resumeState(key, id, res)
 	if err != nil {
 		return Object{}, err
 	}
-	for _, b := range held {
-		for i := range res.Chunks {
-			if b.has(i) {
-				tr.receipt(i, true)
-			}
-		}
+	c.log.Debug("upload", "bag", u.bag, "object", id, "root", res.Root, "size", res.Size, "chunks", len(res.Chunks), "redundancy", u.want)
+	if err := p.complete(ctx, u.file.src, res, held, bound); err != nil {
+		return Object{}, err
 	}
-	tr.flush()
-	// Providers holding most of the object go first.
-	cands := slices.Clone(loc.live)
-	slices.SortStableFunc(cands, func(a, b candidate) int {
-		return cmp.Compare(held[b.peer].count(), held[a.peer].count())
-	})
-
-	p := &pusher{
-		c: c, bag: bag, object: uint64(id), key: &key, tr: tr,
-		pool: newBufPool(c.opts.window, o.chunkSize),
-		want: want, min: minR, spares: cands, nchunks: len(res.Chunks),
-		expiry: time.Now().Add(o.expiry),
-		failed: slices.Clone(loc.failed),
+	tr.setFile(FileUploaded)
+	if err := c.waitAccepted(ctx, u.bag, id, u.o.acceptTimeout); err != nil {
+		return Object{}, err
 	}
-	defer p.closeAll()
-	c.log.Debug("upload", "bag", bag, "object", id, "root", res.Root, "size", size, "chunks", len(res.Chunks), "redundancy", want, "providers", len(cands))
+	tr.setFile(FileAccepted)
+	if err := c.journal.forget(key); err != nil {
+		c.log.Info("cannot clear finished upload state", "err", err)
+	}
+	obj := Object{Bag: u.bag, ID: id, CID: res.Root, Size: res.Size, Resumed: tr.snapshot().Resumed}
+	for _, t := range p.alive() {
+		obj.Providers = append(obj.Providers, t.cand.peer)
+	}
+	return obj, nil
+}
 
-	// 4. Push every chunk to N providers, replacing failed ones, then bind.
-	converged := false
-	for round := 0; round < maxRounds && !converged; round++ {
+// complete brings the registered object to N providers that hold every
+// chunk and bound it: chunks a target lacks are read again from src and
+// pushed (in rounds, a failed target replaced by a spare), then every
+// complete target binds.
+func (p *pusher) complete(ctx context.Context, src io.ReaderAt, res *chunker.Result, held map[peer.ID]bitset, bound map[peer.ID]bool) error {
+	for round := 0; round < maxRounds; round++ {
 		if err := ctx.Err(); err != nil {
-			return Object{}, err
+			return err
 		}
 		p.openWith(ctx, held, bound)
 		alive := p.alive()
-		tr.setProviders(len(alive))
-		if len(alive) < minR {
-			return Object{}, p.noProvider(len(alive))
+		p.tr.setProviders(len(alive))
+		if len(alive) < p.min {
+			return p.noProvider(len(alive))
 		}
-		if len(alive) < want {
-			tr.setWant(len(alive)) // no spare left: complete with the live ones
+		if len(alive) < p.want {
+			p.tr.setWant(len(alive)) // no spare left: complete with the live ones
 		}
 		incomplete := false
 		for _, t := range alive {
@@ -238,37 +225,22 @@ func (c *Client) putAtTracked(ctx context.Context, bag chain.BagID, src io.Reade
 			}
 		}
 		if incomplete {
-			tr.setFile(FileUploading)
+			p.tr.setFile(FileUploading)
 			if err := p.filePass(ctx, src, res); err != nil {
-				return Object{}, err
+				return err
 			}
 			continue
 		}
 		p.bind(ctx, res.Chunks)
 		if err := ctx.Err(); err != nil {
-			return Object{}, err
+			return err
 		}
 		alive = p.alive()
-		converged = len(alive) >= minR && p.boundCount() == len(alive)
+		if len(alive) >= p.min && p.boundCount() == len(alive) {
+			return nil
+		}
 	}
-	if !converged {
-		return Object{}, fmt.Errorf("upload of object %d to bag %s: providers kept failing: %w", id, bag, p.noProvider(p.boundCount()))
-	}
-	tr.setFile(FileUploaded)
-
-	// 5. Wait for a provider to accept the object on chain.
-	if err := c.waitAccepted(ctx, bag, id, o.acceptTimeout); err != nil {
-		return Object{}, err
-	}
-	tr.setFile(FileAccepted)
-	if err := c.journal.forget(key); err != nil {
-		c.log.Info("cannot clear finished upload state", "err", err)
-	}
-	obj := Object{Bag: bag, ID: id, CID: res.Root, Size: size, Resumed: tr.snapshot().Resumed}
-	for _, t := range p.alive() {
-		obj.Providers = append(obj.Providers, t.cand.peer)
-	}
-	return obj, nil
+	return fmt.Errorf("upload of object %d to bag %s: providers kept failing: %w", p.object, p.bag, p.noProvider(p.boundCount()))
 }
 
 // count returns the number of chunks in the set.
@@ -295,6 +267,11 @@ func (p *pusher) openWith(ctx context.Context, held map[peer.ID]bitset, bound ma
 		if b, ok := held[t.cand.peer]; ok {
 			t.held = slices.Clone(b)
 			t.nheld = b.count()
+			for i := range p.nchunks {
+				if b.has(i) {
+					p.tr.receipt(i, true)
+				}
+			}
 		}
 		t.bound = bound[t.cand.peer] && t.nheld >= p.nchunks
 	}

@@ -160,8 +160,9 @@ type Progress struct {
 	Links [NumLinkStates]int
 	// Providers is the number of providers the content is moving to or from.
 	Providers int
-	// Resumed is the number of chunks whose receipts an earlier, interrupted
-	// run of the same upload had already collected.
+	// Resumed is the number of chunks no byte of which had to be sent:
+	// every provider held them already, from an earlier, interrupted run of
+	// the same upload (or another upload of the same content).
 	Resumed int
 	// Started is when the operation started.
 	Started time.Time

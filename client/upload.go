@@ -48,6 +48,9 @@ type Upload struct {
 	w      *chunker.Writer
 	params chain.Params
 	want   int
+	// file is what PutFile uploads: content that can be read again, so
+	// providers lost during the stream are replaced after it.
+	file *fileSource
 
 	mu   sync.Mutex
 	err  error // sticky: the first failure
@@ -57,7 +60,13 @@ type Upload struct {
 // Upload starts a streamed upload to bag: it checks the chain lets the
 // member upload, finds the bag's providers and opens store streams to N of
 // them. Write the content, then call Commit, or Abort.
-func (c *Client) Upload(ctx context.Context, bag chain.BagID, opts ...PutOption) (_ *Upload, err error) {
+func (c *Client) Upload(ctx context.Context, bag chain.BagID, opts ...PutOption) (*Upload, error) {
+	return c.newUpload(ctx, bag, c.putOptions(opts), nil)
+}
+
+// newUpload starts a streamed upload; file, when not nil, is the content
+// the stream will carry, readable again by offset.
+func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, file *fileSource) (_ *Upload, err error) {
 	if err := c.begin(); err != nil {
 		return nil, err
 	}
@@ -66,10 +75,18 @@ func (c *Client) Upload(ctx context.Context, bag chain.BagID, opts ...PutOption)
 			c.end()
 		}
 	}()
-	o := c.putOptions(opts)
-	params, err := c.precheck(ctx, bag, -1)
+	size := int64(-1)
+	if file != nil {
+		size = file.size
+	}
+	params, err := c.precheck(ctx, bag, size)
 	if err != nil {
 		return nil, err
+	}
+	if file != nil {
+		if _, err := c.chain.Bag(ctx, bag); err != nil {
+			return nil, explainChain("upload", bag, err)
+		}
 	}
 	loc, err := c.locate(ctx, bag, false)
 	if err != nil {
@@ -87,9 +104,13 @@ func (c *Client) Upload(ctx context.Context, bag chain.BagID, opts ...PutOption)
 		return nil, err
 	}
 	uctx, cancel := context.WithCancel(ctx)
-	u := &Upload{c: c, ctx: uctx, cancel: cancel, bag: bag, o: o, params: params, want: want,
+	u := &Upload{c: c, ctx: uctx, cancel: cancel, bag: bag, o: o, params: params, want: want, file: file,
 		tr: newTracker(OpPut, o.progress, c.progressEvery)}
 	u.tr.update(true, func(p *Progress) { p.Bag = bag })
+	if file != nil {
+		u.tr.update(true, func(p *Progress) { p.TotalBytes = file.size })
+		u.tr.startChunks(chunkSizes(file.size, o.chunkSize), file.size, want)
+	}
 	u.p = &pusher{
 		c: c, bag: bag, session: session, tr: u.tr,
 		pool: newBufPool(c.opts.window, o.chunkSize),
@@ -113,7 +134,14 @@ func (c *Client) Upload(ctx context.Context, bag chain.BagID, opts ...PutOption)
 		cancel()
 		return nil, err
 	}
-	u.tr.setFile(FileUploading)
+	if file != nil {
+		// A file is chunked and its chunks pushed as they are cut; it
+		// is uploading proper once registered (seed order: chunking,
+		// registering, uploading).
+		u.tr.setFile(FileChunking)
+	} else {
+		u.tr.setFile(FileUploading)
+	}
 	c.log.Debug("streamed upload", "bag", bag, "redundancy", want, "providers", len(alive))
 	return u, nil
 }
@@ -128,6 +156,11 @@ func (u *Upload) chunk(ch chunker.Chunk) error {
 	}
 	to := u.p.need(ch.Index)
 	if len(to) == 0 {
+		if u.file != nil {
+			// Every target is lost: hash on; once the root is known,
+			// other providers get the chunks read again from the file.
+			return nil
+		}
 		if len(u.p.alive()) < u.p.min {
 			return u.p.noProvider(len(u.p.alive()))
 		}
@@ -138,7 +171,9 @@ func (u *Upload) chunk(ch chunker.Chunk) error {
 	}
 	n := copy(buf, ch.Data)
 	u.p.feed(&chunkJob{index: ch.Index, info: ch.Info(), data: buf[:n], pool: u.p.pool}, to)
-	u.tr.hashed(int64(n))
+	if u.file == nil {
+		u.tr.hashed(int64(n)) // a file's progress counts chunks with their receipts
+	}
 	return nil
 }
 
@@ -226,6 +261,9 @@ func (u *Upload) commit() (Object, error) {
 		return Object{}, chain.Errorf(chain.ErrBlacklisted, "content %s is blacklisted by the storage lead and cannot be uploaded", res.Root)
 	}
 	u.p.nchunks = len(res.Chunks)
+	if u.file != nil {
+		return u.commitFile(res)
+	}
 	// Only providers holding every chunk can bind; the others (there are
 	// none unless a link failed for good, which gives its provider up)
 	// are dropped.

@@ -431,6 +431,10 @@ func (h *StoreHandler) release(ex *storeExchange) {
 // their expiry.
 func clientSessionID(s []byte) []byte { return append([]byte{'s'}, s...) }
 
+// isClientSessionID reports whether a block store session ID is a streamed
+// upload's (clientSessionID).
+func isClientSessionID(id []byte) bool { return len(id) == 1+SessionIDLength && id[0] == 's' }
+
 func clientSessionIDOrNil(s []byte) []byte {
 	if len(s) == 0 {
 		return nil

@@ -27,6 +27,9 @@ type groupCommit struct {
 	queue   []*pendingWrite
 	writing bool
 	records map[string]*pendingRecord
+	// failed is the first write error: later batches were built on the
+	// records of the failed ones, so none is written after it.
+	failed error
 }
 
 // pendingWrite is a queued batch and, once written, its outcome.
@@ -114,16 +117,22 @@ func (g *groupCommit) writeQueuedLocked() {
 	batch := g.queue
 	g.queue = nil
 	g.writing = true
+	err := g.failed
 	g.mu.Unlock()
-	merged := batch[0].batch
-	if len(batch) > 1 {
-		merged = new(leveldb.Batch)
-		for _, p := range batch {
-			_ = p.batch.Replay(merged) // a batch built in memory always replays
+	if err == nil {
+		merged := batch[0].batch
+		if len(batch) > 1 {
+			merged = new(leveldb.Batch)
+			for _, p := range batch {
+				_ = p.batch.Replay(merged) // a batch built in memory always replays
+			}
 		}
+		err = g.db.Write(merged, &opt.WriteOptions{Sync: true})
 	}
-	err := g.db.Write(merged, &opt.WriteOptions{Sync: true})
 	g.mu.Lock()
+	if err != nil && g.failed == nil {
+		g.failed = err
+	}
 	for _, p := range batch {
 		p.done, p.err = true, err
 		if r := g.records[p.session]; r != nil {

@@ -21,8 +21,9 @@ import (
 // offset aligned to the device's block size, so blocks are staged in
 // aligned buffers and a block whose length is not a multiple of it is
 // written padded and then truncated to its length. A file system that
-// refuses direct I/O (tmpfs, some network file systems) turns it off for
-// the store, which then uses the page cache like any file.
+// refuses direct I/O (tmpfs before Linux 6.6, some network file systems)
+// turns it off for the store, which then uses the page cache like any
+// file.
 
 // ioAlign is the alignment direct I/O gets: 4 KiB covers every device
 // block size in use.
@@ -159,7 +160,7 @@ func (f *fileIO) read(path string) ([]byte, error) {
 	}
 	size := st.Size()
 	if size > maxBlockFile {
-		return nil, fmt.Errorf("block file of %d bytes exceeds %d", size, maxBlockFile)
+		return nil, fmt.Errorf("%w: block file of %d bytes exceeds %d", errBlockFileTooLarge, size, maxBlockFile)
 	}
 	buf := alignedAlloc(int(size))
 	total := 0
@@ -179,6 +180,10 @@ func (f *fileIO) read(path string) ([]byte, error) {
 	}
 	return buf[:total:total], nil
 }
+
+// errBlockFileTooLarge marks a block file no block could fill: its
+// content is not the block.
+var errBlockFileTooLarge = errors.New("block file too large")
 
 // maxBlockFile bounds what read allocates for one block file.
 const maxBlockFile = 64 << 20

@@ -569,3 +569,75 @@ func (s *Store) ExpireSessions(now time.Time) (int, error) {
 	}
 	return len(expired), errors.Join(errs...)
 }
+
+// EndSessionsWithin ends the upload sessions that match and every block of
+// which object obj holds, and returns how many it ended. They are uploads
+// that pushed the object's chunks here but never bound them — the uploader
+// lost this node, which then synced the object from its peers: the object
+// holds their blocks now, so ending them frees nothing it needs, and none
+// of its blocks outlives its deletion by the session's expiry. A session
+// still being written that later receives blocks outside the object simply
+// starts afresh with them.
+func (s *Store) EndSessionsWithin(obj uint64, match func(id []byte) bool) (int, error) {
+	if err := s.checkOpen(); err != nil {
+		return 0, err
+	}
+	s.gc.Lock()
+	defer s.gc.Unlock()
+	m, ok, err := s.manifest(obj)
+	if err != nil || !ok {
+		return 0, err
+	}
+	blocks := manifestBlocks(m)
+	in := make(map[string]bool, len(blocks))
+	for _, c := range blocks {
+		in[c.KeyString()] = true
+	}
+	candidates := map[string]bool{}
+	for _, c := range blocks {
+		p := sessRefPrefix(c)
+		it := s.db.NewIterator(util.BytesPrefix(p), nil)
+		for it.Next() {
+			r := &reader{b: it.Key()[len(p):]}
+			if id := r.bytes(); r.err == nil && match(id) {
+				candidates[string(id)] = true
+			}
+		}
+		it.Release()
+		if err := it.Error(); err != nil {
+			return 0, fmt.Errorf("blockstore: sessions of object %d: %w", obj, err)
+		}
+	}
+	ended := 0
+	for id := range candidates {
+		within, err := s.sessionWithin([]byte(id), in)
+		if err != nil {
+			return ended, err
+		}
+		if !within {
+			continue
+		}
+		if err := s.endSession([]byte(id)); err != nil {
+			return ended, err
+		}
+		ended++
+	}
+	return ended, nil
+}
+
+// sessionWithin reports whether every block of session id is in blocks
+// (keyed by CID KeyString).
+func (s *Store) sessionWithin(id []byte, blocks map[string]bool) (bool, error) {
+	p := sessBlockPrefix(id)
+	it := s.db.NewIterator(util.BytesPrefix(p), nil)
+	defer it.Release()
+	for it.Next() {
+		if !blocks[string(it.Key()[len(p):])] {
+			return false, nil
+		}
+	}
+	if err := it.Error(); err != nil {
+		return false, fmt.Errorf("blockstore: session: %w", err)
+	}
+	return true, nil
+}

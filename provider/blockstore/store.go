@@ -200,10 +200,10 @@ func (s *Store) recover(fresh bool) error {
 			return err
 		}
 		data, err := s.files.read(path)
-		if err != nil {
+		if err != nil && !errors.Is(err, errBlockFileTooLarge) {
 			return err
 		}
-		if chunker.VerifyChunk(c, data) != nil {
+		if err != nil || chunker.VerifyChunk(c, data) != nil {
 			removed++
 			return os.Remove(path)
 		}
@@ -428,6 +428,9 @@ func (s *Store) Get(c cid.Cid) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, c)
 	}
 	data, err := s.files.read(s.blockPath(c))
+	if errors.Is(err, errBlockFileTooLarge) {
+		return nil, s.quarantine(c, err.Error())
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		// Deleted between the index lookup and the read, or lost: either
 		// way not held.
