@@ -214,8 +214,8 @@ type fakeProvider struct {
 	objects map[uint64]bool
 	dead    bool
 	lie     bool
-	pushes  int // Push calls
-	stores  int // pushes whose bytes the provider did not hold yet
+	pushes  int                              // Push calls
+	stores  int                              // pushes whose bytes the provider did not hold yet
 	hook    func(c provider.ChunkPush) error // called before a push is stored
 }
 
