@@ -15,27 +15,33 @@
 // # Uploading a file
 //
 // PutFile (and Put with an io.ReaderAt) follows Satchel's upload flow, which
-// the chain governs:
+// the chain governs, with the file read once:
 //
-//  1. The file is chunked and hashed (chunker.Sum, streaming): its content
-//     ID is the root of its UnixFS DAG.
-//  2. The member's key signs MsgRegisterDataObjects (bag, size, content ID);
-//     the chain checks vouchers, the maximum object size and the blacklist.
-//  3. The chain names the bag's storage buckets and their operators' peer
+//  1. The chain names the bag's storage buckets and their operators' peer
 //     IDs and addresses; the DHT (FindProviders of p2p.BagKey) gives live
-//     addresses when those fail. The client connects.
-//  4. Every chunk goes to N providers in parallel over /satchel/store/1.0.0,
-//     read again from the file by offset (memory stays at about WithWindow
-//     chunks whatever the file size), each with its merkle proof. It is not
-//     hashed a second time: every provider checks every byte against the
-//     chunk's CID, and when one reports a mismatch the client checks the
-//     chunk and fails with ErrFileChanged if the file changed. N is
+//     addresses when those fail. The client connects to N of them: N is
 //     WithRedundancy, by default — and at most — the number of buckets
-//     storing the bag. A failed storage link is retried, and a provider that
-//     keeps failing is replaced by another provider of the bag.
-//  5. Each provider holding every chunk binds the object (BIND); one of them
-//     accepts it on chain. PutFile returns once every chunk holds its N
-//     verified, signed receipts and the chain accepted the object.
+//     storing the bag.
+//  2. The file is chunked and hashed as it is read, and every chunk goes to
+//     the N providers over /satchel/store/1.0.0 as soon as it is cut, in a
+//     provisional upload session (see "Streamed uploads"): the root CID is
+//     not known before the last byte, and hashing first would cost a second
+//     pass over the file. Memory stays at about WithWindow chunks whatever
+//     the file size.
+//  3. With the root known, the member's key signs MsgRegisterDataObjects
+//     (bag, size, content ID); the chain checks vouchers, the maximum object
+//     size and the blacklist.
+//  4. A provider lost on the way is replaced by another provider of the bag,
+//     which gets the chunks read again from the file by offset, each with
+//     its merkle proof for the registered object. They are not hashed a
+//     second time: every provider checks every byte against the chunk's
+//     CID, and when one reports a mismatch the client checks the chunk and
+//     fails with ErrFileChanged if the file changed. A failed storage link
+//     is retried, and a provider that keeps failing is replaced.
+//  5. Each provider holding every chunk binds the object (BIND, with the
+//     session); one of them accepts it on chain. PutFile returns once every
+//     chunk holds its N verified, signed receipts and the chain accepted
+//     the object.
 //
 // Progress (WithProgress) reports the Point Network states: the File
 // (FileState), each Chunk (ChunkState, counted) and each StorageLink — one
@@ -60,15 +66,17 @@
 //
 // # Resuming
 //
-// Upload state lives in a goleveldb database in Config.StateDir, keyed by
-// the upload's content — bag, root CID and chunk size — rather than by a
-// path: a run hashes the file again (cheap next to the upload, and it proves
-// the file did not change), finds the object the interrupted run registered
-// (or the pending object its registration created, if it stopped before
-// recording it), and the verified receipts and binds it kept. Only chunks
-// without a receipt are pushed again; the few in flight at the
-// interruption are answered "already stored" by the provider, without their
-// bytes. The state of a finished upload is removed. Streamed uploads do not
+// Running PutFile again after an interruption resumes it. Chunks a provider
+// already holds — from the interrupted run, or any other upload of the same
+// content — are answered "already stored" without their bytes, so only what
+// never arrived is sent again, and Object.Resumed counts the chunks that
+// cost nothing. The object is registered once: the upload state in a
+// goleveldb database in Config.StateDir, keyed by the upload's content (bag,
+// root CID and chunk size) rather than by a path, records the registration,
+// so a run that stopped after it finds the object the interrupted run
+// registered (or the pending object its registration created, if it
+// stopped before recording it), with the receipts and binds it kept. The
+// state of a finished upload is removed. Upload, fed from a stream, does not
 // resume.
 //
 // # Streamed uploads
@@ -90,7 +98,8 @@
 // so the object ends on the providers that hold every chunk, at least
 // WithMinRedundancy of them, and the bag's other providers sync it later;
 // the maximum object size is checked as bytes arrive, the voucher by the
-// providers; and it does not resume.
+// providers; and it does not resume. PutFile streams a file the same way
+// but can read it again, so it does all three.
 //
 // # Downloading
 //
