@@ -141,15 +141,23 @@ func writeBuffered(name string, data []byte) error {
 }
 
 // read returns the whole content of the block file at path, in a buffer of
-// its own.
+// its own. A file larger than any block is not read: its error wraps
+// errBlockFileTooLarge.
 func (f *fileIO) read(path string) ([]byte, error) {
-	if !f.direct.Load() {
-		return os.ReadFile(path)
+	if f.direct.Load() {
+		data, err := readFile(path, oDirect)
+		if !errors.Is(err, syscall.EINVAL) {
+			return data, err
+		}
 	}
-	file, err := os.OpenFile(path, os.O_RDONLY|oDirect, 0)
-	if errors.Is(err, syscall.EINVAL) {
-		return os.ReadFile(path)
-	}
+	return readFile(path, 0)
+}
+
+// readFile reads the file at path, opened with the extra flags. With
+// oDirect the buffer is aligned and reads are whole aligned blocks; a
+// refusal is an error wrapping syscall.EINVAL.
+func readFile(path string, flags int) ([]byte, error) {
+	file, err := os.OpenFile(path, os.O_RDONLY|flags, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -162,14 +170,17 @@ func (f *fileIO) read(path string) ([]byte, error) {
 	if size > maxBlockFile {
 		return nil, fmt.Errorf("%w: block file of %d bytes exceeds %d", errBlockFileTooLarge, size, maxBlockFile)
 	}
-	buf := alignedAlloc(int(size))
+	var buf []byte
+	if flags&oDirect != 0 {
+		buf = alignedAlloc(int(size))
+	} else {
+		buf = make([]byte, size)
+	}
 	total := 0
 	for total < int(size) {
 		n, err := file.Read(buf[total:])
 		total += n
 		switch {
-		case errors.Is(err, syscall.EINVAL):
-			return os.ReadFile(path)
 		case err == io.EOF || (err == nil && n == 0):
 			// Shrunk since Stat: what is there is the block, and the
 			// caller's CID check judges it.

@@ -460,7 +460,7 @@ func (s *Store) quarantine(c cid.Cid, why string) error {
 
 	path := s.blockPath(c)
 	// A good copy may have been Put since the failed read.
-	if data, err := os.ReadFile(path); err == nil && chunker.VerifyChunk(c, data) == nil {
+	if data, err := s.files.read(path); err == nil && chunker.VerifyChunk(c, data) == nil {
 		return fmt.Errorf("%w: %s: read a corrupt copy that was since replaced; read again", ErrCorrupt, c)
 	}
 	rec, recErr := s.blockRecord(c)
