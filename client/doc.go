@@ -30,7 +30,10 @@
 //     the file size.
 //  3. With the root known, the member's key signs MsgRegisterDataObjects
 //     (bag, size, content ID); the chain checks vouchers, the maximum object
-//     size and the blacklist.
+//     size and the blacklist. The size is checked before anything is sent;
+//     the blacklist names content IDs, so blacklisted content is refused
+//     only here, after its chunks went out, and providers drop them when the
+//     unbound session expires (WithExpiry).
 //  4. A provider lost on the way is replaced by another provider of the bag,
 //     which gets the chunks read again from the file by offset, each with
 //     its merkle proof for the registered object. They are not hashed a
@@ -68,9 +71,12 @@
 //
 // Running PutFile again after an interruption resumes it. Chunks a provider
 // already holds — from the interrupted run, or any other upload of the same
-// content — are answered "already stored" without their bytes, so only what
-// never arrived is sent again, and Object.Resumed counts the chunks that
-// cost nothing. The object is registered once: the upload state in a
+// content — are answered "already stored" without their bytes, so a
+// provider is sent only what it never received, and Object.Resumed counts
+// the chunks that cost nothing. (The run streams to the bag's providers in
+// the chain's order, as the interrupted run did; one that replaced a lost
+// provider with a spare may now send the spare's chunks to the provider
+// that is back.) The object is registered once: the upload state in a
 // goleveldb database in Config.StateDir, keyed by the upload's content (bag,
 // root CID and chunk size) rather than by a path, records the registration,
 // so a run that stopped after it finds the object the interrupted run

@@ -413,7 +413,7 @@ func (p *pusher) push(ctx context.Context, t *target, j *chunkJob) {
 			}
 			return
 		}
-		link := &linkSteps{tr: p.tr, state: LinkCreated}
+		link := &linkSteps{tr: p.tr, state: LinkCreated, onData: func() { p.markSent(j.index) }}
 		pctx, cancel := context.WithTimeout(ctx, p.c.opts.pushTimeout)
 		r, err := conn.Push(pctx, provider.ChunkPush{
 			Bag:     p.bag.String(),
@@ -487,7 +487,8 @@ type linkSteps struct {
 	tr            *tracker
 	state         LinkState
 	signSent      bool
-	alreadyStored bool // the provider held the chunk: no byte was sent
+	alreadyStored bool   // the provider held the chunk: no byte was sent
+	onData        func() // called when the chunk's bytes go out
 }
 
 // step is the provider.ChunkPush.OnStep hook.
@@ -499,8 +500,12 @@ func (l *linkSteps) step(s provider.PushStep) {
 		l.advance(LinkSendingSegmentMap)
 	case provider.PushDataSent:
 		l.advance(LinkSendingData)
+		if l.onData != nil {
+			l.onData()
+		}
 	case provider.PushDataReceived, provider.PushAlreadyStored:
-		l.alreadyStored = s == provider.PushAlreadyStored
+		// Held already, answered before the data went out: no byte sent.
+		l.alreadyStored = s == provider.PushAlreadyStored && l.state < LinkSendingData
 		l.advance(LinkDataReceived)
 		if l.signSent {
 			l.advance(LinkAskingForSignature)
@@ -554,19 +559,31 @@ func (p *pusher) signed(t *target, j *chunkJob, r *wire.Receipt, stored bool) {
 	if !fresh {
 		return
 	}
-	p.mu.Lock()
 	if !stored {
-		p.sentData.set(j.index)
+		p.tr.sent(int64(j.info.Size))
 	}
-	resumed := !p.sentData.has(j.index)
-	p.mu.Unlock()
-	p.tr.sent(int64(j.info.Size))
 	if p.key != nil {
 		if err := p.c.journal.addReceipt(*p.key, j.index, t.cand.peer, r); err != nil {
 			p.c.log.Info("cannot persist receipt; a resumed upload will ask for it again", "err", err)
 		}
 	}
-	p.tr.receipt(j.index, resumed)
+	// Every link that sent the chunk's bytes marked it before its receipt
+	// could come, so the receipt that completes the chunk sees them all.
+	p.tr.receipt(j.index, !p.sent(j.index))
+}
+
+// markSent records that a link sent chunk i's bytes.
+func (p *pusher) markSent(i int) {
+	p.mu.Lock()
+	p.sentData.set(i)
+	p.mu.Unlock()
+}
+
+// sent reports whether some link sent chunk i's bytes.
+func (p *pusher) sent(i int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sentData.has(i)
 }
 
 // bind binds the object on every live target that holds all n chunks and

@@ -262,18 +262,24 @@ func (p *pusher) openWith(ctx context.Context, held map[peer.ID]bitset, bound ma
 	p.mu.Unlock()
 	p.open(ctx)
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	var kept []bitset
 	for _, t := range p.targets[before:] {
 		if b, ok := held[t.cand.peer]; ok {
 			t.held = slices.Clone(b)
 			t.nheld = b.count()
-			for i := range p.nchunks {
-				if b.has(i) {
-					p.tr.receipt(i, true)
-				}
-			}
+			kept = append(kept, b)
 		}
 		t.bound = bound[t.cand.peer] && t.nheld >= p.nchunks
+	}
+	p.mu.Unlock()
+	// The receipts an earlier run kept count as resumed (outside p.mu: the
+	// tracker may call the progress callback).
+	for _, b := range kept {
+		for i := range p.nchunks {
+			if b.has(i) {
+				p.tr.receipt(i, true)
+			}
+		}
 	}
 }
 

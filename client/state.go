@@ -18,7 +18,9 @@ type FileState int
 const (
 	// FileCreated: the upload exists, nothing read yet.
 	FileCreated FileState = iota
-	// FileChunking: the content is being split and hashed.
+	// FileChunking: the content is being split and hashed; a file's chunks
+	// go to the providers as they are cut, before the object is
+	// registered.
 	FileChunking
 	// FileRegistering: the object is being registered on chain.
 	FileRegistering

@@ -75,6 +75,9 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 			c.end()
 		}
 	}()
+	if o.chunkSize < 1 || o.chunkSize > chunker.MaxChunkSize {
+		return nil, fmt.Errorf("%w: chunk size %d is outside 1..%d bytes", chunker.ErrInvalidOption, o.chunkSize, chunker.MaxChunkSize)
+	}
 	size := int64(-1)
 	if file != nil {
 		size = file.size
@@ -152,6 +155,9 @@ func (u *Upload) chunk(ch chunker.Chunk) error {
 		return chain.Errorf(chain.ErrObjectTooLarge, "upload to bag %s: the stream is larger than the max data object size of %d bytes; ask the storage lead to raise it with `satchel storage leader set-max-object-size`", u.bag, max)
 	}
 	if err := u.p.fatalErr(); err != nil {
+		return err
+	}
+	if err := u.ctx.Err(); err != nil {
 		return err
 	}
 	to := u.p.need(ch.Index)

@@ -49,6 +49,13 @@ const (
 	// another, so removal waits until the reads have stopped for this long.
 	DefaultServeGrace = time.Minute
 
+	// DefaultOrphanedSessionGrace is how long a streamed upload session
+	// holding nothing but chunks of an object this node synced is kept
+	// before it expires: its uploader lost the node mid-upload and will
+	// not bind it here, unless it carries on meanwhile (every chunk it
+	// pushes extends the session).
+	DefaultOrphanedSessionGrace = 10 * time.Minute
+
 	// DefaultFetchTimeout bounds one block read from a peer during sync,
 	// repair or a HAVE round of a cleanup confirmation.
 	DefaultFetchTimeout = 30 * time.Second
@@ -68,6 +75,7 @@ type config struct {
 	acceptWindow         time.Duration
 	acceptBatch          int
 	serveGrace           time.Duration
+	orphanGrace          time.Duration
 	fetchTimeout         time.Duration
 	stateDir             string
 	operatorKey          chain.Key
@@ -84,6 +92,7 @@ func defaultConfig() config {
 		acceptWindow:         DefaultAcceptWindow,
 		acceptBatch:          DefaultAcceptBatch,
 		serveGrace:           DefaultServeGrace,
+		orphanGrace:          DefaultOrphanedSessionGrace,
 		fetchTimeout:         DefaultFetchTimeout,
 		log:                  slog.Default(),
 		publishMetadata:      true,
@@ -94,6 +103,13 @@ func defaultConfig() config {
 // (default DefaultSyncWorkers). Values below 1 mean 1.
 func WithSyncWorkers(n int) Option {
 	return func(c *config) { c.syncWorkers = max(n, 1) }
+}
+
+// WithOrphanedSessionGrace sets how long a streamed upload session that
+// holds only chunks of an object the node synced is kept (default
+// DefaultOrphanedSessionGrace).
+func WithOrphanedSessionGrace(d time.Duration) Option {
+	return func(c *config) { c.orphanGrace = max(d, 0) }
 }
 
 // WithStatusAddr serves the status page (GET /api/v1/status) and Prometheus

@@ -284,10 +284,11 @@ func (s *Server) syncObject(ctx context.Context, j syncJob) (int64, error) {
 	if err := s.bs.EndSession(objectSessionID(id)); err != nil {
 		s.log.Debug("ending the synced object's upload session failed", "object", id, "err", err)
 	}
-	// So do streamed sessions of the object's chunks whose uploader lost
-	// this node before it could bind them.
-	if _, err := s.bs.EndSessionsWithin(id, isClientSessionID); err != nil {
-		s.log.Debug("ending the synced object's streamed sessions failed", "object", id, "err", err)
+	// Streamed sessions holding nothing but the object's chunks are
+	// uploads that lost this node before they could bind: they go after a
+	// grace, unless they carry on.
+	if _, err := s.bs.ExpireSessionsWithin(id, isClientSessionID, time.Now().Add(s.cfg.orphanGrace)); err != nil {
+		s.log.Debug("expiring the synced object's streamed sessions failed", "object", id, "err", err)
 	}
 	s.state.addBag(j.bag)
 	s.m.syncBytes.Add(float64(fetched))

@@ -69,6 +69,11 @@ type Config struct {
 	BlockInterval time.Duration
 	// Logger receives the logs of every part; the default discards them.
 	Logger *slog.Logger
+	// SessionGrace is how long a provider keeps a streamed upload session
+	// orphaned by a lost uploader (provider.WithOrphanedSessionGrace), and
+	// roughly how often its store expires sessions; the default is one
+	// second, so a network settles within a test.
+	SessionGrace time.Duration
 	// ProviderOptions are added to every provider's provider.New options,
 	// after the network's own.
 	ProviderOptions []provider.Option
@@ -419,7 +424,11 @@ func (p *Provider) start(ctx context.Context) (err error) {
 			h.Close()
 		}
 	}()
-	bs, err := blockstore.Open(filepath.Join(p.Dir, "blocks"), blockstore.WithLogger(log))
+	grace := n.cfg.SessionGrace
+	if grace <= 0 {
+		grace = time.Second
+	}
+	bs, err := blockstore.Open(filepath.Join(p.Dir, "blocks"), blockstore.WithLogger(log), blockstore.WithSessionExpiry(grace))
 	if err != nil {
 		return fmt.Errorf("testnet: provider %d: block store: %w", p.Index, err)
 	}
@@ -433,6 +442,7 @@ func (p *Provider) start(ctx context.Context) (err error) {
 		provider.WithLogger(log),
 		provider.WithMetrics(reg),
 		provider.WithStateDir(p.Dir),
+		provider.WithOrphanedSessionGrace(grace),
 	}
 	if n.cfg.StatusAddrs != nil {
 		if addr := n.cfg.StatusAddrs(p.Index); addr != "" {

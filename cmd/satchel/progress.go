@@ -110,7 +110,7 @@ func phaseOf(p client.Progress) string {
 	}
 	switch p.File {
 	case client.FileChunking:
-		return "hashing"
+		return "hashing and sending"
 	case client.FileRegistering:
 		return "registering"
 	case client.FileUploading:

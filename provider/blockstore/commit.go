@@ -54,6 +54,13 @@ func newGroupCommit(db *leveldb.DB) *groupCommit {
 	return g
 }
 
+// err returns the write error that stopped the group commits, if any.
+func (g *groupCommit) err() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.failed
+}
+
 // record returns the latest queued record of session id, if one waits.
 func (g *groupCommit) record(id []byte) (bag string, expiry time.Time, total uint64, ok bool) {
 	g.mu.Lock()

@@ -41,7 +41,11 @@
 // Blocks are shared between objects (content addressing): DeleteObject only
 // deletes the blocks no other object or open upload session references.
 // Upload sessions hold the chunks of uploads whose object is not bound yet
-// and expire on their own. The recovery session is not one of them: an
+// and expire on their own (ExpireSessions; ExpireSessionsWithin brings
+// forward the expiry of sessions an object made redundant). Session adds
+// are acknowledged once durable, their index writes grouped into one fsync
+// (see commit.go); block files use direct I/O where the file system allows
+// it (see fileio.go). The recovery session is not one of them: an
 // object that claims a recovered block takes it over, so the block goes
 // when the object goes.
 //

@@ -383,6 +383,7 @@ func (s *Store) addSessionRef(b *leveldb.Batch, sess Session, c cid.Cid, size ui
 	// session reference a lost write would drop. Adds that queued meanwhile
 	// share the fsync.
 	if err := s.commits.wait(p); err != nil {
+		s.log.Error("index write failed; session adds stop until the node restarts", "err", err)
 		return fmt.Errorf("blockstore: session: %w", err)
 	}
 	b.Reset()
@@ -570,59 +571,86 @@ func (s *Store) ExpireSessions(now time.Time) (int, error) {
 	return len(expired), errors.Join(errs...)
 }
 
-// EndSessionsWithin ends the upload sessions that match and every block of
-// which object obj holds, and returns how many it ended. They are uploads
-// that pushed the object's chunks here but never bound them — the uploader
-// lost this node, which then synced the object from its peers: the object
-// holds their blocks now, so ending them frees nothing it needs, and none
-// of its blocks outlives its deletion by the session's expiry. A session
-// still being written that later receives blocks outside the object simply
-// starts afresh with them.
-func (s *Store) EndSessionsWithin(obj uint64, match func(id []byte) bool) (int, error) {
+// ExpireSessionsWithin brings forward to until the expiry of the upload
+// sessions of object obj's bag that match and every block of which obj
+// holds, and returns how many it changed. They are uploads that pushed the
+// object's chunks here and may never bind them — the uploader lost this
+// node, which then synced the object from its peers — so their references
+// would keep the object's blocks past its deletion for the sessions' whole
+// lifetime. An upload still writing to such a session pushes its expiry out
+// again with its next chunk, so only a forsaken one goes at until
+// (ExpireSessions removes it). match is asked once per session and must
+// not keep its argument.
+func (s *Store) ExpireSessionsWithin(obj uint64, match func(id []byte) bool, until time.Time) (int, error) {
 	if err := s.checkOpen(); err != nil {
 		return 0, err
 	}
-	s.gc.Lock()
-	defer s.gc.Unlock()
+	s.gc.RLock()
+	defer s.gc.RUnlock()
 	m, ok, err := s.manifest(obj)
 	if err != nil || !ok {
 		return 0, err
 	}
 	blocks := manifestBlocks(m)
+	candidates, err := s.sessionsOf(blocks, match)
+	if err != nil || len(candidates) == 0 {
+		return 0, err
+	}
 	in := make(map[string]bool, len(blocks))
 	for _, c := range blocks {
 		in[c.KeyString()] = true
 	}
-	candidates := map[string]bool{}
+	s.sessMu.Lock()
+	defer s.sessMu.Unlock()
+	s.commits.flush() // the records below are read and written directly
+	changed := 0
+	for _, id := range candidates {
+		bag, expiry, total, err := s.sessionRecord(id)
+		if errors.Is(err, leveldb.ErrNotFound) || err == nil && (bag != m.Bag || !expiry.After(until)) {
+			continue
+		}
+		if err != nil {
+			return changed, err
+		}
+		if within, err := s.sessionWithin(id, in); err != nil || !within {
+			if err != nil {
+				return changed, err
+			}
+			continue
+		}
+		if err := s.db.Put(sessionKey(id), encodeSession(bag, until, total), &opt.WriteOptions{Sync: true}); err != nil {
+			return changed, fmt.Errorf("blockstore: session: %w", err)
+		}
+		changed++
+	}
+	return changed, nil
+}
+
+// sessionsOf returns the IDs of the sessions that match and reference one
+// of blocks.
+func (s *Store) sessionsOf(blocks []cid.Cid, match func(id []byte) bool) ([][]byte, error) {
+	seen := map[string]bool{}
+	var out [][]byte
 	for _, c := range blocks {
 		p := sessRefPrefix(c)
 		it := s.db.NewIterator(util.BytesPrefix(p), nil)
 		for it.Next() {
 			r := &reader{b: it.Key()[len(p):]}
-			if id := r.bytes(); r.err == nil && match(id) {
-				candidates[string(id)] = true
+			id := r.bytes()
+			if r.err != nil || seen[string(id)] {
+				continue
+			}
+			seen[string(id)] = true
+			if match(id) {
+				out = append(out, append([]byte(nil), id...))
 			}
 		}
 		it.Release()
 		if err := it.Error(); err != nil {
-			return 0, fmt.Errorf("blockstore: sessions of object %d: %w", obj, err)
+			return nil, fmt.Errorf("blockstore: sessions: %w", err)
 		}
 	}
-	ended := 0
-	for id := range candidates {
-		within, err := s.sessionWithin([]byte(id), in)
-		if err != nil {
-			return ended, err
-		}
-		if !within {
-			continue
-		}
-		if err := s.endSession([]byte(id)); err != nil {
-			return ended, err
-		}
-		ended++
-	}
-	return ended, nil
+	return out, nil
 }
 
 // sessionWithin reports whether every block of session id is in blocks

@@ -3,7 +3,9 @@ package blockstore
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,12 +14,12 @@ import (
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
-// withinBag is the bag of the objects and sessions of the EndSessionsWithin
-// tests.
+// withinBag is the bag of the objects and sessions of the
+// ExpireSessionsWithin tests.
 const withinBag = "dynamic:channel:1"
 
-// withinObject is an object of the EndSessionsWithin tests, its chunks not
-// yet stored.
+// withinObject is an object of the ExpireSessionsWithin tests, its chunks
+// not yet stored.
 type withinObject struct {
 	m      Manifest
 	blocks [][]byte // the chunks' bytes, in order
@@ -46,10 +48,21 @@ func (o withinObject) chunkSizes(idx ...int) map[cid.Cid]uint64 {
 	return out
 }
 
+// wholeSecond is t as the index stores a session's expiry: whole seconds.
+func wholeSecond(t time.Time) time.Time { return time.Unix(t.Unix(), 0) }
+
 // withinSession returns an open-for-an-hour session of withinBag named id,
 // its expiry whole seconds as the index stores it.
 func withinSession(id string) Session {
-	return Session{ID: []byte(id), Bag: withinBag, Expiry: time.Unix(time.Now().Add(time.Hour).Unix(), 0)}
+	return Session{ID: []byte(id), Bag: withinBag, Expiry: wholeSecond(time.Now().Add(time.Hour))}
+}
+
+// withinUntil returns the until of an ExpireSessionsWithin call as the
+// provider makes it (ten minutes from now), with half a second over the
+// whole second so that the truncation the index applies shows: the expiry
+// it sets is wholeSecond(until).
+func withinUntil() time.Time {
+	return wholeSecond(time.Now().Add(10 * time.Minute)).Add(500 * time.Millisecond)
 }
 
 // putChunks stores the chunks of o with index in idx in session sess.
@@ -79,8 +92,8 @@ func putManifest(t *testing.T, s *Store, o withinObject) Manifest {
 	return m
 }
 
-// startsWith returns a match for EndSessionsWithin accepting the IDs that
-// begin with b, and recording every ID it is asked about in asked.
+// startsWith returns a match for ExpireSessionsWithin accepting the IDs
+// that begin with b, and recording every ID it is asked about in asked.
 func startsWith(b byte, asked map[string]bool) func(id []byte) bool {
 	return func(id []byte) bool {
 		asked[string(id)] = true
@@ -88,13 +101,23 @@ func startsWith(b byte, asked map[string]bool) func(id []byte) bool {
 	}
 }
 
-// endWithin calls EndSessionsWithin(obj, match) and fails unless it ends
-// exactly want sessions without an error.
-func endWithin(t *testing.T, s *Store, obj uint64, match func([]byte) bool, want int) {
+// expireWithin calls ExpireSessionsWithin(obj, match, until) and fails
+// unless it changes exactly want sessions without an error.
+func expireWithin(t *testing.T, s *Store, obj uint64, match func([]byte) bool, until time.Time, want int) {
 	t.Helper()
-	n, err := s.EndSessionsWithin(obj, match)
+	n, err := s.ExpireSessionsWithin(obj, match, until)
 	if err != nil || n != want {
-		t.Fatalf("EndSessionsWithin(%d) = %d, %v; want %d, nil", obj, n, err, want)
+		t.Fatalf("ExpireSessionsWithin(%d, until %v) = %d, %v; want %d, nil", obj, until, n, err, want)
+	}
+}
+
+// expireAt calls ExpireSessions(now) and fails unless it ends exactly want
+// sessions without an error.
+func expireAt(t *testing.T, s *Store, now time.Time, want int) {
+	t.Helper()
+	n, err := s.ExpireSessions(now)
+	if err != nil || n != want {
+		t.Fatalf("ExpireSessions(%v) = %d, %v; want %d, nil", now, n, err, want)
 	}
 }
 
@@ -162,14 +185,17 @@ func rootSize(t *testing.T, s *Store, m Manifest) uint64 {
 	return n
 }
 
-// TestEndSessionsWithinExactChunks proves the purpose of EndSessionsWithin:
-// a session holding exactly an object's chunks is ended (count 1, not open,
-// no reference left), the chunks stay held because the object references
-// them, and DeleteObject then removes every block of the object, index and
-// files, where the open session would have kept the chunks until its
-// expiry. The session's ID used again afterwards starts a fresh session
-// holding only the new block.
-func TestEndSessionsWithinExactChunks(t *testing.T) {
+// TestExpireSessionsWithinExactChunks proves the purpose of
+// ExpireSessionsWithin: a session of the object's bag holding exactly the
+// object's chunks has its expiry brought forward to until as the index
+// stores it (whole seconds; count 1, match asked about it alone), keeps its
+// blocks and byte count, and is still open. A second call with the same
+// until changes nothing (its expiry is no longer after until). ExpireSessions
+// at the truncated until leaves it, one second after until ends it, the
+// chunks staying held because the object references them; DeleteObject
+// then removes every block of the object, index and files. The session's ID
+// used again afterwards starts a fresh session holding only the new block.
+func TestExpireSessionsWithinExactChunks(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	o := newWithinObject(t, 7, 800)
 	sess := withinSession("s-exact")
@@ -178,18 +204,29 @@ func TestEndSessionsWithinExactChunks(t *testing.T) {
 	root := rootSize(t, s, m)
 	checkSession(t, s, sess.ID, withinBag, sess.Expiry, o.chunkSizes(0, 1, 2, 3))
 
+	until := withinUntil()
 	asked := map[string]bool{}
-	endWithin(t, s, m.Object, startsWith('s', asked), 1)
+	expireWithin(t, s, m.Object, startsWith('s', asked), until, 1)
 	if len(asked) != 1 || !asked["s-exact"] {
 		t.Fatalf("match was asked about %v, want s-exact only", asked)
 	}
+	checkSession(t, s, sess.ID, withinBag, wholeSecond(until), o.chunkSizes(0, 1, 2, 3))
+	for i, c := range m.Chunks {
+		checkHeldBlock(t, s, c.CID, o.blocks[i])
+	}
+	checkStats(t, s, 5, o.size+root, 1)
+	// Already not after until: nothing to change.
+	expireWithin(t, s, m.Object, startsWith('s', asked), until, 0)
+	checkSession(t, s, sess.ID, withinBag, wholeSecond(until), o.chunkSizes(0, 1, 2, 3))
+
+	expireAt(t, s, wholeSecond(until), 0)
+	checkSession(t, s, sess.ID, withinBag, wholeSecond(until), o.chunkSizes(0, 1, 2, 3))
+	expireAt(t, s, until.Add(time.Second), 1)
 	checkEnded(t, s, sess.ID)
 	for i, c := range m.Chunks {
 		checkHeldBlock(t, s, c.CID, o.blocks[i])
 	}
 	checkStats(t, s, 5, o.size+root, 1)
-	// Nothing left to end.
-	endWithin(t, s, m.Object, startsWith('s', asked), 0)
 
 	if err := s.DeleteObject(m.Object); err != nil {
 		t.Fatal(err)
@@ -207,11 +244,46 @@ func TestEndSessionsWithinExactChunks(t *testing.T) {
 	checkSession(t, s, sess.ID, withinBag, sess.Expiry, map[cid.Cid]uint64{chunker.ChunkCID(extra): 700})
 }
 
-// TestEndSessionsWithinOpenSessionKeepsChunks is the control of
-// TestEndSessionsWithinExactChunks: without EndSessionsWithin, DeleteObject
-// leaves the chunks an open session holds (and only them), which is the
-// orphaning EndSessionsWithin exists to prevent.
-func TestEndSessionsWithinOpenSessionKeepsChunks(t *testing.T) {
+// TestExpireSessionsWithinThenDelete proves the order the provider meets
+// most: ExpireSessionsWithin, then DeleteObject before until. The session
+// keeps the chunks (not the root node, which only the object held) until
+// ExpireSessions after until ends it, which removes them, files and index,
+// so nothing of the object outlives until.
+func TestExpireSessionsWithinThenDelete(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	o := newWithinObject(t, 7, 805)
+	sess := withinSession("s-exact")
+	putChunks(t, s, sess, o, 0, 1, 2, 3)
+	m := putManifest(t, s, o)
+	until := withinUntil()
+	expireWithin(t, s, m.Object, func([]byte) bool { return true }, until, 1)
+
+	if err := s.DeleteObject(m.Object); err != nil {
+		t.Fatal(err)
+	}
+	checkSession(t, s, sess.ID, withinBag, wholeSecond(until), o.chunkSizes(0, 1, 2, 3))
+	for i, c := range m.Chunks {
+		checkHeldBlock(t, s, c.CID, o.blocks[i])
+	}
+	checkGoneBlock(t, s, m.Root)
+	checkStats(t, s, 4, o.size, 0)
+
+	expireAt(t, s, wholeSecond(until), 0)
+	expireAt(t, s, until.Add(time.Second), 1)
+	checkEnded(t, s, sess.ID)
+	for _, c := range manifestBlocks(m) {
+		checkGoneBlock(t, s, c)
+	}
+	checkStats(t, s, 0, 0, 0)
+}
+
+// TestExpireSessionsWithinOpenSessionKeepsChunks is the control of
+// TestExpireSessionsWithinThenDelete: without ExpireSessionsWithin,
+// DeleteObject leaves the chunks an open session holds (and only them), and
+// ExpireSessions after until does not end the session, which keeps them
+// until its own expiry: the orphaning ExpireSessionsWithin exists to cut
+// short.
+func TestExpireSessionsWithinOpenSessionKeepsChunks(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	o := newWithinObject(t, 7, 800)
 	sess := withinSession("s-exact")
@@ -220,6 +292,8 @@ func TestEndSessionsWithinOpenSessionKeepsChunks(t *testing.T) {
 	if err := s.DeleteObject(m.Object); err != nil {
 		t.Fatal(err)
 	}
+	expireAt(t, s, withinUntil().Add(time.Second), 0)
+	checkSession(t, s, sess.ID, withinBag, sess.Expiry, o.chunkSizes(0, 1, 2, 3))
 	for i, c := range m.Chunks {
 		checkHeldBlock(t, s, c.CID, o.blocks[i])
 	}
@@ -227,13 +301,67 @@ func TestEndSessionsWithinOpenSessionKeepsChunks(t *testing.T) {
 	checkStats(t, s, 4, o.size, 0)
 }
 
-// TestEndSessionsWithinExtraBlock proves a session holding an object's
-// chunks and one block outside the object is not ended: EndSessionsWithin
-// returns 0, the session is open with every block and its byte count, and
-// after DeleteObject all its blocks, the object's chunks included, stay
-// held while the object's root node goes. Ending the session then removes
-// them.
-func TestEndSessionsWithinExtraBlock(t *testing.T) {
+// TestExpireSessionsWithinOtherBag proves a session of another bag is left
+// alone even though it holds exactly the object's chunks: with s-same (the
+// object's bag) and s-other (another bag) both holding them, match is asked
+// about both, only s-same changes (count 1), s-other keeps its expiry, and
+// after ExpireSessions past until (which ends s-same only) and DeleteObject
+// the chunks survive, held by s-other, while the root node goes. Ending
+// s-other then removes them.
+func TestExpireSessionsWithinOtherBag(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	o := newWithinObject(t, 7, 860)
+	same := withinSession("s-same")
+	other := withinSession("s-other")
+	other.Bag = "dynamic:channel:2"
+	putChunks(t, s, other, o, 0, 1, 2, 3)
+	putChunks(t, s, same, o, 0, 1, 2, 3)
+	m := putManifest(t, s, o)
+	root := rootSize(t, s, m)
+
+	until := withinUntil()
+	asked := map[string]bool{}
+	expireWithin(t, s, m.Object, startsWith('s', asked), until, 1)
+	if len(asked) != 2 || !asked["s-same"] || !asked["s-other"] {
+		t.Fatalf("match was asked about %v, want s-same and s-other", asked)
+	}
+	checkSession(t, s, same.ID, withinBag, wholeSecond(until), o.chunkSizes(0, 1, 2, 3))
+	checkSession(t, s, other.ID, other.Bag, other.Expiry, o.chunkSizes(0, 1, 2, 3))
+	checkStats(t, s, 5, o.size+root, 1)
+
+	// Alone in the store, the other bag's session is not changed either.
+	expireAt(t, s, until.Add(time.Second), 1)
+	checkEnded(t, s, same.ID)
+	expireWithin(t, s, m.Object, startsWith('s', asked), until, 0)
+	checkSession(t, s, other.ID, other.Bag, other.Expiry, o.chunkSizes(0, 1, 2, 3))
+
+	if err := s.DeleteObject(m.Object); err != nil {
+		t.Fatal(err)
+	}
+	expireAt(t, s, until.Add(time.Second), 0)
+	checkSession(t, s, other.ID, other.Bag, other.Expiry, o.chunkSizes(0, 1, 2, 3))
+	for i, c := range m.Chunks {
+		checkHeldBlock(t, s, c.CID, o.blocks[i])
+	}
+	checkGoneBlock(t, s, m.Root)
+	checkStats(t, s, 4, o.size, 0)
+
+	if err := s.EndSession(other.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range manifestBlocks(m) {
+		checkGoneBlock(t, s, c)
+	}
+	checkStats(t, s, 0, 0, 0)
+}
+
+// TestExpireSessionsWithinExtraBlock proves a session holding an object's
+// chunks and one block outside the object is not changed:
+// ExpireSessionsWithin returns 0, the session keeps its expiry, every block
+// and its byte count, ExpireSessions past until does not end it, and after
+// DeleteObject all its blocks, the object's chunks included, stay held
+// while the object's root node goes. Ending the session then removes them.
+func TestExpireSessionsWithinExtraBlock(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	o := newWithinObject(t, 7, 810)
 	sess := withinSession("s-extra")
@@ -248,11 +376,14 @@ func TestEndSessionsWithinExtraBlock(t *testing.T) {
 	want := o.chunkSizes(0, 1, 2, 3)
 	want[ec] = 900
 
+	until := withinUntil()
 	asked := map[string]bool{}
-	endWithin(t, s, m.Object, startsWith('s', asked), 0)
+	expireWithin(t, s, m.Object, startsWith('s', asked), until, 0)
 	if len(asked) != 1 || !asked["s-extra"] {
 		t.Fatalf("match was asked about %v, want s-extra only", asked)
 	}
+	checkSession(t, s, sess.ID, withinBag, sess.Expiry, want)
+	expireAt(t, s, until.Add(time.Second), 0)
 	checkSession(t, s, sess.ID, withinBag, sess.Expiry, want)
 	checkStats(t, s, 6, o.size+900+root, 1)
 
@@ -276,12 +407,15 @@ func TestEndSessionsWithinExtraBlock(t *testing.T) {
 	checkStats(t, s, 0, 0, 0)
 }
 
-// TestEndSessionsWithinMatchRejects proves a session match rejects is left
-// alone even though it holds exactly the object's chunks: with two such
-// sessions, s-upload (matched) and o-upload (not), only s-upload ends, the
-// count is 1, match is asked about both and nothing else, and o-upload
-// keeps the chunks through DeleteObject. A match accepting both ends both.
-func TestEndSessionsWithinMatchRejects(t *testing.T) {
+// TestExpireSessionsWithinMatchRejects proves a session match rejects is
+// left alone even though it holds exactly the object's chunks: with two
+// such sessions, s-upload (matched) and o-upload (not), only s-upload
+// changes, the count is 1, match is asked about both and nothing else,
+// ExpireSessions past until ends s-upload only, and o-upload keeps its
+// expiry and the chunks through DeleteObject. A match accepting both
+// changes both, and ExpireSessions then ends both, after which
+// DeleteObject removes every block.
+func TestExpireSessionsWithinMatchRejects(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	o := newWithinObject(t, 7, 820)
 	matched, rejected := withinSession("s-upload"), withinSession("o-upload")
@@ -293,14 +427,17 @@ func TestEndSessionsWithinMatchRejects(t *testing.T) {
 	}
 	m := putManifest(t, s, o)
 
+	until := withinUntil()
 	asked := map[string]bool{}
-	endWithin(t, s, m.Object, startsWith('s', asked), 1)
+	expireWithin(t, s, m.Object, startsWith('s', asked), until, 1)
 	if len(asked) != 2 || !asked["s-upload"] || !asked["o-upload"] {
 		t.Fatalf("match was asked about %v, want s-upload and o-upload", asked)
 	}
-	checkEnded(t, s, matched.ID)
+	checkSession(t, s, matched.ID, withinBag, wholeSecond(until), o.chunkSizes(0, 1, 2, 3))
 	checkSession(t, s, rejected.ID, withinBag, rejected.Expiry, o.chunkSizes(0, 1, 2, 3))
 
+	expireAt(t, s, until.Add(time.Second), 1)
+	checkEnded(t, s, matched.ID)
 	if err := s.DeleteObject(m.Object); err != nil {
 		t.Fatal(err)
 	}
@@ -311,12 +448,15 @@ func TestEndSessionsWithinMatchRejects(t *testing.T) {
 	checkGoneBlock(t, s, m.Root)
 	checkStats(t, s, 4, o.size, 0)
 
-	// Both sessions, both matched, both within the object: both end.
+	// Both sessions, both matched, both within the object: both change.
 	s2 := openTest(t, t.TempDir())
 	putChunks(t, s2, matched, o, 0, 1)
 	putChunks(t, s2, rejected, o, 2, 3)
 	m = putManifest(t, s2, o)
-	endWithin(t, s2, m.Object, func([]byte) bool { return true }, 2)
+	expireWithin(t, s2, m.Object, func([]byte) bool { return true }, until, 2)
+	checkSession(t, s2, matched.ID, withinBag, wholeSecond(until), o.chunkSizes(0, 1))
+	checkSession(t, s2, rejected.ID, withinBag, wholeSecond(until), o.chunkSizes(2, 3))
+	expireAt(t, s2, until.Add(time.Second), 2)
 	checkEnded(t, s2, matched.ID)
 	checkEnded(t, s2, rejected.ID)
 	if err := s2.DeleteObject(m.Object); err != nil {
@@ -328,18 +468,19 @@ func TestEndSessionsWithinMatchRejects(t *testing.T) {
 	checkStats(t, s2, 0, 0, 0)
 }
 
-// TestEndSessionsWithinNoManifest proves EndSessionsWithin of an object
-// with no manifest returns (0, nil) and ends nothing, not even a session
-// that holds the chunks it would have, and never consults match.
-func TestEndSessionsWithinNoManifest(t *testing.T) {
+// TestExpireSessionsWithinNoManifest proves ExpireSessionsWithin of an
+// object with no manifest returns (0, nil) and changes nothing, not even a
+// session that holds the chunks it would have, and never consults match.
+func TestExpireSessionsWithinNoManifest(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	o := newWithinObject(t, 7, 830)
 	sess := withinSession("s-unbound")
 	putChunks(t, s, sess, o, 0, 1, 2, 3)
 
+	until := withinUntil()
 	asked := map[string]bool{}
-	endWithin(t, s, o.m.Object, startsWith('s', asked), 0)
-	endWithin(t, s, 99, startsWith('s', asked), 0)
+	expireWithin(t, s, o.m.Object, startsWith('s', asked), until, 0)
+	expireWithin(t, s, 99, startsWith('s', asked), until, 0)
 	if len(asked) != 0 {
 		t.Fatalf("match was asked about %v without a manifest", asked)
 	}
@@ -347,13 +488,13 @@ func TestEndSessionsWithinNoManifest(t *testing.T) {
 	checkStats(t, s, 4, o.size, 0)
 }
 
-// TestEndSessionsWithinSubset proves a session holding a strict subset of
-// an object's blocks is ended: the middle two chunks, and separately the
-// first chunk with the object's root node (a DAG block the object holds
+// TestExpireSessionsWithinSubset proves a session holding a strict subset
+// of an object's blocks is changed: the middle two chunks, and separately
+// the first chunk with the object's root node (a DAG block the object holds
 // too). Another session holding one of those chunks and a block of another
-// object is not. DeleteObject then leaves only the blocks the surviving
-// session holds.
-func TestEndSessionsWithinSubset(t *testing.T) {
+// object is not. ExpireSessions past until ends the two, and DeleteObject
+// then leaves only the blocks the surviving session holds.
+func TestExpireSessionsWithinSubset(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	o := newWithinObject(t, 7, 840)
 	other := newWithinObject(t, 8, 841)
@@ -367,10 +508,18 @@ func TestEndSessionsWithinSubset(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := rootSize(t, s, m)
+	wantRoot := o.chunkSizes(0)
+	wantRoot[m.Root] = root
 	wantMixed := other.chunkSizes(0)
 	wantMixed[o.m.Chunks[3].CID] = o.m.Chunks[3].Size
 
-	endWithin(t, s, m.Object, startsWith('s', map[string]bool{}), 2)
+	until := withinUntil()
+	expireWithin(t, s, m.Object, startsWith('s', map[string]bool{}), until, 2)
+	checkSession(t, s, middle.ID, withinBag, wholeSecond(until), o.chunkSizes(1, 2))
+	checkSession(t, s, withRoot.ID, withinBag, wholeSecond(until), wantRoot)
+	checkSession(t, s, mixed.ID, withinBag, mixed.Expiry, wantMixed)
+
+	expireAt(t, s, until.Add(time.Second), 2)
 	checkEnded(t, s, middle.ID)
 	checkEnded(t, s, withRoot.ID)
 	checkSession(t, s, mixed.ID, withinBag, mixed.Expiry, wantMixed)
@@ -394,9 +543,200 @@ func TestEndSessionsWithinSubset(t *testing.T) {
 	checkStats(t, s, 2, o.m.Chunks[3].Size+other.m.Chunks[0].Size, 0)
 }
 
-// TestEndSessionsWithinClosed proves EndSessionsWithin on a closed store
-// fails with ErrClosed and ends nothing.
-func TestEndSessionsWithinClosed(t *testing.T) {
+// TestExpireSessionsWithinNotAfterUntil proves ExpireSessionsWithin never
+// puts an expiry off: of four sessions each holding chunks of the object,
+// the one expiring a minute before until, the one already expired and the
+// one expiring exactly at until (a whole second here) keep their expiries;
+// only the one expiring after until changes (count 1). ExpireSessions past
+// until then ends all four.
+func TestExpireSessionsWithinNotAfterUntil(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	o := newWithinObject(t, 7, 870)
+	until := wholeSecond(time.Now().Add(10 * time.Minute))
+	early := Session{ID: []byte("s-early"), Bag: withinBag, Expiry: until.Add(-time.Minute)}
+	past := Session{ID: []byte("s-past"), Bag: withinBag, Expiry: wholeSecond(time.Now().Add(-time.Hour))}
+	equal := Session{ID: []byte("s-equal"), Bag: withinBag, Expiry: until}
+	late := withinSession("s-late")
+	putChunks(t, s, early, o, 0)
+	putChunks(t, s, past, o, 1)
+	putChunks(t, s, equal, o, 2)
+	putChunks(t, s, late, o, 3)
+	m := putManifest(t, s, o)
+
+	asked := map[string]bool{}
+	expireWithin(t, s, m.Object, startsWith('s', asked), until, 1)
+	if len(asked) != 4 {
+		t.Fatalf("match was asked about %v, want the four sessions", asked)
+	}
+	checkSession(t, s, early.ID, withinBag, early.Expiry, o.chunkSizes(0))
+	checkSession(t, s, past.ID, withinBag, past.Expiry, o.chunkSizes(1))
+	checkSession(t, s, equal.ID, withinBag, equal.Expiry, o.chunkSizes(2))
+	checkSession(t, s, late.ID, withinBag, until, o.chunkSizes(3))
+
+	expireAt(t, s, until, 2) // s-past and s-early
+	checkEnded(t, s, early.ID)
+	checkEnded(t, s, past.ID)
+	expireAt(t, s, until.Add(time.Second), 2)
+	checkEnded(t, s, equal.ID)
+	checkEnded(t, s, late.ID)
+	checkStats(t, s, 5, o.size+rootSize(t, s, m), 1)
+}
+
+// TestExpireSessionsWithinActiveUpload proves an upload still writing to a
+// session ExpireSessionsWithin brought forward gets its expiry back: after
+// the call (count 1, expiry until) an AddToSession asking for an expiry
+// before until leaves until, a PutInSession of the next chunk with the
+// upload's expiry restores it, and ExpireSessions past until does not end
+// the session. Brought forward again, an AddToSession of a block it holds
+// already (no new bytes) restores it the same way, and one asking for a
+// later expiry still gets that.
+func TestExpireSessionsWithinActiveUpload(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	o := newWithinObject(t, 7, 880)
+	sess := withinSession("s-active")
+	putChunks(t, s, sess, o, 0, 1)
+	// The node synced the object meanwhile: the other chunks came from its
+	// peers, outside the session.
+	for _, i := range []int{2, 3} {
+		if err := s.Put(o.m.Chunks[i].CID, o.blocks[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := putManifest(t, s, o)
+
+	until := withinUntil()
+	expireWithin(t, s, m.Object, startsWith('s', map[string]bool{}), until, 1)
+	checkSession(t, s, sess.ID, withinBag, wholeSecond(until), o.chunkSizes(0, 1))
+
+	early := sess
+	early.Expiry = wholeSecond(until).Add(-time.Minute)
+	if err := s.AddToSession(early, m.Chunks[1].CID); err != nil {
+		t.Fatal(err)
+	}
+	checkSession(t, s, sess.ID, withinBag, wholeSecond(until), o.chunkSizes(0, 1))
+
+	putChunks(t, s, sess, o, 2)
+	checkSession(t, s, sess.ID, withinBag, sess.Expiry, o.chunkSizes(0, 1, 2))
+	expireAt(t, s, until.Add(time.Second), 0)
+	checkSession(t, s, sess.ID, withinBag, sess.Expiry, o.chunkSizes(0, 1, 2))
+
+	expireWithin(t, s, m.Object, startsWith('s', map[string]bool{}), until, 1)
+	checkSession(t, s, sess.ID, withinBag, wholeSecond(until), o.chunkSizes(0, 1, 2))
+	if err := s.AddToSession(sess, m.Chunks[0].CID); err != nil {
+		t.Fatal(err)
+	}
+	checkSession(t, s, sess.ID, withinBag, sess.Expiry, o.chunkSizes(0, 1, 2))
+	later := sess
+	later.Expiry = sess.Expiry.Add(time.Hour)
+	if err := s.AddToSession(later, m.Chunks[3].CID); err != nil {
+		t.Fatal(err)
+	}
+	checkSession(t, s, sess.ID, withinBag, later.Expiry, o.chunkSizes(0, 1, 2, 3))
+	expireAt(t, s, until.Add(time.Second), 0)
+	checkSession(t, s, sess.ID, withinBag, later.Expiry, o.chunkSizes(0, 1, 2, 3))
+}
+
+// TestExpireSessionsWithinConcurrentAdds proves ExpireSessionsWithin loses
+// no add made to a session while it runs: goroutines add an object's
+// chunks to one session (PutInSession of the first half, AddToSession of
+// the rest, all held already as synced blocks) while another calls
+// ExpireSessionsWithin over and over. Afterwards the session lists every
+// chunk, once, and counts their bytes exactly; its expiry is until or the
+// upload's, whichever wrote last; one more call brings it to until, and one
+// more add back to the upload's.
+func TestExpireSessionsWithinConcurrentAdds(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	const n = 128
+	m, blocks := object(t, withinBag, 11, randBytes(890, n<<10), 1<<10)
+	if len(blocks) != n {
+		t.Fatalf("object has %d chunks, want %d", len(blocks), n)
+	}
+	for i, c := range m.Chunks {
+		if err := s.Put(c.CID, blocks[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sess := withinSession("s-concurrent")
+	if err := s.AddToSession(sess, m.Chunks[0].CID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutManifest(m); err != nil {
+		t.Fatal(err)
+	}
+	want := map[cid.Cid]uint64{}
+	for _, c := range m.Chunks {
+		want[c.CID] = c.Size
+	}
+
+	until := withinUntil()
+	var wg, expirer sync.WaitGroup
+	stop := make(chan struct{})
+	errs := make(chan error, n+1)
+	expirer.Add(1)
+	go func() {
+		defer expirer.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if k, err := s.ExpireSessionsWithin(m.Object, func([]byte) bool { return true }, until); err != nil || k > 1 {
+				errs <- fmt.Errorf("ExpireSessionsWithin = %d, %v; want at most 1, nil", k, err)
+				return
+			}
+		}
+	}()
+	for i := 1; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			if i < n/2 {
+				err = s.PutInSession(sess, m.Chunks[i].CID, blocks[i])
+			} else {
+				err = s.AddToSession(sess, m.Chunks[i].CID)
+			}
+			if err != nil {
+				errs <- fmt.Errorf("add of chunk %d: %w", i, err)
+			}
+		}()
+	}
+	waitAll(t, &wg, time.Minute)
+	close(stop)
+	waitAll(t, &expirer, time.Minute)
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	info, _, ok, err := s.SessionInfo(sess.ID)
+	if err != nil || !ok {
+		t.Fatalf("SessionInfo = open %v, %v", ok, err)
+	}
+	if !info.Expiry.Equal(sess.Expiry) && !info.Expiry.Equal(wholeSecond(until)) {
+		t.Fatalf("session expires %v, want %v or %v", info.Expiry, sess.Expiry, wholeSecond(until))
+	}
+	checkSession(t, s, sess.ID, withinBag, info.Expiry, want)
+	if info.Expiry.Equal(sess.Expiry) {
+		expireWithin(t, s, m.Object, func([]byte) bool { return true }, until, 1)
+	} else {
+		expireWithin(t, s, m.Object, func([]byte) bool { return true }, until, 0)
+	}
+	checkSession(t, s, sess.ID, withinBag, wholeSecond(until), want)
+	if err := s.AddToSession(sess, m.Chunks[0].CID); err != nil {
+		t.Fatal(err)
+	}
+	checkSession(t, s, sess.ID, withinBag, sess.Expiry, want)
+}
+
+// TestExpireSessionsWithinClosed proves ExpireSessionsWithin on a closed
+// store fails with ErrClosed (what checkOpen returns) and changes nothing:
+// reopened, the session keeps its expiry.
+func TestExpireSessionsWithinClosed(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir)
 	o := newWithinObject(t, 7, 850)
@@ -406,8 +746,12 @@ func TestEndSessionsWithinClosed(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := s.EndSessionsWithin(o.m.Object, func([]byte) bool { return true }); !errors.Is(err, ErrClosed) || n != 0 {
-		t.Fatalf("EndSessionsWithin on a closed store = %d, %v; want 0, ErrClosed", n, err)
+	asked := map[string]bool{}
+	if n, err := s.ExpireSessionsWithin(o.m.Object, startsWith('s', asked), withinUntil()); !errors.Is(err, ErrClosed) || n != 0 {
+		t.Fatalf("ExpireSessionsWithin on a closed store = %d, %v; want 0, ErrClosed", n, err)
+	}
+	if len(asked) != 0 {
+		t.Fatalf("match was asked about %v on a closed store", asked)
 	}
 	s = openTest(t, dir)
 	checkSession(t, s, sess.ID, withinBag, sess.Expiry, o.chunkSizes(0, 1, 2, 3))

@@ -503,6 +503,13 @@ func (s *Store) put(c cid.Cid, data []byte, extra func(b *leveldb.Batch) error) 
 	if err := chunker.VerifyChunk(c, data); err != nil {
 		return fmt.Errorf("blockstore: put: %w", err)
 	}
+	if extra != nil {
+		// A session put ends in a grouped index write: after one failed,
+		// none is attempted, so do not leave a file for it either.
+		if err := s.commits.err(); err != nil {
+			return fmt.Errorf("blockstore: put %s: the index failed a write earlier (%v); restart the node", c, err)
+		}
+	}
 	s.gc.RLock()
 	defer s.gc.RUnlock()
 	return s.putLocked(c, data, extra)
@@ -748,7 +755,9 @@ func (s *Store) Close() error {
 		if cerr := s.db.Close(); err == nil {
 			err = cerr
 		}
-		if err == nil {
+		if err == nil && s.commits.err() == nil {
+			// After a failed index write, block files may lie in blocks/
+			// unindexed: leave the marker out so the next Open reconciles.
 			err = writeMarker(filepath.Join(s.dir, cleanMarker))
 		}
 	})
