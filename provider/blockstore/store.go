@@ -567,6 +567,12 @@ func (s *Store) putLocked(c cid.Cid, data []byte, extra func(b *leveldb.Batch) e
 	if extra != nil {
 		// extra writes the batch, with its own additions, itself.
 		if err := extra(&b); err != nil {
+			if added {
+				// Nothing indexes the file just renamed in (the stripe
+				// keeps others out): take it back rather than leave it
+				// for a crash recovery that a clean restart never runs.
+				_ = os.Remove(s.blockPath(c))
+			}
 			return err
 		}
 	} else if b.Len() > 0 {

@@ -694,3 +694,32 @@ func TestRecoveredBlocksGoWithTheirObject(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionBagRefusalLeavesNoFile: a new block put into a session of
+// another bag is refused with ErrSessionBag and leaves no file behind
+// (nothing would index it until a crash recovery).
+func TestSessionBagRefusalLeavesNoFile(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	sess := Session{ID: []byte("0123456789abcdef"), Bag: "dynamic:channel:1", Expiry: time.Now().Add(time.Hour)}
+	first := randBytes(8, 1000)
+	if err := s.PutInSession(sess, chunker.ChunkCID(first), first); err != nil {
+		t.Fatal(err)
+	}
+	other := sess
+	other.Bag = "dynamic:channel:2"
+	d := randBytes(9, 3000)
+	c := chunker.ChunkCID(d)
+	if err := s.PutInSession(other, c, d); !errors.Is(err, ErrSessionBag) {
+		t.Fatalf("PutInSession into another bag's session: %v", err)
+	}
+	if ok, _ := s.Has(c); ok {
+		t.Fatal("refused block is held")
+	}
+	if _, err := os.Stat(s.blockPath(c)); !os.IsNotExist(err) {
+		t.Fatalf("refused block left its file: %v", err)
+	}
+	if st := s.Stats(); st.Blocks != 1 || st.Bytes != 1000 {
+		t.Fatalf("stats %+v", st)
+	}
+}
