@@ -133,6 +133,7 @@ func WithLocateTimeout(d time.Duration) Option {
 type storeConn interface {
 	Push(ctx context.Context, c provider.ChunkPush) (*wire.Receipt, error)
 	Bind(ctx context.Context, b provider.BindRequest) error
+	Drop(ctx context.Context, session []byte, bag string) error
 	Close() error
 }
 

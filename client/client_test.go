@@ -855,3 +855,68 @@ func TestPutCancelWithoutTargetsFake(t *testing.T) {
 		t.Fatalf("read all %d bytes after the cancel", n)
 	}
 }
+
+// TestDropOnGiveUpFake: an upload given up for good has every provider drop
+// its session (DROP) — a blacklisted file, a streamed upload aborted — while
+// an interrupted file keeps its chunks at the providers for the next run.
+func TestDropOnGiveUpFake(t *testing.T) {
+	drops := func(net *fakeNet) int {
+		n := 0
+		for _, p := range net.providers {
+			p.mu.Lock()
+			n += len(p.drops)
+			p.mu.Unlock()
+		}
+		return n
+	}
+	data := randomBytes(t, 1<<20, 12)
+	path := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := chunker.Sum(context.Background(), bytes.NewReader(data), chunker.WithChunkSize(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Blacklisted: known only once the stream is through; dropped.
+	net := newFakeNet(t, 3)
+	net.chain.mu.Lock()
+	net.chain.params.Blacklist = []string{res.Root.String()}
+	net.chain.mu.Unlock()
+	if _, err := net.client("").PutFile(testCtx(t), net.bag, path); !errors.Is(err, chain.ErrBlacklisted) {
+		t.Fatalf("blacklisted put: %v", err)
+	}
+	if n := drops(net); n != 3 {
+		t.Fatalf("%d providers dropped the blacklisted upload's session, want 3", n)
+	}
+
+	// Interrupted: kept.
+	net = newFakeNet(t, 3)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	var once sync.Once
+	_, err = net.client(t.TempDir()).PutFile(ctx, net.bag, path, WithProgress(func(p Progress) {
+		if p.Links[LinkSigned] > 0 {
+			once.Do(cancel)
+		}
+	}))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted put: %v", err)
+	}
+	if n := drops(net); n != 0 {
+		t.Fatalf("an interrupted file upload dropped %d sessions; the next run needs them", n)
+	}
+
+	// A stream aborted: dropped.
+	u, err := net.client("").Upload(testCtx(t), net.bag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Write(data[:200<<10]); err != nil {
+		t.Fatal(err)
+	}
+	u.Abort()
+	if n := drops(net); n != 3 {
+		t.Fatalf("%d providers dropped the aborted stream's session, want 3", n)
+	}
+}

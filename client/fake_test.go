@@ -216,6 +216,7 @@ type fakeProvider struct {
 	lie     bool
 	pushes  int                              // Push calls
 	stores  int                              // pushes whose bytes the provider did not hold yet
+	drops   []string                         // bags of the sessions dropped
 	hook    func(c provider.ChunkPush) error // called before a push is stored
 }
 
@@ -335,6 +336,18 @@ func (c fakeConn) Bind(ctx context.Context, b provider.BindRequest) error {
 		return &provider.RefusedError{Status: wire.Status_STATUS_FAILED, Reason: "root mismatch"}
 	}
 	p.chain.accept(obj.ID)
+	return nil
+}
+
+// Drop records the session given up.
+func (c fakeConn) Drop(_ context.Context, session []byte, bag string) error {
+	p := c.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.dead {
+		return errors.New("stream reset")
+	}
+	p.drops = append(p.drops, bag)
 	return nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/provider"
 	"github.com/satchel-net/satchel/testnet"
@@ -378,5 +379,52 @@ func TestNetworkResume(t *testing.T) {
 	var out bytes.Buffer
 	if _, err := c2.Get(testCtx(t), ObjectRef(net.Bag, obj.ID), &out); err != nil || !bytes.Equal(out.Bytes(), data) {
 		t.Fatalf("read back: %v", err)
+	}
+}
+
+// TestNetworkUploadAbortDrops aborts a streamed upload on real providers
+// once chunks of it are stored: each provider drops the session (DROP) and
+// deletes them then, not at the session's expiry.
+func TestNetworkUploadAbortDrops(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	net := testnet.New(t, testnet.Providers(2))
+	c := netClient(t, net, t.TempDir())
+	data := randomBytes(t, 40*itChunk, 21)
+	res, err := chunker.Sum(context.Background(), bytes.NewReader(data), chunker.WithChunkSize(itChunk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := c.Upload(testCtx(t), net.Bag, WithChunkSize(itChunk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Abort() // a no-op after the Abort below; keeps Close from waiting on a failed test
+	if _, err := u.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	held := func(p *testnet.Provider) int {
+		n := 0
+		for _, ch := range res.Chunks {
+			if ok, _ := p.Store().Has(ch.CID); ok {
+				n++
+			}
+		}
+		return n
+	}
+	testnet.Wait(t, "the providers to store chunks of the stream", func() bool {
+		for _, p := range net.Providers() {
+			if held(p) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	u.Abort()
+	for _, p := range net.Providers() {
+		if n := held(p); n != 0 {
+			t.Fatalf("provider %d still holds %d chunks of the aborted upload", p.Index, n)
+		}
 	}
 }

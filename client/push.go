@@ -42,6 +42,9 @@ const (
 	// bindTimeout bounds one BIND exchange (the provider rebuilds the DAG
 	// and checks every chunk it holds).
 	bindTimeout = 2 * time.Minute
+	// dropTimeout bounds the DROPs of an upload given up: they only spare
+	// the providers the wait for the session's expiry.
+	dropTimeout = 5 * time.Second
 )
 
 // bitset is a growable set of chunk indexes.
@@ -619,6 +622,32 @@ func (p *pusher) bind(ctx context.Context, chunks []chunker.ChunkInfo) {
 				if err := p.c.journal.markBound(*p.key, t.cand.peer); err != nil {
 					p.c.log.Info("cannot persist bind", "err", err)
 				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// drop asks every live target to drop the upload's session (DROP), so the
+// chunks of an upload given up go now instead of at the session's expiry.
+// It is best effort: a target that cannot be reached keeps them until then.
+func (p *pusher) drop() {
+	if p.session == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), dropTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, t := range p.alive() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, _, err := p.conn(ctx, t)
+			if err == nil {
+				err = conn.Drop(ctx, p.session, p.bag.String())
+			}
+			if err != nil {
+				p.c.log.Debug("drop upload session", "bag", p.bag, "peer", t.cand.peer, "err", err)
 			}
 		}()
 	}

@@ -138,7 +138,7 @@ func (c *Client) putAt(ctx context.Context, bag chain.BagID, src io.ReaderAt, si
 		return Object{}, err
 	}
 	if _, err := u.ReadFrom(io.NewSectionReader(src, 0, size)); err != nil {
-		u.Abort()
+		u.abort(u.dropOnFailure(err)) // interrupted: the providers keep the chunks for the next run
 		if cerr := ctx.Err(); cerr != nil {
 			return Object{}, cerr
 		}

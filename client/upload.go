@@ -234,7 +234,7 @@ func (u *Upload) ReadFrom(r io.Reader) (int64, error) {
 // accepts it. The Upload cannot be used afterwards.
 func (u *Upload) Commit() (Object, error) {
 	if err := u.check(); err != nil {
-		u.Abort()
+		u.abort(u.dropOnFailure(err))
 		return Object{}, err
 	}
 	u.mu.Lock()
@@ -243,9 +243,22 @@ func (u *Upload) Commit() (Object, error) {
 	defer u.release()
 	obj, err := u.commit()
 	if err != nil {
+		if u.dropOnFailure(err) {
+			u.p.drop()
+		}
 		u.tr.setFile(FileFailed)
 	}
 	return obj, err
+}
+
+// dropOnFailure says whether an upload that failed with err has its
+// chunks dropped by the providers now: a stream always (nothing can resume
+// it), a file only when running it again cannot make use of them.
+func (u *Upload) dropOnFailure(err error) bool {
+	if u.file == nil {
+		return true
+	}
+	return errors.Is(err, chain.ErrBlacklisted) || errors.Is(err, ErrFileChanged) || errors.Is(err, ErrEmpty)
 }
 
 func (u *Upload) commit() (Object, error) {
@@ -333,10 +346,15 @@ func (u *Upload) commit() (Object, error) {
 	return obj, nil
 }
 
-// Abort gives the upload up: it stops the pushes and closes the streams.
-// Chunks already sent stay with the providers, bound to nothing, until the
-// session expires. Abort after Commit does nothing.
-func (u *Upload) Abort() {
+// Abort gives the upload up: it stops the pushes, asks the providers to
+// drop the chunks already sent (DROP; one that cannot be reached keeps them
+// until the session expires) and closes the streams. Abort after Commit
+// does nothing.
+func (u *Upload) Abort() { u.abort(true) }
+
+// abort stops the upload; drop says whether the providers drop the chunks
+// sent so far (an interrupted file keeps them, for the next run).
+func (u *Upload) abort(drop bool) {
 	u.mu.Lock()
 	if u.done {
 		u.mu.Unlock()
@@ -350,6 +368,9 @@ func (u *Upload) Abort() {
 	u.cancel()
 	_ = u.w.Close()
 	_ = u.p.finish()
+	if drop {
+		u.p.drop()
+	}
 	u.tr.setFile(FileFailed)
 	u.release()
 }

@@ -358,6 +358,37 @@ func (s *StoreStream) Bind(ctx context.Context, b BindRequest) error {
 	}
 }
 
+// Drop sends DROP for a streamed upload's session of bag and waits for
+// DROPPED: the provider deletes the session's chunks that nothing else
+// holds. A refusal returns a *RefusedError.
+func (s *StoreStream) Drop(ctx context.Context, session []byte, bag string) error {
+	if len(session) != SessionIDLength {
+		return fmt.Errorf("provider: drop: session must be %d bytes", SessionIDLength)
+	}
+	ex, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	s.markSent(ex)
+	if err := s.send(func() error {
+		return writeFrame(s.bw, &wire.StoreRequest{Id: ex.id, Body: &wire.StoreRequest_Drop{Drop: &wire.DropRequest{Session: session, BagId: bag}}})
+	}); err != nil {
+		return err
+	}
+	r, err := s.await(ctx, ex)
+	if err != nil {
+		return err
+	}
+	switch r.Status {
+	case wire.Status_STATUS_DROPPED:
+		return nil
+	case wire.Status_STATUS_REFUSED, wire.Status_STATUS_FAILED:
+		return refusal(r)
+	default:
+		return s.violation(ex, r, "DROPPED")
+	}
+}
+
 // Close ends the stream: it tells the provider no more requests come, waits
 // (up to StreamIdleTimeout) for exchanges still open to end, and closes it.
 // Calls still waiting fail with ErrStreamClosed. Close is idempotent.
@@ -556,7 +587,7 @@ func (s *StoreStream) dispatch(r *wire.StoreReply) {
 		return // an exchange that already ended
 	}
 	switch r.Status {
-	case wire.Status_STATUS_REFUSED, wire.Status_STATUS_FAILED, wire.Status_STATUS_SIGNED, wire.Status_STATUS_BOUND:
+	case wire.Status_STATUS_REFUSED, wire.Status_STATUS_FAILED, wire.Status_STATUS_SIGNED, wire.Status_STATUS_BOUND, wire.Status_STATUS_DROPPED:
 		delete(s.pending, r.Id)
 		<-s.window
 		// Nothing pending: no deadline, unless Close is waiting for the

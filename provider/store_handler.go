@@ -287,6 +287,10 @@ func (c *storeConn) handle(ctx context.Context, req *wire.StoreRequest) error {
 		return c.start(ctx, req.Id, exBinding, "exchanges", func(ctx context.Context, ex *storeExchange) {
 			c.bind(ctx, ex, body.Bind)
 		})
+	case *wire.StoreRequest_Drop:
+		return c.start(ctx, req.Id, exBinding, "exchanges", func(_ context.Context, ex *storeExchange) {
+			c.drop(ex, body.Drop)
+		})
 	case *wire.StoreRequest_Segments:
 		return c.onSegments(req.Id, body.Segments)
 	case *wire.StoreRequest_Data:

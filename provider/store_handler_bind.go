@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -111,5 +112,57 @@ func (c *storeConn) endSessions(b *wire.BindRequest) {
 		if err := c.h.bs.EndSession(sid); err != nil {
 			c.log.Debug("ending an upload session failed", "err", err)
 		}
+	}
+}
+
+// drop ends a streamed upload's session at its uploader's word (DROP): its
+// chunks that no object or other session holds are deleted now, not at
+// expiry. The session ID, 16 random bytes only the uploader knows, is the
+// authority; dropping a session that is not open answers DROPPED too.
+func (c *storeConn) drop(ex *storeExchange, d *wire.DropRequest) {
+	if len(d.Session) != SessionIDLength || d.BagId == "" {
+		c.refuse(ex, "drop needs a %d-byte session and a bag", SessionIDLength)
+		return
+	}
+	id := clientSessionID(d.Session)
+	// Chunks of the session whose data came before the DROP may still be
+	// on their way to disk: drop after them, or they would open the
+	// session again.
+	c.awaitCommits(id)
+	sess, _, open, err := c.h.bs.SessionInfo(id)
+	switch {
+	case err != nil:
+		c.failed(ex, "provider cannot read its store: %v", err)
+		return
+	case open && sess.Bag != d.BagId:
+		c.refuse(ex, "session belongs to bag %s, not %s", sess.Bag, d.BagId)
+		return
+	case open:
+		if err := c.h.bs.EndSession(id); err != nil {
+			c.failed(ex, "provider could not drop the session: %v", err)
+			return
+		}
+	}
+	c.h.metrics.bind("dropped")
+	c.end(ex, &wire.StoreReply{Status: wire.Status_STATUS_DROPPED})
+}
+
+// awaitCommits waits until no chunk of block store session id is being
+// stored on this stream.
+func (c *storeConn) awaitCommits(id []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		busy := false
+		for _, ex := range c.exchanges {
+			if ex.committing > 0 && bytes.Equal(ex.session.ID, id) {
+				busy = true
+				break
+			}
+		}
+		if !busy {
+			return
+		}
+		c.drained.Wait() // unbufferLocked broadcasts as each commit ends
 	}
 }

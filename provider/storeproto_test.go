@@ -473,6 +473,56 @@ func TestStreamedUploadSession(t *testing.T) {
 	}
 }
 
+// TestStreamedUploadDrop: DROP ends a streamed session at once — its chunks
+// go, except one an object also holds — refuses a session of another bag,
+// and answers DROPPED for a session that is not open.
+func TestStreamedUploadDrop(t *testing.T) {
+	e := newSPEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s := e.open(t)
+	session := bytes.Repeat([]byte{9}, provider.SessionIDLength)
+	shared := spRand(6, 3000) // also a one-chunk object bound below
+	alone := spRand(7, 5000)
+	for _, d := range [][]byte{shared, alone} {
+		if _, err := s.Push(ctx, provider.ChunkPush{Bag: spBag, CID: chunker.ChunkCID(d), Data: d, Session: session}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.auth.register(3, spBag, chunker.ChunkCID(shared))
+	other := bytes.Repeat([]byte{8}, provider.SessionIDLength)
+	if _, err := s.Push(ctx, provider.ChunkPush{Bag: spBag, CID: chunker.ChunkCID(shared), Data: shared, Session: other}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Bind(ctx, provider.BindRequest{Session: other, Bag: spBag, Object: 3, Chunks: []chunker.ChunkInfo{{CID: chunker.ChunkCID(shared), Size: len(shared)}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	err := s.Drop(ctx, session, "dynamic:channel:99")
+	var re *provider.RefusedError
+	if !errors.As(err, &re) || re.Status != wire.Status_STATUS_REFUSED {
+		t.Fatalf("drop naming another bag: %v", err)
+	}
+	if n, _ := e.bs.SessionBytes(append([]byte{'s'}, session...)); n != uint64(len(shared)+len(alone)) {
+		t.Fatalf("session bytes after a refused drop = %d", n)
+	}
+	if err := s.Drop(ctx, session, spBag); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := e.bs.SessionBytes(append([]byte{'s'}, session...)); n != 0 {
+		t.Fatalf("session bytes after drop = %d", n)
+	}
+	if held, _ := e.bs.Has(chunker.ChunkCID(alone)); held {
+		t.Fatal("dropped session's chunk kept")
+	}
+	if held, _ := e.bs.Has(chunker.ChunkCID(shared)); !held {
+		t.Fatal("chunk of a bound object deleted with a dropped session")
+	}
+	if err := s.Drop(ctx, session, spBag); err != nil {
+		t.Fatalf("dropping a session no longer open: %v", err)
+	}
+}
+
 func TestReceiptTamperedFails(t *testing.T) {
 	e := newSPEnv(t)
 	ctx := context.Background()

@@ -37,6 +37,7 @@ const (
 	Status_STATUS_SIGNED         Status = 6 // receipt attached
 	Status_STATUS_BOUND          Status = 7 // session bound to the object
 	Status_STATUS_FAILED         Status = 8 // the step failed; reason says why
+	Status_STATUS_DROPPED        Status = 9 // session given up (or none was open)
 )
 
 // Enum value maps for Status.
@@ -51,6 +52,7 @@ var (
 		6: "STATUS_SIGNED",
 		7: "STATUS_BOUND",
 		8: "STATUS_FAILED",
+		9: "STATUS_DROPPED",
 	}
 	Status_value = map[string]int32{
 		"STATUS_UNSPECIFIED":    0,
@@ -62,6 +64,7 @@ var (
 		"STATUS_SIGNED":         6,
 		"STATUS_BOUND":          7,
 		"STATUS_FAILED":         8,
+		"STATUS_DROPPED":        9,
 	}
 )
 
@@ -107,6 +110,7 @@ type StoreRequest struct {
 	//	*StoreRequest_Data
 	//	*StoreRequest_Sign
 	//	*StoreRequest_Bind
+	//	*StoreRequest_Drop
 	Body          isStoreRequest_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -201,6 +205,15 @@ func (x *StoreRequest) GetBind() *BindRequest {
 	return nil
 }
 
+func (x *StoreRequest) GetDrop() *DropRequest {
+	if x != nil {
+		if x, ok := x.Body.(*StoreRequest_Drop); ok {
+			return x.Drop
+		}
+	}
+	return nil
+}
+
 type isStoreRequest_Body interface {
 	isStoreRequest_Body()
 }
@@ -225,6 +238,10 @@ type StoreRequest_Bind struct {
 	Bind *BindRequest `protobuf:"bytes,6,opt,name=bind,proto3,oneof"` // BIND (streamed uploads, see below)
 }
 
+type StoreRequest_Drop struct {
+	Drop *DropRequest `protobuf:"bytes,7,opt,name=drop,proto3,oneof"` // DROP (a streamed upload given up)
+}
+
 func (*StoreRequest_Request) isStoreRequest_Body() {}
 
 func (*StoreRequest_Segments) isStoreRequest_Body() {}
@@ -234,6 +251,8 @@ func (*StoreRequest_Data) isStoreRequest_Body() {}
 func (*StoreRequest_Sign) isStoreRequest_Body() {}
 
 func (*StoreRequest_Bind) isStoreRequest_Body() {}
+
+func (*StoreRequest_Drop) isStoreRequest_Body() {}
 
 // StoreChunkRequest asks the provider to agree to store one chunk. No chunk
 // bytes are sent yet.
@@ -577,6 +596,62 @@ func (x *BindRequest) GetChunks() []*ChunkRef {
 	return nil
 }
 
+// DropRequest gives a streamed upload's session up: the provider ends it
+// and deletes its chunks that no object or other session holds, at once
+// rather than at the session's expiry. The session ID is the uploader's
+// secret, so knowing it is the authority to drop it.
+type DropRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Session       []byte                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	BagId         string                 `protobuf:"bytes,2,opt,name=bag_id,json=bagId,proto3" json:"bag_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DropRequest) Reset() {
+	*x = DropRequest{}
+	mi := &file_wire_store_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DropRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DropRequest) ProtoMessage() {}
+
+func (x *DropRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_store_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DropRequest.ProtoReflect.Descriptor instead.
+func (*DropRequest) Descriptor() ([]byte, []int) {
+	return file_wire_store_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *DropRequest) GetSession() []byte {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+func (x *DropRequest) GetBagId() string {
+	if x != nil {
+		return x.BagId
+	}
+	return ""
+}
+
 // ChunkRef names one chunk of an object.
 type ChunkRef struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -588,7 +663,7 @@ type ChunkRef struct {
 
 func (x *ChunkRef) Reset() {
 	*x = ChunkRef{}
-	mi := &file_wire_store_proto_msgTypes[6]
+	mi := &file_wire_store_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -600,7 +675,7 @@ func (x *ChunkRef) String() string {
 func (*ChunkRef) ProtoMessage() {}
 
 func (x *ChunkRef) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_store_proto_msgTypes[6]
+	mi := &file_wire_store_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -613,7 +688,7 @@ func (x *ChunkRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkRef.ProtoReflect.Descriptor instead.
 func (*ChunkRef) Descriptor() ([]byte, []int) {
-	return file_wire_store_proto_rawDescGZIP(), []int{6}
+	return file_wire_store_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ChunkRef) GetCid() []byte {
@@ -644,7 +719,7 @@ type StoreReply struct {
 
 func (x *StoreReply) Reset() {
 	*x = StoreReply{}
-	mi := &file_wire_store_proto_msgTypes[7]
+	mi := &file_wire_store_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -656,7 +731,7 @@ func (x *StoreReply) String() string {
 func (*StoreReply) ProtoMessage() {}
 
 func (x *StoreReply) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_store_proto_msgTypes[7]
+	mi := &file_wire_store_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -669,7 +744,7 @@ func (x *StoreReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreReply.ProtoReflect.Descriptor instead.
 func (*StoreReply) Descriptor() ([]byte, []int) {
-	return file_wire_store_proto_rawDescGZIP(), []int{7}
+	return file_wire_store_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StoreReply) GetId() uint64 {
@@ -719,7 +794,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_wire_store_proto_msgTypes[8]
+	mi := &file_wire_store_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -731,7 +806,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_store_proto_msgTypes[8]
+	mi := &file_wire_store_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -744,7 +819,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_wire_store_proto_rawDescGZIP(), []int{8}
+	return file_wire_store_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Receipt) GetCid() []byte {
@@ -800,14 +875,15 @@ var File_wire_store_proto protoreflect.FileDescriptor
 
 const file_wire_store_proto_rawDesc = "" +
 	"\n" +
-	"\x10wire/store.proto\x12\x0fsatchel.wire.v1\"\xc8\x02\n" +
+	"\x10wire/store.proto\x12\x0fsatchel.wire.v1\"\xfc\x02\n" +
 	"\fStoreRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12>\n" +
 	"\arequest\x18\x02 \x01(\v2\".satchel.wire.v1.StoreChunkRequestH\x00R\arequest\x12A\n" +
 	"\bsegments\x18\x03 \x01(\v2#.satchel.wire.v1.StoreChunkSegmentsH\x00R\bsegments\x125\n" +
 	"\x04data\x18\x04 \x01(\v2\x1f.satchel.wire.v1.StoreChunkDataH\x00R\x04data\x122\n" +
 	"\x04sign\x18\x05 \x01(\v2\x1c.satchel.wire.v1.SignRequestH\x00R\x04sign\x122\n" +
-	"\x04bind\x18\x06 \x01(\v2\x1c.satchel.wire.v1.BindRequestH\x00R\x04bindB\x06\n" +
+	"\x04bind\x18\x06 \x01(\v2\x1c.satchel.wire.v1.BindRequestH\x00R\x04bind\x122\n" +
+	"\x04drop\x18\a \x01(\v2\x1c.satchel.wire.v1.DropRequestH\x00R\x04dropB\x06\n" +
 	"\x04body\"\xd8\x01\n" +
 	"\x11StoreChunkRequest\x12\x15\n" +
 	"\x06bag_id\x18\x01 \x01(\tR\x05bagId\x12\x1b\n" +
@@ -831,7 +907,10 @@ const file_wire_store_proto_rawDesc = "" +
 	"\asession\x18\x01 \x01(\fR\asession\x12\x1b\n" +
 	"\tobject_id\x18\x02 \x01(\x04R\bobjectId\x12\x15\n" +
 	"\x06bag_id\x18\x03 \x01(\tR\x05bagId\x121\n" +
-	"\x06chunks\x18\x04 \x03(\v2\x19.satchel.wire.v1.ChunkRefR\x06chunks\"0\n" +
+	"\x06chunks\x18\x04 \x03(\v2\x19.satchel.wire.v1.ChunkRefR\x06chunks\">\n" +
+	"\vDropRequest\x12\x18\n" +
+	"\asession\x18\x01 \x01(\fR\asession\x12\x15\n" +
+	"\x06bag_id\x18\x02 \x01(\tR\x05bagId\"0\n" +
 	"\bChunkRef\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\fR\x03cid\x12\x12\n" +
 	"\x04size\x18\x02 \x01(\x04R\x04size\"\x99\x01\n" +
@@ -849,7 +928,7 @@ const file_wire_store_proto_rawDesc = "" +
 	"\x0estored_at_unix\x18\x05 \x01(\x03R\fstoredAtUnix\x12\x1f\n" +
 	"\vexpiry_unix\x18\x06 \x01(\x03R\n" +
 	"expiryUnix\x12\x1c\n" +
-	"\tsignature\x18\a \x01(\fR\tsignature*\xcc\x01\n" +
+	"\tsignature\x18\a \x01(\fR\tsignature*\xe0\x01\n" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATUS_AGREED\x10\x01\x12\x12\n" +
@@ -859,7 +938,8 @@ const file_wire_store_proto_rawDesc = "" +
 	"\x14STATUS_DATA_RECEIVED\x10\x05\x12\x11\n" +
 	"\rSTATUS_SIGNED\x10\x06\x12\x10\n" +
 	"\fSTATUS_BOUND\x10\a\x12\x11\n" +
-	"\rSTATUS_FAILED\x10\bB%Z#github.com/satchel-net/satchel/wireb\x06proto3"
+	"\rSTATUS_FAILED\x10\b\x12\x12\n" +
+	"\x0eSTATUS_DROPPED\x10\tB%Z#github.com/satchel-net/satchel/wireb\x06proto3"
 
 var (
 	file_wire_store_proto_rawDescOnce sync.Once
@@ -874,7 +954,7 @@ func file_wire_store_proto_rawDescGZIP() []byte {
 }
 
 var file_wire_store_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_wire_store_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_wire_store_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_wire_store_proto_goTypes = []any{
 	(Status)(0),                // 0: satchel.wire.v1.Status
 	(*StoreRequest)(nil),       // 1: satchel.wire.v1.StoreRequest
@@ -883,24 +963,26 @@ var file_wire_store_proto_goTypes = []any{
 	(*StoreChunkData)(nil),     // 4: satchel.wire.v1.StoreChunkData
 	(*SignRequest)(nil),        // 5: satchel.wire.v1.SignRequest
 	(*BindRequest)(nil),        // 6: satchel.wire.v1.BindRequest
-	(*ChunkRef)(nil),           // 7: satchel.wire.v1.ChunkRef
-	(*StoreReply)(nil),         // 8: satchel.wire.v1.StoreReply
-	(*Receipt)(nil),            // 9: satchel.wire.v1.Receipt
+	(*DropRequest)(nil),        // 7: satchel.wire.v1.DropRequest
+	(*ChunkRef)(nil),           // 8: satchel.wire.v1.ChunkRef
+	(*StoreReply)(nil),         // 9: satchel.wire.v1.StoreReply
+	(*Receipt)(nil),            // 10: satchel.wire.v1.Receipt
 }
 var file_wire_store_proto_depIdxs = []int32{
-	2, // 0: satchel.wire.v1.StoreRequest.request:type_name -> satchel.wire.v1.StoreChunkRequest
-	3, // 1: satchel.wire.v1.StoreRequest.segments:type_name -> satchel.wire.v1.StoreChunkSegments
-	4, // 2: satchel.wire.v1.StoreRequest.data:type_name -> satchel.wire.v1.StoreChunkData
-	5, // 3: satchel.wire.v1.StoreRequest.sign:type_name -> satchel.wire.v1.SignRequest
-	6, // 4: satchel.wire.v1.StoreRequest.bind:type_name -> satchel.wire.v1.BindRequest
-	7, // 5: satchel.wire.v1.BindRequest.chunks:type_name -> satchel.wire.v1.ChunkRef
-	0, // 6: satchel.wire.v1.StoreReply.status:type_name -> satchel.wire.v1.Status
-	9, // 7: satchel.wire.v1.StoreReply.receipt:type_name -> satchel.wire.v1.Receipt
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	2,  // 0: satchel.wire.v1.StoreRequest.request:type_name -> satchel.wire.v1.StoreChunkRequest
+	3,  // 1: satchel.wire.v1.StoreRequest.segments:type_name -> satchel.wire.v1.StoreChunkSegments
+	4,  // 2: satchel.wire.v1.StoreRequest.data:type_name -> satchel.wire.v1.StoreChunkData
+	5,  // 3: satchel.wire.v1.StoreRequest.sign:type_name -> satchel.wire.v1.SignRequest
+	6,  // 4: satchel.wire.v1.StoreRequest.bind:type_name -> satchel.wire.v1.BindRequest
+	7,  // 5: satchel.wire.v1.StoreRequest.drop:type_name -> satchel.wire.v1.DropRequest
+	8,  // 6: satchel.wire.v1.BindRequest.chunks:type_name -> satchel.wire.v1.ChunkRef
+	0,  // 7: satchel.wire.v1.StoreReply.status:type_name -> satchel.wire.v1.Status
+	10, // 8: satchel.wire.v1.StoreReply.receipt:type_name -> satchel.wire.v1.Receipt
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_wire_store_proto_init() }
@@ -914,6 +996,7 @@ func file_wire_store_proto_init() {
 		(*StoreRequest_Data)(nil),
 		(*StoreRequest_Sign)(nil),
 		(*StoreRequest_Bind)(nil),
+		(*StoreRequest_Drop)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -921,7 +1004,7 @@ func file_wire_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_store_proto_rawDesc), len(file_wire_store_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
