@@ -32,8 +32,8 @@
 //     (bag, size, content ID); the chain checks vouchers, the maximum object
 //     size and the blacklist. The size is checked before anything is sent;
 //     the blacklist names content IDs, so blacklisted content is refused
-//     only here, after its chunks went out, and providers drop them when the
-//     unbound session expires (WithExpiry).
+//     only here, after its chunks went out, and the client has the
+//     providers drop them (DROP) at once.
 //  4. A provider lost on the way is replaced by another provider of the bag,
 //     which gets the chunks read again from the file by offset, each with
 //     its merkle proof for the registered object. They are not hashed a
@@ -105,7 +105,10 @@
 // WithMinRedundancy of them, and the bag's other providers sync it later;
 // the maximum object size is checked as bytes arrive, the voucher by the
 // providers; and it does not resume. PutFile streams a file the same way
-// but can read it again, so it does all three.
+// but can read it again, so it does all three. An upload given up — Abort,
+// a failed Commit, a file found blacklisted or changed — has the providers
+// drop its session (DROP), so its chunks go at once; an interrupted file
+// leaves them for the next run.
 //
 // # Downloading
 //
