@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -426,5 +427,87 @@ func TestNetworkUploadAbortDrops(t *testing.T) {
 		if n := held(p); n != 0 {
 			t.Fatalf("provider %d still holds %d chunks of the aborted upload", p.Index, n)
 		}
+	}
+}
+
+// TestNetworkSpareReplacesLostProvider puts a file with N=2 on a bag of
+// three providers and kills one of the two while the file streams out: the
+// third, a spare, gets every chunk read again from the file (object mode,
+// with proofs the real provider checks against the chain) and binds, so
+// the object ends on two live providers and reads back byte-exact.
+func TestNetworkSpareReplacesLostProvider(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	net := testnet.New(t, testnet.Providers(3))
+	c := netClient(t, net, t.TempDir())
+	var mu sync.Mutex
+	var opened []peer.ID
+	open := c.openConn
+	c.openConn = func(ctx context.Context, p peer.ID) (storeConn, error) {
+		mu.Lock()
+		opened = append(opened, p)
+		mu.Unlock()
+		return open(ctx, p)
+	}
+	data := randomBytes(t, 24*itChunk, 22)
+	var once sync.Once
+	var victim *testnet.Provider
+	var wg sync.WaitGroup
+	obj, err := c.PutFile(testCtx(t), net.Bag, writeTemp(t, data), WithRedundancy(2), WithChunkSize(itChunk), WithProgress(func(p Progress) {
+		if p.Links[LinkSigned] < 8 {
+			return
+		}
+		once.Do(func() {
+			mu.Lock()
+			first := opened[0]
+			mu.Unlock()
+			for _, pr := range net.Providers() {
+				if pr.AddrInfo().ID == first {
+					victim = pr
+				}
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := victim.Kill(); err != nil {
+					t.Error(err)
+				}
+			}()
+		})
+	}))
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if victim == nil || victim.Running() {
+		t.Fatal("no provider was killed during the upload")
+	}
+	if len(obj.Providers) != 2 {
+		t.Fatalf("object on %d providers, want 2", len(obj.Providers))
+	}
+	mu.Lock()
+	distinct := map[peer.ID]bool{}
+	for _, p := range opened {
+		distinct[p] = true
+	}
+	mu.Unlock()
+	if len(distinct) != 3 {
+		t.Fatalf("store streams opened to %d providers; the spare was never used", len(distinct))
+	}
+	for _, p := range net.Providers() {
+		if p == victim {
+			continue
+		}
+		if !p.Holds(obj.ID) {
+			t.Fatalf("live provider %d does not hold object %d", p.Index, obj.ID)
+		}
+		if slices.Contains(obj.Providers, victim.AddrInfo().ID) {
+			t.Fatal("the dead provider is listed")
+		}
+	}
+	var out bytes.Buffer
+	if _, err := c.Get(testCtx(t), ObjectRef(net.Bag, obj.ID), &out); err != nil || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("read back: %v", err)
 	}
 }
