@@ -75,10 +75,10 @@ func newPutCmd(app *App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "put FILE --bag BAG",
 		Short: "Store a file in a bag and print its object ID and CID",
-		Long: `Store a file in a bag: hash it, register the data object on chain (signed by
-the bag owner's account key), push every chunk to the bag's storage providers
-and wait until they hold it and the chain accepted it. Prints the object ID
-and the content ID (CID).
+		Long: `Store a file in a bag: read it once, pushing every chunk to the bag's storage
+providers as it is hashed, then register the data object on chain (signed by
+the bag owner's account key), bind it on the providers and wait until the
+chain accepted it. Prints the object ID and the content ID (CID).
 
 --redundancy is how many providers must each hold every chunk; the default,
 and the most, is the number of storage buckets storing the bag. If a provider
