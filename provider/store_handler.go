@@ -489,7 +489,7 @@ func newStoreMetrics(reg prometheus.Registerer) *storeMetrics {
 		}, []string{"result"}),
 		binds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "satchel", Subsystem: "provider_store", Name: "binds_total",
-			Help: "BIND requests by result: bound, refused, failed.",
+			Help: "BIND and DROP requests by result: bound, dropped, refused, failed.",
 		}, []string{"result"}),
 		bytesIn: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "satchel", Subsystem: "provider_store", Name: "bytes_in_total",
