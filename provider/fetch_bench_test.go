@@ -2,18 +2,14 @@ package provider_test
 
 import (
 	"context"
-	"io"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/satchel-net/satchel/chunker"
-	"github.com/satchel-net/satchel/p2p"
-	"github.com/satchel-net/satchel/p2p/testnet"
 	"github.com/satchel-net/satchel/provider"
 	"github.com/satchel-net/satchel/provider/blockstore"
 )
@@ -32,15 +28,7 @@ func (servesAll) Serves(context.Context, cid.Cid) bool { return true }
 // what the protocol costs on top of the transport.
 func BenchmarkFetch(b *testing.B) {
 	const total = 256 << 20
-	net := testnet.New(b, 2, testnet.WithHostOptions(func(int) []p2p.Option {
-		return []p2p.Option{p2p.WithListenAddrs("/ip4/127.0.0.1/tcp/0")}
-	}))
-	client, prov := net.Host(0).Libp2p(), net.Host(1).Libp2p()
-	prov.SetStreamHandler(spRawProtocol, func(s network.Stream) {
-		_, _ = io.Copy(io.Discard, s)
-		_, _ = s.Write([]byte{1})
-		_ = s.Close()
-	})
+	client, prov := benchHosts(b)
 	bs, err := blockstore.Open(spBenchDir(b), blockstore.WithSessionExpiry(0), blockstore.WithLogger(spDiscard))
 	if err != nil {
 		b.Fatal(err)
@@ -67,25 +55,11 @@ func BenchmarkFetch(b *testing.B) {
 	b.SetBytes(total)
 	b.ResetTimer()
 	for range b.N {
-		cpu0, start := benchCPU(), time.Now()
-		s, err := client.NewStream(context.Background(), prov.ID(), spRawProtocol)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for off := 0; off < total; off += 1 << 20 {
-			if _, err := s.Write(data[off : off+1<<20]); err != nil {
-				b.Fatal(err)
-			}
-		}
-		_ = s.CloseWrite()
-		if _, err := io.ReadFull(s, make([]byte, 1)); err != nil {
-			b.Fatal(err)
-		}
-		_ = s.Close()
-		rawTime += time.Since(start)
+		cpu0 := benchCPU()
+		rawTime += rawCopy(b, client, prov.ID(), data)
 		rawCPU += benchCPU() - cpu0
 
-		cpu0, start = benchCPU(), time.Now()
+		cpu0, start := benchCPU(), time.Now()
 		work := make(chan cid.Cid)
 		var wg sync.WaitGroup
 		for range provider.MaxFetchInFlight {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -334,28 +335,7 @@ func (s *StoreStream) Bind(ctx context.Context, b BindRequest) error {
 	for i, c := range b.Chunks {
 		req.Chunks[i] = &wire.ChunkRef{Cid: c.CID.Bytes(), Size: uint64(c.Size)}
 	}
-	ex, err := s.begin(ctx)
-	if err != nil {
-		return err
-	}
-	s.markSent(ex)
-	if err := s.send(func() error {
-		return writeFrame(s.bw, &wire.StoreRequest{Id: ex.id, Body: &wire.StoreRequest_Bind{Bind: req}})
-	}); err != nil {
-		return err
-	}
-	r, err := s.await(ctx, ex)
-	if err != nil {
-		return err
-	}
-	switch r.Status {
-	case wire.Status_STATUS_BOUND:
-		return nil
-	case wire.Status_STATUS_REFUSED, wire.Status_STATUS_FAILED:
-		return refusal(r)
-	default:
-		return s.violation(ex, r, "BOUND")
-	}
+	return s.exchange(ctx, &wire.StoreRequest{Body: &wire.StoreRequest_Bind{Bind: req}}, wire.Status_STATUS_BOUND)
 }
 
 // Drop sends DROP for a streamed upload's session of bag and waits for
@@ -365,13 +345,22 @@ func (s *StoreStream) Drop(ctx context.Context, session []byte, bag string) erro
 	if len(session) != SessionIDLength {
 		return fmt.Errorf("provider: drop: session must be %d bytes", SessionIDLength)
 	}
+	return s.exchange(ctx, &wire.StoreRequest{Body: &wire.StoreRequest_Drop{Drop: &wire.DropRequest{Session: session, BagId: bag}}}, wire.Status_STATUS_DROPPED)
+}
+
+// exchange sends a one-frame request (BIND, DROP) as an exchange of its own
+// (req's id is set here) and waits for its one reply: nil for want, a
+// *RefusedError for REFUSED or FAILED, a protocol violation for anything
+// else.
+func (s *StoreStream) exchange(ctx context.Context, req *wire.StoreRequest, want wire.Status) error {
 	ex, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
 	s.markSent(ex)
 	if err := s.send(func() error {
-		return writeFrame(s.bw, &wire.StoreRequest{Id: ex.id, Body: &wire.StoreRequest_Drop{Drop: &wire.DropRequest{Session: session, BagId: bag}}})
+		req.Id = ex.id
+		return writeFrame(s.bw, req)
 	}); err != nil {
 		return err
 	}
@@ -380,12 +369,12 @@ func (s *StoreStream) Drop(ctx context.Context, session []byte, bag string) erro
 		return err
 	}
 	switch r.Status {
-	case wire.Status_STATUS_DROPPED:
+	case want:
 		return nil
 	case wire.Status_STATUS_REFUSED, wire.Status_STATUS_FAILED:
 		return refusal(r)
 	default:
-		return s.violation(ex, r, "DROPPED")
+		return s.violation(ex, r, strings.TrimPrefix(want.String(), "STATUS_"))
 	}
 }
 

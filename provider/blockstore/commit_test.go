@@ -5,16 +5,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -497,38 +494,8 @@ func TestSessionAddsSurviveKill(t *testing.T) {
 		return true
 	}
 	for round := range 2 {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestSessionCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), sessionCrashChildEnv+"="+dir)
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(stdout)
-		got := 0
-		for got < 300 && sc.Scan() {
-			if !ack(sc.Text()) {
-				_ = cmd.Process.Kill()
-				t.Fatalf("child: %s", sc.Text())
-			}
-			got++
-		}
-		if got < 300 {
-			_ = cmd.Process.Kill()
-			t.Fatalf("child stopped after %d adds: %v", got, sc.Err())
-		}
 		// Killed while adds are queued and being written.
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		rest, _ := io.ReadAll(stdout)
-		for _, line := range strings.Split(string(rest), "\n") {
-			ack(line)
-		}
-		_ = cmd.Wait()
+		killChild(t, "TestSessionCrashChild", sessionCrashChildEnv+"="+dir, 300, 0, ack)
 
 		s, err := Open(dir, WithSessionExpiry(0), WithLogger(discard))
 		if err != nil {

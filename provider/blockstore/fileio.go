@@ -102,26 +102,13 @@ func (f *fileIO) writeDirect(name string, data []byte) error {
 	defer f.putBuf(buf)
 	n := copy(*buf, data)
 	clear((*buf)[n:])
-	if _, err := file.Write(*buf); err != nil {
-		_ = file.Close()
-		if errors.Is(err, syscall.EINVAL) {
-			return errNoDirectIO
-		}
-		return err
-	}
-	if len(*buf) != len(data) {
-		if err := file.Truncate(int64(len(data))); err != nil {
-			_ = file.Close()
-			return err
-		}
-	}
 	// Direct I/O skips the page cache, not the device's cache or the
 	// file's metadata: fsync still makes the block durable.
-	if err := file.Sync(); err != nil {
-		_ = file.Close()
-		return err
+	err = finishFile(file, *buf, len(data))
+	if errors.Is(err, syscall.EINVAL) {
+		return errNoDirectIO
 	}
-	return file.Close()
+	return err
 }
 
 func writeBuffered(name string, data []byte) error {
@@ -129,15 +116,23 @@ func writeBuffered(name string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := file.Write(data); err != nil {
-		_ = file.Close()
-		return err
+	return finishFile(file, data, len(data))
+}
+
+// finishFile writes buf to file, cuts the file to size when buf is padded
+// past it, fsyncs and closes it.
+func finishFile(file *os.File, buf []byte, size int) error {
+	_, err := file.Write(buf)
+	if err == nil && len(buf) != size {
+		err = file.Truncate(int64(size))
 	}
-	if err := file.Sync(); err != nil {
-		_ = file.Close()
-		return err
+	if err == nil {
+		err = file.Sync()
 	}
-	return file.Close()
+	if cerr := file.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // read returns the whole content of the block file at path, in a buffer of

@@ -407,45 +407,14 @@ func TestCrashMidWrite(t *testing.T) {
 	dir := t.TempDir()
 	acked := map[string]bool{}
 	for round := range 4 {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(stdout)
-		want := 10 + rand.IntN(30)
-		got := 0
-		for got < want && sc.Scan() {
-			line := sc.Text()
+		// Kill at a random moment inside the writes after the first acks.
+		killChild(t, "TestCrashChild", crashChildEnv+"="+dir, 10+rand.IntN(30), time.Duration(rand.IntN(3000))*time.Microsecond, func(line string) bool {
 			c, ok := strings.CutPrefix(line, "ok ")
-			if !ok {
-				t.Fatalf("child: %s", line)
-			}
-			acked[c] = true
-			got++
-		}
-		if got < want {
-			_ = cmd.Process.Kill()
-			t.Fatalf("child stopped after %d blocks: %v", got, sc.Err())
-		}
-		// Kill at a random moment inside the next writes.
-		time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		// Whatever the child acknowledged before dying counts too.
-		rest, _ := io.ReadAll(stdout)
-		for _, line := range strings.Split(string(rest), "\n") {
-			if c, ok := strings.CutPrefix(line, "ok "); ok {
+			if ok {
 				acked[c] = true
 			}
-		}
-		_ = cmd.Wait()
+			return ok
+		})
 
 		s, err := Open(dir, WithSessionExpiry(0), WithLogger(discard))
 		if err != nil {
@@ -722,4 +691,45 @@ func TestSessionBagRefusalLeavesNoFile(t *testing.T) {
 	if st := s.Stats(); st.Blocks != 1 || st.Bytes != 1000 {
 		t.Fatalf("stats %+v", st)
 	}
+}
+
+// killChild runs test function child in a child process (env set), hands
+// every line it prints to ack until want lines were acknowledged (a line
+// ack refuses fails the test: the child reported an error), waits wait and
+// kills it with SIGKILL. Lines printed before it died go to ack too: what
+// the child acknowledged counts whenever it said so.
+func killChild(t *testing.T, child, env string, want int, wait time.Duration, ack func(line string) bool) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+child+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	got := 0
+	for got < want && sc.Scan() {
+		if !ack(sc.Text()) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("child: %s", sc.Text())
+		}
+		got++
+	}
+	if got < want {
+		_ = cmd.Process.Kill()
+		t.Fatalf("child stopped after %d acknowledgements: %v", got, sc.Err())
+	}
+	time.Sleep(wait)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(stdout)
+	for _, line := range strings.Split(string(rest), "\n") {
+		ack(line)
+	}
+	_ = cmd.Wait()
 }
