@@ -1,0 +1,77 @@
+package blockstore
+
+// The quarantine: corrupt blocks set aside, and the list of them.
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/satchel-net/satchel/chunker"
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/opt"
+	"github.com/syndtr/goleveldb/leveldb/util"
+)
+
+// quarantine sets a corrupt block aside: its file moves to quarantine/, its
+// index entry is dropped and it is listed by Quarantined until a good copy is
+// Put. It returns the error Get reports.
+func (s *Store) quarantine(c cid.Cid, why string) error {
+	s.gc.Lock()
+	defer s.gc.Unlock()
+	mu := s.stripe(c)
+	mu.Lock()
+	defer mu.Unlock()
+
+	path := s.blockPath(c)
+	// A good copy may have been Put since the failed read.
+	if data, err := s.files.read(path); err == nil && chunker.VerifyChunk(c, data) == nil {
+		return fmt.Errorf("%w: %s: read a corrupt copy that was since replaced; read again", ErrCorrupt, c)
+	}
+	rec, recErr := s.blockRecord(c)
+	if err := os.Rename(path, filepath.Join(s.dir, quarantineDir, c.String())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn("cannot move a corrupt block aside", "cid", c, "err", err)
+	}
+	var b leveldb.Batch
+	b.Delete(blockKey(c))
+	b.Put(quarantineKey(c), encodeU64(uint64(time.Now().Unix())))
+	wasQuarantined, _ := s.db.Has(quarantineKey(c), nil)
+	if err := s.db.Write(&b, &opt.WriteOptions{Sync: true}); err != nil {
+		return fmt.Errorf("%w: %s: %s (and quarantining it failed: %v)", ErrCorrupt, c, why, err)
+	}
+	if recErr == nil {
+		s.blocks.Add(-1)
+		s.bytes.Add(-int64(rec.size))
+	}
+	if !wasQuarantined {
+		s.quarantined.Add(1)
+	}
+	s.log.Warn("corrupt block quarantined", "cid", c, "why", why)
+	return fmt.Errorf("%w: %s: %s; quarantined, fetch it again from a peer", ErrCorrupt, c, why)
+}
+
+// Quarantined lists the blocks set aside as corrupt and not repaired since.
+func (s *Store) Quarantined() ([]cid.Cid, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
+	it := s.db.NewIterator(util.BytesPrefix([]byte{pQuarantine}), nil)
+	defer it.Release()
+	var out []cid.Cid
+	for it.Next() {
+		c, err := cid.Cast(bytes.Clone(it.Key()[1:]))
+		if err != nil {
+			continue
+		}
+		out = append(out, c)
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("blockstore: quarantined: %w", err)
+	}
+	return out, nil
+}
