@@ -1,0 +1,89 @@
+package main
+
+// Inputs the chain commands share: flags that name chain entities (storage
+// buckets, workers, bags, bag types) and counts, sizes and limits, used by
+// the storage, distributor, put and get commands; and JSON input files.
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/satchel-net/satchel/chain"
+)
+
+func storageBucketFlag(cmd *cobra.Command) *valueFlag[chain.StorageBucketID] {
+	f := newFlag("", chain.StorageBucketID(0), chain.ParseStorageBucketID, "bucketId")
+	cmd.Flags().VarP(f, "bucketId", "i", "storage bucket ID, e.g. 3 (required)")
+	requiredFlags(cmd, "bucketId")
+	return f
+}
+
+func workerFlag(cmd *cobra.Command, usage string, required bool) *valueFlag[chain.WorkerID] {
+	f := newFlag("", chain.WorkerID(0), chain.ParseWorkerID, "workerId")
+	cmd.Flags().VarP(f, "workerId", "w", usage)
+	if required {
+		requiredFlags(cmd, "workerId")
+	}
+	return f
+}
+
+func bagFlag(cmd *cobra.Command) *valueFlag[chain.BagID] {
+	f := newFlag("", chain.BagID(""), chain.ParseBagID, "bagId")
+	cmd.Flags().VarP(f, "bagId", "b", "bag ID: static:council, static:wg:storage, static:wg:distribution, dynamic:member:<id> or dynamic:channel:<id> (required)")
+	requiredFlags(cmd, "bagId")
+	return f
+}
+
+func acceptingFlag(cmd *cobra.Command, def string, usage string) *valueFlag[bool] {
+	var v bool
+	if def != "" {
+		v, _ = parseYesNo(def)
+	}
+	f := newFlag(def, v, parseYesNo, "yes|no")
+	cmd.Flags().VarP(f, "acceptingBags", "a", usage)
+	return f
+}
+
+func countFlag(cmd *cobra.Command, name, short, usage string) *valueFlag[uint64] {
+	f := newFlag("", uint64(0), parseCount, "number")
+	cmd.Flags().VarP(f, name, short, usage)
+	return f
+}
+
+func sizeFlag(cmd *cobra.Command, name, short, usage string) *valueFlag[uint64] {
+	f := newFlag("", uint64(0), parseBytes, "size")
+	cmd.Flags().VarP(f, name, short, usage)
+	return f
+}
+
+func dynamicBagTypeFlag(cmd *cobra.Command) *valueFlag[chain.DynamicBagType] {
+	f := newFlag("", chain.DynamicBagType(""), chain.ParseDynamicBagType, "Member|Channel")
+	cmd.Flags().VarP(f, "type", "t", "dynamic bag type: Member or Channel (required)")
+	requiredFlags(cmd, "type")
+	return f
+}
+
+func limitFlag(cmd *cobra.Command) *valueFlag[uint64] {
+	f := countFlag(cmd, "limit", "l", "new limit value (required)")
+	requiredFlags(cmd, "limit")
+	return f
+}
+
+// readJSONFile decodes the JSON file at path into v, refusing unknown
+// fields so a misspelt key is an error rather than silently dropped.
+func readJSONFile(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read metadata: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("metadata file %s: %w", path, err)
+	}
+	return nil
+}
