@@ -14,11 +14,12 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/satchel-net/satchel/chain"
-	"github.com/satchel-net/satchel/chain/node"
+	"github.com/satchel-net/satchel/chain/rpc"
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/p2p"
-	"github.com/satchel-net/satchel/provider"
-	"github.com/satchel-net/satchel/wire"
+	"github.com/satchel-net/satchel/protocol/fetch"
+	"github.com/satchel-net/satchel/protocol/store"
+	storepb "github.com/satchel-net/satchel/protocol/store/pb"
 )
 
 // Chain is what the client needs of the data directory. *chain.Client
@@ -129,15 +130,15 @@ func WithLocateTimeout(d time.Duration) Option {
 }
 
 // storeConn is the uploader's side of one store stream
-// (*provider.StoreStream).
+// (*store.Stream).
 type storeConn interface {
-	Push(ctx context.Context, c provider.ChunkPush) (*wire.Receipt, error)
-	Bind(ctx context.Context, b provider.BindRequest) error
+	Push(ctx context.Context, c store.ChunkPush) (*storepb.Receipt, error)
+	Bind(ctx context.Context, b store.BindRequest) error
 	Drop(ctx context.Context, session []byte, bag string) error
 	Close() error
 }
 
-// blockFetcher reads verified blocks from providers (*provider.FetchClient).
+// blockFetcher reads verified blocks from providers (*fetch.Client).
 type blockFetcher interface {
 	Have(ctx context.Context, p peer.ID, cids []cid.Cid) ([]bool, error)
 	GetBlock(ctx context.Context, p peer.ID, c cid.Cid) ([]byte, error)
@@ -155,7 +156,7 @@ type Client struct {
 	closers []func() error
 	fetch   blockFetcher
 	// fetchVerifies says fetch verifies every block against its CID
-	// itself (provider.FetchClient does), so reads need not hash again.
+	// itself (fetch.Client does), so reads need not hash again.
 	fetchVerifies bool
 	openConn      func(ctx context.Context, p peer.ID) (storeConn, error)
 	// progressEvery bounds how often storage link changes and download
@@ -195,7 +196,7 @@ func New(cfg Config, opts ...Option) (_ *Client, err error) {
 		if cfg.ChainRPC == "" {
 			return nil, errors.New("client: config names no chain: set Config.Chain or Config.ChainRPC")
 		}
-		t, err := node.Dial(cfg.ChainRPC)
+		t, err := rpc.Dial(cfg.ChainRPC)
 		if err != nil {
 			return nil, fmt.Errorf("client: dial chain %s: %w", cfg.ChainRPC, err)
 		}
@@ -220,7 +221,7 @@ func New(cfg Config, opts ...Option) (_ *Client, err error) {
 	}
 	c.journal = j
 	c.closers = append(c.closers, j.close)
-	fc := provider.NewFetchClient(c.host.Libp2p())
+	fc := fetch.NewClient(c.host.Libp2p())
 	c.closers = append(c.closers, fc.Close)
 	c.fetch, c.fetchVerifies = fc, true
 	lh := c.host.Libp2p()
@@ -230,7 +231,7 @@ func New(cfg Config, opts ...Option) (_ *Client, err error) {
 		// time. The provider still checks every byte against the CID, and
 		// a chunk fits one data frame, so smaller segments would check
 		// nothing sooner.
-		return provider.OpenStore(ctx, lh, p, provider.WithSegmentSize(provider.MaxSegmentSize))
+		return store.Open(ctx, lh, p, store.WithSegmentSize(store.MaxSegmentSize))
 	}
 	return c, nil
 }

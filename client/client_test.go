@@ -18,8 +18,8 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chunker"
-	"github.com/satchel-net/satchel/provider"
-	"github.com/satchel-net/satchel/wire"
+	"github.com/satchel-net/satchel/protocol/store"
+	storepb "github.com/satchel-net/satchel/protocol/store/pb"
 )
 
 func randomBytes(t testing.TB, n int, seed uint64) []byte {
@@ -281,7 +281,7 @@ func TestPutProviderDiesFake(t *testing.T) {
 			net := newFakeNet(t, tc.providers)
 			victim := net.providers[1]
 			var n atomic.Int32
-			victim.hook = func(provider.ChunkPush) error {
+			victim.hook = func(store.ChunkPush) error {
 				if n.Add(1) == 10 {
 					victim.kill()
 					return errors.New("stream reset")
@@ -317,12 +317,12 @@ func TestPutRetriesRefusals(t *testing.T) {
 	for _, p := range net.providers {
 		seen := map[int]bool{}
 		var mu sync.Mutex
-		p.hook = func(ch provider.ChunkPush) error {
+		p.hook = func(ch store.ChunkPush) error {
 			mu.Lock()
 			defer mu.Unlock()
 			if !seen[ch.Index] {
 				seen[ch.Index] = true
-				return &provider.RefusedError{Status: wire.Status_STATUS_REFUSED, Reason: "object not registered"}
+				return &store.RefusedError{Status: storepb.Status_STATUS_REFUSED, Reason: "object not registered"}
 			}
 			return nil
 		}
@@ -337,8 +337,8 @@ func TestUploadStreamFake(t *testing.T) {
 	net := newFakeNet(t, 3)
 	var sessions sync.Map
 	for _, p := range net.providers {
-		p.hook = func(ch provider.ChunkPush) error {
-			if len(ch.Session) != provider.SessionIDLength || ch.Object != 0 || len(ch.Proof.Blocks) != 0 {
+		p.hook = func(ch store.ChunkPush) error {
+			if len(ch.Session) != store.SessionIDLength || ch.Object != 0 || len(ch.Proof.Blocks) != 0 {
 				return errors.New("streamed chunk without a session")
 			}
 			sessions.Store(string(ch.Session), true)
@@ -565,32 +565,32 @@ func (l *linkTrail) get() []LinkState {
 }
 
 // TestLinkSteps maps the store exchange's steps, as
-// provider.StoreStream.Push reports them, to storage link states.
+// store.Stream.Push reports them, to storage link states.
 func TestLinkSteps(t *testing.T) {
 	const (
-		req    = provider.PushRequested
-		agreed = provider.PushAgreed
-		stored = provider.PushAlreadyStored
-		segs   = provider.PushSegmentsSent
-		sent   = provider.PushDataSent
-		sign   = provider.PushSignSent
-		segsOK = provider.PushSegmentsAccepted
-		recvd  = provider.PushDataReceived
-		signed = provider.PushSigned
+		req    = store.PushRequested
+		agreed = store.PushAgreed
+		stored = store.PushAlreadyStored
+		segs   = store.PushSegmentsSent
+		sent   = store.PushDataSent
+		sign   = store.PushSignSent
+		segsOK = store.PushSegmentsAccepted
+		recvd  = store.PushDataReceived
+		signed = store.PushSigned
 	)
 	for _, tc := range []struct {
 		name  string
-		steps []provider.PushStep
+		steps []store.PushStep
 		want  []LinkState
 	}{
-		{"fresh", []provider.PushStep{req, agreed, segs, sent, sign, segsOK, recvd, signed},
+		{"fresh", []store.PushStep{req, agreed, segs, sent, sign, segsOK, recvd, signed},
 			[]LinkState{LinkAgreed, LinkSendingSegmentMap, LinkSendingData, LinkDataReceived, LinkAskingForSignature}},
-		{"already stored", []provider.PushStep{req, stored, sign, signed},
+		{"already stored", []store.PushStep{req, stored, sign, signed},
 			[]LinkState{LinkDataReceived, LinkAskingForSignature}},
-		{"stored meanwhile", []provider.PushStep{req, agreed, segs, sent, sign, stored, signed},
+		{"stored meanwhile", []store.PushStep{req, agreed, segs, sent, sign, stored, signed},
 			[]LinkState{LinkAgreed, LinkSendingSegmentMap, LinkSendingData, LinkDataReceived, LinkAskingForSignature}},
-		{"refused", []provider.PushStep{req}, nil},
-		{"failed after data", []provider.PushStep{req, agreed, segs, sent, sign, segsOK},
+		{"refused", []store.PushStep{req}, nil},
+		{"failed after data", []store.PushStep{req, agreed, segs, sent, sign, segsOK},
 			[]LinkState{LinkAgreed, LinkSendingSegmentMap, LinkSendingData}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -634,11 +634,11 @@ func TestJournal(t *testing.T) {
 	}
 	p1, p2 := peer.ID("\x00\x01a"), peer.ID("\x00\x01b")
 	for i, p := range []peer.ID{p1, p2, p1} {
-		if err := j.addReceipt(k, i, p, &wire.Receipt{ObjectId: 7, Cid: []byte{byte(i)}}); err != nil {
+		if err := j.addReceipt(k, i, p, &storepb.Receipt{ObjectId: 7, Cid: []byte{byte(i)}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := j.addReceipt(other, 0, p1, &wire.Receipt{}); err != nil {
+	if err := j.addReceipt(other, 0, p1, &storepb.Receipt{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := j.markBound(k, p2); err != nil {
@@ -657,7 +657,7 @@ func TestJournal(t *testing.T) {
 		t.Fatalf("record %+v %v %v", rec, ok, err)
 	}
 	got := map[peer.ID][]int{}
-	if err := j.receipts(k, func(i int, p peer.ID, r *wire.Receipt) error {
+	if err := j.receipts(k, func(i int, p peer.ID, r *storepb.Receipt) error {
 		got[p] = append(got[p], i)
 		if r.GetObjectId() != 7 {
 			t.Fatalf("receipt %v", r)
@@ -676,12 +676,12 @@ func TestJournal(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := 0
-	_ = j.receipts(k, func(int, peer.ID, *wire.Receipt) error { n++; return nil })
+	_ = j.receipts(k, func(int, peer.ID, *storepb.Receipt) error { n++; return nil })
 	if _, ok, _ := j.record(k); ok || n != 0 {
 		t.Fatal("forget left state")
 	}
 	n = 0
-	_ = j.receipts(other, func(int, peer.ID, *wire.Receipt) error { n++; return nil })
+	_ = j.receipts(other, func(int, peer.ID, *storepb.Receipt) error { n++; return nil })
 	if n != 1 {
 		t.Fatal("forget removed another upload's receipts")
 	}
@@ -729,7 +729,7 @@ func TestPutFileChangedFake(t *testing.T) {
 	var first *fakeProvider
 	var change sync.Once
 	for _, p := range net.providers {
-		p.hook = func(provider.ChunkPush) error {
+		p.hook = func(store.ChunkPush) error {
 			mu.Lock()
 			if first == nil {
 				first = p
@@ -833,7 +833,7 @@ func TestPutCancelWithoutTargetsFake(t *testing.T) {
 	ctx, cancel := context.WithCancel(testCtx(t))
 	defer cancel()
 	p := net.providers[0]
-	p.hook = func(provider.ChunkPush) error {
+	p.hook = func(store.ChunkPush) error {
 		p.kill()
 		return errors.New("stream reset")
 	}

@@ -49,7 +49,7 @@
 // Progress (WithProgress) reports the Point Network states: the File
 // (FileState), each Chunk (ChunkState, counted) and each StorageLink — one
 // chunk on its way to one provider — (LinkState, counted). A link follows
-// its store exchange step by step (provider.ChunkPush.OnStep): created,
+// its store exchange step by step (store.ChunkPush.OnStep): created,
 // agreed, sending segment map, sending data, data received, asking for
 // signature, signed, or failed from any of them. A chunk the provider
 // already holds goes from created (or a sending state) straight to data

@@ -18,8 +18,9 @@ import (
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/p2p"
-	"github.com/satchel-net/satchel/provider"
-	"github.com/satchel-net/satchel/wire"
+	"github.com/satchel-net/satchel/protocol/fetch"
+	"github.com/satchel-net/satchel/protocol/store"
+	storepb "github.com/satchel-net/satchel/protocol/store/pb"
 )
 
 // This file is an in-process harness for the client's own logic: a fake
@@ -214,10 +215,10 @@ type fakeProvider struct {
 	objects map[uint64]bool
 	dead    bool
 	lie     bool
-	pushes  int                              // Push calls
-	stores  int                              // pushes whose bytes the provider did not hold yet
-	drops   []string                         // bags of the sessions dropped
-	hook    func(c provider.ChunkPush) error // called before a push is stored
+	pushes  int                           // Push calls
+	stores  int                           // pushes whose bytes the provider did not hold yet
+	drops   []string                      // bags of the sessions dropped
+	hook    func(c store.ChunkPush) error // called before a push is stored
 }
 
 func (p *fakeProvider) id() peer.ID { return p.host.ID() }
@@ -245,9 +246,9 @@ func (p *fakeProvider) storeCount() int {
 type fakeConn struct{ p *fakeProvider }
 
 // Push answers like a provider and reports the steps
-// provider.StoreStream.Push would (ChunkPush.OnStep).
-func (c fakeConn) Push(ctx context.Context, ch provider.ChunkPush) (*wire.Receipt, error) {
-	step := func(s provider.PushStep) {
+// store.Stream.Push would (ChunkPush.OnStep).
+func (c fakeConn) Push(ctx context.Context, ch store.ChunkPush) (*storepb.Receipt, error) {
+	step := func(s store.PushStep) {
 		if ch.OnStep != nil {
 			ch.OnStep(s)
 		}
@@ -260,7 +261,7 @@ func (c fakeConn) Push(ctx context.Context, ch provider.ChunkPush) (*wire.Receip
 	if dead {
 		return nil, errors.New("stream reset")
 	}
-	step(provider.PushRequested)
+	step(store.PushRequested)
 	if hook != nil {
 		if err := hook(ch); err != nil {
 			return nil, err
@@ -268,39 +269,39 @@ func (c fakeConn) Push(ctx context.Context, ch provider.ChunkPush) (*wire.Receip
 	}
 	if ch.Session == nil {
 		if _, err := p.chain.DataObject(ctx, p.chain.bagOf(chain.ObjectID(ch.Object)), chain.ObjectID(ch.Object)); err != nil {
-			return nil, &provider.RefusedError{Status: wire.Status_STATUS_REFUSED, Reason: "object not registered"}
+			return nil, &store.RefusedError{Status: storepb.Status_STATUS_REFUSED, Reason: "object not registered"}
 		}
 	}
 	p.mu.Lock()
 	_, held := p.blocks[ch.CID]
 	p.mu.Unlock()
 	if held {
-		step(provider.PushAlreadyStored)
-		step(provider.PushSignSent)
+		step(store.PushAlreadyStored)
+		step(store.PushSignSent)
 	} else {
-		step(provider.PushAgreed)
-		step(provider.PushSegmentsSent)
-		step(provider.PushDataSent)
-		step(provider.PushSignSent)
-		step(provider.PushSegmentsAccepted)
+		step(store.PushAgreed)
+		step(store.PushSegmentsSent)
+		step(store.PushDataSent)
+		step(store.PushSignSent)
+		step(store.PushSegmentsAccepted)
 		if err := chunker.VerifyChunk(ch.CID, ch.Data); err != nil {
-			return nil, &provider.RefusedError{Status: wire.Status_STATUS_FAILED, Reason: err.Error()}
+			return nil, &store.RefusedError{Status: storepb.Status_STATUS_FAILED, Reason: err.Error()}
 		}
 		p.mu.Lock()
 		p.blocks[ch.CID] = bytes.Clone(ch.Data)
 		p.stores++
 		p.mu.Unlock()
-		step(provider.PushDataReceived)
+		step(store.PushDataReceived)
 	}
-	r := &wire.Receipt{Cid: ch.CID.Bytes(), ObjectId: ch.Object, BagId: ch.Bag, StoredAtUnix: time.Now().Unix(), ExpiryUnix: ch.Expiry.Unix()}
-	if err := provider.SignReceipt(p.key, r); err != nil {
+	r := &storepb.Receipt{Cid: ch.CID.Bytes(), ObjectId: ch.Object, BagId: ch.Bag, StoredAtUnix: time.Now().Unix(), ExpiryUnix: ch.Expiry.Unix()}
+	if err := store.SignReceipt(p.key, r); err != nil {
 		return nil, err
 	}
-	step(provider.PushSigned)
+	step(store.PushSigned)
 	return r, nil
 }
 
-func (c fakeConn) Bind(ctx context.Context, b provider.BindRequest) error {
+func (c fakeConn) Bind(ctx context.Context, b store.BindRequest) error {
 	p := c.p
 	p.mu.Lock()
 	if p.dead {
@@ -311,7 +312,7 @@ func (c fakeConn) Bind(ctx context.Context, b provider.BindRequest) error {
 	for _, ch := range b.Chunks {
 		if _, ok := p.blocks[ch.CID]; !ok {
 			p.mu.Unlock()
-			return &provider.RefusedError{Status: wire.Status_STATUS_FAILED, Reason: "missing chunk " + ch.CID.String()}
+			return &store.RefusedError{Status: storepb.Status_STATUS_FAILED, Reason: "missing chunk " + ch.CID.String()}
 		}
 		if err := bld.Add(ch.CID, ch.Size); err != nil {
 			p.mu.Unlock()
@@ -330,10 +331,10 @@ func (c fakeConn) Bind(ctx context.Context, b provider.BindRequest) error {
 	p.mu.Unlock()
 	obj, err := p.chain.DataObject(ctx, chain.BagID(b.Bag), chain.ObjectID(b.Object))
 	if err != nil {
-		return &provider.RefusedError{Status: wire.Status_STATUS_FAILED, Reason: err.Error()}
+		return &store.RefusedError{Status: storepb.Status_STATUS_FAILED, Reason: err.Error()}
 	}
 	if obj.ContentID != res.Root.String() {
-		return &provider.RefusedError{Status: wire.Status_STATUS_FAILED, Reason: "root mismatch"}
+		return &store.RefusedError{Status: storepb.Status_STATUS_FAILED, Reason: "root mismatch"}
 	}
 	p.chain.accept(obj.ID)
 	return nil
@@ -400,7 +401,7 @@ func (f fakeFetch) GetBlock(_ context.Context, id peer.ID, c cid.Cid) ([]byte, e
 	}
 	b, ok := p.blocks[c]
 	if !ok {
-		return nil, fmt.Errorf("block %s: %w", c, provider.ErrNotServed)
+		return nil, fmt.Errorf("block %s: %w", c, fetch.ErrNotServed)
 	}
 	if p.lie {
 		b = bytes.Repeat([]byte{'x'}, len(b))

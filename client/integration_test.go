@@ -21,9 +21,10 @@ import (
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/p2p"
-	"github.com/satchel-net/satchel/provider"
+	fetchpb "github.com/satchel-net/satchel/protocol/fetch/pb"
+	"github.com/satchel-net/satchel/protocol/store"
+	storepb "github.com/satchel-net/satchel/protocol/store/pb"
 	"github.com/satchel-net/satchel/testnet"
-	"github.com/satchel-net/satchel/wire"
 )
 
 // These tests run the client against a whole network in the test process:
@@ -161,14 +162,14 @@ func newLiar(t testing.TB) *liar {
 	l := &liar{host: h}
 	h.Protocol().SetHandler(p2p.FetchProtocol, func(ctx context.Context, s network.Stream) error {
 		for {
-			var req wire.FetchRequest
-			if err := p2p.ReadMsg(s, &req, provider.MaxFrame); err != nil {
+			var req fetchpb.FetchRequest
+			if err := p2p.ReadMsg(s, &req, store.MaxFrame); err != nil {
 				if errors.Is(err, io.EOF) {
 					return nil
 				}
 				return err
 			}
-			reply := &wire.FetchReply{Id: req.GetId(), Status: wire.FetchStatus_FETCH_STATUS_OK}
+			reply := &fetchpb.FetchReply{Id: req.GetId(), Status: fetchpb.FetchStatus_FETCH_STATUS_OK}
 			switch {
 			case req.GetHave() != nil:
 				reply.Have = make([]bool, len(req.GetHave().GetCids()))
@@ -317,10 +318,10 @@ type countingConn struct {
 	n *atomic.Int32
 }
 
-func (c countingConn) Push(ctx context.Context, ch provider.ChunkPush) (*wire.Receipt, error) {
+func (c countingConn) Push(ctx context.Context, ch store.ChunkPush) (*storepb.Receipt, error) {
 	step := ch.OnStep
-	ch.OnStep = func(s provider.PushStep) {
-		if s == provider.PushDataSent {
+	ch.OnStep = func(s store.PushStep) {
+		if s == store.PushDataSent {
 			c.n.Add(1)
 		}
 		if step != nil {

@@ -20,7 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/satchel-net/satchel/chain"
-	"github.com/satchel-net/satchel/wire"
+	storepb "github.com/satchel-net/satchel/protocol/store/pb"
 )
 
 // The journal persists what an upload has achieved, so an interrupted upload
@@ -36,7 +36,7 @@ import (
 // Layout (goleveldb, one database per state directory):
 //
 //	u/<bag>/<root>/<chunkSize>                      → uploadRecord (JSON)
-//	r/<bag>/<root>/<chunkSize>/<index u32 BE><peer> → wire.Receipt (protobuf)
+//	r/<bag>/<root>/<chunkSize>/<index u32 BE><peer> → storepb.Receipt (protobuf)
 //	b/<bag>/<root>/<chunkSize>/<peer>               → bind time (RFC 3339)
 //
 // A receipt is written as soon as it is verified, so a crash loses at most
@@ -138,7 +138,7 @@ func (j *journal) putRecord(k uploadKey, r uploadRecord) error {
 // Receipts are not synced one by one (that would cost an fsync per chunk);
 // leveldb's log makes them durable against a process crash, and the
 // providers answer "already stored" for any lost to a power failure.
-func (j *journal) addReceipt(k uploadKey, index int, p peer.ID, r *wire.Receipt) error {
+func (j *journal) addReceipt(k uploadKey, index int, p peer.ID, r *storepb.Receipt) error {
 	b, err := proto.Marshal(r)
 	if err != nil {
 		return err
@@ -150,7 +150,7 @@ func (j *journal) addReceipt(k uploadKey, index int, p peer.ID, r *wire.Receipt)
 }
 
 // receipts calls fn with every stored receipt of the upload.
-func (j *journal) receipts(k uploadKey, fn func(index int, p peer.ID, r *wire.Receipt) error) error {
+func (j *journal) receipts(k uploadKey, fn func(index int, p peer.ID, r *storepb.Receipt) error) error {
 	prefix := k.receiptPrefix()
 	it := j.db.NewIterator(util.BytesPrefix(prefix), nil)
 	defer it.Release()
@@ -164,7 +164,7 @@ func (j *journal) receipts(k uploadKey, fn func(index int, p peer.ID, r *wire.Re
 		if err != nil {
 			continue
 		}
-		r := new(wire.Receipt)
+		r := new(storepb.Receipt)
 		if err := proto.Unmarshal(it.Value(), r); err != nil {
 			continue
 		}

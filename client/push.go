@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -14,8 +13,8 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chunker"
-	"github.com/satchel-net/satchel/provider"
-	"github.com/satchel-net/satchel/wire"
+	"github.com/satchel-net/satchel/protocol/store"
+	storepb "github.com/satchel-net/satchel/protocol/store/pb"
 )
 
 // Retry policy of a storage link.
@@ -33,7 +32,7 @@ const (
 	targetFailures = 12
 	// workersPerTarget is how many chunk exchanges the uploader keeps in
 	// flight on one store stream (the protocol allows
-	// provider.MaxChunksInFlight).
+	// store.MaxChunksInFlight).
 	workersPerTarget = 16
 	// maxRounds bounds the passes over the chunks: each pass sends every
 	// chunk some live target lacks; a pass is only repeated when targets
@@ -46,111 +45,6 @@ const (
 	// the providers the wait for the session's expiry.
 	dropTimeout = 5 * time.Second
 )
-
-// bitset is a growable set of chunk indexes.
-type bitset []uint64
-
-func (b bitset) has(i int) bool {
-	w := i / 64
-	return w < len(b) && b[w]&(1<<(uint(i)%64)) != 0
-}
-
-func (b *bitset) set(i int) bool {
-	w := i / 64
-	for len(*b) <= w {
-		*b = append(*b, 0)
-	}
-	if (*b)[w]&(1<<(uint(i)%64)) != 0 {
-		return false
-	}
-	(*b)[w] |= 1 << (uint(i) % 64)
-	return true
-}
-
-// target is one provider an upload pushes every chunk to.
-type target struct {
-	cand candidate
-
-	mu    sync.Mutex
-	conn  storeConn
-	gen   int // conn generation, so one failure resets the stream once
-	held  bitset
-	nheld int
-	dead  error
-	bound bool
-	fails int // failed links in a row
-
-	queue chan *chunkJob
-}
-
-func (t *target) alive() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.dead == nil
-}
-
-func (t *target) has(i int) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.held.has(i)
-}
-
-func (t *target) count() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.nheld
-}
-
-// chunkJob is one chunk on its way to one or more targets. Its buffer goes
-// back to the pool when the last target is done with it.
-type chunkJob struct {
-	index int
-	info  chunker.ChunkInfo
-	data  []byte
-	proof chunker.Proof
-	refs  atomic.Int32
-	pool  *bufPool
-}
-
-func (j *chunkJob) done() {
-	if j.refs.Add(-1) == 0 && j.pool != nil {
-		j.pool.put(j.data)
-	}
-}
-
-// bufPool hands out at most n chunk buffers: the upload's memory bound.
-type bufPool struct {
-	size  int
-	free  chan []byte
-	avail chan struct{}
-}
-
-func newBufPool(n, size int) *bufPool {
-	p := &bufPool{size: size, free: make(chan []byte, n), avail: make(chan struct{}, n)}
-	for range n {
-		p.avail <- struct{}{}
-	}
-	return p
-}
-
-// get returns a buffer of the pool's size, waiting while all are in use.
-func (p *bufPool) get(ctx context.Context) ([]byte, error) {
-	select {
-	case b := <-p.free:
-		return b[:p.size], nil
-	default:
-	}
-	select {
-	case b := <-p.free:
-		return b[:p.size], nil
-	case <-p.avail:
-		return make([]byte, p.size), nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-func (p *bufPool) put(b []byte) { p.free <- b }
 
 // pusher moves the chunks of one upload to its target providers and keeps
 // the File / Chunk / StorageLink states: it is the uploader's half of
@@ -418,7 +312,7 @@ func (p *pusher) push(ctx context.Context, t *target, j *chunkJob) {
 		}
 		link := &linkSteps{tr: p.tr, state: LinkCreated, onData: func() { p.markSent(j.index) }}
 		pctx, cancel := context.WithTimeout(ctx, p.c.opts.pushTimeout)
-		r, err := conn.Push(pctx, provider.ChunkPush{
+		r, err := conn.Push(pctx, store.ChunkPush{
 			Bag:     p.bag.String(),
 			Object:  p.object,
 			Index:   j.index,
@@ -442,11 +336,11 @@ func (p *pusher) push(ctx context.Context, t *target, j *chunkJob) {
 		if ctx.Err() != nil {
 			return
 		}
-		var refused *provider.RefusedError
+		var refused *store.RefusedError
 		if !errors.As(err, &refused) {
 			// The stream broke or timed out: open a new one next attempt.
 			t.resetConn(gen)
-		} else if refused.Status == wire.Status_STATUS_FAILED {
+		} else if refused.Status == storepb.Status_STATUS_FAILED {
 			// The provider found bytes that do not match the CID. The
 			// chunk was not hashed again when it was read back (the
 			// provider checks every byte), so check now whether the file
@@ -476,82 +370,21 @@ func (p *pusher) push(ctx context.Context, t *target, j *chunkJob) {
 	}
 }
 
-// linkSteps moves one storage link through the LinkStates as its store
-// exchange reports its steps (provider.ChunkPush.OnStep). Push calls the
-// hook on the goroutine running the link, so it needs no lock.
-//
-// The caller side pipelines a chunk's segment map, data and SIGN in one
-// write, so SIGN is out before DATA_RECEIVED is back: the link asks for the
-// signature once the provider holds the data. ALREADY_STORED, after the
-// request or the segment map, takes the link straight to data received.
-// Links only move forward; the final state (signed or failed) is set by the
-// pusher from Push's result and the receipt check.
-type linkSteps struct {
-	tr            *tracker
-	state         LinkState
-	signSent      bool
-	alreadyStored bool   // the provider held the chunk: no byte was sent
-	onData        func() // called when the chunk's bytes go out
-}
-
-// step is the provider.ChunkPush.OnStep hook.
-func (l *linkSteps) step(s provider.PushStep) {
-	switch s {
-	case provider.PushAgreed:
-		l.advance(LinkAgreed)
-	case provider.PushSegmentsSent:
-		l.advance(LinkSendingSegmentMap)
-	case provider.PushDataSent:
-		l.advance(LinkSendingData)
-		if l.onData != nil {
-			l.onData()
-		}
-	case provider.PushDataReceived, provider.PushAlreadyStored:
-		// Held already, answered before the data went out: no byte sent.
-		l.alreadyStored = s == provider.PushAlreadyStored && l.state < LinkSendingData
-		l.advance(LinkDataReceived)
-		if l.signSent {
-			l.advance(LinkAskingForSignature)
-		}
-	case provider.PushSignSent:
-		l.signSent = true
-		if l.state == LinkDataReceived {
-			l.advance(LinkAskingForSignature)
-		}
-	}
-}
-
-// advance moves the link to a later, non-final state.
-func (l *linkSteps) advance(to LinkState) {
-	if to > l.state && l.state < LinkSigned {
-		l.move(to)
-	}
-}
-
-// move moves the link to state to.
-func (l *linkSteps) move(to LinkState) {
-	if to == l.state {
-		return
-	}
-	l.tr.link(l.state, to)
-	l.state = to
-}
-
 // checkReceipt verifies a receipt: the provider's signature, and that it is
 // for this chunk, object and bag.
-func (p *pusher) checkReceipt(t *target, j *chunkJob, r *wire.Receipt) error {
-	if err := provider.VerifyReceipt(r, t.cand.peer); err != nil {
+func (p *pusher) checkReceipt(t *target, j *chunkJob, r *storepb.Receipt) error {
+	if err := store.VerifyReceipt(r, t.cand.peer); err != nil {
 		return err
 	}
 	if !bytes.Equal(r.GetCid(), j.info.CID.Bytes()) || r.GetObjectId() != p.object || r.GetBagId() != p.bag.String() {
-		return fmt.Errorf("%w: receipt is for chunk %x of object %d in bag %q", provider.ErrBadReceipt, r.GetCid(), r.GetObjectId(), r.GetBagId())
+		return fmt.Errorf("%w: receipt is for chunk %x of object %d in bag %q", store.ErrBadReceipt, r.GetCid(), r.GetObjectId(), r.GetBagId())
 	}
 	return nil
 }
 
 // signed records a verified receipt; stored says the provider already held
 // the chunk.
-func (p *pusher) signed(t *target, j *chunkJob, r *wire.Receipt, stored bool) {
+func (p *pusher) signed(t *target, j *chunkJob, r *storepb.Receipt, stored bool) {
 	t.mu.Lock()
 	t.fails = 0
 	fresh := t.held.set(j.index)
@@ -606,7 +439,7 @@ func (p *pusher) bind(ctx context.Context, chunks []chunker.ChunkInfo) {
 			conn, _, err := p.conn(ctx, t)
 			if err == nil {
 				bctx, cancel := context.WithTimeout(ctx, bindTimeout)
-				err = conn.Bind(bctx, provider.BindRequest{Session: p.session, Bag: p.bag.String(), Object: p.object, Chunks: chunks})
+				err = conn.Bind(bctx, store.BindRequest{Session: p.session, Bag: p.bag.String(), Object: p.object, Chunks: chunks})
 				cancel()
 			}
 			if err != nil {

@@ -15,8 +15,8 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chunker"
-	"github.com/satchel-net/satchel/provider"
-	"github.com/satchel-net/satchel/wire"
+	"github.com/satchel-net/satchel/protocol/store"
+	storepb "github.com/satchel-net/satchel/protocol/store/pb"
 )
 
 // Object is a data object stored by Put, PutFile or Upload.Commit.
@@ -410,14 +410,14 @@ func (c *Client) findPending(ctx context.Context, bag chain.BagID, res *chunker.
 func (c *Client) resumeState(key uploadKey, id chain.ObjectID, res *chunker.Result) (map[peer.ID]bitset, map[peer.ID]bool, error) {
 	held := map[peer.ID]bitset{}
 	now := time.Now().Unix()
-	err := c.journal.receipts(key, func(i int, p peer.ID, r *wire.Receipt) error {
+	err := c.journal.receipts(key, func(i int, p peer.ID, r *storepb.Receipt) error {
 		if i >= len(res.Chunks) || r.GetObjectId() != uint64(id) || r.GetBagId() != key.Bag.String() {
 			return nil
 		}
 		if !slices.Equal(r.GetCid(), res.Chunks[i].CID.Bytes()) || (r.GetExpiryUnix() != 0 && r.GetExpiryUnix() < now) {
 			return nil
 		}
-		if provider.VerifyReceipt(r, p) != nil {
+		if store.VerifyReceipt(r, p) != nil {
 			return nil
 		}
 		b := held[p]

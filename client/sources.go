@@ -14,13 +14,13 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chunker"
-	"github.com/satchel-net/satchel/provider"
+	"github.com/satchel-net/satchel/protocol/fetch"
 )
 
 // Source selection limits.
 const (
 	// perSourceInFlight is how many blocks a download asks one provider for
-	// at once (the fetch protocol's provider.MaxFetchInFlight).
+	// at once (the fetch protocol's fetch.MaxInFlight).
 	perSourceInFlight = 8
 	// sourceFailures is how many failed reads in a row make a provider
 	// skipped for the rest of a download.
@@ -250,7 +250,7 @@ func (errNotHeld) Is(target error) bool { return target == ErrNotFound }
 // isNotFound reports whether a fetch error says the provider does not hold
 // the block (NOT_FOUND).
 func isNotFound(err error) bool {
-	return errors.Is(err, provider.ErrNotServed) || errors.Is(err, ErrNotFound)
+	return errors.Is(err, fetch.ErrNotServed) || errors.Is(err, ErrNotFound)
 }
 
 // verifyBlock checks that data hashes to c, whatever c's codec: a raw

@@ -11,7 +11,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chunker"
-	"github.com/satchel-net/satchel/provider"
+	"github.com/satchel-net/satchel/protocol/store"
 )
 
 // Upload is a streamed upload: an io.Writer whose content is chunked, hashed
@@ -102,7 +102,7 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 	if want == 0 {
 		return nil, chain.Errorf(chain.ErrNoStorageBuckets, "bag %s is in no storage bucket, so nothing would store the object; ask the storage lead to add it to one with update-bag", bag)
 	}
-	session := make([]byte, provider.SessionIDLength)
+	session := make([]byte, store.SessionIDLength)
 	if _, err := rand.Read(session); err != nil {
 		return nil, err
 	}

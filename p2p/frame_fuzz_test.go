@@ -9,7 +9,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/satchel-net/satchel/wire"
+	fetchpb "github.com/satchel-net/satchel/protocol/fetch/pb"
+	storepb "github.com/satchel-net/satchel/protocol/store/pb"
 )
 
 // fuzzMaxFrame is the frame limit FuzzReadMsg reads with: small, so the
@@ -30,8 +31,8 @@ const fuzzMaxFrame = 256
 func FuzzReadMsg(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, newMsg := range []func() proto.Message{
-			func() proto.Message { return new(wire.StoreRequest) },
-			func() proto.Message { return new(wire.FetchRequest) },
+			func() proto.Message { return new(storepb.StoreRequest) },
+			func() proto.Message { return new(fetchpb.FetchRequest) },
 		} {
 			m := newMsg()
 			br := bytes.NewReader(data)

@@ -1,10 +1,10 @@
 package p2p
 
 import (
-	"errors"
-
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/satchel-net/satchel/internal/metricsutil"
 )
 
 // metricsNamespace and metricsSubsystem prefix every collector of this package:
@@ -69,33 +69,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			"Inbound streams reset because their handler returned an error or panicked.", "protocol", "kind"),
 	}
 	var err error
-	if m.peersConnected, err = register(reg, m.peersConnected); err != nil {
+	if m.peersConnected, err = metricsutil.Register(reg, m.peersConnected); err != nil {
 		return nil, err
 	}
 	for _, c := range []**prometheus.CounterVec{
 		&m.framesSent, &m.framesReceived, &m.bytesSent, &m.bytesReceived, &m.frameErrors, &m.handlerErrors,
 	} {
-		if *c, err = register(reg, *c); err != nil {
+		if *c, err = metricsutil.Register(reg, *c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
-}
-
-// register registers c on reg, or returns the equal collector that is already
-// registered there.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return c, err
 }
 
 func (m *metrics) peersDelta(d int) {

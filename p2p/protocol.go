@@ -45,91 +45,150 @@ const (
 const DefaultStreamTimeout = time.Minute
 
 // A HandlerFunc serves one inbound stream. ctx ends at the stream's deadline
-// and when the host closes; reads and writes on s fail after the deadline too.
-// Returning nil closes the stream; returning an error resets it, which the
-// remote side sees as an error rather than a clean end.
+// (when the handler has one), when the handler is removed and when the host
+// closes; reads and writes on s fail after the deadline too. Returning nil
+// closes the stream; returning an error resets it, which the remote side sees
+// as an error rather than a clean end.
 type HandlerFunc func(ctx context.Context, s network.Stream) error
 
+// A HandlerOption configures one SetHandler registration.
+type HandlerOption func(*handlerConfig)
+
+type handlerConfig struct {
+	idle time.Duration // >0: no whole-stream deadline, frames keep it alive
+}
+
+// WithIdleTimeout serves a long-lived protocol: the stream has no overall
+// deadline and its context none either; instead the handler's frame reader and
+// writer (Protocol.NewFrameReader and NewFrameWriter) give every read and write
+// a deadline of d from when it starts, so a stream lives as long as frames move
+// and is given up after d without one.
+func WithIdleTimeout(d time.Duration) HandlerOption {
+	return func(c *handlerConfig) { c.idle = d }
+}
+
 // Protocol registers stream handlers and opens streams on a host, with
-// deadlines, metrics and contained failures. Get it from Host.Protocol. Its
-// methods are safe for concurrent use.
+// deadlines, metrics and contained failures: every Satchel stream protocol is
+// served through it. Get it from Host.Protocol. Its methods are safe for
+// concurrent use.
 type Protocol struct {
 	host    host.Host
 	log     *slog.Logger
 	metrics *metrics
 	timeout time.Duration
 
-	ctx    context.Context // cancelled by shutdown
-	cancel context.CancelFunc
+	mu       sync.Mutex
+	closed   bool
+	handlers map[protocol.ID]*registration
+	running  sync.WaitGroup // handlers in flight, of every registration
+}
 
-	mu      sync.Mutex
-	closed  bool
-	ids     map[protocol.ID]struct{}
-	running sync.WaitGroup // handlers in flight
+// registration is one SetHandler: its context ends when the handler is
+// removed or replaced, or the host closes, and its streams are counted so
+// RemoveHandler can wait for them.
+type registration struct {
+	fn      HandlerFunc
+	cfg     handlerConfig
+	ctx     context.Context
+	cancel  context.CancelFunc
+	running sync.WaitGroup
 }
 
 func newProtocol(h host.Host, log *slog.Logger, m *metrics, timeout time.Duration) *Protocol {
-	ctx, cancel := context.WithCancel(context.Background())
 	return &Protocol{
-		host:    h,
-		log:     log,
-		metrics: m,
-		timeout: timeout,
-		ctx:     ctx,
-		cancel:  cancel,
-		ids:     make(map[protocol.ID]struct{}),
+		host:     h,
+		log:      log,
+		metrics:  m,
+		timeout:  timeout,
+		handlers: make(map[protocol.ID]*registration),
 	}
 }
 
-// SetHandler serves protocol id with fn, replacing an earlier handler of id.
+// SetHandler serves protocol id with fn, replacing (and stopping, as
+// RemoveHandler does) an earlier handler of id.
 //
-// Each inbound stream runs fn in its own goroutine with a context and a stream
-// deadline of the host's stream timeout. When fn returns an error the stream is
-// reset and the error logged at Debug. When fn panics the panic goes no
-// further: the stream is reset and the panic logged at Error with its stack,
-// and the host keeps serving. Once the host is closing, SetHandler does
-// nothing.
-func (p *Protocol) SetHandler(id protocol.ID, fn HandlerFunc) {
+// Each inbound stream runs fn in its own goroutine. By default the stream and
+// its context get a deadline of the host's stream timeout; WithIdleTimeout
+// gives a long-lived protocol per-frame deadlines instead. When fn returns an
+// error the stream is reset and the error logged at Debug and counted. When
+// fn panics the panic goes no further: the stream is reset, the panic logged
+// at Error with its stack and counted (satchel_p2p_handler_failures_total
+// {kind="panic"}), and the host keeps serving. Goroutines a handler starts
+// contain their panics the same way through Go. Once the host is closing,
+// SetHandler does nothing.
+func (p *Protocol) SetHandler(id protocol.ID, fn HandlerFunc, opts ...HandlerOption) {
+	reg := &registration{fn: fn}
+	for _, o := range opts {
+		o(&reg.cfg)
+	}
+	reg.ctx, reg.cancel = context.WithCancel(context.Background())
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.closed {
+		p.mu.Unlock()
+		reg.cancel()
 		return
 	}
-	p.ids[id] = struct{}{}
-	p.host.SetStreamHandler(id, func(s network.Stream) { p.serve(id, fn, s) })
+	old := p.handlers[id]
+	p.handlers[id] = reg
+	p.host.SetStreamHandler(id, func(s network.Stream) { p.serve(id, reg, s) })
+	p.mu.Unlock()
+	if old != nil {
+		old.stop()
+	}
 }
 
-// RemoveHandler stops serving protocol id. Streams already being served run
-// to their end.
+// RemoveHandler stops serving protocol id: new streams are refused, the
+// streams being served are reset (their handlers see ctx end), and
+// RemoveHandler returns when those handlers have returned. A handler must not
+// remove itself.
 func (p *Protocol) RemoveHandler(id protocol.ID) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.ids, id)
-	p.host.RemoveStreamHandler(id)
+	reg := p.handlers[id]
+	if reg != nil {
+		delete(p.handlers, id)
+		p.host.RemoveStreamHandler(id)
+	}
+	p.mu.Unlock()
+	if reg != nil {
+		reg.stop()
+	}
 }
 
-// enter registers a handler run, unless the protocol is shut down.
-func (p *Protocol) enter() bool {
+// stop ends the registration's streams and waits for their handlers.
+func (r *registration) stop() {
+	r.cancel()
+	r.running.Wait()
+}
+
+// enter registers a handler run, unless the protocol is shut down or reg was
+// replaced or removed.
+func (p *Protocol) enter(id protocol.ID, reg *registration) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.closed || p.handlers[id] != reg {
 		return false
 	}
 	p.running.Add(1)
+	reg.running.Add(1)
 	return true
 }
 
-func (p *Protocol) serve(id protocol.ID, fn HandlerFunc, s network.Stream) {
-	if !p.enter() {
+func (p *Protocol) serve(id protocol.ID, reg *registration, s network.Stream) {
+	if !p.enter(id, reg) {
 		_ = s.Reset()
 		return
 	}
 	defer p.running.Done()
+	defer reg.running.Done()
 
-	deadline := time.Now().Add(p.timeout)
-	ctx, cancel := context.WithDeadline(p.ctx, deadline)
+	ctx, cancel := context.WithCancel(reg.ctx)
 	defer cancel()
-	_ = s.SetDeadline(deadline)
+	if reg.cfg.idle <= 0 {
+		deadline := time.Now().Add(p.timeout)
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+		_ = s.SetDeadline(deadline)
+	}
 	// Unblock a handler stuck in a read or write when ctx ends early, as on
 	// Close. Stopped before cancel runs, so a served stream is not reset.
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
@@ -139,19 +198,42 @@ func (p *Protocol) serve(id protocol.ID, fn HandlerFunc, s network.Stream) {
 	defer func() {
 		if r := recover(); r != nil {
 			_ = s.Reset()
-			p.log.Error("stream handler panicked; stream reset",
-				"protocol", id, "remote", remote, "panic", r, "stack", string(debug.Stack()))
-			p.metrics.handlerFailed(id, handlerErrPanic)
+			p.panicked(id, remote, r)
 		}
 	}()
 
-	if err := fn(ctx, s); err != nil {
+	if err := reg.fn(ctx, s); err != nil {
 		_ = s.Reset()
 		p.log.Debug("stream handler failed; stream reset", "protocol", id, "remote", remote, "err", err)
 		p.metrics.handlerFailed(id, handlerErrError)
 		return
 	}
 	_ = s.Close()
+}
+
+// ErrHandlerPanic is what Go reports for a function that panicked.
+var ErrHandlerPanic = errors.New("p2p: handler panicked")
+
+// Go runs fn, on the calling goroutine, as part of serving protocol id: a
+// panic in fn is contained, logged with its stack, counted like a handler's
+// panic, and returned as an error wrapping ErrHandlerPanic. Handlers that
+// spread one stream's work over goroutines run each through Go, so a panic in
+// any of them is contained the way a panic in the handler itself is.
+func (p *Protocol) Go(id protocol.ID, remote peer.ID, fn func()) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.panicked(id, remote, r)
+			err = fmt.Errorf("%w: %v", ErrHandlerPanic, r)
+		}
+	}()
+	fn()
+	return nil
+}
+
+func (p *Protocol) panicked(id protocol.ID, remote peer.ID, r any) {
+	p.log.Error("stream handler panicked; stream reset",
+		"protocol", id, "remote", remote, "panic", r, "stack", string(debug.Stack()))
+	p.metrics.handlerFailed(id, handlerErrPanic)
 }
 
 // NewStream opens a stream to peer p speaking the first of ids it supports,
@@ -216,12 +298,16 @@ func (p *Protocol) ReadMsg(s network.Stream, m proto.Message, maxSize int) error
 func (p *Protocol) shutdown() {
 	p.mu.Lock()
 	p.closed = true
-	for id := range p.ids {
+	regs := make([]*registration, 0, len(p.handlers))
+	for id, reg := range p.handlers {
 		p.host.RemoveStreamHandler(id)
+		regs = append(regs, reg)
 	}
-	clear(p.ids)
+	clear(p.handlers)
 	p.mu.Unlock()
-	p.cancel()
+	for _, reg := range regs {
+		reg.cancel()
+	}
 }
 
 // wait returns when no handler is running. Call after shutdown.

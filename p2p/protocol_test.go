@@ -14,9 +14,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/p2p/testnet"
-	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 const echoProtocol protocol.ID = "/satchel/test-echo/1.0.0"
@@ -328,4 +329,87 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// A long-lived handler (WithIdleTimeout) has no whole-stream deadline: its
+// stream lives while frames move and ends after the idle timeout without
+// one. RemoveHandler resets its streams and returns once they have ended.
+func TestIdleHandlerAndRemove(t *testing.T) {
+	p := newPair(t, p2p.WithStreamTimeout(200*time.Millisecond))
+	server := p.net.Host(1).Protocol()
+	const idle = 2 * time.Second
+	served := make(chan int, 1)
+	var running atomic.Bool
+	server.SetHandler(echoProtocol, func(ctx context.Context, s network.Stream) error {
+		running.Store(true)
+		defer running.Store(false)
+		fr, fw := server.NewFrameReader(s, 1024, idle), server.NewFrameWriter(s, idle)
+		n := 0
+		for {
+			var req wrapperspb.StringValue
+			if err := fr.ReadMsg(&req); err != nil {
+				served <- n
+				return err
+			}
+			n++
+			if err := fw.WriteMsg(wrapperspb.String(strings.ToUpper(req.Value))); err != nil {
+				return err
+			}
+			if err := fw.Flush(); err != nil {
+				return err
+			}
+		}
+	}, p2p.WithIdleTimeout(idle))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	client := p.net.Host(0).Protocol()
+	s, err := client.NewStream(ctx, p.net.Host(1).ID(), echoProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Reset()
+	fr, fw := p2p.NewFrameReader(s, 1024), p2p.NewFrameWriter(s)
+	// Frames keep moving past the host's 200 ms stream timeout.
+	deadline := time.Now().Add(600 * time.Millisecond)
+	for i := 0; time.Now().Before(deadline); i++ {
+		if err := fw.WriteMsg(wrapperspb.String("ping")); err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if err := fw.Flush(); err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		var resp wrapperspb.StringValue
+		if err := fr.ReadMsg(&resp); err != nil || resp.Value != "PING" {
+			t.Fatalf("frame %d: %q, %v (a long-lived stream cut by the whole-stream timeout?)", i, resp.Value, err)
+		}
+	}
+	server.RemoveHandler(echoProtocol)
+	if running.Load() {
+		t.Fatal("RemoveHandler returned while the handler was still running")
+	}
+	select {
+	case n := <-served:
+		if n == 0 {
+			t.Fatal("the handler served no frame")
+		}
+	default:
+		t.Fatal("the handler did not end")
+	}
+	waitMetric(t, p.regs[1], 1, "satchel_p2p_handler_failures_total", "protocol", string(echoProtocol), "kind", "error")
+}
+
+// Go contains a panic in a goroutine a handler started, counts it like a
+// handler's own and returns it as an error.
+func TestGoContainsPanic(t *testing.T) {
+	p := newPair(t)
+	server := p.net.Host(1).Protocol()
+	err := server.Go(echoProtocol, p.net.Host(0).ID(), func() { panic("worker bug") })
+	if !errors.Is(err, p2p.ErrHandlerPanic) || !strings.Contains(err.Error(), "worker bug") {
+		t.Fatalf("Go of a panicking function = %v, want ErrHandlerPanic", err)
+	}
+	waitMetric(t, p.regs[1], 1, "satchel_p2p_handler_failures_total", "protocol", string(echoProtocol), "kind", "panic")
+	if err := server.Go(echoProtocol, p.net.Host(0).ID(), func() {}); err != nil {
+		t.Fatalf("Go of a function that returns: %v", err)
+	}
 }

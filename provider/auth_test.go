@@ -7,8 +7,6 @@ import (
 	"testing"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chunker"
@@ -114,24 +112,5 @@ func TestHoldings(t *testing.T) {
 	}
 	if got := h.bagList(); len(got) != 1 || got[0] != "dynamic:channel:2" {
 		t.Fatalf("bags = %v", got)
-	}
-}
-
-func TestMetadataAddrInfo(t *testing.T) {
-	k, _, _ := crypto.GenerateEd25519Key(nil)
-	id, _ := peer.IDFromPrivateKey(k)
-	k2, _, _ := crypto.GenerateEd25519Key(nil)
-	other, _ := peer.IDFromPrivateKey(k2)
-	pid, addrs, err := MetadataAddrInfo(chain.StorageOperatorMetadata{PeerID: id.String(), Multiaddrs: []string{
-		"/ip4/10.0.0.1/tcp/4001",
-		"/ip4/10.0.0.1/udp/4001/quic-v1/p2p/" + id.String(),
-		"/ip4/10.0.0.2/tcp/4001/p2p/" + other.String(), // another peer's: skipped
-		"not an address",
-	}})
-	if err != nil || pid != id || len(addrs) != 2 || addrs[1].String() != "/ip4/10.0.0.1/udp/4001/quic-v1" {
-		t.Fatalf("MetadataAddrInfo = %s %v %v", pid, addrs, err)
-	}
-	if _, _, err := MetadataAddrInfo(chain.StorageOperatorMetadata{PeerID: "nope"}); err == nil {
-		t.Fatal("a bad peer ID was accepted")
 	}
 }

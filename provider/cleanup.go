@@ -9,6 +9,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/protocol/fetch"
+	"github.com/satchel-net/satchel/protocol/store"
 )
 
 // Cleanup removes what the chain no longer asks the node to keep.
@@ -48,7 +50,7 @@ func (s *Server) removeObject(bag chain.BagID, obj uint64, reason string) bool {
 	// instead, or was pushed to after it) go with it: the upload session
 	// of a gone object holds nothing anyone will bind.
 	s.holdings.remove(obj)
-	if err := s.bs.EndSession(objectSessionID(obj)); err != nil {
+	if err := s.bs.EndSession(store.ObjectSessionID(obj)); err != nil {
 		s.log.Debug("end the removed object's upload session", "bag", bag, "object", obj, "err", err)
 	}
 	if err := s.bs.DeleteObject(obj); err != nil {
@@ -132,11 +134,11 @@ func distinctPeers(ps []chainPeer, self peer.ID) []peer.ID {
 	return out
 }
 
-// holdsAll asks p, in HAVE rounds of at most MaxHaveCIDs, whether it holds
+// holdsAll asks p, in HAVE rounds of at most fetch.MaxHaveCIDs, whether it holds
 // every block. An error means p could not be asked.
 func (s *Server) holdsAll(ctx context.Context, p peer.ID, blocks []cid.Cid) (bool, error) {
-	for start := 0; start < len(blocks); start += MaxHaveCIDs {
-		batch := blocks[start:min(start+MaxHaveCIDs, len(blocks))]
+	for start := 0; start < len(blocks); start += fetch.MaxHaveCIDs {
+		batch := blocks[start:min(start+fetch.MaxHaveCIDs, len(blocks))]
 		hctx, cancel := context.WithTimeout(ctx, s.cfg.fetchTimeout)
 		have, err := s.fetch.Have(hctx, p, batch)
 		cancel()

@@ -14,6 +14,8 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/protocol/fetch"
+	"github.com/satchel-net/satchel/protocol/store"
 	"github.com/satchel-net/satchel/provider/blockstore"
 )
 
@@ -78,9 +80,9 @@ type Server struct {
 	repairs  *repairQueue
 	announce *announcer
 
-	fetch    *FetchClient
-	storeH   *StoreHandler
-	fetchH   *FetchHandler
+	fetch    *fetch.Client
+	storeH   *store.Handler
+	fetchH   *fetch.Handler
 	httpSrv  *http.Server
 	httpAddr net.Addr
 
@@ -198,17 +200,17 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	s.fetch = NewFetchClient(s.h.Libp2p())
-	storeOpts := []StoreOption{WithObjectBound(s.onBound), WithStoreLogger(s.cfg.log)}
-	fetchOpts := []FetchOption{WithCorruptBlock(s.onCorrupt), WithFetchLogger(s.cfg.log)}
+	s.fetch = fetch.NewClient(s.h.Libp2p())
+	storeOpts := []store.HandlerOption{store.WithObjectBound(s.onBound), store.WithLogger(s.cfg.log)}
+	fetchOpts := []fetch.Option{fetch.WithCorruptBlock(s.onCorrupt), fetch.WithLogger(s.cfg.log)}
 	if s.cfg.registerer != nil {
-		storeOpts = append(storeOpts, WithStoreMetrics(s.cfg.registerer))
-		fetchOpts = append(fetchOpts, WithFetchMetrics(s.cfg.registerer))
+		storeOpts = append(storeOpts, store.WithMetrics(s.cfg.registerer))
+		fetchOpts = append(fetchOpts, fetch.WithMetrics(s.cfg.registerer))
 	}
-	s.storeH = NewStoreHandler(s.bs, s.auth, key, storeOpts...)
-	s.fetchH = NewFetchHandler(s.bs, s.policy, fetchOpts...)
-	s.storeH.Register(s.h.Libp2p())
-	s.fetchH.Register(s.h.Libp2p())
+	s.storeH = store.NewHandler(s.bs.ForProtocols(), s.auth, key, storeOpts...)
+	s.fetchH = fetch.NewHandler(s.bs.ForProtocols(), s.policy, fetchOpts...)
+	s.storeH.Register(s.h.Protocol())
+	s.fetchH.Register(s.h.Protocol())
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel

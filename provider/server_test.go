@@ -18,9 +18,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/satchel-net/satchel/chain"
-	"github.com/satchel-net/satchel/chain/node"
+	"github.com/satchel-net/satchel/chain/rpc"
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/protocol/fetch"
 	"github.com/satchel-net/satchel/provider"
 	"github.com/satchel-net/satchel/provider/blockstore"
 	"github.com/satchel-net/satchel/testnet"
@@ -100,7 +101,7 @@ func readBack(t *testing.T, net *testnet.Network, p *testnet.Provider, data []by
 	if err := h.Connect(ctx, p.AddrInfo()); err != nil {
 		t.Fatal(err)
 	}
-	fc := provider.NewFetchClient(h.Libp2p())
+	fc := fetch.NewClient(h.Libp2p())
 	defer fc.Close()
 	for i, c := range res.Chunks {
 		got, err := fc.GetBlock(ctx, p.AddrInfo().ID, c.CID)
@@ -394,7 +395,7 @@ func TestCorruptChunkRepaired(t *testing.T) {
 	if err := h.Connect(ctx, p1.AddrInfo()); err != nil {
 		t.Fatal(err)
 	}
-	fc := provider.NewFetchClient(h.Libp2p())
+	fc := fetch.NewClient(h.Libp2p())
 	defer fc.Close()
 	if _, err := fc.GetBlock(ctx, p1.AddrInfo().ID, victim); err == nil {
 		t.Fatal("a corrupt chunk was served")
@@ -450,7 +451,7 @@ func ExampleNew() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 
-	transport, err := node.Dial("http://127.0.0.1:26657")
+	transport, err := rpc.Dial("http://127.0.0.1:26657")
 	if err != nil {
 		log.Fatal(err)
 	}

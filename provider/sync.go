@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -12,13 +11,11 @@ import (
 	ft "github.com/ipfs/boxo/ipld/unixfs"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/peerstore"
-	ma "github.com/multiformats/go-multiaddr"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chunker"
-	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/protocol/store"
 	"github.com/satchel-net/satchel/provider/blockstore"
 )
 
@@ -281,13 +278,13 @@ func (s *Server) syncObject(ctx context.Context, j syncJob) (int64, error) {
 	// upload session for a BIND that sync has just made moot: the object
 	// holds them now, and they must go when it goes, not at the session's
 	// expiry.
-	if err := s.bs.EndSession(objectSessionID(id)); err != nil {
+	if err := s.bs.EndSession(store.ObjectSessionID(id)); err != nil {
 		s.log.Debug("ending the synced object's upload session failed", "object", id, "err", err)
 	}
 	// Streamed sessions holding nothing but the object's chunks are
 	// uploads that lost this node before they could bind: they go after a
 	// grace, unless they carry on.
-	if _, err := s.bs.ExpireSessionsWithin(id, isClientSessionID, time.Now().Add(s.cfg.orphanGrace)); err != nil {
+	if _, err := s.bs.ExpireSessionsWithin(id, store.IsClientSessionID, time.Now().Add(s.cfg.orphanGrace)); err != nil {
 		s.log.Debug("expiring the synced object's streamed sessions failed", "object", id, "err", err)
 	}
 	s.state.addBag(j.bag)
@@ -363,7 +360,7 @@ func (f *blockFetcher) get(ctx context.Context, c cid.Cid, spread int) ([]byte, 
 func (s *Server) walkDAG(ctx context.Context, f *blockFetcher, root cid.Cid, size uint64) ([]blockstore.ChunkRef, []chunker.Block, error) {
 	var chunks []blockstore.ChunkRef
 	var nodes []chunker.Block
-	maxChunks := uint64(MaxBindChunks)
+	maxChunks := uint64(store.MaxBindChunks)
 	if size > 0 && size < maxChunks {
 		maxChunks = size // every chunk holds at least one byte
 	}
@@ -453,322 +450,4 @@ func (s *Server) fetchChunks(ctx context.Context, f *blockFetcher, chunks []bloc
 	}
 	err := g.Wait()
 	return fetched, err
-}
-
-// peerFinder finds the other providers of a bag: the operators of the
-// bag's other storage buckets as the chain names them, and the peers that
-// announce the bag key on the DHT. The addresses it learns go into the
-// host's peerstore, so streams to the peers can be opened by ID.
-type peerFinder struct {
-	h      *p2p.Host
-	c      chainAPI
-	bucket chain.StorageBucketID
-
-	mu    sync.Mutex
-	cache map[chain.BagID]cachedPeers
-}
-
-type cachedPeers struct {
-	chain []chainPeer
-	all   []peer.ID
-	at    time.Time
-}
-
-// chainPeer is the operator of another storage bucket of a bag, as its
-// published metadata names it.
-type chainPeer struct {
-	ID     peer.ID
-	Bucket chain.StorageBucketID
-}
-
-func newPeerFinder(h *p2p.Host, c chainAPI, bucket chain.StorageBucketID) *peerFinder {
-	return &peerFinder{h: h, c: c, bucket: bucket, cache: map[chain.BagID]cachedPeers{}}
-}
-
-func (f *peerFinder) invalidate(bag chain.BagID) {
-	f.mu.Lock()
-	delete(f.cache, bag)
-	f.mu.Unlock()
-}
-
-func (f *peerFinder) invalidateAll() {
-	f.mu.Lock()
-	clear(f.cache)
-	f.mu.Unlock()
-}
-
-// onChain returns the operators of the bag's storage buckets other than
-// this node's, from the chain, adding their published addresses to the
-// peerstore. An operator running several of the bag's buckets under one
-// peer ID is listed once (with its first bucket): it holds one copy.
-func (f *peerFinder) onChain(ctx context.Context, bag chain.BagID) ([]chainPeer, error) {
-	b, err := f.c.Bag(ctx, bag)
-	if err != nil {
-		return nil, err
-	}
-	var out []chainPeer
-	seen := map[peer.ID]bool{}
-	for _, id := range b.StorageBuckets {
-		if id == f.bucket {
-			continue
-		}
-		bkt, err := f.c.StorageBucket(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		if bkt.OperatorStatus != chain.OperatorActive || bkt.Metadata == nil || bkt.Metadata.PeerID == "" {
-			continue
-		}
-		pid, addrs, err := MetadataAddrInfo(*bkt.Metadata)
-		if err != nil || pid == f.h.ID() {
-			continue
-		}
-		if len(addrs) > 0 {
-			f.h.Libp2p().Peerstore().AddAddrs(pid, addrs, peerstore.AddressTTL)
-		}
-		if seen[pid] {
-			continue
-		}
-		seen[pid] = true
-		out = append(out, chainPeer{ID: pid, Bucket: id})
-	}
-	return out, nil
-}
-
-// chainPeers returns the operators of the bag's other buckets, cached.
-func (f *peerFinder) chainPeers(ctx context.Context, bag chain.BagID) ([]chainPeer, error) {
-	f.mu.Lock()
-	c, ok := f.cache[bag]
-	f.mu.Unlock()
-	if ok && time.Since(c.at) < peerCacheTTL {
-		return c.chain, nil
-	}
-	ps, err := f.onChain(ctx, bag)
-	if err != nil {
-		return nil, err
-	}
-	all := f.withDHT(ctx, bag, ps)
-	f.mu.Lock()
-	f.cache[bag] = cachedPeers{chain: ps, all: all, at: time.Now()}
-	f.mu.Unlock()
-	return ps, nil
-}
-
-// all returns every peer known to provide the bag: the chain's operators
-// first, then the DHT's.
-func (f *peerFinder) all(ctx context.Context, bag chain.BagID) []peer.ID {
-	f.mu.Lock()
-	c, ok := f.cache[bag]
-	f.mu.Unlock()
-	if ok && time.Since(c.at) < peerCacheTTL {
-		return c.all
-	}
-	ps, err := f.onChain(ctx, bag)
-	if err != nil && !errors.Is(err, chain.ErrNotFound) {
-		// The DHT may still know peers; keep going without the chain's.
-		ps = nil
-	}
-	all := f.withDHT(ctx, bag, ps)
-	f.mu.Lock()
-	f.cache[bag] = cachedPeers{chain: ps, all: all, at: time.Now()}
-	f.mu.Unlock()
-	return all
-}
-
-// withDHT adds the bag key's DHT providers to the chain's peers.
-func (f *peerFinder) withDHT(ctx context.Context, bag chain.BagID, ps []chainPeer) []peer.ID {
-	seen := map[peer.ID]bool{f.h.ID(): true}
-	var out []peer.ID
-	for _, p := range ps {
-		if !seen[p.ID] {
-			seen[p.ID] = true
-			out = append(out, p.ID)
-		}
-	}
-	dctx, cancel := context.WithTimeout(ctx, dhtLookupTimeout)
-	defer cancel()
-	found, _ := f.h.FindProviders(dctx, p2p.BagKey(string(bag)), 0)
-	for _, ai := range found {
-		if seen[ai.ID] {
-			continue
-		}
-		seen[ai.ID] = true
-		if len(ai.Addrs) > 0 {
-			f.h.Libp2p().Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.AddressTTL)
-		}
-		out = append(out, ai.ID)
-	}
-	return out
-}
-
-// MetadataAddrInfo reads the peer ID and addresses a storage operator
-// published on chain. Addresses may be given with or without a trailing
-// /p2p/<peer ID>; ones that name another peer or do not parse are skipped.
-func MetadataAddrInfo(md chain.StorageOperatorMetadata) (peer.ID, []ma.Multiaddr, error) {
-	pid, err := peer.Decode(md.PeerID)
-	if err != nil {
-		return "", nil, fmt.Errorf("operator metadata: peer ID %q: %w", md.PeerID, err)
-	}
-	var addrs []ma.Multiaddr
-	for _, s := range md.Multiaddrs {
-		a, err := ma.NewMultiaddr(s)
-		if err != nil {
-			continue
-		}
-		transport, id := peer.SplitAddr(a)
-		if transport == nil || (id != "" && id != pid) {
-			continue
-		}
-		addrs = append(addrs, transport)
-	}
-	return pid, addrs, nil
-}
-
-// repairQueue holds corrupt blocks to fetch again. Blocks no peer could
-// serve wait for the next full reconcile.
-type repairQueue struct {
-	mu      sync.Mutex
-	pending map[cid.Cid]struct{}
-	waiting map[cid.Cid]struct{}
-	wake    chan struct{}
-}
-
-func newRepairQueue() *repairQueue {
-	return &repairQueue{pending: map[cid.Cid]struct{}{}, waiting: map[cid.Cid]struct{}{}, wake: make(chan struct{}, 1)}
-}
-
-func (q *repairQueue) add(c cid.Cid) {
-	q.mu.Lock()
-	q.pending[c] = struct{}{}
-	delete(q.waiting, c)
-	q.mu.Unlock()
-	q.signal()
-}
-
-func (q *repairQueue) signal() {
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (q *repairQueue) take() []cid.Cid {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	out := make([]cid.Cid, 0, len(q.pending))
-	for c := range q.pending {
-		out = append(out, c)
-	}
-	clear(q.pending)
-	slices.SortFunc(out, func(a, b cid.Cid) int { return a.ByteLen() - b.ByteLen() })
-	return out
-}
-
-func (q *repairQueue) fail(c cid.Cid) {
-	q.mu.Lock()
-	q.waiting[c] = struct{}{}
-	q.mu.Unlock()
-}
-
-// retry moves the blocks that found no peer back to pending.
-func (q *repairQueue) retry() {
-	q.mu.Lock()
-	n := len(q.waiting)
-	for c := range q.waiting {
-		q.pending[c] = struct{}{}
-	}
-	clear(q.waiting)
-	q.mu.Unlock()
-	if n > 0 {
-		q.signal()
-	}
-}
-
-func (q *repairQueue) size() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.pending) + len(q.waiting)
-}
-
-// queueQuarantined queues every block the store has quarantined, including
-// those found corrupt before a restart or by reads outside the fetch
-// handler.
-func (s *Server) queueQuarantined() {
-	q, err := s.bs.Quarantined()
-	if err != nil {
-		s.log.Warn("list quarantined blocks", "err", err)
-		return
-	}
-	for _, c := range q {
-		s.repairs.add(c)
-	}
-}
-
-// repairLoop fetches corrupt blocks again from peers.
-func (s *Server) repairLoop(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.repairs.wake:
-		}
-		for _, c := range s.repairs.take() {
-			if ctx.Err() != nil {
-				return
-			}
-			err := s.repairBlock(ctx, c)
-			switch {
-			case err == nil:
-				s.m.repairs.WithLabelValues("ok").Inc()
-			case ctx.Err() != nil:
-				return
-			case errors.Is(err, errNotHeld):
-				s.m.repairs.WithLabelValues("not_held").Inc()
-			default:
-				s.m.repairs.WithLabelValues("failed").Inc()
-				s.log.Warn("repair block failed; retrying at the next reconcile", "cid", c, "err", err)
-				s.repairs.fail(c)
-			}
-		}
-	}
-}
-
-// errNotHeld means a corrupt block belongs to no object the node holds, so
-// there is nothing to repair: the block goes with its quarantine.
-var errNotHeld = errors.New("provider: block belongs to no held object")
-
-// repairBlock fetches block c from a provider of a bag whose object holds
-// it and stores it again.
-func (s *Server) repairBlock(ctx context.Context, c cid.Cid) error {
-	if ok, err := s.bs.Has(c); err == nil && ok {
-		return nil // repaired already, or a duplicate report
-	}
-	objs := s.holdings.objectsOf(c)
-	if len(objs) == 0 {
-		return errNotHeld
-	}
-	bags := map[chain.BagID]bool{}
-	for _, b := range objs {
-		bags[chain.BagID(b)] = true
-	}
-	var errs []error
-	for bag := range bags {
-		peers := s.peers.all(ctx, bag)
-		if len(peers) == 0 {
-			errs = append(errs, fmt.Errorf("bag %s: %w", bag, errNoSource))
-			continue
-		}
-		f := &blockFetcher{s: s, sources: peers}
-		data, err := f.get(ctx, c, 0)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if err := s.bs.Put(c, data); err != nil {
-			return fmt.Errorf("store repaired block %s: %w", c, err)
-		}
-		s.log.Info("repaired corrupt block from a peer", "cid", c, "bag", bag, "bytes", len(data))
-		return nil
-	}
-	return errors.Join(errs...)
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chunker"
-	"github.com/satchel-net/satchel/provider"
+	"github.com/satchel-net/satchel/protocol/store"
 	"github.com/satchel-net/satchel/testnet"
 )
 
@@ -58,7 +58,7 @@ func TestProviderRefusesWhatTheChainDoesNot(t *testing.T) {
 	if err := h.Connect(ctx, p.AddrInfo()); err != nil {
 		t.Fatal(err)
 	}
-	st, err := provider.OpenStore(ctx, h.Libp2p(), p.AddrInfo().ID)
+	st, err := store.Open(ctx, h.Libp2p(), p.AddrInfo().ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,15 +68,15 @@ func TestProviderRefusesWhatTheChainDoesNot(t *testing.T) {
 	corrupt[100] ^= 1
 	for _, tc := range []struct {
 		name string
-		push provider.ChunkPush
+		push store.ChunkPush
 	}{
-		{"object not on chain", provider.ChunkPush{Bag: string(net.Bag), Object: 999, CID: chunk.CID, Data: data}},
-		{"object in another bag", provider.ChunkPush{Bag: string(net.Bag), Object: uint64(elsewhere.ID), CID: chunk.CID, Data: data}},
-		{"bag not assigned to this bucket", provider.ChunkPush{Bag: string(ch.Bag), Object: uint64(elsewhere.ID), CID: chunk.CID, Data: data}},
-		{"bytes not matching the CID", provider.ChunkPush{Bag: string(net.Bag), Object: uint64(obj.ID), CID: chunk.CID, Data: corrupt}},
+		{"object not on chain", store.ChunkPush{Bag: string(net.Bag), Object: 999, CID: chunk.CID, Data: data}},
+		{"object in another bag", store.ChunkPush{Bag: string(net.Bag), Object: uint64(elsewhere.ID), CID: chunk.CID, Data: data}},
+		{"bag not assigned to this bucket", store.ChunkPush{Bag: string(ch.Bag), Object: uint64(elsewhere.ID), CID: chunk.CID, Data: data}},
+		{"bytes not matching the CID", store.ChunkPush{Bag: string(net.Bag), Object: uint64(obj.ID), CID: chunk.CID, Data: corrupt}},
 	} {
 		_, err := st.Push(ctx, tc.push)
-		var refused *provider.RefusedError
+		var refused *store.RefusedError
 		if !errors.As(err, &refused) {
 			t.Errorf("%s: push = %v; want a refusal", tc.name, err)
 			continue

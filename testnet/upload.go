@@ -13,7 +13,7 @@ import (
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/p2p"
-	"github.com/satchel-net/satchel/provider"
+	"github.com/satchel-net/satchel/protocol/store"
 )
 
 // Upload stores data in the network's bag the way a client does, but
@@ -88,7 +88,7 @@ func (n *Network) push(ctx context.Context, h *p2p.Host, p *Provider, obj chain.
 	if err := h.Connect(ctx, ai); err != nil {
 		return fmt.Errorf("testnet: connect to provider %d: %w", p.Index, err)
 	}
-	st, err := provider.OpenStore(ctx, h.Libp2p(), ai.ID)
+	st, err := store.Open(ctx, h.Libp2p(), ai.ID)
 	if err != nil {
 		return fmt.Errorf("testnet: open store stream to provider %d: %w", p.Index, err)
 	}
@@ -98,7 +98,7 @@ func (n *Network) push(ctx context.Context, h *p2p.Host, p *Provider, obj chain.
 		if err != nil {
 			return err
 		}
-		_, err = st.Push(ctx, provider.ChunkPush{
+		_, err = st.Push(ctx, store.ChunkPush{
 			Bag:    string(obj.Bag),
 			Object: uint64(obj.ID),
 			Index:  i,
@@ -110,7 +110,7 @@ func (n *Network) push(ctx context.Context, h *p2p.Host, p *Provider, obj chain.
 			return fmt.Errorf("testnet: push chunk %d to provider %d: %w", i, p.Index, err)
 		}
 	}
-	if err := st.Bind(ctx, provider.BindRequest{Bag: string(obj.Bag), Object: uint64(obj.ID), Chunks: res.Chunks}); err != nil {
+	if err := st.Bind(ctx, store.BindRequest{Bag: string(obj.Bag), Object: uint64(obj.ID), Chunks: res.Chunks}); err != nil {
 		return fmt.Errorf("testnet: bind object %d on provider %d: %w", obj.ID, p.Index, err)
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 	"github.com/cometbft/cometbft/types"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/chain/rpc"
 )
 
 // dropGrace is how many blocks a submitted transaction may be missing from
@@ -175,7 +176,7 @@ func (f *follower) deliver(height int64, txs types.Txs, results []*abci.ExecTxRe
 			var out txOutcome
 			if i >= len(results) {
 				out.err = fmt.Errorf("block %d has no result for tx %X", height, hash)
-			} else if r, err := txResult(results[i]); err != nil {
+			} else if r, err := rpc.TxResult(results[i]); err != nil {
 				out.err = fmt.Errorf("tx %X: %w", hash, err)
 			} else {
 				out.c = chain.Committed{Height: height, TxHash: hash, Result: r}

@@ -29,6 +29,7 @@ import (
 	cmttime "github.com/cometbft/cometbft/types/time"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/chain/rpc"
 )
 
 // validatorPower is the voting power of the validator of a new network.
@@ -360,7 +361,7 @@ func (n *Node) Transport() chain.Transport {
 	if n.run != stateRunning {
 		return stoppedTransport{}
 	}
-	return &localTransport{rpcTransport: rpcTransport{c: n.rpc}, f: n.f}
+	return &localTransport{Conn: rpc.Conn{C: n.rpc, InvalidTx: invalidTx}, f: n.f}
 }
 
 // Home returns the node's home directory.
@@ -428,7 +429,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 
 // FetchStatus returns the status of the node whose RPC listens at rpcURL.
 func FetchStatus(ctx context.Context, rpcURL string) (Status, error) {
-	c, hc, err := dialHTTP(rpcURL)
+	c, hc, err := rpc.DialHTTP(rpcURL)
 	if err != nil {
 		return Status{}, err
 	}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/p2p"
-	"github.com/satchel-net/satchel/provider"
 )
 
 func init() { registerBagCommand(newBagLocateCmd) }
@@ -126,10 +125,10 @@ func locateBag(ctx context.Context, app *App, c *chain.Client, id chain.BagID, b
 		if b.Metadata != nil {
 			bl.PeerID = b.Metadata.PeerID
 			bl.Addrs = append(bl.Addrs, b.Metadata.Multiaddrs...)
-			if pid, addrs, err := provider.MetadataAddrInfo(*b.Metadata); err == nil {
-				byPeer[pid] = bid
-				if len(addrs) > 0 {
-					operators = append(operators, peer.AddrInfo{ID: pid, Addrs: addrs})
+			if ai, err := p2p.ParseAddrInfo(b.Metadata.PeerID, b.Metadata.Multiaddrs); err == nil {
+				byPeer[ai.ID] = bid
+				if len(ai.Addrs) > 0 {
+					operators = append(operators, ai)
 				}
 			}
 		}

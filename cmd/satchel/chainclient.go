@@ -22,6 +22,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chain/node"
+	"github.com/satchel-net/satchel/chain/rpc"
 	"github.com/satchel-net/satchel/internal/units"
 )
 
@@ -224,7 +225,7 @@ func firstLine(s string) string {
 // connectChain returns a client of the node at chain.rpc and a function
 // that releases it.
 func connectChain(cfg Config) (*chain.Client, func(), error) {
-	t, err := node.Dial(cfg.Chain.RPC)
+	t, err := rpc.Dial(cfg.Chain.RPC)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -484,9 +485,9 @@ func explainNode(app *App, cfg Config, err error, tc *txContext, within time.Dur
 	switch {
 	case errors.Is(err, node.ErrDropped):
 		return fmt.Errorf("%w; another transaction of this account probably used its nonce first: run the command again to sign and submit it anew", err)
-	case errors.Is(err, node.ErrDuplicateTx):
+	case errors.Is(err, rpc.ErrDuplicateTx):
 		return fmt.Errorf("%w; wait a few blocks and check whether it committed before you run the command again", err)
-	case errors.Is(err, node.ErrCatchingUp):
+	case errors.Is(err, rpc.ErrCatchingUp):
 		return fmt.Errorf("%w; wait until `satchel chain status` no longer says catching up, or set chain.rpc in %s to a node that has caught up", err, app.ConfigPath)
 	}
 	return err
@@ -510,7 +511,7 @@ func fromNode(err error, cfg Config) bool {
 	}
 	rpc := cfg.Chain.RPC
 	if !strings.Contains(rpc, "://") {
-		rpc = "http://" + rpc // as node.Dial reads it
+		rpc = "http://" + rpc // as rpc.Dial reads it
 	}
 	want, err1 := url.Parse(rpc)
 	got, err2 := url.Parse(ue.URL)

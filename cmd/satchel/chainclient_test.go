@@ -21,6 +21,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chain/node"
+	"github.com/satchel-net/satchel/chain/rpc"
 )
 
 // testChain is a real single-validator chain with its RPC on loopback, a
@@ -479,8 +480,8 @@ func TestExplain(t *testing.T) {
 			[]string{"`satchel storage leader set-uploading-blocked off`"}},
 		{"dropped", fmt.Errorf("%w (tx AB)", node.ErrDropped), node.ErrDropped,
 			[]string{"dropped from the mempool", "run the command again to sign and submit it anew"}},
-		{"duplicate", node.ErrDuplicateTx, node.ErrDuplicateTx, []string{"check whether it committed before you run the command again"}},
-		{"catching up", node.ErrCatchingUp, node.ErrCatchingUp,
+		{"duplicate", rpc.ErrDuplicateTx, rpc.ErrDuplicateTx, []string{"check whether it committed before you run the command again"}},
+		{"catching up", rpc.ErrCatchingUp, rpc.ErrCatchingUp,
 			[]string{"`satchel chain status`", "set chain.rpc in satchel.yml"}},
 	}
 	for _, tt := range tests {

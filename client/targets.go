@@ -1,0 +1,118 @@
+package client
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/satchel-net/satchel/chunker"
+)
+
+// The pieces an upload moves chunks with: the providers it pushes to
+// (targets), the chunks on their way, and the bounded pool of chunk buffers
+// that is the upload's memory bound.
+
+// bitset is a growable set of chunk indexes.
+type bitset []uint64
+
+func (b bitset) has(i int) bool {
+	w := i / 64
+	return w < len(b) && b[w]&(1<<(uint(i)%64)) != 0
+}
+
+func (b *bitset) set(i int) bool {
+	w := i / 64
+	for len(*b) <= w {
+		*b = append(*b, 0)
+	}
+	if (*b)[w]&(1<<(uint(i)%64)) != 0 {
+		return false
+	}
+	(*b)[w] |= 1 << (uint(i) % 64)
+	return true
+}
+
+// target is one provider an upload pushes every chunk to.
+type target struct {
+	cand candidate
+
+	mu    sync.Mutex
+	conn  storeConn
+	gen   int // conn generation, so one failure resets the stream once
+	held  bitset
+	nheld int
+	dead  error
+	bound bool
+	fails int // failed links in a row
+
+	queue chan *chunkJob
+}
+
+func (t *target) alive() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.dead == nil
+}
+
+func (t *target) has(i int) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.held.has(i)
+}
+
+func (t *target) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.nheld
+}
+
+// chunkJob is one chunk on its way to one or more targets. Its buffer goes
+// back to the pool when the last target is done with it.
+type chunkJob struct {
+	index int
+	info  chunker.ChunkInfo
+	data  []byte
+	proof chunker.Proof
+	refs  atomic.Int32
+	pool  *bufPool
+}
+
+func (j *chunkJob) done() {
+	if j.refs.Add(-1) == 0 && j.pool != nil {
+		j.pool.put(j.data)
+	}
+}
+
+// bufPool hands out at most n chunk buffers: the upload's memory bound.
+type bufPool struct {
+	size  int
+	free  chan []byte
+	avail chan struct{}
+}
+
+func newBufPool(n, size int) *bufPool {
+	p := &bufPool{size: size, free: make(chan []byte, n), avail: make(chan struct{}, n)}
+	for range n {
+		p.avail <- struct{}{}
+	}
+	return p
+}
+
+// get returns a buffer of the pool's size, waiting while all are in use.
+func (p *bufPool) get(ctx context.Context) ([]byte, error) {
+	select {
+	case b := <-p.free:
+		return b[:p.size], nil
+	default:
+	}
+	select {
+	case b := <-p.free:
+		return b[:p.size], nil
+	case <-p.avail:
+		return make([]byte, p.size), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (p *bufPool) put(b []byte) { p.free <- b }

@@ -1,0 +1,461 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/protocol/fetch/pb"
+)
+
+// Client reads blocks from providers over /satchel/fetch/1.0.0. It
+// keeps one stream per provider, reused across calls, with up to
+// MaxInFlight requests pipelined on it; calls beyond that wait. It is
+// safe for concurrent use; Close releases the streams.
+type Client struct {
+	h host.Host
+
+	mu      sync.Mutex
+	closed  bool
+	conns   map[peer.ID]*fetchConn
+	opening map[peer.ID]chan struct{} // closed when the stream being opened is ready or failed
+	wg      sync.WaitGroup            // reader goroutines
+}
+
+// NewClient returns a Client opening streams from h.
+func NewClient(h host.Host) *Client {
+	return &Client{h: h, conns: make(map[peer.ID]*fetchConn), opening: make(map[peer.ID]chan struct{})}
+}
+
+// Have asks p which of cids it holds and serves, one flag per CID in order.
+// Lists longer than MaxHaveCIDs are asked in several requests.
+func (f *Client) Have(ctx context.Context, p peer.ID, cids []cid.Cid) ([]bool, error) {
+	out := make([]bool, 0, len(cids))
+	for start := 0; start < len(cids) || start == 0; start += MaxHaveCIDs {
+		batch := cids[start:min(start+MaxHaveCIDs, len(cids))]
+		req := &pb.HaveRequest{Cids: make([][]byte, len(batch))}
+		for i, c := range batch {
+			req.Cids[i] = c.Bytes()
+		}
+		r, err := f.call(ctx, p, &pb.FetchRequest{Body: &pb.FetchRequest_Have{Have: req}})
+		if err != nil {
+			return nil, err
+		}
+		if err := fetchStatusErr(r, "have"); err != nil {
+			return nil, err
+		}
+		if len(r.Have) != len(batch) {
+			return nil, fmt.Errorf("%w: %s answered %d flags for %d CIDs", ErrProtocol, p, len(r.Have), len(batch))
+		}
+		out = append(out, r.Have...)
+		if len(cids) == 0 {
+			break
+		}
+	}
+	return out, nil
+}
+
+// GetBlock reads the whole block c from p and verifies it against c: bytes
+// that do not match give an error wrapping ErrCIDMismatch (a lying or
+// corrupt provider; try another).
+func (f *Client) GetBlock(ctx context.Context, p peer.ID, c cid.Cid) ([]byte, error) {
+	data, size, err := f.GetRange(ctx, p, c, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	// The announced size is the peer's word: bound it before collecting
+	// replies, so a lying peer cannot make us buffer without end.
+	if size > MaxBlockSize {
+		return nil, fmt.Errorf("%w: %s announced %d bytes for %s, over the %d-byte block limit", ErrBlockTooLarge, p, size, c, MaxBlockSize)
+	}
+	for uint64(len(data)) < size { // a block larger than one reply
+		more, again, err := f.GetRange(ctx, p, c, uint64(len(data)), 0)
+		if err != nil {
+			return nil, err
+		}
+		if again != size {
+			return nil, fmt.Errorf("%w: %s announced %d bytes for %s, then %d", ErrProtocol, p, size, c, again)
+		}
+		if len(more) == 0 {
+			return nil, fmt.Errorf("%w: %s sent no bytes at offset %d of %s", ErrProtocol, p, len(data), c)
+		}
+		data = append(data, more...)
+	}
+	if uint64(len(data)) != size {
+		return nil, fmt.Errorf("%w: %s sent %d bytes of %s, announced %d", ErrCIDMismatch, p, len(data), c, size)
+	}
+	if err := chunker.VerifyChunk(c, data); err != nil {
+		return nil, fmt.Errorf("fetch: block from %s: %w", p, err)
+	}
+	return data, nil
+}
+
+// GetRange reads up to n bytes of block c from p starting at off (n = 0:
+// to the end), at most MaxGetBytes, and returns them with the block's whole
+// size. A range cannot be verified against the CID; read whole blocks
+// (GetBlock) to verify.
+func (f *Client) GetRange(ctx context.Context, p peer.ID, c cid.Cid, off, n uint64) (data []byte, size uint64, err error) {
+	if n > MaxGetBytes {
+		return nil, 0, fmt.Errorf("fetch: get: %d bytes exceed the %d-byte limit of one request", n, MaxGetBytes)
+	}
+	r, err := f.call(ctx, p, &pb.FetchRequest{Body: &pb.FetchRequest_Get{Get: &pb.GetRequest{Cid: c.Bytes(), Offset: off, Length: n}}})
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := fetchStatusErr(r, "get "+c.String()); err != nil {
+		return nil, 0, err
+	}
+	want := r.Size - min(off, r.Size)
+	if n != 0 {
+		want = min(want, n)
+	}
+	want = min(want, MaxGetBytes)
+	if uint64(len(r.Data)) != want {
+		return nil, 0, fmt.Errorf("%w: %s sent %d bytes of %s at %d, expected %d of %d", ErrProtocol, p, len(r.Data), c, off, want, r.Size)
+	}
+	return r.Data, r.Size, nil
+}
+
+func fetchStatusErr(r *pb.FetchReply, what string) error {
+	switch r.Status {
+	case pb.FetchStatus_FETCH_STATUS_OK:
+		return nil
+	case pb.FetchStatus_FETCH_STATUS_NOT_FOUND:
+		return fmt.Errorf("%w: %s: %s", ErrNotServed, what, r.Reason)
+	case pb.FetchStatus_FETCH_STATUS_FAILED:
+		return fmt.Errorf("%w: %s: %s", ErrBlockFailed, what, r.Reason)
+	case pb.FetchStatus_FETCH_STATUS_REFUSED:
+		return fmt.Errorf("%w: %s: %s", ErrRefused, what, r.Reason)
+	default:
+		return fmt.Errorf("%w: %s: status %v", ErrProtocol, what, r.Status)
+	}
+}
+
+// Close closes every stream and waits for their readers. Calls in flight
+// fail; later calls fail with ErrStreamClosed.
+func (f *Client) Close() error {
+	f.mu.Lock()
+	f.closed = true
+	conns := f.conns
+	f.conns = make(map[peer.ID]*fetchConn)
+	f.mu.Unlock()
+	for _, c := range conns {
+		c.fail(fmt.Errorf("%w: client closed", ErrStreamClosed))
+		_ = c.s.Reset()
+	}
+	f.wg.Wait()
+	return nil
+}
+
+// call sends one request and returns its reply, retrying once on a fresh
+// stream when a reused stream turned out dead before answering (the
+// provider closes idle streams).
+func (f *Client) call(ctx context.Context, p peer.ID, req *pb.FetchRequest) (*pb.FetchReply, error) {
+	for attempt := 0; ; attempt++ {
+		c, fresh, err := f.conn(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		r, answered, err := c.call(ctx, req)
+		if err == nil {
+			return r, nil
+		}
+		if answered || fresh || attempt > 0 || ctx.Err() != nil || !errors.Is(err, ErrStreamClosed) {
+			return nil, err
+		}
+	}
+}
+
+// conn returns the stream to p, opening one if there is none or it failed;
+// fresh reports a stream just opened. Only one caller opens a stream to a
+// peer at a time; the others wait for it, and a slow dial to one peer holds
+// up no other.
+func (f *Client) conn(ctx context.Context, p peer.ID) (c *fetchConn, fresh bool, err error) {
+	c, done, err := f.claim(ctx, p)
+	if c != nil || err != nil {
+		return c, false, err
+	}
+	defer func() {
+		f.mu.Lock()
+		delete(f.opening, p)
+		f.mu.Unlock()
+		close(done)
+	}()
+	if c, err = f.dial(ctx, p); err != nil {
+		return nil, false, err
+	}
+	return c, true, nil
+}
+
+// claim returns the usable stream to p or, when there is none, makes the
+// caller the one to open it: it returns done, to close once the stream is
+// ready or failed. Meanwhile another caller opening one is waited for.
+func (f *Client) claim(ctx context.Context, p peer.ID) (*fetchConn, chan struct{}, error) {
+	for {
+		f.mu.Lock()
+		if f.closed {
+			f.mu.Unlock()
+			return nil, nil, fmt.Errorf("%w: client closed", ErrStreamClosed)
+		}
+		if c := f.conns[p]; c != nil {
+			if c.usable() {
+				f.mu.Unlock()
+				return c, nil, nil
+			}
+			delete(f.conns, p)
+			c.close()
+		}
+		wait, busy := f.opening[p]
+		if !busy {
+			done := make(chan struct{})
+			f.opening[p] = done
+			f.mu.Unlock()
+			return nil, done, nil
+		}
+		f.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+	}
+}
+
+// dial opens a stream to p, records it as p's and starts its reader.
+func (f *Client) dial(ctx context.Context, p peer.ID) (*fetchConn, error) {
+	s, err := f.h.NewStream(ctx, p, p2p.FetchProtocol)
+	if err != nil {
+		return nil, fmt.Errorf("fetch: open stream to %s: %w", p, err)
+	}
+	c := &fetchConn{
+		p:      p,
+		s:      s,
+		fw:     p2p.NewFrameWriter(s),
+		slots:  make(chan struct{}, MaxInFlight),
+		failed: make(chan struct{}),
+		used:   time.Now(),
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		_ = s.Reset()
+		return nil, fmt.Errorf("%w: client closed", ErrStreamClosed)
+	}
+	f.conns[p] = c
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		c.readLoop()
+	}()
+	return c, nil
+}
+
+// fetchConn is one pipelined fetch stream to a provider.
+type fetchConn struct {
+	p  peer.ID
+	s  network.Stream
+	fw *p2p.FrameWriter
+
+	wmu   sync.Mutex // serialises writes; appending to queue happens under it too
+	slots chan struct{}
+
+	mu     sync.Mutex
+	queue  []*fetchCall // requests sent, in order, awaiting replies
+	nextID uint64
+	err    error
+	failed chan struct{}
+	used   time.Time
+}
+
+type fetchCall struct {
+	id    uint64
+	reply chan *pb.FetchReply // cap 1
+}
+
+// usable reports whether the stream can take another request: not failed,
+// and not idle so long that the provider may be closing it.
+func (c *fetchConn) usable() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err == nil && (len(c.queue) > 0 || time.Since(c.used) < IdleTimeout/2)
+}
+
+func (c *fetchConn) close() {
+	c.fail(fmt.Errorf("%w: idle", ErrStreamClosed))
+	_ = c.s.Close()
+}
+
+func (c *fetchConn) fail(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.err = err
+		close(c.failed)
+	}
+}
+
+func (c *fetchConn) failure() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// call sends req and waits for its reply. answered reports whether the
+// provider answered anything on this stream since the request was sent
+// (a failure before that may be retried on a new stream).
+func (c *fetchConn) call(ctx context.Context, req *pb.FetchRequest) (*pb.FetchReply, bool, error) {
+	select {
+	case c.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	case <-c.failed:
+		return nil, false, c.failure()
+	}
+	call := &fetchCall{reply: make(chan *pb.FetchReply, 1)}
+	c.wmu.Lock()
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		c.wmu.Unlock()
+		<-c.slots
+		return nil, false, err
+	}
+	c.nextID++
+	call.id = c.nextID
+	req.Id = call.id
+	if len(c.queue) == 0 {
+		_ = c.s.SetReadDeadline(time.Now().Add(IdleTimeout))
+	}
+	c.queue = append(c.queue, call)
+	c.used = time.Now()
+	c.mu.Unlock()
+	_ = c.s.SetWriteDeadline(time.Now().Add(IdleTimeout))
+	err := c.fw.WriteMsg(req)
+	if err == nil {
+		err = c.fw.Flush()
+	}
+	c.wmu.Unlock()
+	if err != nil {
+		c.fail(fmt.Errorf("%w: write to %s: %w", ErrStreamClosed, c.p, err))
+		_ = c.s.Reset()
+		return nil, false, c.failure()
+	}
+	select {
+	case r := <-call.reply:
+		return r, true, nil
+	case <-c.failed:
+		select {
+		case r := <-call.reply:
+			return r, true, nil
+		default:
+		}
+		return nil, false, c.failure()
+	case <-ctx.Done():
+		// The reader discards the reply when it comes.
+		return nil, false, ctx.Err()
+	}
+}
+
+// readLoop hands replies, which come in request order, to their calls.
+func (c *fetchConn) readLoop() {
+	fr := p2p.NewFrameReader(c.s, MaxFrame)
+	for {
+		var r pb.FetchReply
+		err := readFetchReply(fr, &r)
+		if err != nil {
+			c.fail(p2p.ReadFailure(c.p, err))
+			_ = c.s.Reset()
+			return
+		}
+		c.mu.Lock()
+		if len(c.queue) == 0 || c.queue[0].id != r.Id {
+			c.mu.Unlock()
+			c.fail(fmt.Errorf("%w: %s answered request %d out of order", ErrProtocol, c.p, r.Id))
+			_ = c.s.Reset()
+			return
+		}
+		call := c.queue[0]
+		c.queue[0] = nil
+		c.queue = c.queue[1:]
+		if len(c.queue) == 0 {
+			_ = c.s.SetReadDeadline(time.Time{})
+		} else {
+			_ = c.s.SetReadDeadline(time.Now().Add(IdleTimeout))
+		}
+		c.used = time.Now()
+		c.mu.Unlock()
+		call.reply <- &r
+		<-c.slots
+	}
+}
+
+// readFetchReply reads one FetchReply frame, checking the announced length
+// against MaxFrame before allocating, and decodes it without copying the
+// data bytes out of the frame.
+func readFetchReply(fr *p2p.FrameReader, r *pb.FetchReply) error {
+	body, err := fr.ReadFrame()
+	if err != nil {
+		return err
+	}
+	if decodeFetchData(body, r) {
+		return nil
+	}
+	if err := proto.Unmarshal(body, r); err != nil {
+		return fmt.Errorf("%w: undecodable fetch reply of %d bytes: %w", ErrProtocol, len(body), err)
+	}
+	return nil
+}
+
+// decodeFetchData decodes a FetchReply of id, status, reason, data and size
+// only, aliasing data into body; false means decode it with proto.Unmarshal.
+func decodeFetchData(body []byte, r *pb.FetchReply) bool {
+	for len(body) > 0 {
+		num, typ, n := protowire.ConsumeTag(body)
+		if n < 0 {
+			return false
+		}
+		body = body[n:]
+		switch {
+		case typ == protowire.VarintType && (num == 1 || num == 2 || num == 6):
+			v, m := protowire.ConsumeVarint(body)
+			if m < 0 {
+				return false
+			}
+			body = body[m:]
+			switch num {
+			case 1:
+				r.Id = v
+			case 2:
+				r.Status = pb.FetchStatus(int32(v))
+			case 6:
+				r.Size = v
+			}
+		case typ == protowire.BytesType && (num == 3 || num == 5):
+			v, m := protowire.ConsumeBytes(body)
+			if m < 0 {
+				return false
+			}
+			body = body[m:]
+			if num == 3 {
+				r.Reason = string(v)
+			} else {
+				r.Data = v
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,305 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/protocol/fetch/pb"
+)
+
+// Blocks is what the handler reads: the node's block store. Get returns the
+// block's bytes verified against c, or an error wrapping ErrNotFound (not
+// held) or ErrCorrupt (held but damaged, and quarantined by then).
+type Blocks interface {
+	Has(c cid.Cid) (bool, error)
+	Get(c cid.Cid) ([]byte, error)
+}
+
+// Policy decides which blocks a provider serves: only blocks of objects in
+// bags the node stores. The node implements it.
+type Policy interface {
+	Serves(ctx context.Context, c cid.Cid) bool
+}
+
+// Handler serves /satchel/fetch/1.0.0 from a node's blocks: HAVE answers
+// which blocks it holds and serves, GET sends a block's bytes (or a range),
+// read and verified against the CID on every request. A block found corrupt
+// is answered FAILED and reported through WithCorruptBlock so the node
+// repairs it from a peer.
+type Handler struct {
+	blocks  Blocks
+	policy  Policy
+	cfg     config
+	log     *slog.Logger
+	metrics *metrics
+
+	mu    sync.Mutex
+	proto *p2p.Protocol // where it is registered
+}
+
+// Option configures NewHandler.
+type Option func(*config)
+
+type config struct {
+	onCorrupt func(cid.Cid)
+	reg       prometheus.Registerer
+	log       *slog.Logger
+}
+
+// WithCorruptBlock sets fn, called (from the serving goroutine; it must not
+// block for long) with every block found corrupt while serving. The node
+// should fetch it again from a peer.
+func WithCorruptBlock(fn func(c cid.Cid)) Option {
+	return func(c *config) { c.onCorrupt = fn }
+}
+
+// WithMetrics registers the handler's Prometheus collectors on reg:
+// satchel_provider_fetch_requests_total{kind,status} and
+// satchel_provider_fetch_bytes_out_total.
+func WithMetrics(reg prometheus.Registerer) Option {
+	return func(c *config) { c.reg = reg }
+}
+
+// WithLogger sets the handler's logger (records carry component=fetch); the
+// default is slog.Default(). It logs at Debug, and at Warn for a corrupt
+// block.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) { c.log = l }
+}
+
+// NewHandler returns a handler serving the blocks policy allows. Register it
+// on a host's stream framework.
+func NewHandler(blocks Blocks, policy Policy, opts ...Option) *Handler {
+	var cfg config
+	for _, o := range opts {
+		o(&cfg)
+	}
+	log := cfg.log
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Handler{
+		blocks:  blocks,
+		policy:  policy,
+		cfg:     cfg,
+		log:     log.With("component", "fetch"),
+		metrics: newMetrics(cfg.reg),
+	}
+}
+
+// Register serves the fetch protocol on p (a host's Protocol).
+func (h *Handler) Register(p *p2p.Protocol) {
+	h.mu.Lock()
+	h.proto = p
+	h.mu.Unlock()
+	p.SetHandler(p2p.FetchProtocol, h.serveStream, p2p.WithIdleTimeout(IdleTimeout))
+}
+
+// Close stops serving: the handler is removed, the streams being served are
+// reset, and Close returns when their goroutines have. It is idempotent.
+func (h *Handler) Close() error {
+	h.mu.Lock()
+	p := h.proto
+	h.proto = nil
+	h.mu.Unlock()
+	if p != nil {
+		p.RemoveHandler(p2p.FetchProtocol)
+	}
+	return nil
+}
+
+// job is one request being answered; replies go out in request order.
+type job struct {
+	done  chan struct{}
+	reply *pb.FetchReply
+}
+
+// stream is one stream being served.
+type stream struct {
+	h     *Handler
+	proto *p2p.Protocol
+	s     network.Stream
+}
+
+// serveStream answers the requests of one stream. Replies are prepared
+// concurrently, up to MaxInFlight ahead, and written in order.
+func (h *Handler) serveStream(ctx context.Context, s network.Stream) error {
+	h.mu.Lock()
+	st := &stream{h: h, proto: h.proto, s: s}
+	h.mu.Unlock()
+	if st.proto == nil {
+		return errors.New("fetch: handler closed")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	queue := make(chan *job, MaxInFlight)
+	writerErr := make(chan error, 1)
+	go func() { writerErr <- st.writeReplies(queue, cancel) }()
+
+	var workers sync.WaitGroup
+	err := st.readRequests(ctx, queue, &workers)
+	close(queue)
+	if err != nil {
+		cancel()
+	}
+	workers.Wait()
+	if werr := <-writerErr; err == nil {
+		err = werr
+	}
+	return err
+}
+
+// readRequests reads requests until the reader closes its side or the
+// stream idles, queueing a job for each and preparing its reply on a
+// goroutine counted by workers. A panic while preparing a reply is
+// contained by the framework and answered FAILED.
+func (st *stream) readRequests(ctx context.Context, queue chan<- *job, workers *sync.WaitGroup) error {
+	fr := st.proto.NewFrameReader(st.s, MaxFrame, IdleTimeout)
+	remote := st.s.Conn().RemotePeer()
+	for {
+		var req pb.FetchRequest
+		if err := fr.ReadMsg(&req); err != nil {
+			if errors.Is(err, io.EOF) || p2p.IsTimeout(err) {
+				return nil // closed, or idle: end cleanly
+			}
+			return err
+		}
+		j := &job{done: make(chan struct{})}
+		select {
+		case queue <- j:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			defer close(j.done)
+			err := st.proto.Go(p2p.FetchProtocol, remote, func() { j.reply = st.h.answer(ctx, &req) })
+			if err != nil {
+				j.reply = &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_FAILED, Reason: "internal error"}
+			}
+			j.reply.Id = req.Id
+		}()
+	}
+}
+
+// writeReplies writes the jobs' replies in queue order as each is ready.
+// After a write error it cancels the stream's work, resets the stream and
+// drains the queue; it returns that error.
+func (st *stream) writeReplies(queue <-chan *job, cancel context.CancelFunc) error {
+	fw := st.proto.NewFrameWriter(st.s, IdleTimeout)
+	var err error
+	for j := range queue {
+		<-j.done
+		if err != nil {
+			continue // drain
+		}
+		if err = writeFetchReply(fw, j.reply); err == nil {
+			err = fw.Flush()
+		}
+		if err != nil {
+			cancel()
+			_ = st.s.Reset()
+		}
+	}
+	return err
+}
+
+// answer prepares the reply to one request.
+func (h *Handler) answer(ctx context.Context, req *pb.FetchRequest) *pb.FetchReply {
+	switch body := req.Body.(type) {
+	case *pb.FetchRequest_Have:
+		r := h.have(ctx, body.Have)
+		h.metrics.request("have", r.Status)
+		return r
+	case *pb.FetchRequest_Get:
+		r := h.get(ctx, body.Get)
+		h.metrics.request("get", r.Status)
+		if r.Status == pb.FetchStatus_FETCH_STATUS_OK {
+			h.metrics.bytesOut.Add(float64(len(r.Data)))
+		}
+		return r
+	default:
+		h.metrics.request("unknown", pb.FetchStatus_FETCH_STATUS_REFUSED)
+		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED, Reason: "request has no body"}
+	}
+}
+
+func (h *Handler) have(ctx context.Context, req *pb.HaveRequest) *pb.FetchReply {
+	if len(req.Cids) > MaxHaveCIDs {
+		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED,
+			Reason: fmt.Sprintf("%d CIDs exceed the %d-CID limit of one HAVE", len(req.Cids), MaxHaveCIDs)}
+	}
+	flags := make([]bool, len(req.Cids))
+	for i, b := range req.Cids {
+		c, err := cid.Cast(b)
+		if err != nil {
+			continue
+		}
+		held, err := h.blocks.Has(c)
+		flags[i] = err == nil && held && h.policy.Serves(ctx, c)
+	}
+	return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_OK, Have: flags}
+}
+
+func (h *Handler) get(ctx context.Context, req *pb.GetRequest) *pb.FetchReply {
+	c, err := cid.Cast(req.Cid)
+	if err != nil {
+		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED, Reason: fmt.Sprintf("invalid CID: %v", err)}
+	}
+	if !h.policy.Serves(ctx, c) {
+		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_NOT_FOUND, Reason: fmt.Sprintf("%s is not in a bag this node stores", c)}
+	}
+	data, err := h.blocks.Get(c)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_NOT_FOUND, Reason: fmt.Sprintf("%s is not held", c)}
+	case errors.Is(err, ErrCorrupt):
+		h.log.Warn("corrupt block found while serving", "cid", c)
+		if h.cfg.onCorrupt != nil {
+			h.cfg.onCorrupt(c)
+		}
+		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_FAILED, Reason: fmt.Sprintf("%s is corrupt here and being repaired; read it from another provider", c)}
+	case err != nil:
+		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_FAILED, Reason: fmt.Sprintf("%s cannot be read: %v", c, err)}
+	}
+	size := uint64(len(data))
+	if req.Offset > size {
+		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED, Size: size,
+			Reason: fmt.Sprintf("offset %d is past the end of the %d-byte block", req.Offset, size)}
+	}
+	n := size - req.Offset
+	if req.Length != 0 {
+		n = min(n, req.Length)
+	}
+	n = min(n, MaxGetBytes)
+	return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_OK, Data: data[req.Offset : req.Offset+n], Size: size}
+}
+
+// writeFetchReply writes a reply; one carrying data is encoded by hand so the
+// block's bytes go out without a copy into a marshalled message.
+func writeFetchReply(w *p2p.FrameWriter, r *pb.FetchReply) error {
+	if len(r.Data) < 64<<10 {
+		return w.WriteMsg(r)
+	}
+	var hdr []byte
+	hdr = protowire.AppendTag(hdr, 1, protowire.VarintType)
+	hdr = protowire.AppendVarint(hdr, r.Id)
+	hdr = protowire.AppendTag(hdr, 2, protowire.VarintType)
+	hdr = protowire.AppendVarint(hdr, uint64(r.Status))
+	hdr = protowire.AppendTag(hdr, 6, protowire.VarintType)
+	hdr = protowire.AppendVarint(hdr, r.Size)
+	hdr = protowire.AppendTag(hdr, 5, protowire.BytesType)
+	hdr = protowire.AppendVarint(hdr, uint64(len(r.Data)))
+	return w.WriteFrame(hdr, r.Data)
+}

@@ -1,0 +1,33 @@
+package fetch
+
+import (
+	"time"
+
+	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/p2p"
+)
+
+// Limits of the fetch protocol (docs/PROTOCOL.md). Both sides enforce them; a
+// peer that exceeds a frame limit has its stream reset.
+const (
+	// MaxFrame is the largest frame either side reads: a 4 MiB payload plus
+	// room for the fields around it. The length prefix is checked against it
+	// before anything is allocated.
+	MaxFrame = p2p.DefaultMaxFrame
+	// MaxBlockSize is the largest block Client.GetBlock accepts: a chunk of
+	// up to chunker.MaxChunkSize. Interior DAG nodes (at most
+	// chunker.MaxLinks links) are far smaller. A larger announced size is
+	// refused before any reply is buffered.
+	MaxBlockSize = chunker.MaxChunkSize
+	// MaxHaveCIDs is the most CIDs one HAVE request may ask about.
+	MaxHaveCIDs = 1024
+	// MaxGetBytes is the most bytes one GET reply carries.
+	MaxGetBytes = 4 << 20
+	// MaxInFlight is how many requests a reader keeps pipelined on one
+	// stream, and how many replies a provider prepares ahead per stream.
+	MaxInFlight = 8
+	// IdleTimeout is how long a stream may sit with no frame moving while
+	// work is pending before it is reset; a provider closes a stream idle
+	// that long.
+	IdleTimeout = 30 * time.Second
+)

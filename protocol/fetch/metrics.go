@@ -1,0 +1,47 @@
+package fetch
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/satchel-net/satchel/internal/metricsutil"
+	"github.com/satchel-net/satchel/protocol/fetch/pb"
+)
+
+// metrics are the fetch handler's Prometheus collectors.
+type metrics struct {
+	requests *prometheus.CounterVec
+	bytesOut prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "satchel", Subsystem: "provider_fetch", Name: "requests_total",
+			Help: "Fetch requests by kind (have, get) and status (ok, not_found, refused, failed).",
+		}, []string{"kind", "status"}),
+		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "satchel", Subsystem: "provider_fetch", Name: "bytes_out_total",
+			Help: "Block bytes sent in GET replies.",
+		}),
+	}
+	if reg != nil {
+		m.requests = metricsutil.MustRegister(reg, m.requests)
+		m.bytesOut = metricsutil.MustRegister(reg, m.bytesOut)
+	}
+	return m
+}
+
+func (m *metrics) request(kind string, st pb.FetchStatus) {
+	var status string
+	switch st {
+	case pb.FetchStatus_FETCH_STATUS_OK:
+		status = "ok"
+	case pb.FetchStatus_FETCH_STATUS_NOT_FOUND:
+		status = "not_found"
+	case pb.FetchStatus_FETCH_STATUS_REFUSED:
+		status = "refused"
+	default:
+		status = "failed"
+	}
+	m.requests.WithLabelValues(kind, status).Inc()
+}

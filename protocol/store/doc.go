@@ -1,0 +1,32 @@
+// Package store is the store protocol, /satchel/store/1.0.0
+// (docs/PROTOCOL.md): an uploader opens one stream to a storage provider and
+// moves many chunks over it, pipelined. Every frame it sends is a
+// StoreRequest whose id names one exchange; the provider answers with
+// StoreReply frames carrying the same id, in any order across ids. A chunk's
+// exchange goes
+//
+//	request  → AGREED | ALREADY_STORED (straight to sign) | REFUSED
+//	segments → SEGMENTS_OK | ALREADY_STORED | FAILED
+//	data...  → DATA_RECEIVED (stored durably) | FAILED
+//	sign     → SIGNED with a receipt | FAILED
+//
+// and a BIND exchange ties the pushed chunks to their object: → BOUND |
+// REFUSED | FAILED; a DROP gives a streamed session up → DROPPED.
+//
+// The caller side is Stream, which the client library and syncing nodes
+// use; every receipt it returns is verified (VerifyReceipt):
+//
+//	s, err := store.Open(ctx, h, provider)
+//	receipt, err := s.Push(ctx, store.ChunkPush{Bag: bag, Object: id, CID: c, Data: data, Proof: proof})
+//	err = s.Bind(ctx, store.BindRequest{Bag: bag, Object: id, Chunks: chunks})
+//
+// The handler side is Handler, served by storage providers through the p2p
+// stream framework. It depends on two small interfaces the node implements:
+// Blocks (its durable block store) and Authorizer (what the data directory
+// allows).
+//
+// Files: caller.go (Stream), handler.go (the per-stream loop),
+// handler_chunk.go and handler_bind.go (the handler's steps), frames.go
+// (frames encoded and decoded by hand, so chunk bytes are never copied into
+// or out of a marshalled message), receipt.go (signed receipts), limits.go.
+package store

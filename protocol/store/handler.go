@@ -1,0 +1,499 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multihash"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/satchel-net/satchel/internal/metricsutil"
+	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/protocol/store/pb"
+)
+
+// Handler serves /satchel/store/1.0.0: it agrees to store a chunk when
+// the Authorizer says so and the chunk's proof ties it to the object's
+// content ID, checks segment hashes as data arrives and the whole chunk
+// against its CID, stores it durably (Blocks.PutInSession) before answering
+// DATA_RECEIVED, signs receipts with the node's key, and binds uploads to
+// their objects.
+type Handler struct {
+	blocks  Blocks
+	auth    Authorizer
+	key     crypto.PrivKey
+	self    peer.ID
+	cfg     handlerConfig
+	metrics *metrics
+	log     *slog.Logger
+
+	pmu   sync.Mutex
+	proto *p2p.Protocol // where it is registered
+
+	rmu      sync.Mutex
+	reserved map[string]uint64 // session → bytes agreed to but not stored yet; guarded by rmu
+}
+
+// HandlerOption configures NewHandler.
+type HandlerOption func(*handlerConfig)
+
+type handlerConfig struct {
+	onBound func(bag string, object uint64)
+	reg     prometheus.Registerer
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// WithObjectBound sets fn, called after a successful BIND has recorded the
+// object (the node then accepts it on chain), before BOUND is answered. fn
+// must not block for long.
+func WithObjectBound(fn func(bag string, object uint64)) HandlerOption {
+	return func(c *handlerConfig) { c.onBound = fn }
+}
+
+// WithMetrics registers the handler's Prometheus collectors on reg:
+// satchel_provider_store_chunks_total{result}, satchel_provider_store_binds_total{result}
+// and satchel_provider_store_bytes_in_total.
+func WithMetrics(reg prometheus.Registerer) HandlerOption {
+	return func(c *handlerConfig) { c.reg = reg }
+}
+
+// WithLogger sets the handler's logger (records carry
+// component=store); the default is slog.Default(). It logs at Debug.
+func WithLogger(l *slog.Logger) HandlerOption {
+	return func(c *handlerConfig) { c.log = l }
+}
+
+// NewHandler returns a handler storing into blocks, asking auth, and signing
+// receipts with key (the node's libp2p identity key). Register it on a
+// host's stream framework.
+func NewHandler(blocks Blocks, auth Authorizer, key crypto.PrivKey, opts ...HandlerOption) *Handler {
+	cfg := handlerConfig{now: time.Now}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	log := cfg.log
+	if log == nil {
+		log = slog.Default()
+	}
+	self, _ := peer.IDFromPrivateKey(key)
+	return &Handler{
+		blocks:   blocks,
+		log:      log.With("component", "store"),
+		auth:     auth,
+		key:      key,
+		self:     self,
+		cfg:      cfg,
+		metrics:  newMetrics(cfg.reg),
+		reserved: make(map[string]uint64),
+	}
+}
+
+// Register serves the store protocol on p (a host's Protocol), which
+// contains and counts a panic in the handler or any of its workers.
+func (h *Handler) Register(p *p2p.Protocol) {
+	h.pmu.Lock()
+	h.proto = p
+	h.pmu.Unlock()
+	p.SetHandler(p2p.StoreProtocol, h.serveStream, p2p.WithIdleTimeout(IdleTimeout))
+}
+
+// Close stops serving: the handler is removed, the streams being served are
+// reset, and Close returns when their goroutines have. It is idempotent.
+func (h *Handler) Close() error {
+	h.pmu.Lock()
+	p := h.proto
+	h.proto = nil
+	h.pmu.Unlock()
+	if p != nil {
+		p.RemoveHandler(p2p.StoreProtocol)
+	}
+	return nil
+}
+
+// serveStream serves one store stream until the uploader closes its side,
+// then waits for the exchanges' goroutines.
+func (h *Handler) serveStream(ctx context.Context, s network.Stream) error {
+	h.pmu.Lock()
+	p := h.proto
+	h.pmu.Unlock()
+	if p == nil {
+		return errors.New("store: handler closed")
+	}
+	c := newStoreConn(h, p, s)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	err := c.run(ctx)
+	if err != nil {
+		cancel() // stop authorisations of a stream that is going away
+	}
+	c.workers.Wait()
+	return err
+}
+
+// storeConn is the provider's side of one store stream.
+type storeConn struct {
+	h      *Handler
+	proto  *p2p.Protocol
+	s      network.Stream
+	log    *slog.Logger
+	remote peer.ID
+
+	wmu sync.Mutex // serialises reply writes; guards fw
+	fw  *p2p.FrameWriter
+
+	mu        sync.Mutex // guards exchanges, every storeExchange and the byte counts
+	exchanges map[uint64]*storeExchange
+	workers   sync.WaitGroup
+
+	// partial counts the bytes of chunks still arriving, committing the
+	// bytes of whole chunks being stored; drained signals committing going
+	// down. Both are bounded by MaxStreamBuffered.
+	partial, committing int
+	drained             *sync.Cond
+}
+
+func newStoreConn(h *Handler, p *p2p.Protocol, s network.Stream) *storeConn {
+	remote := s.Conn().RemotePeer()
+	c := &storeConn{
+		h:         h,
+		proto:     p,
+		s:         s,
+		fw:        p.NewFrameWriter(s, IdleTimeout),
+		log:       h.log.With("remote", remote),
+		remote:    remote,
+		exchanges: make(map[uint64]*storeExchange),
+	}
+	c.drained = sync.NewCond(&c.mu)
+	return c
+}
+
+type exchangeState int
+
+const (
+	exAuthorizing exchangeState = iota // request being checked
+	exAgreed                           // AGREED sent; expecting segments
+	exReceiving                        // SEGMENTS_OK sent; data frames arriving
+	exCommitting                       // all data in; being stored
+	exStored                           // DATA_RECEIVED or ALREADY_STORED sent; expecting SIGN
+	exSkipping                         // ALREADY_STORED at segments: data frames ignored
+	exBinding                          // a BIND being processed
+)
+
+// storeExchange is one chunk's exchange on the provider's side.
+type storeExchange struct {
+	id      uint64
+	isBind  bool
+	state   exchangeState
+	bag     string
+	object  uint64
+	chunk   cid.Cid
+	length  uint64
+	expiry  time.Time
+	session Session
+	// reservedKey is the session whose byte reservation this exchange holds.
+	reservedKey string
+
+	segSize  int
+	hashes   [][]byte
+	oneShot  bool // one segment whose hash is the CID's digest: the CID check covers it
+	buf      []byte
+	received uint64
+
+	signWanted bool
+
+	// partial and committing are this exchange's share of the stream's
+	// byte counts.
+	partial, committing int
+}
+
+// run reads frames until the uploader closes its side.
+func (c *storeConn) run(ctx context.Context) error {
+	fr := c.proto.NewFrameReader(c.s, MaxFrame, IdleTimeout)
+	for {
+		// Backpressure: past MaxStreamBuffered bytes waiting for the disk,
+		// stop reading; flow control then holds the uploader.
+		c.mu.Lock()
+		for c.committing >= MaxStreamBuffered {
+			c.drained.Wait()
+		}
+		c.mu.Unlock()
+		var req pb.StoreRequest
+		if err := readStoreFrame(fr, &req); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if p2p.IsTimeout(err) && c.idle() {
+				return nil // idle with nothing open: end cleanly
+			}
+			return err
+		}
+		if err := c.handle(ctx, &req); err != nil {
+			return err
+		}
+	}
+}
+
+// reply writes one reply frame.
+func (c *storeConn) reply(r *pb.StoreReply) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	err := c.fw.WriteMsg(r)
+	if err == nil {
+		err = c.fw.Flush()
+	}
+	if err != nil {
+		c.log.Debug("store reply not sent", "id", r.Id, "err", err)
+		_ = c.s.Reset()
+	}
+}
+
+// end removes an exchange and answers its last reply. Removal comes first,
+// so the uploader, which frees its window slot on that reply, never finds
+// the provider's slot still taken.
+func (c *storeConn) end(ex *storeExchange, r *pb.StoreReply) {
+	c.mu.Lock()
+	if c.exchanges[ex.id] == ex {
+		delete(c.exchanges, ex.id)
+	}
+	c.unbufferLocked(ex)
+	ex.buf = nil
+	c.mu.Unlock()
+	c.h.release(ex)
+	r.Id = ex.id
+	c.reply(r)
+}
+
+// refuse ends an exchange with REFUSED and the reason format gives.
+func (c *storeConn) refuse(ex *storeExchange, format string, args ...any) {
+	c.h.metrics.result(ex, "refused")
+	c.end(ex, &pb.StoreReply{Status: pb.Status_STATUS_REFUSED, Reason: fmt.Sprintf(format, args...)})
+}
+
+// failed ends an exchange with FAILED and the reason format gives.
+func (c *storeConn) failed(ex *storeExchange, format string, args ...any) {
+	c.h.metrics.result(ex, "failed")
+	c.end(ex, &pb.StoreReply{Status: pb.Status_STATUS_FAILED, Reason: fmt.Sprintf(format, args...)})
+}
+
+// handle processes one frame. An error resets the stream.
+func (c *storeConn) handle(ctx context.Context, req *pb.StoreRequest) error {
+	switch body := req.Body.(type) {
+	case *pb.StoreRequest_Request:
+		return c.start(ctx, req.Id, exAuthorizing, "chunks", func(ctx context.Context, ex *storeExchange) {
+			c.authorize(ctx, ex, body.Request)
+		})
+	case *pb.StoreRequest_Bind:
+		return c.start(ctx, req.Id, exBinding, "exchanges", func(ctx context.Context, ex *storeExchange) {
+			c.bind(ctx, ex, body.Bind)
+		})
+	case *pb.StoreRequest_Drop:
+		return c.start(ctx, req.Id, exBinding, "exchanges", func(_ context.Context, ex *storeExchange) {
+			c.drop(ex, body.Drop)
+		})
+	case *pb.StoreRequest_Segments:
+		return c.onSegments(req.Id, body.Segments)
+	case *pb.StoreRequest_Data:
+		return c.onData(req.Id, body.Data)
+	case *pb.StoreRequest_Sign:
+		return c.onSign(req.Id)
+	default:
+		return fmt.Errorf("%w: frame %d has no body", ErrProtocol, req.Id)
+	}
+}
+
+// start opens an exchange of id in state st and runs work on it on a
+// worker, with AuthorizeTimeout to ask the Authorizer. An exchange over the
+// in-flight limit is refused ("too many <what> in flight"); reusing an open
+// id resets the stream.
+func (c *storeConn) start(ctx context.Context, id uint64, st exchangeState, what string, work func(context.Context, *storeExchange)) error {
+	ex, ok, err := c.open(id, st)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		c.refuse(ex, "too many %s in flight on one stream; keep at most %d", what, MaxChunksInFlight)
+		return nil
+	}
+	c.workers.Add(1)
+	go func() {
+		defer c.workers.Done()
+		ctx, cancel := context.WithTimeout(ctx, AuthorizeTimeout)
+		defer cancel()
+		if err := c.proto.Go(p2p.StoreProtocol, c.remote, func() { work(ctx, ex) }); err != nil {
+			c.workerPanicked(ex)
+		}
+	}()
+	return nil
+}
+
+// workerPanicked turns a panic on ex, contained and counted by the
+// framework, into FAILED and a reset stream, so a peer whose data trips a
+// bug cannot crash the node.
+func (c *storeConn) workerPanicked(ex *storeExchange) {
+	_ = c.proto.Go(p2p.StoreProtocol, c.remote, func() { c.failed(ex, "provider internal error") })
+	_ = c.s.Reset()
+}
+
+// open registers a new exchange, refusing one over the in-flight limit or
+// reusing an open id (which resets the stream).
+func (c *storeConn) open(id uint64, st exchangeState) (*storeExchange, bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, busy := c.exchanges[id]; busy {
+		return nil, false, fmt.Errorf("%w: id %d reused while its exchange is open", ErrProtocol, id)
+	}
+	ex := &storeExchange{id: id, state: st, isBind: st == exBinding}
+	if len(c.exchanges) >= MaxChunksInFlight {
+		return ex, false, nil
+	}
+	c.exchanges[id] = ex
+	return ex, true, nil
+}
+
+// unbufferLocked drops an exchange's bytes from the stream's counts. Call
+// with c.mu.
+func (c *storeConn) unbufferLocked(ex *storeExchange) {
+	c.partial -= ex.partial
+	ex.partial = 0
+	if ex.committing > 0 {
+		c.committing -= ex.committing
+		ex.committing = 0
+		c.drained.Broadcast()
+	}
+}
+
+// idle reports whether no exchange is open.
+func (c *storeConn) idle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.exchanges) == 0
+}
+
+// state returns the exchange's state.
+func (c *storeConn) state(ex *storeExchange) exchangeState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return ex.state
+}
+
+// lookup returns the open exchange of id, or nil.
+func (c *storeConn) lookup(id uint64) *storeExchange {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.exchanges[id]
+}
+
+// reserve checks that a streamed upload's session may grow by the chunk and
+// holds the bytes until the chunk is stored or the exchange ends.
+func (h *Handler) reserve(ctx context.Context, ex *storeExchange) error {
+	key := string(ex.session.ID)
+	sess, stored, open, err := h.blocks.SessionInfo(ex.session.ID)
+	if err != nil {
+		return fmt.Errorf("provider cannot read its store: %w", err)
+	}
+	if open && sess.Bag != ex.bag {
+		return fmt.Errorf("session belongs to bag %s, not %s", sess.Bag, ex.bag)
+	}
+	h.rmu.Lock()
+	total := stored + h.reserved[key] + ex.length
+	h.reserved[key] += ex.length
+	ex.reservedKey = key
+	h.rmu.Unlock()
+	if err := h.auth.AuthorizeSession(ctx, ex.bag, total); err != nil {
+		h.release(ex)
+		return err
+	}
+	return nil
+}
+
+// release returns an exchange's reserved session bytes.
+func (h *Handler) release(ex *storeExchange) {
+	h.rmu.Lock()
+	defer h.rmu.Unlock()
+	if ex.reservedKey == "" {
+		return
+	}
+	if h.reserved[ex.reservedKey] <= ex.length {
+		delete(h.reserved, ex.reservedKey)
+	} else {
+		h.reserved[ex.reservedKey] -= ex.length
+	}
+	ex.reservedKey = ""
+}
+
+// checkChunkCID accepts only chunk IDs: CIDv1, raw codec, sha2-256.
+func checkChunkCID(c cid.Cid) error {
+	p := c.Prefix()
+	if p.Version != 1 || p.Codec != cid.Raw || p.MhType != multihash.SHA2_256 || p.MhLength != sha256.Size {
+		return fmt.Errorf("%s is not a chunk ID (CIDv1, raw, sha2-256)", c)
+	}
+	return nil
+}
+
+func proofSize(blocks [][]byte) int {
+	n := 0
+	for _, b := range blocks {
+		n += len(b)
+	}
+	return n
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// metrics are the store handler's Prometheus collectors.
+type metrics struct {
+	chunks  *prometheus.CounterVec
+	binds   *prometheus.CounterVec
+	bytesIn prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		chunks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "satchel", Subsystem: "provider_store", Name: "chunks_total",
+			Help: "Chunk exchanges on the store protocol by result: stored, already_stored, refused, failed.",
+		}, []string{"result"}),
+		binds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "satchel", Subsystem: "provider_store", Name: "binds_total",
+			Help: "BIND and DROP requests by result: bound, dropped, refused, failed.",
+		}, []string{"result"}),
+		bytesIn: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "satchel", Subsystem: "provider_store", Name: "bytes_in_total",
+			Help: "Chunk bytes received in store data frames.",
+		}),
+	}
+	if reg != nil {
+		m.chunks = metricsutil.MustRegister(reg, m.chunks)
+		m.binds = metricsutil.MustRegister(reg, m.binds)
+		m.bytesIn = metricsutil.MustRegister(reg, m.bytesIn)
+	}
+	return m
+}
+
+func (m *metrics) chunk(result string) { m.chunks.WithLabelValues(result).Inc() }
+func (m *metrics) bind(result string)  { m.binds.WithLabelValues(result).Inc() }
+
+// result counts the end of exchange ex, a chunk's or a bind's.
+func (m *metrics) result(ex *storeExchange, result string) {
+	if ex.isBind {
+		m.bind(result)
+	} else {
+		m.chunk(result)
+	}
+}

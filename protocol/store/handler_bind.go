@@ -1,0 +1,168 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/protocol/store/pb"
+)
+
+// The store handler's BIND: it ties the chunks an upload pushed to the data
+// object registered on chain.
+
+// bind rebuilds the object's root from the chunk list, checks it against
+// the chain and that every chunk is held, records the object (its DAG nodes
+// and manifest) and answers BOUND.
+func (c *storeConn) bind(ctx context.Context, ex *storeExchange, b *pb.BindRequest) {
+	h := c.h
+	if err := checkBindRequest(b); err != nil {
+		c.refuse(ex, "%v", err)
+		return
+	}
+	root, err := h.auth.AuthorizeChunk(ctx, b.BagId, b.ObjectId)
+	if err != nil {
+		c.refuse(ex, "%v", err)
+		return
+	}
+	m, err := bindManifest(b, root)
+	if err != nil {
+		c.failed(ex, "%v", err)
+		return
+	}
+	// PutManifest checks that every chunk is held under the store's gc
+	// lock, so a session expiring or ending concurrently cannot delete a
+	// chunk between that check and the manifest's write: BOUND is never
+	// answered for chunks that are gone.
+	if err := h.blocks.PutObject(m); err != nil {
+		if errors.Is(err, ErrMissingBlocks) {
+			c.failed(ex, "%v; push them, then bind again", err)
+			return
+		}
+		c.failed(ex, "provider could not record the object: %v", err)
+		return
+	}
+	c.endSessions(b)
+	h.metrics.bind("bound")
+	if h.cfg.onBound != nil {
+		h.cfg.onBound(b.BagId, b.ObjectId)
+	}
+	c.end(ex, &pb.StoreReply{Status: pb.Status_STATUS_BOUND})
+}
+
+// checkBindRequest checks what a BIND says on its own. Its error's text is
+// the refusal reason.
+func checkBindRequest(b *pb.BindRequest) error {
+	if b.ObjectId == 0 || b.BagId == "" {
+		return errors.New("bind needs an object ID and a bag")
+	}
+	if len(b.Chunks) > MaxBindChunks {
+		return fmt.Errorf("%d chunks exceed the %d-chunk limit of one bind", len(b.Chunks), MaxBindChunks)
+	}
+	if len(b.Session) != 0 && len(b.Session) != SessionIDLength {
+		return fmt.Errorf("session must be %d bytes", SessionIDLength)
+	}
+	return nil
+}
+
+// bindManifest builds the object's manifest from a BIND's chunk list and
+// checks that the list builds root, the object's content ID on chain. Its
+// error's text is the failure reason.
+func bindManifest(b *pb.BindRequest, root cid.Cid) (Object, error) {
+	m := Object{Bag: b.BagId, ID: b.ObjectId, Root: root, Chunks: make([]ChunkRef, len(b.Chunks))}
+	builder := chunker.NewBuilder()
+	for i, ref := range b.Chunks {
+		ch, err := cid.Cast(ref.Cid)
+		if err == nil {
+			err = checkChunkCID(ch)
+		}
+		if err == nil && ref.Size > MaxChunkLength {
+			err = fmt.Errorf("%d bytes exceed the %d-byte limit", ref.Size, MaxChunkLength)
+		}
+		if err == nil {
+			err = builder.Add(ch, int(ref.Size))
+		}
+		if err != nil {
+			return m, fmt.Errorf("chunk %d of the list: %v", i, err)
+		}
+		m.Chunks[i] = ChunkRef{CID: ch, Size: ref.Size}
+		m.Size += ref.Size
+	}
+	res, err := builder.Finish()
+	if err != nil {
+		return m, fmt.Errorf("cannot build the object's DAG: %v", err)
+	}
+	if !res.Root.Equals(root) {
+		return m, fmt.Errorf("the chunk list builds %s, but object %d has content ID %s on chain", res.Root, b.ObjectId, root)
+	}
+	return m, nil
+}
+
+// endSessions drops the provisional groups the object's chunks were pushed
+// under, now that the object holds them.
+func (c *storeConn) endSessions(b *pb.BindRequest) {
+	for _, sid := range [][]byte{ObjectSessionID(b.ObjectId), clientSessionIDOrNil(b.Session)} {
+		if sid == nil {
+			continue
+		}
+		if err := c.h.blocks.EndSession(sid); err != nil {
+			c.log.Debug("ending an upload session failed", "err", err)
+		}
+	}
+}
+
+// drop ends a streamed upload's session at its uploader's word (DROP): its
+// chunks that no object or other session holds are deleted now, not at
+// expiry. The session ID, 16 random bytes only the uploader knows, is the
+// authority; dropping a session that is not open answers DROPPED too.
+func (c *storeConn) drop(ex *storeExchange, d *pb.DropRequest) {
+	if len(d.Session) != SessionIDLength || d.BagId == "" {
+		c.refuse(ex, "drop needs a %d-byte session and a bag", SessionIDLength)
+		return
+	}
+	id := ClientSessionID(d.Session)
+	// Chunks of the session whose data came before the DROP may still be
+	// on their way to disk: drop after them, or they would open the
+	// session again.
+	c.awaitCommits(id)
+	sess, _, open, err := c.h.blocks.SessionInfo(id)
+	switch {
+	case err != nil:
+		c.failed(ex, "provider cannot read its store: %v", err)
+		return
+	case open && sess.Bag != d.BagId:
+		c.refuse(ex, "session belongs to bag %s, not %s", sess.Bag, d.BagId)
+		return
+	case open:
+		if err := c.h.blocks.EndSession(id); err != nil {
+			c.failed(ex, "provider could not drop the session: %v", err)
+			return
+		}
+	}
+	c.h.metrics.bind("dropped")
+	c.end(ex, &pb.StoreReply{Status: pb.Status_STATUS_DROPPED})
+}
+
+// awaitCommits waits until no chunk of block store session id is being
+// stored on this stream.
+func (c *storeConn) awaitCommits(id []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		busy := false
+		for _, ex := range c.exchanges {
+			if ex.committing > 0 && bytes.Equal(ex.session.ID, id) {
+				busy = true
+				break
+			}
+		}
+		if !busy {
+			return
+		}
+		c.drained.Wait() // unbufferLocked broadcasts as each commit ends
+	}
+}

@@ -1,0 +1,67 @@
+package store
+
+import (
+	"time"
+
+	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/p2p"
+)
+
+// Limits of the store protocol (docs/PROTOCOL.md). Both sides enforce them; a
+// peer that exceeds a frame limit has its stream reset.
+const (
+	// MaxFrame is the largest frame either side reads: a 4 MiB payload plus
+	// room for the fields around it (p2p.DefaultMaxFrame). The length prefix
+	// is checked against it before anything is allocated.
+	MaxFrame = p2p.DefaultMaxFrame
+	// MaxChunkLength is the largest chunk a provider agrees to store: the
+	// chunker's MaxChunkSize, so that every chunk fits one data frame.
+	MaxChunkLength = chunker.MaxChunkSize
+	// MaxChunksInFlight is how many chunk exchanges may be open at once on
+	// one stream. The uploader keeps at most this many in flight; a request
+	// over it is refused. A window this deep keeps one stream full while
+	// earlier chunks wait for their fsync: bytes in flight must cover
+	// throughput × (pipe + commit latency), some 30 MiB at 1 GB/s.
+	MaxChunksInFlight = 64
+	// MaxStreamBuffered bounds the chunk bytes a provider holds in memory per
+	// stream (received, not yet durable). Past it the provider stops reading
+	// the stream until stores complete, which slows the uploader through
+	// flow control instead of failing it.
+	MaxStreamBuffered = 32 << 20
+	// MinSegmentSize and MaxSegmentSize bound the segment size of a
+	// STORE_CHUNK_SEGMENTS map. A chunk may be one segment.
+	MinSegmentSize = 16 << 10
+	MaxSegmentSize = MaxChunkLength
+	// DefaultSegmentSize is the segment size an uploader uses unless
+	// WithSegmentSize says otherwise: a whole chunk. A chunk always travels
+	// in one data frame, which the provider reads whole before checking
+	// anything, so smaller segments would detect nothing earlier; a
+	// one-segment map's hash is the chunk's own sha2-256 digest, so neither
+	// side hashes the bytes twice.
+	DefaultSegmentSize = MaxSegmentSize
+	// MaxDataFrameBytes is the most chunk bytes one STORE_CHUNK_DATA frame
+	// carries. A chunk of up to MaxChunkLength fits one frame.
+	MaxDataFrameBytes = 4 << 20
+	// MaxProofBlocks and MaxProofBytes bound a chunk request's proof.
+	MaxProofBlocks = 9
+	MaxProofBytes  = 256 << 10
+	// MaxBindChunks is the most chunks a BIND may list: a 4 MiB frame of
+	// chunk references (about 45 bytes each) — objects of up to about
+	// 90 GiB with 1 MiB chunks.
+	MaxBindChunks = 90_000
+	// IdleTimeout is how long a stream may sit with no frame moving in
+	// either direction while work is pending before it is reset.
+	IdleTimeout = 30 * time.Second
+	// AuthorizeTimeout bounds each question the handler asks its Authorizer
+	// (the chain) about a request; it must leave the uploader's stream well
+	// inside IdleTimeout.
+	AuthorizeTimeout = IdleTimeout / 2
+	// DefaultSessionTTL is how long a provider keeps unbound chunks when the
+	// request names no expiry.
+	DefaultSessionTTL = 24 * time.Hour
+	// MaxSessionTTL caps the expiry an uploader may ask for: unbound chunks
+	// are deleted at most this long after they arrive.
+	MaxSessionTTL = 7 * 24 * time.Hour
+	// SessionIDLength is the length of a streamed upload's session ID.
+	SessionIDLength = 16
+)

@@ -1,0 +1,164 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/p2p"
+)
+
+// Finding the other providers of a bag: the operators of its other buckets
+// on chain, their published addresses, and the DHT.
+
+// peerFinder finds the other providers of a bag: the operators of the
+// bag's other storage buckets as the chain names them, and the peers that
+// announce the bag key on the DHT. The addresses it learns go into the
+// host's peerstore, so streams to the peers can be opened by ID.
+type peerFinder struct {
+	h      *p2p.Host
+	c      chainAPI
+	bucket chain.StorageBucketID
+
+	mu    sync.Mutex
+	cache map[chain.BagID]cachedPeers
+}
+
+type cachedPeers struct {
+	chain []chainPeer
+	all   []peer.ID
+	at    time.Time
+}
+
+// chainPeer is the operator of another storage bucket of a bag, as its
+// published metadata names it.
+type chainPeer struct {
+	ID     peer.ID
+	Bucket chain.StorageBucketID
+}
+
+func newPeerFinder(h *p2p.Host, c chainAPI, bucket chain.StorageBucketID) *peerFinder {
+	return &peerFinder{h: h, c: c, bucket: bucket, cache: map[chain.BagID]cachedPeers{}}
+}
+
+func (f *peerFinder) invalidate(bag chain.BagID) {
+	f.mu.Lock()
+	delete(f.cache, bag)
+	f.mu.Unlock()
+}
+
+func (f *peerFinder) invalidateAll() {
+	f.mu.Lock()
+	clear(f.cache)
+	f.mu.Unlock()
+}
+
+// onChain returns the operators of the bag's storage buckets other than
+// this node's, from the chain, adding their published addresses to the
+// peerstore. An operator running several of the bag's buckets under one
+// peer ID is listed once (with its first bucket): it holds one copy.
+func (f *peerFinder) onChain(ctx context.Context, bag chain.BagID) ([]chainPeer, error) {
+	b, err := f.c.Bag(ctx, bag)
+	if err != nil {
+		return nil, err
+	}
+	var out []chainPeer
+	seen := map[peer.ID]bool{}
+	for _, id := range b.StorageBuckets {
+		if id == f.bucket {
+			continue
+		}
+		bkt, err := f.c.StorageBucket(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if bkt.OperatorStatus != chain.OperatorActive || bkt.Metadata == nil || bkt.Metadata.PeerID == "" {
+			continue
+		}
+		ai, err := p2p.ParseAddrInfo(bkt.Metadata.PeerID, bkt.Metadata.Multiaddrs)
+		pid, addrs := ai.ID, ai.Addrs
+		if err != nil || pid == f.h.ID() {
+			continue
+		}
+		if len(addrs) > 0 {
+			f.h.Libp2p().Peerstore().AddAddrs(pid, addrs, peerstore.AddressTTL)
+		}
+		if seen[pid] {
+			continue
+		}
+		seen[pid] = true
+		out = append(out, chainPeer{ID: pid, Bucket: id})
+	}
+	return out, nil
+}
+
+// chainPeers returns the operators of the bag's other buckets, cached.
+func (f *peerFinder) chainPeers(ctx context.Context, bag chain.BagID) ([]chainPeer, error) {
+	f.mu.Lock()
+	c, ok := f.cache[bag]
+	f.mu.Unlock()
+	if ok && time.Since(c.at) < peerCacheTTL {
+		return c.chain, nil
+	}
+	ps, err := f.onChain(ctx, bag)
+	if err != nil {
+		return nil, err
+	}
+	all := f.withDHT(ctx, bag, ps)
+	f.mu.Lock()
+	f.cache[bag] = cachedPeers{chain: ps, all: all, at: time.Now()}
+	f.mu.Unlock()
+	return ps, nil
+}
+
+// all returns every peer known to provide the bag: the chain's operators
+// first, then the DHT's.
+func (f *peerFinder) all(ctx context.Context, bag chain.BagID) []peer.ID {
+	f.mu.Lock()
+	c, ok := f.cache[bag]
+	f.mu.Unlock()
+	if ok && time.Since(c.at) < peerCacheTTL {
+		return c.all
+	}
+	ps, err := f.onChain(ctx, bag)
+	if err != nil && !errors.Is(err, chain.ErrNotFound) {
+		// The DHT may still know peers; keep going without the chain's.
+		ps = nil
+	}
+	all := f.withDHT(ctx, bag, ps)
+	f.mu.Lock()
+	f.cache[bag] = cachedPeers{chain: ps, all: all, at: time.Now()}
+	f.mu.Unlock()
+	return all
+}
+
+// withDHT adds the bag key's DHT providers to the chain's peers.
+func (f *peerFinder) withDHT(ctx context.Context, bag chain.BagID, ps []chainPeer) []peer.ID {
+	seen := map[peer.ID]bool{f.h.ID(): true}
+	var out []peer.ID
+	for _, p := range ps {
+		if !seen[p.ID] {
+			seen[p.ID] = true
+			out = append(out, p.ID)
+		}
+	}
+	dctx, cancel := context.WithTimeout(ctx, dhtLookupTimeout)
+	defer cancel()
+	found, _ := f.h.FindProviders(dctx, p2p.BagKey(string(bag)), 0)
+	for _, ai := range found {
+		if seen[ai.ID] {
+			continue
+		}
+		seen[ai.ID] = true
+		if len(ai.Addrs) > 0 {
+			f.h.Libp2p().Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.AddressTTL)
+		}
+		out = append(out, ai.ID)
+	}
+	return out
+}
