@@ -312,3 +312,42 @@ func (p *Protocol) shutdown() {
 
 // wait returns when no handler is running. Call after shutdown.
 func (p *Protocol) wait() { p.running.Wait() }
+
+// Registration is what a protocol package's handler embeds to be served by
+// one Protocol at a time: Register it on a host's Protocol, Close it to stop
+// serving. The zero value is ready to use.
+type Registration struct {
+	mu    sync.Mutex
+	proto *Protocol
+	id    protocol.ID
+}
+
+// Serve registers fn for id on p (see SetHandler), replacing an earlier
+// registration of the same Registration.
+func (r *Registration) Serve(p *Protocol, id protocol.ID, fn HandlerFunc, opts ...HandlerOption) {
+	r.mu.Lock()
+	r.proto, r.id = p, id
+	r.mu.Unlock()
+	p.SetHandler(id, fn, opts...)
+}
+
+// Protocol returns the Protocol the handler is served by, or nil once closed
+// or before Serve.
+func (r *Registration) Protocol() *Protocol {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.proto
+}
+
+// Close stops serving: the handler is removed, the streams being served are
+// reset, and Close returns when their goroutines have. It is idempotent.
+func (r *Registration) Close() error {
+	r.mu.Lock()
+	p, id := r.proto, r.id
+	r.proto = nil
+	r.mu.Unlock()
+	if p != nil {
+		p.RemoveHandler(id)
+	}
+	return nil
+}

@@ -43,8 +43,7 @@ type Handler struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	mu    sync.Mutex
-	proto *p2p.Protocol // where it is registered
+	p2p.Registration // where it is served
 }
 
 // Option configures NewHandler.
@@ -97,25 +96,10 @@ func NewHandler(blocks Blocks, policy Policy, opts ...Option) *Handler {
 	}
 }
 
-// Register serves the fetch protocol on p (a host's Protocol).
+// Register serves the fetch protocol on p (a host's Protocol). Close stops
+// serving.
 func (h *Handler) Register(p *p2p.Protocol) {
-	h.mu.Lock()
-	h.proto = p
-	h.mu.Unlock()
-	p.SetHandler(p2p.FetchProtocol, h.serveStream, p2p.WithIdleTimeout(IdleTimeout))
-}
-
-// Close stops serving: the handler is removed, the streams being served are
-// reset, and Close returns when their goroutines have. It is idempotent.
-func (h *Handler) Close() error {
-	h.mu.Lock()
-	p := h.proto
-	h.proto = nil
-	h.mu.Unlock()
-	if p != nil {
-		p.RemoveHandler(p2p.FetchProtocol)
-	}
-	return nil
+	h.Serve(p, p2p.FetchProtocol, h.serveStream, p2p.WithIdleTimeout(IdleTimeout))
 }
 
 // job is one request being answered; replies go out in request order.
@@ -134,9 +118,7 @@ type stream struct {
 // serveStream answers the requests of one stream. Replies are prepared
 // concurrently, up to MaxInFlight ahead, and written in order.
 func (h *Handler) serveStream(ctx context.Context, s network.Stream) error {
-	h.mu.Lock()
-	st := &stream{h: h, proto: h.proto, s: s}
-	h.mu.Unlock()
+	st := &stream{h: h, proto: h.Protocol(), s: s}
 	if st.proto == nil {
 		return errors.New("fetch: handler closed")
 	}

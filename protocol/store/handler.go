@@ -37,8 +37,7 @@ type Handler struct {
 	metrics *metrics
 	log     *slog.Logger
 
-	pmu   sync.Mutex
-	proto *p2p.Protocol // where it is registered
+	p2p.Registration // where it is served
 
 	rmu      sync.Mutex
 	reserved map[string]uint64 // session → bytes agreed to but not stored yet; guarded by rmu
@@ -100,33 +99,16 @@ func NewHandler(blocks Blocks, auth Authorizer, key crypto.PrivKey, opts ...Hand
 }
 
 // Register serves the store protocol on p (a host's Protocol), which
-// contains and counts a panic in the handler or any of its workers.
+// contains and counts a panic in the handler or any of its workers. Close
+// stops serving.
 func (h *Handler) Register(p *p2p.Protocol) {
-	h.pmu.Lock()
-	h.proto = p
-	h.pmu.Unlock()
-	p.SetHandler(p2p.StoreProtocol, h.serveStream, p2p.WithIdleTimeout(IdleTimeout))
-}
-
-// Close stops serving: the handler is removed, the streams being served are
-// reset, and Close returns when their goroutines have. It is idempotent.
-func (h *Handler) Close() error {
-	h.pmu.Lock()
-	p := h.proto
-	h.proto = nil
-	h.pmu.Unlock()
-	if p != nil {
-		p.RemoveHandler(p2p.StoreProtocol)
-	}
-	return nil
+	h.Serve(p, p2p.StoreProtocol, h.serveStream, p2p.WithIdleTimeout(IdleTimeout))
 }
 
 // serveStream serves one store stream until the uploader closes its side,
 // then waits for the exchanges' goroutines.
 func (h *Handler) serveStream(ctx context.Context, s network.Stream) error {
-	h.pmu.Lock()
-	p := h.proto
-	h.pmu.Unlock()
+	p := h.Protocol()
 	if p == nil {
 		return errors.New("store: handler closed")
 	}

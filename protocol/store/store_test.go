@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"strings"
 	"sync"
@@ -23,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/internal/benchutil"
 	"github.com/satchel-net/satchel/internal/metricsutil"
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/p2p/testnet"
@@ -153,14 +153,7 @@ func (e *spEnv) open(t testing.TB, opts ...store.StreamOption) *store.Stream {
 	return s
 }
 
-func spRand(seed uint64, n int) []byte {
-	r := rand.New(rand.NewPCG(seed, 7))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
+func spRand(seed uint64, n int) []byte { return benchutil.Rand(seed, n) }
 
 // spObjectData chunks data and registers it as object obj.
 func (e *spEnv) spObjectData(t testing.TB, obj uint64, data []byte, chunkSize int) *chunker.Result {
