@@ -55,12 +55,8 @@ func (x *execCtx) registerDataObjects(m chain.MsgRegisterDataObjects) error {
 		if err != nil {
 			return err
 		}
-		v := b.Voucher
-		if !v.Room(count, 0) {
-			return chain.Errorf(chain.ErrBucketFull, "bag %s: storage bucket %d is full (%d/%d objects, %d more asked); ask the storage lead to raise its limit", bag.ID, id, v.ObjectsUsed, v.ObjectsLimit, count)
-		}
-		if !v.Room(0, size) {
-			return chain.Errorf(chain.ErrBucketFull, "bag %s: storage bucket %d is full (%d/%d bytes, %d more asked); ask the storage lead to raise its limit", bag.ID, id, v.SizeUsed, v.SizeLimit, size)
+		if err := voucherRoom(bag.ID, id, b.Voucher, count, size); err != nil {
+			return err
 		}
 		buckets = append(buckets, b)
 	}

@@ -81,12 +81,12 @@ func TestRegisterDataObjects(t *testing.T) {
 	}
 	// Voucher full: size, then objects.
 	r := h.fail(alice, obj(31, "c"), chain.ErrBucketFull)
-	if want := "storage bucket 0 is full (70/100 bytes"; !strings.Contains(r.Log, want) {
+	if want := "storage bucket 0 is full by size (70 B of 100 B used, 31 B more asked)"; !strings.Contains(r.Log, want) {
 		t.Errorf("log %q; want it to contain %q", r.Log, want)
 	}
 	h.do(alice, obj(30, "c"))
 	r = h.fail(alice, obj(0+1, "d"), chain.ErrBucketFull)
-	if want := "storage bucket 0 is full (3/3 objects"; !strings.Contains(r.Log, want) {
+	if want := "storage bucket 0 is full by objects and by size (3 of 3 objects used, 1 more asked; 100 B of 100 B used, 1 B more asked)"; !strings.Contains(r.Log, want) {
 		t.Errorf("log %q; want it to contain %q", r.Log, want)
 	}
 	// Deleting frees the voucher.
