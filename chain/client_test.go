@@ -190,10 +190,10 @@ func TestClientSubmitAndRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	bag := chain.ChannelBag(0)
-	if _, err := c.Submit(ctx, user, chain.MsgRegisterDataObjects{Bag: bag, Objects: []chain.ObjectSpec{{Size: 5, ContentID: "a"}}}); err != nil {
+	if _, err := c.Submit(ctx, user, chain.MsgRegisterDataObjects{Bag: bag, Objects: []chain.ObjectSpec{{Size: 5, ContentID: "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"}}}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Submit(ctx, user, chain.MsgRegisterDataObjects{Bag: bag, Objects: []chain.ObjectSpec{{Size: 1, ContentID: "b"}}})
+	_, err = c.Submit(ctx, user, chain.MsgRegisterDataObjects{Bag: bag, Objects: []chain.ObjectSpec{{Size: 1, ContentID: "bafybeifkolcwszz3bkmc343ytys3mse7aje2i55xrwsshymbr2dcbmsu6e"}}})
 	if !errors.Is(err, chain.ErrBucketFull) {
 		t.Fatalf("second object: %v; want ErrBucketFull", err)
 	}
@@ -210,7 +210,7 @@ func TestClientSubmitAndRead(t *testing.T) {
 	if objs, err := r.Objects(ctx, bag); err != nil || len(objs) != 1 {
 		t.Fatal(objs, err)
 	}
-	if o, err := r.DataObject(ctx, bag, 1); err != nil || o.ContentID != "a" {
+	if o, err := r.DataObject(ctx, bag, 1); err != nil || o.ContentID != "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku" {
 		t.Fatal(o, err)
 	}
 	if _, err := r.DataObject(ctx, bag, 5); !errors.Is(err, chain.ErrObjectNotFound) {

@@ -73,6 +73,7 @@ const (
 	CodeZeroSize            uint32 = 205
 	CodeNoStorageBuckets    uint32 = 206
 	CodeBlacklistFull       uint32 = 207
+	CodeBadContentID        uint32 = 208
 
 	// Buckets, operators, families, placement: 300–399.
 	CodeBucketHasBags      uint32 = 300
@@ -127,6 +128,7 @@ var (
 	ErrZeroSize            = &Error{CodeZeroSize, "data object size is zero"}
 	ErrNoStorageBuckets    = &Error{CodeNoStorageBuckets, "bag has no storage buckets"}
 	ErrBlacklistFull       = &Error{CodeBlacklistFull, "blacklist is full"}
+	ErrBadContentID        = &Error{CodeBadContentID, "content ID is not a CID"}
 
 	ErrBucketHasBags      = &Error{CodeBucketHasBags, "bucket still has bags"}
 	ErrBucketHasOperator  = &Error{CodeBucketHasOperator, "bucket has an operator"}
@@ -160,7 +162,7 @@ func init() {
 		ErrStorageBucketNotFound, ErrFamilyNotFound, ErrDistributionBucketNotFound,
 		ErrObjectNotFound, ErrMemberNotFound, ErrChannelNotFound, ErrWorkerNotFound,
 		ErrBucketFull, ErrVoucherLimitTooHigh, ErrObjectTooLarge, ErrBlacklisted,
-		ErrUploadingBlocked, ErrZeroSize, ErrNoStorageBuckets, ErrBlacklistFull,
+		ErrUploadingBlocked, ErrZeroSize, ErrNoStorageBuckets, ErrBlacklistFull, ErrBadContentID,
 		ErrBucketHasBags, ErrBucketHasOperator, ErrFamilyHasBuckets, ErrInvitationPending,
 		ErrNoInvitation, ErrWorkerBusy, ErrTooFewBuckets, ErrBucketsPerBagLimit,
 		ErrNotAcceptingBags, ErrNotOperator, ErrBagAlreadyInBucket, ErrBagNotInBucket,

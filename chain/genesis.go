@@ -3,6 +3,8 @@ package chain
 import (
 	"errors"
 	"fmt"
+
+	"github.com/ipfs/go-cid"
 )
 
 // DefaultChainID is the chain ID of DefaultGenesis.
@@ -104,16 +106,42 @@ func (g Genesis) Validate() error {
 	return nil
 }
 
-// ValidateContentID checks a content ID's shape: 1 to MaxContentIDLen
-// printable ASCII characters without spaces. The chain does not parse CIDs.
+// ValidateContentID checks that c is a content ID the data directory
+// accepts: at most MaxContentIDLen characters that parse as a CID (v0 or v1,
+// in any multibase). Errors carry ErrBadContentID's code.
 func ValidateContentID(c string) error {
+	_, err := CanonicalContentID(c)
+	return err
+}
+
+// CanonicalContentID parses c as a CID and returns its canonical form, the
+// one the data directory stores, compares and emits: CIDv1 in lower-case
+// base32 ("bafy…", "bafk…"). A CIDv0 ("Qm…", base58) becomes the CIDv1
+// dag-pb CID of the same multihash; CIDv1 in another multibase (base58btc
+// "z…", upper-case base32 "B…", base36 "k…") is re-encoded. Two spellings
+// of one CID have one canonical form, so the blacklist catches every
+// spelling. Errors carry ErrBadContentID's code.
+func CanonicalContentID(c string) (string, error) {
 	if c == "" || len(c) > MaxContentIDLen {
-		return fmt.Errorf("content ID %q: want 1 to %d characters", c, MaxContentIDLen)
+		return "", Errorf(ErrBadContentID, "content ID %q: want a CID of 1 to %d characters, such as bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", truncate(c, 80), MaxContentIDLen)
 	}
-	for i := 0; i < len(c); i++ {
-		if c[i] <= ' ' || c[i] > '~' {
-			return fmt.Errorf("content ID %q: only printable ASCII without spaces", c)
-		}
+	id, err := cid.Decode(c)
+	if err != nil {
+		return "", Errorf(ErrBadContentID, "content ID %q is not a CID (%v); give the CID `satchel cid FILE` prints", truncate(c, 80), err)
 	}
-	return nil
+	switch id.Version() {
+	case 0:
+		id = cid.NewCidV1(cid.DagProtobuf, id.Hash())
+	case 1:
+	default:
+		return "", Errorf(ErrBadContentID, "content ID %q is a CID version %d; want CIDv0 or CIDv1", truncate(c, 80), id.Version())
+	}
+	return id.String(), nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

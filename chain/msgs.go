@@ -345,7 +345,9 @@ func (MsgSetStorageDynamicBagPolicy) Type() string { return "set_storage_dynamic
 func (m MsgSetStorageDynamicBagPolicy) ValidateBasic() error { return checkType(m.BagType) }
 
 // MsgUpdateBlacklist adds content IDs to and removes them from the
-// blacklist. Storage lead.
+// blacklist. Storage lead. Each content ID must parse as a CID; the
+// blacklist holds its canonical form (see CanonicalContentID), so any
+// spelling of a CID adds, removes and is caught as the same entry.
 type MsgUpdateBlacklist struct {
 	Add    []string `json:"add,omitempty"`
 	Remove []string `json:"remove,omitempty"`
@@ -359,12 +361,15 @@ func (m MsgUpdateBlacklist) ValidateBasic() error {
 	if len(m.Add) == 0 && len(m.Remove) == 0 {
 		return invalid("update blacklist: name content IDs to add or remove")
 	}
-	for _, c := range append(slices.Clone(m.Add), m.Remove...) {
-		if err := ValidateContentID(c); err != nil {
-			return invalid("%v", err)
+	all := append(slices.Clone(m.Add), m.Remove...)
+	for i, c := range all {
+		canon, err := CanonicalContentID(c)
+		if err != nil {
+			return err
 		}
+		all[i] = canon
 	}
-	return noDup("content ID", append(slices.Clone(m.Add), m.Remove...))
+	return noDup("content ID", all)
 }
 
 // MsgSetUploadingBlocked blocks or unblocks registering data objects
@@ -701,7 +706,9 @@ func (m MsgSetDistributionOperatorMetadata) ValidateBasic() error {
 
 // ---- Data objects ----
 
-// ObjectSpec describes a data object to register.
+// ObjectSpec describes a data object to register. ContentID must parse as
+// a CID (v0 or v1, any multibase); the data directory stores and emits its
+// canonical form, CIDv1 in lower-case base32 (see CanonicalContentID).
 type ObjectSpec struct {
 	Size      uint64 `json:"size"`
 	ContentID string `json:"contentId"`

@@ -402,8 +402,12 @@ func (p Params) Policy(t DynamicBagType) DynamicBagPolicy {
 	return DynamicBagPolicy{Type: t, Families: map[FamilyID]uint64{}}
 }
 
-// Blacklisted reports whether contentID is on the blacklist.
+// Blacklisted reports whether contentID, in any spelling of its CID, is on
+// the blacklist (which holds canonical content IDs, sorted).
 func (p Params) Blacklisted(contentID string) bool {
+	if canon, err := CanonicalContentID(contentID); err == nil {
+		contentID = canon
+	}
 	_, ok := slices.BinarySearch(p.Blacklist, contentID)
 	return ok
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multibase"
 	"github.com/multiformats/go-multihash"
 
 	"github.com/satchel-net/satchel/chain"
@@ -70,4 +71,106 @@ func TestBucketFullNamesTheLimitHit(t *testing.T) {
 	if !strings.Contains(r.Log, want) {
 		t.Errorf("log %q\nwant it to contain %q", r.Log, want)
 	}
+}
+
+// spellings returns one CID's other spellings: base58btc, upper-case
+// base32 and (for dag-pb) CIDv0.
+func spellings(t *testing.T, c cid.Cid) []string {
+	t.Helper()
+	b58, err := c.StringOfBase(multibase.Base58BTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := c.StringOfBase(multibase.Base32Upper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := []string{b58, up}
+	if c.Type() == cid.DagProtobuf {
+		out = append(out, cid.NewCidV0(c.Hash()).String())
+	}
+	return out
+}
+
+// TestContentIDsCanonical: registered content IDs are stored as CIDv1
+// lower-case base32, whatever spelling was sent; what does not parse is
+// refused with ErrBadContentID; the blacklist catches every spelling of a
+// blacklisted root.
+func TestContentIDsCanonical(t *testing.T) {
+	h := newHarness(t)
+	bag, _ := h.channelBag(100, 1<<30)
+	reg := func(cs ...string) chain.MsgRegisterDataObjects {
+		m := chain.MsgRegisterDataObjects{Bag: bag}
+		for _, c := range cs {
+			m.Objects = append(m.Objects, chain.ObjectSpec{Size: 10, ContentID: c})
+		}
+		return m
+	}
+	// Stored canonical.
+	raw := testCIDv("raw", 1)
+	pb := cid.NewCidV1(cid.DagProtobuf, testCIDv("pb", 1).Hash())
+	sent := append(spellings(t, raw), spellings(t, pb)...)
+	ev := event[chain.ObjectsRegistered](t, h.do(alice, reg(sent...)))
+	for i, o := range ev.Objects {
+		want := raw.String()
+		if i >= 2 {
+			want = pb.String()
+		}
+		if o.ContentID != want {
+			t.Errorf("sent %s, event says %s; want %s", sent[i], o.ContentID, want)
+		}
+		got := queryAs[chain.DataObject](t, h.m, chain.QueryObject, chain.ObjectRef{Bag: bag, ID: o.ID})
+		if got.ContentID != want {
+			t.Errorf("sent %s, stored %s; want %s", sent[i], got.ContentID, want)
+		}
+	}
+	// Refused: not a CID, empty, too long, a multihash alone.
+	for _, bad := range []string{"hello", "", strings.Repeat("b", chain.MaxContentIDLen+1), "QmNotACid", "bafy" + strings.Repeat("!", 10)} {
+		r := h.fail(alice, reg(testCID("ok"), bad), chain.ErrBadContentID)
+		if !strings.Contains(r.Log, "object 1: content ID") {
+			t.Errorf("log %q does not name the object", r.Log)
+		}
+	}
+
+	// The blacklist holds the canonical form and catches every spelling.
+	evil := cid.NewCidV1(cid.DagProtobuf, testCIDv("evil", 1).Hash())
+	v0 := cid.NewCidV0(evil.Hash()).String()
+	bl := event[chain.BlacklistUpdated](t, h.do(storageLead, chain.MsgUpdateBlacklist{Add: []string{v0}}))
+	if len(bl.Added) != 1 || bl.Added[0] != evil.String() {
+		t.Fatalf("blacklist event %+v; want %s", bl, evil)
+	}
+	if p := h.params(); len(p.Blacklist) != 1 || p.Blacklist[0] != evil.String() {
+		t.Fatalf("blacklist %v", p.Blacklist)
+	}
+	for _, s := range append(spellings(t, evil), evil.String()) {
+		h.fail(alice, reg(s), chain.ErrBlacklisted)
+		if !h.params().Blacklisted(s) {
+			t.Errorf("Params.Blacklisted(%s) = false", s)
+		}
+	}
+	// Two spellings of one CID in one update are a duplicate; an unparsable
+	// entry is refused.
+	up, _ := evil.StringOfBase(multibase.Base32Upper)
+	h.fail(storageLead, chain.MsgUpdateBlacklist{Add: []string{v0, up}}, chain.ErrInvalid)
+	h.fail(storageLead, chain.MsgUpdateBlacklist{Add: []string{"evil"}}, chain.ErrBadContentID)
+	// Removing by another spelling removes it.
+	b58, _ := evil.StringOfBase(multibase.Base58BTC)
+	bl = event[chain.BlacklistUpdated](t, h.do(storageLead, chain.MsgUpdateBlacklist{Remove: []string{b58}}))
+	if len(bl.Removed) != 1 || len(h.params().Blacklist) != 0 {
+		t.Fatalf("remove by base58: %+v, blacklist %v", bl, h.params().Blacklist)
+	}
+	h.do(alice, reg(v0))
+}
+
+// TestGenesisBlacklistCanonical: a genesis blacklist in any spelling is
+// stored canonical and catches the other spellings.
+func TestGenesisBlacklistCanonical(t *testing.T) {
+	evil := cid.NewCidV1(cid.DagProtobuf, testCIDv("evil", 1).Hash())
+	h := newHarness(t, func(g *chain.Genesis) { g.Blacklist = []string{cid.NewCidV0(evil.Hash()).String()} })
+	if p := h.params(); len(p.Blacklist) != 1 || p.Blacklist[0] != evil.String() {
+		t.Fatalf("blacklist %v; want [%s]", p.Blacklist, evil)
+	}
+	bag, _ := h.channelBag(100, 1<<30)
+	up, _ := evil.StringOfBase(multibase.Base32Upper)
+	h.fail(alice, chain.MsgRegisterDataObjects{Bag: bag, Objects: []chain.ObjectSpec{{Size: 1, ContentID: up}}}, chain.ErrBlacklisted)
 }

@@ -26,6 +26,7 @@ func (x *execCtx) registerDataObjects(m chain.MsgRegisterDataObjects) error {
 		return chain.Errorf(chain.ErrInvalid, "%d objects in one transaction, above the limit %d; split the batch", len(m.Objects), p.Limits.MaxObjectsPerTx)
 	}
 	var count, size uint64
+	contentIDs := make([]string, 0, len(m.Objects))
 	for i, o := range m.Objects {
 		if o.Size == 0 {
 			return chain.Errorf(chain.ErrZeroSize, "object %d (content ID %s) has size 0; empty files are not stored", i, o.ContentID)
@@ -33,14 +34,16 @@ func (x *execCtx) registerDataObjects(m chain.MsgRegisterDataObjects) error {
 		if o.Size > p.Limits.MaxDataObjectSize {
 			return chain.Errorf(chain.ErrObjectTooLarge, "object %d (content ID %s) is %d bytes, above the max data object size %d bytes", i, o.ContentID, o.Size, p.Limits.MaxDataObjectSize)
 		}
-		if err := chain.ValidateContentID(o.ContentID); err != nil {
-			return chain.Errorf(chain.ErrInvalid, "object %d: %v", i, err)
+		canon, err := chain.CanonicalContentID(o.ContentID)
+		if err != nil {
+			return chain.Errorf(chain.ErrBadContentID, "object %d: %v", i, err)
 		}
-		if _, ok, err := x.s.c.get(blacklistKey(o.ContentID)); err != nil {
+		if _, ok, err := x.s.c.get(blacklistKey(canon)); err != nil {
 			return err
 		} else if ok {
-			return chain.Errorf(chain.ErrBlacklisted, "object %d: content ID %s is blacklisted by the storage lead", i, o.ContentID)
+			return chain.Errorf(chain.ErrBlacklisted, "object %d: content ID %s (%s) is blacklisted by the storage lead", i, o.ContentID, canon)
 		}
+		contentIDs = append(contentIDs, canon)
 		count++
 		if size, err = checkedAdd(size, o.Size, "total object size"); err != nil {
 			return err
@@ -73,14 +76,14 @@ func (x *execCtx) registerDataObjects(m chain.MsgRegisterDataObjects) error {
 		return err
 	}
 	ev := chain.ObjectsRegistered{Bag: bag.ID, Objects: make([]chain.DataObject, 0, len(m.Objects))}
-	for _, o := range m.Objects {
+	for i, o := range m.Objects {
 		id, err := x.s.nextID(seqObject)
 		if err != nil {
 			return err
 		}
 		// Object IDs start at 1: on the wire, object 0 means "not
 		// registered yet" (a streamed upload's session).
-		obj := chain.DataObject{ID: chain.ObjectID(id + 1), Bag: bag.ID, Size: o.Size, ContentID: o.ContentID, CreatedAt: x.block.Height}
+		obj := chain.DataObject{ID: chain.ObjectID(id + 1), Bag: bag.ID, Size: o.Size, ContentID: contentIDs[i], CreatedAt: x.block.Height}
 		if err := x.s.setJSON(objectKey(bag.ID, obj.ID), obj); err != nil {
 			return err
 		}

@@ -39,13 +39,13 @@ func testStorageLeader(t *testing.T, tc *testChain) {
 	tc.fails([]string{"bag static:council is not in storage bucket 2", "satchel bag show BAG"}, "storage", "leader", "update-bag", "-b", "static:council", "-r", "2", "-y")
 	tc.fails([]string{"storage bucket 9 does not exist", "satchel bucket list --storage"}, "storage", "leader", "delete-bucket", "-i", "9", "-y")
 
-	tc.ok("storage", "leader", "update-blacklist", "-a", "bafkreibad1,bafkreibad2", "-y")
-	tc.ok("storage", "leader", "update-blacklist", "-r", "bafkreibad2", "-y")
+	tc.ok("storage", "leader", "update-blacklist", "-a", "bafkreifohmhhiz6tkespessyh66fb6c66l7e5w5xq6kr2decf3esldfz7a,BAFKREICEKAELP4UTFERL3MMEO4OZS6CRNJHYTV3QADBNN2VRRMEJJKWDU4", "-y")
+	tc.ok("storage", "leader", "update-blacklist", "-r", "zb2rhbEwhWShc7NEmCbu5obETsR2CAaiXU8uXpx4nEEWE3p1C", "-y")
 	tc.ok("storage", "leader", "set-uploading-blocked", "on", "-y")
 	tc.ok("storage", "leader", "set-max-object-size", "1GiB", "-y")
 	var p chain.Params
 	tc.okJSON(&p, "params")
-	if !slices.Equal(p.Blacklist, []string{"bafkreibad1"}) || !p.UploadingBlocked || p.Limits.MaxDataObjectSize != 1<<30 ||
+	if !slices.Equal(p.Blacklist, []string{"bafkreifohmhhiz6tkespessyh66fb6c66l7e5w5xq6kr2decf3esldfz7a"}) || !p.UploadingBlocked || p.Limits.MaxDataObjectSize != 1<<30 ||
 		p.Limits.StorageBucketsPerBag != 4 || p.Limits.VoucherMaxObjects != 1000 || p.Policy(chain.ChannelBagType).StorageBuckets != 2 {
 		t.Fatalf("params: %+v", p)
 	}
@@ -105,7 +105,7 @@ func testStorageOperators(t *testing.T, tc *testChain) {
 	}
 	bag := chain.ChannelBag(0)
 	res, err := tc.client.Submit(context.Background(), owner, chain.MsgRegisterDataObjects{Bag: bag, Objects: []chain.ObjectSpec{
-		{Size: 1000, ContentID: "bafkreiobject1"}, {Size: 2000, ContentID: "bafkreiobject2"},
+		{Size: 1000, ContentID: "bafkreicekaelp4utferl3mmeo4ozs6crnjhytv3qadbnn2vrrmejjkwdu4"}, {Size: 2000, ContentID: "bafkreiflv6sefc64rq2nvyulxqltaotcc5psotw7lf2xwpuytaqvuqukky"},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +126,7 @@ func testStorageOperators(t *testing.T, tc *testChain) {
 	}
 	var objs []chain.DataObject
 	tc.okJSON(&objs, "object", "list", string(bag))
-	if len(objs) != 2 || !objs[0].Accepted || !objs[1].Accepted || objs[1].ContentID != "bafkreiobject2" {
+	if len(objs) != 2 || !objs[0].Accepted || !objs[1].Accepted || objs[1].ContentID != "bafkreiflv6sefc64rq2nvyulxqltaotcc5psotw7lf2xwpuytaqvuqukky" {
 		t.Fatalf("object list: %+v", objs)
 	}
 	var o chain.DataObject
@@ -134,7 +134,7 @@ func testStorageOperators(t *testing.T, tc *testChain) {
 	if o.Size != 2000 || !o.Accepted || o.Bag != bag {
 		t.Fatalf("object show: %+v", o)
 	}
-	if out := tc.ok("object", "list", string(bag)); !strings.Contains(out, "bafkreiobject1") || !strings.Contains(out, "accepted") {
+	if out := tc.ok("object", "list", string(bag)); !strings.Contains(out, "bafkreicekaelp4utferl3mmeo4ozs6crnjhytv3qadbnn2vrrmejjkwdu4") || !strings.Contains(out, "accepted") {
 		t.Errorf("object list:\n%s", out)
 	}
 	tc.fails([]string{"data object 99 does not exist in bag " + string(bag), "satchel object list BAG"}, "object", "show", string(bag), "99")
