@@ -20,6 +20,12 @@ const (
 	DefaultMaxBlacklistSize               = 10_000
 	DefaultDistributionOperatorsPerBucket = 1
 	DefaultMaxObjectsPerTx                = 1_000
+	// DefaultPendingObjectExpiry is how many blocks a data object may stay
+	// pending: about 2.8 hours at the 100 ms blocks of a busy chain, 28
+	// hours at the 1 s empty blocks of an idle one. Enough to upload the
+	// largest object (10 GiB) over a slow link; short enough that
+	// registrations never uploaded give their voucher room back the same day.
+	DefaultPendingObjectExpiry = 100_000
 )
 
 // Genesis is the initial state of the data directory: the chain ID that
@@ -54,6 +60,7 @@ func DefaultGenesis(storageLead, distributionLead Account) Genesis {
 			MaxBlacklistSize:               DefaultMaxBlacklistSize,
 			DistributionOperatorsPerBucket: DefaultDistributionOperatorsPerBucket,
 			MaxObjectsPerTx:                DefaultMaxObjectsPerTx,
+			PendingObjectExpiry:            DefaultPendingObjectExpiry,
 		},
 		Policies: []DynamicBagPolicy{
 			{Type: MemberBagType, StorageBuckets: 0, Families: map[FamilyID]uint64{}},
@@ -94,6 +101,9 @@ func (g Genesis) Validate() error {
 				return fmt.Errorf("genesis: policy %s names distribution family %d, but no family exists at genesis", p.Type, f)
 			}
 		}
+	}
+	if g.Limits.PendingObjectExpiry > MaxPendingObjectExpiry {
+		return fmt.Errorf("genesis: pendingObjectExpiry %d blocks is above the most, %d", g.Limits.PendingObjectExpiry, MaxPendingObjectExpiry)
 	}
 	if uint64(len(g.Blacklist)) > g.Limits.MaxBlacklistSize {
 		return fmt.Errorf("genesis: blacklist has %d entries, above maxBlacklistSize %d", len(g.Blacklist), g.Limits.MaxBlacklistSize)

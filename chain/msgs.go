@@ -37,6 +37,7 @@ func AllMsgs() []Msg {
 		MsgUpdateBagStorageBuckets{}, MsgSetStorageBucketsPerBagLimit{},
 		MsgSetStorageBucketsVoucherMaxLimits{}, MsgSetStorageDynamicBagPolicy{},
 		MsgUpdateBlacklist{}, MsgSetUploadingBlocked{}, MsgSetMaxDataObjectSize{},
+		MsgSetPendingObjectExpiry{},
 		MsgAcceptStorageBucketInvitation{}, MsgSetStorageOperatorMetadata{},
 		MsgAcceptPendingDataObjects{},
 		MsgCreateDistributionBucketFamily{}, MsgDeleteDistributionBucketFamily{},
@@ -400,6 +401,29 @@ func (m MsgSetMaxDataObjectSize) ValidateBasic() error {
 	}
 	return nil
 }
+
+// MsgSetPendingObjectExpiry sets how many blocks a newly registered data
+// object may stay pending before it is removed and its voucher use
+// released (Limits.PendingObjectExpiry). Objects already registered keep
+// their expiry height. Storage lead.
+type MsgSetPendingObjectExpiry struct {
+	Blocks uint64 `json:"blocks"`
+}
+
+// Type implements Msg.
+func (MsgSetPendingObjectExpiry) Type() string { return "set_pending_object_expiry" }
+
+// ValidateBasic implements Msg.
+func (m MsgSetPendingObjectExpiry) ValidateBasic() error {
+	if m.Blocks == 0 || m.Blocks > MaxPendingObjectExpiry {
+		return invalid("pending object expiry must be 1 to %d blocks", MaxPendingObjectExpiry)
+	}
+	return nil
+}
+
+// MaxPendingObjectExpiry bounds Limits.PendingObjectExpiry (about a year of
+// 100 ms blocks), so expiry heights never overflow.
+const MaxPendingObjectExpiry = 1 << 28
 
 // ---- Storage operator ----
 

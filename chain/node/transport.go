@@ -58,7 +58,7 @@ func (t rpcTransport) Query(ctx context.Context, path string, data []byte) ([]by
 }
 
 // BlockEvents returns the chain events of the successful transactions of the
-// committed block at height.
+// committed block at height, then the block's own events.
 func (t rpcTransport) BlockEvents(ctx context.Context, height int64) (chain.BlockEvents, error) {
 	res, err := t.c.BlockResults(ctx, &height)
 	if err != nil {
@@ -82,6 +82,12 @@ func (t rpcTransport) BlockEvents(ctx context.Context, height int64) (chain.Bloc
 		}
 		be.Events = append(be.Events, evs...)
 	}
+	// Then the block's own events (pending objects expiring).
+	evs, err := decodeEvents(res.FinalizeBlockEvents)
+	if err != nil {
+		return chain.BlockEvents{}, fmt.Errorf("block %d events: %w", height, err)
+	}
+	be.Events = append(be.Events, evs...)
 	return be, nil
 }
 

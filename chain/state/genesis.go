@@ -28,7 +28,7 @@ func writeGenesis(s store, g chain.Genesis, t time.Time) error {
 		GenesisTime:      t.UTC(),
 		StorageLead:      g.StorageLead,
 		DistributionLead: g.DistributionLead,
-		Limits:           g.Limits,
+		Limits:           g.Limits.WithDefaults(),
 		UploadingBlocked: g.UploadingBlocked,
 		BlacklistSize:    uint64(len(bl)),
 	}

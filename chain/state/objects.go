@@ -83,10 +83,11 @@ func (x *execCtx) registerDataObjects(m chain.MsgRegisterDataObjects) error {
 		}
 		// Object IDs start at 1: on the wire, object 0 means "not
 		// registered yet" (a streamed upload's session).
-		obj := chain.DataObject{ID: chain.ObjectID(id + 1), Bag: bag.ID, Size: o.Size, ContentID: contentIDs[i], CreatedAt: x.block.Height}
+		obj := chain.DataObject{ID: chain.ObjectID(id + 1), Bag: bag.ID, Size: o.Size, ContentID: contentIDs[i], CreatedAt: x.block.Height, ExpiresAt: x.expiryHeight(p)}
 		if err := x.s.setJSON(objectKey(bag.ID, obj.ID), obj); err != nil {
 			return err
 		}
+		x.indexPending(obj)
 		ev.Objects = append(ev.Objects, obj)
 	}
 	x.emit(ev)
@@ -139,7 +140,8 @@ func (x *execCtx) acceptPendingDataObjects(m chain.MsgAcceptPendingDataObjects) 
 		if o.Accepted {
 			continue
 		}
-		o.Accepted = true
+		x.unindexPending(o)
+		o.Accepted, o.ExpiresAt = true, 0
 		if err := x.s.setJSON(objectKey(bag.ID, id), o); err != nil {
 			return err
 		}
@@ -152,7 +154,8 @@ func (x *execCtx) acceptPendingDataObjects(m chain.MsgAcceptPendingDataObjects) 
 }
 
 // deleteDataObjects deletes objects of a bag (owner or storage lead) and
-// refunds their voucher use in every storage bucket of the bag.
+// refunds their voucher use in every storage bucket of the bag (see
+// removeObjects).
 func (x *execCtx) deleteDataObjects(m chain.MsgDeleteDataObjects) error {
 	p, err := x.loadParams()
 	if err != nil {
@@ -168,38 +171,15 @@ func (x *execCtx) deleteDataObjects(m chain.MsgDeleteDataObjects) error {
 	if uint64(len(m.Objects)) > p.Limits.MaxObjectsPerTx {
 		return chain.Errorf(chain.ErrInvalid, "%d objects in one transaction, above the limit %d; split the batch", len(m.Objects), p.Limits.MaxObjectsPerTx)
 	}
-	var count, size uint64
+	objs := make([]chain.DataObject, 0, len(m.Objects))
 	for _, id := range m.Objects {
 		o, err := x.object(bag.ID, id)
 		if err != nil {
 			return err
 		}
-		count++
-		size += o.Size
-		x.s.c.del(objectKey(bag.ID, id))
+		objs = append(objs, o)
 	}
-	for _, id := range bag.StorageBuckets {
-		b, err := x.storageBucket(id)
-		if err != nil {
-			return err
-		}
-		if b.Voucher.ObjectsUsed, err = checkedSub(b.Voucher.ObjectsUsed, count, "voucher objects used"); err != nil {
-			return err
-		}
-		if b.Voucher.SizeUsed, err = checkedSub(b.Voucher.SizeUsed, size, "voucher size used"); err != nil {
-			return err
-		}
-		if err := x.putStorageBucket(b); err != nil {
-			return err
-		}
-	}
-	if bag.ObjectsCount, err = checkedSub(bag.ObjectsCount, count, "bag objects count"); err != nil {
-		return err
-	}
-	if bag.ObjectsSize, err = checkedSub(bag.ObjectsSize, size, "bag objects size"); err != nil {
-		return err
-	}
-	if err := x.putBag(bag); err != nil {
+	if err := x.removeObjects(bag.ID, objs); err != nil {
 		return err
 	}
 	x.emit(chain.ObjectsDeleted{Bag: bag.ID, Objects: m.Objects})
