@@ -160,7 +160,9 @@ func testSetup(t *testing.T) (*chain.Client, *memTransport, chain.Key, chain.Key
 	t.Helper()
 	sl, _ := chain.GenerateKey()
 	dl, _ := chain.GenerateKey()
-	tr := newMemTransport(t, chain.DefaultGenesis(sl.Account(), dl.Account()))
+	g := chain.DefaultGenesis(sl.Account(), dl.Account())
+	g.Limits.MembersPerBlock = 1000 // member creation is these tests' free transaction
+	tr := newMemTransport(t, g)
 	return chain.NewClient(tr), tr, sl, dl
 }
 

@@ -93,6 +93,9 @@ const (
 	CodeAlreadyOperator    uint32 = 314
 	CodeAlreadyExists      uint32 = 315
 	CodeBagHasObjects      uint32 = 316
+
+	// Members: 400–499.
+	CodeMembersPerBlock uint32 = 400
 )
 
 func isNotFoundCode(c uint32) bool { return c >= 100 && c < 200 }
@@ -147,6 +150,8 @@ var (
 	ErrAlreadyOperator    = &Error{CodeAlreadyOperator, "worker is already an operator of the bucket"}
 	ErrAlreadyExists      = &Error{CodeAlreadyExists, "already exists"}
 	ErrBagHasObjects      = &Error{CodeBagHasObjects, "bag still has data objects"}
+
+	ErrMembersPerBlock = &Error{CodeMembersPerBlock, "this block registered the most members a block may; try again in the next block"}
 )
 
 // ErrVoucherExceeded is another name for ErrBucketFull: a storage bucket's
@@ -167,7 +172,7 @@ func init() {
 		ErrNoInvitation, ErrWorkerBusy, ErrTooFewBuckets, ErrBucketsPerBagLimit,
 		ErrNotAcceptingBags, ErrNotOperator, ErrBagAlreadyInBucket, ErrBagNotInBucket,
 		ErrFamilyInPolicy, ErrTooManyOperators, ErrAlreadyOperator, ErrAlreadyExists,
-		ErrBagHasObjects,
+		ErrBagHasObjects, ErrMembersPerBlock,
 	} {
 		if _, dup := sentinels[e.Code]; dup {
 			panic(fmt.Sprintf("chain: duplicate error code %d", e.Code))

@@ -26,6 +26,11 @@ const (
 	// largest object (10 GiB) over a slow link; short enough that
 	// registrations never uploaded give their voucher room back the same day.
 	DefaultPendingObjectExpiry = 100_000
+	// DefaultMembersPerBlock is how many members one block may register:
+	// plenty for people signing up (10 a block is 100 a second on a busy
+	// chain), a known ceiling on how fast a flood of free accounts can
+	// grow the directory.
+	DefaultMembersPerBlock = 10
 )
 
 // Genesis is the initial state of the data directory: the chain ID that
@@ -61,6 +66,7 @@ func DefaultGenesis(storageLead, distributionLead Account) Genesis {
 			DistributionOperatorsPerBucket: DefaultDistributionOperatorsPerBucket,
 			MaxObjectsPerTx:                DefaultMaxObjectsPerTx,
 			PendingObjectExpiry:            DefaultPendingObjectExpiry,
+			MembersPerBlock:                DefaultMembersPerBlock,
 		},
 		Policies: []DynamicBagPolicy{
 			{Type: MemberBagType, StorageBuckets: 0, Families: map[FamilyID]uint64{}},

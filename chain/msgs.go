@@ -37,7 +37,7 @@ func AllMsgs() []Msg {
 		MsgUpdateBagStorageBuckets{}, MsgSetStorageBucketsPerBagLimit{},
 		MsgSetStorageBucketsVoucherMaxLimits{}, MsgSetStorageDynamicBagPolicy{},
 		MsgUpdateBlacklist{}, MsgSetUploadingBlocked{}, MsgSetMaxDataObjectSize{},
-		MsgSetPendingObjectExpiry{},
+		MsgSetPendingObjectExpiry{}, MsgSetMembersPerBlock{},
 		MsgAcceptStorageBucketInvitation{}, MsgSetStorageOperatorMetadata{},
 		MsgAcceptPendingDataObjects{},
 		MsgCreateDistributionBucketFamily{}, MsgDeleteDistributionBucketFamily{},
@@ -125,7 +125,9 @@ func (m MsgRemoveWorker) ValidateBasic() error { return checkGroup(m.Group) }
 // ---- Members and channels ----
 
 // MsgCreateMember registers a member controlled by the signing account and
-// creates its bag dynamic:member:<id>, placed by the Member policy.
+// creates its bag dynamic:member:<id>, placed by the Member policy. Any
+// account may sign it, but one block registers at most
+// Limits.MembersPerBlock members (ErrMembersPerBlock past that).
 type MsgCreateMember struct {
 	Handle string `json:"handle,omitempty"`
 }
@@ -424,6 +426,23 @@ func (m MsgSetPendingObjectExpiry) ValidateBasic() error {
 // MaxPendingObjectExpiry bounds Limits.PendingObjectExpiry (about a year of
 // 100 ms blocks), so expiry heights never overflow.
 const MaxPendingObjectExpiry = 1 << 28
+
+// MsgSetMembersPerBlock sets the most members one block may register
+// (Limits.MembersPerBlock). Storage lead.
+type MsgSetMembersPerBlock struct {
+	Limit uint64 `json:"limit"`
+}
+
+// Type implements Msg.
+func (MsgSetMembersPerBlock) Type() string { return "set_members_per_block" }
+
+// ValidateBasic implements Msg.
+func (m MsgSetMembersPerBlock) ValidateBasic() error {
+	if m.Limit == 0 {
+		return invalid("members per block must be above 0")
+	}
+	return nil
+}
 
 // ---- Storage operator ----
 

@@ -369,6 +369,12 @@ type Limits struct {
 	// means DefaultPendingObjectExpiry. Objects keep the expiry height they
 	// were registered with.
 	PendingObjectExpiry uint64 `json:"pendingObjectExpiry"`
+	// MembersPerBlock bounds the members one block may register
+	// (create_member), so the directory grows by at most this many members
+	// and member bags per block however many accounts ask. The storage lead
+	// sets it (set_members_per_block); 0 in a genesis means
+	// DefaultMembersPerBlock.
+	MembersPerBlock uint64 `json:"membersPerBlock"`
 }
 
 // WithDefaults returns l with the limits added after a chain's genesis
@@ -376,6 +382,9 @@ type Limits struct {
 func (l Limits) WithDefaults() Limits {
 	if l.PendingObjectExpiry == 0 {
 		l.PendingObjectExpiry = DefaultPendingObjectExpiry
+	}
+	if l.MembersPerBlock == 0 {
+		l.MembersPerBlock = DefaultMembersPerBlock
 	}
 	return l
 }

@@ -60,6 +60,8 @@ func (x *execCtx) exec(msg chain.Msg) error {
 		return x.setMaxDataObjectSize(m)
 	case chain.MsgSetPendingObjectExpiry:
 		return x.setPendingObjectExpiry(m)
+	case chain.MsgSetMembersPerBlock:
+		return x.setMembersPerBlock(m)
 	case chain.MsgAcceptStorageBucketInvitation:
 		return x.acceptStorageBucketInvitation(m)
 	case chain.MsgSetStorageOperatorMetadata:

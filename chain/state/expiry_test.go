@@ -56,7 +56,9 @@ func TestPendingObjectsExpire(t *testing.T) {
 	if got := h.bag(bag).StorageBuckets; len(got) != 1 || got[0] != b {
 		t.Fatalf("bag in %v", got)
 	}
-	spec := func(name string, size uint64) chain.ObjectSpec { return chain.ObjectSpec{Size: size, ContentID: testCID(name)} }
+	spec := func(name string, size uint64) chain.ObjectSpec {
+		return chain.ObjectSpec{Size: size, ContentID: testCID(name)}
+	}
 
 	// Three objects fill the bucket's voucher: nobody can register more.
 	reg := event[chain.ObjectsRegistered](t, h.do(alice, chain.MsgRegisterDataObjects{Bag: bag, Objects: []chain.ObjectSpec{spec("kept", 10), spec("dropped", 20), spec("never", 30)}}))

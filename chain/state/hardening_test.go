@@ -2,6 +2,7 @@ package state
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -173,4 +174,57 @@ func TestGenesisBlacklistCanonical(t *testing.T) {
 	bag, _ := h.channelBag(100, 1<<30)
 	up, _ := evil.StringOfBase(multibase.Base32Upper)
 	h.fail(alice, chain.MsgRegisterDataObjects{Bag: bag, Objects: []chain.ObjectSpec{{Size: 1, ContentID: up}}}, chain.ErrBlacklisted)
+}
+
+// TestMembersPerBlock: one block registers at most membersPerBlock
+// members, however many accounts ask; the next block has a fresh quota; the
+// storage lead sets the limit.
+func TestMembersPerBlock(t *testing.T) {
+	h := newHarness(t)
+	if got := h.params().Limits.MembersPerBlock; got != chain.DefaultMembersPerBlock {
+		t.Fatalf("default %d; want %d", got, chain.DefaultMembersPerBlock)
+	}
+	flood := func(n int) []chain.TxResult {
+		txs := make([][]byte, n)
+		for i := range txs {
+			txs[i] = h.sign(testKey(fmt.Sprint("flood", h.height, i)), chain.MsgCreateMember{})
+		}
+		return h.block(txs...)
+	}
+	count := func(res []chain.TxResult) (ok, refused int) {
+		for _, r := range res {
+			switch {
+			case r.Code == chain.CodeOK:
+				ok++
+			case r.Code == chain.CodeMembersPerBlock:
+				refused++
+				if !strings.Contains(r.Log, "try again in the next block") {
+					t.Errorf("log %q does not say what to do", r.Log)
+				}
+			default:
+				t.Fatalf("code %d: %s", r.Code, r.Log)
+			}
+		}
+		return ok, refused
+	}
+	if ok, refused := count(flood(chain.DefaultMembersPerBlock + 5)); ok != chain.DefaultMembersPerBlock || refused != 5 {
+		t.Fatalf("%d created, %d refused; want %d and 5", ok, refused, chain.DefaultMembersPerBlock)
+	}
+	if _, err := queryErr[chain.Member](h.m, chain.QueryMember, chain.MemberID(chain.DefaultMembersPerBlock-1)); err != nil {
+		t.Fatalf("member %d: %v", chain.DefaultMembersPerBlock-1, err)
+	}
+	if _, err := queryErr[chain.Member](h.m, chain.QueryMember, chain.MemberID(chain.DefaultMembersPerBlock)); !errors.Is(err, chain.ErrMemberNotFound) {
+		t.Fatalf("member %d: %v; want none past the quota", chain.DefaultMembersPerBlock, err)
+	}
+	// The next block has a fresh quota.
+	h.member(alice)
+
+	h.fail(alice, chain.MsgSetMembersPerBlock{Limit: 2}, chain.ErrUnauthorized)
+	h.fail(storageLead, chain.MsgSetMembersPerBlock{Limit: 0}, chain.ErrInvalid)
+	if lu := event[chain.LimitsUpdated](t, h.do(storageLead, chain.MsgSetMembersPerBlock{Limit: 2})); lu.Limits.MembersPerBlock != 2 {
+		t.Fatal(lu)
+	}
+	if ok, refused := count(flood(3)); ok != 2 || refused != 1 {
+		t.Fatalf("%d created, %d refused; want 2 and 1", ok, refused)
+	}
 }

@@ -43,8 +43,17 @@ func testStorageLeader(t *testing.T, tc *testChain) {
 	tc.ok("storage", "leader", "update-blacklist", "-r", "zb2rhbEwhWShc7NEmCbu5obETsR2CAaiXU8uXpx4nEEWE3p1C", "-y")
 	tc.ok("storage", "leader", "set-uploading-blocked", "on", "-y")
 	tc.ok("storage", "leader", "set-max-object-size", "1GiB", "-y")
+	tc.ok("storage", "leader", "set-pending-object-expiry", "5000", "-y")
+	tc.ok("storage", "leader", "set-members-per-block", "7", "-y")
+	tc.fails([]string{`blocks "0": want a whole number above 0`}, "storage", "leader", "set-pending-object-expiry", "0", "-y")
 	var p chain.Params
 	tc.okJSON(&p, "params")
+	if p.Limits.PendingObjectExpiry != 5000 || p.Limits.MembersPerBlock != 7 {
+		t.Fatalf("limits %+v; want pendingObjectExpiry 5000, membersPerBlock 7", p.Limits)
+	}
+	if out := tc.ok("params"); !strings.Contains(out, "5000 blocks") || !strings.Contains(out, "members per block") {
+		t.Errorf("params:\n%s", out)
+	}
 	if !slices.Equal(p.Blacklist, []string{"bafkreifohmhhiz6tkespessyh66fb6c66l7e5w5xq6kr2decf3esldfz7a"}) || !p.UploadingBlocked || p.Limits.MaxDataObjectSize != 1<<30 ||
 		p.Limits.StorageBucketsPerBag != 4 || p.Limits.VoucherMaxObjects != 1000 || p.Policy(chain.ChannelBagType).StorageBuckets != 2 {
 		t.Fatalf("params: %+v", p)
