@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"context"
 	"slices"
 	"strings"
@@ -124,6 +125,12 @@ func testStorageOperators(t *testing.T, tc *testChain) {
 		t.Fatalf("registered %+v", reg)
 	}
 	ids := reg.Objects[0].ID.String() + "," + reg.Objects[1].ID.String()
+	// Pending, it shows when it expires (set-pending-object-expiry 5000 above).
+	if exp := reg.Objects[0].ExpiresAt; exp != res.Height+5000 {
+		t.Errorf("expiresAt %d; want %d", exp, res.Height+5000)
+	} else if out := tc.ok("object", "show", string(bag), reg.Objects[0].ID.String()); !strings.Contains(out, fmt.Sprintf("%d unless accepted", exp)) {
+		t.Errorf("object show of a pending object: %s", out)
+	}
 	tc.fails([]string{"only storage bucket 0's transactor account"},
 		"storage", "operator", "accept-objects", "-i", "0", "-w", w, "-b", string(bag), "-o", ids, "-k", stranger, "-y")
 	want := "accepted data objects " + strings.ReplaceAll(ids, ",", " ") + " of bag " + string(bag) + "\n"
