@@ -432,14 +432,21 @@ func (p Params) Policy(t DynamicBagType) DynamicBagPolicy {
 	return DynamicBagPolicy{Type: t, Families: map[FamilyID]uint64{}}
 }
 
-// Blacklisted reports whether contentID, in any spelling of its CID, is on
-// the blacklist (which holds canonical content IDs, sorted).
+// Blacklisted reports whether contentID, in any spelling of its CID and
+// under any codec of ContentIDCodecs (see BlacklistForms), is on the
+// blacklist (which holds canonical content IDs, sorted).
 func (p Params) Blacklisted(contentID string) bool {
-	if canon, err := CanonicalContentID(contentID); err == nil {
-		contentID = canon
+	canon, err := CanonicalContentID(contentID)
+	if err != nil {
+		_, ok := slices.BinarySearch(p.Blacklist, contentID)
+		return ok
 	}
-	_, ok := slices.BinarySearch(p.Blacklist, contentID)
-	return ok
+	for _, f := range BlacklistForms(canon) {
+		if _, ok := slices.BinarySearch(p.Blacklist, f); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Lead returns the lead account of group g.

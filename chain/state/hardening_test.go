@@ -161,6 +161,28 @@ func TestContentIDsCanonical(t *testing.T) {
 		t.Fatalf("remove by base58: %+v, blacklist %v", bl, h.params().Blacklist)
 	}
 	h.do(alice, reg(v0))
+
+	// The same bytes under the other object codec are the same content: a
+	// root blacklisted as raw is caught registered as dag-pb (v0 or v1),
+	// and the reverse.
+	rawEvil := testCIDv("raw evil", 1)
+	h.do(storageLead, chain.MsgUpdateBlacklist{Add: []string{rawEvil.String()}})
+	for _, s := range []string{cid.NewCidV0(rawEvil.Hash()).String(), cid.NewCidV1(cid.DagProtobuf, rawEvil.Hash()).String()} {
+		r := h.fail(alice, reg(s), chain.ErrBlacklisted)
+		if !strings.Contains(r.Log, "as "+rawEvil.String()) {
+			t.Errorf("log %q does not name the blacklisted form", r.Log)
+		}
+		if !h.params().Blacklisted(s) {
+			t.Errorf("Params.Blacklisted(%s) = false", s)
+		}
+	}
+	h.do(storageLead, chain.MsgUpdateBlacklist{Add: []string{cid.NewCidV0(evil.Hash()).String()}})
+	h.fail(alice, reg(cid.NewCidV1(cid.Raw, evil.Hash()).String()), chain.ErrBlacklisted)
+	// A codec no data object has is refused.
+	r := h.fail(alice, reg(cid.NewCidV1(cid.DagCBOR, raw.Hash()).String()), chain.ErrBadContentID)
+	if !strings.Contains(r.Log, "dag-pb (UnixFS root) or raw") {
+		t.Errorf("log %q", r.Log)
+	}
 }
 
 // TestGenesisBlacklistCanonical: a genesis blacklist in any spelling is

@@ -34,14 +34,16 @@ func (x *execCtx) registerDataObjects(m chain.MsgRegisterDataObjects) error {
 		if o.Size > p.Limits.MaxDataObjectSize {
 			return chain.Errorf(chain.ErrObjectTooLarge, "object %d (content ID %s) is %d bytes, above the max data object size %d bytes", i, o.ContentID, o.Size, p.Limits.MaxDataObjectSize)
 		}
-		canon, err := chain.CanonicalContentID(o.ContentID)
+		canon, err := chain.ValidateObjectContentID(o.ContentID)
 		if err != nil {
 			return chain.Errorf(chain.ErrBadContentID, "object %d: %v", i, err)
 		}
-		if _, ok, err := x.s.c.get(blacklistKey(canon)); err != nil {
-			return err
-		} else if ok {
-			return chain.Errorf(chain.ErrBlacklisted, "object %d: content ID %s (%s) is blacklisted by the storage lead", i, o.ContentID, canon)
+		for _, form := range chain.BlacklistForms(canon) {
+			if _, ok, err := x.s.c.get(blacklistKey(form)); err != nil {
+				return err
+			} else if ok {
+				return chain.Errorf(chain.ErrBlacklisted, "object %d: content ID %s is blacklisted by the storage lead (as %s)", i, o.ContentID, form)
+			}
 		}
 		contentIDs = append(contentIDs, canon)
 		count++
