@@ -160,7 +160,9 @@ func testSetup(t *testing.T) (*chain.Client, *memTransport, chain.Key, chain.Key
 	t.Helper()
 	sl, _ := chain.GenerateKey()
 	dl, _ := chain.GenerateKey()
-	tr := newMemTransport(t, chain.DefaultGenesis(sl.Account(), dl.Account()))
+	g := chain.DefaultGenesis(sl.Account(), dl.Account())
+	g.Limits.MembersPerBlock = 1000 // member creation is these tests' free transaction
+	tr := newMemTransport(t, g)
 	return chain.NewClient(tr), tr, sl, dl
 }
 
@@ -190,10 +192,10 @@ func TestClientSubmitAndRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	bag := chain.ChannelBag(0)
-	if _, err := c.Submit(ctx, user, chain.MsgRegisterDataObjects{Bag: bag, Objects: []chain.ObjectSpec{{Size: 5, ContentID: "a"}}}); err != nil {
+	if _, err := c.Submit(ctx, user, chain.MsgRegisterDataObjects{Bag: bag, Objects: []chain.ObjectSpec{{Size: 5, ContentID: "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"}}}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Submit(ctx, user, chain.MsgRegisterDataObjects{Bag: bag, Objects: []chain.ObjectSpec{{Size: 1, ContentID: "b"}}})
+	_, err = c.Submit(ctx, user, chain.MsgRegisterDataObjects{Bag: bag, Objects: []chain.ObjectSpec{{Size: 1, ContentID: "bafybeifkolcwszz3bkmc343ytys3mse7aje2i55xrwsshymbr2dcbmsu6e"}}})
 	if !errors.Is(err, chain.ErrBucketFull) {
 		t.Fatalf("second object: %v; want ErrBucketFull", err)
 	}
@@ -210,7 +212,7 @@ func TestClientSubmitAndRead(t *testing.T) {
 	if objs, err := r.Objects(ctx, bag); err != nil || len(objs) != 1 {
 		t.Fatal(objs, err)
 	}
-	if o, err := r.DataObject(ctx, bag, 1); err != nil || o.ContentID != "a" {
+	if o, err := r.DataObject(ctx, bag, 1); err != nil || o.ContentID != "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku" {
 		t.Fatal(o, err)
 	}
 	if _, err := r.DataObject(ctx, bag, 5); !errors.Is(err, chain.ErrObjectNotFound) {

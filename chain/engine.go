@@ -52,6 +52,17 @@ type Machine interface {
 	Close() error
 }
 
+// EndBlocker is implemented by a Machine whose blocks change state outside
+// any transaction: pending data objects expiring at the block's height.
+// After FinalizeBlock, the engine asks for the events of those changes and
+// publishes them as the block's own events (in CometBFT, the
+// FinalizeBlock response's events), after the transactions' events.
+type EndBlocker interface {
+	// EndBlockEvents returns the events of the block last finalized,
+	// outside its transactions (nil when none).
+	EndBlockEvents() []Event
+}
+
 // Committed is a transaction included in a block.
 type Committed struct {
 	Height int64    `json:"height"`
@@ -60,7 +71,8 @@ type Committed struct {
 }
 
 // BlockEvents are the events of every successful transaction of one
-// committed block, in order.
+// committed block, in order, followed by the block's own events (see
+// EndBlocker).
 type BlockEvents struct {
 	Height int64     `json:"height"`
 	Time   time.Time `json:"time"`

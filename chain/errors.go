@@ -73,6 +73,7 @@ const (
 	CodeZeroSize            uint32 = 205
 	CodeNoStorageBuckets    uint32 = 206
 	CodeBlacklistFull       uint32 = 207
+	CodeBadContentID        uint32 = 208
 
 	// Buckets, operators, families, placement: 300–399.
 	CodeBucketHasBags      uint32 = 300
@@ -92,6 +93,9 @@ const (
 	CodeAlreadyOperator    uint32 = 314
 	CodeAlreadyExists      uint32 = 315
 	CodeBagHasObjects      uint32 = 316
+
+	// Members: 400–499.
+	CodeMembersPerBlock uint32 = 400
 )
 
 func isNotFoundCode(c uint32) bool { return c >= 100 && c < 200 }
@@ -127,6 +131,7 @@ var (
 	ErrZeroSize            = &Error{CodeZeroSize, "data object size is zero"}
 	ErrNoStorageBuckets    = &Error{CodeNoStorageBuckets, "bag has no storage buckets"}
 	ErrBlacklistFull       = &Error{CodeBlacklistFull, "blacklist is full"}
+	ErrBadContentID        = &Error{CodeBadContentID, "content ID is not a CID"}
 
 	ErrBucketHasBags      = &Error{CodeBucketHasBags, "bucket still has bags"}
 	ErrBucketHasOperator  = &Error{CodeBucketHasOperator, "bucket has an operator"}
@@ -145,6 +150,8 @@ var (
 	ErrAlreadyOperator    = &Error{CodeAlreadyOperator, "worker is already an operator of the bucket"}
 	ErrAlreadyExists      = &Error{CodeAlreadyExists, "already exists"}
 	ErrBagHasObjects      = &Error{CodeBagHasObjects, "bag still has data objects"}
+
+	ErrMembersPerBlock = &Error{CodeMembersPerBlock, "this block registered the most members a block may; try again in the next block"}
 )
 
 // ErrVoucherExceeded is another name for ErrBucketFull: a storage bucket's
@@ -160,12 +167,12 @@ func init() {
 		ErrStorageBucketNotFound, ErrFamilyNotFound, ErrDistributionBucketNotFound,
 		ErrObjectNotFound, ErrMemberNotFound, ErrChannelNotFound, ErrWorkerNotFound,
 		ErrBucketFull, ErrVoucherLimitTooHigh, ErrObjectTooLarge, ErrBlacklisted,
-		ErrUploadingBlocked, ErrZeroSize, ErrNoStorageBuckets, ErrBlacklistFull,
+		ErrUploadingBlocked, ErrZeroSize, ErrNoStorageBuckets, ErrBlacklistFull, ErrBadContentID,
 		ErrBucketHasBags, ErrBucketHasOperator, ErrFamilyHasBuckets, ErrInvitationPending,
 		ErrNoInvitation, ErrWorkerBusy, ErrTooFewBuckets, ErrBucketsPerBagLimit,
 		ErrNotAcceptingBags, ErrNotOperator, ErrBagAlreadyInBucket, ErrBagNotInBucket,
 		ErrFamilyInPolicy, ErrTooManyOperators, ErrAlreadyOperator, ErrAlreadyExists,
-		ErrBagHasObjects,
+		ErrBagHasObjects, ErrMembersPerBlock,
 	} {
 		if _, dup := sentinels[e.Code]; dup {
 			panic(fmt.Sprintf("chain: duplicate error code %d", e.Code))

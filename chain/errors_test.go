@@ -9,7 +9,7 @@ import (
 )
 
 func TestErrors(t *testing.T) {
-	err := chain.Errorf(chain.ErrBucketFull, "storage bucket 3 is full (10/10 objects); ask the storage lead to raise its limit")
+	err := chain.Errorf(chain.ErrBucketFull, "storage bucket 3 is full by objects (10 of 10 objects used, 1 more asked); ask the storage lead to raise its objects limit")
 	if !errors.Is(err, chain.ErrBucketFull) || !errors.Is(err, chain.ErrVoucherExceeded) || errors.Is(err, chain.ErrZeroSize) {
 		t.Fatal("Is by code")
 	}

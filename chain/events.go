@@ -85,11 +85,20 @@ type ObjectsAccepted struct {
 	Objects []ObjectID      `json:"objects"`
 }
 
-// ObjectsDeleted: data objects were deleted from a bag.
+// ObjectsDeleted: data objects were deleted from a bag, and their voucher
+// use released. Reason is empty when the bag's owner or the storage lead
+// deleted them, DeletedExpired when they stayed pending past their expiry
+// height (a block event, not a transaction's: see chain.EndBlocker).
+// Either way the objects are gone from the chain.
 type ObjectsDeleted struct {
 	Bag     BagID      `json:"bag"`
 	Objects []ObjectID `json:"objects"`
+	Reason  string     `json:"reason,omitempty"`
 }
+
+// DeletedExpired is the ObjectsDeleted reason of pending objects removed at
+// their expiry height.
+const DeletedExpired = "expired"
 
 // Storage buckets.
 

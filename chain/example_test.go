@@ -44,10 +44,10 @@ func ExampleSignTx() {
 // Runtime errors carry stable codes: a client maps a transaction result
 // back to the sentinel it can branch on.
 func ExampleErrorFromCode() {
-	err := chain.ErrorFromCode(chain.CodeBucketFull, "bag dynamic:channel:7: storage bucket 3 is full (10/10 objects); ask the storage lead to raise its limit")
+	err := chain.ErrorFromCode(chain.CodeBucketFull, "bag dynamic:channel:7: storage bucket 3 is full by objects (10 of 10 objects used, 1 more asked); ask the storage lead to raise its objects limit")
 	fmt.Println(err)
 	fmt.Println(chain.CodeOf(err) == chain.CodeBucketFull)
 	// Output:
-	// bag dynamic:channel:7: storage bucket 3 is full (10/10 objects); ask the storage lead to raise its limit
+	// bag dynamic:channel:7: storage bucket 3 is full by objects (10 of 10 objects used, 1 more asked); ask the storage lead to raise its objects limit
 	// true
 }

@@ -3,6 +3,8 @@ package chain
 import (
 	"errors"
 	"fmt"
+
+	"github.com/ipfs/go-cid"
 )
 
 // DefaultChainID is the chain ID of DefaultGenesis.
@@ -18,6 +20,17 @@ const (
 	DefaultMaxBlacklistSize               = 10_000
 	DefaultDistributionOperatorsPerBucket = 1
 	DefaultMaxObjectsPerTx                = 1_000
+	// DefaultPendingObjectExpiry is how many blocks a data object may stay
+	// pending: about 2.8 hours at the 100 ms blocks of a busy chain, 28
+	// hours at the 1 s empty blocks of an idle one. Enough to upload the
+	// largest object (10 GiB) over a slow link; short enough that
+	// registrations never uploaded give their voucher room back the same day.
+	DefaultPendingObjectExpiry = 100_000
+	// DefaultMembersPerBlock is how many members one block may register:
+	// plenty for people signing up (10 a block is 100 a second on a busy
+	// chain), a known ceiling on how fast a flood of free accounts can
+	// grow the directory.
+	DefaultMembersPerBlock = 10
 )
 
 // Genesis is the initial state of the data directory: the chain ID that
@@ -52,6 +65,8 @@ func DefaultGenesis(storageLead, distributionLead Account) Genesis {
 			MaxBlacklistSize:               DefaultMaxBlacklistSize,
 			DistributionOperatorsPerBucket: DefaultDistributionOperatorsPerBucket,
 			MaxObjectsPerTx:                DefaultMaxObjectsPerTx,
+			PendingObjectExpiry:            DefaultPendingObjectExpiry,
+			MembersPerBlock:                DefaultMembersPerBlock,
 		},
 		Policies: []DynamicBagPolicy{
 			{Type: MemberBagType, StorageBuckets: 0, Families: map[FamilyID]uint64{}},
@@ -93,6 +108,9 @@ func (g Genesis) Validate() error {
 			}
 		}
 	}
+	if g.Limits.PendingObjectExpiry > MaxPendingObjectExpiry {
+		return fmt.Errorf("genesis: pendingObjectExpiry %d blocks is above the most, %d", g.Limits.PendingObjectExpiry, MaxPendingObjectExpiry)
+	}
 	if uint64(len(g.Blacklist)) > g.Limits.MaxBlacklistSize {
 		return fmt.Errorf("genesis: blacklist has %d entries, above maxBlacklistSize %d", len(g.Blacklist), g.Limits.MaxBlacklistSize)
 	}
@@ -104,16 +122,42 @@ func (g Genesis) Validate() error {
 	return nil
 }
 
-// ValidateContentID checks a content ID's shape: 1 to MaxContentIDLen
-// printable ASCII characters without spaces. The chain does not parse CIDs.
+// ValidateContentID checks that c is a content ID the data directory
+// accepts: at most MaxContentIDLen characters that parse as a CID (v0 or v1,
+// in any multibase). Errors carry ErrBadContentID's code.
 func ValidateContentID(c string) error {
+	_, err := CanonicalContentID(c)
+	return err
+}
+
+// CanonicalContentID parses c as a CID and returns its canonical form, the
+// one the data directory stores, compares and emits: CIDv1 in lower-case
+// base32 ("bafy…", "bafk…"). A CIDv0 ("Qm…", base58) becomes the CIDv1
+// dag-pb CID of the same multihash; CIDv1 in another multibase (base58btc
+// "z…", upper-case base32 "B…", base36 "k…") is re-encoded. Two spellings
+// of one CID have one canonical form, so the blacklist catches every
+// spelling. Errors carry ErrBadContentID's code.
+func CanonicalContentID(c string) (string, error) {
 	if c == "" || len(c) > MaxContentIDLen {
-		return fmt.Errorf("content ID %q: want 1 to %d characters", c, MaxContentIDLen)
+		return "", Errorf(ErrBadContentID, "content ID %q: want a CID of 1 to %d characters, such as bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", truncate(c, 80), MaxContentIDLen)
 	}
-	for i := 0; i < len(c); i++ {
-		if c[i] <= ' ' || c[i] > '~' {
-			return fmt.Errorf("content ID %q: only printable ASCII without spaces", c)
-		}
+	id, err := cid.Decode(c)
+	if err != nil {
+		return "", Errorf(ErrBadContentID, "content ID %q is not a CID (%v); give the CID `satchel cid FILE` prints", truncate(c, 80), err)
 	}
-	return nil
+	switch id.Version() {
+	case 0:
+		id = cid.NewCidV1(cid.DagProtobuf, id.Hash())
+	case 1:
+	default:
+		return "", Errorf(ErrBadContentID, "content ID %q is a CID version %d; want CIDv0 or CIDv1", truncate(c, 80), id.Version())
+	}
+	return id.String(), nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }

@@ -2,6 +2,8 @@ package chain_test
 
 import (
 	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/satchel-net/satchel/chain"
@@ -84,5 +86,30 @@ func TestParseOthers(t *testing.T) {
 	}
 	if _, err := chain.ParseWorkerID("x"); err == nil {
 		t.Error("worker x accepted")
+	}
+}
+
+func TestCanonicalContentID(t *testing.T) {
+	const v1pb = "bafybeifkolcwszz3bkmc343ytys3mse7aje2i55xrwsshymbr2dcbmsu6e"
+	for in, want := range map[string]string{
+		v1pb: v1pb,
+		"BAFYBEIFKOLCWSZZ3BKMC343YTYS3MSE7AJE2I55XRWSSHYMBR2DCBMSU6E": v1pb,
+		"bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku": "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
+		"QmZtqmH4cbjN7wAqAV8ZGKpBHRusESkjqA6439zc95mv3F":              "bafybeiflv6sefc64rq2nvyulxqltaotcc5psotw7lf2xwpuytaqvuqukky",
+		"zb2rhbEwhWShc7NEmCbu5obETsR2CAaiXU8uXpx4nEEWE3p1C":           "bafkreicekaelp4utferl3mmeo4ozs6crnjhytv3qadbnn2vrrmejjkwdu4",
+	} {
+		got, err := chain.CanonicalContentID(in)
+		if err != nil || got != want {
+			t.Errorf("CanonicalContentID(%s) = %s, %v; want %s", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "a", "bad cid", "Qm", strings.Repeat("b", chain.MaxContentIDLen+1)} {
+		_, err := chain.CanonicalContentID(bad)
+		if !errors.Is(err, chain.ErrBadContentID) {
+			t.Errorf("CanonicalContentID(%q) = %v; want ErrBadContentID", bad, err)
+		}
+		if err != nil && len(err.Error()) > 400 {
+			t.Errorf("error for %d bytes of input is %d bytes long", len(bad), len(err.Error()))
+		}
 	}
 }

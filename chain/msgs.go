@@ -37,6 +37,7 @@ func AllMsgs() []Msg {
 		MsgUpdateBagStorageBuckets{}, MsgSetStorageBucketsPerBagLimit{},
 		MsgSetStorageBucketsVoucherMaxLimits{}, MsgSetStorageDynamicBagPolicy{},
 		MsgUpdateBlacklist{}, MsgSetUploadingBlocked{}, MsgSetMaxDataObjectSize{},
+		MsgSetPendingObjectExpiry{}, MsgSetMembersPerBlock{},
 		MsgAcceptStorageBucketInvitation{}, MsgSetStorageOperatorMetadata{},
 		MsgAcceptPendingDataObjects{},
 		MsgCreateDistributionBucketFamily{}, MsgDeleteDistributionBucketFamily{},
@@ -124,7 +125,9 @@ func (m MsgRemoveWorker) ValidateBasic() error { return checkGroup(m.Group) }
 // ---- Members and channels ----
 
 // MsgCreateMember registers a member controlled by the signing account and
-// creates its bag dynamic:member:<id>, placed by the Member policy.
+// creates its bag dynamic:member:<id>, placed by the Member policy. Any
+// account may sign it, but one block registers at most
+// Limits.MembersPerBlock members (ErrMembersPerBlock past that).
 type MsgCreateMember struct {
 	Handle string `json:"handle,omitempty"`
 }
@@ -345,7 +348,9 @@ func (MsgSetStorageDynamicBagPolicy) Type() string { return "set_storage_dynamic
 func (m MsgSetStorageDynamicBagPolicy) ValidateBasic() error { return checkType(m.BagType) }
 
 // MsgUpdateBlacklist adds content IDs to and removes them from the
-// blacklist. Storage lead.
+// blacklist. Storage lead. Each content ID must parse as a CID; the
+// blacklist holds its canonical form (see CanonicalContentID), so any
+// spelling of a CID adds, removes and is caught as the same entry.
 type MsgUpdateBlacklist struct {
 	Add    []string `json:"add,omitempty"`
 	Remove []string `json:"remove,omitempty"`
@@ -359,12 +364,15 @@ func (m MsgUpdateBlacklist) ValidateBasic() error {
 	if len(m.Add) == 0 && len(m.Remove) == 0 {
 		return invalid("update blacklist: name content IDs to add or remove")
 	}
-	for _, c := range append(slices.Clone(m.Add), m.Remove...) {
-		if err := ValidateContentID(c); err != nil {
-			return invalid("%v", err)
+	all := append(slices.Clone(m.Add), m.Remove...)
+	for i, c := range all {
+		canon, err := CanonicalContentID(c)
+		if err != nil {
+			return err
 		}
+		all[i] = canon
 	}
-	return noDup("content ID", append(slices.Clone(m.Add), m.Remove...))
+	return noDup("content ID", all)
 }
 
 // MsgSetUploadingBlocked blocks or unblocks registering data objects
@@ -392,6 +400,46 @@ func (MsgSetMaxDataObjectSize) Type() string { return "set_max_data_object_size"
 func (m MsgSetMaxDataObjectSize) ValidateBasic() error {
 	if m.Size == 0 {
 		return invalid("max data object size must be above 0")
+	}
+	return nil
+}
+
+// MsgSetPendingObjectExpiry sets how many blocks a newly registered data
+// object may stay pending before it is removed and its voucher use
+// released (Limits.PendingObjectExpiry). Objects already registered keep
+// their expiry height. Storage lead.
+type MsgSetPendingObjectExpiry struct {
+	Blocks uint64 `json:"blocks"`
+}
+
+// Type implements Msg.
+func (MsgSetPendingObjectExpiry) Type() string { return "set_pending_object_expiry" }
+
+// ValidateBasic implements Msg.
+func (m MsgSetPendingObjectExpiry) ValidateBasic() error {
+	if m.Blocks == 0 || m.Blocks > MaxPendingObjectExpiry {
+		return invalid("pending object expiry must be 1 to %d blocks", MaxPendingObjectExpiry)
+	}
+	return nil
+}
+
+// MaxPendingObjectExpiry bounds Limits.PendingObjectExpiry (about a year of
+// 100 ms blocks), so expiry heights never overflow.
+const MaxPendingObjectExpiry = 1 << 28
+
+// MsgSetMembersPerBlock sets the most members one block may register
+// (Limits.MembersPerBlock). Storage lead.
+type MsgSetMembersPerBlock struct {
+	Limit uint64 `json:"limit"`
+}
+
+// Type implements Msg.
+func (MsgSetMembersPerBlock) Type() string { return "set_members_per_block" }
+
+// ValidateBasic implements Msg.
+func (m MsgSetMembersPerBlock) ValidateBasic() error {
+	if m.Limit == 0 {
+		return invalid("members per block must be above 0")
 	}
 	return nil
 }
@@ -701,7 +749,9 @@ func (m MsgSetDistributionOperatorMetadata) ValidateBasic() error {
 
 // ---- Data objects ----
 
-// ObjectSpec describes a data object to register.
+// ObjectSpec describes a data object to register. ContentID must parse as
+// a CID (v0 or v1, any multibase); the data directory stores and emits its
+// canonical form, CIDv1 in lower-case base32 (see CanonicalContentID).
 type ObjectSpec struct {
 	Size      uint64 `json:"size"`
 	ContentID string `json:"contentId"`

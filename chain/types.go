@@ -284,6 +284,10 @@ type DataObject struct {
 	// accepted the object (it holds the data).
 	Accepted  bool  `json:"accepted"`
 	CreatedAt int64 `json:"createdAt"`
+	// ExpiresAt is, while the object is pending, the height at the end of
+	// which it is removed unless accepted first (0 once accepted, and for
+	// objects registered before expiry existed).
+	ExpiresAt int64 `json:"expiresAt,omitempty"`
 }
 
 // Member is a registered member.
@@ -357,6 +361,32 @@ type Limits struct {
 	// MaxObjectsPerTx bounds the object IDs or specs in one transaction
 	// (genesis only).
 	MaxObjectsPerTx uint64 `json:"maxObjectsPerTx"`
+	// PendingObjectExpiry is how many blocks a registered data object may
+	// stay pending (not accepted by a storage operator). At the end of block
+	// CreatedAt+PendingObjectExpiry an object still pending is removed, its
+	// voucher use released, and ObjectsDeleted{reason: "expired"} emitted.
+	// The storage lead sets it (set_pending_object_expiry); 0 in a genesis
+	// means DefaultPendingObjectExpiry. Objects keep the expiry height they
+	// were registered with.
+	PendingObjectExpiry uint64 `json:"pendingObjectExpiry"`
+	// MembersPerBlock bounds the members one block may register
+	// (create_member), so the directory grows by at most this many members
+	// and member bags per block however many accounts ask. The storage lead
+	// sets it (set_members_per_block); 0 in a genesis means
+	// DefaultMembersPerBlock.
+	MembersPerBlock uint64 `json:"membersPerBlock"`
+}
+
+// WithDefaults returns l with the limits added after a chain's genesis
+// format was fixed (0 there) set to their defaults.
+func (l Limits) WithDefaults() Limits {
+	if l.PendingObjectExpiry == 0 {
+		l.PendingObjectExpiry = DefaultPendingObjectExpiry
+	}
+	if l.MembersPerBlock == 0 {
+		l.MembersPerBlock = DefaultMembersPerBlock
+	}
+	return l
 }
 
 // Validate checks that every limit is usable.
@@ -402,10 +432,21 @@ func (p Params) Policy(t DynamicBagType) DynamicBagPolicy {
 	return DynamicBagPolicy{Type: t, Families: map[FamilyID]uint64{}}
 }
 
-// Blacklisted reports whether contentID is on the blacklist.
+// Blacklisted reports whether contentID, in any spelling of its CID and
+// under any codec of ContentIDCodecs (see BlacklistForms), is on the
+// blacklist (which holds canonical content IDs, sorted).
 func (p Params) Blacklisted(contentID string) bool {
-	_, ok := slices.BinarySearch(p.Blacklist, contentID)
-	return ok
+	canon, err := CanonicalContentID(contentID)
+	if err != nil {
+		_, ok := slices.BinarySearch(p.Blacklist, contentID)
+		return ok
+	}
+	for _, f := range BlacklistForms(canon) {
+		if _, ok := slices.BinarySearch(p.Blacklist, f); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Lead returns the lead account of group g.

@@ -138,7 +138,7 @@ func TestNetworkPutGet(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.Put(ctx, net.Bag, bytes.NewReader(data[:2<<20]))
-	if !errors.Is(err, chain.ErrBucketFull) || !strings.Contains(err.Error(), "raise its limit") {
+	if !errors.Is(err, chain.ErrBucketFull) || !strings.Contains(err.Error(), "is full by size") || !strings.Contains(err.Error(), "raise its size limit") {
 		t.Fatalf("full bucket: %v", err)
 	}
 	t.Log(err)

@@ -149,6 +149,10 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 		return nil, errClosed
 	}
 	results, hash, err := a.m.FinalizeBlock(b, req.Txs)
+	var blockEvents []chain.Event
+	if eb, ok := a.m.(chain.EndBlocker); ok && err == nil {
+		blockEvents = eb.EndBlockEvents()
+	}
 	a.pending = req.Height
 	a.mu.Unlock()
 	if err != nil {
@@ -171,7 +175,11 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 		out[i] = res
 	}
 	a.log.Debug("finalize block", "height", req.Height, "txs", len(req.Txs), "appHash", fmt.Sprintf("%X", hash))
-	return &abci.FinalizeBlockResponse{TxResults: out, AppHash: hash}, nil
+	evs, err := encodeEvents(blockEvents)
+	if err != nil {
+		return nil, fmt.Errorf("finalize block %d: %w", req.Height, err)
+	}
+	return &abci.FinalizeBlockResponse{TxResults: out, AppHash: hash, Events: evs}, nil
 }
 
 // Commit makes the finalized block durable in the machine. Blocks are never

@@ -66,7 +66,7 @@ func (t Conn) Query(ctx context.Context, path string, data []byte) ([]byte, erro
 }
 
 // BlockEvents returns the chain events of the successful transactions of the
-// committed block at height.
+// committed block at height, then the block's own events.
 func (t Conn) BlockEvents(ctx context.Context, height int64) (chain.BlockEvents, error) {
 	res, err := t.C.BlockResults(ctx, &height)
 	if err != nil {
@@ -90,6 +90,12 @@ func (t Conn) BlockEvents(ctx context.Context, height int64) (chain.BlockEvents,
 		}
 		be.Events = append(be.Events, evs...)
 	}
+	// Then the block's own events (pending objects expiring).
+	evs, err := DecodeEvents(res.FinalizeBlockEvents)
+	if err != nil {
+		return chain.BlockEvents{}, fmt.Errorf("block %d events: %w", height, err)
+	}
+	be.Events = append(be.Events, evs...)
 	return be, nil
 }
 

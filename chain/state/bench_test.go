@@ -17,10 +17,12 @@ func BenchmarkFinalizeBlock(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer m.Close()
-	if _, err := m.InitChain(testGenesis(), genesisTime); err != nil {
+	const perBlock = 500
+	g := testGenesis()
+	g.Limits.MembersPerBlock = perBlock
+	if _, err := m.InitChain(g, genesisTime); err != nil {
 		b.Fatal(err)
 	}
-	const perBlock = 500
 	keys := make([]chain.Key, 50)
 	for i := range keys {
 		keys[i] = testKey(fmt.Sprint("bench", i))

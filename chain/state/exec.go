@@ -58,6 +58,10 @@ func (x *execCtx) exec(msg chain.Msg) error {
 		return x.setUploadingBlocked(m)
 	case chain.MsgSetMaxDataObjectSize:
 		return x.setMaxDataObjectSize(m)
+	case chain.MsgSetPendingObjectExpiry:
+		return x.setPendingObjectExpiry(m)
+	case chain.MsgSetMembersPerBlock:
+		return x.setMembersPerBlock(m)
 	case chain.MsgAcceptStorageBucketInvitation:
 		return x.acceptStorageBucketInvitation(m)
 	case chain.MsgSetStorageOperatorMetadata:
@@ -118,6 +122,7 @@ func (x *execCtx) loadParams() (*paramsRecord, error) {
 	if !ok {
 		return nil, chain.Errorf(chain.ErrInternal, "the data directory has no genesis")
 	}
+	p.Limits = p.Limits.WithDefaults()
 	x.params = &p
 	return x.params, nil
 }

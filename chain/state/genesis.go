@@ -13,7 +13,14 @@ import (
 // static:wg:distribution by the distribution lead. Static bags start in no
 // buckets; the leads assign them with update-bag.
 func writeGenesis(s store, g chain.Genesis, t time.Time) error {
-	bl := slices.Clone(g.Blacklist)
+	bl := make([]string, len(g.Blacklist))
+	for i, c := range g.Blacklist {
+		canon, err := chain.CanonicalContentID(c)
+		if err != nil {
+			return err
+		}
+		bl[i] = canon
+	}
 	slices.Sort(bl)
 	bl = slices.Compact(bl)
 	p := paramsRecord{
@@ -21,7 +28,7 @@ func writeGenesis(s store, g chain.Genesis, t time.Time) error {
 		GenesisTime:      t.UTC(),
 		StorageLead:      g.StorageLead,
 		DistributionLead: g.DistributionLead,
-		Limits:           g.Limits,
+		Limits:           g.Limits.WithDefaults(),
 		UploadingBlocked: g.UploadingBlocked,
 		BlacklistSize:    uint64(len(bl)),
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -46,9 +47,14 @@ type pendingBlock struct {
 	height  int64
 	appHash []byte
 	writes  *cache
+	// events are the block's own events (EndBlockEvents).
+	events []chain.Event
 }
 
-var _ chain.Machine = (*Machine)(nil)
+var (
+	_ chain.Machine    = (*Machine)(nil)
+	_ chain.EndBlocker = (*Machine)(nil)
+)
 
 // Option configures a Machine.
 type Option func(*Machine)
@@ -266,8 +272,12 @@ func (m *Machine) FinalizeBlock(b chain.BlockInfo, txs [][]byte) ([]chain.TxResu
 			return nil, nil, fmt.Errorf("finalize block %d: reading state failed: %w; stopping rather than diverge from the network", b.Height, db.err)
 		}
 	}
+	endEvents := m.endBlock(blk, b)
+	if db.err != nil {
+		return nil, nil, fmt.Errorf("finalize block %d: reading state failed: %w; stopping rather than diverge from the network", b.Height, db.err)
+	}
 	hash := nextAppHash(m.appHash, blk)
-	m.pending = &pendingBlock{height: b.Height, appHash: hash, writes: blk}
+	m.pending = &pendingBlock{height: b.Height, appHash: hash, writes: blk, events: endEvents}
 	m.log.Debug("block finalized", "height", b.Height, "txs", len(txs), "writes", len(blk.writes))
 	return results, bytes.Clone(hash), nil
 }
@@ -299,6 +309,42 @@ func (m *Machine) deliver(blk *cache, b chain.BlockInfo, txb []byte) chain.TxRes
 	n.use(tx.Nonce).save(x.s, tx.Signer)
 	txc.mergeInto(blk)
 	return chain.TxResult{Code: chain.CodeOK, Events: x.events}
+}
+
+// endBlock runs the block's own state changes after its transactions —
+// pending objects expiring at this height — in a cache merged into the
+// block only when they succeed, and returns their events. A failure is a
+// bug but deterministic on every node: it is logged and the block's other
+// changes stand.
+func (m *Machine) endBlock(blk *cache, b chain.BlockInfo) (events []chain.Event) {
+	c := newCache(blk)
+	x := &execCtx{s: store{c}, block: b}
+	err := func() (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("panic: %v", r)
+			}
+		}()
+		return x.expirePending()
+	}()
+	if err != nil {
+		m.log.Error("expiring pending data objects failed; they stay", "height", b.Height, "err", err)
+		return nil
+	}
+	c.mergeInto(blk)
+	return x.events
+}
+
+// EndBlockEvents returns the events of the last finalized block outside
+// its transactions: ObjectsDeleted{reason: expired} for pending objects
+// that expired. It implements chain.EndBlocker.
+func (m *Machine) EndBlockEvents() []chain.Event {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.pending == nil {
+		return nil
+	}
+	return slices.Clone(m.pending.events)
 }
 
 // run executes msg, turning a panic (a bug, but deterministic on every

@@ -234,7 +234,7 @@ func script(h *harness) {
 	m := h.member(alice)
 	for i := 0; i < 3; i++ {
 		ch := h.channel(alice, m)
-		h.do(alice, chain.MsgRegisterDataObjects{Bag: chain.ChannelBag(ch), Objects: []chain.ObjectSpec{{Size: 10, ContentID: "bafy1"}, {Size: 20, ContentID: "bafy2"}}})
+		h.do(alice, chain.MsgRegisterDataObjects{Bag: chain.ChannelBag(ch), Objects: []chain.ObjectSpec{{Size: 10, ContentID: testCID("bafy1")}, {Size: 20, ContentID: testCID("bafy2")}}})
 	}
 	h.do(alice, chain.MsgDeleteDataObjects{Bag: chain.ChannelBag(0), Objects: []chain.ObjectID{1}})
 }
@@ -329,7 +329,7 @@ func TestQueries(t *testing.T) {
 	f := h.family()
 	d := h.dBucket(f, true)
 	h.do(distLead, chain.MsgUpdateBagDistributionBuckets{Bag: bag, Family: f, Add: []uint64{d.Index}})
-	reg := event[chain.ObjectsRegistered](t, h.do(alice, chain.MsgRegisterDataObjects{Bag: bag, Objects: []chain.ObjectSpec{{Size: 5, ContentID: "c1"}}}))
+	reg := event[chain.ObjectsRegistered](t, h.do(alice, chain.MsgRegisterDataObjects{Bag: bag, Objects: []chain.ObjectSpec{{Size: 5, ContentID: testCID("c1")}}}))
 	w := h.addWorker(chain.StorageGroup, bob)
 
 	if got := h.sbucket(b); len(got.Bags) != 1 || got.Bags[0] != bag || got.Voucher.ObjectsUsed != 1 || got.Voucher.SizeUsed != 5 {
@@ -345,7 +345,7 @@ func TestQueries(t *testing.T) {
 	if got := queryAs[chain.DistributionFamily](t, h.m, chain.QueryDistributionFamily, f); got.NextIndex != 1 {
 		t.Errorf("family = %+v", got)
 	}
-	if got := queryAs[chain.DataObject](t, h.m, chain.QueryObject, chain.ObjectRef{Bag: bag, ID: reg.Objects[0].ID}); got.ContentID != "c1" || got.Accepted {
+	if got := queryAs[chain.DataObject](t, h.m, chain.QueryObject, chain.ObjectRef{Bag: bag, ID: reg.Objects[0].ID}); got.ContentID != testCID("c1") || got.Accepted {
 		t.Errorf("object = %+v", got)
 	}
 	if got := queryAs[[]chain.DataObject](t, h.m, chain.QueryObjects, bag); len(got) != 1 {

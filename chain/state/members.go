@@ -41,8 +41,12 @@ func (x *execCtx) removeWorker(m chain.MsgRemoveWorker) error {
 
 // createMember registers the signer as a member and always creates the
 // member's dynamic bag, placed by the Member policy (zero buckets by
-// default), so every member has a bag to own its assets.
+// default), so every member has a bag to own its assets. At most
+// Limits.MembersPerBlock members per block (countMember).
 func (x *execCtx) createMember(m chain.MsgCreateMember) error {
+	if err := x.countMember(); err != nil {
+		return err
+	}
 	id, err := x.s.nextID(seqMember)
 	if err != nil {
 		return err

@@ -26,6 +26,7 @@ func (x *execCtx) registerDataObjects(m chain.MsgRegisterDataObjects) error {
 		return chain.Errorf(chain.ErrInvalid, "%d objects in one transaction, above the limit %d; split the batch", len(m.Objects), p.Limits.MaxObjectsPerTx)
 	}
 	var count, size uint64
+	contentIDs := make([]string, 0, len(m.Objects))
 	for i, o := range m.Objects {
 		if o.Size == 0 {
 			return chain.Errorf(chain.ErrZeroSize, "object %d (content ID %s) has size 0; empty files are not stored", i, o.ContentID)
@@ -33,14 +34,18 @@ func (x *execCtx) registerDataObjects(m chain.MsgRegisterDataObjects) error {
 		if o.Size > p.Limits.MaxDataObjectSize {
 			return chain.Errorf(chain.ErrObjectTooLarge, "object %d (content ID %s) is %d bytes, above the max data object size %d bytes", i, o.ContentID, o.Size, p.Limits.MaxDataObjectSize)
 		}
-		if err := chain.ValidateContentID(o.ContentID); err != nil {
-			return chain.Errorf(chain.ErrInvalid, "object %d: %v", i, err)
+		canon, err := chain.ValidateObjectContentID(o.ContentID)
+		if err != nil {
+			return chain.Errorf(chain.ErrBadContentID, "object %d: %v", i, err)
 		}
-		if _, ok, err := x.s.c.get(blacklistKey(o.ContentID)); err != nil {
-			return err
-		} else if ok {
-			return chain.Errorf(chain.ErrBlacklisted, "object %d: content ID %s is blacklisted by the storage lead", i, o.ContentID)
+		for _, form := range chain.BlacklistForms(canon) {
+			if _, ok, err := x.s.c.get(blacklistKey(form)); err != nil {
+				return err
+			} else if ok {
+				return chain.Errorf(chain.ErrBlacklisted, "object %d: content ID %s is blacklisted by the storage lead (as %s)", i, o.ContentID, form)
+			}
 		}
+		contentIDs = append(contentIDs, canon)
 		count++
 		if size, err = checkedAdd(size, o.Size, "total object size"); err != nil {
 			return err
@@ -55,12 +60,8 @@ func (x *execCtx) registerDataObjects(m chain.MsgRegisterDataObjects) error {
 		if err != nil {
 			return err
 		}
-		v := b.Voucher
-		if !v.Room(count, 0) {
-			return chain.Errorf(chain.ErrBucketFull, "bag %s: storage bucket %d is full (%d/%d objects, %d more asked); ask the storage lead to raise its limit", bag.ID, id, v.ObjectsUsed, v.ObjectsLimit, count)
-		}
-		if !v.Room(0, size) {
-			return chain.Errorf(chain.ErrBucketFull, "bag %s: storage bucket %d is full (%d/%d bytes, %d more asked); ask the storage lead to raise its limit", bag.ID, id, v.SizeUsed, v.SizeLimit, size)
+		if err := voucherRoom(bag.ID, id, b.Voucher, count, size); err != nil {
+			return err
 		}
 		buckets = append(buckets, b)
 	}
@@ -77,17 +78,18 @@ func (x *execCtx) registerDataObjects(m chain.MsgRegisterDataObjects) error {
 		return err
 	}
 	ev := chain.ObjectsRegistered{Bag: bag.ID, Objects: make([]chain.DataObject, 0, len(m.Objects))}
-	for _, o := range m.Objects {
+	for i, o := range m.Objects {
 		id, err := x.s.nextID(seqObject)
 		if err != nil {
 			return err
 		}
 		// Object IDs start at 1: on the wire, object 0 means "not
 		// registered yet" (a streamed upload's session).
-		obj := chain.DataObject{ID: chain.ObjectID(id + 1), Bag: bag.ID, Size: o.Size, ContentID: o.ContentID, CreatedAt: x.block.Height}
+		obj := chain.DataObject{ID: chain.ObjectID(id + 1), Bag: bag.ID, Size: o.Size, ContentID: contentIDs[i], CreatedAt: x.block.Height, ExpiresAt: x.expiryHeight(p)}
 		if err := x.s.setJSON(objectKey(bag.ID, obj.ID), obj); err != nil {
 			return err
 		}
+		x.indexPending(obj)
 		ev.Objects = append(ev.Objects, obj)
 	}
 	x.emit(ev)
@@ -140,7 +142,8 @@ func (x *execCtx) acceptPendingDataObjects(m chain.MsgAcceptPendingDataObjects) 
 		if o.Accepted {
 			continue
 		}
-		o.Accepted = true
+		x.unindexPending(o)
+		o.Accepted, o.ExpiresAt = true, 0
 		if err := x.s.setJSON(objectKey(bag.ID, id), o); err != nil {
 			return err
 		}
@@ -153,7 +156,8 @@ func (x *execCtx) acceptPendingDataObjects(m chain.MsgAcceptPendingDataObjects) 
 }
 
 // deleteDataObjects deletes objects of a bag (owner or storage lead) and
-// refunds their voucher use in every storage bucket of the bag.
+// refunds their voucher use in every storage bucket of the bag (see
+// removeObjects).
 func (x *execCtx) deleteDataObjects(m chain.MsgDeleteDataObjects) error {
 	p, err := x.loadParams()
 	if err != nil {
@@ -169,38 +173,15 @@ func (x *execCtx) deleteDataObjects(m chain.MsgDeleteDataObjects) error {
 	if uint64(len(m.Objects)) > p.Limits.MaxObjectsPerTx {
 		return chain.Errorf(chain.ErrInvalid, "%d objects in one transaction, above the limit %d; split the batch", len(m.Objects), p.Limits.MaxObjectsPerTx)
 	}
-	var count, size uint64
+	objs := make([]chain.DataObject, 0, len(m.Objects))
 	for _, id := range m.Objects {
 		o, err := x.object(bag.ID, id)
 		if err != nil {
 			return err
 		}
-		count++
-		size += o.Size
-		x.s.c.del(objectKey(bag.ID, id))
+		objs = append(objs, o)
 	}
-	for _, id := range bag.StorageBuckets {
-		b, err := x.storageBucket(id)
-		if err != nil {
-			return err
-		}
-		if b.Voucher.ObjectsUsed, err = checkedSub(b.Voucher.ObjectsUsed, count, "voucher objects used"); err != nil {
-			return err
-		}
-		if b.Voucher.SizeUsed, err = checkedSub(b.Voucher.SizeUsed, size, "voucher size used"); err != nil {
-			return err
-		}
-		if err := x.putStorageBucket(b); err != nil {
-			return err
-		}
-	}
-	if bag.ObjectsCount, err = checkedSub(bag.ObjectsCount, count, "bag objects count"); err != nil {
-		return err
-	}
-	if bag.ObjectsSize, err = checkedSub(bag.ObjectsSize, size, "bag objects size"); err != nil {
-		return err
-	}
-	if err := x.putBag(bag); err != nil {
+	if err := x.removeObjects(bag.ID, objs); err != nil {
 		return err
 	}
 	x.emit(chain.ObjectsDeleted{Bag: bag.ID, Objects: m.Objects})

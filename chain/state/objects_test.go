@@ -1,6 +1,7 @@
 package state
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -39,37 +40,37 @@ func TestRegisterDataObjects(t *testing.T) {
 	obj := func(size uint64, cid string) chain.MsgRegisterDataObjects {
 		return chain.MsgRegisterDataObjects{Bag: bag, Objects: []chain.ObjectSpec{{Size: size, ContentID: cid}}}
 	}
-	h.fail(bob, obj(10, "c"), chain.ErrUnauthorized)
-	h.fail(storageLead, obj(10, "c"), chain.ErrUnauthorized)
-	h.fail(alice, chain.MsgRegisterDataObjects{Bag: chain.ChannelBag(77), Objects: []chain.ObjectSpec{{Size: 1, ContentID: "c"}}}, chain.ErrBagNotFound)
-	h.fail(alice, obj(0, "c"), chain.ErrZeroSize)
-	h.fail(alice, obj(1001, "c"), chain.ErrObjectTooLarge)
-	h.fail(alice, obj(10, "bad cid"), chain.ErrInvalid)
+	h.fail(bob, obj(10, testCID("c")), chain.ErrUnauthorized)
+	h.fail(storageLead, obj(10, testCID("c")), chain.ErrUnauthorized)
+	h.fail(alice, chain.MsgRegisterDataObjects{Bag: chain.ChannelBag(77), Objects: []chain.ObjectSpec{{Size: 1, ContentID: testCID("c")}}}, chain.ErrBagNotFound)
+	h.fail(alice, obj(0, testCID("c")), chain.ErrZeroSize)
+	h.fail(alice, obj(1001, testCID("c")), chain.ErrObjectTooLarge)
+	h.fail(alice, obj(10, "bad cid"), chain.ErrBadContentID)
 
 	// Blacklist.
-	bl := event[chain.BlacklistUpdated](t, h.do(storageLead, chain.MsgUpdateBlacklist{Add: []string{"evil", "worse"}}))
+	bl := event[chain.BlacklistUpdated](t, h.do(storageLead, chain.MsgUpdateBlacklist{Add: []string{testCID("evil"), testCID("worse")}}))
 	if len(bl.Added) != 2 {
 		t.Fatal(bl)
 	}
-	h.fail(alice, obj(10, "evil"), chain.ErrBlacklisted)
-	if p := h.params(); len(p.Blacklist) != 2 || !p.Blacklisted("evil") {
+	h.fail(alice, obj(10, testCID("evil")), chain.ErrBlacklisted)
+	if p := h.params(); len(p.Blacklist) != 2 || !p.Blacklisted(testCID("evil")) {
 		t.Fatalf("blacklist = %v", p.Blacklist)
 	}
-	h.do(storageLead, chain.MsgUpdateBlacklist{Remove: []string{"evil"}})
-	if p := h.params(); len(p.Blacklist) != 1 || p.Blacklisted("evil") {
+	h.do(storageLead, chain.MsgUpdateBlacklist{Remove: []string{testCID("evil")}})
+	if p := h.params(); len(p.Blacklist) != 1 || p.Blacklisted(testCID("evil")) {
 		t.Fatalf("blacklist = %v", p.Blacklist)
 	}
 
 	// Uploading blocked.
 	event[chain.UploadingBlockedUpdated](t, h.do(storageLead, chain.MsgSetUploadingBlocked{Blocked: true}))
-	h.fail(alice, obj(10, "c"), chain.ErrUploadingBlocked)
+	h.fail(alice, obj(10, testCID("c")), chain.ErrUploadingBlocked)
 	h.do(storageLead, chain.MsgSetUploadingBlocked{Blocked: false})
 
 	// Max size can be raised.
 	h.do(storageLead, chain.MsgSetMaxDataObjectSize{Size: 2000})
 
 	// Register: pending, voucher charged.
-	reg := event[chain.ObjectsRegistered](t, h.do(alice, chain.MsgRegisterDataObjects{Bag: bag, Objects: []chain.ObjectSpec{{Size: 30, ContentID: "a"}, {Size: 40, ContentID: "b"}}}))
+	reg := event[chain.ObjectsRegistered](t, h.do(alice, chain.MsgRegisterDataObjects{Bag: bag, Objects: []chain.ObjectSpec{{Size: 30, ContentID: testCID("a")}, {Size: 40, ContentID: testCID("b")}}}))
 	if len(reg.Objects) != 2 || reg.Objects[0].ID != 1 || reg.Objects[1].ID != 2 || reg.Objects[0].Accepted {
 		t.Fatalf("registered %+v", reg.Objects)
 	}
@@ -80,13 +81,13 @@ func TestRegisterDataObjects(t *testing.T) {
 		t.Fatalf("bag %+v", got)
 	}
 	// Voucher full: size, then objects.
-	r := h.fail(alice, obj(31, "c"), chain.ErrBucketFull)
-	if want := "storage bucket 0 is full (70/100 bytes"; !strings.Contains(r.Log, want) {
+	r := h.fail(alice, obj(31, testCID("c")), chain.ErrBucketFull)
+	if want := "storage bucket 0 is full by size (70 B of 100 B used, 31 B more asked)"; !strings.Contains(r.Log, want) {
 		t.Errorf("log %q; want it to contain %q", r.Log, want)
 	}
-	h.do(alice, obj(30, "c"))
-	r = h.fail(alice, obj(0+1, "d"), chain.ErrBucketFull)
-	if want := "storage bucket 0 is full (3/3 objects"; !strings.Contains(r.Log, want) {
+	h.do(alice, obj(30, testCID("c")))
+	r = h.fail(alice, obj(0+1, testCID("d")), chain.ErrBucketFull)
+	if want := "storage bucket 0 is full by objects and by size (3 of 3 objects used, 1 more asked; 100 B of 100 B used, 1 B more asked)"; !strings.Contains(r.Log, want) {
 		t.Errorf("log %q; want it to contain %q", r.Log, want)
 	}
 	// Deleting frees the voucher.
@@ -103,7 +104,7 @@ func TestRegisterDataObjects(t *testing.T) {
 		t.Fatal("deleted object still there")
 	}
 	// Object IDs keep increasing after deletion.
-	reg = event[chain.ObjectsRegistered](t, h.do(alice, obj(5, "e")))
+	reg = event[chain.ObjectsRegistered](t, h.do(alice, obj(5, testCID("e"))))
 	if reg.Objects[0].ID != 4 {
 		t.Fatalf("next object ID %d, want 4", reg.Objects[0].ID)
 	}
@@ -116,7 +117,7 @@ func TestRegisterAllOrNothing(t *testing.T) {
 	bag, b0 := h.channelBag(10, 1000)
 	b1 := h.storageBucket(true, 2, 1000)
 	h.do(storageLead, chain.MsgUpdateBagStorageBuckets{Bag: bag, Add: []chain.StorageBucketID{b1}})
-	specs := []chain.ObjectSpec{{Size: 1, ContentID: "a"}, {Size: 1, ContentID: "b"}, {Size: 1, ContentID: "c"}}
+	specs := []chain.ObjectSpec{{Size: 1, ContentID: testCID("a")}, {Size: 1, ContentID: testCID("b")}, {Size: 1, ContentID: testCID("c")}}
 	// Bucket 1 has room for 2 objects only: nothing is registered.
 	h.fail(alice, chain.MsgRegisterDataObjects{Bag: bag, Objects: specs}, chain.ErrBucketFull)
 	if v := h.sbucket(b0).Voucher; v.ObjectsUsed != 0 {
@@ -150,7 +151,7 @@ func TestAcceptPendingDataObjects(t *testing.T) {
 	h.do(bob, chain.MsgAcceptStorageBucketInvitation{Worker: w, Bucket: b, Transactor: transactor.Account()})
 	m := h.member(alice)
 	bag := chain.ChannelBag(h.channel(alice, m))
-	reg := event[chain.ObjectsRegistered](t, h.do(alice, chain.MsgRegisterDataObjects{Bag: bag, Objects: []chain.ObjectSpec{{Size: 1, ContentID: "a"}, {Size: 2, ContentID: "b"}}}))
+	reg := event[chain.ObjectsRegistered](t, h.do(alice, chain.MsgRegisterDataObjects{Bag: bag, Objects: []chain.ObjectSpec{{Size: 1, ContentID: testCID("a")}, {Size: 2, ContentID: testCID("b")}}}))
 	ids := []chain.ObjectID{reg.Objects[0].ID, reg.Objects[1].ID}
 
 	other, _ := h.operatedBucket(testKey("carol"), 10, 1000)
@@ -187,7 +188,7 @@ func TestAcceptPendingDataObjects(t *testing.T) {
 func TestUpdateBagStorageBuckets(t *testing.T) {
 	h := newHarness(t, func(g *chain.Genesis) { g.Limits.StorageBucketsPerBag = 2 })
 	bag, b0 := h.channelBag(10, 1000)
-	h.do(alice, chain.MsgRegisterDataObjects{Bag: bag, Objects: []chain.ObjectSpec{{Size: 100, ContentID: "a"}, {Size: 200, ContentID: "b"}}})
+	h.do(alice, chain.MsgRegisterDataObjects{Bag: bag, Objects: []chain.ObjectSpec{{Size: 100, ContentID: testCID("a")}, {Size: 200, ContentID: testCID("b")}}})
 	closed := h.storageBucket(false, 10, 1000)
 	small := h.storageBucket(true, 1, 1000)
 	tiny := h.storageBucket(true, 10, 299)
@@ -236,18 +237,18 @@ func TestUpdateBagStorageBuckets(t *testing.T) {
 }
 
 func TestBlacklistLimit(t *testing.T) {
-	h := newHarness(t, func(g *chain.Genesis) { g.Limits.MaxBlacklistSize = 2; g.Blacklist = []string{"x"} })
-	h.fail(storageLead, chain.MsgUpdateBlacklist{Add: []string{"a", "b"}}, chain.ErrBlacklistFull)
-	ev := event[chain.BlacklistUpdated](t, h.do(storageLead, chain.MsgUpdateBlacklist{Add: []string{"a", "b"}, Remove: []string{"x"}}))
+	h := newHarness(t, func(g *chain.Genesis) { g.Limits.MaxBlacklistSize = 2; g.Blacklist = []string{testCID("x")} })
+	h.fail(storageLead, chain.MsgUpdateBlacklist{Add: []string{testCID("a"), testCID("b")}}, chain.ErrBlacklistFull)
+	ev := event[chain.BlacklistUpdated](t, h.do(storageLead, chain.MsgUpdateBlacklist{Add: []string{testCID("a"), testCID("b")}, Remove: []string{testCID("x")}}))
 	if len(ev.Added) != 2 || len(ev.Removed) != 1 {
 		t.Fatal(ev)
 	}
 	// Adding a listed ID or removing an unlisted one changes nothing.
-	ev = event[chain.BlacklistUpdated](t, h.do(storageLead, chain.MsgUpdateBlacklist{Add: []string{"a"}, Remove: []string{"zz"}}))
+	ev = event[chain.BlacklistUpdated](t, h.do(storageLead, chain.MsgUpdateBlacklist{Add: []string{testCID("a")}, Remove: []string{testCID("zz")}}))
 	if len(ev.Added) != 0 || len(ev.Removed) != 0 {
 		t.Fatal(ev)
 	}
-	if got := h.params().Blacklist; len(got) != 2 || got[0] != "a" || got[1] != "b" {
+	if got, want := h.params().Blacklist, slices.Sorted(slices.Values([]string{testCID("a"), testCID("b")})); !slices.Equal(got, want) {
 		t.Fatalf("blacklist %v", got)
 	}
 }

@@ -129,7 +129,7 @@ func TestPlacementTooFewBuckets(t *testing.T) {
 	// Storage: two buckets asked, one qualifies (full and closed buckets do not).
 	full := h.storageBucket(true, 1, 1000)
 	h.do(storageLead, chain.MsgUpdateBagStorageBuckets{Bag: chain.CouncilBag, Add: []chain.StorageBucketID{full}})
-	h.do(storageLead, chain.MsgRegisterDataObjects{Bag: chain.CouncilBag, Objects: []chain.ObjectSpec{{Size: 1, ContentID: "x"}}})
+	h.do(storageLead, chain.MsgRegisterDataObjects{Bag: chain.CouncilBag, Objects: []chain.ObjectSpec{{Size: 1, ContentID: testCID("x")}}})
 	h.storageBucket(false, 1000, 1000)
 	h.do(storageLead, chain.MsgSetStorageDynamicBagPolicy{BagType: chain.ChannelBagType, StorageBuckets: 2})
 	r = h.fail(alice, chain.MsgCreateChannel{Member: m}, chain.ErrTooFewBuckets)
@@ -220,7 +220,7 @@ func TestDeleteChannel(t *testing.T) {
 	f := h.family()
 	d := h.dBucket(f, true)
 	h.do(distLead, chain.MsgUpdateBagDistributionBuckets{Bag: bag, Family: f, Add: []uint64{d.Index}})
-	h.do(alice, chain.MsgRegisterDataObjects{Bag: bag, Objects: []chain.ObjectSpec{{Size: 1, ContentID: "a"}}})
+	h.do(alice, chain.MsgRegisterDataObjects{Bag: bag, Objects: []chain.ObjectSpec{{Size: 1, ContentID: testCID("a")}}})
 	h.fail(bob, chain.MsgDeleteChannel{Channel: 0}, chain.ErrUnauthorized)
 	h.fail(alice, chain.MsgDeleteChannel{Channel: 9}, chain.ErrChannelNotFound)
 	h.fail(alice, chain.MsgDeleteChannel{Channel: 0}, chain.ErrBagHasObjects)

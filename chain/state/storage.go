@@ -375,7 +375,25 @@ func (x *execCtx) updateBlacklist(m chain.MsgUpdateBlacklist) error {
 		return err
 	}
 	ev := chain.BlacklistUpdated{Added: []string{}, Removed: []string{}}
-	for _, c := range m.Remove {
+	canon := func(cs []string) ([]string, error) {
+		out := make([]string, len(cs))
+		for i, c := range cs {
+			var err error
+			if out[i], err = chain.CanonicalContentID(c); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+	remove, err := canon(m.Remove)
+	if err != nil {
+		return err
+	}
+	add, err := canon(m.Add)
+	if err != nil {
+		return err
+	}
+	for _, c := range remove {
 		if _, ok, err := x.s.c.get(blacklistKey(c)); err != nil {
 			return err
 		} else if ok {
@@ -384,7 +402,7 @@ func (x *execCtx) updateBlacklist(m chain.MsgUpdateBlacklist) error {
 			ev.Removed = append(ev.Removed, c)
 		}
 	}
-	for _, c := range m.Add {
+	for _, c := range add {
 		if _, ok, err := x.s.c.get(blacklistKey(c)); err != nil {
 			return err
 		} else if !ok {

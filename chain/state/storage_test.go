@@ -27,7 +27,7 @@ func TestPermissions(t *testing.T) {
 		chain.MsgSetStorageBucketsPerBagLimit{Limit: 3},
 		chain.MsgSetStorageBucketsVoucherMaxLimits{Objects: 1, Size: 1},
 		chain.MsgSetStorageDynamicBagPolicy{BagType: chain.MemberBagType, StorageBuckets: 1},
-		chain.MsgUpdateBlacklist{Add: []string{"x"}},
+		chain.MsgUpdateBlacklist{Add: []string{testCID("x")}},
 		chain.MsgSetUploadingBlocked{Blocked: true},
 		chain.MsgSetMaxDataObjectSize{Size: 1},
 	}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -39,9 +37,12 @@ chain names is asked).
 
 Chunks are read in parallel from several providers, the fastest first, and
 every byte is verified against its CID; a provider that fails or sends wrong
-bytes is skipped. FILE is written atomically: the bytes go to a temporary
-file beside it, renamed to FILE once complete. Without -o (or with -o -) the
-bytes go to standard output.
+bytes is skipped. A regular FILE is written atomically: the bytes go to a
+temporary file beside it, renamed to FILE once complete (through a symbolic
+link, the link's target is replaced and the link kept). Anything else that
+exists at FILE (a device such as /dev/null, a FIFO, a pipe, a terminal) is
+written straight to and never replaced; a failed read may then leave part of
+the bytes written. Without -o (or with -o -) the bytes go to standard output.
 
 --offset and --length read a range (--length 0: to the end). A progress bar
 is drawn on stderr when it is a terminal, never with --json.`,
@@ -100,15 +101,22 @@ is drawn on stderr when it is a terminal, never with --json.`,
 				n = r.Size()
 			}
 			var written int64
+			direct := toStdout
 			if toStdout {
 				written, err = r.WriteRange(ctx, cmd.OutOrStdout(), int64(off), n)
 			} else {
-				written, err = writeAtomic(out, func(w io.Writer) (int64, error) {
+				written, direct, err = writeOutput(out, func(w io.Writer) (int64, error) {
 					return r.WriteRange(ctx, w, int64(off), n)
 				})
 			}
 			bar.done(err == nil)
 			if err != nil {
+				if direct && !toStdout && written > 0 {
+					if errors.Is(err, context.Canceled) {
+						return fmt.Errorf("interrupted after writing %d bytes to %s", written, out)
+					}
+					return fmt.Errorf("%s received %d bytes before the read failed: %w", out, written, getError(app, cfg, err))
+				}
 				return getError(app, cfg, err)
 			}
 			if toStdout {
@@ -133,38 +141,6 @@ is drawn on stderr when it is a terminal, never with --json.`,
 	cmd.Flags().StringVar(&offsetFlag, "offset", "", "first byte to read (bytes or a size such as 1MiB)")
 	cmd.Flags().StringVar(&lengthFlag, "length", "", "number of bytes to read (default: to the end)")
 	return cmd
-}
-
-// writeAtomic writes path through fill: the bytes go to a temporary file
-// in the same directory, which is synced and renamed to path only when
-// fill succeeded, so path never holds a partial object.
-func writeAtomic(path string, fill func(io.Writer) (int64, error)) (int64, error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".*.part")
-	if err != nil {
-		return 0, fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	n, err := fill(f)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		if err = os.Rename(tmp, path); err != nil {
-			err = fmt.Errorf("cannot write %s: %w", path, err)
-		}
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return n, err
-	}
-	return n, nil
 }
 
 // getError explains a failed get.

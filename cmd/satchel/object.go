@@ -49,13 +49,17 @@ func newObjectShowCmd(app *App) *cobra.Command {
 			}
 			return app.Printer().Print(o, func(w io.Writer) error {
 				r := objectRow(o)
-				return Table(w, []string{"OBJECT", o.ID.String()}, [][]string{
+				rows := [][]string{
 					{"bag", o.Bag.String()},
 					{"size", fmt.Sprintf("%s (%s)", r[1], formatBytes(o.Size))},
 					{"content ID", o.ContentID},
 					{"state", r[3]},
 					{"created at block", strconv.FormatInt(o.CreatedAt, 10)},
-				})
+				}
+				if !o.Accepted && o.ExpiresAt > 0 {
+					rows = append(rows, []string{"expires after block", strconv.FormatInt(o.ExpiresAt, 10) + " unless accepted"})
+				}
+				return Table(w, []string{"OBJECT", o.ID.String()}, rows)
 			})
 		},
 	}

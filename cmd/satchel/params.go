@@ -37,6 +37,8 @@ func newParamsCmd(app *App) *cobra.Command {
 					{"distribution buckets per bag", strconv.FormatUint(l.DistributionBucketsPerBag, 10)},
 					{"voucher max", fmt.Sprintf("%d objects, %s", l.VoucherMaxObjects, formatBytes(l.VoucherMaxSize))},
 					{"max data object size", formatBytes(l.MaxDataObjectSize)},
+					{"pending object expiry", fmt.Sprintf("%d blocks", l.PendingObjectExpiry)},
+					{"members per block", strconv.FormatUint(l.MembersPerBlock, 10)},
 					{"uploading blocked", onOff(p.UploadingBlocked)},
 					{"blacklist", chain.Plural(len(p.Blacklist), "content ID")},
 				}

@@ -32,6 +32,7 @@ by default the one `+"`satchel chain init`"+` wrote under the home, or -k/--key 
 		newStorageUpdateBlacklistCmd(app),
 		newStorageUploadingBlockedCmd(app),
 		newStorageMaxObjectSizeCmd(app),
+		newStoragePendingObjectExpiryCmd(app), newStorageMembersPerBlockCmd(app), // storage_limits.go
 	)
 }
 

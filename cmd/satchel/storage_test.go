@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -39,13 +40,22 @@ func testStorageLeader(t *testing.T, tc *testChain) {
 	tc.fails([]string{"bag static:council is not in storage bucket 2", "satchel bag show BAG"}, "storage", "leader", "update-bag", "-b", "static:council", "-r", "2", "-y")
 	tc.fails([]string{"storage bucket 9 does not exist", "satchel bucket list --storage"}, "storage", "leader", "delete-bucket", "-i", "9", "-y")
 
-	tc.ok("storage", "leader", "update-blacklist", "-a", "bafkreibad1,bafkreibad2", "-y")
-	tc.ok("storage", "leader", "update-blacklist", "-r", "bafkreibad2", "-y")
+	tc.ok("storage", "leader", "update-blacklist", "-a", "bafkreifohmhhiz6tkespessyh66fb6c66l7e5w5xq6kr2decf3esldfz7a,BAFKREICEKAELP4UTFERL3MMEO4OZS6CRNJHYTV3QADBNN2VRRMEJJKWDU4", "-y")
+	tc.ok("storage", "leader", "update-blacklist", "-r", "zb2rhbEwhWShc7NEmCbu5obETsR2CAaiXU8uXpx4nEEWE3p1C", "-y")
 	tc.ok("storage", "leader", "set-uploading-blocked", "on", "-y")
 	tc.ok("storage", "leader", "set-max-object-size", "1GiB", "-y")
+	tc.ok("storage", "leader", "set-pending-object-expiry", "5000", "-y")
+	tc.ok("storage", "leader", "set-members-per-block", "7", "-y")
+	tc.fails([]string{`blocks "0": want a whole number above 0`}, "storage", "leader", "set-pending-object-expiry", "0", "-y")
 	var p chain.Params
 	tc.okJSON(&p, "params")
-	if !slices.Equal(p.Blacklist, []string{"bafkreibad1"}) || !p.UploadingBlocked || p.Limits.MaxDataObjectSize != 1<<30 ||
+	if p.Limits.PendingObjectExpiry != 5000 || p.Limits.MembersPerBlock != 7 {
+		t.Fatalf("limits %+v; want pendingObjectExpiry 5000, membersPerBlock 7", p.Limits)
+	}
+	if out := tc.ok("params"); !strings.Contains(out, "5000 blocks") || !strings.Contains(out, "members per block") {
+		t.Errorf("params:\n%s", out)
+	}
+	if !slices.Equal(p.Blacklist, []string{"bafkreifohmhhiz6tkespessyh66fb6c66l7e5w5xq6kr2decf3esldfz7a"}) || !p.UploadingBlocked || p.Limits.MaxDataObjectSize != 1<<30 ||
 		p.Limits.StorageBucketsPerBag != 4 || p.Limits.VoucherMaxObjects != 1000 || p.Policy(chain.ChannelBagType).StorageBuckets != 2 {
 		t.Fatalf("params: %+v", p)
 	}
@@ -105,7 +115,7 @@ func testStorageOperators(t *testing.T, tc *testChain) {
 	}
 	bag := chain.ChannelBag(0)
 	res, err := tc.client.Submit(context.Background(), owner, chain.MsgRegisterDataObjects{Bag: bag, Objects: []chain.ObjectSpec{
-		{Size: 1000, ContentID: "bafkreiobject1"}, {Size: 2000, ContentID: "bafkreiobject2"},
+		{Size: 1000, ContentID: "bafkreicekaelp4utferl3mmeo4ozs6crnjhytv3qadbnn2vrrmejjkwdu4"}, {Size: 2000, ContentID: "bafkreiflv6sefc64rq2nvyulxqltaotcc5psotw7lf2xwpuytaqvuqukky"},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -115,6 +125,12 @@ func testStorageOperators(t *testing.T, tc *testChain) {
 		t.Fatalf("registered %+v", reg)
 	}
 	ids := reg.Objects[0].ID.String() + "," + reg.Objects[1].ID.String()
+	// Pending, it shows when it expires (set-pending-object-expiry 5000 above).
+	if exp := reg.Objects[0].ExpiresAt; exp != res.Height+5000 {
+		t.Errorf("expiresAt %d; want %d", exp, res.Height+5000)
+	} else if out := tc.ok("object", "show", string(bag), reg.Objects[0].ID.String()); !strings.Contains(out, fmt.Sprintf("%d unless accepted", exp)) {
+		t.Errorf("object show of a pending object: %s", out)
+	}
 	tc.fails([]string{"only storage bucket 0's transactor account"},
 		"storage", "operator", "accept-objects", "-i", "0", "-w", w, "-b", string(bag), "-o", ids, "-k", stranger, "-y")
 	want := "accepted data objects " + strings.ReplaceAll(ids, ",", " ") + " of bag " + string(bag) + "\n"
@@ -126,7 +142,7 @@ func testStorageOperators(t *testing.T, tc *testChain) {
 	}
 	var objs []chain.DataObject
 	tc.okJSON(&objs, "object", "list", string(bag))
-	if len(objs) != 2 || !objs[0].Accepted || !objs[1].Accepted || objs[1].ContentID != "bafkreiobject2" {
+	if len(objs) != 2 || !objs[0].Accepted || !objs[1].Accepted || objs[1].ContentID != "bafkreiflv6sefc64rq2nvyulxqltaotcc5psotw7lf2xwpuytaqvuqukky" {
 		t.Fatalf("object list: %+v", objs)
 	}
 	var o chain.DataObject
@@ -134,7 +150,7 @@ func testStorageOperators(t *testing.T, tc *testChain) {
 	if o.Size != 2000 || !o.Accepted || o.Bag != bag {
 		t.Fatalf("object show: %+v", o)
 	}
-	if out := tc.ok("object", "list", string(bag)); !strings.Contains(out, "bafkreiobject1") || !strings.Contains(out, "accepted") {
+	if out := tc.ok("object", "list", string(bag)); !strings.Contains(out, "bafkreicekaelp4utferl3mmeo4ozs6crnjhytv3qadbnn2vrrmejjkwdu4") || !strings.Contains(out, "accepted") {
 		t.Errorf("object list:\n%s", out)
 	}
 	tc.fails([]string{"data object 99 does not exist in bag " + string(bag), "satchel object list BAG"}, "object", "show", string(bag), "99")
