@@ -125,6 +125,22 @@ func TestProtocolDocCanonicalForm(t *testing.T) {
 	if _, err := chain.DecodeTx([]byte(tx)); !errors.Is(err, chain.ErrBadTx) {
 		t.Errorf("spaced body: DecodeTx = %v, want ErrBadTx", err)
 	}
+	// Strings are escaped as encoding/json does: '<' only as \u003c. The
+	// same message with a raw '<', validly signed, is refused.
+	esc, err := chain.SignTxForChain("satchel", key, 1, chain.MsgCreateMember{Handle: "a<b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(esc), `"body":{"handle":"a\u003cb"}`) {
+		t.Errorf("escaped body: %s", esc)
+	}
+	raw := `{"handle":"a<b"}`
+	sigRaw := ed25519.Sign(key.PrivateKey(), docLayoutSignBytes("satchel", key.Public(), 1, "create_member", raw))
+	txRaw := `{"chainId":"satchel","signer":"` + docAccount + `","nonce":1,"type":"create_member","body":` + raw +
+		`,"signature":"` + base64.StdEncoding.EncodeToString(sigRaw) + `"}`
+	if _, err := chain.DecodeTx([]byte(txRaw)); !errors.Is(err, chain.ErrBadTx) {
+		t.Errorf("raw '<' in body: DecodeTx = %v, want ErrBadTx", err)
+	}
 	// Nonce 0 can never be used: it is refused by the chain, not here; the
 	// envelope itself decodes.
 	sig0 := ed25519.Sign(key.PrivateKey(), docLayoutSignBytes("satchel", key.Public(), 0, "create_member", docBody))
