@@ -1,0 +1,337 @@
+package distributor
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/satchel-net/satchel/chain"
+)
+
+// Limits of the HTTP API.
+const (
+	// MaxRanges is the most byte ranges one request may ask for; more get
+	// 416.
+	MaxRanges = 64
+	// sniffLen is how many leading bytes decide the content type.
+	sniffLen = 512
+	// maxContentTypes bounds the content types remembered for objects
+	// that are not cached.
+	maxContentTypes = 4096
+	// pendingMaxAge is the max-age of a 404 for a pending object.
+	pendingMaxAge = 5
+)
+
+// exposed are the response headers CORS lets pages read.
+const exposed = "x-cache, x-data-source, Content-Range, Content-Length, Content-Type, ETag, Accept-Ranges"
+
+// Handler returns the node's HTTP API.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/assets/{id}", s.serveAsset)
+	mux.HandleFunc("OPTIONS /api/v1/assets/{id}", s.preflight)
+	mux.HandleFunc("GET /api/v1/assets/{id}/blocks/{cid}", s.serveBlock)
+	mux.HandleFunc("GET /api/v1/status", s.serveStatus)
+	mux.HandleFunc("GET /api/v1/buckets", s.serveBuckets)
+	mux.HandleFunc("GET /{$}", s.servePage)
+	if g, ok := s.cfg.reg.(prometheus.Gatherer); ok {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	}
+	return s.instrument(mux)
+}
+
+// instrument counts requests by status code and sets the headers every
+// answer carries.
+func (s *Server) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.m.active.Inc()
+		defer s.m.active.Dec()
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Expose-Headers", exposed)
+		h.Set("Timing-Allow-Origin", "*")
+		cw := &codeWriter{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(cw, r)
+		s.m.requests.WithLabelValues(strconv.Itoa(cw.code)).Inc()
+	})
+}
+
+// codeWriter records the status code.
+type codeWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *codeWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *codeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// deadlineWriter gives every write to the client writeTimeout: a client
+// that stops reading is cut off, however long the whole answer takes.
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+	d  time.Duration
+	n  int64
+}
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	_ = w.rc.SetWriteDeadline(time.Now().Add(w.d))
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+func (s *Server) preflight(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Range, If-None-Match, If-Range, Accept")
+	h.Set("Access-Control-Max-Age", "86400")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// apiError is the JSON body of an error answer.
+type apiError struct {
+	Type    string `json:"type"`
+	Message string `json:"message"`
+}
+
+func writeError(w http.ResponseWriter, code int, kind string, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(apiError{Type: kind, Message: err.Error()})
+}
+
+// object resolves the request's object ID, answering the error itself.
+func (s *Server) object(w http.ResponseWriter, r *http.Request) (chain.DataObject, bool) {
+	raw := r.PathValue("id")
+	id, err := chain.ParseObjectID(raw)
+	if err != nil || strings.TrimSpace(raw) != raw {
+		writeError(w, http.StatusBadRequest, "bad_object_id", fmt.Errorf("object ID %.64q: want a decimal integer below 2^64", raw))
+		return chain.DataObject{}, false
+	}
+	obj, err := s.index.lookup(id)
+	switch {
+	case err == nil:
+		return obj, true
+	case errors.Is(err, ErrPending):
+		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", pendingMaxAge))
+		writeError(w, http.StatusNotFound, "pending", err)
+	case errors.Is(err, ErrNotDistributed):
+		writeError(w, http.StatusMisdirectedRequest, "not_distributed", err)
+	default:
+		writeError(w, http.StatusNotFound, "not_found", err)
+	}
+	return chain.DataObject{}, false
+}
+
+// fetchFailed answers a failure to get an object's blocks before the
+// answer started.
+func (s *Server) fetchFailed(w http.ResponseWriter, r *http.Request, obj chain.DataObject, err error) {
+	if r.Context().Err() != nil {
+		return // the client left
+	}
+	s.log.Warn("serve object", "object", obj.ID, "err", err)
+	if errors.Is(err, ErrBadDAG) {
+		writeError(w, http.StatusBadGateway, "bad_data", err)
+		return
+	}
+	w.Header().Set("Retry-After", "5")
+	writeError(w, http.StatusServiceUnavailable, "unavailable", err)
+}
+
+// serveAsset answers GET and HEAD /api/v1/assets/{id}.
+func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
+	obj, ok := s.object(w, r)
+	if !ok {
+		return
+	}
+	h := w.Header()
+	etag := `"` + obj.ContentID + `"`
+	h.Set("ETag", etag)
+	h.Set("Cache-Control", fmt.Sprintf("public, max-age=%d, immutable", int64(s.cfg.maxAge.Seconds())))
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Vary", "Accept")
+	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	if wantsCAR(r) {
+		s.serveCAR(w, r, obj)
+		return
+	}
+	start, end, ok := rangeBounds(r.Header.Get("Range"), int64(obj.Size))
+	if !ok {
+		h.Set("Content-Range", fmt.Sprintf("bytes */%d", obj.Size))
+		writeError(w, http.StatusRequestedRangeNotSatisfiable, "bad_range", fmt.Errorf("range %.128q: want at most %d ranges of bytes=first-last within %d bytes", r.Header.Get("Range"), MaxRanges, obj.Size))
+		return
+	}
+	keep := int64(obj.Size) <= s.cfg.maxCachedObject && int64(obj.Size) <= s.cfg.cacheSize
+	hit := s.cache.complete(obj.ID, obj.Size)
+	switch {
+	case hit:
+		h.Set("x-cache", "hit")
+		h.Set("x-data-source", "local")
+		s.m.hits.Inc()
+	case s.fetch.fetching(obj.ID) || s.cache.has(obj.ID):
+		h.Set("x-cache", "pending")
+		h.Set("x-data-source", "external")
+		s.m.misses.Inc()
+	default:
+		h.Set("x-cache", "miss")
+		h.Set("x-data-source", "external")
+		s.m.misses.Inc()
+	}
+	rd, err := newObjectReader(r.Context(), s.fetch, obj, keep)
+	if err != nil {
+		s.fetchFailed(w, r, obj, err)
+		return
+	}
+	defer rd.Close()
+	rd.end = end
+	if start > 0 {
+		// Fetch the seek target while the first bytes are sniffed.
+		if err := rd.prefetch(start); err != nil {
+			s.fetchFailed(w, r, obj, err)
+			return
+		}
+	}
+	ctype, err := s.contentType(obj, rd)
+	if err != nil {
+		s.fetchFailed(w, r, obj, err)
+		return
+	}
+	h.Set("Content-Type", ctype)
+	s.cache.touch(obj.ID)
+	dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.writeTimeout}
+	http.ServeContent(dw, r, "", time.Time{}, rd)
+	ext := min(rd.network, dw.n)
+	s.m.served.WithLabelValues("external").Add(float64(ext))
+	s.m.served.WithLabelValues("local").Add(float64(dw.n - ext))
+}
+
+// contentType returns obj's content type, sniffed from its first bytes
+// (WHATWG MIME sniffing, net/http.DetectContentType) and remembered.
+func (s *Server) contentType(obj chain.DataObject, rd *objectReader) (string, error) {
+	if t := s.cache.contentType(obj.ID); t != "" {
+		return t, nil
+	}
+	s.ctypesMu.Lock()
+	t, ok := s.ctypes[obj.ID]
+	s.ctypesMu.Unlock()
+	if ok {
+		return t, nil
+	}
+	// No read-ahead while sniffing: a seek far into the object must not
+	// fetch the leaves after the first one.
+	end := rd.end
+	rd.end = 0
+	defer func() { rd.end = end }()
+	buf := make([]byte, min(sniffLen, int64(obj.Size)))
+	if _, err := io.ReadFull(rd, buf); err != nil {
+		return "", err
+	}
+	if _, err := rd.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
+	t = http.DetectContentType(buf)
+	s.cache.setContentType(obj.ID, t)
+	s.ctypesMu.Lock()
+	if len(s.ctypes) >= maxContentTypes {
+		clear(s.ctypes)
+	}
+	s.ctypes[obj.ID] = t
+	s.ctypesMu.Unlock()
+	return t, nil
+}
+
+// etagMatch reports whether an If-None-Match list names etag (weak
+// comparison, as RFC 9110 asks for If-None-Match).
+func etagMatch(list, etag string) bool {
+	for _, t := range strings.Split(list, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" || strings.TrimPrefix(t, "W/") == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// rangeBounds checks a Range header: at most MaxRanges ranges. It returns
+// the first byte the ranges start at and the byte after the last they end
+// at, which bound the read-ahead; ok is false for a header to refuse. A
+// header that is not a byte range is left to http.ServeContent, which
+// answers 416 for one it cannot parse.
+func rangeBounds(hdr string, size int64) (start, end int64, ok bool) {
+	if hdr == "" || !strings.HasPrefix(hdr, "bytes=") {
+		return 0, size, true
+	}
+	specs := strings.Split(hdr[len("bytes="):], ",")
+	if len(specs) > MaxRanges {
+		return 0, 0, false
+	}
+	start, end = size, 0
+	for _, sp := range specs {
+		a, b, found := strings.Cut(strings.TrimSpace(sp), "-")
+		if !found {
+			return 0, size, true // malformed: ServeContent answers
+		}
+		var s0, e0 int64
+		switch {
+		case a == "":
+			n, err := strconv.ParseInt(b, 10, 64)
+			if err != nil {
+				return 0, size, true
+			}
+			s0, e0 = max(size-n, 0), size
+		default:
+			n, err := strconv.ParseInt(a, 10, 64)
+			if err != nil {
+				return 0, size, true
+			}
+			s0, e0 = n, size
+			if b != "" {
+				m, err := strconv.ParseInt(b, 10, 64)
+				if err != nil {
+					return 0, size, true
+				}
+				e0 = min(m+1, size)
+			}
+		}
+		start, end = min(start, s0), max(end, e0)
+	}
+	if start >= size {
+		start = 0
+	}
+	return start, max(end, start), true
+}
+
+// serveStatus answers GET /api/v1/status.
+func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(s.Status())
+}
+
+// serveBuckets answers GET /api/v1/buckets.
+func (s *Server) serveBuckets(w http.ResponseWriter, r *http.Request) {
+	ids := []string{}
+	for _, b := range s.index.servedBuckets() {
+		ids = append(ids, b.String())
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(map[string][]string{"bucketIds": ids})
+}
