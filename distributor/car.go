@@ -139,12 +139,16 @@ func (r *objectReader) walkBlocks(c cid.Cid, b []byte, depth int, yield func(cid
 	if err != nil {
 		return err
 	}
+	calls := make([]*call, len(n.links))
 	for i, l := range n.links {
 		// Fetch the next blocks while this one is written.
-		for _, a := range n.links[i+1 : min(i+1+maxAhead, len(n.links))] {
-			r.f.start(r.obj, a, r.keep)
+		for j := i; j < min(i+1+maxAhead, len(n.links)); j++ {
+			if calls[j] == nil {
+				calls[j] = r.f.start(r.obj, n.links[j], r.keep)
+			}
 		}
-		lb, err := r.blockBytes(l)
+		lb, err := r.callBytes(l, calls[i])
+		calls[i] = nil
 		if err != nil {
 			return err
 		}
@@ -153,6 +157,25 @@ func (r *objectReader) walkBlocks(c cid.Cid, b []byte, depth int, yield func(cid
 		}
 	}
 	return nil
+}
+
+// callBytes waits for the fetch cl of block c and returns its bytes.
+func (r *objectReader) callBytes(c cid.Cid, cl *call) ([]byte, error) {
+	select {
+	case <-cl.done:
+	case <-r.ctx.Done():
+		return nil, r.ctx.Err()
+	}
+	if cl.err != nil {
+		return nil, cl.err
+	}
+	if cl.data != nil {
+		return cl.data, nil
+	}
+	if b, err := os.ReadFile(cl.path); err == nil {
+		return b, nil
+	}
+	return r.blockBytes(c)
 }
 
 // serveBlock answers GET /api/v1/assets/{id}/blocks/{cid}: one raw block
