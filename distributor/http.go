@@ -172,6 +172,11 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 		s.serveCAR(w, r, obj)
 		return
 	}
+	if rg := r.Header.Get("Range"); rg != "" && !strings.HasPrefix(rg, "bytes=") {
+		// RFC 9110 §14.2: a range unit the server does not know is
+		// ignored (net/http would answer 416).
+		r.Header.Del("Range")
+	}
 	start, end, ok := rangeBounds(r.Header.Get("Range"), int64(obj.Size))
 	if !ok {
 		h.Set("Content-Range", fmt.Sprintf("bytes */%d", obj.Size))

@@ -6,7 +6,7 @@ import (
 )
 
 var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
-	"mib": func(n int64) float64 { return float64(n) / (1 << 20) },
+	"mib":  func(n int64) float64 { return float64(n) / (1 << 20) },
 	"mbps": func(n float64) float64 { return n / 1e6 },
 }).Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>Satchel distributor</title>

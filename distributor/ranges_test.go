@@ -88,12 +88,12 @@ func TestRangesByteExact(t *testing.T) {
 		t.Fatalf("second whole read: x-cache %q x-data-source %q", resp.Header.Get("x-cache"), resp.Header.Get("x-data-source"))
 	}
 	for h, want := range map[string]string{
-		"ETag":                          `"` + obj.ContentID + `"`,
-		"Accept-Ranges":                 "bytes",
-		"Access-Control-Allow-Origin":   "*",
-		"Timing-Allow-Origin":           "*",
-		"Content-Type":                  "application/octet-stream",
-		"Content-Length":                fmt.Sprint(len(data)),
+		"ETag":                        `"` + obj.ContentID + `"`,
+		"Accept-Ranges":               "bytes",
+		"Access-Control-Allow-Origin": "*",
+		"Timing-Allow-Origin":         "*",
+		"Content-Type":                "application/octet-stream",
+		"Content-Length":              fmt.Sprint(len(data)),
 	} {
 		if got := resp.Header.Get(h); got != want {
 			t.Errorf("%s = %q, want %q", h, got, want)
