@@ -222,7 +222,8 @@ func (c *cache) put(obj chain.ObjectID, bc cid.Cid, data []byte) error {
 	}
 	o := c.objects[obj]
 	if o == nil {
-		o = &cachedObject{blocks: map[string]int64{}, last: time.Now()}
+		// The request that fetched the block counts as the first hit.
+		o = &cachedObject{blocks: map[string]int64{}, last: time.Now(), hits: 1}
 		c.objects[obj] = o
 	}
 	if _, ok := o.blocks[bc.String()]; !ok {

@@ -199,6 +199,7 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 		h.Set("x-data-source", "external")
 		s.m.misses.Inc()
 	}
+	s.cache.touch(obj.ID) // a miss: the first block cached counts the request
 	rd, err := newObjectReader(r.Context(), s.fetch, obj, keep)
 	if err != nil {
 		s.fetchFailed(w, r, obj, err)
@@ -219,7 +220,6 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.Set("Content-Type", ctype)
-	s.cache.touch(obj.ID)
 	dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.writeTimeout}
 	http.ServeContent(dw, r, "", time.Time{}, rd)
 	ext := min(rd.network, dw.n)
