@@ -36,8 +36,8 @@ type distServerInfo struct {
 func newDistributorServerCmd(app *App) *cobra.Command {
 	var (
 		keyPath, dataDir, httpAddr, endpoint, cacheSize, maxCached string
-		buckets, listen, bootstrap                               []string
-		noPublish                                                bool
+		buckets, listen, bootstrap                                 []string
+		noPublish                                                  bool
 	)
 	worker := newFlag("", chain.WorkerID(0), chain.ParseWorkerID, "workerId")
 	cmd := &cobra.Command{
