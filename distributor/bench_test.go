@@ -1,0 +1,272 @@
+package distributor_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	dag "github.com/ipfs/boxo/ipld/merkledag"
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/provider"
+	"github.com/satchel-net/satchel/testnet"
+)
+
+// benchClients is how many clients request at once.
+const benchClients = 64
+
+// benchEnv is a network of one provider and one distributor for a bench.
+func benchEnv(b *testing.B) *env {
+	b.Helper()
+	net := testnet.New(b, testnet.Providers(1))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	b.Cleanup(cancel)
+	d, err := net.AddDistributor(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &env{net: net, d: d, ctx: ctx}
+}
+
+func benchPut(b *testing.B, e *env, data []byte) chain.DataObject {
+	b.Helper()
+	obj, err := e.net.Upload(e.ctx, data, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	testnet.Wait(b, "object accepted at the distributor", func() bool {
+		req, _ := http.NewRequest(http.MethodHead, e.d.AssetURL(obj.ID), nil)
+		req.Header.Set("If-None-Match", `"`+obj.ContentID+`"`)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusNotModified
+	})
+	return obj
+}
+
+// load has benchClients clients GET urls round-robin, perClient requests
+// each, and returns requests per second and bytes per second.
+func load(b *testing.B, client *http.Client, urls []string, perClient int) (rps, bps float64) {
+	b.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var total int64
+	var failed error
+	start := time.Now()
+	for c := range benchClients {
+		wg.Go(func() {
+			var n int64
+			for i := range perClient {
+				resp, err := client.Get(urls[(c+i)%len(urls)])
+				if err != nil {
+					mu.Lock()
+					failed = err
+					mu.Unlock()
+					return
+				}
+				m, _ := io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				n += m
+			}
+			mu.Lock()
+			total += n
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	d := time.Since(start).Seconds()
+	if failed != nil {
+		b.Fatal(failed)
+	}
+	return float64(benchClients*perClient) / d, float64(total) / d
+}
+
+// BenchmarkCachedServe serves cached objects to 64 concurrent clients and
+// reports requests and bytes per second against http.FileServer serving
+// the same files from disk in the same run (ratio, target ≥ 0.8), and the
+// process's peak RSS while serving.
+func BenchmarkCachedServe(b *testing.B) {
+	for _, bc := range []struct {
+		name      string
+		size      int
+		objects   int
+		perClient int
+	}{
+		{"64KiB", 64 << 10, 16, 64},
+		{"4MiB", 4 << 20, 8, 8},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			e := benchEnv(b)
+			dir := b.TempDir()
+			var dURLs, fNames []string
+			for i := range bc.objects {
+				data := randomBytes(b, bc.size)
+				obj := benchPut(b, e, data)
+				name := fmt.Sprintf("f%d", i)
+				if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+					b.Fatal(err)
+				}
+				dURLs = append(dURLs, e.d.AssetURL(obj.ID))
+				fNames = append(fNames, name)
+			}
+			fs := httptest.NewServer(http.FileServer(http.Dir(dir)))
+			defer fs.Close()
+			var fURLs []string
+			for _, n := range fNames {
+				fURLs = append(fURLs, fs.URL+"/"+n)
+			}
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchClients, MaxConnsPerHost: benchClients}}
+			defer client.CloseIdleConnections()
+			load(b, client, dURLs, 1) // warm the cache
+			load(b, client, fURLs, 1)
+			resetPeakRSS()
+			b.ResetTimer()
+			var dr, db, fr, fb float64
+			for range b.N {
+				r1, b1 := load(b, client, fURLs, bc.perClient)
+				r2, b2 := load(b, client, dURLs, bc.perClient)
+				fr, fb, dr, db = fr+r1, fb+b1, dr+r2, db+b2
+			}
+			b.StopTimer()
+			n := float64(b.N)
+			b.ReportMetric(dr/n, "req/s")
+			b.ReportMetric(db/n/1e6, "MB/s")
+			b.ReportMetric(fr/n, "fileserver-req/s")
+			b.ReportMetric(dr/fr, "ratio-to-fileserver")
+			b.ReportMetric(peakRSSMiB(), "peak-RSS-MiB")
+		})
+	}
+}
+
+// BenchmarkMissTTFB measures the time to first byte of a miss (a whole
+// object) and of a seek far into an uncached 256 MiB object, as multiples
+// of one fetch round trip (a 1 MiB block read straight from the provider,
+// measured in the same run; target ≤ 2). 256 MiB of 1 MiB chunks has the
+// same DAG depth (root, interior nodes, leaves) as 1 GiB.
+func BenchmarkMissTTFB(b *testing.B) {
+	e := benchEnv(b)
+	big := bigSize()
+	var objs, small []chain.DataObject
+	for range b.N {
+		objs = append(objs, benchPut(b, e, randomBytes(b, big)))
+		small = append(small, benchPut(b, e, randomBytes(b, 4<<20)))
+	}
+	h, err := p2p.New(e.ctx, p2p.WithListenAddrs("/ip4/127.0.0.1/tcp/0"), p2p.WithBootstrap(e.net.Provider(0).AddrInfo()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close()
+	fc := provider.NewFetchClient(h.Libp2p())
+	defer fc.Close()
+	prov := e.net.Provider(0).AddrInfo().ID
+	b.ResetTimer()
+	var rtt, miss, seek time.Duration
+	for i := range b.N {
+		root, _ := cid.Decode(objs[i].ContentID)
+		leaf := firstLeaf(b, fc, prov, root)
+		t0 := time.Now()
+		if _, err := fc.GetBlock(e.ctx, prov, leaf); err != nil {
+			b.Fatal(err)
+		}
+		rtt += time.Since(t0)
+		seek += ttfb(b, e.d.AssetURL(objs[i].ID), fmt.Sprintf("bytes=%d-", big-big/8))
+		miss += ttfb(b, e.d.AssetURL(small[i].ID), "")
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(rtt.Microseconds())/float64(b.N)/1000, "fetch-rtt-ms")
+	b.ReportMetric(float64(seek)/float64(rtt), "far-seek-ttfb/rtt")
+	b.ReportMetric(float64(miss)/float64(rtt), "miss-ttfb/rtt")
+}
+
+// bigSize is the seek bench's object size: SATCHEL_BENCH_SEEK_MIB or 256 MiB.
+func bigSize() int {
+	if s := os.Getenv("SATCHEL_BENCH_SEEK_MIB"); s != "" {
+		if n, err := strconv.Atoi(s); err == nil && n > 0 {
+			return n << 20
+		}
+	}
+	return 256 << 20
+}
+
+// firstLeaf descends from root to its first raw leaf, through the fetch
+// client (which also warms the connection).
+func firstLeaf(b *testing.B, fc *provider.FetchClient, p peer.ID, root cid.Cid) cid.Cid {
+	b.Helper()
+	c := root
+	for c.Type() != cid.Raw {
+		blk, err := fc.GetBlock(context.Background(), p, c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pn, err := dag.DecodeProtobuf(blk)
+		if err != nil || len(pn.Links()) == 0 {
+			b.Fatalf("block %s: not a dag-pb node with links: %v", c, err)
+		}
+		c = pn.Links()[0].Cid
+	}
+	return c
+}
+
+// ttfb returns the time from sending a GET to its first body byte; the
+// rest of the body is read and dropped.
+func ttfb(b *testing.B, url, rng string) time.Duration {
+	b.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if rng != "" {
+		req.Header.Set("Range", rng)
+	}
+	t0 := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	one := make([]byte, 1)
+	if _, err := io.ReadFull(resp.Body, one); err != nil {
+		b.Fatal(err)
+	}
+	d := time.Since(t0)
+	if strings.HasPrefix(rng, "bytes=") {
+		_, _ = io.Copy(io.Discard, resp.Body)
+	}
+	return d
+}
+
+// resetPeakRSS resets the process's peak RSS (Linux), so the next reading
+// covers what follows.
+func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// peakRSSMiB returns the process's peak RSS in MiB (Linux; 0 elsewhere). The
+// process holds the chain and the provider too: the distributor's own
+// share is less.
+func peakRSSMiB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmHWM:") {
+			f := strings.Fields(l)
+			if len(f) >= 2 {
+				kb, _ := strconv.ParseFloat(f[1], 64)
+				return kb / 1024
+			}
+		}
+	}
+	return 0
+}
