@@ -259,11 +259,12 @@ func (c *cache) complete(obj chain.ObjectID, size uint64) bool {
 	return o != nil && o.leafBytes >= int64(size)
 }
 
-// has reports whether any block of obj is cached.
+// has reports whether any content (a leaf) of obj is cached.
 func (c *cache) has(obj chain.ObjectID) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.objects[obj] != nil
+	o := c.objects[obj]
+	return o != nil && o.leafBytes > 0
 }
 
 // contentType returns the sniffed content type of obj, if known.

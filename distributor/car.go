@@ -225,6 +225,7 @@ func (s *Server) serveBlock(w http.ResponseWriter, r *http.Request) {
 
 // contains reports whether c is a block of the object's DAG: its root or a
 // link of one of its interior nodes (only interior nodes are fetched).
+// With cid.Undef it fetches every interior node and reports false.
 func (r *objectReader) contains(c cid.Cid) (bool, error) {
 	var walk func(n cid.Cid, depth int) (bool, error)
 	walk = func(n cid.Cid, depth int) (bool, error) {

@@ -41,7 +41,7 @@ type fetcher struct {
 
 	mu     sync.Mutex
 	calls  map[callKey]*call
-	active map[chain.ObjectID]int
+	active map[chain.ObjectID]int // leaf fetches running, per object
 	wg     sync.WaitGroup
 }
 
@@ -53,8 +53,8 @@ type callKey struct {
 // call is one block fetch; done closes when data or err is set.
 type call struct {
 	done    chan struct{}
-	data    []byte
-	path    string // set when the block went to the cache
+	data    []byte // set for a fetched block
+	path    string // set for a block read from the cache
 	network bool
 	err     error
 }
@@ -87,31 +87,39 @@ func (f *fetcher) start(obj chain.DataObject, c cid.Cid, keep bool) *call {
 	}
 	cl := &call{done: make(chan struct{}), network: true}
 	f.calls[k] = cl
-	f.active[obj.ID]++
+	leaf := c.Type() == cid.Raw
+	if leaf {
+		f.active[obj.ID]++
+	}
 	f.wg.Add(1)
 	f.mu.Unlock()
 	go func() {
 		defer f.wg.Done()
 		cl.data, cl.err = f.fetch(obj, c)
-		if cl.err == nil && keep {
+		// Waiters go on with the bytes while they are written to the
+		// cache; the call stays findable until then, so no second fetch
+		// of the block starts meanwhile.
+		close(cl.done)
+		// Interior nodes are cached whatever the object's size: they are a
+		// tiny share of it, and a seek needs them first.
+		if cl.err == nil && (keep || c.Type() == cid.DagProtobuf) {
 			if err := f.cache.put(obj.ID, c, cl.data); err != nil {
 				f.log.Warn("cache a block", "object", obj.ID, "cid", c, "err", err)
-			} else if path, ok := f.cache.get(obj.ID, c); ok {
-				cl.path = path
 			}
 		}
 		f.mu.Lock()
 		delete(f.calls, k)
-		if f.active[obj.ID]--; f.active[obj.ID] <= 0 {
-			delete(f.active, obj.ID)
+		if leaf {
+			if f.active[obj.ID]--; f.active[obj.ID] <= 0 {
+				delete(f.active, obj.ID)
+			}
 		}
 		f.mu.Unlock()
-		close(cl.done)
 	}()
 	return cl
 }
 
-// fetching reports whether a fetch for obj is running.
+// fetching reports whether a fetch of content (a leaf) of obj is running.
 func (f *fetcher) fetching(obj chain.ObjectID) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()

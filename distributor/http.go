@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -164,6 +165,10 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", fmt.Sprintf("public, max-age=%d, immutable", int64(s.cfg.maxAge.Seconds())))
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Vary", "Accept")
+	// Objects are whatever members uploaded: a document sniffed as HTML
+	// runs no script on this origin.
+	h.Set("Content-Security-Policy", "sandbox")
+	h.Set("X-Content-Type-Options", "nosniff")
 	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
@@ -207,14 +212,7 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	}
 	defer rd.Close()
 	rd.end = end
-	if start > 0 {
-		// Fetch the seek target while the first bytes are sniffed.
-		if err := rd.prefetch(start); err != nil {
-			s.fetchFailed(w, r, obj, err)
-			return
-		}
-	}
-	ctype, err := s.contentType(obj, rd)
+	ctype, err := s.sniffAndSeek(r, obj, rd, keep, start)
 	if err != nil {
 		s.fetchFailed(w, r, obj, err)
 		return
@@ -227,16 +225,46 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	s.m.served.WithLabelValues("local").Add(float64(dw.n - ext))
 }
 
+// sniffAndSeek returns obj's content type and, for a read starting at
+// start > 0, starts fetching the leaf there. The two walks down the DAG
+// run at once, so a far seek into an uncached object waits for one path
+// from the root, not two.
+func (s *Server) sniffAndSeek(r *http.Request, obj chain.DataObject, rd *objectReader, keep bool, start int64) (string, error) {
+	if start <= 0 {
+		return s.contentType(obj, rd)
+	}
+	ctype := s.knownContentType(obj.ID)
+	var cerr error
+	var wg sync.WaitGroup
+	if ctype == "" {
+		srd, err := newObjectReader(r.Context(), s.fetch, obj, keep)
+		if err != nil {
+			return "", err
+		}
+		wg.Go(func() {
+			defer srd.Close()
+			ctype, cerr = s.contentType(obj, srd)
+		})
+	}
+	perr := rd.prefetch(start)
+	wg.Wait()
+	return ctype, errors.Join(perr, cerr)
+}
+
+// knownContentType returns the content type sniffed before, if any.
+func (s *Server) knownContentType(id chain.ObjectID) string {
+	if t := s.cache.contentType(id); t != "" {
+		return t
+	}
+	s.ctypesMu.Lock()
+	defer s.ctypesMu.Unlock()
+	return s.ctypes[id]
+}
+
 // contentType returns obj's content type, sniffed from its first bytes
 // (WHATWG MIME sniffing, net/http.DetectContentType) and remembered.
 func (s *Server) contentType(obj chain.DataObject, rd *objectReader) (string, error) {
-	if t := s.cache.contentType(obj.ID); t != "" {
-		return t, nil
-	}
-	s.ctypesMu.Lock()
-	t, ok := s.ctypes[obj.ID]
-	s.ctypesMu.Unlock()
-	if ok {
+	if t := s.knownContentType(obj.ID); t != "" {
 		return t, nil
 	}
 	// No read-ahead while sniffing: a seek far into the object must not
@@ -251,7 +279,7 @@ func (s *Server) contentType(obj chain.DataObject, rd *objectReader) (string, er
 	if _, err := rd.Seek(0, io.SeekStart); err != nil {
 		return "", err
 	}
-	t = http.DetectContentType(buf)
+	t := http.DetectContentType(buf)
 	s.cache.setContentType(obj.ID, t)
 	s.ctypesMu.Lock()
 	if len(s.ctypes) >= maxContentTypes {

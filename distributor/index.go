@@ -39,6 +39,9 @@ type index struct {
 	// onSources is called when the storage side of a bag changed (nil bag:
 	// any bag).
 	onSources func(bag *chain.BagID)
+	// onAccepted is called, outside the lock, with served objects that
+	// became accepted.
+	onAccepted func([]chain.DataObject)
 
 	mu        sync.RWMutex
 	served    map[chain.DistributionBucketID]bool // buckets served (distributing, operated by us)
@@ -52,13 +55,14 @@ type index struct {
 func newIndex(c ChainReader, id Identity, log *slog.Logger) *index {
 	return &index{
 		c: c, id: id, log: log,
-		onDrop:    func([]chain.ObjectID) {},
-		onSources: func(*chain.BagID) {},
-		served:    map[chain.DistributionBucketID]bool{},
-		bags:      map[chain.BagID]bool{},
-		objects:   map[chain.ObjectID]chain.DataObject{},
-		elsewhere: map[chain.ObjectID]chain.BagID{},
-		ready:     make(chan struct{}),
+		onDrop:     func([]chain.ObjectID) {},
+		onSources:  func(*chain.BagID) {},
+		onAccepted: func([]chain.DataObject) {},
+		served:     map[chain.DistributionBucketID]bool{},
+		bags:       map[chain.BagID]bool{},
+		objects:    map[chain.ObjectID]chain.DataObject{},
+		elsewhere:  map[chain.ObjectID]chain.BagID{},
+		ready:      make(chan struct{}),
 	}
 }
 
@@ -285,12 +289,17 @@ func (x *index) registered(ev chain.ObjectsRegistered) {
 
 func (x *index) accepted(ev chain.ObjectsAccepted) {
 	x.mu.Lock()
-	defer x.mu.Unlock()
+	var newly []chain.DataObject
 	for _, id := range ev.Objects {
-		if o, ok := x.objects[id]; ok {
+		if o, ok := x.objects[id]; ok && !o.Accepted {
 			o.Accepted = true
 			x.objects[id] = o
+			newly = append(newly, o)
 		}
+	}
+	x.mu.Unlock()
+	if len(newly) > 0 {
+		x.onAccepted(newly)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/satchel-net/satchel/chain"
@@ -47,6 +48,8 @@ type Server struct {
 	http    *http.Server
 	ln      net.Listener
 
+	warming chan struct{} // slots of warmDAG runs
+
 	ctypesMu sync.Mutex
 	ctypes   map[chain.ObjectID]string // of objects not cached
 }
@@ -72,7 +75,8 @@ func New(h *p2p.Host, src BlockSource, c ChainReader, id Identity, opts ...Optio
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{h: h, id: id, cfg: cfg, log: log, cache: ch, ctx: ctx, cancel: cancel, ctypes: map[chain.ObjectID]string{}}
+	s := &Server{h: h, id: id, cfg: cfg, log: log, cache: ch, ctx: ctx, cancel: cancel, ctypes: map[chain.ObjectID]string{},
+		warming: make(chan struct{}, maxWarming)}
 	s.index = newIndex(c, id, log)
 	s.srcs = newSources(h, c)
 	s.m = newMetrics(cfg.reg, s)
@@ -89,6 +93,7 @@ func New(h *p2p.Host, src BlockSource, c ChainReader, id Identity, opts ...Optio
 		log.Info("objects no longer served; evicted", "objects", len(ids))
 	}
 	s.index.onSources = s.srcs.invalidate
+	s.index.onAccepted = s.warm
 	return s, nil
 }
 
@@ -203,7 +208,37 @@ func (s *Server) Status() Status {
 	return st
 }
 
-// Cached reports whether any block of object id is in the cache.
+// maxWarming bounds how many objects have their DAG warmed at once; more
+// accepted meanwhile are not warmed (their first request walks the DAG).
+const maxWarming = 4
+
+// warm fetches the root and interior nodes of newly accepted objects into
+// the cache, so that a first request, even a seek far into the object,
+// waits only for the leaves it reads. Best effort.
+func (s *Server) warm(objs []chain.DataObject) {
+	for _, o := range objs {
+		select {
+		case s.warming <- struct{}{}:
+		default:
+			return
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer func() { <-s.warming }()
+			rd, err := newObjectReader(s.ctx, s.fetch, o, false)
+			if err != nil {
+				return
+			}
+			defer rd.Close()
+			if _, err := rd.contains(cid.Undef); err != nil {
+				s.log.Debug("warm object DAG", "object", o.ID, "err", err)
+			}
+		}()
+	}
+}
+
+// Cached reports whether any content of object id is in the cache.
 func (s *Server) Cached(id chain.ObjectID) bool { return s.cache.has(id) }
 
 // CacheDiskUsage returns the bytes the cache's block files take on disk.
