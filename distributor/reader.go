@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/ipfs/go-cid"
 
@@ -22,6 +23,10 @@ const maxAhead = 2
 // http.ServeContent. It holds at most 1+maxAhead leaves in memory, and none
 // for leaves read from the cache, which are read from their files.
 type objectReader struct {
+	// mu serialises Read, Seek and Close: http.ServeContent reads a
+	// multi-range answer from its own goroutine, which may still run when
+	// the handler closes the reader.
+	mu   sync.Mutex
 	ctx  context.Context
 	f    *fetcher
 	obj  chain.DataObject
@@ -36,6 +41,7 @@ type objectReader struct {
 	ahead map[int64]aheadLeaf
 	// network counts content bytes read that came from the network.
 	network int64
+	closed  bool
 }
 
 type aheadLeaf struct {
@@ -62,6 +68,11 @@ func newObjectReader(ctx context.Context, f *fetcher, obj chain.DataObject, keep
 
 // Read implements io.Reader.
 func (r *objectReader) Read(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return 0, errors.New("distributor: read after close")
+	}
 	if r.pos >= r.size {
 		return 0, io.EOF
 	}
@@ -91,6 +102,8 @@ func (r *objectReader) Read(p []byte) (int, error) {
 
 // Seek implements io.Seeker.
 func (r *objectReader) Seek(off int64, whence int) (int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	switch whence {
 	case io.SeekStart:
 	case io.SeekCurrent:
@@ -107,8 +120,19 @@ func (r *objectReader) Seek(off int64, whence int) (int64, error) {
 	return off, nil
 }
 
+// networkBytes returns the content bytes read so far that came from the
+// network.
+func (r *objectReader) networkBytes() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.network
+}
+
 // Close releases the leaf being read.
 func (r *objectReader) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
 	r.release()
 	clear(r.ahead)
 	return nil
