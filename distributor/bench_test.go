@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/distributor"
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/provider"
 	"github.com/satchel-net/satchel/testnet"
@@ -135,7 +137,7 @@ func BenchmarkCachedServe(b *testing.B) {
 			defer client.CloseIdleConnections()
 			load(b, client, dURLs, 1) // warm the cache
 			load(b, client, fURLs, 1)
-			resetPeakRSS()
+			peak := sampleRSS(b)
 			b.ResetTimer()
 			// Interleaved rounds, so that load from elsewhere on the
 			// machine weighs on both alike.
@@ -154,7 +156,7 @@ func BenchmarkCachedServe(b *testing.B) {
 			b.ReportMetric(db/n/1e6, "MB/s")
 			b.ReportMetric(fr/n, "fileserver-req/s")
 			b.ReportMetric(dr/fr, "ratio-to-fileserver")
-			b.ReportMetric(peakRSSMiB(), "peak-RSS-MiB")
+			b.ReportMetric(peak(), "peak-RSS-MiB")
 		})
 	}
 }
@@ -259,20 +261,14 @@ func ttfb(b *testing.B, url, rng string) time.Duration {
 	return d
 }
 
-// resetPeakRSS resets the process's peak RSS (Linux), so the next reading
-// covers what follows.
-func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
-
-// peakRSSMiB returns the process's peak RSS in MiB (Linux; 0 elsewhere). The
-// process holds the chain and the provider too: the distributor's own
-// share is less.
-func peakRSSMiB() float64 {
+// procStatusMiB reads a kB field of /proc/self/status in MiB.
+func procStatusMiB(field string) float64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmHWM:") {
+		if strings.HasPrefix(l, field) {
 			f := strings.Fields(l)
 			if len(f) >= 2 {
 				kb, _ := strconv.ParseFloat(f[1], 64)
@@ -301,3 +297,65 @@ func firstLeaf(b *testing.B, fc *provider.FetchClient, p peer.ID, root cid.Cid) 
 	}
 	return c
 }
+
+// BenchmarkMissLoadRSS has 64 clients read whole uncached 32 MiB objects
+// at once (streamed, never cached: every byte comes from the provider),
+// and reports the process's peak RSS and its growth over the load (target:
+// the distributor within 256 MiB whatever the object sizes).
+func BenchmarkMissLoadRSS(b *testing.B) {
+	net := testnet.New(b, testnet.Providers(1))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	d, err := net.AddDistributor(ctx, distributor.WithMaxCachedObject(0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := &env{net: net, d: d, ctx: ctx}
+	var urls []string
+	for range 4 {
+		obj := benchPut(b, e, randomBytes(b, 32<<20))
+		urls = append(urls, d.AssetURL(obj.ID))
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchClients, MaxConnsPerHost: benchClients}}
+	defer client.CloseIdleConnections()
+	debug.FreeOSMemory() // return the uploads' heap, so growth shows
+	before := currentRSSMiB()
+	peak := sampleRSS(b)
+	b.ResetTimer()
+	var bps float64
+	for range b.N {
+		_, x := load(b, client, urls, 1)
+		bps += x
+	}
+	b.StopTimer()
+	p := peak()
+	b.ReportMetric(bps/float64(b.N)/1e6, "MB/s")
+	b.ReportMetric(p, "peak-RSS-MiB")
+	b.ReportMetric(p-before, "RSS-growth-MiB")
+}
+
+// sampleRSS samples the process's RSS every 5 ms until the returned func
+// is called, which returns the highest sample in MiB. (The kernel's own
+// peak cannot always be reset.)
+func sampleRSS(b *testing.B) func() float64 {
+	stop := make(chan struct{})
+	done := make(chan float64)
+	go func() {
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		var hi float64
+		for {
+			hi = max(hi, currentRSSMiB())
+			select {
+			case <-stop:
+				done <- hi
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() float64 { close(stop); return <-done }
+}
+
+// currentRSSMiB returns the process's RSS in MiB (Linux; 0 elsewhere).
+func currentRSSMiB() float64 { return procStatusMiB("VmRSS:") }

@@ -218,6 +218,15 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 		h.Set("x-data-source", "external")
 		s.m.misses.Inc()
 	}
+	if !hit {
+		// Bound the memory misses hold: wait for a slot.
+		select {
+		case s.misses <- struct{}{}:
+			defer func() { <-s.misses }()
+		case <-r.Context().Done():
+			return
+		}
+	}
 	s.cache.touch(obj.ID) // a miss: the first block cached counts the request
 	rd, err := newObjectReader(r.Context(), s.fetch, obj, keep)
 	if err != nil {

@@ -27,6 +27,10 @@ const (
 	// DefaultMaxFetches is how many block fetches run at once; with the
 	// largest chunk size it bounds the memory fetches hold.
 	DefaultMaxFetches = 32
+	// DefaultMaxMisses is how many answers needing blocks from the network
+	// run at once; more wait. Each holds at most three chunks in memory, so
+	// this bounds the memory misses take whatever the request count.
+	DefaultMaxMisses = 48
 )
 
 type config struct {
@@ -40,6 +44,7 @@ type config struct {
 	fetchTimeout    time.Duration
 	maxAge          time.Duration
 	maxFetches      int
+	maxMisses       int
 }
 
 func defaults() config {
@@ -52,6 +57,7 @@ func defaults() config {
 		fetchTimeout:    DefaultFetchTimeout,
 		maxAge:          DefaultMaxAge,
 		maxFetches:      DefaultMaxFetches,
+		maxMisses:       DefaultMaxMisses,
 	}
 }
 
@@ -132,6 +138,17 @@ func WithMaxFetches(n int) Option {
 	return func(c *config) {
 		if n > 0 {
 			c.maxFetches = n
+		}
+	}
+}
+
+// WithMaxMisses sets how many answers that need blocks from the network
+// run at once (default DefaultMaxMisses); answers from the cache are not
+// limited.
+func WithMaxMisses(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.maxMisses = n
 		}
 	}
 }

@@ -48,7 +48,8 @@ type Server struct {
 	http    *http.Server
 	ln      net.Listener
 
-	warming chan struct{} // slots of warmDAG runs
+	warming chan struct{} // slots of warm runs
+	misses  chan struct{} // slots of answers reading from the network
 
 	ctypesMu sync.Mutex
 	ctypes   map[chain.ObjectID]string // of objects not cached
@@ -76,7 +77,7 @@ func New(h *p2p.Host, src BlockSource, c ChainReader, id Identity, opts ...Optio
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{h: h, id: id, cfg: cfg, log: log, cache: ch, ctx: ctx, cancel: cancel, ctypes: map[chain.ObjectID]string{},
-		warming: make(chan struct{}, maxWarming)}
+		warming: make(chan struct{}, maxWarming), misses: make(chan struct{}, cfg.maxMisses)}
 	s.index = newIndex(c, id, log)
 	s.srcs = newSources(h, c)
 	s.m = newMetrics(cfg.reg, s)
