@@ -38,6 +38,7 @@ func newDistributorServerCmd(app *App) *cobra.Command {
 		keyPath, dataDir, httpAddr, endpoint, cacheSize, maxCached string
 		buckets, listen, bootstrap                                 []string
 		noPublish                                                  bool
+		maxMisses                                                  int
 	)
 	worker := newFlag("", chain.WorkerID(0), chain.ParseWorkerID, "workerId")
 	cmd := &cobra.Command{
@@ -109,6 +110,7 @@ HTTP address. The API is documented in docs/DISTRIBUTOR.md.`,
 					distributor.WithCacheDir(filepath.Join(dataDir, "cache")),
 					distributor.WithCacheSize(int64(size)),
 					distributor.WithMaxCachedObject(int64(maxObj)),
+					distributor.WithMaxMisses(maxMisses),
 				},
 			})
 		},
@@ -125,6 +127,7 @@ HTTP address. The API is documented in docs/DISTRIBUTOR.md.`,
 	f.BoolVar(&noPublish, "no-publish", false, "do not publish the endpoint in the operator metadata")
 	f.StringVar(&cacheSize, "cache-size", "10GiB", "disk cache bound (`SIZE`, e.g. 500MiB, 200GiB)")
 	f.StringVar(&maxCached, "max-cached-object", "2GiB", "largest object kept in the cache (`SIZE`); larger ones are streamed")
+	f.IntVar(&maxMisses, "max-misses", distributor.DefaultMaxMisses, "answers fetching from storage providers at once (each holds up to 3 chunks in memory); more wait")
 	f.StringSliceVar(&listen, "listen", nil, "libp2p listen `MULTIADDR`, repeatable (default: p2p.listen in the config)")
 	f.StringSliceVar(&bootstrap, "bootstrap", nil, "peer `MULTIADDR` with /p2p/ID to join through, repeatable (default: p2p.bootstrap in the config)")
 	return cmd
