@@ -234,6 +234,7 @@ func (x *index) drop(ids []chain.ObjectID) {
 // apply applies one block's events.
 func (x *index) apply(ctx context.Context, be chain.BlockEvents) {
 	reload := false
+	var deletedBags []chain.BagID
 	for _, e := range be.Events {
 		switch e.Type {
 		case "ObjectsRegistered":
@@ -251,7 +252,13 @@ func (x *index) apply(ctx context.Context, be chain.BlockEvents) {
 			if e.Decode(&ev) == nil {
 				x.deleted(ev.Objects)
 			}
-		case "BagCreated", "BagDeleted", "DistributionBagBucketsUpdated", "DistributionBucketModeUpdated",
+		case "BagDeleted":
+			var ev chain.BagDeleted
+			if e.Decode(&ev) == nil {
+				deletedBags = append(deletedBags, ev.Bag)
+			}
+			reload = true
+		case "BagCreated", "DistributionBagBucketsUpdated", "DistributionBucketModeUpdated",
 			"DistributionBucketDeleted", "DistributionOperatorRemoved", "DistributionInvitationAccepted":
 			reload = true
 		case "StorageBagBucketsUpdated":
@@ -267,6 +274,9 @@ func (x *index) apply(ctx context.Context, be chain.BlockEvents) {
 		if err := x.rebucket(ctx); err != nil {
 			x.log.Warn("reload buckets", "height", be.Height, "err", err)
 		}
+	}
+	for _, b := range deletedBags {
+		x.bagDeleted(b)
 	}
 	x.mu.Lock()
 	x.height = max(x.height, be.Height)
@@ -300,6 +310,18 @@ func (x *index) accepted(ev chain.ObjectsAccepted) {
 	x.mu.Unlock()
 	if len(newly) > 0 {
 		x.onAccepted(newly)
+	}
+}
+
+// bagDeleted forgets the objects of a deleted bag (served ones leave with
+// the reload of the buckets first).
+func (x *index) bagDeleted(bag chain.BagID) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for id, b := range x.elsewhere {
+		if b == bag {
+			delete(x.elsewhere, id)
+		}
 	}
 }
 

@@ -189,6 +189,13 @@ func (s *sources) status() []SourceStatus {
 		})
 	}
 	slices.SortFunc(out, func(a, b SourceStatus) int {
+		// Unmeasured sources (tried next, score 0) after measured ones.
+		if (a.Fetches == 0) != (b.Fetches == 0) {
+			if a.Fetches == 0 {
+				return 1
+			}
+			return -1
+		}
 		if a.Score != b.Score {
 			if a.Score < b.Score {
 				return -1
