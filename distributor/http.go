@@ -174,15 +174,7 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := w.Header()
-	etag := `"` + obj.ContentID + `"`
-	h.Set("ETag", etag)
-	h.Set("Cache-Control", fmt.Sprintf("public, max-age=%d, immutable", int64(s.cfg.maxAge.Seconds())))
-	h.Set("Accept-Ranges", "bytes")
-	h.Set("Vary", "Accept")
-	// Objects are whatever members uploaded: a document sniffed as HTML
-	// runs no script on this origin.
-	h.Set("Content-Security-Policy", "sandbox")
-	h.Set("X-Content-Type-Options", "nosniff")
+	etag := s.objectHeaders(h, obj)
 	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
@@ -203,22 +195,7 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	keep := int64(obj.Size) <= s.cfg.maxCachedObject && int64(obj.Size) <= s.cfg.cacheSize
-	hit := s.cache.complete(obj.ID, obj.Size)
-	switch {
-	case hit:
-		h.Set("x-cache", "hit")
-		h.Set("x-data-source", "local")
-		s.m.hits.Inc()
-	case s.fetch.fetching(obj.ID) || s.cache.has(obj.ID):
-		h.Set("x-cache", "pending")
-		h.Set("x-data-source", "external")
-		s.m.misses.Inc()
-	default:
-		h.Set("x-cache", "miss")
-		h.Set("x-data-source", "external")
-		s.m.misses.Inc()
-	}
-	if !hit {
+	if hit := s.cacheHeaders(h, obj); !hit {
 		// Bound the memory misses hold: wait for a slot.
 		select {
 		case s.misses <- struct{}{}:
@@ -246,6 +223,40 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	ext := min(rd.networkBytes(), dw.n)
 	s.m.served.WithLabelValues("external").Add(float64(ext))
 	s.m.served.WithLabelValues("local").Add(float64(dw.n - ext))
+}
+
+// objectHeaders sets the headers of every answer about obj and returns its
+// ETag.
+func (s *Server) objectHeaders(h http.Header, obj chain.DataObject) string {
+	etag := `"` + obj.ContentID + `"`
+	h.Set("ETag", etag)
+	h.Set("Cache-Control", fmt.Sprintf("public, max-age=%d, immutable", int64(s.cfg.maxAge.Seconds())))
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Vary", "Accept")
+	// Objects are whatever members uploaded: a document sniffed as HTML
+	// runs no script on this origin.
+	h.Set("Content-Security-Policy", "sandbox")
+	h.Set("X-Content-Type-Options", "nosniff")
+	return etag
+}
+
+// cacheHeaders sets x-cache and x-data-source, counts the hit or miss,
+// and reports a hit: every content byte of obj in the cache.
+func (s *Server) cacheHeaders(h http.Header, obj chain.DataObject) bool {
+	switch {
+	case s.cache.complete(obj.ID, obj.Size):
+		h.Set("x-cache", "hit")
+		h.Set("x-data-source", "local")
+		s.m.hits.Inc()
+		return true
+	case s.fetch.fetching(obj.ID) || s.cache.has(obj.ID):
+		h.Set("x-cache", "pending")
+	default:
+		h.Set("x-cache", "miss")
+	}
+	h.Set("x-data-source", "external")
+	s.m.misses.Inc()
+	return false
 }
 
 // sniffAndSeek returns obj's content type and, for a read starting at
