@@ -78,6 +78,14 @@ func (w *codeWriter) WriteHeader(code int) {
 
 func (w *codeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// ReadFrom passes the copy to the connection (sendfile for files).
+func (w *codeWriter) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(writerOnly{w}, r)
+}
+
 // deadlineWriter gives every write to the client writeTimeout: a client
 // that stops reading is cut off, however long the whole answer takes.
 type deadlineWriter struct {
@@ -91,11 +99,53 @@ type deadlineWriter struct {
 // io.Copy's 32 KiB, so a cached chunk goes out in fewer system calls.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
 
-// ReadFrom copies r to the client through a pooled buffer.
+// sendSpan is the most bytes sent from a block file under one write
+// deadline.
+const sendSpan = 128 << 10
+
+// ReadFrom copies r to the client. An object's bytes that lie in cached
+// block files go out with the kernel's file-to-socket copy (sendfile, as
+// http.FileServer does), the others through a pooled buffer.
 func (w *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
-	return io.CopyBuffer(writerOnly{w}, r, *bp)
+	lr, ok := r.(*io.LimitedReader)
+	var or *objectReader
+	if ok {
+		or, ok = lr.R.(*objectReader)
+	}
+	rf, isRF := w.ResponseWriter.(io.ReaderFrom)
+	if !ok || !isRF {
+		return io.CopyBuffer(writerOnly{w}, r, *bp)
+	}
+	var total int64
+	for lr.N > 0 {
+		f, span, err := or.fileSpan(min(lr.N, sendSpan))
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		var m int64
+		if f != nil {
+			_ = w.rc.SetWriteDeadline(time.Now().Add(w.d))
+			m, err = rf.ReadFrom(&io.LimitedReader{R: f, N: span})
+			or.advance(m)
+			w.n += m
+		} else {
+			m, err = io.CopyBuffer(writerOnly{w}, io.LimitReader(or, span), *bp)
+		}
+		total += m
+		lr.N -= m
+		if err != nil {
+			return total, err
+		}
+		if m == 0 {
+			return total, io.ErrUnexpectedEOF
+		}
+	}
+	return total, nil
 }
 
 // writerOnly hides ReadFrom, so io.CopyBuffer uses the buffer it is given.

@@ -100,6 +100,45 @@ func (r *objectReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// fileSpan makes the leaf under the read position current and returns up
+// to max bytes from there as a span of its cached block file, positioned at
+// the span's start; file is nil when the leaf is in memory (read it then).
+// At the end it returns io.EOF.
+func (r *objectReader) fileSpan(max int64) (file *os.File, span int64, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, 0, errors.New("distributor: read after close")
+	}
+	if r.pos >= r.size {
+		return nil, 0, io.EOF
+	}
+	if r.cur == nil || r.pos < r.cur.off || r.pos >= r.cur.off+r.cur.size {
+		if err := r.load(r.pos); err != nil {
+			return nil, 0, err
+		}
+	}
+	c := r.cur
+	span = min(max, c.off+c.size-r.pos)
+	if c.file == nil {
+		return nil, span, nil
+	}
+	if _, err := c.file.Seek(r.pos-c.off, io.SeekStart); err != nil {
+		return nil, 0, err
+	}
+	return c.file, span, nil
+}
+
+// advance moves the read position past n bytes sent from a file span.
+func (r *objectReader) advance(n int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pos += n
+	if r.cur != nil && r.cur.network {
+		r.network += n
+	}
+}
+
 // Seek implements io.Seeker.
 func (r *objectReader) Seek(off int64, whence int) (int64, error) {
 	r.mu.Lock()
