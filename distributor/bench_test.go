@@ -166,7 +166,9 @@ func BenchmarkCachedServe(b *testing.B) {
 // 256 KiB chunks, as multiples of one fetch round trip (one 256 KiB leaf
 // read straight from the provider, measured in the same run; target ≤ 2).
 // 192 leaves need interior nodes: the DAG has the depth (root, interior,
-// leaves) of a 1 GiB object of 1 MiB chunks. Medians of seekSamples.
+// leaves) of a 1 GiB object of 1 MiB chunks. A second seek into the same
+// object (a player seeking again: the content type is known) is reported
+// too. Medians of seekSamples.
 func BenchmarkMissTTFB(b *testing.B) {
 	const seekSamples = 5
 	e := benchEnv(b)
@@ -182,7 +184,7 @@ func BenchmarkMissTTFB(b *testing.B) {
 	warm := benchPut(b, e, randomBytes(b, 1000))
 	ttfb(b, e.d.AssetURL(warm.ID), "")
 	const size = 48 << 20
-	var rtts, seeks, misses []time.Duration
+	var rtts, seeks, nexts, misses []time.Duration
 	b.ResetTimer()
 	for range b.N {
 		for range seekSamples {
@@ -206,6 +208,9 @@ func BenchmarkMissTTFB(b *testing.B) {
 			}
 			rtts = append(rtts, time.Since(t0))
 			seeks = append(seeks, ttfb(b, e.d.AssetURL(obj.ID), fmt.Sprintf("bytes=%d-%d", size-size/8, size-size/8+1000)))
+			// A player's next seek: the content type is known, the
+			// target chunk alone is fetched.
+			nexts = append(nexts, ttfb(b, e.d.AssetURL(obj.ID), fmt.Sprintf("bytes=%d-%d", size/2, size/2+1000)))
 			misses = append(misses, ttfb(b, e.d.AssetURL(small.ID), ""))
 		}
 	}
@@ -213,6 +218,7 @@ func BenchmarkMissTTFB(b *testing.B) {
 	rtt := median(rtts)
 	b.ReportMetric(float64(rtt.Microseconds())/1000, "fetch-rtt-ms")
 	b.ReportMetric(float64(median(seeks))/float64(rtt), "far-seek-ttfb/rtt")
+	b.ReportMetric(float64(median(nexts))/float64(rtt), "next-seek-ttfb/rtt")
 	b.ReportMetric(float64(median(misses))/float64(rtt), "miss-ttfb/rtt")
 }
 
