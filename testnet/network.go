@@ -111,6 +111,9 @@ type Network struct {
 
 	clientMu sync.Mutex
 	client   *p2p.Host
+
+	distMu       sync.Mutex
+	distributors []*Distributor
 }
 
 // Provider is one storage provider of a network: its chain identity, its
@@ -359,6 +362,7 @@ func (n *Network) Providers() []*Provider { return n.providers }
 func (n *Network) Close() error {
 	var errs []error
 	n.closeOnce.Do(func() {
+		errs = append(errs, n.closeDistributors())
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		for _, p := range n.providers {

@@ -28,6 +28,8 @@ type devnetFlags struct {
 	providers  int
 	rpc        string
 	statusPort int
+	distPort   int
+	sample     string
 }
 
 func newDevnetCmd(app *App) *cobra.Command {
@@ -57,6 +59,8 @@ HOME/config.yml so that other satchel commands can talk to the devnet with
 	fl.IntVar(&f.providers, "providers", 3, "number of storage providers (each operates one bucket)")
 	fl.StringVar(&f.rpc, "rpc", "127.0.0.1:26657", "`HOST:PORT` of the chain's RPC, for other commands")
 	fl.IntVar(&f.statusPort, "status-port", 7070, "first provider's status `PORT` (provider i uses PORT+i; 0 picks free ports)")
+	fl.IntVar(&f.distPort, "distributor-port", 3334, "the distributor's HTTP `PORT` (0 picks a free one)")
+	fl.StringVar(&f.sample, "sample", "", "video `FILE` the devnet puts for the distributor to serve (default: a built-in test pattern)")
 	return cmd
 }
 
@@ -91,6 +95,11 @@ func runDevnet(ctx context.Context, app *App, f devnetFlags) error {
 		return err
 	}
 	info := describeDevnet(nw, cfgPath)
+	dist, err := startDevnetDistributor(ctx, nw, f.distPort, f.sample)
+	if err != nil {
+		return err
+	}
+	info.Distributor = &dist
 	if err := app.Printer().Print(info, info.print); err != nil {
 		return err
 	}
@@ -156,6 +165,8 @@ type devnetInfo struct {
 	Bag       string            `json:"bag"`
 	Providers []devnetProvider  `json:"providers"`
 	Commands  map[string]string `json:"commands"`
+	// Distributor is the devnet's distributor and the sample it serves.
+	Distributor *devnetDistributor `json:"distributor,omitempty"`
 }
 
 // devnetProvider describes one running provider.
@@ -211,6 +222,10 @@ func (d devnetInfo) print(w io.Writer) error {
 	}
 	if err := Table(w, []string{"PROVIDER", "BUCKET", "PEER ID", "ADDRESS", "STATUS PAGE"}, rows); err != nil {
 		return err
+	}
+	if dd := d.Distributor; dd != nil {
+		fmt.Fprintf(w, "\n  distributor  bucket %s (worker %d), status page %s\n", dd.Bucket, dd.Worker, dd.Status)
+		fmt.Fprintf(w, "  sample video %s (object %d; open it in a browser)\n", dd.AssetURL, dd.Sample)
 	}
 	fmt.Fprintf(w, "\nIn another terminal (bin/satchel after `make build`):\n")
 	for _, k := range []string{"put", "get", "bag", "locate", "status"} {

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/distributor"
+	"github.com/satchel-net/satchel/internal/units"
+	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/protocol/fetch"
+)
+
+func init() { registerDistributorCommand(newDistributorServerCmd) }
+
+// distServerInfo is what `distributor server` prints once the node runs.
+type distServerInfo struct {
+	PeerID   string         `json:"peerId"`
+	Worker   chain.WorkerID `json:"worker"`
+	Buckets  []string       `json:"buckets"`
+	URL      string         `json:"url"`
+	Endpoint string         `json:"endpoint"`
+	Status   string         `json:"status"`
+	Cache    string         `json:"cache"`
+	Chain    string         `json:"chain"`
+}
+
+func newDistributorServerCmd(app *App) *cobra.Command {
+	var (
+		keyPath, dataDir, httpAddr, endpoint, cacheSize, maxCached string
+		buckets, listen, bootstrap                                 []string
+		noPublish                                                  bool
+		maxMisses                                                  int
+	)
+	worker := newFlag("", chain.WorkerID(0), chain.ParseWorkerID, "workerId")
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a distributor node for one or more distribution buckets until Ctrl-C",
+		Long: `Run the distributor node of distribution buckets: it serves the data objects of
+every bag of its buckets over HTTP (GET/HEAD /api/v1/assets/{objectId}, with
+Range requests), from a disk cache bounded by --cache-size that it fills from
+the bags' storage providers over libp2p, verifying every block. It follows the
+chain: objects deleted, or bags moved away from its buckets, stop being served
+and leave the cache within a block.
+
+The worker must be an active operator of every bucket named with -B. On start
+the node publishes --endpoint (default: the HTTP address) in the operator
+metadata of each bucket, signed with --key, the worker's role account.
+
+Status: GET / (page), /api/v1/status (JSON), Prometheus /metrics on the
+HTTP address. The API is documented in docs/DISTRIBUTOR.md.`,
+		Example: `  satchel distributor server -w 0 -B 0:0
+  satchel distributor server -w 0 -B 0:0 -B 1:3 --http 0.0.0.0:3334 \
+      --endpoint https://cdn.example.com/ --cache-size 200GiB`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if worker.raw == "" || len(buckets) == 0 {
+				return errors.New(`-w/--worker and -B/--bucketId are required: the distribution worker and the buckets it operates (see them with "satchel family list")`)
+			}
+			id := distributor.Identity{Worker: worker.value}
+			for _, b := range buckets {
+				bid, err := chain.ParseDistributionBucketID(b)
+				if err != nil {
+					return fmt.Errorf("-B: %w", err)
+				}
+				id.Buckets = append(id.Buckets, bid)
+			}
+			size, err := units.ParseBytes(cacheSize)
+			if err != nil {
+				return fmt.Errorf("--cache-size: %w", err)
+			}
+			maxObj, err := units.ParseBytes(maxCached)
+			if err != nil {
+				return fmt.Errorf("--max-cached-object: %w", err)
+			}
+			cfg, err := app.Config()
+			if err != nil {
+				return err
+			}
+			s, err := loadSigner(app, cfg, keyPath, accountRole, false)
+			if err != nil {
+				return err
+			}
+			if dataDir == "" {
+				dataDir = filepath.Join(cfg.Home, "distributor")
+			}
+			if len(listen) == 0 {
+				listen = cfg.P2P.Listen
+			}
+			if len(bootstrap) == 0 {
+				bootstrap = cfg.P2P.Bootstrap
+			}
+			idFile := cfg.P2P.IdentityFile
+			if idFile == "" {
+				idFile = filepath.Join(cfg.Home, "identity.key")
+			}
+			return runDistributorServer(cmd.Context(), app, cfg, distServerSetup{
+				id: id, key: s.key, identity: idFile, data: dataDir, listen: listen, bootstrap: bootstrap,
+				endpoint: endpoint, publish: !noPublish,
+				opts: []distributor.Option{
+					distributor.WithHTTPAddr(httpAddr),
+					distributor.WithCacheDir(filepath.Join(dataDir, "cache")),
+					distributor.WithCacheSize(int64(size)),
+					distributor.WithMaxCachedObject(int64(maxObj)),
+					distributor.WithMaxMisses(maxMisses),
+				},
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.VarP(worker, "worker", "w", "distribution worker `ID` that operates the buckets (required)")
+	f.Var(worker, "workerId", "same as --worker")
+	_ = f.MarkHidden("workerId")
+	f.StringSliceVarP(&buckets, "bucketId", "B", nil, "distribution bucket `ID` {familyId}:{bucketIndex} to serve, repeatable (required)")
+	f.StringVarP(&keyPath, "key", "k", "", "worker role account key `FILE` that publishes the endpoint (default: key in the config, else the account key under the home)")
+	f.StringVar(&dataDir, "data", "", "data `DIR` for the cache (default HOME/distributor)")
+	f.StringVar(&httpAddr, "http", distributor.DefaultHTTPAddr, "HTTP API listen `HOST:PORT`")
+	f.StringVar(&endpoint, "endpoint", "", "public root `URL` published on chain (default http://HOST:PORT/ of --http)")
+	f.BoolVar(&noPublish, "no-publish", false, "do not publish the endpoint in the operator metadata")
+	f.StringVar(&cacheSize, "cache-size", "10GiB", "disk cache bound (`SIZE`, e.g. 500MiB, 200GiB)")
+	f.StringVar(&maxCached, "max-cached-object", "2GiB", "largest object kept in the cache (`SIZE`); larger ones are streamed")
+	f.IntVar(&maxMisses, "max-misses", distributor.DefaultMaxMisses, "answers fetching from storage providers at once (each holds up to 3 chunks in memory); more wait")
+	f.StringSliceVar(&listen, "listen", nil, "libp2p listen `MULTIADDR`, repeatable (default: p2p.listen in the config)")
+	f.StringSliceVar(&bootstrap, "bootstrap", nil, "peer `MULTIADDR` with /p2p/ID to join through, repeatable (default: p2p.bootstrap in the config)")
+	return cmd
+}
+
+// distServerSetup is what runDistributorServer needs, resolved from flags
+// and config.
+type distServerSetup struct {
+	id                distributor.Identity
+	key               chain.Key
+	identity, data    string
+	listen, bootstrap []string
+	endpoint          string
+	publish           bool
+	opts              []distributor.Option
+}
+
+// runDistributorServer starts the host and the node, publishes the
+// endpoint, prints where it runs and serves until ctx ends.
+func runDistributorServer(ctx context.Context, app *App, cfg Config, st distServerSetup) error {
+	log := app.Log
+	c, closeChain, err := connectChain(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeChain()
+	key, err := p2p.LoadOrCreateIdentity(st.identity)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	h, err := p2p.New(ctx, p2p.WithIdentity(key), p2p.WithListenAddrs(st.listen...),
+		p2p.WithBootstrapAddrs(st.bootstrap...), p2p.WithLogger(log), p2p.WithMetrics(reg))
+	if err != nil {
+		return fmt.Errorf("start libp2p host: %w", err)
+	}
+	defer closeLogged(log, "libp2p host", h)
+	// The fetch protocol's caller side; it moves to protocol/fetch.
+	fc := fetch.NewClient(h.Libp2p())
+	defer closeLogged(log, "fetch client", fc)
+	opts := append([]distributor.Option{distributor.WithLogger(log), distributor.WithMetrics(reg)}, st.opts...)
+	srv, err := distributor.New(h, fc, c, st.id, opts...)
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(ctx); err != nil {
+		srv.Close()
+		return explain(app, cfg, err, nil)
+	}
+	defer closeLogged(log, "distributor", srv)
+	endpoint := st.endpoint
+	if endpoint == "" {
+		endpoint = srv.URL() + "/"
+		if host, _, _ := net.SplitHostPort(srv.URL()[len("http://"):]); host == "0.0.0.0" || host == "::" {
+			log.Warn("publishing an endpoint on a wildcard address; pass --endpoint with the public URL")
+		}
+	}
+	if st.publish {
+		pctx, cancel := context.WithTimeout(ctx, txTimeout)
+		err := distributor.PublishEndpoint(pctx, c, st.key, st.id, endpoint)
+		cancel()
+		if err != nil {
+			return explain(app, cfg, err, nil)
+		}
+	}
+	info := distServerInfo{PeerID: h.ID().String(), Worker: st.id.Worker, URL: srv.URL(), Endpoint: endpoint,
+		Status: srv.URL() + "/api/v1/status", Cache: st.data, Chain: cfg.Chain.RPC}
+	for _, b := range st.id.Buckets {
+		info.Buckets = append(info.Buckets, b.String())
+	}
+	if err := app.Printer().Print(info, func(w io.Writer) error {
+		fmt.Fprintf(w, "distributor (worker %d) serving buckets %v (Ctrl-C to stop)\n", info.Worker, info.Buckets)
+		fmt.Fprintf(w, "  assets    %s/api/v1/assets/{objectId}\n", info.URL)
+		fmt.Fprintf(w, "  endpoint  %s\n", info.Endpoint)
+		fmt.Fprintf(w, "  status    %s\n", info.Status)
+		fmt.Fprintf(w, "  peer      %s\n", info.PeerID)
+		fmt.Fprintf(w, "  cache     %s\n", info.Cache)
+		_, err := fmt.Fprintf(w, "  chain     %s\n", info.Chain)
+		return err
+	}); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return nil
+}

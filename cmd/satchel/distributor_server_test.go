@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/satchel-net/satchel/testnet"
+)
+
+// `satchel distributor server` serves the bag of its bucket: it takes the
+// bucket over from a stopped testnet distributor, publishes its endpoint in
+// the operator metadata and serves an object uploaded afterwards.
+func TestDistributorServerCommand(t *testing.T) {
+	rpc := freeAddr(t)
+	net := testnet.New(t, testnet.Providers(1), testnet.Configure(func(c *testnet.Config) { c.ChainRPCAddr = rpc }))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d, err := net.AddDistributor(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	cfgPath := filepath.Join(home, "config.yml")
+	writeFile(t, cfgPath, "home: "+home+"\nchain:\n  rpc: http://"+rpc+"\n")
+	p0 := net.Provider(0).AddrInfo()
+	var out, errOut syncBuffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("distributor server stderr:\n%s", errOut.String())
+		}
+	})
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"-c", cfgPath, "--json", "distributor", "server",
+			"-w", d.Worker.String(), "-B", d.Bucket.String(),
+			"--key", net.KeyFile("distributor-0"),
+			"--data", filepath.Join(home, "data"),
+			"--http", "127.0.0.1:0",
+			"--listen", "/ip4/127.0.0.1/tcp/0",
+			"--bootstrap", fmt.Sprintf("%s/p2p/%s", p0.Addrs[0], p0.ID),
+		}, &out, &errOut)
+	}()
+	var info distServerInfo
+	testnet.Wait(t, "the server to print where it runs", func() bool {
+		select {
+		case code := <-done:
+			t.Fatalf("distributor server exited %d early:\n%s", code, errOut.String())
+		default:
+		}
+		return json.Unmarshal([]byte(out.String()), &info) == nil
+	})
+	if info.URL == "" || len(info.Buckets) != 1 || info.Buckets[0] != d.Bucket.String() {
+		t.Fatalf("server info: %+v", info)
+	}
+	b, err := net.Client.DistributionBucket(ctx, d.Bucket)
+	if err != nil || len(b.Operators) != 1 || b.Operators[0].Metadata == nil || b.Operators[0].Metadata.Endpoint != info.Endpoint {
+		t.Fatalf("endpoint %q not published: %+v %v", info.Endpoint, b.Operators, err)
+	}
+	data := bytes.Repeat([]byte("satchel "), 4096)
+	obj, err := net.UploadChunked(ctx, data, 4096, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body []byte
+	testnet.Wait(t, "the object served", func() bool {
+		resp, err := http.Get(info.URL + "/api/v1/assets/" + obj.ID.String())
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ = io.ReadAll(resp.Body)
+		return resp.StatusCode == 200
+	})
+	if !bytes.Equal(body, data) {
+		t.Fatal("served object differs")
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("distributor server exited %d after Ctrl-C:\n%s", code, errOut.String())
+	}
+}
+
+func TestDistributorServerFlags(t *testing.T) {
+	home := t.TempDir()
+	cfgPath := filepath.Join(home, "config.yml")
+	writeFile(t, cfgPath, "home: "+home+"\n")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"distributor", "server", "-B", "0:0"}, "-w/--worker and -B/--bucketId are required"},
+		{[]string{"distributor", "server", "-w", "1"}, "-w/--worker and -B/--bucketId are required"},
+		{[]string{"distributor", "server", "-w", "1", "-B", "x"}, "distribution bucket ID \"x\""},
+		{[]string{"distributor", "server", "-w", "1", "-B", "0:0", "--cache-size", "lots"}, "--cache-size"},
+		{[]string{"distributor", "server", "-w", "1", "-B", "0:0"}, "no account key"},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), append([]string{"-c", cfgPath}, tc.args...), &out, &errOut)
+		if code == 0 || !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("satchel %s: exit %d, stderr %q; want a failure naming %q", strings.Join(tc.args, " "), code, errOut.String(), tc.want)
+		}
+	}
+}

@@ -1,0 +1,397 @@
+package distributor
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/chunker"
+)
+
+// cacheStateFile holds the cache's statistics across restarts; its Clean
+// flag says the node stopped cleanly, so the block files need no check.
+const cacheStateFile = "cache-state.json"
+
+// cache keeps verified blocks on disk, one file per block under
+// objects/<objectID>/<cid>, bounded by bytes. When over its bound it evicts
+// whole objects, the one with the highest age × size ÷ popularity first
+// (the least recently used, largest, least requested). Its statistics
+// survive a restart; block files from an unclean stop are verified against
+// their CIDs before being served again.
+type cache struct {
+	dir   string
+	limit int64
+	log   *slog.Logger
+	// alive says whether an object is still served; a block fetched for
+	// one that stopped being served meanwhile is not kept.
+	alive func(chain.ObjectID) bool
+
+	mu      sync.Mutex
+	objects map[chain.ObjectID]*cachedObject
+	used    int64
+	evicted uint64
+}
+
+// cachedObject is what the cache holds of one object.
+type cachedObject struct {
+	blocks    map[string]int64 // CID → size
+	bytes     int64            // all its block bytes
+	leafBytes int64            // content bytes (raw leaves)
+	hits      uint64
+	last      time.Time
+	ctype     string
+}
+
+// cacheState is the JSON of cacheStateFile.
+type cacheState struct {
+	Clean   bool                          `json:"clean"`
+	Objects map[chain.ObjectID]objectStat `json:"objects"`
+}
+
+type objectStat struct {
+	Hits        uint64    `json:"hits"`
+	Last        time.Time `json:"last"`
+	ContentType string    `json:"contentType,omitempty"`
+	LeafBytes   int64     `json:"leafBytes"`
+}
+
+// openCache opens (or creates) the cache in dir, bounded to limit bytes.
+func openCache(dir string, limit int64, log *slog.Logger) (*cache, error) {
+	if dir == "" {
+		return nil, errors.New("distributor: no cache directory; pass WithCacheDir")
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "objects"), 0o700); err != nil {
+		return nil, fmt.Errorf("distributor: cache: %w", err)
+	}
+	c := &cache{dir: dir, limit: limit, log: log, objects: map[chain.ObjectID]*cachedObject{}, alive: func(chain.ObjectID) bool { return true }}
+	var st cacheState
+	if b, err := os.ReadFile(filepath.Join(dir, cacheStateFile)); err == nil {
+		if json.Unmarshal(b, &st) != nil {
+			st = cacheState{}
+		}
+	}
+	if err := c.scan(st); err != nil {
+		return nil, err
+	}
+	// Until the next clean stop, a crash leaves block files to verify.
+	if err := c.save(false); err != nil {
+		return nil, err
+	}
+	c.evict()
+	return c, nil
+}
+
+// scan loads the block files, verifying each one unless the last stop was
+// clean, and removes leftovers of interrupted writes.
+func (c *cache) scan(st cacheState) error {
+	root := filepath.Join(c.dir, "objects")
+	dirs, err := os.ReadDir(root)
+	if err != nil {
+		return fmt.Errorf("distributor: cache: %w", err)
+	}
+	for _, d := range dirs {
+		id, err := strconv.ParseUint(d.Name(), 10, 64)
+		if err != nil || !d.IsDir() {
+			continue
+		}
+		files, err := os.ReadDir(filepath.Join(root, d.Name()))
+		if err != nil {
+			return fmt.Errorf("distributor: cache: %w", err)
+		}
+		o := &cachedObject{blocks: map[string]int64{}}
+		for _, f := range files {
+			path := filepath.Join(root, d.Name(), f.Name())
+			bc, err := cid.Decode(f.Name())
+			if err != nil || !c.valid(path, bc, st.Clean) {
+				_ = os.Remove(path)
+				continue
+			}
+			info, err := f.Info()
+			if err != nil {
+				continue
+			}
+			o.blocks[bc.String()] = info.Size()
+			o.bytes += info.Size()
+			if bc.Type() == cid.Raw {
+				o.leafBytes += info.Size()
+			}
+		}
+		if len(o.blocks) == 0 {
+			_ = os.Remove(filepath.Join(root, d.Name()))
+			continue
+		}
+		if s, ok := st.Objects[chain.ObjectID(id)]; ok {
+			o.hits, o.last, o.ctype = s.Hits, s.Last, s.ContentType
+		}
+		c.objects[chain.ObjectID(id)] = o
+		c.used += o.bytes
+	}
+	return nil
+}
+
+// valid reports whether the block file at path holds block c: after a
+// clean stop every file is whole; after a crash each is hashed.
+func (c *cache) valid(path string, bc cid.Cid, clean bool) bool {
+	if clean {
+		return true
+	}
+	b, err := os.ReadFile(path)
+	return err == nil && chunker.VerifyChunk(bc, b) == nil
+}
+
+// save writes the statistics; clean marks a clean stop.
+func (c *cache) save(clean bool) error {
+	c.mu.Lock()
+	st := cacheState{Clean: clean, Objects: make(map[chain.ObjectID]objectStat, len(c.objects))}
+	for id, o := range c.objects {
+		st.Objects[id] = objectStat{Hits: o.hits, Last: o.last, ContentType: o.ctype, LeafBytes: o.leafBytes}
+	}
+	c.mu.Unlock()
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(c.dir, cacheStateFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("distributor: cache state: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(c.dir, cacheStateFile)); err != nil {
+		return fmt.Errorf("distributor: cache state: %w", err)
+	}
+	return nil
+}
+
+func (c *cache) path(obj chain.ObjectID, bc cid.Cid) string {
+	return filepath.Join(c.dir, "objects", obj.String(), bc.String())
+}
+
+// get returns the path of block bc of obj when cached.
+func (c *cache) get(obj chain.ObjectID, bc cid.Cid) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o := c.objects[obj]
+	if o == nil {
+		return "", false
+	}
+	if _, ok := o.blocks[bc.String()]; !ok {
+		return "", false
+	}
+	return c.path(obj, bc), true
+}
+
+// put stores a verified block of obj, then evicts while over the bound.
+func (c *cache) put(obj chain.ObjectID, bc cid.Cid, data []byte) error {
+	if _, ok := c.get(obj, bc); ok {
+		return nil
+	}
+	dir := filepath.Join(c.dir, "objects", obj.String())
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, bc.String()+".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(data)
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		_ = os.Remove(f.Name())
+		return err
+	}
+	if err := os.Rename(f.Name(), c.path(obj, bc)); err != nil {
+		_ = os.Remove(f.Name())
+		return err
+	}
+	c.mu.Lock()
+	if !c.alive(obj) {
+		c.mu.Unlock()
+		_ = os.Remove(c.path(obj, bc))
+		return nil
+	}
+	o := c.objects[obj]
+	if o == nil {
+		// The request that fetched the block counts as the first hit.
+		o = &cachedObject{blocks: map[string]int64{}, last: time.Now(), hits: 1}
+		c.objects[obj] = o
+	}
+	if _, ok := o.blocks[bc.String()]; !ok {
+		n := int64(len(data))
+		o.blocks[bc.String()] = n
+		o.bytes += n
+		if bc.Type() == cid.Raw {
+			o.leafBytes += n
+		}
+		c.used += n
+	}
+	c.mu.Unlock()
+	c.evict()
+	return nil
+}
+
+// touch counts a request for obj.
+func (c *cache) touch(obj chain.ObjectID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if o := c.objects[obj]; o != nil {
+		o.hits++
+		o.last = time.Now()
+	}
+}
+
+// complete reports whether every content byte of obj (size bytes) is
+// cached.
+func (c *cache) complete(obj chain.ObjectID, size uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o := c.objects[obj]
+	return o != nil && o.leafBytes >= int64(size)
+}
+
+// has reports whether any content (a leaf) of obj is cached.
+func (c *cache) has(obj chain.ObjectID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o := c.objects[obj]
+	return o != nil && o.leafBytes > 0
+}
+
+// contentType returns the sniffed content type of obj, if known.
+func (c *cache) contentType(obj chain.ObjectID) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if o := c.objects[obj]; o != nil {
+		return o.ctype
+	}
+	return ""
+}
+
+func (c *cache) setContentType(obj chain.ObjectID, t string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if o := c.objects[obj]; o != nil {
+		o.ctype = t
+	}
+}
+
+// remove evicts the objects.
+func (c *cache) remove(ids ...chain.ObjectID) {
+	for _, id := range ids {
+		c.mu.Lock()
+		o := c.objects[id]
+		delete(c.objects, id)
+		if o != nil {
+			c.used -= o.bytes
+			c.evicted++
+		}
+		c.mu.Unlock()
+		if o != nil {
+			c.removeFiles(id, o)
+		}
+	}
+}
+
+func (c *cache) removeFiles(id chain.ObjectID, o *cachedObject) {
+	dir := filepath.Join(c.dir, "objects", id.String())
+	for s := range o.blocks {
+		_ = os.Remove(filepath.Join(dir, s))
+	}
+	_ = os.Remove(dir) // fails when a new block arrived meanwhile
+}
+
+// retain evicts every object keep says no to.
+func (c *cache) retain(keep func(chain.ObjectID) bool) {
+	c.mu.Lock()
+	var drop []chain.ObjectID
+	for id := range c.objects {
+		if !keep(id) {
+			drop = append(drop, id)
+		}
+	}
+	c.mu.Unlock()
+	c.remove(drop...)
+}
+
+// evict removes objects, the highest age × size ÷ popularity first, until
+// the cache is within its bound.
+func (c *cache) evict() {
+	c.mu.Lock()
+	if c.used <= c.limit {
+		c.mu.Unlock()
+		return
+	}
+	now := time.Now()
+	type cand struct {
+		id    chain.ObjectID
+		score float64
+	}
+	cands := make([]cand, 0, len(c.objects))
+	for id, o := range c.objects {
+		age := now.Sub(o.last).Seconds() + 1
+		cands = append(cands, cand{id, age * float64(o.bytes) / float64(o.hits+1)})
+	}
+	slices.SortFunc(cands, func(a, b cand) int {
+		if a.score > b.score {
+			return -1
+		}
+		if a.score < b.score {
+			return 1
+		}
+		return 0
+	})
+	var gone []chain.ObjectID
+	var gobjs []*cachedObject
+	for _, cd := range cands {
+		if c.used <= c.limit {
+			break
+		}
+		o := c.objects[cd.id]
+		delete(c.objects, cd.id)
+		c.used -= o.bytes
+		c.evicted++
+		gone = append(gone, cd.id)
+		gobjs = append(gobjs, o)
+	}
+	c.mu.Unlock()
+	for i, id := range gone {
+		c.removeFiles(id, gobjs[i])
+	}
+	if len(gone) > 0 {
+		c.log.Debug("cache evicted", "objects", len(gone))
+	}
+}
+
+// usage returns the bytes used, the bound, the objects held and the
+// evictions so far.
+func (c *cache) usage() (used, limit int64, objects int, evicted uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.used, c.limit, len(c.objects), c.evicted
+}
+
+// diskUsage sums the sizes of the block files, for tests.
+func (c *cache) diskUsage() (int64, error) {
+	var n int64
+	err := filepath.WalkDir(filepath.Join(c.dir, "objects"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.Contains(d.Name(), ".tmp-") {
+			return err
+		}
+		info, err := d.Info()
+		if err == nil {
+			n += info.Size()
+		}
+		return nil
+	})
+	return n, err
+}

@@ -1,0 +1,133 @@
+package distributor
+
+import (
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	mh "github.com/multiformats/go-multihash"
+
+	"github.com/satchel-net/satchel/chain"
+)
+
+func rawBlock(t *testing.T, b []byte) cid.Cid {
+	t.Helper()
+	sum, err := mh.Sum(b, mh.SHA2_256, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cid.NewCidV1(cid.Raw, sum)
+}
+
+func block(n int, fill byte) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = fill
+	}
+	return b
+}
+
+// Eviction takes the object with the highest age × size ÷ popularity:
+// the large unpopular one goes, the popular one stays.
+func TestCacheEvictionOrder(t *testing.T) {
+	c, err := openCache(t.TempDir(), 1000, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(obj chain.ObjectID, b []byte) {
+		if err := c.put(obj, rawBlock(t, b), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(1, block(400, 1)) // popular, last read an hour ago
+	put(2, block(400, 2)) // read once, an hour ago
+	for range 50 {
+		c.touch(1)
+	}
+	c.mu.Lock()
+	for _, id := range []chain.ObjectID{1, 2} {
+		c.objects[id].last = time.Now().Add(-time.Hour)
+	}
+	c.mu.Unlock()
+	put(3, block(400, 3)) // new, over the bound: one object must go
+	if used, _, _, ev := c.usage(); used > 1000 || ev != 1 {
+		t.Fatalf("used %d, evicted %d", used, ev)
+	}
+	if !c.has(1) || c.has(2) || !c.has(3) {
+		t.Fatalf("kept 1:%v 2:%v 3:%v; want the popular and the new one kept", c.has(1), c.has(2), c.has(3))
+	}
+}
+
+// After a crash (no clean state), block files are verified: a corrupt one
+// is dropped, a good one kept; a clean stop keeps everything unread.
+func TestCacheReopenVerifiesAfterCrash(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	c, err := openCache(dir, 1<<20, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, bad := block(100, 7), block(100, 8)
+	gc, bc := rawBlock(t, good), rawBlock(t, bad)
+	if err := c.put(5, gc, good); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.put(6, bc, bad); err != nil {
+		t.Fatal(err)
+	}
+	// Crash: no save(true); a block file torn.
+	if err := os.WriteFile(c.path(6, bc), block(100, 9), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := openCache(dir, 1<<20, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c2.get(5, gc); !ok {
+		t.Fatal("good block lost")
+	}
+	if _, ok := c2.get(6, bc); ok {
+		t.Fatal("corrupt block kept after a crash")
+	}
+	if used, _, _, _ := c2.usage(); used != 100 {
+		t.Fatalf("used %d, want 100", used)
+	}
+	// A clean stop: reopened without reading the files.
+	if err := c2.save(true); err != nil {
+		t.Fatal(err)
+	}
+	c3, err := openCache(dir, 1<<20, log)
+	if err != nil || !c3.has(5) {
+		t.Fatalf("after a clean stop: %v", err)
+	}
+}
+
+func TestRangeBounds(t *testing.T) {
+	for _, tc := range []struct {
+		hdr        string
+		start, end int64
+		ok         bool
+	}{
+		{"", 0, 1000, true},
+		{"bytes=100-199", 100, 200, true},
+		{"bytes=900-", 900, 1000, true},
+		{"bytes=-100", 900, 1000, true},
+		{"bytes=10-20,500-600", 10, 601, true},
+		{"bytes=0-99999999", 0, 1000, true},
+		{"bytes=x", 0, 1000, true}, // left to ServeContent (416)
+	} {
+		s, e, ok := rangeBounds(tc.hdr, 1000)
+		if s != tc.start || e != tc.end || ok != tc.ok {
+			t.Errorf("%q: %d %d %v, want %d %d %v", tc.hdr, s, e, ok, tc.start, tc.end, tc.ok)
+		}
+	}
+	many := "bytes=0-0"
+	for range MaxRanges {
+		many += ",1-1"
+	}
+	if _, _, ok := rangeBounds(many, 1000); ok {
+		t.Error("more than MaxRanges ranges accepted")
+	}
+}

@@ -1,0 +1,257 @@
+package distributor
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/ipfs/go-cid"
+	"github.com/ipld/go-ipld-prime/codec/dagcbor"
+	"github.com/ipld/go-ipld-prime/datamodel"
+	"github.com/ipld/go-ipld-prime/fluent/qp"
+	cidlink "github.com/ipld/go-ipld-prime/linking/cid"
+	"github.com/ipld/go-ipld-prime/node/basicnode"
+
+	"github.com/satchel-net/satchel/chain"
+)
+
+// Media types of the verifiable answers (the IPFS trustless gateway's).
+const (
+	carType = "application/vnd.ipld.car"
+	rawType = "application/vnd.ipld.raw"
+)
+
+// wantsCAR reports whether the request asks for a CAR (?format=car or
+// Accept: application/vnd.ipld.car).
+func wantsCAR(r *http.Request) bool {
+	return r.URL.Query().Get("format") == "car" || strings.Contains(r.Header.Get("Accept"), carType)
+}
+
+// carHeader encodes a CARv1 header naming root: the dag-cbor map
+// {roots: [root], version: 1}, prefixed by its length as a varint.
+func carHeader(root cid.Cid) ([]byte, error) {
+	n, err := qp.BuildMap(basicnode.Prototype.Any, 2, func(ma datamodel.MapAssembler) {
+		qp.MapEntry(ma, "roots", qp.List(1, func(la datamodel.ListAssembler) {
+			qp.ListEntry(la, qp.Link(cidlink.Link{Cid: root}))
+		}))
+		qp.MapEntry(ma, "version", qp.Int(1))
+	})
+	if err != nil {
+		return nil, err
+	}
+	var body bytes.Buffer
+	if err := dagcbor.Encode(n, &body); err != nil {
+		return nil, err
+	}
+	out := binary.AppendUvarint(nil, uint64(body.Len()))
+	return append(out, body.Bytes()...), nil
+}
+
+// serveCAR answers an object as a CARv1 of its blocks, root first, in
+// depth-first order: a client verifies every block against its CID and the
+// DAG against the root, the object's content ID on chain. Blocks stream
+// out as they are fetched.
+func (s *Server) serveCAR(w http.ResponseWriter, r *http.Request, obj chain.DataObject) {
+	keep := int64(obj.Size) <= s.cfg.maxCachedObject && int64(obj.Size) <= s.cfg.cacheSize
+	rd, err := newObjectReader(r.Context(), s.fetch, obj, keep)
+	if err != nil {
+		s.fetchFailed(w, r, obj, err)
+		return
+	}
+	defer rd.Close()
+	hdr, err := carHeader(rd.root)
+	if err != nil {
+		s.fetchFailed(w, r, obj, err)
+		return
+	}
+	// Fetch the root before answering, so a failure is a clear status.
+	first, err := rd.blockBytes(rd.root)
+	if err != nil {
+		s.fetchFailed(w, r, obj, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", carType+"; version=1")
+	h.Set("ETag", `"`+obj.ContentID+`.car"`)
+	h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", obj.ID.String()+".car"))
+	h.Del("Accept-Ranges")
+	if r.Method == http.MethodHead {
+		return
+	}
+	s.cache.touch(obj.ID)
+	dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.writeTimeout}
+	if _, err := dw.Write(hdr); err != nil {
+		return
+	}
+	if err := rd.walkBlocks(rd.root, first, 0, func(c cid.Cid, b []byte) error { return writeCARBlock(dw, c, b) }); err != nil {
+		s.log.Debug("car cut short", "object", obj.ID, "err", err)
+	}
+}
+
+// writeCARBlock writes one CARv1 section: varint length, CID, block.
+func writeCARBlock(w io.Writer, c cid.Cid, b []byte) error {
+	cb := c.Bytes()
+	sec := binary.AppendUvarint(nil, uint64(len(cb)+len(b)))
+	sec = append(sec, cb...)
+	if _, err := w.Write(sec); err != nil {
+		return err
+	}
+	_, err := w.Write(b)
+	return err
+}
+
+// blockBytes returns the bytes of block c of the reader's object.
+func (r *objectReader) blockBytes(c cid.Cid) ([]byte, error) {
+	cl, err := r.f.block(r.ctx, r.obj, c, r.keep)
+	if err != nil {
+		return nil, err
+	}
+	if cl.data != nil {
+		return cl.data, nil
+	}
+	b, err := os.ReadFile(cl.path)
+	if err != nil { // evicted meanwhile
+		if cl, err = r.f.block(r.ctx, r.obj, c, false); err != nil {
+			return nil, err
+		}
+		return cl.data, nil
+	}
+	return b, nil
+}
+
+// walkBlocks calls yield with block c (whose bytes are b) and every block
+// under it, depth first.
+func (r *objectReader) walkBlocks(c cid.Cid, b []byte, depth int, yield func(cid.Cid, []byte) error) error {
+	if depth > maxDAGDepth {
+		return fmt.Errorf("%w: object %d is deeper than %d levels", ErrBadDAG, r.obj.ID, maxDAGDepth)
+	}
+	if err := yield(c, b); err != nil {
+		return err
+	}
+	if c.Type() != cid.DagProtobuf {
+		return nil
+	}
+	n, err := decodeNode(c, b)
+	if err != nil {
+		return err
+	}
+	calls := make([]*call, len(n.links))
+	for i, l := range n.links {
+		// Fetch the next blocks while this one is written.
+		for j := i; j < min(i+1+maxAhead, len(n.links)); j++ {
+			if calls[j] == nil {
+				calls[j] = r.f.start(r.obj, n.links[j], r.keep)
+			}
+		}
+		lb, err := r.callBytes(l, calls[i])
+		calls[i] = nil
+		if err != nil {
+			return err
+		}
+		if err := r.walkBlocks(l, lb, depth+1, yield); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// callBytes waits for the fetch cl of block c and returns its bytes.
+func (r *objectReader) callBytes(c cid.Cid, cl *call) ([]byte, error) {
+	select {
+	case <-cl.done:
+	case <-r.ctx.Done():
+		return nil, r.ctx.Err()
+	}
+	if cl.err != nil {
+		return nil, cl.err
+	}
+	if cl.data != nil {
+		return cl.data, nil
+	}
+	if b, err := os.ReadFile(cl.path); err == nil {
+		return b, nil
+	}
+	return r.blockBytes(c)
+}
+
+// serveBlock answers GET /api/v1/assets/{id}/blocks/{cid}: one raw block
+// of the object's DAG, for clients that verify it against its CID.
+func (s *Server) serveBlock(w http.ResponseWriter, r *http.Request) {
+	obj, ok := s.object(w, r)
+	if !ok {
+		return
+	}
+	c, err := cid.Decode(r.PathValue("cid"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_cid", fmt.Errorf("block CID %.128q: %v", r.PathValue("cid"), err))
+		return
+	}
+	keep := int64(obj.Size) <= s.cfg.maxCachedObject && int64(obj.Size) <= s.cfg.cacheSize
+	rd, err := newObjectReader(r.Context(), s.fetch, obj, keep)
+	if err != nil {
+		s.fetchFailed(w, r, obj, err)
+		return
+	}
+	defer rd.Close()
+	in, err := rd.contains(c)
+	if err != nil {
+		s.fetchFailed(w, r, obj, err)
+		return
+	}
+	if !in {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Errorf("block %s is not part of object %d", c, obj.ID))
+		return
+	}
+	b, err := rd.blockBytes(c)
+	if err != nil {
+		s.fetchFailed(w, r, obj, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", rawType)
+	h.Set("ETag", `"`+c.String()+`.raw"`)
+	h.Set("Cache-Control", fmt.Sprintf("public, max-age=%d, immutable", int64(s.cfg.maxAge.Seconds())))
+	h.Set("Content-Length", fmt.Sprint(len(b)))
+	if r.Method == http.MethodHead {
+		return
+	}
+	dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.writeTimeout}
+	_, _ = dw.Write(b)
+}
+
+// contains reports whether c is a block of the object's DAG: its root or a
+// link of one of its interior nodes (only interior nodes are fetched).
+// With cid.Undef it fetches every interior node and reports false.
+func (r *objectReader) contains(c cid.Cid) (bool, error) {
+	var walk func(n cid.Cid, depth int) (bool, error)
+	walk = func(n cid.Cid, depth int) (bool, error) {
+		if n.Equals(c) {
+			return true, nil
+		}
+		if n.Type() != cid.DagProtobuf || depth > maxDAGDepth {
+			return false, nil
+		}
+		node, err := r.node(n)
+		if err != nil {
+			return false, err
+		}
+		for _, l := range node.links {
+			if l.Equals(c) {
+				return true, nil
+			}
+		}
+		for _, l := range node.links {
+			if l.Type() == cid.DagProtobuf {
+				if ok, err := walk(l, depth+1); ok || err != nil {
+					return ok, err
+				}
+			}
+		}
+		return false, nil
+	}
+	return walk(r.root, 0)
+}

@@ -1,0 +1,40 @@
+package distributor
+
+import (
+	"context"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/satchel-net/satchel/chain"
+)
+
+// BlockSource reads whole blocks from a storage provider: the caller side
+// of the fetch protocol (fetch.Client) satisfies it. The node verifies every
+// block it gets against its CID itself, whatever the source did.
+type BlockSource interface {
+	GetBlock(ctx context.Context, p peer.ID, c cid.Cid) ([]byte, error)
+}
+
+// ChainReader is what the node reads from the data directory: its buckets,
+// their bags and objects, the bags' storage providers, and the stream of
+// block events it follows. *chain.Client satisfies it.
+type ChainReader interface {
+	Info(ctx context.Context) (chain.NodeInfo, error)
+	Bag(ctx context.Context, id chain.BagID) (chain.Bag, error)
+	Bags(ctx context.Context) ([]chain.Bag, error)
+	StorageBucket(ctx context.Context, id chain.StorageBucketID) (chain.StorageBucket, error)
+	DistributionBucket(ctx context.Context, id chain.DistributionBucketID) (chain.DistributionBucket, error)
+	Objects(ctx context.Context, bag chain.BagID) ([]chain.DataObject, error)
+	Subscribe(ctx context.Context, fromHeight int64) (<-chan chain.BlockEvents, <-chan error)
+}
+
+// Submitter signs and submits transactions; *chain.Client satisfies it.
+type Submitter interface {
+	Submit(ctx context.Context, key chain.Key, msg chain.Msg) (chain.Committed, error)
+}
+
+var (
+	_ ChainReader = (*chain.Client)(nil)
+	_ Submitter   = (*chain.Client)(nil)
+)

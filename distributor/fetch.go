@@ -1,0 +1,177 @@
+package distributor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/chunker"
+)
+
+// maxBlockBytes bounds a block the node accepts from a provider.
+const maxBlockBytes = 4 << 20
+
+// Errors of fetching.
+var (
+	// ErrNoSource means no storage provider of the bag could serve a block.
+	ErrNoSource = errors.New("distributor: no storage provider could serve the block")
+	// ErrBadDAG means an object's blocks do not form the UnixFS file the
+	// chain describes.
+	ErrBadDAG = errors.New("distributor: malformed object DAG")
+)
+
+// fetcher gets blocks: from the cache, or from the bag's providers, one
+// fetch per block however many requests want it. Fetched blocks of
+// cacheable objects go to the cache.
+type fetcher struct {
+	src     BlockSource
+	srcs    *sources
+	cache   *cache
+	m       *metrics
+	log     *slog.Logger
+	timeout time.Duration
+	life    context.Context // the server's: fetches outlive one request
+	slots   chan struct{}
+
+	mu     sync.Mutex
+	calls  map[callKey]*call
+	active map[chain.ObjectID]int // leaf fetches running, per object
+	wg     sync.WaitGroup
+}
+
+type callKey struct {
+	obj chain.ObjectID
+	c   cid.Cid
+}
+
+// call is one block fetch; done closes when data or err is set.
+type call struct {
+	done    chan struct{}
+	data    []byte // set for a fetched block
+	path    string // set for a block read from the cache
+	network bool
+	err     error
+}
+
+// block returns block c of obj from the cache (path) or the network
+// (data, and path when it was cached).
+func (f *fetcher) block(ctx context.Context, obj chain.DataObject, c cid.Cid, keep bool) (*call, error) {
+	cl := f.start(obj, c, keep)
+	select {
+	case <-cl.done:
+		return cl, cl.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// start returns the fetch of block c of obj, starting it unless it is
+// cached or already running.
+func (f *fetcher) start(obj chain.DataObject, c cid.Cid, keep bool) *call {
+	if path, ok := f.cache.get(obj.ID, c); ok {
+		cl := &call{done: make(chan struct{}), path: path}
+		close(cl.done)
+		return cl
+	}
+	k := callKey{obj.ID, c}
+	f.mu.Lock()
+	if cl, ok := f.calls[k]; ok {
+		f.mu.Unlock()
+		return cl
+	}
+	cl := &call{done: make(chan struct{}), network: true}
+	f.calls[k] = cl
+	leaf := c.Type() == cid.Raw
+	if leaf {
+		f.active[obj.ID]++
+	}
+	f.wg.Add(1)
+	f.mu.Unlock()
+	go func() {
+		defer f.wg.Done()
+		cl.data, cl.err = f.fetch(obj, c)
+		// Waiters go on with the bytes while they are written to the
+		// cache; the call stays findable until then, so no second fetch
+		// of the block starts meanwhile.
+		close(cl.done)
+		// Interior nodes are cached whatever the object's size: they are a
+		// tiny share of it, and a seek needs them first.
+		if cl.err == nil && (keep || c.Type() == cid.DagProtobuf) {
+			if err := f.cache.put(obj.ID, c, cl.data); err != nil {
+				f.log.Warn("cache a block", "object", obj.ID, "cid", c, "err", err)
+			}
+		}
+		f.mu.Lock()
+		delete(f.calls, k)
+		if leaf {
+			if f.active[obj.ID]--; f.active[obj.ID] <= 0 {
+				delete(f.active, obj.ID)
+			}
+		}
+		f.mu.Unlock()
+	}()
+	return cl
+}
+
+// fetching reports whether a fetch of content (a leaf) of obj is running.
+func (f *fetcher) fetching(obj chain.ObjectID) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.active[obj] > 0
+}
+
+// fetch gets block c from the bag's providers, best ranked first, falling
+// back to the next on any failure, and verifies it. A second round asks
+// the chain and the DHT for the providers again.
+func (f *fetcher) fetch(obj chain.DataObject, c cid.Cid) ([]byte, error) {
+	select {
+	case f.slots <- struct{}{}:
+		defer func() { <-f.slots }()
+	case <-f.life.Done():
+		return nil, f.life.Err()
+	}
+	var errs []error
+	for round := range 2 {
+		if round > 0 {
+			f.srcs.invalidate(&obj.Bag)
+		}
+		peers, err := f.srcs.ranked(f.life, obj.Bag, 1<<20)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, p := range peers {
+			ctx, cancel := context.WithTimeout(f.life, f.timeout)
+			t0 := time.Now()
+			data, err := f.src.GetBlock(ctx, p, c)
+			d := time.Since(t0)
+			cancel()
+			if err == nil && len(data) > maxBlockBytes {
+				err = fmt.Errorf("block of %d bytes, over the %d-byte limit", len(data), maxBlockBytes)
+			}
+			if err == nil {
+				err = chunker.VerifyChunk(c, data)
+			}
+			if err != nil {
+				f.srcs.fail(p)
+				f.m.fetchErrors.Inc()
+				errs = append(errs, fmt.Errorf("%s: %w", p, err))
+				f.log.Debug("fetch failed; trying the next provider", "cid", c, "peer", p, "err", err)
+				if f.life.Err() != nil {
+					return nil, f.life.Err()
+				}
+				continue
+			}
+			f.srcs.observe(p, len(data), d)
+			f.m.fetched.Add(float64(len(data)))
+			return data, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: block %s of object %d (bag %s): %w", ErrNoSource, c, obj.ID, obj.Bag, errors.Join(errs...))
+}

@@ -1,0 +1,98 @@
+package distributor_test
+
+import (
+	"context"
+	"crypto/rand"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/distributor"
+	"github.com/satchel-net/satchel/testnet"
+)
+
+// env is a network with one distributor serving its bag.
+type env struct {
+	net *testnet.Network
+	d   *testnet.Distributor
+	ctx context.Context
+}
+
+func newEnv(t *testing.T, providers int, opts ...distributor.Option) *env {
+	t.Helper()
+	net := testnet.New(t, testnet.Providers(providers))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	d, err := net.AddDistributor(ctx, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{net: net, d: d, ctx: ctx}
+}
+
+func randomBytes(t testing.TB, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// put uploads data in chunks of chunkSize to the providers named and waits
+// until the distributor serves it as accepted.
+func (e *env) put(t *testing.T, data []byte, chunkSize int, to ...int) chain.DataObject {
+	t.Helper()
+	obj, err := e.net.UploadChunked(e.ctx, data, chunkSize, to...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitAccepted(t, obj)
+	return obj
+}
+
+// waitAccepted waits until the distributor answers 304 to a conditional
+// HEAD: it knows the object as accepted (and fetches nothing for it).
+func (e *env) waitAccepted(t *testing.T, obj chain.DataObject) {
+	t.Helper()
+	testnet.Wait(t, "object accepted at the distributor", func() bool {
+		req, _ := http.NewRequest(http.MethodHead, e.d.AssetURL(obj.ID), nil)
+		req.Header.Set("If-None-Match", `"`+obj.ContentID+`"`)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusNotModified
+	})
+}
+
+// get does a GET with optional headers (name, value pairs) and returns the
+// response with its body read.
+func get(t *testing.T, url string, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	return do(t, http.MethodGet, url, hdr...)
+}
+
+func do(t *testing.T, method, url string, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, url, err)
+	}
+	return resp, b
+}

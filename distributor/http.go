@@ -1,0 +1,454 @@
+package distributor
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/satchel-net/satchel/chain"
+)
+
+// Limits of the HTTP API.
+const (
+	// MaxRanges is the most byte ranges one request may ask for; more get
+	// 416.
+	MaxRanges = 64
+	// sniffLen is how many leading bytes decide the content type.
+	sniffLen = 512
+	// maxContentTypes bounds the content types remembered for objects
+	// that are not cached.
+	maxContentTypes = 4096
+	// pendingMaxAge is the max-age of a 404 for a pending object.
+	pendingMaxAge = 5
+)
+
+// exposed are the response headers CORS lets pages read.
+const exposed = "x-cache, x-data-source, Content-Range, Content-Length, Content-Type, ETag, Accept-Ranges"
+
+// Handler returns the node's HTTP API.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/assets/{id}", s.serveAsset)
+	mux.HandleFunc("OPTIONS /api/v1/assets/{id}", s.preflight)
+	mux.HandleFunc("GET /api/v1/assets/{id}/blocks/{cid}", s.serveBlock)
+	mux.HandleFunc("GET /api/v1/status", s.serveStatus)
+	mux.HandleFunc("GET /api/v1/buckets", s.serveBuckets)
+	mux.HandleFunc("GET /{$}", s.servePage)
+	if g, ok := s.cfg.reg.(prometheus.Gatherer); ok {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	}
+	return s.instrument(mux)
+}
+
+// instrument counts requests by status code and sets the headers every
+// answer carries.
+func (s *Server) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.m.active.Inc()
+		defer s.m.active.Dec()
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Expose-Headers", exposed)
+		h.Set("Timing-Allow-Origin", "*")
+		cw := &codeWriter{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(cw, r)
+		s.m.requests.WithLabelValues(strconv.Itoa(cw.code)).Inc()
+	})
+}
+
+// codeWriter records the status code.
+type codeWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *codeWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *codeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// ReadFrom passes the copy to the connection (sendfile for files).
+func (w *codeWriter) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(writerOnly{w}, r)
+}
+
+// deadlineWriter gives every write to the client writeTimeout: a client
+// that stops reading is cut off, however long the whole answer takes.
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+	d  time.Duration
+	n  int64
+}
+
+// copyBufs are the buffers answers are copied through: larger than
+// io.Copy's 32 KiB, so a cached chunk goes out in fewer system calls.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
+
+// sendSpan is the most bytes sent from a block file under one write
+// deadline.
+const sendSpan = 128 << 10
+
+// ReadFrom copies r to the client. An object's bytes that lie in cached
+// block files go out with the kernel's file-to-socket copy (sendfile, as
+// http.FileServer does), the others through a pooled buffer.
+func (w *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	lr, ok := r.(*io.LimitedReader)
+	var or *objectReader
+	if ok {
+		or, ok = lr.R.(*objectReader)
+	}
+	rf, isRF := w.ResponseWriter.(io.ReaderFrom)
+	if !ok || !isRF {
+		return io.CopyBuffer(writerOnly{w}, r, *bp)
+	}
+	var total int64
+	for lr.N > 0 {
+		f, span, err := or.fileSpan(min(lr.N, sendSpan))
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+		var m int64
+		if f != nil {
+			_ = w.rc.SetWriteDeadline(time.Now().Add(w.d))
+			m, err = rf.ReadFrom(&io.LimitedReader{R: f, N: span})
+			or.advance(m)
+			w.n += m
+		} else {
+			m, err = io.CopyBuffer(writerOnly{w}, io.LimitReader(or, span), *bp)
+		}
+		total += m
+		lr.N -= m
+		if err != nil {
+			return total, err
+		}
+		if m == 0 {
+			return total, io.ErrUnexpectedEOF
+		}
+	}
+	return total, nil
+}
+
+// writerOnly hides ReadFrom, so io.CopyBuffer uses the buffer it is given.
+type writerOnly struct{ io.Writer }
+
+func (w *deadlineWriter) Write(p []byte) (int, error) {
+	_ = w.rc.SetWriteDeadline(time.Now().Add(w.d))
+	n, err := w.ResponseWriter.Write(p)
+	w.n += int64(n)
+	return n, err
+}
+
+func (s *Server) preflight(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Range, If-None-Match, If-Range, Accept")
+	h.Set("Access-Control-Max-Age", "86400")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// apiError is the JSON body of an error answer.
+type apiError struct {
+	Type    string `json:"type"`
+	Message string `json:"message"`
+}
+
+func writeError(w http.ResponseWriter, code int, kind string, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(apiError{Type: kind, Message: err.Error()})
+}
+
+// object resolves the request's object ID, answering the error itself.
+func (s *Server) object(w http.ResponseWriter, r *http.Request) (chain.DataObject, bool) {
+	raw := r.PathValue("id")
+	id, err := chain.ParseObjectID(raw)
+	if err != nil || strings.TrimSpace(raw) != raw {
+		writeError(w, http.StatusBadRequest, "bad_object_id", fmt.Errorf("object ID %.64q: want a decimal integer below 2^64", raw))
+		return chain.DataObject{}, false
+	}
+	obj, err := s.index.lookup(id)
+	switch {
+	case err == nil:
+		return obj, true
+	case errors.Is(err, ErrPending):
+		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", pendingMaxAge))
+		writeError(w, http.StatusNotFound, "pending", err)
+	case errors.Is(err, ErrNotDistributed):
+		writeError(w, http.StatusMisdirectedRequest, "not_distributed", err)
+	default:
+		writeError(w, http.StatusNotFound, "not_found", err)
+	}
+	return chain.DataObject{}, false
+}
+
+// fetchFailed answers a failure to get an object's blocks before the
+// answer started.
+func (s *Server) fetchFailed(w http.ResponseWriter, r *http.Request, obj chain.DataObject, err error) {
+	if r.Context().Err() != nil {
+		return // the client left
+	}
+	s.log.Warn("serve object", "object", obj.ID, "err", err)
+	if errors.Is(err, ErrBadDAG) {
+		writeError(w, http.StatusBadGateway, "bad_data", err)
+		return
+	}
+	w.Header().Set("Retry-After", "5")
+	writeError(w, http.StatusServiceUnavailable, "unavailable", err)
+}
+
+// serveAsset answers GET and HEAD /api/v1/assets/{id}.
+func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
+	obj, ok := s.object(w, r)
+	if !ok {
+		return
+	}
+	h := w.Header()
+	etag := s.objectHeaders(h, obj)
+	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	if wantsCAR(r) {
+		s.serveCAR(w, r, obj)
+		return
+	}
+	if rg := r.Header.Get("Range"); rg != "" && !strings.HasPrefix(rg, "bytes=") {
+		// RFC 9110 §14.2: a range unit the server does not know is
+		// ignored (net/http would answer 416).
+		r.Header.Del("Range")
+	}
+	start, end, ok := rangeBounds(r.Header.Get("Range"), int64(obj.Size))
+	if !ok {
+		h.Set("Content-Range", fmt.Sprintf("bytes */%d", obj.Size))
+		writeError(w, http.StatusRequestedRangeNotSatisfiable, "bad_range", fmt.Errorf("range %.128q: want at most %d ranges of bytes=first-last within %d bytes", r.Header.Get("Range"), MaxRanges, obj.Size))
+		return
+	}
+	keep := int64(obj.Size) <= s.cfg.maxCachedObject && int64(obj.Size) <= s.cfg.cacheSize
+	if hit := s.cacheHeaders(h, obj); !hit {
+		// Bound the memory misses hold: wait for a slot.
+		select {
+		case s.misses <- struct{}{}:
+			defer func() { <-s.misses }()
+		case <-r.Context().Done():
+			return
+		}
+	}
+	s.cache.touch(obj.ID) // a miss: the first block cached counts the request
+	rd, err := newObjectReader(r.Context(), s.fetch, obj, keep)
+	if err != nil {
+		s.fetchFailed(w, r, obj, err)
+		return
+	}
+	defer rd.Close()
+	rd.end = end
+	ctype, err := s.sniffAndSeek(r, obj, rd, keep, start)
+	if err != nil {
+		s.fetchFailed(w, r, obj, err)
+		return
+	}
+	h.Set("Content-Type", ctype)
+	dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.writeTimeout}
+	http.ServeContent(dw, r, "", time.Time{}, rd)
+	ext := min(rd.networkBytes(), dw.n)
+	s.m.served.WithLabelValues("external").Add(float64(ext))
+	s.m.served.WithLabelValues("local").Add(float64(dw.n - ext))
+}
+
+// objectHeaders sets the headers of every answer about obj and returns its
+// ETag.
+func (s *Server) objectHeaders(h http.Header, obj chain.DataObject) string {
+	etag := `"` + obj.ContentID + `"`
+	h.Set("ETag", etag)
+	h.Set("Cache-Control", fmt.Sprintf("public, max-age=%d, immutable", int64(s.cfg.maxAge.Seconds())))
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Vary", "Accept")
+	// Objects are whatever members uploaded: a document sniffed as HTML
+	// runs no script on this origin.
+	h.Set("Content-Security-Policy", "sandbox")
+	h.Set("X-Content-Type-Options", "nosniff")
+	return etag
+}
+
+// cacheHeaders sets x-cache and x-data-source, counts the hit or miss,
+// and reports a hit: every content byte of obj in the cache.
+func (s *Server) cacheHeaders(h http.Header, obj chain.DataObject) bool {
+	switch {
+	case s.cache.complete(obj.ID, obj.Size):
+		h.Set("x-cache", "hit")
+		h.Set("x-data-source", "local")
+		s.m.hits.Inc()
+		return true
+	case s.fetch.fetching(obj.ID) || s.cache.has(obj.ID):
+		h.Set("x-cache", "pending")
+	default:
+		h.Set("x-cache", "miss")
+	}
+	h.Set("x-data-source", "external")
+	s.m.misses.Inc()
+	return false
+}
+
+// sniffAndSeek returns obj's content type and, for a read starting at
+// start > 0, starts fetching the leaf there. The two walks down the DAG
+// run at once, so a far seek into an uncached object waits for one path
+// from the root, not two.
+func (s *Server) sniffAndSeek(r *http.Request, obj chain.DataObject, rd *objectReader, keep bool, start int64) (string, error) {
+	if start <= 0 {
+		return s.contentType(obj, rd)
+	}
+	ctype := s.knownContentType(obj.ID)
+	var cerr error
+	var wg sync.WaitGroup
+	if ctype == "" {
+		srd, err := newObjectReader(r.Context(), s.fetch, obj, keep)
+		if err != nil {
+			return "", err
+		}
+		wg.Go(func() {
+			defer srd.Close()
+			ctype, cerr = s.contentType(obj, srd)
+		})
+	}
+	perr := rd.prefetch(start)
+	wg.Wait()
+	return ctype, errors.Join(perr, cerr)
+}
+
+// knownContentType returns the content type sniffed before, if any.
+func (s *Server) knownContentType(id chain.ObjectID) string {
+	if t := s.cache.contentType(id); t != "" {
+		return t
+	}
+	s.ctypesMu.Lock()
+	defer s.ctypesMu.Unlock()
+	return s.ctypes[id]
+}
+
+// contentType returns obj's content type, sniffed from its first bytes
+// (WHATWG MIME sniffing, net/http.DetectContentType) and remembered.
+func (s *Server) contentType(obj chain.DataObject, rd *objectReader) (string, error) {
+	if t := s.knownContentType(obj.ID); t != "" {
+		return t, nil
+	}
+	// No read-ahead while sniffing: a seek far into the object must not
+	// fetch the leaves after the first one.
+	end := rd.end
+	rd.end = 0
+	defer func() { rd.end = end }()
+	buf := make([]byte, min(sniffLen, int64(obj.Size)))
+	if _, err := io.ReadFull(rd, buf); err != nil {
+		return "", err
+	}
+	if _, err := rd.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
+	t := http.DetectContentType(buf)
+	s.cache.setContentType(obj.ID, t)
+	s.ctypesMu.Lock()
+	if len(s.ctypes) >= maxContentTypes {
+		clear(s.ctypes)
+	}
+	s.ctypes[obj.ID] = t
+	s.ctypesMu.Unlock()
+	return t, nil
+}
+
+// etagMatch reports whether an If-None-Match list names etag (weak
+// comparison, as RFC 9110 asks for If-None-Match).
+func etagMatch(list, etag string) bool {
+	for _, t := range strings.Split(list, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" || strings.TrimPrefix(t, "W/") == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// rangeBounds checks a Range header: at most MaxRanges ranges. It returns
+// the first byte the ranges start at and the byte after the last they end
+// at, which bound the read-ahead; ok is false for a header to refuse. A
+// header that is not a byte range is left to http.ServeContent, which
+// answers 416 for one it cannot parse.
+func rangeBounds(hdr string, size int64) (start, end int64, ok bool) {
+	if hdr == "" || !strings.HasPrefix(hdr, "bytes=") {
+		return 0, size, true
+	}
+	specs := strings.Split(hdr[len("bytes="):], ",")
+	if len(specs) > MaxRanges {
+		return 0, 0, false
+	}
+	start, end = size, 0
+	for _, sp := range specs {
+		a, b, found := strings.Cut(strings.TrimSpace(sp), "-")
+		if !found {
+			return 0, size, true // malformed: ServeContent answers
+		}
+		var s0, e0 int64
+		switch {
+		case a == "":
+			n, err := strconv.ParseInt(b, 10, 64)
+			if err != nil {
+				return 0, size, true
+			}
+			s0, e0 = max(size-n, 0), size
+		default:
+			n, err := strconv.ParseInt(a, 10, 64)
+			if err != nil {
+				return 0, size, true
+			}
+			s0, e0 = n, size
+			if b != "" {
+				m, err := strconv.ParseInt(b, 10, 64)
+				if err != nil {
+					return 0, size, true
+				}
+				e0 = min(m+1, size)
+			}
+		}
+		start, end = min(start, s0), max(end, e0)
+	}
+	if start >= size {
+		start = 0
+	}
+	return start, max(end, start), true
+}
+
+// serveStatus answers GET /api/v1/status.
+func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(s.Status())
+}
+
+// serveBuckets answers GET /api/v1/buckets.
+func (s *Server) serveBuckets(w http.ResponseWriter, r *http.Request) {
+	ids := []string{}
+	for _, b := range s.index.servedBuckets() {
+		ids = append(ids, b.String())
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(map[string][]string{"bucketIds": ids})
+}

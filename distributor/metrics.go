@@ -1,0 +1,95 @@
+package distributor
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the node's Prometheus collectors.
+type metrics struct {
+	requests    *prometheus.CounterVec // by code
+	hits        prometheus.Counter
+	misses      prometheus.Counter
+	served      *prometheus.CounterVec // bytes, by source (local, external)
+	fetched     prometheus.Counter
+	fetchErrors prometheus.Counter
+	active      prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "satchel", Subsystem: "distributor", Name: "requests_total",
+			Help: "HTTP requests answered, by status code.",
+		}, []string{"code"}),
+		hits: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "satchel", Subsystem: "distributor", Name: "cache_hits_total",
+			Help: "Asset requests answered wholly from the cache.",
+		}),
+		misses: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "satchel", Subsystem: "distributor", Name: "cache_misses_total",
+			Help: "Asset requests that needed blocks from storage providers.",
+		}),
+		served: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "satchel", Subsystem: "distributor", Name: "served_bytes_total",
+			Help: "Content bytes sent to clients, by where they came from (local: the cache, external: storage providers).",
+		}, []string{"source"}),
+		fetched: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "satchel", Subsystem: "distributor", Name: "fetched_bytes_total",
+			Help: "Verified block bytes fetched from storage providers.",
+		}),
+		fetchErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "satchel", Subsystem: "distributor", Name: "fetch_errors_total",
+			Help: "Block fetches from one provider that failed (the next provider is tried).",
+		}),
+		active: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "satchel", Subsystem: "distributor", Name: "active_requests",
+			Help: "HTTP requests being answered.",
+		}),
+	}
+	if reg == nil {
+		return m
+	}
+	cacheUsed := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "satchel", Subsystem: "distributor", Name: "cache_bytes",
+		Help: "Bytes held by the disk cache.",
+	}, func() float64 { u, _, _, _ := s.cache.usage(); return float64(u) })
+	cacheLimit := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "satchel", Subsystem: "distributor", Name: "cache_limit_bytes",
+		Help: "The disk cache's bound.",
+	}, func() float64 { _, l, _, _ := s.cache.usage(); return float64(l) })
+	cacheObjects := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "satchel", Subsystem: "distributor", Name: "cache_objects",
+		Help: "Objects with blocks in the disk cache.",
+	}, func() float64 { _, _, n, _ := s.cache.usage(); return float64(n) })
+	reg.MustRegister(m.requests, m.hits, m.misses, m.served, m.fetched, m.fetchErrors, m.active,
+		cacheUsed, cacheLimit, cacheObjects, &sourceCollector{s: s})
+	return m
+}
+
+// sourceCollector exports the ranking of storage providers.
+type sourceCollector struct{ s *Server }
+
+var (
+	sourceScoreDesc = prometheus.NewDesc("satchel_distributor_source_score_seconds",
+		"Expected seconds to fetch a 1 MiB chunk from a storage provider (lower ranks first).", []string{"peer"}, nil)
+	sourceTTFBDesc = prometheus.NewDesc("satchel_distributor_source_ttfb_seconds",
+		"Measured time to first byte of a storage provider (moving average).", []string{"peer"}, nil)
+	sourceThroughputDesc = prometheus.NewDesc("satchel_distributor_source_throughput_bytes",
+		"Measured throughput of a storage provider in bytes per second (moving average).", []string{"peer"}, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (c *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- sourceScoreDesc
+	ch <- sourceTTFBDesc
+	ch <- sourceThroughputDesc
+}
+
+// Collect implements prometheus.Collector.
+func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range c.s.srcs.status() {
+		ch <- prometheus.MustNewConstMetric(sourceScoreDesc, prometheus.GaugeValue, st.Score, st.Peer)
+		ch <- prometheus.MustNewConstMetric(sourceTTFBDesc, prometheus.GaugeValue, st.TTFBMillis/1000, st.Peer)
+		ch <- prometheus.MustNewConstMetric(sourceThroughputDesc, prometheus.GaugeValue, st.Throughput, st.Peer)
+	}
+}

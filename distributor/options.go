@@ -1,0 +1,154 @@
+package distributor
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults of the options.
+const (
+	// DefaultCacheSize bounds the disk cache: 10 GiB.
+	DefaultCacheSize = 10 << 30
+	// DefaultMaxCachedObject is the largest object the cache keeps: larger
+	// ones are streamed to the client and not kept. 2 GiB.
+	DefaultMaxCachedObject = 2 << 30
+	// DefaultHTTPAddr is where the HTTP API listens.
+	DefaultHTTPAddr = "127.0.0.1:3334"
+	// DefaultWriteTimeout bounds how long one write to a client may block:
+	// a client that reads nothing for this long is cut off.
+	DefaultWriteTimeout = 30 * time.Second
+	// DefaultFetchTimeout bounds one attempt to fetch one block from one
+	// provider.
+	DefaultFetchTimeout = 15 * time.Second
+	// DefaultMaxAge is the max-age of an accepted object's Cache-Control.
+	DefaultMaxAge = 365 * 24 * time.Hour
+	// DefaultMaxFetches is how many block fetches run at once; with the
+	// largest chunk size it bounds the memory fetches hold.
+	DefaultMaxFetches = 32
+	// DefaultMaxMisses is how many answers needing blocks from the network
+	// run at once; more wait. Each holds at most three chunks in memory, so
+	// this bounds the memory misses take whatever the request count.
+	DefaultMaxMisses = 48
+)
+
+type config struct {
+	log             *slog.Logger
+	reg             prometheus.Registerer
+	cacheDir        string
+	cacheSize       int64
+	maxCachedObject int64
+	httpAddr        string
+	writeTimeout    time.Duration
+	fetchTimeout    time.Duration
+	maxAge          time.Duration
+	maxFetches      int
+	maxMisses       int
+}
+
+func defaults() config {
+	return config{
+		log:             slog.New(slog.DiscardHandler),
+		cacheSize:       DefaultCacheSize,
+		maxCachedObject: DefaultMaxCachedObject,
+		httpAddr:        DefaultHTTPAddr,
+		writeTimeout:    DefaultWriteTimeout,
+		fetchTimeout:    DefaultFetchTimeout,
+		maxAge:          DefaultMaxAge,
+		maxFetches:      DefaultMaxFetches,
+		maxMisses:       DefaultMaxMisses,
+	}
+}
+
+// Option configures a Server.
+type Option func(*config)
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l != nil {
+			c.log = l
+		}
+	}
+}
+
+// WithMetrics registers the node's Prometheus collectors on r.
+func WithMetrics(r prometheus.Registerer) Option { return func(c *config) { c.reg = r } }
+
+// WithCacheDir sets the directory of the disk cache (required).
+func WithCacheDir(dir string) Option { return func(c *config) { c.cacheDir = dir } }
+
+// WithCacheSize bounds the disk cache to n bytes (default DefaultCacheSize).
+func WithCacheSize(n int64) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.cacheSize = n
+		}
+	}
+}
+
+// WithMaxCachedObject sets the largest object the cache keeps (default
+// DefaultMaxCachedObject); larger objects are streamed, not cached.
+func WithMaxCachedObject(n int64) Option {
+	return func(c *config) {
+		if n >= 0 {
+			c.maxCachedObject = n
+		}
+	}
+}
+
+// WithHTTPAddr sets the HTTP listen address (default DefaultHTTPAddr);
+// "127.0.0.1:0" takes a free port.
+func WithHTTPAddr(addr string) Option { return func(c *config) { c.httpAddr = addr } }
+
+// WithWriteTimeout sets how long one write to a client may block (default
+// DefaultWriteTimeout).
+func WithWriteTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.writeTimeout = d
+		}
+	}
+}
+
+// WithFetchTimeout bounds one attempt to fetch a block from one provider
+// (default DefaultFetchTimeout).
+func WithFetchTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.fetchTimeout = d
+		}
+	}
+}
+
+// WithMaxAge sets the max-age of accepted objects' Cache-Control (default
+// DefaultMaxAge).
+func WithMaxAge(d time.Duration) Option {
+	return func(c *config) {
+		if d >= 0 {
+			c.maxAge = d
+		}
+	}
+}
+
+// WithMaxFetches sets how many block fetches run at once (default
+// DefaultMaxFetches).
+func WithMaxFetches(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.maxFetches = n
+		}
+	}
+}
+
+// WithMaxMisses sets how many answers that need blocks from the network
+// run at once (default DefaultMaxMisses); answers from the cache are not
+// limited.
+func WithMaxMisses(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.maxMisses = n
+		}
+	}
+}

@@ -1,0 +1,108 @@
+package distributor_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// A 300 KiB object in 1 KiB chunks has a two-level DAG (174 links per
+// node): reads walk root → interior → leaf.
+func TestRangesByteExact(t *testing.T) {
+	e := newEnv(t, 2)
+	data := randomBytes(t, 300<<10+77)
+	obj := e.put(t, data, 1<<10)
+	url := e.d.AssetURL(obj.ID)
+
+	// A far seek first, on a cold cache.
+	resp, body := get(t, url, "Range", "bytes=250000-250099")
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, data[250000:250100]) {
+		t.Fatalf("far range: %d, %d bytes, match %v", resp.StatusCode, len(body), bytes.Equal(body, data[250000:250100]))
+	}
+	if got := resp.Header.Get("x-cache"); got != "miss" {
+		t.Errorf("x-cache of the first request = %q, want miss", got)
+	}
+	if got := resp.Header.Get("Content-Range"); got != fmt.Sprintf("bytes 250000-250099/%d", len(data)) {
+		t.Errorf("Content-Range = %q", got)
+	}
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20 {
+		a := rng.IntN(len(data))
+		b := a + rng.IntN(min(len(data)-a, 40<<10))
+		resp, body := get(t, url, "Range", fmt.Sprintf("bytes=%d-%d", a, b))
+		if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, data[a:b+1]) {
+			t.Fatalf("range %d-%d: status %d, %d bytes, match %v", a, b, resp.StatusCode, len(body), bytes.Equal(body, data[a:b+1]))
+		}
+	}
+	// Suffix and open-ended ranges.
+	if resp, body := get(t, url, "Range", "bytes=-1000"); resp.StatusCode != 206 || !bytes.Equal(body, data[len(data)-1000:]) {
+		t.Fatalf("suffix range: %d", resp.StatusCode)
+	}
+	if resp, body := get(t, url, "Range", "bytes=299000-"); resp.StatusCode != 206 || !bytes.Equal(body, data[299000:]) {
+		t.Fatalf("open range: %d", resp.StatusCode)
+	}
+
+	// Several ranges: a multipart/byteranges answer.
+	spans := [][2]int{{10, 20}, {100000, 101999}, {307000, 307200}}
+	var specs []string
+	for _, s := range spans {
+		specs = append(specs, fmt.Sprintf("%d-%d", s[0], s[1]))
+	}
+	resp, body = get(t, url, "Range", "bytes="+strings.Join(specs, ","))
+	if resp.StatusCode != http.StatusPartialContent {
+		t.Fatalf("multi-range: %d", resp.StatusCode)
+	}
+	mt, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/byteranges" {
+		t.Fatalf("multi-range content type %q: %v", resp.Header.Get("Content-Type"), err)
+	}
+	mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+	for i, s := range spans {
+		p, err := mr.NextPart()
+		if err != nil {
+			t.Fatalf("part %d: %v", i, err)
+		}
+		got, _ := io.ReadAll(p)
+		if !bytes.Equal(got, data[s[0]:s[1]+1]) {
+			t.Fatalf("part %d (%d-%d) differs", i, s[0], s[1])
+		}
+		if cr := p.Header.Get("Content-Range"); cr != fmt.Sprintf("bytes %d-%d/%d", s[0], s[1], len(data)) {
+			t.Errorf("part %d Content-Range %q", i, cr)
+		}
+	}
+
+	// The whole object; then it is a hit served locally.
+	resp, body = get(t, url)
+	if resp.StatusCode != 200 || !bytes.Equal(body, data) {
+		t.Fatalf("whole object: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	resp, body = get(t, url)
+	if resp.Header.Get("x-cache") != "hit" || resp.Header.Get("x-data-source") != "local" || !bytes.Equal(body, data) {
+		t.Fatalf("second whole read: x-cache %q x-data-source %q", resp.Header.Get("x-cache"), resp.Header.Get("x-data-source"))
+	}
+	for h, want := range map[string]string{
+		"ETag":                        `"` + obj.ContentID + `"`,
+		"Accept-Ranges":               "bytes",
+		"Access-Control-Allow-Origin": "*",
+		"Timing-Allow-Origin":         "*",
+		"Content-Type":                "application/octet-stream",
+		"Content-Length":              fmt.Sprint(len(data)),
+	} {
+		if got := resp.Header.Get(h); got != want {
+			t.Errorf("%s = %q, want %q", h, got, want)
+		}
+	}
+	if cc := resp.Header.Get("Cache-Control"); !strings.Contains(cc, "immutable") || !strings.Contains(cc, "max-age=") {
+		t.Errorf("Cache-Control = %q", cc)
+	}
+	if ex := resp.Header.Get("Access-Control-Expose-Headers"); !strings.Contains(ex, "x-cache") || !strings.Contains(ex, "x-data-source") {
+		t.Errorf("Access-Control-Expose-Headers = %q", ex)
+	}
+}

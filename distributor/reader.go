@@ -1,0 +1,359 @@
+package distributor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/satchel-net/satchel/chain"
+)
+
+// maxAhead is how many leaves a reader keeps fetched ahead of the one it
+// reads (besides that one).
+const maxAhead = 2
+
+// objectReader reads an object's content by walking its DAG to the leaf
+// under the read position, fetching only the leaves read (and up to
+// maxAhead leaves ahead, within end). It is an io.ReadSeeker for
+// http.ServeContent. It holds at most 1+maxAhead leaves in memory, and none
+// for leaves read from the cache, which are read from their files.
+type objectReader struct {
+	// mu serialises Read, Seek and Close: http.ServeContent reads a
+	// multi-range answer from its own goroutine, which may still run when
+	// the handler closes the reader.
+	mu   sync.Mutex
+	ctx  context.Context
+	f    *fetcher
+	obj  chain.DataObject
+	root cid.Cid
+	keep bool
+	size int64
+	pos  int64
+	end  int64 // no read-ahead at or past end
+
+	nodes map[cid.Cid]*dagNode // decoded interior nodes, a few
+	cur   *piece
+	ahead map[int64]aheadLeaf
+	// network counts content bytes read that came from the network.
+	network int64
+	closed  bool
+}
+
+type aheadLeaf struct {
+	lf leaf
+	cl *call
+}
+
+// piece is the leaf being read.
+type piece struct {
+	off, size int64
+	data      []byte
+	file      *os.File
+	network   bool
+}
+
+func newObjectReader(ctx context.Context, f *fetcher, obj chain.DataObject, keep bool) (*objectReader, error) {
+	root, err := cid.Decode(obj.ContentID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: object %d has content ID %q: %v", ErrBadDAG, obj.ID, obj.ContentID, err)
+	}
+	return &objectReader{ctx: ctx, f: f, obj: obj, root: root, keep: keep, size: int64(obj.Size), end: int64(obj.Size),
+		nodes: map[cid.Cid]*dagNode{}, ahead: map[int64]aheadLeaf{}}, nil
+}
+
+// Read implements io.Reader.
+func (r *objectReader) Read(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return 0, errors.New("distributor: read after close")
+	}
+	if r.pos >= r.size {
+		return 0, io.EOF
+	}
+	if r.cur == nil || r.pos < r.cur.off || r.pos >= r.cur.off+r.cur.size {
+		if err := r.load(r.pos); err != nil {
+			return 0, err
+		}
+	}
+	c := r.cur
+	want := min(int64(len(p)), c.off+c.size-r.pos)
+	var n int
+	var err error
+	if c.file != nil {
+		n, err = c.file.ReadAt(p[:want], r.pos-c.off)
+		if err == io.EOF && int64(n) == want {
+			err = nil
+		}
+	} else {
+		n = copy(p[:want], c.data[r.pos-c.off:])
+	}
+	r.pos += int64(n)
+	if c.network {
+		r.network += int64(n)
+	}
+	return n, err
+}
+
+// fileSpan makes the leaf under the read position current and returns up
+// to max bytes from there as a span of its cached block file, positioned at
+// the span's start; file is nil when the leaf is in memory (read it then).
+// At the end it returns io.EOF.
+func (r *objectReader) fileSpan(max int64) (file *os.File, span int64, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, 0, errors.New("distributor: read after close")
+	}
+	if r.pos >= r.size {
+		return nil, 0, io.EOF
+	}
+	if r.cur == nil || r.pos < r.cur.off || r.pos >= r.cur.off+r.cur.size {
+		if err := r.load(r.pos); err != nil {
+			return nil, 0, err
+		}
+	}
+	c := r.cur
+	span = min(max, c.off+c.size-r.pos)
+	if c.file == nil {
+		return nil, span, nil
+	}
+	if _, err := c.file.Seek(r.pos-c.off, io.SeekStart); err != nil {
+		return nil, 0, err
+	}
+	return c.file, span, nil
+}
+
+// advance moves the read position past n bytes sent from a file span.
+func (r *objectReader) advance(n int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pos += n
+	if r.cur != nil && r.cur.network {
+		r.network += n
+	}
+}
+
+// Seek implements io.Seeker.
+func (r *objectReader) Seek(off int64, whence int) (int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		off += r.pos
+	case io.SeekEnd:
+		off += r.size
+	default:
+		return 0, errors.New("distributor: bad whence")
+	}
+	if off < 0 {
+		return 0, errors.New("distributor: seek before the start")
+	}
+	r.pos = off
+	return off, nil
+}
+
+// networkBytes returns the content bytes read so far that came from the
+// network.
+func (r *objectReader) networkBytes() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.network
+}
+
+// Close releases the leaf being read.
+func (r *objectReader) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	r.release()
+	clear(r.ahead)
+	return nil
+}
+
+func (r *objectReader) release() {
+	if r.cur != nil && r.cur.file != nil {
+		_ = r.cur.file.Close()
+	}
+	r.cur = nil
+}
+
+// prefetch starts fetching the leaf under pos, so that a later read there
+// does not wait from scratch.
+func (r *objectReader) prefetch(pos int64) error {
+	if pos < 0 || pos >= r.size {
+		return nil
+	}
+	lf, err := r.locate(pos)
+	if err != nil {
+		return err
+	}
+	r.startAhead(lf)
+	return nil
+}
+
+func (r *objectReader) startAhead(lf leaf) {
+	if _, ok := r.ahead[lf.off]; ok || lf.isData {
+		return
+	}
+	if len(r.ahead) >= maxAhead+1 {
+		clear(r.ahead)
+	}
+	r.ahead[lf.off] = aheadLeaf{lf: lf, cl: r.f.start(r.obj, lf.cid, r.keep)}
+}
+
+// load makes the leaf under pos the current one, then starts fetching the
+// next ones up to maxAhead, within end.
+func (r *objectReader) load(pos int64) error {
+	r.release()
+	lf, err := r.locate(pos)
+	if err != nil {
+		return err
+	}
+	pc, err := r.open(lf)
+	if err != nil {
+		return err
+	}
+	r.cur = pc
+	delete(r.ahead, lf.off)
+	next := lf.off + lf.size
+	for range maxAhead {
+		if next >= r.end || next >= r.size {
+			break
+		}
+		nl, err := r.locate(next)
+		if err != nil {
+			break // the read there will report it
+		}
+		r.startAhead(nl)
+		next = nl.off + nl.size
+	}
+	return nil
+}
+
+// open waits for leaf lf and returns it ready to read.
+func (r *objectReader) open(lf leaf) (*piece, error) {
+	if lf.isData {
+		return &piece{off: lf.off, size: lf.size, data: lf.inline}, nil
+	}
+	var cl *call
+	if a, ok := r.ahead[lf.off]; ok && a.lf.cid.Equals(lf.cid) {
+		select {
+		case <-a.cl.done:
+		case <-r.ctx.Done():
+			return nil, r.ctx.Err()
+		}
+		cl = a.cl
+	} else if cl, _ = r.f.block(r.ctx, r.obj, lf.cid, r.keep); cl == nil {
+		return nil, r.ctx.Err()
+	}
+	if cl.err != nil {
+		return nil, cl.err
+	}
+	pc := &piece{off: lf.off, size: lf.size, network: cl.network}
+	if cl.path != "" {
+		if f, err := os.Open(cl.path); err == nil {
+			if st, err := f.Stat(); err == nil && st.Size() == lf.size {
+				pc.file = f
+				return pc, nil
+			}
+			_ = f.Close()
+		}
+	}
+	data := cl.data
+	if data == nil {
+		// The cached file went away (evicted): fetch again.
+		again, err := r.f.block(r.ctx, r.obj, lf.cid, false)
+		if err != nil {
+			return nil, err
+		}
+		if again.data == nil {
+			return nil, fmt.Errorf("%w: block %s of object %d vanished from the cache", ErrNoSource, lf.cid, r.obj.ID)
+		}
+		data, pc.network = again.data, true
+	}
+	if int64(len(data)) != lf.size {
+		return nil, fmt.Errorf("%w: block %s of object %d holds %d bytes, its parent says %d", ErrBadDAG, lf.cid, r.obj.ID, len(data), lf.size)
+	}
+	pc.data = data
+	return pc, nil
+}
+
+// node returns the decoded interior node c.
+func (r *objectReader) node(c cid.Cid) (*dagNode, error) {
+	if n, ok := r.nodes[c]; ok {
+		return n, nil
+	}
+	cl, err := r.f.block(r.ctx, r.obj, c, r.keep)
+	if err != nil {
+		return nil, err
+	}
+	b := cl.data
+	if b == nil {
+		if b, err = os.ReadFile(cl.path); err != nil {
+			cl, err = r.f.block(r.ctx, r.obj, c, false)
+			if err != nil {
+				return nil, err
+			}
+			b = cl.data
+		}
+	}
+	n, err := decodeNode(c, b)
+	if err != nil {
+		return nil, err
+	}
+	if len(r.nodes) >= 2*maxDAGDepth {
+		clear(r.nodes)
+	}
+	r.nodes[c] = n
+	return n, nil
+}
+
+// locate returns the leaf holding content byte pos.
+func (r *objectReader) locate(pos int64) (leaf, error) {
+	c, off, size := r.root, int64(0), r.size
+	for depth := 0; ; depth++ {
+		if depth > maxDAGDepth {
+			return leaf{}, fmt.Errorf("%w: object %d is deeper than %d levels", ErrBadDAG, r.obj.ID, maxDAGDepth)
+		}
+		switch c.Type() {
+		case cid.Raw:
+			return leaf{cid: c, off: off, size: size}, nil
+		case cid.DagProtobuf:
+		default:
+			return leaf{}, fmt.Errorf("%w: block %s has codec %#x; Satchel reads raw and dag-pb blocks", ErrBadDAG, c, c.Type())
+		}
+		n, err := r.node(c)
+		if err != nil {
+			return leaf{}, err
+		}
+		if depth == 0 && !n.leaf && int64(n.fsize) != r.size {
+			return leaf{}, fmt.Errorf("%w: object %d is %d bytes on chain, its root says %d", ErrBadDAG, r.obj.ID, r.size, n.fsize)
+		}
+		if n.leaf {
+			if int64(len(n.data)) != size {
+				return leaf{}, fmt.Errorf("%w: node %s holds %d bytes, expected %d", ErrBadDAG, c, len(n.data), size)
+			}
+			return leaf{off: off, size: size, inline: n.data, isData: true}, nil
+		}
+		next := false
+		p := off
+		for i, l := range n.links {
+			s := int64(n.sizes[i])
+			if pos >= p && pos < p+s {
+				c, off, size, next = l, p, s, true
+				break
+			}
+			p += s
+		}
+		if !next {
+			return leaf{}, fmt.Errorf("%w: no link of node %s covers byte %d of object %d", ErrBadDAG, c, pos, r.obj.ID)
+		}
+	}
+}

@@ -1,0 +1,76 @@
+package distributor_test
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"sync"
+	"testing"
+
+	"github.com/satchel-net/satchel/distributor"
+)
+
+// Concurrent requests for one uncached object share its fetches: every
+// block comes from the providers once.
+func TestConcurrentRequestsShareFetches(t *testing.T) {
+	e := newEnv(t, 2)
+	data := randomBytes(t, 512<<10)
+	obj := e.put(t, data, 64<<10, 0, 1)
+	const clients = 16
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	bad := make(chan string, clients)
+	for range clients {
+		wg.Go(func() {
+			<-start
+			resp, err := http.Get(e.d.AssetURL(obj.ID))
+			if err != nil {
+				bad <- err.Error()
+				return
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			if err != nil || !bytes.Equal(b, data) {
+				bad <- "body differs"
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(bad)
+	for s := range bad {
+		t.Fatal(s)
+	}
+	// The content once, plus the root node (a few hundred bytes).
+	fetched := counter(t, e.d.Registry(), "satchel_distributor_fetched_bytes_total")
+	if fetched < float64(len(data)) || fetched > float64(len(data))+4096 {
+		t.Fatalf("fetched %.0f bytes from providers for %d clients of a %d-byte object", fetched, clients, len(data))
+	}
+}
+
+// A range fetches only the chunks it covers (and, the first time, the
+// first chunk, whose bytes give the content type).
+func TestRangeFetchesOnlyItsChunks(t *testing.T) {
+	const chunk = 64 << 10
+	e := newEnv(t, 1, distributor.WithMaxCachedObject(0))
+	data := randomBytes(t, 32*chunk)
+	obj := e.put(t, data, chunk)
+	fetched := func() float64 { return counter(t, e.d.Registry(), "satchel_distributor_fetched_bytes_total") }
+	resp, body := get(t, e.d.AssetURL(obj.ID), "Range", "bytes=1000000-1000099")
+	if resp.StatusCode != 206 || !bytes.Equal(body, data[1000000:1000100]) {
+		t.Fatalf("range: %d", resp.StatusCode)
+	}
+	// Leaf 0 (sniffing), leaf 15 (the range) and the root node.
+	first := fetched()
+	if first < 2*chunk || first > 2*chunk+4096 {
+		t.Fatalf("a 100-byte range fetched %.0f bytes; want two %d-byte chunks and the root", first, chunk)
+	}
+	resp, body = get(t, e.d.AssetURL(obj.ID), "Range", "bytes=1500000-1500099,1600000-1600099")
+	if resp.StatusCode != 206 || !bytes.Contains(body, data[1500000:1500100]) || !bytes.Contains(body, data[1600000:1600100]) {
+		t.Fatalf("multi-range: %d", resp.StatusCode)
+	}
+	// Leaves 22 and 24 (and 23 read ahead between them), nothing else.
+	if d := fetched() - first; d < 2*chunk || d > 3*chunk {
+		t.Fatalf("two ranges fetched %.0f bytes; want two or three %d-byte chunks", d, chunk)
+	}
+}

@@ -1,0 +1,260 @@
+package distributor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/p2p"
+)
+
+// How sources are found and ranked.
+const (
+	// sourcesTTL is how long a bag's provider list is reused before the
+	// chain and the DHT are asked again (events about the bag's storage
+	// side drop it sooner).
+	sourcesTTL = 30 * time.Second
+	// dhtTimeout bounds one DHT lookup of a bag's providers.
+	dhtTimeout = 3 * time.Second
+	// ewmaWeight is the weight of a new sample in a source's averages.
+	ewmaWeight = 0.3
+	// smallBlock is the size below which a fetch measures time to first
+	// byte; larger ones measure throughput.
+	smallBlock = 64 << 10
+	// failBackoff is how long a failed source goes to the end of the
+	// ranking, doubled per consecutive failure up to maxFailBackoff.
+	failBackoff    = 2 * time.Second
+	maxFailBackoff = time.Minute
+)
+
+// sources finds the storage providers of a bag (the chain's operator
+// metadata, then the DHT) and ranks them by what fetches measured.
+type sources struct {
+	h *p2p.Host
+	c ChainReader
+
+	mu    sync.Mutex
+	bags  map[chain.BagID]bagSources
+	stats map[peer.ID]*sourceStats
+}
+
+type bagSources struct {
+	peers []peer.ID
+	at    time.Time
+}
+
+// sourceStats are the measurements of one provider.
+type sourceStats struct {
+	ttfb       time.Duration // EWMA of small fetches' duration
+	throughput float64       // EWMA of bytes per second of large fetches
+	fetches    uint64
+	bytes      uint64
+	failures   uint64
+	failStreak int
+	until      time.Time // ranked last until then
+}
+
+// SourceStatus is one storage provider as the node ranks it.
+type SourceStatus struct {
+	Peer       string  `json:"peer"`
+	TTFBMillis float64 `json:"ttfbMs"`
+	// Throughput is in bytes per second (0 until measured).
+	Throughput float64 `json:"throughput"`
+	Fetches    uint64  `json:"fetches"`
+	Bytes      uint64  `json:"bytes"`
+	Failures   uint64  `json:"failures"`
+	// Score is the expected seconds to fetch a 1 MiB chunk (lower first).
+	Score float64 `json:"score"`
+}
+
+func newSources(h *p2p.Host, c ChainReader) *sources {
+	return &sources{h: h, c: c, bags: map[chain.BagID]bagSources{}, stats: map[peer.ID]*sourceStats{}}
+}
+
+// invalidate forgets the providers of bag (nil: of every bag).
+func (s *sources) invalidate(bag *chain.BagID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if bag == nil {
+		clear(s.bags)
+		return
+	}
+	delete(s.bags, *bag)
+}
+
+// ranked returns the providers of bag, best first.
+func (s *sources) ranked(ctx context.Context, bag chain.BagID, size int) ([]peer.ID, error) {
+	ps, err := s.find(ctx, bag)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	scores := make(map[peer.ID]float64, len(ps))
+	for _, p := range ps {
+		scores[p] = s.statsOf(p).score(size, now)
+	}
+	out := slices.Clone(ps)
+	slices.SortStableFunc(out, func(a, b peer.ID) int {
+		switch {
+		case scores[a] < scores[b]:
+			return -1
+		case scores[a] > scores[b]:
+			return 1
+		}
+		return 0
+	})
+	return out, nil
+}
+
+// score is the expected seconds to fetch size bytes; unmeasured sources
+// score 0 so that each is tried; failed ones score high until their
+// backoff ends.
+func (st *sourceStats) score(size int, now time.Time) float64 {
+	s := st.ttfb.Seconds()
+	if st.throughput > 0 {
+		s += float64(size) / st.throughput
+	}
+	if now.Before(st.until) {
+		s += 1e6
+	}
+	return s
+}
+
+func (s *sources) statsOf(p peer.ID) *sourceStats {
+	st := s.stats[p]
+	if st == nil {
+		st = &sourceStats{}
+		s.stats[p] = st
+	}
+	return st
+}
+
+// observe records a successful fetch of n bytes from p that took d.
+func (s *sources) observe(p peer.ID, n int, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.statsOf(p)
+	st.fetches++
+	st.bytes += uint64(n)
+	st.failStreak = 0
+	st.until = time.Time{}
+	if n < smallBlock || st.ttfb == 0 {
+		if st.ttfb == 0 {
+			st.ttfb = d
+		} else {
+			st.ttfb = time.Duration(ewmaWeight*float64(d) + (1-ewmaWeight)*float64(st.ttfb))
+		}
+	}
+	if n >= smallBlock && d > 0 {
+		bps := float64(n) / d.Seconds()
+		if st.throughput == 0 {
+			st.throughput = bps
+		} else {
+			st.throughput = ewmaWeight*bps + (1-ewmaWeight)*st.throughput
+		}
+	}
+}
+
+// fail records a failed fetch from p.
+func (s *sources) fail(p peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.statsOf(p)
+	st.failures++
+	st.failStreak++
+	back := min(failBackoff<<min(st.failStreak-1, 10), maxFailBackoff)
+	st.until = time.Now().Add(back)
+}
+
+// status returns every measured source, best first.
+func (s *sources) status() []SourceStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	out := make([]SourceStatus, 0, len(s.stats))
+	for p, st := range s.stats {
+		out = append(out, SourceStatus{
+			Peer: p.String(), TTFBMillis: float64(st.ttfb.Microseconds()) / 1000, Throughput: st.throughput,
+			Fetches: st.fetches, Bytes: st.bytes, Failures: st.failures, Score: st.score(1<<20, now),
+		})
+	}
+	slices.SortFunc(out, func(a, b SourceStatus) int {
+		// Unmeasured sources (tried next, score 0) after measured ones.
+		if (a.Fetches == 0) != (b.Fetches == 0) {
+			if a.Fetches == 0 {
+				return 1
+			}
+			return -1
+		}
+		if a.Score != b.Score {
+			if a.Score < b.Score {
+				return -1
+			}
+			return 1
+		}
+		if a.Peer < b.Peer {
+			return -1
+		}
+		return 1
+	})
+	return out
+}
+
+// find returns the bag's providers: the active operators of its storage
+// buckets (whose published addresses go into the peerstore), then the
+// DHT's providers of the bag key. The list is cached for sourcesTTL.
+func (s *sources) find(ctx context.Context, bag chain.BagID) ([]peer.ID, error) {
+	s.mu.Lock()
+	c, ok := s.bags[bag]
+	s.mu.Unlock()
+	if ok && time.Since(c.at) < sourcesTTL && len(c.peers) > 0 {
+		return c.peers, nil
+	}
+	seen := map[peer.ID]bool{s.h.ID(): true}
+	var out []peer.ID
+	add := func(p peer.ID, addrs []ma.Multiaddr) {
+		if len(addrs) > 0 {
+			s.h.Libp2p().Peerstore().AddAddrs(p, addrs, peerstore.AddressTTL)
+		}
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	b, err := s.c.Bag(ctx, bag)
+	if err != nil && !errors.Is(err, chain.ErrNotFound) {
+		return nil, fmt.Errorf("bag %s: %w", bag, err)
+	}
+	for _, id := range b.StorageBuckets {
+		bkt, err := s.c.StorageBucket(ctx, id)
+		if err != nil || bkt.OperatorStatus != chain.OperatorActive || bkt.Metadata == nil {
+			continue
+		}
+		if ai, err := p2p.ParseAddrInfo(bkt.Metadata.PeerID, bkt.Metadata.Multiaddrs); err == nil {
+			add(ai.ID, ai.Addrs)
+		}
+	}
+	dctx, cancel := context.WithTimeout(ctx, dhtTimeout)
+	found, _ := s.h.FindProviders(dctx, p2p.BagKey(string(bag)), 0)
+	cancel()
+	for _, ai := range found {
+		add(ai.ID, ai.Addrs)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: bag %s has no storage provider with published addresses on chain or in the DHT", ErrNoSource, bag)
+	}
+	s.mu.Lock()
+	s.bags[bag] = bagSources{peers: out, at: time.Now()}
+	s.mu.Unlock()
+	return out, nil
+}

@@ -1,0 +1,81 @@
+package distributor_test
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/distributor"
+	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/protocol/fetch"
+)
+
+// lyingSource flips a byte of every block one provider sends: a corrupt or
+// lying provider, which a real one (it verifies its own disk) cannot be
+// made into.
+type lyingSource struct {
+	real distributor.BlockSource
+	liar peer.ID
+}
+
+func (s lyingSource) GetBlock(ctx context.Context, p peer.ID, c cid.Cid) ([]byte, error) {
+	b, err := s.real.GetBlock(ctx, p, c)
+	if err == nil && p == s.liar && len(b) > 0 {
+		b = bytes.Clone(b)
+		b[len(b)/2] ^= 0xff
+	}
+	return b, err
+}
+
+// Blocks that do not hash to their CID are neither served nor cached: the
+// node takes them from the next provider and ranks the liar last.
+func TestBadBlocksRejected(t *testing.T) {
+	e := newEnv(t, 2)
+	data := randomBytes(t, 256<<10)
+	obj := e.put(t, data, 32<<10, 0, 1)
+	td := e.d
+	if err := td.Kill(); err != nil { // run a node of our own for the bucket
+		t.Fatal(err)
+	}
+	liar := e.net.Provider(0).Host().ID()
+	h, err := p2p.New(e.ctx, p2p.WithListenAddrs("/ip4/127.0.0.1/tcp/0"),
+		p2p.WithBootstrap(e.net.Provider(0).AddrInfo(), e.net.Provider(1).AddrInfo()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	fc := fetch.NewClient(h.Libp2p())
+	t.Cleanup(func() { fc.Close() })
+	reg := prometheus.NewRegistry()
+	srv, err := distributor.New(h, lyingSource{real: fc, liar: liar}, e.net.Client,
+		distributor.Identity{Worker: td.Worker, Buckets: []chain.DistributionBucketID{td.Bucket}},
+		distributor.WithCacheDir(filepath.Join(t.TempDir(), "cache")), distributor.WithHTTPAddr("127.0.0.1:0"),
+		distributor.WithMetrics(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	url := srv.URL() + "/api/v1/assets/" + obj.ID.String()
+	for range 2 { // a miss, then a hit from what was cached
+		resp, body := get(t, url)
+		if resp.StatusCode != 200 || !bytes.Equal(body, data) {
+			t.Fatalf("status %d, body matches %v", resp.StatusCode, bytes.Equal(body, data))
+		}
+	}
+	if n := counter(t, reg, "satchel_distributor_fetch_errors_total"); n == 0 {
+		t.Fatal("no fetch from the lying provider was rejected")
+	}
+	st := srv.Status()
+	if len(st.Sources) != 2 || st.Sources[1].Peer != liar.String() || st.Sources[1].Failures == 0 {
+		t.Fatalf("ranking: %+v; want the liar last with failures", st.Sources)
+	}
+}
