@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/contracts/pb"
@@ -119,6 +120,9 @@ type Proposal struct {
 	// RenterPeer is the libp2p peer providers open OFFER streams to; it is
 	// the gossipsub author of the published message.
 	RenterPeer peer.ID
+	// RenterAddrs are where RenterPeer listens (binary multiaddrs), so a
+	// provider that is not connected to it can open the OFFER stream.
+	RenterAddrs [][]byte
 	// Created and TTL bound when offers are taken: until Created+TTL.
 	Created time.Time
 	TTL     time.Duration
@@ -130,7 +134,7 @@ type Proposal struct {
 func (p *Proposal) Expires() time.Time { return p.Created.Add(p.TTL) }
 
 // SigningBytes returns the canonical form the renter signs: the domain
-// "satchel/proposal/v1\x00", then fields 1 to 16 of the Proposal message in
+// "satchel/proposal/v1\x00", then fields 1 to 17 of the Proposal message in
 // field order (see docs/PROTOCOL.md).
 func (p *Proposal) SigningBytes() []byte {
 	pub, _ := p.Renter.PublicKey()
@@ -151,6 +155,10 @@ func (p *Proposal) SigningBytes() []byte {
 	c.bytes([]byte(p.RenterPeer))
 	c.i64(p.Created.Unix())
 	c.u64(uint64(p.TTL / time.Second))
+	c.u64(uint64(len(p.RenterAddrs)))
+	for _, a := range p.RenterAddrs {
+		c.bytes(a)
+	}
 	return c.b
 }
 
@@ -186,6 +194,14 @@ func (p *Proposal) Validate() error {
 	}
 	if err := p.RenterPeer.Validate(); err != nil {
 		return malformed("renter peer: %v", err)
+	}
+	if len(p.RenterAddrs) > MaxRenterAddrs {
+		return malformed("%d renter addresses, limit %d", len(p.RenterAddrs), MaxRenterAddrs)
+	}
+	for _, a := range p.RenterAddrs {
+		if _, err := ma.NewMultiaddrBytes(a); err != nil {
+			return malformed("renter address: %v", err)
+		}
 	}
 	return verify(p.Renter, p.SigningBytes(), p.Signature, "renter")
 }
@@ -396,7 +412,7 @@ func (p *Proposal) ToPB() *pb.Proposal {
 		Availability:    uint32(p.Availability), Speed: uint32(p.Speed), Redundancy: p.Redundancy,
 		Renter: pub, RenterMember: uint64(p.Member), RenterPeer: []byte(p.RenterPeer),
 		CreatedUnix: p.Created.Unix(), TtlSeconds: uint32(p.TTL / time.Second),
-		Signature: p.Signature,
+		RenterAddrs: p.RenterAddrs, Signature: p.Signature,
 	}
 }
 
@@ -439,7 +455,7 @@ func ProposalFromPB(m *pb.Proposal) (*Proposal, error) {
 		Duration: time.Duration(m.DurationSeconds) * time.Second,
 		Renter:   renter, Member: chain.MemberID(m.RenterMember), RenterPeer: pid,
 		Created: time.Unix(m.CreatedUnix, 0), TTL: time.Duration(m.TtlSeconds) * time.Second,
-		Signature: m.Signature,
+		RenterAddrs: m.RenterAddrs, Signature: m.Signature,
 	}, nil
 }
 

@@ -21,6 +21,8 @@ const (
 	MaxBagIDLen = 128
 	// MaxRedundancy is the most providers one proposal may ask for.
 	MaxRedundancy = 16
+	// MaxRenterAddrs bounds the addresses a proposal lists.
+	MaxRenterAddrs = 8
 	// MaxMirrorSources bounds the sources a MIRROR names.
 	MaxMirrorSources = 16
 	// MaxDuration is the longest a contract may run, about ten years.

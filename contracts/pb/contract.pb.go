@@ -122,7 +122,8 @@ type Proposal struct {
 	RenterPeer      []byte                 `protobuf:"bytes,14,opt,name=renter_peer,json=renterPeer,proto3" json:"renter_peer,omitempty"`                // libp2p peer ID (binary) that takes OFFER streams
 	CreatedUnix     int64                  `protobuf:"varint,15,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`            // seconds since 1970
 	TtlSeconds      uint32                 `protobuf:"varint,16,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`               // offers are taken until created_unix + ttl_seconds
-	Signature       []byte                 `protobuf:"bytes,17,opt,name=signature,proto3" json:"signature,omitempty"`                                    // ed25519 by renter over the canonical form
+	RenterAddrs     [][]byte               `protobuf:"bytes,17,rep,name=renter_addrs,json=renterAddrs,proto3" json:"renter_addrs,omitempty"`             // multiaddrs (binary) where renter_peer listens, at most 8
+	Signature       []byte                 `protobuf:"bytes,18,opt,name=signature,proto3" json:"signature,omitempty"`                                    // ed25519 by renter over the canonical form
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -267,6 +268,13 @@ func (x *Proposal) GetTtlSeconds() uint32 {
 		return x.TtlSeconds
 	}
 	return 0
+}
+
+func (x *Proposal) GetRenterAddrs() [][]byte {
+	if x != nil {
+		return x.RenterAddrs
+	}
+	return nil
 }
 
 func (x *Proposal) GetSignature() []byte {
@@ -1343,7 +1351,7 @@ var File_contracts_pb_contract_proto protoreflect.FileDescriptor
 
 const file_contracts_pb_contract_proto_rawDesc = "" +
 	"\n" +
-	"\x1bcontracts/pb/contract.proto\x12\x13satchel.contract.v1\"\xfd\x03\n" +
+	"\x1bcontracts/pb/contract.proto\x12\x13satchel.contract.v1\"\xa0\x04\n" +
 	"\bProposal\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x14\n" +
 	"\x05topic\x18\x02 \x01(\fR\x05topic\x12\x15\n" +
@@ -1367,8 +1375,9 @@ const file_contracts_pb_contract_proto_rawDesc = "" +
 	"renterPeer\x12!\n" +
 	"\fcreated_unix\x18\x0f \x01(\x03R\vcreatedUnix\x12\x1f\n" +
 	"\vttl_seconds\x18\x10 \x01(\rR\n" +
-	"ttlSeconds\x12\x1c\n" +
-	"\tsignature\x18\x11 \x01(\fR\tsignature\"\xf6\x04\n" +
+	"ttlSeconds\x12!\n" +
+	"\frenter_addrs\x18\x11 \x03(\fR\vrenterAddrs\x12\x1c\n" +
+	"\tsignature\x18\x12 \x01(\fR\tsignature\"\xf6\x04\n" +
 	"\bContract\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x14\n" +
 	"\x05topic\x18\x02 \x01(\fR\x05topic\x12\x15\n" +
