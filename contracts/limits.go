@@ -21,6 +21,8 @@ const (
 	MaxBagIDLen = 128
 	// MaxRedundancy is the most providers one proposal may ask for.
 	MaxRedundancy = 16
+	// MaxReason bounds how much of a peer's refusal reason an error repeats.
+	MaxReason = 512
 	// MaxRenterAddrs bounds the addresses a proposal lists.
 	MaxRenterAddrs = 8
 	// MaxMirrorSources bounds the sources a MIRROR names.
