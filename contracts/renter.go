@@ -32,8 +32,8 @@ type Renter struct {
 	store  *Store
 	log    *slog.Logger
 
-	mu    sync.Mutex
-	open  map[ID]*collector
+	mu   sync.Mutex
+	open map[ID]*collector
 }
 
 // NewRenter returns the renter of member (whose controller key is key) on
