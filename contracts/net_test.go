@@ -11,6 +11,7 @@ import (
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/satchel-net/satchel/chain"
@@ -40,7 +41,14 @@ type world struct {
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
+// newWorld starts the world; full connects every host to every other,
+// otherwise the hosts are connected as p2p/testnet does (a ring, then the
+// DHT's refresh). tracer, if set, gives host i a gossipsub raw tracer.
 func newWorld(t testing.TB, hosts, providers, bagBuckets int, latency time.Duration) *world {
+	return newWorldWith(t, hosts, providers, bagBuckets, latency, true, nil)
+}
+
+func newWorldWith(t testing.TB, hosts, providers, bagBuckets int, latency time.Duration, full bool, tracer func(i int) pubsub.RawTracer) *world {
 	t.Helper()
 	w := &world{t: t, assigned: map[int]bool{}, scores: map[int]map[peer.ID]*pubsub.PeerScoreSnapshot{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -61,16 +69,34 @@ func newWorld(t testing.TB, hosts, providers, bagBuckets int, latency time.Durat
 	t.Cleanup(func() { _ = n.Stop() })
 	w.chain = chain.NewClient(n.Transport())
 
-	w.net = testnet.NewMock(t, hosts, latency, testnet.WithHostOptions(func(i int) []p2p.Option {
+	// The network is set up without latency (a 100-host DHT bootstrap over
+	// 50 ms links takes minutes), then every link gets it.
+	w.net = testnet.NewMock(t, hosts, 0, testnet.WithHostOptions(func(i int) []p2p.Option {
 		opts := append(ScoreOptions(), pubsub.WithPeerScoreInspect(func(m map[peer.ID]*pubsub.PeerScoreSnapshot) {
 			w.scoreMu.Lock()
 			w.scores[i] = m
 			w.scoreMu.Unlock()
 		}, 50*time.Millisecond))
+		if tracer != nil {
+			opts = append(opts, pubsub.WithRawTracer(tracer(i)))
+		}
 		return []p2p.Option{p2p.WithPubSubOptions(opts...)}
 	}))
-	if err := w.net.Mocknet().ConnectAllButSelf(); err != nil {
-		t.Fatal(err)
+	if full {
+		if err := w.net.Mocknet().ConnectAllButSelf(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if latency > 0 {
+		mn := w.net.Mocknet()
+		mn.SetLinkDefaults(mocknet.LinkOptions{Latency: latency})
+		for _, m := range mn.Links() {
+			for _, ls := range m {
+				for l := range ls {
+					l.SetOptions(mocknet.LinkOptions{Latency: latency})
+				}
+			}
+		}
 	}
 
 	keys := make([]chain.Key, providers)
