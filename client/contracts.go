@@ -56,7 +56,7 @@ type contractPut struct {
 // returns live with the consigned providers first, best first.
 func (c *Client) negotiate(ctx context.Context, cp *contractPut, bag chain.BagID, size int64, chunkSize, want int, live []candidate) []candidate {
 	if size <= 0 {
-		c.log.Info("no contract negotiation for an upload of unknown or zero size; using the chain's providers", "bag", bag)
+		c.log.Debug("no contract negotiation for an upload of unknown or zero size; using the chain's providers", "bag", bag)
 		return live
 	}
 	n := cp.needs
@@ -68,6 +68,8 @@ func (c *Client) negotiate(ctx context.Context, cp *contractPut, bag chain.BagID
 		},
 		Duration: cmp.Or(n.Duration, DefaultContractDuration),
 		Window:   cmp.Or(n.Window, DefaultContractWindow),
+		// No more authorised offers can come than the bag has providers.
+		Enough: max(1, min(2*want, namedCount(live))),
 	}
 	neg, err := cp.renter.Negotiate(ctx, req)
 	if n.Negotiated != nil {
@@ -75,7 +77,7 @@ func (c *Client) negotiate(ctx context.Context, cp *contractPut, bag chain.BagID
 	}
 	if err != nil {
 		if errors.Is(err, contracts.ErrNoOffers) {
-			c.log.Info("no contract offers; falling back to the providers the chain and the DHT name", "bag", bag, "err", err)
+			c.log.Debug("no contract offers; falling back to the providers the chain and the DHT name", "bag", bag, "err", err)
 		} else {
 			c.log.Warn("contract negotiation failed; falling back to the providers the chain and the DHT name", "bag", bag, "err", err)
 		}
@@ -98,6 +100,18 @@ func (c *Client) negotiate(ctx context.Context, cp *contractPut, bag chain.BagID
 		}
 		return 0
 	})
-	c.log.Info("contracts consigned", "bag", bag, "topic", neg.Proposal.Topic, "offers", len(neg.Offers), "consigned", len(neg.Contracts))
+	c.log.Debug("contracts consigned", "bag", bag, "topic", neg.Proposal.Topic, "offers", len(neg.Offers), "consigned", len(neg.Contracts))
 	return out
+}
+
+// namedCount is the number of candidates the chain names as operators of
+// the bag's buckets: the most offers a proposal for the bag can get.
+func namedCount(live []candidate) int {
+	n := 0
+	for _, c := range live {
+		if c.named {
+			n++
+		}
+	}
+	return n
 }

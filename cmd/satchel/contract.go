@@ -17,6 +17,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/client"
 	"github.com/satchel-net/satchel/contracts"
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/provider"
@@ -138,6 +139,10 @@ func runContractPublish(ctx context.Context, app *App, cfg Config, key chain.Key
 		if member, err = bagMember(ctx, cc, bag); err != nil {
 			return err
 		}
+	}
+	if b, err := cc.Bag(ctx, bag); err == nil && len(b.StorageBuckets) > 0 {
+		// No more authorised offers can come than the bag has buckets.
+		req.Enough = min(2*int(req.Redundancy), len(b.StorageBuckets))
 	}
 	hostLog := slog.New(slog.DiscardHandler)
 	if app.Verbose {
@@ -431,4 +436,69 @@ func topicStrings(ts []topics.Topic) []string {
 		out = append(out, t.String())
 	}
 	return out
+}
+
+// contractPutFlags are the flags `satchel put` takes for its negotiation.
+type contractPutFlags struct {
+	use          bool
+	duration     *valueFlag[time.Duration]
+	availability *valueFlag[topics.Descriptor]
+	speed        *valueFlag[topics.Descriptor]
+}
+
+func addContractPutFlags(cmd *cobra.Command) *contractPutFlags {
+	f := &contractPutFlags{
+		duration:     newFlag("30d", 30*24*time.Hour, parseDays, "duration"),
+		availability: newFlag("high", topics.High, topics.ParseDescriptor, "level"),
+		speed:        newFlag("high", topics.High, topics.ParseDescriptor, "level"),
+	}
+	cmd.Flags().BoolVar(&f.use, "contracts", false, "negotiate storage contracts first (proposal on the contract topic, offers, consign), falling back to the chain's providers when none offers")
+	cmd.Flags().Var(f.duration, "duration", "with --contracts: how long to store, e.g. 60d")
+	cmd.Flags().Var(f.availability, "availability", "with --contracts: availability class low, medium or high")
+	cmd.Flags().Var(f.speed, "speed", "with --contracts: speed class low, medium or high")
+	return f
+}
+
+// contractPutOption returns the put option of a `satchel put --contracts`,
+// printing one progress line for the negotiation, and a function that
+// releases what it opened.
+func (f *contractPutFlags) option(ctx context.Context, app *App, cfg Config, c *client.Client, key chain.Key, bag chain.BagID) (client.PutOption, func(), error) {
+	cc, closeChain, err := connectChain(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	member, err := bagMember(ctx, cc, bag)
+	if err != nil {
+		closeChain()
+		return nil, nil, err
+	}
+	st, err := contracts.OpenStore(contractStoreDir(cfg))
+	if err != nil {
+		closeChain()
+		return nil, nil, err
+	}
+	h := c.Host()
+	r := contracts.NewRenter(h, contracts.NewGossip(h, cc, app.Log), key, member, cc, st, app.Log)
+	needs := client.ContractNeeds{
+		Duration: f.duration.value, Availability: f.availability.value, Speed: f.speed.value,
+		Negotiated: func(n *contracts.Negotiation, err error) {
+			var line string
+			switch {
+			case n == nil:
+				line = fmt.Sprintf("contracts: %v; using the chain's providers", err)
+			case err != nil:
+				line = fmt.Sprintf("contracts: no offer on topic %s (%d answers); using the chain's providers", n.Proposal.Topic, len(n.Offers))
+			default:
+				line = fmt.Sprintf("contracts: topic %s, %d offers, consigned with %d providers", n.Proposal.Topic, len(n.Offers), len(n.Contracts))
+			}
+			// The progress line of the negotiation, where the bar is drawn.
+			if !app.JSON && stderrIsTerminal(app.Err) {
+				fmt.Fprintln(app.Err, line)
+			} else {
+				app.Log.Debug(line)
+			}
+		},
+	}
+	stop := func() { _ = r.Close(); _ = st.Close(); closeChain() }
+	return client.WithContracts(r, needs), stop, nil
 }

@@ -70,6 +70,20 @@ func TestContractPublishListShow(t *testing.T) {
 	if strings.Count(text, "provider peer") != 2 {
 		t.Errorf("show prints %d contracts, want 2:\n%s", strings.Count(text, "provider peer"), text)
 	}
+	// satchel put --contracts goes through the same negotiation, then the
+	// object reads back.
+	var put putOutput
+	if err := json.Unmarshal([]byte(pn.ok("put", file, "--bag", net.Bag.String(), "--redundancy", "2", "--contracts",
+		"--duration", "60d", "--json")), &put); err != nil {
+		t.Fatal(err)
+	}
+	if got := pn.ok("get", put.Object.String()); got != strings.Repeat("satchel ", 1000) {
+		t.Fatalf("get after put --contracts returned %d other bytes", len(got))
+	}
+	if err := json.Unmarshal([]byte(pn.ok("contract", "list", "--json")), &list); err != nil || len(list) != 4 {
+		t.Fatalf("contract list after put --contracts: %v, %d contracts; want 4", err, len(list))
+	}
+
 	// A provider's store is open while it runs; an operator lists it with
 	// the node stopped.
 	held := 0
@@ -83,7 +97,7 @@ func TestContractPublishListShow(t *testing.T) {
 		}
 		held += len(on)
 	}
-	if held != 2 {
-		t.Errorf("the providers hold %d contracts, want 2", held)
+	if held != 4 {
+		t.Errorf("the providers hold %d contracts, want 4", held)
 	}
 }
