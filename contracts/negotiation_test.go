@@ -3,6 +3,7 @@ package contracts
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -232,6 +233,44 @@ func TestContractsOverGossipsub(t *testing.T) {
 		defer other.Close()
 		if _, _, err := other.Retrieve(ctx, c); !errors.Is(err, ErrSignature) {
 			t.Errorf("Retrieve by another key: %v, want ErrSignature", err)
+		}
+	})
+
+	t.Run("MIRROR hands a consigned copy to the provider", func(t *testing.T) {
+		// An authorised provider whose offer was not consigned mirrors the
+		// object from the two that hold it.
+		var offer *Contract
+		for _, o := range n.Offers {
+			if !slices.ContainsFunc(n.Contracts, func(cs Consigned) bool { return cs.Contract.ProviderPeer == o.From }) {
+				offer = o.Contract
+				break
+			}
+		}
+		if offer == nil {
+			t.Fatal("every offer was consigned")
+		}
+		mi := hostIndex(w, offer.ProviderPeer)
+		mc := *offer
+		mc.SignAsRenter(w.member)
+		sources := []peer.ID{n.Contracts[0].Contract.ProviderPeer, n.Contracts[1].Contract.ProviderPeer}
+		wrong := mc
+		wrong.ProviderPeer = sources[0]
+		if err := renter.renter.Mirror(ctx, &wrong, sources); err == nil {
+			t.Error("MIRROR of a contract naming another peer was accepted")
+		}
+		if err := renter.renter.Mirror(ctx, &mc, sources); err != nil {
+			t.Fatalf("Mirror: %v", err)
+		}
+		select {
+		case call := <-nodes[mi].mirrors:
+			if call.contract != mc.ID || !slices.Equal(call.sources, sources) {
+				t.Errorf("mirror of %s from %v, want %s from %v", call.contract, call.sources, mc.ID, sources)
+			}
+		case <-ctx.Done():
+			t.Fatal("the provider never started the copy")
+		}
+		if got, err := nodes[mi].store.Get(mc.ID, mc.Provider); err != nil || got.Verify() != nil {
+			t.Errorf("the mirroring provider does not keep the contract: %v", err)
 		}
 	})
 

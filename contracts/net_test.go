@@ -156,7 +156,8 @@ func must(t testing.TB, err error) {
 
 // node is one host's contract parts.
 type tnode struct {
-	gossip *Gossip
+	mirrors chan mirrorCall // MIRROR requests the responder took
+	gossip  *Gossip
 	resp   *Responder
 	renter *Renter
 	store  *Store
@@ -175,10 +176,11 @@ func (w *world) responder(i int, dir string, ts ...topics.Topic) *tnode {
 	h := w.net.Host(i)
 	g := NewGossip(h, w.chain, quiet())
 	id := w.provs[i]
+	mirrors := make(chan mirrorCall, 4)
 	r, err := NewResponder(h, g, id, NewChainAuthority(w.chain, id.Bucket), NewLedger(w.chain, id.Bucket, nil), st,
-		WithTopics(ts...), WithLogger(quiet()))
+		WithTopics(ts...), WithLogger(quiet()), WithMirrorer(mirrorRecorder(mirrors)))
 	must(w.t, err)
-	tn := &tnode{gossip: g, resp: r, store: st, dir: dir}
+	tn := &tnode{gossip: g, resp: r, store: st, dir: dir, mirrors: mirrors}
 	w.t.Cleanup(func() { tn.close() })
 	return tn
 }
@@ -286,3 +288,21 @@ func (w *world) split() (assigned, unassigned []int) {
 }
 
 var _ = fmt.Sprint
+
+// mirrorCall is one MIRROR a responder passed on to its Mirrorer.
+type mirrorCall struct {
+	contract ID
+	sources  []peer.ID
+}
+
+// mirrorRecorder is a Mirrorer that reports the copies it is asked for: the
+// copy itself is the provider node's sync, outside this package.
+type mirrorRecorder chan mirrorCall
+
+func (m mirrorRecorder) Mirror(ctx context.Context, c *Contract, sources []peer.ID) error {
+	select {
+	case m <- mirrorCall{c.ID, sources}:
+	case <-ctx.Done():
+	}
+	return nil
+}
