@@ -158,10 +158,10 @@ func must(t testing.TB, err error) {
 type tnode struct {
 	mirrors chan mirrorCall // MIRROR requests the responder took
 	gossip  *Gossip
-	resp   *Responder
-	renter *Renter
-	store  *Store
-	dir    string
+	resp    *Responder
+	renter  *Renter
+	store   *Store
+	dir     string
 }
 
 // responder starts provider i's responder on the given topics with a store
