@@ -100,6 +100,12 @@ func TestContractsOverGossipsub(t *testing.T) {
 				t.Errorf("grant %+v does not open an upload of the contract", cs.Grant)
 			}
 			i := hostIndex(w, c.ProviderPeer)
+			if g, ok := nodes[i].resp.Grant(cs.Grant.Session[:]); !ok || g.ContractID != c.ID || g.MaxBytes != c.Size {
+				t.Errorf("provider %d does not know the session it granted: %+v, %v", i, g, ok)
+			}
+			if _, ok := nodes[i].resp.Grant(make([]byte, 16)); ok {
+				t.Errorf("provider %d grants a session it never opened", i)
+			}
 			got, err := nodes[i].store.Get(c.ID, c.Provider)
 			if err != nil || !proto.Equal(got.ToPB(), c.ToPB()) {
 				t.Errorf("provider %d store: %v, %v", i, got, err)

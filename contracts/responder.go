@@ -71,7 +71,8 @@ type Responder struct {
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
-	pending map[ID]*Contract // offered, awaiting CONSIGN
+	pending map[ID]*Contract   // offered, awaiting CONSIGN
+	grants  map[[16]byte]Grant // store sessions opened by CONSIGN, until they lapse
 
 	stats ResponderStats
 }
@@ -88,7 +89,7 @@ func NewResponder(h *p2p.Host, g *Gossip, id Identity, auth Authority, room Room
 		return nil, errors.New("contracts: responder needs the worker's role key")
 	}
 	r := &Responder{h: h, g: g, id: id, auth: auth, room: room, store: store,
-		log: slog.Default(), pending: make(map[ID]*Contract)}
+		log: slog.Default(), pending: make(map[ID]*Contract), grants: make(map[[16]byte]Grant)}
 	for _, o := range opts {
 		o(r)
 	}
@@ -121,6 +122,23 @@ func (r *Responder) count(f func(*ResponderStats)) {
 	r.mu.Lock()
 	f(&r.stats)
 	r.mu.Unlock()
+}
+
+// Grant returns the store grant a CONSIGN opened under session (the
+// session field of /satchel/store/1.0.0 requests), while it has not lapsed.
+// The store handler asks it before it takes a session's chunks: a provider
+// stores only under a consigned contract.
+func (r *Responder) Grant(session []byte) (Grant, bool) {
+	if len(session) != 16 {
+		return Grant{}, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g, ok := r.grants[[16]byte(session)]
+	if !ok || time.Now().After(g.Expires) {
+		return Grant{}, false
+	}
+	return g, true
 }
 
 // Close stops answering and serving; it returns when its goroutines ended.
@@ -299,6 +317,15 @@ func (r *Responder) consign(ctx context.Context, m *pb.Contract) (*pb.Response, 
 		return nil, err
 	}
 	r.dropPending(c.ID)
+	r.mu.Lock()
+	now := time.Now()
+	for k, og := range r.grants {
+		if now.After(og.Expires) {
+			delete(r.grants, k)
+		}
+	}
+	r.grants[g.Session] = g
+	r.mu.Unlock()
 	r.count(func(s *ResponderStats) { s.Consigned++ })
 	r.log.Info("contract consigned", "contract", c.ID, "bag", c.Bag, "size", c.Size, "renter", c.Renter, "end", c.End.UTC())
 	return &pb.Response{Body: &pb.Response_StoreGrant{StoreGrant: &pb.StoreGrant{
