@@ -41,19 +41,24 @@ type Gossip struct {
 	registered map[string]bool
 
 	accepted, rejected, ignored atomic.Int64
+	metrics                     *Metrics
 }
 
 // NewGossip returns the contract-topic gossip of h, checking renters
 // against dir.
-func NewGossip(h *p2p.Host, dir Directory, log *slog.Logger) *Gossip {
+func NewGossip(h *p2p.Host, dir Directory, log *slog.Logger, opts ...GossipOption) *Gossip {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Gossip{
+	g := &Gossip{
 		h: h, dir: dir, mc: newMemberCache(dir), now: time.Now,
 		log:        log.With("component", "contracts"),
 		registered: make(map[string]bool),
 	}
+	for _, o := range opts {
+		o(g)
+	}
+	return g
 }
 
 // GossipStats counts the validator's outcomes.
@@ -137,13 +142,16 @@ func (g *Gossip) validator(t topics.Topic) pubsub.ValidatorEx {
 		case err == nil:
 			m.ValidatorData = p
 			g.accepted.Add(1)
+			g.metrics.validation("accept")
 			return pubsub.ValidationAccept
 		case errors.Is(err, ErrExpired) || !isSenderFault(err):
 			g.ignored.Add(1)
+			g.metrics.validation("ignore")
 			g.log.Debug("proposal ignored", "topic", t, "from", from, "err", err)
 			return pubsub.ValidationIgnore
 		}
 		g.rejected.Add(1)
+		g.metrics.validation("reject")
 		g.log.Debug("proposal rejected", "topic", t, "from", from, "err", err)
 		return pubsub.ValidationReject
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/satchel-net/satchel/chain"
@@ -78,6 +79,11 @@ func TestContractsOverGossipsub(t *testing.T) {
 		}
 		if len(from) != len(assigned) {
 			t.Errorf("offers from %v, want one from each of %v", from, assigned)
+		}
+		for _, i := range assigned {
+			eventually(t, "the offer counted", func() bool {
+				return counter(t, nodes[i].reg, "satchel_contracts_proposals_answered_total", "offered") == 1
+			})
 		}
 		for _, i := range unassigned[:6] {
 			eventually(t, "unassigned subscriber saw the proposal", func() bool { return nodes[i].resp.Stats().NotAssigned == 1 })
@@ -183,6 +189,9 @@ func TestContractsOverGossipsub(t *testing.T) {
 			})
 			if s := nodes[i].resp.Stats(); s.Proposals != 1 {
 				t.Errorf("provider %d's application saw %d proposals, want only the genuine one", i, s.Proposals)
+			}
+			if got := counter(t, nodes[i].reg, "satchel_contracts_proposals_validated_total", "reject"); got < float64(len(forged)) {
+				t.Errorf("provider %d counted %v rejections, want %d", i, got, len(forged))
 			}
 		}
 		for f := range forgers {
@@ -314,4 +323,25 @@ func hostIndex(w *world, p interface{ String() string }) int {
 		}
 	}
 	return -1
+}
+
+// counter reads the counter of family name whose one label has value.
+func counter(t testing.TB, reg *prometheus.Registry, name, value string) float64 {
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }

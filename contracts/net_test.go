@@ -12,6 +12,7 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/satchel-net/satchel/chain"
@@ -157,6 +158,7 @@ func must(t testing.TB, err error) {
 // node is one host's contract parts.
 type tnode struct {
 	mirrors chan mirrorCall // MIRROR requests the responder took
+	reg     *prometheus.Registry
 	gossip  *Gossip
 	resp    *Responder
 	renter  *Renter
@@ -174,13 +176,16 @@ func (w *world) responder(i int, dir string, ts ...topics.Topic) *tnode {
 	st, err := OpenStore(dir)
 	must(w.t, err)
 	h := w.net.Host(i)
-	g := NewGossip(h, w.chain, quiet())
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	must(w.t, err)
+	g := NewGossip(h, w.chain, quiet(), WithGossipMetrics(m))
 	id := w.provs[i]
 	mirrors := make(chan mirrorCall, 4)
 	r, err := NewResponder(h, g, id, NewChainAuthority(w.chain, id.Bucket), NewLedger(w.chain, id.Bucket, nil), st,
-		WithTopics(ts...), WithLogger(quiet()), WithMirrorer(mirrorRecorder(mirrors)))
+		WithTopics(ts...), WithLogger(quiet()), WithMirrorer(mirrorRecorder(mirrors)), WithMetrics(m))
 	must(w.t, err)
-	tn := &tnode{gossip: g, resp: r, store: st, dir: dir, mirrors: mirrors}
+	tn := &tnode{gossip: g, resp: r, store: st, dir: dir, mirrors: mirrors, reg: reg}
 	w.t.Cleanup(func() { tn.close() })
 	return tn
 }

@@ -56,15 +56,16 @@ func WithLogger(l *slog.Logger) ResponderOption { return func(r *Responder) { r.
 // bucket with signed offers, and serves /satchel/contract/1.0.0 (CONSIGN,
 // RETRIEVE, MIRROR, RENEW), keeping contracts in its Store.
 type Responder struct {
-	h      *p2p.Host
-	g      *Gossip
-	id     Identity
-	auth   Authority
-	room   Room
-	store  *Store
-	mirror Mirrorer
-	log    *slog.Logger
-	topics []topics.Topic
+	h       *p2p.Host
+	g       *Gossip
+	id      Identity
+	auth    Authority
+	room    Room
+	store   *Store
+	mirror  Mirrorer
+	metrics *Metrics
+	log     *slog.Logger
+	topics  []topics.Topic
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -201,6 +202,7 @@ func (r *Responder) answer(p *Proposal) {
 	if err := r.auth.CheckAssigned(ctx, p.Bag); err != nil {
 		r.dropPending(p.ID)
 		r.count(func(s *ResponderStats) { s.NotAssigned++ })
+		r.metrics.answer("not_assigned")
 		r.log.Debug("proposal for a bag not ours", "proposal", p.ID, "err", err)
 		return
 	}
@@ -209,6 +211,7 @@ func (r *Responder) answer(p *Proposal) {
 	if err := r.room.Fits(ctx, c); err != nil {
 		r.dropPending(p.ID)
 		r.count(func(s *ResponderStats) { s.NoRoom++ })
+		r.metrics.answer("no_room")
 		offer.Refusal = refusal(err)
 	} else {
 		c.SignAsProvider(r.id.Key)
@@ -220,11 +223,13 @@ func (r *Responder) answer(p *Proposal) {
 	if err := r.sendOffer(ctx, p, offer); err != nil {
 		r.dropPending(p.ID)
 		r.count(func(s *ResponderStats) { s.OfferFailed++ })
+		r.metrics.answer("offer_failed")
 		r.log.Debug("offer not delivered", "proposal", p.ID, "renter", p.RenterPeer, "err", err)
 		return
 	}
 	if offer.Contract != nil {
 		r.count(func(s *ResponderStats) { s.Offers++ })
+		r.metrics.answer("offered")
 	}
 }
 
@@ -269,21 +274,30 @@ func (r *Responder) serve(ctx context.Context, s network.Stream) error {
 	}
 	var resp *pb.Response
 	var err error
+	kind := "other"
 	switch b := req.Body.(type) {
 	case *pb.Request_Consign:
+		kind = "consign"
 		resp, err = r.consign(ctx, b.Consign.GetContract())
 	case *pb.Request_Renew:
+		kind = "renew"
 		resp, err = r.renew(ctx, b.Renew.GetContract())
 	case *pb.Request_Retrieve:
+		kind = "retrieve"
 		resp, err = r.retrieve(b.Retrieve)
 	case *pb.Request_Mirror:
+		kind = "mirror"
 		resp, err = r.mirrorReq(ctx, b.Mirror, s.Conn().RemotePeer())
 	default:
 		err = malformed("a provider takes CONSIGN, RETRIEVE, MIRROR or RENEW, not %T", req.Body)
 	}
 	if err != nil {
-		r.log.Debug("contract request refused", "remote", s.Conn().RemotePeer(), "err", err)
-		resp = &pb.Response{Body: &pb.Response_Refusal{Refusal: refusal(err)}}
+		r.log.Debug("contract request refused", "remote", s.Conn().RemotePeer(), "kind", kind, "err", err)
+		rf := refusal(err)
+		r.metrics.request(kind, rf.Code.String())
+		resp = &pb.Response{Body: &pb.Response_Refusal{Refusal: rf}}
+	} else {
+		r.metrics.request(kind, "ok")
 	}
 	return r.h.Protocol().WriteMsg(s, resp)
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/satchel-net/satchel/contracts"
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/topics"
@@ -44,7 +46,7 @@ func (c Config) contractTopics() []topics.Topic {
 }
 
 // startContracts starts the provider's responder on h. Called with p.mu held.
-func (p *Provider) startContracts(h *p2p.Host) (*providerContracts, error) {
+func (p *Provider) startContracts(h *p2p.Host, reg prometheus.Registerer) (*providerContracts, error) {
 	ts := p.net.cfg.contractTopics()
 	if ts == nil {
 		return nil, nil
@@ -55,10 +57,15 @@ func (p *Provider) startContracts(h *p2p.Host) (*providerContracts, error) {
 	}
 	log := p.net.cfg.Logger.With("provider", p.Index)
 	c := p.net.Client
-	resp, err := contracts.NewResponder(h, contracts.NewGossip(h, c, log),
+	m, err := contracts.NewMetrics(reg)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("testnet: provider %d: contract metrics: %w", p.Index, err)
+	}
+	resp, err := contracts.NewResponder(h, contracts.NewGossip(h, c, log, contracts.WithGossipMetrics(m)),
 		contracts.Identity{Key: p.Key, Worker: p.Worker, Bucket: p.Bucket},
 		contracts.NewChainAuthority(c, p.Bucket), contracts.NewLedger(c, p.Bucket, nil), st,
-		contracts.WithTopics(ts...), contracts.WithLogger(log))
+		contracts.WithTopics(ts...), contracts.WithLogger(log), contracts.WithMetrics(m))
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("testnet: provider %d: %w", p.Index, err)

@@ -471,7 +471,7 @@ func (p *Provider) start(ctx context.Context) (err error) {
 		srv.Close()
 		return fmt.Errorf("testnet: provider %d: %w", p.Index, err)
 	}
-	pc, err := p.startContracts(h)
+	pc, err := p.startContracts(h, reg)
 	if err != nil {
 		srv.Close()
 		return err

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/satchel-net/satchel/chain"
@@ -395,18 +396,22 @@ func cmpString(a, b string) int {
 // startContractResponder makes a storage server answer contract proposals on
 // ts, keeping contracts in DATA/contracts. It returns nil and a no-op when
 // ts is empty.
-func startContractResponder(h *p2p.Host, c *chain.Client, id provider.Identity, roleKey chain.Key, data string, ts []topics.Topic, log *slog.Logger) (func(), error) {
+func startContractResponder(h *p2p.Host, c *chain.Client, id provider.Identity, roleKey chain.Key, data string, ts []topics.Topic, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
 	if len(ts) == 0 {
 		return func() {}, nil
+	}
+	m, err := contracts.NewMetrics(reg)
+	if err != nil {
+		return nil, err
 	}
 	st, err := contracts.OpenStore(filepath.Join(data, "contracts"))
 	if err != nil {
 		return nil, err
 	}
-	resp, err := contracts.NewResponder(h, contracts.NewGossip(h, c, log),
+	resp, err := contracts.NewResponder(h, contracts.NewGossip(h, c, log, contracts.WithGossipMetrics(m)),
 		contracts.Identity{Key: roleKey, Worker: id.Worker, Bucket: id.Bucket},
 		contracts.NewChainAuthority(c, id.Bucket), contracts.NewLedger(c, id.Bucket, nil), st,
-		contracts.WithTopics(ts...), contracts.WithLogger(log))
+		contracts.WithTopics(ts...), contracts.WithLogger(log), contracts.WithMetrics(m))
 	if err != nil {
 		st.Close()
 		return nil, err
