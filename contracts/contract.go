@@ -213,7 +213,10 @@ func (p *Proposal) Check(now time.Time) error {
 		return err
 	}
 	if p.Created.After(now.Add(MaxClockSkew)) {
-		return malformed("created %v, more than %v ahead of this node's clock", p.Created.UTC(), MaxClockSkew)
+		// Not the sender's fault for sure (a relay's clock may differ from
+		// this node's), so the validator ignores rather than rejects it.
+		return fmt.Errorf("%w: proposal %s created %v, more than %v ahead of this node's clock",
+			ErrClockSkew, p.ID, p.Created.UTC(), MaxClockSkew)
 	}
 	if now.After(p.Expires()) {
 		return fmt.Errorf("%w: proposal %s took offers until %v", ErrExpired, p.ID, p.Expires().UTC())

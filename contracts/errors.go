@@ -18,6 +18,9 @@ var (
 	ErrTopicMismatch = errors.New("contracts: topic does not match the requirements")
 	// ErrExpired means a proposal stopped taking offers, or a contract ended.
 	ErrExpired = errors.New("contracts: expired")
+	// ErrClockSkew means a proposal claims to be created further ahead of
+	// this node's clock than MaxClockSkew.
+	ErrClockSkew = errors.New("contracts: created in the future")
 	// ErrNotMember means the renter key is not the controller of the member
 	// it names on chain.
 	ErrNotMember = errors.New("contracts: renter is not a member on chain")

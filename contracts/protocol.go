@@ -52,6 +52,7 @@ var codes = []struct {
 	{ErrNoRoom, pb.Code_CODE_NO_ROOM},
 	{ErrNotFound, pb.Code_CODE_UNKNOWN},
 	{ErrExpired, pb.Code_CODE_EXPIRED},
+	{ErrClockSkew, pb.Code_CODE_MALFORMED},
 	{ErrForbiddenChange, pb.Code_CODE_FORBIDDEN},
 	{errMismatch, pb.Code_CODE_MISMATCH},
 }

@@ -403,5 +403,8 @@ func (c *collector) add(o Offer) {
 	}
 }
 
-// topicOf is the topic a request classifies as.
-func topicOf(req Request) (topics.Topic, error) { return req.Terms.topicFor(req.Duration) }
+// Topic returns the contract topic q's proposal is published on: its size
+// and duration classified, its availability and speed classes.
+func (q Request) Topic() (topics.Topic, error) {
+	return q.Terms.topicFor(q.Duration.Truncate(time.Second))
+}

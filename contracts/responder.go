@@ -72,8 +72,8 @@ type Responder struct {
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
-	pending map[ID]*Contract   // offered, awaiting CONSIGN
-	grants  map[[16]byte]Grant // store sessions opened by CONSIGN, until they lapse
+	pending map[ID]pendingOffer // offered, awaiting CONSIGN
+	grants  map[[16]byte]Grant  // store sessions opened by CONSIGN, until they lapse
 
 	stats ResponderStats
 }
@@ -90,7 +90,7 @@ func NewResponder(h *p2p.Host, g *Gossip, id Identity, auth Authority, room Room
 		return nil, errors.New("contracts: responder needs the worker's role key")
 	}
 	r := &Responder{h: h, g: g, id: id, auth: auth, room: room, store: store,
-		log: slog.Default(), pending: make(map[ID]*Contract), grants: make(map[[16]byte]Grant)}
+		log: slog.Default(), pending: make(map[ID]pendingOffer), grants: make(map[[16]byte]Grant)}
 	for _, o := range opts {
 		o(r)
 	}
@@ -163,28 +163,35 @@ func (r *Responder) listen(sub *pubsub.Subscription) {
 		}
 		r.count(func(s *ResponderStats) { s.Proposals++ })
 		// One goroutine per proposal, bounded by the pending-offer cap.
-		if !r.reservePending(p.ID) {
+		if !r.reservePending(p) {
 			continue
 		}
 		r.wg.Go(func() { r.answer(p) })
 	}
 }
 
-// reservePending holds a pending slot for proposal id, so a flood cannot
-// start unbounded work. It fails when the cap is reached or id is taken.
-func (r *Responder) reservePending(id ID) bool {
+// pendingOffer is an offer awaiting CONSIGN until its proposal expires; a
+// nil contract holds the slot while the offer is being made.
+type pendingOffer struct {
+	c       *Contract
+	expires time.Time
+}
+
+// reservePending holds a pending slot for proposal p, so a flood cannot
+// start unbounded work. It fails when the cap is reached or the ID is taken.
+func (r *Responder) reservePending(p *Proposal) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := time.Now()
-	for k, c := range r.pending { // drop offers nobody consigned
-		if c != nil && now.After(c.Start.Add(MaxTTL)) {
+	for k, po := range r.pending { // drop offers nobody consigned
+		if now.After(po.expires) {
 			delete(r.pending, k)
 		}
 	}
-	if _, ok := r.pending[id]; ok || len(r.pending) >= MaxPendingOffers {
+	if _, ok := r.pending[p.ID]; ok || len(r.pending) >= MaxPendingOffers {
 		return false
 	}
-	r.pending[id] = nil
+	r.pending[p.ID] = pendingOffer{expires: p.Expires()}
 	return true
 }
 
@@ -217,7 +224,7 @@ func (r *Responder) answer(p *Proposal) {
 		c.SignAsProvider(r.id.Key)
 		offer.Contract = c.ToPB()
 		r.mu.Lock()
-		r.pending[p.ID] = c
+		r.pending[p.ID] = pendingOffer{c: c, expires: p.Expires()}
 		r.mu.Unlock()
 	}
 	if err := r.sendOffer(ctx, p, offer); err != nil {
@@ -309,10 +316,14 @@ func (r *Responder) consign(ctx context.Context, m *pb.Contract) (*pb.Response, 
 		return nil, err
 	}
 	r.mu.Lock()
-	offered := r.pending[c.ID]
+	po := r.pending[c.ID]
 	r.mu.Unlock()
+	offered := po.c
 	if offered == nil {
 		return nil, fmt.Errorf("%w: no pending offer for contract %s (expired, or never offered)", ErrNotFound, c.ID)
+	}
+	if time.Now().After(po.expires) {
+		return nil, fmt.Errorf("%w: the offer for contract %s lapsed with its proposal at %v", ErrExpired, c.ID, po.expires.UTC())
 	}
 	if f := firstDiff(offered, c, true); f != "" {
 		return nil, fmt.Errorf("%w: field %s differs from the offer", errMismatch, f)
