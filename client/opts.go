@@ -19,6 +19,7 @@ type putOptions struct {
 	chunkSize     int
 	acceptTimeout time.Duration
 	expiry        time.Duration
+	contracts     *contractPut // WithContracts (client/contracts.go)
 }
 
 type getOptions struct {

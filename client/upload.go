@@ -102,6 +102,9 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 	if want == 0 {
 		return nil, chain.Errorf(chain.ErrNoStorageBuckets, "bag %s is in no storage bucket, so nothing would store the object; ask the storage lead to add it to one with update-bag", bag)
 	}
+	if o.contracts != nil {
+		loc.live = c.negotiate(ctx, o.contracts, bag, size, o.chunkSize, want, loc.live)
+	}
 	session := make([]byte, store.SessionIDLength)
 	if _, err := rand.Read(session); err != nil {
 		return nil, err

@@ -131,10 +131,10 @@ func New(ctx context.Context, opts ...Option) (_ *Host, err error) {
 		return nil, fmt.Errorf("p2p: start DHT: %w", err)
 	}
 
-	h.ps, err = pubsub.NewGossipSub(hctx, lh,
+	h.ps, err = pubsub.NewGossipSub(hctx, lh, append([]pubsub.Option{
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithLogger(quietLibrary(cfg.logger).With("component", "pubsub", "host", lh.ID())),
-	)
+	}, cfg.pubsubOpts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: start gossipsub: %w", err)
 	}

@@ -3,6 +3,7 @@ package p2p
 import (
 	"errors"
 	"fmt"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"log/slog"
 	"time"
 
@@ -37,6 +38,7 @@ type config struct {
 	streamTimeout  time.Duration
 	libp2pOpts     []libp2p.Option
 	host           host.Host
+	pubsubOpts     []pubsub.Option
 }
 
 func defaultConfig() config {
@@ -169,6 +171,15 @@ func WithHost(h host.Host) Option {
 			return errors.New("WithHost: nil host")
 		}
 		c.host = h
+		return nil
+	}
+}
+
+// WithPubSubOptions adds options to the gossipsub router, after the host's
+// own (strict signing, the logger): peer scoring, validation queue sizes.
+func WithPubSubOptions(opts ...pubsub.Option) Option {
+	return func(c *config) error {
+		c.pubsubOpts = append(c.pubsubOpts, opts...)
 		return nil
 	}
 }

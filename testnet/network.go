@@ -50,9 +50,11 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chain/node"
+	"github.com/satchel-net/satchel/contracts"
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/provider"
 	"github.com/satchel-net/satchel/provider/blockstore"
+	"github.com/satchel-net/satchel/topics"
 )
 
 // Config configures a network made by Start.
@@ -85,6 +87,12 @@ type Config struct {
 	// StatusAddrs returns the status server address of provider i (default:
 	// none). "127.0.0.1:0" takes a free port.
 	StatusAddrs func(i int) string
+	// Contracts makes every provider answer storage contract proposals on
+	// ContractTopics (default DefaultContractTopics); see testnet/contracts.go.
+	Contracts bool
+	// ContractTopics are the contract topics providers subscribe to; set,
+	// they turn Contracts on.
+	ContractTopics []topics.Topic
 }
 
 // Network is a running chain and its storage providers.
@@ -131,11 +139,12 @@ type Provider struct {
 
 	net *Network
 
-	mu       sync.Mutex
-	host     *p2p.Host
-	store    *blockstore.Store
-	server   *provider.Server
-	registry *prometheus.Registry
+	mu        sync.Mutex
+	host      *p2p.Host
+	store     *blockstore.Store
+	server    *provider.Server
+	registry  *prometheus.Registry
+	contracts *providerContracts
 }
 
 // Start starts, in dir, the chain and cfg.Providers storage providers,
@@ -419,6 +428,7 @@ func (p *Provider) start(ctx context.Context) (err error) {
 		p2p.WithListenAddrs(listen...),
 		p2p.WithBootstrap(bootstrap...),
 		p2p.WithLogger(log),
+		p2p.WithPubSubOptions(contracts.ScoreOptions()...),
 	)
 	if err != nil {
 		return fmt.Errorf("testnet: provider %d: host: %w", p.Index, err)
@@ -465,7 +475,12 @@ func (p *Provider) start(ctx context.Context) (err error) {
 		srv.Close()
 		return fmt.Errorf("testnet: provider %d: %w", p.Index, err)
 	}
-	p.host, p.store, p.server, p.registry = h, bs, srv, reg
+	pc, err := p.startContracts(h, reg)
+	if err != nil {
+		srv.Close()
+		return err
+	}
+	p.host, p.store, p.server, p.registry, p.contracts = h, bs, srv, reg, pc
 	return nil
 }
 
@@ -478,8 +493,8 @@ func (p *Provider) Kill() error {
 	if p.server == nil {
 		return nil
 	}
-	errs := []error{p.server.Close(), p.host.Close(), p.store.Close()}
-	p.host, p.store, p.server, p.registry = nil, nil, nil, nil
+	errs := []error{p.contracts.close(), p.server.Close(), p.host.Close(), p.store.Close()}
+	p.host, p.store, p.server, p.registry, p.contracts = nil, nil, nil, nil, nil
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("testnet: provider %d: %w", p.Index, err)
 	}

@@ -47,7 +47,16 @@
 //
 // # Prefixes
 //
-// The seed defines one publication type, contracts. Prefix is a namespace
-// byte with a table of known types, so another type is one constant and one
-// table entry; Parse rejects prefixes outside the table with ErrPrefix.
+// The seed defines one publication type, contracts, and says the prefix is a
+// namespace: contracts are not the only publication. Prefix is that
+// namespace byte, with a table of types, so another type is one constant and
+// one table entry:
+//
+//   - 0x0f PrefixContract: storage contract proposals (package contracts).
+//   - 0x0a PrefixAudit: reserved for audit results. It has a name but no
+//     topic format yet, so it is not Known and cannot be parsed or encoded.
+//
+// Parse rejects prefixes outside the table, and reserved ones, with
+// ErrPrefix. Every topic string that parsed before the table grew still
+// parses to the same topic.
 package topics

@@ -39,31 +39,67 @@ func (e *topicError) Unwrap() error { return e.kind }
 // Prefix is the first byte of a topic: the namespace of its publication type.
 type Prefix uint8
 
-// PrefixContract is the prefix of a storage contract publication.
-const PrefixContract Prefix = 0x0f
+// Publication types. The prefix is a namespace: every publication type gets
+// its own byte, so subscribers of one type never see another's messages.
+const (
+	// PrefixContract is the prefix of a storage contract publication: a
+	// signed proposal published on the topic of its requirements.
+	PrefixContract Prefix = 0x0f
+	// PrefixAudit is reserved for audit result publications (the outcomes
+	// of /satchel/audit/1.0.0 challenges). Its topic format is not defined
+	// yet, so it is not Known: Parse and ParsePrefix reject it with
+	// ErrPrefix and a message that names the reservation. No other type may
+	// take the byte.
+	PrefixAudit Prefix = 0x0a
+)
 
-// prefixes is the set of known publication types. The seed defines only
+// prefixes is the set of publication types. The seed defines only
 // contracts; another type is one constant above and one entry here, and
-// Parse, ParsePrefix and String learn it from this table. A slice rather than
-// a map keeps error messages in a stable order.
+// Parse, ParsePrefix and String learn it from this table. A reserved entry
+// has a name but no topic format yet. A slice rather than a map keeps error
+// messages in a stable order.
 var prefixes = []struct {
-	p    Prefix
-	name string
+	p        Prefix
+	name     string
+	reserved bool
 }{
-	{PrefixContract, "contract"},
+	{PrefixContract, "contract", false},
+	{PrefixAudit, "audit", true},
 }
 
-// Known reports whether p is a publication type this package knows.
+// Known reports whether p is a publication type with a topic format this
+// package can encode and parse. A reserved prefix is not Known.
 func (p Prefix) Known() bool {
 	for _, k := range prefixes {
 		if k.p == p {
-			return true
+			return !k.reserved
 		}
 	}
 	return false
 }
 
-// String returns the publication type's name, such as "contract".
+// Reserved reports whether p is set aside for a publication type whose topic
+// format is not defined yet, such as PrefixAudit.
+func (p Prefix) Reserved() bool {
+	for _, k := range prefixes {
+		if k.p == p {
+			return k.reserved
+		}
+	}
+	return false
+}
+
+// reservedNote returns, for a reserved prefix, a clause saying what it is
+// kept for; otherwise "".
+func reservedNote(p Prefix) string {
+	if !p.Reserved() {
+		return ""
+	}
+	return fmt.Sprintf(" is reserved for %s publications and has no topic format yet;", p)
+}
+
+// String returns the publication type's name, such as "contract" or
+// "audit".
 func (p Prefix) String() string {
 	for _, k := range prefixes {
 		if k.p == p {
@@ -74,10 +110,13 @@ func (p Prefix) String() string {
 }
 
 // knownPrefixes lists the known prefixes for error messages: "contract (0x0f)".
+// Reserved prefixes are left out: they cannot be used yet.
 func knownPrefixes() string {
-	s := make([]string, len(prefixes))
-	for i, k := range prefixes {
-		s[i] = fmt.Sprintf("%s (0x%02x)", k.name, uint8(k.p))
+	var s []string
+	for _, k := range prefixes {
+		if !k.reserved {
+			s = append(s, fmt.Sprintf("%s (0x%02x)", k.name, uint8(k.p)))
+		}
 	}
 	return strings.Join(s, ", ")
 }
@@ -85,13 +124,21 @@ func knownPrefixes() string {
 // ParsePrefix reads a known prefix by name ("contract", in any case) or as a
 // Go integer literal ("0x0f", "15"). The error wraps ErrPrefix.
 func ParsePrefix(s string) (Prefix, error) {
+	var p Prefix
+	found := false
 	for _, k := range prefixes {
 		if strings.EqualFold(s, k.name) {
-			return k.p, nil
+			p, found = k.p, true
 		}
 	}
-	if n, err := strconv.ParseUint(s, 0, 8); err == nil && Prefix(n).Known() {
-		return Prefix(n), nil
+	if n, err := strconv.ParseUint(s, 0, 8); !found && err == nil {
+		p, found = Prefix(n), true
+	}
+	if found && p.Known() {
+		return p, nil
+	}
+	if found && p.Reserved() {
+		return 0, &topicError{fmt.Sprintf("prefix %q (0x%02x)%s want one of %s", s, uint8(p), reservedNote(p), knownPrefixes()), ErrPrefix}
 	}
 	return 0, &topicError{fmt.Sprintf("prefix %q: want one of %s", s, knownPrefixes()), ErrPrefix}
 }
@@ -152,6 +199,10 @@ func (t Topic) Validate() error { return t.validate(strconv.Quote(t.String())) }
 
 // validate checks t; name is how messages refer to the input.
 func (t Topic) validate(name string) error {
+	if t.Prefix.Reserved() {
+		return &topicError{fmt.Sprintf("topic %s: prefix 0x%02x at byte 0%s want %s",
+			name, uint8(t.Prefix), reservedNote(t.Prefix), knownPrefixes()), ErrPrefix}
+	}
 	if !t.Prefix.Known() {
 		return &topicError{fmt.Sprintf("topic %s: unknown prefix 0x%02x at byte 0, want %s",
 			name, uint8(t.Prefix), knownPrefixes()), ErrPrefix}

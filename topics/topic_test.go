@@ -190,3 +190,36 @@ func TestTopicDescriptor(t *testing.T) {
 		}
 	}
 }
+
+// TestPrefixReserved checks that the audit prefix is reserved: named, not
+// usable, and refused with a message that says why, while contract topics
+// and their messages are unchanged.
+func TestPrefixReserved(t *testing.T) {
+	if PrefixAudit.Known() || !PrefixAudit.Reserved() || PrefixAudit.String() != "audit" {
+		t.Errorf("PrefixAudit: Known() = %v, Reserved() = %v, String() = %q; want false, true, audit",
+			PrefixAudit.Known(), PrefixAudit.Reserved(), PrefixAudit)
+	}
+	if PrefixContract.Reserved() || Prefix(0x0e).Reserved() {
+		t.Error("contract or unknown prefix reported as reserved")
+	}
+	_, err := Parse("0a01020303")
+	want := `topic "0a01020303": prefix 0x0a at byte 0 is reserved for audit publications and has no topic format yet; want contract (0x0f)`
+	if !errors.Is(err, ErrPrefix) || err == nil || err.Error() != want {
+		t.Errorf("Parse(0a01020303) error = %v, want %s", err, want)
+	}
+	if _, err := FromBytes([]byte{0x0a, 1, 1, 1, 1}); !errors.Is(err, ErrPrefix) {
+		t.Errorf("FromBytes(0a...) error = %v, want ErrPrefix", err)
+	}
+	for _, s := range []string{"audit", "AUDIT", "0x0a", "10"} {
+		_, err := ParsePrefix(s)
+		if !errors.Is(err, ErrPrefix) || !strings.Contains(err.Error(), "reserved for audit") {
+			t.Errorf("ParsePrefix(%q) error = %v, want ErrPrefix naming the reservation", s, err)
+		}
+	}
+	if err := (Topic{PrefixAudit, Low, Low, Low, Low}).Validate(); !errors.Is(err, ErrPrefix) {
+		t.Errorf("Validate of an audit topic: %v, want ErrPrefix", err)
+	}
+	if tp, err := Parse("0f01020303"); err != nil || tp != New(Low, Medium, High, High) {
+		t.Errorf("Parse(0f01020303) = %v, %v", tp, err)
+	}
+}

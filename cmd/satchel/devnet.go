@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -81,6 +82,7 @@ func runDevnet(ctx context.Context, app *App, f devnetFlags) error {
 		ChainRPCAddr: f.rpc,
 		Logger:       app.Log,
 		StatusAddrs:  func(i int) string { return statusAddr(f.statusPort, i) },
+		Contracts:    true, // providers answer proposals on testnet.DefaultContractTopics
 	}
 	fmt.Fprintf(app.Err, "starting devnet in %s …\n", home)
 	startCtx, cancel := context.WithTimeout(ctx, devnetStartTimeout)
@@ -163,6 +165,7 @@ type devnetInfo struct {
 	Member    uint64            `json:"member"`
 	MemberKey string            `json:"memberKey"`
 	Bag       string            `json:"bag"`
+	Topics    []string          `json:"contractTopics"`
 	Providers []devnetProvider  `json:"providers"`
 	Commands  map[string]string `json:"commands"`
 	// Distributor is the devnet's distributor and the sample it serves.
@@ -183,6 +186,7 @@ func describeDevnet(nw *testnet.Network, cfgPath string) devnetInfo {
 	info := devnetInfo{
 		Home: nw.Dir, Config: cfgPath, ChainID: nw.Chain.ChainID(), RPC: nw.Chain.RPCAddress(),
 		Member: uint64(nw.MemberID), MemberKey: nw.KeyFile("member"), Bag: nw.Bag.String(),
+		Topics: topicStrings(nw.ContractTopics()),
 	}
 	for _, p := range nw.Providers() {
 		ai := p.AddrInfo()
@@ -197,11 +201,12 @@ func describeDevnet(nw *testnet.Network, cfgPath string) devnetInfo {
 	}
 	c := "satchel -c " + cfgPath
 	info.Commands = map[string]string{
-		"put":    c + " put FILE --bag " + info.Bag,
-		"get":    c + " get OBJECT_ID -o FILE",
-		"bag":    c + " bag show " + info.Bag,
-		"locate": c + " bag locate " + info.Bag,
-		"status": c + " chain status",
+		"put":     c + " put FILE --bag " + info.Bag,
+		"get":     c + " get OBJECT_ID -o FILE",
+		"bag":     c + " bag show " + info.Bag,
+		"locate":  c + " bag locate " + info.Bag,
+		"status":  c + " chain status",
+		"publish": c + " contract publish FILE --bag " + info.Bag + " --duration 60d --availability high --speed high",
 	}
 	return info
 }
@@ -211,6 +216,9 @@ func (d devnetInfo) print(w io.Writer) error {
 	fmt.Fprintf(w, "  chain     %s, RPC %s\n", d.ChainID, d.RPC)
 	fmt.Fprintf(w, "  member    %d (key %s)\n", d.Member, d.MemberKey)
 	fmt.Fprintf(w, "  bag       %s\n", d.Bag)
+	if len(d.Topics) > 0 {
+		fmt.Fprintf(w, "  topics    every provider answers contract proposals on %s\n", strings.Join(d.Topics, " "))
+	}
 	fmt.Fprintf(w, "  config    %s\n\n", d.Config)
 	rows := [][]string{}
 	for _, p := range d.Providers {
@@ -228,7 +236,7 @@ func (d devnetInfo) print(w io.Writer) error {
 		fmt.Fprintf(w, "  sample video %s (object %d; open it in a browser)\n", dd.AssetURL, dd.Sample)
 	}
 	fmt.Fprintf(w, "\nIn another terminal (bin/satchel after `make build`):\n")
-	for _, k := range []string{"put", "get", "bag", "locate", "status"} {
+	for _, k := range []string{"put", "get", "bag", "locate", "status", "publish"} {
 		fmt.Fprintf(w, "  %s\n", d.Commands[k])
 	}
 	return nil

@@ -71,6 +71,7 @@ func newPutCmd(app *App) *cobra.Command {
 	var (
 		bagFlag, keyFlag, chunkSize string
 		redundancy                  int
+		cf                          *contractPutFlags // --contracts (contract.go)
 	)
 	cmd := &cobra.Command{
 		Use:   "put FILE --bag BAG",
@@ -94,6 +95,7 @@ A progress bar (bytes, rate, ETA) is drawn on stderr when it is a terminal,
 never with --json.`,
 		Example: `  satchel put video.mp4 --bag dynamic:channel:1
   satchel put backup.tar --bag dynamic:member:3 --redundancy 2 --json
+  satchel put video.mp4 --bag dynamic:channel:1 --contracts --duration 60d --availability high --speed high
   tar c dir | satchel put - --bag dynamic:channel:1`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -122,8 +124,17 @@ never with --json.`,
 			}
 			defer closeFn()
 
+			var opts []client.PutOption
+			if cf.use { // cmd/satchel/contract.go
+				o, stop, err := cf.option(cmd.Context(), app, cfg, c, s.key, bag)
+				if err != nil {
+					return err
+				}
+				defer stop()
+				opts = append(opts, o)
+			}
 			bar := newProgressBar(app, "put "+filepath.Base(args[0]))
-			opts := []client.PutOption{client.WithProgress(bar.update)}
+			opts = append(opts, client.WithProgress(bar.update))
 			if redundancy > 0 {
 				opts = append(opts, client.WithRedundancy(redundancy))
 			}
@@ -159,6 +170,7 @@ never with --json.`,
 	cmd.Flags().StringVarP(&keyFlag, "key", "k", "", "account key `PATH` of the bag's owner (default: key in the config, else the account key under the home)")
 	cmd.Flags().IntVarP(&redundancy, "redundancy", "r", 0, "providers that must each hold every chunk (default: every storage bucket of the bag)")
 	cmd.Flags().StringVar(&chunkSize, "chunk-size", "1MiB", "chunk size: bytes (262144), KiB/MiB (256KiB), or IPFS style (size-262144)")
+	cf = addContractPutFlags(cmd)
 	requiredFlags(cmd, "bag")
 	return cmd
 }

@@ -145,8 +145,9 @@ var sectionOf = map[string]string{
 	"object":  directorySection,
 	"params":  directorySection,
 
-	"put": dataSection,
-	"get": dataSection,
+	"put":      dataSection,
+	"get":      dataSection,
+	"contract": dataSection,
 
 	"topic":   toolsSection,
 	"cid":     toolsSection,

@@ -6,15 +6,18 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/contracts"
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/provider"
 	"github.com/satchel-net/satchel/provider/blockstore"
+	"github.com/satchel-net/satchel/topics"
 )
 
 // defaultStatusAddr is where `storage server` serves its status page and
@@ -33,6 +36,8 @@ type serverInfo struct {
 	Data   string                `json:"data"`
 	Status string                `json:"status,omitempty"`
 	Chain  string                `json:"chain"`
+	// Topics are the contract topics the node answers proposals on.
+	Topics []string `json:"contractTopics"`
 }
 
 func newStorageServerCmd(app *App) *cobra.Command {
@@ -40,6 +45,7 @@ func newStorageServerCmd(app *App) *cobra.Command {
 		keyPath, operatorKeyPath, dataDir, statusAddr string
 		listen, bootstrap                             []string
 		syncWorkers, confirmations                    int
+		contractTopics                                []string
 	)
 	worker := newFlag("", chain.WorkerID(0), chain.ParseWorkerID, "workerId")
 	bucket := newFlag("", chain.StorageBucketID(0), chain.ParseStorageBucketID, "bucketId")
@@ -97,7 +103,13 @@ Prometheus /metrics on --status.`,
 			if idFile == "" {
 				idFile = filepath.Join(cfg.Home, "identity.key")
 			}
+			ts, err := parseTopics(contractTopics)
+			if err != nil {
+				return err
+			}
 			return runStorageServer(cmd.Context(), app, cfg, storageServerSetup{
+				roleKey:    opKey,
+				topics:     ts,
 				id:         provider.Identity{Worker: worker.value, Bucket: bucket.value, Transactor: s.key},
 				identity:   idFile,
 				data:       dataDir,
@@ -121,6 +133,7 @@ Prometheus /metrics on --status.`,
 	f.StringSliceVar(&bootstrap, "bootstrap", nil, "peer `MULTIADDR` with /p2p/ID to join through, repeatable (default: p2p.bootstrap in the config)")
 	f.StringVar(&statusAddr, "status", defaultStatusAddr, "status and metrics HTTP `HOST:PORT` (\"\" turns it off)")
 	f.IntVar(&syncWorkers, "sync-workers", provider.DefaultSyncWorkers, "objects synced from peers in parallel")
+	f.StringSliceVar(&contractTopics, "contract-topic", nil, "contract `TOPIC` to answer proposals on, e.g. 0f01020303; repeatable (see satchel topic)")
 	f.IntVar(&confirmations, "cleanup-confirmations", provider.DefaultCleanupConfirmations, "other providers that must hold a moved bag's object before it is removed here")
 	return cmd
 }
@@ -136,6 +149,8 @@ type storageServerSetup struct {
 	status     string
 	opts       []provider.Option
 	keyAccount string
+	roleKey    chain.Key      // the worker's role account: signs contracts
+	topics     []topics.Topic // contract topics (cmd/satchel/contract.go)
 }
 
 // runStorageServer starts the host, the block store and the provider node,
@@ -160,6 +175,7 @@ func runStorageServer(ctx context.Context, app *App, cfg Config, st storageServe
 		p2p.WithBootstrapAddrs(st.bootstrap...),
 		p2p.WithLogger(log),
 		p2p.WithMetrics(reg),
+		p2p.WithPubSubOptions(contracts.ScoreOptions()...),
 	)
 	if err != nil {
 		return fmt.Errorf("start libp2p host: %w", err)
@@ -186,8 +202,13 @@ func runStorageServer(ctx context.Context, app *App, cfg Config, st storageServe
 		return explain(app, cfg, err, nil)
 	}
 	defer closeLogged(log, "storage provider", srv)
+	stopContracts, err := startContractResponder(h, c, st.id, st.roleKey, st.data, st.topics, reg, log)
+	if err != nil {
+		return err
+	}
+	defer stopContracts()
 
-	info := serverInfo{PeerID: h.ID().String(), Worker: st.id.Worker, Bucket: st.id.Bucket, Data: st.data, Chain: cfg.Chain.RPC}
+	info := serverInfo{PeerID: h.ID().String(), Worker: st.id.Worker, Bucket: st.id.Bucket, Data: st.data, Chain: cfg.Chain.RPC, Topics: topicStrings(st.topics)}
 	for _, a := range h.Addrs() {
 		info.Addrs = append(info.Addrs, fmt.Sprintf("%s/p2p/%s", a, h.ID()))
 	}
@@ -204,6 +225,9 @@ func runStorageServer(ctx context.Context, app *App, cfg Config, st storageServe
 		fmt.Fprintf(w, "  accepts  as %s\n", st.keyAccount)
 		if info.Status != "" {
 			fmt.Fprintf(w, "  status   %s\n", info.Status)
+		}
+		if len(info.Topics) > 0 {
+			fmt.Fprintf(w, "  topics   %s\n", strings.Join(info.Topics, " "))
 		}
 		_, err := fmt.Fprintf(w, "  chain    %s\n", info.Chain)
 		return err

@@ -1,0 +1,126 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/satchel-net/satchel/contracts"
+	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/testnet"
+	"github.com/satchel-net/satchel/topics"
+)
+
+// TestNetworkPutThroughContracts puts a file through the contract path on a
+// network whose providers answer proposals: the put publishes a proposal,
+// consigns with two providers, pushes to them, and the object reads back
+// byte for byte. A proposal on a topic no provider serves gets no offer and
+// the put falls back to the chain's providers.
+func TestNetworkPutThroughContracts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	net := testnet.New(t, testnet.Providers(3), testnet.Configure(func(c *testnet.Config) { c.Contracts = true }))
+	ctx := testCtx(t)
+	var boot []peer.AddrInfo
+	for _, p := range net.Providers() {
+		boot = append(boot, p.AddrInfo())
+	}
+	h, err := p2p.New(ctx, p2p.WithListenAddrs("/ip4/127.0.0.1/tcp/0"), p2p.WithDHTMode(dht.ModeClient),
+		p2p.WithBootstrap(boot...), p2p.WithLogger(quietLog), p2p.WithPubSubOptions(contracts.ScoreOptions()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	c, err := New(Config{Chain: net.Client, Key: net.Member, Host: h, StateDir: t.TempDir(), ChunkSize: itChunk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	st, err := contracts.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	renter := contracts.NewRenter(h, contracts.NewGossip(h, net.Client, quietLog), net.Member, net.MemberID, net.Client, st, quietLog)
+	t.Cleanup(func() { _ = renter.Close() })
+
+	data := randomBytes(t, 5<<20+17, 21)
+	topic := topics.New(topics.Low, topics.Low, topics.High, topics.High) // 5 MiB, 30 days, high, high
+	waitTopic(t, h, topic, 3)
+
+	var neg *contracts.Negotiation
+	var negErr error
+	obj, err := c.PutFile(ctx, net.Bag, writeTemp(t, data), WithRedundancy(2),
+		WithContracts(renter, ContractNeeds{Negotiated: func(n *contracts.Negotiation, err error) { neg, negErr = n, err }}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if negErr != nil || neg == nil || neg.Proposal.Topic != topic {
+		t.Fatalf("negotiation: %+v, %v; want one on %s", neg, negErr, topic)
+	}
+	if len(neg.Offers) != 3 || len(neg.Contracts) != 2 {
+		t.Fatalf("%d offers, %d contracts; want 3 offers and 2 contracts", len(neg.Offers), len(neg.Contracts))
+	}
+	for _, cs := range neg.Contracts {
+		if !slices.Contains(obj.Providers, cs.Contract.ProviderPeer) {
+			t.Errorf("consigned provider %s does not hold the object (holders %v)", cs.Contract.ProviderPeer, obj.Providers)
+		}
+		for _, p := range net.Providers() {
+			if p.Host().ID() != cs.Contract.ProviderPeer {
+				continue
+			}
+			_, pst := p.Contracts()
+			if got, err := pst.Get(cs.Contract.ID, cs.Contract.Provider); err != nil || got.Verify() != nil {
+				t.Errorf("provider %d does not keep the contract: %v", p.Index, err)
+			}
+		}
+	}
+	var out bytes.Buffer
+	if _, err := c.Get(ctx, ObjectRef(net.Bag, obj.ID), &out); err != nil || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("get after a contract put: %v (equal %v)", err, bytes.Equal(out.Bytes(), data))
+	}
+
+	// No provider serves low availability and speed: no offer, fallback.
+	small := randomBytes(t, 100_000, 22)
+	obj2, err := c.PutFile(ctx, net.Bag, writeTemp(t, small), WithRedundancy(2),
+		WithContracts(renter, ContractNeeds{Availability: topics.Low, Speed: topics.Low, Window: 300 * time.Millisecond,
+			Negotiated: func(n *contracts.Negotiation, err error) { neg, negErr = n, err }}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(negErr, contracts.ErrNoOffers) {
+		t.Fatalf("negotiation on an unserved topic: %v, want ErrNoOffers", negErr)
+	}
+	out.Reset()
+	if _, err := c.Get(ctx, ObjectRef(net.Bag, obj2.ID), &out); err != nil || !bytes.Equal(out.Bytes(), small) {
+		t.Fatalf("get after the fallback put: %v", err)
+	}
+}
+
+// waitTopic waits until h knows want peers subscribed to topic.
+func waitTopic(t testing.TB, h *p2p.Host, topic topics.Topic, want int) {
+	t.Helper()
+	pt, err := h.Join(topic.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := pt.EventHandler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ev.Cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for len(h.TopicPeers(topic.String())) < want {
+		if _, err := ev.NextPeerEvent(ctx); err != nil {
+			t.Fatalf("%d peers on %s, want %d: %v", len(h.TopicPeers(topic.String())), topic, want, err)
+		}
+	}
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/client"
+	"github.com/satchel-net/satchel/contracts"
+	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/provider"
+	"github.com/satchel-net/satchel/topics"
+)
+
+// The contract hooks of other commands: `storage server --contract-topic`
+// and `put --contracts`.
+
+// startContractResponder makes a storage server answer contract proposals on
+// ts, keeping contracts in DATA/contracts. It returns nil and a no-op when
+// ts is empty.
+func startContractResponder(h *p2p.Host, c *chain.Client, id provider.Identity, roleKey chain.Key, data string, ts []topics.Topic, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
+	if len(ts) == 0 {
+		return func() {}, nil
+	}
+	m, err := contracts.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	st, err := contracts.OpenStore(filepath.Join(data, "contracts"))
+	if err != nil {
+		return nil, err
+	}
+	resp, err := contracts.NewResponder(h, contracts.NewGossip(h, c, log, contracts.WithGossipMetrics(m)),
+		contracts.Identity{Key: roleKey, Worker: id.Worker, Bucket: id.Bucket},
+		contracts.NewChainAuthority(c, id.Bucket), contracts.NewLedger(c, id.Bucket, nil), st,
+		contracts.WithTopics(ts...), contracts.WithLogger(log), contracts.WithMetrics(m))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return func() { _ = resp.Close(); _ = st.Close() }, nil
+}
+
+// parseTopics reads contract topic strings.
+func parseTopics(ss []string) ([]topics.Topic, error) {
+	var ts []topics.Topic
+	for _, s := range ss {
+		t, err := topics.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("--contract-topic: %w", err)
+		}
+		if t.Prefix != topics.PrefixContract {
+			return nil, fmt.Errorf("--contract-topic %s: not a contract topic (prefix 0f)", s)
+		}
+		ts = append(ts, t)
+	}
+	return ts, nil
+}
+
+func topicStrings(ts []topics.Topic) []string {
+	out := []string{}
+	for _, t := range ts {
+		out = append(out, t.String())
+	}
+	return out
+}
+
+// contractPutFlags are the flags `satchel put` takes for its negotiation.
+type contractPutFlags struct {
+	use          bool
+	duration     *valueFlag[time.Duration]
+	availability *valueFlag[topics.Descriptor]
+	speed        *valueFlag[topics.Descriptor]
+}
+
+func addContractPutFlags(cmd *cobra.Command) *contractPutFlags {
+	f := &contractPutFlags{
+		duration:     newFlag("30d", 30*24*time.Hour, parseDays, "duration"),
+		availability: newFlag("high", topics.High, topics.ParseDescriptor, "level"),
+		speed:        newFlag("high", topics.High, topics.ParseDescriptor, "level"),
+	}
+	cmd.Flags().BoolVar(&f.use, "contracts", false, "negotiate storage contracts first (proposal on the contract topic, offers, consign), falling back to the chain's providers when none offers")
+	cmd.Flags().Var(f.duration, "duration", "with --contracts: how long to store, e.g. 60d")
+	cmd.Flags().Var(f.availability, "availability", "with --contracts: availability class low, medium or high")
+	cmd.Flags().Var(f.speed, "speed", "with --contracts: speed class low, medium or high")
+	return f
+}
+
+// contractPutOption returns the put option of a `satchel put --contracts`,
+// printing one progress line for the negotiation, and a function that
+// releases what it opened.
+func (f *contractPutFlags) option(ctx context.Context, app *App, cfg Config, c *client.Client, key chain.Key, bag chain.BagID) (client.PutOption, func(), error) {
+	cc, closeChain, err := connectChain(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	member, err := bagMember(ctx, cc, bag)
+	if err != nil {
+		closeChain()
+		return nil, nil, err
+	}
+	st, err := contracts.OpenStore(contractStoreDir(cfg))
+	if err != nil {
+		closeChain()
+		return nil, nil, err
+	}
+	h := c.Host()
+	r := contracts.NewRenter(h, contracts.NewGossip(h, cc, app.Log), key, member, cc, st, app.Log)
+	needs := client.ContractNeeds{
+		Duration: f.duration.value, Availability: f.availability.value, Speed: f.speed.value,
+		Negotiated: func(n *contracts.Negotiation, err error) {
+			var line string
+			switch {
+			case n == nil:
+				line = fmt.Sprintf("contracts: %v; using the chain's providers", err)
+			case err != nil:
+				line = fmt.Sprintf("contracts: no offer on topic %s (%d answers); using the chain's providers", n.Proposal.Topic, len(n.Offers))
+			default:
+				line = fmt.Sprintf("contracts: topic %s, %d offers, consigned with %d providers", n.Proposal.Topic, len(n.Offers), len(n.Contracts))
+			}
+			// The progress line of the negotiation, where the bar is drawn.
+			if !app.JSON && stderrIsTerminal(app.Err) {
+				fmt.Fprintln(app.Err, line)
+			} else {
+				app.Log.Debug(line)
+			}
+		},
+	}
+	stop := func() { _ = r.Close(); _ = st.Close(); closeChain() }
+	return client.WithContracts(r, needs), stop, nil
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/testnet"
+)
+
+// TestContractPublishListShow runs `satchel contract publish` against a
+// network whose providers answer proposals, then lists and shows the
+// consigned contracts from the renter's store and a provider's.
+func TestContractPublishListShow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	addr := freeAddr(t)
+	net := testnet.New(t, testnet.Providers(3), testnet.Configure(func(c *testnet.Config) {
+		c.ChainRPCAddr = addr
+		c.Contracts = true
+	}))
+	home := t.TempDir()
+	keyPath := filepath.Join(home, "keys", "member.key")
+	if err := chain.SaveKey(keyPath, net.Member); err != nil {
+		t.Fatal(err)
+	}
+	var boot []string
+	for _, p := range net.Providers() {
+		ai := p.AddrInfo()
+		boot = append(boot, fmt.Sprintf("    - %s/p2p/%s", ai.Addrs[0], ai.ID))
+	}
+	pn := &putNet{t: t, net: net, home: home, cfgPath: filepath.Join(home, "config.yml")}
+	writeFile(t, pn.cfgPath, "home: "+home+"\nkey: "+keyPath+"\nchain:\n  rpc: http://"+addr+"\np2p:\n  bootstrap:\n"+strings.Join(boot, "\n")+"\n")
+	file := filepath.Join(t.TempDir(), "asset")
+	writeFile(t, file, strings.Repeat("satchel ", 1000))
+
+	out := pn.ok("contract", "publish", file, "--bag", net.Bag.String(), "--duration", "60d",
+		"--availability", "high", "--speed", "high", "--redundancy", "2", "--window", "20s", "--json")
+	var pub publishJSON
+	if err := json.Unmarshal([]byte(out), &pub); err != nil {
+		t.Fatalf("publish --json: %v\n%s", err, out)
+	}
+	if pub.Topic != "0f01020303" || len(pub.Offers) != 3 || len(pub.Contracts) != 2 {
+		t.Fatalf("publish: %+v; want topic 0f01020303, 3 offers, 2 contracts", pub)
+	}
+	chosen := 0
+	for _, o := range pub.Offers {
+		if o.Chosen {
+			chosen++
+		}
+	}
+	if chosen != 2 {
+		t.Errorf("%d offers marked chosen, want 2", chosen)
+	}
+
+	var list []contractJSON
+	if err := json.Unmarshal([]byte(pn.ok("contract", "list", "--json")), &list); err != nil || len(list) != 2 {
+		t.Fatalf("contract list: %v, %+v", err, list)
+	}
+	for _, c := range list {
+		if c.ID != pub.Proposal || c.Bag != net.Bag.String() || !c.Live || c.Topic != pub.Topic {
+			t.Errorf("listed %+v", c)
+		}
+	}
+	text := pn.ok("contract", "show", pub.Proposal)
+	if strings.Count(text, "provider peer") != 2 {
+		t.Errorf("show prints %d contracts, want 2:\n%s", strings.Count(text, "provider peer"), text)
+	}
+	// satchel put --contracts goes through the same negotiation, then the
+	// object reads back.
+	var put putOutput
+	if err := json.Unmarshal([]byte(pn.ok("put", file, "--bag", net.Bag.String(), "--redundancy", "2", "--contracts",
+		"--duration", "60d", "--json")), &put); err != nil {
+		t.Fatal(err)
+	}
+	if got := pn.ok("get", put.Object.String()); got != strings.Repeat("satchel ", 1000) {
+		t.Fatalf("get after put --contracts returned %d other bytes", len(got))
+	}
+	if err := json.Unmarshal([]byte(pn.ok("contract", "list", "--json")), &list); err != nil || len(list) != 4 {
+		t.Fatalf("contract list after put --contracts: %v, %d contracts; want 4", err, len(list))
+	}
+
+	// A provider's store is open while it runs; an operator lists it with
+	// the node stopped.
+	held := 0
+	for _, p := range net.Providers() {
+		if err := p.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		var on []contractJSON
+		if err := json.Unmarshal([]byte(pn.ok("contract", "list", "--store", filepath.Join(p.Dir, "contracts"), "--json")), &on); err != nil {
+			t.Fatal(err)
+		}
+		held += len(on)
+	}
+	if held != 4 {
+		t.Errorf("the providers hold %d contracts, want 4", held)
+	}
+}

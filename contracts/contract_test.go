@@ -1,0 +1,266 @@
+package contracts
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/contracts/pb"
+	"github.com/satchel-net/satchel/topics"
+)
+
+func seedKey(t testing.TB, b byte) chain.Key {
+	seed := make([]byte, 32)
+	for i := range seed {
+		seed[i] = b
+	}
+	k, err := chain.KeyFromSeed(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// fixedPeer is the identity peer ID of the bytes 0x00 0x24 ... used by the
+// golden vectors: an identity multihash of a 32-byte ed25519 public key.
+func fixedPeer(t testing.TB, b byte) peer.ID {
+	raw := append([]byte{0x00, 0x24, 0x08, 0x01, 0x12, 0x20}, make([]byte, 32)...)
+	for i := 6; i < len(raw); i++ {
+		raw[i] = b
+	}
+	id, err := peer.IDFromBytes(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func fixedContract(t testing.TB) (*Contract, chain.Key, chain.Key) {
+	renter, prov := seedKey(t, 1), seedKey(t, 2)
+	c := &Contract{
+		ID: ID{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, Topic: topicA,
+		Terms: Terms{Bag: "dynamic:channel:7", Object: 3, ContentID: "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy",
+			Size: 5 << 20, Chunks: 5, Availability: topics.High, Speed: topics.High, Redundancy: 3},
+		Start: time.Unix(1_800_000_000, 0), End: time.Unix(1_800_000_000+60*86400, 0),
+		Renter: renter.Account(), Member: 1, Provider: prov.Account(), Worker: 4, Bucket: 5,
+		ProviderPeer: fixedPeer(t, 3),
+	}
+	return c, renter, prov
+}
+
+// TestContractGolden pins the canonical form and signatures: another
+// implementation following docs/PROTOCOL.md must produce these bytes.
+func TestContractGolden(t *testing.T) {
+	c, renter, prov := fixedContract(t)
+	c.SignAsProvider(prov)
+	c.SignAsRenter(renter)
+	form := c.SigningBytes()
+	if got := string(form[:len(contractDomain)]); got != contractDomain {
+		t.Fatalf("form starts %q", got)
+	}
+	sum := sha256.Sum256(form)
+	const wantLen, wantSum = 335, "52c0030e1d276b145444ae097d38b961f045b7986564e0b4dae779b5b141206a"
+	if len(form) != wantLen || hex.EncodeToString(sum[:]) != wantSum {
+		t.Errorf("canonical form: %d bytes, sha256 %x; want %d, %s\n%x", len(form), sum, wantLen, wantSum, form)
+	}
+	// ed25519 signatures are deterministic, so they are pinned too.
+	const wantProvSig = "29303a6b7193774562861021d3be24601a583a95411efcd66fbacb97d4f8b5658edd82b1758cc5563b01431e2c6f6ebaca72d3df0970fbec1b4af1196d330105"
+	if got := hex.EncodeToString(c.ProviderSignature); got != wantProvSig {
+		t.Errorf("provider signature %s, want %s", got, wantProvSig)
+	}
+	if err := c.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ContractFromPB(c.ToPB())
+	if err != nil || string(back.SigningBytes()) != string(form) || back.Verify() != nil {
+		t.Fatalf("protobuf round trip: %v", err)
+	}
+}
+
+func TestContractVerify(t *testing.T) {
+	c, renter, prov := fixedContract(t)
+	c.SignAsProvider(prov)
+	if err := c.VerifyProvider(); err != nil {
+		t.Fatalf("provider-signed: %v", err)
+	}
+	if err := c.Verify(); !errors.Is(err, ErrSignature) {
+		t.Fatalf("Verify without the renter's signature: %v, want ErrSignature", err)
+	}
+	c.SignAsRenter(renter)
+	if err := c.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	for name, change := range map[string]func(*Contract){
+		"size":      func(c *Contract) { c.Size++ },
+		"end":       func(c *Contract) { c.End = c.End.Add(time.Second) },
+		"bucket":    func(c *Contract) { c.Bucket++ },
+		"peer":      func(c *Contract) { c.ProviderPeer = fixedPeer(t, 9) },
+		"object":    func(c *Contract) { c.Object++ },
+		"signature": func(c *Contract) { c.RenterSignature[3] ^= 1 },
+	} {
+		d := *c
+		d.RenterSignature = append([]byte(nil), c.RenterSignature...)
+		change(&d)
+		if err := d.Verify(); !errors.Is(err, ErrSignature) {
+			t.Errorf("changed %s: Verify = %v, want ErrSignature", name, err)
+		}
+	}
+	bad := *c
+	bad.Size = 30_000_000 // topic says small
+	if err := bad.Validate(); !errors.Is(err, ErrTopicMismatch) {
+		t.Errorf("size not matching topic: %v, want ErrTopicMismatch", err)
+	}
+}
+
+func TestProposalValidate(t *testing.T) {
+	key := seedKey(t, 1)
+	mk := func(change func(*Proposal)) *Proposal {
+		p := &Proposal{ID: NewID(), Topic: topicA,
+			Terms:    Terms{Bag: "dynamic:channel:7", Size: 5 << 20, Chunks: 5, Availability: topics.High, Speed: topics.High, Redundancy: 3},
+			Duration: 60 * day, Member: 1, RenterPeer: fixedPeer(t, 3), Created: time.Unix(1_800_000_000, 0), TTL: 30 * time.Second}
+		if change != nil {
+			change(p)
+		}
+		p.Sign(key)
+		return p
+	}
+	if err := mk(nil).Validate(); err != nil {
+		t.Fatalf("good proposal: %v", err)
+	}
+	tests := []struct {
+		name   string
+		change func(*Proposal)
+		want   error
+	}{
+		{"size of another topic", func(p *Proposal) { p.Size = 30_000_000 }, ErrTopicMismatch},
+		{"duration of another topic", func(p *Proposal) { p.Duration = 300 * day }, ErrTopicMismatch},
+		{"speed of another topic", func(p *Proposal) { p.Speed = topics.Low }, ErrTopicMismatch},
+		{"zero size", func(p *Proposal) { p.Size = 0 }, ErrMalformed},
+		{"more chunks than bytes", func(p *Proposal) { p.Size, p.Chunks = 3, 4; p.Topic = topicA }, ErrMalformed},
+		{"no redundancy", func(p *Proposal) { p.Redundancy = 0 }, ErrMalformed},
+		{"too much redundancy", func(p *Proposal) { p.Redundancy = MaxRedundancy + 1 }, ErrMalformed},
+		{"bad bag", func(p *Proposal) { p.Bag = "dynamic:nope" }, ErrMalformed},
+		{"ttl too long", func(p *Proposal) { p.TTL = MaxTTL + time.Second }, ErrMalformed},
+		{"fractional duration", func(p *Proposal) { p.Duration += time.Millisecond }, ErrMalformed},
+		{"audit topic", func(p *Proposal) { p.Topic.Prefix = topics.PrefixAudit }, ErrMalformed},
+		{"too many addrs", func(p *Proposal) { p.RenterAddrs = make([][]byte, MaxRenterAddrs+1) }, ErrMalformed},
+	}
+	for _, tt := range tests {
+		if err := mk(tt.change).Validate(); !errors.Is(err, tt.want) {
+			t.Errorf("%s: %v, want %v", tt.name, err, tt.want)
+		}
+	}
+	p := mk(nil)
+	p.Signature[0] ^= 1
+	if err := p.Validate(); !errors.Is(err, ErrSignature) {
+		t.Errorf("bad signature: %v", err)
+	}
+	p = mk(nil)
+	if err := p.Check(p.Expires().Add(time.Second)); !errors.Is(err, ErrExpired) {
+		t.Errorf("Check after expiry: %v, want ErrExpired", err)
+	}
+	if err := p.Check(p.Created.Add(-time.Hour)); !errors.Is(err, ErrClockSkew) || isSenderFault(err) {
+		t.Errorf("Check of a proposal from the future: %v, want ErrClockSkew, not the sender's fault", err)
+	}
+	// Decoding refuses wrong lengths before anything else looks at them.
+	w := p.ToPB()
+	w.Renter = w.Renter[:31]
+	if _, err := ProposalFromPB(w); !errors.Is(err, ErrMalformed) {
+		t.Errorf("31-byte renter key: %v", err)
+	}
+	w = p.ToPB()
+	w.Topic = []byte{0x0f, 1, 2, 3}
+	if _, err := ProposalFromPB(w); !errors.Is(err, ErrMalformed) {
+		t.Errorf("4-byte topic: %v", err)
+	}
+	if _, err := ProposalFromPB(&pb.Proposal{}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("empty proposal: %v", err)
+	}
+}
+
+func TestStore(t *testing.T) {
+	dir := t.TempDir()
+	st, err := OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, renter, prov := fixedContract(t)
+	c.SignAsProvider(prov)
+	if err := st.Put(c); !errors.Is(err, ErrSignature) {
+		t.Fatalf("Put of a contract the renter did not sign: %v, want ErrSignature", err)
+	}
+	if all, _ := st.List(); len(all) != 0 {
+		t.Fatalf("a refused Put stored %d contracts", len(all))
+	}
+	c.SignAsRenter(renter)
+	if err := st.Put(c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Get(NewID(), c.Provider); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get of a missing contract: %v", err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err = OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	got, err := st.Get(c.ID, c.Provider)
+	if err != nil || string(got.SigningBytes()) != string(c.SigningBytes()) {
+		t.Fatalf("after reopening: %v", err)
+	}
+}
+
+// TestLedger checks that room is counted across open contracts against the
+// voucher and the free disk.
+func TestLedger(t *testing.T) {
+	dir := fakeDir{bucket: chain.StorageBucket{Voucher: chain.Voucher{ObjectsLimit: 10, SizeLimit: 12 << 20}}}
+	free := uint64(100 << 20)
+	l := NewLedger(dir, 1, func() (uint64, error) { return free, nil })
+	ctx := context.Background()
+	c, _, _ := fixedContract(t)
+	c.Object = 0
+	if _, err := l.Reserve(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Reserve(ctx, c); err != nil || l.Reserved() != 5<<20 {
+		t.Fatalf("reserving the same contract again: %v, reserved %d", err, l.Reserved())
+	}
+	c2 := *c
+	c2.ID = NewID()
+	if _, err := l.Reserve(ctx, &c2); err != nil {
+		t.Fatal(err)
+	}
+	c3 := c2
+	c3.ID = NewID()
+	if err := l.Fits(ctx, &c3); !errors.Is(err, ErrNoRoom) {
+		t.Fatalf("third 5 MiB contract in a 12 MiB voucher: %v, want ErrNoRoom", err)
+	}
+	l.Release(c.ID)
+	free = 4 << 20
+	if err := l.Fits(ctx, &c3); !errors.Is(err, ErrNoRoom) {
+		t.Fatalf("5 MiB contract with 4 MiB of disk: %v, want ErrNoRoom", err)
+	}
+	free = 100 << 20
+	if err := l.Fits(ctx, &c3); err != nil {
+		t.Fatalf("after a release: %v", err)
+	}
+}
+
+// fakeDir is a Directory for unit tests of the room arithmetic alone.
+type fakeDir struct {
+	Directory
+	bucket chain.StorageBucket
+}
+
+func (f fakeDir) StorageBucket(context.Context, chain.StorageBucketID) (chain.StorageBucket, error) {
+	return f.bucket, nil
+}

@@ -1,0 +1,59 @@
+package contracts
+
+import (
+	"time"
+
+	"github.com/satchel-net/satchel/p2p"
+)
+
+// Protocol is the stream protocol of contract negotiation.
+const Protocol = p2p.ContractProtocol
+
+// Limits of the contract protocol and of proposals. Every frame is checked
+// against its limit before anything is allocated for it.
+const (
+	// MaxProposalSize bounds a published proposal (the gossipsub message
+	// body); the validator rejects anything larger before decoding.
+	MaxProposalSize = 2 << 10
+	// MaxFrame bounds every frame of /satchel/contract/1.0.0.
+	MaxFrame = 8 << 10
+	// MaxBagIDLen bounds a bag ID in a proposal or contract.
+	MaxBagIDLen = 128
+	// MaxRedundancy is the most providers one proposal may ask for.
+	MaxRedundancy = 16
+	// MaxReason bounds how much of a peer's refusal reason an error repeats.
+	MaxReason = 512
+	// MaxRenterAddrs bounds the addresses a proposal lists.
+	MaxRenterAddrs = 8
+	// MaxMirrorSources bounds the sources a MIRROR names.
+	MaxMirrorSources = 16
+	// MaxDuration is the longest a contract may run, about ten years.
+	MaxDuration = 3650 * 24 * time.Hour
+	// MaxTTL is the longest a proposal takes offers.
+	MaxTTL = 10 * time.Minute
+	// DefaultTTL is how long a proposal takes offers unless the renter says.
+	DefaultTTL = 30 * time.Second
+	// MaxClockSkew is how far ahead of a node's clock a proposal's creation
+	// time, or a RETRIEVE's, may be.
+	MaxClockSkew = 30 * time.Second
+	// StreamTimeout bounds one request and its response.
+	StreamTimeout = 10 * time.Second
+	// DefaultOfferWindow is how long a renter collects offers.
+	DefaultOfferWindow = 3 * time.Second
+	// MaxPendingOffers bounds the offers a provider keeps waiting for a
+	// CONSIGN; a proposal beyond it gets no offer.
+	MaxPendingOffers = 1024
+	// MaxCollected bounds the offers a renter keeps per proposal.
+	MaxCollected = 64
+	// GrantTTL is how long a store or read grant stays valid.
+	GrantTTL = time.Hour
+	// ValidatorTimeout bounds one proposal's validation, chain reads
+	// included; a proposal not validated in time is ignored, not rejected.
+	ValidatorTimeout = 5 * time.Second
+	// ValidatorConcurrency bounds the validations of one topic in flight.
+	ValidatorConcurrency = 64
+	// memberCacheTTL is how long a member lookup is reused by the validator.
+	memberCacheTTL = time.Minute
+	// memberCacheSize bounds the validator's member cache.
+	memberCacheSize = 4096
+)

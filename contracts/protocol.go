@@ -1,0 +1,83 @@
+package contracts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/satchel-net/satchel/contracts/pb"
+	"github.com/satchel-net/satchel/p2p"
+)
+
+// errMismatch means a CONSIGN or MIRROR carried a contract other than the
+// one offered (or one naming another provider).
+var errMismatch = errors.New("contracts: contract is not the one offered")
+
+// exchange opens a contract stream to p, sends req and reads the one
+// response, within StreamTimeout.
+func exchange(ctx context.Context, h *p2p.Host, to peer.ID, req *pb.Request) (*pb.Response, error) {
+	ctx, cancel := context.WithTimeout(ctx, StreamTimeout)
+	defer cancel()
+	pr := h.Protocol()
+	s, err := pr.NewStream(ctx, to, Protocol)
+	if err != nil {
+		return nil, err
+	}
+	if err := pr.WriteMsg(s, req); err != nil {
+		_ = s.Reset()
+		return nil, err
+	}
+	_ = s.CloseWrite()
+	var resp pb.Response
+	if err := pr.ReadMsg(s, &resp, MaxFrame); err != nil {
+		_ = s.Reset()
+		return nil, fmt.Errorf("contracts: read response of %s: %w", to, err)
+	}
+	_ = s.Close()
+	return &resp, nil
+}
+
+// codes maps the sentinels to wire codes, first match wins.
+var codes = []struct {
+	err  error
+	code pb.Code
+}{
+	{ErrMalformed, pb.Code_CODE_MALFORMED},
+	{ErrSignature, pb.Code_CODE_SIGNATURE},
+	{ErrTopicMismatch, pb.Code_CODE_MALFORMED},
+	{ErrNotMember, pb.Code_CODE_NOT_MEMBER},
+	{ErrNotAuthorised, pb.Code_CODE_NOT_ASSIGNED},
+	{ErrNoRoom, pb.Code_CODE_NO_ROOM},
+	{ErrNotFound, pb.Code_CODE_UNKNOWN},
+	{ErrExpired, pb.Code_CODE_EXPIRED},
+	{ErrClockSkew, pb.Code_CODE_MALFORMED},
+	{ErrForbiddenChange, pb.Code_CODE_FORBIDDEN},
+	{errMismatch, pb.Code_CODE_MISMATCH},
+}
+
+// refusal turns an error into the wire refusal that names it.
+func refusal(err error) *pb.Refusal {
+	for _, c := range codes {
+		if errors.Is(err, c.err) {
+			return &pb.Refusal{Code: c.code, Reason: err.Error()}
+		}
+	}
+	return &pb.Refusal{Code: pb.Code_CODE_UNSPECIFIED, Reason: err.Error()}
+}
+
+// refusalError turns a received refusal into an error wrapping ErrRefused
+// and the sentinel of its code.
+func refusalError(rf *pb.Refusal) error {
+	reason := rf.GetReason()
+	if len(reason) > MaxReason {
+		reason = reason[:MaxReason] + "..."
+	}
+	for _, c := range codes {
+		if c.code == rf.GetCode() && c.err != ErrTopicMismatch {
+			return fmt.Errorf("%w (%w): %s", ErrRefused, c.err, reason)
+		}
+	}
+	return fmt.Errorf("%w: %s: %s", ErrRefused, rf.GetCode(), reason)
+}

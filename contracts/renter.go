@@ -1,0 +1,410 @@
+package contracts
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/contracts/pb"
+	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/topics"
+)
+
+// Renter is a client's side of contracts: it publishes signed proposals,
+// takes the OFFER streams providers open to it, checks each offer against
+// the chain and consigns with the best. It serves /satchel/contract/1.0.0
+// for offers while it lives.
+type Renter struct {
+	h      *p2p.Host
+	g      *Gossip
+	key    chain.Key
+	member chain.MemberID
+	dir    Directory
+	store  *Store
+	log    *slog.Logger
+
+	mu   sync.Mutex
+	open map[ID]*collector
+}
+
+// NewRenter returns the renter of member (whose controller key is key) on
+// h. store may be nil when the caller keeps contracts itself.
+func NewRenter(h *p2p.Host, g *Gossip, key chain.Key, member chain.MemberID, dir Directory, store *Store, log *slog.Logger) *Renter {
+	if log == nil {
+		log = slog.Default()
+	}
+	r := &Renter{h: h, g: g, key: key, member: member, dir: dir, store: store,
+		log: log.With("component", "contracts"), open: make(map[ID]*collector)}
+	h.Protocol().SetHandler(Protocol, r.serve)
+	return r
+}
+
+// Close stops taking offers.
+func (r *Renter) Close() error {
+	r.h.Protocol().RemoveHandler(Protocol)
+	return nil
+}
+
+// Request is what a renter asks for.
+type Request struct {
+	Terms
+	// Duration is how long to store (rounded down to whole seconds).
+	Duration time.Duration
+	// TTL is how long the proposal takes offers (default DefaultTTL).
+	TTL time.Duration
+	// Window bounds how long offers are collected (default
+	// DefaultOfferWindow); collection ends sooner once Enough offers passed
+	// the chain checks.
+	Window time.Duration
+	// Enough is the number of valid offers after which collection stops
+	// (default 2 × Redundancy).
+	Enough int
+}
+
+// Offer is one provider's answer to a proposal as the renter saw it.
+type Offer struct {
+	// From is the peer that opened the OFFER stream.
+	From peer.ID
+	// Contract is the offered contract (provider-signed), nil on a refusal.
+	Contract *Contract
+	// After is the time from publishing to the offer's arrival.
+	After time.Duration
+	// Err says why the offer cannot be used: the provider's refusal, a
+	// signature or chain check that failed. Nil for a usable offer.
+	Err error
+}
+
+// Consigned is a contract both sides signed, with the grant that opens its
+// upload.
+type Consigned struct {
+	Contract *Contract
+	Grant    Grant
+}
+
+// Negotiation is the outcome of Negotiate.
+type Negotiation struct {
+	Proposal *Proposal
+	// Offers are every offer that came, in arrival order.
+	Offers []Offer
+	// Contracts are the consigned contracts, best first.
+	Contracts []Consigned
+	// Failed lists the offers chosen whose CONSIGN failed.
+	Failed []Offer
+}
+
+type collector struct {
+	start  time.Time
+	expect *Proposal
+	mu     sync.Mutex
+	offers []Offer
+	valid  int
+	enough int
+	done   chan struct{} // closed when enough valid offers came
+}
+
+// Propose signs a proposal for req, ready to publish.
+func (r *Renter) Propose(req Request) (*Proposal, error) {
+	if req.TTL == 0 {
+		req.TTL = DefaultTTL
+	}
+	p := &Proposal{
+		ID: NewID(), Terms: req.Terms,
+		Duration: req.Duration.Truncate(time.Second), Member: r.member,
+		RenterPeer: r.h.ID(), Created: time.Now().Truncate(time.Second), TTL: req.TTL.Truncate(time.Second),
+	}
+	for _, a := range r.h.Addrs() {
+		if len(p.RenterAddrs) < MaxRenterAddrs {
+			p.RenterAddrs = append(p.RenterAddrs, a.Bytes())
+		}
+	}
+	t, err := p.topicFor(p.Duration)
+	if err != nil {
+		return nil, err
+	}
+	p.Topic = t
+	p.Sign(r.key)
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Negotiate publishes a proposal for req on the topic its requirements
+// classify as, collects offers until the window closes or enough came,
+// checks each against the chain, and consigns with the best Redundancy of
+// them (fastest to answer first), replacing any whose CONSIGN fails by the
+// next. It returns ErrNoOffers (with the negotiation) when none could be
+// consigned.
+func (r *Renter) Negotiate(ctx context.Context, req Request) (*Negotiation, error) {
+	p, err := r.Propose(req)
+	if err != nil {
+		return nil, err
+	}
+	window := cmp.Or(req.Window, DefaultOfferWindow)
+	enough := cmp.Or(req.Enough, 2*int(req.Redundancy))
+	col := &collector{start: time.Now(), expect: p, enough: enough, done: make(chan struct{})}
+	r.mu.Lock()
+	r.open[p.ID] = col
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.open, p.ID)
+		r.mu.Unlock()
+	}()
+
+	if err := r.g.Publish(ctx, p); err != nil {
+		return nil, err
+	}
+	timer := time.NewTimer(window)
+	defer timer.Stop()
+	select {
+	case <-col.done:
+	case <-timer.C:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	col.mu.Lock()
+	n := &Negotiation{Proposal: p, Offers: slices.Clone(col.offers)}
+	col.mu.Unlock()
+
+	var usable []Offer
+	for _, o := range n.Offers {
+		if o.Err == nil {
+			usable = append(usable, o)
+		}
+	}
+	slices.SortStableFunc(usable, func(a, b Offer) int { return cmp.Compare(a.After, b.After) })
+	r.consignBest(ctx, n, usable, int(req.Redundancy))
+	if len(n.Contracts) == 0 {
+		return n, fmt.Errorf("%w: proposal %s on topic %s: %d offers came in %v, none could be consigned",
+			ErrNoOffers, p.ID, p.Topic, len(n.Offers), window)
+	}
+	return n, nil
+}
+
+// consignBest consigns with up to want of the ranked offers, in rounds: each
+// round consigns in parallel with as many as are still missing.
+func (r *Renter) consignBest(ctx context.Context, n *Negotiation, ranked []Offer, want int) {
+	for len(n.Contracts) < want && len(ranked) > 0 {
+		k := min(want-len(n.Contracts), len(ranked))
+		round := ranked[:k]
+		ranked = ranked[k:]
+		res := make([]Consigned, k)
+		errs := make([]error, k)
+		var wg sync.WaitGroup
+		for i, o := range round {
+			wg.Go(func() { res[i], errs[i] = r.Consign(ctx, o.Contract) })
+		}
+		wg.Wait()
+		for i := range round {
+			if errs[i] != nil {
+				o := round[i]
+				o.Err = errs[i]
+				n.Failed = append(n.Failed, o)
+				continue
+			}
+			n.Contracts = append(n.Contracts, res[i])
+		}
+	}
+}
+
+// Consign countersigns an offered contract and sends it to its provider;
+// the provider answers with the grant that opens the upload. The complete
+// contract is kept in the renter's store.
+func (r *Renter) Consign(ctx context.Context, offered *Contract) (Consigned, error) {
+	c := *offered
+	c.SignAsRenter(r.key)
+	resp, err := exchange(ctx, r.h, c.ProviderPeer, &pb.Request{Body: &pb.Request_Consign{Consign: &pb.Consign{Contract: c.ToPB()}}})
+	if err != nil {
+		return Consigned{}, err
+	}
+	if rf := resp.GetRefusal(); rf != nil {
+		return Consigned{}, fmt.Errorf("consign %s with %s: %w", c.ID, c.ProviderPeer, refusalError(rf))
+	}
+	sg := resp.GetStoreGrant()
+	if sg == nil || len(sg.Session) != 16 || string(sg.ContractId) != string(c.ID[:]) {
+		return Consigned{}, malformed("provider %s answered CONSIGN without a store grant for %s", c.ProviderPeer, c.ID)
+	}
+	if err := c.Verify(); err != nil {
+		return Consigned{}, err
+	}
+	if r.store != nil {
+		if err := r.store.Put(&c); err != nil {
+			return Consigned{}, err
+		}
+	}
+	g := Grant{ContractID: c.ID, Bag: chain.BagID(sg.BagId), MaxBytes: sg.MaxBytes, Expires: time.Unix(sg.ExpiresUnix, 0)}
+	copy(g.Session[:], sg.Session)
+	return Consigned{Contract: &c, Grant: g}, nil
+}
+
+// Renew asks the provider of c to extend it to end. Only the end (and the
+// start, which stays) changes; the provider re-signs and both keep the
+// renewed contract.
+func (r *Renter) Renew(ctx context.Context, c *Contract, end time.Time) (*Contract, error) {
+	n := *c
+	n.End = end.Truncate(time.Second)
+	n.SignAsRenter(r.key)
+	return r.sendRenew(ctx, &n)
+}
+
+// sendRenew sends a renter-signed renewal as is (tests send forbidden ones).
+func (r *Renter) sendRenew(ctx context.Context, n *Contract) (*Contract, error) {
+	resp, err := exchange(ctx, r.h, n.ProviderPeer, &pb.Request{Body: &pb.Request_Renew{Renew: &pb.Renew{Contract: n.ToPB()}}})
+	if err != nil {
+		return nil, err
+	}
+	if rf := resp.GetRefusal(); rf != nil {
+		return nil, fmt.Errorf("renew %s with %s: %w", n.ID, n.ProviderPeer, refusalError(rf))
+	}
+	rn := resp.GetRenewed()
+	if rn == nil {
+		return nil, malformed("provider %s answered RENEW with %T", n.ProviderPeer, resp.Body)
+	}
+	n.ProviderSignature = rn.ProviderSignature
+	if err := n.Verify(); err != nil {
+		return nil, err
+	}
+	if r.store != nil {
+		if err := r.store.Put(n); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// Retrieve asks the provider of c for a read grant.
+func (r *Renter) Retrieve(ctx context.Context, c *Contract) (token []byte, expires time.Time, err error) {
+	at := time.Now()
+	req := &pb.Retrieve{ContractId: c.ID[:], AtUnix: at.Unix(), Signature: r.key.Sign(RetrieveSigningBytes(c.ID, c.Provider, at))}
+	resp, err := exchange(ctx, r.h, c.ProviderPeer, &pb.Request{Body: &pb.Request_Retrieve{Retrieve: req}})
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if rf := resp.GetRefusal(); rf != nil {
+		return nil, time.Time{}, fmt.Errorf("retrieve %s from %s: %w", c.ID, c.ProviderPeer, refusalError(rf))
+	}
+	g := resp.GetReadGrant()
+	if g == nil || len(g.Token) != 16 {
+		return nil, time.Time{}, malformed("provider %s answered RETRIEVE without a read grant", c.ProviderPeer)
+	}
+	return g.Token, time.Unix(g.ExpiresUnix, 0), nil
+}
+
+// Mirror asks the provider of the consigned contract c to copy its object
+// from sources, providers that hold it.
+func (r *Renter) Mirror(ctx context.Context, c *Contract, sources []peer.ID) error {
+	m := &pb.Mirror{Contract: c.ToPB()}
+	for _, s := range sources {
+		m.Sources = append(m.Sources, []byte(s))
+	}
+	resp, err := exchange(ctx, r.h, c.ProviderPeer, &pb.Request{Body: &pb.Request_Mirror{Mirror: m}})
+	if err != nil {
+		return err
+	}
+	if rf := resp.GetRefusal(); rf != nil {
+		return fmt.Errorf("mirror %s to %s: %w", c.ID, c.ProviderPeer, refusalError(rf))
+	}
+	if resp.GetMirrorAccepted() == nil {
+		return malformed("provider %s answered MIRROR with %T", c.ProviderPeer, resp.Body)
+	}
+	return nil
+}
+
+// serve takes OFFER streams.
+func (r *Renter) serve(ctx context.Context, s network.Stream) error {
+	var req pb.Request
+	if err := r.h.Protocol().ReadMsg(s, &req, MaxFrame); err != nil {
+		return err
+	}
+	o := req.GetOffer()
+	var resp *pb.Response
+	if o == nil {
+		resp = &pb.Response{Body: &pb.Response_Refusal{Refusal: refusal(malformed("a renter takes only OFFER"))}}
+	} else if err := r.take(ctx, s.Conn().RemotePeer(), o); err != nil {
+		resp = &pb.Response{Body: &pb.Response_Refusal{Refusal: refusal(err)}}
+	} else {
+		resp = &pb.Response{Body: &pb.Response_OfferAck{OfferAck: &pb.OfferAck{}}}
+	}
+	return r.h.Protocol().WriteMsg(s, resp)
+}
+
+// take records an offer for an open proposal, after checking it names the
+// proposal's terms, is signed by its provider and the provider is
+// authorised on chain.
+func (r *Renter) take(ctx context.Context, from peer.ID, o *pb.Offer) error {
+	pid, err := idFrom(o.ProposalId, "proposal id")
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	col := r.open[pid]
+	r.mu.Unlock()
+	if col == nil {
+		return fmt.Errorf("%w: proposal %s is not open", ErrNotFound, pid)
+	}
+	off := Offer{From: from, After: time.Since(col.start)}
+	if rf := o.GetRefusal(); rf != nil {
+		off.Err = refusalError(rf)
+	} else {
+		off.Contract, off.Err = r.checkOffer(ctx, col.expect, from, o.GetContract())
+	}
+	col.add(off)
+	if off.Err != nil && !errors.Is(off.Err, ErrRefused) {
+		r.log.Debug("offer not usable", "proposal", pid, "from", from, "err", off.Err)
+	}
+	return nil
+}
+
+func (r *Renter) checkOffer(ctx context.Context, p *Proposal, from peer.ID, m *pb.Contract) (*Contract, error) {
+	c, err := ContractFromPB(m)
+	if err != nil {
+		return nil, err
+	}
+	if c.ID != p.ID || c.Topic != p.Topic || c.Terms != p.Terms || c.Renter != p.Renter || c.Member != p.Member {
+		return nil, fmt.Errorf("%w: offer does not carry the proposal's terms", errMismatch)
+	}
+	if d := c.End.Sub(c.Start); d != p.Duration {
+		return nil, fmt.Errorf("%w: offer runs %v, the proposal %v", errMismatch, d, p.Duration)
+	}
+	if c.ProviderPeer != from {
+		return nil, fmt.Errorf("%w: offer names peer %s but came from %s", errMismatch, c.ProviderPeer, from)
+	}
+	if err := c.VerifyProvider(); err != nil {
+		return nil, err
+	}
+	if err := CheckProvider(ctx, r.dir, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *collector) add(o Offer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.offers) >= MaxCollected {
+		return
+	}
+	c.offers = append(c.offers, o)
+	if o.Err == nil {
+		c.valid++
+		if c.valid == c.enough {
+			close(c.done)
+		}
+	}
+}
+
+// Topic returns the contract topic q's proposal is published on: its size
+// and duration classified, its availability and speed classes.
+func (q Request) Topic() (topics.Topic, error) {
+	return q.Terms.topicFor(q.Duration.Truncate(time.Second))
+}

@@ -1,0 +1,480 @@
+package contracts
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/contracts/pb"
+	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/topics"
+)
+
+// Identity is who a provider is on chain: the storage worker's role key,
+// its worker ID and the bucket it operates. The node's peer ID comes from
+// its host.
+type Identity struct {
+	Key    chain.Key
+	Worker chain.WorkerID
+	Bucket chain.StorageBucketID
+}
+
+// Mirrorer copies a contract's object from providers that hold it. The
+// provider node implements it with its sync.
+type Mirrorer interface {
+	Mirror(ctx context.Context, c *Contract, sources []peer.ID) error
+}
+
+// ResponderOption configures a Responder.
+type ResponderOption func(*Responder)
+
+// WithTopics sets the contract topics the responder subscribes to.
+func WithTopics(ts ...topics.Topic) ResponderOption {
+	return func(r *Responder) { r.topics = append(r.topics, ts...) }
+}
+
+// WithMirrorer lets the responder take MIRROR requests; without it they
+// are refused.
+func WithMirrorer(m Mirrorer) ResponderOption { return func(r *Responder) { r.mirror = m } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) ResponderOption { return func(r *Responder) { r.log = l } }
+
+// Responder is a provider's side of contracts: it subscribes to its
+// contract topics, answers proposals for bags the chain assigned to its
+// bucket with signed offers, and serves /satchel/contract/1.0.0 (CONSIGN,
+// RETRIEVE, MIRROR, RENEW), keeping contracts in its Store.
+type Responder struct {
+	h       *p2p.Host
+	g       *Gossip
+	id      Identity
+	auth    Authority
+	room    Room
+	store   *Store
+	mirror  Mirrorer
+	metrics *Metrics
+	log     *slog.Logger
+	topics  []topics.Topic
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	pending map[ID]pendingOffer // offered, awaiting CONSIGN
+	grants  map[[16]byte]Grant  // store sessions opened by CONSIGN, until they lapse
+
+	stats ResponderStats
+}
+
+// ResponderStats counts what a responder did with proposals.
+type ResponderStats struct {
+	Proposals, Offers, NotAssigned, NoRoom, OfferFailed, Consigned int64
+}
+
+// NewResponder starts a provider's responder on h: it serves the contract
+// protocol at once and subscribes to the WithTopics topics.
+func NewResponder(h *p2p.Host, g *Gossip, id Identity, auth Authority, room Room, store *Store, opts ...ResponderOption) (*Responder, error) {
+	if id.Key.IsZero() {
+		return nil, errors.New("contracts: responder needs the worker's role key")
+	}
+	r := &Responder{h: h, g: g, id: id, auth: auth, room: room, store: store,
+		log: slog.Default(), pending: make(map[ID]pendingOffer), grants: make(map[[16]byte]Grant)}
+	for _, o := range opts {
+		o(r)
+	}
+	r.log = r.log.With("component", "contracts", "bucket", id.Bucket)
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	for _, t := range r.topics {
+		sub, err := g.Subscribe(t)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		r.wg.Go(func() { r.listen(sub) })
+	}
+	h.Protocol().SetHandler(Protocol, r.serve)
+	r.log.Info("contract topics subscribed", "topics", r.topics)
+	return r, nil
+}
+
+// Topics returns the contract topics the responder is subscribed to.
+func (r *Responder) Topics() []topics.Topic { return append([]topics.Topic(nil), r.topics...) }
+
+// Stats returns what the responder did so far.
+func (r *Responder) Stats() ResponderStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stats
+}
+
+func (r *Responder) count(f func(*ResponderStats)) {
+	r.mu.Lock()
+	f(&r.stats)
+	r.mu.Unlock()
+}
+
+// Grant returns the store grant a CONSIGN opened under session (the
+// session field of /satchel/store/1.0.0 requests), while it has not lapsed.
+// The store handler asks it before it takes a session's chunks: a provider
+// stores only under a consigned contract.
+func (r *Responder) Grant(session []byte) (Grant, bool) {
+	if len(session) != 16 {
+		return Grant{}, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g, ok := r.grants[[16]byte(session)]
+	if !ok || time.Now().After(g.Expires) {
+		return Grant{}, false
+	}
+	return g, true
+}
+
+// Close stops answering and serving; it returns when its goroutines ended.
+func (r *Responder) Close() error {
+	r.h.Protocol().RemoveHandler(Protocol)
+	r.cancel()
+	r.wg.Wait()
+	return nil
+}
+
+func (r *Responder) listen(sub *pubsub.Subscription) {
+	defer sub.Cancel()
+	for {
+		m, err := sub.Next(r.ctx)
+		if err != nil {
+			return
+		}
+		p, ok := ProposalOf(m)
+		if !ok || m.ReceivedFrom == r.h.ID() && m.GetFrom() == r.h.ID() {
+			continue
+		}
+		r.count(func(s *ResponderStats) { s.Proposals++ })
+		// One goroutine per proposal, bounded by the pending-offer cap.
+		if !r.reservePending(p) {
+			continue
+		}
+		r.wg.Go(func() { r.answer(p) })
+	}
+}
+
+// pendingOffer is an offer awaiting CONSIGN until its proposal expires; a
+// nil contract holds the slot while the offer is being made.
+type pendingOffer struct {
+	c       *Contract
+	expires time.Time
+}
+
+// reservePending holds a pending slot for proposal p, so a flood cannot
+// start unbounded work. It fails when the cap is reached or the ID is taken.
+func (r *Responder) reservePending(p *Proposal) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	for k, po := range r.pending { // drop offers nobody consigned
+		if now.After(po.expires) {
+			delete(r.pending, k)
+		}
+	}
+	if _, ok := r.pending[p.ID]; ok || len(r.pending) >= MaxPendingOffers {
+		return false
+	}
+	r.pending[p.ID] = pendingOffer{expires: p.Expires()}
+	return true
+}
+
+func (r *Responder) dropPending(id ID) {
+	r.mu.Lock()
+	delete(r.pending, id)
+	r.mu.Unlock()
+}
+
+// answer offers on proposal p when the chain assigns its bag to this
+// provider's bucket; otherwise it stays silent.
+func (r *Responder) answer(p *Proposal) {
+	ctx, cancel := context.WithDeadline(r.ctx, p.Expires())
+	defer cancel()
+	if err := r.auth.CheckAssigned(ctx, p.Bag); err != nil {
+		r.dropPending(p.ID)
+		r.count(func(s *ResponderStats) { s.NotAssigned++ })
+		r.metrics.answer("not_assigned")
+		r.log.Debug("proposal for a bag not ours", "proposal", p.ID, "err", err)
+		return
+	}
+	c := r.contractFor(p)
+	offer := &pb.Offer{ProposalId: p.ID[:]}
+	if err := r.room.Fits(ctx, c); err != nil {
+		r.dropPending(p.ID)
+		r.count(func(s *ResponderStats) { s.NoRoom++ })
+		r.metrics.answer("no_room")
+		offer.Refusal = refusal(err)
+	} else {
+		c.SignAsProvider(r.id.Key)
+		offer.Contract = c.ToPB()
+		r.mu.Lock()
+		r.pending[p.ID] = pendingOffer{c: c, expires: p.Expires()}
+		r.mu.Unlock()
+	}
+	if err := r.sendOffer(ctx, p, offer); err != nil {
+		r.dropPending(p.ID)
+		r.count(func(s *ResponderStats) { s.OfferFailed++ })
+		r.metrics.answer("offer_failed")
+		r.log.Debug("offer not delivered", "proposal", p.ID, "renter", p.RenterPeer, "err", err)
+		return
+	}
+	if offer.Contract != nil {
+		r.count(func(s *ResponderStats) { s.Offers++ })
+		r.metrics.answer("offered")
+	}
+}
+
+// contractFor fills the provider's side of a contract for p, starting now.
+func (r *Responder) contractFor(p *Proposal) *Contract {
+	start := time.Now().Truncate(time.Second)
+	return &Contract{
+		ID: p.ID, Topic: p.Topic, Terms: p.Terms,
+		Start: start, End: start.Add(p.Duration),
+		Renter: p.Renter, Member: p.Member,
+		Provider: r.id.Key.Account(), Worker: r.id.Worker, Bucket: r.id.Bucket,
+		ProviderPeer: r.h.ID(),
+	}
+}
+
+func (r *Responder) sendOffer(ctx context.Context, p *Proposal, offer *pb.Offer) error {
+	var addrs []ma.Multiaddr
+	for _, b := range p.RenterAddrs {
+		if a, err := ma.NewMultiaddrBytes(b); err == nil {
+			addrs = append(addrs, a)
+		}
+	}
+	r.h.Libp2p().Peerstore().AddAddrs(p.RenterPeer, addrs, peerstore.TempAddrTTL)
+	resp, err := exchange(ctx, r.h, p.RenterPeer, &pb.Request{Body: &pb.Request_Offer{Offer: offer}})
+	if err != nil {
+		return err
+	}
+	if rf := resp.GetRefusal(); rf != nil {
+		return refusalError(rf)
+	}
+	if resp.GetOfferAck() == nil {
+		return malformed("renter answered an offer with %T", resp.Body)
+	}
+	return nil
+}
+
+// serve is the handler of /satchel/contract/1.0.0 on a provider.
+func (r *Responder) serve(ctx context.Context, s network.Stream) error {
+	var req pb.Request
+	if err := r.h.Protocol().ReadMsg(s, &req, MaxFrame); err != nil {
+		return err
+	}
+	var resp *pb.Response
+	var err error
+	kind := "other"
+	switch b := req.Body.(type) {
+	case *pb.Request_Consign:
+		kind = "consign"
+		resp, err = r.consign(ctx, b.Consign.GetContract())
+	case *pb.Request_Renew:
+		kind = "renew"
+		resp, err = r.renew(ctx, b.Renew.GetContract())
+	case *pb.Request_Retrieve:
+		kind = "retrieve"
+		resp, err = r.retrieve(b.Retrieve)
+	case *pb.Request_Mirror:
+		kind = "mirror"
+		resp, err = r.mirrorReq(ctx, b.Mirror, s.Conn().RemotePeer())
+	default:
+		err = malformed("a provider takes CONSIGN, RETRIEVE, MIRROR or RENEW, not %T", req.Body)
+	}
+	if err != nil {
+		r.log.Debug("contract request refused", "remote", s.Conn().RemotePeer(), "kind", kind, "err", err)
+		rf := refusal(err)
+		r.metrics.request(kind, rf.Code.String())
+		resp = &pb.Response{Body: &pb.Response_Refusal{Refusal: rf}}
+	} else {
+		r.metrics.request(kind, "ok")
+	}
+	return r.h.Protocol().WriteMsg(s, resp)
+}
+
+// consign takes the renter's countersignature of a pending offer.
+func (r *Responder) consign(ctx context.Context, m *pb.Contract) (*pb.Response, error) {
+	c, err := ContractFromPB(m)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	po := r.pending[c.ID]
+	r.mu.Unlock()
+	offered := po.c
+	if offered == nil {
+		return nil, fmt.Errorf("%w: no pending offer for contract %s (expired, or never offered)", ErrNotFound, c.ID)
+	}
+	if time.Now().After(po.expires) {
+		return nil, fmt.Errorf("%w: the offer for contract %s lapsed with its proposal at %v", ErrExpired, c.ID, po.expires.UTC())
+	}
+	if f := firstDiff(offered, c, true); f != "" {
+		return nil, fmt.Errorf("%w: field %s differs from the offer", errMismatch, f)
+	}
+	if err := c.Verify(); err != nil {
+		return nil, err
+	}
+	if err := r.auth.CheckMember(ctx, c.Renter, c.Member); err != nil {
+		return nil, err
+	}
+	g, err := r.room.Reserve(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.store.Put(c); err != nil {
+		return nil, err
+	}
+	r.dropPending(c.ID)
+	r.mu.Lock()
+	now := time.Now()
+	for k, og := range r.grants {
+		if now.After(og.Expires) {
+			delete(r.grants, k)
+		}
+	}
+	r.grants[g.Session] = g
+	r.mu.Unlock()
+	r.count(func(s *ResponderStats) { s.Consigned++ })
+	r.log.Info("contract consigned", "contract", c.ID, "bag", c.Bag, "size", c.Size, "renter", c.Renter, "end", c.End.UTC())
+	return &pb.Response{Body: &pb.Response_StoreGrant{StoreGrant: &pb.StoreGrant{
+		ContractId: c.ID[:], Session: g.Session[:], BagId: string(g.Bag),
+		MaxBytes: g.MaxBytes, ExpiresUnix: g.Expires.Unix(),
+	}}}, nil
+}
+
+// renew accepts a renter-signed contract that changes only what RENEW may
+// change, re-signs it and stores it.
+func (r *Responder) renew(ctx context.Context, m *pb.Contract) (*pb.Response, error) {
+	c, err := ContractFromPB(m)
+	if err != nil {
+		return nil, err
+	}
+	old, err := r.store.Get(c.ID, r.id.Key.Account())
+	if err != nil {
+		return nil, err
+	}
+	if f := firstDiff(old, c, false); f != "" {
+		return nil, fmt.Errorf("%w: RENEW changed %s; only the renter, its signature and start/end may change", ErrForbiddenChange, f)
+	}
+	if !c.End.After(time.Now()) {
+		return nil, fmt.Errorf("%w: renewed end %v is in the past", ErrExpired, c.End.UTC())
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if err := verify(c.Renter, c.SigningBytes(), c.RenterSignature, "renter"); err != nil {
+		return nil, err
+	}
+	if err := r.auth.CheckMember(ctx, c.Renter, c.Member); err != nil {
+		return nil, err
+	}
+	c.SignAsProvider(r.id.Key)
+	if err := r.store.Put(c); err != nil {
+		return nil, err
+	}
+	r.log.Info("contract renewed", "contract", c.ID, "end", c.End.UTC())
+	return &pb.Response{Body: &pb.Response_Renewed{Renewed: &pb.Renewed{ProviderSignature: c.ProviderSignature}}}, nil
+}
+
+// retrieve gives the renter of a stored contract a read grant.
+func (r *Responder) retrieve(m *pb.Retrieve) (*pb.Response, error) {
+	id, err := idFrom(m.GetContractId(), "contract id")
+	if err != nil {
+		return nil, err
+	}
+	c, err := r.store.Get(id, r.id.Key.Account())
+	if err != nil {
+		return nil, err
+	}
+	at := time.Unix(m.GetAtUnix(), 0)
+	if d := time.Since(at); d > MaxClockSkew || d < -MaxClockSkew {
+		return nil, malformed("retrieve at %v is more than %v from this node's clock", at.UTC(), MaxClockSkew)
+	}
+	if err := verify(c.Renter, RetrieveSigningBytes(id, c.Provider, at), m.GetSignature(), "renter"); err != nil {
+		return nil, err
+	}
+	if !c.Live(time.Now()) {
+		return nil, fmt.Errorf("%w: contract %s ended %v", ErrExpired, id, c.End.UTC())
+	}
+	var tok [16]byte
+	_, _ = rand.Read(tok[:])
+	return &pb.Response{Body: &pb.Response_ReadGrant{ReadGrant: &pb.ReadGrant{
+		ContractId: id[:], Token: tok[:], ExpiresUnix: time.Now().Add(GrantTTL).Unix(),
+	}}}, nil
+}
+
+// mirrorReq takes a contract the renter consigned with this provider for an
+// object other providers hold, and starts copying it from them.
+func (r *Responder) mirrorReq(ctx context.Context, m *pb.Mirror, from peer.ID) (*pb.Response, error) {
+	if r.mirror == nil {
+		return nil, fmt.Errorf("%w: this provider does not take MIRROR requests", ErrRefused)
+	}
+	if n := len(m.GetSources()); n == 0 || n > MaxMirrorSources {
+		return nil, malformed("%d mirror sources: want 1 to %d", n, MaxMirrorSources)
+	}
+	c, err := ContractFromPB(m.GetContract())
+	if err != nil {
+		return nil, err
+	}
+	if c.Provider != r.id.Key.Account() || c.ProviderPeer != r.h.ID() {
+		return nil, fmt.Errorf("%w: contract %s names another provider", errMismatch, c.ID)
+	}
+	if err := c.Verify(); err != nil {
+		return nil, err
+	}
+	if err := r.auth.CheckMember(ctx, c.Renter, c.Member); err != nil {
+		return nil, err
+	}
+	if err := r.auth.CheckAssigned(ctx, c.Bag); err != nil {
+		return nil, err
+	}
+	var sources []peer.ID
+	for _, b := range m.GetSources() {
+		p, err := peer.IDFromBytes(b)
+		if err != nil {
+			return nil, malformed("mirror source: %v", err)
+		}
+		sources = append(sources, p)
+	}
+	if _, err := r.room.Reserve(ctx, c); err != nil {
+		return nil, err
+	}
+	if err := r.store.Put(c); err != nil {
+		return nil, err
+	}
+	r.wg.Go(func() {
+		if err := r.mirror.Mirror(r.ctx, c, sources); err != nil {
+			r.log.Warn("mirror failed", "contract", c.ID, "from", from, "err", err)
+		}
+	})
+	return &pb.Response{Body: &pb.Response_MirrorAccepted{MirrorAccepted: &pb.MirrorAccepted{ContractId: c.ID[:]}}}, nil
+}
+
+// RetrieveSigningBytes is the canonical form a renter signs to RETRIEVE: the
+// domain "satchel/retrieve/v1\x00", the contract ID and the provider's
+// public key as byte strings, and the time as a signed 64-bit integer.
+func RetrieveSigningBytes(id ID, provider chain.Account, at time.Time) []byte {
+	pub, _ := provider.PublicKey()
+	c := newCanon(retrieveDomain, 80)
+	c.bytes(id[:])
+	c.bytes(pub)
+	c.i64(at.Unix())
+	return c.b
+}

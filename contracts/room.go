@@ -1,0 +1,95 @@
+package contracts
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/satchel-net/satchel/chain"
+)
+
+// Ledger is a Room that counts reservations against the bucket's voucher on
+// chain and the provider's free disk, across every contract it reserved and
+// has not released. A provider node with its own session accounting
+// implements Room itself; Ledger is the plain one.
+type Ledger struct {
+	dir    Directory
+	bucket chain.StorageBucketID
+	free   func() (uint64, error)
+
+	mu       sync.Mutex
+	reserved map[ID]uint64
+	total    uint64
+}
+
+// NewLedger returns a Ledger for bucket. freeDisk reports the bytes the
+// provider can still write; nil means the disk is not checked.
+func NewLedger(dir Directory, bucket chain.StorageBucketID, freeDisk func() (uint64, error)) *Ledger {
+	return &Ledger{dir: dir, bucket: bucket, free: freeDisk, reserved: make(map[ID]uint64)}
+}
+
+// Fits implements Room.
+func (l *Ledger) Fits(ctx context.Context, c *Contract) error {
+	l.mu.Lock()
+	total := l.total
+	l.mu.Unlock()
+	return l.fits(ctx, c, total)
+}
+
+func (l *Ledger) fits(ctx context.Context, c *Contract, reserved uint64) error {
+	b, err := l.dir.StorageBucket(ctx, l.bucket)
+	if err != nil {
+		return fmt.Errorf("contracts: read storage bucket %d: %w", l.bucket, err)
+	}
+	v := b.Voucher
+	if c.Object == 0 && (reserved+c.Size < reserved || !v.Room(1, reserved+c.Size)) {
+		return fmt.Errorf("%w: bucket %d voucher: %d of %d bytes used, %d reserved by open contracts, %d more asked; ask the storage lead to raise its limit",
+			ErrNoRoom, l.bucket, v.SizeUsed, v.SizeLimit, reserved, c.Size)
+	}
+	if l.free != nil {
+		free, err := l.free()
+		if err != nil {
+			return fmt.Errorf("contracts: free disk: %w", err)
+		}
+		if free < reserved || free-reserved < c.Size {
+			return fmt.Errorf("%w: %d bytes free on disk, %d reserved by open contracts, %d more asked",
+				ErrNoRoom, free, reserved, c.Size)
+		}
+	}
+	return nil
+}
+
+// Reserve implements Room. Reserving the same contract again (a repeated
+// CONSIGN) returns a new grant without counting its room twice.
+func (l *Ledger) Reserve(ctx context.Context, c *Contract) (Grant, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.reserved[c.ID]; !ok {
+		if err := l.fits(ctx, c, l.total); err != nil {
+			return Grant{}, err
+		}
+		l.reserved[c.ID] = c.Size
+		l.total += c.Size
+	}
+	g := Grant{ContractID: c.ID, Bag: c.Bag, MaxBytes: c.Size, Expires: time.Now().Add(GrantTTL)}
+	_, _ = rand.Read(g.Session[:])
+	return g, nil
+}
+
+// Release returns a contract's room, once its upload is accepted on chain
+// (and charged to the voucher) or given up.
+func (l *Ledger) Release(id ID) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.total -= l.reserved[id]
+	delete(l.reserved, id)
+}
+
+// Reserved returns the bytes reserved by open contracts.
+func (l *Ledger) Reserved() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.total
+}
