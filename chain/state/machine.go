@@ -26,6 +26,7 @@ type Machine struct {
 
 	mu      sync.Mutex
 	tree    *iavl.MutableTree
+	reads   *iavl.MutableTree // opens committed versions for readers
 	height  int64
 	appHash []byte
 	chainID string
@@ -113,10 +114,10 @@ func open(db iavldb.DB, opts []Option) (*Machine, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.tree, m.height = tree, v
+	m.tree, m.height, m.reads = tree, v, newReadTree(db)
 	if v > 0 {
 		m.appHash = tree.Hash()
-		if m.committed, err = tree.GetImmutable(v); err != nil {
+		if m.committed, err = m.reads.GetImmutable(v); err != nil {
 			return nil, fmt.Errorf("load committed state at height %d: %w", v, err)
 		}
 	}
@@ -325,7 +326,7 @@ func (m *Machine) Commit() error {
 	if v != p.height || !bytes.Equal(hash, p.appHash) {
 		return fmt.Errorf("commit block %d: saved version %d with hash %X, finalized %X", p.height, v, hash, p.appHash)
 	}
-	committed, err := m.tree.GetImmutable(v)
+	committed, err := m.reads.GetImmutable(v)
 	if err != nil {
 		return fmt.Errorf("commit block %d: reopen committed state: %w", p.height, err)
 	}
@@ -345,7 +346,7 @@ func (m *Machine) Close() error {
 	}
 	m.closed = true
 	m.pending = nil
-	if err := m.tree.Close(); err != nil {
+	if err := errors.Join(m.tree.Close(), m.reads.Close()); err != nil {
 		return err
 	}
 	if m.ownsDB {

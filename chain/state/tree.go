@@ -8,10 +8,19 @@ import (
 	iavldb "github.com/cosmos/iavl/db"
 )
 
-// treeCacheSize is how many IAVL nodes the tree keeps in memory. A node is
-// about 200 bytes plus its key and value; 100,000 nodes keep the upper levels
-// of a tree of millions of keys hot for a few tens of MiB.
+// treeCacheSize is how many IAVL nodes each of the machine's two trees
+// (writer and reader) keeps in memory. A node is about 200 bytes plus its
+// key and value; 100,000 nodes keep the upper levels of a tree of millions
+// of keys hot for a few tens of MiB.
 const treeCacheSize = 100_000
+
+// newReadTree opens a second handle on db for reading saved versions. It
+// has its own node cache: the writing tree clears child pointers of cached
+// nodes as it copies them, so readers sharing its nodes would race with
+// block execution.
+func newReadTree(db iavldb.DB) *iavl.MutableTree {
+	return iavl.NewMutableTree(db, treeCacheSize, true, iavl.NewNopLogger())
+}
 
 // newTree opens the IAVL tree on db at its latest saved version. Fast
 // storage (IAVL's unversioned index of the live state) is skipped: it is
