@@ -48,10 +48,14 @@ const (
 )
 
 // ProvenQuery asks for a query's answer with proofs (the QueryProven
-// argument): Path and Data are those of the plain query.
+// argument): Path and Data are those of the plain query. The node answers
+// at the height before its last committed one (whose app hash is in the
+// last signed header), or at its last when MinHeight asks for it (the
+// header then follows with the next block).
 type ProvenQuery struct {
-	Path string `json:"path"`
-	Data []byte `json:"data,omitempty"`
+	Path      string `json:"path"`
+	Data      []byte `json:"data,omitempty"`
+	MinHeight int64  `json:"minHeight,omitempty"`
 }
 
 // ObjectRef names a data object in a bag (the QueryObject argument).

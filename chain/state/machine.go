@@ -30,8 +30,9 @@ type Machine struct {
 	height  int64
 	appHash []byte
 	chainID string
-	// committed reads the last saved version (nil before the first block).
-	committed *iavl.ImmutableTree
+	// committed reads the last saved version (nil before the first block),
+	// previous the one before it (nil before the second).
+	committed, previous *iavl.ImmutableTree
 	// genesis holds the genesis writes until the first block saves them
 	// with its own: version h of the tree is the state after block h, and
 	// a node that stops before block 1 is given InitChain again.
@@ -119,6 +120,11 @@ func open(db iavldb.DB, opts []Option) (*Machine, error) {
 		m.appHash = tree.Hash()
 		if m.committed, err = m.reads.GetImmutable(v); err != nil {
 			return nil, fmt.Errorf("load committed state at height %d: %w", v, err)
+		}
+		if v > 1 {
+			if m.previous, err = m.reads.GetImmutable(v - 1); err != nil {
+				return nil, fmt.Errorf("load committed state at height %d: %w", v-1, err)
+			}
 		}
 	}
 	var p paramsRecord
@@ -330,6 +336,7 @@ func (m *Machine) Commit() error {
 	if err != nil {
 		return fmt.Errorf("commit block %d: reopen committed state: %w", p.height, err)
 	}
+	m.previous = m.committed
 	m.height, m.appHash, m.pending, m.committed, m.genesis = p.height, p.appHash, nil, committed, nil
 	m.checkMu.Lock()
 	m.checkNonces = nil

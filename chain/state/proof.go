@@ -125,9 +125,18 @@ func (m *Machine) queryProven(data []byte) ([]byte, error) {
 	}
 	m.mu.Lock()
 	t, height, hash := m.committed, m.height, m.appHash
+	// The app hash of height h is signed in the header of block h+1, which
+	// exists once block h+1 is committed: answer at the height before the
+	// last, whose header is already signed, unless the caller needs newer.
+	if m.previous != nil && req.MinHeight < height {
+		t, height, hash = m.previous, height-1, m.previous.Hash()
+	}
 	m.mu.Unlock()
-	if t == nil {
+	switch {
+	case t == nil:
 		return nil, chain.Errorf(chain.ErrInternal, "no block is committed yet; proofs start after block 1")
+	case req.MinHeight > height:
+		return nil, chain.Errorf(chain.ErrInvalid, "proven query needs height %d, this node has committed %d; wait for the block", req.MinHeight, height)
 	}
 	rec := newRecorder(treeReader{t: t})
 	if _, err := query(rec, height, hash, req.Path, req.Data); err != nil && chain.CodeOf(err) == chain.CodeInternal {

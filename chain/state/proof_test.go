@@ -42,7 +42,8 @@ func proven(t *testing.T, m *Machine, path string, arg any) Witness {
 	if arg != nil {
 		data, _ = json.Marshal(arg)
 	}
-	req, _ := json.Marshal(chain.ProvenQuery{Path: path, Data: data})
+	height, _, _ := m.Info()
+	req, _ := json.Marshal(chain.ProvenQuery{Path: path, Data: data, MinHeight: height})
 	b, err := m.Query(chain.QueryProven, req)
 	if err != nil {
 		t.Fatalf("proven %s: %v", path, err)
@@ -96,8 +97,26 @@ func TestProvenQueriesMatchPlainOnes(t *testing.T) {
 			}
 		})
 	}
+	// Without MinHeight the answer is at the height before the last, whose
+	// app hash the last header signs.
+	prevHash := h.m.previous.Hash()
+	req, _ := json.Marshal(chain.ProvenQuery{Path: chain.QueryBags})
+	b, err := h.m.Query(chain.QueryProven, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w Witness
+	if err := json.Unmarshal(b, &w); err != nil {
+		t.Fatal(err)
+	}
+	if w.Height != h.height-1 {
+		t.Fatalf("default proven height %d; want %d", w.Height, h.height-1)
+	}
+	if _, err := VerifyWitness(w, prevHash); err != nil {
+		t.Fatal(err)
+	}
 	// A proven absence is the query's own error.
-	_, err := VerifyWitness(proven(t, h.m, chain.QueryBag, chain.ChannelBag(999)), hash)
+	_, err = VerifyWitness(proven(t, h.m, chain.QueryBag, chain.ChannelBag(999)), hash)
 	if !errors.Is(err, chain.ErrBagNotFound) {
 		t.Fatalf("unknown bag: %v; want ErrBagNotFound", err)
 	}
