@@ -168,6 +168,9 @@ func (m *Machine) InitChain(g chain.Genesis, genesisTime time.Time) ([]byte, err
 	if err := writeGenesis(store{c}, g, genesisTime); err != nil {
 		return nil, fmt.Errorf("init chain: %w", err)
 	}
+	if err := deriveIndexes(c); err != nil {
+		return nil, fmt.Errorf("init chain: %w", err)
+	}
 	m.tree.Rollback()
 	if err := c.applyTo(m.tree); err != nil {
 		m.tree.Rollback()
@@ -257,6 +260,9 @@ func (m *Machine) FinalizeBlock(b chain.BlockInfo, txs [][]byte) ([]chain.TxResu
 		if db.err != nil {
 			return nil, nil, fmt.Errorf("finalize block %d: reading state failed: %w; stopping rather than diverge from the network", b.Height, db.err)
 		}
+	}
+	if err := deriveIndexes(blk); err != nil {
+		return nil, nil, fmt.Errorf("finalize block %d: index: %w; stopping rather than diverge from the network", b.Height, err)
 	}
 	hash, err := m.stage(blk)
 	if err != nil {

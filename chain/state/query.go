@@ -164,6 +164,9 @@ func query(r reader, height int64, appHash []byte, path string, data []byte) (an
 		}
 		return w.Worker, nil
 	}
+	if v, ok, err := q.paged(path, arg); ok {
+		return v, err
+	}
 	return nil, chain.Errorf(chain.ErrUnknownQuery, "unknown query path %q; the node may be older than the client", path)
 }
 

@@ -26,8 +26,8 @@ type kv struct {
 	value []byte
 }
 
-// pageOf cuts a page out of entries in key order.
-func pageOf(all []kv, after string, limit int) ([]kv, bool) {
+// cutPage cuts a page out of entries in key order.
+func cutPage(all []kv, after string, limit int) ([]kv, bool) {
 	i := 0
 	if after != "" {
 		i = sort.Search(len(all), func(i int) bool { return all[i].key > after })
@@ -130,7 +130,7 @@ func (c *cache) scanPage(prefix, after string, limit int) ([]kv, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	out, more := pageOf(all, after, limit)
+	out, more := cutPage(all, after, limit)
 	return out, more, nil
 }
 

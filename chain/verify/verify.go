@@ -211,7 +211,9 @@ func (v *Transport) BlockEvents(ctx context.Context, height int64) (chain.BlockE
 }
 
 // LatestHeight passes through.
-func (v *Transport) LatestHeight(ctx context.Context) (int64, error) { return v.inner.LatestHeight(ctx) }
+func (v *Transport) LatestHeight(ctx context.Context) (int64, error) {
+	return v.inner.LatestHeight(ctx)
+}
 
 // WaitForHeight passes through.
 func (v *Transport) WaitForHeight(ctx context.Context, h int64) error {
