@@ -48,6 +48,7 @@ func AllMsgs() []Msg {
 		MsgRemoveDistributionBucketOperator{}, MsgAcceptDistributionBucketInvitation{},
 		MsgSetDistributionOperatorMetadata{},
 		MsgRegisterDataObjects{}, MsgDeleteDataObjects{},
+		MsgSetValidator{},
 	}
 }
 

@@ -87,6 +87,11 @@ func (a *App) InitChain(_ context.Context, req *abci.InitChainRequest) (*abci.In
 	if err := json.Unmarshal(req.AppStateBytes, &g); err != nil {
 		return nil, fmt.Errorf("genesis app_state is not a chain.Genesis: %w", err)
 	}
+	vals, err := genesisValidators(req.Validators)
+	if err != nil {
+		return nil, err
+	}
+	g.Validators = vals
 	if g.ChainID != req.ChainId {
 		return nil, fmt.Errorf("genesis app_state chainId %q differs from the network's chain_id %q; transactions sign the chain ID, so they must agree", g.ChainID, req.ChainId)
 	}
@@ -119,23 +124,45 @@ func (a *App) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.CheckT
 }
 
 // PrepareProposal proposes the mempool's transactions in order, as many as
-// fit in MaxTxBytes.
+// fit in MaxTxBytes, leaving out any that ProcessProposal would refuse.
 func (a *App) PrepareProposal(_ context.Context, req *abci.PrepareProposalRequest) (*abci.PrepareProposalResponse, error) {
 	txs := make([][]byte, 0, len(req.Txs))
+	seen := make(map[string]bool, len(req.Txs))
 	var size int64
 	for _, tx := range req.Txs {
-		size += int64(len(tx))
-		if size > req.MaxTxBytes {
+		if size+int64(len(tx)) > req.MaxTxBytes {
 			break
 		}
+		if _, err := chain.DecodeTx(tx); err != nil || seen[string(tx)] {
+			continue
+		}
+		seen[string(tx)] = true
+		size += int64(len(tx))
 		txs = append(txs, tx)
 	}
 	return &abci.PrepareProposalResponse{Txs: txs}, nil
 }
 
-// ProcessProposal accepts every proposal: a transaction that fails is
-// recorded as failed by FinalizeBlock, which keeps the block valid.
-func (a *App) ProcessProposal(context.Context, *abci.ProcessProposalRequest) (*abci.ProcessProposalResponse, error) {
+// ProcessProposal refuses a proposal with a transaction that can never
+// execute — one that does not decode, is not canonical, or whose signature
+// does not verify — or with the same transaction twice: an honest proposer
+// (PrepareProposal) never makes one. What depends on state (nonces, roles,
+// rules) is left to FinalizeBlock, which records a failing transaction as
+// failed and keeps the block valid: every validator must reach the same
+// verdict here, and state checks before execution could differ.
+func (a *App) ProcessProposal(_ context.Context, req *abci.ProcessProposalRequest) (*abci.ProcessProposalResponse, error) {
+	seen := make(map[string]bool, len(req.Txs))
+	for i, tx := range req.Txs {
+		if _, err := chain.DecodeTx(tx); err != nil {
+			a.log.Warn("refused proposal", "height", req.Height, "tx", i, "err", err)
+			return &abci.ProcessProposalResponse{Status: abci.PROCESS_PROPOSAL_STATUS_REJECT}, nil
+		}
+		if seen[string(tx)] {
+			a.log.Warn("refused proposal", "height", req.Height, "tx", i, "err", "duplicate transaction")
+			return &abci.ProcessProposalResponse{Status: abci.PROCESS_PROPOSAL_STATUS_REJECT}, nil
+		}
+		seen[string(tx)] = true
+	}
 	return &abci.ProcessProposalResponse{Status: abci.PROCESS_PROPOSAL_STATUS_ACCEPT}, nil
 }
 
@@ -170,8 +197,12 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 		}
 		out[i] = res
 	}
+	updates, err := validatorUpdates(results)
+	if err != nil {
+		return nil, fmt.Errorf("finalize block %d: %w", req.Height, err)
+	}
 	a.log.Debug("finalize block", "height", req.Height, "txs", len(req.Txs), "appHash", fmt.Sprintf("%X", hash))
-	return &abci.FinalizeBlockResponse{TxResults: out, AppHash: hash}, nil
+	return &abci.FinalizeBlockResponse{TxResults: out, AppHash: hash, ValidatorUpdates: updates}, nil
 }
 
 // Commit makes the finalized block durable in the machine. Blocks are never

@@ -168,6 +168,9 @@ func (m *Machine) InitChain(g chain.Genesis, genesisTime time.Time) ([]byte, err
 	if err := writeGenesis(store{c}, g, genesisTime); err != nil {
 		return nil, fmt.Errorf("init chain: %w", err)
 	}
+	if err := writeValidators(store{c}, g.Validators); err != nil {
+		return nil, fmt.Errorf("init chain: %w", err)
+	}
 	if err := deriveIndexes(c); err != nil {
 		return nil, fmt.Errorf("init chain: %w", err)
 	}

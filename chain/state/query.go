@@ -150,6 +150,8 @@ func query(r reader, height int64, appHash []byte, path string, data []byte) (an
 			out[i] = w.Worker
 		}
 		return out, nil
+	case chain.QueryValidators:
+		return scanAll[chain.Validator](r, keyValidator)
 	case chain.QueryWorker:
 		var ref chain.WorkerRef
 		if err := arg(&ref); err != nil {
