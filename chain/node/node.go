@@ -155,6 +155,14 @@ func makeConfig(home string, o options) (*cmtcfg.Config, error) {
 	// nothing to send. CometBFT's default (100 ms, made for 1 s blocks) lets
 	// full nodes fall further behind with every 100 ms block.
 	cfg.Consensus.PeerGossipSleepDuration = gossipSleep(o.blockInterval)
+	if o.roundTimeout > 0 {
+		cfg.Consensus.TimeoutPropose = o.roundTimeout
+		cfg.Consensus.TimeoutProposeDelta = o.roundTimeout / 6
+		cfg.Consensus.TimeoutPrevote = o.roundTimeout / 3
+		cfg.Consensus.TimeoutPrevoteDelta = o.roundTimeout / 6
+		cfg.Consensus.TimeoutPrecommit = o.roundTimeout / 3
+		cfg.Consensus.TimeoutPrecommitDelta = o.roundTimeout / 6
+	}
 
 	cfg.Instrumentation.Prometheus = false
 	cfg.Storage.DiscardABCIResponses = false // BlockEvents reads them

@@ -36,6 +36,7 @@ type options struct {
 	blockInterval time.Duration
 	emptyBlocks   time.Duration
 	machine       chain.Machine
+	roundTimeout  time.Duration
 }
 
 func defaultOptions() options {
@@ -105,6 +106,15 @@ func WithBlockInterval(d time.Duration) Option {
 // interval whether or not there are transactions.
 func WithEmptyBlockInterval(d time.Duration) Option {
 	return func(o *options) { o.emptyBlocks = d }
+}
+
+// WithRoundTimeout sets how long a validator waits for a proposal and for
+// votes before it moves to the next round (CometBFT's timeout_propose; the
+// vote timeouts are a third of it). It bounds the pause when a proposer is
+// down. The default is CometBFT's (3 s propose, 1 s votes), made for
+// validators across the internet; validators on one host can use less.
+func WithRoundTimeout(d time.Duration) Option {
+	return func(o *options) { o.roundTimeout = d }
 }
 
 // WithMachine sets the state machine the node drives. The node closes it on
