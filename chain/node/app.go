@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,6 +40,47 @@ type App struct {
 	closed  bool
 	pending int64        // height finalized, not yet committed
 	height  atomic.Int64 // last committed height
+
+	// decoded remembers transactions that passed CheckTx's stateless
+	// checks (decoding, signature), so PrepareProposal and ProcessProposal
+	// do not verify their signatures again.
+	decoded decodedCache
+}
+
+// maxDecoded bounds the decoded cache; it is emptied when full.
+const maxDecoded = 1 << 16
+
+// decodedCache is a set of transaction hashes that decode and verify.
+type decodedCache struct {
+	mu  sync.Mutex
+	set map[[32]byte]struct{}
+}
+
+func (c *decodedCache) add(tx []byte) {
+	h := sha256.Sum256(tx)
+	c.mu.Lock()
+	if c.set == nil || len(c.set) >= maxDecoded {
+		c.set = make(map[[32]byte]struct{}, 1024)
+	}
+	c.set[h] = struct{}{}
+	c.mu.Unlock()
+}
+
+// check reports whether tx decodes and its signature verifies, from the
+// cache or by decoding it.
+func (c *decodedCache) check(tx []byte) error {
+	h := sha256.Sum256(tx)
+	c.mu.Lock()
+	_, ok := c.set[h]
+	c.mu.Unlock()
+	if ok {
+		return nil
+	}
+	if _, err := chain.DecodeTx(tx); err != nil {
+		return err
+	}
+	c.add(tx)
+	return nil
 }
 
 // errClosed answers calls that reach the application after its node stopped.
@@ -120,6 +162,7 @@ func (a *App) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.CheckT
 	if err != nil {
 		return &abci.CheckTxResponse{Code: codeOf(err), Log: err.Error(), Codespace: Codespace}, nil
 	}
+	a.decoded.add(req.Tx)
 	return &abci.CheckTxResponse{Code: abci.CodeTypeOK}, nil
 }
 
@@ -133,7 +176,7 @@ func (a *App) PrepareProposal(_ context.Context, req *abci.PrepareProposalReques
 		if size+int64(len(tx)) > req.MaxTxBytes {
 			break
 		}
-		if _, err := chain.DecodeTx(tx); err != nil || seen[string(tx)] {
+		if a.decoded.check(tx) != nil || seen[string(tx)] {
 			continue
 		}
 		seen[string(tx)] = true
@@ -153,7 +196,7 @@ func (a *App) PrepareProposal(_ context.Context, req *abci.PrepareProposalReques
 func (a *App) ProcessProposal(_ context.Context, req *abci.ProcessProposalRequest) (*abci.ProcessProposalResponse, error) {
 	seen := make(map[string]bool, len(req.Txs))
 	for i, tx := range req.Txs {
-		if _, err := chain.DecodeTx(tx); err != nil {
+		if err := a.decoded.check(tx); err != nil {
 			a.log.Warn("refused proposal", "height", req.Height, "tx", i, "err", err)
 			return &abci.ProcessProposalResponse{Status: abci.PROCESS_PROPOSAL_STATUS_REJECT}, nil
 		}

@@ -14,7 +14,7 @@ import (
 // fixed addresses and the others as persistent peers; any may be stopped
 // and restarted from its disk.
 type testNet struct {
-	t     *testing.T
+	t     testing.TB
 	lead  chain.Key
 	homes []string
 	p2p   []string
@@ -22,7 +22,7 @@ type testNet struct {
 	nodes []*Node
 }
 
-func newTestNet(t *testing.T, validators int) *testNet {
+func newTestNet(t testing.TB, validators int) *testNet {
 	t.Helper()
 	lead, err := chain.GenerateKey()
 	if err != nil {
