@@ -39,7 +39,8 @@ Another machine joins as a full node with the network's genesis file:
 
 The chain's home is --home, else chain.home in the config, else HOME/chain.`,
 	}
-	cmd.AddCommand(newChainInitCmd(app), newChainStartCmd(app), newChainStatusCmd(app))
+	cmd.AddCommand(newChainInitCmd(app), newChainStartCmd(app), newChainStatusCmd(app),
+		newChainValidatorKeyCmd(app), newChainGenesisCmd(app), newChainSetValidatorCmd(app), newChainValidatorsCmd(app))
 	return cmd
 }
 
@@ -69,6 +70,7 @@ type chainInitResult struct {
 
 func newChainInitCmd(app *App) *cobra.Command {
 	var home, storageLead, distributionLead, chainID string
+	var validators int
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create a new network with this node as its one validator",
@@ -101,6 +103,9 @@ network.`,
 			if err := g.Validate(); err != nil {
 				return err
 			}
+			if validators > 1 {
+				return initNetwork(app, home, validators, g, res)
+			}
 			n, err := node.New(home, node.WithGenesis(g), node.WithLogger(app.Log))
 			if err != nil {
 				return err
@@ -126,6 +131,7 @@ network.`,
 	cmd.Flags().StringVar(&storageLead, "storage-lead", "", "storage lead `ACCOUNT` (default: the key under HOME/keys, created if missing)")
 	cmd.Flags().StringVar(&distributionLead, "distribution-lead", "", "distribution lead `ACCOUNT` (default: the key under HOME/keys, created if missing)")
 	cmd.Flags().StringVar(&chainID, "chain-id", "", "chain `ID` that every transaction signs (default \""+chain.DefaultChainID+"\")")
+	cmd.Flags().IntVar(&validators, "validators", 1, "number of validators: above 1, makes `N` validator homes under --home (validator-0 …) sharing one genesis, and prints how to start each")
 	return cmd
 }
 
