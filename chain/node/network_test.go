@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/chain/verify"
 )
 
 // testNet is a network of validators in one process, each with its home,
@@ -238,6 +239,21 @@ func TestValidatorSetChangesByGovernance(t *testing.T) {
 		t.Fatal("ValidatorKey differs from the identity made in the home")
 	}
 	c := tn.client(0)
+	// A client that trusts only the genesis validators reads through the
+	// fifth node (a full node) before and after the set changes.
+	trust, err := verify.TrustGenesisFile(GenesisPath(tn.homes[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vt, err := verify.New(ctx, fifth.Transport(), trust, verify.WithEndpoint("fifth"), verify.WithLogger(testLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proven := chain.NewClient(vt)
+	before := newMember(t, proven, "before")
+	if m, err := proven.Member(ctx, before); err != nil || m.Handle != "before" {
+		t.Fatalf("proven read before the change: %+v, %v", m, err)
+	}
 	stranger, _ := chain.GenerateKey()
 	if _, err := c.Submit(ctx, stranger, chain.MsgSetValidator{PubKey: id.PubKey, Power: 10}); !errors.Is(err, chain.ErrUnauthorized) {
 		t.Fatalf("a stranger set a validator: %v", err)
@@ -279,6 +295,11 @@ func TestValidatorSetChangesByGovernance(t *testing.T) {
 	}
 	if len(vals) != 4 || !keys[id.PubKey.String()] || keys[tn.ids[0].PubKey.String()] {
 		t.Fatalf("validators in state = %+v", vals)
+	}
+	// Headers signed by the new set verify from the genesis set's trust.
+	afterChange := newMember(t, proven, "after change")
+	if m, err := proven.Member(ctx, afterChange); err != nil || m.Handle != "after change" {
+		t.Fatalf("proven read after the change: %+v, %v", m, err)
 	}
 	// With node 0 gone, 4 of the 4 validators remain: blocks go on, and
 	// with one more down (3 of 4, above 2/3) too.
