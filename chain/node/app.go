@@ -18,7 +18,7 @@ import (
 // AppVersion is the application protocol version reported to CometBFT and
 // written into new genesis files. Raise it when the state machine's rules
 // change in a way that needs a coordinated upgrade.
-const AppVersion uint64 = 1
+const AppVersion uint64 = 2
 
 // Codespace names Satchel's result codes in ABCI responses.
 const Codespace = "satchel"
