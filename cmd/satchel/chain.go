@@ -40,7 +40,8 @@ Another machine joins as a full node with the network's genesis file:
 The chain's home is --home, else chain.home in the config, else HOME/chain.`,
 	}
 	cmd.AddCommand(newChainInitCmd(app), newChainStartCmd(app), newChainStatusCmd(app),
-		newChainValidatorKeyCmd(app), newChainGenesisCmd(app), newChainSetValidatorCmd(app), newChainValidatorsCmd(app))
+		newChainValidatorKeyCmd(app), newChainGenesisCmd(app), newChainSetValidatorCmd(app), newChainValidatorsCmd(app),
+		newChainAPICmd(app))
 	return cmd
 }
 
