@@ -32,6 +32,10 @@ func newChainCmd(app *App) *cobra.Command {
   satchel chain init     creates a new network: this node is its one validator
   satchel chain start    runs the node until Ctrl-C
   satchel chain status   asks the node at chain.rpc for its height and app hash
+  satchel chain init --validators N   a network of N validators on this machine
+  satchel chain validator-key / genesis   the genesis ceremony across machines
+  satchel chain set-validator   change the validator set (storage lead)
+  satchel chain api      HTTP/JSON query API, every answer proven
 
 Another machine joins as a full node with the network's genesis file:
 
