@@ -45,6 +45,8 @@ type App struct {
 	// checks (decoding, signature), so PrepareProposal and ProcessProposal
 	// do not verify their signatures again.
 	decoded decodedCache
+
+	snaps snapshots
 }
 
 // maxDecoded bounds the decoded cache; it is emptied when full.
@@ -260,6 +262,9 @@ func (a *App) Commit(context.Context, *abci.CommitRequest) (*abci.CommitResponse
 		return nil, fmt.Errorf("commit: %w", err)
 	}
 	a.height.Store(a.pending)
+	if sn, ok := a.m.(snapshotter); ok {
+		a.snaps.maybeTake(sn, a.pending, a.log)
+	}
 	return &abci.CommitResponse{RetainHeight: 0}, nil
 }
 
@@ -305,5 +310,6 @@ func (a *App) close() error {
 		return nil
 	}
 	a.closed = true
+	a.snaps.wg.Wait()
 	return a.m.Close()
 }

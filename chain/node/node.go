@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -164,6 +165,18 @@ func makeConfig(home string, o options) (*cmtcfg.Config, error) {
 		cfg.Consensus.TimeoutPrecommitDelta = o.roundTimeout / 6
 	}
 
+	if ss := o.stateSync; ss != nil {
+		cfg.StateSync.Enable = true
+		cfg.StateSync.RPCServers = ss.RPCServers
+		if len(ss.RPCServers) == 1 {
+			// CometBFT wants a witness besides the primary; with one
+			// server the light client checks it against itself.
+			cfg.StateSync.RPCServers = []string{ss.RPCServers[0], ss.RPCServers[0]}
+		}
+		cfg.StateSync.TrustHeight = ss.TrustHeight
+		cfg.StateSync.TrustHash = hex.EncodeToString(ss.TrustHash)
+		cfg.StateSync.DiscoveryTime = 5 * time.Second
+	}
 	cfg.Instrumentation.Prometheus = false
 	cfg.Storage.DiscardABCIResponses = false // BlockEvents reads them
 	// No transaction index: transports find transactions in blocks, and
@@ -295,6 +308,7 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 	}
 	app := NewApp(m, n.o.log)
+	app.snaps.interval = n.o.snapshots
 	cmtNode, err := nm.NewNode(ctx, n.cfg, n.pv, n.nodeKey,
 		proxy.NewConnSyncLocalClientCreator(app),
 		nm.DefaultGenesisDocProviderFunc(n.cfg),
