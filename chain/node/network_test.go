@@ -250,6 +250,10 @@ func TestValidatorSetChangesByGovernance(t *testing.T) {
 		t.Fatal(err)
 	}
 	proven := chain.NewClient(vt)
+	eventually(ctx, t, "the fifth node catches up", func() (bool, error) {
+		st, err := fifth.Status(ctx)
+		return err == nil && !st.CatchingUp, err
+	})
 	before := newMember(t, proven, "before")
 	if m, err := proven.Member(ctx, before); err != nil || m.Handle != "before" {
 		t.Fatalf("proven read before the change: %+v, %v", m, err)
