@@ -427,14 +427,18 @@ func (n *Node) IsValidator() bool {
 
 // Status is what a node reports about itself.
 type Status struct {
-	NodeID     string    `json:"nodeId"`
-	ChainID    string    `json:"chainId"`
-	Height     int64     `json:"height"`
-	AppHash    string    `json:"appHash"` // hex, after the block at Height
-	BlockTime  time.Time `json:"blockTime"`
-	CatchingUp bool      `json:"catchingUp"`
-	Validator  bool      `json:"validator"`
-	P2PAddress string    `json:"p2pAddress"`
+	NodeID    string    `json:"nodeId"`
+	ChainID   string    `json:"chainId"`
+	Height    int64     `json:"height"`
+	AppHash   string    `json:"appHash"` // hex, after the block at Height
+	BlockTime time.Time `json:"blockTime"`
+	// LatestBlockHeight and LatestBlockHash name the latest block in the
+	// node's store: what a joining node trusts for state sync.
+	LatestBlockHeight int64  `json:"latestBlockHeight"`
+	LatestBlockHash   string `json:"latestBlockHash"`
+	CatchingUp        bool   `json:"catchingUp"`
+	Validator         bool   `json:"validator"`
+	P2PAddress        string `json:"p2pAddress"`
 }
 
 // Status returns the running node's status.
@@ -473,14 +477,16 @@ func status(ctx context.Context, c statusClient) (Status, error) {
 		return Status{}, fmt.Errorf("chain node info: %w", err)
 	}
 	return Status{
-		NodeID:     string(st.NodeInfo.DefaultNodeID),
-		ChainID:    st.NodeInfo.Network,
-		Height:     info.Response.LastBlockHeight,
-		AppHash:    fmt.Sprintf("%X", info.Response.LastBlockAppHash),
-		BlockTime:  st.SyncInfo.LatestBlockTime,
-		CatchingUp: st.SyncInfo.CatchingUp,
-		Validator:  st.ValidatorInfo.VotingPower > 0,
-		P2PAddress: p2p.IDAddressString(st.NodeInfo.DefaultNodeID, strings.TrimPrefix(st.NodeInfo.ListenAddr, "tcp://")),
+		NodeID:            string(st.NodeInfo.DefaultNodeID),
+		ChainID:           st.NodeInfo.Network,
+		Height:            info.Response.LastBlockHeight,
+		AppHash:           fmt.Sprintf("%X", info.Response.LastBlockAppHash),
+		BlockTime:         st.SyncInfo.LatestBlockTime,
+		LatestBlockHeight: st.SyncInfo.LatestBlockHeight,
+		LatestBlockHash:   st.SyncInfo.LatestBlockHash.String(),
+		CatchingUp:        st.SyncInfo.CatchingUp,
+		Validator:         st.ValidatorInfo.VotingPower > 0,
+		P2PAddress:        p2p.IDAddressString(st.NodeInfo.DefaultNodeID, strings.TrimPrefix(st.NodeInfo.ListenAddr, "tcp://")),
 	}, nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -182,6 +183,9 @@ func newChainStartCmd(app *App) *cobra.Command {
 		home, rpcAddr, p2pAddr, genesis string
 		join                            []string
 		blockInterval, emptyBlocks      time.Duration
+		snapshotInterval, trustHeight   int64
+		syncRPC                         []string
+		trustHash                       string
 	)
 	cmd := &cobra.Command{
 		Use:   "start",
@@ -225,6 +229,16 @@ peer (another node's P2P address, ID@HOST:PORT, printed by its start):
 			if genesis != "" {
 				opts = append(opts, node.WithGenesisDoc(genesis))
 			}
+			if snapshotInterval > 0 {
+				opts = append(opts, node.WithSnapshotInterval(snapshotInterval))
+			}
+			if len(syncRPC) > 0 {
+				hash, err := hex.DecodeString(trustHash)
+				if err != nil || len(hash) != 32 || trustHeight <= 0 {
+					return fmt.Errorf("--state-sync needs --trust-height H and --trust-hash (the 64-hex-character hash of block H, from a node you trust)")
+				}
+				opts = append(opts, node.WithStateSync(node.StateSync{RPCServers: syncRPC, TrustHeight: trustHeight, TrustHash: hash}))
+			}
 			n, err := node.New(home, opts...)
 			if err != nil {
 				return err
@@ -244,6 +258,10 @@ peer (another node's P2P address, ID@HOST:PORT, printed by its start):
 	f.StringVar(&genesis, "genesis", "", "genesis `FILE` of the network to join (copied into the home)")
 	f.DurationVar(&blockInterval, "block-interval", node.DefaultBlockInterval, "pause after each block")
 	f.DurationVar(&emptyBlocks, "empty-block-interval", node.DefaultEmptyBlockInterval, "how often an idle chain makes an empty block (0: every block interval)")
+	f.Int64Var(&snapshotInterval, "snapshot-interval", 0, "keep a state snapshot every `N` blocks for nodes joining by state sync (0: none)")
+	f.StringSliceVar(&syncRPC, "state-sync", nil, "join by state sync from these RPC `URL`s (an empty home only; needs --trust-height and --trust-hash)")
+	f.Int64Var(&trustHeight, "trust-height", 0, "state sync: `HEIGHT` of a block you trust")
+	f.StringVar(&trustHash, "trust-hash", "", "state sync: `HASH` (hex) of the block at --trust-height")
 	return cmd
 }
 
@@ -333,6 +351,7 @@ func newChainStatusCmd(app *App) *cobra.Command {
 					{"height", fmt.Sprint(st.Height)},
 					{"app hash", st.AppHash},
 					{"block time", st.BlockTime.UTC().Format(time.RFC3339Nano)},
+					{"latest block", fmt.Sprintf("%d %s", st.LatestBlockHeight, st.LatestBlockHash)},
 					{"node ID", st.NodeID},
 					{"p2p", st.P2PAddress},
 					{"validator", yesNo(st.Validator)},
