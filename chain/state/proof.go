@@ -71,6 +71,10 @@ type ProvenScan struct {
 	Next   []byte   `json:"next,omitempty"`
 }
 
+// MaxProvenEntries bounds the entries one proven query may read: each
+// carries a proof of about 1.5 KiB. Lists above it are read page by page.
+const MaxProvenEntries = 10_000
+
 // scanID names a range read.
 type scanID struct {
 	prefix, after string
@@ -84,6 +88,8 @@ type recorder struct {
 	scans map[scanID]bool
 	order []scanID
 	keys  []string
+	// entries counts what scans returned, for MaxProvenEntries.
+	entries int
 }
 
 func newRecorder(r reader) *recorder {
@@ -109,7 +115,12 @@ func (c *recorder) scanPage(prefix, after string, limit int) ([]kv, bool, error)
 		c.scans[id] = true
 		c.order = append(c.order, id)
 	}
-	return c.r.scanPage(prefix, after, limit)
+	out, more, err := c.r.scanPage(prefix, after, limit)
+	c.entries += len(out)
+	if err == nil && c.entries > MaxProvenEntries {
+		err = chain.Errorf(chain.ErrInvalid, "the query reads more than %d entries, too many to prove at once; use the paged query", MaxProvenEntries)
+	}
+	return out, more, err
 }
 
 // queryProven answers chain.QueryProven: it runs the query at the committed
@@ -141,6 +152,9 @@ func (m *Machine) queryProven(data []byte) ([]byte, error) {
 	rec := newRecorder(treeReader{t: t})
 	if _, err := query(rec, height, hash, req.Path, req.Data); err != nil && chain.CodeOf(err) == chain.CodeInternal {
 		return nil, errInternal(err)
+	}
+	if rec.entries > MaxProvenEntries {
+		return nil, chain.Errorf(chain.ErrInvalid, "proven %s reads more than %d entries; use the paged query", req.Path, MaxProvenEntries)
 	}
 	w, err := witness(t, rec, req, height)
 	if err != nil {

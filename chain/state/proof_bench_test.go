@@ -17,7 +17,7 @@ import (
 // fillObjects writes n objects of bag straight into m's state (as a
 // committed block would, indexes included), batch objects per block,
 // bypassing transaction execution so a large state builds quickly.
-func fillObjects(b *testing.B, m *Machine, bag chain.BagID, first, n, batch int) {
+func fillObjects(b testing.TB, m *Machine, bag chain.BagID, first, n, batch int) {
 	b.Helper()
 	for done := 0; done < n; {
 		m.mu.Lock()
@@ -46,7 +46,7 @@ func fillObjects(b *testing.B, m *Machine, bag chain.BagID, first, n, batch int)
 	}
 }
 
-func benchMachine(b *testing.B) (*Machine, chain.BagID) {
+func benchMachine(b testing.TB) (*Machine, chain.BagID) {
 	b.Helper()
 	m, err := New(b.TempDir(), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {

@@ -197,3 +197,20 @@ func TestProvenQueryRefusesTampering(t *testing.T) {
 		t.Fatalf("VerifyWitness against a wrong app hash = %v; want ErrBadProof", err)
 	}
 }
+
+func TestProvenQueryIsBounded(t *testing.T) {
+	m, bag := benchMachine(t)
+	fillObjects(t, m, bag, 0, MaxProvenEntries+1, MaxProvenEntries+1)
+	height, _, _ := m.Info()
+	data, _ := json.Marshal(bag)
+	req, _ := json.Marshal(chain.ProvenQuery{Path: chain.QueryObjects, Data: data, MinHeight: height})
+	if _, err := m.Query(chain.QueryProven, req); !errors.Is(err, chain.ErrInvalid) {
+		t.Fatalf("proven list of %d objects: %v; want ErrInvalid", MaxProvenEntries+1, err)
+	}
+	// Page by page it is proven.
+	w := proven(t, m, chain.QueryObjectsPage, chain.BagObjectsRequest{Bag: bag, PageRequest: chain.PageRequest{Limit: chain.MaxPageLimit}})
+	_, hash, _ := m.Info()
+	if _, err := VerifyWitness(w, hash); err != nil {
+		t.Fatal(err)
+	}
+}
