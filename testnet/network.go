@@ -64,6 +64,10 @@ type Config struct {
 	// run against the network (e.g. "127.0.0.1:26657"). Empty turns the RPC
 	// off: the network's own parts use the in-process transport.
 	ChainRPCAddr string
+	// Validators is the number of chain validators, each a node in this
+	// process (default 1); above 1 the network keeps going with fewer than
+	// a third of them stopped (Network.StopValidator).
+	Validators int
 	// BlockInterval is the chain's pause after each block (default
 	// node.DefaultBlockInterval).
 	BlockInterval time.Duration
@@ -104,8 +108,9 @@ type Network struct {
 	Channel  chain.ChannelID
 	Bag      chain.BagID
 
-	cfg       Config
-	log       *slog.Logger
+	cfg        Config
+	log        *slog.Logger
+	validators []*node.Node
 	providers []*Provider
 	closeOnce sync.Once
 
@@ -195,13 +200,21 @@ func Start(ctx context.Context, dir string, cfg Config) (_ *Network, err error) 
 	if cfg.BlockInterval > 0 {
 		opts = append(opts, node.WithBlockInterval(cfg.BlockInterval))
 	}
-	n.Chain, err = node.New(chainHome, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("testnet: chain: %w", err)
-	}
-	if err := n.Chain.Start(ctx); err != nil {
-		n.Chain = nil
-		return nil, fmt.Errorf("testnet: start chain: %w", err)
+	if cfg.Validators > 1 {
+		g := chain.DefaultGenesis(k.storageLead.Account(), k.distributionLead.Account())
+		if n.validators, err = startValidators(ctx, chainHome, cfg, g); err != nil {
+			return nil, err
+		}
+		n.Chain = n.validators[0]
+	} else {
+		n.Chain, err = node.New(chainHome, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("testnet: chain: %w", err)
+		}
+		if err := n.Chain.Start(ctx); err != nil {
+			n.Chain = nil
+			return nil, fmt.Errorf("testnet: start chain: %w", err)
+		}
 	}
 	n.Client = chain.NewClient(n.Chain.Transport())
 
@@ -377,6 +390,13 @@ func (n *Network) Close() error {
 			n.client = nil
 		}
 		n.clientMu.Unlock()
+		for i, v := range n.validators[min(1, len(n.validators)):] {
+			if v != nil {
+				if err := v.Stop(); err != nil {
+					errs = append(errs, fmt.Errorf("testnet: stop validator %d: %w", i+1, err))
+				}
+			}
+		}
 		if n.Chain != nil {
 			if err := n.Chain.Stop(); err != nil {
 				errs = append(errs, fmt.Errorf("testnet: stop chain: %w", err))
