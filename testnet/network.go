@@ -111,8 +111,8 @@ type Network struct {
 	cfg        Config
 	log        *slog.Logger
 	validators []*node.Node
-	providers []*Provider
-	closeOnce sync.Once
+	providers  []*Provider
+	closeOnce  sync.Once
 
 	clientMu sync.Mutex
 	client   *p2p.Host
