@@ -207,6 +207,9 @@ func Start(ctx context.Context, dir string, cfg Config) (_ *Network, err error) 
 		}
 		n.Chain = n.validators[0]
 	} else {
+		if _, err := os.Stat(filepath.Join(chainHome, "validator-0")); err == nil {
+			return nil, fmt.Errorf("testnet: %s holds a chain of several validators; start it with as many or use another directory", chainHome)
+		}
 		n.Chain, err = node.New(chainHome, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("testnet: chain: %w", err)

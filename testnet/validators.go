@@ -25,6 +25,12 @@ func startValidators(ctx context.Context, chainHome string, cfg Config, g chain.
 	for i := range homes {
 		homes[i] = filepath.Join(chainHome, fmt.Sprintf("validator-%d", i))
 	}
+	if _, err := os.Stat(node.GenesisPath(chainHome)); err == nil {
+		return nil, fmt.Errorf("testnet: %s holds a chain of one validator; start it without validators or use another directory", chainHome)
+	}
+	if _, err := os.Stat(filepath.Join(chainHome, fmt.Sprintf("validator-%d", cfg.Validators))); err == nil {
+		return nil, fmt.Errorf("testnet: %s holds a chain of more than %d validators; start it with as many or use another directory", chainHome, cfg.Validators)
+	}
 	if _, err := os.Stat(node.GenesisPath(homes[0])); err != nil {
 		if _, err := node.NewNetwork(homes, g); err != nil {
 			return nil, err
