@@ -290,9 +290,10 @@ func (c *Client) Bag(ctx context.Context, id BagID) (Bag, error) {
 	return query[Bag](ctx, c, QueryBag, id)
 }
 
-// Bags returns every bag, ordered by ID.
+// Bags returns every bag, ordered by ID, reading them page by page (see
+// All).
 func (c *Client) Bags(ctx context.Context) ([]Bag, error) {
-	return query[[]Bag](ctx, c, QueryBags, nil)
+	return All(ctx, c.BagsPage)
 }
 
 // StorageBucket returns a storage bucket with its bags.
@@ -325,9 +326,12 @@ func (c *Client) DataObject(ctx context.Context, bag BagID, id ObjectID) (DataOb
 	return query[DataObject](ctx, c, QueryObject, ObjectRef{Bag: bag, ID: id})
 }
 
-// Objects returns every data object of a bag, by ID.
+// Objects returns every data object of a bag, by ID, reading them page by
+// page (see All). An unknown bag is ErrBagNotFound.
 func (c *Client) Objects(ctx context.Context, bag BagID) ([]DataObject, error) {
-	return query[[]DataObject](ctx, c, QueryObjects, bag)
+	return All(ctx, func(ctx context.Context, p PageRequest) (Page[DataObject], error) {
+		return c.ObjectsPage(ctx, bag, p)
+	})
 }
 
 // Member returns a member.

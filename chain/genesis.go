@@ -44,6 +44,9 @@ type Genesis struct {
 	UploadingBlocked bool               `json:"uploadingBlocked"`
 	Policies         []DynamicBagPolicy `json:"policies"`
 	Blacklist        []string           `json:"blacklist,omitempty"`
+	// Validators is the genesis validator set. The node fills it from the
+	// network's genesis file (CometBFT's validators), not from app_state.
+	Validators []Validator `json:"validators,omitempty"`
 }
 
 // DefaultGenesis returns a genesis with the default chain ID and limits.

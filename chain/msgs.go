@@ -49,6 +49,7 @@ func AllMsgs() []Msg {
 		MsgRemoveDistributionBucketOperator{}, MsgAcceptDistributionBucketInvitation{},
 		MsgSetDistributionOperatorMetadata{},
 		MsgRegisterDataObjects{}, MsgDeleteDataObjects{},
+		MsgSetValidator{},
 	}
 }
 

@@ -39,7 +39,24 @@ const (
 	QueryWorkers = "/workers"
 	// QueryWorker: WorkerRef → Worker.
 	QueryWorker = "/worker"
+	// QueryProven: ProvenQuery → the JSON of a state.Witness: every read
+	// the query made at the committed height, with proofs against that
+	// height's app hash. A verifier checks them against a header the
+	// validators signed and answers the query from the proven reads alone
+	// (package chain/verify).
+	QueryProven = "/proven"
 )
+
+// ProvenQuery asks for a query's answer with proofs (the QueryProven
+// argument): Path and Data are those of the plain query. The node answers
+// at the height before its last committed one (whose app hash is in the
+// last signed header), or at its last when MinHeight asks for it (the
+// header then follows with the next block).
+type ProvenQuery struct {
+	Path      string `json:"path"`
+	Data      []byte `json:"data,omitempty"`
+	MinHeight int64  `json:"minHeight,omitempty"`
+}
 
 // ObjectRef names a data object in a bag (the QueryObject argument).
 type ObjectRef struct {

@@ -66,6 +66,10 @@ type Config struct {
 	// run against the network (e.g. "127.0.0.1:26657"). Empty turns the RPC
 	// off: the network's own parts use the in-process transport.
 	ChainRPCAddr string
+	// Validators is the number of chain validators, each a node in this
+	// process (default 1); above 1 the network keeps going with fewer than
+	// a third of them stopped (Network.StopValidator).
+	Validators int
 	// BlockInterval is the chain's pause after each block (default
 	// node.DefaultBlockInterval).
 	BlockInterval time.Duration
@@ -112,10 +116,11 @@ type Network struct {
 	Channel  chain.ChannelID
 	Bag      chain.BagID
 
-	cfg       Config
-	log       *slog.Logger
-	providers []*Provider
-	closeOnce sync.Once
+	cfg        Config
+	log        *slog.Logger
+	validators []*node.Node
+	providers  []*Provider
+	closeOnce  sync.Once
 
 	clientMu sync.Mutex
 	client   *p2p.Host
@@ -207,13 +212,24 @@ func Start(ctx context.Context, dir string, cfg Config) (_ *Network, err error) 
 	if cfg.BlockInterval > 0 {
 		opts = append(opts, node.WithBlockInterval(cfg.BlockInterval))
 	}
-	n.Chain, err = node.New(chainHome, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("testnet: chain: %w", err)
-	}
-	if err := n.Chain.Start(ctx); err != nil {
-		n.Chain = nil
-		return nil, fmt.Errorf("testnet: start chain: %w", err)
+	if cfg.Validators > 1 {
+		g := chain.DefaultGenesis(k.storageLead.Account(), k.distributionLead.Account())
+		if n.validators, err = startValidators(ctx, chainHome, cfg, g); err != nil {
+			return nil, err
+		}
+		n.Chain = n.validators[0]
+	} else {
+		if _, err := os.Stat(filepath.Join(chainHome, "validator-0")); err == nil {
+			return nil, fmt.Errorf("testnet: %s holds a chain of several validators; start it with as many or use another directory", chainHome)
+		}
+		n.Chain, err = node.New(chainHome, opts...)
+		if err != nil {
+			return nil, fmt.Errorf("testnet: chain: %w", err)
+		}
+		if err := n.Chain.Start(ctx); err != nil {
+			n.Chain = nil
+			return nil, fmt.Errorf("testnet: start chain: %w", err)
+		}
 	}
 	n.Client = chain.NewClient(n.Chain.Transport())
 
@@ -390,6 +406,13 @@ func (n *Network) Close() error {
 			n.client = nil
 		}
 		n.clientMu.Unlock()
+		for i, v := range n.validators[min(1, len(n.validators)):] {
+			if v != nil {
+				if err := v.Stop(); err != nil {
+					errs = append(errs, fmt.Errorf("testnet: stop validator %d: %w", i+1, err))
+				}
+			}
+		}
 		if n.Chain != nil {
 			if err := n.Chain.Stop(); err != nil {
 				errs = append(errs, fmt.Errorf("testnet: stop chain: %w", err))

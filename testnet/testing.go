@@ -29,6 +29,10 @@ type Option func(*Config)
 // Providers sets the number of storage providers (default 3).
 func Providers(n int) Option { return func(c *Config) { c.Providers = n } }
 
+// Validators sets the number of chain validators (each a node in this
+// process).
+func Validators(n int) Option { return func(c *Config) { c.Validators = n } }
+
 // ProviderOptions adds options to every provider's provider.New call.
 func ProviderOptions(opts ...provider.Option) Option {
 	return func(c *Config) { c.ProviderOptions = append(c.ProviderOptions, opts...) }

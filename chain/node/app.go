@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,7 +18,7 @@ import (
 // AppVersion is the application protocol version reported to CometBFT and
 // written into new genesis files. Raise it when the state machine's rules
 // change in a way that needs a coordinated upgrade.
-const AppVersion uint64 = 1
+const AppVersion uint64 = 2
 
 // Codespace names Satchel's result codes in ABCI responses.
 const Codespace = "satchel"
@@ -39,6 +40,49 @@ type App struct {
 	closed  bool
 	pending int64        // height finalized, not yet committed
 	height  atomic.Int64 // last committed height
+
+	// decoded remembers transactions that passed CheckTx's stateless
+	// checks (decoding, signature), so PrepareProposal and ProcessProposal
+	// do not verify their signatures again.
+	decoded decodedCache
+
+	snaps snapshots
+}
+
+// maxDecoded bounds the decoded cache; it is emptied when full.
+const maxDecoded = 1 << 16
+
+// decodedCache is a set of transaction hashes that decode and verify.
+type decodedCache struct {
+	mu  sync.Mutex
+	set map[[32]byte]struct{}
+}
+
+func (c *decodedCache) add(tx []byte) {
+	h := sha256.Sum256(tx)
+	c.mu.Lock()
+	if c.set == nil || len(c.set) >= maxDecoded {
+		c.set = make(map[[32]byte]struct{}, 1024)
+	}
+	c.set[h] = struct{}{}
+	c.mu.Unlock()
+}
+
+// check reports whether tx decodes and its signature verifies, from the
+// cache or by decoding it.
+func (c *decodedCache) check(tx []byte) error {
+	h := sha256.Sum256(tx)
+	c.mu.Lock()
+	_, ok := c.set[h]
+	c.mu.Unlock()
+	if ok {
+		return nil
+	}
+	if _, err := chain.DecodeTx(tx); err != nil {
+		return err
+	}
+	c.add(tx)
+	return nil
 }
 
 // errClosed answers calls that reach the application after its node stopped.
@@ -87,6 +131,11 @@ func (a *App) InitChain(_ context.Context, req *abci.InitChainRequest) (*abci.In
 	if err := json.Unmarshal(req.AppStateBytes, &g); err != nil {
 		return nil, fmt.Errorf("genesis app_state is not a chain.Genesis: %w", err)
 	}
+	vals, err := genesisValidators(req.Validators)
+	if err != nil {
+		return nil, err
+	}
+	g.Validators = vals
 	if g.ChainID != req.ChainId {
 		return nil, fmt.Errorf("genesis app_state chainId %q differs from the network's chain_id %q; transactions sign the chain ID, so they must agree", g.ChainID, req.ChainId)
 	}
@@ -115,27 +164,50 @@ func (a *App) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.CheckT
 	if err != nil {
 		return &abci.CheckTxResponse{Code: codeOf(err), Log: err.Error(), Codespace: Codespace}, nil
 	}
+	a.decoded.add(req.Tx)
 	return &abci.CheckTxResponse{Code: abci.CodeTypeOK}, nil
 }
 
 // PrepareProposal proposes the mempool's transactions in order, as many as
-// fit in MaxTxBytes.
+// fit in MaxTxBytes, leaving out any that ProcessProposal would refuse.
 func (a *App) PrepareProposal(_ context.Context, req *abci.PrepareProposalRequest) (*abci.PrepareProposalResponse, error) {
 	txs := make([][]byte, 0, len(req.Txs))
+	seen := make(map[string]bool, len(req.Txs))
 	var size int64
 	for _, tx := range req.Txs {
-		size += int64(len(tx))
-		if size > req.MaxTxBytes {
+		if size+int64(len(tx)) > req.MaxTxBytes {
 			break
 		}
+		if a.decoded.check(tx) != nil || seen[string(tx)] {
+			continue
+		}
+		seen[string(tx)] = true
+		size += int64(len(tx))
 		txs = append(txs, tx)
 	}
 	return &abci.PrepareProposalResponse{Txs: txs}, nil
 }
 
-// ProcessProposal accepts every proposal: a transaction that fails is
-// recorded as failed by FinalizeBlock, which keeps the block valid.
-func (a *App) ProcessProposal(context.Context, *abci.ProcessProposalRequest) (*abci.ProcessProposalResponse, error) {
+// ProcessProposal refuses a proposal with a transaction that can never
+// execute — one that does not decode, is not canonical, or whose signature
+// does not verify — or with the same transaction twice: an honest proposer
+// (PrepareProposal) never makes one. What depends on state (nonces, roles,
+// rules) is left to FinalizeBlock, which records a failing transaction as
+// failed and keeps the block valid: every validator must reach the same
+// verdict here, and state checks before execution could differ.
+func (a *App) ProcessProposal(_ context.Context, req *abci.ProcessProposalRequest) (*abci.ProcessProposalResponse, error) {
+	seen := make(map[string]bool, len(req.Txs))
+	for i, tx := range req.Txs {
+		if err := a.decoded.check(tx); err != nil {
+			a.log.Warn("refused proposal", "height", req.Height, "tx", i, "err", err)
+			return &abci.ProcessProposalResponse{Status: abci.PROCESS_PROPOSAL_STATUS_REJECT}, nil
+		}
+		if seen[string(tx)] {
+			a.log.Warn("refused proposal", "height", req.Height, "tx", i, "err", "duplicate transaction")
+			return &abci.ProcessProposalResponse{Status: abci.PROCESS_PROPOSAL_STATUS_REJECT}, nil
+		}
+		seen[string(tx)] = true
+	}
 	return &abci.ProcessProposalResponse{Status: abci.PROCESS_PROPOSAL_STATUS_ACCEPT}, nil
 }
 
@@ -174,12 +246,16 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 		}
 		out[i] = res
 	}
+	updates, err := validatorUpdates(results)
+	if err != nil {
+		return nil, fmt.Errorf("finalize block %d: %w", req.Height, err)
+	}
 	a.log.Debug("finalize block", "height", req.Height, "txs", len(req.Txs), "appHash", fmt.Sprintf("%X", hash))
 	evs, err := encodeEvents(blockEvents)
 	if err != nil {
 		return nil, fmt.Errorf("finalize block %d: %w", req.Height, err)
 	}
-	return &abci.FinalizeBlockResponse{TxResults: out, AppHash: hash, Events: evs}, nil
+	return &abci.FinalizeBlockResponse{TxResults: out, AppHash: hash, Events: evs, ValidatorUpdates: updates}, nil
 }
 
 // Commit makes the finalized block durable in the machine. Blocks are never
@@ -194,6 +270,9 @@ func (a *App) Commit(context.Context, *abci.CommitRequest) (*abci.CommitResponse
 		return nil, fmt.Errorf("commit: %w", err)
 	}
 	a.height.Store(a.pending)
+	if sn, ok := a.m.(snapshotter); ok {
+		a.snaps.maybeTake(sn, a.pending, a.log)
+	}
 	return &abci.CommitResponse{RetainHeight: 0}, nil
 }
 
@@ -239,5 +318,6 @@ func (a *App) close() error {
 		return nil
 	}
 	a.closed = true
+	a.snaps.wg.Wait()
 	return a.m.Close()
 }

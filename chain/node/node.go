@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -156,7 +157,27 @@ func makeConfig(home string, o options) (*cmtcfg.Config, error) {
 	// nothing to send. CometBFT's default (100 ms, made for 1 s blocks) lets
 	// full nodes fall further behind with every 100 ms block.
 	cfg.Consensus.PeerGossipSleepDuration = gossipSleep(o.blockInterval)
+	if o.roundTimeout > 0 {
+		cfg.Consensus.TimeoutPropose = o.roundTimeout
+		cfg.Consensus.TimeoutProposeDelta = o.roundTimeout / 6
+		cfg.Consensus.TimeoutPrevote = o.roundTimeout / 3
+		cfg.Consensus.TimeoutPrevoteDelta = o.roundTimeout / 6
+		cfg.Consensus.TimeoutPrecommit = o.roundTimeout / 3
+		cfg.Consensus.TimeoutPrecommitDelta = o.roundTimeout / 6
+	}
 
+	if ss := o.stateSync; ss != nil {
+		cfg.StateSync.Enable = true
+		cfg.StateSync.RPCServers = ss.RPCServers
+		if len(ss.RPCServers) == 1 {
+			// CometBFT wants a witness besides the primary; with one
+			// server the light client checks it against itself.
+			cfg.StateSync.RPCServers = []string{ss.RPCServers[0], ss.RPCServers[0]}
+		}
+		cfg.StateSync.TrustHeight = ss.TrustHeight
+		cfg.StateSync.TrustHash = hex.EncodeToString(ss.TrustHash)
+		cfg.StateSync.DiscoveryTime = 5 * time.Second
+	}
 	cfg.Instrumentation.Prometheus = false
 	cfg.Storage.DiscardABCIResponses = false // BlockEvents reads them
 	// No transaction index: transports find transactions in blocks, and
@@ -288,6 +309,7 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 	}
 	app := NewApp(m, n.o.log)
+	app.snaps.interval = n.o.snapshots
 	cmtNode, err := nm.NewNode(ctx, n.cfg, n.pv, n.nodeKey,
 		proxy.NewConnSyncLocalClientCreator(app),
 		nm.DefaultGenesisDocProviderFunc(n.cfg),
@@ -406,14 +428,18 @@ func (n *Node) IsValidator() bool {
 
 // Status is what a node reports about itself.
 type Status struct {
-	NodeID     string    `json:"nodeId"`
-	ChainID    string    `json:"chainId"`
-	Height     int64     `json:"height"`
-	AppHash    string    `json:"appHash"` // hex, after the block at Height
-	BlockTime  time.Time `json:"blockTime"`
-	CatchingUp bool      `json:"catchingUp"`
-	Validator  bool      `json:"validator"`
-	P2PAddress string    `json:"p2pAddress"`
+	NodeID    string    `json:"nodeId"`
+	ChainID   string    `json:"chainId"`
+	Height    int64     `json:"height"`
+	AppHash   string    `json:"appHash"` // hex, after the block at Height
+	BlockTime time.Time `json:"blockTime"`
+	// LatestBlockHeight and LatestBlockHash name the latest block in the
+	// node's store: what a joining node trusts for state sync.
+	LatestBlockHeight int64  `json:"latestBlockHeight"`
+	LatestBlockHash   string `json:"latestBlockHash"`
+	CatchingUp        bool   `json:"catchingUp"`
+	Validator         bool   `json:"validator"`
+	P2PAddress        string `json:"p2pAddress"`
 }
 
 // Status returns the running node's status.
@@ -452,14 +478,16 @@ func status(ctx context.Context, c statusClient) (Status, error) {
 		return Status{}, fmt.Errorf("chain node info: %w", err)
 	}
 	return Status{
-		NodeID:     string(st.NodeInfo.DefaultNodeID),
-		ChainID:    st.NodeInfo.Network,
-		Height:     info.Response.LastBlockHeight,
-		AppHash:    fmt.Sprintf("%X", info.Response.LastBlockAppHash),
-		BlockTime:  st.SyncInfo.LatestBlockTime,
-		CatchingUp: st.SyncInfo.CatchingUp,
-		Validator:  st.ValidatorInfo.VotingPower > 0,
-		P2PAddress: p2p.IDAddressString(st.NodeInfo.DefaultNodeID, strings.TrimPrefix(st.NodeInfo.ListenAddr, "tcp://")),
+		NodeID:            string(st.NodeInfo.DefaultNodeID),
+		ChainID:           st.NodeInfo.Network,
+		Height:            info.Response.LastBlockHeight,
+		AppHash:           fmt.Sprintf("%X", info.Response.LastBlockAppHash),
+		BlockTime:         st.SyncInfo.LatestBlockTime,
+		LatestBlockHeight: st.SyncInfo.LatestBlockHeight,
+		LatestBlockHash:   st.SyncInfo.LatestBlockHash.String(),
+		CatchingUp:        st.SyncInfo.CatchingUp,
+		Validator:         st.ValidatorInfo.VotingPower > 0,
+		P2PAddress:        p2p.IDAddressString(st.NodeInfo.DefaultNodeID, strings.TrimPrefix(st.NodeInfo.ListenAddr, "tcp://")),
 	}, nil
 }
 

@@ -36,6 +36,19 @@ type options struct {
 	blockInterval time.Duration
 	emptyBlocks   time.Duration
 	machine       chain.Machine
+	roundTimeout  time.Duration
+	snapshots     int64
+	stateSync     *StateSync
+}
+
+// StateSync is where a joining node's state sync starts: two or more RPC
+// URLs of nodes of the network (their light blocks are cross-checked) and
+// a header the operator trusts (height and hash, e.g. from its own
+// validator's `satchel chain status`).
+type StateSync struct {
+	RPCServers  []string
+	TrustHeight int64
+	TrustHash   []byte
 }
 
 func defaultOptions() options {
@@ -105,6 +118,31 @@ func WithBlockInterval(d time.Duration) Option {
 // interval whether or not there are transactions.
 func WithEmptyBlockInterval(d time.Duration) Option {
 	return func(o *options) { o.emptyBlocks = d }
+}
+
+// WithRoundTimeout sets how long a validator waits for a proposal and for
+// votes before it moves to the next round (CometBFT's timeout_propose; the
+// vote timeouts are a third of it). It bounds the pause when a proposer is
+// down. The default is CometBFT's (3 s propose, 1 s votes), made for
+// validators across the internet; validators on one host can use less.
+func WithRoundTimeout(d time.Duration) Option {
+	return func(o *options) { o.roundTimeout = d }
+}
+
+// WithSnapshotInterval makes the node keep a snapshot of its state every n
+// blocks (the last four, in memory) and offer them to nodes that join by
+// state sync. 0 (the default) takes none.
+func WithSnapshotInterval(n int64) Option {
+	return func(o *options) { o.snapshots = n }
+}
+
+// WithStateSync makes a node with an empty data directory join by state
+// sync: it restores a snapshot offered by its peers (checked against the
+// app hash the light client verifies from the trusted header) instead of
+// replaying every block, then follows blocks as usual. A node that has
+// state ignores it.
+func WithStateSync(s StateSync) Option {
+	return func(o *options) { o.stateSync = &s }
 }
 
 // WithMachine sets the state machine the node drives. The node closes it on

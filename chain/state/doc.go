@@ -1,6 +1,7 @@
 // Package state is the data directory's deterministic state machine: it
-// implements chain.Machine over goleveldb, with no dependency on consensus,
-// so every rule is unit-tested by feeding it blocks directly.
+// implements chain.Machine over an IAVL tree in goleveldb, with no
+// dependency on consensus, so every rule is unit-tested by feeding it
+// blocks directly.
 //
 //	m, err := state.New(dir)            // or state.NewMemory() in tests
 //	hash, err := m.InitChain(genesis, time.Now())
@@ -9,26 +10,55 @@
 //
 // # Storage and the app hash
 //
-// Committed state lives in goleveldb under "s/" keys, with values in JSON
-// (structs and sorted map keys, so encoding is deterministic). A block
-// executes in a write buffer over the committed database; each transaction
-// runs in a nested buffer that is merged only if the transaction succeeds,
-// so a failing transaction changes nothing — except that a validly signed
-// transaction with a usable nonce uses that nonce even when its message
-// fails. Its bytes are public in the block; if the nonce stayed free,
-// anyone could replay the transaction later, when the state lets it
-// succeed (say, undoing a lead's later decision). Transactions that fail
-// decoding, the signature, the chain ID, the message's stateless
-// ValidateBasic or the nonce check can never succeed and change nothing at
-// all.
-// Commit writes the block's buffer, the height and the app hash in one
-// synced batch; a restarted machine resumes from them (Info).
+// Committed state lives in an IAVL tree (github.com/cosmos/iavl) stored in
+// goleveldb, under "s/" keys, with values in JSON (structs and sorted map
+// keys, so encoding is deterministic). A block executes in a write buffer
+// over the committed tree; each transaction runs in a nested buffer that is
+// merged only if the transaction succeeds, so a failing transaction changes
+// nothing — except that a validly signed transaction with a usable nonce
+// uses that nonce even when its message fails. Its bytes are public in the
+// block; if the nonce stayed free, anyone could replay the transaction
+// later, when the state lets it succeed (say, undoing a lead's later
+// decision). Transactions that fail decoding, the signature, the chain ID,
+// the message's stateless ValidateBasic or the nonce check can never
+// succeed and change nothing at all.
 //
-// The app hash chains blocks: app hash = sha256(previous app hash ||
-// digest), where digest is sha256 over the block's writes in key order,
-// each as uvarint(len(key)) key followed by 0x00 for a deletion or 0x01
-// uvarint(len(value)) value. A block that writes nothing keeps the previous
-// app hash. Genesis is hashed the same way from an empty previous hash.
+// At the end of a block the buffer's writes (with the index entries they
+// imply, see indexes.go) go into the tree's working version, and the app
+// hash is the tree's root hash: it commits to every key and value, so any
+// read can be proven (ICS23 proofs; see Witness and VerifyWitness). Commit
+// saves the version, synced; version h is the state after block h, and a
+// restarted machine resumes from the latest saved version (Info). Genesis
+// is written by InitChain into the working version and saved with block 1
+// (a node stopped before block 1 is given InitChain again). A block that
+// writes nothing keeps the previous app hash.
+//
+// IAVL was chosen over a sparse Merkle tree or a Merkle patricia trie
+// because it is the maintained authenticated store of the CometBFT
+// ecosystem: versioned (readers keep a committed version while the next
+// block executes), ordered (range scans for paged queries, and ICS23
+// neighbour proofs that show a page leaves nothing out), with existence and
+// absence proofs in the ICS23 format, and a goleveldb backend. Its cost per
+// block grows with the log of the state size.
+//
+// # Proven reads and pages
+//
+// Every query can be answered with its proof (chain.QueryProven): the
+// machine records each key the query read and each range it scanned and
+// returns them with proofs (a Witness); a verifier checks the proofs
+// against the app hash signed by the validators and runs the same query
+// over the proven reads alone (package chain/verify does this for clients).
+// Lists are paged (chain/pages.go) over key ranges: a bag's objects, bags,
+// a bucket's bags, and indexes derived at the end of each block — objects
+// pending acceptance, objects by content ID, a worker's buckets.
+//
+// # Validators
+//
+// The validator set is state (under "s/val/"): the genesis validators come
+// from the network's genesis file, and the storage lead changes the set
+// with MsgSetValidator, which the node turns into CometBFT validator
+// updates. The set never becomes empty and no update names a validator
+// CometBFT does not know, so an update cannot halt the chain.
 //
 // # Nonces
 //

@@ -104,6 +104,9 @@ func (x *execCtx) exec(msg chain.Msg) error {
 		return x.registerDataObjects(m)
 	case chain.MsgDeleteDataObjects:
 		return x.deleteDataObjects(m)
+
+	case chain.MsgSetValidator:
+		return x.setValidator(m)
 	}
 	return chain.Errorf(chain.ErrUnknownMsg, "transaction type %s is not handled by this node; upgrade it", msg.Type())
 }

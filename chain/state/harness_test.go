@@ -138,7 +138,7 @@ func (h *harness) fail(k chain.Key, msg chain.Msg, want *chain.Error) chain.TxRe
 // nonces.
 func dumpState(t *testing.T, m *Machine) map[string]string {
 	t.Helper()
-	es, err := levelReader{m.db}.scan(keyState)
+	es, err := m.reader().scan(keyState)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,14 +6,11 @@ import (
 	"github.com/satchel-net/satchel/chain"
 )
 
-// Key layout. Every state key starts with "s/" and is covered by the app
-// hash; "m/" keys hold the machine's own bookkeeping (height, app hash).
+// Key layout. Every state key starts with "s/"; the IAVL tree holds them
+// all, so the app hash (its root hash) covers every one.
 // Numeric IDs are 8-byte big-endian so keys sort by ID; bag IDs inside
 // keys are followed by 0x00 so no bag ID is a prefix of another's keys.
 const (
-	keyHeight  = "m/height"
-	keyAppHash = "m/apphash"
-
 	keyState     = "s/"
 	keyParams    = "s/params"
 	keySeq       = "s/seq/"

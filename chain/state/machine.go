@@ -2,7 +2,6 @@ package state
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,26 +10,34 @@ import (
 	"sync"
 	"time"
 
-	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/opt"
-	"github.com/syndtr/goleveldb/leveldb/storage"
+	"github.com/cosmos/iavl"
+	iavldb "github.com/cosmos/iavl/db"
 
 	"github.com/satchel-net/satchel/chain"
 )
 
-// Machine is the data directory's deterministic state machine over
-// goleveldb. It implements chain.Machine. All methods are safe for
+// Machine is the data directory's deterministic state machine over an IAVL
+// tree in goleveldb. It implements chain.Machine. All methods are safe for
 // concurrent use: CheckTx and Query read committed state and may run
 // alongside FinalizeBlock.
 type Machine struct {
-	db     *leveldb.DB
+	db     iavldb.DB
 	ownsDB bool
 	log    *slog.Logger
 
 	mu      sync.Mutex
+	tree    *iavl.MutableTree
+	reads   *iavl.MutableTree // opens committed versions for readers
 	height  int64
 	appHash []byte
 	chainID string
+	// committed reads the last saved version (nil before the first block),
+	// previous the one before it (nil before the second).
+	committed, previous *iavl.ImmutableTree
+	// genesis holds the genesis writes until the first block saves them
+	// with its own: version h of the tree is the state after block h, and
+	// a node that stops before block 1 is given InitChain again.
+	genesis *cache
 	pending *pendingBlock
 	closed  bool
 
@@ -71,10 +78,10 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// New opens (or creates) the machine's goleveldb database in dir and
-// resumes from its last committed height.
+// New opens (or creates) the machine's goleveldb database in dir (as
+// dir/state.db) and resumes from its last committed height.
 func New(dir string, opts ...Option) (*Machine, error) {
-	db, err := leveldb.OpenFile(dir, nil)
+	db, err := iavldb.NewGoLevelDB("state", dir)
 	if err != nil {
 		return nil, fmt.Errorf("open data directory state in %s: %w", dir, err)
 	}
@@ -89,16 +96,13 @@ func New(dir string, opts ...Option) (*Machine, error) {
 
 // NewFromDB runs the machine on an open database, which the caller keeps
 // and closes after Close.
-func NewFromDB(db *leveldb.DB, opts ...Option) (*Machine, error) {
+func NewFromDB(db iavldb.DB, opts ...Option) (*Machine, error) {
 	return open(db, opts)
 }
 
 // NewMemory returns a machine on an in-memory database, for tests.
 func NewMemory(opts ...Option) (*Machine, error) {
-	db, err := leveldb.Open(storage.NewMemStorage(), nil)
-	if err != nil {
-		return nil, fmt.Errorf("open in-memory state: %w", err)
-	}
+	db := iavldb.NewMemDB()
 	m, err := open(db, opts)
 	if err != nil {
 		db.Close()
@@ -108,28 +112,29 @@ func NewMemory(opts ...Option) (*Machine, error) {
 	return m, nil
 }
 
-func open(db *leveldb.DB, opts []Option) (*Machine, error) {
+func open(db iavldb.DB, opts []Option) (*Machine, error) {
 	m := &Machine{db: db, log: slog.Default().With("component", "chain/state")}
 	for _, o := range opts {
 		o(m)
 	}
-	r := levelReader{db}
-	hb, ok, err := r.get(keyHeight)
+	tree, v, err := newTree(db)
 	if err != nil {
-		return nil, fmt.Errorf("read committed height: %w", err)
+		return nil, err
 	}
-	if ok {
-		if len(hb) != 8 {
-			return nil, fmt.Errorf("committed height is corrupt (%d bytes)", len(hb))
+	m.tree, m.height, m.reads = tree, v, newReadTree(db)
+	if v > 0 {
+		m.appHash = tree.Hash()
+		if m.committed, err = m.reads.GetImmutable(v); err != nil {
+			return nil, fmt.Errorf("load committed state at height %d: %w", v, err)
 		}
-		m.height = int64(binary.BigEndian.Uint64(hb))
-		m.appHash, _, err = r.get(keyAppHash)
-		if err != nil {
-			return nil, fmt.Errorf("read committed app hash: %w", err)
+		if v > 1 {
+			if m.previous, err = m.reads.GetImmutable(v - 1); err != nil {
+				return nil, fmt.Errorf("load committed state at height %d: %w", v-1, err)
+			}
 		}
 	}
 	var p paramsRecord
-	if ok, err := (store{newCache(r)}).getJSON(keyParams, &p); err != nil {
+	if ok, err := (store{newCache(m.committedReader())}).getJSON(keyParams, &p); err != nil {
 		return nil, err
 	} else if ok {
 		m.chainID = p.ChainID
@@ -164,26 +169,24 @@ func (m *Machine) InitChain(g chain.Genesis, genesisTime time.Time) ([]byte, err
 	if err := g.Validate(); err != nil {
 		return nil, fmt.Errorf("init chain: %w", err)
 	}
-	c := newCache(levelReader{m.db})
-	// Replace any earlier genesis.
-	old, err := c.scan(keyState)
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range old {
-		c.del(e.key)
-	}
+	// Any earlier genesis was never saved: start from the empty tree.
+	c := newCache(emptyReader{})
 	if err := writeGenesis(store{c}, g, genesisTime); err != nil {
 		return nil, fmt.Errorf("init chain: %w", err)
 	}
-	hash := nextAppHash(nil, c)
-	b := c.batch()
-	b.Put([]byte(keyHeight), binary.BigEndian.AppendUint64(nil, 0))
-	b.Put([]byte(keyAppHash), hash)
-	if err := m.db.Write(b, &opt.WriteOptions{Sync: true}); err != nil {
-		return nil, fmt.Errorf("init chain: write genesis: %w", err)
+	if err := writeValidators(store{c}, g.Validators); err != nil {
+		return nil, fmt.Errorf("init chain: %w", err)
 	}
-	m.height, m.appHash, m.chainID, m.pending = 0, hash, g.ChainID, nil
+	if err := deriveIndexes(c); err != nil {
+		return nil, fmt.Errorf("init chain: %w", err)
+	}
+	m.tree.Rollback()
+	if err := c.applyTo(m.tree); err != nil {
+		m.tree.Rollback()
+		return nil, fmt.Errorf("init chain: %w", err)
+	}
+	hash := m.tree.WorkingHash()
+	m.height, m.appHash, m.chainID, m.pending, m.genesis = 0, hash, g.ChainID, nil, c
 	m.log.Debug("genesis written", "chainId", g.ChainID, "appHash", fmt.Sprintf("%X", hash))
 	return bytes.Clone(hash), nil
 }
@@ -192,7 +195,7 @@ func (m *Machine) InitChain(g chain.Genesis, genesisTime time.Time) ([]byte, err
 // validity and the nonce against committed state.
 func (m *Machine) CheckTx(txb []byte) error {
 	m.mu.Lock()
-	chainID, closed := m.chainID, m.closed
+	chainID, closed, r := m.chainID, m.closed, m.committedReader()
 	m.mu.Unlock()
 	if closed {
 		return errClosed
@@ -206,12 +209,7 @@ func (m *Machine) CheckTx(txb []byte) error {
 	}
 	m.checkMu.Lock()
 	defer m.checkMu.Unlock()
-	snap, err := m.db.GetSnapshot()
-	if err != nil {
-		return errInternal(err)
-	}
-	defer snap.Release()
-	s := store{newCache(levelReader{snap})}
+	s := store{newCache(r)}
 	if err := checkTx(s, chainID, tx); err != nil {
 		return err
 	}
@@ -260,10 +258,10 @@ func (m *Machine) FinalizeBlock(b chain.BlockInfo, txs [][]byte) ([]chain.TxResu
 	if m.chainID == "" {
 		return nil, nil, errors.New("finalize block: the data directory has no genesis; call InitChain first")
 	}
-	if b.Height <= m.height {
-		return nil, nil, fmt.Errorf("finalize block: height %d is not above the committed height %d", b.Height, m.height)
+	if b.Height != m.height+1 {
+		return nil, nil, fmt.Errorf("finalize block: height %d does not follow the committed height %d", b.Height, m.height)
 	}
-	db := &faultReader{parent: levelReader{m.db}}
+	db := &faultReader{parent: m.committedReader()}
 	blk := newCache(db)
 	results := make([]chain.TxResult, len(txs))
 	for i, txb := range txs {
@@ -276,7 +274,13 @@ func (m *Machine) FinalizeBlock(b chain.BlockInfo, txs [][]byte) ([]chain.TxResu
 	if db.err != nil {
 		return nil, nil, fmt.Errorf("finalize block %d: reading state failed: %w; stopping rather than diverge from the network", b.Height, db.err)
 	}
-	hash := nextAppHash(m.appHash, blk)
+	if err := deriveIndexes(blk); err != nil {
+		return nil, nil, fmt.Errorf("finalize block %d: index: %w; stopping rather than diverge from the network", b.Height, err)
+	}
+	hash, err := m.stage(blk)
+	if err != nil {
+		return nil, nil, fmt.Errorf("finalize block %d: %w", b.Height, err)
+	}
 	m.pending = &pendingBlock{height: b.Height, appHash: hash, writes: blk, events: endEvents}
 	m.log.Debug("block finalized", "height", b.Height, "txs", len(txs), "writes", len(blk.writes))
 	return results, bytes.Clone(hash), nil
@@ -376,13 +380,19 @@ func (m *Machine) Commit() error {
 	if p == nil {
 		return errors.New("commit: no finalized block to commit")
 	}
-	b := p.writes.batch()
-	b.Put([]byte(keyHeight), binary.BigEndian.AppendUint64(nil, uint64(p.height)))
-	b.Put([]byte(keyAppHash), p.appHash)
-	if err := m.db.Write(b, &opt.WriteOptions{Sync: true}); err != nil {
+	hash, v, err := m.tree.SaveVersion()
+	if err != nil {
 		return fmt.Errorf("commit block %d: %w", p.height, err)
 	}
-	m.height, m.appHash, m.pending = p.height, p.appHash, nil
+	if v != p.height || !bytes.Equal(hash, p.appHash) {
+		return fmt.Errorf("commit block %d: saved version %d with hash %X, finalized %X", p.height, v, hash, p.appHash)
+	}
+	committed, err := m.reads.GetImmutable(v)
+	if err != nil {
+		return fmt.Errorf("commit block %d: reopen committed state: %w", p.height, err)
+	}
+	m.previous = m.committed
+	m.height, m.appHash, m.pending, m.committed, m.genesis = p.height, p.appHash, nil, committed, nil
 	m.checkMu.Lock()
 	m.checkNonces = nil
 	m.checkMu.Unlock()
@@ -398,6 +408,9 @@ func (m *Machine) Close() error {
 	}
 	m.closed = true
 	m.pending = nil
+	if err := errors.Join(m.tree.Close(), m.reads.Close()); err != nil {
+		return err
+	}
 	if m.ownsDB {
 		return m.db.Close()
 	}
@@ -408,17 +421,15 @@ func (m *Machine) Close() error {
 // the paths. Errors are *chain.Error values.
 func (m *Machine) Query(path string, data []byte) ([]byte, error) {
 	m.mu.Lock()
-	closed := m.closed
+	closed, r, height, hash := m.closed, m.committedReader(), m.height, m.appHash
 	m.mu.Unlock()
 	if closed {
 		return nil, errClosed
 	}
-	snap, err := m.db.GetSnapshot()
-	if err != nil {
-		return nil, errInternal(err)
+	if path == chain.QueryProven {
+		return m.queryProven(data)
 	}
-	defer snap.Release()
-	v, err := query(levelReader{snap}, path, data)
+	v, err := query(r, height, hash, path, data)
 	if err != nil {
 		return nil, errInternal(err)
 	}
@@ -427,4 +438,41 @@ func (m *Machine) Query(path string, data []byte) ([]byte, error) {
 		return nil, errInternal(err)
 	}
 	return b, nil
+}
+
+// committedReader reads the last committed state; the caller holds m.mu.
+// Before the first block that is the genesis written by InitChain.
+func (m *Machine) committedReader() reader {
+	switch {
+	case m.committed != nil:
+		return treeReader{t: m.committed}
+	case m.genesis != nil:
+		return m.genesis
+	}
+	return emptyReader{}
+}
+
+// reader returns the committed state reader.
+func (m *Machine) reader() reader {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.committedReader()
+}
+
+// stage puts the genesis (before block 1) and blk's writes into the tree's
+// working version and returns its root hash, the block's app hash. A block
+// that writes nothing keeps the previous app hash.
+func (m *Machine) stage(blk *cache) ([]byte, error) {
+	m.tree.Rollback()
+	if m.genesis != nil {
+		if err := m.genesis.applyTo(m.tree); err != nil {
+			m.tree.Rollback()
+			return nil, err
+		}
+	}
+	if err := blk.applyTo(m.tree); err != nil {
+		m.tree.Rollback()
+		return nil, err
+	}
+	return m.tree.WorkingHash(), nil
 }

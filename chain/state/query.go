@@ -2,7 +2,6 @@ package state
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"strings"
 
@@ -10,8 +9,8 @@ import (
 )
 
 // query answers one read from committed state r.
-func query(r reader, path string, data []byte) (any, error) {
-	q := &querier{x: &execCtx{s: store{newCache(r)}}, r: r}
+func query(r reader, height int64, appHash []byte, path string, data []byte) (any, error) {
+	q := &querier{x: &execCtx{s: store{newCache(r)}}, r: r, height: height, appHash: appHash}
 	arg := func(v any) error {
 		if len(bytes.TrimSpace(data)) == 0 {
 			return chain.Errorf(chain.ErrInvalid, "query %s needs an argument", path)
@@ -151,6 +150,8 @@ func query(r reader, path string, data []byte) (any, error) {
 			out[i] = w.Worker
 		}
 		return out, nil
+	case chain.QueryValidators:
+		return scanAll[chain.Validator](r, keyValidator)
 	case chain.QueryWorker:
 		var ref chain.WorkerRef
 		if err := arg(&ref); err != nil {
@@ -165,12 +166,17 @@ func query(r reader, path string, data []byte) (any, error) {
 		}
 		return w.Worker, nil
 	}
+	if v, ok, err := q.paged(path, arg); ok {
+		return v, err
+	}
 	return nil, chain.Errorf(chain.ErrUnknownQuery, "unknown query path %q; the node may be older than the client", path)
 }
 
 type querier struct {
-	x *execCtx
-	r reader
+	x       *execCtx
+	r       reader
+	height  int64
+	appHash []byte
 }
 
 func (q *querier) info() (chain.NodeInfo, error) {
@@ -179,17 +185,7 @@ func (q *querier) info() (chain.NodeInfo, error) {
 	if _, err := q.x.s.getJSON(keyParams, &p); err != nil {
 		return info, err
 	}
-	info.ChainID = p.ChainID
-	hb, ok, err := q.r.get(keyHeight)
-	if err != nil {
-		return info, err
-	}
-	if ok && len(hb) == 8 {
-		info.Height = int64(binary.BigEndian.Uint64(hb))
-	}
-	if info.AppHash, _, err = q.r.get(keyAppHash); err != nil {
-		return info, err
-	}
+	info.ChainID, info.Height, info.AppHash = p.ChainID, q.height, q.appHash
 	return info, nil
 }
 

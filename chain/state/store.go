@@ -1,18 +1,11 @@
 package state
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
-
-	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/iterator"
-	"github.com/syndtr/goleveldb/leveldb/opt"
-	"github.com/syndtr/goleveldb/leveldb/util"
 
 	"github.com/satchel-net/satchel/chain"
 )
@@ -22,6 +15,10 @@ type reader interface {
 	get(key string) ([]byte, bool, error)
 	// scan returns the keys and values under prefix in key order.
 	scan(prefix string) ([]kv, error)
+	// scanPage returns up to limit (0: all) entries under prefix with keys
+	// above after (unless after is empty), in key order, and whether more
+	// follow.
+	scanPage(prefix, after string, limit int) ([]kv, bool, error)
 }
 
 type kv struct {
@@ -29,34 +26,17 @@ type kv struct {
 	value []byte
 }
 
-// dbReader is what *leveldb.DB and *leveldb.Snapshot share.
-type dbReader interface {
-	Get(key []byte, ro *opt.ReadOptions) ([]byte, error)
-	NewIterator(slice *util.Range, ro *opt.ReadOptions) iterator.Iterator
-}
-
-// levelReader reads committed state.
-type levelReader struct{ r dbReader }
-
-func (l levelReader) get(key string) ([]byte, bool, error) {
-	v, err := l.r.Get([]byte(key), nil)
-	if errors.Is(err, leveldb.ErrNotFound) {
-		return nil, false, nil
+// cutPage cuts a page out of entries in key order.
+func cutPage(all []kv, after string, limit int) ([]kv, bool) {
+	i := 0
+	if after != "" {
+		i = sort.Search(len(all), func(i int) bool { return all[i].key > after })
 	}
-	if err != nil {
-		return nil, false, err
+	all = all[i:]
+	if limit > 0 && len(all) > limit {
+		return all[:limit], true
 	}
-	return v, true, nil
-}
-
-func (l levelReader) scan(prefix string) ([]kv, error) {
-	it := l.r.NewIterator(util.BytesPrefix([]byte(prefix)), nil)
-	defer it.Release()
-	var out []kv
-	for it.Next() {
-		out = append(out, kv{key: string(it.Key()), value: bytes.Clone(it.Value())})
-	}
-	return out, it.Error()
+	return all, false
 }
 
 // faultReader records the first error its parent returns. Block execution
@@ -81,6 +61,14 @@ func (f *faultReader) scan(prefix string) ([]kv, error) {
 		f.err = err
 	}
 	return out, err
+}
+
+func (f *faultReader) scanPage(prefix, after string, limit int) ([]kv, bool, error) {
+	out, more, err := f.parent.scanPage(prefix, after, limit)
+	if err != nil && f.err == nil {
+		f.err = err
+	}
+	return out, more, err
 }
 
 // cache is a write buffer over a parent layer. A nil value in writes is a
@@ -137,6 +125,15 @@ func (c *cache) scan(prefix string) ([]kv, error) {
 	return out, nil
 }
 
+func (c *cache) scanPage(prefix, after string, limit int) ([]kv, bool, error) {
+	all, err := c.scan(prefix)
+	if err != nil {
+		return nil, false, err
+	}
+	out, more := cutPage(all, after, limit)
+	return out, more, nil
+}
+
 func (c *cache) set(key string, v []byte) {
 	if v == nil {
 		v = []byte{}
@@ -161,52 +158,6 @@ func (c *cache) sortedKeys() []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-// digest hashes the cache's writes: for every written key in byte order,
-// uvarint(len(key)) key, then 0x00 for a deletion or 0x01 uvarint(len(value))
-// value; the digest is sha256 of the concatenation.
-func (c *cache) digest() []byte {
-	h := sha256.New()
-	var buf [binary.MaxVarintLen64]byte
-	for _, k := range c.sortedKeys() {
-		h.Write(buf[:binary.PutUvarint(buf[:], uint64(len(k)))])
-		h.Write([]byte(k))
-		v := c.writes[k]
-		if v == nil {
-			h.Write([]byte{0})
-			continue
-		}
-		h.Write([]byte{1})
-		h.Write(buf[:binary.PutUvarint(buf[:], uint64(len(v)))])
-		h.Write(v)
-	}
-	return h.Sum(nil)
-}
-
-// nextAppHash chains a block's writes onto the previous app hash:
-// sha256(prev || digest), or prev unchanged when the block wrote nothing.
-func nextAppHash(prev []byte, c *cache) []byte {
-	if len(c.writes) == 0 {
-		return bytes.Clone(prev)
-	}
-	h := sha256.New()
-	h.Write(prev)
-	h.Write(c.digest())
-	return h.Sum(nil)
-}
-
-// batch turns the cache's writes into a leveldb batch.
-func (c *cache) batch() *leveldb.Batch {
-	b := new(leveldb.Batch)
-	for _, k := range c.sortedKeys() {
-		if v := c.writes[k]; v == nil {
-			b.Delete([]byte(k))
-		} else {
-			b.Put([]byte(k), v)
-		}
-	}
-	return b
 }
 
 // Typed access.

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/satchel-net/satchel/chain"
@@ -141,6 +142,9 @@ func roleCases() map[string]roleCase {
 		"set_max_data_object_size":  sLead(func(*roleFixture) chain.Msg { return chain.MsgSetMaxDataObjectSize{Size: 1 << 30} }),
 		"set_pending_object_expiry": sLead(func(*roleFixture) chain.Msg { return chain.MsgSetPendingObjectExpiry{Blocks: 50} }),
 		"set_members_per_block":     sLead(func(*roleFixture) chain.Msg { return chain.MsgSetMembersPerBlock{Limit: 5} }),
+		"set_validator": sLead(func(*roleFixture) chain.Msg {
+			return chain.MsgSetValidator{PubKey: chain.ValidatorKey(bytes.Repeat([]byte{7}, 32)), Power: 10}
+		}),
 
 		"accept_storage_bucket_invitation": {func(fx *roleFixture) chain.Msg {
 			return chain.MsgAcceptStorageBucketInvitation{Worker: fx.wInv, Bucket: fx.bInv}

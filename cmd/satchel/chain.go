@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +33,10 @@ func newChainCmd(app *App) *cobra.Command {
   satchel chain init     creates a new network: this node is its one validator
   satchel chain start    runs the node until Ctrl-C
   satchel chain status   asks the node at chain.rpc for its height and app hash
+  satchel chain init --validators N   a network of N validators on this machine
+  satchel chain validator-key / genesis   the genesis ceremony across machines
+  satchel chain set-validator   change the validator set (storage lead)
+  satchel chain api      HTTP/JSON query API, every answer proven
 
 Another machine joins as a full node with the network's genesis file:
 
@@ -39,7 +44,9 @@ Another machine joins as a full node with the network's genesis file:
 
 The chain's home is --home, else chain.home in the config, else HOME/chain.`,
 	}
-	cmd.AddCommand(newChainInitCmd(app), newChainStartCmd(app), newChainStatusCmd(app))
+	cmd.AddCommand(newChainInitCmd(app), newChainStartCmd(app), newChainStatusCmd(app),
+		newChainValidatorKeyCmd(app), newChainGenesisCmd(app), newChainSetValidatorCmd(app), newChainValidatorsCmd(app),
+		newChainAPICmd(app))
 	return cmd
 }
 
@@ -69,6 +76,7 @@ type chainInitResult struct {
 
 func newChainInitCmd(app *App) *cobra.Command {
 	var home, storageLead, distributionLead, chainID string
+	var validators int
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create a new network with this node as its one validator",
@@ -101,6 +109,9 @@ network.`,
 			if err := g.Validate(); err != nil {
 				return err
 			}
+			if validators > 1 {
+				return initNetwork(app, home, validators, g, res)
+			}
 			n, err := node.New(home, node.WithGenesis(g), node.WithLogger(app.Log))
 			if err != nil {
 				return err
@@ -126,6 +137,7 @@ network.`,
 	cmd.Flags().StringVar(&storageLead, "storage-lead", "", "storage lead `ACCOUNT` (default: the key under HOME/keys, created if missing)")
 	cmd.Flags().StringVar(&distributionLead, "distribution-lead", "", "distribution lead `ACCOUNT` (default: the key under HOME/keys, created if missing)")
 	cmd.Flags().StringVar(&chainID, "chain-id", "", "chain `ID` that every transaction signs (default \""+chain.DefaultChainID+"\")")
+	cmd.Flags().IntVar(&validators, "validators", 1, "number of validators: above 1, makes `N` validator homes under --home (validator-0 …) sharing one genesis, and prints how to start each")
 	return cmd
 }
 
@@ -171,6 +183,9 @@ func newChainStartCmd(app *App) *cobra.Command {
 		home, rpcAddr, p2pAddr, genesis string
 		join                            []string
 		blockInterval, emptyBlocks      time.Duration
+		snapshotInterval, trustHeight   int64
+		syncRPC                         []string
+		trustHash                       string
 	)
 	cmd := &cobra.Command{
 		Use:   "start",
@@ -214,6 +229,16 @@ peer (another node's P2P address, ID@HOST:PORT, printed by its start):
 			if genesis != "" {
 				opts = append(opts, node.WithGenesisDoc(genesis))
 			}
+			if snapshotInterval > 0 {
+				opts = append(opts, node.WithSnapshotInterval(snapshotInterval))
+			}
+			if len(syncRPC) > 0 {
+				hash, err := hex.DecodeString(trustHash)
+				if err != nil || len(hash) != 32 || trustHeight <= 0 {
+					return fmt.Errorf("--state-sync needs --trust-height H and --trust-hash (the 64-hex-character hash of block H, from a node you trust)")
+				}
+				opts = append(opts, node.WithStateSync(node.StateSync{RPCServers: syncRPC, TrustHeight: trustHeight, TrustHash: hash}))
+			}
 			n, err := node.New(home, opts...)
 			if err != nil {
 				return err
@@ -233,6 +258,10 @@ peer (another node's P2P address, ID@HOST:PORT, printed by its start):
 	f.StringVar(&genesis, "genesis", "", "genesis `FILE` of the network to join (copied into the home)")
 	f.DurationVar(&blockInterval, "block-interval", node.DefaultBlockInterval, "pause after each block")
 	f.DurationVar(&emptyBlocks, "empty-block-interval", node.DefaultEmptyBlockInterval, "how often an idle chain makes an empty block (0: every block interval)")
+	f.Int64Var(&snapshotInterval, "snapshot-interval", 0, "keep a state snapshot every `N` blocks for nodes joining by state sync (0: none)")
+	f.StringSliceVar(&syncRPC, "state-sync", nil, "join by state sync from these RPC `URL`s (an empty home only; needs --trust-height and --trust-hash)")
+	f.Int64Var(&trustHeight, "trust-height", 0, "state sync: `HEIGHT` of a block you trust")
+	f.StringVar(&trustHash, "trust-hash", "", "state sync: `HASH` (hex) of the block at --trust-height")
 	return cmd
 }
 
@@ -322,6 +351,7 @@ func newChainStatusCmd(app *App) *cobra.Command {
 					{"height", fmt.Sprint(st.Height)},
 					{"app hash", st.AppHash},
 					{"block time", st.BlockTime.UTC().Format(time.RFC3339Nano)},
+					{"latest block", fmt.Sprintf("%d %s", st.LatestBlockHeight, st.LatestBlockHash)},
 					{"node ID", st.NodeID},
 					{"p2p", st.P2PAddress},
 					{"validator", yesNo(st.Validator)},

@@ -27,6 +27,7 @@ func init() { registerGroup(newDevnetCmd) }
 type devnetFlags struct {
 	home       string
 	providers  int
+	validators int
 	rpc        string
 	statusPort int
 	distPort   int
@@ -58,6 +59,7 @@ HOME/config.yml so that other satchel commands can talk to the devnet with
 	fl := cmd.Flags()
 	fl.StringVar(&f.home, "home", ".satchel-devnet", "`DIR` holding the devnet's state")
 	fl.IntVar(&f.providers, "providers", 3, "number of storage providers (each operates one bucket)")
+	fl.IntVar(&f.validators, "validators", 1, "number of chain validators, each a node in this process (4 keep going with one stopped)")
 	fl.StringVar(&f.rpc, "rpc", "127.0.0.1:26657", "`HOST:PORT` of the chain's RPC, for other commands")
 	fl.IntVar(&f.statusPort, "status-port", 7070, "first provider's status `PORT` (provider i uses PORT+i; 0 picks free ports)")
 	fl.IntVar(&f.distPort, "distributor-port", 3334, "the distributor's HTTP `PORT` (0 picks a free one)")
@@ -79,6 +81,7 @@ func runDevnet(ctx context.Context, app *App, f devnetFlags) error {
 	}
 	cfg := testnet.Config{
 		Providers:    f.providers,
+		Validators:   f.validators,
 		ChainRPCAddr: f.rpc,
 		Logger:       app.Log,
 		StatusAddrs:  func(i int) string { return statusAddr(f.statusPort, i) },

@@ -1,0 +1,200 @@
+package state
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cosmos/iavl"
+)
+
+// State snapshots, for a node that joins without replaying every block
+// (CometBFT state sync). A snapshot is the IAVL export of the committed
+// tree (its nodes in post-order) serialised as records — height (1 byte),
+// uvarint version, uvarint key length, key, and for leaves uvarint value
+// length and value — cut into SnapshotChunkSize chunks. Restoring imports
+// the records into an empty tree; its root hash must be the app hash the
+// validators signed for that height.
+
+// SnapshotFormat is the version of the snapshot encoding.
+const SnapshotFormat = 1
+
+// SnapshotChunkSize is the size of every chunk but the last.
+const SnapshotChunkSize = 4 << 20
+
+// ErrBadSnapshot is returned by Restore for a snapshot that does not decode
+// or whose state does not hash to the trusted app hash.
+var ErrBadSnapshot = errors.New("state snapshot is corrupt or does not match the app hash")
+
+// Snapshot is the state at Height, in chunks.
+type Snapshot struct {
+	Height int64
+	Chunks [][]byte
+}
+
+// Hash is sha256 over the chunks' sha256 hashes, in order.
+func (s *Snapshot) Hash() []byte {
+	h := sha256.New()
+	for _, c := range s.Chunks {
+		ch := sha256.Sum256(c)
+		h.Write(ch[:])
+	}
+	return h.Sum(nil)
+}
+
+// ChunkHashes returns the sha256 of every chunk.
+func (s *Snapshot) ChunkHashes() [][]byte {
+	out := make([][]byte, len(s.Chunks))
+	for i, c := range s.Chunks {
+		h := sha256.Sum256(c)
+		out[i] = h[:]
+	}
+	return out
+}
+
+// Snapshot exports the last committed state. It reads a saved version, so
+// blocks may execute meanwhile.
+func (m *Machine) Snapshot() (*Snapshot, error) {
+	m.mu.Lock()
+	t, height := m.committed, m.height
+	m.mu.Unlock()
+	if t == nil {
+		return nil, errors.New("snapshot: no block is committed yet")
+	}
+	ex, err := t.Export()
+	if err != nil {
+		return nil, fmt.Errorf("snapshot at height %d: %w", height, err)
+	}
+	defer ex.Close()
+	s := &Snapshot{Height: height}
+	var cur bytes.Buffer
+	var buf [binary.MaxVarintLen64]byte
+	for {
+		n, err := ex.Next()
+		if errors.Is(err, iavl.ErrorExportDone) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("snapshot at height %d: %w", height, err)
+		}
+		cur.WriteByte(byte(n.Height))
+		cur.Write(buf[:binary.PutUvarint(buf[:], uint64(n.Version))])
+		cur.Write(buf[:binary.PutUvarint(buf[:], uint64(len(n.Key)))])
+		cur.Write(n.Key)
+		if n.Height == 0 {
+			cur.Write(buf[:binary.PutUvarint(buf[:], uint64(len(n.Value)))])
+			cur.Write(n.Value)
+		}
+		if cur.Len() >= SnapshotChunkSize {
+			s.Chunks = append(s.Chunks, bytes.Clone(cur.Bytes()[:SnapshotChunkSize]))
+			rest := bytes.Clone(cur.Bytes()[SnapshotChunkSize:])
+			cur.Reset()
+			cur.Write(rest)
+		}
+	}
+	if cur.Len() > 0 || len(s.Chunks) == 0 {
+		s.Chunks = append(s.Chunks, bytes.Clone(cur.Bytes()))
+	}
+	return s, nil
+}
+
+// Restore replaces an empty machine's state with the snapshot's, checking
+// that it hashes to appHash (the app hash the validators signed for
+// s.Height). The machine then resumes at s.Height.
+func (m *Machine) Restore(s *Snapshot, appHash []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return errClosed
+	}
+	if m.height != 0 || m.committed != nil {
+		return fmt.Errorf("restore: the state is already at height %d; restore into an empty data directory", m.height)
+	}
+	m.tree.Rollback()
+	imp, err := m.tree.Import(s.Height)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	defer imp.Close()
+	r := bytes.NewReader(bytes.Join(s.Chunks, nil))
+	// The root hash covers leaves' keys and values and inner nodes'
+	// heights, sizes and versions, but not inner nodes' keys, which steer
+	// lookups: check that each is the first key of its right subtree.
+	var firstKeys [][]byte // of the subtrees on the post-order stack
+	for r.Len() > 0 {
+		n, err := readExportNode(r)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+		}
+		if n.Height == 0 {
+			firstKeys = append(firstKeys, n.Key)
+		} else {
+			k := len(firstKeys)
+			if k < 2 || !bytes.Equal(n.Key, firstKeys[k-1]) {
+				return fmt.Errorf("%w: inner node key %q is not the first key of its right subtree", ErrBadSnapshot, n.Key)
+			}
+			firstKeys = append(firstKeys[:k-2], firstKeys[k-2])
+		}
+		if err := imp.Add(n); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+		}
+	}
+	if err := imp.Commit(); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+	}
+	t, err := m.reads.GetImmutable(s.Height)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if !bytes.Equal(t.Hash(), appHash) {
+		// The imported version stays on disk, but the machine does not
+		// use it; the node restarts state sync from an empty directory.
+		return fmt.Errorf("%w: state hashes to %X, the validators signed %X", ErrBadSnapshot, t.Hash(), appHash)
+	}
+	var p paramsRecord
+	if _, err := (store{newCache(treeReader{t: t})}).getJSON(keyParams, &p); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	m.height, m.appHash, m.committed, m.previous, m.genesis, m.pending, m.chainID = s.Height, t.Hash(), t, nil, nil, nil, p.ChainID
+	m.log.Info("state restored from a snapshot", "height", s.Height)
+	return nil
+}
+
+func readExportNode(r *bytes.Reader) (*iavl.ExportNode, error) {
+	h, err := r.ReadByte()
+	if err != nil {
+		return nil, err
+	}
+	version, err := binary.ReadUvarint(r)
+	if err != nil {
+		return nil, err
+	}
+	key, err := readBytes(r)
+	if err != nil {
+		return nil, err
+	}
+	n := &iavl.ExportNode{Height: int8(h), Version: int64(version), Key: key}
+	if n.Height == 0 {
+		if n.Value, err = readBytes(r); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// readBytes reads a uvarint length and that many bytes, checking the
+// length against what is left before allocating.
+func readBytes(r *bytes.Reader) ([]byte, error) {
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(r.Len()) {
+		return nil, fmt.Errorf("record of %d bytes with %d left", n, r.Len())
+	}
+	b := make([]byte, n)
+	_, err = r.Read(b)
+	return b, err
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/satchel-net/satchel/chain/api"
+	"github.com/satchel-net/satchel/chain/rpc"
+	"github.com/satchel-net/satchel/chain/verify"
+)
+
+func newChainAPICmd(app *App) *cobra.Command {
+	var listen, genesis, rpcURL string
+	cmd := &cobra.Command{
+		Use:   "api --genesis FILE",
+		Short: "Serve the data directory's reads over HTTP/JSON, each proven against the validators",
+		Long: `Serve the HTTP/JSON query API (GET /api/v1/...; see docs/OPERATOR.md) until
+Ctrl-C. Every answer is read from the chain node at --rpc (default: chain.rpc
+in the config) with proofs, and verified against headers signed by the
+validators of the genesis file before it is served: an answer that fails is
+refused with 502 and the endpoint named.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := app.Config()
+			if err != nil {
+				return err
+			}
+			if rpcURL == "" {
+				rpcURL = cfg.Chain.RPC
+			}
+			trust, err := verify.TrustGenesisFile(genesis)
+			if err != nil {
+				return err
+			}
+			tr, err := rpc.Dial(rpcURL)
+			if err != nil {
+				return err
+			}
+			defer tr.Close()
+			ctx := cmd.Context()
+			startCtx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			vt, err := verify.New(startCtx, tr, trust, verify.WithEndpoint(rpcURL), verify.WithLogger(app.Log))
+			if err != nil {
+				return err
+			}
+			l, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("query API: %w", err)
+			}
+			srv := &http.Server{Handler: api.NewHandler(vt, api.WithLogger(app.Log)), ReadHeaderTimeout: 10 * time.Second}
+			if err := app.Printer().Print(map[string]string{"listen": "http://" + l.Addr().String(), "rpc": rpcURL}, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "query API at http://%s/api/v1/ (proven reads of %s; Ctrl-C to stop)\n", l.Addr(), rpcURL)
+				return err
+			}); err != nil {
+				l.Close()
+				return err
+			}
+			errc := make(chan error, 1)
+			go func() { errc <- srv.Serve(l) }()
+			select {
+			case err := <-errc:
+				return err
+			case <-ctx.Done():
+			}
+			sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer scancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				return err
+			}
+			if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&listen, "listen", "127.0.0.1:8090", "`HOST:PORT` to serve on")
+	f.StringVar(&genesis, "genesis", "", "the network's genesis `FILE`, whose validators are trusted (required)")
+	f.StringVar(&rpcURL, "rpc", "", "RPC `URL` of the chain node to read from (default: chain.rpc in the config)")
+	requiredFlags(cmd, "genesis")
+	return cmd
+}
