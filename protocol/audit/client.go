@@ -52,10 +52,11 @@ type Outcome struct {
 // Client challenges providers over /satchel/audit/1.0.0. It signs its
 // challenges with the host's libp2p key. It is safe for concurrent use.
 type Client struct {
-	h     host.Host
-	key   crypto.PrivKey
-	local LocalChunks
-	now   func() time.Time
+	h       host.Host
+	key     crypto.PrivKey
+	local   LocalChunks
+	now     func() time.Time
+	timeout time.Duration
 }
 
 // ClientOption configures NewClient.
@@ -70,6 +71,16 @@ func WithLocalChunks(fn LocalChunks) ClientOption { return func(c *Client) { c.l
 // use it to make stale challenges.
 func WithClock(now func() time.Time) ClientOption { return func(c *Client) { c.now = now } }
 
+// WithAnswerTimeout sets how long an answer may take before the audit
+// fails as too late (default AnswerTimeout).
+func WithAnswerTimeout(d time.Duration) ClientOption {
+	return func(c *Client) {
+		if d > 0 {
+			c.timeout = d
+		}
+	}
+}
+
 // NewClient returns a challenger on h. h's private key must be in its
 // peerstore (it is for every libp2p host built with an identity).
 func NewClient(h host.Host, opts ...ClientOption) (*Client, error) {
@@ -77,7 +88,7 @@ func NewClient(h host.Host, opts ...ClientOption) (*Client, error) {
 	if key == nil {
 		return nil, errors.New("audit: the host's private key is not in its peerstore")
 	}
-	c := &Client{h: h, key: key, now: time.Now}
+	c := &Client{h: h, key: key, now: time.Now, timeout: AnswerTimeout}
 	for _, o := range opts {
 		o(c)
 	}
@@ -94,11 +105,11 @@ func (c *Client) Audit(ctx context.Context, p peer.ID, t Target, samples []Sampl
 	if err != nil {
 		return Outcome{}, err
 	}
-	sc, err := signChallenge(c.key, ch)
+	sc, err := SignChallenge(c.key, ch)
 	if err != nil {
 		return Outcome{}, err
 	}
-	actx, cancel := context.WithTimeout(ctx, AnswerTimeout)
+	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	out := Outcome{Challenge: ch}
 	out.Err = c.exchange(actx, p, t, sc, ch, &out)
@@ -107,7 +118,7 @@ func (c *Client) Audit(ctx context.Context, p peer.ID, t Target, samples []Sampl
 		return out, ctx.Err()
 	}
 	if out.Err != nil && actx.Err() != nil && !errors.Is(out.Err, ErrTimeout) {
-		out.Err = fmt.Errorf("%w: no complete answer from %s within %s: %w", ErrTimeout, p, AnswerTimeout, out.Err)
+		out.Err = fmt.Errorf("%w: no complete answer from %s within %s: %w", ErrTimeout, p, c.timeout, out.Err)
 	}
 	out.Pass = out.Err == nil
 	return out, nil

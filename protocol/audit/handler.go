@@ -25,8 +25,6 @@ type Objects interface {
 
 // Blocks reads a provider's blocks (chunks and interior DAG nodes).
 type Blocks interface {
-	// Has reports whether block c is held.
-	Has(c cid.Cid) (bool, error)
 	// Get returns block c, verified against c, or an error wrapping
 	// ErrNotFound or ErrCorruptBlock.
 	Get(c cid.Cid) ([]byte, error)
@@ -161,8 +159,9 @@ func (h *Handler) writeHeader(fw *p2p.FrameWriter, hdr *pb.AnswerHeader) error {
 	return fw.Flush()
 }
 
-// answer checks that every sample can be answered, then sends the header
-// and one proof frame per sample, reading one chunk at a time.
+// answer checks that every sample can be answered (every chunk read and
+// verified), then sends the header and one proof frame per sample, holding
+// one chunk at a time.
 func (h *Handler) answer(ctx context.Context, fw *p2p.FrameWriter, ch *pb.Challenge) error {
 	root, chunks, err := h.objects.Object(ctx, ch.Bag, ch.Object)
 	if err == nil && !root.Equals(mustCast(ch.Root)) {
@@ -176,9 +175,11 @@ func (h *Handler) answer(ctx context.Context, fw *p2p.FrameWriter, ch *pb.Challe
 		}
 		paths[i], leaves[i], err = buildPath(root, len(chunks), int(smp.Index), h.blocks.Get)
 		if err == nil {
-			var held bool
-			if held, err = h.blocks.Has(leaves[i]); err == nil && !held {
-				err = fmt.Errorf("%w: chunk %d (%s)", ErrNotFound, smp.Index, leaves[i])
+			// Read (and verify) each chunk before answering OK, so a
+			// lost or corrupt one gets a clear status; the bytes are
+			// read again, one chunk at a time, when sent.
+			if _, err = h.blocks.Get(leaves[i]); err != nil {
+				h.noteCorrupt(leaves[i], err)
 			}
 		}
 	}

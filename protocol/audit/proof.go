@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	dag "github.com/ipfs/boxo/ipld/merkledag"
+	ft "github.com/ipfs/boxo/ipld/unixfs"
 	"github.com/ipfs/go-cid"
 
 	"github.com/satchel-net/satchel/chunker"
@@ -132,4 +133,53 @@ func VerifySample(root cid.Cid, s *pb.Sample, p *pb.SampleProof, local LocalChun
 		return fmt.Errorf("%w: chunk %d bytes %d+%d differ from the chunk %s", ErrBadAnswer, index, s.Offset, s.Length, leaf)
 	}
 	return nil
+}
+
+// ChunkCount returns the number of chunks of the object whose content ID is
+// root, reading the DAG's leftmost path with get (each block verified
+// against its CID): the file's size is the sum of the root's UnixFS block
+// sizes, the chunk size is the first leaf's, and every chunk but the last
+// has that size in Satchel's (and the IPFS importer's) fixed-size layout.
+// A challenger that does not hold the object uses it to pick indexes.
+func ChunkCount(root cid.Cid, get func(cid.Cid) ([]byte, error)) (int, error) {
+	if root.Type() == cid.Raw {
+		return 1, nil
+	}
+	var total, chunk uint64
+	cur := root
+	for depth := 0; ; depth++ {
+		if depth > MaxPathBlocks {
+			return 0, fmt.Errorf("%w: DAG of %s is deeper than any file", ErrBadAnswer, root)
+		}
+		blk, err := get(cur)
+		if err != nil {
+			return 0, err
+		}
+		if err := chunker.VerifyChunk(cur, blk); err != nil {
+			return 0, fmt.Errorf("%w: %w", ErrBadAnswer, err)
+		}
+		nd, err := dag.DecodeProtobuf(blk)
+		if err != nil {
+			return 0, fmt.Errorf("%w: block %s: %v", ErrBadAnswer, cur, err)
+		}
+		fs, err := ft.FSNodeFromBytes(nd.Data())
+		if err != nil || len(fs.BlockSizes()) == 0 || len(fs.BlockSizes()) != len(nd.Links()) {
+			return 0, fmt.Errorf("%w: block %s is not a UnixFS file node", ErrBadAnswer, cur)
+		}
+		if depth == 0 {
+			for _, b := range fs.BlockSizes() {
+				total += b
+			}
+		}
+		first := nd.Links()[0].Cid
+		if first.Type() == cid.Raw {
+			chunk = fs.BlockSizes()[0]
+			break
+		}
+		cur = first
+	}
+	if chunk == 0 {
+		return 1, nil
+	}
+	return int((total + chunk - 1) / chunk), nil
 }

@@ -20,9 +20,9 @@ const (
 	resultTag    = "satchel/audit/result/v1\n"
 )
 
-// Sign signs c with key, the challenger's libp2p private key, whose peer ID
+// SignChallenge signs c with key, the challenger's libp2p private key, whose peer ID
 // must be c.Challenger.
-func signChallenge(key crypto.PrivKey, c *pb.Challenge) (*pb.SignedChallenge, error) {
+func SignChallenge(key crypto.PrivKey, c *pb.Challenge) (*pb.SignedChallenge, error) {
 	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("audit: encode challenge: %w", err)
