@@ -40,6 +40,7 @@ func newStorageServerCmd(app *App) *cobra.Command {
 		keyPath, operatorKeyPath, dataDir, statusAddr string
 		listen, bootstrap                             []string
 		syncWorkers, confirmations                    int
+		audits                                        auditFlags // audit.go
 	)
 	worker := newFlag("", chain.WorkerID(0), chain.ParseWorkerID, "workerId")
 	bucket := newFlag("", chain.StorageBucketID(0), chain.ParseStorageBucketID, "bucketId")
@@ -104,7 +105,7 @@ Prometheus /metrics on --status.`,
 				listen:     listen,
 				bootstrap:  bootstrap,
 				status:     statusAddr,
-				opts:       []provider.Option{provider.WithOperatorKey(opKey), provider.WithSyncWorkers(syncWorkers), provider.WithCleanupConfirmations(confirmations)},
+				opts:       []provider.Option{provider.WithOperatorKey(opKey), provider.WithSyncWorkers(syncWorkers), provider.WithCleanupConfirmations(confirmations), audits.option(), audits.scrubOption()},
 				keyAccount: s.String(),
 			})
 		},
@@ -122,6 +123,7 @@ Prometheus /metrics on --status.`,
 	f.StringVar(&statusAddr, "status", defaultStatusAddr, "status and metrics HTTP `HOST:PORT` (\"\" turns it off)")
 	f.IntVar(&syncWorkers, "sync-workers", provider.DefaultSyncWorkers, "objects synced from peers in parallel")
 	f.IntVar(&confirmations, "cleanup-confirmations", provider.DefaultCleanupConfirmations, "other providers that must hold a moved bag's object before it is removed here")
+	audits.add(f)
 	return cmd
 }
 
