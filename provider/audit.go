@@ -259,6 +259,13 @@ func (s *Server) auditPeer(ctx context.Context, bag chain.BagID, p chainPeer) {
 		}
 		return
 	}
+	if errors.Is(out.Err, audit.ErrRefused) {
+		// Over the peer's rate limit, or it is busy: not a verdict on
+		// what it holds. Counted, not published.
+		s.am.audits.WithLabelValues(p.ID.String(), "refused").Inc()
+		s.log.Debug("peer refused an audit", "peer", p.ID, "err", out.Err)
+		return
+	}
 	s.recordAudit(ctx, p, bag, obj, out)
 }
 
@@ -309,6 +316,9 @@ func (s *Server) AuditPeer(ctx context.Context, p peer.ID, bag chain.BagID, obj 
 	o, err := s.c.DataObject(ctx, bag, obj)
 	if err != nil {
 		return audit.Outcome{}, fmt.Errorf("provider: object %d on chain: %w", obj, err)
+	}
+	if !o.Accepted {
+		return audit.Outcome{}, fmt.Errorf("provider: object %d is not accepted on chain yet; its providers may still be syncing it", obj)
 	}
 	root, err := cid.Decode(o.ContentID)
 	if err != nil || !root.Equals(m.Root) {

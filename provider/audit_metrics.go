@@ -25,7 +25,7 @@ func newAuditMetrics() *auditMetrics {
 	}
 	return &auditMetrics{
 		audits: prometheus.NewCounterVec(prometheus.CounterOpts(opts("audits_total",
-			"Audits this node ran of its peers, by peer and result (pass, fail); run = pass + fail.")), []string{"peer", "result"}),
+			"Audits this node ran of its peers, by peer and result: pass, fail (run = pass + fail), refused (rate limited or busy: no verdict).")), []string{"peer", "result"}),
 		auditBytes: prometheus.NewCounter(prometheus.CounterOpts(opts("audit_bytes_in_total", "Bytes received in answers to this node's audits."))),
 		heard: prometheus.NewCounterVec(prometheus.CounterOpts(opts("audit_results_heard_total",
 			"Signed audit results heard on the audit topic, by audited provider and verdict.")), []string{"provider", "verdict"}),

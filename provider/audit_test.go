@@ -31,13 +31,14 @@ func auditOptions() testnet.Option {
 	)
 }
 
-// heardFail reports whether any provider heard a failed audit of victim
-// for obj that names the resync repair.
-func heardVerdict(net *testnet.Network, victim peer.ID, obj chain.DataObject, pass bool) func() bool {
+// heardVerdict reports whether any provider heard an audit of victim for
+// obj made since then with the verdict pass (a failure naming the resync
+// repair).
+func heardVerdict(net *testnet.Network, victim peer.ID, obj chain.DataObject, pass bool, since time.Time) func() bool {
 	return func() bool {
 		for _, p := range net.Providers() {
 			for _, h := range p.Server().Heard(nil) {
-				if h.Provider == victim.String() && h.Object == uint64(obj.ID) && h.Pass == pass &&
+				if h.Provider == victim.String() && h.Object == uint64(obj.ID) && h.Pass == pass && !h.Time.Before(since) &&
 					(pass || h.Repair == provider.RepairResync) {
 					return true
 				}
@@ -68,19 +69,23 @@ func TestAuditFailsLostAndCorruptChunksAndRepairs(t *testing.T) {
 		t.Fatal(err)
 	}
 	p0, p1, p2 := net.Provider(0), net.Provider(1), net.Provider(2)
-	testnet.Wait(t, "honest provider passes", heardVerdict(net, p0.AddrInfo().ID, obj, true))
+	testnet.Wait(t, "honest provider passes", heardVerdict(net, p0.AddrInfo().ID, obj, true, time.Time{}))
+	// (Audits made while a provider was still syncing may have failed;
+	// what follows counts only audits made after each fault.)
 
 	lost := res.Chunks[1].CID
+	since := time.Now()
 	if err := os.Remove(blockPath(p1.Store().Dir(), lost)); err != nil {
 		t.Fatal(err)
 	}
-	testnet.Wait(t, "lost chunk fails an audit", heardVerdict(net, p1.AddrInfo().ID, obj, false))
+	testnet.Wait(t, "lost chunk fails an audit", heardVerdict(net, p1.AddrInfo().ID, obj, false, since))
 	testnet.Wait(t, "lost chunk repaired", func() bool {
 		got, err := p1.Store().Get(lost)
 		return err == nil && bytes.Equal(got, data[chunkSize:2*chunkSize])
 	})
 
 	bad := res.Chunks[2].CID
+	since = time.Now()
 	path := blockPath(p2.Store().Dir(), bad)
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -90,7 +95,7 @@ func TestAuditFailsLostAndCorruptChunksAndRepairs(t *testing.T) {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	testnet.Wait(t, "corrupt chunk fails an audit", heardVerdict(net, p2.AddrInfo().ID, obj, false))
+	testnet.Wait(t, "corrupt chunk fails an audit", heardVerdict(net, p2.AddrInfo().ID, obj, false, since))
 	testnet.Wait(t, "corrupt chunk repaired", func() bool {
 		got, err := p2.Store().Get(bad)
 		return err == nil && bytes.Equal(got, data[2*chunkSize:])
@@ -109,7 +114,7 @@ func TestAuditFailsLostAndCorruptChunksAndRepairs(t *testing.T) {
 		t.Fatalf("status audits = %+v", st.Audits)
 	}
 	// And once repaired they pass again.
-	since := time.Now()
+	since = time.Now()
 	testnet.Wait(t, "repaired provider passes", func() bool {
 		for _, h := range p0.Server().Heard(nil) {
 			if h.Provider == p2.AddrInfo().ID.String() && h.Pass && h.Time.After(since) {

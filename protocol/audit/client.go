@@ -117,7 +117,9 @@ func (c *Client) Audit(ctx context.Context, p peer.ID, t Target, samples []Sampl
 	if ctx.Err() != nil {
 		return out, ctx.Err()
 	}
-	if out.Err != nil && actx.Err() != nil && !errors.Is(out.Err, ErrTimeout) {
+	dl, _ := actx.Deadline()
+	late := actx.Err() != nil || !time.Now().Before(dl) // the stream's deadline may fire first
+	if out.Err != nil && late && !errors.Is(out.Err, ErrTimeout) {
 		out.Err = fmt.Errorf("%w: no complete answer from %s within %s: %w", ErrTimeout, p, c.timeout, out.Err)
 	}
 	out.Pass = out.Err == nil
