@@ -143,15 +143,18 @@ type PeerAudits struct {
 // HeardResult is one audit result heard on the audit topic (this node's
 // own included), its signature checked.
 type HeardResult struct {
-	Auditor  string    `json:"auditor"`
-	Provider string    `json:"provider"`
-	Bucket   uint64    `json:"bucket"`
-	Bag      string    `json:"bag"`
-	Object   uint64    `json:"object"`
-	Pass     bool      `json:"pass"`
-	Reason   string    `json:"reason,omitempty"`
-	Repair   string    `json:"repair,omitempty"`
-	Time     time.Time `json:"time"`
+	Auditor  string `json:"auditor"`
+	Provider string `json:"provider"`
+	Bucket   uint64 `json:"bucket"`
+	Bag      string `json:"bag"`
+	Object   uint64 `json:"object"`
+	Pass     bool   `json:"pass"`
+	Reason   string `json:"reason,omitempty"`
+	Repair   string `json:"repair,omitempty"`
+	// Time is when the audit was made (the challenge's time); HeardAt when
+	// this node received the result.
+	Time    time.Time `json:"time"`
+	HeardAt time.Time `json:"heardAt"`
 }
 
 // AuditStatus is the audit part of a node's Status.

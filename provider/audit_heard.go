@@ -45,6 +45,7 @@ func (s *Server) hear(r *pb.AuditResult) {
 	h := HeardResult{
 		Auditor: auditor.String(), Provider: prov.String(), Bucket: r.Bucket, Bag: r.Bag, Object: r.Object,
 		Pass: r.Verdict == pb.Verdict_VERDICT_PASS, Reason: r.Reason, Repair: r.Repair, Time: time.UnixMilli(r.TimeUnixMs).UTC(),
+		HeardAt: time.Now().UTC(),
 	}
 	verdict := "fail"
 	if h.Pass {

@@ -31,14 +31,14 @@ func auditOptions() testnet.Option {
 	)
 }
 
-// heardVerdict reports whether any provider heard an audit of victim for
-// obj made since then with the verdict pass (a failure naming the resync
+// heardVerdict reports whether any provider heard, since then, an audit of
+// victim for obj with the verdict pass (a failure naming the resync
 // repair).
 func heardVerdict(net *testnet.Network, victim peer.ID, obj chain.DataObject, pass bool, since time.Time) func() bool {
 	return func() bool {
 		for _, p := range net.Providers() {
 			for _, h := range p.Server().Heard(nil) {
-				if h.Provider == victim.String() && h.Object == uint64(obj.ID) && h.Pass == pass && !h.Time.Before(since) &&
+				if h.Provider == victim.String() && h.Object == uint64(obj.ID) && h.Pass == pass && !h.HeardAt.Before(since) &&
 					(pass || h.Repair == provider.RepairResync) {
 					return true
 				}
@@ -117,7 +117,7 @@ func TestAuditFailsLostAndCorruptChunksAndRepairs(t *testing.T) {
 	since = time.Now()
 	testnet.Wait(t, "repaired provider passes", func() bool {
 		for _, h := range p0.Server().Heard(nil) {
-			if h.Provider == p2.AddrInfo().ID.String() && h.Pass && h.Time.After(since) {
+			if h.Provider == p2.AddrInfo().ID.String() && h.Pass && h.HeardAt.After(since) {
 				return true
 			}
 		}
