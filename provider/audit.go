@@ -36,7 +36,7 @@ const (
 	DefaultAuditInterval = 10 * time.Minute
 	// DefaultAuditBandwidth bounds the bytes a node's audits ask its peers
 	// to send, per second, averaged.
-	DefaultAuditBandwidth = 1 << 20
+	DefaultAuditBandwidth = 1_000_000
 	// DefaultAuditSamples is how many chunks one audit asks for.
 	DefaultAuditSamples = 4
 	// DefaultAuditGrace is how long after this node stored an object its
@@ -117,6 +117,7 @@ type auditor struct {
 
 	mu     sync.Mutex
 	cursor map[auditCursorKey]uint64 // last object audited per (bag, peer)
+	resync map[uint64]time.Time      // when each object was last re-checked on a failed result
 	peers  map[peer.ID]*PeerAudits   // what this node's own audits found
 	heard  []HeardResult             // ring of results heard on the topic
 	next   int
@@ -174,6 +175,7 @@ func newAuditor(cfg auditConfig) *auditor {
 	return &auditor{
 		budget: rate.NewLimiter(rate.Limit(cfg.bandwidth), burst),
 		cursor: map[auditCursorKey]uint64{},
+		resync: map[uint64]time.Time{},
 		peers:  map[peer.ID]*PeerAudits{},
 		cap:    max(cfg.history, 1),
 	}

@@ -32,7 +32,7 @@ func (s *Server) heardLoop(ctx context.Context, sub *pubsub.Subscription) {
 			continue // the validator lets none through; belt and braces
 		}
 		s.hear(r)
-		if r.Verdict == pb.Verdict_VERDICT_FAIL && string(r.Provider) == string(s.h.ID()) {
+		if r.Verdict == pb.Verdict_VERDICT_FAIL && string(r.Provider) == string(s.h.ID()) && s.shouldResync(ctx, r) {
 			s.resyncObject(ctx, chain.BagID(r.Bag), r.Object)
 		}
 	}
@@ -107,6 +107,43 @@ func (s *Server) serveHeard(w http.ResponseWriter, r *http.Request) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(s.Heard(bucket))
+}
+
+// resyncCooldown is how long after re-checking an object on a failed
+// result further failed results for it are ignored.
+const resyncCooldown = time.Minute
+
+// maxResyncEntries bounds the remembered re-checks.
+const maxResyncEntries = 4096
+
+// shouldResync decides whether a failed result naming this node is acted
+// on: its auditor must operate another bucket of the bag (anyone can sign
+// a result; only the bag's providers' results make the node re-read its
+// disk), and the object must not have been re-checked within
+// resyncCooldown.
+func (s *Server) shouldResync(ctx context.Context, r *pb.AuditResult) bool {
+	peers, err := s.peers.chainPeers(ctx, chain.BagID(r.Bag))
+	if err != nil {
+		return false
+	}
+	known := false
+	for _, p := range peers {
+		known = known || string(p.ID) == string(r.Auditor)
+	}
+	if !known {
+		return false
+	}
+	a := s.audits
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if at, ok := a.resync[r.Object]; ok && time.Since(at) < resyncCooldown {
+		return false
+	}
+	if len(a.resync) >= maxResyncEntries {
+		clear(a.resync)
+	}
+	a.resync[r.Object] = time.Now()
+	return true
 }
 
 // resyncObject re-checks every block of an object this node was found

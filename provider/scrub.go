@@ -22,7 +22,7 @@ import (
 const (
 	// DefaultScrubRate is the disk read rate a scrub may use, in bytes per
 	// second.
-	DefaultScrubRate = 8 << 20
+	DefaultScrubRate = 8_000_000
 	// DefaultScrubPause is the pause between two full passes.
 	DefaultScrubPause = time.Hour
 )
