@@ -70,6 +70,13 @@ func TestAuditFailsLostAndCorruptChunksAndRepairs(t *testing.T) {
 	}
 	p0, p1, p2 := net.Provider(0), net.Provider(1), net.Provider(2)
 	testnet.Wait(t, "honest provider passes", heardVerdict(net, p0.AddrInfo().ID, obj, true, time.Time{}))
+	// A second object: audits take the bag's objects in turn, so it is
+	// audited too.
+	second, err := net.UploadChunked(ctx, randomBytes(t, chunkSize), chunkSize, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testnet.Wait(t, "second object audited", heardVerdict(net, p0.AddrInfo().ID, second, true, time.Time{}))
 	// (Audits made while a provider was still syncing may have failed;
 	// what follows counts only audits made after each fault.)
 
