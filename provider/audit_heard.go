@@ -31,8 +31,13 @@ func (s *Server) heardLoop(ctx context.Context, sub *pubsub.Subscription) {
 		if err != nil {
 			continue // the validator lets none through; belt and braces
 		}
+		if !s.fromBagProvider(ctx, r) {
+			// Anyone can sign a result; only those of the bag's own
+			// providers are kept, so strangers cannot crowd them out.
+			continue
+		}
 		s.hear(r)
-		if r.Verdict == pb.Verdict_VERDICT_FAIL && string(r.Provider) == string(s.h.ID()) && s.shouldResync(ctx, r) {
+		if r.Verdict == pb.Verdict_VERDICT_FAIL && string(r.Provider) == string(s.h.ID()) && s.shouldResync(r) {
 			s.resyncObject(ctx, chain.BagID(r.Bag), r.Object)
 		}
 	}
@@ -51,7 +56,7 @@ func (s *Server) hear(r *pb.AuditResult) {
 	if h.Pass {
 		verdict = "pass"
 	}
-	s.am.heard.WithLabelValues(h.Provider, verdict).Inc()
+	s.am.heard.WithLabelValues(verdict).Inc()
 	a := s.audits
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -116,23 +121,33 @@ const resyncCooldown = time.Minute
 // maxResyncEntries bounds the remembered re-checks.
 const maxResyncEntries = 4096
 
-// shouldResync decides whether a failed result naming this node is acted
-// on: its auditor must operate another bucket of the bag (anyone can sign
-// a result; only the bag's providers' results make the node re-read its
-// disk), and the object must not have been re-checked within
-// resyncCooldown.
-func (s *Server) shouldResync(ctx context.Context, r *pb.AuditResult) bool {
-	peers, err := s.peers.chainPeers(ctx, chain.BagID(r.Bag))
+// fromBagProvider reports whether a result's auditor is this node or the
+// operator of another storage bucket of the result's bag, as the chain
+// says (cached briefly by the peer finder).
+func (s *Server) fromBagProvider(ctx context.Context, r *pb.AuditResult) bool {
+	if string(r.Auditor) == string(s.h.ID()) {
+		return true
+	}
+	bag, err := chain.ParseBagID(r.Bag)
 	if err != nil {
 		return false
 	}
-	known := false
-	for _, p := range peers {
-		known = known || string(p.ID) == string(r.Auditor)
-	}
-	if !known {
+	peers, err := s.peers.chainPeers(ctx, bag)
+	if err != nil {
 		return false
 	}
+	for _, p := range peers {
+		if string(p.ID) == string(r.Auditor) {
+			return true
+		}
+	}
+	return false
+}
+
+// shouldResync decides whether a failed result naming this node (from one
+// of the bag's providers) is acted on: not if the object was re-checked
+// within resyncCooldown.
+func (s *Server) shouldResync(r *pb.AuditResult) bool {
 	a := s.audits
 	a.mu.Lock()
 	defer a.mu.Unlock()

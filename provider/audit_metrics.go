@@ -28,7 +28,7 @@ func newAuditMetrics() *auditMetrics {
 			"Audits this node ran of its peers, by peer and result: pass, fail (run = pass + fail), refused (rate limited or busy: no verdict).")), []string{"peer", "result"}),
 		auditBytes: prometheus.NewCounter(prometheus.CounterOpts(opts("audit_bytes_in_total", "Bytes received in answers to this node's audits."))),
 		heard: prometheus.NewCounterVec(prometheus.CounterOpts(opts("audit_results_heard_total",
-			"Signed audit results heard on the audit topic, by audited provider and verdict.")), []string{"provider", "verdict"}),
+			"Signed audit results from the bags' providers heard on the audit topic, by verdict.")), []string{"verdict"}),
 		resyncs:       prometheus.NewCounter(prometheus.CounterOpts(opts("audit_resyncs_total", "Objects re-checked because an audit found this node failing."))),
 		scrubChecked:  prometheus.NewCounter(prometheus.CounterOpts(opts("scrub_blocks_checked_total", "Blocks the scrub read and verified."))),
 		scrubFailed:   prometheus.NewCounter(prometheus.CounterOpts(opts("scrub_blocks_failed_total", "Blocks the scrub found corrupt or missing."))),

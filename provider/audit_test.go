@@ -134,7 +134,8 @@ func TestAuditFailsLostAndCorruptChunksAndRepairs(t *testing.T) {
 
 // A result published on the audit topic by someone other than the auditor
 // it names, or with a bad signature, is dropped by validation; a genuine
-// one is heard.
+// one from a peer that is no provider of the bag is not kept; a genuine
+// one from a provider of the bag is heard.
 func TestForgedAuditResultRejected(t *testing.T) {
 	net := newNet(t, testnet.ProviderOptions(provider.WithAudits(0, 0), provider.WithScrub(0, 0)))
 	ctx := testCtx(t)
@@ -184,24 +185,33 @@ func TestForgedAuditResultRejected(t *testing.T) {
 	if err := h.Publish(ctx, audit.Topic, broken); err != nil {
 		t.Fatal(err)
 	}
-	genuine, err := audit.SignResult(key, result(h.ID(), 103))
+	stranger, err := audit.SignResult(key, result(h.ID(), 103))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Publish(ctx, audit.Topic, genuine); err != nil {
+	if err := h.Publish(ctx, audit.Topic, stranger); err != nil {
+		t.Fatal(err)
+	}
+	p1 := net.Provider(1).Host()
+	p1Key := p1.Libp2p().Peerstore().PrivKey(p1.ID())
+	genuine, err := audit.SignResult(p1Key, result(p1.ID(), 104))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p1.Publish(ctx, audit.Topic, genuine); err != nil {
 		t.Fatal(err)
 	}
 	testnet.Wait(t, "genuine result heard", func() bool {
 		for _, r := range p0.Server().Heard(nil) {
-			if r.Object == 103 {
+			if r.Object == 104 {
 				return true
 			}
 		}
 		return false
 	})
 	for _, r := range p0.Server().Heard(nil) {
-		if r.Object != 103 {
-			t.Errorf("heard a result that should have been rejected: %+v", r)
+		if r.Object != 104 {
+			t.Errorf("kept a result that should have been rejected: %+v", r)
 		}
 	}
 }
