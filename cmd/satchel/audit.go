@@ -214,8 +214,9 @@ func newAuditReportCmd(app *App) *cobra.Command {
 		Use:   "report [--bucket B]",
 		Short: "Show the audit results a storage node heard: pass and fail per provider",
 		Long: `Ask a running storage node (its status server, --status) for the audit results it
-heard on the network's audit topic (signed by their auditors, checked before
-they are kept; the node keeps the most recent 10000 in memory), and print per
+heard on the network's audit topic (signed by their auditors, who must operate
+buckets of the node's bags; the node keeps the most recent 10000 in memory), and
+print per
 provider how many audits passed and failed, over which period, and why the
 last failure failed. --json prints every result.`,
 		Args: cobra.NoArgs,
