@@ -384,6 +384,9 @@ func (c *cache) usage() (used, limit int64, objects int, evicted uint64) {
 func (c *cache) diskUsage() (int64, error) {
 	var n int64
 	err := filepath.WalkDir(filepath.Join(c.dir, "objects"), func(path string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // evicted while the walk ran: it uses nothing now
+		}
 		if err != nil || d.IsDir() || strings.Contains(d.Name(), ".tmp-") {
 			return err
 		}

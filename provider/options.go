@@ -81,6 +81,8 @@ type config struct {
 	operatorKey          chain.Key
 	publishMetadata      bool
 	location             *chain.Location
+	audit                auditConfig // audit.go
+	scrub                scrubConfig // scrub.go
 }
 
 func defaultConfig() config {
@@ -96,6 +98,8 @@ func defaultConfig() config {
 		fetchTimeout:         DefaultFetchTimeout,
 		log:                  slog.Default(),
 		publishMetadata:      true,
+		audit:                defaultAuditConfig(),
+		scrub:                defaultScrubConfig(),
 	}
 }
 

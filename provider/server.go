@@ -14,6 +14,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/protocol/audit"
 	"github.com/satchel-net/satchel/protocol/fetch"
 	"github.com/satchel-net/satchel/protocol/store"
 	"github.com/satchel-net/satchel/provider/blockstore"
@@ -83,6 +84,10 @@ type Server struct {
 	fetch    *fetch.Client
 	storeH   *store.Handler
 	fetchH   *fetch.Handler
+	auditH   *audit.Handler
+	audits   *auditor      // audit.go
+	scrub    *scrubber     // scrub.go
+	am       *auditMetrics // audit_metrics.go
 	httpSrv  *http.Server
 	httpAddr net.Addr
 
@@ -152,6 +157,10 @@ func newServer(h *p2p.Host, bs *blockstore.Store, c chainAPI, id Identity, opts 
 		return nil, err
 	}
 	s.m = m
+	s.audits, s.scrub, s.am = newAuditor(cfg.audit), newScrubber(cfg.scrub), newAuditMetrics()
+	if err := s.am.register(m); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -215,6 +224,12 @@ func (s *Server) Start(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.started = true
+	if err := s.startAudits(runCtx, key); err != nil {
+		return fmt.Errorf("provider: audits: %w (Close stops what started)", err)
+	}
+	if s.cfg.scrub.rate > 0 {
+		s.goFunc(func() { s.scrubLoop(runCtx) })
+	}
 	// The first reconcile covers the whole bucket, so a node that was down
 	// catches up from the chain's state, not only from events.
 	s.recon.markAll()
@@ -263,6 +278,7 @@ func (s *Server) Close() error {
 	if s.fetchH != nil {
 		errs = append(errs, s.fetchH.Close())
 	}
+	errs = append(errs, s.stopAudits())
 	if s.httpSrv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		errs = append(errs, s.httpSrv.Shutdown(ctx))

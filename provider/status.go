@@ -53,6 +53,10 @@ type Status struct {
 	Peers int `json:"peers"`
 	// ChainHeight is the last block whose events the node handled.
 	ChainHeight int64 `json:"chainHeight"`
+	// Audits and Scrub report the node's audits of its peers and the
+	// background re-verification of its own blocks.
+	Audits *AuditStatus `json:"audits,omitempty"`
+	Scrub  *ScrubStatus `json:"scrub,omitempty"`
 }
 
 // BagStatus is one bag in a Status.
@@ -86,6 +90,8 @@ func (s *Server) Status() Status {
 		RepairQueue:    s.repairs.size(),
 		Peers:          len(s.h.Libp2p().Network().Peers()),
 		ChainHeight:    s.state.height(),
+		Audits:         s.auditStatus(),
+		Scrub:          s.scrubStatus(),
 	}
 	for _, a := range s.h.Addrs() {
 		out.Addrs = append(out.Addrs, a.String())
@@ -135,6 +141,7 @@ func (s *Server) startStatus() error {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(s.Status())
 	})
+	mux.HandleFunc("GET "+AuditsPath, s.serveHeard)
 	if g, ok := s.cfg.registerer.(prometheus.Gatherer); ok {
 		mux.Handle("GET "+MetricsPath, promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	}

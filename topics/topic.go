@@ -45,13 +45,13 @@ const (
 	// PrefixContract is the prefix of a storage contract publication: a
 	// signed proposal published on the topic of its requirements.
 	PrefixContract Prefix = 0x0f
-	// PrefixAudit is reserved for audit result publications (the outcomes
-	// of /satchel/audit/1.0.0 challenges). Its topic format is not defined
-	// yet, so it is not Known: Parse and ParsePrefix reject it with
-	// ErrPrefix and a message that names the reservation. No other type may
-	// take the byte.
-	PrefixAudit Prefix = 0x0a
 )
+
+// PrefixAudit (audit.go) is the prefix of audit result publications: signed
+// outcomes of /satchel/audit/1.0.0 challenges, published on the one topic
+// AuditTopic. It carries no requirement descriptors, so it is not Known to
+// the contract topic format: Parse and ParsePrefix reject it with ErrPrefix
+// and a message that names it. No other type may take the byte.
 
 // prefixes is the set of publication types. The seed defines only
 // contracts; another type is one constant above and one entry here, and

@@ -135,6 +135,7 @@ var sectionOf = map[string]string{
 	"chain":       nodesSection,
 	"storage":     nodesSection,
 	"distributor": nodesSection,
+	"audit":       nodesSection,
 
 	"member":  directorySection,
 	"channel": directorySection,

@@ -46,6 +46,7 @@ func newStorageServerCmd(app *App) *cobra.Command {
 		listen, bootstrap                             []string
 		syncWorkers, confirmations                    int
 		contractTopics                                []string
+		audits                                        auditFlags // audit.go
 	)
 	worker := newFlag("", chain.WorkerID(0), chain.ParseWorkerID, "workerId")
 	bucket := newFlag("", chain.StorageBucketID(0), chain.ParseStorageBucketID, "bucketId")
@@ -116,7 +117,7 @@ Prometheus /metrics on --status.`,
 				listen:     listen,
 				bootstrap:  bootstrap,
 				status:     statusAddr,
-				opts:       []provider.Option{provider.WithOperatorKey(opKey), provider.WithSyncWorkers(syncWorkers), provider.WithCleanupConfirmations(confirmations)},
+				opts:       []provider.Option{provider.WithOperatorKey(opKey), provider.WithSyncWorkers(syncWorkers), provider.WithCleanupConfirmations(confirmations), audits.option(), audits.scrubOption()},
 				keyAccount: s.String(),
 			})
 		},
@@ -135,6 +136,7 @@ Prometheus /metrics on --status.`,
 	f.IntVar(&syncWorkers, "sync-workers", provider.DefaultSyncWorkers, "objects synced from peers in parallel")
 	f.StringSliceVar(&contractTopics, "contract-topic", nil, "contract `TOPIC` to answer proposals on, e.g. 0f01020303; repeatable (see satchel topic)")
 	f.IntVar(&confirmations, "cleanup-confirmations", provider.DefaultCleanupConfirmations, "other providers that must hold a moved bag's object before it is removed here")
+	audits.add(f)
 	return cmd
 }
 

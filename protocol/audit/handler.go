@@ -1,0 +1,248 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/protocol/audit/pb"
+)
+
+// Objects is what a handler needs to know about the objects a provider
+// holds. The provider node implements it.
+type Objects interface {
+	// Object returns the content ID and the chunk CIDs, in file order, of
+	// object id of bag as held here, or an error wrapping ErrNotFound.
+	Object(ctx context.Context, bag string, id uint64) (root cid.Cid, chunks []cid.Cid, err error)
+}
+
+// Blocks reads a provider's blocks (chunks and interior DAG nodes).
+type Blocks interface {
+	// Get returns block c, verified against c, or an error wrapping
+	// ErrNotFound or ErrCorruptBlock.
+	Get(c cid.Cid) ([]byte, error)
+}
+
+// Handler answers /satchel/audit/1.0.0 challenges from a provider's blocks:
+// it checks the challenge (signature, provider, time, nonce not seen
+// before), limits each challenger's rate, and sends each sampled chunk (or
+// range) with its proof path from the object's root.
+type Handler struct {
+	objects Objects
+	blocks  Blocks
+	cfg     handlerConfig
+	log     *slog.Logger
+	metrics *metrics
+	guard   *guard
+
+	p2p.Registration // where it is served
+}
+
+// HandlerOption configures NewHandler.
+type HandlerOption func(*handlerConfig)
+
+type handlerConfig struct {
+	rate      float64
+	burst     int
+	onCorrupt func(cid.Cid)
+	reg       prometheus.Registerer
+	log       *slog.Logger
+	now       func() time.Time
+}
+
+// WithRate sets the per-challenger limit: perSecond challenges on average,
+// burst at once (defaults DefaultRate, DefaultBurst).
+func WithRate(perSecond float64, burst int) HandlerOption {
+	return func(c *handlerConfig) {
+		if perSecond > 0 {
+			c.rate = perSecond
+		}
+		if burst > 0 {
+			c.burst = burst
+		}
+	}
+}
+
+// WithCorruptBlock sets fn, called with every block found corrupt while
+// answering; the node should repair it from a peer.
+func WithCorruptBlock(fn func(cid.Cid)) HandlerOption {
+	return func(c *handlerConfig) { c.onCorrupt = fn }
+}
+
+// WithMetrics registers the handler's collectors on reg:
+// satchel_provider_audit_challenges_total{status} and
+// satchel_provider_audit_bytes_out_total.
+func WithMetrics(reg prometheus.Registerer) HandlerOption {
+	return func(c *handlerConfig) { c.reg = reg }
+}
+
+// WithLogger sets the logger (records carry component=audit).
+func WithLogger(l *slog.Logger) HandlerOption { return func(c *handlerConfig) { c.log = l } }
+
+// WithHandlerClock sets the clock challenges are checked against (default
+// time.Now).
+func WithHandlerClock(now func() time.Time) HandlerOption {
+	return func(c *handlerConfig) { c.now = now }
+}
+
+// NewHandler returns a handler answering from objects and blocks. Register
+// it on a host's stream framework.
+func NewHandler(objects Objects, blocks Blocks, opts ...HandlerOption) *Handler {
+	cfg := handlerConfig{rate: DefaultRate, burst: DefaultBurst, now: time.Now, log: slog.Default()}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return &Handler{
+		objects: objects,
+		blocks:  blocks,
+		cfg:     cfg,
+		log:     cfg.log.With("component", "audit"),
+		metrics: newMetrics(cfg.reg),
+		guard:   newGuard(cfg.rate, cfg.burst),
+	}
+}
+
+// Register serves the audit protocol on p. Close stops serving.
+func (h *Handler) Register(p *p2p.Protocol) {
+	h.Serve(p, p2p.AuditProtocol, h.serveStream, p2p.WithIdleTimeout(AnswerTimeout))
+}
+
+// serveStream answers the one challenge of a stream.
+func (h *Handler) serveStream(ctx context.Context, s network.Stream) error {
+	proto := h.Protocol()
+	if proto == nil {
+		return errors.New("audit: handler closed")
+	}
+	_ = s.SetDeadline(time.Now().Add(AnswerTimeout))
+	fr := proto.NewFrameReader(s, MaxChallengeFrame, AnswerTimeout)
+	fw := proto.NewFrameWriter(s, AnswerTimeout)
+	var sc pb.SignedChallenge
+	if err := fr.ReadMsg(&sc); err != nil {
+		h.metrics.challenge("malformed")
+		return err
+	}
+	remote := s.Conn().RemotePeer()
+	release, err := h.guard.admit(remote)
+	if err != nil {
+		h.metrics.challenge("rate_limited")
+		return h.refuse(fw, nil, err.Error())
+	}
+	defer release()
+	ch, err := OpenChallenge(&sc, remote, s.Conn().LocalPeer(), h.cfg.now())
+	if err != nil {
+		h.metrics.challenge("invalid")
+		h.log.Debug("challenge refused", "peer", remote, "err", err)
+		return h.refuse(fw, nil, err.Error())
+	}
+	if err := h.guard.fresh(remote, ch.Nonce, h.cfg.now()); err != nil {
+		h.metrics.challenge("replay")
+		return h.refuse(fw, ch.Nonce, err.Error())
+	}
+	return h.answer(ctx, fw, ch)
+}
+
+func (h *Handler) refuse(fw *p2p.FrameWriter, nonce []byte, reason string) error {
+	return h.writeHeader(fw, &pb.AnswerHeader{Status: pb.AuditStatus_AUDIT_STATUS_REFUSED, Reason: reason, Nonce: nonce})
+}
+
+func (h *Handler) writeHeader(fw *p2p.FrameWriter, hdr *pb.AnswerHeader) error {
+	if err := fw.WriteMsg(hdr); err != nil {
+		return err
+	}
+	return fw.Flush()
+}
+
+// answer checks that every sample can be answered (every chunk read and
+// verified), then sends the header and one proof frame per sample, holding
+// one chunk at a time.
+func (h *Handler) answer(ctx context.Context, fw *p2p.FrameWriter, ch *pb.Challenge) error {
+	root, chunks, err := h.objects.Object(ctx, ch.Bag, ch.Object)
+	if err == nil && !root.Equals(mustCast(ch.Root)) {
+		err = fmt.Errorf("%w: object %d is held with root %s, not %s", ErrNotFound, ch.Object, root, mustCast(ch.Root))
+	}
+	paths := make([][][]byte, len(ch.Samples))
+	leaves := make([]cid.Cid, len(ch.Samples))
+	for i, smp := range ch.Samples {
+		if err != nil {
+			break
+		}
+		paths[i], leaves[i], err = buildPath(root, len(chunks), int(smp.Index), h.blocks.Get)
+		if err == nil {
+			// Read (and verify) each chunk before answering OK, so a
+			// lost or corrupt one gets a clear status; the bytes are
+			// read again, one chunk at a time, when sent.
+			if _, err = h.blocks.Get(leaves[i]); err != nil {
+				h.noteCorrupt(leaves[i], err)
+			}
+		}
+	}
+	if err != nil {
+		return h.fail(fw, ch, err)
+	}
+	if err := h.writeHeader(fw, &pb.AnswerHeader{Status: pb.AuditStatus_AUDIT_STATUS_OK, Nonce: ch.Nonce, Count: uint32(len(ch.Samples))}); err != nil {
+		return err
+	}
+	for i, smp := range ch.Samples {
+		data, err := h.blocks.Get(leaves[i])
+		if err != nil {
+			// The header is out: all the challenger can learn now is
+			// that the answer broke off, which fails the audit.
+			h.noteCorrupt(leaves[i], err)
+			h.metrics.challenge("failed")
+			return fmt.Errorf("audit: chunk %d of object %d: %w", smp.Index, ch.Object, err)
+		}
+		if smp.Length > 0 {
+			end := smp.Offset + smp.Length
+			if end > uint64(len(data)) {
+				end = uint64(len(data))
+			}
+			data = data[min(smp.Offset, end):end]
+		}
+		if err := fw.WriteMsg(&pb.SampleProof{Index: smp.Index, Path: paths[i], Data: data}); err != nil {
+			return err
+		}
+		if err := fw.Flush(); err != nil {
+			return err
+		}
+		h.metrics.bytesOut.Add(float64(len(data)))
+	}
+	h.metrics.challenge("ok")
+	return nil
+}
+
+// fail answers a challenge the provider cannot meet.
+func (h *Handler) fail(fw *p2p.FrameWriter, ch *pb.Challenge, err error) error {
+	hdr := &pb.AnswerHeader{Nonce: ch.Nonce, Reason: err.Error()}
+	switch {
+	case errors.Is(err, ErrNotFound):
+		hdr.Status = pb.AuditStatus_AUDIT_STATUS_NOT_FOUND
+		h.metrics.challenge("not_found")
+	default:
+		hdr.Status = pb.AuditStatus_AUDIT_STATUS_FAILED
+		h.metrics.challenge("failed")
+	}
+	h.log.Debug("challenge not met", "object", ch.Object, "err", err)
+	return h.writeHeader(fw, hdr)
+}
+
+func (h *Handler) noteCorrupt(c cid.Cid, err error) {
+	if errors.Is(err, ErrCorruptBlock) {
+		h.log.Warn("corrupt block found while answering an audit", "cid", c)
+		if h.cfg.onCorrupt != nil {
+			h.cfg.onCorrupt(c)
+		}
+	}
+}
+
+// mustCast decodes a CID OpenChallenge already checked.
+func mustCast(b []byte) cid.Cid {
+	c, _ := cid.Cast(b)
+	return c
+}

@@ -1,0 +1,50 @@
+package audit
+
+import (
+	"time"
+
+	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/p2p"
+)
+
+// Limits of the audit protocol (docs/PROTOCOL.md, "Audits"). Both sides
+// enforce them; a frame over its limit resets the stream.
+const (
+	// MaxSamples is the most chunks one challenge asks for, so an answer is
+	// at most MaxSamples frames of MaxFrame bytes.
+	MaxSamples = 8
+	// MaxChallengeFrame bounds the challenger's one frame.
+	MaxChallengeFrame = 4 << 10
+	// MaxFrame bounds each answer frame: a whole chunk (at most
+	// chunker.MaxChunkSize) and its proof path.
+	MaxFrame = p2p.DefaultMaxFrame
+	// MaxPathBlocks is the deepest proof path accepted (chunker's bound on
+	// any file's DAG height).
+	MaxPathBlocks = 9
+	// MaxChunkSize is the largest chunk an answer may carry.
+	MaxChunkSize = chunker.MaxChunkSize
+	// MinNonce and MaxNonce bound a challenge's nonce length in bytes.
+	MinNonce = 16
+	MaxNonce = 64
+	// ClockWindow is how far a challenge's time may be from the provider's
+	// clock, either way. A nonce is remembered for twice as long, so a
+	// replay is refused whenever it would still be in the window.
+	ClockWindow = 2 * time.Minute
+	// AnswerTimeout bounds a whole audit on the challenger's side: an
+	// answer not complete by then is a failed audit ("too late"). The
+	// provider gives up writing after the same time.
+	AnswerTimeout = 30 * time.Second
+	// DefaultRate and DefaultBurst are the per-challenger limit a handler
+	// applies by default: a challenge every 2 seconds on average, up to 10
+	// at once.
+	DefaultRate  = 0.5
+	DefaultBurst = 10
+	// MaxConcurrent is how many challenges a handler answers at once over
+	// all challengers; more are refused, so fresh peer IDs gain nothing.
+	MaxConcurrent = 16
+	// maxReplayEntries bounds the nonces a handler remembers; when it is
+	// full of live entries new challenges are refused until they expire.
+	maxReplayEntries = 1 << 16
+	// maxChallengers bounds the per-challenger rate limiters kept.
+	maxChallengers = 4096
+)

@@ -1,0 +1,58 @@
+package provider
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// auditMetrics are the collectors of audits and scrub (namespace satchel,
+// subsystem provider), registered and unregistered with the node's others.
+type auditMetrics struct {
+	audits           *prometheus.CounterVec
+	auditBytes       prometheus.Counter
+	heard            *prometheus.CounterVec
+	resyncs          prometheus.Counter
+	scrubChecked     prometheus.Counter
+	scrubFailed      prometheus.Counter
+	scrubRepaired    prometheus.Counter
+	scrubBytes       prometheus.Counter
+	scrubPasses      prometheus.Counter
+	scrubPassSeconds prometheus.Gauge
+}
+
+func newAuditMetrics() *auditMetrics {
+	opts := func(name, help string) prometheus.Opts {
+		return prometheus.Opts{Namespace: "satchel", Subsystem: "provider", Name: name, Help: help}
+	}
+	return &auditMetrics{
+		audits: prometheus.NewCounterVec(prometheus.CounterOpts(opts("audits_total",
+			"Audits this node ran of its peers, by peer and result: pass, fail (run = pass + fail), refused (rate limited or busy: no verdict).")), []string{"peer", "result"}),
+		auditBytes: prometheus.NewCounter(prometheus.CounterOpts(opts("audit_bytes_in_total", "Bytes received in answers to this node's audits."))),
+		heard: prometheus.NewCounterVec(prometheus.CounterOpts(opts("audit_results_heard_total",
+			"Signed audit results from the bags' providers heard on the audit topic, by verdict.")), []string{"verdict"}),
+		resyncs:       prometheus.NewCounter(prometheus.CounterOpts(opts("audit_resyncs_total", "Objects re-checked because an audit found this node failing."))),
+		scrubChecked:  prometheus.NewCounter(prometheus.CounterOpts(opts("scrub_blocks_checked_total", "Blocks the scrub read and verified."))),
+		scrubFailed:   prometheus.NewCounter(prometheus.CounterOpts(opts("scrub_blocks_failed_total", "Blocks the scrub found corrupt or missing."))),
+		scrubRepaired: prometheus.NewCounter(prometheus.CounterOpts(opts("scrub_blocks_repaired_total", "Blocks the scrub found bad that are held again."))),
+		scrubBytes:    prometheus.NewCounter(prometheus.CounterOpts(opts("scrub_bytes_total", "Bytes the scrub read."))),
+		scrubPasses:   prometheus.NewCounter(prometheus.CounterOpts(opts("scrub_passes_total", "Full scrub passes finished."))),
+		scrubPassSeconds: prometheus.NewGauge(prometheus.GaugeOpts(opts("scrub_last_pass_seconds",
+			"How long the last full scrub pass took."))),
+	}
+}
+
+// register adds the collectors to the node's, registering them on its
+// registry.
+func (am *auditMetrics) register(m *metrics) error {
+	cs := []prometheus.Collector{am.audits, am.auditBytes, am.heard, am.resyncs, am.scrubChecked, am.scrubFailed,
+		am.scrubRepaired, am.scrubBytes, am.scrubPasses, am.scrubPassSeconds}
+	for _, c := range cs {
+		if m.reg != nil {
+			if err := m.reg.Register(c); err != nil {
+				m.unregister()
+				return err
+			}
+		}
+		m.collectors = append(m.collectors, c)
+	}
+	return nil
+}
