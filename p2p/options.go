@@ -37,6 +37,8 @@ type config struct {
 	streamTimeout  time.Duration
 	libp2pOpts     []libp2p.Option
 	host           host.Host
+	memory         MemoryLimits
+	memorySet      bool
 }
 
 func defaultConfig() config {
@@ -45,6 +47,7 @@ func defaultConfig() config {
 		dhtMode:       dht.ModeServer,
 		logger:        slog.Default(),
 		streamTimeout: DefaultStreamTimeout,
+		memory:        DefaultMemoryLimits,
 	}
 }
 
