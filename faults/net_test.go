@@ -68,20 +68,21 @@ const (
 // read reads every chunk of o from provider p through the fetch protocol.
 // The fetch client verifies each block against its CID: a mismatch, or
 // bytes that differ from what was uploaded, is a corrupted read.
+// Every chunk is asked for, so every damaged one is found.
 func read(ctx context.Context, fc *fetch.Client, p peer.ID, o object) readResult {
+	out := readOK
 	for _, c := range o.res.Chunks {
 		got, err := fc.GetBlock(ctx, p, c.CID)
-		if errors.Is(err, fetch.ErrCIDMismatch) {
+		switch {
+		case errors.Is(err, fetch.ErrCIDMismatch):
 			return readCorrupted
-		}
-		if err != nil {
-			return readFailed
-		}
-		if !bytes.Equal(got, o.data[c.Offset:c.Offset+int64(c.Size)]) {
+		case err != nil:
+			out = readFailed
+		case !bytes.Equal(got, o.data[c.Offset:c.Offset+int64(c.Size)]):
 			return readCorrupted
 		}
 	}
-	return readOK
+	return out
 }
 
 // waitFor polls cond every 20 ms until it holds or d passes, and reports
