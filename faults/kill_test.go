@@ -111,7 +111,7 @@ func TestKillUnderLoad(t *testing.T) {
 				f.Lost++
 				continue
 			}
-			if res := read(ctx, fc, p.AddrInfo().ID, o); res != readOK {
+			if res := readBack(ctx, fc, p.AddrInfo().ID, o); res != readOK {
 				if res == readCorrupted {
 					f.Corrupted++
 				} else {

@@ -85,6 +85,18 @@ func read(ctx context.Context, fc *fetch.Client, p peer.ID, o object) readResult
 	return out
 }
 
+// readBack reads o from provider p until a read succeeds or serves
+// corrupted bytes, or a deadline passes: a failed read (a stream the fault
+// broke, a block being repaired) is retried; what stays unreadable is lost.
+func readBack(ctx context.Context, fc *fetch.Client, p peer.ID, o object) readResult {
+	res := readFailed
+	waitFor(30*time.Second, func() bool {
+		res = read(ctx, fc, p, o)
+		return res != readFailed
+	})
+	return res
+}
+
 // waitFor polls cond every 20 ms until it holds or d passes, and reports
 // how long it took and whether it held.
 func waitFor(d time.Duration, cond func() bool) (time.Duration, bool) {

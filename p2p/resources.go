@@ -95,21 +95,27 @@ func (l MemoryLimits) withDefaults() MemoryLimits {
 func resourceManager(l MemoryLimits) (libp2p.Option, error) {
 	base := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&base)
-	partial := rcmgr.PartialLimitConfig{
-		System:       rcmgr.ResourceLimits{Memory: rcmgr.LimitVal64(l.System)},
-		PeerDefault:  rcmgr.ResourceLimits{Memory: rcmgr.LimitVal64(l.Peer)},
-		Stream:       rcmgr.ResourceLimits{Memory: rcmgr.LimitVal64(l.Stream)},
-		Protocol:     map[protocol.ID]rcmgr.ResourceLimits{},
-		ProtocolPeer: map[protocol.ID]rcmgr.ResourceLimits{},
+	scaled := base.AutoScale() // what libp2p.New would use
+	partial := scaled.ToPartialLimitConfig()
+	partial.System.Memory = rcmgr.LimitVal64(l.System)
+	partial.PeerDefault.Memory = rcmgr.LimitVal64(l.Peer)
+	partial.Stream.Memory = rcmgr.LimitVal64(l.Stream)
+	if partial.Protocol == nil {
+		partial.Protocol = map[protocol.ID]rcmgr.ResourceLimits{}
+	}
+	if partial.ProtocolPeer == nil {
+		partial.ProtocolPeer = map[protocol.ID]rcmgr.ResourceLimits{}
 	}
 	for _, id := range []protocol.ID{StoreProtocol, FetchProtocol} {
-		partial.Protocol[id] = rcmgr.ResourceLimits{Memory: rcmgr.LimitVal64(l.Protocol)}
-		partial.ProtocolPeer[id] = rcmgr.ResourceLimits{
-			Memory:         rcmgr.LimitVal64(l.ProtocolPeer),
-			StreamsInbound: rcmgr.LimitVal(l.ProtocolPeerStreams),
-		}
+		pl := partial.ProtocolDefault
+		pl.Memory = rcmgr.LimitVal64(l.Protocol)
+		partial.Protocol[id] = pl
+		ppl := partial.ProtocolPeerDefault
+		ppl.Memory = rcmgr.LimitVal64(l.ProtocolPeer)
+		ppl.StreamsInbound = rcmgr.LimitVal(l.ProtocolPeerStreams)
+		partial.ProtocolPeer[id] = ppl
 	}
-	limits := partial.Build(base.AutoScale())
+	limits := partial.Build(scaled)
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits), rcmgr.WithMetricsDisabled())
 	if err != nil {
 		return nil, fmt.Errorf("p2p: resource manager: %w", err)

@@ -85,6 +85,13 @@ type Config struct {
 	// StatusAddrs returns the status server address of provider i (default:
 	// none). "127.0.0.1:0" takes a free port.
 	StatusAddrs func(i int) string
+	// HostOptions returns options added to provider i's p2p.New call (a
+	// connection gater, memory limits), for fault injection.
+	HostOptions func(i int) []p2p.Option
+	// ChainTransport, when set, wraps the chain transport provider i talks
+	// to the chain through (its own chain.Client), for fault injection: a
+	// transport that fails, lags or lies.
+	ChainTransport func(i int, t chain.Transport) chain.Transport
 }
 
 // Network is a running chain and its storage providers.
@@ -410,12 +417,16 @@ func (p *Provider) start(ctx context.Context) (err error) {
 			bootstrap = append(bootstrap, o.AddrInfo())
 		}
 	}
-	h, err := p2p.New(ctx,
+	hopts := []p2p.Option{
 		p2p.WithIdentity(key),
 		p2p.WithListenAddrs(listen...),
 		p2p.WithBootstrap(bootstrap...),
 		p2p.WithLogger(log),
-	)
+	}
+	if n.cfg.HostOptions != nil {
+		hopts = append(hopts, n.cfg.HostOptions(p.Index)...)
+	}
+	h, err := p2p.New(ctx, hopts...)
 	if err != nil {
 		return fmt.Errorf("testnet: provider %d: host: %w", p.Index, err)
 	}
@@ -453,7 +464,11 @@ func (p *Provider) start(ctx context.Context) (err error) {
 	if n.cfg.ProviderOptionsFor != nil {
 		opts = append(opts, n.cfg.ProviderOptionsFor(p.Index)...)
 	}
-	srv, err := provider.New(h, bs, n.Client, provider.Identity{Worker: p.Worker, Bucket: p.Bucket, Transactor: p.Key}, opts...)
+	client := n.Client
+	if n.cfg.ChainTransport != nil {
+		client = chain.NewClient(n.cfg.ChainTransport(p.Index, n.Chain.Transport()))
+	}
+	srv, err := provider.New(h, bs, client, provider.Identity{Worker: p.Worker, Bucket: p.Bucket, Transactor: p.Key}, opts...)
 	if err != nil {
 		return fmt.Errorf("testnet: provider %d: %w", p.Index, err)
 	}
