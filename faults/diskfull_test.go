@@ -116,7 +116,7 @@ func TestDiskFull(t *testing.T) {
 			f.Lost++
 			continue
 		}
-		switch readBack(ctx, fc, p.AddrInfo().ID, o) {
+		switch readBack(ctx, h.Libp2p(), fc, p.AddrInfo(), o) {
 		case readCorrupted:
 			f.Corrupted++
 		case readFailed:

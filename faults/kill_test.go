@@ -76,8 +76,11 @@ func TestKillUnderLoad(t *testing.T) {
 		wg.Go(func() {
 			for _, o := range toRead[max(0, len(toRead)-3):] {
 				for i := range 3 {
-					if pid := net.Provider(i).AddrInfo().ID; pid != "" {
-						res := read(ctx, fc, pid, o)
+					if ai := net.Provider(i).AddrInfo(); ai.ID != "" {
+						res := readFailed
+						if h.Connect(ctx, ai) == nil {
+							res = read(ctx, fc, ai.ID, o)
+						}
 						mu.Lock()
 						f.Attempted++
 						if res == readCorrupted {
@@ -111,7 +114,8 @@ func TestKillUnderLoad(t *testing.T) {
 				f.Lost++
 				continue
 			}
-			if res := readBack(ctx, fc, p.AddrInfo().ID, o); res != readOK {
+			if res := readBack(ctx, h.Libp2p(), fc, p.AddrInfo(), o); res != readOK {
+				t.Errorf("object %d from provider %d: read %v", o.obj.ID, i, res)
 				if res == readCorrupted {
 					f.Corrupted++
 				} else {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/satchel-net/satchel/chain"
@@ -88,10 +89,15 @@ func read(ctx context.Context, fc *fetch.Client, p peer.ID, o object) readResult
 // readBack reads o from provider p until a read succeeds or serves
 // corrupted bytes, or a deadline passes: a failed read (a stream the fault
 // broke, a block being repaired) is retried; what stays unreadable is lost.
-func readBack(ctx context.Context, fc *fetch.Client, p peer.ID, o object) readResult {
+// The reader connects to the provider's current addresses first (a
+// restarted provider listens on a new port).
+func readBack(ctx context.Context, h host.Host, fc *fetch.Client, p peer.AddrInfo, o object) readResult {
 	res := readFailed
 	waitFor(30*time.Second, func() bool {
-		res = read(ctx, fc, p, o)
+		if err := h.Connect(ctx, p); err != nil {
+			return false
+		}
+		res = read(ctx, fc, p.ID, o)
 		return res != readFailed
 	})
 	return res

@@ -108,7 +108,7 @@ func TestPartitionAndHeal(t *testing.T) {
 	for _, o := range acked {
 		for _, i := range o.holders() {
 			f.Attempted++
-			switch readBack(ctx, fc, net.Provider(i).AddrInfo().ID, o) {
+			switch readBack(ctx, h.Libp2p(), fc, net.Provider(i).AddrInfo(), o) {
 			case readCorrupted:
 				f.Corrupted++
 			case readFailed:
