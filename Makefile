@@ -5,7 +5,7 @@ RUN_HOME  ?= .satchel-devnet
 FUZZTIME  ?= 60s
 BENCHTIME ?= 1x
 
-.PHONY: all build run test bench fuzz lint proto clean
+.PHONY: all build run test bench fuzz faults lint proto clean
 
 all: build
 
@@ -36,6 +36,13 @@ fuzz:
 			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$(dirname $$f); \
 		done; \
 	done
+
+## faults: the long form of the fault suite (minutes): 50 kills, 10,000 fuzzed frames per protocol;
+## figures go to faults-report.md (copy them to docs/RELIABILITY.md, "Fault suite figures")
+faults:
+	rm -f faults-report.md
+	FAULTS_LONG=1 FAULTS_REPORT=$(CURDIR)/faults-report.md $(GO) test -race -count=1 -timeout 60m -v ./faults/
+	@cat faults-report.md
 
 ## lint: go vet and a gofmt check
 lint:

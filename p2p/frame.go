@@ -92,6 +92,14 @@ func readMsg(r io.Reader, m proto.Message, maxSize int) (int, error) {
 // DefaultMaxFrame), reporting the bytes consumed, prefix included. The
 // announced length is checked before anything is allocated for the body.
 func readFrame(r io.Reader, maxSize int) ([]byte, int, error) {
+	return readFrameReserving(r, maxSize, nil)
+}
+
+// readFrameReserving is readFrame that, when reserve is not nil, reserves
+// the announced body length with it before allocating, and releases it once
+// the body is read: a frame that would take the reader past its memory budget
+// is refused unread (an error wrapping ErrMemoryBudget).
+func readFrameReserving(r io.Reader, maxSize int, reserve func(int) (func(), error)) ([]byte, int, error) {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxFrame
 	}
@@ -105,6 +113,13 @@ func readFrame(r io.Reader, maxSize int) ([]byte, int, error) {
 	}
 	if size > uint64(maxSize) {
 		return nil, prefixLen, fmt.Errorf("%w: frame announces %d bytes, limit is %d", ErrFrameTooLarge, size, maxSize)
+	}
+	if reserve != nil && size > preallocLimit {
+		release, err := reserve(int(size))
+		if err != nil {
+			return nil, prefixLen, err
+		}
+		defer release()
 	}
 	body, err := readBody(r, int(size))
 	return body, prefixLen + len(body), err

@@ -69,8 +69,8 @@ func New(ctx context.Context, opts ...Option) (_ *Host, err error) {
 				_ = cfg.host.Close()
 			}
 		}()
-		if cfg.identity != nil || cfg.listenSet || len(cfg.libp2pOpts) > 0 {
-			return nil, errors.New("p2p: WithHost cannot be combined with WithIdentity, WithListenAddrs or WithLibp2pOptions")
+		if cfg.identity != nil || cfg.listenSet || len(cfg.libp2pOpts) > 0 || cfg.memorySet {
+			return nil, errors.New("p2p: WithHost cannot be combined with WithIdentity, WithListenAddrs, WithLibp2pOptions or WithMemoryLimits")
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -182,6 +182,11 @@ func newLibp2pHost(cfg *config) (host.Host, error) {
 	} else {
 		opts = append(opts, libp2p.DisableMetrics())
 	}
+	rm, err := resourceManager(cfg.memory)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, rm)
 	opts = append(opts, cfg.libp2pOpts...)
 	h, err := libp2p.New(opts...)
 	if err != nil {

@@ -39,6 +39,8 @@ type config struct {
 	libp2pOpts     []libp2p.Option
 	host           host.Host
 	pubsubOpts     []pubsub.Option
+	memory         MemoryLimits
+	memorySet      bool
 }
 
 func defaultConfig() config {
@@ -47,6 +49,7 @@ func defaultConfig() config {
 		dhtMode:       dht.ModeServer,
 		logger:        slog.Default(),
 		streamTimeout: DefaultStreamTimeout,
+		memory:        DefaultMemoryLimits,
 	}
 }
 

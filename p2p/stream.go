@@ -31,6 +31,8 @@ type FrameReader struct {
 	max   int
 	proto protocol.ID
 	m     *metrics
+
+	reserve bool // reserve each large frame's body in s's scope while reading it
 }
 
 // NewFrameReader returns a reader of frames of at most maxFrame bytes (zero:
@@ -61,7 +63,16 @@ func (r *FrameReader) ReadFrame() ([]byte, error) {
 	if r.s != nil && r.idle > 0 {
 		_ = r.s.SetReadDeadline(time.Now().Add(r.idle))
 	}
-	body, n, err := readFrame(r.br, r.max)
+	var reserve func(int) (func(), error)
+	if r.reserve && r.s != nil {
+		reserve = func(n int) (func(), error) {
+			if err := Reserve(r.s, n); err != nil {
+				return nil, err
+			}
+			return func() { Release(r.s, n) }, nil
+		}
+	}
+	body, n, err := readFrameReserving(r.br, r.max, reserve)
 	switch {
 	case err == nil:
 		r.m.frameReceived(r.proto, n)
@@ -74,6 +85,18 @@ func (r *FrameReader) ReadFrame() ([]byte, error) {
 		r.m.frameError(r.proto, frameErrRead)
 	}
 	return body, err
+}
+
+// ReserveFrames makes the reader reserve each frame body over 64 KiB in
+// its stream's resource scope (see Reserve) before allocating it, and
+// release it once the body is read, so that frames being read on every
+// stream together stay within the host's memory budgets. A frame the budget
+// has no room for is not read: ReadFrame returns an error wrapping
+// ErrMemoryBudget, and the stream must be reset. A handler that keeps a frame
+// past ReadFrame reserves it again for as long as it keeps it. It returns r.
+func (r *FrameReader) ReserveFrames() *FrameReader {
+	r.reserve = true
+	return r
 }
 
 // ReadMsg reads one frame and unmarshals it into m (see ReadFrame).

@@ -235,16 +235,21 @@ func (a *chainAuth) AuthorizeSession(ctx context.Context, bag string, n uint64) 
 // servePolicy is the FetchPolicy of the fetch handler: a block is served
 // when it belongs to an object the node holds, i.e. a bound object of a bag
 // it stores. Unbound session chunks are not served: nothing yet ties them
-// to a registered object. Each answer also records the read, which keeps
-// the object from being removed while it is being served.
+// to a registered object. A GET that served a block's bytes records the
+// read (RecordRead), which keeps the object from being removed while it is
+// being served; a HAVE, or a GET that served nothing, records none, so
+// asking about a deleted object cannot keep it forever.
 type servePolicy struct {
 	h *holdings
 }
 
 // Serves implements FetchPolicy.
 func (p *servePolicy) Serves(_ context.Context, c cid.Cid) bool {
-	return p.h.touch(c)
+	return p.h.holds(c)
 }
+
+// RecordRead implements fetch.ReadRecorder.
+func (p *servePolicy) RecordRead(c cid.Cid) { p.h.touch(c) }
 
 // holdings is the in-memory index of the objects the node holds: their
 // blocks (chunks, interior nodes, root) and when each was last read. The
@@ -348,6 +353,13 @@ func (h *holdings) has(obj uint64) bool {
 	defer h.mu.Unlock()
 	_, ok := h.objects[obj]
 	return ok
+}
+
+// holds reports whether c belongs to a held object.
+func (h *holdings) holds(c cid.Cid) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.blocks[c]) > 0
 }
 
 // touch reports whether c belongs to a held object and records the read.

@@ -114,3 +114,23 @@ func TestHoldings(t *testing.T) {
 		t.Fatalf("bags = %v", got)
 	}
 }
+
+// TestServePolicyHaveKeepsNothingAlive: the fetch policy's Serves (asked by
+// HAVE and GET alike) records no read; only RecordRead, after a GET sent
+// bytes, does — so asking about a deleted object cannot keep it forever.
+func TestServePolicyHaveKeepsNothingAlive(t *testing.T) {
+	h := newHoldings()
+	c := chunker.ChunkCID([]byte("held"))
+	h.add(blockstore.Manifest{Bag: "b", Object: 9, Root: c, Chunks: []blockstore.ChunkRef{{CID: c, Size: 4}}})
+	p := &servePolicy{h: h}
+	if !p.Serves(context.Background(), c) {
+		t.Fatal("held block not served")
+	}
+	if !h.lastRead(9).IsZero() {
+		t.Fatal("Serves recorded a read")
+	}
+	p.RecordRead(c)
+	if h.lastRead(9).IsZero() {
+		t.Fatal("RecordRead recorded nothing")
+	}
+}

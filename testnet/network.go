@@ -97,6 +97,13 @@ type Config struct {
 	// ContractTopics are the contract topics providers subscribe to; set,
 	// they turn Contracts on.
 	ContractTopics []topics.Topic
+	// HostOptions returns options added to provider i's p2p.New call (a
+	// connection gater, memory limits), for fault injection.
+	HostOptions func(i int) []p2p.Option
+	// ChainTransport, when set, wraps the chain transport provider i talks
+	// to the chain through (its own chain.Client), for fault injection: a
+	// transport that fails, lags or lies.
+	ChainTransport func(i int, t chain.Transport) chain.Transport
 }
 
 // Network is a running chain and its storage providers.
@@ -446,13 +453,17 @@ func (p *Provider) start(ctx context.Context) (err error) {
 			bootstrap = append(bootstrap, o.AddrInfo())
 		}
 	}
-	h, err := p2p.New(ctx,
+	hopts := []p2p.Option{
 		p2p.WithIdentity(key),
 		p2p.WithListenAddrs(listen...),
 		p2p.WithBootstrap(bootstrap...),
 		p2p.WithLogger(log),
 		p2p.WithPubSubOptions(contracts.ScoreOptions()...),
-	)
+	}
+	if n.cfg.HostOptions != nil {
+		hopts = append(hopts, n.cfg.HostOptions(p.Index)...)
+	}
+	h, err := p2p.New(ctx, hopts...)
 	if err != nil {
 		return fmt.Errorf("testnet: provider %d: host: %w", p.Index, err)
 	}
@@ -490,7 +501,11 @@ func (p *Provider) start(ctx context.Context) (err error) {
 	if n.cfg.ProviderOptionsFor != nil {
 		opts = append(opts, n.cfg.ProviderOptionsFor(p.Index)...)
 	}
-	srv, err := provider.New(h, bs, n.Client, provider.Identity{Worker: p.Worker, Bucket: p.Bucket, Transactor: p.Key}, opts...)
+	client := n.Client
+	if n.cfg.ChainTransport != nil {
+		client = chain.NewClient(n.cfg.ChainTransport(p.Index, n.Chain.Transport()))
+	}
+	srv, err := provider.New(h, bs, client, provider.Identity{Worker: p.Worker, Bucket: p.Bucket, Transactor: p.Key}, opts...)
 	if err != nil {
 		return fmt.Errorf("testnet: provider %d: %w", p.Index, err)
 	}

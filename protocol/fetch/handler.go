@@ -32,16 +32,21 @@ type Policy interface {
 }
 
 // Handler serves /satchel/fetch/1.0.0 from a node's blocks: HAVE answers
-// which blocks it holds and serves, GET sends a block's bytes (or a range),
-// read and verified against the CID on every request. A block found corrupt
+// which blocks it holds and serves, GET sends a block's bytes (or a range).
+// A whole block is read and verified against its CID on every request; a
+// range is read alone from a block verified within VerifiedFor (see
+// RangeReader). Each GET reserves its reply's memory in the stream's
+// resource scope first and is REFUSED when the budget has no room. A block
+// found corrupt
 // is answered FAILED and reported through WithCorruptBlock so the node
 // repairs it from a peer.
 type Handler struct {
-	blocks  Blocks
-	policy  Policy
-	cfg     config
-	log     *slog.Logger
-	metrics *metrics
+	blocks   Blocks
+	policy   Policy
+	cfg      config
+	log      *slog.Logger
+	metrics  *metrics
+	verified *verifiedRecord
 
 	p2p.Registration // where it is served
 }
@@ -88,11 +93,12 @@ func NewHandler(blocks Blocks, policy Policy, opts ...Option) *Handler {
 		log = slog.Default()
 	}
 	return &Handler{
-		blocks:  blocks,
-		policy:  policy,
-		cfg:     cfg,
-		log:     log.With("component", "fetch"),
-		metrics: newMetrics(cfg.reg),
+		blocks:   blocks,
+		policy:   policy,
+		cfg:      cfg,
+		log:      log.With("component", "fetch"),
+		metrics:  newMetrics(cfg.reg),
+		verified: newVerifiedRecord(),
 	}
 }
 
@@ -106,7 +112,12 @@ func (h *Handler) Register(p *p2p.Protocol) {
 type job struct {
 	done  chan struct{}
 	reply *pb.FetchReply
+	mem   int // reserved in the stream's scope until the reply is written
 }
+
+// getMemory is what a GET reserves before it is answered: the largest block
+// it may read whole.
+const getMemory = MaxBlockSize + 64<<10
 
 // stream is one stream being served.
 type stream struct {
@@ -157,9 +168,25 @@ func (st *stream) readRequests(ctx context.Context, queue chan<- *job, workers *
 			return err
 		}
 		j := &job{done: make(chan struct{})}
+		if _, isGet := req.Body.(*pb.FetchRequest_Get); isGet {
+			if err := p2p.Reserve(st.s, getMemory); err != nil {
+				st.h.metrics.request("get", pb.FetchStatus_FETCH_STATUS_REFUSED)
+				j.reply = &pb.FetchReply{Id: req.Id, Status: pb.FetchStatus_FETCH_STATUS_REFUSED,
+					Reason: fmt.Sprintf("provider is at its memory budget (%v); retry later with fewer requests in flight", err)}
+				close(j.done)
+				select {
+				case queue <- j:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				continue
+			}
+			j.mem = getMemory
+		}
 		select {
 		case queue <- j:
 		case <-ctx.Done():
+			p2p.Release(st.s, j.mem)
 			return ctx.Err()
 		}
 		workers.Add(1)
@@ -184,11 +211,13 @@ func (st *stream) writeReplies(queue <-chan *job, cancel context.CancelFunc) err
 	for j := range queue {
 		<-j.done
 		if err != nil {
+			p2p.Release(st.s, j.mem)
 			continue // drain
 		}
 		if err = writeFetchReply(fw, j.reply); err == nil {
 			err = fw.Flush()
 		}
+		p2p.Release(st.s, j.mem)
 		if err != nil {
 			cancel()
 			_ = st.s.Reset()
@@ -242,11 +271,19 @@ func (h *Handler) get(ctx context.Context, req *pb.GetRequest) *pb.FetchReply {
 	if !h.policy.Serves(ctx, c) {
 		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_NOT_FOUND, Reason: fmt.Sprintf("%s is not in a bag this node stores", c)}
 	}
+	n := req.Length
+	if n == 0 || n > MaxGetBytes {
+		n = MaxGetBytes
+	}
+	if r := h.getRange(c, req.Offset, n, req.Offset != 0 || req.Length != 0); r != nil {
+		return h.served(c, r)
+	}
 	data, err := h.blocks.Get(c)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_NOT_FOUND, Reason: fmt.Sprintf("%s is not held", c)}
 	case errors.Is(err, ErrCorrupt):
+		h.verified.forget(c)
 		h.log.Warn("corrupt block found while serving", "cid", c)
 		if h.cfg.onCorrupt != nil {
 			h.cfg.onCorrupt(c)
@@ -255,17 +292,46 @@ func (h *Handler) get(ctx context.Context, req *pb.GetRequest) *pb.FetchReply {
 	case err != nil:
 		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_FAILED, Reason: fmt.Sprintf("%s cannot be read: %v", c, err)}
 	}
+	h.verified.mark(c)
 	size := uint64(len(data))
 	if req.Offset > size {
 		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED, Size: size,
 			Reason: fmt.Sprintf("offset %d is past the end of the %d-byte block", req.Offset, size)}
 	}
-	n := size - req.Offset
-	if req.Length != 0 {
-		n = min(n, req.Length)
+	n = min(n, size-req.Offset)
+	return h.served(c, &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_OK, Data: data[req.Offset : req.Offset+n], Size: size})
+}
+
+// getRange answers a ranged GET from the range alone when the blocks can
+// read ranges and c was verified whole within VerifiedFor; nil means read
+// the whole block.
+func (h *Handler) getRange(c cid.Cid, off, n uint64, ranged bool) *pb.FetchReply {
+	rr, ok := h.blocks.(RangeReader)
+	if !ok || !ranged || !h.verified.fresh(c) {
+		return nil
 	}
-	n = min(n, MaxGetBytes)
-	return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_OK, Data: data[req.Offset : req.Offset+n], Size: size}
+	data, size, err := rr.ReadRange(c, off, n)
+	switch {
+	case err == nil:
+		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_OK, Data: data, Size: size}
+	case errors.Is(err, ErrNotFound):
+		h.verified.forget(c)
+		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_NOT_FOUND, Reason: fmt.Sprintf("%s is not held", c)}
+	case off > size && size > 0:
+		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED, Size: size,
+			Reason: fmt.Sprintf("offset %d is past the end of the %d-byte block", off, size)}
+	}
+	// Anything else (a short file, say): the whole, verified read decides.
+	h.verified.forget(c)
+	return nil
+}
+
+// served records a successful read with the policy, when it wants to know.
+func (h *Handler) served(c cid.Cid, r *pb.FetchReply) *pb.FetchReply {
+	if rec, ok := h.policy.(ReadRecorder); ok && r.Status == pb.FetchStatus_FETCH_STATUS_OK {
+		rec.RecordRead(c)
+	}
+	return r
 }
 
 // writeFetchReply writes a reply; one carrying data is encoded by hand so the

@@ -197,11 +197,14 @@ type storeExchange struct {
 	// partial and committing are this exchange's share of the stream's
 	// byte counts.
 	partial, committing int
+	// mem is the memory reserved for the exchange in the stream's resource
+	// scope, returned when its buffer is let go.
+	mem int
 }
 
 // run reads frames until the uploader closes its side.
 func (c *storeConn) run(ctx context.Context) error {
-	fr := c.proto.NewFrameReader(c.s, MaxFrame, IdleTimeout)
+	fr := c.proto.NewFrameReader(c.s, MaxFrame, IdleTimeout).ReserveFrames()
 	for {
 		// Backpressure: past MaxStreamBuffered bytes waiting for the disk,
 		// stop reading; flow control then holds the uploader.
@@ -272,15 +275,16 @@ func (c *storeConn) failed(ex *storeExchange, format string, args ...any) {
 func (c *storeConn) handle(ctx context.Context, req *pb.StoreRequest) error {
 	switch body := req.Body.(type) {
 	case *pb.StoreRequest_Request:
-		return c.start(ctx, req.Id, exAuthorizing, "chunks", func(ctx context.Context, ex *storeExchange) {
+		mem := int(min(body.Request.GetLength(), MaxChunkLength))
+		return c.start(ctx, req.Id, exAuthorizing, "chunks", mem, func(ctx context.Context, ex *storeExchange) {
 			c.authorize(ctx, ex, body.Request)
 		})
 	case *pb.StoreRequest_Bind:
-		return c.start(ctx, req.Id, exBinding, "exchanges", func(ctx context.Context, ex *storeExchange) {
+		return c.start(ctx, req.Id, exBinding, "exchanges", bindMemory(body.Bind), func(ctx context.Context, ex *storeExchange) {
 			c.bind(ctx, ex, body.Bind)
 		})
 	case *pb.StoreRequest_Drop:
-		return c.start(ctx, req.Id, exBinding, "exchanges", func(_ context.Context, ex *storeExchange) {
+		return c.start(ctx, req.Id, exBinding, "exchanges", 0, func(_ context.Context, ex *storeExchange) {
 			c.drop(ex, body.Drop)
 		})
 	case *pb.StoreRequest_Segments:
@@ -294,11 +298,13 @@ func (c *storeConn) handle(ctx context.Context, req *pb.StoreRequest) error {
 	}
 }
 
-// start opens an exchange of id in state st and runs work on it on a
-// worker, with AuthorizeTimeout to ask the Authorizer. An exchange over the
-// in-flight limit is refused ("too many <what> in flight"); reusing an open
-// id resets the stream.
-func (c *storeConn) start(ctx context.Context, id uint64, st exchangeState, what string, work func(context.Context, *storeExchange)) error {
+// start opens an exchange of id in state st, reserves mem bytes for it in
+// the stream's resource scope, and runs work on it on a worker, with
+// AuthorizeTimeout to ask the Authorizer. An exchange over the in-flight
+// limit is refused ("too many <what> in flight"), and so is one the memory
+// budget of the stream, the peer or the node has no room for; reusing an
+// open id resets the stream.
+func (c *storeConn) start(ctx context.Context, id uint64, st exchangeState, what string, mem int, work func(context.Context, *storeExchange)) error {
 	ex, ok, err := c.open(id, st)
 	if err != nil {
 		return err
@@ -307,6 +313,14 @@ func (c *storeConn) start(ctx context.Context, id uint64, st exchangeState, what
 		c.refuse(ex, "too many %s in flight on one stream; keep at most %d", what, MaxChunksInFlight)
 		return nil
 	}
+	if err := p2p.Reserve(c.s, mem); err != nil {
+		c.h.metrics.overBudget.Inc()
+		c.refuse(ex, "provider is at its memory budget (%v); retry later with fewer requests in flight", err)
+		return nil
+	}
+	c.mu.Lock()
+	ex.mem = mem
+	c.mu.Unlock()
 	c.workers.Add(1)
 	go func() {
 		defer c.workers.Done()
@@ -346,6 +360,10 @@ func (c *storeConn) open(id uint64, st exchangeState) (*storeExchange, bool, err
 // unbufferLocked drops an exchange's bytes from the stream's counts. Call
 // with c.mu.
 func (c *storeConn) unbufferLocked(ex *storeExchange) {
+	if ex.mem > 0 {
+		p2p.Release(c.s, ex.mem)
+		ex.mem = 0
+	}
 	c.partial -= ex.partial
 	ex.partial = 0
 	if ex.committing > 0 {
@@ -440,9 +458,10 @@ func minTime(a, b time.Time) time.Time {
 
 // metrics are the store handler's Prometheus collectors.
 type metrics struct {
-	chunks  *prometheus.CounterVec
-	binds   *prometheus.CounterVec
-	bytesIn prometheus.Counter
+	chunks     *prometheus.CounterVec
+	binds      *prometheus.CounterVec
+	bytesIn    prometheus.Counter
+	overBudget prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -459,11 +478,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "satchel", Subsystem: "provider_store", Name: "bytes_in_total",
 			Help: "Chunk bytes received in store data frames.",
 		}),
+		overBudget: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "satchel", Subsystem: "provider_store", Name: "over_budget_total",
+			Help: "Requests refused because the stream, its peer or the node was at its memory budget.",
+		}),
 	}
 	if reg != nil {
 		m.chunks = metricsutil.MustRegister(reg, m.chunks)
 		m.binds = metricsutil.MustRegister(reg, m.binds)
 		m.bytesIn = metricsutil.MustRegister(reg, m.bytesIn)
+		m.overBudget = metricsutil.MustRegister(reg, m.overBudget)
 	}
 	return m
 }

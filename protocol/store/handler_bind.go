@@ -54,6 +54,13 @@ func (c *storeConn) bind(ctx context.Context, ex *storeExchange, b *pb.BindReque
 	c.end(ex, &pb.StoreReply{Status: pb.Status_STATUS_BOUND})
 }
 
+// bindMemory is the memory a BIND is charged before it is processed: its
+// decoded chunk list, the manifest built from it, and the DAG builder's
+// links, BindChunkMemory bytes per chunk, plus the frame it came in.
+func bindMemory(b *pb.BindRequest) int {
+	return BindFrameMemory + min(len(b.GetChunks()), MaxBindChunks+1)*BindChunkMemory
+}
+
 // checkBindRequest checks what a BIND says on its own. Its error's text is
 // the refusal reason.
 func checkBindRequest(b *pb.BindRequest) error {

@@ -49,6 +49,15 @@ const (
 	// chunk references (about 45 bytes each) — objects of up to about
 	// 90 GiB with 1 MiB chunks.
 	MaxBindChunks = 90_000
+	// BindChunkMemory and BindFrameMemory are what a provider reserves in
+	// its memory budget (p2p.Reserve) for a BIND before processing it:
+	// BindFrameMemory plus BindChunkMemory per listed chunk, an upper
+	// estimate of the decoded list, the manifest and the DAG builder (a
+	// BIND of MaxBindChunks chunks is charged about 32 MiB). A chunk
+	// request is charged its length. A request the budget has no room for
+	// is REFUSED with a reason naming the limit.
+	BindChunkMemory = 320
+	BindFrameMemory = 4 << 20
 	// IdleTimeout is how long a stream may sit with no frame moving in
 	// either direction while work is pending before it is reset.
 	IdleTimeout = 30 * time.Second

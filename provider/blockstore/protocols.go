@@ -22,8 +22,9 @@ type ProtocolBlocks struct{ bs *Store }
 func (s *Store) ForProtocols() ProtocolBlocks { return ProtocolBlocks{s} }
 
 var (
-	_ store.Blocks = ProtocolBlocks{}
-	_ fetch.Blocks = ProtocolBlocks{}
+	_ store.Blocks      = ProtocolBlocks{}
+	_ fetch.Blocks      = ProtocolBlocks{}
+	_ fetch.RangeReader = ProtocolBlocks{}
 )
 
 // Has implements store.Blocks and fetch.Blocks.
@@ -39,6 +40,15 @@ func (b ProtocolBlocks) Get(c cid.Cid) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %w", fetch.ErrCorrupt, err)
 	}
 	return data, err
+}
+
+// ReadRange implements fetch.RangeReader (see Store.ReadRange).
+func (b ProtocolBlocks) ReadRange(c cid.Cid, off, n uint64) ([]byte, uint64, error) {
+	data, size, err := b.bs.ReadRange(c, off, n)
+	if errors.Is(err, ErrNotFound) {
+		return nil, 0, fmt.Errorf("%w: %w", fetch.ErrNotFound, err)
+	}
+	return data, size, err
 }
 
 // StoredAt implements store.Blocks.

@@ -1,0 +1,152 @@
+package p2p
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+)
+
+// Memory budgets. Every host runs libp2p's resource manager with these
+// limits, so what remote peers can make a node hold has a ceiling: the stream
+// handlers reserve the memory of a frame, a chunk buffer or a BIND rebuild
+// through their stream's scope (network.Stream.Scope, see Reserve) before
+// allocating it, and refuse the request when the reservation fails. A
+// reservation counts against the stream, the remote peer, the protocol, the
+// protocol for that peer, and the whole host at once; the first limit reached
+// refuses it.
+
+// MemoryLimits are the memory budgets of a host's resource manager, in bytes.
+// Zero fields take DefaultMemoryLimits' value.
+type MemoryLimits struct {
+	// System bounds everything the host reserves for all peers together,
+	// libp2p's own buffers (yamux windows) included.
+	System int64
+	// Peer bounds what one remote peer's connections and streams may hold,
+	// across every protocol.
+	Peer int64
+	// Stream bounds one stream.
+	Stream int64
+	// Protocol bounds one protocol's streams, of all peers together, and
+	// ProtocolPeer one protocol's streams of one peer. They apply to
+	// StoreProtocol and FetchProtocol.
+	Protocol     int64
+	ProtocolPeer int64
+	// ProtocolPeerStreams bounds how many inbound streams of one protocol
+	// one peer may hold open at once.
+	ProtocolPeerStreams int
+}
+
+// DefaultMemoryLimits are the budgets of a host built without
+// WithMemoryLimits: a storage node's store and fetch handlers hold at most
+// 1 GiB each, 256 MiB per peer, and the host 2 GiB in all. An honest
+// uploader's store stream holds at most 64 chunks of up to 2 MiB in flight
+// (128 MiB), so it stays inside the per-stream budget.
+var DefaultMemoryLimits = MemoryLimits{
+	System:              2 << 30,
+	Peer:                384 << 20,
+	Stream:              256 << 20,
+	Protocol:            1 << 30,
+	ProtocolPeer:        256 << 20,
+	ProtocolPeerStreams: 16,
+}
+
+// WithMemoryLimits replaces DefaultMemoryLimits (zero fields keep their
+// default). It cannot be combined with WithHost, whose host has its own
+// resource manager.
+func WithMemoryLimits(l MemoryLimits) Option {
+	return func(c *config) error {
+		if l.System < 0 || l.Peer < 0 || l.Stream < 0 || l.Protocol < 0 || l.ProtocolPeer < 0 || l.ProtocolPeerStreams < 0 {
+			return errors.New("WithMemoryLimits: negative limit")
+		}
+		c.memory = l.withDefaults()
+		c.memorySet = true
+		return nil
+	}
+}
+
+func (l MemoryLimits) withDefaults() MemoryLimits {
+	d := DefaultMemoryLimits
+	pick := func(v, def int64) int64 {
+		if v > 0 {
+			return v
+		}
+		return def
+	}
+	out := MemoryLimits{
+		System:              pick(l.System, d.System),
+		Peer:                pick(l.Peer, d.Peer),
+		Stream:              pick(l.Stream, d.Stream),
+		Protocol:            pick(l.Protocol, d.Protocol),
+		ProtocolPeer:        pick(l.ProtocolPeer, d.ProtocolPeer),
+		ProtocolPeerStreams: l.ProtocolPeerStreams,
+	}
+	if out.ProtocolPeerStreams <= 0 {
+		out.ProtocolPeerStreams = d.ProtocolPeerStreams
+	}
+	return out
+}
+
+// resourceManager builds the libp2p resource manager of l: libp2p's
+// defaults scaled to the machine, with Satchel's memory budgets on top.
+func resourceManager(l MemoryLimits) (libp2p.Option, error) {
+	base := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&base)
+	scaled := base.AutoScale() // what libp2p.New would use
+	partial := scaled.ToPartialLimitConfig()
+	partial.System.Memory = rcmgr.LimitVal64(l.System)
+	partial.PeerDefault.Memory = rcmgr.LimitVal64(l.Peer)
+	partial.Stream.Memory = rcmgr.LimitVal64(l.Stream)
+	if partial.Protocol == nil {
+		partial.Protocol = map[protocol.ID]rcmgr.ResourceLimits{}
+	}
+	if partial.ProtocolPeer == nil {
+		partial.ProtocolPeer = map[protocol.ID]rcmgr.ResourceLimits{}
+	}
+	for _, id := range []protocol.ID{StoreProtocol, FetchProtocol} {
+		pl := partial.ProtocolDefault
+		pl.Memory = rcmgr.LimitVal64(l.Protocol)
+		partial.Protocol[id] = pl
+		ppl := partial.ProtocolPeerDefault
+		ppl.Memory = rcmgr.LimitVal64(l.ProtocolPeer)
+		ppl.StreamsInbound = rcmgr.LimitVal(l.ProtocolPeerStreams)
+		partial.ProtocolPeer[id] = ppl
+	}
+	limits := partial.Build(scaled)
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits), rcmgr.WithMetricsDisabled())
+	if err != nil {
+		return nil, fmt.Errorf("p2p: resource manager: %w", err)
+	}
+	return libp2p.ResourceManager(rm), nil
+}
+
+// ErrMemoryBudget is what Reserve returns, wrapped, when a reservation would
+// take a stream, its peer, its protocol or the host past its memory budget.
+// A handler answers the request it was for with a refusal that says so, and
+// the peer may retry later with less in flight.
+var ErrMemoryBudget = errors.New("p2p: memory budget exhausted")
+
+// Reserve reserves n bytes of memory in s's resource scope before the
+// caller allocates them; Release gives them back. It fails, with an error
+// wrapping ErrMemoryBudget that names the limit reached, when the stream, its
+// peer, its protocol or the host has no room left. A stream's reservations
+// are returned when it closes, so a handler that returns early leaks nothing.
+func Reserve(s network.Stream, n int) error {
+	if n <= 0 {
+		return nil
+	}
+	if err := s.Scope().ReserveMemory(n, network.ReservationPriorityAlways); err != nil {
+		return fmt.Errorf("%w: %d bytes for a %s stream of %s: %w", ErrMemoryBudget, n, s.Protocol(), s.Conn().RemotePeer(), err)
+	}
+	return nil
+}
+
+// Release returns n bytes reserved with Reserve.
+func Release(s network.Stream, n int) {
+	if n > 0 {
+		s.Scope().ReleaseMemory(n)
+	}
+}

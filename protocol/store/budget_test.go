@@ -1,0 +1,245 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/p2p/testnet"
+	"github.com/satchel-net/satchel/protocol/store"
+	"github.com/satchel-net/satchel/protocol/store/pb"
+	"github.com/satchel-net/satchel/provider/blockstore"
+)
+
+// budgetLimits are a provider's small memory budgets in these tests: 12 MiB
+// for one peer's store streams.
+var budgetLimits = p2p.MemoryLimits{Peer: 32 << 20, Stream: 12 << 20, ProtocolPeer: 12 << 20, Protocol: 64 << 20}
+
+// newBudgetEnv is a provider (host 2) with small memory budgets, a flooding
+// peer (host 0) and an honest uploader (host 1).
+func newBudgetEnv(t *testing.T) (net *testnet.Network, auth *spAuth, reg *prometheus.Registry) {
+	t.Helper()
+	net = testnet.New(t, 3, testnet.WithTopology(testnet.Star), testnet.WithHostOptions(func(i int) []p2p.Option {
+		if i == 2 {
+			return []p2p.Option{p2p.WithMemoryLimits(budgetLimits)}
+		}
+		return nil
+	}))
+	for _, i := range []int{0, 1} {
+		if err := net.Host(i).Connect(context.Background(), net.Host(2).AddrInfo()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	auth = &spAuth{objects: map[uint64]spObject{}, quota: 1 << 40}
+	bs, err := blockstore.Open(t.TempDir(), blockstore.WithSessionExpiry(0), blockstore.WithLogger(spDiscard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov := net.Host(2).Libp2p()
+	reg = prometheus.NewRegistry()
+	h := store.NewHandler(bs.ForProtocols(), auth, prov.Peerstore().PrivKey(prov.ID()),
+		store.WithLogger(spDiscard), store.WithMetrics(reg))
+	h.Register(net.Host(2).Protocol())
+	t.Cleanup(func() { _ = h.Close(); _ = bs.Close() })
+	return net, auth, reg
+}
+
+// floodRequests opens a raw store stream from host 0 and asks to store every
+// chunk of res, sending no data: each agreed chunk holds its reservation. It
+// returns how many were agreed and how many refused for the memory budget.
+func floodRequests(t *testing.T, net *testnet.Network, res chunkList, obj uint64) (agreed, overBudget int, s network.Stream) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := net.Host(0).Libp2p().NewStream(ctx, net.Host(2).ID(), p2p.StoreProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Reset() })
+	fw := p2p.NewFrameWriter(s)
+	for i := range res.n() {
+		c, size, proof := res.chunk(t, i)
+		req := &pb.StoreRequest{Id: uint64(i + 1), Body: &pb.StoreRequest_Request{Request: &pb.StoreChunkRequest{
+			BagId: spBag, ObjectId: obj, Cid: c, Length: size, Index: uint64(i), Proof: proof,
+			ExpiryUnix: time.Now().Add(time.Hour).Unix(),
+		}}}
+		if err := fw.WriteMsg(req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	fr := p2p.NewFrameReader(s, store.MaxFrame)
+	_ = s.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for range res.n() {
+		var r pb.StoreReply
+		if err := fr.ReadMsg(&r); err != nil {
+			t.Fatalf("flood: reply: %v", err)
+		}
+		switch {
+		case r.Status == pb.Status_STATUS_AGREED:
+			agreed++
+		case r.Status == pb.Status_STATUS_REFUSED && strings.Contains(r.Reason, "memory budget"):
+			overBudget++
+		default:
+			t.Fatalf("flood: exchange %d answered %v %q", r.Id, r.Status, r.Reason)
+		}
+	}
+	return agreed, overBudget, s
+}
+
+// TestMemoryBudgetRefusesFloodServesOthers floods a provider from one peer
+// with chunk requests it never sends data for, each holding a chunk's worth
+// of memory: the provider agrees to what its per-peer budget holds, refuses
+// the rest with a reason naming the budget, and still serves another peer's
+// upload whole.
+func TestMemoryBudgetRefusesFloodServesOthers(t *testing.T) {
+	net, auth, reg := newBudgetEnv(t)
+	data := spRand(41, 32<<20)
+	res := spChunkList(t, auth, 1, data, 1<<20)
+	agreed, over, _ := floodRequests(t, net, res, 1)
+	if over == 0 {
+		t.Fatalf("flood of %d 1 MiB chunk requests: %d agreed, none refused for the budget", res.n(), agreed)
+	}
+	if agreed == 0 || agreed > int(budgetLimits.ProtocolPeer>>20) {
+		t.Fatalf("flood: %d chunks agreed; the %d MiB budget holds at most %d", agreed, budgetLimits.ProtocolPeer>>20, budgetLimits.ProtocolPeer>>20)
+	}
+	if n := counterValue(t, reg, "satchel_provider_store_over_budget_total"); n != float64(over) {
+		t.Fatalf("over_budget_total = %v, want %d", n, over)
+	}
+
+	// Another peer, its own budget: an object of 4 chunks goes through.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	other := spRand(42, 4<<20)
+	ores := spChunkList(t, auth, 2, other, 1<<20)
+	st, err := store.Open(ctx, net.Host(1).Libp2p(), net.Host(2).ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for i := range ores.res.Chunks {
+		if _, err := st.Push(ctx, spPush(t, ores.res, other, 2, i)); err != nil {
+			t.Fatalf("honest peer, chunk %d: %v", i, err)
+		}
+	}
+	if err := st.Bind(ctx, store.BindRequest{Bag: spBag, Object: 2, Chunks: ores.res.Chunks}); err != nil {
+		t.Fatalf("honest peer bind: %v", err)
+	}
+}
+
+// TestMemoryBudgetBindFlood sends BINDs of MaxBindChunks chunks, each
+// charged about 32 MiB, on one stream: the first the budget cannot hold is
+// refused with the reason, none is decoded past it, and the heap stays under
+// a ceiling far below what 64 such rebuilds at once would take (about 2 GiB).
+func TestMemoryBudgetBindFlood(t *testing.T) {
+	net, _, _ := newBudgetEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := net.Host(0).Libp2p().NewStream(ctx, net.Host(2).ID(), p2p.StoreProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Reset()
+	chunks := make([]*pb.ChunkRef, store.MaxBindChunks)
+	for i := range chunks {
+		chunks[i] = &pb.ChunkRef{Cid: spChunkCID(i), Size: 1 << 20}
+	}
+	const binds = 16
+	go func() {
+		fw := p2p.NewFrameWriter(s)
+		for i := range binds {
+			_ = fw.WriteMsg(&pb.StoreRequest{Id: uint64(i + 1), Body: &pb.StoreRequest_Bind{Bind: &pb.BindRequest{
+				BagId: spBag, ObjectId: 7, Chunks: chunks}}})
+			_ = fw.Flush()
+		}
+	}()
+	fr := p2p.NewFrameReader(s, store.MaxFrame)
+	_ = s.SetReadDeadline(time.Now().Add(30 * time.Second))
+	refused := 0
+	var peak uint64
+	for range binds {
+		var r pb.StoreReply
+		if err := fr.ReadMsg(&r); err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				t.Fatal(err)
+			}
+			break // reset for a frame over the budget: also a refusal
+		}
+		if r.Status != pb.Status_STATUS_REFUSED {
+			t.Fatalf("bind %d: %v %q", r.Id, r.Status, r.Reason)
+		}
+		if strings.Contains(r.Reason, "memory budget") {
+			refused++
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		peak = max(peak, ms.HeapAlloc)
+	}
+	if refused == 0 {
+		t.Fatal("no BIND refused for the memory budget")
+	}
+	// A ceiling, not a figure: the test's own 90,000-chunk list and a few
+	// frames in flight, far below 64 unbudgeted rebuilds.
+	if peak > 1<<30 {
+		t.Fatalf("heap reached %d MiB under a BIND flood", peak>>20)
+	}
+}
+
+func counterValue(t *testing.T, reg prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+func spChunkCID(i int) []byte {
+	return chunkerCID([]byte(fmt.Sprintf("chunk %d", i)))
+}
+
+func chunkerCID(b []byte) []byte { return chunker.ChunkCID(b).Bytes() }
+
+// chunkList is an object's chunking, to send requests for its chunks.
+type chunkList struct {
+	res *chunker.Result
+}
+
+func spChunkList(t *testing.T, auth *spAuth, obj uint64, data []byte, chunkSize int) chunkList {
+	t.Helper()
+	res, err := chunker.Sum(context.Background(), bytes.NewReader(data), chunker.WithChunkSize(chunkSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth.register(obj, spBag, res.Root)
+	return chunkList{res}
+}
+
+func (l chunkList) n() int { return len(l.res.Chunks) }
+
+func (l chunkList) chunk(t *testing.T, i int) (c []byte, size uint64, proof [][]byte) {
+	t.Helper()
+	p, err := l.res.Proof(i)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := l.res.Chunks[i]
+	return ch.CID.Bytes(), uint64(ch.Size), p.Blocks
+}

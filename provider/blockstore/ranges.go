@@ -1,0 +1,48 @@
+package blockstore
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+
+	"github.com/ipfs/go-cid"
+)
+
+// ReadRange reads n bytes of block c from offset off (fewer at the block's
+// end) and returns them with the block's size, reading only that range from
+// disk. Unlike Get it does not verify the bytes against c: a range cannot be
+// checked against a CID that covers the whole block. Callers serve ranges
+// only of blocks Get verified recently (see protocol/fetch); the scrub
+// re-verifies every block in the background. A block not held gives an error
+// wrapping ErrNotFound, and an offset past the end ErrRange.
+func (s *Store) ReadRange(c cid.Cid, off, n uint64) ([]byte, uint64, error) {
+	rec, err := s.blockRecord(c)
+	if err != nil {
+		return nil, 0, err
+	}
+	if off > rec.size {
+		return nil, rec.size, fmt.Errorf("%w: offset %d is past the end of the %d-byte block %s", ErrRange, off, rec.size, c)
+	}
+	n = min(n, rec.size-off)
+	f, err := os.Open(s.blockPath(c))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, c)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("blockstore: read %s: %w", c, err)
+	}
+	defer f.Close()
+	buf := make([]byte, n)
+	got, err := f.ReadAt(buf, int64(off))
+	if err != nil && !(errors.Is(err, io.EOF) && uint64(got) == n) {
+		// A file shorter than its index entry is damaged: Get finds and
+		// quarantines it.
+		return nil, 0, fmt.Errorf("%w: %s: read %d of %d bytes at %d: %v", ErrCorrupt, c, got, n, off, err)
+	}
+	return buf, rec.size, nil
+}
+
+// ErrRange means a ranged read started past the end of the block.
+var ErrRange = errors.New("blockstore: offset past the end of the block")
