@@ -81,6 +81,7 @@ type config struct {
 	operatorKey          chain.Key
 	publishMetadata      bool
 	location             *chain.Location
+	deletionGrace        time.Duration
 }
 
 func defaultConfig() config {
@@ -96,6 +97,7 @@ func defaultConfig() config {
 		fetchTimeout:         DefaultFetchTimeout,
 		log:                  slog.Default(),
 		publishMetadata:      true,
+		deletionGrace:        DefaultDeletionGrace,
 	}
 }
 
@@ -235,4 +237,13 @@ func WithMetadataPublishing(on bool) Option {
 // WithLocation sets the location published in the operator metadata.
 func WithLocation(l chain.Location) Option {
 	return func(c *config) { c.location = &l }
+}
+
+// WithDeletionGrace sets how long an object the chain deleted is kept
+// before it is removed (default DefaultDeletionGrace). While it waits, its
+// tombstone shows on the status page and an operator can keep the object
+// (Server.KeepObject). Zero removes it at the first reconcile after the
+// deletion is confirmed; negative values mean zero.
+func WithDeletionGrace(d time.Duration) Option {
+	return func(c *config) { c.deletionGrace = max(d, 0) }
 }

@@ -20,6 +20,10 @@ import (
 const (
 	StatusPath  = "/api/v1/status"
 	MetricsPath = "/metrics"
+	// TombstonesPath lists the tombstones (GET); POST
+	// TombstonesPath/{object}/keep keeps an object the chain deleted and
+	// POST TombstonesPath/{object}/release lets it go again.
+	TombstonesPath = "/api/v1/tombstones"
 )
 
 // Status is what a node reports about itself at StatusPath.
@@ -53,6 +57,9 @@ type Status struct {
 	Peers int `json:"peers"`
 	// ChainHeight is the last block whose events the node handled.
 	ChainHeight int64 `json:"chainHeight"`
+	// Tombstones are the objects the chain deleted that the node still
+	// holds: removed when due unless kept (POST TombstonesPath/{object}/keep).
+	Tombstones []Tombstone `json:"tombstones"`
 }
 
 // BagStatus is one bag in a Status.
@@ -86,6 +93,7 @@ func (s *Server) Status() Status {
 		RepairQueue:    s.repairs.size(),
 		Peers:          len(s.h.Libp2p().Network().Peers()),
 		ChainHeight:    s.state.height(),
+		Tombstones:     s.tombs.list(),
 	}
 	for _, a := range s.h.Addrs() {
 		out.Addrs = append(out.Addrs, a.String())
@@ -135,6 +143,7 @@ func (s *Server) startStatus() error {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(s.Status())
 	})
+	s.tombstoneRoutes(mux)
 	if g, ok := s.cfg.registerer.(prometheus.Gatherer); ok {
 		mux.Handle("GET "+MetricsPath, promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	}

@@ -85,6 +85,10 @@ type Config struct {
 	// StatusAddrs returns the status server address of provider i (default:
 	// none). "127.0.0.1:0" takes a free port.
 	StatusAddrs func(i int) string
+	// ProviderTransport, when set, wraps the chain transport provider i
+	// reads and writes the chain through (a fresh chain.Client over the
+	// result), to inject the faults of a lagging or lying endpoint.
+	ProviderTransport func(i int, t chain.Transport) chain.Transport
 }
 
 // Network is a running chain and its storage providers.
@@ -453,7 +457,11 @@ func (p *Provider) start(ctx context.Context) (err error) {
 	if n.cfg.ProviderOptionsFor != nil {
 		opts = append(opts, n.cfg.ProviderOptionsFor(p.Index)...)
 	}
-	srv, err := provider.New(h, bs, n.Client, provider.Identity{Worker: p.Worker, Bucket: p.Bucket, Transactor: p.Key}, opts...)
+	cc := n.Client
+	if n.cfg.ProviderTransport != nil {
+		cc = chain.NewClient(n.cfg.ProviderTransport(p.Index, n.Client.Transport()))
+	}
+	srv, err := provider.New(h, bs, cc, provider.Identity{Worker: p.Worker, Bucket: p.Bucket, Transactor: p.Key}, opts...)
 	if err != nil {
 		return fmt.Errorf("testnet: provider %d: %w", p.Index, err)
 	}
