@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -40,6 +41,7 @@ func newStorageServerCmd(app *App) *cobra.Command {
 		keyPath, operatorKeyPath, dataDir, statusAddr string
 		listen, bootstrap                             []string
 		syncWorkers, confirmations                    int
+		deletionGrace                                 time.Duration
 	)
 	worker := newFlag("", chain.WorkerID(0), chain.ParseWorkerID, "workerId")
 	bucket := newFlag("", chain.StorageBucketID(0), chain.ParseStorageBucketID, "bucketId")
@@ -93,6 +95,13 @@ Prometheus /metrics on --status.`,
 			if len(bootstrap) == 0 {
 				bootstrap = cfg.P2P.Bootstrap
 			}
+			grace := provider.DefaultDeletionGrace
+			if cfg.Storage.DeletionGrace > 0 {
+				grace = cfg.Storage.DeletionGrace
+			}
+			if cmd.Flags().Changed("deletion-grace") {
+				grace = deletionGrace
+			}
 			idFile := cfg.P2P.IdentityFile
 			if idFile == "" {
 				idFile = filepath.Join(cfg.Home, "identity.key")
@@ -104,7 +113,7 @@ Prometheus /metrics on --status.`,
 				listen:     listen,
 				bootstrap:  bootstrap,
 				status:     statusAddr,
-				opts:       []provider.Option{provider.WithOperatorKey(opKey), provider.WithSyncWorkers(syncWorkers), provider.WithCleanupConfirmations(confirmations)},
+				opts:       []provider.Option{provider.WithOperatorKey(opKey), provider.WithSyncWorkers(syncWorkers), provider.WithCleanupConfirmations(confirmations), provider.WithDeletionGrace(grace)},
 				keyAccount: s.String(),
 			})
 		},
@@ -122,6 +131,7 @@ Prometheus /metrics on --status.`,
 	f.StringVar(&statusAddr, "status", defaultStatusAddr, "status and metrics HTTP `HOST:PORT` (\"\" turns it off)")
 	f.IntVar(&syncWorkers, "sync-workers", provider.DefaultSyncWorkers, "objects synced from peers in parallel")
 	f.IntVar(&confirmations, "cleanup-confirmations", provider.DefaultCleanupConfirmations, "other providers that must hold a moved bag's object before it is removed here")
+	f.DurationVar(&deletionGrace, "deletion-grace", provider.DefaultDeletionGrace, "how long an object the chain deleted is kept (and can be kept for good over the status API) before it is removed (default: storage.deletionGrace in the config, else 24h)")
 	return cmd
 }
 
