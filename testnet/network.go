@@ -85,6 +85,11 @@ type Config struct {
 	// StatusAddrs returns the status server address of provider i (default:
 	// none). "127.0.0.1:0" takes a free port.
 	StatusAddrs func(i int) string
+	// DeletionGrace is how long providers keep an object the chain deleted
+	// (provider.WithDeletionGrace); the default, zero, removes it at the
+	// first reconcile after the deletion is confirmed, so a network settles
+	// within a test.
+	DeletionGrace time.Duration
 	// ProviderTransport, when set, wraps the chain transport provider i
 	// reads and writes the chain through (a fresh chain.Client over the
 	// result), to inject the faults of a lagging or lying endpoint.
@@ -447,6 +452,7 @@ func (p *Provider) start(ctx context.Context) (err error) {
 		provider.WithMetrics(reg),
 		provider.WithStateDir(p.Dir),
 		provider.WithOrphanedSessionGrace(grace),
+		provider.WithDeletionGrace(n.cfg.DeletionGrace),
 	}
 	if n.cfg.StatusAddrs != nil {
 		if addr := n.cfg.StatusAddrs(p.Index); addr != "" {
