@@ -56,6 +56,12 @@ const (
 	// pushes extends the session).
 	DefaultOrphanedSessionGrace = 10 * time.Minute
 
+	// DefaultSyncSessionExpiry is how long the blocks a sync stored stay
+	// after its last one when the sync never finishes (its sources vanish,
+	// the object is deleted, the bag moves): every attempt extends it, so
+	// an object retried at each reconcile keeps what it fetched.
+	DefaultSyncSessionExpiry = time.Hour
+
 	// DefaultFetchTimeout bounds one block read from a peer during sync,
 	// repair or a HAVE round of a cleanup confirmation.
 	DefaultFetchTimeout = 30 * time.Second
@@ -82,6 +88,7 @@ type config struct {
 	publishMetadata      bool
 	location             *chain.Location
 	deletionGrace        time.Duration
+	syncSessionExpiry    time.Duration
 }
 
 func defaultConfig() config {
@@ -98,6 +105,7 @@ func defaultConfig() config {
 		log:                  slog.Default(),
 		publishMetadata:      true,
 		deletionGrace:        DefaultDeletionGrace,
+		syncSessionExpiry:    DefaultSyncSessionExpiry,
 	}
 }
 
@@ -246,4 +254,16 @@ func WithLocation(l chain.Location) Option {
 // deletion is confirmed; negative values mean zero.
 func WithDeletionGrace(d time.Duration) Option {
 	return func(c *config) { c.deletionGrace = max(d, 0) }
+}
+
+// WithSyncSessionExpiry sets how long the blocks a sync stored are kept
+// after its last block when the sync does not finish (default
+// DefaultSyncSessionExpiry); the block store's session expiry then deletes
+// them. Values of zero or less mean the default.
+func WithSyncSessionExpiry(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.syncSessionExpiry = d
+		}
+	}
 }
