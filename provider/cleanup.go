@@ -67,6 +67,7 @@ func (s *Server) removeObject(bag chain.BagID, obj uint64, reason string) bool {
 		return false
 	}
 	s.setCleanupWait(obj, -1)
+	s.dropTombstone(obj, "") // whichever path removed it, nothing waits any more
 	s.m.cleanupObjects.WithLabelValues(reason).Inc()
 	s.log.Info("removed object", "bag", bag, "object", obj, "reason", reason)
 	return true

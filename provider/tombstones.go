@@ -367,9 +367,7 @@ func (s *Server) reconcileAbsent(ctx context.Context, bag chain.BagID, obj uint6
 	if ts.Evidence == EvidenceExpired {
 		reason = EvidenceExpired
 	}
-	if s.removeObject(bag, obj, reason) {
-		s.dropTombstone(obj, "")
-	}
+	s.removeObject(bag, obj, reason) // drops the tombstone once the object is gone
 }
 
 // dropTombstone forgets obj's tombstone, logging why when why is set.
