@@ -154,8 +154,12 @@ func TestLyingChainDeletesNothing(t *testing.T) {
 
 	// An endpoint at a good height that says the object is gone.
 	ft.set(func(f *faultyTransport) { f.staleHeight = 0 })
-	testnet.Wait(t, "a tombstone", func() bool { return len(statusOf(t, p0).Tombstones) == 1 })
-	ts := statusOf(t, p0).Tombstones[0]
+	var seen []provider.Tombstone
+	testnet.Wait(t, "a tombstone", func() bool {
+		seen = statusOf(t, p0).Tombstones
+		return len(seen) == 1
+	})
+	ts := seen[0]
 	if ts.Object != uint64(obj.ID) || ts.Evidence != provider.EvidenceAbsent || time.Until(ts.Due) < 50*time.Minute {
 		t.Fatalf("tombstone %+v", ts)
 	}
@@ -199,9 +203,13 @@ func TestDeletionWaitsForGraceAndCanBeKept(t *testing.T) {
 	if _, err := net.Client.Submit(ctx, net.Member, chain.MsgDeleteDataObjects{Bag: net.Bag, Objects: []chain.ObjectID{obj.ID}}); err != nil {
 		t.Fatal(err)
 	}
-	testnet.Wait(t, "provider 1's tombstone", func() bool { return len(p1.Server().Tombstones()) == 1 })
-	if ts := p1.Server().Tombstones()[0]; ts.Evidence != provider.EvidenceDeleted {
-		t.Fatalf("tombstone %+v, want evidence %q", ts, provider.EvidenceDeleted)
+	var seen []provider.Tombstone
+	testnet.Wait(t, "provider 1's tombstone", func() bool {
+		seen = p1.Server().Tombstones()
+		return len(seen) == 1
+	})
+	if ts := seen[0]; ts.Evidence != provider.EvidenceDeleted || ts.Object != uint64(obj.ID) {
+		t.Fatalf("tombstone %+v, want object %d with evidence %q", ts, obj.ID, provider.EvidenceDeleted)
 	}
 	testnet.Wait(t, "provider 1 removing it when due", holdsNot(p1, obj))
 
