@@ -38,17 +38,18 @@ import (
 // that waits for the providers. Until Commit or Abort returns, the upload
 // counts as in progress for Client.Close.
 type Upload struct {
-	c       *Client
-	ctx     context.Context
-	cancel  context.CancelFunc
-	bag     chain.BagID
-	o       putOptions
-	tr      *tracker
-	p       *pusher
-	w       *chunker.Writer
-	params  chain.Params
-	want    int
-	buckets int // the bag's storage buckets: its redundancy
+	c      *Client
+	ctx    context.Context
+	cancel context.CancelFunc
+	bag    chain.BagID
+	o      putOptions
+	tr     *tracker
+	p      *pusher
+	w      *chunker.Writer
+	params chain.Params
+	want   int
+	// buckets is the bag's storage bucket count: its redundancy.
+	buckets int
 	// file is what PutFile uploads: content that can be read again, so
 	// providers lost during the stream are replaced after it.
 	file *fileSource
