@@ -12,17 +12,19 @@ type metrics struct {
 	reg        prometheus.Registerer
 	collectors []prometheus.Collector
 
-	chainHeight      prometheus.Gauge
-	reconciles       prometheus.Counter
-	syncObjects      *prometheus.CounterVec
-	syncBytes        prometheus.Counter
-	boundObjects     prometheus.Counter
-	acceptTxs        *prometheus.CounterVec
-	acceptedObjects  prometheus.Counter
-	cleanupObjects   *prometheus.CounterVec
-	cleanupDeferred  prometheus.Counter
-	repairs          *prometheus.CounterVec
-	provides         *prometheus.CounterVec
+	chainHeight     prometheus.Gauge
+	reconciles      prometheus.Counter
+	syncObjects     *prometheus.CounterVec
+	syncBytes       prometheus.Counter
+	boundObjects    prometheus.Counter
+	acceptTxs       *prometheus.CounterVec
+	acceptedObjects prometheus.Counter
+	cleanupObjects  *prometheus.CounterVec
+	cleanupDeferred prometheus.Counter
+	repairs         *prometheus.CounterVec
+	provides        *prometheus.CounterVec
+
+	// Deletion safety (tombstones.go).
 	tombstones       prometheus.Gauge
 	deletionsRefused prometheus.Counter
 }
