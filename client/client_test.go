@@ -291,12 +291,13 @@ func TestPutProviderDiesFake(t *testing.T) {
 			c := net.client(t.TempDir())
 			data := randomBytes(t, 2<<20, 3)
 			lp := &lastProgress{t: t}
-			obj, err := c.Put(testCtx(t), net.bag, bytes.NewReader(data), WithRedundancy(3), WithProgress(lp.fn))
+			// The caller accepts 2 of its 3: the upload completes degraded.
+			obj, err := c.Put(testCtx(t), net.bag, bytes.NewReader(data), WithRedundancy(3), WithMinRedundancy(2), WithProgress(lp.fn))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(obj.Providers) != tc.want {
-				t.Fatalf("object on %d providers, want %d", len(obj.Providers), tc.want)
+			if len(obj.Providers) != tc.want || obj.Degraded() != (tc.want < obj.Redundancy) {
+				t.Fatalf("object on %d providers (degraded %v, redundancy %d), want %d", len(obj.Providers), obj.Degraded(), obj.Redundancy, tc.want)
 			}
 			for _, p := range obj.Providers {
 				if p == victim.id() {

@@ -62,9 +62,12 @@
 // A provider that fails is given up for the upload and another provider of
 // the bag takes its place, receiving every chunk. When no other provider is
 // left (N equals the number of buckets storing the bag, the default), the
-// upload completes with the live providers: every chunk then holds a
-// verified receipt from each of them (at least WithMinRedundancy, default
-// 1), each bound the object, and the chain accepted it. The bag's other
+// upload fails with a *NoProviderError: by default it succeeds only with
+// every provider it wanted (WithMinRedundancy, default N). A caller that
+// accepts less sets WithMinRedundancy lower; the upload then completes with
+// the live providers — every chunk holds a verified receipt from each of
+// them, each bound the object, the chain accepted it — and the returned
+// Object is Degraded. The bag's other
 // providers sync the object from them when they come back. Object.Providers lists who holds it.
 //
 // # Resuming

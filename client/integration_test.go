@@ -226,7 +226,7 @@ func TestNetworkProviderKilledMidUpload(t *testing.T) {
 	var once sync.Once
 	var wg sync.WaitGroup
 	victim := net.Provider(2)
-	obj, err := c.PutFile(ctx, net.Bag, writeTemp(t, data), WithProgress(func(p Progress) {
+	obj, err := c.PutFile(ctx, net.Bag, writeTemp(t, data), WithMinRedundancy(2), WithProgress(func(p Progress) {
 		if p.TotalChunks > 0 && p.Links[LinkSigned] >= p.TotalChunks/2 {
 			once.Do(func() {
 				wg.Add(1)

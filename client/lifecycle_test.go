@@ -34,7 +34,7 @@ func TestNetworkLifecycle(t *testing.T) {
 	victim := net.Provider(1)
 	var once sync.Once
 	var wg sync.WaitGroup
-	obj, err := c.PutFile(ctx, net.Bag, writeTemp(t, data), WithRedundancy(3), WithProgress(func(p Progress) {
+	obj, err := c.PutFile(ctx, net.Bag, writeTemp(t, data), WithRedundancy(3), WithMinRedundancy(2), WithProgress(func(p Progress) {
 		if p.TotalChunks > 0 && p.Links[LinkSigned] >= p.TotalChunks/3 {
 			once.Do(func() {
 				wg.Add(1)

@@ -56,10 +56,15 @@ func WithRedundancy(n int) PutOption {
 }
 
 // WithMinRedundancy sets the fewest providers an upload may end with when
-// providers fail and no other provider of the bag can replace them (default
-// 1): the upload then completes with receipts from the live providers and
-// the chain's acceptance, and the providers of the bag sync the rest.
-// Set it to the redundancy to fail instead.
+// providers fail and no other provider of the bag can replace them. The
+// default is the upload's redundancy (every storage bucket of the bag
+// unless WithRedundancy asks for fewer): an upload that cannot reach it
+// fails with a *NoProviderError rather than report success on fewer
+// copies than the bag promises. A caller that accepts less sets it lower:
+// the upload then completes with receipts from the live providers and the
+// chain's acceptance, the providers of the bag sync the rest, and the
+// returned Object says so (Object.Degraded). Values below 1 mean the
+// default.
 func WithMinRedundancy(n int) PutOption {
 	return putOption(func(o *putOptions) { o.minRedundancy = n })
 }
@@ -90,14 +95,11 @@ func WithPeers(peers ...peer.AddrInfo) GetOption {
 }
 
 func (c *Client) putOptions(opts []PutOption) putOptions {
-	o := putOptions{chunkSize: c.cfg.ChunkSize, acceptTimeout: 2 * time.Minute, expiry: 24 * time.Hour, minRedundancy: 1}
+	o := putOptions{chunkSize: c.cfg.ChunkSize, acceptTimeout: 2 * time.Minute, expiry: 24 * time.Hour}
 	for _, f := range opts {
 		if f != nil {
 			f.applyPut(&o)
 		}
-	}
-	if o.minRedundancy < 1 {
-		o.minRedundancy = 1
 	}
 	return o
 }

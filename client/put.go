@@ -36,7 +36,18 @@ type Object struct {
 	// earlier, interrupted run of the same upload (or another upload of the
 	// same content) had already stored them on every provider.
 	Resumed int
+	// Redundancy is the bag's redundancy when the object was stored: the
+	// number of storage buckets the chain assigns the bag to. An object
+	// with fewer Providers is Degraded.
+	Redundancy int
 }
+
+// Degraded reports whether fewer providers acknowledged the object than
+// the bag's redundancy promises: the caller accepted less (WithRedundancy
+// or WithMinRedundancy below the bag's bucket count). The bag's other
+// providers sync the object from those that hold it, but until they do, a
+// single failure costs more than the bag was meant to tolerate.
+func (o Object) Degraded() bool { return len(o.Providers) < o.Redundancy }
 
 // PutFile stores the file at path in bag and returns the object once every
 // chunk has its signed receipts and the chain accepted it. The file is read
@@ -193,10 +204,11 @@ func (u *Upload) commitFile(res *chunker.Result) (Object, error) {
 	if err := c.journal.forget(key); err != nil {
 		c.log.Info("cannot clear finished upload state", "err", err)
 	}
-	obj := Object{Bag: u.bag, ID: id, CID: res.Root, Size: res.Size, Resumed: tr.snapshot().Resumed}
+	obj := Object{Bag: u.bag, ID: id, CID: res.Root, Size: res.Size, Resumed: tr.snapshot().Resumed, Redundancy: u.buckets}
 	for _, t := range p.alive() {
 		obj.Providers = append(obj.Providers, t.cand.peer)
 	}
+	u.warnDegraded(obj)
 	return obj, nil
 }
 

@@ -48,6 +48,8 @@ type Upload struct {
 	w      *chunker.Writer
 	params chain.Params
 	want   int
+	// buckets is the bag's storage bucket count: its redundancy.
+	buckets int
 	// file is what PutFile uploads: content that can be read again, so
 	// providers lost during the stream are replaced after it.
 	file *fileSource
@@ -110,7 +112,7 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 		return nil, err
 	}
 	uctx, cancel := context.WithCancel(ctx)
-	u := &Upload{c: c, ctx: uctx, cancel: cancel, bag: bag, o: o, params: params, want: want, file: file,
+	u := &Upload{c: c, ctx: uctx, cancel: cancel, bag: bag, o: o, params: params, want: want, buckets: loc.buckets, file: file,
 		tr: newTracker(OpPut, o.progress, c.progressEvery)}
 	u.tr.update(true, func(p *Progress) { p.Bag = bag })
 	if file != nil {
@@ -120,7 +122,7 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 	u.p = &pusher{
 		c: c, bag: bag, session: session, tr: u.tr,
 		pool: newBufPool(c.opts.window, o.chunkSize),
-		want: want, min: min(o.minRedundancy, want), spares: loc.live,
+		want: want, min: minReplicas(o.minRedundancy, want), spares: loc.live,
 		expiry: time.Now().Add(o.expiry),
 		failed: loc.failed,
 	}
@@ -342,10 +344,11 @@ func (u *Upload) commit() (Object, error) {
 		return Object{}, err
 	}
 	u.tr.setFile(FileAccepted)
-	obj := Object{Bag: u.bag, ID: id, CID: res.Root, Size: res.Size}
+	obj := Object{Bag: u.bag, ID: id, CID: res.Root, Size: res.Size, Redundancy: u.buckets}
 	for _, t := range u.p.alive() {
 		obj.Providers = append(obj.Providers, t.cand.peer)
 	}
+	u.warnDegraded(obj)
 	return obj, nil
 }
 
@@ -383,4 +386,22 @@ func (u *Upload) release() {
 	_ = u.w.Close()
 	u.p.closeAll()
 	u.c.end()
+}
+
+// minReplicas is the fewest providers an upload may end with: the
+// caller's WithMinRedundancy when set, else every provider it wants.
+func minReplicas(asked, want int) int {
+	if asked <= 0 || asked > want {
+		return want
+	}
+	return asked
+}
+
+// warnDegraded logs, loudly, an upload that ended on fewer providers than
+// the bag's redundancy.
+func (u *Upload) warnDegraded(obj Object) {
+	if obj.Degraded() {
+		u.c.log.Warn("object stored on fewer providers than the bag's redundancy; the bag's other providers must sync it before it has the copies the bag promises",
+			"bag", obj.Bag, "object", obj.ID, "providers", len(obj.Providers), "redundancy", obj.Redundancy)
+	}
 }

@@ -14,9 +14,7 @@ import (
 // not found and the height stops — for several full reconcile passes. The
 // promise: no data is deleted on a not-found alone; deletion follows the
 // chain's deletion event or a confirmed absence at a verified height after a
-// grace period. Deletion on evidence is being built on branch `safety`
-// (provider/follower.go); until it lands this scenario is skipped when it
-// finds the promise broken, saying so.
+// grace period (provider/tombstones.go).
 func TestChainLying(t *testing.T) {
 	net := newFaultyNet(t, provider.WithReconcileInterval(200*time.Millisecond))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -51,9 +49,7 @@ func TestChainLying(t *testing.T) {
 	}
 	net.chains[victim].set(ctx, chainOK)
 	if f.Lost > 0 {
-		t.Skipf("provider %d deleted %d of %d acknowledged objects on a lying chain RPC's not-found: "+
-			"deletion on evidence (chain deletion event, or absence at a verified height after a grace) is being built on branch `safety`; "+
-			"expected to fail until it is merged", victim, f.Lost, len(acked))
+		t.Fatalf("provider %d deleted %d of %d acknowledged objects on a lying chain RPC's not-found", victim, f.Lost, len(acked))
 	}
 	f.Note = "3 reconcile passes on a lying RPC"
 	report(t, f)

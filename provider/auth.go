@@ -209,6 +209,24 @@ func (a *chainAuth) AuthorizeChunk(ctx context.Context, bag string, object uint6
 	return root, nil
 }
 
+// ObjectSize implements Authorizer: the size object was registered with in
+// bag, which its voucher was charged for. BIND refuses a DAG of any other
+// size. The bag must still be assigned to the node's bucket.
+func (a *chainAuth) ObjectSize(ctx context.Context, bag string, object uint64) (uint64, error) {
+	id, err := a.assigned(ctx, bag)
+	if err != nil {
+		return 0, err
+	}
+	o, err := a.object(ctx, id, chain.ObjectID(object))
+	if err != nil {
+		if errors.Is(err, chain.ErrNotFound) {
+			return 0, fmt.Errorf("%w: %v; register the object on chain before binding it", ErrNotAuthorized, err)
+		}
+		return 0, fmt.Errorf("provider: read object %d of bag %s from the chain: %w", object, id, err)
+	}
+	return o.Size, nil
+}
+
 // AuthorizeSession implements Authorizer: a streamed upload whose root is
 // not known yet may hold n bytes for bag while the bag is assigned to the
 // node's bucket and n fits in the bucket's free voucher size — the bytes

@@ -3,25 +3,31 @@ package provider
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/protocol/fetch"
 	"github.com/satchel-net/satchel/protocol/store"
 )
 
 // Cleanup removes what the chain no longer asks the node to keep.
 //
-// An object deleted on chain is removed at once: nobody may need it. An
+// An object deleted on chain is removed on evidence and after a grace
+// (tombstones.go). An
 // object of a bag moved away from the node's bucket is still the bag's
-// data; it is removed only once enough providers that the chain names for
-// the bag now (the operators of its current storage buckets, identified by
-// the peer IDs they published) answer a HAVE for every one of its blocks.
-// Peers found only on the DHT never count: two nodes that both lost the
-// bag could otherwise confirm each other and drop the last copies.
+// data; it is removed only once enough distinct operators of the bag's
+// current storage buckets on chain (reached at the peer IDs they published)
+// prove they hold it: each answers a HAVE for every block, then sends the
+// root and random sampled blocks, verified against their CIDs. One operator
+// counts once however many buckets or peer IDs it runs, and a claim without
+// the bytes counts for nothing. Peers found only on the DHT never count:
+// two nodes that both lost the bag could otherwise confirm each other and
+// drop the last copies.
 //
 // Either way an object that is being served is kept: every read the fetch
 // policy authorises stamps the object, and removal waits until no read has
@@ -61,14 +67,15 @@ func (s *Server) removeObject(bag chain.BagID, obj uint64, reason string) bool {
 		return false
 	}
 	s.setCleanupWait(obj, -1)
+	s.dropTombstone(obj, "") // whichever path removed it, nothing waits any more
 	s.m.cleanupObjects.WithLabelValues(reason).Inc()
 	s.log.Info("removed object", "bag", bag, "object", obj, "reason", reason)
 	return true
 }
 
 // cleanupMoved removes the objects of a bag that moved away from the
-// node's bucket once enough of the bag's current providers confirm they
-// hold every block.
+// node's bucket once enough distinct operators of the bag's current buckets
+// prove they hold every block (confirmPossession).
 func (s *Server) cleanupMoved(ctx context.Context, b chain.Bag, objs []uint64) {
 	need := s.cfg.cleanupConfirmations
 	buckets, err := s.peers.chainPeers(ctx, b.ID)
@@ -76,9 +83,7 @@ func (s *Server) cleanupMoved(ctx context.Context, b chain.Bag, objs []uint64) {
 		s.log.Warn("cleanup: find the bag's providers", "bag", b.ID, "err", err)
 		return
 	}
-	// One operator may run several of the bag's buckets under one peer ID:
-	// it holds one copy, so it is asked and counted once.
-	peers := distinctPeers(buckets, s.h.ID())
+	peers := confirmingPeers(buckets, s.h.ID())
 	// A peer that cannot be reached is not asked again in this pass, so an
 	// unreachable provider costs one timeout, not one per object.
 	unreachable := map[peer.ID]bool{}
@@ -90,27 +95,31 @@ func (s *Server) cleanupMoved(ctx context.Context, b chain.Bag, objs []uint64) {
 		if !ok {
 			continue
 		}
-		confirmed := 0
+		// Each operator is one copy: it confirms once, whichever of its
+		// buckets or peer IDs answers.
+		confirmedBy := map[chain.Account]bool{}
 		for _, p := range peers {
-			if confirmed >= need {
+			if len(confirmedBy) >= need {
 				break
 			}
-			if unreachable[p] {
+			if unreachable[p.ID] || confirmedBy[p.Operator] {
 				continue
 			}
-			all, err := s.holdsAll(ctx, p, blocks)
+			held, err := s.confirmPossession(ctx, p.ID, blocks)
 			if err != nil {
-				unreachable[p] = true
-				s.log.Debug("cleanup: provider unreachable", "bag", b.ID, "peer", p, "err", err)
+				unreachable[p.ID] = true
+				s.log.Debug("cleanup: provider unreachable", "bag", b.ID, "peer", p.ID, "err", err)
 				continue
 			}
-			if all {
-				confirmed++
+			if held {
+				confirmedBy[p.Operator] = true
+			} else {
+				s.log.Debug("cleanup: provider did not prove it holds the object", "bag", b.ID, "object", obj, "peer", p.ID, "operator", p.Operator)
 			}
 		}
-		if confirmed < need {
+		if confirmed := len(confirmedBy); confirmed < need {
 			if s.setCleanupWait(obj, confirmed) {
-				s.log.Info("bag moved away; keeping object until enough providers hold it",
+				s.log.Info("bag moved away; keeping object until enough operators prove they hold it",
 					"bag", b.ID, "object", obj, "confirmed", confirmed, "need", need, "providers", len(peers))
 			}
 			continue
@@ -119,17 +128,63 @@ func (s *Server) cleanupMoved(ctx context.Context, b chain.Bag, objs []uint64) {
 	}
 }
 
-// distinctPeers returns the peer IDs of ps, each once, in order, leaving
-// out self: every entry is one copy of the data that can confirm a cleanup.
-func distinctPeers(ps []chainPeer, self peer.ID) []peer.ID {
+// confirmingPeers returns the chain's providers of a bag that may confirm a
+// cleanup: each peer ID once, in order, leaving out self. Operators that
+// run several of them are counted once by the caller.
+func confirmingPeers(ps []chainPeer, self peer.ID) []chainPeer {
 	seen := make(map[peer.ID]bool, len(ps))
-	out := make([]peer.ID, 0, len(ps))
+	out := make([]chainPeer, 0, len(ps))
 	for _, p := range ps {
 		if p.ID == "" || p.ID == self || seen[p.ID] {
 			continue
 		}
 		seen[p.ID] = true
-		out = append(out, p.ID)
+		out = append(out, p)
+	}
+	return out
+}
+
+// possessionSamples is how many blocks besides the root a peer must send,
+// picked at random each time, to prove it holds an object: a HAVE is only
+// a claim.
+const possessionSamples = 4
+
+// confirmPossession asks p whether it holds every block (HAVE), then has it
+// prove it: the root and possessionSamples random other blocks are fetched
+// and verified against their CIDs — the blocks of the object's DAG under
+// its content ID on chain. It reports false when p denies or fails a proof;
+// an error means p could not be asked.
+func (s *Server) confirmPossession(ctx context.Context, p peer.ID, blocks []cid.Cid) (bool, error) {
+	all, err := s.holdsAll(ctx, p, blocks)
+	if err != nil || !all {
+		return false, err
+	}
+	for _, c := range sampleBlocks(blocks, possessionSamples) {
+		gctx, cancel := context.WithTimeout(ctx, s.cfg.fetchTimeout)
+		data, err := s.fetch.GetBlock(gctx, p, c)
+		cancel()
+		if err == nil {
+			err = chunker.VerifyChunk(c, data)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return false, ctx.Err()
+			}
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// sampleBlocks returns the first block (the root) and up to n others
+// picked at random.
+func sampleBlocks(blocks []cid.Cid, n int) []cid.Cid {
+	if len(blocks) <= n+1 {
+		return blocks
+	}
+	out := []cid.Cid{blocks[0]}
+	for _, i := range rand.Perm(len(blocks) - 1)[:n] {
+		out = append(out, blocks[1+i])
 	}
 	return out
 }

@@ -263,13 +263,13 @@ func (s *Server) followLoop(ctx context.Context, saved, startHeight int64) {
 // handleBlock marks dirty the bags the block's events concern.
 func (s *Server) handleBlock(be chain.BlockEvents) {
 	for _, ev := range be.Events {
-		s.handleEvent(ev)
+		s.handleEvent(ev, be.Height)
 	}
 	s.state.setHeight(be.Height)
 	s.m.chainHeight.Set(float64(be.Height))
 }
 
-func (s *Server) handleEvent(ev chain.Event) {
+func (s *Server) handleEvent(ev chain.Event, height int64) {
 	mine := s.id.Bucket
 	switch ev.Type {
 	case chain.ObjectsRegistered{}.EventType():
@@ -285,6 +285,8 @@ func (s *Server) handleEvent(ev chain.Event) {
 	case chain.ObjectsDeleted{}.EventType():
 		var e chain.ObjectsDeleted
 		if ev.Decode(&e) == nil && s.cares(e.Bag) {
+			// The deletion event is the evidence a removal rests on.
+			s.recordDeletion(e.Bag, e.Objects, e.Reason, height)
 			s.recon.mark(e.Bag)
 		}
 	case chain.BagCreated{}.EventType():
@@ -447,7 +449,21 @@ func (s *Server) allBags(ctx context.Context) ([]chain.BagID, error) {
 
 // reconcileBag compares the chain's state of bag with the store and queues
 // what differs.
+//
+// The store is read before the chain: an object is bound only after it is
+// registered on chain, so every object in the local list is in any later
+// list of the chain unless the chain deleted it. Read the other way round,
+// an object registered and bound between the two reads would look deleted.
+// Even then, an object missing from the list is only a hint: it is removed
+// on evidence and after a grace (reconcileAbsent).
 func (s *Server) reconcileBag(ctx context.Context, bag chain.BagID) error {
+	if err := s.indexBag(bag); err != nil {
+		return err
+	}
+	localIDs, err := s.bs.Objects(string(bag))
+	if err != nil {
+		return err
+	}
 	b, err := s.c.Bag(ctx, bag)
 	exists := err == nil
 	if err != nil && !errors.Is(err, chain.ErrNotFound) {
@@ -464,22 +480,18 @@ func (s *Server) reconcileBag(ctx context.Context, bag chain.BagID) error {
 			onChain[uint64(o.ID)] = o
 		}
 	}
-	if err := s.indexBag(bag); err != nil {
-		return err
-	}
-	localIDs, err := s.bs.Objects(string(bag))
-	if err != nil {
-		return err
-	}
 	local := make(map[uint64]bool, len(localIDs))
 	for _, o := range localIDs {
 		local[o] = true
 	}
 
-	// Objects the chain deleted go wherever the bag is.
+	// Objects the chain deleted go wherever the bag is, on evidence and
+	// after a grace; one the chain lists again is no longer deleted.
 	for o := range local {
 		if _, ok := onChain[o]; !ok {
-			s.removeObject(bag, o, reasonDeleted)
+			s.reconcileAbsent(ctx, bag, o)
+		} else if _, ok := s.tombs.get(o); ok {
+			s.dropTombstone(o, "the chain lists the object again")
 		}
 	}
 

@@ -71,13 +71,13 @@ func TestEventsMarkBags(t *testing.T) {
 		chain.StorageBagBucketsUpdated{Bag: theirs, Added: []chain.StorageBucketID{5}},
 		chain.BagCreated{Bag: theirs, StorageBuckets: []chain.StorageBucketID{4}},
 	} {
-		s.handleEvent(chain.NewEvent(p))
+		s.handleEvent(chain.NewEvent(p), 1)
 	}
 	bags, all := s.recon.take()
 	if all || len(bags) != 2 || bags[0] != mine || bags[1] != incoming {
 		t.Fatalf("dirty bags %v (all %v), want %s and %s", bags, all, mine, incoming)
 	}
-	s.handleEvent(chain.NewEvent(chain.StorageOperatorMetadataSet{Bucket: 7}))
+	s.handleEvent(chain.NewEvent(chain.StorageOperatorMetadataSet{Bucket: 7}), 1)
 	if _, all := s.recon.take(); !all {
 		t.Fatal("new operator metadata did not trigger a full reconcile")
 	}

@@ -23,6 +23,10 @@ type metrics struct {
 	cleanupDeferred prometheus.Counter
 	repairs         *prometheus.CounterVec
 	provides        *prometheus.CounterVec
+
+	// Deletion safety (tombstones.go).
+	tombstones       prometheus.Gauge
+	deletionsRefused prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
@@ -44,10 +48,15 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 		cleanupDeferred: prometheus.NewCounter(prometheus.CounterOpts(opts("cleanup_deferred_total", "Removals put off because the object was being served."))),
 		repairs:         prometheus.NewCounterVec(prometheus.CounterOpts(opts("repairs_total", "Corrupt block repairs by result: ok, not_held, failed.")), []string{"result"}),
 		provides:        prometheus.NewCounterVec(prometheus.CounterOpts(opts("dht_provides_total", "DHT provides of bag keys by result.")), []string{"result"}),
+		tombstones: prometheus.NewGauge(prometheus.GaugeOpts(opts("tombstones",
+			"Objects the chain deleted that wait for their grace to end (or are kept by an operator)."))),
+		deletionsRefused: prometheus.NewCounter(prometheus.CounterOpts(opts("deletions_unconfirmed_total",
+			"Times an object missing from the chain's answers was kept because its deletion was not confirmed."))),
 	}
 	m.collectors = []prometheus.Collector{
 		m.chainHeight, m.reconciles, m.syncObjects, m.syncBytes, m.boundObjects, m.acceptTxs,
 		m.acceptedObjects, m.cleanupObjects, m.cleanupDeferred, m.repairs, m.provides,
+		m.tombstones, m.deletionsRefused,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("objects", "Objects held (manifests in the store).")),
 			func() float64 { return float64(s.bs.Stats().Objects) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("bytes", "Bytes of blocks held.")),

@@ -56,6 +56,12 @@ const (
 	// pushes extends the session).
 	DefaultOrphanedSessionGrace = 10 * time.Minute
 
+	// DefaultSyncSessionExpiry is how long the blocks a sync stored stay
+	// after its last one when the sync never finishes (its sources vanish,
+	// the object is deleted, the bag moves): every attempt extends it, so
+	// an object retried at each reconcile keeps what it fetched.
+	DefaultSyncSessionExpiry = time.Hour
+
 	// DefaultFetchTimeout bounds one block read from a peer during sync,
 	// repair or a HAVE round of a cleanup confirmation.
 	DefaultFetchTimeout = 30 * time.Second
@@ -83,6 +89,8 @@ type config struct {
 	location             *chain.Location
 	audit                auditConfig // audit.go
 	scrub                scrubConfig // scrub.go
+	deletionGrace        time.Duration
+	syncSessionExpiry    time.Duration
 }
 
 func defaultConfig() config {
@@ -100,6 +108,8 @@ func defaultConfig() config {
 		publishMetadata:      true,
 		audit:                defaultAuditConfig(),
 		scrub:                defaultScrubConfig(),
+		deletionGrace:        DefaultDeletionGrace,
+		syncSessionExpiry:    DefaultSyncSessionExpiry,
 	}
 }
 
@@ -239,4 +249,25 @@ func WithMetadataPublishing(on bool) Option {
 // WithLocation sets the location published in the operator metadata.
 func WithLocation(l chain.Location) Option {
 	return func(c *config) { c.location = &l }
+}
+
+// WithDeletionGrace sets how long an object the chain deleted is kept
+// before it is removed (default DefaultDeletionGrace). While it waits, its
+// tombstone shows on the status page and an operator can keep the object
+// (Server.KeepObject). Zero removes it at the first reconcile after the
+// deletion is confirmed; negative values mean zero.
+func WithDeletionGrace(d time.Duration) Option {
+	return func(c *config) { c.deletionGrace = max(d, 0) }
+}
+
+// WithSyncSessionExpiry sets how long the blocks a sync stored are kept
+// after its last block when the sync does not finish (default
+// DefaultSyncSessionExpiry); the block store's session expiry then deletes
+// them. Values of zero or less mean the default.
+func WithSyncSessionExpiry(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.syncSessionExpiry = d
+		}
+	}
 }

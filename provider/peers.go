@@ -40,6 +40,10 @@ type cachedPeers struct {
 type chainPeer struct {
 	ID     peer.ID
 	Bucket chain.StorageBucketID
+	// Operator is the role account of the storage worker operating Bucket:
+	// whoever controls it runs one copy, however many workers, buckets or
+	// peer IDs it has on chain.
+	Operator chain.Account
 }
 
 func newPeerFinder(h *p2p.Host, c chainAPI, bucket chain.StorageBucketID) *peerFinder {
@@ -77,7 +81,7 @@ func (f *peerFinder) onChain(ctx context.Context, bag chain.BagID) ([]chainPeer,
 		if err != nil {
 			return nil, err
 		}
-		if bkt.OperatorStatus != chain.OperatorActive || bkt.Metadata == nil || bkt.Metadata.PeerID == "" {
+		if bkt.OperatorStatus != chain.OperatorActive || bkt.Operator == nil || bkt.Metadata == nil || bkt.Metadata.PeerID == "" {
 			continue
 		}
 		ai, err := p2p.ParseAddrInfo(bkt.Metadata.PeerID, bkt.Metadata.Multiaddrs)
@@ -91,8 +95,12 @@ func (f *peerFinder) onChain(ctx context.Context, bag chain.BagID) ([]chainPeer,
 		if seen[pid] {
 			continue
 		}
+		w, err := f.c.Worker(ctx, chain.StorageGroup, *bkt.Operator)
+		if err != nil {
+			return nil, err
+		}
 		seen[pid] = true
-		out = append(out, chainPeer{ID: pid, Bucket: id})
+		out = append(out, chainPeer{ID: pid, Bucket: id, Operator: w.Account})
 	}
 	return out, nil
 }

@@ -75,6 +75,7 @@ type Server struct {
 	policy   *servePolicy
 	peers    *peerFinder
 	state    *stateFile
+	tombs    *tombstones
 	recon    *reconciler
 	syncer   *syncQueue
 	acceptor *acceptor
@@ -147,6 +148,7 @@ func newServer(h *p2p.Host, bs *blockstore.Store, c chainAPI, id Identity, opts 
 		s.cfg.stateDir = cfg.stateDir
 	}
 	s.state = newStateFile(cfg.stateDir)
+	s.tombs = newTombstones(cfg.stateDir)
 	s.recon = newReconciler()
 	s.syncer = newSyncQueue()
 	s.acceptor = newAcceptor()
@@ -184,6 +186,10 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.state.load(); err != nil {
 		return err
 	}
+	if err := s.tombs.load(); err != nil {
+		return err
+	}
+	s.logTombstones()
 	info, err := s.c.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("provider: read chain height: %w", err)

@@ -40,6 +40,7 @@ func fastOptions() []provider.Option {
 		provider.WithServeGrace(0),
 		provider.WithAcceptBatch(50*time.Millisecond, 100),
 		provider.WithFetchTimeout(5 * time.Second),
+		provider.WithDeletionGrace(0),
 	}
 }
 

@@ -20,6 +20,10 @@ import (
 const (
 	StatusPath  = "/api/v1/status"
 	MetricsPath = "/metrics"
+	// TombstonesPath lists the tombstones (GET); POST
+	// TombstonesPath/{object}/keep keeps an object the chain deleted and
+	// POST TombstonesPath/{object}/release lets it go again.
+	TombstonesPath = "/api/v1/tombstones"
 )
 
 // Status is what a node reports about itself at StatusPath.
@@ -57,6 +61,9 @@ type Status struct {
 	// background re-verification of its own blocks.
 	Audits *AuditStatus `json:"audits,omitempty"`
 	Scrub  *ScrubStatus `json:"scrub,omitempty"`
+	// Tombstones are the objects the chain deleted that the node still
+	// holds: removed when due unless kept (POST TombstonesPath/{object}/keep).
+	Tombstones []Tombstone `json:"tombstones"`
 }
 
 // BagStatus is one bag in a Status.
@@ -92,6 +99,7 @@ func (s *Server) Status() Status {
 		ChainHeight:    s.state.height(),
 		Audits:         s.auditStatus(),
 		Scrub:          s.scrubStatus(),
+		Tombstones:     s.tombs.list(),
 	}
 	for _, a := range s.h.Addrs() {
 		out.Addrs = append(out.Addrs, a.String())
@@ -142,6 +150,7 @@ func (s *Server) startStatus() error {
 		_ = enc.Encode(s.Status())
 	})
 	mux.HandleFunc("GET "+AuditsPath, s.serveHeard)
+	s.tombstoneRoutes(mux)
 	if g, ok := s.cfg.registerer.(prometheus.Gatherer); ok {
 		mux.Handle("GET "+MetricsPath, promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	}

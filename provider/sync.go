@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -216,7 +217,7 @@ func (s *Server) syncObject(ctx context.Context, j syncJob) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	f := &blockFetcher{s: s, sources: sources}
+	f := &blockFetcher{s: s, sources: sources, sess: s.syncSession(j)}
 
 	var chunks []blockstore.ChunkRef
 	var fetched int64
@@ -227,7 +228,7 @@ func (s *Server) syncObject(ctx context.Context, j syncJob) (int64, error) {
 			if err != nil {
 				return 0, err
 			}
-			if err := s.bs.Put(root, data); err != nil {
+			if err := f.put(root, data); err != nil {
 				return 0, fmt.Errorf("store chunk %s: %w", root, err)
 			}
 			fetched += int64(len(data))
@@ -252,9 +253,10 @@ func (s *Server) syncObject(ctx context.Context, j syncJob) (int64, error) {
 		}
 		for _, nd := range nodes {
 			if ok, _ := s.bs.Has(nd.CID); ok {
+				f.pin(nd.CID)
 				continue
 			}
-			if err := s.bs.Put(nd.CID, nd.Data); err != nil {
+			if err := f.put(nd.CID, nd.Data); err != nil {
 				return fetched, fmt.Errorf("store DAG node %s: %w", nd.CID, err)
 			}
 		}
@@ -264,6 +266,9 @@ func (s *Server) syncObject(ctx context.Context, j syncJob) (int64, error) {
 		size += c.Size
 	}
 	if j.object.Size != 0 && size != j.object.Size {
+		// No retry will change the DAG under the chain's content ID: let
+		// its blocks go now.
+		f.abandon()
 		return fetched, fmt.Errorf("object %d: its DAG holds %d bytes, the chain says %d", id, size, j.object.Size)
 	}
 	m := blockstore.Manifest{Bag: string(j.bag), Object: id, Root: root, Size: size, Chunks: chunks}
@@ -274,6 +279,8 @@ func (s *Server) syncObject(ctx context.Context, j syncJob) (int64, error) {
 		m = stored
 	}
 	s.holdings.add(m)
+	// The object holds the blocks now; the sync's session has done its work.
+	f.abandon()
 	// Chunks pushed for the object before this node went down wait in its
 	// upload session for a BIND that sync has just made moot: the object
 	// holds them now, and they must go when it goes, not at the session's
@@ -333,6 +340,48 @@ func (s *Server) sourcesOf(ctx context.Context, bag chain.BagID, root cid.Cid) (
 type blockFetcher struct {
 	s       *Server
 	sources []peer.ID
+	// sess holds the blocks a sync stores until its object's manifest
+	// does: a sync that never finishes leaves nothing behind once the
+	// session expires. Zero (repair) stores blocks of held objects plainly.
+	sess blockstore.Session
+}
+
+// put stores a verified block, in the fetcher's session if it has one.
+func (f *blockFetcher) put(c cid.Cid, data []byte) error {
+	if len(f.sess.ID) == 0 {
+		return f.s.bs.Put(c, data)
+	}
+	return f.s.bs.PutInSession(f.sess, c, data)
+}
+
+// pin adds a block the store already holds to the fetcher's session, so
+// an expiring session of an earlier attempt does not take it from under
+// this one. A block gone meanwhile is fetched by the next attempt.
+func (f *blockFetcher) pin(c cid.Cid) {
+	if len(f.sess.ID) != 0 {
+		_ = f.s.bs.AddToSession(f.sess, c)
+	}
+}
+
+// abandon ends the fetcher's session: blocks no object holds go now.
+func (f *blockFetcher) abandon() {
+	if len(f.sess.ID) == 0 {
+		return
+	}
+	if err := f.s.bs.EndSession(f.sess.ID); err != nil {
+		f.s.log.Debug("end a sync session", "err", err)
+	}
+}
+
+// syncSession is the block store session a sync of j stores its blocks
+// under: 'y' and the object ID, expiring syncSessionExpiry after its last
+// block, so attempts of the same object share and extend it.
+func (s *Server) syncSession(j syncJob) blockstore.Session {
+	return blockstore.Session{
+		ID:     binary.BigEndian.AppendUint64([]byte{'y'}, uint64(j.object.ID)),
+		Bag:    string(j.bag),
+		Expiry: time.Now().Add(s.cfg.syncSessionExpiry),
+	}
 }
 
 func (f *blockFetcher) get(ctx context.Context, c cid.Cid, spread int) ([]byte, error) {
@@ -373,6 +422,7 @@ func (s *Server) walkDAG(ctx context.Context, f *blockFetcher, root cid.Cid, siz
 		var err error
 		if ok, _ := s.bs.Has(c); ok {
 			data, err = s.bs.Get(c)
+			f.pin(c)
 		}
 		if data == nil || err != nil {
 			data, err = f.get(ctx, c, depth)
@@ -429,6 +479,7 @@ func (s *Server) fetchChunks(ctx context.Context, f *blockFetcher, chunks []bloc
 			break
 		}
 		if ok, _ := s.bs.Has(c.CID); ok {
+			f.pin(c.CID)
 			continue
 		}
 		g.Go(func() error {
@@ -439,7 +490,7 @@ func (s *Server) fetchChunks(ctx context.Context, f *blockFetcher, chunks []bloc
 			if uint64(len(data)) != c.Size {
 				return fmt.Errorf("chunk %d (%s) is %d bytes, its DAG says %d", i, c.CID, len(data), c.Size)
 			}
-			if err := s.bs.Put(c.CID, data); err != nil {
+			if err := f.put(c.CID, data); err != nil {
 				return fmt.Errorf("store chunk %s: %w", c.CID, err)
 			}
 			mu.Lock()

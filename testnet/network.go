@@ -104,6 +104,11 @@ type Config struct {
 	// to the chain through (its own chain.Client), for fault injection: a
 	// transport that fails, lags or lies.
 	ChainTransport func(i int, t chain.Transport) chain.Transport
+	// DeletionGrace is how long providers keep an object the chain deleted
+	// (provider.WithDeletionGrace); the default, zero, removes it at the
+	// first reconcile after the deletion is confirmed, so a network settles
+	// within a test.
+	DeletionGrace time.Duration
 }
 
 // Network is a running chain and its storage providers.
@@ -491,6 +496,7 @@ func (p *Provider) start(ctx context.Context) (err error) {
 		provider.WithMetrics(reg),
 		provider.WithStateDir(p.Dir),
 		provider.WithOrphanedSessionGrace(grace),
+		provider.WithDeletionGrace(n.cfg.DeletionGrace),
 	}
 	if n.cfg.StatusAddrs != nil {
 		if addr := n.cfg.StatusAddrs(p.Index); addr != "" {

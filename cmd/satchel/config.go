@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"regexp"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -25,6 +26,16 @@ type Config struct {
 	Chain ChainConfig `yaml:"chain"`
 	// P2P configures the libp2p host.
 	P2P P2PConfig `yaml:"p2p"`
+	// Storage configures `satchel storage server`.
+	Storage StorageConfig `yaml:"storage"`
+}
+
+// StorageConfig configures a storage provider node.
+type StorageConfig struct {
+	// DeletionGrace is how long an object the chain deleted is kept before
+	// it is removed, e.g. "24h" (default provider.DefaultDeletionGrace);
+	// --deletion-grace overrides it.
+	DeletionGrace time.Duration `yaml:"deletionGrace"`
 }
 
 // ChainConfig locates the data directory chain.

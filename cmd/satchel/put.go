@@ -65,12 +65,16 @@ type putOutput struct {
 	Size      int64          `json:"size"`
 	Providers []string       `json:"providers"`
 	Resumed   int            `json:"resumedChunks"`
+	// Redundancy is the bag's storage bucket count; Degraded says the
+	// object is on fewer providers (accepted with --min-replicas).
+	Redundancy int  `json:"redundancy"`
+	Degraded   bool `json:"degraded"`
 }
 
 func newPutCmd(app *App) *cobra.Command {
 	var (
 		bagFlag, keyFlag, chunkSize string
-		redundancy                  int
+		redundancy, minReplicas     int
 		cf                          *contractPutFlags // --contracts (contract.go)
 	)
 	cmd := &cobra.Command{
@@ -83,8 +87,11 @@ chain accepted it. Prints the object ID and the content ID (CID).
 
 --redundancy is how many providers must each hold every chunk; the default,
 and the most, is the number of storage buckets storing the bag. If a provider
-dies and no other can take its place, the upload completes with the live
-ones, which the bag's other providers later sync from.
+dies and no other can take its place, the upload fails: it never reports
+success on fewer copies than asked. --min-replicas N accepts fewer: the
+upload then completes with at least N live providers, which the bag's other
+providers later sync from, and prints a WARNING (and "degraded": true with
+--json).
 
 An interrupted put (Ctrl-C, a lost connection) resumes when run again with
 the same file, bag and chunk size: the object is not registered twice and no
@@ -106,6 +113,9 @@ never with --json.`,
 			size, err := chunker.ParseChunkSize(chunkSize)
 			if err != nil {
 				return fmt.Errorf("--chunk-size: %w", err)
+			}
+			if minReplicas < 0 {
+				return fmt.Errorf("--min-replicas %d: want 1 or more (0: every provider the upload wants)", minReplicas)
 			}
 			if redundancy < 0 {
 				return fmt.Errorf("--redundancy %d: want 1 or more (0: every bucket of the bag)", redundancy)
@@ -138,6 +148,9 @@ never with --json.`,
 			if redundancy > 0 {
 				opts = append(opts, client.WithRedundancy(redundancy))
 			}
+			if minReplicas > 0 {
+				opts = append(opts, client.WithMinRedundancy(minReplicas))
+			}
 			var obj client.Object
 			if args[0] == "-" {
 				obj, err = c.Put(cmd.Context(), bag, cmd.InOrStdin(), opts...)
@@ -148,7 +161,12 @@ never with --json.`,
 			if err != nil {
 				return putError(app, cfg, s, err)
 			}
-			out := putOutput{Object: obj.ID, CID: obj.CID.String(), Bag: obj.Bag, Size: obj.Size, Resumed: obj.Resumed, Providers: []string{}}
+			out := putOutput{Object: obj.ID, CID: obj.CID.String(), Bag: obj.Bag, Size: obj.Size, Resumed: obj.Resumed, Providers: []string{},
+				Redundancy: obj.Redundancy, Degraded: obj.Degraded()}
+			if obj.Degraded() {
+				fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: object %s is stored on %d provider(s), fewer than the %d storage buckets of bag %s; the bag's other providers must sync it before it has the copies the bag promises\n",
+					obj.ID, len(obj.Providers), obj.Redundancy, obj.Bag)
+			}
 			for _, p := range obj.Providers {
 				out.Providers = append(out.Providers, p.String())
 			}
@@ -169,6 +187,7 @@ never with --json.`,
 	cmd.Flags().StringVarP(&bagFlag, "bag", "b", "", "the bag to store the file in, e.g. dynamic:channel:1")
 	cmd.Flags().StringVarP(&keyFlag, "key", "k", "", "account key `PATH` of the bag's owner (default: key in the config, else the account key under the home)")
 	cmd.Flags().IntVarP(&redundancy, "redundancy", "r", 0, "providers that must each hold every chunk (default: every storage bucket of the bag)")
+	cmd.Flags().IntVar(&minReplicas, "min-replicas", 0, "fewest providers the upload may end with when providers fail and none can replace them (default: all of --redundancy; less succeeds with a warning)")
 	cmd.Flags().StringVar(&chunkSize, "chunk-size", "1MiB", "chunk size: bytes (262144), KiB/MiB (256KiB), or IPFS style (size-262144)")
 	cf = addContractPutFlags(cmd)
 	requiredFlags(cmd, "bag")

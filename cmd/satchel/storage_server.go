@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -47,6 +48,7 @@ func newStorageServerCmd(app *App) *cobra.Command {
 		syncWorkers, confirmations                    int
 		contractTopics                                []string
 		audits                                        auditFlags // audit.go
+		deletionGrace                                 time.Duration
 	)
 	worker := newFlag("", chain.WorkerID(0), chain.ParseWorkerID, "workerId")
 	bucket := newFlag("", chain.StorageBucketID(0), chain.ParseStorageBucketID, "bucketId")
@@ -100,6 +102,13 @@ Prometheus /metrics on --status.`,
 			if len(bootstrap) == 0 {
 				bootstrap = cfg.P2P.Bootstrap
 			}
+			grace := provider.DefaultDeletionGrace
+			if cfg.Storage.DeletionGrace > 0 {
+				grace = cfg.Storage.DeletionGrace
+			}
+			if cmd.Flags().Changed("deletion-grace") {
+				grace = deletionGrace
+			}
 			idFile := cfg.P2P.IdentityFile
 			if idFile == "" {
 				idFile = filepath.Join(cfg.Home, "identity.key")
@@ -117,7 +126,7 @@ Prometheus /metrics on --status.`,
 				listen:     listen,
 				bootstrap:  bootstrap,
 				status:     statusAddr,
-				opts:       []provider.Option{provider.WithOperatorKey(opKey), provider.WithSyncWorkers(syncWorkers), provider.WithCleanupConfirmations(confirmations), audits.option(), audits.scrubOption()},
+				opts:       []provider.Option{provider.WithOperatorKey(opKey), provider.WithSyncWorkers(syncWorkers), provider.WithCleanupConfirmations(confirmations), audits.option(), audits.scrubOption(), provider.WithDeletionGrace(grace)},
 				keyAccount: s.String(),
 			})
 		},
@@ -137,6 +146,7 @@ Prometheus /metrics on --status.`,
 	f.StringSliceVar(&contractTopics, "contract-topic", nil, "contract `TOPIC` to answer proposals on, e.g. 0f01020303; repeatable (see satchel topic)")
 	f.IntVar(&confirmations, "cleanup-confirmations", provider.DefaultCleanupConfirmations, "other providers that must hold a moved bag's object before it is removed here")
 	audits.add(f)
+	f.DurationVar(&deletionGrace, "deletion-grace", provider.DefaultDeletionGrace, "how long an object the chain deleted is kept (and can be kept for good over the status API) before it is removed (default: storage.deletionGrace in the config, else 24h)")
 	return cmd
 }
 

@@ -34,7 +34,7 @@ func BenchmarkStorePush(b *testing.B) {
 		b.Fatal(err)
 	}
 	auth := &spAuth{objects: map[uint64]spObject{}, quota: 1 << 40}
-	auth.register(1, spBag, res.Root)
+	auth.register(1, spBag, res.Root, uint64(res.Size))
 	key := prov.Peerstore().PrivKey(prov.ID())
 
 	var rawTime, pushTime, storeTime time.Duration

@@ -23,6 +23,12 @@ type Authorizer interface {
 	// that a streamed upload of bytes in total fits the bucket's free voucher
 	// size. Its error's text is the refusal reason.
 	AuthorizeSession(ctx context.Context, bag string, bytes uint64) error
+	// ObjectSize returns the size of object in bag as the data directory
+	// records it: the size its voucher was charged for. BIND refuses a
+	// chunk list whose DAG holds another number of bytes (the UnixFS root
+	// commits to the size), so no upload stores more than it paid for.
+	// Its error's text is the refusal reason.
+	ObjectSize(ctx context.Context, bag string, object uint64) (uint64, error)
 }
 
 // Blocks is the node's durable block store as the handler uses it. Every

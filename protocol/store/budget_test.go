@@ -228,7 +228,7 @@ func spChunkList(t *testing.T, auth *spAuth, obj uint64, data []byte, chunkSize 
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth.register(obj, spBag, res.Root)
+	auth.register(obj, spBag, res.Root, uint64(res.Size))
 	return chunkList{res}
 }
 

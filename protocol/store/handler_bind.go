@@ -34,6 +34,11 @@ func (c *storeConn) bind(ctx context.Context, ex *storeExchange, b *pb.BindReque
 		c.failed(ex, "%v", err)
 		return
 	}
+	if err := checkBindSize(ctx, h.auth, b, m.Size); err != nil {
+		h.metrics.bind("size_mismatch")
+		c.refuse(ex, "%v", err)
+		return
+	}
 	// PutManifest checks that every chunk is held under the store's gc
 	// lock, so a session expiring or ending concurrently cannot delete a
 	// chunk between that check and the manifest's write: BOUND is never
@@ -107,6 +112,22 @@ func bindManifest(b *pb.BindRequest, root cid.Cid) (Object, error) {
 		return m, fmt.Errorf("the chunk list builds %s, but object %d has content ID %s on chain", res.Root, b.ObjectId, root)
 	}
 	return m, nil
+}
+
+// checkBindSize checks that the DAG a BIND rebuilt holds exactly the bytes
+// the object was registered (and its voucher charged) with. The root matched
+// the chain's content ID already, and a UnixFS root commits to its size, so
+// a mismatch means the chain's record and its content ID disagree: refuse
+// rather than store bytes nobody paid for.
+func checkBindSize(ctx context.Context, auth Authorizer, b *pb.BindRequest, size uint64) error {
+	want, err := auth.ObjectSize(ctx, b.BagId, b.ObjectId)
+	if err != nil {
+		return err
+	}
+	if size != want {
+		return fmt.Errorf("the chunk list holds %d bytes, but object %d is registered on chain with %d; register the object with its true size", size, b.ObjectId, want)
+	}
+	return nil
 }
 
 // endSessions drops the provisional groups the object's chunks were pushed

@@ -48,12 +48,13 @@ type spAuth struct {
 type spObject struct {
 	bag  string
 	root cid.Cid
+	size uint64
 }
 
-func (a *spAuth) register(obj uint64, bag string, root cid.Cid) {
+func (a *spAuth) register(obj uint64, bag string, root cid.Cid, size uint64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.objects[obj] = spObject{bag, root}
+	a.objects[obj] = spObject{bag, root, size}
 }
 
 func (a *spAuth) AuthorizeChunk(_ context.Context, bag string, object uint64) (cid.Cid, error) {
@@ -162,7 +163,7 @@ func (e *spEnv) spObjectData(t testing.TB, obj uint64, data []byte, chunkSize in
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.auth.register(obj, spBag, res.Root)
+	e.auth.register(obj, spBag, res.Root, uint64(res.Size))
 	return res
 }
 
@@ -435,7 +436,7 @@ func TestStreamedUploadSession(t *testing.T) {
 	if !errors.As(err, &re) || re.Status != pb.Status_STATUS_REFUSED {
 		t.Fatalf("bind before registration: %v", err)
 	}
-	e.auth.register(5, spBag, res.Root)
+	e.auth.register(5, spBag, res.Root, uint64(res.Size))
 	if err := s.Bind(ctx, store.BindRequest{Session: session, Bag: spBag, Object: 5, Chunks: res.Chunks}); err != nil {
 		t.Fatal(err)
 	}
@@ -468,7 +469,7 @@ func TestStreamedUploadDrop(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	e.auth.register(3, spBag, chunker.ChunkCID(shared))
+	e.auth.register(3, spBag, chunker.ChunkCID(shared), uint64(len(shared)))
 	other := bytes.Repeat([]byte{8}, store.SessionIDLength)
 	if _, err := s.Push(ctx, store.ChunkPush{Bag: spBag, CID: chunker.ChunkCID(shared), Data: shared, Session: other}); err != nil {
 		t.Fatal(err)
@@ -507,7 +508,7 @@ func TestReceiptTamperedFails(t *testing.T) {
 	ctx := context.Background()
 	data := spRand(6, 1000)
 	c := chunker.ChunkCID(data)
-	e.auth.register(1, spBag, c) // a one-chunk object: the chunk is the root
+	e.auth.register(1, spBag, c, uint64(len(data))) // a one-chunk object: the chunk is the root
 	rc, err := e.open(t).Push(ctx, store.ChunkPush{Bag: spBag, Object: 1, CID: c, Data: data})
 	if err != nil {
 		t.Fatal(err)
@@ -564,7 +565,7 @@ func TestFrameOverLimitResetsStream(t *testing.T) {
 	e := newSPEnv(t)
 	data := spRand(7, 100<<10)
 	c := chunker.ChunkCID(data)
-	e.auth.register(1, spBag, c)
+	e.auth.register(1, spBag, c, uint64(len(data)))
 	s := spRawStream(t, e)
 	must := func(err error) {
 		t.Helper()
@@ -679,7 +680,10 @@ func TestPushCancelledKeepsStreamUsable(t *testing.T) {
 }
 
 // spExampleAuth authorises one object whose content ID it knows.
-type spExampleAuth struct{ root cid.Cid }
+type spExampleAuth struct {
+	root cid.Cid
+	size uint64
+}
 
 func (a spExampleAuth) AuthorizeChunk(_ context.Context, bag string, obj uint64) (cid.Cid, error) {
 	if bag != "dynamic:channel:1" || obj != 1 {
@@ -726,7 +730,7 @@ func ExampleOpen() {
 	}
 	defer bs.Close()
 	key := node.Libp2p().Peerstore().PrivKey(node.ID())
-	sh := store.NewHandler(bs.ForProtocols(), spExampleAuth{res.Root}, key, store.WithLogger(spDiscard),
+	sh := store.NewHandler(bs.ForProtocols(), spExampleAuth{res.Root, uint64(res.Size)}, key, store.WithLogger(spDiscard),
 		store.WithObjectBound(func(bag string, obj uint64) { fmt.Println("bound object", obj, "of", bag) }))
 	sh.Register(node.Protocol())
 	defer sh.Close()
