@@ -297,37 +297,14 @@ func newHoldings() *holdings {
 	}
 }
 
-// manifestBlocks lists the distinct blocks of a manifest, root first.
-func manifestBlocks(m blockstore.Manifest) []cid.Cid {
-	seen := make(map[cid.Cid]struct{}, len(m.Chunks)+len(m.Nodes)+1)
-	out := make([]cid.Cid, 0, len(m.Chunks)+len(m.Nodes)+1)
-	add := func(c cid.Cid) {
-		if !c.Defined() {
-			return
-		}
-		if _, ok := seen[c]; ok {
-			return
-		}
-		seen[c] = struct{}{}
-		out = append(out, c)
-	}
-	add(m.Root)
-	for _, n := range m.Nodes {
-		add(n)
-	}
-	for _, c := range m.Chunks {
-		add(c.CID)
-	}
-	return out
-}
-
+// add records object m as held, replacing an earlier record of it.
 func (h *holdings) add(m blockstore.Manifest) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if _, ok := h.objects[m.Object]; ok {
 		h.removeLocked(m.Object)
 	}
-	o := &heldObject{bag: m.Bag, root: m.Root, size: m.Size, blocks: manifestBlocks(m)}
+	o := &heldObject{bag: m.Bag, root: m.Root, size: m.Size, blocks: m.Blocks()}
 	h.objects[m.Object] = o
 	for _, c := range o.blocks {
 		h.blocks[c] = append(h.blocks[c], m.Object)

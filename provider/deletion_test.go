@@ -39,15 +39,20 @@ func (f *faultyTransport) set(fn func(*faultyTransport)) {
 }
 
 func (f *faultyTransport) Query(ctx context.Context, path string, data []byte) ([]byte, error) {
+	// A bag's object list is read whole (QueryObjects) or by pages
+	// (QueryObjectsPage, what chain.Client.Objects uses).
+	list := path == chain.QueryObjects || path == chain.QueryObjectsPage
 	f.mu.Lock()
 	hide, stale, hook := f.hide, f.staleHeight, f.afterList
-	if path == chain.QueryObjects {
+	if list {
 		f.afterList = nil
 	}
 	f.mu.Unlock()
 	switch {
 	case path == chain.QueryObjects && hide:
 		return []byte("[]"), nil
+	case path == chain.QueryObjectsPage && hide:
+		return []byte(`{"items":[]}`), nil
 	case path == chain.QueryObject && hide:
 		return nil, chain.Errorf(chain.ErrObjectNotFound, "data object does not exist (says a lying endpoint)")
 	case path == chain.QueryInfo && stale > 0:
@@ -63,7 +68,7 @@ func (f *faultyTransport) Query(ctx context.Context, path string, data []byte) (
 		return json.Marshal(info)
 	}
 	b, err := f.Transport.Query(ctx, path, data)
-	if path == chain.QueryObjects && hook != nil && err == nil {
+	if list && hook != nil && err == nil {
 		hook()
 	}
 	return b, err

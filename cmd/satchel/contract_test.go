@@ -72,9 +72,15 @@ func TestContractPublishListShow(t *testing.T) {
 	}
 	// satchel put --contracts goes through the same negotiation, then the
 	// object reads back.
+	// --redundancy 2 on a bag of 3 buckets: the put succeeds and says
+	// loudly that the bag's other provider must sync it.
 	var put putOutput
-	if err := json.Unmarshal([]byte(pn.ok("put", file, "--bag", net.Bag.String(), "--redundancy", "2", "--contracts",
-		"--duration", "60d", "--json")), &put); err != nil {
+	out, errs, code := pn.run("put", file, "--bag", net.Bag.String(), "--redundancy", "2", "--contracts",
+		"--duration", "60d", "--json")
+	if code != 0 || !strings.Contains(errs, "fewer than the 3 storage buckets") {
+		t.Fatalf("put --contracts --redundancy 2: exit %d, stderr %q", code, errs)
+	}
+	if err := json.Unmarshal([]byte(out), &put); err != nil {
 		t.Fatal(err)
 	}
 	if got := pn.ok("get", put.Object.String()); got != strings.Repeat("satchel ", 1000) {

@@ -92,7 +92,7 @@ func (s *Store) PutManifest(m Manifest) error {
 	var batch leveldb.Batch
 	batch.Put(manifestKey(m.Object), encodeManifest(m))
 	batch.Put(bagObjectKey(m.Bag, m.Object), nil)
-	blocks := manifestBlocks(m)
+	blocks := m.Blocks()
 	for _, c := range blocks {
 		batch.Put(objectRefKey(c, m.Object), nil)
 	}
@@ -134,9 +134,9 @@ func (s *Store) checkHeld(m Manifest) error {
 	return nil
 }
 
-// manifestBlocks lists every block an object references, once: its chunks,
-// its interior nodes and its root.
-func manifestBlocks(m Manifest) []cid.Cid {
+// Blocks lists every block of the object once: its root first, then its
+// interior DAG nodes, then its chunks in order.
+func (m Manifest) Blocks() []cid.Cid {
 	seen := make(map[cid.Cid]struct{}, len(m.Chunks)+len(m.Nodes)+1)
 	out := make([]cid.Cid, 0, len(m.Chunks)+len(m.Nodes)+1)
 	add := func(c cid.Cid) {
@@ -148,13 +148,13 @@ func manifestBlocks(m Manifest) []cid.Cid {
 			out = append(out, c)
 		}
 	}
-	for _, c := range m.Chunks {
-		add(c.CID)
-	}
+	add(m.Root)
 	for _, n := range m.Nodes {
 		add(n)
 	}
-	add(m.Root)
+	for _, c := range m.Chunks {
+		add(c.CID)
+	}
 	return out
 }
 
@@ -193,7 +193,7 @@ func (s *Store) MissingBlocks(obj uint64) ([]cid.Cid, error) {
 		return nil, fmt.Errorf("blockstore: object %d has no manifest", obj)
 	}
 	var missing []cid.Cid
-	for _, c := range manifestBlocks(m) {
+	for _, c := range m.Blocks() {
 		ok, err := s.Has(c)
 		if err != nil {
 			return nil, err
@@ -242,7 +242,7 @@ func (s *Store) DeleteObject(obj uint64) error {
 	if err != nil || !ok {
 		return err
 	}
-	blocks := manifestBlocks(m)
+	blocks := m.Blocks()
 	var batch leveldb.Batch
 	batch.Delete(manifestKey(obj))
 	batch.Delete(bagObjectKey(m.Bag, obj))

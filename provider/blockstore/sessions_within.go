@@ -34,7 +34,7 @@ func (s *Store) ExpireSessionsWithin(obj uint64, match func(id []byte) bool, unt
 	if err != nil || !ok {
 		return 0, err
 	}
-	blocks := manifestBlocks(m)
+	blocks := m.Blocks()
 	candidates, err := s.sessionsOf(blocks, match)
 	if err != nil || len(candidates) == 0 {
 		return 0, err

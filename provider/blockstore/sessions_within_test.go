@@ -231,7 +231,7 @@ func TestExpireSessionsWithinExactChunks(t *testing.T) {
 	if err := s.DeleteObject(m.Object); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range manifestBlocks(m) {
+	for _, c := range m.Blocks() {
 		checkGoneBlock(t, s, c)
 	}
 	checkStats(t, s, 0, 0, 0)
@@ -271,7 +271,7 @@ func TestExpireSessionsWithinThenDelete(t *testing.T) {
 	expireAt(t, s, wholeSecond(until), 0)
 	expireAt(t, s, until.Add(time.Second), 1)
 	checkEnded(t, s, sess.ID)
-	for _, c := range manifestBlocks(m) {
+	for _, c := range m.Blocks() {
 		checkGoneBlock(t, s, c)
 	}
 	checkStats(t, s, 0, 0, 0)
@@ -349,7 +349,7 @@ func TestExpireSessionsWithinOtherBag(t *testing.T) {
 	if err := s.EndSession(other.ID); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range manifestBlocks(m) {
+	for _, c := range m.Blocks() {
 		checkGoneBlock(t, s, c)
 	}
 	checkStats(t, s, 0, 0, 0)
@@ -401,7 +401,7 @@ func TestExpireSessionsWithinExtraBlock(t *testing.T) {
 	if err := s.EndSession(sess.ID); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range append(manifestBlocks(m), ec) {
+	for _, c := range append(m.Blocks(), ec) {
 		checkGoneBlock(t, s, c)
 	}
 	checkStats(t, s, 0, 0, 0)
@@ -462,7 +462,7 @@ func TestExpireSessionsWithinMatchRejects(t *testing.T) {
 	if err := s2.DeleteObject(m.Object); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range manifestBlocks(m) {
+	for _, c := range m.Blocks() {
 		checkGoneBlock(t, s2, c)
 	}
 	checkStats(t, s2, 0, 0, 0)
@@ -532,7 +532,7 @@ func TestExpireSessionsWithinSubset(t *testing.T) {
 	if err := s.DeleteObject(m.Object); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range manifestBlocks(m) {
+	for _, c := range m.Blocks() {
 		if c.Equals(o.m.Chunks[3].CID) {
 			continue
 		}
