@@ -84,10 +84,15 @@ func (c *Client) negotiate(ctx context.Context, cp *contractPut, bag chain.BagID
 		return live
 	}
 	rank := map[string]int{}
+	sessions := map[string][]byte{}
 	for i, cs := range neg.Contracts {
 		rank[cs.Contract.ProviderPeer.String()] = i + 1
+		sessions[cs.Contract.ProviderPeer.String()] = slices.Clone(cs.Grant.Session[:])
 	}
 	out := slices.Clone(live)
+	for i := range out {
+		out[i].session = sessions[out[i].peer.String()]
+	}
 	slices.SortStableFunc(out, func(a, b candidate) int {
 		ra, rb := rank[a.peer.String()], rank[b.peer.String()]
 		switch {

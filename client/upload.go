@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chunker"
-	"github.com/satchel-net/satchel/protocol/store"
 )
 
 // Upload is a streamed upload: an io.Writer whose content is chunked, hashed
@@ -51,6 +49,8 @@ type Upload struct {
 	// file is what PutFile uploads: content that can be read again, so
 	// providers lost during the stream are replaced after it.
 	file *fileSource
+	// spool holds a stream of unknown size until Commit (spool.go).
+	spool *spool
 
 	mu   sync.Mutex
 	err  error // sticky: the first failure
@@ -61,7 +61,7 @@ type Upload struct {
 // member upload, finds the bag's providers and opens store streams to N of
 // them. Write the content, then call Commit, or Abort.
 func (c *Client) Upload(ctx context.Context, bag chain.BagID, opts ...PutOption) (*Upload, error) {
-	return c.newUpload(ctx, bag, c.putOptions(opts), nil)
+	return c.newSpooled(ctx, bag, c.putOptions(opts))
 }
 
 // newUpload starts a streamed upload; file, when not nil, is the content
@@ -105,10 +105,6 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 	if o.contracts != nil {
 		loc.live = c.negotiate(ctx, o.contracts, bag, size, o.chunkSize, want, loc.live)
 	}
-	session := make([]byte, store.SessionIDLength)
-	if _, err := rand.Read(session); err != nil {
-		return nil, err
-	}
 	uctx, cancel := context.WithCancel(ctx)
 	u := &Upload{c: c, ctx: uctx, cancel: cancel, bag: bag, o: o, params: params, want: want, file: file,
 		tr: newTracker(OpPut, o.progress, c.progressEvery)}
@@ -118,7 +114,7 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 		u.tr.startChunks(chunkSizes(file.size, o.chunkSize), file.size, want)
 	}
 	u.p = &pusher{
-		c: c, bag: bag, session: session, tr: u.tr,
+		c: c, bag: bag, tr: u.tr,
 		pool: newBufPool(c.opts.window, o.chunkSize),
 		want: want, min: min(o.minRedundancy, want), spares: loc.live,
 		expiry: time.Now().Add(o.expiry),
@@ -211,6 +207,9 @@ func (u *Upload) Write(p []byte) (int, error) {
 	if err := u.check(); err != nil {
 		return 0, err
 	}
+	if u.spool != nil {
+		return u.spool.write(u, p)
+	}
 	n, err := u.w.Write(p)
 	if err != nil {
 		return n, u.fail(err)
@@ -223,6 +222,9 @@ func (u *Upload) Write(p []byte) (int, error) {
 func (u *Upload) ReadFrom(r io.Reader) (int64, error) {
 	if err := u.check(); err != nil {
 		return 0, err
+	}
+	if u.spool != nil {
+		return u.spool.readFrom(u, r)
 	}
 	n, err := u.w.ReadFrom(r)
 	if err != nil {
@@ -243,6 +245,9 @@ func (u *Upload) Commit() (Object, error) {
 	u.mu.Lock()
 	u.done = true
 	u.mu.Unlock()
+	if u.spool != nil {
+		return u.spool.commit(u)
+	}
 	defer u.release()
 	obj, err := u.commit()
 	if err != nil {
@@ -326,7 +331,7 @@ func (u *Upload) commit() (Object, error) {
 		return Object{}, fmt.Errorf("register object in bag %s: the chain reported no ObjectsRegistered event", u.bag)
 	}
 	id := ev.Objects[0].ID
-	u.p.object = uint64(id)
+	u.p.object, u.p.registered = uint64(id), true
 	u.tr.setObject(u.bag, id, res.Root)
 
 	u.tr.setFile(FileUploading)
@@ -368,6 +373,10 @@ func (u *Upload) abort(drop bool) {
 		u.err = errors.New("client: upload aborted")
 	}
 	u.mu.Unlock()
+	if u.spool != nil {
+		u.spool.discard(u)
+		return
+	}
 	u.cancel()
 	_ = u.w.Close()
 	_ = u.p.finish()

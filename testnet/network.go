@@ -503,6 +503,9 @@ func (p *Provider) start(ctx context.Context) (err error) {
 		srv.Close()
 		return err
 	}
+	if pc != nil {
+		srv.SetUploadGrants(pc.resp)
+	}
 	p.host, p.store, p.server, p.registry, p.contracts = h, bs, srv, reg, pc
 	return nil
 }
