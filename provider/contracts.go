@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/satchel-net/satchel/contracts"
 )
 
@@ -54,4 +56,29 @@ func (a *chainAuth) AuthorizeUploadSession(ctx context.Context, bag string, sess
 	}
 	_, err := a.assigned(ctx, bag)
 	return err
+}
+
+// Mirror implements contracts.Mirrorer: it copies the registered object of
+// contract c from sources, providers that hold it, the way sync does — the
+// DAG walked from the chain's content ID down, every block verified against
+// its CID, the manifest recorded — so a replica lost with a wiped disk is
+// restored without its uploader. The contract must name a registered object
+// whose content ID on chain is the contract's (when it names one).
+func (s *Server) Mirror(ctx context.Context, c *contracts.Contract, sources []peer.ID) error {
+	if c.Object == 0 {
+		return fmt.Errorf("%w: contract %s names no registered object to mirror", contracts.ErrMalformed, c.ID)
+	}
+	o, err := s.c.DataObject(ctx, c.Bag, c.Object)
+	if err != nil {
+		return fmt.Errorf("provider: mirror object %d of bag %s: %w", c.Object, c.Bag, err)
+	}
+	if c.ContentID != "" && c.ContentID != o.ContentID {
+		return fmt.Errorf("%w: contract %s names content ID %s, the chain holds %s for object %d", contracts.ErrMalformed, c.ID, c.ContentID, o.ContentID, c.Object)
+	}
+	n, err := s.syncObject(ctx, syncJob{bag: c.Bag, object: o, sources: sources})
+	if err != nil {
+		return fmt.Errorf("provider: mirror object %d of bag %s: %w", c.Object, c.Bag, err)
+	}
+	s.log.Info("mirrored object", "contract", c.ID, "bag", c.Bag, "object", uint64(c.Object), "bytes", n, "sources", len(sources))
+	return nil
 }

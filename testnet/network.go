@@ -498,13 +498,10 @@ func (p *Provider) start(ctx context.Context) (err error) {
 		srv.Close()
 		return fmt.Errorf("testnet: provider %d: %w", p.Index, err)
 	}
-	pc, err := p.startContracts(h, reg)
+	pc, err := p.startContracts(h, reg, srv)
 	if err != nil {
 		srv.Close()
 		return err
-	}
-	if pc != nil {
-		srv.SetUploadGrants(pc.resp)
 	}
 	p.host, p.store, p.server, p.registry, p.contracts = h, bs, srv, reg, pc
 	return nil
