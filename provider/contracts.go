@@ -8,6 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/satchel-net/satchel/contracts"
+	"github.com/satchel-net/satchel/topics"
 )
 
 // UploadGrants gives the store grant a consigned storage contract opened
@@ -81,4 +82,50 @@ func (s *Server) Mirror(ctx context.Context, c *contracts.Contract, sources []pe
 	}
 	s.log.Info("mirrored object", "contract", c.ID, "bag", c.Bag, "object", uint64(c.Object), "bytes", n, "sources", len(sources))
 	return nil
+}
+
+// ContractStatus is the storage contract side of a node's Status: the
+// contract topics it subscribes to and what it did with proposals.
+type ContractStatus struct {
+	// Topics are the contract topics subscribed to (hex).
+	Topics []string `json:"topics"`
+	// Proposals counts proposals received on them; Offers the offers made;
+	// NotAssigned those for bags not assigned to the bucket; NoRoom those
+	// refused for want of voucher or disk room.
+	Proposals   int64 `json:"proposals"`
+	Offers      int64 `json:"offers"`
+	NotAssigned int64 `json:"notAssigned"`
+	NoRoom      int64 `json:"noRoom"`
+	// Consigned counts contracts consigned; OpenSessions the upload
+	// sessions their grants keep open now.
+	Consigned    int64 `json:"consigned"`
+	OpenSessions int   `json:"openSessions"`
+}
+
+// contractReporter is what the status page reads of the node's contract
+// responder; *contracts.Responder implements it.
+type contractReporter interface {
+	Topics() []topics.Topic
+	Stats() contracts.ResponderStats
+	OpenGrants() int
+}
+
+// contractStatus reports the node's contract side, or nil when it runs
+// none.
+func (s *Server) contractStatus() *ContractStatus {
+	gp := s.auth.grants.g.Load()
+	if gp == nil {
+		return nil
+	}
+	r, ok := (*gp).(contractReporter)
+	if !ok {
+		return nil
+	}
+	st := r.Stats()
+	out := &ContractStatus{Topics: []string{}, Proposals: st.Proposals, Offers: st.Offers, NotAssigned: st.NotAssigned,
+		NoRoom: st.NoRoom, Consigned: st.Consigned, OpenSessions: r.OpenGrants()}
+	for _, t := range r.Topics() {
+		out.Topics = append(out.Topics, t.String())
+	}
+	return out
 }

@@ -53,6 +53,9 @@ type Status struct {
 	Peers int `json:"peers"`
 	// ChainHeight is the last block whose events the node handled.
 	ChainHeight int64 `json:"chainHeight"`
+	// Contracts is the node's storage contract side, when it runs one
+	// (provider/contracts.go).
+	Contracts *ContractStatus `json:"contracts,omitempty"`
 }
 
 // BagStatus is one bag in a Status.
@@ -90,6 +93,7 @@ func (s *Server) Status() Status {
 	for _, a := range s.h.Addrs() {
 		out.Addrs = append(out.Addrs, a.String())
 	}
+	out.Contracts = s.contractStatus()
 	bags := map[string]bool{}
 	for _, b := range s.assignedList() {
 		bags[string(b)] = true

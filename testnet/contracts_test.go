@@ -3,7 +3,9 @@ package testnet_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +21,7 @@ import (
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/protocol/fetch"
 	"github.com/satchel-net/satchel/protocol/store"
+	"github.com/satchel-net/satchel/provider"
 	"github.com/satchel-net/satchel/testnet"
 	"github.com/satchel-net/satchel/topics"
 )
@@ -30,7 +33,10 @@ import (
 // provider holds for another object cannot join the session by its CID
 // alone: it is answered AGREED and must be sent.
 func TestSessionsOnlyUnderContracts(t *testing.T) {
-	net := testnet.New(t, testnet.Providers(2), testnet.Configure(func(c *testnet.Config) { c.Contracts = true }))
+	net := testnet.New(t, testnet.Providers(2), testnet.Configure(func(c *testnet.Config) {
+		c.Contracts = true
+		c.StatusAddrs = func(int) string { return "127.0.0.1:0" }
+	}))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var boot []peer.AddrInfo
@@ -109,6 +115,19 @@ func TestSessionsOnlyUnderContracts(t *testing.T) {
 	}
 	st := open(p)
 	session := cs.Grant.Session[:]
+
+	// The status page shows the topics and the contract.
+	resp, err := http.Get("http://" + p.Server().StatusAddr() + provider.StatusPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var status provider.Status
+	err = json.NewDecoder(resp.Body).Decode(&status)
+	resp.Body.Close()
+	if err != nil || status.Contracts == nil || len(status.Contracts.Topics) != len(net.ContractTopics()) ||
+		!slices.Contains(status.Contracts.Topics, topic.String()) || status.Contracts.Consigned != 1 || status.Contracts.OpenSessions != 1 {
+		t.Fatalf("status page contracts: %+v (%v); want %d topics with %s, 1 consigned, 1 open session", status.Contracts, err, len(net.ContractTopics()), topic)
+	}
 
 	// Another bag's name under the grant: refused.
 	if refused, _, err := push(st, session, "dynamic:channel:99", 0, chunk(0)); refused == nil {
