@@ -22,14 +22,14 @@ import (
 //	if _, err := io.Copy(u, r); err != nil { u.Abort(); ... }
 //	obj, err := u.Commit()
 //
-// The chunks travel in a provisional upload session (see the package
-// documentation): providers keep them, charged against their bucket's free
-// voucher size, until Commit binds them or the session expires
-// (WithExpiry). A stream cannot be read twice, so a provider lost
-// mid-stream is not replaced: Commit succeeds with the providers that hold
-// every chunk, at least WithMinRedundancy of them, and the bag's other
-// providers sync the object from them. A streamed upload does not resume
-// after an interruption; upload files with PutFile for that.
+// Providers take chunks of an object that is not registered yet only under
+// a storage contract, and a stream of unknown size cannot be proposed for
+// one, so Upload spools the stream to a temporary file (in TMPDIR) as it is
+// written, in memory bounded by the write buffer; Commit then uploads the
+// file as PutFile does (contracts when the put asks for them, else the
+// object registered first and its chunks pushed with their proofs) and
+// removes the spool. Abort removes it too. A streamed upload does not
+// resume after an interruption; upload files with PutFile for that.
 //
 // An Upload is not safe for concurrent use: write, commit and abort from
 // one goroutine, and cancel the context given to Upload to stop a Write

@@ -66,7 +66,7 @@ func (p *Provider) startContracts(h *p2p.Host, reg prometheus.Registerer, srv *p
 	}
 	resp, err := contracts.NewResponder(h, contracts.NewGossip(h, c, log, contracts.WithGossipMetrics(m)),
 		contracts.Identity{Key: p.Key, Worker: p.Worker, Bucket: p.Bucket},
-		contracts.NewChainAuthority(c, p.Bucket), contracts.NewLedger(c, p.Bucket, nil), st,
+		contracts.NewChainAuthority(c, p.Bucket), contracts.NewLedger(c, p.Bucket, srv.FreeDisk()), st,
 		contracts.WithTopics(ts...), contracts.WithLogger(log), contracts.WithMetrics(m), contracts.WithMirrorer(srv))
 	if err != nil {
 		st.Close()

@@ -40,7 +40,7 @@ func startContractResponder(h *p2p.Host, c *chain.Client, srv *provider.Server, 
 	}
 	resp, err := contracts.NewResponder(h, contracts.NewGossip(h, c, log, contracts.WithGossipMetrics(m)),
 		contracts.Identity{Key: roleKey, Worker: id.Worker, Bucket: id.Bucket},
-		contracts.NewChainAuthority(c, id.Bucket), contracts.NewLedger(c, id.Bucket, nil), st,
+		contracts.NewChainAuthority(c, id.Bucket), contracts.NewLedger(c, id.Bucket, srv.FreeDisk()), st,
 		contracts.WithTopics(ts...), contracts.WithLogger(log), contracts.WithMetrics(m), contracts.WithMirrorer(srv))
 	if err != nil {
 		st.Close()
