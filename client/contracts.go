@@ -37,10 +37,12 @@ type ContractNeeds struct {
 // pushes: it publishes a proposal for the file's size and needs on the
 // matching contract topic, collects offers, consigns with the best N
 // providers (N the put's redundancy) and pushes to them first; the other
-// providers of the bag remain replacements as before. When no offer comes
-// (or the put's size is not known up front, as for Upload) the put goes to
-// the providers the chain and the DHT name, as without this option, and
-// logs that it did.
+// providers of the bag remain replacements as before. Only the consigned
+// providers take chunks before the object is registered, each under its
+// contract's upload session; the others, and every provider when no offer
+// comes, get the chunks once the object is registered, in object mode with
+// proofs (the chain alone authorises those). A put whose size is not known
+// up front (Upload) is spooled to a file first.
 func WithContracts(r *contracts.Renter, needs ContractNeeds) PutOption {
 	return putOption(func(o *putOptions) {
 		o.contracts = &contractPut{renter: r, needs: needs}
@@ -84,10 +86,15 @@ func (c *Client) negotiate(ctx context.Context, cp *contractPut, bag chain.BagID
 		return live
 	}
 	rank := map[string]int{}
+	sessions := map[string][]byte{}
 	for i, cs := range neg.Contracts {
 		rank[cs.Contract.ProviderPeer.String()] = i + 1
+		sessions[cs.Contract.ProviderPeer.String()] = slices.Clone(cs.Grant.Session[:])
 	}
 	out := slices.Clone(live)
+	for i := range out {
+		out[i].session = sessions[out[i].peer.String()]
+	}
 	slices.SortStableFunc(out, func(a, b candidate) int {
 		ra, rb := rank[a.peer.String()], rank[b.peer.String()]
 		switch {

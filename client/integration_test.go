@@ -384,10 +384,12 @@ func TestNetworkResume(t *testing.T) {
 	}
 }
 
-// TestNetworkUploadAbortDrops aborts a streamed upload on real providers
-// once chunks of it are stored: each provider drops the session (DROP) and
-// deletes them then, not at the session's expiry.
-func TestNetworkUploadAbortDrops(t *testing.T) {
+// TestNetworkUploadSpoolsWithoutContract writes a streamed upload of
+// unknown size on real providers, which take chunks of an unregistered
+// object only under a storage contract: nothing reaches them before Commit
+// (the stream is spooled), an aborted upload leaves nothing behind, and a
+// committed one is registered first, pushed with proofs and reads back.
+func TestNetworkUploadSpoolsWithoutContract(t *testing.T) {
 	if testing.Short() {
 		t.Skip("network test")
 	}
@@ -396,14 +398,6 @@ func TestNetworkUploadAbortDrops(t *testing.T) {
 	data := randomBytes(t, 40*itChunk, 21)
 	res, err := chunker.Sum(context.Background(), bytes.NewReader(data), chunker.WithChunkSize(itChunk))
 	if err != nil {
-		t.Fatal(err)
-	}
-	u, err := c.Upload(testCtx(t), net.Bag, WithChunkSize(itChunk))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer u.Abort() // a no-op after the Abort below; keeps Close from waiting on a failed test
-	if _, err := u.Write(data); err != nil {
 		t.Fatal(err)
 	}
 	held := func(p *testnet.Provider) int {
@@ -415,19 +409,34 @@ func TestNetworkUploadAbortDrops(t *testing.T) {
 		}
 		return n
 	}
-	testnet.Wait(t, "the providers to store chunks of the stream", func() bool {
-		for _, p := range net.Providers() {
-			if held(p) == 0 {
-				return false
-			}
-		}
-		return true
-	})
+	u, err := c.Upload(testCtx(t), net.Bag, WithChunkSize(itChunk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Abort() // a no-op after the Abort below; keeps Close from waiting on a failed test
+	if _, err := u.Write(data); err != nil {
+		t.Fatal(err)
+	}
 	u.Abort()
 	for _, p := range net.Providers() {
 		if n := held(p); n != 0 {
-			t.Fatalf("provider %d still holds %d chunks of the aborted upload", p.Index, n)
+			t.Fatalf("provider %d holds %d chunks of an aborted upload that had no contract", p.Index, n)
 		}
+	}
+	u, err = c.Upload(testCtx(t), net.Bag, WithChunkSize(itChunk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(u, io.MultiReader(bytes.NewReader(data))); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := u.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if _, err := c.Get(testCtx(t), ObjectRef(net.Bag, obj.ID), &out); err != nil || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("spooled upload read back: %v", err)
 	}
 }
 

@@ -22,6 +22,10 @@ type candidate struct {
 	// named is set when the chain names the peer as the operator of one
 	// of the bag's storage buckets; only those may store the bag's objects.
 	named bool
+	// session is the upload session of the storage contract consigned with
+	// the peer for this upload (its grant), or nil: only a consigned
+	// provider takes chunks before the object is registered.
+	session []byte
 }
 
 // located is what the client found out about a bag's providers.

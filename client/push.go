@@ -50,17 +50,19 @@ const (
 // the File / Chunk / StorageLink states: it is the uploader's half of
 // /satchel/store/1.0.0 over several providers at once.
 type pusher struct {
-	c       *Client
-	bag     chain.BagID
-	object  uint64
-	session []byte // streamed uploads: chunks pushed before registration
-	expiry  time.Time
-	key     *uploadKey // the journal's key; nil for streamed uploads
-	tr      *tracker
-	pool    *bufPool
-	want    int // N
-	min     int
-	nchunks int // chunks of the object (known at the end of a stream)
+	c      *Client
+	bag    chain.BagID
+	object uint64
+	// registered is set once the object is on chain: chunks then go in
+	// object mode, with proofs, to every target.
+	registered bool
+	expiry     time.Time
+	key        *uploadKey // the journal's key; nil for streamed uploads
+	tr         *tracker
+	pool       *bufPool
+	want       int // N
+	min        int
+	nchunks    int // chunks of the object (known at the end of a stream)
 
 	mu      sync.Mutex
 	targets []*target
@@ -196,10 +198,13 @@ func (p *pusher) start(ctx context.Context) {
 }
 
 // need returns the live targets of the current pass that lack chunk i.
+// Before the object is registered only targets with a contract's upload
+// session take chunks; the others get them in object mode, with proofs,
+// once it is.
 func (p *pusher) need(i int) []*target {
 	var out []*target
 	for _, t := range p.alive() {
-		if t.queue != nil && !t.has(i) {
+		if t.queue != nil && !t.has(i) && (p.registered || t.cand.session != nil) {
 			out = append(out, t)
 		}
 	}
@@ -319,7 +324,7 @@ func (p *pusher) push(ctx context.Context, t *target, j *chunkJob) {
 			CID:     j.info.CID,
 			Data:    j.data[:j.info.Size],
 			Proof:   j.proof,
-			Session: p.session,
+			Session: t.cand.session,
 			Expiry:  p.expiry,
 			OnStep:  link.step,
 		})
@@ -439,7 +444,7 @@ func (p *pusher) bind(ctx context.Context, chunks []chunker.ChunkInfo) {
 			conn, _, err := p.conn(ctx, t)
 			if err == nil {
 				bctx, cancel := context.WithTimeout(ctx, bindTimeout)
-				err = conn.Bind(bctx, store.BindRequest{Session: p.session, Bag: p.bag.String(), Object: p.object, Chunks: chunks})
+				err = conn.Bind(bctx, store.BindRequest{Session: t.cand.session, Bag: p.bag.String(), Object: p.object, Chunks: chunks})
 				cancel()
 			}
 			if err != nil {
@@ -465,19 +470,19 @@ func (p *pusher) bind(ctx context.Context, chunks []chunker.ChunkInfo) {
 // chunks of an upload given up go now instead of at the session's expiry.
 // It is best effort: a target that cannot be reached keeps them until then.
 func (p *pusher) drop() {
-	if p.session == nil {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), dropTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, t := range p.alive() {
+		if t.cand.session == nil {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			conn, _, err := p.conn(ctx, t)
 			if err == nil {
-				err = conn.Drop(ctx, p.session, p.bag.String())
+				err = conn.Drop(ctx, t.cand.session, p.bag.String())
 			}
 			if err != nil {
 				p.c.log.Debug("drop upload session", "bag", p.bag, "peer", t.cand.peer, "err", err)

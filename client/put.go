@@ -72,7 +72,7 @@ func (c *Client) PutFile(ctx context.Context, bag chain.BagID, path string, opts
 	if !st.Mode().IsRegular() {
 		return c.Put(ctx, bag, f, opts...) // a pipe or device: streamed
 	}
-	return c.putAt(ctx, bag, f, st.Size(), opts)
+	return c.putAt(ctx, bag, f, st.Size(), c.putOptions(opts))
 }
 
 // Put stores the content of r in bag. When r can be read again by offset
@@ -96,7 +96,7 @@ func (c *Client) Put(ctx context.Context, bag chain.BagID, r io.Reader, opts ...
 				if _, err := ra.Seek(off, io.SeekStart); err != nil {
 					return Object{}, err
 				}
-				return c.putAt(ctx, bag, io.NewSectionReader(ra, off, end-off), end-off, opts)
+				return c.putAt(ctx, bag, io.NewSectionReader(ra, off, end-off), end-off, c.putOptions(opts))
 			}
 		}
 	}
@@ -143,8 +143,8 @@ type fileSource struct {
 // chunks are hashed and pushed at once, then, with the root known,
 // registered (once, across runs) and completed on providers that replace
 // any lost during the stream, reading the chunks they lack again by offset.
-func (c *Client) putAt(ctx context.Context, bag chain.BagID, src io.ReaderAt, size int64, opts []PutOption) (Object, error) {
-	u, err := c.newUpload(ctx, bag, c.putOptions(opts), &fileSource{src: src, size: size})
+func (c *Client) putAt(ctx context.Context, bag chain.BagID, src io.ReaderAt, size int64, o putOptions) (Object, error) {
+	u, err := c.newUpload(ctx, bag, o, &fileSource{src: src, size: size})
 	if err != nil {
 		return Object{}, err
 	}
@@ -185,7 +185,7 @@ func (u *Upload) commitFile(res *chunker.Result) (Object, error) {
 	}
 	tr.setObject(u.bag, id, res.Root)
 	tr.setFile(FileUploading)
-	p.object, p.key = uint64(id), &key
+	p.object, p.registered, p.key = uint64(id), true, &key
 	// Receipts and binds an earlier run kept, for providers this run may
 	// turn to; this run's own targets hold what the stream gave them.
 	held, bound, err := c.resumeState(key, id, res)

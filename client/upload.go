@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chunker"
-	"github.com/satchel-net/satchel/protocol/store"
 )
 
 // Upload is a streamed upload: an io.Writer whose content is chunked, hashed
@@ -24,14 +22,14 @@ import (
 //	if _, err := io.Copy(u, r); err != nil { u.Abort(); ... }
 //	obj, err := u.Commit()
 //
-// The chunks travel in a provisional upload session (see the package
-// documentation): providers keep them, charged against their bucket's free
-// voucher size, until Commit binds them or the session expires
-// (WithExpiry). A stream cannot be read twice, so a provider lost
-// mid-stream is not replaced: Commit succeeds with the providers that hold
-// every chunk, at least WithMinRedundancy of them, and the bag's other
-// providers sync the object from them. A streamed upload does not resume
-// after an interruption; upload files with PutFile for that.
+// Providers take chunks of an object that is not registered yet only under
+// a storage contract, and a stream of unknown size cannot be proposed for
+// one, so Upload spools the stream to a temporary file (in TMPDIR) as it is
+// written, in memory bounded by the write buffer; Commit then uploads the
+// file as PutFile does (contracts when the put asks for them, else the
+// object registered first and its chunks pushed with their proofs) and
+// removes the spool. Abort removes it too. A streamed upload does not
+// resume after an interruption; upload files with PutFile for that.
 //
 // An Upload is not safe for concurrent use: write, commit and abort from
 // one goroutine, and cancel the context given to Upload to stop a Write
@@ -53,6 +51,8 @@ type Upload struct {
 	// file is what PutFile uploads: content that can be read again, so
 	// providers lost during the stream are replaced after it.
 	file *fileSource
+	// spool holds a stream of unknown size until Commit (spool.go).
+	spool *spool
 
 	mu   sync.Mutex
 	err  error // sticky: the first failure
@@ -63,7 +63,7 @@ type Upload struct {
 // member upload, finds the bag's providers and opens store streams to N of
 // them. Write the content, then call Commit, or Abort.
 func (c *Client) Upload(ctx context.Context, bag chain.BagID, opts ...PutOption) (*Upload, error) {
-	return c.newUpload(ctx, bag, c.putOptions(opts), nil)
+	return c.newSpooled(ctx, bag, c.putOptions(opts))
 }
 
 // newUpload starts a streamed upload; file, when not nil, is the content
@@ -107,10 +107,6 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 	if o.contracts != nil {
 		loc.live = c.negotiate(ctx, o.contracts, bag, size, o.chunkSize, want, loc.live)
 	}
-	session := make([]byte, store.SessionIDLength)
-	if _, err := rand.Read(session); err != nil {
-		return nil, err
-	}
 	uctx, cancel := context.WithCancel(ctx)
 	u := &Upload{c: c, ctx: uctx, cancel: cancel, bag: bag, o: o, params: params, want: want, buckets: loc.buckets, file: file,
 		tr: newTracker(OpPut, o.progress, c.progressEvery)}
@@ -120,7 +116,7 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 		u.tr.startChunks(chunkSizes(file.size, o.chunkSize), file.size, want)
 	}
 	u.p = &pusher{
-		c: c, bag: bag, session: session, tr: u.tr,
+		c: c, bag: bag, tr: u.tr,
 		pool: newBufPool(c.opts.window, o.chunkSize),
 		want: want, min: minReplicas(o.minRedundancy, want), spares: loc.live,
 		expiry: time.Now().Add(o.expiry),
@@ -213,6 +209,9 @@ func (u *Upload) Write(p []byte) (int, error) {
 	if err := u.check(); err != nil {
 		return 0, err
 	}
+	if u.spool != nil {
+		return u.spool.write(u, p)
+	}
 	n, err := u.w.Write(p)
 	if err != nil {
 		return n, u.fail(err)
@@ -225,6 +224,9 @@ func (u *Upload) Write(p []byte) (int, error) {
 func (u *Upload) ReadFrom(r io.Reader) (int64, error) {
 	if err := u.check(); err != nil {
 		return 0, err
+	}
+	if u.spool != nil {
+		return u.spool.readFrom(u, r)
 	}
 	n, err := u.w.ReadFrom(r)
 	if err != nil {
@@ -245,6 +247,9 @@ func (u *Upload) Commit() (Object, error) {
 	u.mu.Lock()
 	u.done = true
 	u.mu.Unlock()
+	if u.spool != nil {
+		return u.spool.commit(u)
+	}
 	defer u.release()
 	obj, err := u.commit()
 	if err != nil {
@@ -328,7 +333,7 @@ func (u *Upload) commit() (Object, error) {
 		return Object{}, fmt.Errorf("register object in bag %s: the chain reported no ObjectsRegistered event", u.bag)
 	}
 	id := ev.Objects[0].ID
-	u.p.object = uint64(id)
+	u.p.object, u.p.registered = uint64(id), true
 	u.tr.setObject(u.bag, id, res.Root)
 
 	u.tr.setFile(FileUploading)
@@ -371,6 +376,10 @@ func (u *Upload) abort(drop bool) {
 		u.err = errors.New("client: upload aborted")
 	}
 	u.mu.Unlock()
+	if u.spool != nil {
+		u.spool.discard(u)
+		return
+	}
 	u.cancel()
 	_ = u.w.Close()
 	_ = u.p.finish()

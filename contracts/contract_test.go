@@ -253,6 +253,12 @@ func TestLedger(t *testing.T) {
 	if err := l.Fits(ctx, &c3); err != nil {
 		t.Fatalf("after a release: %v", err)
 	}
+	// A reservation lasts as long as its grant: once it lapses, its upload
+	// session is closed and the room comes back.
+	l.now = func() time.Time { return time.Now().Add(GrantTTL + time.Minute) }
+	if n := l.Reserved(); n != 0 {
+		t.Fatalf("%d bytes reserved after every grant lapsed, want 0", n)
+	}
 }
 
 // fakeDir is a Directory for unit tests of the room arithmetic alone.

@@ -142,6 +142,20 @@ func (r *Responder) Grant(session []byte) (Grant, bool) {
 	return g, true
 }
 
+// OpenGrants returns the number of store grants CONSIGN opened that have
+// not lapsed: the upload sessions the provider takes now.
+func (r *Responder) OpenGrants() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n, now := 0, time.Now()
+	for _, g := range r.grants {
+		if !now.After(g.Expires) {
+			n++
+		}
+	}
+	return n
+}
+
 // Close stops answering and serving; it returns when its goroutines ended.
 func (r *Responder) Close() error {
 	r.h.Protocol().RemoveHandler(Protocol)

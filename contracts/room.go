@@ -12,27 +12,38 @@ import (
 
 // Ledger is a Room that counts reservations against the bucket's voucher on
 // chain and the provider's free disk, across every contract it reserved and
-// has not released. A provider node with its own session accounting
-// implements Room itself; Ledger is the plain one.
+// has not released. A reservation lasts as long as the grant it opened
+// (GrantTTL): a provider takes a streamed upload session only under a live
+// grant, so the open reservations are its open contracts and sessions, and
+// once a grant lapses its upload is either bound (and charged to the
+// voucher by the registration) or over.
 type Ledger struct {
 	dir    Directory
 	bucket chain.StorageBucketID
 	free   func() (uint64, error)
 
 	mu       sync.Mutex
-	reserved map[ID]uint64
+	reserved map[ID]reservation
 	total    uint64
+	now      func() time.Time
+}
+
+// reservation is the room one contract holds until its grant lapses.
+type reservation struct {
+	size  uint64
+	until time.Time
 }
 
 // NewLedger returns a Ledger for bucket. freeDisk reports the bytes the
 // provider can still write; nil means the disk is not checked.
 func NewLedger(dir Directory, bucket chain.StorageBucketID, freeDisk func() (uint64, error)) *Ledger {
-	return &Ledger{dir: dir, bucket: bucket, free: freeDisk, reserved: make(map[ID]uint64)}
+	return &Ledger{dir: dir, bucket: bucket, free: freeDisk, reserved: make(map[ID]reservation), now: time.Now}
 }
 
 // Fits implements Room.
 func (l *Ledger) Fits(ctx context.Context, c *Contract) error {
 	l.mu.Lock()
+	l.pruneLocked()
 	total := l.total
 	l.mu.Unlock()
 	return l.fits(ctx, c, total)
@@ -66,16 +77,28 @@ func (l *Ledger) fits(ctx context.Context, c *Contract, reserved uint64) error {
 func (l *Ledger) Reserve(ctx context.Context, c *Contract) (Grant, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.pruneLocked()
+	g := Grant{ContractID: c.ID, Bag: c.Bag, MaxBytes: c.Size, Expires: l.now().Add(GrantTTL)}
 	if _, ok := l.reserved[c.ID]; !ok {
 		if err := l.fits(ctx, c, l.total); err != nil {
 			return Grant{}, err
 		}
-		l.reserved[c.ID] = c.Size
 		l.total += c.Size
 	}
-	g := Grant{ContractID: c.ID, Bag: c.Bag, MaxBytes: c.Size, Expires: time.Now().Add(GrantTTL)}
+	l.reserved[c.ID] = reservation{size: c.Size, until: g.Expires}
 	_, _ = rand.Read(g.Session[:])
 	return g, nil
+}
+
+// pruneLocked drops the reservations whose grant lapsed. Call with l.mu.
+func (l *Ledger) pruneLocked() {
+	now := l.now()
+	for id, r := range l.reserved {
+		if now.After(r.until) {
+			l.total -= r.size
+			delete(l.reserved, id)
+		}
+	}
 }
 
 // Release returns a contract's room, once its upload is accepted on chain
@@ -83,7 +106,7 @@ func (l *Ledger) Reserve(ctx context.Context, c *Contract) (Grant, error) {
 func (l *Ledger) Release(id ID) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.total -= l.reserved[id]
+	l.total -= l.reserved[id].size
 	delete(l.reserved, id)
 }
 
@@ -91,5 +114,6 @@ func (l *Ledger) Release(id ID) {
 func (l *Ledger) Reserved() uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.pruneLocked()
 	return l.total
 }

@@ -36,6 +36,7 @@ const authCacheMax = 4096
 type chainAuth struct {
 	c      chainAPI
 	bucket chain.StorageBucketID
+	grants grantSource // contract grants of streamed sessions (contracts.go)
 
 	mu      sync.Mutex
 	objects map[chain.ObjectRef]cached[chain.DataObject]

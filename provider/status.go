@@ -64,6 +64,9 @@ type Status struct {
 	// Tombstones are the objects the chain deleted that the node still
 	// holds: removed when due unless kept (POST TombstonesPath/{object}/keep).
 	Tombstones []Tombstone `json:"tombstones"`
+	// Contracts is the node's storage contract side, when it runs one
+	// (provider/contracts.go).
+	Contracts *ContractStatus `json:"contracts,omitempty"`
 }
 
 // BagStatus is one bag in a Status.
@@ -104,6 +107,7 @@ func (s *Server) Status() Status {
 	for _, a := range s.h.Addrs() {
 		out.Addrs = append(out.Addrs, a.String())
 	}
+	out.Contracts = s.contractStatus()
 	bags := map[string]bool{}
 	for _, b := range s.assignedList() {
 		bags[string(b)] = true

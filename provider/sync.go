@@ -54,6 +54,9 @@ var errNoSource = errors.New("provider: no peer serves the object yet")
 type syncJob struct {
 	bag    chain.BagID
 	object chain.DataObject
+	// sources, when set, are the peers to fetch from (a MIRROR names
+	// them); otherwise the bag's providers that hold the object.
+	sources []peer.ID
 }
 
 // syncQueue holds the sync jobs, deduplicated by object.
@@ -213,9 +216,11 @@ func (s *Server) syncObject(ctx context.Context, j syncJob) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("object %d has an unreadable content ID %q: %w", id, j.object.ContentID, err)
 	}
-	sources, err := s.sourcesOf(ctx, j.bag, root)
-	if err != nil {
-		return 0, err
+	sources := j.sources
+	if len(sources) == 0 {
+		if sources, err = s.sourcesOf(ctx, j.bag, root); err != nil {
+			return 0, err
+		}
 	}
 	f := &blockFetcher{s: s, sources: sources, sess: s.syncSession(j)}
 

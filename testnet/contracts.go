@@ -9,6 +9,7 @@ import (
 
 	"github.com/satchel-net/satchel/contracts"
 	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/provider"
 	"github.com/satchel-net/satchel/topics"
 )
 
@@ -45,8 +46,9 @@ func (c Config) contractTopics() []topics.Topic {
 	return nil
 }
 
-// startContracts starts the provider's responder on h. Called with p.mu held.
-func (p *Provider) startContracts(h *p2p.Host, reg prometheus.Registerer) (*providerContracts, error) {
+// startContracts starts the provider's responder on h, taking MIRROR
+// requests and granting srv's upload sessions. Called with p.mu held.
+func (p *Provider) startContracts(h *p2p.Host, reg prometheus.Registerer, srv *provider.Server) (*providerContracts, error) {
 	ts := p.net.cfg.contractTopics()
 	if ts == nil {
 		return nil, nil
@@ -64,12 +66,14 @@ func (p *Provider) startContracts(h *p2p.Host, reg prometheus.Registerer) (*prov
 	}
 	resp, err := contracts.NewResponder(h, contracts.NewGossip(h, c, log, contracts.WithGossipMetrics(m)),
 		contracts.Identity{Key: p.Key, Worker: p.Worker, Bucket: p.Bucket},
-		contracts.NewChainAuthority(c, p.Bucket), contracts.NewLedger(c, p.Bucket, nil), st,
-		contracts.WithTopics(ts...), contracts.WithLogger(log), contracts.WithMetrics(m))
+		contracts.NewChainAuthority(c, p.Bucket), contracts.NewLedger(c, p.Bucket, srv.FreeDisk()), st,
+		contracts.WithTopics(ts...), contracts.WithLogger(log), contracts.WithMetrics(m), contracts.WithMirrorer(srv))
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("testnet: provider %d: %w", p.Index, err)
 	}
+	// Streamed upload sessions are taken under consigned contracts' grants.
+	srv.SetUploadGrants(resp)
 	return &providerContracts{store: st, resp: resp}, nil
 }
 

@@ -519,7 +519,7 @@ func (p *Provider) start(ctx context.Context) (err error) {
 		srv.Close()
 		return fmt.Errorf("testnet: provider %d: %w", p.Index, err)
 	}
-	pc, err := p.startContracts(h, reg)
+	pc, err := p.startContracts(h, reg, srv)
 	if err != nil {
 		srv.Close()
 		return err

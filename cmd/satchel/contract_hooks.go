@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,9 +23,10 @@ import (
 // and `put --contracts`.
 
 // startContractResponder makes a storage server answer contract proposals on
-// ts, keeping contracts in DATA/contracts. It returns nil and a no-op when
-// ts is empty.
-func startContractResponder(h *p2p.Host, c *chain.Client, id provider.Identity, roleKey chain.Key, data string, ts []topics.Topic, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
+// ts, keeping contracts in DATA/contracts, and makes srv take streamed
+// upload sessions under the grants of its consigned contracts. It returns a
+// no-op when ts is empty.
+func startContractResponder(h *p2p.Host, c *chain.Client, srv *provider.Server, id provider.Identity, roleKey chain.Key, data string, ts []topics.Topic, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
 	if len(ts) == 0 {
 		return func() {}, nil
 	}
@@ -38,13 +40,16 @@ func startContractResponder(h *p2p.Host, c *chain.Client, id provider.Identity, 
 	}
 	resp, err := contracts.NewResponder(h, contracts.NewGossip(h, c, log, contracts.WithGossipMetrics(m)),
 		contracts.Identity{Key: roleKey, Worker: id.Worker, Bucket: id.Bucket},
-		contracts.NewChainAuthority(c, id.Bucket), contracts.NewLedger(c, id.Bucket, nil), st,
-		contracts.WithTopics(ts...), contracts.WithLogger(log), contracts.WithMetrics(m))
+		contracts.NewChainAuthority(c, id.Bucket), contracts.NewLedger(c, id.Bucket, srv.FreeDisk()), st,
+		contracts.WithTopics(ts...), contracts.WithLogger(log), contracts.WithMetrics(m), contracts.WithMirrorer(srv))
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	return func() { _ = resp.Close(); _ = st.Close() }, nil
+	// Streamed upload sessions are taken under the grants of consigned
+	// contracts only.
+	srv.SetUploadGrants(resp)
+	return func() { srv.SetUploadGrants(nil); _ = resp.Close(); _ = st.Close() }, nil
 }
 
 // parseTopics reads contract topic strings.
@@ -73,7 +78,7 @@ func topicStrings(ts []topics.Topic) []string {
 
 // contractPutFlags are the flags `satchel put` takes for its negotiation.
 type contractPutFlags struct {
-	use          bool
+	use, skip    bool
 	duration     *valueFlag[time.Duration]
 	availability *valueFlag[topics.Descriptor]
 	speed        *valueFlag[topics.Descriptor]
@@ -85,17 +90,35 @@ func addContractPutFlags(cmd *cobra.Command) *contractPutFlags {
 		availability: newFlag("high", topics.High, topics.ParseDescriptor, "level"),
 		speed:        newFlag("high", topics.High, topics.ParseDescriptor, "level"),
 	}
-	cmd.Flags().BoolVar(&f.use, "contracts", false, "negotiate storage contracts first (proposal on the contract topic, offers, consign), falling back to the chain's providers when none offers")
-	cmd.Flags().Var(f.duration, "duration", "with --contracts: how long to store, e.g. 60d")
-	cmd.Flags().Var(f.availability, "availability", "with --contracts: availability class low, medium or high")
-	cmd.Flags().Var(f.speed, "speed", "with --contracts: speed class low, medium or high")
+	cmd.Flags().BoolVar(&f.use, "contracts", true, "negotiate storage contracts first (proposal on the contract topic, offers, consign), falling back to the chain's providers when none offers (the default)")
+	cmd.Flags().BoolVar(&f.skip, "no-contracts", false, "skip the contract negotiation: register the object first, then push its chunks with proofs to the providers the chain names")
+	cmd.Flags().Var(f.duration, "duration", "contracts: how long to store, e.g. 60d")
+	cmd.Flags().Var(f.availability, "availability", "contracts: availability class low, medium or high")
+	cmd.Flags().Var(f.speed, "speed", "contracts: speed class low, medium or high")
 	return f
+}
+
+// enabled reports whether the put negotiates contracts.
+func (f *contractPutFlags) enabled() bool { return f.use && !f.skip }
+
+// say prints a progress line of the negotiation on stderr (a debug log
+// line with --json).
+func say(app *App, line string) {
+	if app.JSON {
+		app.Log.Debug(line)
+		return
+	}
+	fmt.Fprintln(app.Err, line)
 }
 
 // contractPutOption returns the put option of a `satchel put --contracts`,
 // printing one progress line for the negotiation, and a function that
 // releases what it opened.
 func (f *contractPutFlags) option(ctx context.Context, app *App, cfg Config, c *client.Client, key chain.Key, bag chain.BagID) (client.PutOption, func(), error) {
+	if !f.enabled() {
+		say(app, "contracts: skipped (--no-contracts); registering the object first, then pushing its chunks with proofs")
+		return nil, func() {}, nil
+	}
 	cc, closeChain, err := connectChain(cfg)
 	if err != nil {
 		return nil, nil, err
@@ -115,20 +138,18 @@ func (f *contractPutFlags) option(ctx context.Context, app *App, cfg Config, c *
 	needs := client.ContractNeeds{
 		Duration: f.duration.value, Availability: f.availability.value, Speed: f.speed.value,
 		Negotiated: func(n *contracts.Negotiation, err error) {
-			var line string
+			const fallback = "registering the object first, then pushing its chunks with proofs to the providers the chain names"
 			switch {
 			case n == nil:
-				line = fmt.Sprintf("contracts: %v; using the chain's providers", err)
+				say(app, fmt.Sprintf("contracts: %v; %s", err, fallback))
 			case err != nil:
-				line = fmt.Sprintf("contracts: no offer on topic %s (%d answers); using the chain's providers", n.Proposal.Topic, len(n.Offers))
+				say(app, fmt.Sprintf("contracts: topic %s, %d offers, none consigned; %s", n.Proposal.Topic, len(n.Offers), fallback))
 			default:
-				line = fmt.Sprintf("contracts: topic %s, %d offers, consigned with %d providers", n.Proposal.Topic, len(n.Offers), len(n.Contracts))
-			}
-			// The progress line of the negotiation, where the bar is drawn.
-			if !app.JSON && stderrIsTerminal(app.Err) {
-				fmt.Fprintln(app.Err, line)
-			} else {
-				app.Log.Debug(line)
+				var chosen []string
+				for _, cs := range n.Contracts {
+					chosen = append(chosen, cs.Contract.ProviderPeer.String())
+				}
+				say(app, fmt.Sprintf("contracts: topic %s, %d offers, chosen %s", n.Proposal.Topic, len(n.Offers), strings.Join(chosen, ", ")))
 			}
 		},
 	}

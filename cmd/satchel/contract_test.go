@@ -89,6 +89,16 @@ func TestContractPublishListShow(t *testing.T) {
 	if err := json.Unmarshal([]byte(pn.ok("contract", "list", "--json")), &list); err != nil || len(list) != 4 {
 		t.Fatalf("contract list after put --contracts: %v, %d contracts; want 4", err, len(list))
 	}
+	// Contracts are the default; the negotiation has its progress line.
+	// --no-contracts skips it and says the put registers first.
+	if _, stderr, code := pn.run("put", file, "--bag", net.Bag.String(), "--redundancy", "2"); code != 0 ||
+		!strings.Contains(stderr, "contracts: topic ") || !strings.Contains(stderr, "offers, chosen 12D3") {
+		t.Fatalf("default put: exit %d, stderr:\n%s", code, stderr)
+	}
+	if _, stderr, code := pn.run("put", file, "--bag", net.Bag.String(), "--no-contracts"); code != 0 ||
+		!strings.Contains(stderr, "contracts: skipped") || !strings.Contains(stderr, "registering the object first") {
+		t.Fatalf("put --no-contracts: exit %d, stderr:\n%s", code, stderr)
+	}
 
 	// A provider's store is open while it runs; an operator lists it with
 	// the node stopped.
@@ -103,7 +113,7 @@ func TestContractPublishListShow(t *testing.T) {
 		}
 		held += len(on)
 	}
-	if held != 4 {
-		t.Errorf("the providers hold %d contracts, want 4", held)
+	if held != 6 { // publish, put --contracts and the default put: two each
+		t.Errorf("the providers hold %d contracts, want 6", held)
 	}
 }

@@ -102,7 +102,7 @@ A progress bar (bytes, rate, ETA) is drawn on stderr when it is a terminal,
 never with --json.`,
 		Example: `  satchel put video.mp4 --bag dynamic:channel:1
   satchel put backup.tar --bag dynamic:member:3 --redundancy 2 --json
-  satchel put video.mp4 --bag dynamic:channel:1 --contracts --duration 60d --availability high --speed high
+  satchel put video.mp4 --bag dynamic:channel:1 --duration 60d --availability high --speed high
   tar c dir | satchel put - --bag dynamic:channel:1`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -135,11 +135,11 @@ never with --json.`,
 			defer closeFn()
 
 			var opts []client.PutOption
-			if cf.use { // cmd/satchel/contract.go
-				o, stop, err := cf.option(cmd.Context(), app, cfg, c, s.key, bag)
-				if err != nil {
-					return err
-				}
+			// Contracts by default (cmd/satchel/contract_hooks.go); a
+			// negotiation that cannot start falls back, and says so.
+			if o, stop, err := cf.option(cmd.Context(), app, cfg, c, s.key, bag); err != nil {
+				say(app, fmt.Sprintf("contracts: %v; registering the object first, then pushing its chunks with proofs", err))
+			} else {
 				defer stop()
 				opts = append(opts, o)
 			}

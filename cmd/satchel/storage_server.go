@@ -214,7 +214,7 @@ func runStorageServer(ctx context.Context, app *App, cfg Config, st storageServe
 		return explain(app, cfg, err, nil)
 	}
 	defer closeLogged(log, "storage provider", srv)
-	stopContracts, err := startContractResponder(h, c, st.id, st.roleKey, st.data, st.topics, reg, log)
+	stopContracts, err := startContractResponder(h, c, srv, st.id, st.roleKey, st.data, st.topics, reg, log)
 	if err != nil {
 		return err
 	}

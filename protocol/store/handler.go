@@ -410,7 +410,7 @@ func (h *Handler) reserve(ctx context.Context, ex *storeExchange) error {
 	h.reserved[key] += ex.length
 	ex.reservedKey = key
 	h.rmu.Unlock()
-	if err := h.auth.AuthorizeSession(ctx, ex.bag, total); err != nil {
+	if err := h.authorizeSession(ctx, ex, total); err != nil {
 		h.release(ex)
 		return err
 	}

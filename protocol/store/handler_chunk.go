@@ -31,7 +31,7 @@ func (c *storeConn) authorize(ctx context.Context, ex *storeExchange, r *pb.Stor
 		c.refuse(ex, "provider cannot read its store: %v", err)
 		return
 	}
-	if held {
+	if held && ex.joinsHeld() {
 		if err := c.h.blocks.AddToSession(ex.session, ex.chunk); err == nil {
 			c.alreadyStored(ex)
 			return
@@ -168,7 +168,7 @@ func (c *storeConn) onSegments(id uint64, m *pb.StoreChunkSegments) error {
 		ex.oneShot = true
 	}
 	// Stored meanwhile by another upload? Then skip the data.
-	if held, _ := c.h.blocks.Has(ex.chunk); held {
+	if held, _ := c.h.blocks.Has(ex.chunk); held && ex.joinsHeld() {
 		if err := c.h.blocks.AddToSession(ex.session, ex.chunk); err == nil {
 			c.alreadyStored(ex)
 			return nil

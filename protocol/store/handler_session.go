@@ -1,0 +1,37 @@
+package store
+
+import "context"
+
+// The store handler's rule for streamed upload sessions (object ID 0): they
+// are stored only under a grant the node's storage contracts opened, when
+// the Authorizer can say so (SessionAuthorizer); a chunk the node already
+// holds joins a session only by being sent again.
+
+// SessionAuthorizer is an Authorizer that decides streamed upload sessions
+// by their session ID: the provider node answers from the grants its
+// consigned storage contracts opened (the session of a grant, its bag and
+// the bytes it reserved). When the handler's Authorizer implements it,
+// AuthorizeUploadSession is asked in place of AuthorizeSession.
+type SessionAuthorizer interface {
+	// AuthorizeUploadSession returns nil when session (the 16 bytes of the
+	// chunk request) may hold bytes in total for bag. Its error's text is
+	// the refusal reason the uploader sees.
+	AuthorizeUploadSession(ctx context.Context, bag string, session []byte, bytes uint64) error
+}
+
+// authorizeSession asks the Authorizer whether ex's streamed session may
+// hold total bytes.
+func (h *Handler) authorizeSession(ctx context.Context, ex *storeExchange, total uint64) error {
+	if sa, ok := h.auth.(SessionAuthorizer); ok && IsClientSessionID(ex.session.ID) {
+		return sa.AuthorizeUploadSession(ctx, ex.bag, ex.session.ID[1:], total)
+	}
+	return h.auth.AuthorizeSession(ctx, ex.bag, total)
+}
+
+// joinsHeld reports whether a chunk the store already holds may be answered
+// ALREADY_STORED and join ex's session without its bytes. Only a registered
+// object's chunk may: its proof ties it to the content ID the chain holds
+// for the object. A streamed session's chunk must be sent, so a peer cannot
+// attach blocks of another bag's objects or sessions to its session by
+// naming their CIDs.
+func (ex *storeExchange) joinsHeld() bool { return ex.object != 0 }

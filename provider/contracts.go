@@ -1,0 +1,131 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/satchel-net/satchel/contracts"
+	"github.com/satchel-net/satchel/topics"
+)
+
+// UploadGrants gives the store grant a consigned storage contract opened
+// under a session; *contracts.Responder implements it.
+type UploadGrants interface {
+	Grant(session []byte) (contracts.Grant, bool)
+}
+
+// grantSource holds the node's UploadGrants, set once its contract
+// responder runs.
+type grantSource struct{ g atomic.Pointer[UploadGrants] }
+
+// SetUploadGrants makes the node take streamed upload sessions under the
+// grants g gives (its contract responder's). Without it, or for a session
+// g does not know, a streamed session is refused: a provider stores chunks
+// of an unregistered object only under a consigned contract, whose renter
+// CONSIGN checked is a member on chain and whose room the responder's
+// ledger reserved. Chunks of a registered object are authorised by the
+// chain alone.
+func (s *Server) SetUploadGrants(g UploadGrants) {
+	if g == nil {
+		s.auth.grants.g.Store(nil)
+		return
+	}
+	s.auth.grants.g.Store(&g)
+}
+
+// AuthorizeUploadSession implements store.SessionAuthorizer: a streamed
+// session may hold n bytes for bag while a consigned contract's grant names
+// the session, for that bag, with at least n bytes reserved, and the bag is
+// still assigned to the node's bucket.
+func (a *chainAuth) AuthorizeUploadSession(ctx context.Context, bag string, session []byte, n uint64) error {
+	gp := a.grants.g.Load()
+	if gp == nil {
+		return fmt.Errorf("%w: this provider takes chunks of an unregistered object (object ID 0) only under a storage contract, and it takes no contracts; register the object first and push its chunks with their proofs", ErrNotAuthorized)
+	}
+	g, ok := (*gp).Grant(session)
+	if !ok {
+		return fmt.Errorf("%w: no consigned storage contract opened this upload session (or its grant lapsed); negotiate a contract, or register the object first and push its chunks with their proofs", ErrNotAuthorized)
+	}
+	if string(g.Bag) != bag {
+		return fmt.Errorf("%w: the session's contract %s is for bag %s, not %s", ErrNotAuthorized, g.ContractID, g.Bag, bag)
+	}
+	if n > g.MaxBytes {
+		return fmt.Errorf("%w: the upload session would hold %d bytes, but contract %s reserved %d", ErrNotAuthorized, n, g.ContractID, g.MaxBytes)
+	}
+	_, err := a.assigned(ctx, bag)
+	return err
+}
+
+// Mirror implements contracts.Mirrorer: it copies the registered object of
+// contract c from sources, providers that hold it, the way sync does — the
+// DAG walked from the chain's content ID down, every block verified against
+// its CID, the manifest recorded — so a replica lost with a wiped disk is
+// restored without its uploader. The contract must name a registered object
+// whose content ID on chain is the contract's (when it names one).
+func (s *Server) Mirror(ctx context.Context, c *contracts.Contract, sources []peer.ID) error {
+	if c.Object == 0 {
+		return fmt.Errorf("%w: contract %s names no registered object to mirror", contracts.ErrMalformed, c.ID)
+	}
+	o, err := s.c.DataObject(ctx, c.Bag, c.Object)
+	if err != nil {
+		return fmt.Errorf("provider: mirror object %d of bag %s: %w", c.Object, c.Bag, err)
+	}
+	if c.ContentID != "" && c.ContentID != o.ContentID {
+		return fmt.Errorf("%w: contract %s names content ID %s, the chain holds %s for object %d", contracts.ErrMalformed, c.ID, c.ContentID, o.ContentID, c.Object)
+	}
+	n, err := s.syncObject(ctx, syncJob{bag: c.Bag, object: o, sources: sources})
+	if err != nil {
+		return fmt.Errorf("provider: mirror object %d of bag %s: %w", c.Object, c.Bag, err)
+	}
+	s.log.Info("mirrored object", "contract", c.ID, "bag", c.Bag, "object", uint64(c.Object), "bytes", n, "sources", len(sources))
+	return nil
+}
+
+// ContractStatus is the storage contract side of a node's Status: the
+// contract topics it subscribes to and what it did with proposals.
+type ContractStatus struct {
+	// Topics are the contract topics subscribed to (hex).
+	Topics []string `json:"topics"`
+	// Proposals counts proposals received on them; Offers the offers made;
+	// NotAssigned those for bags not assigned to the bucket; NoRoom those
+	// refused for want of voucher or disk room.
+	Proposals   int64 `json:"proposals"`
+	Offers      int64 `json:"offers"`
+	NotAssigned int64 `json:"notAssigned"`
+	NoRoom      int64 `json:"noRoom"`
+	// Consigned counts contracts consigned; OpenSessions the upload
+	// sessions their grants keep open now.
+	Consigned    int64 `json:"consigned"`
+	OpenSessions int   `json:"openSessions"`
+}
+
+// contractReporter is what the status page reads of the node's contract
+// responder; *contracts.Responder implements it.
+type contractReporter interface {
+	Topics() []topics.Topic
+	Stats() contracts.ResponderStats
+	OpenGrants() int
+}
+
+// contractStatus reports the node's contract side, or nil when it runs
+// none.
+func (s *Server) contractStatus() *ContractStatus {
+	gp := s.auth.grants.g.Load()
+	if gp == nil {
+		return nil
+	}
+	r, ok := (*gp).(contractReporter)
+	if !ok {
+		return nil
+	}
+	st := r.Stats()
+	out := &ContractStatus{Topics: []string{}, Proposals: st.Proposals, Offers: st.Offers, NotAssigned: st.NotAssigned,
+		NoRoom: st.NoRoom, Consigned: st.Consigned, OpenSessions: r.OpenGrants()}
+	for _, t := range r.Topics() {
+		out.Topics = append(out.Topics, t.String())
+	}
+	return out
+}
