@@ -355,11 +355,6 @@ func (t *tracker) sent(n int64) {
 	t.mu.Unlock()
 }
 
-// hashed counts bytes chunked while streaming (before the size is known).
-func (t *tracker) hashed(n int64) {
-	t.update(false, func(p *Progress) { p.Bytes += n })
-}
-
 // fetched counts a downloaded chunk written to the destination.
 func (t *tracker) fetched(n int64) {
 	t.update(false, func(p *Progress) { p.Bytes += n; p.Chunks++ })

@@ -178,9 +178,6 @@ func (u *Upload) chunk(ch chunker.Chunk) error {
 	}
 	n := copy(buf, ch.Data)
 	u.p.feed(&chunkJob{index: ch.Index, info: ch.Info(), data: buf[:n], pool: u.p.pool}, to)
-	if u.file == nil {
-		u.tr.hashed(int64(n)) // a file's progress counts chunks with their receipts
-	}
 	return nil
 }
 
@@ -235,10 +232,11 @@ func (u *Upload) ReadFrom(r io.Reader) (int64, error) {
 	return n, nil
 }
 
-// Commit ends the stream: it hashes the last chunk, waits for every chunk's
-// receipts, registers the object on chain with the now-known root and size,
-// binds the session to it on every provider, and waits until the chain
-// accepts it. The Upload cannot be used afterwards.
+// Commit ends the upload. A stream, spooled to a temporary file as it was
+// written (spool.go), is then uploaded as PutFile uploads a file: under
+// consigned contracts when the put asks for them, else registered on chain
+// first and pushed with proofs. Commit returns once the providers bound the
+// object and the chain accepted it. The Upload cannot be used afterwards.
 func (u *Upload) Commit() (Object, error) {
 	if err := u.check(); err != nil {
 		u.abort(u.dropOnFailure(err))
@@ -262,12 +260,10 @@ func (u *Upload) Commit() (Object, error) {
 }
 
 // dropOnFailure says whether an upload that failed with err has its
-// chunks dropped by the providers now: a stream always (nothing can resume
-// it), a file only when running it again cannot make use of them.
+// chunks dropped by the providers now: only when running it again cannot
+// make use of them. (A stream is spooled to a file, so every upload here
+// is a file's.)
 func (u *Upload) dropOnFailure(err error) bool {
-	if u.file == nil {
-		return true
-	}
 	return errors.Is(err, chain.ErrBlacklisted) || errors.Is(err, ErrFileChanged) || errors.Is(err, ErrEmpty)
 }
 
@@ -290,71 +286,7 @@ func (u *Upload) commit() (Object, error) {
 		return Object{}, chain.Errorf(chain.ErrBlacklisted, "content %s is blacklisted by the storage lead and cannot be uploaded", res.Root)
 	}
 	u.p.nchunks = len(res.Chunks)
-	if u.file != nil {
-		return u.commitFile(res)
-	}
-	// Only providers holding every chunk can bind; the others (there are
-	// none unless a link failed for good, which gives its provider up)
-	// are dropped.
-	sizes := make([]int32, len(res.Chunks))
-	for i, ch := range res.Chunks {
-		sizes[i] = int32(ch.Size)
-	}
-	complete := 0
-	for _, t := range u.p.alive() {
-		if t.count() == len(res.Chunks) {
-			complete++
-		} else {
-			u.p.kill(t, fmt.Errorf("holds %d of %d chunks", t.count(), len(res.Chunks)))
-		}
-	}
-	u.tr.startChunks(sizes, res.Size, min(u.want, max(complete, 1)))
-	for _, t := range u.p.alive() {
-		for i := range res.Chunks {
-			if t.has(i) {
-				u.tr.receipt(i, false)
-			}
-		}
-	}
-	if complete < u.p.min {
-		return Object{}, u.p.noProvider(complete)
-	}
-
-	u.tr.setFile(FileRegistering)
-	committed, err := u.c.chain.Submit(u.ctx, u.c.cfg.Key, chain.MsgRegisterDataObjects{
-		Bag:     u.bag,
-		Objects: []chain.ObjectSpec{{Size: uint64(res.Size), ContentID: res.Root.String()}},
-	})
-	if err != nil {
-		return Object{}, explainChain("register object in bag "+u.bag.String(), u.bag, err)
-	}
-	ev, ok := chain.FindEvent[chain.ObjectsRegistered](committed.Result.Events)
-	if !ok || len(ev.Objects) != 1 {
-		return Object{}, fmt.Errorf("register object in bag %s: the chain reported no ObjectsRegistered event", u.bag)
-	}
-	id := ev.Objects[0].ID
-	u.p.object, u.p.registered = uint64(id), true
-	u.tr.setObject(u.bag, id, res.Root)
-
-	u.tr.setFile(FileUploading)
-	u.p.bind(u.ctx, res.Chunks)
-	if err := u.ctx.Err(); err != nil {
-		return Object{}, err
-	}
-	if n := u.p.boundCount(); n < u.p.min {
-		return Object{}, fmt.Errorf("bind object %d in bag %s: %w", id, u.bag, u.p.noProvider(n))
-	}
-	u.tr.setFile(FileUploaded)
-	if err := u.c.waitAccepted(u.ctx, u.bag, id, u.o.acceptTimeout); err != nil {
-		return Object{}, err
-	}
-	u.tr.setFile(FileAccepted)
-	obj := Object{Bag: u.bag, ID: id, CID: res.Root, Size: res.Size, Redundancy: u.buckets}
-	for _, t := range u.p.alive() {
-		obj.Providers = append(obj.Providers, t.cand.peer)
-	}
-	u.warnDegraded(obj)
-	return obj, nil
+	return u.commitFile(res)
 }
 
 // Abort gives the upload up: it stops the pushes, asks the providers to

@@ -8,14 +8,11 @@ import (
 	"net"
 	"path/filepath"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/distributor"
 	"github.com/satchel-net/satchel/internal/units"
-	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/protocol/fetch"
 )
 
@@ -154,19 +151,11 @@ func runDistributorServer(ctx context.Context, app *App, cfg Config, st distServ
 		return err
 	}
 	defer closeChain()
-	key, err := p2p.LoadOrCreateIdentity(st.identity)
+	h, reg, err := startNodeHost(ctx, log, st.identity, st.listen, st.bootstrap)
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	h, err := p2p.New(ctx, p2p.WithIdentity(key), p2p.WithListenAddrs(st.listen...),
-		p2p.WithBootstrapAddrs(st.bootstrap...), p2p.WithLogger(log), p2p.WithMetrics(reg))
-	if err != nil {
-		return fmt.Errorf("start libp2p host: %w", err)
-	}
 	defer closeLogged(log, "libp2p host", h)
-	// The fetch protocol's caller side; it moves to protocol/fetch.
 	fc := fetch.NewClient(h.Libp2p())
 	defer closeLogged(log, "fetch client", fc)
 	opts := append([]distributor.Option{distributor.WithLogger(log), distributor.WithMetrics(reg)}, st.opts...)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"time"
@@ -175,22 +176,9 @@ func runStorageServer(ctx context.Context, app *App, cfg Config, st storageServe
 	}
 	defer closeChain()
 
-	key, err := p2p.LoadOrCreateIdentity(st.identity)
+	h, reg, err := startNodeHost(ctx, log, st.identity, st.listen, st.bootstrap, p2p.WithPubSubOptions(contracts.ScoreOptions()...))
 	if err != nil {
 		return err
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	h, err := p2p.New(ctx,
-		p2p.WithIdentity(key),
-		p2p.WithListenAddrs(st.listen...),
-		p2p.WithBootstrapAddrs(st.bootstrap...),
-		p2p.WithLogger(log),
-		p2p.WithMetrics(reg),
-		p2p.WithPubSubOptions(contracts.ScoreOptions()...),
-	)
-	if err != nil {
-		return fmt.Errorf("start libp2p host: %w", err)
 	}
 	defer closeLogged(log, "libp2p host", h)
 	bs, err := blockstore.Open(filepath.Join(st.data, "blocks"), blockstore.WithLogger(log))
@@ -256,4 +244,23 @@ func closeLogged(log interface{ Warn(string, ...any) }, what string, c io.Closer
 	if err := c.Close(); err != nil {
 		log.Warn("close "+what, "err", err)
 	}
+}
+
+// startNodeHost starts a node's libp2p host with its persistent identity,
+// its listen and bootstrap addresses and a fresh metrics registry that
+// also carries the Go and process collectors; extra adds options.
+func startNodeHost(ctx context.Context, log *slog.Logger, identity string, listen, bootstrap []string, extra ...p2p.Option) (*p2p.Host, *prometheus.Registry, error) {
+	key, err := p2p.LoadOrCreateIdentity(identity)
+	if err != nil {
+		return nil, nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	opts := append([]p2p.Option{p2p.WithIdentity(key), p2p.WithListenAddrs(listen...),
+		p2p.WithBootstrapAddrs(bootstrap...), p2p.WithLogger(log), p2p.WithMetrics(reg)}, extra...)
+	h, err := p2p.New(ctx, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("start libp2p host: %w", err)
+	}
+	return h, reg, nil
 }
