@@ -310,6 +310,12 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	app := NewApp(m, n.o.log)
 	app.snaps.interval = n.o.snapshots
+	store, err := openSnapshotStore(filepath.Join(n.home, SnapshotsDir), keepSnapshots, n.log)
+	if err != nil {
+		app.close()
+		return err
+	}
+	app.snaps.store = store
 	cmtNode, err := nm.NewNode(ctx, n.cfg, n.pv, n.nodeKey,
 		proxy.NewConnSyncLocalClientCreator(app),
 		nm.DefaultGenesisDocProviderFunc(n.cfg),

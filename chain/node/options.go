@@ -129,9 +129,11 @@ func WithRoundTimeout(d time.Duration) Option {
 	return func(o *options) { o.roundTimeout = d }
 }
 
-// WithSnapshotInterval makes the node keep a snapshot of its state every n
-// blocks (the last four, in memory) and offer them to nodes that join by
-// state sync. 0 (the default) takes none.
+// WithSnapshotInterval makes the node write a snapshot of its state every n
+// blocks to disk under its home (SnapshotsDir; the last four are kept,
+// older ones deleted) and offer them to nodes that join by state sync. 0
+// (the default) takes none; a node still offers the snapshots it kept
+// before a restart.
 func WithSnapshotInterval(n int64) Option {
 	return func(o *options) { o.snapshots = n }
 }

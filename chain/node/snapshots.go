@@ -15,7 +15,7 @@ import (
 // snapshotter is a machine that can export and restore its state (the
 // default machine of chain/state can).
 type snapshotter interface {
-	Snapshot() (*state.Snapshot, error)
+	ExportSnapshot(emit func(chunk []byte) error) (int64, error)
 	Restore(s *state.Snapshot, appHash []byte) error
 }
 
@@ -24,27 +24,27 @@ type snapshotter interface {
 const keepSnapshots = 4
 
 // snapshots serves state sync: the node keeps the snapshots of the last
-// keepSnapshots heights divisible by its interval (in memory) for peers
-// that join, and a
-// joining node restores one offered by a peer. Chunks are checked against
-// the hashes in the snapshot's metadata as they arrive; the restored state
-// against the app hash CometBFT's light client verified.
+// keepSnapshots heights divisible by its interval on disk (see
+// snapshotStore) for peers that join, and a joining node restores one
+// offered by a peer. Chunks are checked against the hashes in the
+// snapshot's metadata as they arrive; the restored state against the app
+// hash CometBFT's light client verified.
 type snapshots struct {
 	interval int64
+	store    *snapshotStore // nil: none kept (an App without a node home)
 	wg       sync.WaitGroup
 
 	mu      sync.Mutex
-	kept    []*state.Snapshot // oldest first
 	taking  bool
 	offered *abci.Snapshot
 	appHash []byte
 	chunks  [][]byte
 }
 
-// maybeTake starts taking a snapshot after a commit at height, in the
-// background, unless one is being taken.
+// maybeTake starts writing a snapshot after a commit at height to disk, in
+// the background, unless one is being written or it is kept already.
 func (s *snapshots) maybeTake(m snapshotter, height int64, log interface{ Warn(string, ...any) }) {
-	if s.interval <= 0 || height%s.interval != 0 {
+	if s.interval <= 0 || height%s.interval != 0 || s.store == nil || s.store.has(height) {
 		return
 	}
 	s.mu.Lock()
@@ -57,48 +57,42 @@ func (s *snapshots) maybeTake(m snapshotter, height int64, log interface{ Warn(s
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		snap, err := m.Snapshot()
+		err := s.store.write(m)
 		s.mu.Lock()
-		defer s.mu.Unlock()
 		s.taking = false
+		s.mu.Unlock()
 		if err != nil {
 			log.Warn("state snapshot failed", "height", height, "err", err)
-			return
-		}
-		s.kept = append(s.kept, snap)
-		if len(s.kept) > keepSnapshots {
-			s.kept = s.kept[1:]
 		}
 	}()
 }
 
-func metadata(snap *state.Snapshot) []byte { return bytes.Join(snap.ChunkHashes(), nil) }
-
 // ListSnapshots offers the kept snapshots.
 func (a *App) ListSnapshots(context.Context, *abci.ListSnapshotsRequest) (*abci.ListSnapshotsResponse, error) {
-	a.snaps.mu.Lock()
-	kept := append([]*state.Snapshot(nil), a.snaps.kept...)
-	a.snaps.mu.Unlock()
 	res := &abci.ListSnapshotsResponse{}
-	for _, snap := range kept {
+	if a.snaps.store == nil {
+		return res, nil
+	}
+	for _, m := range a.snaps.store.list() {
 		res.Snapshots = append(res.Snapshots, &abci.Snapshot{
-			Height: uint64(snap.Height), Format: state.SnapshotFormat, Chunks: uint32(len(snap.Chunks)),
-			Hash: snap.Hash(), Metadata: metadata(snap),
+			Height: uint64(m.Height), Format: state.SnapshotFormat, Chunks: uint32(len(m.ChunkHashes)),
+			Hash: m.hash(), Metadata: bytes.Join(m.ChunkHashes, nil),
 		})
 	}
 	return res, nil
 }
 
-// LoadSnapshotChunk returns a chunk of a kept snapshot.
+// LoadSnapshotChunk returns a chunk of a kept snapshot, read from disk.
 func (a *App) LoadSnapshotChunk(_ context.Context, req *abci.LoadSnapshotChunkRequest) (*abci.LoadSnapshotChunkResponse, error) {
-	a.snaps.mu.Lock()
-	defer a.snaps.mu.Unlock()
-	for _, snap := range a.snaps.kept {
-		if uint64(snap.Height) == req.Height && req.Format == state.SnapshotFormat && int(req.Chunk) < len(snap.Chunks) {
-			return &abci.LoadSnapshotChunkResponse{Chunk: snap.Chunks[req.Chunk]}, nil
-		}
+	if a.snaps.store == nil || req.Format != state.SnapshotFormat {
+		return &abci.LoadSnapshotChunkResponse{}, nil
 	}
-	return &abci.LoadSnapshotChunkResponse{}, nil
+	c, err := a.snaps.store.chunk(int64(req.Height), int(req.Chunk))
+	if err != nil {
+		a.log.Warn("state snapshot chunk unreadable", "height", req.Height, "chunk", req.Chunk, "err", err)
+		return &abci.LoadSnapshotChunkResponse{}, nil
+	}
+	return &abci.LoadSnapshotChunkResponse{Chunk: c}, nil
 }
 
 // OfferSnapshot accepts a snapshot in our format whose metadata names one

@@ -57,27 +57,45 @@ func (s *Snapshot) ChunkHashes() [][]byte {
 // Snapshot exports the last committed state. It reads a saved version, so
 // blocks may execute meanwhile.
 func (m *Machine) Snapshot() (*Snapshot, error) {
+	s := &Snapshot{}
+	h, err := m.ExportSnapshot(func(c []byte) error {
+		s.Chunks = append(s.Chunks, c)
+		return nil
+	})
+	s.Height = h
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ExportSnapshot exports the last committed state chunk by chunk, handing
+// each to emit (which keeps it: the chunk is not reused), and returns the
+// state's height. Only one chunk is in memory at a time, so a node can
+// write a snapshot of any size to disk. It reads a saved version, so
+// blocks may execute meanwhile; an error from emit stops the export.
+func (m *Machine) ExportSnapshot(emit func(chunk []byte) error) (int64, error) {
 	m.mu.Lock()
 	t, height := m.committed, m.height
 	m.mu.Unlock()
 	if t == nil {
-		return nil, errors.New("snapshot: no block is committed yet")
+		return 0, errors.New("snapshot: no block is committed yet")
 	}
 	ex, err := t.Export()
 	if err != nil {
-		return nil, fmt.Errorf("snapshot at height %d: %w", height, err)
+		return height, fmt.Errorf("snapshot at height %d: %w", height, err)
 	}
 	defer ex.Close()
-	s := &Snapshot{Height: height}
 	var cur bytes.Buffer
 	var buf [binary.MaxVarintLen64]byte
+	chunks := 0
 	for {
 		n, err := ex.Next()
 		if errors.Is(err, iavl.ErrorExportDone) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("snapshot at height %d: %w", height, err)
+			return height, fmt.Errorf("snapshot at height %d: %w", height, err)
 		}
 		cur.WriteByte(byte(n.Height))
 		cur.Write(buf[:binary.PutUvarint(buf[:], uint64(n.Version))])
@@ -88,16 +106,22 @@ func (m *Machine) Snapshot() (*Snapshot, error) {
 			cur.Write(n.Value)
 		}
 		if cur.Len() >= SnapshotChunkSize {
-			s.Chunks = append(s.Chunks, bytes.Clone(cur.Bytes()[:SnapshotChunkSize]))
+			chunk := bytes.Clone(cur.Bytes()[:SnapshotChunkSize])
 			rest := bytes.Clone(cur.Bytes()[SnapshotChunkSize:])
 			cur.Reset()
 			cur.Write(rest)
+			if err := emit(chunk); err != nil {
+				return height, err
+			}
+			chunks++
 		}
 	}
-	if cur.Len() > 0 || len(s.Chunks) == 0 {
-		s.Chunks = append(s.Chunks, bytes.Clone(cur.Bytes()))
+	if cur.Len() > 0 || chunks == 0 {
+		if err := emit(bytes.Clone(cur.Bytes())); err != nil {
+			return height, err
+		}
 	}
-	return s, nil
+	return height, nil
 }
 
 // Restore replaces an empty machine's state with the snapshot's, checking
