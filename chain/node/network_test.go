@@ -66,7 +66,7 @@ func netOptions(p2p string, peers []string) []Option {
 	return []Option{
 		WithRPCAddr(""), WithP2PAddr(p2p), WithLogger(testLogger()), WithPersistentPeers(peers...),
 		WithBlockInterval(50 * time.Millisecond), WithEmptyBlockInterval(200 * time.Millisecond),
-		WithRoundTimeout(time.Second),
+		WithRoundTimeout(time.Second), WithLocalPeers(),
 	}
 }
 

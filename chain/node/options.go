@@ -39,6 +39,7 @@ type options struct {
 	roundTimeout  time.Duration
 	snapshots     int64
 	stateSync     *StateSync
+	localPeers    bool
 }
 
 // StateSync is where a joining node's state sync starts: two or more RPC
@@ -127,6 +128,17 @@ func WithEmptyBlockInterval(d time.Duration) Option {
 // validators across the internet; validators on one host can use less.
 func WithRoundTimeout(d time.Duration) Option {
 	return func(o *options) { o.roundTimeout = d }
+}
+
+// WithLocalPeers tunes the peer-to-peer layer for validators on one host
+// (a devnet, tests): messages are flushed to peers after 1 ms instead of
+// CometBFT's 10 ms, which every consensus step (proposal, prevotes,
+// precommits) waits for on every hop, and the per-peer send and receive
+// rates are not limited (CometBFT's default is 5 MB/s, sized for peers
+// across the internet). Validators on separate machines keep CometBFT's
+// defaults: larger batches, and no peer floods another's link.
+func WithLocalPeers() Option {
+	return func(o *options) { o.localPeers = true }
 }
 
 // WithSnapshotInterval makes the node write a snapshot of its state every n

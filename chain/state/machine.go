@@ -47,6 +47,10 @@ type Machine struct {
 	// it; CometBFT's recheck after each commit rebuilds it.
 	checkMu     sync.Mutex
 	checkNonces map[chain.Account]nonces
+
+	// decoded holds the transactions CheckTx admitted, decoded, until a
+	// block executes them.
+	decoded decodedTxs
 }
 
 // pendingBlock is a block finalized but not yet committed.
@@ -203,7 +207,7 @@ func (m *Machine) CheckTx(txb []byte) error {
 	if chainID == "" {
 		return chain.Errorf(chain.ErrInternal, "the data directory has no genesis yet")
 	}
-	tx, err := chain.DecodeTx(txb)
+	tx, err := m.decoded.decode(txb, true)
 	if err != nil {
 		return err
 	}
@@ -293,7 +297,7 @@ func (m *Machine) FinalizeBlock(b chain.BlockInfo, txs [][]byte) ([]chain.TxResu
 // public in the block, could be replayed by anyone once the state lets
 // them succeed.
 func (m *Machine) deliver(blk *cache, b chain.BlockInfo, txb []byte) chain.TxResult {
-	tx, err := chain.DecodeTx(txb)
+	tx, err := m.decoded.decode(txb, false)
 	if err == nil {
 		err = checkTx(store{blk}, m.chainID, tx)
 	}
