@@ -18,8 +18,11 @@ import (
 // fillObjects writes n objects of bag straight into m's state (as a
 // committed block would, indexes included), batch objects per block,
 // bypassing transaction execution so a large state builds quickly.
-func fillObjects(b testing.TB, m *Machine, bag chain.BagID, first, n, batch int) {
+// It returns the time spent computing app hashes (stage: the writes put
+// into the tree and its root hashed).
+func fillObjects(b testing.TB, m *Machine, bag chain.BagID, first, n, batch int) time.Duration {
 	b.Helper()
+	var hashing time.Duration
 	for done := 0; done < n; {
 		m.mu.Lock()
 		blk := newCache(m.committedReader())
@@ -33,7 +36,9 @@ func fillObjects(b testing.TB, m *Machine, bag chain.BagID, first, n, batch int)
 			m.mu.Unlock()
 			b.Fatal(err)
 		}
+		t0 := time.Now()
 		hash, err := m.stage(blk)
+		hashing += time.Since(t0)
 		if err == nil {
 			m.pending = &pendingBlock{height: m.height + 1, appHash: hash, writes: blk}
 		}
@@ -45,6 +50,7 @@ func fillObjects(b testing.TB, m *Machine, bag chain.BagID, first, n, batch int)
 			b.Fatal(err)
 		}
 	}
+	return hashing
 }
 
 func benchMachine(b testing.TB) (*Machine, chain.BagID) {
@@ -153,30 +159,36 @@ func BenchmarkProvenObjectsPage(b *testing.B) {
 }
 
 // BenchmarkAppHashGrowth measures the cost of a block that writes 100
-// objects (execution of the writes into the tree, root hash, synced save)
-// as the state grows from 10,000 to 1,000,000 objects. growth_per_log is
-// the cost at 1,000,000 over the cost at 10,000, divided by the growth of
-// log2(size) (1.5): ≤ 1 means the cost grows no faster than the log.
+// objects as the state grows from 10,000 to 1,000,000 objects (about 2.3
+// million keys with their indexes): hash_ms is the app hash computation
+// (the block's writes put into the tree and its root hashed), block_ms the
+// whole block (indexes, app hash, synced save). growth_per_log is the app
+// hash cost at 1,000,000 objects over its cost at 10,000, divided by the
+// growth of log2(size) (1.5): ≤ 1 means the cost grows no faster than the
+// log of the state size (the target). Each size measures 20 blocks per
+// iteration; the state is built in blocks of 50,000 objects, which takes
+// most of the run.
 func BenchmarkAppHashGrowth(b *testing.B) {
 	m, bag := benchMachine(b)
 	sizes := []int{10_000, 100_000, 1_000_000}
-	cost := map[int]float64{}
+	hashCost := map[int]float64{}
 	have := 0
 	next := 10_000_000
 	for _, size := range sizes {
 		fillObjects(b, m, bag, have, size-have, 50_000)
 		have = size
 		const blocks = 20
-		var ds []time.Duration
-		for i := 0; i < blocks*max(1, b.N/blocks); i++ {
+		var hash, block []time.Duration
+		for range blocks * max(1, b.N) {
 			t0 := time.Now()
-			fillObjects(b, m, bag, next, 100, 100)
-			ds = append(ds, time.Since(t0))
+			h := fillObjects(b, m, bag, next, 100, 100)
+			block, hash = append(block, time.Since(t0)), append(hash, h)
 			next += 100
 		}
-		cost[size] = percentile(ds, 0.5)
-		b.ReportMetric(cost[size], fmt.Sprintf("block_ms_%dk", size/1000))
+		hashCost[size] = percentile(hash, 0.5)
+		b.ReportMetric(hashCost[size], fmt.Sprintf("hash_ms_%dk", size/1000))
+		b.ReportMetric(percentile(block, 0.5), fmt.Sprintf("block_ms_%dk", size/1000))
 	}
-	growth := cost[1_000_000] / cost[10_000]
+	growth := hashCost[1_000_000] / hashCost[10_000]
 	b.ReportMetric(growth/(math.Log2(1_000_000)/math.Log2(10_000)), "growth_per_log")
 }
