@@ -5,6 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"sync"
 
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -16,7 +20,7 @@ import (
 // default machine of chain/state can).
 type snapshotter interface {
 	ExportSnapshot(emit func(chunk []byte) error) (int64, error)
-	Restore(s *state.Snapshot, appHash []byte) error
+	RestoreFrom(height int64, r io.Reader, appHash []byte) error
 }
 
 // keepSnapshots is how many snapshots a node keeps: a peer that chose one
@@ -38,8 +42,16 @@ type snapshots struct {
 	taking  bool
 	offered *abci.Snapshot
 	appHash []byte
-	chunks  [][]byte
+	// The offered snapshot's chunks are spooled to disk (spool, one file
+	// per chunk) as they arrive; left counts those still missing.
+	spool    string
+	received []bool
+	left     int
 }
+
+// maxSnapshotChunks bounds the chunks of a snapshot a node accepts to
+// restore (64 GiB of state), so a peer cannot make it spool without end.
+const maxSnapshotChunks = 1 << 14
 
 // maybeTake starts writing a snapshot after a commit at height to disk, in
 // the background, unless one is being written or it is kept already.
@@ -96,27 +108,37 @@ func (a *App) LoadSnapshotChunk(_ context.Context, req *abci.LoadSnapshotChunkRe
 }
 
 // OfferSnapshot accepts a snapshot in our format whose metadata names one
-// hash per chunk, when the machine can restore.
+// hash per chunk, when the machine can restore and the node has a home to
+// spool it in.
 func (a *App) OfferSnapshot(_ context.Context, req *abci.OfferSnapshotRequest) (*abci.OfferSnapshotResponse, error) {
-	if _, ok := a.m.(snapshotter); !ok {
+	if _, ok := a.m.(snapshotter); !ok || a.snaps.store == nil {
 		return &abci.OfferSnapshotResponse{Result: abci.OFFER_SNAPSHOT_RESULT_ABORT}, nil
 	}
 	s := req.Snapshot
 	switch {
 	case s == nil || s.Format != state.SnapshotFormat:
 		return &abci.OfferSnapshotResponse{Result: abci.OFFER_SNAPSHOT_RESULT_REJECT_FORMAT}, nil
-	case s.Chunks == 0 || len(s.Metadata) != sha256.Size*int(s.Chunks):
+	case s.Chunks == 0 || s.Chunks > maxSnapshotChunks || len(s.Metadata) != sha256.Size*int(s.Chunks):
 		return &abci.OfferSnapshotResponse{Result: abci.OFFER_SNAPSHOT_RESULT_REJECT}, nil
 	}
+	spool := filepath.Join(a.snaps.store.dir, "restore.tmp")
+	if err := os.RemoveAll(spool); err != nil {
+		return nil, fmt.Errorf("state sync: %w", err)
+	}
+	if err := os.MkdirAll(spool, 0o700); err != nil {
+		return nil, fmt.Errorf("state sync: %w", err)
+	}
 	a.snaps.mu.Lock()
-	a.snaps.offered, a.snaps.appHash, a.snaps.chunks = s, bytes.Clone(req.AppHash), make([][]byte, s.Chunks)
+	a.snaps.offered, a.snaps.appHash = s, bytes.Clone(req.AppHash)
+	a.snaps.spool, a.snaps.received, a.snaps.left = spool, make([]bool, s.Chunks), int(s.Chunks)
 	a.snaps.mu.Unlock()
 	a.log.Info("restoring state from a snapshot", "height", s.Height, "chunks", s.Chunks)
 	return &abci.OfferSnapshotResponse{Result: abci.OFFER_SNAPSHOT_RESULT_ACCEPT}, nil
 }
 
-// ApplySnapshotChunk checks a chunk against the offered metadata and, with
-// the last one, restores the machine.
+// ApplySnapshotChunk checks a chunk against the offered metadata and spools
+// it to disk; with the last one, it restores the machine from the spooled
+// chunks, read as a stream.
 func (a *App) ApplySnapshotChunk(_ context.Context, req *abci.ApplySnapshotChunkRequest) (*abci.ApplySnapshotChunkResponse, error) {
 	a.snaps.mu.Lock()
 	s := a.snaps.offered
@@ -130,32 +152,80 @@ func (a *App) ApplySnapshotChunk(_ context.Context, req *abci.ApplySnapshotChunk
 		return &abci.ApplySnapshotChunkResponse{Result: abci.APPLY_SNAPSHOT_CHUNK_RESULT_RETRY,
 			RefetchChunks: []uint32{req.Index}, RejectSenders: []string{req.Sender}}, nil
 	}
-	a.snaps.chunks[req.Index] = bytes.Clone(req.Chunk)
-	for _, c := range a.snaps.chunks {
-		if c == nil {
+	if !a.snaps.received[req.Index] {
+		if err := writeFileSync(filepath.Join(a.snaps.spool, chunkName(int(req.Index))), req.Chunk); err != nil {
 			a.snaps.mu.Unlock()
-			return &abci.ApplySnapshotChunkResponse{Result: abci.APPLY_SNAPSHOT_CHUNK_RESULT_ACCEPT}, nil
+			return nil, fmt.Errorf("state sync: spool chunk %d: %w", req.Index, err)
 		}
+		a.snaps.received[req.Index] = true
+		a.snaps.left--
 	}
-	snap := &state.Snapshot{Height: int64(s.Height), Chunks: a.snaps.chunks}
-	appHash := a.snaps.appHash
-	a.snaps.offered, a.snaps.chunks = nil, nil
+	if a.snaps.left > 0 {
+		a.snaps.mu.Unlock()
+		return &abci.ApplySnapshotChunkResponse{Result: abci.APPLY_SNAPSHOT_CHUNK_RESULT_ACCEPT}, nil
+	}
+	height, chunks, spool, appHash := int64(s.Height), int(s.Chunks), a.snaps.spool, a.snaps.appHash
+	a.snaps.offered, a.snaps.received = nil, nil
 	a.snaps.mu.Unlock()
+	defer os.RemoveAll(spool)
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
 		return nil, errClosed
 	}
-	err := a.m.(snapshotter).Restore(snap, appHash)
+	r := &chunkFiles{dir: spool, n: chunks}
+	defer r.Close()
+	err := a.m.(snapshotter).RestoreFrom(height, r, appHash)
 	if errors.Is(err, state.ErrBadSnapshot) {
-		a.log.Warn("refused a state snapshot", "height", snap.Height, "err", err)
+		a.log.Warn("refused a state snapshot", "height", height, "err", err)
 		return &abci.ApplySnapshotChunkResponse{Result: abci.APPLY_SNAPSHOT_CHUNK_RESULT_REJECT_SNAPSHOT}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	a.height.Store(snap.Height)
-	a.pending = snap.Height
+	a.height.Store(height)
+	a.pending = height
 	return &abci.ApplySnapshotChunkResponse{Result: abci.APPLY_SNAPSHOT_CHUNK_RESULT_ACCEPT}, nil
+}
+
+// chunkFiles reads spooled chunk files 0..n-1 in order, one open at a time.
+type chunkFiles struct {
+	dir  string
+	n    int
+	next int
+	cur  *os.File
+}
+
+func (c *chunkFiles) Read(p []byte) (int, error) {
+	for {
+		if c.cur == nil {
+			if c.next == c.n {
+				return 0, io.EOF
+			}
+			f, err := os.Open(filepath.Join(c.dir, chunkName(c.next)))
+			if err != nil {
+				return 0, err
+			}
+			c.cur, c.next = f, c.next+1
+		}
+		n, err := c.cur.Read(p)
+		if errors.Is(err, io.EOF) {
+			c.cur.Close()
+			c.cur = nil
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return n, err
+	}
+}
+
+// Close closes the open chunk file.
+func (c *chunkFiles) Close() error {
+	if c.cur != nil {
+		return c.cur.Close()
+	}
+	return nil
 }

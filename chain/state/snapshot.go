@@ -1,11 +1,13 @@
 package state
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/cosmos/iavl"
 )
@@ -128,6 +130,20 @@ func (m *Machine) ExportSnapshot(emit func(chunk []byte) error) (int64, error) {
 // that it hashes to appHash (the app hash the validators signed for
 // s.Height). The machine then resumes at s.Height.
 func (m *Machine) Restore(s *Snapshot, appHash []byte) error {
+	rs := make([]io.Reader, len(s.Chunks))
+	for i, c := range s.Chunks {
+		rs[i] = bytes.NewReader(c)
+	}
+	return m.RestoreFrom(s.Height, io.MultiReader(rs...), appHash)
+}
+
+// maxSnapshotRecord bounds one record (a key and its value) of a snapshot
+// being restored: no value of the state comes near it.
+const maxSnapshotRecord = SnapshotChunkSize
+
+// RestoreFrom is Restore from the snapshot's chunks concatenated in r (say,
+// chunk files a joining node spooled to disk), read as a stream.
+func (m *Machine) RestoreFrom(height int64, r io.Reader, appHash []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -137,18 +153,21 @@ func (m *Machine) Restore(s *Snapshot, appHash []byte) error {
 		return fmt.Errorf("restore: the state is already at height %d; restore into an empty data directory", m.height)
 	}
 	m.tree.Rollback()
-	imp, err := m.tree.Import(s.Height)
+	imp, err := m.tree.Import(height)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	defer imp.Close()
-	r := bytes.NewReader(bytes.Join(s.Chunks, nil))
+	br := bufio.NewReaderSize(r, 1<<16)
 	// The root hash covers leaves' keys and values and inner nodes'
 	// heights, sizes and versions, but not inner nodes' keys, which steer
 	// lookups: check that each is the first key of its right subtree.
 	var firstKeys [][]byte // of the subtrees on the post-order stack
-	for r.Len() > 0 {
-		n, err := readExportNode(r)
+	for {
+		if _, err := br.Peek(1); errors.Is(err, io.EOF) {
+			break
+		}
+		n, err := readExportNode(br)
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrBadSnapshot, err)
 		}
@@ -168,7 +187,7 @@ func (m *Machine) Restore(s *Snapshot, appHash []byte) error {
 	if err := imp.Commit(); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSnapshot, err)
 	}
-	t, err := m.reads.GetImmutable(s.Height)
+	t, err := m.reads.GetImmutable(height)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
@@ -181,12 +200,12 @@ func (m *Machine) Restore(s *Snapshot, appHash []byte) error {
 	if _, err := (store{newCache(treeReader{t: t})}).getJSON(keyParams, &p); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	m.height, m.appHash, m.committed, m.previous, m.genesis, m.pending, m.chainID = s.Height, t.Hash(), t, nil, nil, nil, p.ChainID
-	m.log.Info("state restored from a snapshot", "height", s.Height)
+	m.height, m.appHash, m.committed, m.previous, m.genesis, m.pending, m.chainID = height, t.Hash(), t, nil, nil, nil, p.ChainID
+	m.log.Info("state restored from a snapshot", "height", height)
 	return nil
 }
 
-func readExportNode(r *bytes.Reader) (*iavl.ExportNode, error) {
+func readExportNode(r *bufio.Reader) (*iavl.ExportNode, error) {
 	h, err := r.ReadByte()
 	if err != nil {
 		return nil, err
@@ -209,16 +228,18 @@ func readExportNode(r *bytes.Reader) (*iavl.ExportNode, error) {
 }
 
 // readBytes reads a uvarint length and that many bytes, checking the
-// length against what is left before allocating.
-func readBytes(r *bytes.Reader) ([]byte, error) {
+// length against maxSnapshotRecord before allocating.
+func readBytes(r *bufio.Reader) ([]byte, error) {
 	n, err := binary.ReadUvarint(r)
 	if err != nil {
 		return nil, err
 	}
-	if n > uint64(r.Len()) {
-		return nil, fmt.Errorf("record of %d bytes with %d left", n, r.Len())
+	if n > maxSnapshotRecord {
+		return nil, fmt.Errorf("record of %d bytes, above the %d-byte limit", n, maxSnapshotRecord)
 	}
 	b := make([]byte, n)
-	_, err = r.Read(b)
-	return b, err
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, fmt.Errorf("record of %d bytes: %w", n, err)
+	}
+	return b, nil
 }
