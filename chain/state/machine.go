@@ -214,14 +214,13 @@ func (m *Machine) CheckTx(txb []byte) error {
 	m.checkMu.Lock()
 	defer m.checkMu.Unlock()
 	s := store{newCache(r)}
-	if err := checkTx(s, chainID, tx); err != nil {
+	committed, err := checkTx(s, chainID, tx)
+	if err != nil {
 		return err
 	}
 	n, ok := m.checkNonces[tx.Signer]
 	if !ok {
-		if n, err = loadNonces(s, tx.Signer); err != nil {
-			return errInternal(err)
-		}
+		n = committed
 	} else if err := n.check(tx.Signer, tx.Nonce); err != nil {
 		return err // admitted already with another transaction
 	}
@@ -232,19 +231,20 @@ func (m *Machine) CheckTx(txb []byte) error {
 	return nil
 }
 
-// checkTx runs the checks that do not execute the message.
-func checkTx(s store, chainID string, tx chain.Tx) error {
+// checkTx runs the checks that do not execute the message and returns
+// the signer's nonces in s.
+func checkTx(s store, chainID string, tx chain.Tx) (nonces, error) {
 	if tx.ChainID != chainID {
-		return chain.Errorf(chain.ErrWrongChain, "transaction was signed for chain %q, this is %q; sign for the right chain", tx.ChainID, chainID)
+		return nonces{}, chain.Errorf(chain.ErrWrongChain, "transaction was signed for chain %q, this is %q; sign for the right chain", tx.ChainID, chainID)
 	}
 	if err := tx.Msg.ValidateBasic(); err != nil {
-		return err
+		return nonces{}, err
 	}
 	n, err := loadNonces(s, tx.Signer)
 	if err != nil {
-		return errInternal(err)
+		return n, errInternal(err)
 	}
-	return n.check(tx.Signer, tx.Nonce)
+	return n, n.check(tx.Signer, tx.Nonce)
 }
 
 // FinalizeBlock executes the block's transactions in order, each in its own
@@ -298,13 +298,10 @@ func (m *Machine) FinalizeBlock(b chain.BlockInfo, txs [][]byte) ([]chain.TxResu
 // them succeed.
 func (m *Machine) deliver(blk *cache, b chain.BlockInfo, txb []byte) chain.TxResult {
 	tx, err := m.decoded.decode(txb, false)
+	var n nonces
 	if err == nil {
-		err = checkTx(store{blk}, m.chainID, tx)
+		n, err = checkTx(store{blk}, m.chainID, tx)
 	}
-	if err != nil {
-		return failed(err)
-	}
-	n, err := loadNonces(store{blk}, tx.Signer)
 	if err != nil {
 		return failed(err)
 	}
