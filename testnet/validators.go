@@ -68,7 +68,7 @@ func startValidators(ctx context.Context, chainHome string, cfg Config, g chain.
 		opts := []node.Option{
 			node.WithRPCAddr(rpc), node.WithP2PAddr(p2p[i]), node.WithPersistentPeers(peers...),
 			node.WithLogger(cfg.Logger.With("component", "chain", "validator", i)),
-			node.WithRoundTimeout(validatorRoundTimeout),
+			node.WithRoundTimeout(validatorRoundTimeout), node.WithLocalPeers(),
 		}
 		if cfg.BlockInterval > 0 {
 			opts = append(opts, node.WithBlockInterval(cfg.BlockInterval))

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -14,14 +15,23 @@ import (
 	"github.com/satchel-net/satchel/chain"
 )
 
+// cpuTime is the CPU time this process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // BenchmarkValidators measures signed transactions committed per second
 // and submit-to-commit latency on a network of 1 and of 4 validators in
 // this process, side by side in one run (the same block interval, the same
 // load); ratio_4_to_1 is the 4-validator throughput over the 1-validator
 // throughput (the target is ≥ 0.5).
 func BenchmarkValidators(b *testing.B) {
-	const submitters, perOp = 512, 2048
-	run := func(validators int) (tps float64, p50, p99 time.Duration) {
+	const submitters, perOp = 512, 4096
+	run := func(validators int) (tps, cpuMs float64, p50, p99 time.Duration) {
 		tn := newTestNet(b, validators)
 		defer func() {
 			for i := range tn.nodes {
@@ -43,7 +53,7 @@ func BenchmarkValidators(b *testing.B) {
 		var next atomic.Int64
 		var mu sync.Mutex
 		lat := make([]time.Duration, 0, total)
-		start := time.Now()
+		start, cpu0 := time.Now(), cpuTime()
 		g, gctx := errgroup.WithContext(ctx)
 		for w := range submitters {
 			g.Go(func() error {
@@ -64,13 +74,16 @@ func BenchmarkValidators(b *testing.B) {
 			b.Fatal(err)
 		}
 		tps = float64(total) / time.Since(start).Seconds()
+		cpuMs = float64((cpuTime() - cpu0).Microseconds()) / 1000 / float64(total)
 		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-		return tps, lat[len(lat)/2], lat[len(lat)*99/100]
+		return tps, cpuMs, lat[len(lat)/2], lat[len(lat)*99/100]
 	}
 	b.ResetTimer()
-	one, p50one, p99one := run(1)
-	four, p50four, p99four := run(4)
+	one, cpuOne, p50one, p99one := run(1)
+	four, cpuFour, p50four, p99four := run(4)
 	b.StopTimer()
+	b.ReportMetric(cpuOne, "cpu_ms_per_tx_1val")
+	b.ReportMetric(cpuFour, "cpu_ms_per_tx_4val")
 	b.ReportMetric(one, "tx_per_s_1val")
 	b.ReportMetric(four, "tx_per_s_4val")
 	b.ReportMetric(four/one, "ratio_4_to_1")

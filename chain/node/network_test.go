@@ -34,7 +34,9 @@ func newTestNet(t testing.TB, validators int) *testNet {
 		tn.homes = append(tn.homes, t.TempDir())
 		tn.p2p = append(tn.p2p, freeAddr(t))
 	}
-	if tn.ids, err = NewNetwork(tn.homes, chain.DefaultGenesis(lead.Account(), lead.Account())); err != nil {
+	g := chain.DefaultGenesis(lead.Account(), lead.Account())
+	g.Limits.MembersPerBlock = 1 << 20 // the benchmarks' free transaction, by the hundred per block
+	if tn.ids, err = NewNetwork(tn.homes, g); err != nil {
 		t.Fatal(err)
 	}
 	tn.nodes = make([]*Node, validators)
@@ -64,7 +66,7 @@ func netOptions(p2p string, peers []string) []Option {
 	return []Option{
 		WithRPCAddr(""), WithP2PAddr(p2p), WithLogger(testLogger()), WithPersistentPeers(peers...),
 		WithBlockInterval(50 * time.Millisecond), WithEmptyBlockInterval(200 * time.Millisecond),
-		WithRoundTimeout(time.Second),
+		WithRoundTimeout(time.Second), WithLocalPeers(),
 	}
 }
 

@@ -146,6 +146,10 @@ func makeConfig(home string, o options) (*cmtcfg.Config, error) {
 		}
 	}
 	cfg.P2P.PersistentPeers = strings.Join(o.peers, ",")
+	if o.localPeers {
+		cfg.P2P.FlushThrottleTimeout = localFlushThrottle
+		cfg.P2P.SendRate, cfg.P2P.RecvRate = localPeerRate, localPeerRate
+	}
 
 	// Blocks: timeout_commit paces blocks while there are transactions; an
 	// idle chain waits for a transaction (proposed at once) or for the empty
@@ -189,6 +193,12 @@ func makeConfig(home string, o options) (*cmtcfg.Config, error) {
 	}
 	return cfg, nil
 }
+
+// The peer-to-peer settings of WithLocalPeers.
+const (
+	localFlushThrottle = time.Millisecond
+	localPeerRate      = 1 << 30 // bytes/s: no limit that loopback reaches
+)
 
 // gossipSleep is a tenth of the block interval, between 5 and 100 ms.
 func gossipSleep(blockInterval time.Duration) time.Duration {
@@ -310,6 +320,12 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	app := NewApp(m, n.o.log)
 	app.snaps.interval = n.o.snapshots
+	store, err := openSnapshotStore(filepath.Join(n.home, SnapshotsDir), keepSnapshots, n.log)
+	if err != nil {
+		app.close()
+		return err
+	}
+	app.snaps.store = store
 	cmtNode, err := nm.NewNode(ctx, n.cfg, n.pv, n.nodeKey,
 		proxy.NewConnSyncLocalClientCreator(app),
 		nm.DefaultGenesisDocProviderFunc(n.cfg),

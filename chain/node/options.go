@@ -39,6 +39,7 @@ type options struct {
 	roundTimeout  time.Duration
 	snapshots     int64
 	stateSync     *StateSync
+	localPeers    bool
 }
 
 // StateSync is where a joining node's state sync starts: two or more RPC
@@ -129,9 +130,22 @@ func WithRoundTimeout(d time.Duration) Option {
 	return func(o *options) { o.roundTimeout = d }
 }
 
-// WithSnapshotInterval makes the node keep a snapshot of its state every n
-// blocks (the last four, in memory) and offer them to nodes that join by
-// state sync. 0 (the default) takes none.
+// WithLocalPeers tunes the peer-to-peer layer for validators on one host
+// (a devnet, tests): messages are flushed to peers after 1 ms instead of
+// CometBFT's 10 ms, which every consensus step (proposal, prevotes,
+// precommits) waits for on every hop, and the per-peer send and receive
+// rates are not limited (CometBFT's default is 5 MB/s, sized for peers
+// across the internet). Validators on separate machines keep CometBFT's
+// defaults: larger batches, and no peer floods another's link.
+func WithLocalPeers() Option {
+	return func(o *options) { o.localPeers = true }
+}
+
+// WithSnapshotInterval makes the node write a snapshot of its state every n
+// blocks to disk under its home (SnapshotsDir; the last four are kept,
+// older ones deleted) and offer them to nodes that join by state sync. 0
+// (the default) takes none; a node still offers the snapshots it kept
+// before a restart.
 func WithSnapshotInterval(n int64) Option {
 	return func(o *options) { o.snapshots = n }
 }

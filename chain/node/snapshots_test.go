@@ -1,6 +1,12 @@
 package node
 
 import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -66,6 +72,140 @@ func TestStateSyncJoinsWithoutReplay(t *testing.T) {
 	})
 	if first := rec.first(); first <= 10 {
 		t.Fatalf("the joiner executed block %d: it replayed instead of restoring a snapshot", first)
+	}
+	got, err := chain.NewClient(joiner.Transport()).Member(ctx, 0)
+	if err != nil || got.Handle != "early" {
+		t.Fatalf("member from before the snapshot, read on the joiner: %+v, %v", got, err)
+	}
+}
+
+func TestSnapshotStoreKeepsTheNewestOnDisk(t *testing.T) {
+	m, err := state.NewMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if _, err := m.InitChain(testGenesis(t), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	s, err := openSnapshotStore(dir, keepSnapshots, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for h := int64(1); h <= keepSnapshots+2; h++ {
+		if _, _, err := m.FinalizeBlock(chain.BlockInfo{Height: h, Time: time.Now(), Hash: make([]byte, 32)}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.write(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	heights := func(s *snapshotStore) []int64 {
+		var out []int64
+		for _, man := range s.list() {
+			out = append(out, man.Height)
+		}
+		return out
+	}
+	want := []int64{3, 4, 5, 6}
+	if got := heights(s); !slices.Equal(got, want) {
+		t.Fatalf("kept %v; want %v", got, want)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != keepSnapshots {
+		t.Fatalf("%d entries on disk; want %d (older snapshots deleted)", len(ents), keepSnapshots)
+	}
+	if _, err := s.chunk(1, 0); !errors.Is(err, errNoChunk) {
+		t.Fatalf("chunk of a pruned snapshot: %v; want errNoChunk", err)
+	}
+	// The chunks on disk are the state's snapshot.
+	want6, err := m.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.chunk(6, 0)
+	if err != nil || !bytes.Equal(c, want6.Chunks[0]) {
+		t.Fatalf("chunk 0 at height 6: %d bytes, %v; want the state's export", len(c), err)
+	}
+
+	// A write that never finished and a corrupt chunk: reopening drops the
+	// first, and the second is refused when read.
+	if err := os.Mkdir(filepath.Join(dir, "snapshot-123.tmp"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "5", chunkName(0)), []byte("rot"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := openSnapshotStore(dir, keepSnapshots, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := heights(s2); !slices.Equal(got, want) {
+		t.Fatalf("reopened, kept %v; want %v", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "snapshot-123.tmp")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("half-written snapshot still on disk: %v", err)
+	}
+	if _, err := s2.chunk(5, 0); err == nil || errors.Is(err, errNoChunk) {
+		t.Fatalf("corrupt chunk read: %v; want a corruption error", err)
+	}
+}
+
+func TestStateSyncFromRestartedNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("state sync waits for snapshot discovery")
+	}
+	ctx := testCtx(t, 3*time.Minute)
+	home := t.TempDir()
+	blocks := []Option{WithBlockInterval(50 * time.Millisecond), WithEmptyBlockInterval(100 * time.Millisecond)}
+	first, err := New(home, append([]Option{WithRPCAddr(freeAddr(t)), WithP2PAddr(freeAddr(t)), WithLogger(testLogger()),
+		WithGenesis(testGenesis(t)), WithSnapshotInterval(5)}, blocks...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	k, _ := chain.GenerateKey()
+	if _, err := chain.NewClient(first.Transport()).Submit(ctx, k, chain.MsgCreateMember{Handle: "early"}); err != nil {
+		t.Fatal(err)
+	}
+	manifest := filepath.Join(home, SnapshotsDir, "10", "manifest.json")
+	eventually(ctx, t, "the snapshot at height 10 is on disk", func() (bool, error) {
+		_, err := os.Stat(manifest)
+		return err == nil, nil
+	})
+	if err := first.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Restarted without taking snapshots: what it offers is what it kept.
+	v := startNode(t, home, append([]Option{WithSnapshotInterval(0)}, blocks...)...)
+	lb, err := v.Transport().(*localTransport).LightBlock(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, err := v.Transport().LatestHeight(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := state.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &finalizeRecorder{Machine: m}
+	joiner := startNode(t, t.TempDir(), append([]Option{WithGenesisDoc(v.GenesisFile()), WithPersistentPeers(v.P2PAddress()),
+		WithMachine(rec), WithStateSync(StateSync{RPCServers: []string{v.RPCAddress()}, TrustHeight: 2, TrustHash: lb.Hash()})}, blocks...)...)
+	eventually(ctx, t, "the joiner catches up", func() (bool, error) {
+		h, err := joiner.Transport().LatestHeight(ctx)
+		return err == nil && h >= at, err
+	})
+	if first := rec.first(); first <= 10 {
+		t.Fatalf("the joiner executed block %d: it replayed instead of restoring the kept snapshot", first)
 	}
 	got, err := chain.NewClient(joiner.Transport()).Member(ctx, 0)
 	if err != nil || got.Handle != "early" {

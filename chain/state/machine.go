@@ -47,6 +47,10 @@ type Machine struct {
 	// it; CometBFT's recheck after each commit rebuilds it.
 	checkMu     sync.Mutex
 	checkNonces map[chain.Account]nonces
+
+	// decoded holds the transactions CheckTx admitted, decoded, until a
+	// block executes them.
+	decoded decodedTxs
 }
 
 // pendingBlock is a block finalized but not yet committed.
@@ -203,21 +207,20 @@ func (m *Machine) CheckTx(txb []byte) error {
 	if chainID == "" {
 		return chain.Errorf(chain.ErrInternal, "the data directory has no genesis yet")
 	}
-	tx, err := chain.DecodeTx(txb)
+	tx, err := m.decoded.decode(txb, true)
 	if err != nil {
 		return err
 	}
 	m.checkMu.Lock()
 	defer m.checkMu.Unlock()
 	s := store{newCache(r)}
-	if err := checkTx(s, chainID, tx); err != nil {
+	committed, err := checkTx(s, chainID, tx)
+	if err != nil {
 		return err
 	}
 	n, ok := m.checkNonces[tx.Signer]
 	if !ok {
-		if n, err = loadNonces(s, tx.Signer); err != nil {
-			return errInternal(err)
-		}
+		n = committed
 	} else if err := n.check(tx.Signer, tx.Nonce); err != nil {
 		return err // admitted already with another transaction
 	}
@@ -228,19 +231,20 @@ func (m *Machine) CheckTx(txb []byte) error {
 	return nil
 }
 
-// checkTx runs the checks that do not execute the message.
-func checkTx(s store, chainID string, tx chain.Tx) error {
+// checkTx runs the checks that do not execute the message and returns
+// the signer's nonces in s.
+func checkTx(s store, chainID string, tx chain.Tx) (nonces, error) {
 	if tx.ChainID != chainID {
-		return chain.Errorf(chain.ErrWrongChain, "transaction was signed for chain %q, this is %q; sign for the right chain", tx.ChainID, chainID)
+		return nonces{}, chain.Errorf(chain.ErrWrongChain, "transaction was signed for chain %q, this is %q; sign for the right chain", tx.ChainID, chainID)
 	}
 	if err := tx.Msg.ValidateBasic(); err != nil {
-		return err
+		return nonces{}, err
 	}
 	n, err := loadNonces(s, tx.Signer)
 	if err != nil {
-		return errInternal(err)
+		return n, errInternal(err)
 	}
-	return n.check(tx.Signer, tx.Nonce)
+	return n, n.check(tx.Signer, tx.Nonce)
 }
 
 // FinalizeBlock executes the block's transactions in order, each in its own
@@ -293,14 +297,11 @@ func (m *Machine) FinalizeBlock(b chain.BlockInfo, txs [][]byte) ([]chain.TxResu
 // public in the block, could be replayed by anyone once the state lets
 // them succeed.
 func (m *Machine) deliver(blk *cache, b chain.BlockInfo, txb []byte) chain.TxResult {
-	tx, err := chain.DecodeTx(txb)
+	tx, err := m.decoded.decode(txb, false)
+	var n nonces
 	if err == nil {
-		err = checkTx(store{blk}, m.chainID, tx)
+		n, err = checkTx(store{blk}, m.chainID, tx)
 	}
-	if err != nil {
-		return failed(err)
-	}
-	n, err := loadNonces(store{blk}, tx.Signer)
 	if err != nil {
 		return failed(err)
 	}

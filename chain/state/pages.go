@@ -20,13 +20,13 @@ func (q *querier) paged(path string, arg func(any) error) (v any, ok bool, err e
 		if _, err := q.x.bag(req.Bag); err != nil {
 			return nil, true, err
 		}
-		v, err = pageOf[chain.DataObject](q, objectPrefix(req.Bag), req.PageRequest, decodeJSON[chain.DataObject])
+		v, err = valuePage[chain.DataObject](q, objectPrefix(req.Bag), req.PageRequest)
 	case chain.QueryBagsPage:
 		var req chain.PageRequest
 		if err := arg(&req); err != nil {
 			return nil, true, err
 		}
-		v, err = pageOf[chain.Bag](q, keyBag, req, decodeJSON[chain.Bag])
+		v, err = valuePage[chain.Bag](q, keyBag, req)
 	case chain.QueryStorageBucketBags:
 		var req chain.StorageBucketBagsRequest
 		if err := arg(&req); err != nil {
@@ -110,6 +110,19 @@ func pageOf[T any](q *querier, prefix string, p chain.PageRequest, dec func(kv) 
 		out.Next = hex.EncodeToString([]byte(es[len(es)-1].key[len(prefix):]))
 	}
 	return out, nil
+}
+
+// valuePage is pageOf for entries whose values are the items (JSON). When
+// only the reads are wanted, the values are not decoded.
+func valuePage[T any](q *querier, prefix string, p chain.PageRequest) (chain.Page[T], error) {
+	dec := decodeJSON[T]
+	if q.readsOnly {
+		dec = func(kv) (T, error) {
+			var v T
+			return v, nil
+		}
+	}
+	return pageOf(q, prefix, p, dec)
 }
 
 func decodeJSON[T any](e kv) (T, error) {

@@ -51,14 +51,22 @@ type ProvenGet struct {
 }
 
 // ProvenScan is one range read: up to Limit (0: all) entries under Prefix
-// with keys above After, and whether More follow. Proofs holds an ICS23
-// ExistenceProof (protobuf) per entry; consecutive entries are neighbours
-// in the tree. Start is a CommitmentProof of the absence of the scan's
-// first key (Prefix, or After+0x00) when it is not the first entry, whose
-// right neighbour is the first entry (or lies outside Prefix). Next, when
-// More is false and the page is not empty, is an ExistenceProof of the key
-// right after the last entry (outside Prefix), absent when the last entry
-// is the last key of the tree.
+// with keys above After, and whether More follow.
+//
+// The entries are proven together, as one range: Paths[i] is entry i's
+// ICS23 ExistenceProof (protobuf, its key and value left out) cut where its
+// path joins entry i-1's, and Shared[i] is how many inner ops from the top
+// of entry i-1's full path complete it (0 for the first entry). Neighbours
+// in the tree share all but a few ops, so a page of n entries carries about
+// 2n inner ops instead of n times the tree's depth, and its verification
+// hashes each of them once. Consecutive entries are neighbours in the tree.
+//
+// Start is a CommitmentProof of the absence of the scan's first key
+// (Prefix, or After+0x00) when it is not the first entry, whose right
+// neighbour is the first entry (or lies outside Prefix). Next, when More is
+// false and the page is not empty, is an ExistenceProof of the key right
+// after the last entry (outside Prefix), absent when the last entry is the
+// last key of the tree.
 type ProvenScan struct {
 	Prefix []byte   `json:"prefix"`
 	After  []byte   `json:"after,omitempty"`
@@ -66,7 +74,8 @@ type ProvenScan struct {
 	Keys   [][]byte `json:"keys,omitempty"`
 	Values [][]byte `json:"values,omitempty"`
 	More   bool     `json:"more,omitempty"`
-	Proofs [][]byte `json:"proofs,omitempty"`
+	Paths  [][]byte `json:"paths,omitempty"`
+	Shared []int    `json:"shared,omitempty"`
 	Start  []byte   `json:"start,omitempty"`
 	Next   []byte   `json:"next,omitempty"`
 }
@@ -81,11 +90,19 @@ type scanID struct {
 	limit         int
 }
 
-// recorder passes reads to a committed reader and records them.
+// scanResult is what a recorded range read returned (raw values).
+type scanResult struct {
+	entries []kv
+	more    bool
+}
+
+// recorder passes reads to a committed reader and records them. Its reader
+// returns values as stored (raw): values are decoded on the way out, and
+// the witness proves the stored ones.
 type recorder struct {
 	r     reader
 	gets  map[string]bool
-	scans map[scanID]bool
+	scans map[scanID]*scanResult
 	order []scanID
 	keys  []string
 	// entries counts what scans returned, for MaxProvenEntries.
@@ -93,7 +110,7 @@ type recorder struct {
 }
 
 func newRecorder(r reader) *recorder {
-	return &recorder{r: r, gets: map[string]bool{}, scans: map[scanID]bool{}}
+	return &recorder{r: r, gets: map[string]bool{}, scans: map[scanID]*scanResult{}}
 }
 
 func (c *recorder) get(key string) ([]byte, bool, error) {
@@ -101,7 +118,24 @@ func (c *recorder) get(key string) ([]byte, bool, error) {
 		c.gets[key] = true
 		c.keys = append(c.keys, key)
 	}
-	return c.r.get(key)
+	v, ok, err := c.r.get(key)
+	if ok {
+		v = decodeValue(v)
+	}
+	return v, ok, err
+}
+
+// decodedEntries returns entries read raw with their values decoded,
+// sharing the stored bytes.
+func decodedEntries(es []kv) []kv {
+	out := make([]kv, len(es))
+	for i, e := range es {
+		out[i] = e
+		if bytes.Equal(e.value, emptyValue) {
+			out[i].value = []byte{}
+		}
+	}
+	return out
 }
 
 func (c *recorder) scan(prefix string) ([]kv, error) {
@@ -111,12 +145,17 @@ func (c *recorder) scan(prefix string) ([]kv, error) {
 
 func (c *recorder) scanPage(prefix, after string, limit int) ([]kv, bool, error) {
 	id := scanID{prefix, after, limit}
-	if !c.scans[id] {
-		c.scans[id] = true
-		c.order = append(c.order, id)
+	if res, ok := c.scans[id]; ok {
+		return decodedEntries(res.entries), res.more, nil
 	}
 	out, more, err := c.r.scanPage(prefix, after, limit)
+	if err != nil {
+		return nil, false, err
+	}
+	c.scans[id] = &scanResult{entries: out, more: more}
+	c.order = append(c.order, id)
 	c.entries += len(out)
+	out = decodedEntries(out)
 	if err == nil && c.entries > MaxProvenEntries {
 		err = chain.Errorf(chain.ErrInvalid, "the query reads more than %d entries, too many to prove at once; use the paged query", MaxProvenEntries)
 	}
@@ -149,8 +188,8 @@ func (m *Machine) queryProven(data []byte) ([]byte, error) {
 	case req.MinHeight > height:
 		return nil, chain.Errorf(chain.ErrInvalid, "proven query needs height %d, this node has committed %d; wait for the block", req.MinHeight, height)
 	}
-	rec := newRecorder(treeReader{t: t})
-	if _, err := query(rec, height, hash, req.Path, req.Data); err != nil && chain.CodeOf(err) == chain.CodeInternal {
+	rec := newRecorder(treeReader{t: t, raw: true})
+	if err := recordReads(rec, height, hash, req.Path, req.Data); err != nil && chain.CodeOf(err) == chain.CodeInternal {
 		return nil, errInternal(err)
 	}
 	if rec.entries > MaxProvenEntries {
@@ -179,7 +218,7 @@ func witness(t *iavl.ImmutableTree, rec *recorder, req chain.ProvenQuery, height
 		w.Gets = append(w.Gets, g)
 	}
 	for _, id := range rec.order {
-		s, err := proveScan(t, id)
+		s, err := proveScan(t, id, rec.scans[id])
 		if err != nil {
 			return w, err
 		}
@@ -208,26 +247,31 @@ func proveGet(t *iavl.ImmutableTree, key string) (ProvenGet, error) {
 	return g, err
 }
 
-func proveScan(t *iavl.ImmutableTree, id scanID) (ProvenScan, error) {
-	s := ProvenScan{Prefix: []byte(id.prefix), Limit: id.limit}
+func proveScan(t *iavl.ImmutableTree, id scanID, res *scanResult) (ProvenScan, error) {
+	s := ProvenScan{Prefix: []byte(id.prefix), Limit: id.limit, More: res.more}
 	if id.after != "" {
 		s.After = []byte(id.after)
 	}
-	es, more, err := treeReader{t: t, raw: true}.scanPage(id.prefix, id.after, id.limit)
-	if err != nil {
-		return s, err
-	}
-	s.More = more
-	for _, e := range es {
+	es := res.entries
+	var prev []*ics23.InnerOp
+	for i, e := range es {
 		p, err := t.GetMembershipProof([]byte(e.key))
 		if err != nil {
 			return s, fmt.Errorf("prove key %q: %w", e.key, err)
 		}
-		b, err := p.GetExist().Marshal()
+		ex := p.GetExist()
+		shared := 0
+		if i > 0 {
+			shared = sharedTop(prev, ex.Path)
+		}
+		prev = ex.Path
+		cut := ics23.ExistenceProof{Leaf: ex.Leaf, Path: ex.Path[:len(ex.Path)-shared]}
+		b, err := cut.Marshal()
 		if err != nil {
 			return s, err
 		}
-		s.Keys, s.Values, s.Proofs = append(s.Keys, []byte(e.key)), append(s.Values, e.value), append(s.Proofs, b)
+		s.Keys, s.Values = append(s.Keys, []byte(e.key)), append(s.Values, e.value)
+		s.Paths, s.Shared = append(s.Paths, b), append(s.Shared, shared)
 	}
 	start := scanStart(id)
 	if len(es) == 0 || es[0].key != start {
@@ -239,7 +283,7 @@ func proveScan(t *iavl.ImmutableTree, id scanID) (ProvenScan, error) {
 			return s, err
 		}
 	}
-	if !more && len(es) > 0 {
+	if !res.more && len(es) > 0 {
 		next, err := nextKey(t, es[len(es)-1].key)
 		if err != nil || next == nil {
 			return s, err
@@ -253,6 +297,20 @@ func proveScan(t *iavl.ImmutableTree, id scanID) (ProvenScan, error) {
 		}
 	}
 	return s, nil
+}
+
+// sharedTop counts the inner ops at the top of path b equal to those at
+// the top of path a.
+func sharedTop(a, b []*ics23.InnerOp) int {
+	n := 0
+	for n < len(a) && n < len(b) {
+		x, y := a[len(a)-1-n], b[len(b)-1-n]
+		if x.Hash != y.Hash || !bytes.Equal(x.Prefix, y.Prefix) || !bytes.Equal(x.Suffix, y.Suffix) {
+			break
+		}
+		n++
+	}
+	return n
 }
 
 // scanStart is the first key a scan may return.
@@ -325,7 +383,7 @@ func verifyGet(g ProvenGet, root []byte) error {
 }
 
 func verifyScan(s ProvenScan, root []byte) error {
-	if len(s.Keys) != len(s.Values) || len(s.Keys) != len(s.Proofs) {
+	if len(s.Keys) != len(s.Values) || len(s.Keys) != len(s.Paths) || len(s.Keys) != len(s.Shared) {
 		return errors.New("entries and proofs do not match")
 	}
 	if s.Limit > 0 && len(s.Keys) > s.Limit {
@@ -335,22 +393,19 @@ func verifyScan(s ProvenScan, root []byte) error {
 		return errors.New("claims more entries without a full page")
 	}
 	spec := ics23.IavlSpec
-	paths := make([]*ics23.ExistenceProof, len(s.Keys))
+	var prev provenPath
 	for i, k := range s.Keys {
 		if !bytes.HasPrefix(k, s.Prefix) || (len(s.After) > 0 && bytes.Compare(k, s.After) <= 0) {
 			return fmt.Errorf("entry %q is outside the range", k)
 		}
-		var p ics23.ExistenceProof
-		if err := p.Unmarshal(s.Proofs[i]); err != nil {
-			return err
-		}
-		if err := p.Verify(spec, root, k, s.Values[i]); err != nil {
+		cur, err := verifyEntry(s, i, prev, root)
+		if err != nil {
 			return fmt.Errorf("entry %q: %v", k, err)
 		}
-		if i > 0 && !ics23.IsLeftNeighbor(spec.InnerSpec, paths[i-1].Path, p.Path) {
+		if i > 0 && !ics23.IsLeftNeighbor(spec.InnerSpec, prev.path, cur.path) {
 			return fmt.Errorf("entries %q and %q are not neighbours: the answer leaves keys out", s.Keys[i-1], k)
 		}
-		paths[i] = &p
+		prev = cur
 	}
 	if err := verifyScanStart(s, root); err != nil {
 		return err
@@ -358,9 +413,8 @@ func verifyScan(s ProvenScan, root []byte) error {
 	if s.More || len(s.Keys) == 0 {
 		return nil
 	}
-	last := paths[len(paths)-1]
 	if len(s.Next) == 0 {
-		if !ics23.IsRightMost(spec.InnerSpec, last.Path) {
+		if !ics23.IsRightMost(spec.InnerSpec, prev.path) {
 			return errors.New("the range ends early: keys after the last entry are left out")
 		}
 		return nil
@@ -375,10 +429,61 @@ func verifyScan(s ProvenScan, root []byte) error {
 	if err := next.Verify(spec, root, next.Key, next.Value); err != nil {
 		return fmt.Errorf("key after the range: %v", err)
 	}
-	if !ics23.IsLeftNeighbor(spec.InnerSpec, last.Path, next.Path) {
+	if !ics23.IsLeftNeighbor(spec.InnerSpec, prev.path, next.Path) {
 		return errors.New("the range ends early: keys after the last entry are left out")
 	}
 	return nil
+}
+
+// provenPath is an entry's verified path from its leaf to the root, and
+// the hash each of its inner ops was applied to.
+type provenPath struct {
+	path   []*ics23.InnerOp
+	inputs [][]byte
+}
+
+// verifyEntry checks entry i of s: its path, completed by the top of the
+// previous entry's verified path, must hash its key and value to the root.
+// The completed part is not hashed again: the entry's own ops must hash to
+// the very value the previous entry fed into the first shared op, from
+// which the same ops reach the root.
+func verifyEntry(s ProvenScan, i int, prev provenPath, root []byte) (provenPath, error) {
+	var p ics23.ExistenceProof
+	if err := p.Unmarshal(s.Paths[i]); err != nil {
+		return provenPath{}, err
+	}
+	shared := s.Shared[i]
+	if shared < 0 || shared > len(prev.path) {
+		return provenPath{}, fmt.Errorf("shares %d inner ops with a path of %d", shared, len(prev.path))
+	}
+	own := len(p.Path)
+	at := len(prev.path) - shared
+	p.Key, p.Value = s.Keys[i], s.Values[i]
+	p.Path = append(p.Path[:own:own], prev.path[at:]...)
+	if err := p.CheckAgainstSpec(ics23.IavlSpec); err != nil {
+		return provenPath{}, err
+	}
+	h, err := p.Leaf.Apply(p.Key, p.Value)
+	if err != nil {
+		return provenPath{}, err
+	}
+	inputs := make([][]byte, len(p.Path))
+	for j, op := range p.Path[:own] {
+		inputs[j] = h
+		if h, err = op.Apply(h); err != nil {
+			return provenPath{}, err
+		}
+	}
+	switch {
+	case shared > 0:
+		if !bytes.Equal(h, prev.inputs[at]) {
+			return provenPath{}, errors.New("its proof does not join the previous entry's")
+		}
+		copy(inputs[own:], prev.inputs[at:])
+	case !bytes.Equal(h, root):
+		return provenPath{}, errors.New("calculated root doesn't match provided root")
+	}
+	return provenPath{path: p.Path, inputs: inputs}, nil
 }
 
 // verifyScanStart checks that no key lies between the scan's start and its

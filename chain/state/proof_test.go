@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"testing"
 
+	ics23 "github.com/cosmos/ics23/go"
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
 
@@ -150,26 +151,51 @@ func TestProvenQueryRefusesTampering(t *testing.T) {
 			s := scanOf(w)
 			s.Keys = append(s.Keys[:5], s.Keys[6:]...)
 			s.Values = append(s.Values[:5], s.Values[6:]...)
-			s.Proofs = append(s.Proofs[:5], s.Proofs[6:]...)
+			s.Paths = append(s.Paths[:5], s.Paths[6:]...)
+			s.Shared = append(s.Shared[:5], s.Shared[6:]...)
+			return w
+		},
+		"object left out of the middle, proofs made whole": func() Witness {
+			w := objects()
+			s := scanOf(w)
+			full := fullProofs(t, s)
+			s.Keys = append(s.Keys[:5], s.Keys[6:]...)
+			s.Values = append(s.Values[:5], s.Values[6:]...)
+			recut(t, s, append(full[:5], full[6:]...))
 			return w
 		},
 		"last object left out": func() Witness {
 			w := objects()
 			s := scanOf(w)
 			n := len(s.Keys) - 1
-			s.Keys, s.Values, s.Proofs, s.Next = s.Keys[:n], s.Values[:n], s.Proofs[:n], nil
+			s.Keys, s.Values, s.Paths, s.Shared, s.Next = s.Keys[:n], s.Values[:n], s.Paths[:n], s.Shared[:n], nil
 			return w
 		},
-		"first object left out": func() Witness {
+		"first object left out, proofs made whole": func() Witness {
 			w := objects()
 			s := scanOf(w)
-			s.Keys, s.Values, s.Proofs = s.Keys[1:], s.Values[1:], s.Proofs[1:]
+			full := fullProofs(t, s)
+			s.Keys, s.Values = s.Keys[1:], s.Values[1:]
+			recut(t, s, full[1:])
+			return w
+		},
+		"shared ops miscounted": func() Witness {
+			w := objects()
+			s := scanOf(w)
+			s.Shared[7]++
+			return w
+		},
+		"proofs of two entries swapped": func() Witness {
+			w := objects()
+			s := scanOf(w)
+			s.Paths[3], s.Paths[4] = s.Paths[4], s.Paths[3]
+			s.Shared[3], s.Shared[4] = s.Shared[4], s.Shared[3]
 			return w
 		},
 		"objects said to be none": func() Witness {
 			w := objects()
 			s := scanOf(w)
-			s.Keys, s.Values, s.Proofs, s.Next = nil, nil, nil, nil
+			s.Keys, s.Values, s.Paths, s.Shared, s.Next = nil, nil, nil, nil, nil
 			return w
 		},
 		"bag said to be missing": func() Witness {
@@ -183,6 +209,13 @@ func TestProvenQueryRefusesTampering(t *testing.T) {
 			return w
 		},
 	}
+	// The liar's tools are honest: proofs cut again from whole ones verify.
+	w := objects()
+	s := scanOf(w)
+	recut(t, s, fullProofs(t, s))
+	if _, err := VerifyWitness(w, hash); err != nil {
+		t.Fatalf("proofs cut again: %v", err)
+	}
 	for name, tamper := range cases {
 		t.Run(name, func(t *testing.T) {
 			if _, err := VerifyWitness(tamper(), hash); !errors.Is(err, ErrBadProof) {
@@ -195,6 +228,43 @@ func TestProvenQueryRefusesTampering(t *testing.T) {
 	other[0] ^= 1
 	if _, err := VerifyWitness(objects(), other); !errors.Is(err, ErrBadProof) {
 		t.Fatalf("VerifyWitness against a wrong app hash = %v; want ErrBadProof", err)
+	}
+}
+
+// fullProofs rebuilds the whole ExistenceProof of every entry of s, as a
+// liar holding honest proofs would.
+func fullProofs(t *testing.T, s *ProvenScan) []*ics23.ExistenceProof {
+	t.Helper()
+	out := make([]*ics23.ExistenceProof, len(s.Keys))
+	for i := range s.Keys {
+		var p ics23.ExistenceProof
+		if err := p.Unmarshal(s.Paths[i]); err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 {
+			prev := out[i-1].Path
+			p.Path = append(p.Path, prev[len(prev)-s.Shared[i]:]...)
+		}
+		p.Key, p.Value = s.Keys[i], s.Values[i]
+		out[i] = &p
+	}
+	return out
+}
+
+// recut sets the proofs of s from whole proofs, as the node does.
+func recut(t *testing.T, s *ProvenScan, full []*ics23.ExistenceProof) {
+	t.Helper()
+	s.Paths, s.Shared = nil, nil
+	for i, p := range full {
+		shared := 0
+		if i > 0 {
+			shared = sharedTop(full[i-1].Path, p.Path)
+		}
+		b, err := (&ics23.ExistenceProof{Leaf: p.Leaf, Path: p.Path[:len(p.Path)-shared]}).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Paths, s.Shared = append(s.Paths, b), append(s.Shared, shared)
 	}
 }
 

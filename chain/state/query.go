@@ -10,7 +10,19 @@ import (
 
 // query answers one read from committed state r.
 func query(r reader, height int64, appHash []byte, path string, data []byte) (any, error) {
-	q := &querier{x: &execCtx{s: store{newCache(r)}}, r: r, height: height, appHash: appHash}
+	return (&querier{x: &execCtx{s: store{newCache(r)}}, r: r, height: height, appHash: appHash}).query(path, data)
+}
+
+// recordReads runs a query over r for its reads only (a proven query's
+// witness), skipping work that only shapes the answer.
+func recordReads(r reader, height int64, appHash []byte, path string, data []byte) error {
+	q := &querier{x: &execCtx{s: store{newCache(r)}}, r: r, height: height, appHash: appHash, readsOnly: true}
+	_, err := q.query(path, data)
+	return err
+}
+
+func (q *querier) query(path string, data []byte) (any, error) {
+	r := q.r
 	arg := func(v any) error {
 		if len(bytes.TrimSpace(data)) == 0 {
 			return chain.Errorf(chain.ErrInvalid, "query %s needs an argument", path)
@@ -177,6 +189,9 @@ type querier struct {
 	r       reader
 	height  int64
 	appHash []byte
+	// readsOnly: the answer is not wanted, only the reads (see
+	// recordReads); values that are the answer's items are not decoded.
+	readsOnly bool
 }
 
 func (q *querier) info() (chain.NodeInfo, error) {

@@ -1,11 +1,13 @@
 package state
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/cosmos/iavl"
 )
@@ -57,27 +59,45 @@ func (s *Snapshot) ChunkHashes() [][]byte {
 // Snapshot exports the last committed state. It reads a saved version, so
 // blocks may execute meanwhile.
 func (m *Machine) Snapshot() (*Snapshot, error) {
+	s := &Snapshot{}
+	h, err := m.ExportSnapshot(func(c []byte) error {
+		s.Chunks = append(s.Chunks, c)
+		return nil
+	})
+	s.Height = h
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ExportSnapshot exports the last committed state chunk by chunk, handing
+// each to emit (which keeps it: the chunk is not reused), and returns the
+// state's height. Only one chunk is in memory at a time, so a node can
+// write a snapshot of any size to disk. It reads a saved version, so
+// blocks may execute meanwhile; an error from emit stops the export.
+func (m *Machine) ExportSnapshot(emit func(chunk []byte) error) (int64, error) {
 	m.mu.Lock()
 	t, height := m.committed, m.height
 	m.mu.Unlock()
 	if t == nil {
-		return nil, errors.New("snapshot: no block is committed yet")
+		return 0, errors.New("snapshot: no block is committed yet")
 	}
 	ex, err := t.Export()
 	if err != nil {
-		return nil, fmt.Errorf("snapshot at height %d: %w", height, err)
+		return height, fmt.Errorf("snapshot at height %d: %w", height, err)
 	}
 	defer ex.Close()
-	s := &Snapshot{Height: height}
 	var cur bytes.Buffer
 	var buf [binary.MaxVarintLen64]byte
+	chunks := 0
 	for {
 		n, err := ex.Next()
 		if errors.Is(err, iavl.ErrorExportDone) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("snapshot at height %d: %w", height, err)
+			return height, fmt.Errorf("snapshot at height %d: %w", height, err)
 		}
 		cur.WriteByte(byte(n.Height))
 		cur.Write(buf[:binary.PutUvarint(buf[:], uint64(n.Version))])
@@ -88,22 +108,42 @@ func (m *Machine) Snapshot() (*Snapshot, error) {
 			cur.Write(n.Value)
 		}
 		if cur.Len() >= SnapshotChunkSize {
-			s.Chunks = append(s.Chunks, bytes.Clone(cur.Bytes()[:SnapshotChunkSize]))
+			chunk := bytes.Clone(cur.Bytes()[:SnapshotChunkSize])
 			rest := bytes.Clone(cur.Bytes()[SnapshotChunkSize:])
 			cur.Reset()
 			cur.Write(rest)
+			if err := emit(chunk); err != nil {
+				return height, err
+			}
+			chunks++
 		}
 	}
-	if cur.Len() > 0 || len(s.Chunks) == 0 {
-		s.Chunks = append(s.Chunks, bytes.Clone(cur.Bytes()))
+	if cur.Len() > 0 || chunks == 0 {
+		if err := emit(bytes.Clone(cur.Bytes())); err != nil {
+			return height, err
+		}
 	}
-	return s, nil
+	return height, nil
 }
 
 // Restore replaces an empty machine's state with the snapshot's, checking
 // that it hashes to appHash (the app hash the validators signed for
 // s.Height). The machine then resumes at s.Height.
 func (m *Machine) Restore(s *Snapshot, appHash []byte) error {
+	rs := make([]io.Reader, len(s.Chunks))
+	for i, c := range s.Chunks {
+		rs[i] = bytes.NewReader(c)
+	}
+	return m.RestoreFrom(s.Height, io.MultiReader(rs...), appHash)
+}
+
+// maxSnapshotRecord bounds one record (a key and its value) of a snapshot
+// being restored: no value of the state comes near it.
+const maxSnapshotRecord = SnapshotChunkSize
+
+// RestoreFrom is Restore from the snapshot's chunks concatenated in r (say,
+// chunk files a joining node spooled to disk), read as a stream.
+func (m *Machine) RestoreFrom(height int64, r io.Reader, appHash []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -113,18 +153,21 @@ func (m *Machine) Restore(s *Snapshot, appHash []byte) error {
 		return fmt.Errorf("restore: the state is already at height %d; restore into an empty data directory", m.height)
 	}
 	m.tree.Rollback()
-	imp, err := m.tree.Import(s.Height)
+	imp, err := m.tree.Import(height)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	defer imp.Close()
-	r := bytes.NewReader(bytes.Join(s.Chunks, nil))
+	br := bufio.NewReaderSize(r, 1<<16)
 	// The root hash covers leaves' keys and values and inner nodes'
 	// heights, sizes and versions, but not inner nodes' keys, which steer
 	// lookups: check that each is the first key of its right subtree.
 	var firstKeys [][]byte // of the subtrees on the post-order stack
-	for r.Len() > 0 {
-		n, err := readExportNode(r)
+	for {
+		if _, err := br.Peek(1); errors.Is(err, io.EOF) {
+			break
+		}
+		n, err := readExportNode(br)
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrBadSnapshot, err)
 		}
@@ -144,7 +187,7 @@ func (m *Machine) Restore(s *Snapshot, appHash []byte) error {
 	if err := imp.Commit(); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSnapshot, err)
 	}
-	t, err := m.reads.GetImmutable(s.Height)
+	t, err := m.reads.GetImmutable(height)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
@@ -157,12 +200,12 @@ func (m *Machine) Restore(s *Snapshot, appHash []byte) error {
 	if _, err := (store{newCache(treeReader{t: t})}).getJSON(keyParams, &p); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	m.height, m.appHash, m.committed, m.previous, m.genesis, m.pending, m.chainID = s.Height, t.Hash(), t, nil, nil, nil, p.ChainID
-	m.log.Info("state restored from a snapshot", "height", s.Height)
+	m.height, m.appHash, m.committed, m.previous, m.genesis, m.pending, m.chainID = height, t.Hash(), t, nil, nil, nil, p.ChainID
+	m.log.Info("state restored from a snapshot", "height", height)
 	return nil
 }
 
-func readExportNode(r *bytes.Reader) (*iavl.ExportNode, error) {
+func readExportNode(r *bufio.Reader) (*iavl.ExportNode, error) {
 	h, err := r.ReadByte()
 	if err != nil {
 		return nil, err
@@ -185,16 +228,18 @@ func readExportNode(r *bytes.Reader) (*iavl.ExportNode, error) {
 }
 
 // readBytes reads a uvarint length and that many bytes, checking the
-// length against what is left before allocating.
-func readBytes(r *bytes.Reader) ([]byte, error) {
+// length against maxSnapshotRecord before allocating.
+func readBytes(r *bufio.Reader) ([]byte, error) {
 	n, err := binary.ReadUvarint(r)
 	if err != nil {
 		return nil, err
 	}
-	if n > uint64(r.Len()) {
-		return nil, fmt.Errorf("record of %d bytes with %d left", n, r.Len())
+	if n > maxSnapshotRecord {
+		return nil, fmt.Errorf("record of %d bytes, above the %d-byte limit", n, maxSnapshotRecord)
 	}
 	b := make([]byte, n)
-	_, err = r.Read(b)
-	return b, err
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, fmt.Errorf("record of %d bytes: %w", n, err)
+	}
+	return b, nil
 }
