@@ -19,9 +19,9 @@ type App struct {
 	Verbose    bool
 	// TrustRPC is --trust-rpc: read the chain node's answers unproven.
 	TrustRPC bool
-	Out        io.Writer
-	Err        io.Writer
-	Log        *slog.Logger
+	Out      io.Writer
+	Err      io.Writer
+	Log      *slog.Logger
 }
 
 // Printer returns the printer that honours --json for this invocation.
