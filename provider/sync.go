@@ -47,7 +47,7 @@ const (
 
 // errNoSource means no peer could serve an object yet: for a pending
 // object, nobody has bound it; for an accepted one, its holders are
-// unreachable. The next full reconcile retries it.
+// unreachable. Its acceptance event or the retry clock retries it.
 var errNoSource = errors.New("provider: no peer serves the object yet")
 
 // syncJob is one object to fetch.
@@ -194,10 +194,15 @@ func (s *Server) runSync(ctx context.Context, j syncJob) {
 		s.m.syncObjects.WithLabelValues("failed").Inc()
 		s.log.Warn("sync object failed; retrying at the next reconcile", "bag", j.bag, "object", uint64(j.object.ID), "err", err)
 	}
-	// Look at the bag again: the object may have been deleted or the bag
-	// moved while it was being fetched.
-	if err == nil {
-		s.recon.mark(j.bag)
+	// Look at the object again: it may have been deleted while it was
+	// being fetched (a bag moved meanwhile comes with its own event). A
+	// failed sync waits for the retry clock, or an event about the object
+	// or its peers.
+	switch {
+	case err == nil:
+		s.recon.markObjects(j.bag, []chain.ObjectID{j.object.ID}, "")
+	case ctx.Err() == nil:
+		s.recon.retryLater(j.bag, j.object.ID)
 	}
 }
 
