@@ -78,7 +78,7 @@ type reconciler struct {
 	// retryAll reconciles the whole bucket at the next retry: a full
 	// reconcile could not read the bucket.
 	retryAll bool
-	wake  chan struct{}
+	wake     chan struct{}
 }
 
 func newReconciler() *reconciler {
