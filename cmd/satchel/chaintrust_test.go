@@ -28,7 +28,7 @@ func TestChainTrustRoot(t *testing.T) {
 	noRoot.fails([]string{"no trust root", "chain.genesis", "--trust-rpc"}, "params")
 	noRoot.ok("params", "--trust-rpc")
 	withConfig("  trustRPC: true\n").ok("params")
-	withConfig("  genesis: " + node.GenesisPath(filepath.Join(tc.home, "chain")) + "\n").ok("bag", "list")
+	withConfig("  genesis: "+node.GenesisPath(filepath.Join(tc.home, "chain"))+"\n").ok("bag", "list")
 
 	var st node.Status
 	tc.okJSON(&st, "chain", "status")
