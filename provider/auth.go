@@ -52,12 +52,6 @@ type cached[T any] struct {
 
 func (c cached[T]) fresh(now time.Time) bool { return !c.at.IsZero() && now.Sub(c.at) < authCacheTTL }
 
-// blockWaiter is a chain client that can wait for the next block
-// (*chain.Client).
-type blockWaiter interface {
-	WaitForNextBlock(ctx context.Context) (int64, error)
-}
-
 func newChainAuth(c chainAPI, bucket chain.StorageBucketID) *chainAuth {
 	return &chainAuth{
 		c:       c,
@@ -88,15 +82,6 @@ func (a *chainAuth) object(ctx context.Context, bag chain.BagID, id chain.Object
 	}
 	a.mu.Unlock()
 	o, err := a.c.DataObject(ctx, bag, id)
-	if errors.Is(err, chain.ErrNotFound) {
-		// Registered in the block just committed? Proven reads trail the
-		// chain's head by a block: ask once more after the next one.
-		if w, ok := a.c.(blockWaiter); ok {
-			if _, werr := w.WaitForNextBlock(ctx); werr == nil {
-				o, err = a.c.DataObject(ctx, bag, id)
-			}
-		}
-	}
 	if err != nil {
 		return o, err
 	}
@@ -118,14 +103,6 @@ func (a *chainAuth) bag(ctx context.Context, id chain.BagID) (chain.Bag, error) 
 	}
 	a.mu.Unlock()
 	b, err := a.c.Bag(ctx, id)
-	if errors.Is(err, chain.ErrNotFound) {
-		// Created in the block just committed? (see object)
-		if w, ok := a.c.(blockWaiter); ok {
-			if _, werr := w.WaitForNextBlock(ctx); werr == nil {
-				b, err = a.c.Bag(ctx, id)
-			}
-		}
-	}
 	if err != nil {
 		return b, err
 	}

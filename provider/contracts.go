@@ -69,7 +69,7 @@ func (s *Server) Mirror(ctx context.Context, c *contracts.Contract, sources []pe
 	if c.Object == 0 {
 		return fmt.Errorf("%w: contract %s names no registered object to mirror", contracts.ErrMalformed, c.ID)
 	}
-	o, err := s.auth.object(ctx, c.Bag, c.Object) // read again after the next block when just registered
+	o, err := s.c.DataObject(ctx, c.Bag, c.Object)
 	if err != nil {
 		return fmt.Errorf("provider: mirror object %d of bag %s: %w", c.Object, c.Bag, err)
 	}

@@ -138,5 +138,36 @@ func Prove(ctx context.Context, t chain.Transport, endpoint string, trust Trust,
 	if err != nil {
 		return nil, fmt.Errorf("proven reads of chain endpoint %s (%s): %w", endpoint, trust, err)
 	}
-	return vt, nil
+	return &Proven{Transport: vt, inner: t}, nil
+}
+
+// Proven is the transport Open and Prove return: a verify.Transport, whose
+// answers are proven, with two adjustments for answers that trail the
+// chain's head by a block (the one its last signed header covers):
+//
+//   - a not-found is asked once more after the next block, so what
+//     another party's transaction has just committed is found;
+//   - an account's nonce (chain.QueryAccount) is read unproven, at the
+//     head: it only numbers the reader's own transactions, a wrong one
+//     makes a submission fail and nothing else, and one a block old would
+//     sign a transaction that repeats the last.
+type Proven struct {
+	*verify.Transport
+	inner chain.Transport
+}
+
+// Query answers from proven reads (see Proven).
+func (p *Proven) Query(ctx context.Context, path string, data []byte) ([]byte, error) {
+	if path == chain.QueryAccount {
+		return p.inner.Query(ctx, path, data)
+	}
+	b, err := p.Transport.Query(ctx, path, data)
+	if !errors.Is(err, chain.ErrNotFound) {
+		return b, err
+	}
+	h, herr := p.inner.LatestHeight(ctx)
+	if herr != nil || p.inner.WaitForHeight(ctx, h+1) != nil {
+		return b, err
+	}
+	return p.Transport.Query(ctx, path, data)
 }

@@ -89,7 +89,7 @@ func TestOpenProvesReads(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer tr.Close()
-			if _, ok := tr.(*verify.Transport); !ok {
+			if _, ok := tr.(*rpc.Proven); !ok {
 				t.Fatalf("Open returned %T, not a proving transport", tr)
 			}
 			c := chain.NewClient(tr)
@@ -126,7 +126,7 @@ func TestOpenTrustRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer plain.Close()
-	if _, ok := plain.(*verify.Transport); ok {
+	if _, ok := plain.(*rpc.Proven); ok {
 		t.Fatal("TrustRPC still proves reads")
 	}
 	if _, err := chain.NewClient(plain).Params(ctx); err != nil {
@@ -190,5 +190,34 @@ func TestProveRefusesLies(t *testing.T) {
 	}
 	if _, err := chain.NewClient(trusting).Member(ctx, created.Member); err != nil {
 		t.Fatalf("TrustRPC read the plain query: %v", err)
+	}
+}
+
+// Proven answers trail the head by a block, yet a proven client finds what
+// another client has just committed, and two clients of one account, one
+// after the other (two commands), sign with fresh nonces.
+func TestProvenReadsSeeTheHead(t *testing.T) {
+	n := startNode(t)
+	ctx := testCtx(t)
+	open := func() *chain.Client {
+		tr, err := rpc.Open(ctx, n.RPCAddress(), rpc.Trust{Genesis: n.GenesisFile()}, rpc.WithLogger(quiet))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tr.Close() })
+		return chain.NewClient(tr)
+	}
+	reader := open()
+	var last chain.StorageBucketCreated
+	for i := range 3 {
+		// The same transaction each time, as a command run twice signs it.
+		res, err := open().Submit(ctx, testKey("lead"), chain.MsgCreateStorageBucket{ObjectsLimit: 1, SizeLimit: 1})
+		if err != nil {
+			t.Fatalf("submission %d of one account through a new proven client: %v", i, err)
+		}
+		last, _ = chain.FindEvent[chain.StorageBucketCreated](res.Result.Events)
+	}
+	if b, err := reader.StorageBucket(ctx, last.Bucket); err != nil || b.ID != last.Bucket {
+		t.Fatalf("bucket %d just committed, read at once = %+v, %v", last.Bucket, b, err)
 	}
 }
