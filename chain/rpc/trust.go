@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chain/verify"
@@ -138,13 +139,21 @@ func Prove(ctx context.Context, t chain.Transport, endpoint string, trust Trust,
 	if err != nil {
 		return nil, fmt.Errorf("proven reads of chain endpoint %s (%s): %w", endpoint, trust, err)
 	}
-	return &Proven{Transport: vt, inner: t}, nil
+	p := &Proven{Transport: vt, inner: t}
+	if h, err := t.LatestHeight(ctx); err == nil {
+		p.fresh.Store(h)
+	}
+	return p, nil
 }
 
 // Proven is the transport Open and Prove return: a verify.Transport, whose
 // answers are proven, with two adjustments for answers that trail the
 // chain's head by a block (the one its last signed header covers):
 //
+//   - the first answer covers every block committed before Prove
+//     returned: it waits, when needed, for the next block to be signed (on
+//     an idle chain up to its empty-block interval, 1 s by default), so a
+//     command reads what the one before it wrote;
 //   - a not-found is asked once more after the next block, so what
 //     another party's transaction has just committed is found;
 //   - an account's nonce (chain.QueryAccount) is read unproven, at the
@@ -154,12 +163,21 @@ func Prove(ctx context.Context, t chain.Transport, endpoint string, trust Trust,
 type Proven struct {
 	*verify.Transport
 	inner chain.Transport
+	// fresh is the head when Prove returned, until a query has waited for
+	// the block after it (then 0).
+	fresh atomic.Int64
 }
 
 // Query answers from proven reads (see Proven).
 func (p *Proven) Query(ctx context.Context, path string, data []byte) ([]byte, error) {
 	if path == chain.QueryAccount {
 		return p.inner.Query(ctx, path, data)
+	}
+	if h := p.fresh.Load(); h > 0 {
+		if err := p.inner.WaitForHeight(ctx, h+1); err != nil {
+			return nil, err
+		}
+		p.fresh.CompareAndSwap(h, 0)
 	}
 	b, err := p.Transport.Query(ctx, path, data)
 	if !errors.Is(err, chain.ErrNotFound) {
