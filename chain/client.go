@@ -248,6 +248,22 @@ func (c *Client) Subscribe(ctx context.Context, fromHeight int64) (<-chan BlockE
 	return out, errc
 }
 
+// WaitForNextBlock waits until a block after the latest committed one is
+// committed and returns its height. Answers of a proving transport
+// (chain/verify) trail the chain's head by a block, the one its last
+// signed header covers: a read that missed what another party's
+// transaction just committed sees it after this.
+func (c *Client) WaitForNextBlock(ctx context.Context) (int64, error) {
+	h, err := c.t.LatestHeight(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("wait for the next block: %w", err)
+	}
+	if err := c.t.WaitForHeight(ctx, h+1); err != nil {
+		return 0, fmt.Errorf("wait for the next block: %w", err)
+	}
+	return h + 1, nil
+}
+
 // query runs a typed query.
 func query[T any](ctx context.Context, c *Client, path string, arg any) (T, error) {
 	var zero T

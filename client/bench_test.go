@@ -25,6 +25,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/chain/rpc"
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/testnet"
 )
@@ -81,7 +82,7 @@ func BenchmarkPutGet(b *testing.B) {
 				writeBenchFile(b, file, size, seed)
 				putBase, streamCPU = medianStreamThroughput(b, streamBytes)
 				stop := profileProviders(b, fmt.Sprintf("providers-put-%d.cpu", n))
-				put = runBenchChild(b, map[string]string{"op": "put", "rpc": "http://" + addr, "key": keyFile,
+				put = runBenchChild(b, map[string]string{"op": "put", "rpc": "http://" + addr, "genesis": net.Chain.GenesisFile(), "key": keyFile,
 					"bag": net.Bag.String(), "file": file, "n": strconv.Itoa(n), "state": filepath.Join(dir, "state")})
 				stop()
 				// Let the bag's other providers finish syncing the object,
@@ -96,7 +97,7 @@ func BenchmarkPutGet(b *testing.B) {
 				})
 				getBase, _ = medianStreamThroughput(b, streamBytes)
 				stop = profileProviders(b, fmt.Sprintf("providers-get-%d.cpu", n))
-				get = runBenchChild(b, map[string]string{"op": "get", "rpc": "http://" + addr,
+				get = runBenchChild(b, map[string]string{"op": "get", "rpc": "http://" + addr, "genesis": net.Chain.GenesisFile(),
 					"bag": net.Bag.String(), "object": strconv.FormatUint(put.Object, 10)})
 				stop()
 			}
@@ -224,7 +225,7 @@ func benchChild(args map[string]string) (res benchResult) {
 		stop()
 		res.PeakRSS = peakRSS()
 	}()
-	cfg := Config{ChainRPC: args["rpc"], StateDir: args["state"]}
+	cfg := Config{ChainRPC: args["rpc"], ChainTrust: rpc.Trust{Genesis: args["genesis"]}, StateDir: args["state"]}
 	if args["key"] != "" {
 		k, err := chain.LoadKey(args["key"])
 		if err != nil {

@@ -45,6 +45,14 @@ type Config struct {
 	// ChainRPC is the CometBFT RPC URL of a chain node, used when Chain is
 	// nil, e.g. "http://127.0.0.1:26657".
 	ChainRPC string
+	// ChainTrust says how the answers of the node at ChainRPC are trusted.
+	// By default every read is proven against headers the validators
+	// signed, so it must name a root: the network's genesis file
+	// (ChainTrust.Genesis) or a trusted header (Height and Hash). An
+	// endpoint that answers what the validators did not sign is refused
+	// with an error naming it (verify.ErrLyingEndpoint). Only
+	// ChainTrust.TrustRPC believes the endpoint as it is.
+	ChainTrust rpc.Trust
 
 	// Key is the member's account key, which signs the registration of
 	// uploaded objects (the bag's owner). Downloads need none.
@@ -196,7 +204,9 @@ func New(cfg Config, opts ...Option) (_ *Client, err error) {
 		if cfg.ChainRPC == "" {
 			return nil, errors.New("client: config names no chain: set Config.Chain or Config.ChainRPC")
 		}
-		t, err := rpc.Dial(cfg.ChainRPC)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		t, err := rpc.Open(ctx, cfg.ChainRPC, cfg.ChainTrust, rpc.WithLogger(o.log))
+		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("client: dial chain %s: %w", cfg.ChainRPC, err)
 		}

@@ -191,9 +191,11 @@ func (s *Server) submitAccept(ctx context.Context, bag chain.BagID, objs []chain
 		// Deleted or moved meanwhile: nothing to accept.
 		s.m.acceptTxs.WithLabelValues("gone").Inc()
 		s.log.Debug("accept: objects gone", "bag", bag, "objects", objs, "err", err)
-		s.recon.mark(bag)
+		s.recon.markObjects(bag, objs, "")
 	default:
 		s.m.acceptTxs.WithLabelValues("failed").Inc()
-		s.log.Warn("accept objects on chain failed; retrying at the next reconcile", "bag", bag, "objects", objs, "err", err)
+		s.chainReadFailed(err)
+		s.log.Warn("accept objects on chain failed; retrying later", "bag", bag, "objects", objs, "err", err)
+		s.recon.retryLater(bag, objs...)
 	}
 }

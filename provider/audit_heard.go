@@ -168,7 +168,7 @@ func (s *Server) resyncObject(ctx context.Context, bag chain.BagID, obj uint64) 
 	m, ok, err := s.bs.Manifest(obj)
 	if err != nil || !ok || m.Bag != string(bag) {
 		// Not held at all: the reconcile syncs objects the bucket lacks.
-		s.recon.mark(bag)
+		s.recon.markObjects(bag, []chain.ObjectID{chain.ObjectID(obj)}, "")
 		return
 	}
 	s.log.Warn("an audit found this node failing; re-checking the object", "bag", bag, "object", obj)

@@ -49,6 +49,7 @@ func (s *Server) removeObject(bag chain.BagID, obj uint64, reason string) bool {
 	if last := s.holdings.lastRead(obj); !last.IsZero() && time.Since(last) < s.cfg.serveGrace {
 		s.m.cleanupDeferred.Inc()
 		s.log.Debug("object is being served; removing it later", "bag", bag, "object", obj, "reason", reason, "lastRead", last)
+		s.recon.retryLater(bag)
 		return false
 	}
 	// Stop authorising reads first, then delete. Chunks pushed for the
@@ -81,6 +82,7 @@ func (s *Server) cleanupMoved(ctx context.Context, b chain.Bag, objs []uint64) {
 	buckets, err := s.peers.chainPeers(ctx, b.ID)
 	if err != nil {
 		s.log.Warn("cleanup: find the bag's providers", "bag", b.ID, "err", err)
+		s.recon.retryLater(b.ID)
 		return
 	}
 	peers := confirmingPeers(buckets, s.h.ID())
@@ -122,6 +124,7 @@ func (s *Server) cleanupMoved(ctx context.Context, b chain.Bag, objs []uint64) {
 				s.log.Info("bag moved away; keeping object until enough operators prove they hold it",
 					"bag", b.ID, "object", obj, "confirmed", confirmed, "need", need, "providers", len(peers))
 			}
+			s.recon.retryLater(b.ID)
 			continue
 		}
 		s.removeObject(b.ID, obj, reasonMoved)

@@ -209,9 +209,12 @@ func TestDeletionWaitsForGraceAndCanBeKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	var seen []provider.Tombstone
+	// A reconcile pass may notice the absence first (evidence "absent");
+	// the deletion event, read once the next block is committed, upgrades
+	// the evidence.
 	testnet.Wait(t, "provider 1's tombstone", func() bool {
 		seen = p1.Server().Tombstones()
-		return len(seen) == 1
+		return len(seen) == 1 && seen[0].Evidence == provider.EvidenceDeleted
 	})
 	if ts := seen[0]; ts.Evidence != provider.EvidenceDeleted || ts.Object != uint64(obj.ID) {
 		t.Fatalf("tombstone %+v, want object %d with evidence %q", ts, obj.ID, provider.EvidenceDeleted)

@@ -183,54 +183,13 @@ func (s *Server) stateLoop(ctx context.Context) {
 	}
 }
 
-// reconciler collects the bags that need reconciling.
-type reconciler struct {
-	mu    sync.Mutex
-	dirty map[chain.BagID]struct{}
-	all   bool
-	wake  chan struct{}
-}
-
-func newReconciler() *reconciler {
-	return &reconciler{dirty: map[chain.BagID]struct{}{}, wake: make(chan struct{}, 1)}
-}
-
-func (r *reconciler) mark(b chain.BagID) {
-	r.mu.Lock()
-	r.dirty[b] = struct{}{}
-	r.mu.Unlock()
-	r.signal()
-}
-
-func (r *reconciler) markAll() {
-	r.mu.Lock()
-	r.all = true
-	r.mu.Unlock()
-	r.signal()
-}
-
-func (r *reconciler) signal() {
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (r *reconciler) take() (bags []chain.BagID, all bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for b := range r.dirty {
-		bags = append(bags, b)
-	}
-	clear(r.dirty)
-	all, r.all = r.all, false
-	slices.Sort(bags)
-	return bags, all
-}
-
 // followLoop subscribes to the chain's blocks from the one after the saved
-// height (or after the height the node started at) and marks the bags
-// their events concern. It resubscribes after a failure.
+// height (or after the height the node started at) and marks what their
+// events concern. The events of a block are handled once the next block is
+// committed: a proven read answers at the height the last signed header
+// covers, one below the chain's head, and it must see the block's changes.
+// It resubscribes after a failure, and then reconciles the whole bucket:
+// events may have been missed.
 func (s *Server) followLoop(ctx context.Context, saved, startHeight int64) {
 	from := saved + 1
 	if saved <= 0 || startHeight-saved > catchUpGap {
@@ -241,11 +200,16 @@ func (s *Server) followLoop(ctx context.Context, saved, startHeight int64) {
 	backoff := resubscribeMin
 	for {
 		blocks, errc := s.c.Subscribe(ctx, from)
+		var held *chain.BlockEvents
 		for be := range blocks {
-			s.handleBlock(be)
-			from = be.Height + 1
+			if held != nil {
+				s.handleBlock(*held)
+				from = held.Height + 1
+			}
+			held = &be
 			backoff = resubscribeMin
 		}
+		// A block held back is asked for again from the next subscription.
 		err := <-errc
 		if ctx.Err() != nil {
 			return
@@ -260,7 +224,7 @@ func (s *Server) followLoop(ctx context.Context, saved, startHeight int64) {
 	}
 }
 
-// handleBlock marks dirty the bags the block's events concern.
+// handleBlock marks what the block's events concern.
 func (s *Server) handleBlock(be chain.BlockEvents) {
 	for _, ev := range be.Events {
 		s.handleEvent(ev, be.Height)
@@ -269,25 +233,45 @@ func (s *Server) handleBlock(be chain.BlockEvents) {
 	s.m.chainHeight.Set(float64(be.Height))
 }
 
+// objectsEvent marks the objects an event names: one by one in a bag
+// assigned to the node, the whole bag when it is only held (its cleanup
+// reads the bag's buckets).
+func (s *Server) objectsEvent(bag chain.BagID, ids []chain.ObjectID, evidence string) {
+	switch {
+	case s.isAssigned(bag):
+		s.recon.markObjects(bag, ids, evidence)
+	case s.cares(bag):
+		s.recon.mark(bag)
+	}
+}
+
 func (s *Server) handleEvent(ev chain.Event, height int64) {
 	mine := s.id.Bucket
 	switch ev.Type {
 	case chain.ObjectsRegistered{}.EventType():
 		var e chain.ObjectsRegistered
-		if ev.Decode(&e) == nil && s.cares(e.Bag) {
-			s.recon.mark(e.Bag)
+		if ev.Decode(&e) == nil {
+			ids := make([]chain.ObjectID, len(e.Objects))
+			for i, o := range e.Objects {
+				ids[i] = o.ID
+			}
+			s.objectsEvent(e.Bag, ids, "")
 		}
 	case chain.ObjectsAccepted{}.EventType():
 		var e chain.ObjectsAccepted
-		if ev.Decode(&e) == nil && s.cares(e.Bag) {
-			s.recon.mark(e.Bag)
+		if ev.Decode(&e) == nil {
+			s.objectsEvent(e.Bag, e.Objects, "")
 		}
 	case chain.ObjectsDeleted{}.EventType():
 		var e chain.ObjectsDeleted
-		if ev.Decode(&e) == nil && s.cares(e.Bag) {
-			// The deletion event is the evidence a removal rests on.
-			s.recordDeletion(e.Bag, e.Objects, e.Reason, height)
-			s.recon.mark(e.Bag)
+		if ev.Decode(&e) == nil {
+			// The event is a claim: the objects are read again, and only
+			// the chain's state confirming their absence makes tombstones.
+			evidence := EvidenceDeleted
+			if e.Reason == chain.DeletedExpired {
+				evidence = EvidenceExpired
+			}
+			s.objectsEvent(e.Bag, e.Objects, evidence)
 		}
 	case chain.BagCreated{}.EventType():
 		var e chain.BagCreated
@@ -310,18 +294,29 @@ func (s *Server) handleEvent(ev chain.Event, height int64) {
 		if s.cares(e.Bag) || slices.Contains(e.Added, mine) || slices.Contains(e.Removed, mine) {
 			s.auth.invalidate()
 			s.recon.mark(e.Bag)
+		} else {
+			// Another bag's providers changed: a cleanup of a bag moved
+			// away may now find its confirmations.
+			s.recon.retryNow()
 		}
 	case chain.StorageOperatorMetadataSet{}.EventType(), chain.StorageOperatorRemoved{}.EventType(),
 		chain.StorageInvitationAccepted{}.EventType():
 		// Peers of some bags moved: cleanups waiting for confirmations and
-		// syncs waiting for a source may now succeed.
+		// syncs waiting for a source may now succeed. Retry those; the
+		// bucket's own lists did not change.
 		s.peers.invalidateAll()
-		s.recon.markAll()
+		s.recon.retryNow()
 		var e struct {
 			Bucket chain.StorageBucketID `json:"bucket"`
 		}
 		if ev.Type == (chain.StorageOperatorRemoved{}).EventType() && ev.Decode(&e) == nil && e.Bucket == mine {
 			s.log.Error("this node's worker was removed as the operator of its bucket; it can no longer accept uploads", "worker", uint64(s.id.Worker))
+		}
+	case chain.StorageBucketDeleted{}.EventType():
+		var e chain.StorageBucketDeleted
+		if ev.Decode(&e) == nil && e.Bucket == mine {
+			s.auth.invalidate()
+			s.recon.markAll() // reports errNoBucket, once the chain confirms it
 		}
 	case chain.StorageBucketVoucherLimitsSet{}.EventType(), chain.StorageBucketStatusUpdated{}.EventType(),
 		chain.BlacklistUpdated{}.EventType(), chain.UploadingBlockedUpdated{}.EventType():
@@ -378,42 +373,45 @@ func (s *Server) assignedList() []chain.BagID {
 	return out
 }
 
-// reconcileLoop reconciles dirty bags as they come, and every bag on the
-// reconcile interval.
+// reconcileLoop reconciles what events marked as it comes, retries what
+// waits on the retry interval, and the whole bucket on the reconcile
+// interval.
 func (s *Server) reconcileLoop(ctx context.Context) {
-	t := time.NewTicker(s.cfg.reconcileInterval)
-	defer t.Stop()
+	full := time.NewTicker(s.cfg.reconcileInterval)
+	defer full.Stop()
+	retry := time.NewTicker(min(s.cfg.retryInterval, s.cfg.reconcileInterval))
+	defer retry.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.recon.wake:
-		case <-t.C:
+		case <-full.C:
 			s.recon.markAll()
-			s.repairs.retry()
+			s.retryDue()
 			continue // the mark woke the loop
+		case <-retry.C:
+			s.retryDue()
+			continue
 		}
-		bags, all := s.recon.take()
+		work, all := s.recon.take()
 		if all {
+			s.m.fullReconciles.Inc()
 			more, err := s.allBags(ctx)
 			if err != nil {
 				if ctx.Err() != nil {
 					return
 				}
+				s.chainReadFailed(err)
 				s.log.Warn("full reconcile: read the bucket's bags", "err", err)
+				s.recon.retryAllLater()
 			}
-			bags = append(bags, more...)
+			for _, b := range more {
+				workOf(work, b).merge(&bagWork{whole: true})
+			}
 			s.queueQuarantined()
 		}
-		slices.Sort(bags)
-		for _, bag := range slices.Compact(bags) {
-			if ctx.Err() != nil {
-				return
-			}
-			if err := s.reconcileBag(ctx, bag); err != nil && ctx.Err() == nil {
-				s.log.Warn("reconcile bag", "bag", bag, "err", err)
-			}
-		}
+		s.reconcileWork(ctx, work)
 		s.m.reconciles.Inc()
 	}
 }

@@ -57,29 +57,49 @@ func TestStateFile(t *testing.T) {
 	}
 }
 
-// Events mark dirty only the bags the node cares about: assigned to its
-// bucket, held, or naming its bucket.
+// Events mark only what the node cares about: the objects they name in a
+// bag assigned to its bucket (with the deletion an event claims), a whole
+// bag moved to or from its bucket; peers' changes retry what waits, never
+// the whole bucket.
 func TestEventsMarkBags(t *testing.T) {
 	s := &Server{id: Identity{Bucket: 2}, holdings: newHoldings(), state: newStateFile(""), recon: newReconciler(),
 		auth: newChainAuth(newFakeChain(), 2), peers: &peerFinder{cache: map[chain.BagID]cachedPeers{}}}
 	mine, theirs, incoming := chain.ChannelBag(1), chain.ChannelBag(2), chain.ChannelBag(3)
 	s.setAssigned(mine, true)
 	for _, p := range []chain.EventPayload{
-		chain.ObjectsRegistered{Bag: mine},
-		chain.ObjectsDeleted{Bag: theirs},
+		chain.ObjectsRegistered{Bag: mine, Objects: []chain.DataObject{{ID: 5}}},
+		chain.ObjectsAccepted{Bag: mine, Objects: []chain.ObjectID{5}},
+		chain.ObjectsDeleted{Bag: mine, Objects: []chain.ObjectID{6}, Reason: chain.DeletedExpired},
+		chain.ObjectsDeleted{Bag: theirs, Objects: []chain.ObjectID{9}},
 		chain.StorageBagBucketsUpdated{Bag: incoming, Added: []chain.StorageBucketID{2}},
 		chain.StorageBagBucketsUpdated{Bag: theirs, Added: []chain.StorageBucketID{5}},
 		chain.BagCreated{Bag: theirs, StorageBuckets: []chain.StorageBucketID{4}},
 	} {
 		s.handleEvent(chain.NewEvent(p), 1)
 	}
-	bags, all := s.recon.take()
-	if all || len(bags) != 2 || bags[0] != mine || bags[1] != incoming {
-		t.Fatalf("dirty bags %v (all %v), want %s and %s", bags, all, mine, incoming)
+	work, all := s.recon.take()
+	if all || len(work) != 2 || work[mine] == nil || work[incoming] == nil {
+		t.Fatalf("marked %v (all %v), want %s and %s", work, all, mine, incoming)
 	}
-	s.handleEvent(chain.NewEvent(chain.StorageOperatorMetadataSet{Bucket: 7}), 1)
-	if _, all := s.recon.take(); !all {
-		t.Fatal("new operator metadata did not trigger a full reconcile")
+	if w := work[mine]; w.whole || len(w.objs) != 2 || w.objs[5] != "" || w.objs[6] != EvidenceExpired {
+		t.Fatalf("bag %s: whole %v, objects %v; want objects 5 and 6 (expired)", mine, w.whole, w.objs)
+	}
+	if !work[incoming].whole {
+		t.Fatalf("bag %s moved to the bucket is not reconciled whole", incoming)
+	}
+	many := make([]chain.ObjectID, maxDeltaObjects+1)
+	for i := range many {
+		many[i] = chain.ObjectID(100 + i)
+	}
+	s.handleEvent(chain.NewEvent(chain.ObjectsAccepted{Bag: mine, Objects: many}), 2)
+	if work, _ := s.recon.take(); !work[mine].whole {
+		t.Fatalf("an event naming %d objects is read object by object", len(many))
+	}
+	s.recon.retryLater(mine, 7)
+	s.handleEvent(chain.NewEvent(chain.StorageOperatorMetadataSet{Bucket: 7}), 3)
+	work, all = s.recon.take()
+	if all || work[mine] == nil || work[mine].objs[7] != "" || len(work[mine].objs) != 1 {
+		t.Fatalf("new operator metadata: marked %v (all %v); want the object waiting for a retry only", work, all)
 	}
 }
 

@@ -14,6 +14,8 @@ type metrics struct {
 
 	chainHeight     prometheus.Gauge
 	reconciles      prometheus.Counter
+	fullReconciles  prometheus.Counter
+	chainLies       prometheus.Counter
 	syncObjects     *prometheus.CounterVec
 	syncBytes       prometheus.Counter
 	boundObjects    prometheus.Counter
@@ -37,6 +39,10 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 		reg:         reg,
 		chainHeight: prometheus.NewGauge(prometheus.GaugeOpts(opts("chain_height", "Last chain block whose events the node handled."))),
 		reconciles:  prometheus.NewCounter(prometheus.CounterOpts(opts("reconciles_total", "Reconcile passes of chain state against the store."))),
+		fullReconciles: prometheus.NewCounter(prometheus.CounterOpts(opts("full_reconciles_total",
+			"Reconcile passes that listed the whole bucket (start, resubscription, the reconcile interval)."))),
+		chainLies: prometheus.NewCounter(prometheus.CounterOpts(opts("chain_lies_total",
+			"Chain answers refused because they failed proof verification against the validators' headers."))),
 		syncObjects: prometheus.NewCounterVec(prometheus.CounterOpts(opts("sync_objects_total", "Object sync attempts by result: ok, no_source, failed.")), []string{"result"}),
 		syncBytes:   prometheus.NewCounter(prometheus.CounterOpts(opts("sync_bytes_total", "Bytes fetched from peers by sync."))),
 		boundObjects: prometheus.NewCounter(prometheus.CounterOpts(opts("bound_objects_total",
@@ -54,7 +60,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 			"Times an object missing from the chain's answers was kept because its deletion was not confirmed."))),
 	}
 	m.collectors = []prometheus.Collector{
-		m.chainHeight, m.reconciles, m.syncObjects, m.syncBytes, m.boundObjects, m.acceptTxs,
+		m.chainHeight, m.reconciles, m.fullReconciles, m.chainLies, m.syncObjects, m.syncBytes, m.boundObjects, m.acceptTxs,
 		m.acceptedObjects, m.cleanupObjects, m.cleanupDeferred, m.repairs, m.provides,
 		m.tombstones, m.deletionsRefused,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("objects", "Objects held (manifests in the store).")),

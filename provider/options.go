@@ -28,11 +28,17 @@ const (
 	DefaultReprovideInterval = 12 * time.Hour
 
 	// DefaultReconcileInterval is how often the node compares the whole
-	// chain view of its bucket with its store, besides reacting to events.
-	// It retries what events cannot retrigger: a pending object nobody
-	// could serve yet, a cleanup waiting for confirmations, a repair that
-	// found no peer.
-	DefaultReconcileInterval = 30 * time.Second
+	// chain view of its bucket with its store: a safety net only. The node
+	// follows block events and reads what they name (delta.go); it also
+	// lists the whole bucket at start and after the chain subscription
+	// failed.
+	DefaultReconcileInterval = 15 * time.Minute
+
+	// DefaultRetryInterval is how often the node retries what events
+	// cannot retrigger, for the objects and bags concerned only: a pending
+	// object nobody could serve yet, a cleanup waiting for confirmations,
+	// a failed accept, a repair that found no peer, a tombstone come due.
+	DefaultRetryInterval = 30 * time.Second
 
 	// DefaultAcceptWindow and DefaultAcceptBatch bound how long bound
 	// objects wait to be accepted together in one transaction, and how
@@ -77,6 +83,7 @@ type config struct {
 	log                  *slog.Logger
 	reprovideInterval    time.Duration
 	reconcileInterval    time.Duration
+	retryInterval        time.Duration
 	cleanupConfirmations int
 	acceptWindow         time.Duration
 	acceptBatch          int
@@ -98,6 +105,7 @@ func defaultConfig() config {
 		syncWorkers:          DefaultSyncWorkers,
 		reprovideInterval:    DefaultReprovideInterval,
 		reconcileInterval:    DefaultReconcileInterval,
+		retryInterval:        DefaultRetryInterval,
 		cleanupConfirmations: DefaultCleanupConfirmations,
 		acceptWindow:         DefaultAcceptWindow,
 		acceptBatch:          DefaultAcceptBatch,
@@ -164,13 +172,24 @@ func WithReprovideInterval(d time.Duration) Option {
 }
 
 // WithReconcileInterval sets how often the node compares the chain's whole
-// view of its bucket with its store and retries what is waiting (default
-// DefaultReconcileInterval). Chain events trigger the same work at once;
-// this is the safety net and the retry clock.
+// view of its bucket with its store (default DefaultReconcileInterval).
+// Chain events trigger the work they concern at once; this is the safety
+// net. Retries run at least this often too (WithRetryInterval).
 func WithReconcileInterval(d time.Duration) Option {
 	return func(c *config) {
 		if d > 0 {
 			c.reconcileInterval = d
+		}
+	}
+}
+
+// WithRetryInterval sets how often the node retries what waits on peers or
+// on a failed chain call (default DefaultRetryInterval), for the objects
+// and bags concerned only.
+func WithRetryInterval(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.retryInterval = d
 		}
 	}
 }

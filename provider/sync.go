@@ -47,7 +47,7 @@ const (
 
 // errNoSource means no peer could serve an object yet: for a pending
 // object, nobody has bound it; for an accepted one, its holders are
-// unreachable. The next full reconcile retries it.
+// unreachable. Its acceptance event or the retry clock retries it.
 var errNoSource = errors.New("provider: no peer serves the object yet")
 
 // syncJob is one object to fetch.
@@ -65,25 +65,38 @@ type syncQueue struct {
 	queued  map[uint64]syncJob
 	order   []uint64
 	running map[uint64]bool
-	wake    chan struct{}
+	// again holds a job added while its object was being synced: an event
+	// that arrived meanwhile (the object accepted elsewhere: a source now)
+	// runs it once more when the running one ends.
+	again map[uint64]syncJob
+	wake  chan struct{}
 }
 
 func newSyncQueue() *syncQueue {
-	return &syncQueue{queued: map[uint64]syncJob{}, running: map[uint64]bool{}, wake: make(chan struct{}, 1)}
+	return &syncQueue{queued: map[uint64]syncJob{}, running: map[uint64]bool{}, again: map[uint64]syncJob{}, wake: make(chan struct{}, 1)}
 }
 
 func (q *syncQueue) add(j syncJob) {
 	id := uint64(j.object.ID)
 	q.mu.Lock()
 	if q.running[id] {
+		q.again[id] = j
 		q.mu.Unlock()
 		return
 	}
+	q.queueLocked(id, j)
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *syncQueue) queueLocked(id uint64, j syncJob) {
 	if _, ok := q.queued[id]; !ok {
 		q.order = append(q.order, id)
 	}
 	q.queued[id] = j
-	q.mu.Unlock()
+}
+
+func (q *syncQueue) signal() {
 	select {
 	case q.wake <- struct{}{}:
 	default:
@@ -108,10 +121,21 @@ func (q *syncQueue) next() (syncJob, bool) {
 	return syncJob{}, false
 }
 
-func (q *syncQueue) done(id uint64) {
+// done ends the running job of an object, and queues it again when it was
+// added meanwhile and the object is still missing (held reports whether
+// it is held now).
+func (q *syncQueue) done(id uint64, held bool) {
 	q.mu.Lock()
 	delete(q.running, id)
+	j, again := q.again[id]
+	delete(q.again, id)
+	if again && !held {
+		q.queueLocked(id, j)
+	}
 	q.mu.Unlock()
+	if again && !held {
+		q.signal()
+	}
 }
 
 // dropBag forgets the queued jobs of bag (running ones finish).
@@ -123,12 +147,18 @@ func (q *syncQueue) dropBag(bag chain.BagID) {
 			delete(q.queued, id)
 		}
 	}
+	for id, j := range q.again {
+		if j.bag == bag {
+			delete(q.again, id)
+		}
+	}
 }
 
 // dropObject forgets a queued job of an object.
 func (q *syncQueue) dropObject(id uint64) {
 	q.mu.Lock()
 	delete(q.queued, id)
+	delete(q.again, id)
 	q.mu.Unlock()
 }
 
@@ -163,7 +193,7 @@ func (s *Server) syncLoop(ctx context.Context) {
 				break
 			}
 			g.Go(func() error {
-				defer s.syncer.done(uint64(j.object.ID))
+				defer func() { s.syncer.done(uint64(j.object.ID), s.holdings.has(uint64(j.object.ID))) }()
 				s.runSync(ctx, j)
 				return nil
 			})
@@ -194,10 +224,15 @@ func (s *Server) runSync(ctx context.Context, j syncJob) {
 		s.m.syncObjects.WithLabelValues("failed").Inc()
 		s.log.Warn("sync object failed; retrying at the next reconcile", "bag", j.bag, "object", uint64(j.object.ID), "err", err)
 	}
-	// Look at the bag again: the object may have been deleted or the bag
-	// moved while it was being fetched.
-	if err == nil {
-		s.recon.mark(j.bag)
+	// Look at the object again: it may have been deleted while it was
+	// being fetched (a bag moved meanwhile comes with its own event). A
+	// failed sync waits for the retry clock, or an event about the object
+	// or its peers.
+	switch {
+	case err == nil:
+		s.recon.markObjects(j.bag, []chain.ObjectID{j.object.ID}, "")
+	case ctx.Err() == nil:
+		s.recon.retryLater(j.bag, j.object.ID)
 	}
 }
 

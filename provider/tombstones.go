@@ -21,8 +21,9 @@ import (
 // evidence, and only after a grace period an operator can see and stop:
 //
 //   - evidence is the chain's deletion event for the object (ObjectsDeleted,
-//     whatever its reason, "expired" included), or its absence confirmed
-//     twice — when first noticed and again when the grace ends — by a
+//     whatever its reason, "expired" included) confirmed by a read of the
+//     object that answers not-found (events are not proven: delta.go), or
+//     its absence confirmed twice — when first noticed and again when the grace ends — by a
 //     DataObject query that answers not-found from an endpoint whose height
 //     is at least the height this node has already followed the chain to.
 //     An endpoint that is behind (lagging, reset) is not believed, and an
@@ -47,7 +48,8 @@ const tombstoneFileName = "provider-tombstones.json"
 
 // Evidence a tombstone rests on.
 const (
-	// EvidenceDeleted: the chain's ObjectsDeleted event (owner or lead).
+	// EvidenceDeleted: the chain's ObjectsDeleted event (owner or lead),
+	// confirmed by a read of the object.
 	EvidenceDeleted = "deleted"
 	// EvidenceExpired: the chain's ObjectsDeleted event with reason
 	// "expired" (a pending object never accepted).
@@ -261,21 +263,6 @@ func (s *Server) ReleaseObject(obj chain.ObjectID) error {
 	s.log.Warn("operator released a kept object; it will be removed once due", "bag", ts.Bag, "object", ts.Object, "due", ts.Due)
 	s.recon.mark(ts.Bag)
 	return nil
-}
-
-// recordDeletion records the chain's deletion event for objects of bag
-// the node holds.
-func (s *Server) recordDeletion(bag chain.BagID, objs []chain.ObjectID, reason string, height int64) {
-	evidence := EvidenceDeleted
-	if reason == chain.DeletedExpired {
-		evidence = EvidenceExpired
-	}
-	for _, o := range objs {
-		if !s.holdsLocally(uint64(o)) {
-			continue
-		}
-		s.addTombstone(Tombstone{Object: uint64(o), Bag: bag, Evidence: evidence, Height: height})
-	}
 }
 
 // holdsLocally reports whether the store has a manifest for obj.

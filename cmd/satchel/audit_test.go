@@ -32,7 +32,7 @@ func TestAuditCommands(t *testing.T) {
 		}))
 	home := t.TempDir()
 	pn := &putNet{t: t, net: net, home: home, cfgPath: filepath.Join(home, "config.yml")}
-	writeFile(t, pn.cfgPath, "home: "+home+"\nchain:\n  rpc: http://"+addr+"\n")
+	writeFile(t, pn.cfgPath, "home: "+home+"\nchain:\n  rpc: http://"+addr+"\n  genesis: "+net.Chain.GenesisFile()+"\n")
 	ctx, cancel := context.WithTimeout(context.Background(), testnet.WaitTimeout)
 	defer cancel()
 

@@ -19,13 +19,16 @@ import (
 func newChainAPICmd(app *App) *cobra.Command {
 	var listen, genesis, rpcURL string
 	cmd := &cobra.Command{
-		Use:   "api --genesis FILE",
+		Use:   "api [--genesis FILE]",
 		Short: "Serve the data directory's reads over HTTP/JSON, each proven against the validators",
 		Long: `Serve the HTTP/JSON query API (GET /api/v1/...; see docs/OPERATOR.md) until
 Ctrl-C. Every answer is read from the chain node at --rpc (default: chain.rpc
 in the config) with proofs, and verified against headers signed by the
-validators of the genesis file before it is served: an answer that fails is
-refused with 502 and the endpoint named.`,
+validators of the genesis file (default: the trust root of the config, as
+for every command: chain.trustHeight/trustHash, chain.genesis, the chain
+home's genesis.json) before it is served: an answer that fails is refused
+with 502 and the endpoint named. --trust-rpc does not apply: the API serves
+proven answers only.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := app.Config()
@@ -35,9 +38,14 @@ refused with 502 and the endpoint named.`,
 			if rpcURL == "" {
 				rpcURL = cfg.Chain.RPC
 			}
-			trust, err := verify.TrustGenesisFile(genesis)
+			var trust verify.Trust
+			if genesis != "" {
+				trust, err = verify.TrustGenesisFile(genesis)
+			} else {
+				trust, err = chainTrust(cfg).Root()
+			}
 			if err != nil {
-				return err
+				return fmt.Errorf("query API: %w; pass --genesis FILE, or set chain.genesis (or chain.trustHeight and chain.trustHash) in %s", err, app.ConfigPath)
 			}
 			tr, err := rpc.Dial(rpcURL)
 			if err != nil {
@@ -83,8 +91,7 @@ refused with 502 and the endpoint named.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", "127.0.0.1:8090", "`HOST:PORT` to serve on")
-	f.StringVar(&genesis, "genesis", "", "the network's genesis `FILE`, whose validators are trusted (required)")
+	f.StringVar(&genesis, "genesis", "", "the network's genesis `FILE`, whose validators are trusted (default: the config's trust root)")
 	f.StringVar(&rpcURL, "rpc", "", "RPC `URL` of the chain node to read from (default: chain.rpc in the config)")
-	requiredFlags(cmd, "genesis")
 	return cmd
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -222,14 +223,58 @@ func firstLine(s string) string {
 	return first
 }
 
+// chainConnectTimeout bounds connecting to the chain node: dialing and
+// verifying the trust root.
+const chainConnectTimeout = 30 * time.Second
+
+// chainTrust is how the answers of the node at chain.rpc are trusted:
+// --trust-rpc or chain.trustRPC believes them; otherwise they are proven
+// from chain.trustHeight/trustHash, else from the validators of
+// chain.genesis, else of the genesis file in the chain home.
+func chainTrust(cfg Config) rpc.Trust {
+	t := rpc.Trust{TrustRPC: cfg.Chain.TrustRPC, Height: cfg.Chain.TrustHeight, Hash: cfg.Chain.TrustHash, Genesis: cfg.Chain.Genesis}
+	if t.Genesis == "" && t.Height == 0 && t.Hash == "" {
+		if g := node.GenesisPath(chainHome(cfg, "")); fileExists(g) {
+			t.Genesis = g
+		}
+	}
+	return t
+}
+
+func fileExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular()
+}
+
 // connectChain returns a client of the node at chain.rpc and a function
-// that releases it.
+// that releases it. Unless chain.trustRPC (--trust-rpc), every read is
+// proven against headers the validators signed (chainTrust): an endpoint
+// that answers anything else is refused, named in the error.
 func connectChain(cfg Config) (*chain.Client, func(), error) {
 	t, err := rpc.Dial(cfg.Chain.RPC)
 	if err != nil {
 		return nil, nil, err
 	}
-	return chain.NewClient(t), func() { _ = t.Close() }, nil
+	ctx, cancel := context.WithTimeout(context.Background(), chainConnectTimeout)
+	defer cancel()
+	trust := chainTrust(cfg)
+	if _, rerr := trust.Root(); rerr != nil && !trust.TrustRPC {
+		// An unreachable node is the first thing to fix.
+		if _, err := t.LatestHeight(ctx); err != nil {
+			t.Close()
+			return nil, nil, err
+		}
+		t.Close()
+		return nil, nil, fmt.Errorf("%w; set chain.genesis to the network's genesis.json (any node's CHAIN_HOME/config/genesis.json), "+
+			"or chain.trustHeight and chain.trustHash from `satchel chain status` on a node you trust; "+
+			"or pass --trust-rpc (chain.trustRPC: true) to believe the node at %s unproven", rerr, cfg.Chain.RPC)
+	}
+	pt, err := rpc.Prove(ctx, t, cfg.Chain.RPC, trust, rpc.WithLogger(slog.Default()))
+	if err != nil {
+		t.Close()
+		return nil, nil, err
+	}
+	return chain.NewClient(pt), func() { _ = pt.Close() }, nil
 }
 
 // chainRead runs a read against the configured node and explains its error.
@@ -245,7 +290,7 @@ func chainRead[T any](cmd *cobra.Command, app *App, read func(ctx context.Contex
 	}
 	c, closeFn, err := connectChain(cfg)
 	if err != nil {
-		return zero, err
+		return zero, explainWithin(app, cfg, err, nil, chainConnectTimeout)
 	}
 	defer closeFn()
 	ctx, cancel := context.WithTimeout(cmd.Context(), txTimeout)
@@ -306,7 +351,7 @@ func submit(cmd *cobra.Command, app *App, f *txFlags, t tx) error {
 	}
 	c, closeFn, err := connectChain(cfg)
 	if err != nil {
-		return err
+		return explainWithin(app, cfg, err, nil, chainConnectTimeout)
 	}
 	defer closeFn()
 	ctx, cancel := context.WithTimeout(cmd.Context(), txTimeout)

@@ -506,6 +506,7 @@ func TestExplainNode(t *testing.T) {
 	params := func(rpc string, timeout time.Duration) (Config, error) {
 		cfg := DefaultConfig()
 		cfg.Chain.RPC = rpc
+		cfg.Chain.TrustRPC = true // the connection's errors, not a trust root's
 		c, closeFn, err := connectChain(cfg)
 		if err != nil {
 			t.Fatal(err)

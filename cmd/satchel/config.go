@@ -45,6 +45,19 @@ type ChainConfig struct {
 	// RPC is the CometBFT RPC address of a running node, e.g.
 	// http://127.0.0.1:26657. Commands that read or write the chain use it.
 	RPC string `yaml:"rpc"`
+	// Genesis is the network's genesis file, whose validators every answer
+	// of the node at RPC is proven against (default: the genesis.json in
+	// the chain home, when there is one).
+	Genesis string `yaml:"genesis"`
+	// TrustHeight and TrustHash name a header to prove answers from
+	// instead of the genesis validators: `satchel chain status` on a node
+	// the operator trusts prints them. A network older than two weeks (the
+	// trusting period) needs one.
+	TrustHeight int64  `yaml:"trustHeight"`
+	TrustHash   string `yaml:"trustHash"`
+	// TrustRPC believes the node at RPC without proofs (--trust-rpc): for
+	// a node the operator runs on the same machine.
+	TrustRPC bool `yaml:"trustRPC"`
 }
 
 // P2PConfig configures the libp2p host of a node.
@@ -156,5 +169,12 @@ func configSections(t reflect.Type, path string, out map[string]configSection) m
 	return out
 }
 
-// Config loads the configuration named by --configPath.
-func (a *App) Config() (Config, error) { return LoadConfig(a.ConfigPath) }
+// Config loads the configuration named by --configPath; --trust-rpc sets
+// chain.trustRPC.
+func (a *App) Config() (Config, error) {
+	cfg, err := LoadConfig(a.ConfigPath)
+	if a.TrustRPC {
+		cfg.Chain.TrustRPC = true
+	}
+	return cfg, err
+}

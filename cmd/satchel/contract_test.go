@@ -34,7 +34,7 @@ func TestContractPublishListShow(t *testing.T) {
 		boot = append(boot, fmt.Sprintf("    - %s/p2p/%s", ai.Addrs[0], ai.ID))
 	}
 	pn := &putNet{t: t, net: net, home: home, cfgPath: filepath.Join(home, "config.yml")}
-	writeFile(t, pn.cfgPath, "home: "+home+"\nkey: "+keyPath+"\nchain:\n  rpc: http://"+addr+"\np2p:\n  bootstrap:\n"+strings.Join(boot, "\n")+"\n")
+	writeFile(t, pn.cfgPath, "home: "+home+"\nkey: "+keyPath+"\nchain:\n  rpc: http://"+addr+"\n  genesis: "+net.Chain.GenesisFile()+"\np2p:\n  bootstrap:\n"+strings.Join(boot, "\n")+"\n")
 	file := filepath.Join(t.TempDir(), "asset")
 	writeFile(t, file, strings.Repeat("satchel ", 1000))
 

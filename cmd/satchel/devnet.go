@@ -142,6 +142,7 @@ func writeDevnetConfig(nw *testnet.Network, home string) (string, error) {
 	cfg.Home = home
 	cfg.Key = nw.KeyFile("member")
 	cfg.Chain.RPC = nw.Chain.RPCAddress()
+	cfg.Chain.Genesis = nw.Chain.GenesisFile() // every read proven against its validators
 	for _, p := range nw.Providers() {
 		for _, a := range p.AddrInfo().Addrs {
 			cfg.P2P.Bootstrap = append(cfg.P2P.Bootstrap, fmt.Sprintf("%s/p2p/%s", a, p.AddrInfo().ID))

@@ -31,7 +31,7 @@ func TestDistributorServerCommand(t *testing.T) {
 	}
 	home := t.TempDir()
 	cfgPath := filepath.Join(home, "config.yml")
-	writeFile(t, cfgPath, "home: "+home+"\nchain:\n  rpc: http://"+rpc+"\n")
+	writeFile(t, cfgPath, "home: "+home+"\nchain:\n  rpc: http://"+rpc+"\n  genesis: "+net.Chain.GenesisFile()+"\n")
 	p0 := net.Provider(0).AddrInfo()
 	var out, errOut syncBuffer
 	t.Cleanup(func() {

@@ -40,7 +40,7 @@ func startPutNet(t *testing.T) *putNet {
 		t.Fatal(err)
 	}
 	pn := &putNet{t: t, net: net, home: home, cfgPath: filepath.Join(home, "config.yml")}
-	writeFile(t, pn.cfgPath, "home: "+home+"\nkey: "+keyPath+"\nchain:\n  rpc: http://"+addr+"\n")
+	writeFile(t, pn.cfgPath, "home: "+home+"\nkey: "+keyPath+"\nchain:\n  rpc: http://"+addr+"\n  genesis: "+net.Chain.GenesisFile()+"\n")
 	return pn
 }
 

@@ -17,9 +17,11 @@ type App struct {
 	ConfigPath string
 	JSON       bool
 	Verbose    bool
-	Out        io.Writer
-	Err        io.Writer
-	Log        *slog.Logger
+	// TrustRPC is --trust-rpc: read the chain node's answers unproven.
+	TrustRPC bool
+	Out      io.Writer
+	Err      io.Writer
+	Log      *slog.Logger
 }
 
 // Printer returns the printer that honours --json for this invocation.
@@ -74,6 +76,8 @@ who stores and serves what.`,
 		"path to the YAML config file (relative to the working directory)")
 	root.PersistentFlags().BoolVar(&app.JSON, "json", false, "print data as JSON")
 	root.PersistentFlags().BoolVarP(&app.Verbose, "verbose", "v", false, "log debug messages")
+	root.PersistentFlags().BoolVar(&app.TrustRPC, "trust-rpc", false,
+		"believe the chain node at chain.rpc without proofs (default: every read is proven against the validators of chain.genesis or chain.trustHeight/trustHash)")
 	app.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	for _, g := range helpSections {
 		root.AddGroup(&cobra.Group{ID: g.id, Title: g.title})

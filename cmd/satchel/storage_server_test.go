@@ -52,7 +52,7 @@ func TestStorageServerCommand(t *testing.T) {
 	}
 	home := t.TempDir()
 	cfgPath := filepath.Join(home, "config.yml")
-	writeFile(t, cfgPath, "home: "+home+"\nchain:\n  rpc: http://"+rpc+"\n")
+	writeFile(t, cfgPath, "home: "+home+"\nchain:\n  rpc: http://"+rpc+"\n  genesis: "+net.Chain.GenesisFile()+"\n")
 	p0 := net.Provider(0).AddrInfo()
 	boot := fmt.Sprintf("%s/p2p/%s", p0.Addrs[0], p0.ID)
 

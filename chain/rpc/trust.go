@@ -1,0 +1,191 @@
+package rpc
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/chain/verify"
+)
+
+// ErrNoTrustRoot means a remote chain endpoint was to be read with proofs
+// but nothing says whom to trust: no genesis file, no trusted header.
+var ErrNoTrustRoot = errors.New("no trust root for proven reads of the chain endpoint")
+
+// Trust says how the answers of a remote chain endpoint are trusted. The
+// default is proven reads: every answer is checked against headers signed
+// by the validators (package chain/verify), from a root given by a genesis
+// file or a trusted header, as CometBFT's light client starts. Only
+// TrustRPC reads the endpoint's answers as they come.
+type Trust struct {
+	// Genesis is the network's genesis file (config/genesis.json in any
+	// node's home, the same on every node): its validators are trusted.
+	Genesis string
+	// Height and Hash name a header trusted instead of the genesis
+	// validators (the hash in hex, as `satchel chain status` prints it on
+	// a node the operator trusts). A network older than the trusting
+	// period needs one: a header older than that starts no verification.
+	Height int64
+	Hash   string
+	// TrustRPC turns proofs off: the endpoint is believed. For a node the
+	// operator runs and trusts, or an in-process node reading its own
+	// state.
+	TrustRPC bool
+}
+
+// Root returns the verify.Trust the fields name: the trusted header when
+// Height is set, else the genesis file's validators. It fails with
+// ErrNoTrustRoot when neither is given.
+func (t Trust) Root() (verify.Trust, error) {
+	switch {
+	case t.Height > 0 || t.Hash != "":
+		if t.Height <= 0 || t.Hash == "" {
+			return verify.Trust{}, fmt.Errorf("trusted header: give both its height and its hash (height %d, hash %q)", t.Height, t.Hash)
+		}
+		h, err := hex.DecodeString(strings.TrimPrefix(strings.TrimSpace(t.Hash), "0x"))
+		if err != nil || len(h) != 32 {
+			return verify.Trust{}, fmt.Errorf("trusted header hash %q: want 64 hex digits, as `satchel chain status` prints it", t.Hash)
+		}
+		return verify.Trust{Height: t.Height, Hash: h}, nil
+	case t.Genesis != "":
+		return verify.TrustGenesisFile(t.Genesis)
+	}
+	return verify.Trust{}, fmt.Errorf("%w: give the network's genesis file or a trusted header's height and hash, or trust the endpoint explicitly", ErrNoTrustRoot)
+}
+
+// String says how answers are trusted, for logs and errors.
+func (t Trust) String() string {
+	switch {
+	case t.TrustRPC:
+		return "trusted endpoint (answers not proven)"
+	case t.Height > 0:
+		return fmt.Sprintf("proven from trusted header %d", t.Height)
+	case t.Genesis != "":
+		return "proven from the validators of " + t.Genesis
+	}
+	return "no trust root"
+}
+
+// openConfig is what OpenOptions set.
+type openConfig struct {
+	log    *slog.Logger
+	verify []verify.Option
+}
+
+// OpenOption configures Open and Prove.
+type OpenOption func(*openConfig)
+
+// WithLogger sets the logger verification failures are logged to.
+func WithLogger(l *slog.Logger) OpenOption {
+	return func(c *openConfig) {
+		if l != nil {
+			c.log = l
+		}
+	}
+}
+
+// WithVerifyOptions passes options to verify.New (e.g. a trusting period).
+func WithVerifyOptions(opts ...verify.Option) OpenOption {
+	return func(c *openConfig) { c.verify = append(c.verify, opts...) }
+}
+
+// Open dials the node at rpcURL and, unless trust.TrustRPC, returns a
+// transport whose every query answer is proven against headers the
+// validators signed (Prove). An endpoint whose trust root or answers fail
+// verification is refused with an error naming it (errors.Is with
+// verify.ErrLyingEndpoint). Closing the transport closes the connection.
+func Open(ctx context.Context, rpcURL string, trust Trust, opts ...OpenOption) (chain.Transport, error) {
+	// Check the trust root before dialing, so a missing one is the error.
+	if !trust.TrustRPC {
+		if _, err := trust.Root(); err != nil {
+			return nil, fmt.Errorf("chain endpoint %s: %w", rpcURL, err)
+		}
+	}
+	t, err := Dial(rpcURL)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := Prove(ctx, t, rpcURL, trust, opts...)
+	if err != nil {
+		t.Close()
+		return nil, err
+	}
+	return pt, nil
+}
+
+// Prove wraps t, which must give signed headers (a verify.Source, as the
+// transports of this package and chain/node do), so every query answer is
+// proven; endpoint names it in errors and logs. With trust.TrustRPC it
+// returns t as it is. It verifies the trust root through t first.
+func Prove(ctx context.Context, t chain.Transport, endpoint string, trust Trust, opts ...OpenOption) (chain.Transport, error) {
+	if trust.TrustRPC {
+		return t, nil
+	}
+	c := openConfig{log: slog.Default()}
+	for _, o := range opts {
+		o(&c)
+	}
+	root, err := trust.Root()
+	if err != nil {
+		return nil, fmt.Errorf("chain endpoint %s: %w", endpoint, err)
+	}
+	vopts := append([]verify.Option{verify.WithEndpoint(endpoint), verify.WithLogger(c.log.With("component", "chain/verify"))}, c.verify...)
+	vt, err := verify.New(ctx, t, root, vopts...)
+	if err != nil {
+		return nil, fmt.Errorf("proven reads of chain endpoint %s (%s): %w", endpoint, trust, err)
+	}
+	p := &Proven{Transport: vt, inner: t}
+	if h, err := t.LatestHeight(ctx); err == nil {
+		p.fresh.Store(h)
+	}
+	return p, nil
+}
+
+// Proven is the transport Open and Prove return: a verify.Transport, whose
+// answers are proven, with two adjustments for answers that trail the
+// chain's head by a block (the one its last signed header covers):
+//
+//   - the first answer covers every block committed before Prove
+//     returned: it waits, when needed, for the next block to be signed (on
+//     an idle chain up to its empty-block interval, 1 s by default), so a
+//     command reads what the one before it wrote;
+//   - a not-found is asked once more after the next block, so what
+//     another party's transaction has just committed is found;
+//   - an account's nonce (chain.QueryAccount) is read unproven, at the
+//     head: it only numbers the reader's own transactions, a wrong one
+//     makes a submission fail and nothing else, and one a block old would
+//     sign a transaction that repeats the last.
+type Proven struct {
+	*verify.Transport
+	inner chain.Transport
+	// fresh is the head when Prove returned, until a query has waited for
+	// the block after it (then 0).
+	fresh atomic.Int64
+}
+
+// Query answers from proven reads (see Proven).
+func (p *Proven) Query(ctx context.Context, path string, data []byte) ([]byte, error) {
+	if path == chain.QueryAccount {
+		return p.inner.Query(ctx, path, data)
+	}
+	if h := p.fresh.Load(); h > 0 {
+		if err := p.inner.WaitForHeight(ctx, h+1); err != nil {
+			return nil, err
+		}
+		p.fresh.CompareAndSwap(h, 0)
+	}
+	b, err := p.Transport.Query(ctx, path, data)
+	if !errors.Is(err, chain.ErrNotFound) {
+		return b, err
+	}
+	h, herr := p.inner.LatestHeight(ctx)
+	if herr != nil || p.inner.WaitForHeight(ctx, h+1) != nil {
+		return b, err
+	}
+	return p.Transport.Query(ctx, path, data)
+}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/satchel-net/satchel/chain"
+)
+
+// `satchel chain api` without --genesis proves its answers from the
+// config's trust root (here the chain home's genesis) and serves them.
+func TestChainAPIUsesConfigTrust(t *testing.T) {
+	tc := startTestChain(t)
+	listen := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	exited := make(chan struct{})
+	var code int
+	var out, errOut syncBuffer
+	go func() {
+		defer close(exited)
+		code = run(ctx, []string{"-c", tc.cfgPath, "chain", "api", "--listen", listen}, &out, &errOut)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-exited
+		if code != 0 {
+			t.Errorf("chain api exited %d: %s", code, errOut.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + listen + "/api/v1/info")
+		if err == nil {
+			var info chain.NodeInfo
+			derr := json.NewDecoder(resp.Body).Decode(&info)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || derr != nil || info.ChainID != tc.node.ChainID() {
+				t.Fatalf("GET /api/v1/info: %d, %+v, %v", resp.StatusCode, info, derr)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the query API never answered: %v; stderr: %s", err, errOut.String())
+		}
+		select {
+		case <-exited:
+			t.Fatalf("chain api exited before it answered: %s", errOut.String())
+		case <-time.After(50 * time.Millisecond): // poll until it listens
+		}
+	}
+}
