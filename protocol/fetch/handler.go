@@ -18,7 +18,8 @@ import (
 )
 
 // Blocks is what the handler reads: the node's block store. Get returns the
-// block's bytes verified against c, or an error wrapping ErrNotFound (not
+// block's bytes checked for damage on disk (a checksum is enough: the
+// receiver verifies them against c), or an error wrapping ErrNotFound (not
 // held) or ErrCorrupt (held but damaged, and quarantined by then).
 type Blocks interface {
 	Has(c cid.Cid) (bool, error)
@@ -33,9 +34,9 @@ type Policy interface {
 
 // Handler serves /satchel/fetch/1.0.0 from a node's blocks: HAVE answers
 // which blocks it holds and serves, GET sends a block's bytes (or a range).
-// A whole block is read and verified against its CID on every request; a
-// range is read alone from a block verified within VerifiedFor (see
-// RangeReader). Each GET reserves its reply's memory in the stream's
+// A whole block is read and checked for damage on every request (see
+// Blocks); a range is read alone from a block checked within VerifiedFor
+// (see RangeReader). Each GET reserves its reply's memory in the stream's
 // resource scope first and is REFUSED when the budget has no room. A block
 // found corrupt
 // is answered FAILED and reported through WithCorruptBlock so the node

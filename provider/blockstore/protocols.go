@@ -30,9 +30,10 @@ var (
 // Has implements store.Blocks and fetch.Blocks.
 func (b ProtocolBlocks) Has(c cid.Cid) (bool, error) { return b.bs.Has(c) }
 
-// Get implements fetch.Blocks.
+// Get implements fetch.Blocks: the block checked against its CRC-32C
+// (Store.GetFast), since the receiver verifies the CID.
 func (b ProtocolBlocks) Get(c cid.Cid) ([]byte, error) {
-	data, err := b.bs.Get(c)
+	data, err := b.bs.GetFast(c)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil, fmt.Errorf("%w: %w", fetch.ErrNotFound, err)
