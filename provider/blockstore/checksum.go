@@ -33,12 +33,16 @@ func blockCRC(data []byte) uint32 { return crc32.Checksum(data, castagnoli) }
 // stored before the store kept CRCs is verified against c in full once and
 // gets its CRC then. A block not held gives an error wrapping ErrNotFound.
 // The scrub and audits use Get, which always hashes.
+//
+// The bytes are in a buffer of the store's pool: a caller that is done with
+// them (its reply written) may hand them back with Recycle, so the next
+// read needs no new buffer; one that keeps them simply does not.
 func (s *Store) GetFast(c cid.Cid) ([]byte, error) {
 	rec, err := s.blockRecord(c)
 	if err != nil {
 		return nil, err
 	}
-	data, err := s.files.read(s.blockPath(c))
+	data, err := s.files.readPooled(s.blockPath(c))
 	if errors.Is(err, errBlockFileTooLarge) {
 		return nil, s.quarantine(c, err.Error())
 	}
@@ -56,6 +60,7 @@ func (s *Store) GetFast(c cid.Cid) ([]byte, error) {
 	}
 	// No CRC yet, or a mismatch: the hash decides.
 	if verr := chunker.VerifyChunk(c, data); verr != nil {
+		s.files.recycle(data)
 		why := verr.Error()
 		if rec.hasCRC {
 			why = fmt.Sprintf("CRC-32C mismatch (%s)", why)
@@ -65,6 +70,11 @@ func (s *Store) GetFast(c cid.Cid) ([]byte, error) {
 	s.setCRC(c, data)
 	return data, nil
 }
+
+// Recycle hands back a buffer GetFast returned, for a later read to reuse.
+// The caller must not touch data afterwards. A slice GetFast did not
+// return whole is ignored.
+func (s *Store) Recycle(data []byte) { s.files.recycle(data) }
 
 // setCRC records the CRC-32C of block c's verified bytes in its index
 // entry, unless the entry changed or went meanwhile. The write is not

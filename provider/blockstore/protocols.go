@@ -25,6 +25,7 @@ var (
 	_ store.Blocks      = ProtocolBlocks{}
 	_ fetch.Blocks      = ProtocolBlocks{}
 	_ fetch.RangeReader = ProtocolBlocks{}
+	_ fetch.Recycler    = ProtocolBlocks{}
 )
 
 // Has implements store.Blocks and fetch.Blocks.
@@ -42,6 +43,10 @@ func (b ProtocolBlocks) Get(c cid.Cid) ([]byte, error) {
 	}
 	return data, err
 }
+
+// Recycle implements fetch.Recycler: the handler hands back a block's
+// buffer once its reply is written (see Store.Recycle).
+func (b ProtocolBlocks) Recycle(data []byte) { b.bs.Recycle(data) }
 
 // ReadRange implements fetch.RangeReader (see Store.ReadRange).
 func (b ProtocolBlocks) ReadRange(c cid.Cid, off, n uint64) ([]byte, uint64, error) {
