@@ -88,6 +88,7 @@ is drawn on stderr when it is a terminal, never with --json.`,
 			if err != nil {
 				return err
 			}
+			tuneGC()
 			c, closeFn, err := openClient(app, cfg, chain.Key{}, 0)
 			if err != nil {
 				return err
