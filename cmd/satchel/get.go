@@ -45,10 +45,12 @@ exists at FILE (a device such as /dev/null, a FIFO, a pipe, a terminal) is
 written straight to and never replaced; a failed read may then leave part of
 the bytes written. Without -o (or with -o -) the bytes go to standard output.
 
-The file is not synced to the disk (like curl, wget and ipfs get): it is
-whole or absent, but a power loss soon after may lose it. --fsync makes it
-durable before the command returns, flushing it in steps while the rest is
-still being fetched.
+A regular FILE is written with direct I/O in large writes where the file
+system allows it (it then does not fill the page cache, which costs more CPU
+than the rest of the get), and is not synced (like curl, wget and ipfs get):
+it is whole or absent, but a power loss soon after may lose it. --fsync makes
+it durable before the command returns; through the page cache it is flushed
+in steps while the rest is still being fetched.
 
 --offset and --length read a range (--length 0: to the end). A progress bar
 is drawn on stderr when it is a terminal, never with --json.`,

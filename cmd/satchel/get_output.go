@@ -73,13 +73,16 @@ func writeDirect(path string, fill func(io.Writer) (int64, error)) (int64, error
 // never holds a partial object. Use it only for a regular file or a new
 // path (see writeOutput).
 //
-// With fsync the file is durable when writeAtomic returns: while fill
-// writes, the bytes already written are flushed to the disk in steps of
+// The bytes go to the disk with direct I/O in large writes where the file
+// system allows it (see get_direct.go), else through the page cache.
+//
+// With fsync the file is durable when writeAtomic returns: direct writes
+// reach the device as they go and the final fdatasync flushes its cache;
+// through the page cache, the bytes already written are flushed in steps of
 // syncStep on a goroutine of their own (sync_file_range on Linux), so the
 // disk works while the network does and the final fdatasync finds little
-// left; then the directory is synced after the rename. Without it nothing
-// is synced: the file is complete, or absent, for every reader at once,
-// and the kernel writes it back when it likes.
+// left. Then the directory is synced after the rename. Without fsync nothing
+// is synced: the file is complete, or absent, for every reader at once.
 func writeAtomic(path string, fsync bool, fill func(io.Writer) (int64, error)) (int64, error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
@@ -91,15 +94,21 @@ func writeAtomic(path string, fsync bool, fill func(io.Writer) (int64, error)) (
 	}
 	tmp := f.Name()
 	var w io.Writer = f
-	var sw *stepSyncer
-	if fsync {
-		sw = newStepSyncer(f, syncStep)
-		w = sw
+	var finish func() error
+	if useDirectOutput {
+		// Refused (tmpfs, some network file systems): the page cache.
+		if dw, err := openDirect(tmp); err == nil {
+			w, finish = dw, dw.finish
+		}
+	}
+	if finish == nil && fsync {
+		sw := newStepSyncer(f, syncStep)
+		w, finish = sw, sw.finish
 	}
 	n, err := fill(w)
-	if sw != nil {
-		if serr := sw.finish(); err == nil {
-			err = serr
+	if finish != nil {
+		if ferr := finish(); err == nil {
+			err = ferr
 		}
 	}
 	if err == nil && fsync {
@@ -124,6 +133,11 @@ func writeAtomic(path string, fsync bool, fill func(io.Writer) (int64, error)) (
 	}
 	return n, nil
 }
+
+// useDirectOutput writes regular output files with direct I/O where the
+// file system allows it (see get_direct.go); tests turn it off to cover the
+// page-cache path.
+var useDirectOutput = true
 
 // syncStep is how many bytes a durable get writes between two flushes.
 var syncStep int64 = 32 << 20

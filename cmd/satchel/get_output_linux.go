@@ -17,3 +17,6 @@ func syncRange(f *os.File, off, n int64) error {
 	}
 	return err
 }
+
+// oDirect opens a file for direct I/O.
+const oDirect = unix.O_DIRECT

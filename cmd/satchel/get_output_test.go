@@ -134,13 +134,13 @@ func TestGetOutputRegularFiles(t *testing.T) {
 	}
 }
 
-// TestGetFsyncFlushesInSteps: with --fsync the output goes through a
-// stepSyncer that hands every full step to the flusher while the rest is
+// TestGetFsyncFlushesInSteps: with --fsync and without direct I/O the
+// output goes through a stepSyncer that hands every full step to the flusher while the rest is
 // written, and the file lands whole under its name.
 func TestGetFsyncFlushesInSteps(t *testing.T) {
-	old := syncStep
-	syncStep = 8 << 10
-	t.Cleanup(func() { syncStep = old })
+	oldStep, oldDirect := syncStep, useDirectOutput
+	syncStep, useDirectOutput = 8<<10, false
+	t.Cleanup(func() { syncStep, useDirectOutput = oldStep, oldDirect })
 	dir := t.TempDir()
 	path := filepath.Join(dir, "out")
 	data := bytes.Repeat([]byte("0123456789abcdef"), 10<<10) // 160 KiB: 20 steps
@@ -177,6 +177,66 @@ func TestGetFsyncFlushesInSteps(t *testing.T) {
 	if _, _, err := writeOutput(filepath.Join(dir, "other"), true, func(w io.Writer) (int64, error) {
 		_, _ = w.Write(data)
 		return int64(len(data)), boom
+	}); !errors.Is(err, boom) {
+		t.Fatalf("failed fill: %v", err)
+	}
+	onlyEntry(t, dir, "out")
+}
+
+// TestGetOutputDirect: a regular output file is written with direct I/O
+// through the aligned double buffer, byte-exact whatever the sizes of the
+// writes and of the file (padded, then cut to length), with or without
+// --fsync, and a failed get leaves nothing.
+func TestGetOutputDirect(t *testing.T) {
+	dir := t.TempDir()
+	probe := filepath.Join(dir, "probe")
+	if err := os.WriteFile(probe, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dw, err := openDirect(probe)
+	if errors.Is(err, errNoDirect) {
+		t.Skipf("%s refuses direct I/O", dir)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dw.finish(); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Remove(probe)
+	for i, size := range []int{0, 1, directAlign - 1, directAlign, directBufSize - 1, directBufSize, 2*directBufSize + 12345} {
+		data := bytes.Repeat([]byte{byte(i + 1), 2, 3, 5, 7, 11, 13}, size/7+1)[:size]
+		path := filepath.Join(dir, "out")
+		var through io.Writer
+		n, direct, err := writeOutput(path, i%2 == 1, func(w io.Writer) (int64, error) {
+			through = w
+			var total int64
+			for off := 0; off < len(data); {
+				step := min(len(data)-off, 1+(off*7919)%(3<<20)) // uneven writes
+				m, err := w.Write(data[off : off+step])
+				total += int64(m)
+				if err != nil {
+					return total, err
+				}
+				off += step
+			}
+			return total, nil
+		})
+		if err != nil || direct || n != int64(size) {
+			t.Fatalf("%d bytes: writeOutput = %d, direct %v, %v", size, n, direct, err)
+		}
+		if _, ok := through.(*directWriter); !ok {
+			t.Fatalf("%d bytes written through %T, not with direct I/O", size, through)
+		}
+		if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%d bytes: file holds %d bytes (%v), not what was written", size, len(got), err)
+		}
+		onlyEntry(t, dir, "out")
+	}
+	boom := errors.New("provider went away")
+	if _, _, err := writeOutput(filepath.Join(dir, "other"), false, func(w io.Writer) (int64, error) {
+		_, _ = w.Write(make([]byte, directBufSize+5))
+		return directBufSize + 5, boom
 	}); !errors.Is(err, boom) {
 		t.Fatalf("failed fill: %v", err)
 	}
