@@ -160,7 +160,7 @@ func (s *Store) putLocked(c cid.Cid, data []byte, extra func(b *leveldb.Batch) e
 	var tmp string
 	if !held {
 		// The expensive part, outside the CID's lock.
-		if tmp, err = s.writeTemp(c, data); err != nil {
+		if tmp, err = s.writeTemp(data); err != nil {
 			return fmt.Errorf("blockstore: put %s: %w", c, err)
 		}
 		defer os.Remove(tmp) // no-op once renamed
@@ -176,12 +176,15 @@ func (s *Store) putLocked(c cid.Cid, data []byte, extra func(b *leveldb.Batch) e
 	}
 	if !held {
 		if tmp == "" { // deleted since the first look
-			if tmp, err = s.writeTemp(c, data); err != nil {
+			if tmp, err = s.writeTemp(data); err != nil {
 				return fmt.Errorf("blockstore: put %s: %w", c, err)
 			}
 			defer os.Remove(tmp)
 		}
 		path := s.blockPath(c)
+		if err := s.ensureShard(filepath.Dir(path)); err != nil {
+			return fmt.Errorf("blockstore: put %s: %w", c, err)
+		}
 		if err := os.Rename(tmp, path); err != nil {
 			return fmt.Errorf("blockstore: put %s: %w", c, err)
 		}

@@ -8,8 +8,7 @@
 // Layout of a store directory:
 //
 //	blocks/<shard>/<cid>   one file per block; shard = next-to-last 2 chars of the CID
-//	blocks/<shard>/.tmp-*  blocks being written, beside where they go
-//	tmp/                   emptied on Open (where older stores wrote)
+//	tmp/                   blocks being written (emptied on Open)
 //	quarantine/<cid>       corrupt blocks set aside
 //	index/                 goleveldb
 //	CLEAN                  present only while the store is closed cleanly
@@ -21,9 +20,8 @@
 // concurrent file-per-block durable writes (~430-460 MB/s with 2-8 writers)
 // match an fsynced append-only file (~350-370 MB/s).
 //
-// A Put verifies the bytes against the CID, writes them to a temp file in
-// the block's shard directory, fsyncs it, renames it to its CID and fsyncs
-// the directory, and only then
+// A Put verifies the bytes against the CID, writes them to a temp file,
+// fsyncs it, renames it into blocks/ and fsyncs the directory, and only then
 // writes the index entry, synced, so an indexed block is always whole on
 // disk and a block is held, durably, when Put returns. Every index write
 // that adds a block or a reference (Put, session references, manifests) and

@@ -68,7 +68,7 @@ func roundUp(n int) int { return (n + ioAlign - 1) &^ (ioAlign - 1) }
 
 // writeNew writes data to a new file in dir, fsyncs it and returns its path.
 func (f *fileIO) writeNew(dir string, data []byte) (string, error) {
-	name := filepath.Join(dir, tempPrefix+strconv.FormatUint(f.seq.Add(1), 36)+"-"+strconv.Itoa(os.Getpid()))
+	name := filepath.Join(dir, "blk-"+strconv.FormatUint(f.seq.Add(1), 36)+"-"+strconv.Itoa(os.Getpid()))
 	if f.direct.Load() {
 		err := f.writeDirect(name, data)
 		if err == nil {

@@ -17,7 +17,7 @@ import (
 const (
 	indexDir      = "index"      // goleveldb: the index, never block bytes
 	blocksDir     = "blocks"     // blocks/<shard>/<cid>
-	tmpDir        = "tmp"        // emptied on Open (temp files of stores before they went beside their block)
+	tmpDir        = "tmp"        // temp files being written; emptied on Open
 	quarantineDir = "quarantine" // corrupt blocks set aside
 	cleanMarker   = "CLEAN"      // present while closed cleanly
 	lockStripes   = 64
@@ -76,24 +76,10 @@ func (s *Store) loadShards() error {
 	return nil
 }
 
-// writeTemp writes block c's data to a new fsynced temp file in the shard
-// directory c's file goes to, and returns its path. Beside its block, the
-// rename stays within one directory, and new inodes spread over the shards'
-// inode groups: in one tmp/ directory every create searched the same
-// group's bitmap, past each recently deleted inode, which cost ext4 ~0.4 CPU
-// s per GiB of 1 MiB blocks. A temp file's name (temp prefix, no CID) is
-// never a block's; one a crash leaves is removed by Open's recovery.
-func (s *Store) writeTemp(c cid.Cid, data []byte) (string, error) {
-	dir := filepath.Dir(s.blockPath(c))
-	if err := s.ensureShard(dir); err != nil {
-		return "", err
-	}
-	return s.files.writeNew(dir, data)
+// writeTemp writes data to a new fsynced temp file and returns its path.
+func (s *Store) writeTemp(data []byte) (string, error) {
+	return s.files.writeNew(filepath.Join(s.dir, tmpDir), data)
 }
-
-// tempPrefix starts the name of every temp file: never a CID's first
-// character.
-const tempPrefix = ".tmp-"
 
 // syncDir fsyncs a directory so the entries renamed into it are durable.
 func syncDir(dir string) error {
