@@ -132,6 +132,7 @@ func BenchmarkCLI(b *testing.B) {
 	b.ReportMetric(m.cliPut.cpu/gib, "cli_put_cpu_s/GiB")
 	b.ReportMetric(m.cliPut.others/gib, "devnet_put_cpu_s/GiB")
 	b.ReportMetric(m.libPut.cpu/gib, "lib_put_cpu_s/GiB")
+	b.ReportMetric(m.libPut.others/gib, "devnet_libput_cpu_s/GiB")
 	b.ReportMetric(m.cliGet.cpu/gib, "cli_get_cpu_s/GiB")
 	b.ReportMetric(m.cliGet.others/gib, "devnet_get_cpu_s/GiB")
 	b.ReportMetric(m.libGet.cpu/gib, "lib_get_cpu_s/GiB")
