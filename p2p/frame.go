@@ -92,14 +92,18 @@ func readMsg(r io.Reader, m proto.Message, maxSize int) (int, error) {
 // DefaultMaxFrame), reporting the bytes consumed, prefix included. The
 // announced length is checked before anything is allocated for the body.
 func readFrame(r io.Reader, maxSize int) ([]byte, int, error) {
-	return readFrameReserving(r, maxSize, nil)
+	return readFrameReserving(r, maxSize, nil, false)
 }
 
 // readFrameReserving is readFrame that, when reserve is not nil, reserves
 // the announced body length with it before allocating, and releases it once
 // the body is read: a frame that would take the reader past its memory budget
-// is refused unread (an error wrapping ErrMemoryBudget).
-func readFrameReserving(r io.Reader, maxSize int, reserve func(int) (func(), error)) ([]byte, int, error) {
+// is refused unread (an error wrapping ErrMemoryBudget). A reserved body, or
+// any body when whole is set, is allocated at its announced length at once
+// rather than grown as bytes arrive (which copies a 1 MiB body's first
+// 320 KiB twice): the reservation, or the caller, bounds what a peer that
+// stalls can pin.
+func readFrameReserving(r io.Reader, maxSize int, reserve func(int) (func(), error), whole bool) ([]byte, int, error) {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxFrame
 	}
@@ -120,6 +124,15 @@ func readFrameReserving(r io.Reader, maxSize int, reserve func(int) (func(), err
 			return nil, prefixLen, err
 		}
 		defer release()
+		whole = true
+	}
+	if whole {
+		body := make([]byte, size)
+		n, err := io.ReadFull(r, body)
+		if err != nil {
+			return body[:n], prefixLen + n, truncated(err, n, int(size))
+		}
+		return body, prefixLen + n, nil
 	}
 	body, err := readBody(r, int(size))
 	return body, prefixLen + len(body), err

@@ -33,6 +33,7 @@ type FrameReader struct {
 	m     *metrics
 
 	reserve bool // reserve each large frame's body in s's scope while reading it
+	whole   bool // allocate each body at its announced length at once
 }
 
 // NewFrameReader returns a reader of frames of at most maxFrame bytes (zero:
@@ -72,7 +73,7 @@ func (r *FrameReader) ReadFrame() ([]byte, error) {
 			return func() { Release(r.s, n) }, nil
 		}
 	}
-	body, n, err := readFrameReserving(r.br, r.max, reserve)
+	body, n, err := readFrameReserving(r.br, r.max, reserve, r.whole)
 	switch {
 	case err == nil:
 		r.m.frameReceived(r.proto, n)
@@ -96,6 +97,18 @@ func (r *FrameReader) ReadFrame() ([]byte, error) {
 // past ReadFrame reserves it again for as long as it keeps it. It returns r.
 func (r *FrameReader) ReserveFrames() *FrameReader {
 	r.reserve = true
+	return r
+}
+
+// WholeFrames makes the reader allocate each frame's body at its announced
+// length (within the reader's limit) as soon as the length is read, instead
+// of growing it as bytes arrive, which saves copying and allocating on
+// large frames. Use it where a peer that announces a frame and stalls may
+// pin one whole frame: a reader that reads one frame at a time, on a stream
+// it opened, with replies it asked for (frames reserved with ReserveFrames
+// are always read whole). It returns r.
+func (r *FrameReader) WholeFrames() *FrameReader {
+	r.whole = true
 	return r
 }
 

@@ -18,11 +18,15 @@ import (
 // device node with a regular file (as root, /dev/null itself). direct
 // reports which way was taken; on a direct write, a failure can leave part
 // of the bytes written.
-func writeOutput(path string, fill func(io.Writer) (int64, error)) (n int64, direct bool, err error) {
+//
+// With fsync, a regular file is made durable before it is renamed into
+// place (see writeAtomic); without it the bytes are left to the page cache,
+// as curl, wget and ipfs get leave them.
+func writeOutput(path string, fsync bool, fill func(io.Writer) (int64, error)) (n int64, direct bool, err error) {
 	fi, err := os.Stat(path) // follows symbolic links: /dev/stdout is one
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		n, err = writeAtomic(path, fill)
+		n, err = writeAtomic(path, fsync, fill)
 		return n, false, err
 	case err != nil:
 		return 0, false, fmt.Errorf("cannot write %s: %w", path, err)
@@ -33,7 +37,7 @@ func writeOutput(path string, fill func(io.Writer) (int64, error)) (n int64, dir
 		if err != nil {
 			return 0, false, fmt.Errorf("cannot write %s: %w", path, err)
 		}
-		n, err = writeAtomic(target, fill)
+		n, err = writeAtomic(target, fsync, fill)
 		return n, false, err
 	}
 	n, err = writeDirect(path, fill)
@@ -65,10 +69,21 @@ func writeDirect(path string, fill func(io.Writer) (int64, error)) (int64, error
 }
 
 // writeAtomic writes path through fill: the bytes go to a temporary file
-// in the same directory, which is synced and renamed to path only when
-// fill succeeded, so path never holds a partial object. Use it only for a
-// regular file or a new path (see writeOutput).
-func writeAtomic(path string, fill func(io.Writer) (int64, error)) (int64, error) {
+// in the same directory, renamed to path only when fill succeeded, so path
+// never holds a partial object. Use it only for a regular file or a new
+// path (see writeOutput).
+//
+// The bytes go to the disk with direct I/O in large writes where the file
+// system allows it (see get_direct.go), else through the page cache.
+//
+// With fsync the file is durable when writeAtomic returns: direct writes
+// reach the device as they go and the final fdatasync flushes its cache;
+// through the page cache, the bytes already written are flushed in steps of
+// syncStep on a goroutine of their own (sync_file_range on Linux), so the
+// disk works while the network does and the final fdatasync finds little
+// left. Then the directory is synced after the rename. Without fsync nothing
+// is synced: the file is complete, or absent, for every reader at once.
+func writeAtomic(path string, fsync bool, fill func(io.Writer) (int64, error)) (int64, error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -78,8 +93,25 @@ func writeAtomic(path string, fill func(io.Writer) (int64, error)) (int64, error
 		return 0, fmt.Errorf("cannot write %s: %w", path, err)
 	}
 	tmp := f.Name()
-	n, err := fill(f)
-	if err == nil {
+	var w io.Writer = f
+	var finish func() error
+	if useDirectOutput {
+		// Refused (tmpfs, some network file systems): the page cache.
+		if dw, err := openDirect(tmp); err == nil {
+			w, finish = dw, dw.finish
+		}
+	}
+	if finish == nil && fsync {
+		sw := newStepSyncer(f, syncStep)
+		w, finish = sw, sw.finish
+	}
+	n, err := fill(w)
+	if finish != nil {
+		if ferr := finish(); err == nil {
+			err = ferr
+		}
+	}
+	if err == nil && fsync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -94,5 +126,80 @@ func writeAtomic(path string, fill func(io.Writer) (int64, error)) (int64, error
 		_ = os.Remove(tmp)
 		return n, err
 	}
+	if fsync {
+		if err := syncDir(dir); err != nil {
+			return n, fmt.Errorf("%s is written but its directory could not be synced: %w", path, err)
+		}
+	}
 	return n, nil
+}
+
+// useDirectOutput writes regular output files with direct I/O where the
+// file system allows it (see get_direct.go); tests turn it off to cover the
+// page-cache path.
+var useDirectOutput = true
+
+// syncStep is how many bytes a durable get writes between two flushes.
+var syncStep int64 = 32 << 20
+
+// stepSyncer passes writes to a file through and, each time step more bytes
+// are written, asks a goroutine of its own to flush that range to the disk
+// and wait for it, so a durable write overlaps the writing with the
+// flushing and never holds more than a few steps of dirty pages.
+type stepSyncer struct {
+	f       *os.File
+	step    int64
+	written int64
+	synced  int64 // start of the range not handed to the flusher yet
+	ranges  chan [2]int64
+	done    chan error
+}
+
+func newStepSyncer(f *os.File, step int64) *stepSyncer {
+	s := &stepSyncer{f: f, step: step, ranges: make(chan [2]int64, 4), done: make(chan error, 1)}
+	go func() {
+		var err error
+		for r := range s.ranges {
+			if err == nil {
+				err = syncRange(f, r[0], r[1])
+			}
+		}
+		s.done <- err
+	}()
+	return s
+}
+
+// Write writes p to the file and hands every full step behind it to the
+// flusher.
+func (s *stepSyncer) Write(p []byte) (int, error) {
+	n, err := s.f.Write(p)
+	s.written += int64(n)
+	for s.written-s.synced >= s.step {
+		s.ranges <- [2]int64{s.synced, s.step}
+		s.synced += s.step
+	}
+	return n, err
+}
+
+// finish stops the flusher and returns its first error; the caller then
+// fsyncs the file for the rest.
+func (s *stepSyncer) finish() error {
+	close(s.ranges)
+	if err := <-s.done; err != nil {
+		return fmt.Errorf("cannot flush the output to disk: %w", err)
+	}
+	return nil
+}
+
+// syncDir fsyncs a directory so a rename into it is durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

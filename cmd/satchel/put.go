@@ -128,6 +128,7 @@ never with --json.`,
 			if err != nil {
 				return err
 			}
+			tuneGC()
 			c, closeFn, err := openClient(app, cfg, s.key, size)
 			if err != nil {
 				return err

@@ -261,7 +261,7 @@ func TestGetWritesAtomically(t *testing.T) {
 		t.Fatal(err)
 	}
 	boom := errors.New("provider went away")
-	_, err := writeAtomic(path, func(w io.Writer) (int64, error) {
+	_, err := writeAtomic(path, false, func(w io.Writer) (int64, error) {
 		_, _ = w.Write([]byte("partial"))
 		return 7, boom
 	})
@@ -275,7 +275,7 @@ func TestGetWritesAtomically(t *testing.T) {
 	if len(entries) != 1 {
 		t.Fatalf("temporary file left: %v", entries)
 	}
-	if _, err := writeAtomic(path, func(w io.Writer) (int64, error) { n, err := w.Write([]byte("new")); return int64(n), err }); err != nil {
+	if _, err := writeAtomic(path, false, func(w io.Writer) (int64, error) { n, err := w.Write([]byte("new")); return int64(n), err }); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(path); string(b) != "new" {

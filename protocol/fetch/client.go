@@ -370,7 +370,9 @@ func (c *fetchConn) call(ctx context.Context, req *pb.FetchRequest) (*pb.FetchRe
 
 // readLoop hands replies, which come in request order, to their calls.
 func (c *fetchConn) readLoop() {
-	fr := p2p.NewFrameReader(c.s, MaxFrame)
+	// One frame at a time, each a reply asked for: a provider that stalls
+	// mid-frame pins one frame.
+	fr := p2p.NewFrameReader(c.s, MaxFrame).WholeFrames()
 	for {
 		var r pb.FetchReply
 		err := readFetchReply(fr, &r)

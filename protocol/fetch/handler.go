@@ -18,11 +18,19 @@ import (
 )
 
 // Blocks is what the handler reads: the node's block store. Get returns the
-// block's bytes verified against c, or an error wrapping ErrNotFound (not
+// block's bytes checked for damage on disk (a checksum is enough: the
+// receiver verifies them against c), or an error wrapping ErrNotFound (not
 // held) or ErrCorrupt (held but damaged, and quarantined by then).
 type Blocks interface {
 	Has(c cid.Cid) (bool, error)
 	Get(c cid.Cid) ([]byte, error)
+}
+
+// Recycler is what a Blocks implementation may offer to reuse the buffers
+// Get returns: the handler hands each back with Recycle once the reply
+// carrying it is written (or dropped), and touches it no more.
+type Recycler interface {
+	Recycle(data []byte)
 }
 
 // Policy decides which blocks a provider serves: only blocks of objects in
@@ -33,9 +41,9 @@ type Policy interface {
 
 // Handler serves /satchel/fetch/1.0.0 from a node's blocks: HAVE answers
 // which blocks it holds and serves, GET sends a block's bytes (or a range).
-// A whole block is read and verified against its CID on every request; a
-// range is read alone from a block verified within VerifiedFor (see
-// RangeReader). Each GET reserves its reply's memory in the stream's
+// A whole block is read and checked for damage on every request (see
+// Blocks); a range is read alone from a block checked within VerifiedFor
+// (see RangeReader). Each GET reserves its reply's memory in the stream's
 // resource scope first and is REFUSED when the budget has no room. A block
 // found corrupt
 // is answered FAILED and reported through WithCorruptBlock so the node
@@ -112,7 +120,8 @@ func (h *Handler) Register(p *p2p.Protocol) {
 type job struct {
 	done  chan struct{}
 	reply *pb.FetchReply
-	mem   int // reserved in the stream's scope until the reply is written
+	buf   []byte // the block Get read, to recycle once the reply is written
+	mem   int    // reserved in the stream's scope until the reply is written
 }
 
 // getMemory is what a GET reserves before it is answered: the largest block
@@ -193,7 +202,7 @@ func (st *stream) readRequests(ctx context.Context, queue chan<- *job, workers *
 		go func() {
 			defer workers.Done()
 			defer close(j.done)
-			err := st.proto.Go(p2p.FetchProtocol, remote, func() { j.reply = st.h.answer(ctx, &req) })
+			err := st.proto.Go(p2p.FetchProtocol, remote, func() { j.reply, j.buf = st.h.answer(ctx, &req) })
 			if err != nil {
 				j.reply = &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_FAILED, Reason: "internal error"}
 			}
@@ -211,12 +220,14 @@ func (st *stream) writeReplies(queue <-chan *job, cancel context.CancelFunc) err
 	for j := range queue {
 		<-j.done
 		if err != nil {
+			st.h.recycle(j)
 			p2p.Release(st.s, j.mem)
 			continue // drain
 		}
 		if err = writeFetchReply(fw, j.reply); err == nil {
 			err = fw.Flush()
 		}
+		st.h.recycle(j)
 		p2p.Release(st.s, j.mem)
 		if err != nil {
 			cancel()
@@ -226,23 +237,37 @@ func (st *stream) writeReplies(queue <-chan *job, cancel context.CancelFunc) err
 	return err
 }
 
-// answer prepares the reply to one request.
-func (h *Handler) answer(ctx context.Context, req *pb.FetchRequest) *pb.FetchReply {
+// recycle hands the block a written (or dropped) reply carried back to
+// the blocks, when they take buffers back.
+func (h *Handler) recycle(j *job) {
+	if j.buf == nil {
+		return
+	}
+	if r, ok := h.blocks.(Recycler); ok {
+		j.reply.Data = nil
+		r.Recycle(j.buf)
+	}
+	j.buf = nil
+}
+
+// answer prepares the reply to one request, and returns the buffer Get
+// read the block into, if any, to recycle once the reply is written.
+func (h *Handler) answer(ctx context.Context, req *pb.FetchRequest) (*pb.FetchReply, []byte) {
 	switch body := req.Body.(type) {
 	case *pb.FetchRequest_Have:
 		r := h.have(ctx, body.Have)
 		h.metrics.request("have", r.Status)
-		return r
+		return r, nil
 	case *pb.FetchRequest_Get:
-		r := h.get(ctx, body.Get)
+		r, buf := h.get(ctx, body.Get)
 		h.metrics.request("get", r.Status)
 		if r.Status == pb.FetchStatus_FETCH_STATUS_OK {
 			h.metrics.bytesOut.Add(float64(len(r.Data)))
 		}
-		return r
+		return r, buf
 	default:
 		h.metrics.request("unknown", pb.FetchStatus_FETCH_STATUS_REFUSED)
-		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED, Reason: "request has no body"}
+		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED, Reason: "request has no body"}, nil
 	}
 }
 
@@ -263,43 +288,45 @@ func (h *Handler) have(ctx context.Context, req *pb.HaveRequest) *pb.FetchReply 
 	return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_OK, Have: flags}
 }
 
-func (h *Handler) get(ctx context.Context, req *pb.GetRequest) *pb.FetchReply {
+// get answers a GET, returning with the reply the buffer the whole block
+// was read into, if any.
+func (h *Handler) get(ctx context.Context, req *pb.GetRequest) (*pb.FetchReply, []byte) {
 	c, err := cid.Cast(req.Cid)
 	if err != nil {
-		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED, Reason: fmt.Sprintf("invalid CID: %v", err)}
+		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED, Reason: fmt.Sprintf("invalid CID: %v", err)}, nil
 	}
 	if !h.policy.Serves(ctx, c) {
-		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_NOT_FOUND, Reason: fmt.Sprintf("%s is not in a bag this node stores", c)}
+		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_NOT_FOUND, Reason: fmt.Sprintf("%s is not in a bag this node stores", c)}, nil
 	}
 	n := req.Length
 	if n == 0 || n > MaxGetBytes {
 		n = MaxGetBytes
 	}
 	if r := h.getRange(c, req.Offset, n, req.Offset != 0 || req.Length != 0); r != nil {
-		return h.served(c, r)
+		return h.served(c, r), nil
 	}
 	data, err := h.blocks.Get(c)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_NOT_FOUND, Reason: fmt.Sprintf("%s is not held", c)}
+		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_NOT_FOUND, Reason: fmt.Sprintf("%s is not held", c)}, nil
 	case errors.Is(err, ErrCorrupt):
 		h.verified.forget(c)
 		h.log.Warn("corrupt block found while serving", "cid", c)
 		if h.cfg.onCorrupt != nil {
 			h.cfg.onCorrupt(c)
 		}
-		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_FAILED, Reason: fmt.Sprintf("%s is corrupt here and being repaired; read it from another provider", c)}
+		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_FAILED, Reason: fmt.Sprintf("%s is corrupt here and being repaired; read it from another provider", c)}, nil
 	case err != nil:
-		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_FAILED, Reason: fmt.Sprintf("%s cannot be read: %v", c, err)}
+		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_FAILED, Reason: fmt.Sprintf("%s cannot be read: %v", c, err)}, nil
 	}
 	h.verified.mark(c)
 	size := uint64(len(data))
 	if req.Offset > size {
 		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED, Size: size,
-			Reason: fmt.Sprintf("offset %d is past the end of the %d-byte block", req.Offset, size)}
+			Reason: fmt.Sprintf("offset %d is past the end of the %d-byte block", req.Offset, size)}, data
 	}
 	n = min(n, size-req.Offset)
-	return h.served(c, &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_OK, Data: data[req.Offset : req.Offset+n], Size: size})
+	return h.served(c, &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_OK, Data: data[req.Offset : req.Offset+n], Size: size}), data
 }
 
 // getRange answers a ranged GET from the range alone when the blocks can

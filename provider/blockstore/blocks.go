@@ -59,6 +59,8 @@ func (s *Store) StoredAt(c cid.Cid) (time.Time, error) {
 type blockRecord struct {
 	size     uint64
 	storedAt time.Time
+	crc      uint32 // CRC-32C of the bytes, when hasCRC
+	hasCRC   bool
 }
 
 func (s *Store) blockRecord(c cid.Cid) (blockRecord, error) {
@@ -76,13 +78,16 @@ func (s *Store) blockRecord(c cid.Cid) (blockRecord, error) {
 	if err != nil {
 		return blockRecord{}, fmt.Errorf("blockstore: %s: %w", c, err)
 	}
-	return blockRecord{size, at}, nil
+	crc, ok := decodeBlockCRC(v)
+	return blockRecord{size: size, storedAt: at, crc: crc, hasCRC: ok}, nil
 }
 
-// Get returns block c. It verifies the bytes against c on every read: a block
-// that no longer matches is quarantined (moved aside, no longer held) and Get
-// returns an error wrapping ErrCorrupt. A block not held gives an error
-// wrapping ErrNotFound.
+// Get returns block c. It verifies the bytes against c (the full hash) on
+// every read: a block that no longer matches is quarantined (moved aside, no
+// longer held) and Get returns an error wrapping ErrCorrupt. A block not
+// held gives an error wrapping ErrNotFound. The scrub and audits read
+// through Get; serving a receiver that verifies the CID itself reads
+// through GetFast.
 func (s *Store) Get(c cid.Cid) ([]byte, error) {
 	if err := s.checkOpen(); err != nil {
 		return nil, err
@@ -186,7 +191,7 @@ func (s *Store) putLocked(c cid.Cid, data []byte, extra func(b *leveldb.Batch) e
 		if err := syncDir(filepath.Dir(path)); err != nil {
 			return fmt.Errorf("blockstore: put %s: %w", c, err)
 		}
-		b.Put(blockKey(c), encodeBlockRecord(uint64(len(data)), time.Now()))
+		b.Put(blockKey(c), encodeBlockRecord(uint64(len(data)), time.Now(), blockCRC(data)))
 		b.Delete(quarantineKey(c))
 		added = true
 	}

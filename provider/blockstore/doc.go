@@ -34,9 +34,15 @@
 // in one synced index write, then their files are unlinked. A shard
 // directory's creation is made durable (blocks/ fsynced) before a block is
 // renamed into it.
-// Every Get verifies the bytes again; a block that no longer matches is
-// quarantined and reported with ErrCorrupt so the node can fetch it again
-// from a peer.
+// Every Get verifies the bytes again against the CID (the scrub and audits
+// read through it); a block that no longer matches is quarantined and
+// reported with ErrCorrupt so the node can fetch it again from a peer.
+// Serving reads (GetFast, what the fetch protocol reads) check a CRC-32C
+// kept in each block's index entry instead, which finds what disks do to
+// bytes for a few percent of the hash's CPU: the receiver verifies the CID
+// anyway. A block stored before the index kept CRCs is hashed on its first
+// serving read and gets its CRC then; one failing the CRC is hashed, and
+// quarantined when that fails too (see checksum.go).
 //
 // Blocks are shared between objects (content addressing): DeleteObject only
 // deletes the blocks no other object or open upload session references.
@@ -54,4 +60,5 @@
 //	defer bs.Close()
 //	err = bs.Put(c, data)          // durable when it returns
 //	data, err := bs.Get(c)         // verified against c
+//	data, err = bs.GetFast(c)      // checked against its CRC-32C, for serving
 package blockstore

@@ -139,19 +139,41 @@ func finishFile(file *os.File, buf []byte, size int) error {
 // its own. A file larger than any block is not read: its error wraps
 // errBlockFileTooLarge.
 func (f *fileIO) read(path string) ([]byte, error) {
+	return f.readWith(path, false)
+}
+
+// readPooled is read into an aligned buffer from the pool; hand it back
+// with recycle once done with it (or drop it: the collector takes it).
+func (f *fileIO) readPooled(path string) ([]byte, error) {
+	return f.readWith(path, true)
+}
+
+func (f *fileIO) readWith(path string, pooled bool) ([]byte, error) {
 	if f.direct.Load() {
-		data, err := readFile(path, oDirect)
+		data, err := f.readFile(path, oDirect, pooled)
 		if !errors.Is(err, syscall.EINVAL) {
 			return data, err
 		}
 	}
-	return readFile(path, 0)
+	return f.readFile(path, 0, pooled)
+}
+
+// recycle hands a buffer readPooled returned back to the pool. Anything
+// else (not aligned, not a whole number of aligned blocks) is dropped: the
+// pool's buffers are read into with direct I/O.
+func (f *fileIO) recycle(data []byte) {
+	b := data[:cap(data)]
+	if cap(b) == 0 || cap(b)%ioAlign != 0 || uintptr(unsafe.Pointer(&b[0]))&(ioAlign-1) != 0 {
+		return
+	}
+	f.putBuf(&b)
 }
 
 // readFile reads the file at path, opened with the extra flags. With
-// oDirect the buffer is aligned and reads are whole aligned blocks; a
-// refusal is an error wrapping syscall.EINVAL.
-func readFile(path string, flags int) ([]byte, error) {
+// oDirect reads are whole aligned blocks into an aligned buffer; a refusal
+// is an error wrapping syscall.EINVAL. pooled takes the buffer from the
+// pool, and leaves its capacity whole so recycle can return it.
+func (f *fileIO) readFile(path string, flags int, pooled bool) ([]byte, error) {
 	file, err := os.OpenFile(path, os.O_RDONLY|flags, 0)
 	if err != nil {
 		return nil, err
@@ -166,10 +188,19 @@ func readFile(path string, flags int) ([]byte, error) {
 		return nil, fmt.Errorf("%w: block file of %d bytes exceeds %d", errBlockFileTooLarge, size, maxBlockFile)
 	}
 	var buf []byte
-	if flags&oDirect != 0 {
+	switch {
+	case pooled:
+		buf = *f.alignedBuf(int(size))
+	case flags&oDirect != 0:
 		buf = alignedAlloc(int(size))
-	} else {
+	default:
 		buf = make([]byte, size)
+	}
+	done := func(n int) []byte {
+		if pooled {
+			return buf[:n]
+		}
+		return buf[:n:n]
 	}
 	total := 0
 	for total < int(size) {
@@ -179,12 +210,15 @@ func readFile(path string, flags int) ([]byte, error) {
 		case err == io.EOF || (err == nil && n == 0):
 			// Shrunk since Stat: what is there is the block, and the
 			// caller's CID check judges it.
-			return buf[:total:total], nil
+			return done(total), nil
 		case err != nil:
+			if pooled {
+				f.recycle(buf)
+			}
 			return nil, err
 		}
 	}
-	return buf[:total:total], nil
+	return done(total), nil
 }
 
 // errBlockFileTooLarge marks a block file no block could fill: its

@@ -13,7 +13,7 @@ import (
 // multihash length are all encoded), so a prefix of one CID's key never
 // matches another CID's key.
 const (
-	pBlock      = 'b' // b<cid>                  → size u64, stored-at unix-nano u64
+	pBlock      = 'b' // b<cid>                  → size u64, stored-at unix-nano u64, CRC-32C u32 (absent before the CRC)
 	pQuarantine = 'q' // q<cid>                  → quarantined-at unix u64
 	pManifest   = 'm' // m<obj u64>              → manifest
 	pBagObject  = 'o' // o<bag>\x00<obj u64>     → ""
@@ -65,16 +65,36 @@ func sessRefKey(c cid.Cid, id []byte) []byte {
 
 func encodeU64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
-func encodeBlockRecord(size uint64, at time.Time) []byte {
-	b := binary.BigEndian.AppendUint64(nil, size)
-	return binary.BigEndian.AppendUint64(b, uint64(at.UnixNano()))
+// encodeBlockRecord encodes a block's index entry: its size, when it was
+// stored and the CRC-32C (Castagnoli) of its bytes.
+func encodeBlockRecord(size uint64, at time.Time, crc uint32) []byte {
+	b := make([]byte, 0, blockRecordLen)
+	b = binary.BigEndian.AppendUint64(b, size)
+	b = binary.BigEndian.AppendUint64(b, uint64(at.UnixNano()))
+	return binary.BigEndian.AppendUint32(b, crc)
 }
 
+// Lengths of a block's index entry: with its CRC-32C, and as written
+// before the store kept one.
+const (
+	blockRecordLen   = 20
+	blockRecordNoCRC = 16
+)
+
 func decodeBlockRecord(v []byte) (uint64, time.Time, error) {
-	if len(v) != 16 {
+	if len(v) != blockRecordLen && len(v) != blockRecordNoCRC {
 		return 0, time.Time{}, fmt.Errorf("bad block record of %d bytes", len(v))
 	}
 	return binary.BigEndian.Uint64(v), time.Unix(0, int64(binary.BigEndian.Uint64(v[8:]))), nil
+}
+
+// decodeBlockCRC returns the CRC-32C of a block's index entry; ok is false
+// for an entry written before the store kept one.
+func decodeBlockCRC(v []byte) (crc uint32, ok bool) {
+	if len(v) != blockRecordLen {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(v[16:]), true
 }
 
 var errShort = errors.New("truncated record")

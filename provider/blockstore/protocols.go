@@ -25,14 +25,16 @@ var (
 	_ store.Blocks      = ProtocolBlocks{}
 	_ fetch.Blocks      = ProtocolBlocks{}
 	_ fetch.RangeReader = ProtocolBlocks{}
+	_ fetch.Recycler    = ProtocolBlocks{}
 )
 
 // Has implements store.Blocks and fetch.Blocks.
 func (b ProtocolBlocks) Has(c cid.Cid) (bool, error) { return b.bs.Has(c) }
 
-// Get implements fetch.Blocks.
+// Get implements fetch.Blocks: the block checked against its CRC-32C
+// (Store.GetFast), since the receiver verifies the CID.
 func (b ProtocolBlocks) Get(c cid.Cid) ([]byte, error) {
-	data, err := b.bs.Get(c)
+	data, err := b.bs.GetFast(c)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil, fmt.Errorf("%w: %w", fetch.ErrNotFound, err)
@@ -41,6 +43,10 @@ func (b ProtocolBlocks) Get(c cid.Cid) ([]byte, error) {
 	}
 	return data, err
 }
+
+// Recycle implements fetch.Recycler: the handler hands back a block's
+// buffer once its reply is written (see Store.Recycle).
+func (b ProtocolBlocks) Recycle(data []byte) { b.bs.Recycle(data) }
 
 // ReadRange implements fetch.RangeReader (see Store.ReadRange).
 func (b ProtocolBlocks) ReadRange(c cid.Cid, off, n uint64) ([]byte, uint64, error) {

@@ -82,7 +82,7 @@ func (s *Store) recover(fresh bool) error {
 		}
 		indexed++
 		var b leveldb.Batch
-		b.Put(blockKey(c), encodeBlockRecord(uint64(len(data)), time.Now()))
+		b.Put(blockKey(c), encodeBlockRecord(uint64(len(data)), time.Now(), blockCRC(data)))
 		// An object that references the block (its manifest is written
 		// synchronously, so that reference survived) keeps it and deletes
 		// it with itself. Otherwise the session references written with
