@@ -51,6 +51,16 @@ type handlerConfig struct {
 	reg     prometheus.Registerer
 	log     *slog.Logger
 	now     func() time.Time
+	relay   *Relay
+}
+
+// WithRelay makes the handler forward chunks along a replication pipeline
+// through r when a chunk request carries a forward list (docs/PROTOCOL.md,
+// "Pipelined replication"). Without it, such a chunk is stored and every
+// hop of its list reported failed ("does not forward"), so the uploader
+// pushes to them itself. The caller closes r after the handler.
+func WithRelay(r *Relay) HandlerOption {
+	return func(c *handlerConfig) { c.relay = r }
 }
 
 // WithObjectBound sets fn, called after a successful BIND has recorded the
@@ -115,6 +125,7 @@ func (h *Handler) serveStream(ctx context.Context, s network.Stream) error {
 	c := newStoreConn(h, p, s)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	c.ctx = ctx
 	err := c.run(ctx)
 	if err != nil {
 		cancel() // stop authorisations of a stream that is going away
@@ -130,6 +141,7 @@ type storeConn struct {
 	s      network.Stream
 	log    *slog.Logger
 	remote peer.ID
+	ctx    context.Context // the stream's; ends when it is served no more
 
 	wmu sync.Mutex // serialises reply writes; guards fw
 	fw  *p2p.FrameWriter
@@ -193,6 +205,15 @@ type storeExchange struct {
 	received uint64
 
 	signWanted bool
+
+	// Pipelined replication: the request's index, proof and forward list,
+	// and what the hops after this provider answered (relayed receipts,
+	// failures), sent with SIGNED.
+	index       uint64
+	proof       [][]byte
+	forward     []Hop
+	relayed     []*pb.Receipt
+	hopFailures []*pb.HopFailure
 
 	// partial and committing are this exchange's share of the stream's
 	// byte counts.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -22,10 +23,16 @@ import (
 
 // authorize decides on a chunk request: AGREED, ALREADY_STORED or REFUSED.
 func (c *storeConn) authorize(ctx context.Context, ex *storeExchange, r *pb.StoreChunkRequest) {
+	hops, err := decodeForward(c.h.self, c.remote, r.Forward)
+	if err != nil {
+		c.refuse(ex, "%v", err)
+		return
+	}
 	if err := c.h.admit(ctx, ex, r); err != nil {
 		c.refuse(ex, "%v", err)
 		return
 	}
+	c.h.setForward(ex, r, hops)
 	held, err := c.h.blocks.Has(ex.chunk)
 	if err != nil {
 		c.refuse(ex, "provider cannot read its store: %v", err)
@@ -284,11 +291,23 @@ func (c *storeConn) startCommit(ex *storeExchange) {
 	}()
 }
 
-// commit stores a received chunk durably and answers DATA_RECEIVED.
+// commit stores a received chunk durably and answers DATA_RECEIVED; a
+// chunk with a forward list is passed on to the next hop meanwhile, and the
+// exchange is ready to sign once both are done. Its bytes stay counted
+// against the stream until then.
 func (c *storeConn) commit(ex *storeExchange) {
 	data := ex.buf
 	ex.buf = nil
+	var fwd sync.WaitGroup
+	if len(ex.forward) > 0 {
+		fwd.Add(1)
+		go func() {
+			defer fwd.Done()
+			c.forward(ex, data)
+		}()
+	}
 	if err := c.h.blocks.PutInSession(ex.session, ex.chunk, data); err != nil {
+		fwd.Wait()
 		if errors.Is(err, ErrCIDMismatch) {
 			c.failed(ex, "chunk bytes do not match CID %s", ex.chunk)
 		} else {
@@ -296,13 +315,12 @@ func (c *storeConn) commit(ex *storeExchange) {
 		}
 		return
 	}
-	c.mu.Lock()
-	c.unbufferLocked(ex)
-	c.mu.Unlock()
 	c.h.release(ex)
 	c.h.metrics.chunk("stored")
 	c.reply(&pb.StoreReply{Id: ex.id, Status: pb.Status_STATUS_DATA_RECEIVED})
+	fwd.Wait()
 	c.mu.Lock()
+	c.unbufferLocked(ex)
 	ex.state = exStored
 	sign := ex.signWanted
 	c.mu.Unlock()
@@ -360,5 +378,42 @@ func (c *storeConn) sign(ex *storeExchange) {
 		c.failed(ex, "provider cannot sign: %v", err)
 		return
 	}
-	c.end(ex, &pb.StoreReply{Status: pb.Status_STATUS_SIGNED, Receipt: rc})
+	c.mu.Lock()
+	relayed, failures := ex.relayed, ex.hopFailures
+	c.mu.Unlock()
+	c.end(ex, &pb.StoreReply{Status: pb.Status_STATUS_SIGNED, Receipt: rc, Relayed: relayed, HopFailures: failures})
+}
+
+// setForward keeps what forwarding a chunk needs. A handler without a relay
+// reports every hop failed, so the uploader pushes to them itself.
+func (h *Handler) setForward(ex *storeExchange, r *pb.StoreChunkRequest, hops []Hop) {
+	if len(hops) == 0 {
+		return
+	}
+	if h.cfg.relay == nil {
+		for _, hop := range hops {
+			ex.hopFailures = append(ex.hopFailures, &pb.HopFailure{Peer: []byte(hop.Peer),
+				Reason: fmt.Sprintf("provider %s does not forward chunks; push to this hop directly", h.self)})
+		}
+		return
+	}
+	ex.index, ex.proof, ex.forward = r.Index, r.Proof, hops
+}
+
+// forward passes a received chunk on to the rest of its pipeline, within
+// ForwardTimeout, and keeps the hops' receipts and failures for SIGNED.
+func (c *storeConn) forward(ex *storeExchange, data []byte) {
+	ctx, cancel := context.WithTimeout(c.ctx, ForwardTimeout)
+	defer cancel()
+	receipts, failures := c.h.cfg.relay.forward(ctx, ChunkPush{
+		Bag: ex.bag, Object: ex.object, Index: int(ex.index), CID: ex.chunk, Data: data,
+		Proof: chunker.Proof{Blocks: ex.proof}, Expiry: ex.expiry,
+	}, ex.forward)
+	for _, f := range failures {
+		c.log.Debug("pipeline hop failed", "chunk", ex.chunk, "hop", peerString(f.Peer), "reason", f.Reason)
+	}
+	c.mu.Lock()
+	ex.relayed = append(ex.relayed, receipts...)
+	ex.hopFailures = append(ex.hopFailures, failures...)
+	c.mu.Unlock()
 }

@@ -34,4 +34,6 @@ func (h *Handler) authorizeSession(ctx context.Context, ex *storeExchange, total
 // for the object. A streamed session's chunk must be sent, so a peer cannot
 // attach blocks of another bag's objects or sessions to its session by
 // naming their CIDs.
-func (ex *storeExchange) joinsHeld() bool { return ex.object != 0 }
+//
+// A chunk to forward is always received: the provider passes its bytes on.
+func (ex *storeExchange) joinsHeld() bool { return ex.object != 0 && len(ex.forward) == 0 }
