@@ -73,8 +73,11 @@ type chunkJob struct {
 	info  chunker.ChunkInfo
 	data  []byte
 	proof chunker.Proof
-	refs  atomic.Int32
-	pool  *bufPool
+	// forward is the rest of the pipeline the chunk is passed along after
+	// the target whose queue it is in (pipelined replication).
+	forward []*target
+	refs    atomic.Int32
+	pool    *bufPool
 }
 
 func (j *chunkJob) done() {
