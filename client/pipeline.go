@@ -105,6 +105,8 @@ func (p *pusher) pipelined(ctx context.Context, j *chunkJob, res store.PipelineR
 			p.c.log.Debug("relayed receipt refused", "peer", hr.Peer, "chunk", j.index, "err", err)
 			continue
 		}
+		// The hop's storage link was signed by way of the pipeline.
+		p.tr.link(-1, LinkSigned)
 		p.signed(ht, j, hr.Receipt, false)
 	}
 	for _, f := range res.Failed {

@@ -212,6 +212,7 @@ type storeExchange struct {
 	index       uint64
 	proof       [][]byte
 	forward     []Hop
+	forwarded   bool // forwarding started
 	relayed     []*pb.Receipt
 	hopFailures []*pb.HopFailure
 

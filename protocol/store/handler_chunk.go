@@ -38,7 +38,7 @@ func (c *storeConn) authorize(ctx context.Context, ex *storeExchange, r *pb.Stor
 		c.refuse(ex, "provider cannot read its store: %v", err)
 		return
 	}
-	if held && ex.joinsHeld() {
+	if held && c.h.joinsHeld(ex) {
 		if err := c.h.blocks.AddToSession(ex.session, ex.chunk); err == nil {
 			c.alreadyStored(ex)
 			return
@@ -175,7 +175,7 @@ func (c *storeConn) onSegments(id uint64, m *pb.StoreChunkSegments) error {
 		ex.oneShot = true
 	}
 	// Stored meanwhile by another upload? Then skip the data.
-	if held, _ := c.h.blocks.Has(ex.chunk); held && ex.joinsHeld() {
+	if held, _ := c.h.blocks.Has(ex.chunk); held && c.h.joinsHeld(ex) {
 		if err := c.h.blocks.AddToSession(ex.session, ex.chunk); err == nil {
 			c.alreadyStored(ex)
 			return nil
@@ -299,7 +299,7 @@ func (c *storeConn) commit(ex *storeExchange) {
 	data := ex.buf
 	ex.buf = nil
 	var fwd sync.WaitGroup
-	if len(ex.forward) > 0 {
+	if c.startForward(ex) {
 		fwd.Add(1)
 		go func() {
 			defer fwd.Done()
@@ -350,6 +350,10 @@ func (c *storeConn) onSign(id uint64) error {
 	c.mu.Unlock()
 	switch st {
 	case exStored, exSkipping:
+		if c.startForward(ex) {
+			c.forwardHeld(ex)
+			return nil
+		}
 		c.sign(ex)
 	case exAuthorizing:
 		return fmt.Errorf("%w: SIGN for exchange %d before its request was answered", ErrProtocol, id)
@@ -398,6 +402,44 @@ func (h *Handler) setForward(ex *storeExchange, r *pb.StoreChunkRequest, hops []
 		return
 	}
 	ex.index, ex.proof, ex.forward = r.Index, r.Proof, hops
+}
+
+// startForward reports whether ex has a forward list not yet forwarded,
+// and marks it forwarded.
+func (c *storeConn) startForward(ex *storeExchange) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(ex.forward) == 0 || ex.forwarded {
+		return false
+	}
+	ex.forwarded = true
+	return true
+}
+
+// forwardHeld forwards a chunk the provider held already (ALREADY_STORED),
+// read back from its store, then signs, on a worker.
+func (c *storeConn) forwardHeld(ex *storeExchange) {
+	c.workers.Add(1)
+	go func() {
+		defer c.workers.Done()
+		err := c.proto.Go(p2p.StoreProtocol, c.remote, func() {
+			data, err := c.h.blocks.(BlockReader).Get(ex.chunk)
+			if err != nil {
+				c.mu.Lock()
+				for _, hop := range ex.forward {
+					ex.hopFailures = append(ex.hopFailures, &pb.HopFailure{Peer: []byte(hop.Peer),
+						Reason: fmt.Sprintf("provider could not read chunk %s back to forward it: %v", ex.chunk, err)})
+				}
+				c.mu.Unlock()
+			} else {
+				c.forward(ex, data)
+			}
+			c.sign(ex)
+		})
+		if err != nil {
+			c.workerPanicked(ex)
+		}
+	}()
 }
 
 // forward passes a received chunk on to the rest of its pipeline, within

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -442,4 +443,41 @@ func spScriptRelay(s network.Stream, key crypto.PrivKey, relayed []*pb.Receipt) 
 		return err
 	}
 	return p2p.WriteMsg(s, r)
+}
+
+// TestPipelineHeadHoldsChunk: a head that holds the chunk already answers
+// ALREADY_STORED, so the uploader sends no bytes, and forwards the chunk
+// read back from its store; every hop still signs.
+func TestPipelineHeadHoldsChunk(t *testing.T) {
+	e := newPLEnv(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	data := spRand(15, 300<<10)
+	res := e.spObjectData(t, 1, data, 256<<10)
+	s := e.open(t, 1)
+	if _, err := s.Push(ctx, spPush(t, res, data, 1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	var steps spSteps
+	c := spPush(t, res, data, 1, 0)
+	c.Forward = e.hops(2, 3)
+	c.OnStep = steps.add
+	r, err := s.PushPipeline(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := checkReceipts(t, res, 0, r)
+	if len(signed) != 3 || len(r.Failed) != 0 {
+		t.Fatalf("receipts from %v, failed %v", signed, r.Failed)
+	}
+	got := steps.get()
+	if !slices.Contains(got, store.PushAlreadyStored) || slices.Contains(got, store.PushDataSent) {
+		t.Fatalf("steps %v: the head held the chunk, no bytes should have gone to it", got)
+	}
+	for _, i := range []int{2, 3} {
+		b, err := e.fetch.GetBlock(ctx, e.id(i), res.Chunks[0].CID)
+		if err != nil || !bytes.Equal(b, data[:res.Chunks[0].Size]) {
+			t.Fatalf("provider %d: %v", i, err)
+		}
+	}
 }

@@ -64,22 +64,22 @@ func (r *Relay) stream(ctx context.Context, hop Hop) (s *Stream, fresh bool, err
 	if len(hop.Addrs) > 0 {
 		r.h.Peerstore().AddAddrs(hop.Peer, hop.Addrs, peerstore.TempAddrTTL)
 	}
-	s, err = Open(ctx, r.h, hop.Peer, r.opts...)
+	opened, err := Open(ctx, r.h, hop.Peer, r.opts...)
 	if err != nil {
 		return nil, false, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		_ = s.Close()
+		go func() { _ = opened.Close() }()
 		return nil, false, errors.New("relay closed")
 	}
 	if old := r.streams[hop.Peer]; old != nil {
-		go func() { _ = s.Close() }()
+		go func() { _ = opened.Close() }()
 		return old, false, nil
 	}
-	r.streams[hop.Peer] = s
-	return s, true, nil
+	r.streams[hop.Peer] = opened
+	return opened, true, nil
 }
 
 // forget drops a failed stream so the next chunk opens a new one.
