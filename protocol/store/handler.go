@@ -71,8 +71,9 @@ func WithObjectBound(fn func(bag string, object uint64)) HandlerOption {
 }
 
 // WithMetrics registers the handler's Prometheus collectors on reg:
-// satchel_provider_store_chunks_total{result}, satchel_provider_store_binds_total{result}
-// and satchel_provider_store_bytes_in_total.
+// satchel_provider_store_chunks_total{result}, satchel_provider_store_binds_total{result},
+// satchel_provider_store_bytes_in_total, satchel_provider_store_over_budget_total and
+// satchel_provider_store_forwarded_hops_total{result}.
 func WithMetrics(reg prometheus.Registerer) HandlerOption {
 	return func(c *handlerConfig) { c.reg = reg }
 }
@@ -484,6 +485,7 @@ type metrics struct {
 	binds      *prometheus.CounterVec
 	bytesIn    prometheus.Counter
 	overBudget prometheus.Counter
+	hops       *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -504,12 +506,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "satchel", Subsystem: "provider_store", Name: "over_budget_total",
 			Help: "Requests refused because the stream, its peer or the node was at its memory budget.",
 		}),
+		hops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "satchel", Subsystem: "provider_store", Name: "forwarded_hops_total",
+			Help: "Pipeline hops after this provider of the chunks it forwarded, by result: signed (a receipt relayed), failed.",
+		}, []string{"result"}),
 	}
 	if reg != nil {
 		m.chunks = metricsutil.MustRegister(reg, m.chunks)
 		m.binds = metricsutil.MustRegister(reg, m.binds)
 		m.bytesIn = metricsutil.MustRegister(reg, m.bytesIn)
 		m.overBudget = metricsutil.MustRegister(reg, m.overBudget)
+		m.hops = metricsutil.MustRegister(reg, m.hops)
 	}
 	return m
 }

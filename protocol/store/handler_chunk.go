@@ -454,6 +454,8 @@ func (c *storeConn) forward(ex *storeExchange, data []byte) {
 	for _, f := range failures {
 		c.log.Debug("pipeline hop failed", "chunk", ex.chunk, "hop", peerString(f.Peer), "reason", f.Reason)
 	}
+	c.h.metrics.hops.WithLabelValues("signed").Add(float64(len(receipts)))
+	c.h.metrics.hops.WithLabelValues("failed").Add(float64(len(failures)))
 	c.mu.Lock()
 	ex.relayed = append(ex.relayed, receipts...)
 	ex.hopFailures = append(ex.hopFailures, failures...)

@@ -481,3 +481,28 @@ func TestPipelineHeadHoldsChunk(t *testing.T) {
 		}
 	}
 }
+
+// TestPipelineHopWithoutSessionRoutedAround: a streamed session's chunk
+// whose second hop has no session of its own cannot go there (each hop is
+// authorised by its own grant, never the forwarder's); the head routes
+// around it to the third hop and reports the second failed with the reason.
+func TestPipelineHopWithoutSessionRoutedAround(t *testing.T) {
+	e := newPLEnv(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	data := spRand(16, 200<<10)
+	c := store.ChunkPush{Bag: spBag, CID: chunker.ChunkCID(data), Data: data, Session: bytes.Repeat([]byte{1}, store.SessionIDLength)}
+	c.Forward = e.hops(2, 3)
+	c.Forward[1].Session = bytes.Repeat([]byte{3}, store.SessionIDLength) // hop 2 (index 0) has none
+	r, err := e.open(t, 1).PushPipeline(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Receipts) != 2 || r.Receipts[0].Peer != e.id(1) || r.Receipts[1].Peer != e.id(3) {
+		t.Fatalf("receipts %v, want providers 1 and 3", r.Receipts)
+	}
+	if len(r.Failed) != 1 || r.Failed[0].Peer != e.id(2) || !strings.Contains(r.Failed[0].Err.Error(), "session") {
+		t.Fatalf("failed %v, want provider 2 with a reason naming the session", r.Failed)
+	}
+	t.Logf("hop 2: %v", r.Failed[0].Err)
+}
