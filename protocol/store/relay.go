@@ -135,11 +135,13 @@ func (r *Relay) pushHop(ctx context.Context, hop Hop, c ChunkPush) (PipelineResu
 		if err == nil {
 			return res, nil
 		}
-		var refused *RefusedError
-		if !errors.As(err, &refused) {
+		// Only a broken stream is dropped: a refusal, a bad receipt or
+		// this chunk's deadline leaves it to the other chunks using it.
+		broken := errors.Is(err, ErrStreamClosed) || errors.Is(err, ErrProtocol)
+		if broken {
 			r.forget(hop.Peer, s)
 		}
-		if fresh || !errors.Is(err, ErrStreamClosed) || ctx.Err() != nil {
+		if fresh || !broken || ctx.Err() != nil {
 			return PipelineResult{}, err
 		}
 	}
