@@ -80,6 +80,10 @@ const (
 	// one hop of a forward list.
 	MaxForwardAddrs     = 8
 	MaxForwardAddrBytes = 256
+	// MaxHopReason is the longest reason a provider relays for a failed
+	// hop (longer ones are cut), so failures relayed up a pipeline of
+	// MaxForwardHops stay far inside a frame.
+	MaxHopReason = 1024
 	// ForwardTimeout bounds a provider's forwarding of one chunk down the
 	// rest of its pipeline: every hop after a failed one is tried within it,
 	// and a hop it leaves untried is reported failed. It leaves the

@@ -117,7 +117,7 @@ func checkRelay(head peer.ID, c *ChunkPush, r *pb.StoreReply) (PipelineResult, e
 			return PipelineResult{}, fmt.Errorf("%w: %s reported a failure of %s, which is not an unsigned hop of the pipeline", ErrBadReceipt, head, peerString(f.GetPeer()))
 		}
 		if _, dup := failed[p]; !dup {
-			failed[p] = f.GetReason()
+			failed[p] = hopReason(errors.New(f.GetReason()))
 		}
 	}
 	for _, h := range c.Forward {

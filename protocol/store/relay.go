@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -108,7 +109,7 @@ func (r *Relay) forward(ctx context.Context, c ChunkPush, hops []Hop) ([]*pb.Rec
 		c.Session, c.Forward = hop.Session, hops[i+1:]
 		res, err := r.pushHop(ctx, hop, c)
 		if err != nil {
-			failures = append(failures, &pb.HopFailure{Peer: []byte(hop.Peer), Reason: err.Error()})
+			failures = append(failures, &pb.HopFailure{Peer: []byte(hop.Peer), Reason: hopReason(err)})
 			continue
 		}
 		receipts := make([]*pb.Receipt, len(res.Receipts))
@@ -116,7 +117,7 @@ func (r *Relay) forward(ctx context.Context, c ChunkPush, hops []Hop) ([]*pb.Rec
 			receipts[j] = hr.Receipt
 		}
 		for _, f := range res.Failed {
-			failures = append(failures, &pb.HopFailure{Peer: []byte(f.Peer), Reason: f.Err.Error()})
+			failures = append(failures, &pb.HopFailure{Peer: []byte(f.Peer), Reason: hopReason(f.Err)})
 		}
 		return receipts, failures
 	}
@@ -145,4 +146,14 @@ func (r *Relay) pushHop(ctx context.Context, hop Hop, c ChunkPush) (PipelineResu
 			return PipelineResult{}, err
 		}
 	}
+}
+
+// hopReason is the reason relayed for a failed hop, cut to MaxHopReason
+// bytes, so a hop's long answer cannot swell the replies up the pipeline.
+func hopReason(err error) string {
+	r := err.Error()
+	if len(r) > MaxHopReason {
+		r = strings.ToValidUTF8(r[:MaxHopReason], "") + "…"
+	}
+	return r
 }
