@@ -78,6 +78,27 @@ func pipeline(i int, to []*target) (head *target, rest []*target) {
 	return to[k], rest
 }
 
+// holder returns a live target of the pass that holds chunk i of the
+// registered object, to head a pipeline to the targets lacking it (it
+// answers "already stored" and forwards the chunk read back from its
+// store), or nil. A streamed session's chunk is always sent, so only a
+// registered object's chunks are forwarded by a holder.
+func (p *pusher) holder(i int) *target {
+	if !p.registered {
+		return nil
+	}
+	var holders []*target
+	for _, t := range p.alive() {
+		if t.queue != nil && t.has(i) {
+			holders = append(holders, t)
+		}
+	}
+	if len(holders) == 0 {
+		return nil
+	}
+	return holders[i%len(holders)]
+}
+
 // hops returns the forward list of a pipeline's targets after its head.
 func hops(ts []*target) []store.Hop {
 	out := make([]store.Hop, len(ts))

@@ -222,13 +222,25 @@ func (p *pusher) feed(j *chunkJob, to []*target) {
 		j.done()
 		return
 	}
-	if p.pipeline && len(to) > 1 {
-		head, rest := pipeline(j.index, to)
-		j.forward = rest
-		j.refs.Store(1)
-		p.tr.chunkStarted(j.index)
-		head.queue <- j
-		return
+	if p.pipeline {
+		if holder := p.holder(j.index); holder != nil {
+			// A provider holds the chunk: it forwards it to those that
+			// lack it, and the uploader sends no bytes.
+			j.forward, j.fromHolder = to, true
+			j.refs.Store(1)
+			p.markSent(j.index) // the bytes move, provider to provider
+			p.tr.chunkStarted(j.index)
+			holder.queue <- j
+			return
+		}
+		if len(to) > 1 {
+			head, rest := pipeline(j.index, to)
+			j.forward = rest
+			j.refs.Store(1)
+			p.tr.chunkStarted(j.index)
+			head.queue <- j
+			return
+		}
 	}
 	j.refs.Store(int32(len(to)))
 	for _, t := range to {
@@ -336,7 +348,7 @@ func (p *pusher) pushLinks(ctx context.Context, t *target, j *chunkJob) bool {
 		if ctx.Err() != nil || !t.alive() {
 			return false
 		}
-		if t.has(j.index) {
+		if t.has(j.index) && !j.fromHolder {
 			return false
 		}
 		p.tr.link(-1, LinkCreated)

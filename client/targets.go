@@ -76,8 +76,11 @@ type chunkJob struct {
 	// forward is the rest of the pipeline the chunk is passed along after
 	// the target whose queue it is in (pipelined replication).
 	forward []*target
-	refs    atomic.Int32
-	pool    *bufPool
+	// fromHolder says the target whose queue it is in holds the chunk
+	// already and is pushed to only to forward it.
+	fromHolder bool
+	refs       atomic.Int32
+	pool       *bufPool
 }
 
 func (j *chunkJob) done() {
