@@ -36,8 +36,8 @@
 //
 // Files: caller.go (Stream), handler.go (the per-stream loop),
 // handler_chunk.go and handler_bind.go (the handler's steps), pipeline.go
-// (forward lists and relayed receipts, the uploader's side), relay.go (the
-// forwarding provider's side), frames.go
+// (forward lists and relayed receipts, the uploader's side), relay.go and
+// handler_forward.go (the forwarding provider's side), frames.go
 // (frames encoded and decoded by hand, so chunk bytes are never copied into
 // or out of a marshalled message), receipt.go (signed receipts), limits.go.
 package store
