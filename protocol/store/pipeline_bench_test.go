@@ -72,7 +72,12 @@ func BenchmarkReplication(b *testing.B) {
 				}
 			}
 		}
+		// The N=1 base is the faster of two puts (the first also sets up
+		// the connection).
 		base, _ := limited.put(b, replN1)
+		if d, _ := limited.put(b, replN1); d < base {
+			base = d
+		}
 		b.ReportMetric(base.Seconds(), "limited_N1_s")
 		for _, m := range []replMode{replDirect, replPipelined} {
 			d, sent := limited.put(b, m)
@@ -252,14 +257,19 @@ func (h *uplinkHost) wait(n int) {
 	}
 	h.mu.Lock()
 	now := time.Now()
-	if h.next.Before(now) {
-		h.next = now
+	// A token bucket 20 ms deep: a writer that overslept catches up, as a
+	// link's buffer would let it, but an idle uplink saves up no more.
+	if floor := now.Add(-uplinkBurst); h.next.Before(floor) {
+		h.next = floor
 	}
 	h.next = h.next.Add(time.Duration(float64(n) / h.rate * float64(time.Second)))
 	d := h.next.Sub(now)
 	h.mu.Unlock()
 	time.Sleep(d) // pacing the simulated link, not waiting for an event
 }
+
+// uplinkBurst is how far behind the pacing an uplink may fall and catch up.
+const uplinkBurst = 20 * time.Millisecond
 
 type uplinkStream struct {
 	network.Stream
