@@ -36,7 +36,10 @@ type plEnv struct {
 	fetch *fetch.Client
 }
 
-func newPLEnv(t testing.TB, providers int) *plEnv {
+func newPLEnv(t testing.TB, providers int) *plEnv { return newPLEnvRelay(t, providers, true) }
+
+// newPLEnvRelay is newPLEnv whose providers forward only with relay set.
+func newPLEnvRelay(t testing.TB, providers int, relay bool) *plEnv {
 	t.Helper()
 	e := &plEnv{
 		net:  testnet.New(t, providers+1),
@@ -48,9 +51,12 @@ func newPLEnv(t testing.TB, providers int) *plEnv {
 		if err != nil {
 			t.Fatal(err)
 		}
-		relay := store.NewRelay(h.Libp2p())
-		sh := store.NewHandler(bs.ForProtocols(), e.auth, h.Libp2p().Peerstore().PrivKey(h.ID()),
-			store.WithLogger(spDiscard), store.WithRelay(relay))
+		rl := store.NewRelay(h.Libp2p())
+		opts := []store.HandlerOption{store.WithLogger(spDiscard)}
+		if relay {
+			opts = append(opts, store.WithRelay(rl))
+		}
+		sh := store.NewHandler(bs.ForProtocols(), e.auth, h.Libp2p().Peerstore().PrivKey(h.ID()), opts...)
 		sh.Register(h.Protocol())
 		fh := fetch.NewHandler(bs.ForProtocols(), &spPolicy{}, fetch.WithLogger(spDiscard))
 		fh.Register(h.Protocol())
@@ -59,7 +65,7 @@ func newPLEnv(t testing.TB, providers int) *plEnv {
 			once.Do(func() {
 				_ = sh.Close()
 				_ = fh.Close()
-				_ = relay.Close()
+				_ = rl.Close()
 				_ = bs.Close()
 			})
 		}
@@ -505,4 +511,32 @@ func TestPipelineHopWithoutSessionRoutedAround(t *testing.T) {
 		t.Fatalf("failed %v, want provider 2 with a reason naming the session", r.Failed)
 	}
 	t.Logf("hop 2: %v", r.Failed[0].Err)
+}
+
+// TestPipelineProviderWithoutRelay: a provider that does not forward stores
+// the chunk and reports every hop failed with the reason, so the uploader
+// pushes to them itself; the pipeline costs it nothing but the report.
+func TestPipelineProviderWithoutRelay(t *testing.T) {
+	e := newPLEnvRelay(t, 3, false)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	data := spRand(17, 100<<10)
+	res := e.spObjectData(t, 1, data, 256<<10)
+	c := spPush(t, res, data, 1, 0)
+	c.Forward = e.hops(2, 3)
+	r, err := e.open(t, 1).PushPipeline(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Receipts) != 1 || r.Receipts[0].Peer != e.id(1) || len(r.Failed) != 2 {
+		t.Fatalf("receipts %v, failed %v", r.Receipts, r.Failed)
+	}
+	for _, f := range r.Failed {
+		if !strings.Contains(f.Err.Error(), "does not forward") {
+			t.Fatalf("hop %s: %v", f.Peer, f.Err)
+		}
+	}
+	if has, err := e.fetch.Have(ctx, e.id(2), []cid.Cid{res.Chunks[0].CID}); err != nil || has[0] {
+		t.Fatalf("provider 2 holds the chunk (%v, %v); nothing forwarded it", has, err)
+	}
 }
