@@ -67,15 +67,31 @@ func (r Replication) pipelines(size int64, want int) bool {
 	return false
 }
 
-// pipeline orders the targets that need chunk i into a pipeline: the head
-// rotates with the chunk index, so forwarding is spread over the providers'
-// uplinks.
-func pipeline(i int, to []*target) (head *target, rest []*target) {
-	k := i % len(to)
-	rest = make([]*target, 0, len(to)-1)
-	rest = append(rest, to[k+1:]...)
-	rest = append(rest, to[:k]...)
-	return to[k], rest
+// feedPipelines hands chunk j to the targets that need it as pipelines of
+// at most store.MaxForwardHops+1 targets (one unless N is larger), each
+// in its head's queue. The head rotates with the chunk index, so
+// forwarding is spread over the providers' uplinks.
+func (p *pusher) feedPipelines(j *chunkJob, to []*target) {
+	k := j.index % len(to)
+	order := make([]*target, 0, len(to))
+	order = append(order, to[k:]...)
+	order = append(order, to[:k]...)
+	var groups [][]*target
+	for len(order) > 0 {
+		n := min(len(order), store.MaxForwardHops+1)
+		groups = append(groups, order[:n])
+		order = order[n:]
+	}
+	j.refs.Store(int32(len(groups)))
+	p.tr.chunkStarted(j.index)
+	for g, ts := range groups {
+		job := j
+		if g > 0 {
+			job = &chunkJob{index: j.index, info: j.info, data: j.data, proof: j.proof, parent: j}
+		}
+		job.forward = ts[1:]
+		ts[0].queue <- job // never blocks: a queue holds as many jobs as the pool has buffers
+	}
 }
 
 // holder returns a live target of the pass that holds chunk i of the
@@ -140,9 +156,10 @@ func (p *pusher) pipelined(ctx context.Context, j *chunkJob, res store.PipelineR
 	}
 }
 
-// pushOne runs one storage link of chunk j over conn: a direct
-// push, or, when j has a forward list, a pipelined one whose hops' receipts
-// are recorded (pipelined). It returns t's own verified receipt.
+// pushOne runs one storage link of chunk j over conn: a direct push, or,
+// when j has a forward list, a pipelined one (whose hops' receipts the
+// caller records with pipelined). It returns the head's own verified
+// receipt.
 func (p *pusher) pushOne(ctx context.Context, conn storeConn, j *chunkJob, c store.ChunkPush) (*storepb.Receipt, store.PipelineResult, error) {
 	if len(j.forward) == 0 {
 		r, err := conn.Push(ctx, c)
@@ -152,6 +169,9 @@ func (p *pusher) pushOne(ctx context.Context, conn storeConn, j *chunkJob, c sto
 	res, err := conn.PushPipeline(ctx, c)
 	if err != nil {
 		return nil, res, err
+	}
+	if len(res.Receipts) == 0 {
+		return nil, res, fmt.Errorf("%w: pipelined push returned no receipt", store.ErrBadReceipt)
 	}
 	return res.Receipts[0].Receipt, res, nil
 }

@@ -199,3 +199,52 @@ func TestNetworkPipelineMiddleKilled(t *testing.T) {
 		t.Fatalf("read back: %v", err)
 	}
 }
+
+// TestFeedPipelinesSplitsLongPipelines: a chunk for more providers than one
+// forward list may name goes out as several pipelines sharing its buffer,
+// which returns to the pool when the last is done.
+func TestFeedPipelinesSplitsLongPipelines(t *testing.T) {
+	n := store.MaxForwardHops + 3
+	pool := newBufPool(1, 16)
+	p := &pusher{tr: newTracker(OpPut, nil, 0), pool: pool, pipeline: true}
+	var to []*target
+	for range n {
+		to = append(to, &target{queue: make(chan *chunkJob, 1)})
+	}
+	buf, err := pool.get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.feed(&chunkJob{index: 1, data: buf, pool: pool}, to)
+	var jobs []*chunkJob
+	covered := 0
+	for i, tg := range to {
+		select {
+		case j := <-tg.queue:
+			if i != 1 && i != 1+store.MaxForwardHops+1 {
+				t.Fatalf("target %d heads a pipeline", i)
+			}
+			if len(j.forward) > store.MaxForwardHops {
+				t.Fatalf("forward list of %d", len(j.forward))
+			}
+			covered += 1 + len(j.forward)
+			jobs = append(jobs, j)
+		default:
+		}
+	}
+	if len(jobs) != 2 || covered != n {
+		t.Fatalf("%d pipelines covering %d targets, want 2 covering %d", len(jobs), covered, n)
+	}
+	jobs[0].done()
+	select {
+	case <-pool.free:
+		t.Fatal("buffer back in the pool while a pipeline still uses it")
+	default:
+	}
+	jobs[1].done()
+	select {
+	case <-pool.free:
+	default:
+		t.Fatal("buffer not back in the pool after both pipelines")
+	}
+}

@@ -223,7 +223,7 @@ func (p *pusher) feed(j *chunkJob, to []*target) {
 		return
 	}
 	if p.pipeline {
-		if holder := p.holder(j.index); holder != nil {
+		if holder := p.holder(j.index); holder != nil && len(to) <= store.MaxForwardHops {
 			// A provider holds the chunk: it forwards it to those that
 			// lack it, and the uploader sends no bytes.
 			j.forward, j.fromHolder = to, true
@@ -234,11 +234,7 @@ func (p *pusher) feed(j *chunkJob, to []*target) {
 			return
 		}
 		if len(to) > 1 {
-			head, rest := pipeline(j.index, to)
-			j.forward = rest
-			j.refs.Store(1)
-			p.tr.chunkStarted(j.index)
-			head.queue <- j
+			p.feedPipelines(j, to)
 			return
 		}
 	}

@@ -79,11 +79,18 @@ type chunkJob struct {
 	// fromHolder says the target whose queue it is in holds the chunk
 	// already and is pushed to only to forward it.
 	fromHolder bool
-	refs       atomic.Int32
-	pool       *bufPool
+	// parent is the job whose buffer this one shares (one of several
+	// pipelines of the chunk); done is counted there.
+	parent *chunkJob
+	refs   atomic.Int32
+	pool   *bufPool
 }
 
 func (j *chunkJob) done() {
+	if j.parent != nil {
+		j.parent.done()
+		return
+	}
 	if j.refs.Add(-1) == 0 && j.pool != nil {
 		j.pool.put(j.data)
 	}
