@@ -141,6 +141,7 @@ func WithLocateTimeout(d time.Duration) Option {
 // (*store.Stream).
 type storeConn interface {
 	Push(ctx context.Context, c store.ChunkPush) (*storepb.Receipt, error)
+	PushPipeline(ctx context.Context, c store.ChunkPush) (store.PipelineResult, error)
 	Bind(ctx context.Context, b store.BindRequest) error
 	Drop(ctx context.Context, session []byte, bag string) error
 	Close() error

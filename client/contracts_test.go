@@ -57,6 +57,7 @@ func TestNetworkPutThroughContracts(t *testing.T) {
 
 	var neg *contracts.Negotiation
 	var negErr error
+	sent, _ := countSent(c)
 	obj, err := c.PutFile(ctx, net.Bag, writeTemp(t, data), WithRedundancy(2),
 		WithContracts(renter, ContractNeeds{Negotiated: func(n *contracts.Negotiation, err error) { neg, negErr = n, err }}))
 	if err != nil {
@@ -67,6 +68,12 @@ func TestNetworkPutThroughContracts(t *testing.T) {
 	}
 	if len(neg.Offers) != 3 || len(neg.Contracts) != 2 {
 		t.Fatalf("%d offers, %d contracts; want 3 offers and 2 contracts", len(neg.Offers), len(neg.Contracts))
+	}
+	// Pipelined (the default for 5 MiB on 2 providers): the second provider
+	// authorised each forwarded chunk by its own contract's session, so
+	// the client sent every byte once.
+	if got := sent.Load(); got != int64(len(data)) {
+		t.Errorf("client sent %d chunk bytes for %d (%.2f×); want each once, through the pipeline", got, len(data), float64(got)/float64(len(data)))
 	}
 	for _, cs := range neg.Contracts {
 		if !slices.Contains(obj.Providers, cs.Contract.ProviderPeer) {

@@ -489,3 +489,19 @@ func (n *fakeNet) client(dir string, opts ...Option) *Client {
 	c.fetch, c.fetchVerifies = fakeFetch{n}, false
 	return c
 }
+
+// PushPipeline stores the chunk like Push and forwards nothing, as a
+// provider that predates pipelining: every hop is ErrNotForwarded.
+func (c fakeConn) PushPipeline(ctx context.Context, ch store.ChunkPush) (store.PipelineResult, error) {
+	fwd := ch.Forward
+	ch.Forward = nil
+	r, err := c.Push(ctx, ch)
+	if err != nil {
+		return store.PipelineResult{}, err
+	}
+	res := store.PipelineResult{Receipts: []store.HopReceipt{{Peer: c.p.id(), Receipt: r}}}
+	for _, h := range fwd {
+		res.Failed = append(res.Failed, store.HopError{Peer: h.Peer, Err: store.ErrNotForwarded})
+	}
+	return res, nil
+}

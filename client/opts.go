@@ -20,6 +20,7 @@ type putOptions struct {
 	acceptTimeout time.Duration
 	expiry        time.Duration
 	contracts     *contractPut // WithContracts (client/contracts.go)
+	replication   Replication  // WithReplication (client/pipeline.go)
 }
 
 type getOptions struct {

@@ -62,7 +62,10 @@ type pusher struct {
 	pool       *bufPool
 	want       int // N
 	min        int
-	nchunks    int // chunks of the object (known at the end of a stream)
+	// pipeline says chunks go to one target each and are passed along the
+	// others (WithReplication; client/pipeline.go).
+	pipeline bool
+	nchunks  int // chunks of the object (known at the end of a stream)
 
 	mu      sync.Mutex
 	targets []*target
@@ -219,6 +222,22 @@ func (p *pusher) feed(j *chunkJob, to []*target) {
 		j.done()
 		return
 	}
+	if p.pipeline {
+		if holder := p.holder(j.index); holder != nil && len(to) <= store.MaxForwardHops {
+			// A provider holds the chunk: it forwards it to those that
+			// lack it, and the uploader sends no bytes.
+			j.forward, j.fromHolder = to, true
+			j.refs.Store(1)
+			p.markSent(j.index) // the bytes move, provider to provider
+			p.tr.chunkStarted(j.index)
+			holder.queue <- j
+			return
+		}
+		if len(to) > 1 {
+			p.feedPipelines(j, to)
+			return
+		}
+	}
 	j.refs.Store(int32(len(to)))
 	for _, t := range to {
 		p.tr.chunkStarted(j.index)
@@ -296,15 +315,37 @@ func (t *target) resetConn(gen int) {
 }
 
 // push runs the storage links of chunk j to target t until one is signed,
-// the target is given up, or ctx ends.
+// the target is given up, or ctx ends. When t heads a pipeline (j has a
+// forward list) and is given up, or held the chunk already, the rest of the
+// pipeline gets the chunk from the uploader, its next live target at the
+// head.
 func (p *pusher) push(ctx context.Context, t *target, j *chunkJob) {
+	if p.pushLinks(ctx, t, j) || len(j.forward) == 0 || ctx.Err() != nil {
+		return
+	}
+	var rest []*target
+	for _, ft := range j.forward {
+		if ft.alive() && !ft.has(j.index) {
+			rest = append(rest, ft)
+		}
+	}
+	if len(rest) == 0 {
+		return
+	}
+	p.c.log.Debug("pipeline head lost; sending the chunk to the next", "chunk", j.index, "head", t.cand.peer, "next", rest[0].cand.peer)
+	p.push(ctx, rest[0], &chunkJob{index: j.index, info: j.info, data: j.data, proof: j.proof, forward: rest[1:]})
+}
+
+// pushLinks runs the storage links of chunk j to t until one is signed
+// (true), or the target is given up, held the chunk, or ctx ends.
+func (p *pusher) pushLinks(ctx context.Context, t *target, j *chunkJob) bool {
 	backoff := retryBase
 	for attempt := 1; ; attempt++ {
 		if ctx.Err() != nil || !t.alive() {
-			return
+			return false
 		}
-		if t.has(j.index) {
-			return
+		if t.has(j.index) && !j.fromHolder {
+			return false
 		}
 		p.tr.link(-1, LinkCreated)
 		conn, gen, err := p.conn(ctx, t)
@@ -313,11 +354,11 @@ func (p *pusher) push(ctx context.Context, t *target, j *chunkJob) {
 			if ctx.Err() == nil {
 				p.kill(t, fmt.Errorf("open store stream: %w", err))
 			}
-			return
+			return false
 		}
 		link := &linkSteps{tr: p.tr, state: LinkCreated, onData: func() { p.markSent(j.index) }}
 		pctx, cancel := context.WithTimeout(ctx, p.c.opts.pushTimeout)
-		r, err := conn.Push(pctx, store.ChunkPush{
+		r, res, err := p.pushOne(pctx, conn, j, store.ChunkPush{
 			Bag:     p.bag.String(),
 			Object:  p.object,
 			Index:   j.index,
@@ -335,11 +376,14 @@ func (p *pusher) push(ctx context.Context, t *target, j *chunkJob) {
 		if err == nil {
 			link.move(LinkSigned)
 			p.signed(t, j, r, link.alreadyStored)
-			return
+			if len(j.forward) > 0 {
+				p.pipelined(ctx, j, res)
+			}
+			return true
 		}
 		link.move(LinkFailed)
 		if ctx.Err() != nil {
-			return
+			return false
 		}
 		var refused *store.RefusedError
 		if !errors.As(err, &refused) {
@@ -352,7 +396,7 @@ func (p *pusher) push(ctx context.Context, t *target, j *chunkJob) {
 			// changed under the upload: no provider can then succeed.
 			if verr := verifyChunk(j.info, j.data[:j.info.Size]); verr != nil {
 				p.abort(verr)
-				return
+				return false
 			}
 		}
 		t.mu.Lock()
@@ -362,13 +406,13 @@ func (p *pusher) push(ctx context.Context, t *target, j *chunkJob) {
 		p.c.log.Debug("storage link failed", "peer", t.cand.peer, "chunk", j.index, "attempt", attempt, "err", err)
 		if attempt >= linkAttempts || fails >= targetFailures {
 			p.kill(t, fmt.Errorf("chunk %d: %w", j.index, err))
-			return
+			return false
 		}
 		timer := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			return
+			return false
 		case <-timer.C:
 		}
 		backoff = min(backoff*2, retryMax)

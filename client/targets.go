@@ -73,11 +73,24 @@ type chunkJob struct {
 	info  chunker.ChunkInfo
 	data  []byte
 	proof chunker.Proof
-	refs  atomic.Int32
-	pool  *bufPool
+	// forward is the rest of the pipeline the chunk is passed along after
+	// the target whose queue it is in (pipelined replication).
+	forward []*target
+	// fromHolder says the target whose queue it is in holds the chunk
+	// already and is pushed to only to forward it.
+	fromHolder bool
+	// parent is the job whose buffer this one shares (one of several
+	// pipelines of the chunk); done is counted there.
+	parent *chunkJob
+	refs   atomic.Int32
+	pool   *bufPool
 }
 
 func (j *chunkJob) done() {
+	if j.parent != nil {
+		j.parent.done()
+		return
+	}
 	if j.refs.Add(-1) == 0 && j.pool != nil {
 		j.pool.put(j.data)
 	}

@@ -119,8 +119,9 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 		c: c, bag: bag, tr: u.tr,
 		pool: newBufPool(c.opts.window, o.chunkSize),
 		want: want, min: minReplicas(o.minRedundancy, want), spares: loc.live,
-		expiry: time.Now().Add(o.expiry),
-		failed: loc.failed,
+		expiry:   time.Now().Add(o.expiry),
+		failed:   loc.failed,
+		pipeline: o.replication.pipelines(size, want),
 	}
 	u.p.open(uctx)
 	alive := u.p.alive()
@@ -146,7 +147,7 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 	} else {
 		u.tr.setFile(FileUploading)
 	}
-	c.log.Debug("streamed upload", "bag", bag, "redundancy", want, "providers", len(alive))
+	c.log.Debug("streamed upload", "bag", bag, "redundancy", want, "providers", len(alive), "pipelined", u.p.pipeline)
 	return u, nil
 }
 

@@ -84,6 +84,7 @@ type Server struct {
 
 	fetch    *fetch.Client
 	storeH   *store.Handler
+	relay    *store.Relay // forwards pipelined chunks to the next provider
 	fetchH   *fetch.Handler
 	auditH   *audit.Handler
 	audits   *auditor      // audit.go
@@ -216,7 +217,8 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}
 	s.fetch = fetch.NewClient(s.h.Libp2p())
-	storeOpts := []store.HandlerOption{store.WithObjectBound(s.onBound), store.WithLogger(s.cfg.log)}
+	s.relay = store.NewRelay(s.h.Libp2p())
+	storeOpts := []store.HandlerOption{store.WithObjectBound(s.onBound), store.WithLogger(s.cfg.log), store.WithRelay(s.relay)}
 	fetchOpts := []fetch.Option{fetch.WithCorruptBlock(s.onCorrupt), fetch.WithLogger(s.cfg.log)}
 	if s.cfg.registerer != nil {
 		storeOpts = append(storeOpts, store.WithMetrics(s.cfg.registerer))
@@ -280,6 +282,9 @@ func (s *Server) Close() error {
 	var errs []error
 	if s.storeH != nil {
 		errs = append(errs, s.storeH.Close())
+	}
+	if s.relay != nil {
+		errs = append(errs, s.relay.Close())
 	}
 	if s.fetchH != nil {
 		errs = append(errs, s.fetchH.Close())

@@ -57,6 +57,16 @@ type Blocks interface {
 	PutObject(o Object) error
 }
 
+// BlockReader is what a Blocks may also implement: reading a block back.
+// A handler whose store can forwards a chunk it already holds along a
+// pipeline without having the uploader send its bytes again (it answers
+// ALREADY_STORED); without it such a chunk is received again.
+type BlockReader interface {
+	// Get returns block c's bytes, verified, or an error wrapping
+	// ErrNotFound.
+	Get(c cid.Cid) ([]byte, error)
+}
+
 // Session is a group of blocks an upload pushed before they belong to an
 // object, kept until its expiry unless an object binds them.
 type Session struct {

@@ -135,6 +135,10 @@ type ChunkPush struct {
 	// Expiry is when the uploader stops needing the agreement; the zero
 	// time lets the provider choose (DefaultSessionTTL).
 	Expiry time.Time
+	// Forward, for PushPipeline, is the rest of the replication pipeline:
+	// the providers the chunk is passed along to after this stream's
+	// provider, in order (at most MaxForwardHops).
+	Forward []Hop
 	// OnStep, when set, is called with each step of the exchange as it
 	// happens, in order (see PushStep). It runs on the goroutine calling
 	// Push, between its writes and waits, never while the stream is
@@ -148,12 +152,25 @@ type ChunkPush struct {
 // the provider already held yields a receipt too. A refusal or failure
 // returns a *RefusedError. Push is safe for concurrent use: run many at once
 // to keep the stream full. ChunkPush.OnStep follows the exchange step by
-// step.
+// step. A chunk with a forward list goes through PushPipeline.
 //
 // When ctx ends while the provider still answers, Push returns ctx's error
 // and the stream finishes the exchange in the background.
 func (s *Stream) Push(ctx context.Context, c ChunkPush) (*pb.Receipt, error) {
-	req, err := newChunkRequest(&c)
+	if len(c.Forward) > 0 {
+		return nil, errors.New("store: push: a chunk with a forward list is pushed with PushPipeline")
+	}
+	r, err := s.push(ctx, &c)
+	if err != nil {
+		return nil, err
+	}
+	return r.Receipt, nil
+}
+
+// push runs one chunk exchange and returns its SIGNED reply, whose own
+// receipt is verified.
+func (s *Stream) push(ctx context.Context, c *ChunkPush) (*pb.StoreReply, error) {
+	req, err := newChunkRequest(c)
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +188,7 @@ func (s *Stream) Push(ctx context.Context, c ChunkPush) (*pb.Receipt, error) {
 		return nil, err
 	}
 	c.step(PushRequested)
-	if err := s.deliver(ctx, ex, &c, segSize, hashes); err != nil {
+	if err := s.deliver(ctx, ex, c, segSize, hashes); err != nil {
 		return nil, err
 	}
 	r, err := s.await(ctx, ex)
@@ -185,11 +202,11 @@ func (s *Stream) Push(ctx context.Context, c ChunkPush) (*pb.Receipt, error) {
 	default:
 		return nil, s.violation(ex, r, "SIGNED")
 	}
-	if err := s.checkReceipt(r.Receipt, &c); err != nil {
+	if err := s.checkReceipt(r.Receipt, c); err != nil {
 		return nil, err
 	}
 	c.step(PushSigned)
-	return r.Receipt, nil
+	return r, nil
 }
 
 // newChunkRequest checks a push and returns its STORE_CHUNK_REQUEST.
@@ -206,6 +223,10 @@ func newChunkRequest(c *ChunkPush) (*pb.StoreChunkRequest, error) {
 	if c.Index < 0 {
 		return nil, fmt.Errorf("store: push: negative chunk index %d", c.Index)
 	}
+	forward, err := encodeForward(c.Forward)
+	if err != nil {
+		return nil, err
+	}
 	req := &pb.StoreChunkRequest{
 		BagId:    c.Bag,
 		ObjectId: c.Object,
@@ -214,6 +235,7 @@ func newChunkRequest(c *ChunkPush) (*pb.StoreChunkRequest, error) {
 		Index:    uint64(c.Index),
 		Proof:    c.Proof.Blocks,
 		Session:  c.Session,
+		Forward:  forward,
 	}
 	if !c.Expiry.IsZero() {
 		req.ExpiryUnix = c.Expiry.Unix()

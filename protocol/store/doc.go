@@ -20,13 +20,24 @@
 //	receipt, err := s.Push(ctx, store.ChunkPush{Bag: bag, Object: id, CID: c, Data: data, Proof: proof})
 //	err = s.Bind(ctx, store.BindRequest{Bag: bag, Object: id, Chunks: chunks})
 //
+// Pipelined replication stores a chunk on several providers while the
+// uploader sends it once: PushPipeline sends it with a forward list, each
+// provider stores it and passes it on (a Handler given a Relay with
+// WithRelay), and the receipts of every hop come back relayed, each
+// verified against its own provider's key:
+//
+//	res, err := s.PushPipeline(ctx, store.ChunkPush{..., Forward: []store.Hop{{Peer: p2}, {Peer: p3}}})
+//	// res.Receipts: p1's, p2's, p3's; res.Failed: hops routed around
+//
 // The handler side is Handler, served by storage providers through the p2p
 // stream framework. It depends on two small interfaces the node implements:
 // Blocks (its durable block store) and Authorizer (what the data directory
 // allows).
 //
 // Files: caller.go (Stream), handler.go (the per-stream loop),
-// handler_chunk.go and handler_bind.go (the handler's steps), frames.go
+// handler_chunk.go and handler_bind.go (the handler's steps), pipeline.go
+// (forward lists and relayed receipts, the uploader's side), relay.go and
+// handler_forward.go (the forwarding provider's side), frames.go
 // (frames encoded and decoded by hand, so chunk bytes are never copied into
 // or out of a marshalled message), receipt.go (signed receipts), limits.go.
 package store

@@ -51,6 +51,16 @@ type handlerConfig struct {
 	reg     prometheus.Registerer
 	log     *slog.Logger
 	now     func() time.Time
+	relay   *Relay
+}
+
+// WithRelay makes the handler forward chunks along a replication pipeline
+// through r when a chunk request carries a forward list (docs/PROTOCOL.md,
+// "Pipelined replication"). Without it, such a chunk is stored and every
+// hop of its list reported failed ("does not forward"), so the uploader
+// pushes to them itself. The caller closes r after the handler.
+func WithRelay(r *Relay) HandlerOption {
+	return func(c *handlerConfig) { c.relay = r }
 }
 
 // WithObjectBound sets fn, called after a successful BIND has recorded the
@@ -61,8 +71,9 @@ func WithObjectBound(fn func(bag string, object uint64)) HandlerOption {
 }
 
 // WithMetrics registers the handler's Prometheus collectors on reg:
-// satchel_provider_store_chunks_total{result}, satchel_provider_store_binds_total{result}
-// and satchel_provider_store_bytes_in_total.
+// satchel_provider_store_chunks_total{result}, satchel_provider_store_binds_total{result},
+// satchel_provider_store_bytes_in_total, satchel_provider_store_over_budget_total and
+// satchel_provider_store_forwarded_hops_total{result}.
 func WithMetrics(reg prometheus.Registerer) HandlerOption {
 	return func(c *handlerConfig) { c.reg = reg }
 }
@@ -115,6 +126,7 @@ func (h *Handler) serveStream(ctx context.Context, s network.Stream) error {
 	c := newStoreConn(h, p, s)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	c.ctx = ctx
 	err := c.run(ctx)
 	if err != nil {
 		cancel() // stop authorisations of a stream that is going away
@@ -130,6 +142,7 @@ type storeConn struct {
 	s      network.Stream
 	log    *slog.Logger
 	remote peer.ID
+	ctx    context.Context // the stream's; ends when it is served no more
 
 	wmu sync.Mutex // serialises reply writes; guards fw
 	fw  *p2p.FrameWriter
@@ -193,6 +206,16 @@ type storeExchange struct {
 	received uint64
 
 	signWanted bool
+
+	// Pipelined replication: the request's index, proof and forward list,
+	// and what the hops after this provider answered (relayed receipts,
+	// failures), sent with SIGNED.
+	index       uint64
+	proof       [][]byte
+	forward     []Hop
+	forwarded   bool // forwarding started
+	relayed     []*pb.Receipt
+	hopFailures []*pb.HopFailure
 
 	// partial and committing are this exchange's share of the stream's
 	// byte counts.
@@ -462,6 +485,7 @@ type metrics struct {
 	binds      *prometheus.CounterVec
 	bytesIn    prometheus.Counter
 	overBudget prometheus.Counter
+	hops       *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -482,12 +506,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "satchel", Subsystem: "provider_store", Name: "over_budget_total",
 			Help: "Requests refused because the stream, its peer or the node was at its memory budget.",
 		}),
+		hops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "satchel", Subsystem: "provider_store", Name: "forwarded_hops_total",
+			Help: "Pipeline hops after this provider of the chunks it forwarded, by result: signed (a receipt relayed), failed.",
+		}, []string{"result"}),
 	}
 	if reg != nil {
 		m.chunks = metricsutil.MustRegister(reg, m.chunks)
 		m.binds = metricsutil.MustRegister(reg, m.binds)
 		m.bytesIn = metricsutil.MustRegister(reg, m.bytesIn)
 		m.overBudget = metricsutil.MustRegister(reg, m.overBudget)
+		m.hops = metricsutil.MustRegister(reg, m.hops)
 	}
 	return m
 }

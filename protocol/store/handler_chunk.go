@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -22,16 +23,22 @@ import (
 
 // authorize decides on a chunk request: AGREED, ALREADY_STORED or REFUSED.
 func (c *storeConn) authorize(ctx context.Context, ex *storeExchange, r *pb.StoreChunkRequest) {
+	hops, err := decodeForward(c.h.self, c.remote, r.Forward)
+	if err != nil {
+		c.refuse(ex, "%v", err)
+		return
+	}
 	if err := c.h.admit(ctx, ex, r); err != nil {
 		c.refuse(ex, "%v", err)
 		return
 	}
+	c.h.setForward(ex, r, hops)
 	held, err := c.h.blocks.Has(ex.chunk)
 	if err != nil {
 		c.refuse(ex, "provider cannot read its store: %v", err)
 		return
 	}
-	if held && ex.joinsHeld() {
+	if held && c.h.joinsHeld(ex) {
 		if err := c.h.blocks.AddToSession(ex.session, ex.chunk); err == nil {
 			c.alreadyStored(ex)
 			return
@@ -168,7 +175,7 @@ func (c *storeConn) onSegments(id uint64, m *pb.StoreChunkSegments) error {
 		ex.oneShot = true
 	}
 	// Stored meanwhile by another upload? Then skip the data.
-	if held, _ := c.h.blocks.Has(ex.chunk); held && ex.joinsHeld() {
+	if held, _ := c.h.blocks.Has(ex.chunk); held && c.h.joinsHeld(ex) {
 		if err := c.h.blocks.AddToSession(ex.session, ex.chunk); err == nil {
 			c.alreadyStored(ex)
 			return nil
@@ -284,11 +291,23 @@ func (c *storeConn) startCommit(ex *storeExchange) {
 	}()
 }
 
-// commit stores a received chunk durably and answers DATA_RECEIVED.
+// commit stores a received chunk durably and answers DATA_RECEIVED; a
+// chunk with a forward list is passed on to the next hop meanwhile, and the
+// exchange is ready to sign once both are done. Its bytes stay counted
+// against the stream until then.
 func (c *storeConn) commit(ex *storeExchange) {
 	data := ex.buf
 	ex.buf = nil
+	var fwd sync.WaitGroup
+	if c.startForward(ex) {
+		fwd.Add(1)
+		go func() {
+			defer fwd.Done()
+			c.forward(ex, data)
+		}()
+	}
 	if err := c.h.blocks.PutInSession(ex.session, ex.chunk, data); err != nil {
+		fwd.Wait()
 		if errors.Is(err, ErrCIDMismatch) {
 			c.failed(ex, "chunk bytes do not match CID %s", ex.chunk)
 		} else {
@@ -296,13 +315,12 @@ func (c *storeConn) commit(ex *storeExchange) {
 		}
 		return
 	}
-	c.mu.Lock()
-	c.unbufferLocked(ex)
-	c.mu.Unlock()
 	c.h.release(ex)
 	c.h.metrics.chunk("stored")
 	c.reply(&pb.StoreReply{Id: ex.id, Status: pb.Status_STATUS_DATA_RECEIVED})
+	fwd.Wait()
 	c.mu.Lock()
+	c.unbufferLocked(ex)
 	ex.state = exStored
 	sign := ex.signWanted
 	c.mu.Unlock()
@@ -332,6 +350,10 @@ func (c *storeConn) onSign(id uint64) error {
 	c.mu.Unlock()
 	switch st {
 	case exStored, exSkipping:
+		if c.startForward(ex) {
+			c.forwardHeld(ex)
+			return nil
+		}
 		c.sign(ex)
 	case exAuthorizing:
 		return fmt.Errorf("%w: SIGN for exchange %d before its request was answered", ErrProtocol, id)
@@ -360,5 +382,8 @@ func (c *storeConn) sign(ex *storeExchange) {
 		c.failed(ex, "provider cannot sign: %v", err)
 		return
 	}
-	c.end(ex, &pb.StoreReply{Status: pb.Status_STATUS_SIGNED, Receipt: rc})
+	c.mu.Lock()
+	relayed, failures := ex.relayed, ex.hopFailures
+	c.mu.Unlock()
+	c.end(ex, &pb.StoreReply{Status: pb.Status_STATUS_SIGNED, Receipt: rc, Relayed: relayed, HopFailures: failures})
 }

@@ -34,4 +34,16 @@ func (h *Handler) authorizeSession(ctx context.Context, ex *storeExchange, total
 // for the object. A streamed session's chunk must be sent, so a peer cannot
 // attach blocks of another bag's objects or sessions to its session by
 // naming their CIDs.
-func (ex *storeExchange) joinsHeld() bool { return ex.object != 0 }
+//
+// A chunk to forward joins only when the store can read it back
+// (BlockReader), to pass its bytes on; otherwise it is received again.
+func (h *Handler) joinsHeld(ex *storeExchange) bool {
+	if ex.object == 0 {
+		return false
+	}
+	if len(ex.forward) == 0 {
+		return true
+	}
+	_, ok := h.blocks.(BlockReader)
+	return ok
+}

@@ -73,4 +73,20 @@ const (
 	MaxSessionTTL = 7 * 24 * time.Hour
 	// SessionIDLength is the length of a streamed upload's session ID.
 	SessionIDLength = 16
+	// MaxForwardHops is the longest forward list a chunk request may carry:
+	// a pipeline of up to MaxForwardHops+1 providers.
+	MaxForwardHops = 7
+	// MaxForwardAddrs and MaxForwardAddrBytes bound the addresses given for
+	// one hop of a forward list.
+	MaxForwardAddrs     = 8
+	MaxForwardAddrBytes = 256
+	// MaxHopReason is the longest reason a provider relays for a failed
+	// hop (longer ones are cut), so failures relayed up a pipeline of
+	// MaxForwardHops stay far inside a frame.
+	MaxHopReason = 1024
+	// ForwardTimeout bounds a provider's forwarding of one chunk down the
+	// rest of its pipeline: every hop after a failed one is tried within it,
+	// and a hop it leaves untried is reported failed. It leaves the
+	// upstream stream inside IdleTimeout.
+	ForwardTimeout = IdleTimeout / 2
 )

@@ -278,7 +278,15 @@ type StoreChunkRequest struct {
 	Proof [][]byte `protobuf:"bytes,7,rep,name=proof,proto3" json:"proof,omitempty"`
 	// session groups the chunks of a streamed upload whose root is not known
 	// yet (16 random bytes chosen by the uploader).
-	Session       []byte `protobuf:"bytes,8,opt,name=session,proto3" json:"session,omitempty"`
+	Session []byte `protobuf:"bytes,8,opt,name=session,proto3" json:"session,omitempty"`
+	// forward is the rest of a replication pipeline: once the provider holds
+	// the whole chunk it stores it and pushes it to forward[0], asking that
+	// hop to forward it on to forward[1:], and relays every hop's receipt
+	// back in its SIGNED reply. At most MaxForwardHops entries; none may name
+	// the provider itself, the peer that sent the request, or one peer twice.
+	// A provider that predates the field ignores it (it stores the chunk and
+	// relays nothing), and the uploader pushes to the hops itself.
+	Forward       []*ForwardHop `protobuf:"bytes,9,rep,name=forward,proto3" json:"forward,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -369,6 +377,135 @@ func (x *StoreChunkRequest) GetSession() []byte {
 	return nil
 }
 
+func (x *StoreChunkRequest) GetForward() []*ForwardHop {
+	if x != nil {
+		return x.Forward
+	}
+	return nil
+}
+
+// ForwardHop is one provider further down a replication pipeline, with what
+// its Authorizer needs to accept the chunk from the hop before it.
+type ForwardHop struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// peer is the hop's libp2p peer ID (binary).
+	Peer []byte `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
+	// addrs are multiaddrs (binary) the forwarding provider may dial the hop
+	// at, if it is not connected (at most MaxForwardAddrs).
+	Addrs [][]byte `protobuf:"bytes,2,rep,name=addrs,proto3" json:"addrs,omitempty"`
+	// session is the uploader's streamed-upload session with this hop (the
+	// session of its storage contract's grant), or empty for a registered
+	// object's chunk, which every hop authorises by the chain with the
+	// request's object ID and proof.
+	Session       []byte `protobuf:"bytes,3,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForwardHop) Reset() {
+	*x = ForwardHop{}
+	mi := &file_protocol_store_pb_store_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForwardHop) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForwardHop) ProtoMessage() {}
+
+func (x *ForwardHop) ProtoReflect() protoreflect.Message {
+	mi := &file_protocol_store_pb_store_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForwardHop.ProtoReflect.Descriptor instead.
+func (*ForwardHop) Descriptor() ([]byte, []int) {
+	return file_protocol_store_pb_store_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ForwardHop) GetPeer() []byte {
+	if x != nil {
+		return x.Peer
+	}
+	return nil
+}
+
+func (x *ForwardHop) GetAddrs() [][]byte {
+	if x != nil {
+		return x.Addrs
+	}
+	return nil
+}
+
+func (x *ForwardHop) GetSession() []byte {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+// HopFailure says that a pipeline hop did not sign the chunk, and why.
+type HopFailure struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Peer          []byte                 `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HopFailure) Reset() {
+	*x = HopFailure{}
+	mi := &file_protocol_store_pb_store_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HopFailure) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HopFailure) ProtoMessage() {}
+
+func (x *HopFailure) ProtoReflect() protoreflect.Message {
+	mi := &file_protocol_store_pb_store_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HopFailure.ProtoReflect.Descriptor instead.
+func (*HopFailure) Descriptor() ([]byte, []int) {
+	return file_protocol_store_pb_store_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *HopFailure) GetPeer() []byte {
+	if x != nil {
+		return x.Peer
+	}
+	return nil
+}
+
+func (x *HopFailure) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // StoreChunkSegments sends the hashes of the chunk's fixed-size segments so
 // the provider can check data frames as they arrive.
 type StoreChunkSegments struct {
@@ -383,7 +520,7 @@ type StoreChunkSegments struct {
 
 func (x *StoreChunkSegments) Reset() {
 	*x = StoreChunkSegments{}
-	mi := &file_protocol_store_pb_store_proto_msgTypes[2]
+	mi := &file_protocol_store_pb_store_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -395,7 +532,7 @@ func (x *StoreChunkSegments) String() string {
 func (*StoreChunkSegments) ProtoMessage() {}
 
 func (x *StoreChunkSegments) ProtoReflect() protoreflect.Message {
-	mi := &file_protocol_store_pb_store_proto_msgTypes[2]
+	mi := &file_protocol_store_pb_store_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -408,7 +545,7 @@ func (x *StoreChunkSegments) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreChunkSegments.ProtoReflect.Descriptor instead.
 func (*StoreChunkSegments) Descriptor() ([]byte, []int) {
-	return file_protocol_store_pb_store_proto_rawDescGZIP(), []int{2}
+	return file_protocol_store_pb_store_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StoreChunkSegments) GetSegmentSize() uint32 {
@@ -438,7 +575,7 @@ type StoreChunkData struct {
 
 func (x *StoreChunkData) Reset() {
 	*x = StoreChunkData{}
-	mi := &file_protocol_store_pb_store_proto_msgTypes[3]
+	mi := &file_protocol_store_pb_store_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -450,7 +587,7 @@ func (x *StoreChunkData) String() string {
 func (*StoreChunkData) ProtoMessage() {}
 
 func (x *StoreChunkData) ProtoReflect() protoreflect.Message {
-	mi := &file_protocol_store_pb_store_proto_msgTypes[3]
+	mi := &file_protocol_store_pb_store_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -463,7 +600,7 @@ func (x *StoreChunkData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreChunkData.ProtoReflect.Descriptor instead.
 func (*StoreChunkData) Descriptor() ([]byte, []int) {
-	return file_protocol_store_pb_store_proto_rawDescGZIP(), []int{3}
+	return file_protocol_store_pb_store_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StoreChunkData) GetOffset() uint64 {
@@ -496,7 +633,7 @@ type SignRequest struct {
 
 func (x *SignRequest) Reset() {
 	*x = SignRequest{}
-	mi := &file_protocol_store_pb_store_proto_msgTypes[4]
+	mi := &file_protocol_store_pb_store_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -508,7 +645,7 @@ func (x *SignRequest) String() string {
 func (*SignRequest) ProtoMessage() {}
 
 func (x *SignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_protocol_store_pb_store_proto_msgTypes[4]
+	mi := &file_protocol_store_pb_store_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -521,7 +658,7 @@ func (x *SignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignRequest.ProtoReflect.Descriptor instead.
 func (*SignRequest) Descriptor() ([]byte, []int) {
-	return file_protocol_store_pb_store_proto_rawDescGZIP(), []int{4}
+	return file_protocol_store_pb_store_proto_rawDescGZIP(), []int{6}
 }
 
 // BindRequest ties a streamed upload's session to the object registered on
@@ -540,7 +677,7 @@ type BindRequest struct {
 
 func (x *BindRequest) Reset() {
 	*x = BindRequest{}
-	mi := &file_protocol_store_pb_store_proto_msgTypes[5]
+	mi := &file_protocol_store_pb_store_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -552,7 +689,7 @@ func (x *BindRequest) String() string {
 func (*BindRequest) ProtoMessage() {}
 
 func (x *BindRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_protocol_store_pb_store_proto_msgTypes[5]
+	mi := &file_protocol_store_pb_store_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -565,7 +702,7 @@ func (x *BindRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BindRequest.ProtoReflect.Descriptor instead.
 func (*BindRequest) Descriptor() ([]byte, []int) {
-	return file_protocol_store_pb_store_proto_rawDescGZIP(), []int{5}
+	return file_protocol_store_pb_store_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *BindRequest) GetSession() []byte {
@@ -610,7 +747,7 @@ type DropRequest struct {
 
 func (x *DropRequest) Reset() {
 	*x = DropRequest{}
-	mi := &file_protocol_store_pb_store_proto_msgTypes[6]
+	mi := &file_protocol_store_pb_store_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -622,7 +759,7 @@ func (x *DropRequest) String() string {
 func (*DropRequest) ProtoMessage() {}
 
 func (x *DropRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_protocol_store_pb_store_proto_msgTypes[6]
+	mi := &file_protocol_store_pb_store_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -635,7 +772,7 @@ func (x *DropRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropRequest.ProtoReflect.Descriptor instead.
 func (*DropRequest) Descriptor() ([]byte, []int) {
-	return file_protocol_store_pb_store_proto_rawDescGZIP(), []int{6}
+	return file_protocol_store_pb_store_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DropRequest) GetSession() []byte {
@@ -663,7 +800,7 @@ type ChunkRef struct {
 
 func (x *ChunkRef) Reset() {
 	*x = ChunkRef{}
-	mi := &file_protocol_store_pb_store_proto_msgTypes[7]
+	mi := &file_protocol_store_pb_store_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -675,7 +812,7 @@ func (x *ChunkRef) String() string {
 func (*ChunkRef) ProtoMessage() {}
 
 func (x *ChunkRef) ProtoReflect() protoreflect.Message {
-	mi := &file_protocol_store_pb_store_proto_msgTypes[7]
+	mi := &file_protocol_store_pb_store_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -688,7 +825,7 @@ func (x *ChunkRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkRef.ProtoReflect.Descriptor instead.
 func (*ChunkRef) Descriptor() ([]byte, []int) {
-	return file_protocol_store_pb_store_proto_rawDescGZIP(), []int{7}
+	return file_protocol_store_pb_store_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ChunkRef) GetCid() []byte {
@@ -711,15 +848,23 @@ type StoreReply struct {
 	Id     uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
 	Status Status                 `protobuf:"varint,2,opt,name=status,proto3,enum=satchel.wire.v1.Status" json:"status,omitempty"`
 	// reason is a human-readable cause for REFUSED and FAILED.
-	Reason        string   `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
-	Receipt       *Receipt `protobuf:"bytes,4,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	Reason  string   `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Receipt *Receipt `protobuf:"bytes,4,opt,name=receipt,proto3" json:"receipt,omitempty"`
+	// relayed are, on a SIGNED reply to a chunk request that had a forward
+	// list, the receipts of the hops further down the pipeline that stored the
+	// chunk, each signed by its own hop (the uploader checks each against the
+	// key of the peer it names, which must be in the forward list it sent).
+	Relayed []*Receipt `protobuf:"bytes,5,rep,name=relayed,proto3" json:"relayed,omitempty"`
+	// hop_failures are, on the same reply, the hops that did not sign, with
+	// the reason; the uploader pushes the chunk to a replacement for them.
+	HopFailures   []*HopFailure `protobuf:"bytes,6,rep,name=hop_failures,json=hopFailures,proto3" json:"hop_failures,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StoreReply) Reset() {
 	*x = StoreReply{}
-	mi := &file_protocol_store_pb_store_proto_msgTypes[8]
+	mi := &file_protocol_store_pb_store_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -731,7 +876,7 @@ func (x *StoreReply) String() string {
 func (*StoreReply) ProtoMessage() {}
 
 func (x *StoreReply) ProtoReflect() protoreflect.Message {
-	mi := &file_protocol_store_pb_store_proto_msgTypes[8]
+	mi := &file_protocol_store_pb_store_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -744,7 +889,7 @@ func (x *StoreReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreReply.ProtoReflect.Descriptor instead.
 func (*StoreReply) Descriptor() ([]byte, []int) {
-	return file_protocol_store_pb_store_proto_rawDescGZIP(), []int{8}
+	return file_protocol_store_pb_store_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StoreReply) GetId() uint64 {
@@ -775,6 +920,20 @@ func (x *StoreReply) GetReceipt() *Receipt {
 	return nil
 }
 
+func (x *StoreReply) GetRelayed() []*Receipt {
+	if x != nil {
+		return x.Relayed
+	}
+	return nil
+}
+
+func (x *StoreReply) GetHopFailures() []*HopFailure {
+	if x != nil {
+		return x.HopFailures
+	}
+	return nil
+}
+
 // Receipt is the provider's signed statement that it durably holds a chunk.
 type Receipt struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -794,7 +953,7 @@ type Receipt struct {
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_protocol_store_pb_store_proto_msgTypes[9]
+	mi := &file_protocol_store_pb_store_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -806,7 +965,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_protocol_store_pb_store_proto_msgTypes[9]
+	mi := &file_protocol_store_pb_store_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -819,7 +978,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_protocol_store_pb_store_proto_rawDescGZIP(), []int{9}
+	return file_protocol_store_pb_store_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Receipt) GetCid() []byte {
@@ -884,7 +1043,7 @@ const file_protocol_store_pb_store_proto_rawDesc = "" +
 	"\x04sign\x18\x05 \x01(\v2\x1c.satchel.wire.v1.SignRequestH\x00R\x04sign\x122\n" +
 	"\x04bind\x18\x06 \x01(\v2\x1c.satchel.wire.v1.BindRequestH\x00R\x04bind\x122\n" +
 	"\x04drop\x18\a \x01(\v2\x1c.satchel.wire.v1.DropRequestH\x00R\x04dropB\x06\n" +
-	"\x04body\"\xd8\x01\n" +
+	"\x04body\"\x8f\x02\n" +
 	"\x11StoreChunkRequest\x12\x15\n" +
 	"\x06bag_id\x18\x01 \x01(\tR\x05bagId\x12\x1b\n" +
 	"\tobject_id\x18\x02 \x01(\x04R\bobjectId\x12\x10\n" +
@@ -894,7 +1053,17 @@ const file_protocol_store_pb_store_proto_rawDesc = "" +
 	"expiryUnix\x12\x14\n" +
 	"\x05index\x18\x06 \x01(\x04R\x05index\x12\x14\n" +
 	"\x05proof\x18\a \x03(\fR\x05proof\x12\x18\n" +
-	"\asession\x18\b \x01(\fR\asession\"O\n" +
+	"\asession\x18\b \x01(\fR\asession\x125\n" +
+	"\aforward\x18\t \x03(\v2\x1b.satchel.wire.v1.ForwardHopR\aforward\"P\n" +
+	"\n" +
+	"ForwardHop\x12\x12\n" +
+	"\x04peer\x18\x01 \x01(\fR\x04peer\x12\x14\n" +
+	"\x05addrs\x18\x02 \x03(\fR\x05addrs\x12\x18\n" +
+	"\asession\x18\x03 \x01(\fR\asession\"8\n" +
+	"\n" +
+	"HopFailure\x12\x12\n" +
+	"\x04peer\x18\x01 \x01(\fR\x04peer\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"O\n" +
 	"\x12StoreChunkSegments\x12!\n" +
 	"\fsegment_size\x18\x01 \x01(\rR\vsegmentSize\x12\x16\n" +
 	"\x06hashes\x18\x02 \x03(\fR\x06hashes\"P\n" +
@@ -913,13 +1082,15 @@ const file_protocol_store_pb_store_proto_rawDesc = "" +
 	"\x06bag_id\x18\x02 \x01(\tR\x05bagId\"0\n" +
 	"\bChunkRef\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\fR\x03cid\x12\x12\n" +
-	"\x04size\x18\x02 \x01(\x04R\x04size\"\x99\x01\n" +
+	"\x04size\x18\x02 \x01(\x04R\x04size\"\x8d\x02\n" +
 	"\n" +
 	"StoreReply\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12/\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x17.satchel.wire.v1.StatusR\x06status\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x122\n" +
-	"\areceipt\x18\x04 \x01(\v2\x18.satchel.wire.v1.ReceiptR\areceipt\"\xd0\x01\n" +
+	"\areceipt\x18\x04 \x01(\v2\x18.satchel.wire.v1.ReceiptR\areceipt\x122\n" +
+	"\arelayed\x18\x05 \x03(\v2\x18.satchel.wire.v1.ReceiptR\arelayed\x12>\n" +
+	"\fhop_failures\x18\x06 \x03(\v2\x1b.satchel.wire.v1.HopFailureR\vhopFailures\"\xd0\x01\n" +
 	"\aReceipt\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\fR\x03cid\x12\x1b\n" +
 	"\tobject_id\x18\x02 \x01(\x04R\bobjectId\x12\x15\n" +
@@ -954,35 +1125,40 @@ func file_protocol_store_pb_store_proto_rawDescGZIP() []byte {
 }
 
 var file_protocol_store_pb_store_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_protocol_store_pb_store_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_protocol_store_pb_store_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_protocol_store_pb_store_proto_goTypes = []any{
 	(Status)(0),                // 0: satchel.wire.v1.Status
 	(*StoreRequest)(nil),       // 1: satchel.wire.v1.StoreRequest
 	(*StoreChunkRequest)(nil),  // 2: satchel.wire.v1.StoreChunkRequest
-	(*StoreChunkSegments)(nil), // 3: satchel.wire.v1.StoreChunkSegments
-	(*StoreChunkData)(nil),     // 4: satchel.wire.v1.StoreChunkData
-	(*SignRequest)(nil),        // 5: satchel.wire.v1.SignRequest
-	(*BindRequest)(nil),        // 6: satchel.wire.v1.BindRequest
-	(*DropRequest)(nil),        // 7: satchel.wire.v1.DropRequest
-	(*ChunkRef)(nil),           // 8: satchel.wire.v1.ChunkRef
-	(*StoreReply)(nil),         // 9: satchel.wire.v1.StoreReply
-	(*Receipt)(nil),            // 10: satchel.wire.v1.Receipt
+	(*ForwardHop)(nil),         // 3: satchel.wire.v1.ForwardHop
+	(*HopFailure)(nil),         // 4: satchel.wire.v1.HopFailure
+	(*StoreChunkSegments)(nil), // 5: satchel.wire.v1.StoreChunkSegments
+	(*StoreChunkData)(nil),     // 6: satchel.wire.v1.StoreChunkData
+	(*SignRequest)(nil),        // 7: satchel.wire.v1.SignRequest
+	(*BindRequest)(nil),        // 8: satchel.wire.v1.BindRequest
+	(*DropRequest)(nil),        // 9: satchel.wire.v1.DropRequest
+	(*ChunkRef)(nil),           // 10: satchel.wire.v1.ChunkRef
+	(*StoreReply)(nil),         // 11: satchel.wire.v1.StoreReply
+	(*Receipt)(nil),            // 12: satchel.wire.v1.Receipt
 }
 var file_protocol_store_pb_store_proto_depIdxs = []int32{
 	2,  // 0: satchel.wire.v1.StoreRequest.request:type_name -> satchel.wire.v1.StoreChunkRequest
-	3,  // 1: satchel.wire.v1.StoreRequest.segments:type_name -> satchel.wire.v1.StoreChunkSegments
-	4,  // 2: satchel.wire.v1.StoreRequest.data:type_name -> satchel.wire.v1.StoreChunkData
-	5,  // 3: satchel.wire.v1.StoreRequest.sign:type_name -> satchel.wire.v1.SignRequest
-	6,  // 4: satchel.wire.v1.StoreRequest.bind:type_name -> satchel.wire.v1.BindRequest
-	7,  // 5: satchel.wire.v1.StoreRequest.drop:type_name -> satchel.wire.v1.DropRequest
-	8,  // 6: satchel.wire.v1.BindRequest.chunks:type_name -> satchel.wire.v1.ChunkRef
-	0,  // 7: satchel.wire.v1.StoreReply.status:type_name -> satchel.wire.v1.Status
-	10, // 8: satchel.wire.v1.StoreReply.receipt:type_name -> satchel.wire.v1.Receipt
-	9,  // [9:9] is the sub-list for method output_type
-	9,  // [9:9] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	5,  // 1: satchel.wire.v1.StoreRequest.segments:type_name -> satchel.wire.v1.StoreChunkSegments
+	6,  // 2: satchel.wire.v1.StoreRequest.data:type_name -> satchel.wire.v1.StoreChunkData
+	7,  // 3: satchel.wire.v1.StoreRequest.sign:type_name -> satchel.wire.v1.SignRequest
+	8,  // 4: satchel.wire.v1.StoreRequest.bind:type_name -> satchel.wire.v1.BindRequest
+	9,  // 5: satchel.wire.v1.StoreRequest.drop:type_name -> satchel.wire.v1.DropRequest
+	3,  // 6: satchel.wire.v1.StoreChunkRequest.forward:type_name -> satchel.wire.v1.ForwardHop
+	10, // 7: satchel.wire.v1.BindRequest.chunks:type_name -> satchel.wire.v1.ChunkRef
+	0,  // 8: satchel.wire.v1.StoreReply.status:type_name -> satchel.wire.v1.Status
+	12, // 9: satchel.wire.v1.StoreReply.receipt:type_name -> satchel.wire.v1.Receipt
+	12, // 10: satchel.wire.v1.StoreReply.relayed:type_name -> satchel.wire.v1.Receipt
+	4,  // 11: satchel.wire.v1.StoreReply.hop_failures:type_name -> satchel.wire.v1.HopFailure
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_protocol_store_pb_store_proto_init() }
@@ -1004,7 +1180,7 @@ func file_protocol_store_pb_store_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_protocol_store_pb_store_proto_rawDesc), len(file_protocol_store_pb_store_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

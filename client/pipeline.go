@@ -1,0 +1,177 @@
+package client
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/satchel-net/satchel/protocol/store"
+	storepb "github.com/satchel-net/satchel/protocol/store/pb"
+)
+
+// Replication is how an upload gets a chunk to its N providers.
+type Replication int
+
+const (
+	// ReplicateAuto, the default, pipelines objects of at least
+	// PipelineMinSize bytes stored on two providers or more, and pushes
+	// smaller ones directly: a pipeline saves the uplink N-1 copies of every
+	// chunk, direct pushes save a small object the pipeline's hops of
+	// latency.
+	ReplicateAuto Replication = iota
+	// ReplicateDirect pushes every chunk to each provider (N copies over
+	// the uploader's uplink).
+	ReplicateDirect
+	// ReplicatePipelined sends every chunk once, to one provider, which
+	// stores it and passes it along the others (store.PushPipeline); their
+	// receipts come back relayed, each checked against its provider's key.
+	// A provider that does not forward, or that drops out of the pipeline,
+	// gets the chunk pushed directly.
+	ReplicatePipelined
+)
+
+// PipelineMinSize is the smallest object ReplicateAuto pipelines.
+const PipelineMinSize = 4 << 20
+
+// String names the mode.
+func (r Replication) String() string {
+	switch r {
+	case ReplicateAuto:
+		return "auto"
+	case ReplicateDirect:
+		return "direct"
+	case ReplicatePipelined:
+		return "pipelined"
+	}
+	return fmt.Sprintf("Replication(%d)", int(r))
+}
+
+// WithReplication sets how the upload's chunks reach its providers
+// (default ReplicateAuto).
+func WithReplication(r Replication) PutOption {
+	return putOption(func(o *putOptions) { o.replication = r })
+}
+
+// pipelines reports whether an upload of size bytes (-1: unknown) to want
+// providers goes through a pipeline.
+func (r Replication) pipelines(size int64, want int) bool {
+	switch {
+	case want < 2:
+		return false
+	case r == ReplicatePipelined:
+		return true
+	case r == ReplicateAuto:
+		return size >= PipelineMinSize
+	}
+	return false
+}
+
+// feedPipelines hands chunk j to the targets that need it as pipelines of
+// at most store.MaxForwardHops+1 targets (one unless N is larger), each
+// in its head's queue. The head rotates with the chunk index, so
+// forwarding is spread over the providers' uplinks.
+func (p *pusher) feedPipelines(j *chunkJob, to []*target) {
+	k := j.index % len(to)
+	order := make([]*target, 0, len(to))
+	order = append(order, to[k:]...)
+	order = append(order, to[:k]...)
+	var groups [][]*target
+	for len(order) > 0 {
+		n := min(len(order), store.MaxForwardHops+1)
+		groups = append(groups, order[:n])
+		order = order[n:]
+	}
+	j.refs.Store(int32(len(groups)))
+	p.tr.chunkStarted(j.index)
+	for g, ts := range groups {
+		job := j
+		if g > 0 {
+			job = &chunkJob{index: j.index, info: j.info, data: j.data, proof: j.proof, parent: j}
+		}
+		job.forward = ts[1:]
+		ts[0].queue <- job // never blocks: a queue holds as many jobs as the pool has buffers
+	}
+}
+
+// holder returns a live target of the pass that holds chunk i of the
+// registered object, to head a pipeline to the targets lacking it (it
+// answers "already stored" and forwards the chunk read back from its
+// store), or nil. A streamed session's chunk is always sent, so only a
+// registered object's chunks are forwarded by a holder.
+func (p *pusher) holder(i int) *target {
+	if !p.registered {
+		return nil
+	}
+	var holders []*target
+	for _, t := range p.alive() {
+		if t.queue != nil && t.has(i) {
+			holders = append(holders, t)
+		}
+	}
+	if len(holders) == 0 {
+		return nil
+	}
+	return holders[i%len(holders)]
+}
+
+// hops returns the forward list of a pipeline's targets after its head.
+func hops(ts []*target) []store.Hop {
+	out := make([]store.Hop, len(ts))
+	for i, t := range ts {
+		out[i] = store.Hop{Peer: t.cand.peer, Addrs: t.cand.addrs, Session: t.cand.session}
+	}
+	return out
+}
+
+// pipelined records the outcome of a pipelined push whose head signed:
+// every hop's receipt (already verified against the hop's key by
+// store.PushPipeline) counts for its target, and every hop that did not
+// sign gets the chunk pushed directly.
+func (p *pusher) pipelined(ctx context.Context, j *chunkJob, res store.PipelineResult) {
+	byPeer := make(map[peer.ID]*target, len(j.forward))
+	for _, ft := range j.forward {
+		byPeer[ft.cand.peer] = ft
+	}
+	for _, hr := range res.Receipts[1:] { // the head's is recorded by push
+		ht := byPeer[hr.Peer]
+		if ht == nil {
+			continue // PushPipeline returns only hops of the forward list
+		}
+		if err := p.checkReceipt(ht, j, hr.Receipt); err != nil {
+			p.c.log.Debug("relayed receipt refused", "peer", hr.Peer, "chunk", j.index, "err", err)
+			continue
+		}
+		// The hop's storage link was signed by way of the pipeline.
+		p.tr.link(-1, LinkSigned)
+		p.signed(ht, j, hr.Receipt, false)
+	}
+	for _, f := range res.Failed {
+		ft := byPeer[f.Peer]
+		if ft == nil || !ft.alive() {
+			continue
+		}
+		p.c.log.Debug("pipeline hop failed; pushing to it directly", "peer", f.Peer, "chunk", j.index, "err", f.Err)
+		p.push(ctx, ft, &chunkJob{index: j.index, info: j.info, data: j.data, proof: j.proof})
+	}
+}
+
+// pushOne runs one storage link of chunk j over conn: a direct push, or,
+// when j has a forward list, a pipelined one (whose hops' receipts the
+// caller records with pipelined). It returns the head's own verified
+// receipt.
+func (p *pusher) pushOne(ctx context.Context, conn storeConn, j *chunkJob, c store.ChunkPush) (*storepb.Receipt, store.PipelineResult, error) {
+	if len(j.forward) == 0 {
+		r, err := conn.Push(ctx, c)
+		return r, store.PipelineResult{}, err
+	}
+	c.Forward = hops(j.forward)
+	res, err := conn.PushPipeline(ctx, c)
+	if err != nil {
+		return nil, res, err
+	}
+	if len(res.Receipts) == 0 {
+		return nil, res, fmt.Errorf("%w: pipelined push returned no receipt", store.ErrBadReceipt)
+	}
+	return res.Receipts[0].Receipt, res, nil
+}
