@@ -47,6 +47,17 @@ func (r Replication) String() string {
 	return fmt.Sprintf("Replication(%d)", int(r))
 }
 
+// ParseReplication reads a mode by its name: "auto", "direct" or
+// "pipelined".
+func ParseReplication(s string) (Replication, error) {
+	for _, r := range []Replication{ReplicateAuto, ReplicateDirect, ReplicatePipelined} {
+		if s == r.String() {
+			return r, nil
+		}
+	}
+	return 0, fmt.Errorf("replication %q: want auto, direct or pipelined", s)
+}
+
 // WithReplication sets how the upload's chunks reach its providers
 // (default ReplicateAuto).
 func WithReplication(r Replication) PutOption {

@@ -73,9 +73,9 @@ type putOutput struct {
 
 func newPutCmd(app *App) *cobra.Command {
 	var (
-		bagFlag, keyFlag, chunkSize string
-		redundancy, minReplicas     int
-		cf                          *contractPutFlags // --contracts (contract.go)
+		bagFlag, keyFlag, chunkSize, replication string
+		redundancy, minReplicas                  int
+		cf                                       *contractPutFlags // --contracts (contract.go)
 	)
 	cmd := &cobra.Command{
 		Use:   "put FILE --bag BAG",
@@ -120,6 +120,10 @@ never with --json.`,
 			if redundancy < 0 {
 				return fmt.Errorf("--redundancy %d: want 1 or more (0: every bucket of the bag)", redundancy)
 			}
+			mode, err := client.ParseReplication(replication)
+			if err != nil {
+				return fmt.Errorf("--replication: %w", err)
+			}
 			cfg, err := app.Config()
 			if err != nil {
 				return err
@@ -152,6 +156,7 @@ never with --json.`,
 			if minReplicas > 0 {
 				opts = append(opts, client.WithMinRedundancy(minReplicas))
 			}
+			opts = append(opts, client.WithReplication(mode))
 			var obj client.Object
 			if args[0] == "-" {
 				obj, err = c.Put(cmd.Context(), bag, cmd.InOrStdin(), opts...)
@@ -189,6 +194,7 @@ never with --json.`,
 	cmd.Flags().StringVarP(&keyFlag, "key", "k", "", "account key `PATH` of the bag's owner (default: key in the config, else the account key under the home)")
 	cmd.Flags().IntVarP(&redundancy, "redundancy", "r", 0, "providers that must each hold every chunk (default: every storage bucket of the bag)")
 	cmd.Flags().IntVar(&minReplicas, "min-replicas", 0, "fewest providers the upload may end with when providers fail and none can replace them (default: all of --redundancy; less succeeds with a warning)")
+	cmd.Flags().StringVar(&replication, "replication", "auto", "how chunks reach the providers: pipelined (sent once, providers pass them on), direct (sent to each), auto (pipelined from 4 MiB up)")
 	cmd.Flags().StringVar(&chunkSize, "chunk-size", "1MiB", "chunk size: bytes (262144), KiB/MiB (256KiB), or IPFS style (size-262144)")
 	cf = addContractPutFlags(cmd)
 	requiredFlags(cmd, "bag")

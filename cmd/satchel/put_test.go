@@ -171,7 +171,20 @@ func TestPutGetCommands(t *testing.T) {
 		t.Fatalf("after get, the FIFO is %v (%v)", fi.Mode(), err)
 	}
 
+	// Pipelined on request, whatever the size: byte-exact on get.
+	path2, data2 := putTestFile(t, 1<<20+7)
+	var put2 putOutput
+	if err := json.Unmarshal([]byte(pn.ok("put", path2, "--bag", bag, "--chunk-size", "256KiB", "--replication", "pipelined", "--json")), &put2); err != nil {
+		t.Fatal(err)
+	}
+	out2 := filepath.Join(t.TempDir(), "out2.bin")
+	pn.ok("get", "-o", out2, put2.CID)
+	if got, err := os.ReadFile(out2); err != nil || !bytes.Equal(got, data2) || len(put2.Providers) != 3 {
+		t.Fatalf("pipelined put %+v, get: %v (%d bytes)", put2, err, len(got))
+	}
+
 	// Errors name the cause.
+	pn.fails("want auto, direct or pipelined", "put", path, "--bag", bag, "--replication", "sideways")
 	pn.fails("does not exist", "put", filepath.Join(t.TempDir(), "nope"), "--bag", bag)
 	pn.fails("bag dynamic:channel:77 does not exist; list bags with `satchel bag list`", "put", path, "--bag", "dynamic:channel:77")
 	pn.fails(`required flag(s) "bag" not set`, "put", path)
