@@ -267,7 +267,11 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 		s.fetchFailed(w, r, obj, err)
 		return
 	}
-	h.Set("Content-Type", ctype)
+	if ctype == "" {
+		h["Content-Type"] = nil // not known yet: no header, no sniffing
+	} else {
+		h.Set("Content-Type", ctype)
+	}
 	dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.writeTimeout}
 	http.ServeContent(dw, r, "", time.Time{}, rd)
 	ext := min(rd.networkBytes(), dw.n)
@@ -310,14 +314,22 @@ func (s *Server) cacheHeaders(h http.Header, obj chain.DataObject) bool {
 }
 
 // sniffAndSeek returns obj's content type and, for a read starting at
-// start > 0, starts fetching the leaf there. The two walks down the DAG
-// run at once, so a far seek into an uncached object waits for one path
-// from the root, not two.
+// start > 0, starts fetching the leaf there. A single range starting past
+// the first leaf of an object whose type is not known yet is answered
+// without a Content-Type (RFC 9110 §8.3: the client decides): a seek far
+// into a never-read object waits only for the leaf it reads, never for the
+// first one. The first answer from the start (every player's first
+// request) sniffs the type, which is remembered (with the cache's state,
+// across restarts). A multi-range answer names the type in every part, so
+// it sniffs, both walks down the DAG running at once.
 func (s *Server) sniffAndSeek(r *http.Request, obj chain.DataObject, rd *objectReader, keep bool, start int64) (string, error) {
 	if start <= 0 {
 		return s.contentType(obj, rd)
 	}
 	ctype := s.knownContentType(obj.ID)
+	if ctype == "" && !strings.Contains(r.Header.Get("Range"), ",") {
+		return "", rd.prefetch(start)
+	}
 	var cerr error
 	var wg sync.WaitGroup
 	if ctype == "" {
