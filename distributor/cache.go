@@ -310,8 +310,8 @@ func (c *cache) removeFiles(id chain.ObjectID, o *cachedObject) {
 	_ = os.Remove(dir) // fails when a new block arrived meanwhile
 }
 
-// retain evicts every object keep says no to.
-func (c *cache) retain(keep func(chain.ObjectID) bool) {
+// retain evicts every object keep says no to and returns how many.
+func (c *cache) retain(keep func(chain.ObjectID) bool) int {
 	c.mu.Lock()
 	var drop []chain.ObjectID
 	for id := range c.objects {
@@ -321,6 +321,7 @@ func (c *cache) retain(keep func(chain.ObjectID) bool) {
 	}
 	c.mu.Unlock()
 	c.remove(drop...)
+	return len(drop)
 }
 
 // evict removes objects, the highest age × size ÷ popularity first, until

@@ -180,26 +180,36 @@ func writeError(w http.ResponseWriter, code int, kind string, err error) {
 }
 
 // object resolves the request's object ID, answering the error itself.
-func (s *Server) object(w http.ResponseWriter, r *http.Request) (chain.DataObject, bool) {
+func (s *Server) object(w http.ResponseWriter, r *http.Request) (*record, bool) {
 	raw := r.PathValue("id")
 	id, err := chain.ParseObjectID(raw)
 	if err != nil || strings.TrimSpace(raw) != raw {
 		writeError(w, http.StatusBadRequest, "bad_object_id", fmt.Errorf("object ID %.64q: want a decimal integer below 2^64", raw))
-		return chain.DataObject{}, false
+		return nil, false
 	}
-	obj, err := s.index.lookup(id)
+	rec, err := s.index.lookup(r.Context(), id)
 	switch {
 	case err == nil:
-		return obj, true
+		return rec, true
+	case r.Context().Err() != nil:
+		// The client left.
 	case errors.Is(err, ErrPending):
 		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", pendingMaxAge))
 		writeError(w, http.StatusNotFound, "pending", err)
 	case errors.Is(err, ErrNotDistributed):
 		writeError(w, http.StatusMisdirectedRequest, "not_distributed", err)
+	case errors.Is(err, ErrChainUnavailable):
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "chain_unavailable", err)
 	default:
 		writeError(w, http.StatusNotFound, "not_found", err)
 	}
-	return chain.DataObject{}, false
+	return nil, false
+}
+
+// keeps reports whether obj's leaves go to the cache.
+func (s *Server) keeps(obj chain.DataObject) bool {
+	return int64(obj.Size) <= s.cfg.maxCachedObject && int64(obj.Size) <= s.cfg.cacheSize
 }
 
 // fetchFailed answers a failure to get an object's blocks before the
@@ -219,10 +229,11 @@ func (s *Server) fetchFailed(w http.ResponseWriter, r *http.Request, obj chain.D
 
 // serveAsset answers GET and HEAD /api/v1/assets/{id}.
 func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
-	obj, ok := s.object(w, r)
+	rec, ok := s.object(w, r)
 	if !ok {
 		return
 	}
+	obj := rec.obj
 	h := w.Header()
 	etag := s.objectHeaders(h, obj)
 	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, etag) {
@@ -230,7 +241,7 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if wantsCAR(r) {
-		s.serveCAR(w, r, obj)
+		s.serveCAR(w, r, rec)
 		return
 	}
 	if rg := r.Header.Get("Range"); rg != "" && !strings.HasPrefix(rg, "bytes=") {
@@ -244,7 +255,7 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestedRangeNotSatisfiable, "bad_range", fmt.Errorf("range %.128q: want at most %d ranges of bytes=first-last within %d bytes", r.Header.Get("Range"), MaxRanges, obj.Size))
 		return
 	}
-	keep := int64(obj.Size) <= s.cfg.maxCachedObject && int64(obj.Size) <= s.cfg.cacheSize
+	keep := s.keeps(obj)
 	if hit := s.cacheHeaders(h, obj); !hit {
 		// Bound the memory misses hold: wait for a slot.
 		select {
@@ -255,14 +266,14 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.cache.touch(obj.ID) // a miss: the first block cached counts the request
-	rd, err := newObjectReader(r.Context(), s.fetch, obj, keep)
+	rd, err := newObjectReader(r.Context(), s.fetch, rec, keep)
 	if err != nil {
 		s.fetchFailed(w, r, obj, err)
 		return
 	}
 	defer rd.Close()
 	rd.end = end
-	ctype, err := s.sniffAndSeek(r, obj, rd, keep, start)
+	ctype, err := s.sniffAndSeek(r, rec, rd, keep, start)
 	if err != nil {
 		s.fetchFailed(w, r, obj, err)
 		return
@@ -322,7 +333,8 @@ func (s *Server) cacheHeaders(h http.Header, obj chain.DataObject) bool {
 // request) sniffs the type, which is remembered (with the cache's state,
 // across restarts). A multi-range answer names the type in every part, so
 // it sniffs, both walks down the DAG running at once.
-func (s *Server) sniffAndSeek(r *http.Request, obj chain.DataObject, rd *objectReader, keep bool, start int64) (string, error) {
+func (s *Server) sniffAndSeek(r *http.Request, rec *record, rd *objectReader, keep bool, start int64) (string, error) {
+	obj := rec.obj
 	if start <= 0 {
 		return s.contentType(obj, rd)
 	}
@@ -333,7 +345,7 @@ func (s *Server) sniffAndSeek(r *http.Request, obj chain.DataObject, rd *objectR
 	var cerr error
 	var wg sync.WaitGroup
 	if ctype == "" {
-		srd, err := newObjectReader(r.Context(), s.fetch, obj, keep)
+		srd, err := newObjectReader(r.Context(), s.fetch, rec, keep)
 		if err != nil {
 			return "", err
 		}

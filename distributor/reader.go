@@ -57,13 +57,12 @@ type piece struct {
 	network   bool
 }
 
-func newObjectReader(ctx context.Context, f *fetcher, obj chain.DataObject, keep bool) (*objectReader, error) {
-	root, err := cid.Decode(obj.ContentID)
-	if err != nil {
-		return nil, fmt.Errorf("%w: object %d has content ID %q: %v", ErrBadDAG, obj.ID, obj.ContentID, err)
+func newObjectReader(ctx context.Context, f *fetcher, rec *record, keep bool) (*objectReader, error) {
+	obj := rec.obj
+	if !rec.root.Defined() {
+		return nil, fmt.Errorf("%w: object %d has content ID %q, not a CID", ErrBadDAG, obj.ID, obj.ContentID)
 	}
-	return &objectReader{ctx: ctx, f: f, obj: obj, root: root, keep: keep, size: int64(obj.Size), end: int64(obj.Size),
-		nodes: map[cid.Cid]*dagNode{}, ahead: map[int64]aheadLeaf{}}, nil
+	return &objectReader{ctx: ctx, f: f, obj: obj, root: rec.root, keep: keep, size: int64(obj.Size), end: int64(obj.Size)}, nil
 }
 
 // Read implements io.Reader.
@@ -205,6 +204,9 @@ func (r *objectReader) startAhead(lf leaf) {
 	if len(r.ahead) >= maxAhead+1 {
 		clear(r.ahead)
 	}
+	if r.ahead == nil {
+		r.ahead = map[int64]aheadLeaf{}
+	}
 	r.ahead[lf.off] = aheadLeaf{lf: lf, cl: r.f.start(r.obj, lf.cid, r.keep)}
 }
 
@@ -310,6 +312,9 @@ func (r *objectReader) node(c cid.Cid) (*dagNode, error) {
 	}
 	if len(r.nodes) >= 2*maxDAGDepth {
 		clear(r.nodes)
+	}
+	if r.nodes == nil {
+		r.nodes = map[cid.Cid]*dagNode{}
 	}
 	r.nodes[c] = n
 	return n, nil
