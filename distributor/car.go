@@ -15,7 +15,6 @@ import (
 	"github.com/ipld/go-ipld-prime/fluent/qp"
 	cidlink "github.com/ipld/go-ipld-prime/linking/cid"
 	"github.com/ipld/go-ipld-prime/node/basicnode"
-
 )
 
 // Media types of the verifiable answers (the IPFS trustless gateway's).
