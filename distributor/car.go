@@ -26,7 +26,7 @@ const (
 // wantsCAR reports whether the request asks for a CAR (?format=car or
 // Accept: application/vnd.ipld.car).
 func wantsCAR(r *http.Request) bool {
-	return r.URL.Query().Get("format") == "car" || strings.Contains(r.Header.Get("Accept"), carType)
+	return (r.URL.RawQuery != "" && r.URL.Query().Get("format") == "car") || strings.Contains(r.Header.Get("Accept"), carType)
 }
 
 // carHeader encodes a CARv1 header naming root: the dag-cbor map

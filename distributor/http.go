@@ -34,6 +34,24 @@ const (
 // exposed are the response headers CORS lets pages read.
 const exposed = "x-cache, x-data-source, Content-Range, Content-Length, Content-Type, ETag, Accept-Ranges"
 
+// Header values shared by every answer that carries them: set as slices
+// built once (canonical keys, no allocation per request), never changed
+// in place (net/http and this package replace a header's slice, never
+// write into it).
+var (
+	hvStar     = []string{"*"}
+	hvExposed  = []string{exposed}
+	hvBytes    = []string{"bytes"}
+	hvAccept   = []string{"Accept"}
+	hvSandbox  = []string{"sandbox"}
+	hvNosniff  = []string{"nosniff"}
+	hvHit      = []string{"hit"}
+	hvPending  = []string{"pending"}
+	hvMiss     = []string{"miss"}
+	hvLocal    = []string{"local"}
+	hvExternal = []string{"external"}
+)
+
 // Handler returns the node's HTTP API.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -56,12 +74,12 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 		s.m.active.Inc()
 		defer s.m.active.Dec()
 		h := w.Header()
-		h.Set("Access-Control-Allow-Origin", "*")
-		h.Set("Access-Control-Expose-Headers", exposed)
-		h.Set("Timing-Allow-Origin", "*")
+		h["Access-Control-Allow-Origin"] = hvStar
+		h["Access-Control-Expose-Headers"] = hvExposed
+		h["Timing-Allow-Origin"] = hvStar
 		cw := &codeWriter{ResponseWriter: w, code: http.StatusOK}
 		next.ServeHTTP(cw, r)
-		s.m.requests.WithLabelValues(strconv.Itoa(cw.code)).Inc()
+		s.m.code(cw.code).Inc()
 	})
 }
 
@@ -227,7 +245,9 @@ func (s *Server) fetchFailed(w http.ResponseWriter, r *http.Request, obj chain.D
 	writeError(w, http.StatusServiceUnavailable, "unavailable", err)
 }
 
-// serveAsset answers GET and HEAD /api/v1/assets/{id}.
+// serveAsset answers GET and HEAD /api/v1/assets/{id}. A hit takes one
+// look at the index, one at the cache, and sends the block files (kept
+// open by the cache) with sendfile.
 func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	rec, ok := s.object(w, r)
 	if !ok {
@@ -235,8 +255,8 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	}
 	obj := rec.obj
 	h := w.Header()
-	etag := s.objectHeaders(h, obj)
-	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, etag) {
+	s.objectHeaders(h, rec)
+	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, rec.etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
@@ -244,19 +264,21 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 		s.serveCAR(w, r, rec)
 		return
 	}
-	if rg := r.Header.Get("Range"); rg != "" && !strings.HasPrefix(rg, "bytes=") {
-		// RFC 9110 §14.2: a range unit the server does not know is
-		// ignored (net/http would answer 416).
-		r.Header.Del("Range")
-	}
-	start, end, ok := rangeBounds(r.Header.Get("Range"), int64(obj.Size))
-	if !ok {
-		h.Set("Content-Range", fmt.Sprintf("bytes */%d", obj.Size))
-		writeError(w, http.StatusRequestedRangeNotSatisfiable, "bad_range", fmt.Errorf("range %.128q: want at most %d ranges of bytes=first-last within %d bytes", r.Header.Get("Range"), MaxRanges, obj.Size))
-		return
+	start, end := int64(0), int64(obj.Size)
+	if rg := r.Header.Get("Range"); rg != "" {
+		if !strings.HasPrefix(rg, "bytes=") {
+			// RFC 9110 §14.2: a range unit the server does not know is
+			// ignored (net/http would answer 416).
+			r.Header.Del("Range")
+		} else if start, end, ok = rangeBounds(rg, int64(obj.Size)); !ok {
+			h.Set("Content-Range", fmt.Sprintf("bytes */%d", obj.Size))
+			writeError(w, http.StatusRequestedRangeNotSatisfiable, "bad_range", fmt.Errorf("range %.128q: want at most %d ranges of bytes=first-last within %d bytes", rg, MaxRanges, obj.Size))
+			return
+		}
 	}
 	keep := s.keeps(obj)
-	if hit := s.cacheHeaders(h, obj); !hit {
+	complete, cached, ctype := s.cache.request(obj.ID, obj.Size, time.Now())
+	if !s.cacheHeaders(h, obj, complete, cached) {
 		// Bound the memory misses hold: wait for a slot.
 		select {
 		case s.misses <- struct{}{}:
@@ -265,7 +287,6 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.cache.touch(obj.ID) // a miss: the first block cached counts the request
 	rd, err := newObjectReader(r.Context(), s.fetch, rec, keep)
 	if err != nil {
 		s.fetchFailed(w, r, obj, err)
@@ -273,53 +294,59 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	}
 	defer rd.Close()
 	rd.end = end
-	ctype, err := s.sniffAndSeek(r, rec, rd, keep, start)
-	if err != nil {
-		s.fetchFailed(w, r, obj, err)
-		return
+	if ctype == "" {
+		if ctype, err = s.sniffAndSeek(r, rec, rd, keep, start); err != nil {
+			s.fetchFailed(w, r, obj, err)
+			return
+		}
+	} else if start > 0 {
+		if err := rd.prefetch(start); err != nil {
+			s.fetchFailed(w, r, obj, err)
+			return
+		}
 	}
 	if ctype == "" {
 		h["Content-Type"] = nil // not known yet: no header, no sniffing
 	} else {
-		h.Set("Content-Type", ctype)
+		h["Content-Type"] = []string{ctype}
 	}
 	dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.writeTimeout}
 	http.ServeContent(dw, r, "", time.Time{}, rd)
 	ext := min(rd.networkBytes(), dw.n)
-	s.m.served.WithLabelValues("external").Add(float64(ext))
-	s.m.served.WithLabelValues("local").Add(float64(dw.n - ext))
+	if ext > 0 {
+		s.m.servedExt.Add(float64(ext))
+	}
+	s.m.servedLocal.Add(float64(dw.n - ext))
 }
 
-// objectHeaders sets the headers of every answer about obj and returns its
-// ETag.
-func (s *Server) objectHeaders(h http.Header, obj chain.DataObject) string {
-	etag := `"` + obj.ContentID + `"`
-	h.Set("ETag", etag)
-	h.Set("Cache-Control", fmt.Sprintf("public, max-age=%d, immutable", int64(s.cfg.maxAge.Seconds())))
-	h.Set("Accept-Ranges", "bytes")
-	h.Set("Vary", "Accept")
+// objectHeaders sets the headers of every answer about an object.
+func (s *Server) objectHeaders(h http.Header, rec *record) {
+	h["Etag"] = rec.etagHdr
+	h["Cache-Control"] = s.cacheControl
+	h["Accept-Ranges"] = hvBytes
+	h["Vary"] = hvAccept
 	// Objects are whatever members uploaded: a document sniffed as HTML
 	// runs no script on this origin.
-	h.Set("Content-Security-Policy", "sandbox")
-	h.Set("X-Content-Type-Options", "nosniff")
-	return etag
+	h["Content-Security-Policy"] = hvSandbox
+	h["X-Content-Type-Options"] = hvNosniff
 }
 
 // cacheHeaders sets x-cache and x-data-source, counts the hit or miss,
-// and reports a hit: every content byte of obj in the cache.
-func (s *Server) cacheHeaders(h http.Header, obj chain.DataObject) bool {
+// and reports a hit: every content byte of obj in the cache (complete);
+// cached says some are.
+func (s *Server) cacheHeaders(h http.Header, obj chain.DataObject, complete, cached bool) bool {
 	switch {
-	case s.cache.complete(obj.ID, obj.Size):
-		h.Set("x-cache", "hit")
-		h.Set("x-data-source", "local")
+	case complete:
+		h["X-Cache"] = hvHit
+		h["X-Data-Source"] = hvLocal
 		s.m.hits.Inc()
 		return true
-	case s.fetch.fetching(obj.ID) || s.cache.has(obj.ID):
-		h.Set("x-cache", "pending")
+	case cached || s.fetch.fetching(obj.ID):
+		h["X-Cache"] = hvPending
 	default:
-		h.Set("x-cache", "miss")
+		h["X-Cache"] = hvMiss
 	}
-	h.Set("x-data-source", "external")
+	h["X-Data-Source"] = hvExternal
 	s.m.misses.Inc()
 	return false
 }

@@ -37,14 +37,16 @@ const recordTimeout = 10 * time.Second
 // parsed content ID and its ETag. Records are never changed; a change on
 // chain replaces the record.
 type record struct {
-	obj  chain.DataObject
-	root cid.Cid // cid.Undef when the content ID does not parse
-	etag string
+	obj     chain.DataObject
+	root    cid.Cid // cid.Undef when the content ID does not parse
+	etag    string
+	etagHdr []string // {etag}, the ETag header's value
 }
 
 func newRecord(o chain.DataObject) *record {
 	root, _ := cid.Decode(o.ContentID)
-	return &record{obj: o, root: root, etag: `"` + o.ContentID + `"`}
+	etag := `"` + o.ContentID + `"`
+	return &record{obj: o, root: root, etag: etag, etagHdr: []string{etag}}
 }
 
 // index is the node's view of the chain: the bags its buckets distribute,

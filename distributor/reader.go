@@ -53,7 +53,8 @@ type aheadLeaf struct {
 type piece struct {
 	off, size int64
 	data      []byte
-	file      *os.File
+	file      *os.File // a cached block file, given back to the cache after
+	cid       cid.Cid
 	network   bool
 }
 
@@ -178,7 +179,7 @@ func (r *objectReader) Close() error {
 
 func (r *objectReader) release() {
 	if r.cur != nil && r.cur.file != nil {
-		_ = r.cur.file.Close()
+		r.f.cache.release(r.obj.ID, r.cur.cid, r.cur.file)
 	}
 	r.cur = nil
 }
@@ -239,10 +240,14 @@ func (r *objectReader) load(pos int64) error {
 	return nil
 }
 
-// open waits for leaf lf and returns it ready to read.
+// open waits for leaf lf and returns it ready to read: a cached leaf is
+// read from its block file, kept open by the cache between requests.
 func (r *objectReader) open(lf leaf) (*piece, error) {
 	if lf.isData {
 		return &piece{off: lf.off, size: lf.size, data: lf.inline}, nil
+	}
+	if pc := r.cached(lf, false); pc != nil {
+		return pc, nil
 	}
 	var cl *call
 	if a, ok := r.ahead[lf.off]; ok && a.lf.cid.Equals(lf.cid) {
@@ -258,16 +263,12 @@ func (r *objectReader) open(lf leaf) (*piece, error) {
 	if cl.err != nil {
 		return nil, cl.err
 	}
-	pc := &piece{off: lf.off, size: lf.size, network: cl.network}
-	if cl.path != "" {
-		if f, err := os.Open(cl.path); err == nil {
-			if st, err := f.Stat(); err == nil && st.Size() == lf.size {
-				pc.file = f
-				return pc, nil
-			}
-			_ = f.Close()
+	if cl.data == nil {
+		if pc := r.cached(lf, cl.network); pc != nil {
+			return pc, nil
 		}
 	}
+	pc := &piece{off: lf.off, size: lf.size, network: cl.network}
 	data := cl.data
 	if data == nil {
 		// The cached file went away (evicted): fetch again.
@@ -285,6 +286,19 @@ func (r *objectReader) open(lf leaf) (*piece, error) {
 	}
 	pc.data = data
 	return pc, nil
+}
+
+// cached returns leaf lf as its open block file when the cache holds it.
+func (r *objectReader) cached(lf leaf, network bool) *piece {
+	f, size, ok := r.f.cache.open(r.obj.ID, lf.cid)
+	if !ok {
+		return nil
+	}
+	if size != lf.size {
+		_ = f.Close()
+		return nil
+	}
+	return &piece{off: lf.off, size: lf.size, file: f, cid: lf.cid, network: network}
 }
 
 // node returns the decoded interior node c.

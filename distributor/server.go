@@ -54,6 +54,8 @@ type Server struct {
 
 	ctypesMu sync.Mutex
 	ctypes   map[chain.ObjectID]string // of objects not cached
+
+	cacheControl []string // of accepted objects
 }
 
 // New returns a distributor node for id that fetches blocks through src
@@ -79,6 +81,7 @@ func New(h *p2p.Host, src BlockSource, c ChainReader, id Identity, opts ...Optio
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{h: h, id: id, cfg: cfg, log: log, cache: ch, ctx: ctx, cancel: cancel, ctypes: map[chain.ObjectID]string{},
 		warming: make(chan struct{}, maxWarming), misses: make(chan struct{}, cfg.maxMisses)}
+	s.cacheControl = []string{fmt.Sprintf("public, max-age=%d, immutable", int64(cfg.maxAge.Seconds()))}
 	s.index = newIndex(ctx, c, id, cfg.objectRecords, log)
 	s.srcs = newSources(h, c)
 	s.m = newMetrics(cfg.reg, s)
@@ -182,6 +185,7 @@ func (s *Server) Close() error {
 	s.cancel()
 	s.wg.Wait()
 	s.fetch.wg.Wait()
+	s.cache.closeFiles()
 	return s.cache.save(true)
 }
 
