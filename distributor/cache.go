@@ -45,8 +45,15 @@ type cache struct {
 	// files are block files kept open between requests (at most
 	// maxOpenFiles), so a hit opens no file: each is used by one reader at
 	// a time, which positions it and sends from it (sendfile).
-	files  map[blockKey][]*os.File
+	files  map[blockKey][]openFile
 	nfiles int
+}
+
+// openFile is an open block file and its offset (so a reader that
+// continues where the last one stopped needs no seek).
+type openFile struct {
+	f   *os.File
+	pos int64
 }
 
 // maxOpenFiles bounds the block files the cache keeps open.
@@ -89,7 +96,7 @@ func openCache(dir string, limit int64, log *slog.Logger) (*cache, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "objects"), 0o700); err != nil {
 		return nil, fmt.Errorf("distributor: cache: %w", err)
 	}
-	c := &cache{dir: dir, limit: limit, log: log, objects: map[chain.ObjectID]*cachedObject{}, files: map[blockKey][]*os.File{}, alive: func(chain.ObjectID) bool { return true }}
+	c := &cache{dir: dir, limit: limit, log: log, objects: map[chain.ObjectID]*cachedObject{}, files: map[blockKey][]openFile{}, alive: func(chain.ObjectID) bool { return true }}
 	var st cacheState
 	if b, err := os.ReadFile(filepath.Join(dir, cacheStateFile)); err == nil {
 		if json.Unmarshal(b, &st) != nil {
@@ -207,17 +214,17 @@ func (c *cache) get(obj chain.ObjectID, bc cid.Cid) (string, bool) {
 
 // open returns block bc of obj open for reading, and its size, when
 // cached. Give the file back with release.
-func (c *cache) open(obj chain.ObjectID, bc cid.Cid) (*os.File, int64, bool) {
+func (c *cache) open(obj chain.ObjectID, bc cid.Cid) (openFile, int64, bool) {
 	c.mu.Lock()
 	o := c.objects[obj]
 	if o == nil {
 		c.mu.Unlock()
-		return nil, 0, false
+		return openFile{}, 0, false
 	}
 	size, ok := o.blocks[bc]
 	if !ok {
 		c.mu.Unlock()
-		return nil, 0, false
+		return openFile{}, 0, false
 	}
 	k := blockKey{obj, bc}
 	if fs := c.files[k]; len(fs) > 0 {
@@ -234,25 +241,25 @@ func (c *cache) open(obj chain.ObjectID, bc cid.Cid) (*os.File, int64, bool) {
 	c.mu.Unlock()
 	f, err := os.Open(c.path(obj, bc))
 	if err != nil {
-		return nil, 0, false // evicted meanwhile
+		return openFile{}, 0, false // evicted meanwhile
 	}
-	return f, size, true
+	return openFile{f: f}, size, true
 }
 
 // release gives back a file open returned: it stays open for the next
 // request unless its block left the cache meanwhile. When maxOpenFiles
 // are open, an idle one picked at random is closed.
-func (c *cache) release(obj chain.ObjectID, bc cid.Cid, f *os.File) {
+func (c *cache) release(obj chain.ObjectID, bc cid.Cid, f openFile) {
 	var shut *os.File
 	c.mu.Lock()
 	if o := c.objects[obj]; o == nil {
-		shut = f
+		shut = f.f
 	} else if _, ok := o.blocks[bc]; !ok {
-		shut = f
+		shut = f.f
 	} else {
 		if c.nfiles >= maxOpenFiles {
 			for k, fs := range c.files {
-				shut = fs[len(fs)-1]
+				shut = fs[len(fs)-1].f
 				if len(fs) == 1 {
 					delete(c.files, k)
 				} else {
@@ -279,7 +286,9 @@ func (c *cache) idleFiles(id chain.ObjectID, o *cachedObject) []*os.File {
 	for bc := range o.blocks {
 		k := blockKey{id, bc}
 		if fs, ok := c.files[k]; ok {
-			out = append(out, fs...)
+			for _, f := range fs {
+				out = append(out, f.f)
+			}
 			c.nfiles -= len(fs)
 			delete(c.files, k)
 		}
@@ -292,7 +301,9 @@ func (c *cache) closeFiles() {
 	c.mu.Lock()
 	var all []*os.File
 	for _, fs := range c.files {
-		all = append(all, fs...)
+		for _, f := range fs {
+			all = append(all, f.f)
+		}
 	}
 	clear(c.files)
 	c.nfiles = 0

@@ -149,7 +149,7 @@ func (w *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
 		if f != nil {
 			_ = w.rc.SetWriteDeadline(time.Now().Add(w.d))
 			m, err = rf.ReadFrom(&io.LimitedReader{R: f, N: span})
-			or.advance(m)
+			or.advance(m, err)
 			w.n += m
 		} else {
 			m, err = io.CopyBuffer(writerOnly{w}, io.LimitReader(or, span), *bp)

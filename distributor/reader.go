@@ -54,6 +54,7 @@ type piece struct {
 	off, size int64
 	data      []byte
 	file      *os.File // a cached block file, given back to the cache after
+	filePos   int64    // its offset
 	cid       cid.Cid
 	network   bool
 }
@@ -123,19 +124,30 @@ func (r *objectReader) fileSpan(max int64) (file *os.File, span int64, err error
 	if c.file == nil {
 		return nil, span, nil
 	}
-	if _, err := c.file.Seek(r.pos-c.off, io.SeekStart); err != nil {
-		return nil, 0, err
+	if c.filePos != r.pos-c.off {
+		if _, err := c.file.Seek(r.pos-c.off, io.SeekStart); err != nil {
+			c.filePos = -1
+			return nil, 0, err
+		}
+		c.filePos = r.pos - c.off
 	}
 	return c.file, span, nil
 }
 
-// advance moves the read position past n bytes sent from a file span.
-func (r *objectReader) advance(n int64) {
+// advance moves the read position past n bytes sent from a file span;
+// after an error the file's offset is not known.
+func (r *objectReader) advance(n int64, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.pos += n
-	if r.cur != nil && r.cur.network {
-		r.network += n
+	if r.cur != nil {
+		r.cur.filePos += n
+		if err != nil {
+			r.cur.filePos = -1
+		}
+		if r.cur.network {
+			r.network += n
+		}
 	}
 }
 
@@ -179,7 +191,7 @@ func (r *objectReader) Close() error {
 
 func (r *objectReader) release() {
 	if r.cur != nil && r.cur.file != nil {
-		r.f.cache.release(r.obj.ID, r.cur.cid, r.cur.file)
+		r.f.cache.release(r.obj.ID, r.cur.cid, openFile{f: r.cur.file, pos: r.cur.filePos})
 	}
 	r.cur = nil
 }
@@ -295,15 +307,19 @@ func (r *objectReader) cached(lf leaf, network bool) *piece {
 		return nil
 	}
 	if size != lf.size {
-		_ = f.Close()
+		_ = f.f.Close()
 		return nil
 	}
-	return &piece{off: lf.off, size: lf.size, file: f, cid: lf.cid, network: network}
+	return &piece{off: lf.off, size: lf.size, file: f.f, filePos: f.pos, cid: lf.cid, network: network}
 }
 
 // node returns the decoded interior node c.
 func (r *objectReader) node(c cid.Cid) (*dagNode, error) {
 	if n, ok := r.nodes[c]; ok {
+		return n, nil
+	}
+	if n := r.f.node(c); n != nil {
+		r.remember(c, n)
 		return n, nil
 	}
 	cl, err := r.f.block(r.ctx, r.obj, c, r.keep)
@@ -324,6 +340,13 @@ func (r *objectReader) node(c cid.Cid) (*dagNode, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.f.keepNode(c, n)
+	r.remember(c, n)
+	return n, nil
+}
+
+// remember keeps decoded node c for this reader's next walks.
+func (r *objectReader) remember(c cid.Cid, n *dagNode) {
 	if len(r.nodes) >= 2*maxDAGDepth {
 		clear(r.nodes)
 	}
@@ -331,7 +354,6 @@ func (r *objectReader) node(c cid.Cid) (*dagNode, error) {
 		r.nodes = map[cid.Cid]*dagNode{}
 	}
 	r.nodes[c] = n
-	return n, nil
 }
 
 // locate returns the leaf holding content byte pos.
