@@ -68,8 +68,8 @@ type blockKey struct {
 // cachedObject is what the cache holds of one object.
 type cachedObject struct {
 	blocks    map[cid.Cid]int64 // CID → size
-	bytes     int64            // all its block bytes
-	leafBytes int64            // content bytes (raw leaves)
+	bytes     int64             // all its block bytes
+	leafBytes int64             // content bytes (raw leaves)
 	hits      uint64
 	last      time.Time
 	ctype     string
