@@ -400,6 +400,7 @@ func (s *Server) knownContentType(id chain.ObjectID) string {
 // (WHATWG MIME sniffing, net/http.DetectContentType) and remembered.
 func (s *Server) contentType(obj chain.DataObject, rd *objectReader) (string, error) {
 	if t := s.knownContentType(obj.ID); t != "" {
+		s.cache.setContentType(obj.ID, t) // sniffed before its blocks were cached
 		return t, nil
 	}
 	// No read-ahead while sniffing: a seek far into the object must not
