@@ -376,6 +376,7 @@ func (s *Server) sniffAndSeek(r *http.Request, rec *record, rd *objectReader, ke
 		if err != nil {
 			return "", err
 		}
+		srd.end = 0 // it reads the first bytes only
 		wg.Go(func() {
 			defer srd.Close()
 			ctype, cerr = s.contentType(obj, srd)
@@ -407,14 +408,16 @@ func (s *Server) contentType(obj chain.DataObject, rd *objectReader) (string, er
 	// fetch the leaves after the first one.
 	end := rd.end
 	rd.end = 0
-	defer func() { rd.end = end }()
 	buf := make([]byte, min(sniffLen, int64(obj.Size)))
-	if _, err := io.ReadFull(rd, buf); err != nil {
+	_, err := io.ReadFull(rd, buf)
+	rd.end = end
+	if err != nil {
 		return "", err
 	}
 	if _, err := rd.Seek(0, io.SeekStart); err != nil {
 		return "", err
 	}
+	rd.readAhead() // the answer goes on from the first leaf
 	t := http.DetectContentType(buf)
 	s.cache.setContentType(obj.ID, t)
 	s.ctypesMu.Lock()

@@ -237,7 +237,24 @@ func (r *objectReader) load(pos int64) error {
 	}
 	r.cur = pc
 	delete(r.ahead, lf.off)
-	next := lf.off + lf.size
+	r.fetchAhead(lf.off + lf.size)
+	return nil
+}
+
+// readAhead starts fetching the leaves after the current one, up to
+// maxAhead within end (a read that loaded the current leaf with no
+// read-ahead, the sniff, goes on reading).
+func (r *objectReader) readAhead() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cur != nil && !r.closed {
+		r.fetchAhead(r.cur.off + r.cur.size)
+	}
+}
+
+// fetchAhead starts fetching up to maxAhead leaves from content byte next,
+// within end.
+func (r *objectReader) fetchAhead(next int64) {
 	for range maxAhead {
 		if next >= r.end || next >= r.size {
 			break
@@ -249,7 +266,6 @@ func (r *objectReader) load(pos int64) error {
 		r.startAhead(nl)
 		next = nl.off + nl.size
 	}
-	return nil
 }
 
 // open waits for leaf lf and returns it ready to read: a cached leaf is
