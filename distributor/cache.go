@@ -42,13 +42,34 @@ type cache struct {
 	objects map[chain.ObjectID]*cachedObject
 	used    int64
 	evicted uint64
+	// files are block files kept open between requests (at most
+	// maxOpenFiles), so a hit opens no file: each is used by one reader at
+	// a time, which positions it and sends from it (sendfile).
+	files  map[blockKey][]openFile
+	nfiles int
+}
+
+// openFile is an open block file and its offset (so a reader that
+// continues where the last one stopped needs no seek).
+type openFile struct {
+	f   *os.File
+	pos int64
+}
+
+// maxOpenFiles bounds the block files the cache keeps open.
+const maxOpenFiles = 256
+
+// blockKey names one block of one object.
+type blockKey struct {
+	obj chain.ObjectID
+	c   cid.Cid
 }
 
 // cachedObject is what the cache holds of one object.
 type cachedObject struct {
-	blocks    map[string]int64 // CID → size
-	bytes     int64            // all its block bytes
-	leafBytes int64            // content bytes (raw leaves)
+	blocks    map[cid.Cid]int64 // CID → size
+	bytes     int64             // all its block bytes
+	leafBytes int64             // content bytes (raw leaves)
 	hits      uint64
 	last      time.Time
 	ctype     string
@@ -75,7 +96,7 @@ func openCache(dir string, limit int64, log *slog.Logger) (*cache, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "objects"), 0o700); err != nil {
 		return nil, fmt.Errorf("distributor: cache: %w", err)
 	}
-	c := &cache{dir: dir, limit: limit, log: log, objects: map[chain.ObjectID]*cachedObject{}, alive: func(chain.ObjectID) bool { return true }}
+	c := &cache{dir: dir, limit: limit, log: log, objects: map[chain.ObjectID]*cachedObject{}, files: map[blockKey][]openFile{}, alive: func(chain.ObjectID) bool { return true }}
 	var st cacheState
 	if b, err := os.ReadFile(filepath.Join(dir, cacheStateFile)); err == nil {
 		if json.Unmarshal(b, &st) != nil {
@@ -110,7 +131,7 @@ func (c *cache) scan(st cacheState) error {
 		if err != nil {
 			return fmt.Errorf("distributor: cache: %w", err)
 		}
-		o := &cachedObject{blocks: map[string]int64{}}
+		o := &cachedObject{blocks: map[cid.Cid]int64{}}
 		for _, f := range files {
 			path := filepath.Join(root, d.Name(), f.Name())
 			bc, err := cid.Decode(f.Name())
@@ -122,7 +143,7 @@ func (c *cache) scan(st cacheState) error {
 			if err != nil {
 				continue
 			}
-			o.blocks[bc.String()] = info.Size()
+			o.blocks[bc] = info.Size()
 			o.bytes += info.Size()
 			if bc.Type() == cid.Raw {
 				o.leafBytes += info.Size()
@@ -185,10 +206,115 @@ func (c *cache) get(obj chain.ObjectID, bc cid.Cid) (string, bool) {
 	if o == nil {
 		return "", false
 	}
-	if _, ok := o.blocks[bc.String()]; !ok {
+	if _, ok := o.blocks[bc]; !ok {
 		return "", false
 	}
 	return c.path(obj, bc), true
+}
+
+// open returns block bc of obj open for reading, and its size, when
+// cached. Give the file back with release.
+func (c *cache) open(obj chain.ObjectID, bc cid.Cid) (openFile, int64, bool) {
+	c.mu.Lock()
+	o := c.objects[obj]
+	if o == nil {
+		c.mu.Unlock()
+		return openFile{}, 0, false
+	}
+	size, ok := o.blocks[bc]
+	if !ok {
+		c.mu.Unlock()
+		return openFile{}, 0, false
+	}
+	k := blockKey{obj, bc}
+	if fs := c.files[k]; len(fs) > 0 {
+		f := fs[len(fs)-1]
+		if len(fs) == 1 {
+			delete(c.files, k)
+		} else {
+			c.files[k] = fs[:len(fs)-1]
+		}
+		c.nfiles--
+		c.mu.Unlock()
+		return f, size, true
+	}
+	c.mu.Unlock()
+	f, err := os.Open(c.path(obj, bc))
+	if err != nil {
+		return openFile{}, 0, false // evicted meanwhile
+	}
+	return openFile{f: f}, size, true
+}
+
+// release gives back a file open returned: it stays open for the next
+// request unless its block left the cache meanwhile. When maxOpenFiles
+// are open, an idle one picked at random is closed.
+func (c *cache) release(obj chain.ObjectID, bc cid.Cid, f openFile) {
+	var shut *os.File
+	c.mu.Lock()
+	if o := c.objects[obj]; o == nil {
+		shut = f.f
+	} else if _, ok := o.blocks[bc]; !ok {
+		shut = f.f
+	} else {
+		if c.nfiles >= maxOpenFiles {
+			for k, fs := range c.files {
+				shut = fs[len(fs)-1].f
+				if len(fs) == 1 {
+					delete(c.files, k)
+				} else {
+					c.files[k] = fs[:len(fs)-1]
+				}
+				c.nfiles--
+				break
+			}
+		}
+		k := blockKey{obj, bc}
+		c.files[k] = append(c.files[k], f)
+		c.nfiles++
+	}
+	c.mu.Unlock()
+	if shut != nil {
+		_ = shut.Close()
+	}
+}
+
+// idleFiles takes the idle open files of o, which left the cache (under
+// mu; the caller closes them).
+func (c *cache) idleFiles(id chain.ObjectID, o *cachedObject) []*os.File {
+	var out []*os.File
+	for bc := range o.blocks {
+		k := blockKey{id, bc}
+		if fs, ok := c.files[k]; ok {
+			for _, f := range fs {
+				out = append(out, f.f)
+			}
+			c.nfiles -= len(fs)
+			delete(c.files, k)
+		}
+	}
+	return out
+}
+
+// closeFiles closes the idle open files (the node stops).
+func (c *cache) closeFiles() {
+	c.mu.Lock()
+	var all []*os.File
+	for _, fs := range c.files {
+		for _, f := range fs {
+			all = append(all, f.f)
+		}
+	}
+	clear(c.files)
+	c.nfiles = 0
+	c.mu.Unlock()
+	closeAll(all)
+}
+
+func closeAll(fs []*os.File) {
+	for _, f := range fs {
+		_ = f.Close()
+	}
 }
 
 // put stores a verified block of obj, then evicts while over the bound.
@@ -223,12 +349,12 @@ func (c *cache) put(obj chain.ObjectID, bc cid.Cid, data []byte) error {
 	o := c.objects[obj]
 	if o == nil {
 		// The request that fetched the block counts as the first hit.
-		o = &cachedObject{blocks: map[string]int64{}, last: time.Now(), hits: 1}
+		o = &cachedObject{blocks: map[cid.Cid]int64{}, last: time.Now(), hits: 1}
 		c.objects[obj] = o
 	}
-	if _, ok := o.blocks[bc.String()]; !ok {
+	if _, ok := o.blocks[bc]; !ok {
 		n := int64(len(data))
-		o.blocks[bc.String()] = n
+		o.blocks[bc] = n
 		o.bytes += n
 		if bc.Type() == cid.Raw {
 			o.leafBytes += n
@@ -248,6 +374,21 @@ func (c *cache) touch(obj chain.ObjectID) {
 		o.hits++
 		o.last = time.Now()
 	}
+}
+
+// request counts a request for obj (size bytes) and returns whether every
+// content byte is cached, whether any is, and its content type if known:
+// one lock for what a hit needs.
+func (c *cache) request(obj chain.ObjectID, size uint64, now time.Time) (complete, any bool, ctype string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o := c.objects[obj]
+	if o == nil {
+		return false, false, ""
+	}
+	o.hits++
+	o.last = now
+	return o.leafBytes >= int64(size), o.leafBytes > 0, o.ctype
 }
 
 // complete reports whether every content byte of obj (size bytes) is
@@ -291,11 +432,14 @@ func (c *cache) remove(ids ...chain.ObjectID) {
 		c.mu.Lock()
 		o := c.objects[id]
 		delete(c.objects, id)
+		var idle []*os.File
 		if o != nil {
 			c.used -= o.bytes
 			c.evicted++
+			idle = c.idleFiles(id, o)
 		}
 		c.mu.Unlock()
+		closeAll(idle)
 		if o != nil {
 			c.removeFiles(id, o)
 		}
@@ -304,14 +448,14 @@ func (c *cache) remove(ids ...chain.ObjectID) {
 
 func (c *cache) removeFiles(id chain.ObjectID, o *cachedObject) {
 	dir := filepath.Join(c.dir, "objects", id.String())
-	for s := range o.blocks {
-		_ = os.Remove(filepath.Join(dir, s))
+	for bc := range o.blocks {
+		_ = os.Remove(filepath.Join(dir, bc.String()))
 	}
 	_ = os.Remove(dir) // fails when a new block arrived meanwhile
 }
 
-// retain evicts every object keep says no to.
-func (c *cache) retain(keep func(chain.ObjectID) bool) {
+// retain evicts every object keep says no to and returns how many.
+func (c *cache) retain(keep func(chain.ObjectID) bool) int {
 	c.mu.Lock()
 	var drop []chain.ObjectID
 	for id := range c.objects {
@@ -321,6 +465,7 @@ func (c *cache) retain(keep func(chain.ObjectID) bool) {
 	}
 	c.mu.Unlock()
 	c.remove(drop...)
+	return len(drop)
 }
 
 // evict removes objects, the highest age × size ÷ popularity first, until
@@ -352,6 +497,7 @@ func (c *cache) evict() {
 	})
 	var gone []chain.ObjectID
 	var gobjs []*cachedObject
+	var idle []*os.File
 	for _, cd := range cands {
 		if c.used <= c.limit {
 			break
@@ -362,8 +508,10 @@ func (c *cache) evict() {
 		c.evicted++
 		gone = append(gone, cd.id)
 		gobjs = append(gobjs, o)
+		idle = append(idle, c.idleFiles(cd.id, o)...)
 	}
 	c.mu.Unlock()
+	closeAll(idle)
 	for i, id := range gone {
 		c.removeFiles(id, gobjs[i])
 	}

@@ -131,3 +131,46 @@ func TestRangeBounds(t *testing.T) {
 		t.Error("more than MaxRanges ranges accepted")
 	}
 }
+
+// Block files stay open between readers, one reader at a time each, and are
+// closed when their object leaves the cache (or comes back after).
+func TestCacheKeepsBlockFilesOpen(t *testing.T) {
+	c, err := openCache(t.TempDir(), 1<<20, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := block(1000, 3)
+	bc := rawBlock(t, data)
+	if err := c.put(1, bc, data); err != nil {
+		t.Fatal(err)
+	}
+	a, size, ok := c.open(1, bc)
+	if !ok || size != 1000 {
+		t.Fatalf("open: %v, size %d", ok, size)
+	}
+	b, _, _ := c.open(1, bc)
+	if a.f == b.f {
+		t.Fatal("two readers share one open file")
+	}
+	a.pos = 1000
+	c.release(1, bc, a)
+	again, _, _ := c.open(1, bc)
+	if again.f != a.f || again.pos != 1000 {
+		t.Fatalf("the released file was not reused with its offset (same %v, offset %d)", again.f == a.f, again.pos)
+	}
+	c.release(1, bc, again)
+	c.remove(1)
+	if _, err := a.f.Stat(); err == nil {
+		t.Fatal("an idle file of an evicted object is still open")
+	}
+	c.release(1, bc, b) // in use during the eviction
+	if _, err := b.f.Stat(); err == nil {
+		t.Fatal("a file given back after its object left is still open")
+	}
+	if _, _, ok := c.open(1, bc); ok {
+		t.Fatal("an evicted block opened")
+	}
+	if c.nfiles != 0 || len(c.files) != 0 {
+		t.Fatalf("%d files counted open after eviction", c.nfiles)
+	}
+}

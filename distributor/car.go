@@ -15,8 +15,6 @@ import (
 	"github.com/ipld/go-ipld-prime/fluent/qp"
 	cidlink "github.com/ipld/go-ipld-prime/linking/cid"
 	"github.com/ipld/go-ipld-prime/node/basicnode"
-
-	"github.com/satchel-net/satchel/chain"
 )
 
 // Media types of the verifiable answers (the IPFS trustless gateway's).
@@ -28,7 +26,7 @@ const (
 // wantsCAR reports whether the request asks for a CAR (?format=car or
 // Accept: application/vnd.ipld.car).
 func wantsCAR(r *http.Request) bool {
-	return r.URL.Query().Get("format") == "car" || strings.Contains(r.Header.Get("Accept"), carType)
+	return (r.URL.RawQuery != "" && r.URL.Query().Get("format") == "car") || strings.Contains(r.Header.Get("Accept"), carType)
 }
 
 // carHeader encodes a CARv1 header naming root: the dag-cbor map
@@ -55,9 +53,9 @@ func carHeader(root cid.Cid) ([]byte, error) {
 // depth-first order: a client verifies every block against its CID and the
 // DAG against the root, the object's content ID on chain. Blocks stream
 // out as they are fetched.
-func (s *Server) serveCAR(w http.ResponseWriter, r *http.Request, obj chain.DataObject) {
-	keep := int64(obj.Size) <= s.cfg.maxCachedObject && int64(obj.Size) <= s.cfg.cacheSize
-	rd, err := newObjectReader(r.Context(), s.fetch, obj, keep)
+func (s *Server) serveCAR(w http.ResponseWriter, r *http.Request, rec *record) {
+	obj := rec.obj
+	rd, err := newObjectReader(r.Context(), s.fetch, rec, s.keeps(obj))
 	if err != nil {
 		s.fetchFailed(w, r, obj, err)
 		return
@@ -181,17 +179,17 @@ func (r *objectReader) callBytes(c cid.Cid, cl *call) ([]byte, error) {
 // serveBlock answers GET /api/v1/assets/{id}/blocks/{cid}: one raw block
 // of the object's DAG, for clients that verify it against its CID.
 func (s *Server) serveBlock(w http.ResponseWriter, r *http.Request) {
-	obj, ok := s.object(w, r)
+	rec, ok := s.object(w, r)
 	if !ok {
 		return
 	}
+	obj := rec.obj
 	c, err := cid.Decode(r.PathValue("cid"))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_cid", fmt.Errorf("block CID %.128q: %v", r.PathValue("cid"), err))
 		return
 	}
-	keep := int64(obj.Size) <= s.cfg.maxCachedObject && int64(obj.Size) <= s.cfg.cacheSize
-	rd, err := newObjectReader(r.Context(), s.fetch, obj, keep)
+	rd, err := newObjectReader(r.Context(), s.fetch, rec, s.keeps(obj))
 	if err != nil {
 		s.fetchFailed(w, r, obj, err)
 		return

@@ -17,15 +17,17 @@ type BlockSource interface {
 }
 
 // ChainReader is what the node reads from the data directory: its buckets,
-// their bags and objects, the bags' storage providers, and the stream of
-// block events it follows. *chain.Client satisfies it.
+// their bags, the IDs of their objects (paged, at start), one object's
+// record when it is requested, the bags' storage providers, and the stream
+// of block events it follows. *chain.Client satisfies it.
 type ChainReader interface {
 	Info(ctx context.Context) (chain.NodeInfo, error)
 	Bag(ctx context.Context, id chain.BagID) (chain.Bag, error)
 	Bags(ctx context.Context) ([]chain.Bag, error)
 	StorageBucket(ctx context.Context, id chain.StorageBucketID) (chain.StorageBucket, error)
 	DistributionBucket(ctx context.Context, id chain.DistributionBucketID) (chain.DistributionBucket, error)
-	Objects(ctx context.Context, bag chain.BagID) ([]chain.DataObject, error)
+	ObjectsPage(ctx context.Context, bag chain.BagID, p chain.PageRequest) (chain.Page[chain.DataObject], error)
+	DataObject(ctx context.Context, bag chain.BagID, id chain.ObjectID) (chain.DataObject, error)
 	Subscribe(ctx context.Context, fromHeight int64) (<-chan chain.BlockEvents, <-chan error)
 }
 

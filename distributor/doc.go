@@ -18,7 +18,10 @@
 //
 // The node follows the chain: an object deleted, or a bag removed from the
 // node's buckets, is evicted from the cache and no longer served as soon as
-// the block announcing it is read.
+// the block announcing it is read. Its memory does not grow with the
+// objects it serves: it keeps object IDs as runs of consecutive IDs per bag
+// and a bounded cache of object records, reading others from the chain when
+// requested.
 //
 // The node imports no other node: it reads blocks through a BlockSource
 // (the fetch protocol's caller) and the chain through a ChainReader.

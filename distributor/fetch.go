@@ -43,6 +43,42 @@ type fetcher struct {
 	calls  map[callKey]*call
 	active map[chain.ObjectID]int // leaf fetches running, per object
 	wg     sync.WaitGroup
+
+	nodesMu  sync.Mutex
+	nodes    map[cid.Cid]*dagNode // decoded interior nodes, shared by readers…
+	oldNodes map[cid.Cid]*dagNode // …and the generation before
+}
+
+// maxNodes bounds the decoded interior nodes kept (a node of 174 links is
+// about 16 KiB decoded).
+const maxNodes = 512
+
+// node returns the decoded interior node c if a reader decoded it lately.
+func (f *fetcher) node(c cid.Cid) *dagNode {
+	f.nodesMu.Lock()
+	defer f.nodesMu.Unlock()
+	if n, ok := f.nodes[c]; ok {
+		return n
+	}
+	n, ok := f.oldNodes[c]
+	if ok {
+		f.keepNodeLocked(c, n)
+	}
+	return n
+}
+
+// keepNode remembers decoded node c (verified against its CID).
+func (f *fetcher) keepNode(c cid.Cid, n *dagNode) {
+	f.nodesMu.Lock()
+	defer f.nodesMu.Unlock()
+	f.keepNodeLocked(c, n)
+}
+
+func (f *fetcher) keepNodeLocked(c cid.Cid, n *dagNode) {
+	if f.nodes == nil || len(f.nodes) >= maxNodes/2 {
+		f.oldNodes, f.nodes = f.nodes, make(map[cid.Cid]*dagNode, maxNodes/2)
+	}
+	f.nodes[c] = n
 }
 
 type callKey struct {

@@ -34,6 +34,24 @@ const (
 // exposed are the response headers CORS lets pages read.
 const exposed = "x-cache, x-data-source, Content-Range, Content-Length, Content-Type, ETag, Accept-Ranges"
 
+// Header values shared by every answer that carries them: set as slices
+// built once (canonical keys, no allocation per request), never changed
+// in place (net/http and this package replace a header's slice, never
+// write into it).
+var (
+	hvStar     = []string{"*"}
+	hvExposed  = []string{exposed}
+	hvBytes    = []string{"bytes"}
+	hvAccept   = []string{"Accept"}
+	hvSandbox  = []string{"sandbox"}
+	hvNosniff  = []string{"nosniff"}
+	hvHit      = []string{"hit"}
+	hvPending  = []string{"pending"}
+	hvMiss     = []string{"miss"}
+	hvLocal    = []string{"local"}
+	hvExternal = []string{"external"}
+)
+
 // Handler returns the node's HTTP API.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -56,12 +74,12 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 		s.m.active.Inc()
 		defer s.m.active.Dec()
 		h := w.Header()
-		h.Set("Access-Control-Allow-Origin", "*")
-		h.Set("Access-Control-Expose-Headers", exposed)
-		h.Set("Timing-Allow-Origin", "*")
+		h["Access-Control-Allow-Origin"] = hvStar
+		h["Access-Control-Expose-Headers"] = hvExposed
+		h["Timing-Allow-Origin"] = hvStar
 		cw := &codeWriter{ResponseWriter: w, code: http.StatusOK}
 		next.ServeHTTP(cw, r)
-		s.m.requests.WithLabelValues(strconv.Itoa(cw.code)).Inc()
+		s.m.code(cw.code).Inc()
 	})
 }
 
@@ -131,7 +149,7 @@ func (w *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
 		if f != nil {
 			_ = w.rc.SetWriteDeadline(time.Now().Add(w.d))
 			m, err = rf.ReadFrom(&io.LimitedReader{R: f, N: span})
-			or.advance(m)
+			or.advance(m, err)
 			w.n += m
 		} else {
 			m, err = io.CopyBuffer(writerOnly{w}, io.LimitReader(or, span), *bp)
@@ -180,26 +198,36 @@ func writeError(w http.ResponseWriter, code int, kind string, err error) {
 }
 
 // object resolves the request's object ID, answering the error itself.
-func (s *Server) object(w http.ResponseWriter, r *http.Request) (chain.DataObject, bool) {
+func (s *Server) object(w http.ResponseWriter, r *http.Request) (*record, bool) {
 	raw := r.PathValue("id")
 	id, err := chain.ParseObjectID(raw)
 	if err != nil || strings.TrimSpace(raw) != raw {
 		writeError(w, http.StatusBadRequest, "bad_object_id", fmt.Errorf("object ID %.64q: want a decimal integer below 2^64", raw))
-		return chain.DataObject{}, false
+		return nil, false
 	}
-	obj, err := s.index.lookup(id)
+	rec, err := s.index.lookup(r.Context(), id)
 	switch {
 	case err == nil:
-		return obj, true
+		return rec, true
+	case r.Context().Err() != nil:
+		// The client left.
 	case errors.Is(err, ErrPending):
 		w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", pendingMaxAge))
 		writeError(w, http.StatusNotFound, "pending", err)
 	case errors.Is(err, ErrNotDistributed):
 		writeError(w, http.StatusMisdirectedRequest, "not_distributed", err)
+	case errors.Is(err, ErrChainUnavailable):
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "chain_unavailable", err)
 	default:
 		writeError(w, http.StatusNotFound, "not_found", err)
 	}
-	return chain.DataObject{}, false
+	return nil, false
+}
+
+// keeps reports whether obj's leaves go to the cache.
+func (s *Server) keeps(obj chain.DataObject) bool {
+	return int64(obj.Size) <= s.cfg.maxCachedObject && int64(obj.Size) <= s.cfg.cacheSize
 }
 
 // fetchFailed answers a failure to get an object's blocks before the
@@ -217,35 +245,40 @@ func (s *Server) fetchFailed(w http.ResponseWriter, r *http.Request, obj chain.D
 	writeError(w, http.StatusServiceUnavailable, "unavailable", err)
 }
 
-// serveAsset answers GET and HEAD /api/v1/assets/{id}.
+// serveAsset answers GET and HEAD /api/v1/assets/{id}. A hit takes one
+// look at the index, one at the cache, and sends the block files (kept
+// open by the cache) with sendfile.
 func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
-	obj, ok := s.object(w, r)
+	rec, ok := s.object(w, r)
 	if !ok {
 		return
 	}
+	obj := rec.obj
 	h := w.Header()
-	etag := s.objectHeaders(h, obj)
-	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, etag) {
+	s.objectHeaders(h, rec)
+	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, rec.etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
 	if wantsCAR(r) {
-		s.serveCAR(w, r, obj)
+		s.serveCAR(w, r, rec)
 		return
 	}
-	if rg := r.Header.Get("Range"); rg != "" && !strings.HasPrefix(rg, "bytes=") {
-		// RFC 9110 §14.2: a range unit the server does not know is
-		// ignored (net/http would answer 416).
-		r.Header.Del("Range")
+	start, end := int64(0), int64(obj.Size)
+	if rg := r.Header.Get("Range"); rg != "" {
+		if !strings.HasPrefix(rg, "bytes=") {
+			// RFC 9110 §14.2: a range unit the server does not know is
+			// ignored (net/http would answer 416).
+			r.Header.Del("Range")
+		} else if start, end, ok = rangeBounds(rg, int64(obj.Size)); !ok {
+			h.Set("Content-Range", fmt.Sprintf("bytes */%d", obj.Size))
+			writeError(w, http.StatusRequestedRangeNotSatisfiable, "bad_range", fmt.Errorf("range %.128q: want at most %d ranges of bytes=first-last within %d bytes", rg, MaxRanges, obj.Size))
+			return
+		}
 	}
-	start, end, ok := rangeBounds(r.Header.Get("Range"), int64(obj.Size))
-	if !ok {
-		h.Set("Content-Range", fmt.Sprintf("bytes */%d", obj.Size))
-		writeError(w, http.StatusRequestedRangeNotSatisfiable, "bad_range", fmt.Errorf("range %.128q: want at most %d ranges of bytes=first-last within %d bytes", r.Header.Get("Range"), MaxRanges, obj.Size))
-		return
-	}
-	keep := int64(obj.Size) <= s.cfg.maxCachedObject && int64(obj.Size) <= s.cfg.cacheSize
-	if hit := s.cacheHeaders(h, obj); !hit {
+	keep := s.keeps(obj)
+	complete, cached, ctype := s.cache.request(obj.ID, obj.Size, time.Now())
+	if !s.cacheHeaders(h, obj, complete, cached) {
 		// Bound the memory misses hold: wait for a slot.
 		select {
 		case s.misses <- struct{}{}:
@@ -254,77 +287,96 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.cache.touch(obj.ID) // a miss: the first block cached counts the request
-	rd, err := newObjectReader(r.Context(), s.fetch, obj, keep)
+	rd, err := newObjectReader(r.Context(), s.fetch, rec, keep)
 	if err != nil {
 		s.fetchFailed(w, r, obj, err)
 		return
 	}
 	defer rd.Close()
 	rd.end = end
-	ctype, err := s.sniffAndSeek(r, obj, rd, keep, start)
-	if err != nil {
-		s.fetchFailed(w, r, obj, err)
-		return
+	if ctype == "" {
+		if ctype, err = s.sniffAndSeek(r, rec, rd, keep, start); err != nil {
+			s.fetchFailed(w, r, obj, err)
+			return
+		}
+	} else if start > 0 {
+		if err := rd.prefetch(start); err != nil {
+			s.fetchFailed(w, r, obj, err)
+			return
+		}
 	}
-	h.Set("Content-Type", ctype)
+	if ctype == "" {
+		h["Content-Type"] = nil // not known yet: no header, no sniffing
+	} else {
+		h["Content-Type"] = []string{ctype}
+	}
 	dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.writeTimeout}
 	http.ServeContent(dw, r, "", time.Time{}, rd)
 	ext := min(rd.networkBytes(), dw.n)
-	s.m.served.WithLabelValues("external").Add(float64(ext))
-	s.m.served.WithLabelValues("local").Add(float64(dw.n - ext))
+	if ext > 0 {
+		s.m.servedExt.Add(float64(ext))
+	}
+	s.m.servedLocal.Add(float64(dw.n - ext))
 }
 
-// objectHeaders sets the headers of every answer about obj and returns its
-// ETag.
-func (s *Server) objectHeaders(h http.Header, obj chain.DataObject) string {
-	etag := `"` + obj.ContentID + `"`
-	h.Set("ETag", etag)
-	h.Set("Cache-Control", fmt.Sprintf("public, max-age=%d, immutable", int64(s.cfg.maxAge.Seconds())))
-	h.Set("Accept-Ranges", "bytes")
-	h.Set("Vary", "Accept")
+// objectHeaders sets the headers of every answer about an object.
+func (s *Server) objectHeaders(h http.Header, rec *record) {
+	h["Etag"] = rec.etagHdr
+	h["Cache-Control"] = s.cacheControl
+	h["Accept-Ranges"] = hvBytes
+	h["Vary"] = hvAccept
 	// Objects are whatever members uploaded: a document sniffed as HTML
 	// runs no script on this origin.
-	h.Set("Content-Security-Policy", "sandbox")
-	h.Set("X-Content-Type-Options", "nosniff")
-	return etag
+	h["Content-Security-Policy"] = hvSandbox
+	h["X-Content-Type-Options"] = hvNosniff
 }
 
 // cacheHeaders sets x-cache and x-data-source, counts the hit or miss,
-// and reports a hit: every content byte of obj in the cache.
-func (s *Server) cacheHeaders(h http.Header, obj chain.DataObject) bool {
+// and reports a hit: every content byte of obj in the cache (complete);
+// cached says some are.
+func (s *Server) cacheHeaders(h http.Header, obj chain.DataObject, complete, cached bool) bool {
 	switch {
-	case s.cache.complete(obj.ID, obj.Size):
-		h.Set("x-cache", "hit")
-		h.Set("x-data-source", "local")
+	case complete:
+		h["X-Cache"] = hvHit
+		h["X-Data-Source"] = hvLocal
 		s.m.hits.Inc()
 		return true
-	case s.fetch.fetching(obj.ID) || s.cache.has(obj.ID):
-		h.Set("x-cache", "pending")
+	case cached || s.fetch.fetching(obj.ID):
+		h["X-Cache"] = hvPending
 	default:
-		h.Set("x-cache", "miss")
+		h["X-Cache"] = hvMiss
 	}
-	h.Set("x-data-source", "external")
+	h["X-Data-Source"] = hvExternal
 	s.m.misses.Inc()
 	return false
 }
 
 // sniffAndSeek returns obj's content type and, for a read starting at
-// start > 0, starts fetching the leaf there. The two walks down the DAG
-// run at once, so a far seek into an uncached object waits for one path
-// from the root, not two.
-func (s *Server) sniffAndSeek(r *http.Request, obj chain.DataObject, rd *objectReader, keep bool, start int64) (string, error) {
+// start > 0, starts fetching the leaf there. A single range starting past
+// the first leaf of an object whose type is not known yet is answered
+// without a Content-Type (RFC 9110 §8.3: the client decides): a seek far
+// into a never-read object waits only for the leaf it reads, never for the
+// first one. The first answer from the start (every player's first
+// request) sniffs the type, which is remembered (with the cache's state,
+// across restarts). A multi-range answer names the type in every part, so
+// it sniffs, both walks down the DAG running at once.
+func (s *Server) sniffAndSeek(r *http.Request, rec *record, rd *objectReader, keep bool, start int64) (string, error) {
+	obj := rec.obj
 	if start <= 0 {
 		return s.contentType(obj, rd)
 	}
 	ctype := s.knownContentType(obj.ID)
+	if ctype == "" && !strings.Contains(r.Header.Get("Range"), ",") {
+		return "", rd.prefetch(start)
+	}
 	var cerr error
 	var wg sync.WaitGroup
 	if ctype == "" {
-		srd, err := newObjectReader(r.Context(), s.fetch, obj, keep)
+		srd, err := newObjectReader(r.Context(), s.fetch, rec, keep)
 		if err != nil {
 			return "", err
 		}
+		srd.end = 0 // it reads the first bytes only
 		wg.Go(func() {
 			defer srd.Close()
 			ctype, cerr = s.contentType(obj, srd)
@@ -349,20 +401,23 @@ func (s *Server) knownContentType(id chain.ObjectID) string {
 // (WHATWG MIME sniffing, net/http.DetectContentType) and remembered.
 func (s *Server) contentType(obj chain.DataObject, rd *objectReader) (string, error) {
 	if t := s.knownContentType(obj.ID); t != "" {
+		s.cache.setContentType(obj.ID, t) // sniffed before its blocks were cached
 		return t, nil
 	}
 	// No read-ahead while sniffing: a seek far into the object must not
 	// fetch the leaves after the first one.
 	end := rd.end
 	rd.end = 0
-	defer func() { rd.end = end }()
 	buf := make([]byte, min(sniffLen, int64(obj.Size)))
-	if _, err := io.ReadFull(rd, buf); err != nil {
+	_, err := io.ReadFull(rd, buf)
+	rd.end = end
+	if err != nil {
 		return "", err
 	}
 	if _, err := rd.Seek(0, io.SeekStart); err != nil {
 		return "", err
 	}
+	rd.readAhead() // the answer goes on from the first leaf
 	t := http.DetectContentType(buf)
 	s.cache.setContentType(obj.ID, t)
 	s.ctypesMu.Lock()

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/satchel-net/satchel/chain"
 )
 
@@ -23,19 +25,48 @@ var (
 	// ErrNotDistributed: the object exists but its bag is not in a
 	// distributing bucket this node operates (421).
 	ErrNotDistributed = errors.New("distributor: data object not distributed by this node")
+	// ErrChainUnavailable: the object's record could not be read from the
+	// chain (503).
+	ErrChainUnavailable = errors.New("distributor: chain node unavailable")
 )
 
-// index is the node's view of the chain: the bags its buckets distribute
-// and their objects, plus the bag of every other object (to tell 421 from
-// 404). It follows the chain's block events.
-type index struct {
-	c   ChainReader
-	id  Identity
-	log *slog.Logger
+// recordTimeout bounds reading one object's record from the chain.
+const recordTimeout = 10 * time.Second
 
-	// onDrop is called, outside the lock, with objects that stopped being
-	// served (deleted, or their bag moved away).
+// record is what the node serves an object by: its chain record, its
+// parsed content ID and its ETag. Records are never changed; a change on
+// chain replaces the record.
+type record struct {
+	obj     chain.DataObject
+	root    cid.Cid // cid.Undef when the content ID does not parse
+	etag    string
+	etagHdr []string // {etag}, the ETag header's value
+}
+
+func newRecord(o chain.DataObject) *record {
+	root, _ := cid.Decode(o.ContentID)
+	etag := `"` + o.ContentID + `"`
+	return &record{obj: o, root: root, etag: etag, etagHdr: []string{etag}}
+}
+
+// index is the node's view of the chain: the bags its buckets distribute,
+// the bag of every object (compact ID runs, to tell 404 from 421), and the
+// records of recently registered or requested objects of its bags (bounded;
+// others are read from the chain on demand). It follows the chain's block
+// events, so a deleted object or a bag moved away stops being served at
+// the next block.
+type index struct {
+	c       ChainReader
+	id      Identity
+	log     *slog.Logger
+	maxRecs int
+	life    context.Context
+
+	// onDrop is called, outside the lock, with served objects deleted.
 	onDrop func([]chain.ObjectID)
+	// onBagsLeft is called, outside the lock, when bags stopped being
+	// served: the owner drops what it holds of their objects.
+	onBagsLeft func()
 	// onSources is called when the storage side of a bag changed (nil bag:
 	// any bag).
 	onSources func(bag *chain.BagID)
@@ -43,43 +74,146 @@ type index struct {
 	// became accepted.
 	onAccepted func([]chain.DataObject)
 
-	mu        sync.RWMutex
-	served    map[chain.DistributionBucketID]bool // buckets served (distributing, operated by us)
-	bags      map[chain.BagID]bool
-	objects   map[chain.ObjectID]chain.DataObject
-	elsewhere map[chain.ObjectID]chain.BagID
-	height    int64
-	ready     chan struct{}
+	mu      sync.RWMutex
+	served  map[chain.DistributionBucketID]bool // buckets served (distributing, operated by us)
+	bags    map[chain.BagID]bool                // bags served
+	bagNum  map[chain.BagID]uint32
+	bagIDs  []chain.BagID // by number
+	runs    *idRuns
+	recs    map[chain.ObjectID]*record // recent records…
+	oldRecs map[chain.ObjectID]*record // …and the generation before
+	gen     uint64                     // changes with every object event
+	reading map[chain.ObjectID]*recordRead
+	height  int64
+	ready   chan struct{}
 }
 
-func newIndex(c ChainReader, id Identity, log *slog.Logger) *index {
+// recordRead is one read of a record from the chain, shared by the
+// requests that wait for it.
+type recordRead struct {
+	done chan struct{}
+	rec  *record
+	err  error
+}
+
+// newIndex returns an index reading c; record reads outlive a request but
+// not life.
+func newIndex(life context.Context, c ChainReader, id Identity, maxRecs int, log *slog.Logger) *index {
 	return &index{
-		c: c, id: id, log: log,
+		c: c, id: id, log: log, maxRecs: maxRecs, life: life,
 		onDrop:     func([]chain.ObjectID) {},
+		onBagsLeft: func() {},
 		onSources:  func(*chain.BagID) {},
 		onAccepted: func([]chain.DataObject) {},
 		served:     map[chain.DistributionBucketID]bool{},
 		bags:       map[chain.BagID]bool{},
-		objects:    map[chain.ObjectID]chain.DataObject{},
-		elsewhere:  map[chain.ObjectID]chain.BagID{},
+		bagNum:     map[chain.BagID]uint32{},
+		runs:       &idRuns{},
+		recs:       map[chain.ObjectID]*record{},
+		oldRecs:    map[chain.ObjectID]*record{},
+		reading:    map[chain.ObjectID]*recordRead{},
 		ready:      make(chan struct{}),
 	}
 }
 
-// lookup returns the object when this node serves it.
-func (x *index) lookup(id chain.ObjectID) (chain.DataObject, error) {
+// lookup returns the record of object id when this node serves it.
+func (x *index) lookup(ctx context.Context, id chain.ObjectID) (*record, error) {
 	x.mu.RLock()
-	defer x.mu.RUnlock()
-	if o, ok := x.objects[id]; ok {
-		if !o.Accepted {
-			return o, fmt.Errorf("%w: object %d of bag %s", ErrPending, id, o.Bag)
+	bag, served, known := x.bagOf(id)
+	rec, fresh := x.recs[id]
+	if !fresh {
+		rec = x.oldRecs[id]
+	}
+	gen := x.gen
+	x.mu.RUnlock()
+	switch {
+	case !known:
+		return nil, fmt.Errorf("%w: object %d", ErrUnknownObject, id)
+	case !served:
+		return nil, fmt.Errorf("%w: object %d is in bag %s, which none of this node's buckets distributes; ask a distributor of that bag", ErrNotDistributed, id, bag)
+	case rec == nil:
+		var err error
+		if rec, err = x.read(ctx, bag, id, gen); err != nil {
+			return nil, err
 		}
-		return o, nil
+	case !fresh:
+		x.mu.Lock()
+		if x.gen == gen {
+			x.keep(rec)
+		}
+		x.mu.Unlock()
 	}
-	if bag, ok := x.elsewhere[id]; ok {
-		return chain.DataObject{}, fmt.Errorf("%w: object %d is in bag %s, which none of this node's buckets distributes; ask a distributor of that bag", ErrNotDistributed, id, bag)
+	if !rec.obj.Accepted {
+		return rec, fmt.Errorf("%w: object %d of bag %s", ErrPending, id, rec.obj.Bag)
 	}
-	return chain.DataObject{}, fmt.Errorf("%w: object %d", ErrUnknownObject, id)
+	return rec, nil
+}
+
+// bagOf returns the bag of object id and whether it is served (under mu).
+func (x *index) bagOf(id chain.ObjectID) (bag chain.BagID, served, known bool) {
+	n, ok := x.runs.find(uint64(id))
+	if !ok || int(n) >= len(x.bagIDs) {
+		return "", false, false
+	}
+	bag = x.bagIDs[n]
+	return bag, x.bags[bag], true
+}
+
+// read reads object id's record from the chain (one read however many
+// requests wait) and keeps it unless an object event came meanwhile.
+func (x *index) read(ctx context.Context, bag chain.BagID, id chain.ObjectID, gen uint64) (*record, error) {
+	x.mu.Lock()
+	rd, ok := x.reading[id]
+	if !ok {
+		rd = &recordRead{done: make(chan struct{})}
+		x.reading[id] = rd
+		go x.readRecord(rd, bag, id, gen)
+	}
+	x.mu.Unlock()
+	select {
+	case <-rd.done:
+		return rd.rec, rd.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (x *index) readRecord(rd *recordRead, bag chain.BagID, id chain.ObjectID, gen uint64) {
+	ctx, cancel := context.WithTimeout(x.life, recordTimeout)
+	o, err := x.c.DataObject(ctx, bag, id)
+	cancel()
+	switch {
+	case errors.Is(err, chain.ErrNotFound):
+		rd.err = fmt.Errorf("%w: object %d", ErrUnknownObject, id)
+	case err != nil:
+		rd.err = fmt.Errorf("%w: read object %d of bag %s: %v; try again shortly", ErrChainUnavailable, id, bag, err)
+	default:
+		rd.rec = newRecord(o)
+	}
+	x.mu.Lock()
+	delete(x.reading, id)
+	if rd.rec != nil && x.gen == gen {
+		x.keep(rd.rec)
+	}
+	x.mu.Unlock()
+	close(rd.done)
+}
+
+// keep remembers rec (under mu): a bounded two-generation cache, the older
+// generation dropped whole when the newer fills half the bound.
+func (x *index) keep(rec *record) {
+	id := rec.obj.ID
+	delete(x.oldRecs, id)
+	x.recs[id] = rec
+	if len(x.recs) >= x.maxRecs/2 {
+		x.oldRecs, x.recs = x.recs, make(map[chain.ObjectID]*record, x.maxRecs/2)
+	}
+}
+
+// forget drops the record of id (under mu).
+func (x *index) forget(id chain.ObjectID) {
+	delete(x.recs, id)
+	delete(x.oldRecs, id)
 }
 
 // servedBuckets returns the buckets this node serves now.
@@ -104,15 +238,23 @@ func (x *index) servedBuckets() []chain.DistributionBucketID {
 func (x *index) counts() (bags, objects int, height int64) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	return len(x.bags), len(x.objects), x.height
+	objects = x.runs.count(func(n uint32) bool { return int(n) < len(x.bagIDs) && x.bags[x.bagIDs[n]] })
+	return len(x.bags), objects, x.height
+}
+
+// footprint returns the ID runs and the records held, for tests.
+func (x *index) footprint() (runs, records int) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.runs.r), len(x.recs) + len(x.oldRecs)
 }
 
 // isServed reports whether object id is served now (accepted or not).
 func (x *index) isServed(id chain.ObjectID) bool {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	_, ok := x.objects[id]
-	return ok
+	_, served, _ := x.bagOf(id)
+	return served
 }
 
 // run loads the chain's state and follows its blocks until ctx ends,
@@ -156,8 +298,8 @@ func (x *index) follow(ctx context.Context) error {
 	return <-errc
 }
 
-// load reads the node's buckets, their bags and objects, and every other
-// bag's object IDs.
+// load reads the node's buckets and, page by page, the object IDs of
+// every bag into ID runs; no object record is kept.
 func (x *index) load(ctx context.Context, height int64) error {
 	served, bags, err := x.readBuckets(ctx)
 	if err != nil {
@@ -167,36 +309,46 @@ func (x *index) load(ctx context.Context, height int64) error {
 	if err != nil {
 		return fmt.Errorf("list bags: %w", err)
 	}
-	objects := map[chain.ObjectID]chain.DataObject{}
-	elsewhere := map[chain.ObjectID]chain.BagID{}
+	bagNum := map[chain.BagID]uint32{}
+	var bagIDs []chain.BagID
+	var runs []idRun
+	ids := make([]uint64, 0, chain.MaxPageLimit)
 	for _, b := range all {
 		if b.ObjectsCount == 0 {
 			continue
 		}
-		objs, err := x.c.Objects(ctx, b.ID)
-		if err != nil && !errors.Is(err, chain.ErrNotFound) {
-			return fmt.Errorf("objects of bag %s: %w", b.ID, err)
-		}
-		for _, o := range objs {
-			if bags[b.ID] {
-				objects[o.ID] = o
-			} else {
-				elsewhere[o.ID] = b.ID
+		n := uint32(len(bagIDs))
+		bagNum[b.ID], bagIDs = n, append(bagIDs, b.ID)
+		p := chain.PageRequest{Limit: chain.MaxPageLimit}
+		for {
+			pg, err := x.c.ObjectsPage(ctx, b.ID, p)
+			if errors.Is(err, chain.ErrNotFound) {
+				break
 			}
+			if err != nil {
+				return fmt.Errorf("objects of bag %s: %w", b.ID, err)
+			}
+			ids = ids[:0]
+			for _, o := range pg.Items {
+				ids = append(ids, uint64(o.ID))
+			}
+			runs = appendRuns(runs, n, ids)
+			if pg.Next == "" || pg.Next == p.Cursor {
+				break
+			}
+			p.Cursor = pg.Next
 		}
 	}
 	x.mu.Lock()
-	var dropped []chain.ObjectID
-	for id := range x.objects {
-		if _, ok := objects[id]; !ok {
-			dropped = append(dropped, id)
-		}
-	}
-	x.served, x.bags, x.objects, x.elsewhere = served, bags, objects, elsewhere
+	x.served, x.bags, x.bagNum, x.bagIDs, x.runs = served, bags, bagNum, bagIDs, newIDRuns(runs)
+	clear(x.recs)
+	clear(x.oldRecs)
+	x.gen++
 	x.height = max(x.height, height)
+	nruns := len(x.runs.r)
 	x.mu.Unlock()
-	x.drop(dropped)
-	x.log.Info("chain state loaded", "height", height, "buckets", len(served), "bags", len(bags), "objects", len(objects))
+	x.onBagsLeft() // whatever stopped being served while not followed
+	x.log.Info("chain state loaded", "height", height, "buckets", len(served), "bags", len(bags), "objectRuns", nruns)
 	return nil
 }
 
@@ -222,13 +374,6 @@ func (x *index) readBuckets(ctx context.Context) (map[chain.DistributionBucketID
 		}
 	}
 	return served, bags, nil
-}
-
-// drop tells the owner about objects no longer served.
-func (x *index) drop(ids []chain.ObjectID) {
-	if len(ids) > 0 {
-		x.onDrop(ids)
-	}
 }
 
 // apply applies one block's events.
@@ -283,27 +428,51 @@ func (x *index) apply(ctx context.Context, be chain.BlockEvents) {
 	x.mu.Unlock()
 }
 
+// registered adds the objects' IDs to the runs and keeps the records of
+// served ones (a request for a new object is likely).
 func (x *index) registered(ev chain.ObjectsRegistered) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.gen++
+	n, ok := x.bagNum[ev.Bag]
+	if !ok {
+		n = uint32(len(x.bagIDs))
+		x.bagNum[ev.Bag], x.bagIDs = n, append(x.bagIDs, ev.Bag)
+	}
+	ids := make([]uint64, 0, len(ev.Objects))
 	for _, o := range ev.Objects {
-		if x.bags[ev.Bag] {
-			if _, ok := x.objects[o.ID]; !ok {
-				x.objects[o.ID] = o
-			}
-		} else {
-			x.elsewhere[o.ID] = ev.Bag
+		ids = append(ids, uint64(o.ID))
+	}
+	slices.Sort(ids)
+	for _, r := range appendRuns(nil, n, ids) {
+		x.runs.add(r.lo, uint64(r.n), n)
+	}
+	if x.bags[ev.Bag] {
+		for _, o := range ev.Objects {
+			x.keep(newRecord(o))
 		}
 	}
 }
 
 func (x *index) accepted(ev chain.ObjectsAccepted) {
 	x.mu.Lock()
+	x.gen++
 	var newly []chain.DataObject
 	for _, id := range ev.Objects {
-		if o, ok := x.objects[id]; ok && !o.Accepted {
-			o.Accepted = true
-			x.objects[id] = o
+		rec := x.recs[id]
+		if rec == nil {
+			rec = x.oldRecs[id]
+		}
+		if rec == nil {
+			continue // read from the chain when requested
+		}
+		if rec.obj.Accepted {
+			continue
+		}
+		o := rec.obj
+		o.Accepted, o.ExpiresAt = true, 0
+		x.keep(newRecord(o))
+		if _, served, _ := x.bagOf(id); served {
 			newly = append(newly, o)
 		}
 	}
@@ -313,73 +482,61 @@ func (x *index) accepted(ev chain.ObjectsAccepted) {
 	}
 }
 
-// bagDeleted forgets the objects of a deleted bag (served ones leave with
-// the reload of the buckets first).
+// bagDeleted forgets the object IDs of a deleted bag (served ones left
+// with the reload of the buckets first).
 func (x *index) bagDeleted(bag chain.BagID) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	for id, b := range x.elsewhere {
-		if b == bag {
-			delete(x.elsewhere, id)
+	x.gen++
+	if n, ok := x.bagNum[bag]; ok {
+		x.runs.removeBag(n)
+	}
+	for id, rec := range x.recs {
+		if rec.obj.Bag == bag {
+			delete(x.recs, id)
+		}
+	}
+	for id, rec := range x.oldRecs {
+		if rec.obj.Bag == bag {
+			delete(x.oldRecs, id)
 		}
 	}
 }
 
 func (x *index) deleted(ids []chain.ObjectID) {
 	x.mu.Lock()
+	x.gen++
 	var dropped []chain.ObjectID
 	for _, id := range ids {
-		if _, ok := x.objects[id]; ok {
+		if _, served, _ := x.bagOf(id); served {
 			dropped = append(dropped, id)
 		}
-		delete(x.objects, id)
-		delete(x.elsewhere, id)
+		x.runs.remove(uint64(id), uint64(id)+1)
+		x.forget(id)
 	}
 	x.mu.Unlock()
-	x.drop(dropped)
+	if len(dropped) > 0 {
+		x.onDrop(dropped)
+	}
 }
 
-// rebucket reads the node's buckets again: bags that joined are loaded,
-// bags that left have their objects dropped.
+// rebucket reads the node's buckets again; when bags left, the owner drops
+// what it holds of their objects.
 func (x *index) rebucket(ctx context.Context) error {
 	served, bags, err := x.readBuckets(ctx)
 	if err != nil {
 		return err
 	}
-	x.mu.RLock()
-	var added []chain.BagID
-	for b := range bags {
-		if !x.bags[b] {
-			added = append(added, b)
-		}
-	}
-	x.mu.RUnlock()
-	loaded := map[chain.BagID][]chain.DataObject{}
-	for _, b := range added {
-		objs, err := x.c.Objects(ctx, b)
-		if err != nil && !errors.Is(err, chain.ErrNotFound) {
-			return fmt.Errorf("objects of bag %s: %w", b, err)
-		}
-		loaded[b] = objs
-	}
 	x.mu.Lock()
-	var dropped []chain.ObjectID
-	for id, o := range x.objects {
-		if !bags[o.Bag] {
-			dropped = append(dropped, id)
-			delete(x.objects, id)
-			x.elsewhere[id] = o.Bag
-		}
-	}
-	for b, objs := range loaded {
-		for _, o := range objs {
-			delete(x.elsewhere, o.ID)
-			x.objects[o.ID] = o
-		}
-		_ = b
+	left := false
+	for b := range x.bags {
+		left = left || !bags[b]
 	}
 	x.served, x.bags = served, bags
+	x.gen++
 	x.mu.Unlock()
-	x.drop(dropped)
+	if left {
+		x.onBagsLeft()
+	}
 	return nil
 }

@@ -1,6 +1,9 @@
 package distributor
 
 import (
+	"net/http"
+	"strconv"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -13,6 +16,23 @@ type metrics struct {
 	fetched     prometheus.Counter
 	fetchErrors prometheus.Counter
 	active      prometheus.Gauge
+
+	// Children looked up once, for the answers of every request.
+	code200, code206, code304 prometheus.Counter
+	servedLocal, servedExt    prometheus.Counter
+}
+
+// code returns the request counter of a status code.
+func (m *metrics) code(c int) prometheus.Counter {
+	switch c {
+	case http.StatusOK:
+		return m.code200
+	case http.StatusPartialContent:
+		return m.code206
+	case http.StatusNotModified:
+		return m.code304
+	}
+	return m.requests.WithLabelValues(strconv.Itoa(c))
 }
 
 func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
@@ -46,6 +66,11 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 			Help: "HTTP requests being answered.",
 		}),
 	}
+	m.code200 = m.requests.WithLabelValues("200")
+	m.code206 = m.requests.WithLabelValues("206")
+	m.code304 = m.requests.WithLabelValues("304")
+	m.servedLocal = m.served.WithLabelValues("local")
+	m.servedExt = m.served.WithLabelValues("external")
 	if reg == nil {
 		return m
 	}

@@ -31,6 +31,10 @@ const (
 	// run at once; more wait. Each holds at most three chunks in memory, so
 	// this bounds the memory misses take whatever the request count.
 	DefaultMaxMisses = 48
+	// DefaultObjectRecords is how many objects' chain records the node
+	// keeps in memory (about 250 bytes each); others are read from the
+	// chain when requested.
+	DefaultObjectRecords = 1 << 16
 )
 
 type config struct {
@@ -45,6 +49,7 @@ type config struct {
 	maxAge          time.Duration
 	maxFetches      int
 	maxMisses       int
+	objectRecords   int
 }
 
 func defaults() config {
@@ -58,6 +63,7 @@ func defaults() config {
 		maxAge:          DefaultMaxAge,
 		maxFetches:      DefaultMaxFetches,
 		maxMisses:       DefaultMaxMisses,
+		objectRecords:   DefaultObjectRecords,
 	}
 }
 
@@ -149,6 +155,18 @@ func WithMaxMisses(n int) Option {
 	return func(c *config) {
 		if n > 0 {
 			c.maxMisses = n
+		}
+	}
+}
+
+// WithObjectRecords sets how many objects' chain records the node keeps in
+// memory (default DefaultObjectRecords, at least 2): the most recently
+// registered or requested. A request for another one reads it from the
+// chain first.
+func WithObjectRecords(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.objectRecords = max(n, 2)
 		}
 	}
 }

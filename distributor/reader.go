@@ -53,17 +53,18 @@ type aheadLeaf struct {
 type piece struct {
 	off, size int64
 	data      []byte
-	file      *os.File
+	file      *os.File // a cached block file, given back to the cache after
+	filePos   int64    // its offset
+	cid       cid.Cid
 	network   bool
 }
 
-func newObjectReader(ctx context.Context, f *fetcher, obj chain.DataObject, keep bool) (*objectReader, error) {
-	root, err := cid.Decode(obj.ContentID)
-	if err != nil {
-		return nil, fmt.Errorf("%w: object %d has content ID %q: %v", ErrBadDAG, obj.ID, obj.ContentID, err)
+func newObjectReader(ctx context.Context, f *fetcher, rec *record, keep bool) (*objectReader, error) {
+	obj := rec.obj
+	if !rec.root.Defined() {
+		return nil, fmt.Errorf("%w: object %d has content ID %q, not a CID", ErrBadDAG, obj.ID, obj.ContentID)
 	}
-	return &objectReader{ctx: ctx, f: f, obj: obj, root: root, keep: keep, size: int64(obj.Size), end: int64(obj.Size),
-		nodes: map[cid.Cid]*dagNode{}, ahead: map[int64]aheadLeaf{}}, nil
+	return &objectReader{ctx: ctx, f: f, obj: obj, root: rec.root, keep: keep, size: int64(obj.Size), end: int64(obj.Size)}, nil
 }
 
 // Read implements io.Reader.
@@ -123,19 +124,30 @@ func (r *objectReader) fileSpan(max int64) (file *os.File, span int64, err error
 	if c.file == nil {
 		return nil, span, nil
 	}
-	if _, err := c.file.Seek(r.pos-c.off, io.SeekStart); err != nil {
-		return nil, 0, err
+	if c.filePos != r.pos-c.off {
+		if _, err := c.file.Seek(r.pos-c.off, io.SeekStart); err != nil {
+			c.filePos = -1
+			return nil, 0, err
+		}
+		c.filePos = r.pos - c.off
 	}
 	return c.file, span, nil
 }
 
-// advance moves the read position past n bytes sent from a file span.
-func (r *objectReader) advance(n int64) {
+// advance moves the read position past n bytes sent from a file span;
+// after an error the file's offset is not known.
+func (r *objectReader) advance(n int64, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.pos += n
-	if r.cur != nil && r.cur.network {
-		r.network += n
+	if r.cur != nil {
+		r.cur.filePos += n
+		if err != nil {
+			r.cur.filePos = -1
+		}
+		if r.cur.network {
+			r.network += n
+		}
 	}
 }
 
@@ -179,7 +191,7 @@ func (r *objectReader) Close() error {
 
 func (r *objectReader) release() {
 	if r.cur != nil && r.cur.file != nil {
-		_ = r.cur.file.Close()
+		r.f.cache.release(r.obj.ID, r.cur.cid, openFile{f: r.cur.file, pos: r.cur.filePos})
 	}
 	r.cur = nil
 }
@@ -205,6 +217,9 @@ func (r *objectReader) startAhead(lf leaf) {
 	if len(r.ahead) >= maxAhead+1 {
 		clear(r.ahead)
 	}
+	if r.ahead == nil {
+		r.ahead = map[int64]aheadLeaf{}
+	}
 	r.ahead[lf.off] = aheadLeaf{lf: lf, cl: r.f.start(r.obj, lf.cid, r.keep)}
 }
 
@@ -222,7 +237,24 @@ func (r *objectReader) load(pos int64) error {
 	}
 	r.cur = pc
 	delete(r.ahead, lf.off)
-	next := lf.off + lf.size
+	r.fetchAhead(lf.off + lf.size)
+	return nil
+}
+
+// readAhead starts fetching the leaves after the current one, up to
+// maxAhead within end (a read that loaded the current leaf with no
+// read-ahead, the sniff, goes on reading).
+func (r *objectReader) readAhead() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cur != nil && !r.closed {
+		r.fetchAhead(r.cur.off + r.cur.size)
+	}
+}
+
+// fetchAhead starts fetching up to maxAhead leaves from content byte next,
+// within end.
+func (r *objectReader) fetchAhead(next int64) {
 	for range maxAhead {
 		if next >= r.end || next >= r.size {
 			break
@@ -234,13 +266,16 @@ func (r *objectReader) load(pos int64) error {
 		r.startAhead(nl)
 		next = nl.off + nl.size
 	}
-	return nil
 }
 
-// open waits for leaf lf and returns it ready to read.
+// open waits for leaf lf and returns it ready to read: a cached leaf is
+// read from its block file, kept open by the cache between requests.
 func (r *objectReader) open(lf leaf) (*piece, error) {
 	if lf.isData {
 		return &piece{off: lf.off, size: lf.size, data: lf.inline}, nil
+	}
+	if pc := r.cached(lf, false); pc != nil {
+		return pc, nil
 	}
 	var cl *call
 	if a, ok := r.ahead[lf.off]; ok && a.lf.cid.Equals(lf.cid) {
@@ -256,16 +291,12 @@ func (r *objectReader) open(lf leaf) (*piece, error) {
 	if cl.err != nil {
 		return nil, cl.err
 	}
-	pc := &piece{off: lf.off, size: lf.size, network: cl.network}
-	if cl.path != "" {
-		if f, err := os.Open(cl.path); err == nil {
-			if st, err := f.Stat(); err == nil && st.Size() == lf.size {
-				pc.file = f
-				return pc, nil
-			}
-			_ = f.Close()
+	if cl.data == nil {
+		if pc := r.cached(lf, cl.network); pc != nil {
+			return pc, nil
 		}
 	}
+	pc := &piece{off: lf.off, size: lf.size, network: cl.network}
 	data := cl.data
 	if data == nil {
 		// The cached file went away (evicted): fetch again.
@@ -285,9 +316,26 @@ func (r *objectReader) open(lf leaf) (*piece, error) {
 	return pc, nil
 }
 
+// cached returns leaf lf as its open block file when the cache holds it.
+func (r *objectReader) cached(lf leaf, network bool) *piece {
+	f, size, ok := r.f.cache.open(r.obj.ID, lf.cid)
+	if !ok {
+		return nil
+	}
+	if size != lf.size {
+		_ = f.f.Close()
+		return nil
+	}
+	return &piece{off: lf.off, size: lf.size, file: f.f, filePos: f.pos, cid: lf.cid, network: network}
+}
+
 // node returns the decoded interior node c.
 func (r *objectReader) node(c cid.Cid) (*dagNode, error) {
 	if n, ok := r.nodes[c]; ok {
+		return n, nil
+	}
+	if n := r.f.node(c); n != nil {
+		r.remember(c, n)
 		return n, nil
 	}
 	cl, err := r.f.block(r.ctx, r.obj, c, r.keep)
@@ -308,11 +356,20 @@ func (r *objectReader) node(c cid.Cid) (*dagNode, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.f.keepNode(c, n)
+	r.remember(c, n)
+	return n, nil
+}
+
+// remember keeps decoded node c for this reader's next walks.
+func (r *objectReader) remember(c cid.Cid, n *dagNode) {
 	if len(r.nodes) >= 2*maxDAGDepth {
 		clear(r.nodes)
 	}
+	if r.nodes == nil {
+		r.nodes = map[cid.Cid]*dagNode{}
+	}
 	r.nodes[c] = n
-	return n, nil
 }
 
 // locate returns the leaf holding content byte pos.

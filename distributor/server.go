@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"sync"
@@ -53,6 +54,8 @@ type Server struct {
 
 	ctypesMu sync.Mutex
 	ctypes   map[chain.ObjectID]string // of objects not cached
+
+	cacheControl []string // of accepted objects
 }
 
 // New returns a distributor node for id that fetches blocks through src
@@ -78,7 +81,8 @@ func New(h *p2p.Host, src BlockSource, c ChainReader, id Identity, opts ...Optio
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{h: h, id: id, cfg: cfg, log: log, cache: ch, ctx: ctx, cancel: cancel, ctypes: map[chain.ObjectID]string{},
 		warming: make(chan struct{}, maxWarming), misses: make(chan struct{}, cfg.maxMisses)}
-	s.index = newIndex(c, id, log)
+	s.cacheControl = []string{fmt.Sprintf("public, max-age=%d, immutable", int64(cfg.maxAge.Seconds()))}
+	s.index = newIndex(ctx, c, id, cfg.objectRecords, log)
 	s.srcs = newSources(h, c)
 	s.m = newMetrics(cfg.reg, s)
 	s.fetch = &fetcher{src: src, srcs: s.srcs, cache: ch, m: s.m, log: log, timeout: cfg.fetchTimeout, life: ctx,
@@ -91,7 +95,16 @@ func New(h *p2p.Host, src BlockSource, c ChainReader, id Identity, opts ...Optio
 			delete(s.ctypes, id)
 		}
 		s.ctypesMu.Unlock()
-		log.Info("objects no longer served; evicted", "objects", len(ids))
+		log.Info("objects deleted on chain; evicted", "objects", len(ids))
+	}
+	s.index.onBagsLeft = func() {
+		n := ch.retain(s.index.isServed)
+		s.ctypesMu.Lock()
+		maps.DeleteFunc(s.ctypes, func(id chain.ObjectID, _ string) bool { return !s.index.isServed(id) })
+		s.ctypesMu.Unlock()
+		if n > 0 {
+			log.Info("bags no longer served; their objects evicted", "objects", n)
+		}
 	}
 	s.index.onSources = s.srcs.invalidate
 	s.index.onAccepted = s.warm
@@ -113,7 +126,6 @@ func (s *Server) Start(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("distributor: load the chain's state: %w", ctx.Err())
 	}
-	s.cache.retain(s.index.isServed)
 	ln, err := net.Listen("tcp", s.cfg.httpAddr)
 	if err != nil {
 		return fmt.Errorf("distributor: listen on %s: %w; pass another address", s.cfg.httpAddr, err)
@@ -173,6 +185,7 @@ func (s *Server) Close() error {
 	s.cancel()
 	s.wg.Wait()
 	s.fetch.wg.Wait()
+	s.cache.closeFiles()
 	return s.cache.save(true)
 }
 
@@ -227,7 +240,7 @@ func (s *Server) warm(objs []chain.DataObject) {
 		go func() {
 			defer s.wg.Done()
 			defer func() { <-s.warming }()
-			rd, err := newObjectReader(s.ctx, s.fetch, o, false)
+			rd, err := newObjectReader(s.ctx, s.fetch, newRecord(o), false)
 			if err != nil {
 				return
 			}
