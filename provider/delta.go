@@ -226,6 +226,13 @@ func (s *Server) reconcileObjects(ctx context.Context, bag chain.BagID, objs map
 // reconcileObject reconciles one object of an assigned bag. The store is
 // read before the chain, as in reconcileBag.
 func (s *Server) reconcileObject(ctx context.Context, bag chain.BagID, id chain.ObjectID, evidence string) error {
+	if held, ok := s.heldBag(uint64(id)); ok && held != bag {
+		// Events are unproven: one naming a held object under another bag
+		// is re-read as a look at the bag the object is held under.
+		s.log.Warn("a chain event names a held object under another bag; reconciling the bag it is held under", "event_bag", bag, "bag", held, "object", uint64(id))
+		s.recon.mark(held)
+		return nil
+	}
 	local := s.holdsLocally(uint64(id))
 	o, err := s.c.DataObject(ctx, bag, id)
 	switch {

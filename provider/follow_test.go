@@ -153,6 +153,9 @@ type forger struct {
 	mu     sync.Mutex
 	victim *chain.DataObject
 	forged int
+	// wrongBag, when set, makes the forged events name the victim under
+	// this bag and leaves the proven answers honest.
+	wrongBag chain.BagID
 }
 
 func (f *forger) target() *chain.DataObject {
@@ -164,7 +167,13 @@ func (f *forger) target() *chain.DataObject {
 func (f *forger) BlockEvents(ctx context.Context, h int64) (chain.BlockEvents, error) {
 	be, err := f.Transport.BlockEvents(ctx, h)
 	if v := f.target(); err == nil && v != nil {
-		be.Events = append(be.Events, chain.NewEvent(chain.ObjectsDeleted{Bag: v.Bag, Objects: []chain.ObjectID{v.ID}}))
+		bag := v.Bag
+		f.mu.Lock()
+		if f.wrongBag != "" {
+			bag = f.wrongBag
+		}
+		f.mu.Unlock()
+		be.Events = append(be.Events, chain.NewEvent(chain.ObjectsDeleted{Bag: bag, Objects: []chain.ObjectID{v.ID}}))
 		f.mu.Lock()
 		f.forged++
 		f.mu.Unlock()
@@ -174,7 +183,10 @@ func (f *forger) BlockEvents(ctx context.Context, h int64) (chain.BlockEvents, e
 
 func (f *forger) Query(ctx context.Context, path string, data []byte) ([]byte, error) {
 	b, err := f.Transport.Query(ctx, path, data)
-	if err != nil || path != chain.QueryProven || f.target() == nil {
+	f.mu.Lock()
+	honest := f.wrongBag != ""
+	f.mu.Unlock()
+	if err != nil || path != chain.QueryProven || f.target() == nil || honest {
 		return b, err
 	}
 	var w state.Witness
@@ -192,6 +204,17 @@ func (f *forger) Query(ctx context.Context, path string, data []byte) ([]byte, e
 // forged deletion event and the answers that would confirm it fail
 // verification, the endpoint is named, and the object stays.
 func TestForgedDeletionEventKeepsObject(t *testing.T) {
+	forgedDeletionKeepsObject(t, false)
+}
+
+// Object IDs are global: an event that names a held object under another
+// bag the node stores (whose proven answer truly lacks it) does not make
+// the node delete its copy from the bag it is in.
+func TestDeletionEventNamingAnotherBagKeepsObject(t *testing.T) {
+	forgedDeletionKeepsObject(t, true)
+}
+
+func forgedDeletionKeepsObject(t *testing.T, wrongBag bool) {
 	liar := &forger{}
 	var proveErr error
 	net := newNet(t, testnet.Configure(func(c *testnet.Config) {
@@ -229,6 +252,17 @@ func TestForgedDeletionEventKeepsObject(t *testing.T) {
 	testnet.Wait(t, "accepted", accepted(net, obj))
 	testnet.Wait(t, "held by provider 0, reading proven", holds(p0, obj))
 
+	if wrongBag {
+		// A second channel's bag, assigned to every bucket as the first.
+		r, err := net.Client.Submit(ctx, net.Member, chain.MsgCreateChannel{Member: net.MemberID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch, _ := chain.FindEvent[chain.ChannelCreated](r.Result.Events)
+		liar.mu.Lock()
+		liar.wrongBag = ch.Bag
+		liar.mu.Unlock()
+	}
 	liar.mu.Lock()
 	liar.victim = &obj
 	liar.mu.Unlock()
@@ -236,6 +270,9 @@ func TestForgedDeletionEventKeepsObject(t *testing.T) {
 		liar.mu.Lock()
 		forged := liar.forged
 		liar.mu.Unlock()
+		if wrongBag {
+			return forged >= 5
+		}
 		return forged >= 3 && counter(t, p0.Registry(), "satchel_provider_chain_lies_total", nil) >= 3
 	})
 	if !p0.Holds(obj.ID) {

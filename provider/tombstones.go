@@ -306,6 +306,11 @@ func (s *Server) confirmAbsent(ctx context.Context, bag chain.BagID, obj uint64,
 	if info.Height < verified {
 		return 0, fmt.Errorf("%w: the chain endpoint is at height %d, behind height %d this node has verified; it may be lagging or reset", errUnconfirmed, info.Height, verified)
 	}
+	if held, ok := s.heldBag(obj); ok && held != bag {
+		// Object IDs are global: its absence from another bag says nothing
+		// of the copy this node holds (an event naming the wrong bag).
+		return 0, fmt.Errorf("%w: the node holds object %d under bag %s, not %s", errUnconfirmed, obj, held, bag)
+	}
 	_, err = s.c.DataObject(ctx, bag, chain.ObjectID(obj))
 	switch {
 	case err == nil:
@@ -315,6 +320,15 @@ func (s *Server) confirmAbsent(ctx context.Context, bag chain.BagID, obj uint64,
 	default:
 		return 0, fmt.Errorf("%w: %v", errUnconfirmed, err)
 	}
+}
+
+// heldBag returns the bag the store holds obj under, if it holds it.
+func (s *Server) heldBag(obj uint64) (chain.BagID, bool) {
+	m, ok, err := s.bs.Manifest(obj)
+	if err != nil || !ok {
+		return "", false
+	}
+	return chain.BagID(m.Bag), true
 }
 
 // errPresent means the chain holds the object after all.
