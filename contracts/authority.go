@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/satchel-net/satchel/chain"
 )
 
@@ -52,6 +54,9 @@ type Grant struct {
 	Bag        chain.BagID
 	MaxBytes   uint64
 	Expires    time.Time
+	// Renter is the renter's peer: the one peer that may drop the session
+	// (the providers a pipeline forwards through learn its ID too).
+	Renter peer.ID
 }
 
 // CheckRenter returns nil when acct controls member on chain, and an error

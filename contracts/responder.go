@@ -299,7 +299,7 @@ func (r *Responder) serve(ctx context.Context, s network.Stream) error {
 	switch b := req.Body.(type) {
 	case *pb.Request_Consign:
 		kind = "consign"
-		resp, err = r.consign(ctx, b.Consign.GetContract())
+		resp, err = r.consign(ctx, b.Consign.GetContract(), s.Conn().RemotePeer())
 	case *pb.Request_Renew:
 		kind = "renew"
 		resp, err = r.renew(ctx, b.Renew.GetContract())
@@ -323,8 +323,9 @@ func (r *Responder) serve(ctx context.Context, s network.Stream) error {
 	return r.h.Protocol().WriteMsg(s, resp)
 }
 
-// consign takes the renter's countersignature of a pending offer.
-func (r *Responder) consign(ctx context.Context, m *pb.Contract) (*pb.Response, error) {
+// consign takes the renter's countersignature of a pending offer, sent by
+// peer from (the one peer its grant lets drop the session).
+func (r *Responder) consign(ctx context.Context, m *pb.Contract, from peer.ID) (*pb.Response, error) {
 	c, err := ContractFromPB(m)
 	if err != nil {
 		return nil, err
@@ -356,6 +357,7 @@ func (r *Responder) consign(ctx context.Context, m *pb.Contract) (*pb.Response, 
 		return nil, err
 	}
 	r.dropPending(c.ID)
+	g.Renter = from
 	r.mu.Lock()
 	now := time.Now()
 	for k, og := range r.grants {

@@ -59,6 +59,23 @@ func (a *chainAuth) AuthorizeUploadSession(ctx context.Context, bag string, sess
 	return err
 }
 
+// AuthorizeDrop implements store.DropAuthorizer: a session opened under a
+// contract's grant may be dropped by the contract's renter only, not by a
+// provider a pipeline forwarded its chunks through (which learns the
+// session ID). A session no live grant names holds nothing a DROP could
+// take from a renter: it is left to the session ID, as before.
+func (a *chainAuth) AuthorizeDrop(_ context.Context, bag string, session []byte, from peer.ID) error {
+	gp := a.grants.g.Load()
+	if gp == nil {
+		return nil
+	}
+	g, ok := (*gp).Grant(session)
+	if !ok || g.Renter == "" || g.Renter == from {
+		return nil
+	}
+	return fmt.Errorf("%w: only the renter of contract %s (%s) may drop its upload session of bag %s", ErrNotAuthorized, g.ContractID, g.Renter, bag)
+}
+
 // Mirror implements contracts.Mirrorer: it copies the registered object of
 // contract c from sources, providers that hold it, the way sync does — the
 // DAG walked from the chain's content ID down, every block verified against

@@ -170,6 +170,35 @@ func TestSessionsOnlyUnderContracts(t *testing.T) {
 	if err != nil || after != before {
 		t.Fatalf("session holds %d bytes after the claim, %d before (%v)", after, before, err)
 	}
+
+	// Another peer that learned the session ID (as a provider a pipeline
+	// forwards through does) cannot drop it; the renter can.
+	other, err := p2p.New(ctx, p2p.WithListenAddrs("/ip4/127.0.0.1/tcp/0"), p2p.WithDHTMode(dht.ModeClient))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Close() })
+	if err := other.Connect(ctx, p.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	ost, err := store.Open(ctx, other.Libp2p(), p.AddrInfo().ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ost.Close() })
+	var refusedDrop *store.RefusedError
+	if err := ost.Drop(ctx, session, string(net.Bag)); !errors.As(err, &refusedDrop) || !strings.Contains(refusedDrop.Reason, "only the renter") {
+		t.Fatalf("a drop by a peer other than the renter: %v, want refused naming the renter", err)
+	}
+	if _, n, open, err := p.Store().SessionInfo(store.ClientSessionID(session)); err != nil || !open || n != before {
+		t.Fatalf("after a refused drop the session holds %d bytes (open %v, %v), want %d", n, open, err, before)
+	}
+	if err := st.Drop(ctx, session, string(net.Bag)); err != nil {
+		t.Fatalf("the renter's drop: %v", err)
+	}
+	if _, _, open, err := p.Store().SessionInfo(store.ClientSessionID(session)); err != nil || open {
+		t.Fatalf("after the renter's drop the session is open %v (%v)", open, err)
+	}
 }
 
 // waitTopicPeers waits until h knows want peers subscribed to topic.

@@ -307,8 +307,8 @@ func (c *storeConn) handle(ctx context.Context, req *pb.StoreRequest) error {
 			c.bind(ctx, ex, body.Bind)
 		})
 	case *pb.StoreRequest_Drop:
-		return c.start(ctx, req.Id, exBinding, "exchanges", 0, func(_ context.Context, ex *storeExchange) {
-			c.drop(ex, body.Drop)
+		return c.start(ctx, req.Id, exBinding, "exchanges", 0, func(ctx context.Context, ex *storeExchange) {
+			c.drop(ctx, ex, body.Drop)
 		})
 	case *pb.StoreRequest_Segments:
 		return c.onSegments(req.Id, body.Segments)

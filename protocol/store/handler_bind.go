@@ -147,10 +147,16 @@ func (c *storeConn) endSessions(b *pb.BindRequest) {
 // chunks that no object or other session holds are deleted now, not at
 // expiry. The session ID, 16 random bytes only the uploader knows, is the
 // authority; dropping a session that is not open answers DROPPED too.
-func (c *storeConn) drop(ex *storeExchange, d *pb.DropRequest) {
+func (c *storeConn) drop(ctx context.Context, ex *storeExchange, d *pb.DropRequest) {
 	if len(d.Session) != SessionIDLength || d.BagId == "" {
 		c.refuse(ex, "drop needs a %d-byte session and a bag", SessionIDLength)
 		return
+	}
+	if da, ok := c.h.auth.(DropAuthorizer); ok {
+		if err := da.AuthorizeDrop(ctx, d.BagId, d.Session, c.remote); err != nil {
+			c.refuse(ex, "%v", err)
+			return
+		}
 	}
 	id := ClientSessionID(d.Session)
 	// Chunks of the session whose data came before the DROP may still be

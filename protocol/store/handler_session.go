@@ -1,6 +1,10 @@
 package store
 
-import "context"
+import (
+	"context"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
 
 // The store handler's rule for streamed upload sessions (object ID 0): they
 // are stored only under a grant the node's storage contracts opened, when
@@ -17,6 +21,16 @@ type SessionAuthorizer interface {
 	// chunk request) may hold bytes in total for bag. Its error's text is
 	// the refusal reason the uploader sees.
 	AuthorizeUploadSession(ctx context.Context, bag string, session []byte, bytes uint64) error
+}
+
+// DropAuthorizer is what an Authorizer may also implement to say who may
+// end a streamed session early (DROP). The session ID alone is not enough
+// once a pipeline forwards through providers: each hop learns the session
+// IDs of the hops after it. Without it, knowing the session ID suffices.
+type DropAuthorizer interface {
+	// AuthorizeDrop returns nil when peer from may drop session of bag.
+	// Its error's text is the refusal reason the peer sees.
+	AuthorizeDrop(ctx context.Context, bag string, session []byte, from peer.ID) error
 }
 
 // authorizeSession asks the Authorizer whether ex's streamed session may
