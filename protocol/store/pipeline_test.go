@@ -540,3 +540,37 @@ func TestPipelineProviderWithoutRelay(t *testing.T) {
 		t.Fatalf("provider 2 holds the chunk (%v, %v); nothing forwarded it", has, err)
 	}
 }
+
+// TestPipelineJunkNotForwarded: a chunk whose bytes do not match its CID
+// (each segment matching the uploader's segment map) fails on the head and
+// is not passed down the pipeline: the next hop receives nothing.
+func TestPipelineJunkNotForwarded(t *testing.T) {
+	e := newPLEnv(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var streams atomic.Int32
+	e.net.Host(2).Libp2p().SetStreamHandler(p2p.StoreProtocol, func(s network.Stream) {
+		streams.Add(1)
+		_ = s.Reset()
+	})
+	data := spRand(21, 256<<10)
+	res := e.spObjectData(t, 1, data, 256<<10)
+	c := spPush(t, res, data, 1, 0)
+	junk := bytes.Clone(c.Data)
+	junk[len(junk)/2] ^= 0xff
+	c.Data, c.Forward = junk, e.hops(2)
+	s, err := store.Open(ctx, e.net.Host(0).Libp2p(), e.id(1), store.WithSegmentSize(store.MinSegmentSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	_, err = s.PushPipeline(ctx, c)
+	if err == nil || !strings.Contains(err.Error(), "do not match CID") {
+		t.Fatalf("pushing junk under a valid CID: %v; want a CID mismatch", err)
+	}
+	// The head answered only after deciding not to forward: had it
+	// forwarded, the next hop's stream would have been opened by now.
+	if n := streams.Load(); n != 0 {
+		t.Fatalf("the next hop received %d store streams for a junk chunk; want 0", n)
+	}
+}
