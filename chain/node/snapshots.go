@@ -121,6 +121,10 @@ func (a *App) OfferSnapshot(_ context.Context, req *abci.OfferSnapshotRequest) (
 	case s.Chunks == 0 || s.Chunks > maxSnapshotChunks || len(s.Metadata) != sha256.Size*int(s.Chunks):
 		return &abci.OfferSnapshotResponse{Result: abci.OFFER_SNAPSHOT_RESULT_REJECT}, nil
 	}
+	if free, ok := freeBytes(a.snaps.store.dir); ok && uint64(s.Chunks)*state.SnapshotChunkSize > free {
+		a.log.Warn("refused a state snapshot larger than the free disk", "height", s.Height, "chunks", s.Chunks, "freeBytes", free)
+		return &abci.OfferSnapshotResponse{Result: abci.OFFER_SNAPSHOT_RESULT_REJECT}, nil
+	}
 	spool := filepath.Join(a.snaps.store.dir, "restore.tmp")
 	if err := os.RemoveAll(spool); err != nil {
 		return nil, fmt.Errorf("state sync: %w", err)
@@ -145,6 +149,17 @@ func (a *App) ApplySnapshotChunk(_ context.Context, req *abci.ApplySnapshotChunk
 	if s == nil || req.Index >= s.Chunks {
 		a.snaps.mu.Unlock()
 		return &abci.ApplySnapshotChunkResponse{Result: abci.APPLY_SNAPSHOT_CHUNK_RESULT_ABORT}, nil
+	}
+	if len(req.Chunk) > state.SnapshotChunkSize {
+		// The metadata's hash may well match: the offer itself is bad.
+		spool := a.snaps.spool
+		a.snaps.offered, a.snaps.received = nil, nil
+		a.snaps.mu.Unlock()
+		os.RemoveAll(spool)
+		a.log.Warn("refused a state snapshot with an oversized chunk", "height", s.Height, "chunk", req.Index,
+			"bytes", len(req.Chunk), "sender", req.Sender)
+		return &abci.ApplySnapshotChunkResponse{Result: abci.APPLY_SNAPSHOT_CHUNK_RESULT_REJECT_SNAPSHOT,
+			RejectSenders: []string{req.Sender}}, nil
 	}
 	h := sha256.Sum256(req.Chunk)
 	if !bytes.Equal(h[:], s.Metadata[sha256.Size*int(req.Index):sha256.Size*int(req.Index+1)]) {

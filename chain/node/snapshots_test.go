@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"io/fs"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	abci "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chain/state"
@@ -210,5 +213,71 @@ func TestStateSyncFromRestartedNode(t *testing.T) {
 	got, err := chain.NewClient(joiner.Transport()).Member(ctx, 0)
 	if err != nil || got.Handle != "early" {
 		t.Fatalf("member from before the snapshot, read on the joiner: %+v, %v", got, err)
+	}
+}
+
+// restoringApp returns an App over a fresh machine with a snapshot store
+// in a temporary directory, ready to be offered snapshots.
+func restoringApp(t *testing.T) (*App, string) {
+	t.Helper()
+	m, err := state.NewMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	dir := t.TempDir()
+	s, err := openSnapshotStore(dir, keepSnapshots, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := NewApp(m, testLogger())
+	a.snaps.store = s
+	return a, dir
+}
+
+func TestApplySnapshotChunkRefusesAnOversizedChunk(t *testing.T) {
+	a, dir := restoringApp(t)
+	ctx := testCtx(t, time.Minute)
+	big := bytes.Repeat([]byte{7}, state.SnapshotChunkSize+1)
+	h := sha256.Sum256(big)
+	offer, err := a.OfferSnapshot(ctx, &abci.OfferSnapshotRequest{
+		Snapshot: &abci.Snapshot{Height: 5, Format: state.SnapshotFormat, Chunks: 1, Metadata: h[:]},
+		AppHash:  make([]byte, 32)})
+	if err != nil || offer.Result != abci.OFFER_SNAPSHOT_RESULT_ACCEPT {
+		t.Fatalf("offer = %v, %v; want accept", offer, err)
+	}
+	res, err := a.ApplySnapshotChunk(ctx, &abci.ApplySnapshotChunkRequest{Index: 0, Chunk: big, Sender: "peer-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Result != abci.APPLY_SNAPSHOT_CHUNK_RESULT_REJECT_SNAPSHOT || !slices.Equal(res.RejectSenders, []string{"peer-1"}) {
+		t.Fatalf("apply oversized chunk = %v; want reject snapshot and its sender", res)
+	}
+	// Nothing was spooled, and the snapshot is no longer on offer.
+	if _, err := os.Stat(filepath.Join(dir, "restore.tmp", chunkName(0))); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("oversized chunk spooled to disk: %v", err)
+	}
+	res, err = a.ApplySnapshotChunk(ctx, &abci.ApplySnapshotChunkRequest{Index: 0, Chunk: big[:10], Sender: "peer-2"})
+	if err != nil || res.Result != abci.APPLY_SNAPSHOT_CHUNK_RESULT_ABORT {
+		t.Fatalf("apply after the snapshot was refused = %v, %v; want abort", res, err)
+	}
+}
+
+func TestOfferSnapshotRefusesMoreThanTheFreeDisk(t *testing.T) {
+	a, dir := restoringApp(t)
+	free, ok := freeBytes(dir)
+	if !ok {
+		t.Skip("free disk space unknown on this platform")
+	}
+	chunks := free/state.SnapshotChunkSize + 1
+	if chunks > maxSnapshotChunks {
+		t.Skipf("%d bytes free: more than the largest snapshot accepted", free)
+	}
+	offer, err := a.OfferSnapshot(testCtx(t, time.Minute), &abci.OfferSnapshotRequest{
+		Snapshot: &abci.Snapshot{Height: 5, Format: state.SnapshotFormat, Chunks: uint32(chunks),
+			Metadata: make([]byte, sha256.Size*int(chunks))},
+		AppHash: make([]byte, 32)})
+	if err != nil || offer.Result != abci.OFFER_SNAPSHOT_RESULT_REJECT {
+		t.Fatalf("offer of %d chunks with %d bytes free = %v, %v; want reject", chunks, free, offer, err)
 	}
 }

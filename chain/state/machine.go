@@ -207,10 +207,24 @@ func (m *Machine) CheckTx(txb []byte) error {
 	if chainID == "" {
 		return chain.Errorf(chain.ErrInternal, "the data directory has no genesis yet")
 	}
-	tx, err := m.decoded.decode(txb, true)
+	tx, h, err := m.decoded.decode(txb)
 	if err != nil {
 		return err
 	}
+	if err := m.admit(r, chainID, tx); err != nil {
+		// A recheck that fails drops what an earlier check remembered.
+		m.decoded.forget(h)
+		return err
+	}
+	// Remembered only once admitted: a rejected transaction costs the
+	// cache nothing.
+	m.decoded.keep(h, tx, len(txb))
+	return nil
+}
+
+// admit runs checkTx against committed state read through r and the
+// nonces CheckTx admitted already, and uses tx's nonce.
+func (m *Machine) admit(r reader, chainID string, tx chain.Tx) error {
 	m.checkMu.Lock()
 	defer m.checkMu.Unlock()
 	s := store{newCache(r)}
@@ -297,7 +311,7 @@ func (m *Machine) FinalizeBlock(b chain.BlockInfo, txs [][]byte) ([]chain.TxResu
 // public in the block, could be replayed by anyone once the state lets
 // them succeed.
 func (m *Machine) deliver(blk *cache, b chain.BlockInfo, txb []byte) chain.TxResult {
-	tx, err := m.decoded.decode(txb, false)
+	tx, err := m.decoded.take(txb)
 	var n nonces
 	if err == nil {
 		n, err = checkTx(store{blk}, m.chainID, tx)

@@ -143,7 +143,7 @@ const maxSnapshotRecord = SnapshotChunkSize
 
 // RestoreFrom is Restore from the snapshot's chunks concatenated in r (say,
 // chunk files a joining node spooled to disk), read as a stream.
-func (m *Machine) RestoreFrom(height int64, r io.Reader, appHash []byte) error {
+func (m *Machine) RestoreFrom(height int64, r io.Reader, appHash []byte) (err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -157,7 +157,16 @@ func (m *Machine) RestoreFrom(height int64, r io.Reader, appHash []byte) error {
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	defer imp.Close()
+	defer func() {
+		imp.Close()
+		if err != nil {
+			// What the import wrote stays out of the way of the next
+			// snapshot offered, which imports into an empty tree.
+			if rerr := m.resetImport(); rerr != nil {
+				err = fmt.Errorf("%w; and the refused snapshot could not be removed (%v): start again from an empty data directory", err, rerr)
+			}
+		}
+	}()
 	br := bufio.NewReaderSize(r, 1<<16)
 	// The root hash covers leaves' keys and values and inner nodes'
 	// heights, sizes and versions, but not inner nodes' keys, which steer
@@ -192,8 +201,6 @@ func (m *Machine) RestoreFrom(height int64, r io.Reader, appHash []byte) error {
 		return fmt.Errorf("restore: %w", err)
 	}
 	if !bytes.Equal(t.Hash(), appHash) {
-		// The imported version stays on disk, but the machine does not
-		// use it; the node restarts state sync from an empty directory.
 		return fmt.Errorf("%w: state hashes to %X, the validators signed %X", ErrBadSnapshot, t.Hash(), appHash)
 	}
 	var p paramsRecord
@@ -202,6 +209,24 @@ func (m *Machine) RestoreFrom(height int64, r io.Reader, appHash []byte) error {
 	}
 	m.height, m.appHash, m.committed, m.previous, m.genesis, m.pending, m.chainID = height, t.Hash(), t, nil, nil, nil, p.ChainID
 	m.log.Info("state restored from a snapshot", "height", height)
+	return nil
+}
+
+// resetImport deletes what importing a snapshot wrote — its nodes
+// keep the versions they had, so every version from 1, the tree having
+// been empty — and reopens the trees, empty again; the caller holds m.mu.
+func (m *Machine) resetImport() error {
+	if err := m.tree.DeleteVersionsFrom(1); err != nil {
+		return err
+	}
+	tree, v, err := newTree(m.db)
+	if err != nil {
+		return err
+	}
+	if v != 0 {
+		return fmt.Errorf("the state tree is at version %d after removing the import", v)
+	}
+	m.tree, m.reads = tree, newReadTree(m.db)
 	return nil
 }
 

@@ -300,6 +300,12 @@ func (c *storeConn) commit(ex *storeExchange) {
 	ex.buf = nil
 	var fwd sync.WaitGroup
 	if c.startForward(ex) {
+		// Only bytes that match their CID go down the pipeline: the
+		// store below verifies them again, meanwhile, as it writes.
+		if err := chunker.VerifyChunk(ex.chunk, data); err != nil {
+			c.failed(ex, "chunk bytes do not match CID %s; not forwarded", ex.chunk)
+			return
+		}
 		fwd.Add(1)
 		go func() {
 			defer fwd.Done()

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/p2p"
@@ -67,10 +68,20 @@ func (c *storeConn) forwardHeld(ex *storeExchange) {
 	}()
 }
 
+// forwardTimeout is how long a hop with hops more hops after it forwards a
+// chunk: ForwardTimeout for the longest pipeline's head, ForwardHopMargin
+// less for each hop nearer its end. A hop thus gives up on the hops after
+// it before the hop before it gives up on it, and its receipt and those
+// it relays still reach the uploader.
+func forwardTimeout(hops int) time.Duration {
+	hops = min(max(hops, 1), MaxForwardHops)
+	return ForwardTimeout - time.Duration(MaxForwardHops-hops)*ForwardHopMargin
+}
+
 // forward passes a received chunk on to the rest of its pipeline, within
-// ForwardTimeout, and keeps the hops' receipts and failures for SIGNED.
+// forwardTimeout, and keeps the hops' receipts and failures for SIGNED.
 func (c *storeConn) forward(ex *storeExchange, data []byte) {
-	ctx, cancel := context.WithTimeout(c.ctx, ForwardTimeout)
+	ctx, cancel := context.WithTimeout(c.ctx, forwardTimeout(len(ex.forward)))
 	defer cancel()
 	receipts, failures := c.h.cfg.relay.forward(ctx, ChunkPush{
 		Bag: ex.bag, Object: ex.object, Index: int(ex.index), CID: ex.chunk, Data: data,

@@ -89,4 +89,8 @@ const (
 	// and a hop it leaves untried is reported failed. It leaves the
 	// upstream stream inside IdleTimeout.
 	ForwardTimeout = IdleTimeout / 2
+	// ForwardHopMargin is how much sooner each hop down a pipeline gives
+	// up forwarding than the hop before it (see ForwardTimeout): time for
+	// a chunk to reach the next hop and the answer to come back.
+	ForwardHopMargin = ForwardTimeout / (2 * MaxForwardHops)
 )

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -538,5 +539,83 @@ func TestPipelineProviderWithoutRelay(t *testing.T) {
 	}
 	if has, err := e.fetch.Have(ctx, e.id(2), []cid.Cid{res.Chunks[0].CID}); err != nil || has[0] {
 		t.Fatalf("provider 2 holds the chunk (%v, %v); nothing forwarded it", has, err)
+	}
+}
+
+// TestPipelineJunkNotForwarded: a chunk whose bytes do not match its CID
+// (each segment matching the uploader's segment map) fails on the head and
+// is not passed down the pipeline: the next hop receives nothing.
+func TestPipelineJunkNotForwarded(t *testing.T) {
+	e := newPLEnv(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var streams atomic.Int32
+	e.net.Host(2).Libp2p().SetStreamHandler(p2p.StoreProtocol, func(s network.Stream) {
+		streams.Add(1)
+		_ = s.Reset()
+	})
+	data := spRand(21, 256<<10)
+	res := e.spObjectData(t, 1, data, 256<<10)
+	c := spPush(t, res, data, 1, 0)
+	junk := bytes.Clone(c.Data)
+	junk[len(junk)/2] ^= 0xff
+	c.Data, c.Forward = junk, e.hops(2)
+	s, err := store.Open(ctx, e.net.Host(0).Libp2p(), e.id(1), store.WithSegmentSize(store.MinSegmentSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	_, err = s.PushPipeline(ctx, c)
+	if err == nil || !strings.Contains(err.Error(), "do not match CID") {
+		t.Fatalf("pushing junk under a valid CID: %v; want a CID mismatch", err)
+	}
+	// The head answered only after deciding not to forward: had it
+	// forwarded, the next hop's stream would have been opened by now.
+	if n := streams.Load(); n != 0 {
+		t.Fatalf("the next hop received %d store streams for a junk chunk; want 0", n)
+	}
+}
+
+// TestPipelineDeepHopGivesUpFirst: the tail of a pipeline takes the chunk
+// and never answers. The hop before it gives up on it before the head gives
+// up on that hop, so the middle hop's receipt still reaches the uploader and
+// only the tail is reported failed.
+func TestPipelineDeepHopGivesUpFirst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for a forward deadline")
+	}
+	e := newPLEnv(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var mu sync.Mutex
+	var held []network.Stream
+	e.net.Host(3).Libp2p().SetStreamHandler(p2p.StoreProtocol, func(s network.Stream) {
+		mu.Lock()
+		held = append(held, s)
+		mu.Unlock()
+		_, _ = io.Copy(io.Discard, s) // reads everything, answers nothing
+	})
+	// Reset the tail's streams first, so the relays' Close need not wait.
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, s := range held {
+			_ = s.Reset()
+		}
+	})
+	data := spRand(22, 64<<10)
+	res := e.spObjectData(t, 1, data, 256<<10)
+	c := spPush(t, res, data, 1, 0)
+	c.Forward = e.hops(2, 3)
+	r, err := e.open(t, 1).PushPipeline(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := checkReceipts(t, res, 0, r)
+	if len(r.Receipts) != 2 || !signed[e.id(1)] || !signed[e.id(2)] {
+		t.Fatalf("receipts from %v (failed %v); want providers 1 and 2", signed, r.Failed)
+	}
+	if len(r.Failed) != 1 || r.Failed[0].Peer != e.id(3) {
+		t.Fatalf("failed hops %v; want only provider 3", r.Failed)
 	}
 }

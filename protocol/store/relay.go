@@ -1,11 +1,13 @@
 package store
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -26,13 +28,37 @@ type Relay struct {
 	opts []StreamOption
 
 	mu      sync.Mutex
-	streams map[peer.ID]*Stream
+	streams map[peer.ID]*relayStream
+	lru     list.List // of *relayStream, most recently used first
 	closed  bool
+	// max bounds the open streams (least recently used closed first);
+	// idle is how long an unused stream stays open; now is the clock.
+	max  int
+	idle time.Duration
+	now  func() time.Time
+}
+
+// MaxRelayStreams bounds the store streams a Relay keeps open: uploaders
+// choose the next hops, so without a bound they could make a provider
+// hold a stream to every peer they name. The least recently used stream
+// is closed to make room.
+const MaxRelayStreams = 64
+
+// RelayIdleTimeout is how long a Relay keeps a stream no chunk used open.
+const RelayIdleTimeout = 2 * IdleTimeout
+
+// relayStream is one open stream of a relay and its place in the LRU list.
+type relayStream struct {
+	peer peer.ID
+	s    *Stream
+	elem *list.Element
+	used time.Time
 }
 
 // NewRelay returns a relay opening its streams on h with opts.
 func NewRelay(h host.Host, opts ...StreamOption) *Relay {
-	return &Relay{h: h, opts: opts, streams: make(map[peer.ID]*Stream)}
+	return &Relay{h: h, opts: opts, streams: make(map[peer.ID]*relayStream),
+		max: MaxRelayStreams, idle: RelayIdleTimeout, now: time.Now}
 }
 
 // Close closes the relay's streams; forwarding afterwards fails.
@@ -40,12 +66,20 @@ func (r *Relay) Close() error {
 	r.mu.Lock()
 	r.closed = true
 	ss := r.streams
-	r.streams = map[peer.ID]*Stream{}
+	r.streams = map[peer.ID]*relayStream{}
+	r.lru.Init()
 	r.mu.Unlock()
-	for _, s := range ss {
-		_ = s.Close()
+	for _, e := range ss {
+		_ = e.s.Close()
 	}
 	return nil
+}
+
+// Streams returns how many store streams the relay holds open.
+func (r *Relay) Streams() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.streams)
 }
 
 // stream returns the open stream to hop, opening one (with hop's
@@ -57,9 +91,11 @@ func (r *Relay) stream(ctx context.Context, hop Hop) (s *Stream, fresh bool, err
 		r.mu.Unlock()
 		return nil, false, errors.New("relay closed")
 	}
-	if s := r.streams[hop.Peer]; s != nil {
+	r.closeIdleLocked()
+	if e := r.streams[hop.Peer]; e != nil {
+		r.touchLocked(e)
 		r.mu.Unlock()
-		return s, false, nil
+		return e.s, false, nil
 	}
 	r.mu.Unlock()
 	if len(hop.Addrs) > 0 {
@@ -75,22 +111,59 @@ func (r *Relay) stream(ctx context.Context, hop Hop) (s *Stream, fresh bool, err
 		go func() { _ = opened.Close() }()
 		return nil, false, errors.New("relay closed")
 	}
-	if old := r.streams[hop.Peer]; old != nil {
+	if e := r.streams[hop.Peer]; e != nil {
 		go func() { _ = opened.Close() }()
-		return old, false, nil
+		r.touchLocked(e)
+		return e.s, false, nil
 	}
-	r.streams[hop.Peer] = opened
+	for len(r.streams) >= max(r.max, 1) {
+		r.dropLocked(r.lru.Back().Value.(*relayStream))
+	}
+	e := &relayStream{peer: hop.Peer, s: opened, used: r.now()}
+	e.elem = r.lru.PushFront(e)
+	r.streams[hop.Peer] = e
+	// A stream that ends (the hop closed or reset it) leaves the relay.
+	go func() {
+		<-opened.readerDone
+		r.forget(hop.Peer, opened)
+	}()
 	return opened, true, nil
+}
+
+func (r *Relay) touchLocked(e *relayStream) {
+	e.used = r.now()
+	r.lru.MoveToFront(e.elem)
+}
+
+// closeIdleLocked closes the streams no chunk used for r.idle.
+func (r *Relay) closeIdleLocked() {
+	cut := r.now().Add(-r.idle)
+	for el := r.lru.Back(); el != nil; el = r.lru.Back() {
+		e := el.Value.(*relayStream)
+		if e.used.After(cut) {
+			return
+		}
+		r.dropLocked(e)
+	}
+}
+
+// dropLocked takes e out of the relay and closes its stream in the
+// background (Close waits for the exchanges still open on it).
+func (r *Relay) dropLocked(e *relayStream) {
+	delete(r.streams, e.peer)
+	r.lru.Remove(e.elem)
+	go func() { _ = e.s.Close() }()
 }
 
 // forget drops a failed stream so the next chunk opens a new one.
 func (r *Relay) forget(p peer.ID, s *Stream) {
 	r.mu.Lock()
-	if r.streams[p] == s {
-		delete(r.streams, p)
+	if e := r.streams[p]; e != nil && e.s == s {
+		r.dropLocked(e)
+	} else {
+		go func() { _ = s.Close() }()
 	}
 	r.mu.Unlock()
-	go func() { _ = s.Close() }()
 }
 
 // forward pushes c (c.Session and c.Forward are set per hop) to hops in

@@ -1,0 +1,126 @@
+package store
+
+import (
+	"context"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/p2p/testnet"
+)
+
+// sinkPeers starts n hosts after host 0 that accept store streams and keep
+// them until the test resets them; it returns the network and the streams
+// each peer accepted.
+func sinkPeers(t *testing.T, n int) (*testnet.Network, func(peer.ID) []network.Stream) {
+	net := testnet.New(t, n+1)
+	var mu sync.Mutex
+	accepted := map[peer.ID][]network.Stream{}
+	for i := 1; i <= n; i++ {
+		h := net.Host(i).Libp2p()
+		h.SetStreamHandler(p2p.StoreProtocol, func(s network.Stream) {
+			mu.Lock()
+			accepted[h.ID()] = append(accepted[h.ID()], s)
+			mu.Unlock()
+			_, _ = io.Copy(io.Discard, s)
+			_ = s.Close()
+		})
+	}
+	return net, func(p peer.ID) []network.Stream {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]network.Stream(nil), accepted[p]...)
+	}
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !ok() {
+		select {
+		case <-deadline:
+			t.Fatalf("timed out waiting until %s", what)
+		case <-tick.C:
+		}
+	}
+}
+
+// ended waits for s's reader to end: the stream was closed or reset.
+func ended(t *testing.T, what string, s *Stream) {
+	t.Helper()
+	select {
+	case <-s.readerDone:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("timed out waiting until %s", what)
+	}
+}
+
+func TestRelayStreamsBounded(t *testing.T) {
+	const peers, bound = 7, 3
+	net, _ := sinkPeers(t, peers)
+	r := NewRelay(net.Host(0).Libp2p())
+	t.Cleanup(func() { _ = r.Close() })
+	r.max = bound
+	ctx := context.Background()
+	var opened []*Stream
+	for i := 1; i <= peers; i++ {
+		s, fresh, err := r.stream(ctx, Hop{Peer: net.Host(i).ID()})
+		if err != nil || !fresh {
+			t.Fatalf("stream to peer %d: fresh %v, %v", i, fresh, err)
+		}
+		opened = append(opened, s)
+		if n := r.Streams(); n > bound {
+			t.Fatalf("%d streams open after %d peers; want at most %d", n, i, bound)
+		}
+	}
+	// The least recently used were closed; the newest are still held.
+	for _, s := range opened[:peers-bound] {
+		ended(t, "an evicted stream is closed", s)
+	}
+	for i := peers - bound + 1; i <= peers; i++ {
+		if _, fresh, err := r.stream(ctx, Hop{Peer: net.Host(i).ID()}); err != nil || fresh {
+			t.Fatalf("stream to recent peer %d: fresh %v, %v; want the held one", i, fresh, err)
+		}
+	}
+}
+
+func TestRelayDropsEndedAndIdleStreams(t *testing.T) {
+	net, accepted := sinkPeers(t, 2)
+	r := NewRelay(net.Host(0).Libp2p())
+	t.Cleanup(func() { _ = r.Close() })
+	var mu sync.Mutex
+	now := time.Now()
+	r.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	ctx := context.Background()
+	p1, p2 := net.Host(1).ID(), net.Host(2).ID()
+	if _, _, err := r.stream(ctx, Hop{Peer: p1}); err != nil {
+		t.Fatal(err)
+	}
+	// The hop resets the stream: the relay lets go of it.
+	waitFor(t, "peer 1 accepted the stream", func() bool { return len(accepted(p1)) == 1 })
+	_ = accepted(p1)[0].Reset()
+	waitFor(t, "the ended stream left the relay", func() bool { return r.Streams() == 0 })
+
+	s2, _, err := r.stream(ctx, Hop{Peer: p2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(RelayIdleTimeout + time.Second)
+	mu.Unlock()
+	// Opening another stream closes the idle one.
+	if _, _, err := r.stream(ctx, Hop{Peer: p1}); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Streams(); n != 1 {
+		t.Fatalf("%d streams held after peer 2's went idle; want 1", n)
+	}
+	ended(t, "the idle stream is closed", s2)
+}
