@@ -57,6 +57,14 @@ type Blocks interface {
 	PutObject(o Object) error
 }
 
+// VerifiedPutter is what Blocks may also implement to store a chunk the
+// handler has already verified against its CID (before forwarding it down
+// a pipeline) without hashing it again.
+type VerifiedPutter interface {
+	// PutVerifiedInSession is PutInSession for data known to match c.
+	PutVerifiedInSession(s Session, c cid.Cid, data []byte) error
+}
+
 // BlockReader is what a Blocks may also implement: reading a block back.
 // A handler whose store can forwards a chunk it already holds along a
 // pipeline without having the uploader send its bytes again (it answers

@@ -299,12 +299,16 @@ func (c *storeConn) commit(ex *storeExchange) {
 	data := ex.buf
 	ex.buf = nil
 	var fwd sync.WaitGroup
+	put := c.h.blocks.PutInSession
 	if c.startForward(ex) {
-		// Only bytes that match their CID go down the pipeline: the
-		// store below verifies them again, meanwhile, as it writes.
+		// Only bytes that match their CID go down the pipeline; verified
+		// here, they need not be hashed again as they are written.
 		if err := chunker.VerifyChunk(ex.chunk, data); err != nil {
 			c.failed(ex, "chunk bytes do not match CID %s; not forwarded", ex.chunk)
 			return
+		}
+		if vp, ok := c.h.blocks.(VerifiedPutter); ok {
+			put = vp.PutVerifiedInSession
 		}
 		fwd.Add(1)
 		go func() {
@@ -312,7 +316,7 @@ func (c *storeConn) commit(ex *storeExchange) {
 			c.forward(ex, data)
 		}()
 	}
-	if err := c.h.blocks.PutInSession(ex.session, ex.chunk, data); err != nil {
+	if err := put(ex.session, ex.chunk, data); err != nil {
 		fwd.Wait()
 		if errors.Is(err, ErrCIDMismatch) {
 			c.failed(ex, "chunk bytes do not match CID %s", ex.chunk)

@@ -138,6 +138,11 @@ func (s *Store) put(c cid.Cid, data []byte, extra func(b *leveldb.Batch) error) 
 	if err := chunker.VerifyChunk(c, data); err != nil {
 		return fmt.Errorf("blockstore: put: %w", err)
 	}
+	return s.putVerified(c, data, extra)
+}
+
+// putVerified is put for data its caller verified against c.
+func (s *Store) putVerified(c cid.Cid, data []byte, extra func(b *leveldb.Batch) error) error {
 	if extra != nil {
 		// A session put ends in a grouped index write: after one failed,
 		// none is attempted, so do not leave a file for it either.

@@ -532,3 +532,22 @@ func TestSessionAddsSurviveKill(t *testing.T) {
 		}
 	}
 }
+
+// PutVerifiedInSession stores a chunk its caller verified as PutInSession
+// does: readable back whole, counted in the session's bytes.
+func TestPutVerifiedInSession(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	sess := Session{ID: []byte("upload-v"), Bag: "dynamic:channel:1", Expiry: time.Now().Add(time.Hour)}
+	data := randBytes(77, 50_000)
+	c := chunker.ChunkCID(data)
+	if err := s.PutVerifiedInSession(sess, c, data); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(c)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes, %v", len(got), err)
+	}
+	if n, err := s.SessionBytes(sess.ID); err != nil || n != uint64(len(data)) {
+		t.Fatalf("session bytes %d (%v), want %d", n, err, len(data))
+	}
+}

@@ -68,6 +68,11 @@ func (b ProtocolBlocks) PutInSession(s store.Session, c cid.Cid, data []byte) er
 	return storeErr(b.bs.PutInSession(Session(s), c, data))
 }
 
+// PutVerifiedInSession implements store.VerifiedPutter.
+func (b ProtocolBlocks) PutVerifiedInSession(s store.Session, c cid.Cid, data []byte) error {
+	return storeErr(b.bs.PutVerifiedInSession(Session(s), c, data))
+}
+
 // AddToSession implements store.Blocks.
 func (b ProtocolBlocks) AddToSession(s store.Session, c cid.Cid) error {
 	return storeErr(b.bs.AddToSession(Session(s), c))

@@ -28,6 +28,21 @@ func (s *Store) PutInSession(sess Session, c cid.Cid, data []byte) error {
 	})
 }
 
+// PutVerifiedInSession is PutInSession for data its caller has just
+// verified against c (a forwarding hop checks a chunk before passing it
+// on), so it is not hashed twice.
+func (s *Store) PutVerifiedInSession(sess Session, c cid.Cid, data []byte) error {
+	if len(sess.ID) == 0 {
+		return errors.New("blockstore: empty session ID")
+	}
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	return s.putVerified(c, data, func(b *leveldb.Batch) error {
+		return s.addSessionRef(b, sess, c, uint64(len(data)))
+	})
+}
+
 // AddToSession records that upload session sess holds block c, which the
 // store already holds (an error wrapping ErrNotFound if not), as
 // PutInSession does.
