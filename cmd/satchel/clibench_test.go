@@ -264,7 +264,7 @@ func libClient(b *testing.B, cfg Config, state string) *client.Client {
 		b.Fatal(err)
 	}
 	quiet := slog.New(slog.DiscardHandler)
-	c, err := client.New(client.Config{ChainRPC: cfg.Chain.RPC, Key: key, StateDir: state},
+	c, err := client.New(client.Config{ChainRPC: cfg.Chain.RPC, ChainTrust: chainTrust(cfg), Key: key, StateDir: state},
 		client.WithLogger(quiet), client.WithHostOptions(p2p.WithBootstrapAddrs(cfg.P2P.Bootstrap...), p2p.WithLogger(quiet)))
 	if err != nil {
 		b.Fatal(err)
