@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,10 +97,12 @@ func BenchmarkCLI(b *testing.B) {
 			b.Fatalf("satchel put printed %q: %v", out, err)
 		}
 		m.cliPut = put
+		var ph putPhases
 		m.libPut = timeLib(dn, func(ctx context.Context) error {
-			_, err := lib.PutFile(ctx, chain.BagID(dn.bag), libFile, client.WithRedundancy(1))
+			_, err := lib.PutFile(ctx, chain.BagID(dn.bag), libFile, client.WithRedundancy(1), client.WithProgress(ph.record))
 			return err
 		})
+		m.libStream, m.libBind, m.libAccept = ph.seconds()
 
 		// Get: to a file (the default: not synced), to /dev/null, to a
 		// file with --fsync; then the library to io.Discard.
@@ -129,6 +132,9 @@ func BenchmarkCLI(b *testing.B) {
 	b.ReportMetric(mbs(m.libGet), "lib_get_MB/s")
 	b.ReportMetric(mbs(m.cliGet)/mbs(m.libGet), "get_cli/lib")
 	b.ReportMetric(mbs(m.cliGet)*1e6/m.stream, "get_cli/stream")
+	b.ReportMetric(m.libStream, "lib_put_stream_s")
+	b.ReportMetric(m.libBind, "lib_put_bind_s")
+	b.ReportMetric(m.libAccept, "lib_put_accept_s")
 	b.ReportMetric(m.cliPut.cpu/gib, "cli_put_cpu_s/GiB")
 	b.ReportMetric(m.cliPut.others/gib, "devnet_put_cpu_s/GiB")
 	b.ReportMetric(m.libPut.cpu/gib, "lib_put_cpu_s/GiB")
@@ -145,6 +151,36 @@ type cliMetrics struct {
 	stream                                            float64 // bytes per second
 	cliPut, libPut, cliGet, cliGetStdout, cliGetFsync timing
 	libGet                                            timing
+	// The library put's phases, in seconds (see putPhases).
+	libStream, libBind, libAccept float64
+}
+
+// putPhases records when a put's file first reached each state: streaming
+// the chunks runs from FileChunking to FileRegistering, binding (the
+// register transaction and the last receipts) to FileUploaded, the
+// providers' acceptance on chain to FileAccepted.
+type putPhases struct {
+	mu    sync.Mutex
+	start time.Time
+	at    map[client.FileState]time.Duration
+}
+
+func (p *putPhases) record(pr client.Progress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.at == nil {
+		p.start, p.at = time.Now(), map[client.FileState]time.Duration{}
+	}
+	if _, ok := p.at[pr.File]; !ok {
+		p.at[pr.File] = time.Since(p.start)
+	}
+}
+
+func (p *putPhases) seconds() (stream, bind, accept float64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d := func(from, to client.FileState) float64 { return (p.at[to] - p.at[from]).Seconds() }
+	return d(client.FileChunking, client.FileRegistering), d(client.FileRegistering, client.FileUploaded), d(client.FileUploaded, client.FileAccepted)
 }
 
 // timing is one timed operation: its wall time, the CPU seconds of whoever
@@ -264,7 +300,7 @@ func libClient(b *testing.B, cfg Config, state string) *client.Client {
 		b.Fatal(err)
 	}
 	quiet := slog.New(slog.DiscardHandler)
-	c, err := client.New(client.Config{ChainRPC: cfg.Chain.RPC, Key: key, StateDir: state},
+	c, err := client.New(client.Config{ChainRPC: cfg.Chain.RPC, ChainTrust: chainTrust(cfg), Key: key, StateDir: state},
 		client.WithLogger(quiet), client.WithHostOptions(p2p.WithBootstrapAddrs(cfg.P2P.Bootstrap...), p2p.WithLogger(quiet)))
 	if err != nil {
 		b.Fatal(err)
