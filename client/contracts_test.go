@@ -83,9 +83,14 @@ func TestNetworkPutThroughContracts(t *testing.T) {
 			if p.Host().ID() != cs.Contract.ProviderPeer {
 				continue
 			}
-			_, pst := p.Contracts()
+			resp, pst := p.Contracts()
 			if got, err := pst.Get(cs.Contract.ID, cs.Contract.Provider); err != nil || got.Verify() != nil {
 				t.Errorf("provider %d does not keep the contract: %v", p.Index, err)
+			}
+			// BIND ended the grant and returned its room: the voucher
+			// counts the registered object now.
+			if n := resp.OpenGrants(); n != 0 {
+				t.Errorf("provider %d keeps %d grants open after the object was bound", p.Index, n)
 			}
 		}
 	}

@@ -45,6 +45,13 @@ type Room interface {
 	Reserve(ctx context.Context, c *Contract) (Grant, error)
 }
 
+// RoomReleaser is what a Room may also implement to take a contract's room
+// back before its grant lapses (*Ledger does): once the upload is bound to
+// a registered object, the bucket's voucher counts it instead.
+type RoomReleaser interface {
+	Release(id ID)
+}
+
 // Grant is what the store protocol needs to open a consigned contract's
 // upload: the session the provider accepts chunks under, the room reserved
 // and when the grant lapses if no upload started.

@@ -142,6 +142,23 @@ func (r *Responder) Grant(session []byte) (Grant, bool) {
 	return g, true
 }
 
+// Release ends the grant that opened session once its upload is bound to
+// a registered object, and returns the contract's room to the Room (when
+// it is a RoomReleaser): the chain charged the object to the bucket's
+// voucher, so the reservation would count it twice until the grant lapsed.
+func (r *Responder) Release(session []byte) {
+	if len(session) != 16 {
+		return
+	}
+	r.mu.Lock()
+	g, ok := r.grants[[16]byte(session)]
+	delete(r.grants, [16]byte(session))
+	r.mu.Unlock()
+	if rel, isRel := r.room.(RoomReleaser); ok && isRel {
+		rel.Release(g.ContractID)
+	}
+}
+
 // OpenGrants returns the number of store grants CONSIGN opened that have
 // not lapsed: the upload sessions the provider takes now.
 func (r *Responder) OpenGrants() int {

@@ -12,11 +12,12 @@ import (
 
 // Ledger is a Room that counts reservations against the bucket's voucher on
 // chain and the provider's free disk, across every contract it reserved and
-// has not released. A reservation lasts as long as the grant it opened
-// (GrantTTL): a provider takes a streamed upload session only under a live
-// grant, so the open reservations are its open contracts and sessions, and
-// once a grant lapses its upload is either bound (and charged to the
-// voucher by the registration) or over.
+// has not released. A reservation lasts until its upload is bound (the
+// Responder's Release, called by the store handler at BIND: the voucher
+// charged the registered object) or, at most, as long as the grant it
+// opened (GrantTTL): a provider takes a streamed upload session only under
+// a live grant, so the open reservations are its open contracts and
+// sessions.
 type Ledger struct {
 	dir    Directory
 	bucket chain.StorageBucketID
@@ -28,7 +29,8 @@ type Ledger struct {
 	now      func() time.Time
 }
 
-// reservation is the room one contract holds until its grant lapses.
+// reservation is the room one contract holds until its upload is bound or
+// its grant lapses.
 type reservation struct {
 	size  uint64
 	until time.Time

@@ -59,6 +59,19 @@ func (a *chainAuth) AuthorizeUploadSession(ctx context.Context, bag string, sess
 	return err
 }
 
+// ReleaseSession implements store.SessionReleaser: a session bound to a
+// registered object ends its contract's grant and returns its room (the
+// contract responder's Release), which the bucket's voucher now counts.
+func (a *chainAuth) ReleaseSession(session []byte) {
+	gp := a.grants.g.Load()
+	if gp == nil {
+		return
+	}
+	if r, ok := (*gp).(interface{ Release(session []byte) }); ok {
+		r.Release(session)
+	}
+}
+
 // AuthorizeDrop implements store.DropAuthorizer: a session opened under a
 // contract's grant may be dropped by the contract's renter only, not by a
 // provider a pipeline forwarded its chunks through (which learns the

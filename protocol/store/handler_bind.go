@@ -52,6 +52,9 @@ func (c *storeConn) bind(ctx context.Context, ex *storeExchange, b *pb.BindReque
 		return
 	}
 	c.endSessions(b)
+	if sr, ok := h.auth.(SessionReleaser); ok && len(b.Session) == SessionIDLength {
+		sr.ReleaseSession(b.Session)
+	}
 	h.metrics.bind("bound")
 	if h.cfg.onBound != nil {
 		h.cfg.onBound(b.BagId, b.ObjectId)

@@ -23,6 +23,13 @@ type SessionAuthorizer interface {
 	AuthorizeUploadSession(ctx context.Context, bag string, session []byte, bytes uint64) error
 }
 
+// SessionReleaser is what an Authorizer may also implement to hear that a
+// streamed session was bound to a registered object (and so ended): what
+// it reserved for the session can be released.
+type SessionReleaser interface {
+	ReleaseSession(session []byte)
+}
+
 // DropAuthorizer is what an Authorizer may also implement to say who may
 // end a streamed session early (DROP). The session ID alone is not enough
 // once a pipeline forwards through providers: each hop learns the session
