@@ -73,7 +73,7 @@ func (a *chainAuth) ReleaseSession(session []byte) {
 }
 
 // AuthorizeDrop implements store.DropAuthorizer: a session opened under a
-// contract's grant may be dropped by the contract's renter only, not by a
+// contract's grant may be dropped (or bound) by the contract's renter only, not by a
 // provider a pipeline forwarded its chunks through (which learns the
 // session ID). A session no live grant names holds nothing a DROP could
 // take from a renter: it is left to the session ID, as before.
@@ -86,7 +86,7 @@ func (a *chainAuth) AuthorizeDrop(_ context.Context, bag string, session []byte,
 	if !ok || g.Renter == "" || g.Renter == from {
 		return nil
 	}
-	return fmt.Errorf("%w: only the renter of contract %s (%s) may drop its upload session of bag %s", ErrNotAuthorized, g.ContractID, g.Renter, bag)
+	return fmt.Errorf("%w: only the renter of contract %s (%s) may drop or bind its upload session of bag %s", ErrNotAuthorized, g.ContractID, g.Renter, bag)
 }
 
 // Mirror implements contracts.Mirrorer: it copies the registered object of

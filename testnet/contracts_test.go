@@ -149,7 +149,8 @@ func TestSessionsOnlyUnderContracts(t *testing.T) {
 	// the session by its CID: it is answered AGREED, and bytes that are not
 	// the block fail; the session does not grow.
 	secret := bytes.Repeat([]byte("secret!!"), 4<<10)
-	if _, err := net.Upload(ctx, secret, p.Index); err != nil {
+	secretObj, err := net.Upload(ctx, secret, p.Index)
+	if err != nil {
 		t.Fatal(err)
 	}
 	sres, err := chunker.Sum(ctx, bytes.NewReader(secret))
@@ -189,6 +190,11 @@ func TestSessionsOnlyUnderContracts(t *testing.T) {
 	var refusedDrop *store.RefusedError
 	if err := ost.Drop(ctx, session, string(net.Bag)); !errors.As(err, &refusedDrop) || !strings.Contains(refusedDrop.Reason, "only the renter") {
 		t.Fatalf("a drop by a peer other than the renter: %v, want refused naming the renter", err)
+	}
+	// Nor end it by binding an object of the bag it holds under it.
+	err = ost.Bind(ctx, store.BindRequest{Session: session, Bag: string(net.Bag), Object: uint64(secretObj.ID), Chunks: sres.Chunks})
+	if !errors.As(err, &refusedDrop) || !strings.Contains(refusedDrop.Reason, "only the renter") {
+		t.Fatalf("a bind naming the session by a peer other than the renter: %v, want refused naming the renter", err)
 	}
 	if _, n, open, err := p.Store().SessionInfo(store.ClientSessionID(session)); err != nil || !open || n != before {
 		t.Fatalf("after a refused drop the session holds %d bytes (open %v, %v), want %d", n, open, err, before)

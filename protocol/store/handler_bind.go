@@ -29,6 +29,13 @@ func (c *storeConn) bind(ctx context.Context, ex *storeExchange, b *pb.BindReque
 		c.refuse(ex, "%v", err)
 		return
 	}
+	// Binding ends the session, so it takes the authority a DROP does.
+	if da, ok := h.auth.(DropAuthorizer); ok && len(b.Session) == SessionIDLength {
+		if err := da.AuthorizeDrop(ctx, b.BagId, b.Session, c.remote); err != nil {
+			c.refuse(ex, "%v", err)
+			return
+		}
+	}
 	m, err := bindManifest(b, root)
 	if err != nil {
 		c.failed(ex, "%v", err)

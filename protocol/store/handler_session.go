@@ -31,7 +31,7 @@ type SessionReleaser interface {
 }
 
 // DropAuthorizer is what an Authorizer may also implement to say who may
-// end a streamed session early (DROP). The session ID alone is not enough
+// end a streamed session (DROP, or a BIND naming it). The session ID alone is not enough
 // once a pipeline forwards through providers: each hop learns the session
 // IDs of the hops after it. Without it, knowing the session ID suffices.
 type DropAuthorizer interface {
