@@ -11,6 +11,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	cryptopb "github.com/libp2p/go-libp2p/core/crypto/pb"
+
+	"github.com/satchel-net/satchel/internal/fsutil"
 )
 
 // Identity file permissions: the key is readable by its owner only, in a
@@ -129,19 +131,8 @@ func createIdentity(path string) error {
 		}
 		return fmt.Errorf("p2p: write identity key: %w", err)
 	}
-	syncDir(dir)
+	_ = fsutil.SyncDir(dir) // best effort: the key file itself is synced
 	return nil
-}
-
-// syncDir makes a new directory entry durable. Errors are ignored: not every
-// platform can sync a directory, and the key file itself is already synced.
-func syncDir(dir string) {
-	d, err := os.Open(dir)
-	if err != nil {
-		return
-	}
-	_ = d.Sync()
-	_ = d.Close()
 }
 
 // newEphemeralKey generates the identity of a host started without

@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/satchel-net/satchel/chain/state"
+	"github.com/satchel-net/satchel/internal/fsutil"
 )
 
 // SnapshotsDir is where a node keeps its state snapshots, under its home.
@@ -150,7 +151,7 @@ func (s *snapshotStore) write(m snapshotter) error {
 	if err := os.Rename(tmp, final); err != nil {
 		return fmt.Errorf("state snapshot at height %d: %w", man.Height, err)
 	}
-	syncDir(s.dir)
+	_ = fsutil.SyncDir(s.dir) // best effort: the chunks themselves are synced
 	s.kept = slices.DeleteFunc(s.kept, func(m snapshotManifest) bool { return m.Height == man.Height })
 	s.kept = append(s.kept, man)
 	slices.SortFunc(s.kept, func(a, b snapshotManifest) int { return int(a.Height - b.Height) })
@@ -208,12 +209,4 @@ func writeFileSync(path string, b []byte) error {
 		err = f.Sync()
 	}
 	return errors.Join(err, f.Close())
-}
-
-// syncDir syncs a directory's entries (best effort).
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/satchel-net/satchel/internal/fsutil"
 )
 
 // writeOutput writes the output of `satchel get` to path through fill.
@@ -127,7 +129,7 @@ func writeAtomic(path string, fsync bool, fill func(io.Writer) (int64, error)) (
 		return n, err
 	}
 	if fsync {
-		if err := syncDir(dir); err != nil {
+		if err := fsutil.SyncDir(dir); err != nil {
 			return n, fmt.Errorf("%s is written but its directory could not be synced: %w", path, err)
 		}
 	}
@@ -189,17 +191,4 @@ func (s *stepSyncer) finish() error {
 		return fmt.Errorf("cannot flush the output to disk: %w", err)
 	}
 	return nil
-}
-
-// syncDir fsyncs a directory so a rename into it is durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/internal/fsutil"
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
@@ -99,7 +100,20 @@ func (s *Store) Get(c cid.Cid) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, c)
 	}
-	data, err := s.files.read(s.blockPath(c))
+	data, err := s.readHeld(c, s.files.read)
+	if err != nil {
+		return nil, err
+	}
+	if verr := chunker.VerifyChunk(c, data); verr != nil {
+		return nil, s.quarantine(c, verr.Error())
+	}
+	return data, nil
+}
+
+// readHeld reads the file of block c, which the index holds, with read:
+// a file too large or missing while still indexed is quarantined.
+func (s *Store) readHeld(c cid.Cid, read func(path string) ([]byte, error)) ([]byte, error) {
+	data, err := read(s.blockPath(c))
 	if errors.Is(err, errBlockFileTooLarge) {
 		return nil, s.quarantine(c, err.Error())
 	}
@@ -113,9 +127,6 @@ func (s *Store) Get(c cid.Cid) ([]byte, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("blockstore: get %s: %w", c, err)
-	}
-	if verr := chunker.VerifyChunk(c, data); verr != nil {
-		return nil, s.quarantine(c, verr.Error())
 	}
 	return data, nil
 }
@@ -132,9 +143,6 @@ func (s *Store) Put(c cid.Cid, data []byte) error {
 // put stores a block and, in the same index batch, whatever extra adds (a
 // session reference), under the shared gc lock.
 func (s *Store) put(c cid.Cid, data []byte, extra func(b *leveldb.Batch) error) error {
-	if err := s.checkOpen(); err != nil {
-		return err
-	}
 	if err := chunker.VerifyChunk(c, data); err != nil {
 		return fmt.Errorf("blockstore: put: %w", err)
 	}
@@ -143,6 +151,9 @@ func (s *Store) put(c cid.Cid, data []byte, extra func(b *leveldb.Batch) error) 
 
 // putVerified is put for data its caller verified against c.
 func (s *Store) putVerified(c cid.Cid, data []byte, extra func(b *leveldb.Batch) error) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
 	if extra != nil {
 		// A session put ends in a grouped index write: after one failed,
 		// none is attempted, so do not leave a file for it either.
@@ -193,7 +204,7 @@ func (s *Store) putLocked(c cid.Cid, data []byte, extra func(b *leveldb.Batch) e
 		if err := os.Rename(tmp, path); err != nil {
 			return fmt.Errorf("blockstore: put %s: %w", c, err)
 		}
-		if err := syncDir(filepath.Dir(path)); err != nil {
+		if err := fsutil.SyncDir(filepath.Dir(path)); err != nil {
 			return fmt.Errorf("blockstore: put %s: %w", c, err)
 		}
 		b.Put(blockKey(c), encodeBlockRecord(uint64(len(data)), time.Now(), blockCRC(data)))

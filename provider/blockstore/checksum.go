@@ -5,10 +5,8 @@ package blockstore
 // receiver that verifies the CID itself.
 
 import (
-	"errors"
 	"fmt"
 	"hash/crc32"
-	"io/fs"
 
 	"github.com/ipfs/go-cid"
 	"github.com/syndtr/goleveldb/leveldb"
@@ -42,18 +40,9 @@ func (s *Store) GetFast(c cid.Cid) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := s.files.readPooled(s.blockPath(c))
-	if errors.Is(err, errBlockFileTooLarge) {
-		return nil, s.quarantine(c, err.Error())
-	}
-	if errors.Is(err, fs.ErrNotExist) {
-		if ok, _ := s.db.Has(blockKey(c), nil); !ok {
-			return nil, fmt.Errorf("%w: %s", ErrNotFound, c)
-		}
-		return nil, s.quarantine(c, "file missing")
-	}
+	data, err := s.readHeld(c, s.files.readPooled)
 	if err != nil {
-		return nil, fmt.Errorf("blockstore: get %s: %w", c, err)
+		return nil, err
 	}
 	if rec.hasCRC && uint64(len(data)) == rec.size && blockCRC(data) == rec.crc {
 		return data, nil

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/ipfs/go-cid"
+	"github.com/satchel-net/satchel/internal/fsutil"
 )
 
 // Layout of a store's directory.
@@ -50,7 +51,7 @@ func (s *Store) ensureShard(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := syncDir(filepath.Join(s.dir, blocksDir)); err != nil {
+	if err := fsutil.SyncDir(filepath.Join(s.dir, blocksDir)); err != nil {
 		return err
 	}
 	s.shards.Store(name, struct{}{})
@@ -65,7 +66,7 @@ func (s *Store) loadShards() error {
 	if err != nil {
 		return fmt.Errorf("blockstore: open: %w", err)
 	}
-	if err := syncDir(blocks); err != nil {
+	if err := fsutil.SyncDir(blocks); err != nil {
 		return fmt.Errorf("blockstore: open: %w", err)
 	}
 	for _, e := range entries {
@@ -81,19 +82,6 @@ func (s *Store) writeTemp(data []byte) (string, error) {
 	return s.files.writeNew(filepath.Join(s.dir, tmpDir), data)
 }
 
-// syncDir fsyncs a directory so the entries renamed into it are durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 func writeMarker(path string) error {
 	f, err := os.Create(path)
 	if err != nil {
@@ -106,5 +94,5 @@ func writeMarker(path string) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
+	return fsutil.SyncDir(filepath.Dir(path))
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/internal/fsutil"
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
@@ -53,7 +54,7 @@ func (s *Store) recover(fresh bool) error {
 		if err := os.Remove(marker); err != nil {
 			return fmt.Errorf("blockstore: open: %w", err)
 		}
-		return syncDir(s.dir)
+		return fsutil.SyncDir(s.dir)
 	}
 	start := time.Now()
 	indexed, recovered, dropped, removed := 0, 0, 0, 0

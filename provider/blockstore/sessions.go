@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/satchel-net/satchel/chunker"
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
@@ -20,12 +21,10 @@ import (
 // session's byte count grows by its size unless it held c already. A session
 // of another bag gives an error wrapping ErrSessionBag.
 func (s *Store) PutInSession(sess Session, c cid.Cid, data []byte) error {
-	if len(sess.ID) == 0 {
-		return errors.New("blockstore: empty session ID")
+	if err := chunker.VerifyChunk(c, data); err != nil {
+		return fmt.Errorf("blockstore: put: %w", err)
 	}
-	return s.put(c, data, func(b *leveldb.Batch) error {
-		return s.addSessionRef(b, sess, c, uint64(len(data)))
-	})
+	return s.PutVerifiedInSession(sess, c, data)
 }
 
 // PutVerifiedInSession is PutInSession for data its caller has just
@@ -34,9 +33,6 @@ func (s *Store) PutInSession(sess Session, c cid.Cid, data []byte) error {
 func (s *Store) PutVerifiedInSession(sess Session, c cid.Cid, data []byte) error {
 	if len(sess.ID) == 0 {
 		return errors.New("blockstore: empty session ID")
-	}
-	if err := s.checkOpen(); err != nil {
-		return err
 	}
 	return s.putVerified(c, data, func(b *leveldb.Batch) error {
 		return s.addSessionRef(b, sess, c, uint64(len(data)))
