@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -264,48 +265,53 @@ func (l lying) Get(c cid.Cid) ([]byte, error) { return l.get(c) }
 // path, or too late fails.
 func TestLyingAnswersFail(t *testing.T) {
 	ctx := testCtx(t)
-	var e *env
+	// The env a lying source belongs to is set once newEnv returns, while
+	// its handler may already serve: read through an atomic pointer.
+	var ep atomic.Pointer[env]
 	otherChunk := func(b audit.Blocks) audit.Blocks {
 		return lying{b, func(c cid.Cid) ([]byte, error) {
-			if c.Equals(e.res.Chunks[5].CID) {
+			if e := ep.Load(); e != nil && c.Equals(e.res.Chunks[5].CID) {
 				return e.chunk(6), nil
 			}
 			return b.Get(c)
 		}}
 	}
-	e = newEnv(t, otherChunk)
+	e := newEnv(t, otherChunk)
+	ep.Store(e)
 	out, err := e.client(t).Audit(ctx, e.provider.ID(), e.target, []audit.Sample{{Index: 5}})
 	if err != nil || out.Pass || !errors.Is(out.Err, audit.ErrBadAnswer) || !errors.Is(out.Err, chunker.ErrBadProof) {
 		t.Fatalf("other chunk's bytes: pass=%v %v %v", out.Pass, err, out.Err)
 	}
 
-	var e2 *env
+	var e2p atomic.Pointer[env]
 	wrongPath := func(b audit.Blocks) audit.Blocks {
 		return lying{b, func(c cid.Cid) ([]byte, error) {
-			if c.Equals(e2.res.Nodes[0].CID) { // a proof through another node
+			if e2 := e2p.Load(); e2 != nil && c.Equals(e2.res.Nodes[0].CID) { // a proof through another node
 				return e2.res.Nodes[1].Data, nil
 			}
 			return b.Get(c)
 		}}
 	}
-	e2 = newEnv(t, wrongPath)
+	e2 := newEnv(t, wrongPath)
+	e2p.Store(e2)
 	out, err = e2.client(t).Audit(ctx, e2.provider.ID(), e2.target, []audit.Sample{{Index: 5}})
 	if err != nil || out.Pass || !errors.Is(out.Err, audit.ErrBadAnswer) {
 		t.Fatalf("wrong proof: pass=%v %v %v", out.Pass, err, out.Err)
 	}
 
-	var e4 *env
+	var e4p atomic.Pointer[env]
 	flipped := func(b audit.Blocks) audit.Blocks {
 		return lying{b, func(c cid.Cid) ([]byte, error) {
 			data, err := b.Get(c)
-			if c.Equals(e4.res.Chunks[3].CID) {
+			if e4 := e4p.Load(); e4 != nil && c.Equals(e4.res.Chunks[3].CID) {
 				data = bytes.Clone(data)
 				data[20] ^= 1
 			}
 			return data, err
 		}}
 	}
-	e4 = newEnv(t, flipped)
+	e4 := newEnv(t, flipped)
+	e4p.Store(e4)
 	mine := func(c cid.Cid) ([]byte, error) { return e4.chunk(3), nil }
 	out, err = e4.client(t, audit.WithLocalChunks(mine)).Audit(ctx, e4.provider.ID(), e4.target, []audit.Sample{{Index: 3, Offset: 16, Length: 8}})
 	if err != nil || out.Pass || !errors.Is(out.Err, audit.ErrBadAnswer) {
@@ -313,16 +319,17 @@ func TestLyingAnswersFail(t *testing.T) {
 	}
 
 	release := make(chan struct{})
-	var e3 *env
+	var e3p atomic.Pointer[env]
 	slow := func(b audit.Blocks) audit.Blocks {
 		return lying{b, func(c cid.Cid) ([]byte, error) {
-			if c.Equals(e3.res.Chunks[1].CID) {
+			if e3 := e3p.Load(); e3 != nil && c.Equals(e3.res.Chunks[1].CID) {
 				<-release
 			}
 			return b.Get(c)
 		}}
 	}
-	e3 = newEnv(t, slow)
+	e3 := newEnv(t, slow)
+	e3p.Store(e3)
 	// Registered after e3's, so it runs first: the handler's Close waits
 	// for the blocked answer.
 	t.Cleanup(func() { close(release) })
