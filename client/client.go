@@ -150,7 +150,9 @@ type storeConn interface {
 // blockFetcher reads verified blocks from providers (*fetch.Client).
 type blockFetcher interface {
 	Have(ctx context.Context, p peer.ID, cids []cid.Cid) ([]bool, error)
-	GetBlock(ctx context.Context, p peer.ID, c cid.Cid) ([]byte, error)
+	// ReadBlock reads and verifies block c; the caller releases it once
+	// done with its bytes.
+	ReadBlock(ctx context.Context, p peer.ID, c cid.Cid) (fetch.Block, error)
 }
 
 // Client puts content into a Satchel network and gets it back. It is safe

@@ -389,7 +389,12 @@ func (f fakeFetch) Have(_ context.Context, id peer.ID, cids []cid.Cid) ([]bool, 
 	return out, nil
 }
 
-func (f fakeFetch) GetBlock(_ context.Context, id peer.ID, c cid.Cid) ([]byte, error) {
+func (f fakeFetch) ReadBlock(ctx context.Context, id peer.ID, c cid.Cid) (fetch.Block, error) {
+	data, err := f.getBlock(ctx, id, c)
+	return fetch.Block{Data: data}, err
+}
+
+func (f fakeFetch) getBlock(_ context.Context, id peer.ID, c cid.Cid) ([]byte, error) {
 	p := f.provider(id)
 	if p == nil {
 		return nil, errors.New("unknown peer")

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/protocol/fetch"
 )
 
 // Ref names content to read: a data object (by bag and ID) or a content ID.
@@ -341,6 +342,7 @@ func (s *sliceWriter) Write(p []byte) (int, error) {
 type fetchJob struct {
 	leaf leaf
 	data []byte
+	blk  fetch.Block // data's pooled buffer, released once written
 	err  error
 	done chan struct{}
 }
@@ -402,7 +404,8 @@ func (r *Reader) WriteRange(ctx context.Context, w io.Writer, off, n int64) (wri
 	for range window {
 		g.Go(func() error {
 			for j := range work {
-				j.data, j.err = r.srcs.get(gctx, j.leaf.cid, j.leaf.size)
+				j.blk, j.err = r.srcs.read(gctx, j.leaf.cid, j.leaf.size)
+				j.data = j.blk.Data
 				if j.err == nil && int64(len(j.data)) != j.leaf.size {
 					j.err = fmt.Errorf("block %s holds %d bytes, its parent says %d", j.leaf.cid, len(j.data), j.leaf.size)
 				}
@@ -434,7 +437,9 @@ func (r *Reader) WriteRange(ctx context.Context, w io.Writer, off, n int64) (wri
 				}
 				tr.fetched(int64(m))
 			}
+			// w.Write keeps nothing of what it was given (io.Writer).
 			j.data = nil
+			j.blk.Release()
 		}
 		if written != end-off {
 			return fmt.Errorf("DAG of %s covers %d of the %d bytes asked", r.root, written, end-off)

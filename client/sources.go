@@ -180,30 +180,40 @@ func (s *sources) skip(src *source, err error) {
 // A source that fails is not asked for c again; one that lies or keeps
 // failing is skipped for the whole download.
 func (s *sources) get(ctx context.Context, c cid.Cid, sizeHint int64) ([]byte, error) {
+	b, err := s.read(ctx, c, sizeHint)
+	return b.Data, err
+}
+
+// read is get returning the block in a pooled buffer, which the caller
+// releases once done with its bytes.
+func (s *sources) read(ctx context.Context, c cid.Cid, sizeHint int64) (fetch.Block, error) {
 	exclude := map[peer.ID]error{}
 	for {
 		src, err := s.acquire(ctx, sizeHint, exclude)
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return fetch.Block{}, ctx.Err()
 			}
-			return nil, s.notFound(c, exclude)
+			return fetch.Block{}, s.notFound(c, exclude)
 		}
 		start := time.Now()
 		gctx, cancel := context.WithTimeout(ctx, getTimeout)
-		data, err := s.c.fetch.GetBlock(gctx, src.peer, c)
+		b, err := s.c.fetch.ReadBlock(gctx, src.peer, c)
 		cancel()
+		n := len(b.Data)
 		if err == nil && !s.c.fetchVerifies {
-			err = verifyBlock(c, data)
+			if err = verifyBlock(c, b.Data); err != nil {
+				b.Release()
+			}
 		} else if ctx.Err() == nil && isNotFound(err) {
 			err = errNotHeld{}
 		}
-		s.release(src, len(data), time.Since(start), err)
+		s.release(src, n, time.Since(start), err)
 		if err == nil {
-			return data, nil
+			return b, nil
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return fetch.Block{}, ctx.Err()
 		}
 		s.c.log.Debug("block read failed", "peer", src.peer, "cid", c, "err", err)
 		exclude[src.peer] = err

@@ -101,8 +101,8 @@ func readFrame(r io.Reader, maxSize int) ([]byte, int, error) {
 // is refused unread (an error wrapping ErrMemoryBudget). A reserved body, or
 // any body when whole is set, is allocated at its announced length at once
 // rather than grown as bytes arrive (which copies a 1 MiB body's first
-// 320 KiB twice): the reservation, or the caller, bounds what a peer that
-// stalls can pin.
+// 320 KiB twice), from the frame pool (see RecycleFrame): the reservation,
+// or the caller, bounds what a peer that stalls can pin.
 func readFrameReserving(r io.Reader, maxSize int, reserve func(int) (func(), error), whole bool) ([]byte, int, error) {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxFrame
@@ -127,7 +127,7 @@ func readFrameReserving(r io.Reader, maxSize int, reserve func(int) (func(), err
 		whole = true
 	}
 	if whole {
-		body := make([]byte, size)
+		body := frameBuf(int(size))
 		n, err := io.ReadFull(r, body)
 		if err != nil {
 			return body[:n], prefixLen + n, truncated(err, n, int(size))

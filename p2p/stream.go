@@ -94,7 +94,9 @@ func (r *FrameReader) ReadFrame() ([]byte, error) {
 // stream together stay within the host's memory budgets. A frame the budget
 // has no room for is not read: ReadFrame returns an error wrapping
 // ErrMemoryBudget, and the stream must be reset. A handler that keeps a frame
-// past ReadFrame reserves it again for as long as it keeps it. It returns r.
+// past ReadFrame reserves it again for as long as it keeps it. Bodies come
+// from the frame pool: hand each back with RecycleFrame once done with it.
+// It returns r.
 func (r *FrameReader) ReserveFrames() *FrameReader {
 	r.reserve = true
 	return r
@@ -106,7 +108,8 @@ func (r *FrameReader) ReserveFrames() *FrameReader {
 // large frames. Use it where a peer that announces a frame and stalls may
 // pin one whole frame: a reader that reads one frame at a time, on a stream
 // it opened, with replies it asked for (frames reserved with ReserveFrames
-// are always read whole). It returns r.
+// are always read whole). Bodies come from the frame pool: hand each back
+// with RecycleFrame once done with it. It returns r.
 func (r *FrameReader) WholeFrames() *FrameReader {
 	r.whole = true
 	return r
@@ -118,7 +121,9 @@ func (r *FrameReader) ReadMsg(m proto.Message) error {
 	if err != nil {
 		return err
 	}
-	if err := proto.Unmarshal(body, m); err != nil {
+	err = proto.Unmarshal(body, m)
+	RecycleFrame(body) // Unmarshal copied what m keeps
+	if err != nil {
 		r.m.frameError(r.proto, frameErrDecode)
 		return fmt.Errorf("p2p: %w: %s frame of %d bytes: %w", errMalformed, m.ProtoReflect().Descriptor().FullName(), len(body), err)
 	}

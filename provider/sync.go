@@ -16,6 +16,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/protocol/fetch"
 	"github.com/satchel-net/satchel/protocol/store"
 	"github.com/satchel-net/satchel/provider/blockstore"
 )
@@ -394,6 +395,15 @@ func (f *blockFetcher) put(c cid.Cid, data []byte) error {
 	return f.s.bs.PutInSession(f.sess, c, data)
 }
 
+// putFetched stores a block the fetch client read and verified against c:
+// under a session it is not hashed again.
+func (f *blockFetcher) putFetched(c cid.Cid, data []byte) error {
+	if len(f.sess.ID) == 0 {
+		return f.s.bs.Put(c, data)
+	}
+	return f.s.bs.PutVerifiedInSession(f.sess, c, data)
+}
+
 // pin adds a block the store already holds to the fetcher's session, so
 // an expiring session of an earlier attempt does not take it from under
 // this one. A block gone meanwhile is fetched by the next attempt.
@@ -425,21 +435,28 @@ func (s *Server) syncSession(j syncJob) blockstore.Session {
 }
 
 func (f *blockFetcher) get(ctx context.Context, c cid.Cid, spread int) ([]byte, error) {
+	b, err := f.read(ctx, c, spread)
+	return b.Data, err
+}
+
+// read is get returning the block, verified against c, in a pooled buffer
+// the caller releases once done with it.
+func (f *blockFetcher) read(ctx context.Context, c cid.Cid, spread int) (fetch.Block, error) {
 	var errs []error
 	for i := range f.sources {
 		p := f.sources[(spread+i)%len(f.sources)]
 		gctx, cancel := context.WithTimeout(ctx, f.s.cfg.fetchTimeout)
-		data, err := f.s.fetch.GetBlock(gctx, p, c)
+		b, err := f.s.fetch.ReadBlock(gctx, p, c)
 		cancel()
 		if err == nil {
-			return data, nil
+			return b, nil
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return fetch.Block{}, ctx.Err()
 		}
 		errs = append(errs, fmt.Errorf("peer %s: %w", p, err))
 	}
-	return nil, fmt.Errorf("read block %s: %w", c, errors.Join(errs...))
+	return fetch.Block{}, fmt.Errorf("read block %s: %w", c, errors.Join(errs...))
 }
 
 // walkDAG reads the interior nodes of a UnixFS DAG from the root down and
@@ -523,18 +540,20 @@ func (s *Server) fetchChunks(ctx context.Context, f *blockFetcher, chunks []bloc
 			continue
 		}
 		g.Go(func() error {
-			data, err := f.get(gctx, c.CID, i)
+			b, err := f.read(gctx, c.CID, i)
 			if err != nil {
 				return err
 			}
-			if uint64(len(data)) != c.Size {
-				return fmt.Errorf("chunk %d (%s) is %d bytes, its DAG says %d", i, c.CID, len(data), c.Size)
+			defer b.Release() // the store keeps no reference to the bytes
+			n := len(b.Data)
+			if uint64(n) != c.Size {
+				return fmt.Errorf("chunk %d (%s) is %d bytes, its DAG says %d", i, c.CID, n, c.Size)
 			}
-			if err := f.put(c.CID, data); err != nil {
+			if err := f.putFetched(c.CID, b.Data); err != nil {
 				return fmt.Errorf("store chunk %s: %w", c.CID, err)
 			}
 			mu.Lock()
-			fetched += int64(len(data))
+			fetched += int64(n)
 			mu.Unlock()
 			return nil
 		})

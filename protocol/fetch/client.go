@@ -52,7 +52,8 @@ func (f *Client) Have(ctx context.Context, p peer.ID, cids []cid.Cid) ([]bool, e
 		if err != nil {
 			return nil, err
 		}
-		if err := fetchStatusErr(r, "have"); err != nil {
+		r.release() // Have keeps nothing of the frame
+		if err := fetchStatusErr(r.FetchReply, "have"); err != nil {
 			return nil, err
 		}
 		if len(r.Have) != len(batch) {
@@ -66,39 +67,83 @@ func (f *Client) Have(ctx context.Context, p peer.ID, cids []cid.Cid) ([]bool, e
 	return out, nil
 }
 
+// Block is a verified block read with ReadBlock. Data lies in a pooled
+// frame buffer: Release hands it back once nothing refers to Data any more,
+// so the next block read reuses memory already mapped instead of faulting
+// in fresh pages. Not releasing is safe (the collector takes it); using Data
+// after Release is not.
+type Block struct {
+	Data  []byte
+	frame []byte
+}
+
+// Release hands the block's buffer back for reuse. Data (and every copy of
+// the Block) must not be used afterwards; a zero Block's Release does
+// nothing.
+func (b *Block) Release() {
+	p2p.RecycleFrame(b.frame)
+	b.Data, b.frame = nil, nil
+}
+
 // GetBlock reads the whole block c from p and verifies it against c: bytes
 // that do not match give an error wrapping ErrCIDMismatch (a lying or
 // corrupt provider; try another).
 func (f *Client) GetBlock(ctx context.Context, p peer.ID, c cid.Cid) ([]byte, error) {
-	data, size, err := f.GetRange(ctx, p, c, 0, 0)
+	b, err := f.ReadBlock(ctx, p, c)
+	return b.Data, err
+}
+
+// ReadBlock is GetBlock returning the block in a buffer the caller hands
+// back with Block.Release once done with it.
+func (f *Client) ReadBlock(ctx context.Context, p peer.ID, c cid.Cid) (Block, error) {
+	data, size, frame, err := f.getRange(ctx, p, c, 0, 0)
 	if err != nil {
-		return nil, err
+		return Block{}, err
 	}
+	b := Block{Data: data, frame: frame}
 	// The announced size is the peer's word: bound it before collecting
 	// replies, so a lying peer cannot make us buffer without end.
 	if size > MaxBlockSize {
-		return nil, fmt.Errorf("%w: %s announced %d bytes for %s, over the %d-byte block limit", ErrBlockTooLarge, p, size, c, MaxBlockSize)
+		b.Release()
+		return Block{}, fmt.Errorf("%w: %s announced %d bytes for %s, over the %d-byte block limit", ErrBlockTooLarge, p, size, c, MaxBlockSize)
 	}
-	for uint64(len(data)) < size { // a block larger than one reply
-		more, again, err := f.GetRange(ctx, p, c, uint64(len(data)), 0)
+	if uint64(len(data)) < size { // a block larger than one reply
+		if b, err = f.readRest(ctx, p, c, b, size); err != nil {
+			return Block{}, err
+		}
+	}
+	if uint64(len(b.Data)) != size {
+		n := len(b.Data)
+		b.Release()
+		return Block{}, fmt.Errorf("%w: %s sent %d bytes of %s, announced %d", ErrCIDMismatch, p, n, c, size)
+	}
+	if err := chunker.VerifyChunk(c, b.Data); err != nil {
+		b.Release()
+		return Block{}, fmt.Errorf("fetch: block from %s: %w", p, err)
+	}
+	return b, nil
+}
+
+// readRest reads the rest of a block of size bytes whose first reply is
+// first, into one buffer of its own (first's frame is released).
+func (f *Client) readRest(ctx context.Context, p peer.ID, c cid.Cid, first Block, size uint64) (Block, error) {
+	data := append(make([]byte, 0, size), first.Data...)
+	first.Release()
+	for uint64(len(data)) < size {
+		more, again, frame, err := f.getRange(ctx, p, c, uint64(len(data)), 0)
 		if err != nil {
-			return nil, err
-		}
-		if again != size {
-			return nil, fmt.Errorf("%w: %s announced %d bytes for %s, then %d", ErrProtocol, p, size, c, again)
-		}
-		if len(more) == 0 {
-			return nil, fmt.Errorf("%w: %s sent no bytes at offset %d of %s", ErrProtocol, p, len(data), c)
+			return Block{}, err
 		}
 		data = append(data, more...)
+		p2p.RecycleFrame(frame)
+		if again != size {
+			return Block{}, fmt.Errorf("%w: %s announced %d bytes for %s, then %d", ErrProtocol, p, size, c, again)
+		}
+		if len(more) == 0 {
+			return Block{}, fmt.Errorf("%w: %s sent no bytes at offset %d of %s", ErrProtocol, p, len(data), c)
+		}
 	}
-	if uint64(len(data)) != size {
-		return nil, fmt.Errorf("%w: %s sent %d bytes of %s, announced %d", ErrCIDMismatch, p, len(data), c, size)
-	}
-	if err := chunker.VerifyChunk(c, data); err != nil {
-		return nil, fmt.Errorf("fetch: block from %s: %w", p, err)
-	}
-	return data, nil
+	return Block{Data: data}, nil
 }
 
 // GetRange reads up to n bytes of block c from p starting at off (n = 0:
@@ -106,15 +151,22 @@ func (f *Client) GetBlock(ctx context.Context, p peer.ID, c cid.Cid) ([]byte, er
 // size. A range cannot be verified against the CID; read whole blocks
 // (GetBlock) to verify.
 func (f *Client) GetRange(ctx context.Context, p peer.ID, c cid.Cid, off, n uint64) (data []byte, size uint64, err error) {
+	data, size, _, err = f.getRange(ctx, p, c, off, n)
+	return data, size, err
+}
+
+// getRange is GetRange that also returns the pooled frame data lies in.
+func (f *Client) getRange(ctx context.Context, p peer.ID, c cid.Cid, off, n uint64) (data []byte, size uint64, frame []byte, err error) {
 	if n > MaxGetBytes {
-		return nil, 0, fmt.Errorf("fetch: get: %d bytes exceed the %d-byte limit of one request", n, MaxGetBytes)
+		return nil, 0, nil, fmt.Errorf("fetch: get: %d bytes exceed the %d-byte limit of one request", n, MaxGetBytes)
 	}
 	r, err := f.call(ctx, p, &pb.FetchRequest{Body: &pb.FetchRequest_Get{Get: &pb.GetRequest{Cid: c.Bytes(), Offset: off, Length: n}}})
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
-	if err := fetchStatusErr(r, "get "+c.String()); err != nil {
-		return nil, 0, err
+	if err := fetchStatusErr(r.FetchReply, "get "+c.String()); err != nil {
+		r.release()
+		return nil, 0, nil, err
 	}
 	want := r.Size - min(off, r.Size)
 	if n != 0 {
@@ -122,9 +174,10 @@ func (f *Client) GetRange(ctx context.Context, p peer.ID, c cid.Cid, off, n uint
 	}
 	want = min(want, MaxGetBytes)
 	if uint64(len(r.Data)) != want {
-		return nil, 0, fmt.Errorf("%w: %s sent %d bytes of %s at %d, expected %d of %d", ErrProtocol, p, len(r.Data), c, off, want, r.Size)
+		r.release()
+		return nil, 0, nil, fmt.Errorf("%w: %s sent %d bytes of %s at %d, expected %d of %d", ErrProtocol, p, len(r.Data), c, off, want, r.Size)
 	}
-	return r.Data, r.Size, nil
+	return r.Data, r.Size, r.frame, nil
 }
 
 func fetchStatusErr(r *pb.FetchReply, what string) error {
@@ -161,7 +214,7 @@ func (f *Client) Close() error {
 // call sends one request and returns its reply, retrying once on a fresh
 // stream when a reused stream turned out dead before answering (the
 // provider closes idle streams).
-func (f *Client) call(ctx context.Context, p peer.ID, req *pb.FetchRequest) (*pb.FetchReply, error) {
+func (f *Client) call(ctx context.Context, p peer.ID, req *pb.FetchRequest) (*reply, error) {
 	for attempt := 0; ; attempt++ {
 		c, fresh, err := f.conn(ctx, p)
 		if err != nil {
@@ -280,7 +333,20 @@ type fetchConn struct {
 
 type fetchCall struct {
 	id    uint64
-	reply chan *pb.FetchReply // cap 1
+	reply chan *reply // cap 1
+}
+
+// reply is a decoded FetchReply and the pooled frame its data lies in (nil
+// when decoded into copies).
+type reply struct {
+	*pb.FetchReply
+	frame []byte
+}
+
+// release recycles the reply's frame; its Data must not be used after.
+func (r *reply) release() {
+	p2p.RecycleFrame(r.frame)
+	r.frame, r.Data = nil, nil
 }
 
 // usable reports whether the stream can take another request: not failed,
@@ -314,7 +380,7 @@ func (c *fetchConn) failure() error {
 // call sends req and waits for its reply. answered reports whether the
 // provider answered anything on this stream since the request was sent
 // (a failure before that may be retried on a new stream).
-func (c *fetchConn) call(ctx context.Context, req *pb.FetchRequest) (*pb.FetchReply, bool, error) {
+func (c *fetchConn) call(ctx context.Context, req *pb.FetchRequest) (*reply, bool, error) {
 	select {
 	case c.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -322,7 +388,7 @@ func (c *fetchConn) call(ctx context.Context, req *pb.FetchRequest) (*pb.FetchRe
 	case <-c.failed:
 		return nil, false, c.failure()
 	}
-	call := &fetchCall{reply: make(chan *pb.FetchReply, 1)}
+	call := &fetchCall{reply: make(chan *reply, 1)}
 	c.wmu.Lock()
 	c.mu.Lock()
 	if c.err != nil {
@@ -374,8 +440,9 @@ func (c *fetchConn) readLoop() {
 	// mid-frame pins one frame.
 	fr := p2p.NewFrameReader(c.s, MaxFrame).WholeFrames()
 	for {
-		var r pb.FetchReply
-		err := readFetchReply(fr, &r)
+		r := &reply{FetchReply: new(pb.FetchReply)}
+		var err error
+		r.frame, err = readFetchReply(fr, r.FetchReply)
 		if err != nil {
 			c.fail(p2p.ReadFailure(c.p, err))
 			_ = c.s.Reset()
@@ -398,26 +465,29 @@ func (c *fetchConn) readLoop() {
 		}
 		c.used = time.Now()
 		c.mu.Unlock()
-		call.reply <- &r
+		call.reply <- r
 		<-c.slots
 	}
 }
 
 // readFetchReply reads one FetchReply frame, checking the announced length
 // against MaxFrame before allocating, and decodes it without copying the
-// data bytes out of the frame.
-func readFetchReply(fr *p2p.FrameReader, r *pb.FetchReply) error {
+// data bytes out of the frame, whose pooled body it returns (nil when the
+// reply was decoded into copies and the body recycled).
+func readFetchReply(fr *p2p.FrameReader, r *pb.FetchReply) (frame []byte, err error) {
 	body, err := fr.ReadFrame()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if decodeFetchData(body, r) {
-		return nil
+		return body, nil
 	}
-	if err := proto.Unmarshal(body, r); err != nil {
-		return fmt.Errorf("%w: undecodable fetch reply of %d bytes: %w", ErrProtocol, len(body), err)
+	err = proto.Unmarshal(body, r)
+	p2p.RecycleFrame(body) // Unmarshal copied what r keeps
+	if err != nil {
+		return nil, fmt.Errorf("%w: undecodable fetch reply of %d bytes: %w", ErrProtocol, len(body), err)
 	}
-	return nil
+	return nil, nil
 }
 
 // decodeFetchData decodes a FetchReply of id, status, reason, data and size

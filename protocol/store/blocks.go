@@ -41,7 +41,8 @@ type Blocks interface {
 	// ErrNotFound.
 	StoredAt(c cid.Cid) (time.Time, error)
 	// PutInSession verifies data against c, stores it durably and records
-	// that upload session s holds it.
+	// that upload session s holds it. It must not keep data after it
+	// returns: the handler reuses the buffer for a later frame.
 	PutInSession(s Session, c cid.Cid, data []byte) error
 	// AddToSession records that session s holds block c, which the store
 	// already holds (an error wrapping ErrNotFound if not).

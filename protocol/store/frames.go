@@ -74,20 +74,24 @@ func writeDataFrame(w *p2p.FrameWriter, id, off uint64, data []byte, last bool) 
 
 // readStoreFrame reads one StoreRequest frame, checking its announced
 // length against MaxFrame before allocating. Data frames are decoded without
-// copying the chunk bytes out of the frame.
-func readStoreFrame(fr *p2p.FrameReader, req *pb.StoreRequest) error {
+// copying the chunk bytes out of the frame: their frame body is returned, for
+// p2p.RecycleFrame once the data is no longer needed. Other frames are
+// decoded into copies and their body recycled here (frame is nil).
+func readStoreFrame(fr *p2p.FrameReader, req *pb.StoreRequest) (frame []byte, err error) {
 	body, err := fr.ReadFrame()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if decodeDataFrame(body, req) {
-		return nil
+		return body, nil
 	}
-	if err := proto.Unmarshal(body, req); err != nil {
+	err = proto.Unmarshal(body, req)
+	p2p.RecycleFrame(body) // Unmarshal copied what req keeps
+	if err != nil {
 		fr.CountDecodeError()
-		return fmt.Errorf("%w: undecodable store frame of %d bytes: %w", ErrProtocol, len(body), err)
+		return nil, fmt.Errorf("%w: undecodable store frame of %d bytes: %w", ErrProtocol, len(body), err)
 	}
-	return nil
+	return nil, nil
 }
 
 // decodeDataFrame decodes body as a StoreRequest carrying StoreChunkData,

@@ -203,6 +203,7 @@ type storeExchange struct {
 	hashes   [][]byte
 	oneShot  bool // one segment whose hash is the CID's digest: the CID check covers it
 	buf      []byte
+	frame    []byte // the pooled frame body buf lies in, when it does
 	received uint64
 
 	signWanted bool
@@ -237,7 +238,8 @@ func (c *storeConn) run(ctx context.Context) error {
 		}
 		c.mu.Unlock()
 		var req pb.StoreRequest
-		if err := readStoreFrame(fr, &req); err != nil {
+		frame, err := readStoreFrame(fr, &req)
+		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
@@ -246,7 +248,7 @@ func (c *storeConn) run(ctx context.Context) error {
 			}
 			return err
 		}
-		if err := c.handle(ctx, &req); err != nil {
+		if err := c.handle(ctx, &req, frame); err != nil {
 			return err
 		}
 	}
@@ -294,8 +296,9 @@ func (c *storeConn) failed(ex *storeExchange, format string, args ...any) {
 	c.end(ex, &pb.StoreReply{Status: pb.Status_STATUS_FAILED, Reason: fmt.Sprintf(format, args...)})
 }
 
-// handle processes one frame. An error resets the stream.
-func (c *storeConn) handle(ctx context.Context, req *pb.StoreRequest) error {
+// handle processes one frame; frame is a data frame's pooled body, which
+// the data handling takes over. An error resets the stream.
+func (c *storeConn) handle(ctx context.Context, req *pb.StoreRequest, frame []byte) error {
 	switch body := req.Body.(type) {
 	case *pb.StoreRequest_Request:
 		mem := int(min(body.Request.GetLength(), MaxChunkLength))
@@ -313,7 +316,7 @@ func (c *storeConn) handle(ctx context.Context, req *pb.StoreRequest) error {
 	case *pb.StoreRequest_Segments:
 		return c.onSegments(req.Id, body.Segments)
 	case *pb.StoreRequest_Data:
-		return c.onData(req.Id, body.Data)
+		return c.onData(req.Id, body.Data, frame)
 	case *pb.StoreRequest_Sign:
 		return c.onSign(req.Id)
 	default:

@@ -189,8 +189,16 @@ func (c *storeConn) onSegments(id uint64, m *pb.StoreChunkSegments) error {
 }
 
 // onData takes a data frame of a chunk being received and, once the chunk
-// is whole, commits it on a worker.
-func (c *storeConn) onData(id uint64, d *pb.StoreChunkData) error {
+// is whole, commits it on a worker. frame is the pooled body d.Data lies
+// in: the exchange keeps it when the frame carries the whole chunk, and it
+// is recycled here otherwise.
+func (c *storeConn) onData(id uint64, d *pb.StoreChunkData, frame []byte) error {
+	kept := false
+	defer func() {
+		if !kept {
+			p2p.RecycleFrame(frame)
+		}
+	}()
 	ex := c.lookup(id)
 	if ex == nil {
 		return nil
@@ -203,7 +211,8 @@ func (c *storeConn) onData(id uint64, d *pb.StoreChunkData) error {
 		return fmt.Errorf("%w: data for exchange %d in state %d", ErrProtocol, id, st)
 	}
 	c.h.metrics.bytesIn.Add(float64(len(d.Data)))
-	if err := ex.take(d); err != nil {
+	kept, err := ex.take(d, frame)
+	if err != nil {
 		c.failed(ex, "%v", err)
 		return nil
 	}
@@ -225,30 +234,33 @@ func (c *storeConn) onData(id uint64, d *pb.StoreChunkData) error {
 }
 
 // take checks a data frame against what the exchange received so far and
-// the segment map, and keeps its bytes. Its error's text is the failure
-// reason.
-func (ex *storeExchange) take(d *pb.StoreChunkData) error {
+// the segment map, and keeps its bytes: a frame that holds the whole chunk
+// is kept as it is (kept reports it; frame is the pooled body its data lies
+// in, recycled once the chunk is stored), any other is copied. Its error's
+// text is the failure reason.
+func (ex *storeExchange) take(d *pb.StoreChunkData, frame []byte) (kept bool, err error) {
 	n := uint64(len(d.Data))
 	if d.Offset != ex.received || ex.received+n > ex.length {
-		return fmt.Errorf("data at offset %d+%d does not follow the %d bytes received of %d", d.Offset, n, ex.received, ex.length)
+		return false, fmt.Errorf("data at offset %d+%d does not follow the %d bytes received of %d", d.Offset, n, ex.received, ex.length)
 	}
 	end := ex.received + n
 	seg := uint64(ex.segSize)
 	if end != ex.length && end%seg != 0 {
-		return fmt.Errorf("data frame ends inside a segment (offset %d)", end)
+		return false, fmt.Errorf("data frame ends inside a segment (offset %d)", end)
 	}
 	if !ex.oneShot {
 		for off := uint64(0); off < n; off += seg {
 			idx := (ex.received + off) / seg
 			sum := sha256.Sum256(d.Data[off:min(off+seg, n)])
 			if !bytes.Equal(sum[:], ex.hashes[idx]) {
-				return fmt.Errorf("segment %d does not match its hash", idx)
+				return false, fmt.Errorf("segment %d does not match its hash", idx)
 			}
 		}
 	}
 	switch {
 	case ex.received == 0 && end == ex.length:
-		ex.buf = d.Data // the whole chunk in one frame: no copy
+		ex.buf, ex.frame = d.Data, frame // the whole chunk in one frame: no copy
+		kept = true
 	default:
 		if ex.buf == nil {
 			ex.buf = make([]byte, 0, ex.length)
@@ -256,7 +268,7 @@ func (ex *storeExchange) take(d *pb.StoreChunkData) error {
 		ex.buf = append(ex.buf, d.Data...)
 	}
 	ex.received = end
-	return nil
+	return kept, nil
 }
 
 // bufferPartial raises ex's share of the stream's partial bytes to held,
@@ -296,8 +308,11 @@ func (c *storeConn) startCommit(ex *storeExchange) {
 // exchange is ready to sign once both are done. Its bytes stay counted
 // against the stream until then.
 func (c *storeConn) commit(ex *storeExchange) {
-	data := ex.buf
-	ex.buf = nil
+	data, frame := ex.buf, ex.frame
+	ex.buf, ex.frame = nil, nil
+	// The store and the next hop are done with the bytes once this returns
+	// (neither keeps them): the frame goes back to the pool.
+	defer p2p.RecycleFrame(frame)
 	var fwd sync.WaitGroup
 	put := c.h.blocks.PutInSession
 	if c.startForward(ex) {

@@ -22,7 +22,7 @@ func TestPartialChunkChargesBuffer(t *testing.T) {
 	c := &storeConn{}
 	for i := range MaxChunksInFlight {
 		ex := &storeExchange{id: uint64(i), length: length, segSize: seg, hashes: hashes}
-		if err := ex.take(&pb.StoreChunkData{Offset: 0, Data: piece}); err != nil {
+		if _, err := ex.take(&pb.StoreChunkData{Offset: 0, Data: piece}, nil); err != nil {
 			t.Fatal(err)
 		}
 		over := c.bufferPartial(ex, cap(ex.buf))
