@@ -151,7 +151,8 @@ type ChunkPush struct {
 }
 
 // Push stores one chunk with the provider and returns the provider's receipt,
-// verified (VerifyReceipt, and naming this chunk, object and bag). A chunk
+// verified (VerifyReceipt, and naming this chunk, object and bag, and this
+// push's session and fresh nonce, so no earlier receipt passes). A chunk
 // the provider already held yields a receipt too. A refusal or failure
 // returns a *RefusedError. Push is safe for concurrent use: run many at once
 // to keep the stream full. ChunkPush.OnStep follows the exchange step by

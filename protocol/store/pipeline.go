@@ -70,9 +70,11 @@ type PipelineResult struct {
 // then tried the hops after it): the stream's provider's receipt, the
 // relayed receipts, each checked against the key of the hop it names
 // (which must be in c.Forward, at most once, for this chunk, object and
-// bag), and the hops that failed. A relayed receipt that does not verify
-// fails the whole push with an error wrapping ErrBadReceipt: the provider
-// before it relayed a lie. A refusal by the stream's provider returns a
+// bag, the hop's Session for an unregistered object's chunk, and this
+// push's nonce, which the providers pass along), and the hops that failed.
+// A relayed receipt that does not verify or answers another session or
+// push (one replayed from an earlier upload) fails the whole push with an
+// error wrapping ErrBadReceipt: the provider before it relayed a lie. A refusal by the stream's provider returns a
 // *RefusedError, as Push does.
 func (s *Stream) PushPipeline(ctx context.Context, c ChunkPush) (PipelineResult, error) {
 	if err := checkForwardList(s.peer, c.Forward); err != nil {
