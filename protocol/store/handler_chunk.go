@@ -66,7 +66,7 @@ func (h *Handler) admit(ctx context.Context, ex *storeExchange, r *pb.StoreChunk
 	if err := checkNonce(r.Nonce); err != nil {
 		return err
 	}
-	ex.nonce = r.Nonce
+	ex.nonce = bytes.Clone(r.Nonce) // the request frame may be a pooled buffer
 	if r.ObjectId != 0 {
 		return h.admitObjectChunk(ctx, ex, r)
 	}
