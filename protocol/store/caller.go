@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -145,10 +144,15 @@ type ChunkPush struct {
 	// locked and never after Push returned; the provider's slot stays
 	// open meanwhile, so OnStep must return quickly.
 	OnStep func(PushStep)
+
+	// nonce is the request's nonce, which every receipt answering the push
+	// must echo: drawn by push, or the request's when a hop forwards it.
+	nonce []byte
 }
 
 // Push stores one chunk with the provider and returns the provider's receipt,
-// verified (VerifyReceipt, and naming this chunk, object and bag). A chunk
+// verified (VerifyReceipt, and naming this chunk, object and bag, and this
+// push's session and fresh nonce, so no earlier receipt passes). A chunk
 // the provider already held yields a receipt too. A refusal or failure
 // returns a *RefusedError. Push is safe for concurrent use: run many at once
 // to keep the stream full. ChunkPush.OnStep follows the exchange step by
@@ -227,6 +231,11 @@ func newChunkRequest(c *ChunkPush) (*pb.StoreChunkRequest, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.nonce == nil {
+		if c.nonce, err = newNonce(); err != nil {
+			return nil, err
+		}
+	}
 	req := &pb.StoreChunkRequest{
 		BagId:    c.Bag,
 		ObjectId: c.Object,
@@ -236,6 +245,7 @@ func newChunkRequest(c *ChunkPush) (*pb.StoreChunkRequest, error) {
 		Proof:    c.Proof.Blocks,
 		Session:  c.Session,
 		Forward:  forward,
+		Nonce:    c.nonce,
 	}
 	if !c.Expiry.IsZero() {
 		req.ExpiryUnix = c.Expiry.Unix()
@@ -318,17 +328,14 @@ func (s *Stream) awaitStored(ctx context.Context, ex *pushExchange, c *ChunkPush
 	return nil
 }
 
-// checkReceipt verifies the provider's signature on rc and that it names
-// the chunk, object and bag pushed.
+// checkReceipt verifies the provider's signature on rc and that it answers
+// push c: the chunk, object and bag pushed, the push's session (for an
+// unregistered object's chunk) and its nonce.
 func (s *Stream) checkReceipt(rc *pb.Receipt, c *ChunkPush) error {
 	if err := VerifyReceipt(rc, s.peer); err != nil {
 		return err
 	}
-	if !bytes.Equal(rc.GetCid(), c.CID.Bytes()) || rc.GetObjectId() != c.Object || rc.GetBagId() != c.Bag {
-		return fmt.Errorf("%w: receipt is for chunk %x of object %d in bag %q, not the chunk pushed",
-			ErrBadReceipt, rc.GetCid(), rc.GetObjectId(), rc.GetBagId())
-	}
-	return nil
+	return checkReceiptFor(rc, c, c.Session, "receipt of "+s.peer.String())
 }
 
 // BindRequest ties an upload to the data object registered on chain: the

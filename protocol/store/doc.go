@@ -14,7 +14,9 @@
 // REFUSED | FAILED; a DROP gives a streamed session up → DROPPED.
 //
 // The caller side is Stream, which the client library and syncing nodes
-// use; every receipt it returns is verified (VerifyReceipt):
+// use; every receipt it returns is verified (VerifyReceipt) and bound to
+// the push it answers (the push's session and nonce, docs/PROTOCOL.md
+// "Receipts"):
 //
 //	s, err := store.Open(ctx, h, provider)
 //	receipt, err := s.Push(ctx, store.ChunkPush{Bag: bag, Object: id, CID: c, Data: data, Proof: proof})

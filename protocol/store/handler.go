@@ -217,6 +217,7 @@ type storeExchange struct {
 	forwarded   bool // forwarding started
 	relayed     []*pb.Receipt
 	hopFailures []*pb.HopFailure
+	nonce       []byte // the request's, echoed in the receipt and forwarded
 
 	// partial and committing are this exchange's share of the stream's
 	// byte counts.

@@ -63,6 +63,10 @@ func (h *Handler) admit(ctx context.Context, ex *storeExchange, r *pb.StoreChunk
 		return err
 	}
 	ex.bag, ex.object, ex.chunk, ex.length, ex.expiry = r.BagId, r.ObjectId, ch, r.Length, expiry
+	if err := checkNonce(r.Nonce); err != nil {
+		return err
+	}
+	ex.nonce = bytes.Clone(r.Nonce) // the request frame may be a pooled buffer
 	if r.ObjectId != 0 {
 		return h.admitObjectChunk(ctx, ex, r)
 	}
@@ -402,6 +406,8 @@ func (c *storeConn) sign(ex *storeExchange) {
 		BagId:        ex.bag,
 		StoredAtUnix: at.Unix(),
 		ExpiryUnix:   ex.expiry.Unix(),
+		Session:      ex.receiptSession(),
+		Nonce:        ex.nonce,
 	}
 	if err := SignReceipt(c.h.key, rc); err != nil {
 		c.failed(ex, "provider cannot sign: %v", err)

@@ -85,7 +85,7 @@ func (c *storeConn) forward(ex *storeExchange, data []byte) {
 	defer cancel()
 	receipts, failures := c.h.cfg.relay.forward(ctx, ChunkPush{
 		Bag: ex.bag, Object: ex.object, Index: int(ex.index), CID: ex.chunk, Data: data,
-		Proof: chunker.Proof{Blocks: ex.proof}, Expiry: ex.expiry,
+		Proof: chunker.Proof{Blocks: ex.proof}, Expiry: ex.expiry, nonce: ex.nonce,
 	}, ex.forward)
 	for _, f := range failures {
 		c.log.Debug("pipeline hop failed", "chunk", ex.chunk, "hop", peerString(f.Peer), "reason", f.Reason)

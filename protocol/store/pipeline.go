@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -71,9 +70,11 @@ type PipelineResult struct {
 // then tried the hops after it): the stream's provider's receipt, the
 // relayed receipts, each checked against the key of the hop it names
 // (which must be in c.Forward, at most once, for this chunk, object and
-// bag), and the hops that failed. A relayed receipt that does not verify
-// fails the whole push with an error wrapping ErrBadReceipt: the provider
-// before it relayed a lie. A refusal by the stream's provider returns a
+// bag, the hop's Session for an unregistered object's chunk, and this
+// push's nonce, which the providers pass along), and the hops that failed.
+// A relayed receipt that does not verify or answers another session or
+// push (one replayed from an earlier upload) fails the whole push with an
+// error wrapping ErrBadReceipt: the provider before it relayed a lie. A refusal by the stream's provider returns a
 // *RefusedError, as Push does.
 func (s *Stream) PushPipeline(ctx context.Context, c ChunkPush) (PipelineResult, error) {
 	if err := checkForwardList(s.peer, c.Forward); err != nil {
@@ -91,21 +92,23 @@ func (s *Stream) PushPipeline(ctx context.Context, c ChunkPush) (PipelineResult,
 func checkRelay(head peer.ID, c *ChunkPush, r *pb.StoreReply) (PipelineResult, error) {
 	res := PipelineResult{Receipts: []HopReceipt{{Peer: head, Receipt: r.Receipt}}}
 	seen := make(map[peer.ID]bool, len(c.Forward))
-	inList := make(map[peer.ID]bool, len(c.Forward))
-	for _, h := range c.Forward {
-		inList[h.Peer] = true
+	inList := make(map[peer.ID]*Hop, len(c.Forward))
+	for i := range c.Forward {
+		inList[c.Forward[i].Peer] = &c.Forward[i]
 	}
 	for _, rc := range r.GetRelayed() {
 		p, err := peer.IDFromBytes(rc.GetProvider())
-		if err != nil || !inList[p] || seen[p] {
+		if err != nil || inList[p] == nil || seen[p] {
 			return PipelineResult{}, fmt.Errorf("%w: %s relayed a receipt of %s, which is not a hop of the pipeline or was relayed twice", ErrBadReceipt, head, peerString(rc.GetProvider()))
 		}
 		if err := VerifyReceipt(rc, p); err != nil {
 			return PipelineResult{}, fmt.Errorf("%s relayed a receipt of hop %s that does not verify: %w", head, p, err)
 		}
-		if !bytes.Equal(rc.GetCid(), c.CID.Bytes()) || rc.GetObjectId() != c.Object || rc.GetBagId() != c.Bag {
-			return PipelineResult{}, fmt.Errorf("%w: %s relayed a receipt of hop %s for chunk %x of object %d in bag %q, not the chunk pushed",
-				ErrBadReceipt, head, p, rc.GetCid(), rc.GetObjectId(), rc.GetBagId())
+		// The hop holds the chunk under the session it was pushed with, and
+		// signed in answer to this push (its nonce): an older receipt of the
+		// same chunk does not pass for a replica made now.
+		if err := checkReceiptFor(rc, c, inList[p].Session, fmt.Sprintf("receipt of hop %s relayed by %s", p, head)); err != nil {
+			return PipelineResult{}, err
 		}
 		seen[p] = true
 		res.Receipts = append(res.Receipts, HopReceipt{Peer: p, Receipt: rc})
@@ -113,7 +116,7 @@ func checkRelay(head peer.ID, c *ChunkPush, r *pb.StoreReply) (PipelineResult, e
 	failed := make(map[peer.ID]string)
 	for _, f := range r.GetHopFailures() {
 		p, err := peer.IDFromBytes(f.GetPeer())
-		if err != nil || !inList[p] || seen[p] {
+		if err != nil || inList[p] == nil || seen[p] {
 			return PipelineResult{}, fmt.Errorf("%w: %s reported a failure of %s, which is not an unsigned hop of the pipeline", ErrBadReceipt, head, peerString(f.GetPeer()))
 		}
 		if _, dup := failed[p]; !dup {

@@ -363,31 +363,32 @@ func TestPipelineHopLiesAboutReceipts(t *testing.T) {
 		t.Fatal(err)
 	}
 	forged.Provider = []byte(next.ID())
+	nextKey := next.Peerstore().PrivKey(next.ID())
 	// A genuine receipt of next, but for another chunk.
-	other := &pb.Receipt{Cid: chunker.ChunkCID([]byte("other")).Bytes(), ObjectId: 1, BagId: spBag}
-	if err := store.SignReceipt(next.Peerstore().PrivKey(next.ID()), other); err != nil {
-		t.Fatal(err)
+	other := func(cr *pb.StoreChunkRequest) []*pb.Receipt {
+		r := spAnswer(cr)
+		r.Cid = chunker.ChunkCID([]byte("other")).Bytes()
+		return []*pb.Receipt{spSigned(t, nextKey, r)}
 	}
-	// A genuine receipt of next for the chunk.
-	genuine := &pb.Receipt{Cid: c.Bytes(), ObjectId: 1, BagId: spBag}
-	if err := store.SignReceipt(next.Peerstore().PrivKey(next.ID()), genuine); err != nil {
-		t.Fatal(err)
-	}
+	// A genuine receipt of next for the chunk, answering this push.
+	genuine := func(cr *pb.StoreChunkRequest) []*pb.Receipt { return []*pb.Receipt{spSigned(t, nextKey, spAnswer(cr))} }
 	for name, tc := range map[string]struct {
-		relayed []*pb.Receipt
+		relay   func(*pb.StoreChunkRequest) []*pb.Receipt
 		wantErr error
 	}{
-		"genuine":        {[]*pb.Receipt{genuine}, nil},
-		"forged":         {[]*pb.Receipt{forged}, store.ErrBadReceipt},
-		"other chunk":    {[]*pb.Receipt{other}, store.ErrBadReceipt},
-		"twice":          {[]*pb.Receipt{genuine, genuine}, store.ErrBadReceipt},
-		"relays nothing": {nil, nil},
+		"genuine":     {genuine, nil},
+		"forged":      {func(*pb.StoreChunkRequest) []*pb.Receipt { return []*pb.Receipt{forged} }, store.ErrBadReceipt},
+		"other chunk": {other, store.ErrBadReceipt},
+		"twice": {func(cr *pb.StoreChunkRequest) []*pb.Receipt {
+			return append(genuine(cr), genuine(cr)...)
+		}, store.ErrBadReceipt},
+		"relays nothing": {func(*pb.StoreChunkRequest) []*pb.Receipt { return nil }, nil},
 	} {
-		var relayed atomic.Pointer[[]*pb.Receipt]
-		relayed.Store(&tc.relayed)
+		var relay atomic.Pointer[func(*pb.StoreChunkRequest) []*pb.Receipt]
+		relay.Store(&tc.relay)
 		head.SetStreamHandler(p2p.StoreProtocol, func(s network.Stream) {
 			defer s.Close()
-			_ = spScriptRelay(s, headKey, *relayed.Load())
+			_ = spScriptRelay(s, headKey, *relay.Load())
 		})
 		s, err := store.Open(ctx, net.Host(0).Libp2p(), head.ID())
 		if err != nil {
@@ -419,8 +420,15 @@ func TestPipelineHopLiesAboutReceipts(t *testing.T) {
 }
 
 // spScriptRelay plays a head provider that lies: it answers one chunk
-// exchange with a receipt of its own and relays the given receipts.
-func spScriptRelay(s network.Stream, key crypto.PrivKey, relayed []*pb.Receipt) error {
+// exchange with a receipt of its own (answering the request) and relays
+// the receipts relay returns for the request.
+func spScriptRelay(s network.Stream, key crypto.PrivKey, relay func(*pb.StoreChunkRequest) []*pb.Receipt) error {
+	return spScriptAnswer(s, key, spAnswer, relay)
+}
+
+// spScriptAnswer answers one chunk exchange with the receipt own returns
+// for the request, signed with key, relaying what relay returns.
+func spScriptAnswer(s network.Stream, key crypto.PrivKey, own func(*pb.StoreChunkRequest) *pb.Receipt, relay func(*pb.StoreChunkRequest) []*pb.Receipt) error {
 	_ = s.SetDeadline(time.Now().Add(30 * time.Second))
 	var req pb.StoreRequest
 	if err := p2p.ReadMsg(s, &req, store.MaxFrame); err != nil {
@@ -444,8 +452,7 @@ func spScriptRelay(s network.Stream, key crypto.PrivKey, relayed []*pb.Receipt) 
 			return err
 		}
 	}
-	r := &pb.StoreReply{Id: id, Status: pb.Status_STATUS_SIGNED, Relayed: relayed,
-		Receipt: &pb.Receipt{Cid: cr.Cid, ObjectId: cr.ObjectId, BagId: cr.BagId, StoredAtUnix: time.Now().Unix()}}
+	r := &pb.StoreReply{Id: id, Status: pb.Status_STATUS_SIGNED, Relayed: relay(cr), Receipt: own(cr)}
 	if err := store.SignReceipt(key, r.Receipt); err != nil {
 		return err
 	}

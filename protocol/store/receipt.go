@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,22 +14,31 @@ import (
 )
 
 // receiptDomain starts every signed receipt (docs/PROTOCOL.md, "Receipts").
-const receiptDomain = "satchel-receipt/v1\n"
+// v2 added the session and nonce: a v1 receipt's signature does not verify
+// as v2, so a receipt signed before cannot pass for one bound to a push.
+const receiptDomain = "satchel-receipt/v2\n"
 
-// ErrBadReceipt means a receipt is malformed, names another provider, or its
-// signature does not verify.
+// NonceLength is the length of a chunk request's nonce, which the receipt
+// answering it echoes.
+const NonceLength = 16
+
+// ErrBadReceipt means a receipt is malformed, names another provider, its
+// signature does not verify, or it does not answer the push it came back
+// for (another chunk, object, bag, session or nonce).
 var ErrBadReceipt = errors.New("store: invalid receipt")
 
 // ReceiptBytes returns the exact bytes a receipt's signature covers:
 //
-//	"satchel-receipt/v1\n" || uvarint(len(cid)) || cid || u64(object_id)
+//	"satchel-receipt/v2\n" || uvarint(len(cid)) || cid || u64(object_id)
 //	  || uvarint(len(bag_id)) || bag_id || uvarint(len(provider)) || provider
 //	  || u64(stored_at_unix) || u64(expiry_unix)
+//	  || uvarint(len(session)) || session || uvarint(len(nonce)) || nonce
 //
 // with the integers big-endian.
 func ReceiptBytes(r *pb.Receipt) []byte {
 	var b bytes.Buffer
-	b.Grow(len(receiptDomain) + 3*binary.MaxVarintLen64 + len(r.GetCid()) + len(r.GetBagId()) + len(r.GetProvider()) + 24)
+	b.Grow(len(receiptDomain) + 5*binary.MaxVarintLen64 + len(r.GetCid()) + len(r.GetBagId()) + len(r.GetProvider()) +
+		len(r.GetSession()) + len(r.GetNonce()) + 24)
 	b.WriteString(receiptDomain)
 	appendBytes := func(p []byte) {
 		b.Write(binary.AppendUvarint(nil, uint64(len(p))))
@@ -41,6 +51,8 @@ func ReceiptBytes(r *pb.Receipt) []byte {
 	appendBytes(r.GetProvider())
 	appendU64(uint64(r.GetStoredAtUnix()))
 	appendU64(uint64(r.GetExpiryUnix()))
+	appendBytes(r.GetSession())
+	appendBytes(r.GetNonce())
 	return b.Bytes()
 }
 
@@ -80,6 +92,73 @@ func VerifyReceipt(r *pb.Receipt, p peer.ID) error {
 		return fmt.Errorf("%w: signature of %s does not verify", ErrBadReceipt, p)
 	}
 	return nil
+}
+
+// checkReceiptFor checks that a receipt (its signature verified already)
+// answers push c: this chunk, object and bag, session (the session its
+// provider was pushed the chunk under: c.Session, or a forward hop's) for
+// an unregistered object's chunk and none for a registered one's, and the
+// push's nonce. who names the receipt in the error.
+func checkReceiptFor(rc *pb.Receipt, c *ChunkPush, session []byte, who string) error {
+	if !bytes.Equal(rc.GetCid(), c.CID.Bytes()) || rc.GetObjectId() != c.Object || rc.GetBagId() != c.Bag {
+		return fmt.Errorf("%w: %s is for chunk %x of object %d in bag %q, not the chunk pushed",
+			ErrBadReceipt, who, rc.GetCid(), rc.GetObjectId(), rc.GetBagId())
+	}
+	if want := receiptSession(c.Object, session); !bytes.Equal(rc.GetSession(), want) {
+		return fmt.Errorf("%w: %s names upload session %s, not the push's session %s: it answers another upload (replayed?)",
+			ErrBadReceipt, who, hexOrNone(rc.GetSession()), hexOrNone(want))
+	}
+	if !bytes.Equal(rc.GetNonce(), c.nonce) {
+		return fmt.Errorf("%w: %s answers the chunk request with nonce %s, not this push's %s: it answers an earlier push (replayed?)",
+			ErrBadReceipt, who, hexOrNone(rc.GetNonce()), hexOrNone(c.nonce))
+	}
+	return nil
+}
+
+// hexOrNone renders b in hex for an error message, "none" when empty.
+func hexOrNone(b []byte) string {
+	if len(b) == 0 {
+		return "none"
+	}
+	return fmt.Sprintf("%x", b)
+}
+
+// receiptSession is the session a receipt for a chunk of object pushed
+// under session names: the session for an unregistered object (object 0),
+// none for a registered one.
+func receiptSession(object uint64, session []byte) []byte {
+	if object != 0 {
+		return nil
+	}
+	return session
+}
+
+// receiptSession is the session the provider's receipt for ex names: the
+// uploader's 16-byte session for a chunk of an unregistered object, none
+// for a registered object's (its block store session is the object's).
+func (ex *storeExchange) receiptSession() []byte {
+	if ex.object != 0 || !IsClientSessionID(ex.session.ID) {
+		return nil
+	}
+	return ex.session.ID[1:]
+}
+
+// checkNonce checks a chunk request's nonce; its error's text is the
+// refusal reason.
+func checkNonce(nonce []byte) error {
+	if len(nonce) != 0 && len(nonce) != NonceLength {
+		return fmt.Errorf("request nonce of %d bytes, not %d", len(nonce), NonceLength)
+	}
+	return nil
+}
+
+// newNonce returns a fresh random chunk request nonce.
+func newNonce() ([]byte, error) {
+	n := make([]byte, NonceLength)
+	if _, err := rand.Read(n); err != nil {
+		return nil, fmt.Errorf("store: push: draw a nonce: %w", err)
+	}
+	return n, nil
 }
 
 // peerString renders raw peer ID bytes for an error message.

@@ -911,8 +911,7 @@ func spScript(s network.Stream, key crypto.PrivKey, after []pb.Status) error {
 	for _, st := range after {
 		r := &pb.StoreReply{Id: id, Status: st, Reason: "scripted"}
 		if st == pb.Status_STATUS_SIGNED {
-			r.Receipt = &pb.Receipt{Cid: cr.Cid, ObjectId: cr.ObjectId, BagId: cr.BagId,
-				StoredAtUnix: time.Now().Unix(), ExpiryUnix: cr.ExpiryUnix}
+			r.Receipt = spAnswer(cr)
 			if err := store.SignReceipt(key, r.Receipt); err != nil {
 				return err
 			}

@@ -286,7 +286,13 @@ type StoreChunkRequest struct {
 	// the provider itself, the peer that sent the request, or one peer twice.
 	// A provider that predates the field ignores it (it stores the chunk and
 	// relays nothing), and the uploader pushes to the hops itself.
-	Forward       []*ForwardHop `protobuf:"bytes,9,rep,name=forward,proto3" json:"forward,omitempty"`
+	Forward []*ForwardHop `protobuf:"bytes,9,rep,name=forward,proto3" json:"forward,omitempty"`
+	// nonce is 16 random bytes the uploader chooses for this push; the
+	// provider's receipt echoes it (signed), so a receipt answers this push
+	// and no earlier one. A forwarding hop passes the request's nonce on
+	// unchanged, so every receipt of a pipelined push carries the uploader's
+	// nonce. Empty or exactly 16 bytes (docs/PROTOCOL.md, "Receipts").
+	Nonce         []byte `protobuf:"bytes,10,opt,name=nonce,proto3" json:"nonce,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -380,6 +386,13 @@ func (x *StoreChunkRequest) GetSession() []byte {
 func (x *StoreChunkRequest) GetForward() []*ForwardHop {
 	if x != nil {
 		return x.Forward
+	}
+	return nil
+}
+
+func (x *StoreChunkRequest) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
 	}
 	return nil
 }
@@ -946,7 +959,13 @@ type Receipt struct {
 	ExpiryUnix   int64  `protobuf:"varint,6,opt,name=expiry_unix,json=expiryUnix,proto3" json:"expiry_unix,omitempty"`
 	// signature is by the provider's libp2p identity key over the bytes
 	// described in docs/PROTOCOL.md ("Receipts").
-	Signature     []byte `protobuf:"bytes,7,opt,name=signature,proto3" json:"signature,omitempty"`
+	Signature []byte `protobuf:"bytes,7,opt,name=signature,proto3" json:"signature,omitempty"`
+	// session is the streamed-upload session (16 bytes) the chunk was pushed
+	// and is held under, for a chunk of an unregistered object (object_id
+	// 0); empty for a registered object's chunk, which object_id binds.
+	Session []byte `protobuf:"bytes,8,opt,name=session,proto3" json:"session,omitempty"`
+	// nonce is the nonce of the chunk request the receipt answers.
+	Nonce         []byte `protobuf:"bytes,9,opt,name=nonce,proto3" json:"nonce,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1030,6 +1049,20 @@ func (x *Receipt) GetSignature() []byte {
 	return nil
 }
 
+func (x *Receipt) GetSession() []byte {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+func (x *Receipt) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
 var File_protocol_store_pb_store_proto protoreflect.FileDescriptor
 
 const file_protocol_store_pb_store_proto_rawDesc = "" +
@@ -1043,7 +1076,7 @@ const file_protocol_store_pb_store_proto_rawDesc = "" +
 	"\x04sign\x18\x05 \x01(\v2\x1c.satchel.wire.v1.SignRequestH\x00R\x04sign\x122\n" +
 	"\x04bind\x18\x06 \x01(\v2\x1c.satchel.wire.v1.BindRequestH\x00R\x04bind\x122\n" +
 	"\x04drop\x18\a \x01(\v2\x1c.satchel.wire.v1.DropRequestH\x00R\x04dropB\x06\n" +
-	"\x04body\"\x8f\x02\n" +
+	"\x04body\"\xa5\x02\n" +
 	"\x11StoreChunkRequest\x12\x15\n" +
 	"\x06bag_id\x18\x01 \x01(\tR\x05bagId\x12\x1b\n" +
 	"\tobject_id\x18\x02 \x01(\x04R\bobjectId\x12\x10\n" +
@@ -1054,7 +1087,9 @@ const file_protocol_store_pb_store_proto_rawDesc = "" +
 	"\x05index\x18\x06 \x01(\x04R\x05index\x12\x14\n" +
 	"\x05proof\x18\a \x03(\fR\x05proof\x12\x18\n" +
 	"\asession\x18\b \x01(\fR\asession\x125\n" +
-	"\aforward\x18\t \x03(\v2\x1b.satchel.wire.v1.ForwardHopR\aforward\"P\n" +
+	"\aforward\x18\t \x03(\v2\x1b.satchel.wire.v1.ForwardHopR\aforward\x12\x14\n" +
+	"\x05nonce\x18\n" +
+	" \x01(\fR\x05nonce\"P\n" +
 	"\n" +
 	"ForwardHop\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\fR\x04peer\x12\x14\n" +
@@ -1090,7 +1125,7 @@ const file_protocol_store_pb_store_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x122\n" +
 	"\areceipt\x18\x04 \x01(\v2\x18.satchel.wire.v1.ReceiptR\areceipt\x122\n" +
 	"\arelayed\x18\x05 \x03(\v2\x18.satchel.wire.v1.ReceiptR\arelayed\x12>\n" +
-	"\fhop_failures\x18\x06 \x03(\v2\x1b.satchel.wire.v1.HopFailureR\vhopFailures\"\xd0\x01\n" +
+	"\fhop_failures\x18\x06 \x03(\v2\x1b.satchel.wire.v1.HopFailureR\vhopFailures\"\x80\x02\n" +
 	"\aReceipt\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\fR\x03cid\x12\x1b\n" +
 	"\tobject_id\x18\x02 \x01(\x04R\bobjectId\x12\x15\n" +
@@ -1099,7 +1134,9 @@ const file_protocol_store_pb_store_proto_rawDesc = "" +
 	"\x0estored_at_unix\x18\x05 \x01(\x03R\fstoredAtUnix\x12\x1f\n" +
 	"\vexpiry_unix\x18\x06 \x01(\x03R\n" +
 	"expiryUnix\x12\x1c\n" +
-	"\tsignature\x18\a \x01(\fR\tsignature*\xe0\x01\n" +
+	"\tsignature\x18\a \x01(\fR\tsignature\x12\x18\n" +
+	"\asession\x18\b \x01(\fR\asession\x12\x14\n" +
+	"\x05nonce\x18\t \x01(\fR\x05nonce*\xe0\x01\n" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATUS_AGREED\x10\x01\x12\x12\n" +
