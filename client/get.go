@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/chain/rpc"
 	"github.com/satchel-net/satchel/protocol/fetch"
 )
 
@@ -102,8 +103,12 @@ func (c *Client) Open(ctx context.Context, ref Ref, opts ...GetOption) (_ *Reade
 		}
 	}()
 	r := &Reader{c: c, ctx: ctx, ref: ref, o: getOpts(opts), bag: ref.Bag}
+	// What a download reads of the chain (the object's content ID, whom to
+	// ask) does not change once written: a block-old answer serves, and
+	// proven reads need not wait for the next block (up to a second).
+	cctx := rpc.AcceptLag(ctx)
 	if ref.HasObject {
-		obj, err := c.findObject(ctx, ref)
+		obj, err := c.findObject(cctx, ref)
 		if err != nil {
 			return nil, err
 		}
@@ -117,7 +122,7 @@ func (c *Client) Open(ctx context.Context, ref Ref, opts ...GetOption) (_ *Reade
 		}
 		r.root = ref.CID
 	}
-	peers, failed, err := c.readSources(ctx, r.bag, r.o.peers)
+	peers, failed, err := c.readSources(cctx, r.bag, r.o.peers)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/chain/rpc"
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/protocol/store"
 	storepb "github.com/satchel-net/satchel/protocol/store/pb"
@@ -112,12 +113,26 @@ func (c *Client) Put(ctx context.Context, bag chain.BagID, r io.Reader, opts ...
 }
 
 // precheck refuses early what the chain would refuse after the hashing:
-// an empty object, uploads blocked, an object over the maximum size.
+// an empty object, uploads blocked, an object over the maximum size. The
+// parameters of a sized upload are read accepting a block of lag (no wait
+// for the next block); a refusal is decided on a fresh read, so a lead's
+// change in the last block is seen. A stream's are read fresh: its limit is
+// checked as it grows.
 func (c *Client) precheck(ctx context.Context, bag chain.BagID, size int64) (chain.Params, error) {
 	if c.cfg.Key.IsZero() {
 		return chain.Params{}, ErrNoKey
 	}
-	params, err := c.chain.Params(ctx)
+	refused := func(p chain.Params) bool {
+		return p.UploadingBlocked || (size >= 0 && uint64(size) > p.Limits.MaxDataObjectSize)
+	}
+	var params chain.Params
+	var err error
+	if size >= 0 {
+		params, err = c.chain.Params(rpc.AcceptLag(ctx))
+	}
+	if size < 0 || (err == nil && refused(params)) {
+		params, err = c.chain.Params(ctx)
+	}
 	if err != nil {
 		return params, fmt.Errorf("upload to bag %s: read chain parameters: %w", bag, err)
 	}

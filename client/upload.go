@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/chain/rpc"
 	"github.com/satchel-net/satchel/chunker"
 )
 
@@ -88,12 +89,16 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 	if err != nil {
 		return nil, err
 	}
+	// The bag and whom to send to may be a block old (proven reads then need
+	// not wait for the next block): a bag created in the last block is
+	// found by the not-found retry, a bucket added to it is merely unused.
+	lctx := rpc.AcceptLag(ctx)
 	if file != nil {
-		if _, err := c.chain.Bag(ctx, bag); err != nil {
+		if _, err := c.chain.Bag(lctx, bag); err != nil {
 			return nil, explainChain("upload", bag, err)
 		}
 	}
-	loc, err := c.locate(ctx, bag, false)
+	loc, err := c.locate(lctx, bag, false)
 	if err != nil {
 		return nil, err
 	}

@@ -153,7 +153,8 @@ func Prove(ctx context.Context, t chain.Transport, endpoint string, trust Trust,
 //   - the first answer covers every block committed before Prove
 //     returned: it waits, when needed, for the next block to be signed (on
 //     an idle chain up to its empty-block interval, 1 s by default), so a
-//     command reads what the one before it wrote;
+//     command reads what the one before it wrote (unless the read's context
+//     says a block of lag is fine: AcceptLag);
 //   - a not-found is asked once more after the next block, so what
 //     another party's transaction has just committed is found;
 //   - an account's nonce (chain.QueryAccount) is read unproven, at the
@@ -168,12 +169,32 @@ type Proven struct {
 	fresh atomic.Int64
 }
 
+// lagKey marks a context whose reads accept an answer a block old.
+type lagKey struct{}
+
+// AcceptLag returns ctx marked so that Proven answers its reads from the
+// state the last signed header covers without first waiting for the next
+// block (up to the chain's empty-block interval): for reads of what does not
+// change once written, such as the object a download names and whom to ask
+// for it, where a block of lag costs nothing and the wait is most of a
+// small command's time. A not-found is still asked again after the next
+// block, so an object registered in the last block is found.
+func AcceptLag(ctx context.Context) context.Context {
+	return context.WithValue(ctx, lagKey{}, true)
+}
+
+// lagAccepted reports whether ctx was marked by AcceptLag.
+func lagAccepted(ctx context.Context) bool {
+	ok, _ := ctx.Value(lagKey{}).(bool)
+	return ok
+}
+
 // Query answers from proven reads (see Proven).
 func (p *Proven) Query(ctx context.Context, path string, data []byte) ([]byte, error) {
 	if path == chain.QueryAccount {
 		return p.inner.Query(ctx, path, data)
 	}
-	if h := p.fresh.Load(); h > 0 {
+	if h := p.fresh.Load(); h > 0 && !lagAccepted(ctx) {
 		if err := p.inner.WaitForHeight(ctx, h+1); err != nil {
 			return nil, err
 		}

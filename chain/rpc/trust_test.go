@@ -221,3 +221,56 @@ func TestProvenReadsSeeTheHead(t *testing.T) {
 		t.Fatalf("bucket %d just committed, read at once = %+v, %v", last.Bucket, b, err)
 	}
 }
+
+// A read marked AcceptLag is answered from the state the last signed header
+// covers at once; an unmarked first read waits for the next block, which an
+// idle chain (no empty blocks) does not make.
+func TestAcceptLagAnswersWithoutTheNextBlock(t *testing.T) {
+	lead := testKey("lead")
+	n, err := node.New(t.TempDir(),
+		node.WithRPCAddr(freeAddr(t)), node.WithP2PAddr(freeAddr(t)), node.WithLogger(quiet),
+		node.WithEmptyBlockInterval(time.Hour),
+		node.WithGenesis(chain.DefaultGenesis(lead.Account(), lead.Account())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	if err := n.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Stop() })
+	res, err := chain.NewClient(n.Transport()).Submit(ctx, lead, chain.MsgCreateStorageBucket{ObjectsLimit: 1, SizeLimit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, _ := chain.FindEvent[chain.StorageBucketCreated](res.Result.Events)
+	// The block after the transaction's carries its app hash; then the
+	// chain idles.
+	if err := n.Transport().WaitForHeight(ctx, res.Height+1); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := rpc.Open(ctx, n.RPCAddress(), rpc.Trust{Genesis: n.GenesisFile()}, rpc.WithLogger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	c := chain.NewClient(tr)
+
+	lagged, cancel := context.WithTimeout(rpc.AcceptLag(ctx), 20*time.Second)
+	defer cancel()
+	b, err := c.StorageBucket(lagged, created.Bucket)
+	if err != nil || b.ID != created.Bucket {
+		t.Fatalf("read accepting a block of lag on an idle chain = %+v, %v; want bucket %d at once", b, err, created.Bucket)
+	}
+	h, err := n.Transport().LatestHeight(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel2 := context.WithTimeout(ctx, time.Second)
+	defer cancel2()
+	if _, err := c.StorageBucket(short, created.Bucket); !errors.Is(err, context.DeadlineExceeded) {
+		if now, _ := n.Transport().LatestHeight(ctx); now == h {
+			t.Fatalf("unmarked first read on an idle chain (height %d) = %v; want it waiting for the next block", h, err)
+		}
+	}
+}
