@@ -37,10 +37,12 @@ func frameBuf(n int) []byte {
 }
 
 // RecycleFrame hands back a frame body a FrameReader returned, for a later
-// frame to reuse. Only call it once nothing refers to body or any part of it
-// any more (a later frame will overwrite the bytes). Bodies that did not come
-// from the pool, and sub-slices not starting at the body's first byte, are
-// ignored, so passing one is safe but gains nothing.
+// frame to reuse. Pass exactly the body ReadFrame returned, once, and only
+// when nothing refers to it or any part of it any more (a later frame will
+// overwrite the bytes). Slices whose capacity is not a multiple of the
+// pool's size step (most buffers of other origin, and most sub-slices) are
+// ignored; the pool cannot tell other slices from its own, so never pass a
+// body twice or a slice still in use elsewhere.
 func RecycleFrame(body []byte) {
 	c := cap(body)
 	if c < frameClass || c > maxPooledFrame || c%frameClass != 0 {

@@ -134,13 +134,20 @@ func (f *Client) readRest(ctx context.Context, p peer.ID, c cid.Cid, first Block
 		if err != nil {
 			return Block{}, err
 		}
-		data = append(data, more...)
-		p2p.RecycleFrame(frame)
-		if again != size {
-			return Block{}, fmt.Errorf("%w: %s announced %d bytes for %s, then %d", ErrProtocol, p, size, c, again)
+		switch {
+		case again != size:
+			err = fmt.Errorf("%w: %s announced %d bytes for %s, then %d", ErrProtocol, p, size, c, again)
+		case len(more) == 0:
+			err = fmt.Errorf("%w: %s sent no bytes at offset %d of %s", ErrProtocol, p, len(data), c)
+		case uint64(len(data)+len(more)) > size:
+			err = fmt.Errorf("%w: %s sent %d bytes of %s past its %d", ErrProtocol, p, len(data)+len(more), c, size)
 		}
-		if len(more) == 0 {
-			return Block{}, fmt.Errorf("%w: %s sent no bytes at offset %d of %s", ErrProtocol, p, len(data), c)
+		if err == nil {
+			data = append(data, more...)
+		}
+		p2p.RecycleFrame(frame)
+		if err != nil {
+			return Block{}, err
 		}
 	}
 	return Block{Data: data}, nil

@@ -66,7 +66,7 @@ func (h *Handler) admit(ctx context.Context, ex *storeExchange, r *pb.StoreChunk
 	if err := checkNonce(r.Nonce); err != nil {
 		return err
 	}
-	ex.nonce = bytes.Clone(r.Nonce) // the request frame may be a pooled buffer
+	ex.nonce = bytes.Clone(r.Nonce) // kept past the request, whatever decoded it
 	if r.ObjectId != 0 {
 		return h.admitObjectChunk(ctx, ex, r)
 	}
@@ -314,15 +314,21 @@ func (c *storeConn) startCommit(ex *storeExchange) {
 func (c *storeConn) commit(ex *storeExchange) {
 	data, frame := ex.buf, ex.frame
 	ex.buf, ex.frame = nil, nil
-	// The store and the next hop are done with the bytes once this returns
-	// (neither keeps them): the frame goes back to the pool.
-	defer p2p.RecycleFrame(frame)
 	var fwd sync.WaitGroup
+	// Once the store and the next hop are done with the bytes (neither
+	// keeps them), the frame goes back to the pool. Only on a normal return:
+	// a panic unwinding here may leave the forward still reading it, and the
+	// collector takes the frame then.
+	done := func() {
+		fwd.Wait()
+		p2p.RecycleFrame(frame)
+	}
 	put := c.h.blocks.PutInSession
 	if c.startForward(ex) {
 		// Only bytes that match their CID go down the pipeline; verified
 		// here, they need not be hashed again as they are written.
 		if err := chunker.VerifyChunk(ex.chunk, data); err != nil {
+			done()
 			c.failed(ex, "chunk bytes do not match CID %s; not forwarded", ex.chunk)
 			return
 		}
@@ -332,11 +338,14 @@ func (c *storeConn) commit(ex *storeExchange) {
 		fwd.Add(1)
 		go func() {
 			defer fwd.Done()
-			c.forward(ex, data)
+			// A panic while forwarding is contained and logged like a
+			// handler's; the hop then relays no receipt, which the
+			// uploader counts as a failed hop.
+			_ = c.proto.Go(p2p.StoreProtocol, c.remote, func() { c.forward(ex, data) })
 		}()
 	}
 	if err := put(ex.session, ex.chunk, data); err != nil {
-		fwd.Wait()
+		done()
 		if errors.Is(err, ErrCIDMismatch) {
 			c.failed(ex, "chunk bytes do not match CID %s", ex.chunk)
 		} else {
@@ -347,7 +356,7 @@ func (c *storeConn) commit(ex *storeExchange) {
 	c.h.release(ex)
 	c.h.metrics.chunk("stored")
 	c.reply(&pb.StoreReply{Id: ex.id, Status: pb.Status_STATUS_DATA_RECEIVED})
-	fwd.Wait()
+	done()
 	c.mu.Lock()
 	c.unbufferLocked(ex)
 	ex.state = exStored
