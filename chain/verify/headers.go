@@ -223,9 +223,18 @@ type ExpiredError struct {
 }
 
 func (e *ExpiredError) Error() string {
-	return fmt.Sprintf("the trusted header %d (of %s) is older than the trusting period (%v), so no verification can start from it; "+
+	return fmt.Sprintf("the trusted header at height %d (%s) is older than the trusting period (%s), so no verification can start from it; "+
 		"trust a recent header instead: its height and hash from a node you trust",
-		e.Height, e.Time.UTC().Format(time.RFC3339), e.Period)
+		e.Height, e.Time.UTC().Format(time.RFC3339), period(e.Period))
+}
+
+// period formats a trusting period, in days when it is whole days.
+func period(d time.Duration) string {
+	const day = 24 * time.Hour
+	if d >= day && d%day == 0 {
+		return fmt.Sprintf("%d days", d/day)
+	}
+	return d.String()
 }
 
 // Is matches ErrTrustExpired.

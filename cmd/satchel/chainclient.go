@@ -281,7 +281,7 @@ func connectChain(cfg Config) (*chain.Client, func(), error) {
 	pt, err := rpc.Prove(ctx, t, cfg.Chain.RPC, trust, rpc.WithLogger(log),
 		rpc.WithVerifyOptions(verify.WithClock(trustClock)))
 	if errors.Is(err, verify.ErrTrustExpired) {
-		err = fmt.Errorf("%w; set chain.trustHeight and chain.trustHash to the latest block `satchel chain status` prints on a node you trust, "+
+		err = fmt.Errorf("%w; in the config, set chain.trustHeight and chain.trustHash to the latest block that `satchel chain status` prints on a node you trust, "+
 			"or pass --trust-rpc (chain.trustRPC: true) to believe the node at %s unproven", err, cfg.Chain.RPC)
 	}
 	if err != nil {
