@@ -258,12 +258,6 @@ func (h Header) Trust() Trust {
 	return Trust{ChainID: h.ChainID, Height: h.Height, Hash: h.Hash}
 }
 
-// Expired reports whether h is too old, at now, to start verification
-// with the trusting period given.
-func (h Header) Expired(period time.Duration, now time.Time) bool {
-	return !h.Time.Add(period).After(now)
-}
-
 func headerOf(lb *types.LightBlock) Header {
 	return Header{ChainID: lb.ChainID, Height: lb.Height, Hash: lb.Hash(), Time: lb.Time}
 }
