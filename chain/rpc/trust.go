@@ -36,6 +36,33 @@ type Trust struct {
 	// operator runs and trusts, or an in-process node reading its own
 	// state.
 	TrustRPC bool
+	// Saved is a header verified before from the same root (Proven.Saved,
+	// kept by the caller, e.g. in a file): Prove starts from it instead
+	// when it is newer than the root, so proven reads go on after the
+	// root has grown older than the trusting period, as CometBFT's light
+	// client starts from its trusted store. It is checked as any trusted
+	// header; one that does not fit (verified from another root or chain,
+	// expired, not on the endpoint's chain) is skipped with a logged
+	// warning and the root is used.
+	Saved *SavedRoot
+}
+
+// SavedRoot is a verified header kept to start a later verification
+// (Trust.Saved), and the trust root it was verified from.
+type SavedRoot struct {
+	verify.Header
+	// Root names the root the header descends from (a genesis's chain ID
+	// and validators, or a trusted header's height and hash): a saved
+	// header is used only with the root it came from.
+	Root string `json:"root"`
+}
+
+// rootID names a trust root for SavedRoot.Root.
+func rootID(root verify.Trust) string {
+	if root.Validators != nil {
+		return fmt.Sprintf("genesis %s %X", root.ChainID, root.Validators.Hash())
+	}
+	return fmt.Sprintf("header %d %X", root.Height, root.Hash)
 }
 
 // Root returns the verify.Trust the fields name: the trusted header when
@@ -135,15 +162,54 @@ func Prove(ctx context.Context, t chain.Transport, endpoint string, trust Trust,
 		return nil, fmt.Errorf("chain endpoint %s: %w", endpoint, err)
 	}
 	vopts := append([]verify.Option{verify.WithEndpoint(endpoint), verify.WithLogger(c.log.With("component", "chain/verify"))}, c.verify...)
-	vt, err := verify.New(ctx, t, root, vopts...)
-	if err != nil {
-		return nil, fmt.Errorf("proven reads of chain endpoint %s (%s): %w", endpoint, trust, err)
+	id := rootID(root)
+	vt := fromSaved(ctx, t, trust.Saved, root, id, c.log, vopts)
+	if vt == nil {
+		if vt, err = verify.New(ctx, t, root, vopts...); err != nil {
+			return nil, fmt.Errorf("proven reads of chain endpoint %s (%s): %w", endpoint, trust, err)
+		}
 	}
-	p := &Proven{Transport: vt, inner: t}
+	p := &Proven{Transport: vt, inner: t, root: id}
 	if h, err := t.LatestHeight(ctx); err == nil {
 		p.fresh.Store(h)
 	}
 	return p, nil
+}
+
+// fromSaved returns a verifying transport started from the saved header s,
+// or nil (with a logged warning when s was unfit) when the root is to be
+// used: s is absent, not newer than the root, from another root, or fails.
+func fromSaved(ctx context.Context, t chain.Transport, s *SavedRoot, root verify.Trust, id string, log *slog.Logger, vopts []verify.Option) *verify.Transport {
+	if s == nil {
+		return nil
+	}
+	rootHeight := root.Height
+	if root.Validators != nil {
+		rootHeight = 1
+	}
+	skip := func(why string) *verify.Transport {
+		log.Warn("not starting proven reads from the saved trusted header; starting from the configured root",
+			"component", "chain/rpc", "height", s.Height, "why", why)
+		return nil
+	}
+	switch {
+	case s.Root != id:
+		return skip(fmt.Sprintf("it was verified from another trust root (%q), not the configured one (%q)", s.Root, id))
+	case root.ChainID != "" && s.ChainID != root.ChainID:
+		return skip(fmt.Sprintf("it is of chain %q, the root of chain %q", s.ChainID, root.ChainID))
+	case s.Height <= rootHeight:
+		return nil
+	}
+	// A node below the saved header (a chain started anew) would keep
+	// verify.New waiting for it.
+	if head, err := t.LatestHeight(ctx); err != nil || head < s.Height {
+		return skip(fmt.Sprintf("the endpoint is at height %d, below it (err: %v)", head, err))
+	}
+	vt, err := verify.New(ctx, t, s.Trust(), vopts...)
+	if err != nil {
+		return skip(err.Error())
+	}
+	return vt
 }
 
 // Proven is the transport Open and Prove return: a verify.Transport, whose
@@ -167,6 +233,15 @@ type Proven struct {
 	// fresh is the head when Prove returned, until a query has waited for
 	// the block after it (then 0).
 	fresh atomic.Int64
+	// root names the configured trust root (SavedRoot.Root).
+	root string
+}
+
+// Saved returns the highest header p has verified and the root it
+// descends from: kept, it starts a later Prove (Trust.Saved) once the
+// root is older than the trusting period.
+func (p *Proven) Saved() SavedRoot {
+	return SavedRoot{Header: p.Latest(), Root: p.root}
 }
 
 // lagKey marks a context whose reads accept an answer a block old.

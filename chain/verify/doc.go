@@ -17,4 +17,13 @@
 // last header signs), or at the height of the client's last committed
 // submission, so a client reads its own writes; never below a height the
 // transport has answered at before. Block events pass through unproven.
+//
+// No header older than the trusting period (WithTrustingPeriod, 14 days by
+// default) starts a verification: a root that old fails with an
+// *ExpiredError (errors.Is(err, ErrTrustExpired)). As CometBFT's light
+// client keeps its trusted store, a caller keeps the latest verified
+// header and starts the next Transport from it:
+//
+//	last := vt.Latest()                          // save it (height, hash, time, chain ID)
+//	vt, err = verify.New(ctx, t, last.Trust())   // later, while it is within the period
 package verify

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	cmtbytes "github.com/cometbft/cometbft/libs/bytes"
 	"github.com/cometbft/cometbft/light"
 	"github.com/cometbft/cometbft/types"
 )
@@ -92,6 +93,9 @@ func (h *headers) init(ctx context.Context, trust Trust) error {
 	if err := lb.ValidateBasic(h.chainID); err != nil {
 		return &LieError{Height: height, What: "the trusted header", Err: err}
 	}
+	if lb.Height != height {
+		return &LieError{Height: height, What: "the trusted header", Err: fmt.Errorf("asked for height %d, got %d", height, lb.Height)}
+	}
 	switch {
 	case trust.Validators != nil:
 		if !bytes.Equal(lb.ValidatorSet.Hash(), trust.Validators.Hash()) {
@@ -107,8 +111,23 @@ func (h *headers) init(ctx context.Context, trust Trust) error {
 	default:
 		return errors.New("trust root: give the genesis validators or a trusted header's height and hash")
 	}
+	// Checked here, as light.Verify checks every anchor, so an expired
+	// root is named before any answer is asked for.
+	if now := h.now(); !lb.Time.Add(h.period).After(now) {
+		return &ExpiredError{Height: lb.Height, Time: lb.Time, Period: h.period}
+	}
 	h.root = lb
 	return nil
+}
+
+// latest is the highest verified header.
+func (h *headers) latest() *types.LightBlock {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if n := len(h.trusted); n > 0 {
+		return h.trusted[n-1]
+	}
+	return h.root
 }
 
 // header returns the verified header at height.
@@ -156,7 +175,7 @@ func (h *headers) verifyTo(ctx context.Context, height int64, depth int) (*types
 		}
 		return h.verifyTo(ctx, height, depth+1)
 	case errors.As(err, new(light.ErrOldHeaderExpired)):
-		return nil, fmt.Errorf("header %d: the last trusted header is older than the trusting period (%v): %w; trust a recent header", height, h.period, err)
+		return nil, fmt.Errorf("header %d: %w", height, &ExpiredError{Height: anchor.Height, Time: anchor.Time, Period: h.period})
 	default:
 		return nil, &LieError{Height: height, What: "a signed header", Err: err}
 	}
@@ -187,4 +206,58 @@ func (h *headers) keep(lb *types.LightBlock) {
 	if len(h.trusted) > keepHeaders {
 		h.trusted = h.trusted[len(h.trusted)-keepHeaders:]
 	}
+}
+
+// ErrTrustExpired matches every *ExpiredError: the header verification
+// would start from is older than the trusting period.
+var ErrTrustExpired = errors.New("trusted header older than the trusting period")
+
+// ExpiredError names the trusted header that is too old to start
+// verification from: CometBFT's light client rules trust no header older
+// than the trusting period (the validators may have unbonded since, and
+// nothing would punish them for signing another history).
+type ExpiredError struct {
+	Height int64
+	Time   time.Time
+	Period time.Duration
+}
+
+func (e *ExpiredError) Error() string {
+	return fmt.Sprintf("the trusted header at height %d (%s) is older than the trusting period (%s), so no verification can start from it; "+
+		"trust a recent header instead: its height and hash from a node you trust",
+		e.Height, e.Time.UTC().Format(time.RFC3339), period(e.Period))
+}
+
+// period formats a trusting period, in days when it is whole days.
+func period(d time.Duration) string {
+	const day = 24 * time.Hour
+	if d >= day && d%day == 0 {
+		return fmt.Sprintf("%d days", d/day)
+	}
+	return d.String()
+}
+
+// Is matches ErrTrustExpired.
+func (e *ExpiredError) Is(target error) bool { return target == ErrTrustExpired }
+
+// Header is a header a Transport has verified: enough to start a later
+// Transport from (Trust) while it is younger than the trusting period, as
+// CometBFT's light client keeps its last verified header in its trusted
+// store.
+type Header struct {
+	ChainID string            `json:"chainID"`
+	Height  int64             `json:"height"`
+	Hash    cmtbytes.HexBytes `json:"hash"`
+	Time    time.Time         `json:"time"`
+}
+
+// Trust returns the trust root that starts verification from h. New checks
+// it as any trusted header: the endpoint's header at h.Height must have
+// h.Hash and h.ChainID, and be younger than the trusting period.
+func (h Header) Trust() Trust {
+	return Trust{ChainID: h.ChainID, Height: h.Height, Hash: h.Hash}
+}
+
+func headerOf(lb *types.LightBlock) Header {
+	return Header{ChainID: lb.ChainID, Height: lb.Height, Hash: lb.Hash(), Time: lb.Time}
 }

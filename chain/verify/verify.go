@@ -61,6 +61,17 @@ func WithTrustingPeriod(d time.Duration) Option {
 	}
 }
 
+// WithClock sets the clock headers are checked against (default time.Now):
+// a header is trusted only while younger than the trusting period, and a
+// header from the future beyond a small drift is refused.
+func WithClock(now func() time.Time) Option {
+	return func(t *Transport) {
+		if now != nil {
+			t.h.now = now
+		}
+	}
+}
+
 // WithLogger sets the logger (default slog.Default() with
 // component=chain/verify).
 func WithLogger(l *slog.Logger) Option {
@@ -116,6 +127,15 @@ func New(ctx context.Context, t chain.Transport, trust Trust, opts ...Option) (*
 	}
 	return v, nil
 }
+
+// Latest returns the highest header v has verified (at first its trust
+// root). Saved, it starts a later Transport (Header.Trust) after the
+// configured root has grown older than the trusting period.
+func (v *Transport) Latest() Header { return headerOf(v.h.latest()) }
+
+// TrustingPeriod returns how long a verified header may start the
+// verification of later ones.
+func (v *Transport) TrustingPeriod() time.Duration { return v.h.period }
 
 // named adds the endpoint's name to a LieError.
 func (v *Transport) named(err error) error {

@@ -24,6 +24,7 @@ import (
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chain/node"
 	"github.com/satchel-net/satchel/chain/rpc"
+	"github.com/satchel-net/satchel/chain/verify"
 	"github.com/satchel-net/satchel/internal/units"
 )
 
@@ -249,7 +250,10 @@ func fileExists(path string) bool {
 // connectChain returns a client of the node at chain.rpc and a function
 // that releases it. Unless chain.trustRPC (--trust-rpc), every read is
 // proven against headers the validators signed (chainTrust): an endpoint
-// that answers anything else is refused, named in the error.
+// that answers anything else is refused, named in the error. Verification
+// starts from the header the last command verified (trustedHeaderFile)
+// when it is newer than the configured root and still fits it; releasing
+// the client saves the latest header this one verified there.
 func connectChain(cfg Config) (*chain.Client, func(), error) {
 	t, err := rpc.Dial(cfg.Chain.RPC)
 	if err != nil {
@@ -269,12 +273,28 @@ func connectChain(cfg Config) (*chain.Client, func(), error) {
 			"or chain.trustHeight and chain.trustHash from `satchel chain status` on a node you trust; "+
 			"or pass --trust-rpc (chain.trustRPC: true) to believe the node at %s unproven", rerr, cfg.Chain.RPC)
 	}
-	pt, err := rpc.Prove(ctx, t, cfg.Chain.RPC, trust, rpc.WithLogger(slog.Default()))
+	log := slog.Default()
+	saved := trustedHeaderFile(cfg)
+	if !trust.TrustRPC {
+		trust.Saved = loadTrustedHeader(saved, log)
+	}
+	pt, err := rpc.Prove(ctx, t, cfg.Chain.RPC, trust, rpc.WithLogger(log),
+		rpc.WithVerifyOptions(verify.WithClock(trustClock)))
+	if errors.Is(err, verify.ErrTrustExpired) {
+		err = fmt.Errorf("%w; in the config, set chain.trustHeight and chain.trustHash to the latest block that `satchel chain status` prints on a node you trust, "+
+			"or pass --trust-rpc (chain.trustRPC: true) to believe the node at %s unproven", err, cfg.Chain.RPC)
+	}
 	if err != nil {
 		t.Close()
 		return nil, nil, err
 	}
-	return chain.NewClient(pt), func() { _ = pt.Close() }, nil
+	closeFn := func() {
+		if p, ok := pt.(*rpc.Proven); ok {
+			keepTrustedHeader(saved, p, trust.Saved, log)
+		}
+		_ = pt.Close()
+	}
+	return chain.NewClient(pt), closeFn, nil
 }
 
 // chainRead runs a read against the configured node and explains its error.

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/satchel-net/satchel/chain/rpc"
+	"github.com/satchel-net/satchel/internal/fsutil"
+)
+
+// This file keeps the last header the proven reads of a command verified,
+// as CometBFT's light client keeps its trusted store: the next command
+// starts from it instead of the configured root (chainTrust) when it is
+// newer, so proven reads go on after the configured root has grown older
+// than the trusting period. It is only a hint: the header is checked again
+// (same root and chain, its hash on the endpoint's chain, within the
+// trusting period) and one that fails is skipped with a warning, the
+// configured root used (rpc.Trust.Saved).
+
+// trustedHeaderFile is where the saved header lives: beside the keys under
+// the home, as state of this machine's client.
+func trustedHeaderFile(cfg Config) string {
+	return filepath.Join(cfg.Home, "trusted-header.json")
+}
+
+// maxTrustedHeaderFile bounds what is read of the file (a saved header is
+// a few hundred bytes).
+const maxTrustedHeaderFile = 64 << 10
+
+// trustClock is the clock headers are checked against. Tests move it on
+// to age the trust roots.
+var trustClock = time.Now
+
+// loadTrustedHeader reads the saved header at path: nil when there is none,
+// or (with a logged warning) when the file cannot be read or is not one.
+func loadTrustedHeader(path string, log *slog.Logger) *rpc.SavedRoot {
+	s, err := readTrustedHeader(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		log.Warn("ignoring the saved trusted header; proven reads start from the configured root", "file", path, "err", err)
+		return nil
+	}
+	return s
+}
+
+func readTrustedHeader(path string) (*rpc.SavedRoot, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxTrustedHeaderFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxTrustedHeaderFile {
+		return nil, fmt.Errorf("larger than %d bytes", maxTrustedHeaderFile)
+	}
+	var s rpc.SavedRoot
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("not a saved header: %w", err)
+	}
+	switch {
+	case s.Height <= 0, len(s.Hash) != 32, s.ChainID == "", s.Root == "", s.Time.IsZero():
+		return nil, fmt.Errorf("not a saved header: want chainID, height, a 32-byte hash, time and root (height %d, hash of %d bytes)", s.Height, len(s.Hash))
+	}
+	return &s, nil
+}
+
+// saveTrustedHeader writes s to path atomically (a temporary file renamed
+// over it), so a reader sees the old header or the new, never a part.
+func saveTrustedHeader(path string, s rpc.SavedRoot) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".trusted-header-*.tmp")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return err
+	}
+	_ = fsutil.SyncDir(dir) // best effort: the header is only a hint
+	return nil
+}
+
+// keepTrustedHeader saves the latest header p verified unless it is the one
+// saved before (prev); a failure is logged, never the command's. A header
+// lower than prev replaces it too: p did not start from prev, which failed
+// (say, the chain was started anew), or another command saved it meanwhile
+// and either header is as good.
+func keepTrustedHeader(path string, p *rpc.Proven, prev *rpc.SavedRoot, log *slog.Logger) {
+	s := p.Saved()
+	if prev != nil && prev.Root == s.Root && prev.Height == s.Height && bytes.Equal(prev.Hash, s.Hash) {
+		return
+	}
+	if err := saveTrustedHeader(path, s); err != nil {
+		log.Warn("could not save the latest verified header; the next command starts from the configured root", "file", path, "err", err)
+	}
+}

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/satchel-net/satchel/chain/rpc"
+	"github.com/satchel-net/satchel/chain/verify"
+)
+
+// captureDefaultLog sends slog.Default (what connectChain logs to) to a
+// buffer for the rest of the test.
+func captureDefaultLog(t *testing.T) *syncBuffer {
+	t.Helper()
+	prev := slog.Default()
+	b := &syncBuffer{}
+	slog.SetDefault(slog.New(slog.NewTextHandler(b, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	return b
+}
+
+// setTrustClock makes headers be checked at the time f returns.
+func setTrustClock(t *testing.T, f func() time.Time) {
+	t.Helper()
+	prev := trustClock
+	trustClock = f
+	t.Cleanup(func() { trustClock = prev })
+}
+
+// mustReadTrustedHeader reads the saved header of tc's home.
+func (tc *testChain) mustReadTrustedHeader() *rpc.SavedRoot {
+	tc.t.Helper()
+	s, err := readTrustedHeader(trustedHeaderFile(tc.cfg))
+	if err != nil {
+		tc.t.Fatalf("saved trusted header: %v", err)
+	}
+	return s
+}
+
+// A command saves the latest header its proven reads verified under the
+// home; once the configured root (the genesis of the chain home) is past
+// the trusting period, the next command starts from the saved header. A
+// corrupt file or a header saved from another chain is ignored with a
+// warning and the configured root used; with it expired the error says
+// what to do.
+func TestTrustedHeaderOutlivesTheRoot(t *testing.T) {
+	tc := startTestChain(t)
+	logs := captureDefaultLog(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	path := trustedHeaderFile(tc.cfg)
+	if err := tc.node.Transport().WaitForHeight(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	tc.ok("params")
+	saved := tc.mustReadTrustedHeader()
+	if saved.Height < 3 || saved.ChainID != tc.node.ChainID() || !strings.HasPrefix(saved.Root, "genesis "+tc.node.ChainID()+" ") {
+		t.Fatalf("saved header %+v; want one at 3 or above of chain %s, from its genesis", saved, tc.node.ChainID())
+	}
+
+	// A clock at which the genesis is past the trusting period and the
+	// saved header is not.
+	first, err := tc.node.Transport().(verify.Source).LightBlock(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := first.Time.Add(verify.DefaultTrustingPeriod + saved.Time.Sub(first.Time)/2)
+	expired := func() { setTrustClock(t, func() time.Time { return at }) }
+	expired()
+	tc.ok("params")
+	if next := tc.mustReadTrustedHeader(); next.Height <= saved.Height || next.Root != saved.Root {
+		t.Fatalf("saved header after a command from it: %+v; want above %d, from root %q", next, saved.Height, saved.Root)
+	}
+	if strings.Contains(logs.String(), "level=WARN") {
+		t.Fatalf("warnings while the saved header fits:\n%s", logs)
+	}
+
+	refused := []string{"older than the trusting period", "chain.trustHeight", "satchel chain status", "--trust-rpc"}
+	writeFile(t, path, `{"height": 12, "hash": "not hex"`)
+	tc.fails(refused, "params")
+	if !strings.Contains(logs.String(), "ignoring the saved trusted header") {
+		t.Fatalf("no warning about the corrupt file:\n%s", logs)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	tc.fails(refused, "params") // no saved header at all
+
+	// A header saved on another chain is skipped with a warning: with the
+	// configured root expired the command fails, with it fresh it works
+	// and the file then holds this chain's header.
+	other := startTestChain(t)
+	other.ok("params")
+	theirs, err := os.ReadFile(trustedHeaderFile(other.cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, path, string(theirs))
+	tc.fails(refused, "params")
+	if !strings.Contains(logs.String(), "verified from another trust root") {
+		t.Fatalf("no warning about the other chain's header:\n%s", logs)
+	}
+	setTrustClock(t, time.Now)
+	tc.ok("params")
+	if got := tc.mustReadTrustedHeader(); got.ChainID != tc.node.ChainID() || got.Root != saved.Root {
+		t.Fatalf("saved header after a command from the configured root: %+v; want chain %s from %q", got, tc.node.ChainID(), saved.Root)
+	}
+}
+
+// The saved header is replaced whole (a temporary file renamed over it),
+// never rewritten in place, and a failed save leaves no temporary file.
+func TestSaveTrustedHeaderIsAtomic(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "trusted-header.json")
+	s := rpc.SavedRoot{
+		Header: verify.Header{ChainID: "c", Height: 5, Hash: bytes.Repeat([]byte{1}, 32), Time: time.Unix(1e9, 0).UTC()},
+		Root:   "genesis c 00",
+	}
+	if err := saveTrustedHeader(path, s); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Height = 6
+	if err := saveTrustedHeader(path, s); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.SameFile(before, after) {
+		t.Fatal("the saved header was rewritten in place, not replaced by a rename")
+	}
+	got, err := readTrustedHeader(path)
+	if err != nil || got.Height != 6 || !bytes.Equal(got.Hash, s.Hash) || !got.Time.Equal(s.Time) || got.Root != s.Root {
+		t.Fatalf("read back %+v, %v; want %+v", got, err, s)
+	}
+
+	// A save that cannot rename (a directory in the way) fails and leaves
+	// nothing behind.
+	blocked := filepath.Join(dir, "blocked")
+	if err := os.MkdirAll(filepath.Join(blocked, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := saveTrustedHeader(blocked, s); err == nil {
+		t.Fatal("save over a directory succeeded")
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Name() != "trusted-header.json" && e.Name() != "blocked" {
+			t.Errorf("left behind: %s", e.Name())
+		}
+	}
+	if _, err := readTrustedHeader(filepath.Join(dir, "missing.json")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("read of a missing file = %v; want ErrNotExist", err)
+	}
+}
