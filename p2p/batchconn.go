@@ -127,7 +127,10 @@ func (c *batchedSecureConn) Write(p []byte) (int, error) {
 // buffer means more was waiting on the socket, so the next read fetches up
 // to batchReadSize into a pooled buffer and serves the following reads
 // from it; once a read returns no more than was asked, reads go straight
-// to the socket again and the buffer goes back to the pool.
+// to the socket again and the buffer goes back to the pool. A connection
+// that falls idle right after streaming may wait in read(2) holding its
+// buffer, until the next message (at the latest yamux's keepalive ping,
+// every 30 s) ends bulk reading.
 //
 // Writes: between gather and release (a Write of the secure connection),
 // writes are appended to a pooled buffer, which is written when the last
