@@ -193,6 +193,17 @@ func TestForgedAuditResultRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	p1 := net.Provider(1).Host()
+	// Provider 1 publishes only once it knows provider 0 takes the topic: a
+	// message published before would reach no one (gossipsub sends to the
+	// topic's known subscribers; its gossip keeps a message 3 heartbeats).
+	testnet.Wait(t, "provider 0 seen on the audit topic by provider 1", func() bool {
+		for _, p := range p1.TopicPeers(audit.Topic) {
+			if p == p0.AddrInfo().ID {
+				return true
+			}
+		}
+		return false
+	})
 	p1Key := p1.Libp2p().Peerstore().PrivKey(p1.ID())
 	genuine, err := audit.SignResult(p1Key, result(p1.ID(), 104))
 	if err != nil {
