@@ -47,6 +47,8 @@ type cache struct {
 	// a time, which positions it and sends from it (sendfile).
 	files  map[blockKey][]openFile
 	nfiles int
+	// gens numbers the objects as they enter the cache (cachedObject.gen).
+	gens uint64
 }
 
 // openFile is an open block file and its offset (so a reader that
@@ -54,6 +56,10 @@ type cache struct {
 type openFile struct {
 	f   *os.File
 	pos int64
+	// gen is the cached object's generation the file was opened under: an
+	// object evicted and cached again has new files, and a file of the old
+	// one (a deleted inode) is closed, not kept for later readers.
+	gen uint64
 }
 
 // maxOpenFiles bounds the block files the cache keeps open.
@@ -73,6 +79,7 @@ type cachedObject struct {
 	hits      uint64
 	last      time.Time
 	ctype     string
+	gen       uint64 // set when the object enters the cache (cache.gens)
 }
 
 // cacheState is the JSON of cacheStateFile.
@@ -131,7 +138,8 @@ func (c *cache) scan(st cacheState) error {
 		if err != nil {
 			return fmt.Errorf("distributor: cache: %w", err)
 		}
-		o := &cachedObject{blocks: map[cid.Cid]int64{}}
+		c.gens++
+		o := &cachedObject{blocks: map[cid.Cid]int64{}, gen: c.gens}
 		for _, f := range files {
 			path := filepath.Join(root, d.Name(), f.Name())
 			bc, err := cid.Decode(f.Name())
@@ -238,21 +246,23 @@ func (c *cache) open(obj chain.ObjectID, bc cid.Cid) (openFile, int64, bool) {
 		c.mu.Unlock()
 		return f, size, true
 	}
+	gen := o.gen
 	c.mu.Unlock()
 	f, err := os.Open(c.path(obj, bc))
 	if err != nil {
 		return openFile{}, 0, false // evicted meanwhile
 	}
-	return openFile{f: f}, size, true
+	return openFile{f: f, gen: gen}, size, true
 }
 
 // release gives back a file open returned: it stays open for the next
-// request unless its block left the cache meanwhile. When maxOpenFiles
-// are open, an idle one picked at random is closed.
+// request unless its block left the cache meanwhile (or left and came
+// back: a new file). When maxOpenFiles are open, an idle one picked at
+// random is closed.
 func (c *cache) release(obj chain.ObjectID, bc cid.Cid, f openFile) {
 	var shut *os.File
 	c.mu.Lock()
-	if o := c.objects[obj]; o == nil {
+	if o := c.objects[obj]; o == nil || o.gen != f.gen {
 		shut = f.f
 	} else if _, ok := o.blocks[bc]; !ok {
 		shut = f.f
@@ -349,7 +359,8 @@ func (c *cache) put(obj chain.ObjectID, bc cid.Cid, data []byte) error {
 	o := c.objects[obj]
 	if o == nil {
 		// The request that fetched the block counts as the first hit.
-		o = &cachedObject{blocks: map[cid.Cid]int64{}, last: time.Now(), hits: 1}
+		c.gens++
+		o = &cachedObject{blocks: map[cid.Cid]int64{}, last: time.Now(), hits: 1, gen: c.gens}
 		c.objects[obj] = o
 	}
 	if _, ok := o.blocks[bc]; !ok {

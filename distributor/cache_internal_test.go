@@ -174,3 +174,41 @@ func TestCacheKeepsBlockFilesOpen(t *testing.T) {
 		t.Fatalf("%d files counted open after eviction", c.nfiles)
 	}
 }
+
+// A file opened before its object was evicted and cached again is the old
+// (deleted) inode: given back, it is closed, not kept for later readers,
+// who get the new file.
+func TestCacheClosesFilesOfAnEarlierCaching(t *testing.T) {
+	c, err := openCache(t.TempDir(), 1<<20, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := block(1000, 5)
+	bc := rawBlock(t, data)
+	if err := c.put(1, bc, data); err != nil {
+		t.Fatal(err)
+	}
+	old, _, ok := c.open(1, bc)
+	if !ok {
+		t.Fatal("cached block did not open")
+	}
+	c.remove(1) // evicted while a reader holds old
+	if err := c.put(1, bc, data); err != nil {
+		t.Fatal(err)
+	}
+	c.release(1, bc, old)
+	if _, err := old.f.Stat(); err == nil {
+		t.Fatal("a file of the object's earlier caching was kept open")
+	}
+	cur, _, ok := c.open(1, bc)
+	if !ok {
+		t.Fatal("re-cached block did not open")
+	}
+	if cur.f == old.f {
+		t.Fatal("a reader was handed the earlier caching's file")
+	}
+	c.release(1, bc, cur)
+	if again, _, _ := c.open(1, bc); again.f != cur.f {
+		t.Fatal("the current caching's file was not kept for the next reader")
+	}
+}

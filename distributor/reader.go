@@ -55,6 +55,7 @@ type piece struct {
 	data      []byte
 	file      *os.File // a cached block file, given back to the cache after
 	filePos   int64    // its offset
+	fileGen   uint64   // the cache generation it was opened under
 	cid       cid.Cid
 	network   bool
 }
@@ -191,7 +192,7 @@ func (r *objectReader) Close() error {
 
 func (r *objectReader) release() {
 	if r.cur != nil && r.cur.file != nil {
-		r.f.cache.release(r.obj.ID, r.cur.cid, openFile{f: r.cur.file, pos: r.cur.filePos})
+		r.f.cache.release(r.obj.ID, r.cur.cid, openFile{f: r.cur.file, pos: r.cur.filePos, gen: r.cur.fileGen})
 	}
 	r.cur = nil
 }
@@ -326,7 +327,7 @@ func (r *objectReader) cached(lf leaf, network bool) *piece {
 		_ = f.f.Close()
 		return nil
 	}
-	return &piece{off: lf.off, size: lf.size, file: f.f, filePos: f.pos, cid: lf.cid, network: network}
+	return &piece{off: lf.off, size: lf.size, file: f.f, filePos: f.pos, fileGen: f.gen, cid: lf.cid, network: network}
 }
 
 // node returns the decoded interior node c.
