@@ -35,7 +35,7 @@ func newDistributorServerCmd(app *App) *cobra.Command {
 		keyPath, dataDir, httpAddr, endpoint, cacheSize, maxCached string
 		buckets, listen, bootstrap                                 []string
 		noPublish                                                  bool
-		maxMisses                                                  int
+		maxMisses, objectRecords                                   int
 	)
 	worker := newFlag("", chain.WorkerID(0), chain.ParseWorkerID, "workerId")
 	cmd := &cobra.Command{
@@ -108,6 +108,7 @@ HTTP address. The API is documented in docs/DISTRIBUTOR.md.`,
 					distributor.WithCacheSize(int64(size)),
 					distributor.WithMaxCachedObject(int64(maxObj)),
 					distributor.WithMaxMisses(maxMisses),
+					distributor.WithObjectRecords(objectRecords),
 				},
 			})
 		},
@@ -125,6 +126,7 @@ HTTP address. The API is documented in docs/DISTRIBUTOR.md.`,
 	f.StringVar(&cacheSize, "cache-size", "10GiB", "disk cache bound (`SIZE`, e.g. 500MiB, 200GiB)")
 	f.StringVar(&maxCached, "max-cached-object", "2GiB", "largest object kept in the cache (`SIZE`); larger ones are streamed")
 	f.IntVar(&maxMisses, "max-misses", distributor.DefaultMaxMisses, "answers fetching from storage providers at once (each holds up to 3 chunks in memory); more wait")
+	f.IntVar(&objectRecords, "object-records", distributor.DefaultObjectRecords, "objects' chain records (size, content ID, accepted) kept in memory (`N`); a request for another reads it from the chain first")
 	f.StringSliceVar(&listen, "listen", nil, "libp2p listen `MULTIADDR`, repeatable (default: p2p.listen in the config)")
 	f.StringSliceVar(&bootstrap, "bootstrap", nil, "peer `MULTIADDR` with /p2p/ID to join through, repeatable (default: p2p.bootstrap in the config)")
 	return cmd
