@@ -69,9 +69,13 @@ func BenchmarkFetch(b *testing.B) {
 			go func() {
 				defer wg.Done()
 				for c := range work {
-					if _, err := fc.GetBlock(context.Background(), prov.ID(), c); err != nil {
+					// As a download reads: verified, the buffer handed
+					// back once used.
+					blk, err := fc.ReadBlock(context.Background(), prov.ID(), c)
+					if err != nil {
 						b.Error(err)
 					}
+					blk.Release()
 				}
 			}()
 		}
