@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"cmp"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +25,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chain/rpc"
+	"github.com/satchel-net/satchel/internal/benchutil"
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/testnet"
 )
@@ -80,7 +79,7 @@ func BenchmarkPutGet(b *testing.B) {
 				// function again): the providers hold what an earlier put
 				// stored and would answer "already stored".
 				seed++
-				writeBenchFile(b, file, size, seed)
+				benchutil.WriteRandomFile(b, file, size, seed)
 				putBase, streamCPU = medianStreamThroughput(b, streamBytes)
 				stop := profileProviders(b, fmt.Sprintf("providers-put-%d.cpu", n))
 				put = runBenchChild(b, map[string]string{"op": "put", "rpc": "http://" + addr, "genesis": net.Chain.GenesisFile(), "key": keyFile,
@@ -178,9 +177,9 @@ func runBenchChild(b *testing.B, args map[string]string) benchResult {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), benchChildEnv+"="+string(enc))
 	cmd.Stderr = os.Stderr
-	cpu0 := cpuSeconds()
+	cpu0 := benchutil.CPUSeconds()
 	out, err := cmd.Output()
-	others := cpuSeconds() - cpu0
+	others := benchutil.CPUSeconds() - cpu0
 	if err != nil {
 		b.Fatalf("client child: %v\n%s", err, out)
 	}
@@ -251,7 +250,7 @@ func benchChild(args map[string]string) (res benchResult) {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	cpu0 := cpuSeconds()
+	cpu0 := benchutil.CPUSeconds()
 	start := time.Now()
 	switch args["op"] {
 	case "put":
@@ -282,7 +281,7 @@ func benchChild(args map[string]string) (res benchResult) {
 		}
 	}
 	res.Seconds = time.Since(start).Seconds()
-	res.CPUSeconds = cpuSeconds() - cpu0
+	res.CPUSeconds = benchutil.CPUSeconds() - cpu0
 	return res
 }
 
@@ -382,7 +381,7 @@ func streamThroughput(b *testing.B, n int64) (rate, cpuPerByte float64) {
 			b.Fatal(err)
 		}
 	}
-	cpu0 := cpuSeconds()
+	cpu0 := benchutil.CPUSeconds()
 	start := time.Now()
 	for sent := int64(0); sent < n; sent += int64(len(buf)) {
 		if _, err := s.Write(buf); err != nil {
@@ -394,46 +393,9 @@ func streamThroughput(b *testing.B, n int64) (rate, cpuPerByte float64) {
 	}
 	m := <-got - warm
 	took := time.Since(start)
-	cpu := cpuSeconds() - cpu0
+	cpu := benchutil.CPUSeconds() - cpu0
 	_ = s.Close()
 	return float64(m) / took.Seconds(), cpu / float64(m)
-}
-
-// cpuSeconds returns the user and system CPU time this process has used.
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
-}
-
-func writeBenchFile(b *testing.B, path string, size int64, seed uint64) {
-	b.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	w := bufio.NewWriterSize(f, 4<<20)
-	block := randomBytes(b, 4<<20, seed)
-	for off := int64(0); off < size; off += int64(len(block)) {
-		// Stamp every 64 KiB with its offset so no two chunks of any
-		// size from 64 KiB up are equal: a chunk a provider holds already
-		// is not sent again, and a file of repeated chunks would measure
-		// a fraction of its bytes (stamping only each 4 MiB block's start
-		// left 3 of its 4 MiB chunks equal in every block, so a put moved
-		// a quarter of the file).
-		for p := 0; p+8 <= len(block); p += 64 << 10 {
-			binary.LittleEndian.PutUint64(block[p:], uint64(off)+uint64(p)+1)
-		}
-		if _, err := w.Write(block[:min(int64(len(block)), size-off)]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := w.Flush(); err != nil {
-		b.Fatal(err)
-	}
 }
 
 func freeLoopbackAddr(b *testing.B) string {

@@ -387,17 +387,9 @@ type blockFetcher struct {
 	sess blockstore.Session
 }
 
-// put stores a verified block, in the fetcher's session if it has one.
+// put stores a block the fetch client read and verified against c, in
+// the fetcher's session if it has one (where it is not hashed again).
 func (f *blockFetcher) put(c cid.Cid, data []byte) error {
-	if len(f.sess.ID) == 0 {
-		return f.s.bs.Put(c, data)
-	}
-	return f.s.bs.PutInSession(f.sess, c, data)
-}
-
-// putFetched stores a block the fetch client read and verified against c:
-// under a session it is not hashed again.
-func (f *blockFetcher) putFetched(c cid.Cid, data []byte) error {
 	if len(f.sess.ID) == 0 {
 		return f.s.bs.Put(c, data)
 	}
@@ -549,7 +541,7 @@ func (s *Server) fetchChunks(ctx context.Context, f *blockFetcher, chunks []bloc
 			if uint64(n) != c.Size {
 				return fmt.Errorf("chunk %d (%s) is %d bytes, its DAG says %d", i, c.CID, n, c.Size)
 			}
-			if err := f.putFetched(c.CID, b.Data); err != nil {
+			if err := f.put(c.CID, b.Data); err != nil {
 				return fmt.Errorf("store chunk %s: %w", c.CID, err)
 			}
 			mu.Lock()

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -85,8 +83,8 @@ func BenchmarkCLI(b *testing.B) {
 		cliFile, libFile := filepath.Join(dir, "cli.bin"), filepath.Join(dir, "lib.bin")
 		// Content of their own, run after run: a provider answers a chunk
 		// it holds without storing it again.
-		writeRandomFile(b, cliFile, size, uint64(2*i+1))
-		writeRandomFile(b, libFile, size, uint64(2*i+2))
+		benchutil.WriteRandomFile(b, cliFile, size, uint64(2*i+1))
+		benchutil.WriteRandomFile(b, libFile, size, uint64(2*i+2))
 		m.stream = medianRawStream(b, min(size, 256<<20))
 
 		// Put: the binary, then the library.
@@ -326,32 +324,6 @@ func medianRawStream(b *testing.B, n int64) float64 {
 	}
 	slices.Sort(rates)
 	return rates[1]
-}
-
-// writeRandomFile writes size pseudo-random bytes determined by seed.
-func writeRandomFile(b *testing.B, path string, size int64, seed uint64) {
-	b.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	w := bufio.NewWriterSize(f, 4<<20)
-	r := rand.New(rand.NewPCG(seed, 0x5a7c4e1))
-	buf := make([]byte, 1<<20)
-	for off := int64(0); off < size; off += int64(len(buf)) {
-		for i := 0; i+8 <= len(buf); i += 8 {
-			v := r.Uint64()
-			buf[i], buf[i+1], buf[i+2], buf[i+3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
-			buf[i+4], buf[i+5], buf[i+6], buf[i+7] = byte(v>>32), byte(v>>40), byte(v>>48), byte(v>>56)
-		}
-		if _, err := w.Write(buf[:min(int64(len(buf)), size-off)]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := w.Flush(); err != nil {
-		b.Fatal(err)
-	}
 }
 
 func checkSize(b *testing.B, path string, size int64) {

@@ -139,8 +139,6 @@ func (f *Client) readRest(ctx context.Context, p peer.ID, c cid.Cid, first Block
 			err = fmt.Errorf("%w: %s announced %d bytes for %s, then %d", ErrProtocol, p, size, c, again)
 		case len(more) == 0:
 			err = fmt.Errorf("%w: %s sent no bytes at offset %d of %s", ErrProtocol, p, len(data), c)
-		case uint64(len(data)+len(more)) > size:
-			err = fmt.Errorf("%w: %s sent %d bytes of %s past its %d", ErrProtocol, p, len(data)+len(more), c, size)
 		}
 		if err == nil {
 			data = append(data, more...)
