@@ -33,6 +33,19 @@ func TestChainLying(t *testing.T) {
 	f.Acknowledged = len(acked)
 	victim := r.IntN(3)
 	p := net.Provider(victim)
+	// The promise is about what the provider holds: the lie starts once it
+	// holds (and serves) every acknowledged object, so an object it had not
+	// yet taken up when its chain began to lie is not counted as deleted.
+	if _, ok := waitFor(time.Minute, func() bool {
+		for _, o := range acked {
+			if !p.Holds(o.obj.ID) {
+				return false
+			}
+		}
+		return true
+	}); !ok {
+		t.Fatalf("provider %d did not come to hold the %d acknowledged objects on an honest chain", victim, len(acked))
+	}
 	passes := func() float64 {
 		v, _ := metricsutil.Counter(p.Registry(), "satchel_provider_reconciles_total")
 		return v
