@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -252,8 +253,9 @@ func fileExists(path string) bool {
 // proven against headers the validators signed (chainTrust): an endpoint
 // that answers anything else is refused, named in the error. Verification
 // starts from the header the last command verified (trustedHeaderFile)
-// when it is newer than the configured root and still fits it; releasing
-// the client saves the latest header this one verified there.
+// when it is newer than the configured root and still fits it; the client
+// saves the latest header it verified there every trustSaveInterval and
+// when released.
 func connectChain(cfg Config) (*chain.Client, func(), error) {
 	t, err := rpc.Dial(cfg.Chain.RPC)
 	if err != nil {
@@ -288,13 +290,47 @@ func connectChain(cfg Config) (*chain.Client, func(), error) {
 		t.Close()
 		return nil, nil, err
 	}
+	stopSaving := func() {}
+	if p, ok := pt.(*rpc.Proven); ok {
+		stopSaving = saveTrustedHeaders(saved, p, trust.Saved, log)
+	}
 	closeFn := func() {
-		if p, ok := pt.(*rpc.Proven); ok {
-			keepTrustedHeader(saved, p, trust.Saved, log)
-		}
+		stopSaving()
 		_ = pt.Close()
 	}
 	return chain.NewClient(pt), closeFn, nil
+}
+
+// trustSaveInterval is how often a long-running command (a storage or
+// distributor server) saves the latest verified header while it runs: one
+// that crashes then restarts from a header at most this old rather than
+// from the one it started with, which may be past the trusting period.
+var trustSaveInterval = time.Hour
+
+// saveTrustedHeaders saves the latest header p verified to path every
+// trustSaveInterval, and once more when the returned stop is called (which
+// waits for a save under way). prev is the header p started from.
+func saveTrustedHeaders(path string, p *rpc.Proven, prev *rpc.SavedRoot, log *slog.Logger) (stop func()) {
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		tick := time.NewTicker(trustSaveInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				keepTrustedHeader(path, p, prev, log)
+				return
+			case <-tick.C:
+				prev = keepTrustedHeader(path, p, prev, log)
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(done) })
+		<-exited
+	}
 }
 
 // chainRead runs a read against the configured node and explains its error.

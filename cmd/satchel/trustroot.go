@@ -111,16 +111,19 @@ func saveTrustedHeader(path string, s rpc.SavedRoot) error {
 }
 
 // keepTrustedHeader saves the latest header p verified unless it is the one
-// saved before (prev); a failure is logged, never the command's. A header
-// lower than prev replaces it too: p did not start from prev, which failed
-// (say, the chain was started anew), or another command saved it meanwhile
-// and either header is as good.
-func keepTrustedHeader(path string, p *rpc.Proven, prev *rpc.SavedRoot, log *slog.Logger) {
+// saved before (prev), and returns what the file now holds (prev when the
+// save failed); a failure is logged, never the command's. A header lower
+// than prev replaces it too: p did not start from prev, which failed (say,
+// the chain was started anew), or another command saved it meanwhile and
+// either header is as good.
+func keepTrustedHeader(path string, p *rpc.Proven, prev *rpc.SavedRoot, log *slog.Logger) *rpc.SavedRoot {
 	s := p.Saved()
 	if prev != nil && prev.Root == s.Root && prev.Height == s.Height && bytes.Equal(prev.Hash, s.Hash) {
-		return
+		return prev
 	}
 	if err := saveTrustedHeader(path, s); err != nil {
 		log.Warn("could not save the latest verified header; the next command starts from the configured root", "file", path, "err", err)
+		return prev
 	}
+	return &s
 }

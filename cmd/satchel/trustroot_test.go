@@ -169,3 +169,45 @@ func TestSaveTrustedHeaderIsAtomic(t *testing.T) {
 		t.Fatalf("read of a missing file = %v; want ErrNotExist", err)
 	}
 }
+
+// A long-running command saves the latest verified header as it goes, not
+// only when it stops: a server that crashes restarts from a recent header.
+func TestServerSavesTrustedHeaderWhileRunning(t *testing.T) {
+	tc := startTestChain(t)
+	prev := trustSaveInterval
+	trustSaveInterval = 20 * time.Millisecond
+	t.Cleanup(func() { trustSaveInterval = prev })
+	cfg, err := LoadConfig(tc.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, release, err := connectChain(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	path := trustedHeaderFile(cfg)
+	// savedAbove waits until the file holds a header above h, reading
+	// through c meanwhile so that it verifies newer headers.
+	savedAbove := func(h int64) int64 {
+		t.Helper()
+		for {
+			if _, err := c.Params(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if s, err := readTrustedHeader(path); err == nil && s.Height > h {
+				return s.Height
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("no header above %d saved while the client runs", h)
+			}
+			if _, err := c.WaitForNextBlock(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	first := savedAbove(0)
+	savedAbove(first)
+}
