@@ -11,10 +11,12 @@ import (
 )
 
 // BlockSource reads whole blocks from a storage provider: the caller side
-// of the fetch protocol (fetch.Client) satisfies it. The node verifies every
-// block it gets against its CID itself, whatever the source did, and
-// releases each block (fetch.Block.Release) once no request reads it any
-// more. A source whose blocks lie in no pooled buffer returns
+// of the fetch protocol (fetch.Client) satisfies it. Every block is
+// verified against its CID before it is served or cached: a *fetch.Client
+// verifies what it returns (ReadBlock), so its blocks are not hashed twice;
+// any other source's the node hashes itself, whatever the source did. The
+// node releases each block (fetch.Block.Release) once no request reads it
+// any more; a source whose blocks lie in no pooled buffer returns
 // fetch.Block{Data: b}, whose Release does nothing.
 type BlockSource interface {
 	ReadBlock(ctx context.Context, p peer.ID, c cid.Cid) (fetch.Block, error)
