@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -34,7 +35,9 @@ func TestStalledReaderKeepsItsBytes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const chunk, size = 1 << 20, 8 << 20
-			e := newEnv(t, 1, tc.opts...)
+			// The stalled reader must not be cut off for reading nothing
+			// while the others read, however slow the machine.
+			e := newEnv(t, 1, append(tc.opts, distributor.WithWriteTimeout(2*time.Minute))...)
 			x := randomBytes(t, size)
 			objX := e.put(t, x, chunk)
 			others := make([][]byte, 2)
