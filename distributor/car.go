@@ -67,11 +67,12 @@ func (s *Server) serveCAR(w http.ResponseWriter, r *http.Request, rec *record) {
 		return
 	}
 	// Fetch the root before answering, so a failure is a clear status.
-	first, err := rd.blockBytes(rd.root)
+	first, fl, err := rd.blockBytes(rd.root)
 	if err != nil {
 		s.fetchFailed(w, r, obj, err)
 		return
 	}
+	defer fl.drop()
 	h := w.Header()
 	h.Set("Content-Type", carType+"; version=1")
 	h.Set("ETag", `"`+obj.ContentID+`.car"`)
@@ -102,23 +103,38 @@ func writeCARBlock(w io.Writer, c cid.Cid, b []byte) error {
 	return err
 }
 
-// blockBytes returns the bytes of block c of the reader's object.
-func (r *objectReader) blockBytes(c cid.Cid) ([]byte, error) {
+// blockBytes returns the bytes of block c of the reader's object and the
+// lease they lie under (nil for bytes of their own), to drop once done with
+// them.
+func (r *objectReader) blockBytes(c cid.Cid) ([]byte, *lease, error) {
 	cl, err := r.f.block(r.ctx, r.obj, c, r.keep)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	return r.leaseBytes(c, cl)
+}
+
+// leaseBytes is blockBytes for the finished fetch cl of block c, which it
+// takes over: its bytes in memory, else its cached file's.
+func (r *objectReader) leaseBytes(c cid.Cid, cl *lease) ([]byte, *lease, error) {
+	if err := cl.err; err != nil {
+		cl.drop()
+		return nil, nil, err
 	}
 	if cl.data != nil {
-		return cl.data, nil
+		return cl.data, cl, nil
 	}
-	b, err := os.ReadFile(cl.path)
-	if err != nil { // evicted meanwhile
-		if cl, err = r.f.block(r.ctx, r.obj, c, false); err != nil {
-			return nil, err
-		}
-		return cl.data, nil
+	path := cl.path
+	cl.drop()
+	if b, err := os.ReadFile(path); err == nil {
+		return b, nil, nil
 	}
-	return b, nil
+	// Evicted meanwhile: fetch again, not for the cache.
+	again, err := r.f.block(r.ctx, r.obj, c, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	return again.data, again, nil
 }
 
 // walkBlocks calls yield with block c (whose bytes are b) and every block
@@ -137,7 +153,12 @@ func (r *objectReader) walkBlocks(c cid.Cid, b []byte, depth int, yield func(cid
 	if err != nil {
 		return err
 	}
-	calls := make([]*call, len(n.links))
+	calls := make([]*lease, len(n.links))
+	defer func() { // the fetches ahead not reached (an error)
+		for _, cl := range calls {
+			cl.drop()
+		}
+	}()
 	for i, l := range n.links {
 		// Fetch the next blocks while this one is written.
 		for j := i; j < min(i+1+maxAhead, len(n.links)); j++ {
@@ -145,35 +166,30 @@ func (r *objectReader) walkBlocks(c cid.Cid, b []byte, depth int, yield func(cid
 				calls[j] = r.f.start(r.obj, n.links[j], r.keep)
 			}
 		}
-		lb, err := r.callBytes(l, calls[i])
+		lb, ll, err := r.callBytes(l, calls[i])
 		calls[i] = nil
 		if err != nil {
 			return err
 		}
-		if err := r.walkBlocks(l, lb, depth+1, yield); err != nil {
+		err = r.walkBlocks(l, lb, depth+1, yield)
+		ll.drop()
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// callBytes waits for the fetch cl of block c and returns its bytes.
-func (r *objectReader) callBytes(c cid.Cid, cl *call) ([]byte, error) {
+// callBytes waits for the fetch cl of block c, which it takes over, and
+// returns its bytes as leaseBytes does.
+func (r *objectReader) callBytes(c cid.Cid, cl *lease) ([]byte, *lease, error) {
 	select {
 	case <-cl.done:
 	case <-r.ctx.Done():
-		return nil, r.ctx.Err()
+		cl.drop()
+		return nil, nil, r.ctx.Err()
 	}
-	if cl.err != nil {
-		return nil, cl.err
-	}
-	if cl.data != nil {
-		return cl.data, nil
-	}
-	if b, err := os.ReadFile(cl.path); err == nil {
-		return b, nil
-	}
-	return r.blockBytes(c)
+	return r.leaseBytes(c, cl)
 }
 
 // serveBlock answers GET /api/v1/assets/{id}/blocks/{cid}: one raw block
@@ -204,11 +220,12 @@ func (s *Server) serveBlock(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Errorf("block %s is not part of object %d", c, obj.ID))
 		return
 	}
-	b, err := rd.blockBytes(c)
+	b, bl, err := rd.blockBytes(c)
 	if err != nil {
 		s.fetchFailed(w, r, obj, err)
 		return
 	}
+	defer bl.drop()
 	h := w.Header()
 	h.Set("Content-Type", rawType)
 	h.Set("ETag", `"`+c.String()+`.raw"`)

@@ -7,13 +7,19 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/protocol/fetch"
 )
 
 // BlockSource reads whole blocks from a storage provider: the caller side
-// of the fetch protocol (fetch.Client) satisfies it. The node verifies every
-// block it gets against its CID itself, whatever the source did.
+// of the fetch protocol (fetch.Client) satisfies it. Every block is
+// verified against its CID before it is served or cached: a *fetch.Client
+// verifies what it returns (ReadBlock), so its blocks are not hashed twice;
+// any other source's the node hashes itself, whatever the source did. The
+// node releases each block (fetch.Block.Release) once no request reads it
+// any more; a source whose blocks lie in no pooled buffer returns
+// fetch.Block{Data: b}, whose Release does nothing.
 type BlockSource interface {
-	GetBlock(ctx context.Context, p peer.ID, c cid.Cid) ([]byte, error)
+	ReadBlock(ctx context.Context, p peer.ID, c cid.Cid) (fetch.Block, error)
 }
 
 // ChainReader is what the node reads from the data directory: its buckets,
@@ -37,6 +43,7 @@ type Submitter interface {
 }
 
 var (
+	_ BlockSource = (*fetch.Client)(nil)
 	_ ChainReader = (*chain.Client)(nil)
 	_ Submitter   = (*chain.Client)(nil)
 )

@@ -1,6 +1,7 @@
 package distributor
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/protocol/fetch"
 )
 
 // maxBlockBytes bounds a block the node accepts from a provider.
@@ -30,14 +32,18 @@ var (
 // fetch per block however many requests want it. Fetched blocks of
 // cacheable objects go to the cache.
 type fetcher struct {
-	src     BlockSource
-	srcs    *sources
-	cache   *cache
-	m       *metrics
-	log     *slog.Logger
-	timeout time.Duration
-	life    context.Context // the server's: fetches outlive one request
-	slots   chan struct{}
+	src BlockSource
+	// srcVerifies says src verifies every block against its CID already
+	// (a *fetch.Client): a second hash of every fetched byte would cost
+	// about 0.5 CPU s/GiB for nothing.
+	srcVerifies bool
+	srcs        *sources
+	cache       *cache
+	m           *metrics
+	log         *slog.Logger
+	timeout     time.Duration
+	life        context.Context // the server's: fetches outlive one request
+	slots       chan struct{}
 
 	mu     sync.Mutex
 	calls  map[callKey]*call
@@ -86,42 +92,40 @@ type callKey struct {
 	c   cid.Cid
 }
 
-// call is one block fetch; done closes when data or err is set.
-type call struct {
-	done    chan struct{}
-	data    []byte // set for a fetched block
-	path    string // set for a block read from the cache
-	network bool
-	err     error
-}
-
-// block returns block c of obj from the cache (path) or the network
-// (data, and path when it was cached).
-func (f *fetcher) block(ctx context.Context, obj chain.DataObject, c cid.Cid, keep bool) (*call, error) {
-	cl := f.start(obj, c, keep)
+// block returns a lease on block c of obj, from the cache (path) or the
+// network (data, and path when it was cached), once it is there; the
+// caller drops it. An error comes with no lease.
+func (f *fetcher) block(ctx context.Context, obj chain.DataObject, c cid.Cid, keep bool) (*lease, error) {
+	l := f.start(obj, c, keep)
 	select {
-	case <-cl.done:
-		return cl, cl.err
+	case <-l.done:
+		if err := l.err; err != nil {
+			l.drop()
+			return nil, err
+		}
+		return l, nil
 	case <-ctx.Done():
+		l.drop()
 		return nil, ctx.Err()
 	}
 }
 
-// start returns the fetch of block c of obj, starting it unless it is
-// cached or already running.
-func (f *fetcher) start(obj chain.DataObject, c cid.Cid, keep bool) *call {
+// start returns a lease on the fetch of block c of obj, starting the fetch
+// unless the block is cached or already being fetched. The caller drops
+// the lease (whether or not it waited for the fetch).
+func (f *fetcher) start(obj chain.DataObject, c cid.Cid, keep bool) *lease {
 	if path, ok := f.cache.get(obj.ID, c); ok {
-		cl := &call{done: make(chan struct{}), path: path}
-		close(cl.done)
-		return cl
+		return &lease{call: &call{done: closedDone, path: path, refs: 1}, f: f}
 	}
 	k := callKey{obj.ID, c}
 	f.mu.Lock()
 	if cl, ok := f.calls[k]; ok {
+		cl.refs++
 		f.mu.Unlock()
-		return cl
+		return &lease{call: cl, f: f}
 	}
-	cl := &call{done: make(chan struct{}), network: true}
+	// Two holds: the fetch's own and the caller's lease.
+	cl := &call{done: make(chan struct{}), network: true, refs: 2}
 	f.calls[k] = cl
 	leaf := c.Type() == cid.Raw
 	if leaf {
@@ -131,7 +135,8 @@ func (f *fetcher) start(obj chain.DataObject, c cid.Cid, keep bool) *call {
 	f.mu.Unlock()
 	go func() {
 		defer f.wg.Done()
-		cl.data, cl.err = f.fetch(obj, c)
+		cl.blk, cl.err = f.fetch(obj, c)
+		cl.data = cl.blk.Data
 		// Waiters go on with the bytes while they are written to the
 		// cache; the call stays findable until then, so no second fetch
 		// of the block starts meanwhile.
@@ -150,9 +155,11 @@ func (f *fetcher) start(obj chain.DataObject, c cid.Cid, keep bool) *call {
 				delete(f.active, obj.ID)
 			}
 		}
+		blk := f.unrefLocked(cl) // the fetch's hold, after the last lease could be taken
 		f.mu.Unlock()
+		blk.Release()
 	}()
-	return cl
+	return &lease{call: cl, f: f}
 }
 
 // fetching reports whether a fetch of content (a leaf) of obj is running.
@@ -164,13 +171,14 @@ func (f *fetcher) fetching(obj chain.ObjectID) bool {
 
 // fetch gets block c from the bag's providers, best ranked first, falling
 // back to the next on any failure, and verifies it. A second round asks
-// the chain and the DHT for the providers again.
-func (f *fetcher) fetch(obj chain.DataObject, c cid.Cid) ([]byte, error) {
+// the chain and the DHT for the providers again. A leaf stays in the
+// source's buffer; an interior node is copied out of it (see below).
+func (f *fetcher) fetch(obj chain.DataObject, c cid.Cid) (fetch.Block, error) {
 	select {
 	case f.slots <- struct{}{}:
 		defer func() { <-f.slots }()
 	case <-f.life.Done():
-		return nil, f.life.Err()
+		return fetch.Block{}, f.life.Err()
 	}
 	var errs []error
 	for round := range 2 {
@@ -185,29 +193,39 @@ func (f *fetcher) fetch(obj chain.DataObject, c cid.Cid) ([]byte, error) {
 		for _, p := range peers {
 			ctx, cancel := context.WithTimeout(f.life, f.timeout)
 			t0 := time.Now()
-			data, err := f.src.GetBlock(ctx, p, c)
+			blk, err := f.src.ReadBlock(ctx, p, c)
 			d := time.Since(t0)
 			cancel()
-			if err == nil && len(data) > maxBlockBytes {
-				err = fmt.Errorf("block of %d bytes, over the %d-byte limit", len(data), maxBlockBytes)
+			if err == nil && len(blk.Data) > maxBlockBytes {
+				err = fmt.Errorf("block of %d bytes, over the %d-byte limit", len(blk.Data), maxBlockBytes)
 			}
-			if err == nil {
-				err = chunker.VerifyChunk(c, data)
+			if err == nil && !f.srcVerifies {
+				err = chunker.VerifyChunk(c, blk.Data)
 			}
 			if err != nil {
+				blk.Release()
 				f.srcs.fail(p)
 				f.m.fetchErrors.Inc()
 				errs = append(errs, fmt.Errorf("%s: %w", p, err))
 				f.log.Debug("fetch failed; trying the next provider", "cid", c, "peer", p, "err", err)
 				if f.life.Err() != nil {
-					return nil, f.life.Err()
+					return fetch.Block{}, f.life.Err()
 				}
 				continue
 			}
-			f.srcs.observe(p, len(data), d)
-			f.m.fetched.Add(float64(len(data)))
-			return data, nil
+			f.srcs.observe(p, len(blk.Data), d)
+			f.m.fetched.Add(float64(len(blk.Data)))
+			if c.Type() != cid.Raw {
+				// An interior node is decoded into nodes kept beyond any
+				// lease (fetcher.nodes), which may alias its bytes: it
+				// gets bytes of its own and the buffer goes back at once.
+				// Nodes are a tiny share of an object's bytes.
+				own := bytes.Clone(blk.Data)
+				blk.Release()
+				blk = fetch.Block{Data: own}
+			}
+			return blk, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: block %s of object %d (bag %s): %w", ErrNoSource, c, obj.ID, obj.Bag, errors.Join(errs...))
+	return fetch.Block{}, fmt.Errorf("%w: block %s of object %d (bag %s): %w", ErrNoSource, c, obj.ID, obj.Bag, errors.Join(errs...))
 }

@@ -44,15 +44,18 @@ type objectReader struct {
 	closed  bool
 }
 
+// aheadLeaf is a leaf fetched ahead; the reader holds the lease until it
+// reads the leaf or gives up on it.
 type aheadLeaf struct {
 	lf leaf
-	cl *call
+	cl *lease
 }
 
 // piece is the leaf being read.
 type piece struct {
 	off, size int64
 	data      []byte
+	lease     *lease   // the hold on data fetched into a pooled buffer
 	file      *os.File // a cached block file, given back to the cache after
 	filePos   int64    // its offset
 	fileGen   uint64   // the cache generation it was opened under
@@ -186,15 +189,44 @@ func (r *objectReader) Close() error {
 	defer r.mu.Unlock()
 	r.closed = true
 	r.release()
-	clear(r.ahead)
+	r.dropAhead()
 	return nil
 }
 
+// release lets go of the leaf being read: its file goes back to the cache,
+// its lease is dropped.
 func (r *objectReader) release() {
-	if r.cur != nil && r.cur.file != nil {
-		r.f.cache.release(r.obj.ID, r.cur.cid, openFile{f: r.cur.file, pos: r.cur.filePos, gen: r.cur.fileGen})
+	if c := r.cur; c != nil {
+		if c.file != nil {
+			r.f.cache.release(r.obj.ID, c.cid, openFile{f: c.file, pos: c.filePos, gen: c.fileGen})
+		}
+		c.data = nil
+		c.lease.drop()
 	}
 	r.cur = nil
+}
+
+// dropAhead gives up the leaves fetched ahead.
+func (r *objectReader) dropAhead() {
+	for _, a := range r.ahead {
+		a.cl.drop()
+	}
+	clear(r.ahead)
+}
+
+// takeAhead returns the lease on lf fetched ahead, if any, taking it out of
+// the read-ahead (the caller drops it).
+func (r *objectReader) takeAhead(lf leaf) *lease {
+	a, ok := r.ahead[lf.off]
+	if !ok {
+		return nil
+	}
+	delete(r.ahead, lf.off)
+	if !a.lf.cid.Equals(lf.cid) {
+		a.cl.drop()
+		return nil
+	}
+	return a.cl
 }
 
 // prefetch starts fetching the leaf under pos, so that a later read there
@@ -216,7 +248,7 @@ func (r *objectReader) startAhead(lf leaf) {
 		return
 	}
 	if len(r.ahead) >= maxAhead+1 {
-		clear(r.ahead)
+		r.dropAhead()
 	}
 	if r.ahead == nil {
 		r.ahead = map[int64]aheadLeaf{}
@@ -237,7 +269,6 @@ func (r *objectReader) load(pos int64) error {
 		return err
 	}
 	r.cur = pc
-	delete(r.ahead, lf.off)
 	r.fetchAhead(lf.off + lf.size)
 	return nil
 }
@@ -270,51 +301,57 @@ func (r *objectReader) fetchAhead(next int64) {
 }
 
 // open waits for leaf lf and returns it ready to read: a cached leaf is
-// read from its block file, kept open by the cache between requests.
+// read from its block file, kept open by the cache between requests; a
+// fetched one from memory, under a lease the piece holds.
 func (r *objectReader) open(lf leaf) (*piece, error) {
 	if lf.isData {
 		return &piece{off: lf.off, size: lf.size, data: lf.inline}, nil
 	}
+	cl := r.takeAhead(lf) // held here from now on: dropped or handed to the piece
 	if pc := r.cached(lf, false); pc != nil {
+		cl.drop()
 		return pc, nil
 	}
-	var cl *call
-	if a, ok := r.ahead[lf.off]; ok && a.lf.cid.Equals(lf.cid) {
+	if cl == nil {
+		var err error
+		if cl, err = r.f.block(r.ctx, r.obj, lf.cid, r.keep); err != nil {
+			return nil, err
+		}
+	} else {
 		select {
-		case <-a.cl.done:
+		case <-cl.done:
 		case <-r.ctx.Done():
+			cl.drop()
 			return nil, r.ctx.Err()
 		}
-		cl = a.cl
-	} else if cl, _ = r.f.block(r.ctx, r.obj, lf.cid, r.keep); cl == nil {
-		return nil, r.ctx.Err()
-	}
-	if cl.err != nil {
-		return nil, cl.err
-	}
-	if cl.data == nil {
-		if pc := r.cached(lf, cl.network); pc != nil {
-			return pc, nil
+		if err := cl.err; err != nil {
+			cl.drop()
+			return nil, err
 		}
 	}
-	pc := &piece{off: lf.off, size: lf.size, network: cl.network}
-	data := cl.data
-	if data == nil {
+	network := cl.network
+	if cl.data == nil {
+		cl.drop()
+		if pc := r.cached(lf, network); pc != nil {
+			return pc, nil
+		}
 		// The cached file went away (evicted): fetch again.
 		again, err := r.f.block(r.ctx, r.obj, lf.cid, false)
 		if err != nil {
 			return nil, err
 		}
 		if again.data == nil {
+			again.drop()
 			return nil, fmt.Errorf("%w: block %s of object %d vanished from the cache", ErrNoSource, lf.cid, r.obj.ID)
 		}
-		data, pc.network = again.data, true
+		cl, network = again, true
 	}
-	if int64(len(data)) != lf.size {
-		return nil, fmt.Errorf("%w: block %s of object %d holds %d bytes, its parent says %d", ErrBadDAG, lf.cid, r.obj.ID, len(data), lf.size)
+	if int64(len(cl.data)) != lf.size {
+		n := len(cl.data)
+		cl.drop()
+		return nil, fmt.Errorf("%w: block %s of object %d holds %d bytes, its parent says %d", ErrBadDAG, lf.cid, r.obj.ID, n, lf.size)
 	}
-	pc.data = data
-	return pc, nil
+	return &piece{off: lf.off, size: lf.size, data: cl.data, lease: cl, network: network}, nil
 }
 
 // cached returns leaf lf as its open block file when the cache holds it.
@@ -339,21 +376,12 @@ func (r *objectReader) node(c cid.Cid) (*dagNode, error) {
 		r.remember(c, n)
 		return n, nil
 	}
-	cl, err := r.f.block(r.ctx, r.obj, c, r.keep)
+	b, l, err := r.blockBytes(c)
 	if err != nil {
 		return nil, err
 	}
-	b := cl.data
-	if b == nil {
-		if b, err = os.ReadFile(cl.path); err != nil {
-			cl, err = r.f.block(r.ctx, r.obj, c, false)
-			if err != nil {
-				return nil, err
-			}
-			b = cl.data
-		}
-	}
 	n, err := decodeNode(c, b)
+	l.drop() // the node keeps nothing of b (and a node's b is its own: fetcher.fetch)
 	if err != nil {
 		return nil, err
 	}

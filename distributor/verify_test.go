@@ -24,11 +24,13 @@ type lyingSource struct {
 	liar peer.ID
 }
 
-func (s lyingSource) GetBlock(ctx context.Context, p peer.ID, c cid.Cid) ([]byte, error) {
-	b, err := s.real.GetBlock(ctx, p, c)
-	if err == nil && p == s.liar && len(b) > 0 {
-		b = bytes.Clone(b)
-		b[len(b)/2] ^= 0xff
+func (s lyingSource) ReadBlock(ctx context.Context, p peer.ID, c cid.Cid) (fetch.Block, error) {
+	b, err := s.real.ReadBlock(ctx, p, c)
+	if err == nil && p == s.liar && len(b.Data) > 0 {
+		bad := bytes.Clone(b.Data)
+		b.Release()
+		bad[len(bad)/2] ^= 0xff
+		return fetch.Block{Data: bad}, nil
 	}
 	return b, err
 }

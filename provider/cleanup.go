@@ -10,7 +10,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/satchel-net/satchel/chain"
-	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/protocol/fetch"
 	"github.com/satchel-net/satchel/protocol/store"
 )
@@ -164,11 +163,11 @@ func (s *Server) confirmPossession(ctx context.Context, p peer.ID, blocks []cid.
 	}
 	for _, c := range sampleBlocks(blocks, possessionSamples) {
 		gctx, cancel := context.WithTimeout(ctx, s.cfg.fetchTimeout)
-		data, err := s.fetch.GetBlock(gctx, p, c)
+		// ReadBlock verifies the bytes against c; only that they did is
+		// kept, so the buffer goes back at once.
+		blk, err := s.fetch.ReadBlock(gctx, p, c)
 		cancel()
-		if err == nil {
-			err = chunker.VerifyChunk(c, data)
-		}
+		blk.Release()
 		if err != nil {
 			if ctx.Err() != nil {
 				return false, ctx.Err()

@@ -1,0 +1,70 @@
+package distributor
+
+import "github.com/satchel-net/satchel/protocol/fetch"
+
+// call is one block fetch; done closes when data or err is set.
+//
+// A fetched leaf's data lies in the block source's pooled frame buffer
+// (blk), which the next frame read reuses once it is released: a request
+// still reading it would then send another block's bytes. So the buffer
+// goes back only when nothing can read it any more. Every holder counts in
+// refs: the fetch itself (it writes the block to the cache after waking the
+// waiters) and each lease handed out by fetcher.start. The last to let go
+// releases the buffer. Leases are taken only while the call is in
+// fetcher.calls (under fetcher.mu), and the fetch takes it out there before
+// letting go, so no lease can be taken after refs reached zero.
+type call struct {
+	done    chan struct{}
+	data    []byte // set for a fetched block
+	path    string // set for a block read from the cache
+	network bool
+	err     error
+
+	refs int         // under fetcher.mu: holds of the fetch and the leases
+	blk  fetch.Block // the buffer data lies in
+}
+
+// lease is one holder's hold on a call: the call's data stays valid until
+// the lease is dropped. Whoever gets a lease (fetcher.start, fetcher.block)
+// drops it once done with the data, on every path. A lease has one holder
+// at a time; handing it on hands on the duty to drop it. A dropped lease
+// no longer reaches its call, so a use after drop fails loudly (a nil
+// dereference) instead of reading bytes that may belong to another block
+// by then.
+type lease struct {
+	*call
+	f *fetcher
+}
+
+// drop lets go of the lease. Dropping it again, or a nil lease, does
+// nothing.
+func (l *lease) drop() {
+	if l == nil || l.call == nil {
+		return
+	}
+	cl := l.call
+	l.call = nil
+	l.f.mu.Lock()
+	blk := l.f.unrefLocked(cl)
+	l.f.mu.Unlock()
+	blk.Release()
+}
+
+// unrefLocked drops one hold on cl (under f.mu) and, when it was the last,
+// returns the buffer for the caller to release once unlocked.
+func (f *fetcher) unrefLocked(cl *call) fetch.Block {
+	if cl.refs--; cl.refs > 0 {
+		return fetch.Block{}
+	}
+	blk := cl.blk
+	// Nothing holds the call: its bytes are gone with the buffer.
+	cl.blk, cl.data = fetch.Block{}, nil
+	return blk
+}
+
+// closedDone is the done of a call complete when made (a cache hit).
+var closedDone = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
