@@ -1,0 +1,482 @@
+package blockstore
+
+// Pack files: where blocks live. A pack is an append-only file of records
+// (packrecord.go); writers reserve their record's place under a short lock
+// and write it outside it, one fdatasync of the pack covering every write
+// finished before it started. Deleted records are punched out of their
+// pack; a pack with no live record left, once no longer written to, is
+// unlinked.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/ipfs/go-cid"
+	"github.com/satchel-net/satchel/internal/fsutil"
+)
+
+// defaultPackLimit is the size at which the pack being written is rotated.
+const defaultPackLimit = 1 << 30
+
+// packSet owns a store's pack files: the one being appended to, the open
+// files of the others, and how many live (indexed) records each holds.
+type packSet struct {
+	dir   string
+	limit int64
+	io    *fileIO
+	// sealed is told, outside mu, of each pack rotated out once its last
+	// write has finished: every record in it is then indexed or punched.
+	sealed func(n uint32)
+	// noPunch is set once the file system refuses to punch holes: space
+	// then comes back only with whole packs.
+	noPunch atomic.Bool
+
+	mu     sync.Mutex
+	open   map[uint32]*pack
+	live   map[uint32]int64
+	active *pack
+	next   uint32
+	closed bool
+}
+
+// pack is one open pack file.
+type pack struct {
+	n    uint32
+	path string
+	f    *os.File // buffered: ranged reads, punching, fdatasync, fallback
+	df   *os.File // opened with O_DIRECT, or nil
+	// end and pending are guarded by packSet.mu: the end of the reserved
+	// space, and the writes between their reservation and their finish.
+	end     int64
+	pending int
+	sync    groupSync
+}
+
+// packName is the file name of pack n.
+func packName(n uint32) string { return fmt.Sprintf("%08d.pack", n) }
+
+// parsePackName returns the number of a pack file's name.
+func parsePackName(name string) (uint32, bool) {
+	num, ok := strings.CutSuffix(name, ".pack")
+	if !ok || len(num) != 8 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(num, 10, 32)
+	return uint32(n), err == nil
+}
+
+func newPackSet(dir string, limit int64, io *fileIO, sealed func(uint32)) *packSet {
+	return &packSet{dir: dir, limit: limit, io: io, sealed: sealed,
+		open: map[uint32]*pack{}, live: map[uint32]int64{}, next: 1}
+}
+
+// list returns the numbers and sizes of the pack files on disk, in order.
+func (ps *packSet) list() ([]uint32, map[uint32]int64, error) {
+	entries, err := os.ReadDir(ps.dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	var nums []uint32
+	sizes := map[uint32]int64{}
+	for _, e := range entries {
+		n, ok := parsePackName(e.Name())
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			return nil, nil, err
+		}
+		nums = append(nums, n)
+		sizes[n] = info.Size()
+	}
+	sort.Slice(nums, func(i, j int) bool { return nums[i] < nums[j] })
+	return nums, sizes, nil
+}
+
+// path is the path of pack n.
+func (ps *packSet) path(n uint32) string { return filepath.Join(ps.dir, packName(n)) }
+
+// get returns open pack n, opening its files if needed; a pack that does
+// not exist gives an error wrapping fs.ErrNotExist.
+func (ps *packSet) get(n uint32) (*pack, error) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.closed {
+		return nil, ErrClosed
+	}
+	if p := ps.open[n]; p != nil {
+		return p, nil
+	}
+	return ps.openLocked(n, 0)
+}
+
+// openLocked opens pack n's files (with flag, O_CREATE|O_EXCL for a new
+// pack) and keeps them in the open map. Call with mu held.
+func (ps *packSet) openLocked(n uint32, flag int) (*pack, error) {
+	p := &pack{n: n, path: ps.path(n)}
+	p.sync.init()
+	f, err := os.OpenFile(p.path, os.O_RDWR|flag, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	p.f = f
+	if ps.io.direct.Load() {
+		df, err := os.OpenFile(p.path, os.O_RDWR|oDirect, 0)
+		switch {
+		case errors.Is(err, syscall.EINVAL):
+			ps.io.direct.Store(false) // the file system refuses direct I/O
+		case err != nil:
+			_ = f.Close()
+			return nil, err
+		default:
+			p.df = df
+		}
+	}
+	ps.open[n] = p
+	return p, nil
+}
+
+func (p *pack) close() {
+	_ = p.f.Close()
+	if p.df != nil {
+		_ = p.df.Close()
+	}
+}
+
+// packWrite is a record written and synced but not yet indexed: the caller
+// indexes it and calls commit, or gives up and calls discard, then finish.
+type packWrite struct {
+	p   *pack
+	off int64
+	n   int64
+}
+
+// write appends the record of block c to the active pack and returns once
+// it is durable (fdatasync, grouped with concurrent writers). On error
+// nothing of it remains (its space is punched).
+func (ps *packSet) write(c cid.Cid, data []byte, crc uint32) (*packWrite, error) {
+	n := recordLen(uint64(len(data)))
+	bp := ps.io.alignedBuf(int(n))
+	buf := (*bp)[:n]
+	encodeHeader(buf[:hdrSize], c, uint64(len(data)), crc)
+	clear(buf[hdrSize+copy(buf[hdrSize:], data):])
+	p, off, err := ps.reserve(n)
+	if err != nil {
+		ps.io.putBuf(bp)
+		return nil, err
+	}
+	w := &packWrite{p: p, off: off, n: n}
+	err = ps.pwrite(p, buf, off)
+	ps.io.putBuf(bp)
+	if err == nil {
+		err = p.sync.do(p.f)
+	}
+	if err != nil {
+		ps.discard(w)
+		ps.finish(w)
+		return nil, fmt.Errorf("write %s: %w", packName(p.n), err)
+	}
+	return w, nil
+}
+
+// reserve returns the pack and offset where a record of n bytes goes,
+// rotating to a new pack when the active one would grow past the limit.
+func (ps *packSet) reserve(n int64) (*pack, int64, error) {
+	ps.mu.Lock()
+	var seal []uint32
+	defer func() {
+		ps.mu.Unlock()
+		for _, s := range seal {
+			ps.sealed(s)
+		}
+	}()
+	if ps.closed {
+		return nil, 0, ErrClosed
+	}
+	a := ps.active
+	if a == nil || a.sync.failed() != nil || (a.end > 0 && a.end+n > ps.limit) {
+		if a != nil {
+			ps.active = nil
+			if a.pending == 0 {
+				seal = append(seal, a.n)
+			}
+		}
+		var err error
+		if a, err = ps.createLocked(); err != nil {
+			return nil, 0, err
+		}
+	}
+	off := a.end
+	a.end += n
+	a.pending++
+	return a, off, nil
+}
+
+// createLocked creates the next pack and makes its name durable (packs/
+// fsynced) before any record in it can be acknowledged. Call with mu held.
+func (ps *packSet) createLocked() (*pack, error) {
+	n := ps.next
+	ps.next++
+	p, err := ps.openLocked(n, os.O_CREATE|os.O_EXCL)
+	if err != nil {
+		return nil, fmt.Errorf("create pack: %w", err)
+	}
+	if err := fsutil.SyncDir(ps.dir); err != nil {
+		delete(ps.open, n)
+		p.close()
+		_ = os.Remove(p.path)
+		return nil, fmt.Errorf("create pack: %w", err)
+	}
+	ps.active = p
+	return p, nil
+}
+
+// pwrite writes buf at off, directly when it can; a refusal of direct I/O
+// (EINVAL) turns it off for the store and writes through the page cache.
+func (ps *packSet) pwrite(p *pack, buf []byte, off int64) error {
+	if p.df != nil && ps.io.direct.Load() {
+		_, err := p.df.WriteAt(buf, off)
+		if !errors.Is(err, syscall.EINVAL) {
+			return err
+		}
+		ps.io.direct.Store(false)
+	}
+	_, err := p.f.WriteAt(buf, off)
+	return err
+}
+
+// commit counts w's record live: its index entry is written.
+func (ps *packSet) commit(w *packWrite) {
+	ps.mu.Lock()
+	ps.live[w.p.n]++
+	ps.mu.Unlock()
+}
+
+// discard punches out w's record, which nothing indexes.
+func (ps *packSet) discard(w *packWrite) { ps.punch(w.p, w.off, w.n) }
+
+// finish ends w: once the last write of a pack rotated out has finished,
+// the pack is sealed, and unlinked if no record in it is live.
+func (ps *packSet) finish(w *packWrite) {
+	ps.mu.Lock()
+	p := w.p
+	p.pending--
+	last := p.pending == 0 && ps.active != p
+	dead := last && ps.live[p.n] == 0 && ps.open[p.n] == p
+	if dead {
+		ps.unlinkLocked(p)
+	}
+	ps.mu.Unlock()
+	if last && !dead {
+		ps.sealed(p.n)
+	}
+}
+
+// free punches out the record at off in pack n, whose index entry was
+// dropped, and unlinks the pack when it was its last live record.
+func (ps *packSet) free(n uint32, off, length int64) error {
+	p, err := ps.get(n)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ps.mu.Lock()
+	ps.live[n]--
+	dead := ps.live[n] <= 0 && p != ps.active && p.pending == 0 && ps.open[n] == p
+	if dead {
+		ps.unlinkLocked(p)
+	}
+	ps.mu.Unlock()
+	if !dead {
+		ps.punch(p, off, length)
+	}
+	return nil
+}
+
+// punch frees a record's space in its pack (a hole that reads as zeros),
+// where the file system can.
+func (ps *packSet) punch(p *pack, off, length int64) {
+	if ps.noPunch.Load() {
+		return
+	}
+	err := punchHole(p.f, off, length)
+	if errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, errors.ErrUnsupported) {
+		// The space comes back with the whole pack.
+		ps.noPunch.Store(true)
+	}
+}
+
+// unlinkLocked removes pack p, none of whose records is live. Call with mu
+// held. Readers of it in flight get os.ErrClosed (see read).
+func (ps *packSet) unlinkLocked(p *pack) {
+	delete(ps.open, p.n)
+	delete(ps.live, p.n)
+	p.close()
+	_ = os.Remove(p.path)
+}
+
+// read reads the size bytes of the block whose record starts at off in
+// pack n: directly into an aligned buffer where it can. pooled takes the
+// buffer from the pool (hand it back with fileIO.recycle). A pack shorter
+// than the record gives what it holds; a missing pack an error wrapping
+// fs.ErrNotExist.
+func (ps *packSet) read(n uint32, off int64, size int, pooled bool) ([]byte, error) {
+	p, err := ps.get(n)
+	if err != nil {
+		return nil, err
+	}
+	var buf []byte
+	switch {
+	case pooled:
+		buf = *ps.io.alignedBuf(size)
+	case p.df != nil && ps.io.direct.Load():
+		buf = alignedAlloc(size)
+	default:
+		buf = make([]byte, size)
+	}
+	got, err := ps.readAt(p, buf, off+hdrSize, size)
+	if err != nil {
+		if pooled {
+			ps.io.recycle(buf)
+		}
+		return nil, err
+	}
+	if pooled {
+		return buf[:got], nil
+	}
+	return buf[:got:got], nil
+}
+
+// readAt reads up to size bytes at off into buf (whose length, when
+// aligned, is size rounded up), directly where it can.
+func (ps *packSet) readAt(p *pack, buf []byte, off int64, size int) (int, error) {
+	var got int
+	var err error
+	if p.df != nil && ps.io.direct.Load() && len(buf) == roundUp(size) && aligned(buf) {
+		got, err = p.df.ReadAt(buf, off)
+		if errors.Is(err, syscall.EINVAL) {
+			got, err = p.f.ReadAt(buf[:size], off)
+		}
+	} else {
+		got, err = p.f.ReadAt(buf[:size], off)
+	}
+	switch {
+	case errors.Is(err, os.ErrClosed):
+		// Unlinked meanwhile: the caller's index lookup decides.
+		return 0, fmt.Errorf("%s: %w", packName(p.n), fs.ErrNotExist)
+	case err != nil && !errors.Is(err, io.EOF):
+		return 0, err
+	}
+	return min(got, size), nil
+}
+
+// readRange reads n bytes at off of the block whose record starts at
+// recOff in pack pn, through the page cache. A short read gives what the
+// pack holds.
+func (ps *packSet) readRange(pn uint32, recOff int64, off, n uint64) ([]byte, error) {
+	p, err := ps.get(pn)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, n)
+	got, err := p.f.ReadAt(buf, recOff+hdrSize+int64(off))
+	switch {
+	case errors.Is(err, os.ErrClosed):
+		return nil, fmt.Errorf("%s: %w", packName(pn), fs.ErrNotExist)
+	case err != nil && !errors.Is(err, io.EOF):
+		return nil, err
+	}
+	return buf[:got], nil
+}
+
+// close closes every pack's files; the set refuses work afterwards.
+func (ps *packSet) close() {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.closed = true
+	for _, p := range ps.open {
+		p.close()
+	}
+	clear(ps.open)
+	ps.active = nil
+}
+
+// groupSync is the fdatasync of one pack shared by its writers: a writer
+// waits for a sync that started after its write finished, and starts one
+// itself when none is under way.
+type groupSync struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	syncing bool
+	started uint64 // syncs started
+	done    uint64 // syncs finished
+	err     error  // the first failure: the pack takes no more writes
+}
+
+func (g *groupSync) init() { g.cond = sync.NewCond(&g.mu) }
+
+// do returns once a sync of f that began after the call has finished.
+func (g *groupSync) do(f *os.File) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	// A sync under way may have started before the caller's write
+	// finished: wait for the one after it.
+	target := g.started + 1
+	for g.done < target && g.err == nil {
+		if g.syncing {
+			g.cond.Wait()
+			continue
+		}
+		g.syncing = true
+		g.started++
+		gen := g.started
+		g.mu.Unlock()
+		err := fdatasync(f)
+		g.mu.Lock()
+		g.syncing = false
+		g.done = gen
+		if err != nil && g.err == nil {
+			g.err = err
+		}
+		g.cond.Broadcast()
+	}
+	return g.err
+}
+
+// failed returns the sync error that ended the pack's writes, if any.
+func (g *groupSync) failed() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.err
+}
+
+// remove unlinks pack n, closing its files if open.
+func (ps *packSet) remove(n uint32) error {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if p := ps.open[n]; p != nil {
+		ps.unlinkLocked(p)
+		return nil
+	}
+	delete(ps.live, n)
+	return os.Remove(ps.path(n))
+}
+
+// numbers lists the packs on disk.
+func (ps *packSet) numbers() []uint32 {
+	nums, _, _ := ps.list()
+	return nums
+}
