@@ -24,7 +24,8 @@ import (
 type extent struct{ off, end int64 }
 
 // recoverPacks drops index entries that point to a missing pack or past a
-// pack's end, then scans every unsealed pack (see scanPack).
+// pack's end, then scans every unsealed pack, and every pack that lost an
+// entry so (see scanPack).
 func (s *Store) recoverPacks(r *recovery) error {
 	nums, sizes, err := s.packs.list()
 	if err != nil {
@@ -46,11 +47,10 @@ func (s *Store) recoverPacks(r *recovery) error {
 		end := rec.off + recordLen(rec.size)
 		if !ok || rec.off < 0 || rec.off%ioAlign != 0 || end > size {
 			bad = append(bad, append([]byte(nil), it.Key()...))
+			delete(sealed, rec.pack) // damaged: look at the rest of it
 			continue
 		}
-		if !sealed[rec.pack] {
-			extents[rec.pack] = append(extents[rec.pack], extent{rec.off, end})
-		}
+		extents[rec.pack] = append(extents[rec.pack], extent{rec.off, end})
 	}
 	it.Release()
 	if err := it.Error(); err != nil {
