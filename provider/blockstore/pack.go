@@ -208,7 +208,10 @@ func (ps *packSet) reserve(n int64) (*pack, int64, error) {
 	if a == nil || a.sync.failed() != nil || (a.end > 0 && a.end+n > ps.limit) {
 		if a != nil {
 			ps.active = nil
-			if a.pending == 0 {
+			switch {
+			case a.pending == 0 && ps.live[a.n] == 0 && ps.open[a.n] == a:
+				ps.unlinkLocked(a) // everything in it was deleted meanwhile
+			case a.pending == 0:
 				seal = append(seal, a.n)
 			}
 		}

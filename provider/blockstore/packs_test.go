@@ -311,7 +311,8 @@ func allocatedBytes(t *testing.T, path string) int64 {
 // TestPackDeletePunchesAndUnlinks: deleting a block punches its record out
 // of the pack (the pack takes a block's worth less space, its neighbours
 // are intact); a pack with no live record left is unlinked, at once unless
-// it is the one being written, and then on the next Open.
+// it is the one being written, and then on the next Open or once the next
+// write rotates it out.
 func TestPackDeletePunchesAndUnlinks(t *testing.T) {
 	dir := t.TempDir()
 	const limit = 3*(1<<20+hdrSize) + 1
@@ -356,9 +357,30 @@ func TestPackDeletePunchesAndUnlinks(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	openPacks(t, dir, limit)
+	s = openPacks(t, dir, limit)
 	if _, err := os.Stat(active); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("dead pack kept after reopening: %v", err)
+	}
+	// A pack emptied while written to goes when the next write rotates.
+	var full []cid.Cid
+	for i := range 3 {
+		full = append(full, putBlock(t, s, randBytes(uint64(90+i), 1<<20)))
+	}
+	emptied := s.packs.path(packOf(t, s, full[0]))
+	for _, c := range full {
+		if err := s.Delete(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(emptied); err != nil {
+		t.Fatalf("the pack being written was unlinked: %v", err)
+	}
+	next := putBlock(t, s, randBytes(99, 1<<20))
+	if s.packs.path(packOf(t, s, next)) == emptied {
+		t.Fatal("no rotation")
+	}
+	if _, err := os.Stat(emptied); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("emptied pack kept after it was rotated out: %v", err)
 	}
 }
 
