@@ -27,6 +27,10 @@ import (
 // defaultPackLimit is the size at which the pack being written is rotated.
 const defaultPackLimit = 1 << 30
 
+// maxOpenPacks bounds the packs kept open for reading (two descriptors
+// each): a store of many terabytes has thousands of packs.
+const maxOpenPacks = 128
+
 // packSet owns a store's pack files: the one being appended to, the open
 // files of the others, and how many live (indexed) records each holds.
 type packSet struct {
@@ -40,12 +44,13 @@ type packSet struct {
 	// then comes back only with whole packs.
 	noPunch atomic.Bool
 
-	mu     sync.Mutex
-	open   map[uint32]*pack
-	live   map[uint32]int64
-	active *pack
-	next   uint32
-	closed bool
+	mu      sync.Mutex
+	open    map[uint32]*pack
+	maxOpen int
+	live    map[uint32]int64
+	active  *pack
+	next    uint32
+	closed  bool
 }
 
 // pack is one open pack file.
@@ -54,10 +59,14 @@ type pack struct {
 	path string
 	f    *os.File // buffered: ranged reads, punching, fdatasync, fallback
 	df   *os.File // opened with O_DIRECT, or nil
-	// end and pending are guarded by packSet.mu: the end of the reserved
-	// space, and the writes between their reservation and their finish.
+	// Guarded by packSet.mu: the end of the reserved space; the writes
+	// between their reservation and their finish; the readers and freers
+	// holding it (acquire); gone once out of the open map, its files
+	// closed by the last holder.
 	end     int64
 	pending int
+	refs    int
+	gone    bool
 	sync    groupSync
 }
 
@@ -76,7 +85,7 @@ func parsePackName(name string) (uint32, bool) {
 
 func newPackSet(dir string, limit int64, io *fileIO, sealed func(uint32)) *packSet {
 	return &packSet{dir: dir, limit: limit, io: io, sealed: sealed,
-		open: map[uint32]*pack{}, live: map[uint32]int64{}, next: 1}
+		open: map[uint32]*pack{}, maxOpen: maxOpenPacks, live: map[uint32]int64{}, next: 1}
 }
 
 // list returns the numbers and sizes of the pack files on disk, in order.
@@ -106,18 +115,53 @@ func (ps *packSet) list() ([]uint32, map[uint32]int64, error) {
 // path is the path of pack n.
 func (ps *packSet) path(n uint32) string { return filepath.Join(ps.dir, packName(n)) }
 
-// get returns open pack n, opening its files if needed; a pack that does
-// not exist gives an error wrapping fs.ErrNotExist.
-func (ps *packSet) get(n uint32) (*pack, error) {
+// acquire returns open pack n, opening its files if needed, and holds it
+// open until release; a pack that does not exist gives an error wrapping
+// fs.ErrNotExist.
+func (ps *packSet) acquire(n uint32) (*pack, error) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if ps.closed {
 		return nil, ErrClosed
 	}
-	if p := ps.open[n]; p != nil {
+	p := ps.open[n]
+	if p == nil {
+		var err error
+		if p, err = ps.openLocked(n, 0); err != nil {
+			return nil, err
+		}
+		p.refs++ // before evicting, which closes what no one holds
+		ps.evictLocked()
 		return p, nil
 	}
-	return ps.openLocked(n, 0)
+	p.refs++
+	return p, nil
+}
+
+// release lets go of a pack acquire returned.
+func (ps *packSet) release(p *pack) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if p.refs--; p.refs == 0 && p.gone {
+		p.close()
+	}
+}
+
+// evictLocked closes packs no one holds, is writing or may write, until at
+// most three quarters of maxOpen are open. Call with mu held.
+func (ps *packSet) evictLocked() {
+	if len(ps.open) <= ps.maxOpen {
+		return
+	}
+	for n, p := range ps.open {
+		if len(ps.open) <= ps.maxOpen*3/4 {
+			return
+		}
+		if p != ps.active && p.pending == 0 && p.refs == 0 {
+			delete(ps.open, n)
+			p.close()
+		}
+	}
 }
 
 // openLocked opens pack n's files (with flag, O_CREATE|O_EXCL for a new
@@ -288,13 +332,14 @@ func (ps *packSet) finish(w *packWrite) {
 // free punches out the record at off in pack n, whose index entry was
 // dropped, and unlinks the pack when it was its last live record.
 func (ps *packSet) free(n uint32, off, length int64) error {
-	p, err := ps.get(n)
+	p, err := ps.acquire(n)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
+	defer ps.release(p)
 	ps.mu.Lock()
 	ps.live[n]--
 	dead := ps.live[n] <= 0 && p != ps.active && p.pending == 0 && ps.open[n] == p
@@ -322,12 +367,15 @@ func (ps *packSet) punch(p *pack, off, length int64) {
 }
 
 // unlinkLocked removes pack p, none of whose records is live. Call with mu
-// held. Readers of it in flight get os.ErrClosed (see read).
+// held. Its files close once its last holder releases it.
 func (ps *packSet) unlinkLocked(p *pack) {
 	delete(ps.open, p.n)
 	delete(ps.live, p.n)
-	p.close()
 	_ = os.Remove(p.path)
+	p.gone = true
+	if p.refs == 0 {
+		p.close()
+	}
 }
 
 // close closes every pack's files; the set refuses work afterwards.

@@ -18,10 +18,11 @@ import (
 // than the record gives what it holds; a missing pack an error wrapping
 // fs.ErrNotExist.
 func (ps *packSet) read(n uint32, off int64, size int, pooled bool) ([]byte, error) {
-	p, err := ps.get(n)
+	p, err := ps.acquire(n)
 	if err != nil {
 		return nil, err
 	}
+	defer ps.release(p)
 	var buf []byte
 	switch {
 	case pooled:
@@ -59,7 +60,7 @@ func (ps *packSet) readAt(p *pack, buf []byte, off int64, size int) (int, error)
 	}
 	switch {
 	case errors.Is(err, os.ErrClosed):
-		// Unlinked meanwhile: the caller's index lookup decides.
+		// The store closed meanwhile: the caller's index lookup decides.
 		return 0, fmt.Errorf("%s: %w", packName(p.n), fs.ErrNotExist)
 	case err != nil && !errors.Is(err, io.EOF):
 		return 0, err
@@ -71,10 +72,11 @@ func (ps *packSet) readAt(p *pack, buf []byte, off int64, size int) (int, error)
 // recOff in pack pn, through the page cache. A short read gives what the
 // pack holds.
 func (ps *packSet) readRange(pn uint32, recOff int64, off, n uint64) ([]byte, error) {
-	p, err := ps.get(pn)
+	p, err := ps.acquire(pn)
 	if err != nil {
 		return nil, err
 	}
+	defer ps.release(p)
 	buf := make([]byte, n)
 	got, err := p.f.ReadAt(buf, recOff+hdrSize+int64(off))
 	switch {

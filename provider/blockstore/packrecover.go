@@ -80,10 +80,11 @@ func (s *Store) recoverPacks(r *recovery) error {
 // is indexed elsewhere: a Put that lost a race); anything else is garbage,
 // punched out, or cut off when it runs to the pack's end (a torn tail).
 func (s *Store) scanPack(r *recovery, n uint32, size int64, ext []extent) error {
-	p, err := s.packs.get(n)
+	p, err := s.packs.acquire(n)
 	if err != nil {
 		return err
 	}
+	defer s.packs.release(p)
 	junk := int64(-1) // start of the run of garbage being walked
 	flush := func(to int64) {
 		if junk >= 0 {

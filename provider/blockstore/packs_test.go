@@ -536,3 +536,64 @@ func TestPackNames(t *testing.T) {
 		}
 	}
 }
+
+// TestPackFilesOpenBounded: a store keeps at most maxOpen packs open for
+// reading, closing those no reader holds, while readers and deletions
+// work on many packs at once: every block not deleted reads back whole,
+// none is taken for corrupt.
+func TestPackFilesOpenBounded(t *testing.T) {
+	dir := t.TempDir()
+	const limit = 2 * (100_000 + 2*hdrSize)
+	s := openPacks(t, dir, limit)
+	var cs []cid.Cid
+	var datas [][]byte
+	for i := range 24 {
+		d := randBytes(uint64(200+i), 100_000)
+		datas = append(datas, d)
+		cs = append(cs, putBlock(t, s, d))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openPacks(t, dir, limit)
+	s.packs.maxOpen = 4
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range 3 * len(cs) {
+				i := (k*7 + g*5) % len(cs)
+				got, err := s.GetFast(cs[i])
+				switch {
+				case i%2 == 1 && errors.Is(err, ErrNotFound):
+				case err != nil:
+					t.Errorf("GetFast of block %d: %v", i, err)
+				default:
+					if !bytes.Equal(got, datas[i]) {
+						t.Errorf("block %d read back wrong", i)
+					}
+					s.Recycle(got)
+				}
+			}
+		}()
+	}
+	for i := 1; i < len(cs); i += 2 {
+		if err := s.Delete(cs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	if q, _ := s.Quarantined(); len(q) != 0 {
+		t.Fatalf("%d blocks quarantined by reads racing with closes", len(q))
+	}
+	for i := 0; i < len(cs); i += 2 {
+		checkGet(t, s, cs[i], datas[i])
+		s.packs.mu.Lock()
+		open := len(s.packs.open)
+		s.packs.mu.Unlock()
+		if open > s.packs.maxOpen {
+			t.Fatalf("%d packs open, bound %d", open, s.packs.maxOpen)
+		}
+	}
+}
