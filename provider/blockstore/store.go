@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/satchel-net/satchel/internal/fsutil"
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 )
@@ -108,6 +109,11 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, fmt.Errorf("blockstore: open %s: %w", dir, err)
 		}
+	}
+	// packs/ may be new (a new store, or one from before packs): its
+	// entry must survive a power loss before any pack in it is trusted.
+	if err := fsutil.SyncDir(dir); err != nil {
+		return nil, fmt.Errorf("blockstore: open %s: %w", dir, err)
 	}
 	_, statErr := os.Stat(filepath.Join(dir, indexDir))
 	fresh := errors.Is(statErr, fs.ErrNotExist)
