@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -67,6 +68,10 @@ func TestReopenAndStrayTempFiles(t *testing.T) {
 // TestCrashMidWrite.
 const crashChildEnv = "SATCHEL_BLOCKSTORE_CRASH_DIR"
 
+// crashPackLimitEnv, when set, is the pack size limit of the child of
+// TestCrashMidWrite: small, so it is killed while rotating and sealing.
+const crashPackLimitEnv = "SATCHEL_BLOCKSTORE_CRASH_PACK_LIMIT"
+
 // TestCrashChild is the child of TestCrashMidWrite: it writes blocks into the
 // store forever, printing the CID of each one whose Put returned, until it is
 // killed. Run alone, it does nothing.
@@ -75,7 +80,11 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("only runs as TestCrashMidWrite's child")
 	}
-	s, err := Open(dir, WithSessionExpiry(0), WithLogger(discard))
+	limit := int64(defaultPackLimit)
+	if v, err := strconv.ParseInt(os.Getenv(crashPackLimitEnv), 10, 64); err == nil {
+		limit = v
+	}
+	s, err := Open(dir, WithSessionExpiry(0), WithLogger(discard), withPackLimit(limit))
 	if err != nil {
 		fmt.Println("open:", err)
 		os.Exit(2)
@@ -112,9 +121,10 @@ func TestCrashChild(t *testing.T) {
 }
 
 // TestCrashMidWrite kills a process that is writing blocks (SIGKILL, at a
-// random point of a Put) several times over one store, and checks after each
-// crash that Open cleans the temp files, every indexed block is whole and
-// verifies, and every block whose Put had returned is still held.
+// random point of a Put) several times over one store, every other time
+// with packs small enough to rotate as it writes, and checks after each
+// crash that every indexed block is whole and verifies, and every block
+// whose Put had returned is still held.
 func TestCrashMidWrite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns processes")
@@ -122,6 +132,13 @@ func TestCrashMidWrite(t *testing.T) {
 	dir := t.TempDir()
 	acked := map[string]bool{}
 	for round := range 4 {
+		// Every other round in small packs, rotated and sealed as the
+		// child writes.
+		if round%2 == 1 {
+			t.Setenv(crashPackLimitEnv, strconv.Itoa(2<<20))
+		} else {
+			t.Setenv(crashPackLimitEnv, "")
+		}
 		// Kill at a random moment inside the writes after the first acks.
 		killChild(t, "TestCrashChild", crashChildEnv+"="+dir, 10+rand.IntN(30), time.Duration(rand.IntN(3000))*time.Microsecond, func(line string) bool {
 			c, ok := strings.CutPrefix(line, "ok ")
