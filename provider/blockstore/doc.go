@@ -29,13 +29,16 @@
 //
 // Why packs rather than a file per block: on these machines' ext4 creating
 // a file costs ~0.8 ms (its openat skips recently freed inodes), and each
-// block also took an fsync, a rename and a directory fsync. Measured in one
-// run of BenchmarkPut (4 writers, 1 MiB blocks, load 3.3-4.9 on 2 shared
-// cores), file per block stored 373-403 MB/s at 1.9 CPU s/GiB, packs
-// 399-485 MB/s at 1.3-1.5, against a raw disk ceiling of 600-740 MB/s (the
-// same bytes in one file, fdatasynced once): 0.67-0.72 of it. What a pack
-// gives up is the unlink of a deleted block: its space is punched out of
-// the pack instead (below).
+// block also took an fsync, a rename and a directory fsync. Measured with
+// BenchmarkPut (4 writers, 1 MiB blocks, both layouts run alternately, load
+// 1.9-4.9 on 2 shared cores), file per block stored 338-403 MB/s plain and
+// 335-414 in a session at 1.9-2.4 CPU s/GiB, 0.49-0.67 of the raw disk
+// (530-770 MB/s: the same bytes in one file, fdatasynced once, measured in
+// the same run); packs 399-488 and 426-456 MB/s at 1.3-1.5 CPU s/GiB,
+// 0.63-0.72 of it. With 4 writers, what is left is mostly the two flushes
+// each Put waits for (the pack's and the index's) while the disk idles.
+// What a pack gives up is the unlink of a deleted block: its space is
+// punched out of the pack instead (below).
 //
 // A Put verifies the bytes against the CID, appends the record and waits
 // for an fdatasync of the pack (one covers every write finished before it
