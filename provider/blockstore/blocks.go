@@ -131,9 +131,9 @@ func (s *Store) readHeld(c cid.Cid, rec blockRecord, pooled bool) ([]byte, error
 
 // Put stores block c durably. It first checks that data hashes to c (an error
 // wrapping ErrCIDMismatch if not, and nothing is stored). When Put returns nil
-// the bytes are fsynced in their final place and indexed by a synced write.
-// Putting a block already
-// held does nothing; putting a quarantined block's good bytes repairs it.
+// the bytes are in a pack, fdatasynced, and indexed by a synced write.
+// Putting a block already held does nothing; putting a quarantined block's
+// good bytes repairs it.
 func (s *Store) Put(c cid.Cid, data []byte) error {
 	return s.put(c, data, nil)
 }
@@ -154,7 +154,7 @@ func (s *Store) putVerified(c cid.Cid, data []byte, extra func(b *leveldb.Batch)
 	}
 	if extra != nil {
 		// A session put ends in a grouped index write: after one failed,
-		// none is attempted, so do not leave a file for it either.
+		// none is attempted, so do not write a record for it either.
 		if err := s.commits.err(); err != nil {
 			return fmt.Errorf("blockstore: put %s: the index failed a write earlier (%v); restart the node", c, err)
 		}

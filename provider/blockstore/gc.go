@@ -30,7 +30,7 @@ func (s *Store) Delete(c cid.Cid) error {
 // durable write, then frees their records (a hole punched in the pack, or
 // the whole pack unlinked once none of its records is live) or legacy
 // files. Call with gc held exclusively, which
-// keeps out everything else that writes a block's file or index entry (they
+// keeps out everything else that writes a block's record or index entry (they
 // take gc before a CID's stripe), so no stripe is needed.
 //
 // One fsync for the lot, not one per block: deleting an object of a few

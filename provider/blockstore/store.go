@@ -38,7 +38,7 @@ type Store struct {
 	// exclusively, so a block is never deleted between a caller checking it
 	// is held and recording a reference to it.
 	gc sync.RWMutex
-	// stripes serialise the file and index operations on one CID.
+	// stripes serialise the record and index operations on one CID.
 	stripes [lockStripes]sync.Mutex
 	seed    maphash.Seed
 	// sessMu serialises read-modify-write of session records.
