@@ -220,15 +220,17 @@ func (ps *packSet) write(c cid.Cid, data []byte, crc uint32) (*packWrite, error)
 		return nil, err
 	}
 	w := &packWrite{p: p, off: off, n: n}
-	err = ps.pwrite(p, buf, off)
+	err = ps.pwrite(p, buf, off) // its error names the pack
 	ps.io.putBuf(bp)
 	if err == nil {
-		err = p.sync.do(p.f)
+		if err = p.sync.do(p.f); err != nil {
+			err = fmt.Errorf("fdatasync %s: %w", p.path, err)
+		}
 	}
 	if err != nil {
 		ps.discard(w)
 		ps.finish(w)
-		return nil, fmt.Errorf("write %s: %w", packName(p.n), err)
+		return nil, err
 	}
 	return w, nil
 }
