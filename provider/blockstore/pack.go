@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -43,6 +44,7 @@ type packSet struct {
 	// noPunch is set once the file system refuses to punch holes: space
 	// then comes back only with whole packs.
 	noPunch atomic.Bool
+	log     *slog.Logger
 
 	mu      sync.Mutex
 	open    map[uint32]*pack
@@ -83,8 +85,8 @@ func parsePackName(name string) (uint32, bool) {
 	return uint32(n), err == nil
 }
 
-func newPackSet(dir string, limit int64, io *fileIO, sealed func(uint32)) *packSet {
-	return &packSet{dir: dir, limit: limit, io: io, sealed: sealed,
+func newPackSet(dir string, limit int64, io *fileIO, sealed func(uint32), log *slog.Logger) *packSet {
+	return &packSet{dir: dir, limit: limit, io: io, sealed: sealed, log: log,
 		open: map[uint32]*pack{}, maxOpen: maxOpenPacks, live: map[uint32]int64{}, next: 1}
 }
 
@@ -364,7 +366,9 @@ func (ps *packSet) punch(p *pack, off, length int64) {
 	err := punchHole(p.f, off, length)
 	if errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, errors.ErrUnsupported) {
 		// The space comes back with the whole pack.
-		ps.noPunch.Store(true)
+		if !ps.noPunch.Swap(true) {
+			ps.log.Info("the file system cannot punch holes: a deleted block's space comes back only with its whole pack", "err", err)
+		}
 	}
 }
 

@@ -628,3 +628,28 @@ func ExampleStore_Locate() {
 	fmt.Println(rel, off, size, string(buf), err)
 	// Output: packs/00000001.pack 4096 24 a chunk of a data object <nil>
 }
+
+// TestPackDeleteWithoutHoles: where holes cannot be punched, a deleted
+// block's space stays taken until its whole pack is dead, and then the
+// pack is unlinked all the same.
+func TestPackDeleteWithoutHoles(t *testing.T) {
+	const limit = 2*(1<<20+hdrSize) + 1
+	s := openPacks(t, t.TempDir(), limit)
+	s.packs.noPunch.Store(true) // as after an EOPNOTSUPP
+	a, b := putBlock(t, s, randBytes(120, 1<<20)), putBlock(t, s, randBytes(121, 1<<20))
+	putBlock(t, s, randBytes(122, 1<<20)) // rotates: the first pack is no longer written to
+	first := s.packs.path(packOf(t, s, a))
+	before := allocatedBytes(t, first)
+	if err := s.Delete(a); err != nil {
+		t.Fatal(err)
+	}
+	if after := allocatedBytes(t, first); after != before {
+		t.Fatalf("pack takes %d bytes after a delete without holes, %d before", after, before)
+	}
+	if err := s.Delete(b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(first); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("dead pack kept: %v", err)
+	}
+}

@@ -130,7 +130,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		files: newFileIO(cfg.directIO),
 	}
 	s.commits = newGroupCommit(db)
-	s.packs = newPackSet(filepath.Join(dir, packsDir), cfg.packLimit, s.files, s.seal)
+	s.packs = newPackSet(filepath.Join(dir, packsDir), cfg.packLimit, s.files, s.seal, s.log)
 	if err := s.open(fresh); err != nil {
 		s.packs.close()
 		_ = db.Close()
