@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"math/rand/v2"
-	"os"
 	"testing"
 	"time"
 
@@ -38,15 +37,7 @@ func TestBitRot(t *testing.T) {
 		p := net.Provider(victim)
 		for _, k := range r.Perm(len(o.res.Chunks))[:2] {
 			c := o.res.Chunks[k]
-			path := blockFile(net, victim, c.CID.String())
-			b, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b[r.IntN(len(b))] ^= 1 << r.IntN(8)
-			if err := os.WriteFile(path, b, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			flipBit(t, p.Store(), c.CID, r)
 		}
 		f.Attempted++
 		if res := read(ctx, fc, p.AddrInfo().ID, o); res == readCorrupted {

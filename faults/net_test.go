@@ -5,15 +5,18 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"path/filepath"
+	"os"
+	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/protocol/fetch"
+	"github.com/satchel-net/satchel/provider/blockstore"
 	"github.com/satchel-net/satchel/testnet"
 )
 
@@ -118,7 +121,25 @@ func waitFor(d time.Duration, cond func() bool) (time.Duration, bool) {
 	return time.Since(start), true
 }
 
-// blockFile is where provider p's block store keeps block c.
-func blockFile(net *testnet.Network, p int, c string) string {
-	return filepath.Join(net.Provider(p).Store().Dir(), "blocks", c[len(c)-3:len(c)-1], c)
+// flipBit flips a random bit of block c where bs keeps it (Store.Locate).
+func flipBit(t *testing.T, bs *blockstore.Store, c cid.Cid, r *rand.Rand) {
+	t.Helper()
+	path, off, size, err := bs.Locate(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	at := off + r.Int64N(size)
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, at); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 1 << r.IntN(8)
+	if _, err := f.WriteAt(b, at); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -3,7 +3,6 @@ package provider_test
 import (
 	"bytes"
 	"crypto/rand"
-	"os"
 	"testing"
 	"time"
 
@@ -82,9 +81,8 @@ func TestAuditFailsLostAndCorruptChunksAndRepairs(t *testing.T) {
 
 	lost := res.Chunks[1].CID
 	since := time.Now()
-	if err := os.Remove(blockPath(p1.Store().Dir(), lost)); err != nil {
-		t.Fatal(err)
-	}
+	// Lost: its bytes read as zeros, as a punched-out record does.
+	overwriteBlock(t, p1.Store(), lost, func(b []byte) []byte { return make([]byte, len(b)) })
 	testnet.Wait(t, "lost chunk fails an audit", heardVerdict(net, p1.AddrInfo().ID, obj, false, since))
 	testnet.Wait(t, "lost chunk repaired", func() bool {
 		got, err := p1.Store().Get(lost)
@@ -93,15 +91,7 @@ func TestAuditFailsLostAndCorruptChunksAndRepairs(t *testing.T) {
 
 	bad := res.Chunks[2].CID
 	since = time.Now()
-	path := blockPath(p2.Store().Dir(), bad)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[100] ^= 0x01
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	overwriteBlock(t, p2.Store(), bad, func(b []byte) []byte { b[100] ^= 0x01; return b })
 	testnet.Wait(t, "corrupt chunk fails an audit", heardVerdict(net, p2.AddrInfo().ID, obj, false, since))
 	testnet.Wait(t, "corrupt chunk repaired", func() bool {
 		got, err := p2.Store().Get(bad)
@@ -258,15 +248,7 @@ func TestScrubFindsFlippedByte(t *testing.T) {
 	}
 	p1 := net.Provider(1)
 	victim := res.Chunks[3].CID
-	path := blockPath(p1.Store().Dir(), victim)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[7] ^= 0x80
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	overwriteBlock(t, p1.Store(), victim, func(b []byte) []byte { b[7] ^= 0x80; return b })
 	testnet.Wait(t, "scrub finds and repairs the block", func() bool {
 		st := p1.Server().Status().Scrub
 		return st != nil && st.Failed >= 1 && st.Repaired >= 1

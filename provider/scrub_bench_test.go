@@ -53,7 +53,7 @@ func BenchmarkScrub(b *testing.B) {
 		scrubbed += time.Since(start)
 		start = time.Now()
 		n := 0
-		err := filepath.WalkDir(filepath.Join(dir, "blocks"), func(path string, d os.DirEntry, err error) error {
+		err := filepath.WalkDir(filepath.Join(dir, "packs"), func(path string, d os.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
 				return err
 			}

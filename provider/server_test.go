@@ -384,10 +384,7 @@ func TestCorruptChunkRepaired(t *testing.T) {
 	}
 	victim := res.Chunks[2].CID
 	p1 := net.Provider(1)
-	path := blockPath(p1.Store().Dir(), victim)
-	if err := os.WriteFile(path, bytes.Repeat([]byte{0xee}, chunkSize), 0o600); err != nil {
-		t.Fatalf("corrupt %s: %v", path, err)
-	}
+	overwriteBlock(t, p1.Store(), victim, func(b []byte) []byte { return bytes.Repeat([]byte{0xee}, len(b)) })
 
 	h, err := net.ClientHost(ctx)
 	if err != nil {
@@ -417,9 +414,7 @@ func TestCorruptChunkRepaired(t *testing.T) {
 	// quarantined by the store; the node finds it in the quarantine list
 	// and repairs it too.
 	second := res.Chunks[4].CID
-	if err := os.WriteFile(blockPath(p1.Store().Dir(), second), []byte("garbage"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	overwriteBlock(t, p1.Store(), second, func(b []byte) []byte { return []byte("garbage") })
 	if _, err := p1.Store().Get(second); !errors.Is(err, blockstore.ErrCorrupt) {
 		t.Fatalf("reading the corrupted chunk: %v, want ErrCorrupt", err)
 	}
@@ -429,11 +424,27 @@ func TestCorruptChunkRepaired(t *testing.T) {
 	})
 }
 
-// blockPath is where a block store keeps a block: blocks/<shard>/<cid>,
-// the shard being the next-to-last two characters of the CID.
-func blockPath(dir string, c cid.Cid) string {
-	s := c.String()
-	return filepath.Join(dir, "blocks", s[len(s)-3:len(s)-1], s)
+// overwriteBlock damages block c on disk where the store keeps it
+// (Store.Locate): change gets the bytes there and returns what to write
+// over them, in place, from the block's first byte.
+func overwriteBlock(t *testing.T, bs *blockstore.Store, c cid.Cid, change func([]byte) []byte) {
+	t.Helper()
+	path, off, size, err := bs.Locate(c)
+	if err != nil {
+		t.Fatalf("locate %s: %v", c, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, size)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatalf("read %s in %s: %v", c, path, err)
+	}
+	if _, err := f.WriteAt(change(b), off); err != nil {
+		t.Fatalf("damage %s in %s: %v", c, path, err)
+	}
 }
 
 func mustCID(t *testing.T, s string) cid.Cid {

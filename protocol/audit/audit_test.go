@@ -7,7 +7,6 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -231,26 +230,26 @@ func TestLostAndCorruptChunksFail(t *testing.T) {
 	}
 }
 
-// flipOnDisk flips one byte of block c's file in bs.
+// flipOnDisk flips one byte of block c where bs keeps it (Store.Locate).
 func flipOnDisk(t *testing.T, bs *blockstore.Store, c cid.Cid) {
 	t.Helper()
-	path := BlockPathForTest(bs.Dir(), c)
-	b, err := os.ReadFile(path)
+	path, off, _, err := bs.Locate(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b[5] ^= 0x40
-	if err := os.WriteFile(path, b, 0o600); err != nil {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-// BlockPathForTest is where a block store keeps a block:
-// blocks/<shard>/<cid>, the shard being the next-to-last two characters of
-// the CID.
-func BlockPathForTest(dir string, c cid.Cid) string {
-	s := c.String()
-	return filepath.Join(dir, "blocks", s[len(s)-3:len(s)-1], s)
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off+5); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x40
+	if _, err := f.WriteAt(b, off+5); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // lying wraps a block source to answer wrongly.

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -125,14 +123,10 @@ func TestFetchNotServedAndCorrupt(t *testing.T) {
 		t.Fatalf("Have = %v, %v", have, err)
 	}
 
-	// Corrupt the block's file (layout: blocks/<next-to-last 2 chars>/<cid>).
-	name := c.String()
-	path := filepath.Join(e.bs.Dir(), "blocks", name[len(name)-3:len(name)-1], name)
+	// Corrupt the block's bytes where the store keeps them.
 	bad := bytes.Clone(data)
 	bad[12345] ^= 0x40
-	if err := os.WriteFile(path, bad, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	overwriteBlock(t, e, c, bad)
 	_, err := e.fetch.GetBlock(ctx, e.server.ID(), c)
 	if !errors.Is(err, fetch.ErrBlockFailed) {
 		t.Fatalf("GetBlock of a corrupt block: %v", err)

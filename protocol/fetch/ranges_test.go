@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,10 +16,22 @@ import (
 	"github.com/satchel-net/satchel/protocol/fetch"
 )
 
-// blockFile is where the block store keeps c (blocks/<shard>/<cid>).
-func blockFile(e *env, c cid.Cid) string {
-	name := c.String()
-	return filepath.Join(e.bs.Dir(), "blocks", name[len(name)-3:len(name)-1], name)
+// overwriteBlock writes data over block c where the block store keeps it
+// (Store.Locate), in place.
+func overwriteBlock(t *testing.T, e *env, c cid.Cid, data []byte) {
+	t.Helper()
+	path, off, _, err := e.bs.Locate(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(data, off); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestRangedGetReadsOnlyTheRange shows the cost and the guarantee of a
@@ -43,9 +54,7 @@ func TestRangedGetReadsOnlyTheRange(t *testing.T) {
 	}
 	bad := bytes.Clone(data)
 	bad[900_000] ^= 1
-	if err := os.WriteFile(blockFile(e, c), bad, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	overwriteBlock(t, e, c, bad)
 	got, _, err = e.fetch.GetRange(ctx, e.server.ID(), c, 100, 16)
 	if err != nil || !bytes.Equal(got, data[100:116]) {
 		t.Fatalf("range of a recently verified block, away from the damage: %v (the whole block was read)", err)
@@ -62,9 +71,7 @@ func TestRangedGetReadsOnlyTheRange(t *testing.T) {
 	}
 	bad = bytes.Clone(other)
 	bad[500_000] ^= 1
-	if err := os.WriteFile(blockFile(e, oc), bad, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	overwriteBlock(t, e, oc, bad)
 	if _, _, err := e.fetch.GetRange(ctx, e.server.ID(), oc, 0, 1); !errors.Is(err, fetch.ErrBlockFailed) {
 		t.Fatalf("first range of a damaged block: %v", err)
 	}

@@ -1,7 +1,7 @@
 package blockstore
 
 // Block I/O: Has, Size, StoredAt, Get, Put and AllBlocks, each block's
-// file and index entry serialised by its lock stripe.
+// record and index entry serialised by its lock stripe.
 
 import (
 	"bytes"
@@ -16,7 +16,6 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/satchel-net/satchel/chunker"
-	"github.com/satchel-net/satchel/internal/fsutil"
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
@@ -57,13 +56,6 @@ func (s *Store) StoredAt(c cid.Cid) (time.Time, error) {
 	return rec.storedAt, nil
 }
 
-type blockRecord struct {
-	size     uint64
-	storedAt time.Time
-	crc      uint32 // CRC-32C of the bytes, when hasCRC
-	hasCRC   bool
-}
-
 func (s *Store) blockRecord(c cid.Cid) (blockRecord, error) {
 	if err := s.checkOpen(); err != nil {
 		return blockRecord{}, err
@@ -75,12 +67,11 @@ func (s *Store) blockRecord(c cid.Cid) (blockRecord, error) {
 	if err != nil {
 		return blockRecord{}, fmt.Errorf("blockstore: %s: %w", c, err)
 	}
-	size, at, err := decodeBlockRecord(v)
+	rec, err := decodeBlockRecord(v)
 	if err != nil {
 		return blockRecord{}, fmt.Errorf("blockstore: %s: %w", c, err)
 	}
-	crc, ok := decodeBlockCRC(v)
-	return blockRecord{size: size, storedAt: at, crc: crc, hasCRC: ok}, nil
+	return rec, nil
 }
 
 // Get returns block c. It verifies the bytes against c (the full hash) on
@@ -90,17 +81,11 @@ func (s *Store) blockRecord(c cid.Cid) (blockRecord, error) {
 // through Get; serving a receiver that verifies the CID itself reads
 // through GetFast.
 func (s *Store) Get(c cid.Cid) ([]byte, error) {
-	if err := s.checkOpen(); err != nil {
+	rec, err := s.blockRecord(c)
+	if err != nil {
 		return nil, err
 	}
-	ok, err := s.db.Has(blockKey(c), nil)
-	if err != nil {
-		return nil, fmt.Errorf("blockstore: get %s: %w", c, err)
-	}
-	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, c)
-	}
-	data, err := s.readHeld(c, s.files.read)
+	data, err := s.readHeld(c, rec, false)
 	if err != nil {
 		return nil, err
 	}
@@ -110,10 +95,23 @@ func (s *Store) Get(c cid.Cid) ([]byte, error) {
 	return data, nil
 }
 
-// readHeld reads the file of block c, which the index holds, with read:
-// a file too large or missing while still indexed is quarantined.
-func (s *Store) readHeld(c cid.Cid, read func(path string) ([]byte, error)) ([]byte, error) {
-	data, err := read(s.blockPath(c))
+// readHeld reads the bytes of block c, which the index holds as rec, from
+// its pack record or legacy file; pooled reads into a buffer of the pool.
+// A block too large, or whose pack or file is missing while still indexed,
+// is quarantined.
+func (s *Store) readHeld(c cid.Cid, rec blockRecord, pooled bool) ([]byte, error) {
+	var data []byte
+	var err error
+	switch {
+	case rec.packed && rec.size > maxBlockFile:
+		err = fmt.Errorf("%w: index entry claims %d bytes, more than %d", errBlockFileTooLarge, rec.size, maxBlockFile)
+	case rec.packed:
+		data, err = s.packs.read(rec.pack, rec.off, int(rec.size), pooled)
+	case pooled:
+		data, err = s.files.readPooled(s.legacyPath(c))
+	default:
+		data, err = s.files.read(s.legacyPath(c))
+	}
 	if errors.Is(err, errBlockFileTooLarge) {
 		return nil, s.quarantine(c, err.Error())
 	}
@@ -123,7 +121,7 @@ func (s *Store) readHeld(c cid.Cid, read func(path string) ([]byte, error)) ([]b
 		if ok, _ := s.db.Has(blockKey(c), nil); !ok {
 			return nil, fmt.Errorf("%w: %s", ErrNotFound, c)
 		}
-		return nil, s.quarantine(c, "file missing")
+		return nil, s.quarantine(c, "pack or file missing")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("blockstore: get %s: %w", c, err)
@@ -133,9 +131,9 @@ func (s *Store) readHeld(c cid.Cid, read func(path string) ([]byte, error)) ([]b
 
 // Put stores block c durably. It first checks that data hashes to c (an error
 // wrapping ErrCIDMismatch if not, and nothing is stored). When Put returns nil
-// the bytes are fsynced in their final place and indexed by a synced write.
-// Putting a block already
-// held does nothing; putting a quarantined block's good bytes repairs it.
+// the bytes are in a pack, fdatasynced, and indexed by a synced write.
+// Putting a block already held does nothing; putting a quarantined block's
+// good bytes repairs it.
 func (s *Store) Put(c cid.Cid, data []byte) error {
 	return s.put(c, data, nil)
 }
@@ -156,7 +154,7 @@ func (s *Store) putVerified(c cid.Cid, data []byte, extra func(b *leveldb.Batch)
 	}
 	if extra != nil {
 		// A session put ends in a grouped index write: after one failed,
-		// none is attempted, so do not leave a file for it either.
+		// none is attempted, so do not write a record for it either.
 		if err := s.commits.err(); err != nil {
 			return fmt.Errorf("blockstore: put %s: the index failed a write earlier (%v); restart the node", c, err)
 		}
@@ -167,76 +165,90 @@ func (s *Store) putVerified(c cid.Cid, data []byte, extra func(b *leveldb.Batch)
 }
 
 // putLocked is put for a block already verified against c, with gc held
-// shared.
+// shared. The record is written and synced outside c's stripe, so writers
+// of different blocks share the pack's fdatasync; the index is checked again
+// under the stripe, and a record that lost a race with another Put of c is
+// punched out at once.
 func (s *Store) putLocked(c cid.Cid, data []byte, extra func(b *leveldb.Batch) error) error {
+	if n := len(c.Bytes()); n > maxCIDLen {
+		return fmt.Errorf("blockstore: put: CID of %d bytes, more than %d", n, maxCIDLen)
+	}
 	held, err := s.db.Has(blockKey(c), nil)
 	if err != nil {
 		return fmt.Errorf("blockstore: put %s: %w", c, err)
 	}
-	var tmp string
+	crc := blockCRC(data)
+	var w *packWrite
 	if !held {
 		// The expensive part, outside the CID's lock.
-		if tmp, err = s.writeTemp(data); err != nil {
+		if w, err = s.packs.write(c, data, crc); err != nil {
 			return fmt.Errorf("blockstore: put %s: %w", c, err)
 		}
-		defer os.Remove(tmp) // no-op once renamed
+		defer func() { s.packs.finish(w) }()
 	}
 
 	mu := s.stripe(c)
 	mu.Lock()
 	defer mu.Unlock()
-	var b leveldb.Batch
-	added := false
 	if held, err = s.db.Has(blockKey(c), nil); err != nil {
+		if w != nil {
+			s.packs.discard(w)
+		}
 		return fmt.Errorf("blockstore: put %s: %w", c, err)
 	}
+	if held && w != nil { // another Put of c won: ours is an orphan
+		s.packs.discard(w)
+	}
+	var b leveldb.Batch
 	if !held {
-		if tmp == "" { // deleted since the first look
-			if tmp, err = s.writeTemp(data); err != nil {
+		if w == nil { // deleted since the first look
+			if w, err = s.packs.write(c, data, crc); err != nil {
 				return fmt.Errorf("blockstore: put %s: %w", c, err)
 			}
-			defer os.Remove(tmp)
+			defer s.packs.finish(w)
 		}
-		path := s.blockPath(c)
-		if err := s.ensureShard(filepath.Dir(path)); err != nil {
-			return fmt.Errorf("blockstore: put %s: %w", c, err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			return fmt.Errorf("blockstore: put %s: %w", c, err)
-		}
-		if err := fsutil.SyncDir(filepath.Dir(path)); err != nil {
-			return fmt.Errorf("blockstore: put %s: %w", c, err)
-		}
-		b.Put(blockKey(c), encodeBlockRecord(uint64(len(data)), time.Now(), blockCRC(data)))
+		rec := blockRecord{size: uint64(len(data)), storedAt: time.Now(), crc: crc, hasCRC: true,
+			packed: true, pack: w.p.n, off: w.off}
+		b.Put(blockKey(c), rec.encode())
 		b.Delete(quarantineKey(c))
-		added = true
 	}
+	return s.indexPut(c, &b, !held, w, len(data), extra)
+}
+
+// indexPut writes the index batch of a Put (b, and extra's additions) and
+// settles its record: counted live once indexed, punched out if a session
+// add refused it.
+func (s *Store) indexPut(c cid.Cid, b *leveldb.Batch, added bool, w *packWrite, size int, extra func(b *leveldb.Batch) error) error {
 	wasQuarantined := false
 	if added {
 		wasQuarantined, _ = s.db.Has(quarantineKey(c), nil)
 	}
 	if extra != nil {
 		// extra writes the batch, with its own additions, itself.
-		if err := extra(&b); err != nil {
+		if err := extra(b); err != nil {
 			if added {
-				// Nothing indexes the file just renamed in (the stripe
-				// keeps others out): take it back rather than leave it
-				// for a crash recovery that a clean restart never runs.
-				_ = os.Remove(s.blockPath(c))
+				// Nothing indexes the record (the stripe keeps others
+				// out): free it rather than leave it for a crash recovery
+				// that a clean restart never runs.
+				s.packs.discard(w)
 			}
 			return err
 		}
 	} else if b.Len() > 0 {
 		// Synced, so the block is held when Put returns: Open after a crash
-		// would index a block file whose entry was lost, but only into the
+		// would index a record whose entry was lost, but only into the
 		// recovery session, which expires.
-		if err := s.db.Write(&b, &opt.WriteOptions{Sync: true}); err != nil {
+		if err := s.db.Write(b, &opt.WriteOptions{Sync: true}); err != nil {
+			// The entry may have reached the disk all the same: count
+			// the record live, so its pack is not unlinked under it.
+			s.packs.commit(w)
 			return fmt.Errorf("blockstore: put %s: index: %w", c, err)
 		}
 	}
 	if added {
+		s.packs.commit(w)
 		s.blocks.Add(1)
-		s.bytes.Add(int64(len(data)))
+		s.bytes.Add(int64(size))
 		if wasQuarantined {
 			s.quarantined.Add(-1)
 			_ = os.Remove(filepath.Join(s.dir, quarantineDir, c.String()))
@@ -258,11 +270,11 @@ func (s *Store) AllBlocks(fn func(c cid.Cid, size uint64) error) error {
 		if err != nil {
 			continue
 		}
-		size, _, err := decodeBlockRecord(it.Value())
+		rec, err := decodeBlockRecord(it.Value())
 		if err != nil {
 			continue
 		}
-		if err := fn(c, size); err != nil {
+		if err := fn(c, rec.size); err != nil {
 			return err
 		}
 	}

@@ -40,7 +40,7 @@ func (s *Store) GetFast(c cid.Cid) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := s.readHeld(c, s.files.readPooled)
+	data, err := s.readHeld(c, rec, true)
 	if err != nil {
 		return nil, err
 	}
@@ -78,8 +78,9 @@ func (s *Store) setCRC(c cid.Cid, data []byte) {
 	if err != nil || rec.size != uint64(len(data)) {
 		return
 	}
+	rec.crc, rec.hasCRC = blockCRC(data), true
 	var b leveldb.Batch
-	b.Put(blockKey(c), encodeBlockRecord(rec.size, rec.storedAt, blockCRC(data)))
+	b.Put(blockKey(c), rec.encode())
 	if err := s.db.Write(&b, nil); err != nil {
 		s.log.Warn("cannot record a block's CRC-32C; it is verified in full until then", "cid", c, "err", err)
 	}

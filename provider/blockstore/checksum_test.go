@@ -3,7 +3,6 @@ package blockstore
 import (
 	"bytes"
 	"errors"
-	"os"
 	"testing"
 	"time"
 
@@ -72,9 +71,7 @@ func TestGetFastChecksCRC(t *testing.T) {
 		data := [][]byte{a, b}[i]
 		bad := bytes.Clone(data)
 		bad[len(bad)/3] ^= 0x01 // one flipped bit
-		if err := os.WriteFile(s.blockPath(c), bad, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		overwrite(t, s, c, bad)
 	}
 	// Serving: refused and quarantined.
 	if _, err := s.GetFast(ca); !errors.Is(err, ErrCorrupt) {
@@ -114,11 +111,10 @@ func TestGetFastChecksOnlyTheCRC(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := randBytes(14, len(data))
-	if err := os.WriteFile(s.blockPath(c), other, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	overwrite(t, s, c, other)
 	rec := record(t, s, c)
-	setRecord(t, s, c, encodeBlockRecord(rec.size, rec.storedAt, blockCRC(other)))
+	rec.crc = blockCRC(other)
+	setRecord(t, s, c, rec.encode())
 	if got, err := s.GetFast(c); err != nil || !bytes.Equal(got, other) {
 		t.Fatalf("GetFast = %d bytes, %v; want the bytes the CRC matches", len(got), err)
 	}
@@ -143,11 +139,8 @@ func TestGetFastBlocksWithoutCRC(t *testing.T) {
 		c    cid.Cid
 		data []byte
 	}{{cg, good}, {cb, bad}} {
-		if err := s.Put(blk.c, blk.data); err != nil {
-			t.Fatal(err)
-		}
-		old := encodeBlockRecord(uint64(len(blk.data)), at, 0)[:blockRecordNoCRC]
-		setRecord(t, s, blk.c, old)
+		// Entries without a CRC are from before packs: legacy files.
+		putLegacy(t, s, blk.c, blk.data, at, true)
 		if rec := record(t, s, blk.c); rec.hasCRC || rec.size != uint64(len(blk.data)) || !rec.storedAt.Equal(at) {
 			t.Fatalf("old-format entry read as %+v", rec)
 		}
@@ -172,9 +165,7 @@ func TestGetFastBlocksWithoutCRC(t *testing.T) {
 
 	damaged := bytes.Clone(bad)
 	damaged[100] ^= 0x80
-	if err := os.WriteFile(s.blockPath(cb), damaged, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	overwrite(t, s, cb, damaged)
 	if _, err := s.GetFast(cb); !errors.Is(err, ErrCorrupt) || !quarantined(t, s, cb) {
 		t.Fatalf("GetFast of a damaged block without CRC = %v; want ErrCorrupt and quarantined", err)
 	}
@@ -191,7 +182,8 @@ func TestGetFastRewritesDamagedCRC(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := record(t, s, c)
-	setRecord(t, s, c, encodeBlockRecord(rec.size, rec.storedAt, rec.crc^0xdeadbeef))
+	rec.crc ^= 0xdeadbeef
+	setRecord(t, s, c, rec.encode())
 	if got, err := s.GetFast(c); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("GetFast = %v", err)
 	}

@@ -5,22 +5,20 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
 )
 
-// Block files are written and read with direct I/O where the file system
-// allows it: a provider stores far more than it reads back soon, and on
+// Pack records are written and read, and legacy block files read, with
+// direct I/O where the file system allows it: a provider stores far more than it reads back soon, and on
 // these machines growing the page cache with freshly written blocks costs
 // two to ten times the CPU of the write itself (see docs/ARCHITECTURE.md,
 // "Storage engine"). Direct I/O needs the buffer, the length and the file
-// offset aligned to the device's block size, so blocks are staged in
-// aligned buffers and a block whose length is not a multiple of it is
-// written padded and then truncated to its length. A file system that
+// offset aligned to the device's block size, so records are staged in
+// aligned buffers and padded to a multiple of it (see packrecord.go). A
+// file system that
 // refuses direct I/O (tmpfs before Linux 6.6, some network file systems)
 // turns it off for the store, which then uses the page cache like any
 // file.
@@ -29,10 +27,10 @@ import (
 // block size in use.
 const ioAlign = 4096
 
-// fileIO writes and reads block files.
+// fileIO holds the aligned buffers records are staged and read in, and
+// reads legacy block files.
 type fileIO struct {
 	direct atomic.Bool
-	seq    atomic.Uint64
 	bufs   sync.Pool // *[]byte, aligned, cap a multiple of ioAlign
 }
 
@@ -66,73 +64,9 @@ func (f *fileIO) putBuf(p *[]byte) { f.bufs.Put(p) }
 
 func roundUp(n int) int { return (n + ioAlign - 1) &^ (ioAlign - 1) }
 
-// writeNew writes data to a new file in dir, fsyncs it and returns its path.
-func (f *fileIO) writeNew(dir string, data []byte) (string, error) {
-	name := filepath.Join(dir, "blk-"+strconv.FormatUint(f.seq.Add(1), 36)+"-"+strconv.Itoa(os.Getpid()))
-	if f.direct.Load() {
-		err := f.writeDirect(name, data)
-		if err == nil {
-			return name, nil
-		}
-		_ = os.Remove(name)
-		if !errors.Is(err, errNoDirectIO) {
-			return "", err
-		}
-		f.direct.Store(false)
-	}
-	if err := writeBuffered(name, data); err != nil {
-		_ = os.Remove(name)
-		return "", err
-	}
-	return name, nil
-}
-
-// errNoDirectIO marks a file system's refusal of direct I/O.
-var errNoDirectIO = errors.New("direct I/O not supported")
-
-func (f *fileIO) writeDirect(name string, data []byte) error {
-	file, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oDirect, 0o644)
-	if errors.Is(err, syscall.EINVAL) {
-		return errNoDirectIO
-	}
-	if err != nil {
-		return err
-	}
-	buf := f.alignedBuf(len(data))
-	defer f.putBuf(buf)
-	n := copy(*buf, data)
-	clear((*buf)[n:])
-	// Direct I/O skips the page cache, not the device's cache or the
-	// file's metadata: fsync still makes the block durable.
-	err = finishFile(file, *buf, len(data))
-	if errors.Is(err, syscall.EINVAL) {
-		return errNoDirectIO
-	}
-	return err
-}
-
-func writeBuffered(name string, data []byte) error {
-	file, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	return finishFile(file, data, len(data))
-}
-
-// finishFile writes buf to file, cuts the file to size when buf is padded
-// past it, fsyncs and closes it.
-func finishFile(file *os.File, buf []byte, size int) error {
-	_, err := file.Write(buf)
-	if err == nil && len(buf) != size {
-		err = file.Truncate(int64(size))
-	}
-	if err == nil {
-		err = file.Sync()
-	}
-	if cerr := file.Close(); err == nil {
-		err = cerr
-	}
-	return err
+// aligned reports whether b starts on an ioAlign boundary.
+func aligned(b []byte) bool {
+	return cap(b) > 0 && uintptr(unsafe.Pointer(unsafe.SliceData(b)))&(ioAlign-1) == 0
 }
 
 // read returns the whole content of the block file at path, in a buffer of

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/ipfs/go-cid"
@@ -50,8 +51,9 @@ func openDirect(t *testing.T, dir string, direct bool) *Store {
 	return s
 }
 
-// checkBlockFile fails unless the store returns data for c and c's file on
-// disk holds exactly data: no padding left behind by an aligned write.
+// checkBlockFile fails unless the store returns data for c and c's record
+// on disk holds exactly data, aligned, followed by zeros to the next
+// alignment boundary: nothing left behind by a reused staging buffer.
 func checkBlockFile(t *testing.T, s *Store, c cid.Cid, data []byte) {
 	t.Helper()
 	got, err := s.Get(c)
@@ -61,37 +63,51 @@ func checkBlockFile(t *testing.T, s *Store, c cid.Cid, data []byte) {
 	if !bytes.Equal(got, data) {
 		t.Fatalf("Get %d-byte block returned %d bytes that differ", len(data), len(got))
 	}
-	st, err := os.Stat(s.blockPath(c))
+	path, off, size, err := s.Locate(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Size() != int64(len(data)) {
-		t.Fatalf("file of a %d-byte block is %d bytes", len(data), st.Size())
+	if size != int64(len(data)) || off%ioAlign != 0 {
+		t.Fatalf("a %d-byte block is located as %d bytes at %d", len(data), size, off)
 	}
-	raw, err := os.ReadFile(s.blockPath(c))
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(raw, data) {
-		t.Fatalf("file of a %d-byte block holds other bytes", len(data))
+	defer f.Close()
+	raw := make([]byte, roundUp(len(data)))
+	if _, err := f.ReadAt(raw, off); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(raw[:len(data)], data) {
+		t.Fatalf("record of a %d-byte block holds other bytes", len(data))
+	}
+	if !bytes.Equal(raw[len(data):], make([]byte, len(raw)-len(data))) {
+		t.Fatalf("padding of a %d-byte block's record is not zeros", len(data))
 	}
 }
 
-// checkTmpEmpty fails if a temp file outlived the Put that wrote it.
+// checkTmpEmpty fails if anything but pack files lies in packs/, or a temp
+// file in tmp/.
 func checkTmpEmpty(t *testing.T, s *Store) {
 	t.Helper()
-	left, err := os.ReadDir(filepath.Join(s.dir, tmpDir))
+	entries, err := os.ReadDir(filepath.Join(s.dir, packsDir))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(left) != 0 {
+	for _, e := range entries {
+		if _, ok := parsePackName(e.Name()); !ok {
+			t.Fatalf("%s in %s", e.Name(), packsDir)
+		}
+	}
+	if left, _ := os.ReadDir(filepath.Join(s.dir, tmpDir)); len(left) != 0 {
 		t.Fatalf("%d temp files left in %s", len(left), tmpDir)
 	}
 }
 
 // TestBlockFilesRoundTrip proves that blocks of every length around the
-// alignment, up to the largest chunk, come back byte-exact from files of
-// exactly their length, with direct I/O on and off, written in ascending and
+// alignment, up to the largest chunk, come back byte-exact from pack records
+// holding exactly them (zero padding), with direct I/O on and off, written in ascending and
 // then descending size (so pooled staging buffers larger than the block are
 // reused), and across Close and Open in the same and in the other mode. With
 // direct I/O on, a file system that takes it (ext4) must not have turned it
@@ -190,10 +206,9 @@ func residentPages(t *testing.T, path string) int {
 	return n
 }
 
-// TestDirectIOSkipsPageCache proves direct I/O is really used: a block
-// written and read back with it leaves its file's pages out of the page
-// cache, but for the one page a truncation to an unaligned length may read
-// in, where a buffered write leaves them all in.
+// TestDirectIOSkipsPageCache proves direct I/O is really used: blocks
+// written and read back with it leave no page of their pack in the page
+// cache, where buffered writes leave them all in.
 func TestDirectIOSkipsPageCache(t *testing.T) {
 	dir := t.TempDir()
 	if !acceptsDirectIO(t, dir) {
@@ -205,24 +220,29 @@ func TestDirectIOSkipsPageCache(t *testing.T) {
 		data := randBytes(uint64(300+i), n)
 		c := chunker.ChunkCID(data)
 		pages := (n + os.Getpagesize() - 1) / os.Getpagesize()
-		tail := 0
-		if n%ioAlign != 0 {
-			tail = 1
-		}
+		const tail = 0 // records are whole aligned blocks: nothing is cached
 		if err := direct.Put(c, data); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := direct.Get(c); err != nil {
 			t.Fatal(err)
 		}
-		r := residentPages(t, direct.blockPath(c))
+		path, _, _, err := direct.Locate(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := residentPages(t, path)
 		if r > tail {
 			t.Errorf("%d-byte block written and read with direct I/O: %d of %d pages cached, want at most %d", n, r, pages, tail)
 		}
 		if err := buffered.Put(c, data); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("%d-byte block: %d of %d pages cached written direct, %d written buffered", n, r, pages, residentPages(t, buffered.blockPath(c)))
+		bpath, _, _, err := buffered.Locate(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%d-byte block: %d of %d pages of the pack cached written direct, %d written buffered", n, r, pages, residentPages(t, bpath))
 	}
 }
 
@@ -277,8 +297,8 @@ func TestDirectIOFallbackOnTmpfs(t *testing.T) {
 // refuses a direct write itself (EINVAL from write, as a file system that
 // opens O_DIRECT files but cannot do aligned I/O gives): the refusal is
 // provoked with a misaligned staging buffer slipped into the pool. The Put
-// still succeeds, writes the block buffered to a file of its exact length,
-// leaves no temp file, and direct I/O is off for the store from then on.
+// still succeeds, writes the block's record buffered, exact and aligned, and
+// direct I/O is off for the store from then on.
 func TestDirectWriteRefusedFallsBack(t *testing.T) {
 	dir := t.TempDir()
 	if !acceptsDirectIO(t, dir) {
@@ -297,8 +317,9 @@ func TestDirectWriteRefusedFallsBack(t *testing.T) {
 		if i == 200 {
 			t.Fatal("no Put used the misaligned staging buffer, or the kernel accepted it")
 		}
-		raw := make([]byte, 3*ioAlign)
-		bad := raw[1 : 1+2*ioAlign : 1+2*ioAlign]
+		// Big enough for the record (header and data) of the block below.
+		raw := make([]byte, 4*ioAlign)
+		bad := raw[1 : 1+3*ioAlign : 1+3*ioAlign]
 		s.files.putBuf(&bad)
 		data := randBytes(uint64(500+i), ioAlign+904)
 		c := chunker.ChunkCID(data)
@@ -325,8 +346,8 @@ func TestDirectWriteRefusedFallsBack(t *testing.T) {
 	checkTmpEmpty(t, s)
 }
 
-// TestReadShortFile proves read returns what a block file holds when it is
-// shorter than what was written, with and without direct I/O, across the
+// TestReadShortFile proves a pack read returns what a pack holds when it is
+// cut short inside a block's record, with and without direct I/O, across the
 // alignment, and that Get then reports the block corrupt and quarantines it
 // rather than returning short or padded bytes.
 func TestReadShortFile(t *testing.T) {
@@ -345,12 +366,16 @@ func TestReadShortFile(t *testing.T) {
 				if err := s.Put(c, data); err != nil {
 					t.Fatal(err)
 				}
-				path := s.blockPath(c)
-				short := len(data) - tc.cut
-				if err := os.Truncate(path, int64(short)); err != nil {
+				path, off, _, err := s.Locate(c)
+				if err != nil {
 					t.Fatal(err)
 				}
-				got, err := s.files.read(path)
+				rec := record(t, s, c)
+				short := len(data) - tc.cut
+				if err := os.Truncate(path, off+int64(short)); err != nil {
+					t.Fatal(err)
+				}
+				got, err := s.packs.read(rec.pack, rec.off, len(data), false)
 				if err != nil {
 					t.Fatalf("read of a truncated file: %v", err)
 				}
@@ -367,9 +392,7 @@ func TestReadShortFile(t *testing.T) {
 				if err != nil || len(q) != 1 || !q[0].Equals(c) {
 					t.Fatalf("Quarantined = %v, %v; want [%s]", q, err, c)
 				}
-				if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
-					t.Fatalf("truncated block's file still in place: %v", err)
-				}
+				checkNoRecord(t, s, c)
 				aside, err := os.ReadFile(filepath.Join(s.dir, quarantineDir, c.String()))
 				if err != nil || !bytes.Equal(aside, data[:short]) {
 					t.Fatalf("quarantined file: %d bytes, %v; want the %d truncated bytes", len(aside), err, short)
@@ -425,8 +448,8 @@ func allocated(fn func()) uint64 {
 	return after.TotalAlloc - before.TotalAlloc
 }
 
-// TestOversizeBlockFileIsQuarantined proves that a held block whose file has
-// grown past maxBlockFile (a 5000-byte block truncated up to a sparse 65 MiB)
+// TestOversizeBlockFileIsQuarantined proves that a held legacy block whose
+// file has grown past maxBlockFile (a 5000-byte block truncated up to a sparse 65 MiB)
 // is reported corrupt by Get and quarantined, with direct I/O on and off:
 // Has is false, Quarantined lists it, its file is moved whole to quarantine/,
 // Stats count no block and one quarantined, and Putting the good bytes
@@ -439,13 +462,9 @@ func TestOversizeBlockFileIsQuarantined(t *testing.T) {
 			s := openDirect(t, dir, direct)
 			data := randBytes(700, 5000)
 			c := chunker.ChunkCID(data)
-			if err := s.Put(c, data); err != nil {
-				t.Fatal(err)
-			}
-			if got := s.files.direct.Load(); got != wantDirect {
-				t.Fatalf("direct I/O is %v, want %v", got, wantDirect)
-			}
-			path := s.blockPath(c)
+			// Only a legacy block file can outgrow its index entry.
+			putLegacy(t, s, c, data, time.Now(), false)
+			path := s.legacyPath(c)
 			if err := os.Truncate(path, oversize); err != nil {
 				t.Fatal(err)
 			}
@@ -478,6 +497,9 @@ func TestOversizeBlockFileIsQuarantined(t *testing.T) {
 				t.Fatalf("Put of the good bytes: %v", err)
 			}
 			checkBlockFile(t, s, c, data)
+			if got := s.files.direct.Load(); got != wantDirect {
+				t.Fatalf("direct I/O is %v, want %v", got, wantDirect)
+			}
 			if q, err := s.Quarantined(); err != nil || len(q) != 0 {
 				t.Fatalf("Quarantined after the repair = %v, %v; want none", q, err)
 			}
@@ -513,14 +535,9 @@ func TestOversizeUnindexedFileRemovedOnRecovery(t *testing.T) {
 			if err := s.db.Delete(blockKey(chunker.ChunkCID(lost)), nil); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Remove(filepath.Join(dir, cleanMarker)); err != nil {
-				t.Fatal(err)
-			}
+			crash(t, s)
 			big := chunker.ChunkCID(randBytes(712, 5000))
-			path := s.blockPath(big)
+			path := s.legacyPath(big)
 			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 				t.Fatal(err)
 			}
@@ -559,7 +576,7 @@ func TestOversizeUnindexedFileRemovedOnRecovery(t *testing.T) {
 }
 
 // TestOversizeBlockFileReadIsBounded proves that maxBlockFile bounds what
-// reading an oversize block file allocates, with direct I/O on and off: read
+// reading an oversize legacy block file allocates, with direct I/O on and off: read
 // refuses a sparse 65 MiB file with an error wrapping errBlockFileTooLarge
 // and allocates less than maxBlockFile doing so, and so do Get of a held
 // block whose file is that large (which quarantines it) and Open after an
@@ -572,10 +589,8 @@ func TestOversizeBlockFileReadIsBounded(t *testing.T) {
 			s := openDirect(t, dir, direct)
 			data := randBytes(720, 5000)
 			c := chunker.ChunkCID(data)
-			if err := s.Put(c, data); err != nil {
-				t.Fatal(err)
-			}
-			path := s.blockPath(c)
+			putLegacy(t, s, c, data, time.Now(), false)
+			path := s.legacyPath(c)
 			if err := os.Truncate(path, oversize); err != nil {
 				t.Fatal(err)
 			}
@@ -599,12 +614,7 @@ func TestOversizeBlockFileReadIsBounded(t *testing.T) {
 			}
 
 			// The same file, unindexed, found by Open after a crash.
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Remove(filepath.Join(dir, cleanMarker)); err != nil {
-				t.Fatal(err)
-			}
+			crash(t, s)
 			if err := os.Rename(filepath.Join(dir, quarantineDir, c.String()), path); err != nil {
 				t.Fatal(err)
 			}

@@ -27,19 +27,23 @@ func (s *Store) Delete(c cid.Cid) error {
 }
 
 // deleteBlocks drops the index entries of those of cs the store holds in one
-// durable write, then their files. Call with gc held exclusively, which
-// keeps out everything else that writes a block's file or index entry (they
+// durable write, then frees their records (a hole punched in the pack, or
+// the whole pack unlinked once none of its records is live) or legacy
+// files. Call with gc held exclusively, which
+// keeps out everything else that writes a block's record or index entry (they
 // take gc before a CID's stripe), so no stripe is needed.
 //
 // One fsync for the lot, not one per block: deleting an object of a few
 // hundred chunks is one index write. A crash before it leaves every block
-// indexed and whole; a crash between it and the unlinks leaves files the
-// index does not name, which Open recovers into the recovery session and
-// so deletes after RecoveredTTL.
+// indexed and whole; a crash between it and the holes leaves records the
+// index does not name: in a pack still unsealed, Open recovers them into
+// the recovery session and so deletes them after RecoveredTTL; in a sealed
+// one they are not looked for, and their space comes back with the pack.
 func (s *Store) deleteBlocks(cs []cid.Cid) error {
 	var errs []error
 	var batch leveldb.Batch
 	dead := make([]cid.Cid, 0, len(cs))
+	recs := make([]blockRecord, 0, len(cs))
 	var freed uint64
 	for _, c := range cs {
 		rec, err := s.blockRecord(c)
@@ -52,6 +56,7 @@ func (s *Store) deleteBlocks(cs []cid.Cid) error {
 		}
 		batch.Delete(blockKey(c))
 		dead = append(dead, c)
+		recs = append(recs, rec)
 		freed += rec.size
 	}
 	if len(dead) == 0 {
@@ -62,12 +67,23 @@ func (s *Store) deleteBlocks(cs []cid.Cid) error {
 	}
 	s.blocks.Add(-int64(len(dead)))
 	s.bytes.Add(-int64(freed))
-	for _, c := range dead {
-		if err := os.Remove(s.blockPath(c)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	for i, c := range dead {
+		if err := s.free(c, recs[i]); err != nil {
 			errs = append(errs, fmt.Errorf("blockstore: delete %s: %w", c, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// free releases the space of block c, whose index entry rec was dropped.
+func (s *Store) free(c cid.Cid, rec blockRecord) error {
+	if rec.packed {
+		return s.packs.free(rec.pack, rec.off, recordLen(rec.size))
+	}
+	if err := os.Remove(s.legacyPath(c)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // collect deletes those of blocks nothing references any more (see

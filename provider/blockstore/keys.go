@@ -13,7 +13,8 @@ import (
 // multihash length are all encoded), so a prefix of one CID's key never
 // matches another CID's key.
 const (
-	pBlock      = 'b' // b<cid>                  → size u64, stored-at unix-nano u64, CRC-32C u32 (absent before the CRC)
+	pBlock      = 'b' // b<cid>                  → size u64, stored-at unix-nano u64, CRC-32C u32 (absent before the CRC), pack u32 + offset u64 (absent for a legacy file)
+	pPack       = 'p' // p<pack u32>             → "" (the pack is sealed)
 	pQuarantine = 'q' // q<cid>                  → quarantined-at unix u64
 	pManifest   = 'm' // m<obj u64>              → manifest
 	pBagObject  = 'o' // o<bag>\x00<obj u64>     → ""
@@ -65,37 +66,66 @@ func sessRefKey(c cid.Cid, id []byte) []byte {
 
 func encodeU64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
-// encodeBlockRecord encodes a block's index entry: its size, when it was
-// stored and the CRC-32C (Castagnoli) of its bytes.
-func encodeBlockRecord(size uint64, at time.Time, crc uint32) []byte {
-	b := make([]byte, 0, blockRecordLen)
-	b = binary.BigEndian.AppendUint64(b, size)
-	b = binary.BigEndian.AppendUint64(b, uint64(at.UnixNano()))
-	return binary.BigEndian.AppendUint32(b, crc)
+// blockRecord is a block's index entry: its size, when it was stored, the
+// CRC-32C (Castagnoli) of its bytes, and where they live: a record of a
+// pack, or (packed false) the legacy file blocks/<shard>/<cid> of a store
+// written before packs.
+type blockRecord struct {
+	size     uint64
+	storedAt time.Time
+	crc      uint32 // CRC-32C of the bytes, when hasCRC
+	hasCRC   bool
+	packed   bool
+	pack     uint32 // the pack's number, when packed
+	off      int64  // where the block's record starts in it
 }
 
-// Lengths of a block's index entry: with its CRC-32C, and as written
-// before the store kept one.
+// Lengths of a block's index entry: in a pack, in a legacy file with its
+// CRC-32C, and in a legacy file as written before the store kept CRCs.
 const (
-	blockRecordLen   = 20
-	blockRecordNoCRC = 16
+	blockRecordPacked = 32
+	blockRecordLen    = 20
+	blockRecordNoCRC  = 16
 )
 
-func decodeBlockRecord(v []byte) (uint64, time.Time, error) {
-	if len(v) != blockRecordLen && len(v) != blockRecordNoCRC {
-		return 0, time.Time{}, fmt.Errorf("bad block record of %d bytes", len(v))
+// encode encodes the entry: size u64, stored-at unix-nano u64, CRC u32,
+// then for a packed block the pack u32 and the record's offset u64.
+func (r blockRecord) encode() []byte {
+	b := make([]byte, 0, blockRecordPacked)
+	b = binary.BigEndian.AppendUint64(b, r.size)
+	b = binary.BigEndian.AppendUint64(b, uint64(r.storedAt.UnixNano()))
+	b = binary.BigEndian.AppendUint32(b, r.crc)
+	if r.packed {
+		b = binary.BigEndian.AppendUint32(b, r.pack)
+		b = binary.BigEndian.AppendUint64(b, uint64(r.off))
 	}
-	return binary.BigEndian.Uint64(v), time.Unix(0, int64(binary.BigEndian.Uint64(v[8:]))), nil
+	return b
 }
 
-// decodeBlockCRC returns the CRC-32C of a block's index entry; ok is false
-// for an entry written before the store kept one.
-func decodeBlockCRC(v []byte) (crc uint32, ok bool) {
-	if len(v) != blockRecordLen {
-		return 0, false
+func decodeBlockRecord(v []byte) (blockRecord, error) {
+	switch len(v) {
+	case blockRecordPacked, blockRecordLen, blockRecordNoCRC:
+	default:
+		return blockRecord{}, fmt.Errorf("bad block record of %d bytes", len(v))
 	}
-	return binary.BigEndian.Uint32(v[16:]), true
+	r := blockRecord{
+		size:     binary.BigEndian.Uint64(v),
+		storedAt: time.Unix(0, int64(binary.BigEndian.Uint64(v[8:]))),
+	}
+	if len(v) >= blockRecordLen {
+		r.crc, r.hasCRC = binary.BigEndian.Uint32(v[16:]), true
+	}
+	if len(v) == blockRecordPacked {
+		r.packed = true
+		r.pack = binary.BigEndian.Uint32(v[20:])
+		r.off = int64(binary.BigEndian.Uint64(v[24:]))
+	}
+	return r, nil
 }
+
+// packKey marks pack n sealed: rotated out, every write to it finished,
+// so every record in it is indexed or punched and recovery skips it.
+func packKey(n uint32) []byte { return binary.BigEndian.AppendUint32([]byte{pPack}, n) }
 
 var errShort = errors.New("truncated record")
 

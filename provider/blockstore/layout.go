@@ -1,11 +1,9 @@
 package blockstore
 
-// The store's directory on disk: its layout, where a block's file lives,
-// shard directories, temp files, and the fsyncs that make renames and
-// new entries durable.
+// The store's directory on disk: its layout, where a block's bytes live,
+// and the clean-close marker.
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,17 +15,18 @@ import (
 // Layout of a store's directory.
 const (
 	indexDir      = "index"      // goleveldb: the index, never block bytes
-	blocksDir     = "blocks"     // blocks/<shard>/<cid>
-	tmpDir        = "tmp"        // temp files being written; emptied on Open
+	packsDir      = "packs"      // packs/<8-digit n>.pack: the blocks
+	blocksDir     = "blocks"     // blocks/<shard>/<cid>: blocks stored before packs
+	tmpDir        = "tmp"        // temp files of stores before packs; emptied on Open
 	quarantineDir = "quarantine" // corrupt blocks set aside
 	cleanMarker   = "CLEAN"      // present while closed cleanly
 	lockStripes   = 64
 )
 
-// blockPath is where block c's file lives: blocks/<shard>/<cid>, the shard
-// being the next-to-last two characters of the CID's base32 text (as IPFS's
-// flatfs does), which spreads blocks over 32×32 directories.
-func (s *Store) blockPath(c cid.Cid) string {
+// legacyPath is where block c's file lives if it was stored before packs:
+// blocks/<shard>/<cid>, the shard being the next-to-last two characters of
+// the CID's base32 text (as IPFS's flatfs does).
+func (s *Store) legacyPath(c cid.Cid) string {
 	name := c.String()
 	return filepath.Join(s.dir, blocksDir, shardOf(name), name)
 }
@@ -39,47 +38,22 @@ func shardOf(name string) string {
 	return strings.ToLower(name[len(name)-3 : len(name)-1])
 }
 
-// ensureShard creates shard directory dir if the store has not seen it yet,
-// and fsyncs blocks/ so the new directory, and the blocks renamed into it,
-// survive a power loss. Concurrent first Puts into one shard each sync
-// blocks/ before it is marked known, so none returns before it is durable.
-func (s *Store) ensureShard(dir string) error {
-	name := filepath.Base(dir)
-	if _, ok := s.shards.Load(name); ok {
-		return nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	if err := fsutil.SyncDir(filepath.Join(s.dir, blocksDir)); err != nil {
-		return err
-	}
-	s.shards.Store(name, struct{}{})
-	return nil
-}
-
-// loadShards marks the shard directories present as known, after fsyncing
-// blocks/ once so those that exist now are durable.
-func (s *Store) loadShards() error {
-	blocks := filepath.Join(s.dir, blocksDir)
-	entries, err := os.ReadDir(blocks)
+// Locate tells where block c's bytes are on disk: the file, the offset of
+// the block's first byte in it and the block's length. A block in a pack
+// file (packs/<n>.pack) starts after its record's header; a block stored
+// before packs is a whole file of its own (blocks/<shard>/<cid>, offset 0).
+// It is for operators and tests that need to look at or damage the bytes;
+// the file may be unlinked, or the range punched, by a deletion at any
+// time. A block not held gives an error wrapping ErrNotFound.
+func (s *Store) Locate(c cid.Cid) (path string, off int64, size int64, err error) {
+	rec, err := s.blockRecord(c)
 	if err != nil {
-		return fmt.Errorf("blockstore: open: %w", err)
+		return "", 0, 0, err
 	}
-	if err := fsutil.SyncDir(blocks); err != nil {
-		return fmt.Errorf("blockstore: open: %w", err)
+	if !rec.packed {
+		return s.legacyPath(c), 0, int64(rec.size), nil
 	}
-	for _, e := range entries {
-		if e.IsDir() {
-			s.shards.Store(e.Name(), struct{}{})
-		}
-	}
-	return nil
-}
-
-// writeTemp writes data to a new fsynced temp file and returns its path.
-func (s *Store) writeTemp(data []byte) (string, error) {
-	return s.files.writeNew(filepath.Join(s.dir, tmpDir), data)
+	return s.packs.path(rec.pack), rec.off + hdrSize, int64(rec.size), nil
 }
 
 func writeMarker(path string) error {

@@ -18,9 +18,10 @@ import (
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
-// quarantine sets a corrupt block aside: its file moves to quarantine/, its
-// index entry is dropped and it is listed by Quarantined until a good copy is
-// Put. It returns the error Get reports.
+// quarantine sets a corrupt block aside: its bytes go to quarantine/<cid>
+// (a legacy file is moved there; a pack record's bytes are copied and its
+// space punched out), its index entry is dropped and it is listed by
+// Quarantined until a good copy is Put. It returns the error Get reports.
 func (s *Store) quarantine(c cid.Cid, why string) error {
 	s.gc.Lock()
 	defer s.gc.Unlock()
@@ -28,15 +29,19 @@ func (s *Store) quarantine(c cid.Cid, why string) error {
 	mu.Lock()
 	defer mu.Unlock()
 
-	path := s.blockPath(c)
+	rec, err := s.blockRecord(c)
+	if errors.Is(err, ErrNotFound) {
+		// Deleted since the failed read: a punched record reads as zeros.
+		return fmt.Errorf("%w: %s", ErrNotFound, c)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %s: %s (and reading its index entry failed: %v)", ErrCorrupt, c, why, err)
+	}
 	// A good copy may have been Put since the failed read.
-	if data, err := s.files.read(path); err == nil && chunker.VerifyChunk(c, data) == nil {
+	if data, err := s.readRecord(c, rec); err == nil && chunker.VerifyChunk(c, data) == nil {
 		return fmt.Errorf("%w: %s: read a corrupt copy that was since replaced; read again", ErrCorrupt, c)
 	}
-	rec, recErr := s.blockRecord(c)
-	if err := os.Rename(path, filepath.Join(s.dir, quarantineDir, c.String())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		s.log.Warn("cannot move a corrupt block aside", "cid", c, "err", err)
-	}
+	s.setAside(c, rec)
 	var b leveldb.Batch
 	b.Delete(blockKey(c))
 	b.Put(quarantineKey(c), encodeU64(uint64(time.Now().Unix())))
@@ -44,15 +49,44 @@ func (s *Store) quarantine(c cid.Cid, why string) error {
 	if err := s.db.Write(&b, &opt.WriteOptions{Sync: true}); err != nil {
 		return fmt.Errorf("%w: %s: %s (and quarantining it failed: %v)", ErrCorrupt, c, why, err)
 	}
-	if recErr == nil {
-		s.blocks.Add(-1)
-		s.bytes.Add(-int64(rec.size))
+	if rec.packed {
+		_ = s.packs.free(rec.pack, rec.off, recordLen(rec.size))
 	}
+	s.blocks.Add(-1)
+	s.bytes.Add(-int64(rec.size))
 	if !wasQuarantined {
 		s.quarantined.Add(1)
 	}
 	s.log.Warn("corrupt block quarantined", "cid", c, "why", why)
 	return fmt.Errorf("%w: %s: %s; quarantined, fetch it again from a peer", ErrCorrupt, c, why)
+}
+
+// readRecord reads block c's bytes as its index entry rec places them,
+// bounded by maxBlockFile.
+func (s *Store) readRecord(c cid.Cid, rec blockRecord) ([]byte, error) {
+	if !rec.packed {
+		return s.files.read(s.legacyPath(c))
+	}
+	return s.packs.read(rec.pack, rec.off, int(min(rec.size, maxBlockFile)), false)
+}
+
+// setAside puts what is on disk of corrupt block c in quarantine/<cid>,
+// for an operator to look at.
+func (s *Store) setAside(c cid.Cid, rec blockRecord) {
+	aside := filepath.Join(s.dir, quarantineDir, c.String())
+	if !rec.packed {
+		if err := os.Rename(s.legacyPath(c), aside); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn("cannot move a corrupt block aside", "cid", c, "err", err)
+		}
+		return
+	}
+	data, err := s.readRecord(c, rec)
+	if err == nil {
+		err = os.WriteFile(aside, data, 0o644)
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn("cannot copy a corrupt block aside", "cid", c, "err", err)
+	}
 }
 
 // Quarantined lists the blocks set aside as corrupt and not repaired since.

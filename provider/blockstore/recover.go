@@ -1,7 +1,7 @@
 package blockstore
 
-// Recovery after an unclean shutdown: reconciling block files with the
-// index on Open, and the recovery session that holds the blocks it found
+// Recovery after an unclean shutdown: reconciling legacy block files with
+// the index on Open (packrecover.go does the packs), and the recovery session that holds the blocks it found
 // unclaimed until an object claims them or RecoveredTTL passes.
 
 import (
@@ -32,12 +32,13 @@ var recoveredSession = []byte("\x00recovered")
 
 const recoveredBag = "\x00recovered"
 
-// recover empties tmp/ and, after an unclean shutdown of an existing store,
-// reconciles block files with the index.
+// recover empties tmp/ (left by stores before packs) and, after an unclean
+// shutdown of an existing store, reconciles the packs and legacy block files
+// with the index.
 func (s *Store) recover(fresh bool) error {
 	tmp := filepath.Join(s.dir, tmpDir)
 	entries, err := os.ReadDir(tmp)
-	if err != nil {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("blockstore: open: %w", err)
 	}
 	for _, e := range entries {
@@ -57,16 +58,49 @@ func (s *Store) recover(fresh bool) error {
 		return fsutil.SyncDir(s.dir)
 	}
 	start := time.Now()
-	indexed, recovered, dropped, removed := 0, 0, 0, 0
-	var recoveredBytes uint64
-	// Files the index does not name.
-	err = filepath.WalkDir(filepath.Join(s.dir, blocksDir), func(path string, d fs.DirEntry, err error) error {
+	var r recovery
+	if err := s.recoverFiles(&r); err != nil {
+		return err
+	}
+	if err := s.recoverPacks(&r); err != nil {
+		return fmt.Errorf("blockstore: open: reconcile packs: %w", err)
+	}
+	if r.recovered > 0 {
+		_, _, prev, err := s.sessionRecord(recoveredSession)
+		if err != nil && !errors.Is(err, leveldb.ErrNotFound) {
+			return fmt.Errorf("blockstore: open: %w", err)
+		}
+		rec := encodeSession(recoveredBag, time.Now().Add(RecoveredTTL), prev+r.recoveredBytes)
+		if err := s.db.Put(sessionKey(recoveredSession), rec, &opt.WriteOptions{Sync: true}); err != nil {
+			return fmt.Errorf("blockstore: open: %w", err)
+		}
+	}
+	s.log.Info("recovered after an unclean shutdown", "indexed", r.indexed, "unclaimed", r.recovered,
+		"removed", r.removed, "dropped_entries", r.dropped, "packs_scanned", r.scanned, "took", time.Since(start))
+	return nil
+}
+
+// recovery counts what reconciling found.
+type recovery struct {
+	indexed, recovered, dropped, removed, scanned int
+	recoveredBytes                                uint64
+}
+
+// recoverFiles reconciles the legacy block files (blocks/<shard>/<cid>)
+// with the index: a file the index does not name is indexed if it verifies
+// against its name and removed if not, and a legacy entry whose file is
+// gone is dropped.
+func (s *Store) recoverFiles(r *recovery) error {
+	err := filepath.WalkDir(filepath.Join(s.dir, blocksDir), func(path string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && path == filepath.Join(s.dir, blocksDir) {
+			return fs.SkipAll // a store that never had block files
+		}
 		if err != nil || d.IsDir() {
 			return err
 		}
 		c, perr := cid.Decode(d.Name())
 		if perr != nil {
-			removed++
+			r.removed++
 			return os.Remove(path)
 		}
 		ok, err := s.db.Has(blockKey(c), nil)
@@ -78,73 +112,74 @@ func (s *Store) recover(fresh bool) error {
 			return err
 		}
 		if err != nil || chunker.VerifyChunk(c, data) != nil {
-			removed++
+			r.removed++
 			return os.Remove(path)
 		}
-		indexed++
-		var b leveldb.Batch
-		b.Put(blockKey(c), encodeBlockRecord(uint64(len(data)), time.Now(), blockCRC(data)))
-		// An object that references the block (its manifest is written
-		// synchronously, so that reference survived) keeps it and deletes
-		// it with itself. Otherwise the session references written with
-		// the lost index entry are lost too: keep the block in the
-		// recovery session, so it is collected unless an object claims it
-		// before the session expires.
-		claimed, err := s.hasPrefix(objectRefPrefix(c))
-		if err != nil {
-			return err
-		}
-		if !claimed {
-			b.Put(sessBlockKey(recoveredSession, c), encodeU64(uint64(len(data))))
-			b.Put(sessRefKey(c, recoveredSession), nil)
-			recovered++
-			recoveredBytes += uint64(len(data))
-		}
-		return s.db.Write(&b, &opt.WriteOptions{Sync: true})
+		rec := blockRecord{size: uint64(len(data)), storedAt: time.Now(), crc: blockCRC(data), hasCRC: true}
+		return s.indexRecovered(r, c, rec)
 	})
 	if err != nil {
 		return fmt.Errorf("blockstore: open: reconcile block files: %w", err)
 	}
-	if recovered > 0 {
-		_, _, prev, err := s.sessionRecord(recoveredSession)
-		if err != nil && !errors.Is(err, leveldb.ErrNotFound) {
-			return fmt.Errorf("blockstore: open: %w", err)
-		}
-		rec := encodeSession(recoveredBag, time.Now().Add(RecoveredTTL), prev+recoveredBytes)
-		if err := s.db.Put(sessionKey(recoveredSession), rec, &opt.WriteOptions{Sync: true}); err != nil {
-			return fmt.Errorf("blockstore: open: %w", err)
-		}
-	}
-	// Index entries whose file is missing.
+	// Legacy index entries whose file is missing.
 	it := s.db.NewIterator(util.BytesPrefix([]byte{pBlock}), nil)
 	var missing [][]byte
 	for it.Next() {
 		c, err := cid.Cast(it.Key()[1:])
-		if err != nil {
+		rec, rerr := decodeBlockRecord(it.Value())
+		switch {
+		case err != nil || rerr != nil:
 			missing = append(missing, bytes.Clone(it.Key()))
-			continue
-		}
-		if _, err := os.Stat(s.blockPath(c)); err != nil {
-			missing = append(missing, bytes.Clone(it.Key()))
+		case !rec.packed:
+			if _, err := os.Stat(s.legacyPath(c)); err != nil {
+				missing = append(missing, bytes.Clone(it.Key()))
+			}
 		}
 	}
 	it.Release()
 	if err := it.Error(); err != nil {
 		return fmt.Errorf("blockstore: open: reconcile index: %w", err)
 	}
-	if len(missing) > 0 {
-		var b leveldb.Batch
-		for _, k := range missing {
-			b.Delete(k)
-		}
-		if err := s.db.Write(&b, &opt.WriteOptions{Sync: true}); err != nil {
-			return fmt.Errorf("blockstore: open: reconcile index: %w", err)
-		}
-		dropped = len(missing)
+	if err := s.dropKeys(missing); err != nil {
+		return fmt.Errorf("blockstore: open: reconcile index: %w", err)
 	}
-	s.log.Info("recovered after an unclean shutdown", "indexed_files", indexed, "unclaimed_files", recovered,
-		"removed_files", removed, "dropped_entries", dropped, "took", time.Since(start))
+	r.dropped += len(missing)
 	return nil
+}
+
+// dropKeys deletes keys from the index in one synced write.
+func (s *Store) dropKeys(keys [][]byte) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	var b leveldb.Batch
+	for _, k := range keys {
+		b.Delete(k)
+	}
+	return s.db.Write(&b, &opt.WriteOptions{Sync: true})
+}
+
+// indexRecovered indexes block c, found whole on disk without an index
+// entry, as rec. An object that references the block (its manifest is
+// written synchronously, so that reference survived) keeps it and deletes
+// it with itself. Otherwise the session references written with the lost
+// index entry are lost too: the block goes in the recovery session, so it
+// is collected unless an object claims it before the session expires.
+func (s *Store) indexRecovered(r *recovery, c cid.Cid, rec blockRecord) error {
+	r.indexed++
+	var b leveldb.Batch
+	b.Put(blockKey(c), rec.encode())
+	claimed, err := s.hasPrefix(objectRefPrefix(c))
+	if err != nil {
+		return err
+	}
+	if !claimed {
+		b.Put(sessBlockKey(recoveredSession, c), encodeU64(rec.size))
+		b.Put(sessRefKey(c, recoveredSession), nil)
+		r.recovered++
+		r.recoveredBytes += rec.size
+	}
+	return s.db.Write(&b, &opt.WriteOptions{Sync: true})
 }
 
 // releaseRecovered adds to b the removal of the recovery session's hold on

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,6 +44,10 @@ func TestReopenAndStrayTempFiles(t *testing.T) {
 	if err := s.Put(c, data); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Put after Close: %v", err)
 	}
+	// A store from before packs may hold stray temp files.
+	if err := os.MkdirAll(filepath.Join(dir, tmpDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	stray := filepath.Join(dir, tmpDir, "blk-stray")
 	if err := os.WriteFile(stray, []byte("half a block"), 0o644); err != nil {
 		t.Fatal(err)
@@ -63,6 +68,10 @@ func TestReopenAndStrayTempFiles(t *testing.T) {
 // TestCrashMidWrite.
 const crashChildEnv = "SATCHEL_BLOCKSTORE_CRASH_DIR"
 
+// crashPackLimitEnv, when set, is the pack size limit of the child of
+// TestCrashMidWrite: small, so it is killed while rotating and sealing.
+const crashPackLimitEnv = "SATCHEL_BLOCKSTORE_CRASH_PACK_LIMIT"
+
 // TestCrashChild is the child of TestCrashMidWrite: it writes blocks into the
 // store forever, printing the CID of each one whose Put returned, until it is
 // killed. Run alone, it does nothing.
@@ -71,7 +80,11 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("only runs as TestCrashMidWrite's child")
 	}
-	s, err := Open(dir, WithSessionExpiry(0), WithLogger(discard))
+	limit := int64(defaultPackLimit)
+	if v, err := strconv.ParseInt(os.Getenv(crashPackLimitEnv), 10, 64); err == nil {
+		limit = v
+	}
+	s, err := Open(dir, WithSessionExpiry(0), WithLogger(discard), withPackLimit(limit))
 	if err != nil {
 		fmt.Println("open:", err)
 		os.Exit(2)
@@ -108,9 +121,10 @@ func TestCrashChild(t *testing.T) {
 }
 
 // TestCrashMidWrite kills a process that is writing blocks (SIGKILL, at a
-// random point of a Put) several times over one store, and checks after each
-// crash that Open cleans the temp files, every indexed block is whole and
-// verifies, and every block whose Put had returned is still held.
+// random point of a Put) several times over one store, every other time
+// with packs small enough to rotate as it writes, and checks after each
+// crash that every indexed block is whole and verifies, and every block
+// whose Put had returned is still held.
 func TestCrashMidWrite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns processes")
@@ -118,6 +132,13 @@ func TestCrashMidWrite(t *testing.T) {
 	dir := t.TempDir()
 	acked := map[string]bool{}
 	for round := range 4 {
+		// Every other round in small packs, rotated and sealed as the
+		// child writes.
+		if round%2 == 1 {
+			t.Setenv(crashPackLimitEnv, strconv.Itoa(2<<20))
+		} else {
+			t.Setenv(crashPackLimitEnv, "")
+		}
 		// Kill at a random moment inside the writes after the first acks.
 		killChild(t, "TestCrashChild", crashChildEnv+"="+dir, 10+rand.IntN(30), time.Duration(rand.IntN(3000))*time.Microsecond, func(line string) bool {
 			c, ok := strings.CutPrefix(line, "ok ")
@@ -137,10 +158,7 @@ func TestCrashMidWrite(t *testing.T) {
 		n := 0
 		err = s.AllBlocks(func(c cid.Cid, size uint64) error {
 			n++
-			data, err := os.ReadFile(s.blockPath(c))
-			if err != nil {
-				return fmt.Errorf("indexed block %s: %w", c, err)
-			}
+			data := stored(t, s, c)
 			if uint64(len(data)) != size {
 				return fmt.Errorf("indexed block %s: %d bytes on disk, %d indexed", c, len(data), size)
 			}
@@ -187,18 +205,13 @@ func TestLostIndexEntryRecovered(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(filepath.Join(dir, cleanMarker)); err != nil {
-		t.Fatal(err)
-	}
+	crash(t, s)
 	// A stray file that is not a whole block is removed, not indexed.
 	junk := chunker.ChunkCID([]byte("junk"))
-	if err := os.MkdirAll(filepath.Dir(s.blockPath(junk)), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(s.legacyPath(junk)), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(s.blockPath(junk), []byte("half of junk"), 0o644); err != nil {
+	if err := os.WriteFile(s.legacyPath(junk), []byte("half of junk"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -211,7 +224,7 @@ func TestLostIndexEntryRecovered(t *testing.T) {
 	if ok, _ := s.Has(junk); ok {
 		t.Fatal("junk file indexed")
 	}
-	if _, err := os.Stat(s.blockPath(junk)); !os.IsNotExist(err) {
+	if _, err := os.Stat(s.legacyPath(junk)); !os.IsNotExist(err) {
 		t.Fatalf("junk file kept: %v", err)
 	}
 	if st := s.Stats(); st.Blocks != 2 || st.Bytes != 9000 {
@@ -252,12 +265,7 @@ func crashLosing(t *testing.T, s *Store, blocks []cid.Cid) *Store {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(filepath.Join(s.dir, cleanMarker)); err != nil {
-		t.Fatal(err)
-	}
+	crash(t, s)
 	return openTest(t, s.dir)
 }
 
@@ -330,8 +338,8 @@ func TestRecoveredBlocksGoWithTheirObject(t *testing.T) {
 				if ok, _ := s.Has(c); ok {
 					t.Errorf("block %s of the deleted object kept", c)
 				}
-				if _, err := os.Stat(s.blockPath(c)); !os.IsNotExist(err) {
-					t.Errorf("file of block %s of the deleted object kept: %v", c, err)
+				if n := recordsOf(t, s, c); n != 0 {
+					t.Errorf("%d records of block %s of the deleted object kept", n, c)
 				}
 			}
 			if ok, _ := s.Has(m.Chunks[0].CID); !ok {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -161,9 +160,7 @@ func checkGoneBlock(t *testing.T, s *Store, c cid.Cid) {
 	if ok, err := s.Has(c); err != nil || ok {
 		t.Fatalf("Has(%s) = %v, %v; want false", c, ok, err)
 	}
-	if _, err := os.Stat(s.blockPath(c)); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("file of block %s: %v; want it removed", c, err)
-	}
+	checkNoRecord(t, s, c)
 }
 
 // checkStats fails unless the store counts exactly blocks blocks of bytes

@@ -13,12 +13,15 @@ import (
 func (s *Store) loadStats() error {
 	it := s.db.NewIterator(util.BytesPrefix([]byte{pBlock}), nil)
 	for it.Next() {
-		size, _, err := decodeBlockRecord(it.Value())
+		rec, err := decodeBlockRecord(it.Value())
 		if err != nil {
 			continue
 		}
 		s.blocks.Add(1)
-		s.bytes.Add(int64(size))
+		s.bytes.Add(int64(rec.size))
+		if rec.packed {
+			s.packs.live[rec.pack]++
+		}
 	}
 	it.Release()
 	if err := it.Error(); err != nil {

@@ -14,19 +14,20 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/satchel-net/satchel/internal/fsutil"
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 )
 
-// Store keeps blocks (chunks and DAG nodes) in files, one file per block, and
-// its index in goleveldb: block → size, object → manifest, bag → objects,
-// references from objects and upload sessions to blocks, and the quarantine.
-// It is safe for concurrent use.
+// Store keeps blocks (chunks and DAG nodes) in append-only pack files, and
+// its index in goleveldb: block → size and place, object → manifest, bag →
+// objects, references from objects and upload sessions to blocks, and the
+// quarantine. It is safe for concurrent use.
 //
-// A block is written to a temp file, fsynced, renamed into place and its
-// directory fsynced before the index names it, so a crash never leaves an
-// indexed block that is not whole on disk; Open after a crash reconciles the
-// files with the index (see Open).
+// A block's record is appended to a pack and the pack fdatasynced before the
+// index names it, so a crash never leaves an indexed block that is not whole
+// on disk; Open after a crash reconciles the packs with the index (see
+// Open).
 type Store struct {
 	dir string
 	db  *leveldb.DB
@@ -37,16 +38,16 @@ type Store struct {
 	// exclusively, so a block is never deleted between a caller checking it
 	// is held and recording a reference to it.
 	gc sync.RWMutex
-	// stripes serialise the file and index operations on one CID.
+	// stripes serialise the record and index operations on one CID.
 	stripes [lockStripes]sync.Mutex
 	seed    maphash.Seed
 	// sessMu serialises read-modify-write of session records.
 	sessMu sync.Mutex
 	// commits writes the index batches of session adds, grouped.
 	commits *groupCommit
-	// shards holds the names of the blocks/ shard directories known durable.
-	shards sync.Map
-	// files writes and reads block files, with direct I/O where it can.
+	// packs holds the pack files blocks are written to and read from.
+	packs *packSet
+	// files stages and reads blocks with direct I/O where it can.
 	files *fileIO
 
 	blocks, bytes, objects, quarantined atomic.Int64
@@ -65,13 +66,18 @@ type config struct {
 	expireInterval time.Duration
 	now            func() time.Time
 	directIO       bool
+	packLimit      int64
 }
+
+// withPackLimit sets the size at which the pack being written is rotated
+// (default 1 GiB), for tests.
+func withPackLimit(n int64) Option { return func(c *config) { c.packLimit = n } }
 
 // WithLogger sets the logger (records carry component=blockstore). The
 // default is slog.Default().
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 
-// WithDirectIO sets whether block files are written and read with direct
+// WithDirectIO sets whether blocks are written and read with direct
 // I/O, bypassing the page cache (default true, on Linux). A file system
 // that refuses it turns it off by itself.
 func WithDirectIO(on bool) Option { return func(c *config) { c.directIO = on } }
@@ -85,21 +91,29 @@ func WithSessionExpiry(interval time.Duration) Option {
 
 // Open opens the store in dir, creating it if needed.
 //
-// Stray temp files are removed. If the store was not closed cleanly, Open
-// reconciles the block files with the index: a block file the index does not
-// name is indexed if it verifies against its CID (its Put had made it durable
-// but the process died before the index write) and deleted otherwise, and an
-// index entry whose file is missing is dropped, so Has never claims a block
-// that is not whole on disk.
+// If the store was not closed cleanly, Open reconciles the packs not yet
+// sealed (and the block files of a store written before packs) with the
+// index: a record the index does not name is indexed if it verifies against
+// its CID (its Put had made it durable but the process died before the index
+// write), torn and garbage records are punched out or cut off, and an index
+// entry whose pack or file is missing or too short is dropped, so Has never
+// claims a block that is not whole on disk. Packs with no live record are
+// unlinked.
 func Open(dir string, opts ...Option) (*Store, error) {
-	cfg := config{log: slog.Default(), expireInterval: time.Minute, now: time.Now, directIO: true}
+	cfg := config{log: slog.Default(), expireInterval: time.Minute, now: time.Now, directIO: true,
+		packLimit: defaultPackLimit}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	for _, d := range []string{blocksDir, tmpDir, quarantineDir} {
+	for _, d := range []string{packsDir, quarantineDir} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, fmt.Errorf("blockstore: open %s: %w", dir, err)
 		}
+	}
+	// packs/ may be new (a new store, or one from before packs): its
+	// entry must survive a power loss before any pack in it is trusted.
+	if err := fsutil.SyncDir(dir); err != nil {
+		return nil, fmt.Errorf("blockstore: open %s: %w", dir, err)
 	}
 	_, statErr := os.Stat(filepath.Join(dir, indexDir))
 	fresh := errors.Is(statErr, fs.ErrNotExist)
@@ -116,15 +130,9 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		files: newFileIO(cfg.directIO),
 	}
 	s.commits = newGroupCommit(db)
-	if err := s.loadShards(); err != nil {
-		_ = db.Close()
-		return nil, err
-	}
-	if err := s.recover(fresh); err != nil {
-		_ = db.Close()
-		return nil, err
-	}
-	if err := s.loadStats(); err != nil {
+	s.packs = newPackSet(filepath.Join(dir, packsDir), cfg.packLimit, s.files, s.seal, s.log)
+	if err := s.open(fresh); err != nil {
+		s.packs.close()
 		_ = db.Close()
 		return nil, err
 	}
@@ -133,6 +141,18 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		go s.expireLoop(cfg.expireInterval, cfg.now)
 	}
 	return s, nil
+}
+
+// open reconciles the store's disk with its index and counts what it
+// holds.
+func (s *Store) open(fresh bool) error {
+	if err := s.recover(fresh); err != nil {
+		return err
+	}
+	if err := s.loadStats(); err != nil {
+		return err
+	}
+	return s.settlePacks()
 }
 
 func (s *Store) checkOpen() error {
@@ -161,14 +181,19 @@ func (s *Store) Close() error {
 		// any index write before it, durable, so a power loss after a
 		// clean close cannot drop an entry that the marker then keeps Open
 		// from reconciling.
+		// Every write has finished (gc), so every pack is sealed.
 		var b leveldb.Batch
+		for _, n := range s.packs.numbers() {
+			b.Put(packKey(n), nil)
+		}
+		s.packs.close()
 		b.Delete(syncKey)
 		err = s.db.Write(&b, &opt.WriteOptions{Sync: true})
 		if cerr := s.db.Close(); err == nil {
 			err = cerr
 		}
 		if err == nil && s.commits.err() == nil {
-			// After a failed index write, block files may lie in blocks/
+			// After a failed index write, records may lie in the packs
 			// unindexed: leave the marker out so the next Open reconciles.
 			err = writeMarker(filepath.Join(s.dir, cleanMarker))
 		}

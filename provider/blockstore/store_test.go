@@ -83,9 +83,7 @@ func TestPutGetHasDelete(t *testing.T) {
 	if ok, _ := s.Has(c); ok {
 		t.Fatal("deleted block still held")
 	}
-	if _, err := os.Stat(s.blockPath(c)); !os.IsNotExist(err) {
-		t.Fatalf("deleted block's file: %v", err)
-	}
+	checkNoRecord(t, s, c)
 	if st := s.Stats(); st.Blocks != 0 || st.Bytes != 0 {
 		t.Fatalf("Stats after delete = %+v", st)
 	}
@@ -100,9 +98,7 @@ func TestCorruptBlockIsQuarantinedAndRepaired(t *testing.T) {
 	}
 	bad := bytes.Clone(data)
 	bad[5000] ^= 0xff
-	if err := os.WriteFile(s.blockPath(c), bad, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	overwrite(t, s, c, bad)
 	if _, err := s.Get(c); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("Get corrupt: %v, want ErrCorrupt", err)
 	}
@@ -352,9 +348,7 @@ func TestSessionBagRefusalLeavesNoFile(t *testing.T) {
 	if ok, _ := s.Has(c); ok {
 		t.Fatal("refused block is held")
 	}
-	if _, err := os.Stat(s.blockPath(c)); !os.IsNotExist(err) {
-		t.Fatalf("refused block left its file: %v", err)
-	}
+	checkNoRecord(t, s, c)
 	if st := s.Stats(); st.Blocks != 1 || st.Bytes != 1000 {
 		t.Fatalf("stats %+v", st)
 	}

@@ -1,0 +1,138 @@
+package blockstore
+
+// Reading pack records, and the fdatasync a pack's writers share.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"sync"
+	"syscall"
+)
+
+// read reads the size bytes of the block whose record starts at off in
+// pack n: directly into an aligned buffer where it can. pooled takes the
+// buffer from the pool (hand it back with fileIO.recycle). A pack shorter
+// than the record gives what it holds; a missing pack an error wrapping
+// fs.ErrNotExist.
+func (ps *packSet) read(n uint32, off int64, size int, pooled bool) ([]byte, error) {
+	p, err := ps.acquire(n)
+	if err != nil {
+		return nil, err
+	}
+	defer ps.release(p)
+	var buf []byte
+	switch {
+	case pooled:
+		buf = *ps.io.alignedBuf(size)
+	case p.df != nil && ps.io.direct.Load():
+		buf = alignedAlloc(size)
+	default:
+		buf = make([]byte, size)
+	}
+	got, err := ps.readAt(p, buf, off+hdrSize, size)
+	if err != nil {
+		if pooled {
+			ps.io.recycle(buf)
+		}
+		return nil, err
+	}
+	if pooled {
+		return buf[:got], nil
+	}
+	return buf[:got:got], nil
+}
+
+// readAt reads up to size bytes at off into buf (whose length, when
+// aligned, is size rounded up), directly where it can.
+func (ps *packSet) readAt(p *pack, buf []byte, off int64, size int) (int, error) {
+	var got int
+	var err error
+	if p.df != nil && ps.io.direct.Load() && len(buf) == roundUp(size) && aligned(buf) {
+		got, err = p.df.ReadAt(buf, off)
+		if errors.Is(err, syscall.EINVAL) {
+			got, err = p.f.ReadAt(buf[:size], off)
+		}
+	} else {
+		got, err = p.f.ReadAt(buf[:size], off)
+	}
+	switch {
+	case errors.Is(err, os.ErrClosed):
+		// The store closed meanwhile: the caller's index lookup decides.
+		return 0, fmt.Errorf("%s: %w", packName(p.n), fs.ErrNotExist)
+	case err != nil && !errors.Is(err, io.EOF):
+		return 0, err
+	}
+	return min(got, size), nil
+}
+
+// readRange reads n bytes at off of the block whose record starts at
+// recOff in pack pn, through the page cache. A short read gives what the
+// pack holds.
+func (ps *packSet) readRange(pn uint32, recOff int64, off, n uint64) ([]byte, error) {
+	p, err := ps.acquire(pn)
+	if err != nil {
+		return nil, err
+	}
+	defer ps.release(p)
+	buf := make([]byte, n)
+	got, err := p.f.ReadAt(buf, recOff+hdrSize+int64(off))
+	switch {
+	case errors.Is(err, os.ErrClosed):
+		return nil, fmt.Errorf("%s: %w", packName(pn), fs.ErrNotExist)
+	case err != nil && !errors.Is(err, io.EOF):
+		return nil, err
+	}
+	return buf[:got], nil
+}
+
+// groupSync is the fdatasync of one pack shared by its writers: a writer
+// waits for a sync that started after its write finished, and starts one
+// itself when none is under way.
+type groupSync struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	syncing bool
+	started uint64 // syncs started
+	done    uint64 // syncs finished
+	err     error  // the first failure: the pack takes no more writes
+}
+
+func (g *groupSync) init() { g.cond = sync.NewCond(&g.mu) }
+
+// do returns once a sync of f that began after the call has finished.
+func (g *groupSync) do(f *os.File) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	// A sync under way may have started before the caller's write
+	// finished: wait for the one after it.
+	target := g.started + 1
+	for g.done < target && g.err == nil {
+		if g.syncing {
+			g.cond.Wait()
+			continue
+		}
+		g.syncing = true
+		g.started++
+		gen := g.started
+		g.mu.Unlock()
+		err := fdatasync(f)
+		g.mu.Lock()
+		g.syncing = false
+		g.done = gen
+		if err != nil && g.err == nil {
+			g.err = err
+		}
+		g.cond.Broadcast()
+	}
+	return g.err
+}
+
+// failed returns the sync error that ended the pack's writes, if any.
+func (g *groupSync) failed() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.err
+}

@@ -1,0 +1,232 @@
+package blockstore
+
+// Reconciling the packs with the index on Open: after an unclean shutdown,
+// the packs not sealed are scanned for records the index lacks (a Put that
+// synced its record but died before its index write) and for torn ones;
+// on every Open, packs with no live record are unlinked and the others
+// sealed, since writing resumes in a new pack.
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/internal/fsutil"
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/opt"
+	"github.com/syndtr/goleveldb/leveldb/util"
+)
+
+// extent is the space of one indexed record in a pack.
+type extent struct{ off, end int64 }
+
+// recoverPacks drops index entries that point to a missing pack or past a
+// pack's end, then scans every unsealed pack, and every pack that lost an
+// entry so (see scanPack).
+func (s *Store) recoverPacks(r *recovery) error {
+	nums, sizes, err := s.packs.list()
+	if err != nil {
+		return err
+	}
+	sealed, err := s.sealedPacks()
+	if err != nil {
+		return err
+	}
+	extents := map[uint32][]extent{}
+	var bad [][]byte
+	it := s.db.NewIterator(util.BytesPrefix([]byte{pBlock}), nil)
+	for it.Next() {
+		rec, err := decodeBlockRecord(it.Value())
+		if err != nil || !rec.packed {
+			continue // recoverFiles has dealt with these
+		}
+		size, ok := sizes[rec.pack]
+		end := rec.off + recordLen(rec.size)
+		if !ok || rec.off < 0 || rec.off%ioAlign != 0 || end > size {
+			bad = append(bad, append([]byte(nil), it.Key()...))
+			delete(sealed, rec.pack) // damaged: look at the rest of it
+			continue
+		}
+		extents[rec.pack] = append(extents[rec.pack], extent{rec.off, end})
+	}
+	it.Release()
+	if err := it.Error(); err != nil {
+		return err
+	}
+	if err := s.dropKeys(bad); err != nil {
+		return err
+	}
+	r.dropped += len(bad)
+	for _, n := range nums {
+		if sealed[n] {
+			continue
+		}
+		ext := extents[n]
+		sort.Slice(ext, func(i, j int) bool { return ext[i].off < ext[j].off })
+		if err := s.scanPack(r, n, sizes[n], ext); err != nil {
+			return fmt.Errorf("%s: %w", packName(n), err)
+		}
+		r.scanned++
+	}
+	return nil
+}
+
+// scanPack walks pack n, skipping the records the index names (ext, in
+// order) and reading the headers of the space between them: a record that
+// is whole and verifies against its CID is indexed (or punched, if the CID
+// is indexed elsewhere: a Put that lost a race); anything else is garbage,
+// punched out, or cut off when it runs to the pack's end (a torn tail).
+func (s *Store) scanPack(r *recovery, n uint32, size int64, ext []extent) error {
+	p, err := s.packs.acquire(n)
+	if err != nil {
+		return err
+	}
+	defer s.packs.release(p)
+	junk := int64(-1) // start of the run of garbage being walked
+	flush := func(to int64) {
+		if junk >= 0 {
+			s.packs.punch(p, junk, to-junk)
+			r.removed++
+			junk = -1
+		}
+	}
+	for off := int64(0); off < size; {
+		if len(ext) > 0 && ext[0].off <= off {
+			flush(off)
+			off = max(off, ext[0].end)
+			ext = ext[1:]
+			continue
+		}
+		limit := size
+		if len(ext) > 0 {
+			limit = ext[0].off
+		}
+		next, whole, err := s.recoverRecord(r, p, off, limit)
+		if err != nil {
+			return err
+		}
+		if whole {
+			flush(off)
+		} else if junk < 0 {
+			junk = off
+		}
+		off = next
+	}
+	if junk >= 0 {
+		// Garbage to the end: a torn tail, cut off.
+		if err := p.f.Truncate(junk); err != nil {
+			return err
+		}
+		r.removed++
+	}
+	return fdatasync(p.f)
+}
+
+// recoverRecord looks at the space at off of pack p, up to limit (the next
+// indexed record or the pack's end), and returns where the next record may
+// start and whether a whole record was there.
+func (s *Store) recoverRecord(r *recovery, p *pack, off, limit int64) (next int64, whole bool, err error) {
+	hdr := make([]byte, hdrSize)
+	if _, err := p.f.ReadAt(hdr, off); err != nil {
+		return off + hdrSize, false, nil
+	}
+	h, err := decodeHeader(hdr)
+	if err != nil || h.size > maxBlockFile || off+recordLen(h.size) > limit {
+		return off + hdrSize, false, nil
+	}
+	next = off + recordLen(h.size)
+	data, err := s.packs.read(p.n, off, int(h.size), false)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return 0, false, err
+	}
+	if uint64(len(data)) != h.size || blockCRC(data) != h.crc || chunker.VerifyChunk(h.c, data) != nil {
+		return next, false, nil // torn: the header made it, the data did not
+	}
+	held, err := s.db.Has(blockKey(h.c), nil)
+	if err != nil {
+		return 0, false, err
+	}
+	if held { // an orphan of a Put that lost a race
+		s.packs.punch(p, off, next-off)
+		r.removed++
+		return next, true, nil
+	}
+	rec := blockRecord{size: h.size, storedAt: time.Now(), crc: h.crc, hasCRC: true, packed: true, pack: p.n, off: off}
+	return next, true, s.indexRecovered(r, h.c, rec)
+}
+
+// sealedPacks returns the packs the index marks sealed.
+func (s *Store) sealedPacks() (map[uint32]bool, error) {
+	out := map[uint32]bool{}
+	it := s.db.NewIterator(util.BytesPrefix([]byte{pPack}), nil)
+	defer it.Release()
+	for it.Next() {
+		if k := it.Key(); len(k) == 5 {
+			out[uint32(k[1])<<24|uint32(k[2])<<16|uint32(k[3])<<8|uint32(k[4])] = true
+		}
+	}
+	return out, it.Error()
+}
+
+// settlePacks, on Open once the index is reconciled and the live records
+// counted, unlinks the packs with none live, seals the others (writing
+// resumes in a new pack) and forgets the seals of packs gone. The next pack
+// number is past every pack and seal seen, so no stale seal ever covers a
+// new pack.
+func (s *Store) settlePacks() error {
+	nums, _, err := s.packs.list()
+	if err != nil {
+		return fmt.Errorf("blockstore: open: %w", err)
+	}
+	sealed, err := s.sealedPacks()
+	if err != nil {
+		return fmt.Errorf("blockstore: open: %w", err)
+	}
+	var b leveldb.Batch
+	onDisk := map[uint32]bool{}
+	last := uint32(0)
+	for _, n := range nums {
+		onDisk[n] = true
+		last = max(last, n)
+	}
+	for n := range sealed {
+		last = max(last, n)
+		if !onDisk[n] {
+			b.Delete(packKey(n))
+		}
+	}
+	removed := false
+	for _, n := range nums {
+		switch {
+		case s.packs.live[n] == 0:
+			if err := s.packs.remove(n); err != nil {
+				return fmt.Errorf("blockstore: open: %w", err)
+			}
+			b.Delete(packKey(n))
+			removed = true
+		case !sealed[n]:
+			b.Put(packKey(n), nil)
+		}
+	}
+	s.packs.next = last + 1
+	if b.Len() > 0 {
+		if err := s.db.Write(&b, &opt.WriteOptions{Sync: true}); err != nil {
+			return fmt.Errorf("blockstore: open: %w", err)
+		}
+	}
+	if removed {
+		return fsutil.SyncDir(s.packs.dir)
+	}
+	return nil
+}
+
+// seal marks pack n sealed: every write to it has finished. Not synced: a
+// lost seal only makes a recovery scan the pack.
+func (s *Store) seal(n uint32) {
+	if err := s.db.Put(packKey(n), nil, nil); err != nil {
+		s.log.Warn("cannot mark a pack sealed; recovery will scan it", "pack", packName(n), "err", err)
+	}
+}
