@@ -121,7 +121,7 @@ func (r *objectReader) leaseBytes(c cid.Cid, cl *lease) ([]byte, *lease, error) 
 		cl.drop()
 		return nil, nil, err
 	}
-	if cl.data != nil {
+	if cl.network {
 		return cl.data, cl, nil
 	}
 	path := cl.path
@@ -129,8 +129,9 @@ func (r *objectReader) leaseBytes(c cid.Cid, cl *lease) ([]byte, *lease, error) 
 	if b, err := os.ReadFile(path); err == nil {
 		return b, nil, nil
 	}
-	// Evicted meanwhile: fetch again, not for the cache.
-	again, err := r.f.block(r.ctx, r.obj, c, false)
+	// The cached copy is gone: fetch the block again, past the cache,
+	// whose index may still list it.
+	again, err := r.f.refetch(r.ctx, r.obj, c, r.keep)
 	if err != nil {
 		return nil, nil, err
 	}
