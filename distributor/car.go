@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 
 	"github.com/ipfs/go-cid"
@@ -124,9 +123,8 @@ func (r *objectReader) leaseBytes(c cid.Cid, cl *lease) ([]byte, *lease, error) 
 	if cl.network {
 		return cl.data, cl, nil
 	}
-	path := cl.path
 	cl.drop()
-	if b, err := os.ReadFile(path); err == nil {
+	if b, ok := r.f.cache.read(r.obj.ID, c); ok {
 		return b, nil, nil
 	}
 	// The cached copy is gone: fetch the block again, past the cache,

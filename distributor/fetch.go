@@ -92,9 +92,9 @@ type callKey struct {
 	c   cid.Cid
 }
 
-// block returns a lease on block c of obj, from the cache (path) or the
-// network (data), once it is there; the caller drops it. An error comes
-// with no lease.
+// block returns a lease on block c of obj once it is there: on a block in
+// the cache (to read from there) or fetched from the network (network,
+// data); the caller drops it. An error comes with no lease.
 func (f *fetcher) block(ctx context.Context, obj chain.DataObject, c cid.Cid, keep bool) (*lease, error) {
 	return f.wait(ctx, f.start(obj, c, keep))
 }
@@ -125,8 +125,8 @@ func (f *fetcher) wait(ctx context.Context, l *lease) (*lease, error) {
 // unless the block is cached or already being fetched. The caller drops
 // the lease (whether or not it waited for the fetch).
 func (f *fetcher) start(obj chain.DataObject, c cid.Cid, keep bool) *lease {
-	if path, ok := f.cache.get(obj.ID, c); ok {
-		return &lease{call: &call{done: closedDone, path: path, refs: 1}, f: f}
+	if _, ok := f.cache.get(obj.ID, c); ok {
+		return &lease{call: &call{done: closedDone, refs: 1}, f: f}
 	}
 	return f.startFetch(obj, c, keep)
 }

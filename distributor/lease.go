@@ -16,8 +16,7 @@ import "github.com/satchel-net/satchel/protocol/fetch"
 type call struct {
 	done    chan struct{}
 	data    []byte // set for a fetched block
-	path    string // set for a block read from the cache
-	network bool
+	network bool   // fetched; else a cache hit, to read from the cache
 	err     error
 
 	refs int         // under fetcher.mu: holds of the fetch and the leases
