@@ -54,6 +54,14 @@ func carHeader(root cid.Cid) ([]byte, error) {
 // out as they are fetched.
 func (s *Server) serveCAR(w http.ResponseWriter, r *http.Request, rec *record) {
 	obj := rec.obj
+	// A CAR holds the leaf it sends and those fetched ahead, as an asset
+	// answer does: unless every leaf is cached it takes a miss slot.
+	if !s.cache.complete(obj.ID, obj.Size) {
+		if !s.takeMiss(r.Context()) {
+			return
+		}
+		defer s.doneMiss()
+	}
 	rd, err := newObjectReader(r.Context(), s.fetch, rec, s.keeps(obj))
 	if err != nil {
 		s.fetchFailed(w, r, obj, err)
@@ -203,6 +211,14 @@ func (s *Server) serveBlock(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_cid", fmt.Errorf("block CID %.128q: %v", r.PathValue("cid"), err))
 		return
+	}
+	// A block fetched for the answer is held while a slow client reads
+	// it: unless it is cached the answer takes a miss slot.
+	if _, cached := s.cache.get(obj.ID, c); !cached {
+		if !s.takeMiss(r.Context()) {
+			return
+		}
+		defer s.doneMiss()
 	}
 	rd, err := newObjectReader(r.Context(), s.fetch, rec, s.keeps(obj))
 	if err != nil {

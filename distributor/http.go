@@ -1,6 +1,7 @@
 package distributor
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -279,13 +280,10 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	keep := s.keeps(obj)
 	complete, cached, ctype := s.cache.request(obj.ID, obj.Size, time.Now())
 	if !s.cacheHeaders(h, obj, complete, cached) {
-		// Bound the memory misses hold: wait for a slot.
-		select {
-		case s.misses <- struct{}{}:
-			defer func() { <-s.misses }()
-		case <-r.Context().Done():
+		if !s.takeMiss(r.Context()) {
 			return
 		}
+		defer s.doneMiss()
 	}
 	rd, err := newObjectReader(r.Context(), s.fetch, rec, keep)
 	if err != nil {
@@ -318,6 +316,29 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	}
 	s.m.servedLocal.Add(float64(dw.n - ext))
 }
+
+// takeMiss takes one of the --max-misses slots, which bound the memory
+// answers needing blocks from the network hold (the leaves they send and
+// read ahead), waiting while every slot is taken. It reports false when
+// the client left first. Give the slot back with doneMiss.
+func (s *Server) takeMiss(ctx context.Context) bool {
+	select {
+	case s.misses <- struct{}{}:
+		return true
+	default:
+	}
+	s.m.missWaiting.Inc()
+	defer s.m.missWaiting.Dec()
+	select {
+	case s.misses <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// doneMiss gives back a slot takeMiss took.
+func (s *Server) doneMiss() { <-s.misses }
 
 // objectHeaders sets the headers of every answer about an object.
 func (s *Server) objectHeaders(h http.Header, rec *record) {
