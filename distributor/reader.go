@@ -377,7 +377,7 @@ func (r *objectReader) node(c cid.Cid) (*dagNode, error) {
 		return nil, err
 	}
 	n, err := decodeNode(c, b)
-	l.drop() // the node keeps nothing of b (and a node's b is its own: fetcher.fetch)
+	l.drop() // n may alias b: safe, a node's bytes are its own (copied in fetcher.fetch)
 	if err != nil {
 		return nil, err
 	}
