@@ -1,6 +1,7 @@
 package distributor
 
 import (
+	"io"
 	"os"
 
 	"github.com/ipfs/go-cid"
@@ -24,6 +25,26 @@ func (c *cache) read(obj chain.ObjectID, bc cid.Cid) ([]byte, bool) {
 	}
 	c.release(obj, bc, f)
 	return b, true
+}
+
+// send calls out with block file f of block bc of obj (size bytes), which
+// open returned, positioned at its start, and then gives it back. A file
+// that sent short is torn: forgotten.
+func (c *cache) send(obj chain.ObjectID, bc cid.Cid, f openFile, size int64, out func(cid.Cid, *os.File, int64) error) error {
+	if f.pos != 0 {
+		if _, err := f.f.Seek(0, io.SeekStart); err != nil {
+			_ = f.f.Close()
+			return err
+		}
+	}
+	err := out(bc, f.f, size)
+	f.pos = size
+	if err != nil {
+		f.pos = -1 // not known: the next reader seeks
+		c.forget(obj, bc, f.gen)
+	}
+	c.release(obj, bc, f)
+	return err
 }
 
 // forget drops block bc of obj, cached under generation gen, from the

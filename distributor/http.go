@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -157,6 +158,31 @@ func (w *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
 		}
 		total += m
 		lr.N -= m
+		if err != nil {
+			return total, err
+		}
+		if m == 0 {
+			return total, io.ErrUnexpectedEOF
+		}
+	}
+	return total, nil
+}
+
+// sendFile sends n bytes of f from its offset with the kernel's
+// file-to-socket copy, each span under its own write deadline.
+func (w *deadlineWriter) sendFile(f *os.File, n int64) (int64, error) {
+	rf, ok := w.ResponseWriter.(io.ReaderFrom)
+	if !ok {
+		bp := copyBufs.Get().(*[]byte)
+		defer copyBufs.Put(bp)
+		return io.CopyBuffer(writerOnly{w}, io.LimitReader(f, n), *bp)
+	}
+	var total int64
+	for total < n {
+		_ = w.rc.SetWriteDeadline(time.Now().Add(w.d))
+		m, err := rf.ReadFrom(&io.LimitedReader{R: f, N: min(n-total, sendSpan)})
+		total += m
+		w.n += m
 		if err != nil {
 			return total, err
 		}

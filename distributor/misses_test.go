@@ -3,7 +3,9 @@ package distributor_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
+	"os"
 	"testing"
 
 	"github.com/satchel-net/satchel/distributor"
@@ -71,4 +73,28 @@ func waitsForSlot(t *testing.T, e *env, url string) {
 	cancel()
 	<-done
 	testnet.Wait(t, "the wait to end with the client", func() bool { return waiting() == 0 })
+}
+
+// CAR and raw block answers wholly from the cache take no miss slot: with
+// every slot held they are answered, from the block files.
+func TestCachedCARAndBlockTakeNoSlot(t *testing.T) {
+	e := newEnv(t, 1, distributor.WithMaxMisses(1))
+	data := randomBytes(t, 256<<10)
+	obj := e.put(t, data, 64<<10)
+	files := cachedWhole(t, e, obj)
+	defer e.d.Server().HoldMissSlots()()
+	resp, body := get(t, e.d.AssetURL(obj.ID)+"?format=car")
+	_, got, leaf := carContent(t, body)
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(got, data) {
+		t.Fatalf("cached CAR with every miss slot held: status %d, content equal %v", resp.StatusCode, bytes.Equal(got, data))
+	}
+	want, err := os.ReadFile(files[leaf])
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body = get(t, e.d.AssetURL(obj.ID)+"/blocks/"+leaf.String())
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, want) || resp.Header.Get("Content-Length") != fmt.Sprint(len(want)) {
+		t.Fatalf("cached raw block with every miss slot held: status %d, %d bytes (Content-Length %s), equal %v",
+			resp.StatusCode, len(body), resp.Header.Get("Content-Length"), bytes.Equal(body, want))
+	}
 }
