@@ -76,12 +76,12 @@ func TestCachedBlockFileGone(t *testing.T) {
 	if resp, b = get(t, e.d.AssetURL(obj.ID)); resp.StatusCode != http.StatusOK || !bytes.Equal(b, data) {
 		t.Fatalf("asset with a cached file gone: status %d, %d bytes", resp.StatusCode, len(b))
 	}
-	// The reads that found the files gone dropped the stale entries, so
-	// the blocks fetched again went back to the cache.
-	for _, c := range []cid.Cid{leaf, root} {
-		testnet.Wait(t, "block "+c.String()+" cached again", func() bool {
-			b, err := os.ReadFile(files[c])
-			return err == nil && chunker.VerifyChunk(c, b) == nil
-		})
-	}
+	// The read that found the leaf's file gone dropped the stale entry, so
+	// the leaf fetched again went back to the cache. (Not so the root's,
+	// necessarily: a read of it from the cache before it was deleted may
+	// have left its file open for the next, which reads it still.)
+	testnet.Wait(t, "leaf cached again", func() bool {
+		b, err := os.ReadFile(files[leaf])
+		return err == nil && chunker.VerifyChunk(leaf, b) == nil
+	})
 }
