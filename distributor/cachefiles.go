@@ -28,8 +28,8 @@ func (c *cache) read(obj chain.ObjectID, bc cid.Cid) ([]byte, bool) {
 }
 
 // send calls out with block file f of block bc of obj (size bytes), which
-// open returned, positioned at its start, and then gives it back. A file
-// that sent short is torn: forgotten.
+// open returned, positioned at its start, and then gives it back. After a
+// failure forget looks whether the file was torn (sent short).
 func (c *cache) send(obj chain.ObjectID, bc cid.Cid, f openFile, size int64, out func(cid.Cid, *os.File, int64) error) error {
 	if f.pos != 0 {
 		if _, err := f.f.Seek(0, io.SeekStart); err != nil {
