@@ -48,8 +48,8 @@ func (c *cache) send(obj chain.ObjectID, bc cid.Cid, f openFile, size int64, out
 }
 
 // forget drops block bc of obj, cached under generation gen, from the
-// index when its file is missing or not its size (lost outside the
-// node's control): otherwise every request would find it listed, fail to
+// index when its file is missing, not a file or not its size (lost
+// outside the node's control): otherwise every request would find it listed, fail to
 // read it and fetch it, never caching it again. It checks under mu, where
 // no put can be placing a new file.
 func (c *cache) forget(obj chain.ObjectID, bc cid.Cid, gen uint64) {
@@ -62,7 +62,7 @@ func (c *cache) forget(obj chain.ObjectID, bc cid.Cid, gen uint64) {
 	}
 	if ok {
 		path := c.path(obj, bc)
-		if st, err := os.Stat(path); err == nil && st.Size() == n {
+		if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() && st.Size() == n {
 			ok = false // read through an old file, or fixed meanwhile
 		} else {
 			_ = os.Remove(path)
