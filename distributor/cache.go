@@ -25,7 +25,11 @@ import (
 const cacheStateFile = "cache-state.json"
 
 // cache keeps verified blocks on disk, one file per block under
-// objects/<objectID>/<cid>, bounded by bytes. When over its bound it evicts
+// objects/<objectID>/<cid>, bounded by bytes. The index (objects) and the
+// files agree under mu: a block file is renamed into place and indexed in
+// one step, and an object's directory is renamed aside (to trash/) and
+// unindexed in one step, then deleted unlocked; so a removal never deletes
+// a file a later caching put in place. When over its bound it evicts
 // whole objects, the one with the highest age × size ÷ popularity first
 // (the least recently used, largest, least requested). Its statistics
 // survive a restart; block files from an unclean stop are verified against
@@ -100,8 +104,16 @@ func openCache(dir string, limit int64, log *slog.Logger) (*cache, error) {
 	if dir == "" {
 		return nil, errors.New("distributor: no cache directory; pass WithCacheDir")
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "objects"), 0o700); err != nil {
-		return nil, fmt.Errorf("distributor: cache: %w", err)
+	// Writes and removals a stop interrupted left their files here.
+	for _, d := range []string{"tmp", "trash"} {
+		if err := os.RemoveAll(filepath.Join(dir, d)); err != nil {
+			return nil, fmt.Errorf("distributor: cache: %w", err)
+		}
+	}
+	for _, d := range []string{"objects", "tmp", "trash"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			return nil, fmt.Errorf("distributor: cache: %w", err)
+		}
 	}
 	c := &cache{dir: dir, limit: limit, log: log, objects: map[chain.ObjectID]*cachedObject{}, files: map[blockKey][]openFile{}, alive: func(chain.ObjectID) bool { return true }}
 	var st cacheState
@@ -210,171 +222,82 @@ func (c *cache) path(obj chain.ObjectID, bc cid.Cid) string {
 func (c *cache) get(obj chain.ObjectID, bc cid.Cid) (string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	o := c.objects[obj]
-	if o == nil {
+	if o := c.objects[obj]; o == nil {
 		return "", false
-	}
-	if _, ok := o.blocks[bc]; !ok {
+	} else if _, ok := o.blocks[bc]; !ok {
 		return "", false
 	}
 	return c.path(obj, bc), true
 }
 
-// open returns block bc of obj open for reading, and its size, when
-// cached. Give the file back with release.
-func (c *cache) open(obj chain.ObjectID, bc cid.Cid) (openFile, int64, bool) {
-	c.mu.Lock()
-	o := c.objects[obj]
-	if o == nil {
-		c.mu.Unlock()
-		return openFile{}, 0, false
+// account adds n bytes of block bc to o's sizes and the cache's use.
+func (c *cache) account(o *cachedObject, bc cid.Cid, n int64) {
+	o.bytes += n
+	if bc.Type() == cid.Raw {
+		o.leafBytes += n
 	}
-	size, ok := o.blocks[bc]
-	if !ok {
-		c.mu.Unlock()
-		return openFile{}, 0, false
-	}
-	k := blockKey{obj, bc}
-	if fs := c.files[k]; len(fs) > 0 {
-		f := fs[len(fs)-1]
-		if len(fs) == 1 {
-			delete(c.files, k)
-		} else {
-			c.files[k] = fs[:len(fs)-1]
-		}
-		c.nfiles--
-		c.mu.Unlock()
-		return f, size, true
-	}
-	gen := o.gen
-	c.mu.Unlock()
-	f, err := os.Open(c.path(obj, bc))
-	if err != nil {
-		return openFile{}, 0, false // evicted meanwhile
-	}
-	return openFile{f: f, gen: gen}, size, true
-}
-
-// release gives back a file open returned: it stays open for the next
-// request unless its block left the cache meanwhile (or left and came
-// back: a new file). When maxOpenFiles are open, an idle one picked at
-// random is closed.
-func (c *cache) release(obj chain.ObjectID, bc cid.Cid, f openFile) {
-	var shut *os.File
-	c.mu.Lock()
-	if o := c.objects[obj]; o == nil || o.gen != f.gen {
-		shut = f.f
-	} else if _, ok := o.blocks[bc]; !ok {
-		shut = f.f
-	} else {
-		if c.nfiles >= maxOpenFiles {
-			for k, fs := range c.files {
-				shut = fs[len(fs)-1].f
-				if len(fs) == 1 {
-					delete(c.files, k)
-				} else {
-					c.files[k] = fs[:len(fs)-1]
-				}
-				c.nfiles--
-				break
-			}
-		}
-		k := blockKey{obj, bc}
-		c.files[k] = append(c.files[k], f)
-		c.nfiles++
-	}
-	c.mu.Unlock()
-	if shut != nil {
-		_ = shut.Close()
-	}
-}
-
-// idleFiles takes the idle open files of o, which left the cache (under
-// mu; the caller closes them).
-func (c *cache) idleFiles(id chain.ObjectID, o *cachedObject) []*os.File {
-	var out []*os.File
-	for bc := range o.blocks {
-		k := blockKey{id, bc}
-		if fs, ok := c.files[k]; ok {
-			for _, f := range fs {
-				out = append(out, f.f)
-			}
-			c.nfiles -= len(fs)
-			delete(c.files, k)
-		}
-	}
-	return out
-}
-
-// closeFiles closes the idle open files (the node stops).
-func (c *cache) closeFiles() {
-	c.mu.Lock()
-	var all []*os.File
-	for _, fs := range c.files {
-		for _, f := range fs {
-			all = append(all, f.f)
-		}
-	}
-	clear(c.files)
-	c.nfiles = 0
-	c.mu.Unlock()
-	closeAll(all)
-}
-
-func closeAll(fs []*os.File) {
-	for _, f := range fs {
-		_ = f.Close()
-	}
+	c.used += n
 }
 
 // put stores a verified block of obj, then evicts while over the bound.
+// The block is written to tmp/ unlocked, then renamed into place and
+// indexed under mu.
 func (c *cache) put(obj chain.ObjectID, bc cid.Cid, data []byte) error {
 	if _, ok := c.get(obj, bc); ok {
 		return nil
 	}
-	dir := filepath.Join(c.dir, "objects", obj.String())
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, bc.String()+".tmp-*")
+	f, err := os.CreateTemp(filepath.Join(c.dir, "tmp"), bc.String()+"-*")
 	if err != nil {
 		return err
 	}
+	tmp := f.Name()
 	_, werr := f.Write(data)
 	cerr := f.Close()
 	if err := errors.Join(werr, cerr); err != nil {
-		_ = os.Remove(f.Name())
+		_ = os.Remove(tmp)
 		return err
 	}
-	if err := os.Rename(f.Name(), c.path(obj, bc)); err != nil {
-		_ = os.Remove(f.Name())
+	placed, err := c.place(obj, bc, tmp, int64(len(data)))
+	if !placed {
+		_ = os.Remove(tmp)
+	}
+	if err != nil {
 		return err
 	}
+	c.evict()
+	return nil
+}
+
+// place renames the block file tmp into place and indexes it, unless obj
+// is no longer served or the block is cached already; it reports whether
+// it took tmp.
+func (c *cache) place(obj chain.ObjectID, bc cid.Cid, tmp string, n int64) (bool, error) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if !c.alive(obj) {
-		c.mu.Unlock()
-		_ = os.Remove(c.path(obj, bc))
-		return nil
+		return false, nil
 	}
 	o := c.objects[obj]
+	if o != nil {
+		if _, ok := o.blocks[bc]; ok {
+			return false, nil
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(c.dir, "objects", obj.String()), 0o700); err != nil {
+		return false, err
+	}
+	if err := os.Rename(tmp, c.path(obj, bc)); err != nil {
+		return false, err
+	}
 	if o == nil {
 		// The request that fetched the block counts as the first hit.
 		c.gens++
 		o = &cachedObject{blocks: map[cid.Cid]int64{}, last: time.Now(), hits: 1, gen: c.gens}
 		c.objects[obj] = o
 	}
-	if _, ok := o.blocks[bc]; !ok {
-		n := int64(len(data))
-		o.blocks[bc] = n
-		o.bytes += n
-		if bc.Type() == cid.Raw {
-			o.leafBytes += n
-		}
-		c.used += n
-	}
-	c.mu.Unlock()
-	c.evict()
-	return nil
+	o.blocks[bc] = n
+	c.account(o, bc, n)
+	return true, nil
 }
 
 // touch counts a request for obj.
@@ -441,28 +364,49 @@ func (c *cache) setContentType(obj chain.ObjectID, t string) {
 func (c *cache) remove(ids ...chain.ObjectID) {
 	for _, id := range ids {
 		c.mu.Lock()
-		o := c.objects[id]
-		delete(c.objects, id)
 		var idle []*os.File
-		if o != nil {
-			c.used -= o.bytes
-			c.evicted++
-			idle = c.idleFiles(id, o)
+		var trash string
+		if o := c.objects[id]; o != nil {
+			idle, trash = c.dropLocked(id, o)
 		}
 		c.mu.Unlock()
 		closeAll(idle)
-		if o != nil {
-			c.removeFiles(id, o)
-		}
+		c.removeTrash(trash)
 	}
 }
 
-func (c *cache) removeFiles(id chain.ObjectID, o *cachedObject) {
+// dropLocked takes object id out of the index (under mu) and renames its
+// directory aside, so that a block cached again from now on goes to a new
+// one. It returns the object's idle open files and the renamed directory,
+// for the caller to close and delete unlocked.
+func (c *cache) dropLocked(id chain.ObjectID, o *cachedObject) (idle []*os.File, trash string) {
+	delete(c.objects, id)
+	c.used -= o.bytes
+	c.evicted++
+	idle = c.idleFiles(id, o)
 	dir := filepath.Join(c.dir, "objects", id.String())
-	for bc := range o.blocks {
-		_ = os.Remove(filepath.Join(dir, bc.String()))
+	trash = filepath.Join(c.dir, "trash", fmt.Sprintf("%s-%d", id, o.gen))
+	if err := os.Rename(dir, trash); err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			// Delete the files here rather than race a put to them.
+			c.log.Warn("cache: move an evicted object aside; deleting its files in place", "object", id, "err", err)
+			for bc := range o.blocks {
+				_ = os.Remove(filepath.Join(dir, bc.String()))
+			}
+		}
+		return idle, ""
 	}
-	_ = os.Remove(dir) // fails when a new block arrived meanwhile
+	return idle, trash
+}
+
+// removeTrash deletes a directory dropLocked moved aside.
+func (c *cache) removeTrash(dir string) {
+	if dir == "" {
+		return
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		c.log.Warn("cache: delete an evicted object's files", "dir", dir, "err", err)
+	}
 }
 
 // retain evicts every object keep says no to and returns how many.
@@ -506,28 +450,23 @@ func (c *cache) evict() {
 		}
 		return 0
 	})
-	var gone []chain.ObjectID
-	var gobjs []*cachedObject
+	var trash []string
 	var idle []*os.File
 	for _, cd := range cands {
 		if c.used <= c.limit {
 			break
 		}
-		o := c.objects[cd.id]
-		delete(c.objects, cd.id)
-		c.used -= o.bytes
-		c.evicted++
-		gone = append(gone, cd.id)
-		gobjs = append(gobjs, o)
-		idle = append(idle, c.idleFiles(cd.id, o)...)
+		files, dir := c.dropLocked(cd.id, c.objects[cd.id])
+		idle = append(idle, files...)
+		trash = append(trash, dir)
 	}
 	c.mu.Unlock()
 	closeAll(idle)
-	for i, id := range gone {
-		c.removeFiles(id, gobjs[i])
+	for _, dir := range trash {
+		c.removeTrash(dir)
 	}
-	if len(gone) > 0 {
-		c.log.Debug("cache evicted", "objects", len(gone))
+	if len(trash) > 0 {
+		c.log.Debug("cache evicted", "objects", len(trash))
 	}
 }
 

@@ -1,8 +1,10 @@
 package distributor
 
 import (
+	"bytes"
 	"log/slog"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -210,5 +212,86 @@ func TestCacheClosesFilesOfAnEarlierCaching(t *testing.T) {
 	c.release(1, bc, cur)
 	if again, _, _ := c.open(1, bc); again.f != cur.f {
 		t.Fatal("the current caching's file was not kept for the next reader")
+	}
+}
+
+// An object removed while its blocks are cached again (a reader fetching
+// it anew) ends up with every block it lists readable: the removal never
+// deletes a file the new caching put in place.
+func TestCacheRemoveRacesPut(t *testing.T) {
+	c, err := openCache(t.TempDir(), 1<<30, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blocks [][]byte
+	for i := range 64 {
+		blocks = append(blocks, block(4096, byte(i)))
+	}
+	putAll := func() {
+		for _, b := range blocks {
+			if err := c.put(1, rawBlock(t, b), b); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	for round := range 20 {
+		putAll()
+		var wg sync.WaitGroup
+		wg.Go(func() { c.remove(1) })
+		wg.Go(func() {
+			for c.has(1) { // cache again once the index let go of it
+			}
+			putAll()
+		})
+		wg.Wait()
+		for _, b := range blocks {
+			bc := rawBlock(t, b)
+			if _, ok := c.get(1, bc); !ok {
+				t.Fatalf("round %d: block %s not cached after it was put", round, bc)
+			}
+			if got, err := os.ReadFile(c.path(1, bc)); err != nil || !bytes.Equal(got, b) {
+				t.Fatalf("round %d: the index lists block %s but its file reads %d bytes: %v", round, bc, len(got), err)
+			}
+		}
+		c.remove(1)
+	}
+}
+
+// A block the index lists whose file went missing or was torn is dropped
+// from the index by the read that finds it so, and can be cached again.
+func TestCacheForgetsLostFiles(t *testing.T) {
+	c, err := openCache(t.TempDir(), 1<<20, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost, torn := block(1000, 1), block(1000, 2)
+	lc, tc := rawBlock(t, lost), rawBlock(t, torn)
+	for _, b := range [][]byte{lost, torn} {
+		if err := c.put(1, rawBlock(t, b), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(c.path(1, lc)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(c.path(1, tc), 10); err != nil {
+		t.Fatal(err)
+	}
+	for _, bc := range []cid.Cid{lc, tc} {
+		if _, ok := c.read(1, bc); ok {
+			t.Fatalf("block %s read from a lost file", bc)
+		}
+		if _, ok := c.get(1, bc); ok {
+			t.Fatalf("block %s still listed after its file was found lost", bc)
+		}
+	}
+	if used, _, _, _ := c.usage(); used != 0 {
+		t.Fatalf("used %d after both blocks were dropped, want 0", used)
+	}
+	if err := c.put(1, lc, lost); err != nil {
+		t.Fatal(err)
+	}
+	if b, ok := c.read(1, lc); !ok || !bytes.Equal(b, lost) {
+		t.Fatalf("block cached again reads %d bytes (ok %v)", len(b), ok)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -55,6 +54,14 @@ func carHeader(root cid.Cid) ([]byte, error) {
 // out as they are fetched.
 func (s *Server) serveCAR(w http.ResponseWriter, r *http.Request, rec *record) {
 	obj := rec.obj
+	// A CAR holds the leaf it sends and those fetched ahead, as an asset
+	// answer does: unless every leaf is cached it takes a miss slot.
+	if !s.cache.complete(obj.ID, obj.Size) {
+		if !s.takeMiss(r.Context()) {
+			return
+		}
+		defer s.doneMiss()
+	}
 	rd, err := newObjectReader(r.Context(), s.fetch, rec, s.keeps(obj))
 	if err != nil {
 		s.fetchFailed(w, r, obj, err)
@@ -86,20 +93,43 @@ func (s *Server) serveCAR(w http.ResponseWriter, r *http.Request, rec *record) {
 	if _, err := dw.Write(hdr); err != nil {
 		return
 	}
-	if err := rd.walkBlocks(rd.root, first, 0, func(c cid.Cid, b []byte) error { return writeCARBlock(dw, c, b) }); err != nil {
+	if err := rd.walkBlocks(rd.root, first, 0, carOut{dw}); err != nil {
 		s.log.Debug("car cut short", "object", obj.ID, "err", err)
 	}
 }
 
-// writeCARBlock writes one CARv1 section: varint length, CID, block.
-func writeCARBlock(w io.Writer, c cid.Cid, b []byte) error {
-	cb := c.Bytes()
-	sec := binary.AppendUvarint(nil, uint64(len(cb)+len(b)))
-	sec = append(sec, cb...)
-	if _, err := w.Write(sec); err != nil {
+// blockOut is where walkBlocks sends blocks: from memory, or from their
+// cached block files, so that an answer from the cache holds no leaf in
+// memory however slowly its client reads.
+type blockOut interface {
+	bytes(c cid.Cid, b []byte) error
+	file(c cid.Cid, f *os.File, size int64) error
+}
+
+// carOut writes blocks as CARv1 sections: varint length, CID, block.
+type carOut struct{ w *deadlineWriter }
+
+func (o carOut) bytes(c cid.Cid, b []byte) error {
+	if err := o.section(c, int64(len(b))); err != nil {
 		return err
 	}
-	_, err := w.Write(b)
+	_, err := o.w.Write(b)
+	return err
+}
+
+func (o carOut) file(c cid.Cid, f *os.File, size int64) error {
+	if err := o.section(c, size); err != nil {
+		return err
+	}
+	_, err := o.w.sendFile(f, size)
+	return err
+}
+
+// section writes a section's length and CID.
+func (o carOut) section(c cid.Cid, size int64) error {
+	cb := c.Bytes()
+	sec := binary.AppendUvarint(nil, uint64(int64(len(cb))+size))
+	_, err := o.w.Write(append(sec, cb...))
 	return err
 }
 
@@ -121,29 +151,29 @@ func (r *objectReader) leaseBytes(c cid.Cid, cl *lease) ([]byte, *lease, error) 
 		cl.drop()
 		return nil, nil, err
 	}
-	if cl.data != nil {
+	if cl.network {
 		return cl.data, cl, nil
 	}
-	path := cl.path
 	cl.drop()
-	if b, err := os.ReadFile(path); err == nil {
+	if b, ok := r.f.cache.read(r.obj.ID, c); ok {
 		return b, nil, nil
 	}
-	// Evicted meanwhile: fetch again, not for the cache.
-	again, err := r.f.block(r.ctx, r.obj, c, false)
+	// The cached copy is gone: fetch the block again, past the cache,
+	// whose index may still list it.
+	again, err := r.f.refetch(r.ctx, r.obj, c, r.keep)
 	if err != nil {
 		return nil, nil, err
 	}
 	return again.data, again, nil
 }
 
-// walkBlocks calls yield with block c (whose bytes are b) and every block
-// under it, depth first.
-func (r *objectReader) walkBlocks(c cid.Cid, b []byte, depth int, yield func(cid.Cid, []byte) error) error {
+// walkBlocks sends block c (whose bytes are b) and every block under it to
+// out, depth first.
+func (r *objectReader) walkBlocks(c cid.Cid, b []byte, depth int, out blockOut) error {
 	if depth > maxDAGDepth {
 		return fmt.Errorf("%w: object %d is deeper than %d levels", ErrBadDAG, r.obj.ID, maxDAGDepth)
 	}
-	if err := yield(c, b); err != nil {
+	if err := out.bytes(c, b); err != nil {
 		return err
 	}
 	if c.Type() != cid.DagProtobuf {
@@ -166,18 +196,49 @@ func (r *objectReader) walkBlocks(c cid.Cid, b []byte, depth int, yield func(cid
 				calls[j] = r.f.start(r.obj, n.links[j], r.keep)
 			}
 		}
+		if sent, err := r.sendCached(l, calls[i], out); sent || err != nil {
+			calls[i] = nil
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		lb, ll, err := r.callBytes(l, calls[i])
 		calls[i] = nil
 		if err != nil {
 			return err
 		}
-		err = r.walkBlocks(l, lb, depth+1, yield)
+		err = r.walkBlocks(l, lb, depth+1, out)
 		ll.drop()
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// sendCached sends leaf c to out from its cached block file when cl, the
+// fetch of c, found it in the cache, and then drops cl. It reports false,
+// keeping cl, for a leaf to read into memory (fetched, or whose file is
+// gone: leaseBytes fetches it again).
+func (r *objectReader) sendCached(c cid.Cid, cl *lease, out blockOut) (bool, error) {
+	if c.Type() != cid.Raw {
+		return false, nil
+	}
+	select {
+	case <-cl.done:
+	case <-r.ctx.Done():
+		return false, nil // callBytes reports it
+	}
+	if cl.err != nil || cl.network {
+		return false, nil
+	}
+	f, size, ok := r.f.cache.open(r.obj.ID, c)
+	if !ok {
+		return false, nil
+	}
+	cl.drop()
+	return true, r.f.cache.send(r.obj.ID, c, f, size, out.file)
 }
 
 // callBytes waits for the fetch cl of block c, which it takes over, and
@@ -220,22 +281,45 @@ func (s *Server) serveBlock(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Errorf("block %s is not part of object %d", c, obj.ID))
 		return
 	}
+	dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.writeTimeout}
+	if f, size, ok := s.cache.open(obj.ID, c); ok {
+		s.blockHeaders(w, c, size)
+		if r.Method == http.MethodHead {
+			s.cache.release(obj.ID, c, f)
+			return
+		}
+		_ = s.cache.send(obj.ID, c, f, size, func(_ cid.Cid, f *os.File, n int64) error {
+			_, err := dw.sendFile(f, n)
+			return err
+		})
+		return
+	}
+	// A block fetched for the answer is held while a slow client reads
+	// it: the answer takes a miss slot.
+	if !s.takeMiss(r.Context()) {
+		return
+	}
+	defer s.doneMiss()
 	b, bl, err := rd.blockBytes(c)
 	if err != nil {
 		s.fetchFailed(w, r, obj, err)
 		return
 	}
 	defer bl.drop()
+	s.blockHeaders(w, c, int64(len(b)))
+	if r.Method == http.MethodHead {
+		return
+	}
+	_, _ = dw.Write(b)
+}
+
+// blockHeaders sets the headers of a raw block answer.
+func (s *Server) blockHeaders(w http.ResponseWriter, c cid.Cid, size int64) {
 	h := w.Header()
 	h.Set("Content-Type", rawType)
 	h.Set("ETag", `"`+c.String()+`.raw"`)
 	h.Set("Cache-Control", fmt.Sprintf("public, max-age=%d, immutable", int64(s.cfg.maxAge.Seconds())))
-	h.Set("Content-Length", fmt.Sprint(len(b)))
-	if r.Method == http.MethodHead {
-		return
-	}
-	dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.writeTimeout}
-	_, _ = dw.Write(b)
+	h.Set("Content-Length", fmt.Sprint(size))
 }
 
 // contains reports whether c is a block of the object's DAG: its root or a

@@ -3,3 +3,23 @@ package distributor
 // IndexFootprint returns how many object ID runs and object records the
 // node's index holds (for tests of its memory).
 func (s *Server) IndexFootprint() (runs, records int) { return s.index.footprint() }
+
+// HoldMissSlots takes every --max-misses slot until release is called (for
+// tests of answers that wait for one).
+func (s *Server) HoldMissSlots() (release func()) {
+	for range cap(s.misses) {
+		s.misses <- struct{}{}
+	}
+	return func() {
+		for range cap(s.misses) {
+			<-s.misses
+		}
+	}
+}
+
+// FetchesRunning returns how many block fetches the node runs.
+func (s *Server) FetchesRunning() int {
+	s.fetch.mu.Lock()
+	defer s.fetch.mu.Unlock()
+	return len(s.fetch.calls)
+}

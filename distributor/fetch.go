@@ -92,11 +92,22 @@ type callKey struct {
 	c   cid.Cid
 }
 
-// block returns a lease on block c of obj, from the cache (path) or the
-// network (data, and path when it was cached), once it is there; the
-// caller drops it. An error comes with no lease.
+// block returns a lease on block c of obj once it is there: on a block in
+// the cache (to read from there) or fetched from the network (network,
+// data); the caller drops it. An error comes with no lease.
 func (f *fetcher) block(ctx context.Context, obj chain.DataObject, c cid.Cid, keep bool) (*lease, error) {
-	l := f.start(obj, c, keep)
+	return f.wait(ctx, f.start(obj, c, keep))
+}
+
+// refetch is block for a caller whose cached copy of c could not be read:
+// it skips the cache, whose index may still list the block, and returns a
+// lease on the block's bytes fetched from the network.
+func (f *fetcher) refetch(ctx context.Context, obj chain.DataObject, c cid.Cid, keep bool) (*lease, error) {
+	return f.wait(ctx, f.startFetch(obj, c, keep))
+}
+
+// wait waits for the fetch l and returns it, or drops it on an error.
+func (f *fetcher) wait(ctx context.Context, l *lease) (*lease, error) {
 	select {
 	case <-l.done:
 		if err := l.err; err != nil {
@@ -114,9 +125,15 @@ func (f *fetcher) block(ctx context.Context, obj chain.DataObject, c cid.Cid, ke
 // unless the block is cached or already being fetched. The caller drops
 // the lease (whether or not it waited for the fetch).
 func (f *fetcher) start(obj chain.DataObject, c cid.Cid, keep bool) *lease {
-	if path, ok := f.cache.get(obj.ID, c); ok {
-		return &lease{call: &call{done: closedDone, path: path, refs: 1}, f: f}
+	if _, ok := f.cache.get(obj.ID, c); ok {
+		return &lease{call: &call{done: closedDone, refs: 1}, f: f}
 	}
+	return f.startFetch(obj, c, keep)
+}
+
+// startFetch is start without the cache: a lease on the network fetch of
+// block c, joining the one running if any.
+func (f *fetcher) startFetch(obj chain.DataObject, c cid.Cid, keep bool) *lease {
 	k := callKey{obj.ID, c}
 	f.mu.Lock()
 	if cl, ok := f.calls[k]; ok {
@@ -133,33 +150,38 @@ func (f *fetcher) start(obj chain.DataObject, c cid.Cid, keep bool) *lease {
 	}
 	f.wg.Add(1)
 	f.mu.Unlock()
-	go func() {
-		defer f.wg.Done()
-		cl.blk, cl.err = f.fetch(obj, c)
-		cl.data = cl.blk.Data
-		// Waiters go on with the bytes while they are written to the
-		// cache; the call stays findable until then, so no second fetch
-		// of the block starts meanwhile.
-		close(cl.done)
-		// Interior nodes are cached whatever the object's size: they are a
-		// tiny share of it, and a seek needs them first.
-		if cl.err == nil && (keep || c.Type() == cid.DagProtobuf) {
-			if err := f.cache.put(obj.ID, c, cl.data); err != nil {
-				f.log.Warn("cache a block", "object", obj.ID, "cid", c, "err", err)
-			}
-		}
-		f.mu.Lock()
-		delete(f.calls, k)
-		if leaf {
-			if f.active[obj.ID]--; f.active[obj.ID] <= 0 {
-				delete(f.active, obj.ID)
-			}
-		}
-		blk := f.unrefLocked(cl) // the fetch's hold, after the last lease could be taken
-		f.mu.Unlock()
-		blk.Release()
-	}()
+	go f.run(obj, c, keep, cl)
 	return &lease{call: cl, f: f}
+}
+
+// run does the fetch of call cl (block c of obj), caches the block when
+// asked to (or when it is an interior node) and lets go of the fetch's
+// hold.
+func (f *fetcher) run(obj chain.DataObject, c cid.Cid, keep bool, cl *call) {
+	defer f.wg.Done()
+	cl.blk, cl.err = f.fetch(obj, c)
+	cl.data = cl.blk.Data
+	// Waiters go on with the bytes while they are written to the cache;
+	// the call stays findable until then, so no second fetch of the block
+	// starts meanwhile.
+	close(cl.done)
+	// Interior nodes are cached whatever the object's size: they are a
+	// tiny share of it, and a seek needs them first.
+	if cl.err == nil && (keep || c.Type() == cid.DagProtobuf) {
+		if err := f.cache.put(obj.ID, c, cl.data); err != nil {
+			f.log.Warn("cache a block", "object", obj.ID, "cid", c, "err", err)
+		}
+	}
+	f.mu.Lock()
+	delete(f.calls, callKey{obj.ID, c})
+	if c.Type() == cid.Raw {
+		if f.active[obj.ID]--; f.active[obj.ID] <= 0 {
+			delete(f.active, obj.ID)
+		}
+	}
+	blk := f.unrefLocked(cl) // the fetch's hold, after the last lease could be taken
+	f.mu.Unlock()
+	blk.Release()
 }
 
 // fetching reports whether a fetch of content (a leaf) of obj is running.

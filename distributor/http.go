@@ -1,11 +1,13 @@
 package distributor
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -166,6 +168,31 @@ func (w *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
 	return total, nil
 }
 
+// sendFile sends n bytes of f from its offset with the kernel's
+// file-to-socket copy, each span under its own write deadline.
+func (w *deadlineWriter) sendFile(f *os.File, n int64) (int64, error) {
+	rf, ok := w.ResponseWriter.(io.ReaderFrom)
+	if !ok {
+		bp := copyBufs.Get().(*[]byte)
+		defer copyBufs.Put(bp)
+		return io.CopyBuffer(writerOnly{w}, io.LimitReader(f, n), *bp)
+	}
+	var total int64
+	for total < n {
+		_ = w.rc.SetWriteDeadline(time.Now().Add(w.d))
+		m, err := rf.ReadFrom(&io.LimitedReader{R: f, N: min(n-total, sendSpan)})
+		total += m
+		w.n += m
+		if err != nil {
+			return total, err
+		}
+		if m == 0 {
+			return total, io.ErrUnexpectedEOF
+		}
+	}
+	return total, nil
+}
+
 // writerOnly hides ReadFrom, so io.CopyBuffer uses the buffer it is given.
 type writerOnly struct{ io.Writer }
 
@@ -279,13 +306,10 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	keep := s.keeps(obj)
 	complete, cached, ctype := s.cache.request(obj.ID, obj.Size, time.Now())
 	if !s.cacheHeaders(h, obj, complete, cached) {
-		// Bound the memory misses hold: wait for a slot.
-		select {
-		case s.misses <- struct{}{}:
-			defer func() { <-s.misses }()
-		case <-r.Context().Done():
+		if !s.takeMiss(r.Context()) {
 			return
 		}
+		defer s.doneMiss()
 	}
 	rd, err := newObjectReader(r.Context(), s.fetch, rec, keep)
 	if err != nil {
@@ -318,6 +342,29 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	}
 	s.m.servedLocal.Add(float64(dw.n - ext))
 }
+
+// takeMiss takes one of the --max-misses slots, which bound the memory
+// answers needing blocks from the network hold (the leaves they send and
+// read ahead), waiting while every slot is taken. It reports false when
+// the client left first. Give the slot back with doneMiss.
+func (s *Server) takeMiss(ctx context.Context) bool {
+	select {
+	case s.misses <- struct{}{}:
+		return true
+	default:
+	}
+	s.m.missWaiting.Inc()
+	defer s.m.missWaiting.Dec()
+	select {
+	case s.misses <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// doneMiss gives back a slot takeMiss took.
+func (s *Server) doneMiss() { <-s.misses }
 
 // objectHeaders sets the headers of every answer about an object.
 func (s *Server) objectHeaders(h http.Header, rec *record) {

@@ -16,8 +16,7 @@ import "github.com/satchel-net/satchel/protocol/fetch"
 type call struct {
 	done    chan struct{}
 	data    []byte // set for a fetched block
-	path    string // set for a block read from the cache
-	network bool
+	network bool   // fetched; else a cache hit, to read from the cache
 	err     error
 
 	refs int         // under fetcher.mu: holds of the fetch and the leases
@@ -28,9 +27,10 @@ type call struct {
 // the lease is dropped. Whoever gets a lease (fetcher.start, fetcher.block)
 // drops it once done with the data, on every path. A lease has one holder
 // at a time; handing it on hands on the duty to drop it. A dropped lease
-// no longer reaches its call, so a use after drop fails loudly (a nil
-// dereference) instead of reading bytes that may belong to another block
-// by then.
+// no longer reaches its call, so a use of the lease after drop fails
+// loudly (a nil dereference). That guards only the lease: a copy of its
+// data slice (piece.data, the b blockBytes returns) reads whatever block
+// the buffer holds next, so no copy may outlive the lease it came under.
 type lease struct {
 	*call
 	f *fetcher

@@ -16,6 +16,7 @@ type metrics struct {
 	fetched     prometheus.Counter
 	fetchErrors prometheus.Counter
 	active      prometheus.Gauge
+	missWaiting prometheus.Gauge
 
 	// Children looked up once, for the answers of every request.
 	code200, code206, code304 prometheus.Counter
@@ -65,6 +66,10 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 			Namespace: "satchel", Subsystem: "distributor", Name: "active_requests",
 			Help: "HTTP requests being answered.",
 		}),
+		missWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "satchel", Subsystem: "distributor", Name: "miss_waiting_requests",
+			Help: "Answers that need blocks from storage providers waiting for one of the --max-misses slots.",
+		}),
 	}
 	m.code200 = m.requests.WithLabelValues("200")
 	m.code206 = m.requests.WithLabelValues("206")
@@ -86,7 +91,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 		Namespace: "satchel", Subsystem: "distributor", Name: "cache_objects",
 		Help: "Objects with blocks in the disk cache.",
 	}, func() float64 { _, _, n, _ := s.cache.usage(); return float64(n) })
-	reg.MustRegister(m.requests, m.hits, m.misses, m.served, m.fetched, m.fetchErrors, m.active,
+	reg.MustRegister(m.requests, m.hits, m.misses, m.served, m.fetched, m.fetchErrors, m.active, m.missWaiting,
 		cacheUsed, cacheLimit, cacheObjects, &sourceCollector{s: s})
 	return m
 }

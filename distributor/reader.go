@@ -329,29 +329,25 @@ func (r *objectReader) open(lf leaf) (*piece, error) {
 			return nil, err
 		}
 	}
-	network := cl.network
-	if cl.data == nil {
+	if !cl.network {
 		cl.drop()
-		if pc := r.cached(lf, network); pc != nil {
+		if pc := r.cached(lf, false); pc != nil {
 			return pc, nil
 		}
-		// The cached file went away (evicted): fetch again.
-		again, err := r.f.block(r.ctx, r.obj, lf.cid, false)
+		// The cached file went away: fetch again, past the cache, whose
+		// index may still list it.
+		again, err := r.f.refetch(r.ctx, r.obj, lf.cid, r.keep)
 		if err != nil {
 			return nil, err
 		}
-		if again.data == nil {
-			again.drop()
-			return nil, fmt.Errorf("%w: block %s of object %d vanished from the cache", ErrNoSource, lf.cid, r.obj.ID)
-		}
-		cl, network = again, true
+		cl = again
 	}
 	if int64(len(cl.data)) != lf.size {
 		n := len(cl.data)
 		cl.drop()
 		return nil, fmt.Errorf("%w: block %s of object %d holds %d bytes, its parent says %d", ErrBadDAG, lf.cid, r.obj.ID, n, lf.size)
 	}
-	return &piece{off: lf.off, size: lf.size, data: cl.data, lease: cl, network: network}, nil
+	return &piece{off: lf.off, size: lf.size, data: cl.data, lease: cl, network: true}, nil
 }
 
 // cached returns leaf lf as its open block file when the cache holds it.
@@ -381,7 +377,7 @@ func (r *objectReader) node(c cid.Cid) (*dagNode, error) {
 		return nil, err
 	}
 	n, err := decodeNode(c, b)
-	l.drop() // the node keeps nothing of b (and a node's b is its own: fetcher.fetch)
+	l.drop() // n may alias b: safe, a node's bytes are its own (copied in fetcher.fetch)
 	if err != nil {
 		return nil, err
 	}

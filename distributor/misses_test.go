@@ -1,0 +1,100 @@
+package distributor_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"testing"
+
+	"github.com/satchel-net/satchel/distributor"
+	"github.com/satchel-net/satchel/testnet"
+)
+
+// CAR and raw block answers that need blocks from the providers take the
+// --max-misses slots asset misses take: while every slot is held they wait,
+// fetching and holding nothing, until the client gives up or a slot frees.
+func TestCARAndBlockMissesTakeSlots(t *testing.T) {
+	e := newEnv(t, 1, distributor.WithMaxCachedObject(0), distributor.WithMaxMisses(2))
+	data := randomBytes(t, 256<<10)
+	obj := e.put(t, data, 64<<10)
+	carURL := e.d.AssetURL(obj.ID) + "?format=car"
+	_, body := get(t, carURL)
+	_, _, leaf := carContent(t, body)
+	srv := e.d.Server()
+	testnet.Wait(t, "no fetch running", func() bool { return srv.FetchesRunning() == 0 })
+	fetched := func() float64 { return counter(t, e.d.Registry(), "satchel_distributor_fetched_bytes_total") }
+	before := fetched()
+
+	release := srv.HoldMissSlots()
+	for _, url := range []string{carURL, e.d.AssetURL(obj.ID) + "/blocks/" + leaf.String()} {
+		waitsForSlot(t, e, url)
+		if n, got := srv.FetchesRunning(), fetched(); n != 0 || got != before {
+			t.Fatalf("%s waiting for a slot: %d fetches running, %.0f bytes fetched (was %.0f); want none", url, n, got, before)
+		}
+	}
+	release()
+	resp, body := get(t, carURL)
+	if _, got, _ := carContent(t, body); resp.StatusCode != http.StatusOK || !bytes.Equal(got, data) {
+		t.Fatalf("CAR once a slot is free: status %d, content equal %v", resp.StatusCode, bytes.Equal(got, data))
+	}
+	if fetched() <= before {
+		t.Fatal("the CAR of an uncached object fetched nothing once a slot was free")
+	}
+}
+
+// waitsForSlot GETs url and checks that the answer waits for a miss slot
+// (and does not come); then the client gives up and the wait ends.
+func waitsForSlot(t *testing.T, e *env, url string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	done := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	waiting := func() float64 { return counter(t, e.d.Registry(), "satchel_distributor_miss_waiting_requests") }
+	testnet.Wait(t, url+" waiting for a miss slot", func() bool {
+		select {
+		case code := <-done:
+			t.Fatalf("%s answered %d with every miss slot taken; want it to wait", url, code)
+		default:
+		}
+		return waiting() == 1
+	})
+	cancel()
+	<-done
+	testnet.Wait(t, "the wait to end with the client", func() bool { return waiting() == 0 })
+}
+
+// CAR and raw block answers wholly from the cache take no miss slot: with
+// every slot held they are answered, from the block files.
+func TestCachedCARAndBlockTakeNoSlot(t *testing.T) {
+	e := newEnv(t, 1, distributor.WithMaxMisses(1))
+	data := randomBytes(t, 256<<10)
+	obj := e.put(t, data, 64<<10)
+	files := cachedWhole(t, e, obj)
+	defer e.d.Server().HoldMissSlots()()
+	resp, body := get(t, e.d.AssetURL(obj.ID)+"?format=car")
+	_, got, leaf := carContent(t, body)
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(got, data) {
+		t.Fatalf("cached CAR with every miss slot held: status %d, content equal %v", resp.StatusCode, bytes.Equal(got, data))
+	}
+	want, err := os.ReadFile(files[leaf])
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body = get(t, e.d.AssetURL(obj.ID)+"/blocks/"+leaf.String())
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, want) || resp.Header.Get("Content-Length") != fmt.Sprint(len(want)) {
+		t.Fatalf("cached raw block with every miss slot held: status %d, %d bytes (Content-Length %s), equal %v",
+			resp.StatusCode, len(body), resp.Header.Get("Content-Length"), bytes.Equal(body, want))
+	}
+}
