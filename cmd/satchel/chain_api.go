@@ -38,32 +38,47 @@ proven answers only.`,
 			if rpcURL == "" {
 				rpcURL = cfg.Chain.RPC
 			}
-			var trust verify.Trust
-			if genesis != "" {
-				trust, err = verify.TrustGenesisFile(genesis)
-			} else {
-				trust, err = chainTrust(cfg).Root()
+			// The config's trust root, or the --genesis file's: the saved
+			// header (see connectChain) is used and kept only with the
+			// config's root, which the other commands share.
+			trust := chainTrust(cfg)
+			trust.TrustRPC = false
+			ownRoot := genesis == "" || genesis == trust.Genesis
+			if !ownRoot {
+				trust = rpc.Trust{Genesis: genesis}
 			}
-			if err != nil {
+			if _, err := trust.Root(); err != nil {
 				return fmt.Errorf("query API: %w; pass --genesis FILE, or set chain.genesis (or chain.trustHeight and chain.trustHash) in %s", err, app.ConfigPath)
+			}
+			saved := trustedHeaderFile(cfg)
+			if ownRoot {
+				trust.Saved = loadTrustedHeader(saved, app.Log)
 			}
 			tr, err := rpc.Dial(rpcURL)
 			if err != nil {
 				return err
 			}
-			defer tr.Close()
 			ctx := cmd.Context()
 			startCtx, cancel := context.WithTimeout(ctx, time.Minute)
 			defer cancel()
-			vt, err := verify.New(startCtx, tr, trust, verify.WithEndpoint(rpcURL), verify.WithLogger(app.Log))
+			pt, err := rpc.Prove(startCtx, tr, rpcURL, trust, rpc.WithLogger(app.Log),
+				rpc.WithVerifyOptions(verify.WithClock(trustClock)))
+			if errors.Is(err, verify.ErrTrustExpired) {
+				err = fmt.Errorf("%w; set chain.trustHeight and chain.trustHash to the latest block that `satchel chain status` prints on a node you trust", err)
+			}
 			if err != nil {
+				tr.Close()
 				return err
+			}
+			defer pt.Close()
+			if p, ok := pt.(*rpc.Proven); ok && ownRoot {
+				defer saveTrustedHeaders(saved, p, trust.Saved, app.Log)()
 			}
 			l, err := net.Listen("tcp", listen)
 			if err != nil {
 				return fmt.Errorf("query API: %w", err)
 			}
-			srv := &http.Server{Handler: api.NewHandler(vt, api.WithLogger(app.Log)), ReadHeaderTimeout: 10 * time.Second}
+			srv := &http.Server{Handler: api.NewHandler(pt, api.WithLogger(app.Log)), ReadHeaderTimeout: 10 * time.Second}
 			if err := app.Printer().Print(map[string]string{"listen": "http://" + l.Addr().String(), "rpc": rpcURL}, func(w io.Writer) error {
 				_, err := fmt.Fprintf(w, "query API at http://%s/api/v1/ (proven reads of %s; Ctrl-C to stop)\n", l.Addr(), rpcURL)
 				return err

@@ -11,9 +11,13 @@ import (
 )
 
 // `satchel chain api` without --genesis proves its answers from the
-// config's trust root (here the chain home's genesis) and serves them.
+// config's trust root (here the chain home's genesis) and serves them; as
+// a long-running command it keeps the latest header it verified saved.
 func TestChainAPIUsesConfigTrust(t *testing.T) {
 	tc := startTestChain(t)
+	prev := trustSaveInterval
+	trustSaveInterval = 20 * time.Millisecond
+	t.Cleanup(func() { trustSaveInterval = prev })
 	listen := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	exited := make(chan struct{})
@@ -40,7 +44,7 @@ func TestChainAPIUsesConfigTrust(t *testing.T) {
 			if resp.StatusCode != http.StatusOK || derr != nil || info.ChainID != tc.node.ChainID() {
 				t.Fatalf("GET /api/v1/info: %d, %+v, %v", resp.StatusCode, info, derr)
 			}
-			return
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the query API never answered: %v; stderr: %s", err, errOut.String())
@@ -49,6 +53,20 @@ func TestChainAPIUsesConfigTrust(t *testing.T) {
 		case <-exited:
 			t.Fatalf("chain api exited before it answered: %s", errOut.String())
 		case <-time.After(50 * time.Millisecond): // poll until it listens
+		}
+	}
+	// While it runs, the header it verified for that answer is saved.
+	for {
+		if saved, err := readTrustedHeader(trustedHeaderFile(tc.cfg)); err == nil && saved.ChainID == tc.node.ChainID() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the query API saved no verified header while running")
+		}
+		select {
+		case <-exited:
+			t.Fatalf("chain api exited: %s", errOut.String())
+		case <-time.After(20 * time.Millisecond): // poll the file
 		}
 	}
 }
