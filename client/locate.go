@@ -38,6 +38,9 @@ type located struct {
 	failed []PeerError
 	// buckets is the number of storage buckets of the bag.
 	buckets int
+	// unnamed counts the buckets whose operator the chain did not name
+	// (not active, or no node metadata published).
+	unnamed int
 }
 
 // locate finds the providers of bag: the chain names its storage buckets and
@@ -60,6 +63,7 @@ func (c *Client) locate(ctx context.Context, bagID chain.BagID, dhtOnly bool) (*
 		if b.OperatorStatus != chain.OperatorActive || b.Metadata == nil || b.Metadata.PeerID == "" {
 			c.log.Debug("storage bucket has no usable operator", "bag", bagID, "bucket", id, "status", b.OperatorStatus)
 			loc.failed = append(loc.failed, PeerError{Err: fmt.Errorf("storage bucket %d has no active operator with published node metadata", id)})
+			loc.unnamed++
 			continue
 		}
 		p, err := peer.Decode(b.Metadata.PeerID)

@@ -91,7 +91,8 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 	}
 	// The bag and whom to send to may be a block old (proven reads then need
 	// not wait for the next block): a bag created in the last block is
-	// found by the not-found retry, a bucket added to it is merely unused.
+	// found by the not-found retry, a bucket added to it is merely unused,
+	// one whose operator is not named yet is read again fresh.
 	lctx := rpc.AcceptLag(ctx)
 	if file != nil {
 		if _, err := c.chain.Bag(lctx, bag); err != nil {
@@ -99,6 +100,12 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 		}
 	}
 	loc, err := c.locate(lctx, bag, false)
+	if err == nil && loc.unnamed > 0 {
+		// An operator may have published its node in the last block (a
+		// block of lag would leave its bucket unused, or the upload short
+		// of providers): read the buckets again, fresh.
+		loc, err = c.locate(ctx, bag, false)
+	}
 	if err != nil {
 		return nil, err
 	}

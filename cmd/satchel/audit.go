@@ -104,7 +104,7 @@ func runAudit(ctx context.Context, app *App, pid peer.ID, bag chain.BagID, id ch
 	if err != nil {
 		return auditVerdict{}, err
 	}
-	c, closeFn, err := openClient(app, cfg, chain.Key{}, 0)
+	c, _, closeFn, err := openClient(app, cfg, chain.Key{}, 0)
 	if err != nil {
 		return auditVerdict{}, err
 	}

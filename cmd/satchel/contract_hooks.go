@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/chain/rpc"
 	"github.com/satchel-net/satchel/client"
 	"github.com/satchel-net/satchel/contracts"
 	"github.com/satchel-net/satchel/p2p"
@@ -114,27 +115,24 @@ func say(app *App, line string) {
 // contractPutOption returns the put option of a `satchel put --contracts`,
 // printing one progress line for the negotiation, and a function that
 // releases what it opened.
-func (f *contractPutFlags) option(ctx context.Context, app *App, cfg Config, c *client.Client, key chain.Key, bag chain.BagID) (client.PutOption, func(), error) {
+func (f *contractPutFlags) option(ctx context.Context, app *App, cfg Config, c *client.Client, cc *chain.Client, key chain.Key, bag chain.BagID) (client.PutOption, func(), error) {
 	if !f.enabled() {
 		say(app, "contracts: skipped (--no-contracts); registering the object first, then pushing its chunks with proofs")
 		return nil, func() {}, nil
 	}
-	cc, closeChain, err := connectChain(cfg)
+	// A block of lag is fine for who owns the bag (a proven read need not
+	// wait for the next block): a proposal signed for a member that just
+	// changed is refused and the put falls back to the chain's providers.
+	member, err := bagMember(rpc.AcceptLag(ctx), cc, bag)
 	if err != nil {
-		return nil, nil, err
-	}
-	member, err := bagMember(ctx, cc, bag)
-	if err != nil {
-		closeChain()
 		return nil, nil, err
 	}
 	st, err := contracts.OpenStore(contractStoreDir(cfg))
 	if err != nil {
-		closeChain()
 		return nil, nil, err
 	}
 	h := c.Host()
-	r := contracts.NewRenter(h, contracts.NewGossip(h, cc, app.Log), key, member, cc, st, app.Log)
+	r := contracts.NewRenter(h, contracts.NewGossip(h, laggedDirectory{cc}, app.Log), key, member, laggedDirectory{cc}, st, app.Log)
 	needs := client.ContractNeeds{
 		Duration: f.duration.value, Availability: f.availability.value, Speed: f.speed.value,
 		Negotiated: func(n *contracts.Negotiation, err error) {
@@ -153,6 +151,30 @@ func (f *contractPutFlags) option(ctx context.Context, app *App, cfg Config, c *
 			}
 		},
 	}
-	stop := func() { _ = r.Close(); _ = st.Close(); closeChain() }
+	stop := func() { _ = r.Close(); _ = st.Close() }
 	return client.WithContracts(r, needs), stop, nil
+}
+
+// laggedDirectory reads the data directory as of the last signed header,
+// without first waiting for the next block (rpc.AcceptLag), for a put's
+// offer checks: who operates a bucket and who owns a bag seldom change,
+// and an offer checked a block behind at worst fails to consign, when the
+// put falls back to the chain's providers — while waiting would add up to
+// a block interval to every put.
+type laggedDirectory struct{ c *chain.Client }
+
+func (d laggedDirectory) Member(ctx context.Context, id chain.MemberID) (chain.Member, error) {
+	return d.c.Member(rpc.AcceptLag(ctx), id)
+}
+
+func (d laggedDirectory) Bag(ctx context.Context, id chain.BagID) (chain.Bag, error) {
+	return d.c.Bag(rpc.AcceptLag(ctx), id)
+}
+
+func (d laggedDirectory) StorageBucket(ctx context.Context, id chain.StorageBucketID) (chain.StorageBucket, error) {
+	return d.c.StorageBucket(rpc.AcceptLag(ctx), id)
+}
+
+func (d laggedDirectory) Worker(ctx context.Context, g chain.Group, id chain.WorkerID) (chain.Worker, error) {
+	return d.c.Worker(rpc.AcceptLag(ctx), g, id)
 }

@@ -91,7 +91,7 @@ is drawn on stderr when it is a terminal, never with --json.`,
 				return err
 			}
 			tuneGC()
-			c, closeFn, err := openClient(app, cfg, chain.Key{}, 0)
+			c, _, closeFn, err := openClient(app, cfg, chain.Key{}, 0)
 			if err != nil {
 				return err
 			}

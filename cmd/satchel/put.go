@@ -32,11 +32,12 @@ func uploadStateDir(cfg Config) string { return filepath.Join(cfg.Home, "uploads
 
 // openClient makes a client of the network the config names: the chain node
 // at chain.rpc, a libp2p host of its own (bootstrapping from p2p.bootstrap),
-// upload state under the home. key may be zero (downloads).
-func openClient(app *App, cfg Config, key chain.Key, chunkSize int) (*client.Client, func(), error) {
+// upload state under the home. key may be zero (downloads). It returns
+// the chain client too, for the command's own reads beside the client's.
+func openClient(app *App, cfg Config, key chain.Key, chunkSize int) (*client.Client, *chain.Client, func(), error) {
 	cc, closeChain, err := connectChain(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	// The host's own logs (pubsub, DHT) are noise on a command line unless
 	// asked for with -v; the client's go to the command's logger.
@@ -52,9 +53,9 @@ func openClient(app *App, cfg Config, key chain.Key, chunkSize int) (*client.Cli
 	}, client.WithLogger(app.Log), client.WithHostOptions(p2p.WithBootstrapAddrs(cfg.P2P.Bootstrap...), p2p.WithLogger(hostLog)))
 	if err != nil {
 		closeChain()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return c, func() { _ = c.Close(); closeChain() }, nil
+	return c, cc, func() { _ = c.Close(); closeChain() }, nil
 }
 
 // putOutput is what `satchel put --json` prints.
@@ -133,7 +134,7 @@ never with --json.`,
 				return err
 			}
 			tuneGC()
-			c, closeFn, err := openClient(app, cfg, s.key, size)
+			c, cc, closeFn, err := openClient(app, cfg, s.key, size)
 			if err != nil {
 				return err
 			}
@@ -142,7 +143,7 @@ never with --json.`,
 			var opts []client.PutOption
 			// Contracts by default (cmd/satchel/contract_hooks.go); a
 			// negotiation that cannot start falls back, and says so.
-			if o, stop, err := cf.option(cmd.Context(), app, cfg, c, s.key, bag); err != nil {
+			if o, stop, err := cf.option(cmd.Context(), app, cfg, c, cc, s.key, bag); err != nil {
 				say(app, fmt.Sprintf("contracts: %v; registering the object first, then pushing its chunks with proofs", err))
 			} else {
 				defer stop()
