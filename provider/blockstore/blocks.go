@@ -17,7 +17,6 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
@@ -226,10 +225,17 @@ func (s *Store) indexPut(c cid.Cid, b *leveldb.Batch, added bool, w *packWrite, 
 	if extra != nil {
 		// extra writes the batch, with its own additions, itself.
 		if err := extra(b); err != nil {
-			if added {
-				// Nothing indexes the record (the stripe keeps others
-				// out): free it rather than leave it for a crash recovery
-				// that a clean restart never runs.
+			switch {
+			case added && errors.Is(err, errIndexWrite):
+				// goleveldb journals a batch before syncing it: after a
+				// failed sync the entry may come back on restart, so
+				// the record must stay, counted live like Put's below.
+				s.packs.commit(w)
+			case added:
+				// Refused before anything was queued: nothing indexes
+				// the record (the stripe keeps others out), so free it
+				// rather than leave it for a crash recovery that a
+				// clean restart never runs.
 				s.packs.discard(w)
 			}
 			return err
@@ -238,7 +244,7 @@ func (s *Store) indexPut(c cid.Cid, b *leveldb.Batch, added bool, w *packWrite, 
 		// Synced, so the block is held when Put returns: Open after a crash
 		// would index a record whose entry was lost, but only into the
 		// recovery session, which expires.
-		if err := s.db.Write(b, &opt.WriteOptions{Sync: true}); err != nil {
+		if err := s.writeIndex(b, true); err != nil {
 			// The entry may have reached the disk all the same: count
 			// the record live, so its pack is not unlinked under it.
 			s.packs.commit(w)

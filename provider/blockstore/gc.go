@@ -11,7 +11,6 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
@@ -62,7 +61,7 @@ func (s *Store) deleteBlocks(cs []cid.Cid) error {
 	if len(dead) == 0 {
 		return errors.Join(errs...)
 	}
-	if err := s.db.Write(&batch, &opt.WriteOptions{Sync: true}); err != nil {
+	if err := s.writeIndex(&batch, true); err != nil {
 		return errors.Join(append(errs, fmt.Errorf("blockstore: delete %d blocks: %w", len(dead), err))...)
 	}
 	s.blocks.Add(-int64(len(dead)))

@@ -45,6 +45,8 @@ type packSet struct {
 	// then comes back only with whole packs.
 	noPunch atomic.Bool
 	log     *slog.Logger
+	// syncHook, if set, wraps every fdatasync of a pack (tests).
+	syncHook packSyncer
 
 	mu      sync.Mutex
 	open    map[uint32]*pack
@@ -225,7 +227,7 @@ func (ps *packSet) write(c cid.Cid, data []byte, crc uint32) (*packWrite, error)
 	err = ps.pwrite(p, buf, off) // its error names the pack
 	ps.io.putBuf(bp)
 	if err == nil {
-		if err = p.sync.do(p.f); err != nil {
+		if err = p.sync.do(func() error { return ps.syncPack(p.f) }); err != nil {
 			err = fmt.Errorf("fdatasync %s: %w", p.path, err)
 		}
 	}

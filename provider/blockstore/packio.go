@@ -102,8 +102,9 @@ type groupSync struct {
 
 func (g *groupSync) init() { g.cond = sync.NewCond(&g.mu) }
 
-// do returns once a sync of f that began after the call has finished.
-func (g *groupSync) do(f *os.File) error {
+// do returns once a call of sync (the pack's fdatasync) that began after
+// the call of do has finished.
+func (g *groupSync) do(sync func() error) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	// A sync under way may have started before the caller's write
@@ -118,7 +119,7 @@ func (g *groupSync) do(f *os.File) error {
 		g.started++
 		gen := g.started
 		g.mu.Unlock()
-		err := fdatasync(f)
+		err := sync()
 		g.mu.Lock()
 		g.syncing = false
 		g.done = gen

@@ -16,7 +16,6 @@ import (
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/internal/fsutil"
 	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
@@ -122,7 +121,7 @@ func (s *Store) scanPack(r *recovery, n uint32, size int64, ext []extent) error 
 		}
 		r.removed++
 	}
-	return fdatasync(p.f)
+	return s.packs.syncPack(p.f)
 }
 
 // recoverRecord looks at the space at off of pack p, up to limit (the next
@@ -213,7 +212,7 @@ func (s *Store) settlePacks() error {
 	}
 	s.packs.next = last + 1
 	if b.Len() > 0 {
-		if err := s.db.Write(&b, &opt.WriteOptions{Sync: true}); err != nil {
+		if err := s.writeIndex(&b, true); err != nil {
 			return fmt.Errorf("blockstore: open: %w", err)
 		}
 	}

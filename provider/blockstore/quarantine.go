@@ -14,7 +14,6 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
@@ -46,7 +45,7 @@ func (s *Store) quarantine(c cid.Cid, why string) error {
 	b.Delete(blockKey(c))
 	b.Put(quarantineKey(c), encodeU64(uint64(time.Now().Unix())))
 	wasQuarantined, _ := s.db.Has(quarantineKey(c), nil)
-	if err := s.db.Write(&b, &opt.WriteOptions{Sync: true}); err != nil {
+	if err := s.writeIndex(&b, true); err != nil {
 		return fmt.Errorf("%w: %s: %s (and quarantining it failed: %v)", ErrCorrupt, c, why, err)
 	}
 	if rec.packed {

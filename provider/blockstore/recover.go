@@ -156,7 +156,7 @@ func (s *Store) dropKeys(keys [][]byte) error {
 	for _, k := range keys {
 		b.Delete(k)
 	}
-	return s.db.Write(&b, &opt.WriteOptions{Sync: true})
+	return s.writeIndex(&b, true)
 }
 
 // indexRecovered indexes block c, found whole on disk without an index
@@ -179,7 +179,7 @@ func (s *Store) indexRecovered(r *recovery, c cid.Cid, rec blockRecord) error {
 		r.recovered++
 		r.recoveredBytes += rec.size
 	}
-	return s.db.Write(&b, &opt.WriteOptions{Sync: true})
+	return s.writeIndex(&b, true)
 }
 
 // releaseRecovered adds to b the removal of the recovery session's hold on

@@ -52,6 +52,9 @@ type Store struct {
 
 	blocks, bytes, objects, quarantined atomic.Int64
 
+	// indexHook, if set, wraps every index batch write (tests).
+	indexHook indexWriter
+
 	closed    atomic.Bool
 	closeOnce sync.Once
 	stop      chan struct{}
@@ -67,6 +70,8 @@ type config struct {
 	now            func() time.Time
 	directIO       bool
 	packLimit      int64
+	indexWrite     indexWriter
+	packSync       packSyncer
 }
 
 // withPackLimit sets the size at which the pack being written is rotated
@@ -122,15 +127,17 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("blockstore: open index in %s: %w", dir, err)
 	}
 	s := &Store{
-		dir:   dir,
-		db:    db,
-		log:   cfg.log.With("component", "blockstore"),
-		seed:  maphash.MakeSeed(),
-		stop:  make(chan struct{}),
-		files: newFileIO(cfg.directIO),
+		dir:       dir,
+		db:        db,
+		log:       cfg.log.With("component", "blockstore"),
+		seed:      maphash.MakeSeed(),
+		stop:      make(chan struct{}),
+		files:     newFileIO(cfg.directIO),
+		indexHook: cfg.indexWrite,
 	}
-	s.commits = newGroupCommit(db)
+	s.commits = newGroupCommit(s.writeIndex)
 	s.packs = newPackSet(filepath.Join(dir, packsDir), cfg.packLimit, s.files, s.seal, s.log)
+	s.packs.syncHook = cfg.packSync
 	if err := s.open(fresh); err != nil {
 		s.packs.close()
 		_ = db.Close()
@@ -188,7 +195,7 @@ func (s *Store) Close() error {
 		}
 		s.packs.close()
 		b.Delete(syncKey)
-		err = s.db.Write(&b, &opt.WriteOptions{Sync: true})
+		err = s.writeIndex(&b, true)
 		if cerr := s.db.Close(); err == nil {
 			err = cerr
 		}
