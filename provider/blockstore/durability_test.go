@@ -5,11 +5,14 @@ package blockstore
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/syndtr/goleveldb/leveldb"
 )
@@ -64,4 +67,44 @@ func TestSessionIndexSyncFailureKeepsRecord(t *testing.T) {
 		t.Fatal("the journaled entry did not come back: the test no longer models goleveldb")
 	}
 	checkGet(t, s, c, data)
+}
+
+// TestMissingIndexRebuiltFromPacks: a store whose index/ is gone but whose
+// packs and legacy block files are there is not a new store: Open re-indexes
+// every record and file that verifies (none goes in the recovery session,
+// which would expire them), and unlinks no pack, even after a clean close.
+func TestMissingIndexRebuiltFromPacks(t *testing.T) {
+	dir := t.TempDir()
+	s := openPacks(t, dir, 256<<10)
+	want := map[cid.Cid][]byte{}
+	for i := range 6 {
+		data := randBytes(uint64(50+i), 100_000)
+		want[putBlock(t, s, data)] = data
+	}
+	legacy := randBytes(60, 5000)
+	cl := chunker.ChunkCID(legacy)
+	putLegacy(t, s, cl, legacy, time.Now(), false)
+	want[cl] = legacy
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, indexDir)); err != nil {
+		t.Fatal(err)
+	}
+
+	for range 2 { // rebuilt, then opened again as it was rebuilt
+		s = openPacks(t, dir, 256<<10)
+		for c, data := range want {
+			checkGet(t, s, c, data)
+		}
+		if ids, _ := s.SessionBlocks(recoveredSession); len(ids) != 0 {
+			t.Fatalf("rebuilt blocks put in the recovery session (to expire): %v", ids)
+		}
+		if st := s.Stats(); st.Blocks != uint64(len(want)) {
+			t.Fatalf("Stats = %+v, want %d blocks", st, len(want))
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

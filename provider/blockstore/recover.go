@@ -35,7 +35,12 @@ const recoveredBag = "\x00recovered"
 // recover empties tmp/ (left by stores before packs) and, after an unclean
 // shutdown of an existing store, reconciles the packs and legacy block files
 // with the index.
-func (s *Store) recover(fresh bool) error {
+//
+// rebuild (index/ missing, blocks on disk) reconciles whatever the marker
+// says, and keeps what it finds outside the recovery session: with the
+// index went every object's manifest, so no object can claim them, and
+// expiring them would delete the whole store a day later.
+func (s *Store) recover(fresh, rebuild bool) error {
 	tmp := filepath.Join(s.dir, tmpDir)
 	entries, err := os.ReadDir(tmp)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -50,7 +55,12 @@ func (s *Store) recover(fresh bool) error {
 	if fresh {
 		return nil
 	}
-	if _, err := os.Stat(marker); err == nil {
+	if rebuild {
+		s.log.Warn("the index is missing but blocks are on disk: rebuilding it from every pack and block file", "dir", s.dir)
+		if err := os.Remove(marker); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("blockstore: open: %w", err)
+		}
+	} else if _, err := os.Stat(marker); err == nil {
 		// Closed cleanly: every Put had finished, nothing to reconcile.
 		if err := os.Remove(marker); err != nil {
 			return fmt.Errorf("blockstore: open: %w", err)
@@ -58,7 +68,7 @@ func (s *Store) recover(fresh bool) error {
 		return fsutil.SyncDir(s.dir)
 	}
 	start := time.Now()
-	var r recovery
+	r := recovery{keep: rebuild}
 	if err := s.recoverFiles(&r); err != nil {
 		return err
 	}
@@ -84,6 +94,8 @@ func (s *Store) recover(fresh bool) error {
 type recovery struct {
 	indexed, recovered, dropped, removed, scanned int
 	recoveredBytes                                uint64
+	// keep indexes what is found outside the recovery session.
+	keep bool
 }
 
 // recoverFiles reconciles the legacy block files (blocks/<shard>/<cid>)
@@ -173,7 +185,7 @@ func (s *Store) indexRecovered(r *recovery, c cid.Cid, rec blockRecord) error {
 	if err != nil {
 		return err
 	}
-	if !claimed {
+	if !claimed && !r.keep {
 		b.Put(sessBlockKey(recoveredSession, c), encodeU64(rec.size))
 		b.Put(sessRefKey(c, recoveredSession), nil)
 		r.recovered++
