@@ -84,6 +84,12 @@ func (s *Store) scanPack(r *recovery, n uint32, size int64, ext []extent) error 
 		return err
 	}
 	defer s.packs.release(p)
+	// A record found here may be in the page cache only (the process died
+	// between its write and the pack's sync): make the pack durable before
+	// indexing any of it, or a power loss could leave entries naming zeros.
+	if err := s.packs.syncPack(p.f); err != nil {
+		return err
+	}
 	junk := int64(-1) // start of the run of garbage being walked
 	flush := func(to int64) {
 		if junk >= 0 {
