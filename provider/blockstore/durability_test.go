@@ -108,3 +108,63 @@ func TestMissingIndexRebuiltFromPacks(t *testing.T) {
 		}
 	}
 }
+
+// TestStaleEntryOfMissingPackDropped: an index entry naming a pack that is
+// gone (lost, removed by hand) is dropped on a clean Open, so a later pack
+// can never take that number and put another block's record under it (the
+// stale entry then served that block's bytes, and its quarantine punched
+// that block's record out).
+func TestStaleEntryOfMissingPackDropped(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	lostData := randBytes(80, 70_000)
+	lost := putBlock(t, s, lostData)
+	n := packOf(t, s, lost)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, packsDir, packName(n))); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // clean Opens, each forgetting what the last one settled
+		s = openTest(t, dir)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s = openTest(t, dir)
+	data := randBytes(81, 70_000)
+	c := putBlock(t, s, data)
+	if ok, _ := s.Has(lost); ok {
+		t.Errorf("the entry of a block whose pack is gone is still held (its pack %d; the new block's %d)", n, packOf(t, s, c))
+	}
+	if _, err := s.Get(lost); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get of the block whose pack is gone: %v, want ErrNotFound", err)
+	}
+	checkGet(t, s, c, data)
+	if st := s.Stats(); st.Blocks != 1 {
+		t.Fatalf("Stats = %+v, want 1 block", st)
+	}
+}
+
+// TestQuarantineOfStaleEntrySparesOtherRecord: an entry that names another
+// block's record (however it came to) is quarantined without punching that
+// record: free checks the record's header names the block freed.
+func TestQuarantineOfStaleEntrySparesOtherRecord(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	data := randBytes(82, 70_000)
+	c := putBlock(t, s, data)
+	rec := record(t, s, c)
+	other := randBytes(83, 70_000)
+	oc := chunker.ChunkCID(other)
+	setRecord(t, s, oc, rec.encode()) // oc's entry names c's record
+	s.blocks.Add(1)
+	s.packs.commit(&packWrite{p: &pack{n: rec.pack}})
+	if _, err := s.Get(oc); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Get through an entry naming another block's record: %v, want ErrCorrupt", err)
+	}
+	checkGet(t, s, c, data)
+	if n := recordsOf(t, s, c); n != 1 {
+		t.Fatalf("%d records of the block on disk, want 1", n)
+	}
+}

@@ -77,7 +77,7 @@ func (s *Store) deleteBlocks(cs []cid.Cid) error {
 // free releases the space of block c, whose index entry rec was dropped.
 func (s *Store) free(c cid.Cid, rec blockRecord) error {
 	if rec.packed {
-		return s.packs.free(rec.pack, rec.off, recordLen(rec.size))
+		return s.packs.free(c, rec)
 	}
 	if err := os.Remove(s.legacyPath(c)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err

@@ -335,9 +335,12 @@ func (ps *packSet) finish(w *packWrite) {
 	}
 }
 
-// free punches out the record at off in pack n, whose index entry was
-// dropped, and unlinks the pack when it was its last live record.
-func (ps *packSet) free(n uint32, off, length int64) error {
+// free punches out the record of block c at rec's place, whose index
+// entry was dropped, and unlinks the pack when it was its last live record.
+// It punches only a record whose header names c and rec's size: an entry
+// gone stale must not punch another block's live record.
+func (ps *packSet) free(c cid.Cid, rec blockRecord) error {
+	n := rec.pack
 	p, err := ps.acquire(n)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -353,8 +356,31 @@ func (ps *packSet) free(n uint32, off, length int64) error {
 		ps.unlinkLocked(p)
 	}
 	ps.mu.Unlock()
-	if !dead {
-		ps.punch(p, off, length)
+	if dead {
+		return nil
+	}
+	if err := ps.holds(p, rec.off, c, rec.size); err != nil {
+		ps.log.Warn("not punching a record whose header does not name the block freed", "cid", c,
+			"pack", packName(n), "off", rec.off, "err", err)
+		return nil
+	}
+	ps.punch(p, rec.off, recordLen(rec.size))
+	return nil
+}
+
+// holds returns nil if the record at off in pack p is block c's, of size
+// bytes, as its header says.
+func (ps *packSet) holds(p *pack, off int64, c cid.Cid, size uint64) error {
+	hdr := make([]byte, hdrSize)
+	if _, err := p.f.ReadAt(hdr, off); err != nil {
+		return err
+	}
+	h, err := decodeHeader(hdr)
+	switch {
+	case err != nil:
+		return err
+	case !h.c.Equals(c) || h.size != size:
+		return fmt.Errorf("the header names %s of %d bytes", h.c, h.size)
 	}
 	return nil
 }

@@ -177,22 +177,19 @@ func (s *Store) sealedPacks() (map[uint32]bool, error) {
 }
 
 // settlePacks, on Open once the index is reconciled and the live records
-// counted, unlinks the packs with none live, seals the others (writing
-// resumes in a new pack) and forgets the seals of packs gone. The next pack
-// number is past every pack and seal seen, so no stale seal ever covers a
-// new pack.
-func (s *Store) settlePacks() error {
-	nums, _, err := s.packs.list()
-	if err != nil {
-		return fmt.Errorf("blockstore: open: %w", err)
-	}
+// counted, unlinks the packs nums (on disk) with none live, seals the
+// others (writing resumes in a new pack) and forgets the seals of packs
+// gone. The next pack number is past every pack, seal and number an entry
+// named (maxNamed), so no stale seal covers a new pack and no stale entry
+// names a record in one.
+func (s *Store) settlePacks(nums []uint32, maxNamed uint32) error {
 	sealed, err := s.sealedPacks()
 	if err != nil {
 		return fmt.Errorf("blockstore: open: %w", err)
 	}
 	var b leveldb.Batch
 	onDisk := map[uint32]bool{}
-	last := uint32(0)
+	last := maxNamed
 	for _, n := range nums {
 		onDisk[n] = true
 		last = max(last, n)

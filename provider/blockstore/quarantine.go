@@ -49,7 +49,7 @@ func (s *Store) quarantine(c cid.Cid, why string) error {
 		return fmt.Errorf("%w: %s: %s (and quarantining it failed: %v)", ErrCorrupt, c, why, err)
 	}
 	if rec.packed {
-		_ = s.packs.free(rec.pack, rec.off, recordLen(rec.size))
+		_ = s.packs.free(c, rec)
 	}
 	s.blocks.Add(-1)
 	s.bytes.Add(-int64(rec.size))

@@ -196,10 +196,15 @@ func (s *Store) open(fresh, rebuild bool) error {
 	if err := s.recover(fresh, rebuild); err != nil {
 		return err
 	}
-	if err := s.loadStats(); err != nil {
+	nums, sizes, err := s.packs.list()
+	if err != nil {
+		return fmt.Errorf("blockstore: open: %w", err)
+	}
+	maxNamed, err := s.loadStats(sizes)
+	if err != nil {
 		return err
 	}
-	return s.settlePacks()
+	return s.settlePacks(nums, maxNamed)
 }
 
 func (s *Store) checkOpen() error {
