@@ -111,6 +111,11 @@ func (s *Store) readHeld(c cid.Cid, rec blockRecord, pooled bool) ([]byte, error
 	default:
 		data, err = s.files.read(s.legacyPath(c))
 	}
+	if err != nil && s.closed.Load() {
+		// Close closed the pack or the index under the read: nothing
+		// is known about the block, and nothing must be quarantined.
+		return nil, fmt.Errorf("blockstore: get %s: %w", c, ErrClosed)
+	}
 	if errors.Is(err, errBlockFileTooLarge) {
 		return nil, s.quarantine(c, err.Error())
 	}
@@ -148,6 +153,10 @@ func (s *Store) put(c cid.Cid, data []byte, extra func(b *leveldb.Batch) error) 
 
 // putVerified is put for data its caller verified against c.
 func (s *Store) putVerified(c cid.Cid, data []byte, extra func(b *leveldb.Batch) error) error {
+	// Checked under gc: Close sets closed before it takes gc, so a Put
+	// that waited for Close sees it.
+	s.gc.RLock()
+	defer s.gc.RUnlock()
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
@@ -158,8 +167,6 @@ func (s *Store) putVerified(c cid.Cid, data []byte, extra func(b *leveldb.Batch)
 			return fmt.Errorf("blockstore: put %s: the index failed a write earlier (%v); restart the node", c, err)
 		}
 	}
-	s.gc.RLock()
-	defer s.gc.RUnlock()
 	return s.putLocked(c, data, extra)
 }
 

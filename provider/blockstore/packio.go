@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"sync"
 	"syscall"
@@ -60,8 +59,9 @@ func (ps *packSet) readAt(p *pack, buf []byte, off int64, size int) (int, error)
 	}
 	switch {
 	case errors.Is(err, os.ErrClosed):
-		// The store closed meanwhile: the caller's index lookup decides.
-		return 0, fmt.Errorf("%s: %w", packName(p.n), fs.ErrNotExist)
+		// The store closed meanwhile: not a lost pack, which the caller
+		// would quarantine.
+		return 0, fmt.Errorf("%s: %w", packName(p.n), ErrClosed)
 	case err != nil && !errors.Is(err, io.EOF):
 		return 0, err
 	}
@@ -81,7 +81,7 @@ func (ps *packSet) readRange(pn uint32, recOff int64, off, n uint64) ([]byte, er
 	got, err := p.f.ReadAt(buf, recOff+hdrSize+int64(off))
 	switch {
 	case errors.Is(err, os.ErrClosed):
-		return nil, fmt.Errorf("%s: %w", packName(pn), fs.ErrNotExist)
+		return nil, fmt.Errorf("%s: %w", packName(pn), ErrClosed)
 	case err != nil && !errors.Is(err, io.EOF):
 		return nil, err
 	}

@@ -24,6 +24,11 @@ import (
 func (s *Store) quarantine(c cid.Cid, why string) error {
 	s.gc.Lock()
 	defer s.gc.Unlock()
+	if s.closed.Load() {
+		// Whatever failed may have been Close's doing: leave the block
+		// to be read again after the next Open.
+		return fmt.Errorf("blockstore: %s (%s): %w", c, why, ErrClosed)
+	}
 	mu := s.stripe(c)
 	mu.Lock()
 	defer mu.Unlock()
