@@ -128,7 +128,7 @@ func TestPutWaitingForCloseIsErrClosed(t *testing.T) {
 	s.gc.Lock() // Close's hold, which a Put racing it waits for
 	res := make(chan error, 1)
 	go func() { res <- s.Put(chunker.ChunkCID(data), data) }()
-	waitBlockedIn(t, "(*Store).putVerified")
+	waitBlockedIn(t, "(*Store).putVerified", "sync.(*RWMutex).RLock", 1)
 	s.closed.Store(true) // Close marks the store closed before it takes gc
 	s.gc.Unlock()
 	if err := <-res; !errors.Is(err, ErrClosed) {
@@ -136,19 +136,24 @@ func TestPutWaitingForCloseIsErrClosed(t *testing.T) {
 	}
 }
 
-// waitBlockedIn waits until a goroutine is blocked on a lock in fn.
-func waitBlockedIn(t *testing.T, fn string) {
+// waitBlockedIn waits until n goroutines are blocked in fn, on wait (a
+// lock or condition's method).
+func waitBlockedIn(t *testing.T, fn, wait string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	buf := make([]byte, 1<<20)
 	for time.Now().Before(deadline) {
 		stacks := string(buf[:runtime.Stack(buf, true)])
+		blocked := 0
 		for _, g := range strings.Split(stacks, "\n\n") {
-			if strings.Contains(g, fn) && strings.Contains(g, "sync.(*RWMutex).RLock") {
-				return
+			if strings.Contains(g, fn) && strings.Contains(g, wait) {
+				blocked++
 			}
+		}
+		if blocked >= n {
+			return
 		}
 		runtime.Gosched()
 	}
-	t.Fatalf("no goroutine blocked in %s", fn)
+	t.Fatalf("fewer than %d goroutines blocked in %s", n, fn)
 }
