@@ -7,6 +7,7 @@ package blockstore
 // sealed, since writing resumes in a new pack.
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -34,25 +35,8 @@ func (s *Store) recoverPacks(r *recovery) error {
 	if err != nil {
 		return err
 	}
-	extents := map[uint32][]extent{}
-	var bad [][]byte
-	it := s.db.NewIterator(util.BytesPrefix([]byte{pBlock}), nil)
-	for it.Next() {
-		rec, err := decodeBlockRecord(it.Value())
-		if err != nil || !rec.packed {
-			continue // recoverFiles has dealt with these
-		}
-		size, ok := sizes[rec.pack]
-		end := rec.off + recordLen(rec.size)
-		if !ok || rec.off < 0 || rec.off%ioAlign != 0 || end > size {
-			bad = append(bad, append([]byte(nil), it.Key()...))
-			delete(sealed, rec.pack) // damaged: look at the rest of it
-			continue
-		}
-		extents[rec.pack] = append(extents[rec.pack], extent{rec.off, end})
-	}
-	it.Release()
-	if err := it.Error(); err != nil {
+	extents, bad, err := s.packExtents(sizes, sealed)
+	if err != nil {
 		return err
 	}
 	if err := s.dropKeys(bad); err != nil {
@@ -71,6 +55,54 @@ func (s *Store) recoverPacks(r *recovery) error {
 		r.scanned++
 	}
 	return nil
+}
+
+// packExtents returns the extents of the indexed records of the packs to
+// be scanned, and the keys of entries naming a missing pack or space past
+// a pack's end. A pack with such an entry is damaged: it is taken out of
+// sealed, to be scanned. Only the packs to scan get extents: a store of
+// 20 TB in 1 MiB blocks would hold hundreds of MB of them for every pack.
+func (s *Store) packExtents(sizes map[uint32]int64, sealed map[uint32]bool) (map[uint32][]extent, [][]byte, error) {
+	extents := map[uint32][]extent{}
+	var bad [][]byte
+	damaged := map[uint32]bool{} // sealed packs found damaged
+	walk := func(want func(n uint32) bool, check bool) error {
+		it := s.db.NewIterator(util.BytesPrefix([]byte{pBlock}), nil)
+		defer it.Release()
+		for it.Next() {
+			rec, err := decodeBlockRecord(it.Value())
+			if err != nil || !rec.packed {
+				continue // recoverFiles has dealt with these
+			}
+			size, ok := sizes[rec.pack]
+			end := rec.off + recordLen(rec.size)
+			if !ok || rec.off < 0 || rec.off%ioAlign != 0 || end > size {
+				if check {
+					bad = append(bad, bytes.Clone(it.Key()))
+					if sealed[rec.pack] {
+						damaged[rec.pack] = true
+						delete(sealed, rec.pack) // look at the rest of it
+					}
+				}
+				continue
+			}
+			if want(rec.pack) {
+				extents[rec.pack] = append(extents[rec.pack], extent{rec.off, end})
+			}
+		}
+		return it.Error()
+	}
+	// Entries of a sealed pack seen before it was found damaged were not
+	// kept: a second walk collects that pack's.
+	if err := walk(func(n uint32) bool { return !sealed[n] && !damaged[n] }, true); err != nil {
+		return nil, nil, err
+	}
+	if len(damaged) > 0 {
+		if err := walk(func(n uint32) bool { return damaged[n] }, false); err != nil {
+			return nil, nil, err
+		}
+	}
+	return extents, bad, nil
 }
 
 // scanPack walks pack n, skipping the records the index names (ext, in
