@@ -216,3 +216,25 @@ func TestRecoveryExtentsOnlyOfScannedPacks(t *testing.T) {
 		t.Fatalf("extents of the active pack %v and the damaged one %v; want 1 and 2", extents[active], extents[damaged])
 	}
 }
+
+// TestDeleteSameBlockTwiceInOneCall: a CID given twice to one deletion
+// counts its record dead once, so the other live record of its pack keeps
+// the pack.
+func TestDeleteSameBlockTwiceInOneCall(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	a := putBlock(t, s, randBytes(320, 50_000))
+	keep := randBytes(321, 50_000)
+	b := putBlock(t, s, keep)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir) // the pack is no longer written to: it can die
+	s.gc.Lock()
+	err := s.deleteBlocks([]cid.Cid{a, a})
+	s.gc.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGet(t, s, b, keep)
+}

@@ -44,7 +44,14 @@ func (s *Store) deleteBlocks(cs []cid.Cid) error {
 	dead := make([]cid.Cid, 0, len(cs))
 	recs := make([]blockRecord, 0, len(cs))
 	var freed uint64
+	seen := make(map[string]bool, len(cs))
 	for _, c := range cs {
+		// A CID given twice is freed once: each free counts a record of
+		// its pack dead.
+		if seen[c.KeyString()] {
+			continue
+		}
+		seen[c.KeyString()] = true
 		rec, err := s.blockRecord(c)
 		if errors.Is(err, ErrNotFound) {
 			continue
