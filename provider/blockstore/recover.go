@@ -18,7 +18,6 @@ import (
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/internal/fsutil"
 	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
@@ -68,22 +67,17 @@ func (s *Store) recover(fresh, rebuild bool) error {
 		return fsutil.SyncDir(s.dir)
 	}
 	start := time.Now()
-	r := recovery{keep: rebuild}
+	r := recovery{keep: rebuild, expiry: time.Now().Add(RecoveredTTL)}
+	_, _, prev, err := s.sessionRecord(recoveredSession)
+	if err != nil && !errors.Is(err, leveldb.ErrNotFound) {
+		return fmt.Errorf("blockstore: open: %w", err)
+	}
+	r.recoveredBytes = prev
 	if err := s.recoverFiles(&r); err != nil {
 		return err
 	}
 	if err := s.recoverPacks(&r); err != nil {
 		return fmt.Errorf("blockstore: open: reconcile packs: %w", err)
-	}
-	if r.recovered > 0 {
-		_, _, prev, err := s.sessionRecord(recoveredSession)
-		if err != nil && !errors.Is(err, leveldb.ErrNotFound) {
-			return fmt.Errorf("blockstore: open: %w", err)
-		}
-		rec := encodeSession(recoveredBag, time.Now().Add(RecoveredTTL), prev+r.recoveredBytes)
-		if err := s.db.Put(sessionKey(recoveredSession), rec, &opt.WriteOptions{Sync: true}); err != nil {
-			return fmt.Errorf("blockstore: open: %w", err)
-		}
 	}
 	s.log.Info("recovered after an unclean shutdown", "indexed", r.indexed, "unclaimed", r.recovered,
 		"removed", r.removed, "dropped_entries", r.dropped, "packs_scanned", r.scanned, "took", time.Since(start))
@@ -93,7 +87,10 @@ func (s *Store) recover(fresh, rebuild bool) error {
 // recovery counts what reconciling found.
 type recovery struct {
 	indexed, recovered, dropped, removed, scanned int
-	recoveredBytes                                uint64
+	// recoveredBytes is the recovery session's byte count, and expiry its
+	// new expiry, written with each block it takes.
+	recoveredBytes uint64
+	expiry         time.Time
 	// keep indexes what is found outside the recovery session.
 	keep bool
 }
@@ -190,6 +187,10 @@ func (s *Store) indexRecovered(r *recovery, c cid.Cid, rec blockRecord) error {
 		b.Put(sessRefKey(c, recoveredSession), nil)
 		r.recovered++
 		r.recoveredBytes += rec.size
+		// The session's record in the same write: a crash after it must
+		// not leave blocks in a session that has no record (and so never
+		// expires).
+		b.Put(sessionKey(recoveredSession), encodeSession(recoveredBag, r.expiry, r.recoveredBytes))
 	}
 	return s.writeIndex(&b, true)
 }

@@ -5,6 +5,7 @@ package blockstore
 // could leave an entry pointing at bytes that never reached the disk.
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -150,4 +151,62 @@ func TestIndexNeverAheadOfPackSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	o.check(t, "puts")
+}
+
+// sessionWrites checks that every index write adding a block to the
+// recovery session also writes the session's record.
+type sessionWrites struct {
+	mu               sync.Mutex
+	adds, withRecord int
+	batchAdds        bool
+	batchRecord      bool
+}
+
+func (w *sessionWrites) write(write func() error, b *leveldb.Batch) error {
+	w.mu.Lock()
+	w.batchAdds, w.batchRecord = false, false
+	_ = b.Replay(w)
+	if w.batchAdds {
+		w.adds++
+		if w.batchRecord {
+			w.withRecord++
+		}
+	}
+	w.mu.Unlock()
+	return write()
+}
+
+func (w *sessionWrites) Put(k, v []byte) {
+	switch {
+	case bytes.HasPrefix(k, sessBlockPrefix(recoveredSession)):
+		w.batchAdds = true
+	case bytes.Equal(k, sessionKey(recoveredSession)):
+		w.batchRecord = true
+	}
+}
+
+func (w *sessionWrites) Delete([]byte) {}
+
+// TestRecoverySessionRecordWrittenWithItsBlocks: the recovery session's
+// record goes in the same index write as each block recovery puts in it,
+// so no crash leaves blocks in a session without a record (never expired).
+func TestRecoverySessionRecordWrittenWithItsBlocks(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	lost := randBytes(330, 60_000)
+	cl, _ := writeUnindexed(t, s, lost)
+	crash(t, s)
+	var w sessionWrites
+	s, err := Open(dir, WithSessionExpiry(0), WithLogger(discard), withIndexWrite(w.write))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	checkGet(t, s, cl, lost)
+	if w.adds != 1 || w.withRecord != 1 {
+		t.Fatalf("%d index writes added to the recovery session, %d with its record; want 1 and 1", w.adds, w.withRecord)
+	}
+	if n, _ := s.SessionBytes(recoveredSession); n != uint64(len(lost)) {
+		t.Fatalf("recovery session holds %d bytes, want %d", n, len(lost))
+	}
 }
