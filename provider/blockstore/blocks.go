@@ -207,11 +207,10 @@ func (s *Store) putLocked(c cid.Cid, data []byte, extra func(b *leveldb.Batch) e
 	}
 	var b leveldb.Batch
 	if !held {
-		if w == nil { // deleted since the first look
-			if w, err = s.packs.write(c, data, crc); err != nil {
-				return fmt.Errorf("blockstore: put %s: %w", c, err)
-			}
-			defer s.packs.finish(w)
+		if w == nil {
+			// Held at the first look, and only deletions (gc held
+			// exclusively) drop entries: cannot happen.
+			return fmt.Errorf("blockstore: put %s: the index dropped the block during the put; put it again", c)
 		}
 		rec := blockRecord{size: uint64(len(data)), storedAt: time.Now(), crc: crc, hasCRC: true,
 			packed: true, pack: w.p.n, off: w.off}
@@ -264,7 +263,9 @@ func (s *Store) indexPut(c cid.Cid, b *leveldb.Batch, added bool, w *packWrite, 
 		s.bytes.Add(int64(size))
 		if wasQuarantined {
 			s.quarantined.Add(-1)
-			_ = os.Remove(filepath.Join(s.dir, quarantineDir, c.String()))
+			if err := os.Remove(filepath.Join(s.dir, quarantineDir, c.String())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				s.log.Warn("cannot remove the set-aside copy of a repaired block", "cid", c, "err", err)
+			}
 		}
 	}
 	return nil

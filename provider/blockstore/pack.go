@@ -392,11 +392,15 @@ func (ps *packSet) punch(p *pack, off, length int64) {
 		return
 	}
 	err := punchHole(p.f, off, length)
-	if errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, errors.ErrUnsupported) {
+	switch {
+	case errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, errors.ErrUnsupported):
 		// The space comes back with the whole pack.
 		if !ps.noPunch.Swap(true) {
 			ps.log.Info("the file system cannot punch holes: a deleted block's space comes back only with its whole pack", "err", err)
 		}
+	case err != nil:
+		ps.log.Warn("cannot punch a record out of its pack: its space comes back with the whole pack",
+			"pack", packName(p.n), "off", off, "err", err)
 	}
 }
 
@@ -405,10 +409,13 @@ func (ps *packSet) punch(p *pack, off, length int64) {
 func (ps *packSet) unlinkLocked(p *pack) {
 	delete(ps.open, p.n)
 	delete(ps.live, p.n)
-	_ = os.Remove(p.path)
 	p.gone = true
 	if p.refs == 0 {
 		p.close()
+	}
+	if err := os.Remove(p.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// Open unlinks it (no live record) next time.
+		ps.log.Warn("cannot remove a dead pack", "pack", packName(p.n), "err", err)
 	}
 }
 

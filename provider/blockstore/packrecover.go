@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"time"
@@ -168,7 +169,12 @@ func (s *Store) scanPack(r *recovery, n uint32, size int64, ext []extent) error 
 func (s *Store) recoverRecord(r *recovery, p *pack, off, limit int64) (next int64, whole bool, err error) {
 	hdr := make([]byte, hdrSize)
 	if _, err := p.f.ReadAt(hdr, off); err != nil {
-		return off + hdrSize, false, nil
+		if errors.Is(err, io.EOF) { // short: the pack ends in a torn header
+			return off + hdrSize, false, nil
+		}
+		// EIO and the like say nothing of the record: punching or
+		// cutting it off could destroy a good block.
+		return 0, false, err
 	}
 	h, err := decodeHeader(hdr)
 	if err != nil || h.size > maxBlockFile || off+recordLen(h.size) > limit {
