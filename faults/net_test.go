@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"os"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/internal/blocktest"
 	"github.com/satchel-net/satchel/protocol/fetch"
 	"github.com/satchel-net/satchel/provider/blockstore"
 	"github.com/satchel-net/satchel/testnet"
@@ -124,22 +124,5 @@ func waitFor(d time.Duration, cond func() bool) (time.Duration, bool) {
 // flipBit flips a random bit of block c where bs keeps it (Store.Locate).
 func flipBit(t *testing.T, bs *blockstore.Store, c cid.Cid, r *rand.Rand) {
 	t.Helper()
-	path, off, size, err := bs.Locate(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	at := off + r.Int64N(size)
-	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, at); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 1 << r.IntN(8)
-	if _, err := f.WriteAt(b, at); err != nil {
-		t.Fatal(err)
-	}
+	blocktest.Overwrite(t, bs, c, func(b []byte) { b[r.IntN(len(b))] ^= 1 << r.IntN(8) })
 }

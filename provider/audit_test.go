@@ -11,6 +11,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/internal/blocktest"
 	"github.com/satchel-net/satchel/protocol/audit"
 	"github.com/satchel-net/satchel/protocol/audit/pb"
 	"github.com/satchel-net/satchel/provider"
@@ -82,7 +83,7 @@ func TestAuditFailsLostAndCorruptChunksAndRepairs(t *testing.T) {
 	lost := res.Chunks[1].CID
 	since := time.Now()
 	// Lost: its bytes read as zeros, as a punched-out record does.
-	overwriteBlock(t, p1.Store(), lost, func(b []byte) []byte { return make([]byte, len(b)) })
+	blocktest.Overwrite(t, p1.Store(), lost, func(b []byte) { clear(b) })
 	testnet.Wait(t, "lost chunk fails an audit", heardVerdict(net, p1.AddrInfo().ID, obj, false, since))
 	testnet.Wait(t, "lost chunk repaired", func() bool {
 		got, err := p1.Store().Get(lost)
@@ -91,7 +92,7 @@ func TestAuditFailsLostAndCorruptChunksAndRepairs(t *testing.T) {
 
 	bad := res.Chunks[2].CID
 	since = time.Now()
-	overwriteBlock(t, p2.Store(), bad, func(b []byte) []byte { b[100] ^= 0x01; return b })
+	blocktest.Overwrite(t, p2.Store(), bad, func(b []byte) { b[100] ^= 0x01 })
 	testnet.Wait(t, "corrupt chunk fails an audit", heardVerdict(net, p2.AddrInfo().ID, obj, false, since))
 	testnet.Wait(t, "corrupt chunk repaired", func() bool {
 		got, err := p2.Store().Get(bad)
@@ -248,7 +249,7 @@ func TestScrubFindsFlippedByte(t *testing.T) {
 	}
 	p1 := net.Provider(1)
 	victim := res.Chunks[3].CID
-	overwriteBlock(t, p1.Store(), victim, func(b []byte) []byte { b[7] ^= 0x80; return b })
+	blocktest.Overwrite(t, p1.Store(), victim, func(b []byte) { b[7] ^= 0x80 })
 	testnet.Wait(t, "scrub finds and repairs the block", func() bool {
 		st := p1.Server().Status().Scrub
 		return st != nil && st.Failed >= 1 && st.Repaired >= 1

@@ -18,7 +18,7 @@ import (
 
 // BenchmarkScrub runs full scrub passes, unthrottled, over 256 MiB of
 // 1 MiB blocks in a real block store and reports the scrub's rate as a
-// ratio to reading the same block files raw (os.ReadFile, no hashing) in
+// ratio to reading the same pack files raw (os.ReadFile, no hashing) in
 // the same run. The store reads through the page cache here (direct I/O
 // off) like the raw reads, so scrub/raw is what verifying costs on top of
 // reading; put SATCHEL_BENCH_DIR on the disk to measure.

@@ -20,6 +20,7 @@ import (
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chain/rpc"
 	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/internal/blocktest"
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/protocol/fetch"
 	"github.com/satchel-net/satchel/provider"
@@ -384,7 +385,7 @@ func TestCorruptChunkRepaired(t *testing.T) {
 	}
 	victim := res.Chunks[2].CID
 	p1 := net.Provider(1)
-	overwriteBlock(t, p1.Store(), victim, func(b []byte) []byte { return bytes.Repeat([]byte{0xee}, len(b)) })
+	blocktest.Overwrite(t, p1.Store(), victim, func(b []byte) { copy(b, bytes.Repeat([]byte{0xee}, len(b))) })
 
 	h, err := net.ClientHost(ctx)
 	if err != nil {
@@ -414,7 +415,7 @@ func TestCorruptChunkRepaired(t *testing.T) {
 	// quarantined by the store; the node finds it in the quarantine list
 	// and repairs it too.
 	second := res.Chunks[4].CID
-	overwriteBlock(t, p1.Store(), second, func(b []byte) []byte { return []byte("garbage") })
+	blocktest.Overwrite(t, p1.Store(), second, func(b []byte) { copy(b, "garbage") })
 	if _, err := p1.Store().Get(second); !errors.Is(err, blockstore.ErrCorrupt) {
 		t.Fatalf("reading the corrupted chunk: %v, want ErrCorrupt", err)
 	}
@@ -422,29 +423,6 @@ func TestCorruptChunkRepaired(t *testing.T) {
 		got, err := p1.Store().Get(second)
 		return err == nil && bytes.Equal(got, data[4*chunkSize:])
 	})
-}
-
-// overwriteBlock damages block c on disk where the store keeps it
-// (Store.Locate): change gets the bytes there and returns what to write
-// over them, in place, from the block's first byte.
-func overwriteBlock(t *testing.T, bs *blockstore.Store, c cid.Cid, change func([]byte) []byte) {
-	t.Helper()
-	path, off, size, err := bs.Locate(c)
-	if err != nil {
-		t.Fatalf("locate %s: %v", c, err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, size)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatalf("read %s in %s: %v", c, path, err)
-	}
-	if _, err := f.WriteAt(change(b), off); err != nil {
-		t.Fatalf("damage %s in %s: %v", c, path, err)
-	}
 }
 
 func mustCID(t *testing.T, s string) cid.Cid {

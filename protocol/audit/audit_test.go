@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"log/slog"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/internal/blocktest"
 	"github.com/satchel-net/satchel/internal/metricsutil"
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/p2p/testnet"
@@ -209,7 +209,7 @@ func TestLostAndCorruptChunksFail(t *testing.T) {
 		t.Fatalf("lost chunk: pass=%v err=%v %v, want ErrNotHeld", out.Pass, err, out.Err)
 	}
 	bad := e.res.Chunks[20].CID
-	flipOnDisk(t, e.bs, bad)
+	blocktest.Overwrite(t, e.bs, bad, func(b []byte) { b[5] ^= 0x40 })
 	out, err = c.Audit(ctx, e.provider.ID(), e.target, []audit.Sample{{Index: 20}})
 	if err != nil || out.Pass {
 		t.Fatalf("corrupt chunk passed: %v", err)
@@ -227,28 +227,6 @@ func TestLostAndCorruptChunksFail(t *testing.T) {
 	other.Root = chunker.ChunkCID([]byte("x"))
 	if out, _ := c.Audit(ctx, e.provider.ID(), other, []audit.Sample{{Index: 0}}); out.Pass || !errors.Is(out.Err, audit.ErrNotHeld) {
 		t.Fatalf("wrong root: %v", out.Err)
-	}
-}
-
-// flipOnDisk flips one byte of block c where bs keeps it (Store.Locate).
-func flipOnDisk(t *testing.T, bs *blockstore.Store, c cid.Cid) {
-	t.Helper()
-	path, off, _, err := bs.Locate(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, off+5); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0x40
-	if _, err := f.WriteAt(b, off+5); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -17,7 +17,6 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
@@ -112,6 +111,11 @@ func (s *Store) readHeld(c cid.Cid, rec blockRecord, pooled bool) ([]byte, error
 	default:
 		data, err = s.files.read(s.legacyPath(c))
 	}
+	if err != nil && s.closed.Load() {
+		// Close closed the pack or the index under the read: nothing
+		// is known about the block, and nothing must be quarantined.
+		return nil, fmt.Errorf("blockstore: get %s: %w", c, ErrClosed)
+	}
 	if errors.Is(err, errBlockFileTooLarge) {
 		return nil, s.quarantine(c, err.Error())
 	}
@@ -149,6 +153,10 @@ func (s *Store) put(c cid.Cid, data []byte, extra func(b *leveldb.Batch) error) 
 
 // putVerified is put for data its caller verified against c.
 func (s *Store) putVerified(c cid.Cid, data []byte, extra func(b *leveldb.Batch) error) error {
+	// Checked under gc: Close sets closed before it takes gc, so a Put
+	// that waited for Close sees it.
+	s.gc.RLock()
+	defer s.gc.RUnlock()
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
@@ -159,8 +167,6 @@ func (s *Store) putVerified(c cid.Cid, data []byte, extra func(b *leveldb.Batch)
 			return fmt.Errorf("blockstore: put %s: the index failed a write earlier (%v); restart the node", c, err)
 		}
 	}
-	s.gc.RLock()
-	defer s.gc.RUnlock()
 	return s.putLocked(c, data, extra)
 }
 
@@ -201,11 +207,10 @@ func (s *Store) putLocked(c cid.Cid, data []byte, extra func(b *leveldb.Batch) e
 	}
 	var b leveldb.Batch
 	if !held {
-		if w == nil { // deleted since the first look
-			if w, err = s.packs.write(c, data, crc); err != nil {
-				return fmt.Errorf("blockstore: put %s: %w", c, err)
-			}
-			defer s.packs.finish(w)
+		if w == nil {
+			// Held at the first look, and only deletions (gc held
+			// exclusively) drop entries: cannot happen.
+			return fmt.Errorf("blockstore: put %s: the index dropped the block during the put; put it again", c)
 		}
 		rec := blockRecord{size: uint64(len(data)), storedAt: time.Now(), crc: crc, hasCRC: true,
 			packed: true, pack: w.p.n, off: w.off}
@@ -226,10 +231,17 @@ func (s *Store) indexPut(c cid.Cid, b *leveldb.Batch, added bool, w *packWrite, 
 	if extra != nil {
 		// extra writes the batch, with its own additions, itself.
 		if err := extra(b); err != nil {
-			if added {
-				// Nothing indexes the record (the stripe keeps others
-				// out): free it rather than leave it for a crash recovery
-				// that a clean restart never runs.
+			switch {
+			case added && errors.Is(err, errIndexWrite):
+				// goleveldb journals a batch before syncing it: after a
+				// failed sync the entry may come back on restart, so
+				// the record must stay, counted live like Put's below.
+				s.packs.commit(w)
+			case added:
+				// Refused before anything was queued: nothing indexes
+				// the record (the stripe keeps others out), so free it
+				// rather than leave it for a crash recovery that a
+				// clean restart never runs.
 				s.packs.discard(w)
 			}
 			return err
@@ -238,7 +250,7 @@ func (s *Store) indexPut(c cid.Cid, b *leveldb.Batch, added bool, w *packWrite, 
 		// Synced, so the block is held when Put returns: Open after a crash
 		// would index a record whose entry was lost, but only into the
 		// recovery session, which expires.
-		if err := s.db.Write(b, &opt.WriteOptions{Sync: true}); err != nil {
+		if err := s.writeIndex(b, true); err != nil {
 			// The entry may have reached the disk all the same: count
 			// the record live, so its pack is not unlinked under it.
 			s.packs.commit(w)
@@ -251,7 +263,9 @@ func (s *Store) indexPut(c cid.Cid, b *leveldb.Batch, added bool, w *packWrite, 
 		s.bytes.Add(int64(size))
 		if wasQuarantined {
 			s.quarantined.Add(-1)
-			_ = os.Remove(filepath.Join(s.dir, quarantineDir, c.String()))
+			if err := os.Remove(filepath.Join(s.dir, quarantineDir, c.String())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				s.log.Warn("cannot remove the set-aside copy of a repaired block", "cid", c, "err", err)
+			}
 		}
 	}
 	return nil

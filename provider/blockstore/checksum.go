@@ -81,7 +81,7 @@ func (s *Store) setCRC(c cid.Cid, data []byte) {
 	rec.crc, rec.hasCRC = blockCRC(data), true
 	var b leveldb.Batch
 	b.Put(blockKey(c), rec.encode())
-	if err := s.db.Write(&b, nil); err != nil {
+	if err := s.writeIndex(&b, false); err != nil {
 		s.log.Warn("cannot record a block's CRC-32C; it is verified in full until then", "cid", c, "err", err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/opt"
 )
 
 // groupCommit writes the index batches of concurrent session adds as one
@@ -20,7 +19,7 @@ import (
 // kept here until it is written: the next add builds on it rather than on
 // the older one in the index.
 type groupCommit struct {
-	db *leveldb.DB
+	write func(b *leveldb.Batch, sync bool) error
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -48,8 +47,8 @@ type pendingRecord struct {
 	writers int
 }
 
-func newGroupCommit(db *leveldb.DB) *groupCommit {
-	g := &groupCommit{db: db, records: map[string]*pendingRecord{}}
+func newGroupCommit(write func(b *leveldb.Batch, sync bool) error) *groupCommit {
+	g := &groupCommit{write: write, records: map[string]*pendingRecord{}}
 	g.cond = sync.NewCond(&g.mu)
 	return g
 }
@@ -134,7 +133,7 @@ func (g *groupCommit) writeQueuedLocked() {
 				_ = p.batch.Replay(merged) // a batch built in memory always replays
 			}
 		}
-		err = g.db.Write(merged, &opt.WriteOptions{Sync: true})
+		err = g.write(merged, true)
 	}
 	g.mu.Lock()
 	if err != nil && g.failed == nil {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
@@ -45,7 +44,14 @@ func (s *Store) deleteBlocks(cs []cid.Cid) error {
 	dead := make([]cid.Cid, 0, len(cs))
 	recs := make([]blockRecord, 0, len(cs))
 	var freed uint64
+	seen := make(map[string]bool, len(cs))
 	for _, c := range cs {
+		// A CID given twice is freed once: each free counts a record of
+		// its pack dead.
+		if seen[c.KeyString()] {
+			continue
+		}
+		seen[c.KeyString()] = true
 		rec, err := s.blockRecord(c)
 		if errors.Is(err, ErrNotFound) {
 			continue
@@ -62,7 +68,7 @@ func (s *Store) deleteBlocks(cs []cid.Cid) error {
 	if len(dead) == 0 {
 		return errors.Join(errs...)
 	}
-	if err := s.db.Write(&batch, &opt.WriteOptions{Sync: true}); err != nil {
+	if err := s.writeIndex(&batch, true); err != nil {
 		return errors.Join(append(errs, fmt.Errorf("blockstore: delete %d blocks: %w", len(dead), err))...)
 	}
 	s.blocks.Add(-int64(len(dead)))
@@ -78,7 +84,7 @@ func (s *Store) deleteBlocks(cs []cid.Cid) error {
 // free releases the space of block c, whose index entry rec was dropped.
 func (s *Store) free(c cid.Cid, rec blockRecord) error {
 	if rec.packed {
-		return s.packs.free(rec.pack, rec.off, recordLen(rec.size))
+		return s.packs.free(c, rec)
 	}
 	if err := os.Remove(s.legacyPath(c)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err

@@ -12,7 +12,6 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
@@ -101,7 +100,7 @@ func (s *Store) PutManifest(m Manifest) error {
 	if err := s.releaseRecovered(&batch, blocks); err != nil {
 		return fmt.Errorf("blockstore: manifest of object %d: %w", m.Object, err)
 	}
-	if err := s.db.Write(&batch, &opt.WriteOptions{Sync: true}); err != nil {
+	if err := s.writeIndex(&batch, true); err != nil {
 		return fmt.Errorf("blockstore: manifest of object %d: %w", m.Object, err)
 	}
 	if !had {
@@ -252,7 +251,7 @@ func (s *Store) DeleteObject(obj uint64) error {
 	s.sessMu.Lock()
 	err = s.releaseRecovered(&batch, blocks)
 	if err == nil {
-		err = s.db.Write(&batch, &opt.WriteOptions{Sync: true})
+		err = s.writeIndex(&batch, true)
 	}
 	s.sessMu.Unlock()
 	if err != nil {

@@ -45,6 +45,8 @@ type packSet struct {
 	// then comes back only with whole packs.
 	noPunch atomic.Bool
 	log     *slog.Logger
+	// syncHook, if set, wraps every fdatasync of a pack (tests).
+	syncHook packSyncer
 
 	mu      sync.Mutex
 	open    map[uint32]*pack
@@ -225,7 +227,7 @@ func (ps *packSet) write(c cid.Cid, data []byte, crc uint32) (*packWrite, error)
 	err = ps.pwrite(p, buf, off) // its error names the pack
 	ps.io.putBuf(bp)
 	if err == nil {
-		if err = p.sync.do(p.f); err != nil {
+		if err = p.sync.do(func() error { return ps.syncPack(p.f) }); err != nil {
 			err = fmt.Errorf("fdatasync %s: %w", p.path, err)
 		}
 	}
@@ -333,9 +335,12 @@ func (ps *packSet) finish(w *packWrite) {
 	}
 }
 
-// free punches out the record at off in pack n, whose index entry was
-// dropped, and unlinks the pack when it was its last live record.
-func (ps *packSet) free(n uint32, off, length int64) error {
+// free punches out the record of block c at rec's place, whose index
+// entry was dropped, and unlinks the pack when it was its last live record.
+// It punches only a record whose header names c and rec's size: an entry
+// gone stale must not punch another block's live record.
+func (ps *packSet) free(c cid.Cid, rec blockRecord) error {
+	n := rec.pack
 	p, err := ps.acquire(n)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -351,8 +356,31 @@ func (ps *packSet) free(n uint32, off, length int64) error {
 		ps.unlinkLocked(p)
 	}
 	ps.mu.Unlock()
-	if !dead {
-		ps.punch(p, off, length)
+	if dead {
+		return nil
+	}
+	if err := ps.holds(p, rec.off, c, rec.size); err != nil {
+		ps.log.Warn("not punching a record whose header does not name the block freed", "cid", c,
+			"pack", packName(n), "off", rec.off, "err", err)
+		return nil
+	}
+	ps.punch(p, rec.off, recordLen(rec.size))
+	return nil
+}
+
+// holds returns nil if the record at off in pack p is block c's, of size
+// bytes, as its header says.
+func (ps *packSet) holds(p *pack, off int64, c cid.Cid, size uint64) error {
+	hdr := make([]byte, hdrSize)
+	if _, err := p.f.ReadAt(hdr, off); err != nil {
+		return err
+	}
+	h, err := decodeHeader(hdr)
+	switch {
+	case err != nil:
+		return err
+	case !h.c.Equals(c) || h.size != size:
+		return fmt.Errorf("the header names %s of %d bytes", h.c, h.size)
 	}
 	return nil
 }
@@ -364,11 +392,15 @@ func (ps *packSet) punch(p *pack, off, length int64) {
 		return
 	}
 	err := punchHole(p.f, off, length)
-	if errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, errors.ErrUnsupported) {
+	switch {
+	case errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, errors.ErrUnsupported):
 		// The space comes back with the whole pack.
 		if !ps.noPunch.Swap(true) {
 			ps.log.Info("the file system cannot punch holes: a deleted block's space comes back only with its whole pack", "err", err)
 		}
+	case err != nil:
+		ps.log.Warn("cannot punch a record out of its pack: its space comes back with the whole pack",
+			"pack", packName(p.n), "off", off, "err", err)
 	}
 }
 
@@ -377,10 +409,13 @@ func (ps *packSet) punch(p *pack, off, length int64) {
 func (ps *packSet) unlinkLocked(p *pack) {
 	delete(ps.open, p.n)
 	delete(ps.live, p.n)
-	_ = os.Remove(p.path)
 	p.gone = true
 	if p.refs == 0 {
 		p.close()
+	}
+	if err := os.Remove(p.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// Open unlinks it (no live record) next time.
+		ps.log.Warn("cannot remove a dead pack", "pack", packName(p.n), "err", err)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"sync"
 	"syscall"
@@ -60,8 +59,9 @@ func (ps *packSet) readAt(p *pack, buf []byte, off int64, size int) (int, error)
 	}
 	switch {
 	case errors.Is(err, os.ErrClosed):
-		// The store closed meanwhile: the caller's index lookup decides.
-		return 0, fmt.Errorf("%s: %w", packName(p.n), fs.ErrNotExist)
+		// The store closed meanwhile: not a lost pack, which the caller
+		// would quarantine.
+		return 0, fmt.Errorf("%s: %w", packName(p.n), ErrClosed)
 	case err != nil && !errors.Is(err, io.EOF):
 		return 0, err
 	}
@@ -81,7 +81,7 @@ func (ps *packSet) readRange(pn uint32, recOff int64, off, n uint64) ([]byte, er
 	got, err := p.f.ReadAt(buf, recOff+hdrSize+int64(off))
 	switch {
 	case errors.Is(err, os.ErrClosed):
-		return nil, fmt.Errorf("%s: %w", packName(pn), fs.ErrNotExist)
+		return nil, fmt.Errorf("%s: %w", packName(pn), ErrClosed)
 	case err != nil && !errors.Is(err, io.EOF):
 		return nil, err
 	}
@@ -102,8 +102,9 @@ type groupSync struct {
 
 func (g *groupSync) init() { g.cond = sync.NewCond(&g.mu) }
 
-// do returns once a sync of f that began after the call has finished.
-func (g *groupSync) do(f *os.File) error {
+// do returns once a call of sync (the pack's fdatasync) that began after
+// the call of do has finished.
+func (g *groupSync) do(sync func() error) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	// A sync under way may have started before the caller's write
@@ -118,7 +119,7 @@ func (g *groupSync) do(f *os.File) error {
 		g.started++
 		gen := g.started
 		g.mu.Unlock()
-		err := fdatasync(f)
+		err := sync()
 		g.mu.Lock()
 		g.syncing = false
 		g.done = gen

@@ -7,8 +7,10 @@ package blockstore
 // sealed, since writing resumes in a new pack.
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"time"
@@ -16,7 +18,6 @@ import (
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/internal/fsutil"
 	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
@@ -35,25 +36,8 @@ func (s *Store) recoverPacks(r *recovery) error {
 	if err != nil {
 		return err
 	}
-	extents := map[uint32][]extent{}
-	var bad [][]byte
-	it := s.db.NewIterator(util.BytesPrefix([]byte{pBlock}), nil)
-	for it.Next() {
-		rec, err := decodeBlockRecord(it.Value())
-		if err != nil || !rec.packed {
-			continue // recoverFiles has dealt with these
-		}
-		size, ok := sizes[rec.pack]
-		end := rec.off + recordLen(rec.size)
-		if !ok || rec.off < 0 || rec.off%ioAlign != 0 || end > size {
-			bad = append(bad, append([]byte(nil), it.Key()...))
-			delete(sealed, rec.pack) // damaged: look at the rest of it
-			continue
-		}
-		extents[rec.pack] = append(extents[rec.pack], extent{rec.off, end})
-	}
-	it.Release()
-	if err := it.Error(); err != nil {
+	extents, bad, err := s.packExtents(sizes, sealed)
+	if err != nil {
 		return err
 	}
 	if err := s.dropKeys(bad); err != nil {
@@ -74,6 +58,54 @@ func (s *Store) recoverPacks(r *recovery) error {
 	return nil
 }
 
+// packExtents returns the extents of the indexed records of the packs to
+// be scanned, and the keys of entries naming a missing pack or space past
+// a pack's end. A pack with such an entry is damaged: it is taken out of
+// sealed, to be scanned. Only the packs to scan get extents: a store of
+// 20 TB in 1 MiB blocks would hold hundreds of MB of them for every pack.
+func (s *Store) packExtents(sizes map[uint32]int64, sealed map[uint32]bool) (map[uint32][]extent, [][]byte, error) {
+	extents := map[uint32][]extent{}
+	var bad [][]byte
+	damaged := map[uint32]bool{} // sealed packs found damaged
+	walk := func(want func(n uint32) bool, check bool) error {
+		it := s.db.NewIterator(util.BytesPrefix([]byte{pBlock}), nil)
+		defer it.Release()
+		for it.Next() {
+			rec, err := decodeBlockRecord(it.Value())
+			if err != nil || !rec.packed {
+				continue // recoverFiles has dealt with these
+			}
+			size, ok := sizes[rec.pack]
+			end := rec.off + recordLen(rec.size)
+			if !ok || rec.off < 0 || rec.off%ioAlign != 0 || end > size {
+				if check {
+					bad = append(bad, bytes.Clone(it.Key()))
+					if sealed[rec.pack] {
+						damaged[rec.pack] = true
+						delete(sealed, rec.pack) // look at the rest of it
+					}
+				}
+				continue
+			}
+			if want(rec.pack) {
+				extents[rec.pack] = append(extents[rec.pack], extent{rec.off, end})
+			}
+		}
+		return it.Error()
+	}
+	// Entries of a sealed pack seen before it was found damaged were not
+	// kept: a second walk collects that pack's.
+	if err := walk(func(n uint32) bool { return !sealed[n] && !damaged[n] }, true); err != nil {
+		return nil, nil, err
+	}
+	if len(damaged) > 0 {
+		if err := walk(func(n uint32) bool { return damaged[n] }, false); err != nil {
+			return nil, nil, err
+		}
+	}
+	return extents, bad, nil
+}
+
 // scanPack walks pack n, skipping the records the index names (ext, in
 // order) and reading the headers of the space between them: a record that
 // is whole and verifies against its CID is indexed (or punched, if the CID
@@ -85,6 +117,12 @@ func (s *Store) scanPack(r *recovery, n uint32, size int64, ext []extent) error 
 		return err
 	}
 	defer s.packs.release(p)
+	// A record found here may be in the page cache only (the process died
+	// between its write and the pack's sync): make the pack durable before
+	// indexing any of it, or a power loss could leave entries naming zeros.
+	if err := s.packs.syncPack(p.f); err != nil {
+		return err
+	}
 	junk := int64(-1) // start of the run of garbage being walked
 	flush := func(to int64) {
 		if junk >= 0 {
@@ -122,7 +160,7 @@ func (s *Store) scanPack(r *recovery, n uint32, size int64, ext []extent) error 
 		}
 		r.removed++
 	}
-	return fdatasync(p.f)
+	return s.packs.syncPack(p.f)
 }
 
 // recoverRecord looks at the space at off of pack p, up to limit (the next
@@ -131,7 +169,12 @@ func (s *Store) scanPack(r *recovery, n uint32, size int64, ext []extent) error 
 func (s *Store) recoverRecord(r *recovery, p *pack, off, limit int64) (next int64, whole bool, err error) {
 	hdr := make([]byte, hdrSize)
 	if _, err := p.f.ReadAt(hdr, off); err != nil {
-		return off + hdrSize, false, nil
+		if errors.Is(err, io.EOF) { // short: the pack ends in a torn header
+			return off + hdrSize, false, nil
+		}
+		// EIO and the like say nothing of the record: punching or
+		// cutting it off could destroy a good block.
+		return 0, false, err
 	}
 	h, err := decodeHeader(hdr)
 	if err != nil || h.size > maxBlockFile || off+recordLen(h.size) > limit {
@@ -172,22 +215,19 @@ func (s *Store) sealedPacks() (map[uint32]bool, error) {
 }
 
 // settlePacks, on Open once the index is reconciled and the live records
-// counted, unlinks the packs with none live, seals the others (writing
-// resumes in a new pack) and forgets the seals of packs gone. The next pack
-// number is past every pack and seal seen, so no stale seal ever covers a
-// new pack.
-func (s *Store) settlePacks() error {
-	nums, _, err := s.packs.list()
-	if err != nil {
-		return fmt.Errorf("blockstore: open: %w", err)
-	}
+// counted, unlinks the packs nums (on disk) with none live, seals the
+// others (writing resumes in a new pack) and forgets the seals of packs
+// gone. The next pack number is past every pack, seal and number an entry
+// named (maxNamed), so no stale seal covers a new pack and no stale entry
+// names a record in one.
+func (s *Store) settlePacks(nums []uint32, maxNamed uint32) error {
 	sealed, err := s.sealedPacks()
 	if err != nil {
 		return fmt.Errorf("blockstore: open: %w", err)
 	}
 	var b leveldb.Batch
 	onDisk := map[uint32]bool{}
-	last := uint32(0)
+	last := maxNamed
 	for _, n := range nums {
 		onDisk[n] = true
 		last = max(last, n)
@@ -213,7 +253,7 @@ func (s *Store) settlePacks() error {
 	}
 	s.packs.next = last + 1
 	if b.Len() > 0 {
-		if err := s.db.Write(&b, &opt.WriteOptions{Sync: true}); err != nil {
+		if err := s.writeIndex(&b, true); err != nil {
 			return fmt.Errorf("blockstore: open: %w", err)
 		}
 	}

@@ -1,8 +1,8 @@
 package blockstore
 
-// Pack files: rotation, concurrent writers, holes and dead packs, races of
-// one CID, the quarantine of a pack record, crash recovery, and stores
-// written before packs.
+// Pack files: rotation, concurrent writers, races of one CID, the
+// quarantine of a pack record, and stores written before packs (recovery
+// in packrecover_test.go, deletion in packdelete_unix_test.go).
 
 import (
 	"bytes"
@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -71,123 +70,6 @@ func packOf(t *testing.T, s *Store, c cid.Cid) uint32 {
 		t.Fatalf("block %s is not in a pack", c)
 	}
 	return rec.pack
-}
-
-// TestPackRecordRecoveredAfterCrash: a record synced in its pack whose
-// index write the crash prevented is indexed again by Open, in the
-// recovery session, where it was written.
-func TestPackRecordRecoveredAfterCrash(t *testing.T) {
-	dir := t.TempDir()
-	s := openTest(t, dir)
-	kept := randBytes(30, 70_000)
-	ck := putBlock(t, s, kept)
-	lost := randBytes(31, 1<<20)
-	cl, w := writeUnindexed(t, s, lost)
-	if ok, _ := s.Has(cl); ok {
-		t.Fatal("unindexed record held before the crash")
-	}
-	crash(t, s)
-
-	s = openTest(t, dir)
-	checkGet(t, s, ck, kept)
-	checkGet(t, s, cl, lost)
-	if _, off, _, err := s.Locate(cl); err != nil || off != w.off+hdrSize {
-		t.Fatalf("recovered block located at %d, %v; want its record's data at %d", off, err, w.off+hdrSize)
-	}
-	ids, err := s.SessionBlocks(recoveredSession)
-	if err != nil || len(ids) != 1 || !ids[0].Equals(cl) {
-		t.Fatalf("recovery session holds %v, %v; want [%s]", ids, err, cl)
-	}
-	if n, _ := s.SessionBytes(recoveredSession); n != uint64(len(lost)) {
-		t.Fatalf("recovery session holds %d bytes, want %d", n, len(lost))
-	}
-	if st := s.Stats(); st.Blocks != 2 || st.Bytes != uint64(len(kept)+len(lost)) {
-		t.Fatalf("Stats = %+v", st)
-	}
-}
-
-// TestPackTornRecordsDropped: after a crash, a record whose data did not
-// all reach the disk is punched out when an indexed record follows it, and
-// cut off when it is the pack's tail; the records around them are intact.
-func TestPackTornRecordsDropped(t *testing.T) {
-	dir := t.TempDir()
-	s := openTest(t, dir)
-	a := randBytes(40, 100_000)
-	ca := putBlock(t, s, a)
-	mid := randBytes(41, 200_000)
-	cm, wm := writeUnindexed(t, s, mid)
-	b := randBytes(42, 300_000)
-	cb := putBlock(t, s, b)
-	tail := randBytes(43, 1<<20)
-	ct, wt := writeUnindexed(t, s, tail)
-	path := s.packs.path(wt.p.n)
-	crash(t, s)
-
-	// The middle record's header made it, not all its data; the tail's
-	// write stopped 1000 bytes into its data.
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteAt(make([]byte, 8192), wm.off+hdrSize+50_000); err != nil {
-		t.Fatal(err)
-	}
-	_ = f.Close()
-	if err := os.Truncate(path, wt.off+hdrSize+1000); err != nil {
-		t.Fatal(err)
-	}
-
-	s = openTest(t, dir)
-	checkGet(t, s, ca, a)
-	checkGet(t, s, cb, b)
-	for _, c := range []cid.Cid{cm, ct} {
-		if ok, _ := s.Has(c); ok {
-			t.Fatalf("torn record %s indexed", c)
-		}
-		checkNoRecord(t, s, c)
-	}
-	if st, err := os.Stat(path); err != nil || st.Size() != wt.off {
-		t.Fatalf("pack after recovery: %v, %v; want it cut to %d bytes, the end of the last whole record", st, err, wt.off)
-	}
-	if st := s.Stats(); st.Blocks != 2 {
-		t.Fatalf("Stats = %+v; want the 2 whole blocks", st)
-	}
-}
-
-// TestPackEntriesPastTheEndDropped: after a crash, an index entry whose
-// record runs past its pack's end, or whose pack is gone, is dropped, and
-// the damaged pack (sealed though it is) is scanned: its torn tail cut.
-func TestPackEntriesPastTheEndDropped(t *testing.T) {
-	dir := t.TempDir()
-	s := openPacks(t, dir, 600_000)
-	a, b, c := randBytes(50, 250_000), randBytes(51, 250_000), randBytes(52, 250_000)
-	ca, cb, cc := putBlock(t, s, a), putBlock(t, s, b), putBlock(t, s, c)
-	if packOf(t, s, ca) != packOf(t, s, cb) || packOf(t, s, cc) == packOf(t, s, cb) {
-		t.Fatalf("blocks in packs %d, %d, %d; want the first two together", packOf(t, s, ca), packOf(t, s, cb), packOf(t, s, cc))
-	}
-	recB := record(t, s, cb)
-	first, second := s.packs.path(recB.pack), s.packs.path(packOf(t, s, cc))
-	crash(t, s)
-	if err := os.Truncate(first, recB.off+hdrSize+100_000); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Remove(second); err != nil {
-		t.Fatal(err)
-	}
-
-	s = openPacks(t, dir, 600_000)
-	checkGet(t, s, ca, a)
-	for _, c := range []cid.Cid{cb, cc} {
-		if ok, _ := s.Has(c); ok {
-			t.Fatalf("entry of %s kept, its record is not whole on disk", c)
-		}
-	}
-	if st := s.Stats(); st.Blocks != 1 || st.Bytes != uint64(len(a)) {
-		t.Fatalf("Stats = %+v", st)
-	}
-	if st, err := os.Stat(first); err != nil || st.Size() != recB.off {
-		t.Fatalf("pack after recovery: %v, %v; want the torn record cut off at %d", st, err, recB.off)
-	}
 }
 
 // TestPackConcurrentPuts: many writers store blocks of mixed sizes at once
@@ -295,92 +177,6 @@ func TestPackRotation(t *testing.T) {
 	sealed, err := s.sealedPacks()
 	if err != nil || len(sealed) != 4 || !sealed[1] || !sealed[4] || sealed[5] {
 		t.Fatalf("sealed packs %v, %v; want 1-4", sealed, err)
-	}
-}
-
-// allocatedBytes is the space a file takes on disk (st_blocks).
-func allocatedBytes(t *testing.T, path string) int64 {
-	t.Helper()
-	var st syscall.Stat_t
-	if err := syscall.Stat(path, &st); err != nil {
-		t.Fatal(err)
-	}
-	return st.Blocks * 512
-}
-
-// TestPackDeletePunchesAndUnlinks: deleting a block punches its record out
-// of the pack (the pack takes a block's worth less space, its neighbours
-// are intact); a pack with no live record left is unlinked, at once unless
-// it is the one being written, and then on the next Open or once the next
-// write rotates it out.
-func TestPackDeletePunchesAndUnlinks(t *testing.T) {
-	dir := t.TempDir()
-	const limit = 3*(1<<20+hdrSize) + 1
-	s := openPacks(t, dir, limit)
-	var cs []cid.Cid
-	var datas [][]byte
-	for i := range 6 {
-		d := randBytes(uint64(80+i), 1<<20)
-		datas = append(datas, d)
-		cs = append(cs, putBlock(t, s, d))
-	}
-	first, active := s.packs.path(packOf(t, s, cs[0])), s.packs.path(packOf(t, s, cs[5]))
-	if first == active || packOf(t, s, cs[2]) != packOf(t, s, cs[0]) {
-		t.Fatal("want blocks 0-2 in the first pack, 3-5 in the second")
-	}
-	before := allocatedBytes(t, first)
-	if err := s.Delete(cs[0]); err != nil {
-		t.Fatal(err)
-	}
-	if s.packs.noPunch.Load() {
-		t.Skip("the file system cannot punch holes")
-	}
-	if after := allocatedBytes(t, first); after > before-(1<<20) {
-		t.Fatalf("pack takes %d bytes after deleting a 1 MiB block, %d before; want at least 1 MiB less", after, before)
-	}
-	checkNoRecord(t, s, cs[0])
-	checkGet(t, s, cs[1], datas[1])
-	for _, c := range cs[1:] {
-		if err := s.Delete(c); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := os.Stat(first); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("pack with no live record kept: %v", err)
-	}
-	if _, err := os.Stat(active); err != nil {
-		t.Fatalf("the pack being written was unlinked: %v", err)
-	}
-	if st := s.Stats(); st.Blocks != 0 || st.Bytes != 0 {
-		t.Fatalf("Stats = %+v", st)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = openPacks(t, dir, limit)
-	if _, err := os.Stat(active); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("dead pack kept after reopening: %v", err)
-	}
-	// A pack emptied while written to goes when the next write rotates.
-	var full []cid.Cid
-	for i := range 3 {
-		full = append(full, putBlock(t, s, randBytes(uint64(90+i), 1<<20)))
-	}
-	emptied := s.packs.path(packOf(t, s, full[0]))
-	for _, c := range full {
-		if err := s.Delete(c); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := os.Stat(emptied); err != nil {
-		t.Fatalf("the pack being written was unlinked: %v", err)
-	}
-	next := putBlock(t, s, randBytes(99, 1<<20))
-	if s.packs.path(packOf(t, s, next)) == emptied {
-		t.Fatal("no rotation")
-	}
-	if _, err := os.Stat(emptied); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("emptied pack kept after it was rotated out: %v", err)
 	}
 }
 
@@ -627,29 +423,4 @@ func ExampleStore_Locate() {
 	rel, _ := filepath.Rel(dir, path)
 	fmt.Println(rel, off, size, string(buf), err)
 	// Output: packs/00000001.pack 4096 24 a chunk of a data object <nil>
-}
-
-// TestPackDeleteWithoutHoles: where holes cannot be punched, a deleted
-// block's space stays taken until its whole pack is dead, and then the
-// pack is unlinked all the same.
-func TestPackDeleteWithoutHoles(t *testing.T) {
-	const limit = 2*(1<<20+hdrSize) + 1
-	s := openPacks(t, t.TempDir(), limit)
-	s.packs.noPunch.Store(true) // as after an EOPNOTSUPP
-	a, b := putBlock(t, s, randBytes(120, 1<<20)), putBlock(t, s, randBytes(121, 1<<20))
-	putBlock(t, s, randBytes(122, 1<<20)) // rotates: the first pack is no longer written to
-	first := s.packs.path(packOf(t, s, a))
-	before := allocatedBytes(t, first)
-	if err := s.Delete(a); err != nil {
-		t.Fatal(err)
-	}
-	if after := allocatedBytes(t, first); after != before {
-		t.Fatalf("pack takes %d bytes after a delete without holes, %d before", after, before)
-	}
-	if err := s.Delete(b); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(first); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("dead pack kept: %v", err)
-	}
 }

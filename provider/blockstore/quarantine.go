@@ -14,7 +14,6 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
@@ -25,6 +24,11 @@ import (
 func (s *Store) quarantine(c cid.Cid, why string) error {
 	s.gc.Lock()
 	defer s.gc.Unlock()
+	if s.closed.Load() {
+		// Whatever failed may have been Close's doing: leave the block
+		// to be read again after the next Open.
+		return fmt.Errorf("blockstore: %s (%s): %w", c, why, ErrClosed)
+	}
 	mu := s.stripe(c)
 	mu.Lock()
 	defer mu.Unlock()
@@ -46,11 +50,11 @@ func (s *Store) quarantine(c cid.Cid, why string) error {
 	b.Delete(blockKey(c))
 	b.Put(quarantineKey(c), encodeU64(uint64(time.Now().Unix())))
 	wasQuarantined, _ := s.db.Has(quarantineKey(c), nil)
-	if err := s.db.Write(&b, &opt.WriteOptions{Sync: true}); err != nil {
+	if err := s.writeIndex(&b, true); err != nil {
 		return fmt.Errorf("%w: %s: %s (and quarantining it failed: %v)", ErrCorrupt, c, why, err)
 	}
 	if rec.packed {
-		_ = s.packs.free(rec.pack, rec.off, recordLen(rec.size))
+		_ = s.packs.free(c, rec)
 	}
 	s.blocks.Add(-1)
 	s.bytes.Add(-int64(rec.size))

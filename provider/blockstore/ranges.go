@@ -41,7 +41,11 @@ func (s *Store) ReadRange(c cid.Cid, off, n uint64) ([]byte, uint64, error) {
 	if rec.packed {
 		// A deletion since the lookup punched the record out: its range
 		// reads as zeros, which no check here would catch.
-		if now, err := s.blockRecord(c); err != nil || now.pack != rec.pack || now.off != rec.off {
+		now, err := s.blockRecord(c)
+		if errors.Is(err, ErrClosed) {
+			return nil, 0, err
+		}
+		if err != nil || now.pack != rec.pack || now.off != rec.off {
 			return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, c)
 		}
 	}

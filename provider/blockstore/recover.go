@@ -18,7 +18,6 @@ import (
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/internal/fsutil"
 	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
@@ -35,7 +34,12 @@ const recoveredBag = "\x00recovered"
 // recover empties tmp/ (left by stores before packs) and, after an unclean
 // shutdown of an existing store, reconciles the packs and legacy block files
 // with the index.
-func (s *Store) recover(fresh bool) error {
+//
+// rebuild (index/ missing, blocks on disk) reconciles whatever the marker
+// says, and keeps what it finds outside the recovery session: with the
+// index went every object's manifest, so no object can claim them, and
+// expiring them would delete the whole store a day later.
+func (s *Store) recover(fresh, rebuild bool) error {
 	tmp := filepath.Join(s.dir, tmpDir)
 	entries, err := os.ReadDir(tmp)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -50,7 +54,12 @@ func (s *Store) recover(fresh bool) error {
 	if fresh {
 		return nil
 	}
-	if _, err := os.Stat(marker); err == nil {
+	if rebuild {
+		s.log.Warn("the index is missing but blocks are on disk: rebuilding it from every pack and block file", "dir", s.dir)
+		if err := os.Remove(marker); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("blockstore: open: %w", err)
+		}
+	} else if _, err := os.Stat(marker); err == nil {
 		// Closed cleanly: every Put had finished, nothing to reconcile.
 		if err := os.Remove(marker); err != nil {
 			return fmt.Errorf("blockstore: open: %w", err)
@@ -58,22 +67,17 @@ func (s *Store) recover(fresh bool) error {
 		return fsutil.SyncDir(s.dir)
 	}
 	start := time.Now()
-	var r recovery
+	r := recovery{keep: rebuild, expiry: time.Now().Add(RecoveredTTL)}
+	_, _, prev, err := s.sessionRecord(recoveredSession)
+	if err != nil && !errors.Is(err, leveldb.ErrNotFound) {
+		return fmt.Errorf("blockstore: open: %w", err)
+	}
+	r.recoveredBytes = prev
 	if err := s.recoverFiles(&r); err != nil {
 		return err
 	}
 	if err := s.recoverPacks(&r); err != nil {
 		return fmt.Errorf("blockstore: open: reconcile packs: %w", err)
-	}
-	if r.recovered > 0 {
-		_, _, prev, err := s.sessionRecord(recoveredSession)
-		if err != nil && !errors.Is(err, leveldb.ErrNotFound) {
-			return fmt.Errorf("blockstore: open: %w", err)
-		}
-		rec := encodeSession(recoveredBag, time.Now().Add(RecoveredTTL), prev+r.recoveredBytes)
-		if err := s.db.Put(sessionKey(recoveredSession), rec, &opt.WriteOptions{Sync: true}); err != nil {
-			return fmt.Errorf("blockstore: open: %w", err)
-		}
 	}
 	s.log.Info("recovered after an unclean shutdown", "indexed", r.indexed, "unclaimed", r.recovered,
 		"removed", r.removed, "dropped_entries", r.dropped, "packs_scanned", r.scanned, "took", time.Since(start))
@@ -83,7 +87,12 @@ func (s *Store) recover(fresh bool) error {
 // recovery counts what reconciling found.
 type recovery struct {
 	indexed, recovered, dropped, removed, scanned int
-	recoveredBytes                                uint64
+	// recoveredBytes is the recovery session's byte count, and expiry its
+	// new expiry, written with each block it takes.
+	recoveredBytes uint64
+	expiry         time.Time
+	// keep indexes what is found outside the recovery session.
+	keep bool
 }
 
 // recoverFiles reconciles the legacy block files (blocks/<shard>/<cid>)
@@ -156,7 +165,7 @@ func (s *Store) dropKeys(keys [][]byte) error {
 	for _, k := range keys {
 		b.Delete(k)
 	}
-	return s.db.Write(&b, &opt.WriteOptions{Sync: true})
+	return s.writeIndex(&b, true)
 }
 
 // indexRecovered indexes block c, found whole on disk without an index
@@ -173,13 +182,17 @@ func (s *Store) indexRecovered(r *recovery, c cid.Cid, rec blockRecord) error {
 	if err != nil {
 		return err
 	}
-	if !claimed {
+	if !claimed && !r.keep {
 		b.Put(sessBlockKey(recoveredSession, c), encodeU64(rec.size))
 		b.Put(sessRefKey(c, recoveredSession), nil)
 		r.recovered++
 		r.recoveredBytes += rec.size
+		// The session's record in the same write: a crash after it must
+		// not leave blocks in a session that has no record (and so never
+		// expires).
+		b.Put(sessionKey(recoveredSession), encodeSession(recoveredBag, r.expiry, r.recoveredBytes))
 	}
-	return s.db.Write(&b, &opt.WriteOptions{Sync: true})
+	return s.writeIndex(&b, true)
 }
 
 // releaseRecovered adds to b the removal of the recovery session's hold on

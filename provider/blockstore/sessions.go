@@ -11,7 +11,6 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/opt"
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
@@ -33,6 +32,11 @@ func (s *Store) PutInSession(sess Session, c cid.Cid, data []byte) error {
 func (s *Store) PutVerifiedInSession(sess Session, c cid.Cid, data []byte) error {
 	if len(sess.ID) == 0 {
 		return errors.New("blockstore: empty session ID")
+	}
+	// Refuse a session of another bag before writing and syncing a record
+	// for it (queueSessionRef checks again, under sessMu).
+	if err := s.checkSessionBag(sess); err != nil {
+		return err
 	}
 	return s.putVerified(c, data, func(b *leveldb.Batch) error {
 		return s.addSessionRef(b, sess, c, uint64(len(data)))
@@ -76,9 +80,30 @@ func (s *Store) addSessionRef(b *leveldb.Batch, sess Session, c cid.Cid, size ui
 	// share the fsync.
 	if err := s.commits.wait(p); err != nil {
 		s.log.Error("index write failed; session adds stop until the node restarts", "err", err)
-		return fmt.Errorf("blockstore: session: %w", err)
+		return fmt.Errorf("blockstore: session: %w: %w", errIndexWrite, err)
 	}
 	b.Reset()
+	return nil
+}
+
+// errIndexWrite marks a session add whose index write failed: its entries
+// may still reach the index (goleveldb journals a batch before syncing it).
+var errIndexWrite = errors.New("index write failed")
+
+// checkSessionBag returns an error wrapping ErrSessionBag if session sess
+// is open for another bag.
+func (s *Store) checkSessionBag(sess Session) error {
+	s.sessMu.Lock()
+	bag, _, _, err := s.latestSessionRecord(sess.ID)
+	s.sessMu.Unlock()
+	switch {
+	case errors.Is(err, leveldb.ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	case bag != sess.Bag:
+		return fmt.Errorf("%w: session is for bag %s, not %s", ErrSessionBag, bag, sess.Bag)
+	}
 	return nil
 }
 
@@ -222,7 +247,7 @@ func (s *Store) endSession(id []byte) error {
 		return fmt.Errorf("blockstore: end session: %w", err)
 	}
 	b.Delete(sessionKey(id))
-	if err := s.db.Write(&b, &opt.WriteOptions{Sync: true}); err != nil {
+	if err := s.writeIndex(&b, true); err != nil {
 		return fmt.Errorf("blockstore: end session: %w", err)
 	}
 	return s.collect(blocks)

@@ -52,6 +52,9 @@ type Store struct {
 
 	blocks, bytes, objects, quarantined atomic.Int64
 
+	// indexHook, if set, wraps every index batch write (tests).
+	indexHook indexWriter
+
 	closed    atomic.Bool
 	closeOnce sync.Once
 	stop      chan struct{}
@@ -67,6 +70,8 @@ type config struct {
 	now            func() time.Time
 	directIO       bool
 	packLimit      int64
+	indexWrite     indexWriter
+	packSync       packSyncer
 }
 
 // withPackLimit sets the size at which the pack being written is rotated
@@ -105,33 +110,35 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	for _, d := range []string{packsDir, quarantineDir} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			return nil, fmt.Errorf("blockstore: open %s: %w", dir, err)
-		}
+	noIndex, rebuild, err := prepareDir(dir)
+	if err != nil {
+		return nil, err
 	}
-	// packs/ may be new (a new store, or one from before packs): its
-	// entry must survive a power loss before any pack in it is trusted.
-	if err := fsutil.SyncDir(dir); err != nil {
-		return nil, fmt.Errorf("blockstore: open %s: %w", dir, err)
-	}
-	_, statErr := os.Stat(filepath.Join(dir, indexDir))
-	fresh := errors.Is(statErr, fs.ErrNotExist)
 	db, err := leveldb.OpenFile(filepath.Join(dir, indexDir), &opt.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("blockstore: open index in %s: %w", dir, err)
 	}
-	s := &Store{
-		dir:   dir,
-		db:    db,
-		log:   cfg.log.With("component", "blockstore"),
-		seed:  maphash.MakeSeed(),
-		stop:  make(chan struct{}),
-		files: newFileIO(cfg.directIO),
+	if noIndex {
+		// index/ is new: its entry must survive a power loss with the
+		// entries written to it.
+		if err := fsutil.SyncDir(dir); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("blockstore: open %s: %w", dir, err)
+		}
 	}
-	s.commits = newGroupCommit(db)
+	s := &Store{
+		dir:       dir,
+		db:        db,
+		log:       cfg.log.With("component", "blockstore"),
+		seed:      maphash.MakeSeed(),
+		stop:      make(chan struct{}),
+		files:     newFileIO(cfg.directIO),
+		indexHook: cfg.indexWrite,
+	}
+	s.commits = newGroupCommit(s.writeIndex)
 	s.packs = newPackSet(filepath.Join(dir, packsDir), cfg.packLimit, s.files, s.seal, s.log)
-	if err := s.open(fresh); err != nil {
+	s.packs.syncHook = cfg.packSync
+	if err := s.open(noIndex && !rebuild, rebuild); err != nil {
 		s.packs.close()
 		_ = db.Close()
 		return nil, err
@@ -143,16 +150,61 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
+// prepareDir creates the store's directories, durably, and tells whether
+// the index is missing and, if so, whether it must be rebuilt from blocks
+// on disk: a missing index means a new store only when no pack and no
+// legacy block file is there either (otherwise Open would unlink every
+// pack as holding nothing live).
+func prepareDir(dir string) (noIndex, rebuild bool, err error) {
+	_, statErr := os.Stat(dir)
+	created := errors.Is(statErr, fs.ErrNotExist)
+	for _, d := range []string{packsDir, quarantineDir} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return false, false, fmt.Errorf("blockstore: open %s: %w", dir, err)
+		}
+	}
+	if created {
+		if err := fsutil.SyncDir(filepath.Dir(dir)); err != nil {
+			return false, false, fmt.Errorf("blockstore: open %s: %w", dir, err)
+		}
+	}
+	// packs/ may be new (a new store, or one from before packs): its
+	// entry must survive a power loss before any pack in it is trusted.
+	if err := fsutil.SyncDir(dir); err != nil {
+		return false, false, fmt.Errorf("blockstore: open %s: %w", dir, err)
+	}
+	_, statErr = os.Stat(filepath.Join(dir, indexDir))
+	if !errors.Is(statErr, fs.ErrNotExist) {
+		return false, false, nil
+	}
+	for _, d := range []string{packsDir, blocksDir} {
+		entries, err := os.ReadDir(filepath.Join(dir, d))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return false, false, fmt.Errorf("blockstore: open %s: %w", dir, err)
+		}
+		if len(entries) > 0 {
+			return true, true, nil
+		}
+	}
+	return true, false, nil
+}
+
 // open reconciles the store's disk with its index and counts what it
-// holds.
-func (s *Store) open(fresh bool) error {
-	if err := s.recover(fresh); err != nil {
+// holds: nothing to reconcile in a new store; every pack and block file
+// (rebuild) when the index is missing.
+func (s *Store) open(fresh, rebuild bool) error {
+	if err := s.recover(fresh, rebuild); err != nil {
 		return err
 	}
-	if err := s.loadStats(); err != nil {
+	nums, sizes, err := s.packs.list()
+	if err != nil {
+		return fmt.Errorf("blockstore: open: %w", err)
+	}
+	maxNamed, err := s.loadStats(sizes)
+	if err != nil {
 		return err
 	}
-	return s.settlePacks()
+	return s.settlePacks(nums, maxNamed)
 }
 
 func (s *Store) checkOpen() error {
@@ -188,7 +240,7 @@ func (s *Store) Close() error {
 		}
 		s.packs.close()
 		b.Delete(syncKey)
-		err = s.db.Write(&b, &opt.WriteOptions{Sync: true})
+		err = s.writeIndex(&b, true)
 		if cerr := s.db.Close(); err == nil {
 			err = cerr
 		}

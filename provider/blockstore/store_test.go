@@ -342,6 +342,7 @@ func TestSessionBagRefusalLeavesNoFile(t *testing.T) {
 	other.Bag = "dynamic:channel:2"
 	d := randBytes(9, 3000)
 	c := chunker.ChunkCID(d)
+	before := packBytes(t, s)
 	if err := s.PutInSession(other, c, d); !errors.Is(err, ErrSessionBag) {
 		t.Fatalf("PutInSession into another bag's session: %v", err)
 	}
@@ -349,6 +350,9 @@ func TestSessionBagRefusalLeavesNoFile(t *testing.T) {
 		t.Fatal("refused block is held")
 	}
 	checkNoRecord(t, s, c)
+	if after := packBytes(t, s); after != before {
+		t.Fatalf("packs grew from %d to %d bytes: the refused block's record was written", before, after)
+	}
 	if st := s.Stats(); st.Blocks != 1 || st.Bytes != 1000 {
 		t.Fatalf("stats %+v", st)
 	}

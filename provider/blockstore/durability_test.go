@@ -1,0 +1,240 @@
+package blockstore
+
+// Failures of the writes a power loss can undo (the pack's fdatasync, the
+// synced index write), through the test hooks of hooks.go.
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/satchel-net/satchel/chunker"
+	"github.com/syndtr/goleveldb/leveldb"
+)
+
+// packBytes is the total size of the pack files on disk.
+func packBytes(t *testing.T, s *Store) int64 {
+	t.Helper()
+	_, sizes, err := s.packs.list()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, sz := range sizes {
+		n += sz
+	}
+	return n
+}
+
+// TestSessionIndexSyncFailureKeepsRecord: a session put whose grouped index
+// write reached goleveldb's journal but failed its sync is refused, yet its
+// entry comes back on restart, so its record must not have been punched:
+// the block reads whole, not as zeros (quarantined).
+func TestSessionIndexSyncFailureKeepsRecord(t *testing.T) {
+	dir := t.TempDir()
+	var fail atomic.Bool
+	hook := func(write func() error, b *leveldb.Batch) error {
+		if err := write(); err != nil {
+			return err
+		}
+		if fail.Load() {
+			return syscall.EIO // written to the journal; its sync "failed"
+		}
+		return nil
+	}
+	s, err := Open(dir, WithSessionExpiry(0), WithLogger(discard), withIndexWrite(hook))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := Session{ID: []byte("0123456789abcdef"), Bag: "dynamic:channel:1", Expiry: time.Now().Add(time.Hour)}
+	data := randBytes(40, 100_000)
+	c := chunker.ChunkCID(data)
+	fail.Store(true)
+	if err := s.PutInSession(sess, c, data); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("PutInSession with a failing index sync: %v, want EIO", err)
+	}
+	fail.Store(false)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir)
+	if ok, _ := s.Has(c); !ok {
+		t.Fatal("the journaled entry did not come back: the test no longer models goleveldb")
+	}
+	checkGet(t, s, c, data)
+}
+
+// TestMissingIndexRebuiltFromPacks: a store whose index/ is gone but whose
+// packs and legacy block files are there is not a new store: Open re-indexes
+// every record and file that verifies (none goes in the recovery session,
+// which would expire them), and unlinks no pack, even after a clean close.
+func TestMissingIndexRebuiltFromPacks(t *testing.T) {
+	dir := t.TempDir()
+	s := openPacks(t, dir, 256<<10)
+	want := map[cid.Cid][]byte{}
+	for i := range 6 {
+		data := randBytes(uint64(50+i), 100_000)
+		want[putBlock(t, s, data)] = data
+	}
+	legacy := randBytes(60, 5000)
+	cl := chunker.ChunkCID(legacy)
+	putLegacy(t, s, cl, legacy, time.Now(), false)
+	want[cl] = legacy
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, indexDir)); err != nil {
+		t.Fatal(err)
+	}
+
+	for range 2 { // rebuilt, then opened again as it was rebuilt
+		s = openPacks(t, dir, 256<<10)
+		for c, data := range want {
+			checkGet(t, s, c, data)
+		}
+		if ids, _ := s.SessionBlocks(recoveredSession); len(ids) != 0 {
+			t.Fatalf("rebuilt blocks put in the recovery session (to expire): %v", ids)
+		}
+		if st := s.Stats(); st.Blocks != uint64(len(want)) {
+			t.Fatalf("Stats = %+v, want %d blocks", st, len(want))
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestStaleEntryOfMissingPackDropped: an index entry naming a pack that is
+// gone (lost, removed by hand) is dropped on a clean Open, so a later pack
+// can never take that number and put another block's record under it (the
+// stale entry then served that block's bytes, and its quarantine punched
+// that block's record out).
+func TestStaleEntryOfMissingPackDropped(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	lostData := randBytes(80, 70_000)
+	lost := putBlock(t, s, lostData)
+	n := packOf(t, s, lost)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, packsDir, packName(n))); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // clean Opens, each forgetting what the last one settled
+		s = openTest(t, dir)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s = openTest(t, dir)
+	data := randBytes(81, 70_000)
+	c := putBlock(t, s, data)
+	if ok, _ := s.Has(lost); ok {
+		t.Errorf("the entry of a block whose pack is gone is still held (its pack %d; the new block's %d)", n, packOf(t, s, c))
+	}
+	if _, err := s.Get(lost); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get of the block whose pack is gone: %v, want ErrNotFound", err)
+	}
+	checkGet(t, s, c, data)
+	if st := s.Stats(); st.Blocks != 1 {
+		t.Fatalf("Stats = %+v, want 1 block", st)
+	}
+}
+
+// TestQuarantineOfStaleEntrySparesOtherRecord: an entry that names another
+// block's record (however it came to) is quarantined without punching that
+// record: free checks the record's header names the block freed.
+func TestQuarantineOfStaleEntrySparesOtherRecord(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	data := randBytes(82, 70_000)
+	c := putBlock(t, s, data)
+	rec := record(t, s, c)
+	other := randBytes(83, 70_000)
+	oc := chunker.ChunkCID(other)
+	setRecord(t, s, oc, rec.encode()) // oc's entry names c's record
+	s.blocks.Add(1)
+	s.packs.commit(&packWrite{p: &pack{n: rec.pack}})
+	if _, err := s.Get(oc); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Get through an entry naming another block's record: %v, want ErrCorrupt", err)
+	}
+	checkGet(t, s, c, data)
+	if n := recordsOf(t, s, c); n != 1 {
+		t.Fatalf("%d records of the block on disk, want 1", n)
+	}
+}
+
+// TestRecoveryExtentsOnlyOfScannedPacks: recovery keeps the extents of the
+// indexed records only of the packs it scans (unsealed or damaged), not of
+// every sealed pack of the store, and all of a damaged pack's.
+func TestRecoveryExtentsOnlyOfScannedPacks(t *testing.T) {
+	dir := t.TempDir()
+	s := openPacks(t, dir, 256<<10)
+	for i := range 6 {
+		putBlock(t, s, randBytes(uint64(300+i), 100_000))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openPacks(t, dir, 256<<10) // every pack sealed
+	active := packOf(t, s, putBlock(t, s, randBytes(310, 100_000)))
+	_, sizes, err := s.packs.list()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := s.sealedPacks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sealed) < 3 || sealed[active] {
+		t.Fatalf("sealed packs %v, active %d: want 3 or more sealed, not the active one", sealed, active)
+	}
+	// A block of sealed pack 2 whose entry runs past its end: the pack is
+	// damaged, and scanned.
+	var damaged uint32 = 2
+	c := chunker.ChunkCID(randBytes(311, 1000))
+	setRecord(t, s, c, blockRecord{size: 1000, packed: true, pack: damaged, off: sizes[damaged]}.encode())
+
+	extents, bad, err := s.packExtents(sizes, sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bad) != 1 {
+		t.Fatalf("%d bad entries, want 1", len(bad))
+	}
+	for n := range extents {
+		if n != active && n != damaged {
+			t.Errorf("extents kept of pack %d, sealed and not scanned", n)
+		}
+	}
+	if len(extents[active]) != 1 || len(extents[damaged]) != 2 {
+		t.Fatalf("extents of the active pack %v and the damaged one %v; want 1 and 2", extents[active], extents[damaged])
+	}
+}
+
+// TestDeleteSameBlockTwiceInOneCall: a CID given twice to one deletion
+// counts its record dead once, so the other live record of its pack keeps
+// the pack.
+func TestDeleteSameBlockTwiceInOneCall(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	a := putBlock(t, s, randBytes(320, 50_000))
+	keep := randBytes(321, 50_000)
+	b := putBlock(t, s, keep)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir) // the pack is no longer written to: it can die
+	s.gc.Lock()
+	err := s.deleteBlocks([]cid.Cid{a, a})
+	s.gc.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGet(t, s, b, keep)
+}
