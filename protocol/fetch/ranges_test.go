@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,25 +12,15 @@ import (
 
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/internal/benchutil"
+	"github.com/satchel-net/satchel/internal/blocktest"
 	"github.com/satchel-net/satchel/protocol/fetch"
 )
 
-// overwriteBlock writes data over block c where the block store keeps it
-// (Store.Locate), in place.
+// overwriteBlock writes data over block c where the block store keeps it,
+// in place.
 func overwriteBlock(t *testing.T, e *env, c cid.Cid, data []byte) {
 	t.Helper()
-	path, off, _, err := e.bs.Locate(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteAt(data, off); err != nil {
-		t.Fatal(err)
-	}
+	blocktest.Overwrite(t, e.bs, c, func(b []byte) { copy(b, data) })
 }
 
 // TestRangedGetReadsOnlyTheRange shows the cost and the guarantee of a
