@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 
+	"github.com/satchel-net/satchel/internal/benchutil"
 	"github.com/satchel-net/satchel/p2p"
 )
 
@@ -46,10 +46,10 @@ func BenchmarkBatchedStream(b *testing.B) {
 					var wall time.Duration
 					b.ResetTimer()
 					for range b.N {
-						c0, t0 := cpuSeconds(), time.Now()
+						c0, t0 := benchutil.CPUSeconds(), time.Now()
 						copyStream(b, client, server.ID(), data, total)
 						wall += time.Since(t0)
-						cpu += cpuSeconds() - c0
+						cpu += benchutil.CPUSeconds() - c0
 					}
 					gib := float64(b.N) * total / (1 << 30)
 					b.ReportMetric(cpu/gib, "cpu_s/GiB")
@@ -130,13 +130,4 @@ func copyStream(b testing.TB, client host.Host, p peer.ID, chunk []byte, total i
 		b.Fatal(err)
 	}
 	_ = s.Close()
-}
-
-// cpuSeconds is the user and system CPU time this process has used.
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }

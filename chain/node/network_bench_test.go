@@ -6,22 +6,18 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/internal/benchutil"
 )
 
 // cpuTime is the CPU time this process has used, user and system.
 func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(benchutil.CPUSeconds() * 1e9)
 }
 
 // BenchmarkValidators measures signed transactions committed per second

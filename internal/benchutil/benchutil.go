@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"syscall"
 	"testing"
 	"time"
 
@@ -59,15 +58,6 @@ func RawCopy(b testing.TB, client host.Host, p peer.ID, data []byte) time.Durati
 	}
 	_ = s.Close()
 	return time.Since(start)
-}
-
-// CPUSeconds returns the user and system CPU seconds this process has used.
-func CPUSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 // Dir is a benchmark's store directory: SATCHEL_BENCH_DIR if set (for
