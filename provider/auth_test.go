@@ -96,7 +96,7 @@ func TestChainAuthorizer(t *testing.T) {
 // stores data as object id of bag (chunks of 1 KiB, a DAG above them),
 // bound through PutManifest, or, with a session, held by that upload
 // session alone.
-func heldFixture(t *testing.T) (*blockstore.Store, func(bag string, id uint64, data []byte, sess *blockstore.Session) blockstore.Manifest) {
+func heldFixture(t testing.TB) (*blockstore.Store, func(bag string, id uint64, data []byte, sess *blockstore.Session) blockstore.Manifest) {
 	t.Helper()
 	bs, err := blockstore.Open(t.TempDir(), blockstore.WithSessionExpiry(0), blockstore.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
