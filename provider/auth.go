@@ -369,10 +369,12 @@ func (h *holdings) holds(c cid.Cid) bool {
 }
 
 // touch reports whether c belongs to a held object and records the read.
+// The read is recorded before a withdraw of the object can return, so a
+// deleted object's read time, dropped by restore, does not come back.
 func (h *holdings) touch(c cid.Cid) bool {
 	h.mu.RLock()
+	defer h.mu.RUnlock()
 	objs, err := h.heldOf(c)
-	h.mu.RUnlock()
 	if err != nil || len(objs) == 0 {
 		return false
 	}

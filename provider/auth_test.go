@@ -166,7 +166,7 @@ func TestHoldings(t *testing.T) {
 
 	// A removal that fails serves the object again.
 	h.withdraw(2)
-	if h.has(2) || h.holds(m2.Root) != true || len(objectsOf(sharedCID)) != 1 {
+	if h.has(2) || !h.holds(m2.Root) || len(objectsOf(sharedCID)) != 1 {
 		t.Fatal("withdrawn object 2 still counted, or object 1's share of its block lost")
 	}
 	h.restore(2, false)
