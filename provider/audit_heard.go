@@ -172,8 +172,7 @@ func (s *Server) resyncObject(ctx context.Context, bag chain.BagID, obj uint64) 
 		return
 	}
 	s.log.Warn("an audit found this node failing; re-checking the object", "bag", bag, "object", obj)
-	blocks, _ := s.holdings.blocksOf(obj)
-	for _, c := range blocks {
+	for _, c := range m.Blocks() {
 		if ctx.Err() != nil {
 			return
 		}

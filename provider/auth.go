@@ -270,161 +270,199 @@ func (p *servePolicy) Serves(_ context.Context, c cid.Cid) bool {
 // RecordRead implements fetch.ReadRecorder.
 func (p *servePolicy) RecordRead(c cid.Cid) { p.h.touch(c) }
 
-// holdings is the in-memory index of the objects the node holds: their
-// blocks (chunks, interior nodes, root) and when each was last read. The
-// block store indexes blocks and manifests by object; this adds the
-// reverse map from a block to its objects that the fetch policy, repair
-// and cleanup need. It costs about a hundred bytes per chunk.
+// holdings answers which objects the node holds, and which blocks are
+// theirs, from the block store's index: the manifests and the
+// block → object references PutManifest writes and DeleteObject removes.
+// Only bound objects are there, so a block only an upload session holds is
+// no held object's. The index is not mirrored in memory (that cost about a
+// hundred bytes per chunk, gigabytes on a large node, rebuilt at every
+// start); what is kept is bounded by what is being read or removed: when
+// each object read within the serve grace was last read, and the objects
+// being removed, which are no longer served.
 type holdings struct {
-	mu      sync.Mutex
-	objects map[uint64]*heldObject
-	blocks  map[cid.Cid][]uint64
-	bags    map[string]map[uint64]struct{}
+	bs    *blockstore.Store
+	grace time.Duration // a read older than this protects nothing
+
+	// mu is held shared by every answer that reads the index and
+	// exclusively to withdraw an object, so once withdraw returns no
+	// answer given from before it is still being computed.
+	mu       sync.RWMutex
+	removing map[uint64]int // object → removals under way
+
+	readMu  sync.Mutex
+	reads   map[uint64]time.Time // object → last read, within the grace
+	pruneAt int                  // prune reads when it grows to this
 }
 
-type heldObject struct {
-	bag      string
-	root     cid.Cid
-	size     uint64
-	blocks   []cid.Cid // distinct blocks: root, interior nodes, chunks
-	lastRead time.Time
-}
+// readsPruneMin is the size below which the read times are not pruned.
+const readsPruneMin = 1024
 
-func newHoldings() *holdings {
+func newHoldings(bs *blockstore.Store, grace time.Duration) *holdings {
 	return &holdings{
-		objects: map[uint64]*heldObject{},
-		blocks:  map[cid.Cid][]uint64{},
-		bags:    map[string]map[uint64]struct{}{},
+		bs:       bs,
+		grace:    grace,
+		removing: map[uint64]int{},
+		reads:    map[uint64]time.Time{},
+		pruneAt:  readsPruneMin,
 	}
 }
 
-// add records object m as held, replacing an earlier record of it.
-func (h *holdings) add(m blockstore.Manifest) {
+// withdraw stops serving object obj before it is deleted: from its return
+// no answer counts obj as held. restore undoes it.
+func (h *holdings) withdraw(obj uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, ok := h.objects[m.Object]; ok {
-		h.removeLocked(m.Object)
-	}
-	o := &heldObject{bag: m.Bag, root: m.Root, size: m.Size, blocks: m.Blocks()}
-	h.objects[m.Object] = o
-	for _, c := range o.blocks {
-		h.blocks[c] = append(h.blocks[c], m.Object)
-	}
-	if h.bags[m.Bag] == nil {
-		h.bags[m.Bag] = map[uint64]struct{}{}
-	}
-	h.bags[m.Bag][m.Object] = struct{}{}
+	h.removing[obj]++
 }
 
-func (h *holdings) remove(obj uint64) {
+// restore ends a withdraw of obj. The store's index answers again: if the
+// deletion failed before the manifest went, obj is served again. A deleted
+// object's read time goes with it.
+func (h *holdings) restore(obj uint64, deleted bool) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.removeLocked(obj)
-}
-
-func (h *holdings) removeLocked(obj uint64) {
-	o, ok := h.objects[obj]
-	if !ok {
-		return
+	if h.removing[obj]--; h.removing[obj] <= 0 {
+		delete(h.removing, obj)
 	}
-	delete(h.objects, obj)
-	for _, c := range o.blocks {
-		objs := slices.DeleteFunc(h.blocks[c], func(x uint64) bool { return x == obj })
-		if len(objs) == 0 {
-			delete(h.blocks, c)
-		} else {
-			h.blocks[c] = objs
-		}
-	}
-	if b := h.bags[o.bag]; b != nil {
-		delete(b, obj)
-		if len(b) == 0 {
-			delete(h.bags, o.bag)
-		}
+	h.mu.Unlock()
+	if deleted {
+		h.readMu.Lock()
+		delete(h.reads, obj)
+		h.readMu.Unlock()
 	}
 }
 
+// heldLocked reports whether obj is not being removed. Call it with mu held.
+func (h *holdings) heldLocked(obj uint64) bool { return h.removing[obj] == 0 }
+
+// has reports whether the node holds object obj.
 func (h *holdings) has(obj uint64) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	_, ok := h.objects[obj]
-	return ok
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if !h.heldLocked(obj) {
+		return false
+	}
+	ok, err := h.bs.HasObject(obj)
+	return err == nil && ok
 }
 
-// holds reports whether c belongs to a held object.
+// heldOf lists the held objects that contain block c. Call it with mu held.
+func (h *holdings) heldOf(c cid.Cid) ([]uint64, error) {
+	objs, err := h.bs.ObjectsOf(c)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(objs, func(o uint64) bool { return !h.heldLocked(o) }), nil
+}
+
+// holds reports whether c belongs to a held object. It runs on every fetch
+// GET and HAVE: with nothing being removed it is one index seek. An
+// unreadable index serves nothing.
 func (h *holdings) holds(c cid.Cid) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.blocks[c]) > 0
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if len(h.removing) == 0 {
+		ok, err := h.bs.HasObjectWithBlock(c)
+		return err == nil && ok
+	}
+	objs, err := h.heldOf(c)
+	return err == nil && len(objs) > 0
 }
 
 // touch reports whether c belongs to a held object and records the read.
+// The read is recorded before a withdraw of the object can return, so a
+// deleted object's read time, dropped by restore, does not come back.
 func (h *holdings) touch(c cid.Cid) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	objs := h.blocks[c]
-	if len(objs) == 0 {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	objs, err := h.heldOf(c)
+	if err != nil || len(objs) == 0 {
 		return false
 	}
 	now := time.Now()
+	h.readMu.Lock()
+	defer h.readMu.Unlock()
 	for _, o := range objs {
-		h.objects[o].lastRead = now
+		h.reads[o] = now
+	}
+	if len(h.reads) >= h.pruneAt {
+		h.pruneLocked(now)
 	}
 	return true
 }
 
-// lastRead returns when a block of obj was last served.
-func (h *holdings) lastRead(obj uint64) time.Time {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if o, ok := h.objects[obj]; ok {
-		return o.lastRead
+// pruneLocked forgets reads older than the grace: they no longer keep an
+// object from removal, so lastRead may as well say never. The next prune
+// waits until the map has doubled, so pruning costs O(1) per read.
+func (h *holdings) pruneLocked(now time.Time) {
+	for o, t := range h.reads {
+		if now.Sub(t) >= h.grace {
+			delete(h.reads, o)
+		}
 	}
-	return time.Time{}
+	h.pruneAt = max(2*len(h.reads), readsPruneMin)
+}
+
+// lastRead returns when a block of obj was last served, or the zero time if
+// not within the serve grace.
+func (h *holdings) lastRead(obj uint64) time.Time {
+	h.readMu.Lock()
+	defer h.readMu.Unlock()
+	return h.reads[obj]
 }
 
 // objectsOf returns the held objects that contain block c, with the bag of
 // each.
-func (h *holdings) objectsOf(c cid.Cid) map[uint64]string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := map[uint64]string{}
-	for _, o := range h.blocks[c] {
-		out[o] = h.objects[o].bag
+func (h *holdings) objectsOf(c cid.Cid) (map[uint64]string, error) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	objs, err := h.heldOf(c)
+	if err != nil {
+		return nil, err
 	}
-	return out
+	out := make(map[uint64]string, len(objs))
+	for _, o := range objs {
+		bag, ok, err := h.bs.ObjectBag(o)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out[o] = bag
+		}
+	}
+	return out, nil
 }
 
 // blocksOf returns the distinct blocks of a held object.
 func (h *holdings) blocksOf(obj uint64) ([]cid.Cid, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	o, ok := h.objects[obj]
-	if !ok {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if !h.heldLocked(obj) {
 		return nil, false
 	}
-	return slices.Clone(o.blocks), true
-}
-
-func (h *holdings) bagList() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := make([]string, 0, len(h.bags))
-	for b := range h.bags {
-		out = append(out, b)
+	m, ok, err := h.bs.Manifest(obj)
+	if err != nil || !ok {
+		return nil, false
 	}
-	slices.Sort(out)
-	return out
+	return m.Blocks(), true
 }
 
+// bagList lists, in order, the bags of which the node holds objects.
+func (h *holdings) bagList() ([]string, error) { return h.bs.Bags() }
+
+// hasBag reports whether the node holds objects of bag. An unreadable
+// index counts as holding: callers keep and announce what they cannot
+// rule out.
+func (h *holdings) hasBag(bag string) bool {
+	ok, err := h.bs.HasObjects(bag)
+	return err != nil || ok
+}
+
+// bagObjects counts the objects of bag the node holds, 0 if the index
+// cannot be read.
 func (h *holdings) bagObjects(bag string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.bags[bag])
+	n, _ := h.bs.CountObjects(bag)
+	return n
 }
 
-func (h *holdings) objectCount() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.objects)
-}
+// objectCount counts the objects the node holds.
+func (h *holdings) objectCount() int { return int(h.bs.Stats().Objects) }

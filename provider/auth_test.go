@@ -1,10 +1,13 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -89,29 +92,125 @@ func TestChainAuthorizer(t *testing.T) {
 	}
 }
 
+// heldFixture opens a real block store and returns it with a function that
+// stores data as object id of bag (chunks of 1 KiB, a DAG above them),
+// bound through PutManifest, or, with a session, held by that upload
+// session alone.
+func heldFixture(t testing.TB) (*blockstore.Store, func(bag string, id uint64, data []byte, sess *blockstore.Session) blockstore.Manifest) {
+	t.Helper()
+	bs, err := blockstore.Open(t.TempDir(), blockstore.WithSessionExpiry(0), blockstore.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bs.Close() })
+	put := func(bag string, id uint64, data []byte, sess *blockstore.Session) blockstore.Manifest {
+		t.Helper()
+		res, err := chunker.Sum(context.Background(), bytes.NewReader(data), chunker.WithChunkSize(1<<10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := blockstore.Manifest{Bag: bag, Object: id, Root: res.Root, Size: uint64(len(data))}
+		for _, c := range res.Chunks {
+			m.Chunks = append(m.Chunks, blockstore.ChunkRef{CID: c.CID, Size: uint64(c.Size)})
+			blk := data[c.Offset : c.Offset+int64(c.Size)]
+			if sess != nil {
+				err = bs.PutInSession(*sess, c.CID, blk)
+			} else {
+				err = bs.Put(c.CID, blk)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if sess == nil {
+			if err := bs.PutManifest(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return m
+	}
+	return bs, put
+}
+
+// holdings answers from the store's index: shared blocks name every object
+// holding them, a withdrawn object is no longer served while it is being
+// deleted (and is again if the deletion fails), a deleted object's blocks
+// go unless shared.
 func TestHoldings(t *testing.T) {
-	c := func(s string) cid.Cid { return chunker.ChunkCID([]byte(s)) }
-	h := newHoldings()
-	h.add(blockstore.Manifest{Bag: "dynamic:channel:1", Object: 1, Root: c("root1"), Chunks: []blockstore.ChunkRef{{CID: c("a")}, {CID: c("shared")}}, Nodes: []cid.Cid{c("root1")}})
-	h.add(blockstore.Manifest{Bag: "dynamic:channel:2", Object: 2, Root: c("shared"), Chunks: []blockstore.ChunkRef{{CID: c("shared")}}})
-	if got := h.objectsOf(c("shared")); len(got) != 2 || got[1] != "dynamic:channel:1" || got[2] != "dynamic:channel:2" {
+	bs, put := heldFixture(t)
+	shared := bytes.Repeat([]byte("s"), 1<<10)
+	m1 := put("dynamic:channel:1", 1, append(bytes.Clone(shared), bytes.Repeat([]byte("a"), 1<<10)...), nil)
+	m2 := put("dynamic:channel:2", 2, shared, nil) // one chunk: its root
+	own, sharedCID := m1.Chunks[1].CID, m2.Root
+	h := newHoldings(bs, time.Hour)
+	objectsOf := func(c cid.Cid) map[uint64]string {
+		t.Helper()
+		got, err := h.objectsOf(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := objectsOf(sharedCID); len(got) != 2 || got[1] != "dynamic:channel:1" || got[2] != "dynamic:channel:2" {
 		t.Fatalf("objectsOf(shared) = %v", got)
 	}
-	if blocks, _ := h.blocksOf(1); len(blocks) != 3 {
+	if blocks, ok := h.blocksOf(1); !ok || len(blocks) != 3 {
 		t.Fatalf("blocksOf(1) = %v, want root and two chunks, once each", blocks)
 	}
-	if h.touch(c("unknown")) {
+	if h.touch(chunker.ChunkCID([]byte("unknown"))) {
 		t.Fatal("serves a block of no held object")
 	}
-	if !h.touch(c("a")) || h.lastRead(1).IsZero() || !h.lastRead(2).IsZero() {
+	if !h.touch(own) || h.lastRead(1).IsZero() || !h.lastRead(2).IsZero() {
 		t.Fatal("a read of object 1's chunk did not stamp object 1 alone")
 	}
-	h.remove(1)
-	if h.touch(c("a")) || !h.touch(c("shared")) || h.bagObjects("dynamic:channel:1") != 0 || h.objectCount() != 1 {
-		t.Fatal("after removing object 1: its own blocks must go, shared ones stay")
+
+	// A removal that fails serves the object again.
+	h.withdraw(2)
+	if h.has(2) || !h.holds(m2.Root) || len(objectsOf(sharedCID)) != 1 {
+		t.Fatal("withdrawn object 2 still counted, or object 1's share of its block lost")
 	}
-	if got := h.bagList(); len(got) != 1 || got[0] != "dynamic:channel:2" {
-		t.Fatalf("bags = %v", got)
+	h.restore(2, false)
+	if !h.has(2) || len(objectsOf(sharedCID)) != 2 {
+		t.Fatal("object 2 not served again after a failed removal")
+	}
+
+	h.withdraw(1)
+	if h.holds(own) || h.touch(own) || h.has(1) || !h.holds(sharedCID) {
+		t.Fatal("while object 1 is being removed: its own blocks must not be served, shared ones must")
+	}
+	if _, ok := h.blocksOf(1); ok {
+		t.Fatal("blocksOf a withdrawn object")
+	}
+	if err := bs.DeleteObject(1); err != nil {
+		t.Fatal(err)
+	}
+	h.restore(1, true)
+	if h.holds(own) || h.has(1) || !h.lastRead(1).IsZero() || !h.touch(sharedCID) || h.hasBag("dynamic:channel:1") || h.objectCount() != 1 {
+		t.Fatal("after removing object 1: its own blocks and read time must go, shared ones stay")
+	}
+	if got, err := h.bagList(); err != nil || len(got) != 1 || got[0] != "dynamic:channel:2" || h.bagObjects(got[0]) != 1 {
+		t.Fatalf("bags = %v, %v", got, err)
+	}
+}
+
+// Read times are kept only while they protect an object: once the map
+// has grown, reads older than the serve grace are forgotten.
+func TestHoldingsPrunesOldReads(t *testing.T) {
+	bs, put := heldFixture(t)
+	m := put("b", 1, []byte("held"), nil)
+	h := newHoldings(bs, time.Hour)
+	for o := range uint64(readsPruneMin - 1) {
+		h.reads[100+o] = time.Now().Add(-2 * time.Hour)
+	}
+	h.reads[99] = time.Now() // within the grace
+	if !h.touch(m.Root) {
+		t.Fatal("held block not touched")
+	}
+	if len(h.reads) != 2 || h.lastRead(1).IsZero() || h.lastRead(99).IsZero() || !h.lastRead(100).IsZero() {
+		t.Fatalf("after the prune: %d read times kept, want objects 1 and 99", len(h.reads))
+	}
+	if h.pruneAt != readsPruneMin {
+		t.Fatalf("next prune at %d, want %d", h.pruneAt, readsPruneMin)
 	}
 }
 
@@ -119,18 +218,52 @@ func TestHoldings(t *testing.T) {
 // HAVE and GET alike) records no read; only RecordRead, after a GET sent
 // bytes, does — so asking about a deleted object cannot keep it forever.
 func TestServePolicyHaveKeepsNothingAlive(t *testing.T) {
-	h := newHoldings()
-	c := chunker.ChunkCID([]byte("held"))
-	h.add(blockstore.Manifest{Bag: "b", Object: 9, Root: c, Chunks: []blockstore.ChunkRef{{CID: c, Size: 4}}})
+	bs, put := heldFixture(t)
+	m := put("b", 9, []byte("held"), nil)
+	h := newHoldings(bs, time.Hour)
 	p := &servePolicy{h: h}
-	if !p.Serves(context.Background(), c) {
+	if !p.Serves(context.Background(), m.Root) {
 		t.Fatal("held block not served")
 	}
 	if !h.lastRead(9).IsZero() {
 		t.Fatal("Serves recorded a read")
 	}
-	p.RecordRead(c)
+	p.RecordRead(m.Root)
 	if h.lastRead(9).IsZero() {
 		t.Fatal("RecordRead recorded nothing")
+	}
+}
+
+// The fetch policy never serves a chunk only an upload session holds:
+// nothing ties it to a registered object yet. Once the object is bound
+// (its manifest recorded), its blocks are served, and they stay served
+// when the session ends; deleting the object stops it.
+func TestServePolicySessionChunks(t *testing.T) {
+	bs, put := heldFixture(t)
+	ctx := context.Background()
+	sess := &blockstore.Session{ID: []byte("upload"), Bag: "dynamic:channel:1", Expiry: time.Now().Add(time.Hour)}
+	data := bytes.Repeat([]byte("chunked "), 512) // four chunks
+	m := put(sess.Bag, 4, data, sess)
+	p := &servePolicy{h: newHoldings(bs, time.Hour)}
+	c := m.Chunks[2].CID
+	if held, _ := bs.Has(c); !held || p.Serves(ctx, c) || p.h.touch(c) {
+		t.Fatalf("a session's chunk (held %v) is served before its object is bound", held)
+	}
+	if err := bs.PutManifest(m); err != nil {
+		t.Fatal(err)
+	}
+	if err := bs.EndSession(sess.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range m.Blocks() {
+		if !p.Serves(ctx, b) {
+			t.Fatalf("block %s of the bound object not served", b)
+		}
+	}
+	if err := bs.DeleteObject(4); err != nil {
+		t.Fatal(err)
+	}
+	if p.Serves(ctx, c) || p.Serves(ctx, m.Root) {
+		t.Fatal("a deleted object's blocks are still served")
 	}
 }

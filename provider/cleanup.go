@@ -55,17 +55,16 @@ func (s *Server) removeObject(bag chain.BagID, obj uint64, reason string) bool {
 	// object and not released by a BIND (this node synced the object
 	// instead, or was pushed to after it) go with it: the upload session
 	// of a gone object holds nothing anyone will bind.
-	s.holdings.remove(obj)
+	s.holdings.withdraw(obj)
 	if err := s.bs.EndSession(store.ObjectSessionID(obj)); err != nil {
 		s.log.Debug("end the removed object's upload session", "bag", bag, "object", obj, "err", err)
 	}
 	if err := s.bs.DeleteObject(obj); err != nil {
 		s.log.Warn("remove object", "bag", bag, "object", obj, "err", err)
-		if m, ok, merr := s.bs.Manifest(obj); merr == nil && ok {
-			s.holdings.add(m)
-		}
+		s.holdings.restore(obj, false) // served again while its manifest is there
 		return false
 	}
+	s.holdings.restore(obj, true)
 	s.setCleanupWait(obj, -1)
 	s.dropTombstone(obj, "") // whichever path removed it, nothing waits any more
 	s.m.cleanupObjects.WithLabelValues(reason).Inc()

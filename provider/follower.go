@@ -329,7 +329,7 @@ func (s *Server) cares(bag chain.BagID) bool {
 	if s.isAssigned(bag) {
 		return true
 	}
-	return s.holdings.bagObjects(string(bag)) > 0 || slices.Contains(s.state.bags(), bag)
+	return s.holdings.hasBag(string(bag)) || slices.Contains(s.state.bags(), bag)
 }
 
 // errNoBucket means the node's bucket no longer exists on chain.
@@ -424,7 +424,11 @@ func (s *Server) allBags(ctx context.Context) ([]chain.BagID, error) {
 	for _, b := range s.assignedList() {
 		seen[b] = true
 	}
-	for _, b := range s.holdings.bagList() {
+	held, err := s.holdings.bagList()
+	if err != nil {
+		return nil, fmt.Errorf("provider: list the bags the store holds: %w", err)
+	}
+	for _, b := range held {
 		seen[chain.BagID(b)] = true
 	}
 	for _, b := range s.state.bags() {
@@ -455,12 +459,12 @@ func (s *Server) allBags(ctx context.Context) ([]chain.BagID, error) {
 // Even then, an object missing from the list is only a hint: it is removed
 // on evidence and after a grace (reconcileAbsent).
 func (s *Server) reconcileBag(ctx context.Context, bag chain.BagID) error {
-	if err := s.indexBag(bag); err != nil {
-		return err
-	}
 	localIDs, err := s.bs.Objects(string(bag))
 	if err != nil {
 		return err
+	}
+	if len(localIDs) > 0 {
+		s.state.addBag(bag)
 	}
 	b, err := s.c.Bag(ctx, bag)
 	exists := err == nil
@@ -527,7 +531,7 @@ func (s *Server) reconcileBag(ctx context.Context, bag chain.BagID) error {
 		slices.Sort(moved)
 		s.cleanupMoved(ctx, b, moved)
 	}
-	if s.holdings.bagObjects(string(bag)) == 0 {
+	if !s.holdings.hasBag(string(bag)) {
 		if left, err := s.bs.Objects(string(bag)); err == nil && len(left) == 0 {
 			s.state.removeBag(bag)
 		}

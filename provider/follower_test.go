@@ -62,7 +62,8 @@ func TestStateFile(t *testing.T) {
 // bag moved to or from its bucket; peers' changes retry what waits, never
 // the whole bucket.
 func TestEventsMarkBags(t *testing.T) {
-	s := &Server{id: Identity{Bucket: 2}, holdings: newHoldings(), state: newStateFile(""), recon: newReconciler(),
+	bs, _ := heldFixture(t)
+	s := &Server{id: Identity{Bucket: 2}, holdings: newHoldings(bs, time.Hour), state: newStateFile(""), recon: newReconciler(),
 		auth: newChainAuth(newFakeChain(), 2), peers: &peerFinder{cache: map[chain.BagID]cachedPeers{}}}
 	mine, theirs, incoming := chain.ChannelBag(1), chain.ChannelBag(2), chain.ChannelBag(3)
 	s.setAssigned(mine, true)

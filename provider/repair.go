@@ -134,7 +134,10 @@ func (s *Server) repairBlock(ctx context.Context, c cid.Cid) error {
 	if ok, err := s.bs.Has(c); err == nil && ok {
 		return nil // repaired already, or a duplicate report
 	}
-	objs := s.holdings.objectsOf(c)
+	objs, err := s.holdings.objectsOf(c)
+	if err != nil {
+		return fmt.Errorf("find the objects of block %s: %w", c, err)
+	}
 	if len(objs) == 0 {
 		return errNotHeld
 	}

@@ -139,7 +139,12 @@ func (s *Server) announceLoop(ctx context.Context) {
 		bags, all := s.announce.take()
 		if all {
 			bags = append(bags, s.assignedList()...)
-			for _, b := range s.holdings.bagList() {
+			held, err := s.holdings.bagList()
+			if err != nil {
+				failed = true
+				s.log.Warn("list the bags the store holds", "err", err)
+			}
+			for _, b := range held {
 				bags = append(bags, chain.BagID(b))
 			}
 		}
@@ -148,7 +153,7 @@ func (s *Server) announceLoop(ctx context.Context) {
 		for _, b := range slices.Compact(bags) {
 			// A bag moved away is still announced while the node holds
 			// it: its new providers may need this node to sync from.
-			if !s.isAssigned(b) && s.holdings.bagObjects(string(b)) == 0 {
+			if !s.isAssigned(b) && !s.holdings.hasBag(string(b)) {
 				continue
 			}
 			pctx, cancel := context.WithTimeout(ctx, provideTimeout)

@@ -140,7 +140,7 @@ func newServer(h *p2p.Host, bs *blockstore.Store, c chainAPI, id Identity, opts 
 		cfg: cfg,
 		log: cfg.log.With("component", "provider", "bucket", uint64(id.Bucket)),
 	}
-	s.holdings = newHoldings()
+	s.holdings = newHoldings(bs, cfg.serveGrace)
 	s.auth = newChainAuth(c, id.Bucket)
 	s.policy = &servePolicy{h: s.holdings}
 	s.peers = newPeerFinder(h, c, id.Bucket)
@@ -343,8 +343,11 @@ func (s *Server) checkIdentity(ctx context.Context) error {
 	return nil
 }
 
-// loadHoldings indexes the manifests of every bag the node may hold: the
-// bags assigned to its bucket and the bags its state remembers.
+// loadHoldings looks at the manifests of every bag the node may hold (the
+// bags assigned to its bucket and the bags its state remembers): it
+// remembers the bags that hold objects and queues the repair of blocks a
+// crash lost. Nothing is loaded into memory: holdings answers from the
+// store's index.
 func (s *Server) loadHoldings(ctx context.Context) error {
 	b, err := s.c.StorageBucket(ctx, s.id.Bucket)
 	if err != nil {
@@ -359,15 +362,15 @@ func (s *Server) loadHoldings(ctx context.Context) error {
 		bags[bag] = true
 	}
 	for bag := range bags {
-		if err := s.indexBag(bag); err != nil {
-			return err
-		}
-		// A crash can cost blocks an object's manifest names (the store
-		// drops index entries whose file did not survive); fetch them again.
 		objs, err := s.bs.Objects(string(bag))
 		if err != nil {
 			return fmt.Errorf("provider: list objects of bag %s: %w", bag, err)
 		}
+		if len(objs) > 0 {
+			s.state.addBag(bag)
+		}
+		// A crash can cost blocks an object's manifest names (the store
+		// drops index entries whose file did not survive); fetch them again.
 		for _, o := range objs {
 			missing, err := s.bs.MissingBlocks(o)
 			if err != nil {
@@ -381,41 +384,17 @@ func (s *Server) loadHoldings(ctx context.Context) error {
 	return nil
 }
 
-// indexBag adds every manifest of bag in the store to the holdings.
-func (s *Server) indexBag(bag chain.BagID) error {
-	objs, err := s.bs.Objects(string(bag))
-	if err != nil {
-		return fmt.Errorf("provider: list objects of bag %s: %w", bag, err)
-	}
-	for _, o := range objs {
-		if s.holdings.has(o) {
-			continue
-		}
-		m, ok, err := s.bs.Manifest(o)
-		if err != nil {
-			return fmt.Errorf("provider: manifest of object %d: %w", o, err)
-		}
-		if ok {
-			s.holdings.add(m)
-		}
-	}
-	if len(objs) > 0 {
-		s.state.addBag(bag)
-	}
-	return nil
-}
-
 // onBound is called by the store handler once an upload is bound to its
-// object: every chunk is held and the root verified. It indexes the object
-// and queues its acceptance. It must not block the stream.
+// object: every chunk is held and the root verified. It remembers the bag
+// and queues the object's acceptance. It must not block the stream.
 func (s *Server) onBound(bag string, object uint64) {
-	m, ok, err := s.bs.Manifest(object)
+	// The store's index serves the object from its manifest on (holdings).
+	ok, err := s.bs.HasObject(object)
 	if err != nil || !ok {
 		s.log.Warn("bound object has no manifest", "bag", bag, "object", object, "err", err)
 		s.recon.mark(chain.BagID(bag))
 		return
 	}
-	s.holdings.add(m)
 	s.state.addBag(chain.BagID(bag))
 	s.m.boundObjects.Inc()
 	s.acceptor.add(chain.BagID(bag), chain.ObjectID(object))

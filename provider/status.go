@@ -112,7 +112,8 @@ func (s *Server) Status() Status {
 	for _, b := range s.assignedList() {
 		bags[string(b)] = true
 	}
-	for _, b := range s.holdings.bagList() {
+	held, _ := s.holdings.bagList() // an unreadable index shows the assigned bags alone
+	for _, b := range held {
 		if _, ok := bags[b]; !ok {
 			bags[b] = false
 		}

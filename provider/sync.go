@@ -241,11 +241,10 @@ func (s *Server) runSync(ctx context.Context, j syncJob) {
 // the bytes it fetched.
 func (s *Server) syncObject(ctx context.Context, j syncJob) (int64, error) {
 	id := uint64(j.object.ID)
-	if s.holdings.has(id) {
-		return 0, nil
-	}
-	if m, ok, err := s.bs.Manifest(id); err == nil && ok {
-		s.holdings.add(m)
+	// Recorded already (bound, or synced before): nothing to fetch. The
+	// store is asked, not holdings, which also says no while the object is
+	// being removed: that must not fetch it again.
+	if ok, err := s.bs.HasObject(id); err == nil && ok {
 		return 0, nil
 	}
 	root, err := cid.Decode(j.object.ContentID)
@@ -316,11 +315,8 @@ func (s *Server) syncObject(ctx context.Context, j syncJob) (int64, error) {
 	if err := s.bs.PutManifest(m); err != nil {
 		return fetched, fmt.Errorf("store manifest of object %d: %w", id, err)
 	}
-	if stored, ok, err := s.bs.Manifest(id); err == nil && ok {
-		m = stored
-	}
-	s.holdings.add(m)
-	// The object holds the blocks now; the sync's session has done its work.
+	// The object is held and served from here on: holdings answers from
+	// the manifest just recorded. The object holds the blocks now; the sync's session has done its work.
 	f.abandon()
 	// Chunks pushed for the object before this node went down wait in its
 	// upload session for a BIND that sync has just made moot: the object

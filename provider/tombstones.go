@@ -267,10 +267,7 @@ func (s *Server) ReleaseObject(obj chain.ObjectID) error {
 
 // holdsLocally reports whether the store has a manifest for obj.
 func (s *Server) holdsLocally(obj uint64) bool {
-	if s.holdings.has(obj) {
-		return true
-	}
-	_, ok, err := s.bs.Manifest(obj)
+	ok, err := s.bs.HasObject(obj)
 	return err != nil || ok // an unreadable store counts as holding
 }
 

@@ -1,0 +1,144 @@
+package blockstore
+
+// Lookups a provider answers from the index instead of keeping its own
+// copy in memory: which objects reference a block, which bags hold
+// objects. Each is a seek or a prefix scan of keys PutManifest writes and
+// DeleteObject removes, so they see bound objects only: a block an upload
+// session alone holds belongs to no object here.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/ipfs/go-cid"
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/util"
+)
+
+// ObjectsOf lists, in ascending order, the objects whose manifest names
+// block c (as root, interior node or chunk). A block only an upload
+// session holds has none.
+func (s *Store) ObjectsOf(c cid.Cid) ([]uint64, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
+	p := objectRefPrefix(c)
+	it := s.db.NewIterator(util.BytesPrefix(p), nil)
+	defer it.Release()
+	var out []uint64
+	for it.Next() {
+		// CIDs are self-delimiting: every key under p is p and an object.
+		if k := it.Key(); len(k) == len(p)+8 {
+			out = append(out, binary.BigEndian.Uint64(k[len(p):]))
+		}
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("blockstore: objects of block %s: %w", c, err)
+	}
+	return out, nil
+}
+
+// HasObjectWithBlock reports whether any object's manifest names block c:
+// ObjectsOf without listing them, one seek.
+func (s *Store) HasObjectWithBlock(c cid.Cid) (bool, error) {
+	if err := s.checkOpen(); err != nil {
+		return false, err
+	}
+	found, err := s.hasPrefix(objectRefPrefix(c))
+	if err != nil {
+		return false, fmt.Errorf("blockstore: objects of block %s: %w", c, err)
+	}
+	return found, nil
+}
+
+// HasObject reports whether a manifest of object obj is recorded, without
+// reading it.
+func (s *Store) HasObject(obj uint64) (bool, error) {
+	if err := s.checkOpen(); err != nil {
+		return false, err
+	}
+	ok, err := s.db.Has(manifestKey(obj), nil)
+	if err != nil {
+		return false, fmt.Errorf("blockstore: manifest of object %d: %w", obj, err)
+	}
+	return ok, nil
+}
+
+// ObjectBag returns the bag of object obj, and false if no manifest of it
+// is recorded. It decodes the manifest's bag alone, not its chunk list.
+func (s *Store) ObjectBag(obj uint64) (string, bool, error) {
+	if err := s.checkOpen(); err != nil {
+		return "", false, err
+	}
+	v, err := s.db.Get(manifestKey(obj), nil)
+	if errors.Is(err, leveldb.ErrNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("blockstore: manifest of object %d: %w", obj, err)
+	}
+	if len(v) == 0 || v[0] != manifestVersion {
+		return "", false, fmt.Errorf("blockstore: manifest of object %d: unknown manifest version", obj)
+	}
+	r := &reader{b: v[1:]}
+	bag := string(r.bytes())
+	if r.err != nil {
+		return "", false, fmt.Errorf("blockstore: manifest of object %d: %w", obj, r.err)
+	}
+	return bag, true, nil
+}
+
+// Bags lists, in ascending order, the bags that hold at least one object
+// with a manifest. It seeks once per bag, whatever the bag's size.
+func (s *Store) Bags() ([]string, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
+	it := s.db.NewIterator(util.BytesPrefix([]byte{pBagObject}), nil)
+	defer it.Release()
+	var out []string
+	for ok := it.First(); ok; {
+		k := it.Key()
+		// o<bag>\x00<obj u64>; a bag name holds no zero byte (PutManifest).
+		if len(k) < 1+1+8 || k[len(k)-9] != 0 {
+			ok = it.Next()
+			continue
+		}
+		bag := string(k[1 : len(k)-9])
+		out = append(out, bag)
+		// The first key after every o<bag>\x00… key.
+		next := append([]byte{pBagObject}, bag...)
+		ok = it.Seek(append(next, 1))
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("blockstore: list bags: %w", err)
+	}
+	return out, nil
+}
+
+// HasObjects reports whether bag holds at least one object with a
+// manifest: Objects without listing them, one seek.
+func (s *Store) HasObjects(bag string) (bool, error) {
+	if err := s.checkOpen(); err != nil {
+		return false, err
+	}
+	found, err := s.hasPrefix(bagPrefix(bag))
+	if err != nil {
+		return false, fmt.Errorf("blockstore: objects of bag %s: %w", bag, err)
+	}
+	return found, nil
+}
+
+// CountObjects counts the objects of bag that have a manifest, without
+// listing them.
+func (s *Store) CountObjects(bag string) (int, error) {
+	if err := s.checkOpen(); err != nil {
+		return 0, err
+	}
+	n, err := s.countPrefix(bagPrefix(bag))
+	if err != nil {
+		return 0, fmt.Errorf("blockstore: objects of bag %s: %w", bag, err)
+	}
+	return n, nil
+}

@@ -1,0 +1,58 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/satchel-net/satchel/internal/benchutil"
+)
+
+// BenchmarkServePolicy measures what the fetch policy costs a fetch GET
+// (Serves, then RecordRead once the block was sent) now that it answers
+// from the block store's index, against the lookup of the block's own index
+// entry every GET makes anyway (Store.Has) in the same run. The store holds
+// 32 objects of 256 chunks; each round asks about every chunk.
+func BenchmarkServePolicy(b *testing.B) {
+	const objects, chunks, rounds = 32, 256, 20
+	bs, put := heldFixture(b)
+	var cids []cid.Cid
+	for o := range uint64(objects) {
+		m := put(fmt.Sprintf("dynamic:channel:%d", o%4), o+1, benchutil.Rand(o, chunks<<10), nil)
+		for _, c := range m.Chunks {
+			cids = append(cids, c.CID)
+		}
+	}
+	p := &servePolicy{h: newHoldings(bs, time.Minute)}
+	ctx := context.Background()
+	var policy, lookup time.Duration
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		for range rounds {
+			for _, c := range cids {
+				if !p.Serves(ctx, c) {
+					b.Fatalf("held chunk %s not served", c)
+				}
+				p.RecordRead(c)
+			}
+		}
+		policy += time.Since(start)
+		start = time.Now()
+		for range rounds {
+			for _, c := range cids {
+				if ok, err := bs.Has(c); err != nil || !ok {
+					b.Fatalf("Has(%s) = %v, %v", c, ok, err)
+				}
+			}
+		}
+		lookup += time.Since(start)
+	}
+	n := float64(b.N * rounds * len(cids))
+	b.ReportMetric(float64(policy.Nanoseconds())/n, "policy_ns/GET")
+	b.ReportMetric(float64(lookup.Nanoseconds())/n, "has_ns/GET")
+	b.ReportMetric(policy.Seconds()/lookup.Seconds(), "ratio_vs_has")
+}
