@@ -315,6 +315,23 @@ func (h *holdings) withdraw(obj uint64) {
 	h.removing[obj]++
 }
 
+// withdrawUnlessRead withdraws obj (see withdraw) unless it was read within
+// the serve grace, and returns that read's time when it refuses. The check
+// and the mark are one step under mu, which touch holds while it records a
+// read: a read that got in before is seen, one after finds obj withdrawn.
+func (h *holdings) withdrawUnlessRead(obj uint64, now time.Time) (last time.Time, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.readMu.Lock()
+	last = h.reads[obj]
+	h.readMu.Unlock()
+	if !last.IsZero() && now.Sub(last) < h.grace {
+		return last, false
+	}
+	h.removing[obj]++
+	return time.Time{}, true
+}
+
 // restore ends a withdraw of obj. The store's index answers again: if the
 // deletion failed before the manifest went, obj is served again. A deleted
 // object's read time goes with it.

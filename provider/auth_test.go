@@ -193,6 +193,32 @@ func TestHoldings(t *testing.T) {
 	}
 }
 
+// A removal is refused while the object was read within the serve grace,
+// and the check and the withdraw are one step: once it is withdrawn, no
+// read counts it.
+func TestWithdrawUnlessRead(t *testing.T) {
+	bs, put := heldFixture(t)
+	m := put("b", 1, []byte("served"), nil)
+	h := newHoldings(bs, time.Minute)
+	if !h.touch(m.Root) {
+		t.Fatal("a held object's block not served")
+	}
+	now := time.Now()
+	if last, ok := h.withdrawUnlessRead(1, now); ok || last.IsZero() || !h.has(1) {
+		t.Fatalf("withdrew an object read just now (last read %v)", last)
+	}
+	if _, ok := h.withdrawUnlessRead(1, now.Add(2*time.Minute)); !ok {
+		t.Fatal("refused to withdraw an object last read past the grace")
+	}
+	if h.has(1) || h.touch(m.Root) {
+		t.Fatal("a withdrawn object is still served")
+	}
+	h.restore(1, false)
+	if !h.has(1) {
+		t.Fatal("not served again after the withdraw was undone")
+	}
+}
+
 // Read times are kept only while they protect an object: once the map
 // has grown, reads older than the serve grace are forgotten.
 func TestHoldingsPrunesOldReads(t *testing.T) {

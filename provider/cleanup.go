@@ -45,17 +45,17 @@ func (s *Server) removeObject(bag chain.BagID, obj uint64, reason string) bool {
 		return false // the sync's end marks the bag for another look
 	}
 	s.syncer.dropObject(obj)
-	if last := s.holdings.lastRead(obj); !last.IsZero() && time.Since(last) < s.cfg.serveGrace {
+	// Stop authorising reads first (unless one came within the serve
+	// grace: checked in the same step), then delete. Chunks pushed for the
+	// object and not released by a BIND (this node synced the object
+	// instead, or was pushed to after it) go with it: the upload session
+	// of a gone object holds nothing anyone will bind.
+	if last, ok := s.holdings.withdrawUnlessRead(obj, time.Now()); !ok {
 		s.m.cleanupDeferred.Inc()
 		s.log.Debug("object is being served; removing it later", "bag", bag, "object", obj, "reason", reason, "lastRead", last)
 		s.recon.retryLater(bag)
 		return false
 	}
-	// Stop authorising reads first, then delete. Chunks pushed for the
-	// object and not released by a BIND (this node synced the object
-	// instead, or was pushed to after it) go with it: the upload session
-	// of a gone object holds nothing anyone will bind.
-	s.holdings.withdraw(obj)
 	if err := s.bs.EndSession(store.ObjectSessionID(obj)); err != nil {
 		s.log.Debug("end the removed object's upload session", "bag", bag, "object", obj, "err", err)
 	}

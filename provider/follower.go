@@ -424,9 +424,11 @@ func (s *Server) allBags(ctx context.Context) ([]chain.BagID, error) {
 	for _, b := range s.assignedList() {
 		seen[b] = true
 	}
-	held, err := s.holdings.bagList()
-	if err != nil {
-		return nil, fmt.Errorf("provider: list the bags the store holds: %w", err)
+	// An unreadable store index leaves out the bags only it names; the
+	// others are reconciled all the same, and the error brings a retry.
+	held, heldErr := s.holdings.bagList()
+	if heldErr != nil {
+		heldErr = fmt.Errorf("provider: list the bags the store holds: %w", heldErr)
 	}
 	for _, b := range held {
 		seen[chain.BagID(b)] = true
@@ -446,7 +448,7 @@ func (s *Server) allBags(ctx context.Context) ([]chain.BagID, error) {
 	for b := range seen {
 		out = append(out, b)
 	}
-	return out, err
+	return out, errors.Join(err, heldErr)
 }
 
 // reconcileBag compares the chain's state of bag with the store and queues
