@@ -9,8 +9,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
+
+	"github.com/satchel-net/satchel/internal/fsutil"
 )
 
 // Account is an account address: the lower-case hex encoding of the
@@ -121,35 +122,11 @@ func SaveKey(path string, k Key) error {
 	if k.IsZero() {
 		return errors.New("save account key: the key is empty")
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("save account key: %w", err)
-	}
 	b, err := json.MarshalIndent(keyFile{Type: keyFileType, Account: k.Account(), Seed: hex.EncodeToString(k.priv.Seed())}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("save account key: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".key-*")
-	if err != nil {
-		return fmt.Errorf("save account key: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save account key: %w", err)
-	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save account key: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save account key: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save account key: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := fsutil.WriteFileAtomic(path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save account key: %w", err)
 	}
 	return nil

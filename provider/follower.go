@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/internal/fsutil"
 )
 
 // The follower turns the chain into work. Events are hints: each one marks
@@ -103,26 +104,7 @@ func (f *stateFile) save() error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(f.path), 0o700); err != nil {
-		return fmt.Errorf("provider: save state: %w", err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(f.path), ".state-*")
-	if err != nil {
-		return fmt.Errorf("provider: save state: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("provider: save state: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("provider: save state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("provider: save state: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), f.path); err != nil {
+	if err := fsutil.WriteFileAtomic(f.path, b, 0o600); err != nil {
 		return fmt.Errorf("provider: save state: %w", err)
 	}
 	return nil

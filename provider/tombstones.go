@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/internal/fsutil"
 )
 
 // Deletion safety. The node removes an object the chain deleted only on
@@ -132,7 +133,7 @@ func (t *tombstones) saveLocked() error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(t.path, b)
+	return fsutil.WriteFileAtomic(t.path, b, 0o600)
 }
 
 func (t *tombstones) listLocked() []Tombstone {
@@ -204,38 +205,6 @@ func (t *tombstones) setKept(obj uint64, kept bool) (Tombstone, error) {
 	ts.Kept = kept
 	t.m[obj] = ts
 	return ts, t.saveLocked()
-}
-
-// writeFileAtomic replaces path with b durably.
-func writeFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
 }
 
 // Tombstones returns the objects waiting for removal, by object ID.

@@ -31,6 +31,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chain/rpc"
+	"github.com/satchel-net/satchel/internal/fsutil"
 )
 
 // validatorPower is the voting power of the validator of a new network.
@@ -238,7 +239,7 @@ func (n *Node) ensureGenesis() (*cmttypes.GenesisDoc, error) {
 			}
 			return gen, nil
 		}
-		if err := writeFileAtomic(path, b); err != nil {
+		if err := fsutil.WriteFileAtomic(path, b, 0o644); err != nil {
 			return nil, fmt.Errorf("chain genesis: %w", err)
 		}
 		n.log.Info("joined network", "chainID", gen.ChainID, "genesis", path)
@@ -509,27 +510,6 @@ func status(ctx context.Context, c statusClient) (Status, error) {
 
 // GenesisPath returns where a node in home keeps its genesis file.
 func GenesisPath(home string) string { return filepath.Join(home, "config", "genesis.json") }
-
-// writeFileAtomic writes b to path through a temporary file and a rename.
-func writeFileAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".genesis-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
 
 // stoppedTransport is the Transport of a node that is not running.
 type stoppedTransport struct{}

@@ -84,30 +84,7 @@ func saveTrustedHeader(path string, s rpc.SavedRoot) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, ".trusted-header-*.tmp")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		_ = os.Remove(f.Name())
-		return err
-	}
-	_ = fsutil.SyncDir(dir) // best effort: the header is only a hint
-	return nil
+	return fsutil.WriteFileAtomic(path, append(b, '\n'), 0o600)
 }
 
 // keepTrustedHeader saves the latest header p verified unless it is the one

@@ -2,7 +2,10 @@
 // line share.
 package fsutil
 
-import "os"
+import (
+	"os"
+	"path/filepath"
+)
 
 // SyncDir fsyncs directory dir, so the entries created or renamed into it
 // are durable. Callers that only do their best (not every platform can sync
@@ -17,4 +20,43 @@ func SyncDir(dir string) error {
 		err = cerr
 	}
 	return err
+}
+
+// WriteFileAtomic replaces path with data durably: the bytes go to a
+// temporary file in the same directory (created if missing), are fsynced,
+// and the file is renamed over path, so a reader sees the old content or
+// the new, never a part, and a crash leaves one of them. The directory is
+// then synced (best effort, see SyncDir). On failure nothing is left
+// behind. perm is the new file's mode.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".*.tmp")
+	if err != nil {
+		return err
+	}
+	err = tmp.Chmod(perm)
+	if err == nil {
+		_, err = tmp.Write(data)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+		return err
+	}
+	_ = SyncDir(dir)
+	return nil
 }

@@ -20,3 +20,46 @@ func TestSyncDir(t *testing.T) {
 		t.Fatalf("sync a missing directory: %v, want fs.ErrNotExist", err)
 	}
 }
+
+// WriteFileAtomic replaces the file whole (a new inode renamed over the old
+// one, never rewritten in place) with the mode asked for, and a write that
+// fails leaves the old file and no temporary file behind.
+func TestWriteFileAtomic(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sub", "f.json")
+	if err := WriteFileAtomic(path, []byte("one"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFileAtomic(path, []byte("two"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.SameFile(before, after) {
+		t.Fatal("rewritten in place, not replaced by a rename")
+	}
+	if got, _ := os.ReadFile(path); string(got) != "two" || after.Mode().Perm() != 0o640 {
+		t.Fatalf("read back %q mode %v; want \"two\" 0640", got, after.Mode().Perm())
+	}
+	// A rename onto a non-empty directory fails.
+	blocked := filepath.Join(dir, "sub", "blocked")
+	if err := os.MkdirAll(filepath.Join(blocked, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFileAtomic(blocked, []byte("three"), 0o600); err == nil {
+		t.Fatal("write over a directory succeeded")
+	}
+	ents, err := os.ReadDir(filepath.Join(dir, "sub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 2 {
+		t.Fatalf("left in the directory: %v; want f.json and blocked only", ents)
+	}
+}
