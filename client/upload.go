@@ -92,7 +92,8 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 	// The bag and whom to send to may be a block old (proven reads then need
 	// not wait for the next block): a bag created in the last block is
 	// found by the not-found retry, a bucket added to it is merely unused,
-	// one whose operator is not named yet is read again fresh.
+	// an operator not named yet is looked for again fresh when the upload
+	// is short of providers.
 	lctx := rpc.AcceptLag(ctx)
 	if file != nil {
 		if _, err := c.chain.Bag(lctx, bag); err != nil {
@@ -100,18 +101,20 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 		}
 	}
 	loc, err := c.locate(lctx, bag, false)
-	if err == nil && loc.unnamed > 0 {
-		// An operator may have published its node in the last block (a
-		// block of lag would leave its bucket unused, or the upload short
-		// of providers): read the buckets again, fresh.
-		loc, err = c.locate(ctx, bag, false)
-	}
 	if err != nil {
 		return nil, err
 	}
 	want := o.redundancy
 	if want <= 0 || want > loc.buckets {
 		want = loc.buckets
+	}
+	if loc.unnamed > 0 && len(loc.live) < want {
+		// Short of providers while the chain names no operator for some
+		// bucket: one may have published its node in the last block, which
+		// the lagged read did not see. Read the buckets again, fresh.
+		if loc, err = c.locate(ctx, bag, false); err != nil {
+			return nil, err
+		}
 	}
 	if want == 0 {
 		return nil, chain.Errorf(chain.ErrNoStorageBuckets, "bag %s is in no storage bucket, so nothing would store the object; ask the storage lead to add it to one with update-bag", bag)

@@ -13,7 +13,6 @@ import (
 
 	"github.com/satchel-net/satchel/chain/api"
 	"github.com/satchel-net/satchel/chain/rpc"
-	"github.com/satchel-net/satchel/chain/verify"
 )
 
 func newChainAPICmd(app *App) *cobra.Command {
@@ -50,10 +49,6 @@ proven answers only.`,
 			if _, err := trust.Root(); err != nil {
 				return fmt.Errorf("query API: %w; pass --genesis FILE, or set chain.genesis (or chain.trustHeight and chain.trustHash) in %s", err, app.ConfigPath)
 			}
-			saved := trustedHeaderFile(cfg)
-			if ownRoot {
-				trust.Saved = loadTrustedHeader(saved, app.Log)
-			}
 			tr, err := rpc.Dial(rpcURL)
 			if err != nil {
 				return err
@@ -61,19 +56,12 @@ proven answers only.`,
 			ctx := cmd.Context()
 			startCtx, cancel := context.WithTimeout(ctx, time.Minute)
 			defer cancel()
-			pt, err := rpc.Prove(startCtx, tr, rpcURL, trust, rpc.WithLogger(app.Log),
-				rpc.WithVerifyOptions(verify.WithClock(trustClock)))
-			if errors.Is(err, verify.ErrTrustExpired) {
-				err = fmt.Errorf("%w; set chain.trustHeight and chain.trustHash to the latest block that `satchel chain status` prints on a node you trust", err)
-			}
+			pt, release, err := proveSaving(startCtx, tr, rpcURL, trust, trustedHeaderFile(cfg), ownRoot,
+				"set chain.trustHeight and chain.trustHash to the latest block that `satchel chain status` prints on a node you trust", app.Log)
 			if err != nil {
-				tr.Close()
 				return err
 			}
-			defer pt.Close()
-			if p, ok := pt.(*rpc.Proven); ok && ownRoot {
-				defer saveTrustedHeaders(saved, p, trust.Saved, app.Log)()
-			}
+			defer release()
 			l, err := net.Listen("tcp", listen)
 			if err != nil {
 				return fmt.Errorf("query API: %w", err)

@@ -275,30 +275,42 @@ func connectChain(cfg Config) (*chain.Client, func(), error) {
 			"or chain.trustHeight and chain.trustHash from `satchel chain status` on a node you trust; "+
 			"or pass --trust-rpc (chain.trustRPC: true) to believe the node at %s unproven", rerr, cfg.Chain.RPC)
 	}
-	log := slog.Default()
-	saved := trustedHeaderFile(cfg)
-	if !trust.TrustRPC {
+	pt, release, err := proveSaving(ctx, t, cfg.Chain.RPC, trust, trustedHeaderFile(cfg), !trust.TrustRPC,
+		fmt.Sprintf("in the config, set chain.trustHeight and chain.trustHash to the latest block that `satchel chain status` prints on a node you trust, "+
+			"or pass --trust-rpc (chain.trustRPC: true) to believe the node at %s unproven", cfg.Chain.RPC), slog.Default())
+	if err != nil {
+		return nil, nil, err
+	}
+	return chain.NewClient(pt), release, nil
+}
+
+// proveSaving opens proven reads of the node behind t (rpc.Prove) from
+// trust. With keep, verification starts from the header saved at saved
+// when it fits (loadTrustedHeader), and the latest verified header is kept
+// saved there while the transport is open (saveTrustedHeaders). advice is
+// added to the error when every root is past the trusting period. release
+// stops the saving and closes the transport; on error t is closed.
+func proveSaving(ctx context.Context, t chain.Transport, endpoint string, trust rpc.Trust, saved string, keep bool,
+	advice string, log *slog.Logger) (_ chain.Transport, release func(), _ error) {
+	if keep {
 		trust.Saved = loadTrustedHeader(saved, log)
 	}
-	pt, err := rpc.Prove(ctx, t, cfg.Chain.RPC, trust, rpc.WithLogger(log),
-		rpc.WithVerifyOptions(verify.WithClock(trustClock)))
+	pt, err := rpc.Prove(ctx, t, endpoint, trust, rpc.WithLogger(log), rpc.WithVerifyOptions(verify.WithClock(trustClock)))
 	if errors.Is(err, verify.ErrTrustExpired) {
-		err = fmt.Errorf("%w; in the config, set chain.trustHeight and chain.trustHash to the latest block that `satchel chain status` prints on a node you trust, "+
-			"or pass --trust-rpc (chain.trustRPC: true) to believe the node at %s unproven", err, cfg.Chain.RPC)
+		err = fmt.Errorf("%w; %s", err, advice)
 	}
 	if err != nil {
 		t.Close()
 		return nil, nil, err
 	}
 	stopSaving := func() {}
-	if p, ok := pt.(*rpc.Proven); ok {
+	if p, ok := pt.(*rpc.Proven); ok && keep {
 		stopSaving = saveTrustedHeaders(saved, p, trust.Saved, log)
 	}
-	closeFn := func() {
+	return pt, func() {
 		stopSaving()
 		_ = pt.Close()
-	}
-	return chain.NewClient(pt), closeFn, nil
+	}, nil
 }
 
 // trustSaveInterval is how often a long-running command (a storage or

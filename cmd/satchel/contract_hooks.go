@@ -132,7 +132,8 @@ func (f *contractPutFlags) option(ctx context.Context, app *App, cfg Config, c *
 		return nil, nil, err
 	}
 	h := c.Host()
-	r := contracts.NewRenter(h, contracts.NewGossip(h, laggedDirectory{cc}, app.Log), key, member, laggedDirectory{cc}, st, app.Log)
+	dir := laggedDirectory{cc}
+	r := contracts.NewRenter(h, contracts.NewGossip(h, dir, app.Log), key, member, dir, st, app.Log)
 	needs := client.ContractNeeds{
 		Duration: f.duration.value, Availability: f.availability.value, Speed: f.speed.value,
 		Negotiated: func(n *contracts.Negotiation, err error) {
