@@ -283,8 +283,10 @@ func (c *cache) place(obj chain.ObjectID, bc cid.Cid, tmp string, n int64) (bool
 			return false, nil
 		}
 	}
-	if err := os.MkdirAll(filepath.Join(c.dir, "objects", obj.String()), 0o700); err != nil {
-		return false, err
+	if o == nil { // an indexed object's directory exists (dropLocked moves it only when unindexing)
+		if err := os.MkdirAll(filepath.Join(c.dir, "objects", obj.String()), 0o700); err != nil {
+			return false, err
+		}
 	}
 	if err := os.Rename(tmp, c.path(obj, bc)); err != nil {
 		return false, err

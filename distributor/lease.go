@@ -44,6 +44,9 @@ func (l *lease) drop() {
 	}
 	cl := l.call
 	l.call = nil
+	if !cl.network {
+		return // a cache hit's call is its lease's alone and holds no buffer
+	}
 	l.f.mu.Lock()
 	blk := l.f.unrefLocked(cl)
 	l.f.mu.Unlock()

@@ -12,7 +12,7 @@ import (
 func TestLeaseHolds(t *testing.T) {
 	f := &fetcher{}
 	data := []byte("a leaf")
-	cl := &call{done: closedDone, data: data, blk: fetch.Block{Data: data}, refs: 3} // the fetch and two leases
+	cl := &call{done: closedDone, network: true, data: data, blk: fetch.Block{Data: data}, refs: 3} // the fetch and two leases
 	a, b := &lease{call: cl, f: f}, &lease{call: cl, f: f}
 	a.drop()
 	a.drop() // again: nothing

@@ -322,9 +322,7 @@ func (h *holdings) withdraw(obj uint64) {
 func (h *holdings) withdrawUnlessRead(obj uint64, now time.Time) (last time.Time, ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.readMu.Lock()
-	last = h.reads[obj]
-	h.readMu.Unlock()
+	last = h.lastRead(obj)
 	if !last.IsZero() && now.Sub(last) < h.grace {
 		return last, false
 	}

@@ -183,10 +183,11 @@ func (s *Store) putLocked(c cid.Cid, data []byte, extra func(b *leveldb.Batch) e
 	if err != nil {
 		return fmt.Errorf("blockstore: put %s: %w", c, err)
 	}
-	crc := blockCRC(data)
+	var crc uint32
 	var w *packWrite
 	if !held {
 		// The expensive part, outside the CID's lock.
+		crc = blockCRC(data)
 		if w, err = s.packs.write(c, data, crc); err != nil {
 			return fmt.Errorf("blockstore: put %s: %w", c, err)
 		}

@@ -97,7 +97,7 @@ func (f *fileIO) readWith(path string, pooled bool) ([]byte, error) {
 // pool's buffers are read into with direct I/O.
 func (f *fileIO) recycle(data []byte) {
 	b := data[:cap(data)]
-	if cap(b) == 0 || cap(b)%ioAlign != 0 || uintptr(unsafe.Pointer(&b[0]))&(ioAlign-1) != 0 {
+	if cap(b) == 0 || cap(b)%ioAlign != 0 || !aligned(b) {
 		return
 	}
 	f.putBuf(&b)

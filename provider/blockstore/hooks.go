@@ -25,18 +25,16 @@ func withPackSync(fn packSyncer) Option { return func(c *config) { c.packSync = 
 
 // writeIndex writes b to the index, synced if sync.
 func (s *Store) writeIndex(b *leveldb.Batch, sync bool) error {
-	write := func() error { return s.db.Write(b, &opt.WriteOptions{Sync: sync}) }
-	if s.indexHook != nil {
-		return s.indexHook(write, b)
+	if s.indexHook == nil {
+		return s.db.Write(b, &opt.WriteOptions{Sync: sync})
 	}
-	return write()
+	return s.indexHook(func() error { return s.db.Write(b, &opt.WriteOptions{Sync: sync}) }, b)
 }
 
 // syncPack fdatasyncs pack file f.
 func (ps *packSet) syncPack(f *os.File) error {
-	sync := func() error { return fdatasync(f) }
-	if ps.syncHook != nil {
-		return ps.syncHook(sync, f)
+	if ps.syncHook == nil {
+		return fdatasync(f)
 	}
-	return sync()
+	return ps.syncHook(func() error { return fdatasync(f) }, f)
 }

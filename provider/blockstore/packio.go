@@ -52,6 +52,7 @@ func (ps *packSet) readAt(p *pack, buf []byte, off int64, size int) (int, error)
 	if p.df != nil && ps.io.direct.Load() && len(buf) == roundUp(size) && aligned(buf) {
 		got, err = p.df.ReadAt(buf, off)
 		if errors.Is(err, syscall.EINVAL) {
+			ps.io.direct.Store(false) // refused here: read through the cache from now on
 			got, err = p.f.ReadAt(buf[:size], off)
 		}
 	} else {

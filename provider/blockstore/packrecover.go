@@ -8,6 +8,7 @@ package blockstore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -208,7 +209,7 @@ func (s *Store) sealedPacks() (map[uint32]bool, error) {
 	defer it.Release()
 	for it.Next() {
 		if k := it.Key(); len(k) == 5 {
-			out[uint32(k[1])<<24|uint32(k[2])<<16|uint32(k[3])<<8|uint32(k[4])] = true
+			out[binary.BigEndian.Uint32(k[1:])] = true
 		}
 	}
 	return out, it.Error()
