@@ -11,6 +11,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/protocol/fetch"
 	"github.com/satchel-net/satchel/provider/blockstore"
 )
 
@@ -254,20 +255,35 @@ func (a *chainAuth) AuthorizeSession(ctx context.Context, bag string, n uint64) 
 // servePolicy is the FetchPolicy of the fetch handler: a block is served
 // when it belongs to an object the node holds, i.e. a bound object of a bag
 // it stores. Unbound session chunks are not served: nothing yet ties them
-// to a registered object. A GET that served a block's bytes records the
-// read (RecordRead), which keeps the object from being removed while it is
-// being served; a HAVE, or a GET that served nothing, records none, so
-// asking about a deleted object cannot keep it forever.
+// to a registered object. A GET is decided by ServeRead, from one look-up of
+// the block's objects in the index; once the GET has sent the block's
+// bytes, its done stamps those objects as read, which keeps them from being
+// removed while they are being served. A HAVE (Serves), or a GET that sent
+// nothing, records no read, so asking about a deleted object cannot keep
+// it forever.
 type servePolicy struct {
 	h *holdings
 }
 
-// Serves implements FetchPolicy.
+var _ fetch.ReadPolicy = (*servePolicy)(nil)
+
+// Serves implements FetchPolicy; the fetch handler asks it for HAVE.
 func (p *servePolicy) Serves(_ context.Context, c cid.Cid) bool {
 	return p.h.holds(c)
 }
 
-// RecordRead implements fetch.ReadRecorder.
+// ServeRead implements fetch.ReadPolicy: c is served when the index names
+// a held object containing it, and done records a read of those objects.
+func (p *servePolicy) ServeRead(_ context.Context, c cid.Cid) (done func(), ok bool) {
+	objs, at := p.h.lookUp(c)
+	if len(objs) == 0 {
+		return nil, false
+	}
+	return func() { p.h.stamp(c, objs, at) }, true
+}
+
+// RecordRead implements fetch.ReadRecorder, for a handler that records
+// reads without ServeRead.
 func (p *servePolicy) RecordRead(c cid.Cid) { p.h.touch(c) }
 
 // holdings answers which objects the node holds, and which blocks are
@@ -288,6 +304,10 @@ type holdings struct {
 	// answer given from before it is still being computed.
 	mu       sync.RWMutex
 	removing map[uint64]int // object → removals under way
+	// deletions counts the removals that deleted their object (restore
+	// with deleted), so a read stamped after its look-up (stamp) knows
+	// whether an object it found may be gone since.
+	deletions uint64
 
 	readMu  sync.Mutex
 	reads   map[uint64]time.Time // object → last read, within the grace
@@ -338,6 +358,9 @@ func (h *holdings) restore(obj uint64, deleted bool) {
 	if h.removing[obj]--; h.removing[obj] <= 0 {
 		delete(h.removing, obj)
 	}
+	if deleted {
+		h.deletions++
+	}
 	h.mu.Unlock()
 	if deleted {
 		h.readMu.Lock()
@@ -370,8 +393,8 @@ func (h *holdings) heldOf(c cid.Cid) ([]uint64, error) {
 }
 
 // holds reports whether c belongs to a held object. It runs on every fetch
-// GET and HAVE: with nothing being removed it is one index seek. An
-// unreadable index serves nothing.
+// HAVE: with nothing being removed it is one index seek. An unreadable
+// index serves nothing.
 func (h *holdings) holds(c cid.Cid) bool {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
@@ -381,6 +404,36 @@ func (h *holdings) holds(c cid.Cid) bool {
 	}
 	objs, err := h.heldOf(c)
 	return err == nil && len(objs) > 0
+}
+
+// lookUp returns the held objects that contain c, from one index look-up
+// (none if the index cannot be read), and the deletion count they were
+// found at. It runs on every fetch GET; stamp records the read.
+func (h *holdings) lookUp(c cid.Cid) (objs []uint64, at uint64) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	objs, err := h.heldOf(c)
+	if err != nil {
+		return nil, 0
+	}
+	return objs, h.deletions
+}
+
+// stamp records a read of c's objects objs, found by lookUp at deletion
+// count at, once the block was sent. An object withdrawn since is not
+// stamped (as touch would not); if an object was deleted since, objs may
+// name it, so they are looked up again: a deleted object's read time,
+// dropped by restore, does not come back.
+func (h *holdings) stamp(c cid.Cid, objs []uint64, at uint64) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.deletions != at {
+		var err error
+		if objs, err = h.heldOf(c); err != nil {
+			return
+		}
+	}
+	h.recordLocked(objs)
 }
 
 // touch reports whether c belongs to a held object and records the read.
@@ -393,16 +446,25 @@ func (h *holdings) touch(c cid.Cid) bool {
 	if err != nil || len(objs) == 0 {
 		return false
 	}
+	h.recordLocked(objs)
+	return true
+}
+
+// recordLocked stamps the objects of objs not being removed as read now.
+// Call it with mu held (shared): a withdraw, which takes mu exclusively,
+// then sees the read or is seen by it.
+func (h *holdings) recordLocked(objs []uint64) {
 	now := time.Now()
 	h.readMu.Lock()
 	defer h.readMu.Unlock()
 	for _, o := range objs {
-		h.reads[o] = now
+		if h.heldLocked(o) {
+			h.reads[o] = now
+		}
 	}
 	if len(h.reads) >= h.pruneAt {
 		h.pruneLocked(now)
 	}
-	return true
 }
 
 // pruneLocked forgets reads older than the grace: they no longer keep an

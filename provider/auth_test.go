@@ -260,6 +260,85 @@ func TestServePolicyHaveKeepsNothingAlive(t *testing.T) {
 	}
 }
 
+// A GET is decided and recorded from one look-up (ServeRead): its done
+// stamps the objects that look-up found, and nothing is recorded without
+// it; a served read keeps its object from removal within the serve grace,
+// not after. A withdraw between the look-up and done wins: the withdrawn
+// object is not stamped, a deleted one does not get its read time back,
+// and the other objects sharing the block are stamped all the same.
+func TestServeReadStampsWhatItFound(t *testing.T) {
+	bs, put := heldFixture(t)
+	ctx := context.Background()
+	shared := bytes.Repeat([]byte("s"), 1<<10)
+	m1 := put("dynamic:channel:1", 1, append(bytes.Clone(shared), bytes.Repeat([]byte("a"), 1<<10)...), nil)
+	m2 := put("dynamic:channel:2", 2, shared, nil) // one chunk: its root
+	own, sharedCID := m1.Chunks[1].CID, m2.Root
+	fresh := func() (*holdings, *servePolicy) {
+		h := newHoldings(bs, time.Minute)
+		return h, &servePolicy{h: h}
+	}
+	serveRead := func(p *servePolicy, c cid.Cid) func() {
+		t.Helper()
+		done, ok := p.ServeRead(ctx, c)
+		if !ok || done == nil {
+			t.Fatalf("ServeRead(%s) = %v, %v; want served with a done", c, done != nil, ok)
+		}
+		return done
+	}
+
+	h, p := fresh()
+	serveRead(p, own) // a GET that sent nothing: done not called
+	if !h.lastRead(1).IsZero() {
+		t.Fatal("ServeRead recorded a read before done")
+	}
+	if _, ok := h.withdrawUnlessRead(1, time.Now()); !ok {
+		t.Fatal("an object asked about but never sent kept from removal")
+	}
+	if _, ok := p.ServeRead(ctx, own); ok {
+		t.Fatal("a block of a withdrawn object served")
+	}
+	h.restore(1, false)
+
+	serveRead(p, own)()
+	if h.lastRead(1).IsZero() || !h.lastRead(2).IsZero() {
+		t.Fatal("a served read of object 1's chunk did not stamp object 1 alone")
+	}
+	now := time.Now()
+	if last, ok := h.withdrawUnlessRead(1, now); ok || last.IsZero() {
+		t.Fatal("removed an object served just now")
+	}
+	if _, ok := h.withdrawUnlessRead(1, now.Add(2*time.Minute)); !ok {
+		t.Fatal("an object last served past the grace kept from removal")
+	}
+	h.restore(1, false)
+
+	// Withdrawn between the look-up and done: not stamped.
+	h, p = fresh()
+	done := serveRead(p, sharedCID) // finds objects 1 and 2
+	h.withdraw(2)
+	done()
+	if h.lastRead(1).IsZero() || !h.lastRead(2).IsZero() {
+		t.Fatal("a read decided before object 2 was withdrawn must stamp object 1 alone")
+	}
+	h.restore(2, false)
+
+	// Deleted between the look-up and done: its read time stays gone.
+	h, p = fresh()
+	done = serveRead(p, sharedCID)
+	h.withdraw(2)
+	if err := bs.DeleteObject(2); err != nil {
+		t.Fatal(err)
+	}
+	h.restore(2, true)
+	done()
+	if h.lastRead(1).IsZero() || !h.lastRead(2).IsZero() {
+		t.Fatal("a read decided before object 2 was deleted must stamp object 1 alone")
+	}
+	if _, ok := p.ServeRead(ctx, chunker.ChunkCID([]byte("unknown"))); ok {
+		t.Fatal("a block of no held object served")
+	}
+}
+
 // The fetch policy never serves a chunk only an upload session holds:
 // nothing ties it to a registered object yet. Once the object is bound
 // (its manifest recorded), its blocks are served, and they stay served
@@ -275,6 +354,9 @@ func TestServePolicySessionChunks(t *testing.T) {
 	if held, _ := bs.Has(c); !held || p.Serves(ctx, c) || p.h.touch(c) {
 		t.Fatalf("a session's chunk (held %v) is served before its object is bound", held)
 	}
+	if _, ok := p.ServeRead(ctx, c); ok {
+		t.Fatal("a GET of a session's chunk is served before its object is bound")
+	}
 	if err := bs.PutManifest(m); err != nil {
 		t.Fatal(err)
 	}
@@ -282,14 +364,14 @@ func TestServePolicySessionChunks(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, b := range m.Blocks() {
-		if !p.Serves(ctx, b) {
+		if _, ok := p.ServeRead(ctx, b); !ok || !p.Serves(ctx, b) {
 			t.Fatalf("block %s of the bound object not served", b)
 		}
 	}
 	if err := bs.DeleteObject(4); err != nil {
 		t.Fatal(err)
 	}
-	if p.Serves(ctx, c) || p.Serves(ctx, m.Root) {
+	if _, ok := p.ServeRead(ctx, c); ok || p.Serves(ctx, c) || p.Serves(ctx, m.Root) {
 		t.Fatal("a deleted object's blocks are still served")
 	}
 }

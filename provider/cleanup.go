@@ -28,9 +28,10 @@ import (
 // two nodes that both lost the bag could otherwise confirm each other and
 // drop the last copies.
 //
-// Either way an object that is being served is kept: every read the fetch
-// policy authorises stamps the object, and removal waits until no read has
-// started for the serve grace. The next reconcile tries again.
+// Either way an object that is being served is kept: every GET that sent a
+// block's bytes stamps the objects the fetch policy found the block in when
+// it authorised the GET, and removal waits until no read has been stamped
+// for the serve grace. The next reconcile tries again.
 
 // Reasons an object is removed, the label of the cleanup metric.
 const (

@@ -275,7 +275,9 @@ func TestPendingObjectSyncedByPeers(t *testing.T) {
 
 // Deleting an object on chain removes it from every provider, but not
 // while it is being served: a provider with a long serve grace that has
-// just served a block keeps the object until the grace ends.
+// just served a block keeps the object until the grace ends. The reads go
+// through the fetch handler, which records them with the done of the
+// policy's ServeRead.
 func TestDeletedObjectRemovedEverywhere(t *testing.T) {
 	net := newNet(t, testnet.Configure(func(c *testnet.Config) {
 		c.ProviderOptionsFor = func(i int) []provider.Option {

@@ -18,5 +18,10 @@
 //	h := fetch.NewHandler(blocks, policy, fetch.WithMetrics(reg))
 //	h.Register(host.Protocol())
 //
+// A Policy that also records reads (to keep an object from removal while it
+// is served) implements ReadPolicy, so a GET is decided and recorded from one
+// look-up: ServeRead answers, and its done is called once the GET has
+// answered the block's bytes.
+//
 // The limits both sides enforce are the constants in limits.go.
 package fetch

@@ -34,9 +34,46 @@ type Recycler interface {
 }
 
 // Policy decides which blocks a provider serves: only blocks of objects in
-// bags the node stores. The node implements it.
+// bags the node stores. The node implements it. HAVE asks Serves; GET asks
+// ServeRead instead when the policy is also a ReadPolicy, else Serves and
+// then RecordRead when it is a ReadRecorder.
 type Policy interface {
 	Serves(ctx context.Context, c cid.Cid) bool
+}
+
+// ReadPolicy is what a Policy may offer to decide a GET and record its read
+// from one look-up, where Serves then RecordRead would look c up twice.
+// ServeRead reports whether a GET of c is served and, if so, returns done
+// (nil when there is nothing to record). The handler calls done once, after
+// the GET answered the block's bytes (status OK), and never after a HAVE,
+// a refused or failed GET or one whose block is not found; done then
+// records what the look-up that decided serving found. Not calling done
+// must leak nothing: ServeRead holds no lock or resource for it. A Policy
+// that implements ReadPolicy gets no RecordRead calls from GETs.
+type ReadPolicy interface {
+	ServeRead(ctx context.Context, c cid.Cid) (done func(), ok bool)
+}
+
+// plainReads is the ReadPolicy of a Policy without one: Serves decides and
+// RecordRead, when the policy is a ReadRecorder, records.
+type plainReads struct{ p Policy }
+
+func (r plainReads) ServeRead(ctx context.Context, c cid.Cid) (func(), bool) {
+	if !r.p.Serves(ctx, c) {
+		return nil, false
+	}
+	if rec, ok := r.p.(ReadRecorder); ok {
+		return func() { rec.RecordRead(c) }, true
+	}
+	return nil, true
+}
+
+// readPolicy returns what GETs ask: p itself when it is a ReadPolicy.
+func readPolicy(p Policy) ReadPolicy {
+	if rp, ok := p.(ReadPolicy); ok {
+		return rp
+	}
+	return plainReads{p}
 }
 
 // Handler serves /satchel/fetch/1.0.0 from a node's blocks: HAVE answers
@@ -50,7 +87,8 @@ type Policy interface {
 // repairs it from a peer.
 type Handler struct {
 	blocks   Blocks
-	policy   Policy
+	policy   Policy     // asked by HAVE
+	reads    ReadPolicy // asked by GET: policy, or plainReads of it
 	cfg      config
 	log      *slog.Logger
 	metrics  *metrics
@@ -103,6 +141,7 @@ func NewHandler(blocks Blocks, policy Policy, opts ...Option) *Handler {
 	return &Handler{
 		blocks:   blocks,
 		policy:   policy,
+		reads:    readPolicy(policy),
 		cfg:      cfg,
 		log:      log.With("component", "fetch"),
 		metrics:  newMetrics(cfg.reg),
@@ -295,7 +334,8 @@ func (h *Handler) get(ctx context.Context, req *pb.GetRequest) (*pb.FetchReply, 
 	if err != nil {
 		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED, Reason: fmt.Sprintf("invalid CID: %v", err)}, nil
 	}
-	if !h.policy.Serves(ctx, c) {
+	done, ok := h.reads.ServeRead(ctx, c)
+	if !ok {
 		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_NOT_FOUND, Reason: fmt.Sprintf("%s is not in a bag this node stores", c)}, nil
 	}
 	n := req.Length
@@ -303,7 +343,7 @@ func (h *Handler) get(ctx context.Context, req *pb.GetRequest) (*pb.FetchReply, 
 		n = MaxGetBytes
 	}
 	if r := h.getRange(c, req.Offset, n, req.Offset != 0 || req.Length != 0); r != nil {
-		return h.served(c, r), nil
+		return served(r, done), nil
 	}
 	data, err := h.blocks.Get(c)
 	switch {
@@ -326,7 +366,7 @@ func (h *Handler) get(ctx context.Context, req *pb.GetRequest) (*pb.FetchReply, 
 			Reason: fmt.Sprintf("offset %d is past the end of the %d-byte block", req.Offset, size)}, data
 	}
 	n = min(n, size-req.Offset)
-	return h.served(c, &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_OK, Data: data[req.Offset : req.Offset+n], Size: size}), data
+	return served(&pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_OK, Data: data[req.Offset : req.Offset+n], Size: size}, done), data
 }
 
 // getRange answers a ranged GET from the range alone when the blocks can
@@ -353,10 +393,11 @@ func (h *Handler) getRange(c cid.Cid, off, n uint64, ranged bool) *pb.FetchReply
 	return nil
 }
 
-// served records a successful read with the policy, when it wants to know.
-func (h *Handler) served(c cid.Cid, r *pb.FetchReply) *pb.FetchReply {
-	if rec, ok := h.policy.(ReadRecorder); ok && r.Status == pb.FetchStatus_FETCH_STATUS_OK {
-		rec.RecordRead(c)
+// served records a GET's read through done (from ServeRead) when r
+// answers the block's bytes, and returns r.
+func served(r *pb.FetchReply, done func()) *pb.FetchReply {
+	if done != nil && r.Status == pb.FetchStatus_FETCH_STATUS_OK {
+		done()
 	}
 	return r
 }

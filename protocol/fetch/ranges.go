@@ -28,7 +28,8 @@ type RangeReader interface {
 
 // ReadRecorder is what a Policy may offer to learn which blocks were
 // served: RecordRead is called after a GET answered a block's bytes (not
-// after HAVE, which reads nothing).
+// after HAVE, which reads nothing). A Policy that is a ReadPolicy records
+// through ServeRead's done instead and gets no RecordRead calls.
 type ReadRecorder interface {
 	RecordRead(c cid.Cid)
 }

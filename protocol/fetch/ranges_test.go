@@ -73,7 +73,9 @@ func (p *recordingPolicy) Serves(context.Context, cid.Cid) bool { return true }
 func (p *recordingPolicy) RecordRead(cid.Cid)                   { p.reads.Add(1) }
 
 // TestHaveRecordsNoRead: asking whether a block is held is not reading it,
-// so HAVE must not keep an object alive; a GET that sent bytes is a read.
+// so HAVE must not keep an object alive; a GET that sent bytes is a read, a
+// GET of a block not held is not. The policy is a plain Policy and
+// ReadRecorder (no ServeRead).
 func TestHaveRecordsNoRead(t *testing.T) {
 	e := newEnv(t)
 	pol := &recordingPolicy{}
@@ -92,8 +94,11 @@ func TestHaveRecordsNoRead(t *testing.T) {
 			t.Fatalf("Have = %v, %v", have, err)
 		}
 	}
+	if _, err := e.fetch.GetBlock(ctx, e.server.ID(), chunker.ChunkCID([]byte("absent"))); !errors.Is(err, fetch.ErrNotServed) {
+		t.Fatalf("GET of a block not held: %v", err)
+	}
 	if n := pol.reads.Load(); n != 0 {
-		t.Fatalf("HAVE recorded %d reads", n)
+		t.Fatalf("HAVE or a GET of a block not held recorded %d reads", n)
 	}
 	if _, err := e.fetch.GetBlock(ctx, e.server.ID(), c); err != nil {
 		t.Fatal(err)
