@@ -6,12 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -145,31 +143,7 @@ func TestPutGetCommands(t *testing.T) {
 	}
 
 	// To a FIFO: written straight into it, never replaced by a file.
-	fifo := filepath.Join(t.TempDir(), "fifo")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	rd, err := os.OpenFile(fifo, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	if err := rd.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	fromFIFO := make(chan []byte, 1)
-	go func() {
-		b := make([]byte, 300<<10)
-		n, _ := io.ReadFull(rd, b)
-		fromFIFO <- b[:n]
-	}()
-	pn.ok("get", put.CID, "--bag", bag, "--length", "300KiB", "-o", fifo)
-	if b := <-fromFIFO; !bytes.Equal(b, data[:300<<10]) {
-		t.Fatalf("read %d bytes from the FIFO; want the object's first 300 KiB", len(b))
-	}
-	if fi, err := os.Lstat(fifo); err != nil || fi.Mode().Type() != fs.ModeNamedPipe {
-		t.Fatalf("after get, the FIFO is %v (%v)", fi.Mode(), err)
-	}
+	pn.getIntoFIFO(put.CID, bag, data[:300<<10])
 
 	// Pipelined on request, whatever the size: byte-exact on get.
 	path2, data2 := putTestFile(t, 1<<20+7)
