@@ -164,12 +164,13 @@ func Prove(ctx context.Context, t chain.Transport, endpoint string, trust Trust,
 	vopts := append([]verify.Option{verify.WithEndpoint(endpoint), verify.WithLogger(c.log.With("component", "chain/verify"))}, c.verify...)
 	id := rootID(root)
 	vt := fromSaved(ctx, t, trust.Saved, root, id, c.log, vopts)
+	saved := vt != nil
 	if vt == nil {
 		if vt, err = verify.New(ctx, t, root, vopts...); err != nil {
 			return nil, fmt.Errorf("proven reads of chain endpoint %s (%s): %w", endpoint, trust, err)
 		}
 	}
-	p := &Proven{Transport: vt, inner: t, root: id}
+	p := &Proven{Transport: vt, inner: t, root: id, fromSaved: saved}
 	if h, err := t.LatestHeight(ctx); err == nil {
 		p.fresh.Store(h)
 	}
@@ -239,7 +240,13 @@ type Proven struct {
 	fresh atomic.Int64
 	// root names the configured trust root (SavedRoot.Root).
 	root string
+	// fromSaved is whether verification started from Trust.Saved.
+	fromSaved bool
 }
+
+// FromSaved reports whether p's verification started from the saved header
+// it was given (Trust.Saved), not from the configured root.
+func (p *Proven) FromSaved() bool { return p.fromSaved }
 
 // Saved returns the highest header p has verified and the root it
 // descends from: kept, it starts a later Prove (Trust.Saved) once the

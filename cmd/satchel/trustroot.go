@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -87,15 +86,18 @@ func saveTrustedHeader(path string, s rpc.SavedRoot) error {
 	return fsutil.WriteFileAtomic(path, append(b, '\n'), 0o600)
 }
 
-// keepTrustedHeader saves the latest header p verified unless it is the one
-// saved before (prev), and returns what the file now holds (prev when the
-// save failed); a failure is logged, never the command's. A header lower
-// than prev replaces it too: p did not start from prev, which failed (say,
-// the chain was started anew), or another command saved it meanwhile and
-// either header is as good.
+// keepTrustedHeader saves the latest header p verified unless the one saved
+// before (prev) is as good, and returns what the file now holds (prev when
+// the save failed); a failure is logged, never the command's. prev is as
+// good when p's verification started from it and the latest header is less
+// than trustSaveInterval younger: a saved header only has to stay well
+// within the trusting period (weeks), so a command run every few minutes
+// does not rewrite and fsync the file each time. When p did not start from
+// prev (it failed: say, the chain was started anew, or another command
+// saved a header meanwhile), the latest header replaces it.
 func keepTrustedHeader(path string, p *rpc.Proven, prev *rpc.SavedRoot, log *slog.Logger) *rpc.SavedRoot {
 	s := p.Saved()
-	if prev != nil && prev.Root == s.Root && prev.Height == s.Height && bytes.Equal(prev.Hash, s.Hash) {
+	if prev != nil && p.FromSaved() && s.Time.Sub(prev.Time) < trustSaveInterval {
 		return prev
 	}
 	if err := saveTrustedHeader(path, s); err != nil {
