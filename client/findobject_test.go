@@ -22,7 +22,7 @@ import (
 // does for the objects registered then (a state this code cannot make).
 type countingChain struct {
 	*chain.Client
-	noIndex                    bool
+	noIndex                  bool
 	byID, bags, objectsInBag atomic.Int32
 }
 
