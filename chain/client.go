@@ -24,6 +24,7 @@ type Reader interface {
 	DistributionFamilies(ctx context.Context) ([]DistributionFamily, error)
 	DistributionBucket(ctx context.Context, id DistributionBucketID) (DistributionBucket, error)
 	DataObject(ctx context.Context, bag BagID, id ObjectID) (DataObject, error)
+	ObjectByID(ctx context.Context, id ObjectID) (DataObject, error)
 	Objects(ctx context.Context, bag BagID) ([]DataObject, error)
 	Member(ctx context.Context, id MemberID) (Member, error)
 	Channel(ctx context.Context, id ChannelID) (Channel, error)
@@ -340,6 +341,15 @@ func (c *Client) DistributionBucket(ctx context.Context, id DistributionBucketID
 // DataObject returns one data object of a bag.
 func (c *Client) DataObject(ctx context.Context, bag BagID, id ObjectID) (DataObject, error) {
 	return query[DataObject](ctx, c, QueryObject, ObjectRef{Bag: bag, ID: id})
+}
+
+// ObjectByID returns the data object with ID id from whichever bag holds
+// it, in one read of the object-ID index (object IDs are unique across
+// bags). No object with that ID is ErrObjectNotFound; so is an object
+// registered before the chain had the index (its bag is then found only by
+// asking DataObject of every bag).
+func (c *Client) ObjectByID(ctx context.Context, id ObjectID) (DataObject, error) {
+	return query[DataObject](ctx, c, QueryObjectByID, id)
 }
 
 // Objects returns every data object of a bag, by ID, reading them page by

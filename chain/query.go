@@ -29,6 +29,12 @@ const (
 	QueryDistributionBucket = "/distribution/bucket"
 	// QueryObject: ObjectRef → DataObject.
 	QueryObject = "/object"
+	// QueryObjectByID: ObjectID → DataObject, whichever bag holds it
+	// (object IDs are unique across bags), found through the object-ID
+	// index. A state from before the index has no entries for the objects
+	// registered then: for them it answers ErrObjectNotFound, and only a
+	// scan of every bag (QueryObject per bag) finds them.
+	QueryObjectByID = "/object/by-id"
 	// QueryObjects: BagID → []DataObject, by ID.
 	QueryObjects = "/objects"
 	// QueryMember: MemberID → Member.

@@ -21,7 +21,7 @@ import (
 // Ref names content to read: a data object (by bag and ID) or a content ID.
 type Ref struct {
 	// Bag is the object's bag. For an object it is looked up when empty
-	// (which reads every bag); for a CID it says whose providers to ask
+	// (in the chain's object-ID index); for a CID it says whose providers to ask
 	// (empty: every storage provider the chain names).
 	Bag chain.BagID
 	// Object is the data object's ID, used when HasObject is set.
@@ -154,8 +154,16 @@ func (r *Reader) describe() string {
 	return r.root.String()
 }
 
-// findObject looks an object up on chain; without a bag it searches every
-// bag (object IDs are global, so at most one holds it).
+// objectFinder finds an object by its ID alone, in one read of the chain's
+// object-ID index. *chain.Client has it; a Chain without it is searched bag
+// by bag.
+type objectFinder interface {
+	ObjectByID(ctx context.Context, id chain.ObjectID) (chain.DataObject, error)
+}
+
+// findObject looks an object up on chain. Without a bag it asks the chain's
+// object-ID index (object IDs are global, so at most one bag holds it): one
+// proven read, not one per bag.
 func (c *Client) findObject(ctx context.Context, ref Ref) (chain.DataObject, error) {
 	if ref.Bag != "" {
 		obj, err := c.chain.DataObject(ctx, ref.Bag, ref.Object)
@@ -164,23 +172,43 @@ func (c *Client) findObject(ctx context.Context, ref Ref) (chain.DataObject, err
 		}
 		return obj, nil
 	}
+	if f, ok := c.chain.(objectFinder); ok {
+		obj, err := f.ObjectByID(ctx, ref.Object)
+		if err == nil {
+			return obj, nil
+		}
+		if !errors.Is(err, chain.ErrNotFound) && !errors.Is(err, chain.ErrUnknownQuery) {
+			return obj, fmt.Errorf("look up object %d: %w", ref.Object, err)
+		}
+		// Not in the index. A chain state from before the index has no
+		// entries for the objects registered then, and a node older than
+		// the index does not know the query: scan every bag as before, so
+		// old devnets keep working. (For an object that does not exist,
+		// this costs a read per bag holding objects.)
+	}
+	return c.scanBags(ctx, ref.Object)
+}
+
+// scanBags finds an object by asking every bag that holds objects for it:
+// a read per bag.
+func (c *Client) scanBags(ctx context.Context, id chain.ObjectID) (chain.DataObject, error) {
 	bags, err := c.chain.Bags(ctx)
 	if err != nil {
-		return chain.DataObject{}, fmt.Errorf("look up object %d: list bags: %w", ref.Object, err)
+		return chain.DataObject{}, fmt.Errorf("look up object %d: list bags: %w", id, err)
 	}
 	for _, b := range bags {
 		if b.ObjectsCount == 0 {
 			continue
 		}
-		obj, err := c.chain.DataObject(ctx, b.ID, ref.Object)
+		obj, err := c.chain.DataObject(ctx, b.ID, id)
 		if err == nil {
 			return obj, nil
 		}
 		if !errors.Is(err, chain.ErrNotFound) {
-			return obj, fmt.Errorf("look up object %d in bag %s: %w", ref.Object, b.ID, err)
+			return obj, fmt.Errorf("look up object %d in bag %s: %w", id, b.ID, err)
 		}
 	}
-	return chain.DataObject{}, chain.Errorf(chain.ErrObjectNotFound, "data object %d is in no bag", ref.Object)
+	return chain.DataObject{}, chain.Errorf(chain.ErrObjectNotFound, "data object %d is in no bag", id)
 }
 
 // readSources returns the peers to read from: extra first, then the bag's

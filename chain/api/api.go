@@ -60,6 +60,10 @@ func NewHandler(t chain.Transport, opts ...Option) http.Handler {
 			id, err := uintArg(r.PathValue("id"), "object ID")
 			return chain.QueryObject, chain.ObjectRef{Bag: chain.BagID(r.PathValue("bag")), ID: chain.ObjectID(id)}, err
 		},
+		"/api/v1/objects/{id}": func(r *http.Request) (string, any, error) {
+			id, err := uintArg(r.PathValue("id"), "object ID")
+			return chain.QueryObjectByID, chain.ObjectID(id), err
+		},
 		"/api/v1/objects/pending": func(r *http.Request) (string, any, error) {
 			p, err := page(r)
 			return chain.QueryPendingObjects, chain.PendingObjectsRequest{Bag: chain.BagID(r.URL.Query().Get("bag")), PageRequest: p}, err

@@ -147,6 +147,13 @@ func TestProvenAPI(t *testing.T) {
 	if one != want[3] {
 		t.Fatalf("one object: %+v; want %+v", one, want[3])
 	}
+	one = chain.DataObject{}
+	get(t, srv, fmt.Sprintf("/api/v1/objects/%d", want[2].ID), http.StatusOK, &one)
+	if one != want[2] {
+		t.Fatalf("object by ID alone: %+v; want %+v", one, want[2])
+	}
+	get(t, srv, "/api/v1/objects/999999", http.StatusNotFound, nil)
+	get(t, srv, "/api/v1/objects/x", http.StatusBadRequest, nil)
 	var pending chain.Page[chain.DataObject]
 	get(t, srv, "/api/v1/objects/pending?bag="+string(bag), http.StatusOK, &pending)
 	if len(pending.Items) != 5 {

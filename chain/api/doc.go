@@ -17,6 +17,7 @@
 //	/api/v1/bags/{bag}                        one bag
 //	/api/v1/bags/{bag}/objects?cursor=&limit= a page of the bag's objects
 //	/api/v1/bags/{bag}/objects/{id}           one object
+//	/api/v1/objects/{id}                      one object, whichever bag holds it
 //	/api/v1/objects/pending?bag=&cursor=&limit=    objects pending acceptance
 //	/api/v1/objects/by-content-id/{cid}?cursor=&limit=
 //	/api/v1/storage/buckets/{id}              one storage bucket

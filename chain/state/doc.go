@@ -50,7 +50,8 @@
 // over the proven reads alone (package chain/verify does this for clients).
 // Lists are paged (chain/pages.go) over key ranges: a bag's objects, bags,
 // a bucket's bags, and indexes derived at the end of each block — objects
-// pending acceptance, objects by content ID, a worker's buckets.
+// pending acceptance, objects by content ID, a worker's buckets — and the
+// object-ID index answers which bag holds an object (QueryObjectByID).
 //
 // # Validators
 //

@@ -19,6 +19,10 @@ const (
 	keyPending = "s/ix/pend/"
 	// keyByCID + content ID 0x00 bag 0x00 id: objects by content ID.
 	keyByCID = "s/ix/cid/"
+	// keyObjectBag + id + bag: the bag of an object (object IDs are
+	// global). A state from before this index has no entries for the
+	// objects registered then (see QueryObjectByID).
+	keyObjectBag = "s/ix/obj/"
 	// keyWorkerSB + worker id + bucket id: storage buckets of a storage
 	// worker (operating or invited).
 	keyWorkerSB = "s/ix/wsb/"
@@ -35,6 +39,10 @@ func byCIDPrefix(cid string) string { return keyByCID + cid + "\x00" }
 func byCIDKey(cid string, b chain.BagID, id chain.ObjectID) string {
 	return byCIDPrefix(cid) + string(b) + "\x00" + u64(uint64(id))
 }
+func objectBagPrefix(id chain.ObjectID) string { return keyObjectBag + u64(uint64(id)) }
+func objectBagKey(id chain.ObjectID, b chain.BagID) string {
+	return objectBagPrefix(id) + string(b)
+}
 func workerSBPrefix(w chain.WorkerID) string { return keyWorkerSB + u64(uint64(w)) }
 func workerDBPrefix(w chain.WorkerID) string { return keyWorkerDB + u64(uint64(w)) }
 
@@ -46,7 +54,7 @@ func indexKeys(key string, value []byte) ([]string, error) {
 		if err := json.Unmarshal(value, &o); err != nil {
 			return nil, err
 		}
-		out := []string{byCIDKey(o.ContentID, o.Bag, o.ID)}
+		out := []string{byCIDKey(o.ContentID, o.Bag, o.ID), objectBagKey(o.ID, o.Bag)}
 		if !o.Accepted {
 			out = append(out, pendingKey(o.Bag, o.ID))
 		}

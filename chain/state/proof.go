@@ -189,8 +189,15 @@ func (m *Machine) queryProven(data []byte) ([]byte, error) {
 		return nil, chain.Errorf(chain.ErrInvalid, "proven query needs height %d, this node has committed %d; wait for the block", req.MinHeight, height)
 	}
 	rec := newRecorder(treeReader{t: t, raw: true})
-	if err := recordReads(rec, height, hash, req.Path, req.Data); err != nil && chain.CodeOf(err) == chain.CodeInternal {
+	err := recordReads(rec, height, hash, req.Path, req.Data)
+	switch chain.CodeOf(err) {
+	case chain.CodeInternal:
 		return nil, errInternal(err)
+	case chain.CodeUnknownQuery:
+		// Bare, not a witness of no reads: a newer verifier that knows
+		// the path would take an empty witness for a lie, where this is
+		// only an older node (chain/verify passes the code through).
+		return nil, err
 	}
 	if rec.entries > MaxProvenEntries {
 		return nil, chain.Errorf(chain.ErrInvalid, "proven %s reads more than %d entries; use the paged query", req.Path, MaxProvenEntries)

@@ -116,6 +116,12 @@ func (q *querier) query(path string, data []byte) (any, error) {
 			return nil, err
 		}
 		return q.x.object(ref.Bag, ref.ID)
+	case chain.QueryObjectByID:
+		var id chain.ObjectID
+		if err := arg(&id); err != nil {
+			return nil, err
+		}
+		return q.objectByID(id)
 	case chain.QueryObjects:
 		var id chain.BagID
 		if err := arg(&id); err != nil {
@@ -192,6 +198,22 @@ type querier struct {
 	// readsOnly: the answer is not wanted, only the reads (see
 	// recordReads); values that are the answer's items are not decoded.
 	readsOnly bool
+}
+
+// objectByID finds an object through the object-ID index: a page of one
+// entry (proven to be the first under the ID's prefix, or that there is
+// none), then the object it names.
+func (q *querier) objectByID(id chain.ObjectID) (chain.DataObject, error) {
+	prefix := objectBagPrefix(id)
+	es, _, err := q.r.scanPage(prefix, "", 1)
+	if err != nil {
+		return chain.DataObject{}, err
+	}
+	if len(es) == 0 {
+		return chain.DataObject{}, chain.Errorf(chain.ErrObjectNotFound,
+			"data object %d is in no bag's index (objects registered before the index existed are not in it; name the bag)", id)
+	}
+	return q.x.object(chain.BagID(strings.TrimPrefix(es[0].key, prefix)), id)
 }
 
 func (q *querier) info() (chain.NodeInfo, error) {
