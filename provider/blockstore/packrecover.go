@@ -59,9 +59,27 @@ func (s *Store) recoverPacks(r *recovery) error {
 	return nil
 }
 
+// entryFits reports whether the packed index entry rec names a record that
+// lies whole in its pack, by the sizes of the packs on disk: the pack is
+// there, the record starts on a record boundary (every record is a
+// multiple of ioAlign long and the first starts at 0: reserve and the
+// recovery scan place none elsewhere) and ends within the pack. Open drops
+// an entry that does not fit: read, it would serve another record's bytes,
+// and freed, punch them.
+func entryFits(rec blockRecord, sizes map[uint32]int64) bool {
+	size, ok := sizes[rec.pack]
+	switch {
+	case !ok || rec.off < 0 || rec.off%ioAlign != 0 || rec.off > size:
+		return false
+	case rec.size > uint64(size): // also keeps recordLen from overflowing
+		return false
+	}
+	return rec.off+recordLen(rec.size) <= size
+}
+
 // packExtents returns the extents of the indexed records of the packs to
-// be scanned, and the keys of entries naming a missing pack or space past
-// a pack's end. A pack with such an entry is damaged: it is taken out of
+// be scanned, and the keys of entries that do not fit their pack (see
+// entryFits). A pack with such an entry is damaged: it is taken out of
 // sealed, to be scanned. Only the packs to scan get extents: a store of
 // 20 TB in 1 MiB blocks would hold hundreds of MB of them for every pack.
 func (s *Store) packExtents(sizes map[uint32]int64, sealed map[uint32]bool) (map[uint32][]extent, [][]byte, error) {
@@ -76,9 +94,7 @@ func (s *Store) packExtents(sizes map[uint32]int64, sealed map[uint32]bool) (map
 			if err != nil || !rec.packed {
 				continue // recoverFiles has dealt with these
 			}
-			size, ok := sizes[rec.pack]
-			end := rec.off + recordLen(rec.size)
-			if !ok || rec.off < 0 || rec.off%ioAlign != 0 || end > size {
+			if !entryFits(rec, sizes) {
 				if check {
 					bad = append(bad, bytes.Clone(it.Key()))
 					if sealed[rec.pack] {
@@ -89,7 +105,7 @@ func (s *Store) packExtents(sizes map[uint32]int64, sealed map[uint32]bool) (map
 				continue
 			}
 			if want(rec.pack) {
-				extents[rec.pack] = append(extents[rec.pack], extent{rec.off, end})
+				extents[rec.pack] = append(extents[rec.pack], extent{rec.off, rec.off + recordLen(rec.size)})
 			}
 		}
 		return it.Error()
