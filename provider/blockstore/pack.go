@@ -371,11 +371,7 @@ func (ps *packSet) free(c cid.Cid, rec blockRecord) error {
 // holds returns nil if the record at off in pack p is block c's, of size
 // bytes, as its header says.
 func (ps *packSet) holds(p *pack, off int64, c cid.Cid, size uint64) error {
-	hdr := make([]byte, hdrSize)
-	if _, err := p.f.ReadAt(hdr, off); err != nil {
-		return err
-	}
-	h, err := decodeHeader(hdr)
+	h, err := p.readHeader(off)
 	switch {
 	case err != nil:
 		return err

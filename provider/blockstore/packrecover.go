@@ -11,7 +11,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sort"
 	"time"
@@ -184,17 +183,15 @@ func (s *Store) scanPack(r *recovery, n uint32, size int64, ext []extent) error 
 // indexed record or the pack's end), and returns where the next record may
 // start and whether a whole record was there.
 func (s *Store) recoverRecord(r *recovery, p *pack, off, limit int64) (next int64, whole bool, err error) {
-	hdr := make([]byte, hdrSize)
-	if _, err := p.f.ReadAt(hdr, off); err != nil {
-		if errors.Is(err, io.EOF) { // short: the pack ends in a torn header
-			return off + hdrSize, false, nil
-		}
+	h, err := p.readHeader(off)
+	switch {
+	case errors.Is(err, errBadHeader): // garbage, or the pack ends in a torn header
+		return off + hdrSize, false, nil
+	case err != nil:
 		// EIO and the like say nothing of the record: punching or
 		// cutting it off could destroy a good block.
 		return 0, false, err
-	}
-	h, err := decodeHeader(hdr)
-	if err != nil || h.size > maxBlockFile || off+recordLen(h.size) > limit {
+	case h.size > maxBlockFile || off+recordLen(h.size) > limit:
 		return off + hdrSize, false, nil
 	}
 	next = off + recordLen(h.size)

@@ -3,7 +3,6 @@ package blockstore
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 
@@ -65,8 +64,8 @@ func readFileRange(path string, off, n uint64) ([]byte, error) {
 	}
 	defer f.Close()
 	buf := make([]byte, n)
-	got, err := f.ReadAt(buf, int64(off))
-	if err != nil && !errors.Is(err, io.EOF) {
+	got, err := readUpTo(f, buf, int64(off))
+	if err != nil {
 		return nil, err
 	}
 	return buf[:got], nil
