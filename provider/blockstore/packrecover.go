@@ -278,9 +278,28 @@ func (s *Store) settlePacks(nums []uint32, maxNamed uint32) error {
 }
 
 // seal marks pack n sealed: every write to it has finished. Not synced: a
-// lost seal only makes a recovery scan the pack.
+// lost seal only makes a recovery scan the pack (Close's synced write makes
+// it durable, and writes it again if it failed).
 func (s *Store) seal(n uint32) {
-	if err := s.db.Put(packKey(n), nil, nil); err != nil {
+	var b leveldb.Batch
+	b.Put(packKey(n), nil)
+	if err := s.writeIndex(&b, false); err != nil {
 		s.log.Warn("cannot mark a pack sealed; recovery will scan it", "pack", packName(n), "err", err)
+	}
+}
+
+// sealRest adds to b, for Close once every write has finished, the seals
+// of the packs on disk that are not sealed yet: the one being written, and
+// any whose seal failed to write. The packs rotated out were sealed when
+// their last write finished, and Open sealed those there were.
+func (s *Store) sealRest(b *leveldb.Batch) {
+	sealed, err := s.sealedPacks()
+	if err != nil {
+		sealed = nil // seal them all
+	}
+	for _, n := range s.packs.numbers() {
+		if !sealed[n] {
+			b.Put(packKey(n), nil)
+		}
 	}
 }

@@ -233,11 +233,9 @@ func (s *Store) Close() error {
 		// any index write before it, durable, so a power loss after a
 		// clean close cannot drop an entry that the marker then keeps Open
 		// from reconciling.
-		// Every write has finished (gc), so every pack is sealed.
+		// Every write has finished (gc): the packs not sealed yet are.
 		var b leveldb.Batch
-		for _, n := range s.packs.numbers() {
-			b.Put(packKey(n), nil)
-		}
+		s.sealRest(&b)
 		s.packs.close()
 		b.Delete(syncKey)
 		err = s.writeIndex(&b, true)
