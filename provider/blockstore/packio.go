@@ -16,8 +16,13 @@ import (
 // pack n: directly into an aligned buffer where it can. pooled takes the
 // buffer from the pool (hand it back with fileIO.recycle). A pack shorter
 // than the record gives what it holds; a missing pack an error wrapping
-// fs.ErrNotExist.
-func (ps *packSet) read(n uint32, off int64, size int, pooled bool) ([]byte, error) {
+// fs.ErrNotExist; a size no block has (see checkBlockSize) an error
+// wrapping errBlockFileTooLarge.
+func (ps *packSet) read(n uint32, off int64, length uint64, pooled bool) ([]byte, error) {
+	if err := checkBlockSize(length, "index entry"); err != nil {
+		return nil, err
+	}
+	size := int(length)
 	p, err := ps.acquire(n)
 	if err != nil {
 		return nil, err

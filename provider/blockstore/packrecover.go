@@ -191,11 +191,11 @@ func (s *Store) recoverRecord(r *recovery, p *pack, off, limit int64) (next int6
 		// EIO and the like say nothing of the record: punching or
 		// cutting it off could destroy a good block.
 		return 0, false, err
-	case h.size > maxBlockFile || off+recordLen(h.size) > limit:
+	case checkBlockSize(h.size, "record header") != nil || off+recordLen(h.size) > limit:
 		return off + hdrSize, false, nil
 	}
 	next = off + recordLen(h.size)
-	data, err := s.packs.read(p.n, off, int(h.size), false)
+	data, err := s.packs.read(p.n, off, h.size, false)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return 0, false, err
 	}
