@@ -45,8 +45,10 @@ type packSet struct {
 	// then comes back only with whole packs.
 	noPunch atomic.Bool
 	log     *slog.Logger
-	// syncHook, if set, wraps every fdatasync of a pack (tests).
+	// syncHook, if set, wraps every fdatasync of a pack, and readHook
+	// every read of one (tests).
 	syncHook packSyncer
+	readHook packReader
 
 	mu      sync.Mutex
 	open    map[uint32]*pack
@@ -376,7 +378,7 @@ func (ps *packSet) free(c cid.Cid, rec blockRecord) error {
 // holds returns nil if the record at off in pack p is block c's, of size
 // bytes, as its header says.
 func (ps *packSet) holds(p *pack, off int64, c cid.Cid, size uint64) error {
-	h, err := p.readHeader(off)
+	h, err := ps.readHeader(p, off)
 	switch {
 	case err != nil:
 		return err

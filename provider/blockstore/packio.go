@@ -54,13 +54,13 @@ func (ps *packSet) read(n uint32, off int64, length uint64, pooled bool) ([]byte
 // aligned, is size rounded up), directly where it can.
 func (ps *packSet) readAt(p *pack, buf []byte, off int64, size int) (int, error) {
 	if p.df != nil && ps.io.direct.Load() && len(buf) == roundUp(size) && aligned(buf) {
-		got, err := readUpTo(p.df, buf, off)
+		got, err := ps.readPack(p.df, buf, off)
 		if !errors.Is(err, syscall.EINVAL) {
 			return min(got, size), err
 		}
 		ps.io.direct.Store(false) // refused here: read through the cache from now on
 	}
-	return readUpTo(p.f, buf[:size], off)
+	return ps.readPack(p.f, buf[:size], off)
 }
 
 // readRange reads n bytes at off of the block whose record starts at
@@ -73,7 +73,7 @@ func (ps *packSet) readRange(pn uint32, recOff int64, off, n uint64) ([]byte, er
 	}
 	defer ps.release(p)
 	buf := make([]byte, n)
-	got, err := readUpTo(p.f, buf, recOff+hdrSize+int64(off))
+	got, err := ps.readPack(p.f, buf, recOff+hdrSize+int64(off))
 	if err != nil {
 		return nil, err
 	}
@@ -84,9 +84,9 @@ func (ps *packSet) readRange(pn uint32, recOff int64, off, n uint64) ([]byte, er
 // A header the pack's end cuts short, or one that does not decode (zeros,
 // a torn write, block bytes), gives an error wrapping errBadHeader; a
 // failed read gives its own error.
-func (p *pack) readHeader(off int64) (recordHeader, error) {
+func (ps *packSet) readHeader(p *pack, off int64) (recordHeader, error) {
 	hdr := make([]byte, hdrSize)
-	got, err := readUpTo(p.f, hdr, off)
+	got, err := ps.readPack(p.f, hdr, off)
 	switch {
 	case err != nil:
 		return recordHeader{}, err

@@ -183,7 +183,7 @@ func (s *Store) scanPack(r *recovery, n uint32, size int64, ext []extent) error 
 // indexed record or the pack's end), and returns where the next record may
 // start and whether a whole record was there.
 func (s *Store) recoverRecord(r *recovery, p *pack, off, limit int64) (next int64, whole bool, err error) {
-	h, err := p.readHeader(off)
+	h, err := s.packs.readHeader(p, off)
 	switch {
 	case errors.Is(err, errBadHeader): // garbage, or the pack ends in a torn header
 		return off + hdrSize, false, nil

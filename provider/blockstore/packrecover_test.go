@@ -4,8 +4,11 @@ package blockstore
 // records, entries past a pack's end.
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/ipfs/go-cid"
@@ -199,6 +202,54 @@ func TestMisalignedEntryDropped(t *testing.T) {
 			if st := s.Stats(); st.Blocks != 3 {
 				t.Fatalf("Stats = %+v; want all three blocks", st)
 			}
+		})
+	}
+}
+
+// TestRecoveryReadErrorFailsOpen: a record the recovery scan cannot read
+// (EIO: a failing disk), its header or its data, is not known to be
+// garbage, so Open fails rather than punch or cut it off; once the disk
+// reads again, Open recovers the record whole.
+func TestRecoveryReadErrorFailsOpen(t *testing.T) {
+	for _, part := range []string{"header", "data"} {
+		t.Run(part, func(t *testing.T) {
+			dir := t.TempDir()
+			s := openTest(t, dir)
+			kept := randBytes(63, 70_000)
+			ck := putBlock(t, s, kept)
+			lost := randBytes(64, 200_000)
+			cl, w := writeUnindexed(t, s, lost)
+			path := s.packs.path(w.p.n)
+			crash(t, s)
+
+			at := w.off // the unindexed record's header, or its data
+			if part == "data" {
+				at += hdrSize
+			}
+			var failed atomic.Int32
+			eio := func(read func() (int, error), f *os.File, off int64) (int, error) {
+				if f.Name() == path && off == at {
+					failed.Add(1)
+					return 0, syscall.EIO
+				}
+				return read()
+			}
+			if s, err := Open(dir, WithSessionExpiry(0), WithLogger(discard), withPackRead(eio)); !errors.Is(err, syscall.EIO) {
+				if err == nil {
+					_ = s.Close()
+				}
+				t.Fatalf("Open whose recovery scan cannot read a record's %s: %v, want EIO", part, err)
+			}
+			if failed.Load() == 0 {
+				t.Fatalf("the scan never read the unindexed record's %s: the test no longer reaches recoverRecord", part)
+			}
+			if st, err := os.Stat(path); err != nil || st.Size() != w.off+w.n {
+				t.Fatalf("pack after the failed Open: %v, %v; want it whole, %d bytes", st, err, w.off+w.n)
+			}
+
+			s = openTest(t, dir)
+			checkGet(t, s, ck, kept)
+			checkGet(t, s, cl, lost)
 		})
 	}
 }

@@ -72,6 +72,7 @@ type config struct {
 	packLimit      int64
 	indexWrite     indexWriter
 	packSync       packSyncer
+	packRead       packReader
 }
 
 // withPackLimit sets the size at which the pack being written is rotated
@@ -138,6 +139,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	s.commits = newGroupCommit(s.writeIndex)
 	s.packs = newPackSet(filepath.Join(dir, packsDir), cfg.packLimit, s.files, s.seal, s.log)
 	s.packs.syncHook = cfg.packSync
+	s.packs.readHook = cfg.packRead
 	if err := s.open(noIndex && !rebuild, rebuild); err != nil {
 		s.packs.close()
 		_ = db.Close()
