@@ -132,7 +132,8 @@ func (s *Store) readHeld(c cid.Cid, rec blockRecord, pooled bool) ([]byte, error
 }
 
 // Put stores block c durably. It first checks that data hashes to c (an error
-// wrapping ErrCIDMismatch if not, and nothing is stored). When Put returns nil
+// wrapping ErrCIDMismatch if not, and nothing is stored); a block of more
+// than 64 MiB, which no read would take back, is refused. When Put returns nil
 // the bytes are in a pack, fdatasynced, and indexed by a synced write.
 // Putting a block already held does nothing; putting a quarantined block's
 // good bytes repairs it.
