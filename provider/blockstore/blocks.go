@@ -102,10 +102,8 @@ func (s *Store) readHeld(c cid.Cid, rec blockRecord, pooled bool) ([]byte, error
 	var data []byte
 	var err error
 	switch {
-	case rec.packed && rec.size > maxBlockFile:
-		err = fmt.Errorf("%w: index entry claims %d bytes, more than %d", errBlockFileTooLarge, rec.size, maxBlockFile)
 	case rec.packed:
-		data, err = s.packs.read(rec.pack, rec.off, int(rec.size), pooled)
+		data, err = s.packs.read(rec.pack, rec.off, rec.size, pooled)
 	case pooled:
 		data, err = s.files.readPooled(s.legacyPath(c))
 	default:
@@ -134,7 +132,8 @@ func (s *Store) readHeld(c cid.Cid, rec blockRecord, pooled bool) ([]byte, error
 }
 
 // Put stores block c durably. It first checks that data hashes to c (an error
-// wrapping ErrCIDMismatch if not, and nothing is stored). When Put returns nil
+// wrapping ErrCIDMismatch if not, and nothing is stored); a block of more
+// than 64 MiB, which no read would take back, is refused. When Put returns nil
 // the bytes are in a pack, fdatasynced, and indexed by a synced write.
 // Putting a block already held does nothing; putting a quarantined block's
 // good bytes repairs it.
@@ -178,6 +177,10 @@ func (s *Store) putVerified(c cid.Cid, data []byte, extra func(b *leveldb.Batch)
 func (s *Store) putLocked(c cid.Cid, data []byte, extra func(b *leveldb.Batch) error) error {
 	if n := len(c.Bytes()); n > maxCIDLen {
 		return fmt.Errorf("blockstore: put: CID of %d bytes, more than %d", n, maxCIDLen)
+	}
+	// No read would take it back: it would be quarantined at once.
+	if err := checkBlockSize(uint64(len(data)), "block"); err != nil {
+		return fmt.Errorf("blockstore: put %s: %w", c, err)
 	}
 	held, err := s.db.Has(blockKey(c), nil)
 	if err != nil {

@@ -65,10 +65,11 @@
 // and reconciles legacy block files as before. Open seals the packs there
 // are and unlinks those with no live record; the first write after it
 // starts a new pack. Every Open drops index entries naming a pack that is
-// not on disk (or space past its end), and numbers new packs past every
-// pack an entry or seal names. A store whose index/ is missing while packs
-// or block files are there has its index rebuilt from every record and
-// file that verifies (kept, not put in the recovery session).
+// not on disk (or space past its end, or not a record's start), and
+// numbers new packs past every pack an entry or seal names. A store whose
+// index/ is missing while packs or block files are there has its index
+// rebuilt from every record and file that verifies (kept, not put in the
+// recovery session).
 //
 // The blocks one deletion frees go in one synced index write; then their
 // records are punched out of their packs (fallocate PUNCH_HOLE, KEEP_SIZE:

@@ -4,9 +4,13 @@ package blockstore
 // synced index write), through the test hooks of hooks.go.
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -159,7 +163,9 @@ func TestQuarantineOfStaleEntrySparesOtherRecord(t *testing.T) {
 	oc := chunker.ChunkCID(other)
 	setRecord(t, s, oc, rec.encode()) // oc's entry names c's record
 	s.blocks.Add(1)
-	s.packs.commit(&packWrite{p: &pack{n: rec.pack}})
+	s.packs.mu.Lock()
+	s.packs.live[rec.pack]++ // counted as Open would
+	s.packs.mu.Unlock()
 	if _, err := s.Get(oc); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("Get through an entry naming another block's record: %v, want ErrCorrupt", err)
 	}
@@ -237,4 +243,82 @@ func TestDeleteSameBlockTwiceInOneCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkGet(t, s, b, keep)
+}
+
+// sealWrites records the packs each index write seals, and fails the
+// runtime seal writes (a batch of one seal) while failing is set.
+type sealWrites struct {
+	mu      sync.Mutex
+	failing bool
+	batch   []uint32
+	closing []uint32 // the seals of Close's write (the one deleting syncKey)
+	isClose bool
+}
+
+func (w *sealWrites) write(write func() error, b *leveldb.Batch) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.batch, w.isClose = nil, false
+	_ = b.Replay(w)
+	switch {
+	case w.isClose:
+		w.closing = w.batch
+	case w.failing && b.Len() == 1 && len(w.batch) == 1:
+		return syscall.EIO
+	}
+	return write()
+}
+
+func (w *sealWrites) Put(k, v []byte) {
+	if len(k) == 5 && k[0] == pPack {
+		w.batch = append(w.batch, binary.BigEndian.Uint32(k[1:]))
+	}
+}
+
+func (w *sealWrites) Delete(k []byte) { w.isClose = w.isClose || bytes.Equal(k, syncKey) }
+
+// TestCloseSealsOnlyUnsealed: Close seals the pack being written and a
+// pack whose seal failed to write when it was rotated out, not the packs
+// sealed already; afterwards every pack on disk is sealed in the index, so
+// an Open after a crash that follows does not scan them.
+func TestCloseSealsOnlyUnsealed(t *testing.T) {
+	dir := t.TempDir()
+	var w sealWrites
+	s, err := Open(dir, WithSessionExpiry(0), WithLogger(discard), withPackLimit(600_000), withIndexWrite(w.write))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cs []cid.Cid
+	for i := range 5 { // two records a pack: packs of 2, 2 and 1
+		if i == 4 {
+			w.mu.Lock()
+			w.failing = true // the second pack's seal, as the fifth Put rotates it out
+			w.mu.Unlock()
+		}
+		cs = append(cs, putBlock(t, s, randBytes(uint64(340+i), 250_000)))
+	}
+	w.mu.Lock()
+	w.failing = false
+	w.mu.Unlock()
+	first, second, third := packOf(t, s, cs[0]), packOf(t, s, cs[2]), packOf(t, s, cs[4])
+	if first == second || second == third || packOf(t, s, cs[1]) != first || packOf(t, s, cs[3]) != second {
+		t.Fatalf("blocks in packs %d %d %d %d %d; want two a pack", first, packOf(t, s, cs[1]), second, packOf(t, s, cs[3]), third)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(w.closing, []uint32{second, third}) {
+		t.Fatalf("Close sealed packs %v; want %v, the one whose seal failed and the one being written", w.closing, []uint32{second, third})
+	}
+
+	db, err := leveldb.OpenFile(filepath.Join(dir, indexDir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, n := range []uint32{first, second, third} {
+		if ok, err := db.Has(packKey(n), nil); err != nil || !ok {
+			t.Errorf("pack %d sealed in the index after Close: %v, %v; want true", n, ok, err)
+		}
+	}
 }

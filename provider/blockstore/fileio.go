@@ -118,8 +118,8 @@ func (f *fileIO) readFile(path string, flags int, pooled bool) ([]byte, error) {
 		return nil, err
 	}
 	size := st.Size()
-	if size > maxBlockFile {
-		return nil, fmt.Errorf("%w: block file of %d bytes exceeds %d", errBlockFileTooLarge, size, maxBlockFile)
+	if err := checkBlockSize(uint64(size), "block file"); err != nil {
+		return nil, err
 	}
 	var buf []byte
 	switch {
@@ -155,9 +155,22 @@ func (f *fileIO) readFile(path string, flags int, pooled bool) ([]byte, error) {
 	return done(total), nil
 }
 
-// errBlockFileTooLarge marks a block file no block could fill: its
-// content is not the block.
+// errBlockFileTooLarge marks a block file, or a pack's index entry or
+// record header, claiming more bytes than any block has: what it names is
+// not the block.
 var errBlockFileTooLarge = errors.New("block file too large")
 
-// maxBlockFile bounds what read allocates for one block file.
+// maxBlockFile bounds the size of a block: what a read allocates for one,
+// and what Put takes.
 const maxBlockFile = 64 << 20
+
+// checkBlockSize returns an error wrapping errBlockFileTooLarge if size
+// (of what: a block file, an index entry, a record header, a block put) is
+// more than any block's. Every read of a block's bytes, from a pack or a
+// legacy file, checks it before it allocates.
+func checkBlockSize(size uint64, what string) error {
+	if size > maxBlockFile {
+		return fmt.Errorf("%w: %s of %d bytes, more than %d", errBlockFileTooLarge, what, size, maxBlockFile)
+	}
+	return nil
+}

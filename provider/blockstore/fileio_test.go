@@ -375,7 +375,7 @@ func TestReadShortFile(t *testing.T) {
 				if err := os.Truncate(path, off+int64(short)); err != nil {
 					t.Fatal(err)
 				}
-				got, err := s.packs.read(rec.pack, rec.off, len(data), false)
+				got, err := s.packs.read(rec.pack, rec.off, uint64(len(data)), false)
 				if err != nil {
 					t.Fatalf("read of a truncated file: %v", err)
 				}
@@ -633,5 +633,63 @@ func TestOversizeBlockFileReadIsBounded(t *testing.T) {
 				t.Errorf("Open finding a %d-byte unindexed block file allocated %d bytes, want less than maxBlockFile (%d)", oversize, n, maxBlockFile)
 			}
 		})
+	}
+}
+
+// TestOversizeBlocksRefused: the bound on a legacy block file holds for
+// packs and Put too. A pack's index entry claiming more than maxBlockFile
+// is refused by the pack read without allocating its size, and Get
+// quarantines the block as it does an oversize file; a record header
+// claiming that much is garbage to recovery; Put refuses a block that
+// large, writing nothing.
+func TestOversizeBlocksRefused(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	data := randBytes(730, 5000)
+	c := putBlock(t, s, data)
+	rec := record(t, s, c)
+	rec.size = oversize
+	setRecord(t, s, c, rec.encode())
+
+	var err error
+	n := allocated(func() { _, err = s.packs.read(rec.pack, rec.off, rec.size, false) })
+	if !errors.Is(err, errBlockFileTooLarge) {
+		t.Errorf("pack read of an entry of %d bytes: %v, want errBlockFileTooLarge", oversize, err)
+	}
+	if n >= maxBlockFile {
+		t.Errorf("pack read of an entry of %d bytes allocated %d bytes, want less than maxBlockFile (%d)", oversize, n, maxBlockFile)
+	}
+	if got, err := s.Get(c); !errors.Is(err, ErrCorrupt) || got != nil {
+		t.Fatalf("Get through an oversize entry = %d bytes, %v; want nil, ErrCorrupt", len(got), err)
+	}
+	if !quarantined(t, s, c) {
+		t.Fatal("the block of an oversize entry is not quarantined")
+	}
+
+	p, err := s.packs.acquire(rec.pack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.packs.release(p)
+	hdr := make([]byte, hdrSize)
+	encodeHeader(hdr, c, oversize, 0)
+	if _, err := p.f.WriteAt(hdr, rec.off); err != nil {
+		t.Fatal(err)
+	}
+	var r recovery
+	if next, whole, err := s.recoverRecord(&r, p, rec.off, rec.off+(128<<20)); err != nil || whole || next != rec.off+hdrSize {
+		t.Fatalf("recoverRecord of a header claiming %d bytes = %d, %v, %v; want garbage: %d, false, nil", oversize, next, whole, err, rec.off+hdrSize)
+	}
+
+	// Through the put that skips hashing (the check is in the path every
+	// put shares), so the test does not hash 64 MiB.
+	big := make([]byte, maxBlockFile+1)
+	cb := chunker.ChunkCID([]byte("not hashed"))
+	before := packBytes(t, s)
+	sess := Session{ID: []byte("s"), Bag: "b", Expiry: time.Now().Add(time.Hour)}
+	if err := s.PutVerifiedInSession(sess, cb, big); !errors.Is(err, errBlockFileTooLarge) {
+		t.Fatalf("Put of a block of %d bytes: %v, want errBlockFileTooLarge", len(big), err)
+	}
+	if ok, _ := s.Has(cb); ok || packBytes(t, s) != before {
+		t.Fatalf("Put of an oversize block left it held (%v) or the packs grown (%d bytes, were %d)", ok, packBytes(t, s), before)
 	}
 }

@@ -212,11 +212,20 @@ func encodeManifest(m Manifest) []byte {
 	return b
 }
 
-func decodeManifest(v []byte) (Manifest, error) {
+// manifestReader checks an encoded manifest's version and returns a
+// reader at its first field, the bag.
+func manifestReader(v []byte) (*reader, error) {
 	if len(v) == 0 || v[0] != manifestVersion {
-		return Manifest{}, errors.New("unknown manifest version")
+		return nil, errors.New("unknown manifest version")
 	}
-	r := &reader{b: v[1:]}
+	return &reader{b: v[1:]}, nil
+}
+
+func decodeManifest(v []byte) (Manifest, error) {
+	r, err := manifestReader(v)
+	if err != nil {
+		return Manifest{}, err
+	}
 	var m Manifest
 	m.Bag = string(r.bytes())
 	m.Object = r.u64()

@@ -78,10 +78,10 @@ func (s *Store) ObjectBag(obj uint64) (string, bool, error) {
 	if err != nil {
 		return "", false, fmt.Errorf("blockstore: manifest of object %d: %w", obj, err)
 	}
-	if len(v) == 0 || v[0] != manifestVersion {
-		return "", false, fmt.Errorf("blockstore: manifest of object %d: unknown manifest version", obj)
+	r, err := manifestReader(v)
+	if err != nil {
+		return "", false, fmt.Errorf("blockstore: manifest of object %d: %w", obj, err)
 	}
-	r := &reader{b: v[1:]}
 	bag := string(r.bytes())
 	if r.err != nil {
 		return "", false, fmt.Errorf("blockstore: manifest of object %d: %w", obj, r.err)

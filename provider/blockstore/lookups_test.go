@@ -143,3 +143,32 @@ func TestLookupsClosed(t *testing.T) {
 func second[T any](_ T, err error) error { return err }
 
 func third[T, U any](_ T, _ U, err error) error { return err }
+
+// TestDamagedManifestRefused: a manifest entry of an unknown version, or
+// cut short in its bag, is an error for ObjectBag as for Manifest (both
+// start decoding it the same way), not a bag made of its bytes.
+func TestDamagedManifestRefused(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	good := encodeManifest(Manifest{Bag: "a-bag", Object: 1})
+	for name, v := range map[string][]byte{
+		"empty":           nil,
+		"unknown version": append([]byte{manifestVersion + 1}, good[1:]...),
+		"bag cut short":   good[:4],
+	} {
+		if err := s.db.Put(manifestKey(7), v, nil); err != nil {
+			t.Fatal(err)
+		}
+		if bag, ok, err := s.ObjectBag(7); err == nil || ok {
+			t.Errorf("%s: ObjectBag = %q, %v, %v; want an error", name, bag, ok, err)
+		}
+		if _, ok, err := s.Manifest(7); err == nil || ok {
+			t.Errorf("%s: Manifest = %v, %v; want an error", name, ok, err)
+		}
+	}
+	if err := s.db.Put(manifestKey(7), good, nil); err != nil {
+		t.Fatal(err)
+	}
+	if bag, ok, err := s.ObjectBag(7); err != nil || !ok || bag != "a-bag" {
+		t.Fatalf("ObjectBag of a whole manifest = %q, %v, %v; want a-bag", bag, ok, err)
+	}
+}

@@ -45,8 +45,10 @@ type packSet struct {
 	// then comes back only with whole packs.
 	noPunch atomic.Bool
 	log     *slog.Logger
-	// syncHook, if set, wraps every fdatasync of a pack (tests).
+	// syncHook, if set, wraps every fdatasync of a pack, and readHook
+	// every read of one (tests).
 	syncHook packSyncer
+	readHook packReader
 
 	mu      sync.Mutex
 	open    map[uint32]*pack
@@ -204,9 +206,10 @@ func (p *pack) close() {
 // packWrite is a record written and synced but not yet indexed: the caller
 // indexes it and calls commit, or gives up and calls discard, then finish.
 type packWrite struct {
-	p   *pack
-	off int64
-	n   int64
+	p    *pack
+	off  int64
+	n    int64
+	live bool // committed: finish counts it live
 }
 
 // write appends the record of block c to the active pack and returns once
@@ -308,21 +311,25 @@ func (ps *packSet) pwrite(p *pack, buf []byte, off int64) error {
 	return err
 }
 
-// commit counts w's record live: its index entry is written.
-func (ps *packSet) commit(w *packWrite) {
-	ps.mu.Lock()
-	ps.live[w.p.n]++
-	ps.mu.Unlock()
-}
+// commit marks w's record live (its index entry is written), to be counted
+// so by finish, under the same lock: a Put takes the set's lock twice,
+// to reserve and to finish. Counting it late is safe: the record cannot be
+// freed before finish (freeing takes the gc lock exclusively, the Put holds
+// it shared), and the pack is not unlinked while the write is pending.
+func (ps *packSet) commit(w *packWrite) { w.live = true }
 
 // discard punches out w's record, which nothing indexes.
 func (ps *packSet) discard(w *packWrite) { ps.punch(w.p, w.off, w.n) }
 
-// finish ends w: once the last write of a pack rotated out has finished,
-// the pack is sealed, and unlinked if no record in it is live.
+// finish ends w, counting its record live if committed: once the last
+// write of a pack rotated out has finished, the pack is sealed, and
+// unlinked if no record in it is live.
 func (ps *packSet) finish(w *packWrite) {
 	ps.mu.Lock()
 	p := w.p
+	if w.live {
+		ps.live[p.n]++
+	}
 	p.pending--
 	last := p.pending == 0 && ps.active != p
 	dead := last && ps.live[p.n] == 0 && ps.open[p.n] == p
@@ -371,11 +378,7 @@ func (ps *packSet) free(c cid.Cid, rec blockRecord) error {
 // holds returns nil if the record at off in pack p is block c's, of size
 // bytes, as its header says.
 func (ps *packSet) holds(p *pack, off int64, c cid.Cid, size uint64) error {
-	hdr := make([]byte, hdrSize)
-	if _, err := p.f.ReadAt(hdr, off); err != nil {
-		return err
-	}
-	h, err := decodeHeader(hdr)
+	h, err := ps.readHeader(p, off)
 	switch {
 	case err != nil:
 		return err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 )
@@ -15,8 +16,13 @@ import (
 // pack n: directly into an aligned buffer where it can. pooled takes the
 // buffer from the pool (hand it back with fileIO.recycle). A pack shorter
 // than the record gives what it holds; a missing pack an error wrapping
-// fs.ErrNotExist.
-func (ps *packSet) read(n uint32, off int64, size int, pooled bool) ([]byte, error) {
+// fs.ErrNotExist; a size no block has (see checkBlockSize) an error
+// wrapping errBlockFileTooLarge.
+func (ps *packSet) read(n uint32, off int64, length uint64, pooled bool) ([]byte, error) {
+	if err := checkBlockSize(length, "index entry"); err != nil {
+		return nil, err
+	}
+	size := int(length)
 	p, err := ps.acquire(n)
 	if err != nil {
 		return nil, err
@@ -47,26 +53,14 @@ func (ps *packSet) read(n uint32, off int64, size int, pooled bool) ([]byte, err
 // readAt reads up to size bytes at off into buf (whose length, when
 // aligned, is size rounded up), directly where it can.
 func (ps *packSet) readAt(p *pack, buf []byte, off int64, size int) (int, error) {
-	var got int
-	var err error
 	if p.df != nil && ps.io.direct.Load() && len(buf) == roundUp(size) && aligned(buf) {
-		got, err = p.df.ReadAt(buf, off)
-		if errors.Is(err, syscall.EINVAL) {
-			ps.io.direct.Store(false) // refused here: read through the cache from now on
-			got, err = p.f.ReadAt(buf[:size], off)
+		got, err := ps.readPack(p.df, buf, off)
+		if !errors.Is(err, syscall.EINVAL) {
+			return min(got, size), err
 		}
-	} else {
-		got, err = p.f.ReadAt(buf[:size], off)
+		ps.io.direct.Store(false) // refused here: read through the cache from now on
 	}
-	switch {
-	case errors.Is(err, os.ErrClosed):
-		// The store closed meanwhile: not a lost pack, which the caller
-		// would quarantine.
-		return 0, fmt.Errorf("%s: %w", packName(p.n), ErrClosed)
-	case err != nil && !errors.Is(err, io.EOF):
-		return 0, err
-	}
-	return min(got, size), nil
+	return ps.readPack(p.f, buf[:size], off)
 }
 
 // readRange reads n bytes at off of the block whose record starts at
@@ -79,14 +73,42 @@ func (ps *packSet) readRange(pn uint32, recOff int64, off, n uint64) ([]byte, er
 	}
 	defer ps.release(p)
 	buf := make([]byte, n)
-	got, err := p.f.ReadAt(buf, recOff+hdrSize+int64(off))
-	switch {
-	case errors.Is(err, os.ErrClosed):
-		return nil, fmt.Errorf("%s: %w", packName(pn), ErrClosed)
-	case err != nil && !errors.Is(err, io.EOF):
+	got, err := ps.readPack(p.f, buf, recOff+hdrSize+int64(off))
+	if err != nil {
 		return nil, err
 	}
 	return buf[:got], nil
+}
+
+// readHeader reads and decodes the header of the record at off in pack p.
+// A header the pack's end cuts short, or one that does not decode (zeros,
+// a torn write, block bytes), gives an error wrapping errBadHeader; a
+// failed read gives its own error.
+func (ps *packSet) readHeader(p *pack, off int64) (recordHeader, error) {
+	hdr := make([]byte, hdrSize)
+	got, err := ps.readPack(p.f, hdr, off)
+	switch {
+	case err != nil:
+		return recordHeader{}, err
+	case got < hdrSize:
+		return recordHeader{}, fmt.Errorf("%w: cut short at %d bytes by the pack's end", errBadHeader, got)
+	}
+	return decodeHeader(hdr)
+}
+
+// readUpTo reads len(buf) bytes at off of f, fewer where the file ends
+// (not an error), and returns how many it read. A file closed under the
+// read gives an error wrapping ErrClosed: the store closed meanwhile, which
+// is not a lost pack or file (the caller would quarantine that).
+func readUpTo(f *os.File, buf []byte, off int64) (int, error) {
+	got, err := f.ReadAt(buf, off)
+	switch {
+	case errors.Is(err, os.ErrClosed):
+		return 0, fmt.Errorf("%s: %w", filepath.Base(f.Name()), ErrClosed)
+	case err != nil && !errors.Is(err, io.EOF):
+		return 0, err
+	}
+	return got, nil
 }
 
 // groupSync is the fdatasync of one pack shared by its writers: a writer

@@ -11,7 +11,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sort"
 	"time"
@@ -59,9 +58,27 @@ func (s *Store) recoverPacks(r *recovery) error {
 	return nil
 }
 
+// entryFits reports whether the packed index entry rec names a record that
+// lies whole in its pack, by the sizes of the packs on disk: the pack is
+// there, the record starts on a record boundary (every record is a
+// multiple of ioAlign long and the first starts at 0: reserve and the
+// recovery scan place none elsewhere) and ends within the pack. Open drops
+// an entry that does not fit: read, it would serve another record's bytes,
+// and freed, punch them.
+func entryFits(rec blockRecord, sizes map[uint32]int64) bool {
+	size, ok := sizes[rec.pack]
+	switch {
+	case !ok || rec.off < 0 || rec.off%ioAlign != 0 || rec.off > size:
+		return false
+	case rec.size > uint64(size): // also keeps recordLen from overflowing
+		return false
+	}
+	return rec.off+recordLen(rec.size) <= size
+}
+
 // packExtents returns the extents of the indexed records of the packs to
-// be scanned, and the keys of entries naming a missing pack or space past
-// a pack's end. A pack with such an entry is damaged: it is taken out of
+// be scanned, and the keys of entries that do not fit their pack (see
+// entryFits). A pack with such an entry is damaged: it is taken out of
 // sealed, to be scanned. Only the packs to scan get extents: a store of
 // 20 TB in 1 MiB blocks would hold hundreds of MB of them for every pack.
 func (s *Store) packExtents(sizes map[uint32]int64, sealed map[uint32]bool) (map[uint32][]extent, [][]byte, error) {
@@ -76,9 +93,7 @@ func (s *Store) packExtents(sizes map[uint32]int64, sealed map[uint32]bool) (map
 			if err != nil || !rec.packed {
 				continue // recoverFiles has dealt with these
 			}
-			size, ok := sizes[rec.pack]
-			end := rec.off + recordLen(rec.size)
-			if !ok || rec.off < 0 || rec.off%ioAlign != 0 || end > size {
+			if !entryFits(rec, sizes) {
 				if check {
 					bad = append(bad, bytes.Clone(it.Key()))
 					if sealed[rec.pack] {
@@ -89,7 +104,7 @@ func (s *Store) packExtents(sizes map[uint32]int64, sealed map[uint32]bool) (map
 				continue
 			}
 			if want(rec.pack) {
-				extents[rec.pack] = append(extents[rec.pack], extent{rec.off, end})
+				extents[rec.pack] = append(extents[rec.pack], extent{rec.off, rec.off + recordLen(rec.size)})
 			}
 		}
 		return it.Error()
@@ -168,21 +183,19 @@ func (s *Store) scanPack(r *recovery, n uint32, size int64, ext []extent) error 
 // indexed record or the pack's end), and returns where the next record may
 // start and whether a whole record was there.
 func (s *Store) recoverRecord(r *recovery, p *pack, off, limit int64) (next int64, whole bool, err error) {
-	hdr := make([]byte, hdrSize)
-	if _, err := p.f.ReadAt(hdr, off); err != nil {
-		if errors.Is(err, io.EOF) { // short: the pack ends in a torn header
-			return off + hdrSize, false, nil
-		}
+	h, err := s.packs.readHeader(p, off)
+	switch {
+	case errors.Is(err, errBadHeader): // garbage, or the pack ends in a torn header
+		return off + hdrSize, false, nil
+	case err != nil:
 		// EIO and the like say nothing of the record: punching or
 		// cutting it off could destroy a good block.
 		return 0, false, err
-	}
-	h, err := decodeHeader(hdr)
-	if err != nil || h.size > maxBlockFile || off+recordLen(h.size) > limit {
+	case checkBlockSize(h.size, "record header") != nil || off+recordLen(h.size) > limit:
 		return off + hdrSize, false, nil
 	}
 	next = off + recordLen(h.size)
-	data, err := s.packs.read(p.n, off, int(h.size), false)
+	data, err := s.packs.read(p.n, off, h.size, false)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return 0, false, err
 	}
@@ -265,9 +278,28 @@ func (s *Store) settlePacks(nums []uint32, maxNamed uint32) error {
 }
 
 // seal marks pack n sealed: every write to it has finished. Not synced: a
-// lost seal only makes a recovery scan the pack.
+// lost seal only makes a recovery scan the pack (Close's synced write makes
+// it durable, and writes it again if it failed).
 func (s *Store) seal(n uint32) {
-	if err := s.db.Put(packKey(n), nil, nil); err != nil {
+	var b leveldb.Batch
+	b.Put(packKey(n), nil)
+	if err := s.writeIndex(&b, false); err != nil {
 		s.log.Warn("cannot mark a pack sealed; recovery will scan it", "pack", packName(n), "err", err)
+	}
+}
+
+// sealRest adds to b, for Close once every write has finished, the seals
+// of the packs on disk that are not sealed yet: the one being written, and
+// any whose seal failed to write. The packs rotated out were sealed when
+// their last write finished, and Open sealed those there were.
+func (s *Store) sealRest(b *leveldb.Batch) {
+	sealed, err := s.sealedPacks()
+	if err != nil {
+		sealed = nil // seal them all
+	}
+	for _, n := range s.packs.numbers() {
+		if !sealed[n] {
+			b.Put(packKey(n), nil)
+		}
 	}
 }

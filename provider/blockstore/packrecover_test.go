@@ -4,7 +4,11 @@ package blockstore
 // records, entries past a pack's end.
 
 import (
+	"errors"
+	"fmt"
 	"os"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/ipfs/go-cid"
@@ -124,5 +128,128 @@ func TestPackEntriesPastTheEndDropped(t *testing.T) {
 	}
 	if st, err := os.Stat(first); err != nil || st.Size() != recB.off {
 		t.Fatalf("pack after recovery: %v, %v; want the torn record cut off at %d", st, err, recB.off)
+	}
+}
+
+// TestEntryFits: an entry fits its pack only if the pack is on disk and
+// the record starts on a record boundary and ends within it, whatever
+// sizes it claims.
+func TestEntryFits(t *testing.T) {
+	sizes := map[uint32]int64{1: 3 * ioAlign}
+	for _, tc := range []struct {
+		name string
+		rec  blockRecord
+		want bool
+	}{
+		{"whole", blockRecord{pack: 1, off: ioAlign, size: ioAlign}, true},
+		{"first", blockRecord{pack: 1, off: 0, size: 1}, true},
+		{"misaligned", blockRecord{pack: 1, off: 512, size: 100}, false},
+		{"negative offset", blockRecord{pack: 1, off: -ioAlign, size: 100}, false},
+		{"past the end", blockRecord{pack: 1, off: 2 * ioAlign, size: 1}, false},
+		{"offset past the end", blockRecord{pack: 1, off: 4 * ioAlign, size: 0}, false},
+		{"size overflowing", blockRecord{pack: 1, off: 0, size: 1 << 63}, false},
+		{"pack missing", blockRecord{pack: 2, off: 0, size: 1}, false},
+	} {
+		tc.rec.packed = true
+		if got := entryFits(tc.rec, sizes); got != tc.want {
+			t.Errorf("%s: entryFits(%+v) = %v, want %v", tc.name, tc.rec, got, tc.want)
+		}
+	}
+}
+
+// TestMisalignedEntryDropped: an index entry whose offset lies inside its
+// pack but not on a record boundary names no record (it would serve the
+// middle of one). A clean Open (loadStats) drops it; an Open after a crash
+// (packExtents) drops it too and scans the pack, finding the block's
+// record where it really is.
+func TestMisalignedEntryDropped(t *testing.T) {
+	for _, clean := range []bool{true, false} {
+		t.Run(fmt.Sprintf("clean=%v", clean), func(t *testing.T) {
+			dir := t.TempDir()
+			s := openTest(t, dir)
+			a, b := randBytes(60, 20_000), randBytes(61, 20_000)
+			ca, cb := putBlock(t, s, a), putBlock(t, s, b)
+			// A record after b's: b's misaligned entry still ends
+			// within the pack.
+			putBlock(t, s, randBytes(62, 20_000))
+			rec := record(t, s, cb)
+			real := rec.off
+			rec.off += 512 // within the pack, not a record's start
+			setRecord(t, s, cb, rec.encode())
+			if clean {
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				crash(t, s)
+			}
+
+			s = openTest(t, dir)
+			checkGet(t, s, ca, a)
+			if clean {
+				if ok, _ := s.Has(cb); ok {
+					t.Fatal("a clean Open kept an entry naming no record's start")
+				}
+				if st := s.Stats(); st.Blocks != 2 {
+					t.Fatalf("Stats = %+v; want the two blocks whose entries fit", st)
+				}
+				return
+			}
+			checkGet(t, s, cb, b)
+			if _, off, _, err := s.Locate(cb); err != nil || off != real+hdrSize {
+				t.Fatalf("block located at %d, %v; want its record's data at %d", off, err, real+hdrSize)
+			}
+			if st := s.Stats(); st.Blocks != 3 {
+				t.Fatalf("Stats = %+v; want all three blocks", st)
+			}
+		})
+	}
+}
+
+// TestRecoveryReadErrorFailsOpen: a record the recovery scan cannot read
+// (EIO: a failing disk), its header or its data, is not known to be
+// garbage, so Open fails rather than punch or cut it off; once the disk
+// reads again, Open recovers the record whole.
+func TestRecoveryReadErrorFailsOpen(t *testing.T) {
+	for _, part := range []string{"header", "data"} {
+		t.Run(part, func(t *testing.T) {
+			dir := t.TempDir()
+			s := openTest(t, dir)
+			kept := randBytes(63, 70_000)
+			ck := putBlock(t, s, kept)
+			lost := randBytes(64, 200_000)
+			cl, w := writeUnindexed(t, s, lost)
+			path := s.packs.path(w.p.n)
+			crash(t, s)
+
+			at := w.off // the unindexed record's header, or its data
+			if part == "data" {
+				at += hdrSize
+			}
+			var failed atomic.Int32
+			eio := func(read func() (int, error), f *os.File, off int64) (int, error) {
+				if f.Name() == path && off == at {
+					failed.Add(1)
+					return 0, syscall.EIO
+				}
+				return read()
+			}
+			if s, err := Open(dir, WithSessionExpiry(0), WithLogger(discard), withPackRead(eio)); !errors.Is(err, syscall.EIO) {
+				if err == nil {
+					_ = s.Close()
+				}
+				t.Fatalf("Open whose recovery scan cannot read a record's %s: %v, want EIO", part, err)
+			}
+			if failed.Load() == 0 {
+				t.Fatalf("the scan never read the unindexed record's %s: the test no longer reaches recoverRecord", part)
+			}
+			if st, err := os.Stat(path); err != nil || st.Size() != w.off+w.n {
+				t.Fatalf("pack after the failed Open: %v, %v; want it whole, %d bytes", st, err, w.off+w.n)
+			}
+
+			s = openTest(t, dir)
+			checkGet(t, s, ck, kept)
+			checkGet(t, s, cl, lost)
+		})
 	}
 }

@@ -71,7 +71,7 @@ func (s *Store) readRecord(c cid.Cid, rec blockRecord) ([]byte, error) {
 	if !rec.packed {
 		return s.files.read(s.legacyPath(c))
 	}
-	return s.packs.read(rec.pack, rec.off, int(min(rec.size, maxBlockFile)), false)
+	return s.packs.read(rec.pack, rec.off, min(rec.size, maxBlockFile), false)
 }
 
 // setAside puts what is on disk of corrupt block c in quarantine/<cid>,

@@ -3,7 +3,6 @@ package blockstore
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 
@@ -16,8 +15,15 @@ import (
 // checked against a CID that covers the whole block. Callers serve ranges
 // only of blocks Get verified recently (see protocol/fetch); the scrub
 // re-verifies every block in the background. A block not held gives an error
-// wrapping ErrNotFound, and an offset past the end ErrRange.
+// wrapping ErrNotFound, and an offset past the end ErrRange. A deletion of
+// the block waits for a range read in flight, so the read returns the
+// block's bytes or ErrNotFound, never the zeros of a punched record.
 func (s *Store) ReadRange(c cid.Cid, off, n uint64) ([]byte, uint64, error) {
+	// Held shared from the lookup to the end of the read: a deletion (gc
+	// held exclusively) could otherwise punch the record out in between,
+	// and a punched range reads as zeros, which no check here would catch.
+	s.gc.RLock()
+	defer s.gc.RUnlock()
 	rec, err := s.blockRecord(c)
 	if err != nil {
 		return nil, 0, err
@@ -38,17 +44,6 @@ func (s *Store) ReadRange(c cid.Cid, off, n uint64) ([]byte, uint64, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("blockstore: read %s: %w", c, err)
 	}
-	if rec.packed {
-		// A deletion since the lookup punched the record out: its range
-		// reads as zeros, which no check here would catch.
-		now, err := s.blockRecord(c)
-		if errors.Is(err, ErrClosed) {
-			return nil, 0, err
-		}
-		if err != nil || now.pack != rec.pack || now.off != rec.off {
-			return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, c)
-		}
-	}
 	if uint64(len(buf)) != n {
 		// A pack or file shorter than its index entry is damaged: Get
 		// finds and quarantines it.
@@ -65,8 +60,8 @@ func readFileRange(path string, off, n uint64) ([]byte, error) {
 	}
 	defer f.Close()
 	buf := make([]byte, n)
-	got, err := f.ReadAt(buf, int64(off))
-	if err != nil && !errors.Is(err, io.EOF) {
+	got, err := readUpTo(f, buf, int64(off))
+	if err != nil {
 		return nil, err
 	}
 	return buf[:got], nil

@@ -94,17 +94,26 @@ var errIndexWrite = errors.New("index write failed")
 // is open for another bag.
 func (s *Store) checkSessionBag(sess Session) error {
 	s.sessMu.Lock()
-	bag, _, _, err := s.latestSessionRecord(sess.ID)
-	s.sessMu.Unlock()
+	defer s.sessMu.Unlock()
+	_, _, err := s.sessionOf(sess)
+	return err
+}
+
+// sessionOf returns the expiry and byte count of session sess's latest
+// record (see latestSessionRecord), zeros if it has none, and an error
+// wrapping ErrSessionBag if the session is open for another bag. Call it
+// under sessMu.
+func (s *Store) sessionOf(sess Session) (expiry time.Time, total uint64, err error) {
+	bag, expiry, total, err := s.latestSessionRecord(sess.ID)
 	switch {
 	case errors.Is(err, leveldb.ErrNotFound):
-		return nil
+		return time.Time{}, 0, nil
 	case err != nil:
-		return err
+		return time.Time{}, 0, err
 	case bag != sess.Bag:
-		return fmt.Errorf("%w: session is for bag %s, not %s", ErrSessionBag, bag, sess.Bag)
+		return time.Time{}, 0, fmt.Errorf("%w: session is for bag %s, not %s", ErrSessionBag, bag, sess.Bag)
 	}
-	return nil
+	return expiry, total, nil
 }
 
 // queueSessionRef adds the session's reference to c and its updated record
@@ -119,28 +128,21 @@ func (s *Store) queueSessionRef(b *leveldb.Batch, sess Session, c cid.Cid, size 
 	if err != nil {
 		return nil, fmt.Errorf("blockstore: session: %w", err)
 	}
-	bag, expiry, total := sess.Bag, sess.Expiry, uint64(0)
-	oldBag, oldExpiry, oldTotal, err := s.latestSessionRecord(sess.ID)
-	switch {
-	case errors.Is(err, leveldb.ErrNotFound):
-	case err != nil:
+	oldExpiry, total, err := s.sessionOf(sess)
+	if err != nil {
 		return nil, err
-	default:
-		bag, total = oldBag, oldTotal
-		if bag != sess.Bag {
-			return nil, fmt.Errorf("%w: session is for bag %s, not %s", ErrSessionBag, bag, sess.Bag)
-		}
-		if oldExpiry.After(expiry) {
-			expiry = oldExpiry
-		}
+	}
+	expiry := sess.Expiry
+	if oldExpiry.After(expiry) { // an add never brings the expiry forward
+		expiry = oldExpiry
 	}
 	if !has {
 		total += size
 		b.Put(sessBlockKey(sess.ID, c), encodeU64(size))
 		b.Put(sessRefKey(c, sess.ID), nil)
 	}
-	b.Put(sessionKey(sess.ID), encodeSession(bag, expiry, total))
-	return s.commits.enqueue(b, sess.ID, bag, expiry, total), nil
+	b.Put(sessionKey(sess.ID), encodeSession(sess.Bag, expiry, total))
+	return s.commits.enqueue(b, sess.ID, sess.Bag, expiry, total), nil
 }
 
 // latestSessionRecord is sessionRecord, or the record an add queued for

@@ -11,8 +11,9 @@ import (
 )
 
 // loadStats counts blocks, bytes, objects and quarantined blocks, and the
-// live records of each pack. An entry naming a pack not on disk, or a
-// record past its pack's end, is dropped (logged): counted, it would keep
+// live records of each pack. An entry that does not fit its pack (see
+// entryFits: the pack is missing, the record runs past its end or does not
+// start on a record boundary) is dropped (logged): counted, it would keep
 // a pack number alive that a new pack could then take, and the entry would
 // name another block's bytes. It returns the highest pack number any entry
 // named, so no new pack takes it.
@@ -26,7 +27,7 @@ func (s *Store) loadStats(sizes map[uint32]int64) (maxNamed uint32, err error) {
 		}
 		if rec.packed {
 			maxNamed = max(maxNamed, rec.pack)
-			if size, ok := sizes[rec.pack]; !ok || rec.off+recordLen(rec.size) > size {
+			if !entryFits(rec, sizes) {
 				stale = append(stale, bytes.Clone(it.Key()))
 				continue
 			}
@@ -40,7 +41,7 @@ func (s *Store) loadStats(sizes map[uint32]int64) (maxNamed uint32, err error) {
 		return 0, fmt.Errorf("blockstore: open: count blocks: %w", err)
 	}
 	if len(stale) > 0 {
-		s.log.Warn("index entries name a pack missing or too short: dropped", "entries", len(stale))
+		s.log.Warn("index entries name a pack missing or too short, or a misaligned record: dropped", "entries", len(stale))
 		if err := s.dropKeys(stale); err != nil {
 			return 0, fmt.Errorf("blockstore: open: drop stale entries: %w", err)
 		}

@@ -72,6 +72,7 @@ type config struct {
 	packLimit      int64
 	indexWrite     indexWriter
 	packSync       packSyncer
+	packRead       packReader
 }
 
 // withPackLimit sets the size at which the pack being written is rotated
@@ -138,6 +139,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	s.commits = newGroupCommit(s.writeIndex)
 	s.packs = newPackSet(filepath.Join(dir, packsDir), cfg.packLimit, s.files, s.seal, s.log)
 	s.packs.syncHook = cfg.packSync
+	s.packs.readHook = cfg.packRead
 	if err := s.open(noIndex && !rebuild, rebuild); err != nil {
 		s.packs.close()
 		_ = db.Close()
@@ -233,11 +235,9 @@ func (s *Store) Close() error {
 		// any index write before it, durable, so a power loss after a
 		// clean close cannot drop an entry that the marker then keeps Open
 		// from reconciling.
-		// Every write has finished (gc), so every pack is sealed.
+		// Every write has finished (gc): the packs not sealed yet are.
 		var b leveldb.Batch
-		for _, n := range s.packs.numbers() {
-			b.Put(packKey(n), nil)
-		}
+		s.sealRest(&b)
 		s.packs.close()
 		b.Delete(syncKey)
 		err = s.writeIndex(&b, true)
