@@ -125,7 +125,8 @@ const sendSpan = 128 << 10
 
 // ReadFrom copies r to the client. An object's bytes that lie in cached
 // block files go out with the kernel's file-to-socket copy (sendfile, as
-// http.FileServer does), the others through a pooled buffer.
+// http.FileServer does, through sendFile), the others through a pooled
+// buffer.
 func (w *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
@@ -134,8 +135,7 @@ func (w *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
 	if ok {
 		or, ok = lr.R.(*objectReader)
 	}
-	rf, isRF := w.ResponseWriter.(io.ReaderFrom)
-	if !ok || !isRF {
+	if !ok {
 		return io.CopyBuffer(writerOnly{w}, r, *bp)
 	}
 	var total int64
@@ -149,10 +149,8 @@ func (w *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
 		}
 		var m int64
 		if f != nil {
-			_ = w.rc.SetWriteDeadline(time.Now().Add(w.d))
-			m, err = rf.ReadFrom(&io.LimitedReader{R: f, N: span})
+			m, err = w.sendFile(f, span)
 			or.advance(m, err)
-			w.n += m
 		} else {
 			m, err = io.CopyBuffer(writerOnly{w}, io.LimitReader(or, span), *bp)
 		}
@@ -169,7 +167,9 @@ func (w *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
 }
 
 // sendFile sends n bytes of f from its offset with the kernel's
-// file-to-socket copy, each span under its own write deadline.
+// file-to-socket copy, each span of at most sendSpan under its own write
+// deadline (through a pooled buffer when the connection cannot take a
+// file).
 func (w *deadlineWriter) sendFile(f *os.File, n int64) (int64, error) {
 	rf, ok := w.ResponseWriter.(io.ReaderFrom)
 	if !ok {
