@@ -144,13 +144,10 @@ func (r *objectReader) blockBytes(c cid.Cid) ([]byte, *lease, error) {
 	return r.leaseBytes(c, cl)
 }
 
-// leaseBytes is blockBytes for the finished fetch cl of block c, which it
-// takes over: its bytes in memory, else its cached file's.
+// leaseBytes is blockBytes for the fetch cl of block c, done without an
+// error (fetcher.wait), which it takes over: its bytes in memory, else its
+// cached file's.
 func (r *objectReader) leaseBytes(c cid.Cid, cl *lease) ([]byte, *lease, error) {
-	if err := cl.err; err != nil {
-		cl.drop()
-		return nil, nil, err
-	}
 	if cl.network {
 		return cl.data, cl, nil
 	}
@@ -196,15 +193,18 @@ func (r *objectReader) walkBlocks(c cid.Cid, b []byte, depth int, out blockOut) 
 				calls[j] = r.f.start(r.obj, n.links[j], r.keep)
 			}
 		}
-		if sent, err := r.sendCached(l, calls[i], out); sent || err != nil {
-			calls[i] = nil
+		cl, err := r.f.wait(r.ctx, calls[i])
+		calls[i] = nil
+		if err != nil {
+			return err
+		}
+		if sent, err := r.sendCached(l, cl, out); sent || err != nil {
 			if err != nil {
 				return err
 			}
 			continue
 		}
-		lb, ll, err := r.callBytes(l, calls[i])
-		calls[i] = nil
+		lb, ll, err := r.leaseBytes(l, cl)
 		if err != nil {
 			return err
 		}
@@ -218,19 +218,11 @@ func (r *objectReader) walkBlocks(c cid.Cid, b []byte, depth int, out blockOut) 
 }
 
 // sendCached sends leaf c to out from its cached block file when cl, the
-// fetch of c, found it in the cache, and then drops cl. It reports false,
-// keeping cl, for a leaf to read into memory (fetched, or whose file is
-// gone: leaseBytes fetches it again).
+// fetch of c (done without an error), found it in the cache, and then drops
+// cl. It reports false, keeping cl, for a leaf to read into memory
+// (fetched, or whose file is gone: leaseBytes fetches it again).
 func (r *objectReader) sendCached(c cid.Cid, cl *lease, out blockOut) (bool, error) {
-	if c.Type() != cid.Raw {
-		return false, nil
-	}
-	select {
-	case <-cl.done:
-	case <-r.ctx.Done():
-		return false, nil // callBytes reports it
-	}
-	if cl.err != nil || cl.network {
+	if c.Type() != cid.Raw || cl.network {
 		return false, nil
 	}
 	f, size, ok := r.f.cache.open(r.obj.ID, c)
@@ -239,18 +231,6 @@ func (r *objectReader) sendCached(c cid.Cid, cl *lease, out blockOut) (bool, err
 	}
 	cl.drop()
 	return true, r.f.cache.send(r.obj.ID, c, f, size, out.file)
-}
-
-// callBytes waits for the fetch cl of block c, which it takes over, and
-// returns its bytes as leaseBytes does.
-func (r *objectReader) callBytes(c cid.Cid, cl *lease) ([]byte, *lease, error) {
-	select {
-	case <-cl.done:
-	case <-r.ctx.Done():
-		cl.drop()
-		return nil, nil, r.ctx.Err()
-	}
-	return r.leaseBytes(c, cl)
 }
 
 // serveBlock answers GET /api/v1/assets/{id}/blocks/{cid}: one raw block

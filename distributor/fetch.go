@@ -106,7 +106,9 @@ func (f *fetcher) refetch(ctx context.Context, obj chain.DataObject, c cid.Cid, 
 	return f.wait(ctx, f.startFetch(obj, c, keep))
 }
 
-// wait waits for the fetch l and returns it, or drops it on an error.
+// wait waits for the fetch l, which it takes over, and returns it; on the
+// fetch's error, or ctx's end first, it drops l and returns the error. Every
+// wait for a fetch goes through here.
 func (f *fetcher) wait(ctx context.Context, l *lease) (*lease, error) {
 	select {
 	case <-l.done:

@@ -313,21 +313,11 @@ func (r *objectReader) open(lf leaf) (*piece, error) {
 		return pc, nil
 	}
 	if cl == nil {
-		var err error
-		if cl, err = r.f.block(r.ctx, r.obj, lf.cid, r.keep); err != nil {
-			return nil, err
-		}
-	} else {
-		select {
-		case <-cl.done:
-		case <-r.ctx.Done():
-			cl.drop()
-			return nil, r.ctx.Err()
-		}
-		if err := cl.err; err != nil {
-			cl.drop()
-			return nil, err
-		}
+		cl = r.f.start(r.obj, lf.cid, r.keep)
+	}
+	cl, err := r.f.wait(r.ctx, cl)
+	if err != nil {
+		return nil, err
 	}
 	if !cl.network {
 		cl.drop()
