@@ -308,7 +308,7 @@ func (r *objectReader) open(lf leaf) (*piece, error) {
 		return &piece{off: lf.off, size: lf.size, data: lf.inline}, nil
 	}
 	cl := r.takeAhead(lf) // held here from now on: dropped or handed to the piece
-	if pc := r.cached(lf, false); pc != nil {
+	if pc := r.cached(lf); pc != nil {
 		cl.drop()
 		return pc, nil
 	}
@@ -321,7 +321,7 @@ func (r *objectReader) open(lf leaf) (*piece, error) {
 	}
 	if !cl.network {
 		cl.drop()
-		if pc := r.cached(lf, false); pc != nil {
+		if pc := r.cached(lf); pc != nil {
 			return pc, nil
 		}
 		// The cached file went away: fetch again, past the cache, whose
@@ -341,7 +341,7 @@ func (r *objectReader) open(lf leaf) (*piece, error) {
 }
 
 // cached returns leaf lf as its open block file when the cache holds it.
-func (r *objectReader) cached(lf leaf, network bool) *piece {
+func (r *objectReader) cached(lf leaf) *piece {
 	f, size, ok := r.f.cache.open(r.obj.ID, lf.cid)
 	if !ok {
 		return nil
@@ -350,7 +350,7 @@ func (r *objectReader) cached(lf leaf, network bool) *piece {
 		_ = f.f.Close()
 		return nil
 	}
-	return &piece{off: lf.off, size: lf.size, file: f.f, filePos: f.pos, fileGen: f.gen, cid: lf.cid, network: network}
+	return &piece{off: lf.off, size: lf.size, file: f.f, filePos: f.pos, fileGen: f.gen, cid: lf.cid}
 }
 
 // node returns the decoded interior node c.
