@@ -51,14 +51,13 @@ type aheadLeaf struct {
 	cl *lease
 }
 
-// piece is the leaf being read.
+// piece is the leaf being read: in memory (data), or in its cached block
+// file (file.f), given back to the cache after.
 type piece struct {
 	off, size int64
 	data      []byte
-	lease     *lease   // the hold on data fetched into a pooled buffer
-	file      *os.File // a cached block file, given back to the cache after
-	filePos   int64    // its offset
-	fileGen   uint64   // the cache generation it was opened under
+	lease     *lease // the hold on data fetched into a pooled buffer
+	file      openFile
 	cid       cid.Cid
 	network   bool
 }
@@ -90,8 +89,8 @@ func (r *objectReader) Read(p []byte) (int, error) {
 	want := min(int64(len(p)), c.off+c.size-r.pos)
 	var n int
 	var err error
-	if c.file != nil {
-		n, err = c.file.ReadAt(p[:want], r.pos-c.off)
+	if c.file.f != nil {
+		n, err = c.file.f.ReadAt(p[:want], r.pos-c.off)
 		if err == io.EOF && int64(n) == want {
 			err = nil
 		}
@@ -125,17 +124,17 @@ func (r *objectReader) fileSpan(max int64) (file *os.File, span int64, err error
 	}
 	c := r.cur
 	span = min(max, c.off+c.size-r.pos)
-	if c.file == nil {
+	if c.file.f == nil {
 		return nil, span, nil
 	}
-	if c.filePos != r.pos-c.off {
-		if _, err := c.file.Seek(r.pos-c.off, io.SeekStart); err != nil {
-			c.filePos = -1
+	if c.file.pos != r.pos-c.off {
+		if _, err := c.file.f.Seek(r.pos-c.off, io.SeekStart); err != nil {
+			c.file.pos = -1
 			return nil, 0, err
 		}
-		c.filePos = r.pos - c.off
+		c.file.pos = r.pos - c.off
 	}
-	return c.file, span, nil
+	return c.file.f, span, nil
 }
 
 // advance moves the read position past n bytes sent from a file span;
@@ -145,9 +144,9 @@ func (r *objectReader) advance(n int64, err error) {
 	defer r.mu.Unlock()
 	r.pos += n
 	if r.cur != nil {
-		r.cur.filePos += n
+		r.cur.file.pos += n
 		if err != nil {
-			r.cur.filePos = -1
+			r.cur.file.pos = -1
 		}
 		if r.cur.network {
 			r.network += n
@@ -197,8 +196,8 @@ func (r *objectReader) Close() error {
 // its lease is dropped.
 func (r *objectReader) release() {
 	if c := r.cur; c != nil {
-		if c.file != nil {
-			r.f.cache.release(r.obj.ID, c.cid, openFile{f: c.file, pos: c.filePos, gen: c.fileGen})
+		if c.file.f != nil {
+			r.f.cache.release(r.obj.ID, c.cid, c.file)
 		}
 		c.data = nil
 		c.lease.drop()
@@ -350,7 +349,7 @@ func (r *objectReader) cached(lf leaf) *piece {
 		_ = f.f.Close()
 		return nil
 	}
-	return &piece{off: lf.off, size: lf.size, file: f.f, filePos: f.pos, fileGen: f.gen, cid: lf.cid}
+	return &piece{off: lf.off, size: lf.size, file: f, cid: lf.cid}
 }
 
 // node returns the decoded interior node c.
