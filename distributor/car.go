@@ -149,7 +149,7 @@ func (r *objectReader) blockBytes(c cid.Cid) ([]byte, *lease, error) {
 // cached file's.
 func (r *objectReader) leaseBytes(c cid.Cid, cl *lease) ([]byte, *lease, error) {
 	if cl.network {
-		return cl.data, cl, nil
+		return cl.blk.Data, cl, nil
 	}
 	cl.drop()
 	if b, ok := r.f.cache.read(r.obj.ID, c); ok {
@@ -161,7 +161,7 @@ func (r *objectReader) leaseBytes(c cid.Cid, cl *lease) ([]byte, *lease, error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	return again.data, again, nil
+	return again.blk.Data, again, nil
 }
 
 // walkBlocks sends block c (whose bytes are b) and every block under it to

@@ -162,7 +162,6 @@ func (f *fetcher) startFetch(obj chain.DataObject, c cid.Cid, keep bool) *lease 
 func (f *fetcher) run(obj chain.DataObject, c cid.Cid, keep bool, cl *call) {
 	defer f.wg.Done()
 	cl.blk, cl.err = f.fetch(obj, c)
-	cl.data = cl.blk.Data
 	// Waiters go on with the bytes while they are written to the cache;
 	// the call stays findable until then, so no second fetch of the block
 	// starts meanwhile.
@@ -170,7 +169,7 @@ func (f *fetcher) run(obj chain.DataObject, c cid.Cid, keep bool, cl *call) {
 	// Interior nodes are cached whatever the object's size: they are a
 	// tiny share of it, and a seek needs them first.
 	if cl.err == nil && (keep || c.Type() == cid.DagProtobuf) {
-		if err := f.cache.put(obj.ID, c, cl.data); err != nil {
+		if err := f.cache.put(obj.ID, c, cl.blk.Data); err != nil {
 			f.log.Warn("cache a block", "object", obj.ID, "cid", c, "err", err)
 		}
 	}

@@ -2,10 +2,10 @@ package distributor
 
 import "github.com/satchel-net/satchel/protocol/fetch"
 
-// call is one block fetch; done closes when data or err is set.
+// call is one block fetch; done closes when blk or err is set.
 //
-// A fetched leaf's data lies in the block source's pooled frame buffer
-// (blk), which the next frame read reuses once it is released: a request
+// A fetched leaf's bytes (blk.Data) lie in the block source's pooled frame
+// buffer, which the next frame read reuses once it is released: a request
 // still reading it would then send another block's bytes. So the buffer
 // goes back only when nothing can read it any more. Every holder counts in
 // refs: the fetch itself (it writes the block to the cache after waking the
@@ -15,15 +15,14 @@ import "github.com/satchel-net/satchel/protocol/fetch"
 // letting go, so no lease can be taken after refs reached zero.
 type call struct {
 	done    chan struct{}
-	data    []byte // set for a fetched block
-	network bool   // fetched; else a cache hit, to read from the cache
+	blk     fetch.Block // a fetched block (its bytes and their buffer)
+	network bool        // fetched; else a cache hit, to read from the cache
 	err     error
 
-	refs int         // under fetcher.mu: holds of the fetch and the leases
-	blk  fetch.Block // the buffer data lies in
+	refs int // under fetcher.mu: holds of the fetch and the leases
 }
 
-// lease is one holder's hold on a call: the call's data stays valid until
+// lease is one holder's hold on a call: the call's bytes stay valid until
 // the lease is dropped. Whoever gets a lease (fetcher.start, fetcher.block)
 // drops it once done with the data, on every path. A lease has one holder
 // at a time; handing it on hands on the duty to drop it. A dropped lease
@@ -61,7 +60,7 @@ func (f *fetcher) unrefLocked(cl *call) fetch.Block {
 	}
 	blk := cl.blk
 	// Nothing holds the call: its bytes are gone with the buffer.
-	cl.blk, cl.data = fetch.Block{}, nil
+	cl.blk = fetch.Block{}
 	return blk
 }
 

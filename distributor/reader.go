@@ -331,12 +331,12 @@ func (r *objectReader) open(lf leaf) (*piece, error) {
 		}
 		cl = again
 	}
-	if int64(len(cl.data)) != lf.size {
-		n := len(cl.data)
+	if int64(len(cl.blk.Data)) != lf.size {
+		n := len(cl.blk.Data)
 		cl.drop()
 		return nil, fmt.Errorf("%w: block %s of object %d holds %d bytes, its parent says %d", ErrBadDAG, lf.cid, r.obj.ID, n, lf.size)
 	}
-	return &piece{off: lf.off, size: lf.size, data: cl.data, lease: cl, network: true}, nil
+	return &piece{off: lf.off, size: lf.size, data: cl.blk.Data, lease: cl, network: true}, nil
 }
 
 // cached returns leaf lf as its open block file when the cache holds it.
