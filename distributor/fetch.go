@@ -127,7 +127,7 @@ func (f *fetcher) wait(ctx context.Context, l *lease) (*lease, error) {
 // unless the block is cached or already being fetched. The caller drops
 // the lease (whether or not it waited for the fetch).
 func (f *fetcher) start(obj chain.DataObject, c cid.Cid, keep bool) *lease {
-	if _, ok := f.cache.get(obj.ID, c); ok {
+	if f.cache.holds(obj.ID, c) {
 		return &lease{call: &call{done: closedDone, refs: 1}, f: f}
 	}
 	return f.startFetch(obj, c, keep)
