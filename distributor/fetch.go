@@ -34,8 +34,8 @@ var (
 type fetcher struct {
 	src BlockSource
 	// srcVerifies says src verifies every block against its CID already
-	// (a *fetch.Client): a second hash of every fetched byte would cost
-	// about 0.5 CPU s/GiB for nothing.
+	// (a VerifyingSource that says so): a second hash of every fetched
+	// byte would cost about 0.5 CPU s/GiB for nothing.
 	srcVerifies bool
 	srcs        *sources
 	cache       *cache
