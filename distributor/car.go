@@ -55,14 +55,15 @@ func carHeader(root cid.Cid) ([]byte, error) {
 func (s *Server) serveCAR(w http.ResponseWriter, r *http.Request, rec *record) {
 	obj := rec.obj
 	// A CAR holds the leaf it sends and those fetched ahead, as an asset
-	// answer does: unless every leaf is cached it takes a miss slot.
-	if !s.cache.complete(obj.ID, obj.Size) {
-		if !s.takeMiss(r.Context()) {
-			return
-		}
-		defer s.doneMiss()
+	// answer does: unless every leaf is cached it takes a miss slot at
+	// once, else before the first block it must fetch (its object evicted
+	// mid-answer).
+	slot := s.newMissSlot(r.Context())
+	defer slot.release()
+	if !s.cache.complete(obj.ID, obj.Size) && slot.take() != nil {
+		return
 	}
-	rd, err := newObjectReader(r.Context(), s.fetch, rec, s.keeps(obj))
+	rd, err := newObjectReader(r.Context(), s.fetch, rec, s.keeps(obj), slot)
 	if err != nil {
 		s.fetchFailed(w, r, obj, err)
 		return
@@ -137,7 +138,7 @@ func (o carOut) section(c cid.Cid, size int64) error {
 // lease they lie under (nil for bytes of their own), to drop once done with
 // them.
 func (r *objectReader) blockBytes(c cid.Cid) ([]byte, *lease, error) {
-	cl, err := r.f.block(r.ctx, r.obj, c, r.keep)
+	cl, err := r.block(c)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -157,7 +158,7 @@ func (r *objectReader) leaseBytes(c cid.Cid, cl *lease) ([]byte, *lease, error) 
 	}
 	// The cached copy is gone: fetch the block again, past the cache,
 	// whose index may still list it.
-	again, err := r.f.refetch(r.ctx, r.obj, c, r.keep)
+	again, err := r.refetch(c)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -190,7 +191,9 @@ func (r *objectReader) walkBlocks(c cid.Cid, b []byte, depth int, out blockOut) 
 		// Fetch the next blocks while this one is written.
 		for j := i; j < min(i+1+maxAhead, len(n.links)); j++ {
 			if calls[j] == nil {
-				calls[j] = r.f.start(r.obj, n.links[j], r.keep)
+				if calls[j], err = r.start(n.links[j]); err != nil {
+					return err
+				}
 			}
 		}
 		cl, err := r.f.wait(r.ctx, calls[i])
@@ -246,7 +249,7 @@ func (s *Server) serveBlock(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_cid", fmt.Errorf("block CID %.128q: %v", r.PathValue("cid"), err))
 		return
 	}
-	rd, err := newObjectReader(r.Context(), s.fetch, rec, s.keeps(obj))
+	rd, err := newObjectReader(r.Context(), s.fetch, rec, s.keeps(obj), nil)
 	if err != nil {
 		s.fetchFailed(w, r, obj, err)
 		return

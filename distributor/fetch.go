@@ -92,20 +92,6 @@ type callKey struct {
 	c   cid.Cid
 }
 
-// block returns a lease on block c of obj once it is there: on a block in
-// the cache (to read from there) or fetched from the network (network,
-// data); the caller drops it. An error comes with no lease.
-func (f *fetcher) block(ctx context.Context, obj chain.DataObject, c cid.Cid, keep bool) (*lease, error) {
-	return f.wait(ctx, f.start(obj, c, keep))
-}
-
-// refetch is block for a caller whose cached copy of c could not be read:
-// it skips the cache, whose index may still list the block, and returns a
-// lease on the block's bytes fetched from the network.
-func (f *fetcher) refetch(ctx context.Context, obj chain.DataObject, c cid.Cid, keep bool) (*lease, error) {
-	return f.wait(ctx, f.startFetch(obj, c, keep))
-}
-
 // wait waits for the fetch l, which it takes over, and returns it; on the
 // fetch's error, or ctx's end first, it drops l and returns the error. Every
 // wait for a fetch goes through here.
@@ -123,18 +109,20 @@ func (f *fetcher) wait(ctx context.Context, l *lease) (*lease, error) {
 	}
 }
 
-// start returns a lease on the fetch of block c of obj, starting the fetch
-// unless the block is cached or already being fetched. The caller drops
-// the lease (whether or not it waited for the fetch).
-func (f *fetcher) start(obj chain.DataObject, c cid.Cid, keep bool) *lease {
+// hit returns a lease on block c of obj, done, when the cache holds it (to
+// read from there), else nil. Readers get blocks through
+// objectReader.start, which fetches a block not cached (startFetch) only
+// once its answer holds a miss slot.
+func (f *fetcher) hit(obj chain.DataObject, c cid.Cid) *lease {
 	if f.cache.holds(obj.ID, c) {
 		return &lease{call: &call{done: closedDone, refs: 1}, f: f}
 	}
-	return f.startFetch(obj, c, keep)
+	return nil
 }
 
-// startFetch is start without the cache: a lease on the network fetch of
-// block c, joining the one running if any.
+// startFetch returns a lease on the network fetch of block c of obj, past
+// the cache, joining the one running if any. The caller drops the lease
+// (whether or not it waited for the fetch).
 func (f *fetcher) startFetch(obj chain.DataObject, c cid.Cid, keep bool) *lease {
 	k := callKey{obj.ID, c}
 	f.mu.Lock()

@@ -305,13 +305,14 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	}
 	keep := s.keeps(obj)
 	complete, cached, ctype := s.cache.request(obj.ID, obj.Size, time.Now())
-	if !s.cacheHeaders(h, obj, complete, cached) {
-		if !s.takeMiss(r.Context()) {
-			return
-		}
-		defer s.doneMiss()
+	// A miss takes its slot at once; a hit before the first block it must
+	// fetch (its object evicted mid-answer).
+	slot := s.newMissSlot(r.Context())
+	defer slot.release()
+	if !s.cacheHeaders(h, obj, complete, cached) && slot.take() != nil {
+		return
 	}
-	rd, err := newObjectReader(r.Context(), s.fetch, rec, keep)
+	rd, err := newObjectReader(r.Context(), s.fetch, rec, keep, slot)
 	if err != nil {
 		s.fetchFailed(w, r, obj, err)
 		return
@@ -366,6 +367,53 @@ func (s *Server) takeMiss(ctx context.Context) bool {
 // doneMiss gives back a slot takeMiss took.
 func (s *Server) doneMiss() { <-s.misses }
 
+// missSlot is one answer's --max-misses slot: taken before the answer's
+// first block from the network (at its start, for an answer known to need
+// one) and held until the answer ends, so that an answer that started from
+// the cache and finds its object evicted fetches the rest under a slot too.
+// The readers of one answer share it. A nil missSlot bounds nothing.
+type missSlot struct {
+	s   *Server
+	ctx context.Context
+
+	mu   sync.Mutex
+	held bool
+}
+
+// newMissSlot returns the slot of an answer to a request of ctx, not
+// taken yet.
+func (s *Server) newMissSlot(ctx context.Context) *missSlot {
+	return &missSlot{s: s, ctx: ctx}
+}
+
+// take takes the slot unless held already, waiting while every slot is
+// taken; it fails with ctx's error when the client left first.
+func (m *missSlot) take() error {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.held {
+		return nil
+	}
+	if !m.s.takeMiss(m.ctx) {
+		return m.ctx.Err()
+	}
+	m.held = true
+	return nil
+}
+
+// release gives the slot back if it was taken.
+func (m *missSlot) release() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.held {
+		m.held = false
+		m.s.doneMiss()
+	}
+}
+
 // objectHeaders sets the headers of every answer about an object.
 func (s *Server) objectHeaders(h http.Header, rec *record) {
 	h["Etag"] = rec.etagHdr
@@ -419,7 +467,7 @@ func (s *Server) sniffAndSeek(r *http.Request, rec *record, rd *objectReader, ke
 	var cerr error
 	var wg sync.WaitGroup
 	if ctype == "" {
-		srd, err := newObjectReader(r.Context(), s.fetch, rec, keep)
+		srd, err := newObjectReader(r.Context(), s.fetch, rec, keep, rd.slot)
 		if err != nil {
 			return "", err
 		}

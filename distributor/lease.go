@@ -9,8 +9,8 @@ import "github.com/satchel-net/satchel/protocol/fetch"
 // still reading it would then send another block's bytes. So the buffer
 // goes back only when nothing can read it any more. Every holder counts in
 // refs: the fetch itself (it writes the block to the cache after waking the
-// waiters) and each lease handed out by fetcher.start. The last to let go
-// releases the buffer. Leases are taken only while the call is in
+// waiters) and each lease handed out by fetcher.startFetch. The last to let
+// go releases the buffer. Leases are taken only while the call is in
 // fetcher.calls (under fetcher.mu), and the fetch takes it out there before
 // letting go, so no lease can be taken after refs reached zero.
 type call struct {
@@ -23,13 +23,14 @@ type call struct {
 }
 
 // lease is one holder's hold on a call: the call's bytes stay valid until
-// the lease is dropped. Whoever gets a lease (fetcher.start, fetcher.block)
-// drops it once done with the data, on every path. A lease has one holder
-// at a time; handing it on hands on the duty to drop it. A dropped lease
-// no longer reaches its call, so a use of the lease after drop fails
-// loudly (a nil dereference). That guards only the lease: a copy of its
-// data slice (piece.data, the b blockBytes returns) reads whatever block
-// the buffer holds next, so no copy may outlive the lease it came under.
+// the lease is dropped. Whoever gets a lease (objectReader.start,
+// objectReader.block) drops it once done with the data, on every path. A
+// lease has one holder at a time; handing it on hands on the duty to drop
+// it. A dropped lease no longer reaches its call, so a use of the lease
+// after drop fails loudly (a nil dereference). That guards only the lease:
+// a copy of its data slice (piece.data, the b blockBytes returns) reads
+// whatever block the buffer holds next, so no copy may outlive the lease it
+// came under.
 type lease struct {
 	*call
 	f *fetcher

@@ -32,6 +32,9 @@ type objectReader struct {
 	obj  chain.DataObject
 	root cid.Cid
 	keep bool
+	// slot is the answer's miss slot, taken before any block comes from
+	// the network (nil: none, for warming).
+	slot *missSlot
 	size int64
 	pos  int64
 	end  int64 // no read-ahead at or past end
@@ -62,12 +65,55 @@ type piece struct {
 	network   bool
 }
 
-func newObjectReader(ctx context.Context, f *fetcher, rec *record, keep bool) (*objectReader, error) {
+// newObjectReader returns a reader of rec's content for an answer that
+// fetches blocks not cached under slot.
+func newObjectReader(ctx context.Context, f *fetcher, rec *record, keep bool, slot *missSlot) (*objectReader, error) {
 	obj := rec.obj
 	if !rec.root.Defined() {
 		return nil, fmt.Errorf("%w: object %d has content ID %q, not a CID", ErrBadDAG, obj.ID, obj.ContentID)
 	}
-	return &objectReader{ctx: ctx, f: f, obj: obj, root: rec.root, keep: keep, size: int64(obj.Size), end: int64(obj.Size)}, nil
+	return &objectReader{ctx: ctx, f: f, obj: obj, root: rec.root, keep: keep, slot: slot, size: int64(obj.Size), end: int64(obj.Size)}, nil
+}
+
+// start returns a lease on block c of the object: a cache hit, or the
+// fetch from the network, started (or joined) once the answer holds its
+// miss slot. The caller drops the lease; an error (the client left while
+// waiting for a slot) comes with none.
+func (r *objectReader) start(c cid.Cid) (*lease, error) {
+	if l := r.f.hit(r.obj, c); l != nil {
+		return l, nil
+	}
+	return r.fetch(c)
+}
+
+// fetch is start past the cache.
+func (r *objectReader) fetch(c cid.Cid) (*lease, error) {
+	if err := r.slot.take(); err != nil {
+		return nil, err
+	}
+	return r.f.startFetch(r.obj, c, r.keep), nil
+}
+
+// block returns a lease on block c once it is there: in the cache (to read
+// from there) or fetched from the network (network, blk); the caller drops
+// it. An error comes with no lease.
+func (r *objectReader) block(c cid.Cid) (*lease, error) {
+	l, err := r.start(c)
+	if err != nil {
+		return nil, err
+	}
+	return r.f.wait(r.ctx, l)
+}
+
+// refetch is block for a caller whose cached copy of c could not be read:
+// it skips the cache, whose index may still list the block, and returns a
+// lease on the block's bytes fetched from the network.
+func (r *objectReader) refetch(c cid.Cid) (*lease, error) {
+	l, err := r.fetch(c)
+	if err != nil {
+		return nil, err
+	}
+	return r.f.wait(r.ctx, l)
 }
 
 // Read implements io.Reader.
@@ -252,7 +298,11 @@ func (r *objectReader) startAhead(lf leaf) {
 	if r.ahead == nil {
 		r.ahead = map[int64]aheadLeaf{}
 	}
-	r.ahead[lf.off] = aheadLeaf{lf: lf, cl: r.f.start(r.obj, lf.cid, r.keep)}
+	cl, err := r.start(lf.cid)
+	if err != nil {
+		return // the client left: the read there reports it
+	}
+	r.ahead[lf.off] = aheadLeaf{lf: lf, cl: cl}
 }
 
 // load makes the leaf under pos the current one, then starts fetching the
@@ -311,11 +361,13 @@ func (r *objectReader) open(lf leaf) (*piece, error) {
 		cl.drop()
 		return pc, nil
 	}
+	var err error
 	if cl == nil {
-		cl = r.f.start(r.obj, lf.cid, r.keep)
+		if cl, err = r.start(lf.cid); err != nil {
+			return nil, err
+		}
 	}
-	cl, err := r.f.wait(r.ctx, cl)
-	if err != nil {
+	if cl, err = r.f.wait(r.ctx, cl); err != nil {
 		return nil, err
 	}
 	if !cl.network {
@@ -325,7 +377,7 @@ func (r *objectReader) open(lf leaf) (*piece, error) {
 		}
 		// The cached file went away: fetch again, past the cache, whose
 		// index may still list it.
-		again, err := r.f.refetch(r.ctx, r.obj, lf.cid, r.keep)
+		again, err := r.refetch(lf.cid)
 		if err != nil {
 			return nil, err
 		}

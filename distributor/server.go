@@ -240,7 +240,7 @@ func (s *Server) warm(objs []chain.DataObject) {
 		go func() {
 			defer s.wg.Done()
 			defer func() { <-s.warming }()
-			rd, err := newObjectReader(s.ctx, s.fetch, newRecord(o), false)
+			rd, err := newObjectReader(s.ctx, s.fetch, newRecord(o), false, nil)
 			if err != nil {
 				return
 			}
