@@ -249,7 +249,11 @@ func (s *Server) serveBlock(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_cid", fmt.Errorf("block CID %.128q: %v", r.PathValue("cid"), err))
 		return
 	}
-	rd, err := newObjectReader(r.Context(), s.fetch, rec, s.keeps(obj), nil)
+	// Blocks fetched for the answer, the interior nodes that show c is
+	// part of the object included, are fetched under a miss slot.
+	slot := s.newMissSlot(r.Context())
+	defer slot.release()
+	rd, err := newObjectReader(r.Context(), s.fetch, rec, s.keeps(obj), slot)
 	if err != nil {
 		s.fetchFailed(w, r, obj, err)
 		return
@@ -279,10 +283,9 @@ func (s *Server) serveBlock(w http.ResponseWriter, r *http.Request) {
 	}
 	// A block fetched for the answer is held while a slow client reads
 	// it: the answer takes a miss slot.
-	if !s.takeMiss(r.Context()) {
+	if slot.take() != nil {
 		return
 	}
-	defer s.doneMiss()
 	b, bl, err := rd.blockBytes(c)
 	if err != nil {
 		s.fetchFailed(w, r, obj, err)

@@ -10,6 +10,9 @@ import (
 	"os"
 	"testing"
 
+	"github.com/ipfs/go-cid"
+	mh "github.com/multiformats/go-multihash"
+
 	"github.com/satchel-net/satchel/distributor"
 	"github.com/satchel-net/satchel/testnet"
 )
@@ -197,5 +200,42 @@ func TestEvictedMidAnswerTakesSlot(t *testing.T) {
 				t.Fatal("the rest of the evicted object was not fetched")
 			}
 		})
+	}
+}
+
+// A raw block answer whose check that the block is part of the object
+// needs interior nodes from the providers takes a --max-misses slot before
+// fetching them: with every slot held it waits, fetching nothing.
+func TestBlockLookupTakesSlot(t *testing.T) {
+	e := newEnv(t, 1, distributor.WithMaxMisses(1))
+	const chunk = 64 << 10
+	data := randomBytes(t, 4*chunk)
+	obj := e.put(t, data, chunk)
+	sum, err := mh.Sum(data[chunk:2*chunk], mh.SHA2_256, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := cid.NewCidV1(cid.Raw, sum) // the second chunk
+	// A restart forgets the decoded interior nodes, the eviction the
+	// cached ones (the root was fetched when the object was accepted).
+	if err := e.d.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.Restart(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv := e.d.Server()
+	srv.EvictCached(obj.ID)
+	fetched := func() float64 { return counter(t, e.d.Registry(), "satchel_distributor_fetched_bytes_total") }
+	url := e.d.AssetURL(obj.ID) + "/blocks/" + leaf.String()
+	release := srv.HoldMissSlots()
+	waitsForSlot(t, e, url)
+	if n, got := srv.FetchesRunning(), fetched(); n != 0 || got != 0 {
+		t.Fatalf("waiting for a slot: %d fetches running, %.0f bytes fetched; want none", n, got)
+	}
+	release()
+	resp, body := get(t, url)
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, data[chunk:2*chunk]) {
+		t.Fatalf("once a slot is free: status %d, %d bytes, equal %v", resp.StatusCode, len(body), bytes.Equal(body, data[chunk:2*chunk]))
 	}
 }
