@@ -378,6 +378,7 @@ type missSlot struct {
 
 	mu   sync.Mutex
 	held bool
+	done bool // released: the answer ended, no slot is taken any more
 }
 
 // newMissSlot returns the slot of an answer to a request of ctx, not
@@ -387,13 +388,18 @@ func (s *Server) newMissSlot(ctx context.Context) *missSlot {
 }
 
 // take takes the slot unless held already, waiting while every slot is
-// taken; it fails with ctx's error when the client left first.
+// taken; it fails with ctx's error when the client left first, and once the
+// answer ended (a reader's goroutine outliving it takes no slot it would
+// never give back).
 func (m *missSlot) take() error {
 	if m == nil {
 		return nil
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.done {
+		return errAnswerDone
+	}
 	if m.held {
 		return nil
 	}
@@ -404,10 +410,15 @@ func (m *missSlot) take() error {
 	return nil
 }
 
-// release gives the slot back if it was taken.
+// errAnswerDone is take's error after release.
+var errAnswerDone = errors.New("distributor: the answer ended")
+
+// release gives the slot back if it was taken; the answer takes none
+// after.
 func (m *missSlot) release() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.done = true
 	if m.held {
 		m.held = false
 		m.s.doneMiss()
