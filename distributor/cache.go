@@ -218,16 +218,16 @@ func (c *cache) path(obj chain.ObjectID, bc cid.Cid) string {
 	return filepath.Join(c.dir, "objects", obj.String(), bc.String())
 }
 
-// get returns the path of block bc of obj when cached.
-func (c *cache) get(obj chain.ObjectID, bc cid.Cid) (string, bool) {
+// holds reports whether block bc of obj is cached.
+func (c *cache) holds(obj chain.ObjectID, bc cid.Cid) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if o := c.objects[obj]; o == nil {
-		return "", false
-	} else if _, ok := o.blocks[bc]; !ok {
-		return "", false
+	o := c.objects[obj]
+	if o == nil {
+		return false
 	}
-	return c.path(obj, bc), true
+	_, ok := o.blocks[bc]
+	return ok
 }
 
 // account adds n bytes of block bc to o's sizes and the cache's use.
@@ -243,7 +243,7 @@ func (c *cache) account(o *cachedObject, bc cid.Cid, n int64) {
 // The block is written to tmp/ unlocked, then renamed into place and
 // indexed under mu.
 func (c *cache) put(obj chain.ObjectID, bc cid.Cid, data []byte) error {
-	if _, ok := c.get(obj, bc); ok {
+	if c.holds(obj, bc) {
 		return nil
 	}
 	f, err := os.CreateTemp(filepath.Join(c.dir, "tmp"), bc.String()+"-*")

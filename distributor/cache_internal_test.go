@@ -87,10 +87,10 @@ func TestCacheReopenVerifiesAfterCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := c2.get(5, gc); !ok {
+	if !c2.holds(5, gc) {
 		t.Fatal("good block lost")
 	}
-	if _, ok := c2.get(6, bc); ok {
+	if c2.holds(6, bc) {
 		t.Fatal("corrupt block kept after a crash")
 	}
 	if used, _, _, _ := c2.usage(); used != 100 {
@@ -246,7 +246,7 @@ func TestCacheRemoveRacesPut(t *testing.T) {
 		wg.Wait()
 		for _, b := range blocks {
 			bc := rawBlock(t, b)
-			if _, ok := c.get(1, bc); !ok {
+			if !c.holds(1, bc) {
 				t.Fatalf("round %d: block %s not cached after it was put", round, bc)
 			}
 			if got, err := os.ReadFile(c.path(1, bc)); err != nil || !bytes.Equal(got, b) {
@@ -281,7 +281,7 @@ func TestCacheForgetsLostFiles(t *testing.T) {
 		if _, ok := c.read(1, bc); ok {
 			t.Fatalf("block %s read from a lost file", bc)
 		}
-		if _, ok := c.get(1, bc); ok {
+		if c.holds(1, bc) {
 			t.Fatalf("block %s still listed after its file was found lost", bc)
 		}
 	}

@@ -55,14 +55,15 @@ func carHeader(root cid.Cid) ([]byte, error) {
 func (s *Server) serveCAR(w http.ResponseWriter, r *http.Request, rec *record) {
 	obj := rec.obj
 	// A CAR holds the leaf it sends and those fetched ahead, as an asset
-	// answer does: unless every leaf is cached it takes a miss slot.
-	if !s.cache.complete(obj.ID, obj.Size) {
-		if !s.takeMiss(r.Context()) {
-			return
-		}
-		defer s.doneMiss()
+	// answer does: unless every leaf is cached it takes a miss slot at
+	// once, else before the first block it must fetch (its object evicted
+	// mid-answer).
+	slot := s.newMissSlot(r.Context())
+	defer slot.release()
+	if !s.cache.complete(obj.ID, obj.Size) && slot.take() != nil {
+		return
 	}
-	rd, err := newObjectReader(r.Context(), s.fetch, rec, s.keeps(obj))
+	rd, err := newObjectReader(r.Context(), s.fetch, rec, s.keeps(obj), slot)
 	if err != nil {
 		s.fetchFailed(w, r, obj, err)
 		return
@@ -137,22 +138,19 @@ func (o carOut) section(c cid.Cid, size int64) error {
 // lease they lie under (nil for bytes of their own), to drop once done with
 // them.
 func (r *objectReader) blockBytes(c cid.Cid) ([]byte, *lease, error) {
-	cl, err := r.f.block(r.ctx, r.obj, c, r.keep)
+	cl, err := r.block(c)
 	if err != nil {
 		return nil, nil, err
 	}
 	return r.leaseBytes(c, cl)
 }
 
-// leaseBytes is blockBytes for the finished fetch cl of block c, which it
-// takes over: its bytes in memory, else its cached file's.
+// leaseBytes is blockBytes for the fetch cl of block c, done without an
+// error (fetcher.wait), which it takes over: its bytes in memory, else its
+// cached file's.
 func (r *objectReader) leaseBytes(c cid.Cid, cl *lease) ([]byte, *lease, error) {
-	if err := cl.err; err != nil {
-		cl.drop()
-		return nil, nil, err
-	}
 	if cl.network {
-		return cl.data, cl, nil
+		return cl.blk.Data, cl, nil
 	}
 	cl.drop()
 	if b, ok := r.f.cache.read(r.obj.ID, c); ok {
@@ -160,11 +158,11 @@ func (r *objectReader) leaseBytes(c cid.Cid, cl *lease) ([]byte, *lease, error) 
 	}
 	// The cached copy is gone: fetch the block again, past the cache,
 	// whose index may still list it.
-	again, err := r.f.refetch(r.ctx, r.obj, c, r.keep)
+	again, err := r.refetch(c)
 	if err != nil {
 		return nil, nil, err
 	}
-	return again.data, again, nil
+	return again.blk.Data, again, nil
 }
 
 // walkBlocks sends block c (whose bytes are b) and every block under it to
@@ -193,18 +191,23 @@ func (r *objectReader) walkBlocks(c cid.Cid, b []byte, depth int, out blockOut) 
 		// Fetch the next blocks while this one is written.
 		for j := i; j < min(i+1+maxAhead, len(n.links)); j++ {
 			if calls[j] == nil {
-				calls[j] = r.f.start(r.obj, n.links[j], r.keep)
+				if calls[j], err = r.start(n.links[j]); err != nil {
+					return err
+				}
 			}
 		}
-		if sent, err := r.sendCached(l, calls[i], out); sent || err != nil {
-			calls[i] = nil
+		cl, err := r.f.wait(r.ctx, calls[i])
+		calls[i] = nil
+		if err != nil {
+			return err
+		}
+		if sent, err := r.sendCached(l, cl, out); sent || err != nil {
 			if err != nil {
 				return err
 			}
 			continue
 		}
-		lb, ll, err := r.callBytes(l, calls[i])
-		calls[i] = nil
+		lb, ll, err := r.leaseBytes(l, cl)
 		if err != nil {
 			return err
 		}
@@ -218,19 +221,11 @@ func (r *objectReader) walkBlocks(c cid.Cid, b []byte, depth int, out blockOut) 
 }
 
 // sendCached sends leaf c to out from its cached block file when cl, the
-// fetch of c, found it in the cache, and then drops cl. It reports false,
-// keeping cl, for a leaf to read into memory (fetched, or whose file is
-// gone: leaseBytes fetches it again).
+// fetch of c (done without an error), found it in the cache, and then drops
+// cl. It reports false, keeping cl, for a leaf to read into memory
+// (fetched, or whose file is gone: leaseBytes fetches it again).
 func (r *objectReader) sendCached(c cid.Cid, cl *lease, out blockOut) (bool, error) {
-	if c.Type() != cid.Raw {
-		return false, nil
-	}
-	select {
-	case <-cl.done:
-	case <-r.ctx.Done():
-		return false, nil // callBytes reports it
-	}
-	if cl.err != nil || cl.network {
+	if c.Type() != cid.Raw || cl.network {
 		return false, nil
 	}
 	f, size, ok := r.f.cache.open(r.obj.ID, c)
@@ -239,18 +234,6 @@ func (r *objectReader) sendCached(c cid.Cid, cl *lease, out blockOut) (bool, err
 	}
 	cl.drop()
 	return true, r.f.cache.send(r.obj.ID, c, f, size, out.file)
-}
-
-// callBytes waits for the fetch cl of block c, which it takes over, and
-// returns its bytes as leaseBytes does.
-func (r *objectReader) callBytes(c cid.Cid, cl *lease) ([]byte, *lease, error) {
-	select {
-	case <-cl.done:
-	case <-r.ctx.Done():
-		cl.drop()
-		return nil, nil, r.ctx.Err()
-	}
-	return r.leaseBytes(c, cl)
 }
 
 // serveBlock answers GET /api/v1/assets/{id}/blocks/{cid}: one raw block
@@ -266,7 +249,11 @@ func (s *Server) serveBlock(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_cid", fmt.Errorf("block CID %.128q: %v", r.PathValue("cid"), err))
 		return
 	}
-	rd, err := newObjectReader(r.Context(), s.fetch, rec, s.keeps(obj))
+	// Blocks fetched for the answer, the interior nodes that show c is
+	// part of the object included, are fetched under a miss slot.
+	slot := s.newMissSlot(r.Context())
+	defer slot.release()
+	rd, err := newObjectReader(r.Context(), s.fetch, rec, s.keeps(obj), slot)
 	if err != nil {
 		s.fetchFailed(w, r, obj, err)
 		return
@@ -296,10 +283,9 @@ func (s *Server) serveBlock(w http.ResponseWriter, r *http.Request) {
 	}
 	// A block fetched for the answer is held while a slow client reads
 	// it: the answer takes a miss slot.
-	if !s.takeMiss(r.Context()) {
+	if slot.take() != nil {
 		return
 	}
-	defer s.doneMiss()
 	b, bl, err := rd.blockBytes(c)
 	if err != nil {
 		s.fetchFailed(w, r, obj, err)

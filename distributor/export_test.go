@@ -1,5 +1,7 @@
 package distributor
 
+import "github.com/satchel-net/satchel/chain"
+
 // IndexFootprint returns how many object ID runs and object records the
 // node's index holds (for tests of its memory).
 func (s *Server) IndexFootprint() (runs, records int) { return s.index.footprint() }
@@ -23,3 +25,7 @@ func (s *Server) FetchesRunning() int {
 	defer s.fetch.mu.Unlock()
 	return len(s.fetch.calls)
 }
+
+// EvictCached evicts object id from the cache through the cache's own
+// removal (the one eviction to make room and a deletion on chain use).
+func (s *Server) EvictCached(id chain.ObjectID) { s.cache.remove(id) }

@@ -34,8 +34,8 @@ var (
 type fetcher struct {
 	src BlockSource
 	// srcVerifies says src verifies every block against its CID already
-	// (a *fetch.Client): a second hash of every fetched byte would cost
-	// about 0.5 CPU s/GiB for nothing.
+	// (a VerifyingSource that says so): a second hash of every fetched
+	// byte would cost about 0.5 CPU s/GiB for nothing.
 	srcVerifies bool
 	srcs        *sources
 	cache       *cache
@@ -92,21 +92,9 @@ type callKey struct {
 	c   cid.Cid
 }
 
-// block returns a lease on block c of obj once it is there: on a block in
-// the cache (to read from there) or fetched from the network (network,
-// data); the caller drops it. An error comes with no lease.
-func (f *fetcher) block(ctx context.Context, obj chain.DataObject, c cid.Cid, keep bool) (*lease, error) {
-	return f.wait(ctx, f.start(obj, c, keep))
-}
-
-// refetch is block for a caller whose cached copy of c could not be read:
-// it skips the cache, whose index may still list the block, and returns a
-// lease on the block's bytes fetched from the network.
-func (f *fetcher) refetch(ctx context.Context, obj chain.DataObject, c cid.Cid, keep bool) (*lease, error) {
-	return f.wait(ctx, f.startFetch(obj, c, keep))
-}
-
-// wait waits for the fetch l and returns it, or drops it on an error.
+// wait waits for the fetch l, which it takes over, and returns it; on the
+// fetch's error, or ctx's end first, it drops l and returns the error. Every
+// wait for a fetch goes through here.
 func (f *fetcher) wait(ctx context.Context, l *lease) (*lease, error) {
 	select {
 	case <-l.done:
@@ -121,18 +109,20 @@ func (f *fetcher) wait(ctx context.Context, l *lease) (*lease, error) {
 	}
 }
 
-// start returns a lease on the fetch of block c of obj, starting the fetch
-// unless the block is cached or already being fetched. The caller drops
-// the lease (whether or not it waited for the fetch).
-func (f *fetcher) start(obj chain.DataObject, c cid.Cid, keep bool) *lease {
-	if _, ok := f.cache.get(obj.ID, c); ok {
+// hit returns a lease on block c of obj, done, when the cache holds it (to
+// read from there), else nil. Readers get blocks through
+// objectReader.start, which fetches a block not cached (startFetch) only
+// once its answer holds a miss slot.
+func (f *fetcher) hit(obj chain.DataObject, c cid.Cid) *lease {
+	if f.cache.holds(obj.ID, c) {
 		return &lease{call: &call{done: closedDone, refs: 1}, f: f}
 	}
-	return f.startFetch(obj, c, keep)
+	return nil
 }
 
-// startFetch is start without the cache: a lease on the network fetch of
-// block c, joining the one running if any.
+// startFetch returns a lease on the network fetch of block c of obj, past
+// the cache, joining the one running if any. The caller drops the lease
+// (whether or not it waited for the fetch).
 func (f *fetcher) startFetch(obj chain.DataObject, c cid.Cid, keep bool) *lease {
 	k := callKey{obj.ID, c}
 	f.mu.Lock()
@@ -160,7 +150,6 @@ func (f *fetcher) startFetch(obj chain.DataObject, c cid.Cid, keep bool) *lease 
 func (f *fetcher) run(obj chain.DataObject, c cid.Cid, keep bool, cl *call) {
 	defer f.wg.Done()
 	cl.blk, cl.err = f.fetch(obj, c)
-	cl.data = cl.blk.Data
 	// Waiters go on with the bytes while they are written to the cache;
 	// the call stays findable until then, so no second fetch of the block
 	// starts meanwhile.
@@ -168,7 +157,7 @@ func (f *fetcher) run(obj chain.DataObject, c cid.Cid, keep bool, cl *call) {
 	// Interior nodes are cached whatever the object's size: they are a
 	// tiny share of it, and a seek needs them first.
 	if cl.err == nil && (keep || c.Type() == cid.DagProtobuf) {
-		if err := f.cache.put(obj.ID, c, cl.data); err != nil {
+		if err := f.cache.put(obj.ID, c, cl.blk.Data); err != nil {
 			f.log.Warn("cache a block", "object", obj.ID, "cid", c, "err", err)
 		}
 	}

@@ -1,7 +1,6 @@
 package distributor
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -125,7 +124,8 @@ const sendSpan = 128 << 10
 
 // ReadFrom copies r to the client. An object's bytes that lie in cached
 // block files go out with the kernel's file-to-socket copy (sendfile, as
-// http.FileServer does), the others through a pooled buffer.
+// http.FileServer does, through sendFile), the others through a pooled
+// buffer.
 func (w *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
@@ -134,8 +134,7 @@ func (w *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
 	if ok {
 		or, ok = lr.R.(*objectReader)
 	}
-	rf, isRF := w.ResponseWriter.(io.ReaderFrom)
-	if !ok || !isRF {
+	if !ok {
 		return io.CopyBuffer(writerOnly{w}, r, *bp)
 	}
 	var total int64
@@ -149,10 +148,8 @@ func (w *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
 		}
 		var m int64
 		if f != nil {
-			_ = w.rc.SetWriteDeadline(time.Now().Add(w.d))
-			m, err = rf.ReadFrom(&io.LimitedReader{R: f, N: span})
+			m, err = w.sendFile(f, span)
 			or.advance(m, err)
-			w.n += m
 		} else {
 			m, err = io.CopyBuffer(writerOnly{w}, io.LimitReader(or, span), *bp)
 		}
@@ -169,7 +166,9 @@ func (w *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
 }
 
 // sendFile sends n bytes of f from its offset with the kernel's
-// file-to-socket copy, each span under its own write deadline.
+// file-to-socket copy, each span of at most sendSpan under its own write
+// deadline (through a pooled buffer when the connection cannot take a
+// file).
 func (w *deadlineWriter) sendFile(f *os.File, n int64) (int64, error) {
 	rf, ok := w.ResponseWriter.(io.ReaderFrom)
 	if !ok {
@@ -305,13 +304,14 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	}
 	keep := s.keeps(obj)
 	complete, cached, ctype := s.cache.request(obj.ID, obj.Size, time.Now())
-	if !s.cacheHeaders(h, obj, complete, cached) {
-		if !s.takeMiss(r.Context()) {
-			return
-		}
-		defer s.doneMiss()
+	// A miss takes its slot at once; a hit before the first block it must
+	// fetch (its object evicted mid-answer).
+	slot := s.newMissSlot(r.Context())
+	defer slot.release()
+	if !s.cacheHeaders(h, obj, complete, cached) && slot.take() != nil {
+		return
 	}
-	rd, err := newObjectReader(r.Context(), s.fetch, rec, keep)
+	rd, err := newObjectReader(r.Context(), s.fetch, rec, keep, slot)
 	if err != nil {
 		s.fetchFailed(w, r, obj, err)
 		return
@@ -342,29 +342,6 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	}
 	s.m.servedLocal.Add(float64(dw.n - ext))
 }
-
-// takeMiss takes one of the --max-misses slots, which bound the memory
-// answers needing blocks from the network hold (the leaves they send and
-// read ahead), waiting while every slot is taken. It reports false when
-// the client left first. Give the slot back with doneMiss.
-func (s *Server) takeMiss(ctx context.Context) bool {
-	select {
-	case s.misses <- struct{}{}:
-		return true
-	default:
-	}
-	s.m.missWaiting.Inc()
-	defer s.m.missWaiting.Dec()
-	select {
-	case s.misses <- struct{}{}:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// doneMiss gives back a slot takeMiss took.
-func (s *Server) doneMiss() { <-s.misses }
 
 // objectHeaders sets the headers of every answer about an object.
 func (s *Server) objectHeaders(h http.Header, rec *record) {
@@ -419,7 +396,7 @@ func (s *Server) sniffAndSeek(r *http.Request, rec *record, rd *objectReader, ke
 	var cerr error
 	var wg sync.WaitGroup
 	if ctype == "" {
-		srd, err := newObjectReader(r.Context(), s.fetch, rec, keep)
+		srd, err := newObjectReader(r.Context(), s.fetch, rec, keep, rd.slot)
 		if err != nil {
 			return "", err
 		}

@@ -2,35 +2,35 @@ package distributor
 
 import "github.com/satchel-net/satchel/protocol/fetch"
 
-// call is one block fetch; done closes when data or err is set.
+// call is one block fetch; done closes when blk or err is set.
 //
-// A fetched leaf's data lies in the block source's pooled frame buffer
-// (blk), which the next frame read reuses once it is released: a request
+// A fetched leaf's bytes (blk.Data) lie in the block source's pooled frame
+// buffer, which the next frame read reuses once it is released: a request
 // still reading it would then send another block's bytes. So the buffer
 // goes back only when nothing can read it any more. Every holder counts in
 // refs: the fetch itself (it writes the block to the cache after waking the
-// waiters) and each lease handed out by fetcher.start. The last to let go
-// releases the buffer. Leases are taken only while the call is in
+// waiters) and each lease handed out by fetcher.startFetch. The last to let
+// go releases the buffer. Leases are taken only while the call is in
 // fetcher.calls (under fetcher.mu), and the fetch takes it out there before
 // letting go, so no lease can be taken after refs reached zero.
 type call struct {
 	done    chan struct{}
-	data    []byte // set for a fetched block
-	network bool   // fetched; else a cache hit, to read from the cache
+	blk     fetch.Block // a fetched block (its bytes and their buffer)
+	network bool        // fetched; else a cache hit, to read from the cache
 	err     error
 
-	refs int         // under fetcher.mu: holds of the fetch and the leases
-	blk  fetch.Block // the buffer data lies in
+	refs int // under fetcher.mu: holds of the fetch and the leases
 }
 
-// lease is one holder's hold on a call: the call's data stays valid until
-// the lease is dropped. Whoever gets a lease (fetcher.start, fetcher.block)
-// drops it once done with the data, on every path. A lease has one holder
-// at a time; handing it on hands on the duty to drop it. A dropped lease
-// no longer reaches its call, so a use of the lease after drop fails
-// loudly (a nil dereference). That guards only the lease: a copy of its
-// data slice (piece.data, the b blockBytes returns) reads whatever block
-// the buffer holds next, so no copy may outlive the lease it came under.
+// lease is one holder's hold on a call: the call's bytes stay valid until
+// the lease is dropped. Whoever gets a lease (objectReader.start,
+// objectReader.block) drops it once done with the data, on every path. A
+// lease has one holder at a time; handing it on hands on the duty to drop
+// it. A dropped lease no longer reaches its call, so a use of the lease
+// after drop fails loudly (a nil dereference). That guards only the lease:
+// a copy of its data slice (piece.data, the b blockBytes returns) reads
+// whatever block the buffer holds next, so no copy may outlive the lease it
+// came under.
 type lease struct {
 	*call
 	f *fetcher
@@ -61,7 +61,7 @@ func (f *fetcher) unrefLocked(cl *call) fetch.Block {
 	}
 	blk := cl.blk
 	// Nothing holds the call: its bytes are gone with the buffer.
-	cl.blk, cl.data = fetch.Block{}, nil
+	cl.blk = fetch.Block{}
 	return blk
 }
 

@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"testing"
+
+	"github.com/ipfs/go-cid"
+	mh "github.com/multiformats/go-multihash"
 
 	"github.com/satchel-net/satchel/distributor"
 	"github.com/satchel-net/satchel/testnet"
@@ -96,5 +101,141 @@ func TestCachedCARAndBlockTakeNoSlot(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, want) || resp.Header.Get("Content-Length") != fmt.Sprint(len(want)) {
 		t.Fatalf("cached raw block with every miss slot held: status %d, %d bytes (Content-Length %s), equal %v",
 			resp.StatusCode, len(body), resp.Header.Get("Content-Length"), bytes.Equal(body, want))
+	}
+}
+
+// slowClient is an HTTP client whose connections take in at most about
+// 0.5 MiB the test has not read: a client that stops reading stops the
+// answer in the server (whose send buffer holds at most 4 MiB). Not less:
+// a receive buffer under two segments of loopback's 64 KiB MSS stalls the
+// connection.
+func slowClient(t *testing.T) *http.Client {
+	t.Helper()
+	var d net.Dialer
+	tr := &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.(*net.TCPConn).SetReadBuffer(256 << 10); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
+// An answer that started wholly from the cache (no miss slot) and finds
+// its object evicted mid-answer fetches the rest only once it holds a
+// --max-misses slot: with every slot held it waits, fetching nothing, and
+// once one frees it finishes whole. Asset answers and CARs alike.
+func TestEvictedMidAnswerTakesSlot(t *testing.T) {
+	e := newEnv(t, 1, distributor.WithMaxMisses(1))
+	client := slowClient(t)
+	for _, tc := range []struct {
+		name, query string
+		content     func([]byte) []byte
+	}{
+		{"asset", "", func(b []byte) []byte { return b }},
+		{"car", "?format=car", func(b []byte) []byte { _, c, _ := carContent(t, b); return c }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// An object of its own, every block cached (after an
+			// eviction an answer fetches only the blocks it reads).
+			data := randomBytes(t, 16<<20) // far more than the server's send buffer
+			obj := e.put(t, data, 1<<20)
+			cachedWhole(t, e, obj)
+			srv := e.d.Server()
+			testnet.Wait(t, "no fetch running", func() bool { return srv.FetchesRunning() == 0 })
+			reg := e.d.Registry()
+			fetched := func() float64 { return counter(t, reg, "satchel_distributor_fetched_bytes_total") }
+			waiting := func() float64 { return counter(t, reg, "satchel_distributor_miss_waiting_requests") }
+			before := fetched()
+
+			// Every slot held from here: the answer starts from the
+			// cache, which needs none.
+			release := srv.HoldMissSlots()
+			held := true
+			defer func() {
+				if held {
+					release()
+				}
+			}()
+			req, _ := http.NewRequestWithContext(e.ctx, http.MethodGet, e.d.AssetURL(obj.ID)+tc.query, nil)
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			head := make([]byte, 64<<10)
+			if _, err := io.ReadFull(resp.Body, head); err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d, first bytes: %v", resp.StatusCode, err)
+			}
+			srv.EvictCached(obj.ID) // while the answer is stopped mid-way by its client
+			rest := make(chan []byte, 1)
+			go func() {
+				b, _ := io.ReadAll(resp.Body)
+				rest <- b
+			}()
+			testnet.Wait(t, "the rest of the answer waiting for a miss slot", func() bool {
+				select {
+				case b := <-rest:
+					t.Fatalf("the rest of the answer (%d bytes) came with every miss slot held; %.0f bytes fetched meanwhile", len(b), fetched()-before)
+				default:
+				}
+				return waiting() == 1
+			})
+			if got := fetched(); got != before {
+				t.Fatalf("%.0f bytes fetched while waiting for a slot; want none", got-before)
+			}
+			release()
+			held = false
+			body := append(head, <-rest...)
+			if got := tc.content(body); !bytes.Equal(got, data) {
+				t.Fatalf("answer of %d bytes once a slot freed: content equal %v", len(body), bytes.Equal(got, data))
+			}
+			if fetched() <= before {
+				t.Fatal("the rest of the evicted object was not fetched")
+			}
+		})
+	}
+}
+
+// A raw block answer whose check that the block is part of the object
+// needs interior nodes from the providers takes a --max-misses slot before
+// fetching them: with every slot held it waits, fetching nothing.
+func TestBlockLookupTakesSlot(t *testing.T) {
+	e := newEnv(t, 1, distributor.WithMaxMisses(1))
+	const chunk = 64 << 10
+	data := randomBytes(t, 4*chunk)
+	obj := e.put(t, data, chunk)
+	sum, err := mh.Sum(data[chunk:2*chunk], mh.SHA2_256, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := cid.NewCidV1(cid.Raw, sum) // the second chunk
+	// A restart forgets the decoded interior nodes, the eviction the
+	// cached ones (the root was fetched when the object was accepted).
+	if err := e.d.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.Restart(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv := e.d.Server()
+	srv.EvictCached(obj.ID)
+	fetched := func() float64 { return counter(t, e.d.Registry(), "satchel_distributor_fetched_bytes_total") }
+	url := e.d.AssetURL(obj.ID) + "/blocks/" + leaf.String()
+	release := srv.HoldMissSlots()
+	waitsForSlot(t, e, url)
+	if n, got := srv.FetchesRunning(), fetched(); n != 0 || got != 0 {
+		t.Fatalf("waiting for a slot: %d fetches running, %.0f bytes fetched; want none", n, got)
+	}
+	release()
+	resp, body := get(t, url)
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, data[chunk:2*chunk]) {
+		t.Fatalf("once a slot is free: status %d, %d bytes, equal %v", resp.StatusCode, len(body), bytes.Equal(body, data[chunk:2*chunk]))
 	}
 }

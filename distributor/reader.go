@@ -32,6 +32,9 @@ type objectReader struct {
 	obj  chain.DataObject
 	root cid.Cid
 	keep bool
+	// slot is the answer's miss slot, taken before any block comes from
+	// the network (nil: none, for warming).
+	slot *missSlot
 	size int64
 	pos  int64
 	end  int64 // no read-ahead at or past end
@@ -51,24 +54,66 @@ type aheadLeaf struct {
 	cl *lease
 }
 
-// piece is the leaf being read.
+// piece is the leaf being read: in memory (data), or in its cached block
+// file (file.f), given back to the cache after.
 type piece struct {
 	off, size int64
 	data      []byte
-	lease     *lease   // the hold on data fetched into a pooled buffer
-	file      *os.File // a cached block file, given back to the cache after
-	filePos   int64    // its offset
-	fileGen   uint64   // the cache generation it was opened under
+	lease     *lease // the hold on data fetched into a pooled buffer
+	file      openFile
 	cid       cid.Cid
 	network   bool
 }
 
-func newObjectReader(ctx context.Context, f *fetcher, rec *record, keep bool) (*objectReader, error) {
+// newObjectReader returns a reader of rec's content for an answer that
+// fetches blocks not cached under slot.
+func newObjectReader(ctx context.Context, f *fetcher, rec *record, keep bool, slot *missSlot) (*objectReader, error) {
 	obj := rec.obj
 	if !rec.root.Defined() {
 		return nil, fmt.Errorf("%w: object %d has content ID %q, not a CID", ErrBadDAG, obj.ID, obj.ContentID)
 	}
-	return &objectReader{ctx: ctx, f: f, obj: obj, root: rec.root, keep: keep, size: int64(obj.Size), end: int64(obj.Size)}, nil
+	return &objectReader{ctx: ctx, f: f, obj: obj, root: rec.root, keep: keep, slot: slot, size: int64(obj.Size), end: int64(obj.Size)}, nil
+}
+
+// start returns a lease on block c of the object: a cache hit, or the
+// fetch from the network, started (or joined) once the answer holds its
+// miss slot. The caller drops the lease; an error (the client left while
+// waiting for a slot) comes with none.
+func (r *objectReader) start(c cid.Cid) (*lease, error) {
+	if l := r.f.hit(r.obj, c); l != nil {
+		return l, nil
+	}
+	return r.fetch(c)
+}
+
+// fetch is start past the cache.
+func (r *objectReader) fetch(c cid.Cid) (*lease, error) {
+	if err := r.slot.take(); err != nil {
+		return nil, err
+	}
+	return r.f.startFetch(r.obj, c, r.keep), nil
+}
+
+// block returns a lease on block c once it is there: in the cache (to read
+// from there) or fetched from the network (network, blk); the caller drops
+// it. An error comes with no lease.
+func (r *objectReader) block(c cid.Cid) (*lease, error) {
+	l, err := r.start(c)
+	if err != nil {
+		return nil, err
+	}
+	return r.f.wait(r.ctx, l)
+}
+
+// refetch is block for a caller whose cached copy of c could not be read:
+// it skips the cache, whose index may still list the block, and returns a
+// lease on the block's bytes fetched from the network.
+func (r *objectReader) refetch(c cid.Cid) (*lease, error) {
+	l, err := r.fetch(c)
+	if err != nil {
+		return nil, err
+	}
+	return r.f.wait(r.ctx, l)
 }
 
 // Read implements io.Reader.
@@ -90,8 +135,8 @@ func (r *objectReader) Read(p []byte) (int, error) {
 	want := min(int64(len(p)), c.off+c.size-r.pos)
 	var n int
 	var err error
-	if c.file != nil {
-		n, err = c.file.ReadAt(p[:want], r.pos-c.off)
+	if c.file.f != nil {
+		n, err = c.file.f.ReadAt(p[:want], r.pos-c.off)
 		if err == io.EOF && int64(n) == want {
 			err = nil
 		}
@@ -125,17 +170,17 @@ func (r *objectReader) fileSpan(max int64) (file *os.File, span int64, err error
 	}
 	c := r.cur
 	span = min(max, c.off+c.size-r.pos)
-	if c.file == nil {
+	if c.file.f == nil {
 		return nil, span, nil
 	}
-	if c.filePos != r.pos-c.off {
-		if _, err := c.file.Seek(r.pos-c.off, io.SeekStart); err != nil {
-			c.filePos = -1
+	if c.file.pos != r.pos-c.off {
+		if _, err := c.file.f.Seek(r.pos-c.off, io.SeekStart); err != nil {
+			c.file.pos = -1
 			return nil, 0, err
 		}
-		c.filePos = r.pos - c.off
+		c.file.pos = r.pos - c.off
 	}
-	return c.file, span, nil
+	return c.file.f, span, nil
 }
 
 // advance moves the read position past n bytes sent from a file span;
@@ -145,9 +190,9 @@ func (r *objectReader) advance(n int64, err error) {
 	defer r.mu.Unlock()
 	r.pos += n
 	if r.cur != nil {
-		r.cur.filePos += n
+		r.cur.file.pos += n
 		if err != nil {
-			r.cur.filePos = -1
+			r.cur.file.pos = -1
 		}
 		if r.cur.network {
 			r.network += n
@@ -197,8 +242,8 @@ func (r *objectReader) Close() error {
 // its lease is dropped.
 func (r *objectReader) release() {
 	if c := r.cur; c != nil {
-		if c.file != nil {
-			r.f.cache.release(r.obj.ID, c.cid, openFile{f: c.file, pos: c.filePos, gen: c.fileGen})
+		if c.file.f != nil {
+			r.f.cache.release(r.obj.ID, c.cid, c.file)
 		}
 		c.data = nil
 		c.lease.drop()
@@ -253,7 +298,11 @@ func (r *objectReader) startAhead(lf leaf) {
 	if r.ahead == nil {
 		r.ahead = map[int64]aheadLeaf{}
 	}
-	r.ahead[lf.off] = aheadLeaf{lf: lf, cl: r.f.start(r.obj, lf.cid, r.keep)}
+	cl, err := r.start(lf.cid)
+	if err != nil {
+		return // the client left: the read there reports it
+	}
+	r.ahead[lf.off] = aheadLeaf{lf: lf, cl: cl}
 }
 
 // load makes the leaf under pos the current one, then starts fetching the
@@ -308,50 +357,42 @@ func (r *objectReader) open(lf leaf) (*piece, error) {
 		return &piece{off: lf.off, size: lf.size, data: lf.inline}, nil
 	}
 	cl := r.takeAhead(lf) // held here from now on: dropped or handed to the piece
-	if pc := r.cached(lf, false); pc != nil {
+	if pc := r.cached(lf); pc != nil {
 		cl.drop()
 		return pc, nil
 	}
+	var err error
 	if cl == nil {
-		var err error
-		if cl, err = r.f.block(r.ctx, r.obj, lf.cid, r.keep); err != nil {
-			return nil, err
-		}
-	} else {
-		select {
-		case <-cl.done:
-		case <-r.ctx.Done():
-			cl.drop()
-			return nil, r.ctx.Err()
-		}
-		if err := cl.err; err != nil {
-			cl.drop()
+		if cl, err = r.start(lf.cid); err != nil {
 			return nil, err
 		}
 	}
+	if cl, err = r.f.wait(r.ctx, cl); err != nil {
+		return nil, err
+	}
 	if !cl.network {
 		cl.drop()
-		if pc := r.cached(lf, false); pc != nil {
+		if pc := r.cached(lf); pc != nil {
 			return pc, nil
 		}
 		// The cached file went away: fetch again, past the cache, whose
 		// index may still list it.
-		again, err := r.f.refetch(r.ctx, r.obj, lf.cid, r.keep)
+		again, err := r.refetch(lf.cid)
 		if err != nil {
 			return nil, err
 		}
 		cl = again
 	}
-	if int64(len(cl.data)) != lf.size {
-		n := len(cl.data)
+	if int64(len(cl.blk.Data)) != lf.size {
+		n := len(cl.blk.Data)
 		cl.drop()
 		return nil, fmt.Errorf("%w: block %s of object %d holds %d bytes, its parent says %d", ErrBadDAG, lf.cid, r.obj.ID, n, lf.size)
 	}
-	return &piece{off: lf.off, size: lf.size, data: cl.data, lease: cl, network: true}, nil
+	return &piece{off: lf.off, size: lf.size, data: cl.blk.Data, lease: cl, network: true}, nil
 }
 
 // cached returns leaf lf as its open block file when the cache holds it.
-func (r *objectReader) cached(lf leaf, network bool) *piece {
+func (r *objectReader) cached(lf leaf) *piece {
 	f, size, ok := r.f.cache.open(r.obj.ID, lf.cid)
 	if !ok {
 		return nil
@@ -360,7 +401,7 @@ func (r *objectReader) cached(lf leaf, network bool) *piece {
 		_ = f.f.Close()
 		return nil
 	}
-	return &piece{off: lf.off, size: lf.size, file: f.f, filePos: f.pos, fileGen: f.gen, cid: lf.cid, network: network}
+	return &piece{off: lf.off, size: lf.size, file: f, cid: lf.cid}
 }
 
 // node returns the decoded interior node c.

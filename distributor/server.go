@@ -16,7 +16,6 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/p2p"
-	"github.com/satchel-net/satchel/protocol/fetch"
 )
 
 // cacheSaveInterval is how often the cache's statistics are saved while
@@ -86,8 +85,7 @@ func New(h *p2p.Host, src BlockSource, c ChainReader, id Identity, opts ...Optio
 	s.index = newIndex(ctx, c, id, cfg.objectRecords, log)
 	s.srcs = newSources(h, c)
 	s.m = newMetrics(cfg.reg, s)
-	_, verifies := src.(*fetch.Client)
-	s.fetch = &fetcher{src: src, srcVerifies: verifies, srcs: s.srcs, cache: ch, m: s.m, log: log, timeout: cfg.fetchTimeout, life: ctx,
+	s.fetch = &fetcher{src: src, srcVerifies: sourceVerifies(src), srcs: s.srcs, cache: ch, m: s.m, log: log, timeout: cfg.fetchTimeout, life: ctx,
 		slots: make(chan struct{}, cfg.maxFetches), calls: map[callKey]*call{}, active: map[chain.ObjectID]int{}}
 	ch.alive = s.index.isServed
 	s.index.onDrop = func(ids []chain.ObjectID) {
@@ -242,7 +240,7 @@ func (s *Server) warm(objs []chain.DataObject) {
 		go func() {
 			defer s.wg.Done()
 			defer func() { <-s.warming }()
-			rd, err := newObjectReader(s.ctx, s.fetch, newRecord(o), false)
+			rd, err := newObjectReader(s.ctx, s.fetch, newRecord(o), false, nil)
 			if err != nil {
 				return
 			}
