@@ -1,3 +1,5 @@
+//go:build unix
+
 package distributor_test
 
 import (
@@ -10,8 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/satchel-net/satchel/distributor"
 )
@@ -133,28 +133,4 @@ func TestBrowserVideoSeek(t *testing.T) {
 type url2 struct {
 	event string
 	t     float64
-}
-
-// counter reads a counter or gauge (summed over labels) from reg.
-func counter(t *testing.T, reg prometheus.Gatherer, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if c := m.GetCounter(); c != nil {
-				v += c.GetValue()
-			}
-			if g := m.GetGauge(); g != nil {
-				v += g.GetValue()
-			}
-		}
-	}
-	return v
 }

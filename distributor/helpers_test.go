@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/distributor"
 	"github.com/satchel-net/satchel/testnet"
@@ -95,4 +96,28 @@ func do(t *testing.T, method, url string, hdr ...string) (*http.Response, []byte
 		t.Fatalf("%s %s: read body: %v", method, url, err)
 	}
 	return resp, b
+}
+
+// counter reads a counter or gauge (summed over labels) from reg.
+func counter(t *testing.T, reg prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if c := m.GetCounter(); c != nil {
+				v += c.GetValue()
+			}
+			if g := m.GetGauge(); g != nil {
+				v += g.GetValue()
+			}
+		}
+	}
+	return v
 }
