@@ -31,9 +31,11 @@ const (
 	QueryObject = "/object"
 	// QueryObjectByID: ObjectID → DataObject, whichever bag holds it
 	// (object IDs are unique across bags), found through the object-ID
-	// index. A state from before the index has no entries for the objects
-	// registered then: for them it answers ErrObjectNotFound, and only a
-	// scan of every bag (QueryObject per bag) finds them.
+	// index. ErrObjectNotFound means no object has the ID. A chain started
+	// before the index (app version 2) has no entries for the objects
+	// registered then: for an ID the index lacks it answers plain
+	// ErrNotFound, and only a scan of every bag (QueryObject per bag)
+	// finds such an object.
 	QueryObjectByID = "/object/by-id"
 	// QueryObjects: BagID → []DataObject, by ID.
 	QueryObjects = "/objects"

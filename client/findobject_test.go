@@ -17,19 +17,20 @@ import (
 )
 
 // countingChain is a network's chain client that counts the reads an
-// object lookup makes. With noIndex its object-ID index answers "not
-// found" for every object, as the index of a chain state from before it
-// does for the objects registered then (a state this code cannot make).
+// object lookup makes. With indexErr its object-ID index answers that
+// error for every object: plain ErrNotFound, as a chain started before the
+// index does for the objects registered then (a state this code cannot
+// make), or another error, as a node older than the query does.
 type countingChain struct {
 	*chain.Client
-	noIndex                  bool
+	indexErr                 error
 	byID, bags, objectsInBag atomic.Int32
 }
 
 func (c *countingChain) ObjectByID(ctx context.Context, id chain.ObjectID) (chain.DataObject, error) {
 	c.byID.Add(1)
-	if c.noIndex {
-		return chain.DataObject{}, chain.Errorf(chain.ErrObjectNotFound, "data object %d is in no bag's index", id)
+	if c.indexErr != nil {
+		return chain.DataObject{}, c.indexErr
 	}
 	return c.Client.ObjectByID(ctx, id)
 }
@@ -70,9 +71,10 @@ func chainClient(t *testing.T, net *testnet.Network, ch Chain) *Client {
 }
 
 // TestGetWithoutBagReadsTheObjectIndex: an object named by ID alone is
-// found in one read of the chain's object-ID index, not a read per bag;
-// where the index does not have it (a chain state from before the index),
-// every bag is searched as before; an ID no bag holds is ErrObjectNotFound.
+// found in one read of the chain's object-ID index, not a read per bag,
+// and an ID no object has is ErrObjectNotFound from that read alone; where
+// the index cannot answer (a chain started before it, a node older than
+// the query) every bag is searched as before.
 func TestGetWithoutBagReadsTheObjectIndex(t *testing.T) {
 	if testing.Short() {
 		t.Skip("network test")
@@ -84,17 +86,23 @@ func TestGetWithoutBagReadsTheObjectIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	scanned := func(c [3]int32) bool { return c[0] == 1 && c[1] == 1 && c[2] >= 1 }
 	for _, tc := range []struct {
-		name    string
-		noIndex bool
-		// want counts ObjectByID, Bags and DataObject calls.
-		want func(c [3]int32) bool
+		name     string
+		indexErr error
+		// want and wantUnknown check the ObjectByID, Bags and DataObject
+		// calls of the get and of the get of an unknown ID after it.
+		want, wantUnknown func(c [3]int32) bool
 	}{
-		{"index", false, func(c [3]int32) bool { return c == [3]int32{1, 0, 0} }},
-		{"state from before the index", true, func(c [3]int32) bool { return c[0] == 1 && c[1] == 1 && c[2] >= 1 }},
+		{"index", nil, func(c [3]int32) bool { return c == [3]int32{1, 0, 0} },
+			func(c [3]int32) bool { return c == [3]int32{2, 0, 0} }},
+		{"chain started before the index", chain.Errorf(chain.ErrNotFound, "not in the index"), scanned,
+			func(c [3]int32) bool { return c[0] == 2 && c[1] == 2 }},
+		{"node without the query", errors.New("chain endpoint failed verification"), scanned,
+			func(c [3]int32) bool { return c[0] == 2 && c[1] == 2 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ch := &countingChain{Client: net.Client, noIndex: tc.noIndex}
+			ch := &countingChain{Client: net.Client, indexErr: tc.indexErr}
 			c := chainClient(t, net, ch)
 			var out bytes.Buffer
 			if _, err := c.Get(ctx, ObjectRef("", obj.ID), &out); err != nil || !bytes.Equal(out.Bytes(), data) {
@@ -106,6 +114,9 @@ func TestGetWithoutBagReadsTheObjectIndex(t *testing.T) {
 			_, err := c.Get(ctx, ObjectRef("", obj.ID+1000), &out)
 			if !errors.Is(err, chain.ErrObjectNotFound) || !strings.Contains(err.Error(), "is in no bag") {
 				t.Fatalf("get of an unknown object: %v; want ErrObjectNotFound, in no bag", err)
+			}
+			if got := ch.counts(); !tc.wantUnknown(got) {
+				t.Fatalf("chain reads (ObjectByID, Bags, DataObject) after an unknown object = %v", got)
 			}
 		})
 	}

@@ -174,17 +174,24 @@ func (c *Client) findObject(ctx context.Context, ref Ref) (chain.DataObject, err
 	}
 	if f, ok := c.chain.(objectFinder); ok {
 		obj, err := f.ObjectByID(ctx, ref.Object)
-		if err == nil {
+		switch {
+		case err == nil && obj.ID != ref.Object:
+			return chain.DataObject{}, fmt.Errorf("look up object %d: the chain answered object %d", ref.Object, obj.ID)
+		case err == nil:
 			return obj, nil
+		case errors.Is(err, chain.ErrObjectNotFound):
+			// The index holds every object of this chain: final.
+			return chain.DataObject{}, chain.Errorf(chain.ErrObjectNotFound, "data object %d is in no bag", ref.Object)
+		case ctx.Err() != nil:
+			return chain.DataObject{}, fmt.Errorf("look up object %d: %w", ref.Object, err)
 		}
-		if !errors.Is(err, chain.ErrNotFound) && !errors.Is(err, chain.ErrUnknownQuery) {
-			return obj, fmt.Errorf("look up object %d: %w", ref.Object, err)
-		}
-		// Not in the index. A chain state from before the index has no
-		// entries for the objects registered then, and a node older than
-		// the index does not know the query: scan every bag as before, so
-		// old devnets keep working. (For an object that does not exist,
-		// this costs a read per bag holding objects.)
+		// Any other answer: a chain started before the index (an object
+		// registered then is not in it), or a node older than the query
+		// (which does not know it, or whose bare answer fails the proof).
+		// Scan every bag as before, so old devnets and nodes keep
+		// working: the scan's reads are proven too, so a lying node only
+		// makes it slower.
+		c.log.Debug("object index unavailable; scanning every bag", "object", ref.Object, "err", err)
 	}
 	return c.scanBags(ctx, ref.Object)
 }

@@ -139,8 +139,12 @@ func (h *handler) fail(w http.ResponseWriter, err error) {
 	case errors.As(err, &ce):
 		code = ce.Code
 		switch {
-		case errors.Is(err, chain.ErrNotFound), errors.Is(err, chain.ErrUnknownQuery):
+		case errors.Is(err, chain.ErrNotFound):
 			status = http.StatusNotFound
+		case errors.Is(err, chain.ErrUnknownQuery):
+			// The upstream node does not know the query (an older
+			// binary): not a proven "not found".
+			status = http.StatusBadGateway
 		case errors.Is(err, chain.ErrInvalid):
 			status = http.StatusBadRequest
 		}

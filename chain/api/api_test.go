@@ -202,3 +202,26 @@ func TestAPIRefusesAForgedAnswer(t *testing.T) {
 		t.Fatalf("error does not name the endpoint: %q", e.Error)
 	}
 }
+
+// olderNode is an upstream whose binary predates every query: each answers
+// ErrUnknownQuery.
+type olderNode struct{ chain.Transport }
+
+func (olderNode) Query(context.Context, string, []byte) ([]byte, error) {
+	return nil, chain.ErrUnknownQuery
+}
+
+// TestUnknownQueryIsNotNotFound: a query the upstream node does not know
+// (an older binary) answers 502, not a 404 a caller would take for "no
+// such object".
+func TestUnknownQueryIsNotNotFound(t *testing.T) {
+	srv := httptest.NewServer(api.NewHandler(olderNode{}))
+	t.Cleanup(srv.Close)
+	var body struct {
+		Code uint32 `json:"code"`
+	}
+	get(t, srv, "/api/v1/objects/7", http.StatusBadGateway, &body)
+	if body.Code != chain.CodeUnknownQuery {
+		t.Fatalf("code %d; want %d", body.Code, chain.CodeUnknownQuery)
+	}
+}

@@ -26,5 +26,6 @@
 //
 // Errors are {"error": message, "code": runtime code}: 400 for a bad
 // argument, 404 for something missing, 502 when the node's answer failed
-// verification, 500 otherwise.
+// verification or the node does not know the query (an older binary), 500
+// otherwise.
 package api

@@ -44,6 +44,7 @@ func writeGenesis(s store, g chain.Genesis, t time.Time) error {
 	if err := s.setJSON(keyParams, p); err != nil {
 		return err
 	}
+	s.c.set(keyObjectsIndexed, []byte{1})
 	for _, c := range bl {
 		s.c.set(blacklistKey(c), []byte{1})
 	}

@@ -21,7 +21,8 @@ const (
 	keyByCID = "s/ix/cid/"
 	// keyObjectBag + id + bag: the bag of an object (object IDs are
 	// global). A state from before this index has no entries for the
-	// objects registered then (see QueryObjectByID).
+	// objects registered then (see QueryObjectByID); one started with it
+	// has keyObjectsIndexed.
 	keyObjectBag = "s/ix/obj/"
 	// keyWorkerSB + worker id + bucket id: storage buckets of a storage
 	// worker (operating or invited).

@@ -26,6 +26,11 @@ const (
 	keyMember    = "s/member/"
 	keyChannel   = "s/channel/"
 	keyWorker    = "s/worker/"
+	// keyObjectsIndexed is present when every object of the state is in
+	// the object-ID index (keyObjectBag): written at genesis since app
+	// version 3. Without it, an ID the index lacks may be an object from
+	// before the index.
+	keyObjectsIndexed = "s/objindexed"
 )
 
 // Counters (under keySeq).

@@ -187,3 +187,26 @@ func TestProvenUnknownPathIsBare(t *testing.T) {
 		t.Fatalf("proven unknown path = %s, %v; want ErrUnknownQuery", b, err)
 	}
 }
+
+// TestObjectByIDBeforeTheIndex: a chain started before the object-ID
+// index has no keyObjectsIndexed, so an ID the index lacks (an object
+// registered then, or none) is plain ErrNotFound, which tells a client to
+// search the bags; with the marker, which genesis writes, it is
+// ErrObjectNotFound: no object has the ID.
+func TestObjectByIDBeforeTheIndex(t *testing.T) {
+	h := newHarness(t)
+	committed := h.m.reader()
+	if _, ok, err := committed.get(keyObjectsIndexed); err != nil || !ok {
+		t.Fatalf("genesis wrote no %s (%v)", keyObjectsIndexed, err)
+	}
+	_, err := query(committed, h.height, nil, chain.QueryObjectByID, []byte("7"))
+	if !errors.Is(err, chain.ErrObjectNotFound) {
+		t.Fatalf("unknown object with the index complete: %v; want ErrObjectNotFound", err)
+	}
+	old := newCache(committed)
+	old.del(keyObjectsIndexed)
+	_, err = query(old, h.height, nil, chain.QueryObjectByID, []byte("7"))
+	if !errors.Is(err, chain.ErrNotFound) || errors.Is(err, chain.ErrObjectNotFound) {
+		t.Fatalf("unknown object in a state from before the index: %v; want plain ErrNotFound", err)
+	}
+}

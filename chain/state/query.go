@@ -202,18 +202,28 @@ type querier struct {
 
 // objectByID finds an object through the object-ID index: a page of one
 // entry (proven to be the first under the ID's prefix, or that there is
-// none), then the object it names.
+// none), then the object it names. When there is none, the answer is
+// ErrObjectNotFound if the index holds every object of the state
+// (keyObjectsIndexed), and plain ErrNotFound if the state is older than the
+// index and the object may be one it lacks.
 func (q *querier) objectByID(id chain.ObjectID) (chain.DataObject, error) {
 	prefix := objectBagPrefix(id)
 	es, _, err := q.r.scanPage(prefix, "", 1)
 	if err != nil {
 		return chain.DataObject{}, err
 	}
-	if len(es) == 0 {
-		return chain.DataObject{}, chain.Errorf(chain.ErrObjectNotFound,
-			"data object %d is in no bag's index (objects registered before the index existed are not in it; name the bag)", id)
+	if len(es) > 0 {
+		return q.x.object(chain.BagID(strings.TrimPrefix(es[0].key, prefix)), id)
 	}
-	return q.x.object(chain.BagID(strings.TrimPrefix(es[0].key, prefix)), id)
+	_, complete, err := q.r.get(keyObjectsIndexed)
+	if err != nil {
+		return chain.DataObject{}, err
+	}
+	if complete {
+		return chain.DataObject{}, chain.Errorf(chain.ErrObjectNotFound, "data object %d does not exist", id)
+	}
+	return chain.DataObject{}, chain.Errorf(chain.ErrNotFound,
+		"data object %d is in no bag's index (this chain started before the index: objects registered then are not in it; name the bag)", id)
 }
 
 func (q *querier) info() (chain.NodeInfo, error) {

@@ -254,8 +254,9 @@ func fileExists(path string) bool {
 // that answers anything else is refused, named in the error. Verification
 // starts from the header the last command verified (trustedHeaderFile)
 // when it is newer than the configured root and still fits it; the client
-// saves the latest header it verified there every trustSaveInterval and
-// when released.
+// keeps the latest header it verified saved there (keepTrustedHeader: every
+// trustSaveInterval and when released, unless the saved one is recent
+// enough).
 func connectChain(cfg Config) (*chain.Client, func(), error) {
 	t, err := rpc.Dial(cfg.Chain.RPC)
 	if err != nil {

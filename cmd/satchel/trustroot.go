@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -89,16 +90,23 @@ func saveTrustedHeader(path string, s rpc.SavedRoot) error {
 // keepTrustedHeader saves the latest header p verified unless the one saved
 // before (prev) is as good, and returns what the file now holds (prev when
 // the save failed); a failure is logged, never the command's. prev is as
-// good when p's verification started from it and the latest header is less
-// than trustSaveInterval younger: a saved header only has to stay well
-// within the trusting period (weeks), so a command run every few minutes
-// does not rewrite and fsync the file each time. When p did not start from
-// prev (it failed: say, the chain was started anew, or another command
-// saved a header meanwhile), the latest header replaces it.
+// good when it is the latest header itself, or when p's verification
+// started from it and the latest header is less than trustSaveInterval
+// younger: a saved header only has to stay well within the trusting period
+// (weeks), so a command run every few minutes does not rewrite and fsync
+// the file each time. (prev's time comes from the file, which verification
+// does not check: a time after the latest header's saves.) When p did not
+// start from prev (it failed: say, the chain was started anew, or another
+// command saved a header meanwhile), the latest header replaces it.
 func keepTrustedHeader(path string, p *rpc.Proven, prev *rpc.SavedRoot, log *slog.Logger) *rpc.SavedRoot {
 	s := p.Saved()
-	if prev != nil && p.FromSaved() && s.Time.Sub(prev.Time) < trustSaveInterval {
+	if prev != nil && prev.Root == s.Root && prev.Height == s.Height && bytes.Equal(prev.Hash, s.Hash) {
 		return prev
+	}
+	if prev != nil && p.FromSaved() {
+		if age := s.Time.Sub(prev.Time); age >= 0 && age < trustSaveInterval {
+			return prev
+		}
 	}
 	if err := saveTrustedHeader(path, s); err != nil {
 		log.Warn("could not save the latest verified header; the next command starts from the configured root", "file", path, "err", err)

@@ -90,6 +90,19 @@ func TestTrustedHeaderOutlivesTheRoot(t *testing.T) {
 	if next := tc.mustReadTrustedHeader(); next.Height <= saved.Height || next.Root != saved.Root {
 		t.Fatalf("saved header after a command from it: %+v; want above %d, from root %q", next, saved.Height, saved.Root)
 	}
+	// A saved time later than the header's own (a hand-edited file: the
+	// file's time is not verified) does not keep the file from being
+	// rewritten.
+	trustSaveInterval = prevInterval
+	future := tc.mustReadTrustedHeader()
+	future.Time = future.Time.Add(24 * time.Hour)
+	if err := saveTrustedHeader(path, *future); err != nil {
+		t.Fatal(err)
+	}
+	tc.ok("params")
+	if next := tc.mustReadTrustedHeader(); next.Height <= future.Height || next.Time.After(future.Time) {
+		t.Fatalf("saved header after a command from one with a future time: %+v; want above %d", next, future.Height)
+	}
 	if strings.Contains(logs.String(), "level=WARN") {
 		t.Fatalf("warnings while the saved header fits:\n%s", logs)
 	}
