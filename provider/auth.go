@@ -304,10 +304,12 @@ type holdings struct {
 	// answer given from before it is still being computed.
 	mu       sync.RWMutex
 	removing map[uint64]int // object → removals under way
-	// deletions counts the removals that deleted their object (restore
-	// with deleted), so a read stamped after its look-up (stamp) knows
-	// whether an object it found may be gone since.
-	deletions uint64
+	// generation counts the removals that ended (restore), deleted or
+	// not, so a read stamped after its look-up (stamp) knows whether an
+	// object it found may be gone since. A removal whose deletion failed
+	// may still have deleted the object (the store can fail after its index
+	// commit, cleaning up the blocks), so every restore counts.
+	generation uint64
 
 	readMu  sync.Mutex
 	reads   map[uint64]time.Time // object → last read, within the grace
@@ -352,15 +354,16 @@ func (h *holdings) withdrawUnlessRead(obj uint64, now time.Time) (last time.Time
 
 // restore ends a withdraw of obj. The store's index answers again: if the
 // deletion failed before the manifest went, obj is served again. A deleted
-// object's read time goes with it.
+// object's read time goes with it. Whether or not deleted, restore starts a
+// new generation, so a read looked up before it is looked up again when
+// stamped: a deletion that failed after its index commit leaves obj gone,
+// and its read time must not come back either.
 func (h *holdings) restore(obj uint64, deleted bool) {
 	h.mu.Lock()
 	if h.removing[obj]--; h.removing[obj] <= 0 {
 		delete(h.removing, obj)
 	}
-	if deleted {
-		h.deletions++
-	}
+	h.generation++
 	h.mu.Unlock()
 	if deleted {
 		h.readMu.Lock()
@@ -407,8 +410,8 @@ func (h *holdings) holds(c cid.Cid) bool {
 }
 
 // lookUp returns the held objects that contain c, from one index look-up
-// (none if the index cannot be read), and the deletion count they were
-// found at. It runs on every fetch GET; stamp records the read.
+// (none if the index cannot be read), and the generation they were found
+// at. It runs on every fetch GET; stamp records the read.
 func (h *holdings) lookUp(c cid.Cid) (objs []uint64, at uint64) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
@@ -416,18 +419,18 @@ func (h *holdings) lookUp(c cid.Cid) (objs []uint64, at uint64) {
 	if err != nil {
 		return nil, 0
 	}
-	return objs, h.deletions
+	return objs, h.generation
 }
 
-// stamp records a read of c's objects objs, found by lookUp at deletion
-// count at, once the block was sent. An object withdrawn since is not
-// stamped (as touch would not); if an object was deleted since, objs may
-// name it, so they are looked up again: a deleted object's read time,
-// dropped by restore, does not come back.
+// stamp records a read of c's objects objs, found by lookUp at generation
+// at, once the block was sent. An object withdrawn since is not stamped
+// (as touch would not); if a removal ended since, deleted or not, objs may
+// name a gone object, so they are looked up again: a deleted object's read
+// time, dropped by restore or never kept, does not come back.
 func (h *holdings) stamp(c cid.Cid, objs []uint64, at uint64) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	if h.deletions != at {
+	if h.generation != at {
 		var err error
 		if objs, err = h.heldOf(c); err != nil {
 			return

@@ -339,6 +339,38 @@ func TestServeReadStampsWhatItFound(t *testing.T) {
 	}
 }
 
+// A removal whose deletion fails after the store's index commit (an error
+// cleaning up the blocks) has deleted its object all the same, and is
+// restored as not deleted: a GET looked up before the withdraw must not
+// stamp the gone object read when its done runs after that restore.
+func TestServeReadAfterFailedDeletion(t *testing.T) {
+	bs, put := heldFixture(t)
+	ctx := context.Background()
+	shared := bytes.Repeat([]byte("s"), 1<<10)
+	put("dynamic:channel:1", 1, append(bytes.Clone(shared), bytes.Repeat([]byte("a"), 1<<10)...), nil)
+	m2 := put("dynamic:channel:2", 2, shared, nil) // one chunk: its root
+	h := newHoldings(bs, time.Minute)
+	p := &servePolicy{h: h}
+	done, ok := p.ServeRead(ctx, m2.Root) // finds objects 1 and 2
+	if !ok || done == nil {
+		t.Fatal("a block of two held objects not served")
+	}
+	if _, ok := h.withdrawUnlessRead(2, time.Now()); !ok {
+		t.Fatal("an object never read kept from removal")
+	}
+	if err := bs.DeleteObject(2); err != nil {
+		t.Fatal(err)
+	}
+	h.restore(2, false) // as removeObject does when DeleteObject returns an error
+	done()
+	if !h.lastRead(2).IsZero() {
+		t.Fatal("a read looked up before a failed removal that deleted object 2 stamped it")
+	}
+	if h.lastRead(1).IsZero() {
+		t.Fatal("object 1, which shares the block, not stamped")
+	}
+}
+
 // The fetch policy never serves a chunk only an upload session holds:
 // nothing ties it to a registered object yet. Once the object is bound
 // (its manifest recorded), its blocks are served, and they stay served

@@ -62,7 +62,10 @@ func (s *Server) removeObject(bag chain.BagID, obj uint64, reason string) bool {
 	}
 	if err := s.bs.DeleteObject(obj); err != nil {
 		s.log.Warn("remove object", "bag", bag, "object", obj, "err", err)
-		s.holdings.restore(obj, false) // served again while its manifest is there
+		// Served again while its manifest is there. The store may have
+		// failed after deleting it (cleaning up its blocks): restore then
+		// keeps a GET looked up before from stamping it read.
+		s.holdings.restore(obj, false)
 		return false
 	}
 	s.holdings.restore(obj, true)
