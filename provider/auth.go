@@ -256,11 +256,11 @@ func (a *chainAuth) AuthorizeSession(ctx context.Context, bag string, n uint64) 
 // when it belongs to an object the node holds, i.e. a bound object of a bag
 // it stores. Unbound session chunks are not served: nothing yet ties them
 // to a registered object. A GET is decided by ServeRead, from one look-up of
-// the block's objects in the index; once the GET has sent the block's
-// bytes, its done stamps those objects as read, which keeps them from being
-// removed while they are being served. A HAVE (Serves), or a GET that sent
-// nothing, records no read, so asking about a deleted object cannot keep
-// it forever.
+// the block's objects in the index; once the GET's reply carrying the
+// block's bytes is built (before it is written), its done stamps those
+// objects as read, which keeps them from being removed while they are being
+// served. A HAVE (Serves), or a GET answered without the bytes, records no
+// read, so asking about a deleted object cannot keep it forever.
 type servePolicy struct {
 	h *holdings
 }
@@ -423,10 +423,11 @@ func (h *holdings) lookUp(c cid.Cid) (objs []uint64, at uint64) {
 }
 
 // stamp records a read of c's objects objs, found by lookUp at generation
-// at, once the block was sent. An object withdrawn since is not stamped
-// (as touch would not); if a removal ended since, deleted or not, objs may
-// name a gone object, so they are looked up again: a deleted object's read
-// time, dropped by restore or never kept, does not come back.
+// at, once the reply carrying the block was built. An object withdrawn
+// since is not stamped (as touch would not); if a removal ended since,
+// deleted or not, objs may name a gone object, so they are looked up
+// again: a deleted object's read time, dropped by restore or never kept,
+// does not come back.
 func (h *holdings) stamp(c cid.Cid, objs []uint64, at uint64) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
