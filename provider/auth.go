@@ -282,10 +282,6 @@ func (p *servePolicy) ServeRead(_ context.Context, c cid.Cid) (done func(), ok b
 	return func() { p.h.stamp(c, objs, at) }, true
 }
 
-// RecordRead implements fetch.ReadRecorder, for a handler that records
-// reads without ServeRead.
-func (p *servePolicy) RecordRead(c cid.Cid) { p.h.touch(c) }
-
 // holdings answers which objects the node holds, and which blocks are
 // theirs, from the block store's index: the manifests and the
 // block → object references PutManifest writes and DeleteObject removes.
@@ -300,8 +296,8 @@ type holdings struct {
 	grace time.Duration // a read older than this protects nothing
 
 	// mu is held shared by every answer that reads the index and
-	// exclusively to withdraw an object, so once withdraw returns no
-	// answer given from before it is still being computed.
+	// exclusively to withdraw an object, so once withdrawUnlessRead
+	// returns no answer given from before it is still being computed.
 	mu       sync.RWMutex
 	removing map[uint64]int // object → removals under way
 	// generation counts the removals that ended (restore), deleted or
@@ -329,18 +325,12 @@ func newHoldings(bs *blockstore.Store, grace time.Duration) *holdings {
 	}
 }
 
-// withdraw stops serving object obj before it is deleted: from its return
-// no answer counts obj as held. restore undoes it.
-func (h *holdings) withdraw(obj uint64) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.removing[obj]++
-}
-
-// withdrawUnlessRead withdraws obj (see withdraw) unless it was read within
-// the serve grace, and returns that read's time when it refuses. The check
-// and the mark are one step under mu, which touch holds while it records a
-// read: a read that got in before is seen, one after finds obj withdrawn.
+// withdrawUnlessRead stops serving object obj before it is deleted, unless
+// it was read within the serve grace, and returns that read's time when it
+// refuses. From its return no answer counts obj as held; restore undoes it.
+// The check and the mark are one step under mu, which stamp holds while it
+// records a read: a read that got in before is seen, one after finds obj
+// withdrawn.
 func (h *holdings) withdrawUnlessRead(obj uint64, now time.Time) (last time.Time, ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -424,7 +414,7 @@ func (h *holdings) lookUp(c cid.Cid) (objs []uint64, at uint64) {
 
 // stamp records a read of c's objects objs, found by lookUp at generation
 // at, once the reply carrying the block was built. An object withdrawn
-// since is not stamped (as touch would not); if a removal ended since,
+// since is not stamped (recordLocked skips it); if a removal ended since,
 // deleted or not, objs may name a gone object, so they are looked up
 // again: a deleted object's read time, dropped by restore or never kept,
 // does not come back.
@@ -438,20 +428,6 @@ func (h *holdings) stamp(c cid.Cid, objs []uint64, at uint64) {
 		}
 	}
 	h.recordLocked(objs)
-}
-
-// touch reports whether c belongs to a held object and records the read.
-// The read is recorded before a withdraw of the object can return, so a
-// deleted object's read time, dropped by restore, does not come back.
-func (h *holdings) touch(c cid.Cid) bool {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	objs, err := h.heldOf(c)
-	if err != nil || len(objs) == 0 {
-		return false
-	}
-	h.recordLocked(objs)
-	return true
 }
 
 // recordLocked stamps the objects of objs not being removed as read now.
