@@ -157,15 +157,15 @@ func TestHoldings(t *testing.T) {
 	if blocks, ok := h.blocksOf(1); !ok || len(blocks) != 3 {
 		t.Fatalf("blocksOf(1) = %v, want root and two chunks, once each", blocks)
 	}
-	if h.touch(chunker.ChunkCID([]byte("unknown"))) {
+	if getRead(h, chunker.ChunkCID([]byte("unknown"))) {
 		t.Fatal("serves a block of no held object")
 	}
-	if !h.touch(own) || h.lastRead(1).IsZero() || !h.lastRead(2).IsZero() {
+	if !getRead(h, own) || h.lastRead(1).IsZero() || !h.lastRead(2).IsZero() {
 		t.Fatal("a read of object 1's chunk did not stamp object 1 alone")
 	}
 
 	// A removal that fails serves the object again.
-	h.withdraw(2)
+	withdrawn(t, h, 2)
 	if h.has(2) || !h.holds(m2.Root) || len(objectsOf(sharedCID)) != 1 {
 		t.Fatal("withdrawn object 2 still counted, or object 1's share of its block lost")
 	}
@@ -174,8 +174,8 @@ func TestHoldings(t *testing.T) {
 		t.Fatal("object 2 not served again after a failed removal")
 	}
 
-	h.withdraw(1)
-	if h.holds(own) || h.touch(own) || h.has(1) || !h.holds(sharedCID) {
+	withdrawn(t, h, 1)
+	if h.holds(own) || getRead(h, own) || h.has(1) || !h.holds(sharedCID) {
 		t.Fatal("while object 1 is being removed: its own blocks must not be served, shared ones must")
 	}
 	if _, ok := h.blocksOf(1); ok {
@@ -185,7 +185,7 @@ func TestHoldings(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.restore(1, true)
-	if h.holds(own) || h.has(1) || !h.lastRead(1).IsZero() || !h.touch(sharedCID) || h.hasBag("dynamic:channel:1") || h.objectCount() != 1 {
+	if h.holds(own) || h.has(1) || !h.lastRead(1).IsZero() || !getRead(h, sharedCID) || h.hasBag("dynamic:channel:1") || h.objectCount() != 1 {
 		t.Fatal("after removing object 1: its own blocks and read time must go, shared ones stay")
 	}
 	if got, err := h.bagList(); err != nil || len(got) != 1 || got[0] != "dynamic:channel:2" || h.bagObjects(got[0]) != 1 {
@@ -200,7 +200,7 @@ func TestWithdrawUnlessRead(t *testing.T) {
 	bs, put := heldFixture(t)
 	m := put("b", 1, []byte("served"), nil)
 	h := newHoldings(bs, time.Minute)
-	if !h.touch(m.Root) {
+	if !getRead(h, m.Root) {
 		t.Fatal("a held object's block not served")
 	}
 	now := time.Now()
@@ -210,7 +210,7 @@ func TestWithdrawUnlessRead(t *testing.T) {
 	if _, ok := h.withdrawUnlessRead(1, now.Add(2*time.Minute)); !ok {
 		t.Fatal("refused to withdraw an object last read past the grace")
 	}
-	if h.has(1) || h.touch(m.Root) {
+	if h.has(1) || getRead(h, m.Root) {
 		t.Fatal("a withdrawn object is still served")
 	}
 	h.restore(1, false)
@@ -229,8 +229,8 @@ func TestHoldingsPrunesOldReads(t *testing.T) {
 		h.reads[100+o] = time.Now().Add(-2 * time.Hour)
 	}
 	h.reads[99] = time.Now() // within the grace
-	if !h.touch(m.Root) {
-		t.Fatal("held block not touched")
+	if !getRead(h, m.Root) {
+		t.Fatal("held block not served")
 	}
 	if len(h.reads) != 2 || h.lastRead(1).IsZero() || h.lastRead(99).IsZero() || !h.lastRead(100).IsZero() {
 		t.Fatalf("after the prune: %d read times kept, want objects 1 and 99", len(h.reads))
@@ -241,7 +241,7 @@ func TestHoldingsPrunesOldReads(t *testing.T) {
 }
 
 // TestServePolicyHaveKeepsNothingAlive: the fetch policy's Serves (asked by
-// HAVE and GET alike) records no read; only RecordRead, after a GET sent
+// HAVE) records no read; only a GET's done, once its reply carries the
 // bytes, does — so asking about a deleted object cannot keep it forever.
 func TestServePolicyHaveKeepsNothingAlive(t *testing.T) {
 	bs, put := heldFixture(t)
@@ -254,10 +254,29 @@ func TestServePolicyHaveKeepsNothingAlive(t *testing.T) {
 	if !h.lastRead(9).IsZero() {
 		t.Fatal("Serves recorded a read")
 	}
-	p.RecordRead(m.Root)
-	if h.lastRead(9).IsZero() {
-		t.Fatal("RecordRead recorded nothing")
+	if !getRead(h, m.Root) || h.lastRead(9).IsZero() {
+		t.Fatal("a served GET recorded nothing")
 	}
+}
+
+// withdrawn withdraws obj as a removal does (withdrawUnlessRead), at a
+// time past the serve grace of any read so far.
+func withdrawn(t testing.TB, h *holdings, obj uint64) {
+	t.Helper()
+	if last, ok := h.withdrawUnlessRead(obj, time.Now().Add(h.grace)); !ok {
+		t.Fatalf("object %d not withdrawn (last read %v)", obj, last)
+	}
+}
+
+// getRead asks the fetch policy for a GET of c as the fetch handler does
+// (ServeRead, then done as the reply with the bytes is built) and reports
+// whether c was served.
+func getRead(h *holdings, c cid.Cid) bool {
+	done, ok := (&servePolicy{h: h}).ServeRead(context.Background(), c)
+	if ok && done != nil {
+		done()
+	}
+	return ok
 }
 
 // A GET is decided and recorded from one look-up (ServeRead): its done
@@ -315,7 +334,7 @@ func TestServeReadStampsWhatItFound(t *testing.T) {
 	// Withdrawn between the look-up and done: not stamped.
 	h, p = fresh()
 	done := serveRead(p, sharedCID) // finds objects 1 and 2
-	h.withdraw(2)
+	withdrawn(t, h, 2)
 	done()
 	if h.lastRead(1).IsZero() || !h.lastRead(2).IsZero() {
 		t.Fatal("a read decided before object 2 was withdrawn must stamp object 1 alone")
@@ -325,7 +344,7 @@ func TestServeReadStampsWhatItFound(t *testing.T) {
 	// Deleted between the look-up and done: its read time stays gone.
 	h, p = fresh()
 	done = serveRead(p, sharedCID)
-	h.withdraw(2)
+	withdrawn(t, h, 2)
 	if err := bs.DeleteObject(2); err != nil {
 		t.Fatal(err)
 	}
@@ -336,6 +355,38 @@ func TestServeReadStampsWhatItFound(t *testing.T) {
 	}
 	if _, ok := p.ServeRead(ctx, chunker.ChunkCID([]byte("unknown"))); ok {
 		t.Fatal("a block of no held object served")
+	}
+}
+
+// A removal whose deletion fails after the store's index commit (an error
+// cleaning up the blocks) has deleted its object all the same, and is
+// restored as not deleted: a GET looked up before the withdraw must not
+// stamp the gone object read when its done runs after that restore.
+func TestServeReadAfterFailedDeletion(t *testing.T) {
+	bs, put := heldFixture(t)
+	ctx := context.Background()
+	shared := bytes.Repeat([]byte("s"), 1<<10)
+	put("dynamic:channel:1", 1, append(bytes.Clone(shared), bytes.Repeat([]byte("a"), 1<<10)...), nil)
+	m2 := put("dynamic:channel:2", 2, shared, nil) // one chunk: its root
+	h := newHoldings(bs, time.Minute)
+	p := &servePolicy{h: h}
+	done, ok := p.ServeRead(ctx, m2.Root) // finds objects 1 and 2
+	if !ok || done == nil {
+		t.Fatal("a block of two held objects not served")
+	}
+	if _, ok := h.withdrawUnlessRead(2, time.Now()); !ok {
+		t.Fatal("an object never read kept from removal")
+	}
+	if err := bs.DeleteObject(2); err != nil {
+		t.Fatal(err)
+	}
+	h.restore(2, false) // as removeObject does when DeleteObject returns an error
+	done()
+	if !h.lastRead(2).IsZero() {
+		t.Fatal("a read looked up before a failed removal that deleted object 2 stamped it")
+	}
+	if h.lastRead(1).IsZero() {
+		t.Fatal("object 1, which shares the block, not stamped")
 	}
 }
 
@@ -351,7 +402,7 @@ func TestServePolicySessionChunks(t *testing.T) {
 	m := put(sess.Bag, 4, data, sess)
 	p := &servePolicy{h: newHoldings(bs, time.Hour)}
 	c := m.Chunks[2].CID
-	if held, _ := bs.Has(c); !held || p.Serves(ctx, c) || p.h.touch(c) {
+	if held, _ := bs.Has(c); !held || p.Serves(ctx, c) || getRead(p.h, c) {
 		t.Fatalf("a session's chunk (held %v) is served before its object is bound", held)
 	}
 	if _, ok := p.ServeRead(ctx, c); ok {

@@ -28,10 +28,11 @@ import (
 // two nodes that both lost the bag could otherwise confirm each other and
 // drop the last copies.
 //
-// Either way an object that is being served is kept: every GET that sent a
-// block's bytes stamps the objects the fetch policy found the block in when
-// it authorised the GET, and removal waits until no read has been stamped
-// for the serve grace. The next reconcile tries again.
+// Either way an object that is being served is kept: every GET answered
+// with a block's bytes stamps the objects the fetch policy found the block
+// in when it authorised the GET (as the reply is built, before it is
+// written), and removal waits until no read has been stamped for the serve
+// grace. The next reconcile tries again.
 
 // Reasons an object is removed, the label of the cleanup metric.
 const (
@@ -62,7 +63,10 @@ func (s *Server) removeObject(bag chain.BagID, obj uint64, reason string) bool {
 	}
 	if err := s.bs.DeleteObject(obj); err != nil {
 		s.log.Warn("remove object", "bag", bag, "object", obj, "err", err)
-		s.holdings.restore(obj, false) // served again while its manifest is there
+		// Served again while its manifest is there. The store may have
+		// failed after deleting it (cleaning up its blocks): restore then
+		// keeps a GET looked up before from stamping it read.
+		s.holdings.restore(obj, false)
 		return false
 	}
 	s.holdings.restore(obj, true)

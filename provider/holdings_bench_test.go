@@ -15,12 +15,10 @@ import (
 // against the lookup of the block's own index entry every GET makes anyway
 // (Store.Has) in the same run:
 //   - get_ns/GET is the path the fetch handler takes: ServeRead, then its
-//     done once the block was sent — one look-up of the block's objects;
-//   - serves_record_ns/GET is the plain Policy path (Serves, then
-//     RecordRead), which looks the block up twice: what a GET cost before
-//     ServeRead;
-//   - ratio_vs_has is get_ns over has_ns, ratio_serves_record_vs_has the
-//     plain path's.
+//     done once the reply with the block is built — one look-up of the
+//     block's objects;
+//   - has_ns/GET is Store.Has alone;
+//   - ratio_vs_has is get_ns over has_ns.
 //
 // The store holds 32 objects of 256 chunks; each round asks about every
 // chunk.
@@ -45,14 +43,6 @@ func BenchmarkServePolicy(b *testing.B) {
 			done()
 		}
 	}
-	plainPass := func() {
-		for _, c := range cids {
-			if !p.Serves(ctx, c) {
-				b.Fatalf("held chunk %s not served", c)
-			}
-			p.RecordRead(c)
-		}
-	}
 	hasPass := func() {
 		for _, c := range cids {
 			if ok, err := bs.Has(c); err != nil || !ok {
@@ -65,22 +55,19 @@ func BenchmarkServePolicy(b *testing.B) {
 		pass()
 		return time.Since(start)
 	}
-	hasPass() // warm the index's caches for all three alike
-	var get, plain, lookup time.Duration
+	hasPass() // warm the index's caches for both alike
+	var get, lookup time.Duration
 	b.ResetTimer()
 	for range b.N {
 		// The passes alternate round by round, so load from other
-		// processes falls on all three alike.
+		// processes falls on both alike.
 		for range rounds {
 			get += timed(getPass)
-			plain += timed(plainPass)
 			lookup += timed(hasPass)
 		}
 	}
 	n := float64(b.N * rounds * len(cids))
 	b.ReportMetric(float64(get.Nanoseconds())/n, "get_ns/GET")
-	b.ReportMetric(float64(plain.Nanoseconds())/n, "serves_record_ns/GET")
 	b.ReportMetric(float64(lookup.Nanoseconds())/n, "has_ns/GET")
 	b.ReportMetric(get.Seconds()/lookup.Seconds(), "ratio_vs_has")
-	b.ReportMetric(plain.Seconds()/lookup.Seconds(), "ratio_serves_record_vs_has")
 }

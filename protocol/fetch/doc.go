@@ -20,8 +20,8 @@
 //
 // A Policy that also records reads (to keep an object from removal while it
 // is served) implements ReadPolicy, so a GET is decided and recorded from one
-// look-up: ServeRead answers, and its done is called once the GET has
-// answered the block's bytes.
+// look-up: ServeRead answers, and its done is called once the reply
+// carrying the block's bytes is built, before it is written.
 //
 // The limits both sides enforce are the constants in limits.go.
 package fetch

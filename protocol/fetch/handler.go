@@ -44,12 +44,14 @@ type Policy interface {
 // ReadPolicy is what a Policy may offer to decide a GET and record its read
 // from one look-up, where Serves then RecordRead would look c up twice.
 // ServeRead reports whether a GET of c is served and, if so, returns done
-// (nil when there is nothing to record). The handler calls done once, after
-// the GET answered the block's bytes (status OK), and never after a HAVE,
-// a refused or failed GET or one whose block is not found; done then
-// records what the look-up that decided serving found. Not calling done
-// must leak nothing: ServeRead holds no lock or resource for it. A Policy
-// that implements ReadPolicy gets no RecordRead calls from GETs.
+// (nil when there is nothing to record). The handler calls done once, when
+// it has built the reply carrying the block's bytes (status OK), before
+// that reply is written: a GET whose write then fails has still called
+// done. It never calls done after a HAVE, a refused or failed GET or one
+// whose block is not found; done then records what the look-up that
+// decided serving found. Not calling done must leak nothing: ServeRead
+// holds no lock or resource for it. A Policy that implements ReadPolicy
+// gets no RecordRead calls from GETs.
 type ReadPolicy interface {
 	ServeRead(ctx context.Context, c cid.Cid) (done func(), ok bool)
 }
@@ -394,7 +396,9 @@ func (h *Handler) getRange(c cid.Cid, off, n uint64, ranged bool) *pb.FetchReply
 }
 
 // served records a GET's read through done (from ServeRead) when r
-// answers the block's bytes, and returns r.
+// carries the block's bytes, and returns r. It runs when the reply is
+// built, before it is written: a GET whose write fails is recorded all the
+// same (for a provider, that keeps the object a little longer).
 func served(r *pb.FetchReply, done func()) *pb.FetchReply {
 	if done != nil && r.Status == pb.FetchStatus_FETCH_STATUS_OK {
 		done()

@@ -27,9 +27,10 @@ type RangeReader interface {
 }
 
 // ReadRecorder is what a Policy may offer to learn which blocks were
-// served: RecordRead is called after a GET answered a block's bytes (not
-// after HAVE, which reads nothing). A Policy that is a ReadPolicy records
-// through ServeRead's done instead and gets no RecordRead calls.
+// served: RecordRead is called when a GET's reply carrying a block's bytes
+// is built, before it is written (not after HAVE, which reads nothing). A
+// Policy that is a ReadPolicy records through ServeRead's done instead and
+// gets no RecordRead calls.
 type ReadRecorder interface {
 	RecordRead(c cid.Cid)
 }
