@@ -240,7 +240,7 @@ func (s *Store) indexPut(c cid.Cid, b *leveldb.Batch, added bool, w *packWrite, 
 				// goleveldb journals a batch before syncing it: after a
 				// failed sync the entry may come back on restart, so
 				// the record must stay, counted live like Put's below.
-				s.packs.commit(w)
+				s.packs.commitInDoubt(w)
 			case added:
 				// Refused before anything was queued: nothing indexes
 				// the record (the stripe keeps others out), so free it
@@ -256,8 +256,9 @@ func (s *Store) indexPut(c cid.Cid, b *leveldb.Batch, added bool, w *packWrite, 
 		// recovery session, which expires.
 		if err := s.writeIndex(b, true); err != nil {
 			// The entry may have reached the disk all the same: count
-			// the record live, so its pack is not unlinked under it.
-			s.packs.commit(w)
+			// the record live, so its pack is not unlinked under it,
+			// and leave the pack for the next Open to scan.
+			s.packs.commitInDoubt(w)
 			return fmt.Errorf("blockstore: put %s: index: %w", c, err)
 		}
 	}

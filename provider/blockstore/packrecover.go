@@ -291,14 +291,17 @@ func (s *Store) seal(n uint32) {
 // sealRest adds to b, for Close once every write has finished, the seals
 // of the packs on disk that are not sealed yet: the one being written, and
 // any whose seal failed to write. The packs rotated out were sealed when
-// their last write finished, and Open sealed those there were.
+// their last write finished, and Open sealed those there were. A pack that
+// took a record whose index write failed stays unsealed (see
+// commitInDoubt), for the next Open to scan.
 func (s *Store) sealRest(b *leveldb.Batch) {
 	sealed, err := s.sealedPacks()
 	if err != nil {
 		sealed = nil // seal them all
 	}
+	doubted := s.packs.doubted()
 	for _, n := range s.packs.numbers() {
-		if !sealed[n] {
+		if !sealed[n] && !doubted[n] {
 			b.Put(packKey(n), nil)
 		}
 	}
