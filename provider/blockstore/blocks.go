@@ -131,9 +131,10 @@ func (s *Store) readHeld(c cid.Cid, rec blockRecord, pooled bool) ([]byte, error
 	return data, nil
 }
 
-// Put stores block c durably. It first checks that data hashes to c (an error
-// wrapping ErrCIDMismatch if not, and nothing is stored); a block of more
-// than 64 MiB, which no read would take back, is refused. When Put returns nil
+// Put stores block c durably. It first refuses a block of more than 64 MiB,
+// which no read would take back (an error wrapping ErrBlockTooLarge), then
+// checks that data hashes to c (an error wrapping ErrCIDMismatch if not);
+// either way nothing is stored. When Put returns nil
 // the bytes are in a pack, fdatasynced, and indexed by a synced write.
 // Putting a block already held does nothing; putting a quarantined block's
 // good bytes repairs it.
@@ -144,6 +145,9 @@ func (s *Store) Put(c cid.Cid, data []byte) error {
 // put stores a block and, in the same index batch, whatever extra adds (a
 // session reference), under the shared gc lock.
 func (s *Store) put(c cid.Cid, data []byte, extra func(b *leveldb.Batch) error) error {
+	if err := checkPutSize(c, data); err != nil { // before hashing it all
+		return err
+	}
 	if err := chunker.VerifyChunk(c, data); err != nil {
 		return fmt.Errorf("blockstore: put: %w", err)
 	}
@@ -178,9 +182,8 @@ func (s *Store) putLocked(c cid.Cid, data []byte, extra func(b *leveldb.Batch) e
 	if n := len(c.Bytes()); n > maxCIDLen {
 		return fmt.Errorf("blockstore: put: CID of %d bytes, more than %d", n, maxCIDLen)
 	}
-	// No read would take it back: it would be quarantined at once.
-	if err := checkBlockSize(uint64(len(data)), "block"); err != nil {
-		return fmt.Errorf("blockstore: put %s: %w", c, err)
+	if err := checkPutSize(c, data); err != nil {
+		return err
 	}
 	held, err := s.db.Has(blockKey(c), nil)
 	if err != nil {
@@ -224,6 +227,16 @@ func (s *Store) putLocked(c cid.Cid, data []byte, extra func(b *leveldb.Batch) e
 	return s.indexPut(c, &b, !held, w, len(data), extra)
 }
 
+// checkPutSize returns an error wrapping ErrBlockTooLarge if data is more
+// than a block may hold: no read would take it back (it would be
+// quarantined at once).
+func checkPutSize(c cid.Cid, data []byte) error {
+	if len(data) > maxBlockFile {
+		return fmt.Errorf("%w: put %s of %d bytes", ErrBlockTooLarge, c, len(data))
+	}
+	return nil
+}
+
 // indexPut writes the index batch of a Put (b, and extra's additions) and
 // settles its record: counted live once indexed, punched out if a session
 // add refused it.
@@ -240,7 +253,7 @@ func (s *Store) indexPut(c cid.Cid, b *leveldb.Batch, added bool, w *packWrite, 
 				// goleveldb journals a batch before syncing it: after a
 				// failed sync the entry may come back on restart, so
 				// the record must stay, counted live like Put's below.
-				s.packs.commit(w)
+				s.packs.commitInDoubt(w)
 			case added:
 				// Refused before anything was queued: nothing indexes
 				// the record (the stripe keeps others out), so free it
@@ -256,8 +269,9 @@ func (s *Store) indexPut(c cid.Cid, b *leveldb.Batch, added bool, w *packWrite, 
 		// recovery session, which expires.
 		if err := s.writeIndex(b, true); err != nil {
 			// The entry may have reached the disk all the same: count
-			// the record live, so its pack is not unlinked under it.
-			s.packs.commit(w)
+			// the record live, so its pack is not unlinked under it,
+			// and leave the pack for the next Open to scan.
+			s.packs.commitInDoubt(w)
 			return fmt.Errorf("blockstore: put %s: index: %w", c, err)
 		}
 	}

@@ -36,6 +36,10 @@ var (
 	// ErrSessionBag means a block was added to an upload session of another
 	// bag.
 	ErrSessionBag = errors.New("blockstore: session belongs to another bag")
+
+	// ErrBlockTooLarge means a block offered to Put (or a session put) is
+	// larger than 64 MiB, which no read would take back; nothing is stored.
+	ErrBlockTooLarge = errors.New("blockstore: block larger than 64 MiB (67108864 bytes), the most a block may hold")
 )
 
 // ChunkRef names one chunk of an object: its CID and length.

@@ -54,7 +54,9 @@
 // another Put of the same CID punches its own record out at once.
 //
 // A pack rotated out is marked sealed in the index once every write to it
-// has finished (each indexed or punched out); Close seals the rest. Open
+// has finished (each indexed or punched out); Close seals the rest. A pack
+// that took a record whose index write failed is never sealed, and Close
+// then leaves the CLEAN marker out, so the next Open scans it. Open
 // after an unclean shutdown scans only the packs not sealed: it skips the
 // records the index names, reads the headers of the space between them,
 // indexes a record the index lacks if its bytes verify against its CID (a

@@ -322,3 +322,87 @@ func TestCloseSealsOnlyUnsealed(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordOfFailedIndexWriteScannedOnOpen: a Put or session add whose
+// index write failed (the entry lost) leaves its record synced but
+// unindexed; its pack stays unsealed, whether it is still being written at
+// Close or was rotated out (during the write, or after), so the next Open
+// scans it and indexes the record into the recovery session.
+func TestRecordOfFailedIndexWriteScannedOnOpen(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		session bool
+		// rotate puts a block that rotates the pack out: "during" the
+		// failing index write, or "after" it.
+		rotate string
+	}{
+		{"session add, pack being written", true, ""},
+		{"session add, pack rotated out during the write", true, "during"},
+		{"session add, pack rotated out after", true, "after"},
+		{"put, pack being written", false, ""},
+		{"put, pack rotated out after", false, "after"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			var failNext atomic.Bool
+			var during func()
+			hook := func(write func() error, b *leveldb.Batch) error {
+				if failNext.CompareAndSwap(true, false) {
+					if during != nil {
+						during()
+					}
+					return syscall.EIO // lost: nothing reached the journal
+				}
+				return write()
+			}
+			s, err := Open(dir, WithSessionExpiry(0), WithLogger(discard), withPackLimit(600_000), withIndexWrite(hook))
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := s
+			t.Cleanup(func() { _ = first.Close() })
+			var rotated cid.Cid
+			rotate := func() { rotated = putBlock(t, s, randBytes(51, 400_000)) }
+			if tc.rotate == "during" {
+				during = rotate
+			}
+			data := randBytes(50, 250_000)
+			c := chunker.ChunkCID(data)
+			failNext.Store(true)
+			if tc.session {
+				sess := Session{ID: []byte("0123456789abcdef"), Bag: "dynamic:channel:1", Expiry: time.Now().Add(time.Hour)}
+				err = s.PutInSession(sess, c, data)
+			} else {
+				err = s.Put(c, data)
+			}
+			if !errors.Is(err, syscall.EIO) {
+				t.Fatalf("put with a failing index write: %v, want EIO", err)
+			}
+			if ok, _ := s.Has(c); ok {
+				t.Fatal("held after its index write failed: the test no longer loses the entry")
+			}
+			if tc.rotate == "after" {
+				rotate()
+			}
+			if tc.rotate != "" && packOf(t, s, rotated) == 1 {
+				t.Fatal("the second block did not rotate the first pack out")
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			s = openTest(t, dir)
+			checkGet(t, s, c, data)
+			if _, off, _, err := s.Locate(c); err != nil || off != hdrSize {
+				t.Fatalf("recovered block located at %d, %v; want its record's data at %d in pack 1", off, err, hdrSize)
+			}
+			ids, err := s.SessionBlocks(recoveredSession)
+			if err != nil || len(ids) != 1 || !ids[0].Equals(c) {
+				t.Fatalf("recovery session holds %v, %v; want [%s]", ids, err, c)
+			}
+			if tc.rotate != "" {
+				checkGet(t, s, rotated, randBytes(51, 400_000))
+			}
+		})
+	}
+}

@@ -165,8 +165,8 @@ var errBlockFileTooLarge = errors.New("block file too large")
 const maxBlockFile = 64 << 20
 
 // checkBlockSize returns an error wrapping errBlockFileTooLarge if size
-// (of what: a block file, an index entry, a record header, a block put) is
-// more than any block's. Every read of a block's bytes, from a pack or a
+// (of what: a block file, an index entry, a record header) is more than any
+// block's (Put refuses such a block: see checkPutSize). Every read of a block's bytes, from a pack or a
 // legacy file, checks it before it allocates.
 func checkBlockSize(size uint64, what string) error {
 	if size > maxBlockFile {

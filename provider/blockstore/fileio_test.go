@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -640,8 +641,8 @@ func TestOversizeBlockFileReadIsBounded(t *testing.T) {
 // packs and Put too. A pack's index entry claiming more than maxBlockFile
 // is refused by the pack read without allocating its size, and Get
 // quarantines the block as it does an oversize file; a record header
-// claiming that much is garbage to recovery; Put refuses a block that
-// large, writing nothing.
+// claiming that much is garbage to recovery; every put refuses a block
+// that large before hashing it (ErrBlockTooLarge), writing nothing.
 func TestOversizeBlocksRefused(t *testing.T) {
 	s := openTest(t, t.TempDir())
 	data := randBytes(730, 5000)
@@ -680,16 +681,27 @@ func TestOversizeBlocksRefused(t *testing.T) {
 		t.Fatalf("recoverRecord of a header claiming %d bytes = %d, %v, %v; want garbage: %d, false, nil", oversize, next, whole, err, rec.off+hdrSize)
 	}
 
-	// Through the put that skips hashing (the check is in the path every
-	// put shares), so the test does not hash 64 MiB.
+	// Every put refuses it before it hashes it: under a CID the bytes do
+	// not hash to, the error is ErrBlockTooLarge, not ErrCIDMismatch (and
+	// the test does not hash 64 MiB).
 	big := make([]byte, maxBlockFile+1)
 	cb := chunker.ChunkCID([]byte("not hashed"))
 	before := packBytes(t, s)
 	sess := Session{ID: []byte("s"), Bag: "b", Expiry: time.Now().Add(time.Hour)}
-	if err := s.PutVerifiedInSession(sess, cb, big); !errors.Is(err, errBlockFileTooLarge) {
-		t.Fatalf("Put of a block of %d bytes: %v, want errBlockFileTooLarge", len(big), err)
-	}
-	if ok, _ := s.Has(cb); ok || packBytes(t, s) != before {
-		t.Fatalf("Put of an oversize block left it held (%v) or the packs grown (%d bytes, were %d)", ok, packBytes(t, s), before)
+	for name, put := range map[string]func() error{
+		"Put":                  func() error { return s.Put(cb, big) },
+		"PutInSession":         func() error { return s.PutInSession(sess, cb, big) },
+		"PutVerifiedInSession": func() error { return s.PutVerifiedInSession(sess, cb, big) },
+	} {
+		err := put()
+		if !errors.Is(err, ErrBlockTooLarge) || errors.Is(err, ErrCIDMismatch) {
+			t.Fatalf("%s of a block of %d bytes: %v, want ErrBlockTooLarge", name, len(big), err)
+		}
+		if !strings.Contains(err.Error(), fmt.Sprintf("(%d bytes)", maxBlockFile)) {
+			t.Errorf("%s of an oversize block: %q does not name the limit, %d bytes", name, err, maxBlockFile)
+		}
+		if ok, _ := s.Has(cb); ok || packBytes(t, s) != before {
+			t.Fatalf("%s of an oversize block left it held (%v) or the packs grown (%d bytes, were %d)", name, ok, packBytes(t, s), before)
+		}
 	}
 }

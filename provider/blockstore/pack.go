@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -54,6 +55,10 @@ type packSet struct {
 	open    map[uint32]*pack
 	maxOpen int
 	live    map[uint32]int64
+	// inDoubt holds the packs that took a record whose index write
+	// failed (see commitInDoubt): never sealed, so the next Open scans
+	// them.
+	inDoubt map[uint32]bool
 	active  *pack
 	next    uint32
 	closed  bool
@@ -91,7 +96,8 @@ func parsePackName(name string) (uint32, bool) {
 
 func newPackSet(dir string, limit int64, io *fileIO, sealed func(uint32), log *slog.Logger) *packSet {
 	return &packSet{dir: dir, limit: limit, io: io, sealed: sealed, log: log,
-		open: map[uint32]*pack{}, maxOpen: maxOpenPacks, live: map[uint32]int64{}, next: 1}
+		open: map[uint32]*pack{}, maxOpen: maxOpenPacks, live: map[uint32]int64{}, inDoubt: map[uint32]bool{},
+		next: 1}
 }
 
 // list returns the numbers and sizes of the pack files on disk, in order.
@@ -263,7 +269,7 @@ func (ps *packSet) reserve(n int64) (*pack, int64, error) {
 			switch {
 			case a.pending == 0 && ps.live[a.n] == 0 && ps.open[a.n] == a:
 				ps.unlinkLocked(a) // everything in it was deleted meanwhile
-			case a.pending == 0:
+			case a.pending == 0 && !ps.inDoubt[a.n]:
 				seal = append(seal, a.n)
 			}
 		}
@@ -318,12 +324,32 @@ func (ps *packSet) pwrite(p *pack, buf []byte, off int64) error {
 // it shared), and the pack is not unlinked while the write is pending.
 func (ps *packSet) commit(w *packWrite) { w.live = true }
 
+// commitInDoubt is commit for a record whose index write failed: its entry
+// may have reached the index (goleveldb journals a batch before syncing
+// it) or not. Counted live, it keeps its pack; the pack is never sealed
+// (in this Open), so the next Open scans it and indexes the record if its
+// entry was lost. Close leaves the clean marker out for that scan to run.
+func (ps *packSet) commitInDoubt(w *packWrite) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	w.live = true
+	ps.inDoubt[w.p.n] = true
+}
+
+// doubted returns the packs that took a record whose index write failed.
+func (ps *packSet) doubted() map[uint32]bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return maps.Clone(ps.inDoubt)
+}
+
 // discard punches out w's record, which nothing indexes.
 func (ps *packSet) discard(w *packWrite) { ps.punch(w.p, w.off, w.n) }
 
 // finish ends w, counting its record live if committed: once the last
-// write of a pack rotated out has finished, the pack is sealed, and
-// unlinked if no record in it is live.
+// write of a pack rotated out has finished, the pack is sealed (unless a
+// record in it is in doubt: see commitInDoubt), and unlinked if no record
+// in it is live.
 func (ps *packSet) finish(w *packWrite) {
 	ps.mu.Lock()
 	p := w.p
@@ -336,8 +362,9 @@ func (ps *packSet) finish(w *packWrite) {
 	if dead {
 		ps.unlinkLocked(p)
 	}
+	seal := last && !dead && !ps.inDoubt[p.n]
 	ps.mu.Unlock()
-	if last && !dead {
+	if seal {
 		ps.sealed(p.n)
 	}
 }
@@ -412,6 +439,7 @@ func (ps *packSet) punch(p *pack, off, length int64) {
 func (ps *packSet) unlinkLocked(p *pack) {
 	delete(ps.open, p.n)
 	delete(ps.live, p.n)
+	delete(ps.inDoubt, p.n)
 	p.gone = true
 	if p.refs == 0 {
 		p.close()

@@ -277,9 +277,12 @@ func (s *Store) settlePacks(nums []uint32, maxNamed uint32) error {
 	return nil
 }
 
-// seal marks pack n sealed: every write to it has finished. Not synced: a
-// lost seal only makes a recovery scan the pack (Close's synced write makes
-// it durable, and writes it again if it failed).
+// seal marks pack n sealed: every write to it has finished. Not synced,
+// and no later write is sure to make it durable (a synced write syncs the
+// journal it goes to, and goleveldb closes a journal it switches from
+// without an fsync): a seal lost to a power loss costs one scan of the
+// pack on the next Open, and settlePacks seals it again. A seal that failed
+// to write is written again by Close (sealRest).
 func (s *Store) seal(n uint32) {
 	var b leveldb.Batch
 	b.Put(packKey(n), nil)
@@ -291,14 +294,17 @@ func (s *Store) seal(n uint32) {
 // sealRest adds to b, for Close once every write has finished, the seals
 // of the packs on disk that are not sealed yet: the one being written, and
 // any whose seal failed to write. The packs rotated out were sealed when
-// their last write finished, and Open sealed those there were.
+// their last write finished, and Open sealed those there were. A pack that
+// took a record whose index write failed stays unsealed (see
+// commitInDoubt), for the next Open to scan.
 func (s *Store) sealRest(b *leveldb.Batch) {
 	sealed, err := s.sealedPacks()
 	if err != nil {
 		sealed = nil // seal them all
 	}
+	doubted := s.packs.doubted()
 	for _, n := range s.packs.numbers() {
-		if !sealed[n] {
+		if !sealed[n] && !doubted[n] {
 			b.Put(packKey(n), nil)
 		}
 	}

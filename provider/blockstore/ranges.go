@@ -15,15 +15,13 @@ import (
 // checked against a CID that covers the whole block. Callers serve ranges
 // only of blocks Get verified recently (see protocol/fetch); the scrub
 // re-verifies every block in the background. A block not held gives an error
-// wrapping ErrNotFound, and an offset past the end ErrRange. A deletion of
-// the block waits for a range read in flight, so the read returns the
-// block's bytes or ErrNotFound, never the zeros of a punched record.
+// wrapping ErrNotFound, and an offset past the end ErrRange. A block
+// deleted during the read gives ErrNotFound, never the zeros of its punched
+// record.
+//
+// It takes no store lock: a read stuck at a failing disk holds up no
+// deletion, and through one waiting for the gc lock, no Put.
 func (s *Store) ReadRange(c cid.Cid, off, n uint64) ([]byte, uint64, error) {
-	// Held shared from the lookup to the end of the read: a deletion (gc
-	// held exclusively) could otherwise punch the record out in between,
-	// and a punched range reads as zeros, which no check here would catch.
-	s.gc.RLock()
-	defer s.gc.RUnlock()
 	rec, err := s.blockRecord(c)
 	if err != nil {
 		return nil, 0, err
@@ -44,12 +42,36 @@ func (s *Store) ReadRange(c cid.Cid, off, n uint64) ([]byte, uint64, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("blockstore: read %s: %w", c, err)
 	}
+	if rec.packed {
+		if err := s.sameRecord(c, rec); err != nil {
+			return nil, 0, err
+		}
+	}
 	if uint64(len(buf)) != n {
 		// A pack or file shorter than its index entry is damaged: Get
 		// finds and quarantines it.
 		return nil, 0, fmt.Errorf("%w: %s: read %d of %d bytes at %d", ErrCorrupt, c, len(buf), n, off)
 	}
 	return buf, rec.size, nil
+}
+
+// sameRecord returns nil if block c's index entry still names the record
+// rec, read from meanwhile, and an error wrapping ErrNotFound if not. A
+// deletion drops the entry before it punches the record out, and no
+// record is written where another was within an Open (packs are appended
+// to, and a pack's number is not taken again): an entry unchanged after
+// the read proves the bytes read were not punched.
+func (s *Store) sameRecord(c cid.Cid, rec blockRecord) error {
+	now, err := s.blockRecord(c)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return err
+	case err != nil:
+		return fmt.Errorf("blockstore: read %s: %w", c, err)
+	case !now.packed || now.pack != rec.pack || now.off != rec.off:
+		return fmt.Errorf("%w: %s (deleted during the read)", ErrNotFound, c)
+	}
+	return nil
 }
 
 // readFileRange reads up to n bytes at off of the file at path.

@@ -20,6 +20,9 @@ import (
 // session's byte count grows by its size unless it held c already. A session
 // of another bag gives an error wrapping ErrSessionBag.
 func (s *Store) PutInSession(sess Session, c cid.Cid, data []byte) error {
+	if err := checkPutSize(c, data); err != nil { // before hashing it all
+		return err
+	}
 	if err := chunker.VerifyChunk(c, data); err != nil {
 		return fmt.Errorf("blockstore: put: %w", err)
 	}

@@ -220,7 +220,8 @@ func (s *Store) checkOpen() error {
 func (s *Store) Dir() string { return s.dir }
 
 // Close stops the background session expiry, waits for it, and closes the
-// index, marking the store as closed cleanly. Calls after Close fail with
+// index, marking the store as closed cleanly unless an index write failed
+// (the next Open then reconciles). Calls after Close fail with
 // ErrClosed. Close is idempotent.
 func (s *Store) Close() error {
 	var err error
@@ -235,18 +236,21 @@ func (s *Store) Close() error {
 		// any index write before it, durable, so a power loss after a
 		// clean close cannot drop an entry that the marker then keeps Open
 		// from reconciling.
-		// Every write has finished (gc): the packs not sealed yet are.
+		// Every write has finished (gc): the packs not sealed yet are,
+		// but for those with a record whose index write failed.
 		var b leveldb.Batch
 		s.sealRest(&b)
+		inDoubt := len(s.packs.doubted()) > 0
 		s.packs.close()
 		b.Delete(syncKey)
 		err = s.writeIndex(&b, true)
 		if cerr := s.db.Close(); err == nil {
 			err = cerr
 		}
-		if err == nil && s.commits.err() == nil {
+		if err == nil && s.commits.err() == nil && !inDoubt {
 			// After a failed index write, records may lie in the packs
-			// unindexed: leave the marker out so the next Open reconciles.
+			// unindexed: leave the marker out so the next Open reconciles
+			// (it scans the packs left unsealed).
 			err = writeMarker(filepath.Join(s.dir, cleanMarker))
 		}
 	})
