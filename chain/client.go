@@ -345,9 +345,10 @@ func (c *Client) DataObject(ctx context.Context, bag BagID, id ObjectID) (DataOb
 
 // ObjectByID returns the data object with ID id from whichever bag holds
 // it, in one read of the object-ID index (object IDs are unique across
-// bags). No object with that ID is ErrObjectNotFound; so is an object
-// registered before the chain had the index (its bag is then found only by
-// asking DataObject of every bag).
+// bags). No object with that ID is ErrObjectNotFound. On a chain started
+// before the index (app version 2) an ID the index lacks is plain
+// ErrNotFound: it may be an object registered then, whose bag is found only
+// by asking DataObject of every bag.
 func (c *Client) ObjectByID(ctx context.Context, id ObjectID) (DataObject, error) {
 	return query[DataObject](ctx, c, QueryObjectByID, id)
 }

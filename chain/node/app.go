@@ -17,9 +17,9 @@ import (
 
 // AppVersion is the application protocol version reported to CometBFT and
 // written into new genesis files. Raise it when the state machine's rules
-// change in a way that needs a coordinated upgrade. 2: Merkle-ised state;
-// 3: the object-ID index (QueryObjectByID), which every block writing an
-// object record also writes, so validators of one chain upgrade together.
+// change in a way that needs a new chain. 2: Merkle-ised state; 3: the
+// object-ID index (QueryObjectByID), which every block writing an object
+// record also writes, and its genesis marker.
 const AppVersion uint64 = 3
 
 // Codespace names Satchel's result codes in ABCI responses.

@@ -35,8 +35,18 @@ func (e *LieError) Error() string {
 		ep, e.What, e.Height, e.Err)
 }
 
-// Unwrap returns the cause.
-func (e *LieError) Unwrap() error { return e.Err }
+// Unwrap returns the cause, unless it is the endpoint's own claim (a
+// *chain.Error such as "not found"): an unproven claim must not match
+// chain.ErrNotFound and the like under errors.Is, or a lying endpoint could
+// make a caller act on an absence it never proved (a provider deleting what
+// it was told is gone).
+func (e *LieError) Unwrap() error {
+	var ce *chain.Error
+	if errors.As(e.Err, &ce) {
+		return nil
+	}
+	return e.Err
+}
 
 // Is matches ErrLyingEndpoint.
 func (e *LieError) Is(target error) bool { return target == ErrLyingEndpoint }
@@ -174,7 +184,7 @@ func (v *Transport) query(ctx context.Context, path string, data []byte) ([]byte
 	if errors.As(err, &ce) && ce.Code != chain.CodeInvalid && ce.Code != chain.CodeInternal && ce.Code != chain.CodeUnknownQuery {
 		// A node answers a proven query that fails (say, an unknown bag)
 		// with the reads that show it, never with a bare error.
-		return nil, &LieError{What: "a proven answer to " + path, Err: fmt.Errorf("a bare error without proof: %w", err)}
+		return nil, &LieError{What: "a proven answer to " + path, Err: fmt.Errorf("a bare error without proof: %v", err)}
 	}
 	if err != nil {
 		return nil, err

@@ -219,8 +219,8 @@ func TestLyingEndpointIsRefused(t *testing.T) {
 			l.Transport, l.src = n.Transport(), src
 			c := chain.NewClient(verified(t, n, l, "liar.example:26657"))
 			m, err := c.Member(ctx, id)
-			if !errors.Is(err, verify.ErrLyingEndpoint) {
-				t.Fatalf("Member = %+v, %v; want ErrLyingEndpoint", m, err)
+			if !errors.Is(err, verify.ErrLyingEndpoint) || errors.Is(err, chain.ErrNotFound) {
+				t.Fatalf("Member = %+v, %v; want ErrLyingEndpoint, never taken for a proven not-found", m, err)
 			}
 			if !strings.Contains(err.Error(), "liar.example:26657") {
 				t.Fatalf("error does not name the endpoint: %v", err)
