@@ -71,7 +71,7 @@ func (x *execCtx) expirePending() error {
 			continue // not a key this file wrote
 		}
 		b := chain.BagID(rest[:len(rest)-9])
-		id := chain.ObjectID(beUint64(rest[len(rest)-8:]))
+		id := chain.ObjectID(beUint(rest[len(rest)-8:]))
 		var o chain.DataObject
 		ok, err := x.s.getJSON(objectKey(b, id), &o)
 		if err != nil {
@@ -89,14 +89,6 @@ func (x *execCtx) expirePending() error {
 		objs = append(objs, o)
 	}
 	return flush()
-}
-
-func beUint64(s string) uint64 {
-	var n uint64
-	for i := 0; i < 8; i++ {
-		n = n<<8 | uint64(s[i])
-	}
-	return n
 }
 
 // removeObjects deletes objects of bag (loaded, all of bag) and releases

@@ -178,6 +178,7 @@ func (q *querier) workerBuckets(req chain.WorkerBucketsRequest) (chain.Page[chai
 	return chain.Page[chain.BucketRef]{}, chain.Errorf(chain.ErrInvalid, "working group %q: want storage or distribution", req.Group)
 }
 
+// beUint decodes a big-endian number of up to 8 bytes, as u64 keys hold.
 func beUint(s string) uint64 {
 	var n uint64
 	for i := 0; i < len(s); i++ {
