@@ -13,30 +13,14 @@ import (
 // BlockSource reads whole blocks from a storage provider: the caller side
 // of the fetch protocol (fetch.Client) satisfies it. Every block is
 // verified against its CID once before it is served or cached: by the
-// source when it says so (VerifyingSource; fetch.Client does), else by the
-// node, whatever the source did. The node releases each block
+// fetch.Client that read it when the Block says so (fetch.Block.Verified),
+// else by the node — a source that wraps a fetch.Client and builds Blocks
+// of its own has them hashed. The node releases each block
 // (fetch.Block.Release) once no request reads it any more; a source whose
 // blocks lie in no pooled buffer returns fetch.Block{Data: b}, whose
 // Release does nothing.
 type BlockSource interface {
 	ReadBlock(ctx context.Context, p peer.ID, c cid.Cid) (fetch.Block, error)
-}
-
-// VerifyingSource is a BlockSource that says whether it verifies every
-// block ReadBlock returns against its CID: when VerifiesBlocks reports
-// true the node does not hash the source's blocks again (about 0.5 CPU s
-// per GiB). A source that wraps another and changes what ReadBlock returns
-// reports false (or does not have the method), even if what it wraps
-// verifies: a struct embedding a *fetch.Client inherits its true.
-type VerifyingSource interface {
-	BlockSource
-	VerifiesBlocks() bool
-}
-
-// sourceVerifies reports whether src says it verifies its blocks.
-func sourceVerifies(src BlockSource) bool {
-	v, ok := src.(VerifyingSource)
-	return ok && v.VerifiesBlocks()
 }
 
 // ChainReader is what the node reads from the data directory: its buckets,
@@ -60,7 +44,7 @@ type Submitter interface {
 }
 
 var (
-	_ VerifyingSource = (*fetch.Client)(nil)
-	_ ChainReader     = (*chain.Client)(nil)
-	_ Submitter       = (*chain.Client)(nil)
+	_ BlockSource = (*fetch.Client)(nil)
+	_ ChainReader = (*chain.Client)(nil)
+	_ Submitter   = (*chain.Client)(nil)
 )

@@ -40,7 +40,9 @@ type missSlot struct {
 
 	mu   sync.Mutex
 	held bool
-	done bool // released: the answer ended, no slot is taken any more
+	// done: released, the answer ended; no slot is taken any more (a
+	// safeguard: the answer's readers are closed before it is released)
+	done bool
 }
 
 // newMissSlot returns the slot of an answer to a request of ctx, not
@@ -64,6 +66,9 @@ func (m *missSlot) take() error {
 	}
 	if m.held {
 		return nil
+	}
+	if err := m.ctx.Err(); err != nil {
+		return err // the client left: no fetch for it, even with a slot free
 	}
 	if !m.s.takeMiss(m.ctx) {
 		return m.ctx.Err()

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/satchel-net/satchel/testnet"
 )
 
 // A 300 KiB object in 1 KiB chunks has a two-level DAG (174 links per
@@ -121,10 +119,7 @@ func TestConcurrentCachedRanges(t *testing.T) {
 		t.Fatalf("whole read: %d", resp.StatusCode)
 	}
 	// The last chunk is written to the cache after the answer got it.
-	testnet.Wait(t, "object cached whole", func() bool {
-		resp, _ := do(t, http.MethodHead, url)
-		return resp.Header.Get("X-Cache") == "hit"
-	})
+	cachedWhole(t, e, obj)
 	var wg sync.WaitGroup
 	bad := make(chan string, 16)
 	for c := range 16 {

@@ -18,14 +18,16 @@ import (
 
 // lyingSource flips a byte of every block one provider sends: a corrupt or
 // lying provider, which a real one (it verifies its own disk) cannot be
-// made into.
+// made into. It embeds the fetch.Client it wraps, as a tracing or metrics
+// wrapper would: the Blocks it builds are not Verified, so the node hashes
+// them whatever the client it wraps does.
 type lyingSource struct {
-	real distributor.BlockSource
+	*fetch.Client
 	liar peer.ID
 }
 
 func (s lyingSource) ReadBlock(ctx context.Context, p peer.ID, c cid.Cid) (fetch.Block, error) {
-	b, err := s.real.ReadBlock(ctx, p, c)
+	b, err := s.Client.ReadBlock(ctx, p, c)
 	if err == nil && p == s.liar && len(b.Data) > 0 {
 		bad := bytes.Clone(b.Data)
 		b.Release()
@@ -55,7 +57,7 @@ func TestBadBlocksRejected(t *testing.T) {
 	fc := fetch.NewClient(h.Libp2p())
 	t.Cleanup(func() { fc.Close() })
 	reg := prometheus.NewRegistry()
-	srv, err := distributor.New(h, lyingSource{real: fc, liar: liar}, e.net.Client,
+	srv, err := distributor.New(h, lyingSource{Client: fc, liar: liar}, e.net.Client,
 		distributor.Identity{Worker: td.Worker, Buckets: []chain.DistributionBucketID{td.Bucket}},
 		distributor.WithCacheDir(filepath.Join(t.TempDir(), "cache")), distributor.WithHTTPAddr("127.0.0.1:0"),
 		distributor.WithMetrics(reg))

@@ -75,14 +75,24 @@ func (f *Client) Have(ctx context.Context, p peer.ID, cids []cid.Cid) ([]bool, e
 type Block struct {
 	Data  []byte
 	frame []byte
+	// verified is set by the Client that read the block, once Data
+	// matched its CID (see Verified).
+	verified bool
 }
+
+// Verified reports whether b's bytes were verified against their CID by
+// the Client that read them (ReadBlock). A Block built elsewhere
+// (Block{Data: b}) reports false, so a caller that must serve only
+// verified bytes hashes it; a verified Block's Data must not be changed
+// in place.
+func (b Block) Verified() bool { return b.verified }
 
 // Release hands the block's buffer back for reuse. Data (and every copy of
 // the Block) must not be used afterwards; a zero Block's Release does
 // nothing.
 func (b *Block) Release() {
 	p2p.RecycleFrame(b.frame)
-	b.Data, b.frame = nil, nil
+	b.Data, b.frame, b.verified = nil, nil, false
 }
 
 // GetBlock reads the whole block c from p and verifies it against c: bytes
@@ -121,6 +131,7 @@ func (f *Client) ReadBlock(ctx context.Context, p peer.ID, c cid.Cid) (Block, er
 		b.Release()
 		return Block{}, fmt.Errorf("fetch: block from %s: %w", p, err)
 	}
+	b.verified = true
 	return b, nil
 }
 

@@ -232,3 +232,31 @@ func TestHandlerPanicContained(t *testing.T) {
 		t.Fatalf("GetBlock after a contained panic: %q, %v", got, err)
 	}
 }
+
+// TestReadBlockVerified: a Block ReadBlock returns says Verified (its
+// bytes matched the CID), a Block built elsewhere does not, and Release
+// clears the mark with the bytes — what a distributor relies on to skip
+// a second hash only for bytes this client checked.
+func TestReadBlockVerified(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, size := range []int{200 << 10, 1 << 20} {
+		data := benchutil.Rand(uint64(size), size)
+		c := chunker.ChunkCID(data)
+		if err := e.bs.Put(c, data); err != nil {
+			t.Fatal(err)
+		}
+		b, err := e.fetch.ReadBlock(ctx, e.server.ID(), c)
+		if err != nil || !bytes.Equal(b.Data, data) || !b.Verified() {
+			t.Fatalf("ReadBlock of %d bytes: %d bytes, verified %v, %v", size, len(b.Data), b.Verified(), err)
+		}
+		b.Release()
+		if b.Verified() || b.Data != nil {
+			t.Fatalf("a released Block still says verified (%v) or holds %d bytes", b.Verified(), len(b.Data))
+		}
+	}
+	if (fetch.Block{Data: []byte("anything")}).Verified() {
+		t.Fatal("a Block built by hand says verified")
+	}
+}
