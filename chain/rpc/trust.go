@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chain/verify"
@@ -36,6 +37,11 @@ type Trust struct {
 	// operator runs and trusts, or an in-process node reading its own
 	// state.
 	TrustRPC bool
+	// TrustingPeriod is how long a verified header (the root, a saved one)
+	// may start verification; 0 is verify.DefaultTrustingPeriod (14 days).
+	// Keep it below the time a validator removed from the set could still
+	// sign headers others would believe.
+	TrustingPeriod time.Duration
 	// Saved is a header verified before from the same root (Proven.Saved,
 	// kept by the caller, e.g. in a file): Prove starts from it instead
 	// when it is newer than the root, so proven reads go on after the
@@ -157,11 +163,18 @@ func Prove(ctx context.Context, t chain.Transport, endpoint string, trust Trust,
 	for _, o := range opts {
 		o(&c)
 	}
+	if trust.TrustingPeriod < 0 {
+		return nil, fmt.Errorf("chain endpoint %s: trusting period %v: want a positive duration, or 0 for the default (%v)", endpoint, trust.TrustingPeriod, verify.DefaultTrustingPeriod)
+	}
 	root, err := trust.Root()
 	if err != nil {
 		return nil, fmt.Errorf("chain endpoint %s: %w", endpoint, err)
 	}
-	vopts := append([]verify.Option{verify.WithEndpoint(endpoint), verify.WithLogger(c.log.With("component", "chain/verify"))}, c.verify...)
+	vopts := []verify.Option{verify.WithEndpoint(endpoint), verify.WithLogger(c.log.With("component", "chain/verify"))}
+	if trust.TrustingPeriod > 0 {
+		vopts = append(vopts, verify.WithTrustingPeriod(trust.TrustingPeriod))
+	}
+	vopts = append(vopts, c.verify...)
 	id := rootID(root)
 	vt := fromSaved(ctx, t, trust.Saved, root, id, c.log, vopts)
 	saved := vt != nil

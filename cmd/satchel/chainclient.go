@@ -234,7 +234,8 @@ const chainConnectTimeout = 30 * time.Second
 // from chain.trustHeight/trustHash, else from the validators of
 // chain.genesis, else of the genesis file in the chain home.
 func chainTrust(cfg Config) rpc.Trust {
-	t := rpc.Trust{TrustRPC: cfg.Chain.TrustRPC, Height: cfg.Chain.TrustHeight, Hash: cfg.Chain.TrustHash, Genesis: cfg.Chain.Genesis}
+	t := rpc.Trust{TrustRPC: cfg.Chain.TrustRPC, Height: cfg.Chain.TrustHeight, Hash: cfg.Chain.TrustHash, Genesis: cfg.Chain.Genesis,
+		TrustingPeriod: cfg.Chain.TrustingPeriod}
 	if t.Genesis == "" && t.Height == 0 && t.Hash == "" {
 		if g := node.GenesisPath(chainHome(cfg, "")); fileExists(g) {
 			t.Genesis = g

@@ -51,13 +51,17 @@ type ChainConfig struct {
 	Genesis string `yaml:"genesis"`
 	// TrustHeight and TrustHash name a header to prove answers from
 	// instead of the genesis validators: `satchel chain status` on a node
-	// the operator trusts prints them. A network older than two weeks (the
-	// trusting period) needs one.
+	// the operator trusts prints them. A network older than the trusting
+	// period (two weeks unless TrustingPeriod says otherwise) needs one.
 	TrustHeight int64  `yaml:"trustHeight"`
 	TrustHash   string `yaml:"trustHash"`
 	// TrustRPC believes the node at RPC without proofs (--trust-rpc): for
 	// a node the operator runs on the same machine.
 	TrustRPC bool `yaml:"trustRPC"`
+	// TrustingPeriod is how long a verified header (the root, or the one
+	// the last command saved) may start proven reads, e.g. "168h"
+	// (default 14 days, verify.DefaultTrustingPeriod).
+	TrustingPeriod time.Duration `yaml:"trustingPeriod"`
 }
 
 // P2PConfig configures the libp2p host of a node.

@@ -51,7 +51,7 @@ func TestLoadConfig(t *testing.T) {
 			[]string{`line 3: unknown key "identity_file" in p2p`, "identityFile"}},
 		{"two", "chian: {}\nkye: k\n",
 			[]string{`unknown key "chian"`, `unknown key "kye"`}},
-		{"not a mapping", "chain: 5\n", []string{"line 1: chain holds keys (home, rpc, genesis, trustHeight, trustHash, trustRPC), not `5`"}},
+		{"not a mapping", "chain: 5\n", []string{"line 1: chain holds keys (home, rpc, genesis, trustHeight, trustHash, trustRPC, trustingPeriod), not `5`"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
