@@ -41,7 +41,7 @@ func TestChainTrustRoot(t *testing.T) {
 	// chain.trustingPeriod bounds how old a header may start verification:
 	// this chain's genesis (and any header saved since) is older than 1 ms.
 	genesis := "  genesis: " + node.GenesisPath(filepath.Join(tc.home, "chain")) + "\n"
-	withConfig(genesis+"  trustingPeriod: 720h\n").ok("params")
+	withConfig(genesis + "  trustingPeriod: 720h\n").ok("params")
 	withConfig(genesis+"  trustingPeriod: 1ms\n").fails([]string{"older than the trusting period", "chain.trustHeight"}, "params")
 	withConfig(genesis+"  trustingPeriod: -1h\n").fails([]string{"trusting period -1h0m0s: want a positive duration"}, "params")
 }
