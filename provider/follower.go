@@ -515,10 +515,8 @@ func (s *Server) reconcileBag(ctx context.Context, bag chain.BagID) error {
 		slices.Sort(moved)
 		s.cleanupMoved(ctx, b, moved)
 	}
-	if !s.holdings.hasBag(string(bag)) {
-		if left, err := s.bs.Objects(string(bag)); err == nil && len(left) == 0 {
-			s.state.removeBag(bag)
-		}
+	if !s.holdings.hasBag(string(bag)) { // no objects left (an unreadable index keeps the bag)
+		s.state.removeBag(bag)
 	}
 	return nil
 }

@@ -296,8 +296,9 @@ func (s *Store) seal(n uint32) {
 // any whose seal failed to write. The packs rotated out were sealed when
 // their last write finished, and Open sealed those there were. A pack that
 // took a record whose index write failed stays unsealed (see
-// commitInDoubt), for the next Open to scan.
-func (s *Store) sealRest(b *leveldb.Batch) {
+// commitInDoubt), for the next Open to scan; sealRest reports whether
+// there is one.
+func (s *Store) sealRest(b *leveldb.Batch) (inDoubt bool) {
 	sealed, err := s.sealedPacks()
 	if err != nil {
 		sealed = nil // seal them all
@@ -308,4 +309,5 @@ func (s *Store) sealRest(b *leveldb.Batch) {
 			b.Put(packKey(n), nil)
 		}
 	}
+	return len(doubted) > 0
 }

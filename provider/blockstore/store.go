@@ -239,8 +239,7 @@ func (s *Store) Close() error {
 		// Every write has finished (gc): the packs not sealed yet are,
 		// but for those with a record whose index write failed.
 		var b leveldb.Batch
-		s.sealRest(&b)
-		inDoubt := len(s.packs.doubted()) > 0
+		inDoubt := s.sealRest(&b)
 		s.packs.close()
 		b.Delete(syncKey)
 		err = s.writeIndex(&b, true)
