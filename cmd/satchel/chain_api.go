@@ -44,7 +44,7 @@ proven answers only.`,
 			trust.TrustRPC = false
 			ownRoot := genesis == "" || genesis == trust.Genesis
 			if !ownRoot {
-				trust = rpc.Trust{Genesis: genesis}
+				trust = rpc.Trust{Genesis: genesis, TrustingPeriod: trust.TrustingPeriod}
 			}
 			if _, err := trust.Root(); err != nil {
 				return fmt.Errorf("query API: %w; pass --genesis FILE, or set chain.genesis (or chain.trustHeight and chain.trustHash) in %s", err, app.ConfigPath)
