@@ -317,6 +317,10 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer rd.Close()
+	// First, before Close: a read of ServeContent's multi-range goroutine,
+	// which can outlive ServeContent, may be waiting for a slot while it
+	// holds the reader.
+	defer slot.stop()
 	rd.end = end
 	if ctype == "" {
 		if ctype, err = s.sniffAndSeek(r, rec, rd, keep, start); err != nil {

@@ -2,7 +2,6 @@ package distributor
 
 import (
 	"context"
-	"errors"
 	"sync"
 )
 
@@ -35,24 +34,25 @@ func (s *Server) doneMiss() { <-s.misses }
 // the cache and finds its object evicted fetches the rest under a slot too.
 // The readers of one answer share it. A nil missSlot bounds nothing.
 type missSlot struct {
-	s   *Server
-	ctx context.Context
+	s *Server
+	// ctx ends with the request or when the answer ends (stop, release):
+	// a take waiting for a slot then returns.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu   sync.Mutex
 	held bool
-	// done: released, the answer ended; no slot is taken any more (a
-	// safeguard: the answer's readers are closed before it is released)
-	done bool
 }
 
 // newMissSlot returns the slot of an answer to a request of ctx, not
 // taken yet.
 func (s *Server) newMissSlot(ctx context.Context) *missSlot {
-	return &missSlot{s: s, ctx: ctx}
+	ctx, cancel := context.WithCancel(ctx)
+	return &missSlot{s: s, ctx: ctx, cancel: cancel}
 }
 
 // take takes the slot unless held already, waiting while every slot is
-// taken; it fails with ctx's error when the client left first, and once the
+// taken; it fails with ctx's error when the client left first or the
 // answer ended (a reader's goroutine outliving it takes no slot it would
 // never give back).
 func (m *missSlot) take() error {
@@ -61,14 +61,11 @@ func (m *missSlot) take() error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.done {
-		return errAnswerDone
-	}
 	if m.held {
 		return nil
 	}
 	if err := m.ctx.Err(); err != nil {
-		return err // the client left: no fetch for it, even with a slot free
+		return err // no fetch for an answer that ended, even with a slot free
 	}
 	if !m.s.takeMiss(m.ctx) {
 		return m.ctx.Err()
@@ -77,15 +74,17 @@ func (m *missSlot) take() error {
 	return nil
 }
 
-// errAnswerDone is take's error after release.
-var errAnswerDone = errors.New("distributor: the answer ended")
+// stop ends the answer for take: a read waiting for a slot returns (and
+// lets go of its reader, which Close waits for), and no slot is taken
+// after. The slot, if held, stays held until release.
+func (m *missSlot) stop() { m.cancel() }
 
 // release gives the slot back if it was taken; the answer takes none
 // after.
 func (m *missSlot) release() {
+	m.cancel() // before the lock: a take waiting holds it
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.done = true
 	if m.held {
 		m.held = false
 		m.s.doneMiss()
