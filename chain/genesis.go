@@ -47,6 +47,10 @@ type Genesis struct {
 	// Validators is the genesis validator set. The node fills it from the
 	// network's genesis file (CometBFT's validators), not from app_state.
 	Validators []Validator `json:"validators,omitempty"`
+	// AppVersion is the version of the state machine's rules the chain
+	// runs, from the network's genesis (CometBFT's consensus params), not
+	// from app_state; the node fills it. 0 means the newest.
+	AppVersion uint64 `json:"-"`
 }
 
 // DefaultGenesis returns a genesis with the default chain ID and limits.

@@ -11,16 +11,25 @@ import (
 	"sync/atomic"
 
 	abci "github.com/cometbft/cometbft/abci/types"
+	cmtproto "github.com/cometbft/cometbft/api/cometbft/types/v1"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/chain/state"
 )
 
-// AppVersion is the application protocol version reported to CometBFT and
-// written into new genesis files. Raise it when the state machine's rules
-// change in a way that needs a new chain. 2: Merkle-ised state; 3: the
-// object-ID index (QueryObjectByID), which every block writing an object
-// record also writes, and its genesis marker.
-const AppVersion uint64 = 3
+// AppVersion is the newest application protocol version, written into new
+// genesis files (state.Version; the versions are listed in chain/state). A
+// chain runs the version its genesis names: the node reports it to CometBFT
+// and the machine keeps its rules, so this binary also runs and joins
+// chains of older versions. Raise it when the state machine's rules change,
+// keeping the older rules for the chains that run them.
+const AppVersion = state.Version
+
+// versioned is a Machine that knows which version of the rules its chain
+// runs (0 before the genesis).
+type versioned interface {
+	AppVersion() (uint64, error)
+}
 
 // Codespace names Satchel's result codes in ABCI responses.
 const Codespace = "satchel"
@@ -113,11 +122,21 @@ func (a *App) Info(_ context.Context, _ *abci.InfoRequest) (*abci.InfoResponse, 
 		return nil, fmt.Errorf("machine info: %w", err)
 	}
 	a.height.Store(h)
-	a.log.Debug("info", "height", h, "appHash", fmt.Sprintf("%X", hash))
+	version := AppVersion
+	if vm, ok := a.m.(versioned); ok {
+		v, err := vm.AppVersion()
+		if err != nil {
+			return nil, fmt.Errorf("machine info: %w", err)
+		}
+		if v != 0 {
+			version = v
+		}
+	}
+	a.log.Debug("info", "height", h, "appHash", fmt.Sprintf("%X", hash), "appVersion", version)
 	return &abci.InfoResponse{
 		Data:             "satchel",
 		Version:          "satchel/" + fmt.Sprint(AppVersion),
-		AppVersion:       AppVersion,
+		AppVersion:       version,
 		LastBlockHeight:  h,
 		LastBlockAppHash: hash,
 	}, nil
@@ -138,6 +157,13 @@ func (a *App) InitChain(_ context.Context, req *abci.InitChainRequest) (*abci.In
 		return nil, err
 	}
 	g.Validators = vals
+	// The rules are those of the version the network's genesis names; 0 (a
+	// genesis that names none) is the newest, stated in the reply so that
+	// CometBFT's headers carry it.
+	g.AppVersion = req.GetConsensusParams().GetVersion().GetApp()
+	if g.AppVersion == 0 {
+		g.AppVersion = AppVersion
+	}
 	if g.ChainID != req.ChainId {
 		return nil, fmt.Errorf("genesis app_state chainId %q differs from the network's chain_id %q; transactions sign the chain ID, so they must agree", g.ChainID, req.ChainId)
 	}
@@ -150,8 +176,12 @@ func (a *App) InitChain(_ context.Context, req *abci.InitChainRequest) (*abci.In
 	if err != nil {
 		return nil, fmt.Errorf("init chain: %w", err)
 	}
-	a.log.Debug("init chain", "chainID", req.ChainId, "appHash", fmt.Sprintf("%X", hash))
-	return &abci.InitChainResponse{AppHash: hash}, nil
+	a.log.Debug("init chain", "chainID", req.ChainId, "appHash", fmt.Sprintf("%X", hash), "appVersion", g.AppVersion)
+	// CometBFT took the version Info reported (this binary's newest, the
+	// state being empty then) unless the reply names the genesis's.
+	return &abci.InitChainResponse{AppHash: hash, ConsensusParams: &cmtproto.ConsensusParams{
+		Version: &cmtproto.VersionParams{App: g.AppVersion},
+	}}, nil
 }
 
 // CheckTx validates a transaction for the mempool. A rejected transaction

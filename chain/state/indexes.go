@@ -47,15 +47,19 @@ func objectBagKey(id chain.ObjectID, b chain.BagID) string {
 func workerSBPrefix(w chain.WorkerID) string { return keyWorkerSB + u64(uint64(w)) }
 func workerDBPrefix(w chain.WorkerID) string { return keyWorkerDB + u64(uint64(w)) }
 
-// indexKeys returns the index entries the record at key implies.
-func indexKeys(key string, value []byte) ([]string, error) {
+// indexKeys returns the index entries the record at key implies; the
+// object-ID entry only when objectIDs (the chain runs VersionObjectIndex).
+func indexKeys(key string, value []byte, objectIDs bool) ([]string, error) {
 	switch {
 	case strings.HasPrefix(key, keyObject):
 		var o chain.DataObject
 		if err := json.Unmarshal(value, &o); err != nil {
 			return nil, err
 		}
-		out := []string{byCIDKey(o.ContentID, o.Bag, o.ID), objectBagKey(o.ID, o.Bag)}
+		out := []string{byCIDKey(o.ContentID, o.Bag, o.ID)}
+		if objectIDs {
+			out = append(out, objectBagKey(o.ID, o.Bag))
+		}
 		if !o.Accepted {
 			out = append(out, pendingKey(o.Bag, o.ID))
 		}
@@ -90,8 +94,14 @@ func indexKeys(key string, value []byte) ([]string, error) {
 }
 
 // deriveIndexes moves the index entries of every indexed record c wrote,
-// comparing with c's parent (the committed state).
+// comparing with c's parent (the committed state). The object-ID index is
+// kept only by a chain that has it from genesis (keyObjectsIndexed): an
+// older chain's blocks replay to the app hashes they had.
 func deriveIndexes(c *cache) error {
+	_, objectIDs, err := c.get(keyObjectsIndexed)
+	if err != nil {
+		return err
+	}
 	for _, k := range c.sortedKeys() {
 		if !strings.HasPrefix(k, keyObject) && !strings.HasPrefix(k, keySBucket) && !strings.HasPrefix(k, keyDBucket) {
 			continue
@@ -102,12 +112,12 @@ func deriveIndexes(c *cache) error {
 			return err
 		}
 		if ok {
-			if before, err = indexKeys(k, old); err != nil {
+			if before, err = indexKeys(k, old, objectIDs); err != nil {
 				return errInternal(err)
 			}
 		}
 		if v := c.writes[k]; v != nil {
-			if after, err = indexKeys(k, v); err != nil {
+			if after, err = indexKeys(k, v, objectIDs); err != nil {
 				return errInternal(err)
 			}
 		}

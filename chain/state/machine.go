@@ -173,6 +173,9 @@ func (m *Machine) InitChain(g chain.Genesis, genesisTime time.Time) ([]byte, err
 	if err := g.Validate(); err != nil {
 		return nil, fmt.Errorf("init chain: %w", err)
 	}
+	if v := g.AppVersion; v != 0 && (v < VersionMerkle || v > Version) {
+		return nil, fmt.Errorf("init chain: the genesis names app version %d; this binary runs versions %d to %d: run a satchel release of that version, or start a new chain", v, VersionMerkle, Version)
+	}
 	// Any earlier genesis was never saved: start from the empty tree.
 	c := newCache(emptyReader{})
 	if err := writeGenesis(store{c}, g, genesisTime); err != nil {
