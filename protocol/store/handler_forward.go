@@ -81,7 +81,7 @@ func forwardTimeout(hops int) time.Duration {
 // forward passes a received chunk on to the rest of its pipeline, within
 // forwardTimeout, and keeps the hops' receipts and failures for SIGNED.
 func (c *storeConn) forward(ex *storeExchange, data []byte) {
-	ctx, cancel := context.WithTimeout(c.ctx, forwardTimeout(len(ex.forward)))
+	ctx, cancel := context.WithTimeoutCause(c.ctx, forwardTimeout(len(ex.forward)), errForwardDeadline)
 	defer cancel()
 	receipts, failures := c.h.cfg.relay.forward(ctx, ChunkPush{
 		Bag: ex.bag, Object: ex.object, Index: int(ex.index), CID: ex.chunk, Data: data,

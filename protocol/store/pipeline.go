@@ -18,7 +18,8 @@ import (
 
 // ErrNotForwarded means a pipeline hop was neither signed for nor reported
 // failed by the provider before it: that provider does not forward (it
-// predates pipelining). Push the chunk to the hop directly.
+// predates pipelining), or it stopped before it reached the hop. Push the
+// chunk to the hop directly.
 var ErrNotForwarded = errors.New("store: chunk not forwarded to this hop")
 
 // Hop is one provider further down a replication pipeline.

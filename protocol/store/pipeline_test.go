@@ -234,11 +234,12 @@ func TestPipelineMiddleKilledMidPut(t *testing.T) {
 	<-killed
 
 	// Every chunk is signed by the head and by the tail, or names the tail
-	// failed; those the middle missed name it failed, with the reason. A
+	// not done; those the middle missed name it failed, with the reason. A
 	// middle killed after it stored and signed a chunk but before its
-	// forward reached the tail relays its receipt and the tail failed
-	// (its forward cancelled): the uploader then sends that chunk to the
-	// tail itself, as it routes around any failed hop.
+	// forward reached the tail relays its receipt and leaves the tail
+	// unreported (ErrNotForwarded: its own stop cut the forward, no fault
+	// of the tail's): the uploader then sends that chunk to the tail
+	// itself, as it does for any hop not done.
 	replicas := map[peer.ID]int{}
 	middleFailed := 0
 	var toTail []int
@@ -252,6 +253,9 @@ func TestPipelineMiddleKilledMidPut(t *testing.T) {
 			t.Fatalf("chunk %d: receipts from %v, failed %v; want head and tail (or the middle's and the tail failed after it)", i, signed, results[i].Failed)
 		}
 		if tailFailed {
+			if f := results[i].Failed[slices.IndexFunc(results[i].Failed, func(f store.HopError) bool { return f.Peer == e.id(3) })]; !errors.Is(f.Err, store.ErrNotForwarded) {
+				t.Fatalf("chunk %d: the tail, alive, named failed: %v; want not forwarded", i, f.Err)
+			}
 			toTail = append(toTail, i)
 		}
 		for p := range signed {

@@ -4,7 +4,6 @@ import (
 	"container/list"
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -166,22 +165,36 @@ func (r *Relay) forget(p peer.ID, s *Stream) {
 	r.mu.Unlock()
 }
 
+// errForwardDeadline is the cause of a forward's context ending at its
+// deadline (forwardTimeout), as opposed to its provider stopping.
+var errForwardDeadline = errors.New("the forward deadline passed")
+
 // forward pushes c (c.Session and c.Forward are set per hop) to hops in
 // order until one hop takes it with the hops after it: that hop's receipt
 // and those it relays are returned, with the hops that failed. Every
-// receipt returned was verified against its hop's key.
+// receipt returned was verified against its hop's key. When ctx ends
+// other than by errForwardDeadline (this provider is stopping, or its
+// uploader left), the hops not reached are not reported: the uploader
+// sees them not forwarded (ErrNotForwarded) rather than failed, since no
+// fault of theirs stopped the chunk.
 func (r *Relay) forward(ctx context.Context, c ChunkPush, hops []Hop) ([]*pb.Receipt, []*pb.HopFailure) {
 	var failures []*pb.HopFailure
 	for i, hop := range hops {
-		if err := ctx.Err(); err != nil {
+		if ctx.Err() != nil {
+			if !errors.Is(context.Cause(ctx), errForwardDeadline) {
+				return nil, failures
+			}
 			for _, h := range hops[i:] {
-				failures = append(failures, &pb.HopFailure{Peer: []byte(h.Peer), Reason: fmt.Sprintf("not tried: the forward deadline passed (%v)", err)})
+				failures = append(failures, &pb.HopFailure{Peer: []byte(h.Peer), Reason: "not tried: " + errForwardDeadline.Error()})
 			}
 			return nil, failures
 		}
 		c.Session, c.Forward = hop.Session, hops[i+1:]
 		res, err := r.pushHop(ctx, hop, c)
 		if err != nil {
+			if ctx.Err() != nil && !errors.Is(context.Cause(ctx), errForwardDeadline) {
+				return nil, failures
+			}
 			failures = append(failures, &pb.HopFailure{Peer: []byte(hop.Peer), Reason: hopReason(err)})
 			continue
 		}

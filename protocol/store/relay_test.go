@@ -3,12 +3,15 @@ package store
 import (
 	"context"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multihash"
 
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/p2p/testnet"
@@ -123,4 +126,57 @@ func TestRelayDropsEndedAndIdleStreams(t *testing.T) {
 		t.Fatalf("%d streams held after peer 2's went idle; want 1", n)
 	}
 	ended(t, "the idle stream is closed", s2)
+}
+
+// TestRelayStopReportsNoHop: a forward cut short by its own provider (its
+// context ends otherwise than at the forward deadline: the provider is
+// stopping or its uploader left) reports no failure for the hop it was
+// pushing to or those after it — they were not at fault, and the uploader
+// sees them not forwarded — while a forward past its deadline names them
+// failed.
+func TestRelayStopReportsNoHop(t *testing.T) {
+	net, accepted := sinkPeers(t, 2)
+	r := NewRelay(net.Host(0).Libp2p())
+	t.Cleanup(func() { _ = r.Close() })
+	p1, p2 := net.Host(1).ID(), net.Host(2).ID()
+	data := []byte("a chunk forwarded to hops that never answer")
+	mh, err := multihash.Sum(data, multihash.SHA2_256, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	push := ChunkPush{Bag: "dynamic:channel:1", Object: 1, CID: cid.NewCidV1(cid.Raw, mh), Data: data}
+	hops := []Hop{{Peer: p1}, {Peer: p2}}
+
+	// Stopping once the first hop holds the push.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		defer cancel()
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for end := time.After(10 * time.Second); len(accepted(p1)) == 0; {
+			select {
+			case <-end:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	receipts, failures := r.forward(ctx, push, hops)
+	if len(accepted(p1)) == 0 {
+		t.Fatal("the first hop never received the push")
+	}
+	if len(receipts) != 0 || len(failures) != 0 {
+		t.Fatalf("stopped forward: receipts %v, failures %v; want none", receipts, failures)
+	}
+
+	// Past the deadline: the hop pushed to and the hop not tried, failed.
+	dctx, dcancel := context.WithTimeoutCause(context.Background(), 300*time.Millisecond, errForwardDeadline)
+	defer dcancel()
+	receipts, failures = r.forward(dctx, push, hops)
+	if len(receipts) != 0 || len(failures) != 2 ||
+		peer.ID(failures[0].Peer) != p1 || peer.ID(failures[1].Peer) != p2 ||
+		!strings.Contains(failures[1].Reason, "not tried") {
+		t.Fatalf("forward past its deadline: receipts %v, failures %v; want both hops failed", receipts, failures)
+	}
 }
