@@ -3,6 +3,7 @@ package chunker
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 
 	dag "github.com/ipfs/boxo/ipld/merkledag"
@@ -68,8 +69,15 @@ func (r *Result) Proof(index int) (Proof, error) {
 // the path must follow the link at the index's position on every level of
 // the balanced layout down to chunk. It returns an error wrapping
 // ErrBadProof if not (and also ErrCIDMismatch for a block that does not
-// match its CID).
+// match its CID). A ProofVerifier does the same, decoding each interior
+// node once for all the chunks under it.
 func VerifyProof(root, chunk cid.Cid, index int, proof Proof) error {
+	return verifyProof(root, chunk, index, proof, nodeLinks)
+}
+
+// verifyProof is VerifyProof with the links of each node on the path (the
+// node with CID c, whose bytes the proof gives as blk) from links.
+func verifyProof(root, chunk cid.Cid, index int, proof Proof, links func(c cid.Cid, blk []byte) ([]cid.Cid, error)) error {
 	depth := len(proof.Blocks)
 	if index < 0 {
 		return fmt.Errorf("%w: negative chunk index %d", ErrBadProof, index)
@@ -87,28 +95,17 @@ func VerifyProof(root, chunk cid.Cid, index int, proof Proof) error {
 		if cur.Type() != cid.DagProtobuf {
 			return fmt.Errorf("%w: level %d: %s is not a dag-pb node", ErrBadProof, i, cur)
 		}
-		if err := VerifyChunk(cur, blk); err != nil {
+		ls, err := links(cur, blk)
+		if err != nil {
 			return fmt.Errorf("%w: level %d: %w", ErrBadProof, i, err)
 		}
-		nd, err := dag.DecodeProtobuf(blk)
-		if err != nil {
-			return fmt.Errorf("%w: level %d: %v", ErrBadProof, i, err)
-		}
-		fs, err := ft.FSNodeFromBytes(nd.Data())
-		if err != nil {
-			return fmt.Errorf("%w: level %d: not UnixFS: %v", ErrBadProof, i, err)
-		}
-		links := nd.Links()
-		if fs.Type() != ft.TFile || len(fs.BlockSizes()) != len(links) {
-			return fmt.Errorf("%w: level %d: not a UnixFS file node", ErrBadProof, i)
-		}
 		pos := rem / span
-		if pos >= len(links) {
-			return fmt.Errorf("%w: level %d: chunk %d is past the node's %d children", ErrBadProof, i, index, len(links))
+		if pos >= len(ls) {
+			return fmt.Errorf("%w: level %d: chunk %d is past the node's %d children", ErrBadProof, i, index, len(ls))
 		}
 		rem %= span
 		span /= MaxLinks
-		cur = links[pos].Cid
+		cur = ls[pos]
 	}
 	if rem != 0 {
 		return fmt.Errorf("%w: chunk %d is not in a one-chunk file", ErrBadProof, index)
@@ -117,6 +114,31 @@ func VerifyProof(root, chunk cid.Cid, index int, proof Proof) error {
 		return fmt.Errorf("%w: chunk %d of %s is %s, not %s", ErrBadProof, index, root, cur, chunk)
 	}
 	return nil
+}
+
+// nodeLinks checks that blk hashes to c and is a UnixFS File node, and
+// returns the CIDs it links to, in order.
+func nodeLinks(c cid.Cid, blk []byte) ([]cid.Cid, error) {
+	if err := VerifyChunk(c, blk); err != nil {
+		return nil, err
+	}
+	nd, err := dag.DecodeProtobuf(blk)
+	if err != nil {
+		return nil, err
+	}
+	fs, err := ft.FSNodeFromBytes(nd.Data())
+	if err != nil {
+		return nil, fmt.Errorf("not UnixFS: %v", err)
+	}
+	links := nd.Links()
+	if fs.Type() != ft.TFile || len(fs.BlockSizes()) != len(links) {
+		return nil, errors.New("not a UnixFS file node")
+	}
+	out := make([]cid.Cid, len(links))
+	for i, l := range links {
+		out[i] = l.Cid
+	}
+	return out, nil
 }
 
 // VerifyChunk checks that data hashes to c. It returns an error wrapping

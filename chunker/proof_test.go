@@ -41,6 +41,9 @@ func TestProofEveryChunk(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("size=%d/chunk=%d", c.size, c.chunkSize), func(t *testing.T) {
 			res := sum(t, c.size, c.chunkSize)
+			// A ProofVerifier remembering two nodes forgets on the way
+			// down a three-level file.
+			pv := chunker.NewProofVerifier(2)
 			for i, ch := range res.Chunks {
 				if !proofSample(i, len(res.Chunks)) {
 					continue
@@ -54,6 +57,9 @@ func TestProofEveryChunk(t *testing.T) {
 				}
 				if err := chunker.VerifyProof(res.Root, ch.CID, i, p); err != nil {
 					t.Fatalf("chunk %d: %v", i, err)
+				}
+				if err := pv.Verify(res.Root, ch.CID, i, p); err != nil {
+					t.Fatalf("chunk %d, ProofVerifier: %v", i, err)
 				}
 			}
 			n := len(res.Chunks)
@@ -75,7 +81,19 @@ func proofSample(i, n int) bool {
 	return n <= l*l || i < l || i >= n-l || i%l == 0 || i%l == l-1 || i%97 == 0
 }
 
+// TestProofRejects: VerifyProof and a ProofVerifier (which has seen the
+// proof's nodes, verifying the right proof first) refuse the same wrong
+// proofs with the same errors.
 func TestProofRejects(t *testing.T) {
+	for name, verify := range map[string]func(root, chunk cid.Cid, i int, p chunker.Proof) error{
+		"VerifyProof":   chunker.VerifyProof,
+		"ProofVerifier": chunker.NewProofVerifier(0).Verify,
+	} {
+		t.Run(name, func(t *testing.T) { testProofRejects(t, verify) })
+	}
+}
+
+func testProofRejects(t *testing.T, verify func(root, chunk cid.Cid, i int, p chunker.Proof) error) {
 	const l = chunker.MaxLinks
 	res := sum(t, 2*l*small+small/2, small) // 349 chunks, depth 2, a partial last branch
 	other := sum(t, 2*l*small+small/2+1, small)
@@ -86,7 +104,7 @@ func TestProofRejects(t *testing.T) {
 			t.Fatal(err)
 		}
 		chunk := res.Chunks[i].CID
-		if err := chunker.VerifyProof(res.Root, chunk, i, p); err != nil {
+		if err := verify(res.Root, chunk, i, p); err != nil {
 			t.Fatalf("chunk %d: %v", i, err)
 		}
 		tampered := func(level, at int) chunker.Proof {
@@ -104,19 +122,19 @@ func TestProofRejects(t *testing.T) {
 		}
 		otherChunk := res.Chunks[(i+1)%len(res.Chunks)].CID
 		for _, c := range []tc{
-			{"tampered root block", chunker.VerifyProof(res.Root, chunk, i, tampered(0, 7)), true},
-			{"tampered leaf parent", chunker.VerifyProof(res.Root, chunk, i, tampered(1, 40)), true},
-			{"tampered last byte", chunker.VerifyProof(res.Root, chunk, i, tampered(1, len(p.Blocks[1])-1)), true},
-			{"index+1", chunker.VerifyProof(res.Root, chunk, i+1, p), false},
-			{"index-1", chunker.VerifyProof(res.Root, chunk, i-1, p), false},
-			{"index+MaxLinks", chunker.VerifyProof(res.Root, chunk, i+l, p), false},
-			{"past the end", chunker.VerifyProof(res.Root, chunk, 3*l, p), false},
-			{"wrong chunk", chunker.VerifyProof(res.Root, otherChunk, i, p), false},
-			{"wrong root", chunker.VerifyProof(other.Root, chunk, i, p), true},
-			{"truncated proof", chunker.VerifyProof(res.Root, chunk, i, chunker.Proof{Blocks: p.Blocks[:1]}), false},
-			{"no proof", chunker.VerifyProof(res.Root, chunk, i, chunker.Proof{}), false},
-			{"swapped levels", chunker.VerifyProof(res.Root, chunk, i, chunker.Proof{Blocks: [][]byte{p.Blocks[1], p.Blocks[0]}}), true},
-			{"extra level", chunker.VerifyProof(res.Root, chunk, i, chunker.Proof{Blocks: append(append([][]byte{}, p.Blocks...), p.Blocks[1])}), false},
+			{"tampered root block", verify(res.Root, chunk, i, tampered(0, 7)), true},
+			{"tampered leaf parent", verify(res.Root, chunk, i, tampered(1, 40)), true},
+			{"tampered last byte", verify(res.Root, chunk, i, tampered(1, len(p.Blocks[1])-1)), true},
+			{"index+1", verify(res.Root, chunk, i+1, p), false},
+			{"index-1", verify(res.Root, chunk, i-1, p), false},
+			{"index+MaxLinks", verify(res.Root, chunk, i+l, p), false},
+			{"past the end", verify(res.Root, chunk, 3*l, p), false},
+			{"wrong chunk", verify(res.Root, otherChunk, i, p), false},
+			{"wrong root", verify(other.Root, chunk, i, p), true},
+			{"truncated proof", verify(res.Root, chunk, i, chunker.Proof{Blocks: p.Blocks[:1]}), false},
+			{"no proof", verify(res.Root, chunk, i, chunker.Proof{}), false},
+			{"swapped levels", verify(res.Root, chunk, i, chunker.Proof{Blocks: [][]byte{p.Blocks[1], p.Blocks[0]}}), true},
+			{"extra level", verify(res.Root, chunk, i, chunker.Proof{Blocks: append(append([][]byte{}, p.Blocks...), p.Blocks[1])}), false},
 		} {
 			if !errors.Is(c.err, chunker.ErrBadProof) {
 				t.Errorf("chunk %d, %s: %v, want ErrBadProof", i, c.name, c.err)

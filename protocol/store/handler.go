@@ -17,6 +17,7 @@ import (
 	"github.com/multiformats/go-multihash"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/internal/metricsutil"
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/protocol/store/pb"
@@ -36,6 +37,9 @@ type Handler struct {
 	cfg     handlerConfig
 	metrics *metrics
 	log     *slog.Logger
+	// proofs checks the proofs of registered objects' chunks, remembering
+	// the interior nodes it verified: an object's chunks share them.
+	proofs *chunker.ProofVerifier
 
 	p2p.Registration // where it is served
 
@@ -105,6 +109,7 @@ func NewHandler(blocks Blocks, auth Authorizer, key crypto.PrivKey, opts ...Hand
 		self:     self,
 		cfg:      cfg,
 		metrics:  newMetrics(cfg.reg),
+		proofs:   chunker.NewProofVerifier(0),
 		reserved: make(map[string]uint64),
 	}
 }

@@ -118,7 +118,7 @@ func (h *Handler) admitObjectChunk(ctx context.Context, ex *storeExchange, r *pb
 	if err != nil {
 		return err
 	}
-	if err := chunker.VerifyProof(root, ex.chunk, int(r.Index), chunker.Proof{Blocks: r.Proof}); err != nil {
+	if err := h.proofs.Verify(root, ex.chunk, int(r.Index), chunker.Proof{Blocks: r.Proof}); err != nil {
 		return fmt.Errorf("chunk %s is not chunk %d of object %d (content ID %s): %v", ex.chunk, r.Index, r.ObjectId, root, err)
 	}
 	ex.session = Session{ID: ObjectSessionID(r.ObjectId), Bag: r.BagId, Expiry: ex.expiry}
