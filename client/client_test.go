@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -935,5 +937,34 @@ func TestDropOnGiveUpFake(t *testing.T) {
 	// A stream without a contract is spooled: nothing reached a provider.
 	if n, held := drops(net), heldBlocks(net); n != 0 || held != heldBefore {
 		t.Fatalf("aborted stream: %d sessions dropped, %d blocks held; want none pushed", n, held)
+	}
+}
+
+// TestUploadNamesOperatorAgainFake: an upload short of providers while the
+// chain, read a block behind, names no operator for a bucket reads that
+// bucket again, fresh, and stores on the operator it names now — without
+// reading the other buckets again or waiting on a provider it already
+// found unreachable.
+func TestUploadNamesOperatorAgainFake(t *testing.T) {
+	net := newFakeNet(t, 3)
+	c := net.client("")
+	ctx := testCtx(t)
+	net.chain.mu.Lock()
+	net.chain.unpublished[2] = 1
+	net.chain.mu.Unlock()
+	_ = net.providers[1].host.Close() // unreachable: connecting fails
+
+	obj, err := c.Put(ctx, net.bag, bytes.NewReader(randomBytes(t, 200<<10, 3)), WithMinRedundancy(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(obj.Providers, net.providers[2].id()) || len(obj.Providers) != 2 {
+		t.Fatalf("stored on %v; want providers 0 and 2 (2 named by the fresh read)", obj.Providers)
+	}
+	net.chain.mu.Lock()
+	reads := maps.Clone(net.chain.bucketReads)
+	net.chain.mu.Unlock()
+	if reads[0] != 1 || reads[1] != 1 || reads[2] != 2 {
+		t.Fatalf("bucket reads %v; want buckets 0 and 1 read once, bucket 2 twice", reads)
 	}
 }

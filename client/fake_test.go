@@ -42,6 +42,11 @@ type fakeChain struct {
 	nextID  chain.ObjectID
 	params  chain.Params
 	submits atomic.Int32
+	// bucketReads counts reads of each storage bucket; the first
+	// unpublished[id] of them name no operator (a read a block behind
+	// the operator's publishing its node).
+	bucketReads map[chain.StorageBucketID]int
+	unpublished map[chain.StorageBucketID]int
 }
 
 func newFakeChain() *fakeChain {
@@ -50,6 +55,9 @@ func newFakeChain() *fakeChain {
 		buckets: map[chain.StorageBucketID]chain.StorageBucket{},
 		objects: map[chain.ObjectID]chain.DataObject{},
 		nextID:  0,
+
+		bucketReads: map[chain.StorageBucketID]int{},
+		unpublished: map[chain.StorageBucketID]int{},
 	}
 	f.params.Limits.MaxDataObjectSize = 1 << 40
 	f.cond = sync.NewCond(&f.mu)
@@ -87,6 +95,10 @@ func (f *fakeChain) StorageBucket(_ context.Context, id chain.StorageBucketID) (
 	b, ok := f.buckets[id]
 	if !ok {
 		return b, chain.ErrStorageBucketNotFound
+	}
+	f.bucketReads[id]++
+	if f.bucketReads[id] <= f.unpublished[id] {
+		b.Metadata = nil
 	}
 	return b, nil
 }

@@ -254,7 +254,7 @@ func (c *Client) readSources(ctx context.Context, bag chain.BagID, extra []peer.
 				peers = append(peers, cand.peer)
 			}
 		}
-		failed = append(failed, loc.failed...)
+		failed = append(failed, loc.failures()...)
 		return peers, failed, nil
 	}
 	buckets, err := c.chain.StorageBuckets(ctx)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -38,9 +39,15 @@ type located struct {
 	failed []PeerError
 	// buckets is the number of storage buckets of the bag.
 	buckets int
-	// unnamed counts the buckets whose operator the chain did not name
-	// (not active, or no node metadata published).
-	unnamed int
+	// unnamed are the buckets whose operator the chain did not name (not
+	// active, or no node metadata published), with why in unnamedErrs.
+	unnamed     []chain.StorageBucketID
+	unnamedErrs []PeerError
+}
+
+// failures returns every provider or bucket that could not be used, and why.
+func (l *located) failures() []PeerError {
+	return append(slices.Clip(l.failed), l.unnamedErrs...)
 }
 
 // locate finds the providers of bag: the chain names its storage buckets and
@@ -54,16 +61,45 @@ func (c *Client) locate(ctx context.Context, bagID chain.BagID, dhtOnly bool) (*
 		return nil, explainChain("find providers", bagID, err)
 	}
 	loc := &located{bag: bag, buckets: len(bag.StorageBuckets)}
+	named, err := c.operators(ctx, loc, bag.StorageBuckets)
+	if err != nil {
+		return nil, err
+	}
+	c.connectNamed(ctx, loc, named, dhtOnly)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return loc, nil
+}
+
+// nameAgain reads the buckets loc found no operator for again, fresh — one
+// may have published its node in the last block, which a read a block
+// behind did not see — and connects to the operators they name now; the
+// providers loc reached or failed to reach are left as they are.
+func (c *Client) nameAgain(ctx context.Context, loc *located) error {
+	ids := loc.unnamed
+	loc.unnamed, loc.unnamedErrs = nil, nil
+	named, err := c.operators(ctx, loc, ids)
+	if err != nil {
+		return err
+	}
+	c.connectNamed(ctx, loc, named, false)
+	return ctx.Err()
+}
+
+// operators reads the storage buckets ids of loc's bag and returns their
+// operators as candidates; a bucket without a usable one is recorded in loc.
+func (c *Client) operators(ctx context.Context, loc *located, ids []chain.StorageBucketID) ([]candidate, error) {
 	var named []candidate
-	for _, id := range bag.StorageBuckets {
+	for _, id := range ids {
 		b, err := c.chain.StorageBucket(ctx, id)
 		if err != nil {
-			return nil, fmt.Errorf("find providers of bag %s: storage bucket %d: %w", bagID, id, err)
+			return nil, fmt.Errorf("find providers of bag %s: storage bucket %d: %w", loc.bag.ID, id, err)
 		}
 		if b.OperatorStatus != chain.OperatorActive || b.Metadata == nil || b.Metadata.PeerID == "" {
-			c.log.Debug("storage bucket has no usable operator", "bag", bagID, "bucket", id, "status", b.OperatorStatus)
-			loc.failed = append(loc.failed, PeerError{Err: fmt.Errorf("storage bucket %d has no active operator with published node metadata", id)})
-			loc.unnamed++
+			c.log.Debug("storage bucket has no usable operator", "bag", loc.bag.ID, "bucket", id, "status", b.OperatorStatus)
+			loc.unnamed = append(loc.unnamed, id)
+			loc.unnamedErrs = append(loc.unnamedErrs, PeerError{Err: fmt.Errorf("storage bucket %d has no active operator with published node metadata", id)})
 			continue
 		}
 		p, err := peer.Decode(b.Metadata.PeerID)
@@ -79,7 +115,15 @@ func (c *Client) locate(ctx context.Context, bagID chain.BagID, dhtOnly bool) (*
 		}
 		named = append(named, cand)
 	}
+	return named, nil
+}
 
+// connectNamed connects to the named candidates (with the DHT's addresses
+// for those the chain's do not reach) and adds them to loc's live or
+// failed providers; with dhtOnly, peers the DHT names but the chain does
+// not are added too.
+func (c *Client) connectNamed(ctx context.Context, loc *located, named []candidate, dhtOnly bool) {
+	bagID := loc.bag.ID
 	lctx, cancel := context.WithTimeout(ctx, c.opts.locate)
 	defer cancel()
 	// The DHT lookup runs beside the first connection attempts; it is only
@@ -127,6 +171,9 @@ func (c *Client) locate(ctx context.Context, bagID chain.BagID, dhtOnly bool) (*
 		}
 	}
 	seen := map[peer.ID]bool{c.host.ID(): true}
+	for _, l := range loc.live {
+		seen[l.peer] = true
+	}
 	for i, cand := range named {
 		if seen[cand.peer] {
 			continue
@@ -153,10 +200,6 @@ func (c *Client) locate(ctx context.Context, bagID chain.BagID, dhtOnly bool) (*
 			}
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return loc, nil
 }
 
 // connectAll connects to every candidate in parallel and returns one error

@@ -108,11 +108,11 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 	if want <= 0 || want > loc.buckets {
 		want = loc.buckets
 	}
-	if loc.unnamed > 0 && len(loc.live) < want {
+	if len(loc.unnamed) > 0 && len(loc.live) < want {
 		// Short of providers while the chain names no operator for some
 		// bucket: one may have published its node in the last block, which
-		// the lagged read did not see. Read the buckets again, fresh.
-		if loc, err = c.locate(ctx, bag, false); err != nil {
+		// the lagged read did not see. Read those buckets again, fresh.
+		if err := c.nameAgain(ctx, loc); err != nil {
 			return nil, err
 		}
 	}
@@ -135,7 +135,7 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 		pool: newBufPool(c.opts.window, o.chunkSize),
 		want: want, min: minReplicas(o.minRedundancy, want), spares: loc.live,
 		expiry:   time.Now().Add(o.expiry),
-		failed:   loc.failed,
+		failed:   loc.failures(),
 		pipeline: o.replication.pipelines(size, want),
 	}
 	u.p.open(uctx)
