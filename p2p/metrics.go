@@ -19,6 +19,7 @@ const (
 	frameErrTooLarge  = "too_large"
 	frameErrTruncated = "truncated"
 	frameErrDecode    = "decode"
+	frameErrTooMany   = "too_many_elements"
 	frameErrWrite     = "write"
 	frameErrRead      = "read"
 )
@@ -64,7 +65,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		bytesSent:      counter("frame_bytes_sent_total", "Bytes of frames written to streams, length prefixes included.", "protocol"),
 		bytesReceived:  counter("frame_bytes_received_total", "Bytes of frames read from streams, length prefixes included.", "protocol"),
 		frameErrors: counter("frame_errors_total",
-			"Frames that failed, by kind: too_large, truncated, decode, read, write.", "protocol", "kind"),
+			"Frames that failed, by kind: too_large, too_many_elements, truncated, decode, read, write.", "protocol", "kind"),
 		handlerErrors: counter("handler_failures_total",
 			"Inbound streams reset because their handler returned an error or panicked.", "protocol", "kind"),
 	}

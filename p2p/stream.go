@@ -34,6 +34,7 @@ type FrameReader struct {
 
 	reserve bool // reserve each large frame's body in s's scope while reading it
 	whole   bool // allocate each body at its announced length at once
+	limits  WireLimits
 }
 
 // NewFrameReader returns a reader of frames of at most maxFrame bytes (zero:
@@ -115,10 +116,42 @@ func (r *FrameReader) WholeFrames() *FrameReader {
 	return r
 }
 
-// ReadMsg reads one frame and unmarshals it into m (see ReadFrame).
+// LimitElements makes ReadMsg check each frame against limits (CheckWire)
+// before decoding it: a frame over them is not decoded, and ReadMsg returns
+// an error wrapping ErrTooManyElements (reset the stream). Callers that
+// decode frames read with ReadFrame themselves run Check first. It returns
+// r.
+func (r *FrameReader) LimitElements(limits WireLimits) *FrameReader {
+	r.limits = limits
+	return r
+}
+
+// Check checks body, a frame read with ReadFrame, against the reader's
+// LimitElements (CheckWire), counting a frame over them.
+func (r *FrameReader) Check(body []byte) error {
+	if r.limits == nil {
+		return nil
+	}
+	if err := CheckWire(body, r.limits); err != nil {
+		if errors.Is(err, ErrTooManyElements) {
+			r.m.frameError(r.proto, frameErrTooMany)
+		} else {
+			r.m.frameError(r.proto, frameErrDecode)
+		}
+		return fmt.Errorf("p2p: %w: frame of %d bytes: %w", errMalformed, len(body), err)
+	}
+	return nil
+}
+
+// ReadMsg reads one frame and unmarshals it into m (see ReadFrame), after
+// checking it against the reader's LimitElements.
 func (r *FrameReader) ReadMsg(m proto.Message) error {
 	body, err := r.ReadFrame()
 	if err != nil {
+		return err
+	}
+	if err := r.Check(body); err != nil {
+		RecycleFrame(body)
 		return err
 	}
 	err = proto.Unmarshal(body, m)

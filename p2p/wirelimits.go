@@ -24,6 +24,10 @@ type WireLimit struct {
 	// Max is how many times the field may occur in one message (a
 	// singular message field: 1, as protobuf would merge repeats).
 	Max int
+	// MinLen, for a bytes or message field, is the fewest bytes each
+	// occurrence may hold: a list of elements that each must carry, say,
+	// a CID cannot be a list of empty elements.
+	MinLen int
 	// Sub, for a message field, limits the fields of each message it
 	// holds.
 	Sub WireLimits
@@ -74,6 +78,9 @@ func checkWire(b []byte, limits WireLimits, depth int) error {
 		counts[num]++
 		if lim.Max > 0 && counts[num] > lim.Max {
 			return fmt.Errorf("%w: field %d occurs more than %d times", ErrTooManyElements, num, lim.Max)
+		}
+		if lim.MinLen > 0 && (typ != protowire.BytesType || len(val) < lim.MinLen) {
+			return fmt.Errorf("%w: field %d holds %d bytes, fewer than %d", ErrTooManyElements, num, len(val), lim.MinLen)
 		}
 		if lim.Sub != nil && typ == protowire.BytesType {
 			if err := checkWire(val, lim.Sub, depth+1); err != nil {

@@ -58,6 +58,14 @@ func TestCheckWire(t *testing.T) {
 	if err := p2p.CheckWire(append(outer, outer...), single); !errors.Is(err, p2p.ErrTooManyElements) {
 		t.Fatalf("a repeated singular body: %v", err)
 	}
+	// Elements shorter than MinLen are refused.
+	minLimits := p2p.WireLimits{9: {Max: 7, MinLen: 4}}
+	if err := p2p.CheckWire(hops(3, 2), minLimits); err != nil {
+		t.Fatalf("hops of 8 bytes, MinLen 4: %v", err)
+	}
+	if err := p2p.CheckWire(hops(3, 0), minLimits); !errors.Is(err, p2p.ErrTooManyElements) {
+		t.Fatalf("empty hops, MinLen 4: %v", err)
+	}
 	// Malformed input is an error, not a panic.
 	for _, bad := range [][]byte{{0x4a}, {0x4a, 0x05, 1}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}} {
 		if err := p2p.CheckWire(bad, hopLimits); err == nil {
