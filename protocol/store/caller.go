@@ -583,7 +583,7 @@ func (s *Stream) failure() error {
 // readLoop dispatches the provider's replies to their exchanges.
 func (s *Stream) readLoop() {
 	defer close(s.readerDone)
-	fr := p2p.NewFrameReader(s.s, MaxFrame)
+	fr := p2p.NewFrameReader(s.s, MaxReplyFrame).LimitElements(replyLimits)
 	for {
 		var r pb.StoreReply
 		if err := fr.ReadMsg(&r); err != nil {

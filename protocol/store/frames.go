@@ -85,6 +85,10 @@ func readStoreFrame(fr *p2p.FrameReader, req *pb.StoreRequest) (frame []byte, er
 	if decodeDataFrame(body, req) {
 		return body, nil
 	}
+	if err := fr.Check(body); err != nil {
+		p2p.RecycleFrame(body)
+		return nil, fmt.Errorf("%w: %w", ErrProtocol, err)
+	}
 	err = proto.Unmarshal(body, req)
 	p2p.RecycleFrame(body) // Unmarshal copied what req keeps
 	if err != nil {

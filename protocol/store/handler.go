@@ -234,7 +234,7 @@ type storeExchange struct {
 
 // run reads frames until the uploader closes its side.
 func (c *storeConn) run(ctx context.Context) error {
-	fr := c.proto.NewFrameReader(c.s, MaxFrame, IdleTimeout).ReserveFrames()
+	fr := c.proto.NewFrameReader(c.s, MaxFrame, IdleTimeout).ReserveFrames().LimitElements(requestLimits)
 	for {
 		// Backpressure: past MaxStreamBuffered bytes waiting for the disk,
 		// stop reading; flow control then holds the uploader.

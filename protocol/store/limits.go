@@ -94,3 +94,42 @@ const (
 	// a chunk to reach the next hop and the answer to come back.
 	ForwardHopMargin = ForwardTimeout / (2 * MaxForwardHops)
 )
+
+// MaxReplyFrame is the largest reply frame a pushing side reads: a reply
+// holds at most the head's receipt, MaxForwardHops relayed receipts and
+// MaxForwardHops failures of up to MaxHopReason bytes (about 10 KiB).
+const MaxReplyFrame = 64 << 10
+
+// minChunkRef is the fewest bytes a BIND's chunk reference may take: a
+// CID (34 bytes for the shortest, a CIDv0) and its tag.
+const minChunkRef = 36
+
+// wireSlack is how many times its limit a list may hold on the wire: a
+// list a little over its limit is decoded and REFUSED with a reason that
+// names the limit (an uploader's bug); a flood is a protocol error.
+const wireSlack = 8
+
+// requestLimits bound the repeated fields of a StoreRequest frame before it
+// is decoded (p2p.CheckWire): each element decodes into a header of its
+// own, so a frame of empty elements would otherwise be decoded whole
+// before any count is checked. Each body is singular (Max 1: protobuf
+// would merge repeats, concatenating their lists).
+var requestLimits = p2p.WireLimits{
+	2: {Max: 1, Sub: p2p.WireLimits{ // request
+		7: {Max: wireSlack * MaxProofBlocks},                                                             // proof
+		9: {Max: wireSlack * MaxForwardHops, Sub: p2p.WireLimits{2: {Max: wireSlack * MaxForwardAddrs}}}, // forward, addrs
+	}},
+	3: {Max: 1, Sub: p2p.WireLimits{2: {Max: MaxChunkLength / MinSegmentSize}}},        // segments, hashes
+	4: {Max: 1},                                                                        // data
+	5: {Max: 1},                                                                        // sign
+	6: {Max: 1, Sub: p2p.WireLimits{4: {Max: MaxBindChunks + 1, MinLen: minChunkRef}}}, // bind, chunks
+	7: {Max: 1},                                                                        // drop
+}
+
+// replyLimits bound the repeated fields of a StoreReply frame, as
+// requestLimits do a request's.
+var replyLimits = p2p.WireLimits{
+	4: {Max: 1},                          // receipt
+	5: {Max: wireSlack * MaxForwardHops}, // relayed
+	6: {Max: wireSlack * MaxForwardHops}, // hop_failures
+}
