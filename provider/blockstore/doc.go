@@ -76,7 +76,10 @@
 // The blocks one deletion frees go in one synced index write; then their
 // records are punched out of their packs (fallocate PUNCH_HOLE, KEEP_SIZE:
 // the range reads as zeros and takes no space), and a pack with no live
-// record left that is not being written to is unlinked. Where punching
+// record left that is not being written to is unlinked. Only the index
+// write holds Puts back: a record is punched after its header is read back
+// and found to name the block freed (a stale entry must not punch another
+// block), and those reads run after the deletion lets Puts in again. Where punching
 // holes is not supported (other systems than Linux, or a file system
 // answering EOPNOTSUPP) a deleted block's space comes back only when its
 // whole pack is dead; packs are not compacted.

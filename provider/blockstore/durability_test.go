@@ -236,9 +236,13 @@ func TestDeleteSameBlockTwiceInOneCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = openTest(t, dir) // the pack is no longer written to: it can die
-	s.gc.Lock()
-	err := s.deleteBlocks([]cid.Cid{a, a})
-	s.gc.Unlock()
+	err := s.deleting(func(fl *freeList) error {
+		err := s.deleteBlocks(fl, []cid.Cid{a, a})
+		if len(fl.cids) != 1 {
+			t.Errorf("%d records listed to free, want 1", len(fl.cids))
+		}
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

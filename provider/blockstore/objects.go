@@ -235,8 +235,11 @@ func (s *Store) DeleteObject(obj uint64) error {
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
-	s.gc.Lock()
-	defer s.gc.Unlock()
+	return s.deleting(func(fl *freeList) error { return s.deleteObject(fl, obj) })
+}
+
+// deleteObject is DeleteObject with gc held exclusively.
+func (s *Store) deleteObject(fl *freeList, obj uint64) error {
 	m, ok, err := s.manifest(obj)
 	if err != nil || !ok {
 		return err
@@ -258,5 +261,5 @@ func (s *Store) DeleteObject(obj uint64) error {
 		return fmt.Errorf("blockstore: delete object %d: %w", obj, err)
 	}
 	s.objects.Add(-1)
-	return s.collect(blocks)
+	return s.collect(fl, blocks)
 }

@@ -156,6 +156,7 @@ func crash(t testing.TB, s *Store) {
 		s.done.Wait()
 		s.gc.Lock()
 		defer s.gc.Unlock()
+		s.frees.Wait()
 		s.packs.close()
 		if err := s.db.Close(); err != nil {
 			t.Fatal(err)

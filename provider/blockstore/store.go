@@ -55,6 +55,10 @@ type Store struct {
 	// indexHook, if set, wraps every index batch write (tests).
 	indexHook indexWriter
 
+	// frees counts the deletions freeing records outside gc (see
+	// deleting): Close waits for them before closing the packs.
+	frees sync.WaitGroup
+
 	closed    atomic.Bool
 	closeOnce sync.Once
 	stop      chan struct{}
@@ -232,6 +236,7 @@ func (s *Store) Close() error {
 		// Wait for writers in progress.
 		s.gc.Lock()
 		defer s.gc.Unlock()
+		s.frees.Wait() // no deletion starts one while gc is held
 		// One synced write before the marker: it makes the journal, with
 		// any index write before it, durable, so a power loss after a
 		// clean close cannot drop an entry that the marker then keeps Open
