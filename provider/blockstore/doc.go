@@ -68,7 +68,10 @@
 // are and unlinks those with no live record; the first write after it
 // starts a new pack. Every Open drops index entries naming a pack that is
 // not on disk (or space past its end, or not a record's start), and
-// numbers new packs past every pack an entry or seal names. A store whose
+// numbers new packs past every pack an entry or seal names. Open lists the
+// packs once and walks the block index once, whatever it reconciles: the
+// counts, each pack's live records, the entries to drop and the extents of
+// the packs to scan come from the same pass. A store whose
 // index/ is missing while packs or block files are there has its index
 // rebuilt from every record and file that verifies (kept, not put in the
 // recovery session).

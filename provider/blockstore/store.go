@@ -54,6 +54,8 @@ type Store struct {
 
 	// indexHook, if set, wraps every index batch write (tests).
 	indexHook indexWriter
+	// indexWalks counts Open's walks of the block index (tests).
+	indexWalks int
 
 	// frees counts the deletions freeing records outside gc (see
 	// deleting): Close waits for them before closing the packs.
@@ -197,20 +199,37 @@ func prepareDir(dir string) (noIndex, rebuild bool, err error) {
 
 // open reconciles the store's disk with its index and counts what it
 // holds: nothing to reconcile in a new store; every pack and block file
-// (rebuild) when the index is missing.
+// (rebuild) when the index is missing. It lists the packs once and walks
+// the block index once (walkBlocks), whatever it finds.
 func (s *Store) open(fresh, rebuild bool) error {
-	if err := s.recover(fresh, rebuild); err != nil {
+	reconcile, err := s.cleanStart(fresh, rebuild)
+	if err != nil {
 		return err
 	}
 	nums, sizes, err := s.packs.list()
 	if err != nil {
 		return fmt.Errorf("blockstore: open: %w", err)
 	}
-	maxNamed, err := s.loadStats(sizes)
+	sealed, err := s.sealedPacks()
 	if err != nil {
+		return fmt.Errorf("blockstore: open: %w", err)
+	}
+	w := &openWalk{reconcile: reconcile, sizes: sizes, sealed: sealed}
+	if err := s.walkBlocks(w); err != nil {
 		return err
 	}
-	return s.settlePacks(nums, maxNamed)
+	if err := s.dropEntries(w); err != nil {
+		return err
+	}
+	if reconcile {
+		if err := s.recover(w, nums, rebuild); err != nil {
+			return err
+		}
+	}
+	if err := s.countObjects(); err != nil {
+		return err
+	}
+	return s.settlePacks(nums, sealed, w.maxNamed)
 }
 
 func (s *Store) checkOpen() error {
