@@ -100,7 +100,10 @@ func (s *Store) PutManifest(m Manifest) error {
 	if err := s.releaseRecovered(&batch, blocks); err != nil {
 		return fmt.Errorf("blockstore: manifest of object %d: %w", m.Object, err)
 	}
-	if err := s.writeIndex(&batch, true); err != nil {
+	err = s.writeIndex(&batch, true)
+	// Even after a failed write: the batch may have reached the index.
+	s.refs.written()
+	if err != nil {
 		return fmt.Errorf("blockstore: manifest of object %d: %w", m.Object, err)
 	}
 	if !had {
@@ -255,6 +258,7 @@ func (s *Store) deleteObject(fl *freeList, obj uint64) error {
 	err = s.releaseRecovered(&batch, blocks)
 	if err == nil {
 		err = s.writeIndex(&batch, true)
+		s.refs.written() // even after a failed write: it may have landed
 	}
 	s.sessMu.Unlock()
 	if err != nil {

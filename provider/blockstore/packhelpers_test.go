@@ -158,6 +158,7 @@ func crash(t testing.TB, s *Store) {
 		defer s.gc.Unlock()
 		s.frees.Wait()
 		s.packs.close()
+		s.refs.close()
 		if err := s.db.Close(); err != nil {
 			t.Fatal(err)
 		}

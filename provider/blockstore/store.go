@@ -45,6 +45,8 @@ type Store struct {
 	sessMu sync.Mutex
 	// commits writes the index batches of session adds, grouped.
 	commits *groupCommit
+	// refs lends iterators for the look-ups of object references.
+	refs *refIters
 	// packs holds the pack files blocks are written to and read from.
 	packs *packSet
 	// files stages and reads blocks with direct I/O where it can.
@@ -141,6 +143,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		stop:      make(chan struct{}),
 		files:     newFileIO(cfg.directIO),
 		indexHook: cfg.indexWrite,
+		refs:      newRefIters(db),
 	}
 	s.commits = newGroupCommit(s.writeIndex)
 	s.packs = newPackSet(filepath.Join(dir, packsDir), cfg.packLimit, s.files, s.seal, s.log)
@@ -265,6 +268,7 @@ func (s *Store) Close() error {
 		var b leveldb.Batch
 		inDoubt := s.sealRest(&b)
 		s.packs.close()
+		s.refs.close()
 		b.Delete(syncKey)
 		err = s.writeIndex(&b, true)
 		if cerr := s.db.Close(); err == nil {
