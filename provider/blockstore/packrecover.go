@@ -7,11 +7,12 @@ package blockstore
 // sealed, since writing resumes in a new pack.
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/satchel-net/satchel/chunker"
@@ -29,7 +30,7 @@ func (s *Store) recoverPacks(r *recovery, w *openWalk, nums []uint32) error {
 			continue
 		}
 		ext := w.extents[n]
-		sort.Slice(ext, func(i, j int) bool { return ext[i].off < ext[j].off })
+		slices.SortFunc(ext, func(a, b extent) int { return cmp.Compare(a.off, b.off) })
 		if err := s.scanPack(r, n, w.sizes[n], ext); err != nil {
 			return fmt.Errorf("%s: %w", packName(n), err)
 		}
