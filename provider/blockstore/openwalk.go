@@ -42,8 +42,8 @@ type openWalk struct {
 	// drop are the keys of the entries to drop: stale ones (see
 	// entryFits) and, when reconciling, lost ones (undecodable, or a
 	// legacy file gone).
-	drop        [][]byte
-	stale, lost int
+	drop  [][]byte
+	stale int
 	// maxNamed is the highest pack number an entry names.
 	maxNamed uint32
 }
@@ -64,7 +64,6 @@ func (s *Store) walkBlocks(w *openWalk) error {
 		switch {
 		case w.reconcile && s.entryLost(it.Key(), rec, err):
 			w.drop = append(w.drop, bytes.Clone(it.Key()))
-			w.lost++
 			continue
 		case err != nil:
 			continue // not counted, left for a reconciling Open

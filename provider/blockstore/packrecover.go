@@ -176,9 +176,9 @@ func (s *Store) sealedPacks() (map[uint32]bool, error) {
 // settlePacks, on Open once the index is reconciled and the live records
 // counted, unlinks the packs nums (on disk) with none live, seals the
 // others (writing resumes in a new pack) and forgets the seals of packs
-// gone (sealed, as Open found them). The next pack number is past every pack, seal and number an entry
-// named (maxNamed), so no stale seal covers a new pack and no stale entry
-// names a record in one.
+// gone (sealed: the seals as Open found them). The next pack number is
+// past every pack, seal and number an entry named (maxNamed), so no stale
+// seal covers a new pack and no stale entry names a record in one.
 func (s *Store) settlePacks(nums []uint32, sealed map[uint32]bool, maxNamed uint32) error {
 	var b leveldb.Batch
 	onDisk := map[uint32]bool{}

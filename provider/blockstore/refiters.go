@@ -61,7 +61,7 @@ func (p *refIters) get() refIter {
 			p.mu.Unlock()
 			return r
 		}
-		r.it.Release() // made before a write: every one below it too
+		r.it.Release() // made before a write of references
 	}
 	p.mu.Unlock()
 	// gen is read before the iterator is made: it sees at least that.
