@@ -27,6 +27,14 @@ func putObject(t *testing.T, s *Store, id uint64, data []byte) Manifest {
 	return m
 }
 
+// keepPooled makes the pool of s keep its iterators an hour: a test
+// stalled on a loaded machine must not see them age out.
+func keepPooled(s *Store) {
+	s.refs.mu.Lock()
+	defer s.refs.mu.Unlock()
+	s.refs.maxAge = time.Hour
+}
+
 func pooled(s *Store) int {
 	s.refs.mu.Lock()
 	defer s.refs.mu.Unlock()
@@ -38,6 +46,7 @@ func pooled(s *Store) int {
 // iterator made before (which sees the index as it was then).
 func TestObjectsOfSeesWritesDespitePool(t *testing.T) {
 	s := openTest(t, t.TempDir())
+	keepPooled(s)
 	shared := randBytes(140, 1<<10)
 	ma := putObject(t, s, 1, append(bytes.Clone(shared), randBytes(141, 3<<10)...))
 	c, only1 := shared0(ma), ma.Chunks[1].CID
@@ -72,6 +81,7 @@ func TestObjectsOfSeesWritesDespitePool(t *testing.T) {
 // Close releases them and pools none after.
 func TestRefItersSweptAndClosed(t *testing.T) {
 	s := openTest(t, t.TempDir())
+	keepPooled(s)
 	m := putObject(t, s, 1, randBytes(150, 2<<10))
 	if _, err := s.ObjectsOf(shared0(m)); err != nil {
 		t.Fatal(err)
