@@ -68,7 +68,10 @@
 // are and unlinks those with no live record; the first write after it
 // starts a new pack. Every Open drops index entries naming a pack that is
 // not on disk (or space past its end, or not a record's start), and
-// numbers new packs past every pack an entry or seal names. A store whose
+// numbers new packs past every pack an entry or seal names. Open lists the
+// packs once and walks the block index once, whatever it reconciles: the
+// counts, each pack's live records, the entries to drop and the extents of
+// the packs to scan come from the same pass. A store whose
 // index/ is missing while packs or block files are there has its index
 // rebuilt from every record and file that verifies (kept, not put in the
 // recovery session).
@@ -76,7 +79,10 @@
 // The blocks one deletion frees go in one synced index write; then their
 // records are punched out of their packs (fallocate PUNCH_HOLE, KEEP_SIZE:
 // the range reads as zeros and takes no space), and a pack with no live
-// record left that is not being written to is unlinked. Where punching
+// record left that is not being written to is unlinked. Only the index
+// write holds Puts back: a record is punched after its header is read back
+// and found to name the block freed (a stale entry must not punch another
+// block), and those reads run after the deletion lets Puts in again. Where punching
 // holes is not supported (other systems than Linux, or a file system
 // answering EOPNOTSUPP) a deleted block's space comes back only when its
 // whole pack is dead; packs are not compacted.

@@ -175,54 +175,6 @@ func TestQuarantineOfStaleEntrySparesOtherRecord(t *testing.T) {
 	}
 }
 
-// TestRecoveryExtentsOnlyOfScannedPacks: recovery keeps the extents of the
-// indexed records only of the packs it scans (unsealed or damaged), not of
-// every sealed pack of the store, and all of a damaged pack's.
-func TestRecoveryExtentsOnlyOfScannedPacks(t *testing.T) {
-	dir := t.TempDir()
-	s := openPacks(t, dir, 256<<10)
-	for i := range 6 {
-		putBlock(t, s, randBytes(uint64(300+i), 100_000))
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = openPacks(t, dir, 256<<10) // every pack sealed
-	active := packOf(t, s, putBlock(t, s, randBytes(310, 100_000)))
-	_, sizes, err := s.packs.list()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealed, err := s.sealedPacks()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(sealed) < 3 || sealed[active] {
-		t.Fatalf("sealed packs %v, active %d: want 3 or more sealed, not the active one", sealed, active)
-	}
-	// A block of sealed pack 2 whose entry runs past its end: the pack is
-	// damaged, and scanned.
-	var damaged uint32 = 2
-	c := chunker.ChunkCID(randBytes(311, 1000))
-	setRecord(t, s, c, blockRecord{size: 1000, packed: true, pack: damaged, off: sizes[damaged]}.encode())
-
-	extents, bad, err := s.packExtents(sizes, sealed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(bad) != 1 {
-		t.Fatalf("%d bad entries, want 1", len(bad))
-	}
-	for n := range extents {
-		if n != active && n != damaged {
-			t.Errorf("extents kept of pack %d, sealed and not scanned", n)
-		}
-	}
-	if len(extents[active]) != 1 || len(extents[damaged]) != 2 {
-		t.Fatalf("extents of the active pack %v and the damaged one %v; want 1 and 2", extents[active], extents[damaged])
-	}
-}
-
 // TestDeleteSameBlockTwiceInOneCall: a CID given twice to one deletion
 // counts its record dead once, so the other live record of its pack keeps
 // the pack.
@@ -236,9 +188,13 @@ func TestDeleteSameBlockTwiceInOneCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = openTest(t, dir) // the pack is no longer written to: it can die
-	s.gc.Lock()
-	err := s.deleteBlocks([]cid.Cid{a, a})
-	s.gc.Unlock()
+	err := s.deleting(func(fl *freeList) error {
+		err := s.deleteBlocks(fl, []cid.Cid{a, a})
+		if len(fl.cids) != 1 {
+			t.Errorf("%d records listed to free, want 1", len(fl.cids))
+		}
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

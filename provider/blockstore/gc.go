@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/ipfs/go-cid"
 	"github.com/syndtr/goleveldb/leveldb"
@@ -20,17 +22,54 @@ func (s *Store) Delete(c cid.Cid) error {
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
+	return s.deleting(func(fl *freeList) error { return s.deleteBlocks(fl, []cid.Cid{c}) })
+}
+
+// freeList holds the records whose index entries a deletion dropped, to be
+// freed once gc is released.
+type freeList struct {
+	cids []cid.Cid
+	recs []blockRecord
+}
+
+// deleting runs fn with gc held exclusively, then frees the records fn
+// listed (see deleteBlocks) after releasing it: freeing reads each
+// record's header (see packSet.free), and those reads, one per block, must
+// not keep every Put waiting, nor a read stuck at a failing disk stall
+// them all. Freeing outside gc is safe: the entries are dropped (a
+// durable write) before gc is released, so no reader or deleter finds
+// them again, and no record is written where another was within an Open
+// (packs are appended to, their numbers never taken again), so nothing a
+// Put writes meanwhile can lie where a freed record did. The deletion
+// returns once its records are freed; Close waits for it.
+func (s *Store) deleting(fn func(fl *freeList) error) error {
+	var fl freeList
 	s.gc.Lock()
-	defer s.gc.Unlock()
-	return s.deleteBlocks([]cid.Cid{c})
+	err := fn(&fl)
+	if len(fl.cids) > 0 {
+		s.frees.Add(1) // under gc, as Close's Wait is
+	}
+	s.gc.Unlock()
+	if len(fl.cids) == 0 {
+		return err
+	}
+	defer s.frees.Done()
+	errs := []error{err}
+	for i, c := range fl.cids {
+		if err := s.free(c, fl.recs[i]); err != nil {
+			errs = append(errs, fmt.Errorf("blockstore: delete %s: %w", c, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // deleteBlocks drops the index entries of those of cs the store holds in one
-// durable write, then frees their records (a hole punched in the pack, or
-// the whole pack unlinked once none of its records is live) or legacy
-// files. Call with gc held exclusively, which
-// keeps out everything else that writes a block's record or index entry (they
-// take gc before a CID's stripe), so no stripe is needed.
+// durable write and adds their records to fl, to be freed (a hole punched in
+// the pack, or the whole pack unlinked once none of its records is live; a
+// legacy file removed) by deleting once gc is released. Call with gc held
+// exclusively, which keeps out everything else that writes a block's
+// record or index entry (they take gc before a CID's stripe), so no stripe
+// is needed. It sorts cs.
 //
 // One fsync for the lot, not one per block: deleting an object of a few
 // hundred chunks is one index write. A crash before it leaves every block
@@ -38,20 +77,17 @@ func (s *Store) Delete(c cid.Cid) error {
 // index does not name: in a pack still unsealed, Open recovers them into
 // the recovery session and so deletes them after RecoveredTTL; in a sealed
 // one they are not looked for, and their space comes back with the pack.
-func (s *Store) deleteBlocks(cs []cid.Cid) error {
+func (s *Store) deleteBlocks(fl *freeList, cs []cid.Cid) error {
+	// A CID given twice must be freed once (each free counts a record of
+	// its pack dead): sorted, a duplicate is next to its twin. No caller
+	// gives one; this is the guard, in index order for the look-ups.
+	slices.SortFunc(cs, func(a, b cid.Cid) int { return strings.Compare(a.KeyString(), b.KeyString()) })
+	cs = slices.CompactFunc(cs, cid.Cid.Equals)
 	var errs []error
 	var batch leveldb.Batch
-	dead := make([]cid.Cid, 0, len(cs))
-	recs := make([]blockRecord, 0, len(cs))
+	first := len(fl.cids)
 	var freed uint64
-	seen := make(map[string]bool, len(cs))
 	for _, c := range cs {
-		// A CID given twice is freed once: each free counts a record of
-		// its pack dead.
-		if seen[c.KeyString()] {
-			continue
-		}
-		seen[c.KeyString()] = true
 		rec, err := s.blockRecord(c)
 		if errors.Is(err, ErrNotFound) {
 			continue
@@ -61,23 +97,21 @@ func (s *Store) deleteBlocks(cs []cid.Cid) error {
 			continue
 		}
 		batch.Delete(blockKey(c))
-		dead = append(dead, c)
-		recs = append(recs, rec)
+		fl.cids = append(fl.cids, c)
+		fl.recs = append(fl.recs, rec)
 		freed += rec.size
 	}
-	if len(dead) == 0 {
+	dead := len(fl.cids) - first
+	if dead == 0 {
 		return errors.Join(errs...)
 	}
 	if err := s.writeIndex(&batch, true); err != nil {
-		return errors.Join(append(errs, fmt.Errorf("blockstore: delete %d blocks: %w", len(dead), err))...)
+		// Not dropped (or in doubt): nothing to free.
+		fl.cids, fl.recs = fl.cids[:first], fl.recs[:first]
+		return errors.Join(append(errs, fmt.Errorf("blockstore: delete %d blocks: %w", dead, err))...)
 	}
-	s.blocks.Add(-int64(len(dead)))
+	s.blocks.Add(-int64(dead))
 	s.bytes.Add(-int64(freed))
-	for i, c := range dead {
-		if err := s.free(c, recs[i]); err != nil {
-			errs = append(errs, fmt.Errorf("blockstore: delete %s: %w", c, err))
-		}
-	}
 	return errors.Join(errs...)
 }
 
@@ -93,8 +127,8 @@ func (s *Store) free(c cid.Cid, rec blockRecord) error {
 }
 
 // collect deletes those of blocks nothing references any more (see
-// deleteBlocks). Call with gc held exclusively.
-func (s *Store) collect(blocks []cid.Cid) error {
+// deleteBlocks), adding their records to fl. Call with gc held exclusively.
+func (s *Store) collect(fl *freeList, blocks []cid.Cid) error {
 	var errs []error
 	dead := make([]cid.Cid, 0, len(blocks))
 	for _, c := range blocks {
@@ -107,7 +141,7 @@ func (s *Store) collect(blocks []cid.Cid) error {
 			dead = append(dead, c)
 		}
 	}
-	return errors.Join(append(errs, s.deleteBlocks(dead))...)
+	return errors.Join(append(errs, s.deleteBlocks(fl, dead))...)
 }
 
 // referenced reports whether any object or session references block c.

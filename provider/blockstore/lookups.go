@@ -7,6 +7,7 @@ package blockstore
 // session alone holds belongs to no object here.
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -18,22 +19,27 @@ import (
 
 // ObjectsOf lists, in ascending order, the objects whose manifest names
 // block c (as root, interior node or chunk). A block only an upload
-// session holds has none.
+// session holds has none. It runs on every fetch GET: one seek, with an
+// iterator of a pool (see refiters.go).
 func (s *Store) ObjectsOf(c cid.Cid) ([]uint64, error) {
 	if err := s.checkOpen(); err != nil {
 		return nil, err
 	}
-	p := objectRefPrefix(c)
-	it := s.db.NewIterator(util.BytesPrefix(p), nil)
-	defer it.Release()
+	var buf [1 + maxCIDLen]byte
+	p, ok := refPrefix(&buf, c)
+	if !ok {
+		return nil, nil
+	}
+	r := s.refs.get()
+	defer s.refs.put(r)
 	var out []uint64
-	for it.Next() {
+	for ok := r.it.Seek(p); ok && bytes.HasPrefix(r.it.Key(), p); ok = r.it.Next() {
 		// CIDs are self-delimiting: every key under p is p and an object.
-		if k := it.Key(); len(k) == len(p)+8 {
+		if k := r.it.Key(); len(k) == len(p)+8 {
 			out = append(out, binary.BigEndian.Uint64(k[len(p):]))
 		}
 	}
-	if err := it.Error(); err != nil {
+	if err := r.it.Error(); err != nil {
 		return nil, fmt.Errorf("blockstore: objects of block %s: %w", c, err)
 	}
 	return out, nil
@@ -45,11 +51,29 @@ func (s *Store) HasObjectWithBlock(c cid.Cid) (bool, error) {
 	if err := s.checkOpen(); err != nil {
 		return false, err
 	}
-	found, err := s.hasPrefix(objectRefPrefix(c))
-	if err != nil {
+	var buf [1 + maxCIDLen]byte
+	p, ok := refPrefix(&buf, c)
+	if !ok {
+		return false, nil
+	}
+	r := s.refs.get()
+	defer s.refs.put(r)
+	found := r.it.Seek(p) && bytes.HasPrefix(r.it.Key(), p)
+	if err := r.it.Error(); err != nil {
 		return false, fmt.Errorf("blockstore: objects of block %s: %w", c, err)
 	}
 	return found, nil
+}
+
+// refPrefix is objectRefPrefix(c) in buf, without allocating; false for a
+// CID longer than any block's (Put refuses them), which no object names.
+func refPrefix(buf *[1 + maxCIDLen]byte, c cid.Cid) ([]byte, bool) {
+	k := c.KeyString()
+	if len(k) > maxCIDLen {
+		return nil, false
+	}
+	buf[0] = pObjectRef
+	return buf[:1+copy(buf[1:], k)], true
 }
 
 // HasObject reports whether a manifest of object obj is recorded, without

@@ -100,7 +100,10 @@ func (s *Store) PutManifest(m Manifest) error {
 	if err := s.releaseRecovered(&batch, blocks); err != nil {
 		return fmt.Errorf("blockstore: manifest of object %d: %w", m.Object, err)
 	}
-	if err := s.writeIndex(&batch, true); err != nil {
+	err = s.writeIndex(&batch, true)
+	// Even after a failed write: the batch may have reached the index.
+	s.refs.written()
+	if err != nil {
 		return fmt.Errorf("blockstore: manifest of object %d: %w", m.Object, err)
 	}
 	if !had {
@@ -235,8 +238,11 @@ func (s *Store) DeleteObject(obj uint64) error {
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
-	s.gc.Lock()
-	defer s.gc.Unlock()
+	return s.deleting(func(fl *freeList) error { return s.deleteObject(fl, obj) })
+}
+
+// deleteObject is DeleteObject with gc held exclusively.
+func (s *Store) deleteObject(fl *freeList, obj uint64) error {
 	m, ok, err := s.manifest(obj)
 	if err != nil || !ok {
 		return err
@@ -252,11 +258,12 @@ func (s *Store) DeleteObject(obj uint64) error {
 	err = s.releaseRecovered(&batch, blocks)
 	if err == nil {
 		err = s.writeIndex(&batch, true)
+		s.refs.written() // even after a failed write: it may have landed
 	}
 	s.sessMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("blockstore: delete object %d: %w", obj, err)
 	}
 	s.objects.Add(-1)
-	return s.collect(blocks)
+	return s.collect(fl, blocks)
 }

@@ -372,7 +372,9 @@ func (ps *packSet) finish(w *packWrite) {
 // free punches out the record of block c at rec's place, whose index
 // entry was dropped, and unlinks the pack when it was its last live record.
 // It punches only a record whose header names c and rec's size: an entry
-// gone stale must not punch another block's live record.
+// gone stale must not punch another block's live record. Deletions call it
+// without the store's gc lock (see Store.deleting): its header read must
+// not hold up Puts.
 func (ps *packSet) free(c cid.Cid, rec blockRecord) error {
 	n := rec.pack
 	p, err := ps.acquire(n)

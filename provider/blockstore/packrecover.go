@@ -7,12 +7,12 @@ package blockstore
 // sealed, since writing resumes in a new pack.
 
 import (
-	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/satchel-net/satchel/chunker"
@@ -21,36 +21,17 @@ import (
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
-// extent is the space of one indexed record in a pack.
-type extent struct{ off, end int64 }
-
-// recoverPacks drops index entries that point to a missing pack or past a
-// pack's end, then scans every unsealed pack, and every pack that lost an
-// entry so (see scanPack).
-func (s *Store) recoverPacks(r *recovery) error {
-	nums, sizes, err := s.packs.list()
-	if err != nil {
-		return err
-	}
-	sealed, err := s.sealedPacks()
-	if err != nil {
-		return err
-	}
-	extents, bad, err := s.packExtents(sizes, sealed)
-	if err != nil {
-		return err
-	}
-	if err := s.dropKeys(bad); err != nil {
-		return err
-	}
-	r.dropped += len(bad)
+// recoverPacks scans every pack of nums not sealed, and every sealed pack
+// the walk of the index found damaged (see scanPack), with the extents of
+// their indexed records the walk took.
+func (s *Store) recoverPacks(r *recovery, w *openWalk, nums []uint32) error {
 	for _, n := range nums {
-		if sealed[n] {
+		if !w.scanned(n) {
 			continue
 		}
-		ext := extents[n]
-		sort.Slice(ext, func(i, j int) bool { return ext[i].off < ext[j].off })
-		if err := s.scanPack(r, n, sizes[n], ext); err != nil {
+		ext := w.extents[n]
+		slices.SortFunc(ext, func(a, b extent) int { return cmp.Compare(a.off, b.off) })
+		if err := s.scanPack(r, n, w.sizes[n], ext); err != nil {
 			return fmt.Errorf("%s: %w", packName(n), err)
 		}
 		r.scanned++
@@ -76,56 +57,11 @@ func entryFits(rec blockRecord, sizes map[uint32]int64) bool {
 	return rec.off+recordLen(rec.size) <= size
 }
 
-// packExtents returns the extents of the indexed records of the packs to
-// be scanned, and the keys of entries that do not fit their pack (see
-// entryFits). A pack with such an entry is damaged: it is taken out of
-// sealed, to be scanned. Only the packs to scan get extents: a store of
-// 20 TB in 1 MiB blocks would hold hundreds of MB of them for every pack.
-func (s *Store) packExtents(sizes map[uint32]int64, sealed map[uint32]bool) (map[uint32][]extent, [][]byte, error) {
-	extents := map[uint32][]extent{}
-	var bad [][]byte
-	damaged := map[uint32]bool{} // sealed packs found damaged
-	walk := func(want func(n uint32) bool, check bool) error {
-		it := s.db.NewIterator(util.BytesPrefix([]byte{pBlock}), nil)
-		defer it.Release()
-		for it.Next() {
-			rec, err := decodeBlockRecord(it.Value())
-			if err != nil || !rec.packed {
-				continue // recoverFiles has dealt with these
-			}
-			if !entryFits(rec, sizes) {
-				if check {
-					bad = append(bad, bytes.Clone(it.Key()))
-					if sealed[rec.pack] {
-						damaged[rec.pack] = true
-						delete(sealed, rec.pack) // look at the rest of it
-					}
-				}
-				continue
-			}
-			if want(rec.pack) {
-				extents[rec.pack] = append(extents[rec.pack], extent{rec.off, rec.off + recordLen(rec.size)})
-			}
-		}
-		return it.Error()
-	}
-	// Entries of a sealed pack seen before it was found damaged were not
-	// kept: a second walk collects that pack's.
-	if err := walk(func(n uint32) bool { return !sealed[n] && !damaged[n] }, true); err != nil {
-		return nil, nil, err
-	}
-	if len(damaged) > 0 {
-		if err := walk(func(n uint32) bool { return damaged[n] }, false); err != nil {
-			return nil, nil, err
-		}
-	}
-	return extents, bad, nil
-}
-
 // scanPack walks pack n, skipping the records the index names (ext, in
-// order) and reading the headers of the space between them: a record that
-// is whole and verifies against its CID is indexed (or punched, if the CID
-// is indexed elsewhere: a Put that lost a race); anything else is garbage,
+// order; and any other whose CID's entry names it, see recoverRecord) and
+// reading the headers of the space between them: a record that is whole
+// and verifies against its CID is indexed (or punched, if the CID is
+// indexed elsewhere: a Put that lost a race); anything else is garbage,
 // punched out, or cut off when it runs to the pack's end (a torn tail).
 func (s *Store) scanPack(r *recovery, n uint32, size int64, ext []extent) error {
 	p, err := s.packs.acquire(n)
@@ -181,7 +117,9 @@ func (s *Store) scanPack(r *recovery, n uint32, size int64, ext []extent) error 
 
 // recoverRecord looks at the space at off of pack p, up to limit (the next
 // indexed record or the pack's end), and returns where the next record may
-// start and whether a whole record was there.
+// start and whether a whole record was there. A record whose CID's entry
+// names it is indexed, and skipped unread: the extents of a damaged pack
+// lack those the walk of the index met before it found the pack damaged.
 func (s *Store) recoverRecord(r *recovery, p *pack, off, limit int64) (next int64, whole bool, err error) {
 	h, err := s.packs.readHeader(p, off)
 	switch {
@@ -195,16 +133,23 @@ func (s *Store) recoverRecord(r *recovery, p *pack, off, limit int64) (next int6
 		return off + hdrSize, false, nil
 	}
 	next = off + recordLen(h.size)
+	entry, err := s.db.Get(blockKey(h.c), nil)
+	held := err == nil
+	switch {
+	case errors.Is(err, leveldb.ErrNotFound):
+	case err != nil:
+		return 0, false, err
+	default:
+		if rec, err := decodeBlockRecord(entry); err == nil && rec.packed && rec.pack == p.n && rec.off == off {
+			return max(next, off+recordLen(rec.size)), true, nil // the indexed record
+		}
+	}
 	data, err := s.packs.read(p.n, off, h.size, false)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return 0, false, err
 	}
 	if uint64(len(data)) != h.size || blockCRC(data) != h.crc || chunker.VerifyChunk(h.c, data) != nil {
 		return next, false, nil // torn: the header made it, the data did not
-	}
-	held, err := s.db.Has(blockKey(h.c), nil)
-	if err != nil {
-		return 0, false, err
 	}
 	if held { // an orphan of a Put that lost a race
 		s.packs.punch(p, off, next-off)
@@ -231,14 +176,10 @@ func (s *Store) sealedPacks() (map[uint32]bool, error) {
 // settlePacks, on Open once the index is reconciled and the live records
 // counted, unlinks the packs nums (on disk) with none live, seals the
 // others (writing resumes in a new pack) and forgets the seals of packs
-// gone. The next pack number is past every pack, seal and number an entry
-// named (maxNamed), so no stale seal covers a new pack and no stale entry
-// names a record in one.
-func (s *Store) settlePacks(nums []uint32, maxNamed uint32) error {
-	sealed, err := s.sealedPacks()
-	if err != nil {
-		return fmt.Errorf("blockstore: open: %w", err)
-	}
+// gone (sealed: the seals as Open found them). The next pack number is
+// past every pack, seal and number an entry named (maxNamed), so no stale
+// seal covers a new pack and no stale entry names a record in one.
+func (s *Store) settlePacks(nums []uint32, sealed map[uint32]bool, maxNamed uint32) error {
 	var b leveldb.Batch
 	onDisk := map[uint32]bool{}
 	last := maxNamed

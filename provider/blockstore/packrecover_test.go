@@ -159,8 +159,8 @@ func TestEntryFits(t *testing.T) {
 
 // TestMisalignedEntryDropped: an index entry whose offset lies inside its
 // pack but not on a record boundary names no record (it would serve the
-// middle of one). A clean Open (loadStats) drops it; an Open after a crash
-// (packExtents) drops it too and scans the pack, finding the block's
+// middle of one). A clean Open (walkBlocks) drops it; an Open after a crash
+// (walkBlocks too) drops it and scans the pack, finding the block's
 // record where it really is.
 func TestMisalignedEntryDropped(t *testing.T) {
 	for _, clean := range []bool{true, false} {

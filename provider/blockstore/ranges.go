@@ -17,7 +17,8 @@ import (
 // re-verifies every block in the background. A block not held gives an error
 // wrapping ErrNotFound, and an offset past the end ErrRange. A block
 // deleted during the read gives ErrNotFound, never the zeros of its punched
-// record.
+// record; one deleted and put again during the read is read again, once,
+// from its new record.
 //
 // It takes no store lock: a read stuck at a failing disk holds up no
 // deletion, and through one waiting for the gc lock, no Put.
@@ -30,48 +31,69 @@ func (s *Store) ReadRange(c cid.Cid, off, n uint64) ([]byte, uint64, error) {
 		return nil, rec.size, fmt.Errorf("%w: offset %d is past the end of the %d-byte block %s", ErrRange, off, rec.size, c)
 	}
 	n = min(n, rec.size-off)
+	buf, moved, err := s.readRecordRange(c, rec, off, n)
+	if moved != nil {
+		// The same CID, so the same bytes and size. Once: a block deleted
+		// and put again over and over is as good as not held.
+		buf, _, err = s.readRecordRange(c, *moved, off, n)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	return buf, rec.size, nil
+}
+
+// readRecordRange reads n bytes at off of block c from the record (or
+// legacy file) its index entry rec names. If the block was deleted during
+// the read, it fails with an error wrapping ErrNotFound, and returns the
+// block's new entry if it was put again meanwhile.
+func (s *Store) readRecordRange(c cid.Cid, rec blockRecord, off, n uint64) ([]byte, *blockRecord, error) {
 	var buf []byte
+	var err error
 	if rec.packed {
 		buf, err = s.packs.readRange(rec.pack, rec.off, off, n)
 	} else {
 		buf, err = readFileRange(s.legacyPath(c), off, n)
 	}
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, c)
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("blockstore: read %s: %w", c, err)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		// Its pack unlinked or its file removed: deleted, maybe put again.
+		moved, _ := s.sameRecord(c, rec)
+		return nil, moved, fmt.Errorf("%w: %s", ErrNotFound, c)
+	case err != nil:
+		return nil, nil, fmt.Errorf("blockstore: read %s: %w", c, err)
 	}
 	if rec.packed {
-		if err := s.sameRecord(c, rec); err != nil {
-			return nil, 0, err
+		if moved, err := s.sameRecord(c, rec); err != nil {
+			return nil, moved, err
 		}
 	}
 	if uint64(len(buf)) != n {
 		// A pack or file shorter than its index entry is damaged: Get
 		// finds and quarantines it.
-		return nil, 0, fmt.Errorf("%w: %s: read %d of %d bytes at %d", ErrCorrupt, c, len(buf), n, off)
+		return nil, nil, fmt.Errorf("%w: %s: read %d of %d bytes at %d", ErrCorrupt, c, len(buf), n, off)
 	}
-	return buf, rec.size, nil
+	return buf, nil, nil
 }
 
 // sameRecord returns nil if block c's index entry still names the record
-// rec, read from meanwhile, and an error wrapping ErrNotFound if not. A
-// deletion drops the entry before it punches the record out, and no
-// record is written where another was within an Open (packs are appended
-// to, and a pack's number is not taken again): an entry unchanged after
-// the read proves the bytes read were not punched.
-func (s *Store) sameRecord(c cid.Cid, rec blockRecord) error {
+// (or legacy file) rec, read from meanwhile, and an error wrapping
+// ErrNotFound if not, with the entry that replaced it if any. A deletion
+// drops the entry before it punches the record out, and no record is
+// written where another was within an Open (packs are appended to, and a
+// pack's number is not taken again): an entry unchanged after the read
+// proves the bytes read were not punched.
+func (s *Store) sameRecord(c cid.Cid, rec blockRecord) (*blockRecord, error) {
 	now, err := s.blockRecord(c)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return err
+		return nil, err
 	case err != nil:
-		return fmt.Errorf("blockstore: read %s: %w", c, err)
-	case !now.packed || now.pack != rec.pack || now.off != rec.off:
-		return fmt.Errorf("%w: %s (deleted during the read)", ErrNotFound, c)
+		return nil, fmt.Errorf("blockstore: read %s: %w", c, err)
+	case now.packed != rec.packed || now.pack != rec.pack || now.off != rec.off:
+		return &now, fmt.Errorf("%w: %s (deleted during the read)", ErrNotFound, c)
 	}
-	return nil
+	return nil, nil
 }
 
 // readFileRange reads up to n bytes at off of the file at path.

@@ -147,3 +147,73 @@ func TestRangeReadsRacingDeletes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRangeReadOfBlockPutAgainDuringIt: a range read held at the disk
+// while its block is deleted and put again (a new record, further on in
+// the pack) reads the block's new record once it returns: the block was
+// held throughout, as far as the caller can tell.
+func TestRangeReadOfBlockPutAgainDuringIt(t *testing.T) {
+	data := randBytes(125, 70_000)
+	const off, n = 1000, 5000
+	var armed atomic.Bool
+	entered := make(chan struct{})
+	unstick := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(unstick) }) }
+	var reads atomic.Int32
+	hook := func(read func() (int, error), f *os.File, at int64) (int, error) {
+		if at%ioAlign == off%ioAlign {
+			reads.Add(1) // a range read (records and headers are aligned)
+		}
+		if at == hdrSize+off && armed.CompareAndSwap(true, false) {
+			close(entered)
+			<-unstick
+		}
+		return read()
+	}
+	s, err := Open(t.TempDir(), WithSessionExpiry(0), WithLogger(discard), withPackRead(hook))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	defer release() // on a failure too: the read must end before Close
+	c := putBlock(t, s, data)
+	if rec := record(t, s, c); !rec.packed || rec.off != 0 {
+		t.Fatalf("the block's record is at %d; the test expects the first record of its pack", rec.off)
+	}
+
+	armed.Store(true)
+	type result struct {
+		buf  []byte
+		size uint64
+		err  error
+	}
+	read := make(chan result, 1)
+	go func() {
+		buf, size, err := s.ReadRange(c, off, n)
+		read <- result{buf, size, err}
+	}()
+	select {
+	case <-entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the range read never reached the disk")
+	}
+	if err := s.Delete(c); err != nil {
+		t.Fatal(err)
+	}
+	putBlock(t, s, data)
+	if rec := record(t, s, c); rec.off == 0 {
+		t.Fatal("the block put again took its old record's place")
+	}
+	release()
+	r := <-read
+	if r.err != nil {
+		t.Fatalf("range read of a block put again during it: %v", r.err)
+	}
+	if r.size != uint64(len(data)) || string(r.buf) != string(data[off:off+n]) {
+		t.Fatalf("range read gave %d bytes of a %d-byte block, not the block's", len(r.buf), r.size)
+	}
+	if got := reads.Load(); got != 2 {
+		t.Fatalf("%d range reads of the pack, want 2 (the old record, then the new)", got)
+	}
+}

@@ -5,7 +5,6 @@ package blockstore
 // unclaimed until an object claims them or RecoveredTTL passes.
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -18,7 +17,6 @@ import (
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/internal/fsutil"
 	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/util"
 )
 
 // RecoveredTTL is how long blocks found on disk without an index entry after
@@ -31,43 +29,53 @@ var recoveredSession = []byte("\x00recovered")
 
 const recoveredBag = "\x00recovered"
 
-// recover empties tmp/ (left by stores before packs) and, after an unclean
-// shutdown of an existing store, reconciles the packs and legacy block files
-// with the index.
-//
-// rebuild (index/ missing, blocks on disk) reconciles whatever the marker
-// says, and keeps what it finds outside the recovery session: with the
-// index went every object's manifest, so no object can claim them, and
-// expiring them would delete the whole store a day later.
-func (s *Store) recover(fresh, rebuild bool) error {
+// cleanStart empties tmp/ (left by stores before packs) and tells whether
+// the store must be reconciled with its index: after an unclean shutdown
+// of an existing store, or to rebuild a lost index (then whatever the
+// marker says).
+func (s *Store) cleanStart(fresh, rebuild bool) (reconcile bool, err error) {
 	tmp := filepath.Join(s.dir, tmpDir)
 	entries, err := os.ReadDir(tmp)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("blockstore: open: %w", err)
+		return false, fmt.Errorf("blockstore: open: %w", err)
 	}
 	for _, e := range entries {
 		if err := os.RemoveAll(filepath.Join(tmp, e.Name())); err != nil {
-			return fmt.Errorf("blockstore: open: remove stray temp file: %w", err)
+			return false, fmt.Errorf("blockstore: open: remove stray temp file: %w", err)
 		}
 	}
 	marker := filepath.Join(s.dir, cleanMarker)
 	if fresh {
-		return nil
+		return false, nil
 	}
 	if rebuild {
 		s.log.Warn("the index is missing but blocks are on disk: rebuilding it from every pack and block file", "dir", s.dir)
 		if err := os.Remove(marker); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("blockstore: open: %w", err)
+			return false, fmt.Errorf("blockstore: open: %w", err)
 		}
-	} else if _, err := os.Stat(marker); err == nil {
+		return true, nil
+	}
+	if _, err := os.Stat(marker); err == nil {
 		// Closed cleanly: every Put had finished, nothing to reconcile.
 		if err := os.Remove(marker); err != nil {
-			return fmt.Errorf("blockstore: open: %w", err)
+			return false, fmt.Errorf("blockstore: open: %w", err)
 		}
-		return fsutil.SyncDir(s.dir)
+		return false, fsutil.SyncDir(s.dir)
 	}
+	return true, nil
+}
+
+// recover reconciles the packs nums and the legacy block files with the
+// index, after an unclean shutdown of an existing store or to rebuild a
+// lost index; w is what the walk of the index found (its stale and lost
+// entries already dropped).
+//
+// rebuild keeps what it finds outside the recovery session: with the
+// index went every object's manifest, so no object can claim them, and
+// expiring them would delete the whole store a day later.
+func (s *Store) recover(w *openWalk, nums []uint32, rebuild bool) error {
 	start := time.Now()
-	r := recovery{keep: rebuild, expiry: time.Now().Add(RecoveredTTL)}
+	r := recovery{keep: rebuild, expiry: time.Now().Add(RecoveredTTL), dropped: len(w.drop)}
 	_, _, prev, err := s.sessionRecord(recoveredSession)
 	if err != nil && !errors.Is(err, leveldb.ErrNotFound) {
 		return fmt.Errorf("blockstore: open: %w", err)
@@ -76,7 +84,7 @@ func (s *Store) recover(fresh, rebuild bool) error {
 	if err := s.recoverFiles(&r); err != nil {
 		return err
 	}
-	if err := s.recoverPacks(&r); err != nil {
+	if err := s.recoverPacks(&r, w, nums); err != nil {
 		return fmt.Errorf("blockstore: open: reconcile packs: %w", err)
 	}
 	s.log.Info("recovered after an unclean shutdown", "indexed", r.indexed, "unclaimed", r.recovered,
@@ -97,8 +105,8 @@ type recovery struct {
 
 // recoverFiles reconciles the legacy block files (blocks/<shard>/<cid>)
 // with the index: a file the index does not name is indexed if it verifies
-// against its name and removed if not, and a legacy entry whose file is
-// gone is dropped.
+// against its name and removed if not. (A legacy entry whose file is gone
+// was dropped by the walk of the index: see entryLost.)
 func (s *Store) recoverFiles(r *recovery) error {
 	err := filepath.WalkDir(filepath.Join(s.dir, blocksDir), func(path string, d fs.DirEntry, err error) error {
 		if errors.Is(err, fs.ErrNotExist) && path == filepath.Join(s.dir, blocksDir) {
@@ -130,29 +138,6 @@ func (s *Store) recoverFiles(r *recovery) error {
 	if err != nil {
 		return fmt.Errorf("blockstore: open: reconcile block files: %w", err)
 	}
-	// Legacy index entries whose file is missing.
-	it := s.db.NewIterator(util.BytesPrefix([]byte{pBlock}), nil)
-	var missing [][]byte
-	for it.Next() {
-		c, err := cid.Cast(it.Key()[1:])
-		rec, rerr := decodeBlockRecord(it.Value())
-		switch {
-		case err != nil || rerr != nil:
-			missing = append(missing, bytes.Clone(it.Key()))
-		case !rec.packed:
-			if _, err := os.Stat(s.legacyPath(c)); err != nil {
-				missing = append(missing, bytes.Clone(it.Key()))
-			}
-		}
-	}
-	it.Release()
-	if err := it.Error(); err != nil {
-		return fmt.Errorf("blockstore: open: reconcile index: %w", err)
-	}
-	if err := s.dropKeys(missing); err != nil {
-		return fmt.Errorf("blockstore: open: reconcile index: %w", err)
-	}
-	r.dropped += len(missing)
 	return nil
 }
 
@@ -192,7 +177,16 @@ func (s *Store) indexRecovered(r *recovery, c cid.Cid, rec blockRecord) error {
 		// expires).
 		b.Put(sessionKey(recoveredSession), encodeSession(recoveredBag, r.expiry, r.recoveredBytes))
 	}
-	return s.writeIndex(&b, true)
+	if err := s.writeIndex(&b, true); err != nil {
+		return err
+	}
+	// Counted as the walk of the index, before, counted the others.
+	s.blocks.Add(1)
+	s.bytes.Add(int64(rec.size))
+	if rec.packed {
+		s.packs.live[rec.pack]++
+	}
+	return nil
 }
 
 // releaseRecovered adds to b the removal of the recovery session's hold on

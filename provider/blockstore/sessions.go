@@ -228,12 +228,12 @@ func (s *Store) EndSession(id []byte) error {
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
-	s.gc.Lock()
-	defer s.gc.Unlock()
-	return s.endSession(id)
+	return s.deleting(func(fl *freeList) error { return s.endSession(fl, id) })
 }
 
-func (s *Store) endSession(id []byte) error {
+// endSession is EndSession with gc held exclusively, adding the records of
+// the blocks it deletes to fl.
+func (s *Store) endSession(fl *freeList, id []byte) error {
 	p := sessBlockPrefix(id)
 	it := s.db.NewIterator(util.BytesPrefix(p), nil)
 	var blocks []cid.Cid
@@ -255,7 +255,7 @@ func (s *Store) endSession(id []byte) error {
 	if err := s.writeIndex(&b, true); err != nil {
 		return fmt.Errorf("blockstore: end session: %w", err)
 	}
-	return s.collect(blocks)
+	return s.collect(fl, blocks)
 }
 
 // ExpireSessions ends every upload session whose expiry is before now (see
@@ -265,8 +265,17 @@ func (s *Store) ExpireSessions(now time.Time) (int, error) {
 	if err := s.checkOpen(); err != nil {
 		return 0, err
 	}
-	s.gc.Lock()
-	defer s.gc.Unlock()
+	var n int
+	err := s.deleting(func(fl *freeList) error {
+		var err error
+		n, err = s.expireSessions(fl, now)
+		return err
+	})
+	return n, err
+}
+
+// expireSessions is ExpireSessions with gc held exclusively.
+func (s *Store) expireSessions(fl *freeList, now time.Time) (int, error) {
 	it := s.db.NewIterator(util.BytesPrefix([]byte{pSession}), nil)
 	var expired [][]byte
 	for it.Next() {
@@ -286,7 +295,7 @@ func (s *Store) ExpireSessions(now time.Time) (int, error) {
 	}
 	var errs []error
 	for _, id := range expired {
-		if err := s.endSession(id); err != nil {
+		if err := s.endSession(fl, id); err != nil {
 			errs = append(errs, err)
 		}
 	}

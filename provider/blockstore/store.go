@@ -45,6 +45,8 @@ type Store struct {
 	sessMu sync.Mutex
 	// commits writes the index batches of session adds, grouped.
 	commits *groupCommit
+	// refs lends iterators for the look-ups of object references.
+	refs *refIters
 	// packs holds the pack files blocks are written to and read from.
 	packs *packSet
 	// files stages and reads blocks with direct I/O where it can.
@@ -54,6 +56,12 @@ type Store struct {
 
 	// indexHook, if set, wraps every index batch write (tests).
 	indexHook indexWriter
+	// indexWalks counts Open's walks of the block index (tests).
+	indexWalks int
+
+	// frees counts the deletions freeing records outside gc (see
+	// deleting): Close waits for them before closing the packs.
+	frees sync.WaitGroup
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -135,6 +143,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		stop:      make(chan struct{}),
 		files:     newFileIO(cfg.directIO),
 		indexHook: cfg.indexWrite,
+		refs:      newRefIters(db),
 	}
 	s.commits = newGroupCommit(s.writeIndex)
 	s.packs = newPackSet(filepath.Join(dir, packsDir), cfg.packLimit, s.files, s.seal, s.log)
@@ -193,20 +202,37 @@ func prepareDir(dir string) (noIndex, rebuild bool, err error) {
 
 // open reconciles the store's disk with its index and counts what it
 // holds: nothing to reconcile in a new store; every pack and block file
-// (rebuild) when the index is missing.
+// (rebuild) when the index is missing. It lists the packs once and walks
+// the block index once (walkBlocks), whatever it finds.
 func (s *Store) open(fresh, rebuild bool) error {
-	if err := s.recover(fresh, rebuild); err != nil {
+	reconcile, err := s.cleanStart(fresh, rebuild)
+	if err != nil {
 		return err
 	}
 	nums, sizes, err := s.packs.list()
 	if err != nil {
 		return fmt.Errorf("blockstore: open: %w", err)
 	}
-	maxNamed, err := s.loadStats(sizes)
+	sealed, err := s.sealedPacks()
 	if err != nil {
+		return fmt.Errorf("blockstore: open: %w", err)
+	}
+	w := &openWalk{reconcile: reconcile, sizes: sizes, sealed: sealed}
+	if err := s.walkBlocks(w); err != nil {
 		return err
 	}
-	return s.settlePacks(nums, maxNamed)
+	if err := s.dropEntries(w); err != nil {
+		return err
+	}
+	if reconcile {
+		if err := s.recover(w, nums, rebuild); err != nil {
+			return err
+		}
+	}
+	if err := s.countObjects(); err != nil {
+		return err
+	}
+	return s.settlePacks(nums, sealed, w.maxNamed)
 }
 
 func (s *Store) checkOpen() error {
@@ -232,6 +258,7 @@ func (s *Store) Close() error {
 		// Wait for writers in progress.
 		s.gc.Lock()
 		defer s.gc.Unlock()
+		s.frees.Wait() // no deletion starts one while gc is held
 		// One synced write before the marker: it makes the journal, with
 		// any index write before it, durable, so a power loss after a
 		// clean close cannot drop an entry that the marker then keeps Open
@@ -241,6 +268,7 @@ func (s *Store) Close() error {
 		var b leveldb.Batch
 		inDoubt := s.sealRest(&b)
 		s.packs.close()
+		s.refs.close()
 		b.Delete(syncKey)
 		err = s.writeIndex(&b, true)
 		if cerr := s.db.Close(); err == nil {

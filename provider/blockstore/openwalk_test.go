@@ -1,0 +1,137 @@
+package blockstore
+
+// Open's one walk of the block index.
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+	"github.com/satchel-net/satchel/chunker"
+)
+
+// damagedSealedPack stores six blocks in packs of 256 KiB, all sealed by
+// a clean reopen, and a seventh in the active pack; then gives sealed pack
+// 2 an entry that runs past its end, of a CID the index sorts after the
+// entries of pack 2's own blocks (so the walk meets them before it finds
+// the pack damaged). It returns the store, the blocks of pack 2, every
+// block's data by CID, and the CID of the bad entry.
+func damagedSealedPack(t *testing.T, dir string) (*Store, []cid.Cid, map[cid.Cid][]byte, cid.Cid) {
+	t.Helper()
+	const damaged = 2
+	s := openPacks(t, dir, 256<<10)
+	held := map[cid.Cid][]byte{}
+	for i := range 6 {
+		data := randBytes(uint64(300+i), 100_000)
+		held[putBlock(t, s, data)] = data
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openPacks(t, dir, 256<<10) // every pack sealed
+	data := randBytes(310, 100_000)
+	held[putBlock(t, s, data)] = data
+	var inPack []cid.Cid
+	last := ""
+	for c := range held {
+		if packOf(t, s, c) == damaged {
+			inPack = append(inPack, c)
+			last = max(last, c.KeyString())
+		}
+	}
+	if len(inPack) != 2 {
+		t.Fatalf("%d blocks in pack %d, want 2", len(inPack), damaged)
+	}
+	_, sizes, err := s.packs.list()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bad cid.Cid
+	for seed := uint64(311); ; seed++ {
+		if bad = chunker.ChunkCID(randBytes(seed, 1000)); strings.Compare(bad.KeyString(), last) > 0 {
+			break
+		}
+	}
+	setRecord(t, s, bad, blockRecord{size: 1000, packed: true, pack: damaged, off: sizes[damaged]}.encode())
+	return s, inPack, held, bad
+}
+
+// TestOpenWalkExtentsOnlyOfScannedPacks: reconciling, the walk keeps the
+// extents of the indexed records only of the packs recovery scans (the
+// unsealed one, and a sealed one found damaged from then on), not of every
+// sealed pack of the store; it drops the entry that does not fit.
+func TestOpenWalkExtentsOnlyOfScannedPacks(t *testing.T) {
+	s, _, _, _ := damagedSealedPack(t, t.TempDir())
+	nums, sizes, err := s.packs.list()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := s.sealedPacks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	active := nums[len(nums)-1]
+	if len(sealed) < 3 || sealed[active] {
+		t.Fatalf("sealed packs %v, active %d: want 3 or more sealed, not the active one", sealed, active)
+	}
+	// A store of its own over the same index: the walk counts into it.
+	scratch := &Store{dir: s.dir, db: s.db, packs: newPackSet(s.packs.dir, defaultPackLimit, s.files, nil, discard)}
+	w := &openWalk{reconcile: true, sizes: sizes, sealed: sealed}
+	if err := scratch.walkBlocks(w); err != nil {
+		t.Fatal(err)
+	}
+	if w.stale != 1 || len(w.drop) != 1 || !w.damaged[2] || len(w.damaged) != 1 {
+		t.Fatalf("stale %d, drop %d, damaged %v; want 1 stale entry dropped, pack 2 damaged", w.stale, len(w.drop), w.damaged)
+	}
+	for n := range w.extents {
+		if n != active {
+			t.Errorf("extents kept of pack %d, not scanned or met before it was found damaged", n)
+		}
+	}
+	if len(w.extents[active]) != 1 {
+		t.Fatalf("extents of the active pack %v; want 1", w.extents[active])
+	}
+	if st := scratch.Stats(); st.Blocks != 7 || scratch.packs.live[2] != 2 {
+		t.Fatalf("walk counted %d blocks, %d live in pack 2; want 7 and 2", st.Blocks, scratch.packs.live[2])
+	}
+}
+
+// TestOpenAfterCrashWalksIndexOnce: after a crash, with a sealed pack
+// found damaged after the walk met its records, Open walks the block index
+// once, drops the entry that does not fit, scans the damaged pack and
+// keeps its records (the scan knows them by their entries, having no
+// extents of them), and counts every block; a clean reopen walks it once
+// too.
+func TestOpenAfterCrashWalksIndexOnce(t *testing.T) {
+	dir := t.TempDir()
+	s, inPack, held, bad := damagedSealedPack(t, dir)
+	crash(t, s)
+	s = openPacks(t, dir, 256<<10)
+	if s.indexWalks != 1 {
+		t.Fatalf("Open after a crash walked the block index %d times, want 1", s.indexWalks)
+	}
+	if ok, _ := s.Has(bad); ok {
+		t.Fatal("the entry past its pack's end survived Open")
+	}
+	for _, c := range inPack {
+		if n := recordsOf(t, s, c); n != 1 {
+			t.Fatalf("%d records of block %s of the damaged pack, want 1", n, c)
+		}
+	}
+	for c, data := range held {
+		checkGet(t, s, c, data)
+	}
+	if st := s.Stats(); st.Blocks != uint64(len(held)) {
+		t.Fatalf("Stats = %+v, want %d blocks", st, len(held))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openPacks(t, dir, 256<<10)
+	if s.indexWalks != 1 {
+		t.Fatalf("a clean Open walked the block index %d times, want 1", s.indexWalks)
+	}
+	if st := s.Stats(); st.Blocks != uint64(len(held)) {
+		t.Fatalf("Stats after a clean reopen = %+v, want %d blocks", st, len(held))
+	}
+}
