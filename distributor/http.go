@@ -322,6 +322,9 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	// holds the reader.
 	defer slot.stop()
 	rd.end = end
+	if r.Method == http.MethodHead {
+		rd.end = 0 // no bytes sent: none read ahead, none fetched but the type's
+	}
 	if ctype == "" {
 		if ctype, err = s.sniffAndSeek(r, rec, rd, keep, start); err != nil {
 			s.fetchFailed(w, r, obj, err)
@@ -333,11 +336,7 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if ctype == "" {
-		h["Content-Type"] = nil // not known yet: no header, no sniffing
-	} else {
-		h["Content-Type"] = []string{ctype}
-	}
+	h["Content-Type"] = []string{ctype}
 	dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.writeTimeout}
 	http.ServeContent(dw, r, "", time.Time{}, rd)
 	ext := min(rd.networkBytes(), dw.n)
@@ -380,36 +379,33 @@ func (s *Server) cacheHeaders(h http.Header, obj chain.DataObject, complete, cac
 }
 
 // sniffAndSeek returns obj's content type and, for a read starting at
-// start > 0, starts fetching the leaf there. A single range starting past
-// the first leaf of an object whose type is not known yet is answered
-// without a Content-Type (RFC 9110 §8.3: the client decides): a seek far
-// into a never-read object waits only for the leaf it reads, never for the
-// first one. The first answer from the start (every player's first
-// request) sniffs the type, which is remembered (with the cache's state,
-// across restarts). A multi-range answer names the type in every part, so
-// it sniffs, both walks down the DAG running at once.
+// start > 0, starts fetching the leaf there. Every answer names the type
+// (browsers and CDN edges need it, RFC 9110 §8.3): a read from the start
+// sniffs it from the leaf it reads first; a seek into an object whose type
+// is not known yet fetches the first leaf too, at once with the leaf under
+// the seek and under the answer's miss slot, and sniffs it there. The type
+// is remembered (with the cache's state, across restarts), so an object is
+// sniffed once: later seeks fetch only the leaves they read.
 func (s *Server) sniffAndSeek(r *http.Request, rec *record, rd *objectReader, keep bool, start int64) (string, error) {
 	obj := rec.obj
 	if start <= 0 {
 		return s.contentType(obj, rd)
 	}
-	ctype := s.knownContentType(obj.ID)
-	if ctype == "" && !strings.Contains(r.Header.Get("Range"), ",") {
-		return "", rd.prefetch(start)
+	if ctype := s.knownContentType(obj.ID); ctype != "" {
+		return ctype, rd.prefetch(start)
 	}
+	srd, err := newObjectReader(r.Context(), s.fetch, rec, keep, rd.slot)
+	if err != nil {
+		return "", err
+	}
+	srd.end = 0 // it reads the first bytes only
+	var ctype string
 	var cerr error
 	var wg sync.WaitGroup
-	if ctype == "" {
-		srd, err := newObjectReader(r.Context(), s.fetch, rec, keep, rd.slot)
-		if err != nil {
-			return "", err
-		}
-		srd.end = 0 // it reads the first bytes only
-		wg.Go(func() {
-			defer srd.Close()
-			ctype, cerr = s.contentType(obj, srd)
-		})
-	}
+	wg.Go(func() {
+		defer srd.Close()
+		ctype, cerr = s.contentType(obj, srd)
+	})
 	perr := rd.prefetch(start)
 	wg.Wait()
 	return ctype, errors.Join(perr, cerr)
