@@ -99,10 +99,30 @@ func (w *codeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // ReadFrom passes the copy to the connection (sendfile for files).
 func (w *codeWriter) ReadFrom(r io.Reader) (int64, error) {
-	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+	return readFrom(w.ResponseWriter, r)
+}
+
+// readFrom copies r to w: with w's ReadFrom when it has one (net/http's
+// HTTP/1 connection sends a file with sendfile and copies the rest through
+// a pooled buffer), else with copyPooled (an HTTP/2 writer, a test's
+// recorder).
+func readFrom(w io.Writer, r io.Reader) (int64, error) {
+	if rf, ok := w.(io.ReaderFrom); ok {
 		return rf.ReadFrom(r)
 	}
-	return io.Copy(writerOnly{w}, r)
+	return copyPooled(w, r)
+}
+
+// copyPooled copies r to w through a pooled buffer, never through w's
+// ReadFrom: it allocates nothing.
+func copyPooled(w io.Writer, r io.Reader) (int64, error) {
+	cb := copyBufs.Get().(*copyBuf)
+	defer func() {
+		cb.w.Writer = nil
+		copyBufs.Put(cb)
+	}()
+	cb.w.Writer = w
+	return io.CopyBuffer(&cb.w, r, cb.b)
 }
 
 // deadlineWriter gives every write to the client writeTimeout: a client
@@ -112,11 +132,21 @@ type deadlineWriter struct {
 	rc *http.ResponseController
 	d  time.Duration
 	n  int64
+	// span is the reader of the span being copied, kept here so that a
+	// span allocates none.
+	span io.LimitedReader
 }
 
 // copyBufs are the buffers answers are copied through: larger than
 // io.Copy's 32 KiB, so a cached chunk goes out in fewer system calls.
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
+var copyBufs = sync.Pool{New: func() any { return &copyBuf{b: make([]byte, 128<<10)} }}
+
+// copyBuf is a pooled copy buffer with the writer it copies to, kept
+// beside it so that hiding the writer's ReadFrom allocates nothing.
+type copyBuf struct {
+	b []byte
+	w writerOnly
+}
 
 // sendSpan is the most bytes sent from a block file under one write
 // deadline.
@@ -125,21 +155,19 @@ const sendSpan = 128 << 10
 // ReadFrom copies r to the client. An object's bytes that lie in cached
 // block files go out with the kernel's file-to-socket copy (sendfile, as
 // http.FileServer does, through sendFile), the others through a pooled
-// buffer.
+// buffer. A span allocates nothing.
 func (w *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
 	lr, ok := r.(*io.LimitedReader)
 	var or *objectReader
 	if ok {
 		or, ok = lr.R.(*objectReader)
 	}
 	if !ok {
-		return io.CopyBuffer(writerOnly{w}, r, *bp)
+		return copyPooled(w, r)
 	}
 	var total int64
 	for lr.N > 0 {
-		f, span, err := or.fileSpan(min(lr.N, sendSpan))
+		f, n, err := or.fileSpan(min(lr.N, sendSpan))
 		if err == io.EOF {
 			return total, nil
 		}
@@ -148,10 +176,11 @@ func (w *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
 		}
 		var m int64
 		if f != nil {
-			m, err = w.sendFile(f, span)
+			m, err = w.sendFile(f, n)
 			or.advance(m, err)
 		} else {
-			m, err = io.CopyBuffer(writerOnly{w}, io.LimitReader(or, span), *bp)
+			w.span = io.LimitedReader{R: or, N: n}
+			m, err = copyPooled(w, &w.span)
 		}
 		total += m
 		lr.N -= m
@@ -165,21 +194,16 @@ func (w *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
 	return total, nil
 }
 
-// sendFile sends n bytes of f from its offset with the kernel's
-// file-to-socket copy, each span of at most sendSpan under its own write
-// deadline (through a pooled buffer when the connection cannot take a
-// file).
+// sendFile sends n bytes of f from its offset with the connection's
+// ReadFrom (the kernel's file-to-socket copy on an HTTP/1 connection; a
+// pooled buffer else), each span of at most sendSpan under its own write
+// deadline.
 func (w *deadlineWriter) sendFile(f *os.File, n int64) (int64, error) {
-	rf, ok := w.ResponseWriter.(io.ReaderFrom)
-	if !ok {
-		bp := copyBufs.Get().(*[]byte)
-		defer copyBufs.Put(bp)
-		return io.CopyBuffer(writerOnly{w}, io.LimitReader(f, n), *bp)
-	}
 	var total int64
 	for total < n {
 		_ = w.rc.SetWriteDeadline(time.Now().Add(w.d))
-		m, err := rf.ReadFrom(&io.LimitedReader{R: f, N: min(n-total, sendSpan)})
+		w.span = io.LimitedReader{R: f, N: min(n-total, sendSpan)}
+		m, err := readFrom(w.ResponseWriter, &w.span)
 		total += m
 		w.n += m
 		if err != nil {
