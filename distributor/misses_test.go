@@ -105,6 +105,17 @@ func TestCachedCARAndBlockTakeNoSlot(t *testing.T) {
 		t.Fatalf("cached raw block with every miss slot held: status %d, %d bytes (Content-Length %s), equal %v",
 			resp.StatusCode, len(body), resp.Header.Get("Content-Length"), bytes.Equal(body, want))
 	}
+	// A HEAD names the block's size and type from its file, reading none
+	// of it: the GET after it (the same file, kept open) sends it whole.
+	resp, body = do(t, http.MethodHead, e.d.AssetURL(obj.ID)+"/blocks/"+leaf.String())
+	if resp.StatusCode != http.StatusOK || len(body) != 0 || resp.Header.Get("Content-Length") != fmt.Sprint(len(want)) ||
+		resp.Header.Get("Content-Type") != "application/vnd.ipld.raw" || resp.Header.Get("ETag") != `"`+leaf.String()+`.raw"` {
+		t.Fatalf("HEAD of a cached raw block: status %d, %d bytes, headers %v", resp.StatusCode, len(body), resp.Header)
+	}
+	resp, body = get(t, e.d.AssetURL(obj.ID)+"/blocks/"+leaf.String())
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, want) {
+		t.Fatalf("cached raw block after a HEAD: status %d, %d bytes, equal %v", resp.StatusCode, len(body), bytes.Equal(body, want))
+	}
 }
 
 // slowClient is an HTTP client whose connections take in at most about
