@@ -341,10 +341,7 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer rd.Close()
-	// First, before Close: a read of ServeContent's multi-range goroutine,
-	// which can outlive ServeContent, may be waiting for a slot while it
-	// holds the reader.
-	defer slot.stop()
+	defer slot.stop() // before Close, on every path (see below)
 	rd.end = end
 	if r.Method == http.MethodHead {
 		rd.end = 0 // no bytes sent: none read ahead, none fetched but the type's
@@ -363,6 +360,11 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	h["Content-Type"] = []string{ctype}
 	dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.writeTimeout}
 	http.ServeContent(dw, r, "", time.Time{}, rd)
+	// The answer ended; a read of ServeContent's multi-range goroutine,
+	// which can outlive it, may be waiting for a slot while it holds the
+	// reader: it returns now, before anything here takes the reader's lock
+	// (networkBytes, Close).
+	slot.stop()
 	ext := min(rd.networkBytes(), dw.n)
 	if ext > 0 {
 		s.m.servedExt.Add(float64(ext))
