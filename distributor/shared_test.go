@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/satchel-net/satchel/distributor"
+	"github.com/satchel-net/satchel/testnet"
 )
 
 // Concurrent requests for one uncached object share its fetches: every
@@ -58,7 +59,13 @@ func TestRangeFetchesOnlyItsChunks(t *testing.T) {
 	data := randomBytes(t, 32*chunk)
 	copy(data, "%PDF-1.7\n") // a type the first bytes give away
 	obj := e.put(t, data, chunk)
-	fetched := func() float64 { return counter(t, e.d.Registry(), "satchel_distributor_fetched_bytes_total") }
+	srv := e.d.Server()
+	// The bytes fetched once no fetch runs: a leaf read ahead and not read
+	// may still be on its way when its answer ends.
+	fetched := func() float64 {
+		testnet.Wait(t, "no fetch running", func() bool { return srv.FetchesRunning() == 0 })
+		return counter(t, e.d.Registry(), "satchel_distributor_fetched_bytes_total")
+	}
 	resp, body := get(t, e.d.AssetURL(obj.ID), "Range", "bytes=1000000-1000099")
 	if resp.StatusCode != 206 || !bytes.Equal(body, data[1000000:1000100]) {
 		t.Fatalf("range: %d", resp.StatusCode)
@@ -79,11 +86,12 @@ func TestRangeFetchesOnlyItsChunks(t *testing.T) {
 	if !bytes.Contains(body, []byte("Content-Type: application/pdf")) {
 		t.Errorf("the parts of a multi-range answer do not name the type application/pdf")
 	}
-	// Leaves 22 and 24 (and 23 read ahead between them); not leaf 0, which
-	// is not cached: the type was remembered.
+	// Leaves 22 and 24 (and 23, read ahead between them, unless its fetch
+	// was given up with the answer); not leaf 0, which is not cached: the
+	// type was remembered.
 	second := fetched()
-	if d := second - first; d != 3*chunk {
-		t.Fatalf("two ranges fetched %.0f bytes; want three %d-byte chunks", d, chunk)
+	if d := second - first; d < 2*chunk || d > 3*chunk {
+		t.Fatalf("two ranges fetched %.0f bytes; want two or three %d-byte chunks", d, chunk)
 	}
 	resp, _ = get(t, e.d.AssetURL(obj.ID), "Range", "bytes=2000000-2000099")
 	if ct := resp.Header.Get("Content-Type"); ct != "application/pdf" {
