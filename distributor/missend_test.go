@@ -83,7 +83,7 @@ func TestAnswerEndFreesSlotWait(t *testing.T) {
 	h := srv.Handler()
 	reg := e.d.Registry()
 	fetched := func() float64 { return counter(t, reg, "satchel_distributor_fetched_bytes_total") }
-	waiting := func() float64 { return counter(t, reg, "satchel_distributor_miss_waiting_requests") }
+	waiting := func() float64 { return gauge(t, reg, "satchel_distributor_miss_waiting_requests") }
 	for _, tc := range []struct {
 		name  string
 		leave bool // the client leaves (its request's context ends) as the write fails

@@ -69,7 +69,7 @@ func waitsForSlot(t *testing.T, e *env, url string) {
 		resp.Body.Close()
 		done <- resp.StatusCode
 	}()
-	waiting := func() float64 { return counter(t, e.d.Registry(), "satchel_distributor_miss_waiting_requests") }
+	waiting := func() float64 { return gauge(t, e.d.Registry(), "satchel_distributor_miss_waiting_requests") }
 	testnet.Wait(t, url+" waiting for a miss slot", func() bool {
 		select {
 		case code := <-done:
@@ -185,7 +185,7 @@ func TestEvictedMidAnswerTakesSlot(t *testing.T) {
 			testnet.Wait(t, "no fetch running", func() bool { return srv.FetchesRunning() == 0 })
 			reg := e.d.Registry()
 			fetched := func() float64 { return counter(t, reg, "satchel_distributor_fetched_bytes_total") }
-			waiting := func() float64 { return counter(t, reg, "satchel_distributor_miss_waiting_requests") }
+			waiting := func() float64 { return gauge(t, reg, "satchel_distributor_miss_waiting_requests") }
 			before := fetched()
 
 			// Every slot held from here: the answer starts from the
