@@ -193,7 +193,9 @@ func BenchmarkCachedServe(b *testing.B) {
 // object (a player seeking again: the content type is known) is reported
 // too. Medians of seekSamples. far-seek-ttfb/rtt is the figure the target
 // is about: a seek costs the covering leaf's round trip, plus the manifest's
-// when the DAG was not warmed at acceptance.
+// when the DAG was not warmed at acceptance; a first seek also fetches the
+// first leaf, in parallel, for the content type (next-seek-ttfb/rtt does
+// not).
 func BenchmarkMissTTFB(b *testing.B) {
 	const seekSamples = 5
 	e := benchEnv(b)

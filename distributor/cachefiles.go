@@ -28,17 +28,18 @@ func (c *cache) read(obj chain.ObjectID, bc cid.Cid) ([]byte, bool) {
 }
 
 // send calls out with block file f of block bc of obj (size bytes), which
-// open returned, positioned at its start, and then gives it back. After a
+// open returned, positioned at its start, and then gives it back; out
+// returns how many bytes it read from there (none for a HEAD). After a
 // failure forget looks whether the file was torn (sent short).
-func (c *cache) send(obj chain.ObjectID, bc cid.Cid, f openFile, size int64, out func(cid.Cid, *os.File, int64) error) error {
+func (c *cache) send(obj chain.ObjectID, bc cid.Cid, f openFile, size int64, out func(cid.Cid, *os.File, int64) (int64, error)) error {
 	if f.pos != 0 {
 		if _, err := f.f.Seek(0, io.SeekStart); err != nil {
 			_ = f.f.Close()
 			return err
 		}
 	}
-	err := out(bc, f.f, size)
-	f.pos = size
+	n, err := out(bc, f.f, size)
+	f.pos = n
 	if err != nil {
 		f.pos = -1 // not known: the next reader seeks
 		c.forget(obj, bc, f.gen)

@@ -104,7 +104,9 @@ func (s *Server) serveCAR(w http.ResponseWriter, r *http.Request, rec *record) {
 // memory however slowly its client reads.
 type blockOut interface {
 	bytes(c cid.Cid, b []byte) error
-	file(c cid.Cid, f *os.File, size int64) error
+	// file sends size bytes of f from its offset and returns how many
+	// it read.
+	file(c cid.Cid, f *os.File, size int64) (int64, error)
 }
 
 // carOut writes blocks as CARv1 sections: varint length, CID, block.
@@ -118,12 +120,11 @@ func (o carOut) bytes(c cid.Cid, b []byte) error {
 	return err
 }
 
-func (o carOut) file(c cid.Cid, f *os.File, size int64) error {
+func (o carOut) file(c cid.Cid, f *os.File, size int64) (int64, error) {
 	if err := o.section(c, size); err != nil {
-		return err
+		return 0, err
 	}
-	_, err := o.w.sendFile(f, size)
-	return err
+	return o.w.sendFile(f, size)
 }
 
 // section writes a section's length and CID.
@@ -228,6 +229,14 @@ func (r *objectReader) sendCached(c cid.Cid, cl *lease, out blockOut) (bool, err
 	if c.Type() != cid.Raw || cl.network {
 		return false, nil
 	}
+	return r.sendFile(c, cl, out)
+}
+
+// sendFile sends block c to out from its cached block file if the cache
+// holds it, dropping cl (nil: none) first: a block sent from its file
+// holds no lease, however slowly its client reads. It reports false,
+// keeping cl, when the cache does not hold c.
+func (r *objectReader) sendFile(c cid.Cid, cl *lease, out blockOut) (bool, error) {
 	f, size, ok := r.f.cache.open(r.obj.ID, c)
 	if !ok {
 		return false, nil
@@ -268,17 +277,8 @@ func (s *Server) serveBlock(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Errorf("block %s is not part of object %d", c, obj.ID))
 		return
 	}
-	dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.writeTimeout}
-	if f, size, ok := s.cache.open(obj.ID, c); ok {
-		s.blockHeaders(w, c, size)
-		if r.Method == http.MethodHead {
-			s.cache.release(obj.ID, c, f)
-			return
-		}
-		_ = s.cache.send(obj.ID, c, f, size, func(_ cid.Cid, f *os.File, n int64) error {
-			_, err := dw.sendFile(f, n)
-			return err
-		})
+	out := rawOut{s: s, w: &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.writeTimeout}, head: r.Method == http.MethodHead}
+	if sent, _ := rd.sendFile(c, nil, out); sent {
 		return
 	}
 	// A block fetched for the answer is held while a slow client reads
@@ -292,19 +292,40 @@ func (s *Server) serveBlock(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer bl.drop()
-	s.blockHeaders(w, c, int64(len(b)))
-	if r.Method == http.MethodHead {
-		return
-	}
-	_, _ = dw.Write(b)
+	_ = out.bytes(c, b)
 }
 
-// blockHeaders sets the headers of a raw block answer.
-func (s *Server) blockHeaders(w http.ResponseWriter, c cid.Cid, size int64) {
-	h := w.Header()
+// rawOut sends one block as a raw block answer (headers, then the block;
+// only the headers for a HEAD).
+type rawOut struct {
+	s    *Server
+	w    *deadlineWriter
+	head bool
+}
+
+func (o rawOut) bytes(c cid.Cid, b []byte) error {
+	o.headers(c, int64(len(b)))
+	if o.head {
+		return nil
+	}
+	_, err := o.w.Write(b)
+	return err
+}
+
+func (o rawOut) file(c cid.Cid, f *os.File, size int64) (int64, error) {
+	o.headers(c, size)
+	if o.head {
+		return 0, nil
+	}
+	return o.w.sendFile(f, size)
+}
+
+// headers sets the headers of a raw block answer.
+func (o rawOut) headers(c cid.Cid, size int64) {
+	h := o.w.Header()
 	h.Set("Content-Type", rawType)
 	h.Set("ETag", `"`+c.String()+`.raw"`)
-	h.Set("Cache-Control", fmt.Sprintf("public, max-age=%d, immutable", int64(s.cfg.maxAge.Seconds())))
+	h.Set("Cache-Control", fmt.Sprintf("public, max-age=%d, immutable", int64(o.s.cfg.maxAge.Seconds())))
 	h.Set("Content-Length", fmt.Sprint(size))
 }
 

@@ -94,19 +94,7 @@ func TestSlowClientBounded(t *testing.T) {
 	if err != nil || !bytes.Contains([]byte(line), []byte("200")) {
 		t.Fatalf("status line %q: %v", line, err)
 	}
-	reg := e.d.Registry()
-	active := func() float64 {
-		mfs, err := reg.Gather()
-		if err != nil {
-			return -1
-		}
-		for _, mf := range mfs {
-			if mf.GetName() == "satchel_distributor_active_requests" {
-				return mf.GetMetric()[0].GetGauge().GetValue()
-			}
-		}
-		return -1
-	}
+	active := func() float64 { return gauge(t, e.d.Registry(), "satchel_distributor_active_requests") }
 	// Meanwhile another client is served.
 	if resp, body := get(t, e.d.AssetURL(obj.ID), "Range", "bytes=0-99"); resp.StatusCode != 206 || !bytes.Equal(body, data[:100]) {
 		t.Fatalf("other client: %d", resp.StatusCode)

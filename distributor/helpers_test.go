@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/distributor"
+	"github.com/satchel-net/satchel/internal/metricsutil"
 	"github.com/satchel-net/satchel/testnet"
 )
 
@@ -98,26 +99,22 @@ func do(t *testing.T, method, url string, hdr ...string) (*http.Response, []byte
 	return resp, b
 }
 
-// counter reads a counter or gauge (summed over labels) from reg.
-func counter(t *testing.T, reg prometheus.Gatherer, name string) float64 {
+// counter reads the counter name (summed over its labels) from reg.
+func counter(t testing.TB, reg prometheus.Gatherer, name string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
+	v, err := metricsutil.Counter(reg, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var v float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if c := m.GetCounter(); c != nil {
-				v += c.GetValue()
-			}
-			if g := m.GetGauge(); g != nil {
-				v += g.GetValue()
-			}
-		}
+	return v
+}
+
+// gauge reads the gauge name (summed over its labels) from reg.
+func gauge(t testing.TB, reg prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	v, err := metricsutil.Gauge(reg, name)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return v
 }

@@ -4,12 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -82,124 +79,6 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 		next.ServeHTTP(cw, r)
 		s.m.code(cw.code).Inc()
 	})
-}
-
-// codeWriter records the status code.
-type codeWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *codeWriter) WriteHeader(code int) {
-	w.code = code
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *codeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// ReadFrom passes the copy to the connection (sendfile for files).
-func (w *codeWriter) ReadFrom(r io.Reader) (int64, error) {
-	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
-	}
-	return io.Copy(writerOnly{w}, r)
-}
-
-// deadlineWriter gives every write to the client writeTimeout: a client
-// that stops reading is cut off, however long the whole answer takes.
-type deadlineWriter struct {
-	http.ResponseWriter
-	rc *http.ResponseController
-	d  time.Duration
-	n  int64
-}
-
-// copyBufs are the buffers answers are copied through: larger than
-// io.Copy's 32 KiB, so a cached chunk goes out in fewer system calls.
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}
-
-// sendSpan is the most bytes sent from a block file under one write
-// deadline.
-const sendSpan = 128 << 10
-
-// ReadFrom copies r to the client. An object's bytes that lie in cached
-// block files go out with the kernel's file-to-socket copy (sendfile, as
-// http.FileServer does, through sendFile), the others through a pooled
-// buffer.
-func (w *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
-	lr, ok := r.(*io.LimitedReader)
-	var or *objectReader
-	if ok {
-		or, ok = lr.R.(*objectReader)
-	}
-	if !ok {
-		return io.CopyBuffer(writerOnly{w}, r, *bp)
-	}
-	var total int64
-	for lr.N > 0 {
-		f, span, err := or.fileSpan(min(lr.N, sendSpan))
-		if err == io.EOF {
-			return total, nil
-		}
-		if err != nil {
-			return total, err
-		}
-		var m int64
-		if f != nil {
-			m, err = w.sendFile(f, span)
-			or.advance(m, err)
-		} else {
-			m, err = io.CopyBuffer(writerOnly{w}, io.LimitReader(or, span), *bp)
-		}
-		total += m
-		lr.N -= m
-		if err != nil {
-			return total, err
-		}
-		if m == 0 {
-			return total, io.ErrUnexpectedEOF
-		}
-	}
-	return total, nil
-}
-
-// sendFile sends n bytes of f from its offset with the kernel's
-// file-to-socket copy, each span of at most sendSpan under its own write
-// deadline (through a pooled buffer when the connection cannot take a
-// file).
-func (w *deadlineWriter) sendFile(f *os.File, n int64) (int64, error) {
-	rf, ok := w.ResponseWriter.(io.ReaderFrom)
-	if !ok {
-		bp := copyBufs.Get().(*[]byte)
-		defer copyBufs.Put(bp)
-		return io.CopyBuffer(writerOnly{w}, io.LimitReader(f, n), *bp)
-	}
-	var total int64
-	for total < n {
-		_ = w.rc.SetWriteDeadline(time.Now().Add(w.d))
-		m, err := rf.ReadFrom(&io.LimitedReader{R: f, N: min(n-total, sendSpan)})
-		total += m
-		w.n += m
-		if err != nil {
-			return total, err
-		}
-		if m == 0 {
-			return total, io.ErrUnexpectedEOF
-		}
-	}
-	return total, nil
-}
-
-// writerOnly hides ReadFrom, so io.CopyBuffer uses the buffer it is given.
-type writerOnly struct{ io.Writer }
-
-func (w *deadlineWriter) Write(p []byte) (int, error) {
-	_ = w.rc.SetWriteDeadline(time.Now().Add(w.d))
-	n, err := w.ResponseWriter.Write(p)
-	w.n += int64(n)
-	return n, err
 }
 
 func (s *Server) preflight(w http.ResponseWriter, r *http.Request) {
@@ -317,11 +196,11 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer rd.Close()
-	// First, before Close: a read of ServeContent's multi-range goroutine,
-	// which can outlive ServeContent, may be waiting for a slot while it
-	// holds the reader.
-	defer slot.stop()
+	defer slot.stop() // before Close, on every path (see below)
 	rd.end = end
+	if r.Method == http.MethodHead {
+		rd.end = 0 // no bytes sent: none read ahead, none fetched but the type's
+	}
 	if ctype == "" {
 		if ctype, err = s.sniffAndSeek(r, rec, rd, keep, start); err != nil {
 			s.fetchFailed(w, r, obj, err)
@@ -333,13 +212,14 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if ctype == "" {
-		h["Content-Type"] = nil // not known yet: no header, no sniffing
-	} else {
-		h["Content-Type"] = []string{ctype}
-	}
+	h["Content-Type"] = []string{ctype}
 	dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.writeTimeout}
 	http.ServeContent(dw, r, "", time.Time{}, rd)
+	// The answer ended; a read of ServeContent's multi-range goroutine,
+	// which can outlive it, may be waiting for a slot while it holds the
+	// reader: it returns now, before anything here takes the reader's lock
+	// (networkBytes, Close).
+	slot.stop()
 	ext := min(rd.networkBytes(), dw.n)
 	if ext > 0 {
 		s.m.servedExt.Add(float64(ext))
@@ -377,84 +257,6 @@ func (s *Server) cacheHeaders(h http.Header, obj chain.DataObject, complete, cac
 	h["X-Data-Source"] = hvExternal
 	s.m.misses.Inc()
 	return false
-}
-
-// sniffAndSeek returns obj's content type and, for a read starting at
-// start > 0, starts fetching the leaf there. A single range starting past
-// the first leaf of an object whose type is not known yet is answered
-// without a Content-Type (RFC 9110 §8.3: the client decides): a seek far
-// into a never-read object waits only for the leaf it reads, never for the
-// first one. The first answer from the start (every player's first
-// request) sniffs the type, which is remembered (with the cache's state,
-// across restarts). A multi-range answer names the type in every part, so
-// it sniffs, both walks down the DAG running at once.
-func (s *Server) sniffAndSeek(r *http.Request, rec *record, rd *objectReader, keep bool, start int64) (string, error) {
-	obj := rec.obj
-	if start <= 0 {
-		return s.contentType(obj, rd)
-	}
-	ctype := s.knownContentType(obj.ID)
-	if ctype == "" && !strings.Contains(r.Header.Get("Range"), ",") {
-		return "", rd.prefetch(start)
-	}
-	var cerr error
-	var wg sync.WaitGroup
-	if ctype == "" {
-		srd, err := newObjectReader(r.Context(), s.fetch, rec, keep, rd.slot)
-		if err != nil {
-			return "", err
-		}
-		srd.end = 0 // it reads the first bytes only
-		wg.Go(func() {
-			defer srd.Close()
-			ctype, cerr = s.contentType(obj, srd)
-		})
-	}
-	perr := rd.prefetch(start)
-	wg.Wait()
-	return ctype, errors.Join(perr, cerr)
-}
-
-// knownContentType returns the content type sniffed before, if any.
-func (s *Server) knownContentType(id chain.ObjectID) string {
-	if t := s.cache.contentType(id); t != "" {
-		return t
-	}
-	s.ctypesMu.Lock()
-	defer s.ctypesMu.Unlock()
-	return s.ctypes[id]
-}
-
-// contentType returns obj's content type, sniffed from its first bytes
-// (WHATWG MIME sniffing, net/http.DetectContentType) and remembered.
-func (s *Server) contentType(obj chain.DataObject, rd *objectReader) (string, error) {
-	if t := s.knownContentType(obj.ID); t != "" {
-		s.cache.setContentType(obj.ID, t) // sniffed before its blocks were cached
-		return t, nil
-	}
-	// No read-ahead while sniffing: a seek far into the object must not
-	// fetch the leaves after the first one.
-	end := rd.end
-	rd.end = 0
-	buf := make([]byte, min(sniffLen, int64(obj.Size)))
-	_, err := io.ReadFull(rd, buf)
-	rd.end = end
-	if err != nil {
-		return "", err
-	}
-	if _, err := rd.Seek(0, io.SeekStart); err != nil {
-		return "", err
-	}
-	rd.readAhead() // the answer goes on from the first leaf
-	t := http.DetectContentType(buf)
-	s.cache.setContentType(obj.ID, t)
-	s.ctypesMu.Lock()
-	if len(s.ctypes) >= maxContentTypes {
-		clear(s.ctypes)
-	}
-	s.ctypes[obj.ID] = t
-	s.ctypesMu.Unlock()
-	return t, nil
 }
 
 // etagMatch reports whether an If-None-Match list names etag (weak

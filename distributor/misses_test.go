@@ -69,7 +69,7 @@ func waitsForSlot(t *testing.T, e *env, url string) {
 		resp.Body.Close()
 		done <- resp.StatusCode
 	}()
-	waiting := func() float64 { return counter(t, e.d.Registry(), "satchel_distributor_miss_waiting_requests") }
+	waiting := func() float64 { return gauge(t, e.d.Registry(), "satchel_distributor_miss_waiting_requests") }
 	testnet.Wait(t, url+" waiting for a miss slot", func() bool {
 		select {
 		case code := <-done:
@@ -104,6 +104,17 @@ func TestCachedCARAndBlockTakeNoSlot(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, want) || resp.Header.Get("Content-Length") != fmt.Sprint(len(want)) {
 		t.Fatalf("cached raw block with every miss slot held: status %d, %d bytes (Content-Length %s), equal %v",
 			resp.StatusCode, len(body), resp.Header.Get("Content-Length"), bytes.Equal(body, want))
+	}
+	// A HEAD names the block's size and type from its file, reading none
+	// of it: the GET after it (the same file, kept open) sends it whole.
+	resp, body = do(t, http.MethodHead, e.d.AssetURL(obj.ID)+"/blocks/"+leaf.String())
+	if resp.StatusCode != http.StatusOK || len(body) != 0 || resp.Header.Get("Content-Length") != fmt.Sprint(len(want)) ||
+		resp.Header.Get("Content-Type") != "application/vnd.ipld.raw" || resp.Header.Get("ETag") != `"`+leaf.String()+`.raw"` {
+		t.Fatalf("HEAD of a cached raw block: status %d, %d bytes, headers %v", resp.StatusCode, len(body), resp.Header)
+	}
+	resp, body = get(t, e.d.AssetURL(obj.ID)+"/blocks/"+leaf.String())
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, want) {
+		t.Fatalf("cached raw block after a HEAD: status %d, %d bytes, equal %v", resp.StatusCode, len(body), bytes.Equal(body, want))
 	}
 }
 
@@ -174,7 +185,7 @@ func TestEvictedMidAnswerTakesSlot(t *testing.T) {
 			testnet.Wait(t, "no fetch running", func() bool { return srv.FetchesRunning() == 0 })
 			reg := e.d.Registry()
 			fetched := func() float64 { return counter(t, reg, "satchel_distributor_fetched_bytes_total") }
-			waiting := func() float64 { return counter(t, reg, "satchel_distributor_miss_waiting_requests") }
+			waiting := func() float64 { return gauge(t, reg, "satchel_distributor_miss_waiting_requests") }
 			before := fetched()
 
 			// Every slot held from here: the answer starts from the

@@ -275,9 +275,9 @@ func (r *objectReader) takeAhead(lf leaf) *lease {
 }
 
 // prefetch starts fetching the leaf under pos, so that a later read there
-// does not wait from scratch.
+// does not wait from scratch; none at or past end.
 func (r *objectReader) prefetch(pos int64) error {
-	if pos < 0 || pos >= r.size {
+	if pos < 0 || pos >= r.size || pos >= r.end {
 		return nil
 	}
 	lf, err := r.locate(pos)

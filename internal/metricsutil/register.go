@@ -42,6 +42,17 @@ func MustRegister[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 // Counter sums the counters named name in g whose labels include every
 // name/value pair of labels: what a test or a status page reads back.
 func Counter(g prometheus.Gatherer, name string, labels ...string) (float64, error) {
+	return sum(g, name, labels, func(m *dto.Metric) float64 { return m.GetCounter().GetValue() })
+}
+
+// Gauge is Counter for gauges: it sums the gauges named name in g whose
+// labels include every name/value pair of labels.
+func Gauge(g prometheus.Gatherer, name string, labels ...string) (float64, error) {
+	return sum(g, name, labels, func(m *dto.Metric) float64 { return m.GetGauge().GetValue() })
+}
+
+// sum adds value of the metrics named name in g with labels.
+func sum(g prometheus.Gatherer, name string, labels []string, value func(*dto.Metric) float64) (float64, error) {
 	fams, err := g.Gather()
 	if err != nil {
 		return 0, err
@@ -53,7 +64,7 @@ func Counter(g prometheus.Gatherer, name string, labels ...string) (float64, err
 		}
 		for _, m := range f.GetMetric() {
 			if hasLabels(m.GetLabel(), labels) {
-				v += m.GetCounter().GetValue()
+				v += value(m)
 			}
 		}
 	}
