@@ -207,11 +207,14 @@ func (h *Handler) serveStream(ctx context.Context, s network.Stream) error {
 // goroutine counted by workers. A panic while preparing a reply is
 // contained by the framework and answered FAILED.
 func (st *stream) readRequests(ctx context.Context, queue chan<- *job, workers *sync.WaitGroup) error {
-	fr := st.proto.NewFrameReader(st.s, MaxFrame, IdleTimeout)
+	fr := st.proto.NewFrameReader(st.s, MaxRequestFrame, IdleTimeout)
 	remote := st.s.Conn().RemotePeer()
 	for {
 		var req pb.FetchRequest
-		if err := fr.ReadMsg(&req); err != nil {
+		if err := readRequest(fr, &req); err != nil {
+			if errors.Is(err, ErrProtocol) {
+				st.h.metrics.request("malformed", pb.FetchStatus_FETCH_STATUS_REFUSED)
+			}
 			if errors.Is(err, io.EOF) || p2p.IsTimeout(err) {
 				return nil // closed, or idle: end cleanly
 			}

@@ -17,7 +17,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "satchel", Subsystem: "provider_fetch", Name: "requests_total",
-			Help: "Fetch requests by kind (have, get) and status (ok, not_found, refused, failed).",
+			Help: "Fetch requests by kind (have, get; malformed: a frame over the wire limits or undecodable, whose stream was reset) and status (ok, not_found, refused, failed).",
 		}, []string{"kind", "status"}),
 		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "satchel", Subsystem: "provider_fetch", Name: "bytes_out_total",
