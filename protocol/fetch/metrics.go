@@ -11,6 +11,9 @@ import (
 type metrics struct {
 	requests *prometheus.CounterVec
 	bytesOut prometheus.Counter
+	// verifyRefused counts ranged GETs refused for a peer's spent
+	// verification budget.
+	verifyRefused prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -23,10 +26,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "satchel", Subsystem: "provider_fetch", Name: "bytes_out_total",
 			Help: "Block bytes sent in GET replies.",
 		}),
+		verifyRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "satchel", Subsystem: "provider_fetch", Name: "range_verify_refused_total",
+			Help: "Ranged GETs refused because the peer's budget for reading whole blocks to verify them was spent.",
+		}),
 	}
 	if reg != nil {
 		m.requests = metricsutil.MustRegister(reg, m.requests)
 		m.bytesOut = metricsutil.MustRegister(reg, m.bytesOut)
+		m.verifyRefused = metricsutil.MustRegister(reg, m.verifyRefused)
 	}
 	return m
 }
