@@ -228,6 +228,9 @@ func fetchStatusErr(r *pb.FetchReply, what string) error {
 	case pb.FetchStatus_FETCH_STATUS_FAILED:
 		return fmt.Errorf("%w: %s: %s", ErrBlockFailed, what, r.Reason)
 	case pb.FetchStatus_FETCH_STATUS_REFUSED:
+		if r.Busy {
+			return fmt.Errorf("%w: %s: %s", ErrProviderBusy, what, r.Reason)
+		}
 		return fmt.Errorf("%w: %s: %s", ErrRefused, what, r.Reason)
 	default:
 		return fmt.Errorf("%w: %s: status %v", ErrProtocol, what, r.Status)
@@ -534,8 +537,8 @@ func readFetchReply(fr *p2p.FrameReader, r *pb.FetchReply) (frame []byte, err er
 	return nil, nil
 }
 
-// decodeFetchData decodes a FetchReply of id, status, reason, data and size
-// only, aliasing data into body; false means decode it with proto.Unmarshal.
+// decodeFetchData decodes a FetchReply of id, status, reason, data, size
+// and busy only, aliasing data into body; false means decode it with proto.Unmarshal.
 func decodeFetchData(body []byte, r *pb.FetchReply) bool {
 	for len(body) > 0 {
 		num, typ, n := protowire.ConsumeTag(body)
@@ -544,7 +547,7 @@ func decodeFetchData(body []byte, r *pb.FetchReply) bool {
 		}
 		body = body[n:]
 		switch {
-		case typ == protowire.VarintType && (num == 1 || num == 2 || num == 6):
+		case typ == protowire.VarintType && (num == 1 || num == 2 || num == 6 || num == 7):
 			v, m := protowire.ConsumeVarint(body)
 			if m < 0 {
 				return false
@@ -557,6 +560,8 @@ func decodeFetchData(body []byte, r *pb.FetchReply) bool {
 				r.Status = pb.FetchStatus(int32(v))
 			case 6:
 				r.Size = v
+			case 7:
+				r.Busy = v != 0
 			}
 		case typ == protowire.BytesType && (num == 3 || num == 5):
 			v, m := protowire.ConsumeBytes(body)

@@ -231,8 +231,8 @@ func (st *stream) readRequests(ctx context.Context, queue chan<- *job, workers *
 		if _, isGet := req.Body.(*pb.FetchRequest_Get); isGet {
 			if err := p2p.Reserve(st.s, getMemory); err != nil {
 				st.h.metrics.request("get", pb.FetchStatus_FETCH_STATUS_REFUSED)
-				j.reply = &pb.FetchReply{Id: req.Id, Status: pb.FetchStatus_FETCH_STATUS_REFUSED,
-					Reason: fmt.Sprintf("provider is at its memory budget (%v); retry later with fewer requests in flight", err)}
+				j.reply = budgetRefusal(err)
+				j.reply.Id = req.Id
 				close(j.done)
 				select {
 				case queue <- j:
