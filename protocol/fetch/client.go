@@ -40,14 +40,14 @@ func NewClient(h host.Host) *Client {
 
 // Have asks p which of cids it holds and serves, one flag per CID in order.
 // Lists longer than MaxHaveCIDs are asked in several requests.
-func (f *Client) Have(ctx context.Context, p peer.ID, cids []cid.Cid) ([]bool, error) {
+func (f *Client) Have(ctx context.Context, p peer.ID, cids []cid.Cid) (_ []bool, err error) {
 	out := make([]bool, 0, len(cids))
-	for start := 0; start < len(cids) || start == 0; start += MaxHaveCIDs {
-		batch := cids[start:min(start+MaxHaveCIDs, len(cids))]
-		req := &pb.HaveRequest{Cids: make([][]byte, len(batch))}
-		for i, c := range batch {
-			req.Cids[i] = c.Bytes()
+	for start, end := 0, 0; start < len(cids) || start == 0; start = end {
+		req := &pb.HaveRequest{}
+		if end, err = haveBatch(req, cids, start); err != nil {
+			return nil, err
 		}
+		batch := cids[start:end]
 		r, err := f.call(ctx, p, &pb.FetchRequest{Body: &pb.FetchRequest_Have{Have: req}})
 		if err != nil {
 			return nil, err
@@ -65,6 +65,26 @@ func (f *Client) Have(ctx context.Context, p peer.ID, cids []cid.Cid) ([]bool, e
 		}
 	}
 	return out, nil
+}
+
+// haveBatch fills req with the CIDs of cids from start on that fit one
+// HAVE (at most MaxHaveCIDs, in a frame of at most MaxRequestFrame) and
+// returns where the next batch starts.
+func haveBatch(req *pb.HaveRequest, cids []cid.Cid, start int) (end int, err error) {
+	size := 16 // id and the have field's tag and length
+	for end = start; end < len(cids) && end-start < MaxHaveCIDs; end++ {
+		b := cids[end].Bytes()
+		n := protowire.SizeTag(1) + protowire.SizeBytes(len(b))
+		if size+n > MaxRequestFrame {
+			if end == start {
+				return 0, fmt.Errorf("fetch: have: CID %s of %d bytes does not fit a %d-byte request", cids[end], len(b), MaxRequestFrame)
+			}
+			break
+		}
+		size += n
+		req.Cids = append(req.Cids, b)
+	}
+	return end, nil
 }
 
 // Block is a verified block read with ReadBlock. Data lies in a pooled
@@ -176,6 +196,9 @@ func (f *Client) getRange(ctx context.Context, p peer.ID, c cid.Cid, off, n uint
 	if n > MaxGetBytes {
 		return nil, 0, nil, fmt.Errorf("fetch: get: %d bytes exceed the %d-byte limit of one request", n, MaxGetBytes)
 	}
+	if len(c.Bytes()) > MaxRequestFrame-64 {
+		return nil, 0, nil, fmt.Errorf("fetch: get: CID %s of %d bytes does not fit a %d-byte request", c, len(c.Bytes()), MaxRequestFrame)
+	}
 	r, err := f.call(ctx, p, &pb.FetchRequest{Body: &pb.FetchRequest_Get{Get: &pb.GetRequest{Cid: c.Bytes(), Offset: off, Length: n}}})
 	if err != nil {
 		return nil, 0, nil, err
@@ -205,6 +228,9 @@ func fetchStatusErr(r *pb.FetchReply, what string) error {
 	case pb.FetchStatus_FETCH_STATUS_FAILED:
 		return fmt.Errorf("%w: %s: %s", ErrBlockFailed, what, r.Reason)
 	case pb.FetchStatus_FETCH_STATUS_REFUSED:
+		if r.Busy {
+			return fmt.Errorf("%w: %s: %s", ErrProviderBusy, what, r.Reason)
+		}
 		return fmt.Errorf("%w: %s: %s", ErrRefused, what, r.Reason)
 	default:
 		return fmt.Errorf("%w: %s: status %v", ErrProtocol, what, r.Status)
@@ -498,6 +524,11 @@ func readFetchReply(fr *p2p.FrameReader, r *pb.FetchReply) (frame []byte, err er
 	if decodeFetchData(body, r) {
 		return body, nil
 	}
+	if err := checkReply(body); err != nil {
+		p2p.RecycleFrame(body)
+		fr.CountDecodeError()
+		return nil, err
+	}
 	err = proto.Unmarshal(body, r)
 	p2p.RecycleFrame(body) // Unmarshal copied what r keeps
 	if err != nil {
@@ -506,8 +537,8 @@ func readFetchReply(fr *p2p.FrameReader, r *pb.FetchReply) (frame []byte, err er
 	return nil, nil
 }
 
-// decodeFetchData decodes a FetchReply of id, status, reason, data and size
-// only, aliasing data into body; false means decode it with proto.Unmarshal.
+// decodeFetchData decodes a FetchReply of id, status, reason, data, size
+// and busy only, aliasing data into body; false means decode it with proto.Unmarshal.
 func decodeFetchData(body []byte, r *pb.FetchReply) bool {
 	for len(body) > 0 {
 		num, typ, n := protowire.ConsumeTag(body)
@@ -516,7 +547,7 @@ func decodeFetchData(body []byte, r *pb.FetchReply) bool {
 		}
 		body = body[n:]
 		switch {
-		case typ == protowire.VarintType && (num == 1 || num == 2 || num == 6):
+		case typ == protowire.VarintType && (num == 1 || num == 2 || num == 6 || num == 7):
 			v, m := protowire.ConsumeVarint(body)
 			if m < 0 {
 				return false
@@ -529,6 +560,8 @@ func decodeFetchData(body []byte, r *pb.FetchReply) bool {
 				r.Status = pb.FetchStatus(int32(v))
 			case 6:
 				r.Size = v
+			case 7:
+				r.Busy = v != 0
 			}
 		case typ == protowire.BytesType && (num == 3 || num == 5):
 			v, m := protowire.ConsumeBytes(body)

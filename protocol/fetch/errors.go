@@ -19,6 +19,10 @@ var (
 	// ErrRefused means the provider answered REFUSED: the request was
 	// malformed or over a limit.
 	ErrRefused = errors.New("fetch: request refused")
+	// ErrProviderBusy means the provider answered REFUSED because its
+	// memory budget for all peers together is spent (not this reader's own
+	// share): read from another provider. It wraps ErrRefused.
+	ErrProviderBusy = fmt.Errorf("%w: provider busy", ErrRefused)
 	// ErrCIDMismatch means a provider sent bytes that do not hash to the
 	// block's CID. It is chunker.ErrCIDMismatch.
 	ErrCIDMismatch = chunker.ErrCIDMismatch

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -82,7 +83,8 @@ func readPolicy(p Policy) ReadPolicy {
 // which blocks it holds and serves, GET sends a block's bytes (or a range).
 // A whole block is read and checked for damage on every request (see
 // Blocks); a range is read alone from a block checked within VerifiedFor
-// (see RangeReader). Each GET reserves its reply's memory in the stream's
+// (see RangeReader), or read whole within the peer's verification budget
+// (WithRangeVerifyBudget). Each GET reserves its reply's memory in the stream's
 // resource scope first and is REFUSED when the budget has no room. A block
 // found corrupt
 // is answered FAILED and reported through WithCorruptBlock so the node
@@ -95,6 +97,7 @@ type Handler struct {
 	log      *slog.Logger
 	metrics  *metrics
 	verified *verifiedRecord
+	budget   *verifyBudget // of ranged GETs that read whole blocks
 
 	p2p.Registration // where it is served
 }
@@ -103,9 +106,11 @@ type Handler struct {
 type Option func(*config)
 
 type config struct {
-	onCorrupt func(cid.Cid)
-	reg       prometheus.Registerer
-	log       *slog.Logger
+	onCorrupt   func(cid.Cid)
+	reg         prometheus.Registerer
+	log         *slog.Logger
+	verifyRate  int64
+	verifyBurst int64
 }
 
 // WithCorruptBlock sets fn, called (from the serving goroutine; it must not
@@ -116,8 +121,9 @@ func WithCorruptBlock(fn func(c cid.Cid)) Option {
 }
 
 // WithMetrics registers the handler's Prometheus collectors on reg:
-// satchel_provider_fetch_requests_total{kind,status} and
-// satchel_provider_fetch_bytes_out_total.
+// satchel_provider_fetch_requests_total{kind,status},
+// satchel_provider_fetch_bytes_out_total and
+// satchel_provider_fetch_range_verify_refused_total.
 func WithMetrics(reg prometheus.Registerer) Option {
 	return func(c *config) { c.reg = reg }
 }
@@ -148,6 +154,7 @@ func NewHandler(blocks Blocks, policy Policy, opts ...Option) *Handler {
 		log:      log.With("component", "fetch"),
 		metrics:  newMetrics(cfg.reg),
 		verified: newVerifiedRecord(),
+		budget:   newVerifyBudget(cfg.verifyRate, cfg.verifyBurst),
 	}
 }
 
@@ -207,11 +214,14 @@ func (h *Handler) serveStream(ctx context.Context, s network.Stream) error {
 // goroutine counted by workers. A panic while preparing a reply is
 // contained by the framework and answered FAILED.
 func (st *stream) readRequests(ctx context.Context, queue chan<- *job, workers *sync.WaitGroup) error {
-	fr := st.proto.NewFrameReader(st.s, MaxFrame, IdleTimeout)
+	fr := st.proto.NewFrameReader(st.s, MaxRequestFrame, IdleTimeout)
 	remote := st.s.Conn().RemotePeer()
 	for {
 		var req pb.FetchRequest
-		if err := fr.ReadMsg(&req); err != nil {
+		if err := readRequest(fr, &req); err != nil {
+			if errors.Is(err, ErrProtocol) {
+				st.h.metrics.request("malformed", pb.FetchStatus_FETCH_STATUS_REFUSED)
+			}
 			if errors.Is(err, io.EOF) || p2p.IsTimeout(err) {
 				return nil // closed, or idle: end cleanly
 			}
@@ -221,8 +231,8 @@ func (st *stream) readRequests(ctx context.Context, queue chan<- *job, workers *
 		if _, isGet := req.Body.(*pb.FetchRequest_Get); isGet {
 			if err := p2p.Reserve(st.s, getMemory); err != nil {
 				st.h.metrics.request("get", pb.FetchStatus_FETCH_STATUS_REFUSED)
-				j.reply = &pb.FetchReply{Id: req.Id, Status: pb.FetchStatus_FETCH_STATUS_REFUSED,
-					Reason: fmt.Sprintf("provider is at its memory budget (%v); retry later with fewer requests in flight", err)}
+				j.reply = budgetRefusal(err)
+				j.reply.Id = req.Id
 				close(j.done)
 				select {
 				case queue <- j:
@@ -243,7 +253,7 @@ func (st *stream) readRequests(ctx context.Context, queue chan<- *job, workers *
 		go func() {
 			defer workers.Done()
 			defer close(j.done)
-			err := st.proto.Go(p2p.FetchProtocol, remote, func() { j.reply, j.buf = st.h.answer(ctx, &req) })
+			err := st.proto.Go(p2p.FetchProtocol, remote, func() { j.reply, j.buf = st.h.answer(ctx, remote, &req) })
 			if err != nil {
 				j.reply = &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_FAILED, Reason: "internal error"}
 			}
@@ -293,14 +303,14 @@ func (h *Handler) recycle(j *job) {
 
 // answer prepares the reply to one request, and returns the buffer Get
 // read the block into, if any, to recycle once the reply is written.
-func (h *Handler) answer(ctx context.Context, req *pb.FetchRequest) (*pb.FetchReply, []byte) {
+func (h *Handler) answer(ctx context.Context, remote peer.ID, req *pb.FetchRequest) (*pb.FetchReply, []byte) {
 	switch body := req.Body.(type) {
 	case *pb.FetchRequest_Have:
 		r := h.have(ctx, body.Have)
 		h.metrics.request("have", r.Status)
 		return r, nil
 	case *pb.FetchRequest_Get:
-		r, buf := h.get(ctx, body.Get)
+		r, buf := h.get(ctx, remote, body.Get)
 		h.metrics.request("get", r.Status)
 		if r.Status == pb.FetchStatus_FETCH_STATUS_OK {
 			h.metrics.bytesOut.Add(float64(len(r.Data)))
@@ -329,9 +339,10 @@ func (h *Handler) have(ctx context.Context, req *pb.HaveRequest) *pb.FetchReply 
 	return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_OK, Have: flags}
 }
 
-// get answers a GET, returning with the reply the buffer the whole block
-// was read into, if any.
-func (h *Handler) get(ctx context.Context, req *pb.GetRequest) (*pb.FetchReply, []byte) {
+// get answers a GET from remote, returning with the reply the buffer the
+// whole block was read into, if any. A range of a block not verified
+// lately is read whole within remote's verification budget.
+func (h *Handler) get(ctx context.Context, remote peer.ID, req *pb.GetRequest) (*pb.FetchReply, []byte) {
 	c, err := cid.Cast(req.Cid)
 	if err != nil {
 		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED, Reason: fmt.Sprintf("invalid CID: %v", err)}, nil
@@ -344,8 +355,14 @@ func (h *Handler) get(ctx context.Context, req *pb.GetRequest) (*pb.FetchReply, 
 	if n == 0 || n > MaxGetBytes {
 		n = MaxGetBytes
 	}
-	if r := h.getRange(c, req.Offset, n, req.Offset != 0 || req.Length != 0); r != nil {
+	ranged := req.Offset != 0 || req.Length != 0
+	if r := h.getRange(c, req.Offset, n, ranged); r != nil {
 		return served(r, done), nil
+	}
+	if ranged && !h.budget.allow(remote) {
+		h.metrics.verifyRefused.Inc()
+		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED,
+			Reason: fmt.Sprintf("%s was not verified lately and this peer's budget for reading whole blocks to serve ranges is spent; read the whole block (offset 0, length 0) or retry later", c)}, nil
 	}
 	data, err := h.blocks.Get(c)
 	switch {
@@ -363,6 +380,9 @@ func (h *Handler) get(ctx context.Context, req *pb.GetRequest) (*pb.FetchReply, 
 	}
 	h.verified.mark(c)
 	size := uint64(len(data))
+	if ranged { // charged what it read beyond what it sends
+		h.budget.charge(remote, size-min(n, size-min(req.Offset, size)))
+	}
 	if req.Offset > size {
 		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED, Size: size,
 			Reason: fmt.Sprintf("offset %d is past the end of the %d-byte block", req.Offset, size)}, data

@@ -10,10 +10,16 @@ import (
 // Limits of the fetch protocol (docs/PROTOCOL.md). Both sides enforce them; a
 // peer that exceeds a frame limit has its stream reset.
 const (
-	// MaxFrame is the largest frame either side reads: a 4 MiB payload plus
-	// room for the fields around it. The length prefix is checked against it
-	// before anything is allocated.
+	// MaxFrame is the largest reply frame a reader reads: a 4 MiB payload
+	// plus room for the fields around it. The length prefix is checked
+	// against it before anything is allocated.
 	MaxFrame = p2p.DefaultMaxFrame
+	// MaxRequestFrame is the largest request frame a provider reads: a
+	// HAVE of MaxHaveCIDs CIDs of up to 76 bytes each (a CIDv1 of a 64-byte
+	// digest takes 68; Satchel's own, SHA-256, 36), which is the largest
+	// request; a GET is under 100 bytes. Client.Have splits its HAVEs to
+	// fit. A larger frame resets the stream before its body is read.
+	MaxRequestFrame = 80 << 10
 	// MaxBlockSize is the largest block Client.GetBlock accepts: a chunk of
 	// up to chunker.MaxChunkSize. Interior DAG nodes (at most
 	// chunker.MaxLinks links) are far smaller. A larger announced size is

@@ -11,22 +11,30 @@ import (
 type metrics struct {
 	requests *prometheus.CounterVec
 	bytesOut prometheus.Counter
+	// verifyRefused counts ranged GETs refused for a peer's spent
+	// verification budget.
+	verifyRefused prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "satchel", Subsystem: "provider_fetch", Name: "requests_total",
-			Help: "Fetch requests by kind (have, get) and status (ok, not_found, refused, failed).",
+			Help: "Fetch requests by kind (have, get; malformed: a frame over the wire limits or undecodable, whose stream was reset) and status (ok, not_found, refused, failed).",
 		}, []string{"kind", "status"}),
 		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "satchel", Subsystem: "provider_fetch", Name: "bytes_out_total",
 			Help: "Block bytes sent in GET replies.",
 		}),
+		verifyRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "satchel", Subsystem: "provider_fetch", Name: "range_verify_refused_total",
+			Help: "Ranged GETs refused because the peer's budget for reading whole blocks to verify them was spent.",
+		}),
 	}
 	if reg != nil {
 		m.requests = metricsutil.MustRegister(reg, m.requests)
 		m.bytesOut = metricsutil.MustRegister(reg, m.bytesOut)
+		m.verifyRefused = metricsutil.MustRegister(reg, m.verifyRefused)
 	}
 	return m
 }

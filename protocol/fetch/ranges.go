@@ -10,7 +10,9 @@ import (
 // Ranged reads. A GET of a range reads only that range from disk when the
 // block was read whole and verified against its CID within VerifiedFor;
 // otherwise the handler reads the whole block, verifies it, records the
-// verification and answers the range from it. A run of ranged reads of one
+// verification and answers the range from it — within the peer's
+// verification budget (verifybudget.go), past which such a range is
+// refused. A run of ranged reads of one
 // block therefore costs one whole-block read and hash per VerifiedFor, then
 // only the bytes asked for. The integrity guarantee of a range is "the block
 // matched its CID when last verified, at most VerifiedFor ago" (and the scrub

@@ -35,10 +35,6 @@ func TestFetchWireEdgeCases(t *testing.T) {
 	}
 	e.policy.blocked.Store(blocked, true)
 	absent := chunker.ChunkCID([]byte("absent"))
-	tooMany := make([][]byte, fetch.MaxHaveCIDs+1)
-	for i := range tooMany {
-		tooMany[i] = c.Bytes()
-	}
 	get := func(id uint64, cb []byte, off, n uint64) *pb.FetchRequest {
 		return &pb.FetchRequest{Id: id, Body: &pb.FetchRequest_Get{Get: &pb.GetRequest{Cid: cb, Offset: off, Length: n}}}
 	}
@@ -54,8 +50,6 @@ func TestFetchWireEdgeCases(t *testing.T) {
 		{"get empty CID", get(4, nil, 0, 0), &pb.FetchReply{Id: 4, Status: pb.FetchStatus_FETCH_STATUS_REFUSED}},
 		{"have", &pb.FetchRequest{Id: 5, Body: &pb.FetchRequest_Have{Have: &pb.HaveRequest{Cids: [][]byte{[]byte("xyz"), c.Bytes(), absent.Bytes(), blocked.Bytes()}}}},
 			&pb.FetchReply{Id: 5, Status: pb.FetchStatus_FETCH_STATUS_OK, Have: []bool{false, true, false, false}}},
-		{"have over the limit", &pb.FetchRequest{Id: 6, Body: &pb.FetchRequest_Have{Have: &pb.HaveRequest{Cids: tooMany}}},
-			&pb.FetchReply{Id: 6, Status: pb.FetchStatus_FETCH_STATUS_REFUSED}},
 		{"get absent", get(7, absent.Bytes(), 0, 0), &pb.FetchReply{Id: 7, Status: pb.FetchStatus_FETCH_STATUS_NOT_FOUND}},
 		{"get not served", get(8, blocked.Bytes(), 0, 0), &pb.FetchReply{Id: 8, Status: pb.FetchStatus_FETCH_STATUS_NOT_FOUND}},
 		{"offset = size", get(9, c.Bytes(), size, 0), &pb.FetchReply{Id: 9, Status: pb.FetchStatus_FETCH_STATUS_OK, Size: size}},

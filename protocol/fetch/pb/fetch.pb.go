@@ -291,7 +291,12 @@ type FetchReply struct {
 	// data answers a GetRequest.
 	Data []byte `protobuf:"bytes,5,opt,name=data,proto3" json:"data,omitempty"`
 	// size is the whole block's size, so a ranged reader knows the total.
-	Size          uint64 `protobuf:"varint,6,opt,name=size,proto3" json:"size,omitempty"`
+	Size uint64 `protobuf:"varint,6,opt,name=size,proto3" json:"size,omitempty"`
+	// busy, on a REFUSED reply, means the provider as a whole (all its
+	// peers' requests together, not this reader's) is at its memory budget:
+	// read from another provider. Absent, a budget refusal is this reader's
+	// own: retry with fewer requests in flight.
+	Busy          bool `protobuf:"varint,7,opt,name=busy,proto3" json:"busy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -368,6 +373,13 @@ func (x *FetchReply) GetSize() uint64 {
 	return 0
 }
 
+func (x *FetchReply) GetBusy() bool {
+	if x != nil {
+		return x.Busy
+	}
+	return false
+}
+
 var File_protocol_fetch_pb_fetch_proto protoreflect.FileDescriptor
 
 const file_protocol_fetch_pb_fetch_proto_rawDesc = "" +
@@ -384,7 +396,7 @@ const file_protocol_fetch_pb_fetch_proto_rawDesc = "" +
 	"GetRequest\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\fR\x03cid\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x04R\x06offset\x12\x16\n" +
-	"\x06length\x18\x03 \x01(\x04R\x06length\"\xa6\x01\n" +
+	"\x06length\x18\x03 \x01(\x04R\x06length\"\xba\x01\n" +
 	"\n" +
 	"FetchReply\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x124\n" +
@@ -392,7 +404,8 @@ const file_protocol_fetch_pb_fetch_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x12\n" +
 	"\x04have\x18\x04 \x03(\bR\x04have\x12\x12\n" +
 	"\x04data\x18\x05 \x01(\fR\x04data\x12\x12\n" +
-	"\x04size\x18\x06 \x01(\x04R\x04size*\x8f\x01\n" +
+	"\x04size\x18\x06 \x01(\x04R\x04size\x12\x12\n" +
+	"\x04busy\x18\a \x01(\bR\x04busy*\x8f\x01\n" +
 	"\vFetchStatus\x12\x1c\n" +
 	"\x18FETCH_STATUS_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fFETCH_STATUS_OK\x10\x01\x12\x1a\n" +

@@ -1,0 +1,86 @@
+package fetch
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/satchel-net/satchel/p2p"
+)
+
+// The scope a reservation error names decides who is told to act: shared
+// scopes (every peer's) make the reply busy, a reader's own do not. The
+// errors are shaped as libp2p's resource manager and p2p.Reserve wrap them.
+func TestBudgetRefusalScopes(t *testing.T) {
+	cases := []struct {
+		scope string
+		busy  bool
+	}{
+		{"system", true},
+		{"transient", true},
+		{"protocol:/satchel/fetch/1.0.0", true},
+		{"service:satchel", true},
+		{"stream-9", false},
+		{"peer:12D3KooWL8wnsgzB", false},
+		{"protocol:/satchel/fetch/1.0.0.peer:12D3KooWL8wnsgzB", false},
+		{"conn-3", false},
+	}
+	for _, tc := range cases {
+		inner := fmt.Errorf("%s: %w", tc.scope, network.ErrResourceLimitExceeded)
+		if tc.scope != "stream-9" {
+			inner = fmt.Errorf("stream-9: %w", inner)
+		}
+		err := fmt.Errorf("%w: 2162432 bytes for a stream: %w", p2p.ErrMemoryBudget, inner)
+		if got := exhaustedScope(err); got != tc.scope {
+			t.Errorf("%s: exhaustedScope = %q", tc.scope, got)
+		}
+		if r := budgetRefusal(err); r.Busy != tc.busy {
+			t.Errorf("%s: busy = %v (%s), want %v", tc.scope, r.Busy, r.Reason, tc.busy)
+		}
+	}
+	if r := budgetRefusal(fmt.Errorf("%w: scope closed", p2p.ErrMemoryBudget)); r.Busy {
+		t.Errorf("an error naming no scope is answered busy: %s", r.Reason)
+	}
+}
+
+// A peer's verification bucket refills at its rate up to its burst, may
+// go below zero by one charge, and is forgotten once full again, so the
+// record of peers stays bounded; a new peer is refused only while the
+// record is full of peers still refilling.
+func TestVerifyBudgetBucket(t *testing.T) {
+	now := time.Unix(1000, 0)
+	v := newVerifyBudget(1<<20, 4<<20)
+	v.now = func() time.Time { return now }
+	p := peer.ID("reader")
+	if !v.allow(p) {
+		t.Fatal("a new peer is refused")
+	}
+	v.charge(p, 3<<20)
+	if !v.allow(p) {
+		t.Fatal("refused with 1 MiB left")
+	}
+	v.charge(p, 2<<20) // -1 MiB
+	if v.allow(p) {
+		t.Fatal("allowed below zero")
+	}
+	now = now.Add(1500 * time.Millisecond) // +1.5 MiB
+	if !v.allow(p) {
+		t.Fatal("refused after refilling")
+	}
+	for i := range maxBudgetPeers - 1 {
+		v.charge(peer.ID(fmt.Sprint("peer", i)), 1)
+	}
+	if v.allow("newcomer") {
+		t.Fatal("a newcomer is allowed while the record is full of peers refilling")
+	}
+	now = now.Add(time.Minute) // every bucket full again
+	if !v.allow("newcomer") {
+		t.Fatal("a newcomer is refused once the buckets refilled")
+	}
+	if n := len(v.peers); n != 0 {
+		t.Fatalf("%d full buckets still recorded", n)
+	}
+}
