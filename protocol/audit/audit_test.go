@@ -6,16 +6,22 @@ import (
 	"crypto/rand"
 	"errors"
 	"log/slog"
+	"runtime"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	tn "github.com/satchel-net/satchel/testnet"
 
+	dag "github.com/ipfs/boxo/ipld/merkledag"
+	ft "github.com/ipfs/boxo/ipld/unixfs"
 	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multihash"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
@@ -455,5 +461,90 @@ func TestChunkCount(t *testing.T) {
 	n, err := audit.ChunkCount(e.res.Root, e.bs.Get)
 	if err != nil || n != testChunks {
 		t.Fatalf("ChunkCount = %d, %v; want %d", n, err, testChunks)
+	}
+}
+
+// fileNode is a UnixFS file node linking leaves with the block sizes
+// given, as a peer could serve it: the CID is right, the sizes are its own.
+func fileNode(t *testing.T, sizes []uint64, leaf cid.Cid) (cid.Cid, []byte) {
+	t.Helper()
+	fs := ft.NewFSNode(ft.TFile)
+	for _, b := range sizes {
+		fs.AddBlockSize(b)
+	}
+	data, err := fs.GetBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd := dag.NodeWithData(data)
+	nd.SetCidBuilder(cid.V1Builder{Codec: cid.DagProtobuf, MhType: multihash.SHA2_256})
+	for range sizes {
+		if err := nd.AddRawLink("", &ipld.Link{Cid: leaf, Size: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return nd.Cid(), nd.RawData()
+}
+
+// A root whose block sizes overflow the sum, claim more than any object
+// could be, or name an oversized chunk is a lying answer, not a count.
+func TestAuditChunkCountRefusesLyingSizes(t *testing.T) {
+	leaf := []byte("x")
+	lc := chunker.ChunkCID(leaf)
+	for _, sizes := range [][]uint64{
+		{1, 1 << 63},              // sums to a negative int
+		{1 << 63, 1 << 63, 1},     // wraps around to 1
+		{1, audit.MaxObjectBytes}, // one byte over the bound
+		{chunker.MaxChunkSize + 1, 1},
+	} {
+		root, blk := fileNode(t, sizes, lc)
+		blocks := map[cid.Cid][]byte{root: blk, lc: leaf}
+		n, err := audit.ChunkCount(root, func(c cid.Cid) ([]byte, error) { return blocks[c], nil })
+		if !errors.Is(err, audit.ErrBadAnswer) {
+			t.Errorf("sizes %v: ChunkCount = %d, %v; want ErrBadAnswer", sizes, n, err)
+		}
+	}
+	// The largest object allowed is counted, and fits an int.
+	root, blk := fileNode(t, []uint64{1, audit.MaxObjectBytes - 1}, lc)
+	blocks := map[cid.Cid][]byte{root: blk, lc: leaf}
+	if n, err := audit.ChunkCount(root, func(c cid.Cid) ([]byte, error) { return blocks[c], nil }); err != nil || n != audit.MaxObjectBytes {
+		t.Fatalf("ChunkCount of a 1 PiB object of 1-byte chunks = %d, %v", n, err)
+	}
+}
+
+// Picking samples of a huge object allocates for the samples, not the
+// object's chunks, and picks distinct indexes in range.
+func TestAuditPickIndexesHugeObject(t *testing.T) {
+	const n = audit.MaxObjectBytes
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	idx := audit.PickIndexes(n, audit.MaxSamples)
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
+		t.Fatalf("picking %d of %d chunks allocated %d bytes", audit.MaxSamples, n, got)
+	}
+	if len(idx) != audit.MaxSamples {
+		t.Fatalf("picked %v", idx)
+	}
+	for i, k := range idx {
+		if k < 0 || k >= n || (i > 0 && idx[i-1] >= k) {
+			t.Fatalf("picked %v: not distinct, sorted and in range", idx)
+		}
+	}
+	// Small objects: all chunks when asked for more, each reachable.
+	if got := audit.PickIndexes(3, 8); !slices.Equal(got, []int{0, 1, 2}) {
+		t.Fatalf("PickIndexes(3, 8) = %v", got)
+	}
+	hit := map[int]bool{}
+	for range 2000 {
+		for _, k := range audit.PickIndexes(10, 2) {
+			hit[k] = true
+		}
+	}
+	if len(hit) != 10 {
+		t.Fatalf("2000 picks of 2 of 10 chunks reached only %v", hit)
+	}
+	if got := audit.PickIndexes(0, 4); len(got) != 0 {
+		t.Fatalf("PickIndexes(0, 4) = %v", got)
 	}
 }

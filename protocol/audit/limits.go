@@ -23,6 +23,10 @@ const (
 	MaxPathBlocks = 9
 	// MaxChunkSize is the largest chunk an answer may carry.
 	MaxChunkSize = chunker.MaxChunkSize
+	// MaxObjectBytes is the largest object size ChunkCount believes a
+	// DAG's root (1 PiB): a root claiming more is a lie (ErrBadAnswer), so
+	// the chunk count it returns always fits an int.
+	MaxObjectBytes = 1 << 50
 	// MinNonce and MaxNonce bound a challenge's nonce length in bytes.
 	MinNonce = 16
 	MaxNonce = 64
