@@ -548,3 +548,136 @@ func TestAuditPickIndexesHugeObject(t *testing.T) {
 		t.Fatalf("PickIndexes(0, 4) = %v", got)
 	}
 }
+
+// blockingChunk wraps a block source so reads of one chunk wait until
+// released, counting the reads of every chunk.
+type blockingChunk struct {
+	audit.Blocks
+	ep      *atomic.Pointer[env]
+	index   atomic.Int64 // the chunk to block on, -1 for none
+	entered chan struct{}
+	release chan struct{}
+	reads   atomic.Int64 // reads of chunks other than index
+}
+
+func (b *blockingChunk) Get(c cid.Cid) ([]byte, error) {
+	if e := b.ep.Load(); e != nil {
+		for i, ch := range e.res.Chunks {
+			if !c.Equals(ch.CID) {
+				continue
+			}
+			if int64(i) == b.index.Load() {
+				b.entered <- struct{}{}
+				<-b.release
+			} else {
+				b.reads.Add(1)
+			}
+		}
+	}
+	return b.Blocks.Get(c)
+}
+
+// A challenger that gives up (its stream reset) stops the provider's work:
+// the chunks after the one being read when it left are never read.
+func TestAuditResetChallengeStopsWork(t *testing.T) {
+	var ep atomic.Pointer[env]
+	bc := &blockingChunk{ep: &ep, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	bc.index.Store(5)
+	left := make(chan struct{}, 1)
+	e := newEnv(t, func(b audit.Blocks) audit.Blocks { bc.Blocks = b; return bc },
+		audit.WithLeaveHook(func() { left <- struct{}{} }))
+	ep.Store(e)
+	t.Cleanup(func() {
+		select {
+		case <-bc.release:
+		default:
+			close(bc.release)
+		}
+	})
+	ctx := testCtx(t)
+	actx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		out, err := e.client(t).Audit(actx, e.provider.ID(), e.target, []audit.Sample{{Index: 5}, {Index: 6}, {Index: 300}, {Index: 399}})
+		if err == nil && out.Pass {
+			err = errors.New("passed")
+		}
+		done <- err
+	}()
+	select {
+	case <-bc.entered:
+	case <-ctx.Done():
+		t.Fatal("the provider never read the first sampled chunk")
+	}
+	cancel() // the client resets its stream
+	if err := <-done; err == nil {
+		t.Fatal("a cancelled audit reported no error")
+	}
+	select {
+	case <-left:
+	case <-ctx.Done():
+		t.Fatal("the handler did not see the challenger leave")
+	}
+	close(bc.release)
+	abandoned := func() float64 {
+		return counter(t, e.reg, "satchel_provider_audit_challenges_total", "status", "abandoned")
+	}
+	tn.Wait(t, "the abandoned challenge counted", func() bool { return abandoned() == 1 })
+	if n := bc.reads.Load(); n != 0 {
+		t.Fatalf("the provider read %d more chunks after the challenger left", n)
+	}
+	if n := counter(t, e.reg, "satchel_provider_audit_bytes_out_total"); n != 0 {
+		t.Fatalf("%v bytes sent to a challenger that left", n)
+	}
+
+	// A challenger that waits gets its answer, each chunk read once.
+	bc.index.Store(-1)
+	out, err := e.client(t).Audit(ctx, e.provider.ID(), e.target, []audit.Sample{{Index: 5}, {Index: 6}, {Index: 300}})
+	if err != nil || !out.Pass {
+		t.Fatalf("audit after a reset: %v %v", err, out.Err)
+	}
+	if n := bc.reads.Load(); n != 3 {
+		t.Fatalf("3 sampled chunks were read %d times", n)
+	}
+}
+
+// The node-wide answer budget refuses challenges once spent, whoever sends
+// them, and admits them again as it refills.
+func TestAuditAnswerBudgetRefuses(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	const perSecond, burst = 1 << 10, 20 << 10
+	e := newEnv(t, nil, audit.WithRate(1000, 1000), audit.WithHandlerClock(now), audit.WithAnswerBudget(perSecond, burst))
+	ctx := testCtx(t)
+	passed := 0
+	var refused error
+	for range 50 {
+		out, err := e.client(t).Audit(ctx, e.provider.ID(), e.target, []audit.Sample{{Index: passed % testChunks}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !out.Pass {
+			refused = out.Err
+			break
+		}
+		passed++
+	}
+	// Each answer reads a chunk and two interior blocks (about 7 KiB):
+	// the 20 KiB budget (and one answer's debt) covers a few, not 50.
+	if passed == 0 || passed > 5 || !errors.Is(refused, audit.ErrRefused) {
+		t.Fatalf("%d audits passed before %v; want a few, then ErrRefused", passed, refused)
+	}
+	if n := counter(t, e.reg, "satchel_provider_audit_challenges_total", "status", "busy"); n != 1 {
+		t.Fatalf("busy challenges = %v, want 1", n)
+	}
+	// Still spent for everyone at the same instant...
+	if out, err := e.client(t).Audit(ctx, e.provider.ID(), e.target, []audit.Sample{{Index: 1}}); err != nil || !errors.Is(out.Err, audit.ErrRefused) {
+		t.Fatalf("another challenger on a spent budget: %v %v", err, out.Err)
+	}
+	// ...and refilled a minute later.
+	clock.Add(int64(time.Minute))
+	if out, err := e.client(t).Audit(ctx, e.provider.ID(), e.target, []audit.Sample{{Index: 2}}); err != nil || !out.Pass {
+		t.Fatalf("audit on a refilled budget: %v %v", err, out.Err)
+	}
+}

@@ -43,12 +43,20 @@ const (
 	// at once.
 	DefaultRate  = 0.5
 	DefaultBurst = 10
+	// DefaultAnswerRate and DefaultAnswerBurst are the node-wide budget a
+	// handler answers within by default: the bytes of chunks and proof
+	// blocks it reads (and hashes) for all challengers together, 8 MiB a
+	// second on average, up to four answers of MaxSamples whole chunks at
+	// once. A challenge that finds the budget spent is refused.
+	DefaultAnswerRate  = 8 << 20
+	DefaultAnswerBurst = 4 * MaxSamples * MaxChunkSize
 	// MaxConcurrent is how many challenges a handler answers at once over
 	// all challengers; more are refused, so fresh peer IDs gain nothing.
 	MaxConcurrent = 16
 	// maxReplayEntries bounds the nonces a handler remembers; when it is
 	// full of live entries new challenges are refused until they expire.
 	maxReplayEntries = 1 << 16
-	// maxChallengers bounds the per-challenger rate limiters kept.
+	// maxChallengers bounds the per-challenger rate limiters kept; the
+	// least recently seen challenger's is dropped first.
 	maxChallengers = 4096
 )
