@@ -681,3 +681,28 @@ func TestAuditAnswerBudgetRefuses(t *testing.T) {
 		t.Fatalf("audit on a refilled budget: %v %v", err, out.Err)
 	}
 }
+
+// Answers are sent from the chunks they read, so all answers together hold
+// at most MaxAnswerMemory of them: a challenge that would need more is
+// refused, and every answer gives back what it held.
+func TestAuditAnswerMemoryBounded(t *testing.T) {
+	e := newEnv(t, nil, audit.WithRate(1000, 1000))
+	ctx := testCtx(t)
+	c := e.client(t)
+	release, ok := audit.HoldAnswerMemory(e.handler, audit.MaxAnswerMemory-audit.MaxChunkSize/2)
+	if !ok {
+		t.Fatal("answer memory taken by no answer")
+	}
+	out, err := c.Audit(ctx, e.provider.ID(), e.target, []audit.Sample{{Index: 1}})
+	if err != nil || !errors.Is(out.Err, audit.ErrRefused) {
+		t.Fatalf("audit with the answers' memory taken: %v %v; want ErrRefused", err, out.Err)
+	}
+	release()
+	for i := range 20 {
+		out, err := c.Audit(ctx, e.provider.ID(), e.target, []audit.Sample{{Index: i}, {Index: 300 + i}})
+		if err != nil || !out.Pass {
+			t.Fatalf("audit %d: %v %v", i, err, out.Err)
+		}
+	}
+	tn.Wait(t, "the answers' memory given back", func() bool { return audit.AnswerMemoryHeld(e.handler) == 0 })
+}

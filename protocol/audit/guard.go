@@ -20,6 +20,7 @@ type guard struct {
 	budget *budget
 
 	mu     sync.Mutex
+	held   int64                                  // chunk bytes held by answers being prepared or sent
 	limits *simplelru.LRU[peer.ID, *rate.Limiter] // least recently seen challengers go first
 	nonces map[string]time.Time                   // challenger+nonce → when it may be forgotten
 }
@@ -57,6 +58,25 @@ func (g *guard) admit(p peer.ID, now time.Time) (release func(), err error) {
 	default:
 		return nil, fmt.Errorf("%w: %d challenges are being answered; try again later", ErrRefused, MaxConcurrent)
 	}
+}
+
+// hold reserves n bytes of answer memory, or reports that maxAnswerMemory
+// is taken.
+func (g *guard) hold(n int64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.held+n > maxAnswerMemory {
+		return false
+	}
+	g.held += n
+	return true
+}
+
+// unhold returns n bytes reserved by hold.
+func (g *guard) unhold(n int64) {
+	g.mu.Lock()
+	g.held -= n
+	g.mu.Unlock()
 }
 
 // fresh records p's nonce, failing with ErrReplay if it was seen within

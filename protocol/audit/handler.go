@@ -203,7 +203,9 @@ func (h *Handler) writeHeader(fw *p2p.FrameWriter, hdr *pb.AnswerHeader) error {
 // within the node's answer budget, stopping if the challenger leaves; then
 // sends the header and one proof frame per sample from the bytes read.
 func (h *Handler) answer(ctx context.Context, fw *p2p.FrameWriter, ch *pb.Challenge) error {
-	proofs, err := h.prepare(ctx, ch)
+	var held int64
+	defer func() { h.guard.unhold(held) }()
+	proofs, err := h.prepare(ctx, ch, &held)
 	switch {
 	case ctx.Err() != nil:
 		h.metrics.challenge("abandoned")
@@ -217,7 +219,7 @@ func (h *Handler) answer(ctx context.Context, fw *p2p.FrameWriter, ch *pb.Challe
 	if err := h.writeHeader(fw, &pb.AnswerHeader{Status: pb.AuditStatus_AUDIT_STATUS_OK, Nonce: ch.Nonce, Count: uint32(len(proofs))}); err != nil {
 		return err
 	}
-	for _, p := range proofs {
+	for i, p := range proofs {
 		if err := ctx.Err(); err != nil {
 			h.metrics.challenge("abandoned")
 			return err
@@ -229,6 +231,9 @@ func (h *Handler) answer(ctx context.Context, fw *p2p.FrameWriter, ch *pb.Challe
 			return err
 		}
 		h.metrics.bytesOut.Add(float64(len(p.Data)))
+		proofs[i] = nil // sent: its chunk's memory goes back
+		h.guard.unhold(int64(len(p.Data)))
+		held -= int64(len(p.Data))
 	}
 	h.metrics.challenge("ok")
 	return nil
@@ -237,8 +242,10 @@ func (h *Handler) answer(ctx context.Context, fw *p2p.FrameWriter, ch *pb.Challe
 // prepare reads what the answer sends: for each sample the proof path (each
 // interior block read once per challenge) and the chunk, verified by
 // Blocks.Get, or the requested range of it. It stops when ctx ends, and
-// with an error wrapping ErrRefused when the answer budget is spent.
-func (h *Handler) prepare(ctx context.Context, ch *pb.Challenge) ([]*pb.SampleProof, error) {
+// with an error wrapping ErrRefused when the answer budget is spent or the
+// answers' memory is taken. held counts the bytes it reserved (hold), for
+// the caller to give back when the answer is done.
+func (h *Handler) prepare(ctx context.Context, ch *pb.Challenge, held *int64) ([]*pb.SampleProof, error) {
 	root, chunks, err := h.objects.Object(ctx, ch.Bag, ch.Object)
 	if err != nil {
 		return nil, err
@@ -263,6 +270,10 @@ func (h *Handler) prepare(ctx context.Context, ch *pb.Challenge) ([]*pb.SamplePr
 		if err != nil {
 			return nil, err
 		}
+		if !h.guard.hold(MaxChunkSize) {
+			return nil, fmt.Errorf("%w: this node's audit answers hold %d MiB of chunks; try again later", ErrRefused, maxAnswerMemory>>20)
+		}
+		*held += MaxChunkSize
 		data, err := h.read(ctx, leaf)
 		if err != nil {
 			h.noteCorrupt(leaf, err)
@@ -271,6 +282,10 @@ func (h *Handler) prepare(ctx context.Context, ch *pb.Challenge) ([]*pb.SamplePr
 		if smp.Length > 0 {
 			end := min(smp.Offset+smp.Length, uint64(len(data)))
 			data = bytes.Clone(data[min(smp.Offset, end):end]) // keep the range, not the chunk
+		}
+		if keep := int64(len(data)); keep < MaxChunkSize {
+			h.guard.unhold(MaxChunkSize - keep)
+			*held -= MaxChunkSize - keep
 		}
 		proofs[i] = &pb.SampleProof{Index: smp.Index, Path: blocks, Data: data}
 	}
