@@ -65,6 +65,8 @@ type auditConfig struct {
 	history   int
 	rate      float64
 	burst     int
+	answer    int64 // bytes a second all answers may read (0: audit.DefaultAnswerRate)
+	answerMax int64
 }
 
 func defaultAuditConfig() auditConfig {
@@ -109,6 +111,14 @@ func WithAuditRate(perSecond float64, burst int) Option {
 			c.audit.burst = burst
 		}
 	}
+}
+
+// WithAuditAnswerBudget sets the node-wide budget the node answers
+// challenges within: bytesPerSecond of chunks and proof blocks read, burst
+// at once (defaults audit.DefaultAnswerRate, audit.DefaultAnswerBurst).
+// Challenges beyond it are refused, which is no verdict for the auditor.
+func WithAuditAnswerBudget(bytesPerSecond, burst int64) Option {
+	return func(c *config) { c.audit.answer, c.audit.answerMax = max(bytesPerSecond, 0), max(burst, 0) }
 }
 
 // auditor is the node's audit state.
@@ -196,7 +206,7 @@ func (s *Server) startAudits(ctx context.Context, key crypto.PrivKey) error {
 	}
 	s.audits.client = ac
 	opts := []audit.HandlerOption{audit.WithLogger(s.cfg.log), audit.WithCorruptBlock(s.onCorrupt),
-		audit.WithRate(s.cfg.audit.rate, s.cfg.audit.burst)}
+		audit.WithRate(s.cfg.audit.rate, s.cfg.audit.burst), audit.WithAnswerBudget(s.cfg.audit.answer, s.cfg.audit.answerMax)}
 	if s.cfg.registerer != nil {
 		opts = append(opts, audit.WithMetrics(s.cfg.registerer))
 	}
