@@ -9,7 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/ipfs/go-cid"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
@@ -63,6 +65,8 @@ type auditConfig struct {
 	history   int
 	rate      float64
 	burst     int
+	answer    int64 // bytes a second all answers may read (0: audit.DefaultAnswerRate)
+	answerMax int64
 }
 
 func defaultAuditConfig() auditConfig {
@@ -109,17 +113,26 @@ func WithAuditRate(perSecond float64, burst int) Option {
 	}
 }
 
+// WithAuditAnswerBudget sets the node-wide budget the node answers
+// challenges within: bytesPerSecond of chunks and proof blocks read, burst
+// at once (defaults audit.DefaultAnswerRate, audit.DefaultAnswerBurst).
+// Challenges beyond it are refused, which is no verdict for the auditor.
+func WithAuditAnswerBudget(bytesPerSecond, burst int64) Option {
+	return func(c *config) { c.audit.answer, c.audit.answerMax = max(bytesPerSecond, 0), max(burst, 0) }
+}
+
 // auditor is the node's audit state.
 type auditor struct {
-	budget *rate.Limiter
-	client *audit.Client
-	key    crypto.PrivKey
+	budget    *rate.Limiter
+	client    *audit.Client
+	key       crypto.PrivKey
+	operators *bagOperators // who may publish results about this node's bags
 
 	mu     sync.Mutex
-	cursor map[auditCursorKey]uint64 // last object audited per (bag, peer)
-	resync map[uint64]time.Time      // when each object was last re-checked on a failed result
-	peers  map[peer.ID]*PeerAudits   // what this node's own audits found
-	heard  []HeardResult             // ring of results heard on the topic
+	cursor map[auditCursorKey]uint64            // last object audited per (bag, peer)
+	resync *simplelru.LRU[resyncKey, time.Time] // when a failed result last made this node re-check an object
+	peers  map[peer.ID]*PeerAudits              // what this node's own audits found
+	heard  []HeardResult                        // ring of results heard on the topic
 	next   int
 	cap    int
 }
@@ -172,10 +185,11 @@ const AuditsPath = "/api/v1/audits"
 
 func newAuditor(cfg auditConfig) *auditor {
 	burst := max(int(cfg.bandwidth), audit.MaxSamples*audit.MaxChunkSize)
+	resync, _ := simplelru.NewLRU[resyncKey, time.Time](maxResyncEntries, nil) // errors only for a size <= 0
 	return &auditor{
 		budget: rate.NewLimiter(rate.Limit(cfg.bandwidth), burst),
 		cursor: map[auditCursorKey]uint64{},
-		resync: map[uint64]time.Time{},
+		resync: resync,
 		peers:  map[peer.ID]*PeerAudits{},
 		cap:    max(cfg.history, 1),
 	}
@@ -185,19 +199,20 @@ func newAuditor(cfg auditConfig) *auditor {
 // the audit loop. It is called by Start.
 func (s *Server) startAudits(ctx context.Context, key crypto.PrivKey) error {
 	s.audits.key = key
+	s.audits.operators = newBagOperators(s.c)
 	ac, err := audit.NewClient(s.h.Libp2p(), audit.WithLocalChunks(s.bs.Get))
 	if err != nil {
 		return err
 	}
 	s.audits.client = ac
 	opts := []audit.HandlerOption{audit.WithLogger(s.cfg.log), audit.WithCorruptBlock(s.onCorrupt),
-		audit.WithRate(s.cfg.audit.rate, s.cfg.audit.burst)}
+		audit.WithRate(s.cfg.audit.rate, s.cfg.audit.burst), audit.WithAnswerBudget(s.cfg.audit.answer, s.cfg.audit.answerMax)}
 	if s.cfg.registerer != nil {
 		opts = append(opts, audit.WithMetrics(s.cfg.registerer))
 	}
 	s.auditH = audit.NewHandler(s.bs.ForAudit(), s.bs.ForAudit(), opts...)
 	s.auditH.Register(s.h.Protocol())
-	if err := s.h.PubSub().RegisterTopicValidator(audit.Topic, audit.Validator); err != nil {
+	if err := s.h.PubSub().RegisterTopicValidator(audit.Topic, s.validateResult, pubsub.WithValidatorTimeout(resultValidationTimeout)); err != nil {
 		return fmt.Errorf("provider: audit topic validator: %w", err)
 	}
 	sub, err := s.h.Subscribe(audit.Topic)

@@ -19,8 +19,46 @@ import (
 // Results heard on the audit topic: kept in a bounded ring for the status
 // API, and acted on when they say this node failed.
 
+// resultValidationTimeout bounds the chain read validateResult may make.
+const resultValidationTimeout = 5 * time.Second
+
+// validateResult is the audit topic's validator: a result must be signed by
+// the auditor it names, that auditor must be the message's author
+// (audit.Validator), and a result about one of this node's bags must come
+// from this node or the operator of a storage bucket of the bag as the
+// chain names it (bagOperators: cached, no DHT). Results about other bags
+// are relayed for their providers to check; this node does not keep them.
+// It runs in pubsub's validation goroutines, so a chain read here never
+// holds up heardLoop.
+func (s *Server) validateResult(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	if !audit.Validator(ctx, from, msg) {
+		return pubsub.ValidationReject
+	}
+	r, err := audit.OpenResult(msg.GetData())
+	if err != nil {
+		return pubsub.ValidationReject
+	}
+	bag, err := chain.ParseBagID(r.Bag)
+	if err != nil {
+		return pubsub.ValidationReject
+	}
+	if !s.isAssigned(bag) || string(r.Auditor) == string(s.h.ID()) {
+		return pubsub.ValidationAccept
+	}
+	ok, err := s.audits.operators.operates(ctx, bag, peer.ID(r.Auditor))
+	if err != nil || !ok {
+		// Not an operator as far as the chain (cached) says: not kept,
+		// not relayed, not penalised (the view may be a few seconds old).
+		s.am.dropped.Inc()
+		return pubsub.ValidationIgnore
+	}
+	return pubsub.ValidationAccept
+}
+
 // heardLoop reads the audit topic until ctx ends. Messages arrive
-// validated (audit.Validator): signed by the auditor they name.
+// validated (validateResult), so it keeps, without any further look-up,
+// the results about this node's bags: those are from this node or an
+// operator of the bag.
 func (s *Server) heardLoop(ctx context.Context, sub *pubsub.Subscription) {
 	for {
 		msg, err := sub.Next(ctx)
@@ -31,10 +69,8 @@ func (s *Server) heardLoop(ctx context.Context, sub *pubsub.Subscription) {
 		if err != nil {
 			continue // the validator lets none through; belt and braces
 		}
-		if !s.fromBagProvider(ctx, r) {
-			// Anyone can sign a result; only those of the bag's own
-			// providers are kept, so strangers cannot crowd them out.
-			continue
+		if !s.isAssigned(chain.BagID(r.Bag)) {
+			continue // relayed for the bag's own providers
 		}
 		s.hear(r)
 		if r.Verdict == pb.Verdict_VERDICT_FAIL && string(r.Provider) == string(s.h.ID()) && s.shouldResync(r) {
@@ -115,49 +151,33 @@ func (s *Server) serveHeard(w http.ResponseWriter, r *http.Request) {
 }
 
 // resyncCooldown is how long after re-checking an object on a failed
-// result further failed results for it are ignored.
+// result further failed results for it from the same auditor are ignored.
 const resyncCooldown = time.Minute
 
-// maxResyncEntries bounds the remembered re-checks.
+// maxResyncEntries bounds the remembered re-checks (least recent dropped
+// first).
 const maxResyncEntries = 4096
 
-// fromBagProvider reports whether a result's auditor is this node or the
-// operator of another storage bucket of the result's bag, as the chain
-// says (cached briefly by the peer finder).
-func (s *Server) fromBagProvider(ctx context.Context, r *pb.AuditResult) bool {
-	if string(r.Auditor) == string(s.h.ID()) {
-		return true
-	}
-	bag, err := chain.ParseBagID(r.Bag)
-	if err != nil {
-		return false
-	}
-	peers, err := s.peers.chainPeers(ctx, bag)
-	if err != nil {
-		return false
-	}
-	for _, p := range peers {
-		if string(p.ID) == string(r.Auditor) {
-			return true
-		}
-	}
-	return false
+// resyncKey is what a re-check's cooldown is kept by: one auditor's
+// failures of one object.
+type resyncKey struct {
+	auditor string
+	bag     string
+	object  uint64
 }
 
 // shouldResync decides whether a failed result naming this node (from one
-// of the bag's providers) is acted on: not if the object was re-checked
-// within resyncCooldown.
+// of the bag's operators) is acted on: not if the same auditor's failure
+// of the object made the node re-check it within resyncCooldown.
 func (s *Server) shouldResync(r *pb.AuditResult) bool {
 	a := s.audits
+	key := resyncKey{auditor: string(r.Auditor), bag: r.Bag, object: r.Object}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if at, ok := a.resync[r.Object]; ok && time.Since(at) < resyncCooldown {
+	if at, ok := a.resync.Get(key); ok && time.Since(at) < resyncCooldown {
 		return false
 	}
-	if len(a.resync) >= maxResyncEntries {
-		clear(a.resync)
-	}
-	a.resync[r.Object] = time.Now()
+	a.resync.Add(key, time.Now())
 	return true
 }
 

@@ -11,6 +11,7 @@ type auditMetrics struct {
 	auditBytes       prometheus.Counter
 	heard            *prometheus.CounterVec
 	resyncs          prometheus.Counter
+	dropped          prometheus.Counter
 	scrubChecked     prometheus.Counter
 	scrubFailed      prometheus.Counter
 	scrubRepaired    prometheus.Counter
@@ -29,7 +30,9 @@ func newAuditMetrics() *auditMetrics {
 		auditBytes: prometheus.NewCounter(prometheus.CounterOpts(opts("audit_bytes_in_total", "Bytes received in answers to this node's audits."))),
 		heard: prometheus.NewCounterVec(prometheus.CounterOpts(opts("audit_results_heard_total",
 			"Signed audit results from the bags' providers heard on the audit topic, by verdict.")), []string{"verdict"}),
-		resyncs:       prometheus.NewCounter(prometheus.CounterOpts(opts("audit_resyncs_total", "Objects re-checked because an audit found this node failing."))),
+		resyncs: prometheus.NewCounter(prometheus.CounterOpts(opts("audit_resyncs_total", "Objects re-checked because an audit found this node failing."))),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts(opts("audit_results_dropped_total",
+			"Audit results about this node's bags dropped because their auditor operates none of the bag's buckets (or the chain could not say)."))),
 		scrubChecked:  prometheus.NewCounter(prometheus.CounterOpts(opts("scrub_blocks_checked_total", "Blocks the scrub read and verified."))),
 		scrubFailed:   prometheus.NewCounter(prometheus.CounterOpts(opts("scrub_blocks_failed_total", "Blocks the scrub found corrupt or missing."))),
 		scrubRepaired: prometheus.NewCounter(prometheus.CounterOpts(opts("scrub_blocks_repaired_total", "Blocks the scrub found bad that are held again."))),
@@ -43,7 +46,7 @@ func newAuditMetrics() *auditMetrics {
 // register adds the collectors to the node's, registering them on its
 // registry.
 func (am *auditMetrics) register(m *metrics) error {
-	cs := []prometheus.Collector{am.audits, am.auditBytes, am.heard, am.resyncs, am.scrubChecked, am.scrubFailed,
+	cs := []prometheus.Collector{am.audits, am.auditBytes, am.heard, am.resyncs, am.dropped, am.scrubChecked, am.scrubFailed,
 		am.scrubRepaired, am.scrubBytes, am.scrubPasses, am.scrubPassSeconds}
 	for _, c := range cs {
 		if m.reg != nil {

@@ -266,3 +266,31 @@ func TestScrubFindsFlippedByte(t *testing.T) {
 		t.Errorf("scrub failed metric = %v", n)
 	}
 }
+
+// A node answers audits within its answer budget: with a budget of a byte
+// a second its peers' challenges are refused (busy), which the auditors
+// count as refused, not as a verdict.
+func TestAuditAnswerBudgetRefusesPeers(t *testing.T) {
+	net := newNet(t, auditOptions(), testnet.ProviderOptions(provider.WithAuditAnswerBudget(1, 1)))
+	ctx := testCtx(t)
+	const chunkSize = 4 << 10
+	obj, err := net.UploadChunked(ctx, randomBytes(t, 3*chunkSize), chunkSize, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testnet.Wait(t, "accepted", accepted(net, obj))
+	for _, p := range net.Providers() {
+		testnet.Wait(t, "synced", holds(p, obj))
+	}
+	sum := func(name string, labels map[string]string) float64 {
+		n := 0.0
+		for _, p := range net.Providers() {
+			n += counter(t, p.Registry(), name, labels)
+		}
+		return n
+	}
+	testnet.Wait(t, "audits refused as over the answer budget", func() bool {
+		return sum("satchel_provider_audit_challenges_total", map[string]string{"status": "busy"}) >= 3 &&
+			sum("satchel_provider_audits_total", map[string]string{"result": "refused"}) >= 3
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 
@@ -169,4 +170,87 @@ func (f *peerFinder) withDHT(ctx context.Context, bag chain.BagID, ps []chainPee
 		out = append(out, ai.ID)
 	}
 	return out
+}
+
+// maxOperatorBags bounds the bags whose operators bagOperators keeps.
+const maxOperatorBags = 1024
+
+// bagOperators answers whether a peer operates a storage bucket of a bag,
+// from the chain alone (the bag and its buckets' metadata; no worker reads,
+// no DHT): what an audit result's auditor must be to be kept. Each bag's
+// operators are cached for peerCacheTTL, at most maxOperatorBags bags (the
+// least recently asked about dropped first), and concurrent look-ups of one
+// bag share one chain read, so a flood of results costs one read per bag
+// per peerCacheTTL.
+type bagOperators struct {
+	c chainAPI
+
+	mu       sync.Mutex
+	cache    *simplelru.LRU[chain.BagID, operatorSet]
+	inflight map[chain.BagID]chan struct{}
+}
+
+type operatorSet struct {
+	ids map[peer.ID]bool
+	at  time.Time
+}
+
+func newBagOperators(c chainAPI) *bagOperators {
+	cache, _ := simplelru.NewLRU[chain.BagID, operatorSet](maxOperatorBags, nil) // errors only for a size <= 0
+	return &bagOperators{c: c, cache: cache, inflight: map[chain.BagID]chan struct{}{}}
+}
+
+// operates reports whether p is the active operator of a storage bucket of
+// bag, as the chain said at most peerCacheTTL ago.
+func (o *bagOperators) operates(ctx context.Context, bag chain.BagID, p peer.ID) (bool, error) {
+	for {
+		o.mu.Lock()
+		if set, ok := o.cache.Get(bag); ok && time.Since(set.at) < peerCacheTTL {
+			o.mu.Unlock()
+			return set.ids[p], nil
+		}
+		wait, busy := o.inflight[bag]
+		if !busy {
+			done := make(chan struct{})
+			o.inflight[bag] = done
+			o.mu.Unlock()
+			ids, err := o.read(ctx, bag)
+			o.mu.Lock()
+			delete(o.inflight, bag)
+			if err == nil {
+				o.cache.Add(bag, operatorSet{ids: ids, at: time.Now()})
+			}
+			o.mu.Unlock()
+			close(done)
+			return ids[p], err
+		}
+		o.mu.Unlock()
+		select {
+		case <-wait: // read by another look-up (or failed): look again
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+}
+
+// read returns the peer IDs of the active operators of bag's buckets.
+func (o *bagOperators) read(ctx context.Context, bag chain.BagID) (map[peer.ID]bool, error) {
+	b, err := o.c.Bag(ctx, bag)
+	if err != nil {
+		return nil, err
+	}
+	ids := map[peer.ID]bool{}
+	for _, id := range b.StorageBuckets {
+		bkt, err := o.c.StorageBucket(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if bkt.OperatorStatus != chain.OperatorActive || bkt.Metadata == nil {
+			continue
+		}
+		if pid, err := peer.Decode(bkt.Metadata.PeerID); err == nil {
+			ids[pid] = true
+		}
+	}
+	return ids, nil
 }

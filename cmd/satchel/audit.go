@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"slices"
@@ -140,8 +139,10 @@ func runAudit(ctx context.Context, app *App, pid peer.ID, bag chain.BagID, id ch
 	if err != nil {
 		return auditVerdict{}, err
 	}
-	idx := rand.Perm(n)[:min(n, max(1, min(samples, audit.MaxSamples)))]
-	slices.Sort(idx)
+	if obj.Size > 0 && uint64(n) > obj.Size {
+		return auditVerdict{}, fmt.Errorf("%w: the DAG of object %d from %s claims %d chunks of a %d-byte object", audit.ErrBadAnswer, id, pid, n, obj.Size)
+	}
+	idx := audit.PickIndexes(n, max(1, min(samples, audit.MaxSamples)))
 	smp := make([]audit.Sample, len(idx))
 	for i, k := range idx {
 		smp[i] = audit.Sample{Index: k}

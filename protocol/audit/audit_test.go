@@ -6,16 +6,22 @@ import (
 	"crypto/rand"
 	"errors"
 	"log/slog"
+	"runtime"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	tn "github.com/satchel-net/satchel/testnet"
 
+	dag "github.com/ipfs/boxo/ipld/merkledag"
+	ft "github.com/ipfs/boxo/ipld/unixfs"
 	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multihash"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
@@ -456,4 +462,247 @@ func TestChunkCount(t *testing.T) {
 	if err != nil || n != testChunks {
 		t.Fatalf("ChunkCount = %d, %v; want %d", n, err, testChunks)
 	}
+}
+
+// fileNode is a UnixFS file node linking leaves with the block sizes
+// given, as a peer could serve it: the CID is right, the sizes are its own.
+func fileNode(t *testing.T, sizes []uint64, leaf cid.Cid) (cid.Cid, []byte) {
+	t.Helper()
+	fs := ft.NewFSNode(ft.TFile)
+	for _, b := range sizes {
+		fs.AddBlockSize(b)
+	}
+	data, err := fs.GetBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd := dag.NodeWithData(data)
+	nd.SetCidBuilder(cid.V1Builder{Codec: cid.DagProtobuf, MhType: multihash.SHA2_256})
+	for range sizes {
+		if err := nd.AddRawLink("", &ipld.Link{Cid: leaf, Size: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return nd.Cid(), nd.RawData()
+}
+
+// A root whose block sizes overflow the sum, claim more than any object
+// could be, or name an oversized chunk is a lying answer, not a count.
+func TestAuditChunkCountRefusesLyingSizes(t *testing.T) {
+	leaf := []byte("x")
+	lc := chunker.ChunkCID(leaf)
+	for _, sizes := range [][]uint64{
+		{1, 1 << 63},              // sums to a negative int
+		{1 << 63, 1 << 63, 1},     // wraps around to 1
+		{1, audit.MaxObjectBytes}, // one byte over the bound
+		{chunker.MaxChunkSize + 1, 1},
+	} {
+		root, blk := fileNode(t, sizes, lc)
+		blocks := map[cid.Cid][]byte{root: blk, lc: leaf}
+		n, err := audit.ChunkCount(root, func(c cid.Cid) ([]byte, error) { return blocks[c], nil })
+		if !errors.Is(err, audit.ErrBadAnswer) {
+			t.Errorf("sizes %v: ChunkCount = %d, %v; want ErrBadAnswer", sizes, n, err)
+		}
+	}
+	// The largest object allowed is counted, and fits an int.
+	root, blk := fileNode(t, []uint64{1, audit.MaxObjectBytes - 1}, lc)
+	blocks := map[cid.Cid][]byte{root: blk, lc: leaf}
+	if n, err := audit.ChunkCount(root, func(c cid.Cid) ([]byte, error) { return blocks[c], nil }); err != nil || n != audit.MaxObjectBytes {
+		t.Fatalf("ChunkCount of a 1 PiB object of 1-byte chunks = %d, %v", n, err)
+	}
+}
+
+// Picking samples of a huge object allocates for the samples, not the
+// object's chunks, and picks distinct indexes in range.
+func TestAuditPickIndexesHugeObject(t *testing.T) {
+	const n = audit.MaxObjectBytes
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	idx := audit.PickIndexes(n, audit.MaxSamples)
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
+		t.Fatalf("picking %d of %d chunks allocated %d bytes", audit.MaxSamples, n, got)
+	}
+	if len(idx) != audit.MaxSamples {
+		t.Fatalf("picked %v", idx)
+	}
+	for i, k := range idx {
+		if k < 0 || k >= n || (i > 0 && idx[i-1] >= k) {
+			t.Fatalf("picked %v: not distinct, sorted and in range", idx)
+		}
+	}
+	// Small objects: all chunks when asked for more, each reachable.
+	if got := audit.PickIndexes(3, 8); !slices.Equal(got, []int{0, 1, 2}) {
+		t.Fatalf("PickIndexes(3, 8) = %v", got)
+	}
+	hit := map[int]bool{}
+	for range 2000 {
+		for _, k := range audit.PickIndexes(10, 2) {
+			hit[k] = true
+		}
+	}
+	if len(hit) != 10 {
+		t.Fatalf("2000 picks of 2 of 10 chunks reached only %v", hit)
+	}
+	if got := audit.PickIndexes(0, 4); len(got) != 0 {
+		t.Fatalf("PickIndexes(0, 4) = %v", got)
+	}
+}
+
+// blockingChunk wraps a block source so reads of one chunk wait until
+// released, counting the reads of every chunk.
+type blockingChunk struct {
+	audit.Blocks
+	ep      *atomic.Pointer[env]
+	index   atomic.Int64 // the chunk to block on, -1 for none
+	entered chan struct{}
+	release chan struct{}
+	reads   atomic.Int64 // reads of chunks other than index
+}
+
+func (b *blockingChunk) Get(c cid.Cid) ([]byte, error) {
+	if e := b.ep.Load(); e != nil {
+		for i, ch := range e.res.Chunks {
+			if !c.Equals(ch.CID) {
+				continue
+			}
+			if int64(i) == b.index.Load() {
+				b.entered <- struct{}{}
+				<-b.release
+			} else {
+				b.reads.Add(1)
+			}
+		}
+	}
+	return b.Blocks.Get(c)
+}
+
+// A challenger that gives up (its stream reset) stops the provider's work:
+// the chunks after the one being read when it left are never read.
+func TestAuditResetChallengeStopsWork(t *testing.T) {
+	var ep atomic.Pointer[env]
+	bc := &blockingChunk{ep: &ep, entered: make(chan struct{}, 1), release: make(chan struct{})}
+	bc.index.Store(5)
+	left := make(chan struct{}, 1)
+	e := newEnv(t, func(b audit.Blocks) audit.Blocks { bc.Blocks = b; return bc },
+		audit.WithLeaveHook(func() { left <- struct{}{} }))
+	ep.Store(e)
+	t.Cleanup(func() {
+		select {
+		case <-bc.release:
+		default:
+			close(bc.release)
+		}
+	})
+	ctx := testCtx(t)
+	actx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		out, err := e.client(t).Audit(actx, e.provider.ID(), e.target, []audit.Sample{{Index: 5}, {Index: 6}, {Index: 300}, {Index: 399}})
+		if err == nil && out.Pass {
+			err = errors.New("passed")
+		}
+		done <- err
+	}()
+	select {
+	case <-bc.entered:
+	case <-ctx.Done():
+		t.Fatal("the provider never read the first sampled chunk")
+	}
+	cancel() // the client resets its stream
+	if err := <-done; err == nil {
+		t.Fatal("a cancelled audit reported no error")
+	}
+	select {
+	case <-left:
+	case <-ctx.Done():
+		t.Fatal("the handler did not see the challenger leave")
+	}
+	close(bc.release)
+	abandoned := func() float64 {
+		return counter(t, e.reg, "satchel_provider_audit_challenges_total", "status", "abandoned")
+	}
+	tn.Wait(t, "the abandoned challenge counted", func() bool { return abandoned() == 1 })
+	if n := bc.reads.Load(); n != 0 {
+		t.Fatalf("the provider read %d more chunks after the challenger left", n)
+	}
+	if n := counter(t, e.reg, "satchel_provider_audit_bytes_out_total"); n != 0 {
+		t.Fatalf("%v bytes sent to a challenger that left", n)
+	}
+
+	// A challenger that waits gets its answer, each chunk read once.
+	bc.index.Store(-1)
+	out, err := e.client(t).Audit(ctx, e.provider.ID(), e.target, []audit.Sample{{Index: 5}, {Index: 6}, {Index: 300}})
+	if err != nil || !out.Pass {
+		t.Fatalf("audit after a reset: %v %v", err, out.Err)
+	}
+	if n := bc.reads.Load(); n != 3 {
+		t.Fatalf("3 sampled chunks were read %d times", n)
+	}
+}
+
+// The node-wide answer budget refuses challenges once spent, whoever sends
+// them, and admits them again as it refills.
+func TestAuditAnswerBudgetRefuses(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	const perSecond, burst = 1 << 10, 20 << 10
+	e := newEnv(t, nil, audit.WithRate(1000, 1000), audit.WithHandlerClock(now), audit.WithAnswerBudget(perSecond, burst))
+	ctx := testCtx(t)
+	passed := 0
+	var refused error
+	for range 50 {
+		out, err := e.client(t).Audit(ctx, e.provider.ID(), e.target, []audit.Sample{{Index: passed % testChunks}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !out.Pass {
+			refused = out.Err
+			break
+		}
+		passed++
+	}
+	// Each answer reads a chunk and two interior blocks (about 7 KiB):
+	// the 20 KiB budget (and one answer's debt) covers a few, not 50.
+	if passed == 0 || passed > 5 || !errors.Is(refused, audit.ErrRefused) {
+		t.Fatalf("%d audits passed before %v; want a few, then ErrRefused", passed, refused)
+	}
+	if n := counter(t, e.reg, "satchel_provider_audit_challenges_total", "status", "busy"); n != 1 {
+		t.Fatalf("busy challenges = %v, want 1", n)
+	}
+	// Still spent for everyone at the same instant...
+	if out, err := e.client(t).Audit(ctx, e.provider.ID(), e.target, []audit.Sample{{Index: 1}}); err != nil || !errors.Is(out.Err, audit.ErrRefused) {
+		t.Fatalf("another challenger on a spent budget: %v %v", err, out.Err)
+	}
+	// ...and refilled a minute later.
+	clock.Add(int64(time.Minute))
+	if out, err := e.client(t).Audit(ctx, e.provider.ID(), e.target, []audit.Sample{{Index: 2}}); err != nil || !out.Pass {
+		t.Fatalf("audit on a refilled budget: %v %v", err, out.Err)
+	}
+}
+
+// Answers are sent from the chunks they read, so all answers together hold
+// at most MaxAnswerMemory of them: a challenge that would need more is
+// refused, and every answer gives back what it held.
+func TestAuditAnswerMemoryBounded(t *testing.T) {
+	e := newEnv(t, nil, audit.WithRate(1000, 1000))
+	ctx := testCtx(t)
+	c := e.client(t)
+	release, ok := audit.HoldAnswerMemory(e.handler, audit.MaxAnswerMemory-audit.MaxChunkSize/2)
+	if !ok {
+		t.Fatal("answer memory taken by no answer")
+	}
+	out, err := c.Audit(ctx, e.provider.ID(), e.target, []audit.Sample{{Index: 1}})
+	if err != nil || !errors.Is(out.Err, audit.ErrRefused) {
+		t.Fatalf("audit with the answers' memory taken: %v %v; want ErrRefused", err, out.Err)
+	}
+	release()
+	for i := range 20 {
+		out, err := c.Audit(ctx, e.provider.ID(), e.target, []audit.Sample{{Index: i}, {Index: 300 + i}})
+		if err != nil || !out.Pass {
+			t.Fatalf("audit %d: %v %v", i, err, out.Err)
+		}
+	}
+	tn.Wait(t, "the answers' memory given back", func() bool { return audit.AnswerMemoryHeld(e.handler) == 0 })
 }

@@ -44,7 +44,9 @@ func BenchmarkAudit(b *testing.B) {
 	if err := bs.PutManifest(m); err != nil {
 		b.Fatal(err)
 	}
-	h := audit.NewHandler(bs.ForAudit(), bs.ForAudit(), audit.WithRate(1e6, 1e6), audit.WithLogger(slog.New(slog.DiscardHandler)))
+	h := audit.NewHandler(bs.ForAudit(), bs.ForAudit(), audit.WithRate(1e6, 1e6),
+		audit.WithAnswerBudget(1<<40, 1<<40), // the protocol's cost, not the node's budget, is measured
+		audit.WithLogger(slog.New(slog.DiscardHandler)))
 	h.Register(server.Protocol())
 	b.Cleanup(func() { _ = h.Close() })
 	c, err := audit.NewClient(client.Libp2p())

@@ -175,7 +175,8 @@ func (c *Client) exchange(ctx context.Context, p peer.ID, t Target, sc *pb.Signe
 		return fmt.Errorf("%w: send challenge to %s: %v", ErrUnreachable, p, err)
 	}
 	out.BytesOut = len(sc.Challenge) + len(sc.Signature)
-	_ = s.CloseWrite()
+	// The write side stays open until the answer is read: the provider
+	// watches it, and stops preparing the answer when the stream is reset.
 	fr := p2p.NewFrameReader(s, MaxFrame)
 	var hdr pb.AnswerHeader
 	if err := fr.ReadMsg(&hdr); err != nil {

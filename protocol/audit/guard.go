@@ -5,47 +5,51 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
 )
 
 // guard is a handler's defence: a per-challenger rate limit, a bound on
-// challenges answered at once, and the nonces already answered.
+// challenges answered at once, the nonces already answered, and the
+// node-wide budget of bytes read to answer.
 type guard struct {
-	rate  rate.Limit
-	burst int
-	slots chan struct{}
+	rate   rate.Limit
+	burst  int
+	slots  chan struct{}
+	budget *budget
 
 	mu     sync.Mutex
-	limits map[peer.ID]*rate.Limiter
-	nonces map[string]time.Time // challenger+nonce → when it may be forgotten
-	oldest time.Time
+	held   int64                                  // chunk bytes held by answers being prepared or sent
+	limits *simplelru.LRU[peer.ID, *rate.Limiter] // least recently seen challengers go first
+	nonces map[string]time.Time                   // challenger+nonce → when it may be forgotten
 }
 
-func newGuard(perSecond float64, burst int) *guard {
+func newGuard(perSecond float64, burst int, budget *budget) *guard {
+	limits, _ := simplelru.NewLRU[peer.ID, *rate.Limiter](maxChallengers, nil) // errors only for a size <= 0
 	return &guard{
 		rate: rate.Limit(perSecond), burst: burst,
 		slots:  make(chan struct{}, MaxConcurrent),
-		limits: map[peer.ID]*rate.Limiter{},
+		budget: budget,
+		limits: limits,
 		nonces: map[string]time.Time{},
 	}
 }
 
-// admit takes a slot for a challenge from p, or says why not. The caller
-// calls release when done.
-func (g *guard) admit(p peer.ID) (release func(), err error) {
+// admit takes a slot for a challenge from p at now, or says why not. The
+// caller calls release when done. A challenger's limiter is kept while it is
+// among the maxChallengers most recently seen, so a busy challenger stays
+// limited however many others come and go.
+func (g *guard) admit(p peer.ID, now time.Time) (release func(), err error) {
 	g.mu.Lock()
-	l := g.limits[p]
-	if l == nil {
-		if len(g.limits) >= maxChallengers {
-			clear(g.limits) // forget the quiet ones; a full bucket each is generous enough
-		}
-		l = rate.NewLimiter(g.rate, g.burst)
-		g.limits[p] = l
-	}
-	ok := l.Allow()
-	g.mu.Unlock()
+	l, ok := g.limits.Get(p)
 	if !ok {
+		l = rate.NewLimiter(g.rate, g.burst)
+		g.limits.Add(p, l)
+	}
+	allowed := l.AllowN(now, 1)
+	g.mu.Unlock()
+	if !allowed {
 		return nil, fmt.Errorf("%w: challenger %s is over its rate of %.2g challenges a second; wait", ErrRefused, p, float64(g.rate))
 	}
 	select {
@@ -54,6 +58,25 @@ func (g *guard) admit(p peer.ID) (release func(), err error) {
 	default:
 		return nil, fmt.Errorf("%w: %d challenges are being answered; try again later", ErrRefused, MaxConcurrent)
 	}
+}
+
+// hold reserves n bytes of answer memory, or reports that maxAnswerMemory
+// is taken.
+func (g *guard) hold(n int64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.held+n > maxAnswerMemory {
+		return false
+	}
+	g.held += n
+	return true
+}
+
+// unhold returns n bytes reserved by hold.
+func (g *guard) unhold(n int64) {
+	g.mu.Lock()
+	g.held -= n
+	g.mu.Unlock()
 }
 
 // fresh records p's nonce, failing with ErrReplay if it was seen within
@@ -77,4 +100,47 @@ func (g *guard) fresh(p peer.ID, nonce []byte, now time.Time) error {
 	}
 	g.nonces[key] = now.Add(2 * ClockWindow)
 	return nil
+}
+
+// budget is a token bucket of bytes shared by every challenge a handler
+// answers: the bytes of chunks and proof blocks read (and hashed) to answer.
+// A read is allowed while the bucket holds any tokens and then takes what
+// it read, so the bucket may go into debt by one block per answer being
+// prepared; answers find it empty until the debt is paid back.
+type budget struct {
+	mu     sync.Mutex
+	rate   float64 // bytes a second
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func newBudget(perSecond, burst int64) *budget {
+	return &budget{rate: float64(perSecond), burst: float64(burst), tokens: float64(burst)}
+}
+
+// refill adds what accrued since the last call. The caller holds mu.
+func (b *budget) refill(now time.Time) {
+	if !b.last.IsZero() && now.After(b.last) {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	if b.last.IsZero() || now.After(b.last) {
+		b.last = now
+	}
+}
+
+// allow reports whether a read may start at now.
+func (b *budget) allow(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.refill(now)
+	return b.tokens > 0
+}
+
+// spend takes n bytes read at now.
+func (b *budget) spend(now time.Time, n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.refill(now)
+	b.tokens -= float64(n)
 }

@@ -1,9 +1,11 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -51,6 +53,9 @@ type HandlerOption func(*handlerConfig)
 type handlerConfig struct {
 	rate      float64
 	burst     int
+	budget    int64 // answer bytes a second, node-wide
+	budgetMax int64
+	onLeave   func() // called when a challenger leaves before its answer is complete (tests)
 	onCorrupt func(cid.Cid)
 	reg       prometheus.Registerer
 	log       *slog.Logger
@@ -66,6 +71,21 @@ func WithRate(perSecond float64, burst int) HandlerOption {
 		}
 		if burst > 0 {
 			c.burst = burst
+		}
+	}
+}
+
+// WithAnswerBudget sets the node-wide budget answers are read within:
+// bytesPerSecond of chunks and proof blocks on average, burst at once
+// (defaults DefaultAnswerRate, DefaultAnswerBurst). A challenge that finds
+// it spent is refused (ErrRefused for the challenger).
+func WithAnswerBudget(bytesPerSecond, burst int64) HandlerOption {
+	return func(c *handlerConfig) {
+		if bytesPerSecond > 0 {
+			c.budget = bytesPerSecond
+		}
+		if burst > 0 {
+			c.budgetMax = burst
 		}
 	}
 }
@@ -95,7 +115,8 @@ func WithHandlerClock(now func() time.Time) HandlerOption {
 // NewHandler returns a handler answering from objects and blocks. Register
 // it on a host's stream framework.
 func NewHandler(objects Objects, blocks Blocks, opts ...HandlerOption) *Handler {
-	cfg := handlerConfig{rate: DefaultRate, burst: DefaultBurst, now: time.Now, log: slog.Default()}
+	cfg := handlerConfig{rate: DefaultRate, burst: DefaultBurst, budget: DefaultAnswerRate, budgetMax: DefaultAnswerBurst,
+		now: time.Now, log: slog.Default()}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -105,7 +126,7 @@ func NewHandler(objects Objects, blocks Blocks, opts ...HandlerOption) *Handler 
 		cfg:     cfg,
 		log:     cfg.log.With("component", "audit"),
 		metrics: newMetrics(cfg.reg),
-		guard:   newGuard(cfg.rate, cfg.burst),
+		guard:   newGuard(cfg.rate, cfg.burst, newBudget(cfg.budget, cfg.budgetMax)),
 	}
 }
 
@@ -129,7 +150,7 @@ func (h *Handler) serveStream(ctx context.Context, s network.Stream) error {
 		return err
 	}
 	remote := s.Conn().RemotePeer()
-	release, err := h.guard.admit(remote)
+	release, err := h.guard.admit(remote, h.cfg.now())
 	if err != nil {
 		h.metrics.challenge("rate_limited")
 		return h.refuse(fw, nil, err.Error())
@@ -145,7 +166,26 @@ func (h *Handler) serveStream(ctx context.Context, s network.Stream) error {
 		h.metrics.challenge("replay")
 		return h.refuse(fw, ch.Nonce, err.Error())
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go h.watch(ctx, s, cancel)
 	return h.answer(ctx, fw, ch)
+}
+
+// watch ends ctx when the challenger resets the stream (or sends anything
+// after its challenge) before the answer is complete, so the handler stops
+// reading chunks nobody waits for. A challenger that closed its side (as
+// clients before this check did at once) is not watched further.
+func (h *Handler) watch(ctx context.Context, s network.Stream, cancel context.CancelFunc) {
+	var b [1]byte
+	_, err := s.Read(b[:])
+	if errors.Is(err, io.EOF) || ctx.Err() != nil {
+		return // closed by the challenger, or the answer is done
+	}
+	cancel()
+	if h.cfg.onLeave != nil {
+		h.cfg.onLeave()
+	}
 }
 
 func (h *Handler) refuse(fw *p2p.FrameWriter, nonce []byte, reason string) error {
@@ -159,62 +199,112 @@ func (h *Handler) writeHeader(fw *p2p.FrameWriter, hdr *pb.AnswerHeader) error {
 	return fw.Flush()
 }
 
-// answer checks that every sample can be answered (every chunk read and
-// verified), then sends the header and one proof frame per sample, holding
-// one chunk at a time.
+// answer reads and verifies every sampled chunk and its proof blocks once,
+// within the node's answer budget, stopping if the challenger leaves; then
+// sends the header and one proof frame per sample from the bytes read.
 func (h *Handler) answer(ctx context.Context, fw *p2p.FrameWriter, ch *pb.Challenge) error {
-	root, chunks, err := h.objects.Object(ctx, ch.Bag, ch.Object)
-	if err == nil && !root.Equals(mustCast(ch.Root)) {
-		err = fmt.Errorf("%w: object %d is held with root %s, not %s", ErrNotFound, ch.Object, root, mustCast(ch.Root))
-	}
-	paths := make([][][]byte, len(ch.Samples))
-	leaves := make([]cid.Cid, len(ch.Samples))
-	for i, smp := range ch.Samples {
-		if err != nil {
-			break
-		}
-		paths[i], leaves[i], err = buildPath(root, len(chunks), int(smp.Index), h.blocks.Get)
-		if err == nil {
-			// Read (and verify) each chunk before answering OK, so a
-			// lost or corrupt one gets a clear status; the bytes are
-			// read again, one chunk at a time, when sent.
-			if _, err = h.blocks.Get(leaves[i]); err != nil {
-				h.noteCorrupt(leaves[i], err)
-			}
-		}
-	}
-	if err != nil {
+	var held int64
+	defer func() { h.guard.unhold(held) }()
+	proofs, err := h.prepare(ctx, ch, &held)
+	switch {
+	case ctx.Err() != nil:
+		h.metrics.challenge("abandoned")
+		return ctx.Err()
+	case errors.Is(err, ErrRefused):
+		h.metrics.challenge("busy")
+		return h.refuse(fw, ch.Nonce, err.Error())
+	case err != nil:
 		return h.fail(fw, ch, err)
 	}
-	if err := h.writeHeader(fw, &pb.AnswerHeader{Status: pb.AuditStatus_AUDIT_STATUS_OK, Nonce: ch.Nonce, Count: uint32(len(ch.Samples))}); err != nil {
+	if err := h.writeHeader(fw, &pb.AnswerHeader{Status: pb.AuditStatus_AUDIT_STATUS_OK, Nonce: ch.Nonce, Count: uint32(len(proofs))}); err != nil {
 		return err
 	}
-	for i, smp := range ch.Samples {
-		data, err := h.blocks.Get(leaves[i])
-		if err != nil {
-			// The header is out: all the challenger can learn now is
-			// that the answer broke off, which fails the audit.
-			h.noteCorrupt(leaves[i], err)
-			h.metrics.challenge("failed")
-			return fmt.Errorf("audit: chunk %d of object %d: %w", smp.Index, ch.Object, err)
+	for i, p := range proofs {
+		if err := ctx.Err(); err != nil {
+			h.metrics.challenge("abandoned")
+			return err
 		}
-		if smp.Length > 0 {
-			end := smp.Offset + smp.Length
-			if end > uint64(len(data)) {
-				end = uint64(len(data))
-			}
-			data = data[min(smp.Offset, end):end]
-		}
-		if err := fw.WriteMsg(&pb.SampleProof{Index: smp.Index, Path: paths[i], Data: data}); err != nil {
+		if err := fw.WriteMsg(p); err != nil {
 			return err
 		}
 		if err := fw.Flush(); err != nil {
 			return err
 		}
-		h.metrics.bytesOut.Add(float64(len(data)))
+		h.metrics.bytesOut.Add(float64(len(p.Data)))
+		proofs[i] = nil // sent: its chunk's memory goes back
+		h.guard.unhold(int64(len(p.Data)))
+		held -= int64(len(p.Data))
 	}
 	h.metrics.challenge("ok")
 	return nil
+}
+
+// prepare reads what the answer sends: for each sample the proof path (each
+// interior block read once per challenge) and the chunk, verified by
+// Blocks.Get, or the requested range of it. It stops when ctx ends, and
+// with an error wrapping ErrRefused when the answer budget is spent or the
+// answers' memory is taken. held counts the bytes it reserved (hold), for
+// the caller to give back when the answer is done.
+func (h *Handler) prepare(ctx context.Context, ch *pb.Challenge, held *int64) ([]*pb.SampleProof, error) {
+	root, chunks, err := h.objects.Object(ctx, ch.Bag, ch.Object)
+	if err != nil {
+		return nil, err
+	}
+	if !root.Equals(mustCast(ch.Root)) {
+		return nil, fmt.Errorf("%w: object %d is held with root %s, not %s", ErrNotFound, ch.Object, root, mustCast(ch.Root))
+	}
+	interior := map[cid.Cid][]byte{}
+	path := func(c cid.Cid) ([]byte, error) {
+		if b, ok := interior[c]; ok {
+			return b, nil
+		}
+		b, err := h.read(ctx, c)
+		if err == nil {
+			interior[c] = b
+		}
+		return b, err
+	}
+	proofs := make([]*pb.SampleProof, len(ch.Samples))
+	for i, smp := range ch.Samples {
+		blocks, leaf, err := buildPath(root, len(chunks), int(smp.Index), path)
+		if err != nil {
+			return nil, err
+		}
+		if !h.guard.hold(MaxChunkSize) {
+			return nil, fmt.Errorf("%w: this node's audit answers hold %d MiB of chunks; try again later", ErrRefused, maxAnswerMemory>>20)
+		}
+		*held += MaxChunkSize
+		data, err := h.read(ctx, leaf)
+		if err != nil {
+			h.noteCorrupt(leaf, err)
+			return nil, err
+		}
+		if smp.Length > 0 {
+			end := min(smp.Offset+smp.Length, uint64(len(data)))
+			data = bytes.Clone(data[min(smp.Offset, end):end]) // keep the range, not the chunk
+		}
+		if keep := int64(len(data)); keep < MaxChunkSize {
+			h.guard.unhold(MaxChunkSize - keep)
+			*held -= MaxChunkSize - keep
+		}
+		proofs[i] = &pb.SampleProof{Index: smp.Index, Path: blocks, Data: data}
+	}
+	return proofs, nil
+}
+
+// read reads block c for an answer, if the challenger still waits and the
+// answer budget allows, and charges the budget with its size.
+func (h *Handler) read(ctx context.Context, c cid.Cid) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b := h.guard.budget
+	if !b.allow(h.cfg.now()) {
+		return nil, fmt.Errorf("%w: this node's audit answers are over their budget of %d bytes a second; try again later", ErrRefused, h.cfg.budget)
+	}
+	data, err := h.blocks.Get(c)
+	b.spend(h.cfg.now(), len(data))
+	return data, err
 }
 
 // fail answers a challenge the provider cannot meet.

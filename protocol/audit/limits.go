@@ -23,6 +23,10 @@ const (
 	MaxPathBlocks = 9
 	// MaxChunkSize is the largest chunk an answer may carry.
 	MaxChunkSize = chunker.MaxChunkSize
+	// MaxObjectBytes is the largest object size ChunkCount believes a
+	// DAG's root (1 PiB): a root claiming more is a lie (ErrBadAnswer), so
+	// the chunk count it returns always fits an int.
+	MaxObjectBytes = 1 << 50
 	// MinNonce and MaxNonce bound a challenge's nonce length in bytes.
 	MinNonce = 16
 	MaxNonce = 64
@@ -39,12 +43,25 @@ const (
 	// at once.
 	DefaultRate  = 0.5
 	DefaultBurst = 10
+	// DefaultAnswerRate and DefaultAnswerBurst are the node-wide budget a
+	// handler answers within by default: the bytes of chunks and proof
+	// blocks it reads (and hashes) for all challengers together, 8 MiB a
+	// second on average, up to four answers of MaxSamples whole chunks at
+	// once. A challenge that finds the budget spent is refused.
+	DefaultAnswerRate  = 8 << 20
+	DefaultAnswerBurst = 4 * MaxSamples * MaxChunkSize
 	// MaxConcurrent is how many challenges a handler answers at once over
 	// all challengers; more are refused, so fresh peer IDs gain nothing.
 	MaxConcurrent = 16
 	// maxReplayEntries bounds the nonces a handler remembers; when it is
 	// full of live entries new challenges are refused until they expire.
 	maxReplayEntries = 1 << 16
-	// maxChallengers bounds the per-challenger rate limiters kept.
+	// maxAnswerMemory bounds the chunk bytes all answers hold at once: an
+	// answer is sent from the chunks it read, so each chunk read reserves
+	// MaxChunkSize until the answer is done (a range sample gives back all
+	// but its range). A challenge that finds it taken is refused.
+	maxAnswerMemory = 64 << 20
+	// maxChallengers bounds the per-challenger rate limiters kept; the
+	// least recently seen challenger's is dropped first.
 	maxChallengers = 4096
 )

@@ -16,7 +16,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		challenges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "satchel", Subsystem: "provider_audit", Name: "challenges_total",
-			Help: "Audit challenges answered, by status: ok, not_found, failed, invalid, replay, rate_limited, malformed.",
+			Help: "Audit challenges answered, by status: ok, not_found, failed, invalid, replay, rate_limited, busy (over the node's answer budget), abandoned (the challenger left first), malformed.",
 		}, []string{"status"}),
 		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "satchel", Subsystem: "provider_audit", Name: "bytes_out_total",

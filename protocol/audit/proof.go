@@ -3,6 +3,8 @@ package audit
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 
 	dag "github.com/ipfs/boxo/ipld/merkledag"
 	ft "github.com/ipfs/boxo/ipld/unixfs"
@@ -168,6 +170,9 @@ func ChunkCount(root cid.Cid, get func(cid.Cid) ([]byte, error)) (int, error) {
 		}
 		if depth == 0 {
 			for _, b := range fs.BlockSizes() {
+				if b > MaxObjectBytes-total {
+					return 0, fmt.Errorf("%w: root %s claims more than %d bytes", ErrBadAnswer, root, uint64(MaxObjectBytes))
+				}
 				total += b
 			}
 		}
@@ -178,8 +183,34 @@ func ChunkCount(root cid.Cid, get func(cid.Cid) ([]byte, error)) (int, error) {
 		}
 		cur = first
 	}
+	if chunk > MaxChunkSize {
+		return 0, fmt.Errorf("%w: DAG of %s claims a %d-byte chunk, over the %d-byte limit", ErrBadAnswer, root, chunk, MaxChunkSize)
+	}
 	if chunk == 0 {
 		return 1, nil
 	}
+	// total <= MaxObjectBytes, so neither the sum nor the count overflows.
 	return int((total + chunk - 1) / chunk), nil
+}
+
+// PickIndexes returns k distinct random chunk indexes in [0, n), sorted
+// (all n when k >= n), allocating for k indexes only, so a huge n claimed
+// by a DAG costs nothing (Floyd's sampling).
+func PickIndexes(n, k int) []int {
+	if n <= 0 || k <= 0 {
+		return nil
+	}
+	k = min(k, n)
+	seen := make(map[int]bool, k)
+	out := make([]int, 0, k)
+	for j := n - k; j < n; j++ {
+		i := rand.IntN(j + 1)
+		if seen[i] {
+			i = j
+		}
+		seen[i] = true
+		out = append(out, i)
+	}
+	slices.Sort(out)
+	return out
 }

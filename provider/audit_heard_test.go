@@ -1,0 +1,213 @@
+package provider
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/internal/metricsutil"
+	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/p2p/testnet"
+	"github.com/satchel-net/satchel/protocol/audit"
+	"github.com/satchel-net/satchel/protocol/audit/pb"
+)
+
+// countingChain counts the chain reads a node makes.
+type countingChain struct {
+	*fakeChain
+	bagReads, bucketReads, workerReads atomic.Int64
+}
+
+func (c *countingChain) Bag(ctx context.Context, id chain.BagID) (chain.Bag, error) {
+	c.bagReads.Add(1)
+	return c.fakeChain.Bag(ctx, id)
+}
+
+func (c *countingChain) StorageBucket(ctx context.Context, id chain.StorageBucketID) (chain.StorageBucket, error) {
+	c.bucketReads.Add(1)
+	return c.fakeChain.StorageBucket(ctx, id)
+}
+
+func (c *countingChain) Worker(ctx context.Context, g chain.Group, id chain.WorkerID) (chain.Worker, error) {
+	c.workerReads.Add(1)
+	return c.fakeChain.Worker(ctx, g, id)
+}
+
+// A flood of signed results about this node's bag from a peer that operates
+// none of its buckets is dropped after one (cached) chain read of the bag's
+// operators — no worker reads, no DHT look-up, nothing kept — and a real
+// FAIL from an operator, published while the flood goes on, still makes the
+// node re-check the object.
+func TestAuditJunkResultsDroppedRealFailResyncs(t *testing.T) {
+	net := testnet.New(t, 3)
+	node, junk, operator := net.Host(0), net.Host(1), net.Host(2)
+	bag := chain.ChannelBag(1)
+	fc := &countingChain{fakeChain: newFakeChain()}
+	fc.fakeChain.bags[bag] = chain.Bag{ID: bag, StorageBuckets: []chain.StorageBucketID{1, 2}}
+	for id, h := range map[chain.StorageBucketID]*p2p.Host{1: node, 2: operator} {
+		w := chain.WorkerID(id)
+		fc.fakeChain.buckets[id] = chain.StorageBucket{ID: id, OperatorStatus: chain.OperatorActive, Operator: &w,
+			Metadata: &chain.StorageOperatorMetadata{PeerID: h.ID().String()}, Bags: []chain.BagID{bag}}
+	}
+	bs, put := heldFixture(t)
+	m := put(string(bag), 7, []byte("an object this node holds, whole"), nil)
+	key, err := chain.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	s, err := newServer(node, bs, fc, Identity{Worker: 1, Bucket: 1, Transactor: key},
+		WithAudits(0, 0), WithScrub(0, 0), WithMetrics(reg), WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.setAssigned(bag, true)
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := s.startAudits(ctx, node.Libp2p().Peerstore().PrivKey(node.ID())); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = s.stopAudits()
+		s.wg.Wait()
+	})
+
+	for _, h := range []*p2p.Host{junk, operator} {
+		if _, err := h.Join(audit.Topic); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, "the node seen on the audit topic", func() bool {
+			for _, p := range h.TopicPeers(audit.Topic) {
+				if p == node.ID() {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	fail := func(h *p2p.Host, bag string, object uint64) []byte {
+		r := &pb.AuditResult{Auditor: []byte(h.ID()), Provider: []byte(node.ID()), Bag: bag, Object: object,
+			Verdict: pb.Verdict_VERDICT_FAIL, Reason: "junk", Repair: RepairResync, TimeUnixMs: time.Now().UnixMilli()}
+		data, err := audit.SignResult(h.Libp2p().Peerstore().PrivKey(h.ID()), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	// The junk flows until the real FAIL is acted on: FAILs of this node's
+	// bag (each object once, so no cooldown hides them) and of bags it does
+	// not hold.
+	began := time.Now()
+	stop := make(chan struct{})
+	flowing := make(chan struct{})
+	var sent atomic.Int64
+	go func() {
+		defer close(flowing)
+		for i := uint64(0); ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			data := fail(junk, string(bag), 1000+i)
+			if i%2 == 1 {
+				data = fail(junk, string(chain.ChannelBag(chain.ChannelID(100+i))), 7)
+			}
+			if err := junk.Publish(ctx, audit.Topic, data); err != nil {
+				return
+			}
+			sent.Add(1)
+		}
+	}()
+	waitUntil(t, "junk flowing", func() bool { return sent.Load() >= 200 })
+	resyncs := func() float64 {
+		v, err := metricsutil.Counter(reg, "satchel_provider_audit_resyncs_total")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if err := operator.Publish(ctx, audit.Topic, fail(operator, string(bag), m.Object)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the real FAIL re-checked the object", func() bool { return resyncs() == 1 })
+	onPath := func() {
+		t.Helper()
+		if n := fc.workerReads.Load(); n != 0 {
+			t.Errorf("%d worker reads on the results' path", n)
+		}
+		s.peers.mu.Lock()
+		looked := len(s.peers.cache)
+		s.peers.mu.Unlock()
+		if looked != 0 {
+			t.Errorf("the peer finder (chain + DHT) was asked about %d bags", looked)
+		}
+	}
+	onPath()
+	if !t.Failed() {
+		dropped := func() float64 {
+			v, _ := metricsutil.Counter(reg, "satchel_provider_audit_results_dropped_total")
+			return v
+		}
+		waitUntil(t, "junk about the node's bag dropped", func() bool { return dropped() >= 50 })
+	}
+	close(stop)
+	<-flowing
+	onPath()
+	// One read of the bag's operators serves every result about it within
+	// peerCacheTTL: one more per peerCacheTTL the flood lasted.
+	if n := fc.bagReads.Load(); n < 1 || n > 1+int64(time.Since(began)/peerCacheTTL) {
+		t.Errorf("%d chain reads of the bag for %d results", n, sent.Load())
+	}
+	for _, h := range s.Heard(nil) {
+		if h.Auditor == junk.ID().String() {
+			t.Fatalf("kept a junk result: %+v", h)
+		}
+	}
+	if n := len(s.Heard(nil)); n != 1 {
+		t.Fatalf("kept %d results, want the operator's 1", n)
+	}
+}
+
+// waitUntil polls cond until it holds, failing t after a minute. (The
+// testnet package's Wait imports this one.)
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(time.Minute)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("waiting for %s: timed out", what)
+		}
+	}
+}
+
+// A failed result makes the node re-check an object once per cooldown per
+// auditor: another auditor's failure of it, or a failure of another
+// object, is acted on at once, and the remembered re-checks stay bounded.
+func TestAuditResyncCooldownPerAuditor(t *testing.T) {
+	s := &Server{audits: newAuditor(defaultAuditConfig())}
+	r := func(auditor string, object uint64) *pb.AuditResult {
+		return &pb.AuditResult{Auditor: []byte(auditor), Bag: "dynamic:channel:1", Object: object}
+	}
+	if !s.shouldResync(r("a", 7)) || s.shouldResync(r("a", 7)) {
+		t.Fatal("the same auditor's failure of an object is acted on twice within the cooldown")
+	}
+	if !s.shouldResync(r("b", 7)) || !s.shouldResync(r("a", 8)) {
+		t.Fatal("another auditor's failure, or another object's, waited for a cooldown it does not share")
+	}
+	for i := range 2 * maxResyncEntries {
+		s.shouldResync(r("c", uint64(100+i)))
+	}
+	if n := s.audits.resync.Len(); n > maxResyncEntries {
+		t.Fatalf("%d re-checks remembered, over the bound of %d", n, maxResyncEntries)
+	}
+}
