@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,7 +28,7 @@ var budgetLimits = p2p.MemoryLimits{Peer: 32 << 20, Stream: 12 << 20, ProtocolPe
 
 // newBudgetEnv is a provider (host 2) with small memory budgets, a flooding
 // peer (host 0) and an honest uploader (host 1).
-func newBudgetEnv(t *testing.T) (net *testnet.Network, auth *spAuth, reg *prometheus.Registry) {
+func newBudgetEnv(t *testing.T, opts ...store.HandlerOption) (net *testnet.Network, auth *spAuth, reg *prometheus.Registry) {
 	t.Helper()
 	net = testnet.New(t, 3, testnet.WithTopology(testnet.Star), testnet.WithHostOptions(func(i int) []p2p.Option {
 		if i == 2 {
@@ -48,7 +49,7 @@ func newBudgetEnv(t *testing.T) (net *testnet.Network, auth *spAuth, reg *promet
 	prov := net.Host(2).Libp2p()
 	reg = prometheus.NewRegistry()
 	h := store.NewHandler(bs.ForProtocols(), auth, prov.Peerstore().PrivKey(prov.ID()),
-		store.WithLogger(spDiscard), store.WithMetrics(reg))
+		append([]store.HandlerOption{store.WithLogger(spDiscard), store.WithMetrics(reg)}, opts...)...)
 	h.Register(net.Host(2).Protocol())
 	t.Cleanup(func() { _ = h.Close(); _ = bs.Close() })
 	return net, auth, reg
@@ -242,4 +243,65 @@ func (l chunkList) chunk(t *testing.T, i int) (c []byte, size uint64, proof [][]
 	}
 	ch := l.res.Chunks[i]
 	return ch.CID.Bytes(), uint64(ch.Size), p.Blocks
+}
+
+// TestStalledExchangesReleaseTheBudget: a peer asks to store chunks, is
+// agreed to, never sends their data and keeps its stream alive with frames
+// about exchanges that do not exist (each of which renewed the read
+// deadline). Once nothing has advanced an exchange for IdleTimeout, the
+// provider ends the waiting exchanges FAILED, and the memory they held is
+// the peer's again: its next request is agreed.
+func TestStalledExchangesReleaseTheBudget(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	net, auth, _ := newBudgetEnv(t, store.WithClock(clock))
+	data := spRand(43, 32<<20)
+	res := spChunkList(t, auth, 1, data, 1<<20)
+	agreed, over, s := floodRequests(t, net, res, 1)
+	if agreed == 0 || over == 0 {
+		t.Fatalf("flood: %d agreed, %d refused for the budget; want both", agreed, over)
+	}
+	fw := p2p.NewFrameWriter(s)
+	fr := p2p.NewFrameReader(s, store.MaxFrame)
+	keepAlive := func() {
+		t.Helper()
+		if err := fw.WriteMsg(&pb.StoreRequest{Id: 1 << 40, Body: &pb.StoreRequest_Sign{Sign: &pb.SignRequest{}}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := fw.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keepAlive() // within IdleTimeout: nothing given up
+
+	mu.Lock()
+	now = now.Add(store.IdleTimeout + time.Second)
+	mu.Unlock()
+	keepAlive()
+	_ = s.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for range agreed {
+		var r pb.StoreReply
+		if err := fr.ReadMsg(&r); err != nil {
+			t.Fatalf("reading the stalled exchanges' ends: %v", err)
+		}
+		if r.Status != pb.Status_STATUS_FAILED || !strings.Contains(r.Reason, "given up") {
+			t.Fatalf("stalled exchange %d: %v %q; want FAILED, given up", r.Id, r.Status, r.Reason)
+		}
+	}
+	// The budget is free again: a new request on the same stream is agreed.
+	c, size, proof := res.chunk(t, 0)
+	req := &pb.StoreRequest{Id: 1 << 41, Body: &pb.StoreRequest_Request{Request: &pb.StoreChunkRequest{
+		BagId: spBag, ObjectId: 1, Cid: c, Length: size, Index: 0, Proof: proof, ExpiryUnix: time.Now().Add(time.Hour).Unix(),
+	}}}
+	if err := fw.WriteMsg(req); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var r pb.StoreReply
+	if err := fr.ReadMsg(&r); err != nil || r.Status != pb.Status_STATUS_AGREED {
+		t.Fatalf("request after the stalled ones ended: %v %q, %v; want AGREED", r.Status, r.Reason, err)
+	}
 }

@@ -54,13 +54,19 @@ type Stream struct {
 // pushExchange is one exchange (a chunk or a bind) in flight on a stream.
 type pushExchange struct {
 	id      uint64
-	replies chan *pb.StoreReply // never blocks: at most 4 replies per exchange
+	replies chan *pb.StoreReply // never blocks: at most maxReplies per exchange
 	// sentChunk is set once the segments, data and SIGN went out.
 	sentChunk bool
 	// abandoned is set when the caller stopped waiting; the reader then
 	// finishes the exchange on its own.
 	abandoned bool
+	// replied counts the provider's replies: an exchange has at most
+	// maxReplies (AGREED, SEGMENTS_OK, DATA_RECEIVED, then its last).
+	replied int
 }
+
+// maxReplies is the most replies one exchange gets from an honest provider.
+const maxReplies = 4
 
 // StreamOption configures Open.
 type StreamOption func(*streamConfig)
@@ -457,7 +463,7 @@ func (s *Stream) begin(ctx context.Context) (*pushExchange, error) {
 		return nil, fmt.Errorf("%w: closing", ErrStreamClosed)
 	}
 	s.nextID++
-	ex := &pushExchange{id: s.nextID, replies: make(chan *pb.StoreReply, 4)}
+	ex := &pushExchange{id: s.nextID, replies: make(chan *pb.StoreReply, maxReplies)}
 	if len(s.pending) == 0 {
 		_ = s.s.SetReadDeadline(time.Now().Add(IdleTimeout))
 	}
@@ -604,6 +610,15 @@ func (s *Stream) dispatch(r *pb.StoreReply) {
 	if !ok {
 		return // an exchange that already ended
 	}
+	if ex.replied++; ex.replied > maxReplies {
+		// Replies past the protocol's would keep renewing the read
+		// deadline (and hold Close) for as long as the provider talks.
+		s.mu.Unlock()
+		s.fail(fmt.Errorf("%w: %s sent more than %d replies to exchange %d", ErrProtocol, s.peer, maxReplies, r.Id))
+		_ = s.s.Reset()
+		s.mu.Lock()
+		return
+	}
 	switch r.Status {
 	case pb.Status_STATUS_REFUSED, pb.Status_STATUS_FAILED, pb.Status_STATUS_SIGNED, pb.Status_STATUS_BOUND, pb.Status_STATUS_DROPPED:
 		delete(s.pending, r.Id)
@@ -614,16 +629,15 @@ func (s *Stream) dispatch(r *pb.StoreReply) {
 			_ = s.s.SetReadDeadline(time.Time{})
 		}
 	default:
-		_ = s.s.SetReadDeadline(time.Now().Add(IdleTimeout))
+		if !s.closing { // Close's deadline stands: the provider must finish by it
+			_ = s.s.SetReadDeadline(time.Now().Add(IdleTimeout))
+		}
 	}
 	if ex.abandoned {
 		s.finishAbandonedLocked(ex, r)
 		return
 	}
-	select {
-	case ex.replies <- r:
-	default: // a provider sending more than four replies: drop the extra
-	}
+	ex.replies <- r // never blocks: at most maxReplies, the channel's room
 }
 
 // segmentHashes returns the segment size and the sha2-256 of every segment

@@ -82,6 +82,12 @@ func WithMetrics(reg prometheus.Registerer) HandlerOption {
 	return func(c *handlerConfig) { c.reg = reg }
 }
 
+// WithClock sets the handler's clock (default time.Now): what expiry
+// checks and stalled exchanges (handler_stall.go) are measured by.
+func WithClock(now func() time.Time) HandlerOption {
+	return func(c *handlerConfig) { c.now = now }
+}
+
 // WithLogger sets the handler's logger (records carry
 // component=store); the default is slog.Default(). It logs at Debug.
 func WithLogger(l *slog.Logger) HandlerOption {
@@ -161,6 +167,8 @@ type storeConn struct {
 	// down. Both are bounded by MaxStreamBuffered.
 	partial, committing int
 	drained             *sync.Cond
+	// progress is when anything last advanced an exchange (handler_stall.go).
+	progress time.Time
 }
 
 func newStoreConn(h *Handler, p *p2p.Protocol, s network.Stream) *storeConn {
@@ -173,6 +181,7 @@ func newStoreConn(h *Handler, p *p2p.Protocol, s network.Stream) *storeConn {
 		log:       h.log.With("remote", remote),
 		remote:    remote,
 		exchanges: make(map[uint64]*storeExchange),
+		progress:  h.cfg.now(),
 	}
 	c.drained = sync.NewCond(&c.mu)
 	return c
@@ -257,11 +266,13 @@ func (c *storeConn) run(ctx context.Context) error {
 		if err := c.handle(ctx, &req, frame); err != nil {
 			return err
 		}
+		c.expireStalled()
 	}
 }
 
 // reply writes one reply frame.
 func (c *storeConn) reply(r *pb.StoreReply) {
+	c.advance()
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	err := c.fw.WriteMsg(r)
@@ -341,6 +352,7 @@ func (c *storeConn) start(ctx context.Context, id uint64, st exchangeState, what
 	if err != nil {
 		return err
 	}
+	c.advance()
 	if !ok {
 		c.refuse(ex, "too many %s in flight on one stream; keep at most %d", what, MaxChunksInFlight)
 		return nil

@@ -130,6 +130,7 @@ func (c *storeConn) alreadyStored(ex *storeExchange) {
 	c.h.release(ex)
 	c.h.metrics.chunk("already_stored")
 	c.mu.Lock()
+	c.unbufferLocked(ex) // no bytes to come: the chunk's reservation goes too
 	ex.buf = nil
 	prev := ex.state
 	ex.state = exStored
@@ -147,6 +148,7 @@ func (c *storeConn) onSegments(id uint64, m *pb.StoreChunkSegments) error {
 	if ex == nil {
 		return nil // an exchange that ended: ignored
 	}
+	c.advance()
 	if st := c.state(ex); st != exAgreed {
 		return fmt.Errorf("%w: segments for exchange %d in state %d", ErrProtocol, id, st)
 	}
@@ -207,6 +209,7 @@ func (c *storeConn) onData(id uint64, d *pb.StoreChunkData, frame []byte) error 
 	if ex == nil {
 		return nil
 	}
+	c.advance()
 	switch st := c.state(ex); st {
 	case exSkipping:
 		return nil
@@ -374,6 +377,7 @@ func (c *storeConn) onSign(id uint64) error {
 	if ex == nil {
 		return nil
 	}
+	c.advance()
 	c.mu.Lock()
 	st := ex.state
 	switch st {
