@@ -43,6 +43,13 @@ const (
 	// MaxPendingOffers bounds the offers a provider keeps waiting for a
 	// CONSIGN; a proposal beyond it gets no offer.
 	MaxPendingOffers = 1024
+	// MaxPendingPerRenter bounds the offers a provider keeps waiting for
+	// one renter account's CONSIGN, so one member cannot hold every
+	// pending slot; its further proposals get no offer until some lapse.
+	MaxPendingPerRenter = 16
+	// PendingOfferTTL bounds how long an offer waits for its CONSIGN,
+	// however long its proposal takes offers.
+	PendingOfferTTL = time.Minute
 	// MaxCollected bounds the offers a renter keeps per proposal.
 	MaxCollected = 64
 	// GrantTTL is how long a store or read grant stays valid.

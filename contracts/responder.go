@@ -81,6 +81,10 @@ type Responder struct {
 // ResponderStats counts what a responder did with proposals.
 type ResponderStats struct {
 	Proposals, Offers, NotAssigned, NoRoom, OfferFailed, Consigned int64
+	// Busy counts proposals left unanswered because their renter already
+	// had MaxPendingPerRenter offers pending, or the provider
+	// MaxPendingOffers.
+	Busy int64
 }
 
 // NewResponder starts a provider's responder on h: it serves the contract
@@ -194,36 +198,65 @@ func (r *Responder) listen(sub *pubsub.Subscription) {
 		}
 		r.count(func(s *ResponderStats) { s.Proposals++ })
 		// One goroutine per proposal, bounded by the pending-offer cap.
-		if !r.reservePending(p) {
+		if err := r.reservePending(p); err != nil {
+			r.count(func(s *ResponderStats) { s.Busy++ })
+			r.metrics.answer("busy")
+			r.log.Debug("proposal not answered", "proposal", p.ID, "renter", p.Renter, "err", err)
 			continue
 		}
 		r.wg.Go(func() { r.answer(p) })
 	}
 }
 
-// pendingOffer is an offer awaiting CONSIGN until its proposal expires; a
-// nil contract holds the slot while the offer is being made.
+// pendingOffer is an offer awaiting CONSIGN until it expires; a nil
+// contract holds the slot while the offer is being made.
 type pendingOffer struct {
 	c       *Contract
+	renter  chain.Account
 	expires time.Time
 }
 
+// pendingExpiry is when an offer made now on p stops waiting for its
+// CONSIGN: with the proposal, or PendingOfferTTL from now if sooner, so a
+// long proposal TTL does not hold a slot for minutes.
+func pendingExpiry(p *Proposal, now time.Time) time.Time {
+	return minTime(p.Expires(), now.Add(PendingOfferTTL))
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
 // reservePending holds a pending slot for proposal p, so a flood cannot
-// start unbounded work. It fails when the cap is reached or the ID is taken.
-func (r *Responder) reservePending(p *Proposal) bool {
+// start unbounded work, nor one renter take every slot: it fails with
+// ErrBusy when p's renter holds MaxPendingPerRenter slots or the provider
+// MaxPendingOffers, or when the ID is taken.
+func (r *Responder) reservePending(p *Proposal) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := time.Now()
+	mine := 0
 	for k, po := range r.pending { // drop offers nobody consigned
 		if now.After(po.expires) {
 			delete(r.pending, k)
+		} else if po.renter == p.Renter {
+			mine++
 		}
 	}
-	if _, ok := r.pending[p.ID]; ok || len(r.pending) >= MaxPendingOffers {
-		return false
+	_, taken := r.pending[p.ID]
+	switch {
+	case taken:
+		return fmt.Errorf("%w: proposal %s already has a pending offer", ErrBusy, p.ID)
+	case mine >= MaxPendingPerRenter:
+		return fmt.Errorf("%w: renter %s has %d offers pending, the most one renter may", ErrBusy, p.Renter, mine)
+	case len(r.pending) >= MaxPendingOffers:
+		return fmt.Errorf("%w: %d offers pending, the most this provider keeps", ErrBusy, len(r.pending))
 	}
-	r.pending[p.ID] = pendingOffer{expires: p.Expires()}
-	return true
+	r.pending[p.ID] = pendingOffer{renter: p.Renter, expires: pendingExpiry(p, now)}
+	return nil
 }
 
 func (r *Responder) dropPending(id ID) {
@@ -255,7 +288,7 @@ func (r *Responder) answer(p *Proposal) {
 		c.SignAsProvider(r.id.Key)
 		offer.Contract = c.ToPB()
 		r.mu.Lock()
-		r.pending[p.ID] = pendingOffer{c: c, expires: p.Expires()}
+		r.pending[p.ID] = pendingOffer{c: c, renter: p.Renter, expires: pendingExpiry(p, time.Now())}
 		r.mu.Unlock()
 	}
 	if err := r.sendOffer(ctx, p, offer); err != nil {

@@ -121,11 +121,13 @@ type ContractStatus struct {
 	Topics []string `json:"topics"`
 	// Proposals counts proposals received on them; Offers the offers made;
 	// NotAssigned those for bags not assigned to the bucket; NoRoom those
-	// refused for want of voucher or disk room.
+	// refused for want of voucher or disk room; Busy those left unanswered
+	// because their renter (or the node) had too many offers pending.
 	Proposals   int64 `json:"proposals"`
 	Offers      int64 `json:"offers"`
 	NotAssigned int64 `json:"notAssigned"`
 	NoRoom      int64 `json:"noRoom"`
+	Busy        int64 `json:"busy"`
 	// Consigned counts contracts consigned; OpenSessions the upload
 	// sessions their grants keep open now.
 	Consigned    int64 `json:"consigned"`
@@ -153,7 +155,7 @@ func (s *Server) contractStatus() *ContractStatus {
 	}
 	st := r.Stats()
 	out := &ContractStatus{Topics: []string{}, Proposals: st.Proposals, Offers: st.Offers, NotAssigned: st.NotAssigned,
-		NoRoom: st.NoRoom, Consigned: st.Consigned, OpenSessions: r.OpenGrants()}
+		NoRoom: st.NoRoom, Busy: st.Busy, Consigned: st.Consigned, OpenSessions: r.OpenGrants()}
 	for _, t := range r.Topics() {
 		out.Topics = append(out.Topics, t.String())
 	}
