@@ -1,9 +1,13 @@
 package contracts
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/satchel-net/satchel/chain"
 )
@@ -45,25 +49,21 @@ func openProposal(ctx context.Context, t *testing.T, r *Renter, p *Proposal, eno
 }
 
 // offersFor publishes a proposal for req with the given ID and returns
-// the valid offers that came within a few seconds, without consigning.
-func offersFor(ctx context.Context, t *testing.T, r *Renter, req Request, id ID) []Offer {
+// the offers that came (usable or not) once want of them came, without
+// consigning.
+func offersFor(ctx context.Context, t *testing.T, r *Renter, req Request, id ID, want int) []Offer {
 	t.Helper()
 	p, err := r.Propose(req)
 	must(t, err)
 	p.ID = id
 	p.Sign(r.key)
-	col, stop := openProposal(ctx, t, r, p, 1)
-	select {
-	case <-col.done:
-	case <-time.After(5 * time.Second):
-	}
-	var valid []Offer
-	for _, o := range stop() {
-		if o.Err == nil {
-			valid = append(valid, o)
-		}
-	}
-	return valid
+	col, stop := openProposal(ctx, t, r, p, 1<<30)
+	eventually(t, "the offers", func() bool {
+		col.mu.Lock()
+		defer col.mu.Unlock()
+		return len(col.offers) >= want
+	})
+	return stop()
 }
 
 // TestPendingOffersPerRenter: a member that publishes MaxPendingOffers
@@ -125,4 +125,60 @@ func TestPendingOffersPerRenter(t *testing.T) {
 	for _, stop := range stops {
 		stop()
 	}
+}
+
+// TestProposalIDReuse: after one member's contract is consigned, a second
+// member's proposal, CONSIGN or MIRROR under the same ID gets a MISMATCH
+// refusal; the stored contract and the provider's reserved room stay as
+// they were.
+func TestProposalIDReuse(t *testing.T) {
+	w := newWorld(t, 3, 1, 1, 0)
+	prov := w.responder(0, "", topicA)
+	w.waitTopicPeers(1, topicA, 1)
+	w.waitTopicPeers(2, topicA, 1)
+	renter := w.renterAt(1)
+	other, otherKey, otherMember := w.secondMember(t, 2, "other")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	req := w.request(5<<20, 60*day, 1)
+	req.Enough = 1
+	n, err := renter.renter.Negotiate(ctx, req)
+	must(t, err)
+	c := n.Contracts[0].Contract
+	ledger := prov.resp.room.(*Ledger)
+	reserved := ledger.Reserved()
+	unchanged := func(what string) {
+		t.Helper()
+		st, err := prov.store.Get(c.ID, c.Provider)
+		if err != nil || !bytes.Equal(st.SigningBytes(), c.SigningBytes()) {
+			t.Errorf("after %s the provider stores %+v (%v), want the first member's contract", what, st, err)
+		}
+		if got := ledger.Reserved(); got != reserved {
+			t.Errorf("after %s the ledger reserves %d bytes, want %d", what, got, reserved)
+		}
+	}
+
+	offers := offersFor(ctx, t, other, w.request(7<<20, 60*day, 1), c.ID, 1)
+	for _, o := range offers {
+		if o.Err == nil {
+			if _, err := other.Consign(ctx, o.Contract); err == nil {
+				t.Error("a second member consigned a contract under a taken ID")
+			}
+		}
+	}
+	if len(offers) != 1 || !errors.Is(offers[0].Err, ErrRefused) || !errors.Is(offers[0].Err, errMismatch) {
+		t.Fatalf("offers on a proposal under a taken ID: %+v, want one MISMATCH refusal", offers)
+	}
+	unchanged("a proposal under its ID")
+
+	// A contract under the ID the provider signed (an offer never
+	// consigned, say) is not taken by MIRROR either.
+	m := *c
+	m.Renter, m.Member, m.Size, m.Object = otherKey.Account(), otherMember, 7<<20, 9
+	m.SignAsProvider(w.provs[0].Key)
+	m.SignAsRenter(otherKey)
+	if err := other.Mirror(ctx, &m, []peer.ID{w.net.Host(1).ID()}); !errors.Is(err, errMismatch) {
+		t.Errorf("MIRROR under a taken ID: %v, want a MISMATCH refusal", err)
+	}
+	unchanged("a MIRROR under its ID")
 }

@@ -1,6 +1,8 @@
 package contracts
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -279,7 +281,11 @@ func (r *Responder) answer(p *Proposal) {
 	}
 	c := r.contractFor(p)
 	offer := &pb.Offer{ProposalId: p.ID[:]}
-	if err := r.room.Fits(ctx, c); err != nil {
+	if err := r.idFree(c.ID); err != nil {
+		r.dropPending(p.ID)
+		r.metrics.answer("id_taken")
+		offer.Refusal = refusal(err)
+	} else if err := r.room.Fits(ctx, c); err != nil {
 		r.dropPending(p.ID)
 		r.count(func(s *ResponderStats) { s.NoRoom++ })
 		r.metrics.answer("no_room")
@@ -302,6 +308,36 @@ func (r *Responder) answer(p *Proposal) {
 		r.count(func(s *ResponderStats) { s.Offers++ })
 		r.metrics.answer("offered")
 	}
+}
+
+// idFree refuses an ID this provider already holds a contract under: a
+// new contract may not replace it (a renewal goes through RENEW).
+func (r *Responder) idFree(id ID) error {
+	_, err := r.store.Get(id, r.id.Key.Account())
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: this provider already holds contract %s; a new contract needs a new ID", errMismatch, id)
+}
+
+// checkStored refuses c when the store holds another contract under its
+// ID; it reports whether it holds c itself (both signing the same form).
+func (r *Responder) checkStored(c *Contract) (held bool, err error) {
+	old, err := r.store.Get(c.ID, r.id.Key.Account())
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if !bytes.Equal(old.SigningBytes(), c.SigningBytes()) {
+		return true, fmt.Errorf("%w: this provider already holds another contract under ID %s (%s differs); a new contract needs a new ID",
+			errMismatch, c.ID, cmp.Or(firstDiff(old, c, true), "a field"))
+	}
+	return true, nil
 }
 
 // contractFor fills the provider's side of a contract for p, starting now.
@@ -397,6 +433,9 @@ func (r *Responder) consign(ctx context.Context, m *pb.Contract, from peer.ID) (
 		return nil, err
 	}
 	if err := r.auth.CheckMember(ctx, c.Renter, c.Member); err != nil {
+		return nil, err
+	}
+	if _, err := r.checkStored(c); err != nil {
 		return nil, err
 	}
 	g, err := r.room.Reserve(ctx, c)
@@ -518,6 +557,9 @@ func (r *Responder) mirrorReq(ctx context.Context, m *pb.Mirror, from peer.ID) (
 			return nil, malformed("mirror source: %v", err)
 		}
 		sources = append(sources, p)
+	}
+	if _, err := r.checkStored(c); err != nil {
+		return nil, err
 	}
 	if _, err := r.room.Reserve(ctx, c); err != nil {
 		return nil, err
