@@ -182,3 +182,58 @@ func TestProposalIDReuse(t *testing.T) {
 	}
 	unchanged("a MIRROR under its ID")
 }
+
+// TestRenewByRenterOnly: RENEW extends a contract for its own renter only.
+// A second member's renewal (naming itself, or signed by it) and a renewal
+// that shortens the contract are refused, the stored contract unchanged.
+func TestRenewByRenterOnly(t *testing.T) {
+	w := newWorld(t, 3, 1, 1, 0)
+	prov := w.responder(0, "", topicA)
+	w.waitTopicPeers(1, topicA, 1)
+	renter := w.renterAt(1)
+	other, otherKey, otherMember := w.secondMember(t, 2, "other")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	req := w.request(5<<20, 60*day, 1)
+	req.Enough = 1
+	n, err := renter.renter.Negotiate(ctx, req)
+	must(t, err)
+	c := n.Contracts[0].Contract
+	unchanged := func(what string) {
+		t.Helper()
+		st, err := prov.store.Get(c.ID, c.Provider)
+		if err != nil || !bytes.Equal(st.SigningBytes(), c.SigningBytes()) || !bytes.Equal(st.RenterSignature, c.RenterSignature) {
+			t.Errorf("after %s the provider stores %+v (%v), want the contract as consigned", what, st, err)
+		}
+	}
+
+	takeover := *c
+	takeover.Renter, takeover.Member = otherKey.Account(), otherMember
+	takeover.End = time.Now().Add(time.Minute).Truncate(time.Second)
+	takeover.SignAsRenter(otherKey)
+	if _, err := other.sendRenew(ctx, &takeover); !errors.Is(err, ErrRefused) || !errors.Is(err, ErrForbiddenChange) {
+		t.Errorf("RENEW naming a second member as renter: %v, want a FORBIDDEN refusal", err)
+	}
+	unchanged("a RENEW naming a second member")
+
+	forged := *c
+	forged.End = c.End.Add(day)
+	forged.RenterSignature = otherKey.Sign(forged.SigningBytes()) // the renter named is still the first
+	if _, err := other.sendRenew(ctx, &forged); !errors.Is(err, ErrRefused) || !errors.Is(err, ErrSignature) {
+		t.Errorf("RENEW signed by a second member: %v, want a SIGNATURE refusal", err)
+	}
+	unchanged("a RENEW signed by a second member")
+
+	if _, err := renter.renter.Renew(ctx, c, c.End.Add(-day)); !errors.Is(err, ErrRefused) || !errors.Is(err, ErrForbiddenChange) {
+		t.Errorf("RENEW to an earlier end: %v, want a FORBIDDEN refusal", err)
+	}
+	unchanged("a RENEW to an earlier end")
+
+	renewed, err := renter.renter.Renew(ctx, c, c.End.Add(day))
+	if err != nil {
+		t.Fatalf("the renter's own renewal: %v", err)
+	}
+	if st, err := prov.store.Get(c.ID, c.Provider); err != nil || !st.End.Equal(renewed.End) || st.Renter != c.Renter {
+		t.Errorf("after the renter's renewal the provider stores %+v (%v)", st, err)
+	}
+}

@@ -205,7 +205,7 @@ func TestContractsOverGossipsub(t *testing.T) {
 	c := n.Contracts[0].Contract
 	pi := hostIndex(w, c.ProviderPeer)
 
-	t.Run("RENEW may change only end, start and renter", func(t *testing.T) {
+	t.Run("RENEW may change only end and start", func(t *testing.T) {
 		for name, change := range map[string]func(*Contract){
 			"size":    func(c *Contract) { c.Size++ },
 			"bucket":  func(c *Contract) { c.Bucket++ },

@@ -475,16 +475,15 @@ func (r *Responder) renew(ctx context.Context, m *pb.Contract) (*pb.Response, er
 	if err != nil {
 		return nil, err
 	}
-	if f := firstDiff(old, c, false); f != "" {
-		return nil, fmt.Errorf("%w: RENEW changed %s; only the renter, its signature and start/end may change", ErrForbiddenChange, f)
-	}
-	if !c.End.After(time.Now()) {
-		return nil, fmt.Errorf("%w: renewed end %v is in the past", ErrExpired, c.End.UTC())
+	if err := renewable(old, c, time.Now()); err != nil {
+		return nil, err
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	if err := verify(c.Renter, c.SigningBytes(), c.RenterSignature, "renter"); err != nil {
+	// Renter and member are those of the stored contract, so only its
+	// renter can sign a renewal.
+	if err := verify(old.Renter, c.SigningBytes(), c.RenterSignature, "renter"); err != nil {
 		return nil, err
 	}
 	if err := r.auth.CheckMember(ctx, c.Renter, c.Member); err != nil {
@@ -496,6 +495,28 @@ func (r *Responder) renew(ctx context.Context, m *pb.Contract) (*pb.Response, er
 	}
 	r.log.Info("contract renewed", "contract", c.ID, "end", c.End.UTC())
 	return &pb.Response{Body: &pb.Response_Renewed{Renewed: &pb.Renewed{ProviderSignature: c.ProviderSignature}}}, nil
+}
+
+// renewable checks that c renews old: every field but the dates the same,
+// the renter and member too; the end no earlier than old's and in the
+// future; the start no earlier than old's, nor later than now.
+func renewable(old, c *Contract, now time.Time) error {
+	if f := firstDiff(old, c, false); f != "" {
+		return fmt.Errorf("%w: RENEW changed %s; only start_unix, end_unix and the renter's signature may change", ErrForbiddenChange, f)
+	}
+	switch {
+	case c.Renter != old.Renter:
+		return fmt.Errorf("%w: RENEW changed renter; only the contract's renter %s may renew it", ErrForbiddenChange, old.Renter)
+	case c.Member != old.Member:
+		return fmt.Errorf("%w: RENEW changed renter_member from %d to %d", ErrForbiddenChange, old.Member, c.Member)
+	case c.End.Before(old.End):
+		return fmt.Errorf("%w: renewed end %v is before the contract's end %v; RENEW only extends", ErrForbiddenChange, c.End.UTC(), old.End.UTC())
+	case c.Start.Before(old.Start) || c.Start.After(now.Add(MaxClockSkew)):
+		return fmt.Errorf("%w: renewed start %v is before the contract's start %v or in the future", ErrForbiddenChange, c.Start.UTC(), old.Start.UTC())
+	case !c.End.After(now):
+		return fmt.Errorf("%w: renewed end %v is in the past", ErrExpired, c.End.UTC())
+	}
+	return nil
 }
 
 // retrieve gives the renter of a stored contract a read grant.
