@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -236,4 +237,88 @@ func TestRenewByRenterOnly(t *testing.T) {
 	if st, err := prov.store.Get(c.ID, c.Provider); err != nil || !st.End.Equal(renewed.End) || st.Renter != c.Renter {
 		t.Errorf("after the renter's renewal the provider stores %+v (%v)", st, err)
 	}
+}
+
+// TestConsignOnce: concurrent CONSIGNs of one offer open one grant and
+// reserve its room once; a CONSIGN by another member first does not cancel
+// the offer.
+func TestConsignOnce(t *testing.T) {
+	w := newWorld(t, 3, 1, 1, 0)
+	// A slow chain read: the ledger's Reserve holds its first caller until
+	// a second one comes (or a second passes), so CONSIGNs of one offer
+	// that all reach it overlap.
+	var room *meetingRoom
+	w.wrapRoom = func(r Room) Room {
+		room = &meetingRoom{Ledger: r.(*Ledger), met: make(chan struct{})}
+		return room
+	}
+	prov := w.responder(0, "", topicA)
+	w.waitTopicPeers(1, topicA, 1)
+	renter := w.renterAt(1)
+	other, _, _ := w.secondMember(t, 2, "other")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	offers := offersFor(ctx, t, renter.renter, w.request(5<<20, 60*day, 1), NewID(), 1)
+	if len(offers) != 1 || offers[0].Err != nil {
+		t.Fatalf("offers %+v, want one usable", offers)
+	}
+	offered := offers[0].Contract
+	ledger := room.Ledger
+	reserved, grants := ledger.Reserved(), prov.resp.OpenGrants()
+
+	if _, err := other.Consign(ctx, offered); !errors.Is(err, errMismatch) {
+		t.Fatalf("another member's CONSIGN of the offer: %v, want a MISMATCH refusal", err)
+	}
+	const n = 16
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { _, errs[i] = renter.renter.Consign(ctx, offered) })
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, ErrBusy) && !errors.Is(err, ErrNotFound):
+			t.Errorf("a repeated CONSIGN: %v, want BUSY or UNKNOWN", err)
+		}
+	}
+	if ok != 1 {
+		t.Errorf("%d of %d concurrent CONSIGNs of one offer granted, want 1", ok, n)
+	}
+	if got := prov.resp.OpenGrants(); got != grants+1 {
+		t.Errorf("%d grants open, want %d", got, grants+1)
+	}
+	if got := ledger.Reserved(); got != reserved+offered.Size {
+		t.Errorf("ledger reserves %d bytes, want %d", got, reserved+offered.Size)
+	}
+}
+
+// meetingRoom is a Ledger whose Reserve waits, the first time, until a
+// second Reserve comes or a second passes: a slow chain read.
+type meetingRoom struct {
+	*Ledger
+	mu    sync.Mutex
+	calls int
+	met   chan struct{}
+}
+
+func (m *meetingRoom) Reserve(ctx context.Context, c *Contract) (Grant, error) {
+	m.mu.Lock()
+	m.calls++
+	first := m.calls == 1
+	if m.calls == 2 {
+		close(m.met)
+	}
+	m.mu.Unlock()
+	if first {
+		select {
+		case <-m.met:
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+		}
+	}
+	return m.Ledger.Reserve(ctx, c)
 }

@@ -73,9 +73,10 @@ type Responder struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	pending map[ID]pendingOffer // offered, awaiting CONSIGN
-	grants  map[[16]byte]Grant  // store sessions opened by CONSIGN, until they lapse
+	mu       sync.Mutex
+	pending  map[ID]pendingOffer // offered, awaiting CONSIGN
+	changing map[ID]struct{}     // contracts a CONSIGN, MIRROR or RENEW is checking and writing
+	grants   map[[16]byte]Grant  // store sessions opened by CONSIGN, until they lapse
 
 	stats ResponderStats
 }
@@ -96,7 +97,7 @@ func NewResponder(h *p2p.Host, g *Gossip, id Identity, auth Authority, room Room
 		return nil, errors.New("contracts: responder needs the worker's role key")
 	}
 	r := &Responder{h: h, g: g, id: id, auth: auth, room: room, store: store,
-		log: slog.Default(), pending: make(map[ID]pendingOffer), grants: make(map[[16]byte]Grant)}
+		log: slog.Default(), pending: make(map[ID]pendingOffer), changing: make(map[ID]struct{}), grants: make(map[[16]byte]Grant)}
 	for _, o := range opts {
 		o(r)
 	}
@@ -249,8 +250,9 @@ func (r *Responder) reservePending(p *Proposal) error {
 		}
 	}
 	_, taken := r.pending[p.ID]
+	_, changing := r.changing[p.ID]
 	switch {
-	case taken:
+	case taken || changing:
 		return fmt.Errorf("%w: proposal %s already has a pending offer", ErrBusy, p.ID)
 	case mine >= MaxPendingPerRenter:
 		return fmt.Errorf("%w: renter %s has %d offers pending, the most one renter may", ErrBusy, p.Renter, mine)
@@ -410,42 +412,30 @@ func (r *Responder) serve(ctx context.Context, s network.Stream) error {
 }
 
 // consign takes the renter's countersignature of a pending offer, sent by
-// peer from (the one peer its grant lets drop the session).
+// peer from (the one peer its grant lets drop the session). The offer is
+// taken from the pending ones before anything slow is checked, so
+// concurrent CONSIGNs of one offer open one grant; it is put back when the
+// CONSIGN fails, so a bad CONSIGN by anyone who read the proposal's ID
+// does not cancel the renter's offer.
 func (r *Responder) consign(ctx context.Context, m *pb.Contract, from peer.ID) (*pb.Response, error) {
 	c, err := ContractFromPB(m)
 	if err != nil {
 		return nil, err
 	}
-	r.mu.Lock()
-	po := r.pending[c.ID]
-	r.mu.Unlock()
-	offered := po.c
-	if offered == nil {
-		return nil, fmt.Errorf("%w: no pending offer for contract %s (expired, or never offered)", ErrNotFound, c.ID)
-	}
-	if time.Now().After(po.expires) {
-		return nil, fmt.Errorf("%w: the offer for contract %s lapsed with its proposal at %v", ErrExpired, c.ID, po.expires.UTC())
-	}
-	if f := firstDiff(offered, c, true); f != "" {
-		return nil, fmt.Errorf("%w: field %s differs from the offer", errMismatch, f)
-	}
-	if err := c.Verify(); err != nil {
-		return nil, err
-	}
-	if err := r.auth.CheckMember(ctx, c.Renter, c.Member); err != nil {
-		return nil, err
-	}
-	if _, err := r.checkStored(c); err != nil {
-		return nil, err
-	}
-	g, err := r.room.Reserve(ctx, c)
+	release, err := r.claim(c.ID)
 	if err != nil {
 		return nil, err
 	}
-	if err := r.store.Put(c); err != nil {
+	defer release()
+	po, err := r.takePending(c.ID)
+	if err != nil {
 		return nil, err
 	}
-	r.dropPending(c.ID)
+	g, err := r.consignOffered(ctx, po.c, c)
+	if err != nil {
+		r.restorePending(c.ID, po)
+		return nil, err
+	}
 	g.Renter = from
 	r.mu.Lock()
 	now := time.Now()
@@ -464,6 +454,76 @@ func (r *Responder) consign(ctx context.Context, m *pb.Contract, from peer.ID) (
 	}}}, nil
 }
 
+// consignOffered checks that c is the offered contract countersigned by a
+// member, reserves its room and stores it.
+func (r *Responder) consignOffered(ctx context.Context, offered, c *Contract) (Grant, error) {
+	if f := firstDiff(offered, c, true); f != "" {
+		return Grant{}, fmt.Errorf("%w: field %s differs from the offer", errMismatch, f)
+	}
+	if err := c.Verify(); err != nil {
+		return Grant{}, err
+	}
+	if err := r.auth.CheckMember(ctx, c.Renter, c.Member); err != nil {
+		return Grant{}, err
+	}
+	if _, err := r.checkStored(c); err != nil {
+		return Grant{}, err
+	}
+	g, err := r.room.Reserve(ctx, c)
+	if err != nil {
+		return Grant{}, err
+	}
+	if err := r.store.Put(c); err != nil {
+		if rel, ok := r.room.(RoomReleaser); ok {
+			rel.Release(c.ID)
+		}
+		return Grant{}, err
+	}
+	return g, nil
+}
+
+// claim marks contract id as changed by a request (CONSIGN, MIRROR, RENEW)
+// until release is called, so no two requests check and write one ID's
+// contract at once, and no proposal under it is offered meanwhile; a second
+// request is refused with ErrBusy.
+func (r *Responder) claim(id ID) (release func(), err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.changing[id]; ok {
+		return nil, fmt.Errorf("%w: another request for contract %s is in flight", ErrBusy, id)
+	}
+	r.changing[id] = struct{}{}
+	return func() {
+		r.mu.Lock()
+		delete(r.changing, id)
+		r.mu.Unlock()
+	}, nil
+}
+
+// takePending removes the pending offer id and returns it.
+func (r *Responder) takePending(id ID) (pendingOffer, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	po := r.pending[id]
+	if po.c == nil {
+		return po, fmt.Errorf("%w: no pending offer for contract %s (expired, consigned, or never offered)", ErrNotFound, id)
+	}
+	delete(r.pending, id)
+	if time.Now().After(po.expires) {
+		return po, fmt.Errorf("%w: the offer for contract %s lapsed at %v", ErrExpired, id, po.expires.UTC())
+	}
+	return po, nil
+}
+
+// restorePending puts back an offer a failed CONSIGN took, unless it lapsed.
+func (r *Responder) restorePending(id ID, po pendingOffer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.pending[id]; !ok && time.Now().Before(po.expires) {
+		r.pending[id] = po
+	}
+}
+
 // renew accepts a renter-signed contract that changes only what RENEW may
 // change, re-signs it and stores it.
 func (r *Responder) renew(ctx context.Context, m *pb.Contract) (*pb.Response, error) {
@@ -471,6 +531,11 @@ func (r *Responder) renew(ctx context.Context, m *pb.Contract) (*pb.Response, er
 	if err != nil {
 		return nil, err
 	}
+	release, err := r.claim(c.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	old, err := r.store.Get(c.ID, r.id.Key.Account())
 	if err != nil {
 		return nil, err
@@ -579,6 +644,11 @@ func (r *Responder) mirrorReq(ctx context.Context, m *pb.Mirror, from peer.ID) (
 		}
 		sources = append(sources, p)
 	}
+	release, err := r.claim(c.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	if _, err := r.checkStored(c); err != nil {
 		return nil, err
 	}
