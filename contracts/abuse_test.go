@@ -322,3 +322,93 @@ func (m *meetingRoom) Reserve(ctx context.Context, c *Contract) (Grant, error) {
 	}
 	return m.Ledger.Reserve(ctx, c)
 }
+
+// blockingMirrorer counts the copies it is asked for and holds each until
+// release is closed.
+type blockingMirrorer struct {
+	started chan ID
+	release chan struct{}
+}
+
+func (b *blockingMirrorer) Mirror(ctx context.Context, c *Contract, _ []peer.ID) error {
+	b.started <- c.ID
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// TestMirrorReplays: 200 MIRRORs of one contract start one copy; MIRRORs
+// of more contracts than MaxMirrors while copies run are refused BUSY; an
+// ended contract or one naming no registered object is refused.
+func TestMirrorReplays(t *testing.T) {
+	w := newWorld(t, 2, 1, 1, 0)
+	mirr := &blockingMirrorer{started: make(chan ID, 1000), release: make(chan struct{})}
+	w.mirrorer = mirr
+	prov := w.responder(0, "", topicA)
+	renter := w.renterAt(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// Contracts the provider signed (offers never consigned, say) for a
+	// registered object, countersigned by the renter.
+	contract := func(mod func(*Contract)) *Contract {
+		now := time.Now().Truncate(time.Second)
+		c := &Contract{ID: NewID(), Topic: topicA, Terms: w.request(5<<20, 60*day, 1).Terms,
+			Start: now, End: now.Add(60 * day), Renter: w.member.Account(), Member: w.memberID,
+			Worker: w.provs[0].Worker, Bucket: w.provs[0].Bucket, ProviderPeer: w.net.Host(0).ID()}
+		c.Object = 7
+		if mod != nil {
+			mod(c)
+		}
+		c.SignAsProvider(w.provs[0].Key)
+		c.SignAsRenter(w.member)
+		return c
+	}
+	sources := []peer.ID{w.net.Host(1).ID()}
+
+	c := contract(nil)
+	for i := range 200 {
+		if err := renter.renter.Mirror(ctx, c, sources); err != nil {
+			t.Fatalf("MIRROR %d of one contract: %v", i, err)
+		}
+	}
+	if got := <-mirr.started; got != c.ID {
+		t.Fatalf("copy of %s started, want %s", got, c.ID)
+	}
+	for range MaxMirrors - 1 {
+		must(t, renter.renter.Mirror(ctx, contract(nil), sources))
+		<-mirr.started
+	}
+	if err := renter.renter.Mirror(ctx, contract(nil), sources); !errors.Is(err, ErrBusy) {
+		t.Errorf("MIRROR beyond %d copies running: %v, want BUSY", MaxMirrors, err)
+	}
+	if got := prov.resp.Stats().Mirrors; got != MaxMirrors {
+		t.Errorf("%d copies started, want %d", got, MaxMirrors)
+	}
+
+	ended := contract(func(c *Contract) { c.Start, c.End = c.Start.Add(-2*day), c.Start.Add(-day) })
+	if err := renter.renter.Mirror(ctx, ended, sources); !errors.Is(err, ErrExpired) {
+		t.Errorf("MIRROR of an ended contract: %v, want EXPIRED", err)
+	}
+	unregistered := contract(func(c *Contract) { c.Object = 0 })
+	if err := renter.renter.Mirror(ctx, unregistered, sources); !errors.Is(err, ErrMalformed) {
+		t.Errorf("MIRROR naming no registered object: %v, want MALFORMED", err)
+	}
+
+	close(mirr.release)
+	eventually(t, "the copies to end", func() bool {
+		prov.resp.mu.Lock()
+		defer prov.resp.mu.Unlock()
+		return len(prov.resp.mirroring) == 0
+	})
+	if err := renter.renter.Mirror(ctx, c, sources); err != nil {
+		t.Fatalf("MIRROR after the copy ended: %v", err)
+	}
+	if got := <-mirr.started; got != c.ID {
+		t.Errorf("copy of %s started, want %s again", got, c.ID)
+	}
+	if n := len(mirr.started); n != 0 {
+		t.Errorf("%d more copies started, want none", n)
+	}
+}

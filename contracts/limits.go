@@ -27,6 +27,11 @@ const (
 	MaxRenterAddrs = 8
 	// MaxMirrorSources bounds the sources a MIRROR names.
 	MaxMirrorSources = 16
+	// MaxMirrors bounds the MIRROR copies a provider runs at once; a MIRROR
+	// beyond it is refused BUSY.
+	MaxMirrors = 8
+	// MirrorTimeout bounds one MIRROR copy.
+	MirrorTimeout = time.Hour
 	// MaxDuration is the longest a contract may run, about ten years.
 	MaxDuration = 3650 * 24 * time.Hour
 	// MaxTTL is the longest a proposal takes offers.

@@ -266,6 +266,10 @@ func TestContractsOverGossipsub(t *testing.T) {
 		}
 		mi := hostIndex(w, offer.ProviderPeer)
 		mc := *offer
+		// MIRROR copies a registered object: the provider signed the
+		// contract naming it (the proposal named none).
+		mc.Object = 1
+		mc.SignAsProvider(w.provs[mi].Key)
 		mc.SignAsRenter(w.member)
 		sources := []peer.ID{n.Contracts[0].Contract.ProviderPeer, n.Contracts[1].Contract.ProviderPeer}
 		wrong := mc

@@ -73,10 +73,11 @@ type Responder struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex
-	pending  map[ID]pendingOffer // offered, awaiting CONSIGN
-	changing map[ID]struct{}     // contracts a CONSIGN, MIRROR or RENEW is checking and writing
-	grants   map[[16]byte]Grant  // store sessions opened by CONSIGN, until they lapse
+	mu        sync.Mutex
+	pending   map[ID]pendingOffer // offered, awaiting CONSIGN
+	changing  map[ID]struct{}     // contracts a CONSIGN, MIRROR or RENEW is checking and writing
+	mirroring map[ID]struct{}     // contracts whose object is being copied
+	grants    map[[16]byte]Grant  // store sessions opened by CONSIGN, until they lapse
 
 	stats ResponderStats
 }
@@ -88,6 +89,8 @@ type ResponderStats struct {
 	// had MaxPendingPerRenter offers pending, or the provider
 	// MaxPendingOffers.
 	Busy int64
+	// Mirrors counts the copies MIRROR requests started.
+	Mirrors int64
 }
 
 // NewResponder starts a provider's responder on h: it serves the contract
@@ -97,7 +100,7 @@ func NewResponder(h *p2p.Host, g *Gossip, id Identity, auth Authority, room Room
 		return nil, errors.New("contracts: responder needs the worker's role key")
 	}
 	r := &Responder{h: h, g: g, id: id, auth: auth, room: room, store: store,
-		log: slog.Default(), pending: make(map[ID]pendingOffer), changing: make(map[ID]struct{}), grants: make(map[[16]byte]Grant)}
+		log: slog.Default(), pending: make(map[ID]pendingOffer), changing: make(map[ID]struct{}), mirroring: make(map[ID]struct{}), grants: make(map[[16]byte]Grant)}
 	for _, o := range opts {
 		o(r)
 	}
@@ -612,23 +615,33 @@ func (r *Responder) retrieve(m *pb.Retrieve) (*pb.Response, error) {
 }
 
 // mirrorReq takes a contract the renter consigned with this provider for an
-// object other providers hold, and starts copying it from them.
+// object other providers hold, and starts copying it from them: one copy
+// per contract at a time, at most MaxMirrors in all, each for at most
+// MirrorTimeout. A MIRROR of the contract while its copy runs is answered
+// as accepted and starts nothing.
 func (r *Responder) mirrorReq(ctx context.Context, m *pb.Mirror, from peer.ID) (*pb.Response, error) {
 	if r.mirror == nil {
 		return nil, fmt.Errorf("%w: this provider does not take MIRROR requests", ErrRefused)
 	}
-	if n := len(m.GetSources()); n == 0 || n > MaxMirrorSources {
-		return nil, malformed("%d mirror sources: want 1 to %d", n, MaxMirrorSources)
-	}
-	c, err := ContractFromPB(m.GetContract())
+	c, sources, err := r.mirrorRequest(m)
 	if err != nil {
 		return nil, err
 	}
-	if c.Provider != r.id.Key.Account() || c.ProviderPeer != r.h.ID() {
-		return nil, fmt.Errorf("%w: contract %s names another provider", errMismatch, c.ID)
-	}
-	if err := c.Verify(); err != nil {
+	accepted := &pb.Response{Body: &pb.Response_MirrorAccepted{MirrorAccepted: &pb.MirrorAccepted{ContractId: c.ID[:]}}}
+	release, err := r.claim(c.ID)
+	if err != nil {
 		return nil, err
+	}
+	defer release()
+	held, err := r.checkStored(c)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	_, running := r.mirroring[c.ID]
+	r.mu.Unlock()
+	if held && running {
+		return accepted, nil
 	}
 	if err := r.auth.CheckMember(ctx, c.Renter, c.Member); err != nil {
 		return nil, err
@@ -636,34 +649,80 @@ func (r *Responder) mirrorReq(ctx context.Context, m *pb.Mirror, from peer.ID) (
 	if err := r.auth.CheckAssigned(ctx, c.Bag); err != nil {
 		return nil, err
 	}
+	done, err := r.startMirror(c.ID)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := r.room.Reserve(ctx, c); err != nil {
+		done()
+		return nil, err
+	}
+	if err := r.store.Put(c); err != nil {
+		done()
+		return nil, err
+	}
+	r.count(func(s *ResponderStats) { s.Mirrors++ })
+	r.wg.Go(func() {
+		defer done()
+		ctx, cancel := context.WithTimeout(r.ctx, MirrorTimeout)
+		defer cancel()
+		if err := r.mirror.Mirror(ctx, c, sources); err != nil {
+			r.log.Warn("mirror failed", "contract", c.ID, "from", from, "err", err)
+		}
+	})
+	return accepted, nil
+}
+
+// mirrorRequest reads a MIRROR: a complete, live contract with this
+// provider for a registered object, and its sources.
+func (r *Responder) mirrorRequest(m *pb.Mirror) (*Contract, []peer.ID, error) {
+	if n := len(m.GetSources()); n == 0 || n > MaxMirrorSources {
+		return nil, nil, malformed("%d mirror sources: want 1 to %d", n, MaxMirrorSources)
+	}
+	c, err := ContractFromPB(m.GetContract())
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.Provider != r.id.Key.Account() || c.ProviderPeer != r.h.ID() {
+		return nil, nil, fmt.Errorf("%w: contract %s names another provider", errMismatch, c.ID)
+	}
+	if c.Object == 0 {
+		return nil, nil, malformed("contract %s names no registered object to mirror", c.ID)
+	}
+	if !c.Live(time.Now()) {
+		return nil, nil, fmt.Errorf("%w: contract %s runs from %v to %v", ErrExpired, c.ID, c.Start.UTC(), c.End.UTC())
+	}
+	if err := c.Verify(); err != nil {
+		return nil, nil, err
+	}
 	var sources []peer.ID
 	for _, b := range m.GetSources() {
 		p, err := peer.IDFromBytes(b)
 		if err != nil {
-			return nil, malformed("mirror source: %v", err)
+			return nil, nil, malformed("mirror source: %v", err)
 		}
 		sources = append(sources, p)
 	}
-	release, err := r.claim(c.ID)
-	if err != nil {
-		return nil, err
+	return c, sources, nil
+}
+
+// startMirror holds one of the MaxMirrors copy slots for contract id until
+// done is called.
+func (r *Responder) startMirror(id ID) (done func(), err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.mirroring[id]; ok {
+		return nil, fmt.Errorf("%w: contract %s is being mirrored", ErrBusy, id)
 	}
-	defer release()
-	if _, err := r.checkStored(c); err != nil {
-		return nil, err
+	if len(r.mirroring) >= MaxMirrors {
+		return nil, fmt.Errorf("%w: %d mirrors running, the most this provider runs at once; ask again later", ErrBusy, len(r.mirroring))
 	}
-	if _, err := r.room.Reserve(ctx, c); err != nil {
-		return nil, err
-	}
-	if err := r.store.Put(c); err != nil {
-		return nil, err
-	}
-	r.wg.Go(func() {
-		if err := r.mirror.Mirror(r.ctx, c, sources); err != nil {
-			r.log.Warn("mirror failed", "contract", c.ID, "from", from, "err", err)
-		}
-	})
-	return &pb.Response{Body: &pb.Response_MirrorAccepted{MirrorAccepted: &pb.MirrorAccepted{ContractId: c.ID[:]}}}, nil
+	r.mirroring[id] = struct{}{}
+	return func() {
+		r.mu.Lock()
+		delete(r.mirroring, id)
+		r.mu.Unlock()
+	}, nil
 }
 
 // RetrieveSigningBytes is the canonical form a renter signs to RETRIEVE: the
