@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/contracts/pb"
 )
 
 // secondMember makes another member on chain, with its own renter on host
@@ -410,5 +411,103 @@ func TestMirrorReplays(t *testing.T) {
 	}
 	if n := len(mirr.started); n != 0 {
 		t.Errorf("%d more copies started, want none", n)
+	}
+}
+
+// gatedRoom is a Ledger whose Fits waits until gate is closed: a provider
+// slow to answer.
+type gatedRoom struct {
+	*Ledger
+	gate chan struct{}
+}
+
+func (g *gatedRoom) Fits(ctx context.Context, c *Contract) error {
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.Ledger.Fits(ctx, c)
+}
+
+// TestOffersOnePerProvider: a peer with no role that answers a proposal
+// first with MaxCollected refusals and MaxCollected junk offers does not
+// crowd out the real provider's offer, and the provider's offer sent twice
+// counts once.
+func TestOffersOnePerProvider(t *testing.T) {
+	w := newWorld(t, 3, 1, 1, 0)
+	gate := make(chan struct{})
+	w.wrapRoom = func(r Room) Room { return &gatedRoom{Ledger: r.(*Ledger), gate: gate} }
+	prov := w.responder(0, "", topicA)
+	w.waitTopicPeers(1, topicA, 1)
+	w.waitTopicPeers(2, topicA, 1)
+	renter := w.renterAt(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	junk := w.net.Host(2)
+	sub, err := NewGossip(junk, w.chain, quiet()).Subscribe(topicA)
+	must(t, err)
+	defer sub.Cancel()
+	var wg sync.WaitGroup
+	refused := make(chan error, 1)
+	wg.Go(func() {
+		m, err := sub.Next(ctx)
+		if err != nil {
+			return
+		}
+		p, _ := ProposalOf(m)
+		var inner sync.WaitGroup
+		for i := range 2 * MaxCollected {
+			o := &pb.Offer{ProposalId: p.ID[:], Refusal: &pb.Refusal{Code: pb.Code_CODE_NO_ROOM, Reason: "junk"}}
+			if i%2 == 1 {
+				o = &pb.Offer{ProposalId: p.ID[:], Contract: &pb.Contract{Id: p.ID[:]}}
+			}
+			inner.Go(func() { _, _ = exchange(ctx, junk, p.RenterPeer, &pb.Request{Body: &pb.Request_Offer{Offer: o}}) })
+		}
+		inner.Wait()
+		close(gate) // the provider answers after the junk
+		for prov.resp.Stats().Offers == 0 { // no t.Fatal off the test's goroutine
+			select {
+			case <-ctx.Done():
+				refused <- ctx.Err()
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		prov.resp.mu.Lock()
+		c := prov.resp.pending[p.ID].c
+		prov.resp.mu.Unlock()
+		resp, err := exchange(ctx, w.net.Host(0), p.RenterPeer, &pb.Request{Body: &pb.Request_Offer{Offer: &pb.Offer{ProposalId: p.ID[:], Contract: c.ToPB()}}})
+		if err == nil && resp.GetRefusal() != nil {
+			err = refusalError(resp.GetRefusal())
+		}
+		refused <- err
+	})
+	req := w.request(5<<20, 60*day, 1)
+	req.Window = 5 * time.Second
+	req.Enough = 2 // the window runs out: the duplicate is sent meanwhile
+	n, err := renter.renter.Negotiate(ctx, req)
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("Negotiate beside a junk peer: %v", err)
+	}
+	if err := <-refused; !errors.Is(err, ErrRefused) {
+		t.Errorf("the provider's offer sent again: %v, want refused", err)
+	}
+	valid, junkKept := 0, 0
+	for _, o := range n.Offers {
+		switch {
+		case o.Err == nil:
+			valid++
+			if o.From != w.net.Host(0).ID() {
+				t.Errorf("usable offer from %s", o.From)
+			}
+		case o.From == junk.ID():
+			junkKept++
+		}
+	}
+	if valid != 1 || len(n.Contracts) != 1 || junkKept > 1 {
+		t.Errorf("%d usable offers, %d contracts, %d junk offers kept; want 1, 1 and at most 1", valid, len(n.Contracts), junkKept)
 	}
 }
