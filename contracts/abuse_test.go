@@ -466,8 +466,10 @@ func TestOffersOnePerProvider(t *testing.T) {
 			inner.Go(func() { _, _ = exchange(ctx, junk, p.RenterPeer, &pb.Request{Body: &pb.Request_Offer{Offer: o}}) })
 		}
 		inner.Wait()
-		close(gate) // the provider answers after the junk
-		for prov.resp.Stats().Offers == 0 { // no t.Fatal off the test's goroutine
+		// The provider answers after the junk; this goroutine waits for its
+		// offer without eventually (no t.Fatal off the test's goroutine).
+		close(gate)
+		for prov.resp.Stats().Offers == 0 {
 			select {
 			case <-ctx.Done():
 				refused <- ctx.Err()
