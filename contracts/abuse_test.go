@@ -513,3 +513,36 @@ func TestOffersOnePerProvider(t *testing.T) {
 		t.Errorf("%d usable offers, %d contracts, %d junk offers kept; want 1, 1 and at most 1", valid, len(n.Contracts), junkKept)
 	}
 }
+
+// TestPruneEndedContracts: a provider deletes its contracts EndedRetention
+// after they ended, and keeps the others.
+func TestPruneEndedContracts(t *testing.T) {
+	w := newWorld(t, 1, 1, 1, 0)
+	prov := w.responder(0, "", topicA)
+	now := time.Now().Truncate(time.Second)
+	stored := func(end time.Time) *Contract {
+		c := &Contract{ID: NewID(), Topic: topicA, Terms: w.request(5<<20, 60*day, 1).Terms,
+			Start: end.Add(-60 * day), End: end, Member: w.memberID,
+			Worker: w.provs[0].Worker, Bucket: w.provs[0].Bucket, ProviderPeer: w.net.Host(0).ID()}
+		c.Renter = w.member.Account()
+		c.SignAsProvider(w.provs[0].Key)
+		c.SignAsRenter(w.member)
+		must(t, prov.store.Put(c))
+		return c
+	}
+	old := stored(now.Add(-EndedRetention - day))
+	recent := stored(now.Add(-day))
+	live := stored(now.Add(day))
+	n, err := prov.resp.prune(now)
+	if err != nil || n != 1 {
+		t.Fatalf("prune: %d deleted, %v; want 1", n, err)
+	}
+	if _, err := prov.store.Get(old.ID, old.Provider); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a contract ended %v ago is still stored: %v", EndedRetention+day, err)
+	}
+	for _, c := range []*Contract{recent, live} {
+		if _, err := prov.store.Get(c.ID, c.Provider); err != nil {
+			t.Errorf("contract ending %v was pruned: %v", c.End, err)
+		}
+	}
+}

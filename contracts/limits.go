@@ -32,6 +32,12 @@ const (
 	MaxMirrors = 8
 	// MirrorTimeout bounds one MIRROR copy.
 	MirrorTimeout = time.Hour
+	// EndedRetention is how long a provider keeps a contract after it
+	// ended (a renter may still RENEW it meanwhile) before deleting it.
+	EndedRetention = 7 * 24 * time.Hour
+	// PruneInterval is how often a provider deletes contracts ended
+	// longer than EndedRetention ago.
+	PruneInterval = time.Hour
 	// MaxDuration is the longest a contract may run, about ten years.
 	MaxDuration = 3650 * 24 * time.Hour
 	// MaxTTL is the longest a proposal takes offers.

@@ -293,7 +293,9 @@ func (r *Renter) sendRenew(ctx context.Context, n *Contract) (*Contract, error) 
 	return n, nil
 }
 
-// Retrieve asks the provider of c for a read grant.
+// Retrieve asks the provider of c for a read grant: a confirmation that
+// the provider holds c, live, for this renter. Reads themselves need no
+// token; the grant's token is informational.
 func (r *Renter) Retrieve(ctx context.Context, c *Contract) (token []byte, expires time.Time, err error) {
 	at := time.Now()
 	req := &pb.Retrieve{ContractId: c.ID[:], AtUnix: at.Unix(), Signature: r.key.Sign(RetrieveSigningBytes(c.ID, c.Provider, at))}

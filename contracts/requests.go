@@ -224,7 +224,11 @@ func renewable(old, c *Contract, now time.Time) error {
 	return nil
 }
 
-// retrieve gives the renter of a stored contract a read grant.
+// retrieve gives the renter of a stored contract a read grant. The grant
+// is informational: the token is kept nowhere and nothing checks it, since
+// reads over /satchel/fetch/1.0.0 are authorised by the chain alone (see
+// docs/PROTOCOL.md); it tells the renter the provider holds a live
+// contract for it.
 func (r *Responder) retrieve(m *pb.Retrieve) (*pb.Response, error) {
 	id, err := idFrom(m.GetContractId(), "contract id")
 	if err != nil {

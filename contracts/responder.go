@@ -112,6 +112,7 @@ func NewResponder(h *p2p.Host, g *Gossip, id Identity, auth Authority, room Room
 		}
 		r.wg.Go(func() { r.listen(sub) })
 	}
+	r.wg.Go(r.pruneLoop)
 	h.Protocol().SetHandler(Protocol, r.serve)
 	r.log.Info("contract topics subscribed", "topics", r.topics)
 	return r, nil
@@ -386,4 +387,50 @@ func RetrieveSigningBytes(id ID, provider chain.Account, at time.Time) []byte {
 	c.bytes(pub)
 	c.i64(at.Unix())
 	return c.b
+}
+
+// pruneLoop deletes this provider's contracts EndedRetention after they
+// ended, at start and every PruneInterval.
+func (r *Responder) pruneLoop() {
+	t := time.NewTicker(PruneInterval)
+	defer t.Stop()
+	for {
+		if n, err := r.prune(time.Now()); err != nil {
+			r.log.Warn("pruning ended contracts", "deleted", n, "err", err)
+		} else if n > 0 {
+			r.log.Info("ended contracts pruned", "deleted", n)
+		}
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// prune deletes the stored contracts with this provider that ended more
+// than EndedRetention before now, and returns how many it deleted. A
+// contract a request is changing is left for the next round.
+func (r *Responder) prune(now time.Time) (int, error) {
+	all, err := r.store.List()
+	if err != nil {
+		return 0, err
+	}
+	me, n := r.id.Key.Account(), 0
+	for _, c := range all {
+		if c.Provider != me || !now.After(c.End.Add(EndedRetention)) {
+			continue
+		}
+		release, err := r.claim(c.ID)
+		if err != nil {
+			continue
+		}
+		err = r.store.Delete(c.ID, me)
+		release()
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
