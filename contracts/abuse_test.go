@@ -533,9 +533,10 @@ func TestPruneEndedContracts(t *testing.T) {
 	old := stored(now.Add(-EndedRetention - day))
 	recent := stored(now.Add(-day))
 	live := stored(now.Add(day))
-	n, err := prov.resp.prune(now)
-	if err != nil || n != 1 {
-		t.Fatalf("prune: %d deleted, %v; want 1", n, err)
+	// The responder's own loop prunes at start too, and may be the one
+	// that deletes it.
+	if n, err := prov.resp.prune(now); err != nil || n > 1 {
+		t.Fatalf("prune: %d deleted, %v; want at most the one ended long ago", n, err)
 	}
 	if _, err := prov.store.Get(old.ID, old.Provider); !errors.Is(err, ErrNotFound) {
 		t.Errorf("a contract ended %v ago is still stored: %v", EndedRetention+day, err)
