@@ -62,12 +62,23 @@ func (r *Responder) consign(ctx context.Context, m *pb.Contract, from peer.ID) (
 	if err != nil {
 		return nil, err
 	}
+	// A contract other than the one offered is refused before it claims
+	// the ID: CONSIGNs anyone can send, knowing the proposal's ID, do not
+	// make the renter's own CONSIGN busy.
+	r.mu.Lock()
+	po := r.pending[c.ID]
+	r.mu.Unlock()
+	if po.c != nil {
+		if f := firstDiff(po.c, c, true); f != "" {
+			return nil, fmt.Errorf("%w: field %s differs from the offer", errMismatch, f)
+		}
+	}
 	release, err := r.claim(c.ID)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	po, err := r.takePending(c.ID)
+	po, err = r.takePending(c.ID)
 	if err != nil {
 		return nil, err
 	}
