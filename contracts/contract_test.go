@@ -261,6 +261,48 @@ func TestLedger(t *testing.T) {
 	}
 }
 
+// TestLedgerSameIDOtherSize: a reservation under an ID already reserved
+// with another size is checked for the difference and counts it, and no
+// release takes the total below zero.
+func TestLedgerSameIDOtherSize(t *testing.T) {
+	dir := fakeDir{bucket: chain.StorageBucket{Voucher: chain.Voucher{ObjectsLimit: 10, SizeLimit: 12 << 20}}}
+	l := NewLedger(dir, 1, nil)
+	ctx := context.Background()
+	c, _, _ := fixedContract(t)
+	c.Object = 0
+	c.Size = 1 << 20
+	if _, err := l.Reserve(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	big := *c
+	big.Size = 90 << 20
+	if _, err := l.Reserve(ctx, &big); !errors.Is(err, ErrNoRoom) || l.Reserved() != 1<<20 {
+		t.Fatalf("90 MiB under a reserved ID in a 12 MiB voucher: %v, reserved %d; want ErrNoRoom and 1 MiB", err, l.Reserved())
+	}
+	grown := *c
+	grown.Size = 10 << 20
+	if g, err := l.Reserve(ctx, &grown); err != nil || g.MaxBytes != 10<<20 || l.Reserved() != 10<<20 {
+		t.Fatalf("10 MiB under the ID: %v, grant %d, reserved %d; want 10 MiB reserved once", err, g.MaxBytes, l.Reserved())
+	}
+	other := *c
+	other.ID = NewID()
+	other.Size = 3 << 20
+	if err := l.Fits(ctx, &other); !errors.Is(err, ErrNoRoom) {
+		t.Fatalf("3 MiB more beside 10 MiB in a 12 MiB voucher: %v, want ErrNoRoom", err)
+	}
+	if _, err := l.Reserve(ctx, c); err != nil || l.Reserved() != 1<<20 {
+		t.Fatalf("shrinking back to 1 MiB: %v, reserved %d", err, l.Reserved())
+	}
+	l.Release(c.ID)
+	l.Release(c.ID)
+	if n := l.Reserved(); n != 0 {
+		t.Fatalf("reserved %d after releasing twice, want 0", n)
+	}
+	if err := l.Fits(ctx, &other); err != nil {
+		t.Fatalf("3 MiB in an empty ledger: %v", err)
+	}
+}
+
 // fakeDir is a Directory for unit tests of the room arithmetic alone.
 type fakeDir struct {
 	Directory

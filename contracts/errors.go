@@ -36,6 +36,9 @@ var (
 	ErrNotFound = errors.New("contracts: not found")
 	// ErrNoOffers means no usable offer came in before the window closed.
 	ErrNoOffers = errors.New("contracts: no offers")
+	// ErrBusy means a node has too many requests of the kind in flight, or
+	// the peer asking too many of them; try again later.
+	ErrBusy = errors.New("contracts: busy")
 	// ErrRefused means the remote side refused a request; the error text
 	// carries its reason.
 	ErrRefused = errors.New("contracts: refused")

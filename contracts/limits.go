@@ -27,6 +27,17 @@ const (
 	MaxRenterAddrs = 8
 	// MaxMirrorSources bounds the sources a MIRROR names.
 	MaxMirrorSources = 16
+	// MaxMirrors bounds the MIRROR copies a provider runs at once; a MIRROR
+	// beyond it is refused BUSY.
+	MaxMirrors = 8
+	// MirrorTimeout bounds one MIRROR copy.
+	MirrorTimeout = time.Hour
+	// EndedRetention is how long a provider keeps a contract after it
+	// ended (a renter may still RENEW it meanwhile) before deleting it.
+	EndedRetention = 7 * 24 * time.Hour
+	// PruneInterval is how often a provider deletes contracts ended
+	// longer than EndedRetention ago.
+	PruneInterval = time.Hour
 	// MaxDuration is the longest a contract may run, about ten years.
 	MaxDuration = 3650 * 24 * time.Hour
 	// MaxTTL is the longest a proposal takes offers.
@@ -43,6 +54,13 @@ const (
 	// MaxPendingOffers bounds the offers a provider keeps waiting for a
 	// CONSIGN; a proposal beyond it gets no offer.
 	MaxPendingOffers = 1024
+	// MaxPendingPerRenter bounds the offers a provider keeps waiting for
+	// one renter account's CONSIGN, so one member cannot hold every
+	// pending slot; its further proposals get no offer until some lapse.
+	MaxPendingPerRenter = 16
+	// PendingOfferTTL bounds how long an offer waits for its CONSIGN,
+	// however long its proposal takes offers.
+	PendingOfferTTL = time.Minute
 	// MaxCollected bounds the offers a renter keeps per proposal.
 	MaxCollected = 64
 	// GrantTTL is how long a store or read grant stays valid.

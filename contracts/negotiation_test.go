@@ -205,7 +205,7 @@ func TestContractsOverGossipsub(t *testing.T) {
 	c := n.Contracts[0].Contract
 	pi := hostIndex(w, c.ProviderPeer)
 
-	t.Run("RENEW may change only end, start and renter", func(t *testing.T) {
+	t.Run("RENEW may change only end and start", func(t *testing.T) {
 		for name, change := range map[string]func(*Contract){
 			"size":    func(c *Contract) { c.Size++ },
 			"bucket":  func(c *Contract) { c.Bucket++ },
@@ -266,6 +266,10 @@ func TestContractsOverGossipsub(t *testing.T) {
 		}
 		mi := hostIndex(w, offer.ProviderPeer)
 		mc := *offer
+		// MIRROR copies a registered object: the provider signed the
+		// contract naming it (the proposal named none).
+		mc.Object = 1
+		mc.SignAsProvider(w.provs[mi].Key)
 		mc.SignAsRenter(w.member)
 		sources := []peer.ID{n.Contracts[0].Contract.ProviderPeer, n.Contracts[1].Contract.ProviderPeer}
 		wrong := mc

@@ -36,6 +36,11 @@ type world struct {
 	provs    []Identity
 	assigned map[int]bool // provider index → bucket stores the bag
 
+	// wrapRoom, if set, wraps the Ledger of the responders started next;
+	// mirrorer, if set, replaces their recording Mirrorer.
+	wrapRoom func(Room) Room
+	mirrorer Mirrorer
+
 	scoreMu sync.Mutex
 	scores  map[int]map[peer.ID]*pubsub.PeerScoreSnapshot
 }
@@ -182,8 +187,16 @@ func (w *world) responder(i int, dir string, ts ...topics.Topic) *tnode {
 	g := NewGossip(h, w.chain, quiet(), WithGossipMetrics(m))
 	id := w.provs[i]
 	mirrors := make(chan mirrorCall, 4)
-	r, err := NewResponder(h, g, id, NewChainAuthority(w.chain, id.Bucket), NewLedger(w.chain, id.Bucket, nil), st,
-		WithTopics(ts...), WithLogger(quiet()), WithMirrorer(mirrorRecorder(mirrors)), WithMetrics(m))
+	var room Room = NewLedger(w.chain, id.Bucket, nil)
+	if w.wrapRoom != nil {
+		room = w.wrapRoom(room)
+	}
+	var mirrorer Mirrorer = mirrorRecorder(mirrors)
+	if w.mirrorer != nil {
+		mirrorer = w.mirrorer
+	}
+	r, err := NewResponder(h, g, id, NewChainAuthority(w.chain, id.Bucket), room, st,
+		WithTopics(ts...), WithLogger(quiet()), WithMirrorer(mirrorer), WithMetrics(m))
 	must(w.t, err)
 	tn := &tnode{gossip: g, resp: r, store: st, dir: dir, mirrors: mirrors, reg: reg}
 	w.t.Cleanup(func() { tn.close() })

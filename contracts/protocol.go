@@ -55,6 +55,7 @@ var codes = []struct {
 	{ErrClockSkew, pb.Code_CODE_MALFORMED},
 	{ErrForbiddenChange, pb.Code_CODE_FORBIDDEN},
 	{errMismatch, pb.Code_CODE_MISMATCH},
+	{ErrBusy, pb.Code_CODE_BUSY},
 }
 
 // refusal turns an error into the wire refusal that names it.

@@ -93,7 +93,8 @@ type Consigned struct {
 // Negotiation is the outcome of Negotiate.
 type Negotiation struct {
 	Proposal *Proposal
-	// Offers are every offer that came, in arrival order.
+	// Offers are the offers kept, in arrival order: every usable one (one
+	// per provider peer and bucket) and up to MaxCollected unusable ones.
 	Offers []Offer
 	// Contracts are the consigned contracts, best first.
 	Contracts []Consigned
@@ -106,10 +107,20 @@ type collector struct {
 	expect *Proposal
 	mu     sync.Mutex
 	offers []Offer
-	valid  int
-	enough int
-	done   chan struct{} // closed when enough valid offers came
+	// from are the peers that offered (one offer each), buckets the
+	// buckets of the usable offers (one each).
+	from    map[peer.ID]bool
+	buckets map[chain.StorageBucketID]bool
+	// checking counts offers admitted and being checked; valid and
+	// errored those kept, usable or not.
+	checking, valid, errored int
+	enough                   int
+	done                     chan struct{} // closed when enough valid offers came
 }
+
+// maxOfferPeers bounds the peers whose offers a renter looks at per
+// proposal.
+const maxOfferPeers = 4 * MaxCollected
 
 // Propose signs a proposal for req, ready to publish.
 func (r *Renter) Propose(req Request) (*Proposal, error) {
@@ -282,7 +293,9 @@ func (r *Renter) sendRenew(ctx context.Context, n *Contract) (*Contract, error) 
 	return n, nil
 }
 
-// Retrieve asks the provider of c for a read grant.
+// Retrieve asks the provider of c for a read grant: a confirmation that
+// the provider holds c, live, for this renter. Reads themselves need no
+// token; the grant's token is informational.
 func (r *Renter) Retrieve(ctx context.Context, c *Contract) (token []byte, expires time.Time, err error) {
 	at := time.Now()
 	req := &pb.Retrieve{ContractId: c.ID[:], AtUnix: at.Unix(), Signature: r.key.Sign(RetrieveSigningBytes(c.ID, c.Provider, at))}
@@ -352,6 +365,9 @@ func (r *Renter) take(ctx context.Context, from peer.ID, o *pb.Offer) error {
 	if col == nil {
 		return fmt.Errorf("%w: proposal %s is not open", ErrNotFound, pid)
 	}
+	if err := col.admit(from); err != nil {
+		return err
+	}
 	off := Offer{From: from, After: time.Since(col.start)}
 	if rf := o.GetRefusal(); rf != nil {
 		off.Err = refusalError(rf)
@@ -388,18 +404,50 @@ func (r *Renter) checkOffer(ctx context.Context, p *Proposal, from peer.ID, m *p
 	return c, nil
 }
 
+// admit takes an offer from peer from for checking, before any signature
+// or chain read: one offer per peer, and no more in flight than can still
+// be kept as usable; offers found unusable give their slot back.
+func (c *collector) admit(from peer.ID) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.from[from]:
+		return malformed("peer %s already offered on proposal %s; one offer per provider", from, c.expect.ID)
+	case len(c.from) >= maxOfferPeers:
+		return fmt.Errorf("%w: %d peers offered on proposal %s already", ErrBusy, len(c.from), c.expect.ID)
+	case c.valid+c.checking >= MaxCollected:
+		return fmt.Errorf("%w: proposal %s has its %d offers", ErrBusy, c.expect.ID, MaxCollected)
+	}
+	if c.from == nil {
+		c.from, c.buckets = map[peer.ID]bool{}, map[chain.StorageBucketID]bool{}
+	}
+	c.from[from] = true
+	c.checking++
+	return nil
+}
+
+// add keeps an admitted offer once checked: a usable one (one per bucket)
+// counts towards enough; an unusable one is kept for the record while
+// fewer than MaxCollected are, and takes no usable offer's place.
 func (c *collector) add(o Offer) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.offers) >= MaxCollected {
+	c.checking--
+	if o.Err == nil && c.buckets[o.Contract.Bucket] {
+		o.Err = fmt.Errorf("%w: bucket %d offered already", errMismatch, o.Contract.Bucket)
+	}
+	if o.Err != nil {
+		if c.errored < MaxCollected {
+			c.errored++
+			c.offers = append(c.offers, o)
+		}
 		return
 	}
+	c.buckets[o.Contract.Bucket] = true
 	c.offers = append(c.offers, o)
-	if o.Err == nil {
-		c.valid++
-		if c.valid == c.enough {
-			close(c.done)
-		}
+	c.valid++
+	if c.valid == c.enough {
+		close(c.done)
 	}
 }
 

@@ -1,8 +1,9 @@
 package contracts
 
 import (
+	"bytes"
+	"cmp"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,7 +11,6 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	ma "github.com/multiformats/go-multiaddr"
@@ -71,9 +71,11 @@ type Responder struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	pending map[ID]pendingOffer // offered, awaiting CONSIGN
-	grants  map[[16]byte]Grant  // store sessions opened by CONSIGN, until they lapse
+	mu        sync.Mutex
+	pending   map[ID]pendingOffer // offered, awaiting CONSIGN
+	changing  map[ID]struct{}     // contracts a CONSIGN, MIRROR or RENEW is checking and writing
+	mirroring map[ID]struct{}     // contracts whose object is being copied
+	grants    map[[16]byte]Grant  // store sessions opened by CONSIGN, until they lapse
 
 	stats ResponderStats
 }
@@ -81,6 +83,12 @@ type Responder struct {
 // ResponderStats counts what a responder did with proposals.
 type ResponderStats struct {
 	Proposals, Offers, NotAssigned, NoRoom, OfferFailed, Consigned int64
+	// Busy counts proposals left unanswered because their renter already
+	// had MaxPendingPerRenter offers pending, or the provider
+	// MaxPendingOffers.
+	Busy int64
+	// Mirrors counts the copies MIRROR requests started.
+	Mirrors int64
 }
 
 // NewResponder starts a provider's responder on h: it serves the contract
@@ -90,7 +98,7 @@ func NewResponder(h *p2p.Host, g *Gossip, id Identity, auth Authority, room Room
 		return nil, errors.New("contracts: responder needs the worker's role key")
 	}
 	r := &Responder{h: h, g: g, id: id, auth: auth, room: room, store: store,
-		log: slog.Default(), pending: make(map[ID]pendingOffer), grants: make(map[[16]byte]Grant)}
+		log: slog.Default(), pending: make(map[ID]pendingOffer), changing: make(map[ID]struct{}), mirroring: make(map[ID]struct{}), grants: make(map[[16]byte]Grant)}
 	for _, o := range opts {
 		o(r)
 	}
@@ -104,6 +112,7 @@ func NewResponder(h *p2p.Host, g *Gossip, id Identity, auth Authority, room Room
 		}
 		r.wg.Go(func() { r.listen(sub) })
 	}
+	r.wg.Go(r.pruneLoop)
 	h.Protocol().SetHandler(Protocol, r.serve)
 	r.log.Info("contract topics subscribed", "topics", r.topics)
 	return r, nil
@@ -194,36 +203,66 @@ func (r *Responder) listen(sub *pubsub.Subscription) {
 		}
 		r.count(func(s *ResponderStats) { s.Proposals++ })
 		// One goroutine per proposal, bounded by the pending-offer cap.
-		if !r.reservePending(p) {
+		if err := r.reservePending(p); err != nil {
+			r.count(func(s *ResponderStats) { s.Busy++ })
+			r.metrics.answer("busy")
+			r.log.Debug("proposal not answered", "proposal", p.ID, "renter", p.Renter, "err", err)
 			continue
 		}
 		r.wg.Go(func() { r.answer(p) })
 	}
 }
 
-// pendingOffer is an offer awaiting CONSIGN until its proposal expires; a
-// nil contract holds the slot while the offer is being made.
+// pendingOffer is an offer awaiting CONSIGN until it expires; a nil
+// contract holds the slot while the offer is being made.
 type pendingOffer struct {
 	c       *Contract
+	renter  chain.Account
 	expires time.Time
 }
 
+// pendingExpiry is when an offer made now on p stops waiting for its
+// CONSIGN: with the proposal, or PendingOfferTTL from now if sooner, so a
+// long proposal TTL does not hold a slot for minutes.
+func pendingExpiry(p *Proposal, now time.Time) time.Time {
+	return minTime(p.Expires(), now.Add(PendingOfferTTL))
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
 // reservePending holds a pending slot for proposal p, so a flood cannot
-// start unbounded work. It fails when the cap is reached or the ID is taken.
-func (r *Responder) reservePending(p *Proposal) bool {
+// start unbounded work, nor one renter take every slot: it fails with
+// ErrBusy when p's renter holds MaxPendingPerRenter slots or the provider
+// MaxPendingOffers, or when the ID is taken.
+func (r *Responder) reservePending(p *Proposal) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := time.Now()
+	mine := 0
 	for k, po := range r.pending { // drop offers nobody consigned
 		if now.After(po.expires) {
 			delete(r.pending, k)
+		} else if po.renter == p.Renter {
+			mine++
 		}
 	}
-	if _, ok := r.pending[p.ID]; ok || len(r.pending) >= MaxPendingOffers {
-		return false
+	_, taken := r.pending[p.ID]
+	_, changing := r.changing[p.ID]
+	switch {
+	case taken || changing:
+		return fmt.Errorf("%w: proposal %s already has a pending offer", ErrBusy, p.ID)
+	case mine >= MaxPendingPerRenter:
+		return fmt.Errorf("%w: renter %s has %d offers pending, the most one renter may", ErrBusy, p.Renter, mine)
+	case len(r.pending) >= MaxPendingOffers:
+		return fmt.Errorf("%w: %d offers pending, the most this provider keeps", ErrBusy, len(r.pending))
 	}
-	r.pending[p.ID] = pendingOffer{expires: p.Expires()}
-	return true
+	r.pending[p.ID] = pendingOffer{renter: p.Renter, expires: pendingExpiry(p, now)}
+	return nil
 }
 
 func (r *Responder) dropPending(id ID) {
@@ -246,7 +285,11 @@ func (r *Responder) answer(p *Proposal) {
 	}
 	c := r.contractFor(p)
 	offer := &pb.Offer{ProposalId: p.ID[:]}
-	if err := r.room.Fits(ctx, c); err != nil {
+	if err := r.idFree(c.ID); err != nil {
+		r.dropPending(p.ID)
+		r.metrics.answer("id_taken")
+		offer.Refusal = refusal(err)
+	} else if err := r.room.Fits(ctx, c); err != nil {
 		r.dropPending(p.ID)
 		r.count(func(s *ResponderStats) { s.NoRoom++ })
 		r.metrics.answer("no_room")
@@ -255,7 +298,7 @@ func (r *Responder) answer(p *Proposal) {
 		c.SignAsProvider(r.id.Key)
 		offer.Contract = c.ToPB()
 		r.mu.Lock()
-		r.pending[p.ID] = pendingOffer{c: c, expires: p.Expires()}
+		r.pending[p.ID] = pendingOffer{c: c, renter: p.Renter, expires: pendingExpiry(p, time.Now())}
 		r.mu.Unlock()
 	}
 	if err := r.sendOffer(ctx, p, offer); err != nil {
@@ -269,6 +312,36 @@ func (r *Responder) answer(p *Proposal) {
 		r.count(func(s *ResponderStats) { s.Offers++ })
 		r.metrics.answer("offered")
 	}
+}
+
+// idFree refuses an ID this provider already holds a contract under: a
+// new contract may not replace it (a renewal goes through RENEW).
+func (r *Responder) idFree(id ID) error {
+	_, err := r.store.Get(id, r.id.Key.Account())
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: this provider already holds contract %s; a new contract needs a new ID", errMismatch, id)
+}
+
+// checkStored refuses c when the store holds another contract under its
+// ID; it reports whether it holds c itself (both signing the same form).
+func (r *Responder) checkStored(c *Contract) (held bool, err error) {
+	old, err := r.store.Get(c.ID, r.id.Key.Account())
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if !bytes.Equal(old.SigningBytes(), c.SigningBytes()) {
+		return true, fmt.Errorf("%w: this provider already holds another contract under ID %s (%s differs); a new contract needs a new ID",
+			errMismatch, c.ID, cmp.Or(firstDiff(old, c, true), "a field"))
+	}
+	return true, nil
 }
 
 // contractFor fills the provider's side of a contract for p, starting now.
@@ -304,202 +377,6 @@ func (r *Responder) sendOffer(ctx context.Context, p *Proposal, offer *pb.Offer)
 	return nil
 }
 
-// serve is the handler of /satchel/contract/1.0.0 on a provider.
-func (r *Responder) serve(ctx context.Context, s network.Stream) error {
-	var req pb.Request
-	if err := r.h.Protocol().ReadMsg(s, &req, MaxFrame); err != nil {
-		return err
-	}
-	var resp *pb.Response
-	var err error
-	kind := "other"
-	switch b := req.Body.(type) {
-	case *pb.Request_Consign:
-		kind = "consign"
-		resp, err = r.consign(ctx, b.Consign.GetContract(), s.Conn().RemotePeer())
-	case *pb.Request_Renew:
-		kind = "renew"
-		resp, err = r.renew(ctx, b.Renew.GetContract())
-	case *pb.Request_Retrieve:
-		kind = "retrieve"
-		resp, err = r.retrieve(b.Retrieve)
-	case *pb.Request_Mirror:
-		kind = "mirror"
-		resp, err = r.mirrorReq(ctx, b.Mirror, s.Conn().RemotePeer())
-	default:
-		err = malformed("a provider takes CONSIGN, RETRIEVE, MIRROR or RENEW, not %T", req.Body)
-	}
-	if err != nil {
-		r.log.Debug("contract request refused", "remote", s.Conn().RemotePeer(), "kind", kind, "err", err)
-		rf := refusal(err)
-		r.metrics.request(kind, rf.Code.String())
-		resp = &pb.Response{Body: &pb.Response_Refusal{Refusal: rf}}
-	} else {
-		r.metrics.request(kind, "ok")
-	}
-	return r.h.Protocol().WriteMsg(s, resp)
-}
-
-// consign takes the renter's countersignature of a pending offer, sent by
-// peer from (the one peer its grant lets drop the session).
-func (r *Responder) consign(ctx context.Context, m *pb.Contract, from peer.ID) (*pb.Response, error) {
-	c, err := ContractFromPB(m)
-	if err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	po := r.pending[c.ID]
-	r.mu.Unlock()
-	offered := po.c
-	if offered == nil {
-		return nil, fmt.Errorf("%w: no pending offer for contract %s (expired, or never offered)", ErrNotFound, c.ID)
-	}
-	if time.Now().After(po.expires) {
-		return nil, fmt.Errorf("%w: the offer for contract %s lapsed with its proposal at %v", ErrExpired, c.ID, po.expires.UTC())
-	}
-	if f := firstDiff(offered, c, true); f != "" {
-		return nil, fmt.Errorf("%w: field %s differs from the offer", errMismatch, f)
-	}
-	if err := c.Verify(); err != nil {
-		return nil, err
-	}
-	if err := r.auth.CheckMember(ctx, c.Renter, c.Member); err != nil {
-		return nil, err
-	}
-	g, err := r.room.Reserve(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	if err := r.store.Put(c); err != nil {
-		return nil, err
-	}
-	r.dropPending(c.ID)
-	g.Renter = from
-	r.mu.Lock()
-	now := time.Now()
-	for k, og := range r.grants {
-		if now.After(og.Expires) {
-			delete(r.grants, k)
-		}
-	}
-	r.grants[g.Session] = g
-	r.mu.Unlock()
-	r.count(func(s *ResponderStats) { s.Consigned++ })
-	r.log.Info("contract consigned", "contract", c.ID, "bag", c.Bag, "size", c.Size, "renter", c.Renter, "end", c.End.UTC())
-	return &pb.Response{Body: &pb.Response_StoreGrant{StoreGrant: &pb.StoreGrant{
-		ContractId: c.ID[:], Session: g.Session[:], BagId: string(g.Bag),
-		MaxBytes: g.MaxBytes, ExpiresUnix: g.Expires.Unix(),
-	}}}, nil
-}
-
-// renew accepts a renter-signed contract that changes only what RENEW may
-// change, re-signs it and stores it.
-func (r *Responder) renew(ctx context.Context, m *pb.Contract) (*pb.Response, error) {
-	c, err := ContractFromPB(m)
-	if err != nil {
-		return nil, err
-	}
-	old, err := r.store.Get(c.ID, r.id.Key.Account())
-	if err != nil {
-		return nil, err
-	}
-	if f := firstDiff(old, c, false); f != "" {
-		return nil, fmt.Errorf("%w: RENEW changed %s; only the renter, its signature and start/end may change", ErrForbiddenChange, f)
-	}
-	if !c.End.After(time.Now()) {
-		return nil, fmt.Errorf("%w: renewed end %v is in the past", ErrExpired, c.End.UTC())
-	}
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	if err := verify(c.Renter, c.SigningBytes(), c.RenterSignature, "renter"); err != nil {
-		return nil, err
-	}
-	if err := r.auth.CheckMember(ctx, c.Renter, c.Member); err != nil {
-		return nil, err
-	}
-	c.SignAsProvider(r.id.Key)
-	if err := r.store.Put(c); err != nil {
-		return nil, err
-	}
-	r.log.Info("contract renewed", "contract", c.ID, "end", c.End.UTC())
-	return &pb.Response{Body: &pb.Response_Renewed{Renewed: &pb.Renewed{ProviderSignature: c.ProviderSignature}}}, nil
-}
-
-// retrieve gives the renter of a stored contract a read grant.
-func (r *Responder) retrieve(m *pb.Retrieve) (*pb.Response, error) {
-	id, err := idFrom(m.GetContractId(), "contract id")
-	if err != nil {
-		return nil, err
-	}
-	c, err := r.store.Get(id, r.id.Key.Account())
-	if err != nil {
-		return nil, err
-	}
-	at := time.Unix(m.GetAtUnix(), 0)
-	if d := time.Since(at); d > MaxClockSkew || d < -MaxClockSkew {
-		return nil, malformed("retrieve at %v is more than %v from this node's clock", at.UTC(), MaxClockSkew)
-	}
-	if err := verify(c.Renter, RetrieveSigningBytes(id, c.Provider, at), m.GetSignature(), "renter"); err != nil {
-		return nil, err
-	}
-	if !c.Live(time.Now()) {
-		return nil, fmt.Errorf("%w: contract %s ended %v", ErrExpired, id, c.End.UTC())
-	}
-	var tok [16]byte
-	_, _ = rand.Read(tok[:])
-	return &pb.Response{Body: &pb.Response_ReadGrant{ReadGrant: &pb.ReadGrant{
-		ContractId: id[:], Token: tok[:], ExpiresUnix: time.Now().Add(GrantTTL).Unix(),
-	}}}, nil
-}
-
-// mirrorReq takes a contract the renter consigned with this provider for an
-// object other providers hold, and starts copying it from them.
-func (r *Responder) mirrorReq(ctx context.Context, m *pb.Mirror, from peer.ID) (*pb.Response, error) {
-	if r.mirror == nil {
-		return nil, fmt.Errorf("%w: this provider does not take MIRROR requests", ErrRefused)
-	}
-	if n := len(m.GetSources()); n == 0 || n > MaxMirrorSources {
-		return nil, malformed("%d mirror sources: want 1 to %d", n, MaxMirrorSources)
-	}
-	c, err := ContractFromPB(m.GetContract())
-	if err != nil {
-		return nil, err
-	}
-	if c.Provider != r.id.Key.Account() || c.ProviderPeer != r.h.ID() {
-		return nil, fmt.Errorf("%w: contract %s names another provider", errMismatch, c.ID)
-	}
-	if err := c.Verify(); err != nil {
-		return nil, err
-	}
-	if err := r.auth.CheckMember(ctx, c.Renter, c.Member); err != nil {
-		return nil, err
-	}
-	if err := r.auth.CheckAssigned(ctx, c.Bag); err != nil {
-		return nil, err
-	}
-	var sources []peer.ID
-	for _, b := range m.GetSources() {
-		p, err := peer.IDFromBytes(b)
-		if err != nil {
-			return nil, malformed("mirror source: %v", err)
-		}
-		sources = append(sources, p)
-	}
-	if _, err := r.room.Reserve(ctx, c); err != nil {
-		return nil, err
-	}
-	if err := r.store.Put(c); err != nil {
-		return nil, err
-	}
-	r.wg.Go(func() {
-		if err := r.mirror.Mirror(r.ctx, c, sources); err != nil {
-			r.log.Warn("mirror failed", "contract", c.ID, "from", from, "err", err)
-		}
-	})
-	return &pb.Response{Body: &pb.Response_MirrorAccepted{MirrorAccepted: &pb.MirrorAccepted{ContractId: c.ID[:]}}}, nil
-}
-
 // RetrieveSigningBytes is the canonical form a renter signs to RETRIEVE: the
 // domain "satchel/retrieve/v1\x00", the contract ID and the provider's
 // public key as byte strings, and the time as a signed 64-bit integer.
@@ -510,4 +387,50 @@ func RetrieveSigningBytes(id ID, provider chain.Account, at time.Time) []byte {
 	c.bytes(pub)
 	c.i64(at.Unix())
 	return c.b
+}
+
+// pruneLoop deletes this provider's contracts EndedRetention after they
+// ended, at start and every PruneInterval.
+func (r *Responder) pruneLoop() {
+	t := time.NewTicker(PruneInterval)
+	defer t.Stop()
+	for {
+		if n, err := r.prune(time.Now()); err != nil {
+			r.log.Warn("pruning ended contracts", "deleted", n, "err", err)
+		} else if n > 0 {
+			r.log.Info("ended contracts pruned", "deleted", n)
+		}
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// prune deletes the stored contracts with this provider that ended more
+// than EndedRetention before now, and returns how many it deleted. A
+// contract a request is changing is left for the next round.
+func (r *Responder) prune(now time.Time) (int, error) {
+	all, err := r.store.List()
+	if err != nil {
+		return 0, err
+	}
+	me, n := r.id.Key.Account(), 0
+	for _, c := range all {
+		if c.Provider != me || !now.After(c.End.Add(EndedRetention)) {
+			continue
+		}
+		release, err := r.claim(c.ID)
+		if err != nil {
+			continue
+		}
+		err = r.store.Delete(c.ID, me)
+		release()
+		if err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }

@@ -75,21 +75,36 @@ func (l *Ledger) fits(ctx context.Context, c *Contract, reserved uint64) error {
 }
 
 // Reserve implements Room. Reserving the same contract again (a repeated
-// CONSIGN) returns a new grant without counting its room twice.
+// CONSIGN) returns a new grant without counting its room twice; a
+// reservation under an ID already reserved with another size counts only
+// the difference, checked against the room left.
 func (l *Ledger) Reserve(ctx context.Context, c *Contract) (Grant, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.pruneLocked()
 	g := Grant{ContractID: c.ID, Bag: c.Bag, MaxBytes: c.Size, Expires: l.now().Add(GrantTTL)}
-	if _, ok := l.reserved[c.ID]; !ok {
-		if err := l.fits(ctx, c, l.total); err != nil {
+	old, had := l.reserved[c.ID]
+	others := l.total
+	if had {
+		others = sub(l.total, old.size)
+	}
+	if !had || c.Size > old.size {
+		if err := l.fits(ctx, c, others); err != nil {
 			return Grant{}, err
 		}
-		l.total += c.Size
 	}
+	l.total = others + c.Size
 	l.reserved[c.ID] = reservation{size: c.Size, until: g.Expires}
 	_, _ = rand.Read(g.Session[:])
 	return g, nil
+}
+
+// sub is a - b, or 0 when b > a: the total never wraps around.
+func sub(a, b uint64) uint64 {
+	if b > a {
+		return 0
+	}
+	return a - b
 }
 
 // pruneLocked drops the reservations whose grant lapsed. Call with l.mu.
@@ -97,7 +112,7 @@ func (l *Ledger) pruneLocked() {
 	now := l.now()
 	for id, r := range l.reserved {
 		if now.After(r.until) {
-			l.total -= r.size
+			l.total = sub(l.total, r.size)
 			delete(l.reserved, id)
 		}
 	}
@@ -108,7 +123,7 @@ func (l *Ledger) pruneLocked() {
 func (l *Ledger) Release(id ID) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.total -= l.reserved[id].size
+	l.total = sub(l.total, l.reserved[id].size)
 	delete(l.reserved, id)
 }
 

@@ -89,12 +89,15 @@ func (a *chainAuth) AuthorizeDrop(_ context.Context, bag string, session []byte,
 	return fmt.Errorf("%w: only the renter of contract %s (%s) may drop or bind its upload session of bag %s", ErrNotAuthorized, g.ContractID, g.Renter, bag)
 }
 
-// Mirror implements contracts.Mirrorer: it copies the registered object of
-// contract c from sources, providers that hold it, the way sync does — the
-// DAG walked from the chain's content ID down, every block verified against
-// its CID, the manifest recorded — so a replica lost with a wiped disk is
-// restored without its uploader. The contract must name a registered object
-// whose content ID on chain is the contract's (when it names one).
+// Mirror implements contracts.Mirrorer: it queues the registered object of
+// contract c on the node's sync, to be copied from sources, providers that
+// hold it, the way sync does — the DAG walked from the chain's content ID
+// down, every block verified against its CID, the manifest recorded — so a
+// replica lost with a wiped disk is restored without its uploader. The
+// sync queue copies one object once at a time on its bounded workers, and
+// retries a failed copy from the bag's providers. The contract must name a
+// registered object whose size on chain is the contract's and whose
+// content ID is the contract's (when it names one).
 func (s *Server) Mirror(ctx context.Context, c *contracts.Contract, sources []peer.ID) error {
 	if c.Object == 0 {
 		return fmt.Errorf("%w: contract %s names no registered object to mirror", contracts.ErrMalformed, c.ID)
@@ -106,11 +109,11 @@ func (s *Server) Mirror(ctx context.Context, c *contracts.Contract, sources []pe
 	if c.ContentID != "" && c.ContentID != o.ContentID {
 		return fmt.Errorf("%w: contract %s names content ID %s, the chain holds %s for object %d", contracts.ErrMalformed, c.ID, c.ContentID, o.ContentID, c.Object)
 	}
-	n, err := s.syncObject(ctx, syncJob{bag: c.Bag, object: o, sources: sources})
-	if err != nil {
-		return fmt.Errorf("provider: mirror object %d of bag %s: %w", c.Object, c.Bag, err)
+	if o.Size != c.Size {
+		return fmt.Errorf("%w: contract %s is for %d bytes, object %d of bag %s has %d on chain", contracts.ErrMalformed, c.ID, c.Size, c.Object, c.Bag, o.Size)
 	}
-	s.log.Info("mirrored object", "contract", c.ID, "bag", c.Bag, "object", uint64(c.Object), "bytes", n, "sources", len(sources))
+	s.syncer.add(syncJob{bag: c.Bag, object: o, sources: sources})
+	s.log.Info("mirror queued", "contract", c.ID, "bag", c.Bag, "object", uint64(c.Object), "bytes", o.Size, "sources", len(sources))
 	return nil
 }
 
@@ -121,11 +124,13 @@ type ContractStatus struct {
 	Topics []string `json:"topics"`
 	// Proposals counts proposals received on them; Offers the offers made;
 	// NotAssigned those for bags not assigned to the bucket; NoRoom those
-	// refused for want of voucher or disk room.
+	// refused for want of voucher or disk room; Busy those left unanswered
+	// because their renter (or the node) had too many offers pending.
 	Proposals   int64 `json:"proposals"`
 	Offers      int64 `json:"offers"`
 	NotAssigned int64 `json:"notAssigned"`
 	NoRoom      int64 `json:"noRoom"`
+	Busy        int64 `json:"busy"`
 	// Consigned counts contracts consigned; OpenSessions the upload
 	// sessions their grants keep open now.
 	Consigned    int64 `json:"consigned"`
@@ -153,7 +158,7 @@ func (s *Server) contractStatus() *ContractStatus {
 	}
 	st := r.Stats()
 	out := &ContractStatus{Topics: []string{}, Proposals: st.Proposals, Offers: st.Offers, NotAssigned: st.NotAssigned,
-		NoRoom: st.NoRoom, Consigned: st.Consigned, OpenSessions: r.OpenGrants()}
+		NoRoom: st.NoRoom, Busy: st.Busy, Consigned: st.Consigned, OpenSessions: r.OpenGrants()}
 	for _, t := range r.Topics() {
 		out.Topics = append(out.Topics, t.String())
 	}

@@ -1,0 +1,549 @@
+package contracts
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/contracts/pb"
+)
+
+// secondMember makes another member on chain, with its own renter on host
+// i: a party that follows the protocol but is not the world's renter.
+func (w *world) secondMember(t *testing.T, i int, handle string) (*Renter, chain.Key, chain.MemberID) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	k, _ := chain.GenerateKey()
+	res, err := w.chain.Submit(ctx, k, chain.MsgCreateMember{Handle: handle})
+	must(t, err)
+	m, _ := chain.FindEvent[chain.MemberCreated](res.Result.Events)
+	h := w.net.Host(i)
+	r := NewRenter(h, NewGossip(h, w.chain, quiet()), k, m.Member, w.chain, nil, quiet())
+	t.Cleanup(func() { _ = r.Close() })
+	return r, k, m.Member
+}
+
+// openProposal publishes p and collects its offers (acknowledging them)
+// until enough valid ones came; the returned stop ends the collection and
+// returns what came.
+func openProposal(ctx context.Context, t *testing.T, r *Renter, p *Proposal, enough int) (col *collector, stop func() []Offer) {
+	t.Helper()
+	col = &collector{start: time.Now(), expect: p, enough: enough, done: make(chan struct{})}
+	r.mu.Lock()
+	r.open[p.ID] = col
+	r.mu.Unlock()
+	must(t, r.g.Publish(ctx, p))
+	return col, func() []Offer {
+		r.mu.Lock()
+		delete(r.open, p.ID)
+		r.mu.Unlock()
+		col.mu.Lock()
+		defer col.mu.Unlock()
+		return append([]Offer(nil), col.offers...)
+	}
+}
+
+// offersFor publishes a proposal for req with the given ID and returns
+// the offers that came (usable or not) once want of them came, without
+// consigning.
+func offersFor(ctx context.Context, t *testing.T, r *Renter, req Request, id ID, want int) []Offer {
+	t.Helper()
+	p, err := r.Propose(req)
+	must(t, err)
+	p.ID = id
+	p.Sign(r.key)
+	col, stop := openProposal(ctx, t, r, p, 1<<30)
+	eventually(t, "the offers", func() bool {
+		col.mu.Lock()
+		defer col.mu.Unlock()
+		return len(col.offers) >= want
+	})
+	return stop()
+}
+
+// TestPendingOffersPerRenter: a member that publishes MaxPendingOffers
+// proposals (each valid, acknowledged, its TTL the longest allowed) holds
+// at most MaxPendingPerRenter of the provider's pending offers, each for
+// at most PendingOfferTTL; another member still gets an offer, and the
+// proposals left unanswered are counted.
+func TestPendingOffersPerRenter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a chain and publishes a thousand proposals")
+	}
+	w := newWorld(t, 3, 1, 1, 0)
+	prov := w.responder(0, "", topicA)
+	w.waitTopicPeers(1, topicA, 1)
+	w.waitTopicPeers(2, topicA, 1)
+	honest := w.renterAt(1)
+	flooder, _, _ := w.secondMember(t, 2, "flooder")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	req := w.request(1, 60*day, 1)
+	req.TTL = MaxTTL
+	var stops []func() []Offer
+	for i := range MaxPendingOffers {
+		p, err := flooder.Propose(req)
+		must(t, err)
+		_, stop := openProposal(ctx, t, flooder, p, 1<<30)
+		stops = append(stops, stop)
+		if i%16 == 15 { // gossipsub drops what overflows a peer's queue
+			eventually(t, "the provider saw the proposals", func() bool { return prov.resp.Stats().Proposals >= int64(i+1) })
+		}
+	}
+	eventually(t, "the flooder's offers settled", func() bool {
+		s := prov.resp.Stats()
+		return s.Proposals == MaxPendingOffers && s.Offers+s.OfferFailed+s.Busy == MaxPendingOffers
+	})
+	s := prov.resp.Stats()
+	if s.Offers > MaxPendingPerRenter || s.Busy < MaxPendingOffers-MaxPendingPerRenter {
+		t.Errorf("one renter got %d offers, %d proposals refused as busy; want at most %d offers", s.Offers, s.Busy, MaxPendingPerRenter)
+	}
+	if got := counter(t, prov.reg, "satchel_contracts_proposals_answered_total", "busy"); got != float64(s.Busy) {
+		t.Errorf("busy metric %v, stats %d", got, s.Busy)
+	}
+	prov.resp.mu.Lock()
+	for id, po := range prov.resp.pending {
+		if po.expires.After(time.Now().Add(PendingOfferTTL)) {
+			t.Errorf("offer %s pending until %v, more than %v from now", id, po.expires, PendingOfferTTL)
+		}
+	}
+	prov.resp.mu.Unlock()
+
+	req2 := w.request(5<<20, 60*day, 1)
+	req2.Window = 10 * time.Second
+	req2.Enough = 1
+	n, err := honest.renter.Negotiate(ctx, req2)
+	if err != nil || len(n.Contracts) != 1 {
+		t.Fatalf("another member's Negotiate during the flood: %v", err)
+	}
+	for _, stop := range stops {
+		stop()
+	}
+}
+
+// TestProposalIDReuse: after one member's contract is consigned, a second
+// member's proposal, CONSIGN or MIRROR under the same ID gets a MISMATCH
+// refusal; the stored contract and the provider's reserved room stay as
+// they were.
+func TestProposalIDReuse(t *testing.T) {
+	w := newWorld(t, 3, 1, 1, 0)
+	prov := w.responder(0, "", topicA)
+	w.waitTopicPeers(1, topicA, 1)
+	w.waitTopicPeers(2, topicA, 1)
+	renter := w.renterAt(1)
+	other, otherKey, otherMember := w.secondMember(t, 2, "other")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	req := w.request(5<<20, 60*day, 1)
+	req.Enough = 1
+	n, err := renter.renter.Negotiate(ctx, req)
+	must(t, err)
+	c := n.Contracts[0].Contract
+	ledger := prov.resp.room.(*Ledger)
+	reserved := ledger.Reserved()
+	unchanged := func(what string) {
+		t.Helper()
+		st, err := prov.store.Get(c.ID, c.Provider)
+		if err != nil || !bytes.Equal(st.SigningBytes(), c.SigningBytes()) {
+			t.Errorf("after %s the provider stores %+v (%v), want the first member's contract", what, st, err)
+		}
+		if got := ledger.Reserved(); got != reserved {
+			t.Errorf("after %s the ledger reserves %d bytes, want %d", what, got, reserved)
+		}
+	}
+
+	offers := offersFor(ctx, t, other, w.request(7<<20, 60*day, 1), c.ID, 1)
+	for _, o := range offers {
+		if o.Err == nil {
+			if _, err := other.Consign(ctx, o.Contract); err == nil {
+				t.Error("a second member consigned a contract under a taken ID")
+			}
+		}
+	}
+	if len(offers) != 1 || !errors.Is(offers[0].Err, ErrRefused) || !errors.Is(offers[0].Err, errMismatch) {
+		t.Fatalf("offers on a proposal under a taken ID: %+v, want one MISMATCH refusal", offers)
+	}
+	unchanged("a proposal under its ID")
+
+	// A contract under the ID the provider signed (an offer never
+	// consigned, say) is not taken by MIRROR either.
+	m := *c
+	m.Renter, m.Member, m.Size, m.Object = otherKey.Account(), otherMember, 7<<20, 9
+	m.SignAsProvider(w.provs[0].Key)
+	m.SignAsRenter(otherKey)
+	if err := other.Mirror(ctx, &m, []peer.ID{w.net.Host(1).ID()}); !errors.Is(err, errMismatch) {
+		t.Errorf("MIRROR under a taken ID: %v, want a MISMATCH refusal", err)
+	}
+	unchanged("a MIRROR under its ID")
+}
+
+// TestRenewByRenterOnly: RENEW extends a contract for its own renter only.
+// A second member's renewal (naming itself, or signed by it) and a renewal
+// that shortens the contract are refused, the stored contract unchanged.
+func TestRenewByRenterOnly(t *testing.T) {
+	w := newWorld(t, 3, 1, 1, 0)
+	prov := w.responder(0, "", topicA)
+	w.waitTopicPeers(1, topicA, 1)
+	renter := w.renterAt(1)
+	other, otherKey, otherMember := w.secondMember(t, 2, "other")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	req := w.request(5<<20, 60*day, 1)
+	req.Enough = 1
+	n, err := renter.renter.Negotiate(ctx, req)
+	must(t, err)
+	c := n.Contracts[0].Contract
+	unchanged := func(what string) {
+		t.Helper()
+		st, err := prov.store.Get(c.ID, c.Provider)
+		if err != nil || !bytes.Equal(st.SigningBytes(), c.SigningBytes()) || !bytes.Equal(st.RenterSignature, c.RenterSignature) {
+			t.Errorf("after %s the provider stores %+v (%v), want the contract as consigned", what, st, err)
+		}
+	}
+
+	takeover := *c
+	takeover.Renter, takeover.Member = otherKey.Account(), otherMember
+	takeover.End = time.Now().Add(time.Minute).Truncate(time.Second)
+	takeover.SignAsRenter(otherKey)
+	if _, err := other.sendRenew(ctx, &takeover); !errors.Is(err, ErrRefused) || !errors.Is(err, ErrForbiddenChange) {
+		t.Errorf("RENEW naming a second member as renter: %v, want a FORBIDDEN refusal", err)
+	}
+	unchanged("a RENEW naming a second member")
+
+	forged := *c
+	forged.End = c.End.Add(day)
+	forged.RenterSignature = otherKey.Sign(forged.SigningBytes()) // the renter named is still the first
+	if _, err := other.sendRenew(ctx, &forged); !errors.Is(err, ErrRefused) || !errors.Is(err, ErrSignature) {
+		t.Errorf("RENEW signed by a second member: %v, want a SIGNATURE refusal", err)
+	}
+	unchanged("a RENEW signed by a second member")
+
+	if _, err := renter.renter.Renew(ctx, c, c.End.Add(-day)); !errors.Is(err, ErrRefused) || !errors.Is(err, ErrForbiddenChange) {
+		t.Errorf("RENEW to an earlier end: %v, want a FORBIDDEN refusal", err)
+	}
+	unchanged("a RENEW to an earlier end")
+
+	renewed, err := renter.renter.Renew(ctx, c, c.End.Add(day))
+	if err != nil {
+		t.Fatalf("the renter's own renewal: %v", err)
+	}
+	if st, err := prov.store.Get(c.ID, c.Provider); err != nil || !st.End.Equal(renewed.End) || st.Renter != c.Renter {
+		t.Errorf("after the renter's renewal the provider stores %+v (%v)", st, err)
+	}
+}
+
+// TestConsignOnce: concurrent CONSIGNs of one offer open one grant and
+// reserve its room once; a CONSIGN by another member first does not cancel
+// the offer.
+func TestConsignOnce(t *testing.T) {
+	w := newWorld(t, 3, 1, 1, 0)
+	// A slow chain read: the ledger's Reserve holds its first caller until
+	// a second one comes (or a second passes), so CONSIGNs of one offer
+	// that all reach it overlap.
+	var room *meetingRoom
+	w.wrapRoom = func(r Room) Room {
+		room = &meetingRoom{Ledger: r.(*Ledger), met: make(chan struct{})}
+		return room
+	}
+	prov := w.responder(0, "", topicA)
+	w.waitTopicPeers(1, topicA, 1)
+	renter := w.renterAt(1)
+	other, _, _ := w.secondMember(t, 2, "other")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	offers := offersFor(ctx, t, renter.renter, w.request(5<<20, 60*day, 1), NewID(), 1)
+	if len(offers) != 1 || offers[0].Err != nil {
+		t.Fatalf("offers %+v, want one usable", offers)
+	}
+	offered := offers[0].Contract
+	ledger := room.Ledger
+	reserved, grants := ledger.Reserved(), prov.resp.OpenGrants()
+
+	if _, err := other.Consign(ctx, offered); !errors.Is(err, errMismatch) {
+		t.Fatalf("another member's CONSIGN of the offer: %v, want a MISMATCH refusal", err)
+	}
+	const n = 16
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { _, errs[i] = renter.renter.Consign(ctx, offered) })
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, ErrBusy) && !errors.Is(err, ErrNotFound):
+			t.Errorf("a repeated CONSIGN: %v, want BUSY or UNKNOWN", err)
+		}
+	}
+	if ok != 1 {
+		t.Errorf("%d of %d concurrent CONSIGNs of one offer granted, want 1", ok, n)
+	}
+	if got := prov.resp.OpenGrants(); got != grants+1 {
+		t.Errorf("%d grants open, want %d", got, grants+1)
+	}
+	if got := ledger.Reserved(); got != reserved+offered.Size {
+		t.Errorf("ledger reserves %d bytes, want %d", got, reserved+offered.Size)
+	}
+}
+
+// meetingRoom is a Ledger whose Reserve waits, the first time, until a
+// second Reserve comes or a second passes: a slow chain read.
+type meetingRoom struct {
+	*Ledger
+	mu    sync.Mutex
+	calls int
+	met   chan struct{}
+}
+
+func (m *meetingRoom) Reserve(ctx context.Context, c *Contract) (Grant, error) {
+	m.mu.Lock()
+	m.calls++
+	first := m.calls == 1
+	if m.calls == 2 {
+		close(m.met)
+	}
+	m.mu.Unlock()
+	if first {
+		select {
+		case <-m.met:
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+		}
+	}
+	return m.Ledger.Reserve(ctx, c)
+}
+
+// blockingMirrorer counts the copies it is asked for and holds each until
+// release is closed.
+type blockingMirrorer struct {
+	started chan ID
+	release chan struct{}
+}
+
+func (b *blockingMirrorer) Mirror(ctx context.Context, c *Contract, _ []peer.ID) error {
+	b.started <- c.ID
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// TestMirrorReplays: 200 MIRRORs of one contract start one copy; MIRRORs
+// of more contracts than MaxMirrors while copies run are refused BUSY; an
+// ended contract or one naming no registered object is refused.
+func TestMirrorReplays(t *testing.T) {
+	w := newWorld(t, 2, 1, 1, 0)
+	mirr := &blockingMirrorer{started: make(chan ID, 1000), release: make(chan struct{})}
+	w.mirrorer = mirr
+	prov := w.responder(0, "", topicA)
+	renter := w.renterAt(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// Contracts the provider signed (offers never consigned, say) for a
+	// registered object, countersigned by the renter.
+	contract := func(mod func(*Contract)) *Contract {
+		now := time.Now().Truncate(time.Second)
+		c := &Contract{ID: NewID(), Topic: topicA, Terms: w.request(5<<20, 60*day, 1).Terms,
+			Start: now, End: now.Add(60 * day), Renter: w.member.Account(), Member: w.memberID,
+			Worker: w.provs[0].Worker, Bucket: w.provs[0].Bucket, ProviderPeer: w.net.Host(0).ID()}
+		c.Object = 7
+		if mod != nil {
+			mod(c)
+		}
+		c.SignAsProvider(w.provs[0].Key)
+		c.SignAsRenter(w.member)
+		return c
+	}
+	sources := []peer.ID{w.net.Host(1).ID()}
+
+	c := contract(nil)
+	for i := range 200 {
+		if err := renter.renter.Mirror(ctx, c, sources); err != nil {
+			t.Fatalf("MIRROR %d of one contract: %v", i, err)
+		}
+	}
+	if got := <-mirr.started; got != c.ID {
+		t.Fatalf("copy of %s started, want %s", got, c.ID)
+	}
+	for range MaxMirrors - 1 {
+		must(t, renter.renter.Mirror(ctx, contract(nil), sources))
+		<-mirr.started
+	}
+	if err := renter.renter.Mirror(ctx, contract(nil), sources); !errors.Is(err, ErrBusy) {
+		t.Errorf("MIRROR beyond %d copies running: %v, want BUSY", MaxMirrors, err)
+	}
+	if got := prov.resp.Stats().Mirrors; got != MaxMirrors {
+		t.Errorf("%d copies started, want %d", got, MaxMirrors)
+	}
+
+	ended := contract(func(c *Contract) { c.Start, c.End = c.Start.Add(-2*day), c.Start.Add(-day) })
+	if err := renter.renter.Mirror(ctx, ended, sources); !errors.Is(err, ErrExpired) {
+		t.Errorf("MIRROR of an ended contract: %v, want EXPIRED", err)
+	}
+	unregistered := contract(func(c *Contract) { c.Object = 0 })
+	if err := renter.renter.Mirror(ctx, unregistered, sources); !errors.Is(err, ErrMalformed) {
+		t.Errorf("MIRROR naming no registered object: %v, want MALFORMED", err)
+	}
+
+	close(mirr.release)
+	eventually(t, "the copies to end", func() bool {
+		prov.resp.mu.Lock()
+		defer prov.resp.mu.Unlock()
+		return len(prov.resp.mirroring) == 0
+	})
+	if err := renter.renter.Mirror(ctx, c, sources); err != nil {
+		t.Fatalf("MIRROR after the copy ended: %v", err)
+	}
+	if got := <-mirr.started; got != c.ID {
+		t.Errorf("copy of %s started, want %s again", got, c.ID)
+	}
+	if n := len(mirr.started); n != 0 {
+		t.Errorf("%d more copies started, want none", n)
+	}
+}
+
+// gatedRoom is a Ledger whose Fits waits until gate is closed: a provider
+// slow to answer.
+type gatedRoom struct {
+	*Ledger
+	gate chan struct{}
+}
+
+func (g *gatedRoom) Fits(ctx context.Context, c *Contract) error {
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.Ledger.Fits(ctx, c)
+}
+
+// TestOffersOnePerProvider: a peer with no role that answers a proposal
+// first with MaxCollected refusals and MaxCollected junk offers does not
+// crowd out the real provider's offer, and the provider's offer sent twice
+// counts once.
+func TestOffersOnePerProvider(t *testing.T) {
+	w := newWorld(t, 3, 1, 1, 0)
+	gate := make(chan struct{})
+	w.wrapRoom = func(r Room) Room { return &gatedRoom{Ledger: r.(*Ledger), gate: gate} }
+	prov := w.responder(0, "", topicA)
+	w.waitTopicPeers(1, topicA, 1)
+	w.waitTopicPeers(2, topicA, 1)
+	renter := w.renterAt(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	junk := w.net.Host(2)
+	sub, err := NewGossip(junk, w.chain, quiet()).Subscribe(topicA)
+	must(t, err)
+	defer sub.Cancel()
+	var wg sync.WaitGroup
+	refused := make(chan error, 1)
+	wg.Go(func() {
+		m, err := sub.Next(ctx)
+		if err != nil {
+			return
+		}
+		p, _ := ProposalOf(m)
+		var inner sync.WaitGroup
+		for i := range 2 * MaxCollected {
+			o := &pb.Offer{ProposalId: p.ID[:], Refusal: &pb.Refusal{Code: pb.Code_CODE_NO_ROOM, Reason: "junk"}}
+			if i%2 == 1 {
+				o = &pb.Offer{ProposalId: p.ID[:], Contract: &pb.Contract{Id: p.ID[:]}}
+			}
+			inner.Go(func() { _, _ = exchange(ctx, junk, p.RenterPeer, &pb.Request{Body: &pb.Request_Offer{Offer: o}}) })
+		}
+		inner.Wait()
+		// The provider answers after the junk; this goroutine waits for its
+		// offer without eventually (no t.Fatal off the test's goroutine).
+		close(gate)
+		for prov.resp.Stats().Offers == 0 {
+			select {
+			case <-ctx.Done():
+				refused <- ctx.Err()
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		prov.resp.mu.Lock()
+		c := prov.resp.pending[p.ID].c
+		prov.resp.mu.Unlock()
+		resp, err := exchange(ctx, w.net.Host(0), p.RenterPeer, &pb.Request{Body: &pb.Request_Offer{Offer: &pb.Offer{ProposalId: p.ID[:], Contract: c.ToPB()}}})
+		if err == nil && resp.GetRefusal() != nil {
+			err = refusalError(resp.GetRefusal())
+		}
+		refused <- err
+	})
+	req := w.request(5<<20, 60*day, 1)
+	req.Window = 5 * time.Second
+	req.Enough = 2 // the window runs out: the duplicate is sent meanwhile
+	n, err := renter.renter.Negotiate(ctx, req)
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("Negotiate beside a junk peer: %v", err)
+	}
+	if err := <-refused; !errors.Is(err, ErrRefused) {
+		t.Errorf("the provider's offer sent again: %v, want refused", err)
+	}
+	valid, junkKept := 0, 0
+	for _, o := range n.Offers {
+		switch {
+		case o.Err == nil:
+			valid++
+			if o.From != w.net.Host(0).ID() {
+				t.Errorf("usable offer from %s", o.From)
+			}
+		case o.From == junk.ID():
+			junkKept++
+		}
+	}
+	if valid != 1 || len(n.Contracts) != 1 || junkKept > 1 {
+		t.Errorf("%d usable offers, %d contracts, %d junk offers kept; want 1, 1 and at most 1", valid, len(n.Contracts), junkKept)
+	}
+}
+
+// TestPruneEndedContracts: a provider deletes its contracts EndedRetention
+// after they ended, and keeps the others.
+func TestPruneEndedContracts(t *testing.T) {
+	w := newWorld(t, 1, 1, 1, 0)
+	prov := w.responder(0, "", topicA)
+	now := time.Now().Truncate(time.Second)
+	stored := func(end time.Time) *Contract {
+		c := &Contract{ID: NewID(), Topic: topicA, Terms: w.request(5<<20, 60*day, 1).Terms,
+			Start: end.Add(-60 * day), End: end, Member: w.memberID,
+			Worker: w.provs[0].Worker, Bucket: w.provs[0].Bucket, ProviderPeer: w.net.Host(0).ID()}
+		c.Renter = w.member.Account()
+		c.SignAsProvider(w.provs[0].Key)
+		c.SignAsRenter(w.member)
+		must(t, prov.store.Put(c))
+		return c
+	}
+	old := stored(now.Add(-EndedRetention - day))
+	recent := stored(now.Add(-day))
+	live := stored(now.Add(day))
+	// The responder's own loop prunes at start too, and may be the one
+	// that deletes it.
+	if n, err := prov.resp.prune(now); err != nil || n > 1 {
+		t.Fatalf("prune: %d deleted, %v; want at most the one ended long ago", n, err)
+	}
+	if _, err := prov.store.Get(old.ID, old.Provider); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a contract ended %v ago is still stored: %v", EndedRetention+day, err)
+	}
+	for _, c := range []*Contract{recent, live} {
+		if _, err := prov.store.Get(c.ID, c.Provider); err != nil {
+			t.Errorf("contract ending %v was pruned: %v", c.End, err)
+		}
+	}
+}

@@ -1,0 +1,378 @@
+package contracts
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/satchel-net/satchel/contracts/pb"
+)
+
+// This file holds the provider's side of /satchel/contract/1.0.0: CONSIGN,
+// RENEW, RETRIEVE and MIRROR.
+
+// serve is the handler of /satchel/contract/1.0.0 on a provider.
+func (r *Responder) serve(ctx context.Context, s network.Stream) error {
+	var req pb.Request
+	if err := r.h.Protocol().ReadMsg(s, &req, MaxFrame); err != nil {
+		return err
+	}
+	var resp *pb.Response
+	var err error
+	kind := "other"
+	switch b := req.Body.(type) {
+	case *pb.Request_Consign:
+		kind = "consign"
+		resp, err = r.consign(ctx, b.Consign.GetContract(), s.Conn().RemotePeer())
+	case *pb.Request_Renew:
+		kind = "renew"
+		resp, err = r.renew(ctx, b.Renew.GetContract())
+	case *pb.Request_Retrieve:
+		kind = "retrieve"
+		resp, err = r.retrieve(b.Retrieve)
+	case *pb.Request_Mirror:
+		kind = "mirror"
+		resp, err = r.mirrorReq(ctx, b.Mirror, s.Conn().RemotePeer())
+	default:
+		err = malformed("a provider takes CONSIGN, RETRIEVE, MIRROR or RENEW, not %T", req.Body)
+	}
+	if err != nil {
+		r.log.Debug("contract request refused", "remote", s.Conn().RemotePeer(), "kind", kind, "err", err)
+		rf := refusal(err)
+		r.metrics.request(kind, rf.Code.String())
+		resp = &pb.Response{Body: &pb.Response_Refusal{Refusal: rf}}
+	} else {
+		r.metrics.request(kind, "ok")
+	}
+	return r.h.Protocol().WriteMsg(s, resp)
+}
+
+// consign takes the renter's countersignature of a pending offer, sent by
+// peer from (the one peer its grant lets drop the session). The offer is
+// taken from the pending ones before anything slow is checked, so
+// concurrent CONSIGNs of one offer open one grant; it is put back when the
+// CONSIGN fails, so a bad CONSIGN by anyone who read the proposal's ID
+// does not cancel the renter's offer.
+func (r *Responder) consign(ctx context.Context, m *pb.Contract, from peer.ID) (*pb.Response, error) {
+	c, err := ContractFromPB(m)
+	if err != nil {
+		return nil, err
+	}
+	// A contract other than the one offered is refused before it claims
+	// the ID: CONSIGNs anyone can send, knowing the proposal's ID, do not
+	// make the renter's own CONSIGN busy.
+	r.mu.Lock()
+	po := r.pending[c.ID]
+	r.mu.Unlock()
+	if po.c != nil {
+		if f := firstDiff(po.c, c, true); f != "" {
+			return nil, fmt.Errorf("%w: field %s differs from the offer", errMismatch, f)
+		}
+	}
+	release, err := r.claim(c.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	po, err = r.takePending(c.ID)
+	if err != nil {
+		return nil, err
+	}
+	g, err := r.consignOffered(ctx, po.c, c)
+	if err != nil {
+		r.restorePending(c.ID, po)
+		return nil, err
+	}
+	g.Renter = from
+	r.mu.Lock()
+	now := time.Now()
+	for k, og := range r.grants {
+		if now.After(og.Expires) {
+			delete(r.grants, k)
+		}
+	}
+	r.grants[g.Session] = g
+	r.mu.Unlock()
+	r.count(func(s *ResponderStats) { s.Consigned++ })
+	r.log.Info("contract consigned", "contract", c.ID, "bag", c.Bag, "size", c.Size, "renter", c.Renter, "end", c.End.UTC())
+	return &pb.Response{Body: &pb.Response_StoreGrant{StoreGrant: &pb.StoreGrant{
+		ContractId: c.ID[:], Session: g.Session[:], BagId: string(g.Bag),
+		MaxBytes: g.MaxBytes, ExpiresUnix: g.Expires.Unix(),
+	}}}, nil
+}
+
+// consignOffered checks that c is the offered contract countersigned by a
+// member, reserves its room and stores it.
+func (r *Responder) consignOffered(ctx context.Context, offered, c *Contract) (Grant, error) {
+	if f := firstDiff(offered, c, true); f != "" {
+		return Grant{}, fmt.Errorf("%w: field %s differs from the offer", errMismatch, f)
+	}
+	if err := c.Verify(); err != nil {
+		return Grant{}, err
+	}
+	if err := r.auth.CheckMember(ctx, c.Renter, c.Member); err != nil {
+		return Grant{}, err
+	}
+	if _, err := r.checkStored(c); err != nil {
+		return Grant{}, err
+	}
+	g, err := r.room.Reserve(ctx, c)
+	if err != nil {
+		return Grant{}, err
+	}
+	if err := r.store.Put(c); err != nil {
+		if rel, ok := r.room.(RoomReleaser); ok {
+			rel.Release(c.ID)
+		}
+		return Grant{}, err
+	}
+	return g, nil
+}
+
+// claim marks contract id as changed by a request (CONSIGN, MIRROR, RENEW)
+// until release is called, so no two requests check and write one ID's
+// contract at once, and no proposal under it is offered meanwhile; a second
+// request is refused with ErrBusy.
+func (r *Responder) claim(id ID) (release func(), err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.changing[id]; ok {
+		return nil, fmt.Errorf("%w: another request for contract %s is in flight", ErrBusy, id)
+	}
+	r.changing[id] = struct{}{}
+	return func() {
+		r.mu.Lock()
+		delete(r.changing, id)
+		r.mu.Unlock()
+	}, nil
+}
+
+// takePending removes the pending offer id and returns it.
+func (r *Responder) takePending(id ID) (pendingOffer, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	po := r.pending[id]
+	if po.c == nil {
+		return po, fmt.Errorf("%w: no pending offer for contract %s (expired, consigned, or never offered)", ErrNotFound, id)
+	}
+	delete(r.pending, id)
+	if time.Now().After(po.expires) {
+		return po, fmt.Errorf("%w: the offer for contract %s lapsed at %v", ErrExpired, id, po.expires.UTC())
+	}
+	return po, nil
+}
+
+// restorePending puts back an offer a failed CONSIGN took, unless it lapsed.
+func (r *Responder) restorePending(id ID, po pendingOffer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.pending[id]; !ok && time.Now().Before(po.expires) {
+		r.pending[id] = po
+	}
+}
+
+// renew accepts a renter-signed contract that changes only what RENEW may
+// change, re-signs it and stores it.
+func (r *Responder) renew(ctx context.Context, m *pb.Contract) (*pb.Response, error) {
+	c, err := ContractFromPB(m)
+	if err != nil {
+		return nil, err
+	}
+	release, err := r.claim(c.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	old, err := r.store.Get(c.ID, r.id.Key.Account())
+	if err != nil {
+		return nil, err
+	}
+	if err := renewable(old, c, time.Now()); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	// Renter and member are those of the stored contract, so only its
+	// renter can sign a renewal.
+	if err := verify(old.Renter, c.SigningBytes(), c.RenterSignature, "renter"); err != nil {
+		return nil, err
+	}
+	if err := r.auth.CheckMember(ctx, c.Renter, c.Member); err != nil {
+		return nil, err
+	}
+	c.SignAsProvider(r.id.Key)
+	if err := r.store.Put(c); err != nil {
+		return nil, err
+	}
+	r.log.Info("contract renewed", "contract", c.ID, "end", c.End.UTC())
+	return &pb.Response{Body: &pb.Response_Renewed{Renewed: &pb.Renewed{ProviderSignature: c.ProviderSignature}}}, nil
+}
+
+// renewable checks that c renews old: every field but the dates the same,
+// the renter and member too; the end no earlier than old's and in the
+// future; the start no earlier than old's, nor later than now.
+func renewable(old, c *Contract, now time.Time) error {
+	if f := firstDiff(old, c, false); f != "" {
+		return fmt.Errorf("%w: RENEW changed %s; only start_unix, end_unix and the renter's signature may change", ErrForbiddenChange, f)
+	}
+	switch {
+	case c.Renter != old.Renter:
+		return fmt.Errorf("%w: RENEW changed renter; only the contract's renter %s may renew it", ErrForbiddenChange, old.Renter)
+	case c.Member != old.Member:
+		return fmt.Errorf("%w: RENEW changed renter_member from %d to %d", ErrForbiddenChange, old.Member, c.Member)
+	case c.End.Before(old.End):
+		return fmt.Errorf("%w: renewed end %v is before the contract's end %v; RENEW only extends", ErrForbiddenChange, c.End.UTC(), old.End.UTC())
+	case c.Start.Before(old.Start) || c.Start.After(now.Add(MaxClockSkew)):
+		return fmt.Errorf("%w: renewed start %v is before the contract's start %v or in the future", ErrForbiddenChange, c.Start.UTC(), old.Start.UTC())
+	case !c.End.After(now):
+		return fmt.Errorf("%w: renewed end %v is in the past", ErrExpired, c.End.UTC())
+	}
+	return nil
+}
+
+// retrieve gives the renter of a stored contract a read grant. The grant
+// is informational: the token is kept nowhere and nothing checks it, since
+// reads over /satchel/fetch/1.0.0 are authorised by the chain alone (see
+// docs/PROTOCOL.md); it tells the renter the provider holds a live
+// contract for it.
+func (r *Responder) retrieve(m *pb.Retrieve) (*pb.Response, error) {
+	id, err := idFrom(m.GetContractId(), "contract id")
+	if err != nil {
+		return nil, err
+	}
+	c, err := r.store.Get(id, r.id.Key.Account())
+	if err != nil {
+		return nil, err
+	}
+	at := time.Unix(m.GetAtUnix(), 0)
+	if d := time.Since(at); d > MaxClockSkew || d < -MaxClockSkew {
+		return nil, malformed("retrieve at %v is more than %v from this node's clock", at.UTC(), MaxClockSkew)
+	}
+	if err := verify(c.Renter, RetrieveSigningBytes(id, c.Provider, at), m.GetSignature(), "renter"); err != nil {
+		return nil, err
+	}
+	if !c.Live(time.Now()) {
+		return nil, fmt.Errorf("%w: contract %s ended %v", ErrExpired, id, c.End.UTC())
+	}
+	var tok [16]byte
+	_, _ = rand.Read(tok[:])
+	return &pb.Response{Body: &pb.Response_ReadGrant{ReadGrant: &pb.ReadGrant{
+		ContractId: id[:], Token: tok[:], ExpiresUnix: time.Now().Add(GrantTTL).Unix(),
+	}}}, nil
+}
+
+// mirrorReq takes a contract the renter consigned with this provider for an
+// object other providers hold, and starts copying it from them: one copy
+// per contract at a time, at most MaxMirrors in all, each for at most
+// MirrorTimeout. A MIRROR of the contract while its copy runs is answered
+// as accepted and starts nothing.
+func (r *Responder) mirrorReq(ctx context.Context, m *pb.Mirror, from peer.ID) (*pb.Response, error) {
+	if r.mirror == nil {
+		return nil, fmt.Errorf("%w: this provider does not take MIRROR requests", ErrRefused)
+	}
+	c, sources, err := r.mirrorRequest(m)
+	if err != nil {
+		return nil, err
+	}
+	accepted := &pb.Response{Body: &pb.Response_MirrorAccepted{MirrorAccepted: &pb.MirrorAccepted{ContractId: c.ID[:]}}}
+	release, err := r.claim(c.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	held, err := r.checkStored(c)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	_, running := r.mirroring[c.ID]
+	r.mu.Unlock()
+	if held && running {
+		return accepted, nil
+	}
+	if err := r.auth.CheckMember(ctx, c.Renter, c.Member); err != nil {
+		return nil, err
+	}
+	if err := r.auth.CheckAssigned(ctx, c.Bag); err != nil {
+		return nil, err
+	}
+	done, err := r.startMirror(c.ID)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := r.room.Reserve(ctx, c); err != nil {
+		done()
+		return nil, err
+	}
+	if err := r.store.Put(c); err != nil {
+		done()
+		return nil, err
+	}
+	r.count(func(s *ResponderStats) { s.Mirrors++ })
+	r.wg.Go(func() {
+		defer done()
+		ctx, cancel := context.WithTimeout(r.ctx, MirrorTimeout)
+		defer cancel()
+		if err := r.mirror.Mirror(ctx, c, sources); err != nil {
+			r.log.Warn("mirror failed", "contract", c.ID, "from", from, "err", err)
+		}
+	})
+	return accepted, nil
+}
+
+// mirrorRequest reads a MIRROR: a complete, live contract with this
+// provider for a registered object, and its sources.
+func (r *Responder) mirrorRequest(m *pb.Mirror) (*Contract, []peer.ID, error) {
+	if n := len(m.GetSources()); n == 0 || n > MaxMirrorSources {
+		return nil, nil, malformed("%d mirror sources: want 1 to %d", n, MaxMirrorSources)
+	}
+	c, err := ContractFromPB(m.GetContract())
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.Provider != r.id.Key.Account() || c.ProviderPeer != r.h.ID() {
+		return nil, nil, fmt.Errorf("%w: contract %s names another provider", errMismatch, c.ID)
+	}
+	if c.Object == 0 {
+		return nil, nil, malformed("contract %s names no registered object to mirror", c.ID)
+	}
+	if !c.Live(time.Now()) {
+		return nil, nil, fmt.Errorf("%w: contract %s runs from %v to %v", ErrExpired, c.ID, c.Start.UTC(), c.End.UTC())
+	}
+	if err := c.Verify(); err != nil {
+		return nil, nil, err
+	}
+	var sources []peer.ID
+	for _, b := range m.GetSources() {
+		p, err := peer.IDFromBytes(b)
+		if err != nil {
+			return nil, nil, malformed("mirror source: %v", err)
+		}
+		sources = append(sources, p)
+	}
+	return c, sources, nil
+}
+
+// startMirror holds one of the MaxMirrors copy slots for contract id until
+// done is called.
+func (r *Responder) startMirror(id ID) (done func(), err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.mirroring[id]; ok {
+		return nil, fmt.Errorf("%w: contract %s is being mirrored", ErrBusy, id)
+	}
+	if len(r.mirroring) >= MaxMirrors {
+		return nil, fmt.Errorf("%w: %d mirrors running, the most this provider runs at once; ask again later", ErrBusy, len(r.mirroring))
+	}
+	r.mirroring[id] = struct{}{}
+	return func() {
+		r.mu.Lock()
+		delete(r.mirroring, id)
+		r.mu.Unlock()
+	}, nil
+}
