@@ -35,9 +35,9 @@ type openWalk struct {
 
 	// extents of the indexed records of the packs to scan, when
 	// reconciling. Only theirs: a store of 20 TB in 1 MiB blocks would
-	// hold hundreds of MB of them for every pack. The entries of a
-	// damaged pack walked before it was found damaged are not there: the
-	// scan knows a record the index names by its entry (recoverRecord).
+	// hold hundreds of MB of them for every pack. A damaged pack's are
+	// collected by a second walk (damagedExtents): the first met some of
+	// its entries before it knew the pack damaged.
 	extents map[uint32][]extent
 	// drop are the keys of the entries to drop: stale ones (see
 	// entryFits) and, when reconciling, lost ones (undecodable, or a
@@ -87,6 +87,36 @@ func (s *Store) walkBlocks(w *openWalk) error {
 	}
 	if err := it.Error(); err != nil {
 		return fmt.Errorf("blockstore: open: walk the index: %w", err)
+	}
+	return nil
+}
+
+// damagedExtents walks the block index again for the extents of every
+// record of the sealed packs the first walk found damaged, which it kept
+// only for the entries it met after finding each damaged. The scan must
+// know every indexed record's extent: one whose header rotted still serves
+// its block (a read needs only the entry), and without its extent the scan
+// would take it for junk and punch it. Rare: a sealed pack is found
+// damaged only after an unclean stop left an entry that does not fit it.
+func (s *Store) damagedExtents(w *openWalk) error {
+	if len(w.damaged) == 0 {
+		return nil
+	}
+	s.indexWalks++
+	for n := range w.damaged {
+		w.extents[n] = nil
+	}
+	it := s.db.NewIterator(util.BytesPrefix([]byte{pBlock}), nil)
+	defer it.Release()
+	for it.Next() {
+		rec, err := decodeBlockRecord(it.Value())
+		if err != nil || !rec.packed || !w.damaged[rec.pack] || !entryFits(rec, w.sizes) {
+			continue
+		}
+		w.extents[rec.pack] = append(w.extents[rec.pack], extent{rec.off, rec.off + recordLen(rec.size)})
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("blockstore: open: walk the index for damaged packs: %w", err)
 	}
 	return nil
 }

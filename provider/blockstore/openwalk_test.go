@@ -3,6 +3,7 @@ package blockstore
 // Open's one walk of the block index.
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -83,13 +84,19 @@ func TestOpenWalkExtentsOnlyOfScannedPacks(t *testing.T) {
 	if w.stale != 1 || len(w.drop) != 1 || !w.damaged[2] || len(w.damaged) != 1 {
 		t.Fatalf("stale %d, drop %d, damaged %v; want 1 stale entry dropped, pack 2 damaged", w.stale, len(w.drop), w.damaged)
 	}
+	if err := scratch.damagedExtents(w); err != nil {
+		t.Fatal(err)
+	}
 	for n := range w.extents {
-		if n != active {
-			t.Errorf("extents kept of pack %d, not scanned or met before it was found damaged", n)
+		if n != active && n != 2 {
+			t.Errorf("extents kept of pack %d, which is not scanned", n)
 		}
 	}
-	if len(w.extents[active]) != 1 {
-		t.Fatalf("extents of the active pack %v; want 1", w.extents[active])
+	if len(w.extents[active]) != 1 || len(w.extents[2]) != 2 {
+		t.Fatalf("extents of the active pack %v, of the damaged pack %v; want 1 and both of its records", w.extents[active], w.extents[2])
+	}
+	if scratch.indexWalks != 2 {
+		t.Fatalf("%d walks of the index; want 2 (the second for the damaged pack)", scratch.indexWalks)
 	}
 	if st := scratch.Stats(); st.Blocks != 7 || scratch.packs.live[2] != 2 {
 		t.Fatalf("walk counted %d blocks, %d live in pack 2; want 7 and 2", st.Blocks, scratch.packs.live[2])
@@ -98,17 +105,16 @@ func TestOpenWalkExtentsOnlyOfScannedPacks(t *testing.T) {
 
 // TestOpenAfterCrashWalksIndexOnce: after a crash, with a sealed pack
 // found damaged after the walk met its records, Open walks the block index
-// once, drops the entry that does not fit, scans the damaged pack and
-// keeps its records (the scan knows them by their entries, having no
-// extents of them), and counts every block; a clean reopen walks it once
-// too.
+// once more for that pack's extents (twice in all), drops the entry that
+// does not fit, scans the damaged pack and keeps its records, and counts
+// every block; a clean reopen walks it once.
 func TestOpenAfterCrashWalksIndexOnce(t *testing.T) {
 	dir := t.TempDir()
 	s, inPack, held, bad := damagedSealedPack(t, dir)
 	crash(t, s)
 	s = openPacks(t, dir, 256<<10)
-	if s.indexWalks != 1 {
-		t.Fatalf("Open after a crash walked the block index %d times, want 1", s.indexWalks)
+	if s.indexWalks != 2 {
+		t.Fatalf("Open after a crash, with a damaged sealed pack, walked the block index %d times, want 2", s.indexWalks)
 	}
 	if ok, _ := s.Has(bad); ok {
 		t.Fatal("the entry past its pack's end survived Open")
@@ -133,5 +139,47 @@ func TestOpenAfterCrashWalksIndexOnce(t *testing.T) {
 	}
 	if st := s.Stats(); st.Blocks != uint64(len(held)) {
 		t.Fatalf("Stats after a clean reopen = %+v, want %d blocks", st, len(held))
+	}
+}
+
+// TestDamagedPackKeepsRecordWithRottedHeader: after a crash, a sealed pack
+// found damaged holds an indexed record whose header rotted (its bytes are
+// intact, so a read, which needs only the entry, serves it). The recovery
+// scan must not take that record for junk and punch or cut it: the block
+// is still served, whether it is the pack's first record or its last.
+func TestDamagedPackKeepsRecordWithRottedHeader(t *testing.T) {
+	for _, which := range []string{"first", "last"} {
+		t.Run(which, func(t *testing.T) {
+			dir := t.TempDir()
+			s, inPack, held, _ := damagedSealedPack(t, dir)
+			victim := inPack[0]
+			if r0, r1 := record(t, s, inPack[0]), record(t, s, inPack[1]); (which == "first") != (r0.off < r1.off) {
+				victim = inPack[1]
+			}
+			vrec := record(t, s, victim)
+			path := s.packs.path(vrec.pack)
+			crash(t, s)
+			rot(t, path, vrec.off+9) // a byte of the header's size field
+			s = openPacks(t, dir, 256<<10)
+			checkGet(t, s, victim, held[victim])
+		})
+	}
+}
+
+// rot flips the byte at off of the file at path.
+func rot(t *testing.T, path string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -221,6 +221,9 @@ func (s *Store) open(fresh, rebuild bool) error {
 	if err := s.walkBlocks(w); err != nil {
 		return err
 	}
+	if err := s.damagedExtents(w); err != nil {
+		return err
+	}
 	if err := s.dropEntries(w); err != nil {
 		return err
 	}
