@@ -25,7 +25,7 @@ func (s *Server) sniffAndSeek(r *http.Request, rec *record, rd *objectReader, ke
 	if ctype := s.knownContentType(obj.ID); ctype != "" {
 		return ctype, rd.prefetch(start)
 	}
-	srd, err := newObjectReader(r.Context(), s.fetch, rec, keep, rd.slot)
+	srd, err := newObjectReader(rd.ctx, s.fetch, rec, keep, rd.slot)
 	if err != nil {
 		return "", err
 	}

@@ -29,3 +29,15 @@ func (s *Server) FetchesRunning() int {
 // EvictCached evicts object id from the cache through the cache's own
 // removal (the one eviction to make room and a deletion on chain use).
 func (s *Server) EvictCached(id chain.ObjectID) { s.cache.remove(id) }
+
+// HoldFetchSlots takes every --max-fetches slot until release is called.
+func (s *Server) HoldFetchSlots() (release func()) {
+	for range cap(s.fetch.slots) {
+		s.fetch.slots <- struct{}{}
+	}
+	return func() {
+		for range cap(s.fetch.slots) {
+			<-s.fetch.slots
+		}
+	}
+}

@@ -185,12 +185,17 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	complete, cached, ctype := s.cache.request(obj.ID, obj.Size, time.Now())
 	// A miss takes its slot at once; a hit before the first block it must
 	// fetch (its object evicted mid-answer).
+	// A HEAD whose type is known reads nothing: it takes no slot.
 	slot := s.newMissSlot(r.Context())
 	defer slot.release()
-	if !s.cacheHeaders(h, obj, complete, cached) && slot.take() != nil {
+	headOnly := r.Method == http.MethodHead && ctype != ""
+	if !s.cacheHeaders(h, obj, complete, cached) && !headOnly && slot.take() != nil {
 		return
 	}
-	rd, err := newObjectReader(r.Context(), s.fetch, rec, keep, slot)
+	// The reader waits (for a slot, a fetch) under the slot's context,
+	// which ends with the answer: a part read of ServeContent's that
+	// outlives a failed write returns rather than holding the reader.
+	rd, err := newObjectReader(slot.ctx, s.fetch, rec, keep, slot)
 	if err != nil {
 		s.fetchFailed(w, r, obj, err)
 		return

@@ -149,3 +149,90 @@ func TestAnswerEndFreesSlotWait(t *testing.T) {
 		})
 	}
 }
+
+// TestAnswerEndFreesFetchWait: as TestAnswerEndFreesSlotWait, with the
+// part read past its slot, waiting for a fetch (every --max-fetches slot
+// held): when the answer's write fails while the request goes on, the
+// read's wait ends with the answer and the handler returns, not once the
+// fetch could go on.
+func TestAnswerEndFreesFetchWait(t *testing.T) {
+	const chunk = 64 << 10
+	e := newEnv(t, 1)
+	srv := e.d.Server()
+	h := srv.Handler()
+	data := randomBytes(t, 8*chunk)
+	obj := e.put(t, data, chunk)
+	cachedWhole(t, e, obj)
+	testnet.Wait(t, "no fetch running", func() bool { return srv.FetchesRunning() == 0 })
+	req := httptest.NewRequestWithContext(e.ctx, http.MethodGet, e.d.AssetURL(obj.ID), nil)
+	far := 5*chunk + 10
+	req.Header.Set("Range", fmt.Sprintf("bytes=0-99,%d-%d", far, far+99))
+	conn := newGatedConn()
+	defer conn.fail()
+	done := make(chan struct{})
+	go func() { defer close(done); h.ServeHTTP(conn, req) }()
+	var sent []byte
+	for {
+		sent = append(sent, conn.next(t)...)
+		if bytes.Contains(sent, data[:100]) {
+			break
+		}
+		conn.pass <- struct{}{}
+	}
+	srv.EvictCached(obj.ID)
+	release := srv.HoldFetchSlots()
+	released := false
+	defer func() {
+		if !released {
+			release()
+		}
+	}()
+	conn.pass <- struct{}{}
+	conn.next(t)
+	testnet.Wait(t, "the part's fetch waiting", func() bool { return srv.FetchesRunning() >= 1 })
+	conn.fail()
+	select {
+	case <-done:
+	case <-time.After(testnet.WaitTimeout):
+		release()
+		released = true
+		<-done
+		t.Fatalf("the handler did not return within %v of its write failing while its reader waited for a fetch", testnet.WaitTimeout)
+	}
+}
+
+// TestHeadOfKnownTypeTakesNoSlot: a HEAD of an uncached object whose type
+// is known reads nothing, so it does not wait for a --max-misses slot: it
+// answers at once, with the type, while every slot is held.
+func TestHeadOfKnownTypeTakesNoSlot(t *testing.T) {
+	const chunk = 64 << 10
+	e := newEnv(t, 1, distributor.WithMaxMisses(1), distributor.WithMaxCachedObject(0))
+	data := randomBytes(t, 8*chunk)
+	copy(data, "%PDF-1.7\n")
+	obj := e.put(t, data, chunk)
+	if resp, _ := do(t, http.MethodHead, e.d.AssetURL(obj.ID)); resp.Header.Get("Content-Type") != "application/pdf" {
+		t.Fatalf("first HEAD: type %q; want application/pdf", resp.Header.Get("Content-Type"))
+	}
+	srv := e.d.Server()
+	testnet.Wait(t, "no fetch running", func() bool { return srv.FetchesRunning() == 0 })
+	before := counter(t, e.d.Registry(), "satchel_distributor_fetched_bytes_total")
+	release := srv.HoldMissSlots()
+	defer release()
+	ctx, cancel := context.WithTimeout(e.ctx, testnet.WaitTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, e.d.AssetURL(obj.ID), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("HEAD of an object of known type with every miss slot held: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/pdf" {
+		t.Fatalf("HEAD: %d, type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if d := counter(t, e.d.Registry(), "satchel_distributor_fetched_bytes_total") - before; d != 0 {
+		t.Fatalf("a HEAD of known type fetched %.0f bytes", d)
+	}
+}

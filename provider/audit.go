@@ -199,7 +199,6 @@ func newAuditor(cfg auditConfig) *auditor {
 // the audit loop. It is called by Start.
 func (s *Server) startAudits(ctx context.Context, key crypto.PrivKey) error {
 	s.audits.key = key
-	s.audits.operators = newBagOperators(s.c)
 	ac, err := audit.NewClient(s.h.Libp2p(), audit.WithLocalChunks(s.bs.Get))
 	if err != nil {
 		return err

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/satchel-net/satchel/chain"
@@ -209,5 +211,69 @@ func TestAuditResyncCooldownPerAuditor(t *testing.T) {
 	}
 	if n := s.audits.resync.Len(); n > maxResyncEntries {
 		t.Fatalf("%d re-checks remembered, over the bound of %d", n, maxResyncEntries)
+	}
+}
+
+// The operators a node accepts audit results from follow the chain's
+// events, not only the cache's age: a bucket added to the bag, or an
+// operator's node moving to another peer ID, is seen at once, so a real
+// FAIL from the new operator is not dropped for up to peerCacheTTL.
+func TestAuditOperatorsFollowChainEvents(t *testing.T) {
+	net := testnet.New(t, 1)
+	bag := chain.ChannelBag(1)
+	fc := newFakeChain()
+	ids := make([]peer.ID, 3)
+	for i := range ids {
+		k, _, err := crypto.GenerateEd25519Key(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ids[i], err = peer.IDFromPrivateKey(k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := chain.WorkerID(1)
+	fc.bags[bag] = chain.Bag{ID: bag, StorageBuckets: []chain.StorageBucketID{1}}
+	fc.buckets[1] = chain.StorageBucket{ID: 1, OperatorStatus: chain.OperatorActive, Operator: &w,
+		Metadata: &chain.StorageOperatorMetadata{PeerID: net.Host(0).ID().String()}, Bags: []chain.BagID{bag}}
+	bs, _ := heldFixture(t)
+	key, err := chain.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newServer(net.Host(0), bs, fc, Identity{Worker: 1, Bucket: 1, Transactor: key},
+		WithAudits(0, 0), WithScrub(0, 0), WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	operates := func(p peer.ID) bool {
+		t.Helper()
+		ok, err := s.audits.operators.operates(ctx, bag, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if operates(ids[0]) {
+		t.Fatal("a peer operating no bucket of the bag was accepted")
+	}
+	// Bucket 2, operated by ids[0], is added to the bag.
+	w2 := chain.WorkerID(2)
+	fc.buckets[2] = chain.StorageBucket{ID: 2, OperatorStatus: chain.OperatorActive, Operator: &w2,
+		Metadata: &chain.StorageOperatorMetadata{PeerID: ids[0].String()}, Bags: []chain.BagID{bag}}
+	fc.bags[bag] = chain.Bag{ID: bag, StorageBuckets: []chain.StorageBucketID{1, 2}}
+	s.handleEvent(chain.NewEvent(chain.StorageBagBucketsUpdated{Bag: bag, Added: []chain.StorageBucketID{2}}), 5)
+	if !operates(ids[0]) {
+		t.Fatal("the operator of a bucket just added to the bag is not accepted")
+	}
+	// Its node moves to ids[1].
+	md := chain.StorageOperatorMetadata{PeerID: ids[1].String()}
+	b := fc.buckets[2]
+	b.Metadata = &md
+	fc.buckets[2] = b
+	s.handleEvent(chain.NewEvent(chain.StorageOperatorMetadataSet{Bucket: 2, Worker: 2, Metadata: md}), 6)
+	if operates(ids[0]) || !operates(ids[1]) {
+		t.Fatal("the operator's old peer ID still accepted, or its new one not")
 	}
 }

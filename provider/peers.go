@@ -188,6 +188,8 @@ type bagOperators struct {
 	mu       sync.Mutex
 	cache    *simplelru.LRU[chain.BagID, operatorSet]
 	inflight map[chain.BagID]chan struct{}
+	// gen counts forgets: a read that began before one is not cached.
+	gen uint64
 }
 
 type operatorSet struct {
@@ -213,11 +215,12 @@ func (o *bagOperators) operates(ctx context.Context, bag chain.BagID, p peer.ID)
 		if !busy {
 			done := make(chan struct{})
 			o.inflight[bag] = done
+			gen := o.gen
 			o.mu.Unlock()
 			ids, err := o.read(ctx, bag)
 			o.mu.Lock()
 			delete(o.inflight, bag)
-			if err == nil {
+			if err == nil && gen == o.gen {
 				o.cache.Add(bag, operatorSet{ids: ids, at: time.Now()})
 			}
 			o.mu.Unlock()
@@ -231,6 +234,23 @@ func (o *bagOperators) operates(ctx context.Context, bag chain.BagID, p peer.ID)
 			return false, ctx.Err()
 		}
 	}
+}
+
+// forget drops what is cached of bag's operators: its buckets changed.
+func (o *bagOperators) forget(bag chain.BagID) {
+	o.mu.Lock()
+	o.cache.Remove(bag)
+	o.gen++
+	o.mu.Unlock()
+}
+
+// forgetAll drops every bag's cached operators: some operator's node (its
+// peer ID) or status changed.
+func (o *bagOperators) forgetAll() {
+	o.mu.Lock()
+	o.cache.Purge()
+	o.gen++
+	o.mu.Unlock()
 }
 
 // read returns the peer IDs of the active operators of bag's buckets.

@@ -161,6 +161,7 @@ func newServer(h *p2p.Host, bs *blockstore.Store, c chainAPI, id Identity, opts 
 	}
 	s.m = m
 	s.audits, s.scrub, s.am = newAuditor(cfg.audit), newScrubber(cfg.scrub), newAuditMetrics()
+	s.audits.operators = newBagOperators(s.c)
 	if err := s.am.register(m); err != nil {
 		return nil, err
 	}
