@@ -46,41 +46,44 @@ func TestBudgetRefusalScopes(t *testing.T) {
 	}
 }
 
-// A peer's verification bucket refills at its rate up to its burst, may
-// go below zero by one charge, and is forgotten once full again, so the
-// record of peers stays bounded; a new peer is refused only while the
-// record is full of peers still refilling.
+// A peer's verification bucket refills at its rate up to its burst, goes
+// below zero by one hold at most (a hold taken before a read, the unused
+// part refunded after), and is forgotten once full again, so the record of
+// peers stays bounded; a new peer is refused only while the record is full
+// of peers still refilling.
 func TestVerifyBudgetBucket(t *testing.T) {
 	now := time.Unix(1000, 0)
 	v := newVerifyBudget(1<<20, 4<<20)
 	v.now = func() time.Time { return now }
 	p := peer.ID("reader")
-	if !v.allow(p) {
+	if !v.take(p, 3<<20) {
 		t.Fatal("a new peer is refused")
 	}
-	v.charge(p, 3<<20)
-	if !v.allow(p) {
+	if !v.take(p, 2<<20) { // 1 MiB left: taken, -1 MiB
 		t.Fatal("refused with 1 MiB left")
 	}
-	v.charge(p, 2<<20) // -1 MiB
-	if v.allow(p) {
-		t.Fatal("allowed below zero")
+	if v.take(p, 1) {
+		t.Fatal("a hold taken below zero: concurrent reads would pass on the same tokens")
 	}
-	now = now.Add(1500 * time.Millisecond) // +1.5 MiB
-	if !v.allow(p) {
+	v.refund(p, 2<<20) // the read cost nothing beyond what it sent: +1 MiB
+	if !v.take(p, 1<<20) {
+		t.Fatal("refused after a refund")
+	}
+	now = now.Add(1500 * time.Millisecond) // +1.5 MiB from 0
+	if !v.take(p, 0) {
 		t.Fatal("refused after refilling")
 	}
 	for i := range maxBudgetPeers - 1 {
-		v.charge(peer.ID(fmt.Sprint("peer", i)), 1)
+		v.take(peer.ID(fmt.Sprint("peer", i)), 1)
 	}
-	if v.allow("newcomer") {
+	if v.take("newcomer", 1) {
 		t.Fatal("a newcomer is allowed while the record is full of peers refilling")
 	}
 	now = now.Add(time.Minute) // every bucket full again
-	if !v.allow("newcomer") {
+	if !v.take("newcomer", 0) {
 		t.Fatal("a newcomer is refused once the buckets refilled")
 	}
-	if n := len(v.peers); n != 0 {
-		t.Fatalf("%d full buckets still recorded", n)
+	if n := len(v.peers); n != 1 {
+		t.Fatalf("%d buckets recorded; want the newcomer's alone", n)
 	}
 }

@@ -359,10 +359,14 @@ func (h *Handler) get(ctx context.Context, remote peer.ID, req *pb.GetRequest) (
 	if r := h.getRange(c, req.Offset, n, ranged); r != nil {
 		return served(r, done), nil
 	}
-	if ranged && !h.budget.allow(remote) {
+	if ranged && !h.budget.take(remote, MaxGetBytes) {
 		h.metrics.verifyRefused.Inc()
 		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED,
 			Reason: fmt.Sprintf("%s was not verified lately and this peer's budget for reading whole blocks to serve ranges is spent; read the whole block (offset 0, length 0) or retry later", c)}, nil
+	}
+	var cost uint64 // what the read cost beyond what is sent
+	if ranged {
+		defer func() { h.budget.refund(remote, MaxGetBytes-min(cost, MaxGetBytes)) }()
 	}
 	data, err := h.blocks.Get(c)
 	switch {
@@ -380,9 +384,7 @@ func (h *Handler) get(ctx context.Context, remote peer.ID, req *pb.GetRequest) (
 	}
 	h.verified.mark(c)
 	size := uint64(len(data))
-	if ranged { // charged what it read beyond what it sends
-		h.budget.charge(remote, size-min(n, size-min(req.Offset, size)))
-	}
+	cost = size - min(n, size-min(req.Offset, size))
 	if req.Offset > size {
 		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED, Size: size,
 			Reason: fmt.Sprintf("offset %d is past the end of the %d-byte block", req.Offset, size)}, data

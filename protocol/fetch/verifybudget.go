@@ -12,13 +12,15 @@ import (
 // may be one byte; a peer walking many blocks that way would make the
 // provider read its disk a million times faster than it sends. So each peer
 // has a token bucket of bytes such reads may cost beyond what they send:
-// it holds up to the burst, refills at the rate, and a verifying read is
-// made only while the bucket is above zero, then charged its block's size
-// less the bytes sent (so a bucket may go below zero by one block). Past
-// it, the GET is REFUSED: the peer reads the whole block (never charged: it
-// sends what it reads) or waits. What a peer makes the provider read for
-// ranges of blocks not verified lately is therefore at most
-// burst + rate × time + one block more than what it is sent.
+// it holds up to the burst and refills at the rate. A verifying read is
+// made only while the bucket is above zero, which it leaves less the most
+// a read may cost (MaxGetBytes), held before it reads so that concurrent
+// GETs cannot pass on the same tokens; once read, what it did not cost
+// (its block's size less the bytes sent is what it did) goes back. Past
+// it, the GET is REFUSED: the peer reads the whole block (never charged:
+// it sends what it reads) or waits. What a peer makes the provider read
+// for ranges of blocks not verified lately is therefore at most
+// burst + rate × time + MaxGetBytes more than what it is sent.
 
 const (
 	// DefaultRangeVerifyRate and DefaultRangeVerifyBurst are a peer's
@@ -70,38 +72,43 @@ func (v *verifyBudget) refill(b *bucket, now time.Time) {
 	b.at = now
 }
 
-// allow reports whether p may have a block verified for a range now: its
-// bucket is above zero. When the record of peers is full of peers still
-// refilling, a peer not in it is refused.
-func (v *verifyBudget) allow(p peer.ID) bool {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	b := v.peers[p]
-	if b == nil {
-		return len(v.peers) < maxBudgetPeers || v.prune()
-	}
-	v.refill(b, v.now())
-	return b.tokens > 0
-}
-
-// charge takes n bytes from p's bucket.
-func (v *verifyBudget) charge(p peer.ID, n uint64) {
-	if n == 0 {
-		return
-	}
+// take takes n bytes (what a verifying read may cost at most) from p's
+// bucket and reports true, if the bucket is above zero; a GET then gives
+// back what its read did not cost (refund). Held before the read, so
+// concurrent GETs of one peer cannot all pass on the same tokens: the
+// bucket goes below zero by one hold at most. When the record of peers is
+// full of peers still refilling, a peer not in it is refused.
+func (v *verifyBudget) take(p peer.ID, n uint64) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	now := v.now()
 	b := v.peers[p]
 	if b == nil {
-		if len(v.peers) >= maxBudgetPeers {
-			v.prune()
+		if len(v.peers) >= maxBudgetPeers && !v.prune() {
+			return false
 		}
 		b = &bucket{tokens: v.burst, at: now}
 		v.peers[p] = b
 	}
 	v.refill(b, now)
+	if b.tokens <= 0 {
+		return false
+	}
 	b.tokens -= float64(n)
+	return true
+}
+
+// refund gives n bytes taken from p's bucket back.
+func (v *verifyBudget) refund(p peer.ID, n uint64) {
+	if n == 0 {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if b := v.peers[p]; b != nil {
+		v.refill(b, v.now())
+		b.tokens = min(v.burst, b.tokens+float64(n))
+	}
 }
 
 // prune forgets the buckets that have refilled, and reports whether it

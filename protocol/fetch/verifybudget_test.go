@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,11 +39,12 @@ func (d *diskCounter) ReadRange(c cid.Cid, off, n uint64) ([]byte, uint64, error
 	return b, size, err
 }
 
-// A peer reading one byte of each of many blocks not verified lately
-// makes the provider read no more from disk than its verification budget
-// (burst + rate × time + one block) beyond what it is sent; past it, such
-// ranges are REFUSED and counted, while a whole-block GET is still served
-// and, having verified the block, lets its ranges be read alone.
+// A peer reading one byte of each of many blocks not verified lately, many
+// at once on several streams, makes the provider read no more from disk
+// than its verification budget (burst + rate × time + one read's hold)
+// beyond what it is sent; past it, such ranges are REFUSED and counted,
+// while a whole-block GET is still served and, having verified the block,
+// lets its ranges be read alone.
 func TestRangedGetVerifyBudget(t *testing.T) {
 	net := testnet.New(t, 2)
 	bs, err := blockstore.Open(t.TempDir(), blockstore.WithLogger(slog.New(slog.DiscardHandler)))
@@ -53,7 +55,7 @@ func TestRangedGetVerifyBudget(t *testing.T) {
 	disk := &diskCounter{ProtocolBlocks: bs.ForProtocols()}
 	const (
 		rate  = 64 << 10 // bytes a second
-		burst = 4 << 20
+		burst = 1 << 20
 		block = 1 << 20
 	)
 	reg := prometheus.NewRegistry()
@@ -61,12 +63,17 @@ func TestRangedGetVerifyBudget(t *testing.T) {
 		fetch.WithLogger(slog.New(slog.DiscardHandler)))
 	h.Register(net.Host(1).Protocol())
 	t.Cleanup(func() { _ = h.Close() })
-	f := fetch.NewClient(net.Host(0).Libp2p())
-	t.Cleanup(func() { _ = f.Close() })
+	// Four clients of one peer: four streams, each with GETs in flight.
+	clients := make([]*fetch.Client, 4)
+	for i := range clients {
+		clients[i] = fetch.NewClient(net.Host(0).Libp2p())
+		t.Cleanup(func() { _ = clients[i].Close() })
+	}
+	f := clients[0]
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	blocks := make([][]byte, 32)
+	blocks := make([][]byte, 64)
 	cids := make([]cid.Cid, len(blocks))
 	for i := range blocks {
 		blocks[i] = benchutil.Rand(uint64(100+i), block)
@@ -77,25 +84,37 @@ func TestRangedGetVerifyBudget(t *testing.T) {
 	}
 	provider := net.Host(1).ID()
 	start := time.Now()
+	// All at once, as a reader with many GETs in flight sends them: they
+	// must not all pass on the same tokens.
+	var mu sync.Mutex
 	var sent, refused int64
 	var firstRefused = -1
+	var wg sync.WaitGroup
 	for i, c := range cids {
-		got, _, err := f.GetRange(ctx, provider, c, 5, 1)
-		switch {
-		case err == nil && bytes.Equal(got, blocks[i][5:6]):
-			sent += int64(len(got))
-		case errors.Is(err, fetch.ErrRefused):
-			refused++
-			if firstRefused < 0 {
-				firstRefused = i
+		wg.Go(func() {
+			got, _, err := clients[i%len(clients)].GetRange(ctx, provider, c, 5, 1)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil && bytes.Equal(got, blocks[i][5:6]):
+				sent += int64(len(got))
+			case errors.Is(err, fetch.ErrRefused):
+				refused++
+				if firstRefused < 0 {
+					firstRefused = i
+				}
+			default:
+				t.Errorf("1-byte range of block %d: %q, %v", i, got, err)
 			}
-		default:
-			t.Fatalf("1-byte range of block %d: %q, %v", i, got, err)
-		}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
 	}
 	elapsed := time.Since(start)
 	read := disk.read.Load()
-	ceiling := sent + burst + block + int64(rate*elapsed.Seconds()) + 1
+	ceiling := sent + burst + fetch.MaxGetBytes + int64(rate*elapsed.Seconds()) + 1
 	t.Logf("%d 1-byte ranges of unverified blocks: %d sent, %d refused; %d bytes read from disk (ceiling %d) in %v",
 		len(cids), sent, refused, read, ceiling, elapsed)
 	if read > ceiling {
