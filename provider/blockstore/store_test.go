@@ -12,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/syndtr/goleveldb/leveldb"
+	"github.com/syndtr/goleveldb/leveldb/opt"
+	"github.com/syndtr/goleveldb/leveldb/util"
+
 	"github.com/satchel-net/satchel/chunker"
 )
 
@@ -355,5 +359,39 @@ func TestSessionBagRefusalLeavesNoFile(t *testing.T) {
 	}
 	if st := s.Stats(); st.Blocks != 1 || st.Bytes != 1000 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// An index written without the bloom filter (before indexOptions had one)
+// is read with it: tables without a filter block are looked up in full.
+func TestIndexWithoutFilterStillRead(t *testing.T) {
+	dir := t.TempDir()
+	old, err := leveldb.OpenFile(dir, &opt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2000 {
+		if err := old.Put([]byte(fmt.Sprintf("k%05d", i)), []byte{1}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := old.CompactRange(util.Range{}); err != nil { // into tables
+		t.Fatal(err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := leveldb.OpenFile(dir, indexOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, k := range []string{"k00000", "k01999"} {
+		if ok, err := db.Has([]byte(k), nil); err != nil || !ok {
+			t.Fatalf("%s in the old index: %v, %v", k, ok, err)
+		}
+	}
+	if ok, err := db.Has([]byte("k02000"), nil); err != nil || ok {
+		t.Fatalf("a key never written: %v, %v", ok, err)
 	}
 }
