@@ -94,13 +94,8 @@ func TestAnswerEndFreesSlotWait(t *testing.T) {
 			cachedWhole(t, e, obj) // the answer starts as a hit: no slot
 			testnet.Wait(t, "no fetch running", func() bool { return srv.FetchesRunning() == 0 })
 			before := fetched()
-			release := srv.HoldMissSlots()
-			released := false
-			defer func() {
-				if !released {
-					release()
-				}
-			}()
+			release := sync.OnceFunc(srv.HoldMissSlots())
+			defer release()
 
 			ctx, cancel := context.WithCancel(e.ctx)
 			defer cancel()
@@ -117,14 +112,7 @@ func TestAnswerEndFreesSlotWait(t *testing.T) {
 			// The first part's bytes come from leaf 0's cached file; while
 			// they are written, the part goroutine is at most at the next
 			// part's header, short of leaf 5.
-			var sent []byte
-			for {
-				sent = append(sent, conn.next(t)...)
-				if bytes.Contains(sent, data[:100]) {
-					break
-				}
-				conn.pass <- struct{}{}
-			}
+			passFirstPart(t, conn, data[:100])
 			srv.EvictCached(obj.ID)
 			conn.pass <- struct{}{}
 			conn.next(t) // the second part's header, written while leaf 5 is read
@@ -138,7 +126,6 @@ func TestAnswerEndFreesSlotWait(t *testing.T) {
 			case <-done:
 			case <-time.After(testnet.WaitTimeout):
 				release()
-				released = true
 				<-done
 				t.Fatalf("the handler did not return within %v of its answer ending while its reader waited for a miss slot (it did once a slot freed)", testnet.WaitTimeout)
 			}
@@ -171,22 +158,10 @@ func TestAnswerEndFreesFetchWait(t *testing.T) {
 	defer conn.fail()
 	done := make(chan struct{})
 	go func() { defer close(done); h.ServeHTTP(conn, req) }()
-	var sent []byte
-	for {
-		sent = append(sent, conn.next(t)...)
-		if bytes.Contains(sent, data[:100]) {
-			break
-		}
-		conn.pass <- struct{}{}
-	}
+	passFirstPart(t, conn, data[:100])
 	srv.EvictCached(obj.ID)
-	release := srv.HoldFetchSlots()
-	released := false
-	defer func() {
-		if !released {
-			release()
-		}
-	}()
+	release := sync.OnceFunc(srv.HoldFetchSlots())
+	defer release()
 	conn.pass <- struct{}{}
 	conn.next(t)
 	testnet.Wait(t, "the part's fetch waiting", func() bool { return srv.FetchesRunning() >= 1 })
@@ -195,7 +170,6 @@ func TestAnswerEndFreesFetchWait(t *testing.T) {
 	case <-done:
 	case <-time.After(testnet.WaitTimeout):
 		release()
-		released = true
 		<-done
 		t.Fatalf("the handler did not return within %v of its write failing while its reader waited for a fetch", testnet.WaitTimeout)
 	}
@@ -234,5 +208,19 @@ func TestHeadOfKnownTypeTakesNoSlot(t *testing.T) {
 	}
 	if d := counter(t, e.d.Registry(), "satchel_distributor_fetched_bytes_total") - before; d != 0 {
 		t.Fatalf("a HEAD of known type fetched %.0f bytes", d)
+	}
+}
+
+// passFirstPart lets an answer's writes through until first, its first
+// part's bytes, went out.
+func passFirstPart(t *testing.T, conn *gatedConn, first []byte) {
+	t.Helper()
+	var sent []byte
+	for {
+		sent = append(sent, conn.next(t)...)
+		if bytes.Contains(sent, first) {
+			return
+		}
+		conn.pass <- struct{}{}
 	}
 }

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -20,22 +21,8 @@ func TestExpiryEventsReachSubscribers(t *testing.T) {
 	n := startNode(t, t.TempDir(), WithGenesis(g))
 	c := chain.NewClient(n.Transport())
 
-	submit := func(k chain.Key, m chain.Msg) chain.Committed {
-		t.Helper()
-		res, err := c.Submit(ctx, k, m)
-		if err != nil {
-			t.Fatalf("%s: %v", m.Type(), err)
-		}
-		return res
-	}
-	submit(lead, chain.MsgCreateStorageBucket{AcceptingNewBags: true, ObjectsLimit: 10, SizeLimit: 1 << 20})
-	mem, _ := chain.FindEvent[chain.MemberCreated](submit(member, chain.MsgCreateMember{}).Result.Events)
-	ch, _ := chain.FindEvent[chain.ChannelCreated](submit(member, chain.MsgCreateChannel{Member: mem.Member}).Result.Events)
-	res := submit(member, chain.MsgRegisterDataObjects{Bag: ch.Bag, Objects: []chain.ObjectSpec{
-		{Size: 100, ContentID: "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"},
-	}})
-	reg, ok := chain.FindEvent[chain.ObjectsRegistered](res.Result.Events)
-	if !ok || reg.Objects[0].ExpiresAt != res.Height+3 {
+	bag, reg, res := registerObject(ctx, t, c, lead, member)
+	if reg.Objects[0].ExpiresAt != res.Height+3 {
 		t.Fatalf("registered %+v at %d", reg, res.Height)
 	}
 	id, expiresAt := reg.Objects[0].ID, reg.Objects[0].ExpiresAt
@@ -63,15 +50,41 @@ func TestExpiryEventsReachSubscribers(t *testing.T) {
 		if got == nil {
 			t.Fatalf("%s: subscription ended: %v", name, <-errc)
 		}
-		if got.Bag != ch.Bag || len(got.Objects) != 1 || got.Objects[0] != id || got.Reason != chain.DeletedExpired {
+		if got.Bag != bag || len(got.Objects) != 1 || got.Objects[0] != id || got.Reason != chain.DeletedExpired {
 			t.Fatalf("%s: event %+v", name, got)
 		}
 	}
-	if _, err := c.DataObject(ctx, ch.Bag, id); err == nil {
+	if _, err := c.DataObject(ctx, bag, id); err == nil {
 		t.Fatal("expired object still on chain")
 	}
 	sb, err := c.StorageBucket(ctx, 0)
 	if err != nil || sb.Voucher.ObjectsUsed != 0 || sb.Voucher.SizeUsed != 0 {
 		t.Fatalf("voucher after expiry %+v, %v", sb.Voucher, err)
 	}
+}
+
+// registerObject has lead create a storage bucket taking new bags, member
+// join and create a channel, and register one 100-byte object in it; it
+// returns the channel's bag, the registration's event and its result.
+func registerObject(ctx context.Context, t *testing.T, c *chain.Client, lead, member chain.Key) (chain.BagID, chain.ObjectsRegistered, chain.Committed) {
+	t.Helper()
+	submit := func(k chain.Key, m chain.Msg) chain.Committed {
+		t.Helper()
+		res, err := c.Submit(ctx, k, m)
+		if err != nil {
+			t.Fatalf("%s: %v", m.Type(), err)
+		}
+		return res
+	}
+	submit(lead, chain.MsgCreateStorageBucket{AcceptingNewBags: true, ObjectsLimit: 10, SizeLimit: 1 << 20})
+	mem, _ := chain.FindEvent[chain.MemberCreated](submit(member, chain.MsgCreateMember{}).Result.Events)
+	ch, _ := chain.FindEvent[chain.ChannelCreated](submit(member, chain.MsgCreateChannel{Member: mem.Member}).Result.Events)
+	res := submit(member, chain.MsgRegisterDataObjects{Bag: ch.Bag, Objects: []chain.ObjectSpec{
+		{Size: 100, ContentID: "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"},
+	}})
+	reg, ok := chain.FindEvent[chain.ObjectsRegistered](res.Result.Events)
+	if !ok || len(reg.Objects) != 1 {
+		t.Fatalf("no object registered in %+v", res.Result.Events)
+	}
+	return ch.Bag, reg, res
 }

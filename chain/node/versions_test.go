@@ -33,24 +33,7 @@ func TestOlderChainVersionRunsAndJoins(t *testing.T) {
 	val := startNode(t, home)
 
 	c := chain.NewClient(val.Transport())
-	submit := func(k chain.Key, m chain.Msg) chain.Committed {
-		t.Helper()
-		res, err := c.Submit(ctx, k, m)
-		if err != nil {
-			t.Fatalf("%s: %v", m.Type(), err)
-		}
-		return res
-	}
-	submit(lead, chain.MsgCreateStorageBucket{AcceptingNewBags: true, ObjectsLimit: 10, SizeLimit: 1 << 20})
-	mem, _ := chain.FindEvent[chain.MemberCreated](submit(member, chain.MsgCreateMember{}).Result.Events)
-	ch, _ := chain.FindEvent[chain.ChannelCreated](submit(member, chain.MsgCreateChannel{Member: mem.Member}).Result.Events)
-	res := submit(member, chain.MsgRegisterDataObjects{Bag: ch.Bag, Objects: []chain.ObjectSpec{
-		{Size: 100, ContentID: "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"},
-	}})
-	reg, ok := chain.FindEvent[chain.ObjectsRegistered](res.Result.Events)
-	if !ok {
-		t.Fatalf("no ObjectsRegistered in %+v", res.Result.Events)
-	}
+	bag, reg, res := registerObject(ctx, t, c, lead, member)
 	id := reg.Objects[0].ID
 
 	// Version 2 has no object-ID index: the query answers the plain
@@ -59,7 +42,7 @@ func TestOlderChainVersionRunsAndJoins(t *testing.T) {
 	if _, err := c.ObjectByID(ctx, id); !errors.Is(err, chain.ErrNotFound) || errors.Is(err, chain.ErrObjectNotFound) {
 		t.Fatalf("ObjectByID on a version 2 chain: %v; want plain not found", err)
 	}
-	if _, err := c.DataObject(ctx, ch.Bag, id); err != nil {
+	if _, err := c.DataObject(ctx, bag, id); err != nil {
 		t.Fatalf("the object by bag: %v", err)
 	}
 
