@@ -208,3 +208,12 @@ func (s *Server) resyncObject(ctx context.Context, bag chain.BagID, obj uint64) 
 	}
 	s.am.resyncs.Inc()
 }
+
+// auditOperators returns who may publish audit results about this node's
+// bags, or nil for a node without audits.
+func (s *Server) auditOperators() *bagOperators {
+	if s.audits == nil {
+		return nil
+	}
+	return s.audits.operators
+}

@@ -273,7 +273,7 @@ func (s *Server) handleEvent(ev chain.Event, height int64) {
 			return
 		}
 		s.peers.invalidate(e.Bag)
-		s.audits.operators.forget(e.Bag)
+		s.auditOperators().forget(e.Bag)
 		if s.cares(e.Bag) || slices.Contains(e.Added, mine) || slices.Contains(e.Removed, mine) {
 			s.auth.invalidate()
 			s.recon.mark(e.Bag)
@@ -288,7 +288,7 @@ func (s *Server) handleEvent(ev chain.Event, height int64) {
 		// syncs waiting for a source may now succeed. Retry those; the
 		// bucket's own lists did not change.
 		s.peers.invalidateAll()
-		s.audits.operators.forgetAll()
+		s.auditOperators().forgetAll()
 		s.recon.retryNow()
 		var e struct {
 			Bucket chain.StorageBucketID `json:"bucket"`

@@ -236,8 +236,12 @@ func (o *bagOperators) operates(ctx context.Context, bag chain.BagID, p peer.ID)
 	}
 }
 
-// forget drops what is cached of bag's operators: its buckets changed.
+// forget drops what is cached of bag's operators: its buckets changed. A
+// nil bagOperators (a node without audits) has nothing to drop.
 func (o *bagOperators) forget(bag chain.BagID) {
+	if o == nil {
+		return
+	}
 	o.mu.Lock()
 	o.cache.Remove(bag)
 	o.gen++
@@ -247,6 +251,9 @@ func (o *bagOperators) forget(bag chain.BagID) {
 // forgetAll drops every bag's cached operators: some operator's node (its
 // peer ID) or status changed.
 func (o *bagOperators) forgetAll() {
+	if o == nil {
+		return
+	}
 	o.mu.Lock()
 	o.cache.Purge()
 	o.gen++
