@@ -547,3 +547,44 @@ func TestPruneEndedContracts(t *testing.T) {
 		}
 	}
 }
+
+// TestPruneKeepsRenewed: a contract renewed after the prune listed the
+// contracts (a RENEW completing between List and the delete) is read
+// again under its claim and kept; one that is still over is deleted.
+func TestPruneKeepsRenewed(t *testing.T) {
+	w := newWorld(t, 2, 1, 1, 0)
+	prov := w.responder(0, "", topicA)
+	w.waitTopicPeers(1, topicA, 1)
+	renter := w.renterAt(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	negotiate := func() *Contract {
+		req := w.request(5<<20, 60*day, 1)
+		req.Enough = 1
+		n, err := renter.renter.Negotiate(ctx, req)
+		must(t, err)
+		if len(n.Contracts) != 1 {
+			t.Fatalf("%d contracts, want 1", len(n.Contracts))
+		}
+		return n.Contracts[0].Contract
+	}
+	renewedC, overC := negotiate(), negotiate()
+	stale, err := prov.store.List()
+	must(t, err)
+	// The prune runs as if a week and an hour after both ended; the renewal
+	// completes after its List.
+	now := overC.End.Add(EndedRetention + time.Hour)
+	if renewedC.End.After(overC.End) {
+		now = renewedC.End.Add(EndedRetention + time.Hour)
+	}
+	renewed, err := renter.renter.Renew(ctx, renewedC, now.Add(day))
+	must(t, err)
+	n, err := prov.resp.pruneListed(stale, now)
+	must(t, err)
+	if st, err := prov.store.Get(renewedC.ID, renewedC.Provider); err != nil || !st.End.Equal(renewed.End) {
+		t.Errorf("the contract renewed after the prune's List: stored %+v (%v), want it kept ending %v", st, err, renewed.End)
+	}
+	if _, err := prov.store.Get(overC.ID, overC.Provider); !errors.Is(err, ErrNotFound) || n != 1 {
+		t.Errorf("the contract still over: %d deleted, Get %v; want it deleted", n, err)
+	}
+}

@@ -416,21 +416,47 @@ func (r *Responder) prune(now time.Time) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	return r.pruneListed(all, now)
+}
+
+// pruneListed deletes those of the listed contracts that still ended more
+// than EndedRetention before now. Each is read again under its claim, so a
+// RENEW that completed after the list was taken keeps its contract.
+func (r *Responder) pruneListed(all []*Contract, now time.Time) (int, error) {
 	me, n := r.id.Key.Account(), 0
 	for _, c := range all {
 		if c.Provider != me || !now.After(c.End.Add(EndedRetention)) {
 			continue
 		}
-		release, err := r.claim(c.ID)
-		if err != nil {
-			continue
-		}
-		err = r.store.Delete(c.ID, me)
-		release()
+		deleted, err := r.pruneOne(c.ID, now)
 		if err != nil {
 			return n, err
 		}
-		n++
+		if deleted {
+			n++
+		}
 	}
 	return n, nil
+}
+
+// pruneOne deletes contract id if, read under its claim, it ended more than
+// EndedRetention before now. A claimed or missing contract is left alone.
+func (r *Responder) pruneOne(id ID, now time.Time) (bool, error) {
+	release, err := r.claim(id)
+	if err != nil {
+		return false, nil
+	}
+	defer release()
+	me := r.id.Key.Account()
+	cur, err := r.store.Get(id, me)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if !now.After(cur.End.Add(EndedRetention)) {
+		return false, nil
+	}
+	return true, r.store.Delete(id, me)
 }
