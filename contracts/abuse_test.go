@@ -71,8 +71,9 @@ func offersFor(ctx context.Context, t *testing.T, r *Renter, req Request, id ID,
 // TestPendingOffersPerRenter: a member that publishes MaxPendingOffers
 // proposals (each valid, acknowledged, its TTL the longest allowed) holds
 // at most MaxPendingPerRenter of the provider's pending offers, each for
-// at most PendingOfferTTL; another member still gets an offer, and the
-// proposals left unanswered are counted.
+// at most PendingOfferTTL — its later proposals displace its own earlier
+// offers; another member still gets an offer, and the proposals left
+// unanswered are counted.
 func TestPendingOffersPerRenter(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a chain and publishes a thousand proposals")
@@ -82,10 +83,20 @@ func TestPendingOffersPerRenter(t *testing.T) {
 	w.waitTopicPeers(1, topicA, 1)
 	w.waitTopicPeers(2, topicA, 1)
 	honest := w.renterAt(1)
-	flooder, _, _ := w.secondMember(t, 2, "flooder")
+	flooder, flooderKey, _ := w.secondMember(t, 2, "flooder")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
+	flooderPending := func() (n int) {
+		prov.resp.mu.Lock()
+		defer prov.resp.mu.Unlock()
+		for _, po := range prov.resp.pending {
+			if po.renter == flooderKey.Account() {
+				n++
+			}
+		}
+		return n
+	}
 	req := w.request(1, 60*day, 1)
 	req.TTL = MaxTTL
 	var stops []func() []Offer
@@ -96,6 +107,9 @@ func TestPendingOffersPerRenter(t *testing.T) {
 		stops = append(stops, stop)
 		if i%16 == 15 { // gossipsub drops what overflows a peer's queue
 			eventually(t, "the provider saw the proposals", func() bool { return prov.resp.Stats().Proposals >= int64(i+1) })
+			if n := flooderPending(); n > MaxPendingPerRenter {
+				t.Fatalf("the flooder holds %d pending offers, more than %d", n, MaxPendingPerRenter)
+			}
 		}
 	}
 	eventually(t, "the flooder's offers settled", func() bool {
@@ -103,8 +117,8 @@ func TestPendingOffersPerRenter(t *testing.T) {
 		return s.Proposals == MaxPendingOffers && s.Offers+s.OfferFailed+s.Busy == MaxPendingOffers
 	})
 	s := prov.resp.Stats()
-	if s.Offers > MaxPendingPerRenter || s.Busy < MaxPendingOffers-MaxPendingPerRenter {
-		t.Errorf("one renter got %d offers, %d proposals refused as busy; want at most %d offers", s.Offers, s.Busy, MaxPendingPerRenter)
+	if n := flooderPending(); n > MaxPendingPerRenter {
+		t.Errorf("one renter holds %d pending offers (%d offered, %d busy); want at most %d", n, s.Offers, s.Busy, MaxPendingPerRenter)
 	}
 	if got := counter(t, prov.reg, "satchel_contracts_proposals_answered_total", "busy"); got != float64(s.Busy) {
 		t.Errorf("busy metric %v, stats %d", got, s.Busy)
@@ -586,5 +600,39 @@ func TestPruneKeepsRenewed(t *testing.T) {
 	}
 	if _, err := prov.store.Get(overC.ID, overC.Provider); !errors.Is(err, ErrNotFound) || n != 1 {
 		t.Errorf("the contract still over: %d deleted, Get %v; want it deleted", n, err)
+	}
+}
+
+// TestManyPutsOneRenter: a renter negotiating many contracts in a row,
+// each taking one of three offers, gets every provider's offer each time:
+// the offers it did not choose (pending until they lapse) do not make a
+// provider silent once MaxPendingPerRenter of them wait.
+func TestManyPutsOneRenter(t *testing.T) {
+	const provs = 3
+	w := newWorld(t, provs+1, provs, provs, 0)
+	for i := range provs {
+		w.responder(i, "", topicA)
+	}
+	w.waitTopicPeers(provs, topicA, provs)
+	renter := w.renterAt(provs)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	for i := range 2*MaxPendingPerRenter + 2 {
+		req := w.request(1<<10, 60*day, 1)
+		req.Enough = provs
+		req.Window = 5 * time.Second
+		n, err := renter.renter.Negotiate(ctx, req)
+		if err != nil {
+			t.Fatalf("negotiation %d: %v", i, err)
+		}
+		usable := 0
+		for _, o := range n.Offers {
+			if o.Err == nil {
+				usable++
+			}
+		}
+		if usable != provs || len(n.Contracts) != 1 {
+			t.Fatalf("negotiation %d: %d usable offers, %d contracts; want %d and 1", i, usable, len(n.Contracts), provs)
+		}
 	}
 }

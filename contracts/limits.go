@@ -56,7 +56,8 @@ const (
 	MaxPendingOffers = 1024
 	// MaxPendingPerRenter bounds the offers a provider keeps waiting for
 	// one renter account's CONSIGN, so one member cannot hold every
-	// pending slot; its further proposals get no offer until some lapse.
+	// pending slot; a further proposal of the renter drops its offer that
+	// lapses soonest.
 	MaxPendingPerRenter = 16
 	// PendingOfferTTL bounds how long an offer waits for its CONSIGN,
 	// however long its proposal takes offers.

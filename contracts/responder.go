@@ -84,8 +84,8 @@ type Responder struct {
 type ResponderStats struct {
 	Proposals, Offers, NotAssigned, NoRoom, OfferFailed, Consigned int64
 	// Busy counts proposals left unanswered because their renter already
-	// had MaxPendingPerRenter offers pending, or the provider
-	// MaxPendingOffers.
+	// had MaxPendingPerRenter proposals being answered, or the provider
+	// MaxPendingOffers offers pending.
 	Busy int64
 	// Mirrors counts the copies MIRROR requests started.
 	Mirrors int64
@@ -236,19 +236,29 @@ func minTime(a, b time.Time) time.Time {
 }
 
 // reservePending holds a pending slot for proposal p, so a flood cannot
-// start unbounded work, nor one renter take every slot: it fails with
-// ErrBusy when p's renter holds MaxPendingPerRenter slots or the provider
-// MaxPendingOffers, or when the ID is taken.
+// start unbounded work, nor one renter take every slot. When p's renter
+// already holds MaxPendingPerRenter slots, its offer that lapses soonest
+// (the oldest) is dropped to make room: offers a renter did not choose
+// wait until they lapse, and an honest renter making many puts must not
+// be throttled by them, while a flooder only displaces its own. It fails
+// with ErrBusy when every slot of the renter is still being answered, when
+// the provider holds MaxPendingOffers, or when the ID is taken.
 func (r *Responder) reservePending(p *Proposal) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := time.Now()
 	mine := 0
+	var oldest ID
+	var oldestAt time.Time
 	for k, po := range r.pending { // drop offers nobody consigned
-		if now.After(po.expires) {
+		switch {
+		case now.After(po.expires):
 			delete(r.pending, k)
-		} else if po.renter == p.Renter {
+		case po.renter == p.Renter:
 			mine++
+			if po.c != nil && (oldestAt.IsZero() || po.expires.Before(oldestAt)) {
+				oldest, oldestAt = k, po.expires
+			}
 		}
 	}
 	_, taken := r.pending[p.ID]
@@ -256,8 +266,10 @@ func (r *Responder) reservePending(p *Proposal) error {
 	switch {
 	case taken || changing:
 		return fmt.Errorf("%w: proposal %s already has a pending offer", ErrBusy, p.ID)
+	case mine >= MaxPendingPerRenter && oldestAt.IsZero():
+		return fmt.Errorf("%w: renter %s has %d proposals being answered, the most one renter may", ErrBusy, p.Renter, mine)
 	case mine >= MaxPendingPerRenter:
-		return fmt.Errorf("%w: renter %s has %d offers pending, the most one renter may", ErrBusy, p.Renter, mine)
+		delete(r.pending, oldest)
 	case len(r.pending) >= MaxPendingOffers:
 		return fmt.Errorf("%w: %d offers pending, the most this provider keeps", ErrBusy, len(r.pending))
 	}
