@@ -345,6 +345,8 @@ type blockingMirrorer struct {
 	release chan struct{}
 }
 
+func (b *blockingMirrorer) CheckMirror(context.Context, *Contract) error { return nil }
+
 func (b *blockingMirrorer) Mirror(ctx context.Context, c *Contract, _ []peer.ID) error {
 	b.started <- c.ID
 	select {

@@ -27,10 +27,11 @@ const (
 	MaxRenterAddrs = 8
 	// MaxMirrorSources bounds the sources a MIRROR names.
 	MaxMirrorSources = 16
-	// MaxMirrors bounds the MIRROR copies a provider runs at once; a MIRROR
-	// beyond it is refused BUSY.
+	// MaxMirrors bounds the Mirrorer calls a provider runs at once; a
+	// MIRROR beyond it is refused BUSY. The provider node's Mirror returns
+	// once the copy is queued on its sync, whose workers bound the copies.
 	MaxMirrors = 8
-	// MirrorTimeout bounds one MIRROR copy.
+	// MirrorTimeout bounds one Mirrorer call.
 	MirrorTimeout = time.Hour
 	// EndedRetention is how long a provider keeps a contract after it
 	// ended (a renter may still RENEW it meanwhile) before deleting it.

@@ -33,6 +33,12 @@ type Identity struct {
 // Mirrorer copies a contract's object from providers that hold it. The
 // provider node implements it with its sync.
 type Mirrorer interface {
+	// CheckMirror checks, before anything is reserved or stored, that c's
+	// object can be mirrored: it exists and its size (and content ID, when
+	// c names one) are c's. A mismatch wraps ErrMalformed.
+	CheckMirror(ctx context.Context, c *Contract) error
+	// Mirror copies (or queues the copy of) c's object from sources. The
+	// responder holds the contract's copy slot until it returns.
 	Mirror(ctx context.Context, c *Contract, sources []peer.ID) error
 }
 
