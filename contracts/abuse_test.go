@@ -638,3 +638,43 @@ func TestManyPutsOneRenter(t *testing.T) {
 		}
 	}
 }
+
+// TestForgedConsignTakesNoClaim: a CONSIGN of the offered contract with a
+// signature not the renter's is refused SIGNATURE before it claims the
+// contract ID or takes the offer (the ID is held here meanwhile, so a
+// CONSIGN that reached the claim would be refused BUSY); the renter's own
+// CONSIGN then opens the grant.
+func TestForgedConsignTakesNoClaim(t *testing.T) {
+	w := newWorld(t, 3, 1, 1, 0)
+	prov := w.responder(0, "", topicA)
+	w.waitTopicPeers(1, topicA, 1)
+	renter := w.renterAt(1)
+	_, otherKey, _ := w.secondMember(t, 2, "other")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	offers := offersFor(ctx, t, renter.renter, w.request(5<<20, 60*day, 1), NewID(), 1)
+	if len(offers) != 1 || offers[0].Err != nil {
+		t.Fatalf("offers %+v, want one usable", offers)
+	}
+	offered := offers[0].Contract
+
+	release, err := prov.resp.claim(offered.ID)
+	must(t, err)
+	forged := *offered
+	forged.RenterSignature = otherKey.Sign(forged.SigningBytes())
+	resp, err := exchange(ctx, w.net.Host(2), offered.ProviderPeer, &pb.Request{Body: &pb.Request_Consign{Consign: &pb.Consign{Contract: forged.ToPB()}}})
+	must(t, err)
+	if rf := resp.GetRefusal(); rf.GetCode() != pb.Code_CODE_SIGNATURE {
+		t.Errorf("a CONSIGN signed by another key: %v, want a SIGNATURE refusal before the claim", resp)
+	}
+	release()
+	prov.resp.mu.Lock()
+	po := prov.resp.pending[offered.ID]
+	prov.resp.mu.Unlock()
+	if po.c == nil {
+		t.Fatal("the forged CONSIGN took the offer")
+	}
+	if _, err := renter.renter.Consign(ctx, offered); err != nil {
+		t.Errorf("the renter's CONSIGN after a forged one: %v", err)
+	}
+}

@@ -118,6 +118,10 @@ type collector struct {
 	done                     chan struct{} // closed when enough valid offers came
 }
 
+// consignRetryAfter is how long a renter waits before it sends a CONSIGN
+// refused BUSY once more.
+const consignRetryAfter = 200 * time.Millisecond
+
 // maxOfferPeers bounds the peers whose offers a renter looks at per
 // proposal.
 const maxOfferPeers = 4 * MaxCollected
@@ -229,12 +233,24 @@ func (r *Renter) consignBest(ctx context.Context, n *Negotiation, ranked []Offer
 }
 
 // Consign countersigns an offered contract and sends it to its provider;
-// the provider answers with the grant that opens the upload. The complete
+// the provider answers with the grant that opens the upload. A CONSIGN
+// refused BUSY is sent once more, consignRetryAfter later. The complete
 // contract is kept in the renter's store.
 func (r *Renter) Consign(ctx context.Context, offered *Contract) (Consigned, error) {
 	c := *offered
 	c.SignAsRenter(r.key)
-	resp, err := exchange(ctx, r.h, c.ProviderPeer, &pb.Request{Body: &pb.Request_Consign{Consign: &pb.Consign{Contract: c.ToPB()}}})
+	req := &pb.Request{Body: &pb.Request_Consign{Consign: &pb.Consign{Contract: c.ToPB()}}}
+	resp, err := exchange(ctx, r.h, c.ProviderPeer, req)
+	if err == nil && resp.GetRefusal().GetCode() == pb.Code_CODE_BUSY {
+		// Another request of the contract held it (one by whoever read
+		// the proposal's ID, say): ask once more after it is done.
+		select {
+		case <-ctx.Done():
+			return Consigned{}, ctx.Err()
+		case <-time.After(consignRetryAfter):
+		}
+		resp, err = exchange(ctx, r.h, c.ProviderPeer, req)
+	}
 	if err != nil {
 		return Consigned{}, err
 	}

@@ -62,9 +62,10 @@ func (r *Responder) consign(ctx context.Context, m *pb.Contract, from peer.ID) (
 	if err != nil {
 		return nil, err
 	}
-	// A contract other than the one offered is refused before it claims
-	// the ID: CONSIGNs anyone can send, knowing the proposal's ID, do not
-	// make the renter's own CONSIGN busy.
+	// A contract other than the one offered, or not signed by its renter,
+	// is refused before it claims the ID (CPU only, no chain read):
+	// CONSIGNs anyone can send, knowing the proposal's ID, do not make the
+	// renter's own CONSIGN busy.
 	r.mu.Lock()
 	po := r.pending[c.ID]
 	r.mu.Unlock()
@@ -72,6 +73,9 @@ func (r *Responder) consign(ctx context.Context, m *pb.Contract, from peer.ID) (
 		if f := firstDiff(po.c, c, true); f != "" {
 			return nil, fmt.Errorf("%w: field %s differs from the offer", errMismatch, f)
 		}
+	}
+	if err := c.Verify(); err != nil {
+		return nil, err
 	}
 	release, err := r.claim(c.ID)
 	if err != nil {
