@@ -3,11 +3,13 @@ package contracts
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/satchel-net/satchel/chain"
@@ -676,5 +678,47 @@ func TestForgedConsignTakesNoClaim(t *testing.T) {
 	}
 	if _, err := renter.renter.Consign(ctx, offered); err != nil {
 		t.Errorf("the renter's CONSIGN after a forged one: %v", err)
+	}
+}
+
+// TestJunkPeersLeaveRoomForOffer: maxOfferPeers throwaway identities each
+// sending one refusal on a proposal do not keep the real provider's offer,
+// coming after them, out of the negotiation.
+func TestJunkPeersLeaveRoomForOffer(t *testing.T) {
+	w := newWorld(t, 2, 1, 1, 0)
+	gate := make(chan struct{})
+	w.wrapRoom = func(r Room) Room { return &gatedRoom{Ledger: r.(*Ledger), gate: gate} }
+	prov := w.responder(0, "", topicA)
+	w.waitTopicPeers(1, topicA, 1)
+	renter := w.renterAt(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p, err := renter.renter.Propose(w.request(5<<20, 60*day, 1))
+	must(t, err)
+	_, stop := openProposal(ctx, t, renter.renter, p, 1)
+	defer stop()
+	for i := range maxOfferPeers + 8 {
+		k, _, err := crypto.GenerateEd25519Key(rand.Reader)
+		must(t, err)
+		junk, err := peer.IDFromPrivateKey(k)
+		must(t, err)
+		o := &pb.Offer{ProposalId: p.ID[:], Refusal: &pb.Refusal{Code: pb.Code_CODE_NO_ROOM, Reason: "junk"}}
+		if err := renter.renter.take(ctx, junk, o); err != nil {
+			t.Fatalf("junk refusal %d: %v", i, err)
+		}
+	}
+	close(gate) // the provider answers now
+	eventually(t, "the provider's offer delivered or refused", func() bool {
+		s := prov.resp.Stats()
+		return s.Offers+s.OfferFailed > 0
+	})
+	valid := 0
+	for _, o := range stop() {
+		if o.Err == nil && o.From == w.net.Host(0).ID() {
+			valid++
+		}
+	}
+	if valid != 1 || prov.resp.Stats().OfferFailed != 0 {
+		t.Errorf("%d usable offers from the provider, %d offers it failed to deliver; want 1 and 0", valid, prov.resp.Stats().OfferFailed)
 	}
 }
