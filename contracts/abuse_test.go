@@ -3,11 +3,13 @@ package contracts
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/satchel-net/satchel/chain"
@@ -71,8 +73,9 @@ func offersFor(ctx context.Context, t *testing.T, r *Renter, req Request, id ID,
 // TestPendingOffersPerRenter: a member that publishes MaxPendingOffers
 // proposals (each valid, acknowledged, its TTL the longest allowed) holds
 // at most MaxPendingPerRenter of the provider's pending offers, each for
-// at most PendingOfferTTL; another member still gets an offer, and the
-// proposals left unanswered are counted.
+// at most PendingOfferTTL — its later proposals displace its own earlier
+// offers; another member still gets an offer, and the proposals left
+// unanswered are counted.
 func TestPendingOffersPerRenter(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a chain and publishes a thousand proposals")
@@ -82,10 +85,20 @@ func TestPendingOffersPerRenter(t *testing.T) {
 	w.waitTopicPeers(1, topicA, 1)
 	w.waitTopicPeers(2, topicA, 1)
 	honest := w.renterAt(1)
-	flooder, _, _ := w.secondMember(t, 2, "flooder")
+	flooder, flooderKey, _ := w.secondMember(t, 2, "flooder")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
+	flooderPending := func() (n int) {
+		prov.resp.mu.Lock()
+		defer prov.resp.mu.Unlock()
+		for _, po := range prov.resp.pending {
+			if po.renter == flooderKey.Account() {
+				n++
+			}
+		}
+		return n
+	}
 	req := w.request(1, 60*day, 1)
 	req.TTL = MaxTTL
 	var stops []func() []Offer
@@ -96,6 +109,9 @@ func TestPendingOffersPerRenter(t *testing.T) {
 		stops = append(stops, stop)
 		if i%16 == 15 { // gossipsub drops what overflows a peer's queue
 			eventually(t, "the provider saw the proposals", func() bool { return prov.resp.Stats().Proposals >= int64(i+1) })
+			if n := flooderPending(); n > MaxPendingPerRenter {
+				t.Fatalf("the flooder holds %d pending offers, more than %d", n, MaxPendingPerRenter)
+			}
 		}
 	}
 	eventually(t, "the flooder's offers settled", func() bool {
@@ -103,8 +119,8 @@ func TestPendingOffersPerRenter(t *testing.T) {
 		return s.Proposals == MaxPendingOffers && s.Offers+s.OfferFailed+s.Busy == MaxPendingOffers
 	})
 	s := prov.resp.Stats()
-	if s.Offers > MaxPendingPerRenter || s.Busy < MaxPendingOffers-MaxPendingPerRenter {
-		t.Errorf("one renter got %d offers, %d proposals refused as busy; want at most %d offers", s.Offers, s.Busy, MaxPendingPerRenter)
+	if n := flooderPending(); n > MaxPendingPerRenter {
+		t.Errorf("one renter holds %d pending offers (%d offered, %d busy); want at most %d", n, s.Offers, s.Busy, MaxPendingPerRenter)
 	}
 	if got := counter(t, prov.reg, "satchel_contracts_proposals_answered_total", "busy"); got != float64(s.Busy) {
 		t.Errorf("busy metric %v, stats %d", got, s.Busy)
@@ -331,6 +347,8 @@ type blockingMirrorer struct {
 	release chan struct{}
 }
 
+func (b *blockingMirrorer) CheckMirror(context.Context, *Contract) error { return nil }
+
 func (b *blockingMirrorer) Mirror(ctx context.Context, c *Contract, _ []peer.ID) error {
 	b.started <- c.ID
 	select {
@@ -545,5 +563,162 @@ func TestPruneEndedContracts(t *testing.T) {
 		if _, err := prov.store.Get(c.ID, c.Provider); err != nil {
 			t.Errorf("contract ending %v was pruned: %v", c.End, err)
 		}
+	}
+}
+
+// TestPruneKeepsRenewed: a contract renewed after the prune listed the
+// contracts (a RENEW completing between List and the delete) is read
+// again under its claim and kept; one that is still over is deleted.
+func TestPruneKeepsRenewed(t *testing.T) {
+	w := newWorld(t, 2, 1, 1, 0)
+	prov := w.responder(0, "", topicA)
+	w.waitTopicPeers(1, topicA, 1)
+	renter := w.renterAt(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	negotiate := func() *Contract {
+		req := w.request(5<<20, 60*day, 1)
+		req.Enough = 1
+		n, err := renter.renter.Negotiate(ctx, req)
+		must(t, err)
+		if len(n.Contracts) != 1 {
+			t.Fatalf("%d contracts, want 1", len(n.Contracts))
+		}
+		return n.Contracts[0].Contract
+	}
+	renewedC, overC := negotiate(), negotiate()
+	stale, err := prov.store.List()
+	must(t, err)
+	// The prune runs as if a week and an hour after both ended; the renewal
+	// completes after its List.
+	now := overC.End.Add(EndedRetention + time.Hour)
+	if renewedC.End.After(overC.End) {
+		now = renewedC.End.Add(EndedRetention + time.Hour)
+	}
+	renewed, err := renter.renter.Renew(ctx, renewedC, now.Add(day))
+	must(t, err)
+	n, err := prov.resp.pruneListed(stale, now)
+	must(t, err)
+	if st, err := prov.store.Get(renewedC.ID, renewedC.Provider); err != nil || !st.End.Equal(renewed.End) {
+		t.Errorf("the contract renewed after the prune's List: stored %+v (%v), want it kept ending %v", st, err, renewed.End)
+	}
+	if _, err := prov.store.Get(overC.ID, overC.Provider); !errors.Is(err, ErrNotFound) || n != 1 {
+		t.Errorf("the contract still over: %d deleted, Get %v; want it deleted", n, err)
+	}
+}
+
+// TestManyPutsOneRenter: a renter negotiating many contracts in a row,
+// each taking one of three offers, gets every provider's offer each time:
+// the offers it did not choose (pending until they lapse) do not make a
+// provider silent once MaxPendingPerRenter of them wait.
+func TestManyPutsOneRenter(t *testing.T) {
+	const provs = 3
+	w := newWorld(t, provs+1, provs, provs, 0)
+	for i := range provs {
+		w.responder(i, "", topicA)
+	}
+	w.waitTopicPeers(provs, topicA, provs)
+	renter := w.renterAt(provs)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	for i := range 2*MaxPendingPerRenter + 2 {
+		req := w.request(1<<10, 60*day, 1)
+		req.Enough = provs
+		req.Window = 5 * time.Second
+		n, err := renter.renter.Negotiate(ctx, req)
+		if err != nil {
+			t.Fatalf("negotiation %d: %v", i, err)
+		}
+		usable := 0
+		for _, o := range n.Offers {
+			if o.Err == nil {
+				usable++
+			}
+		}
+		if usable != provs || len(n.Contracts) != 1 {
+			t.Fatalf("negotiation %d: %d usable offers, %d contracts; want %d and 1", i, usable, len(n.Contracts), provs)
+		}
+	}
+}
+
+// TestForgedConsignTakesNoClaim: a CONSIGN of the offered contract with a
+// signature not the renter's is refused SIGNATURE before it claims the
+// contract ID or takes the offer (the ID is held here meanwhile, so a
+// CONSIGN that reached the claim would be refused BUSY); the renter's own
+// CONSIGN then opens the grant.
+func TestForgedConsignTakesNoClaim(t *testing.T) {
+	w := newWorld(t, 3, 1, 1, 0)
+	prov := w.responder(0, "", topicA)
+	w.waitTopicPeers(1, topicA, 1)
+	renter := w.renterAt(1)
+	_, otherKey, _ := w.secondMember(t, 2, "other")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	offers := offersFor(ctx, t, renter.renter, w.request(5<<20, 60*day, 1), NewID(), 1)
+	if len(offers) != 1 || offers[0].Err != nil {
+		t.Fatalf("offers %+v, want one usable", offers)
+	}
+	offered := offers[0].Contract
+
+	release, err := prov.resp.claim(offered.ID)
+	must(t, err)
+	forged := *offered
+	forged.RenterSignature = otherKey.Sign(forged.SigningBytes())
+	resp, err := exchange(ctx, w.net.Host(2), offered.ProviderPeer, &pb.Request{Body: &pb.Request_Consign{Consign: &pb.Consign{Contract: forged.ToPB()}}})
+	must(t, err)
+	if rf := resp.GetRefusal(); rf.GetCode() != pb.Code_CODE_SIGNATURE {
+		t.Errorf("a CONSIGN signed by another key: %v, want a SIGNATURE refusal before the claim", resp)
+	}
+	release()
+	prov.resp.mu.Lock()
+	po := prov.resp.pending[offered.ID]
+	prov.resp.mu.Unlock()
+	if po.c == nil {
+		t.Fatal("the forged CONSIGN took the offer")
+	}
+	if _, err := renter.renter.Consign(ctx, offered); err != nil {
+		t.Errorf("the renter's CONSIGN after a forged one: %v", err)
+	}
+}
+
+// TestJunkPeersLeaveRoomForOffer: maxOfferPeers throwaway identities each
+// sending one refusal on a proposal do not keep the real provider's offer,
+// coming after them, out of the negotiation.
+func TestJunkPeersLeaveRoomForOffer(t *testing.T) {
+	w := newWorld(t, 2, 1, 1, 0)
+	gate := make(chan struct{})
+	w.wrapRoom = func(r Room) Room { return &gatedRoom{Ledger: r.(*Ledger), gate: gate} }
+	prov := w.responder(0, "", topicA)
+	w.waitTopicPeers(1, topicA, 1)
+	renter := w.renterAt(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p, err := renter.renter.Propose(w.request(5<<20, 60*day, 1))
+	must(t, err)
+	_, stop := openProposal(ctx, t, renter.renter, p, 1)
+	defer stop()
+	for i := range maxOfferPeers + 8 {
+		k, _, err := crypto.GenerateEd25519Key(rand.Reader)
+		must(t, err)
+		junk, err := peer.IDFromPrivateKey(k)
+		must(t, err)
+		o := &pb.Offer{ProposalId: p.ID[:], Refusal: &pb.Refusal{Code: pb.Code_CODE_NO_ROOM, Reason: "junk"}}
+		if err := renter.renter.take(ctx, junk, o); err != nil {
+			t.Fatalf("junk refusal %d: %v", i, err)
+		}
+	}
+	close(gate) // the provider answers now
+	eventually(t, "the provider's offer delivered or refused", func() bool {
+		s := prov.resp.Stats()
+		return s.Offers+s.OfferFailed > 0
+	})
+	valid := 0
+	for _, o := range stop() {
+		if o.Err == nil && o.From == w.net.Host(0).ID() {
+			valid++
+		}
+	}
+	if valid != 1 || prov.resp.Stats().OfferFailed != 0 {
+		t.Errorf("%d usable offers from the provider, %d offers it failed to deliver; want 1 and 0", valid, prov.resp.Stats().OfferFailed)
 	}
 }

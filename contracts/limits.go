@@ -27,10 +27,11 @@ const (
 	MaxRenterAddrs = 8
 	// MaxMirrorSources bounds the sources a MIRROR names.
 	MaxMirrorSources = 16
-	// MaxMirrors bounds the MIRROR copies a provider runs at once; a MIRROR
-	// beyond it is refused BUSY.
+	// MaxMirrors bounds the Mirrorer calls a provider runs at once; a
+	// MIRROR beyond it is refused BUSY. The provider node's Mirror returns
+	// once the copy is queued on its sync, whose workers bound the copies.
 	MaxMirrors = 8
-	// MirrorTimeout bounds one MIRROR copy.
+	// MirrorTimeout bounds one Mirrorer call.
 	MirrorTimeout = time.Hour
 	// EndedRetention is how long a provider keeps a contract after it
 	// ended (a renter may still RENEW it meanwhile) before deleting it.
@@ -56,7 +57,8 @@ const (
 	MaxPendingOffers = 1024
 	// MaxPendingPerRenter bounds the offers a provider keeps waiting for
 	// one renter account's CONSIGN, so one member cannot hold every
-	// pending slot; its further proposals get no offer until some lapse.
+	// pending slot; a further proposal of the renter drops its offer that
+	// lapses soonest.
 	MaxPendingPerRenter = 16
 	// PendingOfferTTL bounds how long an offer waits for its CONSIGN,
 	// however long its proposal takes offers.

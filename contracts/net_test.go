@@ -317,6 +317,8 @@ type mirrorCall struct {
 // copy itself is the provider node's sync, outside this package.
 type mirrorRecorder chan mirrorCall
 
+func (m mirrorRecorder) CheckMirror(context.Context, *Contract) error { return nil }
+
 func (m mirrorRecorder) Mirror(ctx context.Context, c *Contract, sources []peer.ID) error {
 	select {
 	case m <- mirrorCall{c.ID, sources}:

@@ -107,10 +107,15 @@ type collector struct {
 	expect *Proposal
 	mu     sync.Mutex
 	offers []Offer
-	// from are the peers that offered (one offer each), buckets the
+	// from are the peers whose offer is being checked or was usable (one
+	// offer each, at most MaxCollected); unusable the most recent
+	// maxOfferPeers peers whose offer was not, oldest first, so they offer
+	// once too without taking a place a new peer needs; buckets the
 	// buckets of the usable offers (one each).
-	from    map[peer.ID]bool
-	buckets map[chain.StorageBucketID]bool
+	from     map[peer.ID]bool
+	unusable map[peer.ID]bool
+	order    []peer.ID
+	buckets  map[chain.StorageBucketID]bool
 	// checking counts offers admitted and being checked; valid and
 	// errored those kept, usable or not.
 	checking, valid, errored int
@@ -118,8 +123,12 @@ type collector struct {
 	done                     chan struct{} // closed when enough valid offers came
 }
 
-// maxOfferPeers bounds the peers whose offers a renter looks at per
-// proposal.
+// consignRetryAfter is how long a renter waits before it sends a CONSIGN
+// refused BUSY once more.
+const consignRetryAfter = 200 * time.Millisecond
+
+// maxOfferPeers bounds the peers with unusable offers a renter remembers
+// per proposal (the most recent ones), so each offers once.
 const maxOfferPeers = 4 * MaxCollected
 
 // Propose signs a proposal for req, ready to publish.
@@ -229,12 +238,24 @@ func (r *Renter) consignBest(ctx context.Context, n *Negotiation, ranked []Offer
 }
 
 // Consign countersigns an offered contract and sends it to its provider;
-// the provider answers with the grant that opens the upload. The complete
+// the provider answers with the grant that opens the upload. A CONSIGN
+// refused BUSY is sent once more, consignRetryAfter later. The complete
 // contract is kept in the renter's store.
 func (r *Renter) Consign(ctx context.Context, offered *Contract) (Consigned, error) {
 	c := *offered
 	c.SignAsRenter(r.key)
-	resp, err := exchange(ctx, r.h, c.ProviderPeer, &pb.Request{Body: &pb.Request_Consign{Consign: &pb.Consign{Contract: c.ToPB()}}})
+	req := &pb.Request{Body: &pb.Request_Consign{Consign: &pb.Consign{Contract: c.ToPB()}}}
+	resp, err := exchange(ctx, r.h, c.ProviderPeer, req)
+	if err == nil && resp.GetRefusal().GetCode() == pb.Code_CODE_BUSY {
+		// Another request of the contract held it (one by whoever read
+		// the proposal's ID, say): ask once more after it is done.
+		select {
+		case <-ctx.Done():
+			return Consigned{}, ctx.Err()
+		case <-time.After(consignRetryAfter):
+		}
+		resp, err = exchange(ctx, r.h, c.ProviderPeer, req)
+	}
 	if err != nil {
 		return Consigned{}, err
 	}
@@ -406,20 +427,21 @@ func (r *Renter) checkOffer(ctx context.Context, p *Proposal, from peer.ID, m *p
 
 // admit takes an offer from peer from for checking, before any signature
 // or chain read: one offer per peer, and no more in flight than can still
-// be kept as usable; offers found unusable give their slot back.
+// be kept as usable. Offers found unusable give their slot back, and their
+// peers are remembered apart (the most recent maxOfferPeers), so any
+// number of throwaway peers sending junk never keeps a new peer's offer
+// out while fewer than MaxCollected are usable or being checked.
 func (c *collector) admit(from peer.ID) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
-	case c.from[from]:
+	case c.from[from] || c.unusable[from]:
 		return malformed("peer %s already offered on proposal %s; one offer per provider", from, c.expect.ID)
-	case len(c.from) >= maxOfferPeers:
-		return fmt.Errorf("%w: %d peers offered on proposal %s already", ErrBusy, len(c.from), c.expect.ID)
 	case c.valid+c.checking >= MaxCollected:
 		return fmt.Errorf("%w: proposal %s has its %d offers", ErrBusy, c.expect.ID, MaxCollected)
 	}
 	if c.from == nil {
-		c.from, c.buckets = map[peer.ID]bool{}, map[chain.StorageBucketID]bool{}
+		c.from, c.unusable, c.buckets = map[peer.ID]bool{}, map[peer.ID]bool{}, map[chain.StorageBucketID]bool{}
 	}
 	c.from[from] = true
 	c.checking++
@@ -437,6 +459,7 @@ func (c *collector) add(o Offer) {
 		o.Err = fmt.Errorf("%w: bucket %d offered already", errMismatch, o.Contract.Bucket)
 	}
 	if o.Err != nil {
+		c.forget(o.From)
 		if c.errored < MaxCollected {
 			c.errored++
 			c.offers = append(c.offers, o)
@@ -449,6 +472,18 @@ func (c *collector) add(o Offer) {
 	if c.valid == c.enough {
 		close(c.done)
 	}
+}
+
+// forget moves a peer whose offer was unusable from the admitted peers to
+// the most recent unusable ones, dropping the oldest beyond maxOfferPeers.
+func (c *collector) forget(p peer.ID) {
+	delete(c.from, p)
+	if len(c.order) >= maxOfferPeers {
+		delete(c.unusable, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.unusable[p] = true
+	c.order = append(c.order, p)
 }
 
 // Topic returns the contract topic q's proposal is published on: its size

@@ -62,9 +62,10 @@ func (r *Responder) consign(ctx context.Context, m *pb.Contract, from peer.ID) (
 	if err != nil {
 		return nil, err
 	}
-	// A contract other than the one offered is refused before it claims
-	// the ID: CONSIGNs anyone can send, knowing the proposal's ID, do not
-	// make the renter's own CONSIGN busy.
+	// A contract other than the one offered, or not signed by its renter,
+	// is refused before it claims the ID (CPU only, no chain read):
+	// CONSIGNs anyone can send, knowing the proposal's ID, do not make the
+	// renter's own CONSIGN busy.
 	r.mu.Lock()
 	po := r.pending[c.ID]
 	r.mu.Unlock()
@@ -72,6 +73,9 @@ func (r *Responder) consign(ctx context.Context, m *pb.Contract, from peer.ID) (
 		if f := firstDiff(po.c, c, true); f != "" {
 			return nil, fmt.Errorf("%w: field %s differs from the offer", errMismatch, f)
 		}
+	}
+	if err := c.Verify(); err != nil {
+		return nil, err
 	}
 	release, err := r.claim(c.ID)
 	if err != nil {
@@ -267,10 +271,13 @@ func (r *Responder) retrieve(m *pb.Retrieve) (*pb.Response, error) {
 }
 
 // mirrorReq takes a contract the renter consigned with this provider for an
-// object other providers hold, and starts copying it from them: one copy
-// per contract at a time, at most MaxMirrors in all, each for at most
-// MirrorTimeout. A MIRROR of the contract while its copy runs is answered
-// as accepted and starts nothing.
+// object other providers hold, checks it against the object (the
+// Mirrorer's CheckMirror) before anything is reserved or stored, and hands
+// the copy to the Mirrorer: one Mirror call per contract at a time, at
+// most MaxMirrors in all, each for at most MirrorTimeout. A MIRROR of the
+// contract while its Mirror call runs is answered as accepted and starts
+// nothing. (The provider node's Mirror returns once the copy is queued on
+// its sync, which bounds the copies themselves.)
 func (r *Responder) mirrorReq(ctx context.Context, m *pb.Mirror, from peer.ID) (*pb.Response, error) {
 	if r.mirror == nil {
 		return nil, fmt.Errorf("%w: this provider does not take MIRROR requests", ErrRefused)
@@ -301,6 +308,11 @@ func (r *Responder) mirrorReq(ctx context.Context, m *pb.Mirror, from peer.ID) (
 	if err := r.auth.CheckAssigned(ctx, c.Bag); err != nil {
 		return nil, err
 	}
+	// The object is checked before room is reserved or the contract
+	// stored: a MIRROR whose contract is not for the object changes nothing.
+	if err := r.mirror.CheckMirror(ctx, c); err != nil {
+		return nil, err
+	}
 	done, err := r.startMirror(c.ID)
 	if err != nil {
 		return nil, err
@@ -310,6 +322,10 @@ func (r *Responder) mirrorReq(ctx context.Context, m *pb.Mirror, from peer.ID) (
 		return nil, err
 	}
 	if err := r.store.Put(c); err != nil {
+		// The room of a contract held before stays reserved for it.
+		if rel, ok := r.room.(RoomReleaser); ok && !held {
+			rel.Release(c.ID)
+		}
 		done()
 		return nil, err
 	}

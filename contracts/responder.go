@@ -33,6 +33,12 @@ type Identity struct {
 // Mirrorer copies a contract's object from providers that hold it. The
 // provider node implements it with its sync.
 type Mirrorer interface {
+	// CheckMirror checks, before anything is reserved or stored, that c's
+	// object can be mirrored: it exists and its size (and content ID, when
+	// c names one) are c's. A mismatch wraps ErrMalformed.
+	CheckMirror(ctx context.Context, c *Contract) error
+	// Mirror copies (or queues the copy of) c's object from sources. The
+	// responder holds the contract's copy slot until it returns.
 	Mirror(ctx context.Context, c *Contract, sources []peer.ID) error
 }
 
@@ -84,8 +90,8 @@ type Responder struct {
 type ResponderStats struct {
 	Proposals, Offers, NotAssigned, NoRoom, OfferFailed, Consigned int64
 	// Busy counts proposals left unanswered because their renter already
-	// had MaxPendingPerRenter offers pending, or the provider
-	// MaxPendingOffers.
+	// had MaxPendingPerRenter proposals being answered, or the provider
+	// MaxPendingOffers offers pending.
 	Busy int64
 	// Mirrors counts the copies MIRROR requests started.
 	Mirrors int64
@@ -236,19 +242,29 @@ func minTime(a, b time.Time) time.Time {
 }
 
 // reservePending holds a pending slot for proposal p, so a flood cannot
-// start unbounded work, nor one renter take every slot: it fails with
-// ErrBusy when p's renter holds MaxPendingPerRenter slots or the provider
-// MaxPendingOffers, or when the ID is taken.
+// start unbounded work, nor one renter take every slot. When p's renter
+// already holds MaxPendingPerRenter slots, its offer that lapses soonest
+// (the oldest) is dropped to make room: offers a renter did not choose
+// wait until they lapse, and an honest renter making many puts must not
+// be throttled by them, while a flooder only displaces its own. It fails
+// with ErrBusy when every slot of the renter is still being answered, when
+// the provider holds MaxPendingOffers, or when the ID is taken.
 func (r *Responder) reservePending(p *Proposal) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := time.Now()
 	mine := 0
+	var oldest ID
+	var oldestAt time.Time
 	for k, po := range r.pending { // drop offers nobody consigned
-		if now.After(po.expires) {
+		switch {
+		case now.After(po.expires):
 			delete(r.pending, k)
-		} else if po.renter == p.Renter {
+		case po.renter == p.Renter:
 			mine++
+			if po.c != nil && (oldestAt.IsZero() || po.expires.Before(oldestAt)) {
+				oldest, oldestAt = k, po.expires
+			}
 		}
 	}
 	_, taken := r.pending[p.ID]
@@ -256,8 +272,10 @@ func (r *Responder) reservePending(p *Proposal) error {
 	switch {
 	case taken || changing:
 		return fmt.Errorf("%w: proposal %s already has a pending offer", ErrBusy, p.ID)
+	case mine >= MaxPendingPerRenter && oldestAt.IsZero():
+		return fmt.Errorf("%w: renter %s has %d proposals being answered, the most one renter may", ErrBusy, p.Renter, mine)
 	case mine >= MaxPendingPerRenter:
-		return fmt.Errorf("%w: renter %s has %d offers pending, the most one renter may", ErrBusy, p.Renter, mine)
+		delete(r.pending, oldest)
 	case len(r.pending) >= MaxPendingOffers:
 		return fmt.Errorf("%w: %d offers pending, the most this provider keeps", ErrBusy, len(r.pending))
 	}
@@ -416,21 +434,47 @@ func (r *Responder) prune(now time.Time) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	return r.pruneListed(all, now)
+}
+
+// pruneListed deletes those of the listed contracts that still ended more
+// than EndedRetention before now. Each is read again under its claim, so a
+// RENEW that completed after the list was taken keeps its contract.
+func (r *Responder) pruneListed(all []*Contract, now time.Time) (int, error) {
 	me, n := r.id.Key.Account(), 0
 	for _, c := range all {
 		if c.Provider != me || !now.After(c.End.Add(EndedRetention)) {
 			continue
 		}
-		release, err := r.claim(c.ID)
-		if err != nil {
-			continue
-		}
-		err = r.store.Delete(c.ID, me)
-		release()
+		deleted, err := r.pruneOne(c.ID, now)
 		if err != nil {
 			return n, err
 		}
-		n++
+		if deleted {
+			n++
+		}
 	}
 	return n, nil
+}
+
+// pruneOne deletes contract id if, read under its claim, it ended more than
+// EndedRetention before now. A claimed or missing contract is left alone.
+func (r *Responder) pruneOne(id ID, now time.Time) (bool, error) {
+	release, err := r.claim(id)
+	if err != nil {
+		return false, nil
+	}
+	defer release()
+	me := r.id.Key.Account()
+	cur, err := r.store.Get(id, me)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if !now.After(cur.End.Add(EndedRetention)) {
+		return false, nil
+	}
+	return true, r.store.Delete(id, me)
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/contracts"
 	"github.com/satchel-net/satchel/topics"
 )
@@ -89,28 +90,47 @@ func (a *chainAuth) AuthorizeDrop(_ context.Context, bag string, session []byte,
 	return fmt.Errorf("%w: only the renter of contract %s (%s) may drop or bind its upload session of bag %s", ErrNotAuthorized, g.ContractID, g.Renter, bag)
 }
 
-// Mirror implements contracts.Mirrorer: it queues the registered object of
-// contract c on the node's sync, to be copied from sources, providers that
-// hold it, the way sync does — the DAG walked from the chain's content ID
-// down, every block verified against its CID, the manifest recorded — so a
-// replica lost with a wiped disk is restored without its uploader. The
-// sync queue copies one object once at a time on its bounded workers, and
-// retries a failed copy from the bag's providers. The contract must name a
-// registered object whose size on chain is the contract's and whose
-// content ID is the contract's (when it names one).
-func (s *Server) Mirror(ctx context.Context, c *contracts.Contract, sources []peer.ID) error {
+// CheckMirror implements contracts.Mirrorer: the contract must name a
+// registered object whose size on chain is the contract's and whose content
+// ID is the contract's (when it names one). The responder asks before it
+// reserves room or stores the contract, so a mismatch changes nothing.
+func (s *Server) CheckMirror(ctx context.Context, c *contracts.Contract) error {
+	_, err := s.mirrorObject(ctx, c)
+	return err
+}
+
+// mirrorObject reads c's object on chain and checks it against c.
+func (s *Server) mirrorObject(ctx context.Context, c *contracts.Contract) (chain.DataObject, error) {
 	if c.Object == 0 {
-		return fmt.Errorf("%w: contract %s names no registered object to mirror", contracts.ErrMalformed, c.ID)
+		return chain.DataObject{}, fmt.Errorf("%w: contract %s names no registered object to mirror", contracts.ErrMalformed, c.ID)
 	}
 	o, err := s.c.DataObject(ctx, c.Bag, c.Object)
 	if err != nil {
-		return fmt.Errorf("provider: mirror object %d of bag %s: %w", c.Object, c.Bag, err)
+		return chain.DataObject{}, fmt.Errorf("provider: mirror object %d of bag %s: %w", c.Object, c.Bag, err)
 	}
 	if c.ContentID != "" && c.ContentID != o.ContentID {
-		return fmt.Errorf("%w: contract %s names content ID %s, the chain holds %s for object %d", contracts.ErrMalformed, c.ID, c.ContentID, o.ContentID, c.Object)
+		return chain.DataObject{}, fmt.Errorf("%w: contract %s names content ID %s, the chain holds %s for object %d", contracts.ErrMalformed, c.ID, c.ContentID, o.ContentID, c.Object)
 	}
 	if o.Size != c.Size {
-		return fmt.Errorf("%w: contract %s is for %d bytes, object %d of bag %s has %d on chain", contracts.ErrMalformed, c.ID, c.Size, c.Object, c.Bag, o.Size)
+		return chain.DataObject{}, fmt.Errorf("%w: contract %s is for %d bytes, object %d of bag %s has %d on chain", contracts.ErrMalformed, c.ID, c.Size, c.Object, c.Bag, o.Size)
+	}
+	return o, nil
+}
+
+// Mirror implements contracts.Mirrorer: it checks c as CheckMirror does and
+// queues its registered object on the node's sync, to be copied from
+// sources, providers that hold it, the way sync does — the DAG walked from
+// the chain's content ID down, every block verified against its CID, the
+// manifest recorded — so a replica lost with a wiped disk is restored
+// without its uploader. It returns once the copy is queued: the sync queue
+// holds one job per object (a MIRROR of an object already queued adds its
+// sources to the job's, up to MaxMirrorSources, never replacing them),
+// runs them on its bounded workers and retries a failed copy from the
+// bag's providers.
+func (s *Server) Mirror(ctx context.Context, c *contracts.Contract, sources []peer.ID) error {
+	o, err := s.mirrorObject(ctx, c)
+	if err != nil {
+		return err
 	}
 	s.syncer.add(syncJob{bag: c.Bag, object: o, sources: sources})
 	s.log.Info("mirror queued", "contract", c.ID, "bag", c.Bag, "object", uint64(c.Object), "bytes", o.Size, "sources", len(sources))

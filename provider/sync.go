@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/contracts"
 	"github.com/satchel-net/satchel/protocol/fetch"
 	"github.com/satchel-net/satchel/protocol/store"
 	"github.com/satchel-net/satchel/provider/blockstore"
@@ -81,6 +83,9 @@ func (q *syncQueue) add(j syncJob) {
 	id := uint64(j.object.ID)
 	q.mu.Lock()
 	if q.running[id] {
+		if old, ok := q.again[id]; ok {
+			j.sources = mergeSources(old.sources, j.sources)
+		}
 		q.again[id] = j
 		q.mu.Unlock()
 		return
@@ -90,11 +95,37 @@ func (q *syncQueue) add(j syncJob) {
 	q.signal()
 }
 
+// queueLocked queues j, or updates the job queued for its object: the
+// sources of the two are merged, so a MIRROR cannot replace a job's
+// sources with its own.
 func (q *syncQueue) queueLocked(id uint64, j syncJob) {
-	if _, ok := q.queued[id]; !ok {
+	old, ok := q.queued[id]
+	if !ok {
 		q.order = append(q.order, id)
+	} else {
+		j.sources = mergeSources(old.sources, j.sources)
 	}
 	q.queued[id] = j
+}
+
+// mergeSources merges the sources of two jobs of one object: none (the
+// bag's providers, found from the chain) wins over named ones; otherwise
+// the first job's are kept and the second's added, up to
+// contracts.MaxMirrorSources.
+func mergeSources(first, second []peer.ID) []peer.ID {
+	if len(first) == 0 || len(second) == 0 {
+		return nil
+	}
+	out := slices.Clone(first)
+	for _, p := range second {
+		if len(out) >= contracts.MaxMirrorSources {
+			break
+		}
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func (q *syncQueue) signal() {
