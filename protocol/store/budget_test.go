@@ -247,10 +247,11 @@ func (l chunkList) chunk(t *testing.T, i int) (c []byte, size uint64, proof [][]
 
 // TestStalledExchangesReleaseTheBudget: a peer asks to store chunks, is
 // agreed to, never sends their data and keeps its stream alive with frames
-// about exchanges that do not exist (each of which renewed the read
-// deadline). Once nothing has advanced an exchange for IdleTimeout, the
-// provider ends the waiting exchanges FAILED, and the memory they held is
-// the peer's again: its next request is agreed.
+// about exchanges that do not exist and requests the provider refuses
+// (each of which renewed the read deadline). Once the agreed exchanges
+// waited IdleTimeout with no data on the stream, the provider ends them
+// FAILED, and the memory they held is the peer's again: its next request
+// is agreed.
 func TestStalledExchangesReleaseTheBudget(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Now()
@@ -274,9 +275,28 @@ func TestStalledExchangesReleaseTheBudget(t *testing.T) {
 		}
 	}
 	keepAlive() // within IdleTimeout: nothing given up
+	// A request the provider refuses (over the memory budget), sent just
+	// before IdleTimeout, keeps nothing alive: only data does.
+	c0, size0, proof0 := res.chunk(t, 0)
+	if err := fw.WriteMsg(&pb.StoreRequest{Id: 1 << 39, Body: &pb.StoreRequest_Request{Request: &pb.StoreChunkRequest{
+		BagId: spBag, ObjectId: 1, Cid: c0, Length: size0, Index: 0, Proof: proof0, ExpiryUnix: time.Now().Add(time.Hour).Unix(),
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(store.IdleTimeout - time.Second)
+	mu.Unlock()
+	if err := fw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.SetReadDeadline(time.Now().Add(30 * time.Second))
+	var refused pb.StoreReply
+	if err := fr.ReadMsg(&refused); err != nil || refused.Status != pb.Status_STATUS_REFUSED {
+		t.Fatalf("a request over the budget: %v %q, %v; want REFUSED", refused.Status, refused.Reason, err)
+	}
 
 	mu.Lock()
-	now = now.Add(store.IdleTimeout + time.Second)
+	now = now.Add(2 * time.Second)
 	mu.Unlock()
 	keepAlive()
 	_ = s.SetReadDeadline(time.Now().Add(30 * time.Second))

@@ -167,7 +167,7 @@ type storeConn struct {
 	// down. Both are bounded by MaxStreamBuffered.
 	partial, committing int
 	drained             *sync.Cond
-	// progress is when anything last advanced an exchange (handler_stall.go).
+	// progress is when data bytes were last taken (handler_stall.go).
 	progress time.Time
 }
 
@@ -221,6 +221,9 @@ type storeExchange struct {
 	received uint64
 
 	signWanted bool
+	// since is when the exchange entered its state: for a state waiting
+	// for the uploader, when that wait began (handler_stall.go).
+	since time.Time
 
 	// Pipelined replication: the request's index, proof and forward list,
 	// and what the hops after this provider answered (relayed receipts,
@@ -272,7 +275,6 @@ func (c *storeConn) run(ctx context.Context) error {
 
 // reply writes one reply frame.
 func (c *storeConn) reply(r *pb.StoreReply) {
-	c.advance()
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	err := c.fw.WriteMsg(r)
@@ -352,7 +354,6 @@ func (c *storeConn) start(ctx context.Context, id uint64, st exchangeState, what
 	if err != nil {
 		return err
 	}
-	c.advance()
 	if !ok {
 		c.refuse(ex, "too many %s in flight on one stream; keep at most %d", what, MaxChunksInFlight)
 		return nil

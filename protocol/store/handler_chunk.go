@@ -49,7 +49,7 @@ func (c *storeConn) authorize(ctx context.Context, ex *storeExchange, r *pb.Stor
 		// Deleted meanwhile: receive it again.
 	}
 	c.mu.Lock()
-	ex.state = exAgreed
+	ex.state, ex.since = exAgreed, c.h.cfg.now()
 	c.mu.Unlock()
 	c.reply(&pb.StoreReply{Id: ex.id, Status: pb.Status_STATUS_AGREED})
 }
@@ -133,7 +133,7 @@ func (c *storeConn) alreadyStored(ex *storeExchange) {
 	c.unbufferLocked(ex) // no bytes to come: the chunk's reservation goes too
 	ex.buf = nil
 	prev := ex.state
-	ex.state = exStored
+	ex.state, ex.since = exStored, c.h.cfg.now()
 	if prev == exReceiving || prev == exAgreed {
 		ex.state = exSkipping
 	}
@@ -148,7 +148,6 @@ func (c *storeConn) onSegments(id uint64, m *pb.StoreChunkSegments) error {
 	if ex == nil {
 		return nil // an exchange that ended: ignored
 	}
-	c.advance()
 	if st := c.state(ex); st != exAgreed {
 		return fmt.Errorf("%w: segments for exchange %d in state %d", ErrProtocol, id, st)
 	}
@@ -188,7 +187,7 @@ func (c *storeConn) onSegments(id uint64, m *pb.StoreChunkSegments) error {
 		}
 	}
 	c.mu.Lock()
-	ex.segSize, ex.hashes, ex.state = int(segSize), m.Hashes, exReceiving
+	ex.segSize, ex.hashes, ex.state, ex.since = int(segSize), m.Hashes, exReceiving, c.h.cfg.now()
 	c.mu.Unlock()
 	c.reply(&pb.StoreReply{Id: id, Status: pb.Status_STATUS_SEGMENTS_OK})
 	return nil
@@ -209,7 +208,6 @@ func (c *storeConn) onData(id uint64, d *pb.StoreChunkData, frame []byte) error 
 	if ex == nil {
 		return nil
 	}
-	c.advance()
 	switch st := c.state(ex); st {
 	case exSkipping:
 		return nil
@@ -217,6 +215,7 @@ func (c *storeConn) onData(id uint64, d *pb.StoreChunkData, frame []byte) error 
 	default:
 		return fmt.Errorf("%w: data for exchange %d in state %d", ErrProtocol, id, st)
 	}
+	c.advance() // data bytes arriving: the stream is moving
 	c.h.metrics.bytesIn.Add(float64(len(d.Data)))
 	kept, err := ex.take(d, frame)
 	if err != nil {
@@ -362,7 +361,7 @@ func (c *storeConn) commit(ex *storeExchange) {
 	done()
 	c.mu.Lock()
 	c.unbufferLocked(ex)
-	ex.state = exStored
+	ex.state, ex.since = exStored, c.h.cfg.now()
 	sign := ex.signWanted
 	c.mu.Unlock()
 	if sign {
@@ -377,7 +376,6 @@ func (c *storeConn) onSign(id uint64) error {
 	if ex == nil {
 		return nil
 	}
-	c.advance()
 	c.mu.Lock()
 	st := ex.state
 	switch st {
