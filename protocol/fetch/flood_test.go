@@ -3,6 +3,7 @@ package fetch_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,6 +137,11 @@ func TestFetchClientRefusesHaveFlood(t *testing.T) {
 		_ = f.Close()
 		if !errors.Is(err, fetch.ErrProtocol) {
 			t.Fatalf("%s: Have = %v, want ErrProtocol", tc.name, err)
+		}
+		// Refused by the check before decoding, not by Have's count of
+		// the flags it decoded (which would refuse the reply too).
+		if msg := err.Error(); !strings.Contains(msg, "refused before decoding") && !strings.Contains(msg, "HAVE flags, over") {
+			t.Fatalf("%s: Have = %v; want the reply refused before it was decoded", tc.name, err)
 		}
 	}
 }
