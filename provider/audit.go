@@ -126,7 +126,8 @@ type auditor struct {
 	budget    *rate.Limiter
 	client    *audit.Client
 	key       crypto.PrivKey
-	operators *bagOperators // who may publish results about this node's bags
+	operators *bagOperators      // who may publish results about this node's bags
+	resyncs   chan resyncRequest // re-checks heardLoop asked for (resyncLoop)
 
 	mu     sync.Mutex
 	cursor map[auditCursorKey]uint64            // last object audited per (bag, peer)
@@ -187,13 +188,18 @@ func newAuditor(cfg auditConfig) *auditor {
 	burst := max(int(cfg.bandwidth), audit.MaxSamples*audit.MaxChunkSize)
 	resync, _ := simplelru.NewLRU[resyncKey, time.Time](maxResyncEntries, nil) // errors only for a size <= 0
 	return &auditor{
-		budget: rate.NewLimiter(rate.Limit(cfg.bandwidth), burst),
-		cursor: map[auditCursorKey]uint64{},
-		resync: resync,
-		peers:  map[peer.ID]*PeerAudits{},
-		cap:    max(cfg.history, 1),
+		budget:  rate.NewLimiter(rate.Limit(cfg.bandwidth), burst),
+		cursor:  map[auditCursorKey]uint64{},
+		resync:  resync,
+		resyncs: make(chan resyncRequest, maxQueuedResyncs),
+		peers:   map[peer.ID]*PeerAudits{},
+		cap:     max(cfg.history, 1),
 	}
 }
+
+// heardBuffer is how many validated results wait for heardLoop before
+// gossipsub drops the next ones.
+const heardBuffer = 256
 
 // startAudits serves the audit protocol, joins the audit topic and starts
 // the audit loop. It is called by Start.
@@ -214,7 +220,9 @@ func (s *Server) startAudits(ctx context.Context, key crypto.PrivKey) error {
 	if err := s.h.PubSub().RegisterTopicValidator(audit.Topic, s.validateResult, pubsub.WithValidatorTimeout(resultValidationTimeout)); err != nil {
 		return fmt.Errorf("provider: audit topic validator: %w", err)
 	}
-	sub, err := s.h.Subscribe(audit.Topic)
+	// heardLoop takes a result in well under a microsecond (validateResult
+	// opened it); the buffer absorbs bursts while it is descheduled.
+	sub, err := s.h.Subscribe(audit.Topic, pubsub.WithBufferSize(heardBuffer))
 	if err != nil {
 		return err
 	}
@@ -223,6 +231,7 @@ func (s *Server) startAudits(ctx context.Context, key crypto.PrivKey) error {
 		sub.Cancel()
 	})
 	s.goFunc(func() { s.heardLoop(ctx, sub) })
+	s.goFunc(func() { s.resyncLoop(ctx) })
 	if s.cfg.audit.interval > 0 {
 		s.goFunc(func() { s.auditLoop(ctx) })
 	}

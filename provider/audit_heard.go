@@ -24,17 +24,18 @@ const resultValidationTimeout = 5 * time.Second
 
 // validateResult is the audit topic's validator: a result must be signed by
 // the auditor it names, that auditor must be the message's author
-// (audit.Validator), and a result about one of this node's bags must come
+// (audit.OpenMessage), and a result about one of this node's bags must come
 // from this node or the operator of a storage bucket of the bag as the
 // chain names it (bagOperators: cached, no DHT). Results about other bags
 // are relayed for their providers to check; this node does not keep them.
 // It runs in pubsub's validation goroutines, so a chain read here never
 // holds up heardLoop.
 func (s *Server) validateResult(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
-	if !audit.Validator(ctx, from, msg) {
-		return pubsub.ValidationReject
-	}
-	r, err := audit.OpenResult(msg.GetData())
+	// Opened (and its signature checked) once, here: heardLoop reads the
+	// result from ValidatorData, so a flood of results about other bags
+	// costs the subscriber no signature checks and cannot make it fall
+	// behind and lose a real one.
+	r, err := audit.OpenMessage(msg)
 	if err != nil {
 		return pubsub.ValidationReject
 	}
@@ -42,16 +43,17 @@ func (s *Server) validateResult(ctx context.Context, from peer.ID, msg *pubsub.M
 	if err != nil {
 		return pubsub.ValidationReject
 	}
-	if !s.isAssigned(bag) || string(r.Auditor) == string(s.h.ID()) {
-		return pubsub.ValidationAccept
+	if s.isAssigned(bag) && string(r.Auditor) != string(s.h.ID()) {
+		ok, err := s.audits.operators.operates(ctx, bag, peer.ID(r.Auditor))
+		if err != nil || !ok {
+			// Not an operator as far as the chain (cached) says: not
+			// kept, not relayed, not penalised (the view may be a few
+			// seconds old).
+			s.am.dropped.Inc()
+			return pubsub.ValidationIgnore
+		}
 	}
-	ok, err := s.audits.operators.operates(ctx, bag, peer.ID(r.Auditor))
-	if err != nil || !ok {
-		// Not an operator as far as the chain (cached) says: not kept,
-		// not relayed, not penalised (the view may be a few seconds old).
-		s.am.dropped.Inc()
-		return pubsub.ValidationIgnore
-	}
+	msg.ValidatorData = r
 	return pubsub.ValidationAccept
 }
 
@@ -65,16 +67,50 @@ func (s *Server) heardLoop(ctx context.Context, sub *pubsub.Subscription) {
 		if err != nil {
 			return
 		}
-		r, err := audit.OpenResult(msg.GetData())
-		if err != nil {
-			continue // the validator lets none through; belt and braces
+		r, ok := msg.ValidatorData.(*pb.AuditResult)
+		if !ok {
+			continue // the validator opened every message it let through
 		}
 		if !s.isAssigned(chain.BagID(r.Bag)) {
 			continue // relayed for the bag's own providers
 		}
 		s.hear(r)
-		if r.Verdict == pb.Verdict_VERDICT_FAIL && string(r.Provider) == string(s.h.ID()) && s.shouldResync(r) {
-			s.resyncObject(ctx, chain.BagID(r.Bag), r.Object)
+		if r.Verdict == pb.Verdict_VERDICT_FAIL && string(r.Provider) == string(s.h.ID()) {
+			s.queueResync(r)
+		}
+	}
+}
+
+// maxQueuedResyncs bounds the re-checks waiting for resyncLoop.
+const maxQueuedResyncs = 64
+
+// resyncRequest is one object a failed result asks this node to re-check.
+type resyncRequest struct {
+	bag    chain.BagID
+	object uint64
+}
+
+// queueResync hands a failed result's object to resyncLoop unless its
+// cooldown holds or the queue is full (then the cooldown is not started,
+// so the auditor's next failure is acted on). heardLoop never waits for a
+// re-check, which reads the whole object: a subscriber that falls behind
+// loses messages, a real FAIL among them.
+func (s *Server) queueResync(r *pb.AuditResult) {
+	q := s.audits.resyncs
+	if len(q) == cap(q) || !s.shouldResync(r) { // heardLoop is the only sender
+		return
+	}
+	q <- resyncRequest{bag: chain.BagID(r.Bag), object: r.Object}
+}
+
+// resyncLoop re-checks the objects queueResync hands it until ctx ends.
+func (s *Server) resyncLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case req := <-s.audits.resyncs:
+			s.resyncObject(ctx, req.bag, req.object)
 		}
 	}
 }

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pubsubpb "github.com/libp2p/go-libp2p-pubsub/pb"
+
 	tn "github.com/satchel-net/satchel/testnet"
 
 	dag "github.com/ipfs/boxo/ipld/merkledag"
@@ -452,6 +455,14 @@ func TestResultSignatures(t *testing.T) {
 	tampered, _ := proto.Marshal(&sr)
 	if _, err := audit.OpenResult(tampered); err == nil {
 		t.Fatal("a tampered result opened")
+	}
+	// On the topic the auditor must be the message's author as well.
+	otherID, _ := peer.IDFromPrivateKey(other)
+	if got, err := audit.OpenMessage(&pubsub.Message{Message: &pubsubpb.Message{Data: data, From: []byte(id)}}); err != nil || got.Reason != "lost" {
+		t.Fatalf("open the auditor's message: %v", err)
+	}
+	if _, err := audit.OpenMessage(&pubsub.Message{Message: &pubsubpb.Message{Data: data, From: []byte(otherID)}}); !errors.Is(err, audit.ErrInvalid) {
+		t.Fatalf("a result relayed as another author's message: %v", err)
 	}
 }
 

@@ -1,11 +1,11 @@
 package audit
 
 import (
-	"context"
+	"fmt"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/satchel-net/satchel/protocol/audit/pb"
 	"github.com/satchel-net/satchel/topics"
 )
 
@@ -13,16 +13,18 @@ import (
 // prefix 0x0a alone, hex "0a"; see topics.AuditTopic).
 const Topic = topics.AuditTopic
 
-// Validator is the gossipsub validator of Topic: a message passes only if
-// it is a SignedResult whose signature verifies with the key of the
-// auditor it names, and that auditor is the message's author. Register it
-// with pubsub.RegisterTopicValidator before joining the topic. It cannot
-// tell whether the auditor may audit the bag: a storage provider wraps it
-// with a check of the bag's operators on chain.
-func Validator(_ context.Context, _ peer.ID, msg *pubsub.Message) bool {
+// OpenMessage opens a message of Topic: it must be a SignedResult whose
+// signature verifies with the key of the auditor it names, and that auditor
+// must be the message's author. It cannot tell whether the auditor may
+// audit the bag: a storage provider adds a check of the bag's operators on
+// chain.
+func OpenMessage(msg *pubsub.Message) (*pb.AuditResult, error) {
 	r, err := OpenResult(msg.GetData())
 	if err != nil {
-		return false
+		return nil, err
 	}
-	return string(r.Auditor) == string(msg.GetFrom())
+	if string(r.Auditor) != string(msg.GetFrom()) {
+		return nil, fmt.Errorf("%w: result published by a peer other than its auditor", ErrInvalid)
+	}
+	return r, nil
 }
