@@ -53,8 +53,9 @@
 // one table entry:
 //
 //   - 0x0f PrefixContract: storage contract proposals (package contracts).
-//   - 0x0a PrefixAudit: reserved for audit results. It has a name but no
-//     topic format yet, so it is not Known and cannot be parsed or encoded.
+//   - 0x0a PrefixAudit: audit results, published on the one-byte topic
+//     AuditTopic ("0a"). No descriptors follow it, so it is not Known as a
+//     five-byte topic and cannot be parsed or encoded as one.
 //
 // Parse rejects prefixes outside the table, and reserved ones, with
 // ErrPrefix. Every topic string that parsed before the table grew still

@@ -709,6 +709,17 @@ func TestAuditAnswerMemoryBounded(t *testing.T) {
 		t.Fatalf("audit with the answers' memory taken: %v %v; want ErrRefused", err, out.Err)
 	}
 	release()
+	// The proof path's blocks are held too: with room for one chunk left,
+	// a chunk under an interior block does not fit.
+	release, ok = audit.HoldAnswerMemory(e.handler, audit.MaxAnswerMemory-audit.MaxChunkSize)
+	if !ok {
+		t.Fatal("answer memory taken by no answer")
+	}
+	out, err = c.Audit(ctx, e.provider.ID(), e.target, []audit.Sample{{Index: 1}})
+	if err != nil || !errors.Is(out.Err, audit.ErrRefused) {
+		t.Fatalf("audit with room for the chunk but not its proof path: %v %v; want ErrRefused", err, out.Err)
+	}
+	release()
 	for i := range 20 {
 		out, err := c.Audit(ctx, e.provider.ID(), e.target, []audit.Sample{{Index: i}, {Index: 300 + i}})
 		if err != nil || !out.Pass {

@@ -259,10 +259,17 @@ func (h *Handler) prepare(ctx context.Context, ch *pb.Challenge, held *int64) ([
 			return b, nil
 		}
 		b, err := h.read(ctx, c)
-		if err == nil {
-			interior[c] = b
+		if err != nil {
+			return nil, err
 		}
-		return b, err
+		// Interior blocks are sent too: they count against the answers'
+		// memory like chunks (an uploader chose the DAG's shape).
+		if !h.guard.hold(int64(len(b))) {
+			return nil, errAnswerMemory
+		}
+		*held += int64(len(b))
+		interior[c] = b
+		return b, nil
 	}
 	proofs := make([]*pb.SampleProof, len(ch.Samples))
 	for i, smp := range ch.Samples {
@@ -271,7 +278,7 @@ func (h *Handler) prepare(ctx context.Context, ch *pb.Challenge, held *int64) ([
 			return nil, err
 		}
 		if !h.guard.hold(MaxChunkSize) {
-			return nil, fmt.Errorf("%w: this node's audit answers hold %d MiB of chunks; try again later", ErrRefused, maxAnswerMemory>>20)
+			return nil, errAnswerMemory
 		}
 		*held += MaxChunkSize
 		data, err := h.read(ctx, leaf)
@@ -291,6 +298,9 @@ func (h *Handler) prepare(ctx context.Context, ch *pb.Challenge, held *int64) ([
 	}
 	return proofs, nil
 }
+
+// errAnswerMemory refuses a challenge that finds the answers' memory taken.
+var errAnswerMemory = fmt.Errorf("%w: this node's audit answers hold %d MiB of blocks; try again later", ErrRefused, maxAnswerMemory>>20)
 
 // read reads block c for an answer, if the challenger still waits and the
 // answer budget allows, and charges the budget with its size.

@@ -56,10 +56,11 @@ const (
 	// maxReplayEntries bounds the nonces a handler remembers; when it is
 	// full of live entries new challenges are refused until they expire.
 	maxReplayEntries = 1 << 16
-	// maxAnswerMemory bounds the chunk bytes all answers hold at once: an
-	// answer is sent from the chunks it read, so each chunk read reserves
-	// MaxChunkSize until the answer is done (a range sample gives back all
-	// but its range). A challenge that finds it taken is refused.
+	// maxAnswerMemory bounds the block bytes all answers hold at once: an
+	// answer is sent from the blocks it read, so each chunk read reserves
+	// MaxChunkSize until it is sent (a range sample gives back all but its
+	// range), and each proof-path block its size until the answer is done.
+	// A challenge that finds it taken is refused.
 	maxAnswerMemory = 64 << 20
 	// maxChallengers bounds the per-challenger rate limiters kept; the
 	// least recently seen challenger's is dropped first.
