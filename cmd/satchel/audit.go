@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/internal/units"
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/protocol/audit"
 	"github.com/satchel-net/satchel/protocol/fetch"
@@ -308,19 +310,57 @@ func minTime(a, b time.Time) time.Time {
 
 // auditFlags are the audit and scrub settings of `storage server`.
 type auditFlags struct {
-	interval  time.Duration
-	bandwidth float64 // MB/s
-	scrub     float64 // MB/s
+	interval     time.Duration
+	bandwidth    float64 // MB/s
+	scrub        float64 // MB/s
+	answerRate   string  // size a second (units.ParseBytes)
+	answerBurst  string  // size
+	answerBudget provider.Option
 }
 
 func (a *auditFlags) add(f *pflag.FlagSet) {
 	f.DurationVar(&a.interval, "audit-interval", provider.DefaultAuditInterval, "time between audit rounds of the bags' other providers (0 turns auditing off)")
 	f.Float64Var(&a.bandwidth, "audit-bandwidth", float64(provider.DefaultAuditBandwidth)/1e6, "`MB/s` the node's audits may ask its peers to send")
 	f.Float64Var(&a.scrub, "scrub-rate", float64(provider.DefaultScrubRate)/1e6, "`MB/s` of disk reads the background scrub may use (0 turns it off)")
+	f.StringVar(&a.answerRate, "audit-answer-rate", "", "`SIZE` a second of chunks and proof blocks the node reads to answer all auditors together, e.g. 20MB; challenges beyond it are refused (default "+units.FormatBytes(audit.DefaultAnswerRate)+")")
+	f.StringVar(&a.answerBurst, "audit-answer-burst", "", "`SIZE` the node may read for answers at once above --audit-answer-rate (default "+units.FormatBytes(audit.DefaultAnswerBurst)+")")
 }
 
-func (a *auditFlags) option() provider.Option {
-	return provider.WithAudits(a.interval, int64(a.bandwidth*1e6))
+// parse reads the size flags (empty: the defaults); call it before options.
+func (a *auditFlags) parse() error {
+	rate, err := parseOptionalSize("--audit-answer-rate", a.answerRate, 1)
+	if err != nil {
+		return err
+	}
+	burst, err := parseOptionalSize("--audit-answer-burst", a.answerBurst, audit.MaxChunkSize)
+	if err != nil {
+		return err
+	}
+	a.answerBudget = provider.WithAuditAnswerBudget(rate, burst)
+	return nil
+}
+
+// parseOptionalSize reads the size flag called name: 0 when it is empty,
+// else at least least bytes.
+func parseOptionalSize(name, s string, least uint64) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := units.ParseBytes(s)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("%s %q: %w", name, s, err)
+	case n < least:
+		return 0, fmt.Errorf("%s %q: must be at least %s", name, s, units.FormatBytes(least))
+	case n > math.MaxInt64:
+		return 0, fmt.Errorf("%s %q: must be at most %s", name, s, units.FormatBytes(math.MaxInt64))
+	}
+	return int64(n), nil
+}
+
+// options returns the audit options of the flags parse read.
+func (a *auditFlags) options() []provider.Option {
+	return []provider.Option{provider.WithAudits(a.interval, int64(a.bandwidth*1e6)), a.answerBudget}
 }
 
 func (a *auditFlags) scrubOption() provider.Option {

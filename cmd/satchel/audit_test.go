@@ -13,6 +13,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/spf13/pflag"
 
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/provider"
@@ -99,5 +100,35 @@ func TestAuditCommands(t *testing.T) {
 	}
 	if out := pn.ok("audit", "report", "--status", status); !strings.Contains(out, "PROVIDER") || !strings.Contains(out, peerID) {
 		t.Errorf("report text:\n%s", out)
+	}
+}
+
+// The answer budget's size flags: empty keeps the defaults, a size is
+// read with its unit, and nonsense or a budget that cannot hold one chunk
+// is an error naming the flag.
+func TestAuditAnswerBudgetFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string // "" for no error
+	}{
+		{nil, ""},
+		{[]string{"--audit-answer-rate", "20MB", "--audit-answer-burst", "1GiB"}, ""},
+		{[]string{"--audit-answer-rate", "0"}, "--audit-answer-rate \"0\": must be at least 1 B"},
+		{[]string{"--audit-answer-rate", "fast"}, "--audit-answer-rate \"fast\""},
+		{[]string{"--audit-answer-burst", "1MiB"}, "--audit-answer-burst \"1MiB\": must be at least 2 MiB"},
+	} {
+		var a auditFlags
+		f := pflag.NewFlagSet("t", pflag.ContinueOnError)
+		a.add(f)
+		if err := f.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		err := a.parse()
+		switch {
+		case tc.want == "" && (err != nil || a.answerBudget == nil):
+			t.Errorf("%v: %v", tc.args, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%v: error %v; want one naming %q", tc.args, err, tc.want)
+		}
 	}
 }

@@ -118,6 +118,11 @@ Prometheus /metrics on --status.`,
 			if err != nil {
 				return err
 			}
+			if err := audits.parse(); err != nil {
+				return err
+			}
+			opts := append([]provider.Option{provider.WithOperatorKey(opKey), provider.WithSyncWorkers(syncWorkers), provider.WithCleanupConfirmations(confirmations),
+				audits.scrubOption(), provider.WithDeletionGrace(grace)}, audits.options()...)
 			return runStorageServer(cmd.Context(), app, cfg, storageServerSetup{
 				roleKey:    opKey,
 				topics:     ts,
@@ -127,7 +132,7 @@ Prometheus /metrics on --status.`,
 				listen:     listen,
 				bootstrap:  bootstrap,
 				status:     statusAddr,
-				opts:       []provider.Option{provider.WithOperatorKey(opKey), provider.WithSyncWorkers(syncWorkers), provider.WithCleanupConfirmations(confirmations), audits.option(), audits.scrubOption(), provider.WithDeletionGrace(grace)},
+				opts:       opts,
 				keyAccount: s.String(),
 			})
 		},
