@@ -17,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/contracts"
 	"github.com/satchel-net/satchel/protocol/audit"
 	"github.com/satchel-net/satchel/protocol/audit/pb"
 	"github.com/satchel-net/satchel/provider/blockstore"
@@ -225,6 +226,12 @@ func (s *Server) startAudits(ctx context.Context, key crypto.PrivKey) error {
 	sub, err := s.h.Subscribe(audit.Topic, pubsub.WithBufferSize(heardBuffer))
 	if err != nil {
 		return err
+	}
+	// A peer that sends results that do not verify loses score as on a
+	// contract topic (without peer scoring on the router this fails, and
+	// scoring is optional).
+	if t, err := s.h.Join(audit.Topic); err == nil {
+		_ = t.SetScoreParams(contracts.TopicScoreParams())
 	}
 	s.goFunc(func() {
 		<-ctx.Done()

@@ -3,10 +3,13 @@ package provider
 import (
 	"context"
 	"log/slog"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
@@ -294,5 +297,66 @@ func TestAuditOperatorsFollowChainEvents(t *testing.T) {
 	s.handleEvent(chain.NewEvent(chain.StorageOperatorMetadataSet{Bucket: 2, Worker: 2, Metadata: md}), 6)
 	if operates(ids[0]) || !operates(ids[1]) {
 		t.Fatal("the operator's old peer ID still accepted, or its new one not")
+	}
+}
+
+// A peer that publishes results that do not verify (here: a result signed
+// by its auditor, published by another peer) is rejected and loses score on
+// the audit topic, as on a contract topic, so gossipsub stops hearing it.
+func TestAuditForgedResultsCostTheSender(t *testing.T) {
+	var mu sync.Mutex
+	var scores map[peer.ID]*pubsub.PeerScoreSnapshot
+	net := testnet.New(t, 3, testnet.WithHostOptions(func(i int) []p2p.Option {
+		opts := contracts.ScoreOptions()
+		if i == 0 {
+			opts = append(opts, pubsub.WithPeerScoreInspect(func(m map[peer.ID]*pubsub.PeerScoreSnapshot) {
+				mu.Lock()
+				scores = m
+				mu.Unlock()
+			}, 20*time.Millisecond))
+		}
+		return []p2p.Option{p2p.WithPubSubOptions(opts...)}
+	}))
+	node, forger, auditor := net.Host(0), net.Host(1), net.Host(2)
+	bs, _ := heldFixture(t)
+	key, err := chain.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newServer(node, bs, newFakeChain(), Identity{Worker: 1, Bucket: 1, Transactor: key},
+		WithAudits(0, 0), WithScrub(0, 0), WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := s.startAudits(ctx, node.Libp2p().Peerstore().PrivKey(node.ID())); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = s.stopAudits()
+		s.wg.Wait()
+	})
+	if _, err := forger.Join(audit.Topic); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the node seen on the audit topic", func() bool { return slices.Contains(forger.TopicPeers(audit.Topic), node.ID()) })
+	r := &pb.AuditResult{Auditor: []byte(auditor.ID()), Provider: []byte(node.ID()), Bag: string(chain.ChannelBag(1)), Object: 1,
+		Verdict: pb.Verdict_VERDICT_FAIL, Reason: "forged", TimeUnixMs: time.Now().UnixMilli()}
+	data, err := audit.SignResult(auditor.Libp2p().Peerstore().PrivKey(auditor.ID()), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := forger.Publish(ctx, audit.Topic, data); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the forger's score below zero", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		sc, ok := scores[forger.ID()]
+		return ok && sc.Score < 0
+	})
+	if n := len(s.Heard(nil)); n != 0 {
+		t.Fatalf("kept %d forged results", n)
 	}
 }
