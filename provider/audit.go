@@ -129,6 +129,7 @@ type auditor struct {
 	key       crypto.PrivKey
 	operators *bagOperators      // who may publish results about this node's bags
 	resyncs   chan resyncRequest // re-checks heardLoop asked for (resyncLoop)
+	authors   *authorLimits      // results taken from each auditor
 
 	mu     sync.Mutex
 	cursor map[auditCursorKey]uint64            // last object audited per (bag, peer)
@@ -193,6 +194,7 @@ func newAuditor(cfg auditConfig) *auditor {
 		cursor:  map[auditCursorKey]uint64{},
 		resync:  resync,
 		resyncs: make(chan resyncRequest, maxQueuedResyncs),
+		authors: newAuthorLimits(),
 		peers:   map[peer.ID]*PeerAudits{},
 		cap:     max(cfg.history, 1),
 	}

@@ -22,7 +22,8 @@ import (
 // resultValidationTimeout bounds the chain read validateResult may make.
 const resultValidationTimeout = 5 * time.Second
 
-// validateResult is the audit topic's validator: a result must be signed by
+// validateResult is the audit topic's validator: an auditor's results
+// beyond ResultRate are ignored (authorLimits), a result must be signed by
 // the auditor it names, that auditor must be the message's author
 // (audit.OpenMessage), and a result about one of this node's bags must come
 // from this node or the operator of a storage bucket of the bag as the
@@ -31,6 +32,12 @@ const resultValidationTimeout = 5 * time.Second
 // It runs in pubsub's validation goroutines, so a chain read here never
 // holds up heardLoop.
 func (s *Server) validateResult(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	// The author's signature is checked already (strict signing): limit
+	// before the result's own signature costs anything.
+	if author := msg.GetFrom(); author != s.h.ID() && !s.audits.authors.allow(author, time.Now()) {
+		s.am.limited.Inc()
+		return pubsub.ValidationIgnore
+	}
 	// Opened (and its signature checked) once, here: heardLoop reads the
 	// result from ValidatorData, so a flood of results about other bags
 	// costs the subscriber no signature checks and cannot make it fall

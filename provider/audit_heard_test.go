@@ -12,6 +12,7 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/satchel-net/satchel/chain"
@@ -360,3 +361,108 @@ func TestAuditForgedResultsCostTheSender(t *testing.T) {
 		t.Fatalf("kept %d forged results", n)
 	}
 }
+
+// An auditor that publishes results faster than ResultRate has the rest
+// ignored: not delivered, not relayed, counted.
+func TestAuditResultsLimitedPerAuditor(t *testing.T) {
+	tr := &deliveries{from: map[peer.ID]int{}}
+	net := testnet.New(t, 2, testnet.WithHostOptions(func(i int) []p2p.Option {
+		opts := contracts.ScoreOptions()
+		if i == 0 {
+			opts = append(opts, pubsub.WithRawTracer(tr))
+		}
+		return []p2p.Option{p2p.WithPubSubOptions(opts...)}
+	}))
+	node, flooder := net.Host(0), net.Host(1)
+	bs, _ := heldFixture(t)
+	key, err := chain.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	s, err := newServer(node, bs, newFakeChain(), Identity{Worker: 1, Bucket: 1, Transactor: key},
+		WithAudits(0, 0), WithScrub(0, 0), WithMetrics(reg), WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := s.startAudits(ctx, node.Libp2p().Peerstore().PrivKey(node.ID())); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = s.stopAudits()
+		s.wg.Wait()
+	})
+	if _, err := flooder.Join(audit.Topic); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the node seen on the audit topic", func() bool { return slices.Contains(flooder.TopicPeers(audit.Topic), node.ID()) })
+	fkey := flooder.Libp2p().Peerstore().PrivKey(flooder.ID())
+	const sent = 4 * ResultBurst
+	began := time.Now()
+	for i := range sent {
+		// Results about a bag the node does not store: valid, relayed.
+		r := &pb.AuditResult{Auditor: []byte(flooder.ID()), Provider: []byte(node.ID()), Bag: string(chain.ChannelBag(chain.ChannelID(1000 + i))),
+			Object: 1, Verdict: pb.Verdict_VERDICT_PASS, TimeUnixMs: time.Now().UnixMilli()}
+		data, err := audit.SignResult(fkey, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := flooder.Publish(ctx, audit.Topic, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	limited := func() float64 {
+		v, err := metricsutil.Counter(reg, "satchel_provider_audit_results_limited_total")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	waitUntil(t, "results beyond the limit ignored", func() bool { return limited() > 0 })
+	// Each result the node took was delivered (and relayed); the rest were
+	// ignored or, in a burst too fast for the validation queue, dropped.
+	allowed := ResultBurst + int(time.Since(began).Seconds()*ResultRate) + 1
+	if n := tr.count(flooder.ID()); n > allowed {
+		t.Fatalf("the node took %d of %d results from one auditor, want at most %d", n, sent, allowed)
+	}
+}
+
+// deliveries counts the messages a pubsub router delivered, by author.
+type deliveries struct {
+	nopTracer
+	mu   sync.Mutex
+	from map[peer.ID]int
+}
+
+func (d *deliveries) DeliverMessage(m *pubsub.Message) {
+	d.mu.Lock()
+	d.from[m.GetFrom()]++
+	d.mu.Unlock()
+}
+
+func (d *deliveries) count(p peer.ID) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.from[p]
+}
+
+// nopTracer is a pubsub.RawTracer that does nothing.
+type nopTracer struct{}
+
+func (nopTracer) OnNewOutboundStream(peer.ID, protocol.ID) {}
+func (nopTracer) OnClosedOutboundStream(peer.ID)           {}
+func (nopTracer) Join(string)                              {}
+func (nopTracer) Leave(string)                             {}
+func (nopTracer) Graft(peer.ID, string)                    {}
+func (nopTracer) Prune(peer.ID, string)                    {}
+func (nopTracer) ValidateMessage(*pubsub.Message)          {}
+func (nopTracer) DeliverMessage(*pubsub.Message)           {}
+func (nopTracer) RejectMessage(*pubsub.Message, string)    {}
+func (nopTracer) DuplicateMessage(*pubsub.Message)         {}
+func (nopTracer) ThrottlePeer(peer.ID)                     {}
+func (nopTracer) RecvRPC(*pubsub.RPC)                      {}
+func (nopTracer) SendRPC(*pubsub.RPC, peer.ID)             {}
+func (nopTracer) DropRPC(*pubsub.RPC, peer.ID)             {}
+func (nopTracer) UndeliverableMessage(*pubsub.Message)     {}

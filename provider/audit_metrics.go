@@ -12,6 +12,7 @@ type auditMetrics struct {
 	heard            *prometheus.CounterVec
 	resyncs          prometheus.Counter
 	dropped          prometheus.Counter
+	limited          prometheus.Counter
 	scrubChecked     prometheus.Counter
 	scrubFailed      prometheus.Counter
 	scrubRepaired    prometheus.Counter
@@ -33,6 +34,8 @@ func newAuditMetrics() *auditMetrics {
 		resyncs: prometheus.NewCounter(prometheus.CounterOpts(opts("audit_resyncs_total", "Objects re-checked because an audit found this node failing."))),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts(opts("audit_results_dropped_total",
 			"Audit results about this node's bags dropped because their auditor operates none of the bag's buckets (or the chain could not say)."))),
+		limited: prometheus.NewCounter(prometheus.CounterOpts(opts("audit_results_limited_total",
+			"Audit results ignored (not relayed) because their auditor published more than the per-auditor limit."))),
 		scrubChecked:  prometheus.NewCounter(prometheus.CounterOpts(opts("scrub_blocks_checked_total", "Blocks the scrub read and verified."))),
 		scrubFailed:   prometheus.NewCounter(prometheus.CounterOpts(opts("scrub_blocks_failed_total", "Blocks the scrub found corrupt or missing."))),
 		scrubRepaired: prometheus.NewCounter(prometheus.CounterOpts(opts("scrub_blocks_repaired_total", "Blocks the scrub found bad that are held again."))),
@@ -46,7 +49,7 @@ func newAuditMetrics() *auditMetrics {
 // register adds the collectors to the node's, registering them on its
 // registry.
 func (am *auditMetrics) register(m *metrics) error {
-	cs := []prometheus.Collector{am.audits, am.auditBytes, am.heard, am.resyncs, am.dropped, am.scrubChecked, am.scrubFailed,
+	cs := []prometheus.Collector{am.audits, am.auditBytes, am.heard, am.resyncs, am.dropped, am.limited, am.scrubChecked, am.scrubFailed,
 		am.scrubRepaired, am.scrubBytes, am.scrubPasses, am.scrubPassSeconds}
 	for _, c := range cs {
 		if m.reg != nil {
