@@ -48,7 +48,10 @@ func (s *Server) validateResult(ctx context.Context, from peer.ID, msg *pubsub.M
 	}
 	bag, err := chain.ParseBagID(r.Bag)
 	if err != nil {
-		return pubsub.ValidationReject
+		// Signed by its auditor but naming a bag this node cannot read
+		// (a kind or working group a newer version may add): not relayed,
+		// and no penalty for the peers that relay it.
+		return pubsub.ValidationIgnore
 	}
 	if s.isAssigned(bag) && string(r.Auditor) != string(s.h.ID()) {
 		ok, err := s.audits.operators.operates(ctx, bag, peer.ID(r.Auditor))

@@ -307,10 +307,11 @@ func TestAuditOperatorsFollowChainEvents(t *testing.T) {
 func TestAuditForgedResultsCostTheSender(t *testing.T) {
 	var mu sync.Mutex
 	var scores map[peer.ID]*pubsub.PeerScoreSnapshot
+	tr := &rejections{reasons: map[peer.ID][]string{}}
 	net := testnet.New(t, 3, testnet.WithHostOptions(func(i int) []p2p.Option {
 		opts := contracts.ScoreOptions()
 		if i == 0 {
-			opts = append(opts, pubsub.WithPeerScoreInspect(func(m map[peer.ID]*pubsub.PeerScoreSnapshot) {
+			opts = append(opts, pubsub.WithRawTracer(tr), pubsub.WithPeerScoreInspect(func(m map[peer.ID]*pubsub.PeerScoreSnapshot) {
 				mu.Lock()
 				scores = m
 				mu.Unlock()
@@ -360,6 +361,39 @@ func TestAuditForgedResultsCostTheSender(t *testing.T) {
 	if n := len(s.Heard(nil)); n != 0 {
 		t.Fatalf("kept %d forged results", n)
 	}
+
+	// A genuine result about a bag this version cannot parse (a kind a
+	// newer one may add) is ignored, not rejected: relaying it costs no one.
+	r.Bag, r.Reason = "dynamic:hologram:1", "from the future"
+	if data, err = audit.SignResult(auditor.Libp2p().Peerstore().PrivKey(auditor.ID()), r); err != nil {
+		t.Fatal(err)
+	}
+	if err := auditor.Publish(ctx, audit.Topic, data); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the future result turned away", func() bool { return len(tr.of(auditor.ID())) > 0 })
+	if got := tr.of(auditor.ID()); got[0] != pubsub.RejectValidationIgnored {
+		t.Fatalf("a result about an unknown kind of bag: %q, want %q", got[0], pubsub.RejectValidationIgnored)
+	}
+}
+
+// rejections records why a pubsub router turned messages away, by author.
+type rejections struct {
+	nopTracer
+	mu      sync.Mutex
+	reasons map[peer.ID][]string
+}
+
+func (r *rejections) RejectMessage(m *pubsub.Message, reason string) {
+	r.mu.Lock()
+	r.reasons[m.GetFrom()] = append(r.reasons[m.GetFrom()], reason)
+	r.mu.Unlock()
+}
+
+func (r *rejections) of(p peer.ID) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.reasons[p])
 }
 
 // An auditor that publishes results faster than ResultRate has the rest
