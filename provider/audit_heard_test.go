@@ -22,6 +22,7 @@ import (
 	"github.com/satchel-net/satchel/p2p/testnet"
 	"github.com/satchel-net/satchel/protocol/audit"
 	"github.com/satchel-net/satchel/protocol/audit/pb"
+	"github.com/satchel-net/satchel/provider/blockstore"
 )
 
 // countingChain counts the chain reads a node makes.
@@ -67,40 +68,13 @@ func TestAuditJunkResultsDroppedRealFailResyncs(t *testing.T) {
 	}
 	bs, put := heldFixture(t)
 	m := put(string(bag), 7, []byte("an object this node holds, whole"), nil)
-	key, err := chain.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg := prometheus.NewRegistry()
-	s, err := newServer(node, bs, fc, Identity{Worker: 1, Bucket: 1, Transactor: key},
-		WithAudits(0, 0), WithScrub(0, 0), WithMetrics(reg), WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := auditNode(t, node, bs, fc, WithMetrics(reg))
 	s.setAssigned(bag, true)
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := s.startAudits(ctx, node.Libp2p().Peerstore().PrivKey(node.ID())); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = s.stopAudits()
-		s.wg.Wait()
-	})
-
 	for _, h := range []*p2p.Host{junk, operator} {
-		if _, err := h.Join(audit.Topic); err != nil {
-			t.Fatal(err)
-		}
-		waitUntil(t, "the node seen on the audit topic", func() bool {
-			for _, p := range h.TopicPeers(audit.Topic) {
-				if p == node.ID() {
-					return true
-				}
-			}
-			return false
-		})
+		joinAudits(t, h, node)
 	}
+	ctx := context.Background()
 	fail := func(h *p2p.Host, bag string, object uint64) []byte {
 		r := &pb.AuditResult{Auditor: []byte(h.ID()), Provider: []byte(node.ID()), Bag: bag, Object: object,
 			Verdict: pb.Verdict_VERDICT_FAIL, Reason: "junk", Repair: RepairResync, TimeUnixMs: time.Now().UnixMilli()}
@@ -197,6 +171,40 @@ func TestAuditJunkResultsDroppedRealFailResyncs(t *testing.T) {
 	if n := resyncs(); n != 1 {
 		t.Fatalf("%v re-checks of the object, want 1 (the cooldown)", n)
 	}
+}
+
+// auditNode starts the audit part of a provider on node over c (the
+// blockstore holds what bs holds): the validator, the topic, heardLoop.
+func auditNode(t *testing.T, node *p2p.Host, bs *blockstore.Store, c chainAPI, opts ...Option) *Server {
+	t.Helper()
+	key, err := chain.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts = append([]Option{WithAudits(0, 0), WithScrub(0, 0), WithLogger(slog.New(slog.DiscardHandler))}, opts...)
+	s, err := newServer(node, bs, c, Identity{Worker: 1, Bucket: 1, Transactor: key}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := s.startAudits(ctx, node.Libp2p().Peerstore().PrivKey(node.ID())); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = s.stopAudits()
+		s.wg.Wait()
+	})
+	return s
+}
+
+// joinAudits joins h to the audit topic and waits until it sees node there.
+func joinAudits(t *testing.T, h, node *p2p.Host) {
+	t.Helper()
+	if _, err := h.Join(audit.Topic); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the node seen on the audit topic", func() bool { return slices.Contains(h.TopicPeers(audit.Topic), node.ID()) })
 }
 
 // waitUntil polls cond until it holds, failing t after a minute. (The
@@ -321,28 +329,9 @@ func TestAuditForgedResultsCostTheSender(t *testing.T) {
 	}))
 	node, forger, auditor := net.Host(0), net.Host(1), net.Host(2)
 	bs, _ := heldFixture(t)
-	key, err := chain.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := newServer(node, bs, newFakeChain(), Identity{Worker: 1, Bucket: 1, Transactor: key},
-		WithAudits(0, 0), WithScrub(0, 0), WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := s.startAudits(ctx, node.Libp2p().Peerstore().PrivKey(node.ID())); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = s.stopAudits()
-		s.wg.Wait()
-	})
-	if _, err := forger.Join(audit.Topic); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "the node seen on the audit topic", func() bool { return slices.Contains(forger.TopicPeers(audit.Topic), node.ID()) })
+	s := auditNode(t, node, bs, newFakeChain())
+	joinAudits(t, forger, node)
+	ctx := context.Background()
 	r := &pb.AuditResult{Auditor: []byte(auditor.ID()), Provider: []byte(node.ID()), Bag: string(chain.ChannelBag(1)), Object: 1,
 		Verdict: pb.Verdict_VERDICT_FAIL, Reason: "forged", TimeUnixMs: time.Now().UnixMilli()}
 	data, err := audit.SignResult(auditor.Libp2p().Peerstore().PrivKey(auditor.ID()), r)
@@ -409,29 +398,10 @@ func TestAuditResultsLimitedPerAuditor(t *testing.T) {
 	}))
 	node, flooder := net.Host(0), net.Host(1)
 	bs, _ := heldFixture(t)
-	key, err := chain.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg := prometheus.NewRegistry()
-	s, err := newServer(node, bs, newFakeChain(), Identity{Worker: 1, Bucket: 1, Transactor: key},
-		WithAudits(0, 0), WithScrub(0, 0), WithMetrics(reg), WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := s.startAudits(ctx, node.Libp2p().Peerstore().PrivKey(node.ID())); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = s.stopAudits()
-		s.wg.Wait()
-	})
-	if _, err := flooder.Join(audit.Topic); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "the node seen on the audit topic", func() bool { return slices.Contains(flooder.TopicPeers(audit.Topic), node.ID()) })
+	auditNode(t, node, bs, newFakeChain(), WithMetrics(reg))
+	joinAudits(t, flooder, node)
+	ctx := context.Background()
 	fkey := flooder.Libp2p().Peerstore().PrivKey(flooder.ID())
 	const sent = 4 * ResultBurst
 	began := time.Now()
