@@ -57,8 +57,9 @@ func newBudgetEnv(t *testing.T, opts ...store.HandlerOption) (net *testnet.Netwo
 
 // floodRequests opens a raw store stream from host 0 and asks to store every
 // chunk of res, sending no data: each agreed chunk holds its reservation. It
-// returns how many were agreed and how many refused for the memory budget.
-func floodRequests(t *testing.T, net *testnet.Network, res chunkList, obj uint64) (agreed, overBudget int, s network.Stream) {
+// returns the IDs of the exchanges agreed (exchange i+1 asks for chunk i)
+// and how many were refused for the memory budget.
+func floodRequests(t *testing.T, net *testnet.Network, res chunkList, obj uint64) (agreed []uint64, overBudget int, s network.Stream) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -90,7 +91,7 @@ func floodRequests(t *testing.T, net *testnet.Network, res chunkList, obj uint64
 		}
 		switch {
 		case r.Status == pb.Status_STATUS_AGREED:
-			agreed++
+			agreed = append(agreed, r.Id)
 		case r.Status == pb.Status_STATUS_REFUSED && strings.Contains(r.Reason, "memory budget"):
 			overBudget++
 		default:
@@ -111,10 +112,10 @@ func TestMemoryBudgetRefusesFloodServesOthers(t *testing.T) {
 	res := spChunkList(t, auth, 1, data, 1<<20)
 	agreed, over, _ := floodRequests(t, net, res, 1)
 	if over == 0 {
-		t.Fatalf("flood of %d 1 MiB chunk requests: %d agreed, none refused for the budget", res.n(), agreed)
+		t.Fatalf("flood of %d 1 MiB chunk requests: %d agreed, none refused for the budget", res.n(), len(agreed))
 	}
-	if agreed == 0 || agreed > int(budgetLimits.ProtocolPeer>>20) {
-		t.Fatalf("flood: %d chunks agreed; the %d MiB budget holds at most %d", agreed, budgetLimits.ProtocolPeer>>20, budgetLimits.ProtocolPeer>>20)
+	if len(agreed) == 0 || len(agreed) > int(budgetLimits.ProtocolPeer>>20) {
+		t.Fatalf("flood: %d chunks agreed; the %d MiB budget holds at most %d", len(agreed), budgetLimits.ProtocolPeer>>20, budgetLimits.ProtocolPeer>>20)
 	}
 	if n := counterValue(t, reg, "satchel_provider_store_over_budget_total"); n != float64(over) {
 		t.Fatalf("over_budget_total = %v, want %d", n, over)
@@ -260,8 +261,8 @@ func TestStalledExchangesReleaseTheBudget(t *testing.T) {
 	data := spRand(43, 32<<20)
 	res := spChunkList(t, auth, 1, data, 1<<20)
 	agreed, over, s := floodRequests(t, net, res, 1)
-	if agreed == 0 || over == 0 {
-		t.Fatalf("flood: %d agreed, %d refused for the budget; want both", agreed, over)
+	if len(agreed) == 0 || over == 0 {
+		t.Fatalf("flood: %d agreed, %d refused for the budget; want both", len(agreed), over)
 	}
 	fw := p2p.NewFrameWriter(s)
 	fr := p2p.NewFrameReader(s, store.MaxFrame)

@@ -167,8 +167,10 @@ type storeConn struct {
 	// down. Both are bounded by MaxStreamBuffered.
 	partial, committing int
 	drained             *sync.Cond
-	// progress is when data bytes were last taken (handler_stall.go).
+	// progress is when the stream last made progress, moved the data
+	// bytes taken since (handler_stall.go).
 	progress time.Time
+	moved    int
 }
 
 func newStoreConn(h *Handler, p *p2p.Protocol, s network.Stream) *storeConn {
