@@ -73,12 +73,19 @@ func (h *Host) RefreshRoutingTable(ctx context.Context) error {
 // we set a routing-table diversity filter: it groups peers by IP prefix and
 // would squeeze every loopback peer into one group.
 
+// DialableAddr reports whether a is an address a Satchel node dials a peer
+// at, the rule of the DHT's address filter: loopback and private addresses
+// are (nodes find each other on whatever network they share, loopback
+// included), unspecified ones (0.0.0.0, ::) are not, naming no host.
+// Protocols that take addresses from peers (a store forward list) filter
+// them with it as the DHT does.
+func DialableAddr(a ma.Multiaddr) bool { return !manet.IsIPUnspecified(a) }
+
 // dialableAddrs is the DHT's address filter, applied to the addresses stored
 // in the peerstore, announced in provider records and handed out to other
-// peers. It keeps loopback and private addresses and drops only unspecified
-// ones (0.0.0.0, ::), which name no host to dial.
+// peers: the addresses DialableAddr keeps.
 func dialableAddrs(addrs []ma.Multiaddr) []ma.Multiaddr {
-	return ma.FilterAddrs(addrs, func(a ma.Multiaddr) bool { return !manet.IsIPUnspecified(a) })
+	return ma.FilterAddrs(addrs, DialableAddr)
 }
 
 // queryFilter decides which peers a DHT lookup may dial: any peer with an

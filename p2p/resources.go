@@ -3,6 +3,7 @@ package p2p
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -148,5 +149,61 @@ func Reserve(s network.Stream, n int) error {
 func Release(s network.Stream, n int) {
 	if n > 0 {
 		s.Scope().ReleaseMemory(n)
+	}
+}
+
+// BudgetScope returns the resource scope whose limit a failed reservation
+// (err, from Reserve) names as reached, and whether every peer shares that
+// scope. libp2p's resource manager wraps its limit error in the name of the
+// scope that refused: "stream-N", "conn-N", "peer:ID" or
+// "protocol:ID.peer:ID" are the reservation's own peer's (shared false: it
+// should retry with fewer requests in flight); "system", "transient",
+// "protocol:ID" and "service:…" are every peer's together (shared true:
+// the node is busy with others, and the peer should go to another one). An
+// error naming no scope returns "" and false.
+func BudgetScope(err error) (scope string, shared bool) {
+	scope = exhaustedScope(err)
+	return scope, sharedScope(scope)
+}
+
+// exhaustedScope returns the name of the resource scope whose limit err
+// reports reached, or "" if err names none.
+func exhaustedScope(err error) string {
+	for err != nil {
+		if multi, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range multi.Unwrap() {
+				if s := exhaustedScope(e); s != "" {
+					return s
+				}
+			}
+			return ""
+		}
+		next := errors.Unwrap(err)
+		if limitError(next) {
+			return strings.TrimSuffix(err.Error(), ": "+next.Error())
+		}
+		err = next
+	}
+	return ""
+}
+
+// limitError reports whether err is the resource manager's own error for
+// a limit reached, which the scope that reached it wraps with its name.
+func limitError(err error) bool {
+	_, mem := err.(*rcmgr.ErrMemoryLimitExceeded)
+	return mem || err == network.ErrResourceLimitExceeded
+}
+
+// sharedScope reports whether the scope named is shared by every peer: the
+// host's (system, transient), a protocol's or a service's, as opposed to a
+// stream's, a connection's or a peer's (alone or within a protocol).
+func sharedScope(name string) bool {
+	switch {
+	case name == "system" || name == "transient":
+		return true
+	case strings.Contains(name, ".peer:"):
+		return false
+	default:
+		return strings.HasPrefix(name, "protocol:") || strings.HasPrefix(name, "service:")
 	}
 }

@@ -30,9 +30,15 @@ var budgetLimits = p2p.MemoryLimits{Peer: 32 << 20, Stream: 12 << 20, ProtocolPe
 // peer (host 0) and an honest uploader (host 1).
 func newBudgetEnv(t *testing.T, opts ...store.HandlerOption) (net *testnet.Network, auth *spAuth, reg *prometheus.Registry) {
 	t.Helper()
+	return newBudgetEnvLimits(t, budgetLimits, opts...)
+}
+
+// newBudgetEnvLimits is newBudgetEnv with the provider's budgets limits.
+func newBudgetEnvLimits(t *testing.T, limits p2p.MemoryLimits, opts ...store.HandlerOption) (net *testnet.Network, auth *spAuth, reg *prometheus.Registry) {
+	t.Helper()
 	net = testnet.New(t, 3, testnet.WithTopology(testnet.Star), testnet.WithHostOptions(func(i int) []p2p.Option {
 		if i == 2 {
-			return []p2p.Option{p2p.WithMemoryLimits(budgetLimits)}
+			return []p2p.Option{p2p.WithMemoryLimits(limits)}
 		}
 		return nil
 	}))
@@ -57,8 +63,10 @@ func newBudgetEnv(t *testing.T, opts ...store.HandlerOption) (net *testnet.Netwo
 
 // floodRequests opens a raw store stream from host 0 and asks to store every
 // chunk of res, sending no data: each agreed chunk holds its reservation. It
-// returns how many were agreed and how many refused for the memory budget.
-func floodRequests(t *testing.T, net *testnet.Network, res chunkList, obj uint64) (agreed, overBudget int, s network.Stream) {
+// returns the IDs of the exchanges agreed (exchange i+1 asks for chunk i)
+// and how many were refused for the memory budget: the peer's own, so
+// never busy.
+func floodRequests(t *testing.T, net *testnet.Network, res chunkList, obj uint64) (agreed []uint64, overBudget int, s network.Stream) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -90,8 +98,11 @@ func floodRequests(t *testing.T, net *testnet.Network, res chunkList, obj uint64
 		}
 		switch {
 		case r.Status == pb.Status_STATUS_AGREED:
-			agreed++
+			agreed = append(agreed, r.Id)
 		case r.Status == pb.Status_STATUS_REFUSED && strings.Contains(r.Reason, "memory budget"):
+			if r.Busy || !strings.Contains(r.Reason, "fewer requests in flight") {
+				t.Fatalf("flood: exchange %d refused for its own budget: busy %v, %q; want not busy, fewer requests", r.Id, r.Busy, r.Reason)
+			}
 			overBudget++
 		default:
 			t.Fatalf("flood: exchange %d answered %v %q", r.Id, r.Status, r.Reason)
@@ -111,10 +122,10 @@ func TestMemoryBudgetRefusesFloodServesOthers(t *testing.T) {
 	res := spChunkList(t, auth, 1, data, 1<<20)
 	agreed, over, _ := floodRequests(t, net, res, 1)
 	if over == 0 {
-		t.Fatalf("flood of %d 1 MiB chunk requests: %d agreed, none refused for the budget", res.n(), agreed)
+		t.Fatalf("flood of %d 1 MiB chunk requests: %d agreed, none refused for the budget", res.n(), len(agreed))
 	}
-	if agreed == 0 || agreed > int(budgetLimits.ProtocolPeer>>20) {
-		t.Fatalf("flood: %d chunks agreed; the %d MiB budget holds at most %d", agreed, budgetLimits.ProtocolPeer>>20, budgetLimits.ProtocolPeer>>20)
+	if len(agreed) == 0 || len(agreed) > int(budgetLimits.ProtocolPeer>>20) {
+		t.Fatalf("flood: %d chunks agreed; the %d MiB budget holds at most %d", len(agreed), budgetLimits.ProtocolPeer>>20, budgetLimits.ProtocolPeer>>20)
 	}
 	if n := counterValue(t, reg, "satchel_provider_store_over_budget_total"); n != float64(over) {
 		t.Fatalf("over_budget_total = %v, want %d", n, over)
@@ -260,8 +271,8 @@ func TestStalledExchangesReleaseTheBudget(t *testing.T) {
 	data := spRand(43, 32<<20)
 	res := spChunkList(t, auth, 1, data, 1<<20)
 	agreed, over, s := floodRequests(t, net, res, 1)
-	if agreed == 0 || over == 0 {
-		t.Fatalf("flood: %d agreed, %d refused for the budget; want both", agreed, over)
+	if len(agreed) == 0 || over == 0 {
+		t.Fatalf("flood: %d agreed, %d refused for the budget; want both", len(agreed), over)
 	}
 	fw := p2p.NewFrameWriter(s)
 	fr := p2p.NewFrameReader(s, store.MaxFrame)
@@ -323,5 +334,43 @@ func TestStalledExchangesReleaseTheBudget(t *testing.T) {
 	var r pb.StoreReply
 	if err := fr.ReadMsg(&r); err != nil || r.Status != pb.Status_STATUS_AGREED {
 		t.Fatalf("request after the stalled ones ended: %v %q, %v; want AGREED", r.Status, r.Reason, err)
+	}
+}
+
+// TestBusyRefusalTellsUploaderToGoElsewhere: one peer's flood takes the
+// store protocol's memory budget for all peers (its own stream's budget
+// refuses the rest of its flood, and those refusals are not busy: fewer
+// requests would help it). Another uploader's chunk then finds no room in
+// the shared budget: it is REFUSED busy, "try another provider", and Push
+// fails with ErrProviderBusy, so the uploader goes to another provider
+// rather than shrinking its window.
+func TestBusyRefusalTellsUploaderToGoElsewhere(t *testing.T) {
+	limits := budgetLimits
+	limits.Protocol = limits.Stream + 512<<10 // room for frames, not for a 1 MiB chunk
+	net, auth, reg := newBudgetEnvLimits(t, limits)
+	res := spChunkList(t, auth, 1, spRand(45, 16<<20), 1<<20)
+	if agreed, over, _ := floodRequests(t, net, res, 1); len(agreed) == 0 || over == 0 {
+		t.Fatalf("flood: %d agreed, %d refused for the budget; want both", len(agreed), over)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	other := spRand(46, 1<<20)
+	ores := spChunkList(t, auth, 2, other, 1<<20)
+	st, err := store.Open(ctx, net.Host(1).Libp2p(), net.Host(2).ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	_, err = st.Push(ctx, spPush(t, ores.res, other, 2, 0))
+	var refused *store.RefusedError
+	if !errors.Is(err, store.ErrProviderBusy) || !errors.As(err, &refused) || !refused.Busy {
+		t.Fatalf("push while another peer holds the shared budget: %v; want ErrProviderBusy", err)
+	}
+	if !strings.Contains(refused.Reason, "provider busy") || !strings.Contains(refused.Reason, "try another provider") {
+		t.Fatalf("busy refusal reason %q; want 'provider busy … try another provider'", refused.Reason)
+	}
+	if n := counterValue(t, reg, "satchel_provider_store_over_budget_total"); n < 2 {
+		t.Fatalf("over_budget_total = %v; want the flood's refusals and the busy one", n)
 	}
 }

@@ -16,7 +16,8 @@
 // The caller side is Stream, which the client library and syncing nodes
 // use; every receipt it returns is verified (VerifyReceipt) and bound to
 // the push it answers (the push's session and nonce, docs/PROTOCOL.md
-// "Receipts"):
+// "Receipts"). A refusal is a *RefusedError; one because the provider is
+// busy with other peers matches ErrProviderBusy (push elsewhere):
 //
 //	s, err := store.Open(ctx, h, provider)
 //	receipt, err := s.Push(ctx, store.ChunkPush{Bag: bag, Object: id, CID: c, Data: data, Proof: proof})
@@ -37,8 +38,10 @@
 // allows).
 //
 // Files: caller.go (Stream), handler.go (the per-stream loop),
-// handler_chunk.go and handler_bind.go (the handler's steps), pipeline.go
-// (forward lists and relayed receipts, the uploader's side), relay.go and
+// handler_chunk.go and handler_bind.go (the handler's steps),
+// handler_stall.go (exchanges whose uploader makes no progress), pipeline.go
+// (forward lists and relayed receipts, the uploader's side), relay.go,
+// relay_dial.go (which addresses a hop is dialled at) and
 // handler_forward.go (the forwarding provider's side), frames.go
 // (frames encoded and decoded by hand, so chunk bytes are never copied into
 // or out of a marshalled message), receipt.go (signed receipts), limits.go.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/satchel-net/satchel/p2p"
@@ -17,6 +18,14 @@ var (
 	// ErrProtocol means the provider answered out of the protocol's order.
 	// It is p2p.ErrProtocol.
 	ErrProtocol = p2p.ErrProtocol
+
+	// ErrProviderBusy means the provider refused a request because its
+	// memory budget for all peers together is spent, not this uploader's
+	// own share: push to another provider (or to this one later). A
+	// *RefusedError with Busy set matches it with errors.Is. A refusal for
+	// the uploader's own budget does not: it should keep fewer requests in
+	// flight.
+	ErrProviderBusy = errors.New("store: provider busy")
 )
 
 // RefusedError is a provider's refusal (REFUSED) or failure (FAILED) of one
@@ -30,6 +39,9 @@ type RefusedError struct {
 	Status pb.Status
 	// Reason is the provider's human-readable cause.
 	Reason string
+	// Busy says the provider refused because it is busy with other peers
+	// (its shared memory budget is spent): errors.Is(err, ErrProviderBusy).
+	Busy bool
 }
 
 // Error says whether the provider refused or failed, and why.
@@ -41,7 +53,13 @@ func (e *RefusedError) Error() string {
 	return fmt.Sprintf("provider %s: %s", verb, e.Reason)
 }
 
-// refusal is the *RefusedError of a REFUSED or FAILED reply.
+// Is reports whether target is ErrProviderBusy and the refusal says busy.
+func (e *RefusedError) Is(target error) bool {
+	return target == ErrProviderBusy && e.Busy
+}
+
+// refusal is the *RefusedError of a REFUSED or FAILED reply. Only a
+// REFUSED reply is busy.
 func refusal(r *pb.StoreReply) error {
-	return &RefusedError{Status: r.Status, Reason: r.Reason}
+	return &RefusedError{Status: r.Status, Reason: r.Reason, Busy: r.Busy && r.Status == pb.Status_STATUS_REFUSED}
 }

@@ -167,8 +167,10 @@ type storeConn struct {
 	// down. Both are bounded by MaxStreamBuffered.
 	partial, committing int
 	drained             *sync.Cond
-	// progress is when data bytes were last taken (handler_stall.go).
+	// progress is when the stream last made progress, moved the data
+	// bytes taken since (handler_stall.go).
 	progress time.Time
+	moved    int
 }
 
 func newStoreConn(h *Handler, p *p2p.Protocol, s network.Stream) *storeConn {
@@ -359,8 +361,7 @@ func (c *storeConn) start(ctx context.Context, id uint64, st exchangeState, what
 		return nil
 	}
 	if err := p2p.Reserve(c.s, mem); err != nil {
-		c.h.metrics.overBudget.Inc()
-		c.refuse(ex, "provider is at its memory budget (%v); retry later with fewer requests in flight", err)
+		c.refuseBudget(ex, err)
 		return nil
 	}
 	c.mu.Lock()
@@ -376,6 +377,24 @@ func (c *storeConn) start(ctx context.Context, id uint64, st exchangeState, what
 		}
 	}()
 	return nil
+}
+
+// refuseBudget refuses an exchange whose reservation failed with err. Who
+// should act depends on whose budget is spent (p2p.BudgetScope): the
+// uploader's own (its stream's, its peer's) is answered "retry later with
+// fewer requests in flight"; one every peer shares (the protocol's, the
+// node's) is answered busy, "try another provider": the provider is loaded
+// by others, and fewer requests from this uploader would not help.
+func (c *storeConn) refuseBudget(ex *storeExchange, err error) {
+	c.h.metrics.overBudget.Inc()
+	c.h.metrics.result(ex, "refused")
+	r := &pb.StoreReply{Status: pb.Status_STATUS_REFUSED,
+		Reason: fmt.Sprintf("provider is at its memory budget (%v); retry later with fewer requests in flight", err)}
+	if scope, shared := p2p.BudgetScope(err); shared {
+		r.Busy = true
+		r.Reason = fmt.Sprintf("provider busy: its memory budget for all peers (scope %q) is spent; try another provider", scope)
+	}
+	c.end(ex, r)
 }
 
 // workerPanicked turns a panic on ex, contained and counted by the

@@ -215,13 +215,13 @@ func (c *storeConn) onData(id uint64, d *pb.StoreChunkData, frame []byte) error 
 	default:
 		return fmt.Errorf("%w: data for exchange %d in state %d", ErrProtocol, id, st)
 	}
-	c.advance() // data bytes arriving: the stream is moving
 	c.h.metrics.bytesIn.Add(float64(len(d.Data)))
 	kept, err := ex.take(d, frame)
 	if err != nil {
 		c.failed(ex, "%v", err)
 		return nil
 	}
+	c.advance(len(d.Data)) // chunk bytes taken: the stream moves
 	if ex.received < ex.length {
 		if d.Last {
 			c.failed(ex, "last data frame at %d of %d bytes", ex.received, ex.length)

@@ -86,7 +86,7 @@ func (c *storeConn) forward(ex *storeExchange, data []byte) {
 	receipts, failures := c.h.cfg.relay.forward(ctx, ChunkPush{
 		Bag: ex.bag, Object: ex.object, Index: int(ex.index), CID: ex.chunk, Data: data,
 		Proof: chunker.Proof{Blocks: ex.proof}, Expiry: ex.expiry, nonce: ex.nonce,
-	}, ex.forward)
+	}, ex.forward, c.log)
 	for _, f := range failures {
 		c.log.Debug("pipeline hop failed", "chunk", ex.chunk, "hop", peerString(f.Peer), "reason", f.Reason)
 	}

@@ -4,17 +4,26 @@ package store
 // SIGN) holds memory reserved in the node's budget. The stream's read
 // deadline does not bound that wait: any frame renews it, including frames
 // about exchanges long ended, which the handler ignores, and requests it
-// refuses. So an exchange that has waited for its uploader IdleTimeout
-// (since it entered the state that asks for its next step) while no data bytes came
-// on the stream for IdleTimeout is ended FAILED, releasing what it holds.
-// Only data moves the stream: an uploader sending data for any exchange
-// keeps those queued behind it (a slow uplink with a deep window), but
-// refused requests, failed exchanges or cheap frames keep nothing.
+// refuses. Nor does some data: a peer sending a few real bytes of an agreed
+// chunk every so often would keep every agreed chunk's reservation. So the
+// stream must make progress: an exchange that has waited for its uploader
+// IdleTimeout (since it entered the state that asks for its next step),
+// while the stream carried fewer than MinProgressBytes of chunk data since
+// it last carried that many, IdleTimeout or more ago, is ended FAILED,
+// releasing what it holds. Only data taken into a chunk being received
+// counts: an uploader sending data for any exchange keeps those queued
+// behind it (a slow uplink with a deep window), but refused requests,
+// failed exchanges, data for skipped chunks or cheap frames keep nothing.
 
-// advance records that data bytes arrived on the stream.
-func (c *storeConn) advance() {
+// advance records that n data bytes were taken on the stream; once
+// MinProgressBytes have come since the stream last progressed, it
+// progresses now.
+func (c *storeConn) advance(n int) {
 	c.mu.Lock()
-	c.progress = c.h.cfg.now()
+	c.moved += n
+	if c.moved >= MinProgressBytes {
+		c.progress, c.moved = c.h.cfg.now(), 0
+	}
 	c.mu.Unlock()
 }
 
@@ -32,7 +41,8 @@ func waitsForUploader(ex *storeExchange) bool {
 }
 
 // expireStalled ends FAILED the exchanges that waited for the uploader
-// IdleTimeout while no data came on the stream for as long.
+// IdleTimeout while the stream made no progress (MinProgressBytes of data)
+// for as long.
 func (c *storeConn) expireStalled() {
 	now := c.h.cfg.now()
 	c.mu.Lock()
@@ -48,6 +58,6 @@ func (c *storeConn) expireStalled() {
 	}
 	c.mu.Unlock()
 	for _, ex := range stalled {
-		c.failed(ex, "no data for %v: exchange %d given up; push the chunk again", IdleTimeout, ex.id)
+		c.failed(ex, "less than %d KiB of data in %v: exchange %d given up; push the chunk again", MinProgressBytes>>10, IdleTimeout, ex.id)
 	}
 }

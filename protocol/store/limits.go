@@ -61,6 +61,19 @@ const (
 	// IdleTimeout is how long a stream may sit with no frame moving in
 	// either direction while work is pending before it is reset.
 	IdleTimeout = 30 * time.Second
+	// MinProgressBytes is the progress a stream's waiting exchanges must
+	// make: an exchange that has waited IdleTimeout for its uploader is ended
+	// FAILED when the stream carried fewer than MinProgressBytes data bytes
+	// since it last carried that many, IdleTimeout or more ago
+	// (handler_stall.go). Some data is not enough: a peer trickling a few
+	// real bytes of an agreed chunk every IdleTimeout would hold every
+	// agreed chunk's reservation (up to MaxStreamBuffered, and the node's
+	// budget) for ever. 64 KiB per IdleTimeout is about 17 kbit/s, far
+	// below any uplink that can upload at all (an EDGE phone sends several
+	// times that, and a 1 MiB data frame must already arrive within
+	// IdleTimeout, some 280 kbit/s), yet it makes holding the whole stream
+	// budget cost the peer its size in real chunk bytes every ~4 hours.
+	MinProgressBytes = 64 << 10
 	// AuthorizeTimeout bounds each question the handler asks its Authorizer
 	// (the chain) about a request; it must leave the uploader's stream well
 	// inside IdleTimeout.

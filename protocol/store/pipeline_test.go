@@ -39,11 +39,12 @@ type plEnv struct {
 
 func newPLEnv(t testing.TB, providers int) *plEnv { return newPLEnvRelay(t, providers, true) }
 
-// newPLEnvRelay is newPLEnv whose providers forward only with relay set.
-func newPLEnvRelay(t testing.TB, providers int, relay bool) *plEnv {
+// newPLEnvRelay is newPLEnv whose providers forward only with relay set,
+// on a network started with opts.
+func newPLEnvRelay(t testing.TB, providers int, relay bool, opts ...testnet.Option) *plEnv {
 	t.Helper()
 	e := &plEnv{
-		net:  testnet.New(t, providers+1),
+		net:  testnet.New(t, providers+1, opts...),
 		auth: &spAuth{objects: map[uint64]spObject{}, quota: 1 << 40},
 	}
 	for i := 1; i <= providers; i++ {

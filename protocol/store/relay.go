@@ -4,13 +4,14 @@ import (
 	"container/list"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/peerstore"
 
 	"github.com/satchel-net/satchel/protocol/store/pb"
 )
@@ -81,9 +82,9 @@ func (r *Relay) Streams() int {
 	return len(r.streams)
 }
 
-// stream returns the open stream to hop, opening one (with hop's
-// addresses added to the peerstore for a while) when there is none; fresh
-// says it was just opened.
+// stream returns the open stream to hop, opening one (dial) when there is
+// none; fresh says it was just opened. A failure to open one wraps
+// errUnreachable.
 func (r *Relay) stream(ctx context.Context, hop Hop) (s *Stream, fresh bool, err error) {
 	r.mu.Lock()
 	if r.closed {
@@ -97,12 +98,9 @@ func (r *Relay) stream(ctx context.Context, hop Hop) (s *Stream, fresh bool, err
 		return e.s, false, nil
 	}
 	r.mu.Unlock()
-	if len(hop.Addrs) > 0 {
-		r.h.Peerstore().AddAddrs(hop.Peer, hop.Addrs, peerstore.TempAddrTTL)
-	}
-	opened, err := Open(ctx, r.h, hop.Peer, r.opts...)
+	opened, err := r.dial(ctx, hop)
 	if err != nil {
-		return nil, false, err
+		return nil, false, fmt.Errorf("%w: %w", errUnreachable, err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -172,12 +170,14 @@ var errForwardDeadline = errors.New("the forward deadline passed")
 // forward pushes c (c.Session and c.Forward are set per hop) to hops in
 // order until one hop takes it with the hops after it: that hop's receipt
 // and those it relays are returned, with the hops that failed. Every
-// receipt returned was verified against its hop's key. When ctx ends
+// receipt returned was verified against its hop's key. A hop no stream
+// could be opened to is reported with a reason that says only that
+// (hopUnreachable); the dial error goes to log, at Debug. When ctx ends
 // other than by errForwardDeadline (this provider is stopping, or its
 // uploader left), the hops not reached are not reported: the uploader
 // sees them not forwarded (ErrNotForwarded) rather than failed, since no
 // fault of theirs stopped the chunk.
-func (r *Relay) forward(ctx context.Context, c ChunkPush, hops []Hop) ([]*pb.Receipt, []*pb.HopFailure) {
+func (r *Relay) forward(ctx context.Context, c ChunkPush, hops []Hop, log *slog.Logger) ([]*pb.Receipt, []*pb.HopFailure) {
 	var failures []*pb.HopFailure
 	for i, hop := range hops {
 		if ctx.Err() != nil {
@@ -195,7 +195,12 @@ func (r *Relay) forward(ctx context.Context, c ChunkPush, hops []Hop) ([]*pb.Rec
 			if ctx.Err() != nil && !errors.Is(context.Cause(ctx), errForwardDeadline) {
 				return nil, failures
 			}
-			failures = append(failures, &pb.HopFailure{Peer: []byte(hop.Peer), Reason: hopReason(err)})
+			reason := hopReason(err)
+			if errors.Is(err, errUnreachable) {
+				log.Debug("pipeline hop not reached", "hop", hop.Peer, "err", err)
+				reason = hopUnreachable
+			}
+			failures = append(failures, &pb.HopFailure{Peer: []byte(hop.Peer), Reason: reason})
 			continue
 		}
 		receipts := make([]*pb.Receipt, len(res.Receipts))

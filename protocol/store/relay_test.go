@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/multiformats/go-multihash"
 
 	"github.com/satchel-net/satchel/p2p"
@@ -162,7 +164,7 @@ func TestRelayStopReportsNoHop(t *testing.T) {
 			}
 		}
 	}()
-	receipts, failures := r.forward(ctx, push, hops)
+	receipts, failures := r.forward(ctx, push, hops, slog.New(slog.DiscardHandler))
 	if len(accepted(p1)) == 0 {
 		t.Fatal("the first hop never received the push")
 	}
@@ -173,10 +175,51 @@ func TestRelayStopReportsNoHop(t *testing.T) {
 	// Past the deadline: the hop pushed to and the hop not tried, failed.
 	dctx, dcancel := context.WithTimeoutCause(context.Background(), 300*time.Millisecond, errForwardDeadline)
 	defer dcancel()
-	receipts, failures = r.forward(dctx, push, hops)
+	receipts, failures = r.forward(dctx, push, hops, slog.New(slog.DiscardHandler))
 	if len(receipts) != 0 || len(failures) != 2 ||
 		peer.ID(failures[0].Peer) != p1 || peer.ID(failures[1].Peer) != p2 ||
 		!strings.Contains(failures[1].Reason, "not tried") {
 		t.Fatalf("forward past its deadline: receipts %v, failures %v; want both hops failed", receipts, failures)
+	}
+}
+
+// TestForwardAddrsRule: a provider dials a forward list's address only when
+// the DHT's rule (p2p.DialableAddr) keeps it, it names an IP, and any /p2p
+// it ends in names the hop; loopback and private addresses are kept.
+func TestForwardAddrsRule(t *testing.T) {
+	hop, err := peer.Decode("12D3KooWQjpBq3GDFPRpN5EVTz2F3FPbEYKzM5E29kRDQ9FaHdbQ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := peer.Decode("12D3KooWJQYxWvoM2f5ZW3fdk1orD9kmW3ZoXWvVz8hv4TfsrZYW")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		addr string
+		want string // "" when dropped
+	}{
+		{"/ip4/127.0.0.1/tcp/4001", "/ip4/127.0.0.1/tcp/4001"},
+		{"/ip4/10.1.2.3/udp/4001/quic-v1", "/ip4/10.1.2.3/udp/4001/quic-v1"},
+		{"/ip6/::1/tcp/4001", "/ip6/::1/tcp/4001"},
+		{"/ip4/127.0.0.1/tcp/4001/p2p/" + hop.String(), "/ip4/127.0.0.1/tcp/4001"},
+		{"/ip4/127.0.0.1/tcp/4001/p2p/" + other.String(), ""},
+		{"/ip4/0.0.0.0/tcp/4001", ""},
+		{"/ip6/::/tcp/4001", ""},
+		{"/dns4/localhost/tcp/4001", ""},
+		{"/dns/provider.example/tcp/4001", ""},
+		{"/unix/tmp/socket", ""},
+	} {
+		a, err := ma.NewMultiaddr(tc.addr)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.addr, err)
+		}
+		got := forwardAddrs(Hop{Peer: hop, Addrs: []ma.Multiaddr{a}})
+		switch {
+		case tc.want == "" && len(got) != 0:
+			t.Errorf("%s kept as %v; want it dropped", tc.addr, got)
+		case tc.want != "" && (len(got) != 1 || got[0].String() != tc.want):
+			t.Errorf("%s gave %v; want %s", tc.addr, got, tc.want)
+		}
 	}
 }

@@ -870,7 +870,12 @@ type StoreReply struct {
 	Relayed []*Receipt `protobuf:"bytes,5,rep,name=relayed,proto3" json:"relayed,omitempty"`
 	// hop_failures are, on the same reply, the hops that did not sign, with
 	// the reason; the uploader pushes the chunk to a replacement for them.
-	HopFailures   []*HopFailure `protobuf:"bytes,6,rep,name=hop_failures,json=hopFailures,proto3" json:"hop_failures,omitempty"`
+	HopFailures []*HopFailure `protobuf:"bytes,6,rep,name=hop_failures,json=hopFailures,proto3" json:"hop_failures,omitempty"`
+	// busy, on a REFUSED reply, means the provider as a whole (all its
+	// peers' requests together, not this uploader's) is at its memory
+	// budget: push to another provider. Absent, a budget refusal is the
+	// uploader's own: retry with fewer requests in flight.
+	Busy          bool `protobuf:"varint,7,opt,name=busy,proto3" json:"busy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -945,6 +950,13 @@ func (x *StoreReply) GetHopFailures() []*HopFailure {
 		return x.HopFailures
 	}
 	return nil
+}
+
+func (x *StoreReply) GetBusy() bool {
+	if x != nil {
+		return x.Busy
+	}
+	return false
 }
 
 // Receipt is the provider's signed statement that it durably holds a chunk.
@@ -1117,7 +1129,7 @@ const file_protocol_store_pb_store_proto_rawDesc = "" +
 	"\x06bag_id\x18\x02 \x01(\tR\x05bagId\"0\n" +
 	"\bChunkRef\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\fR\x03cid\x12\x12\n" +
-	"\x04size\x18\x02 \x01(\x04R\x04size\"\x8d\x02\n" +
+	"\x04size\x18\x02 \x01(\x04R\x04size\"\xa1\x02\n" +
 	"\n" +
 	"StoreReply\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12/\n" +
@@ -1125,7 +1137,8 @@ const file_protocol_store_pb_store_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x122\n" +
 	"\areceipt\x18\x04 \x01(\v2\x18.satchel.wire.v1.ReceiptR\areceipt\x122\n" +
 	"\arelayed\x18\x05 \x03(\v2\x18.satchel.wire.v1.ReceiptR\arelayed\x12>\n" +
-	"\fhop_failures\x18\x06 \x03(\v2\x1b.satchel.wire.v1.HopFailureR\vhopFailures\"\x80\x02\n" +
+	"\fhop_failures\x18\x06 \x03(\v2\x1b.satchel.wire.v1.HopFailureR\vhopFailures\x12\x12\n" +
+	"\x04busy\x18\a \x01(\bR\x04busy\"\x80\x02\n" +
 	"\aReceipt\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\fR\x03cid\x12\x1b\n" +
 	"\tobject_id\x18\x02 \x01(\x04R\bobjectId\x12\x15\n" +
