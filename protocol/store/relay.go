@@ -189,7 +189,7 @@ func (r *Relay) forward(ctx context.Context, c ChunkPush, hops []Hop, log *slog.
 			}
 			return nil, failures
 		}
-		c.Session, c.Forward = hop.Session, hops[i+1:]
+		c.Session, c.Forward, c.relayed, c.hopToken = hop.Session, hops[i+1:], true, hop.Token
 		res, err := r.pushHop(ctx, hop, c)
 		if err != nil {
 			if ctx.Err() != nil && !errors.Is(context.Cause(ctx), errForwardDeadline) {
