@@ -85,7 +85,7 @@ func TestPendingOffersPerRenter(t *testing.T) {
 	w.waitTopicPeers(1, topicA, 1)
 	w.waitTopicPeers(2, topicA, 1)
 	honest := w.renterAt(1)
-	flooder, flooderKey, _ := w.secondMember(t, 2, "flooder")
+	flooder, flooderKey, flooderMember := w.secondMember(t, 2, "flooder")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -100,6 +100,7 @@ func TestPendingOffersPerRenter(t *testing.T) {
 		return n
 	}
 	req := w.request(1, 60*day, 1)
+	req.Bag = w.ownBag(t, flooderKey, flooderMember) // a provider answers a bag's owner only
 	req.TTL = MaxTTL
 	var stops []func() []Offer
 	for i := range MaxPendingOffers {
@@ -176,7 +177,9 @@ func TestProposalIDReuse(t *testing.T) {
 		}
 	}
 
-	offers := offersFor(ctx, t, other, w.request(7<<20, 60*day, 1), c.ID, 1)
+	otherReq := w.request(7<<20, 60*day, 1)
+	otherReq.Bag = w.ownBag(t, otherKey, otherMember) // a provider answers a bag's owner only
+	offers := offersFor(ctx, t, other, otherReq, c.ID, 1)
 	for _, o := range offers {
 		if o.Err == nil {
 			if _, err := other.Consign(ctx, o.Contract); err == nil {

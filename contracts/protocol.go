@@ -49,6 +49,7 @@ var codes = []struct {
 	{ErrTopicMismatch, pb.Code_CODE_MALFORMED},
 	{ErrNotMember, pb.Code_CODE_NOT_MEMBER},
 	{ErrNotAuthorised, pb.Code_CODE_NOT_ASSIGNED},
+	{ErrNotOwner, pb.Code_CODE_NOT_OWNER},
 	{ErrNoRoom, pb.Code_CODE_NO_ROOM},
 	{ErrNotFound, pb.Code_CODE_UNKNOWN},
 	{ErrExpired, pb.Code_CODE_EXPIRED},

@@ -121,6 +121,9 @@ func (r *Responder) consignOffered(ctx context.Context, offered, c *Contract) (G
 	if err := r.auth.CheckMember(ctx, c.Renter, c.Member); err != nil {
 		return Grant{}, err
 	}
+	if err := r.auth.CheckBag(ctx, c.Bag, c.Renter); err != nil {
+		return Grant{}, err
+	}
 	if _, err := r.checkStored(c); err != nil {
 		return Grant{}, err
 	}
@@ -305,7 +308,7 @@ func (r *Responder) mirrorReq(ctx context.Context, m *pb.Mirror, from peer.ID) (
 	if err := r.auth.CheckMember(ctx, c.Renter, c.Member); err != nil {
 		return nil, err
 	}
-	if err := r.auth.CheckAssigned(ctx, c.Bag); err != nil {
+	if err := r.auth.CheckBag(ctx, c.Bag, c.Renter); err != nil {
 		return nil, err
 	}
 	// The object is checked before room is reserved or the contract

@@ -89,6 +89,9 @@ type Responder struct {
 // ResponderStats counts what a responder did with proposals.
 type ResponderStats struct {
 	Proposals, Offers, NotAssigned, NoRoom, OfferFailed, Consigned int64
+	// NotOwner counts proposals left unanswered because their renter is
+	// not the bag's owner on chain.
+	NotOwner int64
 	// Busy counts proposals left unanswered because their renter already
 	// had MaxPendingPerRenter proposals being answered, or the provider
 	// MaxPendingOffers offers pending.
@@ -290,12 +293,18 @@ func (r *Responder) dropPending(id ID) {
 }
 
 // answer offers on proposal p when the chain assigns its bag to this
-// provider's bucket; otherwise it stays silent.
+// provider's bucket and p's renter owns the bag; otherwise it stays silent.
 func (r *Responder) answer(p *Proposal) {
 	ctx, cancel := context.WithDeadline(r.ctx, p.Expires())
 	defer cancel()
-	if err := r.auth.CheckAssigned(ctx, p.Bag); err != nil {
+	if err := r.auth.CheckBag(ctx, p.Bag, p.Renter); err != nil {
 		r.dropPending(p.ID)
+		if errors.Is(err, ErrNotOwner) {
+			r.count(func(s *ResponderStats) { s.NotOwner++ })
+			r.metrics.answer("not_owner")
+			r.log.Debug("proposal by a renter that does not own the bag", "proposal", p.ID, "renter", p.Renter, "err", err)
+			return
+		}
 		r.count(func(s *ResponderStats) { s.NotAssigned++ })
 		r.metrics.answer("not_assigned")
 		r.log.Debug("proposal for a bag not ours", "proposal", p.ID, "err", err)

@@ -143,12 +143,14 @@ type ContractStatus struct {
 	// Topics are the contract topics subscribed to (hex).
 	Topics []string `json:"topics"`
 	// Proposals counts proposals received on them; Offers the offers made;
-	// NotAssigned those for bags not assigned to the bucket; NoRoom those
+	// NotAssigned those for bags not assigned to the bucket; NotOwner those
+	// whose renter is not the bag's owner on chain; NoRoom those
 	// refused for want of voucher or disk room; Busy those left unanswered
 	// because their renter (or the node) had too many offers pending.
 	Proposals   int64 `json:"proposals"`
 	Offers      int64 `json:"offers"`
 	NotAssigned int64 `json:"notAssigned"`
+	NotOwner    int64 `json:"notOwner"`
 	NoRoom      int64 `json:"noRoom"`
 	Busy        int64 `json:"busy"`
 	// Consigned counts contracts consigned; OpenSessions the upload
@@ -178,7 +180,7 @@ func (s *Server) contractStatus() *ContractStatus {
 	}
 	st := r.Stats()
 	out := &ContractStatus{Topics: []string{}, Proposals: st.Proposals, Offers: st.Offers, NotAssigned: st.NotAssigned,
-		NoRoom: st.NoRoom, Busy: st.Busy, Consigned: st.Consigned, OpenSessions: r.OpenGrants()}
+		NotOwner: st.NotOwner, NoRoom: st.NoRoom, Busy: st.Busy, Consigned: st.Consigned, OpenSessions: r.OpenGrants()}
 	for _, t := range r.Topics() {
 		out.Topics = append(out.Topics, t.String())
 	}

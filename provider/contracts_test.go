@@ -197,4 +197,4 @@ func (r *countingRoom) count() int {
 type allowAll struct{}
 
 func (allowAll) CheckMember(context.Context, chain.Account, chain.MemberID) error { return nil }
-func (allowAll) CheckAssigned(context.Context, chain.BagID) error                 { return nil }
+func (allowAll) CheckBag(context.Context, chain.BagID, chain.Account) error       { return nil }
