@@ -82,6 +82,7 @@ type Responder struct {
 	changing  map[ID]struct{}     // contracts a CONSIGN, MIRROR or RENEW is checking and writing
 	mirroring map[ID]struct{}     // contracts whose object is being copied
 	grants    map[[16]byte]Grant  // store sessions opened by CONSIGN, until they lapse
+	consigned map[ID][16]byte     // the session of each contract in grants
 
 	stats ResponderStats
 }
@@ -107,7 +108,7 @@ func NewResponder(h *p2p.Host, g *Gossip, id Identity, auth Authority, room Room
 		return nil, errors.New("contracts: responder needs the worker's role key")
 	}
 	r := &Responder{h: h, g: g, id: id, auth: auth, room: room, store: store,
-		log: slog.Default(), pending: make(map[ID]pendingOffer), changing: make(map[ID]struct{}), mirroring: make(map[ID]struct{}), grants: make(map[[16]byte]Grant)}
+		log: slog.Default(), pending: make(map[ID]pendingOffer), changing: make(map[ID]struct{}), mirroring: make(map[ID]struct{}), grants: make(map[[16]byte]Grant), consigned: make(map[ID][16]byte)}
 	for _, o := range opts {
 		o(r)
 	}
@@ -170,7 +171,9 @@ func (r *Responder) Release(session []byte) {
 	}
 	r.mu.Lock()
 	g, ok := r.grants[[16]byte(session)]
-	delete(r.grants, [16]byte(session))
+	if ok {
+		r.dropGrant(g)
+	}
 	r.mu.Unlock()
 	if rel, isRel := r.room.(RoomReleaser); ok && isRel {
 		rel.Release(g.ContractID)

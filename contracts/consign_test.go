@@ -1,0 +1,110 @@
+package contracts
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/satchel-net/satchel/p2p"
+)
+
+// droppingRoom is a Ledger that, on its first Reserve, reserves and then
+// closes the provider's connections to the renter's peer: the provider
+// takes the CONSIGN, and its answer cannot reach the renter.
+type droppingRoom struct {
+	*Ledger
+	h      *p2p.Host
+	renter peer.ID
+
+	mu    sync.Mutex
+	calls int
+}
+
+func (d *droppingRoom) Reserve(ctx context.Context, c *Contract) (Grant, error) {
+	g, err := d.Ledger.Reserve(ctx, c)
+	d.mu.Lock()
+	d.calls++
+	first := d.calls == 1
+	d.mu.Unlock()
+	if first {
+		_ = d.h.Libp2p().Network().ClosePeer(d.renter)
+	}
+	return g, err
+}
+
+func (d *droppingRoom) reserves() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.calls
+}
+
+// TestConsignAnswerLost: the renter's CONSIGN is taken by the provider but
+// the connection drops before the answer arrives; the renter sends it
+// again and gets the same grant (the same session, the room reserved and
+// the contract stored once). Another contract under the consigned ID is
+// still refused, and the grant stays as it was.
+func TestConsignAnswerLost(t *testing.T) {
+	w := newWorld(t, 2, 1, 1, 0)
+	var room *droppingRoom
+	w.wrapRoom = func(r Room) Room {
+		room = &droppingRoom{Ledger: r.(*Ledger), h: w.net.Host(0), renter: w.net.Host(1).ID()}
+		return room
+	}
+	prov := w.responder(0, "", topicA)
+	w.waitTopicPeers(1, topicA, 1)
+	renter := w.renterAt(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	offers := offersFor(ctx, t, renter.renter, w.request(5<<20, 60*day, 1), NewID(), 1)
+	if len(offers) != 1 || offers[0].Err != nil {
+		t.Fatalf("offers %+v, want one usable", offers)
+	}
+	offered := offers[0].Contract
+
+	got, err := renter.renter.Consign(ctx, offered)
+	if err != nil {
+		t.Fatalf("CONSIGN whose first answer was lost: %v, want the grant on the retry", err)
+	}
+	if n := room.reserves(); n != 1 {
+		t.Fatalf("the provider reserved %d times, want once (the first CONSIGN was taken, its answer lost)", n)
+	}
+	prov.resp.mu.Lock()
+	session, ok := prov.resp.consigned[offered.ID]
+	prov.resp.mu.Unlock()
+	if !ok || got.Grant.Session != session {
+		t.Errorf("the renter got session %x, the provider granted %x (%v)", got.Grant.Session, session, ok)
+	}
+	if g, ok := prov.resp.Grant(got.Grant.Session[:]); !ok || g.ContractID != offered.ID || g.MaxBytes != offered.Size {
+		t.Errorf("the provider's grant of the session: %+v, %v", g, ok)
+	}
+	if n, r := prov.resp.OpenGrants(), room.Reserved(); n != 1 || r != offered.Size {
+		t.Errorf("%d grants open, %d bytes reserved; want 1 and %d", n, r, offered.Size)
+	}
+	if s := prov.resp.Stats(); s.Consigned != 1 {
+		t.Errorf("%d contracts consigned, want 1", s.Consigned)
+	}
+
+	// The very contract again: the same grant; another contract under its
+	// ID (signed by both, another end): refused, nothing changes.
+	again, err := renter.renter.Consign(ctx, offered)
+	if err != nil || again.Grant.Session != got.Grant.Session {
+		t.Errorf("the same CONSIGN once more: %v, session %x; want %x", err, again.Grant.Session, got.Grant.Session)
+	}
+	other := *offered
+	other.End = other.End.Add(day)
+	other.SignAsProvider(w.provs[0].Key)
+	if _, err := renter.renter.Consign(ctx, &other); !errors.Is(err, ErrRefused) || !errors.Is(err, ErrNotFound) {
+		t.Errorf("another contract under a consigned ID: %v, want an UNKNOWN refusal", err)
+	}
+	st, err := prov.store.Get(offered.ID, offered.Provider)
+	if err != nil || !st.End.Equal(offered.End) {
+		t.Errorf("the provider stores %+v (%v), want the consigned contract", st, err)
+	}
+	if n, r := prov.resp.OpenGrants(), room.Reserved(); n != 1 || r != offered.Size || room.reserves() != 1 {
+		t.Errorf("after the repeats %d grants open, %d bytes reserved, %d reserves; want 1, %d, 1", n, r, room.reserves(), offered.Size)
+	}
+}
