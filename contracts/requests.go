@@ -318,7 +318,7 @@ func (r *Responder) retrieve(m *pb.Retrieve) (*pb.Response, error) {
 // mirrorReq takes a contract the renter consigned with this provider for an
 // object other providers hold, checks it against the object (the
 // Mirrorer's CheckMirror) before anything is reserved or stored, and hands
-// the copy to the Mirrorer: one Mirror call per contract at a time, at
+// the copy of the object CheckMirror read to the Mirrorer: one Mirror call per contract at a time, at
 // most MaxMirrors in all, each for at most MirrorTimeout. A MIRROR of the
 // contract while its Mirror call runs is answered as accepted and starts
 // nothing. (The provider node's Mirror returns once the copy is queued on
@@ -355,7 +355,8 @@ func (r *Responder) mirrorReq(ctx context.Context, m *pb.Mirror, from peer.ID) (
 	}
 	// The object is checked before room is reserved or the contract
 	// stored: a MIRROR whose contract is not for the object changes nothing.
-	if err := r.mirror.CheckMirror(ctx, c); err != nil {
+	obj, err := r.mirror.CheckMirror(ctx, c)
+	if err != nil {
 		return nil, err
 	}
 	done, err := r.startMirror(c.ID)
@@ -379,7 +380,7 @@ func (r *Responder) mirrorReq(ctx context.Context, m *pb.Mirror, from peer.ID) (
 		defer done()
 		ctx, cancel := context.WithTimeout(r.ctx, MirrorTimeout)
 		defer cancel()
-		if err := r.mirror.Mirror(ctx, c, sources); err != nil {
+		if err := r.mirror.Mirror(ctx, c, obj, sources); err != nil {
 			r.log.Warn("mirror failed", "contract", c.ID, "from", from, "err", err)
 		}
 	})

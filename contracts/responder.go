@@ -35,11 +35,13 @@ type Identity struct {
 type Mirrorer interface {
 	// CheckMirror checks, before anything is reserved or stored, that c's
 	// object can be mirrored: it exists and its size (and content ID, when
-	// c names one) are c's. A mismatch wraps ErrMalformed.
-	CheckMirror(ctx context.Context, c *Contract) error
-	// Mirror copies (or queues the copy of) c's object from sources. The
-	// responder holds the contract's copy slot until it returns.
-	Mirror(ctx context.Context, c *Contract, sources []peer.ID) error
+	// c names one) are c's. It returns the object as the chain holds it; a
+	// mismatch wraps ErrMalformed.
+	CheckMirror(ctx context.Context, c *Contract) (chain.DataObject, error)
+	// Mirror copies (or queues the copy of) c's object o, as CheckMirror
+	// returned it, from sources. The responder holds the contract's copy
+	// slot until it returns.
+	Mirror(ctx context.Context, c *Contract, o chain.DataObject, sources []peer.ID) error
 }
 
 // ResponderOption configures a Responder.
