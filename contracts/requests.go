@@ -318,11 +318,12 @@ func (r *Responder) retrieve(m *pb.Retrieve) (*pb.Response, error) {
 // mirrorReq takes a contract the renter consigned with this provider for an
 // object other providers hold, checks it against the object (the
 // Mirrorer's CheckMirror) before anything is reserved or stored, and hands
-// the copy of the object CheckMirror read to the Mirrorer: one Mirror call per contract at a time, at
-// most MaxMirrors in all, each for at most MirrorTimeout. A MIRROR of the
-// contract while its Mirror call runs is answered as accepted and starts
-// nothing. (The provider node's Mirror returns once the copy is queued on
-// its sync, which bounds the copies themselves.)
+// the copy of the object CheckMirror read to the Mirrorer: one Mirror call
+// per contract at a time, at most MaxMirrors in all, each for at most
+// MirrorTimeout. A MIRROR of the contract while its Mirror call runs is
+// answered as accepted and starts nothing. (The provider node's Mirror
+// returns once the copy is queued on its sync, which bounds the copies
+// themselves.)
 func (r *Responder) mirrorReq(ctx context.Context, m *pb.Mirror, from peer.ID) (*pb.Response, error) {
 	if r.mirror == nil {
 		return nil, fmt.Errorf("%w: this provider does not take MIRROR requests", ErrRefused)
