@@ -70,6 +70,17 @@ func offersFor(ctx context.Context, t *testing.T, r *Renter, req Request, id ID,
 	return stop()
 }
 
+// oneOffer publishes a proposal of 5 MiB for the world's bag and returns
+// the one usable offer it gets, not consigned.
+func (w *world) oneOffer(ctx context.Context, t *testing.T, r *Renter) *Contract {
+	t.Helper()
+	offers := offersFor(ctx, t, r, w.request(5<<20, 60*day, 1), NewID(), 1)
+	if len(offers) != 1 || offers[0].Err != nil {
+		t.Fatalf("offers %+v, want one usable", offers)
+	}
+	return offers[0].Contract
+}
+
 // TestPendingOffersPerRenter: a member that publishes MaxPendingOffers
 // proposals (each valid, acknowledged, its TTL the longest allowed) holds
 // at most MaxPendingPerRenter of the provider's pending offers, each for
@@ -278,11 +289,7 @@ func TestConsignOnce(t *testing.T) {
 	other, _, _ := w.secondMember(t, 2, "other")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	offers := offersFor(ctx, t, renter.renter, w.request(5<<20, 60*day, 1), NewID(), 1)
-	if len(offers) != 1 || offers[0].Err != nil {
-		t.Fatalf("offers %+v, want one usable", offers)
-	}
-	offered := offers[0].Contract
+	offered := w.oneOffer(ctx, t, renter.renter)
 	ledger := room.Ledger
 	reserved, grants := ledger.Reserved(), prov.resp.OpenGrants()
 
@@ -660,11 +667,7 @@ func TestForgedConsignTakesNoClaim(t *testing.T) {
 	_, otherKey, _ := w.secondMember(t, 2, "other")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	offers := offersFor(ctx, t, renter.renter, w.request(5<<20, 60*day, 1), NewID(), 1)
-	if len(offers) != 1 || offers[0].Err != nil {
-		t.Fatalf("offers %+v, want one usable", offers)
-	}
-	offered := offers[0].Contract
+	offered := w.oneOffer(ctx, t, renter.renter)
 
 	release, err := prov.resp.claim(offered.ID)
 	must(t, err)

@@ -59,11 +59,7 @@ func TestConsignAnswerLost(t *testing.T) {
 	renter := w.renterAt(1)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	offers := offersFor(ctx, t, renter.renter, w.request(5<<20, 60*day, 1), NewID(), 1)
-	if len(offers) != 1 || offers[0].Err != nil {
-		t.Fatalf("offers %+v, want one usable", offers)
-	}
-	offered := offers[0].Contract
+	offered := w.oneOffer(ctx, t, renter.renter)
 
 	got, err := renter.renter.Consign(ctx, offered)
 	if err != nil {
