@@ -9,6 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/satchel-net/satchel/contracts/pb"
 	"github.com/satchel-net/satchel/p2p"
 )
 
@@ -46,9 +47,10 @@ func (d *droppingRoom) reserves() int {
 // the connection drops before the answer arrives; the renter sends it
 // again and gets the same grant (the same session, the room reserved and
 // the contract stored once). Another contract under the consigned ID is
-// still refused, and the grant stays as it was.
+// still refused, as is the same contract sent by another peer, and the
+// grant stays as it was.
 func TestConsignAnswerLost(t *testing.T) {
-	w := newWorld(t, 2, 1, 1, 0)
+	w := newWorld(t, 3, 1, 1, 0)
 	var room *droppingRoom
 	w.wrapRoom = func(r Room) Room {
 		room = &droppingRoom{Ledger: r.(*Ledger), h: w.net.Host(0), renter: w.net.Host(1).ID()}
@@ -89,6 +91,12 @@ func TestConsignAnswerLost(t *testing.T) {
 	again, err := renter.renter.Consign(ctx, offered)
 	if err != nil || again.Grant.Session != got.Grant.Session {
 		t.Errorf("the same CONSIGN once more: %v, session %x; want %x", err, again.Grant.Session, got.Grant.Session)
+	}
+	// The same signed contract from another peer is not the renter asking
+	// again.
+	resp, err := exchange(ctx, w.net.Host(2), offered.ProviderPeer, &pb.Request{Body: &pb.Request_Consign{Consign: &pb.Consign{Contract: got.Contract.ToPB()}}})
+	if err != nil || resp.GetRefusal().GetCode() != pb.Code_CODE_UNKNOWN {
+		t.Errorf("the consigned contract sent by another peer: %v, %v; want an UNKNOWN refusal", resp, err)
 	}
 	other := *offered
 	other.End = other.End.Add(day)
