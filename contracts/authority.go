@@ -28,9 +28,11 @@ type Authority interface {
 	// CheckMember returns nil when acct is the controller account of
 	// member on chain, and an error wrapping ErrNotMember otherwise.
 	CheckMember(ctx context.Context, acct chain.Account, member chain.MemberID) error
-	// CheckAssigned returns nil when the chain assigns bag to the
-	// provider's bucket, and an error wrapping ErrNotAuthorised otherwise.
-	CheckAssigned(ctx context.Context, bag chain.BagID) error
+	// CheckBag returns nil when the chain assigns bag to the provider's
+	// bucket and renter is the bag's owner (the one account that may
+	// register its objects, so the only one whose upload can be bound);
+	// otherwise an error wrapping ErrNotAuthorised or ErrNotOwner.
+	CheckBag(ctx context.Context, bag chain.BagID, renter chain.Account) error
 }
 
 // Room reserves what a contract needs on a provider: voucher room on chain
@@ -122,16 +124,18 @@ func CheckProvider(ctx context.Context, dir Directory, c *Contract) error {
 
 // ChainAuthority is an Authority over a Directory for the provider that
 // operates one bucket. Member lookups are cached for a minute, since every
-// proposal on a topic asks again.
+// proposal on a topic asks again; bags that exist are cached for
+// bagCacheTTL (a bag just created is never refused from a stale miss).
 type ChainAuthority struct {
 	dir    Directory
 	bucket chain.StorageBucketID
 	cache  *memberCache
+	bags   *bagCache
 }
 
 // NewChainAuthority returns the Authority of the operator of bucket.
 func NewChainAuthority(dir Directory, bucket chain.StorageBucketID) *ChainAuthority {
-	return &ChainAuthority{dir: dir, bucket: bucket, cache: newMemberCache(dir)}
+	return &ChainAuthority{dir: dir, bucket: bucket, cache: newMemberCache(dir), bags: newBagCache(dir)}
 }
 
 // CheckMember implements Authority.
@@ -139,9 +143,9 @@ func (a *ChainAuthority) CheckMember(ctx context.Context, acct chain.Account, me
 	return a.cache.check(ctx, acct, member)
 }
 
-// CheckAssigned implements Authority.
-func (a *ChainAuthority) CheckAssigned(ctx context.Context, bag chain.BagID) error {
-	b, err := a.dir.Bag(ctx, bag)
+// CheckBag implements Authority.
+func (a *ChainAuthority) CheckBag(ctx context.Context, bag chain.BagID, renter chain.Account) error {
+	b, err := a.bags.get(ctx, bag)
 	if errors.Is(err, chain.ErrNotFound) {
 		return fmt.Errorf("%w: bag %s does not exist", ErrNotAuthorised, bag)
 	}
@@ -151,7 +155,48 @@ func (a *ChainAuthority) CheckAssigned(ctx context.Context, bag chain.BagID) err
 	if !b.HasStorageBucket(a.bucket) {
 		return fmt.Errorf("%w: bag %s is not assigned to bucket %d", ErrNotAuthorised, bag, a.bucket)
 	}
+	if b.Owner != renter {
+		return fmt.Errorf("%w: bag %s is owned by %s, not by renter %s; only the bag's owner can register what it stores, so only the owner may contract storage into it",
+			ErrNotOwner, bag, b.Owner, renter)
+	}
 	return nil
+}
+
+// bagCache remembers the bags that exist for bagCacheTTL: each proposal
+// and request for a bag asks who stores and owns it.
+type bagCache struct {
+	dir Directory
+	mu  sync.Mutex
+	m   map[chain.BagID]bagEntry
+}
+
+type bagEntry struct {
+	bag chain.Bag
+	at  time.Time
+}
+
+func newBagCache(dir Directory) *bagCache {
+	return &bagCache{dir: dir, m: make(map[chain.BagID]bagEntry)}
+}
+
+func (c *bagCache) get(ctx context.Context, id chain.BagID) (chain.Bag, error) {
+	c.mu.Lock()
+	e, ok := c.m[id]
+	c.mu.Unlock()
+	if ok && time.Since(e.at) <= bagCacheTTL {
+		return e.bag, nil
+	}
+	b, err := c.dir.Bag(ctx, id)
+	if err != nil {
+		return b, err
+	}
+	c.mu.Lock()
+	if len(c.m) >= memberCacheSize {
+		clear(c.m) // as the member cache: bounded, refilled on demand
+	}
+	c.m[id] = bagEntry{bag: b, at: time.Now()}
+	c.mu.Unlock()
+	return b, nil
 }
 
 // memberCache remembers member controllers for memberCacheTTL.

@@ -7,7 +7,8 @@
 // The chain stays the authority. A proposal is accepted by the gossipsub
 // validator only when it is signed by the controller account of the member
 // it names; a provider offers only for bags the chain assigned to its
-// bucket; a renter consigns only with offers whose bucket, worker, role
+// bucket, and only to the bag's owner (the one account whose upload can be
+// bound); a renter consigns only with offers whose bucket, worker, role
 // account and published peer ID the chain confirms.
 //
 // A provider runs a Responder:

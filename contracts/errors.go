@@ -27,6 +27,10 @@ var (
 	// ErrNotAuthorised means the provider does not operate a bucket the
 	// chain assigned to the bag.
 	ErrNotAuthorised = errors.New("contracts: provider is not authorised for the bag")
+	// ErrNotOwner means the renter's account is not the owner of the bag on
+	// chain: only the owner can register the bag's objects, so a provider
+	// takes contracts into a bag from its owner only.
+	ErrNotOwner = errors.New("contracts: renter does not own the bag")
 	// ErrNoRoom means the provider has no voucher or disk room for the
 	// contract.
 	ErrNoRoom = errors.New("contracts: no room")

@@ -74,6 +74,10 @@ const (
 	ValidatorConcurrency = 64
 	// memberCacheTTL is how long a member lookup is reused by the validator.
 	memberCacheTTL = time.Minute
+	// bagCacheTTL is how long a provider reuses a bag it read (who stores
+	// and who owns it) to answer proposals and requests; a bag moved to or
+	// from its bucket is seen within it.
+	bagCacheTTL = 10 * time.Second
 	// memberCacheSize bounds the validator's member cache.
 	memberCacheSize = 4096
 )

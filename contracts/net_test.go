@@ -317,9 +317,11 @@ type mirrorCall struct {
 // copy itself is the provider node's sync, outside this package.
 type mirrorRecorder chan mirrorCall
 
-func (m mirrorRecorder) CheckMirror(context.Context, *Contract) error { return nil }
+func (m mirrorRecorder) CheckMirror(_ context.Context, c *Contract) (chain.DataObject, error) {
+	return chain.DataObject{ID: c.Object, Bag: c.Bag, Size: c.Size, ContentID: c.ContentID}, nil
+}
 
-func (m mirrorRecorder) Mirror(ctx context.Context, c *Contract, sources []peer.ID) error {
+func (m mirrorRecorder) Mirror(ctx context.Context, c *Contract, _ chain.DataObject, sources []peer.ID) error {
 	select {
 	case m <- mirrorCall{c.ID, sources}:
 	case <-ctx.Done():

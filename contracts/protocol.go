@@ -15,8 +15,13 @@ import (
 // one offered (or one naming another provider).
 var errMismatch = errors.New("contracts: contract is not the one offered")
 
+// errNoAnswer means a request went out on a stream but its answer did not
+// come (the stream was reset or timed out): the peer may have acted on it.
+var errNoAnswer = errors.New("contracts: request sent, no answer came")
+
 // exchange opens a contract stream to p, sends req and reads the one
-// response, within StreamTimeout.
+// response, within StreamTimeout. Once the stream is open, a failure wraps
+// errNoAnswer.
 func exchange(ctx context.Context, h *p2p.Host, to peer.ID, req *pb.Request) (*pb.Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, StreamTimeout)
 	defer cancel()
@@ -27,13 +32,13 @@ func exchange(ctx context.Context, h *p2p.Host, to peer.ID, req *pb.Request) (*p
 	}
 	if err := pr.WriteMsg(s, req); err != nil {
 		_ = s.Reset()
-		return nil, err
+		return nil, fmt.Errorf("%w: write request to %s: %w", errNoAnswer, to, err)
 	}
 	_ = s.CloseWrite()
 	var resp pb.Response
 	if err := pr.ReadMsg(s, &resp, MaxFrame); err != nil {
 		_ = s.Reset()
-		return nil, fmt.Errorf("contracts: read response of %s: %w", to, err)
+		return nil, fmt.Errorf("%w: read response of %s: %w", errNoAnswer, to, err)
 	}
 	_ = s.Close()
 	return &resp, nil
@@ -49,6 +54,7 @@ var codes = []struct {
 	{ErrTopicMismatch, pb.Code_CODE_MALFORMED},
 	{ErrNotMember, pb.Code_CODE_NOT_MEMBER},
 	{ErrNotAuthorised, pb.Code_CODE_NOT_ASSIGNED},
+	{ErrNotOwner, pb.Code_CODE_NOT_OWNER},
 	{ErrNoRoom, pb.Code_CODE_NO_ROOM},
 	{ErrNotFound, pb.Code_CODE_UNKNOWN},
 	{ErrExpired, pb.Code_CODE_EXPIRED},

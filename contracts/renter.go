@@ -124,8 +124,11 @@ type collector struct {
 }
 
 // consignRetryAfter is how long a renter waits before it sends a CONSIGN
-// refused BUSY once more.
+// again (after a BUSY refusal, or an answer that did not come).
 const consignRetryAfter = 200 * time.Millisecond
+
+// consignAttempts bounds the CONSIGNs a renter sends for one contract.
+const consignAttempts = 3
 
 // maxOfferPeers bounds the peers with unusable offers a renter remembers
 // per proposal (the most recent ones), so each offers once.
@@ -238,24 +241,18 @@ func (r *Renter) consignBest(ctx context.Context, n *Negotiation, ranked []Offer
 }
 
 // Consign countersigns an offered contract and sends it to its provider;
-// the provider answers with the grant that opens the upload. A CONSIGN
-// refused BUSY is sent once more, consignRetryAfter later. The complete
+// the provider answers with the grant that opens the upload. The complete
 // contract is kept in the renter's store.
+//
+// A CONSIGN refused BUSY, or whose answer did not come (the stream was
+// reset or timed out after it was sent), is sent again consignRetryAfter
+// later, consignAttempts times in all: the provider answers the very
+// contract it consigned already with the same grant.
 func (r *Renter) Consign(ctx context.Context, offered *Contract) (Consigned, error) {
 	c := *offered
 	c.SignAsRenter(r.key)
 	req := &pb.Request{Body: &pb.Request_Consign{Consign: &pb.Consign{Contract: c.ToPB()}}}
-	resp, err := exchange(ctx, r.h, c.ProviderPeer, req)
-	if err == nil && resp.GetRefusal().GetCode() == pb.Code_CODE_BUSY {
-		// Another request of the contract held it (one by whoever read
-		// the proposal's ID, say): ask once more after it is done.
-		select {
-		case <-ctx.Done():
-			return Consigned{}, ctx.Err()
-		case <-time.After(consignRetryAfter):
-		}
-		resp, err = exchange(ctx, r.h, c.ProviderPeer, req)
-	}
+	resp, err := r.sendConsign(ctx, c.ProviderPeer, req)
 	if err != nil {
 		return Consigned{}, err
 	}
@@ -277,6 +274,27 @@ func (r *Renter) Consign(ctx context.Context, offered *Contract) (Consigned, err
 	g := Grant{ContractID: c.ID, Bag: chain.BagID(sg.BagId), MaxBytes: sg.MaxBytes, Expires: time.Unix(sg.ExpiresUnix, 0)}
 	copy(g.Session[:], sg.Session)
 	return Consigned{Contract: &c, Grant: g}, nil
+}
+
+// sendConsign sends a CONSIGN until it is answered other than BUSY, or
+// consignAttempts were sent. Another request of the contract may hold it
+// (one by whoever read the proposal's ID, or the renter's own CONSIGN
+// whose answer was lost, still running); a CONSIGN whose answer was lost
+// may have been taken, and its grant is answered again.
+func (r *Renter) sendConsign(ctx context.Context, to peer.ID, req *pb.Request) (*pb.Response, error) {
+	for attempt := 1; ; attempt++ {
+		resp, err := exchange(ctx, r.h, to, req)
+		again := errors.Is(err, errNoAnswer) || err == nil && resp.GetRefusal().GetCode() == pb.Code_CODE_BUSY
+		if !again || attempt == consignAttempts {
+			return resp, err
+		}
+		r.log.Debug("CONSIGN sent again", "provider", to, "attempt", attempt+1, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(consignRetryAfter):
+		}
+	}
 }
 
 // Renew asks the provider of c to extend it to end. Only the end (and the

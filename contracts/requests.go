@@ -1,8 +1,10 @@
 package contracts
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"time"
 
@@ -56,7 +58,9 @@ func (r *Responder) serve(ctx context.Context, s network.Stream) error {
 // taken from the pending ones before anything slow is checked, so
 // concurrent CONSIGNs of one offer open one grant; it is put back when the
 // CONSIGN fails, so a bad CONSIGN by anyone who read the proposal's ID
-// does not cancel the renter's offer.
+// does not cancel the renter's offer. A CONSIGN of the very contract
+// consigned already, by the peer it was granted to, is answered with the
+// same grant while it is live (the renter's answer was lost).
 func (r *Responder) consign(ctx context.Context, m *pb.Contract, from peer.ID) (*pb.Response, error) {
 	c, err := ContractFromPB(m)
 	if err != nil {
@@ -83,6 +87,13 @@ func (r *Responder) consign(ctx context.Context, m *pb.Contract, from peer.ID) (
 	}
 	defer release()
 	po, err = r.takePending(c.ID)
+	if errors.Is(err, ErrNotFound) {
+		// Consigned already? The renter asks again when the answer was lost.
+		if g, ok := r.regrant(c, from); ok {
+			r.log.Debug("contract consigned again", "contract", c.ID, "renter", from)
+			return grantResponse(c.ID, g), nil
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -94,31 +105,65 @@ func (r *Responder) consign(ctx context.Context, m *pb.Contract, from peer.ID) (
 	g.Renter = from
 	r.mu.Lock()
 	now := time.Now()
-	for k, og := range r.grants {
+	for _, og := range r.grants {
 		if now.After(og.Expires) {
-			delete(r.grants, k)
+			r.dropGrant(og)
 		}
 	}
 	r.grants[g.Session] = g
+	r.consigned[c.ID] = g.Session
 	r.mu.Unlock()
 	r.count(func(s *ResponderStats) { s.Consigned++ })
 	r.log.Info("contract consigned", "contract", c.ID, "bag", c.Bag, "size", c.Size, "renter", c.Renter, "end", c.End.UTC())
-	return &pb.Response{Body: &pb.Response_StoreGrant{StoreGrant: &pb.StoreGrant{
-		ContractId: c.ID[:], Session: g.Session[:], BagId: string(g.Bag),
-		MaxBytes: g.MaxBytes, ExpiresUnix: g.Expires.Unix(),
-	}}}, nil
+	return grantResponse(c.ID, g), nil
 }
 
-// consignOffered checks that c is the offered contract countersigned by a
-// member, reserves its room and stores it.
+func grantResponse(id ID, g Grant) *pb.Response {
+	return &pb.Response{Body: &pb.Response_StoreGrant{StoreGrant: &pb.StoreGrant{
+		ContractId: id[:], Session: g.Session[:], BagId: string(g.Bag),
+		MaxBytes: g.MaxBytes, ExpiresUnix: g.Expires.Unix(),
+	}}}
+}
+
+// dropGrant forgets grant g. Called with r.mu held.
+func (r *Responder) dropGrant(g Grant) {
+	delete(r.grants, g.Session)
+	if s, ok := r.consigned[g.ContractID]; ok && s == g.Session {
+		delete(r.consigned, g.ContractID)
+	}
+}
+
+// regrant returns the grant a CONSIGN of c opened, while it is live, when
+// c is the very contract consigned (the same signed form and renter
+// signature as the one stored) and from is the peer it was granted to: a
+// renter whose CONSIGN was taken but whose answer was lost asks again,
+// and gets the same session. Called under c's claim.
+func (r *Responder) regrant(c *Contract, from peer.ID) (Grant, bool) {
+	r.mu.Lock()
+	s, ok := r.consigned[c.ID]
+	g, live := r.grants[s]
+	r.mu.Unlock()
+	if !ok || !live || g.Renter != from || time.Now().After(g.Expires) {
+		return Grant{}, false
+	}
+	held, err := r.store.Get(c.ID, r.id.Key.Account())
+	if err != nil || !bytes.Equal(held.SigningBytes(), c.SigningBytes()) || !bytes.Equal(held.RenterSignature, c.RenterSignature) {
+		return Grant{}, false
+	}
+	return g, true
+}
+
+// consignOffered checks that c, whose signatures consign verified, is the
+// offered contract countersigned by a member that owns the bag, reserves
+// its room and stores it.
 func (r *Responder) consignOffered(ctx context.Context, offered, c *Contract) (Grant, error) {
 	if f := firstDiff(offered, c, true); f != "" {
 		return Grant{}, fmt.Errorf("%w: field %s differs from the offer", errMismatch, f)
 	}
-	if err := c.Verify(); err != nil {
+	if err := r.auth.CheckMember(ctx, c.Renter, c.Member); err != nil {
 		return Grant{}, err
 	}
-	if err := r.auth.CheckMember(ctx, c.Renter, c.Member); err != nil {
+	if err := r.auth.CheckBag(ctx, c.Bag, c.Renter); err != nil {
 		return Grant{}, err
 	}
 	if _, err := r.checkStored(c); err != nil {
@@ -273,11 +318,12 @@ func (r *Responder) retrieve(m *pb.Retrieve) (*pb.Response, error) {
 // mirrorReq takes a contract the renter consigned with this provider for an
 // object other providers hold, checks it against the object (the
 // Mirrorer's CheckMirror) before anything is reserved or stored, and hands
-// the copy to the Mirrorer: one Mirror call per contract at a time, at
-// most MaxMirrors in all, each for at most MirrorTimeout. A MIRROR of the
-// contract while its Mirror call runs is answered as accepted and starts
-// nothing. (The provider node's Mirror returns once the copy is queued on
-// its sync, which bounds the copies themselves.)
+// the copy of the object CheckMirror read to the Mirrorer: one Mirror call
+// per contract at a time, at most MaxMirrors in all, each for at most
+// MirrorTimeout. A MIRROR of the contract while its Mirror call runs is
+// answered as accepted and starts nothing. (The provider node's Mirror
+// returns once the copy is queued on its sync, which bounds the copies
+// themselves.)
 func (r *Responder) mirrorReq(ctx context.Context, m *pb.Mirror, from peer.ID) (*pb.Response, error) {
 	if r.mirror == nil {
 		return nil, fmt.Errorf("%w: this provider does not take MIRROR requests", ErrRefused)
@@ -305,12 +351,13 @@ func (r *Responder) mirrorReq(ctx context.Context, m *pb.Mirror, from peer.ID) (
 	if err := r.auth.CheckMember(ctx, c.Renter, c.Member); err != nil {
 		return nil, err
 	}
-	if err := r.auth.CheckAssigned(ctx, c.Bag); err != nil {
+	if err := r.auth.CheckBag(ctx, c.Bag, c.Renter); err != nil {
 		return nil, err
 	}
 	// The object is checked before room is reserved or the contract
 	// stored: a MIRROR whose contract is not for the object changes nothing.
-	if err := r.mirror.CheckMirror(ctx, c); err != nil {
+	obj, err := r.mirror.CheckMirror(ctx, c)
+	if err != nil {
 		return nil, err
 	}
 	done, err := r.startMirror(c.ID)
@@ -334,7 +381,7 @@ func (r *Responder) mirrorReq(ctx context.Context, m *pb.Mirror, from peer.ID) (
 		defer done()
 		ctx, cancel := context.WithTimeout(r.ctx, MirrorTimeout)
 		defer cancel()
-		if err := r.mirror.Mirror(ctx, c, sources); err != nil {
+		if err := r.mirror.Mirror(ctx, c, obj, sources); err != nil {
 			r.log.Warn("mirror failed", "contract", c.ID, "from", from, "err", err)
 		}
 	})

@@ -35,11 +35,13 @@ type Identity struct {
 type Mirrorer interface {
 	// CheckMirror checks, before anything is reserved or stored, that c's
 	// object can be mirrored: it exists and its size (and content ID, when
-	// c names one) are c's. A mismatch wraps ErrMalformed.
-	CheckMirror(ctx context.Context, c *Contract) error
-	// Mirror copies (or queues the copy of) c's object from sources. The
-	// responder holds the contract's copy slot until it returns.
-	Mirror(ctx context.Context, c *Contract, sources []peer.ID) error
+	// c names one) are c's. It returns the object as the chain holds it; a
+	// mismatch wraps ErrMalformed.
+	CheckMirror(ctx context.Context, c *Contract) (chain.DataObject, error)
+	// Mirror copies (or queues the copy of) c's object o, as CheckMirror
+	// returned it, from sources. The responder holds the contract's copy
+	// slot until it returns.
+	Mirror(ctx context.Context, c *Contract, o chain.DataObject, sources []peer.ID) error
 }
 
 // ResponderOption configures a Responder.
@@ -82,6 +84,7 @@ type Responder struct {
 	changing  map[ID]struct{}     // contracts a CONSIGN, MIRROR or RENEW is checking and writing
 	mirroring map[ID]struct{}     // contracts whose object is being copied
 	grants    map[[16]byte]Grant  // store sessions opened by CONSIGN, until they lapse
+	consigned map[ID][16]byte     // the session of each contract in grants
 
 	stats ResponderStats
 }
@@ -89,6 +92,9 @@ type Responder struct {
 // ResponderStats counts what a responder did with proposals.
 type ResponderStats struct {
 	Proposals, Offers, NotAssigned, NoRoom, OfferFailed, Consigned int64
+	// NotOwner counts proposals left unanswered because their renter is
+	// not the bag's owner on chain.
+	NotOwner int64
 	// Busy counts proposals left unanswered because their renter already
 	// had MaxPendingPerRenter proposals being answered, or the provider
 	// MaxPendingOffers offers pending.
@@ -104,7 +110,7 @@ func NewResponder(h *p2p.Host, g *Gossip, id Identity, auth Authority, room Room
 		return nil, errors.New("contracts: responder needs the worker's role key")
 	}
 	r := &Responder{h: h, g: g, id: id, auth: auth, room: room, store: store,
-		log: slog.Default(), pending: make(map[ID]pendingOffer), changing: make(map[ID]struct{}), mirroring: make(map[ID]struct{}), grants: make(map[[16]byte]Grant)}
+		log: slog.Default(), pending: make(map[ID]pendingOffer), changing: make(map[ID]struct{}), mirroring: make(map[ID]struct{}), grants: make(map[[16]byte]Grant), consigned: make(map[ID][16]byte)}
 	for _, o := range opts {
 		o(r)
 	}
@@ -167,7 +173,9 @@ func (r *Responder) Release(session []byte) {
 	}
 	r.mu.Lock()
 	g, ok := r.grants[[16]byte(session)]
-	delete(r.grants, [16]byte(session))
+	if ok {
+		r.dropGrant(g)
+	}
 	r.mu.Unlock()
 	if rel, isRel := r.room.(RoomReleaser); ok && isRel {
 		rel.Release(g.ContractID)
@@ -290,12 +298,18 @@ func (r *Responder) dropPending(id ID) {
 }
 
 // answer offers on proposal p when the chain assigns its bag to this
-// provider's bucket; otherwise it stays silent.
+// provider's bucket and p's renter owns the bag; otherwise it stays silent.
 func (r *Responder) answer(p *Proposal) {
 	ctx, cancel := context.WithDeadline(r.ctx, p.Expires())
 	defer cancel()
-	if err := r.auth.CheckAssigned(ctx, p.Bag); err != nil {
+	if err := r.auth.CheckBag(ctx, p.Bag, p.Renter); err != nil {
 		r.dropPending(p.ID)
+		if errors.Is(err, ErrNotOwner) {
+			r.count(func(s *ResponderStats) { s.NotOwner++ })
+			r.metrics.answer("not_owner")
+			r.log.Debug("proposal by a renter that does not own the bag", "proposal", p.ID, "renter", p.Renter, "err", err)
+			return
+		}
 		r.count(func(s *ResponderStats) { s.NotAssigned++ })
 		r.metrics.answer("not_assigned")
 		r.log.Debug("proposal for a bag not ours", "proposal", p.ID, "err", err)

@@ -92,15 +92,10 @@ func (a *chainAuth) AuthorizeDrop(_ context.Context, bag string, session []byte,
 
 // CheckMirror implements contracts.Mirrorer: the contract must name a
 // registered object whose size on chain is the contract's and whose content
-// ID is the contract's (when it names one). The responder asks before it
-// reserves room or stores the contract, so a mismatch changes nothing.
-func (s *Server) CheckMirror(ctx context.Context, c *contracts.Contract) error {
-	_, err := s.mirrorObject(ctx, c)
-	return err
-}
-
-// mirrorObject reads c's object on chain and checks it against c.
-func (s *Server) mirrorObject(ctx context.Context, c *contracts.Contract) (chain.DataObject, error) {
+// ID is the contract's (when it names one); it returns the object as read.
+// The responder asks before it reserves room or stores the contract, so a
+// mismatch changes nothing, and hands the object to Mirror.
+func (s *Server) CheckMirror(ctx context.Context, c *contracts.Contract) (chain.DataObject, error) {
 	if c.Object == 0 {
 		return chain.DataObject{}, fmt.Errorf("%w: contract %s names no registered object to mirror", contracts.ErrMalformed, c.ID)
 	}
@@ -117,8 +112,8 @@ func (s *Server) mirrorObject(ctx context.Context, c *contracts.Contract) (chain
 	return o, nil
 }
 
-// Mirror implements contracts.Mirrorer: it checks c as CheckMirror does and
-// queues its registered object on the node's sync, to be copied from
+// Mirror implements contracts.Mirrorer: it queues c's registered object o,
+// as CheckMirror read and checked it, on the node's sync, to be copied from
 // sources, providers that hold it, the way sync does — the DAG walked from
 // the chain's content ID down, every block verified against its CID, the
 // manifest recorded — so a replica lost with a wiped disk is restored
@@ -127,11 +122,7 @@ func (s *Server) mirrorObject(ctx context.Context, c *contracts.Contract) (chain
 // sources to the job's, up to MaxMirrorSources, never replacing them),
 // runs them on its bounded workers and retries a failed copy from the
 // bag's providers.
-func (s *Server) Mirror(ctx context.Context, c *contracts.Contract, sources []peer.ID) error {
-	o, err := s.mirrorObject(ctx, c)
-	if err != nil {
-		return err
-	}
+func (s *Server) Mirror(_ context.Context, c *contracts.Contract, o chain.DataObject, sources []peer.ID) error {
 	s.syncer.add(syncJob{bag: c.Bag, object: o, sources: sources})
 	s.log.Info("mirror queued", "contract", c.ID, "bag", c.Bag, "object", uint64(c.Object), "bytes", o.Size, "sources", len(sources))
 	return nil
@@ -143,12 +134,14 @@ type ContractStatus struct {
 	// Topics are the contract topics subscribed to (hex).
 	Topics []string `json:"topics"`
 	// Proposals counts proposals received on them; Offers the offers made;
-	// NotAssigned those for bags not assigned to the bucket; NoRoom those
+	// NotAssigned those for bags not assigned to the bucket; NotOwner those
+	// whose renter is not the bag's owner on chain; NoRoom those
 	// refused for want of voucher or disk room; Busy those left unanswered
 	// because their renter (or the node) had too many offers pending.
 	Proposals   int64 `json:"proposals"`
 	Offers      int64 `json:"offers"`
 	NotAssigned int64 `json:"notAssigned"`
+	NotOwner    int64 `json:"notOwner"`
 	NoRoom      int64 `json:"noRoom"`
 	Busy        int64 `json:"busy"`
 	// Consigned counts contracts consigned; OpenSessions the upload
@@ -178,7 +171,7 @@ func (s *Server) contractStatus() *ContractStatus {
 	}
 	st := r.Stats()
 	out := &ContractStatus{Topics: []string{}, Proposals: st.Proposals, Offers: st.Offers, NotAssigned: st.NotAssigned,
-		NoRoom: st.NoRoom, Busy: st.Busy, Consigned: st.Consigned, OpenSessions: r.OpenGrants()}
+		NotOwner: st.NotOwner, NoRoom: st.NoRoom, Busy: st.Busy, Consigned: st.Consigned, OpenSessions: r.OpenGrants()}
 	for _, t := range r.Topics() {
 		out.Topics = append(out.Topics, t.String())
 	}

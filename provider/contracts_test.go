@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,19 +32,23 @@ func TestMirrorQueuesOnSync(t *testing.T) {
 
 	small := *c
 	small.Size = 1
-	if err := s.Mirror(ctx, &small, src); !errors.Is(err, contracts.ErrMalformed) {
+	if _, err := s.CheckMirror(ctx, &small); !errors.Is(err, contracts.ErrMalformed) {
 		t.Errorf("mirror of a 1-byte contract for a 1 MiB object: %v, want ErrMalformed", err)
 	}
 	other := *c
 	other.ContentID = "bafkreiforged"
-	if err := s.Mirror(ctx, &other, src); !errors.Is(err, contracts.ErrMalformed) {
+	if _, err := s.CheckMirror(ctx, &other); !errors.Is(err, contracts.ErrMalformed) {
 		t.Errorf("mirror naming another content ID: %v, want ErrMalformed", err)
 	}
 	if q, r := s.syncer.counts(); q+r != 0 {
 		t.Fatalf("refused mirrors queued %d jobs", q+r)
 	}
 	for range 200 {
-		if err := s.Mirror(ctx, c, src); err != nil {
+		o, err := s.CheckMirror(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Mirror(ctx, c, o, src); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -56,16 +61,29 @@ func TestMirrorQueuesOnSync(t *testing.T) {
 	}
 }
 
+// objectReads is a fake chain that counts the data objects read.
+type objectReads struct {
+	*fakeChain
+	n atomic.Int64
+}
+
+func (o *objectReads) DataObject(ctx context.Context, bag chain.BagID, id chain.ObjectID) (chain.DataObject, error) {
+	o.n.Add(1)
+	return o.fakeChain.DataObject(ctx, bag, id)
+}
+
 // TestMirrorThroughResponder runs MIRRORs against a real contract
 // responder whose Mirrorer is the provider node: a contract whose size is
 // not the object's is refused MALFORMED before anything is reserved or
-// stored, and 50 MIRRORs of one contract queue one sync job.
+// stored, a MIRROR reads its object on chain once, and 50 MIRRORs of one
+// contract queue one sync job.
 func TestMirrorThroughResponder(t *testing.T) {
 	f := newFakeChain()
 	const bag = chain.BagID("dynamic:channel:1")
 	obj := chain.DataObject{ID: 4, Bag: bag, Size: 1 << 20, ContentID: "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy", Accepted: true}
 	f.objects[chain.ObjectRef{Bag: bag, ID: obj.ID}] = obj
-	s := &Server{c: f, log: slog.New(slog.DiscardHandler), syncer: newSyncQueue()}
+	reads := &objectReads{fakeChain: f}
+	s := &Server{c: reads, log: slog.New(slog.DiscardHandler), syncer: newSyncQueue()}
 
 	net := p2ptestnet.NewMock(t, 3, 0)
 	provKey, err := chain.GenerateKey()
@@ -128,6 +146,14 @@ func TestMirrorThroughResponder(t *testing.T) {
 	}
 
 	c := contract(obj.Size)
+	before := reads.n.Load()
+	if err := renter.Mirror(ctx, c, src); err != nil {
+		t.Fatalf("MIRROR: %v", err)
+	}
+	waitUntil(t, "the MIRROR's copy queued", func() bool { q, r := s.syncer.counts(); return q+r == 1 })
+	if n := reads.n.Load() - before; n != 1 {
+		t.Errorf("a MIRROR read its object on chain %d times, want once", n)
+	}
 	for i := range 50 {
 		if err := renter.Mirror(ctx, c, src); err != nil {
 			t.Fatalf("MIRROR %d: %v", i, err)
@@ -197,4 +223,4 @@ func (r *countingRoom) count() int {
 type allowAll struct{}
 
 func (allowAll) CheckMember(context.Context, chain.Account, chain.MemberID) error { return nil }
-func (allowAll) CheckAssigned(context.Context, chain.BagID) error                 { return nil }
+func (allowAll) CheckBag(context.Context, chain.BagID, chain.Account) error       { return nil }

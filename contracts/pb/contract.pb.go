@@ -42,6 +42,7 @@ const (
 	Code_CODE_FORBIDDEN    Code = 8  // RENEW changed a field that may not change
 	Code_CODE_MISMATCH     Code = 9  // the contract is not the one offered
 	Code_CODE_BUSY         Code = 10 // too many requests in flight
+	Code_CODE_NOT_OWNER    Code = 11 // the renter is not the bag's owner on chain
 )
 
 // Enum value maps for Code.
@@ -58,6 +59,7 @@ var (
 		8:  "CODE_FORBIDDEN",
 		9:  "CODE_MISMATCH",
 		10: "CODE_BUSY",
+		11: "CODE_NOT_OWNER",
 	}
 	Code_value = map[string]int32{
 		"CODE_UNSPECIFIED":  0,
@@ -71,6 +73,7 @@ var (
 		"CODE_FORBIDDEN":    8,
 		"CODE_MISMATCH":     9,
 		"CODE_BUSY":         10,
+		"CODE_NOT_OWNER":    11,
 	}
 )
 
@@ -1461,7 +1464,7 @@ const file_contracts_pb_contract_proto_rawDesc = "" +
 	"\x12provider_signature\x18\x01 \x01(\fR\x11providerSignature\"P\n" +
 	"\aRefusal\x12-\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x19.satchel.contract.v1.CodeR\x04code\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason*\xdc\x01\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason*\xf0\x01\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eCODE_MALFORMED\x10\x01\x12\x12\n" +
@@ -1474,7 +1477,8 @@ const file_contracts_pb_contract_proto_rawDesc = "" +
 	"\x0eCODE_FORBIDDEN\x10\b\x12\x11\n" +
 	"\rCODE_MISMATCH\x10\t\x12\r\n" +
 	"\tCODE_BUSY\x10\n" +
-	"B-Z+github.com/satchel-net/satchel/contracts/pbb\x06proto3"
+	"\x12\x12\n" +
+	"\x0eCODE_NOT_OWNER\x10\vB-Z+github.com/satchel-net/satchel/contracts/pbb\x06proto3"
 
 var (
 	file_contracts_pb_contract_proto_rawDescOnce sync.Once
