@@ -457,6 +457,9 @@ type Status struct {
 	CatchingUp        bool   `json:"catchingUp"`
 	Validator         bool   `json:"validator"`
 	P2PAddress        string `json:"p2pAddress"`
+	// AppVersion is the version of the rules the chain runs after the
+	// block at Height (see chain.MsgUpgradeAppVersion).
+	AppVersion uint64 `json:"appVersion"`
 }
 
 // Status returns the running node's status.
@@ -503,6 +506,7 @@ func status(ctx context.Context, c statusClient) (Status, error) {
 		LatestBlockHeight: st.SyncInfo.LatestBlockHeight,
 		LatestBlockHash:   st.SyncInfo.LatestBlockHash.String(),
 		CatchingUp:        st.SyncInfo.CatchingUp,
+		AppVersion:        info.Response.AppVersion,
 		Validator:         st.ValidatorInfo.VotingPower > 0,
 		P2PAddress:        p2p.IDAddressString(st.NodeInfo.DefaultNodeID, strings.TrimPrefix(st.NodeInfo.ListenAddr, "tcp://")),
 	}, nil
