@@ -181,7 +181,9 @@ func TestUpgradeRefused(t *testing.T) {
 		msg  func() chain.MsgUpgradeAppVersion
 		want string
 	}{
-		{"unknown version", func() chain.MsgUpgradeAppVersion { return chain.MsgUpgradeAppVersion{Version: Version + 1, Height: soon()} },
+		{"unknown version", func() chain.MsgUpgradeAppVersion {
+			return chain.MsgUpgradeAppVersion{Version: Version + 1, Height: soon()}
+		},
 			"is not one this node runs"},
 		{"version 1", func() chain.MsgUpgradeAppVersion { return chain.MsgUpgradeAppVersion{Version: 1, Height: soon()} },
 			"is not one this node runs"},
