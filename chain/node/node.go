@@ -20,6 +20,7 @@ import (
 	cmtcfg "github.com/cometbft/cometbft/config"
 	"github.com/cometbft/cometbft/crypto"
 	"github.com/cometbft/cometbft/crypto/ed25519"
+	cmtbytes "github.com/cometbft/cometbft/libs/bytes"
 	nm "github.com/cometbft/cometbft/node"
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/cometbft/cometbft/privval"
@@ -458,8 +459,10 @@ type Status struct {
 	Validator         bool   `json:"validator"`
 	P2PAddress        string `json:"p2pAddress"`
 	// AppVersion is the version of the rules the chain runs after the
-	// block at Height (see chain.MsgUpgradeAppVersion).
-	AppVersion uint64 `json:"appVersion"`
+	// block at Height (see chain.MsgUpgradeAppVersion), and Upgrade the
+	// upgrade scheduled, if any.
+	AppVersion uint64             `json:"appVersion"`
+	Upgrade    *chain.UpgradePlan `json:"upgrade,omitempty"`
 }
 
 // Status returns the running node's status.
@@ -486,6 +489,7 @@ func FetchStatus(ctx context.Context, rpcURL string) (Status, error) {
 type statusClient interface {
 	Status(context.Context) (*coretypes.ResultStatus, error)
 	ABCIInfo(context.Context) (*coretypes.ResultABCIInfo, error)
+	ABCIQuery(ctx context.Context, path string, data cmtbytes.HexBytes) (*coretypes.ResultABCIQuery, error)
 }
 
 func status(ctx context.Context, c statusClient) (Status, error) {
@@ -497,7 +501,16 @@ func status(ctx context.Context, c statusClient) (Status, error) {
 	if err != nil {
 		return Status{}, fmt.Errorf("chain node info: %w", err)
 	}
+	// The scheduled upgrade; a node older than upgrades knows of none.
+	var plan *chain.UpgradePlan
+	if q, err := c.ABCIQuery(ctx, chain.QueryAppVersion, nil); err == nil && q.Response.Code == 0 {
+		var v chain.AppVersionInfo
+		if json.Unmarshal(q.Response.Value, &v) == nil {
+			plan = v.Upgrade
+		}
+	}
 	return Status{
+		Upgrade:           plan,
 		NodeID:            string(st.NodeInfo.DefaultNodeID),
 		ChainID:           st.NodeInfo.Network,
 		Height:            info.Response.LastBlockHeight,
