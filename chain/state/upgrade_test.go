@@ -64,6 +64,12 @@ func TestUpgradeBackfillsTheObjectIndex(t *testing.T) {
 	if info.Version != VersionMerkle || info.Upgrade == nil || *info.Upgrade != (chain.UpgradePlan{Version: VersionObjectIndex, Height: at}) {
 		t.Fatalf("app version info %+v; want version 2 with the plan", info)
 	}
+	// The plan is proven like any read.
+	_, hash, _ := h.m.Info()
+	got, err := VerifyWitness(proven(t, h.m, chain.QueryAppVersion, nil), hash)
+	if want, _ := h.m.Query(chain.QueryAppVersion, nil); err != nil || string(got) != string(want) {
+		t.Fatalf("proven app version %s, %v; want %s", got, err, want)
+	}
 	for h.height < at-1 {
 		h.block()
 		if h.version() != VersionMerkle {
