@@ -24,12 +24,7 @@ import (
 func TestUpgradeOfARunningChain(t *testing.T) {
 	ctx := testCtx(t, 120*time.Second)
 	lead, member := mustKey(t), mustKey(t)
-	g := chain.DefaultGenesis(lead.Account(), mustKey(t).Account())
-	home := filepath.Join(t.TempDir(), "validator")
-	if _, err := NewNetwork([]string{home}, g); err != nil {
-		t.Fatal(err)
-	}
-	setGenesisAppVersion(t, GenesisPath(home), state.VersionMerkle)
+	home := version2Home(t, lead)
 	// Fixed addresses, so the restarted validator is where the full node
 	// looks for it; quick empty blocks, so the upgrade height comes soon.
 	opts := []Option{WithRPCAddr(freeAddr(t)), WithP2PAddr(freeAddr(t)), WithEmptyBlockInterval(100 * time.Millisecond)}
