@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -142,6 +143,35 @@ func assertVersion(ctx context.Context, t *testing.T, name string, n *Node, at i
 	for h, want := range map[int64]uint64{at: state.VersionMerkle, at + 1: state.VersionObjectIndex} {
 		if meta := n.cmt.BlockStore().LoadBlockMeta(h); meta == nil || meta.Header.Version.App != want {
 			t.Errorf("%s: header at height %d: %+v; want app version %d", name, h, meta, want)
+		}
+	}
+}
+
+// TestUpgradeAcrossValidators: three validators of a version 2 chain agree
+// on the upgrade: each migrates at the same height to the same app hash,
+// the header after names version 3 (a validator that disagreed would
+// refuse the proposals), and each finds the old object by its ID.
+func TestUpgradeAcrossValidators(t *testing.T) {
+	ctx := testCtx(t, 90*time.Second)
+	if testing.Short() {
+		t.Skip("3 validators")
+	}
+	tn := newTestNetAt(t, 3, state.VersionMerkle)
+	tn.waitHeight(0, 2, 30*time.Second)
+	c := tn.client(0)
+	bag, reg, res := registerObject(ctx, t, c, tn.lead, mustKey(t))
+	at := res.Height + chain.MinUpgradeDelay + 10
+	if _, err := c.Submit(ctx, tn.lead, chain.MsgUpgradeAppVersion{Version: state.VersionObjectIndex, Height: at}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range tn.nodes {
+		tn.waitHeight(i, at+1, 60*time.Second)
+	}
+	tn.sameChain()
+	for i, n := range tn.nodes {
+		assertVersion(ctx, t, fmt.Sprint("validator ", i), n, at)
+		if o, err := tn.client(i).ObjectByID(ctx, reg.Objects[0].ID); err != nil || o.Bag != bag {
+			t.Fatalf("validator %d: the old object by ID: %+v, %v", i, o, err)
 		}
 	}
 }

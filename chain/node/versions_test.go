@@ -119,7 +119,7 @@ func version2Home(t *testing.T, lead chain.Key) string {
 
 // setGenesisAppVersion rewrites the app version the genesis file at path
 // names, as an older or newer satchel would have written it.
-func setGenesisAppVersion(t *testing.T, path string, v uint64) {
+func setGenesisAppVersion(t testing.TB, path string, v uint64) {
 	t.Helper()
 	doc, err := cmttypes.GenesisDocFromFile(path)
 	if err != nil {
