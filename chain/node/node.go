@@ -510,7 +510,6 @@ func status(ctx context.Context, c statusClient) (Status, error) {
 		}
 	}
 	return Status{
-		Upgrade:           plan,
 		NodeID:            string(st.NodeInfo.DefaultNodeID),
 		ChainID:           st.NodeInfo.Network,
 		Height:            info.Response.LastBlockHeight,
@@ -520,6 +519,7 @@ func status(ctx context.Context, c statusClient) (Status, error) {
 		LatestBlockHash:   st.SyncInfo.LatestBlockHash.String(),
 		CatchingUp:        st.SyncInfo.CatchingUp,
 		AppVersion:        info.Response.AppVersion,
+		Upgrade:           plan,
 		Validator:         st.ValidatorInfo.VotingPower > 0,
 		P2PAddress:        p2p.IDAddressString(st.NodeInfo.DefaultNodeID, strings.TrimPrefix(st.NodeInfo.ListenAddr, "tcp://")),
 	}, nil

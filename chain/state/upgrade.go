@@ -24,6 +24,8 @@ func (x *execCtx) upgradeAppVersion(m chain.MsgUpgradeAppVersion) error {
 		return chain.Errorf(chain.ErrInvalid, "upgrade: app version %d is not one this node runs (versions %d to %d); name one of those, or run a satchel release of version %d on every node first", m.Version, VersionMerkle, Version, m.Version)
 	case m.Version <= cur:
 		return chain.Errorf(chain.ErrInvalid, "upgrade: the chain runs app version %d already; upgrade only to a newer version (this node runs up to %d)", cur, Version)
+	case m.Height <= x.block.Height:
+		return chain.Errorf(chain.ErrInvalid, "upgrade: height %d is past: this is block %d and an upgrade runs at least %d blocks later; schedule it at height %d or later", m.Height, x.block.Height, chain.MinUpgradeDelay, x.block.Height+chain.MinUpgradeDelay)
 	case m.Height < x.block.Height+chain.MinUpgradeDelay:
 		return chain.Errorf(chain.ErrInvalid, "upgrade: height %d is too soon: this is block %d and an upgrade runs at least %d blocks later; schedule it at height %d or later", m.Height, x.block.Height, chain.MinUpgradeDelay, x.block.Height+chain.MinUpgradeDelay)
 	}

@@ -198,7 +198,7 @@ func TestUpgradeRefused(t *testing.T) {
 		}, "runs app version 2 already"},
 		{"past height", func() chain.MsgUpgradeAppVersion {
 			return chain.MsgUpgradeAppVersion{Version: VersionObjectIndex, Height: h.height}
-		}, "too soon"},
+		}, "is past"},
 		{"too soon", func() chain.MsgUpgradeAppVersion {
 			return chain.MsgUpgradeAppVersion{Version: VersionObjectIndex, Height: soon() - 1}
 		}, "schedule it at height"},

@@ -44,7 +44,7 @@ func TestChainUpgradeCommand(t *testing.T) {
 	tc.fails([]string{"name the block height"}, "chain", "upgrade", "--version", "3", "--height", "-5", "-y")
 	tc.fails([]string{"app version 9 is not one this node runs"}, "chain", "upgrade", "--version", "9", "--height", "100000", "-y")
 	tc.fails([]string{"runs app version 2 already"}, "chain", "upgrade", "--version", "2", "--height", "100000", "-y")
-	tc.fails([]string{"is too soon", "schedule it at height"}, "chain", "upgrade", "--version", "3", "--height", "1", "-y")
+	tc.fails([]string{"is past", "schedule it at height"}, "chain", "upgrade", "--version", "3", "--height", "1", "-y")
 	other, _ := newKeyFile(t, tc.home, "other.key")
 	tc.fails([]string{"only the storage lead", "sign with the storage lead key"}, "chain", "upgrade", "--version", "3", "--height", "100000", "-y", "-k", other)
 
