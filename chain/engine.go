@@ -53,7 +53,8 @@ type Machine interface {
 }
 
 // EndBlocker is implemented by a Machine whose blocks change state outside
-// any transaction: pending data objects expiring at the block's height.
+// any transaction: pending data objects expiring at the block's height, an
+// app version upgrade at the end of its block (AppVersionUpgraded).
 // After FinalizeBlock, the engine asks for the events of those changes and
 // publishes them as the block's own events (in CometBFT, the
 // FinalizeBlock response's events), after the transactions' events.

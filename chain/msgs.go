@@ -49,7 +49,7 @@ func AllMsgs() []Msg {
 		MsgRemoveDistributionBucketOperator{}, MsgAcceptDistributionBucketInvitation{},
 		MsgSetDistributionOperatorMetadata{},
 		MsgRegisterDataObjects{}, MsgDeleteDataObjects{},
-		MsgSetValidator{},
+		MsgSetValidator{}, MsgUpgradeAppVersion{},
 	}
 }
 

@@ -42,9 +42,10 @@ func NewHandler(t chain.Transport, opts ...Option) http.Handler {
 		o(h)
 	}
 	routes := map[string]func(*http.Request) (string, any, error){
-		"/api/v1/info":       fixed(chain.QueryInfo),
-		"/api/v1/params":     fixed(chain.QueryParams),
-		"/api/v1/validators": fixed(chain.QueryValidators),
+		"/api/v1/info":        fixed(chain.QueryInfo),
+		"/api/v1/params":      fixed(chain.QueryParams),
+		"/api/v1/validators":  fixed(chain.QueryValidators),
+		"/api/v1/app-version": fixed(chain.QueryAppVersion),
 		"/api/v1/bags": func(r *http.Request) (string, any, error) {
 			p, err := page(r)
 			return chain.QueryBagsPage, p, err

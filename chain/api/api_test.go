@@ -164,6 +164,11 @@ func TestProvenAPI(t *testing.T) {
 	if len(byCID.Items) != 1 || byCID.Items[0].ID != want[1].ID {
 		t.Fatalf("by content ID: %+v", byCID)
 	}
+	var av chain.AppVersionInfo
+	get(t, srv, "/api/v1/app-version", http.StatusOK, &av)
+	if av.Version != node.AppVersion || av.Upgrade != nil {
+		t.Fatalf("app version %+v; want %d and no upgrade", av, node.AppVersion)
+	}
 	var info chain.NodeInfo
 	get(t, srv, "/api/v1/info", http.StatusOK, &info)
 	if info.ChainID != nd.ChainID() {

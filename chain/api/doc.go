@@ -13,6 +13,7 @@
 //	/api/v1/info                              chain ID, height, app hash
 //	/api/v1/params                            leads, limits, policies
 //	/api/v1/validators                        the validator set
+//	/api/v1/app-version                       app version, scheduled upgrade
 //	/api/v1/bags?cursor=&limit=               a page of bags
 //	/api/v1/bags/{bag}                        one bag
 //	/api/v1/bags/{bag}/objects?cursor=&limit= a page of the bag's objects

@@ -245,6 +245,9 @@ func (a *App) ProcessProposal(_ context.Context, req *abci.ProcessProposalReques
 
 // FinalizeBlock executes the decided block on the machine and returns one
 // result per transaction, carrying the typed chain events as ABCI events.
+// A block that ends with an app version upgrade (chain.Upgrader) returns
+// the new version as a consensus params update (Version.App), which
+// CometBFT applies from the next block.
 func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (*abci.FinalizeBlockResponse, error) {
 	b := chain.BlockInfo{Height: req.Height, Time: req.Time, Hash: req.Hash}
 	a.mu.Lock()
@@ -254,8 +257,12 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 	}
 	results, hash, err := a.m.FinalizeBlock(b, req.Txs)
 	var blockEvents []chain.Event
+	var upgradedTo uint64
 	if eb, ok := a.m.(chain.EndBlocker); ok && err == nil {
 		blockEvents = eb.EndBlockEvents()
+	}
+	if up, ok := a.m.(chain.Upgrader); ok && err == nil {
+		upgradedTo = up.UpgradedTo()
 	}
 	a.pending = req.Height
 	a.mu.Unlock()
@@ -287,7 +294,15 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 	if err != nil {
 		return nil, fmt.Errorf("finalize block %d: %w", req.Height, err)
 	}
-	return &abci.FinalizeBlockResponse{TxResults: out, AppHash: hash, Events: evs, ValidatorUpdates: updates}, nil
+	res := &abci.FinalizeBlockResponse{TxResults: out, AppHash: hash, Events: evs, ValidatorUpdates: updates}
+	if upgradedTo != 0 {
+		// The block ended with the migration to a newer app version:
+		// CometBFT puts it in the next block's header, and from then on
+		// every node checks headers against it.
+		res.ConsensusParamUpdates = &cmtproto.ConsensusParams{Version: &cmtproto.VersionParams{App: upgradedTo}}
+		a.log.Info("app version upgraded", "height", req.Height, "appVersion", upgradedTo)
+	}
+	return res, nil
 }
 
 // Commit makes the finalized block durable in the machine. Blocks are never

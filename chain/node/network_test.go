@@ -25,6 +25,13 @@ type testNet struct {
 
 func newTestNet(t testing.TB, validators int) *testNet {
 	t.Helper()
+	return newTestNetAt(t, validators, 0)
+}
+
+// newTestNetAt is newTestNet with a genesis naming app version appVersion
+// (0: the newest).
+func newTestNetAt(t testing.TB, validators int, appVersion uint64) *testNet {
+	t.Helper()
 	lead, err := chain.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -38,6 +45,11 @@ func newTestNet(t testing.TB, validators int) *testNet {
 	g.Limits.MembersPerBlock = 1 << 20 // the benchmarks' free transaction, by the hundred per block
 	if tn.ids, err = NewNetwork(tn.homes, g); err != nil {
 		t.Fatal(err)
+	}
+	for _, home := range tn.homes {
+		if appVersion != 0 {
+			setGenesisAppVersion(t, GenesisPath(home), appVersion)
+		}
 	}
 	tn.nodes = make([]*Node, validators)
 	for i := range tn.homes {

@@ -20,6 +20,7 @@ import (
 	cmtcfg "github.com/cometbft/cometbft/config"
 	"github.com/cometbft/cometbft/crypto"
 	"github.com/cometbft/cometbft/crypto/ed25519"
+	cmtbytes "github.com/cometbft/cometbft/libs/bytes"
 	nm "github.com/cometbft/cometbft/node"
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/cometbft/cometbft/privval"
@@ -457,6 +458,11 @@ type Status struct {
 	CatchingUp        bool   `json:"catchingUp"`
 	Validator         bool   `json:"validator"`
 	P2PAddress        string `json:"p2pAddress"`
+	// AppVersion is the version of the rules the chain runs after the
+	// block at Height (see chain.MsgUpgradeAppVersion), and Upgrade the
+	// upgrade scheduled, if any.
+	AppVersion uint64             `json:"appVersion"`
+	Upgrade    *chain.UpgradePlan `json:"upgrade,omitempty"`
 }
 
 // Status returns the running node's status.
@@ -483,6 +489,7 @@ func FetchStatus(ctx context.Context, rpcURL string) (Status, error) {
 type statusClient interface {
 	Status(context.Context) (*coretypes.ResultStatus, error)
 	ABCIInfo(context.Context) (*coretypes.ResultABCIInfo, error)
+	ABCIQuery(ctx context.Context, path string, data cmtbytes.HexBytes) (*coretypes.ResultABCIQuery, error)
 }
 
 func status(ctx context.Context, c statusClient) (Status, error) {
@@ -494,6 +501,14 @@ func status(ctx context.Context, c statusClient) (Status, error) {
 	if err != nil {
 		return Status{}, fmt.Errorf("chain node info: %w", err)
 	}
+	// The scheduled upgrade; a node older than upgrades knows of none.
+	var plan *chain.UpgradePlan
+	if q, err := c.ABCIQuery(ctx, chain.QueryAppVersion, nil); err == nil && q.Response.Code == 0 {
+		var v chain.AppVersionInfo
+		if json.Unmarshal(q.Response.Value, &v) == nil {
+			plan = v.Upgrade
+		}
+	}
 	return Status{
 		NodeID:            string(st.NodeInfo.DefaultNodeID),
 		ChainID:           st.NodeInfo.Network,
@@ -503,6 +518,8 @@ func status(ctx context.Context, c statusClient) (Status, error) {
 		LatestBlockHeight: st.SyncInfo.LatestBlockHeight,
 		LatestBlockHash:   st.SyncInfo.LatestBlockHash.String(),
 		CatchingUp:        st.SyncInfo.CatchingUp,
+		AppVersion:        info.Response.AppVersion,
+		Upgrade:           plan,
 		Validator:         st.ValidatorInfo.VotingPower > 0,
 		P2PAddress:        p2p.IDAddressString(st.NodeInfo.DefaultNodeID, strings.TrimPrefix(st.NodeInfo.ListenAddr, "tcp://")),
 	}, nil

@@ -24,12 +24,7 @@ import (
 func TestOlderChainVersionRunsAndJoins(t *testing.T) {
 	ctx := testCtx(t, 60*time.Second)
 	lead, member := mustKey(t), mustKey(t)
-	g := chain.DefaultGenesis(lead.Account(), mustKey(t).Account())
-	home := filepath.Join(t.TempDir(), "validator")
-	if _, err := NewNetwork([]string{home}, g); err != nil {
-		t.Fatal(err)
-	}
-	setGenesisAppVersion(t, GenesisPath(home), state.VersionMerkle)
+	home := version2Home(t, lead)
 	val := startNode(t, home)
 
 	c := chain.NewClient(val.Transport())
@@ -109,9 +104,22 @@ func TestGenesisOfAnUnknownVersionRefused(t *testing.T) {
 	}
 }
 
+// version2Home makes the home of a one-validator network whose genesis
+// names app version 2, with lead as its storage lead.
+func version2Home(t *testing.T, lead chain.Key) string {
+	t.Helper()
+	g := chain.DefaultGenesis(lead.Account(), mustKey(t).Account())
+	home := filepath.Join(t.TempDir(), "validator")
+	if _, err := NewNetwork([]string{home}, g); err != nil {
+		t.Fatal(err)
+	}
+	setGenesisAppVersion(t, GenesisPath(home), state.VersionMerkle)
+	return home
+}
+
 // setGenesisAppVersion rewrites the app version the genesis file at path
 // names, as an older or newer satchel would have written it.
-func setGenesisAppVersion(t *testing.T, path string, v uint64) {
+func setGenesisAppVersion(t testing.TB, path string, v uint64) {
 	t.Helper()
 	doc, err := cmttypes.GenesisDocFromFile(path)
 	if err != nil {

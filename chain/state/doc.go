@@ -53,6 +53,16 @@
 // pending acceptance, objects by content ID, a worker's buckets — and the
 // object-ID index answers which bag holds an object (QueryObjectByID).
 //
+// # Versions and upgrades
+//
+// A chain runs the rules of one app version (versions.go), first the one
+// its genesis names. chain.MsgUpgradeAppVersion (storage lead) schedules a
+// move to a newer one at a height; that block ends, after its other
+// changes, with the migration to the new version in its own writes (to
+// VersionObjectIndex: the object-ID index built from every object record),
+// and UpgradedTo tells the engine, which hands the version to CometBFT for
+// the next block's header (upgrade.go).
+//
 // # Validators
 //
 // The validator set is state (under "s/val/"): the genesis validators come

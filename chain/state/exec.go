@@ -107,6 +107,8 @@ func (x *execCtx) exec(msg chain.Msg) error {
 
 	case chain.MsgSetValidator:
 		return x.setValidator(m)
+	case chain.MsgUpgradeAppVersion:
+		return x.upgradeAppVersion(m)
 	}
 	return chain.Errorf(chain.ErrUnknownMsg, "transaction type %s is not handled by this node; upgrade it", msg.Type())
 }

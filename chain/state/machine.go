@@ -60,11 +60,14 @@ type pendingBlock struct {
 	writes  *cache
 	// events are the block's own events (EndBlockEvents).
 	events []chain.Event
+	// upgradedTo is the app version the block moved the chain to (0: none).
+	upgradedTo uint64
 }
 
 var (
 	_ chain.Machine    = (*Machine)(nil)
 	_ chain.EndBlocker = (*Machine)(nil)
+	_ chain.Upgrader   = (*Machine)(nil)
 )
 
 // Option configures a Machine.
@@ -298,11 +301,22 @@ func (m *Machine) FinalizeBlock(b chain.BlockInfo, txs [][]byte) ([]chain.TxResu
 	if err := deriveIndexes(blk); err != nil {
 		return nil, nil, fmt.Errorf("finalize block %d: index: %w; stopping rather than diverge from the network", b.Height, err)
 	}
+	up, err := m.runUpgrade(blk, b)
+	if err == nil {
+		err = db.err
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("finalize block %d: app version upgrade: %w; stopping rather than diverge from the network", b.Height, err)
+	}
+	var upgradedTo uint64
+	if up != nil {
+		endEvents, upgradedTo = append(endEvents, chain.NewEvent(*up)), up.To
+	}
 	hash, err := m.stage(blk)
 	if err != nil {
 		return nil, nil, fmt.Errorf("finalize block %d: %w", b.Height, err)
 	}
-	m.pending = &pendingBlock{height: b.Height, appHash: hash, writes: blk, events: endEvents}
+	m.pending = &pendingBlock{height: b.Height, appHash: hash, writes: blk, events: endEvents, upgradedTo: upgradedTo}
 	m.log.Debug("block finalized", "height", b.Height, "txs", len(txs), "writes", len(blk.writes))
 	return results, bytes.Clone(hash), nil
 }
@@ -359,7 +373,8 @@ func (m *Machine) endBlock(blk *cache, b chain.BlockInfo) (events []chain.Event)
 
 // EndBlockEvents returns the events of the last finalized block outside
 // its transactions: ObjectsDeleted{reason: expired} for pending objects
-// that expired. It implements chain.EndBlocker.
+// that expired, AppVersionUpgraded when the block ended with an upgrade.
+// It implements chain.EndBlocker.
 func (m *Machine) EndBlockEvents() []chain.Event {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -78,6 +78,7 @@ func TestProvenQueriesMatchPlainOnes(t *testing.T) {
 		{chain.QueryDistributionFamilies, nil},
 		{chain.QueryMember, chain.MemberID(0)},
 		{chain.QueryWorkers, chain.StorageGroup},
+		{chain.QueryAppVersion, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.path, func(t *testing.T) {

@@ -170,6 +170,8 @@ func (q *querier) query(path string, data []byte) (any, error) {
 		return out, nil
 	case chain.QueryValidators:
 		return scanAll[chain.Validator](r, keyValidator)
+	case chain.QueryAppVersion:
+		return q.appVersion()
 	case chain.QueryWorker:
 		var ref chain.WorkerRef
 		if err := arg(&ref); err != nil {
@@ -224,6 +226,15 @@ func (q *querier) objectByID(id chain.ObjectID) (chain.DataObject, error) {
 	}
 	return chain.DataObject{}, chain.Errorf(chain.ErrNotFound,
 		"data object %d is in no bag's index (this chain started before the index: objects registered then are not in it; name the bag)", id)
+}
+
+func (q *querier) appVersion() (chain.AppVersionInfo, error) {
+	v, err := stateVersion(q.r)
+	if err != nil {
+		return chain.AppVersionInfo{}, err
+	}
+	p, err := upgradePlan(q.r)
+	return chain.AppVersionInfo{Version: v, Upgrade: p}, err
 }
 
 func (q *querier) info() (chain.NodeInfo, error) {

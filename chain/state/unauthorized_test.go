@@ -32,8 +32,8 @@ type roleFixture struct {
 	obj         chain.ObjectID
 }
 
-func newRoleFixture(t *testing.T) *roleFixture {
-	h := newHarness(t)
+func newRoleFixture(t *testing.T, mutate ...func(*chain.Genesis)) *roleFixture {
+	h := newHarness(t, mutate...)
 	fx := &roleFixture{h: h, invKey: testKey("inv worker"), actKey: testKey("act worker"), dInvKey: testKey("d inv worker"), dActKey: testKey("d act worker")}
 	fx.bAct, fx.wAct = h.operatedBucket(fx.actKey, 100, 1<<20)
 	fx.m = h.member(alice)
@@ -145,6 +145,11 @@ func roleCases() map[string]roleCase {
 		"set_validator": sLead(func(*roleFixture) chain.Msg {
 			return chain.MsgSetValidator{PubKey: chain.ValidatorKey(bytes.Repeat([]byte{7}, 32)), Power: 10}
 		}),
+		// On a chain of an older version (roleGenesis): a chain of the
+		// newest one has nothing to upgrade to.
+		"upgrade_app_version": sLead(func(*roleFixture) chain.Msg {
+			return chain.MsgUpgradeAppVersion{Version: VersionObjectIndex, Height: 1000}
+		}),
 
 		"accept_storage_bucket_invitation": {func(fx *roleFixture) chain.Msg {
 			return chain.MsgAcceptStorageBucketInvitation{Worker: fx.wInv, Bucket: fx.bInv}
@@ -216,6 +221,11 @@ func roleCases() map[string]roleCase {
 	}
 }
 
+// roleGenesis changes the fixture's genesis for the messages that need it.
+var roleGenesis = map[string][]func(*chain.Genesis){
+	"upgrade_app_version": {atVersion(VersionMerkle)},
+}
+
 // TestUnauthorizedEveryRoleGatedMsg submits every role-gated message type
 // signed by keys without the role (no role at all, the other lead, another
 // worker, a member) and checks it is refused with ErrUnauthorized, emits
@@ -228,7 +238,7 @@ func TestUnauthorizedEveryRoleGatedMsg(t *testing.T) {
 	covered := map[string]bool{chain.MsgCreateMember{}.Type(): true}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			fx := newRoleFixture(t)
+			fx := newRoleFixture(t, roleGenesis[name]...)
 			m := c.msg(fx)
 			for _, k := range c.wrong(fx) {
 				fx.h.fail(k, m, chain.ErrUnauthorized)

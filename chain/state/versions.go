@@ -1,15 +1,24 @@
 package state
 
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/satchel-net/satchel/chain"
+)
+
 // Versions of the state machine's rules: CometBFT's app version, named in a
 // chain's genesis. A chain keeps the rules of the version its genesis
 // names, so a newer binary replays an older chain's blocks to the same app
-// hashes, and a node with it can join a chain that older nodes run.
+// hashes, and a node with it can join a chain that older nodes run; a
+// governed upgrade (chain.MsgUpgradeAppVersion, upgrade.go) moves it to a
+// newer version at a height.
 const (
 	// VersionMerkle keeps the state in an IAVL tree, so reads are proven.
 	VersionMerkle uint64 = 2
 	// VersionObjectIndex adds the object-ID index (QueryObjectByID): every
 	// block that writes an object record also moves its entry, and the
-	// genesis writes keyObjectsIndexed.
+	// genesis (or the upgrade to it) writes keyObjectsIndexed.
 	VersionObjectIndex uint64 = 3
 	// Version is the newest version, the one a new genesis gets.
 	Version = VersionObjectIndex
@@ -24,7 +33,12 @@ func (m *Machine) AppVersion() (uint64, error) {
 	if m.closed {
 		return 0, errClosed
 	}
-	r := m.committedReader()
+	return stateVersion(m.committedReader())
+}
+
+// stateVersion returns the version of the rules of the state r reads (0
+// without a genesis).
+func stateVersion(r reader) (uint64, error) {
 	if _, ok, err := r.get(keyParams); err != nil || !ok {
 		return 0, err
 	}
@@ -32,4 +46,31 @@ func (m *Machine) AppVersion() (uint64, error) {
 		return VersionMerkle, err
 	}
 	return VersionObjectIndex, nil
+}
+
+// migrations move a state to each version from the one before it; the
+// upgrade to a version runs its migration inside the upgrade block. Every
+// version above VersionMerkle has one.
+var migrations = map[uint64]func(c *cache) error{
+	VersionObjectIndex: indexObjectIDs,
+}
+
+// indexObjectIDs is the migration to VersionObjectIndex: it writes the
+// object-ID index entry of every object record of the state (the
+// committed ones and those the block wrote) and keyObjectsIndexed, after
+// which deriveIndexes keeps the entries of every block.
+func indexObjectIDs(c *cache) error {
+	objs, err := c.scan(keyObject)
+	if err != nil {
+		return err
+	}
+	for _, e := range objs {
+		var o chain.DataObject
+		if err := json.Unmarshal(e.value, &o); err != nil {
+			return fmt.Errorf("object record %q: %w", e.key, err)
+		}
+		c.set(objectBagKey(o.ID, o.Bag), nil)
+	}
+	c.set(keyObjectsIndexed, []byte{1})
+	return nil
 }

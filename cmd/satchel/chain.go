@@ -36,6 +36,7 @@ func newChainCmd(app *App) *cobra.Command {
   satchel chain init --validators N   a network of N validators on this machine
   satchel chain validator-key / genesis   the genesis ceremony across machines
   satchel chain set-validator   change the validator set (storage lead)
+  satchel chain upgrade  move the chain to a newer app version at a height (storage lead)
   satchel chain api      HTTP/JSON query API, every answer proven
 
 Another machine joins as a full node with the network's genesis file:
@@ -46,7 +47,7 @@ The chain's home is --home, else chain.home in the config, else HOME/chain.`,
 	}
 	cmd.AddCommand(newChainInitCmd(app), newChainStartCmd(app), newChainStatusCmd(app),
 		newChainValidatorKeyCmd(app), newChainGenesisCmd(app), newChainSetValidatorCmd(app), newChainValidatorsCmd(app),
-		newChainAPICmd(app))
+		newChainAPICmd(app), newChainUpgradeCmd(app))
 	return cmd
 }
 
@@ -356,6 +357,7 @@ func newChainStatusCmd(app *App) *cobra.Command {
 					{"p2p", st.P2PAddress},
 					{"validator", yesNo(st.Validator)},
 					{"catching up", yesNo(st.CatchingUp)},
+					{"app version", appVersionLine(st)},
 				} {
 					if _, err := fmt.Fprintf(w, "%-12s %s\n", r[0], r[1]); err != nil {
 						return err

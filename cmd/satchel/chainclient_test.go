@@ -55,6 +55,13 @@ func freeAddr(t *testing.T) string {
 // them) and runs its node with a loopback RPC and 10 ms blocks.
 func startTestChain(t *testing.T) *testChain {
 	t.Helper()
+	return startTestChainWith(t, nil)
+}
+
+// startTestChainWith is startTestChain with prepare run on the chain home
+// after init, before the node starts, and opts for the node.
+func startTestChainWith(t *testing.T, prepare func(chainHome string), opts ...node.Option) *testChain {
+	t.Helper()
 	home := t.TempDir()
 	tc := &testChain{t: t, home: home, cfgPath: filepath.Join(home, "config.yml")}
 	tc.cfg = DefaultConfig()
@@ -69,9 +76,12 @@ func startTestChain(t *testing.T) *testChain {
 	if tc.distributionLead, err = chain.LoadKey(leadKeyFile(tc.cfg, chain.DistributionGroup)); err != nil {
 		t.Fatalf("chain init left no distribution lead key: %v", err)
 	}
-	n, err := node.New(filepath.Join(home, "chain"),
+	if prepare != nil {
+		prepare(filepath.Join(home, "chain"))
+	}
+	n, err := node.New(filepath.Join(home, "chain"), append([]node.Option{
 		node.WithRPCAddr(strings.TrimPrefix(tc.cfg.Chain.RPC, "http://")), node.WithP2PAddr(freeAddr(t)),
-		node.WithBlockInterval(10*time.Millisecond))
+		node.WithBlockInterval(10 * time.Millisecond)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

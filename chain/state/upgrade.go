@@ -1,0 +1,102 @@
+package state
+
+import (
+	"fmt"
+
+	"github.com/satchel-net/satchel/chain"
+)
+
+// keyUpgrade holds the scheduled upgrade (a chain.UpgradePlan) until the
+// block at its height runs it.
+const keyUpgrade = "s/upgrade"
+
+// upgradeAppVersion schedules an upgrade (see chain.MsgUpgradeAppVersion).
+func (x *execCtx) upgradeAppVersion(m chain.MsgUpgradeAppVersion) error {
+	if _, err := x.requireLead(chain.StorageGroup); err != nil {
+		return err
+	}
+	cur, err := stateVersion(x.s.c)
+	if err != nil {
+		return err
+	}
+	switch {
+	case m.Version > Version || m.Version < VersionMerkle:
+		return chain.Errorf(chain.ErrInvalid, "upgrade: app version %d is not one this node runs (versions %d to %d); name one of those, or run a satchel release of version %d on every node first", m.Version, VersionMerkle, Version, m.Version)
+	case m.Version <= cur:
+		return chain.Errorf(chain.ErrInvalid, "upgrade: the chain runs app version %d already; upgrade only to a newer version (this node runs up to %d)", cur, Version)
+	case m.Height <= x.block.Height:
+		return chain.Errorf(chain.ErrInvalid, "upgrade: height %d is past: this is block %d and an upgrade runs at least %d blocks later; schedule it at height %d or later", m.Height, x.block.Height, chain.MinUpgradeDelay, x.block.Height+chain.MinUpgradeDelay)
+	case m.Height < x.block.Height+chain.MinUpgradeDelay:
+		return chain.Errorf(chain.ErrInvalid, "upgrade: height %d is too soon: this is block %d and an upgrade runs at least %d blocks later; schedule it at height %d or later", m.Height, x.block.Height, chain.MinUpgradeDelay, x.block.Height+chain.MinUpgradeDelay)
+	}
+	if err := x.s.setJSON(keyUpgrade, chain.UpgradePlan{Version: m.Version, Height: m.Height}); err != nil {
+		return err
+	}
+	x.emit(chain.AppVersionUpgradeScheduled{Version: m.Version, Height: m.Height})
+	return nil
+}
+
+// upgradePlan returns the upgrade scheduled in the state r reads, if any.
+func upgradePlan(r reader) (*chain.UpgradePlan, error) {
+	var p chain.UpgradePlan
+	ok, err := store{newCache(r)}.getJSON(keyUpgrade, &p)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// runUpgrade runs the upgrade scheduled for the end of block b, if any, in
+// blk after the block's other changes (indexes included): the migration to
+// each version up to the planned one. It returns the event and the version
+// the chain moved to (0: none). A migration that fails — a bug, but the
+// same on every node — leaves the chain at its version and drops the plan,
+// logged; the caller stops on a storage fault.
+func (m *Machine) runUpgrade(blk *cache, b chain.BlockInfo) (*chain.AppVersionUpgraded, error) {
+	p, err := upgradePlan(blk)
+	if err != nil || p == nil || p.Height > b.Height {
+		return nil, err
+	}
+	from, err := stateVersion(blk)
+	if err != nil {
+		return nil, err
+	}
+	c := newCache(blk)
+	c.del(keyUpgrade)
+	err = func() (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("panic: %v", r)
+			}
+		}()
+		for v := from + 1; v <= p.Version; v++ {
+			mig := migrations[v]
+			if mig == nil {
+				return fmt.Errorf("no migration to app version %d", v)
+			}
+			if err := mig(c); err != nil {
+				return fmt.Errorf("migrate to app version %d: %w", v, err)
+			}
+		}
+		return nil
+	}()
+	if err != nil {
+		m.log.Error("app version upgrade failed; the chain stays at its version", "height", b.Height, "from", from, "to", p.Version, "err", err)
+		blk.del(keyUpgrade)
+		return nil, nil
+	}
+	c.mergeInto(blk)
+	m.log.Info("app version upgraded", "height", b.Height, "from", from, "to", p.Version)
+	return &chain.AppVersionUpgraded{From: from, To: p.Version, Height: b.Height}, nil
+}
+
+// UpgradedTo returns the app version the block last finalized moved the
+// chain to (0: none). It implements chain.Upgrader.
+func (m *Machine) UpgradedTo() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.pending == nil {
+		return 0
+	}
+	return m.pending.upgradedTo
+}

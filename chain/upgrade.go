@@ -1,0 +1,102 @@
+package chain
+
+import "context"
+
+// App version upgrades. A chain runs the rules of one app version (see
+// chain/state/versions.go), first the one its genesis names. A governed
+// upgrade moves a running chain to a newer one the way CometBFT chains do
+// it: the storage lead schedules it for a height with MsgUpgradeAppVersion;
+// at the end of that block every node migrates its state to the new
+// version inside the block (so the block's app hash covers the migration)
+// and hands CometBFT the new version (a consensus params update), so the
+// header of the next block names it and that block is the first run by
+// the new rules. Every node runs the same migration at the same height, and
+// one replaying the chain from genesis runs it again to the same hashes.
+
+// MinUpgradeDelay is how many blocks after the block that schedules it an
+// upgrade may run at the soonest: time for the operators to see it
+// scheduled (satchel chain status) before every node switches rules.
+const MinUpgradeDelay = 10
+
+// MsgUpgradeAppVersion schedules the chain's move to app version Version at
+// the end of block Height. Storage lead only: the storage lead is the
+// chain's root authority — it changes the validator set (MsgSetValidator)
+// and owns static:council, since Satchel has no council of its own — and
+// an upgrade, like a validator change, binds every node of the network.
+// Version must be one this binary runs and newer than the chain's; Height
+// at least MinUpgradeDelay blocks after the block that includes the
+// transaction. A later schedule replaces an earlier one that has not run.
+type MsgUpgradeAppVersion struct {
+	Version uint64 `json:"version"`
+	Height  int64  `json:"height"`
+}
+
+// Type implements Msg.
+func (MsgUpgradeAppVersion) Type() string { return "upgrade_app_version" }
+
+// ValidateBasic implements Msg.
+func (m MsgUpgradeAppVersion) ValidateBasic() error {
+	if m.Version == 0 {
+		return invalid("upgrade: name the app version to move to (--version N)")
+	}
+	if m.Height <= 0 {
+		return invalid("upgrade: height %d: name the block height at whose end the chain moves (--height H, at least %d blocks ahead)", m.Height, MinUpgradeDelay)
+	}
+	return nil
+}
+
+// UpgradePlan is a scheduled app version upgrade: block Height ends with
+// the migration to Version, and block Height+1 is the first by its rules.
+type UpgradePlan struct {
+	Version uint64 `json:"version"`
+	Height  int64  `json:"height"`
+}
+
+// AppVersionInfo is the app version the chain runs and the upgrade
+// scheduled, if any (the QueryAppVersion answer).
+type AppVersionInfo struct {
+	Version uint64       `json:"version"`
+	Upgrade *UpgradePlan `json:"upgrade,omitempty"`
+}
+
+// QueryAppVersion: no data → AppVersionInfo.
+const QueryAppVersion = "/app-version"
+
+// AppVersion returns the app version the chain runs and the upgrade
+// scheduled, if any.
+func (c *Client) AppVersion(ctx context.Context) (AppVersionInfo, error) {
+	return query[AppVersionInfo](ctx, c, QueryAppVersion, nil)
+}
+
+// AppVersionUpgradeScheduled: the storage lead scheduled an upgrade (or
+// moved the one scheduled).
+type AppVersionUpgradeScheduled struct {
+	Version uint64 `json:"version"`
+	Height  int64  `json:"height"`
+}
+
+// EventType implements EventPayload.
+func (AppVersionUpgradeScheduled) EventType() string { return "AppVersionUpgradeScheduled" }
+
+// AppVersionUpgraded: the block at Height ended with the migration from
+// app version From to To (a block event, see EndBlocker); the next block
+// runs To's rules.
+type AppVersionUpgraded struct {
+	From   uint64 `json:"from"`
+	To     uint64 `json:"to"`
+	Height int64  `json:"height"`
+}
+
+// EventType implements EventPayload.
+func (AppVersionUpgraded) EventType() string { return "AppVersionUpgraded" }
+
+// Upgrader is implemented by a Machine whose chain can move to a newer app
+// version. After FinalizeBlock, the engine asks for the version the block
+// moved the chain to and hands it to consensus (in CometBFT, the
+// FinalizeBlock response's consensus params update, Version.App), so the
+// next block's header names it.
+type Upgrader interface {
+	// UpgradedTo returns the app version the block last finalized moved
+	// the chain to, 0 when it moved none.
+	UpgradedTo() uint64
+}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/chain/node"
+)
+
+// appVersionLine is the app version a status names, and the upgrade
+// scheduled.
+func appVersionLine(st node.Status) string {
+	s := fmt.Sprint(st.AppVersion)
+	if p := st.Upgrade; p != nil {
+		s += fmt.Sprintf(" (upgrade to %d scheduled at the end of block %d)", p.Version, p.Height)
+	}
+	return s
+}
+
+func newChainUpgradeCmd(app *App) *cobra.Command {
+	var version uint64
+	var height int64
+	return txCommand{
+		use:   "upgrade --version N --height H",
+		short: "Schedule the chain's move to a newer app version at a block height. Requires the storage lead",
+		long: `Schedule a governed upgrade of the running chain to app version N. Block H
+ends with the migration to version N on every node (for version 3: the
+object-ID index is built from every object registered before), and block
+H+1 is the first that runs by version N's rules; its header names the
+version. H must be at least ` + fmt.Sprint(chain.MinUpgradeDelay) + ` blocks after the block that takes this
+transaction; scheduling again replaces a schedule that has not run.
+
+Before scheduling, run a satchel release that knows version N on every
+node: a node without it refuses the transaction's block, and one that
+cannot run version N stops at height H. ` + "`satchel chain status`" + ` shows the
+version a chain runs and the upgrade scheduled.`,
+		example: `  satchel chain status                            # height 1200, app version 2
+  satchel chain upgrade --version 3 --height 1500 -y`,
+		flags: func(cmd *cobra.Command) {
+			cmd.Flags().Uint64Var(&version, "version", 0, "the app `VERSION` to move to (required)")
+			cmd.Flags().Int64Var(&height, "height", 0, "the block `HEIGHT` that ends with the migration (required)")
+			requiredFlags(cmd, "version", "height")
+		},
+		build: func(*cobra.Command, []string) (tx, error) {
+			m := chain.MsgUpgradeAppVersion{Version: version, Height: height}
+			action := fmt.Sprintf("Upgrade the chain to app version %d at the end of block %d", version, height)
+			line := fmt.Sprintf("scheduled the upgrade to app version %d: block %d ends with the migration, block %d is the first by its rules", version, height, height+1)
+			return tx{role: leadRole(chain.StorageGroup), msg: m, action: action,
+				done: doneLine(line, map[string]any{"version": version, "upgradeHeight": height})}, nil
+		},
+	}.command(app)
+}

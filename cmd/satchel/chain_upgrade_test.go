@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	cmttypes "github.com/cometbft/cometbft/types"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/chain/node"
+	"github.com/satchel-net/satchel/chain/state"
+)
+
+// TestChainUpgradeCommand: on a chain whose genesis names app version 2,
+// `satchel chain upgrade` refuses bad flags before it signs anything, the
+// chain refuses an unknown version, a height too soon and a signer other
+// than the storage lead with errors that say so, and a good schedule moves
+// the chain to version 3 at its height, which `satchel chain status` shows
+// before and after.
+func TestChainUpgradeCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a chain node")
+	}
+	tc := startTestChainWith(t, func(home string) {
+		path := node.GenesisPath(home)
+		doc, err := cmttypes.GenesisDocFromFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc.ConsensusParams.Version.App = state.VersionMerkle
+		if err := doc.SaveAs(path); err != nil {
+			t.Fatal(err)
+		}
+	}, node.WithEmptyBlockInterval(50*time.Millisecond))
+	ctx := context.Background()
+	lead := tc.storageLead.Account()
+	before := tc.nonce(lead)
+
+	tc.fails([]string{`required flag(s) "height" not set`}, "chain", "upgrade", "--version", "3", "-y")
+	tc.fails([]string{"name the app version"}, "chain", "upgrade", "--version", "0", "--height", "100", "-y")
+	tc.fails([]string{"name the block height"}, "chain", "upgrade", "--version", "3", "--height", "-5", "-y")
+	tc.fails([]string{"app version 9 is not one this node runs"}, "chain", "upgrade", "--version", "9", "--height", "100000", "-y")
+	tc.fails([]string{"runs app version 2 already"}, "chain", "upgrade", "--version", "2", "--height", "100000", "-y")
+	tc.fails([]string{"is past", "schedule it at height"}, "chain", "upgrade", "--version", "3", "--height", "1", "-y")
+	other, _ := newKeyFile(t, tc.home, "other.key")
+	tc.fails([]string{"only the storage lead", "sign with the storage lead key"}, "chain", "upgrade", "--version", "3", "--height", "100000", "-y", "-k", other)
+
+	var st node.Status
+	tc.okJSON(&st, "chain", "status")
+	if st.AppVersion != state.VersionMerkle || st.Upgrade != nil {
+		t.Fatalf("status before the upgrade: version %d, upgrade %+v", st.AppVersion, st.Upgrade)
+	}
+	if got := tc.nonce(lead); got != before+3 {
+		t.Fatalf("lead nonce %d after three refused upgrades; want %d (refused by the chain, not before)", got, before+3)
+	}
+
+	at := st.Height + chain.MinUpgradeDelay + 20
+	var res struct {
+		Version       uint64 `json:"version"`
+		UpgradeHeight int64  `json:"upgradeHeight"`
+	}
+	tc.okJSON(&res, "chain", "upgrade", "--version", "3", "--height", fmt.Sprint(at), "-y")
+	if res.Version != 3 || res.UpgradeHeight != at {
+		t.Fatalf("upgrade result %+v", res)
+	}
+	if out := tc.ok("chain", "status"); !strings.Contains(out, fmt.Sprintf("app version  2 (upgrade to 3 scheduled at the end of block %d)", at)) {
+		t.Fatalf("status does not show the scheduled upgrade:\n%s", out)
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := tc.node.Transport().WaitForHeight(waitCtx, at); err != nil {
+		t.Fatal(err)
+	}
+	tc.okJSON(&st, "chain", "status")
+	if st.AppVersion != state.VersionObjectIndex || st.Upgrade != nil {
+		t.Fatalf("status after the upgrade: version %d, upgrade %+v", st.AppVersion, st.Upgrade)
+	}
+	tc.fails([]string{"runs app version 3 already"}, "chain", "upgrade", "--version", "3", "--height", fmt.Sprint(at+100), "-y")
+}
