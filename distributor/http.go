@@ -147,6 +147,10 @@ func (s *Server) fetchFailed(w http.ResponseWriter, r *http.Request, obj chain.D
 		return
 	}
 	w.Header().Set("Retry-After", "5")
+	if errors.Is(err, ErrProvidersBusy) {
+		writeError(w, http.StatusServiceUnavailable, "providers_busy", err)
+		return
+	}
 	writeError(w, http.StatusServiceUnavailable, "unavailable", err)
 }
 
