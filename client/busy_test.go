@@ -6,15 +6,12 @@ import (
 	"errors"
 	"io"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/satchel-net/satchel/chunker"
-	"github.com/satchel-net/satchel/internal/metricsutil"
-	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/protocol/fetch"
 	"github.com/satchel-net/satchel/testnet"
 )
@@ -81,15 +78,7 @@ func TestNetworkGetAroundBusyProvider(t *testing.T) {
 	if testing.Short() {
 		t.Skip("network test")
 	}
-	var limited atomic.Bool
-	net := testnet.New(t, testnet.Providers(2), testnet.Configure(func(c *testnet.Config) {
-		c.HostOptions = func(i int) []p2p.Option {
-			if i == 0 && limited.Load() {
-				return []p2p.Option{p2p.WithMemoryLimits(p2p.MemoryLimits{Protocol: testnet.BusyFetchBudget})}
-			}
-			return nil
-		}
-	}))
+	net := testnet.New(t, testnet.Providers(2))
 	c := netClient(t, net, t.TempDir())
 	ctx := testCtx(t)
 	const chunk = 1 << 20
@@ -99,34 +88,18 @@ func TestNetworkGetAroundBusyProvider(t *testing.T) {
 		t.Fatal(err)
 	}
 	busy, other := net.Provider(0), net.Provider(1)
-	// Provider 0 again, with a fetch budget of two GETs.
-	if err := busy.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	limited.Store(true)
-	if err := busy.Restart(ctx); err != nil {
+	if err := busy.LimitFetchBudget(ctx); err != nil {
 		t.Fatal(err)
 	}
 	testnet.Wait(t, "provider 0 to serve the object again", func() bool { return busy.Holds(obj.ID) })
-	pinner, err := net.ClientHost(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	leaf := chunker.ChunkCID(data[:chunk])
-	release, err := busy.HoldFetchBudget(ctx, pinner, leaf)
+	release, err := busy.HoldFetchBudget(ctx, leaf)
 	if err != nil {
 		t.Fatal(err)
-	}
-	refused := func() float64 {
-		n, err := metricsutil.Counter(busy.Registry(), "satchel_provider_fetch_requests_total", "kind", "get", "status", "refused")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
 	}
 
 	// One of two busy: the busy one asked first, the other serves.
-	before := refused()
+	before := busy.RefusedGETs()
 	r, err := c.Open(ctx, ObjectRef(net.Bag, obj.ID), WithPeers(busy.AddrInfo(), other.AddrInfo()))
 	if err != nil {
 		t.Fatalf("open with one provider busy: %v", err)
@@ -135,7 +108,7 @@ func TestNetworkGetAroundBusyProvider(t *testing.T) {
 	if _, err := r.WriteTo(&out); err != nil || !bytes.Equal(out.Bytes(), data) {
 		t.Fatalf("get with one provider busy: %v (%d bytes of %d)", err, out.Len(), len(data))
 	}
-	if refused() <= before {
+	if busy.RefusedGETs() <= before {
 		t.Fatal("the busy provider refused no GET of the download: it was not asked")
 	}
 	for _, src := range r.srcs.all {
@@ -152,21 +125,21 @@ func TestNetworkGetAroundBusyProvider(t *testing.T) {
 	if err := other.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	before = refused()
+	before = busy.RefusedGETs()
 	done := make(chan error, 1)
 	out.Reset()
 	go func() {
 		_, err := c.Get(ctx, ObjectRef(net.Bag, obj.ID), &out, WithPeers(busy.AddrInfo()))
 		done <- err
 	}()
-	testnet.Wait(t, "the only live provider to refuse the read busy", func() bool { return refused() > before })
+	testnet.Wait(t, "the only live provider to refuse the read busy", func() bool { return busy.RefusedGETs() > before })
 	release()
 	if err := <-done; err != nil || !bytes.Equal(out.Bytes(), data) {
 		t.Fatalf("get once the busy provider is free again: %v (%d bytes of %d)", err, out.Len(), len(data))
 	}
 
 	// Busy for longer than the busy wait: ErrProvidersBusy, retry later.
-	release, err = busy.HoldFetchBudget(ctx, pinner, leaf)
+	release, err = busy.HoldFetchBudget(ctx, leaf)
 	if err != nil {
 		t.Fatal(err)
 	}

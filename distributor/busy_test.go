@@ -5,14 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/distributor"
-	"github.com/satchel-net/satchel/internal/metricsutil"
-	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/testnet"
 )
 
@@ -22,15 +19,7 @@ import (
 // holder busy a fetch waits and succeeds once one is free, and answers 503
 // providers_busy with Retry-After when none is within the busy wait.
 func TestBusyProviderReadAround(t *testing.T) {
-	var limited atomic.Bool
-	net := testnet.New(t, testnet.Providers(2), testnet.Configure(func(c *testnet.Config) {
-		c.HostOptions = func(i int) []p2p.Option {
-			if i == 0 && limited.Load() {
-				return []p2p.Option{p2p.WithMemoryLimits(p2p.MemoryLimits{Protocol: testnet.BusyFetchBudget})}
-			}
-			return nil
-		}
-	}))
+	net := testnet.New(t, testnet.Providers(2))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const chunk = 1 << 20
@@ -45,12 +34,7 @@ func TestBusyProviderReadAround(t *testing.T) {
 		t.Fatal(err)
 	}
 	busy, other := net.Provider(0), net.Provider(1)
-	// Provider 0 again, with a fetch budget of two GETs.
-	if err := busy.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	limited.Store(true)
-	if err := busy.Restart(ctx); err != nil {
+	if err := busy.LimitFetchBudget(ctx); err != nil {
 		t.Fatal(err)
 	}
 	testnet.Wait(t, "both providers to serve the objects", func() bool {
@@ -64,21 +48,10 @@ func TestBusyProviderReadAround(t *testing.T) {
 	e := &env{net: net, d: d, ctx: ctx}
 	e.waitAccepted(t, obj)
 	e.waitAccepted(t, unread)
-	pinner, err := net.ClientHost(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	leaf := chunker.ChunkCID(data[:chunk])
-	release, err := busy.HoldFetchBudget(ctx, pinner, leaf)
+	release, err := busy.HoldFetchBudget(ctx, leaf)
 	if err != nil {
 		t.Fatal(err)
-	}
-	refused := func() float64 {
-		n, err := metricsutil.Counter(busy.Registry(), "satchel_provider_fetch_requests_total", "kind", "get", "status", "refused")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
 	}
 	busyID := busy.Host().ID().String()
 	stats := func() distributor.SourceStatus {
@@ -91,12 +64,12 @@ func TestBusyProviderReadAround(t *testing.T) {
 	}
 
 	// One of two busy (and ranked first: the bag names its bucket first).
-	before := refused()
+	before := busy.RefusedGETs()
 	resp, body := get(t, d.AssetURL(obj.ID))
 	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, data) {
 		t.Fatalf("GET with one provider busy: %d, %d bytes of %d", resp.StatusCode, len(body), len(data))
 	}
-	if refused() <= before {
+	if busy.RefusedGETs() <= before {
 		t.Fatal("the busy provider refused no GET of the request: it was not asked")
 	}
 	if s := stats(); s.Busy == 0 || s.Failures != 0 {
@@ -111,7 +84,7 @@ func TestBusyProviderReadAround(t *testing.T) {
 	if err := other.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	before = refused()
+	before = busy.RefusedGETs()
 	type answer struct {
 		code int
 		body []byte
@@ -128,7 +101,7 @@ func TestBusyProviderReadAround(t *testing.T) {
 		_, _ = b.ReadFrom(resp.Body)
 		done <- answer{resp.StatusCode, b.Bytes()}
 	}()
-	testnet.Wait(t, "the only live provider to refuse the fetch busy", func() bool { return refused() > before })
+	testnet.Wait(t, "the only live provider to refuse the fetch busy", func() bool { return busy.RefusedGETs() > before })
 	release()
 	if a := <-done; a.code != http.StatusOK || !bytes.Equal(a.body, data) {
 		t.Fatalf("GET once the busy provider is free again: %d, %d bytes of %d", a.code, len(a.body), len(data))
@@ -137,7 +110,7 @@ func TestBusyProviderReadAround(t *testing.T) {
 	// Busy for longer than the busy wait: 503 providers_busy, retry later
 	// (before the answer starts: an object never read, whose root is
 	// fetched first).
-	release, err = busy.HoldFetchBudget(ctx, pinner, leaf)
+	release, err = busy.HoldFetchBudget(ctx, leaf)
 	if err != nil {
 		t.Fatal(err)
 	}
