@@ -37,7 +37,6 @@ func (s *Server) sniffAndSeek(r *http.Request, rec *record, rd *objectReader, ke
 		return "", err
 	}
 	srd.end = 0 // it reads the first bytes only
-	srd.cacheOnly = rd.cacheOnly
 	var ctype string
 	var cerr error
 	var wg sync.WaitGroup
@@ -47,12 +46,10 @@ func (s *Server) sniffAndSeek(r *http.Request, rec *record, rd *objectReader, ke
 	})
 	perr := rd.prefetch(start)
 	wg.Wait()
-	switch {
-	case perr != nil || cerr == nil || rd.ctx.Err() != nil:
+	if perr != nil || cerr == nil || rd.ctx.Err() != nil {
 		return ctype, errors.Join(perr, cerr)
-	case !errors.Is(cerr, errNotCached):
-		s.log.Info("content type not sniffed: the first leaf is unavailable; the range is served as "+defaultContentType, "object", obj.ID, "err", cerr)
 	}
+	s.log.Info("content type not sniffed: the first leaf is unavailable; the range is served as "+defaultContentType, "object", obj.ID, "err", cerr)
 	return defaultContentType, nil
 }
 

@@ -188,11 +188,11 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	complete, cached, ctype := s.cache.request(obj.ID, obj.Size, time.Now())
 	// A miss takes its slot at once; a hit before the first block it must
 	// fetch (its object evicted mid-answer).
-	// A HEAD reads nothing from the network: it takes no slot.
+	// A HEAD whose type is known reads nothing: it takes no slot.
 	slot := s.newMissSlot(r.Context())
 	defer slot.release()
 	head := r.Method == http.MethodHead
-	if !s.cacheHeaders(h, obj, complete, cached) && !head && slot.take() != nil {
+	if !s.cacheHeaders(h, obj, complete, cached) && !(head && ctype != "") && slot.take() != nil {
 		return
 	}
 	// The reader waits (for a slot, a fetch) under the slot's context,
@@ -207,17 +207,13 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	defer slot.stop() // before Close, on every path (see below)
 	rd.end = end
 	if head {
-		// No bytes sent: none read ahead, none fetched. The size is the
-		// chain's; the type the one sniffed before, or sniffed from the
-		// cache, else defaultContentType (not remembered).
-		rd.end, rd.cacheOnly = 0, true
+		// No bytes sent: none read ahead, none fetched but the first
+		// chunk, when the type is not known yet — a HEAD names the type
+		// the GET will.
+		rd.end = 0
 	}
 	if ctype == "" {
-		ctype, err = s.sniffAndSeek(r, rec, rd, keep, start)
-		if errors.Is(err, errNotCached) {
-			ctype, err = defaultContentType, nil
-		}
-		if err != nil {
+		if ctype, err = s.sniffAndSeek(r, rec, rd, keep, start); err != nil {
 			s.fetchFailed(w, r, obj, err)
 			return
 		}

@@ -35,12 +35,9 @@ type objectReader struct {
 	// slot is the answer's miss slot, taken before any block comes from
 	// the network (nil: none, for warming).
 	slot *missSlot
-	// cacheOnly makes a block not cached fail with errNotCached rather
-	// than be fetched (a HEAD reads nothing from the network).
-	cacheOnly bool
-	size      int64
-	pos       int64
-	end       int64 // no read-ahead at or past end
+	size int64
+	pos  int64
+	end  int64 // no read-ahead at or past end
 
 	nodes map[cid.Cid]*dagNode // decoded interior nodes, a few
 	cur   *piece
@@ -89,14 +86,8 @@ func (r *objectReader) start(c cid.Cid) (*lease, error) {
 	return r.fetch(c)
 }
 
-// errNotCached is a cache-only reader's error for a block not cached.
-var errNotCached = errors.New("distributor: block not cached")
-
 // fetch is start past the cache.
 func (r *objectReader) fetch(c cid.Cid) (*lease, error) {
-	if r.cacheOnly {
-		return nil, fmt.Errorf("%w: %s of object %d", errNotCached, c, r.obj.ID)
-	}
 	if err := r.slot.take(); err != nil {
 		return nil, err
 	}
