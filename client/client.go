@@ -82,6 +82,7 @@ type options struct {
 	fetchWindow int
 	pushTimeout time.Duration
 	locate      time.Duration
+	busyWait    time.Duration
 }
 
 // WithLogger sets the logger (component=client); the default discards.
@@ -137,6 +138,18 @@ func WithLocateTimeout(d time.Duration) Option {
 	}
 }
 
+// WithBusyWait bounds how long a download waits, retrying, for a block
+// every provider holding it answers busy (its memory budget for all
+// readers spent) before it fails with ErrProvidersBusy (default 15
+// seconds). Zero fails at once.
+func WithBusyWait(d time.Duration) Option {
+	return func(o *options) {
+		if d >= 0 {
+			o.busyWait = d
+		}
+	}
+}
+
 // storeConn is the uploader's side of one store stream
 // (*store.Stream).
 type storeConn interface {
@@ -183,7 +196,7 @@ type Client struct {
 // host when Config gives none, and opens the upload state in
 // Config.StateDir.
 func New(cfg Config, opts ...Option) (_ *Client, err error) {
-	o := options{window: 24, fetchWindow: 16, pushTimeout: 2 * time.Minute, locate: 10 * time.Second}
+	o := options{window: 24, fetchWindow: 16, pushTimeout: 2 * time.Minute, locate: 10 * time.Second, busyWait: defaultBusyWait}
 	for _, f := range opts {
 		f(&o)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/protocol/fetch"
 )
 
 // Errors callers branch on. Chain refusals keep their chain sentinel, so
@@ -42,6 +43,12 @@ var (
 
 	// ErrNotFound means no provider holds a block of the object asked for.
 	ErrNotFound = errors.New("client: content not found on any provider")
+
+	// ErrProvidersBusy means every provider that could deliver a block
+	// answered busy (its memory budget for all readers was spent) for as
+	// long as the download waits for one (WithBusyWait): retry later. It
+	// wraps fetch.ErrProviderBusy.
+	ErrProvidersBusy = fmt.Errorf("client: storage providers busy: %w", fetch.ErrProviderBusy)
 )
 
 // PeerError is the outcome of trying one provider.

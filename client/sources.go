@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -30,6 +31,17 @@ const (
 	// rateAlpha is the weight of a new sample in a provider's throughput
 	// and latency averages.
 	rateAlpha = 0.3
+	// busyPause is how long a provider that answered busy (its memory
+	// budget for all readers spent) goes behind the providers that did
+	// not; it is asked again after, or sooner when no other is left.
+	busyPause = 5 * time.Second
+	// busyRetryFirst and busyRetryMax are the first and the longest pause
+	// before a block every holder of which answered busy is asked for
+	// again (doubling from the first); defaultBusyWait bounds the pauses
+	// of one block (WithBusyWait).
+	busyRetryFirst  = 250 * time.Millisecond
+	busyRetryMax    = 2 * time.Second
+	defaultBusyWait = 15 * time.Second
 )
 
 // errLied marks a provider that sent bytes that do not match the CID asked
@@ -47,6 +59,11 @@ type source struct {
 	samples  int
 	fails    int   // failed reads in a row
 	skipped  error // why it is no longer used
+	// busyUntil is when a provider that answered busy is ranked with the
+	// others again; busy counts its busy answers. Busy is neither a
+	// failure nor "not held".
+	busyUntil time.Time
+	busy      int
 }
 
 // expected estimates how long a new read of size bytes from s would take,
@@ -61,10 +78,12 @@ func (s *source) expected(size int64) float64 {
 }
 
 // sources picks, for every block of a download, the provider expected to
-// deliver it first, and skips providers that fail or lie.
+// deliver it first, and skips providers that fail or lie. Providers that
+// answered busy lately come after the others.
 type sources struct {
 	c   *Client
 	bag chain.BagID
+	now func() time.Time
 
 	mu    sync.Mutex
 	cond  *sync.Cond
@@ -73,7 +92,7 @@ type sources struct {
 }
 
 func newSources(c *Client, bag chain.BagID, peers []peer.ID) *sources {
-	s := &sources{c: c, bag: bag}
+	s := &sources{c: c, bag: bag, now: time.Now}
 	s.cond = sync.NewCond(&s.mu)
 	for i, p := range peers {
 		s.all = append(s.all, &source{peer: p, index: i})
@@ -99,6 +118,7 @@ func (s *sources) acquire(ctx context.Context, size int64, exclude map[peer.ID]e
 		}
 		var best *source
 		waiting := false
+		now := s.now()
 		for _, src := range s.all {
 			if src.skipped != nil {
 				continue
@@ -110,7 +130,7 @@ func (s *sources) acquire(ctx context.Context, size int64, exclude map[peer.ID]e
 				waiting = true
 				continue
 			}
-			if best == nil || better(src, best, size) {
+			if best == nil || better(src, best, size, now) {
 				best = src
 			}
 		}
@@ -127,7 +147,12 @@ func (s *sources) acquire(ctx context.Context, size int64, exclude map[peer.ID]e
 
 var errNoSource = errors.New("no source left")
 
-func better(a, b *source, size int64) bool {
+// better reports whether a is to be asked before b: one that answered
+// busy lately comes after one that did not, then the one expected first.
+func better(a, b *source, size int64, now time.Time) bool {
+	if ba, bb := now.Before(a.busyUntil), now.Before(b.busyUntil); ba != bb {
+		return bb
+	}
 	ea, eb := a.expected(size), b.expected(size)
 	if ea != eb {
 		return ea < eb
@@ -159,6 +184,12 @@ func (s *sources) release(src *source, n int, took time.Duration, err error) {
 		s.skip(src, err)
 	case errors.Is(err, ErrNotFound):
 		// It lacks this block; it may hold others.
+	case errors.Is(err, fetch.ErrProviderBusy):
+		// Loaded by others: it holds the block and is neither failing nor
+		// lying. Ask the others first for a while.
+		src.busy++
+		src.busyUntil = s.now().Add(busyPause)
+		s.c.log.Debug("provider busy; reading from others for a while", "peer", src.peer, "for", busyPause)
 	default:
 		src.fails++
 		if src.fails >= sourceFailures {
@@ -178,7 +209,9 @@ func (s *sources) skip(src *source, err error) {
 
 // get reads block c, from the best source that has it, verifying it.
 // A source that fails is not asked for c again; one that lies or keeps
-// failing is skipped for the whole download.
+// failing is skipped for the whole download. When every source left
+// answered busy, the busy ones are asked again after a pause, for up to
+// the client's busy wait.
 func (s *sources) get(ctx context.Context, c cid.Cid, sizeHint int64) ([]byte, error) {
 	b, err := s.read(ctx, c, sizeHint)
 	return b.Data, err
@@ -188,13 +221,30 @@ func (s *sources) get(ctx context.Context, c cid.Cid, sizeHint int64) ([]byte, e
 // releases once done with its bytes.
 func (s *sources) read(ctx context.Context, c cid.Cid, sizeHint int64) (fetch.Block, error) {
 	exclude := map[peer.ID]error{}
+	var waited time.Duration
+	pause := busyRetryFirst
 	for {
 		src, err := s.acquire(ctx, sizeHint, exclude)
 		if err != nil {
 			if ctx.Err() != nil {
 				return fetch.Block{}, ctx.Err()
 			}
-			return fetch.Block{}, s.notFound(c, exclude)
+			busy := busyPeers(exclude)
+			if len(busy) == 0 {
+				return fetch.Block{}, s.notFound(c, exclude)
+			}
+			if waited+pause > s.c.opts.busyWait {
+				return fetch.Block{}, busyError(c, busy, waited)
+			}
+			if err := sleep(ctx, pause); err != nil {
+				return fetch.Block{}, err
+			}
+			waited += pause
+			pause = min(2*pause, busyRetryMax)
+			for _, p := range busy {
+				delete(exclude, p)
+			}
+			continue
 		}
 		start := time.Now()
 		gctx, cancel := context.WithTimeout(ctx, getTimeout)
@@ -217,6 +267,41 @@ func (s *sources) read(ctx context.Context, c cid.Cid, sizeHint int64) (fetch.Bl
 		}
 		s.c.log.Debug("block read failed", "peer", src.peer, "cid", c, "err", err)
 		exclude[src.peer] = err
+	}
+}
+
+// busyPeers returns the peers of tried that answered busy.
+func busyPeers(tried map[peer.ID]error) []peer.ID {
+	var out []peer.ID
+	for p, err := range tried {
+		if errors.Is(err, fetch.ErrProviderBusy) {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// busyError is the error when the providers that could deliver block c
+// answered busy after waiting waited for them.
+func busyError(c cid.Cid, busy []peer.ID, waited time.Duration) error {
+	names := make([]string, len(busy))
+	for i, p := range busy {
+		names[i] = shortPeer(p)
+	}
+	return fmt.Errorf("%w: download block %s: the providers that may hold it (%s) were busy serving others for %s; retry later",
+		ErrProvidersBusy, c, strings.Join(names, ", "), waited)
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -110,26 +110,32 @@ func TestRangeBounds(t *testing.T) {
 	for _, tc := range []struct {
 		hdr        string
 		start, end int64
-		ok         bool
+		kind       rangeKind
 	}{
-		{"", 0, 1000, true},
-		{"bytes=100-199", 100, 200, true},
-		{"bytes=900-", 900, 1000, true},
-		{"bytes=-100", 900, 1000, true},
-		{"bytes=10-20,500-600", 10, 601, true},
-		{"bytes=0-99999999", 0, 1000, true},
-		{"bytes=x", 0, 1000, true}, // left to ServeContent (416)
+		{"", 0, 1000, rangeOK},
+		{"bytes=100-199", 100, 200, rangeOK},
+		{"bytes=900-", 900, 1000, rangeOK},
+		{"bytes=-100", 900, 1000, rangeOK},
+		{"bytes=10-20,500-600", 10, 601, rangeOK},
+		{"bytes=0-99999999", 0, 1000, rangeOK},
+		{"bytes=", 0, 1000, rangeOK},               // no range: all of it
+		{"bytes=5000-,100-199", 100, 200, rangeOK}, // the past-the-end one dropped
+		{"bytes=x", 0, 1000, rangeInvalid},
+		{"bytes=200-100", 0, 1000, rangeInvalid},
+		{"bytes=--5", 0, 1000, rangeInvalid},
+		{"bytes=1000-", 0, 0, rangeNoOverlap},
+		{"bytes=5000-6000, 1000-", 0, 0, rangeNoOverlap},
 	} {
-		s, e, ok := rangeBounds(tc.hdr, 1000)
-		if s != tc.start || e != tc.end || ok != tc.ok {
-			t.Errorf("%q: %d %d %v, want %d %d %v", tc.hdr, s, e, ok, tc.start, tc.end, tc.ok)
+		s, e, k := rangeBounds(tc.hdr, 1000)
+		if s != tc.start || e != tc.end || k != tc.kind {
+			t.Errorf("%q: %d %d %v, want %d %d %v", tc.hdr, s, e, k, tc.start, tc.end, tc.kind)
 		}
 	}
 	many := "bytes=0-0"
 	for range MaxRanges {
 		many += ",1-1"
 	}
-	if _, _, ok := rangeBounds(many, 1000); ok {
+	if _, _, k := rangeBounds(many, 1000); k != rangeTooMany {
 		t.Error("more than MaxRanges ranges accepted")
 	}
 }

@@ -9,6 +9,10 @@ import (
 	"github.com/satchel-net/satchel/chain"
 )
 
+// defaultContentType is the type of an answer whose content type could not
+// be sniffed without what it does not read (chain records carry no type).
+const defaultContentType = "application/octet-stream"
+
 // sniffAndSeek returns obj's content type and, for a read starting at
 // start > 0, starts fetching the leaf there. Every answer names the type
 // (browsers and CDN edges need it, RFC 9110 §8.3): a read from the start
@@ -16,7 +20,10 @@ import (
 // is not known yet fetches the first leaf too, at once with the leaf under
 // the seek and under the answer's miss slot, and sniffs it there. The type
 // is remembered (with the cache's state, across restarts), so an object is
-// sniffed once: later seeks fetch only the leaves they read.
+// sniffed once: later seeks fetch only the leaves they read. The sniff is
+// a nicety: a seek whose first leaf cannot be had (a provider lost it, or
+// a HEAD, which fetches nothing) is answered as defaultContentType, not
+// remembered, rather than failed.
 func (s *Server) sniffAndSeek(r *http.Request, rec *record, rd *objectReader, keep bool, start int64) (string, error) {
 	obj := rec.obj
 	if start <= 0 {
@@ -39,7 +46,11 @@ func (s *Server) sniffAndSeek(r *http.Request, rec *record, rd *objectReader, ke
 	})
 	perr := rd.prefetch(start)
 	wg.Wait()
-	return ctype, errors.Join(perr, cerr)
+	if perr != nil || cerr == nil || rd.ctx.Err() != nil {
+		return ctype, errors.Join(perr, cerr)
+	}
+	s.log.Info("content type not sniffed: the first leaf is unavailable; the range is served as "+defaultContentType, "object", obj.ID, "err", cerr)
+	return defaultContentType, nil
 }
 
 // knownContentType returns the content type sniffed before, if any.

@@ -26,6 +26,18 @@ var (
 	// ErrBadDAG means an object's blocks do not form the UnixFS file the
 	// chain describes.
 	ErrBadDAG = errors.New("distributor: malformed object DAG")
+	// ErrProvidersBusy means every provider holding a block answered busy
+	// (its memory budget for all readers spent) for as long as a fetch
+	// waits (WithBusyWait); the answer is 503 with Retry-After. It wraps
+	// ErrNoSource.
+	ErrProvidersBusy = fmt.Errorf("%w: the providers holding it are busy serving others; retry later", ErrNoSource)
+)
+
+// Pauses before a block every holder of which answered busy is asked for
+// again: the first, doubled up to the longest.
+const (
+	busyRetryFirst = 250 * time.Millisecond
+	busyRetryMax   = 2 * time.Second
 )
 
 // fetcher gets blocks: from the cache, or from the bag's providers, one
@@ -38,8 +50,10 @@ type fetcher struct {
 	m       *metrics
 	log     *slog.Logger
 	timeout time.Duration
-	life    context.Context // the server's: fetches outlive one request
-	slots   chan struct{}
+	// busyWait bounds the pauses of one fetch whose providers are busy.
+	busyWait time.Duration
+	life     context.Context // the server's: fetches outlive one request
+	slots    chan struct{}
 
 	mu     sync.Mutex
 	calls  map[callKey]*call
@@ -178,8 +192,10 @@ func (f *fetcher) fetching(obj chain.ObjectID) bool {
 
 // fetch gets block c from the bag's providers, best ranked first, falling
 // back to the next on any failure, and verifies it. A second round asks
-// the chain and the DHT for the providers again. A leaf stays in the
-// source's buffer; an interior node is copied out of it (see below).
+// the chain and the DHT for the providers again. While every provider
+// holding the block answers busy, it asks again after a pause, for up to
+// busyWait. A leaf stays in the source's buffer; an interior node is
+// copied out of it (see below).
 func (f *fetcher) fetch(obj chain.DataObject, c cid.Cid) (fetch.Block, error) {
 	select {
 	case f.slots <- struct{}{}:
@@ -188,51 +204,96 @@ func (f *fetcher) fetch(obj chain.DataObject, c cid.Cid) (fetch.Block, error) {
 		return fetch.Block{}, f.life.Err()
 	}
 	var errs []error
-	for round := range 2 {
-		if round > 0 {
+	var waited time.Duration
+	pause := busyRetryFirst
+	for round := 0; ; round++ {
+		if round == 1 {
 			f.srcs.invalidate(&obj.Bag)
+		} else if round > 1 {
+			errs = errs[:0] // this round's errors say why
 		}
-		peers, err := f.srcs.ranked(f.life, obj.Bag, 1<<20)
-		if err != nil {
-			errs = append(errs, err)
+		blk, busy, err := f.fromPeers(obj, c, &errs)
+		if err == nil || f.life.Err() != nil {
+			return blk, err
+		}
+		if round == 0 {
 			continue
 		}
-		for _, p := range peers {
-			ctx, cancel := context.WithTimeout(f.life, f.timeout)
-			t0 := time.Now()
-			blk, err := f.src.ReadBlock(ctx, p, c)
-			d := time.Since(t0)
-			cancel()
-			if err == nil && len(blk.Data) > maxBlockBytes {
-				err = fmt.Errorf("block of %d bytes, over the %d-byte limit", len(blk.Data), maxBlockBytes)
+		if busy == 0 {
+			return fetch.Block{}, fmt.Errorf("%w: block %s of object %d (bag %s): %w", ErrNoSource, c, obj.ID, obj.Bag, errors.Join(errs...))
+		}
+		if waited+pause > f.busyWait {
+			return fetch.Block{}, fmt.Errorf("%w: block %s of object %d (bag %s), asked for %s: %w", ErrProvidersBusy, c, obj.ID, obj.Bag, waited, errors.Join(errs...))
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-t.C:
+		case <-f.life.Done():
+			t.Stop()
+			return fetch.Block{}, f.life.Err()
+		}
+		waited += pause
+		pause = min(2*pause, busyRetryMax)
+	}
+}
+
+// errAllFailed is fromPeers' error when no provider delivered the block;
+// the reasons are in the errors it was given.
+var errAllFailed = errors.New("no provider delivered the block")
+
+// fromPeers asks the bag's providers for block c, best ranked first, and
+// returns the first that delivers it, verified. It adds every failure to
+// errs and returns how many providers answered busy: those are not
+// failures, and rank behind the others for a while.
+func (f *fetcher) fromPeers(obj chain.DataObject, c cid.Cid, errs *[]error) (fetch.Block, int, error) {
+	peers, err := f.srcs.ranked(f.life, obj.Bag, 1<<20)
+	if err != nil {
+		*errs = append(*errs, err)
+		return fetch.Block{}, 0, errAllFailed
+	}
+	busy := 0
+	for _, p := range peers {
+		ctx, cancel := context.WithTimeout(f.life, f.timeout)
+		t0 := time.Now()
+		blk, err := f.src.ReadBlock(ctx, p, c)
+		d := time.Since(t0)
+		cancel()
+		if err == nil && len(blk.Data) > maxBlockBytes {
+			err = fmt.Errorf("block of %d bytes, over the %d-byte limit", len(blk.Data), maxBlockBytes)
+		}
+		if err == nil && !blk.Verified() {
+			err = chunker.VerifyChunk(c, blk.Data)
+		}
+		if err != nil {
+			blk.Release()
+			*errs = append(*errs, fmt.Errorf("%s: %w", p, err))
+			if f.life.Err() != nil {
+				return fetch.Block{}, busy, f.life.Err()
 			}
-			if err == nil && !blk.Verified() {
-				err = chunker.VerifyChunk(c, blk.Data)
-			}
-			if err != nil {
-				blk.Release()
-				f.srcs.fail(p)
-				f.m.fetchErrors.Inc()
-				errs = append(errs, fmt.Errorf("%s: %w", p, err))
-				f.log.Debug("fetch failed; trying the next provider", "cid", c, "peer", p, "err", err)
-				if f.life.Err() != nil {
-					return fetch.Block{}, f.life.Err()
-				}
+			if errors.Is(err, fetch.ErrProviderBusy) {
+				busy++
+				f.srcs.busy(p)
+				f.m.fetchBusy.Inc()
+				f.log.Debug("provider busy; trying the next one", "cid", c, "peer", p)
 				continue
 			}
-			f.srcs.observe(p, len(blk.Data), d)
-			f.m.fetched.Add(float64(len(blk.Data)))
-			if c.Type() != cid.Raw {
-				// An interior node is decoded into nodes kept beyond any
-				// lease (fetcher.nodes), which may alias its bytes: it
-				// gets bytes of its own and the buffer goes back at once.
-				// Nodes are a tiny share of an object's bytes.
-				own := bytes.Clone(blk.Data)
-				blk.Release()
-				blk = fetch.Block{Data: own}
-			}
-			return blk, nil
+			f.srcs.fail(p)
+			f.m.fetchErrors.Inc()
+			f.log.Debug("fetch failed; trying the next provider", "cid", c, "peer", p, "err", err)
+			continue
 		}
+		f.srcs.observe(p, len(blk.Data), d)
+		f.m.fetched.Add(float64(len(blk.Data)))
+		if c.Type() != cid.Raw {
+			// An interior node is decoded into nodes kept beyond any
+			// lease (fetcher.nodes), which may alias its bytes: it
+			// gets bytes of its own and the buffer goes back at once.
+			// Nodes are a tiny share of an object's bytes.
+			own := bytes.Clone(blk.Data)
+			blk.Release()
+			blk = fetch.Block{Data: own}
+		}
+		return blk, 0, nil
 	}
-	return fetch.Block{}, fmt.Errorf("%w: block %s of object %d (bag %s): %w", ErrNoSource, c, obj.ID, obj.Bag, errors.Join(errs...))
+	return fetch.Block{}, busy, errAllFailed
 }

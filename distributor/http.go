@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"time"
@@ -147,6 +148,10 @@ func (s *Server) fetchFailed(w http.ResponseWriter, r *http.Request, obj chain.D
 		return
 	}
 	w.Header().Set("Retry-After", "5")
+	if errors.Is(err, ErrProvidersBusy) {
+		writeError(w, http.StatusServiceUnavailable, "providers_busy", err)
+		return
+	}
 	writeError(w, http.StatusServiceUnavailable, "unavailable", err)
 }
 
@@ -175,9 +180,7 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 			// RFC 9110 §14.2: a range unit the server does not know is
 			// ignored (net/http would answer 416).
 			r.Header.Del("Range")
-		} else if start, end, ok = rangeBounds(rg, int64(obj.Size)); !ok {
-			h.Set("Content-Range", fmt.Sprintf("bytes */%d", obj.Size))
-			writeError(w, http.StatusRequestedRangeNotSatisfiable, "bad_range", fmt.Errorf("range %.128q: want at most %d ranges of bytes=first-last within %d bytes", rg, MaxRanges, obj.Size))
+		} else if !s.checkRange(w, r, rec, &start, &end) {
 			return
 		}
 	}
@@ -188,8 +191,8 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	// A HEAD whose type is known reads nothing: it takes no slot.
 	slot := s.newMissSlot(r.Context())
 	defer slot.release()
-	headOnly := r.Method == http.MethodHead && ctype != ""
-	if !s.cacheHeaders(h, obj, complete, cached) && !headOnly && slot.take() != nil {
+	head := r.Method == http.MethodHead
+	if !s.cacheHeaders(h, obj, complete, cached) && !(head && ctype != "") && slot.take() != nil {
 		return
 	}
 	// The reader waits (for a slot, a fetch) under the slot's context,
@@ -203,8 +206,11 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	defer rd.Close()
 	defer slot.stop() // before Close, on every path (see below)
 	rd.end = end
-	if r.Method == http.MethodHead {
-		rd.end = 0 // no bytes sent: none read ahead, none fetched but the type's
+	if head {
+		// No bytes sent: none read ahead, none fetched but the first
+		// chunk, when the type is not known yet — a HEAD names the type
+		// the GET will.
+		rd.end = 0
 	}
 	if ctype == "" {
 		if ctype, err = s.sniffAndSeek(r, rec, rd, keep, start); err != nil {
@@ -230,6 +236,27 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 		s.m.servedExt.Add(float64(ext))
 	}
 	s.m.servedLocal.Add(float64(dw.n - ext))
+}
+
+// checkRange reads r's Range header (bytes=…) into start and end, and
+// answers 416 itself, before anything is fetched, to one with too many
+// ranges or one http.ServeContent would answer 416 (malformed, or past the
+// end), reporting whether the answer goes on.
+func (s *Server) checkRange(w http.ResponseWriter, r *http.Request, rec *record, start, end *int64) bool {
+	rg, size := r.Header.Get("Range"), int64(rec.obj.Size)
+	var kind rangeKind
+	*start, *end, kind = rangeBounds(rg, size)
+	switch {
+	case kind == rangeOK:
+		return true
+	case kind != rangeTooMany && !rangeApplies(r, rec.etag):
+		*start, *end = 0, size // the range is ignored: the whole object
+		return true
+	case kind != rangeInvalid:
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", size))
+	}
+	writeError(w, http.StatusRequestedRangeNotSatisfiable, "bad_range", fmt.Errorf("range %.128q: want at most %d ranges of bytes=first-last starting within %d bytes", rg, MaxRanges, size))
+	return false
 }
 
 // objectHeaders sets the headers of every answer about an object.
@@ -276,53 +303,104 @@ func etagMatch(list, etag string) bool {
 	return false
 }
 
-// rangeBounds checks a Range header: at most MaxRanges ranges. It returns
+// rangeKind is what rangeBounds makes of a Range header.
+type rangeKind int
+
+const (
+	rangeOK        rangeKind = iota
+	rangeTooMany             // over MaxRanges: refused
+	rangeNoOverlap           // every range starts past the end: 416, Content-Range bytes */size
+	rangeInvalid             // malformed: 416
+)
+
+// rangeBounds reads a Range header as http.ServeContent does (parseRange),
+// with at most MaxRanges ranges. For one ServeContent serves it returns
 // the first byte the ranges start at and the byte after the last they end
-// at, which bound the read-ahead; ok is false for a header to refuse. A
-// header that is not a byte range is left to http.ServeContent, which
-// answers 416 for one it cannot parse.
-func rangeBounds(hdr string, size int64) (start, end int64, ok bool) {
+// at, which bound the read-ahead; for one it answers 416 it says why, so
+// that the answer is given before anything is fetched.
+func rangeBounds(hdr string, size int64) (start, end int64, kind rangeKind) {
 	if hdr == "" || !strings.HasPrefix(hdr, "bytes=") {
-		return 0, size, true
+		return 0, size, rangeOK
 	}
 	specs := strings.Split(hdr[len("bytes="):], ",")
 	if len(specs) > MaxRanges {
-		return 0, 0, false
+		return 0, 0, rangeTooMany
 	}
 	start, end = size, 0
+	noOverlap, some := false, false
 	for _, sp := range specs {
-		a, b, found := strings.Cut(strings.TrimSpace(sp), "-")
-		if !found {
-			return 0, size, true // malformed: ServeContent answers
+		sp = textproto.TrimString(sp)
+		if sp == "" {
+			continue
 		}
-		var s0, e0 int64
-		switch {
-		case a == "":
-			n, err := strconv.ParseInt(b, 10, 64)
-			if err != nil {
-				return 0, size, true
-			}
-			s0, e0 = max(size-n, 0), size
-		default:
-			n, err := strconv.ParseInt(a, 10, 64)
-			if err != nil {
-				return 0, size, true
-			}
-			s0, e0 = n, size
-			if b != "" {
-				m, err := strconv.ParseInt(b, 10, 64)
-				if err != nil {
-					return 0, size, true
-				}
-				e0 = min(m+1, size)
-			}
+		s0, e0, k := rangeSpec(sp, size)
+		switch k {
+		case rangeInvalid:
+			return 0, size, rangeInvalid
+		case rangeNoOverlap:
+			noOverlap = true
+			continue
 		}
+		some = true
 		start, end = min(start, s0), max(end, e0)
+	}
+	switch {
+	case !some && noOverlap:
+		return 0, 0, rangeNoOverlap
+	case !some:
+		return 0, size, rangeOK // "bytes=": ServeContent sends it all
 	}
 	if start >= size {
 		start = 0
 	}
-	return start, max(end, start), true
+	return start, max(end, start), rangeOK
+}
+
+// rangeSpec reads one range ("first-last", "first-" or "-suffix") of an
+// object of size bytes, as net/http does.
+func rangeSpec(sp string, size int64) (start, end int64, kind rangeKind) {
+	a, b, found := strings.Cut(sp, "-")
+	if !found {
+		return 0, 0, rangeInvalid
+	}
+	a, b = textproto.TrimString(a), textproto.TrimString(b)
+	if a == "" {
+		if b == "" || b[0] == '-' {
+			return 0, 0, rangeInvalid
+		}
+		n, err := strconv.ParseInt(b, 10, 64)
+		if err != nil || n < 0 {
+			return 0, 0, rangeInvalid
+		}
+		return size - min(n, size), size, rangeOK
+	}
+	n, err := strconv.ParseInt(a, 10, 64)
+	if err != nil || n < 0 {
+		return 0, 0, rangeInvalid
+	}
+	if n >= size {
+		return 0, 0, rangeNoOverlap
+	}
+	if b == "" {
+		return n, size, rangeOK
+	}
+	m, err := strconv.ParseInt(b, 10, 64)
+	if err != nil || n > m {
+		return 0, 0, rangeInvalid
+	}
+	return n, min(m+1, size), rangeOK
+}
+
+// rangeApplies reports whether http.ServeContent would apply r's Range
+// header to an answer whose ETag is etag: no If-Match (checked first) and
+// no If-Range, or one naming etag (strong comparison). Otherwise it sends
+// the whole object.
+func rangeApplies(r *http.Request, etag string) bool {
+	if r.Header.Get("If-Match") != "" {
+		return false
+	}
+	ir := r.Header.Get("If-Range")
+	return ir == "" || (ir == etag && !strings.HasPrefix(ir, "W/"))
 }
 
 // serveStatus answers GET /api/v1/status.

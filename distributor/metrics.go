@@ -15,6 +15,7 @@ type metrics struct {
 	served      *prometheus.CounterVec // bytes, by source (local, external)
 	fetched     prometheus.Counter
 	fetchErrors prometheus.Counter
+	fetchBusy   prometheus.Counter
 	active      prometheus.Gauge
 	missWaiting prometheus.Gauge
 
@@ -62,6 +63,10 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 			Namespace: "satchel", Subsystem: "distributor", Name: "fetch_errors_total",
 			Help: "Block fetches from one provider that failed (the next provider is tried).",
 		}),
+		fetchBusy: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "satchel", Subsystem: "distributor", Name: "fetch_busy_total",
+			Help: "Block fetches a provider refused busy, its memory budget for all readers spent (another provider is tried; not errors).",
+		}),
 		active: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "satchel", Subsystem: "distributor", Name: "active_requests",
 			Help: "HTTP requests being answered.",
@@ -91,7 +96,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 		Namespace: "satchel", Subsystem: "distributor", Name: "cache_objects",
 		Help: "Objects with blocks in the disk cache.",
 	}, func() float64 { _, _, n, _ := s.cache.usage(); return float64(n) })
-	reg.MustRegister(m.requests, m.hits, m.misses, m.served, m.fetched, m.fetchErrors, m.active, m.missWaiting,
+	reg.MustRegister(m.requests, m.hits, m.misses, m.served, m.fetched, m.fetchErrors, m.fetchBusy, m.active, m.missWaiting,
 		cacheUsed, cacheLimit, cacheObjects, &sourceCollector{s: s})
 	return m
 }

@@ -35,6 +35,9 @@ const (
 	// keeps in memory (about 250 bytes each); others are read from the
 	// chain when requested.
 	DefaultObjectRecords = 1 << 16
+	// DefaultBusyWait bounds how long a block fetch waits, retrying, while
+	// every provider holding the block answers busy.
+	DefaultBusyWait = 15 * time.Second
 )
 
 type config struct {
@@ -50,6 +53,7 @@ type config struct {
 	maxFetches      int
 	maxMisses       int
 	objectRecords   int
+	busyWait        time.Duration
 }
 
 func defaults() config {
@@ -64,6 +68,7 @@ func defaults() config {
 		maxFetches:      DefaultMaxFetches,
 		maxMisses:       DefaultMaxMisses,
 		objectRecords:   DefaultObjectRecords,
+		busyWait:        DefaultBusyWait,
 	}
 }
 
@@ -167,6 +172,19 @@ func WithObjectRecords(n int) Option {
 	return func(c *config) {
 		if n > 0 {
 			c.objectRecords = max(n, 2)
+		}
+	}
+}
+
+// WithBusyWait bounds how long a block fetch waits, asking again after
+// pauses of 250 ms doubling to 2 s, while every provider holding the block
+// answers busy (default DefaultBusyWait); then the answer is 503 with
+// Retry-After. Zero fails at once. The fetch holds its --max-fetches slot
+// meanwhile.
+func WithBusyWait(d time.Duration) Option {
+	return func(c *config) {
+		if d >= 0 {
+			c.busyWait = d
 		}
 	}
 }

@@ -85,7 +85,7 @@ func New(h *p2p.Host, src BlockSource, c ChainReader, id Identity, opts ...Optio
 	s.index = newIndex(ctx, c, id, cfg.objectRecords, log)
 	s.srcs = newSources(h, c)
 	s.m = newMetrics(cfg.reg, s)
-	s.fetch = &fetcher{src: src, srcs: s.srcs, cache: ch, m: s.m, log: log, timeout: cfg.fetchTimeout, life: ctx,
+	s.fetch = &fetcher{src: src, srcs: s.srcs, cache: ch, m: s.m, log: log, timeout: cfg.fetchTimeout, busyWait: cfg.busyWait, life: ctx,
 		slots: make(chan struct{}, cfg.maxFetches), calls: map[callKey]*call{}, active: map[chain.ObjectID]int{}}
 	ch.alive = s.index.isServed
 	s.index.onDrop = func(ids []chain.ObjectID) {

@@ -33,6 +33,14 @@ const (
 	// ranking, doubled per consecutive failure up to maxFailBackoff.
 	failBackoff    = 2 * time.Second
 	maxFailBackoff = time.Minute
+	// busyPause is how long a source that answered busy (its memory
+	// budget for all readers spent) ranks after the sources that did not,
+	// and before failed ones; busy is not a failure.
+	busyPause = 5 * time.Second
+	// busyPenalty and failPenalty are the seconds a busy and a failed
+	// source's score gains while paused.
+	busyPenalty = 1e3
+	failPenalty = 1e6
 )
 
 // sources finds the storage providers of a bag (the chain's operator
@@ -60,6 +68,8 @@ type sourceStats struct {
 	failures   uint64
 	failStreak int
 	until      time.Time // ranked last until then
+	busy       uint64
+	busyUntil  time.Time // ranked after the sources not busy until then
 }
 
 // SourceStatus is one storage provider as the node ranks it.
@@ -71,6 +81,8 @@ type SourceStatus struct {
 	Fetches    uint64  `json:"fetches"`
 	Bytes      uint64  `json:"bytes"`
 	Failures   uint64  `json:"failures"`
+	// Busy counts the fetches it refused busy (not failures).
+	Busy uint64 `json:"busy"`
 	// Score is the expected seconds to fetch a 1 MiB chunk (lower first).
 	Score float64 `json:"score"`
 }
@@ -117,15 +129,18 @@ func (s *sources) ranked(ctx context.Context, bag chain.BagID, size int) ([]peer
 }
 
 // score is the expected seconds to fetch size bytes; unmeasured sources
-// score 0 so that each is tried; failed ones score high until their
-// backoff ends.
+// score 0 so that each is tried; busy ones score high for busyPause,
+// failed ones higher until their backoff ends.
 func (st *sourceStats) score(size int, now time.Time) float64 {
 	s := st.ttfb.Seconds()
 	if st.throughput > 0 {
 		s += float64(size) / st.throughput
 	}
+	if now.Before(st.busyUntil) {
+		s += busyPenalty
+	}
 	if now.Before(st.until) {
-		s += 1e6
+		s += failPenalty
 	}
 	return s
 }
@@ -176,6 +191,17 @@ func (s *sources) fail(p peer.ID) {
 	st.until = time.Now().Add(back)
 }
 
+// busy records that p refused a fetch busy: it holds the block but its
+// budget for all readers is spent. It goes after the others for
+// busyPause; its failures and measurements stay as they were.
+func (s *sources) busy(p peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.statsOf(p)
+	st.busy++
+	st.busyUntil = time.Now().Add(busyPause)
+}
+
 // status returns every measured source, best first.
 func (s *sources) status() []SourceStatus {
 	s.mu.Lock()
@@ -185,7 +211,7 @@ func (s *sources) status() []SourceStatus {
 	for p, st := range s.stats {
 		out = append(out, SourceStatus{
 			Peer: p.String(), TTFBMillis: float64(st.ttfb.Microseconds()) / 1000, Throughput: st.throughput,
-			Fetches: st.fetches, Bytes: st.bytes, Failures: st.failures, Score: st.score(1<<20, now),
+			Fetches: st.fetches, Bytes: st.bytes, Failures: st.failures, Busy: st.busy, Score: st.score(1<<20, now),
 		})
 	}
 	slices.SortFunc(out, func(a, b SourceStatus) int {

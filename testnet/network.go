@@ -162,6 +162,7 @@ type Provider struct {
 	server    *provider.Server
 	registry  *prometheus.Registry
 	contracts *providerContracts
+	hostOpts  []p2p.Option // added by LimitFetchBudget, kept across restarts
 }
 
 // Start starts, in dir, the chain and cfg.Providers storage providers,
@@ -468,6 +469,7 @@ func (p *Provider) start(ctx context.Context) (err error) {
 	if n.cfg.HostOptions != nil {
 		hopts = append(hopts, n.cfg.HostOptions(p.Index)...)
 	}
+	hopts = append(hopts, p.hostOpts...)
 	h, err := p2p.New(ctx, hopts...)
 	if err != nil {
 		return fmt.Errorf("testnet: provider %d: host: %w", p.Index, err)
