@@ -73,6 +73,20 @@ func (a *chainAuth) ReleaseSession(session []byte) {
 	}
 }
 
+// SessionRenter implements store.SessionOwner: the renter of the contract
+// whose live grant is session, so that a chunk a pipeline hop forwards into
+// it needs the renter's hop token. "" for a session no live grant names.
+func (a *chainAuth) SessionRenter(_ context.Context, _ string, session []byte) peer.ID {
+	gp := a.grants.g.Load()
+	if gp == nil {
+		return ""
+	}
+	if g, ok := (*gp).Grant(session); ok {
+		return g.Renter
+	}
+	return ""
+}
+
 // AuthorizeDrop implements store.DropAuthorizer: a session opened under a
 // contract's grant may be dropped (or bound) by the contract's renter only, not by a
 // provider a pipeline forwarded its chunks through (which learns the

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -35,6 +36,7 @@ type Stream struct {
 	s    network.Stream
 	peer peer.ID
 	cfg  streamConfig
+	key  crypto.PrivKey // the host's, for hop tokens; nil if the peerstore has none
 
 	wmu sync.Mutex // serialises writes; guards fw
 	fw  *p2p.FrameWriter
@@ -104,6 +106,7 @@ func Open(ctx context.Context, h host.Host, p peer.ID, opts ...StreamOption) (*S
 	ss := &Stream{
 		s:          s,
 		peer:       p,
+		key:        h.Peerstore().PrivKey(h.ID()),
 		cfg:        cfg,
 		fw:         p2p.NewFrameWriter(s),
 		pending:    make(map[uint64]*pushExchange),
@@ -154,6 +157,10 @@ type ChunkPush struct {
 	// nonce is the request's nonce, which every receipt answering the push
 	// must echo: drawn by push, or the request's when a hop forwards it.
 	nonce []byte
+	// relayed is set when a hop forwards the push: hopToken is then the
+	// uploader's token for this hop (Hop.Token), sent as the request's.
+	relayed  bool
+	hopToken []byte
 }
 
 // Push stores one chunk with the provider and returns the provider's receipt,
@@ -252,6 +259,7 @@ func newChunkRequest(c *ChunkPush) (*pb.StoreChunkRequest, error) {
 		Session:  c.Session,
 		Forward:  forward,
 		Nonce:    c.nonce,
+		HopToken: c.hopToken,
 	}
 	if !c.Expiry.IsZero() {
 		req.ExpiryUnix = c.Expiry.Unix()

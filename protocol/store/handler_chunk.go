@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multihash"
 
 	"github.com/satchel-net/satchel/chunker"
@@ -28,7 +29,7 @@ func (c *storeConn) authorize(ctx context.Context, ex *storeExchange, r *pb.Stor
 		c.refuse(ex, "%v", err)
 		return
 	}
-	if err := c.h.admit(ctx, ex, r); err != nil {
+	if err := c.h.admit(ctx, ex, r, c.remote); err != nil {
 		c.refuse(ex, "%v", err)
 		return
 	}
@@ -56,8 +57,8 @@ func (c *storeConn) authorize(ctx context.Context, ex *storeExchange, r *pb.Stor
 
 // admit checks a chunk request and asks the Authorizer about it, filling in
 // ex: the chunk, its object and the session it is stored under. Its error's
-// text is the refusal reason.
-func (h *Handler) admit(ctx context.Context, ex *storeExchange, r *pb.StoreChunkRequest) error {
+// text is the refusal reason. from is the peer that sent the request.
+func (h *Handler) admit(ctx context.Context, ex *storeExchange, r *pb.StoreChunkRequest, from peer.ID) error {
 	ch, expiry, err := checkChunkRequest(r, h.cfg.now())
 	if err != nil {
 		return err
@@ -72,6 +73,9 @@ func (h *Handler) admit(ctx context.Context, ex *storeExchange, r *pb.StoreChunk
 	}
 	if len(r.Session) != SessionIDLength {
 		return fmt.Errorf("a chunk of an unregistered object (object ID 0) needs a %d-byte session", SessionIDLength)
+	}
+	if err := h.checkHopToken(ctx, ex, r.Session, from, r.HopToken); err != nil {
+		return err
 	}
 	ex.session = Session{ID: ClientSessionID(r.Session), Bag: r.BagId, Expiry: expiry}
 	return h.reserve(ctx, ex)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -32,6 +33,10 @@ type Hop struct {
 	// Session is the uploader's streamed-upload session with this hop (its
 	// storage contract's grant), or nil for a registered object's chunk.
 	Session []byte
+	// Token is the uploader's hop token for the chunk at this hop
+	// (SignHopToken), for a Session; PushPipeline signs it with the
+	// stream's key when the uploader leaves it nil.
+	Token []byte
 }
 
 // HopReceipt is a receipt of one provider of a pipeline, verified against
@@ -80,6 +85,9 @@ type PipelineResult struct {
 func (s *Stream) PushPipeline(ctx context.Context, c ChunkPush) (PipelineResult, error) {
 	if err := checkForwardList(s.peer, c.Forward); err != nil {
 		return PipelineResult{}, fmt.Errorf("store: push: %w", err)
+	}
+	if err := s.signHopTokens(&c); err != nil {
+		return PipelineResult{}, err
 	}
 	r, err := s.push(ctx, &c)
 	if err != nil {
@@ -169,7 +177,7 @@ func encodeForward(hops []Hop) ([]*pb.ForwardHop, error) {
 		if len(h.Session) != 0 && len(h.Session) != SessionIDLength {
 			return nil, fmt.Errorf("store: push: forward hop %s has a session of %d bytes, not %d", h.Peer, len(h.Session), SessionIDLength)
 		}
-		fh := &pb.ForwardHop{Peer: []byte(h.Peer), Session: h.Session}
+		fh := &pb.ForwardHop{Peer: []byte(h.Peer), Session: h.Session, Token: h.Token}
 		for _, a := range h.Addrs {
 			if len(fh.Addrs) == MaxForwardAddrs {
 				break
@@ -206,7 +214,10 @@ func decodeForward(self, remote peer.ID, fwd []*pb.ForwardHop) ([]Hop, error) {
 		if s := f.GetSession(); len(s) != 0 && len(s) != SessionIDLength {
 			return nil, fmt.Errorf("forward hop %d has a session of %d bytes, not %d", i, len(s), SessionIDLength)
 		}
-		h := Hop{Peer: p, Session: f.GetSession()}
+		if len(f.GetToken()) > MaxHopToken || (len(f.GetToken()) != 0 && len(f.GetSession()) == 0) {
+			return nil, fmt.Errorf("forward hop %d has a token of %d bytes (at most %d, and only with a session)", i, len(f.GetToken()), MaxHopToken)
+		}
+		h := Hop{Peer: p, Session: f.GetSession(), Token: f.GetToken()}
 		for _, b := range f.GetAddrs() {
 			if len(b) > MaxForwardAddrBytes {
 				return nil, fmt.Errorf("forward hop %d has an address of %d bytes, more than %d", i, len(b), MaxForwardAddrBytes)
@@ -223,4 +234,35 @@ func decodeForward(self, remote peer.ID, fwd []*pb.ForwardHop) ([]Hop, error) {
 		return nil, err
 	}
 	return hops, nil
+}
+
+// signHopTokens gives every hop of c's forward list that has a session and
+// no token the uploader's token for the chunk there, signed with the
+// stream's key, in a copy of the list (the caller's may serve other
+// chunks). A forwarding provider passes on the uploader's tokens as they
+// came (c.relayed): its own would not verify, and a hop refuses a chunk
+// without the renter's.
+func (s *Stream) signHopTokens(c *ChunkPush) error {
+	if c.relayed {
+		return nil
+	}
+	cloned := false
+	for i := range c.Forward {
+		h := c.Forward[i]
+		if len(h.Session) == 0 || h.Token != nil {
+			continue
+		}
+		if s.key == nil {
+			return errors.New("store: push: the host has no private key to sign hop tokens with")
+		}
+		if !cloned {
+			c.Forward, cloned = slices.Clone(c.Forward), true
+		}
+		tok, err := SignHopToken(s.key, c.Bag, h.Session, c.CID, h.Peer)
+		if err != nil {
+			return err
+		}
+		c.Forward[i].Token = tok
+	}
+	return nil
 }

@@ -655,3 +655,77 @@ func TestPipelineDeepHopGivesUpFirst(t *testing.T) {
 		t.Fatalf("failed hops %v; want only provider 3", r.Failed)
 	}
 }
+
+// TestPipelineHopTokens: a session opened under a renter's contract takes a
+// forwarded chunk only with the renter's token for that chunk at that
+// provider. The uploader's pipeline signs them, so its chunks reach every
+// hop; a forwarding provider, which learns the hop's session, cannot store
+// a chunk of its own choosing under it, without a token or with the token
+// of another chunk or another provider.
+func TestPipelineHopTokens(t *testing.T) {
+	e := newPLEnv(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	renter := e.id(0)
+	headSess, hopSess := bytes.Repeat([]byte{1}, store.SessionIDLength), bytes.Repeat([]byte{2}, store.SessionIDLength)
+	e.auth.rent(headSess, renter)
+	e.auth.rent(hopSess, renter)
+
+	data := spRand(31, 100<<10)
+	c := store.ChunkPush{Bag: spBag, CID: chunker.ChunkCID(data), Data: data, Session: headSess}
+	c.Forward = e.hops(2)
+	c.Forward[0].Session = hopSess
+	r, err := e.open(t, 1).PushPipeline(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Receipts) != 2 || len(r.Failed) != 0 {
+		t.Fatalf("receipts %v, failed %v; want both providers' receipts", r.Receipts, r.Failed)
+	}
+	if c.Forward[0].Token != nil {
+		t.Fatal("PushPipeline wrote a token into the caller's forward list")
+	}
+
+	// The head, as a rogue forwarder, pushes its own chunk into the hop's
+	// session.
+	s, err := store.Open(ctx, e.net.Host(1).Libp2p(), e.id(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	junk := spRand(32, 50<<10)
+	own := store.ChunkPush{Bag: spBag, CID: chunker.ChunkCID(junk), Data: junk, Session: hopSess}
+	renterKey := e.net.Host(0).Libp2p().Peerstore().PrivKey(renter)
+	tokenOf := func(c cid.Cid, hop peer.ID) []byte {
+		tok, err := store.SignHopToken(renterKey, spBag, hopSess, c, hop)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	headKey := e.net.Host(1).Libp2p().Peerstore().PrivKey(e.id(1))
+	ownToken, err := store.SignHopToken(headKey, spBag, hopSess, own.CID, e.id(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tok := range map[string][]byte{
+		"no token":                 nil,
+		"the forwarder's own":      ownToken,
+		"another chunk's":          tokenOf(c.CID, e.id(2)),
+		"this chunk's at the head": tokenOf(own.CID, e.id(1)),
+	} {
+		_, err := store.PushAsHop(ctx, s, own, tok)
+		var refused *store.RefusedError
+		if !errors.As(err, &refused) || !strings.Contains(err.Error(), "hop token") {
+			t.Fatalf("%s: %v; want a refusal naming the hop token", name, err)
+		}
+	}
+	if has, err := e.fetch.Have(ctx, e.id(2), []cid.Cid{own.CID}); err != nil || has[0] {
+		t.Fatalf("the hop holds the forwarder's chunk (%v, %v)", has, err)
+	}
+	// With the renter's token for this chunk at this hop it is taken: the
+	// token, not the peer, is the authority.
+	if _, err := store.PushAsHop(ctx, s, own, tokenOf(own.CID, e.id(2))); err != nil {
+		t.Fatalf("with the renter's token: %v", err)
+	}
+}

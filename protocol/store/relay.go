@@ -189,7 +189,7 @@ func (r *Relay) forward(ctx context.Context, c ChunkPush, hops []Hop, log *slog.
 			}
 			return nil, failures
 		}
-		c.Session, c.Forward = hop.Session, hops[i+1:]
+		c.Session, c.Forward, c.relayed, c.hopToken = hop.Session, hops[i+1:], true, hop.Token
 		res, err := r.pushHop(ctx, hop, c)
 		if err != nil {
 			if ctx.Err() != nil && !errors.Is(context.Cause(ctx), errForwardDeadline) {
@@ -208,6 +208,12 @@ func (r *Relay) forward(ctx context.Context, c ChunkPush, hops []Hop, log *slog.
 			receipts[j] = hr.Receipt
 		}
 		for _, f := range res.Failed {
+			if errors.Is(f.Err, ErrNotForwarded) {
+				// The hop stopped before it reached them: left
+				// unreported here too, so the uploader sees them not
+				// forwarded rather than failed.
+				continue
+			}
 			failures = append(failures, &pb.HopFailure{Peer: []byte(f.Peer), Reason: hopReason(f.Err)})
 		}
 		return receipts, failures

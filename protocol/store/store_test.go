@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -42,7 +43,25 @@ type spAuth struct {
 	mu       sync.Mutex
 	objects  map[uint64]spObject
 	quota    uint64
-	panicObj uint64 // AuthorizeChunk panics for this object (0: none)
+	panicObj uint64             // AuthorizeChunk panics for this object (0: none)
+	renters  map[string]peer.ID // streamed sessions' renters (SessionRenter)
+}
+
+// SessionRenter implements store.SessionOwner.
+func (a *spAuth) SessionRenter(_ context.Context, _ string, session []byte) peer.ID {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.renters[string(session)]
+}
+
+// rent names p the renter of session.
+func (a *spAuth) rent(session []byte, p peer.ID) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.renters == nil {
+		a.renters = map[string]peer.ID{}
+	}
+	a.renters[string(session)] = p
 }
 
 type spObject struct {

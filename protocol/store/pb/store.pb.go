@@ -292,7 +292,16 @@ type StoreChunkRequest struct {
 	// and no earlier one. A forwarding hop passes the request's nonce on
 	// unchanged, so every receipt of a pipelined push carries the uploader's
 	// nonce. Empty or exactly 16 bytes (docs/PROTOCOL.md, "Receipts").
-	Nonce         []byte `protobuf:"bytes,10,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	Nonce []byte `protobuf:"bytes,10,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	// hop_token, on a chunk of a streamed session (object_id 0) that a
+	// pipeline hop forwards, is the renter's signature allowing this chunk
+	// into this provider's session (ForwardHop.token, passed on unchanged).
+	// A session opened under a storage contract takes chunks from its renter,
+	// or from another peer with the renter's token for the chunk, so a
+	// forwarding provider, which learns the sessions of the hops after it,
+	// cannot store other chunks under them (docs/PROTOCOL.md, "Pipelined
+	// replication"). At most MaxHopToken bytes.
+	HopToken      []byte `protobuf:"bytes,11,opt,name=hop_token,json=hopToken,proto3" json:"hop_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -397,6 +406,13 @@ func (x *StoreChunkRequest) GetNonce() []byte {
 	return nil
 }
 
+func (x *StoreChunkRequest) GetHopToken() []byte {
+	if x != nil {
+		return x.HopToken
+	}
+	return nil
+}
+
 // ForwardHop is one provider further down a replication pipeline, with what
 // its Authorizer needs to accept the chunk from the hop before it.
 type ForwardHop struct {
@@ -410,7 +426,10 @@ type ForwardHop struct {
 	// session of its storage contract's grant), or empty for a registered
 	// object's chunk, which every hop authorises by the chain with the
 	// request's object ID and proof.
-	Session       []byte `protobuf:"bytes,3,opt,name=session,proto3" json:"session,omitempty"`
+	Session []byte `protobuf:"bytes,3,opt,name=session,proto3" json:"session,omitempty"`
+	// token is the uploader's hop token for the chunk at this hop, when
+	// session is set: the hop before it sends it as the request's hop_token.
+	Token         []byte `protobuf:"bytes,4,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -462,6 +481,13 @@ func (x *ForwardHop) GetAddrs() [][]byte {
 func (x *ForwardHop) GetSession() []byte {
 	if x != nil {
 		return x.Session
+	}
+	return nil
+}
+
+func (x *ForwardHop) GetToken() []byte {
+	if x != nil {
+		return x.Token
 	}
 	return nil
 }
@@ -1088,7 +1114,7 @@ const file_protocol_store_pb_store_proto_rawDesc = "" +
 	"\x04sign\x18\x05 \x01(\v2\x1c.satchel.wire.v1.SignRequestH\x00R\x04sign\x122\n" +
 	"\x04bind\x18\x06 \x01(\v2\x1c.satchel.wire.v1.BindRequestH\x00R\x04bind\x122\n" +
 	"\x04drop\x18\a \x01(\v2\x1c.satchel.wire.v1.DropRequestH\x00R\x04dropB\x06\n" +
-	"\x04body\"\xa5\x02\n" +
+	"\x04body\"\xc2\x02\n" +
 	"\x11StoreChunkRequest\x12\x15\n" +
 	"\x06bag_id\x18\x01 \x01(\tR\x05bagId\x12\x1b\n" +
 	"\tobject_id\x18\x02 \x01(\x04R\bobjectId\x12\x10\n" +
@@ -1101,12 +1127,14 @@ const file_protocol_store_pb_store_proto_rawDesc = "" +
 	"\asession\x18\b \x01(\fR\asession\x125\n" +
 	"\aforward\x18\t \x03(\v2\x1b.satchel.wire.v1.ForwardHopR\aforward\x12\x14\n" +
 	"\x05nonce\x18\n" +
-	" \x01(\fR\x05nonce\"P\n" +
+	" \x01(\fR\x05nonce\x12\x1b\n" +
+	"\thop_token\x18\v \x01(\fR\bhopToken\"f\n" +
 	"\n" +
 	"ForwardHop\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\fR\x04peer\x12\x14\n" +
 	"\x05addrs\x18\x02 \x03(\fR\x05addrs\x12\x18\n" +
-	"\asession\x18\x03 \x01(\fR\asession\"8\n" +
+	"\asession\x18\x03 \x01(\fR\asession\x12\x14\n" +
+	"\x05token\x18\x04 \x01(\fR\x05token\"8\n" +
 	"\n" +
 	"HopFailure\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\fR\x04peer\x12\x16\n" +
