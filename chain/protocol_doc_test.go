@@ -150,3 +150,17 @@ func TestProtocolDocCanonicalForm(t *testing.T) {
 		t.Errorf("nonce 0 envelope: %v", err)
 	}
 }
+
+// Every message type the chain decodes has its row in docs/PROTOCOL.md's
+// table of message types, so another implementation can build it.
+func TestProtocolDocListsEveryMessage(t *testing.T) {
+	md, err := os.ReadFile(docProtocolMD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range chain.AllMsgs() {
+		if !strings.Contains(string(md), "| `"+m.Type()+"` |") {
+			t.Errorf("docs/PROTOCOL.md's table of message types has no row for %s", m.Type())
+		}
+	}
+}
