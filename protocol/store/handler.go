@@ -253,8 +253,13 @@ func (c *storeConn) run(ctx context.Context) error {
 		// Backpressure: past MaxStreamBuffered bytes waiting for the disk,
 		// stop reading; flow control then holds the uploader.
 		c.mu.Lock()
-		for c.committing >= MaxStreamBuffered {
-			c.drained.Wait()
+		if c.committing >= MaxStreamBuffered {
+			for c.committing >= MaxStreamBuffered {
+				c.drained.Wait()
+			}
+			// The provider read nothing while its disk caught up: that
+			// time is not the uploader's stall (expireStalled).
+			c.progress, c.moved = c.h.cfg.now(), 0
 		}
 		c.mu.Unlock()
 		var req pb.StoreRequest
