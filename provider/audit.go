@@ -130,6 +130,9 @@ type auditor struct {
 	operators *bagOperators      // who may publish results about this node's bags
 	resyncs   chan resyncRequest // re-checks heardLoop asked for (resyncLoop)
 	authors   *authorLimits      // results taken from each auditor
+	// publishPace keeps this node's own results within what others take
+	// from one auditor.
+	publishPace *rate.Limiter
 
 	mu     sync.Mutex
 	cursor map[auditCursorKey]uint64            // last object audited per (bag, peer)
@@ -195,8 +198,10 @@ func newAuditor(cfg auditConfig) *auditor {
 		resync:  resync,
 		resyncs: make(chan resyncRequest, maxQueuedResyncs),
 		authors: newAuthorLimits(),
-		peers:   map[peer.ID]*PeerAudits{},
-		cap:     max(cfg.history, 1),
+		// Half the limit others apply: room for clock skew between them.
+		publishPace: rate.NewLimiter(ResultRate/2, ResultBurst/2),
+		peers:       map[peer.ID]*PeerAudits{},
+		cap:         max(cfg.history, 1),
 	}
 }
 
@@ -426,6 +431,11 @@ func (s *Server) recordAudit(ctx context.Context, p chainPeer, bag chain.BagID, 
 	data, err := audit.SignResult(a.key, r)
 	if err != nil {
 		s.log.Warn("sign audit result", "err", err)
+		return
+	}
+	// Paced below what other nodes take from one auditor (ResultRate), so
+	// a round of many small objects does not have its results ignored.
+	if err := a.publishPace.Wait(ctx); err != nil {
 		return
 	}
 	if err := s.h.Publish(ctx, audit.Topic, data); err != nil {

@@ -22,22 +22,16 @@ import (
 // resultValidationTimeout bounds the chain read validateResult may make.
 const resultValidationTimeout = 5 * time.Second
 
-// validateResult is the audit topic's validator: an auditor's results
-// beyond ResultRate are ignored (authorLimits), a result must be signed by
+// validateResult is the audit topic's validator: a result must be signed by
 // the auditor it names, that auditor must be the message's author
 // (audit.OpenMessage), and a result about one of this node's bags must come
 // from this node or the operator of a storage bucket of the bag as the
 // chain names it (bagOperators: cached, no DHT). Results about other bags
-// are relayed for their providers to check; this node does not keep them.
+// are relayed for their providers to check, up to ResultRate a second from
+// one auditor (authorLimits); this node does not keep them.
 // It runs in pubsub's validation goroutines, so a chain read here never
 // holds up heardLoop.
 func (s *Server) validateResult(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
-	// The author's signature is checked already (strict signing): limit
-	// before the result's own signature costs anything.
-	if author := msg.GetFrom(); author != s.h.ID() && !s.audits.authors.allow(author, time.Now()) {
-		s.am.limited.Inc()
-		return pubsub.ValidationIgnore
-	}
 	// Opened (and its signature checked) once, here: heardLoop reads the
 	// result from ValidatorData, so a flood of results about other bags
 	// costs the subscriber no signature checks and cannot make it fall
@@ -53,7 +47,16 @@ func (s *Server) validateResult(ctx context.Context, from peer.ID, msg *pubsub.M
 		// and no penalty for the peers that relay it.
 		return pubsub.ValidationIgnore
 	}
-	if s.isAssigned(bag) && string(r.Auditor) != string(s.h.ID()) {
+	if !s.isAssigned(bag) {
+		// Only relayed: at most ResultRate a second from one auditor, so
+		// a flood of results about random bags stops at the first hop.
+		// (Results about this node's bags are not limited: the auditor
+		// must operate one of the bag's buckets, and a FAIL must reach it.)
+		if author := msg.GetFrom(); author != s.h.ID() && !s.audits.authors.allow(author, time.Now()) {
+			s.am.limited.Inc()
+			return pubsub.ValidationIgnore
+		}
+	} else if string(r.Auditor) != string(s.h.ID()) {
 		ok, err := s.audits.operators.operates(ctx, bag, peer.ID(r.Auditor))
 		if err != nil || !ok {
 			// Not an operator as far as the chain (cached) says: not

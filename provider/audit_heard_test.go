@@ -399,7 +399,17 @@ func TestAuditResultsLimitedPerAuditor(t *testing.T) {
 	node, flooder := net.Host(0), net.Host(1)
 	bs, _ := heldFixture(t)
 	reg := prometheus.NewRegistry()
-	auditNode(t, node, bs, newFakeChain(), WithMetrics(reg))
+	// The flooder also operates a bucket of a bag the node stores.
+	own := chain.ChannelBag(1)
+	fc := newFakeChain()
+	fc.bags[own] = chain.Bag{ID: own, StorageBuckets: []chain.StorageBucketID{1, 2}}
+	for id, h := range map[chain.StorageBucketID]*p2p.Host{1: node, 2: flooder} {
+		w := chain.WorkerID(id)
+		fc.buckets[id] = chain.StorageBucket{ID: id, OperatorStatus: chain.OperatorActive, Operator: &w,
+			Metadata: &chain.StorageOperatorMetadata{PeerID: h.ID().String()}, Bags: []chain.BagID{own}}
+	}
+	s := auditNode(t, node, bs, fc, WithMetrics(reg))
+	s.setAssigned(own, true)
 	joinAudits(t, flooder, node)
 	ctx := context.Background()
 	fkey := flooder.Libp2p().Peerstore().PrivKey(flooder.ID())
@@ -431,6 +441,26 @@ func TestAuditResultsLimitedPerAuditor(t *testing.T) {
 	if n := tr.count(flooder.ID()); n > allowed {
 		t.Fatalf("the node took %d of %d results from one auditor, want at most %d", n, sent, allowed)
 	}
+
+	// Results about the node's own bag from one of its operators are not
+	// limited (a FAIL among them must reach the node), though this
+	// auditor's limit is spent.
+	for i := range 2 * ResultBurst {
+		r := &pb.AuditResult{Auditor: []byte(flooder.ID()), Provider: []byte(node.ID()), Bag: string(own),
+			Object: uint64(i + 1), Verdict: pb.Verdict_VERDICT_PASS, TimeUnixMs: time.Now().UnixMilli()}
+		data, err := audit.SignResult(fkey, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := flooder.Publish(ctx, audit.Topic, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	heard := func() float64 {
+		v, _ := metricsutil.Counter(reg, "satchel_provider_audit_results_heard_total", "verdict", "pass")
+		return v
+	}
+	waitUntil(t, "the operator's results about the node's bag heard past the limit", func() bool { return heard() >= ResultBurst })
 }
 
 // deliveries counts the messages a pubsub router delivered, by author.

@@ -9,12 +9,14 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Results per auditor. An auditor's rounds are paced by its audit bandwidth
-// (--audit-bandwidth, 1 MB/s by default, about one audit a second), so an
-// honest auditor publishes a result a second or so; one that publishes
-// hundreds is flooding. Results beyond the limit are ignored: not
-// delivered, not relayed, so a flood stops at the first hop instead of
-// reaching every node of the network.
+// Results per auditor. A node relays the results about bags it does not
+// store for their providers to check; it cannot check the auditor, so it
+// takes at most ResultRate a second from one (the rest ignored: not
+// delivered, not relayed), and a flood about random bags stops at the
+// first hop instead of reaching every node. An auditor paces its own
+// results at half that (auditor.publishPace), so a round of many small
+// objects is not cut. Results about a node's own bags are not limited:
+// their auditor must operate one of the bag's buckets.
 const (
 	// ResultRate and ResultBurst are the results a second (and at once)
 	// a node takes from one auditor.
