@@ -1,6 +1,7 @@
 package state
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/satchel-net/satchel/chain"
@@ -19,11 +20,14 @@ func (x *execCtx) upgradeAppVersion(m chain.MsgUpgradeAppVersion) error {
 	if err != nil {
 		return err
 	}
+	// Only the state decides: whether this binary runs m.Version must not,
+	// or a refusal committed today would be accepted by a later release
+	// replaying the chain, and nodes of two releases would disagree on
+	// the block. A version no binary of a node runs stops that node at the
+	// upgrade height (runUpgrade), as it must.
 	switch {
-	case m.Version > Version || m.Version < VersionMerkle:
-		return chain.Errorf(chain.ErrInvalid, "upgrade: app version %d is not one this node runs (versions %d to %d); name one of those, or run a satchel release of version %d on every node first", m.Version, VersionMerkle, Version, m.Version)
 	case m.Version <= cur:
-		return chain.Errorf(chain.ErrInvalid, "upgrade: the chain runs app version %d already; upgrade only to a newer version (this node runs up to %d)", cur, Version)
+		return chain.Errorf(chain.ErrInvalid, "upgrade: the chain runs app version %d already; upgrade only to a newer version", cur)
 	case m.Height <= x.block.Height:
 		return chain.Errorf(chain.ErrInvalid, "upgrade: height %d is past: this is block %d and an upgrade runs at least %d blocks later; schedule it at height %d or later", m.Height, x.block.Height, chain.MinUpgradeDelay, x.block.Height+chain.MinUpgradeDelay)
 	case m.Height < x.block.Height+chain.MinUpgradeDelay:
@@ -70,16 +74,22 @@ func (m *Machine) runUpgrade(blk *cache, b chain.BlockInfo) (*chain.AppVersionUp
 			}
 		}()
 		for v := from + 1; v <= p.Version; v++ {
-			mig := migrations[v]
-			if mig == nil {
-				return fmt.Errorf("no migration to app version %d", v)
+			if migrations[v] == nil {
+				return errNoRelease{version: p.Version, height: b.Height}
 			}
+		}
+		for v := from + 1; v <= p.Version; v++ {
+			mig := migrations[v]
 			if err := mig(c); err != nil {
 				return fmt.Errorf("migrate to app version %d: %w", v, err)
 			}
 		}
 		return nil
 	}()
+	var norel errNoRelease
+	if errors.As(err, &norel) {
+		return nil, err // this node cannot follow the chain: it stops
+	}
 	if err != nil {
 		m.log.Error("app version upgrade failed; the chain stays at its version", "height", b.Height, "from", from, "to", p.Version, "err", err)
 		blk.del(keyUpgrade)
@@ -88,6 +98,17 @@ func (m *Machine) runUpgrade(blk *cache, b chain.BlockInfo) (*chain.AppVersionUp
 	c.mergeInto(blk)
 	m.log.Info("app version upgraded", "height", b.Height, "from", from, "to", p.Version)
 	return &chain.AppVersionUpgraded{From: from, To: p.Version, Height: b.Height}, nil
+}
+
+// errNoRelease stops a node whose binary does not run the version the
+// chain moves to.
+type errNoRelease struct {
+	version uint64
+	height  int64
+}
+
+func (e errNoRelease) Error() string {
+	return fmt.Sprintf("the chain moves to app version %d at the end of block %d, and this satchel release runs app versions up to %d: run a release of version %d and start the node again", e.version, e.height, Version, e.version)
 }
 
 // UpgradedTo returns the app version the block last finalized moved the

@@ -2,6 +2,7 @@ package state
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -187,12 +188,8 @@ func TestUpgradeRefused(t *testing.T) {
 		msg  func() chain.MsgUpgradeAppVersion
 		want string
 	}{
-		{"unknown version", func() chain.MsgUpgradeAppVersion {
-			return chain.MsgUpgradeAppVersion{Version: Version + 1, Height: soon()}
-		},
-			"is not one this node runs"},
 		{"version 1", func() chain.MsgUpgradeAppVersion { return chain.MsgUpgradeAppVersion{Version: 1, Height: soon()} },
-			"is not one this node runs"},
+			"runs app version 2 already"},
 		{"same version", func() chain.MsgUpgradeAppVersion {
 			return chain.MsgUpgradeAppVersion{Version: VersionMerkle, Height: soon()}
 		}, "runs app version 2 already"},
@@ -243,5 +240,23 @@ func TestUpgradeRescheduled(t *testing.T) {
 	h.block()
 	if h.version() != VersionObjectIndex {
 		t.Fatalf("version %d after height %d", h.version(), second)
+	}
+}
+
+// TestUpgradeToAVersionThisReleaseLacks: whether an upgrade is scheduled
+// depends on the chain alone, never on the binary — a later release
+// replaying the chain must reach the same state — so a version this
+// release does not run is scheduled, and at its height the node stops,
+// naming the release to run, rather than go on under the old rules.
+func TestUpgradeToAVersionThisReleaseLacks(t *testing.T) {
+	h := newHarness(t)
+	at := h.height + 1 + chain.MinUpgradeDelay
+	h.do(storageLead, chain.MsgUpgradeAppVersion{Version: Version + 1, Height: at})
+	for h.height < at-1 {
+		h.block()
+	}
+	_, _, err := h.m.FinalizeBlock(chain.BlockInfo{Height: at, Time: genesisTime.Add(time.Duration(at) * time.Second), Hash: h.hashFor(at)}, nil)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("run a release of version %d", Version+1)) {
+		t.Fatalf("block %d, the upgrade to version %d this release lacks: %v; want the node stopped, naming the release", at, Version+1, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chain/node"
+	"github.com/satchel-net/satchel/chain/state"
 )
 
 // appVersionLine is the app version a status names, and the upgrade
@@ -44,6 +45,12 @@ version a chain runs and the upgrade scheduled.`,
 			requiredFlags(cmd, "version", "height")
 		},
 		build: func(*cobra.Command, []string) (tx, error) {
+			// The chain schedules any newer version (only its state may
+			// decide); a version this release does not run would stop
+			// every node at the height, so it is refused here.
+			if version > state.Version {
+				return tx{}, fmt.Errorf("app version %d is not one this release runs (up to %d): every node would stop at block %d until it runs a release of version %d; install one on every node, then schedule the upgrade with it", version, state.Version, height, version)
+			}
 			m := chain.MsgUpgradeAppVersion{Version: version, Height: height}
 			action := fmt.Sprintf("Upgrade the chain to app version %d at the end of block %d", version, height)
 			line := fmt.Sprintf("scheduled the upgrade to app version %d: block %d ends with the migration, block %d is the first by its rules", version, height, height+1)
