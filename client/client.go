@@ -196,7 +196,7 @@ type Client struct {
 // host when Config gives none, and opens the upload state in
 // Config.StateDir.
 func New(cfg Config, opts ...Option) (_ *Client, err error) {
-	o := options{window: 24, fetchWindow: 16, pushTimeout: 2 * time.Minute, locate: 10 * time.Second, busyWait: defaultBusyWait}
+	o := options{window: 24, fetchWindow: 16, pushTimeout: 2 * time.Minute, locate: 10 * time.Second, busyWait: fetch.DefaultBusyWait}
 	for _, f := range opts {
 		f(&o)
 	}

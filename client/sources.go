@@ -35,13 +35,6 @@ const (
 	// budget for all readers spent) goes behind the providers that did
 	// not; it is asked again after, or sooner when no other is left.
 	busyPause = 5 * time.Second
-	// busyRetryFirst and busyRetryMax are the first and the longest pause
-	// before a block every holder of which answered busy is asked for
-	// again (doubling from the first); defaultBusyWait bounds the pauses
-	// of one block (WithBusyWait).
-	busyRetryFirst  = 250 * time.Millisecond
-	busyRetryMax    = 2 * time.Second
-	defaultBusyWait = 15 * time.Second
 )
 
 // errLied marks a provider that sent bytes that do not match the CID asked
@@ -221,8 +214,7 @@ func (s *sources) get(ctx context.Context, c cid.Cid, sizeHint int64) ([]byte, e
 // releases once done with its bytes.
 func (s *sources) read(ctx context.Context, c cid.Cid, sizeHint int64) (fetch.Block, error) {
 	exclude := map[peer.ID]error{}
-	var waited time.Duration
-	pause := busyRetryFirst
+	bw := fetch.BusyWait{Max: s.c.opts.busyWait}
 	for {
 		src, err := s.acquire(ctx, sizeHint, exclude)
 		if err != nil {
@@ -233,14 +225,11 @@ func (s *sources) read(ctx context.Context, c cid.Cid, sizeHint int64) (fetch.Bl
 			if len(busy) == 0 {
 				return fetch.Block{}, s.notFound(c, exclude)
 			}
-			if waited+pause > s.c.opts.busyWait {
-				return fetch.Block{}, busyError(c, busy, waited)
-			}
-			if err := sleep(ctx, pause); err != nil {
+			if ok, err := bw.Wait(ctx); err != nil {
 				return fetch.Block{}, err
+			} else if !ok {
+				return fetch.Block{}, busyError(c, busy, bw.Waited())
 			}
-			waited += pause
-			pause = min(2*pause, busyRetryMax)
 			for _, p := range busy {
 				delete(exclude, p)
 			}
@@ -291,18 +280,6 @@ func busyError(c cid.Cid, busy []peer.ID, waited time.Duration) error {
 	}
 	return fmt.Errorf("%w: download block %s: the providers that may hold it (%s) were busy serving others for %s; retry later",
 		ErrProvidersBusy, c, strings.Join(names, ", "), waited)
-}
-
-// sleep waits d, or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // notFound is the error when no source could deliver block c.

@@ -33,13 +33,6 @@ var (
 	ErrProvidersBusy = fmt.Errorf("%w: the providers holding it are busy serving others; retry later", ErrNoSource)
 )
 
-// Pauses before a block every holder of which answered busy is asked for
-// again: the first, doubled up to the longest.
-const (
-	busyRetryFirst = 250 * time.Millisecond
-	busyRetryMax   = 2 * time.Second
-)
-
 // fetcher gets blocks: from the cache, or from the bag's providers, one
 // fetch per block however many requests want it. Fetched blocks of
 // cacheable objects go to the cache.
@@ -204,8 +197,7 @@ func (f *fetcher) fetch(obj chain.DataObject, c cid.Cid) (fetch.Block, error) {
 		return fetch.Block{}, f.life.Err()
 	}
 	var errs []error
-	var waited time.Duration
-	pause := busyRetryFirst
+	bw := fetch.BusyWait{Max: f.busyWait}
 	for round := 0; ; round++ {
 		if round == 1 {
 			f.srcs.invalidate(&obj.Bag)
@@ -222,18 +214,11 @@ func (f *fetcher) fetch(obj chain.DataObject, c cid.Cid) (fetch.Block, error) {
 		if busy == 0 {
 			return fetch.Block{}, fmt.Errorf("%w: block %s of object %d (bag %s): %w", ErrNoSource, c, obj.ID, obj.Bag, errors.Join(errs...))
 		}
-		if waited+pause > f.busyWait {
-			return fetch.Block{}, fmt.Errorf("%w: block %s of object %d (bag %s), asked for %s: %w", ErrProvidersBusy, c, obj.ID, obj.Bag, waited, errors.Join(errs...))
+		if ok, err := bw.Wait(f.life); err != nil {
+			return fetch.Block{}, err
+		} else if !ok {
+			return fetch.Block{}, fmt.Errorf("%w: block %s of object %d (bag %s), asked for %s: %w", ErrProvidersBusy, c, obj.ID, obj.Bag, bw.Waited(), errors.Join(errs...))
 		}
-		t := time.NewTimer(pause)
-		select {
-		case <-t.C:
-		case <-f.life.Done():
-			t.Stop()
-			return fetch.Block{}, f.life.Err()
-		}
-		waited += pause
-		pause = min(2*pause, busyRetryMax)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/satchel-net/satchel/protocol/fetch"
 )
 
 // Defaults of the options.
@@ -37,7 +38,7 @@ const (
 	DefaultObjectRecords = 1 << 16
 	// DefaultBusyWait bounds how long a block fetch waits, retrying, while
 	// every provider holding the block answers busy.
-	DefaultBusyWait = 15 * time.Second
+	DefaultBusyWait = fetch.DefaultBusyWait
 )
 
 type config struct {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/contracts"
+	"github.com/satchel-net/satchel/internal/peerlimit"
 	"github.com/satchel-net/satchel/protocol/audit"
 	"github.com/satchel-net/satchel/protocol/audit/pb"
 	"github.com/satchel-net/satchel/provider/blockstore"
@@ -129,7 +130,7 @@ type auditor struct {
 	key       crypto.PrivKey
 	operators *bagOperators      // who may publish results about this node's bags
 	resyncs   chan resyncRequest // re-checks heardLoop asked for (resyncLoop)
-	authors   *authorLimits      // results taken from each auditor
+	authors   *peerlimit.Limits  // results relayed from each auditor
 	// publishPace keeps this node's own results within what others take
 	// from one auditor.
 	publishPace *rate.Limiter
@@ -197,7 +198,7 @@ func newAuditor(cfg auditConfig) *auditor {
 		cursor:  map[auditCursorKey]uint64{},
 		resync:  resync,
 		resyncs: make(chan resyncRequest, maxQueuedResyncs),
-		authors: newAuthorLimits(),
+		authors: peerlimit.New(ResultRate, ResultBurst, maxResultAuthors),
 		// Half the limit others apply: room for clock skew between them.
 		publishPace: rate.NewLimiter(ResultRate/2, ResultBurst/2),
 		peers:       map[peer.ID]*PeerAudits{},

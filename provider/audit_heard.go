@@ -28,7 +28,7 @@ const resultValidationTimeout = 5 * time.Second
 // from this node or the operator of a storage bucket of the bag as the
 // chain names it (bagOperators: cached, no DHT). Results about other bags
 // are relayed for their providers to check, up to ResultRate a second from
-// one auditor (authorLimits); this node does not keep them.
+// one auditor (auditor.authors); this node does not keep them.
 // It runs in pubsub's validation goroutines, so a chain read here never
 // holds up heardLoop.
 func (s *Server) validateResult(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
@@ -52,7 +52,7 @@ func (s *Server) validateResult(ctx context.Context, from peer.ID, msg *pubsub.M
 		// a flood of results about random bags stops at the first hop.
 		// (Results about this node's bags are not limited: the auditor
 		// must operate one of the bag's buckets, and a FAIL must reach it.)
-		if author := msg.GetFrom(); author != s.h.ID() && !s.audits.authors.allow(author, time.Now()) {
+		if author := msg.GetFrom(); author != s.h.ID() && !s.audits.authors.Allow(author, time.Now()) {
 			s.am.limited.Inc()
 			return pubsub.ValidationIgnore
 		}

@@ -5,33 +5,30 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"golang.org/x/time/rate"
+	"github.com/satchel-net/satchel/internal/peerlimit"
 )
 
 // guard is a handler's defence: a per-challenger rate limit, a bound on
 // challenges answered at once, the nonces already answered, and the
 // node-wide budget of bytes read to answer.
 type guard struct {
-	rate   rate.Limit
-	burst  int
+	rate   float64
 	slots  chan struct{}
 	budget *budget
+	limits *peerlimit.Limits // per challenger, the maxChallengers most recently seen
 
 	mu     sync.Mutex
-	held   int64                                  // chunk bytes held by answers being prepared or sent
-	limits *simplelru.LRU[peer.ID, *rate.Limiter] // least recently seen challengers go first
-	nonces map[string]time.Time                   // challenger+nonce → when it may be forgotten
+	held   int64                // chunk bytes held by answers being prepared or sent
+	nonces map[string]time.Time // challenger+nonce → when it may be forgotten
 }
 
 func newGuard(perSecond float64, burst int, budget *budget) *guard {
-	limits, _ := simplelru.NewLRU[peer.ID, *rate.Limiter](maxChallengers, nil) // errors only for a size <= 0
 	return &guard{
-		rate: rate.Limit(perSecond), burst: burst,
+		rate:   perSecond,
 		slots:  make(chan struct{}, MaxConcurrent),
 		budget: budget,
-		limits: limits,
+		limits: peerlimit.New(perSecond, burst, maxChallengers),
 		nonces: map[string]time.Time{},
 	}
 }
@@ -41,16 +38,8 @@ func newGuard(perSecond float64, burst int, budget *budget) *guard {
 // among the maxChallengers most recently seen, so a busy challenger stays
 // limited however many others come and go.
 func (g *guard) admit(p peer.ID, now time.Time) (release func(), err error) {
-	g.mu.Lock()
-	l, ok := g.limits.Get(p)
-	if !ok {
-		l = rate.NewLimiter(g.rate, g.burst)
-		g.limits.Add(p, l)
-	}
-	allowed := l.AllowN(now, 1)
-	g.mu.Unlock()
-	if !allowed {
-		return nil, fmt.Errorf("%w: challenger %s is over its rate of %.2g challenges a second; wait", ErrRefused, p, float64(g.rate))
+	if !g.limits.Allow(p, now) {
+		return nil, fmt.Errorf("%w: challenger %s is over its rate of %.2g challenges a second; wait", ErrRefused, p, g.rate)
 	}
 	select {
 	case g.slots <- struct{}{}:
