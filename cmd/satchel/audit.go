@@ -346,7 +346,7 @@ func parseOptionalSize(name, s string, least uint64) (int64, error) {
 	if s == "" {
 		return 0, nil
 	}
-	n, err := units.ParseBytes(s)
+	n, err := parseSize(s)
 	switch {
 	case err != nil:
 		return 0, fmt.Errorf("%s %q: %w", name, s, err)
