@@ -128,23 +128,53 @@ func (c *Client) nonceFor(a Account) *nonceState {
 	return s
 }
 
+// Prepare learns what Submit needs before it can sign for key's account —
+// the chain ID and the account's next nonce — unless the client knows them
+// already, so a Submit that follows does not first wait for a read (over a
+// proving transport a fresh read waits for the next block: up to the empty
+// block interval on an idle chain). An uploader calls it while it hashes a
+// file it registers once hashed. A nonce read with a block of lag
+// (rpc.AcceptLag) that another transaction of the account has since used is
+// refused at CheckTx, and Submit then reloads it and signs again.
+func (c *Client) Prepare(ctx context.Context, key Key) error {
+	if key.IsZero() {
+		return errors.New("prepare: no account key")
+	}
+	if _, err := c.ChainID(ctx); err != nil {
+		return err
+	}
+	s := c.nonceFor(key.Account())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return c.loadNonce(ctx, key.Account(), s)
+}
+
 // nextNonce hands out the account's next nonce, loading the committed
 // nonce from the node first when needed.
 func (c *Client) nextNonce(ctx context.Context, a Account) (uint64, error) {
 	s := c.nonceFor(a)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.loaded {
-		info, err := c.Account(ctx, a)
-		if err != nil {
-			return 0, fmt.Errorf("fetch nonce of account %s: %w", a, err)
-		}
-		s.next = max(s.next, info.Nonce+1)
-		s.loaded = true
+	if err := c.loadNonce(ctx, a, s); err != nil {
+		return 0, err
 	}
 	n := s.next
 	s.next++
 	return n, nil
+}
+
+// loadNonce reads a's committed nonce into s unless s has it. s.mu is held.
+func (c *Client) loadNonce(ctx context.Context, a Account, s *nonceState) error {
+	if s.loaded {
+		return nil
+	}
+	info, err := c.Account(ctx, a)
+	if err != nil {
+		return fmt.Errorf("fetch nonce of account %s: %w", a, err)
+	}
+	s.next = max(s.next, info.Nonce+1)
+	s.loaded = true
+	return nil
 }
 
 func (c *Client) forgetNonce(a Account) {

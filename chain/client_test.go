@@ -307,6 +307,72 @@ func TestClientStaleNonceRetries(t *testing.T) {
 	}
 }
 
+// queryCounter counts the queries that reach the transport, by path.
+type queryCounter struct {
+	chain.Transport
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (q *queryCounter) Query(ctx context.Context, path string, data []byte) ([]byte, error) {
+	q.mu.Lock()
+	q.counts[path]++
+	q.mu.Unlock()
+	return q.Transport.Query(ctx, path, data)
+}
+
+func (q *queryCounter) count(path string) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.counts[path]
+}
+
+// Prepare reads the chain ID and the account's nonce ahead, so the Submit
+// that follows signs at once; a nonce that another client used meanwhile
+// is refused at CheckTx and reloaded.
+func TestClientPrepare(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, tr, _, _ := testSetup(t)
+	qc := &queryCounter{Transport: tr, counts: map[string]int{}}
+	c := chain.NewClient(qc)
+	user, _ := chain.GenerateKey()
+	if err := c.Prepare(ctx, chain.Key{}); err == nil {
+		t.Fatal("Prepare with no key succeeded")
+	}
+	if err := c.Prepare(ctx, user); err != nil {
+		t.Fatal(err)
+	}
+	accounts, infos := qc.count(chain.QueryAccount), qc.count(chain.QueryInfo)
+	if accounts != 1 || infos != 1 {
+		t.Fatalf("Prepare read the account %d times and the node info %d times; want once each", accounts, infos)
+	}
+	if _, err := c.Submit(ctx, user, chain.MsgCreateMember{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := qc.count(chain.QueryAccount); n != accounts {
+		t.Fatalf("Submit after Prepare read the account again (%d reads)", n)
+	}
+	if err := c.Prepare(ctx, user); err != nil || qc.count(chain.QueryAccount) != accounts {
+		t.Fatalf("a second Prepare read the known nonce again (%d reads, err %v)", qc.count(chain.QueryAccount), err)
+	}
+
+	// A fresh client prepares, then another uses the nonce it read.
+	stale := chain.NewClient(qc)
+	if err := stale.Prepare(ctx, user); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Submit(ctx, user, chain.MsgCreateMember{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stale.Submit(ctx, user, chain.MsgCreateMember{}); err != nil {
+		t.Fatalf("a prepared nonce used meanwhile was not reloaded: %v", err)
+	}
+	if a, _ := c.Account(ctx, user.Account()); a.Nonce != 3 {
+		t.Fatalf("nonce %d; want 3", a.Nonce)
+	}
+}
+
 func TestClientSubscribe(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

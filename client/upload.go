@@ -123,6 +123,7 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 		loc.live = c.negotiate(ctx, o.contracts, bag, size, o.chunkSize, want, loc.live)
 	}
 	uctx, cancel := context.WithCancel(ctx)
+	c.prepareRegister(uctx)
 	u := &Upload{c: c, ctx: uctx, cancel: cancel, bag: bag, o: o, params: params, want: want, buckets: loc.buckets, file: file,
 		tr: newTracker(OpPut, o.progress, c.progressEvery)}
 	u.tr.update(true, func(p *Progress) { p.Bag = bag })
@@ -343,6 +344,27 @@ func (u *Upload) release() {
 	_ = u.w.Close()
 	u.p.closeAll()
 	u.c.end()
+}
+
+// submitPreparer is a Chain that can read ahead what a Submit needs
+// (*chain.Client does).
+type submitPreparer interface {
+	Prepare(ctx context.Context, key chain.Key) error
+}
+
+// prepareRegister reads, in the background, the account nonce that
+// registering the object signs with once the content is hashed (a block
+// old will do), so the registration does not wait for that read after.
+func (c *Client) prepareRegister(ctx context.Context) {
+	p, ok := c.chain.(submitPreparer)
+	if !ok {
+		return
+	}
+	go func() {
+		if err := p.Prepare(rpc.AcceptLag(ctx), c.cfg.Key); err != nil && ctx.Err() == nil {
+			c.log.Debug("reading the account's nonce ahead of registering failed; registering reads it again", "err", err)
+		}
+	}()
 }
 
 // minReplicas is the fewest providers an upload may end with: the
