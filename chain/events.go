@@ -427,7 +427,7 @@ func AllEventPayloads() []EventPayload {
 		DistributionInvitationAccepted{}, DistributionOperatorRemoved{}, DistributionOperatorMetadataSet{},
 		MemberCreated{}, ChannelCreated{}, ChannelDeleted{}, WorkerAdded{}, WorkerRemoved{},
 		DynamicBagPolicyUpdated{}, LimitsUpdated{}, BlacklistUpdated{}, UploadingBlockedUpdated{},
-		AppVersionUpgradeScheduled{}, AppVersionUpgraded{},
+		AppVersionUpgradeScheduled{}, AppVersionUpgraded{}, ValidatorUpdated{},
 	}
 }
 

@@ -111,14 +111,28 @@ func TestEventPayloadNames(t *testing.T) {
 		}
 		seen[name] = true
 	}
-	// Every payload type in events.go is listed.
-	src, err := os.ReadFile("events.go")
+	// Every payload type of the package (events.go, validators.go, ...) is listed.
+	files, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range regexp.MustCompile(`(?m)^func \((\w+)\) EventType`).FindAllStringSubmatch(string(src), -1) {
-		if !seen[m[1]] {
-			t.Errorf("%s is missing from AllEventPayloads", m[1])
+	found := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
 		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile(`(?m)^func \((\w+)\) EventType`).FindAllStringSubmatch(string(src), -1) {
+			found++
+			if !seen[m[1]] {
+				t.Errorf("%s (%s) is missing from AllEventPayloads", m[1], f)
+			}
+		}
+	}
+	if found != len(seen) {
+		t.Errorf("the package declares %d event payload types; AllEventPayloads lists %d", found, len(seen))
 	}
 }
