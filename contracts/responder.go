@@ -80,11 +80,11 @@ type Responder struct {
 	wg     sync.WaitGroup
 
 	mu        sync.Mutex
-	pending   map[ID]pendingOffer // offered, awaiting CONSIGN
-	changing  map[ID]struct{}     // contracts a CONSIGN, MIRROR or RENEW is checking and writing
-	mirroring map[ID]struct{}     // contracts whose object is being copied
-	grants    map[[16]byte]Grant  // store sessions opened by CONSIGN, until they lapse
-	consigned map[ID][16]byte     // the session of each contract in grants
+	pending   map[ID]pendingOffer  // offered, awaiting CONSIGN
+	changing  map[ID]chan struct{} // contracts a CONSIGN, MIRROR or RENEW is checking and writing; closed when it ends
+	mirroring map[ID]struct{}      // contracts whose object is being copied
+	grants    map[[16]byte]Grant   // store sessions opened by CONSIGN, until they lapse
+	consigned map[ID][16]byte      // the session of each contract in grants
 
 	stats ResponderStats
 }
@@ -110,7 +110,7 @@ func NewResponder(h *p2p.Host, g *Gossip, id Identity, auth Authority, room Room
 		return nil, errors.New("contracts: responder needs the worker's role key")
 	}
 	r := &Responder{h: h, g: g, id: id, auth: auth, room: room, store: store,
-		log: slog.Default(), pending: make(map[ID]pendingOffer), changing: make(map[ID]struct{}), mirroring: make(map[ID]struct{}), grants: make(map[[16]byte]Grant), consigned: make(map[ID][16]byte)}
+		log: slog.Default(), pending: make(map[ID]pendingOffer), changing: make(map[ID]chan struct{}), mirroring: make(map[ID]struct{}), grants: make(map[[16]byte]Grant), consigned: make(map[ID][16]byte)}
 	for _, o := range opts {
 		o(r)
 	}
