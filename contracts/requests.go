@@ -50,7 +50,11 @@ func (r *Responder) serve(ctx context.Context, s network.Stream) error {
 	} else {
 		r.metrics.request(kind, "ok")
 	}
-	return r.h.Protocol().WriteMsg(s, resp)
+	werr := r.h.Protocol().WriteMsg(s, resp)
+	if sg := resp.GetStoreGrant(); sg != nil && len(sg.Session) == 16 {
+		r.answered([16]byte(sg.Session), werr == nil)
+	}
+	return werr
 }
 
 // consign takes the renter's countersignature of a pending offer, sent by
@@ -134,6 +138,11 @@ func grantResponse(id ID, g Grant) *pb.Response {
 // dropGrant forgets grant g. Called with r.mu held.
 func (r *Responder) dropGrant(g Grant) {
 	delete(r.grants, g.Session)
+	delete(r.delivered, g.Session)
+	if t, ok := r.undelivered[g.Session]; ok {
+		t.Stop()
+		delete(r.undelivered, g.Session)
+	}
 	if s, ok := r.consigned[g.ContractID]; ok && s == g.Session {
 		delete(r.consigned, g.ContractID)
 	}
