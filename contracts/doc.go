@@ -8,8 +8,9 @@
 // validator only when it is signed by the controller account of the member
 // it names; a provider offers only for bags the chain assigned to its
 // bucket, and only to the bag's owner (the one account whose upload can be
-// bound); a renter consigns only with offers whose bucket, worker, role
-// account and published peer ID the chain confirms.
+// bound), and checks both again at CONSIGN, MIRROR and RENEW; a renter
+// consigns only with offers whose bucket, worker, role account and
+// published peer ID the chain confirms.
 //
 // A provider runs a Responder:
 //

@@ -12,6 +12,7 @@ type Metrics struct {
 	validated *prometheus.CounterVec
 	answered  *prometheus.CounterVec
 	requests  *prometheus.CounterVec
+	waits     prometheus.Counter
 }
 
 // NewMetrics registers the collectors on reg:
@@ -19,6 +20,7 @@ type Metrics struct {
 //	satchel_contracts_proposals_validated_total{result}  accept, reject, ignore
 //	satchel_contracts_proposals_answered_total{outcome}  offered, not_assigned, not_owner, id_taken, no_room, offer_failed, busy
 //	satchel_contracts_requests_total{kind,result}         kind consign|renew|retrieve|mirror|other; result ok or the refusal code
+//	satchel_contracts_consign_waits_total                 CONSIGNs that waited for a request of their contract in flight
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		validated: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -33,8 +35,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "satchel_contracts_requests_total",
 			Help: "Requests served on /satchel/contract/1.0.0 by a provider, by kind and result.",
 		}, []string{"kind", "result"}),
+		waits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "satchel_contracts_consign_waits_total",
+			Help: "CONSIGNs a provider made wait for an earlier request of their contract still in flight (a renter's retry while the provider is slow).",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.validated, m.answered, m.requests} {
+	for _, c := range []prometheus.Collector{m.validated, m.answered, m.requests, m.waits} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -57,6 +63,12 @@ func (m *Metrics) answer(outcome string) {
 func (m *Metrics) request(kind, result string) {
 	if m != nil {
 		m.requests.WithLabelValues(kind, result).Inc()
+	}
+}
+
+func (m *Metrics) claimWait() {
+	if m != nil {
+		m.waits.Inc()
 	}
 }
 

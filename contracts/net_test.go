@@ -37,9 +37,15 @@ type world struct {
 	assigned map[int]bool // provider index → bucket stores the bag
 
 	// wrapRoom, if set, wraps the Ledger of the responders started next;
-	// mirrorer, if set, replaces their recording Mirrorer.
+	// mirrorer, if set, replaces their recording Mirrorer; wrapDir, if
+	// set, wraps the chain their ChainAuthority reads; wrapAuth, if set,
+	// wraps their ChainAuthority.
 	wrapRoom func(Room) Room
 	mirrorer Mirrorer
+	wrapDir  func(Directory) Directory
+	wrapAuth func(Authority) Authority
+
+	lead chain.Key // the storage lead
 
 	scoreMu sync.Mutex
 	scores  map[int]map[peer.ID]*pubsub.PeerScoreSnapshot
@@ -61,6 +67,7 @@ func newWorldWith(t testing.TB, hosts, providers, bagBuckets int, latency time.D
 	defer cancel()
 
 	lead, _ := chain.GenerateKey()
+	w.lead = lead
 	dlead, _ := chain.GenerateKey()
 	n, err := node.New(t.TempDir(),
 		node.WithGenesis(chain.DefaultGenesis(lead.Account(), dlead.Account())),
@@ -195,7 +202,15 @@ func (w *world) responder(i int, dir string, ts ...topics.Topic) *tnode {
 	if w.mirrorer != nil {
 		mirrorer = w.mirrorer
 	}
-	r, err := NewResponder(h, g, id, NewChainAuthority(w.chain, id.Bucket), room, st,
+	var cdir Directory = w.chain
+	if w.wrapDir != nil {
+		cdir = w.wrapDir(cdir)
+	}
+	var auth Authority = NewChainAuthority(cdir, id.Bucket)
+	if w.wrapAuth != nil {
+		auth = w.wrapAuth(auth)
+	}
+	r, err := NewResponder(h, g, id, auth, room, st,
 		WithTopics(ts...), WithLogger(quiet()), WithMirrorer(mirrorer), WithMetrics(m))
 	must(w.t, err)
 	tn := &tnode{gossip: g, resp: r, store: st, dir: dir, mirrors: mirrors, reg: reg}

@@ -278,8 +278,9 @@ func (r *Renter) Consign(ctx context.Context, offered *Contract) (Consigned, err
 
 // sendConsign sends a CONSIGN until it is answered other than BUSY, or
 // consignAttempts were sent. Another request of the contract may hold it
-// (one by whoever read the proposal's ID, or the renter's own CONSIGN
-// whose answer was lost, still running); a CONSIGN whose answer was lost
+// (the renter's own CONSIGN whose answer was lost, still running on a slow
+// provider, which makes the retry wait for it up to StreamTimeout; an
+// older provider answers BUSY at once); a CONSIGN whose answer was lost
 // may have been taken, and its grant is answered again.
 func (r *Renter) sendConsign(ctx context.Context, to peer.ID, req *pb.Request) (*pb.Response, error) {
 	for attempt := 1; ; attempt++ {

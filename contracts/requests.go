@@ -50,7 +50,11 @@ func (r *Responder) serve(ctx context.Context, s network.Stream) error {
 	} else {
 		r.metrics.request(kind, "ok")
 	}
-	return r.h.Protocol().WriteMsg(s, resp)
+	werr := r.h.Protocol().WriteMsg(s, resp)
+	if sg := resp.GetStoreGrant(); sg != nil && len(sg.Session) == 16 {
+		r.answered([16]byte(sg.Session), werr == nil)
+	}
+	return werr
 }
 
 // consign takes the renter's countersignature of a pending offer, sent by
@@ -60,7 +64,9 @@ func (r *Responder) serve(ctx context.Context, s network.Stream) error {
 // CONSIGN fails, so a bad CONSIGN by anyone who read the proposal's ID
 // does not cancel the renter's offer. A CONSIGN of the very contract
 // consigned already, by the peer it was granted to, is answered with the
-// same grant while it is live (the renter's answer was lost).
+// same grant while it is live (the renter's answer was lost); one sent
+// while that CONSIGN is still in flight (a slow provider: the renter's
+// answer did not come in time) waits for it, then is answered so.
 func (r *Responder) consign(ctx context.Context, m *pb.Contract, from peer.ID) (*pb.Response, error) {
 	c, err := ContractFromPB(m)
 	if err != nil {
@@ -81,7 +87,11 @@ func (r *Responder) consign(ctx context.Context, m *pb.Contract, from peer.ID) (
 	if err := c.Verify(); err != nil {
 		return nil, err
 	}
-	release, err := r.claim(c.ID)
+	// The renter's retry of a CONSIGN still in flight waits for it, as
+	// long as the renter waits for an answer (StreamTimeout).
+	wctx, cancel := context.WithTimeout(ctx, StreamTimeout)
+	release, err := r.claimWait(wctx, c.ID)
+	cancel()
 	if err != nil {
 		return nil, err
 	}
@@ -128,6 +138,11 @@ func grantResponse(id ID, g Grant) *pb.Response {
 // dropGrant forgets grant g. Called with r.mu held.
 func (r *Responder) dropGrant(g Grant) {
 	delete(r.grants, g.Session)
+	delete(r.delivered, g.Session)
+	if t, ok := r.undelivered[g.Session]; ok {
+		t.Stop()
+		delete(r.undelivered, g.Session)
+	}
 	if s, ok := r.consigned[g.ContractID]; ok && s == g.Session {
 		delete(r.consigned, g.ContractID)
 	}
@@ -192,12 +207,51 @@ func (r *Responder) claim(id ID) (release func(), err error) {
 	if _, ok := r.changing[id]; ok {
 		return nil, fmt.Errorf("%w: another request for contract %s is in flight", ErrBusy, id)
 	}
-	r.changing[id] = struct{}{}
+	return r.claimLocked(id), nil
+}
+
+// claimLocked claims id, free. Called with r.mu held.
+func (r *Responder) claimLocked(id ID) (release func()) {
+	done := make(chan struct{})
+	r.changing[id] = done
 	return func() {
 		r.mu.Lock()
 		delete(r.changing, id)
 		r.mu.Unlock()
-	}, nil
+		close(done)
+	}
+}
+
+// claimWait claims id as claim does, but while another request holds it
+// waits for that one to end, until ctx ends (the request's deadline); then
+// it fails with ErrBusy. A CONSIGN waits so: the one request that reaches
+// it is the renter's own retry (the contract it sends carries both
+// signatures), sent because the answer to its first CONSIGN did not come
+// while a slow provider was still checking it. Answered once the first
+// ended — the same grant when it was consigned — the retry does not end
+// the negotiation refused while the first one's grant holds the room.
+func (r *Responder) claimWait(ctx context.Context, id ID) (release func(), err error) {
+	counted := false
+	for {
+		r.mu.Lock()
+		busy, ok := r.changing[id]
+		if !ok {
+			release = r.claimLocked(id)
+			r.mu.Unlock()
+			return release, nil
+		}
+		r.mu.Unlock()
+		if !counted {
+			counted = true
+			r.metrics.claimWait()
+			r.log.Debug("request waits for the one in flight", "contract", id)
+		}
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: another request for contract %s was in flight until this one's deadline; ask again later", ErrBusy, id)
+		}
+	}
 }
 
 // takePending removes the pending offer id and returns it.
@@ -225,7 +279,9 @@ func (r *Responder) restorePending(id ID, po pendingOffer) {
 }
 
 // renew accepts a renter-signed contract that changes only what RENEW may
-// change, re-signs it and stores it.
+// change, from a renter that is still the member's controller and the
+// bag's owner, for a bag still assigned to this provider's bucket;
+// re-signs it and stores it. A refused RENEW changes nothing.
 func (r *Responder) renew(ctx context.Context, m *pb.Contract) (*pb.Response, error) {
 	c, err := ContractFromPB(m)
 	if err != nil {
@@ -252,6 +308,12 @@ func (r *Responder) renew(ctx context.Context, m *pb.Contract) (*pb.Response, er
 		return nil, err
 	}
 	if err := r.auth.CheckMember(ctx, c.Renter, c.Member); err != nil {
+		return nil, err
+	}
+	// As at CONSIGN: the bag is still this provider's, and still the
+	// renter's. A renter that lost the bag, or a bag moved off this
+	// bucket, does not extend the contract.
+	if err := r.auth.CheckBag(ctx, c.Bag, c.Renter); err != nil {
 		return nil, err
 	}
 	c.SignAsProvider(r.id.Key)

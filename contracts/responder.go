@@ -80,11 +80,17 @@ type Responder struct {
 	wg     sync.WaitGroup
 
 	mu        sync.Mutex
-	pending   map[ID]pendingOffer // offered, awaiting CONSIGN
-	changing  map[ID]struct{}     // contracts a CONSIGN, MIRROR or RENEW is checking and writing
-	mirroring map[ID]struct{}     // contracts whose object is being copied
-	grants    map[[16]byte]Grant  // store sessions opened by CONSIGN, until they lapse
-	consigned map[ID][16]byte     // the session of each contract in grants
+	pending   map[ID]pendingOffer  // offered, awaiting CONSIGN
+	changing  map[ID]chan struct{} // contracts a CONSIGN, MIRROR or RENEW is checking and writing; closed when it ends
+	mirroring map[ID]struct{}      // contracts whose object is being copied
+	grants    map[[16]byte]Grant   // store sessions opened by CONSIGN, until they lapse
+	consigned map[ID][16]byte      // the session of each contract in grants
+	// undelivered are the grants whose answer could not be written, each
+	// dropped when its timer fires (after undeliveredTTL) unless a
+	// CONSIGN is answered with it first.
+	undelivered    map[[16]byte]*time.Timer
+	undeliveredTTL time.Duration
+	delivered      map[[16]byte]struct{} // grants an answer of was written
 
 	stats ResponderStats
 }
@@ -101,6 +107,9 @@ type ResponderStats struct {
 	Busy int64
 	// Mirrors counts the copies MIRROR requests started.
 	Mirrors int64
+	// Undelivered counts the grants dropped, with their room, because
+	// their answer never reached the renter (it gave up on a slow CONSIGN).
+	Undelivered int64
 }
 
 // NewResponder starts a provider's responder on h: it serves the contract
@@ -110,7 +119,8 @@ func NewResponder(h *p2p.Host, g *Gossip, id Identity, auth Authority, room Room
 		return nil, errors.New("contracts: responder needs the worker's role key")
 	}
 	r := &Responder{h: h, g: g, id: id, auth: auth, room: room, store: store,
-		log: slog.Default(), pending: make(map[ID]pendingOffer), changing: make(map[ID]struct{}), mirroring: make(map[ID]struct{}), grants: make(map[[16]byte]Grant), consigned: make(map[ID][16]byte)}
+		log: slog.Default(), pending: make(map[ID]pendingOffer), changing: make(map[ID]chan struct{}), mirroring: make(map[ID]struct{}), grants: make(map[[16]byte]Grant), consigned: make(map[ID][16]byte),
+		undelivered: make(map[[16]byte]*time.Timer), undeliveredTTL: undeliveredGrantTTL, delivered: make(map[[16]byte]struct{})}
 	for _, o := range opts {
 		o(r)
 	}
@@ -201,6 +211,7 @@ func (r *Responder) Close() error {
 	r.h.Protocol().RemoveHandler(Protocol)
 	r.cancel()
 	r.wg.Wait()
+	r.stopUndelivered()
 	return nil
 }
 
