@@ -12,6 +12,7 @@ import (
 
 	"github.com/satchel-net/satchel/internal/metricsutil"
 	"github.com/satchel-net/satchel/protocol/store"
+	storepb "github.com/satchel-net/satchel/protocol/store/pb"
 	"github.com/satchel-net/satchel/testnet"
 )
 
@@ -212,4 +213,49 @@ func TestNetworkPutGivesUpBusyProviderAfterBusyWait(t *testing.T) {
 		t.Fatalf("%d providers given up busy (%v); want both targets", len(busy), np.Tried)
 	}
 	t.Log(err)
+}
+
+// busyBind is a provider's busy refusal of a BIND: its budget for all
+// uploaders spent. A bind's reservation is small, so a real provider held
+// busy for chunks of 1 MiB may still take it; this answers it for sure.
+func busyBind() error {
+	return &store.RefusedError{Status: storepb.Status_STATUS_REFUSED, Busy: true,
+		Reason: `provider busy: its memory budget for all peers (scope "protocol:/satchel/store/1.0.0") is spent; try another provider`}
+}
+
+// A bind refused busy is asked again after a pause, not counted a
+// failure: the put completes on every provider. One refused busy for
+// longer than the busy wait gives the provider up; with no spare, the put
+// fails matching ErrProvidersBusy and names the bind.
+func TestPutBindWaitsForBusyProviderFake(t *testing.T) {
+	net := newFakeNet(t, 2)
+	ctx := testCtx(t)
+	busy := net.providers[0]
+	refusals := 2
+	busy.bindHook = func() error { // called with busy.mu held
+		if refusals > 0 {
+			refusals--
+			return busyBind()
+		}
+		return nil
+	}
+	data := randomBytes(t, 200<<10, 41)
+	obj, err := net.client(t.TempDir()).Put(ctx, net.bag, bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("put with a bind refused busy twice: %v", err)
+	}
+	busy.mu.Lock()
+	binds := busy.binds
+	busy.mu.Unlock()
+	if len(obj.Providers) != 2 || binds != 3 {
+		t.Fatalf("put on %d providers after %d binds of the busy one; want 2 providers, 3 binds", len(obj.Providers), binds)
+	}
+
+	busy.mu.Lock()
+	busy.bindHook = busyBind
+	busy.mu.Unlock()
+	_, err = net.client(t.TempDir(), WithBusyWait(time.Second)).Put(ctx, net.bag, bytes.NewReader(randomBytes(t, 200<<10, 42)))
+	if !errors.Is(err, ErrProvidersBusy) || !errors.Is(err, ErrNoProviderReachable) || !strings.Contains(err.Error(), "bind object") {
+		t.Fatalf("put with a bind refused busy for good: %v; want ErrProvidersBusy naming the bind", err)
+	}
 }
