@@ -464,12 +464,15 @@ type pushBusyError struct {
 	err    error
 }
 
+// Error names what was refused busy, for how long, and the provider's reason.
 func (e *pushBusyError) Error() string {
 	return fmt.Sprintf("%s: busy storing others' data for %s (%v)", e.what, e.waited.Round(time.Millisecond), e.err)
 }
 
+// Is makes it match ErrProvidersBusy.
 func (e *pushBusyError) Is(target error) bool { return target == ErrProvidersBusy }
 
+// Unwrap returns the provider's refusal.
 func (e *pushBusyError) Unwrap() error { return e.err }
 
 // checkReceipt verifies a receipt: the provider's signature, and that it is
