@@ -141,7 +141,11 @@ func WithLocateTimeout(d time.Duration) Option {
 // WithBusyWait bounds how long a download waits, retrying, for a block
 // every provider holding it answers busy (its memory budget for all
 // readers spent) before it fails with ErrProvidersBusy (default 15
-// seconds). Zero fails at once.
+// seconds, fetch.DefaultBusyWait), and how long an upload keeps asking a
+// provider that answers busy (its budget for all uploaders spent) for a
+// chunk or a bind before it gives the provider up: a spare replaces it,
+// or, with none left, the upload fails matching ErrProvidersBusy. Zero
+// fails (or gives the provider up) at once.
 func WithBusyWait(d time.Duration) Option {
 	return func(o *options) {
 		if d >= 0 {

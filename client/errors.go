@@ -46,8 +46,11 @@ var (
 
 	// ErrProvidersBusy means every provider that could deliver a block
 	// answered busy (its memory budget for all readers was spent) for as
-	// long as the download waits for one (WithBusyWait): retry later. It
-	// wraps fetch.ErrProviderBusy.
+	// long as the download waits for one (WithBusyWait), or that an upload
+	// was left with too few providers because some answered busy (their
+	// budget for all uploaders spent) for as long as it waits: retry later,
+	// or wait longer. It wraps fetch.ErrProviderBusy; an upload's
+	// *NoProviderError matches it when a provider it gave up was busy.
 	ErrProvidersBusy = fmt.Errorf("client: storage providers busy: %w", fetch.ErrProviderBusy)
 )
 
@@ -101,7 +104,9 @@ func (e *NoProviderError) Error() string {
 		}
 		fmt.Fprintf(&b, "%s (%v)", shortPeer(t.Peer), t.Err)
 	}
-	if e.Op == "upload" {
+	if e.Op == "upload" && e.busy() {
+		b.WriteString("; the busy providers were storing others' data for longer than the upload waits: run the command again later to resume, or wait longer (--busy-wait, WithBusyWait)")
+	} else if e.Op == "upload" {
 		b.WriteString("; check that the providers run and are reachable, then run the command again to resume")
 	} else {
 		b.WriteString("; check that the providers run and are reachable")
@@ -109,8 +114,21 @@ func (e *NoProviderError) Error() string {
 	return b.String()
 }
 
-// Is makes a NoProviderError match ErrNoProviderReachable.
-func (e *NoProviderError) Is(target error) bool { return target == ErrNoProviderReachable }
+// Is makes a NoProviderError match ErrNoProviderReachable, and
+// ErrProvidersBusy when a provider tried was given up for being busy.
+func (e *NoProviderError) Is(target error) bool {
+	return target == ErrNoProviderReachable || (target == ErrProvidersBusy && e.busy())
+}
+
+// busy reports whether a provider tried was given up for being busy.
+func (e *NoProviderError) busy() bool {
+	for _, t := range e.Tried {
+		if errors.Is(t.Err, ErrProvidersBusy) {
+			return true
+		}
+	}
+	return false
+}
 
 // shortPeer abbreviates a peer ID for messages: enough to tell peers apart.
 func shortPeer(p peer.ID) string {

@@ -231,6 +231,10 @@ type fakeProvider struct {
 	stores  int                           // pushes whose bytes the provider did not hold yet
 	drops   []string                      // bags of the sessions dropped
 	hook    func(c store.ChunkPush) error // called before a push is stored
+	binds   int                           // Bind calls
+	// bindHook, when set, is called first by every Bind: its error is the
+	// answer.
+	bindHook func() error
 }
 
 func (p *fakeProvider) id() peer.ID { return p.host.ID() }
@@ -319,6 +323,13 @@ func (c fakeConn) Bind(ctx context.Context, b store.BindRequest) error {
 	if p.dead {
 		p.mu.Unlock()
 		return errors.New("stream reset")
+	}
+	p.binds++
+	if p.bindHook != nil {
+		if err := p.bindHook(); err != nil {
+			p.mu.Unlock()
+			return err
+		}
 	}
 	bld := chunker.NewBuilder()
 	for _, ch := range b.Chunks {

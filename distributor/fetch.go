@@ -187,15 +187,19 @@ func (f *fetcher) fetching(obj chain.ObjectID) bool {
 // back to the next on any failure, and verifies it. A second round asks
 // the chain and the DHT for the providers again. While every provider
 // holding the block answers busy, it asks again after a pause, for up to
-// busyWait. A leaf stays in the source's buffer; an interior node is
-// copied out of it (see below).
+// busyWait. It holds a --max-fetches slot while it asks, not while it
+// pauses: other fetches run meanwhile. A leaf stays in the source's
+// buffer; an interior node is copied out of it (see below).
 func (f *fetcher) fetch(obj chain.DataObject, c cid.Cid) (fetch.Block, error) {
-	select {
-	case f.slots <- struct{}{}:
-		defer func() { <-f.slots }()
-	case <-f.life.Done():
-		return fetch.Block{}, f.life.Err()
+	if err := f.takeSlot(); err != nil {
+		return fetch.Block{}, err
 	}
+	held := true
+	defer func() {
+		if held {
+			<-f.slots
+		}
+	}()
 	var errs []error
 	bw := fetch.BusyWait{Max: f.busyWait}
 	for round := 0; ; round++ {
@@ -214,11 +218,28 @@ func (f *fetcher) fetch(obj chain.DataObject, c cid.Cid) (fetch.Block, error) {
 		if busy == 0 {
 			return fetch.Block{}, fmt.Errorf("%w: block %s of object %d (bag %s): %w", ErrNoSource, c, obj.ID, obj.Bag, errors.Join(errs...))
 		}
+		<-f.slots // the pause holds no slot
+		held = false
 		if ok, err := bw.Wait(f.life); err != nil {
 			return fetch.Block{}, err
 		} else if !ok {
 			return fetch.Block{}, fmt.Errorf("%w: block %s of object %d (bag %s), asked for %s: %w", ErrProvidersBusy, c, obj.ID, obj.Bag, bw.Waited(), errors.Join(errs...))
 		}
+		if err := f.takeSlot(); err != nil {
+			return fetch.Block{}, err
+		}
+		held = true
+	}
+}
+
+// takeSlot takes a --max-fetches slot, waiting while all are taken; it
+// fails when the server closes first.
+func (f *fetcher) takeSlot() error {
+	select {
+	case f.slots <- struct{}{}:
+		return nil
+	case <-f.life.Done():
+		return f.life.Err()
 	}
 }
 

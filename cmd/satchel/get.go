@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/client"
+	"github.com/satchel-net/satchel/protocol/fetch"
 )
 
 // getOutput is what `satchel get --json` prints.
@@ -27,6 +29,7 @@ func newGetCmd(app *App) *cobra.Command {
 	var (
 		out, bagFlag, offsetFlag, lengthFlag string
 		fsync                                bool
+		busyWait                             time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "get OBJECT -o FILE",
@@ -82,6 +85,9 @@ is drawn on stderr when it is a terminal, never with --json.`,
 					return fmt.Errorf("--length: %w", err)
 				}
 			}
+			if busyWait < 0 {
+				return fmt.Errorf("--busy-wait %s: want 0 or more", busyWait)
+			}
 			toStdout := out == "" || out == "-"
 			if toStdout && app.JSON {
 				return errors.New("--json needs -o FILE: without it the object's bytes go to standard output")
@@ -91,7 +97,7 @@ is drawn on stderr when it is a terminal, never with --json.`,
 				return err
 			}
 			tuneGC()
-			c, _, closeFn, err := openClient(app, cfg, chain.Key{}, 0)
+			c, _, closeFn, err := openClient(app, cfg, chain.Key{}, 0, client.WithBusyWait(busyWait))
 			if err != nil {
 				return err
 			}
@@ -149,6 +155,7 @@ is drawn on stderr when it is a terminal, never with --json.`,
 	cmd.Flags().StringVarP(&bagFlag, "bag", "b", "", "the object's bag, e.g. dynamic:channel:1")
 	cmd.Flags().StringVar(&offsetFlag, "offset", "", "first byte to read (bytes or a size such as 1MiB)")
 	cmd.Flags().StringVar(&lengthFlag, "length", "", "number of bytes to read (default: to the end)")
+	cmd.Flags().DurationVar(&busyWait, "busy-wait", fetch.DefaultBusyWait, "how long to keep asking again for a chunk every provider holding it answers busy (loaded by other readers) before failing with providers busy (0: fail at once)")
 	cmd.Flags().BoolVar(&fsync, "fsync", false, "sync FILE to the disk before returning (durable against a power loss; slower)")
 	return cmd
 }

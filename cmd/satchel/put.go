@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/client"
 	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/protocol/fetch"
 )
 
 // `satchel put` and `satchel get` move files in and out of the network
@@ -34,7 +36,8 @@ func uploadStateDir(cfg Config) string { return filepath.Join(cfg.Home, "uploads
 // at chain.rpc, a libp2p host of its own (bootstrapping from p2p.bootstrap),
 // upload state under the home. key may be zero (downloads). It returns
 // the chain client too, for the command's own reads beside the client's.
-func openClient(app *App, cfg Config, key chain.Key, chunkSize int) (*client.Client, *chain.Client, func(), error) {
+// opts are added to the client's (--busy-wait).
+func openClient(app *App, cfg Config, key chain.Key, chunkSize int, opts ...client.Option) (*client.Client, *chain.Client, func(), error) {
 	cc, closeChain, err := connectChain(cfg)
 	if err != nil {
 		return nil, nil, nil, err
@@ -50,7 +53,7 @@ func openClient(app *App, cfg Config, key chain.Key, chunkSize int) (*client.Cli
 		Key:       key,
 		StateDir:  uploadStateDir(cfg),
 		ChunkSize: chunkSize,
-	}, client.WithLogger(app.Log), client.WithHostOptions(p2p.WithBootstrapAddrs(cfg.P2P.Bootstrap...), p2p.WithLogger(hostLog)))
+	}, append([]client.Option{client.WithLogger(app.Log), client.WithHostOptions(p2p.WithBootstrapAddrs(cfg.P2P.Bootstrap...), p2p.WithLogger(hostLog))}, opts...)...)
 	if err != nil {
 		closeChain()
 		return nil, nil, nil, err
@@ -76,6 +79,7 @@ func newPutCmd(app *App) *cobra.Command {
 	var (
 		bagFlag, keyFlag, chunkSize, replication string
 		redundancy, minReplicas                  int
+		busyWait                                 time.Duration
 		cf                                       *contractPutFlags // --contracts (contract.go)
 	)
 	cmd := &cobra.Command{
@@ -125,6 +129,9 @@ never with --json.`,
 			if err != nil {
 				return fmt.Errorf("--replication: %w", err)
 			}
+			if busyWait < 0 {
+				return fmt.Errorf("--busy-wait %s: want 0 or more", busyWait)
+			}
 			cfg, err := app.Config()
 			if err != nil {
 				return err
@@ -134,7 +141,7 @@ never with --json.`,
 				return err
 			}
 			tuneGC()
-			c, cc, closeFn, err := openClient(app, cfg, s.key, size)
+			c, cc, closeFn, err := openClient(app, cfg, s.key, size, client.WithBusyWait(busyWait))
 			if err != nil {
 				return err
 			}
@@ -196,6 +203,7 @@ never with --json.`,
 	cmd.Flags().IntVarP(&redundancy, "redundancy", "r", 0, "providers that must each hold every chunk (default: every storage bucket of the bag)")
 	cmd.Flags().IntVar(&minReplicas, "min-replicas", 0, "fewest providers the upload may end with when providers fail and none can replace them (default: all of --redundancy; less succeeds with a warning)")
 	cmd.Flags().StringVar(&replication, "replication", "auto", "how chunks reach the providers: pipelined (sent once, providers pass them on), direct (sent to each), auto (pipelined from 4 MiB up)")
+	cmd.Flags().DurationVar(&busyWait, "busy-wait", fetch.DefaultBusyWait, "how long to keep asking a provider that answers busy (loaded by other uploaders) before giving it up: a spare replaces it, or the put fails saying so (0: give it up at once)")
 	cmd.Flags().StringVar(&chunkSize, "chunk-size", "1MiB", "chunk size: bytes (262144), KiB/MiB (256KiB), or IPFS style (size-262144)")
 	cf = addContractPutFlags(cmd)
 	requiredFlags(cmd, "bag")

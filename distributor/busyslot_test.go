@@ -1,0 +1,128 @@
+package distributor_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/distributor"
+	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/protocol/fetch"
+)
+
+// busyBlockSource answers busy, from every provider, for the blocks of one
+// object while busy is set: a provider busy for one object's blocks and
+// not another's, which a real one (its budget is one for all GETs) cannot
+// be made into. Other blocks are read for real.
+type busyBlockSource struct {
+	*fetch.Client
+	blocks  map[cid.Cid]bool
+	busy    atomic.Bool
+	refused atomic.Int64
+}
+
+func (s *busyBlockSource) ReadBlock(ctx context.Context, p peer.ID, c cid.Cid) (fetch.Block, error) {
+	if s.busy.Load() && s.blocks[c] {
+		s.refused.Add(1)
+		return fetch.Block{}, errors.Join(fetch.ErrProviderBusy, errors.New("provider busy: its memory budget for all peers is spent"))
+	}
+	return s.Client.ReadBlock(ctx, p, c)
+}
+
+// A fetch waiting for busy providers holds no --max-fetches slot while it
+// pauses: with one slot, another object is fetched and served while the
+// first still waits, which then completes once a provider is free.
+func TestBusyFetchFreesItsSlotWhilePausing(t *testing.T) {
+	e := newEnv(t, 2)
+	const chunk = 256 << 10
+	dataA, dataB := randomBytes(t, 3*chunk), randomBytes(t, 2*chunk)
+	objA := e.put(t, dataA, chunk, 0, 1)
+	objB := e.put(t, dataB, chunk, 0, 1)
+	res, err := chunker.Sum(e.ctx, bytes.NewReader(dataA), chunker.WithChunkSize(chunk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	td := e.d
+	if err := td.Kill(); err != nil { // run a node of our own for the bucket
+		t.Fatal(err)
+	}
+	h, err := p2p.New(e.ctx, p2p.WithListenAddrs("/ip4/127.0.0.1/tcp/0"),
+		p2p.WithBootstrap(e.net.Provider(0).AddrInfo(), e.net.Provider(1).AddrInfo()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	fc := fetch.NewClient(h.Libp2p())
+	t.Cleanup(func() { fc.Close() })
+	src := &busyBlockSource{Client: fc, blocks: map[cid.Cid]bool{res.Root: true}}
+	for _, ch := range res.Chunks {
+		src.blocks[ch.CID] = true
+	}
+	src.busy.Store(true)
+	srv, err := distributor.New(h, src, e.net.Client,
+		distributor.Identity{Worker: td.Worker, Buckets: []chain.DistributionBucketID{td.Bucket}},
+		distributor.WithCacheDir(filepath.Join(t.TempDir(), "cache")), distributor.WithHTTPAddr("127.0.0.1:0"),
+		distributor.WithMaxFetches(1), distributor.WithBusyWait(20*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	url := func(o chain.DataObject) string { return srv.URL() + "/api/v1/assets/" + o.ID.String() }
+
+	type answer struct {
+		code int
+		body []byte
+		err  error
+	}
+	doneA := make(chan answer, 1)
+	go func() {
+		resp, err := http.Get(url(objA))
+		if err != nil {
+			doneA <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		_, err = b.ReadFrom(resp.Body)
+		doneA <- answer{resp.StatusCode, b.Bytes(), err}
+	}()
+	// Both providers asked twice (the second round is after a fresh
+	// lookup): the fetch of A pauses now, and waits 20 s at most.
+	deadline := time.Now().Add(time.Minute)
+	for src.refused.Load() < 4 {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for the fetch of A to find every provider busy")
+		}
+		select {
+		case a := <-doneA:
+			t.Fatalf("GET of A ended while its providers were busy: %d %v %s", a.code, a.err, a.body)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	resp, body := get(t, url(objB))
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, dataB) {
+		t.Fatalf("GET of B while A's fetch waits for busy providers: %d, %d bytes of %d", resp.StatusCode, len(body), len(dataB))
+	}
+	select {
+	case a := <-doneA:
+		t.Fatalf("GET of A ended (%d %v) before B was served: B waited for the only fetch slot, held by A's busy wait", a.code, a.err)
+	default:
+	}
+	src.busy.Store(false)
+	if a := <-doneA; a.err != nil || a.code != http.StatusOK || !bytes.Equal(a.body, dataA) {
+		t.Fatalf("GET of A once its providers are free: %d %v, %d bytes of %d", a.code, a.err, len(a.body), len(dataA))
+	}
+}
