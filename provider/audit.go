@@ -138,6 +138,7 @@ type auditor struct {
 	mu     sync.Mutex
 	cursor map[auditCursorKey]uint64            // last object audited per (bag, peer)
 	resync *simplelru.LRU[resyncKey, time.Time] // when a failed result last made this node re-check an object
+	queue  resyncQueue                          // what resyncs holds or resyncLoop re-checks
 	peers  map[peer.ID]*PeerAudits              // what this node's own audits found
 	heard  []HeardResult                        // ring of results heard on the topic
 	next   int
@@ -198,6 +199,7 @@ func newAuditor(cfg auditConfig) *auditor {
 		cursor:  map[auditCursorKey]uint64{},
 		resync:  resync,
 		resyncs: make(chan resyncRequest, maxQueuedResyncs),
+		queue:   resyncQueue{byAuditor: map[string]int{}, objects: map[resyncObj]bool{}},
 		authors: peerlimit.New(ResultRate, ResultBurst, maxResultAuthors),
 		// Half the limit others apply: room for clock skew between them.
 		publishPace: rate.NewLimiter(ResultRate/2, ResultBurst/2),

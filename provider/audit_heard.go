@@ -94,26 +94,69 @@ func (s *Server) heardLoop(ctx context.Context, sub *pubsub.Subscription) {
 	}
 }
 
-// maxQueuedResyncs bounds the re-checks waiting for resyncLoop.
-const maxQueuedResyncs = 64
+// maxQueuedResyncs bounds the re-checks waiting for resyncLoop, and
+// maxResyncsPerAuditor one auditor's share of them: an operator of one of
+// the bag's buckets failing every object of the bag fills its share, not
+// the queue, and the other auditors' FAILs are still acted on.
+const (
+	maxQueuedResyncs     = 64
+	maxResyncsPerAuditor = 8
+)
 
-// resyncRequest is one object a failed result asks this node to re-check.
+// resyncRequest is one object a failed result asks this node to re-check,
+// and the auditor whose result it was.
 type resyncRequest struct {
+	bag     chain.BagID
+	object  uint64
+	auditor string
+}
+
+// resyncObj is an object queued for a re-check (resyncQueue.objects).
+type resyncObj struct {
 	bag    chain.BagID
 	object uint64
 }
 
-// queueResync hands a failed result's object to resyncLoop unless its
-// cooldown holds or the queue is full (then the cooldown is not started,
-// so the auditor's next failure is acted on). heardLoop never waits for a
-// re-check, which reads the whole object: a subscriber that falls behind
-// loses messages, a real FAIL among them.
+// resyncQueue is what is queued for resyncLoop, counted by auditor and by
+// object; guarded by auditor.mu.
+type resyncQueue struct {
+	byAuditor map[string]int
+	objects   map[resyncObj]bool
+}
+
+// queueResync hands a failed result's object to resyncLoop unless it is
+// queued or being re-checked already, its auditor's share of the queue or
+// the queue is full (then the cooldown is not started, so the auditor's
+// next failure is acted on), or its cooldown holds. heardLoop never waits
+// for a re-check, which reads the whole object: a subscriber that falls
+// behind loses messages, a real FAIL among them.
 func (s *Server) queueResync(r *pb.AuditResult) {
-	q := s.audits.resyncs
-	if len(q) == cap(q) || !s.shouldResync(r) { // heardLoop is the only sender
+	a := s.audits
+	req := resyncRequest{bag: chain.BagID(r.Bag), object: r.Object, auditor: string(r.Auditor)}
+	obj := resyncObj{bag: req.bag, object: req.object}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	q := &a.queue
+	if q.objects[obj] || q.byAuditor[req.auditor] >= maxResyncsPerAuditor || len(a.resyncs) == cap(a.resyncs) {
+		s.am.resyncsSkipped.Inc()
 		return
 	}
-	q <- resyncRequest{bag: chain.BagID(r.Bag), object: r.Object}
+	if !a.cooledLocked(r) {
+		return
+	}
+	q.objects[obj] = true
+	q.byAuditor[req.auditor]++
+	a.resyncs <- req // room checked above; heardLoop is the only sender
+}
+
+// resyncDone ends req's place in the queue once it was re-checked.
+func (a *auditor) resyncDone(req resyncRequest) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.queue.objects, resyncObj{bag: req.bag, object: req.object})
+	if a.queue.byAuditor[req.auditor]--; a.queue.byAuditor[req.auditor] <= 0 {
+		delete(a.queue.byAuditor, req.auditor)
+	}
 }
 
 // resyncLoop re-checks the objects queueResync hands it until ctx ends.
@@ -124,6 +167,7 @@ func (s *Server) resyncLoop(ctx context.Context) {
 			return
 		case req := <-s.audits.resyncs:
 			s.resyncObject(ctx, req.bag, req.object)
+			s.audits.resyncDone(req)
 		}
 	}
 }
@@ -219,10 +263,14 @@ type resyncKey struct {
 // of the bag's operators) is acted on: not if the same auditor's failure
 // of the object made the node re-check it within resyncCooldown.
 func (s *Server) shouldResync(r *pb.AuditResult) bool {
-	a := s.audits
+	s.audits.mu.Lock()
+	defer s.audits.mu.Unlock()
+	return s.audits.cooledLocked(r)
+}
+
+// cooledLocked is shouldResync with a.mu held: it starts the cooldown.
+func (a *auditor) cooledLocked(r *pb.AuditResult) bool {
 	key := resyncKey{auditor: string(r.Auditor), bag: r.Bag, object: r.Object}
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	if at, ok := a.resync.Get(key); ok && time.Since(at) < resyncCooldown {
 		return false
 	}

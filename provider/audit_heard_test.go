@@ -245,6 +245,44 @@ func TestAuditResyncCooldownPerAuditor(t *testing.T) {
 	}
 }
 
+// One auditor failing every object of a bag fills its share of the
+// re-check queue, not the queue: another auditor's FAIL is still queued,
+// an object waits once however many auditors failed it, and a skipped
+// FAIL starts no cooldown, so the next round's is queued once room frees.
+func TestAuditResyncQueueFairPerAuditor(t *testing.T) {
+	s := &Server{audits: newAuditor(defaultAuditConfig()), am: newAuditMetrics()}
+	fail := func(auditor string, object uint64) *pb.AuditResult {
+		return &pb.AuditResult{Auditor: []byte(auditor), Bag: "dynamic:channel:1", Object: object, Verdict: pb.Verdict_VERDICT_FAIL}
+	}
+	for i := range 10 * maxResyncsPerAuditor {
+		s.queueResync(fail("flooder", uint64(1000+i)))
+	}
+	if n := len(s.audits.resyncs); n != maxResyncsPerAuditor {
+		t.Fatalf("one auditor queued %d re-checks; its share is %d", n, maxResyncsPerAuditor)
+	}
+	s.queueResync(fail("honest", 7))
+	s.queueResync(fail("other", 7)) // the same object: queued once
+	s.queueResync(fail("other", 1000))
+	if n := len(s.audits.resyncs); n != maxResyncsPerAuditor+1 {
+		t.Fatalf("%d re-checks queued; want the flooder's %d and the honest auditor's object once", n, maxResyncsPerAuditor)
+	}
+	// Drain as resyncLoop does (without reading the objects).
+	var got []resyncRequest
+	for len(s.audits.resyncs) > 0 {
+		req := <-s.audits.resyncs
+		got = append(got, req)
+		s.audits.resyncDone(req)
+	}
+	if last := got[len(got)-1]; last.auditor != "honest" || last.object != 7 {
+		t.Fatalf("last queued %+v; want the honest auditor's object 7", last)
+	}
+	// The flooder's skipped FAILs started no cooldown: queued now there is room.
+	s.queueResync(fail("flooder", uint64(1000+maxResyncsPerAuditor)))
+	if n := len(s.audits.resyncs); n != 1 {
+		t.Fatalf("a FAIL skipped while the share was full was not queued later (%d queued)", n)
+	}
+}
+
 // The operators a node accepts audit results from follow the chain's
 // events, not only the cache's age: a bucket added to the bag, or an
 // operator's node moving to another peer ID, is seen at once, so a real

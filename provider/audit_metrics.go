@@ -11,6 +11,7 @@ type auditMetrics struct {
 	auditBytes       prometheus.Counter
 	heard            *prometheus.CounterVec
 	resyncs          prometheus.Counter
+	resyncsSkipped   prometheus.Counter
 	dropped          prometheus.Counter
 	limited          prometheus.Counter
 	scrubChecked     prometheus.Counter
@@ -32,6 +33,8 @@ func newAuditMetrics() *auditMetrics {
 		heard: prometheus.NewCounterVec(prometheus.CounterOpts(opts("audit_results_heard_total",
 			"Signed audit results from the bags' providers heard on the audit topic, by verdict.")), []string{"verdict"}),
 		resyncs: prometheus.NewCounter(prometheus.CounterOpts(opts("audit_resyncs_total", "Objects re-checked because an audit found this node failing."))),
+		resyncsSkipped: prometheus.NewCounter(prometheus.CounterOpts(opts("audit_resyncs_skipped_total",
+			"Failed results about this node not re-checked now: the object was queued already, or the auditor's share of the queue (8 of 64) or the queue was full."))),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts(opts("audit_results_dropped_total",
 			"Audit results about this node's bags dropped because their auditor operates none of the bag's buckets (or the chain could not say)."))),
 		limited: prometheus.NewCounter(prometheus.CounterOpts(opts("audit_results_limited_total",
@@ -49,7 +52,7 @@ func newAuditMetrics() *auditMetrics {
 // register adds the collectors to the node's, registering them on its
 // registry.
 func (am *auditMetrics) register(m *metrics) error {
-	cs := []prometheus.Collector{am.audits, am.auditBytes, am.heard, am.resyncs, am.dropped, am.limited, am.scrubChecked, am.scrubFailed,
+	cs := []prometheus.Collector{am.audits, am.auditBytes, am.heard, am.resyncs, am.resyncsSkipped, am.dropped, am.limited, am.scrubChecked, am.scrubFailed,
 		am.scrubRepaired, am.scrubBytes, am.scrubPasses, am.scrubPassSeconds}
 	for _, c := range cs {
 		if m.reg != nil {
