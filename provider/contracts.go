@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/contracts"
@@ -20,7 +22,17 @@ type UploadGrants interface {
 
 // grantSource holds the node's UploadGrants, set once its contract
 // responder runs.
-type grantSource struct{ g atomic.Pointer[UploadGrants] }
+type grantSource struct{ g atomic.Pointer[grantBook] }
+
+// grantBook is the node's UploadGrants with the KeyBook of its host, which
+// holds the public key of every peer the node was connected to, each
+// authenticated by its connection's handshake: the key of a contract's
+// renter, whose CONSIGN came over such a connection, for its hop tokens
+// (a peer ID holds the key only for ed25519 and secp256k1 keys).
+type grantBook struct {
+	UploadGrants
+	keys peerstore.KeyBook // nil for a node without a host
+}
 
 // SetUploadGrants makes the node take streamed upload sessions under the
 // grants g gives (its contract responder's). Without it, or for a session
@@ -34,7 +46,11 @@ func (s *Server) SetUploadGrants(g UploadGrants) {
 		s.auth.grants.g.Store(nil)
 		return
 	}
-	s.auth.grants.g.Store(&g)
+	b := &grantBook{UploadGrants: g}
+	if s.h != nil {
+		b.keys = s.h.Libp2p().Peerstore()
+	}
+	s.auth.grants.g.Store(b)
 }
 
 // AuthorizeUploadSession implements store.SessionAuthorizer: a streamed
@@ -46,7 +62,7 @@ func (a *chainAuth) AuthorizeUploadSession(ctx context.Context, bag string, sess
 	if gp == nil {
 		return fmt.Errorf("%w: this provider takes chunks of an unregistered object (object ID 0) only under a storage contract, and it takes no contracts; register the object first and push its chunks with their proofs", ErrNotAuthorized)
 	}
-	g, ok := (*gp).Grant(session)
+	g, ok := gp.Grant(session)
 	if !ok {
 		return fmt.Errorf("%w: no consigned storage contract opened this upload session (or its grant lapsed); negotiate a contract, or register the object first and push its chunks with their proofs", ErrNotAuthorized)
 	}
@@ -68,7 +84,7 @@ func (a *chainAuth) ReleaseSession(session []byte) {
 	if gp == nil {
 		return
 	}
-	if r, ok := (*gp).(interface{ Release(session []byte) }); ok {
+	if r, ok := gp.UploadGrants.(interface{ Release(session []byte) }); ok {
 		r.Release(session)
 	}
 }
@@ -76,15 +92,29 @@ func (a *chainAuth) ReleaseSession(session []byte) {
 // SessionRenter implements store.SessionOwner: the renter of the contract
 // whose live grant is session, so that a chunk a pipeline hop forwards into
 // it needs the renter's hop token. "" for a session no live grant names.
-func (a *chainAuth) SessionRenter(_ context.Context, _ string, session []byte) peer.ID {
+func (a *chainAuth) SessionRenter(ctx context.Context, bag string, session []byte) peer.ID {
+	renter, _ := a.SessionRenterKey(ctx, bag, session)
+	return renter
+}
+
+// SessionRenterKey implements store.SessionOwnerKey: SessionRenter's
+// renter with its public key as the host's KeyBook holds it since the
+// renter's CONSIGN arrived over an authenticated connection, so the hop
+// tokens of a renter with an RSA or ECDSA key, which its peer ID does not
+// hold, verify. The key is nil when the KeyBook lacks it.
+func (a *chainAuth) SessionRenterKey(_ context.Context, _ string, session []byte) (peer.ID, crypto.PubKey) {
 	gp := a.grants.g.Load()
 	if gp == nil {
-		return ""
+		return "", nil
 	}
-	if g, ok := (*gp).Grant(session); ok {
-		return g.Renter
+	g, ok := gp.Grant(session)
+	if !ok || g.Renter == "" {
+		return "", nil
 	}
-	return ""
+	if gp.keys == nil {
+		return g.Renter, nil
+	}
+	return g.Renter, gp.keys.PubKey(g.Renter)
 }
 
 // AuthorizeDrop implements store.DropAuthorizer: a session opened under a
@@ -97,7 +127,7 @@ func (a *chainAuth) AuthorizeDrop(_ context.Context, bag string, session []byte,
 	if gp == nil {
 		return nil
 	}
-	g, ok := (*gp).Grant(session)
+	g, ok := gp.Grant(session)
 	if !ok || g.Renter == "" || g.Renter == from {
 		return nil
 	}
@@ -179,7 +209,7 @@ func (s *Server) contractStatus() *ContractStatus {
 	if gp == nil {
 		return nil
 	}
-	r, ok := (*gp).(contractReporter)
+	r, ok := gp.UploadGrants.(contractReporter)
 	if !ok {
 		return nil
 	}

@@ -374,3 +374,47 @@ func TestBusyRefusalTellsUploaderToGoElsewhere(t *testing.T) {
 		t.Fatalf("over_budget_total = %v; want the flood's refusals and the busy one", n)
 	}
 }
+
+// TestPipelineReportsBusyHop: a pipeline hop whose memory budget for all
+// peers another peer's flood holds refuses the forwarded chunk as busy.
+// The pipeline routes around it, and its failure comes back marked busy
+// (matching ErrProviderBusy), both from the head that forwarded to it and
+// relayed from a hop further down; a hop that failed otherwise is not.
+func TestPipelineReportsBusyHop(t *testing.T) {
+	limits := budgetLimits
+	limits.Protocol = limits.Stream + 512<<10 // room for frames, not for a 1 MiB chunk
+	e := newPLEnvRelay(t, 3, true, testnet.WithHostOptions(func(i int) []p2p.Option {
+		if i == 2 {
+			return []p2p.Option{p2p.WithMemoryLimits(limits)}
+		}
+		return nil
+	}))
+	flood := spChunkList(t, e.auth, 1, spRand(47, 16<<20), 1<<20)
+	if agreed, over, _ := floodRequests(t, e.net, flood, 1); len(agreed) == 0 || over == 0 {
+		t.Fatalf("flood: %d agreed, %d refused for the budget; want both", len(agreed), over)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	data := spRand(48, 2<<20)
+	res := e.spObjectData(t, 2, data, 1<<20)
+	s := e.open(t, 1)
+	for i, order := range [][]int{{2, 3}, {3, 2}} {
+		c := spPush(t, res, data, 2, i)
+		c.Forward = e.hops(order...)
+		r, err := s.PushPipeline(ctx, c)
+		if err != nil {
+			t.Fatalf("forward %v: %v", order, err)
+		}
+		signed := checkReceipts(t, res, i, r)
+		if len(r.Receipts) != 2 || !signed[e.id(1)] || !signed[e.id(3)] {
+			t.Fatalf("forward %v: receipts from %v (failed %v); want providers 1 and 3", order, signed, r.Failed)
+		}
+		if len(r.Failed) != 1 || r.Failed[0].Peer != e.id(2) {
+			t.Fatalf("forward %v: failed hops %v; want only provider 2", order, r.Failed)
+		}
+		if err := r.Failed[0].Err; !errors.Is(err, store.ErrProviderBusy) || !strings.Contains(err.Error(), "provider busy") {
+			t.Fatalf("forward %v: the busy hop failed with %v; want ErrProviderBusy naming it busy", order, err)
+		}
+	}
+}

@@ -32,6 +32,12 @@
 //	res, err := s.PushPipeline(ctx, store.ChunkPush{..., Forward: []store.Hop{{Peer: p2}, {Peer: p3}}})
 //	// res.Receipts: p1's, p2's, p3's; res.Failed: hops routed around
 //
+// A hop of res.Failed whose error matches ErrProviderBusy refused as busy
+// (alive and loaded: push to another provider, or to it later). A hop
+// takes a chunk forwarded into a renter's contract session only with the
+// renter's hop token (SignHopToken), checked against the renter's key its
+// Authorizer gives (SessionOwnerKey) or the one in the renter's peer ID.
+//
 // The handler side is Handler, served by storage providers through the p2p
 // stream framework. It depends on two small interfaces the node implements:
 // Blocks (its durable block store) and Authorizer (what the data directory
@@ -42,7 +48,8 @@
 // handler_stall.go (exchanges whose uploader makes no progress), pipeline.go
 // (forward lists and relayed receipts, the uploader's side), relay.go,
 // relay_dial.go (which addresses a hop is dialled at) and
-// handler_forward.go (the forwarding provider's side), frames.go
+// handler_forward.go (the forwarding provider's side), hoptoken.go (hop
+// tokens), frames.go
 // (frames encoded and decoded by hand, so chunk bytes are never copied into
 // or out of a marshalled message), receipt.go (signed receipts), limits.go.
 package store

@@ -12,3 +12,9 @@ func PushAsHop(ctx context.Context, s *Stream, c ChunkPush, token []byte) (*pb.R
 	c.relayed, c.hopToken = true, token
 	return s.Push(ctx, c)
 }
+
+// WithBackpressureHook sets fn, called each time a stream stops reading
+// because MaxStreamBuffered bytes wait for the disk (fn must not block).
+func WithBackpressureHook(fn func()) HandlerOption {
+	return func(c *handlerConfig) { c.backpressured = fn }
+}

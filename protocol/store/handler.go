@@ -56,6 +56,9 @@ type handlerConfig struct {
 	log     *slog.Logger
 	now     func() time.Time
 	relay   *Relay
+	// backpressured, when set (tests), is called, with the stream's lock
+	// held, each time a stream stops reading for its disk writes.
+	backpressured func()
 }
 
 // WithRelay makes the handler forward chunks along a replication pipeline
@@ -254,6 +257,9 @@ func (c *storeConn) run(ctx context.Context) error {
 		// stop reading; flow control then holds the uploader.
 		c.mu.Lock()
 		if c.committing >= MaxStreamBuffered {
+			if c.h.cfg.backpressured != nil {
+				c.h.cfg.backpressured()
+			}
 			for c.committing >= MaxStreamBuffered {
 				c.drained.Wait()
 			}

@@ -41,6 +41,19 @@ type SessionOwner interface {
 	SessionRenter(ctx context.Context, bag string, session []byte) peer.ID
 }
 
+// SessionOwnerKey is what a SessionOwner may also implement to give the
+// renter's public key with its peer ID. A peer ID holds the key itself only
+// for the key types libp2p embeds (ed25519, secp256k1); an RSA or ECDSA
+// peer's ID is a hash of its key, so a hop token of such a renter verifies
+// only against a key learnt elsewhere: from the authenticated connection
+// the renter consigned the session over (the host's KeyBook keeps it).
+type SessionOwnerKey interface {
+	// SessionRenterKey returns the renter of session of bag as
+	// SessionRenter does, with its public key, or nil when the key is not
+	// known (the token is then checked against the key in the ID).
+	SessionRenterKey(ctx context.Context, bag string, session []byte) (peer.ID, crypto.PubKey)
+}
+
 // HopTokenBytes returns the exact bytes a hop token's signature covers:
 //
 //	"satchel-hop-token/v1\n" || uvarint(len(bag_id)) || bag_id
@@ -73,17 +86,30 @@ func SignHopToken(key crypto.PrivKey, bag string, session []byte, c cid.Cid, hop
 }
 
 // VerifyHopToken checks that token is renter's token for chunk c in its
-// session of bag at provider hop; the error wraps ErrBadHopToken.
+// session of bag at provider hop, against the public key in renter's ID;
+// the error wraps ErrBadHopToken. A renter whose ID does not hold its key
+// (RSA, ECDSA) needs VerifyHopTokenKey.
 func VerifyHopToken(renter peer.ID, token []byte, bag string, session []byte, c cid.Cid, hop peer.ID) error {
+	return VerifyHopTokenKey(renter, nil, token, bag, session, c, hop)
+}
+
+// VerifyHopTokenKey is VerifyHopToken against renter's public key pub,
+// which must be renter's (its ID is derived from it); a nil pub is taken
+// from renter's ID, as VerifyHopToken does.
+func VerifyHopTokenKey(renter peer.ID, pub crypto.PubKey, token []byte, bag string, session []byte, c cid.Cid, hop peer.ID) error {
 	if len(token) == 0 {
 		return fmt.Errorf("%w: the chunk comes from a peer other than the session's renter %s without the renter's hop token", ErrBadHopToken, renter)
 	}
 	if len(token) > MaxHopToken {
 		return fmt.Errorf("%w: %d bytes, more than %d", ErrBadHopToken, len(token), MaxHopToken)
 	}
-	pub, err := renter.ExtractPublicKey()
-	if err != nil {
-		return fmt.Errorf("%w: no public key in the renter's peer ID %s: %v", ErrBadHopToken, renter, err)
+	if pub == nil {
+		var err error
+		if pub, err = renter.ExtractPublicKey(); err != nil {
+			return fmt.Errorf("%w: no public key in the renter's peer ID %s (an RSA or ECDSA peer's ID is a hash of its key) and none known from its connection: %v", ErrBadHopToken, renter, err)
+		}
+	} else if !renter.MatchesPublicKey(pub) {
+		return fmt.Errorf("%w: the key given for the session's renter %s is not its key", ErrBadHopToken, renter)
 	}
 	ok, err := pub.Verify(HopTokenBytes(bag, session, c, hop), token)
 	if err != nil || !ok {
@@ -94,15 +120,22 @@ func VerifyHopToken(renter peer.ID, token []byte, bag string, session []byte, c 
 
 // checkHopToken lets a chunk of ex's streamed session in from peer from:
 // always when the Authorizer names no renter for the session or from is
-// it, else only with the renter's token for the chunk at this provider.
+// it, else only with the renter's token for the chunk at this provider,
+// checked against the renter's key the Authorizer gives (SessionOwnerKey)
+// or, failing that, the key in the renter's ID.
 func (h *Handler) checkHopToken(ctx context.Context, ex *storeExchange, session []byte, from peer.ID, token []byte) error {
-	so, ok := h.auth.(SessionOwner)
-	if !ok {
+	var renter peer.ID
+	var pub crypto.PubKey
+	switch so := h.auth.(type) {
+	case SessionOwnerKey:
+		renter, pub = so.SessionRenterKey(ctx, ex.bag, session)
+	case SessionOwner:
+		renter = so.SessionRenter(ctx, ex.bag, session)
+	default:
 		return nil
 	}
-	renter := so.SessionRenter(ctx, ex.bag, session)
 	if renter == "" || renter == from {
 		return nil
 	}
-	return VerifyHopToken(renter, token, ex.bag, session, ex.chunk, h.self)
+	return VerifyHopTokenKey(renter, pub, token, ex.bag, session, ex.chunk, h.self)
 }

@@ -46,7 +46,10 @@ type HopReceipt struct {
 	Receipt *pb.Receipt
 }
 
-// HopError is why one provider of a pipeline did not sign a chunk.
+// HopError is why one provider of a pipeline did not sign a chunk. Err
+// matches ErrProviderBusy (errors.Is) when the hop refused as busy with
+// other peers: it is alive, and may take the chunk later; push to another
+// provider now rather than count it lost.
 type HopError struct {
 	Peer peer.ID
 	Err  error
@@ -66,7 +69,8 @@ type PipelineResult struct {
 	// then the hops', in the order they were relayed.
 	Receipts []HopReceipt
 	// Failed are the hops that did not sign, with the reason their
-	// previous hop gave, or ErrNotForwarded.
+	// previous hop gave (matching ErrProviderBusy for a hop that refused
+	// as busy), or ErrNotForwarded.
 	Failed []HopError
 }
 
@@ -122,27 +126,46 @@ func checkRelay(head peer.ID, c *ChunkPush, r *pb.StoreReply) (PipelineResult, e
 		seen[p] = true
 		res.Receipts = append(res.Receipts, HopReceipt{Peer: p, Receipt: rc})
 	}
-	failed := make(map[peer.ID]string)
+	failed := make(map[peer.ID]error)
 	for _, f := range r.GetHopFailures() {
 		p, err := peer.IDFromBytes(f.GetPeer())
 		if err != nil || inList[p] == nil || seen[p] {
 			return PipelineResult{}, fmt.Errorf("%w: %s reported a failure of %s, which is not an unsigned hop of the pipeline", ErrBadReceipt, head, peerString(f.GetPeer()))
 		}
 		if _, dup := failed[p]; !dup {
-			failed[p] = hopReason(errors.New(f.GetReason()))
+			failed[p] = hopFailure(f)
 		}
 	}
 	for _, h := range c.Forward {
 		if seen[h.Peer] {
 			continue
 		}
-		err := ErrNotForwarded
-		if reason, ok := failed[h.Peer]; ok {
-			err = errors.New(reason)
+		err, ok := failed[h.Peer]
+		if !ok {
+			err = ErrNotForwarded
 		}
 		res.Failed = append(res.Failed, HopError{Peer: h.Peer, Err: err})
 	}
 	return res, nil
+}
+
+// busyHop is the error of a hop reported busy: its text is the relayed
+// reason, and it matches ErrProviderBusy.
+type busyHop string
+
+func (e busyHop) Error() string { return string(e) }
+
+// Is reports whether target is ErrProviderBusy.
+func (e busyHop) Is(target error) bool { return target == ErrProviderBusy }
+
+// hopFailure is the error of a relayed hop failure, its reason cut to
+// MaxHopReason bytes: one matching ErrProviderBusy when the hop was busy.
+func hopFailure(f *pb.HopFailure) error {
+	reason := hopReason(errors.New(f.GetReason()))
+	if f.GetBusy() {
+		return busyHop(reason)
+	}
+	return errors.New(reason)
 }
 
 // checkForwardList checks a forward list for a pipeline whose head is

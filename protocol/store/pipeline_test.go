@@ -544,7 +544,7 @@ func TestPipelineHopWithoutSessionRoutedAround(t *testing.T) {
 	if len(r.Receipts) != 2 || r.Receipts[0].Peer != e.id(1) || r.Receipts[1].Peer != e.id(3) {
 		t.Fatalf("receipts %v, want providers 1 and 3", r.Receipts)
 	}
-	if len(r.Failed) != 1 || r.Failed[0].Peer != e.id(2) || !strings.Contains(r.Failed[0].Err.Error(), "session") {
+	if len(r.Failed) != 1 || r.Failed[0].Peer != e.id(2) || !strings.Contains(r.Failed[0].Err.Error(), "session") || errors.Is(r.Failed[0].Err, store.ErrProviderBusy) {
 		t.Fatalf("failed %v, want provider 2 with a reason naming the session", r.Failed)
 	}
 	t.Logf("hop 2: %v", r.Failed[0].Err)
@@ -651,8 +651,8 @@ func TestPipelineDeepHopGivesUpFirst(t *testing.T) {
 	if len(r.Receipts) != 2 || !signed[e.id(1)] || !signed[e.id(2)] {
 		t.Fatalf("receipts from %v (failed %v); want providers 1 and 2", signed, r.Failed)
 	}
-	if len(r.Failed) != 1 || r.Failed[0].Peer != e.id(3) {
-		t.Fatalf("failed hops %v; want only provider 3", r.Failed)
+	if len(r.Failed) != 1 || r.Failed[0].Peer != e.id(3) || errors.Is(r.Failed[0].Err, store.ErrProviderBusy) {
+		t.Fatalf("failed hops %v; want only provider 3, not busy", r.Failed)
 	}
 }
 

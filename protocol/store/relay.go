@@ -176,7 +176,8 @@ var errForwardDeadline = errors.New("the forward deadline passed")
 // other than by errForwardDeadline (this provider is stopping, or its
 // uploader left), the hops not reached are not reported: the uploader
 // sees them not forwarded (ErrNotForwarded) rather than failed, since no
-// fault of theirs stopped the chunk.
+// fault of theirs stopped the chunk. A hop that refused as busy, here or
+// further down, is reported busy.
 func (r *Relay) forward(ctx context.Context, c ChunkPush, hops []Hop, log *slog.Logger) ([]*pb.Receipt, []*pb.HopFailure) {
 	var failures []*pb.HopFailure
 	for i, hop := range hops {
@@ -200,7 +201,7 @@ func (r *Relay) forward(ctx context.Context, c ChunkPush, hops []Hop, log *slog.
 				log.Debug("pipeline hop not reached", "hop", hop.Peer, "err", err)
 				reason = hopUnreachable
 			}
-			failures = append(failures, &pb.HopFailure{Peer: []byte(hop.Peer), Reason: reason})
+			failures = append(failures, &pb.HopFailure{Peer: []byte(hop.Peer), Reason: reason, Busy: errors.Is(err, ErrProviderBusy)})
 			continue
 		}
 		receipts := make([]*pb.Receipt, len(res.Receipts))
@@ -214,7 +215,7 @@ func (r *Relay) forward(ctx context.Context, c ChunkPush, hops []Hop, log *slog.
 				// forwarded rather than failed.
 				continue
 			}
-			failures = append(failures, &pb.HopFailure{Peer: []byte(f.Peer), Reason: hopReason(f.Err)})
+			failures = append(failures, &pb.HopFailure{Peer: []byte(f.Peer), Reason: hopReason(f.Err), Busy: errors.Is(f.Err, ErrProviderBusy)})
 		}
 		return receipts, failures
 	}

@@ -494,9 +494,14 @@ func (x *ForwardHop) GetToken() []byte {
 
 // HopFailure says that a pipeline hop did not sign the chunk, and why.
 type HopFailure struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Peer          []byte                 `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
-	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Peer   []byte                 `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
+	Reason string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// busy says the hop refused the chunk because it is busy with other peers
+	// (it answered REFUSED with busy set: its memory budget for all peers is
+	// spent), not because it failed or is gone: the uploader may push to it
+	// again later, or to another provider, without counting the hop lost.
+	Busy          bool `protobuf:"varint,3,opt,name=busy,proto3" json:"busy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -543,6 +548,13 @@ func (x *HopFailure) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *HopFailure) GetBusy() bool {
+	if x != nil {
+		return x.Busy
+	}
+	return false
 }
 
 // StoreChunkSegments sends the hashes of the chunk's fixed-size segments so
@@ -1134,11 +1146,12 @@ const file_protocol_store_pb_store_proto_rawDesc = "" +
 	"\x04peer\x18\x01 \x01(\fR\x04peer\x12\x14\n" +
 	"\x05addrs\x18\x02 \x03(\fR\x05addrs\x12\x18\n" +
 	"\asession\x18\x03 \x01(\fR\asession\x12\x14\n" +
-	"\x05token\x18\x04 \x01(\fR\x05token\"8\n" +
+	"\x05token\x18\x04 \x01(\fR\x05token\"L\n" +
 	"\n" +
 	"HopFailure\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\fR\x04peer\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"O\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x12\n" +
+	"\x04busy\x18\x03 \x01(\bR\x04busy\"O\n" +
 	"\x12StoreChunkSegments\x12!\n" +
 	"\fsegment_size\x18\x01 \x01(\rR\vsegmentSize\x12\x16\n" +
 	"\x06hashes\x18\x02 \x03(\fR\x06hashes\"P\n" +
