@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/satchel-net/satchel/chain"
@@ -66,6 +67,12 @@ type Grant struct {
 	// Renter is the renter's peer: the one peer that may drop the session
 	// (the providers a pipeline forwards through learn its ID too).
 	Renter peer.ID
+	// RenterKey is the public key the CONSIGN's connection authenticated
+	// for Renter: it checks the renter's hop tokens (store.SignHopToken)
+	// for the grant's whole life, whether or not the renter stays
+	// connected, and for key types a peer ID does not hold (RSA, ECDSA).
+	// Nil on a grant the renter side keeps.
+	RenterKey crypto.PubKey
 }
 
 // CheckRenter returns nil when acct controls member on chain, and an error

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -29,7 +30,7 @@ func (r *Responder) serve(ctx context.Context, s network.Stream) error {
 	switch b := req.Body.(type) {
 	case *pb.Request_Consign:
 		kind = "consign"
-		resp, err = r.consign(ctx, b.Consign.GetContract(), s.Conn().RemotePeer())
+		resp, err = r.consign(ctx, b.Consign.GetContract(), s.Conn().RemotePeer(), s.Conn().RemotePublicKey())
 	case *pb.Request_Renew:
 		kind = "renew"
 		resp, err = r.renew(ctx, b.Renew.GetContract())
@@ -58,7 +59,9 @@ func (r *Responder) serve(ctx context.Context, s network.Stream) error {
 }
 
 // consign takes the renter's countersignature of a pending offer, sent by
-// peer from (the one peer its grant lets drop the session). The offer is
+// peer from (the one peer its grant lets drop the session), whose
+// connection authenticated fromKey (the grant keeps it to check the
+// renter's hop tokens). The offer is
 // taken from the pending ones before anything slow is checked, so
 // concurrent CONSIGNs of one offer open one grant; it is put back when the
 // CONSIGN fails, so a bad CONSIGN by anyone who read the proposal's ID
@@ -67,7 +70,7 @@ func (r *Responder) serve(ctx context.Context, s network.Stream) error {
 // same grant while it is live (the renter's answer was lost); one sent
 // while that CONSIGN is still in flight (a slow provider: the renter's
 // answer did not come in time) waits for it, then is answered so.
-func (r *Responder) consign(ctx context.Context, m *pb.Contract, from peer.ID) (*pb.Response, error) {
+func (r *Responder) consign(ctx context.Context, m *pb.Contract, from peer.ID, fromKey crypto.PubKey) (*pb.Response, error) {
 	c, err := ContractFromPB(m)
 	if err != nil {
 		return nil, err
@@ -112,7 +115,7 @@ func (r *Responder) consign(ctx context.Context, m *pb.Contract, from peer.ID) (
 		r.restorePending(c.ID, po)
 		return nil, err
 	}
-	g.Renter = from
+	g.Renter, g.RenterKey = from, fromKey
 	r.mu.Lock()
 	now := time.Now()
 	for _, og := range r.grants {

@@ -25,9 +25,9 @@ type UploadGrants interface {
 type grantSource struct{ g atomic.Pointer[grantBook] }
 
 // grantBook is the node's UploadGrants with the KeyBook of its host, which
-// holds the public key of every peer the node was connected to, each
-// authenticated by its connection's handshake: the key of a contract's
-// renter, whose CONSIGN came over such a connection, for its hop tokens
+// holds the public key of every peer connected to the node, each
+// authenticated by its connection's handshake: where a grant lacks its
+// renter's key, the key of a renter connected now, for its hop tokens
 // (a peer ID holds the key only for ed25519 and secp256k1 keys).
 type grantBook struct {
 	UploadGrants
@@ -98,10 +98,12 @@ func (a *chainAuth) SessionRenter(ctx context.Context, bag string, session []byt
 }
 
 // SessionRenterKey implements store.SessionOwnerKey: SessionRenter's
-// renter with its public key as the host's KeyBook holds it since the
-// renter's CONSIGN arrived over an authenticated connection, so the hop
-// tokens of a renter with an RSA or ECDSA key, which its peer ID does not
-// hold, verify. The key is nil when the KeyBook lacks it.
+// renter with the public key its CONSIGN's connection authenticated (the
+// grant's RenterKey), so the hop tokens of a renter with an RSA or ECDSA
+// key, which its peer ID does not hold, verify. A grant without one (made
+// by other UploadGrants) falls back to the host's KeyBook, which holds a
+// peer's key only while it is connected and for a minute after (libp2p's
+// peerstore manager then removes it); nil when neither has it.
 func (a *chainAuth) SessionRenterKey(_ context.Context, _ string, session []byte) (peer.ID, crypto.PubKey) {
 	gp := a.grants.g.Load()
 	if gp == nil {
@@ -111,8 +113,8 @@ func (a *chainAuth) SessionRenterKey(_ context.Context, _ string, session []byte
 	if !ok || g.Renter == "" {
 		return "", nil
 	}
-	if gp.keys == nil {
-		return g.Renter, nil
+	if g.RenterKey != nil || gp.keys == nil {
+		return g.Renter, g.RenterKey
 	}
 	return g.Renter, gp.keys.PubKey(g.Renter)
 }
@@ -189,9 +191,11 @@ type ContractStatus struct {
 	NoRoom      int64 `json:"noRoom"`
 	Busy        int64 `json:"busy"`
 	// Consigned counts contracts consigned; OpenSessions the upload
-	// sessions their grants keep open now.
+	// sessions their grants keep open now; Undelivered the grants dropped
+	// with their room because their answer never reached the renter.
 	Consigned    int64 `json:"consigned"`
 	OpenSessions int   `json:"openSessions"`
+	Undelivered  int64 `json:"undelivered"`
 }
 
 // contractReporter is what the status page reads of the node's contract
@@ -215,7 +219,8 @@ func (s *Server) contractStatus() *ContractStatus {
 	}
 	st := r.Stats()
 	out := &ContractStatus{Topics: []string{}, Proposals: st.Proposals, Offers: st.Offers, NotAssigned: st.NotAssigned,
-		NotOwner: st.NotOwner, NoRoom: st.NoRoom, Busy: st.Busy, Consigned: st.Consigned, OpenSessions: r.OpenGrants()}
+		NotOwner: st.NotOwner, NoRoom: st.NoRoom, Busy: st.Busy, Consigned: st.Consigned, OpenSessions: r.OpenGrants(),
+		Undelivered: st.Undelivered}
 	for _, t := range r.Topics() {
 		out.Topics = append(out.Topics, t.String())
 	}

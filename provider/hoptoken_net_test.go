@@ -9,6 +9,7 @@ import (
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/satchel-net/satchel/chunker"
@@ -24,7 +25,8 @@ import (
 // providers over the contract protocol, on a real chain, and pipelines a
 // chunk through the first into its session with the second: the second
 // checks the renter's hop token against the key the CONSIGN's connection
-// authenticated, so it takes the chunk and both sign. A chunk forwarded
+// authenticated (kept in the grant, so after the renter left and the hop's
+// peerstore forgot it too), so it takes the chunk and both sign. A chunk forwarded
 // with another key's token is refused there and not stored.
 func TestConsignedECDSARenterPipelines(t *testing.T) {
 	net := newNet(t, testnet.Providers(2), testnet.Configure(func(c *testnet.Config) { c.Contracts = true }))
@@ -97,6 +99,17 @@ func TestConsignedECDSARenterPipelines(t *testing.T) {
 		}
 		return c, r
 	}
+
+	// The renter leaves the hop, and the hop forgets its key as libp2p's
+	// peerstore manager does a minute after a disconnect: the grant keeps
+	// the key its CONSIGN's connection authenticated.
+	if err := h.Libp2p().Network().ClosePeer(hopProvider.Host().ID()); err != nil {
+		t.Fatal(err)
+	}
+	testnet.Wait(t, "the renter to leave the hop", func() bool {
+		return hopProvider.Host().Libp2p().Network().Connectedness(h.ID()) != network.Connected
+	})
+	hopProvider.Host().Libp2p().Peerstore().RemovePeer(h.ID())
 
 	c, r := push(data[:64<<10], nil) // signed with the renter's ECDSA key
 	if len(r.Receipts) != 2 || len(r.Failed) != 0 {
