@@ -66,6 +66,9 @@ type nonceState struct {
 	mu     sync.Mutex
 	loaded bool
 	next   uint64 // the next nonce to hand out
+	// forgotten counts forgetNonce calls: a Prepare whose read began
+	// before one (the nonce it read was refused since) does not load it.
+	forgotten uint64
 }
 
 // ClientOption configures a Client.
@@ -136,17 +139,39 @@ func (c *Client) nonceFor(a Account) *nonceState {
 // file it registers once hashed. A nonce read with a block of lag
 // (rpc.AcceptLag) that another transaction of the account has since used is
 // refused at CheckTx, and Submit then reloads it and signs again.
+//
+// The read holds no lock (a Submit meanwhile reads the nonce itself, under
+// its own deadline) and gives up after the client's submit timeout.
 func (c *Client) Prepare(ctx context.Context, key Key) error {
 	if key.IsZero() {
 		return errors.New("prepare: no account key")
 	}
+	ctx, cancel := context.WithTimeout(ctx, c.submitTimeout)
+	defer cancel()
 	if _, err := c.ChainID(ctx); err != nil {
 		return err
 	}
-	s := c.nonceFor(key.Account())
+	a := key.Account()
+	s := c.nonceFor(a)
+	s.mu.Lock()
+	loaded, forgotten := s.loaded, s.forgotten
+	s.mu.Unlock()
+	if loaded {
+		return nil
+	}
+	info, err := c.Account(ctx, a)
+	if err != nil {
+		return fmt.Errorf("fetch nonce of account %s: %w", a, err)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return c.loadNonce(ctx, key.Account(), s)
+	// Not when a Submit loaded one meanwhile, nor when one found the
+	// nonces stale since this read began (it reloads them fresh).
+	if !s.loaded && s.forgotten == forgotten {
+		s.next = max(s.next, info.Nonce+1)
+		s.loaded = true
+	}
+	return nil
 }
 
 // nextNonce hands out the account's next nonce, loading the committed
@@ -181,6 +206,7 @@ func (c *Client) forgetNonce(a Account) {
 	s := c.nonceFor(a)
 	s.mu.Lock()
 	s.loaded = false
+	s.forgotten++
 	s.mu.Unlock()
 }
 

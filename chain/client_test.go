@@ -373,6 +373,53 @@ func TestClientPrepare(t *testing.T) {
 	}
 }
 
+// stallingAccounts is a transport whose account reads stall until ctx ends
+// (a node that takes the query and never answers).
+type stallingAccounts struct {
+	chain.Transport
+	stalled chan struct{}
+}
+
+func (s *stallingAccounts) Query(ctx context.Context, path string, data []byte) ([]byte, error) {
+	if path == chain.QueryAccount {
+		select {
+		case s.stalled <- struct{}{}:
+		default:
+		}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return s.Transport.Query(ctx, path, data)
+}
+
+// A Prepare whose read stalls holds nothing a Submit waits on: the Submit
+// reads the nonce itself and ends at its own deadline.
+func TestClientPrepareStallsNoSubmit(t *testing.T) {
+	_, tr, _, _ := testSetup(t)
+	st := &stallingAccounts{Transport: tr, stalled: make(chan struct{}, 1)}
+	c := chain.NewClient(st)
+	user, _ := chain.GenerateKey()
+	pctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() { _ = c.Prepare(pctx, user) }()
+	<-st.stalled
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		_, err := c.Submit(ctx, user, chain.MsgCreateMember{})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Submit over a stalled node: %v; want its own deadline", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Submit waited for Prepare's stalled read past its own deadline")
+	}
+}
+
 func TestClientSubscribe(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

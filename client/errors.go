@@ -104,30 +104,41 @@ func (e *NoProviderError) Error() string {
 		}
 		fmt.Fprintf(&b, "%s (%v)", shortPeer(t.Peer), t.Err)
 	}
-	if e.Op == "upload" && e.busy() {
+	busy, all := e.busy()
+	switch {
+	case e.Op == "upload" && all:
 		b.WriteString("; the busy providers were storing others' data for longer than the upload waits: run the command again later to resume, or wait longer (--busy-wait, WithBusyWait)")
-	} else if e.Op == "upload" {
+	case e.Op == "upload" && busy:
+		b.WriteString("; check that the providers run and are reachable; the busy ones were storing others' data for longer than the upload waits (--busy-wait, WithBusyWait); then run the command again to resume")
+	case e.Op == "upload":
 		b.WriteString("; check that the providers run and are reachable, then run the command again to resume")
-	} else {
+	default:
 		b.WriteString("; check that the providers run and are reachable")
 	}
 	return b.String()
 }
 
 // Is makes a NoProviderError match ErrNoProviderReachable, and
-// ErrProvidersBusy when a provider tried was given up for being busy.
+// ErrProvidersBusy when every provider tried was given up for being busy
+// (busy alone: asking again later is then the whole remedy).
 func (e *NoProviderError) Is(target error) bool {
-	return target == ErrNoProviderReachable || (target == ErrProvidersBusy && e.busy())
+	if target == ErrProvidersBusy {
+		_, all := e.busy()
+		return all
+	}
+	return target == ErrNoProviderReachable
 }
 
-// busy reports whether a provider tried was given up for being busy.
-func (e *NoProviderError) busy() bool {
+// busy reports whether some provider tried, and whether every one, was
+// given up for being busy.
+func (e *NoProviderError) busy() (some, all bool) {
+	n := 0
 	for _, t := range e.Tried {
 		if errors.Is(t.Err, ErrProvidersBusy) {
-			return true
+			n++
 		}
 	}
-	return false
+	return n > 0, n > 0 && n == len(e.Tried)
 }
 
 // shortPeer abbreviates a peer ID for messages: enough to tell peers apart.

@@ -33,14 +33,19 @@ func (r *Responder) answered(session [16]byte, written bool) {
 		r.delivered[session] = struct{}{}
 		return
 	}
-	r.undelivered[session] = time.AfterFunc(r.undeliveredTTL, func() { r.dropUndelivered(session) })
+	// The timer reads t only under r.mu, which is held until t is set.
+	var t *time.Timer
+	t = time.AfterFunc(r.undeliveredTTL, func() { r.dropUndelivered(session, &t) })
+	r.undelivered[session] = t
 }
 
 // dropUndelivered drops the grant of session, and gives its room back, if
-// its answer was still not delivered.
-func (r *Responder) dropUndelivered(session [16]byte) {
+// its answer was still not delivered and the timer *t is still its timer
+// (one that fired while a later failed write replaced it leaves the grant
+// to the new one).
+func (r *Responder) dropUndelivered(session [16]byte, t **time.Timer) {
 	r.mu.Lock()
-	_, still := r.undelivered[session]
+	still := r.undelivered[session] == *t
 	g, live := r.grants[session]
 	if still && live {
 		r.dropGrant(g)

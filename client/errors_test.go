@@ -1,0 +1,42 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/satchel-net/satchel/protocol/store"
+)
+
+// An upload that ends short of providers blames busy providers only when
+// every one it tried was busy: with a dead one among them, the error says
+// to check the providers too and does not match ErrProvidersBusy, so a
+// caller does not wait for a dead provider to become free.
+func TestNoProviderErrorBusyOnlyWhenAllBusy(t *testing.T) {
+	busy := PeerError{Peer: peer.ID("busy-provider-a"), Err: busyPushError("chunk 3", 0, store.ErrProviderBusy)}
+	dead := PeerError{Peer: peer.ID("dead-provider-b"), Err: fmt.Errorf("dial: connection refused")}
+
+	all := &NoProviderError{Bag: "dynamic:channel:1", Need: 2, Have: 0, Op: "upload", Tried: []PeerError{busy, busy}}
+	if !errors.Is(all, ErrProvidersBusy) || !errors.Is(all, ErrNoProviderReachable) {
+		t.Fatalf("every provider busy: %v; want ErrProvidersBusy and ErrNoProviderReachable", all)
+	}
+	if msg := all.Error(); !strings.Contains(msg, "--busy-wait") || strings.Contains(msg, "check that the providers run") {
+		t.Fatalf("every provider busy: %q; want the advice to wait, not to check the providers", msg)
+	}
+
+	mixed := &NoProviderError{Bag: "dynamic:channel:1", Need: 2, Have: 0, Op: "upload", Tried: []PeerError{busy, dead}}
+	if errors.Is(mixed, ErrProvidersBusy) || !errors.Is(mixed, ErrNoProviderReachable) {
+		t.Fatalf("a busy and a dead provider: %v; want ErrNoProviderReachable only", mixed)
+	}
+	if msg := mixed.Error(); !strings.Contains(msg, "check that the providers run") || !strings.Contains(msg, "--busy-wait") {
+		t.Fatalf("a busy and a dead provider: %q; want both pieces of advice", msg)
+	}
+
+	none := &NoProviderError{Bag: "dynamic:channel:1", Need: 1, Op: "upload", Tried: []PeerError{dead}}
+	if errors.Is(none, ErrProvidersBusy) || strings.Contains(none.Error(), "busy") {
+		t.Fatalf("a dead provider: %v; want no busy advice", none)
+	}
+}
