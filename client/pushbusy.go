@@ -1,0 +1,81 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/protocol/fetch"
+	"github.com/satchel-net/satchel/protocol/store"
+)
+
+// An upload's answer to busy providers: a provider whose budget for all
+// peers is spent refuses a chunk or a bind busy (store.ErrProviderBusy),
+// which is no failure. The uploader asks it again after a pause, as reads
+// wait (fetch.BusyWait), for up to the client's busy wait; only then is
+// the provider given up for a spare.
+
+// waitBusy pauses after target t refused what (a chunk, a bind) busy with
+// err, and reports whether to ask it again: false once bw's wait is spent
+// (t is then given up with a busyPushError) or ctx ends.
+func (p *pusher) waitBusy(ctx context.Context, t *target, bw *fetch.BusyWait, what string, err error) bool {
+	p.c.log.Debug("storage provider busy; asking again after a pause", "peer", t.cand.peer, "what", what, "waited", bw.Waited())
+	ok, werr := bw.Wait(ctx)
+	if werr != nil {
+		return false
+	}
+	if !ok {
+		p.kill(t, busyPushError(what, bw.Waited(), err))
+		return false
+	}
+	return true
+}
+
+// busyPushError is why a target that answered busy for the whole busy wait
+// is given up.
+func busyPushError(what string, waited time.Duration, err error) error {
+	return &pushBusyError{what: what, waited: waited, err: err}
+}
+
+// pushBusyError is why a target that answered what (a chunk, a bind) busy
+// with err for the whole busy wait (waited) was given up. It matches
+// ErrProvidersBusy, and err (store.ErrProviderBusy).
+type pushBusyError struct {
+	what   string
+	waited time.Duration
+	err    error
+}
+
+// Error names what was refused busy, for how long, and the provider's reason.
+func (e *pushBusyError) Error() string {
+	return fmt.Sprintf("%s: busy storing others' data for %s (%v)", e.what, e.waited.Round(time.Millisecond), e.err)
+}
+
+// Is makes it match ErrProvidersBusy.
+func (e *pushBusyError) Is(target error) bool { return target == ErrProvidersBusy }
+
+// Unwrap returns the provider's refusal.
+func (e *pushBusyError) Unwrap() error { return e.err }
+
+// bindOne binds the object on t, asking again while t answers busy, for
+// up to the client's busy wait (then t is given up).
+func (p *pusher) bindOne(ctx context.Context, t *target, chunks []chunker.ChunkInfo) error {
+	bw := fetch.BusyWait{Max: p.c.opts.busyWait}
+	for {
+		conn, _, err := p.conn(ctx, t)
+		if err != nil {
+			return err
+		}
+		bctx, cancel := context.WithTimeout(ctx, bindTimeout)
+		err = conn.Bind(bctx, store.BindRequest{Session: t.cand.session, Bag: p.bag.String(), Object: p.object, Chunks: chunks})
+		cancel()
+		if err == nil || !errors.Is(err, store.ErrProviderBusy) || ctx.Err() != nil {
+			return err
+		}
+		if !p.waitBusy(ctx, t, &bw, fmt.Sprintf("bind object %d", p.object), err) {
+			return err
+		}
+	}
+}
