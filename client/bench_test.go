@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
@@ -48,7 +49,9 @@ import (
 // mean). put_cpu_s/GiB and get_cpu_s/GiB are the CPU seconds
 // the client and the benchmark's process (chain and providers) spent per
 // GiB, against stream_cpu_s/GiB for the bare stream: on a machine of c
-// cores no transfer beats c divided by its CPU seconds per byte.
+// cores no transfer beats c divided by its CPU seconds per byte:
+// put_of_cpu_ceiling and get_of_cpu_ceiling are each transfer's rate
+// against that ceiling (1: every core busy with it the whole time).
 //
 //	make bench                                   # 1 GiB
 //	go test -run '^$' -bench PutGet -short ./client/  # 64 MiB
@@ -116,6 +119,12 @@ func BenchmarkPutGet(b *testing.B) {
 			gib := float64(size) / (1 << 30)
 			b.ReportMetric((put.CPUSeconds+put.OthersCPUSeconds)/gib, "put_cpu_s/GiB")
 			b.ReportMetric((get.CPUSeconds+get.OthersCPUSeconds)/gib, "get_cpu_s/GiB")
+			// The CPU ceiling: all of the machine's cores busy with this
+			// transfer at its measured CPU seconds per byte. A ratio near 1
+			// is bound by the cores, not by waiting.
+			cores := float64(runtime.NumCPU())
+			b.ReportMetric(putRate*(put.CPUSeconds+put.OthersCPUSeconds)/float64(size)/cores, "put_of_cpu_ceiling")
+			b.ReportMetric(getRate*(get.CPUSeconds+get.OthersCPUSeconds)/float64(size)/cores, "get_of_cpu_ceiling")
 			b.ReportMetric(float64(max(put.PeakRSS, get.PeakRSS))/(1<<20), "client_rss_MiB")
 			// The chain and the three providers share this process: its
 			// peak is theirs together (and the benchmark's own, small).
