@@ -32,7 +32,9 @@ const migrateBench1MEnv = "SATCHEL_BENCH_MIGRATE_1M"
 // (mig_new_of_old). Then the whole upgrade block with the streaming
 // migration — the migration, its writes put into the tree and hashed
 // (block_ms: FinalizeBlock), and, for the memory, saved (Commit):
-// block_peak_MiB, block_B_per_obj. The read tree's node cache is warmed by
+// block_peak_MiB, block_B_per_obj; and the peak of FinalizeBlock alone
+// under each migration (block_old_nocommit_peak_MiB,
+// block_new_nocommit_peak_MiB). The read tree's node cache is warmed by
 // a walk of the objects first. The state is
 // written straight into the tree in blocks of 50,000 objects, like
 // BenchmarkAppHashGrowth's.
@@ -88,27 +90,37 @@ func benchMigrate(b *testing.B, n int) {
 
 	// The whole upgrade block. A state moves to version 3 once, but a
 	// block finalized and not committed can be finalized again: timed
-	// once, then measured with its commit.
+	// once; measured without its commit under each migration; then
+	// measured with its commit under the walking one.
 	at := scheduleUpgrade(b, m)
 	info := chain.BlockInfo{Height: at, Time: genesisTime.Add(time.Hour), Hash: defaultHash(at)}
-	d, _ := measurePeak(100, func() {
+	finalize := func() {
 		if _, _, err := m.FinalizeBlock(info, nil); err != nil {
 			b.Fatal(err)
 		}
-	})
-	// Drop the timed block, so the heap measured from holds none of it.
-	m.mu.Lock()
-	m.pending = nil
-	m.tree.Rollback()
-	m.mu.Unlock()
+	}
+	// drop drops the finalized block, so the next heap measured from
+	// holds none of it.
+	drop := func() {
+		m.mu.Lock()
+		m.pending = nil
+		m.tree.Rollback()
+		m.mu.Unlock()
+	}
+	d, _ := measurePeak(100, finalize)
+	drop()
+	prev := migrations[VersionObjectIndex]
+	migrations[VersionObjectIndex] = indexObjectIDsLoadingAll
+	_, oldPeak := measurePeak(lowGCPercent, finalize)
+	migrations[VersionObjectIndex] = prev
+	drop()
+	_, newPeak := measurePeak(lowGCPercent, finalize)
+	drop()
 	var up uint64
 	_, peak := measurePeak(lowGCPercent, func() {
-		_, _, err := m.FinalizeBlock(info, nil)
-		if err == nil {
-			up = m.UpgradedTo()
-			err = m.Commit()
-		}
-		if err != nil {
+		finalize()
+		up = m.UpgradedTo()
+		if err := m.Commit(); err != nil {
 			b.Fatal(err)
 		}
 	})
@@ -116,6 +128,8 @@ func benchMigrate(b *testing.B, n int) {
 		b.Fatalf("after the upgrade block: upgraded to %d, version %d, %v", up, v, err)
 	}
 	b.ReportMetric(float64(d.Microseconds())/1000, "block_ms")
+	b.ReportMetric(oldPeak/(1<<20), "block_old_nocommit_peak_MiB")
+	b.ReportMetric(newPeak/(1<<20), "block_new_nocommit_peak_MiB")
 	b.ReportMetric(peak/(1<<20), "block_peak_MiB")
 	b.ReportMetric(peak/float64(n), "block_B_per_obj")
 }
@@ -176,24 +190,25 @@ func commitWrites(b testing.TB, m *Machine, write func(store) error) {
 	}
 }
 
-// lowGCPercent is the GC percent memory is measured at: the heap then
-// holds little garbage beyond what is live, so its peak is the memory the
-// work itself holds, not the collector's headroom over everything else
-// live in the process.
+// lowGCPercent is the GC percent memory is measured at: the collector then
+// runs each time the heap grows by a twentieth, so the live heap it counts
+// at each cycle follows the work closely.
 const lowGCPercent = 5
 
 // measurePeak runs f after a collection at GC percent gc and returns its
-// time and the peak of the heap's object bytes while it ran (live and not
-// yet collected, sampled every millisecond and at its end) above the heap
-// before it.
+// time and the peak live heap while it ran above the live heap before it:
+// the largest of the collector's counts of live bytes, read every
+// millisecond and after a collection at its end (garbage not counted, so
+// the figure is what the work holds, not the collector's headroom over
+// everything live in the process).
 func measurePeak(gc int, f func()) (time.Duration, float64) {
-	runtime.GC()
 	defer debug.SetGCPercent(debug.SetGCPercent(gc))
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	read := func() uint64 {
 		metrics.Read(sample)
 		return sample[0].Value.Uint64()
 	}
+	runtime.GC()
 	base := read()
 	var (
 		mu   sync.Mutex
@@ -222,9 +237,10 @@ func measurePeak(gc int, f func()) (time.Duration, float64) {
 	t0 := time.Now()
 	f()
 	d := time.Since(t0)
-	note()
 	close(done)
 	<-stopped
+	runtime.GC()
+	note()
 	mu.Lock()
 	defer mu.Unlock()
 	return d, float64(peak - base)
