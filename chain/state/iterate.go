@@ -7,8 +7,9 @@ import (
 
 // iterator is a reader that can walk the entries under a prefix in key
 // order one at a time, without holding them all: the migration of a state
-// of millions of records (indexObjectIDs) reads through one. fn's value is
-// its own; an error from fn stops the walk and is returned.
+// of millions of records (indexObjectIDs) reads through one. fn may keep
+// a value but not change it (a cache passes its own, as scan does); an
+// error from fn stops the walk and is returned.
 type iterator interface {
 	iterate(prefix string, fn func(key string, value []byte) error) error
 }
