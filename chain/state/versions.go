@@ -58,18 +58,22 @@ var migrations = map[uint64]func(c *cache) error{
 // indexObjectIDs is the migration to VersionObjectIndex: it writes the
 // object-ID index entry of every object record of the state (the
 // committed ones and those the block wrote) and keyObjectsIndexed, after
-// which deriveIndexes keeps the entries of every block.
+// which deriveIndexes keeps the entries of every block. It walks the
+// records in key order one at a time (cache.iterate), so it holds only the
+// index entries it writes, not the records: a state of a million objects
+// is migrated without loading them all (see ARCHITECTURE, Governed
+// upgrades).
 func indexObjectIDs(c *cache) error {
-	objs, err := c.scan(keyObject)
-	if err != nil {
-		return err
-	}
-	for _, e := range objs {
+	err := c.iterate(keyObject, func(key string, value []byte) error {
 		var o chain.DataObject
-		if err := json.Unmarshal(e.value, &o); err != nil {
-			return fmt.Errorf("object record %q: %w", e.key, err)
+		if err := json.Unmarshal(value, &o); err != nil {
+			return fmt.Errorf("object record %q: %w", key, err)
 		}
 		c.set(objectBagKey(o.ID, o.Bag), nil)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	c.set(keyObjectsIndexed, []byte{1})
 	return nil
