@@ -92,6 +92,14 @@ func TestProtocolRoundTrip(t *testing.T) {
 	}
 
 	// Both sides counted three frames each way, under the protocol's label.
+	// The server counts its reply once its write returns, which can be
+	// after the client read it: wait for that count.
+	serverSent := func() float64 {
+		return metricValue(t, p.regs[1], "satchel_p2p_frames_sent_total", "protocol", string(echoProtocol))
+	}
+	for deadline := time.Now().Add(10 * time.Second); serverSent() < 3 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	for i, dir := range []string{"sent", "received"} {
 		if got := metricValue(t, p.regs[0], "satchel_p2p_frames_"+dir+"_total", "protocol", string(echoProtocol)); got != 3 {
 			t.Errorf("client frames %s = %v, want 3", dir, got)
