@@ -180,26 +180,17 @@ func (c *Client) nextNonce(ctx context.Context, a Account) (uint64, error) {
 	s := c.nonceFor(a)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := c.loadNonce(ctx, a, s); err != nil {
-		return 0, err
+	if !s.loaded {
+		info, err := c.Account(ctx, a)
+		if err != nil {
+			return 0, fmt.Errorf("fetch nonce of account %s: %w", a, err)
+		}
+		s.next = max(s.next, info.Nonce+1)
+		s.loaded = true
 	}
 	n := s.next
 	s.next++
 	return n, nil
-}
-
-// loadNonce reads a's committed nonce into s unless s has it. s.mu is held.
-func (c *Client) loadNonce(ctx context.Context, a Account, s *nonceState) error {
-	if s.loaded {
-		return nil
-	}
-	info, err := c.Account(ctx, a)
-	if err != nil {
-		return fmt.Errorf("fetch nonce of account %s: %w", a, err)
-	}
-	s.next = max(s.next, info.Nonce+1)
-	s.loaded = true
-	return nil
 }
 
 func (c *Client) forgetNonce(a Account) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,7 +15,6 @@ import (
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/distributor"
-	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/protocol/fetch"
 )
 
@@ -52,34 +50,15 @@ func TestBusyFetchFreesItsSlotWhilePausing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	td := e.d
-	if err := td.Kill(); err != nil { // run a node of our own for the bucket
-		t.Fatal(err)
-	}
-	h, err := p2p.New(e.ctx, p2p.WithListenAddrs("/ip4/127.0.0.1/tcp/0"),
-		p2p.WithBootstrap(e.net.Provider(0).AddrInfo(), e.net.Provider(1).AddrInfo()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	fc := fetch.NewClient(h.Libp2p())
-	t.Cleanup(func() { fc.Close() })
-	src := &busyBlockSource{Client: fc, blocks: map[cid.Cid]bool{res.Root: true}}
-	for _, ch := range res.Chunks {
-		src.blocks[ch.CID] = true
-	}
-	src.busy.Store(true)
-	srv, err := distributor.New(h, src, e.net.Client,
-		distributor.Identity{Worker: td.Worker, Buckets: []chain.DistributionBucketID{td.Bucket}},
-		distributor.WithCacheDir(filepath.Join(t.TempDir(), "cache")), distributor.WithHTTPAddr("127.0.0.1:0"),
-		distributor.WithMaxFetches(1), distributor.WithBusyWait(20*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(e.ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
+	var src *busyBlockSource
+	srv := e.ownDistributor(t, func(fc *fetch.Client) distributor.BlockSource {
+		src = &busyBlockSource{Client: fc, blocks: map[cid.Cid]bool{res.Root: true}}
+		for _, ch := range res.Chunks {
+			src.blocks[ch.CID] = true
+		}
+		src.busy.Store(true)
+		return src
+	}, distributor.WithMaxFetches(1), distributor.WithBusyWait(20*time.Second))
 	url := func(o chain.DataObject) string { return srv.URL() + "/api/v1/assets/" + o.ID.String() }
 
 	type answer struct {

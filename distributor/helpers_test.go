@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"io"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,6 +13,8 @@ import (
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/distributor"
 	"github.com/satchel-net/satchel/internal/metricsutil"
+	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/protocol/fetch"
 	"github.com/satchel-net/satchel/testnet"
 )
 
@@ -41,6 +44,38 @@ func randomBytes(t testing.TB, n int) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// ownDistributor stops e's distributor and starts one of the same worker
+// and bucket on a new host, reading blocks through the source wrap makes
+// of that host's fetch client (a wrapper that injects a fault a real
+// provider cannot be made to show), with opts; it serves until the test
+// ends.
+func (e *env) ownDistributor(t *testing.T, wrap func(*fetch.Client) distributor.BlockSource, opts ...distributor.Option) *distributor.Server {
+	t.Helper()
+	td := e.d
+	if err := td.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	h, err := p2p.New(e.ctx, p2p.WithListenAddrs("/ip4/127.0.0.1/tcp/0"),
+		p2p.WithBootstrap(e.net.Provider(0).AddrInfo(), e.net.Provider(1).AddrInfo()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	fc := fetch.NewClient(h.Libp2p())
+	t.Cleanup(func() { fc.Close() })
+	opts = append([]distributor.Option{distributor.WithCacheDir(filepath.Join(t.TempDir(), "cache")), distributor.WithHTTPAddr("127.0.0.1:0")}, opts...)
+	srv, err := distributor.New(h, wrap(fc), e.net.Client,
+		distributor.Identity{Worker: td.Worker, Buckets: []chain.DistributionBucketID{td.Bucket}}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
 }
 
 // put uploads data in chunks of chunkSize to the providers named and waits

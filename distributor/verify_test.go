@@ -3,16 +3,13 @@ package distributor_test
 import (
 	"bytes"
 	"context"
-	"path/filepath"
 	"testing"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/distributor"
-	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/protocol/fetch"
 )
 
@@ -43,31 +40,10 @@ func TestBadBlocksRejected(t *testing.T) {
 	e := newEnv(t, 2)
 	data := randomBytes(t, 256<<10)
 	obj := e.put(t, data, 32<<10, 0, 1)
-	td := e.d
-	if err := td.Kill(); err != nil { // run a node of our own for the bucket
-		t.Fatal(err)
-	}
 	liar := e.net.Provider(0).Host().ID()
-	h, err := p2p.New(e.ctx, p2p.WithListenAddrs("/ip4/127.0.0.1/tcp/0"),
-		p2p.WithBootstrap(e.net.Provider(0).AddrInfo(), e.net.Provider(1).AddrInfo()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	fc := fetch.NewClient(h.Libp2p())
-	t.Cleanup(func() { fc.Close() })
 	reg := prometheus.NewRegistry()
-	srv, err := distributor.New(h, lyingSource{Client: fc, liar: liar}, e.net.Client,
-		distributor.Identity{Worker: td.Worker, Buckets: []chain.DistributionBucketID{td.Bucket}},
-		distributor.WithCacheDir(filepath.Join(t.TempDir(), "cache")), distributor.WithHTTPAddr("127.0.0.1:0"),
+	srv := e.ownDistributor(t, func(fc *fetch.Client) distributor.BlockSource { return lyingSource{Client: fc, liar: liar} },
 		distributor.WithMetrics(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(e.ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
 	url := srv.URL() + "/api/v1/assets/" + obj.ID.String()
 	for range 2 { // a miss, then a hit from what was cached
 		resp, body := get(t, url)

@@ -7,7 +7,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/core/peerstore"
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/contracts"
@@ -22,17 +21,7 @@ type UploadGrants interface {
 
 // grantSource holds the node's UploadGrants, set once its contract
 // responder runs.
-type grantSource struct{ g atomic.Pointer[grantBook] }
-
-// grantBook is the node's UploadGrants with the KeyBook of its host, which
-// holds the public key of every peer connected to the node, each
-// authenticated by its connection's handshake: where a grant lacks its
-// renter's key, the key of a renter connected now, for its hop tokens
-// (a peer ID holds the key only for ed25519 and secp256k1 keys).
-type grantBook struct {
-	UploadGrants
-	keys peerstore.KeyBook // nil for a node without a host
-}
+type grantSource struct{ g atomic.Pointer[UploadGrants] }
 
 // SetUploadGrants makes the node take streamed upload sessions under the
 // grants g gives (its contract responder's). Without it, or for a session
@@ -46,11 +35,7 @@ func (s *Server) SetUploadGrants(g UploadGrants) {
 		s.auth.grants.g.Store(nil)
 		return
 	}
-	b := &grantBook{UploadGrants: g}
-	if s.h != nil {
-		b.keys = s.h.Libp2p().Peerstore()
-	}
-	s.auth.grants.g.Store(b)
+	s.auth.grants.g.Store(&g)
 }
 
 // AuthorizeUploadSession implements store.SessionAuthorizer: a streamed
@@ -62,7 +47,7 @@ func (a *chainAuth) AuthorizeUploadSession(ctx context.Context, bag string, sess
 	if gp == nil {
 		return fmt.Errorf("%w: this provider takes chunks of an unregistered object (object ID 0) only under a storage contract, and it takes no contracts; register the object first and push its chunks with their proofs", ErrNotAuthorized)
 	}
-	g, ok := gp.Grant(session)
+	g, ok := (*gp).Grant(session)
 	if !ok {
 		return fmt.Errorf("%w: no consigned storage contract opened this upload session (or its grant lapsed); negotiate a contract, or register the object first and push its chunks with their proofs", ErrNotAuthorized)
 	}
@@ -84,39 +69,27 @@ func (a *chainAuth) ReleaseSession(session []byte) {
 	if gp == nil {
 		return
 	}
-	if r, ok := gp.UploadGrants.(interface{ Release(session []byte) }); ok {
+	if r, ok := (*gp).(interface{ Release(session []byte) }); ok {
 		r.Release(session)
 	}
 }
 
 // SessionRenter implements store.SessionOwner: the renter of the contract
 // whose live grant is session, so that a chunk a pipeline hop forwards into
-// it needs the renter's hop token. "" for a session no live grant names.
-func (a *chainAuth) SessionRenter(ctx context.Context, bag string, session []byte) peer.ID {
-	renter, _ := a.SessionRenterKey(ctx, bag, session)
-	return renter
-}
-
-// SessionRenterKey implements store.SessionOwnerKey: SessionRenter's
-// renter with the public key its CONSIGN's connection authenticated (the
-// grant's RenterKey), so the hop tokens of a renter with an RSA or ECDSA
-// key, which its peer ID does not hold, verify. A grant without one (made
-// by other UploadGrants) falls back to the host's KeyBook, which holds a
-// peer's key only while it is connected and for a minute after (libp2p's
-// peerstore manager then removes it); nil when neither has it.
-func (a *chainAuth) SessionRenterKey(_ context.Context, _ string, session []byte) (peer.ID, crypto.PubKey) {
+// it needs the renter's hop token, with the key its CONSIGN's connection
+// authenticated (the grant's RenterKey: a renter with an RSA or ECDSA key,
+// which its peer ID does not hold, is checked against it). "" for a
+// session no live grant names.
+func (a *chainAuth) SessionRenter(_ context.Context, _ string, session []byte) (peer.ID, crypto.PubKey) {
 	gp := a.grants.g.Load()
 	if gp == nil {
 		return "", nil
 	}
-	g, ok := gp.Grant(session)
+	g, ok := (*gp).Grant(session)
 	if !ok || g.Renter == "" {
 		return "", nil
 	}
-	if g.RenterKey != nil || gp.keys == nil {
-		return g.Renter, g.RenterKey
-	}
-	return g.Renter, gp.keys.PubKey(g.Renter)
+	return g.Renter, g.RenterKey
 }
 
 // AuthorizeDrop implements store.DropAuthorizer: a session opened under a
@@ -129,7 +102,7 @@ func (a *chainAuth) AuthorizeDrop(_ context.Context, bag string, session []byte,
 	if gp == nil {
 		return nil
 	}
-	g, ok := gp.Grant(session)
+	g, ok := (*gp).Grant(session)
 	if !ok || g.Renter == "" || g.Renter == from {
 		return nil
 	}
@@ -213,7 +186,7 @@ func (s *Server) contractStatus() *ContractStatus {
 	if gp == nil {
 		return nil
 	}
-	r, ok := gp.UploadGrants.(contractReporter)
+	r, ok := (*gp).(contractReporter)
 	if !ok {
 		return nil
 	}

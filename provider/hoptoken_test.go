@@ -66,8 +66,9 @@ func newHopProvider(t *testing.T, h *p2p.Host, bag chain.BagID, grants UploadGra
 
 // TestPipelineIntoECDSARentersSession: a renter whose peer ID is a hash of
 // its key (ECDSA here; RSA alike) pipelines into its own sessions. The hop
-// checks the renter's token against the key its connection authenticated
-// (the host's KeyBook), as no key can be read from such an ID: the
+// checks the renter's token against the key its CONSIGN's connection
+// authenticated (the grant's RenterKey, as a contract responder sets it),
+// as no key can be read from such an ID: the
 // renter's chunk is taken by both providers, and a chunk forwarded with a
 // forged token (another ECDSA key's, or the renter's for another chunk) is
 // refused by the hop and not stored.
@@ -96,19 +97,13 @@ func TestPipelineIntoECDSARentersSession(t *testing.T) {
 		var s [16]byte
 		copy(s[:], session)
 		return &fixedGrants{m: map[[16]byte]contracts.Grant{s: {Session: s, Bag: bag, MaxBytes: 1 << 30,
-			Expires: time.Now().Add(time.Hour), Renter: rh.ID()}}}
+			Expires: time.Now().Add(time.Hour), Renter: rh.ID(), RenterKey: renterKey.GetPublic()}}}
 	}
 	head := newHopProvider(t, net.Host(1), bag, grants(headSess))
 	hop := newHopProvider(t, net.Host(2), bag, grants(hopSess))
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	// The renter consigns its contracts over connections to both providers.
-	for _, p := range []hopProvider{head, hop} {
-		if err := rh.Connect(ctx, p.h.AddrInfo()); err != nil {
-			t.Fatal(err)
-		}
-	}
 	s, err := store.Open(ctx, rh.Libp2p(), head.h.ID())
 	if err != nil {
 		t.Fatal(err)

@@ -95,20 +95,9 @@ func (f *faultReader) iterate(prefix string, fn func(key string, value []byte) e
 	return err
 }
 
-// iterate walks the saved version's entries under prefix with an IAVL
-// iterator, which holds a path of the tree, not the entries.
+// iterate walks the saved version's entries under prefix (treeReader.walk).
 func (r treeReader) iterate(prefix string, fn func(key string, value []byte) error) error {
-	it, err := r.t.Iterator([]byte(prefix), prefixEnd([]byte(prefix)), true)
-	if err != nil {
-		return err
-	}
-	defer it.Close()
-	for ; it.Valid(); it.Next() {
-		if err := fn(string(it.Key()), r.value(it.Value())); err != nil {
-			return err
-		}
-	}
-	return it.Error()
+	return r.walk([]byte(prefix), prefixEnd([]byte(prefix)), fn)
 }
 
 func (emptyReader) iterate(string, func(string, []byte) error) error { return nil }

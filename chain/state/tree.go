@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 
 	"github.com/cosmos/iavl"
@@ -94,19 +95,40 @@ func (r treeReader) scanPage(prefix, after string, limit int) ([]kv, bool, error
 	if after != "" {
 		start = append([]byte(after), 0)
 	}
-	it, err := r.t.Iterator(start, prefixEnd([]byte(prefix)), true)
+	var out []kv
+	more := false
+	err := r.walk(start, prefixEnd([]byte(prefix)), func(k string, v []byte) error {
+		if limit > 0 && len(out) == limit {
+			more = true
+			return errPageFull
+		}
+		out = append(out, kv{key: k, value: v})
+		return nil
+	})
+	if err == errPageFull {
+		err = nil
+	}
+	return out, more, err
+}
+
+// errPageFull stops scanPage's walk once its page is full.
+var errPageFull = errors.New("page full")
+
+// walk passes fn the saved version's entries from start up to end (nil:
+// the last) in key order, through an IAVL iterator, which holds a path of
+// the tree, not the entries; an error from fn stops it and is returned.
+func (r treeReader) walk(start, end []byte, fn func(key string, value []byte) error) error {
+	it, err := r.t.Iterator(start, end, true)
 	if err != nil {
-		return nil, false, err
+		return err
 	}
 	defer it.Close()
-	var out []kv
 	for ; it.Valid(); it.Next() {
-		if limit > 0 && len(out) == limit {
-			return out, true, it.Error()
+		if err := fn(string(it.Key()), r.value(it.Value())); err != nil {
+			return err
 		}
-		out = append(out, kv{key: string(it.Key()), value: r.value(it.Value())})
 	}
-	return out, false, it.Error()
+	return it.Error()
 }
 
 // prefixEnd is the first key above every key starting with p (nil: none).

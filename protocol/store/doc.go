@@ -36,7 +36,7 @@
 // (alive and loaded: push to another provider, or to it later). A hop
 // takes a chunk forwarded into a renter's contract session only with the
 // renter's hop token (SignHopToken), checked against the renter's key its
-// Authorizer gives (SessionOwnerKey) or the one in the renter's peer ID.
+// Authorizer gives (SessionOwner) or the one in the renter's peer ID.
 //
 // The handler side is Handler, served by storage providers through the p2p
 // stream framework. It depends on two small interfaces the node implements:

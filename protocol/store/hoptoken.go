@@ -37,21 +37,14 @@ var ErrBadHopToken = errors.New("store: invalid hop token")
 // renter's hop token (SignHopToken) for the chunk and this provider.
 type SessionOwner interface {
 	// SessionRenter returns the renter of session of bag, or "" when no
-	// live grant names one (the session ID alone then authorises).
-	SessionRenter(ctx context.Context, bag string, session []byte) peer.ID
-}
-
-// SessionOwnerKey is what a SessionOwner may also implement to give the
-// renter's public key with its peer ID. A peer ID holds the key itself only
-// for the key types libp2p embeds (ed25519, secp256k1); an RSA or ECDSA
-// peer's ID is a hash of its key, so a hop token of such a renter verifies
-// only against a key learnt elsewhere: from the authenticated connection
-// the renter consigned the session over (the host's KeyBook keeps it).
-type SessionOwnerKey interface {
-	// SessionRenterKey returns the renter of session of bag as
-	// SessionRenter does, with its public key, or nil when the key is not
-	// known (the token is then checked against the key in the ID).
-	SessionRenterKey(ctx context.Context, bag string, session []byte) (peer.ID, crypto.PubKey)
+	// live grant names one (the session ID alone then authorises), with
+	// the renter's public key when known. A peer ID holds the key itself
+	// only for the key types libp2p embeds (ed25519, secp256k1); an RSA or
+	// ECDSA peer's ID is a hash of its key, so a hop token of such a renter
+	// verifies only against a key learnt elsewhere: from the authenticated
+	// connection the renter consigned the session over. A nil key is taken
+	// from the renter's ID.
+	SessionRenter(ctx context.Context, bag string, session []byte) (peer.ID, crypto.PubKey)
 }
 
 // HopTokenBytes returns the exact bytes a hop token's signature covers:
@@ -121,19 +114,14 @@ func VerifyHopTokenKey(renter peer.ID, pub crypto.PubKey, token []byte, bag stri
 // checkHopToken lets a chunk of ex's streamed session in from peer from:
 // always when the Authorizer names no renter for the session or from is
 // it, else only with the renter's token for the chunk at this provider,
-// checked against the renter's key the Authorizer gives (SessionOwnerKey)
-// or, failing that, the key in the renter's ID.
+// checked against the renter's key the Authorizer gives (SessionOwner) or,
+// failing that, the key in the renter's ID.
 func (h *Handler) checkHopToken(ctx context.Context, ex *storeExchange, session []byte, from peer.ID, token []byte) error {
-	var renter peer.ID
-	var pub crypto.PubKey
-	switch so := h.auth.(type) {
-	case SessionOwnerKey:
-		renter, pub = so.SessionRenterKey(ctx, ex.bag, session)
-	case SessionOwner:
-		renter = so.SessionRenter(ctx, ex.bag, session)
-	default:
+	so, ok := h.auth.(SessionOwner)
+	if !ok {
 		return nil
 	}
+	renter, pub := so.SessionRenter(ctx, ex.bag, session)
 	if renter == "" || renter == from {
 		return nil
 	}

@@ -48,10 +48,10 @@ type spAuth struct {
 }
 
 // SessionRenter implements store.SessionOwner.
-func (a *spAuth) SessionRenter(_ context.Context, _ string, session []byte) peer.ID {
+func (a *spAuth) SessionRenter(_ context.Context, _ string, session []byte) (peer.ID, crypto.PubKey) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.renters[string(session)]
+	return a.renters[string(session)], nil
 }
 
 // rent names p the renter of session.
