@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync/atomic"
 
@@ -19,7 +20,7 @@ type chainMode int32
 const (
 	chainOK    chainMode = iota
 	chainDown            // every call fails: the provider is cut off from the chain
-	chainLying           // objects answer not found and the height stays where it was
+	chainLying           // an endpoint stuck at an old height: objects answer not found, the height stays
 )
 
 var errPartitioned = errors.New("faults: chain unreachable (injected partition)")
@@ -31,12 +32,15 @@ type faultyChain struct {
 	stale atomic.Int64 // the height a lying transport reports
 }
 
-func (f *faultyChain) set(ctx context.Context, m chainMode) {
-	if m == chainLying {
-		h, _ := f.Transport.LatestHeight(ctx)
-		f.stale.Store(h)
-	}
-	f.mode.Store(int32(m))
+// set switches to mode m; chainLying is lie's.
+func (f *faultyChain) set(m chainMode) { f.mode.Store(int32(m)) }
+
+// lie makes the transport an endpoint stuck at height stale: every read of
+// objects answers none, and each read of the height — the node's info, the
+// latest height, the blocks it may follow — says stale.
+func (f *faultyChain) lie(stale int64) {
+	f.stale.Store(stale)
+	f.mode.Store(int32(chainLying))
 }
 
 func (f *faultyChain) Query(ctx context.Context, path string, data []byte) ([]byte, error) {
@@ -47,11 +51,30 @@ func (f *faultyChain) Query(ctx context.Context, path string, data []byte) ([]by
 		switch path {
 		case chain.QueryObjects:
 			return []byte("[]"), nil
-		case chain.QueryObject:
+		case chain.QueryObjectsPage:
+			return json.Marshal(chain.Page[chain.DataObject]{Items: []chain.DataObject{}})
+		case chain.QueryObject, chain.QueryObjectByID:
 			return nil, chain.ErrNotFound
+		case chain.QueryInfo:
+			return f.staleInfo(ctx, data)
 		}
 	}
 	return f.Transport.Query(ctx, path, data)
+}
+
+// staleInfo is the node's info as an endpoint stuck at the stale height
+// gives it.
+func (f *faultyChain) staleInfo(ctx context.Context, data []byte) ([]byte, error) {
+	b, err := f.Transport.Query(ctx, chain.QueryInfo, data)
+	if err != nil {
+		return nil, err
+	}
+	var info chain.NodeInfo
+	if err := json.Unmarshal(b, &info); err != nil {
+		return nil, err
+	}
+	info.Height = f.stale.Load()
+	return json.Marshal(info)
 }
 
 func (f *faultyChain) BroadcastTx(ctx context.Context, tx []byte) (chain.Committed, error) {

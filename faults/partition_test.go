@@ -75,7 +75,7 @@ func TestPartitionAndHeal(t *testing.T) {
 		victim := r.IntN(3)
 		p := net.Provider(victim)
 		net.gates[victim].cut.Store(true)
-		net.chains[victim].set(ctx, chainDown)
+		net.chains[victim].set(chainDown)
 		for _, other := range p.Host().Libp2p().Network().Peers() {
 			_ = p.Host().Libp2p().Network().ClosePeer(other)
 		}
@@ -95,7 +95,7 @@ func TestPartitionAndHeal(t *testing.T) {
 		// Heal.
 		start := time.Now()
 		net.gates[victim].cut.Store(false)
-		net.chains[victim].set(ctx, chainOK)
+		net.chains[victim].set(chainOK)
 		// Dials refused during the partition left backoffs behind; a healed
 		// network forgets them, as its hosts would after the backoff.
 		vid := p.AddrInfo().ID
