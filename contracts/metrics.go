@@ -18,7 +18,7 @@ type Metrics struct {
 // NewMetrics registers the collectors on reg:
 //
 //	satchel_contracts_proposals_validated_total{result}  accept, reject, ignore
-//	satchel_contracts_proposals_answered_total{outcome}  offered, not_assigned, not_owner, id_taken, no_room, offer_failed, busy
+//	satchel_contracts_proposals_answered_total{outcome}  offered, not_assigned, not_owner, id_taken, no_room, offer_failed, busy, duplicate (a copy published again)
 //	satchel_contracts_requests_total{kind,result}         kind consign|renew|retrieve|mirror|other; result ok or the refusal code
 //	satchel_contracts_consign_waits_total                 CONSIGNs that waited for a request of their contract in flight
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {

@@ -187,13 +187,8 @@ func (r *Renter) Negotiate(ctx context.Context, req Request) (*Negotiation, erro
 	if err := r.g.Publish(ctx, p); err != nil {
 		return nil, err
 	}
-	timer := time.NewTimer(window)
-	defer timer.Stop()
-	select {
-	case <-col.done:
-	case <-timer.C:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if err := r.collect(ctx, p, col, window); err != nil {
+		return nil, err
 	}
 	col.mu.Lock()
 	n := &Negotiation{Proposal: p, Offers: slices.Clone(col.offers)}
@@ -213,6 +208,49 @@ func (r *Renter) Negotiate(ctx context.Context, req Request) (*Negotiation, erro
 	}
 	return n, nil
 }
+
+// collect waits for col's offers until enough came, the window closes or
+// ctx ends. While fewer than enough came it publishes p again, after
+// republishFirst and then at doubling gaps, until republishQuiet before the
+// window closes. A proposal can miss providers: the publisher knows only
+// the subscribers it has heard of yet (a fresh host, often one), and a
+// provider whose check of it failed for its own reasons (a chain read that
+// timed out) drops it as seen. Each copy is a new gossip message; a
+// provider that answered already does not answer again.
+func (r *Renter) collect(ctx context.Context, p *Proposal, col *collector, window time.Duration) error {
+	timer := time.NewTimer(window)
+	defer timer.Stop()
+	gap := republishFirst
+	again := time.NewTimer(gap)
+	defer again.Stop()
+	for {
+		select {
+		case <-col.done:
+			return nil
+		case <-timer.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-again.C:
+			if time.Since(col.start) > window-republishQuiet {
+				continue // no later copy could be answered in time
+			}
+			if err := r.g.Publish(ctx, p); err != nil {
+				r.log.Debug("proposal not published again", "proposal", p.ID, "err", err)
+			}
+			gap *= 2
+			again.Reset(gap)
+		}
+	}
+}
+
+// republishFirst is when a renter first publishes a proposal again while
+// offers are short; republishQuiet is how long before its window closes it
+// stops (an offer needs that long to be checked and arrive).
+const (
+	republishFirst = 500 * time.Millisecond
+	republishQuiet = 500 * time.Millisecond
+)
 
 // consignBest consigns with up to want of the ranked offers, in rounds: each
 // round consigns in parallel with as many as are still missing.

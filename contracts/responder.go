@@ -226,9 +226,16 @@ func (r *Responder) listen(sub *pubsub.Subscription) {
 		if !ok || m.ReceivedFrom == r.h.ID() && m.GetFrom() == r.h.ID() {
 			continue
 		}
-		r.count(func(s *ResponderStats) { s.Proposals++ })
 		// One goroutine per proposal, bounded by the pending-offer cap.
-		if err := r.reservePending(p); err != nil {
+		err = r.reservePending(p)
+		if errors.Is(err, errAnswering) {
+			// A copy the renter published again (offers were short): this
+			// provider is answering, or answered, the first.
+			r.metrics.answer("duplicate")
+			continue
+		}
+		r.count(func(s *ResponderStats) { s.Proposals++ })
+		if err != nil {
 			r.count(func(s *ResponderStats) { s.Busy++ })
 			r.metrics.answer("busy")
 			r.log.Debug("proposal not answered", "proposal", p.ID, "renter", p.Renter, "err", err)
@@ -237,6 +244,10 @@ func (r *Responder) listen(sub *pubsub.Subscription) {
 		r.wg.Go(func() { r.answer(p) })
 	}
 }
+
+// errAnswering means a proposal is being answered, or was: its offer
+// waits for a CONSIGN (or is being consigned).
+var errAnswering = errors.New("contracts: already answering the proposal")
 
 // pendingOffer is an offer awaiting CONSIGN until it expires; a nil
 // contract holds the slot while the offer is being made.
@@ -290,7 +301,7 @@ func (r *Responder) reservePending(p *Proposal) error {
 	_, changing := r.changing[p.ID]
 	switch {
 	case taken || changing:
-		return fmt.Errorf("%w: proposal %s already has a pending offer", ErrBusy, p.ID)
+		return fmt.Errorf("%w: proposal %s", errAnswering, p.ID)
 	case mine >= MaxPendingPerRenter && oldestAt.IsZero():
 		return fmt.Errorf("%w: renter %s has %d proposals being answered, the most one renter may", ErrBusy, p.Renter, mine)
 	case mine >= MaxPendingPerRenter:
