@@ -10,10 +10,12 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/satchel-net/satchel/contracts"
 	"github.com/satchel-net/satchel/internal/metricsutil"
 	"github.com/satchel-net/satchel/protocol/store"
 	storepb "github.com/satchel-net/satchel/protocol/store/pb"
 	"github.com/satchel-net/satchel/testnet"
+	"github.com/satchel-net/satchel/topics"
 )
 
 // busyChunk is the chunk size of the uploads of these tests: the chunks of
@@ -258,4 +260,55 @@ func TestPutBindWaitsForBusyProviderFake(t *testing.T) {
 	if !errors.Is(err, ErrProvidersBusy) || !errors.Is(err, ErrNoProviderReachable) || !strings.Contains(err.Error(), "bind object") {
 		t.Fatalf("put with a bind refused busy for good: %v; want ErrProvidersBusy naming the bind", err)
 	}
+}
+
+// A consigned provider that answers busy for the whole busy wait is given
+// up for a spare; once the object is bound elsewhere the uploader drops the
+// provider's contract session (DROP), which ends its grant and returns its
+// room now, not when the grant lapses.
+func TestNetworkPutDropsSessionOfProviderGivenUpBusy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	net := testnet.New(t, testnet.Providers(3), testnet.Configure(func(c *testnet.Config) { c.Contracts = true }))
+	ctx := testCtx(t)
+	for _, p := range net.Providers() {
+		if err := p.LimitStoreBudget(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, renter := contractClient(t, net, WithBusyWait(time.Second))
+	waitTopic(t, c.host, topics.New(topics.Low, topics.Low, topics.High, topics.High), 3)
+
+	// The first consigned provider is held busy as the negotiation ends,
+	// before the upload pushes a chunk.
+	var busy *testnet.Provider
+	needs := ContractNeeds{Negotiated: func(n *contracts.Negotiation, err error) {
+		if err != nil || len(n.Contracts) == 0 {
+			return
+		}
+		for _, p := range net.Providers() {
+			if p.Host().ID() == n.Contracts[0].Contract.ProviderPeer {
+				busy = p
+			}
+		}
+		holdStores(t, busy)
+	}}
+	data := randomBytes(t, 3*busyChunk, 33)
+	obj, err := c.PutFile(ctx, net.Bag, writeTemp(t, data), WithRedundancy(2), WithChunkSize(busyChunk),
+		WithReplication(ReplicateDirect), WithContracts(renter, needs))
+	if err != nil {
+		t.Fatalf("put with a consigned provider busy and a spare free: %v", err)
+	}
+	if busy == nil {
+		t.Fatal("the negotiation consigned no provider")
+	}
+	if slices.Contains(obj.Providers, busy.Host().ID()) {
+		t.Fatalf("put stored on the busy provider %s (holders %v)", busy.Host().ID(), obj.Providers)
+	}
+	resp, _ := busy.Contracts()
+	if n := resp.OpenGrants(); n != 0 {
+		t.Errorf("the provider given up busy keeps %d grants open after the put; want its session dropped", n)
+	}
+	checkStored(t, c, net, obj, data)
 }

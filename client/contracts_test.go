@@ -28,32 +28,11 @@ func TestNetworkPutThroughContracts(t *testing.T) {
 	}
 	net := testnet.New(t, testnet.Providers(3), testnet.Configure(func(c *testnet.Config) { c.Contracts = true }))
 	ctx := testCtx(t)
-	var boot []peer.AddrInfo
-	for _, p := range net.Providers() {
-		boot = append(boot, p.AddrInfo())
-	}
-	h, err := p2p.New(ctx, p2p.WithListenAddrs("/ip4/127.0.0.1/tcp/0"), p2p.WithDHTMode(dht.ModeClient),
-		p2p.WithBootstrap(boot...), p2p.WithLogger(quietLog), p2p.WithPubSubOptions(contracts.ScoreOptions()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = h.Close() })
-	c, err := New(Config{Chain: net.Client, Key: net.Member, Host: h, StateDir: t.TempDir(), ChunkSize: itChunk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	st, err := contracts.OpenStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	renter := contracts.NewRenter(h, contracts.NewGossip(h, net.Client, quietLog), net.Member, net.MemberID, net.Client, st, quietLog)
-	t.Cleanup(func() { _ = renter.Close() })
+	c, renter := contractClient(t, net)
 
 	data := randomBytes(t, 5<<20+17, 21)
 	topic := topics.New(topics.Low, topics.Low, topics.High, topics.High) // 5 MiB, 30 days, high, high
-	waitTopic(t, h, topic, 3)
+	waitTopic(t, c.host, topic, 3)
 
 	var neg *contracts.Negotiation
 	var negErr error
@@ -114,6 +93,35 @@ func TestNetworkPutThroughContracts(t *testing.T) {
 	if _, err := c.Get(ctx, ObjectRef(net.Bag, obj2.ID), &out); err != nil || !bytes.Equal(out.Bytes(), small) {
 		t.Fatalf("get after the fallback put: %v", err)
 	}
+}
+
+// contractClient starts a client host bootstrapped to net's providers, a
+// client on it with the given options, and the member's renter.
+func contractClient(t *testing.T, net *testnet.Network, opts ...Option) (*Client, *contracts.Renter) {
+	t.Helper()
+	var boot []peer.AddrInfo
+	for _, p := range net.Providers() {
+		boot = append(boot, p.AddrInfo())
+	}
+	h, err := p2p.New(testCtx(t), p2p.WithListenAddrs("/ip4/127.0.0.1/tcp/0"), p2p.WithDHTMode(dht.ModeClient),
+		p2p.WithBootstrap(boot...), p2p.WithLogger(quietLog), p2p.WithPubSubOptions(contracts.ScoreOptions()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	c, err := New(Config{Chain: net.Client, Key: net.Member, Host: h, StateDir: t.TempDir(), ChunkSize: itChunk}, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	st, err := contracts.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	renter := contracts.NewRenter(h, contracts.NewGossip(h, net.Client, quietLog), net.Member, net.MemberID, net.Client, st, quietLog)
+	t.Cleanup(func() { _ = renter.Close() })
+	return c, renter
 }
 
 // waitTopic waits until h knows want peers subscribed to topic.

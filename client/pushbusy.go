@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/satchel-net/satchel/chunker"
@@ -27,10 +29,45 @@ func (p *pusher) waitBusy(ctx context.Context, t *target, bw *fetch.BusyWait, wh
 		return false
 	}
 	if !ok {
+		t.mu.Lock()
+		t.givenUpBusy = true
+		t.mu.Unlock()
 		p.kill(t, busyPushError(what, bw.Waited(), err))
 		return false
 	}
 	return true
+}
+
+// dropGivenUpBusy asks the targets given up busy to drop the upload's
+// session (DROP) once the upload is bound elsewhere: they are reachable,
+// and their share of a contract's room and disk would otherwise wait for
+// the grant to lapse. It is best effort, bounded by dropTimeout.
+func (p *pusher) dropGivenUpBusy() {
+	ctx, cancel := context.WithTimeout(context.Background(), dropTimeout)
+	defer cancel()
+	p.mu.Lock()
+	ts := slices.Clone(p.targets)
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, t := range ts {
+		t.mu.Lock()
+		busy := t.givenUpBusy && !t.bound
+		t.mu.Unlock()
+		if !busy || t.cand.session == nil {
+			continue
+		}
+		wg.Go(func() {
+			conn, err := p.c.openConn(ctx, t.cand.peer)
+			if err == nil {
+				err = conn.Drop(ctx, t.cand.session, p.bag.String())
+				closeQuietly(conn)
+			}
+			if err != nil {
+				p.c.log.Debug("drop the upload session of a provider given up busy", "bag", p.bag, "peer", t.cand.peer, "err", err)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // busyPushError is why a target that answered busy for the whole busy wait

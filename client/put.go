@@ -212,7 +212,11 @@ func (u *Upload) commitFile(res *chunker.Result) (Object, error) {
 		return Object{}, err
 	}
 	tr.setFile(FileUploaded)
-	if err := c.waitAccepted(ctx, u.bag, id, u.o.acceptTimeout); err != nil {
+	dropped := make(chan struct{})
+	go func() { p.dropGivenUpBusy(); close(dropped) }() // while the chain accepts
+	err = c.waitAccepted(ctx, u.bag, id, u.o.acceptTimeout)
+	<-dropped
+	if err != nil {
 		return Object{}, err
 	}
 	tr.setFile(FileAccepted)

@@ -44,6 +44,9 @@ type target struct {
 	dead  error
 	bound bool
 	fails int // failed links in a row
+	// givenUpBusy is set when the target answered busy for the whole busy
+	// wait: it is reachable, and what it took of the upload goes unused.
+	givenUpBusy bool
 
 	queue chan *chunkJob
 }

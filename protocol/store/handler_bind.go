@@ -187,6 +187,11 @@ func (c *storeConn) drop(ctx context.Context, ex *storeExchange, d *pb.DropReque
 			return
 		}
 	}
+	// What was reserved for the session (a contract's room) goes with it,
+	// now rather than when its grant lapses.
+	if sr, ok := c.h.auth.(SessionReleaser); ok {
+		sr.ReleaseSession(d.Session)
+	}
 	c.h.metrics.bind("dropped")
 	c.end(ex, &pb.StoreReply{Status: pb.Status_STATUS_DROPPED})
 }
