@@ -82,7 +82,11 @@ func (s *Server) removeObject(bag chain.BagID, obj uint64, reason string) bool {
 // prove they hold every block (confirmPossession).
 func (s *Server) cleanupMoved(ctx context.Context, b chain.Bag, objs []uint64) {
 	need := s.cfg.cleanupConfirmations
-	buckets, err := s.peers.chainPeers(ctx, b.ID)
+	// The buckets are those of b, the bag as this reconcile read it after
+	// the move, never a cached list: one read before the move would name
+	// the bag's old providers, which still hold the object (they moved
+	// away too) and would confirm its removal while its new ones lack it.
+	buckets, err := s.peers.operatorsOf(ctx, b)
 	if err != nil {
 		s.log.Warn("cleanup: find the bag's providers", "bag", b.ID, "err", err)
 		s.recon.retryLater(b.ID)
