@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -19,4 +20,15 @@ func (s *Server) LookUpChainPeers(ctx context.Context, bag chain.BagID) ([]peer.
 		ids[i] = p.ID
 	}
 	return ids, err
+}
+
+// ConfirmPossession asks p to prove it holds object obj, which this node
+// holds, as a cleanup of a moved bag does.
+func (s *Server) ConfirmPossession(ctx context.Context, p peer.ID, obj chain.ObjectID) (bool, error) {
+	blocks, ok := s.holdings.blocksOf(uint64(obj))
+	m, found, err := s.bs.Manifest(uint64(obj))
+	if !ok || !found || err != nil {
+		return false, fmt.Errorf("object %d is not held here: %v", obj, err)
+	}
+	return s.confirmPossession(ctx, p, m, blocks)
 }
