@@ -357,10 +357,12 @@ func (s *Server) syncObject(ctx context.Context, j syncJob) (int64, error) {
 	if err := s.bs.EndSession(store.ObjectSessionID(id)); err != nil {
 		s.log.Debug("ending the synced object's upload session failed", "object", id, "err", err)
 	}
-	// Streamed sessions holding nothing but the object's chunks are
-	// uploads that lost this node before they could bind: they go after a
-	// grace, unless they carry on.
-	if _, err := s.bs.ExpireSessionsWithin(id, store.IsClientSessionID, time.Now().Add(s.cfg.orphanGrace)); err != nil {
+	// Streamed sessions holding nothing but the object's chunks, none
+	// stored within the grace, are uploads that lost this node before they
+	// could bind: they go after a grace, unless they carry on. One that
+	// stored a chunk within the grace may be another upload of the same
+	// bytes about to bind: it keeps the expiry its receipts promised.
+	if _, err := s.bs.ExpireSessionsWithin(id, store.IsClientSessionID, s.cfg.orphanGrace, time.Now().Add(s.cfg.orphanGrace)); err != nil {
 		s.log.Debug("expiring the synced object's streamed sessions failed", "object", id, "err", err)
 	}
 	s.state.addBag(j.bag)
