@@ -2,16 +2,18 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/protocol/audit"
 	"github.com/satchel-net/satchel/protocol/fetch"
 	"github.com/satchel-net/satchel/protocol/store"
+	"github.com/satchel-net/satchel/provider/blockstore"
 )
 
 // Cleanup removes what the chain no longer asks the node to keep.
@@ -21,8 +23,10 @@ import (
 // object of a bag moved away from the node's bucket is still the bag's
 // data; it is removed only once enough distinct operators of the bag's
 // current storage buckets on chain (reached at the peer IDs they published)
-// prove they hold it: each answers a HAVE for every block, then sends the
-// root and random sampled blocks, verified against their CIDs. One operator
+// prove they hold it: each answers a HAVE for every block, then an audit
+// challenge naming the object, with random chunks and their proof paths
+// verified against the root — answered only by a node that recorded the
+// object itself, not one holding the same bytes for another. One operator
 // counts once however many buckets or peer IDs it runs, and a claim without
 // the bytes counts for nothing. Peers found only on the DHT never count:
 // two nodes that both lost the bag could otherwise confirm each other and
@@ -82,7 +86,11 @@ func (s *Server) removeObject(bag chain.BagID, obj uint64, reason string) bool {
 // prove they hold every block (confirmPossession).
 func (s *Server) cleanupMoved(ctx context.Context, b chain.Bag, objs []uint64) {
 	need := s.cfg.cleanupConfirmations
-	buckets, err := s.peers.chainPeers(ctx, b.ID)
+	// The buckets are those of b, the bag as this reconcile read it after
+	// the move, never a cached list: one read before the move would name
+	// the bag's old providers, which still hold the object (they moved
+	// away too) and would confirm its removal while its new ones lack it.
+	buckets, err := s.peers.operatorsOf(ctx, b)
 	if err != nil {
 		s.log.Warn("cleanup: find the bag's providers", "bag", b.ID, "err", err)
 		s.recon.retryLater(b.ID)
@@ -100,6 +108,10 @@ func (s *Server) cleanupMoved(ctx context.Context, b chain.Bag, objs []uint64) {
 		if !ok {
 			continue
 		}
+		m, ok, err := s.bs.Manifest(obj)
+		if err != nil || !ok {
+			continue
+		}
 		// Each operator is one copy: it confirms once, whichever of its
 		// buckets or peer IDs answers.
 		confirmedBy := map[chain.Account]bool{}
@@ -110,7 +122,7 @@ func (s *Server) cleanupMoved(ctx context.Context, b chain.Bag, objs []uint64) {
 			if unreachable[p.ID] || confirmedBy[p.Operator] {
 				continue
 			}
-			held, err := s.confirmPossession(ctx, p.ID, blocks)
+			held, err := s.confirmPossession(ctx, p.ID, m, blocks)
 			if err != nil {
 				unreachable[p.ID] = true
 				s.log.Debug("cleanup: provider unreachable", "bag", b.ID, "peer", p.ID, "err", err)
@@ -150,49 +162,40 @@ func confirmingPeers(ps []chainPeer, self peer.ID) []chainPeer {
 	return out
 }
 
-// possessionSamples is how many blocks besides the root a peer must send,
-// picked at random each time, to prove it holds an object: a HAVE is only
-// a claim.
-const possessionSamples = 4
+// possessionSamples is how many chunks a peer must prove, picked at
+// random each time, to show it holds an object: a HAVE is only a claim.
+const possessionSamples = 5
 
-// confirmPossession asks p whether it holds every block (HAVE), then has it
-// prove it: the root and possessionSamples random other blocks are fetched
-// and verified against their CIDs — the blocks of the object's DAG under
-// its content ID on chain. It reports false when p denies or fails a proof;
-// an error means p could not be asked.
-func (s *Server) confirmPossession(ctx context.Context, p peer.ID, blocks []cid.Cid) (bool, error) {
+// confirmPossession asks p whether it holds object m, the proof being the
+// object's, not its blocks': p must answer a HAVE for every one of blocks
+// (m's, as holdings lists them), then an audit challenge naming the object
+// (protocol/audit) for possessionSamples random chunks, each sent with its
+// proof path from the root and verified against it. The audit handler answers only from a manifest it recorded
+// for that object of that bag, so blocks p holds for another object with
+// the same bytes — which a HAVE or a GET would answer for — prove nothing:
+// p could drop them with that object, and this node's copy would have been
+// the last. It reports false when p denies or fails the proof; an error
+// means p could not be asked (unreachable, busy, too slow) and is not
+// asked again in this pass.
+func (s *Server) confirmPossession(ctx context.Context, p peer.ID, m blockstore.Manifest, blocks []cid.Cid) (bool, error) {
 	all, err := s.holdsAll(ctx, p, blocks)
 	if err != nil || !all {
 		return false, err
 	}
-	for _, c := range sampleBlocks(blocks, possessionSamples) {
-		gctx, cancel := context.WithTimeout(ctx, s.cfg.fetchTimeout)
-		// ReadBlock verifies the bytes against c; only that they did is
-		// kept, so the buffer goes back at once.
-		blk, err := s.fetch.ReadBlock(gctx, p, c)
-		cancel()
-		blk.Release()
-		if err != nil {
-			if ctx.Err() != nil {
-				return false, ctx.Err()
-			}
-			return false, nil
-		}
+	if s.audits.client == nil {
+		return false, errors.New("provider: not started")
 	}
-	return true, nil
-}
-
-// sampleBlocks returns the first block (the root) and up to n others
-// picked at random.
-func sampleBlocks(blocks []cid.Cid, n int) []cid.Cid {
-	if len(blocks) <= n+1 {
-		return blocks
+	samples, _ := pickSamples(m.Chunks, possessionSamples)
+	out, err := s.audits.client.Audit(ctx, p, audit.Target{Bag: m.Bag, Object: m.Object, Root: m.Root}, samples)
+	switch {
+	case err != nil:
+		return false, err
+	case out.Pass:
+		return true, nil
+	case errors.Is(out.Err, audit.ErrUnreachable), errors.Is(out.Err, audit.ErrRefused), errors.Is(out.Err, audit.ErrTimeout):
+		return false, out.Err
 	}
-	out := []cid.Cid{blocks[0]}
-	for _, i := range rand.Perm(len(blocks) - 1)[:n] {
-		out = append(out, blocks[1+i])
-	}
-	return out
+	return false, nil
 }
 
 // holdsAll asks p, in HAVE rounds of at most fetch.MaxHaveCIDs, whether it holds

@@ -28,6 +28,10 @@ type peerFinder struct {
 
 	mu    sync.Mutex
 	cache map[chain.BagID]cachedPeers
+	// gen counts invalidations: a look-up that began before one does not
+	// write what it read into the cache, so a move's invalidation is never
+	// undone by a look-up that read the bag's buckets before the move.
+	gen uint64
 }
 
 type cachedPeers struct {
@@ -54,13 +58,34 @@ func newPeerFinder(h *p2p.Host, c chainAPI, bucket chain.StorageBucketID) *peerF
 func (f *peerFinder) invalidate(bag chain.BagID) {
 	f.mu.Lock()
 	delete(f.cache, bag)
+	f.gen++
 	f.mu.Unlock()
 }
 
 func (f *peerFinder) invalidateAll() {
 	f.mu.Lock()
 	clear(f.cache)
+	f.gen++
 	f.mu.Unlock()
+}
+
+// cached returns the bag's peers cached less than peerCacheTTL ago and, in
+// any case, the generation a look-up starting now passes to store.
+func (f *peerFinder) cached(bag chain.BagID) (cachedPeers, bool, uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.cache[bag]
+	return c, ok && time.Since(c.at) < peerCacheTTL, f.gen
+}
+
+// store caches what a look-up that began at generation gen found, unless
+// the cache was invalidated since: what it read may be from before a move.
+func (f *peerFinder) store(bag chain.BagID, gen uint64, c cachedPeers) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if gen == f.gen {
+		f.cache[bag] = c
+	}
 }
 
 // onChain returns the operators of the bag's storage buckets other than
@@ -72,6 +97,12 @@ func (f *peerFinder) onChain(ctx context.Context, bag chain.BagID) ([]chainPeer,
 	if err != nil {
 		return nil, err
 	}
+	return f.operatorsOf(ctx, b)
+}
+
+// operatorsOf is onChain for a bag already read: the operators of the
+// buckets b lists, read from the chain, never from the cache.
+func (f *peerFinder) operatorsOf(ctx context.Context, b chain.Bag) ([]chainPeer, error) {
 	var out []chainPeer
 	seen := map[peer.ID]bool{}
 	for _, id := range b.StorageBuckets {
@@ -108,10 +139,8 @@ func (f *peerFinder) onChain(ctx context.Context, bag chain.BagID) ([]chainPeer,
 
 // chainPeers returns the operators of the bag's other buckets, cached.
 func (f *peerFinder) chainPeers(ctx context.Context, bag chain.BagID) ([]chainPeer, error) {
-	f.mu.Lock()
-	c, ok := f.cache[bag]
-	f.mu.Unlock()
-	if ok && time.Since(c.at) < peerCacheTTL {
+	c, ok, gen := f.cached(bag)
+	if ok {
 		return c.chain, nil
 	}
 	ps, err := f.onChain(ctx, bag)
@@ -119,19 +148,15 @@ func (f *peerFinder) chainPeers(ctx context.Context, bag chain.BagID) ([]chainPe
 		return nil, err
 	}
 	all := f.withDHT(ctx, bag, ps)
-	f.mu.Lock()
-	f.cache[bag] = cachedPeers{chain: ps, all: all, at: time.Now()}
-	f.mu.Unlock()
+	f.store(bag, gen, cachedPeers{chain: ps, all: all, at: time.Now()})
 	return ps, nil
 }
 
 // all returns every peer known to provide the bag: the chain's operators
 // first, then the DHT's.
 func (f *peerFinder) all(ctx context.Context, bag chain.BagID) []peer.ID {
-	f.mu.Lock()
-	c, ok := f.cache[bag]
-	f.mu.Unlock()
-	if ok && time.Since(c.at) < peerCacheTTL {
+	c, ok, gen := f.cached(bag)
+	if ok {
 		return c.all
 	}
 	ps, err := f.onChain(ctx, bag)
@@ -140,9 +165,7 @@ func (f *peerFinder) all(ctx context.Context, bag chain.BagID) []peer.ID {
 		ps = nil
 	}
 	all := f.withDHT(ctx, bag, ps)
-	f.mu.Lock()
-	f.cache[bag] = cachedPeers{chain: ps, all: all, at: time.Now()}
-	f.mu.Unlock()
+	f.store(bag, gen, cachedPeers{chain: ps, all: all, at: time.Now()})
 	return all
 }
 

@@ -282,13 +282,14 @@ func (s *Server) syncObject(ctx context.Context, j syncJob) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("object %d has an unreadable content ID %q: %w", id, j.object.ContentID, err)
 	}
-	sources := j.sources
-	if len(sources) == 0 {
-		if sources, err = s.sourcesOf(ctx, j.bag, root); err != nil {
-			return 0, err
-		}
+	// The sources are looked up at the first block not held here: an
+	// object whose every block this node holds already (for another
+	// object with the same bytes) is recorded from them, with no peer to
+	// ask — its only other holder may be gone.
+	f := &blockFetcher{s: s, sources: j.sources, sess: s.syncSession(j)}
+	if len(j.sources) == 0 {
+		f.find = func(ctx context.Context) ([]peer.ID, error) { return s.sourcesOf(ctx, j.bag, root) }
 	}
-	f := &blockFetcher{s: s, sources: sources, sess: s.syncSession(j)}
 
 	var chunks []blockstore.ChunkRef
 	var fetched int64
@@ -356,10 +357,12 @@ func (s *Server) syncObject(ctx context.Context, j syncJob) (int64, error) {
 	if err := s.bs.EndSession(store.ObjectSessionID(id)); err != nil {
 		s.log.Debug("ending the synced object's upload session failed", "object", id, "err", err)
 	}
-	// Streamed sessions holding nothing but the object's chunks are
-	// uploads that lost this node before they could bind: they go after a
-	// grace, unless they carry on.
-	if _, err := s.bs.ExpireSessionsWithin(id, store.IsClientSessionID, time.Now().Add(s.cfg.orphanGrace)); err != nil {
+	// Streamed sessions holding nothing but the object's chunks, none
+	// stored within the grace, are uploads that lost this node before they
+	// could bind: they go after a grace, unless they carry on. One that
+	// stored a chunk within the grace may be another upload of the same
+	// bytes about to bind: it keeps the expiry its receipts promised.
+	if _, err := s.bs.ExpireSessionsWithin(id, store.IsClientSessionID, s.cfg.orphanGrace, time.Now().Add(s.cfg.orphanGrace)); err != nil {
 		s.log.Debug("expiring the synced object's streamed sessions failed", "object", id, "err", err)
 	}
 	s.state.addBag(j.bag)
@@ -406,7 +409,12 @@ func (s *Server) sourcesOf(ctx context.Context, bag chain.BagID, root cid.Cid) (
 // different one for each block so the load spreads, and moving on to the
 // next source when one fails.
 type blockFetcher struct {
-	s       *Server
+	s *Server
+	// find, when set, looks sources up at the first read (once; its error
+	// is every read's).
+	find    func(context.Context) ([]peer.ID, error)
+	findMu  sync.Mutex
+	findErr error
 	sources []peer.ID
 	// sess holds the blocks a sync stores until its object's manifest
 	// does: a sync that never finishes leaves nothing behind once the
@@ -461,9 +469,13 @@ func (f *blockFetcher) get(ctx context.Context, c cid.Cid, spread int) ([]byte, 
 // read is get returning the block, verified against c, in a pooled buffer
 // the caller releases once done with it.
 func (f *blockFetcher) read(ctx context.Context, c cid.Cid, spread int) (fetch.Block, error) {
+	sources, err := f.peers(ctx)
+	if err != nil {
+		return fetch.Block{}, err
+	}
 	var errs []error
-	for i := range f.sources {
-		p := f.sources[(spread+i)%len(f.sources)]
+	for i := range sources {
+		p := sources[(spread+i)%len(sources)]
 		gctx, cancel := context.WithTimeout(ctx, f.s.cfg.fetchTimeout)
 		b, err := f.s.fetch.ReadBlock(gctx, p, c)
 		cancel()
@@ -476,6 +488,18 @@ func (f *blockFetcher) read(ctx context.Context, c cid.Cid, spread int) (fetch.B
 		errs = append(errs, fmt.Errorf("peer %s: %w", p, err))
 	}
 	return fetch.Block{}, fmt.Errorf("read block %s: %w", c, errors.Join(errs...))
+}
+
+// peers returns the fetcher's sources, looking them up first if it has
+// none yet.
+func (f *blockFetcher) peers(ctx context.Context) ([]peer.ID, error) {
+	f.findMu.Lock()
+	defer f.findMu.Unlock()
+	if f.find != nil {
+		f.sources, f.findErr = f.find(ctx)
+		f.find = nil
+	}
+	return f.sources, f.findErr
 }
 
 // walkDAG reads the interior nodes of a UnixFS DAG from the root down and

@@ -15,16 +15,25 @@ import (
 )
 
 // ExpireSessionsWithin brings forward to until the expiry of the upload
-// sessions of object obj's bag that match and every block of which obj
-// holds, and returns how many it changed. They are uploads that pushed the
-// object's chunks here and may never bind them — the uploader lost this
-// node, which then synced the object from its peers — so their references
-// would keep the object's blocks past its deletion for the sessions' whole
-// lifetime. An upload still writing to such a session pushes its expiry out
-// again with its next chunk, so only a forsaken one goes at until
-// (ExpireSessions removes it). match is asked once per session and must
-// not keep its argument.
-func (s *Store) ExpireSessionsWithin(obj uint64, match func(id []byte) bool, until time.Time) (int, error) {
+// sessions of object obj's bag that match, every block of which obj holds,
+// and none of whose blocks was stored here less than idle ago; it returns
+// how many it changed. They are uploads that pushed the object's chunks
+// here and may never bind them — the uploader lost this node, which then
+// synced the object from its peers — so their references would keep the
+// object's blocks past its deletion for the sessions' whole lifetime. An
+// upload still writing to such a session pushes its expiry out again with
+// its next chunk, so only a forsaken one goes at until (ExpireSessions
+// removes it).
+//
+// A session with a block stored less than idle ago is left alone: it may be
+// an upload of another object with the same bytes that has pushed its last
+// chunk and not bound yet, whose receipts promised its chunks until its
+// expiry — brought forward, they would go with obj, and its BIND would
+// fail. (A block stored before and only added to the session since does
+// not count: the index keeps when a block was stored, not when a session
+// last added it.) match is asked once per session and must not keep its
+// argument.
+func (s *Store) ExpireSessionsWithin(obj uint64, match func(id []byte) bool, idle time.Duration, until time.Time) (int, error) {
 	if err := s.checkOpen(); err != nil {
 		return 0, err
 	}
@@ -55,7 +64,7 @@ func (s *Store) ExpireSessionsWithin(obj uint64, match func(id []byte) bool, unt
 		if err != nil {
 			return changed, err
 		}
-		if within, err := s.sessionWithin(id, in); err != nil || !within {
+		if within, err := s.sessionWithin(id, in, time.Now().Add(-idle)); err != nil || !within {
 			if err != nil {
 				return changed, err
 			}
@@ -97,13 +106,28 @@ func (s *Store) sessionsOf(blocks []cid.Cid, match func(id []byte) bool) ([][]by
 }
 
 // sessionWithin reports whether every block of session id is in blocks
-// (keyed by CID KeyString).
-func (s *Store) sessionWithin(id []byte, blocks map[string]bool) (bool, error) {
+// (keyed by CID KeyString) and was stored here before quiet.
+func (s *Store) sessionWithin(id []byte, blocks map[string]bool, quiet time.Time) (bool, error) {
 	p := sessBlockPrefix(id)
 	it := s.db.NewIterator(util.BytesPrefix(p), nil)
 	defer it.Release()
 	for it.Next() {
-		if !blocks[string(it.Key()[len(p):])] {
+		k := it.Key()[len(p):]
+		if !blocks[string(k)] {
+			return false, nil
+		}
+		c, err := cid.Cast(k)
+		if err != nil {
+			return false, fmt.Errorf("blockstore: session: %w", err)
+		}
+		rec, err := s.blockRecord(c)
+		if errors.Is(err, ErrNotFound) {
+			return false, nil // going: nothing to bring forward
+		}
+		if err != nil {
+			return false, err
+		}
+		if !rec.storedAt.Before(quiet) {
 			return false, nil
 		}
 	}

@@ -104,7 +104,7 @@ func startsWith(b byte, asked map[string]bool) func(id []byte) bool {
 // unless it changes exactly want sessions without an error.
 func expireWithin(t *testing.T, s *Store, obj uint64, match func([]byte) bool, until time.Time, want int) {
 	t.Helper()
-	n, err := s.ExpireSessionsWithin(obj, match, until)
+	n, err := s.ExpireSessionsWithin(obj, match, 0, until)
 	if err != nil || n != want {
 		t.Fatalf("ExpireSessionsWithin(%d, until %v) = %d, %v; want %d, nil", obj, until, n, err, want)
 	}
@@ -678,7 +678,7 @@ func TestExpireSessionsWithinConcurrentAdds(t *testing.T) {
 				return
 			default:
 			}
-			if k, err := s.ExpireSessionsWithin(m.Object, func([]byte) bool { return true }, until); err != nil || k > 1 {
+			if k, err := s.ExpireSessionsWithin(m.Object, func([]byte) bool { return true }, 0, until); err != nil || k > 1 {
 				errs <- fmt.Errorf("ExpireSessionsWithin = %d, %v; want at most 1, nil", k, err)
 				return
 			}
@@ -744,7 +744,7 @@ func TestExpireSessionsWithinClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	asked := map[string]bool{}
-	if n, err := s.ExpireSessionsWithin(o.m.Object, startsWith('s', asked), withinUntil()); !errors.Is(err, ErrClosed) || n != 0 {
+	if n, err := s.ExpireSessionsWithin(o.m.Object, startsWith('s', asked), 0, withinUntil()); !errors.Is(err, ErrClosed) || n != 0 {
 		t.Fatalf("ExpireSessionsWithin on a closed store = %d, %v; want 0, ErrClosed", n, err)
 	}
 	if len(asked) != 0 {
@@ -752,4 +752,76 @@ func TestExpireSessionsWithinClosed(t *testing.T) {
 	}
 	s = openTest(t, dir)
 	checkSession(t, s, sess.ID, withinBag, sess.Expiry, o.chunkSizes(0, 1, 2, 3))
+}
+
+// TestExpireSessionsWithinSparesRecentUpload: a session that stored the
+// object's chunks less than idle ago is another upload of the same bytes
+// that may still bind, whose receipts promised the chunks for a day: its
+// expiry is not brought forward, so after the object is deleted and
+// the grace has passed, a BIND of the upload's own object (another ID,
+// the same chunks) still finds every block.
+func TestExpireSessionsWithinSparesRecentUpload(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	x := newWithinObject(t, 7, 900)
+	z := newWithinObject(t, 8, 900) // the same bytes, another object
+	sess := Session{ID: []byte("s-upload"), Bag: withinBag, Expiry: wholeSecond(time.Now().Add(24 * time.Hour))}
+	putChunks(t, s, sess, x, 0, 1, 2, 3)
+	m := putManifest(t, s, x)
+
+	const grace = 10 * time.Minute
+	until := time.Now().Add(grace)
+	bringForward := func(idle time.Duration, want int) {
+		t.Helper()
+		n, err := s.ExpireSessionsWithin(m.Object, startsWith('s', map[string]bool{}), idle, until)
+		if err != nil || n != want {
+			t.Fatalf("ExpireSessionsWithin(idle %v) = %d, %v; want %d, nil", idle, n, err, want)
+		}
+	}
+	bringForward(grace, 0)
+	if err := s.DeleteObject(m.Object); err != nil {
+		t.Fatal(err)
+	}
+	expired, err := s.ExpireSessions(until.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutManifest(z.m); err != nil {
+		t.Fatalf("the upload's BIND after the synced object's deletion: %v", err)
+	}
+	if expired != 0 {
+		t.Fatalf("ExpireSessions ended %d sessions, want none", expired)
+	}
+	checkSession(t, s, sess.ID, withinBag, sess.Expiry, x.chunkSizes(0, 1, 2, 3))
+	for i, c := range x.m.Chunks {
+		checkHeldBlock(t, s, c.CID, x.blocks[i])
+	}
+	if err := s.EndSession(sess.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.Manifest(z.m.Object); err != nil || !ok {
+		t.Fatalf("Manifest(%d) = %v, %v", z.m.Object, ok, err)
+	}
+}
+
+// TestExpireSessionsWithinIdleSession: a session none of whose blocks was
+// stored within idle is brought forward as before.
+func TestExpireSessionsWithinIdleSession(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	x := newWithinObject(t, 7, 901)
+	sess := withinSession("s-idle")
+	putChunks(t, s, sess, x, 0, 1, 2, 3)
+	m := putManifest(t, s, x)
+	stored, err := s.StoredAt(m.Chunks[3].CID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Idle for exactly as long as its last chunk has been stored: that
+	// chunk is not younger than idle.
+	idle := time.Since(stored)
+	until := withinUntil()
+	n, err := s.ExpireSessionsWithin(m.Object, startsWith('s', map[string]bool{}), idle, until)
+	if err != nil || n != 1 {
+		t.Fatalf("ExpireSessionsWithin(idle %v) = %d, %v; want 1, nil", idle, n, err)
+	}
+	checkSession(t, s, sess.ID, withinBag, wholeSecond(until), x.chunkSizes(0, 1, 2, 3))
 }
