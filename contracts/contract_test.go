@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -303,10 +304,82 @@ func TestLedgerSameIDOtherSize(t *testing.T) {
 	}
 }
 
-// fakeDir is a Directory for unit tests of the room arithmetic alone.
+// TestLedgerMemberShare: one member's open reservations hold at most a
+// quarter of the room, or the chain's largest data object if more, so
+// another member still gets room; a contract larger than the chain's
+// largest data object is refused as malformed; a grant lasts the Ledger's
+// grant TTL, and so does the reservation.
+func TestLedgerMemberShare(t *testing.T) {
+	dir := fakeDir{bucket: chain.StorageBucket{Voucher: chain.Voucher{ObjectsLimit: 100, SizeLimit: 1 << 30}}, largest: 1 << 20}
+	l := NewLedger(dir, 1, func() (uint64, error) { return 10 << 20, nil }, WithGrantTTL(time.Minute))
+	ctx := context.Background()
+	c, _, _ := fixedContract(t)
+	c.Object = 0
+	contract := func(member chain.MemberID, size uint64) *Contract {
+		cc := *c
+		cc.ID, cc.Member, cc.Size = NewID(), member, size
+		return &cc
+	}
+	if err := l.Fits(ctx, contract(1, 10<<20)); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "at most 1048576 bytes") {
+		t.Fatalf("10 MiB when the chain takes 1 MiB objects: %v, want ErrMalformed naming the limit", err)
+	}
+	if _, err := l.Reserve(ctx, contract(1, 10<<20)); !errors.Is(err, ErrMalformed) || l.Reserved() != 0 {
+		t.Fatalf("reserving 10 MiB when the chain takes 1 MiB objects: %v, reserved %d; want ErrMalformed and nothing", err, l.Reserved())
+	}
+	// A quarter of 10 MiB is 2.5 MiB: two 1 MiB contracts, not three.
+	for i := range 2 {
+		g, err := l.Reserve(ctx, contract(1, 1<<20))
+		if err != nil {
+			t.Fatalf("member 1's contract %d: %v", i, err)
+		}
+		if d := time.Until(g.Expires); d > time.Minute || d < 0 {
+			t.Fatalf("grant lasts %v, want at most the Ledger's minute", d)
+		}
+	}
+	third := contract(1, 1<<20)
+	if err := l.Fits(ctx, third); !errors.Is(err, ErrNoRoom) || !strings.Contains(err.Error(), "member 1") {
+		t.Fatalf("member 1's third MiB: %v, want ErrNoRoom naming the member", err)
+	}
+	if _, err := l.Reserve(ctx, third); !errors.Is(err, ErrNoRoom) || l.ReservedBy(1) != 2<<20 {
+		t.Fatalf("reserving member 1's third MiB: %v, member 1 holds %d; want ErrNoRoom and 2 MiB", err, l.ReservedBy(1))
+	}
+	if _, err := l.Reserve(ctx, contract(2, 1<<10)); err != nil {
+		t.Fatalf("member 2's KiB beside member 1's share: %v", err)
+	}
+	// The floor is the chain's largest object: with 2 MiB of room, one
+	// member still reserves a whole 1 MiB object.
+	small := NewLedger(dir, 1, func() (uint64, error) { return 2 << 20, nil })
+	if _, err := small.Reserve(ctx, contract(3, 1<<20)); err != nil {
+		t.Fatalf("one largest object in a small room: %v", err)
+	}
+	if err := small.Fits(ctx, contract(3, 1)); !errors.Is(err, ErrNoRoom) {
+		t.Fatalf("a byte more than the largest object in a small room: %v, want ErrNoRoom", err)
+	}
+	// The reservations lapse with their grants.
+	l.now = func() time.Time { return time.Now().Add(2 * time.Minute) }
+	if n, m := l.Reserved(), l.ReservedBy(1); n != 0 || m != 0 {
+		t.Fatalf("reserved %d, member 1 %d after the grants lapsed; want 0", n, m)
+	}
+	if _, err := l.Reserve(ctx, third); err != nil {
+		t.Fatalf("member 1's MiB after its grants lapsed: %v", err)
+	}
+}
+
+// fakeDir is a Directory for unit tests of the room arithmetic alone; its
+// chain takes data objects of up to largest bytes (the chain's default when
+// 0).
 type fakeDir struct {
 	Directory
-	bucket chain.StorageBucket
+	bucket  chain.StorageBucket
+	largest uint64
+}
+
+func (f fakeDir) Params(context.Context) (chain.Params, error) {
+	n := f.largest
+	if n == 0 {
+		n = chain.DefaultMaxDataObjectSize
+	}
+	return chain.Params{Limits: chain.Limits{MaxDataObjectSize: n}}, nil
 }
 
 func (f fakeDir) StorageBucket(context.Context, chain.StorageBucketID) (chain.StorageBucket, error) {

@@ -65,8 +65,15 @@ const (
 	PendingOfferTTL = time.Minute
 	// MaxCollected bounds the offers a renter keeps per proposal.
 	MaxCollected = 64
-	// GrantTTL is how long a store or read grant stays valid.
+	// GrantTTL is how long a store or read grant stays valid. A store
+	// grant's upload session keeps its unbound chunks no longer (the
+	// provider caps the session's expiry at the grant's end).
 	GrantTTL = time.Hour
+	// MemberRoomShare is the default share of a provider's room one
+	// member's open reservations may hold: 1/MemberRoomShare of the
+	// voucher's free bytes or the free disk, whichever is less, or the
+	// chain's largest data object if that is more (WithMemberShare).
+	MemberRoomShare = 4
 	// ValidatorTimeout bounds one proposal's validation, chain reads
 	// included; a proposal not validated in time is ignored, not rejected.
 	ValidatorTimeout = 5 * time.Second

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -15,51 +16,115 @@ import (
 // has not released. A reservation lasts until its upload is bound (the
 // Responder's Release, called by the store handler at BIND: the voucher
 // charged the registered object) or, at most, as long as the grant it
-// opened (GrantTTL): a provider takes a streamed upload session only under
-// a live grant, so the open reservations are its open contracts and
-// sessions.
+// opened (GrantTTL, or WithGrantTTL): a provider takes a streamed upload
+// session only under a live grant, and keeps the session's unbound chunks
+// no longer than the grant (the store handler caps the session's expiry at
+// the grant's end), so the open reservations are its open contracts and
+// the bytes of their sessions.
+//
+// No member holds more than its share of the room: a contract is refused
+// (ErrNoRoom) when its member's open reservations and its own size would
+// exceed 1/MemberRoomShare of the room (the voucher's free bytes or the
+// free disk, whichever is less), unless they stay within the chain's
+// largest data object, so one large honest upload still fits. A contract
+// for more bytes than the chain's largest data object is refused
+// (ErrMalformed): no object it could bind to is accepted on chain.
 type Ledger struct {
 	dir    Directory
 	bucket chain.StorageBucketID
 	free   func() (uint64, error)
+	ttl    time.Duration
+	share  uint64
 
 	mu       sync.Mutex
 	reserved map[ID]reservation
 	total    uint64
+	byMember map[chain.MemberID]uint64
 	now      func() time.Time
 }
 
-// reservation is the room one contract holds until its upload is bound or
-// its grant lapses.
+// reservation is the room one contract of member holds until its upload is
+// bound or its grant lapses.
 type reservation struct {
-	size  uint64
-	until time.Time
+	size   uint64
+	member chain.MemberID
+	until  time.Time
+}
+
+// LedgerOption configures a Ledger.
+type LedgerOption func(*Ledger)
+
+// WithGrantTTL sets how long the grants the Ledger opens stay valid, and so
+// how long a reservation and its upload session's unbound chunks last
+// (default GrantTTL). Zero or negative keeps the default.
+func WithGrantTTL(d time.Duration) LedgerOption {
+	return func(l *Ledger) {
+		if d > 0 {
+			l.ttl = d
+		}
+	}
+}
+
+// WithMemberShare sets the share of the room one member's open
+// reservations may hold: 1/n of it, or the chain's largest data object if
+// that is more (default MemberRoomShare). n of 1 or less lets one member
+// reserve all of it.
+func WithMemberShare(n int) LedgerOption {
+	return func(l *Ledger) { l.share = uint64(max(n, 1)) }
+}
+
+// ParamsReader is what a Ledger's Directory may also implement
+// (*chain.Client does): the chain's governance parameters, whose limits
+// give the largest data object a contract may be for. Without it, a
+// contract's size is checked against the room alone and a member's share
+// has no floor.
+type ParamsReader interface {
+	Params(ctx context.Context) (chain.Params, error)
 }
 
 // NewLedger returns a Ledger for bucket. freeDisk reports the bytes the
 // provider can still write; nil means the disk is not checked.
-func NewLedger(dir Directory, bucket chain.StorageBucketID, freeDisk func() (uint64, error)) *Ledger {
-	return &Ledger{dir: dir, bucket: bucket, free: freeDisk, reserved: make(map[ID]reservation), now: time.Now}
+func NewLedger(dir Directory, bucket chain.StorageBucketID, freeDisk func() (uint64, error), opts ...LedgerOption) *Ledger {
+	l := &Ledger{dir: dir, bucket: bucket, free: freeDisk, ttl: GrantTTL, share: MemberRoomShare,
+		reserved: make(map[ID]reservation), byMember: make(map[chain.MemberID]uint64), now: time.Now}
+	for _, o := range opts {
+		o(l)
+	}
+	return l
 }
 
 // Fits implements Room.
 func (l *Ledger) Fits(ctx context.Context, c *Contract) error {
 	l.mu.Lock()
 	l.pruneLocked()
-	total := l.total
+	total, mine := l.total, l.byMember[c.Member]
 	l.mu.Unlock()
-	return l.fits(ctx, c, total)
+	return l.fits(ctx, c, total, mine)
 }
 
-func (l *Ledger) fits(ctx context.Context, c *Contract, reserved uint64) error {
+// fits checks c against the room: reserved bytes are held by open
+// contracts, mine of them by c's member.
+func (l *Ledger) fits(ctx context.Context, c *Contract, reserved, mine uint64) error {
+	largest, err := l.largestObject(ctx)
+	if err != nil {
+		return err
+	}
+	if largest > 0 && c.Size > largest {
+		return fmt.Errorf("%w: contract for %d bytes; the chain takes data objects of at most %d bytes, so split the upload into objects of at most that size",
+			ErrMalformed, c.Size, largest)
+	}
 	b, err := l.dir.StorageBucket(ctx, l.bucket)
 	if err != nil {
 		return fmt.Errorf("contracts: read storage bucket %d: %w", l.bucket, err)
 	}
+	room := uint64(math.MaxUint64)
 	v := b.Voucher
-	if c.Object == 0 && (reserved+c.Size < reserved || !v.Room(1, reserved+c.Size)) {
-		return fmt.Errorf("%w: bucket %d voucher: %d of %d bytes used, %d reserved by open contracts, %d more asked; ask the storage lead to raise its limit",
-			ErrNoRoom, l.bucket, v.SizeUsed, v.SizeLimit, reserved, c.Size)
+	if c.Object == 0 {
+		if reserved+c.Size < reserved || !v.Room(1, reserved+c.Size) {
+			return fmt.Errorf("%w: bucket %d voucher: %d of %d bytes used, %d reserved by open contracts, %d more asked; ask the storage lead to raise its limit",
+				ErrNoRoom, l.bucket, v.SizeUsed, v.SizeLimit, reserved, c.Size)
+		}
+		room = sub(v.SizeLimit, v.SizeUsed)
 	}
 	if l.free != nil {
 		free, err := l.free()
@@ -70,8 +135,37 @@ func (l *Ledger) fits(ctx context.Context, c *Contract, reserved uint64) error {
 			return fmt.Errorf("%w: %d bytes free on disk, %d reserved by open contracts, %d more asked",
 				ErrNoRoom, free, reserved, c.Size)
 		}
+		room = min(room, free)
+	}
+	return l.memberFits(c, room, mine, largest)
+}
+
+// memberFits checks that c's member, holding mine reserved bytes, may
+// reserve c's size too: at most 1/share of room, or largest if more.
+func (l *Ledger) memberFits(c *Contract, room, mine, largest uint64) error {
+	if l.share <= 1 || room == math.MaxUint64 {
+		return nil
+	}
+	limit := max(room/l.share, largest)
+	if mine+c.Size < mine || mine+c.Size > limit {
+		return fmt.Errorf("%w: member %d holds %d bytes reserved by open contracts and asks %d more; one member may hold at most %d (1/%d of the %d bytes of room, or the chain's largest data object); bind or drop its uploads first",
+			ErrNoRoom, c.Member, mine, c.Size, limit, l.share, room)
 	}
 	return nil
+}
+
+// largestObject returns the chain's largest data object, 0 when the
+// Directory does not say.
+func (l *Ledger) largestObject(ctx context.Context) (uint64, error) {
+	pr, ok := l.dir.(ParamsReader)
+	if !ok {
+		return 0, nil
+	}
+	p, err := pr.Params(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("contracts: read chain parameters: %w", err)
+	}
+	return p.Limits.MaxDataObjectSize, nil
 }
 
 // Reserve implements Room. Reserving the same contract again (a repeated
@@ -82,21 +176,41 @@ func (l *Ledger) Reserve(ctx context.Context, c *Contract) (Grant, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.pruneLocked()
-	g := Grant{ContractID: c.ID, Bag: c.Bag, MaxBytes: c.Size, Expires: l.now().Add(GrantTTL)}
+	g := Grant{ContractID: c.ID, Bag: c.Bag, MaxBytes: c.Size, Expires: l.now().Add(l.ttl)}
 	old, had := l.reserved[c.ID]
-	others := l.total
+	others, mine := l.total, l.byMember[c.Member]
 	if had {
-		others = sub(l.total, old.size)
+		others = sub(others, old.size)
+		if old.member == c.Member {
+			mine = sub(mine, old.size)
+		}
 	}
 	if !had || c.Size > old.size {
-		if err := l.fits(ctx, c, others); err != nil {
+		if err := l.fits(ctx, c, others, mine); err != nil {
 			return Grant{}, err
 		}
 	}
-	l.total = others + c.Size
-	l.reserved[c.ID] = reservation{size: c.Size, until: g.Expires}
+	l.dropLocked(c.ID)
+	l.reserved[c.ID] = reservation{size: c.Size, member: c.Member, until: g.Expires}
+	l.total += c.Size
+	l.byMember[c.Member] += c.Size
 	_, _ = rand.Read(g.Session[:])
 	return g, nil
+}
+
+// dropLocked forgets contract id's reservation, if any. Call with l.mu.
+func (l *Ledger) dropLocked(id ID) {
+	r, ok := l.reserved[id]
+	if !ok {
+		return
+	}
+	l.total = sub(l.total, r.size)
+	if n := sub(l.byMember[r.member], r.size); n > 0 {
+		l.byMember[r.member] = n
+	} else {
+		delete(l.byMember, r.member)
+	}
+	delete(l.reserved, id)
 }
 
 // sub is a - b, or 0 when b > a: the total never wraps around.
@@ -112,8 +226,7 @@ func (l *Ledger) pruneLocked() {
 	now := l.now()
 	for id, r := range l.reserved {
 		if now.After(r.until) {
-			l.total = sub(l.total, r.size)
-			delete(l.reserved, id)
+			l.dropLocked(id)
 		}
 	}
 }
@@ -123,8 +236,7 @@ func (l *Ledger) pruneLocked() {
 func (l *Ledger) Release(id ID) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.total = sub(l.total, l.reserved[id].size)
-	delete(l.reserved, id)
+	l.dropLocked(id)
 }
 
 // Reserved returns the bytes reserved by open contracts.
@@ -133,4 +245,12 @@ func (l *Ledger) Reserved() uint64 {
 	defer l.mu.Unlock()
 	l.pruneLocked()
 	return l.total
+}
+
+// ReservedBy returns the bytes member's open contracts reserve.
+func (l *Ledger) ReservedBy(member chain.MemberID) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pruneLocked()
+	return l.byMember[member]
 }

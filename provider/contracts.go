@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -41,24 +42,30 @@ func (s *Server) SetUploadGrants(g UploadGrants) {
 // AuthorizeUploadSession implements store.SessionAuthorizer: a streamed
 // session may hold n bytes for bag while a consigned contract's grant names
 // the session, for that bag, with at least n bytes reserved, and the bag is
-// still assigned to the node's bucket.
-func (a *chainAuth) AuthorizeUploadSession(ctx context.Context, bag string, session []byte, n uint64) error {
+// still assigned to the node's bucket. It returns the grant's end: the
+// session's unbound chunks are kept no later than that (the block store's
+// session expiry deletes them then), when the contract's reservation in
+// the room ledger lapses too, so no byte an unbound session holds on disk
+// outlives the room counted for it.
+func (a *chainAuth) AuthorizeUploadSession(ctx context.Context, bag string, session []byte, n uint64) (time.Time, error) {
 	gp := a.grants.g.Load()
 	if gp == nil {
-		return fmt.Errorf("%w: this provider takes chunks of an unregistered object (object ID 0) only under a storage contract, and it takes no contracts; register the object first and push its chunks with their proofs", ErrNotAuthorized)
+		return time.Time{}, fmt.Errorf("%w: this provider takes chunks of an unregistered object (object ID 0) only under a storage contract, and it takes no contracts; register the object first and push its chunks with their proofs", ErrNotAuthorized)
 	}
 	g, ok := (*gp).Grant(session)
 	if !ok {
-		return fmt.Errorf("%w: no consigned storage contract opened this upload session (or its grant lapsed); negotiate a contract, or register the object first and push its chunks with their proofs", ErrNotAuthorized)
+		return time.Time{}, fmt.Errorf("%w: no consigned storage contract opened this upload session (or its grant lapsed); negotiate a contract, or register the object first and push its chunks with their proofs", ErrNotAuthorized)
 	}
 	if string(g.Bag) != bag {
-		return fmt.Errorf("%w: the session's contract %s is for bag %s, not %s", ErrNotAuthorized, g.ContractID, g.Bag, bag)
+		return time.Time{}, fmt.Errorf("%w: the session's contract %s is for bag %s, not %s", ErrNotAuthorized, g.ContractID, g.Bag, bag)
 	}
 	if n > g.MaxBytes {
-		return fmt.Errorf("%w: the upload session would hold %d bytes, but contract %s reserved %d", ErrNotAuthorized, n, g.ContractID, g.MaxBytes)
+		return time.Time{}, fmt.Errorf("%w: the upload session would hold %d bytes, but contract %s reserved %d", ErrNotAuthorized, n, g.ContractID, g.MaxBytes)
 	}
-	_, err := a.assigned(ctx, bag)
-	return err
+	if _, err := a.assigned(ctx, bag); err != nil {
+		return time.Time{}, err
+	}
+	return g.Expires, nil
 }
 
 // ReleaseSession implements store.SessionReleaser: a session bound to a

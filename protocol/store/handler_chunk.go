@@ -83,7 +83,8 @@ func (h *Handler) admit(ctx context.Context, ex *storeExchange, r *pb.StoreChunk
 
 // checkChunkRequest checks what a chunk request says on its own and returns
 // its chunk ID and the expiry the provider grants (DefaultSessionTTL when
-// none is asked, at most MaxSessionTTL).
+// none is asked, at most MaxSessionTTL). A streamed session's chunk gets at
+// most the end of the contract grant that lets it in (authorizeSession).
 func checkChunkRequest(r *pb.StoreChunkRequest, now time.Time) (cid.Cid, time.Time, error) {
 	ch, err := cid.Cast(r.Cid)
 	if err != nil {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -13,14 +14,21 @@ import (
 
 // SessionAuthorizer is an Authorizer that decides streamed upload sessions
 // by their session ID: the provider node answers from the grants its
-// consigned storage contracts opened (the session of a grant, its bag and
-// the bytes it reserved). When the handler's Authorizer implements it,
-// AuthorizeUploadSession is asked in place of AuthorizeSession.
+// consigned storage contracts opened (the session of a grant, its bag, the
+// bytes it reserved and when it lapses). When the handler's Authorizer
+// implements it, AuthorizeUploadSession is asked in place of
+// AuthorizeSession.
 type SessionAuthorizer interface {
 	// AuthorizeUploadSession returns nil when session (the 16 bytes of the
-	// chunk request) may hold bytes in total for bag. Its error's text is
-	// the refusal reason the uploader sees.
-	AuthorizeUploadSession(ctx context.Context, bag string, session []byte, bytes uint64) error
+	// chunk request) may hold bytes in total for bag, and until, the
+	// latest the session's unbound chunks may be kept: the end of the
+	// grant that reserved their room (the zero time for no such bound).
+	// A chunk request asking a later expiry is given until instead (its
+	// receipt says so), so the chunks of a session never bound end with
+	// their grant, and the room a grant reserved is never outlived by the
+	// bytes it let in. Its error's text is the refusal reason the uploader
+	// sees.
+	AuthorizeUploadSession(ctx context.Context, bag string, session []byte, bytes uint64) (until time.Time, err error)
 }
 
 // SessionReleaser is what an Authorizer may also implement to hear that a
@@ -41,12 +49,35 @@ type DropAuthorizer interface {
 }
 
 // authorizeSession asks the Authorizer whether ex's streamed session may
-// hold total bytes.
+// hold total bytes, and caps ex's expiry (the session's and the receipt's)
+// at the end of the grant that lets it.
 func (h *Handler) authorizeSession(ctx context.Context, ex *storeExchange, total uint64) error {
-	if sa, ok := h.auth.(SessionAuthorizer); ok && IsClientSessionID(ex.session.ID) {
-		return sa.AuthorizeUploadSession(ctx, ex.bag, ex.session.ID[1:], total)
+	sa, ok := h.auth.(SessionAuthorizer)
+	if !ok || !IsClientSessionID(ex.session.ID) {
+		return h.auth.AuthorizeSession(ctx, ex.bag, total)
 	}
-	return h.auth.AuthorizeSession(ctx, ex.bag, total)
+	until, err := sa.AuthorizeUploadSession(ctx, ex.bag, ex.session.ID[1:], total)
+	if err != nil {
+		return err
+	}
+	capExpiry(ex, until)
+	return nil
+}
+
+// capExpiry makes until, when set and earlier, the expiry of ex and of the
+// session it stores into. The store keeps whole seconds: until is
+// truncated to one, never rounded up past the grant.
+func capExpiry(ex *storeExchange, until time.Time) {
+	if until.IsZero() {
+		return
+	}
+	until = time.Unix(until.Unix(), 0)
+	if until.Before(ex.expiry) {
+		ex.expiry = until
+	}
+	if until.Before(ex.session.Expiry) {
+		ex.session.Expiry = until
+	}
 }
 
 // joinsHeld reports whether a chunk the store already holds may be answered
