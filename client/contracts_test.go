@@ -127,20 +127,9 @@ func contractClient(t *testing.T, net *testnet.Network, opts ...Option) (*Client
 // waitTopic waits until h knows want peers subscribed to topic.
 func waitTopic(t testing.TB, h *p2p.Host, topic topics.Topic, want int) {
 	t.Helper()
-	pt, err := h.Join(topic.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := pt.EventHandler()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ev.Cancel()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for len(h.TopicPeers(topic.String())) < want {
-		if _, err := ev.NextPeerEvent(ctx); err != nil {
-			t.Fatalf("%d peers on %s, want %d: %v", len(h.TopicPeers(topic.String())), topic, want, err)
-		}
+	if err := h.WaitTopicPeers(ctx, topic.String(), want); err != nil {
+		t.Fatal(err)
 	}
 }

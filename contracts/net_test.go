@@ -244,18 +244,10 @@ func (w *world) renterAt(i int) *tnode {
 // waitTopicPeers waits until host i sees at least want peers on topic.
 func (w *world) waitTopicPeers(i int, topic topics.Topic, want int) {
 	w.t.Helper()
-	h := w.net.Host(i)
-	pt, err := h.Join(topic.String())
-	must(w.t, err)
-	ev, err := pt.EventHandler()
-	must(w.t, err)
-	defer ev.Cancel()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for len(h.TopicPeers(topic.String())) < want {
-		if _, err := ev.NextPeerEvent(ctx); err != nil {
-			w.t.Fatalf("host %d: %d peers on %s, want %d: %v", i, len(h.TopicPeers(topic.String())), topic, want, err)
-		}
+	if err := w.net.Host(i).WaitTopicPeers(ctx, topic.String(), want); err != nil {
+		w.t.Fatalf("host %d: %v", i, err)
 	}
 }
 

@@ -3,6 +3,7 @@ package p2p
 import (
 	"context"
 	"fmt"
+	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -54,6 +55,43 @@ func (h *Host) Publish(ctx context.Context, topic string, data []byte) error {
 		return fmt.Errorf("p2p: publish on topic %q: %w", topic, err)
 	}
 	return nil
+}
+
+// topicPeersRecheck is how often WaitTopicPeers counts again between peer
+// events.
+const topicPeersRecheck = 250 * time.Millisecond
+
+// WaitTopicPeers waits until the host knows at least want connected peers
+// subscribed to topic (TopicPeers), or ctx ends. It wakes on the topic's
+// peer events and also counts again every quarter second: TopicPeers
+// counts only peers with a live pubsub stream, and a subscriber whose
+// stream opened after its subscription arrived raises no event of its own.
+func (h *Host) WaitTopicPeers(ctx context.Context, topic string, want int) error {
+	t, err := h.Join(topic)
+	if err != nil {
+		return err
+	}
+	events, err := t.EventHandler()
+	if err != nil {
+		return fmt.Errorf("p2p: watch topic %q: %w", topic, err)
+	}
+	defer events.Cancel()
+	// The handler exists before the first count, so no join is missed.
+	for {
+		n := len(h.TopicPeers(topic))
+		if n >= want {
+			return nil
+		}
+		wctx, cancel := context.WithTimeout(ctx, topicPeersRecheck)
+		_, err := events.NextPeerEvent(wctx)
+		cancel()
+		if ctx.Err() != nil {
+			return fmt.Errorf("p2p: %d peers known on topic %q, want %d: %w", n, topic, want, ctx.Err())
+		}
+		if err != nil && wctx.Err() == nil {
+			return fmt.Errorf("p2p: watch topic %q: %w", topic, err)
+		}
+	}
 }
 
 // TopicPeers returns the connected peers known to be subscribed to a topic.

@@ -224,20 +224,7 @@ func bagMember(ctx context.Context, cc *chain.Client, bag chain.BagID) (chain.Me
 
 // waitSubscriber returns once h knows a peer subscribed to t, or ctx ends.
 func waitSubscriber(ctx context.Context, h *p2p.Host, t topics.Topic) {
-	pt, err := h.Join(t.String())
-	if err != nil {
-		return
-	}
-	ev, err := pt.EventHandler()
-	if err != nil {
-		return
-	}
-	defer ev.Cancel()
-	for len(h.TopicPeers(t.String())) == 0 {
-		if _, err := ev.NextPeerEvent(ctx); err != nil {
-			return
-		}
-	}
+	_ = h.WaitTopicPeers(ctx, t.String(), 1) // none known: publish all the same
 }
 
 // contractJSON is a contract as `contract list|show --json` prints it.

@@ -253,7 +253,7 @@ func (n *Network) waitRoutingTables(ctx context.Context, want int) {
 
 // WaitTopicPeers waits until every host knows at least want connected peers
 // subscribed to topic (pubsub's ListPeers), failing the test after WaitTimeout.
-// Every host joins the topic; waiting rides on the topic's peer events.
+// Every host joins the topic (p2p.Host.WaitTopicPeers).
 func (n *Network) WaitTopicPeers(topic string, want int) {
 	n.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), WaitTimeout)
@@ -267,22 +267,7 @@ func (n *Network) WaitTopicPeers(topic string, want int) {
 }
 
 func waitTopicPeers(ctx context.Context, h *p2p.Host, topic string, want int) error {
-	t, err := h.Join(topic)
-	if err != nil {
-		return err
-	}
-	events, err := t.EventHandler()
-	if err != nil {
-		return err
-	}
-	defer events.Cancel()
-	// The handler exists before the first check, so no join is missed.
-	for len(h.TopicPeers(topic)) < want {
-		if _, err := events.NextPeerEvent(ctx); err != nil {
-			return err
-		}
-	}
-	return nil
+	return h.WaitTopicPeers(ctx, topic, want)
 }
 
 // poll checks cond until it holds or ctx ends, for state that has no event to
