@@ -73,7 +73,7 @@ func TestFetchStalledReadersCannotPinBudget(t *testing.T) {
 	peerShare := streamsPerPeer * held // what one pinner holds
 	limits := p2p.MemoryLimits{
 		Protocol:            pinners*peerShare + fetch.GetMemory/2, // full once they pin
-		ProtocolPeer:        peerShare + fetch.GetMemory/2,
+		FetchPeer:           peerShare + fetch.GetMemory/2,
 		ProtocolPeerStreams: streamsPerPeer,
 	}
 	net, reg, cids := busyEnv(t, pinners+2, limits, fetch.WithStallEviction(0))

@@ -19,9 +19,10 @@ import (
 
 const (
 	// DefaultStallEviction is the stall age of WithStallEviction: a reply
-	// write blocked 5 s is a reader taking in less than 420 KB/s of a
-	// 2 MiB block.
-	DefaultStallEviction = 5 * time.Second
+	// write blocked 10 s is a reader taking in less than 210 KB/s of a
+	// 2 MiB block (105 KB/s of a 1 MiB one), a third of IdleTimeout, after
+	// which the stream would be reset anyway.
+	DefaultStallEviction = 10 * time.Second
 	// maxEvictions bounds the streams one GET resets to make room.
 	maxEvictions = 4
 	// evictWait bounds how long a GET waits for a reset stream to give its
