@@ -102,3 +102,28 @@ func TestVerifyBudgetNodeBucket(t *testing.T) {
 		t.Fatalf("peer a's bucket %v after its refund, want 7 MiB", tokens)
 	}
 }
+
+// A GET resets a stalled stream only for a budget that resetting a fetch
+// stream gives memory back to: the fetch protocol's or the node's.
+func TestEvictionScopes(t *testing.T) {
+	for _, tc := range []struct {
+		scope string
+		frees bool
+	}{
+		{"protocol:/satchel/fetch/1.0.0", true},
+		{"system", true},
+		{"transient", false},
+		{"protocol:/satchel/store/1.0.0", false},
+		{"protocol:/satchel/fetch/1.0.0.peer:12D3KooWL8wnsgzB", false},
+		{"stream-9", false},
+	} {
+		inner := fmt.Errorf("stream-9: %w", fmt.Errorf("%s: %w", tc.scope, network.ErrResourceLimitExceeded))
+		if tc.scope == "stream-9" {
+			inner = fmt.Errorf("stream-9: %w", network.ErrResourceLimitExceeded)
+		}
+		err := fmt.Errorf("%w: 2162432 bytes for a stream: %w", p2p.ErrMemoryBudget, inner)
+		if got := fetchFrees(err); got != tc.frees {
+			t.Errorf("%s: resets a stalled stream %v, want %v", tc.scope, got, tc.frees)
+		}
+	}
+}

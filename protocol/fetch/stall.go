@@ -80,6 +80,15 @@ func (ss *streamSet) stalest(self *stream, before int64) (*stream, int64) {
 	return victim, oldest
 }
 
+// fetchFrees reports whether err, a failed reservation, reached a budget
+// every peer shares that resetting a fetch stream gives memory back to:
+// the fetch protocol's or the node's (not a peer's own, nor the transient
+// scope, which holds no fetch stream's memory).
+func fetchFrees(err error) bool {
+	scope, shared := p2p.BudgetScope(err)
+	return shared && (scope == "system" || scope == "protocol:"+string(p2p.FetchProtocol))
+}
+
 // reserveGET reserves a GET's memory in the stream's scope. When the budget
 // every peer shares is spent it resets the stalest stream (see
 // WithStallEviction), waits for it to give its memory back and tries again,
@@ -90,7 +99,7 @@ func (st *stream) reserveGET(ctx context.Context) error {
 		if err == nil || st.h.cfg.stallAfter < 0 {
 			break
 		}
-		if _, shared := p2p.BudgetScope(err); !shared {
+		if !fetchFrees(err) {
 			break
 		}
 		victim, since := st.h.streams.stalest(st, time.Now().Add(-st.h.cfg.stallAfter).UnixNano())
