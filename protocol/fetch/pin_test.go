@@ -36,8 +36,8 @@ func TestFetchNonReaderHoldsTwoReplies(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 4*len(cids))
-	for range 4 {
+	errs := make(chan error, 2*len(cids))
+	for range 2 {
 		for _, c := range cids {
 			wg.Add(1)
 			go func() {
