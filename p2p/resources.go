@@ -33,9 +33,15 @@ type MemoryLimits struct {
 	Stream int64
 	// Protocol bounds one protocol's streams, of all peers together, and
 	// ProtocolPeer one protocol's streams of one peer. They apply to
-	// StoreProtocol and FetchProtocol.
+	// StoreProtocol and FetchProtocol, except that FetchPeer replaces
+	// ProtocolPeer for FetchProtocol.
 	Protocol     int64
 	ProtocolPeer int64
+	// FetchPeer bounds one peer's FetchProtocol streams: a small share of
+	// Protocol, so that peers who stop reading pin little of what every
+	// reader shares (a fetch stream holds at most two replies' memory, see
+	// fetch.MaxHeldGETs).
+	FetchPeer int64
 	// ProtocolPeerStreams bounds how many inbound streams of one protocol
 	// one peer may hold open at once.
 	ProtocolPeerStreams int
@@ -43,15 +49,19 @@ type MemoryLimits struct {
 
 // DefaultMemoryLimits are the budgets of a host built without
 // WithMemoryLimits: a storage node's store and fetch handlers hold at most
-// 1 GiB each, 256 MiB per peer, and the host 2 GiB in all. An honest
+// 1 GiB each, 256 MiB per peer for store and 64 MiB per peer for fetch
+// (1/16 of the protocol's), and the host 2 GiB in all. An honest
 // uploader's store stream holds at most 64 chunks of up to 2 MiB in flight
-// (128 MiB), so it stays inside the per-stream budget.
+// (128 MiB), so it stays inside the per-stream budget; an honest reader's
+// fetch stream holds two replies of up to 2 MiB (fetch.MaxHeldGETs), and
+// 16 such streams nearly fill a peer's fetch share.
 var DefaultMemoryLimits = MemoryLimits{
 	System:              2 << 30,
 	Peer:                384 << 20,
 	Stream:              256 << 20,
 	Protocol:            1 << 30,
 	ProtocolPeer:        256 << 20,
+	FetchPeer:           64 << 20,
 	ProtocolPeerStreams: 16,
 }
 
@@ -60,7 +70,7 @@ var DefaultMemoryLimits = MemoryLimits{
 // resource manager.
 func WithMemoryLimits(l MemoryLimits) Option {
 	return func(c *config) error {
-		if l.System < 0 || l.Peer < 0 || l.Stream < 0 || l.Protocol < 0 || l.ProtocolPeer < 0 || l.ProtocolPeerStreams < 0 {
+		if l.System < 0 || l.Peer < 0 || l.Stream < 0 || l.Protocol < 0 || l.ProtocolPeer < 0 || l.FetchPeer < 0 || l.ProtocolPeerStreams < 0 {
 			return errors.New("WithMemoryLimits: negative limit")
 		}
 		c.memory = l.withDefaults()
@@ -83,6 +93,7 @@ func (l MemoryLimits) withDefaults() MemoryLimits {
 		Stream:              pick(l.Stream, d.Stream),
 		Protocol:            pick(l.Protocol, d.Protocol),
 		ProtocolPeer:        pick(l.ProtocolPeer, d.ProtocolPeer),
+		FetchPeer:           pick(l.FetchPeer, d.FetchPeer),
 		ProtocolPeerStreams: l.ProtocolPeerStreams,
 	}
 	if out.ProtocolPeerStreams <= 0 {
@@ -107,12 +118,12 @@ func resourceManager(l MemoryLimits) (libp2p.Option, error) {
 	if partial.ProtocolPeer == nil {
 		partial.ProtocolPeer = map[protocol.ID]rcmgr.ResourceLimits{}
 	}
-	for _, id := range []protocol.ID{StoreProtocol, FetchProtocol} {
+	for id, perPeer := range map[protocol.ID]int64{StoreProtocol: l.ProtocolPeer, FetchProtocol: l.FetchPeer} {
 		pl := partial.ProtocolDefault
 		pl.Memory = rcmgr.LimitVal64(l.Protocol)
 		partial.Protocol[id] = pl
 		ppl := partial.ProtocolPeerDefault
-		ppl.Memory = rcmgr.LimitVal64(l.ProtocolPeer)
+		ppl.Memory = rcmgr.LimitVal64(perPeer)
 		ppl.StreamsInbound = rcmgr.LimitVal(l.ProtocolPeerStreams)
 		partial.ProtocolPeer[id] = ppl
 	}

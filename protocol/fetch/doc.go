@@ -23,5 +23,12 @@
 // look-up: ServeRead answers, and its done is called once the reply
 // carrying the block's bytes is built, before it is written.
 //
+// What cheap peers can make a provider hold or read is bounded: a stream
+// holds at most MaxHeldGETs replies' memory; a GET that finds the memory
+// every peer shares spent resets the stream whose write has been stalled
+// longest (WithStallEviction) rather than be refused; ranges of blocks not
+// verified lately draw on the peer's budget and the node's
+// (WithRangeVerifyBudget, WithRangeVerifyNodeBudget).
+//
 // The limits both sides enforce are the constants in limits.go.
 package fetch

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -84,11 +86,12 @@ func readPolicy(p Policy) ReadPolicy {
 // A whole block is read and checked for damage on every request (see
 // Blocks); a range is read alone from a block checked within VerifiedFor
 // (see RangeReader), or read whole within the peer's verification budget
-// (WithRangeVerifyBudget). Each GET reserves its reply's memory in the stream's
-// resource scope first and is REFUSED when the budget has no room. A block
-// found corrupt
-// is answered FAILED and reported through WithCorruptBlock so the node
-// repairs it from a peer.
+// (WithRangeVerifyBudget, WithRangeVerifyNodeBudget). Each GET reserves its
+// reply's memory in the stream's resource scope first, at most
+// MaxHeldGETs of a stream at once, and is REFUSED when the budget has no room
+// and no stalled stream can be reset to make it (WithStallEviction). A block
+// found corrupt is answered FAILED and reported through WithCorruptBlock so
+// the node repairs it from a peer.
 type Handler struct {
 	blocks   Blocks
 	policy   Policy     // asked by HAVE
@@ -98,6 +101,7 @@ type Handler struct {
 	metrics  *metrics
 	verified *verifiedRecord
 	budget   *verifyBudget // of ranged GETs that read whole blocks
+	streams  streamSet     // being served, for eviction
 
 	p2p.Registration // where it is served
 }
@@ -111,6 +115,9 @@ type config struct {
 	log         *slog.Logger
 	verifyRate  int64
 	verifyBurst int64
+	nodeRate    int64
+	nodeBurst   int64
+	stallAfter  time.Duration // evict streams stalled this long; < 0: never
 }
 
 // WithCorruptBlock sets fn, called (from the serving goroutine; it must not
@@ -122,8 +129,9 @@ func WithCorruptBlock(fn func(c cid.Cid)) Option {
 
 // WithMetrics registers the handler's Prometheus collectors on reg:
 // satchel_provider_fetch_requests_total{kind,status},
-// satchel_provider_fetch_bytes_out_total and
-// satchel_provider_fetch_range_verify_refused_total.
+// satchel_provider_fetch_bytes_out_total,
+// satchel_provider_fetch_range_verify_refused_total{budget} and
+// satchel_provider_fetch_streams_evicted_total.
 func WithMetrics(reg prometheus.Registerer) Option {
 	return func(c *config) { c.reg = reg }
 }
@@ -138,7 +146,7 @@ func WithLogger(l *slog.Logger) Option {
 // NewHandler returns a handler serving the blocks policy allows. Register it
 // on a host's stream framework.
 func NewHandler(blocks Blocks, policy Policy, opts ...Option) *Handler {
-	var cfg config
+	cfg := config{stallAfter: DefaultStallEviction}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -154,7 +162,8 @@ func NewHandler(blocks Blocks, policy Policy, opts ...Option) *Handler {
 		log:      log.With("component", "fetch"),
 		metrics:  newMetrics(cfg.reg),
 		verified: newVerifiedRecord(),
-		budget:   newVerifyBudget(cfg.verifyRate, cfg.verifyBurst),
+		budget:   newVerifyBudget(cfg.verifyRate, cfg.verifyBurst, cfg.nodeRate, cfg.nodeBurst),
+		streams:  streamSet{m: make(map[*stream]struct{})},
 	}
 }
 
@@ -181,15 +190,33 @@ type stream struct {
 	h     *Handler
 	proto *p2p.Protocol
 	s     network.Stream
+	// held has a token for each GET holding memory (MaxHeldGETs at most):
+	// the reader takes one before it reserves, the writer gives it back
+	// once the reply is written.
+	held chan struct{}
+	// writing is when the write of the current reply began (UnixNano), 0
+	// between writes; reserved is what the stream's GETs hold. Eviction
+	// reads both.
+	writing  atomic.Int64
+	reserved atomic.Int64
+	evicted  atomic.Bool
+	done     chan struct{} // closed once the stream holds nothing
 }
 
 // serveStream answers the requests of one stream. Replies are prepared
-// concurrently, up to MaxInFlight ahead, and written in order.
+// concurrently and written in order: up to MaxInFlight requests are read
+// ahead, and of them up to MaxHeldGETs GETs hold a reply's memory, so a
+// reader that stops reading pins that much and no more.
 func (h *Handler) serveStream(ctx context.Context, s network.Stream) error {
-	st := &stream{h: h, proto: h.Protocol(), s: s}
+	st := &stream{h: h, proto: h.Protocol(), s: s, held: make(chan struct{}, MaxHeldGETs), done: make(chan struct{})}
 	if st.proto == nil {
 		return errors.New("fetch: handler closed")
 	}
+	h.streams.add(st)
+	defer func() {
+		h.streams.remove(st)
+		close(st.done)
+	}()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	queue := make(chan *job, MaxInFlight)
@@ -211,8 +238,9 @@ func (h *Handler) serveStream(ctx context.Context, s network.Stream) error {
 
 // readRequests reads requests until the reader closes its side or the
 // stream idles, queueing a job for each and preparing its reply on a
-// goroutine counted by workers. A panic while preparing a reply is
-// contained by the framework and answered FAILED.
+// goroutine counted by workers. A GET waits until fewer than MaxHeldGETs
+// of the stream hold memory before it reserves its own. A panic while
+// preparing a reply is contained by the framework and answered FAILED.
 func (st *stream) readRequests(ctx context.Context, queue chan<- *job, workers *sync.WaitGroup) error {
 	fr := st.proto.NewFrameReader(st.s, MaxRequestFrame, IdleTimeout)
 	remote := st.s.Conn().RemotePeer()
@@ -229,7 +257,13 @@ func (st *stream) readRequests(ctx context.Context, queue chan<- *job, workers *
 		}
 		j := &job{done: make(chan struct{})}
 		if _, isGet := req.Body.(*pb.FetchRequest_Get); isGet {
-			if err := p2p.Reserve(st.s, getMemory); err != nil {
+			select {
+			case st.held <- struct{}{}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if err := st.reserveGET(ctx); err != nil {
+				<-st.held
 				st.h.metrics.request("get", pb.FetchStatus_FETCH_STATUS_REFUSED)
 				j.reply = budgetRefusal(err)
 				j.reply.Id = req.Id
@@ -246,7 +280,7 @@ func (st *stream) readRequests(ctx context.Context, queue chan<- *job, workers *
 		select {
 		case queue <- j:
 		case <-ctx.Done():
-			p2p.Release(st.s, j.mem)
+			st.release(j)
 			return ctx.Err()
 		}
 		workers.Add(1)
@@ -272,20 +306,33 @@ func (st *stream) writeReplies(queue <-chan *job, cancel context.CancelFunc) err
 		<-j.done
 		if err != nil {
 			st.h.recycle(j)
-			p2p.Release(st.s, j.mem)
+			st.release(j)
 			continue // drain
 		}
+		st.writing.Store(time.Now().UnixNano())
 		if err = writeFetchReply(fw, j.reply); err == nil {
 			err = fw.Flush()
 		}
+		st.writing.Store(0)
 		st.h.recycle(j)
-		p2p.Release(st.s, j.mem)
+		st.release(j)
 		if err != nil {
 			cancel()
 			_ = st.s.Reset()
 		}
 	}
 	return err
+}
+
+// release returns the memory j's GET reserved, and its token of held.
+func (st *stream) release(j *job) {
+	if j.mem == 0 {
+		return
+	}
+	p2p.Release(st.s, j.mem)
+	st.reserved.Add(-int64(j.mem))
+	j.mem = 0
+	<-st.held
 }
 
 // recycle hands the block a written (or dropped) reply carried back to
@@ -359,10 +406,10 @@ func (h *Handler) get(ctx context.Context, remote peer.ID, req *pb.GetRequest) (
 	if r := h.getRange(c, req.Offset, n, ranged); r != nil {
 		return served(r, done), nil
 	}
-	if ranged && !h.budget.take(remote, MaxGetBytes) {
-		h.metrics.verifyRefused.Inc()
-		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED,
-			Reason: fmt.Sprintf("%s was not verified lately and this peer's budget for reading whole blocks to serve ranges is spent; read the whole block (offset 0, length 0) or retry later", c)}, nil
+	if ranged {
+		if r := h.takeVerify(remote, c); r != nil {
+			return r, nil
+		}
 	}
 	var cost uint64 // what the read cost beyond what is sent
 	if ranged {

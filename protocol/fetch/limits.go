@@ -30,8 +30,14 @@ const (
 	// MaxGetBytes is the most bytes one GET reply carries.
 	MaxGetBytes = 4 << 20
 	// MaxInFlight is how many requests a reader keeps pipelined on one
-	// stream, and how many replies a provider prepares ahead per stream.
+	// stream, and how many requests a provider reads ahead per stream
+	// (of which MaxHeldGETs GETs hold memory).
 	MaxInFlight = 8
+	// MaxHeldGETs is how many GETs of one stream a provider holds a reply's
+	// memory for at once: the reply being written and the next one
+	// prepared. Further requests wait, unread past MaxInFlight, so a reader
+	// that stops reading pins two replies' memory, not MaxInFlight.
+	MaxHeldGETs = 2
 	// IdleTimeout is how long a stream may sit with no frame moving while
 	// work is pending before it is reset; a provider closes a stream idle
 	// that long.

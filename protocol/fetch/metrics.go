@@ -11,9 +11,11 @@ import (
 type metrics struct {
 	requests *prometheus.CounterVec
 	bytesOut prometheus.Counter
-	// verifyRefused counts ranged GETs refused for a peer's spent
-	// verification budget.
-	verifyRefused prometheus.Counter
+	// verifyRefused counts ranged GETs refused for a spent verification
+	// budget, by budget: the peer's or the node's.
+	verifyRefused *prometheus.CounterVec
+	// evicted counts streams reset for a stalled write to make room.
+	evicted prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -26,15 +28,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "satchel", Subsystem: "provider_fetch", Name: "bytes_out_total",
 			Help: "Block bytes sent in GET replies.",
 		}),
-		verifyRefused: prometheus.NewCounter(prometheus.CounterOpts{
+		verifyRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "satchel", Subsystem: "provider_fetch", Name: "range_verify_refused_total",
-			Help: "Ranged GETs refused because the peer's budget for reading whole blocks to verify them was spent.",
+			Help: "Ranged GETs refused because a budget for reading whole blocks to verify them was spent, by budget: peer (the reader's own) or node (all readers' together).",
+		}, []string{"budget"}),
+		evicted: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "satchel", Subsystem: "provider_fetch", Name: "streams_evicted_total",
+			Help: "Fetch streams reset because their reply write was stalled while another peer's GET needed the memory budget all peers share.",
 		}),
 	}
 	if reg != nil {
 		m.requests = metricsutil.MustRegister(reg, m.requests)
 		m.bytesOut = metricsutil.MustRegister(reg, m.bytesOut)
 		m.verifyRefused = metricsutil.MustRegister(reg, m.verifyRefused)
+		m.evicted = metricsutil.MustRegister(reg, m.evicted)
 	}
 	return m
 }

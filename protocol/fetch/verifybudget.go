@@ -1,10 +1,14 @@
 package fetch
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/satchel-net/satchel/protocol/fetch/pb"
 )
 
 // The verification budget. A ranged GET of a block not verified within
@@ -21,6 +25,14 @@ import (
 // it sends what it reads) or waits. What a peer makes the provider read
 // for ranges of blocks not verified lately is therefore at most
 // burst + rate × time + MaxGetBytes more than what it is sent.
+//
+// Peer IDs are free, so behind the peers' buckets is one bucket of the
+// node's (WithRangeVerifyNodeBudget), taken from and refunded the same way
+// after the peer's: however many peers ask, the node reads at most
+// burst + rate × time (plus one block per GET in flight) more than it sends
+// for ranges. A GET the node's bucket refuses is REFUSED busy (its peer's
+// bucket gets back what it held): read the whole block, or the range from
+// another provider.
 
 const (
 	// DefaultRangeVerifyRate and DefaultRangeVerifyBurst are a peer's
@@ -28,6 +40,12 @@ const (
 	// MiB at once.
 	DefaultRangeVerifyRate  = 4 << 20
 	DefaultRangeVerifyBurst = 16 << 20
+	// DefaultRangeVerifyNodeRate and DefaultRangeVerifyNodeBurst are the
+	// node's verification budget, all peers together (see
+	// WithRangeVerifyNodeBudget): four peers' worth, 16 MiB a second and
+	// 64 MiB at once.
+	DefaultRangeVerifyNodeRate  = 4 * DefaultRangeVerifyRate
+	DefaultRangeVerifyNodeBurst = 4 * DefaultRangeVerifyBurst
 	// maxBudgetPeers bounds the peers whose buckets are remembered; a
 	// bucket that has refilled is forgotten (a fresh one is the same).
 	maxBudgetPeers = 4096
@@ -45,70 +63,133 @@ func WithRangeVerifyBudget(rate, burst int64) Option {
 	}
 }
 
-// verifyBudget holds the peers' buckets.
+// WithRangeVerifyNodeBudget sets the node's verification budget, which
+// every peer's ranged GETs of blocks not verified within VerifiedFor draw
+// on after their own (WithRangeVerifyBudget): rate bytes a second, burst
+// bytes at once (defaults DefaultRangeVerifyNodeRate,
+// DefaultRangeVerifyNodeBurst). A rate of 0 never refills. Non-positive
+// bursts keep the default.
+func WithRangeVerifyNodeBudget(rate, burst int64) Option {
+	return func(c *config) {
+		if burst > 0 {
+			c.nodeRate, c.nodeBurst = max(rate, 0), burst
+		}
+	}
+}
+
+// verifyBudget holds the peers' buckets and the node's.
 type verifyBudget struct {
-	rate, burst float64
-	now         func() time.Time
+	rate, burst         float64 // of a peer's bucket
+	nodeRate, nodeBurst float64
+	now                 func() time.Time
 
 	mu    sync.Mutex
 	peers map[peer.ID]*bucket
+	node  bucket
 }
+
+// budgetVerdict is what take decides.
+type budgetVerdict int
+
+const (
+	budgetTaken     budgetVerdict = iota
+	budgetPeerSpent               // the peer's own bucket
+	budgetNodeSpent               // the node's, all peers' together
+)
 
 type bucket struct {
 	tokens float64
 	at     time.Time
 }
 
-func newVerifyBudget(rate, burst int64) *verifyBudget {
+func newVerifyBudget(rate, burst, nodeRate, nodeBurst int64) *verifyBudget {
 	if burst <= 0 {
 		rate, burst = DefaultRangeVerifyRate, DefaultRangeVerifyBurst
 	}
-	return &verifyBudget{rate: float64(rate), burst: float64(burst), now: time.Now, peers: make(map[peer.ID]*bucket)}
+	if nodeBurst <= 0 {
+		nodeRate, nodeBurst = DefaultRangeVerifyNodeRate, DefaultRangeVerifyNodeBurst
+	}
+	v := &verifyBudget{rate: float64(rate), burst: float64(burst),
+		nodeRate: float64(nodeRate), nodeBurst: float64(nodeBurst), now: time.Now, peers: make(map[peer.ID]*bucket)}
+	v.node = bucket{tokens: v.nodeBurst, at: v.now()}
+	return v
 }
 
-// refill brings b up to now; the caller holds v.mu.
+// refill brings b, a peer's bucket, up to now; the caller holds v.mu.
 func (v *verifyBudget) refill(b *bucket, now time.Time) {
-	b.tokens = min(v.burst, b.tokens+v.rate*now.Sub(b.at).Seconds())
+	b.fill(v.rate, v.burst, now)
+}
+
+// fill adds what rate gave since b was last filled, up to burst.
+func (b *bucket) fill(rate, burst float64, now time.Time) {
+	b.tokens = min(burst, b.tokens+rate*now.Sub(b.at).Seconds())
 	b.at = now
 }
 
 // take takes n bytes (what a verifying read may cost at most) from p's
-// bucket and reports true, if the bucket is above zero; a GET then gives
+// bucket and then the node's, if each is above zero; a GET then gives
 // back what its read did not cost (refund). Held before the read, so
-// concurrent GETs of one peer cannot all pass on the same tokens: the
-// bucket goes below zero by one hold at most. When the record of peers is
-// full of peers still refilling, a peer not in it is refused.
-func (v *verifyBudget) take(p peer.ID, n uint64) bool {
+// concurrent GETs cannot all pass on the same tokens: a bucket goes below
+// zero by one hold per GET in flight at most. When the record of peers is
+// full of peers still refilling, a peer not in it is refused (as its own
+// budget). A GET the node refuses takes nothing from its peer.
+func (v *verifyBudget) take(p peer.ID, n uint64) budgetVerdict {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	now := v.now()
 	b := v.peers[p]
 	if b == nil {
 		if len(v.peers) >= maxBudgetPeers && !v.prune() {
-			return false
+			return budgetPeerSpent
 		}
 		b = &bucket{tokens: v.burst, at: now}
 		v.peers[p] = b
 	}
 	v.refill(b, now)
 	if b.tokens <= 0 {
-		return false
+		return budgetPeerSpent
+	}
+	v.node.fill(v.nodeRate, v.nodeBurst, now)
+	if v.node.tokens <= 0 {
+		return budgetNodeSpent
 	}
 	b.tokens -= float64(n)
-	return true
+	v.node.tokens -= float64(n)
+	return budgetTaken
 }
 
-// refund gives n bytes taken from p's bucket back.
+// refund gives n bytes taken from p's bucket and the node's back.
 func (v *verifyBudget) refund(p peer.ID, n uint64) {
 	if n == 0 {
 		return
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	now := v.now()
 	if b := v.peers[p]; b != nil {
-		v.refill(b, v.now())
+		v.refill(b, now)
 		b.tokens = min(v.burst, b.tokens+float64(n))
 	}
+	v.node.fill(v.nodeRate, v.nodeBurst, now)
+	v.node.tokens = min(v.nodeBurst, v.node.tokens+float64(n))
+}
+
+// takeVerify takes a verifying read's budget for a ranged GET of c from
+// remote, and returns nil; or, when remote's budget or the node's is spent,
+// counts the refusal and returns the reply refusing the GET. A GET it
+// passes gives back what its read did not cost (budget.refund).
+func (h *Handler) takeVerify(remote peer.ID, c cid.Cid) *pb.FetchReply {
+	switch h.budget.take(remote, MaxGetBytes) {
+	case budgetPeerSpent:
+		h.metrics.verifyRefused.WithLabelValues("peer").Inc()
+		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED,
+			Reason: fmt.Sprintf("%s was not verified lately and this peer's budget for reading whole blocks to serve ranges is spent; read the whole block (offset 0, length 0) or retry later", c)}
+	case budgetNodeSpent:
+		h.metrics.verifyRefused.WithLabelValues("node").Inc()
+		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED, Busy: true,
+			Reason: fmt.Sprintf("provider busy: %s was not verified lately and the provider's budget for reading whole blocks to serve ranges, shared by all peers, is spent; read the whole block (offset 0, length 0), or the range from another provider", c)}
+	}
+	return nil
 }
 
 // prune forgets the buckets that have refilled, and reports whether it

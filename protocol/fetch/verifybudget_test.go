@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -141,5 +142,96 @@ func TestRangedGetVerifyBudget(t *testing.T) {
 	}
 	if n := disk.read.Load() - before; n != 1 {
 		t.Fatalf("range of a block just verified read %d bytes from disk, want 1", n)
+	}
+}
+
+// Fresh peer IDs cost nothing, so the node's verification budget stands
+// behind each peer's: three readers, each within its own budget (8 MiB,
+// never refilled, against six 1-byte ranges of 1 MiB blocks not verified
+// lately), together spend the node's 8 MiB, and past it ranges are
+// REFUSED busy (counted as the node's refusals, none as a peer's) with the
+// documented answer — read the whole block, which is served and makes
+// the block's ranges cheap.
+func TestRangedGetNodeVerifyBudget(t *testing.T) {
+	const (
+		readers = 3
+		each    = 6
+		budget  = 8 << 20
+	)
+	net := testnet.New(t, readers+1)
+	bs, err := blockstore.Open(t.TempDir(), blockstore.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bs.Close() })
+	reg := prometheus.NewRegistry()
+	h := fetch.NewHandler(bs.ForProtocols(), &policy{}, fetch.WithMetrics(reg), fetch.WithLogger(slog.New(slog.DiscardHandler)),
+		fetch.WithRangeVerifyBudget(0, budget), fetch.WithRangeVerifyNodeBudget(0, budget))
+	h.Register(net.Host(0).Protocol())
+	t.Cleanup(func() { _ = h.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	blocks := make([][]byte, readers*each)
+	cids := make([]cid.Cid, len(blocks))
+	for i := range blocks {
+		blocks[i] = benchutil.Rand(uint64(500+i), 1<<20)
+		cids[i] = chunker.ChunkCID(blocks[i])
+		if err := bs.Put(cids[i], blocks[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	provider := net.Host(0).ID()
+	var mu sync.Mutex
+	var refused []error
+	refusedBlock := -1
+	var wg sync.WaitGroup
+	for r := range readers {
+		f := fetch.NewClient(net.Host(r + 1).Libp2p())
+		t.Cleanup(func() { _ = f.Close() })
+		wg.Go(func() {
+			for i := r * each; i < (r+1)*each; i++ {
+				got, _, err := f.GetRange(ctx, provider, cids[i], 5, 1)
+				mu.Lock()
+				switch {
+				case err == nil && bytes.Equal(got, blocks[i][5:6]):
+				case errors.Is(err, fetch.ErrRefused):
+					refused = append(refused, err)
+					refusedBlock = i
+				default:
+					t.Errorf("1-byte range of block %d: %q, %v", i, got, err)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	if len(refused) == 0 {
+		t.Fatalf("%d ranges of unverified blocks from %d peers served in full; want the node's %d-byte budget to refuse some",
+			len(cids), readers, budget)
+	}
+	for _, err := range refused {
+		if msg := err.Error(); !errors.Is(err, fetch.ErrProviderBusy) || !strings.Contains(msg, "shared by all peers") ||
+			!strings.Contains(msg, "read the whole block (offset 0, length 0)") {
+			t.Fatalf("refusal %v, want busy: the budget shared by all peers, read the whole block", err)
+		}
+	}
+	if got := counter(t, reg, "satchel_provider_fetch_range_verify_refused_total", "budget", "node"); got != float64(len(refused)) {
+		t.Fatalf("node refusals counted %v, want %d", got, len(refused))
+	}
+	if got := counter(t, reg, "satchel_provider_fetch_range_verify_refused_total", "budget", "peer"); got != 0 {
+		t.Fatalf("peer refusals counted %v, want 0 (each peer stayed within its own budget)", got)
+	}
+	// The documented answer: the whole block is served, and verifies it.
+	f := fetch.NewClient(net.Host(1).Libp2p())
+	defer f.Close()
+	if whole, err := f.GetBlock(ctx, provider, cids[refusedBlock]); err != nil || !bytes.Equal(whole, blocks[refusedBlock]) {
+		t.Fatalf("whole GET of a block whose range the node refused: %v", err)
+	}
+	if got, _, err := f.GetRange(ctx, provider, cids[refusedBlock], 5, 1); err != nil || !bytes.Equal(got, blocks[refusedBlock][5:6]) {
+		t.Fatalf("range of the block just read whole: %q, %v", got, err)
 	}
 }
