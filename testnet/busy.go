@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/internal/metricsutil"
@@ -57,14 +58,16 @@ func (p *Provider) RefusedGETs() float64 {
 }
 
 // HoldFetchBudget makes provider p busy for every reader, for real: from
-// the network's client host (ClientHost) it sends fetch.MaxInFlight GETs of block c on one stream and reads
-// no reply, so p keeps the memory of the GETs it reserved until their
-// replies are written, which flow control stops. With p's fetch budget at
-// BusyFetchBudget (LimitFetchBudget) the GETs it cannot reserve are refused busy, and so is
-// every GET of another reader until release, which resets the stream. c
+// the network's client host (ClientHost) it sends fetch.MaxInFlight GETs of
+// block c on one stream and reads no reply. p holds the memory of
+// fetch.MaxHeldGETs of them (the reply being written, which flow control
+// stops, and the next) — with p's fetch budget at BusyFetchBudget
+// (LimitFetchBudget) all of it — and the stream's other GETs wait unread.
+// Every GET of another reader is refused busy until release, which resets
+// the stream, or until the holder's write has been blocked
+// fetch.DefaultStallEviction, when such a GET resets the holder instead. c
 // must be a block p serves of at least 1 MiB (a reply that does not fit
-// the stream's flow-control window). It returns once p has refused the
-// GETs beyond its budget. p resets the stream after fetch.IdleTimeout.
+// the stream's flow-control window). It returns once p holds that memory.
 func (p *Provider) HoldFetchBudget(ctx context.Context, c cid.Cid) (release func(), err error) {
 	if !p.Running() {
 		return nil, fmt.Errorf("testnet: provider %d is not running", p.Index)
@@ -73,7 +76,6 @@ func (p *Provider) HoldFetchBudget(ctx context.Context, c cid.Cid) (release func
 	if err != nil {
 		return nil, err
 	}
-	before := p.RefusedGETs()
 	if err := h.Libp2p().Connect(ctx, p.AddrInfo()); err != nil {
 		return nil, fmt.Errorf("testnet: connect to provider %d: %w", p.Index, err)
 	}
@@ -94,8 +96,9 @@ func (p *Provider) HoldFetchBudget(ctx context.Context, c cid.Cid) (release func
 		err = fw.Flush()
 	}
 	if err == nil {
-		// Each GET reserves a little over 2 MiB: two fit the budget.
-		err = poll(ctx, func() bool { return p.RefusedGETs() >= before+fetch.MaxInFlight-2 })
+		// The stream holds the memory of fetch.MaxHeldGETs GETs, a little
+		// over 2 MiB each, which fill the budget; its other GETs wait.
+		err = poll(ctx, func() bool { return fetchMemory(p.Host()) >= fetch.MaxHeldGETs*fetch.MaxBlockSize })
 	}
 	if err != nil {
 		release()
@@ -246,4 +249,18 @@ func (p *Provider) holdStore(ctx context.Context, h *p2p.Host, reqs []*storepb.S
 		return nil, refused, err
 	}
 	return release, "", nil
+}
+
+// fetchMemory is what h's fetch protocol holds, every peer's streams
+// together (0 when h is nil).
+func fetchMemory(h *p2p.Host) int64 {
+	if h == nil {
+		return 0
+	}
+	var m int64
+	_ = h.Libp2p().Network().ResourceManager().ViewProtocol(p2p.FetchProtocol, func(s network.ProtocolScope) error {
+		m = s.Stat().Memory
+		return nil
+	})
+	return m
 }
