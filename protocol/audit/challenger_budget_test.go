@@ -71,3 +71,62 @@ func TestAuditOneChallengerCannotTakeTheBudget(t *testing.T) {
 		t.Errorf("rate_limited challenges = %v, want the heavy challenger's %d", n, refused)
 	}
 }
+
+// A challenger has at most MaxChallengerAnswers challenges answered at
+// once (so it overdraws its share by at most that many answers): with two
+// of its answers waiting on a slow read its third challenge is refused,
+// another challenger is answered, and the two complete once the read does.
+func TestAuditChallengerAnswersAtOnce(t *testing.T) {
+	var ep atomic.Pointer[env]
+	bc := &blockingChunk{ep: &ep, entered: make(chan struct{}, audit.MaxChallengerAnswers), release: make(chan struct{})}
+	bc.index.Store(5)
+	e := newEnv(t, func(b audit.Blocks) audit.Blocks { bc.Blocks = b; return bc })
+	ep.Store(e)
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(bc.release)
+		}
+	})
+	ctx := testCtx(t)
+	done := make(chan error, audit.MaxChallengerAnswers)
+	for range audit.MaxChallengerAnswers {
+		c := e.client(t) // here: t.Fatal only on the test's goroutine
+		go func() {
+			out, err := c.Audit(ctx, e.provider.ID(), e.target, []audit.Sample{{Index: 5}})
+			if err == nil && !out.Pass {
+				err = out.Err
+			}
+			done <- err
+		}()
+	}
+	for range audit.MaxChallengerAnswers {
+		select {
+		case <-bc.entered:
+		case <-ctx.Done():
+			t.Fatal("the provider never read the sampled chunk")
+		}
+	}
+	out, err := e.client(t).Audit(ctx, e.provider.ID(), e.target, []audit.Sample{{Index: 6}})
+	if err != nil || !errors.Is(out.Err, audit.ErrRefused) {
+		t.Fatalf("a third challenge with two answers under way: %v %v; want ErrRefused", err, out.Err)
+	}
+	other := testnet.New(t, 1).Host(0)
+	if err := other.Connect(ctx, e.net.Host(1).AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	c, err := audit.NewClient(other.Libp2p())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := c.Audit(ctx, e.provider.ID(), e.target, []audit.Sample{{Index: 6}}); err != nil || !out.Pass {
+		t.Fatalf("another challenger meanwhile: %v %v", err, out.Err)
+	}
+	close(bc.release)
+	released = true
+	for range audit.MaxChallengerAnswers {
+		if err := <-done; err != nil {
+			t.Fatalf("a waiting answer: %v", err)
+		}
+	}
+}
