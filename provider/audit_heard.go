@@ -60,15 +60,30 @@ func (s *Server) validateResult(ctx context.Context, from peer.ID, msg *pubsub.M
 	} else {
 		ok, err := s.audits.operators.operates(ctx, bag, peer.ID(r.Auditor))
 		if err != nil || !ok {
-			// Not an operator as far as the chain (cached) says: not
-			// kept, not relayed, not penalised (the view may be a few
-			// seconds old).
+			// Not an operator of the bag as far as the chain (cached)
+			// says: not kept, not relayed, not penalised (the view may
+			// be a few seconds old) — unless it operates no bucket at
+			// all, which rejects it as for any bag.
 			s.am.dropped.Inc()
+			if err == nil && s.operatesNothing(ctx, peer.ID(r.Auditor)) {
+				return pubsub.ValidationReject
+			}
 			return pubsub.ValidationIgnore
 		}
 	}
 	msg.ValidatorData = r
 	return pubsub.ValidationAccept
+}
+
+// operatesNothing reports whether the chain (cached) says auditor actively
+// operates no storage bucket; a chain it cannot read says nothing.
+func (s *Server) operatesNothing(ctx context.Context, auditor peer.ID) bool {
+	lister, ok := s.c.(bucketLister)
+	if !ok {
+		return false
+	}
+	op, err := s.audits.relay.operators.operates(ctx, lister, auditor)
+	return err == nil && !op
 }
 
 // validateRelay decides whether a result about a bag this node does not

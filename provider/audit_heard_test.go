@@ -66,6 +66,13 @@ func TestAuditJunkResultsDroppedRealFailResyncs(t *testing.T) {
 		fc.fakeChain.buckets[id] = chain.StorageBucket{ID: id, OperatorStatus: chain.OperatorActive, Operator: &w,
 			Metadata: &chain.StorageOperatorMetadata{PeerID: h.ID().String()}, Bags: []chain.BagID{bag}}
 	}
+	// The junk host operates a bucket of another bag: its results about
+	// this bag are ignored (the node's view of the bag may be stale), not
+	// rejected as a stranger's are (TestAuditResultsRelayLimitedNodeWide),
+	// so it can flood on.
+	w3 := chain.WorkerID(3)
+	fc.fakeChain.buckets[3] = chain.StorageBucket{ID: 3, OperatorStatus: chain.OperatorActive, Operator: &w3,
+		Metadata: &chain.StorageOperatorMetadata{PeerID: junk.ID().String()}, Bags: []chain.BagID{chain.ChannelBag(2)}}
 	bs, put := heldFixture(t)
 	m := put(string(bag), 7, []byte("an object this node holds, whole"), nil)
 	reg := prometheus.NewRegistry()
@@ -98,9 +105,6 @@ func TestAuditJunkResultsDroppedRealFailResyncs(t *testing.T) {
 				return
 			default:
 			}
-			// (Junk about bags the node does not hold would be
-			// rejected and cut the junk host off at once:
-			// TestAuditResultsRelayLimitedNodeWide.)
 			data := fail(junk, string(bag), 1000+i)
 			if err := junk.Publish(ctx, audit.Topic, data); err != nil {
 				return

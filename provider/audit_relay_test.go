@@ -41,7 +41,7 @@ func TestAuditResultsRelayLimitedNodeWide(t *testing.T) {
 	const sent = auditors * ResultBurst
 	scores := &peerScores{}
 	tr := &relayTrace{delivered: map[peer.ID]int{}, rejected: map[string]int{}}
-	net := testnet.New(t, 2, testnet.WithHostOptions(func(i int) []p2p.Option {
+	net := testnet.New(t, 3, testnet.WithHostOptions(func(i int) []p2p.Option {
 		opts := contracts.ScoreOptions()
 		if i == 0 {
 			opts = append(opts, pubsub.WithRawTracer(tr), pubsub.WithPeerScoreInspect(scores.inspect, 20*time.Millisecond))
@@ -52,9 +52,14 @@ func TestAuditResultsRelayLimitedNodeWide(t *testing.T) {
 		}
 		return []p2p.Option{p2p.WithPubSubOptions(opts...)}
 	}))
-	node, flooder := net.Host(0), net.Host(1)
+	node, flooder, other := net.Host(0), net.Host(1), net.Host(2)
 	bs, _ := heldFixture(t)
 	fc := newFakeChain()
+	own := chain.ChannelBag(1)
+	fc.bags[own] = chain.Bag{ID: own, StorageBuckets: []chain.StorageBucketID{1}}
+	w1 := chain.WorkerID(1)
+	fc.buckets[1] = chain.StorageBucket{ID: 1, OperatorStatus: chain.OperatorActive, Operator: &w1,
+		Metadata: &chain.StorageOperatorMetadata{PeerID: node.ID().String()}, Bags: []chain.BagID{own}}
 	keys := make([]crypto.PrivKey, auditors+1) // the last operates nothing
 	for i := range keys {
 		k, _, err := crypto.GenerateEd25519Key(nil)
@@ -70,18 +75,20 @@ func TestAuditResultsRelayLimitedNodeWide(t *testing.T) {
 		fc.buckets[b] = chain.StorageBucket{ID: b, OperatorStatus: chain.OperatorActive, Operator: &w,
 			Metadata: &chain.StorageOperatorMetadata{PeerID: id.String()}}
 	}
-	auditNode(t, node, bs, fc, WithMetrics(prometheus.NewRegistry()))
+	s := auditNode(t, node, bs, fc, WithMetrics(prometheus.NewRegistry()))
+	s.setAssigned(own, true)
 	joinAudits(t, flooder, node)
-	topic, err := flooder.Join(audit.Topic)
-	if err != nil {
-		t.Fatal(err)
-	}
+	joinAudits(t, other, node)
 	ctx := context.Background()
-	publish := func(key crypto.PrivKey, n int) {
+	publishVia := func(h *p2p.Host, key crypto.PrivKey, n int, bag func(i int) chain.BagID) {
 		t.Helper()
+		topic, err := h.Join(audit.Topic)
+		if err != nil {
+			t.Fatal(err)
+		}
 		id, _ := peer.IDFromPrivateKey(key)
 		for i := range n {
-			r := &pb.AuditResult{Auditor: []byte(id), Provider: []byte(node.ID()), Bag: string(chain.ChannelBag(chain.ChannelID(1000 + i))),
+			r := &pb.AuditResult{Auditor: []byte(id), Provider: []byte(node.ID()), Bag: string(bag(i)),
 				Object: 1, Verdict: pb.Verdict_VERDICT_PASS, TimeUnixMs: time.Now().UnixMilli()}
 			data, err := audit.SignResult(key, r)
 			if err != nil {
@@ -92,6 +99,8 @@ func TestAuditResultsRelayLimitedNodeWide(t *testing.T) {
 			}
 		}
 	}
+	others := func(i int) chain.BagID { return chain.ChannelBag(chain.ChannelID(1000 + i)) }
+	publish := func(key crypto.PrivKey, n int) { t.Helper(); publishVia(flooder, key, n, others) }
 
 	began := time.Now()
 	for _, k := range keys[:auditors] {
@@ -113,8 +122,16 @@ func TestAuditResultsRelayLimitedNodeWide(t *testing.T) {
 	// ...and the sender scored down (under ScoreOptions one invalid
 	// message graylists it: the rest of its messages are not even read).
 	waitUntil(t, "the flooder scored down", func() bool { return scores.of(flooder.ID()) < 0 })
+	// A stranger's result about a bag the node holds: rejected too, its
+	// sender scored down.
+	before := tr.rejectedFor(pubsub.RejectValidationFailed)
+	publishVia(other, keys[auditors], 1, func(int) chain.BagID { return own })
+	waitUntil(t, "the stranger's result about the node's bag rejected", func() bool {
+		return tr.rejectedFor(pubsub.RejectValidationFailed) > before
+	})
+	waitUntil(t, "the other sender scored down", func() bool { return scores.of(other.ID()) < 0 })
 	if n := tr.deliveredFrom(stranger); n != 0 {
-		t.Fatalf("the node relayed %d results of a key that operates no bucket", n)
+		t.Fatalf("the node delivered %d results of a key that operates no bucket", n)
 	}
 }
 
