@@ -9,6 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p-kad-dht/records"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -28,6 +29,7 @@ import (
 type Host struct {
 	host    host.Host
 	dht     *dht.IpfsDHT
+	provs   *providerStore // the DHT's provider records
 	ps      *pubsub.PubSub
 	proto   *Protocol
 	log     *slog.Logger
@@ -117,8 +119,13 @@ func New(ctx context.Context, opts ...Option) (_ *Host, err error) {
 		}
 	}
 
+	// Provider records live in a bounded store (provstore.go): kad-dht's
+	// default, an unbounded map, lets one peer grow the heap at will.
+	h.provs = newProviderStore(lh.ID(), cfg.providers)
 	dhtOpts := []dht.Option{
 		dht.Mode(cfg.dhtMode),
+		dht.ProviderDatastore(h.provs),
+		dht.ProviderManagerOpts(records.Cache(h.provs.cache)),
 		dht.ProtocolPrefix(ProtocolPrefix),
 		dht.AddressFilter(dialableAddrs),
 		dht.QueryFilter(queryFilter),
@@ -289,6 +296,10 @@ func (h *Host) Libp2p() host.Host { return h.host }
 
 // DHT returns the Kademlia DHT.
 func (h *Host) DHT() *dht.IpfsDHT { return h.dht }
+
+// ProviderRecords returns the number of DHT provider records of other peers
+// the host keeps, at most its ProviderLimits.Records.
+func (h *Host) ProviderRecords() int { return h.provs.records() }
 
 // PubSub returns the gossipsub router.
 func (h *Host) PubSub() *pubsub.PubSub { return h.ps }

@@ -41,6 +41,7 @@ type config struct {
 	pubsubOpts     []pubsub.Option
 	memory         MemoryLimits
 	memorySet      bool
+	providers      ProviderLimits
 }
 
 func defaultConfig() config {
@@ -50,6 +51,7 @@ func defaultConfig() config {
 		logger:        slog.Default(),
 		streamTimeout: DefaultStreamTimeout,
 		memory:        DefaultMemoryLimits,
+		providers:     DefaultProviderLimits,
 	}
 }
 

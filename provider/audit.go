@@ -18,7 +18,6 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/contracts"
-	"github.com/satchel-net/satchel/internal/peerlimit"
 	"github.com/satchel-net/satchel/protocol/audit"
 	"github.com/satchel-net/satchel/protocol/audit/pb"
 	"github.com/satchel-net/satchel/provider/blockstore"
@@ -130,7 +129,7 @@ type auditor struct {
 	key       crypto.PrivKey
 	operators *bagOperators      // who may publish results about this node's bags
 	resyncs   chan resyncRequest // re-checks heardLoop asked for (resyncLoop)
-	authors   *peerlimit.Limits  // results relayed from each auditor
+	relay     *resultRelay       // what results about others' bags are relayed
 	// publishPace keeps this node's own results within what others take
 	// from one auditor.
 	publishPace *rate.Limiter
@@ -200,7 +199,7 @@ func newAuditor(cfg auditConfig) *auditor {
 		resync:  resync,
 		resyncs: make(chan resyncRequest, maxQueuedResyncs),
 		queue:   resyncQueue{byAuditor: map[string]int{}, objects: map[resyncObj]bool{}},
-		authors: peerlimit.New(ResultRate, ResultBurst, maxResultAuthors),
+		relay:   newResultRelay(),
 		// Half the limit others apply: room for clock skew between them.
 		publishPace: rate.NewLimiter(ResultRate/2, ResultBurst/2),
 		peers:       map[peer.ID]*PeerAudits{},

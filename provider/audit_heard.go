@@ -27,8 +27,10 @@ const resultValidationTimeout = 5 * time.Second
 // (audit.OpenMessage), and a result about one of this node's bags must come
 // from this node or the operator of a storage bucket of the bag as the
 // chain names it (bagOperators: cached, no DHT). Results about other bags
-// are relayed for their providers to check, up to ResultRate a second from
-// one auditor (auditor.authors); this node does not keep them.
+// are relayed for their providers to check when their auditor actively
+// operates some storage bucket (activeOperators, cached; anyone else's are
+// rejected), up to ResultRate a second from one auditor and RelayRate from
+// all (resultRelay); this node does not keep them.
 // It runs in pubsub's validation goroutines, so a chain read here never
 // holds up heardLoop.
 func (s *Server) validateResult(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
@@ -47,26 +49,65 @@ func (s *Server) validateResult(ctx context.Context, from peer.ID, msg *pubsub.M
 		// and no penalty for the peers that relay it.
 		return pubsub.ValidationIgnore
 	}
+	if string(r.Auditor) == string(s.h.ID()) {
+		msg.ValidatorData = r // this node's own
+		return pubsub.ValidationAccept
+	}
 	if !s.isAssigned(bag) {
-		// Only relayed: at most ResultRate a second from one auditor, so
-		// a flood of results about random bags stops at the first hop.
-		// (Results about this node's bags are not limited: the auditor
-		// must operate one of the bag's buckets, and a FAIL must reach it.)
-		if author := msg.GetFrom(); author != s.h.ID() && !s.audits.authors.Allow(author, time.Now()) {
-			s.am.limited.Inc()
-			return pubsub.ValidationIgnore
+		if v := s.validateRelay(ctx, peer.ID(r.Auditor)); v != pubsub.ValidationAccept {
+			return v
 		}
-	} else if string(r.Auditor) != string(s.h.ID()) {
+	} else {
 		ok, err := s.audits.operators.operates(ctx, bag, peer.ID(r.Auditor))
 		if err != nil || !ok {
-			// Not an operator as far as the chain (cached) says: not
-			// kept, not relayed, not penalised (the view may be a few
-			// seconds old).
+			// Not an operator of the bag as far as the chain (cached)
+			// says: not kept, not relayed, not penalised (the view may
+			// be a few seconds old) — unless it operates no bucket at
+			// all, which rejects it as for any bag.
 			s.am.dropped.Inc()
+			if err == nil && s.operatesNothing(ctx, peer.ID(r.Auditor)) {
+				return pubsub.ValidationReject
+			}
 			return pubsub.ValidationIgnore
 		}
 	}
 	msg.ValidatorData = r
+	return pubsub.ValidationAccept
+}
+
+// operatesNothing reports whether the chain (cached) says auditor actively
+// operates no storage bucket; a chain it cannot read says nothing.
+func (s *Server) operatesNothing(ctx context.Context, auditor peer.ID) bool {
+	lister, ok := s.c.(bucketLister)
+	if !ok {
+		return false
+	}
+	op, err := s.audits.relay.operators.operates(ctx, lister, auditor)
+	return err == nil && !op
+}
+
+// validateRelay decides whether a result about a bag this node does not
+// store, from auditor (its author), is relayed: only if auditor actively
+// operates a storage bucket — else rejected, so gossipsub scores down the
+// peer that sent it — and within the per-auditor and node-wide rates
+// (else ignored: an honest relay may pass on a busy operator's results).
+// A chain that cannot be read yet is no verdict: ignored.
+func (s *Server) validateRelay(ctx context.Context, auditor peer.ID) pubsub.ValidationResult {
+	lister, ok := s.c.(bucketLister)
+	if !ok {
+		return pubsub.ValidationIgnore
+	}
+	op, err := s.audits.relay.operators.operates(ctx, lister, auditor)
+	switch {
+	case err != nil:
+		return pubsub.ValidationIgnore
+	case !op:
+		s.am.dropped.Inc()
+		return pubsub.ValidationReject
+	case !s.audits.relay.allow(auditor):
+		s.am.limited.Inc()
+		return pubsub.ValidationIgnore
+	}
 	return pubsub.ValidationAccept
 }
 

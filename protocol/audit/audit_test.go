@@ -659,7 +659,10 @@ func TestAuditAnswerBudgetRefuses(t *testing.T) {
 	clock.Store(time.Now().UnixNano())
 	now := func() time.Time { return time.Unix(0, clock.Load()) }
 	const perSecond, burst = 1 << 10, 20 << 10
-	e := newEnv(t, nil, audit.WithRate(1000, 1000), audit.WithHandlerClock(now), audit.WithAnswerBudget(perSecond, burst))
+	// One challenger's own share unbounded: the node-wide budget is tested
+	// (TestAuditOneChallengerCannotTakeTheBudget tests the share).
+	e := newEnv(t, nil, audit.WithRate(1000, 1000), audit.WithHandlerClock(now), audit.WithAnswerBudget(perSecond, burst),
+		audit.WithChallengerBudget(1<<30, 1<<30))
 	ctx := testCtx(t)
 	passed := 0
 	var refused error

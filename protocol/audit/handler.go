@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/satchel-net/satchel/p2p"
@@ -37,12 +40,13 @@ type Blocks interface {
 // before), limits each challenger's rate, and sends each sampled chunk (or
 // range) with its proof path from the object's root.
 type Handler struct {
-	objects Objects
-	blocks  Blocks
-	cfg     handlerConfig
-	log     *slog.Logger
-	metrics *metrics
-	guard   *guard
+	objects     Objects
+	blocks      Blocks
+	cfg         handlerConfig
+	log         *slog.Logger
+	metrics     *metrics
+	guard       *guard
+	challengers *challengerBudgets
 
 	p2p.Registration // where it is served
 }
@@ -55,11 +59,14 @@ type handlerConfig struct {
 	burst     int
 	budget    int64 // answer bytes a second, node-wide
 	budgetMax int64
-	onLeave   func() // called when a challenger leaves before its answer is complete (tests)
-	onCorrupt func(cid.Cid)
-	reg       prometheus.Registerer
-	log       *slog.Logger
-	now       func() time.Time
+	// each challenger's share of it (0: budget/ChallengerShare,
+	// budgetMax/ChallengerBurstShare)
+	challenger, challengerMax int64
+	onLeave                   func() // called when a challenger leaves before its answer is complete (tests)
+	onCorrupt                 func(cid.Cid)
+	reg                       prometheus.Registerer
+	log                       *slog.Logger
+	now                       func() time.Time
 }
 
 // WithRate sets the per-challenger limit: perSecond challenges on average,
@@ -86,6 +93,22 @@ func WithAnswerBudget(bytesPerSecond, burst int64) HandlerOption {
 		}
 		if burst > 0 {
 			c.budgetMax = burst
+		}
+	}
+}
+
+// WithChallengerBudget sets what one challenger's answers may read:
+// bytesPerSecond of chunks and proof blocks on average, burst at once
+// (defaults: the node-wide budget divided by ChallengerShare and
+// ChallengerBurstShare). A challenge from a challenger over it is refused
+// (ErrRefused) while others are still answered.
+func WithChallengerBudget(bytesPerSecond, burst int64) HandlerOption {
+	return func(c *handlerConfig) {
+		if bytesPerSecond > 0 {
+			c.challenger = bytesPerSecond
+		}
+		if burst > 0 {
+			c.challengerMax = burst
 		}
 	}
 }
@@ -120,13 +143,20 @@ func NewHandler(objects Objects, blocks Blocks, opts ...HandlerOption) *Handler 
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if cfg.challenger == 0 {
+		cfg.challenger = max(cfg.budget/ChallengerShare, 1)
+	}
+	if cfg.challengerMax == 0 {
+		cfg.challengerMax = max(cfg.budgetMax/ChallengerBurstShare, 1)
+	}
 	return &Handler{
-		objects: objects,
-		blocks:  blocks,
-		cfg:     cfg,
-		log:     cfg.log.With("component", "audit"),
-		metrics: newMetrics(cfg.reg),
-		guard:   newGuard(cfg.rate, cfg.burst, newBudget(cfg.budget, cfg.budgetMax)),
+		objects:     objects,
+		blocks:      blocks,
+		cfg:         cfg,
+		log:         cfg.log.With("component", "audit"),
+		metrics:     newMetrics(cfg.reg),
+		guard:       newGuard(cfg.rate, cfg.burst, newBudget(cfg.budget, cfg.budgetMax)),
+		challengers: newChallengerBudgets(cfg.challenger, cfg.challengerMax),
 	}
 }
 
@@ -156,6 +186,12 @@ func (h *Handler) serveStream(ctx context.Context, s network.Stream) error {
 		return h.refuse(fw, nil, err.Error())
 	}
 	defer release()
+	own, done, err := h.challengers.admit(remote, h.cfg.now())
+	if err != nil {
+		h.metrics.challenge("rate_limited")
+		return h.refuse(fw, nil, err.Error())
+	}
+	defer done()
 	ch, err := OpenChallenge(&sc, remote, s.Conn().LocalPeer(), h.cfg.now())
 	if err != nil {
 		h.metrics.challenge("invalid")
@@ -169,7 +205,7 @@ func (h *Handler) serveStream(ctx context.Context, s network.Stream) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go h.watch(ctx, s, cancel)
-	return h.answer(ctx, fw, ch)
+	return h.answer(ctx, fw, ch, remote, own)
 }
 
 // watch ends ctx when the challenger resets the stream (or sends anything
@@ -202,10 +238,10 @@ func (h *Handler) writeHeader(fw *p2p.FrameWriter, hdr *pb.AnswerHeader) error {
 // answer reads and verifies every sampled chunk and its proof blocks once,
 // within the node's answer budget, stopping if the challenger leaves; then
 // sends the header and one proof frame per sample from the bytes read.
-func (h *Handler) answer(ctx context.Context, fw *p2p.FrameWriter, ch *pb.Challenge) error {
+func (h *Handler) answer(ctx context.Context, fw *p2p.FrameWriter, ch *pb.Challenge, remote peer.ID, own *budget) error {
 	var held int64
 	defer func() { h.guard.unhold(held) }()
-	proofs, err := h.prepare(ctx, ch, &held)
+	proofs, err := h.prepare(ctx, ch, &held, reader{remote: remote, own: own})
 	switch {
 	case ctx.Err() != nil:
 		h.metrics.challenge("abandoned")
@@ -245,7 +281,7 @@ func (h *Handler) answer(ctx context.Context, fw *p2p.FrameWriter, ch *pb.Challe
 // with an error wrapping ErrRefused when the answer budget is spent or the
 // answers' memory is taken. held counts the bytes it reserved (hold), for
 // the caller to give back when the answer is done.
-func (h *Handler) prepare(ctx context.Context, ch *pb.Challenge, held *int64) ([]*pb.SampleProof, error) {
+func (h *Handler) prepare(ctx context.Context, ch *pb.Challenge, held *int64, rd reader) ([]*pb.SampleProof, error) {
 	root, chunks, err := h.objects.Object(ctx, ch.Bag, ch.Object)
 	if err != nil {
 		return nil, err
@@ -258,7 +294,7 @@ func (h *Handler) prepare(ctx context.Context, ch *pb.Challenge, held *int64) ([
 		if b, ok := interior[c]; ok {
 			return b, nil
 		}
-		b, err := h.read(ctx, c)
+		b, err := h.read(ctx, c, rd)
 		if err != nil {
 			return nil, err
 		}
@@ -281,7 +317,7 @@ func (h *Handler) prepare(ctx context.Context, ch *pb.Challenge, held *int64) ([
 			return nil, errAnswerMemory
 		}
 		*held += MaxChunkSize
-		data, err := h.read(ctx, leaf)
+		data, err := h.read(ctx, leaf, rd)
 		if err != nil {
 			h.noteCorrupt(leaf, err)
 			return nil, err
@@ -302,9 +338,17 @@ func (h *Handler) prepare(ctx context.Context, ch *pb.Challenge, held *int64) ([
 // errAnswerMemory refuses a challenge that finds the answers' memory taken.
 var errAnswerMemory = fmt.Errorf("%w: this node's audit answers hold %d MiB of blocks; try again later", ErrRefused, maxAnswerMemory>>20)
 
+// reader is whose answer a read is for: the challenger and its budget.
+type reader struct {
+	remote peer.ID
+	own    *budget
+}
+
 // read reads block c for an answer, if the challenger still waits and the
-// answer budget allows, and charges the budget with its size.
-func (h *Handler) read(ctx context.Context, c cid.Cid) ([]byte, error) {
+// node-wide answer budget allows, and charges it and the challenger's own
+// budget with its size. (The challenger's budget is checked once, when its
+// challenge is admitted: an answer once begun is not cut by it.)
+func (h *Handler) read(ctx context.Context, c cid.Cid, rd reader) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -313,8 +357,57 @@ func (h *Handler) read(ctx context.Context, c cid.Cid) ([]byte, error) {
 		return nil, fmt.Errorf("%w: this node's audit answers are over their budget of %d bytes a second; try again later", ErrRefused, h.cfg.budget)
 	}
 	data, err := h.blocks.Get(c)
-	b.spend(h.cfg.now(), len(data))
+	now := h.cfg.now()
+	b.spend(now, len(data))
+	rd.own.spend(now, len(data))
 	return data, err
+}
+
+// challengerBudgets are the per-challenger answer budgets, kept for the
+// maxChallengers most recently seen challengers (a busy challenger stays
+// among them, so it stays limited however many others come and go).
+type challengerBudgets struct {
+	perSecond, burst int64
+	mu               sync.Mutex
+	lru              *simplelru.LRU[peer.ID, *challengerBudget]
+}
+
+// challengerBudget is one challenger's budget and its answers under way.
+type challengerBudget struct {
+	*budget
+	answering int // guarded by challengerBudgets.mu
+}
+
+func newChallengerBudgets(perSecond, burst int64) *challengerBudgets {
+	lru, _ := simplelru.NewLRU[peer.ID, *challengerBudget](maxChallengers, nil) // errors only for a size <= 0
+	return &challengerBudgets{perSecond: perSecond, burst: burst, lru: lru}
+}
+
+// admit lets a challenge of p begin at now if p's budget is not spent (in
+// debt) and fewer than MaxChallengerAnswers of its answers are under way,
+// so what one challenger can overdraw is bounded; the caller calls done
+// when the answer ends. The answer's reads are charged to the budget
+// returned.
+func (c *challengerBudgets) admit(p peer.ID, now time.Time) (own *budget, done func(), err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cb, ok := c.lru.Get(p)
+	if !ok {
+		cb = &challengerBudget{budget: newBudget(c.perSecond, c.burst)}
+		c.lru.Add(p, cb)
+	}
+	if cb.answering >= MaxChallengerAnswers {
+		return nil, nil, fmt.Errorf("%w: challenger %s has %d challenges being answered; wait for them", ErrRefused, p, cb.answering)
+	}
+	if !cb.allow(now) {
+		return nil, nil, fmt.Errorf("%w: challenger %s is over its answer budget of %d bytes a second; wait", ErrRefused, p, c.perSecond)
+	}
+	cb.answering++
+	return cb.budget, func() {
+		c.mu.Lock()
+		cb.answering--
+		c.mu.Unlock()
+	}, nil
 }
 
 // fail answers a challenge the provider cannot meet.

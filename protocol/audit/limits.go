@@ -50,6 +50,25 @@ const (
 	// once. A challenge that finds the budget spent is refused.
 	DefaultAnswerRate  = 8 << 20
 	DefaultAnswerBurst = 4 * MaxSamples * MaxChunkSize
+	// ChallengerShare and ChallengerBurstShare divide the node-wide answer
+	// budget into what one challenger may use: by default 1/4 of its rate
+	// (2 MiB a second) and 1/4 of its burst (16 MiB, one challenge of
+	// MaxSamples whole chunks of MaxChunkSize), charged in bytes read, so
+	// a single peer (challenges are not limited to operators) cannot take
+	// the whole budget however it shapes its challenges. A challenge is
+	// admitted while the challenger's budget is not spent, and its reads
+	// are then charged to it, so one challenge may overdraw it; an honest
+	// auditor asks all its peers together for its audit bandwidth (1 MB a
+	// second by default; the node it audits reads up to about four times
+	// that, whole chunks for sampled ranges), and a provider cleaning up a
+	// moved bag proves each object with an audit of five chunks.
+	// WithChallengerBudget sets other values.
+	ChallengerShare      = 4
+	ChallengerBurstShare = 4
+	// MaxChallengerAnswers is how many challenges of one challenger are
+	// answered at once, which bounds what it can overdraw its budget by
+	// (an auditor challenges a peer one object at a time).
+	MaxChallengerAnswers = 2
 	// MaxConcurrent is how many challenges a handler answers at once over
 	// all challengers; more are refused, so fresh peer IDs gain nothing.
 	MaxConcurrent = 16
