@@ -63,7 +63,7 @@ func (s *Server) validateResult(ctx context.Context, from peer.ID, msg *pubsub.M
 			// Not an operator of the bag as far as the chain (cached)
 			// says: not kept, not relayed, not penalised (the view may
 			// be a few seconds old) — unless it operates no bucket at
-			// all, which rejects it as for any bag.
+			// all and never did, which rejects it as for any bag.
 			s.am.dropped.Inc()
 			if err == nil && s.operatesNothing(ctx, peer.ID(r.Auditor)) {
 				return pubsub.ValidationReject
@@ -76,22 +76,29 @@ func (s *Server) validateResult(ctx context.Context, from peer.ID, msg *pubsub.M
 }
 
 // operatesNothing reports whether the chain (cached) says auditor actively
-// operates no storage bucket; a chain it cannot read says nothing.
+// operates no storage bucket, and no read of it ever found auditor
+// operating one; a chain it cannot read says nothing.
 func (s *Server) operatesNothing(ctx context.Context, auditor peer.ID) bool {
 	lister, ok := s.c.(bucketLister)
 	if !ok {
 		return false
 	}
-	op, err := s.audits.relay.operators.operates(ctx, lister, auditor)
-	return err == nil && !op
+	ops := &s.audits.relay.operators
+	op, err := ops.operates(ctx, lister, auditor)
+	return err == nil && !op && !ops.everOperated(auditor)
 }
 
 // validateRelay decides whether a result about a bag this node does not
 // store, from auditor (its author), is relayed: only if auditor actively
-// operates a storage bucket — else rejected, so gossipsub scores down the
-// peer that sent it — and within the per-auditor and node-wide rates
-// (else ignored: an honest relay may pass on a busy operator's results).
-// A chain that cannot be read yet is no verdict: ignored.
+// operates a storage bucket, and within the per-auditor and node-wide
+// rates (else ignored: an honest relay may pass on a busy operator's
+// results). A result of a peer that operates nothing and never did, as far
+// as this node has read the chain, is rejected, so gossipsub scores down
+// the peer that sent it; one of a peer that operated a bucket once is only
+// ignored: a relay whose view of the chain is seconds older (an operator
+// just removed, or its peer ID changed) passed it on in good faith, and
+// one reject graylists a peer on every topic. A chain that cannot be read
+// yet is no verdict: ignored.
 func (s *Server) validateRelay(ctx context.Context, auditor peer.ID) pubsub.ValidationResult {
 	lister, ok := s.c.(bucketLister)
 	if !ok {
@@ -101,9 +108,12 @@ func (s *Server) validateRelay(ctx context.Context, auditor peer.ID) pubsub.Vali
 	switch {
 	case err != nil:
 		return pubsub.ValidationIgnore
-	case !op:
+	case !op && !s.audits.relay.operators.everOperated(auditor):
 		s.am.dropped.Inc()
 		return pubsub.ValidationReject
+	case !op:
+		s.am.dropped.Inc()
+		return pubsub.ValidationIgnore
 	case !s.audits.relay.allow(auditor):
 		s.am.limited.Inc()
 		return pubsub.ValidationIgnore

@@ -91,6 +91,41 @@ type activeOperators struct {
 	ids     map[peer.ID]bool
 	at      time.Time     // when ids was read
 	reading chan struct{} // closed when the read under way ends; nil if none
+	// ever holds every peer ID a read found operating (up to
+	// maxEverOperators): a relay whose view of the chain is older than
+	// this node's may still pass on their results.
+	ever map[peer.ID]bool
+}
+
+// maxEverOperators bounds activeOperators.ever; past it the set starts
+// again from the current operators.
+const maxEverOperators = 1 << 16
+
+// everOperated reports whether a read ever found p operating a bucket.
+func (o *activeOperators) everOperated(p peer.ID) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.ever[p]
+}
+
+// rememberLocked adds the operators of a read to ever. Call it with mu held.
+func (o *activeOperators) rememberLocked(ids map[peer.ID]bool) {
+	if o.ever == nil || len(o.ever)+len(ids) > maxEverOperators {
+		o.ever = make(map[peer.ID]bool, len(ids))
+	}
+	for id := range ids {
+		o.ever[id] = true
+	}
+}
+
+// forget drops the set read, so the next question reads it again (an
+// operator event: a bucket's operator or its peer ID changed). A read under
+// way stands: it began before the change and is trusted no longer than
+// operatorSetRecheck for a no.
+func (o *activeOperators) forget() {
+	o.mu.Lock()
+	o.ids = nil
+	o.mu.Unlock()
 }
 
 // operates reports whether p actively operates a storage bucket, as the
@@ -113,6 +148,7 @@ func (o *activeOperators) operates(ctx context.Context, c bucketLister, p peer.I
 		o.reading = nil
 		if err == nil {
 			o.ids, o.at = ids, time.Now()
+			o.rememberLocked(ids)
 		}
 		o.mu.Unlock()
 		close(done)

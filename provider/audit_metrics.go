@@ -36,7 +36,7 @@ func newAuditMetrics() *auditMetrics {
 		resyncsSkipped: prometheus.NewCounter(prometheus.CounterOpts(opts("audit_resyncs_skipped_total",
 			"Failed results about this node not re-checked now: the object was queued already, or the auditor's share of the queue (8 of 64) or the queue was full."))),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts(opts("audit_results_dropped_total",
-			"Audit results about this node's bags dropped because their auditor operates none of the bag's buckets (or the chain could not say)."))),
+			"Audit results dropped because their auditor operates none of the bag's buckets (about this node's bags) or no bucket at all (about others' bags), or the chain could not say."))),
 		limited: prometheus.NewCounter(prometheus.CounterOpts(opts("audit_results_limited_total",
 			"Audit results ignored (not relayed) because their auditor published more than the per-auditor limit."))),
 		scrubChecked:  prometheus.NewCounter(prometheus.CounterOpts(opts("scrub_blocks_checked_total", "Blocks the scrub read and verified."))),

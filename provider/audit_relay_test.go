@@ -13,6 +13,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/contracts"
+	"github.com/satchel-net/satchel/internal/metricsutil"
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/p2p/testnet"
 	"github.com/satchel-net/satchel/protocol/audit"
@@ -41,7 +42,7 @@ func TestAuditResultsRelayLimitedNodeWide(t *testing.T) {
 	const sent = auditors * ResultBurst
 	scores := &peerScores{}
 	tr := &relayTrace{delivered: map[peer.ID]int{}, rejected: map[string]int{}}
-	net := testnet.New(t, 3, testnet.WithHostOptions(func(i int) []p2p.Option {
+	net := testnet.New(t, 4, testnet.WithHostOptions(func(i int) []p2p.Option {
 		opts := contracts.ScoreOptions()
 		if i == 0 {
 			opts = append(opts, pubsub.WithRawTracer(tr), pubsub.WithPeerScoreInspect(scores.inspect, 20*time.Millisecond))
@@ -52,7 +53,7 @@ func TestAuditResultsRelayLimitedNodeWide(t *testing.T) {
 		}
 		return []p2p.Option{p2p.WithPubSubOptions(opts...)}
 	}))
-	node, flooder, other := net.Host(0), net.Host(1), net.Host(2)
+	node, flooder, other, relay := net.Host(0), net.Host(1), net.Host(2), net.Host(3)
 	bs, _ := heldFixture(t)
 	fc := newFakeChain()
 	own := chain.ChannelBag(1)
@@ -75,10 +76,12 @@ func TestAuditResultsRelayLimitedNodeWide(t *testing.T) {
 		fc.buckets[b] = chain.StorageBucket{ID: b, OperatorStatus: chain.OperatorActive, Operator: &w,
 			Metadata: &chain.StorageOperatorMetadata{PeerID: id.String()}}
 	}
-	s := auditNode(t, node, bs, fc, WithMetrics(prometheus.NewRegistry()))
+	reg := prometheus.NewRegistry()
+	s := auditNode(t, node, bs, fc, WithMetrics(reg))
 	s.setAssigned(own, true)
 	joinAudits(t, flooder, node)
 	joinAudits(t, other, node)
+	joinAudits(t, relay, node)
 	ctx := context.Background()
 	publishVia := func(h *p2p.Host, key crypto.PrivKey, n int, bag func(i int) chain.BagID) {
 		t.Helper()
@@ -132,6 +135,35 @@ func TestAuditResultsRelayLimitedNodeWide(t *testing.T) {
 	waitUntil(t, "the other sender scored down", func() bool { return scores.of(other.ID()) < 0 })
 	if n := tr.deliveredFrom(stranger); n != 0 {
 		t.Fatalf("the node delivered %d results of a key that operates no bucket", n)
+	}
+
+	// An operator removed from its bucket: a relay whose view of the chain
+	// is older passes its result on in good faith. Not relayed further,
+	// and not rejected: the relay is not scored down.
+	former, _ := peer.IDFromPrivateKey(keys[0])
+	fc.mu.Lock()
+	b := fc.buckets[2]
+	b.OperatorStatus = chain.OperatorInvited
+	fc.buckets[2] = b
+	fc.mu.Unlock()
+	s.audits.relay.operators.forget() // as the operator event does
+	failed, ignored := tr.rejectedFor(pubsub.RejectValidationFailed), tr.rejectedFor(pubsub.RejectValidationIgnored)
+	delivered := tr.deliveredFrom(former)
+	dropped := func() float64 {
+		n, _ := metricsutil.Counter(reg, "satchel_provider_audit_results_dropped_total")
+		return n
+	}
+	before = int(dropped())
+	publishVia(relay, keys[0], 1, others)
+	waitUntil(t, "the former operator's result ignored", func() bool { return tr.rejectedFor(pubsub.RejectValidationIgnored) > ignored })
+	if tr.rejectedFor(pubsub.RejectValidationFailed) != failed || tr.deliveredFrom(former) != delivered {
+		t.Fatal("a former operator's result was rejected or relayed; want it ignored")
+	}
+	if int(dropped()) != before+1 {
+		t.Fatalf("dropped results %v, want %d: ignored as no operator's, not for its rate", dropped(), before+1)
+	}
+	if sc := scores.of(relay.ID()); sc < 0 {
+		t.Fatalf("the relay of a former operator's result scored %v; want it not penalised", sc)
 	}
 }
 

@@ -289,6 +289,9 @@ func (s *Server) handleEvent(ev chain.Event, height int64) {
 		// bucket's own lists did not change.
 		s.peers.invalidateAll()
 		s.auditOperators().forgetAll()
+		if s.audits != nil {
+			s.audits.relay.operators.forget()
+		}
 		s.recon.retryNow()
 		var e struct {
 			Bucket chain.StorageBucketID `json:"bucket"`
