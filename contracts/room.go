@@ -16,11 +16,13 @@ import (
 // has not released. A reservation lasts until its upload is bound (the
 // Responder's Release, called by the store handler at BIND: the voucher
 // charged the registered object) or, at most, as long as the grant it
-// opened (GrantTTL, or WithGrantTTL): a provider takes a streamed upload
-// session only under a live grant, and keeps the session's unbound chunks
-// no longer than the grant (the store handler caps the session's expiry at
-// the grant's end), so the open reservations are its open contracts and
-// the bytes of their sessions.
+// opened: GrantTTL (or WithGrantTTL) after the CONSIGN or after the last
+// chunk the provider took into the grant's session (Extend), and never
+// past the contract's End. A provider takes a streamed upload session only
+// under a live grant, and keeps the session's unbound chunks no longer
+// than the grant (the store handler caps the session's expiry at the
+// grant's end), so the open reservations are its open contracts and the
+// bytes of their sessions.
 //
 // No member holds more than its share of the room: a contract is refused
 // (ErrNoRoom) when its member's open reservations and its own size would
@@ -49,14 +51,28 @@ type reservation struct {
 	size   uint64
 	member chain.MemberID
 	until  time.Time
+	end    time.Time // the contract's end: no grant of it outlasts it
+}
+
+// RoomExtender is what a Room may also implement to make a grant's
+// reservation slide with its upload (*Ledger does): Extend is asked for
+// each chunk a provider takes into the grant's session, so an upload that
+// takes longer than one grant TTL, but never pauses that long, keeps its
+// room and its session.
+type RoomExtender interface {
+	// Extend makes contract id's live reservation last until max(its end,
+	// now + the grant TTL), no later than the contract's End, and returns
+	// its end; false when no live reservation is held for id.
+	Extend(id ID) (until time.Time, ok bool)
 }
 
 // LedgerOption configures a Ledger.
 type LedgerOption func(*Ledger)
 
-// WithGrantTTL sets how long the grants the Ledger opens stay valid, and so
-// how long a reservation and its upload session's unbound chunks last
-// (default GrantTTL). Zero or negative keeps the default.
+// WithGrantTTL sets how long the grants the Ledger opens stay valid after
+// their CONSIGN or their session's last chunk, and so how long an idle
+// reservation and its upload session's unbound chunks last (default
+// GrantTTL). Zero or negative keeps the default.
 func WithGrantTTL(d time.Duration) LedgerOption {
 	return func(l *Ledger) {
 		if d > 0 {
@@ -176,7 +192,7 @@ func (l *Ledger) Reserve(ctx context.Context, c *Contract) (Grant, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.pruneLocked()
-	g := Grant{ContractID: c.ID, Bag: c.Bag, MaxBytes: c.Size, Expires: l.now().Add(l.ttl)}
+	g := Grant{ContractID: c.ID, Bag: c.Bag, MaxBytes: c.Size, Expires: l.grantEnd(l.now(), c.End)}
 	old, had := l.reserved[c.ID]
 	others, mine := l.total, l.byMember[c.Member]
 	if had {
@@ -191,11 +207,50 @@ func (l *Ledger) Reserve(ctx context.Context, c *Contract) (Grant, error) {
 		}
 	}
 	l.dropLocked(c.ID)
-	l.reserved[c.ID] = reservation{size: c.Size, member: c.Member, until: g.Expires}
+	// A grant opened before under the ID may have slid past this one's
+	// end: the reservation lasts as long as the later of them.
+	until := g.Expires
+	if had && old.until.After(until) {
+		until = old.until
+	}
+	l.reserved[c.ID] = reservation{size: c.Size, member: c.Member, until: until, end: c.End}
 	l.total += c.Size
 	l.byMember[c.Member] += c.Size
 	_, _ = rand.Read(g.Session[:])
 	return g, nil
+}
+
+// grantEnd is when a grant opened, or slid, at now ends: one grant TTL
+// later, and no later than end, its contract's end (when set).
+func (l *Ledger) grantEnd(now, end time.Time) time.Time {
+	until := now.Add(l.ttl)
+	if !end.IsZero() && end.Before(until) {
+		return end
+	}
+	return until
+}
+
+// Extend implements RoomExtender: it slides contract id's reservation, while
+// its grant is live, to max(its end, now + the grant TTL), no later than
+// the contract's End. It only updates the reservation in memory (two map
+// operations under the Ledger's lock), so it is cheap enough for every
+// chunk. The Ledger keeps nothing on disk: after a restart no reservation
+// and no grant is open, the chunks of a session the provider no longer
+// counts are refused, and the block store removes the session at its
+// expiry, which was never later than its grant's end.
+func (l *Ledger) Extend(id ID) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, ok := l.reserved[id]
+	now := l.now()
+	if !ok || now.After(r.until) {
+		return time.Time{}, false
+	}
+	if u := l.grantEnd(now, r.end); u.After(r.until) {
+		r.until = u
+		l.reserved[id] = r
+	}
+	return r.until, true
 }
 
 // dropLocked forgets contract id's reservation, if any. Call with l.mu.

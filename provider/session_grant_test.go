@@ -66,27 +66,7 @@ func TestLapsedGrantEndsSession(t *testing.T) {
 	ctx := testCtx(t)
 	p := net.Provider(0)
 	h, renter := renterOn(t, ctx, net)
-	const ttl = 15 * time.Second
-	ledger := contracts.NewLedger(net.Client, p.Bucket, p.Server().FreeDisk(), contracts.WithGrantTTL(ttl))
-	cst, err := contracts.OpenStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cst.Close() })
-	topic, err := contractRequest(net, 256<<10).Topic()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ph := p.Host()
-	resp, err := contracts.NewResponder(ph, contracts.NewGossip(ph, net.Client, nil),
-		contracts.Identity{Key: p.Key, Worker: p.Worker, Bucket: p.Bucket},
-		contracts.NewChainAuthority(net.Client, p.Bucket), ledger, cst, contracts.WithTopics(topic),
-		contracts.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = resp.Close() })
-	p.Server().SetUploadGrants(resp)
+	ledger := shortGrants(t, net, p, 15*time.Second)
 
 	unbound := consign(t, ctx, h, renter, net, 256<<10)
 	bound := consign(t, ctx, h, renter, net, 256<<10)
@@ -134,6 +114,34 @@ func TestLapsedGrantEndsSession(t *testing.T) {
 	if ok, err := p.Store().Has(res.Chunks[0].CID); err != nil || !ok {
 		t.Errorf("the bound object's chunk is gone (%v, %v) after its grant lapsed", ok, err)
 	}
+}
+
+// shortGrants starts a contract responder on provider p (of a network
+// started without contracts) whose ledger's grants last ttl, and makes p
+// take upload sessions under its grants; it returns the ledger.
+func shortGrants(t *testing.T, net *testnet.Network, p *testnet.Provider, ttl time.Duration) *contracts.Ledger {
+	t.Helper()
+	ledger := contracts.NewLedger(net.Client, p.Bucket, p.Server().FreeDisk(), contracts.WithGrantTTL(ttl))
+	cst, err := contracts.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cst.Close() })
+	topic, err := contractRequest(net, 256<<10).Topic()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ph := p.Host()
+	resp, err := contracts.NewResponder(ph, contracts.NewGossip(ph, net.Client, nil),
+		contracts.Identity{Key: p.Key, Worker: p.Worker, Bucket: p.Bucket},
+		contracts.NewChainAuthority(net.Client, p.Bucket), ledger, cst, contracts.WithTopics(topic),
+		contracts.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = resp.Close() })
+	p.Server().SetUploadGrants(resp)
+	return ledger
 }
 
 // renterOn starts a renter host connected to net's providers, with the
