@@ -175,7 +175,14 @@ func contractRequest(net *testnet.Network, size uint64) contracts.Request {
 // consign negotiates a contract for size bytes with one of net's providers.
 func consign(t *testing.T, ctx context.Context, h *p2p.Host, renter *contracts.Renter, net *testnet.Network, size uint64) contracts.Consigned {
 	t.Helper()
+	return consignN(t, ctx, h, renter, net, size, 1)[0]
+}
+
+// consignN negotiates contracts for size bytes with n of net's providers.
+func consignN(t *testing.T, ctx context.Context, h *p2p.Host, renter *contracts.Renter, net *testnet.Network, size uint64, n int) []contracts.Consigned {
+	t.Helper()
 	req := contractRequest(net, size)
+	req.Redundancy, req.Enough = uint32(n), n
 	topic, err := req.Topic()
 	if err != nil {
 		t.Fatal(err)
@@ -183,10 +190,10 @@ func consign(t *testing.T, ctx context.Context, h *p2p.Host, renter *contracts.R
 	if _, err := h.Join(topic.String()); err != nil {
 		t.Fatal(err)
 	}
-	testnet.Wait(t, "a provider on the contract topic", func() bool { return len(h.TopicPeers(topic.String())) >= 1 })
+	testnet.Wait(t, "providers on the contract topic", func() bool { return len(h.TopicPeers(topic.String())) >= n })
 	neg, err := renter.Negotiate(ctx, req)
-	if err != nil || len(neg.Contracts) != 1 {
-		t.Fatalf("negotiate: %v; want one contract", err)
+	if err != nil || len(neg.Contracts) != n {
+		t.Fatalf("negotiate: %v; want %d contracts", err, n)
 	}
-	return neg.Contracts[0]
+	return neg.Contracts
 }
