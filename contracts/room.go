@@ -111,30 +111,58 @@ func NewLedger(dir Directory, bucket chain.StorageBucketID, freeDisk func() (uin
 
 // Fits implements Room.
 func (l *Ledger) Fits(ctx context.Context, c *Contract) error {
+	v, err := l.view(ctx, c)
+	if err != nil {
+		return err
+	}
 	l.mu.Lock()
 	l.pruneLocked()
 	total, mine := l.total, l.byMember[c.Member]
 	l.mu.Unlock()
-	return l.fits(ctx, c, total, mine)
+	return l.fits(c, v, total, mine)
 }
 
-// fits checks c against the room: reserved bytes are held by open
-// contracts, mine of them by c's member.
-func (l *Ledger) fits(ctx context.Context, c *Contract, reserved, mine uint64) error {
-	largest, err := l.largestObject(ctx)
-	if err != nil {
-		return err
+// roomView is what c's room is made of, read from the chain and the disk
+// before the Ledger's lock is taken, so that no chain read holds up the
+// chunks whose grants Extend slides meanwhile.
+type roomView struct {
+	largest uint64 // the chain's largest data object; 0 when unknown
+	voucher chain.Voucher
+	free    uint64 // the free disk, when hasFree
+	hasFree bool
+}
+
+// view reads c's room; a contract larger than the chain's largest data
+// object is refused (ErrMalformed) before the bucket is read.
+func (l *Ledger) view(ctx context.Context, c *Contract) (roomView, error) {
+	var v roomView
+	var err error
+	if v.largest, err = l.largestObject(ctx); err != nil {
+		return v, err
 	}
-	if largest > 0 && c.Size > largest {
-		return fmt.Errorf("%w: contract for %d bytes; the chain takes data objects of at most %d bytes, so split the upload into objects of at most that size",
-			ErrMalformed, c.Size, largest)
+	if v.largest > 0 && c.Size > v.largest {
+		return v, fmt.Errorf("%w: contract for %d bytes; the chain takes data objects of at most %d bytes, so split the upload into objects of at most that size",
+			ErrMalformed, c.Size, v.largest)
 	}
 	b, err := l.dir.StorageBucket(ctx, l.bucket)
 	if err != nil {
-		return fmt.Errorf("contracts: read storage bucket %d: %w", l.bucket, err)
+		return v, fmt.Errorf("contracts: read storage bucket %d: %w", l.bucket, err)
 	}
+	v.voucher = b.Voucher
+	if l.free != nil {
+		if v.free, err = l.free(); err != nil {
+			return v, fmt.Errorf("contracts: free disk: %w", err)
+		}
+		v.hasFree = true
+	}
+	return v, nil
+}
+
+// fits checks c against the room rv: reserved bytes are held by open
+// contracts, mine of them by c's member.
+func (l *Ledger) fits(c *Contract, rv roomView, reserved, mine uint64) error {
 	room := uint64(math.MaxUint64)
-	v := b.Voucher
+	v := rv.voucher
 	if c.Object == 0 {
 		if reserved+c.Size < reserved || !v.Room(1, reserved+c.Size) {
 			return fmt.Errorf("%w: bucket %d voucher: %d of %d bytes used, %d reserved by open contracts, %d more asked; ask the storage lead to raise its limit",
@@ -142,18 +170,15 @@ func (l *Ledger) fits(ctx context.Context, c *Contract, reserved, mine uint64) e
 		}
 		room = sub(v.SizeLimit, v.SizeUsed)
 	}
-	if l.free != nil {
-		free, err := l.free()
-		if err != nil {
-			return fmt.Errorf("contracts: free disk: %w", err)
-		}
+	if rv.hasFree {
+		free := rv.free
 		if free < reserved || free-reserved < c.Size {
 			return fmt.Errorf("%w: %d bytes free on disk, %d reserved by open contracts, %d more asked",
 				ErrNoRoom, free, reserved, c.Size)
 		}
 		room = min(room, free)
 	}
-	return l.memberFits(c, room, mine, largest)
+	return l.memberFits(c, room, mine, rv.largest)
 }
 
 // memberFits checks that c's member, holding mine reserved bytes, may
@@ -189,6 +214,9 @@ func (l *Ledger) largestObject(ctx context.Context) (uint64, error) {
 // reservation under an ID already reserved with another size counts only
 // the difference, checked against the room left.
 func (l *Ledger) Reserve(ctx context.Context, c *Contract) (Grant, error) {
+	// The room is read before the lock: a chain read does not hold up
+	// Extend, and so the chunks of every upload.
+	v, verr := l.view(ctx, c)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.pruneLocked()
@@ -202,7 +230,10 @@ func (l *Ledger) Reserve(ctx context.Context, c *Contract) (Grant, error) {
 		}
 	}
 	if !had || c.Size > old.size {
-		if err := l.fits(ctx, c, others, mine); err != nil {
+		if verr != nil {
+			return Grant{}, verr
+		}
+		if err := l.fits(c, v, others, mine); err != nil {
 			return Grant{}, err
 		}
 	}
