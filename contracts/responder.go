@@ -83,7 +83,7 @@ type Responder struct {
 	pending   map[ID]pendingOffer  // offered, awaiting CONSIGN
 	changing  map[ID]chan struct{} // contracts a CONSIGN, MIRROR or RENEW is checking and writing; closed when it ends
 	mirroring map[ID]struct{}      // contracts whose object is being copied
-	grants    map[[16]byte]Grant   // store sessions opened by CONSIGN, until they lapse
+	grants    map[[16]byte]Grant   // store sessions opened by CONSIGN, until they lapse (ExtendGrant slides them)
 	consigned map[ID][16]byte      // the session of each contract in grants
 	// undelivered are the grants whose answer could not be written, each
 	// dropped when its timer fires (after undeliveredTTL) unless a
@@ -169,6 +169,48 @@ func (r *Responder) Grant(session []byte) (Grant, bool) {
 	g, ok := r.grants[[16]byte(session)]
 	if !ok || time.Now().After(g.Expires) {
 		return Grant{}, false
+	}
+	return g, true
+}
+
+// ExtendGrant slides the live grant under session with its upload: the
+// provider node asks it for each chunk request it agrees to take into the
+// session (a renter's, or one a pipeline hop forwards). The grant, and its
+// contract's reservation in the Room, then last until max(their end, now +
+// the grant TTL), no later than the contract's End, so an upload that
+// takes longer than one TTL keeps its session as long as its chunks keep
+// coming, while an idle grant lapses one TTL after its last chunk. It
+// returns the grant as extended (the store handler caps the session's
+// expiry at its Expires), and false when no live grant is under session or
+// the Room no longer counts its reservation. A Room that is no
+// RoomExtender keeps its grants' ends. A chunk under the grant shows that
+// its renter learned the session: the grant is no longer dropped as
+// undelivered.
+func (r *Responder) ExtendGrant(session []byte) (Grant, bool) {
+	if len(session) != 16 {
+		return Grant{}, false
+	}
+	s := [16]byte(session)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	g, ok := r.grants[s]
+	if !ok || time.Now().After(g.Expires) {
+		return Grant{}, false
+	}
+	r.deliveredLocked(s)
+	ext, ok := r.room.(RoomExtender)
+	if !ok {
+		return g, true
+	}
+	// Under r.mu, so a Release or a lapse dropping the grant meanwhile
+	// cannot leave it extended without its reservation.
+	until, live := ext.Extend(g.ContractID)
+	if !live {
+		return Grant{}, false
+	}
+	if until.After(g.Expires) {
+		g.Expires = until
+		r.grants[s] = g
 	}
 	return g, true
 }

@@ -16,11 +16,13 @@ import (
 // has not released. A reservation lasts until its upload is bound (the
 // Responder's Release, called by the store handler at BIND: the voucher
 // charged the registered object) or, at most, as long as the grant it
-// opened (GrantTTL, or WithGrantTTL): a provider takes a streamed upload
-// session only under a live grant, and keeps the session's unbound chunks
-// no longer than the grant (the store handler caps the session's expiry at
-// the grant's end), so the open reservations are its open contracts and
-// the bytes of their sessions.
+// opened: GrantTTL (or WithGrantTTL) after the CONSIGN or after the last
+// chunk the provider took into the grant's session (Extend), and never
+// past the contract's End. A provider takes a streamed upload session only
+// under a live grant, and keeps the session's unbound chunks no longer
+// than the grant (the store handler caps the session's expiry at the
+// grant's end), so the open reservations are its open contracts and the
+// bytes of their sessions.
 //
 // No member holds more than its share of the room: a contract is refused
 // (ErrNoRoom) when its member's open reservations and its own size would
@@ -49,14 +51,28 @@ type reservation struct {
 	size   uint64
 	member chain.MemberID
 	until  time.Time
+	end    time.Time // the contract's end: no grant of it outlasts it
+}
+
+// RoomExtender is what a Room may also implement to make a grant's
+// reservation slide with its upload (*Ledger does): Extend is asked for
+// each chunk a provider takes into the grant's session, so an upload that
+// takes longer than one grant TTL, but never pauses that long, keeps its
+// room and its session.
+type RoomExtender interface {
+	// Extend makes contract id's live reservation last until max(its end,
+	// now + the grant TTL), no later than the contract's End, and returns
+	// its end; false when no live reservation is held for id.
+	Extend(id ID) (until time.Time, ok bool)
 }
 
 // LedgerOption configures a Ledger.
 type LedgerOption func(*Ledger)
 
-// WithGrantTTL sets how long the grants the Ledger opens stay valid, and so
-// how long a reservation and its upload session's unbound chunks last
-// (default GrantTTL). Zero or negative keeps the default.
+// WithGrantTTL sets how long the grants the Ledger opens stay valid after
+// their CONSIGN or their session's last chunk, and so how long an idle
+// reservation and its upload session's unbound chunks last (default
+// GrantTTL). Zero or negative keeps the default.
 func WithGrantTTL(d time.Duration) LedgerOption {
 	return func(l *Ledger) {
 		if d > 0 {
@@ -95,30 +111,58 @@ func NewLedger(dir Directory, bucket chain.StorageBucketID, freeDisk func() (uin
 
 // Fits implements Room.
 func (l *Ledger) Fits(ctx context.Context, c *Contract) error {
+	v, err := l.view(ctx, c)
+	if err != nil {
+		return err
+	}
 	l.mu.Lock()
 	l.pruneLocked()
 	total, mine := l.total, l.byMember[c.Member]
 	l.mu.Unlock()
-	return l.fits(ctx, c, total, mine)
+	return l.fits(c, v, total, mine)
 }
 
-// fits checks c against the room: reserved bytes are held by open
-// contracts, mine of them by c's member.
-func (l *Ledger) fits(ctx context.Context, c *Contract, reserved, mine uint64) error {
-	largest, err := l.largestObject(ctx)
-	if err != nil {
-		return err
+// roomView is what c's room is made of, read from the chain and the disk
+// before the Ledger's lock is taken, so that no chain read holds up the
+// chunks whose grants Extend slides meanwhile.
+type roomView struct {
+	largest uint64 // the chain's largest data object; 0 when unknown
+	voucher chain.Voucher
+	free    uint64 // the free disk, when hasFree
+	hasFree bool
+}
+
+// view reads c's room; a contract larger than the chain's largest data
+// object is refused (ErrMalformed) before the bucket is read.
+func (l *Ledger) view(ctx context.Context, c *Contract) (roomView, error) {
+	var v roomView
+	var err error
+	if v.largest, err = l.largestObject(ctx); err != nil {
+		return v, err
 	}
-	if largest > 0 && c.Size > largest {
-		return fmt.Errorf("%w: contract for %d bytes; the chain takes data objects of at most %d bytes, so split the upload into objects of at most that size",
-			ErrMalformed, c.Size, largest)
+	if v.largest > 0 && c.Size > v.largest {
+		return v, fmt.Errorf("%w: contract for %d bytes; the chain takes data objects of at most %d bytes, so split the upload into objects of at most that size",
+			ErrMalformed, c.Size, v.largest)
 	}
 	b, err := l.dir.StorageBucket(ctx, l.bucket)
 	if err != nil {
-		return fmt.Errorf("contracts: read storage bucket %d: %w", l.bucket, err)
+		return v, fmt.Errorf("contracts: read storage bucket %d: %w", l.bucket, err)
 	}
+	v.voucher = b.Voucher
+	if l.free != nil {
+		if v.free, err = l.free(); err != nil {
+			return v, fmt.Errorf("contracts: free disk: %w", err)
+		}
+		v.hasFree = true
+	}
+	return v, nil
+}
+
+// fits checks c against the room rv: reserved bytes are held by open
+// contracts, mine of them by c's member.
+func (l *Ledger) fits(c *Contract, rv roomView, reserved, mine uint64) error {
 	room := uint64(math.MaxUint64)
-	v := b.Voucher
+	v := rv.voucher
 	if c.Object == 0 {
 		if reserved+c.Size < reserved || !v.Room(1, reserved+c.Size) {
 			return fmt.Errorf("%w: bucket %d voucher: %d of %d bytes used, %d reserved by open contracts, %d more asked; ask the storage lead to raise its limit",
@@ -126,18 +170,15 @@ func (l *Ledger) fits(ctx context.Context, c *Contract, reserved, mine uint64) e
 		}
 		room = sub(v.SizeLimit, v.SizeUsed)
 	}
-	if l.free != nil {
-		free, err := l.free()
-		if err != nil {
-			return fmt.Errorf("contracts: free disk: %w", err)
-		}
+	if rv.hasFree {
+		free := rv.free
 		if free < reserved || free-reserved < c.Size {
 			return fmt.Errorf("%w: %d bytes free on disk, %d reserved by open contracts, %d more asked",
 				ErrNoRoom, free, reserved, c.Size)
 		}
 		room = min(room, free)
 	}
-	return l.memberFits(c, room, mine, largest)
+	return l.memberFits(c, room, mine, rv.largest)
 }
 
 // memberFits checks that c's member, holding mine reserved bytes, may
@@ -173,10 +214,13 @@ func (l *Ledger) largestObject(ctx context.Context) (uint64, error) {
 // reservation under an ID already reserved with another size counts only
 // the difference, checked against the room left.
 func (l *Ledger) Reserve(ctx context.Context, c *Contract) (Grant, error) {
+	// The room is read before the lock: a chain read does not hold up
+	// Extend, and so the chunks of every upload.
+	v, verr := l.view(ctx, c)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.pruneLocked()
-	g := Grant{ContractID: c.ID, Bag: c.Bag, MaxBytes: c.Size, Expires: l.now().Add(l.ttl)}
+	g := Grant{ContractID: c.ID, Bag: c.Bag, MaxBytes: c.Size, Expires: l.grantEnd(l.now(), c.End)}
 	old, had := l.reserved[c.ID]
 	others, mine := l.total, l.byMember[c.Member]
 	if had {
@@ -186,16 +230,58 @@ func (l *Ledger) Reserve(ctx context.Context, c *Contract) (Grant, error) {
 		}
 	}
 	if !had || c.Size > old.size {
-		if err := l.fits(ctx, c, others, mine); err != nil {
+		if verr != nil {
+			return Grant{}, verr
+		}
+		if err := l.fits(c, v, others, mine); err != nil {
 			return Grant{}, err
 		}
 	}
 	l.dropLocked(c.ID)
-	l.reserved[c.ID] = reservation{size: c.Size, member: c.Member, until: g.Expires}
+	// A grant opened before under the ID may have slid past this one's
+	// end: the reservation lasts as long as the later of them.
+	until := g.Expires
+	if had && old.until.After(until) {
+		until = old.until
+	}
+	l.reserved[c.ID] = reservation{size: c.Size, member: c.Member, until: until, end: c.End}
 	l.total += c.Size
 	l.byMember[c.Member] += c.Size
 	_, _ = rand.Read(g.Session[:])
 	return g, nil
+}
+
+// grantEnd is when a grant opened, or slid, at now ends: one grant TTL
+// later, and no later than end, its contract's end (when set).
+func (l *Ledger) grantEnd(now, end time.Time) time.Time {
+	until := now.Add(l.ttl)
+	if !end.IsZero() && end.Before(until) {
+		return end
+	}
+	return until
+}
+
+// Extend implements RoomExtender: it slides contract id's reservation, while
+// its grant is live, to max(its end, now + the grant TTL), no later than
+// the contract's End. It only updates the reservation in memory (two map
+// operations under the Ledger's lock), so it is cheap enough for every
+// chunk. The Ledger keeps nothing on disk: after a restart no reservation
+// and no grant is open, the chunks of a session the provider no longer
+// counts are refused, and the block store removes the session at its
+// expiry, which was never later than its grant's end.
+func (l *Ledger) Extend(id ID) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r, ok := l.reserved[id]
+	now := l.now()
+	if !ok || now.After(r.until) {
+		return time.Time{}, false
+	}
+	if u := l.grantEnd(now, r.end); u.After(r.until) {
+		r.until = u
+		l.reserved[id] = r
+	}
+	return r.until, true
 }
 
 // dropLocked forgets contract id's reservation, if any. Call with l.mu.

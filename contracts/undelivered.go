@@ -25,18 +25,32 @@ func (r *Responder) answered(session [16]byte, written bool) {
 	if _, ok := r.delivered[session]; ok {
 		return
 	}
+	if written {
+		r.deliveredLocked(session)
+		return
+	}
 	if t, ok := r.undelivered[session]; ok {
 		t.Stop()
 		delete(r.undelivered, session)
-	}
-	if written {
-		r.delivered[session] = struct{}{}
-		return
 	}
 	// The timer reads t only under r.mu, which is held until t is set.
 	var t *time.Timer
 	t = time.AfterFunc(r.undeliveredTTL, func() { r.dropUndelivered(session, &t) })
 	r.undelivered[session] = t
+}
+
+// deliveredLocked records that the renter holds session's grant (an answer
+// of it was written, or a chunk came under it): it is no longer dropped as
+// undelivered. Called with r.mu held.
+func (r *Responder) deliveredLocked(session [16]byte) {
+	if _, ok := r.delivered[session]; ok {
+		return
+	}
+	if t, ok := r.undelivered[session]; ok {
+		t.Stop()
+		delete(r.undelivered, session)
+	}
+	r.delivered[session] = struct{}{}
 }
 
 // dropUndelivered drops the grant of session, and gives its room back, if

@@ -15,9 +15,14 @@ import (
 )
 
 // UploadGrants gives the store grant a consigned storage contract opened
-// under a session; *contracts.Responder implements it.
+// under a session, and slides it with the session's chunks;
+// *contracts.Responder implements it.
 type UploadGrants interface {
 	Grant(session []byte) (contracts.Grant, bool)
+	// ExtendGrant makes the live grant under session, and the room it
+	// reserved, last one grant TTL from now (no later than its contract's
+	// end) if that is later, and returns it; false when none is live.
+	ExtendGrant(session []byte) (contracts.Grant, bool)
 }
 
 // grantSource holds the node's UploadGrants, set once its contract
@@ -42,11 +47,14 @@ func (s *Server) SetUploadGrants(g UploadGrants) {
 // AuthorizeUploadSession implements store.SessionAuthorizer: a streamed
 // session may hold n bytes for bag while a consigned contract's grant names
 // the session, for that bag, with at least n bytes reserved, and the bag is
-// still assigned to the node's bucket. It returns the grant's end: the
-// session's unbound chunks are kept no later than that (the block store's
-// session expiry deletes them then), when the contract's reservation in
-// the room ledger lapses too, so no byte an unbound session holds on disk
-// outlives the room counted for it.
+// still assigned to the node's bucket. A chunk so authorized slides the
+// grant (ExtendGrant): it and the contract's reservation in the room
+// ledger then last one grant TTL from now, so an upload slower than one
+// TTL keeps its session while its chunks keep coming. It returns the
+// grant's end: the session's unbound chunks are kept no later than that
+// (the block store's session expiry, which keeps the latest of its
+// chunks', deletes them then), when the reservation lapses too, so no byte
+// an unbound session holds on disk outlives the room counted for it.
 func (a *chainAuth) AuthorizeUploadSession(ctx context.Context, bag string, session []byte, n uint64) (time.Time, error) {
 	gp := a.grants.g.Load()
 	if gp == nil {
@@ -65,7 +73,11 @@ func (a *chainAuth) AuthorizeUploadSession(ctx context.Context, bag string, sess
 	if _, err := a.assigned(ctx, bag); err != nil {
 		return time.Time{}, err
 	}
-	return g.Expires, nil
+	slid, ok := (*gp).ExtendGrant(session)
+	if !ok {
+		return time.Time{}, fmt.Errorf("%w: the grant of contract %s lapsed; negotiate a new contract", ErrNotAuthorized, g.ContractID)
+	}
+	return slid.Expires, nil
 }
 
 // ReleaseSession implements store.SessionReleaser: a session bound to a

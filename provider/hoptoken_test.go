@@ -39,6 +39,9 @@ func (f *fixedGrants) Grant(session []byte) (contracts.Grant, bool) {
 	return g, ok
 }
 
+// ExtendGrant keeps the grants given up front as they are.
+func (f *fixedGrants) ExtendGrant(session []byte) (contracts.Grant, bool) { return f.Grant(session) }
+
 // hopProvider is a provider host serving the store protocol with the
 // node's chain authorizer over a fake chain that assigns bag to its
 // bucket, and upload sessions under grants.

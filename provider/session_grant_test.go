@@ -66,27 +66,7 @@ func TestLapsedGrantEndsSession(t *testing.T) {
 	ctx := testCtx(t)
 	p := net.Provider(0)
 	h, renter := renterOn(t, ctx, net)
-	const ttl = 15 * time.Second
-	ledger := contracts.NewLedger(net.Client, p.Bucket, p.Server().FreeDisk(), contracts.WithGrantTTL(ttl))
-	cst, err := contracts.OpenStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cst.Close() })
-	topic, err := contractRequest(net, 256<<10).Topic()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ph := p.Host()
-	resp, err := contracts.NewResponder(ph, contracts.NewGossip(ph, net.Client, nil),
-		contracts.Identity{Key: p.Key, Worker: p.Worker, Bucket: p.Bucket},
-		contracts.NewChainAuthority(net.Client, p.Bucket), ledger, cst, contracts.WithTopics(topic),
-		contracts.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = resp.Close() })
-	p.Server().SetUploadGrants(resp)
+	ledger := shortGrants(t, net, p, 15*time.Second)
 
 	unbound := consign(t, ctx, h, renter, net, 256<<10)
 	bound := consign(t, ctx, h, renter, net, 256<<10)
@@ -136,6 +116,34 @@ func TestLapsedGrantEndsSession(t *testing.T) {
 	}
 }
 
+// shortGrants starts a contract responder on provider p (of a network
+// started without contracts) whose ledger's grants last ttl, and makes p
+// take upload sessions under its grants; it returns the ledger.
+func shortGrants(t *testing.T, net *testnet.Network, p *testnet.Provider, ttl time.Duration) *contracts.Ledger {
+	t.Helper()
+	ledger := contracts.NewLedger(net.Client, p.Bucket, p.Server().FreeDisk(), contracts.WithGrantTTL(ttl))
+	cst, err := contracts.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cst.Close() })
+	topic, err := contractRequest(net, 256<<10).Topic()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ph := p.Host()
+	resp, err := contracts.NewResponder(ph, contracts.NewGossip(ph, net.Client, nil),
+		contracts.Identity{Key: p.Key, Worker: p.Worker, Bucket: p.Bucket},
+		contracts.NewChainAuthority(net.Client, p.Bucket), ledger, cst, contracts.WithTopics(topic),
+		contracts.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = resp.Close() })
+	p.Server().SetUploadGrants(resp)
+	return ledger
+}
+
 // renterOn starts a renter host connected to net's providers, with the
 // network's member as its renter.
 func renterOn(t *testing.T, ctx context.Context, net *testnet.Network) (*p2p.Host, *contracts.Renter) {
@@ -167,7 +175,14 @@ func contractRequest(net *testnet.Network, size uint64) contracts.Request {
 // consign negotiates a contract for size bytes with one of net's providers.
 func consign(t *testing.T, ctx context.Context, h *p2p.Host, renter *contracts.Renter, net *testnet.Network, size uint64) contracts.Consigned {
 	t.Helper()
+	return consignN(t, ctx, h, renter, net, size, 1)[0]
+}
+
+// consignN negotiates contracts for size bytes with n of net's providers.
+func consignN(t *testing.T, ctx context.Context, h *p2p.Host, renter *contracts.Renter, net *testnet.Network, size uint64, n int) []contracts.Consigned {
+	t.Helper()
 	req := contractRequest(net, size)
+	req.Redundancy, req.Enough = uint32(n), n
 	topic, err := req.Topic()
 	if err != nil {
 		t.Fatal(err)
@@ -175,10 +190,10 @@ func consign(t *testing.T, ctx context.Context, h *p2p.Host, renter *contracts.R
 	if _, err := h.Join(topic.String()); err != nil {
 		t.Fatal(err)
 	}
-	testnet.Wait(t, "a provider on the contract topic", func() bool { return len(h.TopicPeers(topic.String())) >= 1 })
+	testnet.Wait(t, "providers on the contract topic", func() bool { return len(h.TopicPeers(topic.String())) >= n })
 	neg, err := renter.Negotiate(ctx, req)
-	if err != nil || len(neg.Contracts) != 1 {
-		t.Fatalf("negotiate: %v; want one contract", err)
+	if err != nil || len(neg.Contracts) != n {
+		t.Fatalf("negotiate: %v; want %d contracts", err, n)
 	}
-	return neg.Contracts[0]
+	return neg.Contracts
 }

@@ -26,8 +26,12 @@ type SessionAuthorizer interface {
 	// A chunk request asking a later expiry is given until instead (its
 	// receipt says so), so the chunks of a session never bound end with
 	// their grant, and the room a grant reserved is never outlived by the
-	// bytes it let in. Its error's text is the refusal reason the uploader
-	// sees.
+	// bytes it let in. The provider node slides the grant with each chunk
+	// it authorizes (until is then one grant TTL from now): the session's
+	// expiry, the latest its chunks were given, moves with it, so an
+	// upload keeps its session as long as its chunks keep coming, its own
+	// and those a pipeline hop forwards, which are authorized here alike.
+	// Its error's text is the refusal reason the uploader sees.
 	AuthorizeUploadSession(ctx context.Context, bag string, session []byte, bytes uint64) (until time.Time, err error)
 }
 
