@@ -256,6 +256,10 @@ func (p *pusher) complete(ctx context.Context, src io.ReaderAt, res *chunker.Res
 			}
 		}
 		if incomplete {
+			// The targets that hold every chunk bind now, not after the
+			// others' pass: a spare's pass may take long, and an unbound
+			// contract session lapses with its grant.
+			p.bind(ctx, res.Chunks)
 			p.tr.setFile(FileUploading)
 			if err := p.filePass(ctx, src, res); err != nil {
 				return err

@@ -128,10 +128,12 @@ func (s *providerStore) Put(ctx context.Context, key ds.Key, value []byte) error
 	}
 	n := len(s.byPeer[p])
 	if n >= s.limits.PerPeer {
+		s.uncache(k)
 		return fmt.Errorf("%w: peer %s has %d records, the most one peer may have", ErrProviderRecordRefused, p, n)
 	}
 	if s.total >= s.limits.Records {
 		if s.most <= n+1 {
+			s.uncache(k)
 			return fmt.Errorf("%w: the node holds %d records and no peer holds more than %s would", ErrProviderRecordRefused, s.total, p)
 		}
 		if err := s.evict(ctx); err != nil {
@@ -169,6 +171,16 @@ func (s *providerStore) Batch(context.Context) (ds.Batch, error) {
 	return ds.NewBasicBatch(s), nil
 }
 
+// uncache drops the provider manager's cached set of record k's key. The
+// manager adds a provider to that set before it writes the record here,
+// so a refused record would otherwise be served from the cache; the set
+// is read again from what is held.
+func (s *providerStore) uncache(k string) {
+	if mhKey, ok := recordKey(k); ok {
+		s.cache.Remove(mhKey)
+	}
+}
+
 // evict removes one record of a peer holding the most. s.mu is held.
 func (s *providerStore) evict(ctx context.Context) error {
 	for victim := range s.byCount[s.most] {
@@ -177,9 +189,7 @@ func (s *providerStore) evict(ctx context.Context) error {
 				return fmt.Errorf("provider records: evict: %w", err)
 			}
 			s.index(victim, k, false)
-			if mhKey, ok := recordKey(k); ok {
-				s.cache.Remove(mhKey)
-			}
+			s.uncache(k)
 			return nil
 		}
 	}

@@ -75,6 +75,41 @@ func TestProviderRecordsBounded(t *testing.T) {
 	}
 }
 
+// A record refused for a key whose providers the DHT has cached (a key read
+// lately) is not served from that cache: kad-dht adds the provider to the
+// cached set before it writes the record.
+func TestRefusedProviderRecordNotServed(t *testing.T) {
+	limits := p2p.ProviderLimits{Records: 100, PerPeer: 5}
+	net := testnet.New(t, 3, testnet.WithHostOptions(func(i int) []p2p.Option {
+		if i == 0 {
+			return []p2p.Option{p2p.WithProviderLimits(limits)}
+		}
+		return nil
+	}))
+	node, flooder, genuine := net.Host(0), net.Host(1), net.Host(2)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	bag := p2p.BagKey("dynamic:channel:7")
+	if err := genuine.Provide(ctx, bag); err != nil {
+		t.Fatalf("Provide: %v", err)
+	}
+	for heldKeys(ctx, t, node, genuine.ID(), [][]byte{bag.Hash()}) != 1 { // read: now cached
+		select {
+		case <-ctx.Done():
+			t.Fatal("the node did not keep the genuine record")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	floodProviders(ctx, t, flooder, node, "fill", limits.PerPeer)
+	sendProviders(ctx, t, flooder, node, [][]byte{bag.Hash()}) // over its share: refused
+	if heldKeys(ctx, t, node, flooder.ID(), [][]byte{bag.Hash()}) != 0 {
+		t.Fatal("the node serves a refused record from its cache")
+	}
+	if heldKeys(ctx, t, node, genuine.ID(), [][]byte{bag.Hash()}) != 1 {
+		t.Fatal("the genuine record is gone")
+	}
+}
+
 // TestProviderRecordKeyForm: a record whose key is not a sha2-256 multihash
 // (a bag key's form on the wire) is refused and the stream reset.
 func TestProviderRecordKeyForm(t *testing.T) {
@@ -110,13 +145,6 @@ func TestProviderRecordKeyForm(t *testing.T) {
 // refused).
 func floodProviders(ctx context.Context, t *testing.T, att, node *p2p.Host, tag string, n int) [][]byte {
 	t.Helper()
-	s, err := att.Libp2p().NewStream(ctx, node.ID(), p2p.KadProtocol)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Reset()
-	w := pbio.NewDelimitedWriter(s)
-	me := pb.RawPeerInfosToPBPeers([]peer.AddrInfo{att.AddrInfo()})
 	keys := make([][]byte, n)
 	for i := range keys {
 		sum, err := multihash.Sum(fmt.Appendf(nil, "%s %s %d", t.Name(), tag, i), multihash.SHA2_256, -1)
@@ -124,7 +152,24 @@ func floodProviders(ctx context.Context, t *testing.T, att, node *p2p.Host, tag 
 			t.Fatal(err)
 		}
 		keys[i] = sum
-		msg := pb.NewMessage(pb.Message_ADD_PROVIDER, sum, 0)
+	}
+	sendProviders(ctx, t, att, node, keys)
+	return keys
+}
+
+// sendProviders sends an ADD_PROVIDER of att for each key to node on one
+// stream, as floodProviders does.
+func sendProviders(ctx context.Context, t *testing.T, att, node *p2p.Host, keys [][]byte) {
+	t.Helper()
+	s, err := att.Libp2p().NewStream(ctx, node.ID(), p2p.KadProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Reset()
+	w := pbio.NewDelimitedWriter(s)
+	me := pb.RawPeerInfosToPBPeers([]peer.AddrInfo{att.AddrInfo()})
+	for _, k := range keys {
+		msg := pb.NewMessage(pb.Message_ADD_PROVIDER, k, 0)
 		msg.ProviderPeers = me
 		if err := w.WriteMsg(msg); err != nil {
 			break // reset: the node refused one
@@ -144,7 +189,6 @@ func floodProviders(ctx context.Context, t *testing.T, att, node *p2p.Host, tag 
 	case <-ctx.Done():
 		t.Fatal("the node neither closed nor reset the flooding stream")
 	}
-	return keys
 }
 
 // heldKeys counts the keys for which node keeps a record of provider p.

@@ -104,6 +104,15 @@ func (s *Server) cleanupMoved(ctx context.Context, b chain.Bag, objs []uint64) {
 		if ctx.Err() != nil {
 			return
 		}
+		if len(unreachable) > 0 && answering(peers, unreachable) < need {
+			// The rest would be asked of too few operators: a peer
+			// refused (its audit budget is spent) or is down. The next
+			// pass goes on from what is left (a bag with too few
+			// operators from the start is still told object by object).
+			s.log.Debug("cleanup: too few operators answer in this pass; trying again later", "bag", b.ID, "need", need)
+			s.recon.retryLater(b.ID)
+			return
+		}
 		blocks, ok := s.holdings.blocksOf(obj)
 		if !ok {
 			continue
@@ -144,6 +153,17 @@ func (s *Server) cleanupMoved(ctx context.Context, b chain.Bag, objs []uint64) {
 		}
 		s.removeObject(b.ID, obj, reasonMoved)
 	}
+}
+
+// answering counts the operators of ps with a peer not in unreachable.
+func answering(ps []chainPeer, unreachable map[peer.ID]bool) int {
+	ops := map[chain.Account]bool{}
+	for _, p := range ps {
+		if !unreachable[p.ID] {
+			ops[p.Operator] = true
+		}
+	}
+	return len(ops)
 }
 
 // confirmingPeers returns the chain's providers of a bag that may confirm a

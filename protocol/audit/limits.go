@@ -51,8 +51,8 @@ const (
 	DefaultAnswerRate  = 8 << 20
 	DefaultAnswerBurst = 4 * MaxSamples * MaxChunkSize
 	// ChallengerShare and ChallengerBurstShare divide the node-wide answer
-	// budget into what one challenger may use: by default 1/4 of its rate
-	// (2 MiB a second) and 1/4 of its burst (16 MiB, one challenge of
+	// budget into what one challenger may use: by default half its rate
+	// (4 MiB a second) and 1/4 of its burst (16 MiB, one challenge of
 	// MaxSamples whole chunks of MaxChunkSize), charged in bytes read, so
 	// a single peer (challenges are not limited to operators) cannot take
 	// the whole budget however it shapes its challenges. A challenge is
@@ -60,10 +60,11 @@ const (
 	// are then charged to it, so one challenge may overdraw it; an honest
 	// auditor asks all its peers together for its audit bandwidth (1 MB a
 	// second by default; the node it audits reads up to about four times
-	// that, whole chunks for sampled ranges), and a provider cleaning up a
+	// that, whole chunks for sampled ranges, which the share must hold
+	// when one auditor's peers are few), and a provider cleaning up a
 	// moved bag proves each object with an audit of five chunks.
 	// WithChallengerBudget sets other values.
-	ChallengerShare      = 4
+	ChallengerShare      = 2
 	ChallengerBurstShare = 4
 	// MaxChallengerAnswers is how many challenges of one challenger are
 	// answered at once, which bounds what it can overdraw its budget by
