@@ -45,6 +45,9 @@ type objectReader struct {
 	// network counts content bytes read that came from the network.
 	network int64
 	closed  bool
+	// stalled says a write to the client blocked (stall) while the
+	// current leaf was sent: the next leaf is loaded with no read-ahead.
+	stalled bool
 }
 
 // aheadLeaf is a leaf fetched ahead; the reader holds the lease until it
@@ -318,8 +321,40 @@ func (r *objectReader) load(pos int64) error {
 		return err
 	}
 	r.cur = pc
+	if r.stalled {
+		// Its client reads slower than the providers deliver: leaves
+		// fetched ahead would wait in memory (and, for an object not
+		// cached, be fetched again after the next stall).
+		r.stalled = false
+		return nil
+	}
 	r.fetchAhead(lf.off + lf.size)
 	return nil
+}
+
+// stall is called when a write of the answer to its client has blocked
+// for stallAfter: the client, not the providers, is what the answer waits
+// on, so it gives back its miss slot. It drops the leaves fetched ahead
+// (those of a cached object are in the cache) and the leaf being sent when
+// that one is in memory, unless the object is not cached (it would be
+// fetched again) and a parked token is free: then it keeps that one leaf.
+// The next read takes a slot again before it fetches.
+func (r *objectReader) stall() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || !r.slot.holds() {
+		return
+	}
+	r.stalled = true
+	r.dropAhead()
+	inMemory := r.cur != nil && r.cur.file.f == nil && r.cur.lease != nil
+	if inMemory && !r.keep && r.slot.parkKeeping() {
+		return
+	}
+	if inMemory {
+		r.release() // the write in progress sends a copy (copyPooled)
+	}
+	r.slot.park()
 }
 
 // readAhead starts fetching the leaves after the current one, up to

@@ -1,6 +1,7 @@
 package distributor
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -50,7 +51,10 @@ func copyPooled(w io.Writer, r io.Reader) (int64, error) {
 }
 
 // deadlineWriter gives every write to the client writeTimeout: a client
-// that stops reading is cut off, however long the whole answer takes.
+// that stops reading is cut off, however long the whole answer takes. For
+// an answer that needs the network it also parks the answer's miss slot
+// when a write blocks for stallAfter (onStall), and cuts off a client
+// that reads slower than the minimum send rate (pace).
 type deadlineWriter struct {
 	http.ResponseWriter
 	rc *http.ResponseController
@@ -59,6 +63,122 @@ type deadlineWriter struct {
 	// span is the reader of the span being copied, kept here so that a
 	// span allocates none.
 	span io.LimitedReader
+
+	// slot and onStall: while slot is held, a write blocked for
+	// stallAfter calls onStall (from a timer's goroutine).
+	slot    *missSlot
+	onStall func()
+	stall   *time.Timer
+	armed   bool
+	pace    pace
+}
+
+// stallAfter is how long a write to the client may block before the
+// answer gives back its miss slot: far longer than a write to a client
+// reading at network speed takes, short beside a fetch.
+const stallAfter = 500 * time.Millisecond
+
+// newWriter returns the writer of an answer to w. While slot (nil: none)
+// is held, a write blocked for stallAfter calls onStall (nil:
+// slot.parkKeeping). A paced answer, one that needs blocks from the
+// network, is held to the minimum send rate.
+func (s *Server) newWriter(w http.ResponseWriter, slot *missSlot, onStall func(), paced bool) *deadlineWriter {
+	dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.writeTimeout, slot: slot, onStall: onStall}
+	if slot != nil && onStall == nil {
+		dw.onStall = func() { slot.parkKeeping() }
+	}
+	if paced && s.cfg.minSendRate > 0 {
+		dw.pace = pace{min: s.cfg.minSendRate, window: s.cfg.sendRateWindow}
+	}
+	return dw
+}
+
+// begin sets the deadline of a write starting now and arms the stall
+// timer while the answer holds its miss slot.
+func (w *deadlineWriter) begin() {
+	now := time.Now()
+	_ = w.rc.SetWriteDeadline(w.pace.deadline(now, w.d))
+	if w.slot.holds() {
+		if w.stall == nil {
+			w.stall = time.AfterFunc(stallAfter, w.onStall)
+		} else {
+			w.stall.Reset(stallAfter)
+		}
+		w.armed = true
+	}
+}
+
+// end accounts a write of n bytes that began at begin and returned err;
+// it returns errTooSlow when the client fell below the minimum send rate.
+func (w *deadlineWriter) end(n int64, err error) error {
+	if w.armed {
+		w.stall.Stop()
+		w.armed = false
+	}
+	w.n += n
+	if w.pace.add(time.Now(), n) {
+		// Cut now: the answer's last flush fails at once.
+		_ = w.rc.SetWriteDeadline(time.Unix(1, 0))
+		return errTooSlow
+	}
+	return err
+}
+
+// close stops the stall timer at the end of the answer.
+func (w *deadlineWriter) close() {
+	if w.stall != nil {
+		w.stall.Stop()
+	}
+}
+
+// errTooSlow cuts off a client that reads slower than the minimum send
+// rate.
+var errTooSlow = errors.New("distributor: the client reads slower than the minimum send rate (--min-send-rate); cut off")
+
+// pace holds an answer to the minimum send rate: min bytes a second,
+// averaged over window of time spent writing to the client (time the
+// answer spends fetching does not count). A window ends when its quota,
+// min × window, is sent; a client that has not taken it after window of
+// writing is cut off. The zero pace holds to nothing.
+type pace struct {
+	min    int64
+	window time.Duration
+	// spent is the time spent writing in this window, sent the bytes.
+	spent time.Duration
+	sent  int64
+	began time.Time
+	cut   bool
+}
+
+// quota is the bytes a window must send.
+func (p *pace) quota() int64 { return int64(float64(p.min) * p.window.Seconds()) }
+
+// deadline returns the deadline of a write starting at now: d from now,
+// or sooner, when the window's time runs out first with its quota not sent.
+func (p *pace) deadline(now time.Time, d time.Duration) time.Time {
+	p.began = now
+	if p.min <= 0 {
+		return now.Add(d)
+	}
+	if p.sent >= p.quota() {
+		p.spent, p.sent = 0, 0 // the window passed: a new one
+	}
+	return now.Add(max(min(d, p.window-p.spent), 0))
+}
+
+// add accounts n bytes written by a write that ended at now and reports
+// whether the client is to be cut off: its window spent, its quota not
+// sent.
+func (p *pace) add(now time.Time, n int64) bool {
+	if p.min <= 0 {
+		return false
+	}
+	p.spent += now.Sub(p.began)
+	p.sent += n
+	if p.spent >= p.window && p.sent < p.quota() {
+		p.cut = true
+	}
+	return p.cut
 }
 
 // copyBufs are the buffers answers are copied through: larger than
@@ -125,11 +245,11 @@ func (w *deadlineWriter) ReadFrom(r io.Reader) (int64, error) {
 func (w *deadlineWriter) sendFile(f *os.File, n int64) (int64, error) {
 	var total int64
 	for total < n {
-		_ = w.rc.SetWriteDeadline(time.Now().Add(w.d))
+		w.begin()
 		w.span = io.LimitedReader{R: f, N: min(n-total, sendSpan)}
 		m, err := readFrom(w.ResponseWriter, &w.span)
+		err = w.end(m, err)
 		total += m
-		w.n += m
 		if err != nil {
 			return total, err
 		}
@@ -144,8 +264,7 @@ func (w *deadlineWriter) sendFile(f *os.File, n int64) (int64, error) {
 type writerOnly struct{ io.Writer }
 
 func (w *deadlineWriter) Write(p []byte) (int, error) {
-	_ = w.rc.SetWriteDeadline(time.Now().Add(w.d))
+	w.begin()
 	n, err := w.ResponseWriter.Write(p)
-	w.n += int64(n)
-	return n, err
+	return n, w.end(int64(n), err)
 }
