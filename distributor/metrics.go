@@ -79,7 +79,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 		}),
 		parks: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "satchel", Subsystem: "distributor", Name: "miss_slot_parks_total",
-			Help: "Times an answer gave back its --max-misses slot because a write to its client blocked (it takes one again before fetching more).",
+			Help: "Times an answer gave back its --max-misses slot while it waited on its client (a write blocked) or on busy providers; it takes one again before fetching more.",
 		}),
 		slowCuts: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "satchel", Subsystem: "distributor", Name: "slow_clients_cut_total",

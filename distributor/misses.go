@@ -37,10 +37,11 @@ func (s *Server) doneMiss() { <-s.misses }
 // bounds nothing.
 //
 // The slot bounds the work of fetching, not the time a client takes to
-// read: an answer whose write to its client blocks for stallAfter parks
-// (see objectReader.stall): it gives the slot back, keeping at most the
-// leaf it sends under one of the parked tokens, and takes a slot again
-// before it fetches more.
+// read or providers stay busy: an answer whose write to its client blocks
+// for stallAfter parks (see objectReader.stall), as does one whose fetch
+// pauses for busy providers (objectReader.await): it gives the slot back,
+// keeping at most one leaf under one of the parked tokens, and takes a
+// slot again before it fetches more.
 type missSlot struct {
 	s *Server
 	// ctx ends with the request or when the answer ends (stop, release):
@@ -64,11 +65,17 @@ func (s *Server) newMissSlot(ctx context.Context) *missSlot {
 }
 
 // take takes the slot unless held already, waiting while every slot is
-// taken (a parked token is given back first: the answer fetches next,
-// under the slot); it fails with ctx's error when the client left first or
-// the answer ended (a reader's goroutine outliving it takes no slot it
+// taken (a parked token is given back first: the answer holds nothing
+// from the network); it fails with ctx's error when the client left first
+// or the answer ended (a reader's goroutine outliving it takes no slot it
 // would never give back).
-func (m *missSlot) take() error {
+func (m *missSlot) take() error { return m.acquire(true) }
+
+// retake is take for an answer that parked keeping a leaf (parkKeeping)
+// and still holds it: it keeps its parked token while it waits.
+func (m *missSlot) retake() error { return m.acquire(false) }
+
+func (m *missSlot) acquire(unparkFirst bool) error {
 	if m == nil {
 		return nil
 	}
@@ -77,7 +84,9 @@ func (m *missSlot) take() error {
 		m.mu.Unlock()
 		return nil
 	}
-	m.unparkLocked()
+	if unparkFirst {
+		m.unparkLocked()
+	}
 	m.mu.Unlock()
 	if err := m.ctx.Err(); err != nil {
 		return err // no fetch for an answer that ended, even with a slot free
@@ -97,6 +106,7 @@ func (m *missSlot) take() error {
 		m.held = true
 		m.holding.Store(true)
 	}
+	m.unparkLocked()
 	return nil
 }
 

@@ -29,8 +29,11 @@ const (
 	// largest chunk size it bounds the memory fetches hold.
 	DefaultMaxFetches = 32
 	// DefaultMaxMisses is how many answers needing blocks from the network
-	// run at once; more wait. Each holds at most three chunks in memory, so
-	// this bounds the memory misses take whatever the request count.
+	// fetch at once; more wait. Each holds at most three chunks in memory,
+	// so this bounds the memory misses take whatever the request count. An
+	// answer waiting on its client (a write blocked) or on busy providers
+	// gives its slot back, keeping at most one chunk under one of as many
+	// parked tokens.
 	DefaultMaxMisses = 48
 	// DefaultObjectRecords is how many objects' chain records the node
 	// keeps in memory (about 250 bytes each); others are read from the

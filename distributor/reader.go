@@ -105,7 +105,7 @@ func (r *objectReader) block(c cid.Cid) (*lease, error) {
 	if err != nil {
 		return nil, err
 	}
-	return r.f.wait(r.ctx, l)
+	return r.await(l)
 }
 
 // refetch is block for a caller whose cached copy of c could not be read:
@@ -115,6 +115,35 @@ func (r *objectReader) refetch(c cid.Cid) (*lease, error) {
 	l, err := r.fetch(c)
 	if err != nil {
 		return nil, err
+	}
+	return r.await(l)
+}
+
+// await waits for the fetch l as fetcher.wait does. While the fetch
+// pauses for busy providers the answer waits on them, not on its share of
+// the fetching: it drops its read-ahead and gives back its miss slot if a
+// parked token is free (the awaited block holds no memory until it comes,
+// then the token bounds it), and takes a slot again once the block came.
+func (r *objectReader) await(l *lease) (*lease, error) {
+	if l.call.paused == nil || !r.slot.holds() {
+		return r.f.wait(r.ctx, l)
+	}
+	select {
+	case <-l.call.done:
+	case <-r.ctx.Done():
+	case <-l.call.paused:
+		r.dropAhead()
+		if r.slot.parkKeeping() {
+			l, err := r.f.wait(r.ctx, l)
+			if err != nil {
+				return nil, err
+			}
+			if err := r.slot.retake(); err != nil {
+				l.drop()
+				return nil, err
+			}
+			return l, nil
+		}
 	}
 	return r.f.wait(r.ctx, l)
 }
@@ -402,7 +431,7 @@ func (r *objectReader) open(lf leaf) (*piece, error) {
 			return nil, err
 		}
 	}
-	if cl, err = r.f.wait(r.ctx, cl); err != nil {
+	if cl, err = r.await(cl); err != nil {
 		return nil, err
 	}
 	if !cl.network {
