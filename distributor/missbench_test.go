@@ -102,9 +102,9 @@ func BenchmarkMissServe(b *testing.B) {
 				peak = max(peak, rss())
 				return d
 			}
-			// Answers that gave their miss slot back (a write to a client
-			// blocked 0.5 s): none expected from these fast clients, some
-			// on a loaded machine.
+			// Answers that gave their miss slot back (1 s blocked writing
+			// to a client since a fetch): none expected from these fast
+			// clients, some on a loaded machine.
 			parks0 := counter(b, d.Registry(), "satchel_distributor_miss_slot_parks_total")
 			b.ResetTimer()
 			for i := range b.N {

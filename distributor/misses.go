@@ -37,11 +37,12 @@ func (s *Server) doneMiss() { <-s.misses }
 // bounds nothing.
 //
 // The slot bounds the work of fetching, not the time a client takes to
-// read or providers stay busy: an answer whose write to its client blocks
-// for stallAfter parks (see objectReader.stall), as does one whose fetch
+// read or providers stay busy: an answer that spends stallAfter blocked
+// writing to its client between two fetches parks (see
+// objectReader.stall), as does one whose fetch
 // pauses for busy providers (objectReader.await): it gives the slot back,
-// keeping at most one leaf under one of the parked tokens, and takes a
-// slot again before it fetches more.
+// keeping what it holds (at most its leaf and those read ahead) only under
+// one of the parked tokens, and takes a slot again before it fetches more.
 type missSlot struct {
 	s *Server
 	// ctx ends with the request or when the answer ends (stop, release):
@@ -53,8 +54,10 @@ type missSlot struct {
 	held   bool
 	parked bool // holds a parked token: the answer keeps a leaf while its client is slow
 	// holding mirrors held for the writer, which arms its stall timer
-	// only while the slot is held.
+	// only while the slot is held; fetches counts the answer's network
+	// fetches, each of which starts its stall time afresh.
 	holding atomic.Bool
+	fetches atomic.Int64
 }
 
 // newMissSlot returns the slot of an answer to a request of ctx, not
@@ -129,10 +132,11 @@ func (m *missSlot) park() bool {
 	return true
 }
 
-// parkKeeping gives the slot back, as park, for an answer that keeps one
-// leaf from the network in memory while its client is slow: only if one
-// of the parked tokens (as many as slots) is free, which it then holds
-// until it takes a slot again or ends. It reports whether it parked.
+// parkKeeping gives the slot back, as park, for an answer that keeps the
+// leaves it holds from the network (at most what it held under the slot)
+// while it waits: only if one of the parked tokens (as many as slots) is
+// free, which it then holds until it takes a slot again or ends. It
+// reports whether it parked.
 func (m *missSlot) parkKeeping() bool {
 	if m == nil {
 		return false

@@ -94,6 +94,9 @@ func (r *objectReader) fetch(c cid.Cid) (*lease, error) {
 	if err := r.slot.take(); err != nil {
 		return nil, err
 	}
+	if r.slot != nil {
+		r.slot.fetches.Add(1)
+	}
 	return r.f.startFetch(r.obj, c, r.keep), nil
 }
 
@@ -361,13 +364,14 @@ func (r *objectReader) load(pos int64) error {
 	return nil
 }
 
-// stall is called when a write of the answer to its client has blocked
-// for stallAfter: the client, not the providers, is what the answer waits
-// on, so it gives back its miss slot. It drops the leaves fetched ahead
-// (those of a cached object are in the cache) and the leaf being sent when
-// that one is in memory, unless the object is not cached (it would be
-// fetched again) and a parked token is free: then it keeps that one leaf.
-// The next read takes a slot again before it fetches.
+// stall is called when the answer has spent stallAfter blocked writing
+// to its client since its last fetch: the client, not the providers, is
+// what it waits on, so it gives back its miss slot, and reads no further
+// ahead for its next leaf. For an object not cached it keeps the leaves it
+// holds (they would be fetched again) if a parked token is free. Else it
+// drops them: those read ahead, and the one being sent when that one is in
+// memory (a cached object's come back from the cache). The next read
+// takes a slot again before it fetches.
 func (r *objectReader) stall() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -375,12 +379,11 @@ func (r *objectReader) stall() {
 		return
 	}
 	r.stalled = true
-	r.dropAhead()
-	inMemory := r.cur != nil && r.cur.file.f == nil && r.cur.lease != nil
-	if inMemory && !r.keep && r.slot.parkKeeping() {
+	if !r.keep && r.slot.parkKeeping() {
 		return
 	}
-	if inMemory {
+	r.dropAhead()
+	if r.cur != nil && r.cur.file.f == nil && r.cur.lease != nil {
 		r.release() // the write in progress sends a copy (copyPooled)
 	}
 	r.slot.park()

@@ -53,8 +53,9 @@ func copyPooled(w io.Writer, r io.Reader) (int64, error) {
 // deadlineWriter gives every write to the client writeTimeout: a client
 // that stops reading is cut off, however long the whole answer takes. For
 // an answer that needs the network it also parks the answer's miss slot
-// when a write blocks for stallAfter (onStall), and cuts off a client
-// that reads slower than the minimum send rate (pace).
+// once it has spent stallAfter blocked writing since its last fetch
+// (onStall), and cuts off a client that reads slower than the minimum
+// send rate (pace).
 type deadlineWriter struct {
 	http.ResponseWriter
 	rc *http.ResponseController
@@ -64,23 +65,29 @@ type deadlineWriter struct {
 	// span allocates none.
 	span io.LimitedReader
 
-	// slot and onStall: while slot is held, a write blocked for
-	// stallAfter calls onStall (from a timer's goroutine).
+	// slot and onStall: while slot is held, stallAfter spent in writes
+	// since the answer's last fetch calls onStall (from a timer's
+	// goroutine). blocked is that time, seen the fetch count it is since.
 	slot    *missSlot
 	onStall func()
 	stall   *time.Timer
 	armed   bool
+	blocked time.Duration
+	seen    int64
+	began   time.Time
 	pace    pace
 }
 
-// stallAfter is how long a write to the client may block before the
-// answer gives back its miss slot: far longer than a write to a client
-// reading at network speed takes, short beside a fetch.
-const stallAfter = 500 * time.Millisecond
+// stallAfter is how long an answer may spend blocked writing to its
+// client between two fetches (a chunk of at most 2 MiB, or a few writes,
+// apart) before it gives back its miss slot: a client reading at 2 MiB/s
+// or more never makes it; one reading slower cannot hold a slot by reading
+// just fast enough that no single write blocks long.
+const stallAfter = time.Second
 
 // newWriter returns the writer of an answer to w. While slot (nil: none)
-// is held, a write blocked for stallAfter calls onStall (nil:
-// slot.parkKeeping). A paced answer, one that needs blocks from the
+// is held, stallAfter spent blocked in writes since the answer's last
+// fetch calls onStall (nil: slot.parkKeeping). A paced answer, one that needs blocks from the
 // network, is held to the minimum send rate.
 func (s *Server) newWriter(w http.ResponseWriter, slot *missSlot, onStall func(), paced bool) *deadlineWriter {
 	dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.writeTimeout, slot: slot, onStall: onStall}
@@ -93,30 +100,39 @@ func (s *Server) newWriter(w http.ResponseWriter, slot *missSlot, onStall func()
 	return dw
 }
 
-// begin sets the deadline of a write starting now and arms the stall
-// timer while the answer holds its miss slot.
+// begin sets the deadline of a write starting now and, while the answer
+// holds its miss slot, arms the stall timer for what is left of
+// stallAfter since the answer's last fetch.
 func (w *deadlineWriter) begin() {
 	now := time.Now()
+	w.began = now
 	_ = w.rc.SetWriteDeadline(w.pace.deadline(now, w.d))
-	if w.slot.holds() {
-		if w.stall == nil {
-			w.stall = time.AfterFunc(stallAfter, w.onStall)
-		} else {
-			w.stall.Reset(stallAfter)
-		}
-		w.armed = true
+	if !w.slot.holds() {
+		return
 	}
+	if f := w.slot.fetches.Load(); f != w.seen {
+		w.seen, w.blocked = f, 0
+	}
+	left := max(stallAfter-w.blocked, 0)
+	if w.stall == nil {
+		w.stall = time.AfterFunc(left, w.onStall)
+	} else {
+		w.stall.Reset(left)
+	}
+	w.armed = true
 }
 
 // end accounts a write of n bytes that began at begin and returned err;
 // it returns errTooSlow when the client fell below the minimum send rate.
 func (w *deadlineWriter) end(n int64, err error) error {
+	now := time.Now()
 	if w.armed {
 		w.stall.Stop()
 		w.armed = false
+		w.blocked += now.Sub(w.began)
 	}
 	w.n += n
-	if w.pace.add(time.Now(), n) {
+	if w.pace.add(now, w.began, n) {
 		// Cut now: the answer's last flush fails at once.
 		_ = w.rc.SetWriteDeadline(time.Unix(1, 0))
 		return errTooSlow
@@ -146,7 +162,6 @@ type pace struct {
 	// spent is the time spent writing in this window, sent the bytes.
 	spent time.Duration
 	sent  int64
-	began time.Time
 	cut   bool
 }
 
@@ -156,7 +171,6 @@ func (p *pace) quota() int64 { return int64(float64(p.min) * p.window.Seconds())
 // deadline returns the deadline of a write starting at now: d from now,
 // or sooner, when the window's time runs out first with its quota not sent.
 func (p *pace) deadline(now time.Time, d time.Duration) time.Time {
-	p.began = now
 	if p.min <= 0 {
 		return now.Add(d)
 	}
@@ -166,14 +180,14 @@ func (p *pace) deadline(now time.Time, d time.Duration) time.Time {
 	return now.Add(max(min(d, p.window-p.spent), 0))
 }
 
-// add accounts n bytes written by a write that ended at now and reports
-// whether the client is to be cut off: its window spent, its quota not
-// sent.
-func (p *pace) add(now time.Time, n int64) bool {
+// add accounts n bytes written by a write that began at began and ended
+// at now, and reports whether the client is to be cut off: its window
+// spent, its quota not sent.
+func (p *pace) add(now, began time.Time, n int64) bool {
 	if p.min <= 0 {
 		return false
 	}
-	p.spent += now.Sub(p.began)
+	p.spent += now.Sub(began)
 	p.sent += n
 	if p.spent >= p.window && p.sent < p.quota() {
 		p.cut = true
