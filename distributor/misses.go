@@ -39,10 +39,11 @@ func (s *Server) doneMiss() { <-s.misses }
 // The slot bounds the work of fetching, not the time a client takes to
 // read or providers stay busy: an answer that spends stallAfter blocked
 // writing to its client between two fetches parks (see
-// objectReader.stall), as does one whose fetch
-// pauses for busy providers (objectReader.await): it gives the slot back,
-// keeping what it holds (at most its leaf and those read ahead) only under
-// one of the parked tokens, and takes a slot again before it fetches more.
+// objectReader.stall), as does one whose fetch pauses for busy providers
+// (objectReader.await): it gives the slot back, keeping what it holds (at
+// most its leaf and those read ahead) only under one of the parked tokens,
+// and takes a slot again before it fetches more. An answer holding leaves
+// from the network holds a slot or a token.
 type missSlot struct {
 	s *Server
 	// ctx ends with the request or when the answer ends (stop, release):
@@ -52,7 +53,7 @@ type missSlot struct {
 
 	mu     sync.Mutex
 	held   bool
-	parked bool // holds a parked token: the answer keeps a leaf while its client is slow
+	parked bool // holds a parked token: the answer keeps its leaves while parked
 	// holding mirrors held for the writer, which arms its stall timer
 	// only while the slot is held; fetches counts the answer's network
 	// fetches, each of which starts its stall time afresh.
@@ -68,29 +69,20 @@ func (s *Server) newMissSlot(ctx context.Context) *missSlot {
 }
 
 // take takes the slot unless held already, waiting while every slot is
-// taken (a parked token is given back first: the answer holds nothing
-// from the network); it fails with ctx's error when the client left first
-// or the answer ended (a reader's goroutine outliving it takes no slot it
-// would never give back).
-func (m *missSlot) take() error { return m.acquire(true) }
-
-// retake is take for an answer that parked keeping a leaf (parkKeeping)
-// and still holds it: it keeps its parked token while it waits.
-func (m *missSlot) retake() error { return m.acquire(false) }
-
-func (m *missSlot) acquire(unparkFirst bool) error {
+// taken; a parked token, which bounds what the answer kept while parked,
+// is given back once the slot is held. It fails with ctx's error when the
+// client left first or the answer ended (a reader's goroutine outliving it
+// takes no slot it would never give back).
+func (m *missSlot) take() error {
 	if m == nil {
 		return nil
 	}
 	m.mu.Lock()
-	if m.held {
-		m.mu.Unlock()
+	held := m.held
+	m.mu.Unlock()
+	if held {
 		return nil
 	}
-	if unparkFirst {
-		m.unparkLocked()
-	}
-	m.mu.Unlock()
 	if err := m.ctx.Err(); err != nil {
 		return err // no fetch for an answer that ended, even with a slot free
 	}

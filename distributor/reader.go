@@ -141,7 +141,7 @@ func (r *objectReader) await(l *lease) (*lease, error) {
 			if err != nil {
 				return nil, err
 			}
-			if err := r.slot.retake(); err != nil {
+			if err := r.slot.take(); err != nil {
 				l.drop()
 				return nil, err
 			}

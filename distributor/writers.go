@@ -79,16 +79,16 @@ type deadlineWriter struct {
 }
 
 // stallAfter is how long an answer may spend blocked writing to its
-// client between two fetches (a chunk of at most 2 MiB, or a few writes,
-// apart) before it gives back its miss slot: a client reading at 2 MiB/s
-// or more never makes it; one reading slower cannot hold a slot by reading
-// just fast enough that no single write blocks long.
+// client between two fetches (a chunk apart: 1 MiB by default, at most
+// 2) before it gives back its miss slot: a client that takes a chunk
+// within a second never makes it; a slower one cannot hold a slot by
+// reading just fast enough that no single write blocks long.
 const stallAfter = time.Second
 
 // newWriter returns the writer of an answer to w. While slot (nil: none)
 // is held, stallAfter spent blocked in writes since the answer's last
-// fetch calls onStall (nil: slot.parkKeeping). A paced answer, one that needs blocks from the
-// network, is held to the minimum send rate.
+// fetch calls onStall (nil: slot.parkKeeping). A paced answer, one that
+// needs blocks from the network, is held to the minimum send rate.
 func (s *Server) newWriter(w http.ResponseWriter, slot *missSlot, onStall func(), paced bool) *deadlineWriter {
 	dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.writeTimeout, slot: slot, onStall: onStall}
 	if slot != nil && onStall == nil {
@@ -149,7 +149,7 @@ func (w *deadlineWriter) close() {
 
 // errTooSlow cuts off a client that reads slower than the minimum send
 // rate.
-var errTooSlow = errors.New("distributor: the client reads slower than the minimum send rate (--min-send-rate); cut off")
+var errTooSlow = errors.New("distributor: the client reads slower than the minimum send rate; cut off")
 
 // pace holds an answer to the minimum send rate: min bytes a second,
 // averaged over window of time spent writing to the client (time the
