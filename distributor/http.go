@@ -192,6 +192,12 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	slot := s.newMissSlot(r.Context())
 	defer slot.release()
 	head := r.Method == http.MethodHead
+	if head && ctype == "" && !complete {
+		// Sniffed before the cache had a record of the object (its
+		// first block's write to the cache follows the sniff): the
+		// type is remembered beside the cache.
+		ctype = s.knownContentType(obj.ID)
+	}
 	if !s.cacheHeaders(h, obj, complete, cached) && !(head && ctype != "") && slot.take() != nil {
 		return
 	}
