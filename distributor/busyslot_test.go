@@ -41,6 +41,21 @@ func (s *busyBlockSource) ReadBlock(ctx context.Context, p peer.ID, c cid.Cid) (
 // pauses: with one slot, another object is fetched and served while the
 // first still waits, which then completes once a provider is free.
 func TestBusyFetchFreesItsSlotWhilePausing(t *testing.T) {
+	busyWaitLetsOthersThrough(t, "fetch", distributor.WithMaxFetches(1))
+}
+
+// An answer whose fetch waits for busy providers holds no --max-misses
+// slot meanwhile (it parks, as for a slow client): with one slot, another
+// object is served while the first still waits, which then completes once
+// a provider is free.
+func TestBusyFetchFreesItsMissSlot(t *testing.T) {
+	busyWaitLetsOthersThrough(t, "miss", distributor.WithMaxMisses(1))
+}
+
+// busyWaitLetsOthersThrough serves, with one slot of the kind limit
+// names, an object B while the fetch of an object A waits for busy
+// providers, then A once they are free.
+func busyWaitLetsOthersThrough(t *testing.T, kind string, limit distributor.Option) {
 	e := newEnv(t, 2)
 	const chunk = 256 << 10
 	dataA, dataB := randomBytes(t, 3*chunk), randomBytes(t, 2*chunk)
@@ -58,7 +73,7 @@ func TestBusyFetchFreesItsSlotWhilePausing(t *testing.T) {
 		}
 		src.busy.Store(true)
 		return src
-	}, distributor.WithMaxFetches(1), distributor.WithBusyWait(20*time.Second))
+	}, limit, distributor.WithBusyWait(20*time.Second))
 	url := func(o chain.DataObject) string { return srv.URL() + "/api/v1/assets/" + o.ID.String() }
 
 	type answer struct {
@@ -97,7 +112,7 @@ func TestBusyFetchFreesItsSlotWhilePausing(t *testing.T) {
 	}
 	select {
 	case a := <-doneA:
-		t.Fatalf("GET of A ended (%d %v) before B was served: B waited for the only fetch slot, held by A's busy wait", a.code, a.err)
+		t.Fatalf("GET of A ended (%d %v) before B was served: B waited for the only %s slot, held by A's busy wait", a.code, a.err, kind)
 	default:
 	}
 	src.busy.Store(false)

@@ -60,7 +60,8 @@ func (s *Server) serveCAR(w http.ResponseWriter, r *http.Request, rec *record) {
 	// mid-answer).
 	slot := s.newMissSlot(r.Context())
 	defer slot.release()
-	if !s.cache.complete(obj.ID, obj.Size) && slot.take() != nil {
+	complete := s.cache.complete(obj.ID, obj.Size)
+	if !complete && slot.take() != nil {
 		return
 	}
 	rd, err := newObjectReader(r.Context(), s.fetch, rec, s.keeps(obj), slot)
@@ -90,7 +91,11 @@ func (s *Server) serveCAR(w http.ResponseWriter, r *http.Request, rec *record) {
 		return
 	}
 	s.cache.touch(obj.ID)
-	dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.writeTimeout}
+	// A CAR's blocks lie under its walk's leases, not the reader's: a
+	// stalled CAR parks only while a parked token is free.
+	dw := s.newWriter(w, slot, nil, !complete)
+	defer dw.close()
+	defer s.tooSlow(r, obj, dw)
 	if _, err := dw.Write(hdr); err != nil {
 		return
 	}
@@ -277,10 +282,14 @@ func (s *Server) serveBlock(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Errorf("block %s is not part of object %d", c, obj.ID))
 		return
 	}
-	out := rawOut{s: s, w: &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.writeTimeout}, head: r.Method == http.MethodHead}
+	out := rawOut{s: s, w: s.newWriter(w, slot, nil, false), head: r.Method == http.MethodHead}
+	defer out.w.close()
 	if sent, _ := rd.sendFile(c, nil, out); sent {
 		return
 	}
+	out.w = s.newWriter(w, slot, nil, true) // from the network: paced
+	defer out.w.close()
+	defer s.tooSlow(r, obj, out.w)
 	// A block fetched for the answer is held while a slow client reads
 	// it: the answer takes a miss slot.
 	if slot.take() != nil {

@@ -14,7 +14,10 @@
 // fetches only those, from the bag's providers ranked by measured latency and
 // throughput, falling back to the next one when a provider fails. Every block
 // is verified against its CID before it is served or cached. Concurrent
-// requests for one block share one fetch.
+// requests for one block share one fetch. At most WithMaxMisses answers
+// fetch at once; one that waits on its client or on busy providers gives
+// its slot back meanwhile, and a client reading an answer that needs the
+// providers slower than WithMinSendRate is cut off.
 //
 // The node follows the chain: an object deleted, or a bag removed from the
 // node's buckets, is evicted from the cache and no longer served as soon as

@@ -135,7 +135,7 @@ func (f *fetcher) startFetch(obj chain.DataObject, c cid.Cid, keep bool) *lease 
 		return &lease{call: cl, f: f}
 	}
 	// Two holds: the fetch's own and the caller's lease.
-	cl := &call{done: make(chan struct{}), network: true, refs: 2}
+	cl := &call{done: make(chan struct{}), paused: make(chan struct{}), network: true, refs: 2}
 	f.calls[k] = cl
 	leaf := c.Type() == cid.Raw
 	if leaf {
@@ -152,7 +152,7 @@ func (f *fetcher) startFetch(obj chain.DataObject, c cid.Cid, keep bool) *lease 
 // hold.
 func (f *fetcher) run(obj chain.DataObject, c cid.Cid, keep bool, cl *call) {
 	defer f.wg.Done()
-	cl.blk, cl.err = f.fetch(obj, c)
+	cl.blk, cl.err = f.fetch(obj, c, cl.pause)
 	// Waiters go on with the bytes while they are written to the cache;
 	// the call stays findable until then, so no second fetch of the block
 	// starts meanwhile.
@@ -188,9 +188,10 @@ func (f *fetcher) fetching(obj chain.ObjectID) bool {
 // the chain and the DHT for the providers again. While every provider
 // holding the block answers busy, it asks again after a pause, for up to
 // busyWait. It holds a --max-fetches slot while it asks, not while it
-// pauses: other fetches run meanwhile. A leaf stays in the source's
+// pauses: other fetches run meanwhile (and paused is called, so that
+// answers waiting for it give back their miss slots). A leaf stays in the source's
 // buffer; an interior node is copied out of it (see below).
-func (f *fetcher) fetch(obj chain.DataObject, c cid.Cid) (fetch.Block, error) {
+func (f *fetcher) fetch(obj chain.DataObject, c cid.Cid, paused func()) (fetch.Block, error) {
 	if err := f.takeSlot(); err != nil {
 		return fetch.Block{}, err
 	}
@@ -220,6 +221,7 @@ func (f *fetcher) fetch(obj chain.DataObject, c cid.Cid) (fetch.Block, error) {
 		}
 		<-f.slots // the pause holds no slot
 		held = false
+		paused()
 		if ok, err := bw.Wait(f.life); err != nil {
 			return fetch.Block{}, err
 		} else if !ok {

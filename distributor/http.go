@@ -192,6 +192,12 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	slot := s.newMissSlot(r.Context())
 	defer slot.release()
 	head := r.Method == http.MethodHead
+	if head && ctype == "" && !complete {
+		// Sniffed before the cache had a record of the object (its
+		// first block's write to the cache follows the sniff): the
+		// type is remembered beside the cache.
+		ctype = s.knownContentType(obj.ID)
+	}
 	if !s.cacheHeaders(h, obj, complete, cached) && !(head && ctype != "") && slot.take() != nil {
 		return
 	}
@@ -224,8 +230,10 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h["Content-Type"] = []string{ctype}
-	dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: s.cfg.writeTimeout}
+	dw := s.newWriter(w, slot, rd.stall, !complete)
+	defer dw.close()
 	http.ServeContent(dw, r, "", time.Time{}, rd)
+	s.tooSlow(r, obj, dw)
 	// The answer ended; a read of ServeContent's multi-range goroutine,
 	// which can outlive it, may be waiting for a slot while it holds the
 	// reader: it returns now, before anything here takes the reader's lock
@@ -236,6 +244,17 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 		s.m.servedExt.Add(float64(ext))
 	}
 	s.m.servedLocal.Add(float64(dw.n - ext))
+}
+
+// tooSlow logs and counts an answer cut off for its client reading
+// slower than the minimum send rate.
+func (s *Server) tooSlow(r *http.Request, obj chain.DataObject, dw *deadlineWriter) {
+	if !dw.pace.cut {
+		return
+	}
+	s.m.slowCuts.Inc()
+	s.log.Info("client reads too slowly; cut off", "object", obj.ID, "client", r.RemoteAddr, "sent", dw.n,
+		"min_rate", dw.pace.min, "window", dw.pace.window)
 }
 
 // checkRange reads r's Range header (bytes=…) into start and end, and

@@ -1,6 +1,10 @@
 package distributor
 
-import "github.com/satchel-net/satchel/protocol/fetch"
+import (
+	"sync"
+
+	"github.com/satchel-net/satchel/protocol/fetch"
+)
 
 // call is one block fetch; done closes when blk or err is set.
 //
@@ -14,10 +18,14 @@ import "github.com/satchel-net/satchel/protocol/fetch"
 // fetcher.calls (under fetcher.mu), and the fetch takes it out there before
 // letting go, so no lease can be taken after refs reached zero.
 type call struct {
-	done    chan struct{}
-	blk     fetch.Block // a fetched block (its bytes and their buffer)
-	network bool        // fetched; else a cache hit, to read from the cache
-	err     error
+	done chan struct{}
+	// paused closes when the fetch first pauses, every provider holding
+	// the block busy (nil for a cache hit); pause closes it once.
+	paused    chan struct{}
+	pauseOnce sync.Once
+	blk       fetch.Block // a fetched block (its bytes and their buffer)
+	network   bool        // fetched; else a cache hit, to read from the cache
+	err       error
 
 	refs int // under fetcher.mu: holds of the fetch and the leases
 }
@@ -71,3 +79,6 @@ var closedDone = func() chan struct{} {
 	close(c)
 	return c
 }()
+
+// pause says the fetch waits for busy providers.
+func (c *call) pause() { c.pauseOnce.Do(func() { close(c.paused) }) }

@@ -18,6 +18,8 @@ type metrics struct {
 	fetchBusy   prometheus.Counter
 	active      prometheus.Gauge
 	missWaiting prometheus.Gauge
+	parks       prometheus.Counter
+	slowCuts    prometheus.Counter
 
 	// Children looked up once, for the answers of every request.
 	code200, code206, code304 prometheus.Counter
@@ -75,6 +77,14 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 			Namespace: "satchel", Subsystem: "distributor", Name: "miss_waiting_requests",
 			Help: "Answers that need blocks from storage providers waiting for one of the --max-misses slots.",
 		}),
+		parks: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "satchel", Subsystem: "distributor", Name: "miss_slot_parks_total",
+			Help: "Times an answer gave back its --max-misses slot while it waited on its client (a write blocked) or on busy providers; it takes one again before fetching more.",
+		}),
+		slowCuts: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "satchel", Subsystem: "distributor", Name: "slow_clients_cut_total",
+			Help: "Answers needing blocks from storage providers cut off because the client read slower than --min-send-rate.",
+		}),
 	}
 	m.code200 = m.requests.WithLabelValues("200")
 	m.code206 = m.requests.WithLabelValues("206")
@@ -96,7 +106,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 		Namespace: "satchel", Subsystem: "distributor", Name: "cache_objects",
 		Help: "Objects with blocks in the disk cache.",
 	}, func() float64 { _, _, n, _ := s.cache.usage(); return float64(n) })
-	reg.MustRegister(m.requests, m.hits, m.misses, m.served, m.fetched, m.fetchErrors, m.fetchBusy, m.active, m.missWaiting,
+	reg.MustRegister(m.requests, m.hits, m.misses, m.served, m.fetched, m.fetchErrors, m.fetchBusy, m.active, m.missWaiting, m.parks, m.slowCuts,
 		cacheUsed, cacheLimit, cacheObjects, &sourceCollector{s: s})
 	return m
 }

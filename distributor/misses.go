@@ -3,6 +3,7 @@ package distributor
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // takeMiss takes one of the --max-misses slots, which bound the memory
@@ -30,9 +31,19 @@ func (s *Server) doneMiss() { <-s.misses }
 
 // missSlot is one answer's --max-misses slot: taken before the answer's
 // first block from the network (at its start, for an answer known to need
-// one) and held until the answer ends, so that an answer that started from
-// the cache and finds its object evicted fetches the rest under a slot too.
-// The readers of one answer share it. A nil missSlot bounds nothing.
+// one) and held while the answer fetches and sends, so that an answer that
+// started from the cache and finds its object evicted fetches the rest
+// under a slot too. The readers of one answer share it. A nil missSlot
+// bounds nothing.
+//
+// The slot bounds the work of fetching, not the time a client takes to
+// read or providers stay busy: an answer that spends stallAfter blocked
+// writing to its client between two fetches parks (see
+// objectReader.stall), as does one whose fetch pauses for busy providers
+// (objectReader.await): it gives the slot back, keeping what it holds (at
+// most its leaf and those read ahead) only under one of the parked tokens,
+// and takes a slot again before it fetches more. An answer holding leaves
+// from the network holds a slot or a token.
 type missSlot struct {
 	s *Server
 	// ctx ends with the request or when the answer ends (stop, release):
@@ -40,8 +51,14 @@ type missSlot struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu   sync.Mutex
-	held bool
+	mu     sync.Mutex
+	held   bool
+	parked bool // holds a parked token: the answer keeps its leaves while parked
+	// holding mirrors held for the writer, which arms its stall timer
+	// only while the slot is held; fetches counts the answer's network
+	// fetches, each of which starts its stall time afresh.
+	holding atomic.Bool
+	fetches atomic.Int64
 }
 
 // newMissSlot returns the slot of an answer to a request of ctx, not
@@ -52,16 +69,18 @@ func (s *Server) newMissSlot(ctx context.Context) *missSlot {
 }
 
 // take takes the slot unless held already, waiting while every slot is
-// taken; it fails with ctx's error when the client left first or the
-// answer ended (a reader's goroutine outliving it takes no slot it would
-// never give back).
+// taken; a parked token, which bounds what the answer kept while parked,
+// is given back once the slot is held. It fails with ctx's error when the
+// client left first or the answer ended (a reader's goroutine outliving it
+// takes no slot it would never give back).
 func (m *missSlot) take() error {
 	if m == nil {
 		return nil
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.held {
+	held := m.held
+	m.mu.Unlock()
+	if held {
 		return nil
 	}
 	if err := m.ctx.Err(); err != nil {
@@ -70,8 +89,79 @@ func (m *missSlot) take() error {
 	if !m.s.takeMiss(m.ctx) {
 		return m.ctx.Err()
 	}
-	m.held = true
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case m.held: // another reader of the answer took it meanwhile
+		m.s.doneMiss()
+	case m.ctx.Err() != nil: // the answer ended meanwhile
+		m.s.doneMiss()
+		return m.ctx.Err()
+	default:
+		m.held = true
+		m.holding.Store(true)
+	}
+	m.unparkLocked()
 	return nil
+}
+
+// holds reports whether the slot is held now.
+func (m *missSlot) holds() bool { return m != nil && m.holding.Load() }
+
+// park gives the slot back while the answer waits on its client holding
+// nothing from the network; the next fetch takes one again. It reports
+// whether the slot was held.
+func (m *missSlot) park() bool {
+	if m == nil {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.held || m.ctx.Err() != nil {
+		return false
+	}
+	m.giveLocked()
+	return true
+}
+
+// parkKeeping gives the slot back, as park, for an answer that keeps the
+// leaves it holds from the network (at most what it held under the slot)
+// while it waits: only if one of the parked tokens (as many as slots) is
+// free, which it then holds until it takes a slot again or ends. It
+// reports whether it parked.
+func (m *missSlot) parkKeeping() bool {
+	if m == nil {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.held || m.ctx.Err() != nil {
+		return false
+	}
+	select {
+	case m.s.parked <- struct{}{}:
+	default:
+		return false
+	}
+	m.parked = true
+	m.giveLocked()
+	return true
+}
+
+// giveLocked gives the held slot back.
+func (m *missSlot) giveLocked() {
+	m.held = false
+	m.holding.Store(false)
+	m.s.doneMiss()
+	m.s.m.parks.Inc()
+}
+
+// unparkLocked gives back the parked token, if held.
+func (m *missSlot) unparkLocked() {
+	if m.parked {
+		m.parked = false
+		<-m.s.parked
+	}
 }
 
 // stop ends the answer for take: a read waiting for a slot returns (and
@@ -79,14 +169,16 @@ func (m *missSlot) take() error {
 // after. The slot, if held, stays held until release.
 func (m *missSlot) stop() { m.cancel() }
 
-// release gives the slot back if it was taken; the answer takes none
-// after.
+// release gives the slot (and a parked token) back if taken; the answer
+// takes none after.
 func (m *missSlot) release() {
-	m.cancel() // before the lock: a take waiting holds it
+	m.cancel() // before the lock: no take starts waiting after
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.unparkLocked()
 	if m.held {
 		m.held = false
+		m.holding.Store(false)
 		m.s.doneMiss()
 	}
 }

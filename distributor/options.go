@@ -29,13 +29,23 @@ const (
 	// largest chunk size it bounds the memory fetches hold.
 	DefaultMaxFetches = 32
 	// DefaultMaxMisses is how many answers needing blocks from the network
-	// run at once; more wait. Each holds at most three chunks in memory, so
-	// this bounds the memory misses take whatever the request count.
+	// fetch at once; more wait. Each holds at most three chunks in memory,
+	// so this bounds the memory misses take whatever the request count. An
+	// answer waiting on its client (a write blocked) or on busy providers
+	// gives its slot back, keeping at most one chunk under one of as many
+	// parked tokens.
 	DefaultMaxMisses = 48
 	// DefaultObjectRecords is how many objects' chain records the node
 	// keeps in memory (about 250 bytes each); others are read from the
 	// chain when requested.
 	DefaultObjectRecords = 1 << 16
+	// DefaultMinSendRate is the slowest a client may read an answer that
+	// needs blocks from storage providers, averaged over
+	// DefaultSendRateWindow of time spent writing to it: 64 KiB/s.
+	DefaultMinSendRate = 64 << 10
+	// DefaultSendRateWindow is the window DefaultMinSendRate is averaged
+	// over.
+	DefaultSendRateWindow = 30 * time.Second
 	// DefaultBusyWait bounds how long a block fetch waits, retrying, while
 	// every provider holding the block answers busy.
 	DefaultBusyWait = fetch.DefaultBusyWait
@@ -55,6 +65,8 @@ type config struct {
 	maxMisses       int
 	objectRecords   int
 	busyWait        time.Duration
+	minSendRate     int64
+	sendRateWindow  time.Duration
 }
 
 func defaults() config {
@@ -70,6 +82,8 @@ func defaults() config {
 		maxMisses:       DefaultMaxMisses,
 		objectRecords:   DefaultObjectRecords,
 		busyWait:        DefaultBusyWait,
+		minSendRate:     DefaultMinSendRate,
+		sendRateWindow:  DefaultSendRateWindow,
 	}
 }
 
@@ -186,6 +200,25 @@ func WithBusyWait(d time.Duration) Option {
 	return func(c *config) {
 		if d >= 0 {
 			c.busyWait = d
+		}
+	}
+}
+
+// WithMinSendRate cuts off a client that reads an answer needing blocks
+// from storage providers (x-cache miss or pending) slower than
+// bytesPerSec, averaged over window of time spent writing to it (time the
+// node spends fetching does not count); the cut is logged and counted
+// (satchel_distributor_slow_clients_cut_total). Default DefaultMinSendRate
+// over DefaultSendRateWindow; bytesPerSec 0 cuts off none but clients that
+// stop reading (WithWriteTimeout). Answers from the cache are not held to
+// it. A window of 0 keeps the default.
+func WithMinSendRate(bytesPerSec int64, window time.Duration) Option {
+	return func(c *config) {
+		if bytesPerSec >= 0 {
+			c.minSendRate = bytesPerSec
+		}
+		if window > 0 {
+			c.sendRateWindow = window
 		}
 	}
 }

@@ -45,6 +45,9 @@ type objectReader struct {
 	// network counts content bytes read that came from the network.
 	network int64
 	closed  bool
+	// stalled says a write to the client blocked (stall) while the
+	// current leaf was sent: the next leaf is loaded with no read-ahead.
+	stalled bool
 }
 
 // aheadLeaf is a leaf fetched ahead; the reader holds the lease until it
@@ -91,6 +94,9 @@ func (r *objectReader) fetch(c cid.Cid) (*lease, error) {
 	if err := r.slot.take(); err != nil {
 		return nil, err
 	}
+	if r.slot != nil {
+		r.slot.fetches.Add(1)
+	}
 	return r.f.startFetch(r.obj, c, r.keep), nil
 }
 
@@ -102,7 +108,7 @@ func (r *objectReader) block(c cid.Cid) (*lease, error) {
 	if err != nil {
 		return nil, err
 	}
-	return r.f.wait(r.ctx, l)
+	return r.await(l)
 }
 
 // refetch is block for a caller whose cached copy of c could not be read:
@@ -112,6 +118,35 @@ func (r *objectReader) refetch(c cid.Cid) (*lease, error) {
 	l, err := r.fetch(c)
 	if err != nil {
 		return nil, err
+	}
+	return r.await(l)
+}
+
+// await waits for the fetch l as fetcher.wait does. While the fetch
+// pauses for busy providers the answer waits on them, not on its share of
+// the fetching: it drops its read-ahead and gives back its miss slot if a
+// parked token is free (the awaited block holds no memory until it comes,
+// then the token bounds it), and takes a slot again once the block came.
+func (r *objectReader) await(l *lease) (*lease, error) {
+	if l.call.paused == nil || !r.slot.holds() {
+		return r.f.wait(r.ctx, l)
+	}
+	select {
+	case <-l.call.done:
+	case <-r.ctx.Done():
+	case <-l.call.paused:
+		r.dropAhead()
+		if r.slot.parkKeeping() {
+			l, err := r.f.wait(r.ctx, l)
+			if err != nil {
+				return nil, err
+			}
+			if err := r.slot.take(); err != nil {
+				l.drop()
+				return nil, err
+			}
+			return l, nil
+		}
 	}
 	return r.f.wait(r.ctx, l)
 }
@@ -318,8 +353,40 @@ func (r *objectReader) load(pos int64) error {
 		return err
 	}
 	r.cur = pc
+	if r.stalled {
+		// Its client reads slower than the providers deliver: leaves
+		// fetched ahead would wait in memory (and, for an object not
+		// cached, be fetched again after the next stall).
+		r.stalled = false
+		return nil
+	}
 	r.fetchAhead(lf.off + lf.size)
 	return nil
+}
+
+// stall is called when the answer has spent stallAfter blocked writing
+// to its client since its last fetch: the client, not the providers, is
+// what it waits on, so it gives back its miss slot, and reads no further
+// ahead for its next leaf. For an object not cached it keeps the leaves it
+// holds (they would be fetched again) if a parked token is free. Else it
+// drops them: those read ahead, and the one being sent when that one is in
+// memory (a cached object's come back from the cache). The next read
+// takes a slot again before it fetches.
+func (r *objectReader) stall() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || !r.slot.holds() {
+		return
+	}
+	r.stalled = true
+	if !r.keep && r.slot.parkKeeping() {
+		return
+	}
+	r.dropAhead()
+	if r.cur != nil && r.cur.file.f == nil && r.cur.lease != nil {
+		r.release() // the write in progress sends a copy (copyPooled)
+	}
+	r.slot.park()
 }
 
 // readAhead starts fetching the leaves after the current one, up to
@@ -367,7 +434,7 @@ func (r *objectReader) open(lf leaf) (*piece, error) {
 			return nil, err
 		}
 	}
-	if cl, err = r.f.wait(r.ctx, cl); err != nil {
+	if cl, err = r.await(cl); err != nil {
 		return nil, err
 	}
 	if !cl.network {
