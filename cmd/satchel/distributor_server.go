@@ -33,6 +33,7 @@ type distServerInfo struct {
 func newDistributorServerCmd(app *App) *cobra.Command {
 	var (
 		keyPath, dataDir, httpAddr, endpoint, cacheSize, maxCached string
+		minSendRate                                                string
 		buckets, listen, bootstrap                                 []string
 		noPublish                                                  bool
 		maxMisses, objectRecords                                   int
@@ -78,6 +79,10 @@ HTTP address. The API is documented in docs/DISTRIBUTOR.md.`,
 			if err != nil {
 				return fmt.Errorf("--max-cached-object: %w", err)
 			}
+			minRate, err := units.ParseBytes(minSendRate)
+			if err != nil {
+				return fmt.Errorf("--min-send-rate: %w (a size a second, e.g. 64KiB; 0 turns it off)", err)
+			}
 			cfg, err := app.Config()
 			if err != nil {
 				return err
@@ -108,6 +113,7 @@ HTTP address. The API is documented in docs/DISTRIBUTOR.md.`,
 					distributor.WithCacheSize(int64(size)),
 					distributor.WithMaxCachedObject(int64(maxObj)),
 					distributor.WithMaxMisses(maxMisses),
+					distributor.WithMinSendRate(int64(minRate), 0),
 					distributor.WithObjectRecords(objectRecords),
 				},
 			})
@@ -126,6 +132,7 @@ HTTP address. The API is documented in docs/DISTRIBUTOR.md.`,
 	f.StringVar(&cacheSize, "cache-size", "10GiB", "disk cache bound (`SIZE`, e.g. 500MiB, 200GiB)")
 	f.StringVar(&maxCached, "max-cached-object", "2GiB", "largest object kept in the cache (`SIZE`); larger ones are streamed")
 	f.IntVar(&maxMisses, "max-misses", distributor.DefaultMaxMisses, "answers fetching from storage providers at once (each holds up to 3 chunks in memory); more wait")
+	f.StringVar(&minSendRate, "min-send-rate", "64KiB", "cut off a client reading an answer that needs the storage providers slower than this `SIZE` a second, averaged over 30 s of writing to it (0: never)")
 	f.IntVar(&objectRecords, "object-records", distributor.DefaultObjectRecords, "objects' chain records (size, content ID, accepted) kept in memory (`N`); a request for another reads it from the chain first")
 	f.StringSliceVar(&listen, "listen", nil, "libp2p listen `MULTIADDR`, repeatable (default: p2p.listen in the config)")
 	f.StringSliceVar(&bootstrap, "bootstrap", nil, "peer `MULTIADDR` with /p2p/ID to join through, repeatable (default: p2p.bootstrap in the config)")

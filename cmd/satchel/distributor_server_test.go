@@ -102,6 +102,7 @@ func TestDistributorServerFlags(t *testing.T) {
 		{[]string{"distributor", "server", "-w", "1"}, "-w/--worker and -B/--bucketId are required"},
 		{[]string{"distributor", "server", "-w", "1", "-B", "x"}, "distribution bucket ID \"x\""},
 		{[]string{"distributor", "server", "-w", "1", "-B", "0:0", "--cache-size", "lots"}, "--cache-size"},
+		{[]string{"distributor", "server", "-w", "1", "-B", "0:0", "--min-send-rate", "fast"}, "--min-send-rate"},
 		{[]string{"distributor", "server", "-w", "1", "-B", "0:0"}, "no account key"},
 	} {
 		var out, errOut bytes.Buffer
