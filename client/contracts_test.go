@@ -8,9 +8,6 @@ import (
 	"testing"
 	"time"
 
-	dht "github.com/libp2p/go-libp2p-kad-dht"
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/satchel-net/satchel/contracts"
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/testnet"
@@ -95,32 +92,20 @@ func TestNetworkPutThroughContracts(t *testing.T) {
 	}
 }
 
-// contractClient starts a client host bootstrapped to net's providers, a
-// client on it with the given options, and the member's renter.
+// contractClient starts a renter host bootstrapped to net's providers
+// (testnet's RenterHost), a client on it with the given options, and
+// returns both.
 func contractClient(t *testing.T, net *testnet.Network, opts ...Option) (*Client, *contracts.Renter) {
 	t.Helper()
-	var boot []peer.AddrInfo
-	for _, p := range net.Providers() {
-		boot = append(boot, p.AddrInfo())
-	}
-	h, err := p2p.New(testCtx(t), p2p.WithListenAddrs("/ip4/127.0.0.1/tcp/0"), p2p.WithDHTMode(dht.ModeClient),
-		p2p.WithBootstrap(boot...), p2p.WithLogger(quietLog), p2p.WithPubSubOptions(contracts.ScoreOptions()...))
+	h, renter, err := net.RenterHost(testCtx(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = h.Close() })
 	c, err := New(Config{Chain: net.Client, Key: net.Member, Host: h, StateDir: t.TempDir(), ChunkSize: itChunk}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	st, err := contracts.OpenStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	renter := contracts.NewRenter(h, contracts.NewGossip(h, net.Client, quietLog), net.Member, net.MemberID, net.Client, st, quietLog)
-	t.Cleanup(func() { _ = renter.Close() })
 	return c, renter
 }
 

@@ -7,9 +7,6 @@ import (
 	"testing"
 	"time"
 
-	dht "github.com/libp2p/go-libp2p-kad-dht"
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/contracts"
 	"github.com/satchel-net/satchel/p2p"
@@ -148,18 +145,10 @@ func shortGrants(t *testing.T, net *testnet.Network, p *testnet.Provider, ttl ti
 // network's member as its renter.
 func renterOn(t *testing.T, ctx context.Context, net *testnet.Network) (*p2p.Host, *contracts.Renter) {
 	t.Helper()
-	var boot []peer.AddrInfo
-	for _, p := range net.Providers() {
-		boot = append(boot, p.AddrInfo())
-	}
-	h, err := p2p.New(ctx, p2p.WithListenAddrs("/ip4/127.0.0.1/tcp/0"), p2p.WithDHTMode(dht.ModeClient),
-		p2p.WithBootstrap(boot...), p2p.WithPubSubOptions(contracts.ScoreOptions()...))
+	h, renter, err := net.RenterHost(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = h.Close() })
-	renter := contracts.NewRenter(h, contracts.NewGossip(h, net.Client, nil), net.Member, net.MemberID, net.Client, nil, nil)
-	t.Cleanup(func() { _ = renter.Close() })
 	return h, renter
 }
 

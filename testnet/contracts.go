@@ -1,10 +1,13 @@
 package testnet
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
 
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/satchel-net/satchel/contracts"
@@ -98,3 +101,40 @@ func (p *Provider) Contracts() (*contracts.Responder, *contracts.Store) {
 // ContractTopics returns the contract topics the network's providers
 // subscribe to (none when it runs without contracts).
 func (n *Network) ContractTopics() []topics.Topic { return n.cfg.contractTopics() }
+
+// RenterHost starts a host outside the providers, bootstrapped to the
+// running ones and scoring contract topics as they do, with the network
+// member's renter on it (keeping no contracts). Each call starts a new
+// one; Close closes them.
+func (n *Network) RenterHost(ctx context.Context) (*p2p.Host, *contracts.Renter, error) {
+	var bootstrap []peer.AddrInfo
+	for _, p := range n.running() {
+		bootstrap = append(bootstrap, p.AddrInfo())
+	}
+	h, err := p2p.New(ctx,
+		p2p.WithListenAddrs("/ip4/127.0.0.1/tcp/0"),
+		p2p.WithDHTMode(dht.ModeClient),
+		p2p.WithBootstrap(bootstrap...),
+		p2p.WithLogger(n.cfg.Logger.With("component", "testnet-renter")),
+		p2p.WithPubSubOptions(contracts.ScoreOptions()...),
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("testnet: renter host: %w", err)
+	}
+	log := n.cfg.Logger.With("component", "testnet-renter")
+	r := contracts.NewRenter(h, contracts.NewGossip(h, n.Client, log), n.Member, n.MemberID, n.Client, nil, log)
+	n.clientMu.Lock()
+	n.renters = append(n.renters, renterHost{h, r})
+	n.clientMu.Unlock()
+	return h, r, nil
+}
+
+// renterHost is a host RenterHost started, closed with the network.
+type renterHost struct {
+	h *p2p.Host
+	r *contracts.Renter
+}
+
+func (rh renterHost) close() error {
+	return errors.Join(rh.r.Close(), rh.h.Close())
+}

@@ -236,18 +236,10 @@ func TestMirrorRestoresWipedReplica(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var boot []peer.AddrInfo
-	for _, p := range net.Providers() {
-		boot = append(boot, p.AddrInfo())
-	}
-	h, err := p2p.New(ctx, p2p.WithListenAddrs("/ip4/127.0.0.1/tcp/0"), p2p.WithDHTMode(dht.ModeClient),
-		p2p.WithBootstrap(boot...), p2p.WithPubSubOptions(contracts.ScoreOptions()...))
+	h, renter, err := net.RenterHost(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = h.Close() })
-	renter := contracts.NewRenter(h, contracts.NewGossip(h, net.Client, nil), net.Member, net.MemberID, net.Client, nil, nil)
-	t.Cleanup(func() { _ = renter.Close() })
 	req := contracts.Request{
 		Terms: contracts.Terms{Bag: net.Bag, Object: obj.ID, ContentID: obj.ContentID, Size: obj.Size, Chunks: uint64(len(res.Chunks)),
 			Availability: topics.High, Speed: topics.High, Redundancy: 2},

@@ -136,6 +136,7 @@ type Network struct {
 
 	clientMu sync.Mutex
 	client   *p2p.Host
+	renters  []renterHost
 
 	distMu       sync.Mutex
 	distributors []*Distributor
@@ -418,6 +419,10 @@ func (n *Network) Close() error {
 			errs = append(errs, n.client.Close())
 			n.client = nil
 		}
+		for _, rh := range n.renters {
+			errs = append(errs, rh.close())
+		}
+		n.renters = nil
 		n.clientMu.Unlock()
 		for i, v := range n.validators[min(1, len(n.validators)):] {
 			if v != nil {
