@@ -111,25 +111,18 @@ func (m *missSlot) holds() bool { return m != nil && m.holding.Load() }
 // park gives the slot back while the answer waits on its client holding
 // nothing from the network; the next fetch takes one again. It reports
 // whether the slot was held.
-func (m *missSlot) park() bool {
-	if m == nil {
-		return false
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if !m.held || m.ctx.Err() != nil {
-		return false
-	}
-	m.giveLocked()
-	return true
-}
+func (m *missSlot) park() bool { return m.give(false) }
 
 // parkKeeping gives the slot back, as park, for an answer that keeps the
 // leaves it holds from the network (at most what it held under the slot)
 // while it waits: only if one of the parked tokens (as many as slots) is
 // free, which it then holds until it takes a slot again or ends. It
 // reports whether it parked.
-func (m *missSlot) parkKeeping() bool {
+func (m *missSlot) parkKeeping() bool { return m.give(true) }
+
+// give parks the held slot, taking a parked token first when keep is set
+// (and not parking when none is free).
+func (m *missSlot) give(keep bool) bool {
 	if m == nil {
 		return false
 	}
@@ -138,12 +131,14 @@ func (m *missSlot) parkKeeping() bool {
 	if !m.held || m.ctx.Err() != nil {
 		return false
 	}
-	select {
-	case m.s.parked <- struct{}{}:
-	default:
-		return false
+	if keep {
+		select {
+		case m.s.parked <- struct{}{}:
+			m.parked = true
+		default:
+			return false
+		}
 	}
-	m.parked = true
 	m.giveLocked()
 	return true
 }
