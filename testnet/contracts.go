@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"path/filepath"
 
-	dht "github.com/libp2p/go-libp2p-kad-dht"
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/satchel-net/satchel/contracts"
@@ -107,17 +105,7 @@ func (n *Network) ContractTopics() []topics.Topic { return n.cfg.contractTopics(
 // member's renter on it (keeping no contracts). Each call starts a new
 // one; Close closes them.
 func (n *Network) RenterHost(ctx context.Context) (*p2p.Host, *contracts.Renter, error) {
-	var bootstrap []peer.AddrInfo
-	for _, p := range n.running() {
-		bootstrap = append(bootstrap, p.AddrInfo())
-	}
-	h, err := p2p.New(ctx,
-		p2p.WithListenAddrs("/ip4/127.0.0.1/tcp/0"),
-		p2p.WithDHTMode(dht.ModeClient),
-		p2p.WithBootstrap(bootstrap...),
-		p2p.WithLogger(n.cfg.Logger.With("component", "testnet-renter")),
-		p2p.WithPubSubOptions(contracts.ScoreOptions()...),
-	)
+	h, err := n.outsideHost(ctx, "testnet-renter", p2p.WithPubSubOptions(contracts.ScoreOptions()...))
 	if err != nil {
 		return nil, nil, fmt.Errorf("testnet: renter host: %w", err)
 	}

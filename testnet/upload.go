@@ -125,19 +125,25 @@ func (n *Network) ClientHost(ctx context.Context) (*p2p.Host, error) {
 	if n.client != nil {
 		return n.client, nil
 	}
-	var bootstrap []peer.AddrInfo
-	for _, p := range n.running() {
-		bootstrap = append(bootstrap, p.AddrInfo())
-	}
-	h, err := p2p.New(ctx,
-		p2p.WithListenAddrs("/ip4/127.0.0.1/tcp/0"),
-		p2p.WithDHTMode(dht.ModeClient),
-		p2p.WithBootstrap(bootstrap...),
-		p2p.WithLogger(n.cfg.Logger.With("component", "testnet-client")),
-	)
+	h, err := n.outsideHost(ctx, "testnet-client")
 	if err != nil {
 		return nil, fmt.Errorf("testnet: client host: %w", err)
 	}
 	n.client = h
 	return h, nil
+}
+
+// outsideHost starts a host outside the providers, in DHT client mode on
+// loopback, bootstrapped to the running providers, logging as component.
+func (n *Network) outsideHost(ctx context.Context, component string, opts ...p2p.Option) (*p2p.Host, error) {
+	var bootstrap []peer.AddrInfo
+	for _, p := range n.running() {
+		bootstrap = append(bootstrap, p.AddrInfo())
+	}
+	return p2p.New(ctx, append([]p2p.Option{
+		p2p.WithListenAddrs("/ip4/127.0.0.1/tcp/0"),
+		p2p.WithDHTMode(dht.ModeClient),
+		p2p.WithBootstrap(bootstrap...),
+		p2p.WithLogger(n.cfg.Logger.With("component", component)),
+	}, opts...)...)
 }
