@@ -41,10 +41,12 @@ type Authority interface {
 // provider node implements it.
 type Room interface {
 	// Fits returns nil when c could be reserved now, or an error wrapping
-	// ErrNoRoom; a provider asks before it offers.
+	// ErrNoRoom (or ErrMalformed: c is larger than any object the chain
+	// takes); a provider asks before it offers.
 	Fits(ctx context.Context, c *Contract) error
 	// Reserve sets the room aside for the consigned contract c and returns
-	// the grant that opens its upload, or an error wrapping ErrNoRoom.
+	// the grant that opens its upload, or an error wrapping ErrNoRoom or
+	// ErrMalformed.
 	Reserve(ctx context.Context, c *Contract) (Grant, error)
 }
 
@@ -57,7 +59,9 @@ type RoomReleaser interface {
 
 // Grant is what the store protocol needs to open a consigned contract's
 // upload: the session the provider accepts chunks under, the room reserved
-// and when the grant lapses if no upload started.
+// and when the grant lapses — one grant TTL after the CONSIGN or after the
+// session's last chunk (Responder.ExtendGrant), never past the contract's
+// end.
 type Grant struct {
 	ContractID ID
 	Session    [16]byte

@@ -65,9 +65,10 @@ const (
 	PendingOfferTTL = time.Minute
 	// MaxCollected bounds the offers a renter keeps per proposal.
 	MaxCollected = 64
-	// GrantTTL is how long a store or read grant stays valid. A store
-	// grant's upload session keeps its unbound chunks no longer (the
-	// provider caps the session's expiry at the grant's end).
+	// GrantTTL is how long a store or read grant stays valid; a store
+	// grant slides to GrantTTL past each chunk its session takes. The
+	// session keeps its unbound chunks no longer (the provider caps the
+	// session's expiry at the grant's end).
 	GrantTTL = time.Hour
 	// MemberRoomShare is the default share of a provider's room one
 	// member's open reservations may hold: 1/MemberRoomShare of the
