@@ -238,3 +238,42 @@ func (s *peerScores) of(p peer.ID) float64 {
 	defer s.mu.Unlock()
 	return s.latest[p]
 }
+
+// The audit handler gives an answer budget of its own to a challenger that
+// operates a storage bucket, or did when last read, and counts anyone else
+// among the strangers that share one (audit.WithKnownChallengers).
+func TestKnownChallengers(t *testing.T) {
+	net := testnet.New(t, 1)
+	bs, _ := heldFixture(t)
+	fc := newFakeChain()
+	ids := make([]peer.ID, 3) // an operator, a former one, a stranger
+	for i := range ids {
+		k, _, err := crypto.GenerateEd25519Key(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i], _ = peer.IDFromPrivateKey(k)
+	}
+	for i, id := range ids[:2] {
+		b, w := chain.StorageBucketID(i+1), chain.WorkerID(i+1)
+		fc.buckets[b] = chain.StorageBucket{ID: b, OperatorStatus: chain.OperatorActive, Operator: &w,
+			Metadata: &chain.StorageOperatorMetadata{PeerID: id.String()}}
+	}
+	s := auditNode(t, net.Host(0), bs, fc)
+	ctx := context.Background()
+	if !s.knownChallenger(ctx, fc, ids[0]) || !s.knownChallenger(ctx, fc, ids[1]) || s.knownChallenger(ctx, fc, ids[2]) {
+		t.Fatal("knownChallenger: want the two operators known, the stranger not")
+	}
+	fc.mu.Lock()
+	b := fc.buckets[2]
+	b.OperatorStatus = chain.OperatorInvited
+	fc.buckets[2] = b
+	fc.mu.Unlock()
+	s.audits.relay.operators.forget()
+	if !s.knownChallenger(ctx, fc, ids[1]) {
+		t.Fatal("a former operator is a stranger at once; want it known (its auditing may trail the chain)")
+	}
+	if s.knownChallenger(ctx, fc, ids[2]) {
+		t.Fatal("a stranger became known")
+	}
+}

@@ -1,10 +1,14 @@
 package audit_test
 
 import (
+	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/satchel-net/satchel/p2p/testnet"
 	"github.com/satchel-net/satchel/protocol/audit"
@@ -52,14 +56,7 @@ func TestAuditOneChallengerCannotTakeTheBudget(t *testing.T) {
 		t.Fatalf("the heavy challenger passed %d and was refused %d of %d; want some of each", passed, refused, audit.DefaultBurst)
 	}
 
-	other := testnet.New(t, 1).Host(0)
-	if err := other.Connect(ctx, e.net.Host(1).AddrInfo()); err != nil {
-		t.Fatal(err)
-	}
-	c, err := audit.NewClient(other.Libp2p())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, _ := e.otherClient(t)
 	out, err := c.Audit(ctx, e.provider.ID(), e.target, []audit.Sample{{Index: 3}, {Index: 250}})
 	if err != nil {
 		t.Fatal(err)
@@ -128,5 +125,74 @@ func TestAuditChallengerAnswersAtOnce(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatalf("a waiting answer: %v", err)
 		}
+	}
+}
+
+// otherClient is an audit client on a host of its own (a peer ID other
+// than the env's challenger), connected to the provider.
+func (e *env) otherClient(t *testing.T) (*audit.Client, peer.ID) {
+	t.Helper()
+	other := testnet.New(t, 1).Host(0)
+	if err := other.Connect(testCtx(t), e.net.Host(1).AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	c, err := audit.NewClient(other.Libp2p())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, other.ID()
+}
+
+// Challengers the handler does not know (WithKnownChallengers: a provider
+// knows the storage operators) share one challenger's budget: a second
+// fresh peer ID is refused once a first spent it, while a known
+// challenger's audit is answered from its own. Without the option the
+// second stranger had a budget of its own.
+func TestAuditStrangersShareOneBudget(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	var known atomic.Value // peer.ID of the env's challenger, set below
+	e := newEnv(t, nil, audit.WithHandlerClock(now), audit.WithChallengerBudget(1<<10, 64<<10),
+		audit.WithKnownChallengers(func(_ context.Context, p peer.ID) bool { return p == known.Load() }))
+	known.Store(e.challenger.ID())
+	ctx := testCtx(t)
+
+	whole := make([]audit.Sample, audit.MaxSamples)
+	for i := range whole {
+		whole[i] = audit.Sample{Index: i * (testChunks / audit.MaxSamples)}
+	}
+	first, _ := e.otherClient(t)
+	spent := false
+	for range audit.DefaultBurst {
+		out, err := first.Audit(ctx, e.provider.ID(), e.target, whole)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if errors.Is(out.Err, audit.ErrRefused) {
+			spent = true
+			break
+		}
+		if !out.Pass {
+			t.Fatalf("a stranger's whole-sample audit: %v", out.Err)
+		}
+	}
+	if !spent {
+		t.Fatalf("a stranger's %d whole-sample audits never spent the strangers' budget", audit.DefaultBurst)
+	}
+	second, _ := e.otherClient(t)
+	out, err := second.Audit(ctx, e.provider.ID(), e.target, []audit.Sample{{Index: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(out.Err, audit.ErrRefused) || !strings.Contains(out.Err.Error(), "operate no storage bucket") {
+		t.Fatalf("a second stranger's audit after the first spent their budget: %v; want refused, naming the shared budget", out.Err)
+	}
+	out, err = e.client(t).Audit(ctx, e.provider.ID(), e.target, []audit.Sample{{Index: 3}, {Index: 250}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !out.Pass {
+		t.Fatalf("a known challenger's audit after the strangers spent theirs: %v", out.Err)
 	}
 }

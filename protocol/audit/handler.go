@@ -62,6 +62,7 @@ type handlerConfig struct {
 	// each challenger's share of it (0: budget/ChallengerShare,
 	// budgetMax/ChallengerBurstShare)
 	challenger, challengerMax int64
+	known                     func(ctx context.Context, p peer.ID) bool // nil: every challenger known
 	onLeave                   func() // called when a challenger leaves before its answer is complete (tests)
 	onCorrupt                 func(cid.Cid)
 	reg                       prometheus.Registerer
@@ -96,6 +97,20 @@ func WithAnswerBudget(bytesPerSecond, burst int64) HandlerOption {
 		}
 	}
 }
+
+// WithKnownChallengers makes the challengers known does not name share one
+// challenger's budget (and MaxChallengerAnswers answers at once) among all
+// of them, so fresh peer IDs together get no more than one; a known
+// challenger — a storage provider asks whether it is a storage operator —
+// has a share of its own. known is asked once per challenge, before its
+// answer begins. Without it every challenger has its own share.
+func WithKnownChallengers(known func(ctx context.Context, p peer.ID) bool) HandlerOption {
+	return func(c *handlerConfig) { c.known = known }
+}
+
+// strangers is the budget key the challengers WithKnownChallengers does not
+// know share.
+const strangers = peer.ID("")
 
 // WithChallengerBudget sets what one challenger's answers may read:
 // bytesPerSecond of chunks and proof blocks on average, burst at once
@@ -186,7 +201,11 @@ func (h *Handler) serveStream(ctx context.Context, s network.Stream) error {
 		return h.refuse(fw, nil, err.Error())
 	}
 	defer release()
-	own, done, err := h.challengers.admit(remote, h.cfg.now())
+	key := remote
+	if h.cfg.known != nil && !h.cfg.known(ctx, remote) {
+		key = strangers
+	}
+	own, done, err := h.challengers.admit(key, h.cfg.now())
 	if err != nil {
 		h.metrics.challenge("rate_limited")
 		return h.refuse(fw, nil, err.Error())
@@ -396,11 +415,15 @@ func (c *challengerBudgets) admit(p peer.ID, now time.Time) (own *budget, done f
 		cb = &challengerBudget{budget: newBudget(c.perSecond, c.burst)}
 		c.lru.Add(p, cb)
 	}
+	who, has, is := "challenger "+p.String(), "has", "is over its"
+	if p == strangers {
+		who, has, is = "the challengers that operate no storage bucket", "have", "are over their shared"
+	}
 	if cb.answering >= MaxChallengerAnswers {
-		return nil, nil, fmt.Errorf("%w: challenger %s has %d challenges being answered; wait for them", ErrRefused, p, cb.answering)
+		return nil, nil, fmt.Errorf("%w: %s %s %d challenges being answered; wait for them", ErrRefused, who, has, cb.answering)
 	}
 	if !cb.allow(now) {
-		return nil, nil, fmt.Errorf("%w: challenger %s is over its answer budget of %d bytes a second; wait", ErrRefused, p, c.perSecond)
+		return nil, nil, fmt.Errorf("%w: %s %s answer budget of %d bytes a second; wait", ErrRefused, who, is, c.perSecond)
 	}
 	cb.answering++
 	return cb.budget, func() {
