@@ -62,12 +62,13 @@ type handlerConfig struct {
 	// each challenger's share of it (0: budget/ChallengerShare,
 	// budgetMax/ChallengerBurstShare)
 	challenger, challengerMax int64
-	known                     func(ctx context.Context, p peer.ID) bool // nil: every challenger known
-	onLeave                   func() // called when a challenger leaves before its answer is complete (tests)
-	onCorrupt                 func(cid.Cid)
-	reg                       prometheus.Registerer
-	log                       *slog.Logger
-	now                       func() time.Time
+	// known says whether a challenger has a share of its own; nil: all do
+	known     func(ctx context.Context, p peer.ID) bool
+	onLeave   func() // called when a challenger leaves before its answer is complete (tests)
+	onCorrupt func(cid.Cid)
+	reg       prometheus.Registerer
+	log       *slog.Logger
+	now       func() time.Time
 }
 
 // WithRate sets the per-challenger limit: perSecond challenges on average,
