@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -522,25 +523,36 @@ func (p *pusher) bind(ctx context.Context, chunks []chunker.ChunkInfo) {
 // drop asks every live target to drop the upload's session (DROP), so the
 // chunks of an upload given up go now instead of at the session's expiry.
 // It is best effort: a target that cannot be reached keeps them until then.
-func (p *pusher) drop() {
+func (p *pusher) drop() { p.dropSessions((*target).alive) }
+
+// dropSessions sends DROP for the upload's session to every target with one
+// that which selects, in parallel within dropTimeout: over its stream when
+// it is live, over a new one when it was given up.
+func (p *pusher) dropSessions(which func(*target) bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), dropTimeout)
 	defer cancel()
+	p.mu.Lock()
+	ts := slices.Clone(p.targets)
+	p.mu.Unlock()
 	var wg sync.WaitGroup
-	for _, t := range p.alive() {
-		if t.cand.session == nil {
+	for _, t := range ts {
+		if t.cand.session == nil || !which(t) {
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			conn, _, err := p.conn(ctx, t)
+			if err != nil && !t.alive() {
+				if conn, err = p.c.openConn(ctx, t.cand.peer); err == nil {
+					defer closeQuietly(conn)
+				}
+			}
 			if err == nil {
 				err = conn.Drop(ctx, t.cand.session, p.bag.String())
 			}
 			if err != nil {
 				p.c.log.Debug("drop upload session", "bag", p.bag, "peer", t.cand.peer, "err", err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/satchel-net/satchel/chunker"
@@ -43,31 +41,11 @@ func (p *pusher) waitBusy(ctx context.Context, t *target, bw *fetch.BusyWait, wh
 // and their share of a contract's room and disk would otherwise wait for
 // the grant to lapse. It is best effort, bounded by dropTimeout.
 func (p *pusher) dropGivenUpBusy() {
-	ctx, cancel := context.WithTimeout(context.Background(), dropTimeout)
-	defer cancel()
-	p.mu.Lock()
-	ts := slices.Clone(p.targets)
-	p.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, t := range ts {
+	p.dropSessions(func(t *target) bool {
 		t.mu.Lock()
-		busy := t.givenUpBusy && !t.bound
-		t.mu.Unlock()
-		if !busy || t.cand.session == nil {
-			continue
-		}
-		wg.Go(func() {
-			conn, err := p.c.openConn(ctx, t.cand.peer)
-			if err == nil {
-				err = conn.Drop(ctx, t.cand.session, p.bag.String())
-				closeQuietly(conn)
-			}
-			if err != nil {
-				p.c.log.Debug("drop the upload session of a provider given up busy", "bag", p.bag, "peer", t.cand.peer, "err", err)
-			}
-		})
-	}
-	wg.Wait()
+		defer t.mu.Unlock()
+		return t.givenUpBusy && !t.bound
+	})
 }
 
 // busyPushError is why a target that answered busy for the whole busy wait
