@@ -162,9 +162,10 @@ func runContractPublish(ctx context.Context, app *App, cfg Config, key chain.Key
 
 	if p, err := r.Propose(req); err == nil {
 		// Give gossipsub a moment to learn who is subscribed: up to the
-		// offer window, ending as soon as one subscriber is known.
+		// offer window, ending as soon as one subscriber is known (none
+		// known: publish all the same).
 		wctx, cancel := context.WithTimeout(ctx, req.Window)
-		waitSubscriber(wctx, h, p.Topic)
+		_ = h.WaitTopicPeers(wctx, p.Topic.String(), 1)
 		cancel()
 	}
 	n, err := r.Negotiate(ctx, req)
@@ -220,11 +221,6 @@ func bagMember(ctx context.Context, cc *chain.Client, bag chain.BagID) (chain.Me
 		return ch.Member, nil
 	}
 	return 0, fmt.Errorf("bag %s belongs to no member; pass --member with the member ID your key controls", bag)
-}
-
-// waitSubscriber returns once h knows a peer subscribed to t, or ctx ends.
-func waitSubscriber(ctx context.Context, h *p2p.Host, t topics.Topic) {
-	_ = h.WaitTopicPeers(ctx, t.String(), 1) // none known: publish all the same
 }
 
 // contractJSON is a contract as `contract list|show --json` prints it.
