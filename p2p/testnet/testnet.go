@@ -259,15 +259,11 @@ func (n *Network) WaitTopicPeers(topic string, want int) {
 	ctx, cancel := context.WithTimeout(context.Background(), WaitTimeout)
 	defer cancel()
 	for i, h := range n.hosts {
-		if err := waitTopicPeers(ctx, h, topic, want); err != nil {
+		if err := h.WaitTopicPeers(ctx, topic, want); err != nil {
 			n.t.Fatalf("testnet: host %d: %d peers on topic %q, want %d: %v",
 				i, len(h.TopicPeers(topic)), topic, want, err)
 		}
 	}
-}
-
-func waitTopicPeers(ctx context.Context, h *p2p.Host, topic string, want int) error {
-	return h.WaitTopicPeers(ctx, topic, want)
 }
 
 // poll checks cond until it holds or ctx ends, for state that has no event to
