@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
@@ -300,6 +301,17 @@ func (h *Host) DHT() *dht.IpfsDHT { return h.dht }
 // ProviderRecords returns the number of DHT provider records of other peers
 // the host keeps, at most its ProviderLimits.Records.
 func (h *Host) ProviderRecords() int { return h.provs.records() }
+
+// ProtocolMemory returns the memory the resource manager counts against
+// protocol id, every peer's streams together (0 when it cannot say).
+func (h *Host) ProtocolMemory(id protocol.ID) int64 {
+	var m int64
+	_ = h.host.Network().ResourceManager().ViewProtocol(id, func(s network.ProtocolScope) error {
+		m = s.Stat().Memory
+		return nil
+	})
+	return m
+}
 
 // PubSub returns the gossipsub router.
 func (h *Host) PubSub() *pubsub.PubSub { return h.ps }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/internal/metricsutil"
@@ -98,7 +97,9 @@ func (p *Provider) HoldFetchBudget(ctx context.Context, c cid.Cid) (release func
 	if err == nil {
 		// The stream holds the memory of fetch.MaxHeldGETs GETs, a little
 		// over 2 MiB each, which fill the budget; its other GETs wait.
-		err = poll(ctx, func() bool { return fetchMemory(p.Host()) >= fetch.MaxHeldGETs*fetch.MaxBlockSize })
+		err = poll(ctx, func() bool {
+			return p.Host() != nil && p.Host().ProtocolMemory(p2p.FetchProtocol) >= fetch.MaxHeldGETs*fetch.MaxBlockSize
+		})
 	}
 	if err != nil {
 		release()
@@ -249,18 +250,4 @@ func (p *Provider) holdStore(ctx context.Context, h *p2p.Host, reqs []*storepb.S
 		return nil, refused, err
 	}
 	return release, "", nil
-}
-
-// fetchMemory is what h's fetch protocol holds, every peer's streams
-// together (0 when h is nil).
-func fetchMemory(h *p2p.Host) int64 {
-	if h == nil {
-		return 0
-	}
-	var m int64
-	_ = h.Libp2p().Network().ResourceManager().ViewProtocol(p2p.FetchProtocol, func(s network.ProtocolScope) error {
-		m = s.Stat().Memory
-		return nil
-	})
-	return m
 }

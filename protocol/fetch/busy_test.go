@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/satchel-net/satchel/chunker"
@@ -54,20 +53,6 @@ func busyEnv(t *testing.T, n int, limits p2p.MemoryLimits, opts ...fetch.Option)
 	return net, reg, cids
 }
 
-// fetchMemory is what h's fetch protocol scope holds, all peers together.
-func fetchMemory(t *testing.T, h *p2p.Host) int64 {
-	t.Helper()
-	var m int64
-	err := h.Libp2p().Network().ResourceManager().ViewProtocol(p2p.FetchProtocol, func(s network.ProtocolScope) error {
-		m = s.Stat().Memory
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 // waitFetchMemory waits until h's fetch protocol scope holds at least n
 // bytes.
 func waitFetchMemory(t *testing.T, h *p2p.Host, n int64) {
@@ -75,10 +60,10 @@ func waitFetchMemory(t *testing.T, h *p2p.Host, n int64) {
 	deadline := time.After(30 * time.Second)
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
-	for fetchMemory(t, h) < n {
+	for h.ProtocolMemory(p2p.FetchProtocol) < n {
 		select {
 		case <-deadline:
-			t.Fatalf("timed out waiting for the fetch protocol to hold %d bytes (holds %d)", n, fetchMemory(t, h))
+			t.Fatalf("timed out waiting for the fetch protocol to hold %d bytes (holds %d)", n, h.ProtocolMemory(p2p.FetchProtocol))
 		case <-tick.C:
 		}
 	}
