@@ -51,13 +51,13 @@ type missSlot struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu     sync.Mutex
-	held   bool
+	mu sync.Mutex
+	// held is set while the slot is held; it changes under mu and is read
+	// without it by the writer, which arms its stall timer only then.
+	held   atomic.Bool
 	parked bool // holds a parked token: the answer keeps its leaves while parked
-	// holding mirrors held for the writer, which arms its stall timer
-	// only while the slot is held; fetches counts the answer's network
-	// fetches, each of which starts its stall time afresh.
-	holding atomic.Bool
+	// fetches counts the answer's network fetches, each of which starts
+	// its stall time afresh.
 	fetches atomic.Int64
 }
 
@@ -77,10 +77,7 @@ func (m *missSlot) take() error {
 	if m == nil {
 		return nil
 	}
-	m.mu.Lock()
-	held := m.held
-	m.mu.Unlock()
-	if held {
+	if m.held.Load() {
 		return nil
 	}
 	if err := m.ctx.Err(); err != nil {
@@ -92,21 +89,20 @@ func (m *missSlot) take() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	switch {
-	case m.held: // another reader of the answer took it meanwhile
+	case m.held.Load(): // another reader of the answer took it meanwhile
 		m.s.doneMiss()
 	case m.ctx.Err() != nil: // the answer ended meanwhile
 		m.s.doneMiss()
 		return m.ctx.Err()
 	default:
-		m.held = true
-		m.holding.Store(true)
+		m.held.Store(true)
 	}
 	m.unparkLocked()
 	return nil
 }
 
 // holds reports whether the slot is held now.
-func (m *missSlot) holds() bool { return m != nil && m.holding.Load() }
+func (m *missSlot) holds() bool { return m != nil && m.held.Load() }
 
 // park gives the slot back while the answer waits on its client holding
 // nothing from the network; the next fetch takes one again. It reports
@@ -128,7 +124,7 @@ func (m *missSlot) give(keep bool) bool {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !m.held || m.ctx.Err() != nil {
+	if !m.held.Load() || m.ctx.Err() != nil {
 		return false
 	}
 	if keep {
@@ -143,12 +139,17 @@ func (m *missSlot) give(keep bool) bool {
 	return true
 }
 
-// giveLocked gives the held slot back.
+// giveLocked parks: it gives the held slot back.
 func (m *missSlot) giveLocked() {
-	m.held = false
-	m.holding.Store(false)
-	m.s.doneMiss()
+	m.unholdLocked()
 	m.s.m.parks.Inc()
+}
+
+// unholdLocked gives the slot back if held.
+func (m *missSlot) unholdLocked() {
+	if m.held.Swap(false) {
+		m.s.doneMiss()
+	}
 }
 
 // unparkLocked gives back the parked token, if held.
@@ -171,9 +172,5 @@ func (m *missSlot) release() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.unparkLocked()
-	if m.held {
-		m.held = false
-		m.holding.Store(false)
-		m.s.doneMiss()
-	}
+	m.unholdLocked()
 }
