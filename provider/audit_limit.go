@@ -57,12 +57,14 @@ type resultRelay struct {
 	authors   *peerlimit.Limits // per auditor
 	all       *rate.Limiter     // all auditors together
 	operators activeOperators
+	now       func() time.Time // the clock of the rates; tests stop it
 }
 
 func newResultRelay() *resultRelay {
 	return &resultRelay{
 		authors: peerlimit.New(ResultRate, ResultBurst, maxResultAuthors),
 		all:     rate.NewLimiter(RelayRate, RelayBurst),
+		now:     time.Now,
 	}
 }
 
@@ -74,7 +76,7 @@ func newResultRelay() *resultRelay {
 func (r *resultRelay) allow(author peer.ID) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	now := time.Now()
+	now := r.now()
 	return r.authors.Allow(author, now) && r.all.AllowN(now, 1)
 }
 
