@@ -225,7 +225,7 @@ func (h *Handler) serveStream(ctx context.Context, s network.Stream) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go h.watch(ctx, s, cancel)
-	return h.answer(ctx, fw, ch, remote, own)
+	return h.answer(ctx, fw, ch, own)
 }
 
 // watch ends ctx when the challenger resets the stream (or sends anything
@@ -258,10 +258,10 @@ func (h *Handler) writeHeader(fw *p2p.FrameWriter, hdr *pb.AnswerHeader) error {
 // answer reads and verifies every sampled chunk and its proof blocks once,
 // within the node's answer budget, stopping if the challenger leaves; then
 // sends the header and one proof frame per sample from the bytes read.
-func (h *Handler) answer(ctx context.Context, fw *p2p.FrameWriter, ch *pb.Challenge, remote peer.ID, own *budget) error {
+func (h *Handler) answer(ctx context.Context, fw *p2p.FrameWriter, ch *pb.Challenge, own *budget) error {
 	var held int64
 	defer func() { h.guard.unhold(held) }()
-	proofs, err := h.prepare(ctx, ch, &held, reader{remote: remote, own: own})
+	proofs, err := h.prepare(ctx, ch, &held, own)
 	switch {
 	case ctx.Err() != nil:
 		h.metrics.challenge("abandoned")
@@ -301,7 +301,7 @@ func (h *Handler) answer(ctx context.Context, fw *p2p.FrameWriter, ch *pb.Challe
 // with an error wrapping ErrRefused when the answer budget is spent or the
 // answers' memory is taken. held counts the bytes it reserved (hold), for
 // the caller to give back when the answer is done.
-func (h *Handler) prepare(ctx context.Context, ch *pb.Challenge, held *int64, rd reader) ([]*pb.SampleProof, error) {
+func (h *Handler) prepare(ctx context.Context, ch *pb.Challenge, held *int64, own *budget) ([]*pb.SampleProof, error) {
 	root, chunks, err := h.objects.Object(ctx, ch.Bag, ch.Object)
 	if err != nil {
 		return nil, err
@@ -314,7 +314,7 @@ func (h *Handler) prepare(ctx context.Context, ch *pb.Challenge, held *int64, rd
 		if b, ok := interior[c]; ok {
 			return b, nil
 		}
-		b, err := h.read(ctx, c, rd)
+		b, err := h.read(ctx, c, own)
 		if err != nil {
 			return nil, err
 		}
@@ -337,7 +337,7 @@ func (h *Handler) prepare(ctx context.Context, ch *pb.Challenge, held *int64, rd
 			return nil, errAnswerMemory
 		}
 		*held += MaxChunkSize
-		data, err := h.read(ctx, leaf, rd)
+		data, err := h.read(ctx, leaf, own)
 		if err != nil {
 			h.noteCorrupt(leaf, err)
 			return nil, err
@@ -358,17 +358,11 @@ func (h *Handler) prepare(ctx context.Context, ch *pb.Challenge, held *int64, rd
 // errAnswerMemory refuses a challenge that finds the answers' memory taken.
 var errAnswerMemory = fmt.Errorf("%w: this node's audit answers hold %d MiB of blocks; try again later", ErrRefused, maxAnswerMemory>>20)
 
-// reader is whose answer a read is for: the challenger and its budget.
-type reader struct {
-	remote peer.ID
-	own    *budget
-}
-
 // read reads block c for an answer, if the challenger still waits and the
 // node-wide answer budget allows, and charges it and the challenger's own
 // budget with its size. (The challenger's budget is checked once, when its
 // challenge is admitted: an answer once begun is not cut by it.)
-func (h *Handler) read(ctx context.Context, c cid.Cid, rd reader) ([]byte, error) {
+func (h *Handler) read(ctx context.Context, c cid.Cid, own *budget) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -379,7 +373,7 @@ func (h *Handler) read(ctx context.Context, c cid.Cid, rd reader) ([]byte, error
 	data, err := h.blocks.Get(c)
 	now := h.cfg.now()
 	b.spend(now, len(data))
-	rd.own.spend(now, len(data))
+	own.spend(now, len(data))
 	return data, err
 }
 
