@@ -225,10 +225,8 @@ func (s *Server) startAudits(ctx context.Context, key crypto.PrivKey) error {
 	if s.cfg.registerer != nil {
 		opts = append(opts, audit.WithMetrics(s.cfg.registerer))
 	}
-	if lister, ok := s.c.(bucketLister); ok {
-		opts = append(opts, audit.WithKnownChallengers(func(ctx context.Context, p peer.ID) bool {
-			return s.knownChallenger(ctx, lister, p)
-		}))
+	if _, ok := s.c.(bucketLister); ok {
+		opts = append(opts, audit.WithKnownChallengers(s.knownChallenger))
 	}
 	s.auditH = audit.NewHandler(s.bs.ForAudit(), s.bs.ForAudit(), opts...)
 	s.auditH.Register(s.h.Protocol())
@@ -452,14 +450,13 @@ func (s *Server) recordAudit(ctx context.Context, p chainPeer, bag chain.BagID, 
 
 // knownChallenger reports whether p has an audit answer budget of its own:
 // it actively operates a storage bucket (the chain's list, cached as for
-// relaying results) or did when this node last read it. Anyone else — a
-// member auditing with `satchel audit`, or a fresh peer ID — shares one
-// budget with all others; a chain that cannot be read counts p as known,
-// so an outage refuses no honest auditor.
-func (s *Server) knownChallenger(ctx context.Context, lister bucketLister, p peer.ID) bool {
+// relaying results) or did when this node last read it — all but the
+// peers operatesNothing names. Anyone else — a member auditing with
+// `satchel audit`, or a fresh peer ID — shares one budget with all others;
+// a chain that cannot be read counts p as known, so an outage refuses no
+// honest auditor.
+func (s *Server) knownChallenger(ctx context.Context, p peer.ID) bool {
 	ctx, cancel := context.WithTimeout(ctx, resultValidationTimeout)
 	defer cancel()
-	ops := &s.audits.relay.operators
-	op, err := ops.operates(ctx, lister, p)
-	return err != nil || op || ops.everOperated(p)
+	return !s.operatesNothing(ctx, p)
 }

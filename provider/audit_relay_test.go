@@ -264,7 +264,7 @@ func TestKnownChallengers(t *testing.T) {
 	}
 	s := auditNode(t, net.Host(0), bs, fc)
 	ctx := context.Background()
-	if !s.knownChallenger(ctx, fc, ids[0]) || !s.knownChallenger(ctx, fc, ids[1]) || s.knownChallenger(ctx, fc, ids[2]) {
+	if !s.knownChallenger(ctx, ids[0]) || !s.knownChallenger(ctx, ids[1]) || s.knownChallenger(ctx, ids[2]) {
 		t.Fatal("knownChallenger: want the two operators known, the stranger not")
 	}
 	fc.mu.Lock()
@@ -273,10 +273,10 @@ func TestKnownChallengers(t *testing.T) {
 	fc.buckets[2] = b
 	fc.mu.Unlock()
 	s.audits.relay.operators.forget()
-	if !s.knownChallenger(ctx, fc, ids[1]) {
+	if !s.knownChallenger(ctx, ids[1]) {
 		t.Fatal("a former operator is a stranger at once; want it known (its auditing may trail the chain)")
 	}
-	if s.knownChallenger(ctx, fc, ids[2]) {
+	if s.knownChallenger(ctx, ids[2]) {
 		t.Fatal("a stranger became known")
 	}
 }
