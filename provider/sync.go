@@ -288,7 +288,7 @@ func (s *Server) syncObject(ctx context.Context, j syncJob) (int64, error) {
 	// ask — its only other holder may be gone.
 	f := &blockFetcher{s: s, sources: j.sources, sess: s.syncSession(j)}
 	if len(j.sources) == 0 {
-		f.find = func(ctx context.Context) ([]peer.ID, error) { return s.sourcesOf(ctx, j.bag, root) }
+		f.find = sync.OnceValues(func() ([]peer.ID, error) { return s.sourcesOf(ctx, j.bag, root) })
 	}
 
 	var chunks []blockstore.ChunkRef
@@ -410,11 +410,9 @@ func (s *Server) sourcesOf(ctx context.Context, bag chain.BagID, root cid.Cid) (
 // next source when one fails.
 type blockFetcher struct {
 	s *Server
-	// find, when set, looks sources up at the first read (once; its error
-	// is every read's).
-	find    func(context.Context) ([]peer.ID, error)
-	findMu  sync.Mutex
-	findErr error
+	// find, when set, looks the sources up at the first read (once, with
+	// the sync's context; its error is every read's); else sources are.
+	find    func() ([]peer.ID, error)
 	sources []peer.ID
 	// sess holds the blocks a sync stores until its object's manifest
 	// does: a sync that never finishes leaves nothing behind once the
@@ -469,7 +467,7 @@ func (f *blockFetcher) get(ctx context.Context, c cid.Cid, spread int) ([]byte, 
 // read is get returning the block, verified against c, in a pooled buffer
 // the caller releases once done with it.
 func (f *blockFetcher) read(ctx context.Context, c cid.Cid, spread int) (fetch.Block, error) {
-	sources, err := f.peers(ctx)
+	sources, err := f.peers()
 	if err != nil {
 		return fetch.Block{}, err
 	}
@@ -490,16 +488,13 @@ func (f *blockFetcher) read(ctx context.Context, c cid.Cid, spread int) (fetch.B
 	return fetch.Block{}, fmt.Errorf("read block %s: %w", c, errors.Join(errs...))
 }
 
-// peers returns the fetcher's sources, looking them up first if it has
-// none yet.
-func (f *blockFetcher) peers(ctx context.Context) ([]peer.ID, error) {
-	f.findMu.Lock()
-	defer f.findMu.Unlock()
+// peers returns the fetcher's sources, looked up at the first call if it
+// was given none.
+func (f *blockFetcher) peers() ([]peer.ID, error) {
 	if f.find != nil {
-		f.sources, f.findErr = f.find(ctx)
-		f.find = nil
+		return f.find()
 	}
-	return f.sources, f.findErr
+	return f.sources, nil
 }
 
 // walkDAG reads the interior nodes of a UnixFS DAG from the root down and
