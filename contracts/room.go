@@ -43,7 +43,17 @@ type Ledger struct {
 	total    uint64
 	byMember map[chain.MemberID]uint64
 	now      func() time.Time
+
+	// largest caches the chain's largest data object, read at largestAt:
+	// every proposal answered and every CONSIGN asks it.
+	largestMu sync.Mutex
+	largest   uint64
+	largestAt time.Time
 }
+
+// paramsTTL is how long a Ledger trusts the chain's largest data object
+// (a governance parameter, rarely changed) before it reads it again.
+const paramsTTL = 10 * time.Second
 
 // reservation is the room one contract of member holds until its upload is
 // bound or its grant lapses.
@@ -195,17 +205,27 @@ func (l *Ledger) memberFits(c *Contract, room, mine, largest uint64) error {
 	return nil
 }
 
-// largestObject returns the chain's largest data object, 0 when the
-// Directory does not say.
+// largestObject returns the chain's largest data object (read at most
+// every paramsTTL), 0 when the Directory does not say.
 func (l *Ledger) largestObject(ctx context.Context) (uint64, error) {
 	pr, ok := l.dir.(ParamsReader)
 	if !ok {
 		return 0, nil
 	}
+	now := l.now()
+	l.largestMu.Lock()
+	if !l.largestAt.IsZero() && now.Sub(l.largestAt) < paramsTTL {
+		defer l.largestMu.Unlock()
+		return l.largest, nil
+	}
+	l.largestMu.Unlock()
 	p, err := pr.Params(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("contracts: read chain parameters: %w", err)
 	}
+	l.largestMu.Lock()
+	l.largest, l.largestAt = p.Limits.MaxDataObjectSize, now
+	l.largestMu.Unlock()
 	return p.Limits.MaxDataObjectSize, nil
 }
 
