@@ -53,7 +53,7 @@ const (
 // resultRelay is what decides whether a result about a bag this node does
 // not store is relayed.
 type resultRelay struct {
-	mu        sync.Mutex        // serialises allow's clock
+	mu        sync.Mutex        // serialises allow and guards now
 	authors   *peerlimit.Limits // per auditor
 	all       *rate.Limiter     // all auditors together
 	operators activeOperators

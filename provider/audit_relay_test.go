@@ -107,8 +107,11 @@ func TestAuditResultsRelayLimitedNodeWide(t *testing.T) {
 
 	// The relay's clock stands still: nothing refills, so the node-wide
 	// burst is all that may pass however long validation takes.
+	// Set under the relay's lock: validators may already be running.
 	frozen := time.Now()
+	s.audits.relay.mu.Lock()
 	s.audits.relay.now = func() time.Time { return frozen }
+	s.audits.relay.mu.Unlock()
 	for _, k := range keys[:auditors] {
 		publish(k, ResultBurst)
 	}
