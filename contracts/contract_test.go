@@ -385,3 +385,50 @@ func (f fakeDir) Params(context.Context) (chain.Params, error) {
 func (f fakeDir) StorageBucket(context.Context, chain.StorageBucketID) (chain.StorageBucket, error) {
 	return f.bucket, nil
 }
+
+// TestLedgerRepeatReadsNoChain: a repeated CONSIGN of a contract reserved
+// already at its size is granted from the reservation, without a chain read
+// (here the chain fails by then); one that grows must read the chain.
+func TestLedgerRepeatReadsNoChain(t *testing.T) {
+	down := errors.New("chain unreachable")
+	dir := &flakyDir{fakeDir: fakeDir{bucket: chain.StorageBucket{Voucher: chain.Voucher{ObjectsLimit: 10, SizeLimit: 12 << 20}}}}
+	l := NewLedger(dir, 1, nil)
+	ctx := context.Background()
+	c, _, _ := fixedContract(t)
+	c.Object = 0
+	first, err := l.Reserve(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir.err = down
+	reads := dir.reads
+	again, err := l.Reserve(ctx, c)
+	if dir.reads != reads {
+		t.Fatalf("a repeated CONSIGN read the bucket %d times, want none", dir.reads-reads)
+	}
+	if err != nil || again.Session == first.Session || l.Reserved() != c.Size {
+		t.Fatalf("the same contract again with the chain down: %v, new session %v, reserved %d; want a new grant and %d reserved",
+			err, again.Session != first.Session, l.Reserved(), c.Size)
+	}
+	grown := *c
+	grown.Size++
+	if _, err := l.Reserve(ctx, &grown); !errors.Is(err, down) || l.Reserved() != c.Size {
+		t.Fatalf("a grown contract with the chain down: %v, reserved %d; want the chain's error and %d reserved", err, l.Reserved(), c.Size)
+	}
+}
+
+// flakyDir is a fakeDir that counts StorageBucket reads and fails them
+// with err when set.
+type flakyDir struct {
+	fakeDir
+	err   error
+	reads int
+}
+
+func (f *flakyDir) StorageBucket(ctx context.Context, id chain.StorageBucketID) (chain.StorageBucket, error) {
+	f.reads++
+	if f.err != nil {
+		return chain.StorageBucket{}, f.err
+	}
+	return f.fakeDir.StorageBucket(ctx, id)
+}

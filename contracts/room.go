@@ -40,8 +40,6 @@ type Ledger struct {
 
 	mu       sync.Mutex
 	reserved map[ID]reservation
-	total    uint64
-	byMember map[chain.MemberID]uint64
 	now      func() time.Time
 
 	// largest caches the chain's largest data object, read at largestAt:
@@ -112,7 +110,7 @@ type ParamsReader interface {
 // provider can still write; nil means the disk is not checked.
 func NewLedger(dir Directory, bucket chain.StorageBucketID, freeDisk func() (uint64, error), opts ...LedgerOption) *Ledger {
 	l := &Ledger{dir: dir, bucket: bucket, free: freeDisk, ttl: GrantTTL, share: MemberRoomShare,
-		reserved: make(map[ID]reservation), byMember: make(map[chain.MemberID]uint64), now: time.Now}
+		reserved: make(map[ID]reservation), now: time.Now}
 	for _, o := range opts {
 		o(l)
 	}
@@ -126,8 +124,7 @@ func (l *Ledger) Fits(ctx context.Context, c *Contract) error {
 		return err
 	}
 	l.mu.Lock()
-	l.pruneLocked()
-	total, mine := l.total, l.byMember[c.Member]
+	total, mine := l.openLocked(c.Member, nil)
 	l.mu.Unlock()
 	return l.fits(c, v, total, mine)
 }
@@ -230,45 +227,55 @@ func (l *Ledger) largestObject(ctx context.Context) (uint64, error) {
 }
 
 // Reserve implements Room. Reserving the same contract again (a repeated
-// CONSIGN) returns a new grant without counting its room twice; a
-// reservation under an ID already reserved with another size counts only
-// the difference, checked against the room left.
+// CONSIGN) returns a new grant without counting its room twice, and
+// without reading the chain when its size did not grow; a reservation
+// under an ID already reserved with another size counts only the
+// difference, checked against the room left.
 func (l *Ledger) Reserve(ctx context.Context, c *Contract) (Grant, error) {
+	if g, ok := l.reserveAgain(c); ok {
+		return g, nil
+	}
 	// The room is read before the lock: a chain read does not hold up
 	// Extend, and so the chunks of every upload.
-	v, verr := l.view(ctx, c)
+	v, err := l.view(ctx, c)
+	if err != nil {
+		return Grant{}, err
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.pruneLocked()
-	g := Grant{ContractID: c.ID, Bag: c.Bag, MaxBytes: c.Size, Expires: l.grantEnd(l.now(), c.End)}
-	old, had := l.reserved[c.ID]
-	others, mine := l.total, l.byMember[c.Member]
-	if had {
-		others = sub(others, old.size)
-		if old.member == c.Member {
-			mine = sub(mine, old.size)
-		}
-	}
-	if !had || c.Size > old.size {
-		if verr != nil {
-			return Grant{}, verr
-		}
+	others, mine := l.openLocked(c.Member, &c.ID)
+	if old, had := l.reserved[c.ID]; !had || c.Size > old.size {
 		if err := l.fits(c, v, others, mine); err != nil {
 			return Grant{}, err
 		}
 	}
-	l.dropLocked(c.ID)
-	// A grant opened before under the ID may have slid past this one's
-	// end: the reservation lasts as long as the later of them.
+	return l.grantLocked(c), nil
+}
+
+// reserveAgain grants c again, without reading the chain, when it is
+// reserved already with at least its size.
+func (l *Ledger) reserveAgain(c *Contract) (Grant, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.openLocked(c.Member, nil)
+	if old, had := l.reserved[c.ID]; !had || c.Size > old.size {
+		return Grant{}, false
+	}
+	return l.grantLocked(c), true
+}
+
+// grantLocked opens a grant of c and (re)places its reservation, which
+// lasts as long as the grant or a grant opened before under the same ID
+// that slid past it, whichever ends later. Call with l.mu.
+func (l *Ledger) grantLocked(c *Contract) Grant {
+	g := Grant{ContractID: c.ID, Bag: c.Bag, MaxBytes: c.Size, Expires: l.grantEnd(l.now(), c.End)}
 	until := g.Expires
-	if had && old.until.After(until) {
+	if old, had := l.reserved[c.ID]; had && old.until.After(until) {
 		until = old.until
 	}
 	l.reserved[c.ID] = reservation{size: c.Size, member: c.Member, until: until, end: c.End}
-	l.total += c.Size
-	l.byMember[c.Member] += c.Size
 	_, _ = rand.Read(g.Session[:])
-	return g, nil
+	return g
 }
 
 // grantEnd is when a grant opened, or slid, at now ends: one grant TTL
@@ -304,22 +311,7 @@ func (l *Ledger) Extend(id ID) (time.Time, bool) {
 	return r.until, true
 }
 
-// dropLocked forgets contract id's reservation, if any. Call with l.mu.
-func (l *Ledger) dropLocked(id ID) {
-	r, ok := l.reserved[id]
-	if !ok {
-		return
-	}
-	l.total = sub(l.total, r.size)
-	if n := sub(l.byMember[r.member], r.size); n > 0 {
-		l.byMember[r.member] = n
-	} else {
-		delete(l.byMember, r.member)
-	}
-	delete(l.reserved, id)
-}
-
-// sub is a - b, or 0 when b > a: the total never wraps around.
+// sub is a - b, or 0 when b > a.
 func sub(a, b uint64) uint64 {
 	if b > a {
 		return 0
@@ -327,14 +319,24 @@ func sub(a, b uint64) uint64 {
 	return a - b
 }
 
-// pruneLocked drops the reservations whose grant lapsed. Call with l.mu.
-func (l *Ledger) pruneLocked() {
+// openLocked drops the reservations whose grant lapsed and returns the
+// bytes the others reserve, mine of them by member; the reservation of
+// except, when given, is not counted. Call with l.mu.
+func (l *Ledger) openLocked(member chain.MemberID, except *ID) (total, mine uint64) {
 	now := l.now()
 	for id, r := range l.reserved {
-		if now.After(r.until) {
-			l.dropLocked(id)
+		switch {
+		case now.After(r.until):
+			delete(l.reserved, id)
+		case except != nil && id == *except:
+		default:
+			total += r.size
+			if r.member == member {
+				mine += r.size
+			}
 		}
 	}
+	return total, mine
 }
 
 // Release returns a contract's room, once its upload is accepted on chain
@@ -342,21 +344,21 @@ func (l *Ledger) pruneLocked() {
 func (l *Ledger) Release(id ID) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.dropLocked(id)
+	delete(l.reserved, id)
 }
 
 // Reserved returns the bytes reserved by open contracts.
 func (l *Ledger) Reserved() uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.pruneLocked()
-	return l.total
+	total, _ := l.openLocked(0, nil)
+	return total
 }
 
 // ReservedBy returns the bytes member's open contracts reserve.
 func (l *Ledger) ReservedBy(member chain.MemberID) uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.pruneLocked()
-	return l.byMember[member]
+	_, mine := l.openLocked(member, nil)
+	return mine
 }
