@@ -1,9 +1,7 @@
 package store
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -55,17 +53,11 @@ type SessionOwner interface {
 //
 // where hop is the binary peer ID of the provider the chunk is forwarded to.
 func HopTokenBytes(bag string, session []byte, c cid.Cid, hop peer.ID) []byte {
-	var b bytes.Buffer
-	appendBytes := func(p []byte) {
-		b.Write(binary.AppendUvarint(nil, uint64(len(p))))
-		b.Write(p)
-	}
-	b.WriteString(hopTokenDomain)
-	appendBytes([]byte(bag))
-	appendBytes(session)
-	appendBytes(c.Bytes())
-	appendBytes([]byte(hop))
-	return b.Bytes()
+	b := []byte(hopTokenDomain)
+	b = appendField(b, []byte(bag))
+	b = appendField(b, session)
+	b = appendField(b, c.Bytes())
+	return appendField(b, []byte(hop))
 }
 
 // SignHopToken returns the renter's (key's) token allowing chunk c into its

@@ -36,24 +36,24 @@ var ErrBadReceipt = errors.New("store: invalid receipt")
 //
 // with the integers big-endian.
 func ReceiptBytes(r *pb.Receipt) []byte {
-	var b bytes.Buffer
-	b.Grow(len(receiptDomain) + 5*binary.MaxVarintLen64 + len(r.GetCid()) + len(r.GetBagId()) + len(r.GetProvider()) +
-		len(r.GetSession()) + len(r.GetNonce()) + 24)
-	b.WriteString(receiptDomain)
-	appendBytes := func(p []byte) {
-		b.Write(binary.AppendUvarint(nil, uint64(len(p))))
-		b.Write(p)
-	}
-	appendU64 := func(v uint64) { b.Write(binary.BigEndian.AppendUint64(nil, v)) }
-	appendBytes(r.GetCid())
-	appendU64(r.GetObjectId())
-	appendBytes([]byte(r.GetBagId()))
-	appendBytes(r.GetProvider())
-	appendU64(uint64(r.GetStoredAtUnix()))
-	appendU64(uint64(r.GetExpiryUnix()))
-	appendBytes(r.GetSession())
-	appendBytes(r.GetNonce())
-	return b.Bytes()
+	b := make([]byte, 0, len(receiptDomain)+5*binary.MaxVarintLen64+len(r.GetCid())+len(r.GetBagId())+len(r.GetProvider())+
+		len(r.GetSession())+len(r.GetNonce())+24)
+	b = append(b, receiptDomain...)
+	b = appendField(b, r.GetCid())
+	b = binary.BigEndian.AppendUint64(b, r.GetObjectId())
+	b = appendField(b, []byte(r.GetBagId()))
+	b = appendField(b, r.GetProvider())
+	b = binary.BigEndian.AppendUint64(b, uint64(r.GetStoredAtUnix()))
+	b = binary.BigEndian.AppendUint64(b, uint64(r.GetExpiryUnix()))
+	b = appendField(b, r.GetSession())
+	return appendField(b, r.GetNonce())
+}
+
+// appendField appends p to b prefixed with its length as a uvarint: the
+// fields of the bytes a receipt or a hop token signs can be told apart
+// whatever they hold.
+func appendField(b, p []byte) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(p))), p...)
 }
 
 // SignReceipt fills r.Provider with the peer ID of key and r.Signature with
