@@ -123,16 +123,27 @@ func (f *fetcher) hit(obj chain.DataObject, c cid.Cid) *lease {
 	return nil
 }
 
-// startFetch returns a lease on the network fetch of block c of obj, past
-// the cache, joining the one running if any. The caller drops the lease
-// (whether or not it waited for the fetch).
-func (f *fetcher) startFetch(obj chain.DataObject, c cid.Cid, keep bool) *lease {
+// startFetch returns a lease on the network fetch of block c of obj,
+// joining the one running if any. The caller drops the lease (whether or
+// not it waited for the fetch). With orCache, a block the cache holds by
+// now is read from there: the caller found it not cached, but a fetch may
+// have ended since, put the block in the cache and stopped being findable
+// (run), and fetching it again would fetch it twice. A caller whose
+// cached copy could not be read goes past the cache (orCache false).
+func (f *fetcher) startFetch(obj chain.DataObject, c cid.Cid, keep, orCache bool) *lease {
 	k := callKey{obj.ID, c}
 	f.mu.Lock()
 	if cl, ok := f.calls[k]; ok {
 		cl.refs++
 		f.mu.Unlock()
 		return &lease{call: cl, f: f}
+	}
+	// Under f.mu: run deletes its call under it only after its cache put.
+	if orCache {
+		if l := f.hit(obj, c); l != nil {
+			f.mu.Unlock()
+			return l
+		}
 	}
 	// Two holds: the fetch's own and the caller's lease.
 	cl := &call{done: make(chan struct{}), paused: make(chan struct{}), network: true, refs: 2}

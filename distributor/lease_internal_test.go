@@ -2,8 +2,10 @@ package distributor
 
 import (
 	"bytes"
+	"log/slog"
 	"testing"
 
+	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/protocol/fetch"
 )
 
@@ -34,4 +36,29 @@ func TestLeaseHolds(t *testing.T) {
 	}
 	var none *lease
 	none.drop() // a nil lease: nothing
+}
+
+// A block the cache came to hold after its reader looked (a fetch ended,
+// put it there and stopped being findable) is read from the cache when the
+// reader starts its fetch, not fetched again.
+func TestStartFetchSeesTheCacheFilledMeanwhile(t *testing.T) {
+	ch, err := openCache(t.TempDir(), 1<<20, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fetcher{cache: ch, calls: map[callKey]*call{}, active: map[chain.ObjectID]int{}}
+	obj := chain.DataObject{ID: 7}
+	data := []byte("a leaf fetched by another answer")
+	c := rawBlock(t, data)
+	if err := ch.put(obj.ID, c, data); err != nil {
+		t.Fatal(err)
+	}
+	l := f.startFetch(obj, c, true, true)
+	defer l.drop()
+	f.mu.Lock()
+	running := len(f.calls)
+	f.mu.Unlock()
+	if l.network || running != 0 {
+		t.Fatalf("a block the cache holds was fetched again (network lease %v, %d fetches running)", l.network, running)
+	}
 }

@@ -86,18 +86,20 @@ func (r *objectReader) start(c cid.Cid) (*lease, error) {
 	if l := r.f.hit(r.obj, c); l != nil {
 		return l, nil
 	}
-	return r.fetch(c)
+	return r.fetch(c, true)
 }
 
-// fetch is start past the cache.
-func (r *objectReader) fetch(c cid.Cid) (*lease, error) {
+// fetch starts the network fetch of c once the answer holds its miss slot;
+// with orCache, a block the cache came to hold meanwhile is read from
+// there instead (see fetcher.startFetch).
+func (r *objectReader) fetch(c cid.Cid, orCache bool) (*lease, error) {
 	if err := r.slot.take(); err != nil {
 		return nil, err
 	}
 	if r.slot != nil {
 		r.slot.fetches.Add(1)
 	}
-	return r.f.startFetch(r.obj, c, r.keep), nil
+	return r.f.startFetch(r.obj, c, r.keep, orCache), nil
 }
 
 // block returns a lease on block c once it is there: in the cache (to read
@@ -115,7 +117,7 @@ func (r *objectReader) block(c cid.Cid) (*lease, error) {
 // it skips the cache, whose index may still list the block, and returns a
 // lease on the block's bytes fetched from the network.
 func (r *objectReader) refetch(c cid.Cid) (*lease, error) {
-	l, err := r.fetch(c)
+	l, err := r.fetch(c, false)
 	if err != nil {
 		return nil, err
 	}
