@@ -33,7 +33,10 @@ type ProviderLimits struct {
 	// that is not, as long as there is one; a record of any other peer
 	// never takes the place of a priority peer's. So a flood from many
 	// fresh peer IDs, each holding few records, crowds out the other
-	// peers that hold more, but never a priority peer.
+	// peers that hold more, but never a priority peer. (Simpler than a
+	// budget set aside for priority peers, which would sit idle on a node
+	// they announce little to, and guarantees as much: priority peers
+	// take room only as they need it, each at most PerPeer.)
 	Records int
 	// PerPeer is the most records one provider peer may have on the node,
 	// priority or not; the record past it is refused (and kad-dht resets
