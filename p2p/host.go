@@ -300,7 +300,10 @@ func (h *Host) DHT() *dht.IpfsDHT { return h.dht }
 
 // ProviderRecords returns the number of DHT provider records of other peers
 // the host keeps, at most its ProviderLimits.Records.
-func (h *Host) ProviderRecords() int { return h.provs.records() }
+func (h *Host) ProviderRecords() int {
+	all, _ := h.provs.records()
+	return all
+}
 
 // ProtocolMemory returns the memory the resource manager counts against
 // protocol id, every peer's streams together (0 when it cannot say).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	lru "github.com/hashicorp/golang-lru/simplelru"
 	ds "github.com/ipfs/go-datastore"
@@ -19,15 +20,27 @@ import (
 // peers. kad-dht stores every ADD_PROVIDER a peer sends, for any key, for 48
 // hours; without a bound one peer announcing random keys grows the node's
 // heap by some 300 bytes a record for as long as it likes.
+//
+// Records of priority peers (Host.SetProviderPriority: on storage providers,
+// the chain's active storage operators) cannot be crowded out by records of
+// other peers, however many peer IDs those come from.
 type ProviderLimits struct {
 	// Records is the most records of other peers the node keeps in all.
 	// When it is reached, a record of a peer holding fewer records than
 	// the peer holding the most takes the place of one of the latter's, so
-	// a flood of records crowds out only the flooders: a storage provider
-	// that announces its own bags still gets in.
+	// a flood of records from one peer crowds out only that peer. A
+	// record of a priority peer takes the place of a record of a peer
+	// that is not, as long as there is one; a record of any other peer
+	// never takes the place of a priority peer's. So a flood from many
+	// fresh peer IDs, each holding few records, crowds out the other
+	// peers that hold more, but never a priority peer. (Simpler than a
+	// budget set aside for priority peers, which would sit idle on a node
+	// they announce little to, and guarantees as much: priority peers
+	// take room only as they need it, each at most PerPeer.)
 	Records int
-	// PerPeer is the most records one provider peer may have on the node;
-	// the record past it is refused (and kad-dht resets the stream).
+	// PerPeer is the most records one provider peer may have on the node,
+	// priority or not; the record past it is refused (and kad-dht resets
+	// the stream).
 	PerPeer int
 }
 
@@ -52,6 +65,24 @@ func WithProviderLimits(l ProviderLimits) Option {
 	}
 }
 
+// SetProviderPriority installs the rule naming the peers whose DHT provider
+// records the host keeps first (see ProviderLimits); nil, the default,
+// names none. A storage provider names the chain's active storage
+// operators, the peers that announce the bags they store.
+//
+// The DHT calls priority for every provider record a peer announces,
+// under its provider manager's lock: it must answer at once from memory
+// (a cached set, never a chain read) and must not call the DHT.
+//
+// A record is kept as a priority peer's or not as priority said when it
+// was stored or last re-announced (a storage provider re-announces its bags
+// every 12 hours), and counted so until then: a peer whose priority changes
+// moves its records one by one as it re-announces them, and one whose
+// record was crowded out before it became priority gets it back then.
+func (h *Host) SetProviderPriority(priority func(peer.ID) bool) {
+	h.provs.setPriority(priority)
+}
+
 // providerKeyPrefix is where kad-dht's provider manager keeps its records:
 // /providers/<base32 key>/<base32 peer ID>, valued with the time it was added.
 const providerKeyPrefix = "/providers/"
@@ -60,6 +91,12 @@ const providerKeyPrefix = "/providers/"
 // kad-dht's default.
 const providerCacheKeys = 256
 
+// The pools of records of other peers, indexes of providerStore.pools.
+const (
+	ordinaryPool = iota // records of peers not named by the priority rule
+	priorityPool        // records of priority peers
+)
+
 // providerStore is the datastore under kad-dht's provider manager (given with
 // dht.ProviderDatastore: v0.42.0 takes no custom ProviderStore). It is an
 // in-memory map, as kad-dht's default, that refuses a provider record whose
@@ -67,8 +104,10 @@ const providerCacheKeys = 256
 // Satchel announces) and bounds the records of other peers by ProviderLimits.
 // The node's own records are neither counted nor refused.
 //
-// It indexes records by provider peer, and peers by their number of records,
-// to find in constant time the peer to take a record from when full.
+// It keeps the records of other peers in two pools, of priority peers and
+// of the rest, each indexing its records by provider peer and its peers by
+// their number of records, to find in constant time the record to take the
+// place of when full.
 type providerStore struct {
 	ds.Batching // the records, for reads, queries and everything not overridden
 	self        peer.ID
@@ -77,13 +116,11 @@ type providerStore struct {
 	// evict clears of the key it takes a record from, lest the manager
 	// still serve the record. The manager touches it, and calls Put, only
 	// under its own lock.
-	cache lru.LRUCache
+	cache    lru.LRUCache
+	priority atomic.Pointer[func(peer.ID) bool] // nil: no priority peers
 
-	mu      sync.Mutex
-	byPeer  map[peer.ID]map[string]struct{} // record keys of each peer
-	byCount map[int]map[peer.ID]struct{}    // peers by their record count (> 0)
-	total   int                             // records in byPeer
-	most    int                             // highest count in byCount, 0 if none
+	mu    sync.Mutex
+	pools [2]recordPool // ordinaryPool, priorityPool; a record is in one
 }
 
 func newProviderStore(self peer.ID, l ProviderLimits) *providerStore {
@@ -96,16 +133,38 @@ func newProviderStore(self peer.ID, l ProviderLimits) *providerStore {
 		Batching: dssync.MutexWrap(ds.NewMapDatastore()),
 		self:     self,
 		limits:   l,
-		byPeer:   make(map[peer.ID]map[string]struct{}),
-		byCount:  make(map[int]map[peer.ID]struct{}),
+		pools:    [2]recordPool{newRecordPool(), newRecordPool()},
 	}
 }
 
-// records returns the number of other peers' records held.
-func (s *providerStore) records() int {
+// setPriority installs the priority rule; nil removes it.
+func (s *providerStore) setPriority(priority func(peer.ID) bool) {
+	if priority == nil {
+		s.priority.Store(nil)
+		return
+	}
+	s.priority.Store(&priority)
+}
+
+// poolFor returns the pool a record of p goes in now.
+func (s *providerStore) poolFor(p peer.ID) int {
+	if f := s.priority.Load(); f != nil && (*f)(p) {
+		return priorityPool
+	}
+	return ordinaryPool
+}
+
+// records returns the number of other peers' records held, and how many of
+// them are priority peers'.
+func (s *providerStore) records() (all, priority int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.total
+	return s.total(), s.pools[priorityPool].total
+}
+
+// total returns the number of other peers' records held. s.mu is held.
+func (s *providerStore) total() int {
+	return s.pools[ordinaryPool].total + s.pools[priorityPool].total
 }
 
 // Put stores a record, refreshing one already held, within the limits.
@@ -114,43 +173,66 @@ func (s *providerStore) Put(ctx context.Context, key ds.Key, value []byte) error
 	if !strings.HasPrefix(k, providerKeyPrefix) {
 		return s.Batching.Put(ctx, key, value)
 	}
-	p, err := parseProviderKey(k)
+	dhtKey, p, err := parseProviderKey(k)
 	if err != nil {
 		return err
 	}
 	if p == s.self {
 		return s.Batching.Put(ctx, key, value)
 	}
+	to := s.poolFor(p) // before the lock: the rule is the caller's code
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.byPeer[p][k]; ok {
-		return s.Batching.Put(ctx, key, value)
-	}
-	n := len(s.byPeer[p])
-	if n >= s.limits.PerPeer {
-		s.uncache(k)
-		return fmt.Errorf("%w: peer %s has %d records, the most one peer may have", ErrProviderRecordRefused, p, n)
-	}
-	if s.total >= s.limits.Records {
-		if s.most <= n+1 {
-			s.uncache(k)
-			return fmt.Errorf("%w: the node holds %d records and no peer holds more than %s would", ErrProviderRecordRefused, s.total, p)
-		}
-		if err := s.evict(ctx); err != nil {
-			return err
+	for from := range s.pools {
+		if s.pools[from].has(p, k) {
+			if err := s.Batching.Put(ctx, key, value); err != nil {
+				return err
+			}
+			if from != to { // the peer's priority changed
+				s.pools[from].remove(p, k)
+				s.pools[to].add(p, k)
+			}
+			return nil
 		}
 	}
-	if err := s.Batching.Put(ctx, key, value); err != nil {
+	if err := s.admit(ctx, p, to); err != nil {
+		s.cache.Remove(dhtKey)
 		return err
 	}
-	s.index(p, k, true)
+	if err := s.Batching.Put(ctx, key, value); err != nil {
+		s.cache.Remove(dhtKey)
+		return err
+	}
+	s.pools[to].add(p, k)
 	return nil
+}
+
+// admit makes room for a new record of p in pool to, taking the place of
+// another record when full, or refuses it. s.mu is held.
+func (s *providerStore) admit(ctx context.Context, p peer.ID, to int) error {
+	if n := s.pools[ordinaryPool].count(p) + s.pools[priorityPool].count(p); n >= s.limits.PerPeer {
+		return fmt.Errorf("%w: peer %s has %d records, the most one peer may have", ErrProviderRecordRefused, p, n)
+	}
+	if s.total() < s.limits.Records {
+		return nil
+	}
+	if to == priorityPool && s.pools[ordinaryPool].total > 0 {
+		return s.evict(ctx, ordinaryPool)
+	}
+	if s.pools[to].most <= s.pools[to].count(p)+1 {
+		if to == ordinaryPool {
+			return fmt.Errorf("%w: the node holds %d records, %d of them priority peers', and no other peer holds more than %s would",
+				ErrProviderRecordRefused, s.total(), s.pools[priorityPool].total, p)
+		}
+		return fmt.Errorf("%w: the node holds %d records, all priority peers', and none holds more than %s would", ErrProviderRecordRefused, s.total(), p)
+	}
+	return s.evict(ctx, to)
 }
 
 // Delete removes a record (kad-dht's expiry) and forgets it.
 func (s *providerStore) Delete(ctx context.Context, key ds.Key) error {
 	k := key.String()
-	p, err := parseProviderKey(k)
+	_, p, err := parseProviderKey(k)
 	if err != nil || p == s.self {
 		return s.Batching.Delete(ctx, key)
 	}
@@ -159,8 +241,10 @@ func (s *providerStore) Delete(ctx context.Context, key ds.Key) error {
 	if err := s.Batching.Delete(ctx, key); err != nil {
 		return err
 	}
-	if _, ok := s.byPeer[p][k]; ok {
-		s.index(p, k, false)
+	for i := range s.pools {
+		if s.pools[i].has(p, k) {
+			s.pools[i].remove(p, k)
+		}
 	}
 	return nil
 }
@@ -171,111 +255,50 @@ func (s *providerStore) Batch(context.Context) (ds.Batch, error) {
 	return ds.NewBasicBatch(s), nil
 }
 
-// uncache drops the provider manager's cached set of record k's key. The
-// manager adds a provider to that set before it writes the record here,
-// so a refused record would otherwise be served from the cache; the set
-// is read again from what is held.
-func (s *providerStore) uncache(k string) {
-	if mhKey, ok := recordKey(k); ok {
-		s.cache.Remove(mhKey)
+// evict removes one record of a peer holding the most records of pool,
+// and drops its key from the provider manager's cache: the manager would
+// still serve the record from there. s.mu is held.
+func (s *providerStore) evict(ctx context.Context, pool int) error {
+	victim, k, ok := s.pools[pool].largest()
+	if !ok {
+		return nil
 	}
-}
-
-// evict removes one record of a peer holding the most. s.mu is held.
-func (s *providerStore) evict(ctx context.Context) error {
-	for victim := range s.byCount[s.most] {
-		for k := range s.byPeer[victim] {
-			if err := s.Batching.Delete(ctx, ds.RawKey(k)); err != nil && !errors.Is(err, ds.ErrNotFound) {
-				return fmt.Errorf("provider records: evict: %w", err)
-			}
-			s.index(victim, k, false)
-			s.uncache(k)
-			return nil
-		}
+	if err := s.Batching.Delete(ctx, ds.RawKey(k)); err != nil && !errors.Is(err, ds.ErrNotFound) {
+		return fmt.Errorf("provider records: evict: %w", err)
+	}
+	s.pools[pool].remove(victim, k)
+	if dhtKey, _, err := parseProviderKey(k); err == nil {
+		s.cache.Remove(dhtKey)
 	}
 	return nil
 }
 
-// index adds (add) or removes record k of peer p. s.mu is held.
-func (s *providerStore) index(p peer.ID, k string, add bool) {
-	keys := s.byPeer[p]
-	old := len(keys)
-	if add {
-		if keys == nil {
-			keys = make(map[string]struct{})
-			s.byPeer[p] = keys
-		}
-		keys[k] = struct{}{}
-		s.total++
-	} else {
-		delete(keys, k)
-		s.total--
-		if len(keys) == 0 {
-			delete(s.byPeer, p)
-		}
-	}
-	s.move(p, old, len(keys))
-}
-
-// move moves p from the peers with old records to those with n, which
-// differs by one. s.mu is held.
-func (s *providerStore) move(p peer.ID, old, n int) {
-	if old > 0 {
-		delete(s.byCount[old], p)
-		if len(s.byCount[old]) == 0 {
-			delete(s.byCount, old)
-			if s.most == old {
-				s.most = n // n = old-1 when it shrank; grown, it is set below
-			}
-		}
-	}
-	if n > 0 {
-		set := s.byCount[n]
-		if set == nil {
-			set = make(map[peer.ID]struct{})
-			s.byCount[n] = set
-		}
-		set[p] = struct{}{}
-		if n > s.most {
-			s.most = n
-		}
-	}
-}
-
-// parseProviderKey returns the provider peer of a record key
+// parseProviderKey returns the DHT key (the multihash bytes, as a string:
+// the provider manager's cache key) and the provider peer of a record key
 // /providers/<base32 key>/<base32 peer ID>, refusing a key that is not a
 // sha2-256 multihash (the form of BagKey on the DHT wire).
-func parseProviderKey(k string) (peer.ID, error) {
+func parseProviderKey(k string) (dhtKey string, p peer.ID, err error) {
 	rest, ok := strings.CutPrefix(k, providerKeyPrefix)
 	if !ok {
-		return "", fmt.Errorf("%w: key %q is not a provider record's", ErrProviderRecordRefused, k)
+		return "", "", fmt.Errorf("%w: key %q is not a provider record's", ErrProviderRecordRefused, k)
 	}
 	key, pid, ok := strings.Cut(rest, "/")
 	if !ok {
-		return "", fmt.Errorf("%w: key %q names no provider", ErrProviderRecordRefused, k)
+		return "", "", fmt.Errorf("%w: key %q names no provider", ErrProviderRecordRefused, k)
 	}
 	kb, err := base32.RawStdEncoding.DecodeString(key)
 	if err != nil {
-		return "", fmt.Errorf("%w: key %q: %v", ErrProviderRecordRefused, k, err)
+		return "", "", fmt.Errorf("%w: key %q: %v", ErrProviderRecordRefused, k, err)
 	}
 	if d, err := mh.Decode(kb); err != nil || d.Code != mh.SHA2_256 || d.Length != 32 {
-		return "", fmt.Errorf("%w: %d-byte key is not a sha2-256 multihash (a bag key)", ErrProviderRecordRefused, len(kb))
+		return "", "", fmt.Errorf("%w: %d-byte key is not a sha2-256 multihash (a bag key)", ErrProviderRecordRefused, len(kb))
 	}
 	pb, err := base32.RawStdEncoding.DecodeString(pid)
 	if err != nil {
-		return "", fmt.Errorf("%w: provider in %q: %v", ErrProviderRecordRefused, k, err)
+		return "", "", fmt.Errorf("%w: provider in %q: %v", ErrProviderRecordRefused, k, err)
 	}
-	return peer.IDFromBytes(pb)
-}
-
-// recordKey returns the DHT key (the multihash bytes, as a string: the
-// provider manager's cache key) of record key k.
-func recordKey(k string) (string, bool) {
-	rest, ok := strings.CutPrefix(k, providerKeyPrefix)
-	if !ok {
-		return "", false
+	if p, err = peer.IDFromBytes(pb); err != nil {
+		return "", "", fmt.Errorf("%w: provider in %q: %v", ErrProviderRecordRefused, k, err)
 	}
-	key, _, _ := strings.Cut(rest, "/")
-	kb, err := base32.RawStdEncoding.DecodeString(key)
-	return string(kb), err == nil
+	return string(kb), p, nil
 }

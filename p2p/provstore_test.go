@@ -9,6 +9,7 @@ import (
 	"time"
 
 	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-msgio/pbio"
 	"github.com/multiformats/go-multihash"
@@ -35,11 +36,11 @@ func TestProviderRecordsBounded(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	keysA := floodProviders(ctx, t, floodA, node, "a", limits.PerPeer+10)
+	keysA := floodProviders(ctx, t, floodA.Libp2p(), node, "a", limits.PerPeer+10)
 	if got := heldKeys(ctx, t, node, floodA.ID(), keysA); got != limits.PerPeer {
 		t.Fatalf("the node keeps %d of %d records of one peer; want PerPeer = %d", got, len(keysA), limits.PerPeer)
 	}
-	keysB := floodProviders(ctx, t, floodB, node, "b", limits.PerPeer+10)
+	keysB := floodProviders(ctx, t, floodB.Libp2p(), node, "b", limits.PerPeer+10)
 	heldA, heldB := heldKeys(ctx, t, node, floodA.ID(), keysA), heldKeys(ctx, t, node, floodB.ID(), keysB)
 	if heldA+heldB > limits.Records || heldA > limits.PerPeer || heldB > limits.PerPeer {
 		t.Fatalf("the node keeps %d + %d records; want at most %d in all, %d each", heldA, heldB, limits.Records, limits.PerPeer)
@@ -100,8 +101,8 @@ func TestRefusedProviderRecordNotServed(t *testing.T) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	floodProviders(ctx, t, flooder, node, "fill", limits.PerPeer)
-	sendProviders(ctx, t, flooder, node, [][]byte{bag.Hash()}) // over its share: refused
+	floodProviders(ctx, t, flooder.Libp2p(), node, "fill", limits.PerPeer)
+	sendProviders(ctx, t, flooder.Libp2p(), node, [][]byte{bag.Hash()}) // over its share: refused
 	if heldKeys(ctx, t, node, flooder.ID(), [][]byte{bag.Hash()}) != 0 {
 		t.Fatal("the node serves a refused record from its cache")
 	}
@@ -143,7 +144,7 @@ func TestProviderRecordKeyForm(t *testing.T) {
 // node on one stream, as fast as it can write, and returns once the node has
 // handled all it will: it closed the stream (all read) or reset it (a record
 // refused).
-func floodProviders(ctx context.Context, t *testing.T, att, node *p2p.Host, tag string, n int) [][]byte {
+func floodProviders(ctx context.Context, t *testing.T, att host.Host, node *p2p.Host, tag string, n int) [][]byte {
 	t.Helper()
 	keys := make([][]byte, n)
 	for i := range keys {
@@ -159,15 +160,15 @@ func floodProviders(ctx context.Context, t *testing.T, att, node *p2p.Host, tag 
 
 // sendProviders sends an ADD_PROVIDER of att for each key to node on one
 // stream, as floodProviders does.
-func sendProviders(ctx context.Context, t *testing.T, att, node *p2p.Host, keys [][]byte) {
+func sendProviders(ctx context.Context, t *testing.T, att host.Host, node *p2p.Host, keys [][]byte) {
 	t.Helper()
-	s, err := att.Libp2p().NewStream(ctx, node.ID(), p2p.KadProtocol)
+	s, err := att.NewStream(ctx, node.ID(), p2p.KadProtocol)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Reset()
 	w := pbio.NewDelimitedWriter(s)
-	me := pb.RawPeerInfosToPBPeers([]peer.AddrInfo{att.AddrInfo()})
+	me := pb.RawPeerInfosToPBPeers([]peer.AddrInfo{{ID: att.ID(), Addrs: att.Addrs()}})
 	for _, k := range keys {
 		msg := pb.NewMessage(pb.Message_ADD_PROVIDER, k, 0)
 		msg.ProviderPeers = me

@@ -97,6 +97,8 @@ type activeOperators struct {
 	// maxEverOperators): a relay whose view of the chain is older than
 	// this node's may still pass on their results.
 	ever map[peer.ID]bool
+	// asked is when cached last asked for a read.
+	asked time.Time
 }
 
 // maxEverOperators bounds activeOperators.ever; past it the set starts
@@ -120,14 +122,37 @@ func (o *activeOperators) rememberLocked(ids map[peer.ID]bool) {
 	}
 }
 
-// forget drops the set read, so the next question reads it again (an
-// operator event: a bucket's operator or its peer ID changed). A read under
-// way stands: it began before the change and is trusted no longer than
-// operatorSetRecheck for a no.
+// forget makes the set read stale, so the next question reads it again (an
+// operator event: a bucket's operator or its peer ID changed); cached
+// answers from it until then. A read under way stands: it began before the
+// change and is trusted no longer than operatorSetRecheck for a no.
 func (o *activeOperators) forget() {
 	o.mu.Lock()
-	o.ids = nil
+	o.at = time.Time{}
 	o.mu.Unlock()
+}
+
+// cached reports whether p actively operated a storage bucket at the last
+// read of the chain (no if none succeeded yet), without waiting for one.
+// read reports that the set is older than operatorSetTTL (or stale, or
+// was never read), that no read is under way and none was asked for in
+// the last operatorSetRecheck: the caller is to read it, in the
+// background (refresh).
+func (o *activeOperators) cached(p peer.ID) (op, read bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	now := time.Now()
+	if o.reading == nil && now.Sub(o.at) >= operatorSetTTL && now.Sub(o.asked) >= operatorSetRecheck {
+		o.asked, read = now, true
+	}
+	return o.ids[p], read
+}
+
+// refresh reads the set again unless it was read in the last
+// operatorSetRecheck, sharing a read under way.
+func (o *activeOperators) refresh(ctx context.Context, c bucketLister) error {
+	_, err := o.operates(ctx, c, "")
+	return err
 }
 
 // operates reports whether p actively operates a storage bucket, as the

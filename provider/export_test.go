@@ -32,3 +32,10 @@ func (s *Server) ConfirmPossession(ctx context.Context, p peer.ID, obj chain.Obj
 	}
 	return s.confirmPossession(ctx, p, m, blocks)
 }
+
+// RecordPriority reports whether the node's DHT keeps p's provider records
+// first: the rule the node installs on its host, called as the DHT calls
+// it.
+func (s *Server) RecordPriority(p peer.ID) bool {
+	return s.priority != nil && s.priority.priority(p)
+}

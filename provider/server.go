@@ -87,9 +87,10 @@ type Server struct {
 	relay    *store.Relay // forwards pipelined chunks to the next provider
 	fetchH   *fetch.Handler
 	auditH   *audit.Handler
-	audits   *auditor      // audit.go
-	scrub    *scrubber     // scrub.go
-	am       *auditMetrics // audit_metrics.go
+	audits   *auditor        // audit.go
+	scrub    *scrubber       // scrub.go
+	am       *auditMetrics   // audit_metrics.go
+	priority *recordPriority // dht_priority.go; nil unless started with a bucket lister
 	httpSrv  *http.Server
 	httpAddr net.Addr
 
@@ -172,6 +173,9 @@ func newServer(h *p2p.Host, bs *blockstore.Store, c chainAPI, id Identity, opts 
 // the index of what it stores, registers the store and fetch protocols on
 // the host and starts the node's work: following the chain, syncing,
 // accepting, cleaning up, repairing, announcing and the status server.
+// It names the chain's active storage operators as the host's DHT priority
+// peers (dht_priority.go), whose provider records no flood of other peers'
+// crowds out; Close removes that rule from the host.
 // ctx bounds the start only; the node runs until Close.
 func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
@@ -236,6 +240,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.startAudits(runCtx, key); err != nil {
 		return fmt.Errorf("provider: audits: %w (Close stops what started)", err)
 	}
+	s.startRecordPriority(runCtx)
 	if s.cfg.scrub.rate > 0 {
 		s.goFunc(func() { s.scrubLoop(runCtx) })
 	}
@@ -291,6 +296,7 @@ func (s *Server) Close() error {
 		errs = append(errs, s.fetchH.Close())
 	}
 	errs = append(errs, s.stopAudits())
+	s.h.SetProviderPriority(nil)
 	if s.httpSrv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		errs = append(errs, s.httpSrv.Shutdown(ctx))
