@@ -38,6 +38,11 @@ var (
 	// ErrNoKey means an upload was asked of a client without a signing key.
 	ErrNoKey = errors.New("client: no member key configured; uploads register objects on chain and need one")
 
+	// ErrRedundancy means an upload asked for more copies (WithRedundancy)
+	// than the bag has storage buckets to keep them, or for a minimum
+	// (WithMinRedundancy) above the copies it makes.
+	ErrRedundancy = errors.New("client: more copies asked than the upload can make")
+
 	// ErrCommitted means the upload was already committed or aborted.
 	ErrCommitted = errors.New("client: upload already committed or aborted")
 

@@ -51,7 +51,8 @@ func WithProgress(fn func(Progress)) ProgressOption { return ProgressOption{fn: 
 
 // WithRedundancy sets how many providers must each hold every chunk (N).
 // The default, and the most, is the number of storage buckets storing the
-// bag.
+// bag: asking for more fails the upload with ErrRedundancy before any byte
+// is sent.
 func WithRedundancy(n int) PutOption {
 	return putOption(func(o *putOptions) { o.redundancy = n })
 }
@@ -65,7 +66,7 @@ func WithRedundancy(n int) PutOption {
 // the upload then completes with receipts from the live providers and the
 // chain's acceptance, the providers of the bag sync the rest, and the
 // returned Object says so (Object.Degraded). Values below 1 mean the
-// default.
+// default; one above the upload's redundancy fails it with ErrRedundancy.
 func WithMinRedundancy(n int) PutOption {
 	return putOption(func(o *putOptions) { o.minRedundancy = n })
 }

@@ -46,3 +46,41 @@ func TestPutBelowRedundancyFailsUnlessAccepted(t *testing.T) {
 		}
 	}
 }
+
+// An upload asking for more copies than the bag has storage buckets, or
+// for a minimum above the copies it makes, fails with ErrRedundancy before
+// it sends a byte or registers anything: it would otherwise report success
+// on fewer copies than asked.
+func TestPutAskingMoreCopiesThanBucketsFails(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	net := testnet.New(t, testnet.Providers(3))
+	c := netClient(t, net, t.TempDir())
+	ctx := testCtx(t)
+	data := randomBytes(t, 100<<10, 22)
+	objects := func() int {
+		t.Helper()
+		objs, err := net.Client.Objects(ctx, net.Bag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(objs)
+	}
+	before := objects()
+	for name, opts := range map[string][]PutOption{
+		"4 copies of a 3-bucket bag": {WithRedundancy(4)},
+		"at least 3 of 2 copies":     {WithRedundancy(2), WithMinRedundancy(3)},
+		"at least 4 of every bucket": {WithMinRedundancy(4)},
+	} {
+		if _, err := c.Put(ctx, net.Bag, bytes.NewReader(data), opts...); !errors.Is(err, ErrRedundancy) {
+			t.Errorf("%s: %v, want ErrRedundancy", name, err)
+		}
+	}
+	if after := objects(); after != before {
+		t.Fatalf("the bag holds %d objects after the refused puts, want %d: nothing registered", after, before)
+	}
+	if _, err := c.Put(ctx, net.Bag, bytes.NewReader(data), WithRedundancy(3), WithMinRedundancy(3)); err != nil {
+		t.Fatalf("3 copies of a 3-bucket bag: %v", err)
+	}
+}

@@ -105,8 +105,15 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 		return nil, err
 	}
 	want := o.redundancy
-	if want <= 0 || want > loc.buckets {
+	if want > loc.buckets {
+		return nil, fmt.Errorf("%w: bag %s is stored by %d storage bucket(s) and %d copies were asked; each bucket keeps one copy, so ask for at most %d, or ask the storage lead to add the bag to more buckets (update-bag)",
+			ErrRedundancy, bag, loc.buckets, want, loc.buckets)
+	}
+	if want <= 0 {
 		want = loc.buckets
+	}
+	if o.minRedundancy > want {
+		return nil, fmt.Errorf("%w: at least %d copies asked of an upload of %d; ask for at most %d", ErrRedundancy, o.minRedundancy, want, want)
 	}
 	if len(loc.unnamed) > 0 && len(loc.live) < want {
 		// Short of providers while the chain names no operator for some
@@ -370,7 +377,7 @@ func (c *Client) prepareRegister(ctx context.Context) {
 // minReplicas is the fewest providers an upload may end with: the
 // caller's WithMinRedundancy when set, else every provider it wants.
 func minReplicas(asked, want int) int {
-	if asked <= 0 || asked > want {
+	if asked <= 0 || asked > want { // (more than want is refused before)
 		return want
 	}
 	return asked
