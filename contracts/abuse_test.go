@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -737,5 +738,24 @@ func TestJunkPeersLeaveRoomForOffer(t *testing.T) {
 	}
 	if valid != 1 || prov.resp.Stats().OfferFailed != 0 {
 		t.Errorf("%d usable offers from the provider, %d offers it failed to deliver; want 1 and 0", valid, prov.resp.Stats().OfferFailed)
+	}
+}
+
+// A renter publishing for a member its key does not control is told so,
+// with the next step, before its proposal leaves: no receiver would take
+// it, and the local validator alone says only that validation failed.
+func TestPublishForAnotherMemberRefused(t *testing.T) {
+	w := newWorld(t, 2, 1, 1, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	k, _ := chain.GenerateKey()
+	h := w.net.Host(1)
+	r := NewRenter(h, NewGossip(h, w.chain, quiet()), k, w.memberID, w.chain, nil, quiet())
+	t.Cleanup(func() { _ = r.Close() })
+	p, err := r.Propose(w.request(1, 60*day, 1))
+	must(t, err)
+	err = r.g.Publish(ctx, p)
+	if !errors.Is(err, ErrNotMember) || !strings.Contains(err.Error(), "controller") {
+		t.Fatalf("publishing for a member the key does not control: %v; want ErrNotMember naming the controller", err)
 	}
 }

@@ -112,12 +112,21 @@ func (g *Gossip) Subscribe(t topics.Topic) (*pubsub.Subscription, error) {
 	return sub, nil
 }
 
-// Publish publishes a signed proposal on its topic. The local validator
-// checks it first, as every receiver will.
+// Publish publishes a signed proposal on its topic. It checks the
+// proposal first as every receiver will — its fields, and that its renter
+// key controls its member on chain — so that a proposal no one would take
+// fails with the reason (ErrMalformed, ErrExpired, ErrNotMember...) rather
+// than the local validator's bare refusal.
 func (g *Gossip) Publish(ctx context.Context, p *Proposal) error {
 	pt, err := g.join(p.Topic)
 	if err != nil {
 		return err
+	}
+	if err := p.Check(g.now()); err != nil {
+		return fmt.Errorf("contracts: proposal %s: %w", p.ID, err)
+	}
+	if err := g.mc.check(ctx, p.Renter, p.Member); err != nil {
+		return fmt.Errorf("contracts: proposal %s: %w; sign with the key of the member's controller account, or name the member it controls", p.ID, err)
 	}
 	b, err := proto.Marshal(p.ToPB())
 	if err != nil {
