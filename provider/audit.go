@@ -18,6 +18,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/contracts"
+	"github.com/satchel-net/satchel/internal/operators"
 	"github.com/satchel-net/satchel/protocol/audit"
 	"github.com/satchel-net/satchel/protocol/audit/pb"
 	"github.com/satchel-net/satchel/provider/blockstore"
@@ -225,7 +226,7 @@ func (s *Server) startAudits(ctx context.Context, key crypto.PrivKey) error {
 	if s.cfg.registerer != nil {
 		opts = append(opts, audit.WithMetrics(s.cfg.registerer))
 	}
-	if _, ok := s.c.(bucketLister); ok {
+	if _, ok := s.c.(operators.Lister); ok {
 		opts = append(opts, audit.WithKnownChallengers(s.knownChallenger))
 	}
 	s.auditH = audit.NewHandler(s.bs.ForAudit(), s.bs.ForAudit(), opts...)

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/internal/operators"
 	"github.com/satchel-net/satchel/protocol/audit"
 	"github.com/satchel-net/satchel/protocol/audit/pb"
 )
@@ -28,7 +29,7 @@ const resultValidationTimeout = 5 * time.Second
 // from this node or the operator of a storage bucket of the bag as the
 // chain names it (bagOperators: cached, no DHT). Results about other bags
 // are relayed for their providers to check when their auditor actively
-// operates some storage bucket (activeOperators, cached; anyone else's are
+// operates some storage bucket (operators.Set, cached; anyone else's are
 // rejected), up to ResultRate a second from one auditor and RelayRate from
 // all (resultRelay); this node does not keep them.
 // It runs in pubsub's validation goroutines, so a chain read here never
@@ -79,13 +80,13 @@ func (s *Server) validateResult(ctx context.Context, from peer.ID, msg *pubsub.M
 // operates no storage bucket, and no read of it ever found auditor
 // operating one; a chain it cannot read says nothing.
 func (s *Server) operatesNothing(ctx context.Context, auditor peer.ID) bool {
-	lister, ok := s.c.(bucketLister)
+	lister, ok := s.c.(operators.Lister)
 	if !ok {
 		return false
 	}
 	ops := &s.audits.relay.operators
-	op, err := ops.operates(ctx, lister, auditor)
-	return err == nil && !op && !ops.everOperated(auditor)
+	op, err := ops.Operates(ctx, lister, auditor)
+	return err == nil && !op && !ops.EverOperated(auditor)
 }
 
 // validateRelay decides whether a result about a bag this node does not
@@ -100,15 +101,15 @@ func (s *Server) operatesNothing(ctx context.Context, auditor peer.ID) bool {
 // one reject graylists a peer on every topic. A chain that cannot be read
 // yet is no verdict: ignored.
 func (s *Server) validateRelay(ctx context.Context, auditor peer.ID) pubsub.ValidationResult {
-	lister, ok := s.c.(bucketLister)
+	lister, ok := s.c.(operators.Lister)
 	if !ok {
 		return pubsub.ValidationIgnore
 	}
-	op, err := s.audits.relay.operators.operates(ctx, lister, auditor)
+	op, err := s.audits.relay.operators.Operates(ctx, lister, auditor)
 	switch {
 	case err != nil:
 		return pubsub.ValidationIgnore
-	case !op && !s.audits.relay.operators.everOperated(auditor):
+	case !op && !s.audits.relay.operators.EverOperated(auditor):
 		s.am.dropped.Inc()
 		return pubsub.ValidationReject
 	case !op:

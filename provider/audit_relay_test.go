@@ -152,7 +152,7 @@ func TestAuditResultsRelayLimitedNodeWide(t *testing.T) {
 	b.OperatorStatus = chain.OperatorInvited
 	fc.buckets[2] = b
 	fc.mu.Unlock()
-	s.audits.relay.operators.forget() // as the operator event does
+	s.audits.relay.operators.Forget() // as the operator event does
 	failed, ignored := tr.rejectedFor(pubsub.RejectValidationFailed), tr.rejectedFor(pubsub.RejectValidationIgnored)
 	delivered := tr.deliveredFrom(former)
 	dropped := func() float64 {
@@ -275,7 +275,7 @@ func TestKnownChallengers(t *testing.T) {
 	b.OperatorStatus = chain.OperatorInvited
 	fc.buckets[2] = b
 	fc.mu.Unlock()
-	s.audits.relay.operators.forget()
+	s.audits.relay.operators.Forget()
 	if !s.knownChallenger(ctx, ids[1]) {
 		t.Fatal("a former operator is a stranger at once; want it known (its auditing may trail the chain)")
 	}

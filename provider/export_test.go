@@ -37,5 +37,5 @@ func (s *Server) ConfirmPossession(ctx context.Context, p peer.ID, obj chain.Obj
 // first: the rule the node installs on its host, called as the DHT calls
 // it.
 func (s *Server) RecordPriority(p peer.ID) bool {
-	return s.priority != nil && s.priority.priority(p)
+	return s.priority != nil && s.priority.Is(p)
 }

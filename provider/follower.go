@@ -290,7 +290,7 @@ func (s *Server) handleEvent(ev chain.Event, height int64) {
 		s.peers.invalidateAll()
 		s.auditOperators().forgetAll()
 		if s.audits != nil {
-			s.audits.relay.operators.forget()
+			s.audits.relay.operators.Forget()
 		}
 		s.recon.retryNow()
 		var e struct {

@@ -13,6 +13,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/internal/operators"
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/protocol/audit"
 	"github.com/satchel-net/satchel/protocol/fetch"
@@ -82,15 +83,17 @@ type Server struct {
 	repairs  *repairQueue
 	announce *announcer
 
-	fetch    *fetch.Client
-	storeH   *store.Handler
-	relay    *store.Relay // forwards pipelined chunks to the next provider
-	fetchH   *fetch.Handler
-	auditH   *audit.Handler
-	audits   *auditor        // audit.go
-	scrub    *scrubber       // scrub.go
-	am       *auditMetrics   // audit_metrics.go
-	priority *recordPriority // dht_priority.go; nil unless started with a bucket lister
+	fetch  *fetch.Client
+	storeH *store.Handler
+	relay  *store.Relay // forwards pipelined chunks to the next provider
+	fetchH *fetch.Handler
+	auditH *audit.Handler
+	audits *auditor      // audit.go
+	scrub  *scrubber     // scrub.go
+	am     *auditMetrics // audit_metrics.go
+	// priority names the host's DHT priority peers (dht_priority.go); nil
+	// unless started with a chain client that lists storage buckets.
+	priority *operators.Priority
 	httpSrv  *http.Server
 	httpAddr net.Addr
 

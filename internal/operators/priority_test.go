@@ -1,10 +1,11 @@
-package provider
+package operators
 
 import (
 	"context"
 	"log/slog"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -38,7 +39,7 @@ func (g *gatedLister) readCount() int {
 	return g.reads
 }
 
-// The record priority answers at once while the chain read it asked for
+// Priority answers at once while the chain read it asked for
 // hangs (the DHT asks under its provider manager's lock), asks for one read
 // however many records arrive meanwhile, and names the operator once the
 // read is done.
@@ -51,30 +52,42 @@ func TestRecordPriorityNeverWaits(t *testing.T) {
 	w := chain.WorkerID(1)
 	g := &gatedLister{gate: make(chan struct{}), buckets: []chain.StorageBucket{{ID: 1, OperatorStatus: chain.OperatorActive,
 		Operator: &w, Metadata: &chain.StorageOperatorMetadata{PeerID: op.String()}}}}
-	r := newRecordPriority(&activeOperators{}, g, slog.New(slog.DiscardHandler))
+	r := NewPriority(&Set{}, g, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { r.loop(ctx) })
+	wg.Go(func() { r.Run(ctx) })
 	defer func() {
 		cancel()
 		wg.Wait()
 	}()
 
-	if r.priority(op) {
+	if r.Is(op) {
 		t.Fatal("priority before any read of the chain")
 	}
 	waitUntil(t, "the read asked for", func() bool { return g.readCount() == 1 })
 	for range 1000 {
-		if r.priority(op) {
+		if r.Is(op) {
 			t.Fatal("priority while the first read hangs")
 		}
 	}
 	close(g.gate)
-	waitUntil(t, "the operator named", func() bool { return r.priority(op) })
+	waitUntil(t, "the operator named", func() bool { return r.Is(op) })
 	if n := g.readCount(); n != 1 {
 		t.Fatalf("%d chain reads for the records that arrived during one; want 1", n)
 	}
-	if r.priority(peer.ID("stranger")) {
+	if r.Is(peer.ID("stranger")) {
 		t.Fatal("a peer that operates nothing named")
+	}
+}
+
+// waitUntil waits for cond, failing t after a minute.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: timed out", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
