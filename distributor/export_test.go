@@ -41,3 +41,12 @@ func (s *Server) HoldFetchSlots() (release func()) {
 		}
 	}
 }
+
+// IdleHTTPConns returns how many HTTP connections the node knows idle
+// (those it may close for room at --max-conns).
+func (s *Server) IdleHTTPConns() int {
+	l := s.ln.(*connLimiter)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.idle.Len()
+}

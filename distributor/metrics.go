@@ -9,17 +9,21 @@ import (
 
 // metrics are the node's Prometheus collectors.
 type metrics struct {
-	requests    *prometheus.CounterVec // by code
-	hits        prometheus.Counter
-	misses      prometheus.Counter
-	served      *prometheus.CounterVec // bytes, by source (local, external)
-	fetched     prometheus.Counter
-	fetchErrors prometheus.Counter
-	fetchBusy   prometheus.Counter
-	active      prometheus.Gauge
-	missWaiting prometheus.Gauge
-	parks       prometheus.Counter
-	slowCuts    prometheus.Counter
+	requests     *prometheus.CounterVec // by code
+	hits         prometheus.Counter
+	misses       prometheus.Counter
+	served       *prometheus.CounterVec // bytes, by source (local, external)
+	fetched      prometheus.Counter
+	fetchErrors  prometheus.Counter
+	fetchBusy    prometheus.Counter
+	active       prometheus.Gauge
+	missWaiting  prometheus.Gauge
+	parks        prometheus.Counter
+	slowCuts     prometheus.Counter
+	conns        prometheus.Gauge
+	connsLimit   prometheus.Gauge
+	connsRefused *prometheus.CounterVec // by reason (per_client, total)
+	idleClosed   prometheus.Counter
 
 	// Children looked up once, for the answers of every request.
 	code200, code206, code304 prometheus.Counter
@@ -85,6 +89,22 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 			Namespace: "satchel", Subsystem: "distributor", Name: "slow_clients_cut_total",
 			Help: "Answers needing blocks from storage providers cut off because the client read slower than --min-send-rate.",
 		}),
+		conns: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "satchel", Subsystem: "distributor", Name: "http_connections",
+			Help: "HTTP connections open.",
+		}),
+		connsLimit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "satchel", Subsystem: "distributor", Name: "http_connections_limit",
+			Help: "The bound on HTTP connections open (--max-conns).",
+		}),
+		connsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "satchel", Subsystem: "distributor", Name: "http_connections_refused_total",
+			Help: "HTTP connections refused at once, by reason (per_client: 429, the client held --max-conns-per-client; total: 503, the node held --max-conns, none idle).",
+		}, []string{"reason"}),
+		idleClosed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "satchel", Subsystem: "distributor", Name: "http_idle_connections_closed_total",
+			Help: "Idle keep-alive HTTP connections closed to admit a new one at --max-conns.",
+		}),
 	}
 	m.code200 = m.requests.WithLabelValues("200")
 	m.code206 = m.requests.WithLabelValues("206")
@@ -107,8 +127,15 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 		Help: "Objects with blocks in the disk cache.",
 	}, func() float64 { _, _, n, _ := s.cache.usage(); return float64(n) })
 	reg.MustRegister(m.requests, m.hits, m.misses, m.served, m.fetched, m.fetchErrors, m.fetchBusy, m.active, m.missWaiting, m.parks, m.slowCuts,
+		m.conns, m.connsLimit, m.connsRefused, m.idleClosed,
 		cacheUsed, cacheLimit, cacheObjects, &sourceCollector{s: s})
 	return m
+}
+
+// connMetrics returns the collectors of the HTTP connection limits.
+func (m *metrics) connMetrics() connMetrics {
+	return connMetrics{open: m.conns, idleClosed: m.idleClosed,
+		refusedPerClient: m.connsRefused.WithLabelValues("per_client"), refusedTotal: m.connsRefused.WithLabelValues("total")}
 }
 
 // sourceCollector exports the ranking of storage providers.

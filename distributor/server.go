@@ -132,7 +132,10 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("distributor: listen on %s: %w; pass another address", s.cfg.httpAddr, err)
 	}
-	s.ln = ln
+	total := s.cfg.maxConnsTotal()
+	lim := newConnLimiter(ln, total, s.cfg.maxConnsPerClient, s.m.connMetrics(), s.log)
+	s.m.connsLimit.Set(float64(total))
+	s.ln = lim
 	s.http = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -140,11 +143,12 @@ func (s *Server) Start(ctx context.Context) error {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		ConnState:         lim.connState,
 	}
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.http.Serve(lim); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server", "err", err)
 		}
 	}()
@@ -163,7 +167,8 @@ func (s *Server) Start(ctx context.Context) error {
 			}
 		}
 	}()
-	s.log.Info("distributor serving", "url", s.URL(), "buckets", len(s.index.servedBuckets()))
+	s.log.Info("distributor serving", "url", s.URL(), "buckets", len(s.index.servedBuckets()),
+		"max_conns", total, "max_conns_per_client", s.cfg.maxConnsPerClient)
 	return nil
 }
 

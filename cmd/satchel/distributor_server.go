@@ -36,7 +36,7 @@ func newDistributorServerCmd(app *App) *cobra.Command {
 		minSendRate                                                string
 		buckets, listen, bootstrap                                 []string
 		noPublish                                                  bool
-		maxMisses, objectRecords                                   int
+		maxMisses, objectRecords, maxConns, maxConnsPerClient      int
 	)
 	worker := newFlag("", chain.WorkerID(0), chain.ParseWorkerID, "workerId")
 	cmd := &cobra.Command{
@@ -52,6 +52,11 @@ and leave the cache within a block.
 The worker must be an active operator of every bucket named with -B. On start
 the node publishes --endpoint (default: the HTTP address) in the operator
 metadata of each bucket, signed with --key, the worker's role account.
+
+Connections are bounded per client (--max-conns-per-client, an IPv4 address
+or an IPv6 /64; more get 429) and in all (--max-conns; the longest idle one is
+closed for a newcomer, else it gets 503). Behind a reverse proxy, every
+connection comes from the proxy: pass --max-conns-per-client 0.
 
 Status: GET / (page), /api/v1/status (JSON), Prometheus /metrics on the
 HTTP address. The API is documented in docs/DISTRIBUTOR.md.`,
@@ -82,6 +87,12 @@ HTTP address. The API is documented in docs/DISTRIBUTOR.md.`,
 			minRate, err := units.ParseBytes(minSendRate)
 			if err != nil {
 				return fmt.Errorf("--min-send-rate: %w (a size a second, e.g. 64KiB; 0 turns it off)", err)
+			}
+			if maxConns < 0 {
+				return fmt.Errorf("--max-conns %d: want a count of connections (0: the default, %d or half the open-file limit)", maxConns, distributor.DefaultMaxConns)
+			}
+			if maxConnsPerClient < 0 {
+				return fmt.Errorf("--max-conns-per-client %d: want a count of connections (0: no bound per client)", maxConnsPerClient)
 			}
 			cfg, err := app.Config()
 			if err != nil {
@@ -115,6 +126,8 @@ HTTP address. The API is documented in docs/DISTRIBUTOR.md.`,
 					distributor.WithMaxMisses(maxMisses),
 					distributor.WithMinSendRate(int64(minRate), 0),
 					distributor.WithObjectRecords(objectRecords),
+					distributor.WithMaxConns(maxConns),
+					distributor.WithMaxConnsPerClient(maxConnsPerClient),
 				},
 			})
 		},
@@ -134,6 +147,8 @@ HTTP address. The API is documented in docs/DISTRIBUTOR.md.`,
 	f.IntVar(&maxMisses, "max-misses", distributor.DefaultMaxMisses, "answers fetching from storage providers at once (each holds up to 3 chunks in memory); more wait")
 	f.StringVar(&minSendRate, "min-send-rate", "64KiB", "cut off a client reading an answer that needs the storage providers slower than this `SIZE` a second, averaged over 30 s of writing to it (0: never)")
 	f.IntVar(&objectRecords, "object-records", distributor.DefaultObjectRecords, "objects' chain records (size, content ID, accepted) kept in memory (`N`); a request for another reads it from the chain first")
+	f.IntVar(&maxConns, "max-conns", 0, fmt.Sprintf("HTTP connections open at most (`N`); at the bound the longest idle one is closed for a new one, else it is answered 503 (0: %d, or half the open-file limit if lower)", distributor.DefaultMaxConns))
+	f.IntVar(&maxConnsPerClient, "max-conns-per-client", distributor.DefaultMaxConnsPerClient, "HTTP connections open at most from one client, an IPv4 address or an IPv6 /64 (`N`); more are answered 429 (0: no bound, for a node behind a reverse proxy)")
 	f.StringSliceVar(&listen, "listen", nil, "libp2p listen `MULTIADDR`, repeatable (default: p2p.listen in the config)")
 	f.StringSliceVar(&bootstrap, "bootstrap", nil, "peer `MULTIADDR` with /p2p/ID to join through, repeatable (default: p2p.bootstrap in the config)")
 	return cmd

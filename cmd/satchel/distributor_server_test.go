@@ -103,6 +103,9 @@ func TestDistributorServerFlags(t *testing.T) {
 		{[]string{"distributor", "server", "-w", "1", "-B", "x"}, "distribution bucket ID \"x\""},
 		{[]string{"distributor", "server", "-w", "1", "-B", "0:0", "--cache-size", "lots"}, "--cache-size"},
 		{[]string{"distributor", "server", "-w", "1", "-B", "0:0", "--min-send-rate", "fast"}, "--min-send-rate"},
+		{[]string{"distributor", "server", "-w", "1", "-B", "0:0", "--max-conns", "-1"}, "--max-conns"},
+		{[]string{"distributor", "server", "-w", "1", "-B", "0:0", "--max-conns-per-client", "-5"}, "--max-conns-per-client"},
+		{[]string{"distributor", "server", "-w", "1", "-B", "0:0", "--max-conns", "many"}, "--max-conns"},
 		{[]string{"distributor", "server", "-w", "1", "-B", "0:0"}, "no account key"},
 	} {
 		var out, errOut bytes.Buffer

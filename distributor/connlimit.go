@@ -1,0 +1,380 @@
+package distributor
+
+import (
+	"container/list"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Limits of refusing a connection.
+const (
+	// maxRefusing bounds the refused connections answered at once by a
+	// goroutine of their own, which waits for the client's request before
+	// answering and reads the client's close after it. Past it a refusal
+	// is answered at once, in Accept, and closed: a client that has not
+	// sent its request yet may then see an answer it did not ask for, or
+	// a reset, rather than the refusal.
+	maxRefusing = 64
+	// refuseRequestWait bounds the wait for a refused client's request:
+	// an answer arriving before it confuses clients (Go's, for one).
+	refuseRequestWait = time.Second
+	// refuseWriteTimeout bounds the write of a refusal: a fresh socket's
+	// send buffer takes it at once.
+	refuseWriteTimeout = 100 * time.Millisecond
+	// refuseLinger bounds the wait for a refused client to close after
+	// the answer and the node's FIN, reading (at most refuseDrain bytes)
+	// what it sent meanwhile: closing with the client's bytes unread
+	// sends a reset that can discard the answer before the client reads
+	// it (net/http lingers likewise).
+	refuseLinger = 500 * time.Millisecond
+	refuseDrain  = 64 << 10
+	// refusalLogEvery is how often a refusal of one client is logged.
+	refusalLogEvery = time.Minute
+	// maxRefusalLogs bounds the clients whose last logged refusal is
+	// remembered; past it (a flood from that many addresses in a
+	// minute) new clients' refusals are counted, not logged.
+	maxRefusalLogs = 1024
+)
+
+// refusal is why a connection is refused.
+type refusal int
+
+const (
+	refusedPerClient refusal = iota // its client holds perClient connections
+	refusedTotal                    // the node holds max, none idle
+)
+
+// refusalAnswers are the whole HTTP answers of refusals, built once.
+var refusalAnswers = [...][]byte{
+	refusedPerClient: refusalAnswer("429 Too Many Requests", "too many connections from your address; reuse or close some and retry\n"),
+	refusedTotal:     refusalAnswer("503 Service Unavailable", "the node is at its connection limit; retry later\n"),
+}
+
+func refusalAnswer(status, body string) []byte {
+	return fmt.Appendf(nil, "HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"+
+		"Retry-After: 5\r\nConnection: close\r\nAccess-Control-Allow-Origin: *\r\n\r\n%s", status, len(body), body)
+}
+
+// connMetrics are the collectors a connLimiter updates.
+type connMetrics struct {
+	open                           prometheus.Gauge
+	refusedPerClient, refusedTotal prometheus.Counter
+	idleClosed                     prometheus.Counter
+}
+
+// connLimiter is a net.Listener that bounds the connections it keeps
+// open: at most perClient (0: no bound) from one client — an IPv4
+// address, or an IPv6 /64, which one host usually owns — and max in all.
+// A connection past a bound is answered a minimal 429 (its client's) or
+// 503 (the node's) and closed, by one of at most maxRefusing goroutines
+// or at once, never holding up Accept; at max an idle keep-alive
+// connection, the longest idle, is closed first to admit the newcomer.
+// connState, the http.Server's ConnState hook, tells it which
+// connections are idle.
+type connLimiter struct {
+	net.Listener
+	max, perClient int
+	m              connMetrics
+	log            *slog.Logger
+
+	mu       sync.Mutex
+	open     int
+	clients  map[netip.Prefix]int
+	idle     list.List // of *limitedConn idle, longest idle first
+	logged   map[netip.Prefix]*refusalLog
+	swept    time.Time  // when logged was last swept of old entries
+	loggedAt refusalLog // of refusals at max
+
+	refusing    map[net.Conn]struct{} // answered by a goroutine; nil once l is closed
+	requestWait time.Duration         // refuseRequestWait (tests wait longer)
+	closing     sync.Once
+	wg          sync.WaitGroup
+}
+
+// refusalLog is when a client's refusal was last logged, and how many
+// refusals were not logged since.
+type refusalLog struct {
+	at     time.Time
+	missed int
+}
+
+// newConnLimiter bounds the connections ln accepts to total in all (at
+// least 1) and perClient per client (0: no bound).
+func newConnLimiter(ln net.Listener, total, perClient int, m connMetrics, log *slog.Logger) *connLimiter {
+	return &connLimiter{Listener: ln, max: max(total, 1), perClient: perClient, m: m, log: log,
+		clients: map[netip.Prefix]int{}, logged: map[netip.Prefix]*refusalLog{},
+		refusing: map[net.Conn]struct{}{}, requestWait: refuseRequestWait}
+}
+
+// Accept returns the next connection within the bounds, refusing those
+// past them.
+func (l *connLimiter) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		client := clientOf(c.RemoteAddr())
+		lc, why := l.admit(c, client)
+		if lc != nil {
+			return lc, nil
+		}
+		l.refuse(c, client, why)
+	}
+}
+
+// Close closes the listener and the refused connections still being
+// answered, waiting for their goroutines.
+func (l *connLimiter) Close() error {
+	err := l.Listener.Close()
+	l.closing.Do(func() {
+		l.mu.Lock()
+		for c := range l.refusing {
+			_ = c.Close() // its goroutine returns at once
+		}
+		l.refusing = nil
+		l.mu.Unlock()
+		l.wg.Wait()
+	})
+	return err
+}
+
+// admit counts c, from client, in when the bounds allow it, closing the longest idle
+// connection for room at max; else it says why not.
+func (l *connLimiter) admit(c net.Conn, client netip.Prefix) (*limitedConn, refusal) {
+	l.mu.Lock()
+	if l.perClient > 0 && l.clients[client] >= l.perClient {
+		l.mu.Unlock()
+		return nil, refusedPerClient
+	}
+	var evicted *limitedConn
+	if l.open >= l.max {
+		e := l.idle.Front()
+		if e == nil {
+			l.mu.Unlock()
+			return nil, refusedTotal
+		}
+		evicted = e.Value.(*limitedConn)
+		l.releaseLocked(evicted)
+	}
+	lc := &limitedConn{Conn: c, l: l, client: client}
+	l.open++
+	l.clients[client]++
+	l.m.open.Inc()
+	l.mu.Unlock()
+	if evicted != nil {
+		// Its slot is the newcomer's already; its server goroutine, in a
+		// read waiting for the next request, ends with the read's error.
+		_ = evicted.Conn.Close()
+		l.m.idleClosed.Inc()
+	}
+	return lc, 0
+}
+
+// releaseLocked frees c's slot, once.
+func (l *connLimiter) releaseLocked(c *limitedConn) {
+	if c.released {
+		return
+	}
+	c.released = true
+	if c.idle != nil {
+		l.idle.Remove(c.idle)
+		c.idle = nil
+	}
+	l.open--
+	if l.clients[c.client]--; l.clients[c.client] <= 0 {
+		delete(l.clients, c.client)
+	}
+	l.m.open.Dec()
+}
+
+// connState follows the http.Server's connections: an idle one (between
+// requests of a keep-alive connection) may be closed for room.
+func (l *connLimiter) connState(c net.Conn, st http.ConnState) {
+	lc, ok := c.(*limitedConn)
+	if !ok {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case lc.released:
+	case st == http.StateClosed:
+		l.releaseLocked(lc)
+	case st == http.StateIdle:
+		if lc.idle == nil {
+			lc.idle = l.idle.PushBack(lc)
+		}
+	case lc.idle != nil: // active again, or hijacked
+		l.idle.Remove(lc.idle)
+		lc.idle = nil
+	}
+}
+
+// refuse counts and logs c's refusal, and answers it in a goroutine of
+// its own when one of maxRefusing is free, else at once. It never blocks
+// for long.
+func (l *connLimiter) refuse(c net.Conn, client netip.Prefix, why refusal) {
+	if why == refusedPerClient {
+		l.m.refusedPerClient.Inc()
+	} else {
+		l.m.refusedTotal.Inc()
+	}
+	l.logRefusal(client, why)
+	l.mu.Lock()
+	slow := l.refusing != nil && len(l.refusing) < maxRefusing
+	if slow {
+		l.refusing[c] = struct{}{}
+		l.wg.Add(1)
+	}
+	l.mu.Unlock()
+	if !slow {
+		_ = c.SetWriteDeadline(time.Now().Add(refuseWriteTimeout))
+		_, _ = c.Write(refusalAnswers[why])
+		_ = c.Close()
+		return
+	}
+	go func() {
+		defer l.wg.Done()
+		answerRefusal(c, why, l.requestWait)
+		l.mu.Lock()
+		delete(l.refusing, c)
+		l.mu.Unlock()
+	}()
+}
+
+// answerRefusal waits (wait at most) for the start of the client's
+// request, answers why it is refused, sends FIN and waits (refuseLinger
+// at most) for the client to close, then closes c.
+func answerRefusal(c net.Conn, why refusal, wait time.Duration) {
+	defer c.Close()
+	var buf [512]byte
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	_, _ = c.Read(buf[:])
+	_ = c.SetWriteDeadline(time.Now().Add(refuseWriteTimeout))
+	if _, err := c.Write(refusalAnswers[why]); err != nil {
+		return
+	}
+	cw, ok := c.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	_ = c.SetReadDeadline(time.Now().Add(refuseLinger))
+	for n := 0; n < refuseDrain; {
+		k, err := c.Read(buf[:])
+		if err != nil {
+			return
+		}
+		n += k
+	}
+}
+
+// logRefusal logs a refusal of client at most once per refusalLogEvery
+// per client (refusals at max: once per refusalLogEvery in all), saying
+// how many were not logged since.
+func (l *connLimiter) logRefusal(client netip.Prefix, why refusal) {
+	now := time.Now()
+	l.mu.Lock()
+	rl := &l.loggedAt
+	if why == refusedPerClient {
+		rl = l.logged[client]
+		if rl == nil {
+			if len(l.logged) >= maxRefusalLogs && now.Sub(l.swept) >= time.Second {
+				l.swept = now
+				for k, v := range l.logged {
+					if now.Sub(v.at) >= refusalLogEvery {
+						delete(l.logged, k)
+					}
+				}
+			}
+			if len(l.logged) >= maxRefusalLogs {
+				l.mu.Unlock()
+				return
+			}
+			rl = &refusalLog{}
+			l.logged[client] = rl
+		}
+	}
+	if !rl.at.IsZero() && now.Sub(rl.at) < refusalLogEvery {
+		rl.missed++
+		l.mu.Unlock()
+		return
+	}
+	missed := rl.missed
+	rl.at, rl.missed = now, 0
+	l.mu.Unlock()
+	if why == refusedPerClient {
+		l.log.Info("connection refused: client at its connection limit", "client", client, "limit", l.perClient,
+			"refused_unlogged", missed)
+	} else {
+		l.log.Info("connection refused: node at its connection limit, none idle", "client", client, "limit", l.max,
+			"refused_unlogged", missed)
+	}
+}
+
+// clientOf returns the client a connection from a counts against: an
+// IPv4 address, or the /64 of an IPv6 one (the zero Prefix for an
+// address that is neither).
+func clientOf(a net.Addr) netip.Prefix {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return netip.Prefix{}
+	}
+	ip := ta.AddrPort().Addr().Unmap()
+	bits := 64
+	if ip.Is4() {
+		bits = 32
+	}
+	p, err := ip.WithZone("").Prefix(bits)
+	if err != nil {
+		return netip.Prefix{}
+	}
+	return p
+}
+
+// limitedConn is a connection a connLimiter counts until it is closed.
+type limitedConn struct {
+	net.Conn
+	l      *connLimiter
+	client netip.Prefix
+
+	// Guarded by l.mu.
+	idle     *list.Element // in l.idle while idle
+	released bool
+}
+
+// Close frees the connection's slot and closes it.
+func (c *limitedConn) Close() error {
+	c.l.mu.Lock()
+	c.l.releaseLocked(c)
+	c.l.mu.Unlock()
+	return c.Conn.Close()
+}
+
+// ReadFrom passes a copy to the connection: a *net.TCPConn sends a file
+// with sendfile (net/http copies an answer through its connection's
+// ReadFrom when it has one).
+func (c *limitedConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+// CloseWrite shuts the connection's writing side, so that net/http can
+// send its FIN before closing one whose input it did not read.
+func (c *limitedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
