@@ -1,6 +1,9 @@
 package distributor
 
-import "github.com/satchel-net/satchel/chain"
+import (
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/satchel-net/satchel/chain"
+)
 
 // IndexFootprint returns how many object ID runs and object records the
 // node's index holds (for tests of its memory).
@@ -50,3 +53,8 @@ func (s *Server) IdleHTTPConns() int {
 	defer l.mu.Unlock()
 	return l.idle.Len()
 }
+
+// RecordPriority reports whether the node's DHT keeps p's provider records
+// first: the rule the node installs on its host, called as the DHT calls
+// it.
+func (s *Server) RecordPriority(p peer.ID) bool { return s.priority != nil && s.priority.Is(p) }

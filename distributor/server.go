@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/internal/operators"
 	"github.com/satchel-net/satchel/p2p"
 )
 
@@ -57,6 +58,12 @@ type Server struct {
 	ctypes   map[chain.ObjectID]string // of objects not cached
 
 	cacheControl []string // of accepted objects
+
+	// operators is the chain's active storage operators, whose DHT
+	// provider records the host keeps first (priority, dht_priority.go;
+	// nil unless the chain reader lists storage buckets).
+	operators operators.Set
+	priority  *operators.Priority
 }
 
 // New returns a distributor node for id that fetches blocks through src
@@ -108,7 +115,12 @@ func New(h *p2p.Host, src BlockSource, c ChainReader, id Identity, opts ...Optio
 			log.Info("bags no longer served; their objects evicted", "objects", n)
 		}
 	}
-	s.index.onSources = s.srcs.invalidate
+	s.index.onSources = func(bag *chain.BagID) {
+		s.srcs.invalidate(bag)
+		if bag == nil { // an operator event: who operates may have changed
+			s.operators.Forget()
+		}
+	}
 	s.index.onAccepted = s.warm
 	return s, nil
 }
@@ -128,6 +140,7 @@ func (s *Server) Start(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("distributor: load the chain's state: %w", ctx.Err())
 	}
+	s.startRecordPriority()
 	ln, err := net.Listen("tcp", s.cfg.httpAddr)
 	if err != nil {
 		return fmt.Errorf("distributor: listen on %s: %w; pass another address", s.cfg.httpAddr, err)
@@ -183,6 +196,7 @@ func (s *Server) URL() string {
 // Close stops serving and following the chain, waits for fetches in
 // flight, and saves the cache's state for the next start.
 func (s *Server) Close() error {
+	s.h.SetProviderPriority(nil)
 	if s.http != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_ = s.http.Shutdown(sctx)
