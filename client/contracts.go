@@ -55,11 +55,12 @@ type contractPut struct {
 }
 
 // negotiate runs the contract negotiation of a put of size bytes and
-// returns live with the consigned providers first, best first.
-func (c *Client) negotiate(ctx context.Context, cp *contractPut, bag chain.BagID, size int64, chunkSize, want int, live []candidate) []candidate {
+// returns live with the consigned providers first, best first, and the
+// contracts consigned.
+func (c *Client) negotiate(ctx context.Context, cp *contractPut, bag chain.BagID, size int64, chunkSize, want int, live []candidate) ([]candidate, []contracts.Consigned) {
 	if size <= 0 {
 		c.log.Debug("no contract negotiation for an upload of unknown or zero size; using the chain's providers", "bag", bag)
-		return live
+		return live, nil
 	}
 	n := cp.needs
 	req := contracts.Request{
@@ -83,7 +84,7 @@ func (c *Client) negotiate(ctx context.Context, cp *contractPut, bag chain.BagID
 		} else {
 			c.log.Warn("contract negotiation failed; falling back to the providers the chain and the DHT name", "bag", bag, "err", err)
 		}
-		return live
+		return live, nil
 	}
 	rank := map[string]int{}
 	sessions := map[string][]byte{}
@@ -108,7 +109,26 @@ func (c *Client) negotiate(ctx context.Context, cp *contractPut, bag chain.BagID
 		return 0
 	})
 	c.log.Debug("contracts consigned", "bag", bag, "topic", neg.Proposal.Topic, "offers", len(neg.Offers), "consigned", len(neg.Contracts))
-	return out
+	return out, neg.Contracts
+}
+
+// recordBound records, in the renter's contract store, the object each
+// consigned contract's upload was bound to, for those of its providers that
+// hold it: a contract signed before its object existed names none, and
+// without this a completed upload's contracts look like an abandoned one's.
+// A failure to record costs nothing but that, so it is logged.
+func (c *Client) recordBound(cp *contractPut, consigned []contracts.Consigned, obj Object) {
+	if cp == nil {
+		return
+	}
+	for _, cs := range consigned {
+		if !slices.Contains(obj.Providers, cs.Contract.ProviderPeer) {
+			continue
+		}
+		if err := cp.renter.SetBound(cs.Contract, obj.ID); err != nil {
+			c.log.Warn("record a contract's object", "contract", cs.Contract.ID, "object", obj.ID, "err", err)
+		}
+	}
 }
 
 // namedCount is the number of candidates the chain names as operators of

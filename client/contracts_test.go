@@ -25,7 +25,12 @@ func TestNetworkPutThroughContracts(t *testing.T) {
 	}
 	net := testnet.New(t, testnet.Providers(3), testnet.Configure(func(c *testnet.Config) { c.Contracts = true }))
 	ctx := testCtx(t)
-	c, renter := contractClient(t, net)
+	store, err := contracts.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	c, renter := renterClient(t, net, []testnet.RenterOption{testnet.WithRenterStore(store)})
 
 	data := randomBytes(t, 5<<20+17, 21)
 	topic := topics.New(topics.Low, topics.Low, topics.High, topics.High) // 5 MiB, 30 days, high, high
@@ -54,6 +59,11 @@ func TestNetworkPutThroughContracts(t *testing.T) {
 	for _, cs := range neg.Contracts {
 		if !slices.Contains(obj.Providers, cs.Contract.ProviderPeer) {
 			t.Errorf("consigned provider %s does not hold the object (holders %v)", cs.Contract.ProviderPeer, obj.Providers)
+		}
+		// The renter's store says which object the contract's upload
+		// became (the contract, signed before, names none).
+		if bound, ok, err := store.Bound(cs.Contract.ID, cs.Contract.Provider); err != nil || !ok || bound != obj.ID {
+			t.Errorf("contract %s bound to object %d (%v, %v), want %d", cs.Contract.ID, bound, ok, err, obj.ID)
 		}
 		for _, p := range net.Providers() {
 			if p.Host().ID() != cs.Contract.ProviderPeer {
@@ -97,7 +107,13 @@ func TestNetworkPutThroughContracts(t *testing.T) {
 // returns both.
 func contractClient(t *testing.T, net *testnet.Network, opts ...Option) (*Client, *contracts.Renter) {
 	t.Helper()
-	h, renter, err := net.RenterHost(testCtx(t))
+	return renterClient(t, net, nil, opts...)
+}
+
+// renterClient is contractClient with the renter configured by ropts.
+func renterClient(t *testing.T, net *testnet.Network, ropts []testnet.RenterOption, opts ...Option) (*Client, *contracts.Renter) {
+	t.Helper()
+	h, renter, err := net.RenterHost(testCtx(t), ropts...)
 	if err != nil {
 		t.Fatal(err)
 	}

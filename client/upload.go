@@ -11,6 +11,7 @@ import (
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chain/rpc"
 	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/contracts"
 )
 
 // Upload is a streamed upload: an io.Writer whose content is chunked, hashed
@@ -54,6 +55,9 @@ type Upload struct {
 	file *fileSource
 	// spool holds a stream of unknown size until Commit (spool.go).
 	spool *spool
+	// consigned are the contracts the upload pushes under (contracts.go),
+	// recorded as bound to the object once it is.
+	consigned []contracts.Consigned
 
 	mu   sync.Mutex
 	err  error // sticky: the first failure
@@ -126,13 +130,14 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 	if want == 0 {
 		return nil, chain.Errorf(chain.ErrNoStorageBuckets, "bag %s is in no storage bucket, so nothing would store the object; ask the storage lead to add it to one with update-bag", bag)
 	}
+	var consigned []contracts.Consigned
 	if o.contracts != nil {
-		loc.live = c.negotiate(ctx, o.contracts, bag, size, o.chunkSize, want, loc.live)
+		loc.live, consigned = c.negotiate(ctx, o.contracts, bag, size, o.chunkSize, want, loc.live)
 	}
 	uctx, cancel := context.WithCancel(ctx)
 	c.prepareRegister(uctx)
 	u := &Upload{c: c, ctx: uctx, cancel: cancel, bag: bag, o: o, params: params, want: want, buckets: loc.buckets, file: file,
-		tr: newTracker(OpPut, o.progress, c.progressEvery)}
+		consigned: consigned, tr: newTracker(OpPut, o.progress, c.progressEvery)}
 	u.tr.update(true, func(p *Progress) { p.Bag = bag })
 	if file != nil {
 		u.tr.update(true, func(p *Progress) { p.TotalBytes = file.size })
@@ -279,8 +284,10 @@ func (u *Upload) Commit() (Object, error) {
 			u.p.drop()
 		}
 		u.tr.setFile(FileFailed)
+		return obj, err
 	}
-	return obj, err
+	u.c.recordBound(u.o.contracts, u.consigned, obj)
+	return obj, nil
 }
 
 // dropOnFailure says whether an upload that failed with err has its

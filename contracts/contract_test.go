@@ -218,6 +218,30 @@ func TestStore(t *testing.T) {
 	if err != nil || string(got.SigningBytes()) != string(c.SigningBytes()) {
 		t.Fatalf("after reopening: %v", err)
 	}
+
+	// The object an upload became is kept beside its contract, and goes
+	// with it; none is recorded for a contract not stored.
+	if _, ok, err := st.Bound(c.ID, c.Provider); ok || err != nil {
+		t.Fatalf("a contract never bound: bound %v (%v)", ok, err)
+	}
+	if err := st.SetBound(NewID(), c.Provider, 9); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("binding a contract not stored: %v, want ErrNotFound", err)
+	}
+	if err := st.SetBound(c.ID, c.Provider, 42); err != nil {
+		t.Fatal(err)
+	}
+	if obj, ok, err := st.Bound(c.ID, c.Provider); !ok || err != nil || obj != 42 {
+		t.Fatalf("bound to %d (%v, %v), want 42", obj, ok, err)
+	}
+	if all, _ := st.List(); len(all) != 1 {
+		t.Fatalf("List after a binding: %d contracts, want 1", len(all))
+	}
+	if err := st.Delete(c.ID, c.Provider); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := st.Bound(c.ID, c.Provider); ok {
+		t.Fatal("the object of a deleted contract is still recorded")
+	}
 }
 
 // TestLedger checks that room is counted across open contracts against the

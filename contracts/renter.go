@@ -48,6 +48,16 @@ func NewRenter(h *p2p.Host, g *Gossip, key chain.Key, member chain.MemberID, dir
 	return r
 }
 
+// SetBound records in the renter's store that the upload under c was
+// bound to data object obj (Store.SetBound); nothing when the renter keeps
+// no store.
+func (r *Renter) SetBound(c *Contract, obj chain.ObjectID) error {
+	if r.store == nil {
+		return nil
+	}
+	return r.store.SetBound(c.ID, c.Provider, obj)
+}
+
 // Close stops taking offers.
 func (r *Renter) Close() error {
 	r.h.Protocol().RemoveHandler(Protocol)

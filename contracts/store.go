@@ -1,6 +1,7 @@
 package contracts
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -25,7 +26,13 @@ type Store struct {
 }
 
 // keyPrefix starts every contract key: "c/" || id (16) || provider public key (32).
-const keyPrefix = "c/"
+// boundPrefix starts the key of the object a contract's upload was bound to,
+// with the same suffix: a contract is signed before its object exists
+// (Object 0), so the object is kept beside it.
+const (
+	keyPrefix   = "c/"
+	boundPrefix = "o/"
+)
 
 // OpenStore opens (creating if needed) the contract store in dir.
 func OpenStore(dir string) (*Store, error) {
@@ -43,10 +50,12 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
-func storeKey(id ID, provider chain.Account) []byte {
+func storeKey(id ID, provider chain.Account) []byte { return prefixedKey(keyPrefix, id, provider) }
+
+func prefixedKey(prefix string, id ID, provider chain.Account) []byte {
 	pub, _ := provider.PublicKey()
-	k := make([]byte, 0, len(keyPrefix)+len(id)+len(pub))
-	k = append(k, keyPrefix...)
+	k := make([]byte, 0, len(prefix)+len(id)+len(pub))
+	k = append(k, prefix...)
 	k = append(k, id[:]...)
 	return append(k, pub...)
 }
@@ -91,10 +100,50 @@ func (s *Store) ByID(id ID) ([]*Contract, error) {
 // List returns every stored contract, ordered by ID then provider.
 func (s *Store) List() ([]*Contract, error) { return s.scan([]byte(keyPrefix)) }
 
-// Delete removes the contract id with provider; deleting a missing one is
-// not an error.
+// Delete removes the contract id with provider, and the object it was
+// bound to; deleting a missing one is not an error.
 func (s *Store) Delete(id ID, provider chain.Account) error {
-	return s.db.Delete(storeKey(id, provider), nil)
+	var b leveldb.Batch
+	b.Delete(storeKey(id, provider))
+	b.Delete(prefixedKey(boundPrefix, id, provider))
+	return s.db.Write(&b, nil)
+}
+
+// SetBound records that the upload under the stored contract id with
+// provider was bound to data object obj (registered on chain and held by
+// the provider): a contract for an upload names no object when signed.
+// The contract must be stored (an error wrapping ErrNotFound otherwise).
+func (s *Store) SetBound(id ID, provider chain.Account, obj chain.ObjectID) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ok, err := s.db.Has(storeKey(id, provider), nil); err != nil || !ok {
+		if err == nil {
+			err = fmt.Errorf("%w: contract %s with provider %s", ErrNotFound, id, provider)
+		}
+		return fmt.Errorf("contracts: bind contract %s: %w", id, err)
+	}
+	if err := s.db.Put(prefixedKey(boundPrefix, id, provider), binary.AppendUvarint(nil, uint64(obj)), nil); err != nil {
+		return fmt.Errorf("contracts: bind contract %s: %w", id, err)
+	}
+	return nil
+}
+
+// Bound returns the data object the upload under contract id with provider
+// was bound to (SetBound); false when none was recorded: the contract names
+// its object itself, or its upload never completed.
+func (s *Store) Bound(id ID, provider chain.Account) (chain.ObjectID, bool, error) {
+	b, err := s.db.Get(prefixedKey(boundPrefix, id, provider), nil)
+	if errors.Is(err, leveldb.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("contracts: read the object of contract %s: %w", id, err)
+	}
+	v, n := binary.Uvarint(b)
+	if n <= 0 || n != len(b) {
+		return 0, false, fmt.Errorf("contracts: the object recorded for contract %s does not decode", id)
+	}
+	return chain.ObjectID(v), true, nil
 }
 
 func (s *Store) scan(prefix []byte) ([]*Contract, error) {

@@ -100,17 +100,32 @@ func (p *Provider) Contracts() (*contracts.Responder, *contracts.Store) {
 // subscribe to (none when it runs without contracts).
 func (n *Network) ContractTopics() []topics.Topic { return n.cfg.contractTopics() }
 
+// RenterOption configures the renter RenterHost starts.
+type RenterOption func(*renterConfig)
+
+type renterConfig struct{ store *contracts.Store }
+
+// WithRenterStore makes the renter keep its contracts in store (the
+// caller closes it after the network).
+func WithRenterStore(store *contracts.Store) RenterOption {
+	return func(c *renterConfig) { c.store = store }
+}
+
 // RenterHost starts a host outside the providers, bootstrapped to the
 // running ones and scoring contract topics as they do, with the network
-// member's renter on it (keeping no contracts). Each call starts a new
-// one; Close closes them.
-func (n *Network) RenterHost(ctx context.Context) (*p2p.Host, *contracts.Renter, error) {
+// member's renter on it (keeping no contracts unless WithRenterStore).
+// Each call starts a new one; Close closes them.
+func (n *Network) RenterHost(ctx context.Context, opts ...RenterOption) (*p2p.Host, *contracts.Renter, error) {
+	var cfg renterConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	h, err := n.outsideHost(ctx, "testnet-renter", p2p.WithPubSubOptions(contracts.ScoreOptions()...))
 	if err != nil {
 		return nil, nil, fmt.Errorf("testnet: renter host: %w", err)
 	}
 	log := n.cfg.Logger.With("component", "testnet-renter")
-	r := contracts.NewRenter(h, contracts.NewGossip(h, n.Client, log), n.Member, n.MemberID, n.Client, nil, log)
+	r := contracts.NewRenter(h, contracts.NewGossip(h, n.Client, log), n.Member, n.MemberID, n.Client, cfg.store, log)
 	n.clientMu.Lock()
 	n.renters = append(n.renters, renterHost{h, r})
 	n.clientMu.Unlock()
