@@ -92,6 +92,11 @@ is drawn on stderr when it is a terminal, never with --json.`,
 			if toStdout && app.JSON {
 				return errors.New("--json needs -o FILE: without it the object's bytes go to standard output")
 			}
+			if !toStdout {
+				if err := checkOutputDir(out); err != nil {
+					return err
+				}
+			}
 			cfg, err := app.Config()
 			if err != nil {
 				return err
@@ -111,9 +116,13 @@ is drawn on stderr when it is a terminal, never with --json.`,
 				return getError(app, cfg, err)
 			}
 			defer r.Close()
+			if int64(off) >= r.Size() {
+				bar.done(false)
+				return fmt.Errorf("--offset %d is past the end of %s, which holds %d bytes (%s); want an offset below %d", off, ref, r.Size(), formatBytes(uint64(r.Size())), r.Size())
+			}
 			n := int64(length)
-			if n == 0 || n > r.Size() {
-				n = r.Size()
+			if n == 0 || n > r.Size()-int64(off) {
+				n = r.Size() - int64(off)
 			}
 			var written int64
 			direct := toStdout
@@ -126,11 +135,16 @@ is drawn on stderr when it is a terminal, never with --json.`,
 			}
 			bar.done(err == nil)
 			if err != nil {
-				if direct && !toStdout && written > 0 {
-					if errors.Is(err, context.Canceled) {
-						return fmt.Errorf("interrupted after writing %d bytes to %s", written, out)
+				if direct && written > 0 {
+					// Written straight to: what is there is partial.
+					dest := out
+					if toStdout {
+						dest = "standard output"
 					}
-					return fmt.Errorf("%s received %d bytes before the read failed: %w", out, written, getError(app, cfg, err))
+					if errors.Is(err, context.Canceled) {
+						return fmt.Errorf("interrupted after writing %d bytes to %s; the output is partial", written, dest)
+					}
+					return fmt.Errorf("%s received %d bytes, a partial output, before the read failed: %w", dest, written, getError(app, cfg, err))
 				}
 				return getError(app, cfg, err)
 			}
@@ -142,11 +156,11 @@ is drawn on stderr when it is a terminal, never with --json.`,
 				res.Object, res.Bag = &obj.ID, obj.Bag
 			}
 			return app.Printer().Print(res, func(w io.Writer) error {
-				what := ref.String()
+				what := res.CID
 				if res.Object != nil {
-					what = fmt.Sprintf("object %d of bag %s", *res.Object, res.Bag)
+					what = fmt.Sprintf("object %d of bag %s (%s)", *res.Object, res.Bag, res.CID)
 				}
-				_, err := fmt.Fprintf(w, "wrote %d bytes (%s) of %s (%s) to %s\n", written, formatBytes(uint64(written)), what, res.CID, out)
+				_, err := fmt.Fprintf(w, "wrote %d bytes (%s) of %s to %s\n", written, formatBytes(uint64(written)), what, out)
 				return err
 			})
 		},
