@@ -110,7 +110,7 @@ func runAudit(ctx context.Context, app *App, pid peer.ID, bag chain.BagID, id ch
 		return auditVerdict{}, err
 	}
 	defer closeFn()
-	cc, closeChain, err := connectChain(cfg)
+	cc, closeChain, err := dialChain(app, cfg)
 	if err != nil {
 		return auditVerdict{}, err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -99,6 +100,15 @@ func addContractPutFlags(cmd *cobra.Command) *contractPutFlags {
 	return f
 }
 
+// check refuses contract flags that contradict each other or that no
+// contract may carry, before anything is contacted.
+func (f *contractPutFlags) check(cmd *cobra.Command) error {
+	if f.skip && f.use && cmd.Flags().Changed("contracts") {
+		return errors.New("--contracts and --no-contracts contradict each other; pass one")
+	}
+	return checkContractDuration(f.duration)
+}
+
 // enabled reports whether the put negotiates contracts.
 func (f *contractPutFlags) enabled() bool { return f.use && !f.skip }
 
@@ -124,6 +134,9 @@ func (f *contractPutFlags) option(ctx context.Context, app *App, cfg Config, c *
 	// wait for the next block): a proposal signed for a member that just
 	// changed is refused and the put falls back to the chain's providers.
 	member, err := bagMember(rpc.AcceptLag(ctx), cc, bag)
+	if errors.Is(err, errNoBagMember) {
+		return nil, nil, fmt.Errorf("%w, so no contract is proposed for it", err)
+	}
 	if err != nil {
 		return nil, nil, err
 	}

@@ -175,7 +175,7 @@ type storageServerSetup struct {
 // prints where it runs and serves until ctx ends.
 func runStorageServer(ctx context.Context, app *App, cfg Config, st storageServerSetup) (err error) {
 	log := app.Log
-	c, closeChain, err := connectChain(cfg)
+	c, closeChain, err := dialChain(app, cfg)
 	if err != nil {
 		return err
 	}
