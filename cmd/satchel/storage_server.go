@@ -180,6 +180,11 @@ func runStorageServer(ctx context.Context, app *App, cfg Config, st storageServe
 		return err
 	}
 	defer closeChain()
+	// A bucket that does not exist is refused before the data directory
+	// and the host are made.
+	if _, err := c.StorageBucket(ctx, st.id.Bucket); err != nil {
+		return explain(app, cfg, fmt.Errorf("storage bucket %d: %w", st.id.Bucket, err), nil)
+	}
 
 	h, reg, err := startNodeHost(ctx, log, st.identity, st.listen, st.bootstrap, p2p.WithPubSubOptions(contracts.ScoreOptions()...))
 	if err != nil {
