@@ -154,6 +154,9 @@ func loadSigner(app *App, cfg Config, flagPath string, r keyRole, create bool) (
 			s.unsaved = true
 			return s, err
 		}
+		if create && r == accountRole && s.source == "--key" && cfg.Key == "" {
+			return s, fmt.Errorf("key file %s (from --key) does not exist; name an existing key file, or leave --key out to create a new account key at %s", s.path, defaultKeyFile(cfg, r))
+		}
 		return s, noKeyError(app, s, r)
 	}
 	return s, err

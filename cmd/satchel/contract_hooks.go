@@ -92,7 +92,7 @@ func addContractPutFlags(cmd *cobra.Command) *contractPutFlags {
 		availability: newFlag("high", topics.High, topics.ParseDescriptor, "level"),
 		speed:        newFlag("high", topics.High, topics.ParseDescriptor, "level"),
 	}
-	cmd.Flags().BoolVar(&f.use, "contracts", true, "negotiate storage contracts first (proposal on the contract topic, offers, consign), falling back to the chain's providers when none offers (the default)")
+	cmd.Flags().BoolVar(&f.use, "contracts", true, "negotiate storage contracts first (proposal on the contract topic, offers, consign), falling back to the chain's providers when none offers")
 	cmd.Flags().BoolVar(&f.skip, "no-contracts", false, "skip the contract negotiation: register the object first, then push its chunks with proofs to the providers the chain names")
 	cmd.Flags().Var(f.duration, "duration", "contracts: how long to store, e.g. 60d")
 	cmd.Flags().Var(f.availability, "availability", "contracts: availability class low, medium or high")
