@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -13,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/satchel-net/satchel/chain"
-	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/client"
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/protocol/fetch"
@@ -115,9 +115,9 @@ never with --json.`,
 			if err != nil {
 				return fmt.Errorf("--bag: %w", err)
 			}
-			size, err := chunker.ParseChunkSize(chunkSize)
+			size, err := parseChunkSize(chunkSize)
 			if err != nil {
-				return fmt.Errorf("--chunk-size: %w", err)
+				return err
 			}
 			if minReplicas < 0 {
 				return fmt.Errorf("--min-replicas %d: want 1 or more (0: every provider the upload wants)", minReplicas)
@@ -180,6 +180,10 @@ never with --json.`,
 			}
 			out := putOutput{Object: obj.ID, CID: obj.CID.String(), Bag: obj.Bag, Size: obj.Size, Resumed: obj.Resumed, Providers: []string{},
 				Redundancy: obj.Redundancy, Degraded: obj.Degraded()}
+			if fi, err := os.Stat(args[0]); args[0] != "-" && err == nil && fi.Size() != obj.Size {
+				fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: %s changed size while it was stored (%d bytes then, %d now); object %s holds the first %d bytes: put it again once the file stops changing\n",
+					args[0], obj.Size, fi.Size(), obj.ID, obj.Size)
+			}
 			if obj.Degraded() {
 				fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: object %s is stored on %d provider(s), fewer than the %d storage buckets of bag %s; the bag's other providers must sync it before it has the copies the bag promises\n",
 					obj.ID, len(obj.Providers), obj.Redundancy, obj.Bag)
