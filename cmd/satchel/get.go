@@ -126,21 +126,28 @@ is drawn on stderr when it is a terminal, never with --json.`,
 			}
 			var written int64
 			direct := toStdout
+			ow := &outputWriter{}
 			if toStdout {
-				written, err = r.WriteRange(ctx, cmd.OutOrStdout(), int64(off), n)
+				ow.w = cmd.OutOrStdout()
+				written, err = r.WriteRange(ctx, ow, int64(off), n)
 			} else {
 				written, direct, err = writeOutput(out, fsync, func(w io.Writer) (int64, error) {
-					return r.WriteRange(ctx, w, int64(off), n)
+					ow.w = w
+					return r.WriteRange(ctx, ow, int64(off), n)
 				})
 			}
 			bar.done(err == nil)
 			if err != nil {
+				dest := out
+				if toStdout {
+					dest = "standard output"
+				}
+				if ow.err != nil {
+					// The output failed (a full disk, a closed pipe), not the read.
+					return fmt.Errorf("cannot write %s after %d bytes: %w", dest, written, ow.err)
+				}
 				if direct && written > 0 {
 					// Written straight to: what is there is partial.
-					dest := out
-					if toStdout {
-						dest = "standard output"
-					}
 					if errors.Is(err, context.Canceled) {
 						return fmt.Errorf("interrupted after writing %d bytes to %s; the output is partial", written, dest)
 					}
@@ -172,6 +179,21 @@ is drawn on stderr when it is a terminal, never with --json.`,
 	cmd.Flags().DurationVar(&busyWait, "busy-wait", fetch.DefaultBusyWait, "how long to keep asking again for a chunk every provider holding it answers busy (loaded by other readers) before failing with providers busy (0: fail at once)")
 	cmd.Flags().BoolVar(&fsync, "fsync", false, "sync FILE to the disk before returning (durable against a power loss; slower)")
 	return cmd
+}
+
+// outputWriter passes a get's bytes to w and keeps the first error of w,
+// so a failure of the output is not reported as one of the read.
+type outputWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (o *outputWriter) Write(p []byte) (int, error) {
+	n, err := o.w.Write(p)
+	if err != nil && o.err == nil {
+		o.err = err
+	}
+	return n, err
 }
 
 // getError explains a failed get.
