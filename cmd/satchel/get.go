@@ -142,9 +142,12 @@ is drawn on stderr when it is a terminal, never with --json.`,
 				if toStdout {
 					dest = "standard output"
 				}
-				if ow.err != nil {
+				if ow.err != nil && written > 0 {
 					// The output failed (a full disk, a closed pipe), not the read.
 					return fmt.Errorf("cannot write %s after %d bytes: %w", dest, written, ow.err)
+				}
+				if ow.err != nil {
+					return fmt.Errorf("cannot write %s: %w", dest, ow.err)
 				}
 				if direct && written > 0 {
 					// Written straight to: what is there is partial.

@@ -322,3 +322,16 @@ func TestGetRangeAndInterruption(t *testing.T) {
 		t.Fatalf("interrupted get to stdout says %q", s)
 	}
 }
+
+// TestPutInterruptedHint: an interrupted put of a file says how to resume
+// it; one from standard input says it does not resume.
+func TestPutInterruptedHint(t *testing.T) {
+	app := &App{Out: io.Discard, Err: io.Discard}
+	cfg := DefaultConfig()
+	if err := putError(app, cfg, signer{}, false, context.Canceled); !strings.Contains(err.Error(), "run the same command again to resume") {
+		t.Errorf("file: %v", err)
+	}
+	if err := putError(app, cfg, signer{}, true, context.Canceled); !strings.Contains(err.Error(), "standard input does not resume") || strings.Contains(err.Error(), "to resume the upload") {
+		t.Errorf("stdin: %v", err)
+	}
+}
