@@ -94,7 +94,7 @@ func addContractPutFlags(cmd *cobra.Command) *contractPutFlags {
 	}
 	cmd.Flags().BoolVar(&f.use, "contracts", true, "negotiate storage contracts first (proposal on the contract topic, offers, consign), falling back to the chain's providers when none offers")
 	cmd.Flags().BoolVar(&f.skip, "no-contracts", false, "skip the contract negotiation: register the object first, then push its chunks with proofs to the providers the chain names")
-	cmd.Flags().Var(f.duration, "duration", "contracts: how long to store, e.g. 60d")
+	cmd.Flags().Var(f.duration, "duration", "contracts: how long to store, e.g. 60d (1s to 3650d)")
 	cmd.Flags().Var(f.availability, "availability", "contracts: availability class low, medium or high")
 	cmd.Flags().Var(f.speed, "speed", "contracts: speed class low, medium or high")
 	return f

@@ -43,7 +43,8 @@ Chunks are read in parallel from several providers, the fastest first, and
 every byte is verified against its CID; a provider that fails or sends wrong
 bytes is skipped. A regular FILE is written atomically: the bytes go to a
 temporary file beside it, renamed to FILE once complete (through a symbolic
-link, the link's target is replaced and the link kept). Anything else that
+link, the link's target is replaced and the link kept); a new FILE gets mode
+0666 less the umask, a replaced one keeps its mode. Anything else that
 exists at FILE (a device such as /dev/null, a FIFO, a pipe, a terminal) is
 written straight to and never replaced; a failed read may then leave part of
 the bytes written. Without -o (or with -o -) the bytes go to standard output.
@@ -55,8 +56,9 @@ it is whole or absent, but a power loss soon after may lose it. --fsync makes
 it durable before the command returns; through the page cache it is flushed
 in steps while the rest is still being fetched.
 
---offset and --length read a range (--length 0: to the end). A progress bar
-is drawn on stderr when it is a terminal, never with --json.`,
+--offset and --length read a range (--length 0: to the end); an offset at or
+past the end is an error. A progress bar is drawn on stderr when it is a
+terminal, never with --json.`,
 		Example: `  satchel get 12 -o video.mp4 --bag dynamic:channel:1
   satchel get bafybeib…q4 -o video.mp4
   satchel get 12 --bag dynamic:channel:1 --offset 1MiB --length 4096 -o part.bin`,
