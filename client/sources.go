@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -197,7 +198,12 @@ func (s *sources) skip(src *source, err error) {
 	}
 	src.skipped = err
 	s.tried = append(s.tried, PeerError{Peer: src.peer, Err: err})
-	s.c.log.Info("provider skipped for this download", "peer", src.peer, "err", err)
+	level := slog.LevelInfo
+	if errors.Is(err, context.Canceled) {
+		// The download was called off (Ctrl-C): no news about the provider.
+		level = slog.LevelDebug
+	}
+	s.c.log.Log(context.Background(), level, "provider skipped for this download", "peer", src.peer, "err", err)
 }
 
 // get reads block c, from the best source that has it, verifying it.

@@ -79,6 +79,9 @@ auditors.`,
 			if err != nil {
 				return fmt.Errorf("--bag: %w", err)
 			}
+			if samples < 1 || samples > audit.MaxSamples {
+				return fmt.Errorf("--samples %d: want 1 to %d", samples, audit.MaxSamples)
+			}
 			v, err := runAudit(cmd.Context(), app, pid, bag, chain.ObjectID(id), samples)
 			if err != nil {
 				return err
@@ -93,7 +96,7 @@ auditors.`,
 		},
 	}
 	cmd.Flags().StringVarP(&bagFlag, "bag", "b", "", "the object's bag, e.g. dynamic:channel:1 (required)")
-	cmd.Flags().IntVar(&samples, "samples", provider.DefaultAuditSamples, "chunks to ask for (at most 8)")
+	cmd.Flags().IntVar(&samples, "samples", provider.DefaultAuditSamples, fmt.Sprintf("chunks to ask for (1 to %d)", audit.MaxSamples))
 	cmd.AddCommand(newAuditReportCmd(app))
 	return cmd
 }
@@ -110,7 +113,7 @@ func runAudit(ctx context.Context, app *App, pid peer.ID, bag chain.BagID, id ch
 		return auditVerdict{}, err
 	}
 	defer closeFn()
-	cc, closeChain, err := connectChain(cfg)
+	cc, closeChain, err := dialChain(app, cfg)
 	if err != nil {
 		return auditVerdict{}, err
 	}
@@ -144,7 +147,7 @@ func runAudit(ctx context.Context, app *App, pid peer.ID, bag chain.BagID, id ch
 	if obj.Size > 0 && uint64(n) > obj.Size {
 		return auditVerdict{}, fmt.Errorf("%w: the DAG of object %d from %s claims %d chunks of a %d-byte object", audit.ErrBadAnswer, id, pid, n, obj.Size)
 	}
-	idx := audit.PickIndexes(n, max(1, min(samples, audit.MaxSamples)))
+	idx := audit.PickIndexes(n, samples)
 	smp := make([]audit.Sample, len(idx))
 	for i, k := range idx {
 		smp[i] = audit.Sample{Index: k}
@@ -212,21 +215,23 @@ type auditReportRow struct {
 
 func newAuditReportCmd(app *App) *cobra.Command {
 	var statusAddr string
-	var bucket int64
+	var bucket uint64
 	cmd := &cobra.Command{
 		Use:   "report [--bucket B]",
 		Short: "Show the audit results a storage node heard: pass and fail per provider",
 		Long: `Ask a running storage node (its status server, --status) for the audit results it
 heard on the network's audit topic (signed by their auditors, who must operate
-buckets of the node's bags; the node keeps the most recent 10000 in memory), and
-print per
-provider how many audits passed and failed, over which period, and why the
-last failure failed. --json prints every result.`,
+buckets of the node's bags; the node keeps the most recent 10000 in memory),
+and print per provider how many audits passed and failed, over which period,
+and why the last failure failed. --json prints every result.`,
+		Example: `  satchel audit report
+  satchel audit report --status 127.0.0.1:7071 --bucket 2 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			u := url.URL{Scheme: "http", Host: statusAddr, Path: provider.AuditsPath}
-			if bucket >= 0 {
-				u.RawQuery = url.Values{"bucket": {strconv.FormatInt(bucket, 10)}}.Encode()
+			only := cmd.Flags().Changed("bucket")
+			if only {
+				u.RawQuery = url.Values{"bucket": {strconv.FormatUint(bucket, 10)}}.Encode()
 			}
 			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, u.String(), nil)
 			if err != nil {
@@ -246,6 +251,10 @@ last failure failed. --json prints every result.`,
 			}
 			rows := summarizeAudits(heard)
 			return app.Printer().Print(rows, func(w io.Writer) error {
+				if len(rows) == 0 && only {
+					_, err := fmt.Fprintf(w, "no audit results heard yet for storage bucket %d; is it a bucket of this node's bags? see them with `satchel bucket list --storage`\n", bucket)
+					return err
+				}
 				if len(rows) == 0 {
 					_, err := fmt.Fprintln(w, "no audit results heard yet")
 					return err
@@ -260,7 +269,7 @@ last failure failed. --json prints every result.`,
 		},
 	}
 	cmd.Flags().StringVar(&statusAddr, "status", defaultStatusAddr, "status `HOST:PORT` of the storage node to ask")
-	cmd.Flags().Int64Var(&bucket, "bucket", -1, "show the providers of storage bucket `B` only")
+	cmd.Flags().Uint64Var(&bucket, "bucket", 0, "show the providers of storage bucket `B` only (default: every bucket)")
 	return cmd
 }
 

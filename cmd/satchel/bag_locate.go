@@ -87,7 +87,7 @@ config), else through the addresses the bag's operators published on chain.`,
 			if len(bootstrap) == 0 {
 				bootstrap = cfg.P2P.Bootstrap
 			}
-			c, closeFn, err := connectChain(cfg)
+			c, closeFn, err := dialChain(app, cfg)
 			if err != nil {
 				return err
 			}

@@ -27,7 +27,7 @@ func init() { registerGroup(newChainCmd) }
 func newChainCmd(app *App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "chain",
-		Short: "Run the data directory chain: init, start, status",
+		Short: "Run the data directory chain: init, start, status, validators, upgrade, api",
 		Long: `The data directory runs on CometBFT, embedded in this binary.
 
   satchel chain init     creates a new network: this node is its one validator
@@ -83,18 +83,31 @@ func newChainInitCmd(app *App) *cobra.Command {
 		Short: "Create a new network with this node as its one validator",
 		Long: `Create the chain's home: node key, validator key and a genesis naming the
 storage lead and the distribution lead. Without --storage-lead or
---distribution-lead, the lead's key is created under HOME/keys (or the key
-already there is used) and its path printed: keep it safe, it governs the
-network.`,
+--distribution-lead, the lead's key is created under HOME/keys, the satchel
+home of the config (not the chain home --home), or the key already there is
+used, and its path printed: keep it safe, it governs the network.`,
+		Example: `  satchel chain init
+  satchel chain init --home /srv/chain --chain-id mynet
+  satchel chain init --validators 4 --home ./testnet`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if validators < 1 {
+				return fmt.Errorf("--validators %d: want 1 or more", validators)
+			}
+			if cmd.Flags().Changed("chain-id") && chainID == "" {
+				return fmt.Errorf("--chain-id is empty; name the chain, or leave the flag out for %q", chain.DefaultChainID)
+			}
 			cfg, err := app.Config()
 			if err != nil {
 				return err
 			}
+			start := "satchel chain start"
+			if home != "" {
+				start += " --home " + home
+			}
 			home := chainHome(cfg, home)
 			if _, err := os.Stat(node.GenesisPath(home)); err == nil {
-				return fmt.Errorf("chain home %s is already initialised (%s exists); start it with `satchel chain start`, or pass another --home", home, node.GenesisPath(home))
+				return fmt.Errorf("chain home %s is already initialised (%s exists); start it with `%s`, or pass another --home", home, node.GenesisPath(home), start)
 			}
 			res := chainInitResult{}
 			if res.StorageLead, res.StorageLeadKey, err = leadAccount(cfg, chain.StorageGroup, storageLead); err != nil {
@@ -129,7 +142,7 @@ network.`,
 				for _, r := range rows {
 					fmt.Fprintf(w, "  %-18s %s\n", r[0], r[1])
 				}
-				_, err := fmt.Fprintln(w, "start it with `satchel chain start`; other nodes join with the genesis file and --join")
+				_, err := fmt.Fprintf(w, "start it with `%s`; other nodes join with the genesis file and --join\n", start)
 				return err
 			})
 		},
@@ -152,7 +165,10 @@ func leadAccount(cfg Config, g chain.Group, given string) (chain.Account, string
 		}
 		return a, "", nil
 	}
-	path := leadKeyFile(cfg, g)
+	path, err := filepath.Abs(leadKeyFile(cfg, g))
+	if err != nil {
+		return "", "", err
+	}
 	k, err := chain.LoadOrCreateKey(path)
 	if err != nil {
 		return "", "", err
@@ -199,6 +215,9 @@ To join an existing network as a full node, give its genesis file and a
 peer (another node's P2P address, ID@HOST:PORT, printed by its start):
 
   satchel chain start --home ./full --join ID@HOST:PORT --genesis genesis.json`,
+		Example: `  satchel chain start
+  satchel chain start --home /srv/chain --rpc 0.0.0.0:26657 --p2p 0.0.0.0:26656
+  satchel chain start --home ./full --join 5a1f...@10.0.0.5:26656 --genesis genesis.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := app.Config()
@@ -331,7 +350,9 @@ func newChainStatusCmd(app *App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the chain node's height, app hash and node ID",
-		Args:  cobra.NoArgs,
+		Example: `  satchel chain status
+  satchel chain status --rpc http://10.0.0.5:26657 --json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := app.Config()
 			if err != nil {
@@ -344,7 +365,7 @@ func newChainStatusCmd(app *App) *cobra.Command {
 			defer cancel()
 			st, err := node.FetchStatus(ctx, cfg.Chain.RPC)
 			if err != nil {
-				return explain(app, cfg, err, nil)
+				return chainStatusError(app, cfg, rpc != "", err)
 			}
 			return app.Printer().Print(st, func(w io.Writer) error {
 				for _, r := range [][2]string{
@@ -369,4 +390,21 @@ func newChainStatusCmd(app *App) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&rpc, "rpc", "", "RPC `URL` of the node (default: chain.rpc in the config)")
 	return cmd
+}
+
+// chainStatusError explains why `chain status` got no answer: it is the
+// command other hints send the user to, so it names what to fix instead
+// (--rpc when given, else chain.rpc in the config).
+func chainStatusError(app *App, cfg Config, rpcFlag bool, err error) error {
+	fix := fmt.Sprintf("set chain.rpc in %s", app.ConfigPath)
+	if rpcFlag {
+		fix = "fix --rpc"
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("the chain node at %s did not answer within %s: %w; is it starting or overloaded? wait and try again, or %s to another node", cfg.Chain.RPC, statusTimeout, err, fix)
+	case unreachable(err, cfg):
+		return fmt.Errorf("cannot reach the chain node at %s: %w; start it with `satchel chain start`, or %s to a running node", cfg.Chain.RPC, err, fix)
+	}
+	return fmt.Errorf("%s did not answer as a chain node's RPC: %w; %s to a chain node's RPC address, e.g. http://127.0.0.1:26657", cfg.Chain.RPC, err, fix)
 }

@@ -28,8 +28,13 @@ for every command: chain.trustHeight/trustHash, chain.genesis, the chain
 home's genesis.json) before it is served: an answer that fails is refused
 with 502 and the endpoint named. --trust-rpc does not apply: the API serves
 proven answers only.`,
+		Example: `  satchel chain api
+  satchel chain api --listen 0.0.0.0:8090 --rpc http://10.0.0.5:26657 --genesis genesis.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if app.TrustRPC {
+				return errors.New("--trust-rpc does not apply to chain api: it serves proven answers only; leave it out")
+			}
 			cfg, err := app.Config()
 			if err != nil {
 				return err

@@ -80,6 +80,8 @@ read them if they exist, and print the node ID and the consensus public key.
 Send both to whoever assembles the genesis of a new network, or, for a
 running network, to the storage lead, who adds the key with
 ` + "`satchel chain set-validator --pubkey KEY --power 10`" + `.`,
+		Example: `  satchel chain validator-key
+  satchel chain validator-key --home /srv/chain --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := app.Config()
@@ -141,7 +143,9 @@ func newChainValidatorsCmd(app *App) *cobra.Command {
 	return &cobra.Command{
 		Use:   "validators",
 		Short: "List the validator set as the data directory records it",
-		Args:  cobra.NoArgs,
+		Example: `  satchel chain validators
+  satchel chain validators --json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			vals, err := chainRead(cmd, app, func(ctx context.Context, c *chain.Client) ([]chain.Validator, error) {
 				return c.Validators(ctx)
@@ -172,6 +176,8 @@ runs ` + "`satchel chain validator-key`" + ` on its machine and sends its public
 command names them all (one --validator each) with the storage and
 distribution leads. Send the file to every validator; each starts with
 ` + "`satchel chain start --genesis FILE --join ...`" + ` naming the others' P2P addresses.`,
+		Example: `  satchel chain genesis --validator 9f1c...a0 --validator 3b7e...12 --validator 52d0...c9 --out genesis.json
+  satchel chain genesis --validator 9f1c...a0 --chain-id mynet --storage-lead 03a1...b8 --distribution-lead 03a1...b8`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := app.Config()

@@ -154,6 +154,9 @@ func loadSigner(app *App, cfg Config, flagPath string, r keyRole, create bool) (
 			s.unsaved = true
 			return s, err
 		}
+		if create && r == accountRole && s.source == "--key" && cfg.Key == "" {
+			return s, fmt.Errorf("key file %s (from --key) does not exist; name an existing key file, or leave --key out to create a new account key at %s", s.path, defaultKeyFile(cfg, r))
+		}
 		return s, noKeyError(app, s, r)
 	}
 	return s, err
@@ -286,6 +289,16 @@ func connectChain(cfg Config) (*chain.Client, func(), error) {
 	return chain.NewClient(pt), release, nil
 }
 
+// dialChain is connectChain for a command: a node it cannot reach, or
+// that does not answer, is explained with the next step to take.
+func dialChain(app *App, cfg Config) (*chain.Client, func(), error) {
+	c, closeFn, err := connectChain(cfg)
+	if err != nil {
+		return nil, nil, explainWithin(app, cfg, err, nil, chainConnectTimeout)
+	}
+	return c, closeFn, nil
+}
+
 // proveSaving opens proven reads of the node behind t (rpc.Prove) from
 // trust. With keep, verification starts from the header saved at saved
 // when it fits (loadTrustedHeader), and the latest verified header is kept
@@ -358,9 +371,9 @@ func chainRead[T any](cmd *cobra.Command, app *App, read func(ctx context.Contex
 	if err != nil {
 		return zero, err
 	}
-	c, closeFn, err := connectChain(cfg)
+	c, closeFn, err := dialChain(app, cfg)
 	if err != nil {
-		return zero, explainWithin(app, cfg, err, nil, chainConnectTimeout)
+		return zero, err
 	}
 	defer closeFn()
 	ctx, cancel := context.WithTimeout(cmd.Context(), txTimeout)
@@ -419,9 +432,9 @@ func submit(cmd *cobra.Command, app *App, f *txFlags, t tx) error {
 	if err := s.saveNew(app); err != nil {
 		return err
 	}
-	c, closeFn, err := connectChain(cfg)
+	c, closeFn, err := dialChain(app, cfg)
 	if err != nil {
-		return explainWithin(app, cfg, err, nil, chainConnectTimeout)
+		return err
 	}
 	defer closeFn()
 	ctx, cancel := context.WithTimeout(cmd.Context(), txTimeout)

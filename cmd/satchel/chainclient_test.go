@@ -291,6 +291,8 @@ func TestConfirmWithoutChain(t *testing.T) {
 	}
 	cfgPath := filepath.Join(home, "config.yml")
 	writeFile(t, cfgPath, "home: "+home+"\nchain:\n  rpc: http://"+freeAddr(t)+"\n")
+	acct, _ := newKeyFile(t, t.TempDir(), "account.key")
+	peerID := "12D3KooWGRUVh1nTjbgDa3zZzCt5Sf1ncmb6tKBNGWvB9LBQvL7N"
 	runIt := func(args ...string) (string, int) {
 		var out, errOut bytes.Buffer
 		code := run(context.Background(), append([]string{"-c", cfgPath}, args...), &out, &errOut)
@@ -325,10 +327,23 @@ func TestConfirmWithoutChain(t *testing.T) {
 		{[]string{"channel", "create", "--member", "0", "-y"}, "no account key at " + accountKeyFile(cfg) + "; create one with `satchel member create`"},
 		{[]string{"workers", "add", "-g", "council", "-a", strings.Repeat("ab", 32), "-y"}, `working group "council"`},
 		{[]string{"bucket", "show", "x"}, `storage bucket ID "x"`},
+		{[]string{"put", cfgPath, "--bag", "dynamic:channel:1", "-k", acct, "--duration", "100000d"}, "--duration 100000d: want whole seconds from 1s to 3650 days"},
+		{[]string{"put", cfgPath, "--bag", "dynamic:channel:1", "-k", acct, "--duration", "0s"}, "--duration 0s: want whole seconds from 1s"},
+		{[]string{"put", cfgPath, "--bag", "dynamic:channel:1", "-k", acct, "--duration", "1.5s"}, "--duration 1.5s: want whole seconds"},
+		{[]string{"put", cfgPath, "--bag", "dynamic:channel:1", "-k", acct, "--contracts", "--no-contracts"}, "--contracts and --no-contracts contradict each other"},
+		{[]string{"contract", "publish", cfgPath, "--bag", "dynamic:channel:1", "-k", acct, "--duration", "0d"}, "--duration 0d: want whole seconds from 1s"},
+		{[]string{"get", "1", "-o", filepath.Join(home, "nodir", "x")}, "directory " + filepath.Join(home, "nodir") + " does not exist"},
 		// With -y and valid flags the node is finally contacted: the error
 		// says it cannot be reached and how to fix that.
 		{[]string{"distributor", "leader", "create-bucket-family", "-y"}, "cannot reach the chain node at http://127.0.0.1:"},
 		{[]string{"bag", "list"}, "start it with `satchel chain start`, or set chain.rpc in " + cfgPath},
+		// Every command that reads the chain says so, not only bag show.
+		{[]string{"put", cfgPath, "--bag", "dynamic:channel:1", "-k", acct}, "start it with `satchel chain start`"},
+		{[]string{"get", "1", "-o", filepath.Join(home, "out")}, "start it with `satchel chain start`"},
+		{[]string{"bag", "locate", "dynamic:channel:1"}, "start it with `satchel chain start`"},
+		{[]string{"contract", "publish", cfgPath, "--bag", "dynamic:channel:1", "-k", acct}, "start it with `satchel chain start`"},
+		{[]string{"contract", "publish", cfgPath, "--bag", "static:council", "-k", acct, "--member", "0"}, "start it with `satchel chain start`"},
+		{[]string{"audit", peerID, "1", "--bag", "dynamic:channel:1"}, "start it with `satchel chain start`"},
 	}
 	for _, tt := range tests {
 		errOut, code := runIt(tt.args...)
@@ -338,6 +353,10 @@ func TestConfirmWithoutChain(t *testing.T) {
 		if strings.Contains(errOut, "cannot reach") && !strings.Contains(tt.want, "cannot reach") && !strings.Contains(tt.want, "satchel chain start") {
 			t.Errorf("satchel %s contacted the node before refusing: %s", strings.Join(tt.args, " "), errOut)
 		}
+	}
+
+	if _, err := os.Stat(filepath.Join(home, "out")); err == nil {
+		t.Errorf("a failed get created its output file")
 	}
 
 	// member create makes the account key only once the transaction is

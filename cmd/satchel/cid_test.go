@@ -134,12 +134,32 @@ func TestCidErrors(t *testing.T) {
 		{[]string{}, "accepts 1 arg"},
 		{[]string{"--chunk-size", "lots", path}, "--chunk-size"},
 		{[]string{"--chunk-size", "0", path}, "outside"},
-		{[]string{"--chunk-size", "4MiB", path}, "outside"},
+		{[]string{"--chunk-size", "4MiB", path}, "--chunk-size 4MiB is too large: a chunk holds at most 2096896 bytes"},
+		{[]string{"--chunk-size", "10GiB", path}, "--chunk-size 10GiB is too large"},
 		{[]string{t.TempDir()}, "is a directory"},
 	} {
 		out, errOut, code := runCid(t, c.args...)
 		if code == 0 || out != "" || !strings.Contains(errOut, c.want) {
 			t.Errorf("%v: exit %d, out %q, err %q; want a failure mentioning %q", c.args, code, out, errOut, c.want)
 		}
+	}
+}
+
+// TestCidStdin: FILE "-" reads standard input, as put does.
+func TestCidStdin(t *testing.T) {
+	path, data := cidTestFile(t, 3000)
+	want, _, code := runCid(t, "--chunk-size", "1000", path)
+	if code != 0 {
+		t.Fatal("cid of the file failed")
+	}
+	var out, errOut bytes.Buffer
+	app := &App{Out: &out, Err: &errOut}
+	root := newRootCmd(app)
+	root.SetArgs([]string{"cid", "--chunk-size", "1000", "-"})
+	root.SetIn(bytes.NewReader(data))
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	if err := root.ExecuteContext(context.Background()); err != nil || out.String() != want {
+		t.Fatalf("cid -: %v, %q; want %q", err, out.String(), want)
 	}
 }

@@ -174,8 +174,14 @@ func configSections(t reflect.Type, path string, out map[string]configSection) m
 }
 
 // Config loads the configuration named by --configPath; --trust-rpc sets
-// chain.trustRPC.
+// chain.trustRPC. A missing file means the defaults unless -c named it: a
+// misspelt path must not silently select another network.
 func (a *App) Config() (Config, error) {
+	if a.ConfigGiven {
+		if _, err := os.Stat(a.ConfigPath); errors.Is(err, fs.ErrNotExist) {
+			return DefaultConfig(), fmt.Errorf("config file %s (from -c) does not exist; name an existing file, or leave -c out to use ./config.yml or the defaults", a.ConfigPath)
+		}
+	}
 	cfg, err := LoadConfig(a.ConfigPath)
 	if a.TrustRPC {
 		cfg.Chain.TrustRPC = true

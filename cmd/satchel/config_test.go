@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -69,5 +71,22 @@ func TestLoadConfig(t *testing.T) {
 				t.Errorf("error %q names a Go type", err)
 			}
 		})
+	}
+}
+
+// TestExplicitConfigMustExist: a missing ./config.yml means the defaults,
+// but a file named with -c that does not exist is an error naming it.
+func TestExplicitConfigMustExist(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nonexistent.yml")
+	for _, args := range [][]string{
+		{"-c", missing, "bag", "show", "dynamic:channel:0"},
+		{"bag", "list", "--configPath", missing},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), args, &out, &errOut)
+		want := "config file " + missing + " (from -c) does not exist"
+		if code == 0 || !strings.Contains(errOut.String(), want) {
+			t.Errorf("satchel %s: exit %d, stderr %q; want %q", strings.Join(args, " "), code, errOut.String(), want)
+		}
 	}
 }

@@ -95,6 +95,9 @@ uploaded: "satchel put" does that.`,
 			if !fi.Mode().IsRegular() || fi.Size() == 0 {
 				return fmt.Errorf("%s: want a non-empty regular file", args[0])
 			}
+			if err := checkContractDuration(duration); err != nil {
+				return err
+			}
 			cfg, err := app.Config()
 			if err != nil {
 				return err
@@ -103,7 +106,12 @@ uploaded: "satchel put" does that.`,
 			if err != nil {
 				return err
 			}
-			return runContractPublish(cmd.Context(), app, cfg, s.key, bag, chain.MemberID(member), contracts.Request{
+			// --member 0 is member 0, not "unset": the devnet's member.
+			var who *chain.MemberID
+			if cmd.Flags().Changed("member") {
+				who = new(chain.MemberID(member))
+			}
+			return runContractPublish(cmd.Context(), app, cfg, s.key, bag, who, contracts.Request{
 				Terms: contracts.Terms{Bag: bag, Size: uint64(fi.Size()),
 					Chunks:       uint64((fi.Size() + int64(chunker.DefaultChunkSize) - 1) / int64(chunker.DefaultChunkSize)),
 					Availability: avail.value, Speed: speed.value, Redundancy: uint32(redundancy)},
@@ -114,7 +122,7 @@ uploaded: "satchel put" does that.`,
 	f := cmd.Flags()
 	f.StringVarP(&bagFlag, "bag", "b", "", "the bag the file is for, e.g. dynamic:channel:1")
 	f.StringVarP(&keyFlag, "key", "k", "", "member controller key `PATH` (default: key in the config, else the account key under the home)")
-	f.Var(duration, "duration", "how long to store, e.g. 60d")
+	f.Var(duration, "duration", "how long to store, e.g. 60d (1s to 3650d)")
 	f.Var(avail, "availability", "availability class: low, medium or high")
 	f.Var(speed, "speed", "speed class: low, medium or high")
 	f.IntVarP(&redundancy, "redundancy", "r", 3, "providers to consign with")
@@ -124,19 +132,25 @@ uploaded: "satchel put" does that.`,
 	return cmd
 }
 
-func runContractPublish(ctx context.Context, app *App, cfg Config, key chain.Key, bag chain.BagID, member chain.MemberID, req contracts.Request) error {
+// runContractPublish publishes req and consigns with the best offers,
+// signing for who (nil: the bag's member).
+func runContractPublish(ctx context.Context, app *App, cfg Config, key chain.Key, bag chain.BagID, who *chain.MemberID, req contracts.Request) error {
 	if req.Redundancy < 1 || req.Redundancy > contracts.MaxRedundancy {
 		return fmt.Errorf("--redundancy %d: want 1 to %d", req.Redundancy, contracts.MaxRedundancy)
 	}
-	cc, closeChain, err := connectChain(cfg)
+	cc, closeChain, err := dialChain(app, cfg)
 	if err != nil {
 		return err
 	}
 	defer closeChain()
-	if member == 0 {
-		if member, err = bagMember(ctx, cc, bag); err != nil {
-			return err
+	var member chain.MemberID
+	if who != nil {
+		member = *who
+	} else if member, err = bagMember(ctx, cc, bag); err != nil {
+		if errors.Is(err, errNoBagMember) {
+			return fmt.Errorf("%w; pass --member with the member ID your key controls", err)
 		}
+		return explain(app, cfg, err, nil)
 	}
 	if b, err := cc.Bag(ctx, bag); err == nil && len(b.StorageBuckets) > 0 {
 		// No more authorised offers can come than the bag has buckets.
@@ -220,7 +234,20 @@ func bagMember(ctx context.Context, cc *chain.Client, bag chain.BagID) (chain.Me
 		}
 		return ch.Member, nil
 	}
-	return 0, fmt.Errorf("bag %s belongs to no member; pass --member with the member ID your key controls", bag)
+	return 0, fmt.Errorf("bag %s %w", bag, errNoBagMember)
+}
+
+// errNoBagMember is bagMember's answer for a static bag; each command says
+// what to do about it.
+var errNoBagMember = errors.New("belongs to no member")
+
+// checkContractDuration refuses a --duration no contract may have, before
+// anything is contacted: the contracts package would refuse the proposal.
+func checkContractDuration(d *valueFlag[time.Duration]) error {
+	if d.value < time.Second || d.value > contracts.MaxDuration || d.value%time.Second != 0 {
+		return fmt.Errorf("--duration %s: want whole seconds from 1s to %.0f days (e.g. 30d, 36h)", d.raw, contracts.MaxDuration.Hours()/24)
+	}
+	return nil
 }
 
 // contractJSON is a contract as `contract list|show --json` prints it.

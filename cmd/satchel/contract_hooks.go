@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -91,12 +92,21 @@ func addContractPutFlags(cmd *cobra.Command) *contractPutFlags {
 		availability: newFlag("high", topics.High, topics.ParseDescriptor, "level"),
 		speed:        newFlag("high", topics.High, topics.ParseDescriptor, "level"),
 	}
-	cmd.Flags().BoolVar(&f.use, "contracts", true, "negotiate storage contracts first (proposal on the contract topic, offers, consign), falling back to the chain's providers when none offers (the default)")
+	cmd.Flags().BoolVar(&f.use, "contracts", true, "negotiate storage contracts first (proposal on the contract topic, offers, consign), falling back to the chain's providers when none offers")
 	cmd.Flags().BoolVar(&f.skip, "no-contracts", false, "skip the contract negotiation: register the object first, then push its chunks with proofs to the providers the chain names")
-	cmd.Flags().Var(f.duration, "duration", "contracts: how long to store, e.g. 60d")
+	cmd.Flags().Var(f.duration, "duration", "contracts: how long to store, e.g. 60d (1s to 3650d)")
 	cmd.Flags().Var(f.availability, "availability", "contracts: availability class low, medium or high")
 	cmd.Flags().Var(f.speed, "speed", "contracts: speed class low, medium or high")
 	return f
+}
+
+// check refuses contract flags that contradict each other or that no
+// contract may carry, before anything is contacted.
+func (f *contractPutFlags) check(cmd *cobra.Command) error {
+	if f.skip && f.use && cmd.Flags().Changed("contracts") {
+		return errors.New("--contracts and --no-contracts contradict each other; pass one")
+	}
+	return checkContractDuration(f.duration)
 }
 
 // enabled reports whether the put negotiates contracts.
@@ -124,6 +134,9 @@ func (f *contractPutFlags) option(ctx context.Context, app *App, cfg Config, c *
 	// wait for the next block): a proposal signed for a member that just
 	// changed is refused and the put falls back to the chain's providers.
 	member, err := bagMember(rpc.AcceptLag(ctx), cc, bag)
+	if errors.Is(err, errNoBagMember) {
+		return nil, nil, fmt.Errorf("%w, so no contract is proposed for it", err)
+	}
 	if err != nil {
 		return nil, nil, err
 	}

@@ -72,6 +72,18 @@ func runDevnet(ctx context.Context, app *App, f devnetFlags) error {
 	if f.providers < 1 {
 		return fmt.Errorf("--providers %d: a devnet needs at least one provider", f.providers)
 	}
+	if f.validators < 1 {
+		return fmt.Errorf("--validators %d: a devnet needs at least one validator", f.validators)
+	}
+	// A missing sample is found before the network starts and its home
+	// is made.
+	if f.sample != "" {
+		if fi, err := os.Stat(f.sample); err != nil {
+			return fmt.Errorf("--sample: %w", err)
+		} else if !fi.Mode().IsRegular() || fi.Size() == 0 {
+			return fmt.Errorf("--sample %s: want a non-empty regular file", f.sample)
+		}
+	}
 	home, err := filepath.Abs(f.home)
 	if err != nil {
 		return err
@@ -125,9 +137,12 @@ func statusAddr(base, i int) string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(base+i))
 }
 
-// checkFree fails early, naming the flag, when addr is already taken — most
-// often by another devnet or chain still running.
+// checkFree fails early, naming the flag, when addr is malformed or already
+// taken — most often by another devnet or chain still running.
 func checkFree(addr, flag string) error {
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		return fmt.Errorf("%s %q: want HOST:PORT, e.g. 127.0.0.1:26657", flag, addr)
+	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("%s %s is in use (another devnet or chain running?): %w; stop it or pass another %s", flag, addr, err, flag)

@@ -43,7 +43,8 @@ Chunks are read in parallel from several providers, the fastest first, and
 every byte is verified against its CID; a provider that fails or sends wrong
 bytes is skipped. A regular FILE is written atomically: the bytes go to a
 temporary file beside it, renamed to FILE once complete (through a symbolic
-link, the link's target is replaced and the link kept). Anything else that
+link, the link's target is replaced and the link kept); a new FILE gets mode
+0666 less the umask, a replaced one keeps its mode. Anything else that
 exists at FILE (a device such as /dev/null, a FIFO, a pipe, a terminal) is
 written straight to and never replaced; a failed read may then leave part of
 the bytes written. Without -o (or with -o -) the bytes go to standard output.
@@ -55,8 +56,9 @@ it is whole or absent, but a power loss soon after may lose it. --fsync makes
 it durable before the command returns; through the page cache it is flushed
 in steps while the rest is still being fetched.
 
---offset and --length read a range (--length 0: to the end). A progress bar
-is drawn on stderr when it is a terminal, never with --json.`,
+--offset and --length read a range (--length 0: to the end); an offset at or
+past the end is an error. A progress bar is drawn on stderr when it is a
+terminal, never with --json.`,
 		Example: `  satchel get 12 -o video.mp4 --bag dynamic:channel:1
   satchel get bafybeib…q4 -o video.mp4
   satchel get 12 --bag dynamic:channel:1 --offset 1MiB --length 4096 -o part.bin`,
@@ -92,6 +94,11 @@ is drawn on stderr when it is a terminal, never with --json.`,
 			if toStdout && app.JSON {
 				return errors.New("--json needs -o FILE: without it the object's bytes go to standard output")
 			}
+			if !toStdout {
+				if err := checkOutputDir(out); err != nil {
+					return err
+				}
+			}
 			cfg, err := app.Config()
 			if err != nil {
 				return err
@@ -111,26 +118,45 @@ is drawn on stderr when it is a terminal, never with --json.`,
 				return getError(app, cfg, err)
 			}
 			defer r.Close()
+			if int64(off) >= r.Size() {
+				bar.done(false)
+				return fmt.Errorf("--offset %d is past the end of %s, which holds %d bytes (%s); want an offset below %d", off, ref, r.Size(), formatBytes(uint64(r.Size())), r.Size())
+			}
 			n := int64(length)
-			if n == 0 || n > r.Size() {
-				n = r.Size()
+			if n == 0 || n > r.Size()-int64(off) {
+				n = r.Size() - int64(off)
 			}
 			var written int64
 			direct := toStdout
+			ow := &outputWriter{}
 			if toStdout {
-				written, err = r.WriteRange(ctx, cmd.OutOrStdout(), int64(off), n)
+				ow.w = cmd.OutOrStdout()
+				written, err = r.WriteRange(ctx, ow, int64(off), n)
 			} else {
 				written, direct, err = writeOutput(out, fsync, func(w io.Writer) (int64, error) {
-					return r.WriteRange(ctx, w, int64(off), n)
+					ow.w = w
+					return r.WriteRange(ctx, ow, int64(off), n)
 				})
 			}
 			bar.done(err == nil)
 			if err != nil {
-				if direct && !toStdout && written > 0 {
+				dest := out
+				if toStdout {
+					dest = "standard output"
+				}
+				if ow.err != nil && written > 0 {
+					// The output failed (a full disk, a closed pipe), not the read.
+					return fmt.Errorf("cannot write %s after %d bytes: %w", dest, written, ow.err)
+				}
+				if ow.err != nil {
+					return fmt.Errorf("cannot write %s: %w", dest, ow.err)
+				}
+				if direct && written > 0 {
+					// Written straight to: what is there is partial.
 					if errors.Is(err, context.Canceled) {
-						return fmt.Errorf("interrupted after writing %d bytes to %s", written, out)
+						return fmt.Errorf("interrupted after writing %d bytes to %s; the output is partial", written, dest)
 					}
-					return fmt.Errorf("%s received %d bytes before the read failed: %w", out, written, getError(app, cfg, err))
+					return fmt.Errorf("%s received %d bytes, a partial output, before the read failed: %w", dest, written, getError(app, cfg, err))
 				}
 				return getError(app, cfg, err)
 			}
@@ -142,11 +168,11 @@ is drawn on stderr when it is a terminal, never with --json.`,
 				res.Object, res.Bag = &obj.ID, obj.Bag
 			}
 			return app.Printer().Print(res, func(w io.Writer) error {
-				what := ref.String()
+				what := res.CID
 				if res.Object != nil {
-					what = fmt.Sprintf("object %d of bag %s", *res.Object, res.Bag)
+					what = fmt.Sprintf("object %d of bag %s (%s)", *res.Object, res.Bag, res.CID)
 				}
-				_, err := fmt.Fprintf(w, "wrote %d bytes (%s) of %s (%s) to %s\n", written, formatBytes(uint64(written)), what, res.CID, out)
+				_, err := fmt.Fprintf(w, "wrote %d bytes (%s) of %s to %s\n", written, formatBytes(uint64(written)), what, out)
 				return err
 			})
 		},
@@ -158,6 +184,21 @@ is drawn on stderr when it is a terminal, never with --json.`,
 	cmd.Flags().DurationVar(&busyWait, "busy-wait", fetch.DefaultBusyWait, "how long to keep asking again for a chunk every provider holding it answers busy (loaded by other readers) before failing with providers busy (0: fail at once)")
 	cmd.Flags().BoolVar(&fsync, "fsync", false, "sync FILE to the disk before returning (durable against a power loss; slower)")
 	return cmd
+}
+
+// outputWriter passes a get's bytes to w and keeps the first error of w,
+// so a failure of the output is not reported as one of the read.
+type outputWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (o *outputWriter) Write(p []byte) (int, error) {
+	n, err := o.w.Write(p)
+	if err != nil && o.err == nil {
+		o.err = err
+	}
+	return n, err
 }
 
 // getError explains a failed get.

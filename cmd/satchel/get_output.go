@@ -46,6 +46,23 @@ func writeOutput(path string, fsync bool, fill func(io.Writer) (int64, error)) (
 	return n, true, err
 }
 
+// checkOutputDir refuses an output path whose directory does not exist (or
+// is not a directory), so get fails before it reads anything, and says so
+// in the user's terms rather than with the temporary file's name.
+func checkOutputDir(path string) error {
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("cannot write %s: directory %s does not exist; create it first (mkdir -p %s)", path, dir, dir)
+	case err != nil:
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	case !fi.IsDir():
+		return fmt.Errorf("cannot write %s: %s is not a directory", path, dir)
+	}
+	return nil
+}
+
 // writeDirect opens an existing non-regular file for writing (no create, no
 // truncate) and writes to it. It checks the opened file again, so a regular
 // file put in its place after the first look is refused rather than
@@ -73,7 +90,8 @@ func writeDirect(path string, fill func(io.Writer) (int64, error)) (int64, error
 // writeAtomic writes path through fill: the bytes go to a temporary file
 // in the same directory, renamed to path only when fill succeeded, so path
 // never holds a partial object. Use it only for a regular file or a new
-// path (see writeOutput).
+// path (see writeOutput). A file replaced keeps its permissions; a new one
+// gets 0666 less the umask, as cp and curl give it.
 //
 // The bytes go to the disk with direct I/O in large writes where the file
 // system allows it (see get_direct.go), else through the page cache.
@@ -90,8 +108,19 @@ func writeAtomic(path string, fsync bool, fill func(io.Writer) (int64, error)) (
 	if dir == "" {
 		dir = "."
 	}
+	mode := newFileMode()
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
+		mode = fi.Mode().Perm()
+	}
 	f, err := os.CreateTemp(dir, "."+base+".*.part")
 	if err != nil {
+		if err := checkOutputDir(path); err != nil {
+			return 0, err
+		}
+		var pe *fs.PathError
+		if errors.As(err, &pe) { // name the directory, not the temporary file
+			return 0, fmt.Errorf("cannot write %s: cannot create a file in %s: %w", path, dir, pe.Err)
+		}
 		return 0, fmt.Errorf("cannot write %s: %w", path, err)
 	}
 	tmp := f.Name()
@@ -112,6 +141,10 @@ func writeAtomic(path string, fsync bool, fill func(io.Writer) (int64, error)) (
 		if ferr := finish(); err == nil {
 			err = ferr
 		}
+	}
+	if err == nil {
+		// After the bytes: a read-only mode would refuse the direct writer.
+		err = f.Chmod(mode)
 	}
 	if err == nil && fsync {
 		err = f.Sync()

@@ -23,9 +23,10 @@ func newMemberCreateCmd(app *App) *cobra.Command {
 		long: `Register the signing account as a member, controlled by that account; this also
 creates the member's bag dynamic:member:<id>, placed by the Member dynamic bag
 policy. Without -k/--key or key in the config, the account key under the home
-is used, and created when it does not exist yet. Prints the member ID.`,
-		example: `  satchel member create --handle alice -y
-  satchel member create -k alice.key`,
+is used, and created when it does not exist yet; -k names a key that
+exists already. Prints the member ID.`,
+		example: `  satchel member create --handle alice -y     # makes HOME/keys/account.key if missing
+  satchel member create -k keys/alice.key     # an existing account key`,
 		flags: func(cmd *cobra.Command) {
 			cmd.Flags().StringVar(&handle, "handle", "", "the member's handle (optional)")
 		},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -13,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/satchel-net/satchel/chain"
-	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/client"
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/protocol/fetch"
@@ -38,7 +38,7 @@ func uploadStateDir(cfg Config) string { return filepath.Join(cfg.Home, "uploads
 // the chain client too, for the command's own reads beside the client's.
 // opts are added to the client's (--busy-wait).
 func openClient(app *App, cfg Config, key chain.Key, chunkSize int, opts ...client.Option) (*client.Client, *chain.Client, func(), error) {
-	cc, closeChain, err := connectChain(cfg)
+	cc, closeChain, err := dialChain(app, cfg)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -115,9 +115,9 @@ never with --json.`,
 			if err != nil {
 				return fmt.Errorf("--bag: %w", err)
 			}
-			size, err := chunker.ParseChunkSize(chunkSize)
+			size, err := parseChunkSize(chunkSize)
 			if err != nil {
-				return fmt.Errorf("--chunk-size: %w", err)
+				return err
 			}
 			if minReplicas < 0 {
 				return fmt.Errorf("--min-replicas %d: want 1 or more (0: every provider the upload wants)", minReplicas)
@@ -131,6 +131,9 @@ never with --json.`,
 			}
 			if busyWait < 0 {
 				return fmt.Errorf("--busy-wait %s: want 0 or more", busyWait)
+			}
+			if err := cf.check(cmd); err != nil {
+				return err
 			}
 			cfg, err := app.Config()
 			if err != nil {
@@ -173,10 +176,14 @@ never with --json.`,
 			}
 			bar.done(err == nil)
 			if err != nil {
-				return putError(app, cfg, s, err)
+				return putError(app, cfg, s, args[0] == "-", err)
 			}
 			out := putOutput{Object: obj.ID, CID: obj.CID.String(), Bag: obj.Bag, Size: obj.Size, Resumed: obj.Resumed, Providers: []string{},
 				Redundancy: obj.Redundancy, Degraded: obj.Degraded()}
+			if fi, err := os.Stat(args[0]); args[0] != "-" && err == nil && fi.Size() != obj.Size {
+				fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: %s changed size while it was stored (%d bytes then, %d now); object %s holds the first %d bytes: put it again once the file stops changing\n",
+					args[0], obj.Size, fi.Size(), obj.ID, obj.Size)
+			}
 			if obj.Degraded() {
 				fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: object %s is stored on %d provider(s), fewer than the %d storage buckets of bag %s; the bag's other providers must sync it before it has the copies the bag promises\n",
 					obj.ID, len(obj.Providers), obj.Redundancy, obj.Bag)
@@ -192,7 +199,7 @@ never with --json.`,
 					{"providers", strconv.Itoa(len(out.Providers))},
 				}
 				if obj.Resumed > 0 {
-					rows = append(rows, []string{"resumed", fmt.Sprintf("%d chunks were already stored", obj.Resumed)})
+					rows = append(rows, []string{"already stored", chunksOf(obj.Resumed)})
 				}
 				return Table(w, []string{"object", obj.ID.String()}, rows)
 			})
@@ -210,10 +217,20 @@ never with --json.`,
 	return cmd
 }
 
+// chunksOf says "1 chunk" or "n chunks".
+func chunksOf(n int) string {
+	if n == 1 {
+		return "1 chunk"
+	}
+	return strconv.Itoa(n) + " chunks"
+}
+
 // putError explains a failed put: the chain's reasons with their hints, an
-// interruption with how to resume.
-func putError(app *App, cfg Config, s signer, err error) error {
+// interruption with how to resume (an upload from stdin does not).
+func putError(app *App, cfg Config, s signer, stdin bool, err error) error {
 	switch {
+	case errors.Is(err, context.Canceled) && stdin:
+		return errors.New("interrupted; an upload from standard input does not resume: run the command again to upload the stream from its start")
 	case errors.Is(err, context.Canceled):
 		return fmt.Errorf("interrupted; run the same command again to resume the upload (its state is in %s)", uploadStateDir(cfg))
 	case errors.Is(err, client.ErrNotAccepted), errors.Is(err, client.ErrNoProviderReachable):

@@ -269,3 +269,69 @@ func TestGetWritesAtomically(t *testing.T) {
 		t.Fatalf("file %q", b)
 	}
 }
+
+// cancelOnWrite is a standard output that ends the command's context once
+// it has taken its first bytes, as Ctrl-C in the middle of a get does.
+type cancelOnWrite struct {
+	cancel context.CancelFunc
+	n      int
+}
+
+func (w *cancelOnWrite) Write(p []byte) (int, error) {
+	w.n += len(p)
+	w.cancel()
+	return len(p), nil
+}
+
+// TestGetRangeAndInterruption: an offset at or past the end is refused and
+// creates no file; a get to standard output interrupted after some bytes
+// says the output is partial, not that nothing was written.
+func TestGetRangeAndInterruption(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	pn := startPutNet(t)
+	bag := pn.net.Bag.String()
+	path, data := putTestFile(t, 3<<20+5)
+	var put putOutput
+	if err := json.Unmarshal([]byte(pn.ok("put", path, "--bag", bag, "--chunk-size", "256KiB", "--no-contracts", "--json")), &put); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "f")
+	for _, off := range []string{"3145733", "100MiB"} {
+		pn.fails("is past the end of", "get", put.Object.String(), "--bag", bag, "--offset", off, "-o", out)
+		if _, err := os.Stat(out); err == nil {
+			t.Fatalf("get --offset %s created %s", off, out)
+		}
+	}
+	// The last byte, with a --length past the end.
+	pn.ok("get", put.Object.String(), "--bag", bag, "--offset", "3145732", "--length", "10", "-o", out)
+	if b, _ := os.ReadFile(out); !bytes.Equal(b, data[len(data)-1:]) {
+		t.Fatalf("last byte: %q", b)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	stdout := &cancelOnWrite{cancel: cancel}
+	var errb bytes.Buffer
+	code := run(ctx, []string{"-c", pn.cfgPath, "get", put.CID, "--bag", bag}, stdout, &errb)
+	if code == 0 || stdout.n == 0 || stdout.n >= len(data) {
+		t.Fatalf("interrupted get: exit %d after %d bytes; stderr %s", code, stdout.n, errb.String())
+	}
+	if s := errb.String(); !strings.Contains(s, "interrupted after writing") || !strings.Contains(s, "standard output; the output is partial") || strings.Contains(s, "nothing was written") {
+		t.Fatalf("interrupted get to stdout says %q", s)
+	}
+}
+
+// TestPutInterruptedHint: an interrupted put of a file says how to resume
+// it; one from standard input says it does not resume.
+func TestPutInterruptedHint(t *testing.T) {
+	app := &App{Out: io.Discard, Err: io.Discard}
+	cfg := DefaultConfig()
+	if err := putError(app, cfg, signer{}, false, context.Canceled); !strings.Contains(err.Error(), "run the same command again to resume") {
+		t.Errorf("file: %v", err)
+	}
+	if err := putError(app, cfg, signer{}, true, context.Canceled); !strings.Contains(err.Error(), "standard input does not resume") || strings.Contains(err.Error(), "to resume the upload") {
+		t.Errorf("stdin: %v", err)
+	}
+}

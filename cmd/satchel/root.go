@@ -15,8 +15,10 @@ import (
 // printer. Commands take it as their one argument so none reads globals.
 type App struct {
 	ConfigPath string
-	JSON       bool
-	Verbose    bool
+	// ConfigGiven says -c was passed: then the file must exist.
+	ConfigGiven bool
+	JSON        bool
+	Verbose     bool
 	// TrustRPC is --trust-rpc: read the chain node's answers unproven.
 	TrustRPC bool
 	Out      io.Writer
@@ -65,6 +67,7 @@ who stores and serves what.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+			app.ConfigGiven = cmd.Flags().Changed("configPath")
 			level := slog.LevelInfo
 			if app.Verbose {
 				level = slog.LevelDebug

@@ -85,3 +85,20 @@ func TestRootHelpUnknownSection(t *testing.T) {
 		t.Errorf("zzz-new is not listed:\n%s", help)
 	}
 }
+
+// TestEveryCommandHasExample: the README promises an example in every
+// command's help.
+func TestEveryCommandHasExample(t *testing.T) {
+	root := newRootCmd(&App{Out: &bytes.Buffer{}, Err: &bytes.Buffer{}})
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Runnable() && len(c.Commands()) == 0 && c.Example == "" && !c.Hidden &&
+			c.Name() != "help" && !strings.HasPrefix(c.CommandPath(), "satchel completion") {
+			t.Errorf("%s has no example in its help", c.CommandPath())
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+}

@@ -175,11 +175,16 @@ type storageServerSetup struct {
 // prints where it runs and serves until ctx ends.
 func runStorageServer(ctx context.Context, app *App, cfg Config, st storageServerSetup) (err error) {
 	log := app.Log
-	c, closeChain, err := connectChain(cfg)
+	c, closeChain, err := dialChain(app, cfg)
 	if err != nil {
 		return err
 	}
 	defer closeChain()
+	// A bucket that does not exist is refused before the data directory
+	// and the host are made.
+	if _, err := c.StorageBucket(ctx, st.id.Bucket); err != nil {
+		return explain(app, cfg, fmt.Errorf("storage bucket %d: %w", st.id.Bucket, err), nil)
+	}
 
 	h, reg, err := startNodeHost(ctx, log, st.identity, st.listen, st.bootstrap, p2p.WithPubSubOptions(contracts.ScoreOptions()...))
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -55,6 +56,18 @@ func TestStorageServerCommand(t *testing.T) {
 	writeFile(t, cfgPath, "home: "+home+"\nchain:\n  rpc: http://"+rpc+"\n  genesis: "+net.Chain.GenesisFile()+"\n")
 	p0 := net.Provider(0).AddrInfo()
 	boot := fmt.Sprintf("%s/p2p/%s", p0.Addrs[0], p0.ID)
+
+	// A bucket that does not exist is refused before --data is made.
+	var badOut, badErr bytes.Buffer
+	bad := filepath.Join(home, "bad-data")
+	if code := run(context.Background(), []string{"-c", cfgPath, "storage", "server", "-w", p1.Worker.String(), "-i", "99",
+		"--key", net.KeyFile("provider-1"), "--data", bad, "--listen", "/ip4/127.0.0.1/tcp/0", "--status", "127.0.0.1:0"}, &badOut, &badErr); code == 0 ||
+		!strings.Contains(badErr.String(), "storage bucket 99") || !strings.Contains(badErr.String(), "satchel bucket list --storage") {
+		t.Fatalf("storage server -i 99: exit %d, stderr %s", code, badErr.String())
+	}
+	if _, err := os.Stat(bad); err == nil {
+		t.Fatalf("storage server -i 99 made %s", bad)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -19,7 +19,9 @@ func newVersionCmd(app *App) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version of this binary",
-		Args:  cobra.NoArgs,
+		Example: `  satchel version
+  satchel version --json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			info := map[string]string{"version": Version, "go": runtime.Version()}
 			if bi, ok := debug.ReadBuildInfo(); ok {
