@@ -153,6 +153,12 @@ func runContractPublish(ctx context.Context, app *App, cfg Config, key chain.Key
 		return explain(app, cfg, err, nil)
 	}
 	if b, err := cc.Bag(ctx, bag); err == nil && len(b.StorageBuckets) > 0 {
+		// Only the operators of the bag's buckets may offer: more
+		// contracts than buckets cannot be consigned.
+		if int(req.Redundancy) > len(b.StorageBuckets) {
+			return fmt.Errorf("--redundancy %d: bag %s is stored by %d storage bucket(s), whose operators alone may offer; ask for at most %d, or ask the storage lead to add the bag to more buckets",
+				req.Redundancy, bag, len(b.StorageBuckets), len(b.StorageBuckets))
+		}
 		// No more authorised offers can come than the bag has buckets.
 		req.Enough = min(2*int(req.Redundancy), len(b.StorageBuckets))
 	}
@@ -252,10 +258,14 @@ func checkContractDuration(d *valueFlag[time.Duration]) error {
 
 // contractJSON is a contract as `contract list|show --json` prints it.
 type contractJSON struct {
-	ID           string `json:"id"`
-	Topic        string `json:"topic"`
-	Bag          string `json:"bag"`
+	ID    string `json:"id"`
+	Topic string `json:"topic"`
+	Bag   string `json:"bag"`
+	// Object is the data object the contract covers: the one it names, or
+	// the one its upload was bound to (recorded in the renter's store); 0
+	// when neither, Bound false.
 	Object       uint64 `json:"object"`
+	Bound        bool   `json:"bound"`
 	ContentID    string `json:"contentId,omitempty"`
 	Size         uint64 `json:"size"`
 	Chunks       uint64 `json:"chunks"`
@@ -273,14 +283,36 @@ type contractJSON struct {
 	ProviderPeer string `json:"providerPeer"`
 }
 
-func newContractJSON(c *contracts.Contract, now time.Time) contractJSON {
+func newContractJSON(st *contracts.Store, c *contracts.Contract, now time.Time) (contractJSON, error) {
+	obj := c.Object
+	if obj == 0 {
+		bound, ok, err := st.Bound(c.ID, c.Provider)
+		if err != nil {
+			return contractJSON{}, err
+		}
+		if ok {
+			obj = bound
+		}
+	}
 	return contractJSON{
-		ID: c.ID.String(), Topic: c.Topic.String(), Bag: c.Bag.String(), Object: uint64(c.Object), ContentID: c.ContentID,
+		ID: c.ID.String(), Topic: c.Topic.String(), Bag: c.Bag.String(), Object: uint64(obj), Bound: obj != 0, ContentID: c.ContentID,
 		Size: c.Size, Chunks: c.Chunks, Start: c.Start.UTC().Format(time.RFC3339), End: c.End.UTC().Format(time.RFC3339),
 		Live: c.Live(now), Availability: c.Availability.String(), Speed: c.Speed.String(), Redundancy: c.Redundancy,
 		Renter: c.Renter.String(), Member: uint64(c.Member), Provider: c.Provider.String(), Worker: uint64(c.Worker),
 		Bucket: uint64(c.Bucket), ProviderPeer: c.ProviderPeer.String(),
+	}, nil
+}
+
+// objectCell is a contract's object as a table shows it: its ID, or why
+// there is none.
+func (c contractJSON) objectCell(long bool) string {
+	switch {
+	case c.Bound:
+		return strconv.FormatUint(c.Object, 10)
+	case long:
+		return "none recorded: its upload never completed, or this is not the renter's store"
 	}
+	return "-"
 }
 
 // openContractStore opens --store, or the renter store under the home.
@@ -321,16 +353,20 @@ func newContractListCmd(app *App) *cobra.Command {
 			out := []contractJSON{}
 			for _, c := range cs {
 				if all || c.Live(now) {
-					out = append(out, newContractJSON(c, now))
+					cj, err := newContractJSON(st, c, now)
+					if err != nil {
+						return err
+					}
+					out = append(out, cj)
 				}
 			}
 			slices.SortStableFunc(out, func(a, b contractJSON) int { return cmpString(a.End, b.End) })
 			return app.Printer().Print(out, func(w io.Writer) error {
 				rows := [][]string{}
 				for _, c := range out {
-					rows = append(rows, []string{c.ID, c.Topic, c.Bag, formatBytes(c.Size), strconv.FormatUint(c.Bucket, 10), c.End})
+					rows = append(rows, []string{c.ID, c.Topic, c.Bag, c.objectCell(false), formatBytes(c.Size), strconv.FormatUint(c.Bucket, 10), c.End})
 				}
-				return Table(w, []string{"CONTRACT", "TOPIC", "BAG", "SIZE", "BUCKET", "END"}, rows)
+				return Table(w, []string{"CONTRACT", "TOPIC", "BAG", "OBJECT", "SIZE", "BUCKET", "END"}, rows)
 			})
 		},
 	}
@@ -366,12 +402,16 @@ func newContractShowCmd(app *App) *cobra.Command {
 			now := time.Now()
 			out := []contractJSON{}
 			for _, c := range cs {
-				out = append(out, newContractJSON(c, now))
+				cj, err := newContractJSON(st, c, now)
+				if err != nil {
+					return err
+				}
+				out = append(out, cj)
 			}
 			return app.Printer().Print(out, func(w io.Writer) error {
 				for _, c := range out {
 					if err := Table(w, []string{"contract", c.ID}, [][]string{
-						{"topic", c.Topic}, {"bag", c.Bag}, {"object", strconv.FormatUint(c.Object, 10)},
+						{"topic", c.Topic}, {"bag", c.Bag}, {"object", c.objectCell(true)},
 						{"content id", c.ContentID}, {"size", formatBytes(c.Size)}, {"chunks", strconv.FormatUint(c.Chunks, 10)},
 						{"start", c.Start}, {"end", c.End}, {"live", strconv.FormatBool(c.Live)},
 						{"availability", c.Availability}, {"speed", c.Speed}, {"redundancy", strconv.FormatUint(uint64(c.Redundancy), 10)},

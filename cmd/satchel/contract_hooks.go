@@ -153,7 +153,7 @@ func (f *contractPutFlags) option(ctx context.Context, app *App, cfg Config, c *
 			const fallback = "registering the object first, then pushing its chunks with proofs to the providers the chain names"
 			switch {
 			case n == nil:
-				say(app, fmt.Sprintf("contracts: %v; %s", err, fallback))
+				say(app, fmt.Sprintf("contracts: %s; %s", strings.TrimPrefix(err.Error(), "contracts: "), fallback))
 			case err != nil:
 				say(app, fmt.Sprintf("contracts: topic %s, %d offers, none consigned; %s", n.Proposal.Topic, len(n.Offers), fallback))
 			default:

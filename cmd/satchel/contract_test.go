@@ -57,6 +57,12 @@ func TestContractPublishListShow(t *testing.T) {
 		t.Errorf("%d offers marked chosen, want 2", chosen)
 	}
 
+	// More contracts than the bag has buckets cannot be consigned.
+	if _, stderr, code := pn.run("contract", "publish", file, "--bag", net.Bag.String(), "--redundancy", "4"); code == 0 ||
+		!strings.Contains(stderr, "stored by 3 storage bucket(s)") {
+		t.Fatalf("publish --redundancy 4 on a 3-bucket bag: exit %d, stderr %q", code, stderr)
+	}
+
 	var list []contractJSON
 	if err := json.Unmarshal([]byte(pn.ok("contract", "list", "--json")), &list); err != nil || len(list) != 2 {
 		t.Fatalf("contract list: %v, %+v", err, list)
@@ -88,6 +94,25 @@ func TestContractPublishListShow(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(pn.ok("contract", "list", "--json")), &list); err != nil || len(list) != 4 {
 		t.Fatalf("contract list after put --contracts: %v, %d contracts; want 4", err, len(list))
+	}
+	// The put's two contracts say which object their upload became; the
+	// published proposal's, never uploaded under, say none.
+	bound := 0
+	for _, c := range list {
+		switch {
+		case c.ID == pub.Proposal && c.Bound:
+			t.Errorf("a contract no upload was made under is bound to object %d", c.Object)
+		case c.ID != pub.Proposal && (!c.Bound || c.Object != uint64(put.Object)):
+			t.Errorf("a contract of the put is bound %v to object %d, want object %d", c.Bound, c.Object, put.Object)
+		case c.Bound:
+			bound++
+		}
+	}
+	if bound != 2 {
+		t.Errorf("%d contracts bound, want the put's 2", bound)
+	}
+	if text := pn.ok("contract", "show", pub.Proposal); !strings.Contains(text, "never completed") {
+		t.Errorf("show of a contract never uploaded under does not say so:\n%s", text)
 	}
 	// Contracts are the default; the negotiation has its progress line.
 	// --no-contracts skips it and says the put registers first.

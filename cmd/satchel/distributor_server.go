@@ -170,7 +170,7 @@ type distServerSetup struct {
 // endpoint, prints where it runs and serves until ctx ends.
 func runDistributorServer(ctx context.Context, app *App, cfg Config, st distServerSetup) error {
 	log := app.Log
-	c, closeChain, err := connectChain(cfg)
+	c, closeChain, err := dialChain(app, cfg)
 	if err != nil {
 		return err
 	}

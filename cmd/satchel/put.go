@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -154,7 +155,7 @@ never with --json.`,
 			// Contracts by default (cmd/satchel/contract_hooks.go); a
 			// negotiation that cannot start falls back, and says so.
 			if o, stop, err := cf.option(cmd.Context(), app, cfg, c, cc, s.key, bag); err != nil {
-				say(app, fmt.Sprintf("contracts: %v; registering the object first, then pushing its chunks with proofs", err))
+				say(app, fmt.Sprintf("contracts: %s; registering the object first, then pushing its chunks with proofs", strings.TrimPrefix(err.Error(), "contracts: ")))
 			} else {
 				defer stop()
 				opts = append(opts, o)
