@@ -43,6 +43,12 @@ const (
 	// remembered; past it (a flood from that many addresses in a
 	// minute) new clients' refusals are counted, not logged.
 	maxRefusalLogs = 1024
+	// silentGrace is how long a connection may stay open without sending
+	// a request before, at max, it is closed for room like an idle one:
+	// a real client sends its request as soon as it connects, while
+	// connections that send nothing would otherwise keep their slots for
+	// the server's whole header timeout, re-dialled as often.
+	silentGrace = 2 * time.Second
 )
 
 // refusal is why a connection is refused.
@@ -76,10 +82,11 @@ type connMetrics struct {
 // address, or an IPv6 /64, which one host usually owns — and max in all.
 // A connection past a bound is answered a minimal 429 (its client's) or
 // 503 (the node's) and closed, by one of at most maxRefusing goroutines
-// or at once, never holding up Accept; at max an idle keep-alive
-// connection, the longest idle, is closed first to admit the newcomer.
-// connState, the http.Server's ConnState hook, tells it which
-// connections are idle.
+// or at once, never holding up Accept. At max, room is made for the
+// newcomer first by closing the oldest connection silent for silentGrace
+// (no request begun since it was accepted), then the longest idle
+// keep-alive connection. connState, the http.Server's ConnState hook,
+// tells it which connections began a request and which are idle.
 type connLimiter struct {
 	net.Listener
 	max, perClient int
@@ -90,6 +97,8 @@ type connLimiter struct {
 	open     int
 	clients  map[netip.Prefix]int
 	idle     list.List // of *limitedConn idle, longest idle first
+	silent   list.List // of *limitedConn that began no request yet, oldest first
+	now      func() time.Time
 	logged   map[netip.Prefix]*refusalLog
 	swept    time.Time  // when logged was last swept of old entries
 	loggedAt refusalLog // of refusals at max
@@ -112,7 +121,7 @@ type refusalLog struct {
 func newConnLimiter(ln net.Listener, total, perClient int, m connMetrics, log *slog.Logger) *connLimiter {
 	return &connLimiter{Listener: ln, max: max(total, 1), perClient: perClient, m: m, log: log,
 		clients: map[netip.Prefix]int{}, logged: map[netip.Prefix]*refusalLog{},
-		refusing: map[net.Conn]struct{}{}, requestWait: refuseRequestWait}
+		refusing: map[net.Conn]struct{}{}, requestWait: refuseRequestWait, now: time.Now}
 }
 
 // Accept returns the next connection within the bounds, refusing those
@@ -148,36 +157,51 @@ func (l *connLimiter) Close() error {
 	return err
 }
 
-// admit counts c, from client, in when the bounds allow it, closing the longest idle
-// connection for room at max; else it says why not.
+// admit counts c, from client, in when the bounds allow it, closing a
+// silent or idle connection for room at max (roomLocked); else it says
+// why not.
 func (l *connLimiter) admit(c net.Conn, client netip.Prefix) (*limitedConn, refusal) {
 	l.mu.Lock()
 	if l.perClient > 0 && l.clients[client] >= l.perClient {
 		l.mu.Unlock()
 		return nil, refusedPerClient
 	}
+	now := l.now()
 	var evicted *limitedConn
 	if l.open >= l.max {
-		e := l.idle.Front()
-		if e == nil {
+		if evicted = l.roomLocked(now); evicted == nil {
 			l.mu.Unlock()
 			return nil, refusedTotal
 		}
-		evicted = e.Value.(*limitedConn)
 		l.releaseLocked(evicted)
 	}
-	lc := &limitedConn{Conn: c, l: l, client: client}
+	lc := &limitedConn{Conn: c, l: l, client: client, accepted: now}
+	lc.silent = l.silent.PushBack(lc)
 	l.open++
 	l.clients[client]++
 	l.m.open.Inc()
 	l.mu.Unlock()
 	if evicted != nil {
 		// Its slot is the newcomer's already; its server goroutine, in a
-		// read waiting for the next request, ends with the read's error.
+		// read waiting for a request, ends with the read's error.
 		_ = evicted.Conn.Close()
 		l.m.idleClosed.Inc()
 	}
 	return lc, 0
+}
+
+// roomLocked returns the connection to close for a newcomer at max: the
+// oldest one silent for silentGrace, else the longest idle; nil if none.
+func (l *connLimiter) roomLocked(now time.Time) *limitedConn {
+	if e := l.silent.Front(); e != nil {
+		if lc := e.Value.(*limitedConn); now.Sub(lc.accepted) >= silentGrace {
+			return lc
+		}
+	}
+	if e := l.idle.Front(); e != nil {
+		return e.Value.(*limitedConn)
+	}
+	return nil
 }
 
 // releaseLocked frees c's slot, once.
@@ -186,6 +210,7 @@ func (l *connLimiter) releaseLocked(c *limitedConn) {
 		return
 	}
 	c.released = true
+	l.spokeLocked(c)
 	if c.idle != nil {
 		l.idle.Remove(c.idle)
 		c.idle = nil
@@ -197,8 +222,18 @@ func (l *connLimiter) releaseLocked(c *limitedConn) {
 	l.m.open.Dec()
 }
 
-// connState follows the http.Server's connections: an idle one (between
-// requests of a keep-alive connection) may be closed for room.
+// spokeLocked takes c off the silent connections, once it began a
+// request (or is gone).
+func (l *connLimiter) spokeLocked(c *limitedConn) {
+	if c.silent != nil {
+		l.silent.Remove(c.silent)
+		c.silent = nil
+	}
+}
+
+// connState follows the http.Server's connections: one that has not begun
+// a request for silentGrace, or an idle one (between requests of a
+// keep-alive connection), may be closed for room.
 func (l *connLimiter) connState(c net.Conn, st http.ConnState) {
 	lc, ok := c.(*limitedConn)
 	if !ok {
@@ -206,6 +241,9 @@ func (l *connLimiter) connState(c net.Conn, st http.ConnState) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if st != http.StateNew {
+		l.spokeLocked(lc)
+	}
 	switch {
 	case lc.released:
 	case st == http.StateClosed:
@@ -347,8 +385,11 @@ type limitedConn struct {
 	l      *connLimiter
 	client netip.Prefix
 
+	accepted time.Time // by the limiter's clock
+
 	// Guarded by l.mu.
 	idle     *list.Element // in l.idle while idle
+	silent   *list.Element // in l.silent until it begins a request
 	released bool
 }
 

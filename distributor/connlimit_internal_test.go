@@ -275,6 +275,55 @@ func TestConnLimiterTotal(t *testing.T) {
 	}
 }
 
+// At max, a connection that began no request for silentGrace is closed
+// for a newcomer before an idle keep-alive one (a few addresses' silent
+// connections would otherwise push out every real user's idle one, and
+// then hold every slot); one silent for less is not.
+func TestConnLimiterSilentClosedFirst(t *testing.T) {
+	ls := newLimitedServer(t, 2, 0, nil)
+	var mu sync.Mutex
+	now := time.Now()
+	ls.l.mu.Lock()
+	ls.l.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	ls.l.mu.Unlock()
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+
+	user := dialFrom(t, "127.0.0.2", ls.addr)
+	if resp, _ := user.get(t, "/ok"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("user: %d", resp.StatusCode)
+	}
+	waitFor(t, "the user's connection idle", func() bool { return ls.idle() == 1 })
+	silent := dialFrom(t, "127.0.0.3", ls.addr) // connects, sends nothing
+	waitFor(t, "the silent connection admitted", func() bool { return ls.open() == 2 })
+
+	advance(silentGrace)
+	newcomer := dialFrom(t, "127.0.0.4", ls.addr)
+	if resp, _ := newcomer.get(t, "/ok"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("newcomer: %d, want 200", resp.StatusCode)
+	}
+	if !silent.closedByServer(t) {
+		t.Fatal("the silent connection was not closed for the newcomer")
+	}
+	if resp, _ := user.get(t, "/ok"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the user's idle connection after the newcomer came: %d, want 200 (kept)", resp.StatusCode)
+	}
+
+	// A connection silent for less than silentGrace keeps its slot: the
+	// next newcomer takes an idle one's instead.
+	waitFor(t, "both connections idle", func() bool { return ls.idle() == 2 })
+	fresh := dialFrom(t, "127.0.0.5", ls.addr)
+	waitFor(t, "an idle connection closed for the fresh one", func() bool { return value(ls.m.idleClosed) == 2 })
+	next := dialFrom(t, "127.0.0.6", ls.addr)
+	next.send(t, "/ok")
+	if resp, _ := next.read(t); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the next newcomer: %d, want 200 (an idle connection's slot)", resp.StatusCode)
+	}
+	fresh.send(t, "/ok")
+	if resp, _ := fresh.read(t); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the connection silent for less than the grace: %d, want 200 (kept)", resp.StatusCode)
+	}
+}
+
 // Refused clients whose requests already wait unread read the whole
 // refusal and see the connection closed, while Accept goes on to return
 // the next admitted connection; Accept after Close fails.

@@ -103,7 +103,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 		}, []string{"reason"}),
 		idleClosed: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "satchel", Subsystem: "distributor", Name: "http_idle_connections_closed_total",
-			Help: "Idle keep-alive HTTP connections closed to admit a new one at --max-conns.",
+			Help: "Silent (no request begun within 2 s) or idle keep-alive HTTP connections closed to admit a new one at --max-conns.",
 		}),
 	}
 	m.code200 = m.requests.WithLabelValues("200")

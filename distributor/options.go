@@ -239,9 +239,10 @@ func WithMinSendRate(bytesPerSec int64, window time.Duration) Option {
 
 // WithMaxConns bounds the HTTP connections the node keeps open to total
 // (default: DefaultMaxConns, or half the process's open-file limit when
-// that is lower; 0 keeps the default). At the bound the longest idle
-// keep-alive connection is closed to admit a new one; with none idle a
-// new connection is answered 503 with Retry-After and closed, at once.
+// that is lower; 0 keeps the default). At the bound the oldest connection
+// that began no request within 2 s, else the longest idle keep-alive one,
+// is closed to admit a new one; with none a new connection is answered 503
+// with Retry-After and closed (never holding up Accept).
 func WithMaxConns(total int) Option {
 	return func(c *config) {
 		if total >= 0 {
@@ -253,7 +254,7 @@ func WithMaxConns(total int) Option {
 // WithMaxConnsPerClient bounds the HTTP connections one client keeps open
 // to n (default DefaultMaxConnsPerClient): a client is an IPv4 address,
 // or an IPv6 /64. A connection past it is answered 429 with Retry-After
-// and closed, at once. 0 sets no bound per client, for a node behind a
+// and closed (never holding up Accept). 0 sets no bound per client, for a node behind a
 // reverse proxy whose connections all come from the proxy's address.
 func WithMaxConnsPerClient(n int) Option {
 	return func(c *config) {

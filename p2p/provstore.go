@@ -21,13 +21,14 @@ import (
 // hours; without a bound one peer announcing random keys grows the node's
 // heap by some 300 bytes a record for as long as it likes.
 //
-// Records of priority peers (Host.SetProviderPriority: on storage providers,
-// the chain's active storage operators) cannot be crowded out by records of
-// other peers, however many peer IDs those come from.
+// Records of priority peers (Host.SetProviderPriority: on storage providers
+// and distributors, the chain's active storage operators) cannot be crowded
+// out by records of other peers, however many peer IDs those come from.
 type ProviderLimits struct {
 	// Records is the most records of other peers the node keeps in all.
-	// When it is reached, a record of a peer holding fewer records than
-	// the peer holding the most takes the place of one of the latter's, so
+	// When it is reached, a record of a peer holding at least two fewer
+	// records than the peer holding the most takes the place of one of the
+	// latter's (one fewer would only trade the place back and forth), so
 	// a flood of records from one peer crowds out only that peer. A
 	// record of a priority peer takes the place of a record of a peer
 	// that is not, as long as there is one; a record of any other peer

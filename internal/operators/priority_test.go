@@ -83,11 +83,14 @@ func TestRecordPriorityNeverWaits(t *testing.T) {
 // waitUntil waits for cond, failing t after a minute.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(time.Minute)
 	for !cond() {
-		if time.Now().After(deadline) {
+		select {
+		case <-tick.C:
+		case <-deadline:
 			t.Fatalf("waiting for %s: timed out", what)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
