@@ -122,7 +122,7 @@ func New(ctx context.Context, opts ...Option) (_ *Host, err error) {
 
 	// Provider records live in a bounded store (provstore.go): kad-dht's
 	// default, an unbounded map, lets one peer grow the heap at will.
-	h.provs = newProviderStore(lh.ID(), cfg.providers)
+	h.provs = newProviderStore(lh.ID(), cfg.providers, h.metrics)
 	dhtOpts := []dht.Option{
 		dht.Mode(cfg.dhtMode),
 		dht.ProviderDatastore(h.provs),

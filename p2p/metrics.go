@@ -45,6 +45,9 @@ type metrics struct {
 	bytesReceived  *prometheus.CounterVec
 	frameErrors    *prometheus.CounterVec
 	handlerErrors  *prometheus.CounterVec
+	// providerRecords counts the DHT provider records of other peers
+	// kept, by pool: priority (the chain's storage operators) or ordinary.
+	providerRecords *prometheus.GaugeVec
 }
 
 // newMetrics creates the collectors and registers them on reg.
@@ -68,9 +71,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			"Frames that failed, by kind: too_large, too_many_elements, truncated, decode, read, write.", "protocol", "kind"),
 		handlerErrors: counter("handler_failures_total",
 			"Inbound streams reset because their handler returned an error or panicked.", "protocol", "kind"),
+		providerRecords: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "dht_provider_records",
+			Help: "DHT provider records of other peers kept, by pool: priority (the chain's active storage operators) or ordinary.",
+		}, []string{"pool"}),
 	}
 	var err error
 	if m.peersConnected, err = metricsutil.Register(reg, m.peersConnected); err != nil {
+		return nil, err
+	}
+	if m.providerRecords, err = metricsutil.Register(reg, m.providerRecords); err != nil {
 		return nil, err
 	}
 	for _, c := range []**prometheus.CounterVec{
@@ -86,6 +96,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 func (m *metrics) peersDelta(d int) {
 	if m != nil && d != 0 {
 		m.peersConnected.Add(float64(d))
+	}
+}
+
+// providerRecordsDelta adds d to the records counted in pool.
+func (m *metrics) providerRecordsDelta(pool string, d int) {
+	if m != nil {
+		m.providerRecords.WithLabelValues(pool).Add(float64(d))
 	}
 }
 

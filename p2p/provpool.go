@@ -7,6 +7,9 @@ import "github.com/libp2p/go-libp2p/core/peer"
 // peer holding the most. The provider store keeps two: one for the records
 // of priority peers, one for the rest. It is not safe for concurrent use.
 type recordPool struct {
+	// changed, when set, is told of every record added (+1) or removed
+	// (-1): the store's metrics.
+	changed func(delta int)
 	byPeer  map[peer.ID]map[string]struct{} // record keys of each peer
 	byCount map[int]map[peer.ID]struct{}    // peers by their record count (> 0)
 	total   int                             // records in byPeer
@@ -49,6 +52,9 @@ func (rp *recordPool) add(p peer.ID, k string) {
 	keys[k] = struct{}{}
 	rp.total++
 	rp.move(p, len(keys)-1, len(keys))
+	if rp.changed != nil {
+		rp.changed(1)
+	}
 }
 
 // remove removes record k of peer p, which the pool holds.
@@ -60,6 +66,9 @@ func (rp *recordPool) remove(p peer.ID, k string) {
 		delete(rp.byPeer, p)
 	}
 	rp.move(p, len(keys)+1, len(keys))
+	if rp.changed != nil {
+		rp.changed(-1)
+	}
 }
 
 // move moves p from the peers with old records to those with n, which

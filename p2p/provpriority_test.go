@@ -18,6 +18,8 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/host/peerstore/pstoremem"
 	"github.com/multiformats/go-base32"
 	mh "github.com/multiformats/go-multihash"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // TestProviderPriorityPools drives the store as kad-dht's provider manager
@@ -26,7 +28,7 @@ import (
 // peer whose priority changes moves its records as it re-announces them,
 // the counters following.
 func TestProviderPriorityPools(t *testing.T) {
-	s := newProviderStore(newTestPeer(t), ProviderLimits{Records: 10, PerPeer: 8})
+	s := newProviderStore(newTestPeer(t), ProviderLimits{Records: 10, PerPeer: 8}, nil)
 	prio := map[peer.ID]bool{}
 	s.setPriority(func(p peer.ID) bool { return prio[p] })
 	op, op2 := newTestPeer(t), newTestPeer(t)
@@ -91,7 +93,26 @@ func TestProviderPriorityPools(t *testing.T) {
 // and the counters match the records held throughout and end at zero.
 func TestProviderPriorityExpiry(t *testing.T) {
 	self := newTestPeer(t)
-	s := newProviderStore(self, ProviderLimits{Records: 40, PerPeer: 20})
+	m, err := newMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newProviderStore(self, ProviderLimits{Records: 40, PerPeer: 20}, m)
+	// The gauge of each pool follows its records.
+	gauges := func() {
+		t.Helper()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for pool, name := range map[int]string{ordinaryPool: "ordinary", priorityPool: "priority"} {
+			var d dto.Metric
+			if err := m.providerRecords.WithLabelValues(name).Write(&d); err != nil {
+				t.Fatal(err)
+			}
+			if got := d.GetGauge().GetValue(); got != float64(s.pools[pool].total) {
+				t.Fatalf("%s records gauge %v, the pool holds %d", name, got, s.pools[pool].total)
+			}
+		}
+	}
 	var flip atomic.Bool
 	ops := []peer.ID{newTestPeer(t), newTestPeer(t)}
 	s.setPriority(func(p peer.ID) bool { return p == ops[0] || (p == ops[1] && flip.Load()) })
@@ -126,6 +147,7 @@ func TestProviderPriorityExpiry(t *testing.T) {
 	}
 	wg.Wait()
 	checkIndex(t, s)
+	gauges()
 	if all, _ := s.records(); all > 40 {
 		t.Fatalf("the store holds %d records, more than 40", all)
 	}
@@ -134,6 +156,7 @@ func TestProviderPriorityExpiry(t *testing.T) {
 	for {
 		checkIndex(t, s)
 		if all, prio := s.records(); all == 0 && prio == 0 {
+			gauges()
 			break
 		}
 		select {

@@ -124,18 +124,24 @@ type providerStore struct {
 	pools [2]recordPool // ordinaryPool, priorityPool; a record is in one
 }
 
-func newProviderStore(self peer.ID, l ProviderLimits) *providerStore {
+func newProviderStore(self peer.ID, l ProviderLimits, m *metrics) *providerStore {
 	cache, err := lru.NewLRU(providerCacheKeys, nil)
 	if err != nil {
 		panic("p2p: provider cache: " + err.Error()) // only for a size < 1
 	}
-	return &providerStore{
+	s := &providerStore{
 		cache:    cache,
 		Batching: dssync.MutexWrap(ds.NewMapDatastore()),
 		self:     self,
 		limits:   l,
 		pools:    [2]recordPool{newRecordPool(), newRecordPool()},
 	}
+	for i, name := range [...]string{ordinaryPool: "ordinary", priorityPool: "priority"} {
+		if m != nil {
+			s.pools[i].changed = func(d int) { m.providerRecordsDelta(name, d) }
+		}
+	}
+	return s
 }
 
 // setPriority installs the priority rule; nil removes it.
