@@ -58,7 +58,7 @@ func (s *Server) serveCAR(w http.ResponseWriter, r *http.Request, rec *record) {
 	// answer does: unless every leaf is cached it takes a miss slot at
 	// once, else before the first block it must fetch (its object evicted
 	// mid-answer).
-	slot := s.newMissSlot(r.Context())
+	slot := s.newMissSlot(r)
 	defer slot.release()
 	complete := s.cache.complete(obj.ID, obj.Size)
 	if !complete && slot.take() != nil {
@@ -265,7 +265,7 @@ func (s *Server) serveBlock(w http.ResponseWriter, r *http.Request) {
 	}
 	// Blocks fetched for the answer, the interior nodes that show c is
 	// part of the object included, are fetched under a miss slot.
-	slot := s.newMissSlot(r.Context())
+	slot := s.newMissSlot(r)
 	defer slot.release()
 	rd, err := newObjectReader(r.Context(), s.fetch, rec, s.keeps(obj), slot)
 	if err != nil {

@@ -367,7 +367,12 @@ func clientOf(a net.Addr) netip.Prefix {
 	if !ok {
 		return netip.Prefix{}
 	}
-	ip := ta.AddrPort().Addr().Unmap()
+	return clientPrefix(ta.AddrPort().Addr())
+}
+
+// clientPrefix is clientOf for an IP address.
+func clientPrefix(ip netip.Addr) netip.Prefix {
+	ip = ip.Unmap()
 	bits := 64
 	if ip.Is4() {
 		bits = 32

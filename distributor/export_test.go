@@ -58,3 +58,6 @@ func (s *Server) IdleHTTPConns() int {
 // first: the rule the node installs on its host, called as the DHT calls
 // it.
 func (s *Server) RecordPriority(p peer.ID) bool { return s.priority != nil && s.priority.Is(p) }
+
+// MissSlotsHeld returns how many --max-misses slots answers hold.
+func (s *Server) MissSlotsHeld() int { return len(s.misses) }

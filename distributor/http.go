@@ -189,7 +189,7 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	// A miss takes its slot at once; a hit before the first block it must
 	// fetch (its object evicted mid-answer).
 	// A HEAD whose type is known reads nothing: it takes no slot.
-	slot := s.newMissSlot(r.Context())
+	slot := s.newMissSlot(r)
 	defer slot.release()
 	head := r.Method == http.MethodHead
 	if head && ctype == "" && !complete {

@@ -9,21 +9,24 @@ import (
 
 // metrics are the node's Prometheus collectors.
 type metrics struct {
-	requests     *prometheus.CounterVec // by code
-	hits         prometheus.Counter
-	misses       prometheus.Counter
-	served       *prometheus.CounterVec // bytes, by source (local, external)
-	fetched      prometheus.Counter
-	fetchErrors  prometheus.Counter
-	fetchBusy    prometheus.Counter
-	active       prometheus.Gauge
-	missWaiting  prometheus.Gauge
-	parks        prometheus.Counter
-	slowCuts     prometheus.Counter
-	conns        prometheus.Gauge
-	connsLimit   prometheus.Gauge
-	connsRefused *prometheus.CounterVec // by reason (per_client, total)
-	idleClosed   prometheus.Counter
+	requests    *prometheus.CounterVec // by code
+	hits        prometheus.Counter
+	misses      prometheus.Counter
+	served      *prometheus.CounterVec // bytes, by source (local, external)
+	fetched     prometheus.Counter
+	fetchErrors prometheus.Counter
+	fetchBusy   prometheus.Counter
+	active      prometheus.Gauge
+	missWaiting prometheus.Gauge
+	// missClientWaits counts answers that waited for their client's share
+	// of the miss slots (MissClientShare).
+	missClientWaits prometheus.Counter
+	parks           prometheus.Counter
+	slowCuts        prometheus.Counter
+	conns           prometheus.Gauge
+	connsLimit      prometheus.Gauge
+	connsRefused    *prometheus.CounterVec // by reason (per_client, total)
+	idleClosed      prometheus.Counter
 
 	// Children looked up once, for the answers of every request.
 	code200, code206, code304 prometheus.Counter
@@ -81,6 +84,10 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 			Namespace: "satchel", Subsystem: "distributor", Name: "miss_waiting_requests",
 			Help: "Answers that need blocks from storage providers waiting for one of the --max-misses slots.",
 		}),
+		missClientWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "satchel", Subsystem: "distributor", Name: "miss_client_share_waits_total",
+			Help: "Answers needing blocks from storage providers that waited because their client's answers held its share (1/4) of the --max-misses slots.",
+		}),
 		parks: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "satchel", Subsystem: "distributor", Name: "miss_slot_parks_total",
 			Help: "Times an answer gave back its --max-misses slot while it waited on its client (a write blocked) or on busy providers; it takes one again before fetching more.",
@@ -126,7 +133,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 		Namespace: "satchel", Subsystem: "distributor", Name: "cache_objects",
 		Help: "Objects with blocks in the disk cache.",
 	}, func() float64 { _, _, n, _ := s.cache.usage(); return float64(n) })
-	reg.MustRegister(m.requests, m.hits, m.misses, m.served, m.fetched, m.fetchErrors, m.fetchBusy, m.active, m.missWaiting, m.parks, m.slowCuts,
+	reg.MustRegister(m.requests, m.hits, m.misses, m.served, m.fetched, m.fetchErrors, m.fetchBusy, m.active, m.missWaiting, m.missClientWaits, m.parks, m.slowCuts,
 		m.conns, m.connsLimit, m.connsRefused, m.idleClosed,
 		cacheUsed, cacheLimit, cacheObjects, &sourceCollector{s: s})
 	return m

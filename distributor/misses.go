@@ -2,6 +2,8 @@ package distributor
 
 import (
 	"context"
+	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 )
@@ -46,6 +48,9 @@ func (s *Server) doneMiss() { <-s.misses }
 // from the network holds a slot or a token.
 type missSlot struct {
 	s *Server
+	// client is the answer's client: a held slot is one of its client's
+	// share too (missShares).
+	client netip.Prefix
 	// ctx ends with the request or when the answer ends (stop, release):
 	// a take waiting for a slot then returns.
 	ctx    context.Context
@@ -61,11 +66,10 @@ type missSlot struct {
 	fetches atomic.Int64
 }
 
-// newMissSlot returns the slot of an answer to a request of ctx, not
-// taken yet.
-func (s *Server) newMissSlot(ctx context.Context) *missSlot {
-	ctx, cancel := context.WithCancel(ctx)
-	return &missSlot{s: s, ctx: ctx, cancel: cancel}
+// newMissSlot returns the slot of an answer to r, not taken yet.
+func (s *Server) newMissSlot(r *http.Request) *missSlot {
+	ctx, cancel := context.WithCancel(r.Context())
+	return &missSlot{s: s, ctx: ctx, cancel: cancel, client: requestClient(r)}
 }
 
 // take takes the slot unless held already, waiting while every slot is
@@ -83,7 +87,11 @@ func (m *missSlot) take() error {
 	if err := m.ctx.Err(); err != nil {
 		return err // no fetch for an answer that ended, even with a slot free
 	}
+	if !m.s.shares.acquire(m.ctx, m.client, m.s.m.missClientWaits.Inc) {
+		return m.ctx.Err()
+	}
 	if !m.s.takeMiss(m.ctx) {
+		m.s.shares.release(m.client)
 		return m.ctx.Err()
 	}
 	m.mu.Lock()
@@ -91,8 +99,10 @@ func (m *missSlot) take() error {
 	switch {
 	case m.held.Load(): // another reader of the answer took it meanwhile
 		m.s.doneMiss()
+		m.s.shares.release(m.client)
 	case m.ctx.Err() != nil: // the answer ended meanwhile
 		m.s.doneMiss()
+		m.s.shares.release(m.client)
 		return m.ctx.Err()
 	default:
 		m.held.Store(true)
@@ -145,10 +155,11 @@ func (m *missSlot) giveLocked() {
 	m.s.m.parks.Inc()
 }
 
-// unholdLocked gives the slot back if held.
+// unholdLocked gives the slot, and its client's share, back if held.
 func (m *missSlot) unholdLocked() {
 	if m.held.Swap(false) {
 		m.s.doneMiss()
+		m.s.shares.release(m.client)
 	}
 }
 

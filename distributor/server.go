@@ -52,6 +52,7 @@ type Server struct {
 
 	warming chan struct{} // slots of warm runs
 	misses  chan struct{} // slots of answers reading from the network
+	shares  *missShares   // each client's share of them
 	parked  chan struct{} // tokens of answers keeping a leaf while their client is slow
 
 	ctypesMu sync.Mutex
@@ -89,7 +90,7 @@ func New(h *p2p.Host, src BlockSource, c ChainReader, id Identity, opts ...Optio
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{h: h, id: id, cfg: cfg, log: log, cache: ch, ctx: ctx, cancel: cancel, ctypes: map[chain.ObjectID]string{},
 		warming: make(chan struct{}, maxWarming), misses: make(chan struct{}, cfg.maxMisses),
-		parked: make(chan struct{}, cfg.maxMisses)}
+		parked: make(chan struct{}, cfg.maxMisses), shares: newMissShares(cfg.maxMisses, cfg.maxConnsPerClient)}
 	s.cacheControl = []string{fmt.Sprintf("public, max-age=%d, immutable", int64(cfg.maxAge.Seconds()))}
 	s.index = newIndex(ctx, c, id, cfg.objectRecords, log)
 	s.srcs = newSources(h, c)

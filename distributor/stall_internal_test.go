@@ -1,8 +1,8 @@
 package distributor
 
 import (
-	"context"
 	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,10 +30,10 @@ func (c *pacedConn) Write(p []byte) (int, error) {
 // such writes (its client keeps up with the providers) keeps it.
 func TestStallCountsWriteTimeSinceLastFetch(t *testing.T) {
 	const write = 100 * time.Millisecond // a tenth of stallAfter
-	s := &Server{misses: make(chan struct{}, 1), parked: make(chan struct{}, 1)}
+	s := &Server{misses: make(chan struct{}, 1), parked: make(chan struct{}, 1), shares: newMissShares(1, 0)}
 	s.m = newMetrics(nil, s)
 	newAnswer := func() (*missSlot, *deadlineWriter, *atomic.Int32) {
-		slot := s.newMissSlot(context.Background())
+		slot := s.newMissSlot(httptest.NewRequest(http.MethodGet, "/", nil))
 		t.Cleanup(slot.release)
 		if err := slot.take(); err != nil {
 			t.Fatal(err)
