@@ -129,7 +129,7 @@ func (s *Server) announceLoop(ctx context.Context) {
 			case errors.Is(err, chain.ErrUnauthorized):
 				// Retrying cannot help: another key is needed.
 				metadataDone = true
-				s.log.Error("cannot publish the operator metadata: the chain accepts it only from the worker's role account; pass that key (WithOperatorKey, or publish with `satchel storage operator set-metadata`)",
+				s.log.Error("cannot publish the operator metadata: the chain accepts it only from the worker's role account; pass that key (`satchel storage server --operator-key FILE`, provider.WithOperatorKey in code), or publish with `satchel storage operator set-metadata`",
 					"worker", uint64(s.id.Worker), "err", err)
 			default:
 				failed = true

@@ -155,7 +155,7 @@ func loadSigner(app *App, cfg Config, flagPath string, r keyRole, create bool) (
 			return s, err
 		}
 		if create && r == accountRole && s.source == "--key" && cfg.Key == "" {
-			return s, fmt.Errorf("key file %s (from --key) does not exist; name an existing key file, or leave --key out to create a new account key at %s", s.path, defaultKeyFile(cfg, r))
+			return s, fmt.Errorf("key file %s (from --key) does not exist; make it with `satchel key new %s`, or leave --key out to create a new account key at %s", s.path, s.path, defaultKeyFile(cfg, r))
 		}
 		return s, noKeyError(app, s, r)
 	}
@@ -178,11 +178,11 @@ func (s *signer) saveNew(app *App) error {
 func noKeyError(app *App, s signer, r keyRole) error {
 	switch {
 	case s.source == "--key":
-		return fmt.Errorf("key file %s (from --key) does not exist; name an existing key file", s.path)
+		return fmt.Errorf("key file %s (from --key) does not exist; name an existing key file, or make it with `satchel key new %s`", s.path, s.path)
 	case s.source == "config key":
 		return fmt.Errorf("key file %s (key in %s) does not exist; fix key in the config or pass --key PATH", s.path, app.ConfigPath)
 	case r == accountRole:
-		return fmt.Errorf("no account key at %s; create one with `satchel member create`, or pass --key PATH (or set key in %s)", s.path, app.ConfigPath)
+		return fmt.Errorf("no account key at %s; create one with `satchel member create` (a member) or `satchel key new` (an account alone), or pass --key PATH (or set key in %s)", s.path, app.ConfigPath)
 	}
 	return fmt.Errorf("no %s key at %s; `satchel chain init` writes it there on the lead's machine; elsewhere pass --key PATH (or set key in %s)", r, s.path, app.ConfigPath)
 }

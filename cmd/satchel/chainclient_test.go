@@ -324,7 +324,7 @@ func TestConfirmWithoutChain(t *testing.T) {
 		{[]string{"storage", "operator", "accept-objects", "-i", "1", "-w", "0", "-b", "static:council", "-o", "1,,2", "-y"}, "empty list entry"},
 		{[]string{"storage", "operator", "accept-invitation", "-i", "1", "-w", "0", "-t", "nothex", "-y"}, `account "nothex"`},
 		{[]string{"member", "create", "-k", filepath.Join(home, "missing.key"), "-y"}, "missing.key (from --key) does not exist"},
-		{[]string{"channel", "create", "--member", "0", "-y"}, "no account key at " + accountKeyFile(cfg) + "; create one with `satchel member create`"},
+		{[]string{"channel", "create", "--member", "0", "-y"}, "no account key at " + accountKeyFile(cfg) + "; create one with `satchel member create` (a member) or `satchel key new`"},
 		{[]string{"workers", "add", "-g", "council", "-a", strings.Repeat("ab", 32), "-y"}, `working group "council"`},
 		{[]string{"bucket", "show", "x"}, `storage bucket ID "x"`},
 		{[]string{"put", cfgPath, "--bag", "dynamic:channel:1", "-k", acct, "--duration", "100000d"}, "--duration 100000d: want whole seconds from 1s to 3650 days"},

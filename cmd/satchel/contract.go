@@ -98,6 +98,9 @@ uploaded: "satchel put" does that.`,
 			if err := checkContractDuration(duration); err != nil {
 				return err
 			}
+			if redundancy < 0 || redundancy > contracts.MaxRedundancy {
+				return fmt.Errorf("--redundancy %d: want 1 to %d (0: every storage bucket of the bag)", redundancy, contracts.MaxRedundancy)
+			}
 			cfg, err := app.Config()
 			if err != nil {
 				return err
@@ -125,7 +128,7 @@ uploaded: "satchel put" does that.`,
 	f.Var(duration, "duration", "how long to store, e.g. 60d (1s to 3650d)")
 	f.Var(avail, "availability", "availability class: low, medium or high")
 	f.Var(speed, "speed", "speed class: low, medium or high")
-	f.IntVarP(&redundancy, "redundancy", "r", 3, "providers to consign with")
+	f.IntVarP(&redundancy, "redundancy", "r", 0, "providers to consign with (default: every storage bucket of the bag)")
 	f.Uint64Var(&member, "member", 0, "member `ID` the key controls (default: the bag's member)")
 	f.DurationVar(&window, "window", contracts.DefaultOfferWindow, "how long to collect offers")
 	requiredFlags(cmd, "bag")
@@ -135,9 +138,6 @@ uploaded: "satchel put" does that.`,
 // runContractPublish publishes req and consigns with the best offers,
 // signing for who (nil: the bag's member).
 func runContractPublish(ctx context.Context, app *App, cfg Config, key chain.Key, bag chain.BagID, who *chain.MemberID, req contracts.Request) error {
-	if req.Redundancy < 1 || req.Redundancy > contracts.MaxRedundancy {
-		return fmt.Errorf("--redundancy %d: want 1 to %d", req.Redundancy, contracts.MaxRedundancy)
-	}
 	cc, closeChain, err := dialChain(app, cfg)
 	if err != nil {
 		return err
@@ -153,6 +153,9 @@ func runContractPublish(ctx context.Context, app *App, cfg Config, key chain.Key
 		return explain(app, cfg, err, nil)
 	}
 	if b, err := cc.Bag(ctx, bag); err == nil && len(b.StorageBuckets) > 0 {
+		if req.Redundancy == 0 {
+			req.Redundancy = uint32(min(len(b.StorageBuckets), contracts.MaxRedundancy))
+		}
 		// Only the operators of the bag's buckets may offer: more
 		// contracts than buckets cannot be consigned.
 		if int(req.Redundancy) > len(b.StorageBuckets) {
@@ -161,6 +164,9 @@ func runContractPublish(ctx context.Context, app *App, cfg Config, key chain.Key
 		}
 		// No more authorised offers can come than the bag has buckets.
 		req.Enough = min(2*int(req.Redundancy), len(b.StorageBuckets))
+	}
+	if req.Redundancy == 0 {
+		return fmt.Errorf("bag %s is in no storage bucket (or could not be read), so no provider may offer; pass --redundancy, or ask the storage lead to add the bag to a bucket", bag)
 	}
 	hostLog := slog.New(slog.DiscardHandler)
 	if app.Verbose {

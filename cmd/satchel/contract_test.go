@@ -125,6 +125,13 @@ func TestContractPublishListShow(t *testing.T) {
 		t.Fatalf("put --no-contracts: exit %d, stderr:\n%s", code, stderr)
 	}
 
+	// Without --redundancy a proposal asks every bucket of the bag.
+	var all publishJSON
+	out = pn.ok("contract", "publish", file, "--bag", net.Bag.String(), "--duration", "60d", "--window", "20s", "--json")
+	if err := json.Unmarshal([]byte(out), &all); err != nil || len(all.Contracts) != 3 {
+		t.Fatalf("publish without --redundancy on a 3-bucket bag: %v, %d contracts; want 3", err, len(all.Contracts))
+	}
+
 	// A provider's store is open while it runs; an operator lists it with
 	// the node stopped.
 	held := 0
@@ -138,7 +145,7 @@ func TestContractPublishListShow(t *testing.T) {
 		}
 		held += len(on)
 	}
-	if held != 6 { // publish, put --contracts and the default put: two each
-		t.Errorf("the providers hold %d contracts, want 6", held)
+	if held != 9 { // publish, put --contracts and the default put: two each; publish for every bucket: three
+		t.Errorf("the providers hold %d contracts, want 9", held)
 	}
 }

@@ -145,6 +145,7 @@ var sectionOf = map[string]string{
 	"audit":       nodesSection,
 
 	"member":  directorySection,
+	"key":     directorySection,
 	"channel": directorySection,
 	"workers": directorySection,
 	"bag":     directorySection,

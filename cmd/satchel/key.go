@@ -1,0 +1,105 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/satchel-net/satchel/chain"
+)
+
+func init() { registerGroup(newKeyCmd) }
+
+func newKeyCmd(app *App) *cobra.Command {
+	return groupCmd("key", "Make and show account keys: the accounts that sign transactions",
+		`An account is an ed25519 key; its account ID (64 hex characters) is what the
+leads hire as a worker (workers add -a), what an operator names as a
+transactor (accept-invitation -t), and what controls a member. The key file
+is the secret: keep it, mode 0600, on the machine that signs.`,
+		newKeyNewCmd(app), newKeyShowCmd(app))
+}
+
+// keyJSON is a key as `key new|show --json` prints it.
+type keyJSON struct {
+	Account string `json:"account"`
+	Path    string `json:"path"`
+}
+
+func newKeyNewCmd(app *App) *cobra.Command {
+	return &cobra.Command{
+		Use:   "new [FILE]",
+		Short: "Make a new account key and print its account",
+		Long: `Make a new random account key in FILE (default HOME/keys/account.key, the key
+members and operators sign with by default) and print its account. An existing
+file is never replaced.`,
+		Example: `  satchel key new                         # HOME/keys/account.key
+  satchel key new .satchel/keys/tx.key    # a separate transactor for a storage node`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, err := keyPath(app, args)
+			if err != nil {
+				return err
+			}
+			if _, err := os.Stat(path); err == nil {
+				return fmt.Errorf("%s exists already; it is not replaced (see its account with `satchel key show %s`), or name another file", path, path)
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			k, err := chain.GenerateKey()
+			if err != nil {
+				return err
+			}
+			if err := chain.SaveKey(path, k); err != nil {
+				return err
+			}
+			return printKey(app, path, k, "made account key %s\naccount %s\n")
+		},
+	}
+}
+
+func newKeyShowCmd(app *App) *cobra.Command {
+	return &cobra.Command{
+		Use:     "show [FILE]",
+		Short:   "Print the account of a key file",
+		Example: `  satchel key show .satchel/keys/storage-lead.key`,
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, err := keyPath(app, args)
+			if err != nil {
+				return err
+			}
+			k, err := chain.LoadKey(path)
+			if errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("no key file %s; make one with `satchel key new %s`", path, path)
+			}
+			if err != nil {
+				return err
+			}
+			return printKey(app, path, k, "key %s\naccount %s\n")
+		},
+	}
+}
+
+// keyPath is the key file named by args, or the default account key.
+func keyPath(app *App, args []string) (string, error) {
+	if len(args) == 1 {
+		return args[0], nil
+	}
+	cfg, err := app.Config()
+	if err != nil {
+		return "", err
+	}
+	return accountKeyFile(cfg), nil
+}
+
+func printKey(app *App, path string, k chain.Key, human string) error {
+	out := keyJSON{Account: k.Account().String(), Path: path}
+	return app.Printer().Print(out, func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, human, out.Path, out.Account)
+		return err
+	})
+}

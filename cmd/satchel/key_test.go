@@ -1,0 +1,60 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/satchel-net/satchel/chain"
+)
+
+// key new makes a key an operator can be hired with (its account printed,
+// the file 0600) and never replaces one; key show prints the account of
+// the file, and says how to make one that is missing.
+func TestKeyNewShow(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(cfg, []byte("home: "+filepath.Join(dir, "home")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	satchel := func(args ...string) (string, string, int) {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), append([]string{"-c", cfg}, args...), &out, &errOut)
+		return out.String(), errOut.String(), code
+	}
+	out, errs, code := satchel("key", "new", "--json")
+	var made keyJSON
+	if code != 0 || json.Unmarshal([]byte(out), &made) != nil {
+		t.Fatalf("key new: exit %d, %q %q", code, out, errs)
+	}
+	want := filepath.Join(dir, "home", "keys", "account.key")
+	k, err := chain.LoadKey(want)
+	if err != nil || made.Path != want || made.Account != k.Account().String() {
+		t.Fatalf("key new made %+v, the file at %s holds %v (%v)", made, want, k.Account(), err)
+	}
+	if fi, err := os.Stat(want); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v (%v), want 0600", fi.Mode().Perm(), err)
+	}
+	before, _ := os.ReadFile(want)
+	if _, errs, code := satchel("key", "new"); code == 0 || !strings.Contains(errs, "exists already") {
+		t.Fatalf("key new over an existing key: exit %d, %q", code, errs)
+	}
+	if after, _ := os.ReadFile(want); !bytes.Equal(before, after) {
+		t.Fatal("key new replaced an existing key")
+	}
+	if out, _, code := satchel("key", "show"); code != 0 || !strings.Contains(out, made.Account) {
+		t.Fatalf("key show: exit %d, %q; want account %s", code, out, made.Account)
+	}
+	tx := filepath.Join(dir, "tx.key")
+	if out, _, code := satchel("key", "new", tx); code != 0 || !strings.Contains(out, "account ") {
+		t.Fatalf("key new %s: exit %d, %q", tx, code, out)
+	}
+	missing := filepath.Join(dir, "none.key")
+	if _, errs, code := satchel("key", "show", missing); code == 0 || !strings.Contains(errs, "satchel key new "+missing) {
+		t.Fatalf("key show of a missing file: exit %d, %q", code, errs)
+	}
+}
