@@ -102,7 +102,7 @@ func TestRefusedProviderRecordNotServed(t *testing.T) {
 		}
 	}
 	floodProviders(ctx, t, flooder.Libp2p(), node, "fill", limits.PerPeer)
-	sendProviders(ctx, t, flooder.Libp2p(), node, [][]byte{bag.Hash()}) // over its share: refused
+	testnet.AnnounceProviders(ctx, t, flooder.Libp2p(), node.ID(), [][]byte{bag.Hash()}) // over its share: refused
 	if heldKeys(ctx, t, node, flooder.ID(), [][]byte{bag.Hash()}) != 0 {
 		t.Fatal("the node serves a refused record from its cache")
 	}
@@ -154,42 +154,8 @@ func floodProviders(ctx context.Context, t *testing.T, att host.Host, node *p2p.
 		}
 		keys[i] = sum
 	}
-	sendProviders(ctx, t, att, node, keys)
+	testnet.AnnounceProviders(ctx, t, att, node.ID(), keys)
 	return keys
-}
-
-// sendProviders sends an ADD_PROVIDER of att for each key to node on one
-// stream, as floodProviders does.
-func sendProviders(ctx context.Context, t *testing.T, att host.Host, node *p2p.Host, keys [][]byte) {
-	t.Helper()
-	s, err := att.NewStream(ctx, node.ID(), p2p.KadProtocol)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Reset()
-	w := pbio.NewDelimitedWriter(s)
-	me := pb.RawPeerInfosToPBPeers([]peer.AddrInfo{{ID: att.ID(), Addrs: att.Addrs()}})
-	for _, k := range keys {
-		msg := pb.NewMessage(pb.Message_ADD_PROVIDER, k, 0)
-		msg.ProviderPeers = me
-		if err := w.WriteMsg(msg); err != nil {
-			break // reset: the node refused one
-		}
-	}
-	_ = s.CloseWrite()
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.Read(make([]byte, 1))
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Fatal("the node answered an ADD_PROVIDER")
-		}
-	case <-ctx.Done():
-		t.Fatal("the node neither closed nor reset the flooding stream")
-	}
 }
 
 // heldKeys counts the keys for which node keeps a record of provider p.

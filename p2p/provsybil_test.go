@@ -50,7 +50,7 @@ func TestProviderPrioritySybilFlood(t *testing.T) {
 				bags[i] = p2p.BagKey(fmt.Sprintf("dynamic:channel:%d", i))
 				keys[i] = bags[i].Hash()
 			}
-			sendProviders(ctx, t, operator, node, keys)
+			testnet.AnnounceProviders(ctx, t, operator, node.ID(), keys)
 			if held := heldKeys(ctx, t, node, operator.ID(), keys); held != len(keys) {
 				t.Fatalf("the node keeps %d of the operator's %d records before any flood", held, len(keys))
 			}

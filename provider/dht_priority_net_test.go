@@ -1,19 +1,16 @@
 package provider_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p"
-	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
-	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
-	"github.com/libp2p/go-msgio/pbio"
 
 	"github.com/satchel-net/satchel/p2p"
+	p2ptestnet "github.com/satchel-net/satchel/p2p/testnet"
 	"github.com/satchel-net/satchel/testnet"
 )
 
@@ -43,7 +40,7 @@ func TestOperatorRecordsOutlastSybilFlood(t *testing.T) {
 		bags[i] = p2p.BagKey(fmt.Sprintf("dynamic:channel:%d", 1000+i))
 		keys[i] = bags[i].Hash()
 	}
-	announce(ctx, t, op.Host().Libp2p(), node.Host().ID(), keys)
+	p2ptestnet.AnnounceProviders(ctx, t, op.Host().Libp2p(), node.Host().ID(), keys)
 	for i := range 20 {
 		sybil, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.Transport(tcp.NewTCPTransport))
 		if err != nil {
@@ -57,7 +54,7 @@ func TestOperatorRecordsOutlastSybilFlood(t *testing.T) {
 		for j := range flood {
 			flood[j] = p2p.BagKey(fmt.Sprintf("dynamic:channel:%d", 10000+4*i+j)).Hash()
 		}
-		announce(ctx, t, sybil, node.Host().ID(), flood)
+		p2ptestnet.AnnounceProviders(ctx, t, sybil, node.Host().ID(), flood)
 	}
 
 	if got := node.Host().ProviderRecords(); got > limits.Records {
@@ -81,41 +78,6 @@ func TestOperatorRecordsOutlastSybilFlood(t *testing.T) {
 		if !hasPeer(found, op.AddrInfo().ID) {
 			t.Fatalf("provider 2 finds %v for %s, want provider 1", found, b)
 		}
-	}
-}
-
-// announce sends an ADD_PROVIDER of h for each key to node on one
-// /satchel/kad stream, and returns once node has handled all it will: it
-// closed the stream (all read) or reset it (a record refused).
-func announce(ctx context.Context, t *testing.T, h host.Host, node peer.ID, keys [][]byte) {
-	t.Helper()
-	s, err := h.NewStream(ctx, node, p2p.KadProtocol)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Reset()
-	w := pbio.NewDelimitedWriter(s)
-	me := pb.RawPeerInfosToPBPeers([]peer.AddrInfo{{ID: h.ID(), Addrs: h.Addrs()}})
-	for _, k := range keys {
-		msg := pb.NewMessage(pb.Message_ADD_PROVIDER, k, 0)
-		msg.ProviderPeers = me
-		if err := w.WriteMsg(msg); err != nil {
-			break // reset: the node refused one
-		}
-	}
-	_ = s.CloseWrite()
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.Read(make([]byte, 1))
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Fatal("the node answered an ADD_PROVIDER")
-		}
-	case <-ctx.Done():
-		t.Fatal("the node neither closed nor reset the stream")
 	}
 }
 
