@@ -52,9 +52,11 @@ func (o Object) Degraded() bool { return len(o.Providers) < o.Redundancy }
 
 // PutFile stores the file at path in bag and returns the object once every
 // chunk has its signed receipts and the chain accepted it. The file is read
-// once, hashed and pushed at the same time, in memory bounded by the upload
-// window whatever the file size; a provider lost on the way is replaced
-// afterwards by reading the chunks it lacks again by offset. Running it
+// once to hash it (and pushed at the same time to providers under a
+// storage contract, WithContracts), then the object is registered and the
+// chunks each provider lacks are read again by offset and pushed with
+// their proofs, in memory bounded by the upload window whatever the file
+// size; a provider lost on the way is replaced the same way. Running it
 // again after an interruption resumes: the object is not registered twice,
 // and no chunk a provider already holds is sent again.
 func (c *Client) PutFile(ctx context.Context, bag chain.BagID, path string, opts ...PutOption) (Object, error) {
@@ -154,10 +156,11 @@ type fileSource struct {
 	size int64
 }
 
-// putAt uploads size bytes readable at src: streamed like Upload, so the
-// chunks are hashed and pushed at once, then, with the root known,
-// registered (once, across runs) and completed on providers that replace
-// any lost during the stream, reading the chunks they lack again by offset.
+// putAt uploads size bytes readable at src: read once to hash it (the
+// chunks pushed at once only to providers under a contract), then, with
+// the root known, registered (once, across runs) and completed on N
+// providers, any lost replaced, reading the chunks they lack again by
+// offset.
 func (c *Client) putAt(ctx context.Context, bag chain.BagID, src io.ReaderAt, size int64, o putOptions) (Object, error) {
 	u, err := c.newUpload(ctx, bag, o, &fileSource{src: src, size: size})
 	if err != nil {
