@@ -364,6 +364,26 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 	return int(n), nil
 }
 
+// callerWrite writes p to the caller's w. It runs in a goroutine of the
+// download, where the caller could not recover a panic of w: one becomes
+// the download's error instead of ending the program.
+func callerWrite(w io.Writer, p []byte) (n int, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			n, err = 0, writerPanic(v)
+		}
+	}()
+	return w.Write(p)
+}
+
+// writerPanic is the error a panic of the caller's writer becomes.
+func writerPanic(v any) error {
+	if err, ok := v.(error); ok {
+		return fmt.Errorf("client: the writer given to the download panicked: %w", err)
+	}
+	return fmt.Errorf("client: the writer given to the download panicked: %v", v)
+}
+
 type sliceWriter struct {
 	b []byte
 	n int
@@ -377,6 +397,8 @@ func (s *sliceWriter) Write(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+var errNilWriter = errors.New("client: nil io.Writer given to the download")
 
 // fetchJob is one leaf of a download on its way.
 type fetchJob struct {
@@ -393,6 +415,9 @@ type fetchJob struct {
 func (r *Reader) WriteRange(ctx context.Context, w io.Writer, off, n int64) (written int64, err error) {
 	if off < 0 || n < 0 {
 		return 0, errors.New("client: negative offset or length")
+	}
+	if w == nil {
+		return 0, errNilWriter
 	}
 	if off > r.size {
 		off = r.size
@@ -470,7 +495,7 @@ func (r *Reader) WriteRange(ctx context.Context, w io.Writer, off, n int64) (wri
 			lo := max(off-j.leaf.off, 0)
 			hi := min(end-j.leaf.off, int64(len(j.data)))
 			if lo < hi {
-				m, err := w.Write(j.data[lo:hi])
+				m, err := callerWrite(w, j.data[lo:hi])
 				written += int64(m)
 				if err != nil {
 					return err
@@ -503,6 +528,9 @@ func (r *Reader) Close() error {
 
 // Get writes the content ref names to w and returns the bytes written.
 func (c *Client) Get(ctx context.Context, ref Ref, w io.Writer, opts ...GetOption) (int64, error) {
+	if w == nil {
+		return 0, errNilWriter
+	}
 	r, err := c.Open(ctx, ref, opts...)
 	if err != nil {
 		return 0, err
@@ -514,6 +542,9 @@ func (c *Client) Get(ctx context.Context, ref Ref, w io.Writer, opts ...GetOptio
 // GetRange writes n bytes of the content ref names, from offset off, to w,
 // and returns the bytes written (fewer when the range passes the end).
 func (c *Client) GetRange(ctx context.Context, ref Ref, off, n int64, w io.Writer, opts ...GetOption) (int64, error) {
+	if w == nil {
+		return 0, errNilWriter
+	}
 	r, err := c.Open(ctx, ref, opts...)
 	if err != nil {
 		return 0, err

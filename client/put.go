@@ -83,6 +83,9 @@ func (c *Client) PutFile(ctx context.Context, bag chain.BagID, path string, opts
 // io.Seeker, such as *bytes.Reader) it is uploaded like PutFile, from its
 // current offset to its end; any other reader is streamed through Upload.
 func (c *Client) Put(ctx context.Context, bag chain.BagID, r io.Reader, opts ...PutOption) (Object, error) {
+	if r == nil {
+		return Object{}, errors.New("client: nil io.Reader given to Put")
+	}
 	if ra, ok := r.(interface {
 		io.ReaderAt
 		io.Seeker
@@ -107,8 +110,11 @@ func (c *Client) Put(ctx context.Context, bag chain.BagID, r io.Reader, opts ...
 	if err != nil {
 		return Object{}, err
 	}
+	// On any failure, and on a panic of r (which goes on to the caller,
+	// as a panic of its own reader), the spool is removed and the upload
+	// ends; after Commit, Abort does nothing.
+	defer u.Abort()
 	if _, err := io.Copy(u, r); err != nil {
-		u.Abort()
 		return Object{}, err
 	}
 	return u.Commit()
@@ -166,6 +172,10 @@ func (c *Client) putAt(ctx context.Context, bag chain.BagID, src io.ReaderAt, si
 	if err != nil {
 		return Object{}, err
 	}
+	// A panic of src (the caller's reader) goes on to the caller, but
+	// the upload ends first: an interrupted file keeps its chunks, as on
+	// any failure. After Commit (or abort) it does nothing.
+	defer u.abort(false)
 	if _, err := u.ReadFrom(io.NewSectionReader(src, 0, size)); err != nil {
 		u.abort(u.dropOnFailure(err)) // interrupted: the providers keep the chunks for the next run
 		if cerr := ctx.Err(); cerr != nil {
