@@ -86,8 +86,11 @@ type Reader struct {
 	size  int64
 	srcs  *sources
 	o     getOptions
-	wg    sync.WaitGroup
-	once  sync.Once
+
+	mu     sync.Mutex
+	closed bool
+	reads  sync.WaitGroup // reads in progress, waited for by Close
+	once   sync.Once
 }
 
 // Open resolves ref (through the chain for an object ID), finds the
@@ -338,6 +341,17 @@ func (r *Reader) Object() (chain.DataObject, bool) {
 	return *r.obj, true
 }
 
+// startRead registers a read; it fails once the Reader is closed.
+func (r *Reader) startRead() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return fmt.Errorf("read %s: %w", r.describe(), ErrClosed)
+	}
+	r.reads.Add(1)
+	return nil
+}
+
 // WriteTo writes the whole object to w. It implements io.WriterTo.
 func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 	return r.WriteRange(r.ctx, w, 0, r.size)
@@ -349,6 +363,10 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, errors.New("client: negative offset")
 	}
+	if err := r.startRead(); err != nil {
+		return 0, err
+	}
+	r.reads.Done() // WriteRange below counts the read itself
 	if off >= r.size {
 		return 0, io.EOF
 	}
@@ -419,6 +437,10 @@ func (r *Reader) WriteRange(ctx context.Context, w io.Writer, off, n int64) (wri
 	if w == nil {
 		return 0, errNilWriter
 	}
+	if err := r.startRead(); err != nil {
+		return 0, err
+	}
+	defer r.reads.Done()
 	if off > r.size {
 		off = r.size
 	}
@@ -520,8 +542,14 @@ func (r *Reader) WriteRange(ctx context.Context, w io.Writer, off, n int64) (wri
 	return written, nil
 }
 
-// Close releases the Reader.
+// Close releases the Reader, once the reads in progress returned (cancel
+// the context given to Open to end them at once). Reads after Close fail
+// with ErrClosed.
 func (r *Reader) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.reads.Wait()
 	r.once.Do(r.c.end)
 	return nil
 }
