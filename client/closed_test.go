@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"io/fs"
+	"path/filepath"
 	"testing"
+
+	"github.com/satchel-net/satchel/chain"
 )
 
 // TestClosedErrors checks a closed Reader and a closed Client fail with
@@ -56,5 +60,33 @@ func TestClosedErrors(t *testing.T) {
 	}
 	if _, err := c.Upload(ctx, net.bag); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Upload after Close: %v", err)
+	}
+}
+
+// TestGetMissingBag reads an object of a bag that does not exist: the error
+// matches chain.ErrBagNotFound (and still chain.ErrObjectNotFound).
+func TestGetMissingBag(t *testing.T) {
+	net := newFakeNet(t, 1)
+	c := net.client("")
+	_, err := c.Get(testCtx(t), ObjectRef(chain.ChannelBag(99), 1), io.Discard)
+	if !errors.Is(err, chain.ErrBagNotFound) || !errors.Is(err, chain.ErrObjectNotFound) {
+		t.Fatalf("get from a missing bag: %v", err)
+	}
+	t.Log(err)
+	// A missing object of a bag that exists is not a missing bag.
+	_, err = c.Get(testCtx(t), ObjectRef(net.bag, 12345), io.Discard)
+	if !errors.Is(err, chain.ErrObjectNotFound) || errors.Is(err, chain.ErrBagNotFound) {
+		t.Fatalf("get of a missing object: %v", err)
+	}
+}
+
+// TestPutFileMissing puts a path that does not exist: the error matches
+// fs.ErrNotExist.
+func TestPutFileMissing(t *testing.T) {
+	net := newFakeNet(t, 1)
+	c := net.client("")
+	_, err := c.PutFile(testCtx(t), net.bag, filepath.Join(t.TempDir(), "nope"))
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("put of a missing file: %v", err)
 	}
 }

@@ -170,6 +170,14 @@ type objectFinder interface {
 func (c *Client) findObject(ctx context.Context, ref Ref) (chain.DataObject, error) {
 	if ref.Bag != "" {
 		obj, err := c.chain.DataObject(ctx, ref.Bag, ref.Object)
+		if errors.Is(err, chain.ErrObjectNotFound) {
+			// The chain answers an object of a bag that does not exist
+			// as not found: say the bag is missing (chain.ErrBagNotFound),
+			// which is what the caller has to fix.
+			if _, berr := c.chain.Bag(ctx, ref.Bag); errors.Is(berr, chain.ErrBagNotFound) {
+				return obj, fmt.Errorf("look up object %d: %w (so %w)", ref.Object, berr, err)
+			}
+		}
 		if err != nil {
 			return obj, explainChain(fmt.Sprintf("look up object %d", ref.Object), ref.Bag, err)
 		}

@@ -62,7 +62,7 @@ func (o Object) Degraded() bool { return len(o.Providers) < o.Redundancy }
 func (c *Client) PutFile(ctx context.Context, bag chain.BagID, path string, opts ...PutOption) (Object, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return Object{}, fmt.Errorf("file %s does not exist; check the path", path)
+		return Object{}, fmt.Errorf("file %s does not exist; check the path (%w)", path, err)
 	}
 	if err != nil {
 		return Object{}, fmt.Errorf("cannot read %s: %w", path, err)
