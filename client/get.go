@@ -390,6 +390,17 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 	return int(n), nil
 }
 
+// leafEstimate returns how many chunks a range ending at end spans, given
+// its first leaf l: exact for the DAGs Satchel's chunker makes, whose
+// chunks all have one size but the last; the walk corrects it for others.
+func leafEstimate(l leaf, end int64) int {
+	next := l.off + l.size
+	if l.size <= 0 || next >= end {
+		return 1
+	}
+	return 1 + int((end-next+l.size-1)/l.size)
+}
+
 // callerWrite writes p to the caller's w. It runs in a goroutine of the
 // download, where the caller could not recover a panic of w: one becomes
 // the download's error instead of ending the program.
@@ -469,10 +480,15 @@ func (r *Reader) WriteRange(ctx context.Context, w io.Writer, off, n int64) (wri
 	ordered := make(chan *fetchJob, window)
 	work := make(chan *fetchJob, window)
 	wk := &walker{get: func(ctx context.Context, c cid.Cid) ([]byte, error) { return r.srcs.get(ctx, c, 8<<10) }}
+	var leaves, estimate int // chunks walked, and the count first reported
 	g.Go(func() error {
 		defer close(ordered)
 		defer close(work)
-		return wk.walk(gctx, r.root, r.block, 0, r.size, off, end, 0, func(l leaf) error {
+		err := wk.walk(gctx, r.root, r.block, 0, r.size, off, end, 0, func(l leaf) error {
+			if leaves++; leaves == 1 {
+				estimate = leafEstimate(l, end)
+				tr.setTotals(end-off, estimate)
+			}
 			j := &fetchJob{leaf: l, done: make(chan struct{})}
 			if l.inline || (l.cid.Equals(r.root) && r.root.Type() == cid.Raw) {
 				if l.inline {
@@ -495,6 +511,10 @@ func (r *Reader) WriteRange(ctx context.Context, w io.Writer, off, n int64) (wri
 				return gctx.Err()
 			}
 		})
+		if err == nil && leaves != estimate {
+			tr.setTotals(end-off, leaves) // a DAG of uneven chunks
+		}
+		return err
 	})
 	for range window {
 		g.Go(func() error {

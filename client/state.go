@@ -138,7 +138,8 @@ func (o Op) String() string {
 // a callback must return quickly and must not call back into the client.
 type Progress struct {
 	Op Op
-	// File is the upload's state (uploads only).
+	// File is the upload's state (uploads only: a download's stays
+	// FileCreated, the zero value).
 	File FileState
 	// Bag, Object and Root name the object once known (Object once
 	// registered, ObjectKnown says so).
@@ -157,7 +158,8 @@ type Progress struct {
 	// storage links (an upload to 3 providers sends every byte 3 times).
 	Sent int64
 	// Chunks and TotalChunks count the chunks done (uploaded or fetched)
-	// and all of them.
+	// and all of them. A download knows TotalChunks — the chunks over the
+	// range read — once its first chunk is found in the DAG.
 	Chunks, TotalChunks int
 	// ChunkStates counts chunks by ChunkState (uploads only).
 	ChunkStates [numChunkStates]int
