@@ -89,6 +89,7 @@ type Reader struct {
 
 	mu     sync.Mutex
 	closed bool
+	last   cachedLeaf     // the last chunk ReadAt read (readat.go)
 	reads  sync.WaitGroup // reads in progress, waited for by Close
 	once   sync.Once
 }
@@ -349,6 +350,17 @@ func (r *Reader) Object() (chain.DataObject, bool) {
 	return *r.obj, true
 }
 
+// bound returns ctx, also ended when the context given to Open is, with
+// the error of whichever ended first as its cause.
+func (r *Reader) bound(ctx context.Context) (context.Context, func()) {
+	if ctx == r.ctx {
+		return ctx, func() {}
+	}
+	both, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(r.ctx, func() { cancel(r.ctx.Err()) })
+	return both, func() { stop(); cancel(nil) }
+}
+
 // startRead registers a read; it fails once the Reader is closed.
 func (r *Reader) startRead() error {
 	r.mu.Lock()
@@ -363,31 +375,6 @@ func (r *Reader) startRead() error {
 // WriteTo writes the whole object to w. It implements io.WriterTo.
 func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 	return r.WriteRange(r.ctx, w, 0, r.size)
-}
-
-// ReadAt reads len(p) bytes at offset off. It implements io.ReaderAt: it
-// returns io.EOF with fewer bytes at the end of the object.
-func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, errors.New("client: negative offset")
-	}
-	if err := r.startRead(); err != nil {
-		return 0, err
-	}
-	r.reads.Done() // WriteRange below counts the read itself
-	if off >= r.size {
-		return 0, io.EOF
-	}
-	n := min(int64(len(p)), r.size-off)
-	bw := &sliceWriter{b: p[:n]}
-	_, err := r.WriteRange(r.ctx, bw, off, n)
-	if err != nil {
-		return bw.n, err
-	}
-	if n < int64(len(p)) {
-		return int(n), io.EOF
-	}
-	return int(n), nil
 }
 
 // leafEstimate returns how many chunks a range ending at end spans, given
@@ -421,20 +408,6 @@ func writerPanic(v any) error {
 	return fmt.Errorf("client: the writer given to the download panicked: %v", v)
 }
 
-type sliceWriter struct {
-	b []byte
-	n int
-}
-
-func (s *sliceWriter) Write(p []byte) (int, error) {
-	n := copy(s.b[s.n:], p)
-	s.n += n
-	if n < len(p) {
-		return n, io.ErrShortWrite
-	}
-	return n, nil
-}
-
 var errNilWriter = errors.New("client: nil io.Writer given to the download")
 
 // fetchJob is one leaf of a download on its way.
@@ -448,7 +421,9 @@ type fetchJob struct {
 
 // WriteRange writes n bytes of the object from offset off to w, in order.
 // Chunks are fetched in parallel, up to the fetch window ahead of the one
-// being written. A range past the end is cut at the end.
+// being written. A range past the end is cut at the end. Both ctx and the
+// context given to Open bound it: it returns the error of the first that
+// ends.
 func (r *Reader) WriteRange(ctx context.Context, w io.Writer, off, n int64) (written int64, err error) {
 	if off < 0 || n < 0 {
 		return 0, errors.New("client: negative offset or length")
@@ -460,6 +435,15 @@ func (r *Reader) WriteRange(ctx context.Context, w io.Writer, off, n int64) (wri
 		return 0, err
 	}
 	defer r.reads.Done()
+	return r.writeRange(ctx, w, off, n, nil)
+}
+
+// writeRange is WriteRange of a read started (startRead); keep, when not
+// nil, is given the last chunk written, whole (its bytes are the pool's:
+// keep copies what it keeps).
+func (r *Reader) writeRange(ctx context.Context, w io.Writer, off, n int64, keep func(l leaf, data []byte)) (written int64, err error) {
+	ctx, stop := r.bound(ctx)
+	defer stop()
 	if off > r.size {
 		off = r.size
 	}
@@ -552,6 +536,9 @@ func (r *Reader) WriteRange(ctx context.Context, w io.Writer, off, n int64) (wri
 				}
 				tr.fetched(int64(m))
 			}
+			if keep != nil && j.leaf.off+int64(len(j.data)) >= end {
+				keep(j.leaf, j.data)
+			}
 			// w.Write keeps nothing of what it was given (io.Writer).
 			j.data = nil
 			j.blk.Release()
@@ -563,7 +550,7 @@ func (r *Reader) WriteRange(ctx context.Context, w io.Writer, off, n int64) (wri
 	})
 	if err := g.Wait(); err != nil {
 		if ctx.Err() != nil {
-			return written, ctx.Err()
+			return written, context.Cause(ctx)
 		}
 		return written, fmt.Errorf("read %s: %w", r.describe(), err)
 	}
