@@ -119,7 +119,9 @@
 // throughput and the reads already queued on it. Every block is verified
 // against its CID; a provider that sends wrong bytes is skipped for the rest
 // of the download, one that fails repeatedly likewise, and the block is read
-// from another. Bytes are written in order.
+// from another. Bytes are written in order. ReadAt keeps the last chunk it
+// read, so reads in small pieces in order (an io.SectionReader, as
+// http.ServeContent uses) fetch each chunk once.
 //
 // # Errors
 //
@@ -127,5 +129,8 @@
 // chain.ErrObjectTooLarge, chain.ErrUploadingBlocked, chain.ErrBlacklisted,
 // chain.ErrBagNotFound) and messages that name the bag and the next step.
 // ErrNoProviderReachable (a *NoProviderError) lists every provider tried and
-// why it failed. The library logs at Debug and Info and never prints.
+// why it failed. Calls after Client.Close, and reads after Reader.Close,
+// fail with ErrClosed. A writer given to Get that panics makes Get fail;
+// it does not end the program. The library logs at Debug and Info and
+// never prints.
 package client
