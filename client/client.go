@@ -274,7 +274,7 @@ func (c *Client) begin() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return errors.New("client: closed")
+		return ErrClosed
 	}
 	c.wg.Add(1)
 	return nil
@@ -284,7 +284,10 @@ func (c *Client) end() { c.wg.Done() }
 
 // Close waits for operations in progress to return, then releases the
 // upload state, and the host and chain connection if the client made them.
-// Cancel the operations' contexts first to make it quick.
+// Operations in progress include every open Upload and Reader: Close
+// returns only once each Upload was committed or aborted and each Reader
+// closed. Cancel the operations' contexts first to make it quick. Calls
+// made after Close fail with ErrClosed.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {

@@ -15,36 +15,37 @@
 // # Uploading a file
 //
 // PutFile (and Put with an io.ReaderAt) follows Satchel's upload flow, which
-// the chain governs, with the file read once:
+// the chain governs:
 //
 //  1. The chain names the bag's storage buckets and their operators' peer
 //     IDs and addresses; the DHT (FindProviders of p2p.BagKey) gives live
 //     addresses when those fail. The client connects to N of them: N is
 //     WithRedundancy, by default — and at most — the number of buckets
 //     storing the bag.
-//  2. The file is chunked and hashed as it is read, and every chunk goes to
-//     the N providers over /satchel/store/1.0.0 as soon as it is cut, in a
-//     provisional upload session (see "Streamed uploads"): the root CID is
-//     not known before the last byte, and hashing first would cost a second
-//     pass over the file. Memory stays at about WithWindow chunks whatever
-//     the file size.
+//  2. The file is read once to chunk and hash it: the root CID is not known
+//     before the last byte. Memory stays at about WithWindow chunks
+//     whatever the file size. Providers take the chunks of an unregistered
+//     object only under a storage contract (WithContracts): the consigned
+//     providers get every chunk as soon as it is cut, in their contract's
+//     upload session. Without contracts nothing is sent yet.
 //  3. With the root known, the member's key signs MsgRegisterDataObjects
 //     (bag, size, content ID); the chain checks vouchers, the maximum object
-//     size and the blacklist. The size is checked before anything is sent;
+//     size and the blacklist. The size is checked before anything is read;
 //     the blacklist names content IDs, so blacklisted content is refused
-//     only here, after its chunks went out, and the client has the
-//     providers drop them (DROP) at once.
-//  4. A provider lost on the way is replaced by another provider of the bag,
-//     which gets the chunks read again from the file by offset, each with
-//     its merkle proof for the registered object. They are not hashed a
-//     second time: every provider checks every byte against the chunk's
-//     CID, and when one reports a mismatch the client checks the chunk and
-//     fails with ErrFileChanged if the file changed. A failed storage link
-//     is retried, and a provider that keeps failing is replaced.
-//  5. Each provider holding every chunk binds the object (BIND, with the
-//     session); one of them accepts it on chain. PutFile returns once every
-//     chunk holds its N verified, signed receipts and the chain accepted
-//     the object.
+//     only here, once hashed, and providers that took its chunks under a
+//     contract drop them (DROP) at once.
+//  4. The chunks each provider lacks — all of them, without contracts — are
+//     read again from the file by offset and pushed in object mode, each
+//     with its merkle proof for the registered object. A provider lost on
+//     the way is replaced by another provider of the bag, which gets them
+//     the same way. They are not hashed a second time: every provider
+//     checks every byte against the chunk's CID, and when one reports a
+//     mismatch the client checks the chunk and fails with ErrFileChanged if
+//     the file changed. A failed storage link is retried, and a provider
+//     that keeps failing is replaced.
+//  5. Each provider holding every chunk binds the object (BIND); one of
+//     them accepts it on chain. PutFile returns once every chunk holds its
+//     N verified, signed receipts and the chain accepted the object.
 //
 // Progress (WithProgress) reports the Point Network states: the File
 // (FileState), each Chunk (ChunkState, counted) and each StorageLink — one
@@ -90,28 +91,21 @@
 //
 // # Streamed uploads
 //
-// A stream's root is not known until its end, so its chunks cannot name a
-// registered object. Upload (an io.Writer with Commit and Abort, which Put
-// uses for readers that cannot be read twice) authorises them with a
-// provisional upload session (docs/PROTOCOL.md, "Streamed uploads"): the
-// client picks 16 random bytes and pushes every chunk, as soon as it is
-// hashed, with object ID 0 and the session. A provider agrees while the bag
-// is assigned to the bucket it operates and the session's bytes fit the
-// bucket's free voucher size, and keeps the chunks provisionally until
-// WithExpiry. Commit finishes the DAG, registers the object with the
-// now-known root and size, sends BIND with the session and the whole chunk
-// list to every provider — each rebuilds the root and checks it against the
-// chain before it serves or accepts anything — and waits for the chain to
-// accept the object. Nothing is spooled to disk. What a stream cannot do: a
-// provider lost mid-stream is not replaced (the stream cannot be replayed),
-// so the object ends on the providers that hold every chunk, at least
-// WithMinRedundancy of them, and the bag's other providers sync it later;
-// the maximum object size is checked as bytes arrive, the voucher by the
-// providers; and it does not resume. PutFile streams a file the same way
-// but can read it again, so it does all three. An upload given up — Abort,
-// a failed Commit, a file found blacklisted or changed — has the providers
-// drop its session (DROP), so its chunks go at once; an interrupted file
-// leaves them for the next run.
+// A stream's size and root are not known until its end, and a storage
+// contract is proposed for a size, so a stream is not pushed as it is
+// written. Upload (an io.Writer with Commit and Abort, which Put uses for
+// readers that cannot be read twice) spools it to a temporary file in
+// os.TempDir (TMPDIR): the disk must have room for the whole stream. The
+// maximum object size is checked as bytes arrive, and WithProgress
+// reports the bytes spooled. Commit then uploads the spooled file exactly
+// as PutFile uploads a file — under contracts when the put asks for them,
+// else registered first and pushed with proofs, with lost providers
+// replaced — and removes the file; Abort removes it without sending
+// anything. A streamed upload does not resume after an interruption (the
+// spool is gone); upload files with PutFile for that. An upload given up —
+// a failed Commit, content found blacklisted or changed — has providers
+// that took its chunks under a contract drop them (DROP) at once; an
+// interrupted file leaves them for the next run.
 //
 // # Downloading
 //
@@ -125,7 +119,9 @@
 // throughput and the reads already queued on it. Every block is verified
 // against its CID; a provider that sends wrong bytes is skipped for the rest
 // of the download, one that fails repeatedly likewise, and the block is read
-// from another. Bytes are written in order.
+// from another. Bytes are written in order. ReadAt keeps the last chunk it
+// read, so reads in small pieces in order (an io.SectionReader, as
+// http.ServeContent uses) fetch each chunk once.
 //
 // # Errors
 //
@@ -133,5 +129,8 @@
 // chain.ErrObjectTooLarge, chain.ErrUploadingBlocked, chain.ErrBlacklisted,
 // chain.ErrBagNotFound) and messages that name the bag and the next step.
 // ErrNoProviderReachable (a *NoProviderError) lists every provider tried and
-// why it failed. The library logs at Debug and Info and never prints.
+// why it failed. Calls after Client.Close, and reads after Reader.Close,
+// fail with ErrClosed. A writer given to Get that panics makes Get fail;
+// it does not end the program. The library logs at Debug and Info and
+// never prints.
 package client

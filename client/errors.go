@@ -43,6 +43,11 @@ var (
 	// (WithMinRedundancy) above the copies it makes.
 	ErrRedundancy = errors.New("client: more copies asked than the upload can make")
 
+	// ErrClosed means the Client was closed (Put, Get, Open, Upload and
+	// the rest after Client.Close) or the Reader was (its reads after
+	// Reader.Close).
+	ErrClosed = errors.New("client: closed")
+
 	// ErrCommitted means the upload was already committed or aborted.
 	ErrCommitted = errors.New("client: upload already committed or aborted")
 

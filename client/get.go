@@ -86,8 +86,12 @@ type Reader struct {
 	size  int64
 	srcs  *sources
 	o     getOptions
-	wg    sync.WaitGroup
-	once  sync.Once
+
+	mu     sync.Mutex
+	closed bool
+	last   cachedLeaf     // the last chunk ReadAt read (readat.go)
+	reads  sync.WaitGroup // reads in progress, waited for by Close
+	once   sync.Once
 }
 
 // Open resolves ref (through the chain for an object ID), finds the
@@ -167,6 +171,14 @@ type objectFinder interface {
 func (c *Client) findObject(ctx context.Context, ref Ref) (chain.DataObject, error) {
 	if ref.Bag != "" {
 		obj, err := c.chain.DataObject(ctx, ref.Bag, ref.Object)
+		if errors.Is(err, chain.ErrObjectNotFound) {
+			// The chain answers an object of a bag that does not exist
+			// as not found: say the bag is missing (chain.ErrBagNotFound),
+			// which is what the caller has to fix.
+			if _, berr := c.chain.Bag(ctx, ref.Bag); errors.Is(berr, chain.ErrBagNotFound) {
+				return obj, fmt.Errorf("look up object %d: %w (so %w)", ref.Object, berr, err)
+			}
+		}
 		if err != nil {
 			return obj, explainChain(fmt.Sprintf("look up object %d", ref.Object), ref.Bag, err)
 		}
@@ -338,45 +350,65 @@ func (r *Reader) Object() (chain.DataObject, bool) {
 	return *r.obj, true
 }
 
+// bound returns ctx, also ended when the context given to Open is, with
+// the error of whichever ended first as its cause.
+func (r *Reader) bound(ctx context.Context) (context.Context, func()) {
+	if ctx == r.ctx {
+		return ctx, func() {}
+	}
+	both, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(r.ctx, func() { cancel(r.ctx.Err()) })
+	return both, func() { stop(); cancel(nil) }
+}
+
+// startRead registers a read; it fails once the Reader is closed.
+func (r *Reader) startRead() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return fmt.Errorf("read %s: %w", r.describe(), ErrClosed)
+	}
+	r.reads.Add(1)
+	return nil
+}
+
 // WriteTo writes the whole object to w. It implements io.WriterTo.
 func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 	return r.WriteRange(r.ctx, w, 0, r.size)
 }
 
-// ReadAt reads len(p) bytes at offset off. It implements io.ReaderAt: it
-// returns io.EOF with fewer bytes at the end of the object.
-func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, errors.New("client: negative offset")
+// leafEstimate returns how many chunks a range ending at end spans, given
+// its first leaf l: exact for the DAGs Satchel's chunker makes, whose
+// chunks all have one size but the last; the walk corrects it for others.
+func leafEstimate(l leaf, end int64) int {
+	next := l.off + l.size
+	if l.size <= 0 || next >= end {
+		return 1
 	}
-	if off >= r.size {
-		return 0, io.EOF
-	}
-	n := min(int64(len(p)), r.size-off)
-	bw := &sliceWriter{b: p[:n]}
-	_, err := r.WriteRange(r.ctx, bw, off, n)
-	if err != nil {
-		return bw.n, err
-	}
-	if n < int64(len(p)) {
-		return int(n), io.EOF
-	}
-	return int(n), nil
+	return 1 + int((end-next+l.size-1)/l.size)
 }
 
-type sliceWriter struct {
-	b []byte
-	n int
+// callerWrite writes p to the caller's w. It runs in a goroutine of the
+// download, where the caller could not recover a panic of w: one becomes
+// the download's error instead of ending the program.
+func callerWrite(w io.Writer, p []byte) (n int, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			n, err = 0, writerPanic(v)
+		}
+	}()
+	return w.Write(p)
 }
 
-func (s *sliceWriter) Write(p []byte) (int, error) {
-	n := copy(s.b[s.n:], p)
-	s.n += n
-	if n < len(p) {
-		return n, io.ErrShortWrite
+// writerPanic is the error a panic of the caller's writer becomes.
+func writerPanic(v any) error {
+	if err, ok := v.(error); ok {
+		return fmt.Errorf("client: the writer given to the download panicked: %w", err)
 	}
-	return n, nil
+	return fmt.Errorf("client: the writer given to the download panicked: %v", v)
 }
+
+var errNilWriter = errors.New("client: nil io.Writer given to the download")
 
 // fetchJob is one leaf of a download on its way.
 type fetchJob struct {
@@ -389,11 +421,29 @@ type fetchJob struct {
 
 // WriteRange writes n bytes of the object from offset off to w, in order.
 // Chunks are fetched in parallel, up to the fetch window ahead of the one
-// being written. A range past the end is cut at the end.
+// being written. A range past the end is cut at the end. Both ctx and the
+// context given to Open bound it: it returns the error of the first that
+// ends.
 func (r *Reader) WriteRange(ctx context.Context, w io.Writer, off, n int64) (written int64, err error) {
 	if off < 0 || n < 0 {
 		return 0, errors.New("client: negative offset or length")
 	}
+	if w == nil {
+		return 0, errNilWriter
+	}
+	if err := r.startRead(); err != nil {
+		return 0, err
+	}
+	defer r.reads.Done()
+	return r.writeRange(ctx, w, off, n, nil)
+}
+
+// writeRange is WriteRange of a read started (startRead); keep, when not
+// nil, is given the last chunk written, whole (its bytes are the pool's:
+// keep copies what it keeps).
+func (r *Reader) writeRange(ctx context.Context, w io.Writer, off, n int64, keep func(l leaf, data []byte)) (written int64, err error) {
+	ctx, stop := r.bound(ctx)
+	defer stop()
 	if off > r.size {
 		off = r.size
 	}
@@ -414,10 +464,15 @@ func (r *Reader) WriteRange(ctx context.Context, w io.Writer, off, n int64) (wri
 	ordered := make(chan *fetchJob, window)
 	work := make(chan *fetchJob, window)
 	wk := &walker{get: func(ctx context.Context, c cid.Cid) ([]byte, error) { return r.srcs.get(ctx, c, 8<<10) }}
+	var leaves, estimate int // chunks walked, and the count first reported
 	g.Go(func() error {
 		defer close(ordered)
 		defer close(work)
-		return wk.walk(gctx, r.root, r.block, 0, r.size, off, end, 0, func(l leaf) error {
+		err := wk.walk(gctx, r.root, r.block, 0, r.size, off, end, 0, func(l leaf) error {
+			if leaves++; leaves == 1 {
+				estimate = leafEstimate(l, end)
+				tr.setTotals(end-off, estimate)
+			}
 			j := &fetchJob{leaf: l, done: make(chan struct{})}
 			if l.inline || (l.cid.Equals(r.root) && r.root.Type() == cid.Raw) {
 				if l.inline {
@@ -440,6 +495,10 @@ func (r *Reader) WriteRange(ctx context.Context, w io.Writer, off, n int64) (wri
 				return gctx.Err()
 			}
 		})
+		if err == nil && leaves != estimate {
+			tr.setTotals(end-off, leaves) // a DAG of uneven chunks
+		}
+		return err
 	})
 	for range window {
 		g.Go(func() error {
@@ -470,12 +529,15 @@ func (r *Reader) WriteRange(ctx context.Context, w io.Writer, off, n int64) (wri
 			lo := max(off-j.leaf.off, 0)
 			hi := min(end-j.leaf.off, int64(len(j.data)))
 			if lo < hi {
-				m, err := w.Write(j.data[lo:hi])
+				m, err := callerWrite(w, j.data[lo:hi])
 				written += int64(m)
 				if err != nil {
 					return err
 				}
 				tr.fetched(int64(m))
+			}
+			if keep != nil && j.leaf.off+int64(len(j.data)) >= end {
+				keep(j.leaf, j.data)
 			}
 			// w.Write keeps nothing of what it was given (io.Writer).
 			j.data = nil
@@ -488,21 +550,30 @@ func (r *Reader) WriteRange(ctx context.Context, w io.Writer, off, n int64) (wri
 	})
 	if err := g.Wait(); err != nil {
 		if ctx.Err() != nil {
-			return written, ctx.Err()
+			return written, context.Cause(ctx)
 		}
 		return written, fmt.Errorf("read %s: %w", r.describe(), err)
 	}
 	return written, nil
 }
 
-// Close releases the Reader.
+// Close releases the Reader, once the reads in progress returned (cancel
+// the context given to Open to end them at once). Reads after Close fail
+// with ErrClosed.
 func (r *Reader) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.reads.Wait()
 	r.once.Do(r.c.end)
 	return nil
 }
 
 // Get writes the content ref names to w and returns the bytes written.
 func (c *Client) Get(ctx context.Context, ref Ref, w io.Writer, opts ...GetOption) (int64, error) {
+	if w == nil {
+		return 0, errNilWriter
+	}
 	r, err := c.Open(ctx, ref, opts...)
 	if err != nil {
 		return 0, err
@@ -514,6 +585,9 @@ func (c *Client) Get(ctx context.Context, ref Ref, w io.Writer, opts ...GetOptio
 // GetRange writes n bytes of the content ref names, from offset off, to w,
 // and returns the bytes written (fewer when the range passes the end).
 func (c *Client) GetRange(ctx context.Context, ref Ref, off, n int64, w io.Writer, opts ...GetOption) (int64, error) {
+	if w == nil {
+		return 0, errNilWriter
+	}
 	r, err := c.Open(ctx, ref, opts...)
 	if err != nil {
 		return 0, err

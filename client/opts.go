@@ -85,9 +85,10 @@ func WithAcceptTimeout(d time.Duration) PutOption {
 
 // WithExpiry sets how long providers keep chunks that are not bound to an
 // object yet (default 24 hours): the agreement expiry of every chunk
-// request, and the lifetime of a streamed upload's session — under a
-// storage contract at most its grant's, which slides one grant TTL (an
-// hour) past the session's last chunk; receipts say the expiry given.
+// request. Before registration chunks go only under a storage contract
+// (WithContracts), whose upload session lasts at most its grant, which
+// slides one grant TTL (an hour) past the session's last chunk; receipts
+// say the expiry given.
 func WithExpiry(d time.Duration) PutOption {
 	return putOption(func(o *putOptions) { o.expiry = d })
 }

@@ -52,15 +52,17 @@ func (o Object) Degraded() bool { return len(o.Providers) < o.Redundancy }
 
 // PutFile stores the file at path in bag and returns the object once every
 // chunk has its signed receipts and the chain accepted it. The file is read
-// once, hashed and pushed at the same time, in memory bounded by the upload
-// window whatever the file size; a provider lost on the way is replaced
-// afterwards by reading the chunks it lacks again by offset. Running it
+// once to hash it (and pushed at the same time to providers under a
+// storage contract, WithContracts), then the object is registered and the
+// chunks each provider lacks are read again by offset and pushed with
+// their proofs, in memory bounded by the upload window whatever the file
+// size; a provider lost on the way is replaced the same way. Running it
 // again after an interruption resumes: the object is not registered twice,
 // and no chunk a provider already holds is sent again.
 func (c *Client) PutFile(ctx context.Context, bag chain.BagID, path string, opts ...PutOption) (Object, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return Object{}, fmt.Errorf("file %s does not exist; check the path", path)
+		return Object{}, fmt.Errorf("file %s does not exist; check the path (%w)", path, err)
 	}
 	if err != nil {
 		return Object{}, fmt.Errorf("cannot read %s: %w", path, err)
@@ -81,6 +83,9 @@ func (c *Client) PutFile(ctx context.Context, bag chain.BagID, path string, opts
 // io.Seeker, such as *bytes.Reader) it is uploaded like PutFile, from its
 // current offset to its end; any other reader is streamed through Upload.
 func (c *Client) Put(ctx context.Context, bag chain.BagID, r io.Reader, opts ...PutOption) (Object, error) {
+	if r == nil {
+		return Object{}, errors.New("client: nil io.Reader given to Put")
+	}
 	if ra, ok := r.(interface {
 		io.ReaderAt
 		io.Seeker
@@ -105,8 +110,11 @@ func (c *Client) Put(ctx context.Context, bag chain.BagID, r io.Reader, opts ...
 	if err != nil {
 		return Object{}, err
 	}
+	// On any failure, and on a panic of r (which goes on to the caller,
+	// as a panic of its own reader), the spool is removed and the upload
+	// ends; after Commit, Abort does nothing.
+	defer u.Abort()
 	if _, err := io.Copy(u, r); err != nil {
-		u.Abort()
 		return Object{}, err
 	}
 	return u.Commit()
@@ -154,15 +162,20 @@ type fileSource struct {
 	size int64
 }
 
-// putAt uploads size bytes readable at src: streamed like Upload, so the
-// chunks are hashed and pushed at once, then, with the root known,
-// registered (once, across runs) and completed on providers that replace
-// any lost during the stream, reading the chunks they lack again by offset.
+// putAt uploads size bytes readable at src: read once to hash it (the
+// chunks pushed at once only to providers under a contract), then, with
+// the root known, registered (once, across runs) and completed on N
+// providers, any lost replaced, reading the chunks they lack again by
+// offset.
 func (c *Client) putAt(ctx context.Context, bag chain.BagID, src io.ReaderAt, size int64, o putOptions) (Object, error) {
 	u, err := c.newUpload(ctx, bag, o, &fileSource{src: src, size: size})
 	if err != nil {
 		return Object{}, err
 	}
+	// A panic of src (the caller's reader) goes on to the caller, but
+	// the upload ends first: an interrupted file keeps its chunks, as on
+	// any failure. After Commit (or abort) it does nothing.
+	defer u.abort(false)
 	if _, err := u.ReadFrom(io.NewSectionReader(src, 0, size)); err != nil {
 		u.abort(u.dropOnFailure(err)) // interrupted: the providers keep the chunks for the next run
 		if cerr := ctx.Err(); cerr != nil {

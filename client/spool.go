@@ -47,7 +47,11 @@ func (c *Client) newSpooled(ctx context.Context, bag chain.BagID, o putOptions) 
 	}
 	uctx, cancel := context.WithCancel(ctx)
 	c.log.Debug("streamed upload spooled", "bag", bag, "file", f.Name())
-	return &Upload{c: c, ctx: uctx, cancel: cancel, bag: bag, o: o, params: params, spool: &spool{f: f}}, nil
+	// The spool's own progress: bytes written so far (Commit's upload
+	// reports the rest, with a tracker of its own).
+	tr := newTracker(OpPut, o.progress, c.progressEvery)
+	tr.update(true, func(p *Progress) { p.Bag, p.File = bag, FileCreated })
+	return &Upload{c: c, ctx: uctx, cancel: cancel, bag: bag, o: o, params: params, tr: tr, spool: &spool{f: f}}, nil
 }
 
 // write appends p to the spool, refusing a stream past the chain's maximum
@@ -60,7 +64,11 @@ func (s *spool) write(u *Upload, p []byte) (int, error) {
 		return 0, u.fail(chain.Errorf(chain.ErrObjectTooLarge, "upload to bag %s: the stream is larger than the max data object size of %d bytes; ask the storage lead to raise it with `satchel storage leader set-max-object-size`", u.bag, max))
 	}
 	n, err := s.f.Write(p)
+	first := s.size == 0 && n > 0
 	s.size += int64(n)
+	// The first bytes are reported at once, the rest at most every
+	// progress interval: a large stream shows progress before Commit.
+	u.tr.update(first, func(p *Progress) { p.Bytes = s.size })
 	if err != nil {
 		return n, u.fail(fmt.Errorf("client: spool the upload: %w", err))
 	}
@@ -92,7 +100,9 @@ func (s *spool) readFrom(u *Upload, r io.Reader) (int64, error) {
 // commit uploads the spooled stream as a file and removes the spool.
 func (s *spool) commit(u *Upload) (Object, error) {
 	defer s.discard(u)
+	u.tr.flush() // every byte spooled, before the upload reports its own
 	if s.size == 0 {
+		u.tr.setFile(FileFailed)
 		return Object{}, ErrEmpty
 	}
 	return u.c.putAt(u.ctx, u.bag, s.f, s.size, u.o)

@@ -16,11 +16,13 @@ type FileState int
 // File states, in the order an upload moves through them. FileFailed can
 // follow any of them.
 const (
-	// FileCreated: the upload exists, nothing read yet.
+	// FileCreated: the upload exists, nothing read yet; or, for an
+	// Upload, its stream is being written to the spool (Progress.Bytes
+	// counts it) and nothing is sent before Commit.
 	FileCreated FileState = iota
-	// FileChunking: the content is being split and hashed; a file's chunks
-	// go to the providers as they are cut, before the object is
-	// registered.
+	// FileChunking: the content is being split and hashed; chunks go to
+	// providers as they are cut only under a storage contract
+	// (WithContracts), else once the object is registered.
 	FileChunking
 	// FileRegistering: the object is being registered on chain.
 	FileRegistering
@@ -136,7 +138,8 @@ func (o Op) String() string {
 // a callback must return quickly and must not call back into the client.
 type Progress struct {
 	Op Op
-	// File is the upload's state (uploads only).
+	// File is the upload's state (uploads only: a download's stays
+	// FileCreated, the zero value).
 	File FileState
 	// Bag, Object and Root name the object once known (Object once
 	// registered, ObjectKnown says so).
@@ -145,15 +148,18 @@ type Progress struct {
 	ObjectKnown bool
 	Root        cid.Cid
 	// Bytes is how much of the content is done: for an upload, the bytes of
-	// chunks that hold all their receipts (or, while chunking a stream, the
-	// bytes hashed); for a download, the bytes written. TotalBytes is the
+	// chunks that hold all their receipts — or, while a stream is written
+	// to an Upload (File FileCreated, TotalBytes 0), the bytes spooled; the
+	// count starts again from 0 when Commit uploads the spool, with
+	// TotalBytes set. For a download, the bytes written. TotalBytes is the
 	// content's size, 0 while unknown (a stream being written).
 	Bytes, TotalBytes int64
 	// Sent is the number of chunk bytes that reached providers over all
 	// storage links (an upload to 3 providers sends every byte 3 times).
 	Sent int64
 	// Chunks and TotalChunks count the chunks done (uploaded or fetched)
-	// and all of them.
+	// and all of them. A download knows TotalChunks — the chunks over the
+	// range read — once its first chunk is found in the DAG.
 	Chunks, TotalChunks int
 	// ChunkStates counts chunks by ChunkState (uploads only).
 	ChunkStates [numChunkStates]int

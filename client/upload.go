@@ -14,10 +14,9 @@ import (
 	"github.com/satchel-net/satchel/contracts"
 )
 
-// Upload is a streamed upload: an io.Writer whose content is chunked, hashed
-// and pushed to the bag's providers as it is written, before its root CID
-// (and so its object) exists. Commit registers the object and binds the
-// chunks to it; Abort gives the upload up.
+// Upload is a streamed upload: an io.Writer whose content is spooled to a
+// temporary file as it is written and uploaded by Commit, once its size
+// and root CID are known; Abort gives the upload up.
 //
 //	u, err := c.Upload(ctx, bag)
 //	if err != nil { ... }
@@ -34,8 +33,8 @@ import (
 // resume after an interruption; upload files with PutFile for that.
 //
 // An Upload is not safe for concurrent use: write, commit and abort from
-// one goroutine, and cancel the context given to Upload to stop a Write
-// that waits for the providers. Until Commit or Abort returns, the upload
+// one goroutine; cancelling the context given to Upload stops a Commit
+// under way and fails later writes. Until Commit or Abort returns, the upload
 // counts as in progress for Client.Close.
 type Upload struct {
 	c      *Client
@@ -65,8 +64,9 @@ type Upload struct {
 }
 
 // Upload starts a streamed upload to bag: it checks the chain lets the
-// member upload, finds the bag's providers and opens store streams to N of
-// them. Write the content, then call Commit, or Abort.
+// member upload to the bag and creates the spool file in os.TempDir.
+// Write the content, then call Commit, or Abort. The bag's providers are
+// found and connected by Commit.
 func (c *Client) Upload(ctx context.Context, bag chain.BagID, opts ...PutOption) (*Upload, error) {
 	return c.newSpooled(ctx, bag, c.putOptions(opts))
 }
@@ -228,9 +228,11 @@ func (u *Upload) check() error {
 	return u.err
 }
 
-// Write chunks p and pushes every full chunk to the providers. It blocks
-// while the upload window is full, so memory stays bounded however fast the
-// caller writes.
+// Write appends p to the upload's spool file; nothing reaches a provider
+// before Commit. It fails once the stream passes the chain's maximum
+// object size (chain.ErrObjectTooLarge), the context given to Upload is
+// done, or the spool cannot be written (a full TMPDIR). WithProgress
+// reports the bytes spooled so far.
 func (u *Upload) Write(p []byte) (int, error) {
 	if err := u.check(); err != nil {
 		return 0, err
@@ -245,8 +247,9 @@ func (u *Upload) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// ReadFrom writes everything r yields until io.EOF. It implements
-// io.ReaderFrom, so io.Copy(u, r) reads straight into chunk buffers.
+// ReadFrom spools everything r yields until io.EOF, as Write does. It
+// implements io.ReaderFrom, so io.Copy(u, r) copies through one buffer of
+// its own.
 func (u *Upload) ReadFrom(r io.Reader) (int64, error) {
 	if err := u.check(); err != nil {
 		return 0, err
@@ -320,10 +323,9 @@ func (u *Upload) commit() (Object, error) {
 	return u.commitFile(res)
 }
 
-// Abort gives the upload up: it stops the pushes, asks the providers to
-// drop the chunks already sent (DROP; one that cannot be reached keeps them
-// until the session expires) and closes the streams. Abort after Commit
-// does nothing.
+// Abort gives the upload up: it removes the spool file and releases the
+// upload (nothing was sent to a provider: a stream is sent only by
+// Commit). Abort after Commit does nothing.
 func (u *Upload) Abort() { u.abort(true) }
 
 // abort stops the upload; drop says whether the providers drop the chunks
@@ -340,6 +342,7 @@ func (u *Upload) abort(drop bool) {
 	}
 	u.mu.Unlock()
 	if u.spool != nil {
+		u.tr.setFile(FileFailed)
 		u.spool.discard(u)
 		return
 	}

@@ -1,0 +1,110 @@
+package client
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+type panicWriter struct{ after int }
+
+func (w *panicWriter) Write(p []byte) (int, error) {
+	if w.after -= len(p); w.after < 0 {
+		panic("writer broke")
+	}
+	return len(p), nil
+}
+
+// TestGetWriterPanics gives Get a writer that panics and a nil one: Get
+// returns an error naming the panic and the program goes on.
+func TestGetWriterPanics(t *testing.T) {
+	net := newFakeNet(t, 2)
+	c := net.client("")
+	ctx := testCtx(t)
+	data := randomBytes(t, 1<<20, 31)
+	obj, err := c.Put(ctx, net.bag, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Get(ctx, ObjectRef(net.bag, obj.ID), &panicWriter{after: 200 << 10})
+	if err == nil || !strings.Contains(err.Error(), "writer broke") || !strings.Contains(err.Error(), "panicked") {
+		t.Fatalf("get into a panicking writer: %v", err)
+	}
+	if _, err := c.Get(ctx, ObjectRef(net.bag, obj.ID), nil); err == nil {
+		t.Fatal("get into a nil writer succeeded")
+	}
+	r, err := c.Open(ctx, ObjectRef(net.bag, obj.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.WriteRange(ctx, nil, 0, 10); err == nil {
+		t.Fatal("WriteRange into a nil writer succeeded")
+	}
+	var out bytes.Buffer
+	if _, err := c.Get(ctx, ObjectRef(net.bag, obj.ID), &out); err != nil || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("get after the panics: %v", err)
+	}
+}
+
+type panicReader struct{ left int }
+
+func (r *panicReader) Read(p []byte) (int, error) {
+	if r.left <= 0 {
+		panic("reader broke")
+	}
+	n := min(len(p), r.left)
+	r.left -= n
+	return n, nil
+}
+
+// TestPutReaderPanics streams a reader that panics through Put: the panic
+// reaches the caller, the spool file is gone and Close does not wait for
+// the upload. A nil reader is an error.
+func TestPutReaderPanics(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	net := newFakeNet(t, 2)
+	c := net.client("")
+	ctx := testCtx(t)
+	if _, err := c.Put(ctx, net.bag, nil); err == nil {
+		t.Fatal("put of a nil reader succeeded")
+	}
+	func() {
+		defer func() {
+			if v := recover(); v != "reader broke" {
+				t.Fatalf("recovered %v, want the reader's panic", v)
+			}
+		}()
+		_, _ = c.Put(ctx, net.bag, io.MultiReader(&panicReader{left: 300 << 10}))
+	}()
+	if left, _ := filepath.Glob(filepath.Join(tmp, "satchel-upload-*")); len(left) > 0 {
+		t.Errorf("spool files left: %v", left)
+	}
+	// A failing reader too.
+	if _, err := c.Put(ctx, net.bag, io.MultiReader(io.LimitReader(&panicReader{left: 1 << 20}, 100<<10), errReader{})); err == nil {
+		t.Fatal("put of a failing reader succeeded")
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, "satchel-upload-*")); len(left) > 0 {
+		t.Errorf("spool files left: %v", left)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		// (The client's cleanup then waits for it too: the test hangs.)
+		t.Fatal("Close waits for the panicked upload")
+	}
+}
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, errors.New("disk gone") }
