@@ -210,8 +210,8 @@ func (x *index) readBags(named map[chain.BagID][]chain.ObjectID) map[chain.BagID
 }
 
 // readObjects returns those of ids (ascending) that bag holds and those it
-// does not, reading whichever takes fewer reads: the bag's pages, or the
-// objects one by one (hintReaders at once).
+// does not, reading whichever takes fewer rounds of reads: the bag's pages
+// one after the other, or the objects one by one, hintReaders at once.
 func (x *index) readObjects(ctx context.Context, bag chain.BagID, ids []chain.ObjectID) (found []chain.DataObject, missing []chain.ObjectID, err error) {
 	rctx, cancel := context.WithTimeout(ctx, recordTimeout)
 	b, err := x.c.Bag(rctx, bag)
@@ -222,7 +222,7 @@ func (x *index) readObjects(ctx context.Context, bag chain.BagID, ids []chain.Ob
 	case err != nil:
 		return nil, nil, err
 	}
-	if b.ObjectsCount/chain.MaxPageLimit+1 <= uint64(len(ids)) {
+	if pages, rounds := b.ObjectsCount/chain.MaxPageLimit+1, uint64(len(ids)+hintReaders-1)/hintReaders; pages < rounds {
 		return x.listObjects(ctx, bag, ids)
 	}
 	return x.objectsByID(ctx, bag, ids)
