@@ -20,8 +20,10 @@
 // providers slower than WithMinSendRate is cut off.
 //
 // The node follows the chain: an object deleted, or a bag removed from the
-// node's buckets, is evicted from the cache and no longer served as soon as
-// the block announcing it is read. Its memory does not grow with the
+// node's buckets, is evicted from the cache and no longer served once the
+// block after the one announcing it is committed. Block events are only
+// hints: what they name is read again through the ChainReader (proven over
+// a remote endpoint) before anything changes. Its memory does not grow with the
 // objects it serves: it keeps object IDs as runs of consecutive IDs per bag
 // and a bounded cache of object records, reading others from the chain when
 // requested.

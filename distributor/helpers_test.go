@@ -53,6 +53,12 @@ func randomBytes(t testing.TB, n int) []byte {
 // ends.
 func (e *env) ownDistributor(t *testing.T, wrap func(*fetch.Client) distributor.BlockSource, opts ...distributor.Option) *distributor.Server {
 	t.Helper()
+	return e.ownDistributorOn(t, e.net.Client, wrap, opts...)
+}
+
+// ownDistributorOn is ownDistributor reading the chain through c.
+func (e *env) ownDistributorOn(t *testing.T, c distributor.ChainReader, wrap func(*fetch.Client) distributor.BlockSource, opts ...distributor.Option) *distributor.Server {
+	t.Helper()
 	td := e.d
 	if err := td.Kill(); err != nil {
 		t.Fatal(err)
@@ -66,7 +72,7 @@ func (e *env) ownDistributor(t *testing.T, wrap func(*fetch.Client) distributor.
 	fc := fetch.NewClient(h.Libp2p())
 	t.Cleanup(func() { fc.Close() })
 	opts = append([]distributor.Option{distributor.WithCacheDir(filepath.Join(t.TempDir(), "cache")), distributor.WithHTTPAddr("127.0.0.1:0")}, opts...)
-	srv, err := distributor.New(h, wrap(fc), e.net.Client,
+	srv, err := distributor.New(h, wrap(fc), c,
 		distributor.Identity{Worker: td.Worker, Buckets: []chain.DistributionBucketID{td.Bucket}}, opts...)
 	if err != nil {
 		t.Fatal(err)

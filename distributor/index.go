@@ -53,8 +53,8 @@ func newRecord(o chain.DataObject) *record {
 // the bag of every object (compact ID runs, to tell 404 from 421), and the
 // records of recently registered or requested objects of its bags (bounded;
 // others are read from the chain on demand). It follows the chain's block
-// events, so a deleted object or a bag moved away stops being served at
-// the next block.
+// events (follow.go), so a deleted object or a bag moved away stops being
+// served once the next block is committed.
 type index struct {
 	c       ChainReader
 	id      Identity
@@ -257,47 +257,6 @@ func (x *index) isServed(id chain.ObjectID) bool {
 	return served
 }
 
-// run loads the chain's state and follows its blocks until ctx ends,
-// subscribing again (and reloading) when the subscription fails.
-func (x *index) run(ctx context.Context) {
-	for ctx.Err() == nil {
-		err := x.follow(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		x.log.Warn("chain subscription ended; reloading", "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-// follow subscribes from the next block, loads the state, then applies
-// every block's events. Events of blocks the load already saw are applied
-// again, which changes nothing.
-func (x *index) follow(ctx context.Context) error {
-	info, err := x.c.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("chain info: %w", err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	blocks, errc := x.c.Subscribe(sctx, info.Height+1)
-	if err := x.load(ctx, info.Height); err != nil {
-		return err
-	}
-	select {
-	case <-x.ready:
-	default:
-		close(x.ready)
-	}
-	for be := range blocks {
-		x.apply(ctx, be)
-	}
-	return <-errc
-}
-
 // load reads the node's buckets and, page by page, the object IDs of
 // every bag into ID runs; no object record is kept.
 func (x *index) load(ctx context.Context, height int64) error {
@@ -344,7 +303,9 @@ func (x *index) load(ctx context.Context, height int64) error {
 	clear(x.recs)
 	clear(x.oldRecs)
 	x.gen++
-	x.height = max(x.height, height)
+	// A proven load may show the state before block height, whose events
+	// are applied next.
+	x.height = max(x.height, height-1)
 	nruns := len(x.runs.r)
 	x.mu.Unlock()
 	x.onBagsLeft() // whatever stopped being served while not followed
@@ -374,150 +335,6 @@ func (x *index) readBuckets(ctx context.Context) (map[chain.DistributionBucketID
 		}
 	}
 	return served, bags, nil
-}
-
-// apply applies one block's events.
-func (x *index) apply(ctx context.Context, be chain.BlockEvents) {
-	reload := false
-	var deletedBags []chain.BagID
-	for _, e := range be.Events {
-		switch e.Type {
-		case "ObjectsRegistered":
-			var ev chain.ObjectsRegistered
-			if e.Decode(&ev) == nil {
-				x.registered(ev)
-			}
-		case "ObjectsAccepted":
-			var ev chain.ObjectsAccepted
-			if e.Decode(&ev) == nil {
-				x.accepted(ev)
-			}
-		case "ObjectsDeleted":
-			var ev chain.ObjectsDeleted
-			if e.Decode(&ev) == nil {
-				x.deleted(ev.Objects)
-			}
-		case "BagDeleted":
-			var ev chain.BagDeleted
-			if e.Decode(&ev) == nil {
-				deletedBags = append(deletedBags, ev.Bag)
-			}
-			reload = true
-		case "BagCreated", "DistributionBagBucketsUpdated", "DistributionBucketModeUpdated",
-			"DistributionBucketDeleted", "DistributionOperatorRemoved", "DistributionInvitationAccepted":
-			reload = true
-		case "StorageBagBucketsUpdated":
-			var ev chain.StorageBagBucketsUpdated
-			if e.Decode(&ev) == nil {
-				x.onSources(&ev.Bag)
-			}
-		case "StorageOperatorMetadataSet", "StorageOperatorRemoved", "StorageInvitationAccepted", "StorageBucketDeleted":
-			x.onSources(nil)
-		}
-	}
-	if reload {
-		if err := x.rebucket(ctx); err != nil {
-			x.log.Warn("reload buckets", "height", be.Height, "err", err)
-		}
-	}
-	for _, b := range deletedBags {
-		x.bagDeleted(b)
-	}
-	x.mu.Lock()
-	x.height = max(x.height, be.Height)
-	x.mu.Unlock()
-}
-
-// registered adds the objects' IDs to the runs and keeps the records of
-// served ones (a request for a new object is likely).
-func (x *index) registered(ev chain.ObjectsRegistered) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	x.gen++
-	n, ok := x.bagNum[ev.Bag]
-	if !ok {
-		n = uint32(len(x.bagIDs))
-		x.bagNum[ev.Bag], x.bagIDs = n, append(x.bagIDs, ev.Bag)
-	}
-	ids := make([]uint64, 0, len(ev.Objects))
-	for _, o := range ev.Objects {
-		ids = append(ids, uint64(o.ID))
-	}
-	slices.Sort(ids)
-	for _, r := range appendRuns(nil, n, ids) {
-		x.runs.add(r.lo, uint64(r.n), n)
-	}
-	if x.bags[ev.Bag] {
-		for _, o := range ev.Objects {
-			x.keep(newRecord(o))
-		}
-	}
-}
-
-func (x *index) accepted(ev chain.ObjectsAccepted) {
-	x.mu.Lock()
-	x.gen++
-	var newly []chain.DataObject
-	for _, id := range ev.Objects {
-		rec := x.recs[id]
-		if rec == nil {
-			rec = x.oldRecs[id]
-		}
-		if rec == nil {
-			continue // read from the chain when requested
-		}
-		if rec.obj.Accepted {
-			continue
-		}
-		o := rec.obj
-		o.Accepted, o.ExpiresAt = true, 0
-		x.keep(newRecord(o))
-		if _, served, _ := x.bagOf(id); served {
-			newly = append(newly, o)
-		}
-	}
-	x.mu.Unlock()
-	if len(newly) > 0 {
-		x.onAccepted(newly)
-	}
-}
-
-// bagDeleted forgets the object IDs of a deleted bag (served ones left
-// with the reload of the buckets first).
-func (x *index) bagDeleted(bag chain.BagID) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	x.gen++
-	if n, ok := x.bagNum[bag]; ok {
-		x.runs.removeBag(n)
-	}
-	for id, rec := range x.recs {
-		if rec.obj.Bag == bag {
-			delete(x.recs, id)
-		}
-	}
-	for id, rec := range x.oldRecs {
-		if rec.obj.Bag == bag {
-			delete(x.oldRecs, id)
-		}
-	}
-}
-
-func (x *index) deleted(ids []chain.ObjectID) {
-	x.mu.Lock()
-	x.gen++
-	var dropped []chain.ObjectID
-	for _, id := range ids {
-		if _, served, _ := x.bagOf(id); served {
-			dropped = append(dropped, id)
-		}
-		x.runs.remove(uint64(id), uint64(id)+1)
-		x.forget(id)
-	}
-	x.mu.Unlock()
-	if len(dropped) > 0 {
-		x.onDrop(dropped)
-	}
 }
 
 // rebucket reads the node's buckets again; when bags left, the owner drops

@@ -133,9 +133,13 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 		Namespace: "satchel", Subsystem: "distributor", Name: "cache_objects",
 		Help: "Objects with blocks in the disk cache.",
 	}, func() float64 { _, _, n, _ := s.cache.usage(); return float64(n) })
+	fetchLimit := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "satchel", Subsystem: "distributor", Name: "fetches_limit",
+		Help: "The bound on block fetches from storage providers running at once (--max-fetches).",
+	}, func() float64 { return float64(s.cfg.maxFetches) })
 	reg.MustRegister(m.requests, m.hits, m.misses, m.served, m.fetched, m.fetchErrors, m.fetchBusy, m.active, m.missWaiting, m.missClientWaits, m.parks, m.slowCuts,
 		m.conns, m.connsLimit, m.connsRefused, m.idleClosed,
-		cacheUsed, cacheLimit, cacheObjects, &sourceCollector{s: s})
+		cacheUsed, cacheLimit, cacheObjects, fetchLimit, &sourceCollector{s: s})
 	return m
 }
 

@@ -36,7 +36,8 @@ func newDistributorServerCmd(app *App) *cobra.Command {
 		minSendRate                                                string
 		buckets, listen, bootstrap                                 []string
 		noPublish                                                  bool
-		maxMisses, objectRecords, maxConns, maxConnsPerClient      int
+		maxMisses, maxFetches, objectRecords, maxConns             int
+		maxConnsPerClient                                          int
 	)
 	worker := newFlag("", chain.WorkerID(0), chain.ParseWorkerID, "workerId")
 	cmd := &cobra.Command{
@@ -50,8 +51,9 @@ chain: objects deleted, or bags moved away from its buckets, stop being served
 and leave the cache within a block.
 
 The worker must be an active operator of every bucket named with -B. On start
-the node publishes --endpoint (default: the HTTP address) in the operator
-metadata of each bucket, signed with --key, the worker's role account.
+the node publishes --endpoint (default: the HTTP address, refused when it is
+a wildcard such as 0.0.0.0) in the operator metadata of each bucket, signed
+with --key, the worker's role account.
 
 Connections are bounded per client (--max-conns-per-client, an IPv4 address
 or an IPv6 /64; more get 429) and in all (--max-conns; one silent 2 s since it
@@ -89,6 +91,12 @@ HTTP address. The API is documented in docs/DISTRIBUTOR.md.`,
 			if err != nil {
 				return fmt.Errorf("--min-send-rate: %w (a size a second, e.g. 64KiB; 0 turns it off)", err)
 			}
+			if maxFetches < 1 {
+				return fmt.Errorf("--max-fetches %d: want a count of block fetches, at least 1 (default %d)", maxFetches, distributor.DefaultMaxFetches)
+			}
+			if err := checkPublishedEndpoint(httpAddr, endpoint, !noPublish); err != nil {
+				return err
+			}
 			if maxConns < 0 {
 				return fmt.Errorf("--max-conns %d: want a count of connections (0: the default, %d or half the open-file limit)", maxConns, distributor.DefaultMaxConns)
 			}
@@ -125,6 +133,7 @@ HTTP address. The API is documented in docs/DISTRIBUTOR.md.`,
 					distributor.WithCacheSize(int64(size)),
 					distributor.WithMaxCachedObject(int64(maxObj)),
 					distributor.WithMaxMisses(maxMisses),
+					distributor.WithMaxFetches(maxFetches),
 					distributor.WithMinSendRate(int64(minRate), 0),
 					distributor.WithObjectRecords(objectRecords),
 					distributor.WithMaxConns(maxConns),
@@ -141,11 +150,12 @@ HTTP address. The API is documented in docs/DISTRIBUTOR.md.`,
 	f.StringVarP(&keyPath, "key", "k", "", "worker role account key `FILE` that publishes the endpoint (default: key in the config, else the account key under the home)")
 	f.StringVar(&dataDir, "data", "", "data `DIR` for the cache (default HOME/distributor)")
 	f.StringVar(&httpAddr, "http", distributor.DefaultHTTPAddr, "HTTP API listen `HOST:PORT`")
-	f.StringVar(&endpoint, "endpoint", "", "public root `URL` published on chain (default http://HOST:PORT/ of --http)")
+	f.StringVar(&endpoint, "endpoint", "", "public root `URL` published on chain (default http://HOST:PORT/ of --http; required when --http listens on every interface, e.g. 0.0.0.0)")
 	f.BoolVar(&noPublish, "no-publish", false, "do not publish the endpoint in the operator metadata")
 	f.StringVar(&cacheSize, "cache-size", "10GiB", "disk cache bound (`SIZE`, e.g. 500MiB, 200GiB)")
 	f.StringVar(&maxCached, "max-cached-object", "2GiB", "largest object kept in the cache (`SIZE`); larger ones are streamed")
 	f.IntVar(&maxMisses, "max-misses", distributor.DefaultMaxMisses, "answers fetching from storage providers at once (each holds up to 3 chunks in memory); more wait")
+	f.IntVar(&maxFetches, "max-fetches", distributor.DefaultMaxFetches, "block fetches from storage providers running at once (`N`, each holding one chunk in memory); more wait")
 	f.StringVar(&minSendRate, "min-send-rate", "64KiB", "cut off a client reading an answer that needs the storage providers slower than this `SIZE` a second, averaged over 30 s of writing to it (0: never)")
 	f.IntVar(&objectRecords, "object-records", distributor.DefaultObjectRecords, "objects' chain records (size, content ID, accepted) kept in memory (`N`); a request for another reads it from the chain first")
 	f.IntVar(&maxConns, "max-conns", 0, fmt.Sprintf("HTTP connections open at most (`N`); at the bound a silent or idle one is closed for a new one, else it is answered 503 (0: %d, or half the open-file limit if lower)", distributor.DefaultMaxConns))
@@ -196,8 +206,8 @@ func runDistributorServer(ctx context.Context, app *App, cfg Config, st distServ
 	endpoint := st.endpoint
 	if endpoint == "" {
 		endpoint = srv.URL() + "/"
-		if host, _, _ := net.SplitHostPort(srv.URL()[len("http://"):]); host == "0.0.0.0" || host == "::" {
-			log.Warn("publishing an endpoint on a wildcard address; pass --endpoint with the public URL")
+		if err := checkPublishedEndpoint(srv.URL()[len("http://"):], "", st.publish); err != nil {
+			return err
 		}
 	}
 	if st.publish {
@@ -226,5 +236,22 @@ func runDistributorServer(ctx context.Context, app *App, cfg Config, st distServ
 		return err
 	}
 	<-ctx.Done()
+	return nil
+}
+
+// checkPublishedEndpoint refuses to publish, in place of a missing
+// --endpoint, an HTTP address no client can reach: one listening on every
+// interface (0.0.0.0, ::, or no host).
+func checkPublishedEndpoint(httpAddr, endpoint string, publish bool) error {
+	if endpoint != "" || !publish {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(httpAddr)
+	if err != nil {
+		return fmt.Errorf("--http %q: %w", httpAddr, err)
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		return fmt.Errorf("--http %s listens on every interface, which is no address clients can reach: pass --endpoint with the URL clients use to reach this node (e.g. https://cdn.example.com/), or --no-publish", httpAddr)
+	}
 	return nil
 }

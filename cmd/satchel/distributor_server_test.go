@@ -46,6 +46,7 @@ func TestDistributorServerCommand(t *testing.T) {
 			"--key", net.KeyFile("distributor-0"),
 			"--data", filepath.Join(home, "data"),
 			"--http", "127.0.0.1:0",
+			"--max-fetches", "5",
 			"--listen", "/ip4/127.0.0.1/tcp/0",
 			"--bootstrap", fmt.Sprintf("%s/p2p/%s", p0.Addrs[0], p0.ID),
 		}, &out, &errOut)
@@ -65,6 +66,16 @@ func TestDistributorServerCommand(t *testing.T) {
 	b, err := net.Client.DistributionBucket(ctx, d.Bucket)
 	if err != nil || len(b.Operators) != 1 || b.Operators[0].Metadata == nil || b.Operators[0].Metadata.Endpoint != info.Endpoint {
 		t.Fatalf("endpoint %q not published: %+v %v", info.Endpoint, b.Operators, err)
+	}
+	// --max-fetches reaches the node.
+	resp, err := http.Get(info.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(metrics, []byte("\nsatchel_distributor_fetches_limit 5\n")) {
+		t.Fatalf("--max-fetches 5: the node's metrics do not show the bound:\n%s", metrics)
 	}
 	data := bytes.Repeat([]byte("satchel "), 4096)
 	obj, err := net.UploadChunked(ctx, data, 4096, 0)
@@ -106,7 +117,15 @@ func TestDistributorServerFlags(t *testing.T) {
 		{[]string{"distributor", "server", "-w", "1", "-B", "0:0", "--max-conns", "-1"}, "--max-conns"},
 		{[]string{"distributor", "server", "-w", "1", "-B", "0:0", "--max-conns-per-client", "-5"}, "--max-conns-per-client"},
 		{[]string{"distributor", "server", "-w", "1", "-B", "0:0", "--max-conns", "many"}, "--max-conns"},
+		{[]string{"distributor", "server", "-w", "1", "-B", "0:0", "--max-fetches", "0"}, "--max-fetches"},
+		{[]string{"distributor", "server", "-w", "1", "-B", "0:0", "--max-fetches", "some"}, "--max-fetches"},
+		// A wildcard listen address is no endpoint to publish.
+		{[]string{"distributor", "server", "-w", "1", "-B", "0:0", "--http", "0.0.0.0:3434"}, "pass --endpoint"},
+		{[]string{"distributor", "server", "-w", "1", "-B", "0:0", "--http", "[::]:3434"}, "pass --endpoint"},
+		{[]string{"distributor", "server", "-w", "1", "-B", "0:0", "--http", ":3434"}, "pass --endpoint"},
 		{[]string{"distributor", "server", "-w", "1", "-B", "0:0"}, "no account key"},
+		{[]string{"distributor", "server", "-w", "1", "-B", "0:0", "--http", "0.0.0.0:3434", "--endpoint", "https://cdn.example.com/"}, "no account key"},
+		{[]string{"distributor", "server", "-w", "1", "-B", "0:0", "--http", "0.0.0.0:3434", "--no-publish"}, "no account key"},
 	} {
 		var out, errOut bytes.Buffer
 		code := run(context.Background(), append([]string{"-c", cfgPath}, tc.args...), &out, &errOut)
