@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/satchel-net/satchel/chain"
 )
@@ -88,5 +89,52 @@ func TestPutFileMissing(t *testing.T) {
 	_, err := c.PutFile(testCtx(t), net.bag, filepath.Join(t.TempDir(), "nope"))
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("put of a missing file: %v", err)
+	}
+}
+
+// Reader.Close does not wait for a read blocked in its writer: it returns
+// at once, and the Reader is released (Client.Close returns) when that
+// read does.
+func TestReaderCloseDoesNotWaitForBlockedWrite(t *testing.T) {
+	net := newFakeNet(t, 2)
+	c := net.client("")
+	ctx := testCtx(t)
+	obj, err := c.Put(ctx, net.bag, bytes.NewReader(randomBytes(t, 300<<10, 42)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Open(ctx, ObjectRef(net.bag, obj.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	read := make(chan error, 1)
+	go func() { _, err := r.WriteTo(pw); read <- err }()
+	if _, err := pr.Read(make([]byte, 1)); err != nil { // the read is under way, then blocks
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- r.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Reader.Close waits for a read blocked in its writer")
+	}
+	clientClosed := make(chan error, 1)
+	go func() { clientClosed <- c.Close() }()
+	select {
+	case <-clientClosed:
+		t.Fatal("Client.Close returned while a read of an open download was still running")
+	case <-time.After(100 * time.Millisecond):
+	}
+	_ = pr.Close() // the blocked Write fails; the read returns
+	if err := <-read; err == nil {
+		t.Fatal("a read whose writer was closed succeeded")
+	}
+	if err := <-clientClosed; err != nil {
+		t.Fatal(err)
 	}
 }

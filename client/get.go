@@ -89,8 +89,8 @@ type Reader struct {
 
 	mu     sync.Mutex
 	closed bool
-	last   cachedLeaf     // the last chunk ReadAt read (readat.go)
-	reads  sync.WaitGroup // reads in progress, waited for by Close
+	last   cachedLeaf // the last chunk ReadAt read (readat.go)
+	reads  int        // reads in progress (under mu): the last to end after Close ends the Reader
 	once   sync.Once
 }
 
@@ -368,8 +368,20 @@ func (r *Reader) startRead() error {
 	if r.closed {
 		return fmt.Errorf("read %s: %w", r.describe(), ErrClosed)
 	}
-	r.reads.Add(1)
+	r.reads++
 	return nil
+}
+
+// endRead ends a read startRead began; the last read of a closed Reader
+// releases it.
+func (r *Reader) endRead() {
+	r.mu.Lock()
+	r.reads--
+	last := r.closed && r.reads == 0
+	r.mu.Unlock()
+	if last {
+		r.once.Do(r.c.end)
+	}
 }
 
 // WriteTo writes the whole object to w. It implements io.WriterTo.
@@ -434,7 +446,7 @@ func (r *Reader) WriteRange(ctx context.Context, w io.Writer, off, n int64) (wri
 	if err := r.startRead(); err != nil {
 		return 0, err
 	}
-	defer r.reads.Done()
+	defer r.endRead()
 	return r.writeRange(ctx, w, off, n, nil)
 }
 
@@ -557,15 +569,18 @@ func (r *Reader) writeRange(ctx context.Context, w io.Writer, off, n int64, keep
 	return written, nil
 }
 
-// Close releases the Reader, once the reads in progress returned (cancel
-// the context given to Open to end them at once). Reads after Close fail
-// with ErrClosed.
+// Close releases the Reader: at once, or when the last read in progress
+// returns (cancel the context given to Open to end them sooner; a read
+// blocked in its writer's Write ends when the Write does). It does not
+// wait for them. Reads after Close fail with ErrClosed.
 func (r *Reader) Close() error {
 	r.mu.Lock()
 	r.closed = true
+	idle := r.reads == 0
 	r.mu.Unlock()
-	r.reads.Wait()
-	r.once.Do(r.c.end)
+	if idle {
+		r.once.Do(r.c.end)
+	}
 	return nil
 }
 

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -85,6 +87,28 @@ func TestPutReaderPanics(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(tmp, "satchel-upload-*")); len(left) > 0 {
 		t.Errorf("spool files left: %v", left)
 	}
+	// A progress callback that panics, at its first report or a later
+	// one: the panic reaches the caller too, and the upload's cleanup,
+	// which reports progress, does not hang.
+	for _, at := range []int{1, 2} {
+		func() {
+			defer func() {
+				if v := recover(); v != "callback broke" {
+					t.Fatalf("callback panicking at report %d: recovered %v, want the callback's panic", at, v)
+				}
+			}()
+			calls := 0
+			_, _ = c.Put(ctx, net.bag, io.MultiReader(io.LimitReader(&panicReader{left: 1 << 20}, 200<<10)),
+				WithProgress(func(Progress) {
+					if calls++; calls == at {
+						panic("callback broke")
+					}
+				}))
+		}()
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, "satchel-upload-*")); len(left) > 0 {
+		t.Errorf("spool files left: %v", left)
+	}
 	// A failing reader too.
 	if _, err := c.Put(ctx, net.bag, io.MultiReader(io.LimitReader(&panicReader{left: 1 << 20}, 100<<10), errReader{})); err == nil {
 		t.Fatal("put of a failing reader succeeded")
@@ -108,3 +132,51 @@ func TestPutReaderPanics(t *testing.T) {
 type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, errors.New("disk gone") }
+
+// rereadPanics is file content whose second read of an offset panics: the
+// file pass, which re-reads chunks to push them with their proofs, finds
+// it broken.
+type rereadPanics struct {
+	data []byte
+	mu   sync.Mutex
+	seen map[int64]bool
+}
+
+func (r *rereadPanics) ReadAt(p []byte, off int64) (int, error) {
+	r.mu.Lock()
+	again := r.seen[off]
+	r.seen[off] = true
+	r.mu.Unlock()
+	if again {
+		panic("file broke")
+	}
+	return bytes.NewReader(r.data).ReadAt(p, off)
+}
+
+// A file whose re-read panics mid-upload: the panic reaches the caller
+// and the pass's push workers stop (none is left waiting for chunks).
+func TestPutFilePassPanicStopsWorkers(t *testing.T) {
+	net := newFakeNet(t, 2)
+	c := net.client("")
+	ctx := testCtx(t)
+	data := randomBytes(t, 600<<10, 9)
+	func() {
+		defer func() {
+			if v := recover(); v != "file broke" {
+				t.Fatalf("recovered %v, want the file's panic", v)
+			}
+		}()
+		_, _ = c.putAt(ctx, net.bag, &rereadPanics{data: data, seen: map[int64]bool{}}, int64(len(data)), c.putOptions(nil))
+	}()
+	workers := func() int {
+		buf := make([]byte, 8<<20)
+		return strings.Count(string(buf[:runtime.Stack(buf, true)]), "(*pusher).start.func")
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for workers() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d push workers still running after the panicked put", workers())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -335,6 +335,13 @@ func (p *pusher) openWith(ctx context.Context, held map[peer.ID]bitset, bound ma
 // from src by offset.
 func (p *pusher) filePass(ctx context.Context, src io.ReaderAt, res *chunker.Result) error {
 	p.start(ctx)
+	finished := false
+	defer func() {
+		if !finished { // src panicked: the pass's workers stop before the panic goes on
+			p.cancelPass()
+			_ = p.finish()
+		}
+	}()
 	var ferr error
 	for i, info := range res.Chunks {
 		to := p.need(i)
@@ -366,6 +373,7 @@ func (p *pusher) filePass(ctx context.Context, src io.ReaderAt, res *chunker.Res
 		}
 		p.feed(&chunkJob{index: i, info: info, data: buf, proof: proof, pool: p.pool}, to)
 	}
+	finished = true
 	werr := p.finish()
 	if f := p.fatalErr(); f != nil {
 		return f

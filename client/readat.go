@@ -44,7 +44,7 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 	if err := r.startRead(); err != nil {
 		return 0, err
 	}
-	defer r.reads.Done()
+	defer r.endRead()
 	if off >= r.size {
 		return 0, io.EOF
 	}

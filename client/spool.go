@@ -47,11 +47,21 @@ func (c *Client) newSpooled(ctx context.Context, bag chain.BagID, o putOptions) 
 	}
 	uctx, cancel := context.WithCancel(ctx)
 	c.log.Debug("streamed upload spooled", "bag", bag, "file", f.Name())
+	u := &Upload{c: c, ctx: uctx, cancel: cancel, bag: bag, o: o, params: params, spool: &spool{f: f}}
 	// The spool's own progress: bytes written so far (Commit's upload
-	// reports the rest, with a tracker of its own).
-	tr := newTracker(OpPut, o.progress, c.progressEvery)
-	tr.update(true, func(p *Progress) { p.Bag, p.File = bag, FileCreated })
-	return &Upload{c: c, ctx: uctx, cancel: cancel, bag: bag, o: o, params: params, tr: tr, spool: &spool{f: f}}, nil
+	// reports the rest, with a tracker of its own). A callback that
+	// panics here leaves no spool behind and no upload counted: the
+	// caller never gets the Upload to Abort.
+	u.tr = newTracker(OpPut, o.progress, c.progressEvery)
+	reported := false
+	defer func() {
+		if !reported {
+			u.spool.discard(u)
+		}
+	}()
+	u.tr.update(true, func(p *Progress) { p.Bag, p.File = bag, FileCreated })
+	reported = true
+	return u, nil
 }
 
 // write appends p to the spool, refusing a stream past the chain's maximum

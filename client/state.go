@@ -225,16 +225,26 @@ func (t *tracker) emitLocked(force bool) {
 	// Hold cbMu before releasing mu so reports are delivered in order.
 	t.cbMu.Lock()
 	t.mu.Unlock()
+	returned := false
+	defer func() {
+		// Also when fn panics: the locks are as the caller left them, and
+		// a callback that panicked is not called again (the upload's
+		// cleanup reports too), while the panic goes on to the caller.
+		t.cbMu.Unlock()
+		t.mu.Lock()
+		if !returned {
+			t.fn = nil
+		}
+	}()
 	t.fn(p)
-	t.cbMu.Unlock()
-	t.mu.Lock()
+	returned = true
 }
 
 func (t *tracker) update(force bool, f func(p *Progress)) {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	f(&t.p)
 	t.emitLocked(force)
-	t.mu.Unlock()
 }
 
 // setFile moves the file state.
@@ -374,6 +384,6 @@ func (t *tracker) setTotals(bytes int64, chunks int) {
 // flush reports the current state unconditionally.
 func (t *tracker) flush() {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.emitLocked(true)
-	t.mu.Unlock()
 }
