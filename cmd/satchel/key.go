@@ -44,16 +44,11 @@ file is never replaced.`,
 			if err != nil {
 				return err
 			}
-			if _, err := os.Stat(path); err == nil {
-				return fmt.Errorf("%s exists already; it is not replaced (see its account with `satchel key show %s`), or name another file", path, path)
-			} else if !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
 			k, err := chain.GenerateKey()
 			if err != nil {
 				return err
 			}
-			if err := chain.SaveKey(path, k); err != nil {
+			if err := saveNewKey(path, k); err != nil {
 				return err
 			}
 			return printKey(app, path, k, "made account key %s\naccount %s\n")
@@ -82,6 +77,30 @@ func newKeyShowCmd(app *App) *cobra.Command {
 			return printKey(app, path, k, "key %s\naccount %s\n")
 		},
 	}
+}
+
+// saveNewKey writes k to path, which must not exist: the key is written
+// whole beside it, then linked into place, which fails rather than replace
+// a file (two runs at once cannot replace a key whose account was shown).
+func saveNewKey(path string, k chain.Key) error {
+	exists := func() error {
+		return fmt.Errorf("%s exists already; it is not replaced (see its account with `satchel key show %s`), or name another file", path, path)
+	}
+	if _, err := os.Stat(path); err == nil {
+		return exists()
+	}
+	tmp := fmt.Sprintf("%s.new-%d", path, os.Getpid())
+	if err := chain.SaveKey(tmp, k); err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return exists()
+		}
+		return fmt.Errorf("save account key: %w", err)
+	}
+	return nil
 }
 
 // keyPath is the key file named by args, or the default account key.

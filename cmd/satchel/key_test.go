@@ -39,6 +39,9 @@ func TestKeyNewShow(t *testing.T) {
 	if fi, err := os.Stat(want); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("key file mode %v (%v), want 0600", fi.Mode().Perm(), err)
 	}
+	if left, _ := filepath.Glob(want + ".new-*"); len(left) > 0 {
+		t.Fatalf("key new left %v behind", left)
+	}
 	before, _ := os.ReadFile(want)
 	if _, errs, code := satchel("key", "new"); code == 0 || !strings.Contains(errs, "exists already") {
 		t.Fatalf("key new over an existing key: exit %d, %q", code, errs)
