@@ -23,6 +23,12 @@ import (
 // hintReaders bounds the object reads one block's hints run at once.
 const hintReaders = 8
 
+// notFoundReads is what a read of an object that is gone costs, in reads
+// of a page: a proven client asks a not-found again after the next block
+// (chain/rpc), up to the empty-block interval on an idle chain, while a
+// page comes at once. Deletions are read by pages sooner for it.
+const notFoundReads = 20
+
 // run loads the chain's state and follows its blocks until ctx ends,
 // subscribing again (and reloading) when the subscription or a read
 // fails.
@@ -78,6 +84,7 @@ func (x *index) follow(ctx context.Context) error {
 type hints struct {
 	objects    map[chain.BagID][]chain.ObjectID // registered, accepted or deleted, by the bag named
 	registered map[chain.ObjectID]bool          // named by ObjectsRegistered
+	deleted    map[chain.ObjectID]bool          // named by ObjectsDeleted
 	accepted   map[chain.ObjectID]bool          // named by ObjectsAccepted
 	goneBags   []chain.BagID                    // named by BagDeleted
 	buckets    bool                             // the node's buckets may have changed
@@ -88,7 +95,8 @@ type hints struct {
 // hintsOf returns what events name; a malformed bag ID names nothing to
 // read.
 func hintsOf(events []chain.Event) hints {
-	h := hints{objects: map[chain.BagID][]chain.ObjectID{}, registered: map[chain.ObjectID]bool{}, accepted: map[chain.ObjectID]bool{}}
+	h := hints{objects: map[chain.BagID][]chain.ObjectID{}, registered: map[chain.ObjectID]bool{}, accepted: map[chain.ObjectID]bool{},
+		deleted: map[chain.ObjectID]bool{}}
 	for _, e := range events {
 		switch e.Type {
 		case "ObjectsRegistered":
@@ -111,6 +119,9 @@ func hintsOf(events []chain.Event) hints {
 			var ev chain.ObjectsDeleted
 			if e.Decode(&ev) == nil && ev.Bag.Validate() == nil {
 				h.objects[ev.Bag] = append(h.objects[ev.Bag], ev.Objects...)
+				for _, id := range ev.Objects {
+					h.deleted[id] = true
+				}
 			}
 		case "BagDeleted":
 			var ev chain.BagDeleted
@@ -176,7 +187,13 @@ func (x *index) reread(ctx context.Context, h hints) error {
 	var found []chain.DataObject
 	missing := map[chain.BagID][]chain.ObjectID{}
 	for bag, ids := range x.readBags(h.objects) {
-		f, m, err := x.readObjects(ctx, bag, ids)
+		gone := 0
+		for _, id := range ids {
+			if h.deleted[id] {
+				gone++
+			}
+		}
+		f, m, err := x.readObjects(ctx, bag, ids, gone)
 		if err != nil {
 			return fmt.Errorf("read objects of bag %s: %w", bag, err)
 		}
@@ -211,8 +228,9 @@ func (x *index) readBags(named map[chain.BagID][]chain.ObjectID) map[chain.BagID
 
 // readObjects returns those of ids (ascending) that bag holds and those it
 // does not, reading whichever takes fewer rounds of reads: the bag's pages
-// one after the other, or the objects one by one, hintReaders at once.
-func (x *index) readObjects(ctx context.Context, bag chain.BagID, ids []chain.ObjectID) (found []chain.DataObject, missing []chain.ObjectID, err error) {
+// one after the other, or the objects one by one, hintReaders at once
+// (gone of them hinted deleted, each of whose rounds costs notFoundReads).
+func (x *index) readObjects(ctx context.Context, bag chain.BagID, ids []chain.ObjectID, gone int) (found []chain.DataObject, missing []chain.ObjectID, err error) {
 	rctx, cancel := context.WithTimeout(ctx, recordTimeout)
 	b, err := x.c.Bag(rctx, bag)
 	cancel()
@@ -222,7 +240,8 @@ func (x *index) readObjects(ctx context.Context, bag chain.BagID, ids []chain.Ob
 	case err != nil:
 		return nil, nil, err
 	}
-	if pages, rounds := b.ObjectsCount/chain.MaxPageLimit+1, uint64(len(ids)+hintReaders-1)/hintReaders; pages < rounds {
+	rounds := uint64(len(ids)+hintReaders-1)/hintReaders + uint64(gone+hintReaders-1)/hintReaders*notFoundReads
+	if pages := b.ObjectsCount/chain.MaxPageLimit + 1; pages < rounds {
 		return x.listObjects(ctx, bag, ids)
 	}
 	return x.objectsByID(ctx, bag, ids)
