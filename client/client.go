@@ -286,8 +286,9 @@ func (c *Client) end() { c.wg.Done() }
 // upload state, and the host and chain connection if the client made them.
 // Operations in progress include every open Upload and Reader: Close
 // returns only once each Upload was committed or aborted and each Reader
-// closed. Cancel the operations' contexts first to make it quick. Calls
-// made after Close fail with ErrClosed.
+// closed with its reads returned (a read blocked in its writer's Write
+// returns when the Write does). Cancel the operations' contexts first to
+// make it quick. Calls made after Close fail with ErrClosed.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {
