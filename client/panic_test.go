@@ -47,6 +47,27 @@ func TestGetWriterPanics(t *testing.T) {
 	if _, err := r.WriteRange(ctx, nil, 0, 10); err == nil {
 		t.Fatal("WriteRange into a nil writer succeeded")
 	}
+	// A progress callback that panics in a download goroutine — at the
+	// totals the walk reports, or at the bytes the writer reports mid-way
+	// — fails the download with it; the program lives.
+	chunked, err := c.Put(ctx, net.bag, bytes.NewReader(data), WithChunkSize(256<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.progressEvery = 0 // every change reported
+	for name, breaks := range map[string]func(Progress) bool{
+		"totals":  func(p Progress) bool { return p.TotalChunks > 0 && p.Bytes == 0 },
+		"mid-way": func(p Progress) bool { return p.Bytes > 0 && p.Bytes < p.TotalBytes },
+	} {
+		_, err := c.Get(ctx, ObjectRef(net.bag, chunked.ID), io.Discard, WithProgress(func(p Progress) {
+			if breaks(p) {
+				panic("callback broke")
+			}
+		}))
+		if err == nil || !strings.Contains(err.Error(), "callback broke") || !strings.Contains(err.Error(), "progress callback") {
+			t.Fatalf("get with a callback panicking at the %s report: %v", name, err)
+		}
+	}
 	var out bytes.Buffer
 	if _, err := c.Get(ctx, ObjectRef(net.bag, obj.ID), &out); err != nil || !bytes.Equal(out.Bytes(), data) {
 		t.Fatalf("get after the panics: %v", err)
