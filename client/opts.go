@@ -46,7 +46,9 @@ func (p ProgressOption) applyGet(o *getOptions) { o.progress = p.fn }
 // WithProgress calls fn with a snapshot of the operation's progress:
 // whenever the file or a chunk changes state, and at most every 50 ms for
 // storage link changes and download bytes, and once more at the end.
-// Calls are never concurrent; fn must return quickly.
+// Calls are never concurrent; fn must return quickly. After fn panics it
+// is not called again: a download fails with the panic, an upload passes
+// it on to its caller once it has cleaned up.
 func WithProgress(fn func(Progress)) ProgressOption { return ProgressOption{fn: fn} }
 
 // WithRedundancy sets how many providers must each hold every chunk (N).
