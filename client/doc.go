@@ -130,8 +130,8 @@
 // chain.ErrBagNotFound) and messages that name the bag and the next step.
 // ErrNoProviderReachable (a *NoProviderError) lists every provider tried and
 // why it failed. Calls after Client.Close, and reads after Reader.Close,
-// fail with ErrClosed. A writer given to Get, or a progress callback, that
-// panics in one of the download's goroutines makes Get fail; it does not
-// end the program (a panic on the caller's own goroutine reaches it). The library logs at Debug and Info and
+// fail with ErrClosed. A writer given to Get that panics makes Get fail,
+// and a progress callback that panics is called no more (logged at Warn);
+// neither ends the program. The library logs at Debug and Info and
 // never prints.
 package client

@@ -412,20 +412,6 @@ func callerWrite(w io.Writer, p []byte) (n int, err error) {
 	return w.Write(p)
 }
 
-// callerProgress runs report, which may call the caller's progress
-// callback, in a goroutine of the download, where the caller could not
-// recover a panic of it: one becomes the download's error (the tracker
-// calls the callback no more).
-func callerProgress(report func()) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("client: the progress callback given to the download panicked: %v", v)
-		}
-	}()
-	report()
-	return nil
-}
-
 // writerPanic is the error a panic of the caller's writer becomes.
 func writerPanic(v any) error {
 	if err, ok := v.(error); ok {
@@ -475,6 +461,7 @@ func (r *Reader) writeRange(ctx context.Context, w io.Writer, off, n int64, keep
 	}
 	end := min(off+n, r.size)
 	tr := newTracker(OpGet, r.o.progress, r.c.progressEvery)
+	tr.log = r.c.log
 	tr.update(true, func(p *Progress) {
 		p.Bag, p.Root, p.TotalBytes, p.Providers = r.bag, r.root, end-off, len(r.srcs.all)
 		if r.obj != nil {
@@ -497,9 +484,7 @@ func (r *Reader) writeRange(ctx context.Context, w io.Writer, off, n int64, keep
 		err := wk.walk(gctx, r.root, r.block, 0, r.size, off, end, 0, func(l leaf) error {
 			if leaves++; leaves == 1 {
 				estimate = leafEstimate(l, end)
-				if err := callerProgress(func() { tr.setTotals(end-off, estimate) }); err != nil {
-					return err
-				}
+				tr.setTotals(end-off, estimate)
 			}
 			j := &fetchJob{leaf: l, done: make(chan struct{})}
 			if l.inline || (l.cid.Equals(r.root) && r.root.Type() == cid.Raw) {
@@ -524,7 +509,7 @@ func (r *Reader) writeRange(ctx context.Context, w io.Writer, off, n int64, keep
 			}
 		})
 		if err == nil && leaves != estimate {
-			err = callerProgress(func() { tr.setTotals(end-off, leaves) }) // a DAG of uneven chunks
+			tr.setTotals(end-off, leaves) // a DAG of uneven chunks
 		}
 		return err
 	})
@@ -562,9 +547,7 @@ func (r *Reader) writeRange(ctx context.Context, w io.Writer, off, n int64, keep
 				if err != nil {
 					return err
 				}
-				if err := callerProgress(func() { tr.fetched(int64(m)) }); err != nil {
-					return err
-				}
+				tr.fetched(int64(m))
 			}
 			if keep != nil && j.leaf.off+int64(len(j.data)) >= end {
 				keep(j.leaf, j.data)

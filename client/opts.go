@@ -1,6 +1,7 @@
 package client
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -46,10 +47,33 @@ func (p ProgressOption) applyGet(o *getOptions) { o.progress = p.fn }
 // WithProgress calls fn with a snapshot of the operation's progress:
 // whenever the file or a chunk changes state, and at most every 50 ms for
 // storage link changes and download bytes, and once more at the end.
-// Calls are never concurrent; fn must return quickly. After fn panics it
-// is not called again: a download fails with the panic, an upload passes
-// it on to its caller once it has cleaned up.
-func WithProgress(fn func(Progress)) ProgressOption { return ProgressOption{fn: fn} }
+// Calls are never concurrent; fn must return quickly. If fn panics it is
+// not called again (by any operation given this option) and the panic is
+// logged at Warn; the operation goes on — most calls come from its own
+// goroutines, where a panic would end the program.
+func WithProgress(fn func(Progress)) ProgressOption { return ProgressOption{fn: guardProgress(fn)} }
+
+// guardProgress returns fn, which stops being called once it panicked (the
+// panic goes on to the tracker that called it, which logs it).
+func guardProgress(fn func(Progress)) func(Progress) {
+	if fn == nil {
+		return nil
+	}
+	var broken atomic.Bool
+	return func(p Progress) {
+		if broken.Load() {
+			return
+		}
+		returned := false
+		defer func() {
+			if !returned {
+				broken.Store(true)
+			}
+		}()
+		fn(p)
+		returned = true
+	}
+}
 
 // WithRedundancy sets how many providers must each hold every chunk (N).
 // The default, and the most, is the number of storage buckets storing the

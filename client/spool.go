@@ -53,6 +53,7 @@ func (c *Client) newSpooled(ctx context.Context, bag chain.BagID, o putOptions) 
 	// panics here leaves no spool behind and no upload counted: the
 	// caller never gets the Upload to Abort.
 	u.tr = newTracker(OpPut, o.progress, c.progressEvery)
+	u.tr.log = c.log
 	reported := false
 	defer func() {
 		if !reported {

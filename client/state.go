@@ -1,6 +1,8 @@
 package client
 
 import (
+	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -197,6 +199,7 @@ type tracker struct {
 
 	cbMu sync.Mutex // serialises callback calls
 	fn   func(Progress)
+	log  *slog.Logger // where a panic of fn is told; nil: nowhere
 }
 
 func newTracker(op Op, fn func(Progress), every time.Duration) *tracker {
@@ -225,19 +228,30 @@ func (t *tracker) emitLocked(force bool) {
 	// Hold cbMu before releasing mu so reports are delivered in order.
 	t.cbMu.Lock()
 	t.mu.Unlock()
-	returned := false
-	defer func() {
-		// Also when fn panics: the locks are as the caller left them, and
-		// a callback that panicked is not called again (the upload's
-		// cleanup reports too), while the panic goes on to the caller.
-		t.cbMu.Unlock()
-		t.mu.Lock()
-		if !returned {
-			t.fn = nil
+	panicked, stack := t.call(p)
+	t.mu.Lock()
+	if panicked != nil {
+		// Most reports come from the operation's goroutines, where a panic
+		// would end the program, and some from its cleanup: the callback
+		// is called no more and the operation goes on.
+		t.fn = nil
+		if t.log != nil {
+			t.log.Warn("the progress callback panicked; it is not called again", "panic", panicked, "stack", string(stack))
 		}
+	}
+}
+
+// call calls fn with p under cbMu (held by the caller, released here) and
+// returns what fn panicked with, and where.
+func (t *tracker) call(p Progress) (panicked any, stack []byte) {
+	defer func() {
+		if v := recover(); v != nil {
+			panicked, stack = v, debug.Stack()
+		}
+		t.cbMu.Unlock()
 	}()
 	t.fn(p)
-	returned = true
+	return nil, nil
 }
 
 func (t *tracker) update(force bool, f func(p *Progress)) {

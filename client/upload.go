@@ -138,6 +138,7 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 	c.prepareRegister(uctx)
 	u := &Upload{c: c, ctx: uctx, cancel: cancel, bag: bag, o: o, params: params, want: want, buckets: loc.buckets, file: file,
 		consigned: consigned, tr: newTracker(OpPut, o.progress, c.progressEvery)}
+	u.tr.log = c.log
 	u.tr.update(true, func(p *Progress) { p.Bag = bag })
 	if file != nil {
 		u.tr.update(true, func(p *Progress) { p.TotalBytes = file.size })
