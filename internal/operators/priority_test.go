@@ -1,16 +1,17 @@
-package operators
+package operators_test
 
 import (
 	"context"
 	"log/slog"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/internal/operators"
+	"github.com/satchel-net/satchel/testnet"
 )
 
 // gatedLister lists its buckets once gate is closed, counting the reads.
@@ -52,7 +53,7 @@ func TestRecordPriorityNeverWaits(t *testing.T) {
 	w := chain.WorkerID(1)
 	g := &gatedLister{gate: make(chan struct{}), buckets: []chain.StorageBucket{{ID: 1, OperatorStatus: chain.OperatorActive,
 		Operator: &w, Metadata: &chain.StorageOperatorMetadata{PeerID: op.String()}}}}
-	r := NewPriority(&Set{}, g, slog.New(slog.DiscardHandler))
+	r := operators.NewPriority(&operators.Set{}, g, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { r.Run(ctx) })
@@ -64,33 +65,18 @@ func TestRecordPriorityNeverWaits(t *testing.T) {
 	if r.Is(op) {
 		t.Fatal("priority before any read of the chain")
 	}
-	waitUntil(t, "the read asked for", func() bool { return g.readCount() == 1 })
+	testnet.Wait(t, "the read asked for", func() bool { return g.readCount() == 1 })
 	for range 1000 {
 		if r.Is(op) {
 			t.Fatal("priority while the first read hangs")
 		}
 	}
 	close(g.gate)
-	waitUntil(t, "the operator named", func() bool { return r.Is(op) })
+	testnet.Wait(t, "the operator named", func() bool { return r.Is(op) })
 	if n := g.readCount(); n != 1 {
 		t.Fatalf("%d chain reads for the records that arrived during one; want 1", n)
 	}
 	if r.Is(peer.ID("stranger")) {
 		t.Fatal("a peer that operates nothing named")
-	}
-}
-
-// waitUntil waits for cond, failing t after a minute.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(time.Minute)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("waiting for %s: timed out", what)
-		}
 	}
 }
