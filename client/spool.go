@@ -49,19 +49,10 @@ func (c *Client) newSpooled(ctx context.Context, bag chain.BagID, o putOptions) 
 	c.log.Debug("streamed upload spooled", "bag", bag, "file", f.Name())
 	u := &Upload{c: c, ctx: uctx, cancel: cancel, bag: bag, o: o, params: params, spool: &spool{f: f}}
 	// The spool's own progress: bytes written so far (Commit's upload
-	// reports the rest, with a tracker of its own). A callback that
-	// panics here leaves no spool behind and no upload counted: the
-	// caller never gets the Upload to Abort.
+	// reports the rest, with a tracker of its own).
 	u.tr = newTracker(OpPut, o.progress, c.progressEvery)
 	u.tr.log = c.log
-	reported := false
-	defer func() {
-		if !reported {
-			u.spool.discard(u)
-		}
-	}()
 	u.tr.update(true, func(p *Progress) { p.Bag, p.File = bag, FileCreated })
-	reported = true
 	return u, nil
 }
 
