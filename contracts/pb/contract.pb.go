@@ -909,12 +909,16 @@ func (x *Consign) GetContract() *Contract {
 
 // StoreGrant is what the store protocol needs to open the upload.
 type StoreGrant struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ContractId    []byte                 `protobuf:"bytes,1,opt,name=contract_id,json=contractId,proto3" json:"contract_id,omitempty"`
-	Session       []byte                 `protobuf:"bytes,2,opt,name=session,proto3" json:"session,omitempty"` // 16 bytes: the session field of /satchel/store/1.0.0
-	BagId         string                 `protobuf:"bytes,3,opt,name=bag_id,json=bagId,proto3" json:"bag_id,omitempty"`
-	MaxBytes      uint64                 `protobuf:"varint,4,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`          // the room reserved
-	ExpiresUnix   int64                  `protobuf:"varint,5,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"` // the upload must start before this
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ContractId []byte                 `protobuf:"bytes,1,opt,name=contract_id,json=contractId,proto3" json:"contract_id,omitempty"`
+	Session    []byte                 `protobuf:"bytes,2,opt,name=session,proto3" json:"session,omitempty"` // 16 bytes: the session field of /satchel/store/1.0.0
+	BagId      string                 `protobuf:"bytes,3,opt,name=bag_id,json=bagId,proto3" json:"bag_id,omitempty"`
+	MaxBytes   uint64                 `protobuf:"varint,4,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"` // the room reserved
+	// expires_unix is when the grant lapses if no chunk comes: one hour
+	// after CONSIGN, moved to one hour past each chunk its session takes
+	// (never past the contract's end_unix). Unbound chunks are kept no
+	// later than the grant's end.
+	ExpiresUnix   int64 `protobuf:"varint,5,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1206,8 +1210,10 @@ func (x *MirrorAccepted) GetContractId() []byte {
 	return nil
 }
 
-// Renew sends the contract with new store begin/end (and, if it changes, a
-// new renter), signed by the renter. Every other field must be unchanged.
+// Renew sends the stored contract with a new start_unix and end_unix, signed
+// again by its renter. Every other field, renter and renter_member
+// included, must be unchanged (else FORBIDDEN): only the contract's renter
+// renews it, and a renewal only extends.
 type Renew struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Contract      *Contract              `protobuf:"bytes,1,opt,name=contract,proto3" json:"contract,omitempty"`

@@ -117,6 +117,10 @@ const MaxReplyFrame = 64 << 10
 // CID (34 bytes for the shortest, a CIDv0) and its tag.
 const minChunkRef = 36
 
+// maxSegments is the most segments a chunk has: MaxChunkLength in
+// MinSegmentSize segments, the last one short (rounded up: 128).
+const maxSegments = (MaxChunkLength + MinSegmentSize - 1) / MinSegmentSize
+
 // wireSlack is how many times its limit a list may hold on the wire: a
 // list a little over its limit is decoded and REFUSED with a reason that
 // names the limit (an uploader's bug); a flood is a protocol error.
@@ -132,7 +136,7 @@ var requestLimits = p2p.WireLimits{
 		7: {Max: wireSlack * MaxProofBlocks},                                                             // proof
 		9: {Max: wireSlack * MaxForwardHops, Sub: p2p.WireLimits{2: {Max: wireSlack * MaxForwardAddrs}}}, // forward, addrs
 	}},
-	3: {Max: 1, Sub: p2p.WireLimits{2: {Max: MaxChunkLength / MinSegmentSize}}},        // segments, hashes
+	3: {Max: 1, Sub: p2p.WireLimits{2: {Max: maxSegments}}},                            // segments, hashes
 	4: {Max: 1},                                                                        // data
 	5: {Max: 1},                                                                        // sign
 	6: {Max: 1, Sub: p2p.WireLimits{4: {Max: MaxBindChunks + 1, MinLen: minChunkRef}}}, // bind, chunks

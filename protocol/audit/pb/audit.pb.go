@@ -516,8 +516,10 @@ type AuditResult struct {
 	Samples    []*Sample `protobuf:"bytes,9,rep,name=samples,proto3" json:"samples,omitempty"`
 	Nonce      []byte    `protobuf:"bytes,10,opt,name=nonce,proto3" json:"nonce,omitempty"`
 	TimeUnixMs int64     `protobuf:"varint,11,opt,name=time_unix_ms,json=timeUnixMs,proto3" json:"time_unix_ms,omitempty"`
-	// repair says what the auditor did about a failure: "" (nothing, it
-	// passed), "peers-resync" (the bag's providers were told to re-sync).
+	// repair says what the auditor asks for: "" (nothing, it passed), or on
+	// a failure "provider-resync" (the failing provider re-reads the object,
+	// quarantines what fails its CID check and fetches it again from the
+	// bag's other providers).
 	Repair        string `protobuf:"bytes,12,opt,name=repair,proto3" json:"repair,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -786,8 +786,10 @@ func (x *BindRequest) GetChunks() []*ChunkRef {
 
 // DropRequest gives a streamed upload's session up: the provider ends it
 // and deletes its chunks that no object or other session holds, at once
-// rather than at the session's expiry. The session ID is the uploader's
-// secret, so knowing it is the authority to drop it.
+// rather than at the session's expiry. A session a storage contract's grant
+// opened is dropped only by the renter that consigned it (pipeline hops
+// learn session IDs); a session no grant names is the uploader's random
+// secret, and knowing it is the authority to drop it.
 type DropRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Session       []byte                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
