@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/satchel-net/satchel/chain"
 )
@@ -20,18 +17,21 @@ import (
 // signed header covers, one below the chain's head, so the events of
 // block h are handled once block h+1 is committed.
 
-// hintReaders bounds the object reads one block's hints run at once.
-const hintReaders = 8
-
-// notFoundReads is what a read of an object that is gone costs, in reads
-// of a page: a proven client asks a not-found again after the next block
-// (chain/rpc), up to the empty-block interval on an idle chain, while a
-// page comes at once. Deletions are read by pages sooner for it.
-const notFoundReads = 20
+// How one block's hints are read.
+const (
+	// hintReaders bounds the object reads one block's hints run at once.
+	hintReaders = 8
+	// hintAttempts bounds the tries of one block's reads, hintBackoff
+	// after the first failure and doubled after each, before the follower
+	// reloads its whole view: an endpoint that fails a read now and then
+	// costs a retry, not a reload.
+	hintAttempts = 4
+	hintBackoff  = 250 * time.Millisecond
+)
 
 // run loads the chain's state and follows its blocks until ctx ends,
-// subscribing again (and reloading) when the subscription or a read
-// fails.
+// subscribing again (and reloading) when the subscription fails or a
+// block's reads keep failing.
 func (x *index) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		err := x.follow(ctx)
@@ -62,104 +62,85 @@ func (x *index) follow(ctx context.Context) error {
 	if err := x.load(ctx, info.Height); err != nil {
 		return err
 	}
+	// The load reads no providers: forget those of every bag, which the
+	// blocks not followed (one held back when a subscription failed
+	// included) may have changed.
+	x.onSources(nil)
 	select {
 	case <-x.ready:
 	default:
 		close(x.ready)
 	}
+	proven := info.Height
 	var held *chain.BlockEvents
 	for be := range blocks {
 		if held != nil {
-			if err := x.apply(ctx, *held); err != nil {
+			if err := x.settle(ctx, *held, &proven); err != nil {
 				return fmt.Errorf("block %d: %w", held.Height, err)
 			}
 		}
 		held = &be
 	}
-	// A block held back is read again after the reload.
 	return <-errc
 }
 
-// hints is what one block's events name.
-type hints struct {
-	objects    map[chain.BagID][]chain.ObjectID // registered, accepted or deleted, by the bag named
-	registered map[chain.ObjectID]bool          // named by ObjectsRegistered
-	deleted    map[chain.ObjectID]bool          // named by ObjectsDeleted
-	accepted   map[chain.ObjectID]bool          // named by ObjectsAccepted
-	goneBags   []chain.BagID                    // named by BagDeleted
-	buckets    bool                             // the node's buckets may have changed
-	sourceBags []chain.BagID                    // whose storage buckets changed
-	sources    bool                             // storage operators changed
+// settle applies block be and raises the height of the last block read,
+// trying the reads again with backoff (hintAttempts in all) when they fail.
+// proven is the chain's height as a proven read last showed it.
+func (x *index) settle(ctx context.Context, be chain.BlockEvents, proven *int64) error {
+	wait := hintBackoff
+	for attempt := 1; ; attempt++ {
+		err := x.apply(ctx, be)
+		if err == nil {
+			err = x.raiseHeight(ctx, be.Height, proven)
+		}
+		if err == nil || attempt == hintAttempts {
+			return err
+		}
+		x.log.Debug("reading a block's hints failed; trying again", "height", be.Height, "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
 }
 
-// hintsOf returns what events name; a malformed bag ID names nothing to
-// read.
-func hintsOf(events []chain.Event) hints {
-	h := hints{objects: map[chain.BagID][]chain.ObjectID{}, registered: map[chain.ObjectID]bool{}, accepted: map[chain.ObjectID]bool{},
-		deleted: map[chain.ObjectID]bool{}}
-	for _, e := range events {
-		switch e.Type {
-		case "ObjectsRegistered":
-			var ev chain.ObjectsRegistered
-			if e.Decode(&ev) == nil && ev.Bag.Validate() == nil {
-				for _, o := range ev.Objects {
-					h.objects[ev.Bag] = append(h.objects[ev.Bag], o.ID)
-					h.registered[o.ID] = true
-				}
-			}
-		case "ObjectsAccepted":
-			var ev chain.ObjectsAccepted
-			if e.Decode(&ev) == nil && ev.Bag.Validate() == nil {
-				h.objects[ev.Bag] = append(h.objects[ev.Bag], ev.Objects...)
-				for _, id := range ev.Objects {
-					h.accepted[id] = true
-				}
-			}
-		case "ObjectsDeleted":
-			var ev chain.ObjectsDeleted
-			if e.Decode(&ev) == nil && ev.Bag.Validate() == nil {
-				h.objects[ev.Bag] = append(h.objects[ev.Bag], ev.Objects...)
-				for _, id := range ev.Objects {
-					h.deleted[id] = true
-				}
-			}
-		case "BagDeleted":
-			var ev chain.BagDeleted
-			if e.Decode(&ev) == nil && ev.Bag.Validate() == nil {
-				h.goneBags = append(h.goneBags, ev.Bag)
-			}
-			h.buckets = true
-		case "BagCreated", "DistributionBagBucketsUpdated", "DistributionBucketModeUpdated",
-			"DistributionBucketDeleted", "DistributionOperatorRemoved", "DistributionInvitationAccepted":
-			h.buckets = true
-		case "StorageBagBucketsUpdated":
-			var ev chain.StorageBagBucketsUpdated
-			if e.Decode(&ev) == nil {
-				h.sourceBags = append(h.sourceBags, ev.Bag)
-			}
-		case "StorageOperatorMetadataSet", "StorageOperatorRemoved", "StorageInvitationAccepted", "StorageBucketDeleted":
-			h.sources = true
+// raiseHeight records block h as read, up to the height a proven read
+// shows: a block event's height is not proven.
+func (x *index) raiseHeight(ctx context.Context, h int64, proven *int64) error {
+	if h > *proven {
+		rctx, cancel := context.WithTimeout(ctx, recordTimeout)
+		info, err := x.c.Info(rctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("chain info: %w", err)
 		}
+		*proven = max(*proven, info.Height)
 	}
-	return h
+	x.mu.Lock()
+	x.height = max(x.height, min(h, *proven))
+	x.mu.Unlock()
+	return nil
 }
 
 // apply reads again what one block's events name and applies what the
-// reads show. A read that fails fails the block: the caller reloads.
+// reads show. A read that fails fails the block.
 func (x *index) apply(ctx context.Context, be chain.BlockEvents) error {
-	h := hintsOf(be.Events)
-	for _, b := range h.sourceBags {
+	t := chain.TouchedBy(be.Events)
+	for _, b := range t.Bags {
 		x.onSources(&b)
 	}
-	if h.sources {
+	if len(t.StorageOperators) > 0 {
 		x.onSources(nil)
 	}
-	if h.buckets {
+	if slices.ContainsFunc(t.DistributionBuckets, func(b chain.DistributionBucketID) bool { return slices.Contains(x.id.Buckets, b) }) {
 		if err := x.rebucket(ctx); err != nil {
 			return fmt.Errorf("read the node's buckets: %w", err)
 		}
 	}
-	for _, bag := range h.goneBags {
+	for _, bag := range t.DeletedBags {
 		rctx, cancel := context.WithTimeout(ctx, recordTimeout)
 		_, err := x.c.Bag(rctx, bag)
 		cancel()
@@ -170,36 +151,31 @@ func (x *index) apply(ctx context.Context, be chain.BlockEvents) error {
 			return fmt.Errorf("read deleted bag %s: %w", bag, err)
 		}
 	}
-	if len(h.objects) > 0 {
-		if err := x.reread(ctx, h); err != nil {
-			return err
-		}
+	if len(t.Objects) > 0 {
+		return x.reread(ctx, t)
 	}
-	x.mu.Lock()
-	x.height = max(x.height, be.Height)
-	x.mu.Unlock()
 	return nil
 }
 
-// reread reads the objects the hints name, bag by bag, and applies what
-// the chain holds of them.
-func (x *index) reread(ctx context.Context, h hints) error {
+// reread reads the objects t names, bag by bag, and applies what the chain
+// holds of them.
+func (x *index) reread(ctx context.Context, t chain.Touched) error {
 	var found []chain.DataObject
 	missing := map[chain.BagID][]chain.ObjectID{}
-	for bag, ids := range x.readBags(h.objects) {
-		gone := 0
+	for bag, ids := range x.readBags(t.Objects) {
+		how := chain.ByID{Width: hintReaders, ReadTimeout: recordTimeout}
 		for _, id := range ids {
-			if h.deleted[id] {
-				gone++
+			if t.Deleted[id] {
+				how.Deleted++
 			}
 		}
-		f, m, err := x.readObjects(ctx, bag, ids, gone)
+		f, m, err := chain.ObjectsByID(ctx, x.c, bag, ids, how)
 		if err != nil {
-			return fmt.Errorf("read objects of bag %s: %w", bag, err)
+			return err
 		}
 		found, missing[bag] = append(found, f...), m
 	}
-	x.confirm(found, missing, h)
+	x.confirm(found, missing, t)
 	return nil
 }
 
@@ -209,6 +185,7 @@ func (x *index) reread(ctx context.Context, h hints) error {
 func (x *index) readBags(named map[chain.BagID][]chain.ObjectID) map[chain.BagID][]chain.ObjectID {
 	out := map[chain.BagID][]chain.ObjectID{}
 	x.mu.RLock()
+	defer x.mu.RUnlock()
 	for bag, ids := range named {
 		for _, id := range ids {
 			b := bag
@@ -218,106 +195,14 @@ func (x *index) readBags(named map[chain.BagID][]chain.ObjectID) map[chain.BagID
 			out[b] = append(out[b], id)
 		}
 	}
-	x.mu.RUnlock()
-	for b, ids := range out {
-		slices.Sort(ids)
-		out[b] = slices.Compact(ids)
-	}
 	return out
-}
-
-// readObjects returns those of ids (ascending) that bag holds and those it
-// does not, reading whichever takes fewer rounds of reads: the bag's pages
-// one after the other, or the objects one by one, hintReaders at once
-// (gone of them hinted deleted, each of whose rounds costs notFoundReads).
-func (x *index) readObjects(ctx context.Context, bag chain.BagID, ids []chain.ObjectID, gone int) (found []chain.DataObject, missing []chain.ObjectID, err error) {
-	rctx, cancel := context.WithTimeout(ctx, recordTimeout)
-	b, err := x.c.Bag(rctx, bag)
-	cancel()
-	switch {
-	case errors.Is(err, chain.ErrNotFound):
-		return nil, ids, nil
-	case err != nil:
-		return nil, nil, err
-	}
-	rounds := uint64(len(ids)+hintReaders-1)/hintReaders + uint64(gone+hintReaders-1)/hintReaders*notFoundReads
-	if pages := b.ObjectsCount/chain.MaxPageLimit + 1; pages < rounds {
-		return x.listObjects(ctx, bag, ids)
-	}
-	return x.objectsByID(ctx, bag, ids)
-}
-
-// listObjects pages through bag's objects (by ID) up to the last of ids.
-func (x *index) listObjects(ctx context.Context, bag chain.BagID, ids []chain.ObjectID) (found []chain.DataObject, missing []chain.ObjectID, err error) {
-	want := make(map[chain.ObjectID]bool, len(ids))
-	for _, id := range ids {
-		want[id] = true
-	}
-	last := ids[len(ids)-1]
-	p := chain.PageRequest{Limit: chain.MaxPageLimit}
-	for len(want) > 0 {
-		rctx, cancel := context.WithTimeout(ctx, recordTimeout)
-		pg, err := x.c.ObjectsPage(rctx, bag, p)
-		cancel()
-		if errors.Is(err, chain.ErrNotFound) {
-			break
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, o := range pg.Items {
-			if want[o.ID] {
-				found = append(found, o)
-				delete(want, o.ID)
-			}
-		}
-		if pg.Next == "" || pg.Next == p.Cursor || len(pg.Items) == 0 || pg.Items[len(pg.Items)-1].ID >= last {
-			break
-		}
-		p.Cursor = pg.Next
-	}
-	for _, id := range ids {
-		if want[id] {
-			missing = append(missing, id)
-		}
-	}
-	return found, missing, nil
-}
-
-// objectsByID reads ids of bag one by one, hintReaders at once.
-func (x *index) objectsByID(ctx context.Context, bag chain.BagID, ids []chain.ObjectID) (found []chain.DataObject, missing []chain.ObjectID, err error) {
-	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(hintReaders)
-	for _, id := range ids {
-		g.Go(func() error {
-			rctx, cancel := context.WithTimeout(gctx, recordTimeout)
-			o, err := x.c.DataObject(rctx, bag, id)
-			cancel()
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case errors.Is(err, chain.ErrNotFound):
-				missing = append(missing, id)
-			case err != nil:
-				return fmt.Errorf("object %d: %w", id, err)
-			case o.ID == id:
-				found = append(found, o)
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, nil, err
-	}
-	return found, missing, nil
 }
 
 // confirm applies what the chain holds of the objects read: found ones
 // are in their bag (records of served ones kept, those seen accepted since
 // they were registered warmed), missing ones gone from the bag they were
 // read in.
-func (x *index) confirm(found []chain.DataObject, missing map[chain.BagID][]chain.ObjectID, h hints) {
+func (x *index) confirm(found []chain.DataObject, missing map[chain.BagID][]chain.ObjectID, t chain.Touched) {
 	var newly []chain.DataObject
 	var dropped []chain.ObjectID
 	add := map[uint32][]uint64{}
@@ -336,7 +221,7 @@ func (x *index) confirm(found []chain.DataObject, missing map[chain.BagID][]chai
 		if prev == nil {
 			prev = x.oldRecs[o.ID]
 		}
-		if o.Accepted && h.accepted[o.ID] && (prev == nil && h.registered[o.ID] || prev != nil && !prev.obj.Accepted) {
+		if o.Accepted && t.Accepted[o.ID] && (prev == nil && t.Registered[o.ID] || prev != nil && !prev.obj.Accepted) {
 			newly = append(newly, o)
 		}
 		x.keep(newRecord(o))

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/satchel-net/satchel/chain"
@@ -85,19 +87,31 @@ func TestBagLeavingBucketFollowedAtNextBlock(t *testing.T) {
 	}
 }
 
-// forgingChain is a chain endpoint that forges block events: once forge
-// is called, every block it delivers carries the forged events too, while
-// every read goes to the real chain. A real chain cannot be made to emit
-// an event its state does not bear out.
-type forgingChain struct {
+// faultyChain is a chain endpoint with the faults a real chain cannot be
+// made to show: once forge is called, every block it delivers carries the
+// forged events too; every block's height can be shifted; reads of bags
+// and objects can be made to fail; its subscription can be cut after the
+// block that moves a bag between storage buckets. Reads go to the real
+// chain, and are counted.
+type faultyChain struct {
 	distributor.ChainReader
 
-	mu      sync.Mutex
-	forged  []chain.Event
-	heights []int64 // of the blocks delivered with forged events
+	shift   atomic.Int64 // added to every block's height
+	failing atomic.Int32 // reads of bags and objects still to fail
+	// loads counts the listings of every bag (one per load of the view),
+	// storageReads the reads of a storage bucket (a bag's providers looked
+	// up), pages the pages of a bag's objects read, failed the reads made
+	// to fail.
+	loads, storageReads, pages, failed atomic.Int32
+
+	mu        sync.Mutex
+	forged    []chain.Event
+	heights   []int64 // of the blocks delivered with forged events
+	cutOnMove bool    // cut the subscription after a bag moves between storage buckets
+	cutAt     int64   // the height of that block; later subscriptions start after it
 }
 
-func (f *forgingChain) forge(evs ...chain.Event) {
+func (f *faultyChain) forge(evs ...chain.Event) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.forged = evs
@@ -105,7 +119,7 @@ func (f *forgingChain) forge(evs ...chain.Event) {
 
 // forgedIn returns the height of the n-th block delivered with forged
 // events (0 before).
-func (f *forgingChain) forgedIn(n int) int64 {
+func (f *faultyChain) forgedIn(n int) int64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.heights) < n {
@@ -114,26 +128,109 @@ func (f *forgingChain) forgedIn(n int) int64 {
 	return f.heights[n-1]
 }
 
-func (f *forgingChain) Subscribe(ctx context.Context, from int64) (<-chan chain.BlockEvents, <-chan error) {
-	in, errc := f.ChainReader.Subscribe(ctx, from)
-	out := make(chan chain.BlockEvents)
+// cut arms the cut of the subscription; cutHeight returns the height of the
+// block it was cut after (0 before).
+func (f *faultyChain) cut() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cutOnMove = true
+}
+
+func (f *faultyChain) cutHeight() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cutAt
+}
+
+func (f *faultyChain) Subscribe(ctx context.Context, from int64) (<-chan chain.BlockEvents, <-chan error) {
+	f.mu.Lock()
+	if f.cutAt > 0 { // the endpoint came back after the cut block
+		from = max(from, f.cutAt+1)
+	}
+	f.mu.Unlock()
+	in, inErr := f.ChainReader.Subscribe(ctx, from)
+	out, errc := make(chan chain.BlockEvents), make(chan error, 1)
 	go func() {
 		defer close(out)
 		for be := range in {
-			f.mu.Lock()
-			if len(f.forged) > 0 {
-				be.Events = append(slices.Clone(be.Events), f.forged...)
-				f.heights = append(f.heights, be.Height)
-			}
-			f.mu.Unlock()
+			cut := f.fault(&be)
 			select {
 			case out <- be:
 			case <-ctx.Done():
+				errc <- ctx.Err()
+				return
+			}
+			if cut {
+				errc <- errors.New("subscription cut")
 				return
 			}
 		}
+		errc <- <-inErr
 	}()
 	return out, errc
+}
+
+// fault forges be and reports whether the subscription is to be cut after
+// it.
+func (f *faultyChain) fault(be *chain.BlockEvents) (cut bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.forged) > 0 {
+		be.Events = append(slices.Clone(be.Events), f.forged...)
+		f.heights = append(f.heights, be.Height)
+	}
+	if _, moved := chain.FindEvent[chain.StorageBagBucketsUpdated](be.Events); moved && f.cutOnMove {
+		f.cutOnMove, f.cutAt = false, be.Height
+		cut = true
+	}
+	be.Height += f.shift.Load()
+	return cut
+}
+
+// fail reports whether a read is to fail, counting it.
+func (f *faultyChain) fail() error {
+	for {
+		n := f.failing.Load()
+		if n <= 0 {
+			return nil
+		}
+		if f.failing.CompareAndSwap(n, n-1) {
+			f.failed.Add(1)
+			return errors.New("endpoint failed the read")
+		}
+	}
+}
+
+func (f *faultyChain) Bags(ctx context.Context) ([]chain.Bag, error) {
+	f.loads.Add(1)
+	return f.ChainReader.Bags(ctx)
+}
+
+func (f *faultyChain) StorageBucket(ctx context.Context, id chain.StorageBucketID) (chain.StorageBucket, error) {
+	f.storageReads.Add(1)
+	return f.ChainReader.StorageBucket(ctx, id)
+}
+
+func (f *faultyChain) Bag(ctx context.Context, id chain.BagID) (chain.Bag, error) {
+	if err := f.fail(); err != nil {
+		return chain.Bag{}, err
+	}
+	return f.ChainReader.Bag(ctx, id)
+}
+
+func (f *faultyChain) DataObject(ctx context.Context, bag chain.BagID, id chain.ObjectID) (chain.DataObject, error) {
+	if err := f.fail(); err != nil {
+		return chain.DataObject{}, err
+	}
+	return f.ChainReader.DataObject(ctx, bag, id)
+}
+
+func (f *faultyChain) ObjectsPage(ctx context.Context, bag chain.BagID, p chain.PageRequest) (chain.Page[chain.DataObject], error) {
+	if err := f.fail(); err != nil {
+		return chain.Page[chain.DataObject]{}, err
+	}
+	f.pages.Add(1)
+	return f.ChainReader.ObjectsPage(ctx, bag, p)
 }
 
 // Events are hints: a forged deletion of an object (naming its bag,
@@ -145,7 +242,7 @@ func TestForgedObjectEventsChangeNothing(t *testing.T) {
 	aData, bData := randomBytes(t, 20<<10), randomBytes(t, 24<<10)
 	a := e.put(t, aData, 8<<10)
 	b := e.put(t, bData, 8<<10)
-	fc := &forgingChain{ChainReader: e.net.Client}
+	fc := &faultyChain{ChainReader: e.net.Client}
 	srv := e.ownDistributorOn(t, fc, fetchClient)
 	base := srv.URL() + "/api/v1/assets/"
 	for _, o := range []chain.DataObject{a, b} {
@@ -189,5 +286,134 @@ func TestForgedObjectEventsChangeNothing(t *testing.T) {
 	}
 	if st := srv.Status(); st.Objects != 2 {
 		t.Fatalf("status counts %d objects served, want 2", st.Objects)
+	}
+}
+
+// A block's reads that fail now and then are tried again: the node reads
+// the block without reloading its whole view. Reads that keep failing make
+// it reload, and it follows the chain again once they succeed.
+func TestFailedHintReadsRetried(t *testing.T) {
+	e := newEnv(t, 2)
+	fc := &faultyChain{ChainReader: e.net.Client}
+	srv := e.ownDistributorOn(t, fc, fetchClient)
+	loads := fc.loads.Load()
+
+	fc.failing.Store(2)
+	obj, err := e.net.Register(e.ctx, 11, "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testnet.Wait(t, "the node to serve the registered object", func() bool { return srv.Serving(obj.ID) })
+	if n := fc.failed.Load(); n != 2 {
+		t.Fatalf("%d reads failed, want 2", n)
+	}
+	if n := fc.loads.Load(); n != loads {
+		t.Fatalf("two failed reads of a block made the node reload its view (%d loads, want %d)", n, loads)
+	}
+
+	fc.failing.Store(1 << 30)
+	obj, err = e.net.Register(e.ctx, 11, "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testnet.Wait(t, "the node to reload its view", func() bool { return fc.loads.Load() > loads })
+	fc.failing.Store(0)
+	testnet.Wait(t, "the node to serve the object registered while reads failed", func() bool { return srv.Serving(obj.ID) })
+}
+
+// A bag moved between storage buckets in a block the node held back when
+// its subscription failed is not lost: the node looks the bag's providers
+// up again after it reloads.
+func TestStorageMoveInHeldBlockNotLost(t *testing.T) {
+	e := newEnv(t, 2)
+	a := e.put(t, randomBytes(t, 20<<10), 8<<10)
+	b := e.put(t, randomBytes(t, 20<<10), 8<<10)
+	fc := &faultyChain{ChainReader: e.net.Client}
+	srv := e.ownDistributorOn(t, fc, fetchClient)
+	base := srv.URL() + "/api/v1/assets/"
+	if resp, _ := get(t, base+a.ID.String()); resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET object %d: %d", a.ID, resp.StatusCode)
+	}
+	looked, loads := fc.storageReads.Load(), fc.loads.Load()
+
+	fc.cut()
+	r, err := e.net.Client.Submit(e.ctx, e.net.StorageLead, chain.MsgUpdateBagStorageBuckets{
+		Bag: e.net.Bag, Remove: []chain.StorageBucketID{e.net.Provider(1).Bucket},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testnet.Wait(t, "the subscription cut after the move and the node reloaded", func() bool {
+		return fc.cutHeight() == r.Height && fc.loads.Load() > loads && srv.Status().ChainHeight >= r.Height
+	})
+	if srv.Cached(b.ID) {
+		t.Fatalf("object %d cached before it was asked for", b.ID)
+	}
+	if resp, _ := get(t, base+b.ID.String()); resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET object %d: %d", b.ID, resp.StatusCode)
+	}
+	if fc.storageReads.Load() == looked {
+		t.Fatalf("after its bag moved in block %d, held back when the subscription was cut, the node fetched object %d from the providers it had looked up before", r.Height, b.ID)
+	}
+}
+
+// The height the node reports read is one a proven read showed, not the
+// one a block event claims.
+func TestForgedBlockHeightNotReported(t *testing.T) {
+	e := newEnv(t, 2)
+	fc := &faultyChain{ChainReader: e.net.Client}
+	fc.shift.Store(1_000_000)
+	srv := e.ownDistributorOn(t, fc, fetchClient)
+	obj, err := e.net.Register(e.ctx, 11, "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testnet.Wait(t, "the node to serve the registered object", func() bool { return srv.Serving(obj.ID) })
+	info, err := e.net.Client.Info(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := srv.Status().ChainHeight; h > info.Height || h <= 0 {
+		t.Fatalf("the node reports block %d read; the chain is at %d", h, info.Height)
+	}
+}
+
+// A node reading the chain through proven reads stops serving an object
+// deleted on chain, and drops it from its cache, once it has read the
+// block that deleted it (reading the bag's pages: a proven not-found
+// waits for the next block); the bag's other objects stay served.
+func TestDeletedObjectFollowedThroughProvenReads(t *testing.T) {
+	e := newEnv(t, 2)
+	gone := e.put(t, randomBytes(t, 20<<10), 8<<10)
+	keptData := randomBytes(t, 24<<10)
+	kept := e.put(t, keptData, 8<<10)
+	fc := &faultyChain{ChainReader: provenClient(t, e)}
+	srv := e.ownDistributorOn(t, fc, fetchClient)
+	base := srv.URL() + "/api/v1/assets/"
+	for _, o := range []chain.DataObject{gone, kept} {
+		waitStatus(t, base+o.ID.String(), http.StatusOK)
+	}
+	testnet.Wait(t, "the object to delete cached", func() bool { return srv.Cached(gone.ID) })
+	pages := fc.pages.Load()
+
+	r, err := e.net.Client.Submit(e.ctx, e.net.Member, chain.MsgDeleteDataObjects{Bag: e.net.Bag, Objects: []chain.ObjectID{gone.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testnet.Wait(t, fmt.Sprintf("the node to read block %d", r.Height), func() bool { return srv.Status().ChainHeight >= r.Height })
+	if srv.Serving(gone.ID) || srv.Cached(gone.ID) {
+		t.Fatalf("after reading block %d, which deleted it, object %d is served: %v, cached: %v", r.Height, gone.ID, srv.Serving(gone.ID), srv.Cached(gone.ID))
+	}
+	if resp, _ := do(t, http.MethodHead, base+gone.ID.String()); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("HEAD object %d deleted in block %d: %d, want 404", gone.ID, r.Height, resp.StatusCode)
+	}
+	if fc.pages.Load() == pages {
+		t.Errorf("the node read no page of the bag to confirm the deletion")
+	}
+	if resp, body := get(t, base+kept.ID.String()); resp.StatusCode != http.StatusOK || !bytes.Equal(body, keptData) {
+		t.Fatalf("GET object %d, not deleted: %d, %d bytes", kept.ID, resp.StatusCode, len(body))
+	}
+	if st := srv.Status(); st.Objects != 1 {
+		t.Fatalf("status counts %d objects served, want 1", st.Objects)
 	}
 }
