@@ -190,6 +190,9 @@ type Client struct {
 	// progressEvery bounds how often storage link changes and download
 	// bytes are reported (progressInterval; tests set 0 to see every one).
 	progressEvery time.Duration
+	// now is the client's clock, which a pipeline hop's receipt is read
+	// against (tests set it).
+	now func() time.Time
 
 	mu     sync.Mutex
 	closed bool
@@ -213,7 +216,7 @@ func New(cfg Config, opts ...Option) (_ *Client, err error) {
 	if cfg.ChunkSize < 1 || cfg.ChunkSize > chunker.MaxChunkSize {
 		return nil, fmt.Errorf("client: chunk size %d is outside 1..%d bytes", cfg.ChunkSize, chunker.MaxChunkSize)
 	}
-	c := &Client{cfg: cfg, opts: o, log: o.log.With("component", "client"), progressEvery: progressInterval}
+	c := &Client{cfg: cfg, opts: o, log: o.log.With("component", "client"), progressEvery: progressInterval, now: time.Now}
 	defer func() {
 		if err != nil {
 			c.release()

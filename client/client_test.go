@@ -216,7 +216,9 @@ func TestPutResumeFake(t *testing.T) {
 		t.Fatalf("second run sent %d chunk copies; %d of %d were stored before", sent, stored, 3*total)
 	}
 	final := lp.get()
-	if final.Resumed == 0 || final.Resumed > stored/3+1 || final.Chunks != total || final.Links[LinkSigned] != 3*total {
+	// A copy the journal holds a receipt for needs no storage link; every
+	// other copy gets one, sent or answered "already stored".
+	if final.Resumed == 0 || final.Resumed > stored/3+1 || final.Chunks != total || final.Links[LinkSigned] < sent || final.Links[LinkSigned] > 3*total {
 		t.Fatalf("final progress %+v; %d chunk copies were stored before", final, stored)
 	}
 	if final.Sent != int64(sent)*64<<10 {

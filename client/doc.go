@@ -85,7 +85,8 @@
 // root CID and chunk size) rather than by a path, records the registration,
 // so a run that stopped after it finds the object the interrupted run
 // registered (or the pending object its registration created, if it
-// stopped before recording it), with the receipts and binds it kept. The
+// stopped before recording it), with the receipts and binds it kept: a
+// chunk copy with a kept receipt is not pushed again at all. The
 // state of a finished upload is removed. Upload, fed from a stream, does not
 // resume.
 //

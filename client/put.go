@@ -302,32 +302,31 @@ func (b bitset) count() int {
 	return n
 }
 
-// openWith opens targets like open, giving each the receipts and bind an
-// earlier run kept for its provider.
+// openWith opens targets like open, and gives every target the receipts
+// and bind an earlier run kept for its provider: the targets opened now,
+// and those the stream opened, which without a contract's session got no
+// chunk before the object was registered.
 func (p *pusher) openWith(ctx context.Context, held map[peer.ID]bitset, bound map[peer.ID]bool) {
-	p.mu.Lock()
-	before := len(p.targets)
-	p.mu.Unlock()
 	p.open(ctx)
 	p.mu.Lock()
-	var kept []bitset
-	for _, t := range p.targets[before:] {
-		if b, ok := held[t.cand.peer]; ok {
-			t.held = slices.Clone(b)
-			t.nheld = b.count()
-			kept = append(kept, b)
-		}
-		t.bound = bound[t.cand.peer] && t.nheld >= p.nchunks
-	}
+	ts := slices.Clone(p.targets)
 	p.mu.Unlock()
-	// The receipts an earlier run kept count as resumed (outside p.mu: the
-	// tracker may call the progress callback).
-	for _, b := range kept {
+	var kept []int // chunks of the receipts newly taken from the earlier run
+	for _, t := range ts {
+		t.mu.Lock()
 		for i := range p.nchunks {
-			if b.has(i) {
-				p.tr.receipt(i, true)
+			if held[t.cand.peer].has(i) && t.held.set(i) {
+				t.nheld++
+				kept = append(kept, i)
 			}
 		}
+		t.bound = t.bound || (bound[t.cand.peer] && t.nheld >= p.nchunks)
+		t.mu.Unlock()
+	}
+	// The receipts an earlier run kept count as resumed (outside the
+	// locks: the tracker may call the progress callback).
+	for _, i := range kept {
+		p.tr.receipt(i, true)
 	}
 }
 
