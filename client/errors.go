@@ -43,6 +43,12 @@ var (
 	// (WithMinRedundancy) above the copies it makes.
 	ErrRedundancy = errors.New("client: more copies asked than the upload can make")
 
+	// ErrInvalidOption means an option was given a value it cannot take
+	// (WithChunkSize(-1), WithWindow(0), ...): New, or the call the option
+	// was given to, fails with it before it does anything, naming the
+	// option.
+	ErrInvalidOption = errors.New("client: invalid option")
+
 	// ErrClosed means the Client was closed (Put, Get, Open, Upload and
 	// the rest after Client.Close) or the Reader was (its reads after
 	// Reader.Close).

@@ -106,7 +106,11 @@ func (c *Client) Open(ctx context.Context, ref Ref, opts ...GetOption) (_ *Reade
 			c.end()
 		}
 	}()
-	r := &Reader{c: c, ctx: ctx, ref: ref, o: getOpts(opts), bag: ref.Bag}
+	o, err := getOpts(opts)
+	if err != nil {
+		return nil, err
+	}
+	r := &Reader{c: c, ctx: ctx, ref: ref, o: o, bag: ref.Bag}
 	// What a download reads of the chain (the object's content ID, whom to
 	// ask) does not change once written: a block-old answer serves, and
 	// proven reads need not wait for the next block (up to a second).

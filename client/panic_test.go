@@ -190,7 +190,7 @@ func TestPutFilePassPanicStopsWorkers(t *testing.T) {
 				t.Fatalf("recovered %v, want the file's panic", v)
 			}
 		}()
-		_, _ = c.putAt(ctx, net.bag, &rereadPanics{data: data, seen: map[int64]bool{}}, int64(len(data)), c.putOptions(nil))
+		_, _ = c.putAt(ctx, net.bag, &rereadPanics{data: data, seen: map[int64]bool{}}, int64(len(data)), mustPutOptions(t, c))
 	}()
 	workers := func() int {
 		buf := make([]byte, 8<<20)
