@@ -168,7 +168,11 @@ func shortPeer(p peer.ID) string {
 
 // explainChain wraps a chain error with what the client was doing, keeping
 // the chain sentinel and its message (which names the cause and the next
-// step) reachable with errors.Is.
-func explainChain(what string, _ chain.BagID, err error) error {
+// step) reachable with errors.Is. It names bag, when there is one and
+// neither what nor the chain's message names it already.
+func explainChain(what string, bag chain.BagID, err error) error {
+	if b := string(bag); b != "" && !strings.Contains(what, b) && !strings.Contains(err.Error(), b) {
+		return fmt.Errorf("bag %s: %s: %w", bag, what, err)
+	}
 	return fmt.Errorf("%s: %w", what, err)
 }
