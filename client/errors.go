@@ -176,3 +176,55 @@ func explainChain(what string, bag chain.BagID, err error) error {
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
+
+// PanicError is a panic of a function the caller gave the client (the
+// writer given to a download) that the client recovered in a goroutine of
+// its own, where it would have ended the program. Its message names the
+// panic and the function that panicked, with its file and line; Stack holds
+// the whole stack of the goroutine that panicked (it is also logged at
+// Warn). When the panic's value is an error, errors.Is and errors.As see
+// it.
+type PanicError struct {
+	// What names the function that panicked.
+	What string
+	// Value is what the function panicked with.
+	Value any
+	// Stack is the goroutine's stack at the panic (runtime/debug.Stack).
+	Stack []byte
+}
+
+// Error names the function, the panic's value and where it panicked.
+func (e *PanicError) Error() string {
+	msg := fmt.Sprintf("client: %s panicked: %v", e.What, e.Value)
+	if site := panicSite(e.Stack); site != "" {
+		msg += " (in " + site + ")"
+	}
+	return msg
+}
+
+// Unwrap returns the panic's value when it is an error.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
+// panicSite returns the function that called panic in a debug.Stack
+// dump, and its file and line: the frame after the runtime's "panic(...)",
+// or "" when the dump has none.
+func panicSite(stack []byte) string {
+	lines := strings.Split(string(stack), "\n")
+	for i := 0; i+3 < len(lines); i++ {
+		if strings.HasPrefix(lines[i], "panic(") {
+			fn := lines[i+2]
+			if j := strings.LastIndex(fn, "("); j > 0 {
+				fn = fn[:j]
+			}
+			loc := strings.TrimSpace(lines[i+3])
+			if j := strings.Index(loc, " +0x"); j > 0 {
+				loc = loc[:j]
+			}
+			return fn + " at " + loc
+		}
+	}
+	return ""
+}

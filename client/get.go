@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -406,22 +407,15 @@ func leafEstimate(l leaf, end int64) int {
 
 // callerWrite writes p to the caller's w. It runs in a goroutine of the
 // download, where the caller could not recover a panic of w: one becomes
-// the download's error instead of ending the program.
+// the download's error, a *PanicError with the panic's stack, instead of
+// ending the program.
 func callerWrite(w io.Writer, p []byte) (n int, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			n, err = 0, writerPanic(v)
+			n, err = 0, &PanicError{What: "the writer given to the download", Value: v, Stack: debug.Stack()}
 		}
 	}()
 	return w.Write(p)
-}
-
-// writerPanic is the error a panic of the caller's writer becomes.
-func writerPanic(v any) error {
-	if err, ok := v.(error); ok {
-		return fmt.Errorf("client: the writer given to the download panicked: %w", err)
-	}
-	return fmt.Errorf("client: the writer given to the download panicked: %v", v)
 }
 
 var errNilWriter = errors.New("client: nil io.Writer given to the download")
@@ -548,6 +542,10 @@ func (r *Reader) writeRange(ctx context.Context, w io.Writer, off, n int64, keep
 			if lo < hi {
 				m, err := callerWrite(w, j.data[lo:hi])
 				written += int64(m)
+				var pe *PanicError
+				if errors.As(err, &pe) {
+					r.c.log.Warn("the writer given to a download panicked; the download fails with the panic", "object", r.ref, "panic", pe.Value, "stack", string(pe.Stack))
+				}
 				if err != nil {
 					return err
 				}
