@@ -122,7 +122,9 @@
 // of the download, one that fails repeatedly likewise, and the block is read
 // from another. Bytes are written in order. ReadAt keeps the last chunk it
 // read, so reads in small pieces in order (an io.SectionReader, as
-// http.ServeContent uses) fetch each chunk once.
+// http.ServeContent uses) fetch each chunk once; once reads go on in
+// order, it fetches the next chunks with the one asked for, in parallel
+// (up to 8 MiB, at most WithFetchWindow chunks), and keeps them.
 //
 // # Errors
 //

@@ -90,8 +90,9 @@ type Reader struct {
 
 	mu     sync.Mutex
 	closed bool
-	last   cachedLeaf // the last chunk ReadAt read (readat.go)
-	reads  int        // reads in progress (under mu): the last to end after Close ends the Reader
+	kept   []cachedLeaf // the chunks ReadAt keeps: the last read and those read ahead (readat.go)
+	next   int64        // where the last ReadAt ended; -1 before the first
+	reads  int          // reads in progress (under mu): the last to end after Close ends the Reader
 	once   sync.Once
 }
 
@@ -111,7 +112,7 @@ func (c *Client) Open(ctx context.Context, ref Ref, opts ...GetOption) (_ *Reade
 	if err != nil {
 		return nil, err
 	}
-	r := &Reader{c: c, ctx: ctx, ref: ref, o: o, bag: ref.Bag}
+	r := &Reader{c: c, ctx: ctx, ref: ref, o: o, bag: ref.Bag, next: -1}
 	// What a download reads of the chain (the object's content ID, whom to
 	// ask) does not change once written: a block-old answer serves, and
 	// proven reads need not wait for the next block (up to a second).
@@ -449,7 +450,7 @@ func (r *Reader) WriteRange(ctx context.Context, w io.Writer, off, n int64) (wri
 }
 
 // writeRange is WriteRange of a read started (startRead); keep, when not
-// nil, is given the last chunk written, whole (its bytes are the pool's:
+// nil, is given every chunk written, whole (its bytes are the pool's:
 // keep copies what it keeps).
 func (r *Reader) writeRange(ctx context.Context, w io.Writer, off, n int64, keep func(l leaf, data []byte)) (written int64, err error) {
 	ctx, stop := r.bound(ctx)
@@ -551,7 +552,7 @@ func (r *Reader) writeRange(ctx context.Context, w io.Writer, off, n int64, keep
 				}
 				tr.fetched(int64(m))
 			}
-			if keep != nil && j.leaf.off+int64(len(j.data)) >= end {
+			if keep != nil {
 				keep(j.leaf, j.data)
 			}
 			// w.Write keeps nothing of what it was given (io.Writer).
