@@ -316,11 +316,8 @@ func (b bitset) count() int {
 // chunk before the object was registered.
 func (p *pusher) openWith(ctx context.Context, held map[peer.ID]bitset, bound map[peer.ID]bool) {
 	p.open(ctx)
-	p.mu.Lock()
-	ts := slices.Clone(p.targets)
-	p.mu.Unlock()
 	var kept []int // chunks of the receipts newly taken from the earlier run
-	for _, t := range ts {
+	for _, t := range p.alive() {
 		t.mu.Lock()
 		for i := range p.nchunks {
 			if held[t.cand.peer].has(i) && t.held.set(i) {
