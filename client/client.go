@@ -72,7 +72,9 @@ type Config struct {
 	ChunkSize int
 }
 
-// Option configures a Client.
+// Option configures a Client. New fails with an error wrapping
+// ErrInvalidOption, naming the option, when one is given a value it cannot
+// take.
 type Option func(*options)
 
 type options struct {
@@ -83,6 +85,14 @@ type options struct {
 	pushTimeout time.Duration
 	locate      time.Duration
 	busyWait    time.Duration
+	err         error // the first invalid option, which New returns
+}
+
+// invalid records the first option New must refuse.
+func (o *options) invalid(format string, args ...any) {
+	if o.err == nil {
+		o.err = optionErrorf(format, args...)
+	}
 }
 
 // WithLogger sets the logger (component=client); the default discards.
@@ -98,23 +108,27 @@ func WithHostOptions(opts ...p2p.Option) Option {
 }
 
 // WithWindow sets how many chunks an upload holds in memory at once, shared
-// by every provider it pushes to (default 24). Memory is about window ×
-// chunk size.
+// by every provider it pushes to (default 24), 1 or more. Memory is about
+// window × chunk size.
 func WithWindow(n int) Option {
 	return func(o *options) {
-		if n > 0 {
-			o.window = n
+		if n < 1 {
+			o.invalid("WithWindow(%d): an upload holds 1 chunk in memory or more", n)
+			return
 		}
+		o.window = n
 	}
 }
 
 // WithFetchWindow sets how many chunks a download fetches ahead of the one
-// it writes (default 16). Memory is about window × chunk size.
+// it writes (default 16), 1 or more. Memory is about window × chunk size.
 func WithFetchWindow(n int) Option {
 	return func(o *options) {
-		if n > 0 {
-			o.fetchWindow = n
+		if n < 1 {
+			o.invalid("WithFetchWindow(%d): a download fetches 1 chunk at a time or more", n)
+			return
 		}
+		o.fetchWindow = n
 	}
 }
 
@@ -122,9 +136,11 @@ func WithFetchWindow(n int) Option {
 // minutes); a provider that takes longer is treated as failed.
 func WithPushTimeout(d time.Duration) Option {
 	return func(o *options) {
-		if d > 0 {
-			o.pushTimeout = d
+		if d <= 0 {
+			o.invalid("WithPushTimeout(%s): a chunk exchange needs longer than 0", d)
+			return
 		}
+		o.pushTimeout = d
 	}
 }
 
@@ -132,9 +148,11 @@ func WithPushTimeout(d time.Duration) Option {
 // connection attempts to them (default 10 seconds).
 func WithLocateTimeout(d time.Duration) Option {
 	return func(o *options) {
-		if d > 0 {
-			o.locate = d
+		if d <= 0 {
+			o.invalid("WithLocateTimeout(%s): finding providers needs longer than 0", d)
+			return
 		}
+		o.locate = d
 	}
 }
 
@@ -148,9 +166,11 @@ func WithLocateTimeout(d time.Duration) Option {
 // fails (or gives the provider up) at once.
 func WithBusyWait(d time.Duration) Option {
 	return func(o *options) {
-		if d >= 0 {
-			o.busyWait = d
+		if d < 0 {
+			o.invalid("WithBusyWait(%s): want 0 (give up at once) or more", d)
+			return
 		}
+		o.busyWait = d
 	}
 }
 
@@ -190,6 +210,9 @@ type Client struct {
 	// progressEvery bounds how often storage link changes and download
 	// bytes are reported (progressInterval; tests set 0 to see every one).
 	progressEvery time.Duration
+	// now is the client's clock, which a pipeline hop's receipt is read
+	// against (tests set it).
+	now func() time.Time
 
 	mu     sync.Mutex
 	closed bool
@@ -202,7 +225,12 @@ type Client struct {
 func New(cfg Config, opts ...Option) (_ *Client, err error) {
 	o := options{window: 24, fetchWindow: 16, pushTimeout: 2 * time.Minute, locate: 10 * time.Second, busyWait: fetch.DefaultBusyWait}
 	for _, f := range opts {
-		f(&o)
+		if f != nil {
+			f(&o)
+		}
+	}
+	if o.err != nil {
+		return nil, o.err
 	}
 	if o.log == nil {
 		o.log = slog.New(slog.DiscardHandler)
@@ -213,7 +241,7 @@ func New(cfg Config, opts ...Option) (_ *Client, err error) {
 	if cfg.ChunkSize < 1 || cfg.ChunkSize > chunker.MaxChunkSize {
 		return nil, fmt.Errorf("client: chunk size %d is outside 1..%d bytes", cfg.ChunkSize, chunker.MaxChunkSize)
 	}
-	c := &Client{cfg: cfg, opts: o, log: o.log.With("component", "client"), progressEvery: progressInterval}
+	c := &Client{cfg: cfg, opts: o, log: o.log.With("component", "client"), progressEvery: progressInterval, now: time.Now}
 	defer func() {
 		if err != nil {
 			c.release()

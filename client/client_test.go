@@ -216,7 +216,9 @@ func TestPutResumeFake(t *testing.T) {
 		t.Fatalf("second run sent %d chunk copies; %d of %d were stored before", sent, stored, 3*total)
 	}
 	final := lp.get()
-	if final.Resumed == 0 || final.Resumed > stored/3+1 || final.Chunks != total || final.Links[LinkSigned] != 3*total {
+	// A copy the journal holds a receipt for needs no storage link; every
+	// other copy gets one, sent or answered "already stored".
+	if final.Resumed == 0 || final.Resumed > stored/3+1 || final.Chunks != total || final.Links[LinkSigned] < sent || final.Links[LinkSigned] > 3*total {
 		t.Fatalf("final progress %+v; %d chunk copies were stored before", final, stored)
 	}
 	if final.Sent != int64(sent)*64<<10 {
@@ -769,33 +771,6 @@ func TestPutFileChangedFake(t *testing.T) {
 	var np *NoProviderError
 	if errors.As(err, &np) {
 		t.Fatalf("the provider was blamed for the file's change: %v", err)
-	}
-}
-
-// TestPutBadChunkSizeFake: a chunk size outside 1..chunker.MaxChunkSize is
-// refused with chunker.ErrInvalidOption before anything is sent, and the
-// client still closes.
-func TestPutBadChunkSizeFake(t *testing.T) {
-	net := newFakeNet(t, 1)
-	c := net.client("")
-	for _, n := range []int{0, -1, chunker.MaxChunkSize + 1} {
-		_, err := c.Put(testCtx(t), net.bag, bytes.NewReader([]byte("some content")), WithChunkSize(n))
-		if !errors.Is(err, chunker.ErrInvalidOption) {
-			t.Fatalf("chunk size %d: err %v, want ErrInvalidOption", n, err)
-		}
-	}
-	if got := net.providers[0].pushCount(); got != 0 {
-		t.Fatalf("%d pushes for refused uploads", got)
-	}
-	done := make(chan error, 1)
-	go func() { done <- c.Close() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close hangs after refused uploads")
 	}
 }
 

@@ -85,7 +85,8 @@
 // root CID and chunk size) rather than by a path, records the registration,
 // so a run that stopped after it finds the object the interrupted run
 // registered (or the pending object its registration created, if it
-// stopped before recording it), with the receipts and binds it kept. The
+// stopped before recording it), with the receipts and binds it kept: a
+// chunk copy with a kept receipt is not pushed again at all. The
 // state of a finished upload is removed. Upload, fed from a stream, does not
 // resume.
 //
@@ -121,7 +122,9 @@
 // of the download, one that fails repeatedly likewise, and the block is read
 // from another. Bytes are written in order. ReadAt keeps the last chunk it
 // read, so reads in small pieces in order (an io.SectionReader, as
-// http.ServeContent uses) fetch each chunk once.
+// http.ServeContent uses) fetch each chunk once; once reads go on in
+// order, it fetches the next chunks with the one asked for, in parallel
+// (up to 8 MiB, at most WithFetchWindow chunks), and keeps them.
 //
 // # Errors
 //

@@ -43,6 +43,12 @@ var (
 	// (WithMinRedundancy) above the copies it makes.
 	ErrRedundancy = errors.New("client: more copies asked than the upload can make")
 
+	// ErrInvalidOption means an option was given a value it cannot take
+	// (WithChunkSize(-1), WithWindow(0), ...): New, or the call the option
+	// was given to, fails with it before it does anything, naming the
+	// option.
+	ErrInvalidOption = errors.New("client: invalid option")
+
 	// ErrClosed means the Client was closed (Put, Get, Open, Upload and
 	// the rest after Client.Close) or the Reader was (its reads after
 	// Reader.Close).
@@ -162,7 +168,63 @@ func shortPeer(p peer.ID) string {
 
 // explainChain wraps a chain error with what the client was doing, keeping
 // the chain sentinel and its message (which names the cause and the next
-// step) reachable with errors.Is.
-func explainChain(what string, _ chain.BagID, err error) error {
+// step) reachable with errors.Is. It names bag, when there is one and
+// neither what nor the chain's message names it already.
+func explainChain(what string, bag chain.BagID, err error) error {
+	if b := string(bag); b != "" && !strings.Contains(what, b) && !strings.Contains(err.Error(), b) {
+		return fmt.Errorf("bag %s: %s: %w", bag, what, err)
+	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// PanicError is a panic of a function the caller gave the client (the
+// writer given to a download) that the client recovered in a goroutine of
+// its own, where it would have ended the program. Its message names the
+// panic and the function that panicked, with its file and line; Stack holds
+// the whole stack of the goroutine that panicked (it is also logged at
+// Warn). When the panic's value is an error, errors.Is and errors.As see
+// it.
+type PanicError struct {
+	// What names the function that panicked.
+	What string
+	// Value is what the function panicked with.
+	Value any
+	// Stack is the goroutine's stack at the panic (runtime/debug.Stack).
+	Stack []byte
+}
+
+// Error names the function, the panic's value and where it panicked.
+func (e *PanicError) Error() string {
+	msg := fmt.Sprintf("client: %s panicked: %v", e.What, e.Value)
+	if site := panicSite(e.Stack); site != "" {
+		msg += " (in " + site + ")"
+	}
+	return msg
+}
+
+// Unwrap returns the panic's value when it is an error.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
+// panicSite returns the function that called panic in a debug.Stack
+// dump, and its file and line: the frame after the runtime's "panic(...)",
+// or "" when the dump has none.
+func panicSite(stack []byte) string {
+	lines := strings.Split(string(stack), "\n")
+	for i := 0; i+3 < len(lines); i++ {
+		if strings.HasPrefix(lines[i], "panic(") {
+			fn := lines[i+2]
+			if j := strings.LastIndex(fn, "("); j > 0 {
+				fn = fn[:j]
+			}
+			loc := strings.TrimSpace(lines[i+3])
+			if j := strings.Index(loc, " +0x"); j > 0 {
+				loc = loc[:j]
+			}
+			return fn + " at " + loc
+		}
+	}
+	return ""
 }

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/protocol/store"
 )
 
@@ -38,5 +40,40 @@ func TestNoProviderErrorBusyOnlyWhenAllBusy(t *testing.T) {
 	none := &NoProviderError{Bag: "dynamic:channel:1", Need: 1, Op: "upload", Tried: []PeerError{dead}}
 	if errors.Is(none, ErrProvidersBusy) || strings.Contains(none.Error(), "busy") {
 		t.Fatalf("a dead provider: %v; want no busy advice", none)
+	}
+}
+
+var errConnRefused = errors.New("dial tcp 127.0.0.1:26657: connection refused")
+
+// bagFails is a chain whose Bag fails with err.
+type bagFails struct {
+	Chain
+	err error
+}
+
+func (b bagFails) Bag(context.Context, chain.BagID) (chain.Bag, error) { return chain.Bag{}, b.err }
+
+// TestChainErrorNamesBag: a chain error met while working on a bag names
+// the bag, once, whether or not the chain's own message does, and keeps
+// its sentinel.
+func TestChainErrorNamesBag(t *testing.T) {
+	net := newFakeNet(t, 1)
+	for _, tc := range []struct {
+		name string
+		err  error
+		is   error
+	}{
+		{"transport", fmt.Errorf("read the chain: %w", errConnRefused), errConnRefused},
+		{"not found", chain.Errorf(chain.ErrBagNotFound, "bag %s does not exist", net.bag), chain.ErrBagNotFound},
+	} {
+		c, err := New(Config{Chain: bagFails{net.chain, tc.err}, Key: net.key, Host: net.host(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Upload(testCtx(t), net.bag)
+		if !errors.Is(err, tc.is) || strings.Count(err.Error(), string(net.bag)) != 1 {
+			t.Fatalf("%s: %v; want %v naming bag %s once", tc.name, err, tc.is, net.bag)
+		}
+		_ = c.Close()
 	}
 }

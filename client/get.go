@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -89,8 +90,9 @@ type Reader struct {
 
 	mu     sync.Mutex
 	closed bool
-	last   cachedLeaf // the last chunk ReadAt read (readat.go)
-	reads  int        // reads in progress (under mu): the last to end after Close ends the Reader
+	kept   []cachedLeaf // the chunks ReadAt keeps: the last read and those read ahead (readat.go)
+	next   int64        // where the last ReadAt ended; -1 before the first
+	reads  int          // reads in progress (under mu): the last to end after Close ends the Reader
 	once   sync.Once
 }
 
@@ -106,7 +108,11 @@ func (c *Client) Open(ctx context.Context, ref Ref, opts ...GetOption) (_ *Reade
 			c.end()
 		}
 	}()
-	r := &Reader{c: c, ctx: ctx, ref: ref, o: getOpts(opts), bag: ref.Bag}
+	o, err := getOpts(opts)
+	if err != nil {
+		return nil, err
+	}
+	r := &Reader{c: c, ctx: ctx, ref: ref, o: o, bag: ref.Bag, next: -1}
 	// What a download reads of the chain (the object's content ID, whom to
 	// ask) does not change once written: a block-old answer serves, and
 	// proven reads need not wait for the next block (up to a second).
@@ -402,22 +408,15 @@ func leafEstimate(l leaf, end int64) int {
 
 // callerWrite writes p to the caller's w. It runs in a goroutine of the
 // download, where the caller could not recover a panic of w: one becomes
-// the download's error instead of ending the program.
+// the download's error, a *PanicError with the panic's stack, instead of
+// ending the program.
 func callerWrite(w io.Writer, p []byte) (n int, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			n, err = 0, writerPanic(v)
+			n, err = 0, &PanicError{What: "the writer given to the download", Value: v, Stack: debug.Stack()}
 		}
 	}()
 	return w.Write(p)
-}
-
-// writerPanic is the error a panic of the caller's writer becomes.
-func writerPanic(v any) error {
-	if err, ok := v.(error); ok {
-		return fmt.Errorf("client: the writer given to the download panicked: %w", err)
-	}
-	return fmt.Errorf("client: the writer given to the download panicked: %v", v)
 }
 
 var errNilWriter = errors.New("client: nil io.Writer given to the download")
@@ -451,7 +450,7 @@ func (r *Reader) WriteRange(ctx context.Context, w io.Writer, off, n int64) (wri
 }
 
 // writeRange is WriteRange of a read started (startRead); keep, when not
-// nil, is given the last chunk written, whole (its bytes are the pool's:
+// nil, is given every chunk written, whole (its bytes are the pool's:
 // keep copies what it keeps).
 func (r *Reader) writeRange(ctx context.Context, w io.Writer, off, n int64, keep func(l leaf, data []byte)) (written int64, err error) {
 	ctx, stop := r.bound(ctx)
@@ -544,12 +543,16 @@ func (r *Reader) writeRange(ctx context.Context, w io.Writer, off, n int64, keep
 			if lo < hi {
 				m, err := callerWrite(w, j.data[lo:hi])
 				written += int64(m)
+				var pe *PanicError
+				if errors.As(err, &pe) {
+					r.c.log.Warn("the writer given to a download panicked; the download fails with the panic", "object", r.ref, "panic", pe.Value, "stack", string(pe.Stack))
+				}
 				if err != nil {
 					return err
 				}
 				tr.fetched(int64(m))
 			}
-			if keep != nil && j.leaf.off+int64(len(j.data)) >= end {
+			if keep != nil {
 				keep(j.leaf, j.data)
 			}
 			// w.Write keeps nothing of what it was given (io.Writer).

@@ -1,16 +1,22 @@
 package client
 
 import (
+	"fmt"
 	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/satchel-net/satchel/chunker"
 )
 
-// PutOption configures Put, PutFile and Upload.
+// PutOption configures Put, PutFile and Upload. A value an option cannot
+// take fails the call it is given to at once, with an error wrapping
+// ErrInvalidOption (or ErrRedundancy) that names the option.
 type PutOption interface{ applyPut(*putOptions) }
 
-// GetOption configures Get, GetRange and Open.
+// GetOption configures Get, GetRange and Open; an invalid one fails them
+// at once, like a PutOption.
 type GetOption interface{ applyGet(*getOptions) }
 
 type putOptions struct {
@@ -78,7 +84,7 @@ func guardProgress(fn func(Progress)) func(Progress) {
 // WithRedundancy sets how many providers must each hold every chunk (N).
 // The default, and the most, is the number of storage buckets storing the
 // bag: asking for more fails the upload with ErrRedundancy before any byte
-// is sent.
+// is sent. 0 means the default; a negative n is an invalid option.
 func WithRedundancy(n int) PutOption {
 	return putOption(func(o *putOptions) { o.redundancy = n })
 }
@@ -97,7 +103,8 @@ func WithMinRedundancy(n int) PutOption {
 	return putOption(func(o *putOptions) { o.minRedundancy = n })
 }
 
-// WithChunkSize overrides Config.ChunkSize for one upload.
+// WithChunkSize overrides Config.ChunkSize for one upload: 1 to
+// chunker.MaxChunkSize bytes.
 func WithChunkSize(n int) PutOption {
 	return putOption(func(o *putOptions) { o.chunkSize = n })
 }
@@ -105,6 +112,7 @@ func WithChunkSize(n int) PutOption {
 // WithAcceptTimeout bounds the wait for the chain to accept the object once
 // every chunk is stored and bound (default 2 minutes). When it passes,
 // the upload fails with ErrNotAccepted and running it again resumes the wait.
+// It must be longer than 0.
 func WithAcceptTimeout(d time.Duration) PutOption {
 	return putOption(func(o *putOptions) { o.acceptTimeout = d })
 }
@@ -114,7 +122,7 @@ func WithAcceptTimeout(d time.Duration) PutOption {
 // request. Before registration chunks go only under a storage contract
 // (WithContracts), whose upload session lasts at most its grant, which
 // slides one grant TTL (an hour) past the session's last chunk; receipts
-// say the expiry given.
+// say the expiry given. It must be longer than 0.
 func WithExpiry(d time.Duration) PutOption {
 	return putOption(func(o *putOptions) { o.expiry = d })
 }
@@ -125,22 +133,60 @@ func WithPeers(peers ...peer.AddrInfo) GetOption {
 	return getOption(func(o *getOptions) { o.peers = append(o.peers, peers...) })
 }
 
-func (c *Client) putOptions(opts []PutOption) putOptions {
+// putOptions applies opts over the client's defaults and checks the
+// result, so a bad option fails the call it is given to, before anything
+// is read or sent.
+func (c *Client) putOptions(opts []PutOption) (putOptions, error) {
 	o := putOptions{chunkSize: c.cfg.ChunkSize, acceptTimeout: 2 * time.Minute, expiry: 24 * time.Hour}
 	for _, f := range opts {
 		if f != nil {
 			f.applyPut(&o)
 		}
 	}
-	return o
+	return o, o.check()
 }
 
-func getOpts(opts []GetOption) getOptions {
+// check refuses option values no upload can run with.
+func (o *putOptions) check() error {
+	switch {
+	case o.chunkSize < 1 || o.chunkSize > chunker.MaxChunkSize:
+		return optionErrorf("WithChunkSize(%d): a chunk is 1 to %d bytes", o.chunkSize, chunker.MaxChunkSize)
+	case o.redundancy < 0:
+		return optionErrorf("WithRedundancy(%d): ask for 1 copy or more, or 0 for one per storage bucket of the bag", o.redundancy)
+	case o.redundancy > 0 && o.minRedundancy > o.redundancy:
+		return fmt.Errorf("%w: WithMinRedundancy(%d) asks for more copies than WithRedundancy(%d) makes; ask for at most %d",
+			ErrRedundancy, o.minRedundancy, o.redundancy, o.redundancy)
+	case o.acceptTimeout <= 0:
+		return optionErrorf("WithAcceptTimeout(%s): the wait for the chain must be longer than 0", o.acceptTimeout)
+	case o.expiry <= 0:
+		return optionErrorf("WithExpiry(%s): providers must keep unbound chunks for longer than 0", o.expiry)
+	case o.replication < ReplicateAuto || o.replication > ReplicatePipelined:
+		return optionErrorf("WithReplication(%s): want ReplicateAuto, ReplicateDirect or ReplicatePipelined", o.replication)
+	case o.contracts != nil && o.contracts.renter == nil:
+		return optionErrorf("WithContracts: the renter is nil; pass the *contracts.Renter that negotiates")
+	case o.contracts != nil && (o.contracts.needs.Duration < 0 || o.contracts.needs.Window < 0):
+		return optionErrorf("WithContracts: negative duration %s or window %s in ContractNeeds", o.contracts.needs.Duration, o.contracts.needs.Window)
+	}
+	return nil
+}
+
+// getOptions applies opts and checks the result.
+func getOpts(opts []GetOption) (getOptions, error) {
 	var o getOptions
 	for _, f := range opts {
 		if f != nil {
 			f.applyGet(&o)
 		}
 	}
-	return o
+	for i, p := range o.peers {
+		if err := p.ID.Validate(); err != nil {
+			return o, optionErrorf("WithPeers: peer %d of %d has no valid peer ID (%v)", i+1, len(o.peers), err)
+		}
+	}
+	return o, nil
+}
+
+// optionErrorf returns an error wrapping ErrInvalidOption.
+func optionErrorf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...)
 }

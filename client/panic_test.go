@@ -36,6 +36,12 @@ func TestGetWriterPanics(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "writer broke") || !strings.Contains(err.Error(), "panicked") {
 		t.Fatalf("get into a panicking writer: %v", err)
 	}
+	// The error says where the writer panicked, and keeps the stack.
+	var pe *PanicError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "(*panicWriter).Write at ") || !strings.Contains(err.Error(), "panic_test.go:") ||
+		!strings.Contains(string(pe.Stack), "panicWriter") {
+		t.Fatalf("get into a panicking writer: %v; want a *PanicError naming (*panicWriter).Write and its line, with the stack", err)
+	}
 	if _, err := c.Get(ctx, ObjectRef(net.bag, obj.ID), nil); err == nil {
 		t.Fatal("get into a nil writer succeeded")
 	}
@@ -190,7 +196,7 @@ func TestPutFilePassPanicStopsWorkers(t *testing.T) {
 				t.Fatalf("recovered %v, want the file's panic", v)
 			}
 		}()
-		_, _ = c.putAt(ctx, net.bag, &rereadPanics{data: data, seen: map[int64]bool{}}, int64(len(data)), c.putOptions(nil))
+		_, _ = c.putAt(ctx, net.bag, &rereadPanics{data: data, seen: map[int64]bool{}}, int64(len(data)), mustPutOptions(t, c))
 	}()
 	workers := func() int {
 		buf := make([]byte, 8<<20)

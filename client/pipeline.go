@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -135,15 +136,21 @@ func hops(ts []*target) []store.Hop {
 	return out
 }
 
-// pipelined records the outcome of a pipelined push whose head signed:
-// every hop's receipt (already verified against the hop's key by
-// store.PushPipeline) counts for its target, and every hop that did not
-// sign gets the chunk pushed directly.
-func (p *pusher) pipelined(ctx context.Context, j *chunkJob, res store.PipelineResult) {
+// pipelined records the outcome of a pipelined push whose head signed,
+// begun at began: every hop's receipt (already verified against the hop's
+// key by store.PushPipeline) counts for its target, and every hop that did
+// not sign gets the chunk pushed directly.
+func (p *pusher) pipelined(ctx context.Context, j *chunkJob, res store.PipelineResult, began time.Time) {
 	byPeer := make(map[peer.ID]*target, len(j.forward))
 	for _, ft := range j.forward {
 		byPeer[ft.cand.peer] = ft
 	}
+	type hopReceipt struct {
+		t      *target
+		r      *storepb.Receipt
+		stored bool // the hop held the chunk before the push
+	}
+	var signed []hopReceipt
 	for _, hr := range res.Receipts[1:] { // the head's is recorded by push
 		ht := byPeer[hr.Peer]
 		if ht == nil {
@@ -153,9 +160,16 @@ func (p *pusher) pipelined(ctx context.Context, j *chunkJob, res store.PipelineR
 			p.c.log.Debug("relayed receipt refused", "peer", hr.Peer, "chunk", j.index, "err", err)
 			continue
 		}
+		stored := heldBefore(hr.Receipt, began)
+		if !stored {
+			p.markSent(j.index) // before any receipt of the chunk is counted
+		}
+		signed = append(signed, hopReceipt{ht, hr.Receipt, stored})
+	}
+	for _, s := range signed {
 		// The hop's storage link was signed by way of the pipeline.
 		p.tr.link(-1, LinkSigned)
-		p.signed(ht, j, hr.Receipt, false)
+		p.signed(s.t, j, s.r, s.stored)
 	}
 	for _, f := range res.Failed {
 		ft := byPeer[f.Peer]
@@ -165,6 +179,19 @@ func (p *pusher) pipelined(ctx context.Context, j *chunkJob, res store.PipelineR
 		p.c.log.Debug("pipeline hop failed; pushing to it directly", "peer", f.Peer, "chunk", j.index, "err", f.Err)
 		p.push(ctx, ft, &chunkJob{index: j.index, info: j.info, data: j.data, proof: j.proof})
 	}
+}
+
+// receiptClockSlack is how far a pipeline hop's clock may run behind the
+// uploader's before a chunk it stores during a push reads as one it held.
+const receiptClockSlack = 2 * time.Second
+
+// heldBefore reports whether a hop's receipt says the hop held the chunk
+// before a push begun at began. The uploader does not see the hop answer
+// ALREADY_STORED (its previous hop does); the receipt's stored_at_unix,
+// when the hop first stored the chunk, tells instead: a chunk stored more
+// than receiptClockSlack before the push was not sent to it by the push.
+func heldBefore(r *storepb.Receipt, began time.Time) bool {
+	return r.GetStoredAtUnix() < began.Add(-receiptClockSlack).Unix()
 }
 
 // pushOne runs one storage link of chunk j over conn: a direct push, or,

@@ -230,7 +230,6 @@ func (p *pusher) feed(j *chunkJob, to []*target) {
 			// lack it, and the uploader sends no bytes.
 			j.forward, j.fromHolder = to, true
 			j.refs.Store(1)
-			p.markSent(j.index) // the bytes move, provider to provider
 			p.tr.chunkStarted(j.index)
 			holder.queue <- j
 			return
@@ -365,6 +364,7 @@ func (p *pusher) pushLinks(ctx context.Context, t *target, j *chunkJob) bool {
 			return false
 		}
 		link := &linkSteps{tr: p.tr, state: LinkCreated, onData: func() { p.markSent(j.index) }}
+		began := p.c.now()
 		pctx, cancel := context.WithTimeout(ctx, p.c.opts.pushTimeout)
 		r, res, err := p.pushOne(pctx, conn, j, store.ChunkPush{
 			Bag:     p.bag.String(),
@@ -385,7 +385,7 @@ func (p *pusher) pushLinks(ctx context.Context, t *target, j *chunkJob) bool {
 			link.move(LinkSigned)
 			p.signed(t, j, r, link.alreadyStored)
 			if len(j.forward) > 0 {
-				p.pipelined(ctx, j, res)
+				p.pipelined(ctx, j, res, began)
 			}
 			return true
 		}

@@ -60,6 +60,10 @@ func (o Object) Degraded() bool { return len(o.Providers) < o.Redundancy }
 // again after an interruption resumes: the object is not registered twice,
 // and no chunk a provider already holds is sent again.
 func (c *Client) PutFile(ctx context.Context, bag chain.BagID, path string, opts ...PutOption) (Object, error) {
+	o, err := c.putOptions(opts)
+	if err != nil {
+		return Object{}, err
+	}
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return Object{}, fmt.Errorf("file %s does not exist; check the path (%w)", path, err)
@@ -75,7 +79,7 @@ func (c *Client) PutFile(ctx context.Context, bag chain.BagID, path string, opts
 	if !st.Mode().IsRegular() {
 		return c.Put(ctx, bag, f, opts...) // a pipe or device: streamed
 	}
-	return c.putAt(ctx, bag, f, st.Size(), c.putOptions(opts))
+	return c.putAt(ctx, bag, f, st.Size(), o)
 }
 
 // Put stores the content of r in bag. When r can be read again by offset
@@ -85,6 +89,10 @@ func (c *Client) PutFile(ctx context.Context, bag chain.BagID, path string, opts
 func (c *Client) Put(ctx context.Context, bag chain.BagID, r io.Reader, opts ...PutOption) (Object, error) {
 	if r == nil {
 		return Object{}, errors.New("client: nil io.Reader given to Put")
+	}
+	o, err := c.putOptions(opts)
+	if err != nil {
+		return Object{}, err
 	}
 	if ra, ok := r.(interface {
 		io.ReaderAt
@@ -102,11 +110,11 @@ func (c *Client) Put(ctx context.Context, bag chain.BagID, r io.Reader, opts ...
 				if _, err := ra.Seek(off, io.SeekStart); err != nil {
 					return Object{}, err
 				}
-				return c.putAt(ctx, bag, io.NewSectionReader(ra, off, end-off), end-off, c.putOptions(opts))
+				return c.putAt(ctx, bag, io.NewSectionReader(ra, off, end-off), end-off, o)
 			}
 		}
 	}
-	u, err := c.Upload(ctx, bag, opts...)
+	u, err := c.newSpooled(ctx, bag, o)
 	if err != nil {
 		return Object{}, err
 	}
@@ -302,32 +310,28 @@ func (b bitset) count() int {
 	return n
 }
 
-// openWith opens targets like open, giving each the receipts and bind an
-// earlier run kept for its provider.
+// openWith opens targets like open, and gives every target the receipts
+// and bind an earlier run kept for its provider: the targets opened now,
+// and those the stream opened, which without a contract's session got no
+// chunk before the object was registered.
 func (p *pusher) openWith(ctx context.Context, held map[peer.ID]bitset, bound map[peer.ID]bool) {
-	p.mu.Lock()
-	before := len(p.targets)
-	p.mu.Unlock()
 	p.open(ctx)
-	p.mu.Lock()
-	var kept []bitset
-	for _, t := range p.targets[before:] {
-		if b, ok := held[t.cand.peer]; ok {
-			t.held = slices.Clone(b)
-			t.nheld = b.count()
-			kept = append(kept, b)
-		}
-		t.bound = bound[t.cand.peer] && t.nheld >= p.nchunks
-	}
-	p.mu.Unlock()
-	// The receipts an earlier run kept count as resumed (outside p.mu: the
-	// tracker may call the progress callback).
-	for _, b := range kept {
+	var kept []int // chunks of the receipts newly taken from the earlier run
+	for _, t := range p.alive() {
+		t.mu.Lock()
 		for i := range p.nchunks {
-			if b.has(i) {
-				p.tr.receipt(i, true)
+			if held[t.cand.peer].has(i) && t.held.set(i) {
+				t.nheld++
+				kept = append(kept, i)
 			}
 		}
+		t.bound = t.bound || (bound[t.cand.peer] && t.nheld >= p.nchunks)
+		t.mu.Unlock()
+	}
+	// The receipts an earlier run kept count as resumed (outside the
+	// locks: the tracker may call the progress callback).
+	for _, i := range kept {
+		p.tr.receipt(i, true)
 	}
 }
 

@@ -38,8 +38,13 @@ func (c *Client) newSpooled(ctx context.Context, bag chain.BagID, o putOptions) 
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.chain.Bag(ctx, bag); err != nil {
+	b, err := c.chain.Bag(ctx, bag)
+	if err != nil {
 		return nil, explainChain("upload", bag, err)
+	}
+	// What Commit would refuse of the copies asked, refused now.
+	if _, err := o.copies(bag, len(b.StorageBuckets)); err != nil {
+		return nil, err
 	}
 	f, err := os.CreateTemp("", "satchel-upload-*")
 	if err != nil {

@@ -157,7 +157,12 @@ type Progress struct {
 	// content's size, 0 while unknown (a stream being written).
 	Bytes, TotalBytes int64
 	// Sent is the number of chunk bytes that reached providers over all
-	// storage links (an upload to 3 providers sends every byte 3 times).
+	// storage links (an upload to 3 providers sends every byte 3 times),
+	// whether the uploader sent them or, pipelined, a provider passed them
+	// on. A provider that held a chunk already receives none of its bytes.
+	// A pipeline's hop, which the uploader does not talk to, counts as
+	// holding a chunk when its receipt says it stored the chunk more than
+	// a couple of seconds before the push (by the hop's clock).
 	Sent int64
 	// Chunks and TotalChunks count the chunks done (uploaded or fetched)
 	// and all of them. A download knows TotalChunks — the chunks over the
@@ -172,7 +177,8 @@ type Progress struct {
 	Providers int
 	// Resumed is the number of chunks no byte of which had to be sent:
 	// every provider held them already, from an earlier, interrupted run of
-	// the same upload (or another upload of the same content).
+	// the same upload (or another upload of the same content). Sent counts
+	// no byte of them.
 	Resumed int
 	// Started is when the operation started.
 	Started time.Time

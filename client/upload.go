@@ -68,7 +68,11 @@ type Upload struct {
 // Write the content, then call Commit, or Abort. The bag's providers are
 // found and connected by Commit.
 func (c *Client) Upload(ctx context.Context, bag chain.BagID, opts ...PutOption) (*Upload, error) {
-	return c.newSpooled(ctx, bag, c.putOptions(opts))
+	o, err := c.putOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	return c.newSpooled(ctx, bag, o)
 }
 
 // newUpload starts a streamed upload; file, when not nil, is the content
@@ -82,9 +86,6 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 			c.end()
 		}
 	}()
-	if o.chunkSize < 1 || o.chunkSize > chunker.MaxChunkSize {
-		return nil, fmt.Errorf("%w: chunk size %d is outside 1..%d bytes", chunker.ErrInvalidOption, o.chunkSize, chunker.MaxChunkSize)
-	}
 	size := int64(-1)
 	if file != nil {
 		size = file.size
@@ -108,16 +109,9 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 	if err != nil {
 		return nil, err
 	}
-	want := o.redundancy
-	if want > loc.buckets {
-		return nil, fmt.Errorf("%w: bag %s is stored by %d storage bucket(s) and %d copies were asked; each bucket keeps one copy, so ask for at most %d, or ask the storage lead to add the bag to more buckets (update-bag)",
-			ErrRedundancy, bag, loc.buckets, want, loc.buckets)
-	}
-	if want <= 0 {
-		want = loc.buckets
-	}
-	if o.minRedundancy > want {
-		return nil, fmt.Errorf("%w: at least %d copies asked of an upload of %d; ask for at most %d", ErrRedundancy, o.minRedundancy, want, want)
+	want, err := o.copies(bag, loc.buckets)
+	if err != nil {
+		return nil, err
 	}
 	if len(loc.unnamed) > 0 && len(loc.live) < want {
 		// Short of providers while the chain names no operator for some
@@ -126,9 +120,6 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 		if err := c.nameAgain(ctx, loc); err != nil {
 			return nil, err
 		}
-	}
-	if want == 0 {
-		return nil, chain.Errorf(chain.ErrNoStorageBuckets, "bag %s is in no storage bucket, so nothing would store the object; ask the storage lead to add it to one with update-bag", bag)
 	}
 	var consigned []contracts.Consigned
 	if o.contracts != nil {
@@ -401,4 +392,24 @@ func (u *Upload) warnDegraded(obj Object) {
 		u.c.log.Warn("object stored on fewer providers than the bag's redundancy; the bag's other providers must sync it before it has the copies the bag promises",
 			"bag", obj.Bag, "object", obj.ID, "providers", len(obj.Providers), "redundancy", obj.Redundancy)
 	}
+}
+
+// copies returns how many providers an upload to bag, stored by buckets
+// storage buckets, makes copies on: WithRedundancy's, or one per bucket.
+func (o *putOptions) copies(bag chain.BagID, buckets int) (int, error) {
+	want := o.redundancy
+	if want > buckets {
+		return 0, fmt.Errorf("%w: bag %s is stored by %d storage bucket(s) and %d copies were asked; each bucket keeps one copy, so ask for at most %d, or ask the storage lead to add the bag to more buckets (update-bag)",
+			ErrRedundancy, bag, buckets, want, buckets)
+	}
+	if want <= 0 {
+		want = buckets
+	}
+	if want == 0 {
+		return 0, chain.Errorf(chain.ErrNoStorageBuckets, "bag %s is in no storage bucket, so nothing would store the object; ask the storage lead to add it to one with update-bag", bag)
+	}
+	if o.minRedundancy > want {
+		return 0, fmt.Errorf("%w: at least %d copies asked of an upload of %d; ask for at most %d", ErrRedundancy, o.minRedundancy, want, want)
+	}
+	return want, nil
 }
