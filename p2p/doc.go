@@ -26,4 +26,9 @@
 // otherwise, and the DHT accepts loopback and private addresses, so a whole
 // network runs on one machine; package p2p/testnet starts such networks for
 // tests.
+//
+// What another peer can leave in a host is bounded: gossipsub tracks
+// subscriptions to Satchel's topics only (topics.Names), the DHT keeps a
+// bounded set of provider records and no values, and a host listens on
+// every address it is given, each port its own, or does not start.
 package p2p

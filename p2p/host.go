@@ -54,6 +54,11 @@ type Host struct {
 // the DHT in server mode speaking /satchel/kad/1.0.0, which connects to the
 // WithBootstrap peers in the background.
 //
+// Every listen address must be served: a port another socket holds fails
+// New with an error that names the address and wraps ErrAddrInUse.
+// Gossipsub keeps to Satchel's topics (topics.Names), and the DHT keeps
+// provider records only, no values.
+//
 // ctx bounds construction only; the host runs until Close. The security
 // transports are TLS 1.3 (preferred) and Noise, the muxer is yamux. Nothing reaches beyond
 // the configured peers: there is no relay, NAT port mapping, hole punching or
@@ -127,6 +132,10 @@ func New(ctx context.Context, opts ...Option) (_ *Host, err error) {
 		dht.Mode(cfg.dhtMode),
 		dht.ProviderDatastore(h.provs),
 		dht.ProviderManagerOpts(records.Cache(h.provs.cache)),
+		// Satchel stores no values: kad-dht's value store is an unbounded
+		// map that takes any peer's /pk and /ipns records, kept whole for
+		// 36 hours. Off, PUT_VALUE and GET_VALUE reset the stream.
+		dht.DisableValues(),
 		dht.ProtocolPrefix(ProtocolPrefix),
 		dht.AddressFilter(dialableAddrs),
 		dht.QueryFilter(queryFilter),
@@ -141,6 +150,7 @@ func New(ctx context.Context, opts ...Option) (_ *Host, err error) {
 
 	h.ps, err = pubsub.NewGossipSub(hctx, lh, append([]pubsub.Option{
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+		subscriptionFilter(), // only Satchel's topics (topicfilter.go)
 		pubsub.WithLogger(quietLibrary(cfg.logger).With("component", "pubsub", "host", lh.ID())),
 	}, cfg.pubsubOpts...)...)
 	if err != nil {
@@ -153,13 +163,13 @@ func New(ctx context.Context, opts ...Option) (_ *Host, err error) {
 
 // newLibp2pHost builds the libp2p host from cfg.
 func newLibp2pHost(cfg *config) (host.Host, error) {
-	listen := make([]ma.Multiaddr, 0, len(cfg.listenAddrs))
+	addrs := make([]ma.Multiaddr, 0, len(cfg.listenAddrs))
 	for _, s := range cfg.listenAddrs {
 		a, err := ma.NewMultiaddr(s)
 		if err != nil {
 			return nil, fmt.Errorf("p2p: listen address %q: %w", s, err)
 		}
-		listen = append(listen, a)
+		addrs = append(addrs, a)
 	}
 	key := cfg.identity
 	if key == nil {
@@ -171,8 +181,13 @@ func newLibp2pHost(cfg *config) (host.Host, error) {
 	}
 	opts := []libp2p.Option{
 		libp2p.Identity(key),
-		libp2p.ListenAddrs(listen...),
-		libp2p.Transport(tcp.NewTCPTransport),
+		// listen (listen.go) starts the listeners after, one address at a
+		// time, so that each must succeed.
+		libp2p.NoListenAddrs,
+		// No SO_REUSEPORT: a second node on a taken port must fail to
+		// listen, not share the port's connections with the first.
+		// Outgoing connections then leave from ephemeral ports.
+		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
 		libp2p.Transport(quic.NewTransport),
 		// TLS first, as Kubo does: its AES-GCM runs on the CPU's AES
 		// instructions and costs a third less CPU per byte than Noise's
@@ -203,6 +218,9 @@ func newLibp2pHost(cfg *config) (host.Host, error) {
 	h, err := libp2p.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: start libp2p host: %w", err)
+	}
+	if err := listen(h, addrs); err != nil {
+		return nil, errors.Join(err, h.Close())
 	}
 	return h, nil
 }

@@ -3,12 +3,12 @@ package p2p
 import (
 	"errors"
 	"fmt"
-	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"log/slog"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -181,7 +181,8 @@ func WithHost(h host.Host) Option {
 }
 
 // WithPubSubOptions adds options to the gossipsub router, after the host's
-// own (strict signing, the logger): peer scoring, validation queue sizes.
+// own (strict signing, the logger, the subscription filter that keeps it to
+// Satchel's topics): peer scoring, validation queue sizes.
 func WithPubSubOptions(opts ...pubsub.Option) Option {
 	return func(c *config) error {
 		c.pubsubOpts = append(c.pubsubOpts, opts...)

@@ -11,8 +11,12 @@ import (
 
 // Join returns the gossipsub handle of a topic, joining it on first use. The
 // handle is shared: later calls with the same name return it, and it stays
-// joined until the host closes.
+// joined until the host closes. The topic must be one of topics.Names; the
+// error for any other wraps ErrUnknownTopic.
 func (h *Host) Join(topic string) (*pubsub.Topic, error) {
+	if err := checkTopic(topic); err != nil {
+		return nil, err
+	}
 	h.topicsMu.Lock()
 	defer h.topicsMu.Unlock()
 	if t, ok := h.topics[topic]; ok {
