@@ -1,6 +1,8 @@
 package distributor
 
 import (
+	"context"
+
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/satchel-net/satchel/chain"
 )
@@ -61,3 +63,26 @@ func (s *Server) RecordPriority(p peer.ID) bool { return s.priority != nil && s.
 
 // MissSlotsHeld returns how many --max-misses slots answers hold.
 func (s *Server) MissSlotsHeld() int { return len(s.misses) }
+
+// Bounds of the providers a miss tries, for tests of a DHT flood.
+const (
+	MaxDHTSources    = maxDHTSources
+	DHTFetchTimeout  = dhtFetchTimeout
+	MaxStatusSources = maxStatusSources
+)
+
+// LookUpSources looks the providers of bag up again, as a miss does once
+// their list is stale, and returns them (kept for the misses that
+// follow): the chain's operators and the peers only the DHT names.
+func (s *Server) LookUpSources(ctx context.Context, bag chain.BagID) (onChain, dhtOnly []peer.ID, err error) {
+	s.srcs.invalidate(&bag)
+	ps, err := s.srcs.find(ctx, bag)
+	for _, p := range ps {
+		if p.onChain {
+			onChain = append(onChain, p.id)
+		} else {
+			dhtOnly = append(dhtOnly, p.id)
+		}
+	}
+	return onChain, dhtOnly, err
+}
