@@ -32,7 +32,9 @@ type attempt struct {
 	budget time.Duration
 }
 
-func (a attempt) String() string { return fmt.Sprintf("%s (%s)", a.p, a.budget.Round(time.Millisecond)) }
+func (a attempt) String() string {
+	return fmt.Sprintf("%s (%s)", a.p, a.budget.Round(time.Millisecond))
+}
 
 // recordingSource records every fetch attempt in order. With failOps set,
 // the attempts at the operators fail at once (a fault of theirs a real
