@@ -2,6 +2,7 @@ package distributor
 
 import (
 	"context"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/satchel-net/satchel/chain"
@@ -85,4 +86,10 @@ func (s *Server) LookUpSources(ctx context.Context, bag chain.BagID) (onChain, d
 		}
 	}
 	return onChain, dhtOnly, err
+}
+
+// WithFollowBackoff sets the follower's backoff after a failure: first,
+// doubled per failure up to most.
+func WithFollowBackoff(first, most time.Duration) Option {
+	return func(c *config) { c.followBackoff, c.maxFollowBackoff = first, most }
 }

@@ -66,8 +66,9 @@ const (
 // sources finds the storage providers of a bag (the chain's operator
 // metadata, then the DHT) and ranks them by what fetches measured.
 type sources struct {
-	h *p2p.Host
-	c ChainReader
+	h      *p2p.Host
+	c      ChainReader
+	health *chainHealth
 
 	mu    sync.Mutex
 	bags  map[chain.BagID]bagSources
@@ -126,12 +127,12 @@ type SourceStatus struct {
 	Score float64 `json:"score"`
 }
 
-func newSources(h *p2p.Host, c ChainReader) *sources {
+func newSources(h *p2p.Host, c ChainReader, health *chainHealth) *sources {
 	stats, err := simplelru.NewLRU[peer.ID, *sourceStats](maxSourceStats, nil)
 	if err != nil {
 		panic(err) // only for a size below 1
 	}
-	return &sources{h: h, c: c, bags: map[chain.BagID]bagSources{}, stats: stats}
+	return &sources{h: h, c: c, health: health, bags: map[chain.BagID]bagSources{}, stats: stats}
 }
 
 // invalidate forgets the providers of bag (nil: of every bag).
@@ -306,8 +307,12 @@ func (s *sources) find(ctx context.Context, bag chain.BagID) ([]source, error) {
 	var out []source
 	b, err := s.c.Bag(ctx, bag)
 	if err != nil && !errors.Is(err, chain.ErrNotFound) {
-		return nil, fmt.Errorf("bag %s: %w", bag, err)
+		if ctx.Err() == nil {
+			s.health.fail("a bag's storage buckets", err)
+		}
+		return nil, fmt.Errorf("%w: bag %s: %v", ErrChainUnavailable, bag, err)
 	}
+	s.health.ok()
 	for _, id := range b.StorageBuckets {
 		bkt, err := s.c.StorageBucket(ctx, id)
 		if err != nil || bkt.OperatorStatus != chain.OperatorActive || bkt.Metadata == nil {

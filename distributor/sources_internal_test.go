@@ -12,7 +12,7 @@ import (
 // fresh ID a DHT names would otherwise add one for good. A provider in
 // use stays, and the status lists it first, at most maxStatusSources.
 func TestSourceStatsBounded(t *testing.T) {
-	s := newSources(nil, nil)
+	s := newSources(nil, nil, nil)
 	real := peer.ID("the operator")
 	for i := range 3 * maxSourceStats {
 		s.fail(peer.ID(fmt.Sprintf("fresh ID %d", i)))
