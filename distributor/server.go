@@ -218,11 +218,11 @@ func (s *Server) Close() error {
 
 // Status is what GET /api/v1/status answers.
 type Status struct {
-	ID          string   `json:"id"`
-	Worker      uint64   `json:"worker"`
-	Buckets     []string `json:"buckets"`
-	Bags        int      `json:"bags"`
-	Objects     int      `json:"objects"`
+	ID      string   `json:"id"`
+	Worker  uint64   `json:"worker"`
+	Buckets []string `json:"buckets"`
+	Bags    int      `json:"bags"`
+	Objects int      `json:"objects"`
 	// ChainHeight is the last block read; while ChainUp is false it may
 	// be behind.
 	ChainHeight int64 `json:"chainHeight"`
