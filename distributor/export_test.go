@@ -1,6 +1,9 @@
 package distributor
 
 import (
+	"context"
+	"time"
+
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/satchel-net/satchel/chain"
 )
@@ -61,3 +64,32 @@ func (s *Server) RecordPriority(p peer.ID) bool { return s.priority != nil && s.
 
 // MissSlotsHeld returns how many --max-misses slots answers hold.
 func (s *Server) MissSlotsHeld() int { return len(s.misses) }
+
+// Bounds of the providers a miss tries, for tests of a DHT flood.
+const (
+	MaxDHTSources    = maxDHTSources
+	DHTFetchTimeout  = dhtFetchTimeout
+	MaxStatusSources = maxStatusSources
+)
+
+// LookUpSources looks the providers of bag up again, as a miss does once
+// their list is stale, and returns them (kept for the misses that
+// follow): the chain's operators and the peers only the DHT names.
+func (s *Server) LookUpSources(ctx context.Context, bag chain.BagID) (onChain, dhtOnly []peer.ID, err error) {
+	s.srcs.invalidate(&bag)
+	ps, err := s.srcs.find(ctx, bag)
+	for _, p := range ps {
+		if p.onChain {
+			onChain = append(onChain, p.id)
+		} else {
+			dhtOnly = append(dhtOnly, p.id)
+		}
+	}
+	return onChain, dhtOnly, err
+}
+
+// WithFollowBackoff sets the follower's backoff after a failure: first,
+// doubled per failure up to most.
+func WithFollowBackoff(first, most time.Duration) Option {
+	return func(c *config) { c.followBackoff, c.maxFollowBackoff = first, most }
+}

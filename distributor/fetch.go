@@ -260,8 +260,10 @@ func (f *fetcher) takeSlot() error {
 // the reasons are in the errors it was given.
 var errAllFailed = errors.New("no provider delivered the block")
 
-// fromPeers asks the bag's providers for block c, best ranked first, and
-// returns the first that delivers it, verified. It adds every failure to
+// fromPeers asks the bag's providers for block c, best ranked first (the
+// chain's operators before peers only the DHT names, which get a short
+// timeout until they deliver once), and returns the first that delivers
+// it, verified. It adds every failure to
 // errs and returns how many providers answered busy: those are not
 // failures, and rank behind the others for a while.
 func (f *fetcher) fromPeers(obj chain.DataObject, c cid.Cid, errs *[]error) (fetch.Block, int, error) {
@@ -271,8 +273,9 @@ func (f *fetcher) fromPeers(obj chain.DataObject, c cid.Cid, errs *[]error) (fet
 		return fetch.Block{}, 0, errAllFailed
 	}
 	busy := 0
-	for _, p := range peers {
-		ctx, cancel := context.WithTimeout(f.life, f.timeout)
+	for _, src := range peers {
+		p := src.id
+		ctx, cancel := context.WithTimeout(f.life, src.timeout(f.timeout))
 		t0 := time.Now()
 		blk, err := f.src.ReadBlock(ctx, p, c)
 		d := time.Since(t0)

@@ -29,20 +29,36 @@ const (
 	hintBackoff  = 250 * time.Millisecond
 )
 
+// How the follower tries again after it failed: followBackoff, doubled
+// per failure up to maxFollowBackoff; a follow that lasted
+// maxFollowBackoff starts over from followBackoff. An unreachable chain
+// node costs a few reads a minute, and a log line a minute (chainHealth).
+const (
+	followBackoff    = time.Second
+	maxFollowBackoff = 30 * time.Second
+)
+
 // run loads the chain's state and follows its blocks until ctx ends,
 // subscribing again (and reloading) when the subscription fails or a
-// block's reads keep failing.
+// block's reads keep failing, after a backoff.
 func (x *index) run(ctx context.Context) {
+	wait := x.backoff
 	for ctx.Err() == nil {
+		t0 := time.Now()
 		err := x.follow(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		x.log.Warn("following the chain failed; reloading its view", "err", err)
+		if time.Since(t0) >= x.maxBackoff {
+			wait = x.backoff
+		}
+		x.health.fail("the chain's blocks", err)
+		x.log.Debug("following the chain failed; reloading its view", "err", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Second):
+		case <-time.After(wait):
 		}
+		wait = min(2*wait, x.maxBackoff)
 	}
 }
 
@@ -62,6 +78,7 @@ func (x *index) follow(ctx context.Context) error {
 	if err := x.load(ctx, info.Height); err != nil {
 		return err
 	}
+	x.health.ok()
 	// The load reads no providers: forget those of every bag, which the
 	// blocks not followed (one held back when a subscription failed
 	// included) may have changed.
@@ -78,6 +95,7 @@ func (x *index) follow(ctx context.Context) error {
 			if err := x.settle(ctx, *held, &proven); err != nil {
 				return fmt.Errorf("block %d: %w", held.Height, err)
 			}
+			x.health.ok()
 		}
 		held = &be
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chain/rpc"
@@ -91,10 +92,16 @@ func TestBagLeavingBucketFollowedAtNextBlock(t *testing.T) {
 // made to show: once forge is called, every block it delivers carries the
 // forged events too; every block's height can be shifted; reads of bags
 // and objects can be made to fail; its subscription can be cut after the
-// block that moves a bag between storage buckets. Reads go to the real
-// chain, and are counted.
+// block that moves a bag between storage buckets; it can be made
+// unreachable (down), every read and subscription failing as a dial to a
+// dead endpoint does. Reads go to the real chain, and are counted.
 type faultyChain struct {
 	distributor.ChainReader
+
+	down atomic.Bool
+	// infoMu guards infoAt, the times of the Info reads while down.
+	infoMu sync.Mutex
+	infoAt []time.Time
 
 	shift   atomic.Int64 // added to every block's height
 	failing atomic.Int32 // reads of bags and objects still to fail
@@ -142,7 +149,58 @@ func (f *faultyChain) cutHeight() int64 {
 	return f.cutAt
 }
 
+// errUnreachable is the error of a read while the chain is down: what an
+// RPC client says when its node is gone, endpoint included.
+var errUnreachable = errors.New(`abci info: post failed: Post "http://127.0.0.1:36658": dial tcp 127.0.0.1:36658: connect: connection refused`)
+
+// unreachable returns errUnreachable while the chain is down.
+func (f *faultyChain) unreachable() error {
+	if f.down.Load() {
+		return errUnreachable
+	}
+	return nil
+}
+
+// readErr is the error of a read of a bag or an object: unreachable,
+// else one made to fail.
+func (f *faultyChain) readErr() error {
+	if err := f.unreachable(); err != nil {
+		return err
+	}
+	return f.fail()
+}
+
+func (f *faultyChain) Info(ctx context.Context) (chain.NodeInfo, error) {
+	if f.down.Load() {
+		f.infoMu.Lock()
+		f.infoAt = append(f.infoAt, time.Now())
+		f.infoMu.Unlock()
+		return chain.NodeInfo{}, errUnreachable
+	}
+	return f.ChainReader.Info(ctx)
+}
+
+// infoReadsWhileDown returns the times of the Info reads while down.
+func (f *faultyChain) infoReadsWhileDown() []time.Time {
+	f.infoMu.Lock()
+	defer f.infoMu.Unlock()
+	return slices.Clone(f.infoAt)
+}
+
+func (f *faultyChain) DistributionBucket(ctx context.Context, id chain.DistributionBucketID) (chain.DistributionBucket, error) {
+	if err := f.unreachable(); err != nil {
+		return chain.DistributionBucket{}, err
+	}
+	return f.ChainReader.DistributionBucket(ctx, id)
+}
+
 func (f *faultyChain) Subscribe(ctx context.Context, from int64) (<-chan chain.BlockEvents, <-chan error) {
+	if err := f.unreachable(); err != nil {
+		out, errc := make(chan chain.BlockEvents), make(chan error, 1)
+		close(out)
+		errc <- err
+		return out, errc
+	}
 	f.mu.Lock()
 	if f.cutAt > 0 { // the endpoint came back after the cut block
 		from = max(from, f.cutAt+1)
@@ -153,6 +211,10 @@ func (f *faultyChain) Subscribe(ctx context.Context, from int64) (<-chan chain.B
 	go func() {
 		defer close(out)
 		for be := range in {
+			if err := f.unreachable(); err != nil {
+				errc <- err
+				return
+			}
 			cut := f.fault(&be)
 			select {
 			case out <- be:
@@ -203,30 +265,36 @@ func (f *faultyChain) fail() error {
 
 func (f *faultyChain) Bags(ctx context.Context) ([]chain.Bag, error) {
 	f.loads.Add(1)
+	if err := f.unreachable(); err != nil {
+		return nil, err
+	}
 	return f.ChainReader.Bags(ctx)
 }
 
 func (f *faultyChain) StorageBucket(ctx context.Context, id chain.StorageBucketID) (chain.StorageBucket, error) {
 	f.storageReads.Add(1)
+	if err := f.unreachable(); err != nil {
+		return chain.StorageBucket{}, err
+	}
 	return f.ChainReader.StorageBucket(ctx, id)
 }
 
 func (f *faultyChain) Bag(ctx context.Context, id chain.BagID) (chain.Bag, error) {
-	if err := f.fail(); err != nil {
+	if err := f.readErr(); err != nil {
 		return chain.Bag{}, err
 	}
 	return f.ChainReader.Bag(ctx, id)
 }
 
 func (f *faultyChain) DataObject(ctx context.Context, bag chain.BagID, id chain.ObjectID) (chain.DataObject, error) {
-	if err := f.fail(); err != nil {
+	if err := f.readErr(); err != nil {
 		return chain.DataObject{}, err
 	}
 	return f.ChainReader.DataObject(ctx, bag, id)
 }
 
 func (f *faultyChain) ObjectsPage(ctx context.Context, bag chain.BagID, p chain.PageRequest) (chain.Page[chain.DataObject], error) {
-	if err := f.fail(); err != nil {
+	if err := f.readErr(); err != nil {
 		return chain.Page[chain.DataObject]{}, err
 	}
 	f.pages.Add(1)

@@ -90,6 +90,16 @@ func (s *Server) preflight(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// Messages of the error answers whose cause is the node's business (a
+// chain read's error names the operator's endpoint): the cause is
+// logged, the client learns what to do.
+var (
+	errMsgChainUnavailable = errors.New("the node cannot read the chain right now; try again shortly")
+	errMsgUnavailable      = errors.New("no storage provider of the object's bag could serve it right now; try again shortly")
+	errMsgProvidersBusy    = errors.New("the storage providers holding the object are busy serving others; try again shortly")
+	errMsgBadData          = errors.New("the storage providers' blocks do not form the object the chain describes")
+)
+
 // apiError is the JSON body of an error answer.
 type apiError struct {
 	Type    string `json:"type"`
@@ -123,8 +133,10 @@ func (s *Server) object(w http.ResponseWriter, r *http.Request) (*record, bool) 
 	case errors.Is(err, ErrNotDistributed):
 		writeError(w, http.StatusMisdirectedRequest, "not_distributed", err)
 	case errors.Is(err, ErrChainUnavailable):
+		// The chain's health logs the failures, a line a minute at most.
+		s.log.Debug("object record unavailable", "object", id, "err", err)
 		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, "chain_unavailable", err)
+		writeError(w, http.StatusServiceUnavailable, "chain_unavailable", errMsgChainUnavailable)
 	default:
 		writeError(w, http.StatusNotFound, "not_found", err)
 	}
@@ -142,17 +154,24 @@ func (s *Server) fetchFailed(w http.ResponseWriter, r *http.Request, obj chain.D
 	if r.Context().Err() != nil {
 		return // the client left
 	}
-	s.log.Warn("serve object", "object", obj.ID, "err", err)
-	if errors.Is(err, ErrBadDAG) {
-		writeError(w, http.StatusBadGateway, "bad_data", err)
+	switch {
+	case errors.Is(err, ErrBadDAG):
+		s.log.Warn("serve object", "object", obj.ID, "err", err)
+		writeError(w, http.StatusBadGateway, "bad_data", errMsgBadData)
+		return
+	case errors.Is(err, ErrChainUnavailable):
+		s.log.Debug("serve object: chain unavailable", "object", obj.ID, "err", err)
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "chain_unavailable", errMsgChainUnavailable)
 		return
 	}
+	s.log.Warn("serve object", "object", obj.ID, "err", err)
 	w.Header().Set("Retry-After", "5")
 	if errors.Is(err, ErrProvidersBusy) {
-		writeError(w, http.StatusServiceUnavailable, "providers_busy", err)
+		writeError(w, http.StatusServiceUnavailable, "providers_busy", errMsgProvidersBusy)
 		return
 	}
-	writeError(w, http.StatusServiceUnavailable, "unavailable", err)
+	writeError(w, http.StatusServiceUnavailable, "unavailable", errMsgUnavailable)
 }
 
 // serveAsset answers GET and HEAD /api/v1/assets/{id}. A hit takes one

@@ -61,6 +61,10 @@ type index struct {
 	log     *slog.Logger
 	maxRecs int
 	life    context.Context
+	// health is told of every read's outcome; backoff and maxBackoff pace
+	// the follower's tries after a failure (follow.go).
+	health              *chainHealth
+	backoff, maxBackoff time.Duration
 
 	// onDrop is called, outside the lock, with served objects deleted.
 	onDrop func([]chain.ObjectID)
@@ -100,7 +104,7 @@ type recordRead struct {
 // not life.
 func newIndex(life context.Context, c ChainReader, id Identity, maxRecs int, log *slog.Logger) *index {
 	return &index{
-		c: c, id: id, log: log, maxRecs: maxRecs, life: life,
+		c: c, id: id, log: log, maxRecs: maxRecs, life: life, backoff: followBackoff, maxBackoff: maxFollowBackoff,
 		onDrop:     func([]chain.ObjectID) {},
 		onBagsLeft: func() {},
 		onSources:  func(*chain.BagID) {},
@@ -184,10 +188,13 @@ func (x *index) readRecord(rd *recordRead, bag chain.BagID, id chain.ObjectID, g
 	cancel()
 	switch {
 	case errors.Is(err, chain.ErrNotFound):
+		x.health.ok()
 		rd.err = fmt.Errorf("%w: object %d", ErrUnknownObject, id)
 	case err != nil:
+		x.health.fail("an object's record", err)
 		rd.err = fmt.Errorf("%w: read object %d of bag %s: %v; try again shortly", ErrChainUnavailable, id, bag, err)
 	default:
+		x.health.ok()
 		rd.rec = newRecord(o)
 	}
 	x.mu.Lock()

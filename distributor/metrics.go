@@ -27,6 +27,8 @@ type metrics struct {
 	connsLimit      prometheus.Gauge
 	connsRefused    *prometheus.CounterVec // by reason (per_client, total)
 	idleClosed      prometheus.Counter
+	chainUp         prometheus.Gauge
+	chainFailures   prometheus.Counter
 
 	// Children looked up once, for the answers of every request.
 	code200, code206, code304 prometheus.Counter
@@ -112,6 +114,14 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 			Namespace: "satchel", Subsystem: "distributor", Name: "http_idle_connections_closed_total",
 			Help: "Silent (no request begun within 2 s) or idle keep-alive HTTP connections closed to admit a new one at --max-conns.",
 		}),
+		chainUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "satchel", Subsystem: "distributor", Name: "chain_up",
+			Help: "1 while the last read of the chain node succeeded, 0 while reads fail (the node answers from the view it holds; records it must read answer 503 chain_unavailable).",
+		}),
+		chainFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "satchel", Subsystem: "distributor", Name: "chain_read_failures_total",
+			Help: "Reads of the chain node that failed: the follower's tries, object records and bags' storage buckets.",
+		}),
 	}
 	m.code200 = m.requests.WithLabelValues("200")
 	m.code206 = m.requests.WithLabelValues("206")
@@ -138,7 +148,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 		Help: "The bound on block fetches from storage providers running at once (--max-fetches).",
 	}, func() float64 { return float64(s.cfg.maxFetches) })
 	reg.MustRegister(m.requests, m.hits, m.misses, m.served, m.fetched, m.fetchErrors, m.fetchBusy, m.active, m.missWaiting, m.missClientWaits, m.parks, m.slowCuts,
-		m.conns, m.connsLimit, m.connsRefused, m.idleClosed,
+		m.conns, m.connsLimit, m.connsRefused, m.idleClosed, m.chainUp, m.chainFailures,
 		cacheUsed, cacheLimit, cacheObjects, fetchLimit, &sourceCollector{s: s})
 	return m
 }

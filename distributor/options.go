@@ -80,6 +80,9 @@ type config struct {
 	sendRateWindow    time.Duration
 	maxConns          int // 0: derived from the open-file limit
 	maxConnsPerClient int
+	// followBackoff and maxFollowBackoff replace the follower's backoff
+	// (tests only; 0: the defaults).
+	followBackoff, maxFollowBackoff time.Duration
 }
 
 func defaults() config {

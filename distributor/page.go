@@ -17,7 +17,7 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 <tr><th>worker</th><td>{{.Worker}}</td></tr>
 <tr><th>buckets</th><td>{{range .Buckets}}{{.}} {{end}}</td></tr>
 <tr><th>bags / objects</th><td>{{.Bags}} / {{.Objects}}</td></tr>
-<tr><th>chain height</th><td>{{.ChainHeight}}</td></tr>
+<tr><th>chain height</th><td>{{.ChainHeight}}{{if not .ChainUp}} — <strong>the chain node cannot be read</strong> since {{.ChainDownSince.UTC.Format "2006-01-02 15:04:05"}} UTC; last read {{if .ChainLastContact.IsZero}}never{{else}}{{.ChainLastContact.UTC.Format "2006-01-02 15:04:05"}} UTC{{end}}{{end}}</td></tr>
 <tr><th>cache</th><td>{{printf "%.1f" (mib .CacheUsed)}} of {{printf "%.1f" (mib .CacheLimit)}} MiB, {{.CacheObjects}} objects, {{.CacheEvicted}} evicted</td></tr>
 <tr><th>uptime</th><td>{{printf "%.0f" .UptimeSeconds}} s</td></tr>
 </table>

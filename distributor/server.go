@@ -93,8 +93,13 @@ func New(h *p2p.Host, src BlockSource, c ChainReader, id Identity, opts ...Optio
 		parked: make(chan struct{}, cfg.maxMisses), shares: newMissShares(cfg.maxMisses, cfg.maxConnsPerClient)}
 	s.cacheControl = []string{fmt.Sprintf("public, max-age=%d, immutable", int64(cfg.maxAge.Seconds()))}
 	s.index = newIndex(ctx, c, id, cfg.objectRecords, log)
-	s.srcs = newSources(h, c)
 	s.m = newMetrics(cfg.reg, s)
+	health := newChainHealth(log, s.m.chainUp, s.m.chainFailures)
+	s.index.health = health
+	if cfg.followBackoff > 0 {
+		s.index.backoff, s.index.maxBackoff = cfg.followBackoff, max(cfg.followBackoff, cfg.maxFollowBackoff)
+	}
+	s.srcs = newSources(h, c, health)
 	s.fetch = &fetcher{src: src, srcs: s.srcs, cache: ch, m: s.m, log: log, timeout: cfg.fetchTimeout, busyWait: cfg.busyWait, life: ctx,
 		slots: make(chan struct{}, cfg.maxFetches), calls: map[callKey]*call{}, active: map[chain.ObjectID]int{}}
 	ch.alive = s.index.isServed
@@ -213,12 +218,21 @@ func (s *Server) Close() error {
 
 // Status is what GET /api/v1/status answers.
 type Status struct {
-	ID          string   `json:"id"`
-	Worker      uint64   `json:"worker"`
-	Buckets     []string `json:"buckets"`
-	Bags        int      `json:"bags"`
-	Objects     int      `json:"objects"`
-	ChainHeight int64    `json:"chainHeight"`
+	ID      string   `json:"id"`
+	Worker  uint64   `json:"worker"`
+	Buckets []string `json:"buckets"`
+	Bags    int      `json:"bags"`
+	Objects int      `json:"objects"`
+	// ChainHeight is the last block read; while ChainUp is false it may
+	// be behind.
+	ChainHeight int64 `json:"chainHeight"`
+	// ChainUp is whether the last read of the chain node succeeded;
+	// ChainLastContact is when a read last did (zero: none yet), and
+	// ChainDownSince when reads began to fail (zero while up). The reads'
+	// errors are in the log.
+	ChainUp          bool      `json:"chainUp"`
+	ChainLastContact time.Time `json:"chainLastContact,omitzero"`
+	ChainDownSince   time.Time `json:"chainDownSince,omitzero"`
 	// CacheUsed and CacheLimit are bytes; CacheObjects counts objects with
 	// blocks in the cache.
 	CacheUsed     int64          `json:"cacheUsed"`
@@ -238,6 +252,7 @@ func (s *Server) Status() Status {
 		CacheUsed: used, CacheLimit: limit, CacheObjects: n, CacheEvicted: ev,
 		UptimeSeconds: time.Since(s.started).Seconds(), Sources: s.srcs.status(),
 	}
+	st.ChainUp, st.ChainLastContact, st.ChainDownSince = s.index.health.state()
 	for _, b := range s.index.servedBuckets() {
 		st.Buckets = append(st.Buckets, b.String())
 	}

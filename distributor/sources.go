@@ -8,9 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
-	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/p2p"
@@ -24,6 +24,26 @@ const (
 	sourcesTTL = 30 * time.Second
 	// dhtTimeout bounds one DHT lookup of a bag's providers.
 	dhtTimeout = 3 * time.Second
+	// maxDHTSources bounds the providers a bag's DHT lookup adds to the
+	// chain's operators: announcing a bag key is free, so the DHT may name
+	// any number of fresh peer IDs, and each costs a fetch attempt.
+	maxDHTSources = 20
+	// dhtFetchTimeout bounds one fetch attempt from a provider only the
+	// DHT names and that has delivered nothing yet: a peer that announced
+	// a bag it does not serve costs a miss this long, not the fetch
+	// timeout.
+	dhtFetchTimeout = 3 * time.Second
+	// dhtPenalty is the seconds a provider only the DHT names adds to its
+	// score: the chain's operators, answerable for the bag, go first
+	// unless they are busy or failing.
+	dhtPenalty = 100
+	// maxSourceStats bounds the providers whose measurements are kept
+	// (about 200 bytes each), least recently used dropped first: each
+	// fresh peer ID the DHT names would otherwise add one for good.
+	maxSourceStats = 1024
+	// maxStatusSources bounds the providers the status and the metrics
+	// list, best first.
+	maxStatusSources = 64
 	// ewmaWeight is the weight of a new sample in a source's averages.
 	ewmaWeight = 0.3
 	// smallBlock is the size below which a fetch measures time to first
@@ -46,17 +66,37 @@ const (
 // sources finds the storage providers of a bag (the chain's operator
 // metadata, then the DHT) and ranks them by what fetches measured.
 type sources struct {
-	h *p2p.Host
-	c ChainReader
+	h      *p2p.Host
+	c      ChainReader
+	health *chainHealth
 
 	mu    sync.Mutex
 	bags  map[chain.BagID]bagSources
-	stats map[peer.ID]*sourceStats
+	stats *simplelru.LRU[peer.ID, *sourceStats]
 }
 
 type bagSources struct {
-	peers []peer.ID
+	peers []source
 	at    time.Time
+}
+
+// source is a provider of a bag as a fetch tries it.
+type source struct {
+	id peer.ID
+	// onChain: it operates one of the bag's storage buckets; else only
+	// the DHT names it.
+	onChain bool
+	// proven: it delivered a block before (its measurements say so).
+	proven bool
+}
+
+// timeout bounds one fetch attempt from src: full for the chain's
+// operators and for peers that delivered before, short for the others.
+func (src source) timeout(full time.Duration) time.Duration {
+	if src.onChain || src.proven {
+		return full
+	}
+	return min(full, dhtFetchTimeout)
 }
 
 // sourceStats are the measurements of one provider.
@@ -87,8 +127,12 @@ type SourceStatus struct {
 	Score float64 `json:"score"`
 }
 
-func newSources(h *p2p.Host, c ChainReader) *sources {
-	return &sources{h: h, c: c, bags: map[chain.BagID]bagSources{}, stats: map[peer.ID]*sourceStats{}}
+func newSources(h *p2p.Host, c ChainReader, health *chainHealth) *sources {
+	stats, err := simplelru.NewLRU[peer.ID, *sourceStats](maxSourceStats, nil)
+	if err != nil {
+		panic(err) // only for a size below 1
+	}
+	return &sources{h: h, c: c, health: health, bags: map[chain.BagID]bagSources{}, stats: stats}
 }
 
 // invalidate forgets the providers of bag (nil: of every bag).
@@ -102,8 +146,9 @@ func (s *sources) invalidate(bag *chain.BagID) {
 	delete(s.bags, *bag)
 }
 
-// ranked returns the providers of bag, best first.
-func (s *sources) ranked(ctx context.Context, bag chain.BagID, size int) ([]peer.ID, error) {
+// ranked returns the providers of bag, best first: by score, where a
+// provider only the DHT names scores dhtPenalty more than an operator.
+func (s *sources) ranked(ctx context.Context, bag chain.BagID, size int) ([]source, error) {
 	ps, err := s.find(ctx, bag)
 	if err != nil {
 		return nil, err
@@ -111,16 +156,24 @@ func (s *sources) ranked(ctx context.Context, bag chain.BagID, size int) ([]peer
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	scores := make(map[peer.ID]float64, len(ps))
-	for _, p := range ps {
-		scores[p] = s.statsOf(p).score(size, now)
-	}
 	out := slices.Clone(ps)
-	slices.SortStableFunc(out, func(a, b peer.ID) int {
+	scores := make(map[peer.ID]float64, len(out))
+	for i, p := range out {
+		var sc float64
+		if st, ok := s.stats.Peek(p.id); ok { // no entry for the unmeasured
+			sc = st.score(size, now)
+			out[i].proven = st.fetches > 0
+		}
+		if !p.onChain {
+			sc += dhtPenalty
+		}
+		scores[p.id] = sc
+	}
+	slices.SortStableFunc(out, func(a, b source) int {
 		switch {
-		case scores[a] < scores[b]:
+		case scores[a.id] < scores[b.id]:
 			return -1
-		case scores[a] > scores[b]:
+		case scores[a.id] > scores[b.id]:
 			return 1
 		}
 		return 0
@@ -145,11 +198,12 @@ func (st *sourceStats) score(size int, now time.Time) float64 {
 	return s
 }
 
+// statsOf returns p's measurements, kept from now on (under mu).
 func (s *sources) statsOf(p peer.ID) *sourceStats {
-	st := s.stats[p]
-	if st == nil {
+	st, ok := s.stats.Get(p)
+	if !ok {
 		st = &sourceStats{}
-		s.stats[p] = st
+		s.stats.Add(p, st)
 	}
 	return st
 }
@@ -202,20 +256,22 @@ func (s *sources) busy(p peer.ID) {
 	st.busyUntil = time.Now().Add(busyPause)
 }
 
-// status returns every measured source, best first.
+// status returns the measured sources, best first, at most
+// maxStatusSources.
 func (s *sources) status() []SourceStatus {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	now := time.Now()
-	out := make([]SourceStatus, 0, len(s.stats))
-	for p, st := range s.stats {
+	out := make([]SourceStatus, 0, s.stats.Len())
+	for _, p := range s.stats.Keys() {
+		st, _ := s.stats.Peek(p)
 		out = append(out, SourceStatus{
 			Peer: p.String(), TTFBMillis: float64(st.ttfb.Microseconds()) / 1000, Throughput: st.throughput,
 			Fetches: st.fetches, Bytes: st.bytes, Failures: st.failures, Busy: st.busy, Score: st.score(1<<20, now),
 		})
 	}
+	s.mu.Unlock()
 	slices.SortFunc(out, func(a, b SourceStatus) int {
-		// Unmeasured sources (tried next, score 0) after measured ones.
+		// Sources that never delivered (failed or busy) after those that did.
 		if (a.Fetches == 0) != (b.Fetches == 0) {
 			if a.Fetches == 0 {
 				return 1
@@ -233,13 +289,14 @@ func (s *sources) status() []SourceStatus {
 		}
 		return 1
 	})
-	return out
+	return out[:min(len(out), maxStatusSources)]
 }
 
 // find returns the bag's providers: the active operators of its storage
-// buckets (whose published addresses go into the peerstore), then the
-// DHT's providers of the bag key. The list is cached for sourcesTTL.
-func (s *sources) find(ctx context.Context, bag chain.BagID) ([]peer.ID, error) {
+// buckets (whose published addresses go into the peerstore), then at most
+// maxDHTSources others the DHT names for the bag key. The list is cached
+// for sourcesTTL.
+func (s *sources) find(ctx context.Context, bag chain.BagID) ([]source, error) {
 	s.mu.Lock()
 	c, ok := s.bags[bag]
 	s.mu.Unlock()
@@ -247,34 +304,50 @@ func (s *sources) find(ctx context.Context, bag chain.BagID) ([]peer.ID, error) 
 		return c.peers, nil
 	}
 	seen := map[peer.ID]bool{s.h.ID(): true}
-	var out []peer.ID
-	add := func(p peer.ID, addrs []ma.Multiaddr) {
-		if len(addrs) > 0 {
-			s.h.Libp2p().Peerstore().AddAddrs(p, addrs, peerstore.AddressTTL)
-		}
-		if !seen[p] {
-			seen[p] = true
-			out = append(out, p)
-		}
-	}
+	var out []source
 	b, err := s.c.Bag(ctx, bag)
 	if err != nil && !errors.Is(err, chain.ErrNotFound) {
-		return nil, fmt.Errorf("bag %s: %w", bag, err)
+		if ctx.Err() == nil {
+			s.health.fail("a bag's storage buckets", err)
+		}
+		return nil, fmt.Errorf("%w: bag %s: %v", ErrChainUnavailable, bag, err)
 	}
+	s.health.ok()
 	for _, id := range b.StorageBuckets {
 		bkt, err := s.c.StorageBucket(ctx, id)
 		if err != nil || bkt.OperatorStatus != chain.OperatorActive || bkt.Metadata == nil {
 			continue
 		}
-		if ai, err := p2p.ParseAddrInfo(bkt.Metadata.PeerID, bkt.Metadata.Multiaddrs); err == nil {
-			add(ai.ID, ai.Addrs)
+		ai, err := p2p.ParseAddrInfo(bkt.Metadata.PeerID, bkt.Metadata.Multiaddrs)
+		if err != nil {
+			continue
+		}
+		if len(ai.Addrs) > 0 {
+			s.h.Libp2p().Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.AddressTTL)
+		}
+		if !seen[ai.ID] {
+			seen[ai.ID] = true
+			out = append(out, source{id: ai.ID, onChain: true})
 		}
 	}
+	// The operators announce the bag too: ask for enough to leave
+	// maxDHTSources others.
 	dctx, cancel := context.WithTimeout(ctx, dhtTimeout)
-	found, _ := s.h.FindProviders(dctx, p2p.BagKey(string(bag)), 0)
+	found, _ := s.h.FindProviders(dctx, p2p.BagKey(string(bag)), len(out)+maxDHTSources)
 	cancel()
+	others := 0
 	for _, ai := range found {
-		add(ai.ID, ai.Addrs)
+		if seen[ai.ID] || others == maxDHTSources {
+			continue
+		}
+		seen[ai.ID] = true
+		others++
+		if len(ai.Addrs) > 0 {
+			// Kept no longer than the lookup is: a peer the DHT named
+			// once is no lasting entry of the peerstore.
+			s.h.Libp2p().Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
+		}
+		out = append(out, source{id: ai.ID})
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%w: bag %s has no storage provider with published addresses on chain or in the DHT", ErrNoSource, bag)
