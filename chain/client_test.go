@@ -172,10 +172,16 @@ func TestClientSubmitAndRead(t *testing.T) {
 	c, _, lead, _ := testSetup(t)
 	user, _ := chain.GenerateKey()
 
-	// A runtime error comes back typed.
+	// An error at mempool admission comes back typed, from no block: a
+	// lead's message from another account never reaches one.
 	res, err := c.Submit(ctx, user, chain.MsgCreateStorageBucket{ObjectsLimit: 1, SizeLimit: 10})
-	if !errors.Is(err, chain.ErrUnauthorized) || res.Height == 0 {
-		t.Fatalf("Submit by a non-lead = %+v, %v; want ErrUnauthorized in a block", res, err)
+	if !errors.Is(err, chain.ErrUnauthorized) || res.Height != 0 {
+		t.Fatalf("Submit by a non-lead = %+v, %v; want ErrUnauthorized before a block", res, err)
+	}
+	// A runtime error comes back typed, with its block.
+	res, err = c.Submit(ctx, lead, chain.MsgCreateStorageBucket{ObjectsLimit: 1, SizeLimit: 10, InviteWorker: new(chain.WorkerID)})
+	if !errors.Is(err, chain.ErrWorkerNotFound) || res.Height == 0 {
+		t.Fatalf("Submit inviting a missing worker = %+v, %v; want ErrWorkerNotFound in a block", res, err)
 	}
 	res, err = c.Submit(ctx, lead, chain.MsgCreateStorageBucket{AcceptingNewBags: true, ObjectsLimit: 1, SizeLimit: 10})
 	if err != nil {

@@ -94,8 +94,9 @@ const (
 	CodeAlreadyExists      uint32 = 315
 	CodeBagHasObjects      uint32 = 316
 
-	// Members: 400–499.
+	// Rates: 400–499.
 	CodeMembersPerBlock uint32 = 400
+	CodeTooManyPending  uint32 = 401
 )
 
 func isNotFoundCode(c uint32) bool { return c >= 100 && c < 200 }
@@ -152,6 +153,10 @@ var (
 	ErrBagHasObjects      = &Error{CodeBagHasObjects, "bag still has data objects"}
 
 	ErrMembersPerBlock = &Error{CodeMembersPerBlock, "this block registered the most members a block may; try again in the next block"}
+	// ErrTooManyPending refuses a transaction at mempool admission (never
+	// in a block): its account has the most transactions the mempool
+	// holds per account waiting already.
+	ErrTooManyPending = &Error{CodeTooManyPending, "too many pending transactions from this account; wait for the next block"}
 )
 
 // ErrVoucherExceeded is another name for ErrBucketFull: a storage bucket's
@@ -172,7 +177,7 @@ func init() {
 		ErrNoInvitation, ErrWorkerBusy, ErrTooFewBuckets, ErrBucketsPerBagLimit,
 		ErrNotAcceptingBags, ErrNotOperator, ErrBagAlreadyInBucket, ErrBagNotInBucket,
 		ErrFamilyInPolicy, ErrTooManyOperators, ErrAlreadyOperator, ErrAlreadyExists,
-		ErrBagHasObjects, ErrMembersPerBlock,
+		ErrBagHasObjects, ErrMembersPerBlock, ErrTooManyPending,
 	} {
 		if _, dup := sentinels[e.Code]; dup {
 			panic(fmt.Sprintf("chain: duplicate error code %d", e.Code))

@@ -344,6 +344,13 @@ func testTransport(ctx context.Context, t *testing.T, tr chain.Transport) {
 	if _, err := tr.BroadcastTx(ctx, []byte("not a transaction")); !errors.Is(err, chain.ErrBadTx) {
 		t.Fatalf("garbage tx: %v, want ErrBadTx", err)
 	}
+	// A lead's message from a new key is refused at mempool admission,
+	// as the chain's error, from no block.
+	stranger := mustKey(t)
+	spam, err := c.Submit(ctx, stranger, chain.MsgCreateStorageBucket{ObjectsLimit: 1, SizeLimit: 1})
+	if !errors.Is(err, chain.ErrUnauthorized) || spam.Height != 0 {
+		t.Fatalf("a new key's create_storage_bucket = %+v, %v; want ErrUnauthorized before a block", spam, err)
+	}
 	replay := mustSign(t, k, 1, chain.MsgCreateMember{Handle: "again"}) // nonce 1 is used
 	if _, err := tr.BroadcastTx(ctx, replay); !errors.Is(err, chain.ErrBadNonce) {
 		t.Fatalf("replayed nonce: %v, want ErrBadNonce", err)
@@ -385,6 +392,10 @@ func testTransport(ctx context.Context, t *testing.T, tr chain.Transport) {
 	}
 	if err := tr.WaitForHeight(ctx, latest+1); err != nil {
 		t.Fatal(err)
+	}
+	// The refused transaction wrote nothing, not even a nonce.
+	if acct, err := c.Account(ctx, stranger.Account()); err != nil || acct.Nonce != 0 {
+		t.Fatalf("refused account = %+v, %v; want nonce 0", acct, err)
 	}
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()

@@ -41,12 +41,9 @@ type Machine struct {
 	pending *pendingBlock
 	closed  bool
 
-	// checkMu guards checkNonces: the nonces CheckTx admitted to the
-	// mempool since the last commit, so one signed nonce cannot fill the
-	// mempool (and blocks) with many different transactions. Commit clears
-	// it; CometBFT's recheck after each commit rebuilds it.
-	checkMu     sync.Mutex
-	checkNonces map[chain.Account]nonces
+	// checkMu guards pool, what CheckTx admitted since the last commit.
+	checkMu sync.Mutex
+	pool    mempool
 
 	// decoded holds the transactions CheckTx admitted, decoded, until a
 	// block executes them.
@@ -197,15 +194,21 @@ func (m *Machine) InitChain(g chain.Genesis, genesisTime time.Time) ([]byte, err
 	}
 	hash := m.tree.WorkingHash()
 	m.height, m.appHash, m.chainID, m.pending, m.genesis = 0, hash, g.ChainID, nil, c
+	m.checkMu.Lock()
+	m.pool = mempool{} // admitted against the genesis replaced
+	m.checkMu.Unlock()
 	m.log.Debug("genesis written", "chainId", g.ChainID, "appHash", fmt.Sprintf("%X", hash))
 	return bytes.Clone(hash), nil
 }
 
 // CheckTx checks decoding, signature, chain ID, the message's basic
-// validity and the nonce against committed state.
+// validity and the nonce against committed state, then mempool
+// admission's own rules (see mempool): the signer's standing for its
+// message, at most MaxPendingPerAccount waiting transactions per account,
+// at most a block's member quota of create_member.
 func (m *Machine) CheckTx(txb []byte) error {
 	m.mu.Lock()
-	chainID, closed, r := m.chainID, m.closed, m.committedReader()
+	chainID, closed, r, height := m.chainID, m.closed, m.committedReader(), m.height
 	m.mu.Unlock()
 	if closed {
 		return errClosed
@@ -217,7 +220,7 @@ func (m *Machine) CheckTx(txb []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := m.admit(r, chainID, tx); err != nil {
+	if err := m.admit(r, height, chainID, tx); err != nil {
 		// A recheck that fails drops what an earlier check remembered.
 		m.decoded.forget(h)
 		return err
@@ -228,27 +231,12 @@ func (m *Machine) CheckTx(txb []byte) error {
 	return nil
 }
 
-// admit runs checkTx against committed state read through r and the
-// nonces CheckTx admitted already, and uses tx's nonce.
-func (m *Machine) admit(r reader, chainID string, tx chain.Tx) error {
+// admit checks tx against committed state at height read through r and
+// the mempool (see mempool.admit), and records it there when admitted.
+func (m *Machine) admit(r reader, height int64, chainID string, tx chain.Tx) error {
 	m.checkMu.Lock()
 	defer m.checkMu.Unlock()
-	s := store{newCache(r)}
-	committed, err := checkTx(s, chainID, tx)
-	if err != nil {
-		return err
-	}
-	n, ok := m.checkNonces[tx.Signer]
-	if !ok {
-		n = committed
-	} else if err := n.check(tx.Signer, tx.Nonce); err != nil {
-		return err // admitted already with another transaction
-	}
-	if m.checkNonces == nil {
-		m.checkNonces = map[chain.Account]nonces{}
-	}
-	m.checkNonces[tx.Signer] = n.use(tx.Nonce)
-	return nil
+	return m.pool.admit(store{newCache(r)}, height, chainID, tx)
 }
 
 // checkTx runs the checks that do not execute the message and returns
@@ -326,7 +314,9 @@ func (m *Machine) FinalizeBlock(b chain.BlockInfo, txs [][]byte) ([]chain.TxResu
 // even when its message fails: only the nonce is written, the message's
 // writes are discarded. Otherwise the signed bytes of a failed transaction,
 // public in the block, could be replayed by anyone once the state lets
-// them succeed.
+// them succeed. Mempool admission (CheckTx, see mempool) keeps out what
+// its signer may never execute; deliver deliberately does not repeat
+// those checks: what a block executes is consensus, admission is not.
 func (m *Machine) deliver(blk *cache, b chain.BlockInfo, txb []byte) chain.TxResult {
 	tx, err := m.decoded.take(txb)
 	var n nonces
@@ -427,7 +417,7 @@ func (m *Machine) Commit() error {
 	m.previous = m.committed
 	m.height, m.appHash, m.pending, m.committed, m.genesis = p.height, p.appHash, nil, committed, nil
 	m.checkMu.Lock()
-	m.checkNonces = nil
+	m.pool = mempool{}
 	m.checkMu.Unlock()
 	return nil
 }
