@@ -201,12 +201,18 @@ func (c *Client) forgetNonce(a Account) {
 	s.mu.Unlock()
 }
 
+// maxPendingRetries bounds how many blocks Submit waits out while the
+// account has too many transactions waiting in the mempool.
+const maxPendingRetries = 20
+
 // Submit signs msg with key, broadcasts it and waits until it is committed.
 // A transaction the chain rejected returns its Committed (when it reached a
 // block) and a *Error matching the runtime sentinel, e.g.
 // errors.Is(err, ErrBucketFull). Nonces are handed out under a lock, so
 // concurrent submissions with one key are safe; on a nonce error the client
-// reloads the account's nonce and retries once.
+// reloads the account's nonce and retries once, and while the account has
+// as many transactions waiting as a node admits (ErrTooManyPending) it
+// waits for the next block and tries again.
 // Without a deadline on ctx, Submit gives up after the client's submit
 // timeout (DefaultSubmitTimeout unless WithSubmitTimeout).
 func (c *Client) Submit(ctx context.Context, key Key, msg Msg) (Committed, error) {
@@ -247,6 +253,16 @@ func (c *Client) Submit(ctx context.Context, key Key, msg Msg) (Committed, error
 		// execute the message twice.
 		if err != nil && errors.Is(err, ErrBadNonce) && attempt == 0 && res.Height == 0 {
 			c.forgetNonce(acct)
+			continue
+		}
+		// The account has as many transactions waiting as a node admits
+		// (ErrTooManyPending, refused at CheckTx): the next block takes
+		// some, so wait for it and sign again. Nonces form a window, so the
+		// unused one leaves no gap that blocks the next.
+		if err != nil && errors.Is(err, ErrTooManyPending) && res.Height == 0 && attempt < maxPendingRetries {
+			if _, werr := c.WaitForNextBlock(ctx); werr != nil {
+				return res, err
+			}
 			continue
 		}
 		return res, err

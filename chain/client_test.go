@@ -23,6 +23,9 @@ type memTransport struct {
 	blocks  map[int64]chain.BlockEvents
 	notify  chan struct{} // closed and replaced at every block
 	mempool []pendingTx
+	held    bool // no block is made while set
+	fifo    bool // blocks take transactions in arrival order, as CometBFT's mempool gives them
+	refused int  // transactions CheckTx refused
 
 	wake chan struct{}
 	stop chan struct{}
@@ -65,13 +68,17 @@ func (tr *memTransport) produce() {
 		case <-tr.wake:
 		}
 		tr.mu.Lock()
-		batch := tr.mempool
-		tr.mempool = nil
+		var batch []pendingTx
+		if !tr.held {
+			batch, tr.mempool = tr.mempool, nil
+		}
 		tr.mu.Unlock()
 		if len(batch) == 0 {
 			continue
 		}
-		slices.Reverse(batch)
+		if !tr.fifo {
+			slices.Reverse(batch)
+		}
 		txs := make([][]byte, len(batch))
 		for i, p := range batch {
 			txs[i] = p.tx
@@ -108,6 +115,9 @@ func (tr *memTransport) Query(_ context.Context, path string, data []byte) ([]by
 
 func (tr *memTransport) BroadcastTx(ctx context.Context, tx []byte) (chain.Committed, error) {
 	if err := tr.m.CheckTx(tx); err != nil {
+		tr.mu.Lock()
+		tr.refused++
+		tr.mu.Unlock()
 		return chain.Committed{}, err
 	}
 	p := pendingTx{tx: tx, res: make(chan chain.Committed, 1)}
@@ -253,6 +263,59 @@ func TestClientSubmitAndRead(t *testing.T) {
 	}
 	// ValidateBasic runs before signing.
 	if _, err := c.Submit(ctx, user, chain.MsgDeleteDataObjects{Bag: bag}); !errors.Is(err, chain.ErrInvalid) {
+		t.Fatal(err)
+	}
+}
+
+// mempoolState reports how many transactions wait and how many CheckTx
+// refused.
+func (tr *memTransport) mempoolState() (waiting, refused int) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return len(tr.mempool), tr.refused
+}
+
+// An account with as many transactions waiting as the mempool admits has
+// the rest refused at CheckTx; Submit waits for the next block and signs
+// them again, so every one commits.
+func TestClientWaitsOutFullMempool(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, tr, _, _ := testSetup(t)
+	user, _ := chain.GenerateKey()
+	tr.mu.Lock()
+	// In arrival order: CheckTx keeps the nonces it admits within the
+	// account's window in that order, which a block must follow.
+	tr.held, tr.fifo = true, true
+	tr.mu.Unlock()
+	const n = state.MaxPendingPerAccount + 16
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := c.Submit(ctx, user, chain.MsgCreateMember{})
+			errs <- err
+		}()
+	}
+	for {
+		waiting, refused := tr.mempoolState()
+		if waiting == state.MaxPendingPerAccount && refused >= n-waiting {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("mempool: %d waiting, %d refused; want %d and %d", waiting, refused, state.MaxPendingPerAccount, n-state.MaxPendingPerAccount)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	tr.mu.Lock()
+	tr.held = false
+	tr.mu.Unlock()
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Member(ctx, n-1); err != nil {
 		t.Fatal(err)
 	}
 }
