@@ -126,7 +126,7 @@ HTTP address. The API is documented in docs/DISTRIBUTOR.md.`,
 			}
 			return runDistributorServer(cmd.Context(), app, cfg, distServerSetup{
 				id: id, key: s.key, identity: idFile, data: dataDir, listen: listen, bootstrap: bootstrap,
-				endpoint: endpoint, publish: !noPublish,
+				endpoint: endpoint, publish: !noPublish, http: httpAddr,
 				opts: []distributor.Option{
 					distributor.WithHTTPAddr(httpAddr),
 					distributor.WithCacheDir(filepath.Join(dataDir, "cache")),
@@ -173,6 +173,7 @@ type distServerSetup struct {
 	identity, data    string
 	listen, bootstrap []string
 	endpoint          string
+	http              string // --http, for an address in use
 	publish           bool
 	opts              []distributor.Option
 }
@@ -200,7 +201,7 @@ func runDistributorServer(ctx context.Context, app *App, cfg Config, st distServ
 	}
 	if err := srv.Start(ctx); err != nil {
 		srv.Close()
-		return explain(app, cfg, err, nil)
+		return explain(app, cfg, inUse(err, listenSetting{flag: "--http", addr: st.http}), nil)
 	}
 	defer closeLogged(log, "distributor", srv)
 	endpoint := st.endpoint

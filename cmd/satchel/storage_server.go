@@ -209,7 +209,7 @@ func runStorageServer(ctx context.Context, app *App, cfg Config, st storageServe
 	}
 	if err := srv.Start(ctx); err != nil {
 		srv.Close()
-		return explain(app, cfg, err, nil)
+		return explain(app, cfg, inUse(err, listenSetting{flag: "--status", addr: st.status}), nil)
 	}
 	defer closeLogged(log, "storage provider", srv)
 	stopContracts, err := startContractResponder(h, c, srv, st.id, st.roleKey, st.data, st.topics, reg, log)

@@ -68,6 +68,15 @@ func TestStorageServerCommand(t *testing.T) {
 	if _, err := os.Stat(bad); err == nil {
 		t.Fatalf("storage server -i 99 made %s", bad)
 	}
+	// A --status address in use is named by its flag.
+	held := heldAddr(t)
+	badOut.Reset()
+	badErr.Reset()
+	if code := run(context.Background(), []string{"-c", cfgPath, "storage", "server", "-w", p1.Worker.String(), "-i", p1.Bucket.String(),
+		"--key", net.KeyFile("provider-1"), "--data", filepath.Join(home, "data"), "--listen", "/ip4/127.0.0.1/tcp/0", "--status", held}, &badOut, &badErr); code == 0 ||
+		!strings.Contains(badErr.String(), "--status "+held+": address already in use") || !strings.Contains(badErr.String(), "pass another --status HOST:PORT") {
+		t.Fatalf("storage server --status %s (in use): exit %d, stderr %s", held, code, badErr.String())
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
