@@ -183,3 +183,34 @@ func TestStorageServerFlags(t *testing.T) {
 		}
 	}
 }
+
+// The servers' help gives each default once, in round figures.
+func TestServerHelpDefaults(t *testing.T) {
+	flagLine := func(args []string, flag string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), append(args, "--help"), &out, &errOut); code != 0 {
+			t.Fatalf("satchel %s --help: exit %d, %s", strings.Join(args, " "), code, errOut.String())
+		}
+		for _, l := range strings.Split(out.String(), "\n") {
+			if strings.Contains(l, "--"+flag+" ") {
+				return l
+			}
+		}
+		t.Fatalf("satchel %s --help does not show --%s:\n%s", strings.Join(args, " "), flag, out.String())
+		return ""
+	}
+	for _, tt := range []struct {
+		args       []string
+		flag, want string
+	}{
+		{[]string{"storage", "server"}, "deletion-grace", "(default: storage.deletionGrace in the config, else 24h)"},
+		{[]string{"storage", "server"}, "audit-answer-burst", "(default about 64 MiB:"},
+		{[]string{"distributor", "server"}, "max-conns", "(default 0: 4096, or half the open-file limit"},
+	} {
+		l := flagLine(tt.args, tt.flag)
+		if !strings.Contains(l, tt.want) || strings.Count(l, "default") != 1 || strings.Contains(l, ".99") {
+			t.Errorf("satchel %s --help: %q; want one default, %q", strings.Join(tt.args, " "), l, tt.want)
+		}
+	}
+}
