@@ -493,12 +493,16 @@ or both (-e overrides the file's endpoint):
 			// commands; it still works, with a warning, for old scripts.
 			cmd.Flags().StringVarP(&input, "input-file", "i", "", "same as -j/--input")
 			_ = cmd.Flags().MarkHidden("input-file")
-			_ = cmd.Flags().MarkShorthandDeprecated("input-file", "use -j/--input (as in storage operator set-metadata); -i will go")
 			cmd.Flags().StringVarP(&endpoint, "endpoint", "e", "", "root distribution node endpoint, e.g. https://example.com/distributor/")
 		},
 		build: func(cmd *cobra.Command, _ []string) (tx, error) {
 			if input == "" && !cmd.Flags().Changed("endpoint") {
 				return tx{}, fmt.Errorf("give the metadata: -j FILE, -e URL, or both")
+			}
+			if cmd.Flags().Changed("input-file") {
+				// On stderr: cobra's own deprecation notice goes to stdout,
+				// into --json output.
+				fmt.Fprintln(app.Err, "warning: -i is deprecated here; use -j/--input, as in storage operator set-metadata (-i will go)")
 			}
 			var md chain.DistributionOperatorMetadata
 			if input != "" {

@@ -265,7 +265,7 @@ func testDistributionOperators(t *testing.T, tc *testChain) {
 	// -i, the file before -j (as in storage operator set-metadata, where
 	// -i is the bucket), still works and says to use -j.
 	if out, errOut, code := tc.run("distributor", "operator", "set-metadata", "-B", db, "-w", w, "-i", meta, "-e", "https://dist2.example.com/", "-k", workerKey, "-y"); code != 0 ||
-		!strings.Contains(errOut, "-i has been deprecated, use -j/--input") {
+		!strings.Contains(errOut, "-i is deprecated here; use -j/--input") || strings.Contains(out, "deprecated") {
 		t.Fatalf("set-metadata -i: exit %d, stdout %q, stderr %q; want it to work with a warning", code, out, errOut)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.json")
