@@ -45,9 +45,10 @@ type noSpace struct {
 }
 
 // note returns err after noting it if it is a full disk; op says what was
-// being written (upload, sync, repair).
+// being written (upload, sync, repair). A nil n (a Server built in a test
+// without New) notes nothing.
 func (n *noSpace) note(op string, err error) error {
-	if err == nil || !errors.Is(err, syscall.ENOSPC) {
+	if n == nil || err == nil || !errors.Is(err, syscall.ENOSPC) {
 		return err
 	}
 	n.s.m.noSpaceWrites.WithLabelValues(op).Inc()
