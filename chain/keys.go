@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -132,11 +133,13 @@ func SaveKey(path string, k Key) error {
 	return nil
 }
 
-// LoadKey reads a key written by SaveKey.
+// LoadKey reads a key written by SaveKey. A key file its group or other
+// users can access is refused (run chmod 600), as ssh refuses such a key and
+// as the node's libp2p identity is: whoever reads it can spend the account.
 func LoadKey(path string) (Key, error) {
-	b, err := os.ReadFile(path)
+	b, err := readKeyFile(path)
 	if err != nil {
-		return Key{}, fmt.Errorf("load account key: %w", err)
+		return Key{}, err
 	}
 	var f keyFile
 	if err := json.Unmarshal(b, &f); err != nil {
@@ -157,6 +160,37 @@ func LoadKey(path string) (Key, error) {
 		return Key{}, fmt.Errorf("load account key %s: the file names account %s but its seed gives %s; the file is corrupt", path, f.Account, k.Account())
 	}
 	return k, nil
+}
+
+// maxKeyFile bounds what readKeyFile reads: a key file is under 200 bytes.
+const maxKeyFile = 16 << 10
+
+// readKeyFile reads a private key file after checking it is a regular file
+// only its owner can access.
+func readKeyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("load account key: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("load account key %s: %w", path, err)
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("load account key %s: not a regular file", path)
+	}
+	if err := fsutil.CheckOwnerOnly(path, info.Mode()); err != nil {
+		return nil, fmt.Errorf("account key %w", err)
+	}
+	if info.Size() > maxKeyFile {
+		return nil, fmt.Errorf("load account key %s: %d bytes, too large to be a key file", path, info.Size())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("load account key %s: %w", path, err)
+	}
+	return b, nil
 }
 
 // LoadOrCreateKey loads the key at path, or generates one and saves it there

@@ -1,10 +1,12 @@
 package chain_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -53,6 +55,40 @@ func TestKeyFiles(t *testing.T) {
 		if _, err := chain.ParseAccount(bad); err == nil {
 			t.Errorf("ParseAccount(%q) succeeded", bad)
 		}
+	}
+}
+
+// TestKeyFilePermissions: an account key its group or other users can read
+// is refused with the fix, like the libp2p identity, and is not replaced.
+func TestKeyFilePermissions(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix permission bits")
+	}
+	path := filepath.Join(t.TempDir(), "member.key")
+	k, err := chain.LoadOrCreateKey(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o604} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("account key %s has permissions %04o and is accessible by other users; it must be readable by its owner only: run chmod 600 %s", path, mode, path)
+		if _, err := chain.LoadKey(path); err == nil || err.Error() != want {
+			t.Errorf("LoadKey of a %04o key: %v; want %q", mode, err, want)
+		}
+		if _, err := chain.LoadOrCreateKey(path); err == nil {
+			t.Errorf("LoadOrCreateKey accepted a %04o key", mode)
+		}
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := chain.LoadKey(path); err != nil || got.Account() != k.Account() {
+		t.Fatalf("after chmod 600: %v, %v; want the same key", got.Account(), err)
+	}
+	if _, err := chain.LoadKey(filepath.Dir(path)); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("LoadKey of a directory: %v", err)
 	}
 }
 

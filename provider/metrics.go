@@ -29,6 +29,10 @@ type metrics struct {
 	// Deletion safety (tombstones.go).
 	tombstones       prometheus.Gauge
 	deletionsRefused prometheus.Counter
+
+	// noSpaceWrites counts block store writes a full disk failed, by what
+	// was written: upload, sync, repair (diskfull.go).
+	noSpaceWrites *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
@@ -58,11 +62,17 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 			"Objects the chain deleted that wait for their grace to end (or are kept by an operator)."))),
 		deletionsRefused: prometheus.NewCounter(prometheus.CounterOpts(opts("deletions_unconfirmed_total",
 			"Times an object missing from the chain's answers was kept because its deletion was not confirmed."))),
+		noSpaceWrites: prometheus.NewCounterVec(prometheus.CounterOpts(opts("disk_full_writes_total",
+			"Block store writes that failed because the disk is full, by what was written: upload, sync, repair.")), []string{"op"}),
 	}
 	m.collectors = []prometheus.Collector{
 		m.chainHeight, m.reconciles, m.fullReconciles, m.chainLies, m.syncObjects, m.syncBytes, m.boundObjects, m.acceptTxs,
 		m.acceptedObjects, m.cleanupObjects, m.cleanupDeferred, m.repairs, m.provides,
-		m.tombstones, m.deletionsRefused,
+		m.tombstones, m.deletionsRefused, m.noSpaceWrites,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("disk_free_bytes", "Bytes the node may still write on the block store's file system.")),
+			func() float64 { u, _ := diskUsageOf(s.bs.Dir()); return float64(u.Free) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("disk_used_bytes", "Bytes in use on the block store's file system (by anything).")),
+			func() float64 { u, _ := diskUsageOf(s.bs.Dir()); return float64(u.Used) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("objects", "Objects held (manifests in the store).")),
 			func() float64 { return float64(s.bs.Stats().Objects) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("bytes", "Bytes of blocks held.")),

@@ -158,7 +158,7 @@ func (s *Server) repairBlock(ctx context.Context, c cid.Cid) error {
 			errs = append(errs, err)
 			continue
 		}
-		if err := s.bs.Put(c, data); err != nil {
+		if err := s.full.note("repair", s.bs.Put(c, data)); err != nil {
 			return fmt.Errorf("store repaired block %s: %w", c, err)
 		}
 		s.log.Info("repaired corrupt block from a peer", "cid", c, "bag", bag, "bytes", len(data))

@@ -82,6 +82,7 @@ type Server struct {
 	acceptor *acceptor
 	repairs  *repairQueue
 	announce *announcer
+	full     *noSpace // a full disk, logged with the fix (diskfull.go)
 
 	fetch  *fetch.Client
 	storeH *store.Handler
@@ -159,6 +160,7 @@ func newServer(h *p2p.Host, bs *blockstore.Store, c chainAPI, id Identity, opts 
 	s.acceptor = newAcceptor()
 	s.repairs = newRepairQueue()
 	s.announce = newAnnouncer()
+	s.full = &noSpace{s: s}
 	m, err := newMetrics(cfg.registerer, s)
 	if err != nil {
 		return nil, err
@@ -232,7 +234,7 @@ func (s *Server) Start(ctx context.Context) error {
 		storeOpts = append(storeOpts, store.WithMetrics(s.cfg.registerer))
 		fetchOpts = append(fetchOpts, fetch.WithMetrics(s.cfg.registerer))
 	}
-	s.storeH = store.NewHandler(s.bs.ForProtocols(), s.auth, key, storeOpts...)
+	s.storeH = store.NewHandler(diskFullBlocks{s.bs.ForProtocols(), s.full}, s.auth, key, storeOpts...)
 	s.fetchH = fetch.NewHandler(s.bs.ForProtocols(), s.policy, fetchOpts...)
 	s.storeH.Register(s.h.Protocol())
 	s.fetchH.Register(s.h.Protocol())

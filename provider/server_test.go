@@ -194,6 +194,14 @@ func TestUploadAcceptedAndSynced(t *testing.T) {
 		len(st.Bags) != 1 || st.Bags[0].ID != string(net.Bag) || !st.Bags[0].Assigned || st.ChainHeight == 0 {
 		t.Errorf("status = %+v", st)
 	}
+	// The disk it stores on, in the status and as gauges.
+	if st.Disk == nil || st.Disk.Free == 0 || st.Disk.Used == 0 {
+		t.Errorf("status disk = %+v, want free and used bytes", st.Disk)
+	}
+	reg := net.Provider(2).Registry()
+	if counter(t, reg, "satchel_provider_disk_free_bytes", nil) == 0 || counter(t, reg, "satchel_provider_disk_used_bytes", nil) == 0 {
+		t.Error("no disk_free_bytes or disk_used_bytes gauge")
+	}
 	mresp, err := http.Get("http://" + srv.StatusAddr() + provider.MetricsPath)
 	if err != nil {
 		t.Fatal(err)

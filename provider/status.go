@@ -67,6 +67,9 @@ type Status struct {
 	// Contracts is the node's storage contract side, when it runs one
 	// (provider/contracts.go).
 	Contracts *ContractStatus `json:"contracts,omitempty"`
+	// Disk is the block store's file system, where it can be read
+	// (provider/diskfull.go).
+	Disk *DiskStatus `json:"disk,omitempty"`
 }
 
 // BagStatus is one bag in a Status.
@@ -103,6 +106,7 @@ func (s *Server) Status() Status {
 		Audits:         s.auditStatus(),
 		Scrub:          s.scrubStatus(),
 		Tombstones:     s.tombs.list(),
+		Disk:           s.diskStatus(),
 	}
 	for _, a := range s.h.Addrs() {
 		out.Addrs = append(out.Addrs, a.String())

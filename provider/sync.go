@@ -344,7 +344,7 @@ func (s *Server) syncObject(ctx context.Context, j syncJob) (int64, error) {
 		return fetched, fmt.Errorf("object %d: its DAG holds %d bytes, the chain says %d", id, size, j.object.Size)
 	}
 	m := blockstore.Manifest{Bag: string(j.bag), Object: id, Root: root, Size: size, Chunks: chunks}
-	if err := s.bs.PutManifest(m); err != nil {
+	if err := s.full.note("sync", s.bs.PutManifest(m)); err != nil {
 		return fetched, fmt.Errorf("store manifest of object %d: %w", id, err)
 	}
 	// The object is held and served from here on: holdings answers from
@@ -424,9 +424,9 @@ type blockFetcher struct {
 // the fetcher's session if it has one (where it is not hashed again).
 func (f *blockFetcher) put(c cid.Cid, data []byte) error {
 	if len(f.sess.ID) == 0 {
-		return f.s.bs.Put(c, data)
+		return f.s.full.note("repair", f.s.bs.Put(c, data))
 	}
-	return f.s.bs.PutVerifiedInSession(f.sess, c, data)
+	return f.s.full.note("sync", f.s.bs.PutVerifiedInSession(f.sess, c, data))
 }
 
 // pin adds a block the store already holds to the fetcher's session, so

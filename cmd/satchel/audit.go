@@ -332,7 +332,7 @@ func (a *auditFlags) add(f *pflag.FlagSet) {
 	f.Float64Var(&a.bandwidth, "audit-bandwidth", float64(provider.DefaultAuditBandwidth)/1e6, "`MB/s` the node's audits may ask its peers to send")
 	f.Float64Var(&a.scrub, "scrub-rate", float64(provider.DefaultScrubRate)/1e6, "`MB/s` of disk reads the background scrub may use (0 turns it off)")
 	f.StringVar(&a.answerRate, "audit-answer-rate", "", "`SIZE` a second of chunks and proof blocks the node reads to answer all auditors together, e.g. 20MB; challenges beyond it are refused (default "+units.FormatBytes(audit.DefaultAnswerRate)+")")
-	f.StringVar(&a.answerBurst, "audit-answer-burst", "", "`SIZE` the node may read for answers at once above --audit-answer-rate (default "+units.FormatBytes(audit.DefaultAnswerBurst)+")")
+	f.StringVar(&a.answerBurst, "audit-answer-burst", "", "`SIZE` the node may read for answers at once above --audit-answer-rate (default about "+units.FormatBytes(roundMiB(audit.DefaultAnswerBurst))+": four answers of whole chunks of the largest size)")
 }
 
 // parse reads the size flags (empty: the defaults); call it before options.
@@ -375,3 +375,8 @@ func (a *auditFlags) options() []provider.Option {
 func (a *auditFlags) scrubOption() provider.Option {
 	return provider.WithScrub(int64(a.scrub*1e6), 0)
 }
+
+// roundMiB rounds n to whole MiB for help text: the answer burst is four
+// answers of the largest chunks, a little under 64 MiB, which would print
+// as 63.99 MiB.
+func roundMiB(n uint64) uint64 { return (n + 1<<19) >> 20 << 20 }

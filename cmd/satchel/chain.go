@@ -265,7 +265,7 @@ peer (another node's P2P address, ID@HOST:PORT, printed by its start):
 			}
 			ctx := cmd.Context()
 			if err := n.Start(ctx); err != nil {
-				return err
+				return inUse(err, listenSetting{flag: "--rpc", key: "chain.rpc", addr: rpcAddr}, listenSetting{flag: "--p2p", addr: p2pAddr})
 			}
 			return runChainNode(ctx, app, n)
 		},

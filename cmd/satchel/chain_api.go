@@ -69,7 +69,7 @@ proven answers only.`,
 			defer release()
 			l, err := net.Listen("tcp", listen)
 			if err != nil {
-				return fmt.Errorf("query API: %w", err)
+				return inUse(fmt.Errorf("query API: %w", err), listenSetting{flag: "--listen", addr: listen})
 			}
 			srv := &http.Server{Handler: api.NewHandler(pt, api.WithLogger(app.Log)), ReadHeaderTimeout: 10 * time.Second}
 			if err := app.Printer().Print(map[string]string{"listen": "http://" + l.Addr().String(), "rpc": rpcURL}, func(w io.Writer) error {

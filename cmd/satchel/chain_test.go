@@ -160,6 +160,11 @@ func TestChainInitStartJoinStatus(t *testing.T) {
 	}
 	e.fails("already initialised", "chain", "init")
 
+	// An address in use is named by its flag, and changes nothing.
+	held := heldAddr(t)
+	e.fails("--p2p "+held+": address already in use", "chain", "start", "--p2p", held)
+	e.fails("--rpc "+held+": address already in use", "chain", "start", "--rpc", held, "--p2p", chainCmdFreeAddr(t))
+
 	// The validator, listening where the config's chain.rpc points.
 	val := e.start("--p2p", chainCmdFreeAddr(t))
 	vs := e.waitStatus(val, func(s node.Status) bool { return s.Height > 0 })

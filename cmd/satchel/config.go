@@ -7,9 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"reflect"
-	"regexp"
-	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -100,77 +97,9 @@ func LoadConfig(path string) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true) // a misspelt key is an error, not silently a default
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return cfg, fmt.Errorf("config %s: %w", path, unknownKeys(err))
+		return cfg, fmt.Errorf("config %s: %w", path, configError(b, err))
 	}
 	return cfg, nil
-}
-
-// How yaml.v3 reports a key KnownFields refused, and a scalar where a
-// mapping belongs.
-var (
-	yamlUnknownField = regexp.MustCompile(`^line (\d+): field (.+) not found in type (\S+)$`)
-	yamlNotMapping   = regexp.MustCompile(`^line (\d+): cannot unmarshal \S+ (.*) into (\S+)$`)
-)
-
-// unknownKeys rewrites yaml.v3's "field x not found in type main.P2PConfig"
-// into the user's terms: the key, the section it is in and the keys that
-// section has. Other errors pass through unchanged.
-func unknownKeys(err error) error {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		return err
-	}
-	sections := configSections(reflect.TypeFor[Config](), "", map[string]configSection{})
-	msgs := make([]string, len(te.Errors))
-	for i, e := range te.Errors {
-		msgs[i] = e
-		if m := yamlUnknownField.FindStringSubmatch(e); m != nil {
-			if sec, ok := sections[m[3]]; ok {
-				where := "at the top level"
-				if sec.path != "" {
-					where = "in " + sec.path
-				}
-				msgs[i] = fmt.Sprintf("line %s: unknown key %q %s; the keys there are %s", m[1], m[2], where, strings.Join(sec.keys, ", "))
-			}
-		} else if m := yamlNotMapping.FindStringSubmatch(e); m != nil {
-			if sec, ok := sections[m[3]]; ok && sec.path != "" {
-				msgs[i] = fmt.Sprintf("line %s: %s holds keys (%s), not %s", m[1], sec.path, strings.Join(sec.keys, ", "), m[2])
-			}
-		}
-	}
-	return errors.New(strings.Join(msgs, "; "))
-}
-
-// configSection is one mapping of the config file: where it is and its keys.
-type configSection struct {
-	path string
-	keys []string
-}
-
-// configSections maps the Go type name of each struct in the config (as
-// yaml.v3 names it) to its section.
-func configSections(t reflect.Type, path string, out map[string]configSection) map[string]configSection {
-	sec := configSection{path: path}
-	for i := range t.NumField() {
-		f := t.Field(i)
-		key, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if key == "-" || !f.IsExported() {
-			continue
-		}
-		if key == "" {
-			key = strings.ToLower(f.Name)
-		}
-		sec.keys = append(sec.keys, key)
-		if f.Type.Kind() == reflect.Struct {
-			sub := key
-			if path != "" {
-				sub = path + "." + key
-			}
-			configSections(f.Type, sub, out)
-		}
-	}
-	out[t.String()] = sec
-	return out
 }
 
 // Config loads the configuration named by --configPath; --trust-rpc sets

@@ -54,6 +54,23 @@ func TestLoadConfig(t *testing.T) {
 		{"two", "chian: {}\nkye: k\n",
 			[]string{`unknown key "chian"`, `unknown key "kye"`}},
 		{"not a mapping", "chain: 5\n", []string{"line 1: chain holds keys (home, rpc, genesis, trustHeight, trustHash, trustRPC, trustingPeriod), not `5`"}},
+		// A value of the wrong type names its key and the form it wants.
+		{"int duration", "chain:\n  rpc: http://x:1\n\n  trustingPeriod: 7\n",
+			[]string{"line 4: chain.trustingPeriod: want a duration such as 168h", "got 7"}},
+		{"day duration", "storage:\n  deletionGrace: 1day\n",
+			[]string{"line 2: storage.deletionGrace: want a duration such as 24h (units h, m, s; 7 days is 168h), got 1day"}},
+		{"long value", "chain:\n  trustingPeriod: 336hours-and-more\n",
+			[]string{"line 2: chain.trustingPeriod: want a duration", "got 336hours-and-more"}},
+		{"listen string", "p2p:\n  listen: /ip4/0.0.0.0/tcp/4001\n",
+			[]string{"line 2: p2p.listen: want a list of multiaddrs", "got /ip4/0.0.0.0/tcp/4001"}},
+		{"bootstrap map", "p2p:\n  bootstrap:\n    - a: b\n",
+			[]string{"line 3: p2p.bootstrap: want a list of multiaddrs with /p2p/ peer IDs", "got a mapping"}},
+		{"flow", "chain: {trustHeight: abc, trustRPC: maybe}\n",
+			[]string{"line 1: chain.trustHeight: want a block height (a whole number), got abc", "line 1: chain.trustRPC: want true or false, got maybe"}},
+		{"list for string", "home: [a, b]\n", []string{"line 1: home: want a string, got a list"}},
+		{"tab", "chain:\n\trpc: x\n",
+			[]string{"line 2: not valid YAML: the line has a tab; YAML indents with spaces only"}},
+		{"syntax", "chain: [\n", []string{"not valid YAML"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,7 +84,7 @@ func TestLoadConfig(t *testing.T) {
 					t.Errorf("error %q does not say %q", err, w)
 				}
 			}
-			if strings.Contains(err.Error(), "main.") {
+			if strings.Contains(err.Error(), "main.") || strings.Contains(err.Error(), "time.Duration") || strings.Contains(err.Error(), "[]string") {
 				t.Errorf("error %q names a Go type", err)
 			}
 		})

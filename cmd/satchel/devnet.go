@@ -88,8 +88,23 @@ func runDevnet(ctx context.Context, app *App, f devnetFlags) error {
 	if err != nil {
 		return err
 	}
-	if err := checkFree(f.rpc, "--rpc"); err != nil {
+	if err := checkFree(listenSetting{flag: "--rpc", addr: f.rpc}); err != nil {
 		return err
+	}
+	// The providers' status ports and the distributor's, checked before
+	// anything starts: a port in use is named by its flag, not reported
+	// halfway through as a failed start.
+	for i := range f.providers {
+		if f.statusPort != 0 {
+			if err := checkFree(listenSetting{flag: "--status-port", addr: statusAddr(f.statusPort, i), port: true}); err != nil {
+				return err
+			}
+		}
+	}
+	if f.distPort != 0 {
+		if err := checkFree(listenSetting{flag: "--distributor-port", addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(f.distPort)), port: true}); err != nil {
+			return err
+		}
 	}
 	cfg := testnet.Config{
 		Providers:    f.providers,
@@ -137,15 +152,16 @@ func statusAddr(base, i int) string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(base+i))
 }
 
-// checkFree fails early, naming the flag, when addr is malformed or already
-// taken — most often by another devnet or chain still running.
-func checkFree(addr, flag string) error {
-	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
-		return fmt.Errorf("%s %q: want HOST:PORT, e.g. 127.0.0.1:26657", flag, addr)
+// checkFree fails early, naming the flag, when the address of s is
+// malformed or already taken — most often by another devnet or chain still
+// running.
+func checkFree(s listenSetting) error {
+	if _, port, err := net.SplitHostPort(s.addr); err != nil || port == "" {
+		return fmt.Errorf("%s %q: want HOST:PORT, e.g. 127.0.0.1:26657", s.flag, s.addr)
 	}
-	l, err := net.Listen("tcp", addr)
+	l, err := net.Listen("tcp", s.addr)
 	if err != nil {
-		return fmt.Errorf("%s %s is in use (another devnet or chain running?): %w; stop it or pass another %s", flag, addr, err, flag)
+		return inUse(err, s)
 	}
 	return l.Close()
 }

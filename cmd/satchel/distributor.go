@@ -475,25 +475,34 @@ func newDistSetMetadataCmd(app *App) *cobra.Command {
 	var worker *valueFlag[chain.WorkerID]
 	var input, endpoint string
 	return txCommand{
-		use:   "set-metadata -B FAMILY:INDEX -w WORKER [-i FILE] [-e URL]",
+		use:   "set-metadata -B FAMILY:INDEX -w WORKER [-j FILE] [-e URL]",
 		short: "Set a distribution bucket operator's metadata. Requires the operator's key",
-		long: `Publish the operator's node metadata from a JSON file (-i), the endpoint (-e),
+		long: `Publish the operator's node metadata from a JSON file (-j), the endpoint (-e),
 or both (-e overrides the file's endpoint):
 
   {"endpoint": "https://example.com/distributor/",
    "location": {"countryCode": "SG", "city": "Singapore",
                 "coordinates": {"latitude": 1, "longitude": 104}},
    "extra": "Welcome!"}`,
-		example: `  satchel distributor operator set-metadata -B 0:1 -w 0 -i metadata.json
+		example: `  satchel distributor operator set-metadata -B 0:1 -w 0 -j metadata.json
   satchel distributor operator set-metadata -B 0:1 -w 0 -e https://dist.example.com/distributor/ -y`,
 		flags: func(cmd *cobra.Command) {
 			bucket, worker = distBucketFlag(cmd), workerFlag(cmd, "the operator (distribution worker) (required)", true)
-			cmd.Flags().StringVarP(&input, "input", "i", "", "path to a JSON metadata file")
+			cmd.Flags().StringVarP(&input, "input", "j", "", "path to a JSON metadata file")
+			// -i was the file here but is the bucket ID in the storage
+			// commands; it still works, with a warning, for old scripts.
+			cmd.Flags().StringVarP(&input, "input-file", "i", "", "same as -j/--input")
+			_ = cmd.Flags().MarkHidden("input-file")
 			cmd.Flags().StringVarP(&endpoint, "endpoint", "e", "", "root distribution node endpoint, e.g. https://example.com/distributor/")
 		},
 		build: func(cmd *cobra.Command, _ []string) (tx, error) {
 			if input == "" && !cmd.Flags().Changed("endpoint") {
-				return tx{}, fmt.Errorf("give the metadata: -i FILE, -e URL, or both")
+				return tx{}, fmt.Errorf("give the metadata: -j FILE, -e URL, or both")
+			}
+			if cmd.Flags().Changed("input-file") {
+				// On stderr: cobra's own deprecation notice goes to stdout,
+				// into --json output.
+				fmt.Fprintln(app.Err, "warning: -i is deprecated here; use -j/--input, as in storage operator set-metadata (-i will go)")
 			}
 			var md chain.DistributionOperatorMetadata
 			if input != "" {

@@ -126,7 +126,7 @@ HTTP address. The API is documented in docs/DISTRIBUTOR.md.`,
 			}
 			return runDistributorServer(cmd.Context(), app, cfg, distServerSetup{
 				id: id, key: s.key, identity: idFile, data: dataDir, listen: listen, bootstrap: bootstrap,
-				endpoint: endpoint, publish: !noPublish,
+				endpoint: endpoint, publish: !noPublish, http: httpAddr,
 				opts: []distributor.Option{
 					distributor.WithHTTPAddr(httpAddr),
 					distributor.WithCacheDir(filepath.Join(dataDir, "cache")),
@@ -158,7 +158,7 @@ HTTP address. The API is documented in docs/DISTRIBUTOR.md.`,
 	f.IntVar(&maxFetches, "max-fetches", distributor.DefaultMaxFetches, "block fetches from storage providers running at once (`N`, each holding one chunk in memory); more wait")
 	f.StringVar(&minSendRate, "min-send-rate", "64KiB", "cut off a client reading an answer that needs the storage providers slower than this `SIZE` a second, averaged over 30 s of writing to it (0: never)")
 	f.IntVar(&objectRecords, "object-records", distributor.DefaultObjectRecords, "objects' chain records (size, content ID, accepted) kept in memory (`N`); a request for another reads it from the chain first")
-	f.IntVar(&maxConns, "max-conns", 0, fmt.Sprintf("HTTP connections open at most (`N`); at the bound a silent or idle one is closed for a new one, else it is answered 503 (0: %d, or half the open-file limit if lower)", distributor.DefaultMaxConns))
+	f.IntVar(&maxConns, "max-conns", 0, fmt.Sprintf("HTTP connections open at most (`N`); at the bound a silent or idle one is closed for a new one, else it is answered 503 (default 0: %d, or half the open-file limit if that is lower)", distributor.DefaultMaxConns))
 	f.IntVar(&maxConnsPerClient, "max-conns-per-client", distributor.DefaultMaxConnsPerClient, "HTTP connections open at most from one client, an IPv4 address or an IPv6 /64 (`N`); more are answered 429 (0: no bound, for a node behind a reverse proxy)")
 	f.StringSliceVar(&listen, "listen", nil, "libp2p listen `MULTIADDR`, repeatable (default: p2p.listen in the config)")
 	f.StringSliceVar(&bootstrap, "bootstrap", nil, "peer `MULTIADDR` with /p2p/ID to join through, repeatable (default: p2p.bootstrap in the config)")
@@ -173,6 +173,7 @@ type distServerSetup struct {
 	identity, data    string
 	listen, bootstrap []string
 	endpoint          string
+	http              string // --http, for an address in use
 	publish           bool
 	opts              []distributor.Option
 }
@@ -200,7 +201,7 @@ func runDistributorServer(ctx context.Context, app *App, cfg Config, st distServ
 	}
 	if err := srv.Start(ctx); err != nil {
 		srv.Close()
-		return explain(app, cfg, err, nil)
+		return explain(app, cfg, inUse(err, listenSetting{flag: "--http", addr: st.http}), nil)
 	}
 	defer closeLogged(log, "distributor", srv)
 	endpoint := st.endpoint

@@ -33,6 +33,15 @@ func TestDistributorServerCommand(t *testing.T) {
 	cfgPath := filepath.Join(home, "config.yml")
 	writeFile(t, cfgPath, "home: "+home+"\nchain:\n  rpc: http://"+rpc+"\n  genesis: "+net.Chain.GenesisFile()+"\n")
 	p0 := net.Provider(0).AddrInfo()
+	// An --http address in use is named by its flag.
+	held := heldAddr(t)
+	var heldOut, heldErr bytes.Buffer
+	if code := run(ctx, []string{"-c", cfgPath, "distributor", "server", "-w", d.Worker.String(), "-B", d.Bucket.String(),
+		"--key", net.KeyFile("distributor-0"), "--data", filepath.Join(home, "data"), "--http", held, "--no-publish",
+		"--listen", "/ip4/127.0.0.1/tcp/0"}, &heldOut, &heldErr); code == 0 ||
+		!strings.Contains(heldErr.String(), "--http "+held+": address already in use") || !strings.Contains(heldErr.String(), "pass another --http HOST:PORT") {
+		t.Fatalf("distributor server --http %s (in use): exit %d, stderr %s", held, code, heldErr.String())
+	}
 	var out, errOut syncBuffer
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -261,11 +261,16 @@ func testDistributionOperators(t *testing.T, tc *testChain) {
   "location": {"countryCode": "SG", "city": "Singapore", "coordinates": {"latitude": 1, "longitude": 104}},
   "extra": "Welcome to Satchel - Singapore branch!"
 }`)
-	tc.ok("distributor", "operator", "set-metadata", "-B", db, "-w", w, "-i", meta, "-k", workerKey, "-y")
-	tc.ok("distributor", "operator", "set-metadata", "-B", db, "-w", w, "-i", meta, "-e", "https://dist2.example.com/", "-k", workerKey, "-y")
+	tc.ok("distributor", "operator", "set-metadata", "-B", db, "-w", w, "-j", meta, "-k", workerKey, "-y")
+	// -i, the file before -j (as in storage operator set-metadata, where
+	// -i is the bucket), still works and says to use -j.
+	if out, errOut, code := tc.run("distributor", "operator", "set-metadata", "-B", db, "-w", w, "-i", meta, "-e", "https://dist2.example.com/", "-k", workerKey, "-y"); code != 0 ||
+		!strings.Contains(errOut, "-i is deprecated here; use -j/--input") || strings.Contains(out, "deprecated") {
+		t.Fatalf("set-metadata -i: exit %d, stdout %q, stderr %q; want it to work with a warning", code, out, errOut)
+	}
 	bad := filepath.Join(t.TempDir(), "bad.json")
 	writeFile(t, bad, `{"endpoint": "https://x.example/", "locaton": {}}`)
-	tc.fails([]string{`unknown field "locaton"`}, "distributor", "operator", "set-metadata", "-B", db, "-w", w, "-i", bad, "-k", workerKey, "-y")
+	tc.fails([]string{`unknown field "locaton"`}, "distributor", "operator", "set-metadata", "-B", db, "-w", w, "-j", bad, "-k", workerKey, "-y")
 	tc.fails([]string{`endpoint "ftp://x"`}, "distributor", "operator", "set-metadata", "-B", db, "-w", w, "-e", "ftp://x", "-k", workerKey, "-y")
 
 	var b chain.DistributionBucket

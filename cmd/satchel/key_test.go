@@ -60,4 +60,12 @@ func TestKeyNewShow(t *testing.T) {
 	if _, errs, code := satchel("key", "show", missing); code == 0 || !strings.Contains(errs, "satchel key new "+missing) {
 		t.Fatalf("key show of a missing file: exit %d, %q", code, errs)
 	}
+	// A key others can read is refused with the fix, as the identity is.
+	if err := os.Chmod(tx, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, errs, code := satchel("key", "show", tx); code == 0 || !strings.Contains(errs, "has permissions 0644") ||
+		!strings.Contains(errs, "run chmod 600 "+tx) || strings.Contains(out, "account") {
+		t.Fatalf("key show of a 0644 key: exit %d, %q %q; want a refusal saying chmod 600", code, out, errs)
+	}
 }

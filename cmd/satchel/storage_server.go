@@ -152,7 +152,10 @@ Prometheus /metrics on --status.`,
 	f.StringSliceVar(&contractTopics, "contract-topic", nil, "contract `TOPIC` to answer proposals on, e.g. 0f01020303; repeatable (see satchel topic)")
 	f.IntVar(&confirmations, "cleanup-confirmations", provider.DefaultCleanupConfirmations, "other providers that must hold a moved bag's object before it is removed here")
 	audits.add(f)
-	f.DurationVar(&deletionGrace, "deletion-grace", provider.DefaultDeletionGrace, "how long an object the chain deleted is kept (and can be kept for good over the status API) before it is removed (default: storage.deletionGrace in the config, else 24h)")
+	// The default is 0 so pflag prints only the default the text gives:
+	// the config's, else provider.DefaultDeletionGrace (the flag counts only
+	// when given, see Changed above).
+	f.DurationVar(&deletionGrace, "deletion-grace", 0, fmt.Sprintf("how long an object the chain deleted is kept (and can be kept for good over the status API) before it is removed (default: storage.deletionGrace in the config, else %gh)", provider.DefaultDeletionGrace.Hours()))
 	return cmd
 }
 
@@ -209,7 +212,7 @@ func runStorageServer(ctx context.Context, app *App, cfg Config, st storageServe
 	}
 	if err := srv.Start(ctx); err != nil {
 		srv.Close()
-		return explain(app, cfg, err, nil)
+		return explain(app, cfg, inUse(err, listenSetting{flag: "--status", addr: st.status}), nil)
 	}
 	defer closeLogged(log, "storage provider", srv)
 	stopContracts, err := startContractResponder(h, c, srv, st.id, st.roleKey, st.data, st.topics, reg, log)

@@ -68,6 +68,15 @@ func TestStorageServerCommand(t *testing.T) {
 	if _, err := os.Stat(bad); err == nil {
 		t.Fatalf("storage server -i 99 made %s", bad)
 	}
+	// A --status address in use is named by its flag.
+	held := heldAddr(t)
+	badOut.Reset()
+	badErr.Reset()
+	if code := run(context.Background(), []string{"-c", cfgPath, "storage", "server", "-w", p1.Worker.String(), "-i", p1.Bucket.String(),
+		"--key", net.KeyFile("provider-1"), "--data", filepath.Join(home, "data"), "--listen", "/ip4/127.0.0.1/tcp/0", "--status", held}, &badOut, &badErr); code == 0 ||
+		!strings.Contains(badErr.String(), "--status "+held+": address already in use") || !strings.Contains(badErr.String(), "pass another --status HOST:PORT") {
+		t.Fatalf("storage server --status %s (in use): exit %d, stderr %s", held, code, badErr.String())
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -171,6 +180,37 @@ func TestStorageServerFlags(t *testing.T) {
 		code := run(context.Background(), append([]string{"-c", cfgPath}, tc.args...), &out, &errOut)
 		if code == 0 || !strings.Contains(errOut.String(), tc.want) {
 			t.Errorf("satchel %s: exit %d, stderr %q; want a failure naming %q", strings.Join(tc.args, " "), code, errOut.String(), tc.want)
+		}
+	}
+}
+
+// The servers' help gives each default once, in round figures.
+func TestServerHelpDefaults(t *testing.T) {
+	flagLine := func(args []string, flag string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), append(args, "--help"), &out, &errOut); code != 0 {
+			t.Fatalf("satchel %s --help: exit %d, %s", strings.Join(args, " "), code, errOut.String())
+		}
+		for _, l := range strings.Split(out.String(), "\n") {
+			if strings.Contains(l, "--"+flag+" ") {
+				return l
+			}
+		}
+		t.Fatalf("satchel %s --help does not show --%s:\n%s", strings.Join(args, " "), flag, out.String())
+		return ""
+	}
+	for _, tt := range []struct {
+		args       []string
+		flag, want string
+	}{
+		{[]string{"storage", "server"}, "deletion-grace", "(default: storage.deletionGrace in the config, else 24h)"},
+		{[]string{"storage", "server"}, "audit-answer-burst", "(default about 64 MiB:"},
+		{[]string{"distributor", "server"}, "max-conns", "(default 0: 4096, or half the open-file limit"},
+	} {
+		l := flagLine(tt.args, tt.flag)
+		if !strings.Contains(l, tt.want) || strings.Count(l, "default") != 1 || strings.Contains(l, ".99") {
+			t.Errorf("satchel %s --help: %q; want one default, %q", strings.Join(tt.args, " "), l, tt.want)
 		}
 	}
 }
