@@ -169,7 +169,10 @@ func (f *peerFinder) all(ctx context.Context, bag chain.BagID) []peer.ID {
 	return all
 }
 
-// withDHT adds the bag key's DHT providers to the chain's peers.
+// withDHT adds the bag key's DHT providers to the chain's peers, after
+// them and at most maxDHTPeers: announcing a bag key costs nothing, so
+// the DHT may name any number of peers that never answer, and each is
+// tried only once the chain's operators failed.
 func (f *peerFinder) withDHT(ctx context.Context, bag chain.BagID, ps []chainPeer) []peer.ID {
 	seen := map[peer.ID]bool{f.h.ID(): true}
 	var out []peer.ID
@@ -181,14 +184,18 @@ func (f *peerFinder) withDHT(ctx context.Context, bag chain.BagID, ps []chainPee
 	}
 	dctx, cancel := context.WithTimeout(ctx, dhtLookupTimeout)
 	defer cancel()
-	found, _ := f.h.FindProviders(dctx, p2p.BagKey(string(bag)), 0)
+	found, _ := f.h.FindProviders(dctx, p2p.BagKey(string(bag)), len(out)+maxDHTPeers)
+	others := 0
 	for _, ai := range found {
-		if seen[ai.ID] {
+		if seen[ai.ID] || others == maxDHTPeers {
 			continue
 		}
 		seen[ai.ID] = true
+		others++
 		if len(ai.Addrs) > 0 {
-			f.h.Libp2p().Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.AddressTTL)
+			// Kept only as long as a dial needs them: the peer is named
+			// again by the next look-up if it still announces.
+			f.h.Libp2p().Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
 		}
 		out = append(out, ai.ID)
 	}

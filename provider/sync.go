@@ -46,6 +46,9 @@ const (
 
 	// dhtLookupTimeout bounds one FindProviders lookup for a bag.
 	dhtLookupTimeout = 5 * time.Second
+	// maxDHTPeers bounds the peers a bag's DHT look-up adds to the
+	// chain's operators (peerFinder.withDHT).
+	maxDHTPeers = 20
 )
 
 // errNoSource means no peer could serve an object yet: for a pending
