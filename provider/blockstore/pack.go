@@ -404,6 +404,15 @@ func (ps *packSet) free(c cid.Cid, rec blockRecord) error {
 	return nil
 }
 
+// forget counts a record of pack n dead without punching it (its bytes
+// are the only copy of a block quarantined without one set aside). The
+// pack is not unlinked here: Open reads it before it does.
+func (ps *packSet) forget(n uint32) {
+	ps.mu.Lock()
+	ps.live[n]--
+	ps.mu.Unlock()
+}
+
 // holds returns nil if the record at off in pack p is block c's, of size
 // bytes, as its header says.
 func (ps *packSet) holds(p *pack, off int64, c cid.Cid, size uint64) error {

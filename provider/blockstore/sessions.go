@@ -278,6 +278,7 @@ func (s *Store) ExpireSessions(now time.Time) (int, error) {
 func (s *Store) expireSessions(fl *freeList, now time.Time) (int, error) {
 	it := s.db.NewIterator(util.BytesPrefix([]byte{pSession}), nil)
 	var expired [][]byte
+	bad := 0
 	for it.Next() {
 		r := &reader{b: it.Key()[1:]}
 		id := r.bytes()
@@ -285,13 +286,22 @@ func (s *Store) expireSessions(fl *freeList, now time.Time) (int, error) {
 			continue
 		}
 		_, expiry, _, err := decodeSession(it.Value())
-		if err != nil || expiry.Before(now) {
+		if err != nil {
+			// Its expiry is unknown: collecting it could delete chunks
+			// receipted for days yet. Left for an operator.
+			bad++
+			continue
+		}
+		if expiry.Before(now) {
 			expired = append(expired, append([]byte(nil), id...))
 		}
 	}
 	it.Release()
 	if err := it.Error(); err != nil {
 		return 0, fmt.Errorf("blockstore: expire sessions: %w", err)
+	}
+	if prev := s.badSessions.Swap(int64(bad)); int64(bad) != prev && bad > 0 {
+		s.log.Error("upload session records that do not decode: kept, with their chunks, until an operator looks", "sessions", bad)
 	}
 	var errs []error
 	for _, id := range expired {
