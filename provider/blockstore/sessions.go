@@ -312,16 +312,32 @@ func (s *Store) expireSessions(fl *freeList, now time.Time) (int, error) {
 	return len(expired), errors.Join(errs...)
 }
 
+// expireLoop expires sessions every interval by the expiry clock (see
+// expiryClock), now being the wall clock.
 func (s *Store) expireLoop(interval time.Duration, now func() time.Time) {
 	defer s.done.Done()
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	clock := s.loadExpiryClock(now())
+	last := time.Now() // its monotonic reading counts the time elapsed
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-t.C:
-			if n, err := s.ExpireSessions(now()); err != nil {
+			mono := time.Now()
+			wasHeld := clock.held
+			clock.advance(now(), mono.Sub(last))
+			last = mono
+			switch {
+			case clock.held && !wasHeld:
+				s.log.Warn("the wall clock is ahead of the time elapsed: session expiry follows it at twice the time elapsed",
+					"wall", now(), "expiry_clock", clock.at)
+			case wasHeld && !clock.held:
+				s.log.Info("session expiry caught up with the wall clock", "wall", now())
+			}
+			s.saveExpiryClock(clock)
+			if n, err := s.ExpireSessions(clock.at); err != nil {
 				s.log.Warn("expiring upload sessions failed", "err", err)
 			} else if n > 0 {
 				s.log.Info("expired upload sessions", "sessions", n)
