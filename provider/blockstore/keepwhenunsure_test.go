@@ -41,13 +41,17 @@ func TestUndecodableSessionKept(t *testing.T) {
 // same) is quarantined without punching its record, the only copy.
 func TestQuarantineWithoutCopyKeepsRecord(t *testing.T) {
 	dir := t.TempDir()
-	s := openTest(t, dir)
-	defer s.Close()
-	putBlock(t, s, randBytes(801, 70_000)) // keeps the pack live
+	s := openPacks(t, dir, 160<<10) // two records a pack
+	other := putBlock(t, s, randBytes(801, 70_000))
 	data := randBytes(802, 70_000)
 	c := chunker.ChunkCID(data)
 	if err := s.Put(c, data); err != nil {
 		t.Fatal(err)
+	}
+	next := putBlock(t, s, randBytes(803, 70_000)) // rotates the pack out
+	if packOf(t, s, other) != packOf(t, s, c) || packOf(t, s, next) == packOf(t, s, c) {
+		t.Fatalf("packs %d %d %d, want the first two shared, the third apart",
+			packOf(t, s, other), packOf(t, s, c), packOf(t, s, next))
 	}
 	bad := bytes.Clone(data)
 	bad[5000] ^= 0xff
@@ -60,5 +64,21 @@ func TestQuarantineWithoutCopyKeepsRecord(t *testing.T) {
 	}
 	if n := recordsOf(t, s, c); n != 1 {
 		t.Fatalf("%d records of the block on disk, want 1 (not punched)", n)
+	}
+	// The pack's last live block goes: the pack stays for Open to read.
+	if err := s.Delete(other); err != nil {
+		t.Fatal(err)
+	}
+	if n := recordsOf(t, s, c); n != 1 {
+		t.Fatalf("%d records of the block on disk after its pack's last live block went, want 1", n)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Open reads it: the record does not verify, and nothing else is there.
+	s = openTest(t, dir)
+	defer s.Close()
+	if n := len(packFiles(t, dir)); n != 1 {
+		t.Fatalf("%d packs left, want 1 (the pack of a corrupt record unlinked)", n)
 	}
 }
