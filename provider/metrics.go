@@ -79,6 +79,8 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 			func() float64 { return float64(s.bs.Stats().Bytes) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("quarantined_blocks", "Corrupt blocks set aside.")),
 			func() float64 { return float64(s.bs.Stats().Quarantined) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("bad_upload_sessions", "Upload session records that do not decode, kept with their chunks.")),
+			func() float64 { return float64(s.bs.Stats().BadSessions) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("sync_backlog", "Objects waiting to be synced or being synced.")),
 			func() float64 { q, r := s.syncer.counts(); return float64(q + r) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("cleanup_waiting", "Objects of moved bags waiting for confirmations.")),

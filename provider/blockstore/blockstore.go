@@ -71,6 +71,10 @@ type Stats struct {
 	Objects uint64
 	// Quarantined counts blocks set aside as corrupt.
 	Quarantined uint64
+	// BadSessions counts the upload session records that do not decode,
+	// as the last expiry pass found them: kept, with their blocks, since
+	// their expiry is unknown.
+	BadSessions uint64
 }
 
 // Session describes a provisional upload: blocks received for a bag before

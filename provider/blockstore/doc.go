@@ -65,16 +65,23 @@
 // and garbage records and cuts off a torn tail. It drops index entries that
 // point to a missing pack or past a pack's end (and scans such a pack too),
 // and reconciles legacy block files as before. Open seals the packs there
-// are and unlinks those with no live record; the first write after it
-// starts a new pack. Every Open drops index entries naming a pack that is
+// are; a pack in which the index names no live record is read first
+// (scanDeadPacks: a record that verifies is indexed, kept after a clean
+// stop) and unlinked only if nothing in it verifies; the first write after
+// it starts a new pack. Every Open drops index entries naming a pack that is
 // not on disk (or space past its end, or not a record's start), and
 // numbers new packs past every pack an entry or seal names. Open lists the
 // packs once and walks the block index once, whatever it reconciles: the
 // counts, each pack's live records, the entries to drop and the extents of
 // the packs to scan come from the same pass. A store whose
-// index/ is missing while packs or block files are there has its index
-// rebuilt from every record and file that verifies (kept, not put in the
-// recovery session).
+// index/ (or its CURRENT) is missing while packs or block files are there
+// has its index rebuilt from every record and file that verifies (kept,
+// not put in the recovery session); so has one whose index goleveldb would
+// open having silently lost entries (a journal chunk that fails its
+// checksum other than in a torn tail, a damaged manifest: see
+// indexcheck.go), marked REINDEX until done. Before changing anything, Open
+// checks packs/ is the store's (identity.go) and refuses with
+// ErrWrongPacks if not.
 //
 // The blocks one deletion frees go in one synced index write; then their
 // records are punched out of their packs (fallocate PUNCH_HOLE, KEEP_SIZE:

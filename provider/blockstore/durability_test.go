@@ -317,13 +317,22 @@ func TestRecordOfFailedIndexWriteScannedOnOpen(t *testing.T) {
 			}
 			first := s
 			t.Cleanup(func() { _ = first.Close() })
+			data := randBytes(50, 250_000)
+			c := chunker.ChunkCID(data)
 			var rotated cid.Cid
-			rotate := func() { rotated = putBlock(t, s, randBytes(51, 400_000)) }
+			rotate := func() {
+				// Put within c's Put (during), it must not need c's
+				// stripe lock, which that Put holds: one in 64 did.
+				for seed := uint64(51); ; seed++ {
+					if d := randBytes(seed, 400_000); s.stripe(chunker.ChunkCID(d)) != s.stripe(c) {
+						rotated = putBlock(t, s, d)
+						return
+					}
+				}
+			}
 			if tc.rotate == "during" {
 				during = rotate
 			}
-			data := randBytes(50, 250_000)
-			c := chunker.ChunkCID(data)
 			failNext.Store(true)
 			if tc.session {
 				sess := Session{ID: []byte("0123456789abcdef"), Bag: "dynamic:channel:1", Expiry: time.Now().Add(time.Hour)}

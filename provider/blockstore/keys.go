@@ -23,6 +23,7 @@ const (
 	pSessBlock  = 't' // t<uvarint len><id><cid> → size u64
 	pSessRef    = 'u' // u<cid><uvarint len><id> → ""   (session id references block cid)
 	pSync       = 'z' // z                       → never present (Close deletes it, synced, to sync the journal)
+	pMeta       = 'i' // i<name>                 → the store's own values (iid: its identity, see identity.go; iclock: the session expiry clock, see expiryclock.go)
 )
 
 var syncKey = []byte{pSync}

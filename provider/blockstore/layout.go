@@ -20,6 +20,7 @@ const (
 	tmpDir        = "tmp"        // temp files of stores before packs; emptied on Open
 	quarantineDir = "quarantine" // corrupt blocks set aside
 	cleanMarker   = "CLEAN"      // present while closed cleanly
+	reindexMarker = "REINDEX"    // present while the index is known damaged or lost: Open re-reads every pack
 	lockStripes   = 64
 )
 

@@ -28,6 +28,9 @@ type openWalk struct {
 	sizes map[uint32]int64
 	// sealed are the packs the index marks sealed.
 	sealed map[uint32]bool
+	// all is set when the index is known damaged or lost: recovery scans
+	// every pack, and the walk takes the extents of all.
+	all bool
 
 	// damaged are the sealed packs an entry of which does not fit them,
 	// when reconciling: scanned like the unsealed ones.
@@ -44,6 +47,8 @@ type openWalk struct {
 	// legacy file gone).
 	drop  [][]byte
 	stale int
+	// missing counts, per pack, the entries naming a pack not on disk.
+	missing map[uint32]int
 	// maxNamed is the highest pack number an entry names.
 	maxNamed uint32
 }
@@ -56,7 +61,7 @@ type openWalk struct {
 // entry would name another block's bytes.
 func (s *Store) walkBlocks(w *openWalk) error {
 	s.indexWalks++
-	w.extents, w.damaged = map[uint32][]extent{}, map[uint32]bool{}
+	w.extents, w.damaged, w.missing = map[uint32][]extent{}, map[uint32]bool{}, map[uint32]int{}
 	it := s.db.NewIterator(util.BytesPrefix([]byte{pBlock}), nil)
 	defer it.Release()
 	for it.Next() {
@@ -69,6 +74,9 @@ func (s *Store) walkBlocks(w *openWalk) error {
 			continue // not counted, left for a reconciling Open
 		case rec.packed:
 			w.maxNamed = max(w.maxNamed, rec.pack)
+			if _, ok := w.sizes[rec.pack]; !ok {
+				w.missing[rec.pack]++
+			}
 			if !entryFits(rec, w.sizes) {
 				w.drop = append(w.drop, bytes.Clone(it.Key()))
 				w.stale++
@@ -99,8 +107,8 @@ func (s *Store) walkBlocks(w *openWalk) error {
 // would take it for junk and punch it. Rare: a sealed pack is found
 // damaged only after an unclean stop left an entry that does not fit it.
 func (s *Store) damagedExtents(w *openWalk) error {
-	if len(w.damaged) == 0 {
-		return nil
+	if len(w.damaged) == 0 || w.all {
+		return nil // with all, the first walk took every extent
 	}
 	s.indexWalks++
 	for n := range w.damaged {
@@ -122,8 +130,8 @@ func (s *Store) damagedExtents(w *openWalk) error {
 }
 
 // scanned reports whether recovery scans pack n: it is not sealed, or
-// damaged.
-func (w *openWalk) scanned(n uint32) bool { return !w.sealed[n] || w.damaged[n] }
+// damaged, or the index is (all).
+func (w *openWalk) scanned(n uint32) bool { return w.all || !w.sealed[n] || w.damaged[n] }
 
 // entryLost reports whether the block index entry under key, decoded as
 // rec (or failing with decodeErr), is to be dropped after an unclean stop:
@@ -146,6 +154,10 @@ func (s *Store) entryLost(key []byte, rec blockRecord, decodeErr error) bool {
 // dropEntries drops the entries the walk found stale or lost, in one
 // synced write.
 func (s *Store) dropEntries(w *openWalk) error {
+	if len(w.missing) > 0 {
+		// packs/ is this store's (checkIdentity): these packs are lost.
+		s.log.Error("index entries name packs that are gone from this store's packs/: their blocks are lost", "detail", missingText(w.missing))
+	}
 	if w.stale > 0 {
 		s.log.Warn("index entries name a pack missing or too short, or a misaligned record: dropped", "entries", w.stale)
 	}

@@ -59,9 +59,13 @@ type packSet struct {
 	// failed (see commitInDoubt): never sealed, so the next Open scans
 	// them.
 	inDoubt map[uint32]bool
-	active  *pack
-	next    uint32
-	closed  bool
+	// kept holds the packs with a record of a block quarantined without
+	// a copy set aside (see forget): never unlinked while the store is
+	// open; Open reads them before it unlinks them.
+	kept   map[uint32]bool
+	active *pack
+	next   uint32
+	closed bool
 }
 
 // pack is one open pack file.
@@ -97,6 +101,7 @@ func parsePackName(name string) (uint32, bool) {
 func newPackSet(dir string, limit int64, io *fileIO, sealed func(uint32), log *slog.Logger) *packSet {
 	return &packSet{dir: dir, limit: limit, io: io, sealed: sealed, log: log,
 		open: map[uint32]*pack{}, maxOpen: maxOpenPacks, live: map[uint32]int64{}, inDoubt: map[uint32]bool{},
+		kept: map[uint32]bool{},
 		next: 1}
 }
 
@@ -358,7 +363,7 @@ func (ps *packSet) finish(w *packWrite) {
 	}
 	p.pending--
 	last := p.pending == 0 && ps.active != p
-	dead := last && ps.live[p.n] == 0 && ps.open[p.n] == p
+	dead := last && ps.live[p.n] == 0 && ps.open[p.n] == p && !ps.kept[p.n]
 	if dead {
 		ps.unlinkLocked(p)
 	}
@@ -387,7 +392,7 @@ func (ps *packSet) free(c cid.Cid, rec blockRecord) error {
 	defer ps.release(p)
 	ps.mu.Lock()
 	ps.live[n]--
-	dead := ps.live[n] <= 0 && p != ps.active && p.pending == 0 && ps.open[n] == p
+	dead := ps.live[n] <= 0 && p != ps.active && p.pending == 0 && ps.open[n] == p && !ps.kept[n]
 	if dead {
 		ps.unlinkLocked(p)
 	}
@@ -402,6 +407,16 @@ func (ps *packSet) free(c cid.Cid, rec blockRecord) error {
 	}
 	ps.punch(p, rec.off, recordLen(rec.size))
 	return nil
+}
+
+// forget counts a record of pack n dead without punching it (its bytes
+// are the only copy of a block quarantined without one set aside), and
+// keeps the pack from being unlinked until Open has read it again.
+func (ps *packSet) forget(n uint32) {
+	ps.mu.Lock()
+	ps.live[n]--
+	ps.kept[n] = true
+	ps.mu.Unlock()
 }
 
 // holds returns nil if the record at off in pack p is block c's, of size

@@ -252,3 +252,33 @@ func (s *Store) sealRest(b *leveldb.Batch) (inDoubt bool) {
 	}
 	return len(doubted) > 0
 }
+
+// scanDeadPacks reads, before settlePacks unlinks them, the packs on disk
+// in which the index names no live record and that recovery did not scan:
+// an index that forgot its entries (damaged without a trace) must not cost
+// the blocks. A record that verifies is indexed, kept (keep) or, after an
+// unclean stop, put in the recovery session: a crash between a deletion's
+// index write and its pack's unlink leaves whole records no one wants.
+func (s *Store) scanDeadPacks(w *openWalk, nums []uint32, keep bool) error {
+	var r *recovery
+	for _, n := range nums {
+		if s.packs.live[n] > 0 || w.sizes[n] == 0 || (w.reconcile && w.scanned(n)) {
+			continue
+		}
+		if r == nil {
+			var err error
+			if r, err = s.newRecovery(keep); err != nil {
+				return err
+			}
+		}
+		if err := s.scanPack(r, n, w.sizes[n], nil); err != nil {
+			return fmt.Errorf("blockstore: open: read %s, which the index names nothing in: %w", packName(n), err)
+		}
+		r.scanned++
+	}
+	if r != nil && r.indexed > 0 {
+		s.log.Warn("packs the index named nothing in held blocks: indexed again", "indexed", r.indexed,
+			"unclaimed", r.recovered, "kept", keep, "packs_scanned", r.scanned)
+	}
+	return nil
+}

@@ -45,7 +45,7 @@ func (s *Store) quarantine(c cid.Cid, why string) error {
 	if data, err := s.readRecord(c, rec); err == nil && chunker.VerifyChunk(c, data) == nil {
 		return fmt.Errorf("%w: %s: read a corrupt copy that was since replaced; read again", ErrCorrupt, c)
 	}
-	s.setAside(c, rec)
+	kept := s.setAside(c, rec)
 	var b leveldb.Batch
 	b.Delete(blockKey(c))
 	b.Put(quarantineKey(c), encodeU64(uint64(time.Now().Unix())))
@@ -53,8 +53,14 @@ func (s *Store) quarantine(c cid.Cid, why string) error {
 	if err := s.writeIndex(&b, true); err != nil {
 		return fmt.Errorf("%w: %s: %s (and quarantining it failed: %v)", ErrCorrupt, c, why, err)
 	}
-	if rec.packed {
+	switch {
+	case rec.packed && kept:
 		_ = s.packs.free(c, rec)
+	case rec.packed:
+		// No copy set aside (a full disk): the record stays, the only
+		// copy of what may be a good block read badly. Open reads the
+		// pack again once no record in it is live (scanDeadPacks).
+		s.packs.forget(rec.pack)
 	}
 	s.blocks.Add(-1)
 	s.bytes.Add(-int64(rec.size))
@@ -75,22 +81,29 @@ func (s *Store) readRecord(c cid.Cid, rec blockRecord) ([]byte, error) {
 }
 
 // setAside puts what is on disk of corrupt block c in quarantine/<cid>,
-// for an operator to look at.
-func (s *Store) setAside(c cid.Cid, rec blockRecord) {
+// for an operator to look at, and reports whether it did (or there was
+// nothing to set aside).
+func (s *Store) setAside(c cid.Cid, rec blockRecord) bool {
 	aside := filepath.Join(s.dir, quarantineDir, c.String())
 	if !rec.packed {
 		if err := os.Rename(s.legacyPath(c), aside); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			s.log.Warn("cannot move a corrupt block aside", "cid", c, "err", err)
 		}
-		return
+		return true // the file stays where it was if not moved
 	}
 	data, err := s.readRecord(c, rec)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true
+	}
 	if err == nil {
 		err = os.WriteFile(aside, data, 0o644)
 	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		s.log.Warn("cannot copy a corrupt block aside", "cid", c, "err", err)
+	if err != nil {
+		_ = os.Remove(aside) // a partial copy is no copy
+		s.log.Warn("cannot copy a corrupt block aside: its record stays in its pack", "cid", c, "err", err)
+		return false
 	}
+	return true
 }
 
 // Quarantined lists the blocks set aside as corrupt and not repaired since.

@@ -16,13 +16,16 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/internal/fsutil"
+	"github.com/satchel-net/satchel/protocol/store"
 	"github.com/syndtr/goleveldb/leveldb"
 )
 
 // RecoveredTTL is how long blocks found on disk without an index entry after
 // a crash (a Put whose index write the crash lost) are kept unless an object
-// references them.
-const RecoveredTTL = 24 * time.Hour
+// references them: as long as the longest upload session, since the
+// session reference that held such a block, receipted, may have been lost
+// with its entry (an index damaged without a trace).
+const RecoveredTTL = store.MaxSessionTTL
 
 // The session that holds blocks recovered after a crash.
 var recoveredSession = []byte("\x00recovered")
@@ -31,9 +34,10 @@ const recoveredBag = "\x00recovered"
 
 // cleanStart empties tmp/ (left by stores before packs) and tells whether
 // the store must be reconciled with its index: after an unclean shutdown
-// of an existing store, or to rebuild a lost index (then whatever the
-// marker says).
-func (s *Store) cleanStart(fresh, rebuild bool) (reconcile bool, err error) {
+// of an existing store, or to rebuild a lost or damaged index (reindex,
+// then whatever the marker says). The clean marker stays until clearClean:
+// Open may yet refuse to open the store, changing nothing.
+func (s *Store) cleanStart(fresh, rebuild, reindex bool) (reconcile bool, err error) {
 	tmp := filepath.Join(s.dir, tmpDir)
 	entries, err := os.ReadDir(tmp)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -44,25 +48,33 @@ func (s *Store) cleanStart(fresh, rebuild bool) (reconcile bool, err error) {
 			return false, fmt.Errorf("blockstore: open: remove stray temp file: %w", err)
 		}
 	}
-	marker := filepath.Join(s.dir, cleanMarker)
-	if fresh {
+	switch {
+	case fresh:
 		return false, nil
-	}
-	if rebuild {
+	case rebuild:
 		s.log.Warn("the index is missing but blocks are on disk: rebuilding it from every pack and block file", "dir", s.dir)
-		if err := os.Remove(marker); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return false, fmt.Errorf("blockstore: open: %w", err)
-		}
+		return true, nil
+	case reindex:
+		s.log.Warn("the index is damaged: re-reading every pack and block file, keeping every block that verifies", "dir", s.dir)
 		return true, nil
 	}
-	if _, err := os.Stat(marker); err == nil {
-		// Closed cleanly: every Put had finished, nothing to reconcile.
-		if err := os.Remove(marker); err != nil {
-			return false, fmt.Errorf("blockstore: open: %w", err)
-		}
-		return false, fsutil.SyncDir(s.dir)
+	if _, err := os.Stat(filepath.Join(s.dir, cleanMarker)); err == nil {
+		return false, nil // closed cleanly: every Put had finished
 	}
 	return true, nil
+}
+
+// clearClean removes the clean marker, if there: from now on a crash is an
+// unclean stop.
+func (s *Store) clearClean() error {
+	err := os.Remove(filepath.Join(s.dir, cleanMarker))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("blockstore: open: %w", err)
+	}
+	return fsutil.SyncDir(s.dir)
 }
 
 // recover reconciles the packs nums and the legacy block files with the
@@ -70,21 +82,21 @@ func (s *Store) cleanStart(fresh, rebuild bool) (reconcile bool, err error) {
 // lost index; w is what the walk of the index found (its stale and lost
 // entries already dropped).
 //
-// rebuild keeps what it finds outside the recovery session: with the
-// index went every object's manifest, so no object can claim them, and
-// expiring them would delete the whole store a day later.
-func (s *Store) recover(w *openWalk, nums []uint32, rebuild bool) error {
+// keep (the index lost or damaged) keeps what it finds outside the
+// recovery session: with the index went the entries, session references
+// and manifests that held those blocks, acknowledged, and expiring them
+// would delete them before their receipts end.
+func (s *Store) recover(w *openWalk, nums []uint32, keep bool) error {
 	start := time.Now()
-	r := recovery{keep: rebuild, expiry: time.Now().Add(RecoveredTTL), dropped: len(w.drop)}
-	_, _, prev, err := s.sessionRecord(recoveredSession)
-	if err != nil && !errors.Is(err, leveldb.ErrNotFound) {
-		return fmt.Errorf("blockstore: open: %w", err)
-	}
-	r.recoveredBytes = prev
-	if err := s.recoverFiles(&r); err != nil {
+	r, err := s.newRecovery(keep)
+	if err != nil {
 		return err
 	}
-	if err := s.recoverPacks(&r, w, nums); err != nil {
+	r.dropped = len(w.drop)
+	if err := s.recoverFiles(r); err != nil {
+		return err
+	}
+	if err := s.recoverPacks(r, w, nums); err != nil {
 		return fmt.Errorf("blockstore: open: reconcile packs: %w", err)
 	}
 	s.log.Info("recovered after an unclean shutdown", "indexed", r.indexed, "unclaimed", r.recovered,
@@ -101,6 +113,18 @@ type recovery struct {
 	expiry         time.Time
 	// keep indexes what is found outside the recovery session.
 	keep bool
+}
+
+// newRecovery starts counting a reconciliation, with the recovery
+// session's byte count so far.
+func (s *Store) newRecovery(keep bool) (*recovery, error) {
+	r := &recovery{keep: keep, expiry: time.Now().Add(RecoveredTTL)}
+	_, _, prev, err := s.sessionRecord(recoveredSession)
+	if err != nil && !errors.Is(err, leveldb.ErrNotFound) {
+		return nil, fmt.Errorf("blockstore: open: %w", err)
+	}
+	r.recoveredBytes = prev
+	return r, nil
 }
 
 // recoverFiles reconciles the legacy block files (blocks/<shard>/<cid>)

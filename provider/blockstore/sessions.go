@@ -278,6 +278,7 @@ func (s *Store) ExpireSessions(now time.Time) (int, error) {
 func (s *Store) expireSessions(fl *freeList, now time.Time) (int, error) {
 	it := s.db.NewIterator(util.BytesPrefix([]byte{pSession}), nil)
 	var expired [][]byte
+	bad := 0
 	for it.Next() {
 		r := &reader{b: it.Key()[1:]}
 		id := r.bytes()
@@ -285,13 +286,22 @@ func (s *Store) expireSessions(fl *freeList, now time.Time) (int, error) {
 			continue
 		}
 		_, expiry, _, err := decodeSession(it.Value())
-		if err != nil || expiry.Before(now) {
+		if err != nil {
+			// Its expiry is unknown: collecting it could delete chunks
+			// receipted for days yet. Left for an operator.
+			bad++
+			continue
+		}
+		if expiry.Before(now) {
 			expired = append(expired, append([]byte(nil), id...))
 		}
 	}
 	it.Release()
 	if err := it.Error(); err != nil {
 		return 0, fmt.Errorf("blockstore: expire sessions: %w", err)
+	}
+	if prev := s.badSessions.Swap(int64(bad)); int64(bad) != prev && bad > 0 {
+		s.log.Error("upload session records that do not decode: kept, with their chunks, until an operator looks", "sessions", bad)
 	}
 	var errs []error
 	for _, id := range expired {
@@ -302,16 +312,32 @@ func (s *Store) expireSessions(fl *freeList, now time.Time) (int, error) {
 	return len(expired), errors.Join(errs...)
 }
 
+// expireLoop expires sessions every interval by the expiry clock (see
+// expiryClock), now being the wall clock.
 func (s *Store) expireLoop(interval time.Duration, now func() time.Time) {
 	defer s.done.Done()
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	clock := s.loadExpiryClock(now())
+	last := time.Now() // its monotonic reading counts the time elapsed
 	for {
 		select {
 		case <-s.stop:
 			return
 		case <-t.C:
-			if n, err := s.ExpireSessions(now()); err != nil {
+			mono := time.Now()
+			wasHeld := clock.held
+			clock.advance(now(), mono.Sub(last))
+			last = mono
+			switch {
+			case clock.held && !wasHeld:
+				s.log.Warn("the wall clock is ahead of the time elapsed: session expiry follows it at twice the time elapsed",
+					"wall", now(), "expiry_clock", clock.at)
+			case wasHeld && !clock.held:
+				s.log.Info("session expiry caught up with the wall clock", "wall", now())
+			}
+			s.saveExpiryClock(clock)
+			if n, err := s.ExpireSessions(clock.at); err != nil {
 				s.log.Warn("expiring upload sessions failed", "err", err)
 			} else if n > 0 {
 				s.log.Info("expired upload sessions", "sessions", n)

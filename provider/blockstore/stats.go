@@ -45,5 +45,6 @@ func (s *Store) Stats() Stats {
 		Bytes:       uint64(max(s.bytes.Load(), 0)),
 		Objects:     uint64(max(s.objects.Load(), 0)),
 		Quarantined: uint64(max(s.quarantined.Load(), 0)),
+		BadSessions: uint64(max(s.badSessions.Load(), 0)),
 	}
 }

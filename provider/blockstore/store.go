@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,9 @@ type Store struct {
 	files *fileIO
 
 	blocks, bytes, objects, quarantined atomic.Int64
+	// badSessions counts the session records the last expiry pass could
+	// not decode (and so left alone).
+	badSessions atomic.Int64
 
 	// indexHook, if set, wraps every index batch write (tests).
 	indexHook indexWriter
@@ -112,8 +116,11 @@ func WithSessionExpiry(interval time.Duration) Option {
 // its CID (its Put had made it durable but the process died before the index
 // write), torn and garbage records are punched out or cut off, and an index
 // entry whose pack or file is missing or too short is dropped, so Has never
-// claims a block that is not whole on disk. Packs with no live record are
-// unlinked.
+// claims a block that is not whole on disk. A pack with no live record is
+// read before it is unlinked, and a record in it that verifies is indexed
+// again. An index that lost entries (see openIndex) or went missing is
+// rebuilt from every pack. Open refuses with ErrWrongPacks, changing
+// nothing, when packs/ is not the store's (see checkIdentity).
 func Open(dir string, opts ...Option) (*Store, error) {
 	cfg := config{log: slog.Default(), expireInterval: time.Minute, now: time.Now, directIO: true,
 		packLimit: defaultPackLimit}
@@ -124,9 +131,10 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := leveldb.OpenFile(filepath.Join(dir, indexDir), indexOptions())
+	log := cfg.log.With("component", "blockstore")
+	db, err := openIndex(dir, log)
 	if err != nil {
-		return nil, fmt.Errorf("blockstore: open index in %s: %w", dir, err)
+		return nil, err
 	}
 	if noIndex {
 		// index/ is new: its entry must survive a power loss with the
@@ -139,7 +147,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	s := &Store{
 		dir:       dir,
 		db:        db,
-		log:       cfg.log.With("component", "blockstore"),
+		log:       log,
 		seed:      maphash.MakeSeed(),
 		stop:      make(chan struct{}),
 		files:     newFileIO(cfg.directIO),
@@ -185,16 +193,24 @@ func prepareDir(dir string) (noIndex, rebuild bool, err error) {
 	if err := fsutil.SyncDir(dir); err != nil {
 		return false, false, fmt.Errorf("blockstore: open %s: %w", dir, err)
 	}
-	_, statErr = os.Stat(filepath.Join(dir, indexDir))
+	// CURRENT names the index's manifest: an index/ without it (its files
+	// lost or wiped) is no index, and goleveldb would open it empty.
+	_, statErr = os.Stat(filepath.Join(dir, indexDir, "CURRENT"))
 	if !errors.Is(statErr, fs.ErrNotExist) {
-		return false, false, nil
+		return false, false, statErr
 	}
 	for _, d := range []string{packsDir, blocksDir} {
 		entries, err := os.ReadDir(filepath.Join(dir, d))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return false, false, fmt.Errorf("blockstore: open %s: %w", dir, err)
 		}
-		if len(entries) > 0 {
+		if slices.ContainsFunc(entries, func(e fs.DirEntry) bool { return e.Name() != storeIDFile }) {
+			// Marked before the index is created: a crash while
+			// rebuilding must rebuild again, not take the packs not yet
+			// read for a crash's leftovers.
+			if err := writeMarker(filepath.Join(dir, reindexMarker)); err != nil {
+				return false, false, fmt.Errorf("blockstore: open %s: %w", dir, err)
+			}
 			return true, true, nil
 		}
 	}
@@ -206,7 +222,9 @@ func prepareDir(dir string) (noIndex, rebuild bool, err error) {
 // (rebuild) when the index is missing. It lists the packs once and walks
 // the block index once (walkBlocks), whatever it finds.
 func (s *Store) open(fresh, rebuild bool) error {
-	reconcile, err := s.cleanStart(fresh, rebuild)
+	_, err := os.Stat(filepath.Join(s.dir, reindexMarker))
+	reindex := err == nil
+	reconcile, err := s.cleanStart(fresh, rebuild, reindex)
 	if err != nil {
 		return err
 	}
@@ -218,8 +236,15 @@ func (s *Store) open(fresh, rebuild bool) error {
 	if err != nil {
 		return fmt.Errorf("blockstore: open: %w", err)
 	}
-	w := &openWalk{reconcile: reconcile, sizes: sizes, sealed: sealed}
+	w := &openWalk{reconcile: reconcile, all: reindex, sizes: sizes, sealed: sealed}
 	if err := s.walkBlocks(w); err != nil {
+		return err
+	}
+	// Nothing changed on disk yet: refuse here if packs/ is not ours.
+	if err := s.checkIdentity(w.missing, len(nums)); err != nil {
+		return err
+	}
+	if err := s.clearClean(); err != nil {
 		return err
 	}
 	if err := s.damagedExtents(w); err != nil {
@@ -229,14 +254,26 @@ func (s *Store) open(fresh, rebuild bool) error {
 		return err
 	}
 	if reconcile {
-		if err := s.recover(w, nums, rebuild); err != nil {
+		if err := s.recover(w, nums, reindex); err != nil {
 			return err
 		}
+	}
+	if err := s.scanDeadPacks(w, nums, !reconcile || reindex); err != nil {
+		return err
 	}
 	if err := s.countObjects(); err != nil {
 		return err
 	}
-	return s.settlePacks(nums, sealed, w.maxNamed)
+	if err := s.settlePacks(nums, sealed, w.maxNamed); err != nil {
+		return err
+	}
+	if reindex {
+		if err := os.Remove(filepath.Join(s.dir, reindexMarker)); err != nil {
+			return fmt.Errorf("blockstore: open: %w", err)
+		}
+		return fsutil.SyncDir(s.dir)
+	}
+	return nil
 }
 
 func (s *Store) checkOpen() error {
@@ -293,6 +330,10 @@ func (s *Store) Close() error {
 // hold (every new chunk's Has, a session reference not made yet) reads no
 // table block once the tables outgrow the block cache; ~1 % false
 // positives. Tables written without it (older indexes) are still read.
+//
+// The manifest is read strictly: goleveldb would otherwise skip a damaged
+// manifest record and lose the tables it named without a word (see
+// openIndex).
 func indexOptions() *opt.Options {
-	return &opt.Options{Filter: filter.NewBloomFilter(10)}
+	return &opt.Options{Filter: filter.NewBloomFilter(10), Strict: opt.DefaultStrict | opt.StrictManifest}
 }
