@@ -167,7 +167,7 @@ func (s *Store) putVerified(c cid.Cid, data []byte, extra func(b *leveldb.Batch)
 		// A session put ends in a grouped index write: after one failed,
 		// none is attempted, so do not write a record for it either.
 		if err := s.commits.err(); err != nil {
-			return fmt.Errorf("blockstore: put %s: the index failed a write earlier (%v); restart the node", c, err)
+			return fmt.Errorf("blockstore: put %s: the index failed a write earlier (%w); restart the node", c, err)
 		}
 	}
 	return s.putLocked(c, data, extra)
