@@ -381,7 +381,7 @@ func (c *storeConn) start(ctx context.Context, id uint64, st exchangeState, what
 	c.workers.Add(1)
 	go func() {
 		defer c.workers.Done()
-		ctx, cancel := context.WithTimeout(ctx, AuthorizeTimeout)
+		ctx, cancel := context.WithTimeout(withRemote(ctx, c.remote), AuthorizeTimeout)
 		defer cancel()
 		if err := c.proto.Go(p2p.StoreProtocol, c.remote, func() { work(ctx, ex) }); err != nil {
 			c.workerPanicked(ex)
