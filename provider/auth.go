@@ -9,6 +9,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/ipfs/go-cid"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/satchel-net/satchel/chain"
@@ -50,6 +51,10 @@ type chainAuth struct {
 	grants grantSource // contract grants of streamed sessions (contracts.go)
 	flight singleflight.Group
 	limit  *authLimiter
+	// reads counts chain reads by result (found, not_found, failed, busy:
+	// no slot in time); missHits the answers given from a cached miss.
+	reads    *prometheus.CounterVec
+	missHits prometheus.Counter
 
 	mu      sync.Mutex
 	gen     uint64 // counts invalidations: a read begun before one is not cached
@@ -82,6 +87,10 @@ func newChainAuth(c chainAPI, bucket chain.StorageBucketID) *chainAuth {
 		objects: map[chain.ObjectRef]cached[chain.DataObject]{},
 		bags:    map[chain.BagID]cached[chain.Bag]{},
 		missing: missing,
+		reads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "satchel", Subsystem: "provider", Name: "auth_chain_reads_total",
+			Help: "Chain reads of the upload authorizer by result: found, not_found, failed, busy (no read slot in time)."}, []string{"result"}),
+		missHits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "satchel", Subsystem: "provider", Name: "auth_cached_misses_total",
+			Help: "Authorizer look-ups answered not found from a miss cached within the last block."}),
 	}
 }
 
@@ -122,15 +131,18 @@ func read[T any](a *chainAuth, ctx context.Context, key string, fetch func(conte
 	a.mu.Unlock()
 	var zero T
 	if missed && now.Sub(m.at) < authMissTTL {
+		a.missHits.Inc()
 		return zero, m.err
 	}
 	do := func() (any, error) {
 		release, err := a.limit.acquire(ctx)
 		if err != nil {
+			a.reads.WithLabelValues("busy").Inc()
 			return zero, err
 		}
 		defer release()
 		v, err := fetch(ctx)
+		a.reads.WithLabelValues(readResult(err)).Inc()
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		switch {
@@ -152,6 +164,16 @@ func read[T any](a *chainAuth, ctx context.Context, key string, fetch func(conte
 		t, _ := v.(T)
 		return t, err
 	}
+}
+
+func readResult(err error) string {
+	switch {
+	case err == nil:
+		return "found"
+	case errors.Is(err, chain.ErrNotFound):
+		return "not_found"
+	}
+	return "failed"
 }
 
 func (a *chainAuth) object(ctx context.Context, bag chain.BagID, id chain.ObjectID) (chain.DataObject, error) {

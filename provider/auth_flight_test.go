@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/satchel-net/satchel/chain"
 )
@@ -78,6 +80,9 @@ func TestAuthorizerMergesMisses(t *testing.T) {
 	if _, err := a.AuthorizeChunk(ctx, string(obj.Bag), 77); !errors.Is(err, ErrNotAuthorized) || g.reads.Load() != 1 {
 		t.Fatalf("a repeated miss = %v after %d reads; want it answered from the cache", err, g.reads.Load())
 	}
+	if nf, hits := counterValue(a.reads.WithLabelValues("not_found")), counterValue(a.missHits); nf != 1 || hits < 1 {
+		t.Fatalf("metrics: %v not_found reads, %v cached misses; want 1 and at least 1", nf, hits)
+	}
 
 	// Registered on chain: the follower drops the miss, the next request
 	// reads the chain again and is let in.
@@ -137,6 +142,9 @@ func TestAuthorizerBoundsReads(t *testing.T) {
 	if got := g.reads.Load(); got != 3 {
 		t.Fatalf("reads = %d after a refused lookup; want 3", got)
 	}
+	if busy := counterValue(a.reads.WithLabelValues("busy")); busy != 1 {
+		t.Fatalf("busy reads counted %v; want 1", busy)
+	}
 	close(g.gate)
 	wg.Wait()
 	close(errs)
@@ -151,4 +159,12 @@ func TestAuthorizerBoundsReads(t *testing.T) {
 	if a.limit.waiting("A")+a.limit.waiting("B")+a.limit.waiting("C") != 0 || len(a.limit.all) != 0 {
 		t.Fatal("the limiter still holds slots after every lookup ended")
 	}
+}
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return -1
+	}
+	return m.GetCounter().GetValue()
 }

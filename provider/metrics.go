@@ -62,7 +62,9 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 	m.collectors = []prometheus.Collector{
 		m.chainHeight, m.reconciles, m.fullReconciles, m.chainLies, m.syncObjects, m.syncBytes, m.boundObjects, m.acceptTxs,
 		m.acceptedObjects, m.cleanupObjects, m.cleanupDeferred, m.repairs, m.provides,
-		m.tombstones, m.deletionsRefused,
+		m.tombstones, m.deletionsRefused, s.auth.reads, s.auth.missHits,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("auth_chain_reads_in_flight", "Chain reads of the upload authorizer in flight (at most 16; 4 per peer).")),
+			func() float64 { return float64(len(s.auth.limit.all)) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("objects", "Objects held (manifests in the store).")),
 			func() float64 { return float64(s.bs.Stats().Objects) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("bytes", "Bytes of blocks held.")),
