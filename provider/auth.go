@@ -154,11 +154,12 @@ func read[T any](a *chainAuth, ctx context.Context, key string, fetch func(conte
 		}
 		return v, err
 	}
-	for {
+	for attempt := 1; ; attempt++ {
 		v, err, _ := a.flight.Do(fmt.Sprintf("%d/%s", gen, key), do)
 		// A lookup joined another caller's, which gave up (its context
-		// ended): ask again while this caller's context lasts.
-		if err != nil && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		// ended): ask again while this caller's context lasts (a few
+		// times: a transport's own timeout looks the same).
+		if err != nil && ctx.Err() == nil && attempt < 3 && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 			continue
 		}
 		t, _ := v.(T)
