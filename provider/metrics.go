@@ -62,9 +62,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 	m.collectors = []prometheus.Collector{
 		m.chainHeight, m.reconciles, m.fullReconciles, m.chainLies, m.syncObjects, m.syncBytes, m.boundObjects, m.acceptTxs,
 		m.acceptedObjects, m.cleanupObjects, m.cleanupDeferred, m.repairs, m.provides,
-		m.tombstones, m.deletionsRefused, s.auth.reads, s.auth.missHits,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("auth_chain_reads_in_flight", "Chain reads of the upload authorizer in flight (at most 16; 4 per peer).")),
-			func() float64 { return float64(len(s.auth.limit.all)) }),
+		m.tombstones, m.deletionsRefused,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("objects", "Objects held (manifests in the store).")),
 			func() float64 { return float64(s.bs.Stats().Objects) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("bytes", "Bytes of blocks held.")),
@@ -77,6 +75,11 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 			func() float64 { return float64(s.cleanupWaiting()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("bags", "Bags assigned to the bucket.")),
 			func() float64 { return float64(len(s.assignedList())) }),
+	}
+	if s.auth != nil { // tests may build a node without one
+		m.collectors = append(m.collectors, s.auth.reads, s.auth.missHits,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("auth_chain_reads_in_flight", "Chain reads of the upload authorizer in flight (at most 16; 4 per peer).")),
+				func() float64 { return float64(len(s.auth.limit.all)) }))
 	}
 	if reg == nil {
 		return m, nil
