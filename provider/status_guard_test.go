@@ -54,6 +54,10 @@ func TestTombstoneActionsRefuseCrossSite(t *testing.T) {
 			t.Fatal(err)
 		}
 		for k, v := range hdr {
+			if k == "Host" {
+				req.Host = v
+				continue
+			}
 			req.Header.Set(k, v)
 		}
 		resp, err := http.DefaultClient.Do(req)
@@ -78,6 +82,7 @@ func TestTombstoneActionsRefuseCrossSite(t *testing.T) {
 		{"same-site, another port", map[string]string{ActionHeader: "1", "Sec-Fetch-Site": "same-site"}},
 		{"another origin", map[string]string{ActionHeader: "1", "Origin": "http://evil.example"}},
 		{"a form's POST", map[string]string{"Content-Type": "application/x-www-form-urlencoded"}},
+		{"a rebound name", map[string]string{ActionHeader: "1", "Host": "evil.example:7070", "Origin": "http://evil.example:7070", "Sec-Fetch-Site": "same-origin"}},
 	}
 	for _, h := range hostile {
 		if code := post("keep", h.hdr); code != http.StatusForbidden || kept() {
