@@ -119,43 +119,71 @@ func (a *chainAuth) registered(bag chain.BagID, ids []chain.ObjectID) {
 
 func objectKey(bag chain.BagID, id chain.ObjectID) string { return fmt.Sprintf("o/%s/%d", bag, id) }
 
-// read answers the chain read named key with fetch, once for every caller
-// asking the same meanwhile, in a slot of the limiter, and remembers a
-// not-found for authMissTTL. keep stores a found answer (a.mu held) unless
-// the cache was invalidated while it was read.
-func read[T any](a *chainAuth, ctx context.Context, key string, fetch func(context.Context) (T, error), keep func(T, time.Time)) (T, error) {
-	now := time.Now()
+// authRead is one kind of chain read of the authorizer: key names it (for
+// merging and for its cached miss), hit returns its cached found answer,
+// fetch reads it, keep caches a found answer. hit and keep run with a.mu
+// held.
+type authRead[T any] struct {
+	key   string
+	hit   func(now time.Time) (T, bool)
+	fetch func(context.Context) (T, error)
+	keep  func(v T, at time.Time)
+}
+
+// cachedLocked returns r's cached answer, found or a miss younger than
+// authMissTTL; a.mu is held.
+func cachedLocked[T any](a *chainAuth, r authRead[T], now time.Time) (v T, err error, ok bool) {
+	if v, ok := r.hit(now); ok {
+		return v, nil, true
+	}
+	if m, ok := a.missing.Get(r.key); ok && now.Sub(m.at) < authMissTTL {
+		a.missHits.Inc()
+		return v, m.err, true
+	}
+	return v, nil, false
+}
+
+// read answers r from the cache, or from the chain: once for every caller
+// asking the same meanwhile, in a slot of the limiter. A found answer and a
+// not-found are cached unless the cache was invalidated during the read.
+func read[T any](a *chainAuth, ctx context.Context, r authRead[T]) (T, error) {
 	a.mu.Lock()
 	gen := a.gen
-	m, missed := a.missing.Get(key)
+	v, err, ok := cachedLocked(a, r, time.Now())
 	a.mu.Unlock()
-	var zero T
-	if missed && now.Sub(m.at) < authMissTTL {
-		a.missHits.Inc()
-		return zero, m.err
+	if ok {
+		return v, err
 	}
 	do := func() (any, error) {
+		// A read that ended just before this one began left its answer.
+		a.mu.Lock()
+		v, err, ok := cachedLocked(a, r, time.Now())
+		a.mu.Unlock()
+		if ok {
+			return v, err
+		}
 		release, err := a.limit.acquire(ctx)
 		if err != nil {
 			a.reads.WithLabelValues("busy").Inc()
-			return zero, err
+			return v, err
 		}
 		defer release()
-		v, err := fetch(ctx)
+		at := time.Now()
+		v, err = r.fetch(ctx)
 		a.reads.WithLabelValues(readResult(err)).Inc()
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		switch {
 		case a.gen != gen:
 		case err == nil:
-			keep(v, now)
+			r.keep(v, at)
 		case errors.Is(err, chain.ErrNotFound):
-			a.missing.Add(key, miss{err, now})
+			a.missing.Add(r.key, miss{err, at})
 		}
 		return v, err
 	}
 	for attempt := 1; ; attempt++ {
-		v, err, _ := a.flight.Do(fmt.Sprintf("%d/%s", gen, key), do)
+		v, err, _ := a.flight.Do(fmt.Sprintf("%d/%s", gen, r.key), do)
 		// A lookup joined another caller's, which gave up (its context
 		// ended): ask again while this caller's context lasts (a few
 		// times: a transport's own timeout looks the same).
@@ -179,61 +207,55 @@ func readResult(err error) string {
 
 func (a *chainAuth) object(ctx context.Context, bag chain.BagID, id chain.ObjectID) (chain.DataObject, error) {
 	ref := chain.ObjectRef{Bag: bag, ID: id}
-	a.mu.Lock()
-	if c, ok := a.objects[ref]; ok && c.fresh(time.Now()) {
-		a.mu.Unlock()
-		return c.v, nil
-	}
-	a.mu.Unlock()
-	return read(a, ctx, objectKey(bag, id), func(ctx context.Context) (chain.DataObject, error) {
-		return a.c.DataObject(ctx, bag, id)
-	}, func(o chain.DataObject, at time.Time) {
-		if len(a.objects) >= authCacheMax {
-			clear(a.objects)
-		}
-		a.objects[ref] = cached[chain.DataObject]{o, at}
+	return read(a, ctx, authRead[chain.DataObject]{
+		key: objectKey(bag, id),
+		hit: func(now time.Time) (chain.DataObject, bool) {
+			c, ok := a.objects[ref]
+			return c.v, ok && c.fresh(now)
+		},
+		fetch: func(ctx context.Context) (chain.DataObject, error) { return a.c.DataObject(ctx, bag, id) },
+		keep: func(o chain.DataObject, at time.Time) {
+			if len(a.objects) >= authCacheMax {
+				clear(a.objects)
+			}
+			a.objects[ref] = cached[chain.DataObject]{o, at}
+		},
 	})
 }
 
 func (a *chainAuth) bag(ctx context.Context, id chain.BagID) (chain.Bag, error) {
-	a.mu.Lock()
-	if c, ok := a.bags[id]; ok && c.fresh(time.Now()) {
-		a.mu.Unlock()
-		return c.v, nil
-	}
-	a.mu.Unlock()
-	return read(a, ctx, "b/"+string(id), func(ctx context.Context) (chain.Bag, error) {
-		return a.c.Bag(ctx, id)
-	}, func(b chain.Bag, at time.Time) {
-		if len(a.bags) >= authCacheMax {
-			clear(a.bags)
-		}
-		a.bags[id] = cached[chain.Bag]{b, at}
+	return read(a, ctx, authRead[chain.Bag]{
+		key: "b/" + string(id),
+		hit: func(now time.Time) (chain.Bag, bool) {
+			c, ok := a.bags[id]
+			return c.v, ok && c.fresh(now)
+		},
+		fetch: func(ctx context.Context) (chain.Bag, error) { return a.c.Bag(ctx, id) },
+		keep: func(b chain.Bag, at time.Time) {
+			if len(a.bags) >= authCacheMax {
+				clear(a.bags)
+			}
+			a.bags[id] = cached[chain.Bag]{b, at}
+		},
 	})
 }
 
 func (a *chainAuth) storageBucket(ctx context.Context) (chain.StorageBucket, error) {
-	a.mu.Lock()
-	if a.bkt.fresh(time.Now()) {
-		v := a.bkt.v
-		a.mu.Unlock()
-		return v, nil
-	}
-	a.mu.Unlock()
-	return read(a, ctx, "bucket", func(ctx context.Context) (chain.StorageBucket, error) {
-		return a.c.StorageBucket(ctx, a.bucket)
-	}, func(b chain.StorageBucket, at time.Time) { a.bkt = cached[chain.StorageBucket]{b, at} })
+	return read(a, ctx, authRead[chain.StorageBucket]{
+		key:   "bucket",
+		hit:   func(now time.Time) (chain.StorageBucket, bool) { return a.bkt.v, a.bkt.fresh(now) },
+		fetch: func(ctx context.Context) (chain.StorageBucket, error) { return a.c.StorageBucket(ctx, a.bucket) },
+		keep:  func(b chain.StorageBucket, at time.Time) { a.bkt = cached[chain.StorageBucket]{b, at} },
+	})
 }
 
 func (a *chainAuth) chainParams(ctx context.Context) (chain.Params, error) {
-	a.mu.Lock()
-	if a.params.fresh(time.Now()) {
-		v := a.params.v
-		a.mu.Unlock()
-		return v, nil
-	}
-	a.mu.Unlock()
-	return read(a, ctx, "params", a.c.Params, func(p chain.Params, at time.Time) { a.params = cached[chain.Params]{p, at} })
+	return read(a, ctx, authRead[chain.Params]{
+		key:   "params",
+		hit:   func(now time.Time) (chain.Params, bool) { return a.params.v, a.params.fresh(now) },
+		fetch: a.c.Params,
+		keep:  func(p chain.Params, at time.Time) { a.params = cached[chain.Params]{p, at} },
+	})
 }
 
 // assigned checks that bag exists and is stored by the node's bucket.

@@ -14,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/protocol/store"
 )
 
 // gatedChain is a fakeChain whose object reads are counted and each wait
@@ -136,14 +137,21 @@ func TestAuthorizerBoundsReads(t *testing.T) {
 	// A third peer waits, and gives up busy when its context ends.
 	ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), testPeerKey{}, peer.ID("C")), 50*time.Millisecond)
 	defer cancel()
-	if _, err := a.object(ctx, obj.Bag, 3000); err == nil || !strings.Contains(err.Error(), "provider busy") {
-		t.Fatalf("a lookup over the bound = %v; want a busy refusal", err)
+	if _, err := a.object(ctx, obj.Bag, 3000); !errors.Is(err, store.ErrProviderBusy) || !strings.Contains(err.Error(), "provider busy") {
+		t.Fatalf("a lookup over the overall bound = %v; want a busy refusal", err)
+	}
+	// One more of peer A's gives up on its own share: not busy, the
+	// uploader is to keep fewer look-ups in flight.
+	actx, acancel := context.WithTimeout(context.WithValue(context.Background(), testPeerKey{}, peer.ID("A")), 50*time.Millisecond)
+	defer acancel()
+	if _, err := a.object(actx, obj.Bag, 3001); err == nil || errors.Is(err, store.ErrProviderBusy) || !strings.Contains(err.Error(), "fewer objects") {
+		t.Fatalf("a lookup over the peer's bound = %v; want a refusal naming its own share", err)
 	}
 	if got := g.reads.Load(); got != 3 {
 		t.Fatalf("reads = %d after a refused lookup; want 3", got)
 	}
-	if busy := counterValue(a.reads.WithLabelValues("busy")); busy != 1 {
-		t.Fatalf("busy reads counted %v; want 1", busy)
+	if busy := counterValue(a.reads.WithLabelValues("busy")); busy != 2 {
+		t.Fatalf("busy reads counted %v; want 2", busy)
 	}
 	close(g.gate)
 	wg.Wait()

@@ -58,14 +58,14 @@ func (l *authLimiter) acquire(ctx context.Context) (release func(), err error) {
 	case s.ch <- struct{}{}:
 	case <-ctx.Done():
 		l.leave(p, s)
-		return nil, fmt.Errorf("provider busy: this peer has %d chain look-ups in flight; retry later: %w", l.perPeer, ctx.Err())
+		return nil, fmt.Errorf("this peer's requests keep %d chain look-ups in flight on this provider; retry with fewer objects at once: %w", l.perPeer, ctx.Err())
 	}
 	select {
 	case l.all <- struct{}{}:
 	case <-ctx.Done():
 		<-s.ch
 		l.leave(p, s)
-		return nil, fmt.Errorf("provider busy: %d chain look-ups in flight; retry later: %w", cap(l.all), ctx.Err())
+		return nil, busyError{fmt.Errorf("provider busy: %d chain look-ups in flight for all peers; retry later: %w", cap(l.all), ctx.Err())}
 	}
 	return func() {
 		<-l.all
@@ -96,3 +96,12 @@ func remotePeer(ctx context.Context) peer.ID {
 	p, _ := store.RemotePeer(ctx)
 	return p
 }
+
+// busyError is a look-up that found no slot of all: a budget every peer
+// shares, so it matches store.ErrProviderBusy and the uploader is told busy
+// (retry, not a failure). One over its own peer's slots is not.
+type busyError struct{ err error }
+
+func (e busyError) Error() string        { return e.err.Error() }
+func (e busyError) Unwrap() error        { return e.err }
+func (e busyError) Is(target error) bool { return target == store.ErrProviderBusy }

@@ -322,6 +322,13 @@ func (c *storeConn) refuse(ex *storeExchange, format string, args ...any) {
 	c.end(ex, &pb.StoreReply{Status: pb.Status_STATUS_REFUSED, Reason: fmt.Sprintf(format, args...)})
 }
 
+// refuseBusy refuses an exchange as busy, with err as the reason: the
+// Authorizer's answer for a budget all peers share (its chain reads).
+func (c *storeConn) refuseBusy(ex *storeExchange, err error) {
+	c.h.metrics.result(ex, "refused")
+	c.end(ex, &pb.StoreReply{Status: pb.Status_STATUS_REFUSED, Reason: err.Error(), Busy: true})
+}
+
 // failed ends an exchange with FAILED and the reason format gives.
 func (c *storeConn) failed(ex *storeExchange, format string, args ...any) {
 	c.h.metrics.result(ex, "failed")

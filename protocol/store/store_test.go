@@ -46,6 +46,7 @@ type spAuth struct {
 	panicObj uint64             // AuthorizeChunk panics for this object (0: none)
 	renters  map[string]peer.ID // streamed sessions' renters (SessionRenter)
 	askers   map[peer.ID]int    // who AuthorizeChunk was asked for (store.RemotePeer)
+	busyObj  uint64             // AuthorizeChunk answers busy for this object (0: none)
 }
 
 // SessionRenter implements store.SessionOwner.
@@ -88,6 +89,9 @@ func (a *spAuth) AuthorizeChunk(ctx context.Context, bag string, object uint64) 
 	}
 	if a.panicObj != 0 && object == a.panicObj {
 		panic("spAuth: asked to panic")
+	}
+	if a.busyObj != 0 && object == a.busyObj {
+		return cid.Undef, fmt.Errorf("chain look-ups all taken: %w", store.ErrProviderBusy)
 	}
 	o, ok := a.objects[object]
 	if !ok || o.bag != bag {
