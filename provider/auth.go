@@ -7,7 +7,10 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/ipfs/go-cid"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/protocol/fetch"
@@ -23,25 +26,49 @@ var ErrNotAuthorized = errors.New("provider: not authorized by the data director
 // authCacheTTL is how long a chain answer is reused by the authorizer. An
 // upload asks about the same object once per chunk; a short cache turns
 // thousands of queries into a few, and a change on chain (a bag moved, a
-// limit lowered) is seen within it. Only positive answers are cached, so a
-// just-registered object is never refused from a stale miss.
+// limit lowered) is seen within it.
 const authCacheTTL = 2 * time.Second
 
-// authCacheMax bounds the cached answers; the cache is emptied when full.
+// authMissTTL is how long a not-found (an object or a bag the chain does
+// not have) is reused: about a block. Any peer can name objects that do not
+// exist, and each miss through the proof-checking transport costs a wait
+// for the next block; the uploader of an object registered meanwhile has
+// its chunks refused for at most this long and retries (the follower also
+// drops the misses of objects it sees registered).
+const authMissTTL = time.Second
+
+// authCacheMax bounds the cached answers: found ones are emptied when full,
+// misses are evicted least recently used first.
 const authCacheMax = 4096
 
 // chainAuth is the Authorizer of the store handler: it answers from the
-// chain whether the node may store a chunk.
+// chain whether the node may store a chunk. Identical reads in flight are
+// merged (flight), and the reads it makes are bounded per peer and in all
+// (limit).
 type chainAuth struct {
 	c      chainAPI
 	bucket chain.StorageBucketID
 	grants grantSource // contract grants of streamed sessions (contracts.go)
+	flight singleflight.Group
+	limit  *authLimiter
+	// reads counts chain reads by result (found, not_found, failed, busy:
+	// no slot in time); missHits the answers given from a cached miss.
+	reads    *prometheus.CounterVec
+	missHits prometheus.Counter
 
 	mu      sync.Mutex
+	gen     uint64 // counts invalidations: a read begun before one is not cached
 	objects map[chain.ObjectRef]cached[chain.DataObject]
 	bags    map[chain.BagID]cached[chain.Bag]
+	missing *lru.LRU[string, miss] // not-founds by read key
 	bkt     cached[chain.StorageBucket]
 	params  cached[chain.Params]
+}
+
+// miss is a not-found answer and when it was read.
+type miss struct {
+	err error
+	at  time.Time
 }
 
 type cached[T any] struct {
@@ -52,11 +79,18 @@ type cached[T any] struct {
 func (c cached[T]) fresh(now time.Time) bool { return !c.at.IsZero() && now.Sub(c.at) < authCacheTTL }
 
 func newChainAuth(c chainAPI, bucket chain.StorageBucketID) *chainAuth {
+	missing, _ := lru.NewLRU[string, miss](authCacheMax, nil)
 	return &chainAuth{
 		c:       c,
 		bucket:  bucket,
+		limit:   newAuthLimiter(authReadsPerPeer, authReadsAll),
 		objects: map[chain.ObjectRef]cached[chain.DataObject]{},
 		bags:    map[chain.BagID]cached[chain.Bag]{},
+		missing: missing,
+		reads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "satchel", Subsystem: "provider", Name: "auth_chain_reads_total",
+			Help: "Chain reads of the upload authorizer by result: found, not_found, failed, busy (no read slot in time)."}, []string{"result"}),
+		missHits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "satchel", Subsystem: "provider", Name: "auth_cached_misses_total",
+			Help: "Authorizer look-ups answered not found from a miss cached within the last block."}),
 	}
 }
 
@@ -65,91 +99,163 @@ func newChainAuth(c chainAPI, bucket chain.StorageBucketID) *chainAuth {
 func (a *chainAuth) invalidate() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.gen++
 	clear(a.objects)
 	clear(a.bags)
+	a.missing.Purge()
 	a.bkt = cached[chain.StorageBucket]{}
 	a.params = cached[chain.Params]{}
 }
 
+// registered drops the cached misses of objects of bag, which the chain
+// has just registered.
+func (a *chainAuth) registered(bag chain.BagID, ids []chain.ObjectID) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, id := range ids {
+		a.missing.Remove(objectKey(bag, id))
+	}
+}
+
+func objectKey(bag chain.BagID, id chain.ObjectID) string { return fmt.Sprintf("o/%s/%d", bag, id) }
+
+// authRead is one kind of chain read of the authorizer: key names it (for
+// merging and for its cached miss), hit returns its cached found answer,
+// fetch reads it, keep caches a found answer. hit and keep run with a.mu
+// held.
+type authRead[T any] struct {
+	key   string
+	hit   func(now time.Time) (T, bool)
+	fetch func(context.Context) (T, error)
+	keep  func(v T, at time.Time)
+}
+
+// cachedLocked returns r's cached answer, found or a miss younger than
+// authMissTTL; a.mu is held.
+func cachedLocked[T any](a *chainAuth, r authRead[T], now time.Time) (v T, err error, ok bool) {
+	if v, ok := r.hit(now); ok {
+		return v, nil, true
+	}
+	if m, ok := a.missing.Get(r.key); ok && now.Sub(m.at) < authMissTTL {
+		a.missHits.Inc()
+		return v, m.err, true
+	}
+	return v, nil, false
+}
+
+// read answers r from the cache, or from the chain: once for every caller
+// asking the same meanwhile, in a slot of the limiter. A found answer and a
+// not-found are cached unless the cache was invalidated during the read.
+func read[T any](a *chainAuth, ctx context.Context, r authRead[T]) (T, error) {
+	a.mu.Lock()
+	gen := a.gen
+	v, err, ok := cachedLocked(a, r, time.Now())
+	a.mu.Unlock()
+	if ok {
+		return v, err
+	}
+	do := func() (any, error) {
+		// A read that ended just before this one began left its answer.
+		a.mu.Lock()
+		v, err, ok := cachedLocked(a, r, time.Now())
+		a.mu.Unlock()
+		if ok {
+			return v, err
+		}
+		release, err := a.limit.acquire(ctx)
+		if err != nil {
+			a.reads.WithLabelValues("busy").Inc()
+			return v, err
+		}
+		defer release()
+		at := time.Now()
+		v, err = r.fetch(ctx)
+		a.reads.WithLabelValues(readResult(err)).Inc()
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		switch {
+		case a.gen != gen:
+		case err == nil:
+			r.keep(v, at)
+		case errors.Is(err, chain.ErrNotFound):
+			a.missing.Add(r.key, miss{err, at})
+		}
+		return v, err
+	}
+	for attempt := 1; ; attempt++ {
+		v, err, _ := a.flight.Do(fmt.Sprintf("%d/%s", gen, r.key), do)
+		// A lookup joined another caller's, which gave up (its context
+		// ended): ask again while this caller's context lasts (a few
+		// times: a transport's own timeout looks the same).
+		if err != nil && ctx.Err() == nil && attempt < 3 && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			continue
+		}
+		t, _ := v.(T)
+		return t, err
+	}
+}
+
+func readResult(err error) string {
+	switch {
+	case err == nil:
+		return "found"
+	case errors.Is(err, chain.ErrNotFound):
+		return "not_found"
+	}
+	return "failed"
+}
+
 func (a *chainAuth) object(ctx context.Context, bag chain.BagID, id chain.ObjectID) (chain.DataObject, error) {
 	ref := chain.ObjectRef{Bag: bag, ID: id}
-	now := time.Now()
-	a.mu.Lock()
-	if c, ok := a.objects[ref]; ok && c.fresh(now) {
-		a.mu.Unlock()
-		return c.v, nil
-	}
-	a.mu.Unlock()
-	o, err := a.c.DataObject(ctx, bag, id)
-	if err != nil {
-		return o, err
-	}
-	a.mu.Lock()
-	if len(a.objects) >= authCacheMax {
-		clear(a.objects)
-	}
-	a.objects[ref] = cached[chain.DataObject]{o, now}
-	a.mu.Unlock()
-	return o, nil
+	return read(a, ctx, authRead[chain.DataObject]{
+		key: objectKey(bag, id),
+		hit: func(now time.Time) (chain.DataObject, bool) {
+			c, ok := a.objects[ref]
+			return c.v, ok && c.fresh(now)
+		},
+		fetch: func(ctx context.Context) (chain.DataObject, error) { return a.c.DataObject(ctx, bag, id) },
+		keep: func(o chain.DataObject, at time.Time) {
+			if len(a.objects) >= authCacheMax {
+				clear(a.objects)
+			}
+			a.objects[ref] = cached[chain.DataObject]{o, at}
+		},
+	})
 }
 
 func (a *chainAuth) bag(ctx context.Context, id chain.BagID) (chain.Bag, error) {
-	now := time.Now()
-	a.mu.Lock()
-	if c, ok := a.bags[id]; ok && c.fresh(now) {
-		a.mu.Unlock()
-		return c.v, nil
-	}
-	a.mu.Unlock()
-	b, err := a.c.Bag(ctx, id)
-	if err != nil {
-		return b, err
-	}
-	a.mu.Lock()
-	if len(a.bags) >= authCacheMax {
-		clear(a.bags)
-	}
-	a.bags[id] = cached[chain.Bag]{b, now}
-	a.mu.Unlock()
-	return b, nil
+	return read(a, ctx, authRead[chain.Bag]{
+		key: "b/" + string(id),
+		hit: func(now time.Time) (chain.Bag, bool) {
+			c, ok := a.bags[id]
+			return c.v, ok && c.fresh(now)
+		},
+		fetch: func(ctx context.Context) (chain.Bag, error) { return a.c.Bag(ctx, id) },
+		keep: func(b chain.Bag, at time.Time) {
+			if len(a.bags) >= authCacheMax {
+				clear(a.bags)
+			}
+			a.bags[id] = cached[chain.Bag]{b, at}
+		},
+	})
 }
 
 func (a *chainAuth) storageBucket(ctx context.Context) (chain.StorageBucket, error) {
-	now := time.Now()
-	a.mu.Lock()
-	if a.bkt.fresh(now) {
-		v := a.bkt.v
-		a.mu.Unlock()
-		return v, nil
-	}
-	a.mu.Unlock()
-	b, err := a.c.StorageBucket(ctx, a.bucket)
-	if err != nil {
-		return b, err
-	}
-	a.mu.Lock()
-	a.bkt = cached[chain.StorageBucket]{b, now}
-	a.mu.Unlock()
-	return b, nil
+	return read(a, ctx, authRead[chain.StorageBucket]{
+		key:   "bucket",
+		hit:   func(now time.Time) (chain.StorageBucket, bool) { return a.bkt.v, a.bkt.fresh(now) },
+		fetch: func(ctx context.Context) (chain.StorageBucket, error) { return a.c.StorageBucket(ctx, a.bucket) },
+		keep:  func(b chain.StorageBucket, at time.Time) { a.bkt = cached[chain.StorageBucket]{b, at} },
+	})
 }
 
 func (a *chainAuth) chainParams(ctx context.Context) (chain.Params, error) {
-	now := time.Now()
-	a.mu.Lock()
-	if a.params.fresh(now) {
-		v := a.params.v
-		a.mu.Unlock()
-		return v, nil
-	}
-	a.mu.Unlock()
-	p, err := a.c.Params(ctx)
-	if err != nil {
-		return p, err
-	}
-	a.mu.Lock()
-	a.params = cached[chain.Params]{p, now}
-	a.mu.Unlock()
-	return p, nil
+	return read(a, ctx, authRead[chain.Params]{
+		key:   "params",
+		hit:   func(now time.Time) (chain.Params, bool) { return a.params.v, a.params.fresh(now) },
+		fetch: a.c.Params,
+		keep:  func(p chain.Params, at time.Time) { a.params = cached[chain.Params]{p, at} },
+	})
 }
 
 // assigned checks that bag exists and is stored by the node's bucket.

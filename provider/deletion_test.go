@@ -264,7 +264,12 @@ func statusOf(t *testing.T, p *testnet.Provider) provider.Status {
 func postTombstone(t *testing.T, p *testnet.Provider, obj chain.ObjectID, action string) int {
 	t.Helper()
 	url := fmt.Sprintf("http://%s%s/%d/%s", p.Server().StatusAddr(), provider.TombstonesPath, obj, action)
-	resp, err := http.Post(url, "", nil)
+	req, err := http.NewRequest(http.MethodPost, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(provider.ActionHeader, action)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -237,6 +237,7 @@ func (s *Server) handleEvent(ev chain.Event, height int64) {
 			for i, o := range e.Objects {
 				ids[i] = o.ID
 			}
+			s.auth.registered(e.Bag, ids)
 			s.objectsEvent(e.Bag, ids, "")
 		}
 	case chain.ObjectsAccepted{}.EventType():

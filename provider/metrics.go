@@ -88,6 +88,11 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("bags", "Bags assigned to the bucket.")),
 			func() float64 { return float64(len(s.assignedList())) }),
 	}
+	if s.auth != nil { // tests may build a node without one
+		m.collectors = append(m.collectors, s.auth.reads, s.auth.missHits,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("auth_chain_reads_in_flight", "Chain reads of the upload authorizer in flight (at most 16; 4 per peer).")),
+				func() float64 { return float64(len(s.auth.limit.all)) }))
+	}
 	if reg == nil {
 		return m, nil
 	}

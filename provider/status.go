@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/internal/httpserve"
 )
 
 // StatusPath is where the status server answers with the node's Status as
@@ -22,7 +23,8 @@ const (
 	MetricsPath = "/metrics"
 	// TombstonesPath lists the tombstones (GET); POST
 	// TombstonesPath/{object}/keep keeps an object the chain deleted and
-	// POST TombstonesPath/{object}/release lets it go again.
+	// POST TombstonesPath/{object}/release lets it go again. Both need
+	// ActionHeader and are refused across origins.
 	TombstonesPath = "/api/v1/tombstones"
 )
 
@@ -144,6 +146,10 @@ func (s *Server) Status() Status {
 	return out
 }
 
+// statusMaxConns bounds the status server's connections: its clients are
+// the operator's tools and a metrics scraper.
+const statusMaxConns = 64
+
 // startStatus listens on the status address and serves the status page
 // and the metrics until Close.
 func (s *Server) startStatus() error {
@@ -163,7 +169,8 @@ func (s *Server) startStatus() error {
 	if g, ok := s.cfg.registerer.(prometheus.Gatherer); ok {
 		mux.Handle("GET "+MetricsPath, promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	}
-	s.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ln = httpserve.LimitConns(ln, statusMaxConns)
+	s.httpSrv = httpserve.Server(mux)
 	s.httpAddr = ln.Addr()
 	s.goFunc(func() {
 		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

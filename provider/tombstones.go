@@ -362,7 +362,8 @@ func (s *Server) logTombstones() {
 }
 
 // tombstoneRoutes serves the tombstone list and the keep and release
-// actions on the status server.
+// actions on the status server; the actions are the operator's alone
+// (operatorOnly).
 func (s *Server) tombstoneRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+TombstonesPath, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Tombstones())
@@ -386,8 +387,8 @@ func (s *Server) tombstoneRoutes(mux *http.ServeMux) {
 			writeJSON(w, http.StatusOK, ts)
 		}
 	}
-	mux.HandleFunc("POST "+TombstonesPath+"/{object}/keep", action(s.KeepObject))
-	mux.HandleFunc("POST "+TombstonesPath+"/{object}/release", action(s.ReleaseObject))
+	mux.Handle("POST "+TombstonesPath+"/{object}/keep", operatorOnly(action(s.KeepObject)))
+	mux.Handle("POST "+TombstonesPath+"/{object}/release", operatorOnly(action(s.ReleaseObject)))
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

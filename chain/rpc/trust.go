@@ -183,7 +183,7 @@ func Prove(ctx context.Context, t chain.Transport, endpoint string, trust Trust,
 			return nil, fmt.Errorf("proven reads of chain endpoint %s (%s): %w", endpoint, trust, err)
 		}
 	}
-	p := &Proven{Transport: vt, inner: t, root: id, fromSaved: saved}
+	p := &Proven{Transport: vt, inner: t, waits: newHeightWaits(t), root: id, fromSaved: saved}
 	if h, err := t.LatestHeight(ctx); err == nil {
 		p.fresh.Store(h)
 	}
@@ -240,7 +240,8 @@ func fromSaved(ctx context.Context, t chain.Transport, s *SavedRoot, root verify
 //     command reads what the one before it wrote (unless the read's context
 //     says a block of lag is fine: AcceptLag);
 //   - a not-found is asked once more after the next block, so what
-//     another party's transaction has just committed is found;
+//     another party's transaction has just committed is found (concurrent
+//     reads waiting for one block share one poll of the node);
 //   - an account's nonce (chain.QueryAccount) is read unproven, at the
 //     head: it only numbers the reader's own transactions, a wrong one
 //     makes a submission fail and nothing else, and one a block old would
@@ -248,6 +249,8 @@ func fromSaved(ctx context.Context, t chain.Transport, s *SavedRoot, root verify
 type Proven struct {
 	*verify.Transport
 	inner chain.Transport
+	// waits merges the waits for the next block (heightwait.go).
+	waits *heightWaits
 	// fresh is the head when Prove returned, until a query has waited for
 	// the block after it (then 0).
 	fresh atomic.Int64
@@ -294,7 +297,7 @@ func (p *Proven) Query(ctx context.Context, path string, data []byte) ([]byte, e
 		return p.inner.Query(ctx, path, data)
 	}
 	if h := p.fresh.Load(); h > 0 && !lagAccepted(ctx) {
-		if err := p.inner.WaitForHeight(ctx, h+1); err != nil {
+		if err := p.waits.wait(ctx, h+1); err != nil {
 			return nil, err
 		}
 		p.fresh.CompareAndSwap(h, 0)
@@ -304,7 +307,7 @@ func (p *Proven) Query(ctx context.Context, path string, data []byte) ([]byte, e
 		return b, err
 	}
 	h, herr := p.inner.LatestHeight(ctx)
-	if herr != nil || p.inner.WaitForHeight(ctx, h+1) != nil {
+	if herr != nil || p.waits.wait(ctx, h+1) != nil {
 		return b, err
 	}
 	return p.Transport.Query(ctx, path, data)

@@ -13,6 +13,14 @@ import (
 
 	"github.com/satchel-net/satchel/chain/api"
 	"github.com/satchel-net/satchel/chain/rpc"
+	"github.com/satchel-net/satchel/internal/httpserve"
+)
+
+// The query API's bounds: each query is a proven read of the chain node,
+// which may wait for its next block, so few run at once.
+const (
+	chainAPIMaxQueries = 32
+	chainAPIMaxConns   = 256
 )
 
 func newChainAPICmd(app *App) *cobra.Command {
@@ -27,7 +35,12 @@ validators of the genesis file (default: the trust root of the config, as
 for every command: chain.trustHeight/trustHash, chain.genesis, the chain
 home's genesis.json) before it is served: an answer that fails is refused
 with 502 and the endpoint named. --trust-rpc does not apply: the API serves
-proven answers only.`,
+proven answers only.
+
+It serves at most 32 queries at once (one more is answered 503 with
+Retry-After) over at most 256 connections, and drops a client slower than
+its timeouts; serving the internet, put it behind a reverse proxy that
+limits each client.`,
 		Example: `  satchel chain api
   satchel chain api --listen 0.0.0.0:8090 --rpc http://10.0.0.5:26657 --genesis genesis.json`,
 		Args: cobra.NoArgs,
@@ -71,7 +84,8 @@ proven answers only.`,
 			if err != nil {
 				return inUse(fmt.Errorf("query API: %w", err), listenSetting{flag: "--listen", addr: listen})
 			}
-			srv := &http.Server{Handler: api.NewHandler(pt, api.WithLogger(app.Log)), ReadHeaderTimeout: 10 * time.Second}
+			l = httpserve.LimitConns(l, chainAPIMaxConns)
+			srv := httpserve.Server(httpserve.LimitRequests(api.NewHandler(pt, api.WithLogger(app.Log)), chainAPIMaxQueries))
 			if err := app.Printer().Print(map[string]string{"listen": "http://" + l.Addr().String(), "rpc": rpcURL}, func(w io.Writer) error {
 				_, err := fmt.Fprintf(w, "query API at http://%s/api/v1/ (proven reads of %s; Ctrl-C to stop)\n", l.Addr(), rpcURL)
 				return err

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/internal/httpserve"
 )
 
 // `satchel chain api` without --genesis proves its answers from the
@@ -43,6 +45,14 @@ func TestChainAPIUsesConfigTrust(t *testing.T) {
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusOK || derr != nil || info.ChainID != tc.node.ChainID() {
 				t.Fatalf("GET /api/v1/info: %d, %+v, %v", resp.StatusCode, info, derr)
+			}
+			// The server has the shared limits: a huge header is refused.
+			req, _ := http.NewRequest(http.MethodGet, "http://"+listen+"/api/v1/info", nil)
+			req.Header.Set("X-Big", strings.Repeat("a", 4*httpserve.MaxHeaderBytes))
+			if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+				t.Fatalf("GET with a %d-byte header: %v, %v; want 431", 4*httpserve.MaxHeaderBytes, resp, err)
+			} else {
+				resp.Body.Close()
 			}
 			break
 		}

@@ -17,7 +17,9 @@ type Authorizer interface {
 	// AuthorizeChunk returns the content ID of object in bag if the object
 	// is registered in that bag, pending or accepted, and the bag is assigned
 	// to the storage bucket this node operates. Its error's text is the
-	// refusal reason the uploader sees.
+	// refusal reason the uploader sees; an error matching ErrProviderBusy
+	// (a budget every peer shares is spent, such as the node's chain reads)
+	// is sent as a busy refusal, which the uploader retries.
 	AuthorizeChunk(ctx context.Context, bag string, object uint64) (root cid.Cid, err error)
 	// AuthorizeSession checks that bag is assigned to this node's bucket and
 	// that a streamed upload of bytes in total fits the bucket's free voucher

@@ -322,6 +322,13 @@ func (c *storeConn) refuse(ex *storeExchange, format string, args ...any) {
 	c.end(ex, &pb.StoreReply{Status: pb.Status_STATUS_REFUSED, Reason: fmt.Sprintf(format, args...)})
 }
 
+// refuseBusy refuses an exchange as busy, with err as the reason: the
+// Authorizer's answer for a budget all peers share (its chain reads).
+func (c *storeConn) refuseBusy(ex *storeExchange, err error) {
+	c.h.metrics.result(ex, "refused")
+	c.end(ex, &pb.StoreReply{Status: pb.Status_STATUS_REFUSED, Reason: err.Error(), Busy: true})
+}
+
 // failed ends an exchange with FAILED and the reason format gives.
 func (c *storeConn) failed(ex *storeExchange, format string, args ...any) {
 	c.h.metrics.result(ex, "failed")
@@ -381,7 +388,7 @@ func (c *storeConn) start(ctx context.Context, id uint64, st exchangeState, what
 	c.workers.Add(1)
 	go func() {
 		defer c.workers.Done()
-		ctx, cancel := context.WithTimeout(ctx, AuthorizeTimeout)
+		ctx, cancel := context.WithTimeout(withRemote(ctx, c.remote), AuthorizeTimeout)
 		defer cancel()
 		if err := c.proto.Go(p2p.StoreProtocol, c.remote, func() { work(ctx, ex) }); err != nil {
 			c.workerPanicked(ex)

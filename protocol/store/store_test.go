@@ -45,6 +45,8 @@ type spAuth struct {
 	quota    uint64
 	panicObj uint64             // AuthorizeChunk panics for this object (0: none)
 	renters  map[string]peer.ID // streamed sessions' renters (SessionRenter)
+	askers   map[peer.ID]int    // who AuthorizeChunk was asked for (store.RemotePeer)
+	busyObj  uint64             // AuthorizeChunk answers busy for this object (0: none)
 }
 
 // SessionRenter implements store.SessionOwner.
@@ -76,11 +78,20 @@ func (a *spAuth) register(obj uint64, bag string, root cid.Cid, size uint64) {
 	a.objects[obj] = spObject{bag, root, size}
 }
 
-func (a *spAuth) AuthorizeChunk(_ context.Context, bag string, object uint64) (cid.Cid, error) {
+func (a *spAuth) AuthorizeChunk(ctx context.Context, bag string, object uint64) (cid.Cid, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if p, ok := store.RemotePeer(ctx); ok {
+		if a.askers == nil {
+			a.askers = map[peer.ID]int{}
+		}
+		a.askers[p]++
+	}
 	if a.panicObj != 0 && object == a.panicObj {
 		panic("spAuth: asked to panic")
+	}
+	if a.busyObj != 0 && object == a.busyObj {
+		return cid.Undef, fmt.Errorf("chain look-ups all taken: %w", store.ErrProviderBusy)
 	}
 	o, ok := a.objects[object]
 	if !ok || o.bag != bag {
