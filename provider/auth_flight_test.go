@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/protocol/store"
@@ -167,12 +165,4 @@ func TestAuthorizerBoundsReads(t *testing.T) {
 	if a.limit.waiting("A")+a.limit.waiting("B")+a.limit.waiting("C") != 0 || len(a.limit.all) != 0 {
 		t.Fatal("the limiter still holds slots after every lookup ended")
 	}
-}
-
-func counterValue(c prometheus.Counter) float64 {
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		return -1
-	}
-	return m.GetCounter().GetValue()
 }
