@@ -85,7 +85,8 @@ type options struct {
 	pushTimeout time.Duration
 	locate      time.Duration
 	busyWait    time.Duration
-	err         error // the first invalid option, which New returns
+	reconnect   time.Duration // WithReconnectWait
+	err         error         // the first invalid option, which New returns
 }
 
 // invalid records the first option New must refuse.
@@ -174,6 +175,23 @@ func WithBusyWait(d time.Duration) Option {
 	}
 }
 
+// WithReconnectWait bounds how long an upload keeps dialling, by peer ID,
+// a provider whose store stream broke or whose dial was refused, before it
+// gives the provider up (default DefaultReconnectWait, 30 seconds): a
+// provider restarted within it is pushed the chunks it has not yet
+// acknowledged (those it signed a receipt for are not sent again). Then a
+// spare replaces it or, with none left, the upload fails saying the
+// provider is unreachable. Zero gives it up at once.
+func WithReconnectWait(d time.Duration) Option {
+	return func(o *options) {
+		if d < 0 {
+			o.invalid("WithReconnectWait(%s): want 0 (give up at once) or more", d)
+			return
+		}
+		o.reconnect = d
+	}
+}
+
 // storeConn is the uploader's side of one store stream
 // (*store.Stream).
 type storeConn interface {
@@ -223,7 +241,7 @@ type Client struct {
 // host when Config gives none, and opens the upload state in
 // Config.StateDir.
 func New(cfg Config, opts ...Option) (_ *Client, err error) {
-	o := options{window: 24, fetchWindow: 16, pushTimeout: 2 * time.Minute, locate: 10 * time.Second, busyWait: fetch.DefaultBusyWait}
+	o := options{window: 24, fetchWindow: 16, pushTimeout: 2 * time.Minute, locate: 10 * time.Second, busyWait: fetch.DefaultBusyWait, reconnect: DefaultReconnectWait}
 	for _, f := range opts {
 		if f != nil {
 			f(&o)

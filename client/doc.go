@@ -60,7 +60,16 @@
 //
 // # When a provider dies
 //
-// A provider that fails is given up for the upload and another provider of
+// A provider whose store stream breaks or whose dial is refused (it is
+// restarting) is not given up at once: the upload dials it again by peer
+// ID, with backoff capped at 2 seconds, for up to WithReconnectWait
+// (DefaultReconnectWait, 30 seconds). Back within it, the provider is sent
+// only the chunks it has not signed a receipt for. A provider that refuses
+// a chunk (its disk full, not authorised) is not waited for: the
+// *NoProviderError names its reason, and says to check that the providers
+// run only for those that could not be reached.
+//
+// A provider that fails otherwise, or stays unreachable, is given up for the upload and another provider of
 // the bag takes its place, receiving every chunk. When no other provider is
 // left (N equals the number of buckets storing the bag, the default), the
 // upload fails with a *NoProviderError: by default it succeeds only with

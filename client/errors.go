@@ -9,6 +9,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/protocol/fetch"
+	"github.com/satchel-net/satchel/protocol/store"
 )
 
 // Errors callers branch on. Chain refusals keep their chain sentinel, so
@@ -120,18 +121,62 @@ func (e *NoProviderError) Error() string {
 		}
 		fmt.Fprintf(&b, "%s (%v)", shortPeer(t.Peer), t.Err)
 	}
-	busy, all := e.busy()
-	switch {
-	case e.Op == "upload" && all:
-		b.WriteString("; the busy providers were storing others' data for longer than the upload waits: run the command again later to resume, or wait longer (--busy-wait, WithBusyWait)")
-	case e.Op == "upload" && busy:
-		b.WriteString("; check that the providers run and are reachable; the busy ones were storing others' data for longer than the upload waits (--busy-wait, WithBusyWait); then run the command again to resume")
-	case e.Op == "upload":
-		b.WriteString("; check that the providers run and are reachable, then run the command again to resume")
-	default:
-		b.WriteString("; check that the providers run and are reachable")
-	}
+	b.WriteString(e.hint())
 	return b.String()
+}
+
+// hint is the advice that ends the message, matching why the providers
+// tried failed: busy (wait longer or retry later), refused by the provider
+// for its disk being full or for another reason it gave (its operator must
+// act), or unreachable (check that it runs).
+func (e *NoProviderError) hint() string {
+	busy, all := e.busy()
+	if e.Op == "upload" && all {
+		return "; the busy providers were storing others' data for longer than the upload waits: run the command again later to resume, or wait longer (--busy-wait, WithBusyWait)"
+	}
+	var full, refused []string
+	unreachable := false
+	for _, t := range e.Tried {
+		var r *store.RefusedError
+		switch {
+		case errors.Is(t.Err, ErrProvidersBusy):
+		case errors.As(t.Err, &r) && diskFull(r.Reason):
+			full = append(full, shortPeer(t.Peer))
+		case errors.As(t.Err, &r):
+			refused = append(refused, shortPeer(t.Peer))
+		default:
+			unreachable = true
+		}
+	}
+	var hints []string
+	if len(full) > 0 {
+		hints = append(hints, fmt.Sprintf("%s reported its disk full: its operator must free space before it stores more", strings.Join(full, ", ")))
+	}
+	if len(refused) > 0 {
+		hints = append(hints, fmt.Sprintf("%s refused the upload for the reason it gave: ask its operator", strings.Join(refused, ", ")))
+	}
+	if unreachable {
+		hints = append(hints, "check that the providers run and are reachable")
+	}
+	if busy {
+		hints = append(hints, "the busy ones were storing others' data for longer than the upload waits (--busy-wait, WithBusyWait)")
+	}
+	if e.Op == "upload" {
+		hints = append(hints, "then run the command again to resume")
+	}
+	return "; " + strings.Join(hints, "; ")
+}
+
+// diskFull reports whether a provider's refusal says its disk is full: the
+// provider passes on its store's write error, whose text is the system's.
+func diskFull(reason string) bool {
+	r := strings.ToLower(reason)
+	for _, s := range []string{"no space left on device", "disk full", "disk is full", "disk quota exceeded", "not enough space on the disk"} {
+		if strings.Contains(r, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // Is makes a NoProviderError match ErrNoProviderReachable, and

@@ -11,6 +11,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/protocol/store"
+	storepb "github.com/satchel-net/satchel/protocol/store/pb"
 )
 
 // An upload that ends short of providers blames busy providers only when
@@ -75,5 +76,45 @@ func TestChainErrorNamesBag(t *testing.T) {
 			t.Fatalf("%s: %v; want %v naming bag %s once", tc.name, err, tc.is, net.bag)
 		}
 		_ = c.Close()
+	}
+}
+
+// The advice that ends an upload's NoProviderError matches why each
+// provider failed: a provider that reported its disk full is named as
+// such, one that refused for another reason is named as refusing, and
+// "check that the providers run" is given only when one could not be
+// reached.
+func TestNoProviderErrorHintMatchesCause(t *testing.T) {
+	full := PeerError{Peer: peer.ID("full-provider-aaaaa"), Err: fmt.Errorf("chunk 4: %w", &store.RefusedError{
+		Status: storepb.Status_STATUS_FAILED, Reason: "provider could not store the chunk: write /srv/blocks/p1: no space left on device"})}
+	refused := PeerError{Peer: peer.ID("picky-provider-bbbb"), Err: &store.RefusedError{
+		Status: storepb.Status_STATUS_REFUSED, Reason: "not authorized: bucket 3 is not storing bag dynamic:channel:1"}}
+	gone := PeerError{Peer: peer.ID("gone-provider-ccccc"), Err: &unreachableError{what: "chunk 9", waited: DefaultReconnectWait, err: openFailed(errors.New("dial: connection refused"))}}
+	upload := func(tried ...PeerError) string {
+		return (&NoProviderError{Bag: "dynamic:channel:1", Need: 4, Have: 3, Op: "upload", Tried: tried}).Error()
+	}
+	for _, tc := range []struct {
+		name      string
+		msg       string
+		want, not []string
+	}{
+		{"disk full", upload(full), []string{shortPeer(full.Peer) + " reported its disk full", "no space left on device", "run the command again"},
+			[]string{"check that the providers run", "refused the upload"}},
+		{"refused", upload(refused), []string{shortPeer(refused.Peer) + " refused the upload for the reason it gave", "not authorized"},
+			[]string{"check that the providers run", "disk full"}},
+		{"unreachable", upload(gone), []string{"unreachable for 30s", "check that the providers run and are reachable"},
+			[]string{"refused the upload", "disk full"}},
+		{"all three", upload(full, refused, gone), []string{"reported its disk full", "refused the upload", "check that the providers run"}, nil},
+	} {
+		for _, s := range tc.want {
+			if !strings.Contains(tc.msg, s) {
+				t.Errorf("%s: %q lacks %q", tc.name, tc.msg, s)
+			}
+		}
+		for _, s := range tc.not {
+			if strings.Contains(tc.msg, s) {
+				t.Errorf("%s: %q says %q", tc.name, tc.msg, s)
+			}
+		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -220,7 +221,7 @@ func TestNetworkProviderKilledMidUpload(t *testing.T) {
 		t.Skip("network test")
 	}
 	net := testnet.New(t, testnet.Providers(3))
-	c := netClient(t, net, t.TempDir())
+	c := netClient(t, net, t.TempDir(), WithReconnectWait(time.Second)) // the killed provider stays down
 	ctx := testCtx(t)
 	data := randomBytes(t, 16<<20, 14)
 	var once sync.Once
@@ -462,7 +463,7 @@ func TestNetworkSpareReplacesLostProvider(t *testing.T) {
 		t.Skip("network test")
 	}
 	net := testnet.New(t, testnet.Providers(3))
-	c := netClient(t, net, t.TempDir())
+	c := netClient(t, net, t.TempDir(), WithReconnectWait(time.Second)) // the killed provider stays down
 	var mu sync.Mutex
 	var opened []peer.ID
 	open := c.openConn

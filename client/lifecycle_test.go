@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 
@@ -27,7 +28,7 @@ func TestNetworkLifecycle(t *testing.T) {
 	}
 	// No serve grace: the test reads the object just before deleting it.
 	net := testnet.New(t, testnet.Providers(3), testnet.ProviderOptions(provider.WithServeGrace(0)))
-	c := netClient(t, net, t.TempDir())
+	c := netClient(t, net, t.TempDir(), WithReconnectWait(time.Second)) // the killed provider stays down
 	ctx := testCtx(t)
 	data := randomBytes(t, 50<<20, 50)
 

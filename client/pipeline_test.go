@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -134,7 +135,7 @@ func TestNetworkPipelineMiddleKilled(t *testing.T) {
 		t.Skip("network test")
 	}
 	net := testnet.New(t, testnet.Providers(4))
-	c := netClient(t, net, t.TempDir())
+	c := netClient(t, net, t.TempDir(), WithReconnectWait(time.Second)) // the killed provider stays down
 	sent, opened := countSent(c)
 	ctx := testCtx(t)
 	data := randomBytes(t, 48*itChunk, 32)

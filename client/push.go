@@ -109,7 +109,7 @@ func (p *pusher) open(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			p.fail(cand.peer, fmt.Errorf("open store stream: %w", err))
+			p.fail(cand.peer, openFailed(err))
 			continue
 		}
 		t.conn = conn
@@ -291,7 +291,11 @@ func (p *pusher) conn(ctx context.Context, t *target) (storeConn, int, error) {
 		return nil, 0, t.dead
 	}
 	if t.conn == nil {
-		conn, err := p.c.openConn(ctx, t.cand.peer)
+		open := p.c.openConn
+		if !t.down.since.IsZero() {
+			open = func(ctx context.Context, _ peer.ID) (storeConn, error) { return p.redial(ctx, t) }
+		}
+		conn, err := open(ctx, t.cand.peer)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -358,10 +362,14 @@ func (p *pusher) pushLinks(ctx context.Context, t *target, j *chunkJob) bool {
 		conn, gen, err := p.conn(ctx, t)
 		if err != nil {
 			p.tr.link(LinkCreated, LinkFailed)
-			if ctx.Err() == nil {
-				p.kill(t, fmt.Errorf("open store stream: %w", err))
+			if ctx.Err() != nil || !t.alive() {
+				return false
 			}
-			return false
+			if !p.waitReconnect(ctx, t, fmt.Sprintf("chunk %d", j.index), openFailed(err)) {
+				return false
+			}
+			attempt-- // a provider out of reach is waited for, not counted
+			continue
 		}
 		link := &linkSteps{tr: p.tr, state: LinkCreated, onData: func() { p.markSent(j.index) }}
 		began := p.c.now()
@@ -398,6 +406,16 @@ func (p *pusher) pushLinks(ctx context.Context, t *target, j *chunkJob) bool {
 				return false
 			}
 			attempt-- // a busy refusal is not an attempt
+			continue
+		}
+		if connLost(err) {
+			// The stream broke: the provider may be restarting. Dial it
+			// again for a while; the chunks it signed stay counted.
+			t.resetConn(gen)
+			if !p.waitReconnect(ctx, t, fmt.Sprintf("chunk %d", j.index), err) {
+				return false
+			}
+			attempt--
 			continue
 		}
 		var refused *store.RefusedError
@@ -451,6 +469,7 @@ func (p *pusher) checkReceipt(t *target, j *chunkJob, r *storepb.Receipt) error 
 func (p *pusher) signed(t *target, j *chunkJob, r *storepb.Receipt, stored bool) {
 	t.mu.Lock()
 	t.fails = 0
+	p.reachable(t)
 	fresh := t.held.set(j.index)
 	if fresh {
 		t.nheld++
@@ -509,6 +528,7 @@ func (p *pusher) bind(ctx context.Context, chunks []chunker.ChunkInfo) {
 			}
 			t.mu.Lock()
 			t.bound = true
+			p.reachable(t)
 			t.mu.Unlock()
 			if p.key != nil {
 				if err := p.c.journal.markBound(*p.key, t.cand.peer); err != nil {

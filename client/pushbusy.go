@@ -79,17 +79,31 @@ func (e *pushBusyError) Unwrap() error { return e.err }
 func (p *pusher) bindOne(ctx context.Context, t *target, chunks []chunker.ChunkInfo) error {
 	bw := fetch.BusyWait{Max: p.c.opts.busyWait}
 	for {
-		conn, _, err := p.conn(ctx, t)
+		what := fmt.Sprintf("bind object %d", p.object)
+		conn, gen, err := p.conn(ctx, t)
 		if err != nil {
+			if ctx.Err() == nil && t.alive() && p.waitReconnect(ctx, t, what, openFailed(err)) {
+				continue
+			}
 			return err
 		}
 		bctx, cancel := context.WithTimeout(ctx, bindTimeout)
 		err = conn.Bind(bctx, store.BindRequest{Session: t.cand.session, Bag: p.bag.String(), Object: p.object, Chunks: chunks})
 		cancel()
-		if err == nil || !errors.Is(err, store.ErrProviderBusy) || ctx.Err() != nil {
+		if err == nil || ctx.Err() != nil {
 			return err
 		}
-		if !p.waitBusy(ctx, t, &bw, fmt.Sprintf("bind object %d", p.object), err) {
+		if connLost(err) {
+			t.resetConn(gen)
+			if p.waitReconnect(ctx, t, what, err) {
+				continue
+			}
+			return err
+		}
+		if !errors.Is(err, store.ErrProviderBusy) {
+			return err
+		}
+		if !p.waitBusy(ctx, t, &bw, what, err) {
 			return err
 		}
 	}

@@ -44,6 +44,9 @@ type target struct {
 	dead  error
 	bound bool
 	fails int // failed links in a row
+	// down is the target's outage while its stream is lost: it is dialled
+	// again until the reconnect wait passes (client/reconnect.go).
+	down outage
 	// givenUpBusy is set when the target answered busy for the whole busy
 	// wait: it is reachable, and what it took of the upload goes unused.
 	givenUpBusy bool

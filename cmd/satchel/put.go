@@ -99,6 +99,12 @@ upload then completes with at least N live providers, which the bag's other
 providers later sync from, and prints a WARNING (and "degraded": true with
 --json).
 
+A provider whose connection breaks or whose dial is refused (it is
+restarting) is dialled again for up to 30 seconds: back within it, it is sent
+only the chunks it did not acknowledge. One that stays unreachable counts as
+dead; one that refuses the upload (its disk full) is not waited for, and the
+error names its reason.
+
 An interrupted put (Ctrl-C, a lost connection) resumes when run again with
 the same file, bag and chunk size: the object is not registered twice and no
 stored chunk is sent again. FILE "-" reads standard input as a stream,
