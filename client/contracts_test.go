@@ -39,8 +39,13 @@ func TestNetworkPutThroughContracts(t *testing.T) {
 	var neg *contracts.Negotiation
 	var negErr error
 	sent, _ := countSent(c)
+	// Offers are collected until all three providers' came (Enough), or
+	// the window closes: here as late as the proposal lives (its TTL), not
+	// DefaultContractWindow's 2 s, which a loaded machine's third offer
+	// can miss.
 	obj, err := c.PutFile(ctx, net.Bag, writeTemp(t, data), WithRedundancy(2),
-		WithContracts(renter, ContractNeeds{Negotiated: func(n *contracts.Negotiation, err error) { neg, negErr = n, err }}))
+		WithContracts(renter, ContractNeeds{Window: contracts.DefaultTTL,
+			Negotiated: func(n *contracts.Negotiation, err error) { neg, negErr = n, err }}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ package testnet
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -23,7 +24,9 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/satchel-net/satchel/p2p"
 	"golang.org/x/sync/errgroup"
@@ -34,7 +37,10 @@ import (
 // condition holds.
 const (
 	// SetupTimeout bounds starting, connecting and bootstrapping a network.
-	SetupTimeout = 60 * time.Second
+	// Twenty hosts' routing table refreshes, all at once, took 68 s on two
+	// cores busy with other test binaries, and nearly two minutes with CPU
+	// hogs beside them; unloaded, the set-up takes a few seconds.
+	SetupTimeout = 3 * time.Minute
 	// WaitTimeout bounds each Wait method.
 	WaitTimeout = 30 * time.Second
 
@@ -98,7 +104,7 @@ func New(t testing.TB, n int, opts ...Option) *Network {
 		net.hosts = append(net.hosts, h)
 	}
 	net.setup(ctx, cfg, func(a, b int) error {
-		return net.hosts[a].Connect(ctx, net.hosts[b].AddrInfo())
+		return connectLoopback(ctx, net.hosts[a], net.hosts[b])
 	})
 	return net
 }
@@ -143,6 +149,24 @@ func NewMock(t testing.TB, n int, latency time.Duration, opts ...Option) *Networ
 	return net
 }
 
+// connectLoopback connects a to b, dialling again while each dial runs
+// out of time before ctx does: libp2p gives a dial to a loopback address
+// 5 s, handshake included, and on a loaded machine with the race detector
+// a handshake took longer ("failed to negotiate security protocol: context
+// deadline exceeded"). Any other failure is returned at once.
+func connectLoopback(ctx context.Context, a, b *p2p.Host) error {
+	for {
+		err := a.Connect(ctx, b.AddrInfo())
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		// The failed dial left b in the swarm's dial backoff.
+		if sw, ok := a.Libp2p().Network().(*swarm.Swarm); ok {
+			sw.Backoff().Clear(b.ID())
+		}
+	}
+}
+
 func newConfig(opts []Option) config {
 	var cfg config
 	for _, o := range opts {
@@ -182,7 +206,13 @@ func (n *Network) setup(ctx context.Context, cfg config, connect func(a, b int) 
 		return
 	}
 	// Identify runs after a connection opens; the DHT adds a peer once it
-	// knows the peer speaks /satchel/kad/1.0.0.
+	// knows the peer speaks /satchel/kad/1.0.0 and the peer answered one
+	// lookup within 10 s, and otherwise not before its next fix-up, minutes
+	// later. On a loaded machine that lookup can time out and leave a star's
+	// leaf with an empty table: a host whose table is still empty once
+	// identify confirmed a peer's DHT protocol gets that peer added, as the
+	// lookup would have.
+	n.seedRoutingTables(ctx)
 	n.waitRoutingTables(ctx, 1)
 
 	errs := make([]error, count)
@@ -194,6 +224,40 @@ func (n *Network) setup(ctx context.Context, cfg config, connect func(a, b int) 
 	for i, err := range errs {
 		if err != nil {
 			n.t.Fatalf("testnet: host %d: %v", i, err)
+		}
+	}
+}
+
+// seedRoutingTables adds to each host's empty routing table its connected
+// peers that identify says speak the DHT protocol, once one does.
+func (n *Network) seedRoutingTables(ctx context.Context) {
+	n.t.Helper()
+	for i, h := range n.hosts {
+		rt, lh := h.DHT().RoutingTable(), h.Libp2p()
+		var kad []peer.ID
+		err := poll(ctx, func() bool {
+			if rt.Size() > 0 {
+				return true
+			}
+			kad = kad[:0]
+			for _, p := range lh.Network().Peers() {
+				if ok, _ := lh.Peerstore().SupportsProtocols(p, p2p.KadProtocol); len(ok) > 0 {
+					kad = append(kad, p)
+				}
+			}
+			return len(kad) > 0
+		})
+		if err != nil {
+			var protos [][]protocol.ID
+			for _, p := range lh.Network().Peers() {
+				ps, _ := lh.Peerstore().GetProtocols(p)
+				protos = append(protos, ps)
+			}
+			n.t.Fatalf("testnet: host %d: no connected peer is known to speak %s (peers %v speak %v): %v",
+				i, p2p.KadProtocol, lh.Network().Peers(), protos, err)
+		}
+		for _, p := range kad {
+			_, _ = rt.TryAddPeer(p, true, false)
 		}
 	}
 }

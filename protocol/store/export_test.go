@@ -18,3 +18,9 @@ func PushAsHop(ctx context.Context, s *Stream, c ChunkPush, token []byte) (*pb.R
 func WithBackpressureHook(fn func()) HandlerOption {
 	return func(c *handlerConfig) { c.backpressured = fn }
 }
+
+// WithCountWaitHook sets fn, called each time a streamed session chunk's
+// reservation is about to wait for its session's byte-count lock.
+func WithCountWaitHook(fn func()) HandlerOption {
+	return func(c *handlerConfig) { c.countWait = fn }
+}

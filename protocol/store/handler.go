@@ -44,7 +44,8 @@ type Handler struct {
 	p2p.Registration // where it is served
 
 	rmu      sync.Mutex
-	reserved map[string]uint64 // session → bytes agreed to but not stored yet; guarded by rmu
+	reserved map[string]uint64       // session → bytes agreed to but not stored yet; guarded by rmu
+	locks    map[string]*sessionLock // session → its byte-count lock (sessionbytes.go); guarded by rmu
 }
 
 // HandlerOption configures NewHandler.
@@ -59,6 +60,9 @@ type handlerConfig struct {
 	// backpressured, when set (tests), is called, with the stream's lock
 	// held, each time a stream stops reading for its disk writes.
 	backpressured func()
+	// countWait, when set (tests), is called as a chunk's reservation is
+	// about to wait for its session's lock (countSession).
+	countWait func()
 }
 
 // WithRelay makes the handler forward chunks along a replication pipeline
@@ -120,6 +124,7 @@ func NewHandler(blocks Blocks, auth Authorizer, key crypto.PrivKey, opts ...Hand
 		metrics:  newMetrics(cfg.reg),
 		proofs:   chunker.NewProofVerifier(0),
 		reserved: make(map[string]uint64),
+		locks:    make(map[string]*sessionLock),
 	}
 }
 
@@ -479,19 +484,10 @@ func (c *storeConn) lookup(id uint64) *storeExchange {
 // reserve checks that a streamed upload's session may grow by the chunk and
 // holds the bytes until the chunk is stored or the exchange ends.
 func (h *Handler) reserve(ctx context.Context, ex *storeExchange) error {
-	key := string(ex.session.ID)
-	sess, stored, open, err := h.blocks.SessionInfo(ex.session.ID)
+	total, err := h.countSession(ex)
 	if err != nil {
-		return fmt.Errorf("provider cannot read its store: %w", err)
+		return err
 	}
-	if open && sess.Bag != ex.bag {
-		return fmt.Errorf("session belongs to bag %s, not %s", sess.Bag, ex.bag)
-	}
-	h.rmu.Lock()
-	total := stored + h.reserved[key] + ex.length
-	h.reserved[key] += ex.length
-	ex.reservedKey = key
-	h.rmu.Unlock()
 	if err := h.authorizeSession(ctx, ex, total); err != nil {
 		h.release(ex)
 		return err

@@ -355,7 +355,7 @@ func (c *storeConn) commit(ex *storeExchange) {
 			_ = c.proto.Go(p2p.StoreProtocol, c.remote, func() { c.forward(ex, data) })
 		}()
 	}
-	if err := put(ex.session, ex.chunk, data); err != nil {
+	if err := c.h.land(ex, func() error { return put(ex.session, ex.chunk, data) }); err != nil {
 		done()
 		if errors.Is(err, ErrCIDMismatch) {
 			c.failed(ex, "chunk bytes do not match CID %s", ex.chunk)
@@ -364,7 +364,6 @@ func (c *storeConn) commit(ex *storeExchange) {
 		}
 		return
 	}
-	c.h.release(ex)
 	c.h.metrics.chunk("stored")
 	c.reply(&pb.StoreReply{Id: ex.id, Status: pb.Status_STATUS_DATA_RECEIVED})
 	done()
