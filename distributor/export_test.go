@@ -1,6 +1,9 @@
 package distributor
 
 import (
+	"fmt"
+	"os"
+
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/satchel-net/satchel/chain"
 )
@@ -61,3 +64,16 @@ func (s *Server) RecordPriority(p peer.ID) bool { return s.priority != nil && s.
 
 // MissSlotsHeld returns how many --max-misses slots answers hold.
 func (s *Server) MissSlotsHeld() int { return len(s.misses) }
+
+// ReadBlockFile returns the block a cached block file at path holds (the
+// file without its checksum trailer).
+func ReadBlockFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < blockTrailer {
+		return nil, fmt.Errorf("block file %s: %d bytes, shorter than its trailer", path, len(b))
+	}
+	return b[:len(b)-blockTrailer], nil
+}
