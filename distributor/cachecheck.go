@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
-	"io"
 	"os"
 	"sync"
 
@@ -53,27 +52,36 @@ const checkBufSize = 128 << 10
 var checkBufs = sync.Pool{New: func() any { b := make([]byte, checkBufSize); return &b }}
 
 // checkFile reports whether f holds a block of size bytes followed by its
-// trailer, reading it through a pooled buffer (from the page cache, where
-// the send that follows finds it). It leaves f's offset alone.
+// trailer, and nothing more, reading it through a pooled buffer (from the
+// page cache, where the send that follows finds it): one read for a block
+// that fits the buffer. It leaves f's offset alone.
 func checkFile(f *os.File, size int64) bool {
 	bp := checkBufs.Get().(*[]byte)
 	defer checkBufs.Put(bp)
 	buf := *bp
+	end := size + blockTrailer
 	var sum uint32
-	for off := int64(0); off < size; {
-		m := int(min(int64(len(buf)), size-off))
-		if n, _ := f.ReadAt(buf[:m], off); n < m {
+	var t [blockTrailer]byte
+	off := int64(0)
+	for {
+		// Up to one byte past the trailer: a file longer than that is torn.
+		m := min(int64(len(buf)), end+1-off)
+		n, _ := f.ReadAt(buf[:m], off)
+		if off+int64(n) > end {
 			return false
 		}
-		sum = crc32.Update(sum, castagnoli, buf[:m])
-		off += int64(m)
+		b := buf[:n]
+		if data := min(int64(n), max(size-off, 0)); data > 0 {
+			sum = crc32.Update(sum, castagnoli, b[:data])
+			b = b[data:]
+		}
+		copy(t[max(off-size, 0):], b)
+		off += int64(n)
+		if int64(n) < m { // the end of the file
+			break
+		}
 	}
-	var t [blockTrailer + 1]byte // one byte more: a file longer than its block is torn too
-	n, err := f.ReadAt(t[:], size)
-	if n != blockTrailer || (err != nil && err != io.EOF) {
-		return false
-	}
-	return binary.BigEndian.Uint32(t[:blockTrailer]) == sum
+	return off == end && binary.BigEndian.Uint32(t[:]) == sum
 }
 
 // corrupt is called when block bc of obj (file generation gen, size bytes)

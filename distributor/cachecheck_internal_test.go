@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/ipfs/go-cid"
@@ -186,4 +188,35 @@ func cacheCounter(t *testing.T, cs ...prometheus.Collector) float64 {
 		}
 	}
 	return v
+}
+
+// checkFile takes a block file whole, whatever the block's size against
+// its read buffer (the trailer split between two reads included), and
+// refuses one a byte short, a byte long, or with a byte changed.
+func TestCheckFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, size := range []int{0, 1, checkBufSize - blockTrailer - 1, checkBufSize - blockTrailer, checkBufSize - 2, checkBufSize, 3*checkBufSize + 7} {
+		b := block(size, byte(size))
+		for i := range b {
+			b[i] ^= byte(i)
+		}
+		whole := append(b, trailer(b)...)
+		for name, content := range map[string][]byte{
+			"whole": whole, "short": whole[:len(whole)-1], "long": append(slices.Clone(whole), 0),
+			"changed": func() []byte { c := slices.Clone(whole); c[len(c)/2] ^= 1; return c }(),
+		} {
+			path := filepath.Join(dir, name)
+			if err := os.WriteFile(path, content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := checkFile(f, int64(size)); got != (name == "whole") {
+				t.Errorf("block of %d bytes, file %s: check %v", size, name, got)
+			}
+			f.Close()
+		}
+	}
 }
