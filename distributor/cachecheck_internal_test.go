@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/internal/units"
 )
 
 // After a clean stop the block files are taken unread, yet no read serves
@@ -218,5 +219,30 @@ func TestCheckFile(t *testing.T) {
 			}
 			f.Close()
 		}
+	}
+}
+
+// BenchmarkCheckFile measures the check every cached read makes, on a
+// block file in the page cache.
+func BenchmarkCheckFile(b *testing.B) {
+	for _, size := range []int{64 << 10, 1 << 20} {
+		b.Run(units.FormatBytes(uint64(size)), func(b *testing.B) {
+			data := block(size, 9)
+			path := filepath.Join(b.TempDir(), "block")
+			if err := os.WriteFile(path, append(data, trailer(data)...), 0o600); err != nil {
+				b.Fatal(err)
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			b.SetBytes(int64(size))
+			for b.Loop() {
+				if !checkFile(f, int64(size)) {
+					b.Fatal("check failed")
+				}
+			}
+		})
 	}
 }
