@@ -21,8 +21,14 @@ import (
 )
 
 // cacheStateFile holds the cache's statistics across restarts; its Clean
-// flag says the node stopped cleanly, so the block files need no check.
+// flag says the node stopped cleanly with every block file on disk (synced
+// before the flag), so the files need not be hashed at start: each read
+// still checks its block's CRC-32C (cachecheck.go).
 const cacheStateFile = "cache-state.json"
+
+// cacheFormat numbers the layout of the block files: 2 has a CRC-32C
+// trailer (blockTrailer). Files of another layout are hashed at start.
+const cacheFormat = 2
 
 // cache keeps verified blocks on disk, one file per block under
 // objects/<objectID>/<cid>, bounded by bytes. The index (objects) and the
@@ -33,11 +39,16 @@ const cacheStateFile = "cache-state.json"
 // whole objects, the one with the highest age × size ÷ popularity first
 // (the least recently used, largest, least requested). Its statistics
 // survive a restart; block files from an unclean stop are verified against
-// their CIDs before being served again.
+// their CIDs before being served again, and every read checks the block's
+// CRC-32C (cachecheck.go). A full disk lowers the bound to what fits
+// (cachespace.go).
 type cache struct {
 	dir   string
 	limit int64
-	log   *slog.Logger
+	// configured is the bound asked for; limit falls below it when the
+	// disk fills up first.
+	configured int64
+	log        *slog.Logger
 	// alive says whether an object is still served; a block fetched for
 	// one that stopped being served meanwhile is not kept.
 	alive func(chain.ObjectID) bool
@@ -45,13 +56,21 @@ type cache struct {
 	mu      sync.Mutex
 	objects map[chain.ObjectID]*cachedObject
 	used    int64
-	evicted uint64
+	// reserved counts the bytes of blocks being written (makeRoom made
+	// room for them, place accounts them).
+	reserved int64
+	evicted  uint64
+	// full says the disk filled up and the bound was lowered (logged
+	// once).
+	full bool
+	m    cacheMetrics
 	// files are block files kept open between requests (at most
 	// maxOpenFiles), so a hit opens no file: each is used by one reader at
 	// a time, which positions it and sends from it (sendfile).
 	files  map[blockKey][]openFile
 	nfiles int
-	// gens numbers the objects as they enter the cache (cachedObject.gen).
+	// gens numbers the objects as they enter the cache and the block
+	// files as they are placed (cachedObject.gen, cachedBlock.gen).
 	gens uint64
 }
 
@@ -60,9 +79,10 @@ type cache struct {
 type openFile struct {
 	f   *os.File
 	pos int64
-	// gen is the cached object's generation the file was opened under: an
-	// object evicted and cached again has new files, and a file of the old
-	// one (a deleted inode) is closed, not kept for later readers.
+	// gen is the generation of the block file opened: a block dropped
+	// and cached again (or its object evicted and cached again) has a new
+	// file, and one of the old (a deleted inode) is closed, not kept for
+	// later readers, nor taken for the new one.
 	gen uint64
 }
 
@@ -77,18 +97,26 @@ type blockKey struct {
 
 // cachedObject is what the cache holds of one object.
 type cachedObject struct {
-	blocks    map[cid.Cid]int64 // CID → size
-	bytes     int64             // all its block bytes
-	leafBytes int64             // content bytes (raw leaves)
+	blocks    map[cid.Cid]cachedBlock
+	bytes     int64 // all its block bytes
+	leafBytes int64 // content bytes (raw leaves)
 	hits      uint64
 	last      time.Time
 	ctype     string
 	gen       uint64 // set when the object enters the cache (cache.gens)
 }
 
+// cachedBlock is one block file of a cached object.
+type cachedBlock struct {
+	size int64  // the block's bytes (its file holds blockTrailer more)
+	gen  uint64 // set when the file is placed (cache.gens)
+}
+
 // cacheState is the JSON of cacheStateFile.
 type cacheState struct {
-	Clean   bool                          `json:"clean"`
+	Clean bool `json:"clean"`
+	// Format is the block files' layout (cacheFormat); absent before 2.
+	Format  int                           `json:"format,omitempty"`
 	Objects map[chain.ObjectID]objectStat `json:"objects"`
 }
 
@@ -115,27 +143,30 @@ func openCache(dir string, limit int64, log *slog.Logger) (*cache, error) {
 			return nil, fmt.Errorf("distributor: cache: %w", err)
 		}
 	}
-	c := &cache{dir: dir, limit: limit, log: log, objects: map[chain.ObjectID]*cachedObject{}, files: map[blockKey][]openFile{}, alive: func(chain.ObjectID) bool { return true }}
+	c := &cache{dir: dir, limit: limit, configured: limit, log: log, m: newCacheMetrics(), objects: map[chain.ObjectID]*cachedObject{}, files: map[blockKey][]openFile{}, alive: func(chain.ObjectID) bool { return true }}
 	var st cacheState
 	if b, err := os.ReadFile(filepath.Join(dir, cacheStateFile)); err == nil {
 		if json.Unmarshal(b, &st) != nil {
 			st = cacheState{}
 		}
 	}
-	if err := c.scan(st); err != nil {
+	if err := c.scan(st.Clean && st.Format == cacheFormat, st); err != nil {
 		return nil, err
 	}
-	// Until the next clean stop, a crash leaves block files to verify.
+	// Until the next clean stop, a crash leaves block files to verify: the
+	// flag is down on disk before any block is written.
 	if err := c.save(false); err != nil {
 		return nil, err
 	}
+	c.checkRoom()
 	c.evict()
 	return c, nil
 }
 
 // scan loads the block files, verifying each one unless the last stop was
-// clean, and removes leftovers of interrupted writes.
-func (c *cache) scan(st cacheState) error {
+// clean (and left files of this format), and removes leftovers of
+// interrupted writes.
+func (c *cache) scan(clean bool, st cacheState) error {
 	root := filepath.Join(c.dir, "objects")
 	dirs, err := os.ReadDir(root)
 	if err != nil {
@@ -151,23 +182,22 @@ func (c *cache) scan(st cacheState) error {
 			return fmt.Errorf("distributor: cache: %w", err)
 		}
 		c.gens++
-		o := &cachedObject{blocks: map[cid.Cid]int64{}, gen: c.gens}
+		o := &cachedObject{blocks: map[cid.Cid]cachedBlock{}, gen: c.gens}
 		for _, f := range files {
 			path := filepath.Join(root, d.Name(), f.Name())
 			bc, err := cid.Decode(f.Name())
-			if err != nil || !c.valid(path, bc, st.Clean) {
+			if err != nil {
 				_ = os.Remove(path)
 				continue
 			}
-			info, err := f.Info()
-			if err != nil {
+			size, ok := c.valid(path, bc, clean)
+			if !ok {
+				_ = os.Remove(path)
 				continue
 			}
-			o.blocks[bc] = info.Size()
-			o.bytes += info.Size()
-			if bc.Type() == cid.Raw {
-				o.leafBytes += info.Size()
-			}
+			c.gens++
+			o.blocks[bc] = cachedBlock{size: size, gen: c.gens}
+			c.account(o, bc, size)
 		}
 		if len(o.blocks) == 0 {
 			_ = os.Remove(filepath.Join(root, d.Name()))
@@ -177,25 +207,49 @@ func (c *cache) scan(st cacheState) error {
 			o.hits, o.last, o.ctype = s.Hits, s.Last, s.ContentType
 		}
 		c.objects[chain.ObjectID(id)] = o
-		c.used += o.bytes
 	}
 	return nil
 }
 
-// valid reports whether the block file at path holds block c: after a
-// clean stop every file is whole; after a crash each is hashed.
-func (c *cache) valid(path string, bc cid.Cid, clean bool) bool {
+// valid reports whether the block file at path holds block bc, and the
+// block's size: after a clean stop every file that holds a trailer is
+// taken (each read checks it); else each is hashed, and a file of the
+// format before 2 (the block alone) that hashes right gets its trailer.
+func (c *cache) valid(path string, bc cid.Cid, clean bool) (int64, bool) {
 	if clean {
-		return true
+		st, err := os.Stat(path)
+		if err != nil || !st.Mode().IsRegular() || st.Size() < blockTrailer {
+			return 0, false
+		}
+		return st.Size() - blockTrailer, true
 	}
 	b, err := os.ReadFile(path)
-	return err == nil && chunker.VerifyChunk(bc, b) == nil
+	if err != nil {
+		return 0, false
+	}
+	if n := len(b) - blockTrailer; n >= 0 && chunker.VerifyChunk(bc, b[:n]) == nil {
+		if !trailerMatches(b[:n], b[n:]) {
+			_ = c.writeTrailer(path, b[:n])
+		}
+		return int64(n), true
+	}
+	if chunker.VerifyChunk(bc, b) == nil && c.writeTrailer(path, b) == nil {
+		return int64(len(b)), true
+	}
+	return 0, false
 }
 
-// save writes the statistics; clean marks a clean stop.
+// save writes the statistics; clean marks a clean stop, written only once
+// every block file is on disk. The state file is synced with its
+// directory, so the flag on disk is the last one written.
 func (c *cache) save(clean bool) error {
+	if clean {
+		if err := syncTree(filepath.Join(c.dir, "objects")); err != nil {
+			return fmt.Errorf("distributor: cache: sync the block files: %w", err)
+		}
+	}
 	c.mu.Lock()
-	st := cacheState{Clean: clean, Objects: make(map[chain.ObjectID]objectStat, len(c.objects))}
+	st := cacheState{Clean: clean, Format: cacheFormat, Objects: make(map[chain.ObjectID]objectStat, len(c.objects))}
 	for id, o := range c.objects {
 		st.Objects[id] = objectStat{Hits: o.hits, Last: o.last, ContentType: o.ctype, LeafBytes: o.leafBytes}
 	}
@@ -204,14 +258,44 @@ func (c *cache) save(clean bool) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(c.dir, cacheStateFile+".tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("distributor: cache state: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(c.dir, cacheStateFile)); err != nil {
+	if err := writeSynced(c.dir, cacheStateFile, b); err != nil {
 		return fmt.Errorf("distributor: cache state: %w", err)
 	}
 	return nil
+}
+
+// writeSynced writes b to file name in dir through a temporary file, synced
+// before it is renamed into place, and syncs dir after.
+func writeSynced(dir, name string, b []byte) error {
+	tmp := filepath.Join(dir, name+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(b)
+	serr := f.Sync()
+	if err := errors.Join(werr, serr, f.Close()); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// syncDir syncs directory dir, so that the names made in it are on disk
+// (where directories can be synced: not on Windows).
+func syncDir(dir string) error {
+	if !canSyncDirs {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	return errors.Join(err, d.Close())
 }
 
 func (c *cache) path(obj chain.ObjectID, bc cid.Cid) string {
@@ -239,41 +323,69 @@ func (c *cache) account(o *cachedObject, bc cid.Cid, n int64) {
 	c.used += n
 }
 
-// put stores a verified block of obj, then evicts while over the bound.
+// put stores a verified block of obj, first making room for it under the
+// bound (evicting other objects: a block that would fit only by evicting
+// its own object is not cached, nor is one of an object no longer served).
 // The block is written to tmp/ unlocked, then renamed into place and
-// indexed under mu.
+// indexed under mu. A write that finds the disk full lowers the bound to
+// what fits (shrink), makes room under it and tries again.
 func (c *cache) put(obj chain.ObjectID, bc cid.Cid, data []byte) error {
 	if c.holds(obj, bc) {
 		return nil
 	}
+	n := int64(len(data))
+	for try := 0; ; try++ {
+		if !c.makeRoom(obj, n) {
+			return nil
+		}
+		tmp, err := c.writeTemp(bc, data)
+		if err != nil {
+			c.unreserve(n)
+			c.m.writeFailed(err)
+			if noSpace(err) && try < 2 {
+				c.shrink(try)
+				continue
+			}
+			return err
+		}
+		placed, err := c.place(obj, bc, tmp, n)
+		if !placed {
+			_ = os.Remove(tmp)
+		}
+		if err != nil {
+			c.m.writeFailed(err)
+		}
+		return err
+	}
+}
+
+// writeTemp writes block bc (data) and its trailer to a new file in tmp/
+// and returns its path; a failed write leaves no file.
+func (c *cache) writeTemp(bc cid.Cid, data []byte) (string, error) {
 	f, err := os.CreateTemp(filepath.Join(c.dir, "tmp"), bc.String()+"-*")
 	if err != nil {
-		return err
+		return "", err
 	}
 	tmp := f.Name()
 	_, werr := f.Write(data)
+	if werr == nil {
+		_, werr = f.Write(trailer(data))
+	}
 	cerr := f.Close()
 	if err := errors.Join(werr, cerr); err != nil {
 		_ = os.Remove(tmp)
-		return err
+		return "", err
 	}
-	placed, err := c.place(obj, bc, tmp, int64(len(data)))
-	if !placed {
-		_ = os.Remove(tmp)
-	}
-	if err != nil {
-		return err
-	}
-	c.evict()
-	return nil
+	return tmp, nil
 }
 
 // place renames the block file tmp into place and indexes it, unless obj
 // is no longer served or the block is cached already; it reports whether
-// it took tmp.
+// it took tmp. It gives back the n bytes makeRoom reserved.
 func (c *cache) place(obj chain.ObjectID, bc cid.Cid, tmp string, n int64) (bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.reserved -= n
 	if !c.alive(obj) {
 		return false, nil
 	}
@@ -294,10 +406,11 @@ func (c *cache) place(obj chain.ObjectID, bc cid.Cid, tmp string, n int64) (bool
 	if o == nil {
 		// The request that fetched the block counts as the first hit.
 		c.gens++
-		o = &cachedObject{blocks: map[cid.Cid]int64{}, last: time.Now(), hits: 1, gen: c.gens}
+		o = &cachedObject{blocks: map[cid.Cid]cachedBlock{}, last: time.Now(), hits: 1, gen: c.gens}
 		c.objects[obj] = o
 	}
-	o.blocks[bc] = n
+	c.gens++
+	o.blocks[bc] = cachedBlock{size: n, gen: c.gens}
 	c.account(o, bc, n)
 	return true, nil
 }
@@ -429,9 +542,46 @@ func (c *cache) retain(keep func(chain.ObjectID) bool) int {
 // the cache is within its bound.
 func (c *cache) evict() {
 	c.mu.Lock()
-	if c.used <= c.limit {
+	idle, trash := c.evictLocked(0, nil)
+	c.mu.Unlock()
+	c.dispose(idle, trash)
+}
+
+// makeRoom reserves n bytes for a block of obj to be written, evicting
+// other objects (as evict does) until the cache with it is within its
+// bound. It reserves nothing and reports false when only evicting obj
+// itself would make room. place or unreserve gives the bytes back.
+func (c *cache) makeRoom(obj chain.ObjectID, n int64) bool {
+	c.mu.Lock()
+	var own int64
+	if o := c.objects[obj]; o != nil {
+		own = o.bytes
+	}
+	if own+c.reserved+n > c.limit {
 		c.mu.Unlock()
-		return
+		return false
+	}
+	idle, trash := c.evictLocked(n, &obj)
+	c.reserved += n
+	c.mu.Unlock()
+	c.dispose(idle, trash)
+	return true
+}
+
+// unreserve gives back n bytes makeRoom reserved for a write that failed.
+func (c *cache) unreserve(n int64) {
+	c.mu.Lock()
+	c.reserved -= n
+	c.mu.Unlock()
+}
+
+// evictLocked drops objects (under mu), the highest age × size ÷
+// popularity first and never spare (nil: none), until need more bytes fit
+// within the bound. It returns the idle files and the directories moved
+// aside, for dispose.
+func (c *cache) evictLocked(need int64, spare *chain.ObjectID) (idle []*os.File, trash []string) {
+	if c.used+c.reserved+need <= c.limit {
+		return nil, nil
 	}
 	now := time.Now()
 	type cand struct {
@@ -440,6 +590,9 @@ func (c *cache) evict() {
 	}
 	cands := make([]cand, 0, len(c.objects))
 	for id, o := range c.objects {
+		if spare != nil && id == *spare {
+			continue
+		}
 		age := now.Sub(o.last).Seconds() + 1
 		cands = append(cands, cand{id, age * float64(o.bytes) / float64(o.hits+1)})
 	}
@@ -452,17 +605,20 @@ func (c *cache) evict() {
 		}
 		return 0
 	})
-	var trash []string
-	var idle []*os.File
 	for _, cd := range cands {
-		if c.used <= c.limit {
+		if c.used+c.reserved+need <= c.limit {
 			break
 		}
 		files, dir := c.dropLocked(cd.id, c.objects[cd.id])
 		idle = append(idle, files...)
 		trash = append(trash, dir)
 	}
-	c.mu.Unlock()
+	return idle, trash
+}
+
+// dispose closes the files and deletes the directories evictLocked
+// returned, unlocked.
+func (c *cache) dispose(idle []*os.File, trash []string) {
 	closeAll(idle)
 	for _, dir := range trash {
 		c.removeTrash(dir)
@@ -480,7 +636,8 @@ func (c *cache) usage() (used, limit int64, objects int, evicted uint64) {
 	return c.used, c.limit, len(c.objects), c.evicted
 }
 
-// diskUsage sums the sizes of the block files, for tests.
+// diskUsage sums the block bytes of the block files (less their
+// trailers), for tests.
 func (c *cache) diskUsage() (int64, error) {
 	var n int64
 	err := filepath.WalkDir(filepath.Join(c.dir, "objects"), func(path string, d fs.DirEntry, err error) error {
@@ -492,7 +649,7 @@ func (c *cache) diskUsage() (int64, error) {
 		}
 		info, err := d.Info()
 		if err == nil {
-			n += info.Size()
+			n += info.Size() - blockTrailer
 		}
 		return nil
 	})

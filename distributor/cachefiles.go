@@ -9,18 +9,24 @@ import (
 	"github.com/satchel-net/satchel/chain"
 )
 
-// read returns the bytes of block bc of obj when cached. A block the index
-// lists but whose file cannot be read whole is forgotten, so that it is
-// fetched (and cached) again.
+// read returns the bytes of block bc of obj when cached, checked against
+// their trailer. A block the index lists whose file cannot be read whole
+// is forgotten, and one that fails its check dropped (corrupt), so that it
+// is fetched (and cached) again.
 func (c *cache) read(obj chain.ObjectID, bc cid.Cid) ([]byte, bool) {
-	f, size, ok := c.open(obj, bc)
+	f, size, ok := c.take(obj, bc)
 	if !ok {
 		return nil, false
 	}
-	b := make([]byte, size)
-	if n, _ := f.f.ReadAt(b, 0); int64(n) < size {
+	b := make([]byte, size+blockTrailer)
+	if n, _ := f.f.ReadAt(b, 0); int64(n) < size+blockTrailer {
 		_ = f.f.Close()
 		c.forget(obj, bc, f.gen)
+		return nil, false
+	}
+	b, t := b[:size:size], b[size:]
+	if !trailerMatches(b, t) && !c.corrupt(obj, bc, f.f, f.gen, size) {
+		_ = f.f.Close()
 		return nil, false
 	}
 	c.release(obj, bc, f)
@@ -48,52 +54,78 @@ func (c *cache) send(obj chain.ObjectID, bc cid.Cid, f openFile, size int64, out
 	return err
 }
 
-// forget drops block bc of obj, cached under generation gen, from the
-// index when its file is missing, not a file or not its size (lost
-// outside the node's control): otherwise every request would find it listed, fail to
-// read it and fetch it, never caching it again. It checks under mu, where
-// no put can be placing a new file.
+// forget drops block bc of obj, of file generation gen, from the index
+// when its file is missing, not a file or not its size (lost outside the
+// node's control): otherwise every request would find it listed, fail to
+// read it and fetch it, never caching it again.
 func (c *cache) forget(obj chain.ObjectID, bc cid.Cid, gen uint64) {
-	var idle []*os.File
-	c.mu.Lock()
-	o := c.objects[obj]
-	n, ok := int64(0), false
-	if o != nil && o.gen == gen {
-		n, ok = o.blocks[bc]
-	}
-	if ok {
-		path := c.path(obj, bc)
-		if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() && st.Size() == n {
-			ok = false // read through an old file, or fixed meanwhile
-		} else {
-			_ = os.Remove(path)
-			delete(o.blocks, bc)
-			c.account(o, bc, -n)
-			k := blockKey{obj, bc}
-			for _, f := range c.files[k] {
-				idle = append(idle, f.f)
-			}
-			c.nfiles -= len(c.files[k])
-			delete(c.files, k)
-		}
-	}
-	c.mu.Unlock()
-	closeAll(idle)
-	if ok {
+	if c.drop(obj, bc, gen, func(path string) bool {
+		st, err := os.Stat(path)
+		return err != nil || !st.Mode().IsRegular() || st.Size() != c.blockSize(obj, bc)+blockTrailer
+	}) {
 		c.log.Warn("a cached block file is missing or torn; it will be fetched again", "object", obj, "cid", bc)
 	}
 }
 
+// blockSize returns the size of block bc of obj (under mu).
+func (c *cache) blockSize(obj chain.ObjectID, bc cid.Cid) int64 {
+	return c.objects[obj].blocks[bc].size
+}
+
+// drop takes block bc of obj out of the index and deletes its file when
+// generation gen of it is cached and bad says its file (at path) is bad;
+// it reports whether it did. It checks under mu, where no put can be
+// placing a new file.
+func (c *cache) drop(obj chain.ObjectID, bc cid.Cid, gen uint64, bad func(path string) bool) bool {
+	var idle []*os.File
+	c.mu.Lock()
+	ok := c.current(obj, bc, gen) && bad(c.path(obj, bc))
+	if ok {
+		o := c.objects[obj]
+		_ = os.Remove(c.path(obj, bc))
+		c.account(o, bc, -o.blocks[bc].size)
+		delete(o.blocks, bc)
+		k := blockKey{obj, bc}
+		for _, f := range c.files[k] {
+			idle = append(idle, f.f)
+		}
+		c.nfiles -= len(c.files[k])
+		delete(c.files, k)
+	}
+	c.mu.Unlock()
+	closeAll(idle)
+	if ok {
+		c.m.dropped.Inc()
+	}
+	return ok
+}
+
 // open returns block bc of obj open for reading, and its size, when
-// cached. Give the file back with release.
+// cached and its file passes the check of its trailer (checkFile; one that
+// fails is dropped, see corrupt). Give the file back with release.
 func (c *cache) open(obj chain.ObjectID, bc cid.Cid) (openFile, int64, bool) {
+	f, size, ok := c.take(obj, bc)
+	if !ok {
+		return openFile{}, 0, false
+	}
+	if !checkFile(f.f, size) && !c.corrupt(obj, bc, f.f, f.gen, size) {
+		_ = f.f.Close()
+		return openFile{}, 0, false
+	}
+	return f, size, true
+}
+
+// take returns block bc of obj open for reading, and its size, when
+// cached, unchecked: one kept open since a request before, else the file
+// opened.
+func (c *cache) take(obj chain.ObjectID, bc cid.Cid) (openFile, int64, bool) {
 	c.mu.Lock()
 	o := c.objects[obj]
 	if o == nil {
 		c.mu.Unlock()
 		return openFile{}, 0, false
 	}
-	size, ok := o.blocks[bc]
+	b, ok := o.blocks[bc]
 	if !ok {
 		c.mu.Unlock()
 		return openFile{}, 0, false
@@ -108,16 +140,15 @@ func (c *cache) open(obj chain.ObjectID, bc cid.Cid) (openFile, int64, bool) {
 		}
 		c.nfiles--
 		c.mu.Unlock()
-		return f, size, true
+		return f, b.size, true
 	}
-	gen := o.gen
 	c.mu.Unlock()
 	f, err := os.Open(c.path(obj, bc))
 	if err != nil {
-		c.forget(obj, bc, gen) // unless evicted meanwhile
+		c.forget(obj, bc, b.gen) // unless evicted meanwhile
 		return openFile{}, 0, false
 	}
-	return openFile{f: f, gen: gen}, size, true
+	return openFile{f: f, gen: b.gen}, b.size, true
 }
 
 // release gives back a file open returned: it stays open for the next
@@ -127,9 +158,7 @@ func (c *cache) open(obj chain.ObjectID, bc cid.Cid) (openFile, int64, bool) {
 func (c *cache) release(obj chain.ObjectID, bc cid.Cid, f openFile) {
 	var shut *os.File
 	c.mu.Lock()
-	if o := c.objects[obj]; o == nil || o.gen != f.gen {
-		shut = f.f
-	} else if _, ok := o.blocks[bc]; !ok {
+	if !c.current(obj, bc, f.gen) {
 		shut = f.f
 	} else {
 		if c.nfiles >= maxOpenFiles {

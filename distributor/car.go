@@ -162,8 +162,8 @@ func (r *objectReader) leaseBytes(c cid.Cid, cl *lease) ([]byte, *lease, error) 
 	if b, ok := r.f.cache.read(r.obj.ID, c); ok {
 		return b, nil, nil
 	}
-	// The cached copy is gone: fetch the block again, past the cache,
-	// whose index may still list it.
+	// The cached copy is gone or failed its check (and was dropped): fetch
+	// the block again, past the cache, whose index may still list it.
 	again, err := r.refetch(c)
 	if err != nil {
 		return nil, nil, err
@@ -239,8 +239,9 @@ func (r *objectReader) sendCached(c cid.Cid, cl *lease, out blockOut) (bool, err
 
 // sendFile sends block c to out from its cached block file if the cache
 // holds it, dropping cl (nil: none) first: a block sent from its file
-// holds no lease, however slowly its client reads. It reports false,
-// keeping cl, when the cache does not hold c.
+// holds no lease, however slowly its client reads. The file is checked
+// (cache.open) before a byte of it goes out. It reports false, keeping cl,
+// when the cache does not hold c or its file failed the check.
 func (r *objectReader) sendFile(c cid.Cid, cl *lease, out blockOut) (bool, error) {
 	f, size, ok := r.f.cache.open(r.obj.ID, c)
 	if !ok {

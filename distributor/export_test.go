@@ -2,6 +2,8 @@ package distributor
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -92,4 +94,17 @@ func (s *Server) LookUpSources(ctx context.Context, bag chain.BagID) (onChain, d
 // doubled per failure up to most.
 func WithFollowBackoff(first, most time.Duration) Option {
 	return func(c *config) { c.followBackoff, c.maxFollowBackoff = first, most }
+}
+
+// ReadBlockFile returns the block a cached block file at path holds (the
+// file without its checksum trailer).
+func ReadBlockFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < blockTrailer {
+		return nil, fmt.Errorf("block file %s: %d bytes, shorter than its trailer", path, len(b))
+	}
+	return b[:len(b)-blockTrailer], nil
 }

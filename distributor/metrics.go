@@ -137,7 +137,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 	}, func() float64 { u, _, _, _ := s.cache.usage(); return float64(u) })
 	cacheLimit := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "satchel", Subsystem: "distributor", Name: "cache_limit_bytes",
-		Help: "The disk cache's bound.",
+		Help: "The disk cache's bound: --cache-size, or less once the disk filled up first.",
 	}, func() float64 { _, l, _, _ := s.cache.usage(); return float64(l) })
 	cacheObjects := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "satchel", Subsystem: "distributor", Name: "cache_objects",
@@ -150,6 +150,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 	reg.MustRegister(m.requests, m.hits, m.misses, m.served, m.fetched, m.fetchErrors, m.fetchBusy, m.active, m.missWaiting, m.missClientWaits, m.parks, m.slowCuts,
 		m.conns, m.connsLimit, m.connsRefused, m.idleClosed, m.chainUp, m.chainFailures,
 		cacheUsed, cacheLimit, cacheObjects, fetchLimit, &sourceCollector{s: s})
+	reg.MustRegister(s.cache.m.collectors()...)
 	return m
 }
 

@@ -96,7 +96,7 @@ func TestCachedCARAndBlockTakeNoSlot(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !bytes.Equal(got, data) {
 		t.Fatalf("cached CAR with every miss slot held: status %d, content equal %v", resp.StatusCode, bytes.Equal(got, data))
 	}
-	want, err := os.ReadFile(files[leaf])
+	want, err := distributor.ReadBlockFile(files[leaf])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -444,8 +444,8 @@ func (r *objectReader) open(lf leaf) (*piece, error) {
 		if pc := r.cached(lf); pc != nil {
 			return pc, nil
 		}
-		// The cached file went away: fetch again, past the cache, whose
-		// index may still list it.
+		// The cached file went away or failed its check: fetch again,
+		// past the cache, whose index may still list it.
 		again, err := r.refetch(lf.cid)
 		if err != nil {
 			return nil, err
@@ -460,7 +460,9 @@ func (r *objectReader) open(lf leaf) (*piece, error) {
 	return &piece{off: lf.off, size: lf.size, data: cl.blk.Data, lease: cl, network: true}, nil
 }
 
-// cached returns leaf lf as its open block file when the cache holds it.
+// cached returns leaf lf as its open block file when the cache holds it
+// and the file passed its check (cache.open): nothing of a bad file is
+// read, also when an answer already sent the leaves before it.
 func (r *objectReader) cached(lf leaf) *piece {
 	f, size, ok := r.f.cache.open(r.obj.ID, lf.cid)
 	if !ok {

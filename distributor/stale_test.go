@@ -11,6 +11,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/distributor"
 	"github.com/satchel-net/satchel/testnet"
 )
 
@@ -89,7 +90,7 @@ func TestCachedBlockFileGone(t *testing.T) {
 	// the blocks fetched again went back to the cache.
 	for _, c := range []cid.Cid{leaf, root} {
 		testnet.Wait(t, "block "+c.String()+" cached again", func() bool {
-			b, err := os.ReadFile(files[c])
+			b, err := distributor.ReadBlockFile(files[c])
 			return err == nil && chunker.VerifyChunk(c, b) == nil
 		})
 	}

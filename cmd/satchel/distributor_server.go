@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"path/filepath"
 
@@ -87,6 +88,12 @@ HTTP address. The API is documented in docs/DISTRIBUTOR.md.`,
 			if err != nil {
 				return fmt.Errorf("--max-cached-object: %w", err)
 			}
+			// The default (2GiB) yields to a smaller --cache-size; a value
+			// passed must fit.
+			if maxObj > size && cmd.Flags().Changed("max-cached-object") {
+				return fmt.Errorf("--max-cached-object %s exceeds --cache-size %s: the cache could never hold such an object; lower it or raise --cache-size", maxCached, cacheSize)
+			}
+			maxObj = min(maxObj, size)
 			minRate, err := units.ParseBytes(minSendRate)
 			if err != nil {
 				return fmt.Errorf("--min-send-rate: %w (a size a second, e.g. 64KiB; 0 turns it off)", err)
@@ -107,12 +114,15 @@ HTTP address. The API is documented in docs/DISTRIBUTOR.md.`,
 			if err != nil {
 				return err
 			}
+			if dataDir == "" {
+				dataDir = filepath.Join(cfg.Home, "distributor")
+			}
+			if err := distributor.CheckCacheSize(filepath.Join(dataDir, "cache"), int64(min(size, math.MaxInt64))); err != nil {
+				return fmt.Errorf("--cache-size: %w", err)
+			}
 			s, err := loadSigner(app, cfg, keyPath, accountRole, false)
 			if err != nil {
 				return err
-			}
-			if dataDir == "" {
-				dataDir = filepath.Join(cfg.Home, "distributor")
 			}
 			if len(listen) == 0 {
 				listen = cfg.P2P.Listen
@@ -152,8 +162,8 @@ HTTP address. The API is documented in docs/DISTRIBUTOR.md.`,
 	f.StringVar(&httpAddr, "http", distributor.DefaultHTTPAddr, "HTTP API listen `HOST:PORT`")
 	f.StringVar(&endpoint, "endpoint", "", "public root `URL` published on chain (default http://HOST:PORT/ of --http; required when --http listens on every interface, e.g. 0.0.0.0)")
 	f.BoolVar(&noPublish, "no-publish", false, "do not publish the endpoint in the operator metadata")
-	f.StringVar(&cacheSize, "cache-size", "10GiB", "disk cache bound (`SIZE`, e.g. 500MiB, 200GiB)")
-	f.StringVar(&maxCached, "max-cached-object", "2GiB", "largest object kept in the cache (`SIZE`); larger ones are streamed")
+	f.StringVar(&cacheSize, "cache-size", "10GiB", "disk cache bound (`SIZE`, e.g. 500MiB, 200GiB; no more than the disk holding --data)")
+	f.StringVar(&maxCached, "max-cached-object", "2GiB", "largest object kept in the cache (`SIZE`, at most --cache-size); larger ones are streamed")
 	f.IntVar(&maxMisses, "max-misses", distributor.DefaultMaxMisses, "answers fetching from storage providers at once (each holds up to 3 chunks in memory); more wait")
 	f.IntVar(&maxFetches, "max-fetches", distributor.DefaultMaxFetches, "block fetches from storage providers running at once (`N`, each holding one chunk in memory); more wait")
 	f.StringVar(&minSendRate, "min-send-rate", "64KiB", "cut off a client reading an answer that needs the storage providers slower than this `SIZE` a second, averaged over 30 s of writing to it (0: never)")

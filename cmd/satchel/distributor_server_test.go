@@ -122,6 +122,8 @@ func TestDistributorServerFlags(t *testing.T) {
 		{[]string{"distributor", "server", "-w", "1"}, "-w/--worker and -B/--bucketId are required"},
 		{[]string{"distributor", "server", "-w", "1", "-B", "x"}, "distribution bucket ID \"x\""},
 		{[]string{"distributor", "server", "-w", "1", "-B", "0:0", "--cache-size", "lots"}, "--cache-size"},
+		{[]string{"distributor", "server", "-w", "1", "-B", "0:0", "--cache-size", "1GiB", "--max-cached-object", "2GiB"}, "--max-cached-object 2GiB exceeds --cache-size 1GiB"},
+		{[]string{"distributor", "server", "-w", "1", "-B", "0:0", "--cache-size", "4EiB"}, "does not fit"},
 		{[]string{"distributor", "server", "-w", "1", "-B", "0:0", "--min-send-rate", "fast"}, "--min-send-rate"},
 		{[]string{"distributor", "server", "-w", "1", "-B", "0:0", "--max-conns", "-1"}, "--max-conns"},
 		{[]string{"distributor", "server", "-w", "1", "-B", "0:0", "--max-conns-per-client", "-5"}, "--max-conns-per-client"},
