@@ -14,6 +14,7 @@
 //	quarantine/<cid>       the bytes of corrupt blocks, set aside
 //	index/                 goleveldb
 //	CLEAN                  present only while the store is closed cleanly
+//	packs/UNPUNCHED        present once a deleted block's bytes were left in its pack
 //
 // A pack is a run of records, each starting 4 KiB-aligned: a 4 KiB header
 // (magic, format version, the CID, the size, a CRC-32C of the data and one
@@ -67,7 +68,10 @@
 // and reconciles legacy block files as before. Open seals the packs there
 // are; a pack in which the index names no live record is read first
 // (scanDeadPacks: a record that verifies is indexed, kept after a clean
-// stop) and unlinked only if nothing in it verifies; the first write after
+// stop) and unlinked only if nothing in it verifies — unless a freed record
+// was ever left unpunched (packs/UNPUNCHED: a file system without holes, or
+// a punch that failed), when such a pack may hold deleted blocks and is
+// unlinked unread outside a reindex; the first write after
 // it starts a new pack. Every Open drops index entries naming a pack that is
 // not on disk (or space past its end, or not a record's start), and
 // numbers new packs past every pack an entry or seal names. Open lists the

@@ -315,3 +315,38 @@ func TestDamagedManifestReindexes(t *testing.T) {
 		t.Fatal("the reindex marker outlived the reindex")
 	}
 }
+
+// TestDeletedStaysDeletedUnpunched: on a file system that cannot punch
+// holes a deleted block's bytes stay in its pack; after a clean restart
+// (and after an unclean one) the block must not be read back in from the
+// pack the index names nothing in, and the pack goes.
+func TestDeletedStaysDeletedUnpunched(t *testing.T) {
+	for _, unclean := range []bool{false, true} {
+		t.Run(map[bool]string{false: "clean", true: "crash"}[unclean], func(t *testing.T) {
+			dir := t.TempDir()
+			s := openTest(t, dir)
+			s.packs.noPunch.Store(true)
+			data := randBytes(7, 100_000)
+			c := putBlock(t, s, data)
+			if err := s.Delete(c); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, packsDir, unpunchedMarker)); err != nil {
+				t.Fatalf("no %s after a deletion left unpunched: %v", unpunchedMarker, err)
+			}
+			if unclean {
+				crash(t, s)
+			} else if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s = openTest(t, dir)
+			defer s.Close()
+			if _, err := s.ExpireSessions(time.Now().Add(365 * 24 * time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			if ok, _ := s.Has(c); ok {
+				t.Fatalf("a deleted block is back after a restart (blocks=%d)", s.Stats().Blocks)
+			}
+		})
+	}
+}

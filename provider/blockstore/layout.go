@@ -21,6 +21,11 @@ const (
 	quarantineDir = "quarantine" // corrupt blocks set aside
 	cleanMarker   = "CLEAN"      // present while closed cleanly
 	reindexMarker = "REINDEX"    // present while the index is known damaged or lost: Open re-reads every pack
+	// unpunchedMarker, in packs/, is present once a freed record was left
+	// in its pack unpunched (a file system without holes, or a punch that
+	// failed): a pack the index names nothing in may then hold deleted
+	// blocks, so Open unlinks such packs without reading them back in.
+	unpunchedMarker = "UNPUNCHED"
 	lockStripes   = 64
 )
 

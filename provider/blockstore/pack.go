@@ -45,7 +45,9 @@ type packSet struct {
 	// noPunch is set once the file system refuses to punch holes: space
 	// then comes back only with whole packs.
 	noPunch atomic.Bool
-	log     *slog.Logger
+	// unpunched is set once unpunchedMarker was written in this run.
+	unpunched atomic.Bool
+	log       *slog.Logger
 	// syncHook, if set, wraps every fdatasync of a pack, and readHook
 	// every read of one (tests).
 	syncHook packSyncer
@@ -403,6 +405,7 @@ func (ps *packSet) free(c cid.Cid, rec blockRecord) error {
 	if err := ps.holds(p, rec.off, c, rec.size); err != nil {
 		ps.log.Warn("not punching a record whose header does not name the block freed", "cid", c,
 			"pack", packName(n), "off", rec.off, "err", err)
+		ps.leftUnpunched()
 		return nil
 	}
 	ps.punch(p, rec.off, recordLen(rec.size))
@@ -436,9 +439,13 @@ func (ps *packSet) holds(p *pack, off int64, c cid.Cid, size uint64) error {
 // where the file system can.
 func (ps *packSet) punch(p *pack, off, length int64) {
 	if ps.noPunch.Load() {
+		ps.leftUnpunched()
 		return
 	}
 	err := punchHole(p.f, off, length)
+	if err != nil {
+		ps.leftUnpunched()
+	}
 	switch {
 	case errors.Is(err, syscall.EOPNOTSUPP) || errors.Is(err, errors.ErrUnsupported):
 		// The space comes back with the whole pack.
@@ -448,6 +455,19 @@ func (ps *packSet) punch(p *pack, off, length int64) {
 	case err != nil:
 		ps.log.Warn("cannot punch a record out of its pack: its space comes back with the whole pack",
 			"pack", packName(p.n), "off", off, "err", err)
+	}
+}
+
+// leftUnpunched records, once per run and durably, that a freed record
+// stays readable in its pack (unpunchedMarker), so that no later Open
+// reads a deleted block back in from a pack the index names nothing in.
+func (ps *packSet) leftUnpunched() {
+	if ps.unpunched.Swap(true) {
+		return
+	}
+	if err := writeMarker(filepath.Join(ps.dir, unpunchedMarker)); err != nil {
+		ps.log.Warn("cannot record that a deleted block's bytes stay in its pack; delete the packs the index names nothing in by hand if deleted blocks come back after a restart",
+			"err", err)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -259,7 +260,15 @@ func (s *Store) sealRest(b *leveldb.Batch) (inDoubt bool) {
 // the blocks. A record that verifies is indexed, kept (keep) or, after an
 // unclean stop, put in the recovery session: a crash between a deletion's
 // index write and its pack's unlink leaves whole records no one wants.
-func (s *Store) scanDeadPacks(w *openWalk, nums []uint32, keep bool) error {
+// Once a freed record was left unpunched (unpunchedMarker) a dead pack may
+// hold deleted blocks, which must stay deleted: the packs are then read
+// only when the index is known damaged (reindex), else unlinked unread.
+func (s *Store) scanDeadPacks(w *openWalk, nums []uint32, keep, reindex bool) error {
+	if !reindex {
+		if _, err := os.Stat(filepath.Join(s.packs.dir, unpunchedMarker)); err == nil {
+			return nil
+		}
+	}
 	var r *recovery
 	for _, n := range nums {
 		if s.packs.live[n] > 0 || w.sizes[n] == 0 || (w.reconcile && w.scanned(n)) {

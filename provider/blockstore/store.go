@@ -258,7 +258,7 @@ func (s *Store) open(fresh, rebuild bool) error {
 			return err
 		}
 	}
-	if err := s.scanDeadPacks(w, nums, !reconcile || reindex); err != nil {
+	if err := s.scanDeadPacks(w, nums, !reconcile || reindex, reindex); err != nil {
 		return err
 	}
 	if err := s.countObjects(); err != nil {
