@@ -26,7 +26,7 @@ const (
 	// failed): a pack the index names nothing in may then hold deleted
 	// blocks, so Open unlinks such packs without reading them back in.
 	unpunchedMarker = "UNPUNCHED"
-	lockStripes   = 64
+	lockStripes     = 64
 )
 
 // legacyPath is where block c's file lives if it was stored before packs:
