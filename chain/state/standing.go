@@ -58,15 +58,14 @@ func standing(x *execCtx, known, granted bool, msg chain.Msg) error {
 }
 
 // missing answers for a message naming what committed state lacks (err,
-// a not-found error): admitted from a known signer, refused otherwise.
+// a not-found error): admitted from a known signer (a transaction waiting
+// may create it), refused otherwise with err itself — what the block would
+// have answered, so callers explain it the same way.
 func missing(x *execCtx, known bool, err error) error {
-	if !errors.Is(err, chain.ErrNotFound) {
+	if !errors.Is(err, chain.ErrNotFound) || !known {
 		return err
 	}
-	if known {
-		return nil
-	}
-	return chain.Errorf(chain.ErrUnauthorized, "account %s has no role and nothing on chain yet (%v); a new account may only register as a member (create_member) first", x.signer, err)
+	return nil
 }
 
 func channelStanding(x *execCtx, known bool, id chain.ChannelID) error {
