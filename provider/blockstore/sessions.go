@@ -331,7 +331,10 @@ func (s *Store) expireLoop(interval time.Duration, now func() time.Time) {
 			last = mono
 			switch {
 			case clock.held && !wasHeld:
-				s.log.Warn("the wall clock is ahead of the time elapsed: session expiry follows it at twice the time elapsed",
+				// After a restart, downtime looks the same as a jump: both
+				// are caught up with, keeping sessions due meanwhile longer
+				// rather than ending receipted ones early.
+				s.log.Warn("the wall clock is ahead of the session expiry clock by more than the time elapsed (downtime since the last run, or a clock jump): expiry catches up at twice the time elapsed, so sessions due meanwhile are kept up to as long again",
 					"wall", now(), "expiry_clock", clock.at)
 			case wasHeld && !clock.held:
 				s.log.Info("session expiry caught up with the wall clock", "wall", now())

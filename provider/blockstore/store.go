@@ -196,8 +196,11 @@ func prepareDir(dir string) (noIndex, rebuild bool, err error) {
 	// CURRENT names the index's manifest: an index/ without it (its files
 	// lost or wiped) is no index, and goleveldb would open it empty.
 	_, statErr = os.Stat(filepath.Join(dir, indexDir, "CURRENT"))
+	if statErr == nil {
+		return false, false, nil
+	}
 	if !errors.Is(statErr, fs.ErrNotExist) {
-		return false, false, statErr
+		return false, false, fmt.Errorf("blockstore: open %s: %w", dir, statErr)
 	}
 	for _, d := range []string{packsDir, blocksDir} {
 		entries, err := os.ReadDir(filepath.Join(dir, d))
