@@ -235,6 +235,7 @@ func (c *Client) Submit(ctx context.Context, key Key, msg Msg) (Committed, error
 		return Committed{}, err
 	}
 	acct := key.Account()
+	nonceRetried := false
 	for attempt := 0; ; attempt++ {
 		nonce, err := c.nextNonce(ctx, acct)
 		if err != nil {
@@ -251,7 +252,8 @@ func (c *Client) Submit(ctx context.Context, key Key, msg Msg) (Committed, error
 		// Retry only a nonce refused at CheckTx (Height 0): a transaction
 		// that reached a block used its nonce, and re-signing it could
 		// execute the message twice.
-		if err != nil && errors.Is(err, ErrBadNonce) && attempt == 0 && res.Height == 0 {
+		if err != nil && errors.Is(err, ErrBadNonce) && !nonceRetried && res.Height == 0 {
+			nonceRetried = true
 			c.forgetNonce(acct)
 			continue
 		}

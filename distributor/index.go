@@ -191,7 +191,9 @@ func (x *index) readRecord(rd *recordRead, bag chain.BagID, id chain.ObjectID, g
 		x.health.ok()
 		rd.err = fmt.Errorf("%w: object %d", ErrUnknownObject, id)
 	case err != nil:
-		x.health.fail("an object's record", err)
+		if x.life.Err() == nil { // a read cut short by shutdown says nothing of the chain
+			x.health.fail("an object's record", err)
+		}
 		rd.err = fmt.Errorf("%w: read object %d of bag %s: %v; try again shortly", ErrChainUnavailable, id, bag, err)
 	default:
 		x.health.ok()

@@ -160,6 +160,9 @@ func checkFree(s listenSetting) error {
 		return fmt.Errorf("%s %q: want HOST:PORT, e.g. 127.0.0.1:26657", s.flag, s.addr)
 	}
 	l, err := net.Listen("tcp", s.addr)
+	if err != nil && !isAddrInUse(err) {
+		return fmt.Errorf("%s %s: %w", s.flag, s.addr, err)
+	}
 	if err != nil {
 		return inUse(err, s)
 	}
