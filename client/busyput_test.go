@@ -281,9 +281,11 @@ func TestNetworkPutDropsSessionOfProviderGivenUpBusy(t *testing.T) {
 	waitTopic(t, c.host, topics.New(topics.Low, topics.Low, topics.High, topics.High), 3)
 
 	// The first consigned provider is held busy as the negotiation ends,
-	// before the upload pushes a chunk.
+	// before the upload pushes a chunk. Offers are collected until all three
+	// providers' came, or as long as the proposal lives: not
+	// DefaultContractWindow's 2 s, which a loaded machine's offers can miss.
 	var busy *testnet.Provider
-	needs := ContractNeeds{Negotiated: func(n *contracts.Negotiation, err error) {
+	needs := ContractNeeds{Window: contracts.DefaultTTL, Negotiated: func(n *contracts.Negotiation, err error) {
 		if err != nil || len(n.Contracts) == 0 {
 			return
 		}

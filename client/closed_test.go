@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/testnet"
 )
 
 // TestClosedErrors checks a closed Reader and a closed Client fail with
@@ -125,6 +126,14 @@ func TestReaderCloseDoesNotWaitForBlockedWrite(t *testing.T) {
 	}
 	clientClosed := make(chan error, 1)
 	go func() { clientClosed <- c.Close() }()
+	// Once Close has begun (new operations are refused), a Close that did
+	// not wait for the read would return at once: the window below runs
+	// after that, however late a loaded machine starts the goroutine.
+	testnet.Wait(t, "Client.Close to begin", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.closed
+	})
 	select {
 	case <-clientClosed:
 		t.Fatal("Client.Close returned while a read of an open download was still running")

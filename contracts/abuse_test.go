@@ -271,20 +271,30 @@ func TestRenewByRenterOnly(t *testing.T) {
 	}
 }
 
-// TestConsignOnce: concurrent CONSIGNs of one offer open one grant and
-// reserve its room once (those answered get its session); a CONSIGN by
-// another member first does not cancel the offer.
+// TestConsignOnce: concurrent CONSIGNs of one offer — the others arrive
+// while the first is in flight — open one grant and reserve its room once
+// (those answered get its session); a CONSIGN by another member first does
+// not cancel the offer.
 func TestConsignOnce(t *testing.T) {
 	w := newWorld(t, 3, 1, 1, 0)
-	// A slow chain read: the ledger's Reserve holds its first caller until
-	// a second one comes (or a second passes), so CONSIGNs of one offer
-	// that all reach it overlap.
+	// A slow chain read: the ledger's Reserve holds the first CONSIGN until
+	// another CONSIGN of the offer waits for it at the provider, so the
+	// CONSIGNs overlap.
 	var room *meetingRoom
 	w.wrapRoom = func(r Room) Room {
-		room = &meetingRoom{Ledger: r.(*Ledger), met: make(chan struct{})}
+		room = &meetingRoom{Ledger: r.(*Ledger)}
 		return room
 	}
 	prov := w.responder(0, "", topicA)
+	room.overlapped = func() bool { // from the responder's goroutine: no t
+		mfs, err := prov.reg.Gather()
+		for _, mf := range mfs {
+			if err == nil && mf.GetName() == "satchel_contracts_consign_waits_total" && len(mf.GetMetric()) == 1 {
+				return mf.GetMetric()[0].GetCounter().GetValue() >= 1
+			}
+		}
+		return false
+	}
 	w.waitTopicPeers(1, topicA, 1)
 	renter := w.renterAt(1)
 	other, _, _ := w.secondMember(t, 2, "other")
@@ -305,6 +315,9 @@ func TestConsignOnce(t *testing.T) {
 		wg.Go(func() { got[i], errs[i] = renter.renter.Consign(ctx, offered) })
 	}
 	wg.Wait()
+	if !room.met() {
+		t.Fatalf("no CONSIGN of the offer reached the provider while the first was in flight (within %v): the CONSIGNs did not overlap", overlapWait)
+	}
 	sessions := map[[16]byte]int{}
 	for i, err := range errs {
 		switch {
@@ -325,31 +338,59 @@ func TestConsignOnce(t *testing.T) {
 	}
 }
 
-// meetingRoom is a Ledger whose Reserve waits, the first time, until a
-// second Reserve comes or a second passes: a slow chain read.
+// meetingRoom is a Ledger whose first Reserve waits, as a slow chain
+// read, until overlapped reports another request waiting for it, or
+// overlapWait passed (then met reports false).
 type meetingRoom struct {
 	*Ledger
-	mu    sync.Mutex
-	calls int
-	met   chan struct{}
+	overlapped func() bool
+	mu         sync.Mutex
+	calls      int
+	overlap    bool
 }
+
+// overlapWait bounds the first Reserve's wait for an overlapping CONSIGN:
+// long for one sent at the same time, inside the renter's wait for its
+// answer (StreamTimeout).
+const overlapWait = StreamTimeout * 3 / 4
 
 func (m *meetingRoom) Reserve(ctx context.Context, c *Contract) (Grant, error) {
 	m.mu.Lock()
 	m.calls++
 	first := m.calls == 1
-	if m.calls == 2 {
-		close(m.met)
-	}
 	m.mu.Unlock()
 	if first {
-		select {
-		case <-m.met:
-		case <-time.After(time.Second):
-		case <-ctx.Done():
-		}
+		met := m.wait(ctx)
+		m.mu.Lock()
+		m.overlap = met
+		m.mu.Unlock()
 	}
 	return m.Ledger.Reserve(ctx, c)
+}
+
+// wait polls overlapped until it holds, overlapWait passed or ctx ended.
+func (m *meetingRoom) wait(ctx context.Context) bool {
+	deadline := time.NewTimer(overlapWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !m.overlapped() {
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// met reports whether the first Reserve saw another request overlap it.
+func (m *meetingRoom) met() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.overlap
 }
 
 // blockingMirrorer counts the copies it is asked for and holds each until

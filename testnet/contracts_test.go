@@ -93,6 +93,9 @@ func TestSessionsOnlyUnderContracts(t *testing.T) {
 		Terms: contracts.Terms{Bag: net.Bag, Size: uint64(res.Chunks[0].Size) + 32<<10, Chunks: 2,
 			Availability: topics.High, Speed: topics.High, Redundancy: 1},
 		Duration: 30 * 24 * time.Hour,
+		// Both providers' offers end collection; the window only bounds a
+		// loaded machine's wait for them.
+		Window: offerWindow, Enough: 2,
 	}
 	topic, err := req.Topic()
 	if err != nil {
@@ -207,6 +210,12 @@ func TestSessionsOnlyUnderContracts(t *testing.T) {
 	}
 }
 
+// offerWindow bounds a negotiation's wait for offers: as long as the
+// proposal takes them. Collection ends as soon as Enough offers came, so
+// the window is only reached when an offer is missing; a loaded machine's
+// slow offers still count.
+const offerWindow = contracts.DefaultTTL
+
 // waitTopicPeers waits until h knows want peers subscribed to topic.
 func waitTopicPeers(t testing.TB, h *p2p.Host, topic topics.Topic, want int) {
 	t.Helper()
@@ -244,6 +253,7 @@ func TestMirrorRestoresWipedReplica(t *testing.T) {
 		Terms: contracts.Terms{Bag: net.Bag, Object: obj.ID, ContentID: obj.ContentID, Size: obj.Size, Chunks: uint64(len(res.Chunks)),
 			Availability: topics.High, Speed: topics.High, Redundancy: 2},
 		Duration: 30 * 24 * time.Hour,
+		Window:   offerWindow, Enough: 2, // both providers' offers end collection
 	}
 	topic, err := req.Topic()
 	if err != nil {
