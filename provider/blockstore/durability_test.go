@@ -320,12 +320,13 @@ func TestRecordOfFailedIndexWriteScannedOnOpen(t *testing.T) {
 			data := randBytes(50, 250_000)
 			c := chunker.ChunkCID(data)
 			var rotated cid.Cid
+			var rotatedData []byte
 			rotate := func() {
 				// Put within c's Put (during), it must not need c's
 				// stripe lock, which that Put holds: one in 64 did.
 				for seed := uint64(51); ; seed++ {
 					if d := randBytes(seed, 400_000); s.stripe(chunker.ChunkCID(d)) != s.stripe(c) {
-						rotated = putBlock(t, s, d)
+						rotated, rotatedData = putBlock(t, s, d), d
 						return
 					}
 				}
@@ -366,7 +367,7 @@ func TestRecordOfFailedIndexWriteScannedOnOpen(t *testing.T) {
 				t.Fatalf("recovery session holds %v, %v; want [%s]", ids, err, c)
 			}
 			if tc.rotate != "" {
-				checkGet(t, s, rotated, randBytes(51, 400_000))
+				checkGet(t, s, rotated, rotatedData)
 			}
 		})
 	}
