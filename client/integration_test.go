@@ -224,23 +224,14 @@ func TestNetworkProviderKilledMidUpload(t *testing.T) {
 	c := netClient(t, net, t.TempDir(), WithReconnectWait(time.Second)) // the killed provider stays down
 	ctx := testCtx(t)
 	data := randomBytes(t, 16<<20, 14)
-	var once sync.Once
-	var wg sync.WaitGroup
+	var k killer
 	victim := net.Provider(2)
 	obj, err := c.PutFile(ctx, net.Bag, writeTemp(t, data), WithMinRedundancy(2), WithProgress(func(p Progress) {
 		if p.TotalChunks > 0 && p.Links[LinkSigned] >= p.TotalChunks/2 {
-			once.Do(func() {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					if err := victim.Kill(); err != nil {
-						t.Error(err)
-					}
-				}()
-			})
+			k.kill(t, always(victim))
 		}
 	}))
-	wg.Wait()
+	k.wait()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -237,33 +237,27 @@ func TestNetworkPipelineMiddleKilled(t *testing.T) {
 	sent, opened := countSent(c)
 	ctx := testCtx(t)
 	data := randomBytes(t, 48*itChunk, 32)
-	var once sync.Once
-	var wg sync.WaitGroup
-	var victim *testnet.Provider
+	var k killer
 	obj, err := c.PutFile(ctx, net.Bag, writeTemp(t, data), WithRedundancy(3), WithReplication(ReplicatePipelined),
 		WithChunkSize(itChunk), WithProgress(func(p Progress) {
 			if p.Links[LinkSigned] < 12 {
 				return
 			}
-			once.Do(func() {
+			k.kill(t, func() *testnet.Provider {
 				// The second target: the middle of the pipelines headed
 				// by the first.
 				second := opened()[1]
 				for _, pr := range net.Providers() {
 					if pr.AddrInfo().ID == second {
-						victim = pr
+						return pr
 					}
 				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					if err := victim.Kill(); err != nil {
-						t.Error(err)
-					}
-				}()
+				t.Errorf("the second target %s is no provider of the testnet", second)
+				return nil
 			})
 		}))
-	wg.Wait()
+	k.wait()
+	victim := k.victim
 	if err != nil {
 		t.Fatal(err)
 	}

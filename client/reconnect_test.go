@@ -126,7 +126,8 @@ func TestPutSurvivesProviderRestart(t *testing.T) {
 	victim := net.Provider(1)
 	w := watchVictim(c, victim.AddrInfo().ID)
 
-	var killOnce, restartOnce sync.Once
+	var k killer
+	var restartOnce sync.Once
 	var wg sync.WaitGroup
 	var restarted atomic.Bool
 	w.onRefused = func() {
@@ -142,17 +143,10 @@ func TestPutSurvivesProviderRestart(t *testing.T) {
 	}
 	obj, err := c.PutFile(ctx, net.Bag, writeTemp(t, data), WithChunkSize(itChunk), WithProgress(func(p Progress) {
 		if p.TotalChunks > 0 && p.Links[LinkSigned] >= p.TotalChunks {
-			killOnce.Do(func() {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					if err := victim.Kill(); err != nil {
-						t.Error(err)
-					}
-				}()
-			})
+			k.kill(t, always(victim))
 		}
 	}))
+	k.wait()
 	wg.Wait()
 	if err != nil {
 		t.Fatalf("put with a provider restarted mid-upload: %v", err)
@@ -194,22 +188,13 @@ func TestPutGivesUpProviderDownForReconnectWait(t *testing.T) {
 	victim := net.Provider(2)
 	id := victim.AddrInfo().ID
 	w := watchVictim(c, id)
-	var once sync.Once
-	var wg sync.WaitGroup
+	var k killer
 	_, err := c.PutFile(ctx, net.Bag, writeTemp(t, randomBytes(t, 8<<20, 62)), WithChunkSize(itChunk), WithProgress(func(p Progress) {
 		if p.TotalChunks > 0 && p.Links[LinkSigned] >= p.TotalChunks/2 {
-			once.Do(func() {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					if err := victim.Kill(); err != nil {
-						t.Error(err)
-					}
-				}()
-			})
+			k.kill(t, always(victim))
 		}
 	}))
-	wg.Wait()
+	k.wait()
 	var npe *NoProviderError
 	if !errors.As(err, &npe) || npe.Have != 2 {
 		t.Fatalf("put with a provider down for good: %v; want a NoProviderError with 2 providers", err)
