@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
 	dhtpb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -24,19 +23,7 @@ import (
 func TestDHTStoresNoValues(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	victim, err := p2p.New(ctx, quiet(), p2p.WithListenAddrs("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer victim.Close()
-	att, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay(), libp2p.DisableMetrics())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer att.Close()
-	if err := att.Connect(ctx, victim.AddrInfo()); err != nil {
-		t.Fatal(err)
-	}
+	victim, att := victimAndAttacker(t, ctx, nil)
 
 	_, pub, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {

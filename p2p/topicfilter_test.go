@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/satchel-net/satchel/p2p"
@@ -28,23 +28,11 @@ import (
 func TestSubscriptionFilter(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	victim, err := p2p.New(ctx, quiet(), p2p.WithListenAddrs("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer victim.Close()
-
-	att, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay(), libp2p.DisableMetrics())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer att.Close()
-	// Take the victim's own gossipsub stream, so the victim counts the
-	// attacker as a pubsub peer and lists it on the topics it tracks.
-	att.SetStreamHandler(pubsub.GossipSubID_v11, func(s network.Stream) { _, _ = io.Copy(io.Discard, s) })
-	if err := att.Connect(ctx, victim.AddrInfo()); err != nil {
-		t.Fatal(err)
-	}
+	// The attacker takes the victim's own gossipsub stream, so the victim
+	// counts it as a pubsub peer and lists it on the topics it tracks.
+	victim, att := victimAndAttacker(t, ctx, func(att host.Host) {
+		att.SetStreamHandler(pubsub.GossipSubID_v11, func(s network.Stream) { _, _ = io.Copy(io.Discard, s) })
+	})
 	s, err := att.NewStream(ctx, victim.ID(), pubsub.GossipSubID_v11)
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/satchel-net/satchel/chain"
-	"github.com/satchel-net/satchel/chain/node"
 	"github.com/satchel-net/satchel/chain/rpc"
 	"github.com/satchel-net/satchel/chain/verify"
 )
@@ -39,18 +38,8 @@ func (c *counting) LatestHeight(ctx context.Context) (int64, error) {
 // through one poll of the node, not one each.
 func TestProvenMissesShareTheWaitForTheNextBlock(t *testing.T) {
 	lead := testKey("lead")
-	n, err := node.New(t.TempDir(),
-		node.WithRPCAddr(freeAddr(t)), node.WithP2PAddr(freeAddr(t)), node.WithLogger(quiet),
-		node.WithEmptyBlockInterval(time.Hour),
-		node.WithGenesis(chain.DefaultGenesis(lead.Account(), lead.Account())))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := testCtx(t)
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = n.Stop() })
+	n := startIdleNode(t, ctx, lead)
 	res, err := chain.NewClient(n.Transport()).Submit(ctx, lead, chain.MsgCreateStorageBucket{ObjectsLimit: 1, SizeLimit: 1})
 	if err != nil {
 		t.Fatal(err)

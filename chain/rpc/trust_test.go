@@ -227,18 +227,8 @@ func TestProvenReadsSeeTheHead(t *testing.T) {
 // idle chain (no empty blocks) does not make.
 func TestAcceptLagAnswersWithoutTheNextBlock(t *testing.T) {
 	lead := testKey("lead")
-	n, err := node.New(t.TempDir(),
-		node.WithRPCAddr(freeAddr(t)), node.WithP2PAddr(freeAddr(t)), node.WithLogger(quiet),
-		node.WithEmptyBlockInterval(time.Hour),
-		node.WithGenesis(chain.DefaultGenesis(lead.Account(), lead.Account())))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := testCtx(t)
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = n.Stop() })
+	n := startIdleNode(t, ctx, lead)
 	res, err := chain.NewClient(n.Transport()).Submit(ctx, lead, chain.MsgCreateStorageBucket{ObjectsLimit: 1, SizeLimit: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -273,4 +263,22 @@ func TestAcceptLagAnswersWithoutTheNextBlock(t *testing.T) {
 			t.Fatalf("unmarked first read on an idle chain (height %d) = %v; want it waiting for the next block", h, err)
 		}
 	}
+}
+
+// startIdleNode starts a node whose genesis makes lead both leads and
+// which makes no empty blocks: a block comes only with a transaction.
+func startIdleNode(t *testing.T, ctx context.Context, lead chain.Key) *node.Node {
+	t.Helper()
+	n, err := node.New(t.TempDir(),
+		node.WithRPCAddr(freeAddr(t)), node.WithP2PAddr(freeAddr(t)), node.WithLogger(quiet),
+		node.WithEmptyBlockInterval(time.Hour),
+		node.WithGenesis(chain.DefaultGenesis(lead.Account(), lead.Account())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Stop() })
+	return n
 }
