@@ -25,6 +25,10 @@ func (c *storeConn) bind(ctx context.Context, ex *storeExchange, b *pb.BindReque
 		return
 	}
 	root, err := h.auth.AuthorizeChunk(ctx, b.BagId, b.ObjectId)
+	if errors.Is(err, ErrProviderBusy) {
+		c.refuseBusy(ex, err) // asked again, not counted as a failure
+		return
+	}
 	if err != nil {
 		c.refuse(ex, "%v", err)
 		return

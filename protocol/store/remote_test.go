@@ -45,6 +45,11 @@ func TestAuthorizerBusyRefusal(t *testing.T) {
 	if !errors.As(err, &refused) || !refused.Busy || !errors.Is(err, store.ErrProviderBusy) || !strings.Contains(refused.Reason, "chain look-ups all taken") {
 		t.Fatalf("push while the authorizer is busy = %v; want a busy refusal with its reason", err)
 	}
+	// A BIND's look-up is refused busy the same way, so the uploader asks
+	// again instead of counting a failure.
+	if err := s.Bind(ctx, store.BindRequest{Bag: spBag, Object: 1, Chunks: res.Chunks}); !errors.As(err, &refused) || !errors.Is(err, store.ErrProviderBusy) {
+		t.Fatalf("bind while the authorizer is busy = %v; want a busy refusal", err)
+	}
 	unregistered := spPush(t, res, data, 1, 0)
 	unregistered.Object = 99
 	if _, err := s.Push(ctx, unregistered); !errors.As(err, &refused) || errors.Is(err, store.ErrProviderBusy) {
