@@ -590,13 +590,6 @@ func (p *pusher) boundCount() int {
 	return n
 }
 
-// spareCount returns how many untried providers are left.
-func (p *pusher) spareCount() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.spares)
-}
-
 // verifyChunk checks a chunk read back from the file still has its CID.
 func verifyChunk(info chunker.ChunkInfo, data []byte) error {
 	if got := chunker.ChunkCID(data); !got.Equals(info.CID) {

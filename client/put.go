@@ -299,17 +299,6 @@ func (p *pusher) complete(ctx context.Context, src io.ReaderAt, res *chunker.Res
 	return fmt.Errorf("upload of object %d to bag %s: providers kept failing: %w", p.object, p.bag, p.noProvider(p.boundCount()))
 }
 
-// count returns the number of chunks in the set.
-func (b bitset) count() int {
-	n := 0
-	for _, w := range b {
-		for ; w != 0; w &= w - 1 {
-			n++
-		}
-	}
-	return n
-}
-
 // openWith opens targets like open, and gives every target the receipts
 // and bind an earlier run kept for its provider: the targets opened now,
 // and those the stream opened, which without a contract's session got no

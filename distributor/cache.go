@@ -18,6 +18,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/internal/fsutil"
 )
 
 // cacheStateFile holds the cache's statistics across restarts; its Clean
@@ -342,7 +343,7 @@ func (c *cache) put(obj chain.ObjectID, bc cid.Cid, data []byte) error {
 		if err != nil {
 			c.unreserve(n)
 			c.m.writeFailed(err)
-			if noSpace(err) && try < 2 {
+			if fsutil.NoSpace(err) && try < 2 {
 				c.shrink(try)
 				continue
 			}

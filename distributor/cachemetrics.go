@@ -2,6 +2,7 @@ package distributor
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/satchel-net/satchel/internal/fsutil"
 )
 
 // cacheMetrics are the cache's own counters, registered with the node's
@@ -38,7 +39,7 @@ func (m cacheMetrics) collectors() []prometheus.Collector {
 
 // writeFailed counts a failed block write.
 func (m cacheMetrics) writeFailed(err error) {
-	if noSpace(err) {
+	if fsutil.NoSpace(err) {
 		m.noSpace.Inc()
 		return
 	}

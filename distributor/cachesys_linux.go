@@ -3,7 +3,6 @@ package distributor
 import (
 	"errors"
 	"os"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -32,9 +31,4 @@ func diskSpace(path string) (free, total int64, ok bool) {
 	}
 	bs := uint64(st.Bsize)
 	return int64(min(st.Bavail*bs, 1<<62)), int64(min(st.Blocks*bs, 1<<62)), true
-}
-
-// noSpace reports whether err says the disk (or the user's quota) is full.
-func noSpace(err error) bool {
-	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }

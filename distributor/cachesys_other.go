@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"syscall"
 )
 
 // canSyncDirs says a directory can be synced (fsync of its names): not on
@@ -42,6 +41,3 @@ func syncTree(dir string) error {
 
 // diskSpace is unknown on systems other than Linux (ok false).
 func diskSpace(string) (free, total int64, ok bool) { return 0, 0, false }
-
-// noSpace reports whether err says the disk is full.
-func noSpace(err error) bool { return errors.Is(err, syscall.ENOSPC) }

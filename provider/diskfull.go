@@ -1,13 +1,12 @@
 package provider
 
 import (
-	"errors"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/satchel-net/satchel/internal/fsutil"
 	"github.com/satchel-net/satchel/internal/units"
 	"github.com/satchel-net/satchel/protocol/store"
 	"github.com/satchel-net/satchel/provider/blockstore"
@@ -48,7 +47,7 @@ type noSpace struct {
 // being written (upload, sync, repair). A nil n (a Server built in a test
 // without New) notes nothing.
 func (n *noSpace) note(op string, err error) error {
-	if n == nil || err == nil || !errors.Is(err, syscall.ENOSPC) {
+	if n == nil || err == nil || !fsutil.NoSpace(err) {
 		return err
 	}
 	n.s.m.noSpaceWrites.WithLabelValues(op).Inc()

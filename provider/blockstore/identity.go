@@ -82,7 +82,7 @@ func (s *Store) checkIdentity(missing map[uint32]int, onDisk int) error {
 func (s *Store) writeStoreID(id []byte, toFile bool) error {
 	if toFile {
 		path := filepath.Join(s.dir, packsDir, storeIDFile)
-		if err := writeFileSync(path, append(bytes.Clone(id), '\n')); err != nil {
+		if err := fsutil.WriteFileAtomic(path, append(bytes.Clone(id), '\n'), 0o644); err != nil {
 			return fmt.Errorf("blockstore: open: write %s: %w", path, err)
 		}
 	}
@@ -92,30 +92,6 @@ func (s *Store) writeStoreID(id []byte, toFile bool) error {
 		return fmt.Errorf("blockstore: open: %w", err)
 	}
 	return nil
-}
-
-// writeFileSync writes a small file and syncs it and its directory.
-func writeFileSync(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	return fsutil.SyncDir(filepath.Dir(path))
 }
 
 // missingText names the packs index entries name that are not on disk.
