@@ -327,11 +327,13 @@ func (c *storeConn) refuse(ex *storeExchange, format string, args ...any) {
 	c.end(ex, &pb.StoreReply{Status: pb.Status_STATUS_REFUSED, Reason: fmt.Sprintf(format, args...)})
 }
 
-// refuseBusy refuses an exchange as busy, with err as the reason: the
-// Authorizer's answer for a budget all peers share (its chain reads).
-func (c *storeConn) refuseBusy(ex *storeExchange, err error) {
+// refuseErr refuses an exchange with err as the reason, as busy when err
+// matches ErrProviderBusy (a budget all peers share is spent: the memory
+// budgets, the Authorizer's chain reads), so the uploader asks again or
+// elsewhere instead of counting a failure.
+func (c *storeConn) refuseErr(ex *storeExchange, err error) {
 	c.h.metrics.result(ex, "refused")
-	c.end(ex, &pb.StoreReply{Status: pb.Status_STATUS_REFUSED, Reason: err.Error(), Busy: true})
+	c.end(ex, &pb.StoreReply{Status: pb.Status_STATUS_REFUSED, Reason: err.Error(), Busy: errors.Is(err, ErrProviderBusy)})
 }
 
 // failed ends an exchange with FAILED and the reason format gives.

@@ -24,19 +24,17 @@ func (c *storeConn) bind(ctx context.Context, ex *storeExchange, b *pb.BindReque
 		c.refuse(ex, "%v", err)
 		return
 	}
+	// The Authorizer's errors are refused through refuseErr: one that says
+	// busy (its chain reads all taken) is asked again, not a failure.
 	root, err := h.auth.AuthorizeChunk(ctx, b.BagId, b.ObjectId)
-	if errors.Is(err, ErrProviderBusy) {
-		c.refuseBusy(ex, err) // asked again, not counted as a failure
-		return
-	}
 	if err != nil {
-		c.refuse(ex, "%v", err)
+		c.refuseErr(ex, err)
 		return
 	}
 	// Binding ends the session, so it takes the authority a DROP does.
 	if da, ok := h.auth.(DropAuthorizer); ok && len(b.Session) == SessionIDLength {
 		if err := da.AuthorizeDrop(ctx, b.BagId, b.Session, c.remote); err != nil {
-			c.refuse(ex, "%v", err)
+			c.refuseErr(ex, err)
 			return
 		}
 	}
@@ -46,8 +44,10 @@ func (c *storeConn) bind(ctx context.Context, ex *storeExchange, b *pb.BindReque
 		return
 	}
 	if err := checkBindSize(ctx, h.auth, b, m.Size); err != nil {
-		h.metrics.bind("size_mismatch")
-		c.refuse(ex, "%v", err)
+		if !errors.Is(err, ErrProviderBusy) {
+			h.metrics.bind("size_mismatch")
+		}
+		c.refuseErr(ex, err)
 		return
 	}
 	// PutManifest checks that every chunk is held under the store's gc

@@ -30,11 +30,7 @@ func (c *storeConn) authorize(ctx context.Context, ex *storeExchange, r *pb.Stor
 		return
 	}
 	if err := c.h.admit(ctx, ex, r, c.remote); err != nil {
-		if errors.Is(err, ErrProviderBusy) {
-			c.refuseBusy(ex, err)
-			return
-		}
-		c.refuse(ex, "%v", err)
+		c.refuseErr(ex, err)
 		return
 	}
 	c.h.setForward(ex, r, hops)
