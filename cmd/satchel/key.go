@@ -33,9 +33,9 @@ func newKeyNewCmd(app *App) *cobra.Command {
 	return &cobra.Command{
 		Use:   "new [FILE]",
 		Short: "Make a new account key and print its account",
-		Long: `Make a new random account key in FILE (default HOME/keys/account.key, the key
-members and operators sign with by default) and print its account. An existing
-file is never replaced.`,
+		Long: `Make a new random account key in FILE (default: the config's key, else
+HOME/keys/account.key — the key members and operators sign with by default) and
+print its account. An existing file is never replaced.`,
 		Example: `  satchel key new                         # HOME/keys/account.key
   satchel key new .satchel/keys/tx.key    # a separate transactor for a storage node`,
 		Args: cobra.MaximumNArgs(1),
@@ -59,7 +59,7 @@ file is never replaced.`,
 func newKeyShowCmd(app *App) *cobra.Command {
 	return &cobra.Command{
 		Use:     "show [FILE]",
-		Short:   "Print the account of a key file",
+		Short:   "Print the account of a key file (default: the key commands sign with)",
 		Example: `  satchel key show .satchel/keys/storage-lead.key`,
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -103,7 +103,9 @@ func saveNewKey(path string, k chain.Key) error {
 	return nil
 }
 
-// keyPath is the key file named by args, or the default account key.
+// keyPath is the key file named by args, else the one commands sign with
+// by default, as loadSigner picks it: the config's key, or the default
+// account key.
 func keyPath(app *App, args []string) (string, error) {
 	if len(args) == 1 {
 		return args[0], nil
@@ -111,6 +113,9 @@ func keyPath(app *App, args []string) (string, error) {
 	cfg, err := app.Config()
 	if err != nil {
 		return "", err
+	}
+	if cfg.Key != "" {
+		return cfg.Key, nil
 	}
 	return accountKeyFile(cfg), nil
 }

@@ -53,8 +53,21 @@ func TestKeyNewShow(t *testing.T) {
 		t.Fatalf("key show: exit %d, %q; want account %s", code, out, made.Account)
 	}
 	tx := filepath.Join(dir, "tx.key")
-	if out, _, code := satchel("key", "new", tx); code != 0 || !strings.Contains(out, "account ") {
+	out, _, code = satchel("key", "new", tx)
+	if code != 0 || !strings.Contains(out, "account ") {
 		t.Fatalf("key new %s: exit %d, %q", tx, code, out)
+	}
+	// With a key in the config, key show names the key commands sign with.
+	txKey, err := chain.LoadKey(tx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txAcct := txKey.Account().String()
+	if err := os.WriteFile(cfg, []byte("home: "+filepath.Join(dir, "home")+"\nkey: "+tx+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, errs, code := satchel("key", "show"); code != 0 || !strings.Contains(out, txAcct) || strings.Contains(out, made.Account) {
+		t.Fatalf("key show with key: %s in the config: exit %d, %q %q; want account %s", tx, code, out, errs, txAcct)
 	}
 	missing := filepath.Join(dir, "none.key")
 	if _, errs, code := satchel("key", "show", missing); code == 0 || !strings.Contains(errs, "satchel key new "+missing) {
