@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/satchel-net/satchel/testnet"
 )
 
 type panicWriter struct{ after int }
@@ -202,11 +204,5 @@ func TestPutFilePassPanicStopsWorkers(t *testing.T) {
 		buf := make([]byte, 8<<20)
 		return strings.Count(string(buf[:runtime.Stack(buf, true)]), "(*pusher).start.func")
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for workers() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d push workers still running after the panicked put", workers())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testnet.Wait(t, "the push workers to stop after the panicked put", func() bool { return workers() == 0 })
 }

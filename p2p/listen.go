@@ -32,7 +32,7 @@ func listen(h host.Host, addrs []ma.Multiaddr) error {
 	for _, a := range addrs {
 		err := add(a)
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return fmt.Errorf("p2p: listen on %s: %w; pass another --listen", a, ErrAddrInUse)
+			return fmt.Errorf("p2p: listen on %s: %w; pass another --listen (or set p2p.listen in the config)", a, ErrAddrInUse)
 		}
 		if err != nil {
 			return fmt.Errorf("p2p: listen on %s: %w", a, err)

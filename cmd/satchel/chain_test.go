@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,22 +26,12 @@ type chainCmdEnv struct {
 func newChainCmdEnv(t *testing.T) *chainCmdEnv {
 	t.Helper()
 	dir := t.TempDir()
-	e := &chainCmdEnv{t: t, dir: dir, home: filepath.Join(dir, "satchel"), cfgPath: filepath.Join(dir, "config.yml"), rpc: chainCmdFreeAddr(t)}
+	e := &chainCmdEnv{t: t, dir: dir, home: filepath.Join(dir, "satchel"), cfgPath: filepath.Join(dir, "config.yml"), rpc: freeAddr(t)}
 	cfg := "home: " + e.home + "\nchain:\n  rpc: http://" + e.rpc + "\n"
 	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return e
-}
-
-func chainCmdFreeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // satchel runs a command with the env's config.
@@ -163,10 +152,10 @@ func TestChainInitStartJoinStatus(t *testing.T) {
 	// An address in use is named by its flag, and changes nothing.
 	held := heldAddr(t)
 	e.fails("--p2p "+held+": address already in use", "chain", "start", "--p2p", held)
-	e.fails("--rpc "+held+": address already in use", "chain", "start", "--rpc", held, "--p2p", chainCmdFreeAddr(t))
+	e.fails("--rpc "+held+": address already in use", "chain", "start", "--rpc", held, "--p2p", freeAddr(t))
 
 	// The validator, listening where the config's chain.rpc points.
-	val := e.start("--p2p", chainCmdFreeAddr(t))
+	val := e.start("--p2p", freeAddr(t))
 	vs := e.waitStatus(val, func(s node.Status) bool { return s.Height > 0 })
 	if !vs.Validator || vs.ChainID != res.ChainID || vs.NodeID != res.NodeID {
 		t.Fatalf("validator status = %+v", vs)
@@ -187,8 +176,8 @@ func TestChainInitStartJoinStatus(t *testing.T) {
 
 	// A full node of the same network, from the genesis file and the
 	// validator's P2P address.
-	fullRPC := chainCmdFreeAddr(t)
-	full := e.start("--home", filepath.Join(e.dir, "full"), "--rpc", fullRPC, "--p2p", chainCmdFreeAddr(t),
+	fullRPC := freeAddr(t)
+	full := e.start("--home", filepath.Join(e.dir, "full"), "--rpc", fullRPC, "--p2p", freeAddr(t),
 		"--join", vs.P2PAddress, "--genesis", res.Genesis)
 	fs := e.waitStatus(full, func(s node.Status) bool { return s.Height >= vs.Height && !s.CatchingUp }, "--rpc", "http://"+fullRPC)
 	if fs.Validator || fs.ChainID != vs.ChainID || fs.NodeID == vs.NodeID {

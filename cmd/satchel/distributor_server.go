@@ -216,10 +216,7 @@ func runDistributorServer(ctx context.Context, app *App, cfg Config, st distServ
 	defer closeLogged(log, "distributor", srv)
 	endpoint := st.endpoint
 	if endpoint == "" {
-		endpoint = srv.URL() + "/"
-		if err := checkPublishedEndpoint(srv.URL()[len("http://"):], "", st.publish); err != nil {
-			return err
-		}
+		endpoint = srv.URL() + "/" // a wildcard --http without --endpoint was refused before start
 	}
 	if st.publish {
 		pctx, cancel := context.WithTimeout(ctx, txTimeout)

@@ -37,13 +37,14 @@ func (e *addrInUseError) Unwrap() error { return e.err }
 
 // inUse rewrites err when it says an address of ls is in use: with one
 // setting any such error is its; with several, the one whose address the
-// error names. Other errors pass through unchanged.
+// error names. A setting with no address (that listener is off) is never
+// blamed. Other errors pass through unchanged.
 func inUse(err error, ls ...listenSetting) error {
 	if err == nil || !isAddrInUse(err) {
 		return err
 	}
 	for _, l := range ls {
-		if len(ls) == 1 || (l.addr != "" && strings.Contains(err.Error(), l.addr)) {
+		if l.addr != "" && (len(ls) == 1 || strings.Contains(err.Error(), l.addr)) {
 			return &addrInUseError{listenSetting: l, err: err}
 		}
 	}
