@@ -24,8 +24,7 @@ type chainHealth struct {
 	failures prometheus.Counter
 
 	mu          sync.Mutex
-	down        bool
-	downSince   time.Time
+	downSince   time.Time // zero while reads succeed
 	lastContact time.Time
 	failed      uint64 // failures since down
 	unlogged    uint64 // failures since the last log line
@@ -43,12 +42,12 @@ func (h *chainHealth) ok() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.lastContact = now
-	if !h.down {
+	if h.downSince.IsZero() {
 		return
 	}
-	h.down = false
 	h.up.Set(1)
 	h.log.Info("chain node reachable again", "down_for", now.Sub(h.downSince).Round(time.Second), "failures", h.failed)
+	h.downSince = time.Time{}
 }
 
 // fail records a read that failed: what the node was reading, and why.
@@ -57,8 +56,8 @@ func (h *chainHealth) fail(what string, err error) {
 	h.failures.Inc()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.down {
-		h.down, h.downSince, h.failed, h.unlogged, h.loggedAt = true, now, 1, 0, now
+	if h.downSince.IsZero() {
+		h.downSince, h.failed, h.unlogged, h.loggedAt = now, 1, 0, now
 		h.up.Set(0)
 		h.log.Warn("cannot read the chain; check that chain.rpc in the config names a running chain node; retrying with backoff",
 			"reading", what, "err", err)
@@ -79,8 +78,5 @@ func (h *chainHealth) fail(what string, err error) {
 func (h *chainHealth) state() (up bool, lastContact, downSince time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.down {
-		downSince = h.downSince
-	}
-	return !h.down, h.lastContact, downSince
+	return h.downSince.IsZero(), h.lastContact, h.downSince
 }

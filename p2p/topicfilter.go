@@ -33,12 +33,8 @@ var maxSubscriptionsPerRPC = 2 * len(topicSet)
 // for as long as the peer stays connected: 2 million made-up names from
 // one connection cost 624 MiB of heap.
 func subscriptionFilter() pubsub.Option {
-	names := make([]string, 0, len(topicSet))
-	for n := range topicSet {
-		names = append(names, n)
-	}
 	return pubsub.WithSubscriptionFilter(pubsub.WrapLimitSubscriptionFilter(
-		pubsub.NewAllowlistSubscriptionFilter(names...), maxSubscriptionsPerRPC))
+		pubsub.NewAllowlistSubscriptionFilter(topics.Names()...), maxSubscriptionsPerRPC))
 }
 
 // checkTopic reports whether topic is one of Satchel's, with an error that
