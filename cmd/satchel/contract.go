@@ -152,22 +152,24 @@ func runContractPublish(ctx context.Context, app *App, cfg Config, key chain.Key
 		}
 		return explain(app, cfg, err, nil)
 	}
-	if b, err := cc.Bag(ctx, bag); err == nil && len(b.StorageBuckets) > 0 {
-		if req.Redundancy == 0 {
-			req.Redundancy = uint32(min(len(b.StorageBuckets), contracts.MaxRedundancy))
-		}
-		// Only the operators of the bag's buckets may offer: more
-		// contracts than buckets cannot be consigned.
-		if int(req.Redundancy) > len(b.StorageBuckets) {
-			return fmt.Errorf("--redundancy %d: bag %s is stored by %d storage bucket(s), whose operators alone may offer; ask for at most %d, or ask the storage lead to add the bag to more buckets",
-				req.Redundancy, bag, len(b.StorageBuckets), len(b.StorageBuckets))
-		}
-		// No more authorised offers can come than the bag has buckets.
-		req.Enough = min(2*int(req.Redundancy), len(b.StorageBuckets))
+	b, err := cc.Bag(ctx, bag)
+	if err != nil {
+		return explain(app, cfg, err, nil)
+	}
+	if len(b.StorageBuckets) == 0 {
+		return fmt.Errorf("bag %s is in no storage bucket, so no provider may offer; ask the storage lead to add the bag to a bucket (update-bag)", bag)
 	}
 	if req.Redundancy == 0 {
-		return fmt.Errorf("bag %s is in no storage bucket (or could not be read), so no provider may offer; pass --redundancy, or ask the storage lead to add the bag to a bucket", bag)
+		req.Redundancy = uint32(min(len(b.StorageBuckets), contracts.MaxRedundancy))
 	}
+	// Only the operators of the bag's buckets may offer: more
+	// contracts than buckets cannot be consigned.
+	if int(req.Redundancy) > len(b.StorageBuckets) {
+		return fmt.Errorf("--redundancy %d: bag %s is stored by %d storage bucket(s), whose operators alone may offer; ask for at most %d, or ask the storage lead to add the bag to more buckets",
+			req.Redundancy, bag, len(b.StorageBuckets), len(b.StorageBuckets))
+	}
+	// No more authorised offers can come than the bag has buckets.
+	req.Enough = min(2*int(req.Redundancy), len(b.StorageBuckets))
 	hostLog := slog.New(slog.DiscardHandler)
 	if app.Verbose {
 		hostLog = app.Log
