@@ -6,10 +6,12 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/internal/fsutil"
 )
 
 func init() { registerGroup(newKeyCmd) }
@@ -100,6 +102,9 @@ func saveNewKey(path string, k chain.Key) error {
 		}
 		return fmt.Errorf("save account key: %w", err)
 	}
+	// The new name should survive a power loss before its account is
+	// shown (a lead may hire it); best effort, as fsutil.SyncDir says.
+	_ = fsutil.SyncDir(filepath.Dir(path))
 	return nil
 }
 
