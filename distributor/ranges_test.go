@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/satchel-net/satchel/testnet"
 )
 
 // A 300 KiB object in 1 KiB chunks has a two-level DAG (174 links per
@@ -84,6 +86,11 @@ func TestRangesByteExact(t *testing.T) {
 	if resp.StatusCode != 200 || !bytes.Equal(body, data) {
 		t.Fatalf("whole object: %d, %d bytes", resp.StatusCode, len(body))
 	}
+	// The last chunk reaches the cache just after the answer that carried it.
+	testnet.Wait(t, "object cached whole", func() bool {
+		resp, _ := do(t, http.MethodHead, url)
+		return resp.Header.Get("X-Cache") == "hit"
+	})
 	resp, body = get(t, url)
 	if resp.Header.Get("x-cache") != "hit" || resp.Header.Get("x-data-source") != "local" || !bytes.Equal(body, data) {
 		t.Fatalf("second whole read: x-cache %q x-data-source %q", resp.Header.Get("x-cache"), resp.Header.Get("x-data-source"))
