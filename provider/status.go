@@ -170,7 +170,7 @@ func (s *Server) startStatus() error {
 		mux.Handle("GET "+MetricsPath, promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	}
 	ln = httpserve.LimitConns(ln, statusMaxConns)
-	s.httpSrv = httpserve.Server(mux)
+	s.httpSrv = httpserve.Server(loopbackHostsOnly(mux, ln.Addr()))
 	s.httpAddr = ln.Addr()
 	s.goFunc(func() {
 		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -46,3 +46,21 @@ func addressedByIP(hostport string) bool {
 	}
 	return host == "localhost" || net.ParseIP(host) != nil
 }
+
+// loopbackHostsOnly refuses 421 every request addressed by a host name
+// when the status server listens on loopback only: such a server's pages
+// are the operator's, and a web page could otherwise point its own name at
+// 127.0.0.1 (DNS rebinding) and read them same-origin. A server bound to a
+// routable address answers any name, so a scraper may use its DNS name.
+func loopbackHostsOnly(h http.Handler, addr net.Addr) http.Handler {
+	if ta, ok := addr.(*net.TCPAddr); !ok || !ta.IP.IsLoopback() {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !addressedByIP(r.Host) {
+			writeJSON(w, http.StatusMisdirectedRequest, map[string]string{"error": "this status server listens on loopback: address it as localhost or by IP address, not by the name " + r.Host})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}

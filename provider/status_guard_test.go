@@ -3,8 +3,11 @@ package provider
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -74,6 +77,10 @@ func TestTombstoneActionsRefuseCrossSite(t *testing.T) {
 		}
 		return ts.Kept
 	}
+	// refused reports whether code is a refusal: 403 from the action guard,
+	// or 421 from the loopback server's host check, which a rebound name
+	// meets first.
+	refused := func(code int) bool { return code == http.StatusForbidden || code == http.StatusMisdirectedRequest }
 	hostile := []struct {
 		name string
 		hdr  map[string]string
@@ -85,16 +92,16 @@ func TestTombstoneActionsRefuseCrossSite(t *testing.T) {
 		{"a rebound name", map[string]string{ActionHeader: "1", "Host": "evil.example:7070", "Origin": "http://evil.example:7070", "Sec-Fetch-Site": "same-origin"}},
 	}
 	for _, h := range hostile {
-		if code := post("keep", h.hdr); code != http.StatusForbidden || kept() {
-			t.Fatalf("keep, %s: %d, kept %v; want 403 and nothing kept", h.name, code, kept())
+		if code := post("keep", h.hdr); !refused(code) || kept() {
+			t.Fatalf("keep, %s: %d, kept %v; want 403/421 and nothing kept", h.name, code, kept())
 		}
 	}
 	if code := post("keep", map[string]string{ActionHeader: "keep"}); code != http.StatusOK || !kept() {
 		t.Fatalf("the operator's keep: %d, kept %v; want 200, kept", code, kept())
 	}
 	for _, h := range hostile {
-		if code := post("release", h.hdr); code != http.StatusForbidden || !kept() {
-			t.Fatalf("release, %s: %d, kept %v; want 403 and still kept", h.name, code, kept())
+		if code := post("release", h.hdr); !refused(code) || !kept() {
+			t.Fatalf("release, %s: %d, kept %v; want 403/421 and still kept", h.name, code, kept())
 		}
 	}
 	// A same-origin page of the server itself may act.
@@ -119,5 +126,49 @@ func TestStatusServerHeaderLimit(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
 		t.Fatalf("a %d-byte header = %d; want 431", 4*httpserve.MaxHeaderBytes, resp.StatusCode)
+	}
+}
+
+// A status server on loopback answers no request addressed by a host name
+// (a page that points its own name at 127.0.0.1 cannot read the status,
+// audits or metrics), and answers localhost and IP addresses; one bound to
+// a routable address answers any name, for scrapers that use DNS.
+func TestLoopbackStatusRefusesHostNames(t *testing.T) {
+	_, base := statusNode(t)
+	get := func(host string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, base+StatusPath, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		_, _ = io.Copy(&b, resp.Body)
+		return resp.StatusCode, b.String()
+	}
+	port := base[strings.LastIndex(base, ":")+1:]
+	for _, host := range []string{"attacker.example:" + port, "attacker.example", "127.0.0.1.nip.example:" + port} {
+		code, body := get(host)
+		if code != http.StatusMisdirectedRequest || strings.Contains(body, "bags") {
+			t.Errorf("Host %q: %d %q, want 421 without the status", host, code, body)
+		}
+	}
+	for _, host := range []string{"localhost:" + port, "127.0.0.1:" + port, "[::1]:" + port} {
+		if code, body := get(host); code != http.StatusOK || !strings.Contains(body, "bags") {
+			t.Errorf("Host %q: %d %q, want the status", host, code, body)
+		}
+	}
+
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	h := loopbackHostsOnly(ok, &net.TCPAddr{IP: net.ParseIP("10.1.2.3"), Port: 9}) // routable: no check
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "http://status.example/", nil))
+	if rec.Code != http.StatusNoContent {
+		t.Errorf("routable bind refused a host name: %d", rec.Code)
 	}
 }
