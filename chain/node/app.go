@@ -200,22 +200,39 @@ func (a *App) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.CheckT
 	return &abci.CheckTxResponse{Code: abci.CodeTypeOK}, nil
 }
 
-// PrepareProposal proposes the mempool's transactions in order, as many as
-// fit in MaxTxBytes, leaving out any that ProcessProposal would refuse.
+// proposer is a Machine that judges a proposal by its own admission
+// rules (state.Machine.ProposalTxs).
+type proposer interface {
+	ProposalTxs(txs [][]byte) [][]byte
+}
+
+// PrepareProposal proposes the mempool's transactions in order, leaving
+// out any that ProcessProposal would refuse and, when the machine judges
+// proposals (proposer), any its mempool admission would not admit into
+// one block now, then as many as fit in MaxTxBytes: a prefix of what
+// admission admits is admitted too.
 func (a *App) PrepareProposal(_ context.Context, req *abci.PrepareProposalRequest) (*abci.PrepareProposalResponse, error) {
 	txs := make([][]byte, 0, len(req.Txs))
 	seen := make(map[string]bool, len(req.Txs))
-	var size int64
 	for _, tx := range req.Txs {
-		if size+int64(len(tx)) > req.MaxTxBytes {
-			break
-		}
 		if a.decoded.check(tx) != nil || seen[string(tx)] {
 			continue
 		}
 		seen[string(tx)] = true
-		size += int64(len(tx))
 		txs = append(txs, tx)
+	}
+	a.mu.Lock()
+	if p, ok := a.m.(proposer); ok && !a.closed {
+		txs = p.ProposalTxs(txs)
+	}
+	a.mu.Unlock()
+	var size int64
+	for i, tx := range txs {
+		if size+int64(len(tx)) > req.MaxTxBytes {
+			txs = txs[:i]
+			break
+		}
+		size += int64(len(tx))
 	}
 	return &abci.PrepareProposalResponse{Txs: txs}, nil
 }

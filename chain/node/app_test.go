@@ -191,6 +191,46 @@ func TestAppBlockLifecycle(t *testing.T) {
 	}
 }
 
+// PrepareProposal leaves out what the machine's admission would not admit
+// into the block (a lead's message from another account, a second
+// transaction with one nonce); ProcessProposal, consensus, still accepts a
+// proposal holding them, and the block records them as failed.
+func TestAppPrepareProposalJudgesAdmission(t *testing.T) {
+	ctx := context.Background()
+	app := NewApp(memoryMachine(t), nil)
+	g := testGenesis(t)
+	gs, _ := json.Marshal(g)
+	if _, err := app.InitChain(ctx, &abci.InitChainRequest{ChainId: g.ChainID, Time: time.Now(), AppStateBytes: gs}); err != nil {
+		t.Fatal(err)
+	}
+	k, other := mustKey(t), mustKey(t)
+	good := mustSign(t, k, 1, chain.MsgCreateMember{Handle: "alice"})
+	sameNonce := mustSign(t, k, 1, chain.MsgCreateMember{Handle: "bob"})
+	notLead := mustSign(t, other, 1, chain.MsgSetUploadingBlocked{Blocked: true})
+	next := mustSign(t, k, 2, chain.MsgCreateChannel{Member: 0})
+	txs := [][]byte{good, sameNonce, notLead, next}
+	pp, err := app.PrepareProposal(ctx, &abci.PrepareProposalRequest{Txs: txs, MaxTxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pp.Txs) != 2 || !bytes.Equal(pp.Txs[0], good) || !bytes.Equal(pp.Txs[1], next) {
+		t.Fatalf("PrepareProposal kept %d txs; want the create_member and its channel", len(pp.Txs))
+	}
+	proc, _ := app.ProcessProposal(ctx, &abci.ProcessProposalRequest{Txs: txs})
+	if proc.Status != abci.PROCESS_PROPOSAL_STATUS_ACCEPT {
+		t.Fatalf("ProcessProposal = %v; admission is no consensus rule", proc.Status)
+	}
+	fb, err := app.FinalizeBlock(ctx, &abci.FinalizeBlockRequest{Height: 1, Time: time.Now(), Hash: make([]byte, 32), Txs: txs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, false, false} {
+		if ok := fb.TxResults[i].Code == 0; ok != want {
+			t.Fatalf("tx %d: code %d (%s)", i, fb.TxResults[i].Code, fb.TxResults[i].Log)
+		}
+	}
+}
+
 func TestEventsRoundTrip(t *testing.T) {
 	in := []chain.Event{
 		{Type: "BagCreated", Data: json.RawMessage(`{"bag":"dynamic:channel:1"}`)},
