@@ -17,10 +17,14 @@ const MaxPendingPerAccount = 64
 // CometBFT's recheck after each commit rebuilds it from the transactions
 // still waiting.
 //
-// None of this is consensus: a block a proposer fills otherwise still
-// executes as before (deliver uses the nonce of a failing message, so its
-// public bytes cannot be replayed later). An honest proposer holds its
-// proposal to the same rules (ProposalTxs).
+// FinalizeBlock does not repeat any of this: a block a proposer fills
+// otherwise still executes as before (deliver uses the nonce of a failing
+// message, so its public bytes cannot be replayed later). An honest
+// proposer holds its proposal to the same rules (ProposalTxs), and from
+// VersionAdmission on every validator holds every proposal to their
+// deterministic part (CheckProposal): from then on, a change to the
+// counts here or to standing is a consensus change and takes a new
+// version.
 type mempool struct {
 	// accounts holds each waiting signer's nonces (committed plus
 	// admitted), so one signed nonce cannot fill the mempool with many

@@ -374,3 +374,82 @@ func TestCheckTxNonceSpan(t *testing.T) {
 		}
 	}
 }
+
+// From VersionAdmission on, a proposal is held to admission's
+// deterministic rules: one a mempool would not have admitted is refused
+// with the rule it breaks, what ProposalTxs proposes passes (strikes only
+// lower an allowance), and an older chain — or one before its upgrade —
+// holds proposals to nothing more.
+func TestCheckProposal(t *testing.T) {
+	bad := func(h *harness) map[string][][]byte {
+		var many [][]byte
+		for range MaxPendingPerAccount + 1 {
+			many = append(many, h.sign(storageLead, chain.MsgSetUploadingBlocked{}))
+		}
+		var members [][]byte
+		for i := range 3 {
+			members = append(members, h.sign(testKey(fmt.Sprint("m", i)), chain.MsgCreateMember{}))
+		}
+		return map[string][][]byte{
+			"not the lead":       {h.sign(mallory, chain.MsgSetUploadingBlocked{})},
+			"over the allowance": many,
+			"over the quota":     members,
+			"a fresh key naming": {h.sign(testKey("fresh"), chain.MsgCreateChannel{Member: 0})},
+			"not a transaction":  {[]byte("garbage")},
+		}
+	}
+	want := map[string]*chain.Error{
+		"not the lead": chain.ErrUnauthorized, "over the allowance": chain.ErrTooManyPending,
+		"over the quota": chain.ErrMembersPerBlock, "a fresh key naming": chain.ErrMemberNotFound,
+		"not a transaction": chain.ErrBadTx,
+	}
+	limit := func(g *chain.Genesis) { g.Limits.MembersPerBlock = 2 }
+
+	h := newHarness(t, limit)
+	for name, txs := range bad(h) {
+		if err := h.m.CheckProposal(txs); !errors.Is(err, want[name]) {
+			t.Errorf("%s: CheckProposal = %v; want %v", name, err, want[name].Msg)
+		}
+	}
+	// What ProposalTxs keeps passes, a struck account's included.
+	mem := h.member(mallory)
+	var junk [][]byte
+	for range 8 {
+		junk = append(junk, h.sign(mallory, chain.MsgCreateChannel{Member: 999}))
+	}
+	h.block(junk...)
+	var in [][]byte
+	for range 4 {
+		in = append(in, h.sign(mallory, chain.MsgCreateChannel{Member: mem}))
+	}
+	for _, txs := range bad(h) {
+		in = append(in, txs...)
+	}
+	out := h.m.ProposalTxs(in)
+	// One of the struck account's, the lead's allowance, the quota.
+	if want := 1 + MaxPendingPerAccount + 2; len(out) != want {
+		t.Fatalf("ProposalTxs kept %d of %d; want %d", len(out), len(in), want)
+	}
+	if err := h.m.CheckProposal(out); err != nil {
+		t.Fatalf("CheckProposal(ProposalTxs) = %v", err)
+	}
+
+	// An older chain accepts them, until its upgrade.
+	old := newHarness(t, limit, atVersion(VersionObjectIndex))
+	for name, txs := range bad(old) {
+		if name == "not a transaction" {
+			continue // ProcessProposal's own check, on every version
+		}
+		if err := old.m.CheckProposal(txs); err != nil {
+			t.Errorf("%s on a version %d chain: %v", name, VersionObjectIndex, err)
+		}
+	}
+	at := old.height + 1 + chain.MinUpgradeDelay
+	old.do(storageLead, chain.MsgUpgradeAppVersion{Version: VersionAdmission, Height: at})
+	for old.height < at {
+		old.block()
+	}
+	if err := old.m.CheckProposal(bad(old)["not the lead"]); !errors.Is(err, chain.ErrUnauthorized) {
+		t.Fatalf("after the upgrade: CheckProposal = %v; want %v", err, chain.ErrUnauthorized.Msg)
+	}
+}
