@@ -202,7 +202,8 @@ func (c *Client) forgetNonce(a Account) {
 }
 
 // maxPendingRetries bounds how many blocks Submit waits out while the
-// account has too many transactions waiting in the mempool.
+// account has too many transactions waiting in the mempool, or the
+// mempool a block's member registrations.
 const maxPendingRetries = 20
 
 // Submit signs msg with key, broadcasts it and waits until it is committed.
@@ -211,8 +212,9 @@ const maxPendingRetries = 20
 // errors.Is(err, ErrBucketFull). Nonces are handed out under a lock, so
 // concurrent submissions with one key are safe; on a nonce error the client
 // reloads the account's nonce and retries once, and while the account has
-// as many transactions waiting as a node admits (ErrTooManyPending) it
-// waits for the next block and tries again.
+// as many transactions waiting as a node admits (ErrTooManyPending), or
+// the mempool a block's member quota (ErrMembersPerBlock), it waits for
+// the next block and tries again.
 // Without a deadline on ctx, Submit gives up after the client's submit
 // timeout (DefaultSubmitTimeout unless WithSubmitTimeout).
 func (c *Client) Submit(ctx context.Context, key Key, msg Msg) (Committed, error) {
@@ -258,10 +260,13 @@ func (c *Client) Submit(ctx context.Context, key Key, msg Msg) (Committed, error
 			continue
 		}
 		// The account has as many transactions waiting as a node admits
-		// (ErrTooManyPending, refused at CheckTx): the next block takes
-		// some, so wait for it and sign again. Nonces form a window, so the
-		// unused one leaves no gap that blocks the next.
-		if err != nil && errors.Is(err, ErrTooManyPending) && res.Height == 0 && attempt < maxPendingRetries {
+		// (ErrTooManyPending), or the mempool as many member
+		// registrations as a block takes (ErrMembersPerBlock), refused at
+		// CheckTx: the next block takes some, so wait for it and sign
+		// again, rather than leave a newcomer to a busy block's refusal.
+		// Nonces form a window, so the unused one leaves no gap that
+		// blocks the next.
+		if err != nil && waitable(err) && res.Height == 0 && attempt < maxPendingRetries {
 			if _, werr := c.WaitForNextBlock(ctx); werr != nil {
 				return res, err
 			}
@@ -269,6 +274,12 @@ func (c *Client) Submit(ctx context.Context, key Key, msg Msg) (Committed, error
 		}
 		return res, err
 	}
+}
+
+// waitable reports whether a refusal at CheckTx passes with the next
+// block.
+func waitable(err error) bool {
+	return errors.Is(err, ErrTooManyPending) || errors.Is(err, ErrMembersPerBlock)
 }
 
 // Subscribe delivers the events of every committed block from fromHeight

@@ -320,6 +320,64 @@ func TestClientWaitsOutFullMempool(t *testing.T) {
 	}
 }
 
+// A create_member refused at CheckTx because the mempool holds a block's
+// member quota already waits for the next block and is sent again, rather
+// than fail a newcomer who came in a busy block.
+func TestClientWaitsOutMemberQuota(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sl, _ := chain.GenerateKey()
+	dl, _ := chain.GenerateKey()
+	g := chain.DefaultGenesis(sl.Account(), dl.Account())
+	g.Limits.MembersPerBlock = 1
+	tr := newMemTransport(t, g)
+	c := chain.NewClient(tr)
+	tr.mu.Lock()
+	tr.held = true
+	tr.mu.Unlock()
+	first, _ := chain.GenerateKey()
+	second, _ := chain.GenerateKey()
+	errs := make(chan error, 2)
+	go func() {
+		_, err := c.Submit(ctx, first, chain.MsgCreateMember{})
+		errs <- err
+	}()
+	waitMempool(ctx, t, tr, 1, 0)
+	go func() {
+		_, err := c.Submit(ctx, second, chain.MsgCreateMember{})
+		errs <- err
+	}()
+	waitMempool(ctx, t, tr, 1, 1) // the second refused: the quota waits
+	tr.mu.Lock()
+	tr.held = false
+	tr.mu.Unlock()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m, err := c.Member(ctx, 1); err != nil || m.Controller != second.Account() {
+		t.Fatalf("member 1 = %+v, %v; want the second newcomer's", m, err)
+	}
+}
+
+// waitMempool waits until the transport holds waiting transactions and
+// has refused at least refused.
+func waitMempool(ctx context.Context, t *testing.T, tr *memTransport, waiting, refused int) {
+	t.Helper()
+	for {
+		w, r := tr.mempoolState()
+		if w == waiting && r >= refused {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("mempool: %d waiting, %d refused; want %d and %d", w, r, waiting, refused)
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
 func TestClientConcurrentNonces(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -200,45 +200,82 @@ func (a *App) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.CheckT
 	return &abci.CheckTxResponse{Code: abci.CodeTypeOK}, nil
 }
 
-// PrepareProposal proposes the mempool's transactions in order, as many as
-// fit in MaxTxBytes, leaving out any that ProcessProposal would refuse.
+// proposer is a Machine that judges a proposal by its own admission
+// rules (state.Machine.ProposalTxs).
+type proposer interface {
+	ProposalTxs(txs [][]byte) [][]byte
+}
+
+// PrepareProposal proposes the mempool's transactions in order, leaving
+// out any that ProcessProposal would refuse and, when the machine judges
+// proposals (proposer), any its mempool admission would not admit into
+// one block now, then as many as fit in MaxTxBytes: a prefix of what
+// admission admits is admitted too.
 func (a *App) PrepareProposal(_ context.Context, req *abci.PrepareProposalRequest) (*abci.PrepareProposalResponse, error) {
 	txs := make([][]byte, 0, len(req.Txs))
 	seen := make(map[string]bool, len(req.Txs))
-	var size int64
 	for _, tx := range req.Txs {
-		if size+int64(len(tx)) > req.MaxTxBytes {
-			break
-		}
 		if a.decoded.check(tx) != nil || seen[string(tx)] {
 			continue
 		}
 		seen[string(tx)] = true
-		size += int64(len(tx))
 		txs = append(txs, tx)
 	}
+	a.mu.Lock()
+	if p, ok := a.m.(proposer); ok && !a.closed {
+		txs = p.ProposalTxs(txs)
+	}
+	a.mu.Unlock()
+	var size int64
+	for i, tx := range txs {
+		if size+int64(len(tx)) > req.MaxTxBytes {
+			txs = txs[:i]
+			break
+		}
+		size += int64(len(tx))
+	}
 	return &abci.PrepareProposalResponse{Txs: txs}, nil
+}
+
+// proposalChecker is a Machine that holds proposals to the deterministic
+// part of its admission rules from some app version on
+// (state.Machine.CheckProposal).
+type proposalChecker interface {
+	CheckProposal(txs [][]byte) error
 }
 
 // ProcessProposal refuses a proposal with a transaction that can never
 // execute — one that does not decode, is not canonical, or whose signature
 // does not verify — or with the same transaction twice: an honest proposer
-// (PrepareProposal) never makes one. What depends on state (nonces, roles,
-// rules) is left to FinalizeBlock, which records a failing transaction as
-// failed and keeps the block valid: every validator must reach the same
-// verdict here, and state checks before execution could differ.
+// (PrepareProposal) never makes one. From state.VersionAdmission on it
+// also refuses one that breaks the machine's admission rules judged on
+// committed state (proposalChecker), which every validator of that
+// version judges alike and an honest proposer keeps. What depends on the
+// block's own execution is left to FinalizeBlock, which records a failing
+// transaction as failed and keeps the block valid.
 func (a *App) ProcessProposal(_ context.Context, req *abci.ProcessProposalRequest) (*abci.ProcessProposalResponse, error) {
+	reject := &abci.ProcessProposalResponse{Status: abci.PROCESS_PROPOSAL_STATUS_REJECT}
 	seen := make(map[string]bool, len(req.Txs))
 	for i, tx := range req.Txs {
 		if err := a.decoded.check(tx); err != nil {
 			a.log.Warn("refused proposal", "height", req.Height, "tx", i, "err", err)
-			return &abci.ProcessProposalResponse{Status: abci.PROCESS_PROPOSAL_STATUS_REJECT}, nil
+			return reject, nil
 		}
 		if seen[string(tx)] {
 			a.log.Warn("refused proposal", "height", req.Height, "tx", i, "err", "duplicate transaction")
-			return &abci.ProcessProposalResponse{Status: abci.PROCESS_PROPOSAL_STATUS_REJECT}, nil
+			return reject, nil
 		}
 		seen[string(tx)] = true
+	}
+	a.mu.Lock()
+	var err error
+	if c, ok := a.m.(proposalChecker); ok && !a.closed {
+		err = c.CheckProposal(req.Txs)
+	}
+	a.mu.Unlock()
+	if err != nil {
+		a.log.Warn("refused proposal", "height", req.Height, "err", err)
+		return reject, nil
 	}
 	return &abci.ProcessProposalResponse{Status: abci.PROCESS_PROPOSAL_STATUS_ACCEPT}, nil
 }

@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	abci "github.com/cometbft/cometbft/abci/types"
+	cmtproto "github.com/cometbft/cometbft/api/cometbft/types/v1"
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chain/state"
@@ -188,6 +190,62 @@ func TestAppBlockLifecycle(t *testing.T) {
 	}
 	if _, err := app.FinalizeBlock(ctx, &abci.FinalizeBlockRequest{Height: 2}); !errors.Is(err, ErrStopped) {
 		t.Fatalf("FinalizeBlock after close: %v", err)
+	}
+}
+
+// PrepareProposal leaves out what the machine's admission would not admit
+// into the block (a lead's message from another account, a second
+// transaction with one nonce). ProcessProposal refuses a proposal holding
+// them from state.VersionAdmission on, and accepts what PrepareProposal
+// proposes; on an older chain it accepts both, and the block records them
+// as failed.
+func TestAppProposalsJudgeAdmission(t *testing.T) {
+	for _, v := range []uint64{state.VersionObjectIndex, state.VersionAdmission} {
+		t.Run(fmt.Sprint("version ", v), func(t *testing.T) {
+			ctx := context.Background()
+			app := NewApp(memoryMachine(t), nil)
+			g := testGenesis(t)
+			gs, _ := json.Marshal(g)
+			params := &cmtproto.ConsensusParams{Version: &cmtproto.VersionParams{App: v}}
+			if _, err := app.InitChain(ctx, &abci.InitChainRequest{ChainId: g.ChainID, Time: time.Now(), AppStateBytes: gs, ConsensusParams: params}); err != nil {
+				t.Fatal(err)
+			}
+			k, other := mustKey(t), mustKey(t)
+			good := mustSign(t, k, 1, chain.MsgCreateMember{Handle: "alice"})
+			sameNonce := mustSign(t, k, 1, chain.MsgCreateMember{Handle: "bob"})
+			notLead := mustSign(t, other, 1, chain.MsgSetUploadingBlocked{Blocked: true})
+			next := mustSign(t, k, 2, chain.MsgCreateChannel{Member: 0})
+			txs := [][]byte{good, sameNonce, notLead, next}
+			pp, err := app.PrepareProposal(ctx, &abci.PrepareProposalRequest{Txs: txs, MaxTxBytes: 1 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(pp.Txs) != 2 || !bytes.Equal(pp.Txs[0], good) || !bytes.Equal(pp.Txs[1], next) {
+				t.Fatalf("PrepareProposal kept %d txs; want the create_member and its channel", len(pp.Txs))
+			}
+			if proc, _ := app.ProcessProposal(ctx, &abci.ProcessProposalRequest{Txs: pp.Txs}); proc.Status != abci.PROCESS_PROPOSAL_STATUS_ACCEPT {
+				t.Fatalf("ProcessProposal(prepared) = %v", proc.Status)
+			}
+			want := abci.PROCESS_PROPOSAL_STATUS_REJECT
+			if v < state.VersionAdmission {
+				want = abci.PROCESS_PROPOSAL_STATUS_ACCEPT
+			}
+			if proc, _ := app.ProcessProposal(ctx, &abci.ProcessProposalRequest{Txs: txs}); proc.Status != want {
+				t.Fatalf("ProcessProposal(unfiltered) = %v; want %v", proc.Status, want)
+			}
+			if v >= state.VersionAdmission {
+				return
+			}
+			fb, err := app.FinalizeBlock(ctx, &abci.FinalizeBlockRequest{Height: 1, Time: time.Now(), Hash: make([]byte, 32), Txs: txs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, want := range []bool{true, false, false} {
+				if ok := fb.TxResults[i].Code == 0; ok != want {
+					t.Fatalf("tx %d: code %d (%s)", i, fb.TxResults[i].Code, fb.TxResults[i].Log)
+				}
+			}
+		})
 	}
 }
 

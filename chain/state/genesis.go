@@ -47,6 +47,9 @@ func writeGenesis(s store, g chain.Genesis, t time.Time) error {
 	if g.AppVersion == 0 || g.AppVersion >= VersionObjectIndex {
 		s.c.set(keyObjectsIndexed, []byte{1})
 	}
+	if g.AppVersion == 0 || g.AppVersion >= VersionAdmission {
+		s.c.set(keyAdmission, []byte{1})
+	}
 	for _, c := range bl {
 		s.c.set(blacklistKey(c), []byte{1})
 	}

@@ -31,6 +31,10 @@ const (
 	// version 3. Without it, an ID the index lacks may be an object from
 	// before the index.
 	keyObjectsIndexed = "s/objindexed"
+	// keyAdmission is present when block proposals are held to mempool
+	// admission's deterministic rules (VersionAdmission): written at
+	// genesis since app version 4.
+	keyAdmission = "s/admission"
 )
 
 // Counters (under keySeq).

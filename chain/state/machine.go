@@ -41,9 +41,14 @@ type Machine struct {
 	pending *pendingBlock
 	closed  bool
 
-	// checkMu guards pool, what CheckTx admitted since the last commit.
-	checkMu sync.Mutex
-	pool    mempool
+	// checkMu guards pool, what CheckTx admitted since the last commit,
+	// strikes, the accounts whose transactions failed lately, and the
+	// hashes of the transactions admitted provisionally since the last
+	// commit (awaiting) and before it (awaited): each may wait one block.
+	checkMu           sync.Mutex
+	pool              mempool
+	strikes           strikes
+	awaiting, awaited map[[32]byte]bool
 
 	// decoded holds the transactions CheckTx admitted, decoded, until a
 	// block executes them.
@@ -59,6 +64,9 @@ type pendingBlock struct {
 	events []chain.Event
 	// upgradedTo is the app version the block moved the chain to (0: none).
 	upgradedTo uint64
+	// failed holds the signer of each transaction whose message failed,
+	// for mempool admission's strikes (never for consensus).
+	failed []chain.Account
 }
 
 var (
@@ -195,7 +203,8 @@ func (m *Machine) InitChain(g chain.Genesis, genesisTime time.Time) ([]byte, err
 	hash := m.tree.WorkingHash()
 	m.height, m.appHash, m.chainID, m.pending, m.genesis = 0, hash, g.ChainID, nil, c
 	m.checkMu.Lock()
-	m.pool = mempool{} // admitted against the genesis replaced
+	// Admitted against the genesis replaced:
+	m.pool, m.strikes, m.awaiting, m.awaited = mempool{}, strikes{}, nil, nil
 	m.checkMu.Unlock()
 	m.log.Debug("genesis written", "chainId", g.ChainID, "appHash", fmt.Sprintf("%X", hash))
 	return bytes.Clone(hash), nil
@@ -204,8 +213,10 @@ func (m *Machine) InitChain(g chain.Genesis, genesisTime time.Time) ([]byte, err
 // CheckTx checks decoding, signature, chain ID, the message's basic
 // validity and the nonce against committed state, then mempool
 // admission's own rules (see mempool): the signer's standing for its
-// message, at most MaxPendingPerAccount waiting transactions per account,
-// at most a block's member quota of create_member.
+// message (or, for an account this node does not know yet, a member the
+// next block may create: see awaited), at most MaxPendingPerAccount
+// waiting transactions per account (fewer while its transactions fail:
+// see strikes), at most a block's member quota of create_member.
 func (m *Machine) CheckTx(txb []byte) error {
 	m.mu.Lock()
 	chainID, closed, r, height := m.chainID, m.closed, m.committedReader(), m.height
@@ -220,7 +231,7 @@ func (m *Machine) CheckTx(txb []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := m.admit(r, height, chainID, tx); err != nil {
+	if err := m.admit(r, height, chainID, tx, h); err != nil {
 		// A recheck that fails drops what an earlier check remembered.
 		m.decoded.forget(h)
 		return err
@@ -231,12 +242,21 @@ func (m *Machine) CheckTx(txb []byte) error {
 	return nil
 }
 
-// admit checks tx against committed state at height read through r and
-// the mempool (see mempool.admit), and records it there when admitted.
-func (m *Machine) admit(r reader, height int64, chainID string, tx chain.Tx) error {
+// admit checks tx, of hash h, against committed state at height read
+// through r and the mempool (see mempool.admit), and records it there
+// when admitted. A transaction admitted provisionally before the last
+// commit is not admitted so again: the block it waited for came.
+func (m *Machine) admit(r reader, height int64, chainID string, tx chain.Tx, h [32]byte) error {
 	m.checkMu.Lock()
 	defer m.checkMu.Unlock()
-	return m.pool.admit(store{newCache(r)}, height, chainID, tx)
+	provisional, err := m.pool.admit(store{newCache(r)}, height, chainID, tx, m.strikes.allowance(tx.Signer, height), !m.awaited[h])
+	if provisional {
+		if m.awaiting == nil {
+			m.awaiting = map[[32]byte]bool{}
+		}
+		m.awaiting[h] = true
+	}
+	return err
 }
 
 // checkTx runs the checks that do not execute the message and returns
@@ -276,8 +296,13 @@ func (m *Machine) FinalizeBlock(b chain.BlockInfo, txs [][]byte) ([]chain.TxResu
 	db := &faultReader{parent: m.committedReader()}
 	blk := newCache(db)
 	results := make([]chain.TxResult, len(txs))
+	var failedBy []chain.Account
 	for i, txb := range txs {
-		results[i] = m.deliver(blk, b, txb)
+		var by chain.Account
+		results[i], by = m.deliver(blk, b, txb)
+		if by != "" {
+			failedBy = append(failedBy, by)
+		}
 		if db.err != nil {
 			return nil, nil, fmt.Errorf("finalize block %d: reading state failed: %w; stopping rather than diverge from the network", b.Height, db.err)
 		}
@@ -304,7 +329,7 @@ func (m *Machine) FinalizeBlock(b chain.BlockInfo, txs [][]byte) ([]chain.TxResu
 	if err != nil {
 		return nil, nil, fmt.Errorf("finalize block %d: %w", b.Height, err)
 	}
-	m.pending = &pendingBlock{height: b.Height, appHash: hash, writes: blk, events: endEvents, upgradedTo: upgradedTo}
+	m.pending = &pendingBlock{height: b.Height, appHash: hash, writes: blk, events: endEvents, upgradedTo: upgradedTo, failed: failedBy}
 	m.log.Debug("block finalized", "height", b.Height, "txs", len(txs), "writes", len(blk.writes))
 	return results, bytes.Clone(hash), nil
 }
@@ -317,24 +342,25 @@ func (m *Machine) FinalizeBlock(b chain.BlockInfo, txs [][]byte) ([]chain.TxResu
 // them succeed. Mempool admission (CheckTx, see mempool) keeps out what
 // its signer may never execute; deliver deliberately does not repeat
 // those checks: what a block executes is consensus, admission is not.
-func (m *Machine) deliver(blk *cache, b chain.BlockInfo, txb []byte) chain.TxResult {
+// It also returns the signer when the message failed (for strikes).
+func (m *Machine) deliver(blk *cache, b chain.BlockInfo, txb []byte) (chain.TxResult, chain.Account) {
 	tx, err := m.decoded.take(txb)
 	var n nonces
 	if err == nil {
 		n, err = checkTx(store{blk}, m.chainID, tx)
 	}
 	if err != nil {
-		return failed(err)
+		return failed(err), ""
 	}
 	txc := newCache(blk)
 	x := &execCtx{s: store{txc}, block: b, signer: tx.Signer}
 	if err := m.run(x, tx.Msg); err != nil {
 		n.use(tx.Nonce).save(store{blk}, tx.Signer)
-		return failed(err)
+		return failed(err), tx.Signer
 	}
 	n.use(tx.Nonce).save(x.s, tx.Signer)
 	txc.mergeInto(blk)
-	return chain.TxResult{Code: chain.CodeOK, Events: x.events}
+	return chain.TxResult{Code: chain.CodeOK, Events: x.events}, ""
 }
 
 // endBlock runs the block's own state changes after its transactions —
@@ -417,7 +443,8 @@ func (m *Machine) Commit() error {
 	m.previous = m.committed
 	m.height, m.appHash, m.pending, m.committed, m.genesis = p.height, p.appHash, nil, committed, nil
 	m.checkMu.Lock()
-	m.pool = mempool{}
+	m.pool, m.awaiting, m.awaited = mempool{}, nil, m.awaiting
+	m.strikes.record(p.height, p.failed)
 	m.checkMu.Unlock()
 	return nil
 }

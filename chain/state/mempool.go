@@ -1,6 +1,8 @@
 package state
 
 import (
+	"errors"
+
 	"github.com/satchel-net/satchel/chain"
 )
 
@@ -15,9 +17,14 @@ const MaxPendingPerAccount = 64
 // CometBFT's recheck after each commit rebuilds it from the transactions
 // still waiting.
 //
-// None of this is consensus: a block a proposer fills otherwise still
-// executes as before (deliver uses the nonce of a failing message, so its
-// public bytes cannot be replayed later).
+// FinalizeBlock does not repeat any of this: a block a proposer fills
+// otherwise still executes as before (deliver uses the nonce of a failing
+// message, so its public bytes cannot be replayed later). An honest
+// proposer holds its proposal to the same rules (ProposalTxs), and from
+// VersionAdmission on every validator holds every proposal to their
+// deterministic part (CheckProposal): from then on, a change to the
+// counts here or to standing is a consensus change and takes a new
+// version.
 type mempool struct {
 	// accounts holds each waiting signer's nonces (committed plus
 	// admitted), so one signed nonce cannot fill the mempool with many
@@ -29,6 +36,9 @@ type mempool struct {
 	granted map[chain.Account]bool
 	// members counts the waiting create_member transactions.
 	members uint64
+	// provisional counts the accounts admitted only as members the next
+	// block may create (see awaited).
+	provisional uint64
 	// params are the committed parameters at height paramsAt, decoded
 	// once rather than for every transaction checked.
 	params   *paramsRecord
@@ -38,23 +48,40 @@ type mempool struct {
 type pendingAccount struct {
 	nonces nonces
 	count  int
+	// lowest is the lowest nonce waiting.
+	lowest uint64
+	// provisional: the account is unknown to committed state and was
+	// admitted for naming a member the next block may create; it does
+	// not make the account known.
+	provisional bool
 }
 
+// maxProvisionalPending is how many transactions an account admitted
+// provisionally may have waiting: enough for a new member's first steps
+// (a channel, an upload), few since the next commit's recheck drops
+// them all when the member turns out not to be the account's.
+const maxProvisionalPending = 4
+
 // admit checks tx against committed state at height read through s and
-// what the mempool holds, and records it when admitted.
-func (p *mempool) admit(s store, height int64, chainID string, tx chain.Tx) error {
+// what the mempool holds, and records it when admitted. allowance is how
+// many transactions the signer may have waiting (see strikes); mayAwait
+// whether tx may be admitted provisionally (see awaited), which it
+// reports.
+func (p *mempool) admit(s store, height int64, chainID string, tx chain.Tx, allowance int, mayAwait bool) (provisional bool, err error) {
 	committed, err := checkTx(s, chainID, tx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	acct, waiting := p.accounts[tx.Signer]
 	if !waiting {
-		acct.nonces = committed
+		acct.nonces, acct.lowest = committed, tx.Nonce
 	} else if err := acct.nonces.check(tx.Signer, tx.Nonce); err != nil {
-		return err // admitted already with another transaction
+		return false, err // admitted already with another transaction
+	} else if err := nonceSpan(tx.Signer, acct.lowest, tx.Nonce); err != nil {
+		return false, err
 	}
-	if acct.count >= MaxPendingPerAccount {
-		return chain.Errorf(chain.ErrTooManyPending, "too many pending transactions from account %s (%d wait in the mempool, the most one account may have); wait for the next block", tx.Signer, acct.count)
+	if err := pendingRoom(tx.Signer, acct, allowance); err != nil {
+		return false, err
 	}
 	x := &execCtx{s: s, signer: tx.Signer}
 	if p.params != nil && p.paramsAt == height {
@@ -65,28 +92,119 @@ func (p *mempool) admit(s store, height int64, chainID string, tx chain.Tx) erro
 			p.params, p.paramsAt = x.params, height
 		}
 	}()
-	granted := p.granted[tx.Signer]
-	if err := standing(x, committed.max > 0 || waiting || granted, granted, tx.Msg); err != nil {
-		return errInternal(err)
+	known := committed.max > 0 || waiting && !acct.provisional
+	if provisional, err = p.judge(x, acct, known, mayAwait, tx.Msg); err != nil {
+		return false, errInternal(err)
 	}
 	_, member := tx.Msg.(chain.MsgCreateMember)
 	if member {
 		if err := p.memberRoom(x); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if p.accounts == nil {
 		p.accounts, p.granted = map[chain.Account]pendingAccount{}, map[chain.Account]bool{}
 	}
-	acct.nonces, acct.count = acct.nonces.use(tx.Nonce), acct.count+1
-	p.accounts[tx.Signer] = acct
-	if a := grantee(tx); a != "" {
-		p.granted[a] = true
+	acct.nonces, acct.count, acct.lowest = acct.nonces.use(tx.Nonce), acct.count+1, min(acct.lowest, tx.Nonce)
+	if provisional && !acct.provisional {
+		acct.provisional = true
+		p.provisional++
 	}
 	if member {
 		p.members++
 	}
+	p.accounts[tx.Signer] = acct
+	if a := grantee(tx); a != "" {
+		p.granted[a] = true
+	}
+	return provisional, nil
+}
+
+// judge checks the signer's standing for msg (see standing); known
+// tells whether the signer has a nonce on chain or a transaction waiting
+// (not provisionally). It reports whether msg is admitted only
+// provisionally (see awaited), which mayAwait allows.
+func (p *mempool) judge(x *execCtx, acct pendingAccount, known, mayAwait bool, msg chain.Msg) (bool, error) {
+	granted := p.granted[x.signer]
+	known = known || granted
+	err := standing(x, known, granted, msg)
+	if err == nil || known || !mayAwait {
+		return false, err
+	}
+	return p.awaited(x, acct, msg, err)
+}
+
+// nonceSpan refuses nonce v of an account whose lowest waiting nonce is
+// lowest when v is more than NonceWindow above it: a block holding both
+// in another order than the mempool's (another proposer's) would execute
+// v first and refuse the lower one, which then fails in its block.
+func nonceSpan(a chain.Account, lowest, v uint64) error {
+	if v > lowest && v-lowest > NonceWindow {
+		return chain.Errorf(chain.ErrTooManyPending, "nonce %d of account %s is more than %d above its lowest waiting nonce %d: a block taking them in another order would refuse that one; wait for the next block", v, a, NonceWindow, lowest)
+	}
 	return nil
+}
+
+// pendingRoom refuses a transaction of an account that has its allowance
+// waiting already.
+func pendingRoom(a chain.Account, acct pendingAccount, allowance int) error {
+	switch {
+	case acct.provisional && acct.count >= maxProvisionalPending:
+		return chain.Errorf(chain.ErrTooManyPending, "too many pending transactions from account %s (%d wait in the mempool, the most an account this node does not know yet may have); wait for the next block", a, acct.count)
+	case acct.count >= allowance && allowance < MaxPendingPerAccount:
+		return chain.Errorf(chain.ErrTooManyPending, "too many pending transactions from account %s (%d wait in the mempool; its transactions failed in recent blocks, which lowered its allowance from %d to %d, doubling back each block); wait for the next block", a, acct.count, MaxPendingPerAccount, allowance)
+	case acct.count >= allowance:
+		return chain.Errorf(chain.ErrTooManyPending, "too many pending transactions from account %s (%d wait in the mempool, the most one account may have); wait for the next block", a, acct.count)
+	}
+	return nil
+}
+
+// awaited answers for a message from an account committed state does not
+// know whose standing failed with err: it is admitted provisionally when
+// err says it names a member that does not exist yet but that the next
+// block may create — an ID among the next membersPerBlock — so a node one
+// block behind the network admits a new member's first transactions
+// (create_channel, an upload into its member bag) rather than drop them
+// for good. At most membersPerBlock accounts at once, as many as one
+// block can make members. It costs no block space: a proposal never
+// holds a provisional transaction (ProposalTxs), and once this node
+// commits the block it waited for, the recheck judges it as any other,
+// but never provisionally again (Machine.admit): it waited its one block.
+func (p *mempool) awaited(x *execCtx, acct pendingAccount, msg chain.Msg, err error) (bool, error) {
+	if !errors.Is(err, chain.ErrMemberNotFound) && !errors.Is(err, chain.ErrBagNotFound) {
+		return false, err
+	}
+	id, ok := namedMember(msg)
+	if !ok {
+		return false, err
+	}
+	params, perr := x.loadParams()
+	if perr != nil {
+		return false, perr
+	}
+	next, perr := x.s.getUint(keySeq + seqMember)
+	if perr != nil {
+		return false, perr
+	}
+	limit := params.Limits.MembersPerBlock
+	if id < next || id-next >= limit || !acct.provisional && p.provisional >= limit {
+		return false, err
+	}
+	return true, nil
+}
+
+// namedMember returns the member a message of a new member names: the
+// member of create_channel, the member of a member bag an upload names.
+func namedMember(msg chain.Msg) (uint64, bool) {
+	switch m := msg.(type) {
+	case chain.MsgCreateChannel:
+		return uint64(m.Member), true
+	case chain.MsgRegisterDataObjects:
+		if t, id, ok := m.Bag.Dynamic(); ok && t == chain.MemberBagType {
+			return id, true
+		}
+	}
+	return 0, false
 }
 
 // memberRoom refuses a create_member once the mempool holds as many as

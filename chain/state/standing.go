@@ -20,6 +20,8 @@ import (
 //
 // It is not a dry run of the message: what fails only against committed
 // state (a bucket created earlier in the same block) is left to the block.
+// From VersionAdmission on it also judges block proposals (CheckProposal):
+// change it only with a new app version.
 func standing(x *execCtx, known, granted bool, msg chain.Msg) error {
 	if g, ok := leadGroup(msg); ok {
 		_, err := x.requireLead(g)

@@ -138,10 +138,10 @@ func assertIndexComplete(t *testing.T, h *harness) {
 	}
 }
 
-// TestUpgradedChainMatchesANewOne: a version 2 chain upgraded to version 3
-// holds the same index a version 3 chain built by the same transactions
-// holds: the migration leaves the state as if the chain had had the index
-// all along.
+// TestUpgradedChainMatchesANewOne: a version 2 chain upgraded to the
+// newest version holds the same index a new chain built by the same
+// transactions holds: the migrations leave the state as if the chain had
+// had the index all along.
 func TestUpgradedChainMatchesANewOne(t *testing.T) {
 	old, fresh := newHarness(t, atVersion(VersionMerkle)), newHarness(t)
 	for _, h := range []*harness{old, fresh} {
@@ -150,7 +150,7 @@ func TestUpgradedChainMatchesANewOne(t *testing.T) {
 		h.register(bag, "y")
 	}
 	at := old.height + 1 + chain.MinUpgradeDelay
-	old.do(storageLead, chain.MsgUpgradeAppVersion{Version: VersionObjectIndex, Height: at})
+	old.do(storageLead, chain.MsgUpgradeAppVersion{Version: Version, Height: at})
 	for old.height < at {
 		old.block()
 	}
@@ -217,9 +217,9 @@ func TestUpgradeRefused(t *testing.T) {
 	// The earliest height is accepted; a chain at the newest version has
 	// nothing to upgrade to.
 	h.do(storageLead, chain.MsgUpgradeAppVersion{Version: VersionObjectIndex, Height: soon()})
-	r := newHarness(t).fail(storageLead, chain.MsgUpgradeAppVersion{Version: VersionObjectIndex, Height: 100}, chain.ErrInvalid)
-	if !strings.Contains(r.Log, "runs app version 3 already") {
-		t.Errorf("upgrade of a version 3 chain: %q", r.Log)
+	r := newHarness(t).fail(storageLead, chain.MsgUpgradeAppVersion{Version: Version, Height: 100}, chain.ErrInvalid)
+	if want := fmt.Sprintf("runs app version %d already", Version); !strings.Contains(r.Log, want) {
+		t.Errorf("upgrade of a version %d chain: %q", Version, r.Log)
 	}
 }
 

@@ -20,13 +20,20 @@ const (
 	// block that writes an object record also moves its entry, and the
 	// genesis (or the upgrade to it) writes keyObjectsIndexed.
 	VersionObjectIndex uint64 = 3
+	// VersionAdmission holds block proposals to mempool admission's
+	// deterministic rules (CheckProposal, which ProcessProposal calls):
+	// from it on, standing.go and the mempool's counts are consensus, and
+	// changing them takes a new version. The genesis, or the upgrade to
+	// it, writes keyAdmission.
+	VersionAdmission uint64 = 4
 	// Version is the newest version, the one a new genesis gets.
-	Version = VersionObjectIndex
+	Version = VersionAdmission
 )
 
 // AppVersion returns the version of the rules the chain in m runs (0 while
 // it has no genesis). Only what a version adds to the state tells them
-// apart: a chain with keyObjectsIndexed runs VersionObjectIndex.
+// apart: a chain with keyObjectsIndexed runs VersionObjectIndex, one with
+// keyAdmission too VersionAdmission.
 func (m *Machine) AppVersion() (uint64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -45,7 +52,10 @@ func stateVersion(r reader) (uint64, error) {
 	if _, ok, err := r.get(keyObjectsIndexed); err != nil || !ok {
 		return VersionMerkle, err
 	}
-	return VersionObjectIndex, nil
+	if _, ok, err := r.get(keyAdmission); err != nil || !ok {
+		return VersionObjectIndex, err
+	}
+	return VersionAdmission, nil
 }
 
 // migrations move a state to each version from the one before it; the
@@ -53,6 +63,14 @@ func stateVersion(r reader) (uint64, error) {
 // version above VersionMerkle has one.
 var migrations = map[uint64]func(c *cache) error{
 	VersionObjectIndex: indexObjectIDs,
+	VersionAdmission:   admitProposals,
+}
+
+// admitProposals is the migration to VersionAdmission: the state changes
+// by its marker only; the blocks after it are held to admission.
+func admitProposals(c *cache) error {
+	c.set(keyAdmission, []byte{1})
+	return nil
 }
 
 // indexObjectIDs is the migration to VersionObjectIndex: it writes the
