@@ -60,3 +60,43 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	_ = SyncDir(dir)
 	return nil
 }
+
+// WriteFileNew creates path with data, failing with an error that wraps
+// fs.ErrExist when path exists, even when another process creates it
+// meanwhile: the bytes go to a temporary file in the same directory
+// (created, mode 0700, if missing), are fsynced, and the file is linked
+// into place, which never replaces a file; the directory is then synced
+// (best effort, see SyncDir). Readers see no file or the whole of one, and
+// nothing else is left behind. perm is the new file's mode.
+func WriteFileNew(path string, data []byte, perm os.FileMode) error {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, "."+base+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	err = tmp.Chmod(perm)
+	if err == nil {
+		_, err = tmp.Write(data)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Link(tmp.Name(), path)
+	}
+	if err != nil {
+		return err
+	}
+	_ = SyncDir(dir)
+	return nil
+}
