@@ -29,36 +29,7 @@ func SyncDir(dir string) error {
 // then synced (best effort, see SyncDir). On failure nothing is left
 // behind. perm is the new file's mode.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".*.tmp")
-	if err != nil {
-		return err
-	}
-	err = tmp.Chmod(perm)
-	if err == nil {
-		_, err = tmp.Write(data)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp.Name())
-		return err
-	}
-	_ = SyncDir(dir)
-	return nil
+	return writeVia(path, data, perm, os.Rename)
 }
 
 // WriteFileNew creates path with data, failing with an error that wraps
@@ -69,6 +40,13 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 // (best effort, see SyncDir). Readers see no file or the whole of one, and
 // nothing else is left behind. perm is the new file's mode.
 func WriteFileNew(path string, data []byte, perm os.FileMode) error {
+	return writeVia(path, data, perm, os.Link)
+}
+
+// writeVia writes data to a fsynced temporary file beside path (making the
+// directory, 0700, if missing), puts it at path with place (a rename or a
+// link), removes the temporary name and syncs the directory.
+func writeVia(path string, data []byte, perm os.FileMode, place func(tmp, path string) error) error {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -80,7 +58,7 @@ func WriteFileNew(path string, data []byte, perm os.FileMode) error {
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
+	defer os.Remove(tmp.Name()) // gone already once renamed
 	err = tmp.Chmod(perm)
 	if err == nil {
 		_, err = tmp.Write(data)
@@ -92,7 +70,7 @@ func WriteFileNew(path string, data []byte, perm os.FileMode) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Link(tmp.Name(), path)
+		err = place(tmp.Name(), path)
 	}
 	if err != nil {
 		return err
