@@ -7,9 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"strings"
 
 	"github.com/satchel-net/satchel/internal/fsutil"
@@ -120,26 +118,49 @@ const keyFileType = "ed25519"
 // SaveKey writes k to path as JSON (type, account, hex seed) with mode 0600,
 // creating the directory with mode 0700. It replaces the file atomically.
 func SaveKey(path string, k Key) error {
-	if k.IsZero() {
-		return errors.New("save account key: the key is empty")
-	}
-	b, err := json.MarshalIndent(keyFile{Type: keyFileType, Account: k.Account(), Seed: hex.EncodeToString(k.priv.Seed())}, "", "  ")
+	b, err := marshalKey(k)
 	if err != nil {
-		return fmt.Errorf("save account key: %w", err)
+		return err
 	}
-	if err := fsutil.WriteFileAtomic(path, append(b, '\n'), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(path, b, 0o600); err != nil {
 		return fmt.Errorf("save account key: %w", err)
 	}
 	return nil
+}
+
+// CreateKey writes k to path as SaveKey does, but only as a new file: when
+// path exists (even if another process creates it meanwhile) it fails with
+// an error wrapping fs.ErrExist and leaves that file alone.
+func CreateKey(path string, k Key) error {
+	b, err := marshalKey(k)
+	if err != nil {
+		return err
+	}
+	if err := fsutil.WriteFileNew(path, b, 0o600); err != nil {
+		return fmt.Errorf("save account key: %w", err)
+	}
+	return nil
+}
+
+// marshalKey returns the key file of k.
+func marshalKey(k Key) ([]byte, error) {
+	if k.IsZero() {
+		return nil, errors.New("save account key: the key is empty")
+	}
+	b, err := json.MarshalIndent(keyFile{Type: keyFileType, Account: k.Account(), Seed: hex.EncodeToString(k.priv.Seed())}, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("save account key: %w", err)
+	}
+	return append(b, '\n'), nil
 }
 
 // LoadKey reads a key written by SaveKey. A key file its group or other
 // users can access is refused (run chmod 600), as ssh refuses such a key and
 // as the node's libp2p identity is: whoever reads it can spend the account.
 func LoadKey(path string) (Key, error) {
-	b, err := readKeyFile(path)
+	b, err := fsutil.ReadPrivateFile(path, maxKeyFile)
 	if err != nil {
-		return Key{}, err
+		return Key{}, fmt.Errorf("account key %w", err)
 	}
 	var f keyFile
 	if err := json.Unmarshal(b, &f); err != nil {
@@ -162,36 +183,8 @@ func LoadKey(path string) (Key, error) {
 	return k, nil
 }
 
-// maxKeyFile bounds what readKeyFile reads: a key file is under 200 bytes.
+// maxKeyFile bounds what LoadKey reads: a key file is under 200 bytes.
 const maxKeyFile = 16 << 10
-
-// readKeyFile reads a private key file after checking it is a regular file
-// only its owner can access.
-func readKeyFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("load account key: %w", err)
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("load account key %s: %w", path, err)
-	}
-	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("load account key %s: not a regular file", path)
-	}
-	if err := fsutil.CheckOwnerOnly(path, info.Mode()); err != nil {
-		return nil, fmt.Errorf("account key %w", err)
-	}
-	if info.Size() > maxKeyFile {
-		return nil, fmt.Errorf("load account key %s: %d bytes, too large to be a key file", path, info.Size())
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("load account key %s: %w", path, err)
-	}
-	return b, nil
-}
 
 // LoadOrCreateKey loads the key at path, or generates one and saves it there
 // (file 0600, directory 0700) when the file does not exist.

@@ -9,7 +9,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peerstore"
-	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 
 	"github.com/satchel-net/satchel/protocol/store"
 )
@@ -128,9 +127,7 @@ func (c *Client) forgetDialFailure(cand candidate) {
 	if len(cand.addrs) > 0 {
 		h.Peerstore().AddAddrs(cand.peer, cand.addrs, peerstore.TempAddrTTL)
 	}
-	if sw, ok := h.Network().(interface{ Backoff() *swarm.DialBackoff }); ok {
-		sw.Backoff().Clear(cand.peer)
-	}
+	c.host.ClearDialBackoff(cand.peer)
 }
 
 // openFailed wraps the failure to open a store stream, once: a worker

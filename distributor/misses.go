@@ -87,11 +87,11 @@ func (m *missSlot) take() error {
 	if err := m.ctx.Err(); err != nil {
 		return err // no fetch for an answer that ended, even with a slot free
 	}
-	if !m.s.shares.acquire(m.ctx, m.client, m.s.m.missClientWaits.Inc) {
+	if !m.s.takeShare(m.ctx, m.client) {
 		return m.ctx.Err()
 	}
 	if !m.s.takeMiss(m.ctx) {
-		m.s.shares.release(m.client)
+		m.s.shares.Release(m.client)
 		return m.ctx.Err()
 	}
 	m.mu.Lock()
@@ -99,10 +99,10 @@ func (m *missSlot) take() error {
 	switch {
 	case m.held.Load(): // another reader of the answer took it meanwhile
 		m.s.doneMiss()
-		m.s.shares.release(m.client)
+		m.s.shares.Release(m.client)
 	case m.ctx.Err() != nil: // the answer ended meanwhile
 		m.s.doneMiss()
-		m.s.shares.release(m.client)
+		m.s.shares.Release(m.client)
 		return m.ctx.Err()
 	default:
 		m.held.Store(true)
@@ -159,7 +159,7 @@ func (m *missSlot) giveLocked() {
 func (m *missSlot) unholdLocked() {
 	if m.held.Swap(false) {
 		m.s.doneMiss()
-		m.s.shares.release(m.client)
+		m.s.shares.Release(m.client)
 	}
 }
 

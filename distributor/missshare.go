@@ -4,7 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/netip"
-	"sync"
+
+	"github.com/satchel-net/satchel/internal/keyedsem"
 )
 
 // MissClientShare is the share of the --max-misses slots the answers of one
@@ -19,77 +20,27 @@ import (
 const MissClientShare = 4
 
 // missShares are the clients' shares of the miss slots: a semaphore per
-// client with answers holding or awaiting a share, dropped when none does.
-type missShares struct {
-	per int // slots one client's answers hold at most; 0: no bound
+// client, its entry kept while an answer holds or awaits a share.
+type missShares = keyedsem.Sem[netip.Prefix]
 
-	mu sync.Mutex
-	m  map[netip.Prefix]*missShare
-}
-
-type missShare struct {
-	sem  chan struct{}
-	refs int // answers holding or awaiting a token
-}
-
+// newMissShares returns the shares: none (no bound) without a bound on a
+// client's connections.
 func newMissShares(maxMisses, maxConnsPerClient int) *missShares {
-	ms := &missShares{m: map[netip.Prefix]*missShare{}}
+	per := 0
 	if maxConnsPerClient > 0 {
-		ms.per = max(1, maxMisses/MissClientShare)
+		per = max(1, maxMisses/MissClientShare)
 	}
-	return ms
+	return keyedsem.New[netip.Prefix](per, 0)
 }
 
-// acquire takes one of client's tokens, waiting (until ctx ends, then
-// false) while its answers hold all; it calls waiting, when set, as it
-// starts to wait.
-func (ms *missShares) acquire(ctx context.Context, client netip.Prefix, waiting func()) bool {
-	if ms.per == 0 {
+// takeShare takes one of client's shares, waiting (until ctx ends, then
+// false) while its answers hold all; it counts the answers that wait.
+func (s *Server) takeShare(ctx context.Context, client netip.Prefix) bool {
+	if s.shares.TryAcquire(client) {
 		return true
 	}
-	ms.mu.Lock()
-	sh := ms.m[client]
-	if sh == nil {
-		sh = &missShare{sem: make(chan struct{}, ms.per)}
-		ms.m[client] = sh
-	}
-	sh.refs++
-	ms.mu.Unlock()
-	select {
-	case sh.sem <- struct{}{}:
-		return true
-	default:
-	}
-	if waiting != nil {
-		waiting()
-	}
-	select {
-	case sh.sem <- struct{}{}:
-		return true
-	case <-ctx.Done():
-		ms.unref(client, sh)
-		return false
-	}
-}
-
-// release gives back a token acquire took for client.
-func (ms *missShares) release(client netip.Prefix) {
-	if ms.per == 0 {
-		return
-	}
-	ms.mu.Lock()
-	sh := ms.m[client]
-	ms.mu.Unlock()
-	<-sh.sem
-	ms.unref(client, sh)
-}
-
-func (ms *missShares) unref(client netip.Prefix, sh *missShare) {
-	ms.mu.Lock()
-	defer ms.mu.Unlock()
-	if sh.refs--; sh.refs == 0 {
-		delete(ms.m, client)
-	}
+	s.m.missClientWaits.Inc()
+	return s.shares.Acquire(ctx, client) == nil
 }
 
 // requestClient returns the client r counts against (clientOf its remote

@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
@@ -307,6 +308,17 @@ func (h *Host) Connect(ctx context.Context, pi peer.AddrInfo) error {
 		return fmt.Errorf("p2p: connect to %s: %w", pi.ID, err)
 	}
 	return nil
+}
+
+// ClearDialBackoff forgets the failed dials to p, so that the next dial
+// tries its addresses at once: after a failed dial the swarm refuses to
+// dial those addresses again for seconds (a backoff that grows with each
+// failure). Call it when p is known or likely to be reachable again, as a
+// retry after a timeout or a healed outage is.
+func (h *Host) ClearDialBackoff(p peer.ID) {
+	if sw, ok := h.host.Network().(interface{ Backoff() *swarm.DialBackoff }); ok {
+		sw.Backoff().Clear(p)
+	}
 }
 
 // Libp2p returns the underlying libp2p host, for what this package does not

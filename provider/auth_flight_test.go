@@ -162,7 +162,7 @@ func TestAuthorizerBoundsReads(t *testing.T) {
 	if got := g.reads.Load(); got != 2*flood {
 		t.Fatalf("reads = %d; want one per distinct object (%d)", got, 2*flood)
 	}
-	if a.limit.waiting("A")+a.limit.waiting("B")+a.limit.waiting("C") != 0 || len(a.limit.all) != 0 {
+	if a.limit.waiting("A")+a.limit.waiting("B")+a.limit.waiting("C") != 0 || a.limit.sem.Held() != 0 || a.limit.sem.Keys() != 0 {
 		t.Fatal("the limiter still holds slots after every lookup ended")
 	}
 }

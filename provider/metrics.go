@@ -91,7 +91,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 	if s.auth != nil { // tests may build a node without one
 		m.collectors = append(m.collectors, s.auth.reads, s.auth.missHits,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("auth_chain_reads_in_flight", "Chain reads of the upload authorizer in flight (at most 16; 4 per peer).")),
-				func() float64 { return float64(len(s.auth.limit.all)) }))
+				func() float64 { return float64(s.auth.limit.sem.Held()) }))
 	}
 	if reg == nil {
 		return m, nil

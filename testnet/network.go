@@ -45,7 +45,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	swarm "github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/satchel-net/satchel/chain"
@@ -342,9 +341,7 @@ func connectPair(ctx context.Context, a, b *Provider) error {
 		if a.Host().Libp2p().Network().Connectedness(b.AddrInfo().ID) == network.Connected {
 			return nil
 		}
-		if sw, ok := a.Host().Libp2p().Network().(*swarm.Swarm); ok {
-			sw.Backoff().Clear(b.AddrInfo().ID)
-		}
+		a.Host().ClearDialBackoff(b.AddrInfo().ID)
 	}
 	return err
 }

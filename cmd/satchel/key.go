@@ -5,13 +5,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/satchel-net/satchel/chain"
-	"github.com/satchel-net/satchel/internal/fsutil"
 )
 
 func init() { registerGroup(newKeyCmd) }
@@ -81,31 +78,16 @@ func newKeyShowCmd(app *App) *cobra.Command {
 	}
 }
 
-// saveNewKey writes k to path, which must not exist: the key is written
-// whole beside it, then linked into place, which fails rather than replace
-// a file (two runs at once cannot replace a key whose account was shown).
+// saveNewKey writes k to path, which must not exist: chain.CreateKey
+// fails rather than replace a file (two runs at once cannot replace a key
+// whose account was shown), and syncs the directory, so the new name
+// survives a power loss before its account is shown (a lead may hire it).
 func saveNewKey(path string, k chain.Key) error {
-	exists := func() error {
+	err := chain.CreateKey(path, k)
+	if errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("%s exists already; it is not replaced (see its account with `satchel key show %s`), or name another file", path, path)
 	}
-	if _, err := os.Stat(path); err == nil {
-		return exists()
-	}
-	tmp := fmt.Sprintf("%s.new-%d", path, os.Getpid())
-	if err := chain.SaveKey(tmp, k); err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return exists()
-		}
-		return fmt.Errorf("save account key: %w", err)
-	}
-	// The new name should survive a power loss before its account is
-	// shown (a lead may hire it); best effort, as fsutil.SyncDir says.
-	_ = fsutil.SyncDir(filepath.Dir(path))
-	return nil
+	return err
 }
 
 // keyPath is the key file named by args, else the one commands sign with

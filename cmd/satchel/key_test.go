@@ -39,8 +39,8 @@ func TestKeyNewShow(t *testing.T) {
 	if fi, err := os.Stat(want); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("key file mode %v (%v), want 0600", fi.Mode().Perm(), err)
 	}
-	if left, _ := filepath.Glob(want + ".new-*"); len(left) > 0 {
-		t.Fatalf("key new left %v behind", left)
+	if ents, err := os.ReadDir(filepath.Dir(want)); err != nil || len(ents) != 1 {
+		t.Fatalf("key new left %v (%v) in the key directory; want the key only", ents, err)
 	}
 	before, _ := os.ReadFile(want)
 	if _, errs, code := satchel("key", "new"); code == 0 || !strings.Contains(errs, "exists already") {

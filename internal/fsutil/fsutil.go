@@ -29,6 +29,24 @@ func SyncDir(dir string) error {
 // then synced (best effort, see SyncDir). On failure nothing is left
 // behind. perm is the new file's mode.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return writeVia(path, data, perm, os.Rename)
+}
+
+// WriteFileNew creates path with data, failing with an error that wraps
+// fs.ErrExist when path exists, even when another process creates it
+// meanwhile: the bytes go to a temporary file in the same directory
+// (created, mode 0700, if missing), are fsynced, and the file is linked
+// into place, which never replaces a file; the directory is then synced
+// (best effort, see SyncDir). Readers see no file or the whole of one, and
+// nothing else is left behind. perm is the new file's mode.
+func WriteFileNew(path string, data []byte, perm os.FileMode) error {
+	return writeVia(path, data, perm, os.Link)
+}
+
+// writeVia writes data to a fsynced temporary file beside path (making the
+// directory, 0700, if missing), puts it at path with place (a rename or a
+// link), removes the temporary name and syncs the directory.
+func writeVia(path string, data []byte, perm os.FileMode, place func(tmp, path string) error) error {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -40,6 +58,7 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	if err != nil {
 		return err
 	}
+	defer os.Remove(tmp.Name()) // gone already once renamed
 	err = tmp.Chmod(perm)
 	if err == nil {
 		_, err = tmp.Write(data)
@@ -51,10 +70,9 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp.Name(), path)
+		err = place(tmp.Name(), path)
 	}
 	if err != nil {
-		_ = os.Remove(tmp.Name())
 		return err
 	}
 	_ = SyncDir(dir)

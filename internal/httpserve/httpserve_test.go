@@ -2,13 +2,12 @@ package httpserve
 
 import (
 	"bufio"
-	"errors"
 	"net"
 	"net/http"
-	"os"
 	"strings"
+	"sync"
 	"testing"
-	"time"
+	"testing/synctest"
 )
 
 // serve serves h on a loopback listener limited to conns connections
@@ -99,44 +98,111 @@ func TestServerHeaderLimit(t *testing.T) {
 	}
 }
 
-// With the connection cap reached, a further connection is not served
-// until one closes.
+// With the connection cap reached, the server accepts a further
+// connection only once one it serves closes. The server runs in a synctest
+// bubble on in-memory connections, so "not accepted" is seen when every
+// goroutine is blocked (the server in its Accept), not as no answer within
+// a while: a server past its cap would have accepted the connection by then.
 func TestLimitConns(t *testing.T) {
-	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}), 1)
-	dial := func() (net.Conn, *bufio.Reader) {
-		c, err := net.Dial("tcp", addr) // the kernel accepts it, the server may not
-		if err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		ln := newPipeListener()
+		srv := Server(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+		var mu sync.Mutex
+		var accepted []net.Conn // in the order the server took them
+		srv.ConnState = func(c net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				mu.Lock()
+				accepted = append(accepted, c)
+				mu.Unlock()
+			}
 		}
-		t.Cleanup(func() { c.Close() })
-		if _, err := c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
-			t.Fatal(err)
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(LimitConns(ln, 1)) }()
+		var clients []net.Conn
+		t.Cleanup(func() { // every goroutine ends before the bubble does, even on failure
+			for _, c := range clients {
+				c.Close()
+			}
+			srv.Close()
+			<-served
+		})
+		nAccepted := func() int {
+			synctest.Wait() // the server and every connection's goroutines wait
+			mu.Lock()
+			defer mu.Unlock()
+			return len(accepted)
 		}
-		return c, bufio.NewReader(c)
-	}
-	answer := func(c net.Conn, r *bufio.Reader, within time.Duration) error {
-		_ = c.SetReadDeadline(time.Now().Add(within))
-		if _, err := r.Peek(1); err != nil {
-			return err
+
+		first := ln.dial()
+		clients = append(clients, first)
+		if err := roundTrip(first); err != nil {
+			t.Fatalf("first connection: %v", err)
 		}
-		resp, err := http.ReadResponse(r, nil)
-		if err != nil {
-			return err
+		second := ln.dial()
+		clients = append(clients, second)
+		answered := make(chan error, 1)
+		go func() { answered <- roundTrip(second) }()
+		if n := nAccepted(); n != 1 {
+			t.Fatalf("the server took %d connections with the cap at 1 and the first open", n)
 		}
-		return resp.Body.Close()
+		first.Close()
+		if n := nAccepted(); n != 2 {
+			t.Fatalf("the server took %d connections after the first closed; want the waiting one too", n)
+		}
+		if err := <-answered; err != nil {
+			t.Fatalf("the waiting connection once the first closed: %v", err)
+		}
+	})
+}
+
+// roundTrip sends one request on c and reads its answer.
+func roundTrip(c net.Conn) error {
+	if _, err := c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		return err
 	}
-	first, fr := dial()
-	if err := answer(first, fr, 30*time.Second); err != nil {
-		t.Fatalf("first connection: %v", err)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return err
 	}
-	second, sr := dial()
-	// The server must not answer while first is open: no answer within a
-	// while is what the cap looks like from outside.
-	if err := answer(second, sr, 300*time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("a connection over the cap was served: %v", err)
-	}
-	first.Close()
-	if err := answer(second, sr, 30*time.Second); err != nil {
-		t.Fatalf("the waiting connection once the first closed: %v", err)
+	return resp.Body.Close()
+}
+
+// pipeListener is a listener of in-memory connections (net.Pipe), whose
+// blocking synctest sees.
+type pipeListener struct {
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newPipeListener() *pipeListener {
+	return &pipeListener{conns: make(chan net.Conn, 8), closed: make(chan struct{})}
+}
+
+// dial queues a connection for Accept, returning the client's end.
+func (l *pipeListener) dial() net.Conn {
+	client, server := net.Pipe()
+	l.conns <- server
+	return client
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
 	}
 }
+
+func (l *pipeListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
+
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "pipe" }
+func (pipeAddr) String() string  { return "pipe" }

@@ -26,7 +26,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
-	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/satchel-net/satchel/p2p"
 	"golang.org/x/sync/errgroup"
@@ -161,9 +160,7 @@ func connectLoopback(ctx context.Context, a, b *p2p.Host) error {
 			return err
 		}
 		// The failed dial left b in the swarm's dial backoff.
-		if sw, ok := a.Libp2p().Network().(*swarm.Swarm); ok {
-			sw.Backoff().Clear(b.ID())
-		}
+		a.ClearDialBackoff(b.ID())
 	}
 }
 
