@@ -73,6 +73,17 @@ func limitFlag(cmd *cobra.Command) *valueFlag[uint64] {
 	return f
 }
 
+// deprecateFlag hides flag name from help and has using it print "Flag
+// --name has been deprecated, msg" on stderr. Cobra prints pflag's notice
+// with the command's Print, on stdout where it would corrupt --json output,
+// so the flag set writes it to stderr itself.
+func deprecateFlag(app *App, cmd *cobra.Command, name, msg string) {
+	if err := cmd.Flags().MarkDeprecated(name, msg); err != nil {
+		panic(err) // a misspelled flag name is a programming error
+	}
+	cmd.Flags().SetOutput(app.Err)
+}
+
 // readJSONFile decodes the JSON file at path into v, refusing unknown
 // fields so a misspelt key is an error rather than silently dropped.
 func readJSONFile(path string, v any) error {
