@@ -566,7 +566,10 @@ func explainWithin(app *App, cfg Config, err error, tc *txContext, within time.D
 	case chain.CodeObjectNotFound:
 		hint = "list a bag's objects with `satchel object list BAG`"
 	case chain.CodeWorkerNotFound:
-		hint = "list workers with `satchel workers list -g GROUP`; the lead adds them with `satchel workers add`"
+		hint = "list workers with `satchel workers list -g GROUP`"
+		if !strings.Contains(ce.Error(), "workers add") { // the chain's message may say it already
+			hint += "; the lead adds them with `satchel workers add`"
+		}
 	case chain.CodeMemberNotFound:
 		hint = "register one with `satchel member create`"
 	case chain.CodeVoucherLimitTooHigh:
