@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -89,8 +90,13 @@ uploaded: "satchel put" does that.`,
 				return fmt.Errorf("--bag: %w", err)
 			}
 			fi, err := os.Stat(args[0])
-			if err != nil {
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				return fmt.Errorf("file %s does not exist; check the path", args[0])
+			case err != nil:
 				return err
+			case fi.IsDir():
+				return fmt.Errorf("%s is a directory; publish a proposal for one file", args[0])
 			}
 			if !fi.Mode().IsRegular() || fi.Size() == 0 {
 				return fmt.Errorf("%s: want a non-empty regular file", args[0])
@@ -243,6 +249,13 @@ func bagMember(ctx context.Context, cc *chain.Client, bag chain.BagID) (chain.Me
 		return chain.MemberID(id), nil
 	case ok && t == chain.ChannelBagType:
 		ch, err := cc.Channel(ctx, chain.ChannelID(id))
+		if errors.Is(err, chain.ErrChannelNotFound) {
+			// The channel's bag is gone with it (or never was): say so,
+			// as every command does of a bag that does not exist.
+			if _, berr := cc.Bag(ctx, bag); errors.Is(berr, chain.ErrBagNotFound) {
+				return 0, berr
+			}
+		}
 		if err != nil {
 			return 0, fmt.Errorf("bag %s: read channel %d: %w", bag, id, err)
 		}

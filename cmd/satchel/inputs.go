@@ -7,7 +7,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -71,6 +73,24 @@ func limitFlag(cmd *cobra.Command) *valueFlag[uint64] {
 	f := countFlag(cmd, "limit", "l", "new limit value (required)")
 	requiredFlags(cmd, "limit")
 	return f
+}
+
+// checkInputFile refuses a FILE argument that does not exist, cannot be
+// read or is a directory, before the command loads a key or dials the
+// network, so the first error a user meets is the one to fix.
+func checkInputFile(path, command string) error {
+	f, err := os.Open(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("file %s does not exist; check the path", path)
+	case err != nil:
+		return fmt.Errorf("cannot read %s: %w", path, err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return fmt.Errorf("%s is a directory; satchel %s takes a file (for a directory: tar c DIR | satchel %s - ...)", path, command, command)
+	}
+	return nil
 }
 
 // deprecateFlag hides flag name from help and has using it print "Flag
