@@ -544,7 +544,7 @@ func explainWithin(app *App, cfg Config, err error, tc *txContext, within time.D
 		if tc != nil {
 			hint = fmt.Sprintf("this was signed by %s", tc.signer)
 			if tc.role != accountRole {
-				hint += fmt.Sprintf("; sign with the %s key: pass --key PATH (on the lead's machine `satchel chain init` wrote it to %s)", tc.role, defaultKeyFile(cfg, tc.role))
+				hint += "; " + leadKeyHint(app, cfg, tc)
 			} else {
 				hint += "; pass --key with the key of the account named above"
 			}
@@ -591,6 +591,21 @@ func explainWithin(app *App, cfg Config, err error, tc *txContext, within time.D
 		return err
 	}
 	return fmt.Errorf("%w; %s", err, hint)
+}
+
+// leadKeyHint tells a lead command signed by another key which key to pass:
+// the lead key under the home when it is there (the config's key, which
+// signs every command, may have hidden it), else where init writes it.
+func leadKeyHint(app *App, cfg Config, tc *txContext) string {
+	path := defaultKeyFile(cfg, tc.role)
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Sprintf("sign with the %s key: pass --key PATH (on the lead's machine `satchel chain init` wrote it to %s)", tc.role, path)
+	}
+	h := fmt.Sprintf("sign with the %s key: pass --key %s", tc.role, path)
+	if tc.signer.source == "config key" {
+		h += fmt.Sprintf(" (key in %s signs every command, leader ones included, unless --key names another)", app.ConfigPath)
+	}
+	return h
 }
 
 // explainNode explains an error that is not the data directory's own: the

@@ -44,9 +44,9 @@ confirmed first; -y skips the confirmation (required in scripts).`)
 
 func newDistributorLeaderCmd(app *App) *cobra.Command {
 	return groupCmd("leader", "Distribution lead duties: families, buckets, bags, limits, policies, operators",
-		`Commands of the distribution working group lead. They sign with the
-distribution lead key: by default the one `+"`satchel chain init`"+` wrote under the
-home, or -k/--key PATH.`,
+		`Commands of the distribution working group lead. They sign with -k/--key PATH,
+else key in the config, else the distribution lead key `+"`satchel chain init`"+` wrote
+under the home (HOME/keys/distribution-lead.key).`,
 		newDistCancelInvitationCmd(app),
 		newDistCreateBucketCmd(app),
 		newDistCreateFamilyCmd(app),

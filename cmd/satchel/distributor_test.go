@@ -179,8 +179,8 @@ func testPermission(t *testing.T, tc *testChain) {
 	errOut := tc.fails([]string{
 		"only the distribution lead (account " + string(tc.distributionLead.Account()) + ") may do this",
 		"this was signed by account " + string(k.Account()) + " (--key " + stranger + ")",
-		"sign with the distribution lead key: pass --key PATH",
-		leadKeyFile(tc.cfg, chain.DistributionGroup),
+		// The lead key is under the home here: the hint names it.
+		"sign with the distribution lead key: pass --key " + leadKeyFile(tc.cfg, chain.DistributionGroup),
 	}, "distributor", "leader", "create-bucket-family", "-k", stranger, "-y")
 	if strings.Count(errOut, "\n") != 1 {
 		t.Errorf("want a one-line error, got:\n%s", errOut)
@@ -192,7 +192,8 @@ func testPermission(t *testing.T, tc *testChain) {
 	cfgWithKey := filepath.Join(t.TempDir(), "config.yml")
 	writeFile(t, cfgWithKey, "home: "+tc.home+"\nkey: "+stranger+"\nchain:\n  rpc: "+tc.cfg.Chain.RPC+"\n")
 	_, errOut, code := tc.run("-c", cfgWithKey, "distributor", "leader", "update-bucket-mode", "-B", "0:0", "-d", "off", "-y")
-	if code == 0 || !strings.Contains(errOut, "(config key "+stranger+")") {
+	if code == 0 || !strings.Contains(errOut, "(config key "+stranger+")") ||
+		!strings.Contains(errOut, "pass --key "+leadKeyFile(tc.cfg, chain.DistributionGroup)+" (key in "+cfgWithKey+" signs every command") {
 		t.Errorf("config key: exit %d, stderr %s", code, errOut)
 	}
 	// An operator command signed by the wrong account names the worker's.
