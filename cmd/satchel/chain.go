@@ -45,6 +45,8 @@ Another machine joins as a full node with the network's genesis file:
   satchel chain start --join ID@HOST:PORT --genesis genesis.json
 
 The chain's home is --home, else chain.home in the config, else HOME/chain.`,
+		Args: cobra.NoArgs, // a mistyped subcommand is an error, not this help
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newChainInitCmd(app), newChainStartCmd(app), newChainStatusCmd(app),
 		newChainValidatorKeyCmd(app), newChainGenesisCmd(app), newChainSetValidatorCmd(app), newChainValidatorsCmd(app),

@@ -39,6 +39,7 @@ proposal on the gossipsub topic of its requirements (see "satchel topic"); the
 providers subscribed to it whose bucket stores the bag offer; the renter
 consigns with the best. Both sides keep the contracts: the renter under
 HOME/contracts, a provider under its data directory's contracts/.`,
+		Args: cobra.NoArgs, // a mistyped subcommand is an error, not this help
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newContractPublishCmd(app), newContractListCmd(app), newContractShowCmd(app))
