@@ -215,7 +215,7 @@ type auditReportRow struct {
 
 func newAuditReportCmd(app *App) *cobra.Command {
 	var statusAddr string
-	var bucket uint64
+	bucketF := newFlag("", chain.StorageBucketID(0), chain.ParseStorageBucketID, "B")
 	cmd := &cobra.Command{
 		Use:   "report [--bucket B]",
 		Short: "Show the audit results a storage node heard: pass and fail per provider",
@@ -229,6 +229,7 @@ and why the last failure failed. --json prints every result.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			u := url.URL{Scheme: "http", Host: statusAddr, Path: provider.AuditsPath}
+			bucket := uint64(bucketF.value)
 			only := cmd.Flags().Changed("bucket")
 			if only {
 				u.RawQuery = url.Values{"bucket": {strconv.FormatUint(bucket, 10)}}.Encode()
@@ -274,7 +275,7 @@ and why the last failure failed. --json prints every result.`,
 		},
 	}
 	cmd.Flags().StringVar(&statusAddr, "status", defaultStatusAddr, "status `HOST:PORT` of the storage node to ask")
-	cmd.Flags().Uint64Var(&bucket, "bucket", 0, "show the providers of storage bucket `B` only (default: every bucket)")
+	cmd.Flags().Var(bucketF, "bucket", "show the providers of storage bucket B only (default: every bucket)")
 	return cmd
 }
 

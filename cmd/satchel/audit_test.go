@@ -105,6 +105,7 @@ func TestAuditCommands(t *testing.T) {
 	}
 	// A bucket that does not exist is an error, not an empty report.
 	pn.fails("--bucket 99: storage bucket 99 does not exist", "audit", "report", "--status", status, "--bucket", "99")
+	pn.fails(`storage bucket ID "x": want a non-negative integer`, "audit", "report", "--status", status, "--bucket", "x")
 }
 
 // The answer budget's size flags: empty keeps the defaults, a size is

@@ -106,7 +106,9 @@ running network, to the storage lead, who adds the key with
 func parseValidatorKey(s string) (chain.ValidatorKey, error) {
 	var k chain.ValidatorKey
 	if err := k.UnmarshalText([]byte(s)); err != nil {
-		return nil, err
+		// The decoder's own words (an invalid byte) do not say what a key
+		// looks like or where to get one.
+		return nil, fmt.Errorf("validator key %q is not hex: want the 64 hex characters of the pub key `satchel chain validator-key` prints", s)
 	}
 	return k, k.Validate()
 }

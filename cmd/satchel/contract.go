@@ -130,7 +130,7 @@ uploaded: "satchel put" does that.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&bagFlag, "bag", "b", "", "the bag the file is for, e.g. dynamic:channel:1")
+	f.StringVarP(&bagFlag, "bag", "b", "", "the bag the file is for, e.g. dynamic:channel:1 (required)")
 	f.StringVarP(&keyFlag, "key", "k", "", "member controller key `PATH` (default: key in the config, else the account key under the home)")
 	f.Var(duration, "duration", "how long to store, e.g. 60d (1s to 3650d)")
 	f.Var(avail, "availability", "availability class: low, medium or high")

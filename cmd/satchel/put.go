@@ -219,7 +219,7 @@ never with --json.`,
 			})
 		},
 	}
-	cmd.Flags().StringVarP(&bagFlag, "bag", "b", "", "the bag to store the file in, e.g. dynamic:channel:1")
+	cmd.Flags().StringVarP(&bagFlag, "bag", "b", "", "the bag to store the file in, e.g. dynamic:channel:1 (required)")
 	cmd.Flags().StringVarP(&keyFlag, "key", "k", "", "account key `PATH` of the bag's owner (default: key in the config, else the account key under the home)")
 	cmd.Flags().IntVarP(&redundancy, "redundancy", "r", 0, "providers that must each hold every chunk (default: every storage bucket of the bag)")
 	cmd.Flags().IntVar(&minReplicas, "min-replicas", 0, "fewest providers the upload may end with when providers fail and none can replace them (default: all of --redundancy; less succeeds with a warning)")
