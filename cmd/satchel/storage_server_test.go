@@ -68,6 +68,18 @@ func TestStorageServerCommand(t *testing.T) {
 	if _, err := os.Stat(bad); err == nil {
 		t.Fatalf("storage server -i 99 made %s", bad)
 	}
+	// So is a bucket another worker operates.
+	badOut.Reset()
+	badErr.Reset()
+	other := p1.Worker + 1
+	if code := run(context.Background(), []string{"-c", cfgPath, "storage", "server", "-w", other.String(), "-i", p1.Bucket.String(),
+		"--key", net.KeyFile("provider-1"), "--data", bad, "--listen", "/ip4/127.0.0.1/tcp/0", "--status", "127.0.0.1:0"}, &badOut, &badErr); code == 0 ||
+		!strings.Contains(badErr.String(), fmt.Sprintf("storage bucket %d is operated by storage worker %d (active), not %d", p1.Bucket, p1.Worker, other)) {
+		t.Fatalf("storage server -w %d: exit %d, stderr %s", other, code, badErr.String())
+	}
+	if _, err := os.Stat(bad); err == nil {
+		t.Fatalf("storage server -w %d made %s", other, bad)
+	}
 	// A --status address in use is named by its flag.
 	held := heldAddr(t)
 	badOut.Reset()
