@@ -274,3 +274,14 @@ func mustChainKey(t *testing.T) chain.Key {
 	}
 	return k
 }
+
+// A chain home another node has open is refused with what is wrong, not the
+// system's "resource temporarily unavailable" alone.
+func TestChainStartHomeInUse(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a chain node")
+	}
+	tc := startTestChain(t)
+	tc.fails([]string{"resource temporarily unavailable; another process holds it open (the same node running already?)"},
+		"chain", "start", "--home", filepath.Join(tc.home, "chain"), "--rpc", freeAddr(t), "--p2p", freeAddr(t))
+}

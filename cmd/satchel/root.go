@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 )
@@ -51,12 +52,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(stderr, "error: %v\n", usageHint(cmd, err))
+	fmt.Fprintf(stderr, "error: %v\n", lockHint(usageHint(cmd, err)))
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
 	}
 	return 1
+}
+
+// lockHint explains a lock another process holds, such as a node's
+// database a running node has open, which the system words only as
+// "resource temporarily unavailable".
+func lockHint(err error) error {
+	if errors.Is(err, syscall.EWOULDBLOCK) && !strings.Contains(err.Error(), "holds its state open") {
+		return fmt.Errorf("%w; another process holds it open (the same node running already?): stop that one first, or use another directory", err)
+	}
+	return err
 }
 
 // callErrors start the messages cobra gives for a command called wrongly:
