@@ -39,6 +39,7 @@ func TestBadFlagsRefusedUpFront(t *testing.T) {
 		{[]string{"chain", "status", "--rpc", web.URL}, web.URL + " did not answer as a chain node's RPC"},
 		{[]string{"chain", "api", "--trust-rpc"}, "--trust-rpc does not apply to chain api"},
 		{[]string{"audit", peerID, "1", "--bag", "dynamic:channel:1", "--samples", "0"}, "--samples 0: want 1 to 8"},
+		{[]string{"bag", "locate", "dynamic:channel:1", "--timeout", "0s"}, "--timeout 0s: want a duration above 0"},
 		{[]string{"audit", peerID, "1", "--bag", "dynamic:channel:1", "--samples", "100"}, "--samples 100: want 1 to 8"},
 		{[]string{"member", "create", "-k", filepath.Join(dir, "alice.key"), "-y"}, "or leave --key out to create a new account key at " + filepath.Join(home, "keys")},
 		{[]string{"put", cfgPath, "--bag", "dynamic:channel:1", "--chunk-size", "10GiB"}, "--chunk-size 10GiB is too large"},

@@ -169,6 +169,14 @@ func TestStorageServerCommand(t *testing.T) {
 	if err := printLocation(&human, loc); err != nil || !strings.Contains(human.String(), info.PeerID) {
 		t.Errorf("locate table does not name the server's peer %s:\n%s", info.PeerID, human.String())
 	}
+	// A bootstrap peer that refuses the dial is named as the DHT's
+	// trouble, not blamed on the chain node, which answered.
+	var lout, lerr bytes.Buffer
+	refused := "/ip4/127.0.0.1/tcp/1/p2p/" + info.PeerID
+	if code := run(context.Background(), []string{"-c", cfgPath, "bag", "locate", string(net.Bag), "--bootstrap", refused, "--timeout", "5s"}, &lout, &lerr); code == 0 ||
+		!strings.Contains(lerr.String(), "could not reach any peer to join the DHT through") || strings.Contains(lerr.String(), "chain node") {
+		t.Errorf("bag locate --bootstrap %s: exit %d, stderr %q", refused, code, lerr.String())
+	}
 
 	cancel()
 	if code := <-done; code != 0 {
