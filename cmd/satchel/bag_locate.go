@@ -231,7 +231,15 @@ func locateBag(ctx context.Context, app *App, c *chain.Client, id chain.BagID, b
 
 func printLocation(w io.Writer, loc bagLocation) error {
 	fmt.Fprintf(w, "bag %s (DHT key %s)\n\n", loc.Bag, loc.Key)
-	fmt.Fprintln(w, "chain: storage buckets of the bag")
+	if len(loc.Buckets) == 0 {
+		// Empty tables would say nothing: say why nothing can be found.
+		_, err := fmt.Fprintf(w, "chain: bag %s is in no storage bucket, so no provider stores it; the storage lead adds it with `satchel storage leader update-bag -b %s -a BUCKET`\n", loc.Bag, loc.Bag)
+		if err != nil || len(loc.Providers) == 0 {
+			return err
+		}
+	} else {
+		fmt.Fprintln(w, "chain: storage buckets of the bag")
+	}
 	rows := make([][]string, 0, len(loc.Buckets))
 	for _, b := range loc.Buckets {
 		op := string(b.Status)
@@ -247,8 +255,10 @@ func printLocation(w io.Writer, loc bagLocation) error {
 		}
 		rows = append(rows, []string{b.Bucket.String(), op, peerID, yesNo(b.Live), addrs})
 	}
-	if err := Table(w, []string{"BUCKET", "OPERATOR", "PEER ID", "LIVE", "ADDRESSES"}, rows); err != nil {
-		return err
+	if len(rows) > 0 {
+		if err := Table(w, []string{"BUCKET", "OPERATOR", "PEER ID", "LIVE", "ADDRESSES"}, rows); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(w, "\nDHT: %d live provider(s), found through %d bootstrap peer(s)\n", len(loc.Providers), len(loc.Bootstrap))
 	rows = rows[:0]
@@ -262,6 +272,9 @@ func printLocation(w io.Writer, loc bagLocation) error {
 			addrs = "-"
 		}
 		rows = append(rows, []string{p.PeerID, bucket, addrs})
+	}
+	if len(rows) == 0 {
+		return nil
 	}
 	return Table(w, []string{"PEER ID", "BUCKET", "ADDRESSES"}, rows)
 }
