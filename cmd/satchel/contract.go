@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"syscall"
 	"time"
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
@@ -349,7 +350,13 @@ func openContractStore(app *App, dir string) (*contracts.Store, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("no contract store at %s (%w); pass --store with a provider's DATA/contracts or publish first", dir, err)
 	}
-	return contracts.OpenStore(dir)
+	st, err := contracts.OpenStore(dir)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		// The store is one process's at a time: a storage server keeps its
+		// own open while it runs.
+		return nil, fmt.Errorf("contract store %s is open in another process: a running storage server (or `satchel put`) holds its store while it runs; read it once that has stopped", dir)
+	}
+	return st, err
 }
 
 func newContractListCmd(app *App) *cobra.Command {
@@ -392,7 +399,7 @@ func newContractListCmd(app *App) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&dir, "store", "", "contract store `DIR` (default HOME/contracts; a provider's is DATA/contracts)")
+	cmd.Flags().StringVar(&dir, "store", "", "contract store `DIR` (default HOME/contracts; a provider's is DATA/contracts, readable while the provider is stopped)")
 	cmd.Flags().BoolVar(&all, "all", false, "include contracts that ended")
 	return cmd
 }
@@ -448,7 +455,7 @@ func newContractShowCmd(app *App) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&dir, "store", "", "contract store `DIR` (default HOME/contracts; a provider's is DATA/contracts)")
+	cmd.Flags().StringVar(&dir, "store", "", "contract store `DIR` (default HOME/contracts; a provider's is DATA/contracts, readable while the provider is stopped)")
 	return cmd
 }
 

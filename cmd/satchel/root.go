@@ -64,7 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // database a running node has open, which the system words only as
 // "resource temporarily unavailable".
 func lockHint(err error) error {
-	if errors.Is(err, syscall.EWOULDBLOCK) && !strings.Contains(err.Error(), "holds its state open") {
+	if errors.Is(err, syscall.EWOULDBLOCK) && !strings.Contains(err.Error(), "another process") {
 		return fmt.Errorf("%w; another process holds it open (the same node running already?): stop that one first, or use another directory", err)
 	}
 	return err
