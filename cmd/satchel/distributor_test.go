@@ -301,6 +301,7 @@ func testDistributionOperators(t *testing.T, tc *testChain) {
 		t.Fatalf("set-bucket-family-metadata -i --json: exit %d, stdout %q, stderr %q; want it to work with a warning on stderr", code, out, errOut)
 	}
 	tc.fails([]string{"-j FILE"}, "distributor", "leader", "set-bucket-family-metadata", "-f", "0", "-y")
+	tc.fails([]string{"metadata file " + fam + ".missing does not exist; check the path"}, "distributor", "leader", "set-bucket-family-metadata", "-f", "0", "-j", fam+".missing", "-y")
 	if out := tc.ok("distributor", "leader", "set-bucket-family-metadata", "--help"); strings.Contains(out, "input-file") || !strings.Contains(out, "-j, --input") {
 		t.Errorf("set-bucket-family-metadata --help lists the old flag or not -j:\n%s", out)
 	}

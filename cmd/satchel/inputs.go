@@ -108,8 +108,11 @@ func deprecateFlag(app *App, cmd *cobra.Command, name, msg string) {
 // fields so a misspelt key is an error rather than silently dropped.
 func readJSONFile(path string, v any) error {
 	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("metadata file %s does not exist; check the path", path)
+	}
 	if err != nil {
-		return fmt.Errorf("read metadata: %w", err)
+		return fmt.Errorf("read metadata file: %w", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
