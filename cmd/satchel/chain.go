@@ -403,6 +403,9 @@ func newChainStatusCmd(app *App) *cobra.Command {
 			}
 			if rpc != "" {
 				cfg.Chain.RPC = rpc
+				if err := checkRPC("--rpc", rpc); err != nil {
+					return err
+				}
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), statusTimeout)
 			defer cancel()

@@ -100,15 +100,16 @@ func LoadConfig(path string) (Config, error) {
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 		return cfg, fmt.Errorf("config %s: %w", path, configError(b, err))
 	}
-	if err := checkRPC(cfg.Chain.RPC); err != nil {
+	if err := checkRPC("chain.rpc", cfg.Chain.RPC); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil
 }
 
-// checkRPC refuses a chain.rpc that no command could dial, such as a
-// misspelt scheme, here rather than as a dial error of every command.
-func checkRPC(rpc string) error {
+// checkRPC refuses an RPC URL (the setting or flag called name) that no
+// command could dial, such as a misspelt scheme, up front rather than as a
+// dial error.
+func checkRPC(name, rpc string) error {
 	scheme, rest, ok := strings.Cut(rpc, "://")
 	if !ok {
 		return nil // a bare HOST:PORT means http
@@ -116,10 +117,10 @@ func checkRPC(rpc string) error {
 	switch scheme {
 	case "http", "https", "tcp", "unix":
 	default:
-		return fmt.Errorf("chain.rpc %q: scheme %q; want http://HOST:PORT (or https, tcp, unix), e.g. http://127.0.0.1:26657", rpc, scheme)
+		return fmt.Errorf("%s %q: scheme %q; want http://HOST:PORT (or https, tcp, unix), e.g. http://127.0.0.1:26657", name, rpc, scheme)
 	}
 	if rest == "" {
-		return fmt.Errorf("chain.rpc %q: no address; want e.g. http://127.0.0.1:26657", rpc)
+		return fmt.Errorf("%s %q: no address; want e.g. http://127.0.0.1:26657", name, rpc)
 	}
 	return nil
 }

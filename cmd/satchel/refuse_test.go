@@ -36,6 +36,8 @@ func TestBadFlagsRefusedUpFront(t *testing.T) {
 		{[]string{"chain", "status"}, "start it with `satchel chain start`, or set chain.rpc in " + cfgPath},
 		{[]string{"chain", "status", "--rpc", "http://" + notChain}, "start it with `satchel chain start`, or fix --rpc"},
 		{[]string{"chain", "status", "--rpc", "127.0.0.1:notaport"}, "fix --rpc"},
+		{[]string{"chain", "status", "--rpc", "htp://" + notChain}, `--rpc "htp://` + notChain + `": scheme "htp"; want http://HOST:PORT`},
+		{[]string{"chain", "api", "--rpc", "htp://" + notChain}, `--rpc "htp://` + notChain + `": scheme "htp"`},
 		{[]string{"chain", "status", "--rpc", web.URL}, web.URL + " did not answer as a chain node's RPC"},
 		{[]string{"chain", "api", "--trust-rpc"}, "--trust-rpc does not apply to chain api"},
 		{[]string{"audit", peerID, "1", "--bag", "dynamic:channel:1", "--samples", "0"}, "--samples 0: want 1 to 8"},
