@@ -118,9 +118,9 @@ func runAudit(ctx context.Context, app *App, pid peer.ID, bag chain.BagID, id ch
 		return auditVerdict{}, err
 	}
 	defer closeChain()
-	obj, err := cc.DataObject(ctx, bag, id)
+	obj, err := readObject(ctx, cc, bag, id)
 	if err != nil {
-		return auditVerdict{}, fmt.Errorf("object %d of bag %s: %w", id, bag, err)
+		return auditVerdict{}, explain(app, cfg, err, nil)
 	}
 	root, err := cid.Decode(obj.ContentID)
 	if err != nil {
@@ -215,7 +215,7 @@ type auditReportRow struct {
 
 func newAuditReportCmd(app *App) *cobra.Command {
 	var statusAddr string
-	var bucket uint64
+	bucketF := newFlag("", chain.StorageBucketID(0), chain.ParseStorageBucketID, "B")
 	cmd := &cobra.Command{
 		Use:   "report [--bucket B]",
 		Short: "Show the audit results a storage node heard: pass and fail per provider",
@@ -229,6 +229,7 @@ and why the last failure failed. --json prints every result.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			u := url.URL{Scheme: "http", Host: statusAddr, Path: provider.AuditsPath}
+			bucket := uint64(bucketF.value)
 			only := cmd.Flags().Changed("bucket")
 			if only {
 				u.RawQuery = url.Values{"bucket": {strconv.FormatUint(bucket, 10)}}.Encode()
@@ -250,6 +251,11 @@ and why the last failure failed. --json prints every result.`,
 				return fmt.Errorf("read the audit results of %s: %w", statusAddr, err)
 			}
 			rows := summarizeAudits(heard)
+			if len(rows) == 0 && only {
+				if err := bucketExists(cmd, app, chain.StorageBucketID(bucket)); err != nil {
+					return err
+				}
+			}
 			return app.Printer().Print(rows, func(w io.Writer) error {
 				if len(rows) == 0 && only {
 					_, err := fmt.Fprintf(w, "no audit results heard yet for storage bucket %d; is it a bucket of this node's bags? see them with `satchel bucket list --storage`\n", bucket)
@@ -269,8 +275,24 @@ and why the last failure failed. --json prints every result.`,
 		},
 	}
 	cmd.Flags().StringVar(&statusAddr, "status", defaultStatusAddr, "status `HOST:PORT` of the storage node to ask")
-	cmd.Flags().Uint64Var(&bucket, "bucket", 0, "show the providers of storage bucket `B` only (default: every bucket)")
+	cmd.Flags().Var(bucketF, "bucket", "show the providers of storage bucket B only (default: every bucket)")
 	return cmd
+}
+
+// bucketExists fails when the chain says storage bucket id does not exist,
+// so that a mistyped --bucket is an error rather than an empty report. A
+// chain it cannot ask is no error: the report comes from the storage node.
+func bucketExists(cmd *cobra.Command, app *App, id chain.StorageBucketID) error {
+	_, err := chainRead(cmd, app, func(ctx context.Context, c *chain.Client) (chain.StorageBucket, error) {
+		return c.StorageBucket(ctx, id)
+	})
+	if errors.Is(err, chain.ErrStorageBucketNotFound) {
+		return fmt.Errorf("--bucket %d: %w", id, err)
+	}
+	if err != nil {
+		app.Log.Debug("could not check the bucket on chain", "component", "cli", "bucket", id, "err", err)
+	}
+	return nil
 }
 
 // summarizeAudits groups heard results per provider, in bucket order.

@@ -82,6 +82,8 @@ func TestAuditCommands(t *testing.T) {
 	pn.fails("operates none of the storage buckets", "audit", strangerID.String(), id, "--bag", string(net.Bag))
 	pn.fails("is not a peer ID", "audit", "not-a-peer", id, "--bag", string(net.Bag))
 	pn.fails("--bag is required", "audit", peerID, id)
+	pn.fails("data object 99 does not exist in bag "+string(net.Bag)+"; list a bag's objects", "audit", peerID, "99", "--bag", string(net.Bag))
+	pn.fails("bag dynamic:channel:99 does not exist; list bags", "audit", peerID, id, "--bag", "dynamic:channel:99")
 
 	status := net.Provider(0).Server().StatusAddr()
 	testnet.Wait(t, "provider 0 heard an audit of provider 1", func() bool {
@@ -101,6 +103,9 @@ func TestAuditCommands(t *testing.T) {
 	if out := pn.ok("audit", "report", "--status", status); !strings.Contains(out, "PROVIDER") || !strings.Contains(out, peerID) {
 		t.Errorf("report text:\n%s", out)
 	}
+	// A bucket that does not exist is an error, not an empty report.
+	pn.fails("--bucket 99: storage bucket 99 does not exist", "audit", "report", "--status", status, "--bucket", "99")
+	pn.fails(`storage bucket ID "x": want a non-negative integer`, "audit", "report", "--status", status, "--bucket", "x")
 }
 
 // The answer budget's size flags: empty keeps the defaults, a size is

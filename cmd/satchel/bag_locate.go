@@ -80,6 +80,9 @@ config), else through the addresses the bag's operators published on chain.`,
 			if err != nil {
 				return err
 			}
+			if timeout <= 0 {
+				return fmt.Errorf("--timeout %s: want a duration above 0, e.g. 15s", timeout)
+			}
 			cfg, err := app.Config()
 			if err != nil {
 				return err
@@ -95,6 +98,13 @@ config), else through the addresses the bag's operators published on chain.`,
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			loc, err := locateBag(ctx, app, c, id, bootstrap)
+			var de dhtError
+			if errors.As(err, &de) {
+				if errors.Is(err, context.DeadlineExceeded) {
+					return fmt.Errorf("%w (--timeout %s)", err, timeout)
+				}
+				return err
+			}
 			if err != nil {
 				return explain(app, cfg, err, nil)
 			}
@@ -105,6 +115,13 @@ config), else through the addresses the bag's operators published on chain.`,
 	cmd.Flags().DurationVar(&timeout, "timeout", defaultLocateTimeout, "how long the lookup may take")
 	return cmd
 }
+
+// dhtError marks an error of the DHT side of locateBag, which explain must
+// not read as the chain node's: a refused dial there is a bootstrap peer's,
+// not chain.rpc's.
+type dhtError struct{ error }
+
+func (e dhtError) Unwrap() error { return e.error }
 
 // locateBag reads the bag's buckets from the chain and looks its key up on
 // the DHT through a short-lived client host.
@@ -140,11 +157,11 @@ func locateBag(ctx context.Context, app *App, c *chain.Client, id chain.BagID, b
 		for _, s := range bootstrap {
 			a, err := ma.NewMultiaddr(s)
 			if err != nil {
-				return loc, fmt.Errorf("bootstrap address %q: %w", s, err)
+				return loc, dhtError{fmt.Errorf("bootstrap address %q: %w", s, err)}
 			}
 			ai, err := peer.AddrInfoFromP2pAddr(a)
 			if err != nil {
-				return loc, fmt.Errorf("bootstrap address %q must end in /p2p/<peer ID>: %w", s, err)
+				return loc, dhtError{fmt.Errorf("bootstrap address %q must end in /p2p/<peer ID>: %w", s, err)}
 			}
 			boot = append(boot, *ai)
 		}
@@ -152,7 +169,7 @@ func locateBag(ctx context.Context, app *App, c *chain.Client, id chain.BagID, b
 		boot = operators
 	}
 	if len(boot) == 0 {
-		return loc, fmt.Errorf("no peer to join the DHT through: bag %s's operators published no addresses; pass --bootstrap MULTIADDR or set p2p.bootstrap in %s", id, app.ConfigPath)
+		return loc, dhtError{fmt.Errorf("no peer to join the DHT through: bag %s's operators published no addresses; pass --bootstrap MULTIADDR or set p2p.bootstrap in %s", id, app.ConfigPath)}
 	}
 
 	h, err := p2p.New(ctx,
@@ -161,7 +178,7 @@ func locateBag(ctx context.Context, app *App, c *chain.Client, id chain.BagID, b
 		p2p.WithLogger(app.Log),
 	)
 	if err != nil {
-		return loc, fmt.Errorf("start libp2p host: %w", err)
+		return loc, dhtError{fmt.Errorf("start libp2p host: %w", err)}
 	}
 	defer h.Close()
 	var joined int
@@ -175,7 +192,7 @@ func locateBag(ctx context.Context, app *App, c *chain.Client, id chain.BagID, b
 		loc.Bootstrap = append(loc.Bootstrap, ai.ID.String())
 	}
 	if joined == 0 {
-		return loc, fmt.Errorf("could not reach any peer to join the DHT through: %w", errors.Join(errs...))
+		return loc, dhtError{fmt.Errorf("could not reach any peer to join the DHT through: %w", errors.Join(errs...))}
 	}
 	// The DHT adds a connected peer once identify shows it speaks the DHT
 	// protocol; look up only then.
@@ -184,13 +201,13 @@ func locateBag(ctx context.Context, app *App, c *chain.Client, id chain.BagID, b
 	for h.DHT().RoutingTable().Size() == 0 {
 		select {
 		case <-ctx.Done():
-			return loc, fmt.Errorf("joining the DHT: %w", ctx.Err())
+			return loc, dhtError{fmt.Errorf("joining the DHT: %w", ctx.Err())}
 		case <-tick.C:
 		}
 	}
 	found, err := h.FindProviders(ctx, p2p.BagKey(string(id)), 0)
 	if err != nil {
-		return loc, fmt.Errorf("DHT lookup of bag %s: %w", id, err)
+		return loc, dhtError{fmt.Errorf("DHT lookup of bag %s: %w", id, err)}
 	}
 	live := map[string]bool{}
 	for _, ai := range found {
@@ -214,7 +231,15 @@ func locateBag(ctx context.Context, app *App, c *chain.Client, id chain.BagID, b
 
 func printLocation(w io.Writer, loc bagLocation) error {
 	fmt.Fprintf(w, "bag %s (DHT key %s)\n\n", loc.Bag, loc.Key)
-	fmt.Fprintln(w, "chain: storage buckets of the bag")
+	if len(loc.Buckets) == 0 {
+		// Empty tables would say nothing: say why nothing can be found.
+		_, err := fmt.Fprintf(w, "chain: bag %s is in no storage bucket, so no provider stores it; the storage lead adds it with `satchel storage leader update-bag -b %s -a BUCKET`\n", loc.Bag, loc.Bag)
+		if err != nil || len(loc.Providers) == 0 {
+			return err
+		}
+	} else {
+		fmt.Fprintln(w, "chain: storage buckets of the bag")
+	}
 	rows := make([][]string, 0, len(loc.Buckets))
 	for _, b := range loc.Buckets {
 		op := string(b.Status)
@@ -230,8 +255,10 @@ func printLocation(w io.Writer, loc bagLocation) error {
 		}
 		rows = append(rows, []string{b.Bucket.String(), op, peerID, yesNo(b.Live), addrs})
 	}
-	if err := Table(w, []string{"BUCKET", "OPERATOR", "PEER ID", "LIVE", "ADDRESSES"}, rows); err != nil {
-		return err
+	if len(rows) > 0 {
+		if err := Table(w, []string{"BUCKET", "OPERATOR", "PEER ID", "LIVE", "ADDRESSES"}, rows); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(w, "\nDHT: %d live provider(s), found through %d bootstrap peer(s)\n", len(loc.Providers), len(loc.Bootstrap))
 	rows = rows[:0]
@@ -245,6 +272,9 @@ func printLocation(w io.Writer, loc bagLocation) error {
 			addrs = "-"
 		}
 		rows = append(rows, []string{p.PeerID, bucket, addrs})
+	}
+	if len(rows) == 0 {
+		return nil
 	}
 	return Table(w, []string{"PEER ID", "BUCKET", "ADDRESSES"}, rows)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -29,5 +30,18 @@ func TestRegisterBagCommand(t *testing.T) {
 		if !slices.Contains(names, want) {
 			t.Errorf("bag subcommands %v lack %s", names, want)
 		}
+	}
+}
+
+// A bag in no storage bucket is located as such, in words rather than two
+// empty tables.
+func TestPrintLocationNoBuckets(t *testing.T) {
+	var b bytes.Buffer
+	loc := bagLocation{Bag: "dynamic:member:0", Key: "k", Buckets: []bucketLocation{}, Providers: []dhtProvider{}}
+	if err := printLocation(&b, loc); err != nil {
+		t.Fatal(err)
+	}
+	if out := b.String(); !strings.Contains(out, "bag dynamic:member:0 is in no storage bucket") || strings.Contains(out, "OPERATOR") || strings.Contains(out, "ADDRESSES") {
+		t.Errorf("location of a bag in no bucket:\n%s", out)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,6 +45,8 @@ Another machine joins as a full node with the network's genesis file:
   satchel chain start --join ID@HOST:PORT --genesis genesis.json
 
 The chain's home is --home, else chain.home in the config, else HOME/chain.`,
+		Args: cobra.NoArgs, // a mistyped subcommand is an error, not this help
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newChainInitCmd(app), newChainStartCmd(app), newChainStatusCmd(app),
 		newChainValidatorKeyCmd(app), newChainGenesisCmd(app), newChainSetValidatorCmd(app), newChainValidatorsCmd(app),
@@ -73,6 +76,9 @@ type chainInitResult struct {
 	StorageLeadKey      string        `json:"storageLeadKey,omitempty"`
 	DistributionLead    chain.Account `json:"distributionLead"`
 	DistributionLeadKey string        `json:"distributionLeadKey,omitempty"`
+	// CreatedKeys are the lead key files this run made (the others were
+	// there and are used as they are).
+	CreatedKeys []string `json:"createdKeys,omitempty"`
 }
 
 func newChainInitCmd(app *App) *cobra.Command {
@@ -84,8 +90,10 @@ func newChainInitCmd(app *App) *cobra.Command {
 		Long: `Create the chain's home: node key, validator key and a genesis naming the
 storage lead and the distribution lead. Without --storage-lead or
 --distribution-lead, the lead's key is created under HOME/keys, the satchel
-home of the config (not the chain home --home), or the key already there is
-used, and its path printed: keep it safe, it governs the network.`,
+home of the config (home:, default .satchel), or the key already there is
+used. The keys are not put in the chain home --home: HOME/keys is where the
+leader commands look for them. The output lists each key file and whether it
+is new: keep them safe, they govern the network.`,
 		Example: `  satchel chain init
   satchel chain init --home /srv/chain --chain-id mynet
   satchel chain init --validators 4 --home ./testnet`,
@@ -109,11 +117,8 @@ used, and its path printed: keep it safe, it governs the network.`,
 			if _, err := os.Stat(node.GenesisPath(home)); err == nil {
 				return fmt.Errorf("chain home %s is already initialised (%s exists); start it with `%s`, or pass another --home", home, node.GenesisPath(home), start)
 			}
-			res := chainInitResult{}
-			if res.StorageLead, res.StorageLeadKey, err = leadAccount(cfg, chain.StorageGroup, storageLead); err != nil {
-				return err
-			}
-			if res.DistributionLead, res.DistributionLeadKey, err = leadAccount(cfg, chain.DistributionGroup, distributionLead); err != nil {
+			res, err := leadAccounts(cfg, storageLead, distributionLead)
+			if err != nil {
 				return err
 			}
 			g := chain.DefaultGenesis(res.StorageLead, res.DistributionLead)
@@ -124,7 +129,7 @@ used, and its path printed: keep it safe, it governs the network.`,
 				return err
 			}
 			if validators > 1 {
-				return initNetwork(app, home, validators, g, res)
+				return initNetwork(app, cfg, home, validators, g, res)
 			}
 			n, err := node.New(home, node.WithGenesis(g), node.WithLogger(app.Log))
 			if err != nil {
@@ -136,12 +141,13 @@ used, and its path printed: keep it safe, it governs the network.`,
 				rows := [][]string{
 					{"genesis", res.Genesis},
 					{"node ID", res.NodeID},
-					{"storage lead", leadLine(res.StorageLead, res.StorageLeadKey)},
-					{"distribution lead", leadLine(res.DistributionLead, res.DistributionLeadKey)},
+					{"storage lead", string(res.StorageLead)},
+					{"distribution lead", string(res.DistributionLead)},
 				}
 				for _, r := range rows {
 					fmt.Fprintf(w, "  %-18s %s\n", r[0], r[1])
 				}
+				printLeadKeys(w, app, cfg, res)
 				_, err := fmt.Fprintf(w, "start it with `%s`; other nodes join with the genesis file and --join\n", start)
 				return err
 			})
@@ -155,32 +161,69 @@ used, and its path printed: keep it safe, it governs the network.`,
 	return cmd
 }
 
+// leadAccounts fills the leads of res from the flags given (see
+// leadAccount), noting the key files it created.
+func leadAccounts(cfg Config, storageLead, distributionLead string) (chainInitResult, error) {
+	var res chainInitResult
+	var created bool
+	var err error
+	if res.StorageLead, res.StorageLeadKey, created, err = leadAccount(cfg, chain.StorageGroup, storageLead); err != nil {
+		return res, err
+	} else if created {
+		res.CreatedKeys = append(res.CreatedKeys, res.StorageLeadKey)
+	}
+	if res.DistributionLead, res.DistributionLeadKey, created, err = leadAccount(cfg, chain.DistributionGroup, distributionLead); err != nil {
+		return res, err
+	} else if created {
+		res.CreatedKeys = append(res.CreatedKeys, res.DistributionLeadKey)
+	}
+	return res, nil
+}
+
 // leadAccount is the lead of g: the account given, or the key under the
-// home (created when missing), with its path.
-func leadAccount(cfg Config, g chain.Group, given string) (chain.Account, string, error) {
+// home (created when missing), with its path and whether it is new.
+func leadAccount(cfg Config, g chain.Group, given string) (_ chain.Account, path string, created bool, _ error) {
 	if given != "" {
 		a, err := chain.ParseAccount(given)
 		if err != nil {
-			return "", "", fmt.Errorf("--%s-lead: %w", g, err)
+			return "", "", false, fmt.Errorf("--%s-lead: %w", g, err)
 		}
-		return a, "", nil
+		return a, "", false, nil
 	}
 	path, err := filepath.Abs(leadKeyFile(cfg, g))
 	if err != nil {
-		return "", "", err
+		return "", "", false, err
 	}
+	_, statErr := os.Stat(path)
 	k, err := chain.LoadOrCreateKey(path)
 	if err != nil {
-		return "", "", err
+		return "", "", false, err
 	}
-	return k.Account(), path, nil
+	return k.Account(), path, errors.Is(statErr, fs.ErrNotExist), nil
 }
 
-func leadLine(a chain.Account, key string) string {
-	if key == "" {
-		return string(a)
+// printLeadKeys lists the lead key files init used, new or found, and says
+// they live in the satchel home rather than the chain home, so a user who
+// gave --home is not left looking for them there.
+func printLeadKeys(w io.Writer, app *App, cfg Config, res chainInitResult) {
+	keys := []string{res.StorageLeadKey, res.DistributionLeadKey}
+	keys = slices.DeleteFunc(keys, func(k string) bool { return k == "" })
+	if len(keys) == 0 {
+		return
 	}
-	return fmt.Sprintf("%s (key %s)", a, key)
+	home, err := filepath.Abs(cfg.Home)
+	if err != nil {
+		home = cfg.Home
+	}
+	fmt.Fprintf(w, "lead keys, under the satchel home %s (home: in %s, default .satchel), not the chain home: leader commands find them there. Keep them safe, they govern the network:\n",
+		home, app.ConfigPath)
+	for _, k := range keys {
+		state := "existing, used as is"
+		if slices.Contains(res.CreatedKeys, k) {
+			state = "new"
+		}
+		fmt.Fprintf(w, "  %s (%s)\n", k, state)
+	}
 }
 
 // chainStartInfo is what `chain start` reports once the node runs.
@@ -360,6 +403,9 @@ func newChainStatusCmd(app *App) *cobra.Command {
 			}
 			if rpc != "" {
 				cfg.Chain.RPC = rpc
+				if err := checkRPC("--rpc", rpc); err != nil {
+					return err
+				}
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), statusTimeout)
 			defer cancel()

@@ -54,6 +54,8 @@ limits each client.`,
 			}
 			if rpcURL == "" {
 				rpcURL = cfg.Chain.RPC
+			} else if err := checkRPC("--rpc", rpcURL); err != nil {
+				return err
 			}
 			// The config's trust root, or the --genesis file's: the saved
 			// header (see connectChain) is used and kept only with the

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -223,6 +224,48 @@ func TestChainInitWithAccounts(t *testing.T) {
 	e.fails("--genesis", "chain", "start", "--home", filepath.Join(e.dir, "none"), "--join", "abc@127.0.0.1:1")
 }
 
+// A chain home given with --home gets the chain; the lead keys stay in the
+// satchel home, where the leader commands look, and the output lists each
+// with whether this run made it, so no one looks for them under --home.
+func TestChainInitLeadKeysNamed(t *testing.T) {
+	e := newChainCmdEnv(t)
+	first := filepath.Join(e.dir, "first")
+	out, errOut, code := e.satchel(context.Background(), "chain", "init", "--home", first)
+	if code != 0 {
+		t.Fatalf("chain init: exit %d\n%s", code, errOut)
+	}
+	keys := []string{leadKeyFile(Config{Home: e.home}, chain.StorageGroup), leadKeyFile(Config{Home: e.home}, chain.DistributionGroup)}
+	for _, k := range keys {
+		if _, err := os.Stat(k); err != nil {
+			t.Fatalf("no lead key at %s: %v", k, err)
+		}
+		if !strings.Contains(out, k+" (new)") {
+			t.Errorf("init output does not list %s as new:\n%s", k, out)
+		}
+	}
+	if !strings.Contains(out, "under the satchel home "+e.home) || !strings.Contains(out, "not the chain home") {
+		t.Errorf("init output does not say where the keys are:\n%s", out)
+	}
+	if ents, err := os.ReadDir(first); err != nil || slices.ContainsFunc(ents, func(d os.DirEntry) bool { return d.Name() == "keys" }) {
+		t.Fatalf("chain home %s: %v, %v", first, ents, err)
+	}
+
+	// A second network with the same leads: the keys are found, not made.
+	var res chainInitResult
+	e.json(&res, "chain", "init", "--home", filepath.Join(e.dir, "second"))
+	if len(res.CreatedKeys) != 0 || res.StorageLeadKey != keys[0] || res.DistributionLeadKey != keys[1] {
+		t.Fatalf("second init = %+v; want the keys of the first, none created", res)
+	}
+	var vk struct {
+		PubKey string `json:"pubKey"`
+	}
+	e.json(&vk, "chain", "validator-key", "--home", filepath.Join(e.dir, "v"))
+	out, _, code = e.satchel(context.Background(), "chain", "genesis", "--validator", vk.PubKey, "--out", filepath.Join(e.dir, "g.json"))
+	if code != 0 || !strings.Contains(out, keys[0]+" (existing, used as is)") {
+		t.Errorf("chain genesis: exit %d, output does not list the existing storage lead key:\n%s", code, out)
+	}
+}
+
 func mustChainKey(t *testing.T) chain.Key {
 	t.Helper()
 	k, err := chain.GenerateKey()
@@ -230,4 +273,15 @@ func mustChainKey(t *testing.T) chain.Key {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// A chain home another node has open is refused with what is wrong, not the
+// system's "resource temporarily unavailable" alone.
+func TestChainStartHomeInUse(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a chain node")
+	}
+	tc := startTestChain(t)
+	tc.fails([]string{"resource temporarily unavailable; another process holds it open (the same node running already?)"},
+		"chain", "start", "--home", filepath.Join(tc.home, "chain"), "--rpc", freeAddr(t), "--p2p", freeAddr(t))
 }

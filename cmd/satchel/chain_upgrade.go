@@ -31,7 +31,9 @@ ends with the migration to version N on every node (for version 3: the
 object-ID index is built from every object registered before), and block
 H+1 is the first that runs by version N's rules; its header names the
 version. H must be at least ` + fmt.Sprint(chain.MinUpgradeDelay) + ` blocks after the block that takes this
-transaction; scheduling again replaces a schedule that has not run.
+transaction; scheduling again replaces a schedule that has not run. No
+transaction cancels a schedule yet: to hold an upgrade back, schedule the
+same version again at a later height.
 
 Before scheduling, run a satchel release that knows version N on every
 node: a node without it refuses the transaction's block, and one that

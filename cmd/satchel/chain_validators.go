@@ -26,7 +26,7 @@ type networkValidator struct {
 
 // initNetwork makes n validator homes under home (validator-0 …) sharing
 // one genesis, and the command line that starts each on loopback.
-func initNetwork(app *App, home string, n int, g chain.Genesis, res chainInitResult) error {
+func initNetwork(app *App, cfg Config, home string, n int, g chain.Genesis, res chainInitResult) error {
 	if n > chain.MaxValidators {
 		return fmt.Errorf("--validators %d: at most %d", n, chain.MaxValidators)
 	}
@@ -59,8 +59,9 @@ func initNetwork(app *App, home string, n int, g chain.Genesis, res chainInitRes
 	out.ChainID, out.Home, out.Genesis = g.ChainID, home, node.GenesisPath(homes[0])
 	return app.Printer().Print(out, func(w io.Writer) error {
 		fmt.Fprintf(w, "initialised chain %s with %d validators in %s\n", g.ChainID, n, home)
-		fmt.Fprintf(w, "  %-18s %s\n", "storage lead", leadLine(res.StorageLead, res.StorageLeadKey))
-		fmt.Fprintf(w, "  %-18s %s\n", "distribution lead", leadLine(res.DistributionLead, res.DistributionLeadKey))
+		fmt.Fprintf(w, "  %-18s %s\n", "storage lead", res.StorageLead)
+		fmt.Fprintf(w, "  %-18s %s\n", "distribution lead", res.DistributionLead)
+		printLeadKeys(w, app, cfg, res)
 		fmt.Fprintln(w, "start each validator (one process each):")
 		for _, v := range vals {
 			fmt.Fprintf(w, "  %s\n", v.Start)
@@ -105,7 +106,9 @@ running network, to the storage lead, who adds the key with
 func parseValidatorKey(s string) (chain.ValidatorKey, error) {
 	var k chain.ValidatorKey
 	if err := k.UnmarshalText([]byte(s)); err != nil {
-		return nil, err
+		// The decoder's own words (an invalid byte) do not say what a key
+		// looks like or where to get one.
+		return nil, fmt.Errorf("validator key %q is not hex: want the 64 hex characters of the pub key `satchel chain validator-key` prints", s)
 	}
 	return k, k.Validate()
 }
@@ -190,15 +193,11 @@ distribution leads. Send the file to every validator; each starts with
 					return fmt.Errorf("--validator %q: %w", k, err)
 				}
 			}
-			sl, _, err := leadAccount(cfg, chain.StorageGroup, storageLead)
+			leads, err := leadAccounts(cfg, storageLead, distributionLead)
 			if err != nil {
 				return err
 			}
-			dl, _, err := leadAccount(cfg, chain.DistributionGroup, distributionLead)
-			if err != nil {
-				return err
-			}
-			g := chain.DefaultGenesis(sl, dl)
+			g := chain.DefaultGenesis(leads.StorageLead, leads.DistributionLead)
 			if chainID != "" {
 				g.ChainID = chainID
 			}
@@ -209,9 +208,19 @@ distribution leads. Send the file to every validator; each starts with
 			if err := gen.SaveAs(out); err != nil {
 				return fmt.Errorf("write genesis: %w", err)
 			}
-			res := map[string]any{"genesis": out, "chainId": gen.ChainID, "validators": len(vals)}
+			res := map[string]any{"genesis": out, "chainId": gen.ChainID, "validators": len(vals),
+				"storageLead": leads.StorageLead, "distributionLead": leads.DistributionLead}
+			for k, v := range map[string]string{"storageLeadKey": leads.StorageLeadKey, "distributionLeadKey": leads.DistributionLeadKey} {
+				if v != "" {
+					res[k] = v
+				}
+			}
+			if len(leads.CreatedKeys) > 0 {
+				res["createdKeys"] = leads.CreatedKeys
+			}
 			return app.Printer().Print(res, func(w io.Writer) error {
 				_, err := fmt.Fprintf(w, "wrote the genesis of chain %s with %d validators to %s\n", gen.ChainID, len(vals), out)
+				printLeadKeys(w, app, cfg, leads)
 				return err
 			})
 		},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	cmttypes "github.com/cometbft/cometbft/types"
@@ -54,7 +55,8 @@ func TestChainInitValidators(t *testing.T) {
 	if g.Validators != 2 {
 		t.Fatalf("genesis names %d validators", g.Validators)
 	}
-	if _, _, code := e.satchel(t.Context(), "chain", "genesis", "--validator", "abc", "--out", out); code == 0 {
-		t.Fatal("a bad validator key was accepted")
+	if _, errOut, code := e.satchel(t.Context(), "chain", "genesis", "--validator", "abc", "--out", out); code == 0 ||
+		!strings.Contains(errOut, "is not hex: want the 64 hex characters of the pub key `satchel chain validator-key` prints") {
+		t.Fatalf("a bad validator key: exit %d, stderr %q; want a refusal saying what a key is", code, errOut)
 	}
 }

@@ -260,8 +260,9 @@ func fileExists(path string) bool {
 // when it is newer than the configured root and still fits it; the client
 // keeps the latest header it verified saved there (keepTrustedHeader: every
 // trustSaveInterval and when released, unless the saved one is recent
-// enough).
-func connectChain(cfg Config) (*chain.Client, func(), error) {
+// enough). log gets the verifier's warnings (the command's logger, so -v
+// and the format are the command's).
+func connectChain(cfg Config, log *slog.Logger) (*chain.Client, func(), error) {
 	t, err := rpc.Dial(cfg.Chain.RPC)
 	if err != nil {
 		return nil, nil, err
@@ -282,7 +283,13 @@ func connectChain(cfg Config) (*chain.Client, func(), error) {
 	}
 	pt, release, err := proveSaving(ctx, t, cfg.Chain.RPC, trust, trustedHeaderFile(cfg), !trust.TrustRPC,
 		fmt.Sprintf("in the config, set chain.trustHeight and chain.trustHash to the latest block that `satchel chain status` prints on a node you trust, "+
-			"or pass --trust-rpc (chain.trustRPC: true) to believe the node at %s unproven", cfg.Chain.RPC), slog.Default())
+			"or pass --trust-rpc (chain.trustRPC: true) to believe the node at %s unproven", cfg.Chain.RPC), log)
+	var lie *verify.LieError
+	if errors.As(err, &lie) && lie.Height == 1 && trust.Genesis != "" && trust.Height == 0 {
+		// Block 1 disagreeing with the genesis is more often the wrong
+		// file in the config than a lying node.
+		err = fmt.Errorf("%w; or %s is the genesis of another network than the node's: take config/genesis.json from a node of this network", err, trust.Genesis)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -292,7 +299,7 @@ func connectChain(cfg Config) (*chain.Client, func(), error) {
 // dialChain is connectChain for a command: a node it cannot reach, or
 // that does not answer, is explained with the next step to take.
 func dialChain(app *App, cfg Config) (*chain.Client, func(), error) {
-	c, closeFn, err := connectChain(cfg)
+	c, closeFn, err := connectChain(cfg, app.Log)
 	if err != nil {
 		return nil, nil, explainWithin(app, cfg, err, nil, chainConnectTimeout)
 	}
@@ -544,7 +551,7 @@ func explainWithin(app *App, cfg Config, err error, tc *txContext, within time.D
 		if tc != nil {
 			hint = fmt.Sprintf("this was signed by %s", tc.signer)
 			if tc.role != accountRole {
-				hint += fmt.Sprintf("; sign with the %s key: pass --key PATH (on the lead's machine `satchel chain init` wrote it to %s)", tc.role, defaultKeyFile(cfg, tc.role))
+				hint += "; " + leadKeyHint(app, cfg, tc)
 			} else {
 				hint += "; pass --key with the key of the account named above"
 			}
@@ -566,7 +573,10 @@ func explainWithin(app *App, cfg Config, err error, tc *txContext, within time.D
 	case chain.CodeObjectNotFound:
 		hint = "list a bag's objects with `satchel object list BAG`"
 	case chain.CodeWorkerNotFound:
-		hint = "list workers with `satchel workers list -g GROUP`; the lead adds them with `satchel workers add`"
+		hint = "list workers with `satchel workers list -g GROUP`"
+		if !strings.Contains(ce.Error(), "workers add") { // the chain's message may say it already
+			hint += "; the lead adds them with `satchel workers add`"
+		}
 	case chain.CodeMemberNotFound:
 		hint = "register one with `satchel member create`"
 	case chain.CodeVoucherLimitTooHigh:
@@ -588,6 +598,21 @@ func explainWithin(app *App, cfg Config, err error, tc *txContext, within time.D
 		return err
 	}
 	return fmt.Errorf("%w; %s", err, hint)
+}
+
+// leadKeyHint tells a lead command signed by another key which key to pass:
+// the lead key under the home when it is there (the config's key, which
+// signs every command, may have hidden it), else where init writes it.
+func leadKeyHint(app *App, cfg Config, tc *txContext) string {
+	path := defaultKeyFile(cfg, tc.role)
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Sprintf("sign with the %s key: pass --key PATH (on the lead's machine `satchel chain init` wrote it to %s)", tc.role, path)
+	}
+	h := fmt.Sprintf("sign with the %s key: pass --key %s", tc.role, path)
+	if tc.signer.source == "config key" {
+		h += fmt.Sprintf(" (key in %s signs every command, leader ones included, unless --key names another)", app.ConfigPath)
+	}
+	return h
 }
 
 // explainNode explains an error that is not the data directory's own: the

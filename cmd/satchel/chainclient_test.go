@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -536,7 +537,7 @@ func TestExplainNode(t *testing.T) {
 		cfg := DefaultConfig()
 		cfg.Chain.RPC = rpc
 		cfg.Chain.TrustRPC = true // the connection's errors, not a trust root's
-		c, closeFn, err := connectChain(cfg)
+		c, closeFn, err := connectChain(cfg, slog.Default())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -38,6 +38,18 @@ func TestChainTrustRoot(t *testing.T) {
 		fails([]string{"fails verification", tc.cfg.Chain.RPC}, "params")
 	withConfig("  trustHeight: 5\n").fails([]string{"give both its height and its hash"}, "params")
 
+	// The genesis of another network (same chain ID, other validators): the
+	// likelier mistake is the file, and the error says so beside the
+	// endpoint. The warning goes through the command's logger, not Go's
+	// default one.
+	other := filepath.Join(t.TempDir(), "other")
+	tc.ok("chain", "init", "--home", other)
+	errOut := withConfig("  genesis: "+node.GenesisPath(other)+"\n").fails([]string{"fails verification",
+		node.GenesisPath(other) + " is the genesis of another network than the node's"}, "params")
+	if !strings.Contains(errOut, "level=WARN") {
+		t.Errorf("the verifier's warning is not in the command's log format:\n%s", errOut)
+	}
+
 	// chain.trustingPeriod bounds how old a header may start verification:
 	// this chain's genesis (and any header saved since) is older than 1 ms.
 	genesis := "  genesis: " + node.GenesisPath(filepath.Join(tc.home, "chain")) + "\n"

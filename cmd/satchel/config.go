@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -99,7 +100,29 @@ func LoadConfig(path string) (Config, error) {
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 		return cfg, fmt.Errorf("config %s: %w", path, configError(b, err))
 	}
+	if err := checkRPC("chain.rpc", cfg.Chain.RPC); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
 	return cfg, nil
+}
+
+// checkRPC refuses an RPC URL (the setting or flag called name) that no
+// command could dial, such as a misspelt scheme, up front rather than as a
+// dial error.
+func checkRPC(name, rpc string) error {
+	scheme, rest, ok := strings.Cut(rpc, "://")
+	if !ok {
+		return nil // a bare HOST:PORT means http
+	}
+	switch scheme {
+	case "http", "https", "tcp", "unix":
+	default:
+		return fmt.Errorf("%s %q: scheme %q; want http://HOST:PORT (or https, tcp, unix), e.g. http://127.0.0.1:26657", name, rpc, scheme)
+	}
+	if rest == "" {
+		return fmt.Errorf("%s %q: no address; want e.g. http://127.0.0.1:26657", name, rpc)
+	}
+	return nil
 }
 
 // Config loads the configuration named by --configPath; --trust-rpc sets

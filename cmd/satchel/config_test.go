@@ -71,6 +71,8 @@ func TestLoadConfig(t *testing.T) {
 		{"tab", "chain:\n\trpc: x\n",
 			[]string{"line 2: not valid YAML: the line has a tab; YAML indents with spaces only"}},
 		{"syntax", "chain: [\n", []string{"not valid YAML"}},
+		{"rpc scheme", "chain:\n  rpc: htp://127.0.0.1:26657\n", []string{`chain.rpc "htp://127.0.0.1:26657": scheme "htp"; want http://HOST:PORT`}},
+		{"rpc empty", "chain:\n  rpc: http://\n", []string{`chain.rpc "http://": no address`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

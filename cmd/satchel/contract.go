@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"syscall"
 	"time"
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
@@ -38,6 +40,7 @@ proposal on the gossipsub topic of its requirements (see "satchel topic"); the
 providers subscribed to it whose bucket stores the bag offer; the renter
 consigns with the best. Both sides keep the contracts: the renter under
 HOME/contracts, a provider under its data directory's contracts/.`,
+		Args: cobra.NoArgs, // a mistyped subcommand is an error, not this help
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newContractPublishCmd(app), newContractListCmd(app), newContractShowCmd(app))
@@ -89,8 +92,13 @@ uploaded: "satchel put" does that.`,
 				return fmt.Errorf("--bag: %w", err)
 			}
 			fi, err := os.Stat(args[0])
-			if err != nil {
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				return fmt.Errorf("file %s does not exist; check the path", args[0])
+			case err != nil:
 				return err
+			case fi.IsDir():
+				return fmt.Errorf("%s is a directory; publish a proposal for one file", args[0])
 			}
 			if !fi.Mode().IsRegular() || fi.Size() == 0 {
 				return fmt.Errorf("%s: want a non-empty regular file", args[0])
@@ -123,7 +131,7 @@ uploaded: "satchel put" does that.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&bagFlag, "bag", "b", "", "the bag the file is for, e.g. dynamic:channel:1")
+	f.StringVarP(&bagFlag, "bag", "b", "", "the bag the file is for, e.g. dynamic:channel:1 (required)")
 	f.StringVarP(&keyFlag, "key", "k", "", "member controller key `PATH` (default: key in the config, else the account key under the home)")
 	f.Var(duration, "duration", "how long to store, e.g. 60d (1s to 3650d)")
 	f.Var(avail, "availability", "availability class: low, medium or high")
@@ -243,6 +251,13 @@ func bagMember(ctx context.Context, cc *chain.Client, bag chain.BagID) (chain.Me
 		return chain.MemberID(id), nil
 	case ok && t == chain.ChannelBagType:
 		ch, err := cc.Channel(ctx, chain.ChannelID(id))
+		if errors.Is(err, chain.ErrChannelNotFound) {
+			// The channel's bag is gone with it (or never was): say so,
+			// as every command does of a bag that does not exist.
+			if _, berr := cc.Bag(ctx, bag); errors.Is(berr, chain.ErrBagNotFound) {
+				return 0, berr
+			}
+		}
 		if err != nil {
 			return 0, fmt.Errorf("bag %s: read channel %d: %w", bag, id, err)
 		}
@@ -335,7 +350,13 @@ func openContractStore(app *App, dir string) (*contracts.Store, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("no contract store at %s (%w); pass --store with a provider's DATA/contracts or publish first", dir, err)
 	}
-	return contracts.OpenStore(dir)
+	st, err := contracts.OpenStore(dir)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		// The store is one process's at a time: a storage server keeps its
+		// own open while it runs.
+		return nil, fmt.Errorf("contract store %s is open in another process: a running storage server (or `satchel put`) holds its store while it runs; read it once that has stopped", dir)
+	}
+	return st, err
 }
 
 func newContractListCmd(app *App) *cobra.Command {
@@ -378,7 +399,7 @@ func newContractListCmd(app *App) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&dir, "store", "", "contract store `DIR` (default HOME/contracts; a provider's is DATA/contracts)")
+	cmd.Flags().StringVar(&dir, "store", "", "contract store `DIR` (default HOME/contracts; a provider's is DATA/contracts, readable while the provider is stopped)")
 	cmd.Flags().BoolVar(&all, "all", false, "include contracts that ended")
 	return cmd
 }
@@ -434,7 +455,7 @@ func newContractShowCmd(app *App) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&dir, "store", "", "contract store `DIR` (default HOME/contracts; a provider's is DATA/contracts)")
+	cmd.Flags().StringVar(&dir, "store", "", "contract store `DIR` (default HOME/contracts; a provider's is DATA/contracts, readable while the provider is stopped)")
 	return cmd
 }
 

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -8,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/contracts"
 	"github.com/satchel-net/satchel/testnet"
 )
 
@@ -147,5 +150,23 @@ func TestContractPublishListShow(t *testing.T) {
 	}
 	if held != 9 { // publish, put --contracts and the default put: two each; publish for every bucket: three
 		t.Errorf("the providers hold %d contracts, want 9", held)
+	}
+}
+
+// A store another process holds open (a running storage server's) is named
+// as such, with when it can be read, not "resource temporarily
+// unavailable" alone.
+func TestContractStoreHeldOpen(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "contracts")
+	st, err := contracts.OpenStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"contract", "list", "--store", dir}, &out, &errOut); code == 0 ||
+		!strings.Contains(errOut.String(), "contract store "+dir+" is open in another process: a running storage server") ||
+		strings.Count(errOut.String(), "another process") != 1 {
+		t.Errorf("contract list of a held store: exit %d, stderr %q", code, errOut.String())
 	}
 }

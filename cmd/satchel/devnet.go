@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -118,6 +120,11 @@ func runDevnet(ctx context.Context, app *App, f devnetFlags) error {
 	startCtx, cancel := context.WithTimeout(ctx, devnetStartTimeout)
 	nw, err := testnet.Start(startCtx, home, cfg)
 	cancel()
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		// A lock held by another process: never advise deleting the state
+		// of a devnet that is running.
+		return fmt.Errorf("start devnet in %s: %w; another process holds its state open (a devnet still running there?): stop it, or pass another --home", home, err) // not lockHint's words: a devnet has --home
+	}
 	if err != nil {
 		return fmt.Errorf("start devnet in %s: %w (delete the directory to start over)", home, err)
 	}

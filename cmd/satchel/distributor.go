@@ -44,9 +44,9 @@ confirmed first; -y skips the confirmation (required in scripts).`)
 
 func newDistributorLeaderCmd(app *App) *cobra.Command {
 	return groupCmd("leader", "Distribution lead duties: families, buckets, bags, limits, policies, operators",
-		`Commands of the distribution working group lead. They sign with the
-distribution lead key: by default the one `+"`satchel chain init`"+` wrote under the
-home, or -k/--key PATH.`,
+		`Commands of the distribution working group lead. They sign with -k/--key PATH,
+else key in the config, else the distribution lead key `+"`satchel chain init`"+` wrote
+under the home (HOME/keys/distribution-lead.key).`,
 		newDistCancelInvitationCmd(app),
 		newDistCreateBucketCmd(app),
 		newDistCreateFamilyCmd(app),
@@ -238,7 +238,7 @@ func newDistFamilyMetadataCmd(app *App) *cobra.Command {
 	var family *valueFlag[chain.FamilyID]
 	var input string
 	return txCommand{
-		use:   "set-bucket-family-metadata -f FAMILY -i FILE",
+		use:   "set-bucket-family-metadata -f FAMILY -j FILE",
 		short: "Set a distribution bucket family's metadata. Requires the distribution lead",
 		long: `Set a family's metadata from a JSON file:
 
@@ -246,13 +246,18 @@ func newDistFamilyMetadataCmd(app *App) *cobra.Command {
    "latencyTestTargets": [], "areas": [{"continentCode": "EU"}]}
 
 Each area sets exactly one of continentCode, countryCode, subdivisionCode.`,
-		example: `  satchel distributor leader set-bucket-family-metadata -f 0 -i metadata.json -y`,
+		example: `  satchel distributor leader set-bucket-family-metadata -f 0 -j metadata.json -y`,
 		flags: func(cmd *cobra.Command) {
 			family = familyFlag(cmd)
-			cmd.Flags().StringVarP(&input, "input", "i", "", "path to the JSON metadata file (required)")
-			requiredFlags(cmd, "input")
+			cmd.Flags().StringVarP(&input, "input", "j", "", "path to the JSON metadata file (required)")
+			// -i was the file here, as it was in operator set-metadata.
+			cmd.Flags().StringVarP(&input, "input-file", "i", "", "same as -j/--input")
+			deprecateFlag(app, cmd, "input-file", "-i is -j/--input now, as in the set-metadata commands (-i will go)")
 		},
 		build: func(*cobra.Command, []string) (tx, error) {
+			if input == "" {
+				return tx{}, fmt.Errorf("give the metadata file: -j FILE")
+			}
 			var md chain.FamilyMetadata
 			if err := readJSONFile(input, &md); err != nil {
 				return tx{}, err
@@ -492,17 +497,12 @@ or both (-e overrides the file's endpoint):
 			// -i was the file here but is the bucket ID in the storage
 			// commands; it still works, with a warning, for old scripts.
 			cmd.Flags().StringVarP(&input, "input-file", "i", "", "same as -j/--input")
-			_ = cmd.Flags().MarkHidden("input-file")
+			deprecateFlag(app, cmd, "input-file", "-i is -j/--input now, as in storage operator set-metadata, where -i is the bucket (-i will go)")
 			cmd.Flags().StringVarP(&endpoint, "endpoint", "e", "", "root distribution node endpoint, e.g. https://example.com/distributor/")
 		},
 		build: func(cmd *cobra.Command, _ []string) (tx, error) {
 			if input == "" && !cmd.Flags().Changed("endpoint") {
 				return tx{}, fmt.Errorf("give the metadata: -j FILE, -e URL, or both")
-			}
-			if cmd.Flags().Changed("input-file") {
-				// On stderr: cobra's own deprecation notice goes to stdout,
-				// into --json output.
-				fmt.Fprintln(app.Err, "warning: -i is deprecated here; use -j/--input, as in storage operator set-metadata (-i will go)")
 			}
 			var md chain.DistributionOperatorMetadata
 			if input != "" {

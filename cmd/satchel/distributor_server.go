@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"path/filepath"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -190,6 +191,18 @@ type distServerSetup struct {
 
 // runDistributorServer starts the host and the node, publishes the
 // endpoint, prints where it runs and serves until ctx ends.
+// checkDistOperator refuses to serve bucket b as worker w unless w
+// operates it, saying what to do instead.
+func checkDistOperator(b chain.DistributionBucket, w chain.WorkerID) error {
+	switch {
+	case b.HasOperator(w):
+		return nil
+	case slices.Contains(b.Invitations, w):
+		return fmt.Errorf("distribution worker %d is invited to operate distribution bucket %s but has not accepted; accept with `satchel distributor operator accept-invitation -B %s -w %d`", w, b.ID, b.ID, w)
+	}
+	return fmt.Errorf("distribution worker %d does not operate distribution bucket %s; see its operators with `satchel bucket show %s`, and pass the right -w/-B", w, b.ID, b.ID)
+}
+
 func runDistributorServer(ctx context.Context, app *App, cfg Config, st distServerSetup) error {
 	log := app.Log
 	c, closeChain, err := dialChain(app, cfg)
@@ -197,6 +210,17 @@ func runDistributorServer(ctx context.Context, app *App, cfg Config, st distServ
 		return err
 	}
 	defer closeChain()
+	// Buckets that do not exist, or that the worker does not operate, are
+	// refused before the host and the cache are made, --no-publish or not.
+	for _, bid := range st.id.Buckets {
+		b, err := c.DistributionBucket(ctx, bid)
+		if err != nil {
+			return explain(app, cfg, err, nil)
+		}
+		if err := checkDistOperator(b, st.id.Worker); err != nil {
+			return err
+		}
+	}
 	h, reg, err := startNodeHost(ctx, log, st.identity, st.listen, st.bootstrap)
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,6 +42,24 @@ func TestDistributorServerCommand(t *testing.T) {
 		"--listen", "/ip4/127.0.0.1/tcp/0"}, &heldOut, &heldErr); code == 0 ||
 		!strings.Contains(heldErr.String(), "--http "+held+": address already in use") || !strings.Contains(heldErr.String(), "pass another --http HOST:PORT") {
 		t.Fatalf("distributor server --http %s (in use): exit %d, stderr %s", held, code, heldErr.String())
+	}
+	// A bucket that does not exist, or that the worker does not operate,
+	// is refused before --data is made, --no-publish or not.
+	other := d.Worker + 1
+	for _, tc := range []struct{ worker, bucket, want string }{
+		{d.Worker.String(), d.Bucket.Family.String() + ":99", "distribution bucket " + d.Bucket.Family.String() + ":99 does not exist"},
+		{other.String(), d.Bucket.String(), "distribution worker " + other.String() + " does not operate distribution bucket " + d.Bucket.String()},
+	} {
+		bad := filepath.Join(home, "bad-data")
+		var badOut, badErr bytes.Buffer
+		if code := run(ctx, []string{"-c", cfgPath, "distributor", "server", "-w", tc.worker, "-B", tc.bucket, "--no-publish",
+			"--key", net.KeyFile("distributor-0"), "--data", bad, "--http", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0"}, &badOut, &badErr); code == 0 ||
+			!strings.Contains(badErr.String(), tc.want) || strings.Contains(badErr.String(), "serving") {
+			t.Fatalf("distributor server -w %s -B %s: exit %d, stderr %s; want %q before serving", tc.worker, tc.bucket, code, badErr.String(), tc.want)
+		}
+		if _, err := os.Stat(bad); err == nil {
+			t.Fatalf("distributor server -w %s -B %s made %s", tc.worker, tc.bucket, bad)
+		}
 	}
 	var out, errOut syncBuffer
 	t.Cleanup(func() {

@@ -179,8 +179,8 @@ func testPermission(t *testing.T, tc *testChain) {
 	errOut := tc.fails([]string{
 		"only the distribution lead (account " + string(tc.distributionLead.Account()) + ") may do this",
 		"this was signed by account " + string(k.Account()) + " (--key " + stranger + ")",
-		"sign with the distribution lead key: pass --key PATH",
-		leadKeyFile(tc.cfg, chain.DistributionGroup),
+		// The lead key is under the home here: the hint names it.
+		"sign with the distribution lead key: pass --key " + leadKeyFile(tc.cfg, chain.DistributionGroup),
 	}, "distributor", "leader", "create-bucket-family", "-k", stranger, "-y")
 	if strings.Count(errOut, "\n") != 1 {
 		t.Errorf("want a one-line error, got:\n%s", errOut)
@@ -192,7 +192,8 @@ func testPermission(t *testing.T, tc *testChain) {
 	cfgWithKey := filepath.Join(t.TempDir(), "config.yml")
 	writeFile(t, cfgWithKey, "home: "+tc.home+"\nkey: "+stranger+"\nchain:\n  rpc: "+tc.cfg.Chain.RPC+"\n")
 	_, errOut, code := tc.run("-c", cfgWithKey, "distributor", "leader", "update-bucket-mode", "-B", "0:0", "-d", "off", "-y")
-	if code == 0 || !strings.Contains(errOut, "(config key "+stranger+")") {
+	if code == 0 || !strings.Contains(errOut, "(config key "+stranger+")") ||
+		!strings.Contains(errOut, "pass --key "+leadKeyFile(tc.cfg, chain.DistributionGroup)+" (key in "+cfgWithKey+" signs every command") {
 		t.Errorf("config key: exit %d, stderr %s", code, errOut)
 	}
 	// An operator command signed by the wrong account names the worker's.
@@ -265,7 +266,7 @@ func testDistributionOperators(t *testing.T, tc *testChain) {
 	// -i, the file before -j (as in storage operator set-metadata, where
 	// -i is the bucket), still works and says to use -j.
 	if out, errOut, code := tc.run("distributor", "operator", "set-metadata", "-B", db, "-w", w, "-i", meta, "-e", "https://dist2.example.com/", "-k", workerKey, "-y"); code != 0 ||
-		!strings.Contains(errOut, "-i is deprecated here; use -j/--input") || strings.Contains(out, "deprecated") {
+		!strings.Contains(errOut, "-i is -j/--input now") || strings.Contains(out, "deprecated") {
 		t.Fatalf("set-metadata -i: exit %d, stdout %q, stderr %q; want it to work with a warning", code, out, errOut)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.json")
@@ -292,7 +293,18 @@ func testDistributionOperators(t *testing.T, tc *testChain) {
 	// Family metadata, per-bag limit and update-bag.
 	fam := filepath.Join(t.TempDir(), "family.json")
 	writeFile(t, fam, `{"region": "eu-north-1", "description": "Central and northern Europe", "latencyTestTargets": [], "areas": [{"continentCode": "EU"}]}`)
-	tc.ok("distributor", "leader", "set-bucket-family-metadata", "-f", "0", "-i", fam, "-y")
+	tc.ok("distributor", "leader", "set-bucket-family-metadata", "-f", "0", "-j", fam, "-y")
+	// -i, the file before -j, still works and warns on stderr only: stdout
+	// stays one JSON document.
+	if out, errOut, code := tc.run("distributor", "leader", "set-bucket-family-metadata", "-f", "0", "-i", fam, "-y", "--json"); code != 0 ||
+		!strings.Contains(errOut, "-i is -j/--input now") || !json.Valid([]byte(out)) {
+		t.Fatalf("set-bucket-family-metadata -i --json: exit %d, stdout %q, stderr %q; want it to work with a warning on stderr", code, out, errOut)
+	}
+	tc.fails([]string{"-j FILE"}, "distributor", "leader", "set-bucket-family-metadata", "-f", "0", "-y")
+	tc.fails([]string{"metadata file " + fam + ".missing does not exist; check the path"}, "distributor", "leader", "set-bucket-family-metadata", "-f", "0", "-j", fam+".missing", "-y")
+	if out := tc.ok("distributor", "leader", "set-bucket-family-metadata", "--help"); strings.Contains(out, "input-file") || !strings.Contains(out, "-j, --input") {
+		t.Errorf("set-bucket-family-metadata --help lists the old flag or not -j:\n%s", out)
+	}
 	var f chain.DistributionFamily
 	tc.okJSON(&f, "family", "show", "0")
 	if f.Metadata == nil || f.Metadata.Region != "eu-north-1" || len(f.Buckets) != 3 {

@@ -7,7 +7,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -73,12 +75,44 @@ func limitFlag(cmd *cobra.Command) *valueFlag[uint64] {
 	return f
 }
 
+// checkInputFile refuses a FILE argument that does not exist, cannot be
+// read or is a directory, before the command loads a key or dials the
+// network, so the first error a user meets is the one to fix.
+func checkInputFile(path, command string) error {
+	f, err := os.Open(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("file %s does not exist; check the path", path)
+	case err != nil:
+		return fmt.Errorf("cannot read %s: %w", path, err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return fmt.Errorf("%s is a directory; satchel %s takes a file (for a directory: tar c DIR | satchel %s - ...)", path, command, command)
+	}
+	return nil
+}
+
+// deprecateFlag hides flag name from help and has using it print "Flag
+// --name has been deprecated, msg" on stderr. Cobra prints pflag's notice
+// with the command's Print, on stdout where it would corrupt --json output,
+// so the flag set writes it to stderr itself.
+func deprecateFlag(app *App, cmd *cobra.Command, name, msg string) {
+	if err := cmd.Flags().MarkDeprecated(name, msg); err != nil {
+		panic(err) // a misspelled flag name is a programming error
+	}
+	cmd.Flags().SetOutput(app.Err)
+}
+
 // readJSONFile decodes the JSON file at path into v, refusing unknown
 // fields so a misspelt key is an error rather than silently dropped.
 func readJSONFile(path string, v any) error {
 	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("metadata file %s does not exist; check the path", path)
+	}
 	if err != nil {
-		return fmt.Errorf("read metadata: %w", err)
+		return fmt.Errorf("read metadata file: %w", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()

@@ -29,7 +29,9 @@ func testWorkers(t *testing.T, tc *testChain) {
 	}
 	tc.fails([]string{"only the distribution lead", "sign with the distribution lead key"},
 		"workers", "add", "-g", "distribution", "-a", string(acct), "-k", leadKeyFile(tc.cfg, chain.StorageGroup), "-y")
-	tc.fails([]string{"storage worker 42 does not exist", "satchel workers list -g GROUP"}, "workers", "remove", "-g", "storage", "-w", "42", "-y")
+	if errOut := tc.fails([]string{"storage worker 42 does not exist", "satchel workers list -g GROUP"}, "workers", "remove", "-g", "storage", "-w", "42", "-y"); strings.Count(errOut, "satchel workers add") > 1 {
+		t.Errorf("workers remove of a missing worker repeats its advice:\n%s", errOut)
+	}
 	tc.fails([]string{"want an account (64 hex characters"}, "workers", "add", "-g", "storage", "-a", "no-such-file", "-y")
 	if out := tc.ok("workers", "remove", "-g", "distribution", "-w", itoa(int(*added.Worker)), "-y"); out != "removed distribution worker "+itoa(int(*added.Worker))+"\n" {
 		t.Fatalf("workers remove: %q", out)

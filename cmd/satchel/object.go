@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -42,7 +43,7 @@ func newObjectShowCmd(app *App) *cobra.Command {
 				return err
 			}
 			o, err := chainRead(cmd, app, func(ctx context.Context, c *chain.Client) (chain.DataObject, error) {
-				return c.DataObject(ctx, bag, id)
+				return readObject(ctx, c, bag, id)
 			})
 			if err != nil {
 				return err
@@ -63,6 +64,19 @@ func newObjectShowCmd(app *App) *cobra.Command {
 			})
 		},
 	}
+}
+
+// readObject reads object id of bag. The chain says only that the object
+// does not exist when its bag does not either; then the missing bag is the
+// error, the mistake to fix.
+func readObject(ctx context.Context, c *chain.Client, bag chain.BagID, id chain.ObjectID) (chain.DataObject, error) {
+	o, err := c.DataObject(ctx, bag, id)
+	if errors.Is(err, chain.ErrObjectNotFound) {
+		if _, berr := c.Bag(ctx, bag); errors.Is(berr, chain.ErrBagNotFound) {
+			return o, berr
+		}
+	}
+	return o, err
 }
 
 func newObjectListCmd(app *App) *cobra.Command {

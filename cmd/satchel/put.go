@@ -142,6 +142,11 @@ never with --json.`,
 			if err := cf.check(cmd); err != nil {
 				return err
 			}
+			if args[0] != "-" {
+				if err := checkInputFile(args[0], "put"); err != nil {
+					return err
+				}
+			}
 			cfg, err := app.Config()
 			if err != nil {
 				return err
@@ -160,7 +165,9 @@ never with --json.`,
 			var opts []client.PutOption
 			// Contracts by default (cmd/satchel/contract_hooks.go); a
 			// negotiation that cannot start falls back, and says so.
-			if o, stop, err := cf.option(cmd.Context(), app, cfg, c, cc, s.key, bag); err != nil {
+			if o, stop, err := cf.option(cmd.Context(), app, cfg, c, cc, s.key, bag); errors.Is(err, chain.ErrBagNotFound) {
+				return explain(app, cfg, err, nil) // no fallback can store it either
+			} else if err != nil {
 				say(app, fmt.Sprintf("contracts: %s; registering the object first, then pushing its chunks with proofs", strings.TrimPrefix(err.Error(), "contracts: ")))
 			} else {
 				defer stop()
@@ -212,7 +219,7 @@ never with --json.`,
 			})
 		},
 	}
-	cmd.Flags().StringVarP(&bagFlag, "bag", "b", "", "the bag to store the file in, e.g. dynamic:channel:1")
+	cmd.Flags().StringVarP(&bagFlag, "bag", "b", "", "the bag to store the file in, e.g. dynamic:channel:1 (required)")
 	cmd.Flags().StringVarP(&keyFlag, "key", "k", "", "account key `PATH` of the bag's owner (default: key in the config, else the account key under the home)")
 	cmd.Flags().IntVarP(&redundancy, "redundancy", "r", 0, "providers that must each hold every chunk (default: every storage bucket of the bag)")
 	cmd.Flags().IntVar(&minReplicas, "min-replicas", 0, "fewest providers the upload may end with when providers fail and none can replace them (default: all of --redundancy; less succeeds with a warning)")

@@ -160,7 +160,12 @@ func TestPutGetCommands(t *testing.T) {
 	// Errors name the cause.
 	pn.fails("want auto, direct or pipelined", "put", path, "--bag", bag, "--replication", "sideways")
 	pn.fails("does not exist", "put", filepath.Join(t.TempDir(), "nope"), "--bag", bag)
-	pn.fails("bag dynamic:channel:77 does not exist; list bags with `satchel bag list`", "put", path, "--bag", "dynamic:channel:77")
+	// A bag that does not exist is the one error: no word of contracts
+	// falling back to a path that cannot store it either.
+	if _, errs, code := pn.run("put", path, "--bag", "dynamic:channel:77"); code == 0 ||
+		errs != "error: bag dynamic:channel:77 does not exist; list bags with `satchel bag list`\n" {
+		t.Errorf("put to a missing bag: exit %d, stderr %q", code, errs)
+	}
 	pn.fails(`required flag(s) "bag" not set`, "put", path)
 	pn.fails("--json needs -o FILE", "get", put.CID, "--json")
 	pn.fails("neither an object ID nor a CID", "get", "what", "-o", filepath.Join(t.TempDir(), "x"))
@@ -169,6 +174,31 @@ func TestPutGetCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	pn.fails("uploading is blocked", "put", path, "--bag", bag)
+}
+
+// A FILE that is missing or a directory is the first error put and
+// contract publish report: before the missing key or the unreachable
+// chain of this config, which fixing would not help.
+func TestFileArgumentCheckedFirst(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yml")
+	writeFile(t, cfg, "home: "+filepath.Join(dir, "home")+"\nchain:\n  rpc: http://"+freeAddr(t)+"\n")
+	missing := filepath.Join(dir, "nope.mp4")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"put", missing, "--bag", "dynamic:channel:0"}, "file " + missing + " does not exist; check the path"},
+		{[]string{"put", dir, "--bag", "dynamic:channel:0"}, dir + " is a directory; satchel put takes a file"},
+		{[]string{"contract", "publish", missing, "--bag", "dynamic:channel:0", "--duration", "1d"}, "file " + missing + " does not exist"},
+		{[]string{"contract", "publish", dir, "--bag", "dynamic:channel:0", "--duration", "1d"}, dir + " is a directory"},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), append([]string{"-c", cfg}, tc.args...), &out, &errOut)
+		if code == 0 || !strings.HasPrefix(errOut.String(), "error: "+tc.want) {
+			t.Errorf("satchel %s: exit %d, stderr %q; want %q", strings.Join(tc.args, " "), code, errOut.String(), tc.want)
+		}
+	}
 }
 
 func TestPutStdinCommand(t *testing.T) {

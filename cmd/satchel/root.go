@@ -7,6 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
+	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 )
@@ -45,16 +48,60 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(stderr, "error: %v\n", err)
+	fmt.Fprintf(stderr, "error: %v\n", lockHint(usageHint(cmd, err)))
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
 	}
 	return 1
+}
+
+// lockHint explains a lock another process holds, such as a node's
+// database a running node has open, which the system words only as
+// "resource temporarily unavailable".
+func lockHint(err error) error {
+	if errors.Is(err, syscall.EWOULDBLOCK) && !strings.Contains(err.Error(), "another process") {
+		return fmt.Errorf("%w; another process holds it open (the same node running already?): stop that one first, or use another directory", err)
+	}
+	return err
+}
+
+// callErrors start the messages cobra gives for a command called wrongly:
+// an argument missing or extra, a flag unknown, without its value or not
+// set when required.
+var callErrors = []string{"accepts ", "requires at least ", "requires at most ", "unknown flag: ",
+	"unknown shorthand flag: ", "flag needs an argument: ", "required flag(s) "}
+
+var unknownCommand = regexp.MustCompile(`^unknown command "([^"]*)" for "[^"]*"$`)
+
+// usageHint adds to an error about how cmd was called its usage line, and
+// to an unknown subcommand of a group the nearest one and where the list
+// is, so the user sees how to call it without running --help.
+func usageHint(cmd *cobra.Command, err error) error {
+	if cmd == nil {
+		return err
+	}
+	msg := err.Error()
+	if m := unknownCommand.FindStringSubmatch(msg); m != nil && cmd.HasAvailableSubCommands() {
+		hint := fmt.Sprintf("run `%s --help` for its commands", cmd.CommandPath())
+		if cmd.SuggestionsMinimumDistance <= 0 {
+			cmd.SuggestionsMinimumDistance = 2 // cobra's default, set only where cobra suggests
+		}
+		if sug := cmd.SuggestionsFor(m[1]); len(sug) > 0 {
+			hint = fmt.Sprintf("did you mean %q? %s", sug[0], hint)
+		}
+		return fmt.Errorf("%w; %s", err, hint)
+	}
+	for _, p := range callErrors {
+		if strings.HasPrefix(msg, p) {
+			return fmt.Errorf("%w; usage: %s", err, cmd.UseLine())
+		}
+	}
+	return err
 }
 
 func newRootCmd(app *App) *cobra.Command {

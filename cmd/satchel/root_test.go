@@ -102,3 +102,51 @@ func TestEveryCommandHasExample(t *testing.T) {
 	}
 	walk(root)
 }
+
+// A mistyped subcommand of any group is an error that says so, with the
+// nearest name: never the group's help and exit 0, as if it had run.
+func TestUnknownSubcommandFails(t *testing.T) {
+	root := newRootCmd(&App{Out: &bytes.Buffer{}, Err: &bytes.Buffer{}})
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if !c.HasAvailableSubCommands() || strings.HasPrefix(c.CommandPath(), "satchel completion") {
+			return
+		}
+		args := append(strings.Fields(c.CommandPath())[1:], "nosuchcommand")
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), args, &out, &errOut)
+		if code == 0 || out.Len() != 0 {
+			t.Errorf("satchel %s: exit %d, stdout %q; want a failure", strings.Join(args, " "), code, out.String())
+		}
+		// audit takes PEER OBJECT beside its report subcommand.
+		if c.Name() != "audit" && !strings.Contains(errOut.String(), "--help` for its commands") {
+			t.Errorf("satchel %s: stderr %q; want where the commands are listed", strings.Join(args, " "), errOut.String())
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"bag", "lst"}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), `did you mean "list"?`) {
+		t.Errorf("satchel bag lst: exit %d, stderr %q; want the nearest command", code, errOut.String())
+	}
+}
+
+// A command called wrongly (an argument or a required flag missing, a flag
+// unknown) shows its usage line with the error.
+func TestCallErrorsShowUsage(t *testing.T) {
+	for _, tc := range []struct{ args, want []string }{
+		{[]string{"object", "list"}, []string{"accepts 1 arg(s), received 0", "satchel object list BAG"}},
+		{[]string{"put", "f.txt"}, []string{`required flag(s) "bag" not set`, "satchel put FILE --bag BAG"}},
+		{[]string{"channel", "create", "-m", "1"}, []string{"unknown shorthand flag: 'm' in -m", "satchel channel create --member ID"}},
+		{[]string{"key", "new", "a", "b"}, []string{"accepts at most 1 arg(s), received 2", "satchel key new [FILE]"}},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), tc.args, &out, &errOut)
+		if want := "error: " + tc.want[0] + "; usage: " + tc.want[1]; code == 0 || !strings.HasPrefix(errOut.String(), want) {
+			t.Errorf("satchel %s: exit %d, stderr %q; want it to start %q", strings.Join(tc.args, " "), code, errOut.String(), want)
+		}
+	}
+}

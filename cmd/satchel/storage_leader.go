@@ -16,8 +16,9 @@ func init() { registerStorageCommand(newStorageLeaderCmd) }
 
 func newStorageLeaderCmd(app *App) *cobra.Command {
 	return groupCmd("leader", "Storage lead duties: buckets, bags, voucher limits, policies, blacklist",
-		`Commands of the storage working group lead. They sign with the storage lead key:
-by default the one `+"`satchel chain init`"+` wrote under the home, or -k/--key PATH.`,
+		`Commands of the storage working group lead. They sign with -k/--key PATH, else
+key in the config, else the storage lead key `+"`satchel chain init`"+` wrote under the
+home (HOME/keys/storage-lead.key).`,
 		newStorageCreateBucketCmd(app),
 		newStorageDeleteBucketCmd(app),
 		newStorageUpdateBucketStatusCmd(app),

@@ -174,6 +174,20 @@ type storageServerSetup struct {
 	topics     []topics.Topic // contract topics (cmd/satchel/contract.go)
 }
 
+// checkStorageOperator refuses to run a node for bucket b as worker w
+// unless w is its active operator, saying what to do instead.
+func checkStorageOperator(b chain.StorageBucket, w chain.WorkerID) error {
+	switch {
+	case b.OperatorStatus == chain.OperatorActive && b.Operator != nil && *b.Operator == w:
+		return nil
+	case b.Operator != nil && *b.Operator == w:
+		return fmt.Errorf("storage worker %d is invited to operate storage bucket %d but has not accepted; accept with `satchel storage operator accept-invitation -i %d -w %d`", w, b.ID, b.ID, w)
+	case b.Operator != nil:
+		return fmt.Errorf("storage bucket %d is operated by storage worker %d (%s), not %d; pass the right -w/-i (see `satchel bucket show %d`)", b.ID, *b.Operator, b.OperatorStatus, w, b.ID)
+	}
+	return fmt.Errorf("storage bucket %d has no operator; the storage lead invites worker %d with `satchel storage leader invite-bucket-operator -i %d -w %d`", b.ID, w, b.ID, w)
+}
+
 // runStorageServer starts the host, the block store and the provider node,
 // prints where it runs and serves until ctx ends.
 func runStorageServer(ctx context.Context, app *App, cfg Config, st storageServerSetup) (err error) {
@@ -183,10 +197,14 @@ func runStorageServer(ctx context.Context, app *App, cfg Config, st storageServe
 		return err
 	}
 	defer closeChain()
-	// A bucket that does not exist is refused before the data directory
-	// and the host are made.
-	if _, err := c.StorageBucket(ctx, st.id.Bucket); err != nil {
-		return explain(app, cfg, fmt.Errorf("storage bucket %d: %w", st.id.Bucket, err), nil)
+	// A bucket that does not exist, or that the worker does not operate,
+	// is refused before the data directory and the host are made.
+	b, err := c.StorageBucket(ctx, st.id.Bucket)
+	if err != nil {
+		return explain(app, cfg, err, nil) // the chain's error names the bucket
+	}
+	if err := checkStorageOperator(b, st.id.Worker); err != nil {
+		return err
 	}
 
 	h, reg, err := startNodeHost(ctx, log, st.identity, st.listen, st.bootstrap, p2p.WithPubSubOptions(contracts.ScoreOptions()...))

@@ -68,6 +68,18 @@ func TestStorageServerCommand(t *testing.T) {
 	if _, err := os.Stat(bad); err == nil {
 		t.Fatalf("storage server -i 99 made %s", bad)
 	}
+	// So is a bucket another worker operates.
+	badOut.Reset()
+	badErr.Reset()
+	other := p1.Worker + 1
+	if code := run(context.Background(), []string{"-c", cfgPath, "storage", "server", "-w", other.String(), "-i", p1.Bucket.String(),
+		"--key", net.KeyFile("provider-1"), "--data", bad, "--listen", "/ip4/127.0.0.1/tcp/0", "--status", "127.0.0.1:0"}, &badOut, &badErr); code == 0 ||
+		!strings.Contains(badErr.String(), fmt.Sprintf("storage bucket %d is operated by storage worker %d (active), not %d", p1.Bucket, p1.Worker, other)) {
+		t.Fatalf("storage server -w %d: exit %d, stderr %s", other, code, badErr.String())
+	}
+	if _, err := os.Stat(bad); err == nil {
+		t.Fatalf("storage server -w %d made %s", other, bad)
+	}
 	// A --status address in use is named by its flag.
 	held := heldAddr(t)
 	badOut.Reset()
@@ -156,6 +168,14 @@ func TestStorageServerCommand(t *testing.T) {
 	var human bytes.Buffer
 	if err := printLocation(&human, loc); err != nil || !strings.Contains(human.String(), info.PeerID) {
 		t.Errorf("locate table does not name the server's peer %s:\n%s", info.PeerID, human.String())
+	}
+	// A bootstrap peer that refuses the dial is named as the DHT's
+	// trouble, not blamed on the chain node, which answered.
+	var lout, lerr bytes.Buffer
+	refused := "/ip4/127.0.0.1/tcp/1/p2p/" + info.PeerID
+	if code := run(context.Background(), []string{"-c", cfgPath, "bag", "locate", string(net.Bag), "--bootstrap", refused, "--timeout", "5s"}, &lout, &lerr); code == 0 ||
+		!strings.Contains(lerr.String(), "could not reach any peer to join the DHT through") || strings.Contains(lerr.String(), "chain node") {
+		t.Errorf("bag locate --bootstrap %s: exit %d, stderr %q", refused, code, lerr.String())
 	}
 
 	cancel()

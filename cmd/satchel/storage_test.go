@@ -154,6 +154,8 @@ func testStorageOperators(t *testing.T, tc *testChain) {
 		t.Errorf("object list:\n%s", out)
 	}
 	tc.fails([]string{"data object 99 does not exist in bag " + string(bag), "satchel object list BAG"}, "object", "show", string(bag), "99")
+	// An object of a bag that does not exist: the bag is what to fix.
+	tc.fails([]string{"bag dynamic:channel:99 does not exist", "satchel bag list"}, "object", "show", "dynamic:channel:99", "0")
 
 	if out := tc.ok("storage", "leader", "remove-bucket-operator", "-i", "0", "-y"); out != "removed storage worker "+w+" from storage bucket 0\n" {
 		t.Fatalf("remove-bucket-operator: %q", out)

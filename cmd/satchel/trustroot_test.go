@@ -16,17 +16,6 @@ import (
 	"github.com/satchel-net/satchel/chain/verify"
 )
 
-// captureDefaultLog sends slog.Default (what connectChain logs to) to a
-// buffer for the rest of the test.
-func captureDefaultLog(t *testing.T) *syncBuffer {
-	t.Helper()
-	prev := slog.Default()
-	b := &syncBuffer{}
-	slog.SetDefault(slog.New(slog.NewTextHandler(b, nil)))
-	t.Cleanup(func() { slog.SetDefault(prev) })
-	return b
-}
-
 // setTrustClock makes headers be checked at the time f returns.
 func setTrustClock(t *testing.T, f func() time.Time) {
 	t.Helper()
@@ -53,14 +42,27 @@ func (tc *testChain) mustReadTrustedHeader() *rpc.SavedRoot {
 // what to do.
 func TestTrustedHeaderOutlivesTheRoot(t *testing.T) {
 	tc := startTestChain(t)
-	logs := captureDefaultLog(t)
+	// The warnings go to each command's stderr, its logger's.
+	var logs strings.Builder
+	ok := func(args ...string) {
+		t.Helper()
+		out, errOut, code := tc.run(args...)
+		logs.WriteString(errOut)
+		if code != 0 {
+			t.Fatalf("satchel %s: exit %d\nstderr: %s\nstdout: %s", strings.Join(args, " "), code, errOut, out)
+		}
+	}
+	fails := func(want []string, args ...string) {
+		t.Helper()
+		logs.WriteString(tc.fails(want, args...))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	path := trustedHeaderFile(tc.cfg)
 	if err := tc.node.Transport().WaitForHeight(ctx, 3); err != nil {
 		t.Fatal(err)
 	}
-	tc.ok("params")
+	ok("params")
 	saved := tc.mustReadTrustedHeader()
 	if saved.Height < 3 || saved.ChainID != tc.node.ChainID() || !strings.HasPrefix(saved.Root, "genesis "+tc.node.ChainID()+" ") {
 		t.Fatalf("saved header %+v; want one at 3 or above of chain %s, from its genesis", saved, tc.node.ChainID())
@@ -78,7 +80,7 @@ func TestTrustedHeaderOutlivesTheRoot(t *testing.T) {
 	// A command that starts from the saved header leaves it while the
 	// latest is less than trustSaveInterval younger (no rewrite and fsync
 	// per command) ...
-	tc.ok("params")
+	ok("params")
 	if next := tc.mustReadTrustedHeader(); next.Height != saved.Height || !bytes.Equal(next.Hash, saved.Hash) {
 		t.Fatalf("saved header after a command a few blocks later: %+v; want it left at %d", next, saved.Height)
 	}
@@ -86,7 +88,7 @@ func TestTrustedHeaderOutlivesTheRoot(t *testing.T) {
 	prevInterval := trustSaveInterval
 	trustSaveInterval = time.Nanosecond
 	t.Cleanup(func() { trustSaveInterval = prevInterval })
-	tc.ok("params")
+	ok("params")
 	if next := tc.mustReadTrustedHeader(); next.Height <= saved.Height || next.Root != saved.Root {
 		t.Fatalf("saved header after a command from it: %+v; want above %d, from root %q", next, saved.Height, saved.Root)
 	}
@@ -99,24 +101,24 @@ func TestTrustedHeaderOutlivesTheRoot(t *testing.T) {
 	if err := saveTrustedHeader(path, *future); err != nil {
 		t.Fatal(err)
 	}
-	tc.ok("params")
+	ok("params")
 	if next := tc.mustReadTrustedHeader(); next.Height <= future.Height || next.Time.After(future.Time) {
 		t.Fatalf("saved header after a command from one with a future time: %+v; want above %d", next, future.Height)
 	}
 	if strings.Contains(logs.String(), "level=WARN") {
-		t.Fatalf("warnings while the saved header fits:\n%s", logs)
+		t.Fatalf("warnings while the saved header fits:\n%s", logs.String())
 	}
 
 	refused := []string{"older than the trusting period", "chain.trustHeight", "satchel chain status", "--trust-rpc"}
 	writeFile(t, path, `{"height": 12, "hash": "not hex"`)
-	tc.fails(refused, "params")
+	fails(refused, "params")
 	if !strings.Contains(logs.String(), "ignoring the saved trusted header") {
-		t.Fatalf("no warning about the corrupt file:\n%s", logs)
+		t.Fatalf("no warning about the corrupt file:\n%s", logs.String())
 	}
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	tc.fails(refused, "params") // no saved header at all
+	fails(refused, "params") // no saved header at all
 
 	// A header saved on another chain is skipped with a warning: with the
 	// configured root expired the command fails, with it fresh it works
@@ -128,12 +130,12 @@ func TestTrustedHeaderOutlivesTheRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, path, string(theirs))
-	tc.fails(refused, "params")
+	fails(refused, "params")
 	if !strings.Contains(logs.String(), "verified from another trust root") {
-		t.Fatalf("no warning about the other chain's header:\n%s", logs)
+		t.Fatalf("no warning about the other chain's header:\n%s", logs.String())
 	}
 	setTrustClock(t, time.Now)
-	tc.ok("params")
+	ok("params")
 	if got := tc.mustReadTrustedHeader(); got.ChainID != tc.node.ChainID() || got.Root != saved.Root {
 		t.Fatalf("saved header after a command from the configured root: %+v; want chain %s from %q", got, tc.node.ChainID(), saved.Root)
 	}
@@ -205,7 +207,7 @@ func TestServerSavesTrustedHeaderWhileRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, release, err := connectChain(cfg)
+	c, release, err := connectChain(cfg, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
