@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
-	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/p2p"
@@ -99,10 +97,8 @@ func TestPartitionAndHeal(t *testing.T) {
 		// Dials refused during the partition left backoffs behind; a healed
 		// network forgets them, as its hosts would after the backoff.
 		vid := p.AddrInfo().ID
-		for _, hh := range []host.Host{h.Libp2p(), net.Provider(others[0]).Host().Libp2p(), net.Provider(others[1]).Host().Libp2p()} {
-			if sw, ok := hh.Network().(*swarm.Swarm); ok {
-				sw.Backoff().Clear(vid)
-			}
+		for _, hh := range []*p2p.Host{h, net.Provider(others[0]).Host(), net.Provider(others[1]).Host()} {
+			hh.ClearDialBackoff(vid)
 		}
 		for _, o := range others {
 			if err := p.Host().Connect(ctx, net.Provider(o).AddrInfo()); err != nil {
