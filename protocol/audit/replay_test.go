@@ -108,3 +108,24 @@ func nonce(t *testing.T) []byte {
 	_, _ = rand.Read(b)
 	return b
 }
+
+// BenchmarkAuditReplayTableFull adds strangers' nonces to a full table:
+// each forgets the oldest (O(1); before session 14 a full table refused,
+// after scanning all 65,536 entries under the guard's lock).
+func BenchmarkAuditReplayTableFull(b *testing.B) {
+	g := newGuard(DefaultRate, DefaultBurst, newBudget(DefaultAnswerRate, DefaultAnswerBurst))
+	now := time.Now()
+	keys := make([][]byte, maxStrangerNonces+b.N)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "nonce-%016d", i)
+	}
+	for _, k := range keys[:maxStrangerNonces] {
+		_ = g.fresh("stranger", true, k, now)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		if err := g.fresh("stranger", true, keys[maxStrangerNonces+i], now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
