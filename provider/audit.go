@@ -128,16 +128,19 @@ type auditor struct {
 	budget    *rate.Limiter
 	client    *audit.Client
 	key       crypto.PrivKey
-	operators *bagOperators      // who may publish results about this node's bags
-	resyncs   chan resyncRequest // re-checks heardLoop asked for (resyncLoop)
-	relay     *resultRelay       // what results about others' bags are relayed
+	operators *bagOperators       // who may publish results about this node's bags
+	resyncs   chan resyncRequest  // re-checks heardLoop asked for (resyncLoop)
+	relay     *resultRelay        // what results about others' bags are relayed
+	results   *audit.ResultFilter // results taken within the window (replays ignored)
+	// resyncBudget is what re-checks may read, per auditor and node-wide.
+	resyncBudget *resyncBudgets
 	// publishPace keeps this node's own results within what others take
 	// from one auditor.
 	publishPace *rate.Limiter
 
 	mu     sync.Mutex
 	cursor map[auditCursorKey]uint64            // last object audited per (bag, peer)
-	resync *simplelru.LRU[resyncKey, time.Time] // when a failed result last made this node re-check an object
+	resync *simplelru.LRU[resyncKey, time.Time] // when a failed result last made this node re-check an object (any auditor's)
 	queue  resyncQueue                          // what resyncs holds or resyncLoop re-checks
 	peers  map[peer.ID]*PeerAudits              // what this node's own audits found
 	heard  []HeardResult                        // ring of results heard on the topic
@@ -195,12 +198,14 @@ func newAuditor(cfg auditConfig) *auditor {
 	burst := max(int(cfg.bandwidth), audit.MaxSamples*audit.MaxChunkSize)
 	resync, _ := simplelru.NewLRU[resyncKey, time.Time](maxResyncEntries, nil) // errors only for a size <= 0
 	return &auditor{
-		budget:  rate.NewLimiter(rate.Limit(cfg.bandwidth), burst),
-		cursor:  map[auditCursorKey]uint64{},
-		resync:  resync,
-		resyncs: make(chan resyncRequest, maxQueuedResyncs),
-		queue:   resyncQueue{byAuditor: map[string]int{}, objects: map[resyncObj]bool{}},
-		relay:   newResultRelay(),
+		budget:       rate.NewLimiter(rate.Limit(cfg.bandwidth), burst),
+		cursor:       map[auditCursorKey]uint64{},
+		resync:       resync,
+		resyncs:      make(chan resyncRequest, maxQueuedResyncs),
+		resyncBudget: newResyncBudgets(),
+		queue:        resyncQueue{byAuditor: map[string]int{}, objects: map[resyncObj]bool{}},
+		relay:        newResultRelay(),
+		results:      audit.NewResultFilter(),
 		// Half the limit others apply: room for clock skew between them.
 		publishPace: rate.NewLimiter(ResultRate/2, ResultBurst/2),
 		peers:       map[peer.ID]*PeerAudits{},

@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"strconv"
@@ -24,8 +25,10 @@ import (
 const resultValidationTimeout = 5 * time.Second
 
 // validateResult is the audit topic's validator: a result must be signed by
-// the auditor it names, that auditor must be the message's author
-// (audit.OpenMessage), and a result about one of this node's bags must come
+// the auditor it names, that auditor must be the message's author, its time
+// within audit.ResultWindow of this node's clock and it must not have been
+// taken before (audit.ResultFilter: a signed result never expires, so a
+// replay is ignored), and a result about one of this node's bags must come
 // from this node or the operator of a storage bucket of the bag as the
 // chain names it (bagOperators: cached, no DHT). Results about other bags
 // are relayed for their providers to check when their auditor actively
@@ -39,8 +42,9 @@ func (s *Server) validateResult(ctx context.Context, from peer.ID, msg *pubsub.M
 	// result from ValidatorData, so a flood of results about other bags
 	// costs the subscriber no signature checks and cannot make it fall
 	// behind and lose a real one.
-	r, err := audit.OpenMessage(msg)
-	if err != nil {
+	r, key, err := s.audits.results.Open(msg)
+	late := errors.Is(err, audit.ErrStale) || errors.Is(err, audit.ErrReplay)
+	if err != nil && !late {
 		return pubsub.ValidationReject
 	}
 	bag, err := chain.ParseBagID(r.Bag)
@@ -50,9 +54,19 @@ func (s *Server) validateResult(ctx context.Context, from peer.ID, msg *pubsub.M
 		// and no penalty for the peers that relay it.
 		return pubsub.ValidationIgnore
 	}
+	if late {
+		// Signed by its auditor but old, or taken already: ignored, with
+		// no penalty (an honest relay's clock may be off, gossip may bring
+		// a copy late) — unless its auditor operates no bucket and never
+		// did, as for any result.
+		s.am.stale.Inc()
+		if string(r.Auditor) != string(s.h.ID()) && s.operatesNothing(ctx, peer.ID(r.Auditor)) {
+			return pubsub.ValidationReject
+		}
+		return pubsub.ValidationIgnore
+	}
 	if string(r.Auditor) == string(s.h.ID()) {
-		msg.ValidatorData = r // this node's own
-		return pubsub.ValidationAccept
+		return s.take(msg, r, key) // this node's own
 	}
 	if !s.isAssigned(bag) {
 		if v := s.validateRelay(ctx, peer.ID(r.Auditor)); v != pubsub.ValidationAccept {
@@ -71,6 +85,16 @@ func (s *Server) validateResult(ctx context.Context, from peer.ID, msg *pubsub.M
 			}
 			return pubsub.ValidationIgnore
 		}
+	}
+	return s.take(msg, r, key)
+}
+
+// take accepts r, remembering it so that a copy is ignored, unless a copy
+// validated at the same time was taken first.
+func (s *Server) take(msg *pubsub.Message, r *pb.AuditResult, key audit.ResultKey) pubsub.ValidationResult {
+	if !s.audits.results.Take(r, key) {
+		s.am.stale.Inc()
+		return pubsub.ValidationIgnore
 	}
 	msg.ValidatorData = r
 	return pubsub.ValidationAccept
@@ -178,8 +202,9 @@ type resyncQueue struct {
 
 // queueResync hands a failed result's object to resyncLoop unless it is
 // queued or being re-checked already, its auditor's share of the queue or
-// the queue is full (then the cooldown is not started, so the auditor's
-// next failure is acted on), or its cooldown holds. heardLoop never waits
+// the queue is full, or its auditor's or the node's re-check byte budget is
+// spent (then the cooldown is not started, so the auditor's next failure is
+// acted on), or the object's cooldown holds. heardLoop never waits
 // for a re-check, which reads the whole object: a subscriber that falls
 // behind loses messages, a real FAIL among them.
 func (s *Server) queueResync(r *pb.AuditResult) {
@@ -189,7 +214,8 @@ func (s *Server) queueResync(r *pb.AuditResult) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	q := &a.queue
-	if q.objects[obj] || q.byAuditor[req.auditor] >= maxResyncsPerAuditor || len(a.resyncs) == cap(a.resyncs) {
+	if q.objects[obj] || q.byAuditor[req.auditor] >= maxResyncsPerAuditor || len(a.resyncs) == cap(a.resyncs) ||
+		!a.resyncBudget.allow(req.auditor) {
 		s.am.resyncsSkipped.Inc()
 		return
 	}
@@ -211,15 +237,26 @@ func (a *auditor) resyncDone(req resyncRequest) {
 	}
 }
 
-// resyncLoop re-checks the objects queueResync hands it until ctx ends.
+// resyncLoop re-checks the objects queueResync hands it until ctx ends,
+// charging what each read to its auditor's and the node's re-check budget.
+// One whose budget was spent while it waited is skipped, its cooldown
+// ended, so the auditor's next failure of it is acted on.
 func (s *Server) resyncLoop(ctx context.Context) {
+	a := s.audits
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case req := <-s.audits.resyncs:
-			s.resyncObject(ctx, req.bag, req.object)
-			s.audits.resyncDone(req)
+		case req := <-a.resyncs:
+			if a.resyncBudget.allow(req.auditor) {
+				a.resyncBudget.spend(req.auditor, s.resyncObject(ctx, req.bag, req.object))
+			} else {
+				s.am.resyncsSkipped.Inc()
+				a.mu.Lock()
+				a.resync.Remove(resyncKey{bag: string(req.bag), object: req.object})
+				a.mu.Unlock()
+			}
+			a.resyncDone(req)
 		}
 	}
 }
@@ -296,24 +333,24 @@ func (s *Server) serveHeard(w http.ResponseWriter, r *http.Request) {
 }
 
 // resyncCooldown is how long after re-checking an object on a failed
-// result further failed results for it from the same auditor are ignored.
+// result further failed results for it, from any auditor, are ignored (the
+// object's bag's operators audit it at the same time, and each failure
+// would read it all again).
 const resyncCooldown = time.Minute
 
 // maxResyncEntries bounds the remembered re-checks (least recent dropped
 // first).
 const maxResyncEntries = 4096
 
-// resyncKey is what a re-check's cooldown is kept by: one auditor's
-// failures of one object.
+// resyncKey is what a re-check's cooldown is kept by: one object.
 type resyncKey struct {
-	auditor string
-	bag     string
-	object  uint64
+	bag    string
+	object uint64
 }
 
 // shouldResync decides whether a failed result naming this node (from one
-// of the bag's operators) is acted on: not if the same auditor's failure
-// of the object made the node re-check it within resyncCooldown.
+// of the bag's operators) is acted on: not if any auditor's failure of the
+// object made the node re-check it within resyncCooldown.
 func (s *Server) shouldResync(r *pb.AuditResult) bool {
 	s.audits.mu.Lock()
 	defer s.audits.mu.Unlock()
@@ -322,7 +359,7 @@ func (s *Server) shouldResync(r *pb.AuditResult) bool {
 
 // cooledLocked is shouldResync with a.mu held: it starts the cooldown.
 func (a *auditor) cooledLocked(r *pb.AuditResult) bool {
-	key := resyncKey{auditor: string(r.Auditor), bag: r.Bag, object: r.Object}
+	key := resyncKey{bag: r.Bag, object: r.Object}
 	if at, ok := a.resync.Get(key); ok && time.Since(at) < resyncCooldown {
 		return false
 	}
@@ -332,20 +369,23 @@ func (a *auditor) cooledLocked(r *pb.AuditResult) bool {
 
 // resyncObject re-checks every block of an object this node was found
 // failing: each is read and verified (a corrupt one is quarantined), and
-// whatever is missing or quarantined is fetched again from peers.
-func (s *Server) resyncObject(ctx context.Context, bag chain.BagID, obj uint64) {
+// whatever is missing or quarantined is fetched again from peers. It
+// returns the bytes it read.
+func (s *Server) resyncObject(ctx context.Context, bag chain.BagID, obj uint64) (read int64) {
 	m, ok, err := s.bs.Manifest(obj)
 	if err != nil || !ok || m.Bag != string(bag) {
 		// Not held at all: the reconcile syncs objects the bucket lacks.
 		s.recon.markObjects(bag, []chain.ObjectID{chain.ObjectID(obj)}, "")
-		return
+		return 0
 	}
 	s.log.Warn("an audit found this node failing; re-checking the object", "bag", bag, "object", obj)
 	for _, c := range m.Blocks() {
 		if ctx.Err() != nil {
-			return
+			return read
 		}
-		if _, err := s.bs.Get(c); err != nil {
+		b, err := s.bs.Get(c)
+		read += int64(len(b))
+		if err != nil {
 			s.repairs.add(c)
 		}
 	}
@@ -356,6 +396,7 @@ func (s *Server) resyncObject(ctx context.Context, bag chain.BagID, obj uint64) 
 		}
 	}
 	s.am.resyncs.Inc()
+	return read
 }
 
 // auditOperators returns who may publish audit results about this node's

@@ -226,10 +226,12 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// A failed result makes the node re-check an object once per cooldown per
-// auditor: another auditor's failure of it, or a failure of another
-// object, is acted on at once, and the remembered re-checks stay bounded.
-func TestAuditResyncCooldownPerAuditor(t *testing.T) {
+// A failed result makes the node re-check an object once per cooldown,
+// whichever auditors failed it (before session 14 the cooldown was per
+// auditor, so each operator of the bag made the node read the object
+// again): a failure of another object is acted on at once, and the
+// remembered re-checks stay bounded.
+func TestAuditResyncCooldownPerObject(t *testing.T) {
 	s := &Server{audits: newAuditor(defaultAuditConfig())}
 	r := func(auditor string, object uint64) *pb.AuditResult {
 		return &pb.AuditResult{Auditor: []byte(auditor), Bag: "dynamic:channel:1", Object: object}
@@ -237,14 +239,62 @@ func TestAuditResyncCooldownPerAuditor(t *testing.T) {
 	if !s.shouldResync(r("a", 7)) || s.shouldResync(r("a", 7)) {
 		t.Fatal("the same auditor's failure of an object is acted on twice within the cooldown")
 	}
-	if !s.shouldResync(r("b", 7)) || !s.shouldResync(r("a", 8)) {
-		t.Fatal("another auditor's failure, or another object's, waited for a cooldown it does not share")
+	if s.shouldResync(r("b", 7)) {
+		t.Fatal("another auditor's failure of the object is acted on within its cooldown")
+	}
+	if !s.shouldResync(r("a", 8)) {
+		t.Fatal("another object's failure waited for a cooldown it does not share")
 	}
 	for i := range 2 * maxResyncEntries {
 		s.shouldResync(r("c", uint64(100+i)))
 	}
 	if n := s.audits.resync.Len(); n > maxResyncEntries {
 		t.Fatalf("%d re-checks remembered, over the bound of %d", n, maxResyncEntries)
+	}
+}
+
+// Re-checks are paid for in bytes read, from the auditor's budget and the
+// node's: an auditor whose re-checks read its burst has its further FAILs
+// skipped (no cooldown started), another auditor's are still queued, and
+// once re-checks read the node's whole burst nobody's are, until the
+// budgets refill. Before session 14 re-checks read with no budget, so an
+// operator failing many large objects kept the node's disk busy.
+func TestAuditResyncByteBudget(t *testing.T) {
+	s := &Server{audits: newAuditor(defaultAuditConfig()), am: newAuditMetrics()}
+	at := time.Now()
+	s.audits.resyncBudget.now = func() time.Time { return at }
+	fail := func(auditor string, object uint64) *pb.AuditResult {
+		return &pb.AuditResult{Auditor: []byte(auditor), Bag: "dynamic:channel:1", Object: object, Verdict: pb.Verdict_VERDICT_FAIL}
+	}
+	drain := func() []resyncRequest {
+		var got []resyncRequest
+		for len(s.audits.resyncs) > 0 {
+			req := <-s.audits.resyncs
+			got = append(got, req)
+			s.audits.resyncDone(req)
+		}
+		return got
+	}
+	s.queueResync(fail("big", 1))
+	if got := drain(); len(got) != 1 {
+		t.Fatalf("%d re-checks queued, want 1", len(got))
+	}
+	s.audits.resyncBudget.spend("big", AuditorResyncBurst) // it read its burst
+	s.queueResync(fail("big", 2))
+	s.queueResync(fail("other", 3))
+	if got := drain(); len(got) != 1 || got[0].auditor != "other" {
+		t.Fatalf("queued %+v; want only the other auditor's", got)
+	}
+	s.audits.resyncBudget.spend("other", ResyncBurst) // the node's whole burst
+	s.queueResync(fail("third", 4))
+	if got := drain(); len(got) != 0 {
+		t.Fatalf("queued %+v with the node's budget spent", got)
+	}
+	at = at.Add(time.Minute) // both paid back (the node 480 MiB of its 256 MiB debt)
+	s.queueResync(fail("third", 4))
+	s.queueResync(fail("big", 2)) // skipped before: no cooldown started
+	if got := drain(); len(got) != 2 {
+		t.Fatalf("queued %+v once the budgets refilled; want both", got)
 	}
 }
 
@@ -541,3 +591,74 @@ func (nopTracer) RecvRPC(*pubsub.RPC)                      {}
 func (nopTracer) SendRPC(*pubsub.RPC, peer.ID)             {}
 func (nopTracer) DropRPC(*pubsub.RPC, peer.ID)             {}
 func (nopTracer) UndeliverableMessage(*pubsub.Message)     {}
+
+// A failed result is acted on and kept once, however often it comes back
+// (its auditor publishing the same bytes again is a message gossipsub has
+// not seen, as a copy a peer sends once gossipsub forgot it would be), and
+// one whose time is out of audit.ResultWindow is ignored. Before session 14
+// any peer could replay an operator's FAIL once the seen cache forgot it:
+// the node re-read the object and the status API showed a fresh failure.
+func TestAuditReplayedAndStaleFailIgnored(t *testing.T) {
+	net := testnet.New(t, 2)
+	node, operator := net.Host(0), net.Host(1)
+	bag := chain.ChannelBag(1)
+	fc := newFakeChain()
+	fc.bags[bag] = chain.Bag{ID: bag, StorageBuckets: []chain.StorageBucketID{1, 2}}
+	for id, h := range map[chain.StorageBucketID]*p2p.Host{1: node, 2: operator} {
+		w := chain.WorkerID(id)
+		fc.buckets[id] = chain.StorageBucket{ID: id, OperatorStatus: chain.OperatorActive, Operator: &w,
+			Metadata: &chain.StorageOperatorMetadata{PeerID: h.ID().String()}, Bags: []chain.BagID{bag}}
+	}
+	bs, put := heldFixture(t)
+	m := put(string(bag), 7, []byte("an object this node holds, whole"), nil)
+	reg := prometheus.NewRegistry()
+	s := auditNode(t, node, bs, fc, WithMetrics(reg))
+	s.setAssigned(bag, true)
+	joinAudits(t, operator, node)
+	ctx := context.Background()
+	fail := func(at time.Time) []byte {
+		r := &pb.AuditResult{Auditor: []byte(operator.ID()), Provider: []byte(node.ID()), Bag: string(bag), Object: m.Object,
+			Verdict: pb.Verdict_VERDICT_FAIL, Reason: "chunk 0 missing", Repair: RepairResync, TimeUnixMs: at.UnixMilli()}
+		data, err := audit.SignResult(operator.Libp2p().Peerstore().PrivKey(operator.ID()), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	counter := func(name string) float64 {
+		v, err := metricsutil.Counter(reg, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	// publishUntil publishes data (gossip is best effort) until cond holds.
+	publishUntil := func(what string, data []byte, cond func() bool) {
+		t.Helper()
+		last := time.Time{}
+		waitUntil(t, what, func() bool {
+			if time.Since(last) >= 500*time.Millisecond {
+				if err := operator.Publish(ctx, audit.Topic, data); err != nil {
+					t.Fatal(err)
+				}
+				last = time.Now()
+			}
+			return cond()
+		})
+	}
+	stale := "satchel_provider_audit_results_stale_total"
+	publishUntil("a stale FAIL ignored", fail(time.Now().Add(-audit.ResultWindow-time.Second)), func() bool { return counter(stale) >= 1 })
+	if n := len(s.Heard(nil)); n != 0 {
+		t.Fatalf("kept %d stale results", n)
+	}
+	data := fail(time.Now())
+	publishUntil("the FAIL re-checked the object", data, func() bool { return counter("satchel_provider_audit_resyncs_total") >= 1 })
+	before := counter(stale)
+	publishUntil("the same FAIL again ignored", data, func() bool { return counter(stale) > before })
+	if n := len(s.Heard(nil)); n != 1 {
+		t.Fatalf("kept %d results of one FAIL published again, want 1", n)
+	}
+	if n := counter("satchel_provider_audit_resyncs_total"); n != 1 {
+		t.Fatalf("%v re-checks of one FAIL, want 1", n)
+	}
+}

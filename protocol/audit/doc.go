@@ -14,7 +14,9 @@
 // itself, as a peer provider of the same bag does (WithLocalChunks).
 //
 // Auditors publish what they found as signed AuditResults on Topic ("0a",
-// publication prefix 0x0a); Validator rejects forged ones.
+// publication prefix 0x0a); a ResultFilter opens them for a topic
+// validator, refusing forged ones, those whose time is outside
+// ResultWindow of the node's clock, and copies of one it took.
 //
 //	c, _ := audit.NewClient(h)
 //	out, err := c.Audit(ctx, provider, audit.Target{Bag: bag, Object: id, Root: root},

@@ -1,6 +1,9 @@
 package audit
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Errors a challenger branches on. An Outcome's Err wraps one of them.
 var (
@@ -25,7 +28,11 @@ var (
 	ErrBadSignature = errors.New("audit: bad signature")
 	// ErrInvalid means a challenge or result is malformed or stale.
 	ErrInvalid = errors.New("audit: invalid message")
-	// ErrReplay means a challenge's nonce was answered before.
+	// ErrStale means a result's time is outside ResultWindow of the
+	// node's clock. It wraps ErrInvalid.
+	ErrStale = fmt.Errorf("%w: result outside the time window", ErrInvalid)
+	// ErrReplay means a challenge's nonce was answered before, or a result
+	// was heard before.
 	ErrReplay = errors.New("audit: replayed challenge")
 	// ErrNotFound and ErrCorruptBlock are what a handler's Blocks and
 	// Objects return for a block or object not held, and for a block that

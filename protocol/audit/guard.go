@@ -10,26 +10,33 @@ import (
 )
 
 // guard is a handler's defence: a per-challenger rate limit, a bound on
-// challenges answered at once, the nonces already answered, and the
-// node-wide budget of bytes read to answer.
+// challenges answered at once, the nonces already answered (known
+// challengers' and strangers' in tables of their own), and the node-wide
+// budget of bytes read to answer.
 type guard struct {
 	rate   float64
 	slots  chan struct{}
 	budget *budget
 	limits *peerlimit.Limits // per challenger, the maxChallengers most recently seen
 
-	mu     sync.Mutex
-	held   int64                // chunk bytes held by answers being prepared or sent
-	nonces map[string]time.Time // challenger+nonce → when it may be forgotten
+	// Nonces answered, challenger+nonce. Strangers (the challengers
+	// WithKnownChallengers does not know) have a table of their own, so
+	// fresh peer IDs cannot push out a known challenger's entries; each
+	// table forgets its oldest entry when full rather than refusing.
+	known, strangers *replayTable
+
+	mu   sync.Mutex
+	held int64 // chunk bytes held by answers being prepared or sent
 }
 
 func newGuard(perSecond float64, burst int, budget *budget) *guard {
 	return &guard{
-		rate:   perSecond,
-		slots:  make(chan struct{}, MaxConcurrent),
-		budget: budget,
-		limits: peerlimit.New(perSecond, burst, maxChallengers),
-		nonces: map[string]time.Time{},
+		rate:      perSecond,
+		slots:     make(chan struct{}, MaxConcurrent),
+		budget:    budget,
+		limits:    peerlimit.New(perSecond, burst, maxChallengers),
+		known:     newReplayTable(maxKnownNonces),
+		strangers: newReplayTable(maxStrangerNonces),
 	}
 }
 
@@ -69,25 +76,19 @@ func (g *guard) unhold(n int64) {
 }
 
 // fresh records p's nonce, failing with ErrReplay if it was seen within
-// the replay window.
-func (g *guard) fresh(p peer.ID, nonce []byte, now time.Time) error {
-	key := string(p) + string(nonce)
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if until, ok := g.nonces[key]; ok && now.Before(until) {
+// the replay window; stranger says which table it goes in. A table full of
+// live nonces forgets its oldest: a challenger that replays a nonce
+// forgotten so is answered again, which costs no more than a new nonce
+// would (the rate and the byte share charge it the same), and only the
+// challenger can send its own challenge (it must be the stream's peer).
+func (g *guard) fresh(p peer.ID, stranger bool, nonce []byte, now time.Time) error {
+	t := g.known
+	if stranger {
+		t = g.strangers
+	}
+	if !t.add(string(p)+string(nonce), now, now.Add(2*ClockWindow)) {
 		return fmt.Errorf("%w: nonce %x from %s was answered already", ErrReplay, nonce, p)
 	}
-	if len(g.nonces) >= maxReplayEntries {
-		for k, until := range g.nonces {
-			if !now.Before(until) {
-				delete(g.nonces, k)
-			}
-		}
-		if len(g.nonces) >= maxReplayEntries {
-			return fmt.Errorf("%w: too many recent challenges; try again later", ErrRefused)
-		}
-	}
-	g.nonces[key] = now.Add(2 * ClockWindow)
 	return nil
 }
 

@@ -206,19 +206,20 @@ func (h *Handler) serveStream(ctx context.Context, s network.Stream) error {
 	if h.cfg.known != nil && !h.cfg.known(ctx, remote) {
 		key = strangers
 	}
-	own, done, err := h.challengers.admit(key, h.cfg.now())
+	share, done, err := h.challengers.admit(key, h.cfg.now())
 	if err != nil {
 		h.metrics.challenge("rate_limited")
 		return h.refuse(fw, nil, err.Error())
 	}
 	defer done()
+	own := prepay(share, h.cfg.now())
 	ch, err := OpenChallenge(&sc, remote, s.Conn().LocalPeer(), h.cfg.now())
 	if err != nil {
 		h.metrics.challenge("invalid")
 		h.log.Debug("challenge refused", "peer", remote, "err", err)
 		return h.refuse(fw, nil, err.Error())
 	}
-	if err := h.guard.fresh(remote, ch.Nonce, h.cfg.now()); err != nil {
+	if err := h.guard.fresh(remote, key == strangers, ch.Nonce, h.cfg.now()); err != nil {
 		h.metrics.challenge("replay")
 		return h.refuse(fw, ch.Nonce, err.Error())
 	}
@@ -258,7 +259,7 @@ func (h *Handler) writeHeader(fw *p2p.FrameWriter, hdr *pb.AnswerHeader) error {
 // answer reads and verifies every sampled chunk and its proof blocks once,
 // within the node's answer budget, stopping if the challenger leaves; then
 // sends the header and one proof frame per sample from the bytes read.
-func (h *Handler) answer(ctx context.Context, fw *p2p.FrameWriter, ch *pb.Challenge, own *budget) error {
+func (h *Handler) answer(ctx context.Context, fw *p2p.FrameWriter, ch *pb.Challenge, own *account) error {
 	var held int64
 	defer func() { h.guard.unhold(held) }()
 	proofs, err := h.prepare(ctx, ch, &held, own)
@@ -301,7 +302,7 @@ func (h *Handler) answer(ctx context.Context, fw *p2p.FrameWriter, ch *pb.Challe
 // with an error wrapping ErrRefused when the answer budget is spent or the
 // answers' memory is taken. held counts the bytes it reserved (hold), for
 // the caller to give back when the answer is done.
-func (h *Handler) prepare(ctx context.Context, ch *pb.Challenge, held *int64, own *budget) ([]*pb.SampleProof, error) {
+func (h *Handler) prepare(ctx context.Context, ch *pb.Challenge, held *int64, own *account) ([]*pb.SampleProof, error) {
 	root, chunks, err := h.objects.Object(ctx, ch.Bag, ch.Object)
 	if err != nil {
 		return nil, err
@@ -360,9 +361,10 @@ var errAnswerMemory = fmt.Errorf("%w: this node's audit answers hold %d MiB of b
 
 // read reads block c for an answer, if the challenger still waits and the
 // node-wide answer budget allows, and charges it and the challenger's own
-// budget with its size. (The challenger's budget is checked once, when its
-// challenge is admitted: an answer once begun is not cut by it.)
-func (h *Handler) read(ctx context.Context, c cid.Cid, own *budget) ([]byte, error) {
+// budget with its size (beyond what the challenge prepaid). (The
+// challenger's budget is checked once, when its challenge is admitted: an
+// answer once begun is not cut by it.)
+func (h *Handler) read(ctx context.Context, c cid.Cid, own *account) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -375,6 +377,30 @@ func (h *Handler) read(ctx context.Context, c cid.Cid, own *budget) ([]byte, err
 	b.spend(now, len(data))
 	own.spend(now, len(data))
 	return data, err
+}
+
+// account is what one answer charges its challenger's share: ChallengeCost
+// at once, when the challenge is admitted (whatever it then reads, NOT_FOUND
+// and refusals included), and the bytes it reads beyond that.
+type account struct {
+	share   *budget
+	prepaid int
+}
+
+// prepay charges share a challenge's ChallengeCost at now.
+func prepay(share *budget, now time.Time) *account {
+	share.spend(now, ChallengeCost)
+	return &account{share: share, prepaid: ChallengeCost}
+}
+
+// spend charges n bytes read at now, beyond what was prepaid.
+func (a *account) spend(now time.Time, n int) {
+	if n <= a.prepaid {
+		a.prepaid -= n
+		return
+	}
+	a.share.spend(now, n-a.prepaid)
+	a.prepaid = 0
 }
 
 // challengerBudgets are the per-challenger answer budgets, kept for the

@@ -73,9 +73,19 @@ const (
 	// MaxConcurrent is how many challenges a handler answers at once over
 	// all challengers; more are refused, so fresh peer IDs gain nothing.
 	MaxConcurrent = 16
-	// maxReplayEntries bounds the nonces a handler remembers; when it is
-	// full of live entries new challenges are refused until they expire.
-	maxReplayEntries = 1 << 16
+	// ChallengeCost is the least a challenge costs its challenger's byte
+	// share (the strangers' shared one included), whatever it reads: a
+	// challenge answered NOT_FOUND reads nothing but is answered and
+	// remembered. The bytes an answer reads are charged beyond it. At the
+	// default share strangers are answered at most 64 challenges a second
+	// (256 at once), which maxStrangerNonces holds for the replay window.
+	ChallengeCost = 64 << 10
+	// maxKnownNonces and maxStrangerNonces bound the nonces a handler
+	// remembers of known challengers (WithKnownChallengers; everyone
+	// without it) and of strangers; a table full of live nonces forgets
+	// its oldest first.
+	maxKnownNonces    = 1 << 16
+	maxStrangerNonces = 1 << 14
 	// maxAnswerMemory bounds the block bytes all answers hold at once: an
 	// answer is sent from the blocks it read, so each chunk read reserves
 	// MaxChunkSize until it is sent (a range sample gives back all but its

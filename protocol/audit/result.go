@@ -17,14 +17,20 @@ const Topic = topics.AuditTopic
 // signature verifies with the key of the auditor it names, and that auditor
 // must be the message's author. It cannot tell whether the auditor may
 // audit the bag: a storage provider adds a check of the bag's operators on
-// chain.
+// chain. Nor does it check the result's time or whether it was heard
+// before: a validator opens messages with a ResultFilter.
 func OpenMessage(msg *pubsub.Message) (*pb.AuditResult, error) {
-	r, err := OpenResult(msg.GetData())
+	r, _, err := openMessage(msg)
+	return r, err
+}
+
+func openMessage(msg *pubsub.Message) (*pb.AuditResult, []byte, error) {
+	r, body, err := openResult(msg.GetData())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if string(r.Auditor) != string(msg.GetFrom()) {
-		return nil, fmt.Errorf("%w: result published by a peer other than its auditor", ErrInvalid)
+		return nil, nil, fmt.Errorf("%w: result published by a peer other than its auditor", ErrInvalid)
 	}
-	return r, nil
+	return r, body, nil
 }

@@ -125,32 +125,40 @@ func SignResult(key crypto.PrivKey, r *pb.AuditResult) ([]byte, error) {
 
 // OpenResult decodes a published result and checks its auditor's
 // signature. It returns an error wrapping ErrBadSignature or ErrInvalid.
+// It does not check the result's time or whether it was seen before
+// (ResultFilter does).
 func OpenResult(data []byte) (*pb.AuditResult, error) {
+	r, _, err := openResult(data)
+	return r, err
+}
+
+// openResult is OpenResult, also returning the signed bytes of the result.
+func openResult(data []byte) (*pb.AuditResult, []byte, error) {
 	if len(data) > maxResultSize {
-		return nil, fmt.Errorf("%w: %d-byte result exceeds %d", ErrInvalid, len(data), maxResultSize)
+		return nil, nil, fmt.Errorf("%w: %d-byte result exceeds %d", ErrInvalid, len(data), maxResultSize)
 	}
 	var sr pb.SignedResult
 	if err := proto.Unmarshal(data, &sr); err != nil {
-		return nil, fmt.Errorf("%w: result does not decode: %v", ErrInvalid, err)
+		return nil, nil, fmt.Errorf("%w: result does not decode: %v", ErrInvalid, err)
 	}
 	var r pb.AuditResult
 	if err := proto.Unmarshal(sr.Result, &r); err != nil {
-		return nil, fmt.Errorf("%w: result does not decode: %v", ErrInvalid, err)
+		return nil, nil, fmt.Errorf("%w: result does not decode: %v", ErrInvalid, err)
 	}
 	auditor, err := peer.IDFromBytes(r.Auditor)
 	if err != nil {
-		return nil, fmt.Errorf("%w: auditor is not a peer ID: %v", ErrInvalid, err)
+		return nil, nil, fmt.Errorf("%w: auditor is not a peer ID: %v", ErrInvalid, err)
 	}
 	if _, err := peer.IDFromBytes(r.Provider); err != nil {
-		return nil, fmt.Errorf("%w: provider is not a peer ID: %v", ErrInvalid, err)
+		return nil, nil, fmt.Errorf("%w: provider is not a peer ID: %v", ErrInvalid, err)
 	}
 	if r.Verdict != pb.Verdict_VERDICT_PASS && r.Verdict != pb.Verdict_VERDICT_FAIL {
-		return nil, fmt.Errorf("%w: verdict %v", ErrInvalid, r.Verdict)
+		return nil, nil, fmt.Errorf("%w: verdict %v", ErrInvalid, r.Verdict)
 	}
 	if err := verifyBy(auditor, resultTag, sr.Result, sr.Signature); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &r, nil
+	return &r, sr.Result, nil
 }
 
 // maxResultSize bounds a published result (a few hundred bytes in practice).

@@ -1,0 +1,226 @@
+package audit_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pspb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/satchel-net/satchel/p2p/testnet"
+	"github.com/satchel-net/satchel/protocol/audit"
+	"github.com/satchel-net/satchel/protocol/audit/pb"
+)
+
+// A signed audit result is valid forever, and gossipsub forgets the
+// messages it saw after 2 minutes: before session 14 any peer that heard an
+// operator's FAIL could send it again then, as a raw gossipsub message, and
+// the victim took it as new (re-reading the object, showing a fresh
+// failure, spending the operator's relay rate). A validator opening results
+// with a ResultFilter ignores a result outside ResultWindow of its clock —
+// here the victim's clock is moved on rather than waiting out the seen
+// cache — and a result it took before, however it comes back (here its
+// auditor publishes the same bytes again, a message gossipsub has not
+// seen).
+func TestAuditResultReplayIgnored(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	net := testnet.NewMock(t, 3, 0)
+	// 0: honest operator (auditor), 1: victim, 2: attacker (any peer)
+	op, victim, attacker := net.Host(0), net.Host(1), net.Host(2)
+	var ahead atomic.Int64 // how far the victim's clock is ahead
+	filter := audit.NewResultFilter(audit.WithResultClock(func() time.Time {
+		return time.Now().Add(time.Duration(ahead.Load()))
+	}))
+	verdicts := make(chan verdict, 64)
+	if err := victim.PubSub().RegisterTopicValidator(audit.Topic, func(_ context.Context, _ peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+		r, key, err := filter.Open(m)
+		if err == nil && !filter.Take(r, key) {
+			err = audit.ErrReplay
+		}
+		verdicts <- verdict{data: m.GetData(), err: err}
+		if err != nil {
+			return pubsub.ValidationIgnore
+		}
+		return pubsub.ValidationAccept
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var subs [3]*pubsub.Subscription
+	for i, h := range net.Hosts() {
+		s, err := h.Subscribe(audit.Topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs[i] = s
+	}
+	// The victim is away while the operator publishes and the attacker
+	// records.
+	mn := net.Mocknet()
+	for _, other := range []peer.ID{op.ID(), attacker.ID()} {
+		if err := mn.DisconnectPeers(victim.ID(), other); err != nil {
+			t.Fatal(err)
+		}
+		if err := mn.UnlinkPeers(victim.ID(), other); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := op.Libp2p().Peerstore().PrivKey(op.ID())
+	result := func() []byte {
+		data, err := audit.SignResult(key, &pb.AuditResult{Auditor: []byte(op.ID()), Provider: []byte(victim.ID()),
+			Bag: "dynamic:channel:7", Object: 3, Verdict: pb.Verdict_VERDICT_FAIL, Reason: "chunk 5 missing",
+			Nonce: randomBytes(t, 16), TimeUnixMs: time.Now().UnixMilli(), Repair: "provider-resync"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	waitTopicPeer(ctx, t, op, attacker.ID())
+	// Published again (a new result) until the attacker has one: a
+	// subscriber's stream may open after its subscription was heard.
+	var recorded *pubsub.Message
+	for recorded == nil {
+		if err := op.Publish(ctx, audit.Topic, result()); err != nil {
+			t.Fatal(err)
+		}
+		wctx, wcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		recorded, _ = subs[2].Next(wctx)
+		wcancel()
+		if ctx.Err() != nil {
+			t.Fatal("the attacker heard no result")
+		}
+	}
+
+	// Once the result is out of the window, the attacker sends it to the
+	// victim as it was recorded.
+	ahead.Store(int64(audit.ResultWindow + time.Second))
+	for _, other := range []peer.ID{op.ID(), attacker.ID()} {
+		if _, err := mn.LinkPeers(victim.ID(), other); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := mn.ConnectPeers(other, victim.ID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sendRaw(ctx, t, attacker.Libp2p(), victim.ID(), recorded.Message)
+	if err := verdictOn(ctx, t, verdicts, recorded.Data); !errors.Is(err, audit.ErrStale) {
+		t.Fatalf("a FAIL replayed %v after its time: %v; want ErrStale", audit.ResultWindow, err)
+	}
+
+	// A fresh result is taken once; the same bytes again are not.
+	ahead.Store(0)
+	waitTopicPeer(ctx, t, op, victim.ID())
+	var fresh []byte
+	for fresh == nil {
+		data := result()
+		if err := op.Publish(ctx, audit.Topic, data); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case v := <-verdicts:
+			if v.err != nil {
+				t.Fatalf("a fresh result: %v", v.err)
+			}
+			fresh = v.data
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatal("the victim's validator never saw a fresh result")
+		}
+	}
+	got, err := subs[1].Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Data) == string(recorded.Data) {
+		t.Fatal("the victim delivered the replayed result")
+	}
+	// Published again (gossip is best effort) until the victim judges a
+	// copy: every copy is refused.
+	for judged := false; !judged; {
+		if err := op.Publish(ctx, audit.Topic, fresh); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case v := <-verdicts:
+			if string(v.data) != string(fresh) {
+				continue // a fresh result published above, judged late
+			}
+			if !errors.Is(v.err, audit.ErrReplay) {
+				t.Fatalf("the same result published again: %v; want ErrReplay", v.err)
+			}
+			judged = true
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatal("the victim's validator never saw the result again")
+		}
+	}
+}
+
+// verdict is what the victim's validator decided about a message.
+type verdict struct {
+	data []byte
+	err  error
+}
+
+// verdictOn waits for the victim's validator's verdict on a message of
+// data that refused it (other results, published while waiting for one to
+// arrive, may be judged first).
+func verdictOn(ctx context.Context, t *testing.T, verdicts <-chan verdict, data []byte) error {
+	t.Helper()
+	for {
+		select {
+		case v := <-verdicts:
+			if string(v.data) == string(data) && v.err != nil {
+				return v.err
+			}
+		case <-ctx.Done():
+			t.Fatal("the victim's validator never refused the result")
+			return nil
+		}
+	}
+}
+
+// waitTopicPeer waits until h sees p on the audit topic.
+func waitTopicPeer(ctx context.Context, t *testing.T, h interface{ TopicPeers(string) []peer.ID }, p peer.ID) {
+	t.Helper()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !slices.Contains(h.TopicPeers(audit.Topic), p) {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s not seen on the audit topic", p)
+		case <-tick.C:
+		}
+	}
+}
+
+// sendRaw writes one gossipsub RPC publishing m to peer to, as any peer
+// speaking /meshsub/1.1.0 can: the varint-delimited RPC protobuf.
+func sendRaw(ctx context.Context, t *testing.T, from host.Host, to peer.ID, m *pspb.Message) {
+	t.Helper()
+	s, err := from.NewStream(ctx, to, pubsub.GossipSubID_v11)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := proto.Marshal(&pspb.RPC{Publish: []*pspb.Message{m}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriter(s)
+	_, _ = w.Write(binary.AppendUvarint(nil, uint64(len(b))))
+	_, _ = w.Write(b)
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// Left open: pubsub reads it until the stream closes; closing at once
+	// may drop the unread RPC.
+}
