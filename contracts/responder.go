@@ -325,6 +325,15 @@ func (r *Responder) OpenGrants() int {
 	return n
 }
 
+// Reserved returns the bytes the responder's Room holds reserved for open
+// contracts, when it says (*Ledger does); 0 otherwise.
+func (r *Responder) Reserved() uint64 {
+	if l, ok := r.room.(interface{ Reserved() uint64 }); ok {
+		return l.Reserved()
+	}
+	return 0
+}
+
 // Close stops answering and serving; it returns when its goroutines ended.
 func (r *Responder) Close() error {
 	r.h.Protocol().RemoveHandler(Protocol)

@@ -214,6 +214,9 @@ type ContractStatus struct {
 	Consigned    int64 `json:"consigned"`
 	OpenSessions int   `json:"openSessions"`
 	Undelivered  int64 `json:"undelivered"`
+	// ReservedBytes is the room the open contracts reserve now: a window
+	// ahead of each upload's received bytes, and each MIRROR's object.
+	ReservedBytes uint64 `json:"reservedBytes"`
 }
 
 // contractReporter is what the status page reads of the node's contract
@@ -222,6 +225,7 @@ type contractReporter interface {
 	Topics() []topics.Topic
 	Stats() contracts.ResponderStats
 	OpenGrants() int
+	Reserved() uint64
 }
 
 // contractStatus reports the node's contract side, or nil when it runs
@@ -238,7 +242,7 @@ func (s *Server) contractStatus() *ContractStatus {
 	st := r.Stats()
 	out := &ContractStatus{Topics: []string{}, Proposals: st.Proposals, Offers: st.Offers, NotAssigned: st.NotAssigned,
 		NotOwner: st.NotOwner, NoRoom: st.NoRoom, Busy: st.Busy, Consigned: st.Consigned, OpenSessions: r.OpenGrants(),
-		Undelivered: st.Undelivered}
+		Undelivered: st.Undelivered, ReservedBytes: r.Reserved()}
 	for _, t := range r.Topics() {
 		out.Topics = append(out.Topics, t.String())
 	}

@@ -47,6 +47,9 @@ func TestUploadReservationGrows(t *testing.T) {
 		if n, want := ledger.Reserved(), uint64(min((i+2)*chunk, chunks*chunk)); n != want {
 			t.Fatalf("after chunk %d: %d bytes reserved, want %d (one window ahead, at most the object)", i, n, want)
 		}
+		if st := p.Server().Status().Contracts; st == nil || st.ReservedBytes != ledger.Reserved() {
+			t.Fatalf("status page contracts %+v, want %d bytes reserved", st, ledger.Reserved())
+		}
 	}
 	res, err := chunker.Sum(ctx, bytes.NewReader(data), chunker.WithChunkSize(chunk))
 	if err != nil || len(res.Chunks) != chunks {
