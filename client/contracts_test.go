@@ -83,6 +83,14 @@ func TestNetworkPutThroughContracts(t *testing.T) {
 			if n := resp.OpenGrants(); n != 0 {
 				t.Errorf("provider %d keeps %d grants open after the object was bound", p.Index, n)
 			}
+			// ... and made the contract, stored open at CONSIGN, one the
+			// provider keeps to its end, with the object it became.
+			if _, open, err := pst.Open(cs.Contract.ID, cs.Contract.Provider); err != nil || open {
+				t.Errorf("provider %d still holds contract %s as an open upload (%v); BIND should settle it", p.Index, cs.Contract.ID, err)
+			}
+			if bound, ok, err := pst.Bound(cs.Contract.ID, cs.Contract.Provider); err != nil || !ok || bound != obj.ID {
+				t.Errorf("provider %d: contract %s bound to %d (%v, %v), want %d", p.Index, cs.Contract.ID, bound, ok, err, obj.ID)
+			}
 		}
 	}
 	var out bytes.Buffer

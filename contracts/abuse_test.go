@@ -629,9 +629,10 @@ func TestPruneEndedContracts(t *testing.T) {
 	}
 }
 
-// TestPruneKeepsRenewed: a contract renewed after the prune listed the
-// contracts (a RENEW completing between List and the delete) is read
-// again under its claim and kept; one that is still over is deleted.
+// TestPruneKeepsRenewed: a contract renewed after the prune read the due
+// contracts from the index (a RENEW completing between the read and the
+// delete) is read again under its claim and kept; one that is still over
+// is deleted. Both uploads were bound, so they are kept to their end.
 func TestPruneKeepsRenewed(t *testing.T) {
 	w := newWorld(t, 2, 1, 1, 0)
 	prov := w.responder(0, "", topicA)
@@ -650,18 +651,33 @@ func TestPruneKeepsRenewed(t *testing.T) {
 		return n.Contracts[0].Contract
 	}
 	renewedC, overC := negotiate(), negotiate()
-	stale, err := prov.store.List()
-	must(t, err)
+	for i, c := range []*Contract{renewedC, overC} {
+		prov.resp.mu.Lock()
+		s := prov.resp.consigned[c.ID]
+		prov.resp.mu.Unlock()
+		must(t, prov.resp.Bound(s[:], chain.ObjectID(i+1)))
+	}
 	// The prune runs as if a week and an hour after both ended; the renewal
 	// completes after its List.
 	now := overC.End.Add(EndedRetention + time.Hour)
 	if renewedC.End.After(overC.End) {
 		now = renewedC.End.Add(EndedRetention + time.Hour)
 	}
+	stale, err := prov.store.Due(now, pruneBatch)
+	must(t, err)
+	if len(stale) != 2 {
+		t.Fatalf("%d contracts due, want both", len(stale))
+	}
 	renewed, err := renter.renter.Renew(ctx, renewedC, now.Add(day))
 	must(t, err)
-	n, err := prov.resp.pruneListed(stale, now)
-	must(t, err)
+	n := 0
+	for _, d := range stale {
+		deleted, err := prov.resp.pruneOne(d.ID, now)
+		must(t, err)
+		if deleted {
+			n++
+		}
+	}
 	if st, err := prov.store.Get(renewedC.ID, renewedC.Provider); err != nil || !st.End.Equal(renewed.End) {
 		t.Errorf("the contract renewed after the prune's List: stored %+v (%v), want it kept ending %v", st, err, renewed.End)
 	}
@@ -673,12 +689,15 @@ func TestPruneKeepsRenewed(t *testing.T) {
 // TestManyPutsOneRenter: a renter negotiating many contracts in a row,
 // each taking one of three offers, gets every provider's offer each time:
 // the offers it did not choose (pending until they lapse) do not make a
-// provider silent once MaxPendingPerRenter of them wait.
+// provider silent once MaxPendingPerRenter of them wait. Each upload is
+// bound, as a put does, so its grant does not count among the member's
+// MaxOpenPerMember open ones.
 func TestManyPutsOneRenter(t *testing.T) {
 	const provs = 3
 	w := newWorld(t, provs+1, provs, provs, 0)
+	byPeer := make(map[peer.ID]*Responder)
 	for i := range provs {
-		w.responder(i, "", topicA)
+		byPeer[w.net.Host(i).ID()] = w.responder(i, "", topicA).resp
 	}
 	w.waitTopicPeers(provs, topicA, provs)
 	renter := w.renterAt(provs)
@@ -701,6 +720,10 @@ func TestManyPutsOneRenter(t *testing.T) {
 		if usable != provs || len(n.Contracts) != 1 {
 			t.Fatalf("negotiation %d: %d usable offers, %d contracts; want %d and 1", i, usable, len(n.Contracts), provs)
 		}
+		cs := n.Contracts[0]
+		resp := byPeer[cs.Contract.ProviderPeer]
+		must(t, resp.Bound(cs.Grant.Session[:], chain.ObjectID(i+1)))
+		resp.Release(cs.Grant.Session[:])
 	}
 }
 

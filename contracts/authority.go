@@ -77,6 +77,9 @@ type Grant struct {
 	// connected, and for key types a peer ID does not hold (RSA, ECDSA).
 	// Nil on a grant the renter side keeps.
 	RenterKey crypto.PubKey
+	// openUntil is when the provider's store deletes the contract if its
+	// upload is not bound by then (Store.PutOpen); zero when not open.
+	openUntil time.Time
 }
 
 // CheckRenter returns nil when acct controls member on chain, and an error

@@ -260,12 +260,12 @@ func TestLedger(t *testing.T) {
 		t.Fatalf("reserving the same contract again: %v, reserved %d", err, l.Reserved())
 	}
 	c2 := *c
-	c2.ID = NewID()
+	c2.ID, c2.Member = NewID(), c.Member+1
 	if _, err := l.Reserve(ctx, &c2); err != nil {
 		t.Fatal(err)
 	}
 	c3 := c2
-	c3.ID = NewID()
+	c3.ID, c3.Member = NewID(), c.Member+2
 	if err := l.Fits(ctx, &c3); !errors.Is(err, ErrNoRoom) {
 		t.Fatalf("third 5 MiB contract in a 12 MiB voucher: %v, want ErrNoRoom", err)
 	}

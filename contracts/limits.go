@@ -71,10 +71,26 @@ const (
 	// session's expiry at the grant's end).
 	GrantTTL = time.Hour
 	// MemberRoomShare is the default share of a provider's room one
-	// member's open reservations may hold: 1/MemberRoomShare of the
-	// voucher's free bytes or the free disk, whichever is less, or the
-	// chain's largest data object if that is more (WithMemberShare).
+	// member's reserved, not yet received, bytes may hold: 1/MemberRoomShare
+	// of what the other members' reservations leave of the voucher's free
+	// bytes or the free disk, whichever is less; a member with nothing
+	// else reserved may always take one window (WithMemberShare).
 	MemberRoomShare = 4
+	// ReserveWindow is how far ahead of an upload's received bytes its
+	// reservation reaches: a CONSIGN reserves this much (or the object,
+	// if smaller), and the reservation grows as chunks arrive
+	// (WithReserveWindow).
+	ReserveWindow = 256 << 20
+	// IdleRelease is how long an upload may send no chunk before the part
+	// of its reservation not yet received is given back; its grant lives
+	// on (WithIdleRelease).
+	IdleRelease = 10 * time.Minute
+	// MaxOpenPerMember bounds the open reservations (grants not yet bound
+	// or lapsed, and MIRRORs within their grant time) one member holds
+	// on a provider; a further CONSIGN is refused BUSY.
+	MaxOpenPerMember = 16
+	// MaxOpenGrants bounds the open reservations of a provider.
+	MaxOpenGrants = 1024
 	// ValidatorTimeout bounds one proposal's validation, chain reads
 	// included; a proposal not validated in time is ignored, not rejected.
 	ValidatorTimeout = 5 * time.Second

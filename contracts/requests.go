@@ -117,13 +117,9 @@ func (r *Responder) consign(ctx context.Context, m *pb.Contract, from peer.ID, f
 	}
 	g.Renter, g.RenterKey = from, fromKey
 	r.mu.Lock()
-	now := time.Now()
-	for _, og := range r.grants {
-		if now.After(og.Expires) {
-			r.dropGrant(og)
-		}
-	}
+	r.sweepGrantsLocked(time.Now())
 	r.grants[g.Session] = g
+	r.grantsSweepAt = minNonZero(r.grantsSweepAt, g.Expires)
 	r.consigned[c.ID] = g.Session
 	r.mu.Unlock()
 	r.count(func(s *ResponderStats) { s.Consigned++ })
@@ -191,7 +187,16 @@ func (r *Responder) consignOffered(ctx context.Context, offered, c *Contract) (G
 	if err != nil {
 		return Grant{}, err
 	}
-	if err := r.store.Put(c); err != nil {
+	// An upload's contract is stored open: it is deleted once its grant
+	// lapsed unbound (the deadline is a grant TTL past the grant's end,
+	// moved on as the grant slides), kept to its end once bound.
+	if c.Object == 0 {
+		g.openUntil = g.Expires.Add(GrantTTL)
+		err = r.store.PutOpen(c, g.Session, g.openUntil)
+	} else {
+		err = r.store.Put(c)
+	}
+	if err != nil {
 		if rel, ok := r.room.(RoomReleaser); ok {
 			rel.Release(c.ID)
 		}

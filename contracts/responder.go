@@ -85,6 +85,9 @@ type Responder struct {
 	mirroring map[ID]struct{}      // contracts whose object is being copied
 	grants    map[[16]byte]Grant   // store sessions opened by CONSIGN, until they lapse (ExtendGrant slides them)
 	consigned map[ID][16]byte      // the session of each contract in grants
+	// grantsSweepAt is no later than the first grant's end: grants are
+	// swept for lapsed ones only from then on, not at every CONSIGN.
+	grantsSweepAt time.Time
 	// undelivered are the grants whose answer could not be written, each
 	// dropped when its timer fires (after undeliveredTTL) unless a
 	// CONSIGN is answered with it first.
@@ -175,44 +178,118 @@ func (r *Responder) Grant(session []byte) (Grant, bool) {
 
 // ExtendGrant slides the live grant under session with its upload: the
 // provider node asks it for each chunk request it agrees to take into the
-// session (a renter's, or one a pipeline hop forwards). The grant, and its
-// contract's reservation in the Room, then last until max(their end, now +
-// the grant TTL), no later than the contract's End, so an upload that
-// takes longer than one TTL keeps its session as long as its chunks keep
-// coming, while an idle grant lapses one TTL after its last chunk. It
-// returns the grant as extended (the store handler caps the session's
-// expiry at its Expires), and false when no live grant is under session or
-// the Room no longer counts its reservation. A Room that is no
-// RoomExtender keeps its grants' ends. A chunk under the grant shows that
+// session (a renter's, or one a pipeline hop forwards), with the bytes the
+// session would then hold. The contract's reservation first grows to
+// cover them (a Room that is a RoomGrower, as *Ledger: it reaches one
+// window ahead of the bytes received, reading the room when it must grow);
+// then the grant, and the reservation, last until max(their end, now + the
+// grant TTL), no later than the contract's End, so an upload that takes
+// longer than one TTL keeps its session as long as its chunks keep coming,
+// while an idle grant lapses one TTL after its last chunk. It returns the
+// grant as extended (the store handler caps the session's expiry at its
+// Expires); an error wrapping ErrNotFound when no live grant is under
+// session or the Room no longer counts its reservation, ErrNoRoom when
+// the room ran out before received. A chunk under the grant shows that
 // its renter learned the session: the grant is no longer dropped as
 // undelivered.
-func (r *Responder) ExtendGrant(session []byte) (Grant, bool) {
-	if len(session) != 16 {
-		return Grant{}, false
+func (r *Responder) ExtendGrant(ctx context.Context, session []byte, received uint64) (Grant, error) {
+	g, ok := r.Grant(session)
+	if !ok {
+		return Grant{}, fmt.Errorf("%w: no live grant under this session", ErrNotFound)
 	}
-	s := [16]byte(session)
+	if gr, ok := r.room.(RoomGrower); ok {
+		// Outside r.mu: growing may read the chain.
+		if err := gr.Grow(ctx, g.ContractID, received); err != nil {
+			return Grant{}, err
+		}
+	}
+	g, err := r.slideGrant([16]byte(session))
+	if err != nil {
+		return Grant{}, err
+	}
+	r.keepOpen(g)
+	return g, nil
+}
+
+// slideGrant slides the live grant under s and its reservation.
+func (r *Responder) slideGrant(s [16]byte) (Grant, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	g, ok := r.grants[s]
 	if !ok || time.Now().After(g.Expires) {
-		return Grant{}, false
+		return Grant{}, fmt.Errorf("%w: no live grant under this session", ErrNotFound)
 	}
 	r.deliveredLocked(s)
 	ext, ok := r.room.(RoomExtender)
 	if !ok {
-		return g, true
+		return g, nil
 	}
 	// Under r.mu, so a Release or a lapse dropping the grant meanwhile
 	// cannot leave it extended without its reservation.
 	until, live := ext.Extend(g.ContractID)
 	if !live {
-		return Grant{}, false
+		return Grant{}, fmt.Errorf("%w: the reservation of contract %s lapsed", ErrNotFound, g.ContractID)
 	}
 	if until.After(g.Expires) {
 		g.Expires = until
 		r.grants[s] = g
 	}
-	return g, true
+	return g, nil
+}
+
+// keepOpen moves the stored deadline of g's open upload a grant TTL past
+// g's end once g slid to within half a TTL of it: one write per half TTL
+// of upload, so the deadline always lies past the grant's end.
+func (r *Responder) keepOpen(g Grant) {
+	if g.openUntil.IsZero() || g.Expires.Add(GrantTTL/2).Before(g.openUntil) {
+		return
+	}
+	until := g.Expires.Add(GrantTTL)
+	if err := r.store.ExtendOpen(g.ContractID, r.id.Key.Account(), until); err != nil {
+		r.log.Warn("keeping an open upload's contract", "contract", g.ContractID, "err", err)
+		return
+	}
+	r.mu.Lock()
+	if cur, ok := r.grants[g.Session]; ok && cur.openUntil.Before(until) {
+		cur.openUntil = until
+		r.grants[g.Session] = cur
+	}
+	r.mu.Unlock()
+}
+
+// sweepGrantsLocked drops the grants that lapsed, once one may have
+// (grantsSweepAt). Called with r.mu held.
+func (r *Responder) sweepGrantsLocked(now time.Time) {
+	if r.grantsSweepAt.IsZero() || now.Before(r.grantsSweepAt) {
+		return
+	}
+	r.grantsSweepAt = time.Time{}
+	for _, g := range r.grants {
+		if now.After(g.Expires) {
+			r.dropGrant(g)
+		} else {
+			r.grantsSweepAt = minNonZero(r.grantsSweepAt, g.Expires)
+		}
+	}
+}
+
+// Bound records that the upload under session was bound to data object
+// obj: its contract, stored open at CONSIGN, is kept until its end. The
+// provider node calls it at BIND before it answers BOUND, also for a
+// session whose grant is gone (the node restarted while its renter held
+// every chunk); a session no contract opened is ignored.
+func (r *Responder) Bound(session []byte, obj chain.ObjectID) error {
+	if len(session) != 16 {
+		return nil
+	}
+	id, ok, err := r.store.Settle([16]byte(session), obj)
+	if err != nil {
+		return fmt.Errorf("contracts: record the bound upload of contract %s: %w", id, err)
+	}
+	if ok {
+		r.log.Debug("contract upload bound", "contract", id, "object", uint64(obj))
+	}
+	return nil
 }
 
 // Release ends the grant that opened session once its upload is bound to
@@ -246,6 +323,15 @@ func (r *Responder) OpenGrants() int {
 		}
 	}
 	return n
+}
+
+// Reserved returns the bytes the responder's Room holds reserved for open
+// contracts, when it says (*Ledger does); 0 otherwise.
+func (r *Responder) Reserved() uint64 {
+	if l, ok := r.room.(interface{ Reserved() uint64 }); ok {
+		return l.Reserved()
+	}
+	return 0
 }
 
 // Close stops answering and serving; it returns when its goroutines ended.
@@ -387,8 +473,13 @@ func (r *Responder) answer(p *Proposal) {
 		offer.Refusal = refusal(err)
 	} else if err := r.room.Fits(ctx, c); err != nil {
 		r.dropPending(p.ID)
-		r.count(func(s *ResponderStats) { s.NoRoom++ })
-		r.metrics.answer("no_room")
+		if errors.Is(err, ErrBusy) { // the member's, or the node's, open uploads
+			r.count(func(s *ResponderStats) { s.Busy++ })
+			r.metrics.answer("busy")
+		} else {
+			r.count(func(s *ResponderStats) { s.NoRoom++ })
+			r.metrics.answer("no_room")
+		}
 		offer.Refusal = refusal(err)
 	} else {
 		c.SignAsProvider(r.id.Key)
@@ -504,35 +595,43 @@ func (r *Responder) pruneLoop() {
 	}
 }
 
-// prune deletes the stored contracts with this provider that ended more
-// than EndedRetention before now, and returns how many it deleted. A
-// contract a request is changing is left for the next round.
-func (r *Responder) prune(now time.Time) (int, error) {
-	all, err := r.store.List()
-	if err != nil {
-		return 0, err
-	}
-	return r.pruneListed(all, now)
-}
+// pruneBatch bounds the contracts one prune reads from the index at once.
+const pruneBatch = 1024
 
-// pruneListed deletes those of the listed contracts that still ended more
-// than EndedRetention before now. Each is read again under its claim, so a
-// RENEW that completed after the list was taken keeps its contract.
-func (r *Responder) pruneListed(all []*Contract, now time.Time) (int, error) {
+// prune deletes the stored contracts with this provider that are due at
+// now — ended more than EndedRetention before, or open uploads whose grant
+// lapsed unbound — and returns how many it deleted. It reads only the due
+// entries of the store's index. A contract a request is changing is left
+// for the next round.
+func (r *Responder) prune(now time.Time) (int, error) {
 	me, n := r.id.Key.Account(), 0
-	for _, c := range all {
-		if c.Provider != me || !now.After(c.End.Add(EndedRetention)) {
-			continue
-		}
-		deleted, err := r.pruneOne(c.ID, now)
+	skipped := make(map[ID]struct{})
+	for {
+		due, err := r.store.Due(now, pruneBatch+len(skipped))
 		if err != nil {
 			return n, err
 		}
-		if deleted {
-			n++
+		progress := false
+		for _, d := range due {
+			if _, ok := skipped[d.ID]; ok || d.Provider != me {
+				skipped[d.ID] = struct{}{}
+				continue
+			}
+			deleted, err := r.pruneOne(d.ID, now)
+			if err != nil {
+				return n, err
+			}
+			if deleted {
+				n++
+				progress = true
+			} else {
+				skipped[d.ID] = struct{}{}
+			}
+		}
+		if !progress || len(due) < pruneBatch+len(skipped) {
+			return n, nil
 		}
 	}
-	return n, nil
 }
 
 // pruneOne deletes contract id if, read under its claim, it ended more than
@@ -551,8 +650,26 @@ func (r *Responder) pruneOne(id ID, now time.Time) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if !now.After(cur.End.Add(EndedRetention)) {
+	if !r.pruneDue(cur, now) {
 		return false, nil
 	}
 	return true, r.store.Delete(id, me)
+}
+
+// pruneDue reports whether c may be deleted at now: ended EndedRetention
+// before, or an open upload past its deadline whose grant is not live
+// (its deadline lies past the grant's end, so this is only a guard).
+func (r *Responder) pruneDue(c *Contract, now time.Time) bool {
+	if now.After(c.End.Add(EndedRetention)) {
+		return true
+	}
+	deadline, open, err := r.store.Open(c.ID, c.Provider)
+	if err != nil || !open || !now.After(deadline) {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.consigned[c.ID]
+	g, live := r.grants[s]
+	return !ok || !live || now.After(g.Expires)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"math"
 	"sync"
 	"time"
 
@@ -13,33 +12,53 @@ import (
 
 // Ledger is a Room that counts reservations against the bucket's voucher on
 // chain and the provider's free disk, across every contract it reserved and
-// has not released. A reservation lasts until its upload is bound (the
-// Responder's Release, called by the store handler at BIND: the voucher
-// charged the registered object) or, at most, as long as the grant it
-// opened: GrantTTL (or WithGrantTTL) after the CONSIGN or after the last
-// chunk the provider took into the grant's session (Extend), and never
-// past the contract's End. A provider takes a streamed upload session only
-// under a live grant, and keeps the session's unbound chunks no longer
-// than the grant (the store handler caps the session's expiry at the
-// grant's end), so the open reservations are its open contracts and the
-// bytes of their sessions.
+// has not released.
 //
-// No member holds more than its share of the room: a contract is refused
-// (ErrNoRoom) when its member's open reservations and its own size would
-// exceed 1/MemberRoomShare of the room (the voucher's free bytes or the
-// free disk, whichever is less), unless they stay within the chain's
-// largest data object, so one large honest upload still fits. A contract
-// for more bytes than the chain's largest data object is refused
-// (ErrMalformed): no object it could bind to is accepted on chain.
+// A streamed upload's contract (object 0) does not reserve its whole size
+// at CONSIGN: it reserves a window (ReserveWindow, or the size if smaller)
+// and the reservation grows as the upload's bytes arrive (Grow, asked for
+// each chunk), always one window ahead of them, up to the contract's size.
+// The part not yet received is given back after IdleRelease without a
+// chunk (the grant itself lives on, and its next chunk grows it again). So
+// a member that consigns and uploads nothing holds one window per open
+// grant, not the object, and at most MaxOpenPerMember grants (MaxOpenGrants
+// on the node): a further one is refused ErrBusy. A MIRROR's contract (a
+// registered object, copied by the sync) reserves its whole size.
+//
+// A reservation lasts until its upload is bound (Release, called at BIND:
+// the voucher charged the registered object) or, at most, as long as the
+// grant it opened: GrantTTL (or WithGrantTTL) after the CONSIGN or after
+// the last chunk the provider took into the grant's session (Extend), and
+// never past the contract's End.
+//
+// What is checked: the whole object must fit the room when offered and
+// consigned (the voucher's free bytes less every open reservation, the
+// free disk less every reservation's bytes not yet received), so an
+// upload rarely runs out mid-way; every growth must fit it too. And no
+// member holds more than its share of the room left: the bytes a member
+// has reserved and not received may reach 1/MemberRoomShare of the room
+// the other members' reservations leave (a member with nothing else
+// reserved may always take one window), so four members, or forty, never
+// hold all of it. Counters are kept as reservations change; nothing scans
+// every reservation but the lapse sweep, which runs only when one may have
+// lapsed. A contract for more bytes than the chain's largest data object
+// is refused (ErrMalformed): no object it could bind to is accepted.
 type Ledger struct {
-	dir    Directory
-	bucket chain.StorageBucketID
-	free   func() (uint64, error)
-	ttl    time.Duration
-	share  uint64
+	dir       Directory
+	bucket    chain.StorageBucketID
+	free      func() (uint64, error)
+	ttl       time.Duration
+	share     uint64
+	window    uint64
+	idle      time.Duration
+	perMember int
+	maxOpen   int
 
 	mu       sync.Mutex
-	reserved map[ID]reservation
+	reserved map[ID]*reservation
+	use      usage
+	members  map[chain.MemberID]*usage
+	sweepAt  time.Time // no reservation lapses or idles before it
 	now      func() time.Time
 
 	// largest caches the chain's largest data object, read at largestAt:
@@ -52,27 +71,6 @@ type Ledger struct {
 // paramsTTL is how long a Ledger trusts the chain's largest data object
 // (a governance parameter, rarely changed) before it reads it again.
 const paramsTTL = 10 * time.Second
-
-// reservation is the room one contract of member holds until its upload is
-// bound or its grant lapses.
-type reservation struct {
-	size   uint64
-	member chain.MemberID
-	until  time.Time
-	end    time.Time // the contract's end: no grant of it outlasts it
-}
-
-// RoomExtender is what a Room may also implement to make a grant's
-// reservation slide with its upload (*Ledger does): Extend is asked for
-// each chunk a provider takes into the grant's session, so an upload that
-// takes longer than one grant TTL, but never pauses that long, keeps its
-// room and its session.
-type RoomExtender interface {
-	// Extend makes contract id's live reservation last until max(its end,
-	// now + the grant TTL), no later than the contract's End, and returns
-	// its end; false when no live reservation is held for id.
-	Extend(id ID) (until time.Time, ok bool)
-}
 
 // LedgerOption configures a Ledger.
 type LedgerOption func(*Ledger)
@@ -89,19 +87,53 @@ func WithGrantTTL(d time.Duration) LedgerOption {
 	}
 }
 
-// WithMemberShare sets the share of the room one member's open
-// reservations may hold: 1/n of it, or the chain's largest data object if
-// that is more (default MemberRoomShare). n of 1 or less lets one member
-// reserve all of it.
+// WithMemberShare sets the share of the room left by the other members
+// that one member's reserved, not yet received, bytes may hold: 1/n of it
+// (default MemberRoomShare). n of 1 or less lets one member reserve all of
+// it.
 func WithMemberShare(n int) LedgerOption {
 	return func(l *Ledger) { l.share = uint64(max(n, 1)) }
+}
+
+// WithReserveWindow sets how far ahead of an upload's received bytes its
+// reservation reaches (default ReserveWindow). Zero keeps the default.
+func WithReserveWindow(n uint64) LedgerOption {
+	return func(l *Ledger) {
+		if n > 0 {
+			l.window = n
+		}
+	}
+}
+
+// WithIdleRelease sets how long an upload may send no chunk before the
+// part of its reservation not yet received is given back (default
+// IdleRelease). Zero or negative keeps the default.
+func WithIdleRelease(d time.Duration) LedgerOption {
+	return func(l *Ledger) {
+		if d > 0 {
+			l.idle = d
+		}
+	}
+}
+
+// WithOpenLimits sets how many reservations one member (default
+// MaxOpenPerMember) and the node (default MaxOpenGrants) may hold open.
+// Zero or negative keeps a default.
+func WithOpenLimits(perMember, total int) LedgerOption {
+	return func(l *Ledger) {
+		if perMember > 0 {
+			l.perMember = perMember
+		}
+		if total > 0 {
+			l.maxOpen = total
+		}
+	}
 }
 
 // ParamsReader is what a Ledger's Directory may also implement
 // (*chain.Client does): the chain's governance parameters, whose limits
 // give the largest data object a contract may be for. Without it, a
-// contract's size is checked against the room alone and a member's share
-// has no floor.
+// contract's size is checked against the room alone.
 type ParamsReader interface {
 	Params(ctx context.Context) (chain.Params, error)
 }
@@ -110,23 +142,101 @@ type ParamsReader interface {
 // provider can still write; nil means the disk is not checked.
 func NewLedger(dir Directory, bucket chain.StorageBucketID, freeDisk func() (uint64, error), opts ...LedgerOption) *Ledger {
 	l := &Ledger{dir: dir, bucket: bucket, free: freeDisk, ttl: GrantTTL, share: MemberRoomShare,
-		reserved: make(map[ID]reservation), now: time.Now}
+		window: ReserveWindow, idle: IdleRelease, perMember: MaxOpenPerMember, maxOpen: MaxOpenGrants,
+		reserved: make(map[ID]*reservation), members: make(map[chain.MemberID]*usage), now: time.Now}
 	for _, o := range opts {
 		o(l)
 	}
 	return l
 }
 
-// Fits implements Room.
+// Fits implements Room: c would be reserved now.
 func (l *Ledger) Fits(ctx context.Context, c *Contract) error {
 	v, err := l.view(ctx, c)
 	if err != nil {
 		return err
 	}
 	l.mu.Lock()
-	total, mine := l.openLocked(c.Member, nil)
-	l.mu.Unlock()
-	return l.fits(c, v, total, mine)
+	defer l.mu.Unlock()
+	l.sweepLocked(l.now())
+	return l.admitLocked(c, v, l.reserved[c.ID])
+}
+
+// Reserve implements Room. Reserving the same contract again (a repeated
+// CONSIGN) returns a new grant without counting its room twice, and
+// without reading the chain when its size did not grow; a reservation
+// under an ID already reserved with another size is checked against the
+// room the others leave.
+func (l *Ledger) Reserve(ctx context.Context, c *Contract) (Grant, error) {
+	if g, ok := l.reserveAgain(c); ok {
+		return g, nil
+	}
+	// The room is read before the lock: a chain read does not hold up
+	// Grow and Extend, and so the chunks of every upload.
+	v, err := l.view(ctx, c)
+	if err != nil {
+		return Grant{}, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweepLocked(l.now())
+	old := l.reserved[c.ID]
+	if old == nil || c.Size > old.size {
+		if err := l.admitLocked(c, v, old); err != nil {
+			return Grant{}, err
+		}
+	}
+	return l.grantLocked(c), nil
+}
+
+// reserveAgain grants c again, without reading the chain, when it is
+// reserved already with at least its size.
+func (l *Ledger) reserveAgain(c *Contract) (Grant, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweepLocked(l.now())
+	if old := l.reserved[c.ID]; old == nil || c.Size > old.size {
+		return Grant{}, false
+	}
+	return l.grantLocked(c), true
+}
+
+// grantLocked opens a grant of c and (re)places its reservation, which
+// lasts as long as the grant or a grant opened before under the same ID
+// that slid past it, whichever ends later. Call with l.mu.
+func (l *Ledger) grantLocked(c *Contract) Grant {
+	now := l.now()
+	g := Grant{ContractID: c.ID, Bag: c.Bag, MaxBytes: c.Size, Expires: l.grantEnd(now, c.End)}
+	r := &reservation{size: c.Size, held: l.firstWindow(c), member: c.Member, until: g.Expires,
+		end: c.End, active: now, upload: c.Object == 0}
+	if old := l.reserved[c.ID]; old != nil {
+		l.remove(c.ID, old)
+		r.until = maxTime(r.until, old.until)
+		r.held = max(r.held, min(old.held, r.size))
+		r.recv = min(old.recv, r.held)
+	}
+	l.add(c.ID, r)
+	_, _ = rand.Read(g.Session[:])
+	return g
+}
+
+// firstWindow is what c reserves at CONSIGN: a window of an upload, the
+// whole of a registered object (a MIRROR's copy does not report its bytes).
+func (l *Ledger) firstWindow(c *Contract) uint64 {
+	if c.Object != 0 {
+		return c.Size
+	}
+	return min(c.Size, l.window)
+}
+
+// grantEnd is when a grant opened, or slid, at now ends: one grant TTL
+// later, and no later than end, its contract's end (when set).
+func (l *Ledger) grantEnd(now, end time.Time) time.Time {
+	until := now.Add(l.ttl)
+	if !end.IsZero() && end.Before(until) {
+		return end
+	}
+	return until
 }
 
 // roomView is what c's room is made of, read from the chain and the disk
@@ -151,53 +261,21 @@ func (l *Ledger) view(ctx context.Context, c *Contract) (roomView, error) {
 		return v, fmt.Errorf("%w: contract for %d bytes; the chain takes data objects of at most %d bytes, so split the upload into objects of at most that size",
 			ErrMalformed, c.Size, v.largest)
 	}
+	return v, l.readRoom(ctx, &v)
+}
+
+// readRoom reads the bucket's voucher and the free disk into v.
+func (l *Ledger) readRoom(ctx context.Context, v *roomView) error {
 	b, err := l.dir.StorageBucket(ctx, l.bucket)
 	if err != nil {
-		return v, fmt.Errorf("contracts: read storage bucket %d: %w", l.bucket, err)
+		return fmt.Errorf("contracts: read storage bucket %d: %w", l.bucket, err)
 	}
 	v.voucher = b.Voucher
 	if l.free != nil {
 		if v.free, err = l.free(); err != nil {
-			return v, fmt.Errorf("contracts: free disk: %w", err)
+			return fmt.Errorf("contracts: free disk: %w", err)
 		}
 		v.hasFree = true
-	}
-	return v, nil
-}
-
-// fits checks c against the room rv: reserved bytes are held by open
-// contracts, mine of them by c's member.
-func (l *Ledger) fits(c *Contract, rv roomView, reserved, mine uint64) error {
-	room := uint64(math.MaxUint64)
-	v := rv.voucher
-	if c.Object == 0 {
-		if reserved+c.Size < reserved || !v.Room(1, reserved+c.Size) {
-			return fmt.Errorf("%w: bucket %d voucher: %d of %d bytes used, %d reserved by open contracts, %d more asked; ask the storage lead to raise its limit",
-				ErrNoRoom, l.bucket, v.SizeUsed, v.SizeLimit, reserved, c.Size)
-		}
-		room = sub(v.SizeLimit, v.SizeUsed)
-	}
-	if rv.hasFree {
-		free := rv.free
-		if free < reserved || free-reserved < c.Size {
-			return fmt.Errorf("%w: %d bytes free on disk, %d reserved by open contracts, %d more asked",
-				ErrNoRoom, free, reserved, c.Size)
-		}
-		room = min(room, free)
-	}
-	return l.memberFits(c, room, mine, rv.largest)
-}
-
-// memberFits checks that c's member, holding mine reserved bytes, may
-// reserve c's size too: at most 1/share of room, or largest if more.
-func (l *Ledger) memberFits(c *Contract, room, mine, largest uint64) error {
-	if l.share <= 1 || room == math.MaxUint64 {
-		return nil
-	}
-	limit := max(room/l.share, largest)
-	if mine+c.Size < mine || mine+c.Size > limit {
-		return fmt.Errorf("%w: member %d holds %d bytes reserved by open contracts and asks %d more; one member may hold at most %d (1/%d of the %d bytes of room, or the chain's largest data object); bind or drop its uploads first",
-			ErrNoRoom, c.Member, mine, c.Size, limit, l.share, room)
 	}
 	return nil
 }
@@ -226,89 +304,33 @@ func (l *Ledger) largestObject(ctx context.Context) (uint64, error) {
 	return p.Limits.MaxDataObjectSize, nil
 }
 
-// Reserve implements Room. Reserving the same contract again (a repeated
-// CONSIGN) returns a new grant without counting its room twice, and
-// without reading the chain when its size did not grow; a reservation
-// under an ID already reserved with another size counts only the
-// difference, checked against the room left.
-func (l *Ledger) Reserve(ctx context.Context, c *Contract) (Grant, error) {
-	if g, ok := l.reserveAgain(c); ok {
-		return g, nil
-	}
-	// The room is read before the lock: a chain read does not hold up
-	// Extend, and so the chunks of every upload.
-	v, err := l.view(ctx, c)
-	if err != nil {
-		return Grant{}, err
-	}
+// Release returns a contract's room, once its upload is accepted on chain
+// (and charged to the voucher) or given up.
+func (l *Ledger) Release(id ID) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	others, mine := l.openLocked(c.Member, &c.ID)
-	if old, had := l.reserved[c.ID]; !had || c.Size > old.size {
-		if err := l.fits(c, v, others, mine); err != nil {
-			return Grant{}, err
-		}
+	if r := l.reserved[id]; r != nil {
+		l.remove(id, r)
 	}
-	return l.grantLocked(c), nil
 }
 
-// reserveAgain grants c again, without reading the chain, when it is
-// reserved already with at least its size.
-func (l *Ledger) reserveAgain(c *Contract) (Grant, bool) {
+// Reserved returns the bytes reserved by open contracts.
+func (l *Ledger) Reserved() uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.openLocked(c.Member, nil)
-	if old, had := l.reserved[c.ID]; !had || c.Size > old.size {
-		return Grant{}, false
-	}
-	return l.grantLocked(c), true
+	l.sweepLocked(l.now())
+	return l.use.held
 }
 
-// grantLocked opens a grant of c and (re)places its reservation, which
-// lasts as long as the grant or a grant opened before under the same ID
-// that slid past it, whichever ends later. Call with l.mu.
-func (l *Ledger) grantLocked(c *Contract) Grant {
-	g := Grant{ContractID: c.ID, Bag: c.Bag, MaxBytes: c.Size, Expires: l.grantEnd(l.now(), c.End)}
-	until := g.Expires
-	if old, had := l.reserved[c.ID]; had && old.until.After(until) {
-		until = old.until
-	}
-	l.reserved[c.ID] = reservation{size: c.Size, member: c.Member, until: until, end: c.End}
-	_, _ = rand.Read(g.Session[:])
-	return g
-}
-
-// grantEnd is when a grant opened, or slid, at now ends: one grant TTL
-// later, and no later than end, its contract's end (when set).
-func (l *Ledger) grantEnd(now, end time.Time) time.Time {
-	until := now.Add(l.ttl)
-	if !end.IsZero() && end.Before(until) {
-		return end
-	}
-	return until
-}
-
-// Extend implements RoomExtender: it slides contract id's reservation, while
-// its grant is live, to max(its end, now + the grant TTL), no later than
-// the contract's End. It only updates the reservation in memory (two map
-// operations under the Ledger's lock), so it is cheap enough for every
-// chunk. The Ledger keeps nothing on disk: after a restart no reservation
-// and no grant is open, the chunks of a session the provider no longer
-// counts are refused, and the block store removes the session at its
-// expiry, which was never later than its grant's end.
-func (l *Ledger) Extend(id ID) (time.Time, bool) {
+// ReservedBy returns the bytes member's open contracts reserve.
+func (l *Ledger) ReservedBy(member chain.MemberID) uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r, ok := l.reserved[id]
-	now := l.now()
-	if !ok || now.After(r.until) {
-		return time.Time{}, false
+	l.sweepLocked(l.now())
+	if u := l.members[member]; u != nil {
+		return u.held
 	}
-	if u := l.grantEnd(now, r.end); u.After(r.until) {
-		r.until = u
-		l.reserved[id] = r
-	}
-	return r.until, true
+	return 0
 }
 
 // sub is a - b, or 0 when b > a.
@@ -319,46 +341,9 @@ func sub(a, b uint64) uint64 {
 	return a - b
 }
 
-// openLocked drops the reservations whose grant lapsed and returns the
-// bytes the others reserve, mine of them by member; the reservation of
-// except, when given, is not counted. Call with l.mu.
-func (l *Ledger) openLocked(member chain.MemberID, except *ID) (total, mine uint64) {
-	now := l.now()
-	for id, r := range l.reserved {
-		switch {
-		case now.After(r.until):
-			delete(l.reserved, id)
-		case except != nil && id == *except:
-		default:
-			total += r.size
-			if r.member == member {
-				mine += r.size
-			}
-		}
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
 	}
-	return total, mine
-}
-
-// Release returns a contract's room, once its upload is accepted on chain
-// (and charged to the voucher) or given up.
-func (l *Ledger) Release(id ID) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.reserved, id)
-}
-
-// Reserved returns the bytes reserved by open contracts.
-func (l *Ledger) Reserved() uint64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	total, _ := l.openLocked(0, nil)
-	return total
-}
-
-// ReservedBy returns the bytes member's open contracts reserve.
-func (l *Ledger) ReservedBy(member chain.MemberID) uint64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	_, mine := l.openLocked(member, nil)
-	return mine
+	return b
 }

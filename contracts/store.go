@@ -40,7 +40,12 @@ func OpenStore(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("contracts: open store %s: %w; is another process using it?", dir, err)
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db}
+	if err := s.buildIndex(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("contracts: index store %s: %w", dir, err)
+	}
+	return s, nil
 }
 
 // Close closes the store.
@@ -61,9 +66,13 @@ func prefixedKey(prefix string, id ID, provider chain.Account) []byte {
 }
 
 // Put verifies c's form and both signatures and writes it, replacing an
-// earlier version of the same contract (a renewal). Nothing is written when
+// earlier version of the same contract (a renewal), which keeps its open
+// upload if it has one (see PutOpen). Nothing is written when
 // verification fails.
-func (s *Store) Put(c *Contract) error {
+func (s *Store) Put(c *Contract) error { return s.put(c, nil) }
+
+// put writes c; open, when set, makes it an open upload (PutOpen).
+func (s *Store) put(c *Contract, open *openInfo) error {
 	if err := c.Verify(); err != nil {
 		return fmt.Errorf("contracts: store contract %s: %w", c.ID, err)
 	}
@@ -73,7 +82,34 @@ func (s *Store) Put(c *Contract) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.db.Put(storeKey(c.ID, c.Provider), b, nil); err != nil {
+	var batch leveldb.Batch
+	due := c.End.Add(EndedRetention)
+	old, held, err := s.dueLocked(c.ID, c.Provider)
+	if err != nil {
+		return fmt.Errorf("contracts: store contract %s: %w", c.ID, err)
+	}
+	if held {
+		batch.Delete(dueKey(old, c.ID, c.Provider))
+	}
+	prev, wasOpen, err := s.openLocked(c.ID, c.Provider)
+	if err != nil {
+		return err
+	}
+	switch {
+	case open != nil:
+		if wasOpen {
+			batch.Delete(append([]byte(sessionPrefix), prev.session[:]...))
+		}
+		pub, _ := c.Provider.PublicKey()
+		batch.Put(prefixedKey(openPrefix, c.ID, c.Provider), open.bytes())
+		batch.Put(append([]byte(sessionPrefix), open.session[:]...), append(c.ID[:len(c.ID):len(c.ID)], pub...))
+		due = open.deadline
+	case wasOpen:
+		due = prev.deadline
+	}
+	batch.Put(storeKey(c.ID, c.Provider), b)
+	batch.Put(dueKey(due, c.ID, c.Provider), nil)
+	if err := s.db.Write(&batch, nil); err != nil {
 		return fmt.Errorf("contracts: store contract %s: %w", c.ID, err)
 	}
 	return nil
@@ -100,12 +136,26 @@ func (s *Store) ByID(id ID) ([]*Contract, error) {
 // List returns every stored contract, ordered by ID then provider.
 func (s *Store) List() ([]*Contract, error) { return s.scan([]byte(keyPrefix)) }
 
-// Delete removes the contract id with provider, and the object it was
-// bound to; deleting a missing one is not an error.
+// Delete removes the contract id with provider, the object it was bound
+// to, its open upload and its index entry; deleting a missing one is not
+// an error.
 func (s *Store) Delete(id ID, provider chain.Account) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var b leveldb.Batch
+	if due, ok, err := s.dueLocked(id, provider); err != nil {
+		return err
+	} else if ok {
+		b.Delete(dueKey(due, id, provider))
+	}
+	if o, ok, err := s.openLocked(id, provider); err != nil {
+		return err
+	} else if ok {
+		b.Delete(append([]byte(sessionPrefix), o.session[:]...))
+	}
 	b.Delete(storeKey(id, provider))
 	b.Delete(prefixedKey(boundPrefix, id, provider))
+	b.Delete(prefixedKey(openPrefix, id, provider))
 	return s.db.Write(&b, nil)
 }
 
@@ -158,6 +208,20 @@ func (s *Store) scan(prefix []byte) ([]*Contract, error) {
 		out = append(out, c)
 	}
 	return out, it.Error()
+}
+
+// decodeUnverified reads a stored contract's fields without checking its
+// signatures: for the store's own bookkeeping (its dates), never handed out.
+func decodeUnverified(b []byte) (*Contract, error) {
+	var m pb.Contract
+	if err := proto.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("contracts: stored contract does not decode: %w", err)
+	}
+	c, err := ContractFromPB(&m)
+	if err != nil {
+		return nil, fmt.Errorf("contracts: stored contract: %w", err)
+	}
+	return c, nil
 }
 
 // decodeStored reads a stored contract and verifies it again: a store edited

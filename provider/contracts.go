@@ -2,7 +2,9 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -19,10 +21,12 @@ import (
 // *contracts.Responder implements it.
 type UploadGrants interface {
 	Grant(session []byte) (contracts.Grant, bool)
-	// ExtendGrant makes the live grant under session, and the room it
-	// reserved, last one grant TTL from now (no later than its contract's
-	// end) if that is later, and returns it; false when none is live.
-	ExtendGrant(session []byte) (contracts.Grant, bool)
+	// ExtendGrant grows the room the live grant under session reserved to
+	// cover received bytes (the session's, this chunk included), makes
+	// the grant and its room last one grant TTL from now (no later than
+	// its contract's end) if that is later, and returns it; an error when
+	// none is live or the room ran out.
+	ExtendGrant(ctx context.Context, session []byte, received uint64) (contracts.Grant, error)
 }
 
 // grantSource holds the node's UploadGrants, set once its contract
@@ -73,9 +77,12 @@ func (a *chainAuth) AuthorizeUploadSession(ctx context.Context, bag string, sess
 	if _, err := a.assigned(ctx, bag); err != nil {
 		return time.Time{}, err
 	}
-	slid, ok := (*gp).ExtendGrant(session)
-	if !ok {
-		return time.Time{}, fmt.Errorf("%w: the grant of contract %s lapsed; negotiate a new contract", ErrNotAuthorized, g.ContractID)
+	slid, err := (*gp).ExtendGrant(ctx, session, n)
+	switch {
+	case errors.Is(err, contracts.ErrNoRoom):
+		return time.Time{}, fmt.Errorf("%w: %v", ErrNotAuthorized, err)
+	case err != nil:
+		return time.Time{}, fmt.Errorf("%w: the grant of contract %s lapsed (%v); negotiate a new contract", ErrNotAuthorized, g.ContractID, err)
 	}
 	return slid.Expires, nil
 }
@@ -90,6 +97,25 @@ func (a *chainAuth) ReleaseSession(session []byte) {
 	}
 	if r, ok := (*gp).(interface{ Release(session []byte) }); ok {
 		r.Release(session)
+	}
+}
+
+// SessionBound implements store.SessionBinder: the storage contract whose
+// grant opened session, stored as an open upload at CONSIGN, is kept to
+// its end now that the upload is bound to object (the contract
+// responder's Bound); an open upload never bound is deleted once its grant
+// lapsed. Called before BOUND is answered.
+func (a *chainAuth) SessionBound(session []byte, object uint64) {
+	gp := a.grants.g.Load()
+	if gp == nil {
+		return
+	}
+	if b, ok := (*gp).(interface {
+		Bound(session []byte, obj chain.ObjectID) error
+	}); ok {
+		if err := b.Bound(session, chain.ObjectID(object)); err != nil {
+			slog.Default().Warn("recording a bound upload's contract", "component", "provider", "object", object, "err", err)
+		}
 	}
 }
 
@@ -188,6 +214,9 @@ type ContractStatus struct {
 	Consigned    int64 `json:"consigned"`
 	OpenSessions int   `json:"openSessions"`
 	Undelivered  int64 `json:"undelivered"`
+	// ReservedBytes is the room the open contracts reserve now: a window
+	// ahead of each upload's received bytes, and each MIRROR's object.
+	ReservedBytes uint64 `json:"reservedBytes"`
 }
 
 // contractReporter is what the status page reads of the node's contract
@@ -196,6 +225,7 @@ type contractReporter interface {
 	Topics() []topics.Topic
 	Stats() contracts.ResponderStats
 	OpenGrants() int
+	Reserved() uint64
 }
 
 // contractStatus reports the node's contract side, or nil when it runs
@@ -212,7 +242,7 @@ func (s *Server) contractStatus() *ContractStatus {
 	st := r.Stats()
 	out := &ContractStatus{Topics: []string{}, Proposals: st.Proposals, Offers: st.Offers, NotAssigned: st.NotAssigned,
 		NotOwner: st.NotOwner, NoRoom: st.NoRoom, Busy: st.Busy, Consigned: st.Consigned, OpenSessions: r.OpenGrants(),
-		Undelivered: st.Undelivered}
+		Undelivered: st.Undelivered, ReservedBytes: r.Reserved()}
 	for _, t := range r.Topics() {
 		out.Topics = append(out.Topics, t.String())
 	}

@@ -40,7 +40,12 @@ func (f *fixedGrants) Grant(session []byte) (contracts.Grant, bool) {
 }
 
 // ExtendGrant keeps the grants given up front as they are.
-func (f *fixedGrants) ExtendGrant(session []byte) (contracts.Grant, bool) { return f.Grant(session) }
+func (f *fixedGrants) ExtendGrant(_ context.Context, session []byte, _ uint64) (contracts.Grant, error) {
+	if g, ok := f.Grant(session); ok {
+		return g, nil
+	}
+	return contracts.Grant{}, contracts.ErrNotFound
+}
 
 // hopProvider is a provider host serving the store protocol with the
 // node's chain authorizer over a fake chain that assigns bag to its

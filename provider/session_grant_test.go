@@ -120,7 +120,17 @@ func TestLapsedGrantEndsSession(t *testing.T) {
 // take upload sessions under its grants; it returns the ledger.
 func shortGrants(t *testing.T, net *testnet.Network, p *testnet.Provider, ttl time.Duration) *contracts.Ledger {
 	t.Helper()
-	ledger := contracts.NewLedger(net.Client, p.Bucket, p.Server().FreeDisk(), contracts.WithGrantTTL(ttl))
+	ledger, _ := grantsWith(t, net, p, contracts.WithGrantTTL(ttl))
+	return ledger
+}
+
+// grantsWith starts a contract responder on provider p (of a network
+// started without contracts) with a ledger made with opts, and makes p
+// take upload sessions under its grants; it returns the ledger and the
+// responder's contract store.
+func grantsWith(t *testing.T, net *testnet.Network, p *testnet.Provider, opts ...contracts.LedgerOption) (*contracts.Ledger, *contracts.Store) {
+	t.Helper()
+	ledger := contracts.NewLedger(net.Client, p.Bucket, p.Server().FreeDisk(), opts...)
 	cst, err := contracts.OpenStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +150,7 @@ func shortGrants(t *testing.T, net *testnet.Network, p *testnet.Provider, ttl ti
 	}
 	t.Cleanup(func() { _ = resp.Close() })
 	p.Server().SetUploadGrants(resp)
-	return ledger
+	return ledger, cst
 }
 
 // renterOn starts a renter host connected to net's providers, with the

@@ -63,6 +63,9 @@ func (c *storeConn) bind(ctx context.Context, ex *storeExchange, b *pb.BindReque
 		return
 	}
 	c.endSessions(b)
+	if sb, ok := h.auth.(SessionBinder); ok && len(b.Session) == SessionIDLength {
+		sb.SessionBound(b.Session, b.ObjectId)
+	}
 	if sr, ok := h.auth.(SessionReleaser); ok && len(b.Session) == SessionIDLength {
 		sr.ReleaseSession(b.Session)
 	}

@@ -42,6 +42,14 @@ type SessionReleaser interface {
 	ReleaseSession(session []byte)
 }
 
+// SessionBinder is what an Authorizer may also implement to hear, before
+// BOUND is answered, which registered object a streamed session was bound
+// to (a DROP does not call it): the provider node keeps the storage
+// contract the session was opened under only once its upload is bound.
+type SessionBinder interface {
+	SessionBound(session []byte, object uint64)
+}
+
 // DropAuthorizer is what an Authorizer may also implement to say who may
 // end a streamed session (DROP, or a BIND naming it). The session ID alone is not enough
 // once a pipeline forwards through providers: each hop learns the session

@@ -1,0 +1,216 @@
+package contracts
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+)
+
+// This file holds the Ledger's rules: what a new reservation must fit,
+// and how an upload's reservation grows with its bytes.
+
+// admitLocked checks that c may be reserved: an open slot for its member
+// and the node, its whole size within the room the other reservations
+// leave, and its first window within its member's share. old is c's own
+// reservation, if any (a repeated CONSIGN), not counted against it. Call
+// with l.mu.
+func (l *Ledger) admitLocked(c *Contract, v roomView, old *reservation) error {
+	if old == nil {
+		if m := l.members[c.Member]; m != nil && m.open >= l.perMember {
+			return fmt.Errorf("%w: member %d holds %d open uploads on this provider, the most one member may; bind or drop one first (an idle one lapses %v after its last chunk)",
+				ErrBusy, c.Member, m.open, l.ttl)
+		}
+		if l.use.open >= l.maxOpen {
+			return fmt.Errorf("%w: this provider holds %d open uploads, the most it keeps; ask again later", ErrBusy, l.use.open)
+		}
+	}
+	var o reservation
+	if old != nil {
+		o = *old
+	}
+	voucher := l.use.voucher
+	if o.upload {
+		voucher -= o.held
+	}
+	if err := l.roomFor(c, v, voucher, l.use.pending-o.pending(), c.Size, "open contracts"); err != nil {
+		return err
+	}
+	mine := uint64(0)
+	if m := l.members[c.Member]; m != nil {
+		mine = m.pending - o.pending()
+	}
+	return l.memberFits(c, v, mine, l.firstWindow(c))
+}
+
+// roomFor checks that n more bytes fit beside voucher bytes reserved
+// against the voucher (for an upload) and pending bytes reserved and not
+// yet on the disk.
+func (l *Ledger) roomFor(c *Contract, v roomView, voucher, pending, n uint64, what string) error {
+	if c.Object == 0 && (voucher+n < voucher || !v.voucher.Room(1, voucher+n)) {
+		return fmt.Errorf("%w: bucket %d voucher: %d of %d bytes used, %d reserved by %s, %d more asked; ask the storage lead to raise its limit",
+			ErrNoRoom, l.bucket, v.voucher.SizeUsed, v.voucher.SizeLimit, voucher, what, n)
+	}
+	if v.hasFree && (v.free < pending || v.free-pending < n) {
+		return fmt.Errorf("%w: %d bytes free on disk, %d reserved by %s and not yet received, %d more asked",
+			ErrNoRoom, v.free, pending, what, n)
+	}
+	return nil
+}
+
+// memberFits checks that c's member, holding mine bytes reserved and not
+// received under its other reservations, may hold n more: at most
+// 1/share of the room the other members leave, or n alone when it holds
+// nothing else and n is at most one window (so one honest upload always
+// proceeds). Call with l.mu.
+func (l *Ledger) memberFits(c *Contract, v roomView, mine, n uint64) error {
+	if l.share <= 1 || (mine == 0 && n <= l.firstWindow(c)) {
+		return nil
+	}
+	var u usage
+	if m := l.members[c.Member]; m != nil {
+		u = *m
+	}
+	left := uint64(math.MaxUint64)
+	if c.Object == 0 {
+		left = sub(sub(v.voucher.SizeLimit, v.voucher.SizeUsed), l.use.voucher-u.voucher)
+	}
+	if v.hasFree {
+		left = min(left, sub(v.free, l.use.pending-u.pending))
+	}
+	if left == math.MaxUint64 {
+		return nil
+	}
+	limit := left / l.share
+	if mine+n < mine || mine+n > limit {
+		return fmt.Errorf("%w: member %d holds %d bytes reserved and not yet uploaded and asks %d more; one member may hold at most %d (1/%d of the %d bytes the other members' reservations leave); finish, bind or drop its uploads first",
+			ErrNoRoom, c.Member, mine, n, limit, l.share, left)
+	}
+	return nil
+}
+
+// RoomGrower is what a Room may also implement to reserve an upload's room
+// as its bytes arrive (*Ledger does): Grow is asked, before a chunk is
+// taken into the grant's session, with the bytes the session would then
+// hold.
+type RoomGrower interface {
+	// Grow records that contract id's upload holds received bytes and
+	// makes sure its reservation covers them, reaching ahead for the
+	// next; an error wrapping ErrNoRoom when the room ran out before
+	// received, ErrNotFound when no live reservation is held for id.
+	Grow(ctx context.Context, id ID, received uint64) error
+}
+
+// Grow implements RoomGrower. A reservation with half a window or less
+// left ahead of the upload grows to one window ahead (at most the
+// contract's size), reading the room first; a growth that does not fit is
+// not an error while the bytes received still fit what is held (the next
+// chunk tries again), and otherwise only the bytes received are asked for.
+func (l *Ledger) Grow(ctx context.Context, id ID, received uint64) error {
+	c, need, err := l.noteReceived(id, received)
+	if err != nil || need == 0 {
+		return err
+	}
+	var v roomView
+	if err := l.readRoom(ctx, &v); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.reserved[id]
+	if r == nil || l.now().After(r.until) {
+		return fmt.Errorf("%w: no live reservation for contract %s", ErrNotFound, id)
+	}
+	target := min(r.size, received+l.window)
+	if target <= r.held {
+		return nil
+	}
+	gerr := l.growLocked(c, id, r, v, target)
+	if gerr == nil || received <= r.held {
+		return nil
+	}
+	if err := l.growLocked(c, id, r, v, received); err != nil {
+		return fmt.Errorf("%w; the upload of contract %s stops at %d of %d bytes (what was received stays until its grant lapses)", err, id, r.held, r.size)
+	}
+	return nil
+}
+
+// noteReceived records received on id's reservation and reports the
+// contract-like view of it and whether it needs to grow (need > 0).
+func (l *Ledger) noteReceived(id ID, received uint64) (*Contract, uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	l.sweepLocked(now)
+	r := l.reserved[id]
+	if r == nil || now.After(r.until) {
+		return nil, 0, fmt.Errorf("%w: no live reservation for contract %s", ErrNotFound, id)
+	}
+	if received > r.size {
+		return nil, 0, fmt.Errorf("%w: contract %s is for %d bytes, its upload would hold %d", ErrNoRoom, id, r.size, received)
+	}
+	l.change(id, r, func(r *reservation) {
+		r.active = now
+		r.recv = max(r.recv, min(received, r.held))
+	})
+	if r.held == r.size || received+l.window/2 <= r.held {
+		return nil, 0, nil
+	}
+	c := &Contract{ID: id, Member: r.member, Terms: Terms{Size: r.size}}
+	if !r.upload {
+		c.Object = 1 // any registered object: not counted on the voucher
+	}
+	return c, min(r.size, received+l.window) - r.held, nil
+}
+
+// growLocked grows r to target bytes if the room and r's member's share
+// take the difference. Call with l.mu.
+func (l *Ledger) growLocked(c *Contract, id ID, r *reservation, v roomView, target uint64) error {
+	if target <= r.held {
+		return nil
+	}
+	n := target - r.held
+	if err := l.roomFor(c, v, l.use.voucher, l.use.pending, n, "open uploads"); err != nil {
+		return err
+	}
+	mine := l.members[r.member].pending - r.pending()
+	if err := l.memberFits(c, v, mine, r.pending()+n); err != nil {
+		return err
+	}
+	l.change(id, r, func(r *reservation) { r.held = target })
+	return nil
+}
+
+// RoomExtender is what a Room may also implement to make a grant's
+// reservation slide with its upload (*Ledger does): Extend is asked for
+// each chunk a provider takes into the grant's session, so an upload that
+// takes longer than one grant TTL, but never pauses that long, keeps its
+// room and its session.
+type RoomExtender interface {
+	// Extend makes contract id's live reservation last until max(its end,
+	// now + the grant TTL), no later than the contract's End, and returns
+	// its end; false when no live reservation is held for id.
+	Extend(id ID) (until time.Time, ok bool)
+}
+
+// Extend implements RoomExtender: it slides contract id's reservation,
+// while its grant is live, to max(its end, now + the grant TTL), no later
+// than the contract's End. It only updates the reservation in memory, so
+// it is cheap enough for every chunk. The Ledger keeps nothing on disk:
+// after a restart no reservation and no grant is open, the chunks of a
+// session the provider no longer counts are refused, and the block store
+// removes the session at its expiry, which was never later than its
+// grant's end.
+func (l *Ledger) Extend(id ID) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.reserved[id]
+	now := l.now()
+	if r == nil || now.After(r.until) {
+		return time.Time{}, false
+	}
+	if u := l.grantEnd(now, r.end); u.After(r.until) {
+		r.until = u // the counts do not depend on until
+	}
+	return r.until, true
+}
