@@ -33,6 +33,7 @@ by default the one `+"`satchel chain init`"+` wrote under the home, or -k/--key 
 		newStorageUploadingBlockedCmd(app),
 		newStorageMaxObjectSizeCmd(app),
 		newStoragePendingObjectExpiryCmd(app), newStorageMembersPerBlockCmd(app), // storage_limits.go
+		newStorageSetMemberInvitesCmd(app), newStorageOpenMembersPerBlockCmd(app), newStorageInitialInvitesCmd(app), // member_invite.go
 	)
 }
 
