@@ -93,6 +93,7 @@ const (
 	CodeAlreadyOperator    uint32 = 314
 	CodeAlreadyExists      uint32 = 315
 	CodeBagHasObjects      uint32 = 316
+	CodeNoInvites          uint32 = 317
 
 	// Rates: 400–499.
 	CodeMembersPerBlock uint32 = 400
@@ -151,6 +152,7 @@ var (
 	ErrAlreadyOperator    = &Error{CodeAlreadyOperator, "worker is already an operator of the bucket"}
 	ErrAlreadyExists      = &Error{CodeAlreadyExists, "already exists"}
 	ErrBagHasObjects      = &Error{CodeBagHasObjects, "bag still has data objects"}
+	ErrNoInvites          = &Error{CodeNoInvites, "the inviting member has no invitations left"}
 
 	ErrMembersPerBlock = &Error{CodeMembersPerBlock, "this block registered the most members a block may; try again in the next block"}
 	// ErrTooManyPending refuses a transaction at mempool admission (never
@@ -177,7 +179,7 @@ func init() {
 		ErrNoInvitation, ErrWorkerBusy, ErrTooFewBuckets, ErrBucketsPerBagLimit,
 		ErrNotAcceptingBags, ErrNotOperator, ErrBagAlreadyInBucket, ErrBagNotInBucket,
 		ErrFamilyInPolicy, ErrTooManyOperators, ErrAlreadyOperator, ErrAlreadyExists,
-		ErrBagHasObjects, ErrMembersPerBlock, ErrTooManyPending,
+		ErrBagHasObjects, ErrNoInvites, ErrMembersPerBlock, ErrTooManyPending,
 	} {
 		if _, dup := sentinels[e.Code]; dup {
 			panic(fmt.Sprintf("chain: duplicate error code %d", e.Code))

@@ -239,6 +239,16 @@ type MemberCreated struct {
 	Member     MemberID `json:"member"`
 	Controller Account  `json:"controller"`
 	Handle     string   `json:"handle,omitempty"`
+	// InvitedBy and InvitedByLead are the new member's (see Member).
+	InvitedBy     *MemberID `json:"invitedBy,omitempty"`
+	InvitedByLead bool      `json:"invitedByLead,omitempty"`
+}
+
+// MemberInvitesUpdated: a member's invitations left changed, set by the
+// storage lead or spent by an invite_member.
+type MemberInvitesUpdated struct {
+	Member  MemberID `json:"member"`
+	Invites uint64   `json:"invites"`
 }
 
 // ChannelCreated: a channel was created (its bag follows in BagCreated).
@@ -386,6 +396,9 @@ func (DistributionOperatorMetadataSet) EventType() string { return "Distribution
 func (MemberCreated) EventType() string { return "MemberCreated" }
 
 // EventType implements EventPayload.
+func (MemberInvitesUpdated) EventType() string { return "MemberInvitesUpdated" }
+
+// EventType implements EventPayload.
 func (ChannelCreated) EventType() string { return "ChannelCreated" }
 
 // EventType implements EventPayload.
@@ -425,7 +438,7 @@ func AllEventPayloads() []EventPayload {
 		DistributionBucketCreated{}, DistributionBucketDeleted{}, DistributionBucketStatusUpdated{},
 		DistributionBucketModeUpdated{}, DistributionOperatorInvited{}, DistributionInvitationCancelled{},
 		DistributionInvitationAccepted{}, DistributionOperatorRemoved{}, DistributionOperatorMetadataSet{},
-		MemberCreated{}, ChannelCreated{}, ChannelDeleted{}, WorkerAdded{}, WorkerRemoved{},
+		MemberCreated{}, MemberInvitesUpdated{}, ChannelCreated{}, ChannelDeleted{}, WorkerAdded{}, WorkerRemoved{},
 		DynamicBagPolicyUpdated{}, LimitsUpdated{}, BlacklistUpdated{}, UploadingBlockedUpdated{},
 		AppVersionUpgradeScheduled{}, AppVersionUpgraded{}, ValidatorUpdated{},
 	}

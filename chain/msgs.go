@@ -38,6 +38,7 @@ func AllMsgs() []Msg {
 		MsgSetStorageBucketsVoucherMaxLimits{}, MsgSetStorageDynamicBagPolicy{},
 		MsgUpdateBlacklist{}, MsgSetUploadingBlocked{}, MsgSetMaxDataObjectSize{},
 		MsgSetPendingObjectExpiry{}, MsgSetMembersPerBlock{},
+		MsgInviteMember{}, MsgSetMemberInvites{}, MsgSetOpenMembersPerBlock{}, MsgSetInitialInvites{},
 		MsgAcceptStorageBucketInvitation{}, MsgSetStorageOperatorMetadata{},
 		MsgAcceptPendingDataObjects{},
 		MsgCreateDistributionBucketFamily{}, MsgDeleteDistributionBucketFamily{},
@@ -127,8 +128,9 @@ func (m MsgRemoveWorker) ValidateBasic() error { return checkGroup(m.Group) }
 
 // MsgCreateMember registers a member controlled by the signing account and
 // creates its bag dynamic:member:<id>, placed by the Member policy. Any
-// account may sign it, but one block registers at most
-// Limits.MembersPerBlock members (ErrMembersPerBlock past that).
+// account may sign it (open registration), but one block registers at most
+// Limits.OpenMembers() members this way (ErrMembersPerBlock past that; 0
+// closes open registration, leaving MsgInviteMember).
 type MsgCreateMember struct {
 	Handle string `json:"handle,omitempty"`
 }
@@ -143,6 +145,56 @@ func (m MsgCreateMember) ValidateBasic() error {
 	}
 	return nil
 }
+
+// MsgInviteMember registers a member controlled by Controller, invited by
+// member Member and signed by its controller account, which spends one of
+// Member's invitations (Member.Invites; ErrNoInvites when none are left).
+// The storage lead invites without limit, naming no Member or one it
+// controls. The new member's record names its inviter (InvitedBy) and its
+// bag dynamic:member:<id> is created as by MsgCreateMember. One block
+// registers at most Limits.MembersPerBlock invited members, a quota open
+// registrations never use. From app version 4.
+type MsgInviteMember struct {
+	Member     *MemberID `json:"member,omitempty"`
+	Controller Account   `json:"controller"`
+	Handle     string    `json:"handle,omitempty"`
+}
+
+// Type implements Msg.
+func (MsgInviteMember) Type() string { return "invite_member" }
+
+// ValidateBasic implements Msg.
+func (m MsgInviteMember) ValidateBasic() error {
+	if err := m.Controller.Validate(); err != nil {
+		return invalid("invited member's controller: %v", err)
+	}
+	if len(m.Handle) > MaxHandleLen {
+		return invalid("member handle is longer than %d bytes", MaxHandleLen)
+	}
+	return nil
+}
+
+// MsgSetMemberInvites sets how many members Member may invite
+// (Member.Invites), taking invitations away with 0. Storage lead. From app
+// version 4.
+type MsgSetMemberInvites struct {
+	Member  MemberID `json:"member"`
+	Invites uint64   `json:"invites"`
+}
+
+// Type implements Msg.
+func (MsgSetMemberInvites) Type() string { return "set_member_invites" }
+
+// ValidateBasic implements Msg.
+func (m MsgSetMemberInvites) ValidateBasic() error {
+	if m.Invites > MaxInvites {
+		return invalid("member invites %d is above the most, %d", m.Invites, MaxInvites)
+	}
+	return nil
+}
+
+// MaxInvites bounds Member.Invites and Limits.InitialInvites.
+const MaxInvites = 1 << 20
 
 // MsgCreateChannel creates a channel of Member, signed by the member's
 // controller, and its bag dynamic:channel:<id>, placed by the Channel policy.
@@ -443,6 +495,48 @@ func (m MsgSetMembersPerBlock) ValidateBasic() error {
 		return invalid("members per block must be above 0")
 	}
 	return nil
+}
+
+// MsgSetOpenMembersPerBlock sets the most members one block may register
+// by create_member (Limits.OpenMembersPerBlock); 0 closes open
+// registration, leaving invitations. Storage lead. From app version 4.
+type MsgSetOpenMembersPerBlock struct {
+	Limit uint64 `json:"limit"`
+}
+
+// Type implements Msg.
+func (MsgSetOpenMembersPerBlock) Type() string { return "set_open_members_per_block" }
+
+// ValidateBasic implements Msg.
+func (MsgSetOpenMembersPerBlock) ValidateBasic() error { return nil }
+
+// MsgSetInitialInvites sets how many invitations a member registered from
+// now on starts with (Limits.InitialInvites). Storage lead. From app
+// version 4.
+type MsgSetInitialInvites struct {
+	Invites uint64 `json:"invites"`
+}
+
+// Type implements Msg.
+func (MsgSetInitialInvites) Type() string { return "set_initial_invites" }
+
+// ValidateBasic implements Msg.
+func (m MsgSetInitialInvites) ValidateBasic() error {
+	if m.Invites > MaxInvites {
+		return invalid("initial invites %d is above the most, %d", m.Invites, MaxInvites)
+	}
+	return nil
+}
+
+// InvitationMsg reports whether msg is one of the invitation messages app
+// version 4 added; a chain below it refuses them as unknown, as the
+// releases before did.
+func InvitationMsg(msg Msg) bool {
+	switch msg.(type) {
+	case MsgInviteMember, MsgSetMemberInvites, MsgSetOpenMembersPerBlock, MsgSetInitialInvites:
+		return true
+	}
+	return false
 }
 
 // ---- Storage operator ----

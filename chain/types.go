@@ -295,6 +295,13 @@ type Member struct {
 	ID         MemberID `json:"id"`
 	Controller Account  `json:"controller"`
 	Handle     string   `json:"handle,omitempty"`
+	// Invites is how many members it may still invite (invite_member).
+	Invites uint64 `json:"invites,omitempty"`
+	// InvitedBy is the member that invited it (nil: registered openly, or
+	// invited by the storage lead naming no member of its own).
+	InvitedBy *MemberID `json:"invitedBy,omitempty"`
+	// InvitedByLead: the storage lead invited it, spending no invitation.
+	InvitedByLead bool `json:"invitedByLead,omitempty"`
 }
 
 // Channel is a member's channel; its bag is ChannelBag(ID).
@@ -375,6 +382,25 @@ type Limits struct {
 	// sets it (set_members_per_block); 0 in a genesis means
 	// DefaultMembersPerBlock.
 	MembersPerBlock uint64 `json:"membersPerBlock"`
+	// OpenMembersPerBlock bounds, from app version 4, the members one block
+	// may register by create_member; MembersPerBlock then bounds those it
+	// registers by invite_member, so open registrations never crowd out an
+	// invited one. Unset, it is MembersPerBlock (OpenMembers); 0 closes open
+	// registration. The storage lead sets it (set_open_members_per_block).
+	OpenMembersPerBlock *uint64 `json:"openMembersPerBlock,omitempty"`
+	// InitialInvites is how many invitations a new member starts with
+	// (from app version 4; default 0). The storage lead sets it
+	// (set_initial_invites), and each member's with set_member_invites.
+	InitialInvites uint64 `json:"initialInvites,omitempty"`
+}
+
+// OpenMembers returns the most members one block may register by
+// create_member: OpenMembersPerBlock, or MembersPerBlock when unset.
+func (l Limits) OpenMembers() uint64 {
+	if l.OpenMembersPerBlock != nil {
+		return *l.OpenMembersPerBlock
+	}
+	return l.MembersPerBlock
 }
 
 // WithDefaults returns l with the limits added after a chain's genesis
@@ -406,6 +432,9 @@ func (l Limits) Validate() error {
 		if f.v == 0 {
 			return fmt.Errorf("limits: %s must be above 0", f.name)
 		}
+	}
+	if l.InitialInvites > MaxInvites {
+		return fmt.Errorf("limits: initialInvites %d is above the most, %d", l.InitialInvites, MaxInvites)
 	}
 	return nil
 }

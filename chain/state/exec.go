@@ -62,6 +62,14 @@ func (x *execCtx) exec(msg chain.Msg) error {
 		return x.setPendingObjectExpiry(m)
 	case chain.MsgSetMembersPerBlock:
 		return x.setMembersPerBlock(m)
+	case chain.MsgInviteMember:
+		return x.inviteMember(m)
+	case chain.MsgSetMemberInvites:
+		return x.setMemberInvites(m)
+	case chain.MsgSetOpenMembersPerBlock:
+		return x.setOpenMembersPerBlock(m)
+	case chain.MsgSetInitialInvites:
+		return x.setInitialInvites(m)
 	case chain.MsgAcceptStorageBucketInvitation:
 		return x.acceptStorageBucketInvitation(m)
 	case chain.MsgSetStorageOperatorMetadata:

@@ -23,12 +23,18 @@ func writeGenesis(s store, g chain.Genesis, t time.Time) error {
 	}
 	slices.Sort(bl)
 	bl = slices.Compact(bl)
+	limits := g.Limits.WithDefaults()
+	if g.AppVersion != 0 && g.AppVersion < VersionAdmission {
+		// Invitations come with VersionAdmission; a chain before it has
+		// none, as the releases before did.
+		limits.OpenMembersPerBlock, limits.InitialInvites = nil, 0
+	}
 	p := paramsRecord{
 		ChainID:          g.ChainID,
 		GenesisTime:      t.UTC(),
 		StorageLead:      g.StorageLead,
 		DistributionLead: g.DistributionLead,
-		Limits:           g.Limits.WithDefaults(),
+		Limits:           limits,
 		UploadingBlocked: g.UploadingBlocked,
 		BlacklistSize:    uint64(len(bl)),
 	}

@@ -262,6 +262,9 @@ func (m *Machine) admit(r reader, height int64, chainID string, tx chain.Tx, h [
 // checkTx runs the checks that do not execute the message and returns
 // the signer's nonces in s.
 func checkTx(s store, chainID string, tx chain.Tx) (nonces, error) {
+	if err := versionGate(s.c, tx.Msg); err != nil {
+		return nonces{}, err
+	}
 	if tx.ChainID != chainID {
 		return nonces{}, chain.Errorf(chain.ErrWrongChain, "transaction was signed for chain %q, this is %q; sign for the right chain", tx.ChainID, chainID)
 	}

@@ -39,23 +39,33 @@ func (x *execCtx) removeWorker(m chain.MsgRemoveWorker) error {
 	return nil
 }
 
-// createMember registers the signer as a member and always creates the
-// member's dynamic bag, placed by the Member policy (zero buckets by
-// default), so every member has a bag to own its assets. At most
-// Limits.MembersPerBlock members per block (countMember).
+// createMember registers the signer as a member (open registration) and
+// always creates the member's dynamic bag, placed by the Member policy
+// (zero buckets by default), so every member has a bag to own its assets.
+// At most Limits.OpenMembers members per block (countMember).
 func (x *execCtx) createMember(m chain.MsgCreateMember) error {
-	if err := x.countMember(); err != nil {
+	if err := x.countMember(false); err != nil {
+		return err
+	}
+	return x.registerMember(chain.Member{Controller: x.signer, Handle: m.Handle})
+}
+
+// registerMember gives mem the next member ID and the initial invitations,
+// stores it and creates its bag.
+func (x *execCtx) registerMember(mem chain.Member) error {
+	p, err := x.loadParams()
+	if err != nil {
 		return err
 	}
 	id, err := x.s.nextID(seqMember)
 	if err != nil {
 		return err
 	}
-	mem := chain.Member{ID: chain.MemberID(id), Controller: x.signer, Handle: m.Handle}
+	mem.ID, mem.Invites = chain.MemberID(id), p.Limits.InitialInvites
 	if err := x.s.setJSON(memberKey(mem.ID), mem); err != nil {
 		return err
 	}
-	x.emit(chain.MemberCreated{Member: mem.ID, Controller: mem.Controller, Handle: mem.Handle})
+	x.emit(chain.MemberCreated{Member: mem.ID, Controller: mem.Controller, Handle: mem.Handle, InvitedBy: mem.InvitedBy, InvitedByLead: mem.InvitedByLead})
 	return x.createDynamicBag(chain.MemberBag(mem.ID), chain.MemberBagType, mem.Controller)
 }
 

@@ -34,8 +34,11 @@ type mempool struct {
 	// account of an add_worker, the transactor of an accepted storage
 	// invitation. Their own transactions may follow in the same block.
 	granted map[chain.Account]bool
-	// members counts the waiting create_member transactions.
-	members uint64
+	// members counts the waiting create_member transactions, invited the
+	// waiting invite_member, spent these by inviting member (the lead's
+	// are not counted: unlimited).
+	members, invited uint64
+	spent            map[chain.MemberID]uint64
 	// provisional counts the accounts admitted only as members the next
 	// block may create (see awaited).
 	provisional uint64
@@ -102,8 +105,15 @@ func (p *mempool) admit(s store, height int64, chainID string, tx chain.Tx, allo
 			return false, err
 		}
 	}
+	invite, invited := tx.Msg.(chain.MsgInviteMember)
+	if invited {
+		if err := p.inviteRoom(x, invite); err != nil {
+			return false, err
+		}
+	}
 	if p.accounts == nil {
 		p.accounts, p.granted = map[chain.Account]pendingAccount{}, map[chain.Account]bool{}
+		p.spent = map[chain.MemberID]uint64{}
 	}
 	acct.nonces, acct.count, acct.lowest = acct.nonces.use(tx.Nonce), acct.count+1, min(acct.lowest, tx.Nonce)
 	if provisional && !acct.provisional {
@@ -112,6 +122,12 @@ func (p *mempool) admit(s store, height int64, chainID string, tx chain.Tx, allo
 	}
 	if member {
 		p.members++
+	}
+	if invited {
+		p.invited++
+		if invite.Member != nil && !x.isStorageLead() {
+			p.spent[*invite.Member]++
+		}
 	}
 	p.accounts[tx.Signer] = acct
 	if a := grantee(tx); a != "" {
@@ -186,7 +202,9 @@ func (p *mempool) awaited(x *execCtx, acct pendingAccount, msg chain.Msg, err er
 	if perr != nil {
 		return false, perr
 	}
-	limit := params.Limits.MembersPerBlock
+	// Open and invited registrations have a quota each (the open one
+	// unused before VersionAdmission: an overestimate, local policy).
+	limit := params.Limits.OpenMembers() + params.Limits.MembersPerBlock
 	if id < next || id-next >= limit || !acct.provisional && p.provisional >= limit {
 		return false, err
 	}
@@ -208,15 +226,16 @@ func namedMember(msg chain.Msg) (uint64, bool) {
 }
 
 // memberRoom refuses a create_member once the mempool holds as many as
-// one block may register (Limits.MembersPerBlock): more would only fail
-// in their block, and fresh keys could keep honest members out of it.
+// one block may register openly (Limits.OpenMembers): more would only
+// fail in their block.
 func (p *mempool) memberRoom(x *execCtx) error {
 	params, err := x.loadParams()
 	if err != nil {
 		return errInternal(err)
 	}
-	if p.members >= params.Limits.MembersPerBlock {
-		return chain.Errorf(chain.ErrMembersPerBlock, "the mempool holds %s already, the most one block may register (membersPerBlock); try again after the next block", chain.Plural(int(p.members), "member registration"))
+	if limit := params.Limits.OpenMembers(); p.members >= limit {
+		name := openQuotaName(params.Limits)
+		return errMemberQuota(limit, name, chain.Errorf(chain.ErrMembersPerBlock, "the mempool holds %s already, the most one block may register (%s); try again after the next block", chain.Plural(int(p.members), "member registration"), name))
 	}
 	return nil
 }
@@ -226,6 +245,8 @@ func grantee(tx chain.Tx) chain.Account {
 	switch m := tx.Msg.(type) {
 	case chain.MsgAddWorker:
 		return m.Account
+	case chain.MsgInviteMember:
+		return m.Controller
 	case chain.MsgAcceptStorageBucketInvitation:
 		if m.Transactor != "" {
 			return m.Transactor

@@ -263,13 +263,16 @@ func TestCheckTxStrikesFailingAccount(t *testing.T) {
 // never proposes them while so, and judges them as any other once it has
 // committed the block it lacked.
 func TestCheckTxAdmitsNewMemberOneBlockBehind(t *testing.T) {
-	h := newHarness(t, func(g *chain.Genesis) { g.Limits.MembersPerBlock = 2 })
+	// A block registers one member openly and one by invitation: 2.
+	open := uint64(1)
+	h := newHarness(t, func(g *chain.Genesis) { g.Limits.MembersPerBlock, g.Limits.OpenMembersPerBlock = 1, &open })
 	h.storageBucket(true, 10, 1000) // for channel bags
 	carol, dave := testKey("carol"), testKey("dave")
 	spec := []chain.ObjectSpec{{Size: 1, ContentID: testCID("first")}}
-	// carol's and dave's create_member went to another validator, which
-	// committed them as members 0 and 1; this node has seen neither.
-	joins := [][]byte{h.sign(carol, chain.MsgCreateMember{Handle: "carol"}), h.sign(dave, chain.MsgCreateMember{Handle: "dave"})}
+	// carol's create_member and the lead's invitation of dave went to
+	// another validator, which committed them as members 0 and 1; this
+	// node has seen neither.
+	joins := [][]byte{h.sign(carol, chain.MsgCreateMember{Handle: "carol"}), h.sign(storageLead, chain.MsgInviteMember{Controller: dave.Account(), Handle: "dave"})}
 	channel := h.admitted(carol, chain.MsgCreateChannel{Member: 0})
 	upload := h.admitted(carol, chain.MsgRegisterDataObjects{Bag: chain.MemberBag(0), Objects: spec})
 	// Provisional is not known: what no block may create is refused.

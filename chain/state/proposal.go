@@ -47,7 +47,8 @@ func (m *Machine) ProposalTxs(txs [][]byte) [][]byte {
 // (MaxPendingPerAccount: strikes are local) and nothing provisional. So
 // every honest validator reaches the same verdict, and refuses a
 // proposal with a transaction no mempool would have admitted: a lead's
-// message from another account, more than a block's member quota. A
+// message from another account, more than a block's open or invited
+// member quota, more invitations of one member than it has left. A
 // read fault is reported too; the caller refuses the proposal then.
 func (m *Machine) CheckProposal(txs [][]byte) error {
 	m.mu.Lock()

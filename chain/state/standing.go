@@ -16,7 +16,8 @@ import (
 // chain, a transaction waiting, or a role a waiting transaction gives it
 // (granted).
 // So a dependent sequence of one account in one block is admitted, and a
-// new key has nothing to send but create_member.
+// new key has nothing to send but create_member; invite_member only from
+// a member's controller with invitations left, or the storage lead.
 //
 // It is not a dry run of the message: what fails only against committed
 // state (a bucket created earlier in the same block) is left to the block.
@@ -29,7 +30,12 @@ func standing(x *execCtx, known, granted bool, msg chain.Msg) error {
 	}
 	switch m := msg.(type) {
 	case chain.MsgCreateMember:
-		return nil // bounded by the member quota instead
+		return nil // bounded by the open member quota instead
+	case chain.MsgInviteMember:
+		// A controller with invitations left, or the lead (inviteRoom
+		// counts what waits).
+		_, _, err := x.inviter(m)
+		return missing(x, known, err)
 	case chain.MsgCreateChannel:
 		mem, err := x.member(m.Member)
 		if err != nil {
@@ -150,6 +156,7 @@ func leadGroup(msg chain.Msg) (chain.Group, bool) {
 		chain.MsgSetStorageBucketsVoucherMaxLimits, chain.MsgSetStorageDynamicBagPolicy,
 		chain.MsgUpdateBlacklist, chain.MsgSetUploadingBlocked, chain.MsgSetMaxDataObjectSize,
 		chain.MsgSetPendingObjectExpiry, chain.MsgSetMembersPerBlock,
+		chain.MsgSetMemberInvites, chain.MsgSetOpenMembersPerBlock, chain.MsgSetInitialInvites,
 		chain.MsgSetValidator, chain.MsgUpgradeAppVersion:
 		return chain.StorageGroup, true
 	case chain.MsgCreateDistributionBucketFamily, chain.MsgDeleteDistributionBucketFamily,

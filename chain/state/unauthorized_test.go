@@ -142,6 +142,16 @@ func roleCases() map[string]roleCase {
 		"set_max_data_object_size":  sLead(func(*roleFixture) chain.Msg { return chain.MsgSetMaxDataObjectSize{Size: 1 << 30} }),
 		"set_pending_object_expiry": sLead(func(*roleFixture) chain.Msg { return chain.MsgSetPendingObjectExpiry{Blocks: 50} }),
 		"set_members_per_block":     sLead(func(*roleFixture) chain.Msg { return chain.MsgSetMembersPerBlock{Limit: 5} }),
+		"set_member_invites":        sLead(func(fx *roleFixture) chain.Msg { return chain.MsgSetMemberInvites{Member: fx.m, Invites: 3} }),
+		"set_open_members_per_block": sLead(func(*roleFixture) chain.Msg {
+			return chain.MsgSetOpenMembersPerBlock{Limit: 0}
+		}),
+		"set_initial_invites": sLead(func(*roleFixture) chain.Msg { return chain.MsgSetInitialInvites{Invites: 2} }),
+		// Alice's member has an invitation (roleGenesis); the lead may not
+		// spend it either.
+		"invite_member": {func(fx *roleFixture) chain.Msg {
+			return chain.MsgInviteMember{Member: &fx.m, Controller: testKey("invitee").Account()}
+		}, key(alice), keys(mallory, storageLead, distLead)},
 		"set_validator": sLead(func(*roleFixture) chain.Msg {
 			return chain.MsgSetValidator{PubKey: chain.ValidatorKey(bytes.Repeat([]byte{7}, 32)), Power: 10}
 		}),
@@ -224,6 +234,7 @@ func roleCases() map[string]roleCase {
 // roleGenesis changes the fixture's genesis for the messages that need it.
 var roleGenesis = map[string][]func(*chain.Genesis){
 	"upgrade_app_version": {atVersion(VersionMerkle)},
+	"invite_member":       {func(g *chain.Genesis) { g.Limits.InitialInvites = 1 }},
 }
 
 // TestUnauthorizedEveryRoleGatedMsg submits every role-gated message type

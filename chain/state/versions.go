@@ -23,8 +23,14 @@ const (
 	// VersionAdmission holds block proposals to mempool admission's
 	// deterministic rules (CheckProposal, which ProcessProposal calls):
 	// from it on, standing.go and the mempool's counts are consensus, and
-	// changing them takes a new version. The genesis, or the upgrade to
-	// it, writes keyAdmission.
+	// changing them takes a new version. It also adds member creation by
+	// invitation (invites.go): invite_member, set_member_invites,
+	// set_open_members_per_block and set_initial_invites, refused as
+	// unknown before it (versionGate), and a quota of its own for invited
+	// registrations. Members that exist at the upgrade have no
+	// invitations: the fields are omitted when empty, so the state needs
+	// no change beyond the marker. The genesis, or the upgrade to it,
+	// writes keyAdmission.
 	VersionAdmission uint64 = 4
 	// Version is the newest version, the one a new genesis gets.
 	Version = VersionAdmission
@@ -67,7 +73,8 @@ var migrations = map[uint64]func(c *cache) error{
 }
 
 // admitProposals is the migration to VersionAdmission: the state changes
-// by its marker only; the blocks after it are held to admission.
+// by its marker only; the blocks after it are held to admission and may
+// register invited members (existing members keep 0 invitations).
 func admitProposals(c *cache) error {
 	c.set(keyAdmission, []byte{1})
 	return nil

@@ -12,7 +12,7 @@ func init() { registerGroup(newMemberCmd) }
 
 func newMemberCmd(app *App) *cobra.Command {
 	return groupCmd("member", "Register members: the accounts that own channels and bags", "",
-		newMemberCreateCmd(app))
+		newMemberCreateCmd(app), newMemberInviteCmd(app), newMemberShowCmd(app)) // member_invite.go
 }
 
 func newMemberCreateCmd(app *App) *cobra.Command {

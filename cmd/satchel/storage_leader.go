@@ -34,6 +34,7 @@ home (HOME/keys/storage-lead.key).`,
 		newStorageUploadingBlockedCmd(app),
 		newStorageMaxObjectSizeCmd(app),
 		newStoragePendingObjectExpiryCmd(app), newStorageMembersPerBlockCmd(app), // storage_limits.go
+		newStorageSetMemberInvitesCmd(app), newStorageOpenMembersPerBlockCmd(app), newStorageInitialInvitesCmd(app), // member_invite.go
 	)
 }
 
