@@ -38,7 +38,8 @@ func newParamsCmd(app *App) *cobra.Command {
 					{"voucher max", fmt.Sprintf("%d objects, %s", l.VoucherMaxObjects, formatBytes(l.VoucherMaxSize))},
 					{"max data object size", formatBytes(l.MaxDataObjectSize)},
 					{"pending object expiry", fmt.Sprintf("%d blocks", l.PendingObjectExpiry)},
-					{"members per block", strconv.FormatUint(l.MembersPerBlock, 10)},
+					{"members per block", fmt.Sprintf("%d invited, %d open", l.MembersPerBlock, l.OpenMembers())},
+					{"initial invitations", strconv.FormatUint(l.InitialInvites, 10)},
 					{"uploading blocked", onOff(p.UploadingBlocked)},
 					{"blacklist", chain.Plural(len(p.Blacklist), "content ID")},
 				}
