@@ -100,6 +100,16 @@ func TestConnLimitTotal(t *testing.T) {
 		if resp, body := fetchAsset(t, a, e.d.AssetURL(obj1.ID)); resp.StatusCode != http.StatusOK || !bytes.Equal(body, data1) || resp.Header.Get("X-Cache") != want {
 			t.Fatalf("a: %s x-cache %q; want the object, %s", resp.Status, resp.Header.Get("X-Cache"), want)
 		}
+		// The last chunk reaches the cache just after the answer that
+		// carried it (asked on a's one connection).
+		testnet.Wait(t, "object cached whole", func() bool {
+			resp, err := a.Head(e.d.AssetURL(obj1.ID))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.Header.Get("X-Cache") == "hit"
+		})
 	}
 	testnet.Wait(t, "a's connection idle", func() bool { return srv.IdleHTTPConns() == 1 })
 

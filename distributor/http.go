@@ -231,6 +231,16 @@ func (s *Server) serveAsset(w http.ResponseWriter, r *http.Request) {
 	defer rd.Close()
 	defer slot.stop() // before Close, on every path (see below)
 	rd.end = end
+	if err := s.limitRanges(r, rec, rd); err != nil {
+		s.fetchFailed(w, r, obj, err)
+		return
+	}
+	switch {
+	case r.Header.Get("Range") == "":
+		start, rd.end = 0, int64(obj.Size) // none, or limitRanges dropped it
+	case len(rd.spans) > 0:
+		start = rd.spans[0].start // the range ServeContent sends first
+	}
 	if head {
 		// No bytes sent: none read ahead, none fetched but the first
 		// chunk, when the type is not known yet — a HEAD names the type
@@ -434,9 +444,13 @@ func rangeSpec(sp string, size int64) (start, end int64, kind rangeKind) {
 // no If-Range, or one naming etag (strong comparison). Otherwise it sends
 // the whole object.
 func rangeApplies(r *http.Request, etag string) bool {
-	if r.Header.Get("If-Match") != "" {
-		return false
-	}
+	return r.Header.Get("If-Match") == "" && ifRangeHolds(r, etag)
+}
+
+// ifRangeHolds reports whether r has no If-Range or one naming etag
+// (strong comparison): http.ServeContent answers such a request's Range
+// once its other preconditions hold.
+func ifRangeHolds(r *http.Request, etag string) bool {
 	ir := r.Header.Get("If-Range")
 	return ir == "" || (ir == etag && !strings.HasPrefix(ir, "W/"))
 }

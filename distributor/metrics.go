@@ -23,6 +23,7 @@ type metrics struct {
 	missClientWaits prometheus.Counter
 	parks           prometheus.Counter
 	slowCuts        prometheus.Counter
+	rangesIgnored   prometheus.Counter
 	conns           prometheus.Gauge
 	connsLimit      prometheus.Gauge
 	connsRefused    *prometheus.CounterVec // by reason (per_client, total)
@@ -98,6 +99,10 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 			Namespace: "satchel", Subsystem: "distributor", Name: "slow_clients_cut_total",
 			Help: "Answers needing blocks from storage providers cut off because the client read slower than --min-send-rate.",
 		}),
+		rangesIgnored: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "satchel", Subsystem: "distributor", Name: "ranges_ignored_total",
+			Help: "Multi-range requests answered with the whole object because their ranges would fetch more than 8 chunks they do not send whole.",
+		}),
 		conns: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "satchel", Subsystem: "distributor", Name: "http_connections",
 			Help: "HTTP connections open.",
@@ -147,7 +152,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 		Namespace: "satchel", Subsystem: "distributor", Name: "fetches_limit",
 		Help: "The bound on block fetches from storage providers running at once (--max-fetches).",
 	}, func() float64 { return float64(s.cfg.maxFetches) })
-	reg.MustRegister(m.requests, m.hits, m.misses, m.served, m.fetched, m.fetchErrors, m.fetchBusy, m.active, m.missWaiting, m.missClientWaits, m.parks, m.slowCuts,
+	reg.MustRegister(m.requests, m.hits, m.misses, m.served, m.fetched, m.fetchErrors, m.fetchBusy, m.active, m.missWaiting, m.missClientWaits, m.parks, m.slowCuts, m.rangesIgnored,
 		m.conns, m.connsLimit, m.connsRefused, m.idleClosed, m.chainUp, m.chainFailures,
 		cacheUsed, cacheLimit, cacheObjects, fetchLimit, &sourceCollector{s: s})
 	reg.MustRegister(s.cache.m.collectors()...)

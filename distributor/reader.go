@@ -38,6 +38,9 @@ type objectReader struct {
 	size int64
 	pos  int64
 	end  int64 // no read-ahead at or past end
+	// spans are a multi-range answer's ranges: read-ahead stays within
+	// the one read (aheadEnd).
+	spans []span
 
 	nodes map[cid.Cid]*dagNode // decoded interior nodes, a few
 	cur   *piece
@@ -403,10 +406,11 @@ func (r *objectReader) readAhead() {
 }
 
 // fetchAhead starts fetching up to maxAhead leaves from content byte next,
-// within end.
+// within end and the range read (aheadEnd).
 func (r *objectReader) fetchAhead(next int64) {
+	end := r.aheadEnd(r.pos)
 	for range maxAhead {
-		if next >= r.end || next >= r.size {
+		if next >= end || next >= r.size {
 			break
 		}
 		nl, err := r.locate(next)

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/ipfs/go-cid"
 )
 
@@ -41,27 +42,35 @@ const (
 	// VerifiedFor is how long a whole-block verification lets ranges of the
 	// block be served from disk without hashing the block again.
 	VerifiedFor = 10 * time.Minute
-	// maxVerified bounds the verification record (about 100 bytes an entry).
+	// maxVerified bounds the verification record (about 200 bytes an entry).
 	maxVerified = 16384
 )
 
 // verifiedRecord remembers when blocks were last verified whole. It is
-// bounded: when full, the oldest half is dropped.
+// bounded and least-recently-used: when full, recording a block drops the
+// one entry neither verified nor ranged over for longest, in constant
+// time. A peer that verifies many distinct blocks pushes out the entries
+// least used, not a block another reader keeps ranging over.
 type verifiedRecord struct {
 	mu  sync.Mutex
-	at  map[cid.Cid]time.Time
+	at  *simplelru.LRU[cid.Cid, time.Time]
 	now func() time.Time
 }
 
 func newVerifiedRecord() *verifiedRecord {
-	return &verifiedRecord{at: make(map[cid.Cid]time.Time), now: time.Now}
+	at, err := simplelru.NewLRU[cid.Cid, time.Time](maxVerified, nil)
+	if err != nil {
+		panic(err) // only for a size ≤ 0
+	}
+	return &verifiedRecord{at: at, now: time.Now}
 }
 
-// fresh reports whether c was verified within VerifiedFor.
+// fresh reports whether c was verified within VerifiedFor; asking keeps c
+// among the most recently used.
 func (v *verifiedRecord) fresh(c cid.Cid) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	t, ok := v.at[c]
+	t, ok := v.at.Get(c)
 	return ok && v.now().Sub(t) < VerifiedFor
 }
 
@@ -69,23 +78,12 @@ func (v *verifiedRecord) fresh(c cid.Cid) bool {
 func (v *verifiedRecord) mark(c cid.Cid) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	now := v.now()
-	if len(v.at) >= maxVerified {
-		for k, t := range v.at {
-			if now.Sub(t) >= VerifiedFor/2 || len(v.at) >= maxVerified {
-				delete(v.at, k)
-			}
-			if len(v.at) < maxVerified/2 {
-				break
-			}
-		}
-	}
-	v.at[c] = now
+	v.at.Add(c, v.now())
 }
 
 // forget drops c's record, for a block found corrupt.
 func (v *verifiedRecord) forget(c cid.Cid) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	delete(v.at, c)
+	v.at.Remove(c)
 }
