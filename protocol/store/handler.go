@@ -44,8 +44,7 @@ type Handler struct {
 	p2p.Registration // where it is served
 
 	rmu      sync.Mutex
-	reserved map[string]uint64       // session → bytes agreed to but not stored yet; guarded by rmu
-	locks    map[string]*sessionLock // session → its byte-count lock (sessionbytes.go); guarded by rmu
+	sessions map[string]*sessionBytes // session → its reserved bytes and byte-count lock (sessionbytes.go); guarded by rmu
 }
 
 // HandlerOption configures NewHandler.
@@ -123,8 +122,7 @@ func NewHandler(blocks Blocks, auth Authorizer, key crypto.PrivKey, opts ...Hand
 		cfg:      cfg,
 		metrics:  newMetrics(cfg.reg),
 		proofs:   chunker.NewProofVerifier(0),
-		reserved: make(map[string]uint64),
-		locks:    make(map[string]*sessionLock),
+		sessions: make(map[string]*sessionBytes),
 	}
 }
 
@@ -220,8 +218,10 @@ type storeExchange struct {
 	length  uint64
 	expiry  time.Time
 	session Session
-	// reservedKey is the session whose byte reservation this exchange holds.
-	reservedKey string
+	// reservedKey is the session whose byte reservation this exchange
+	// holds, reservedBytes its entry; guarded by Handler.rmu.
+	reservedKey   string
+	reservedBytes *sessionBytes
 
 	segSize  int
 	hashes   [][]byte
@@ -495,21 +495,6 @@ func (h *Handler) reserve(ctx context.Context, ex *storeExchange) error {
 		return err
 	}
 	return nil
-}
-
-// release returns an exchange's reserved session bytes.
-func (h *Handler) release(ex *storeExchange) {
-	h.rmu.Lock()
-	defer h.rmu.Unlock()
-	if ex.reservedKey == "" {
-		return
-	}
-	if h.reserved[ex.reservedKey] <= ex.length {
-		delete(h.reserved, ex.reservedKey)
-	} else {
-		h.reserved[ex.reservedKey] -= ex.length
-	}
-	ex.reservedKey = ""
 }
 
 // checkChunkCID accepts only chunk IDs: CIDv1, raw codec, sha2-256.
