@@ -96,14 +96,20 @@ func (h *Handler) land(ex *storeExchange, put func() error) error {
 	}
 	sb.mu.RLock()
 	defer sb.mu.RUnlock()
-	err := put()
-	h.rmu.Lock()
-	defer h.rmu.Unlock()
-	if err == nil {
-		h.releaseLocked(ex)
+	stored := false
+	defer func() { // before the unlock; on a panic too
+		h.rmu.Lock()
+		defer h.rmu.Unlock()
+		if stored {
+			h.releaseLocked(ex)
+		}
+		h.sessionUnref(key, sb)
+	}()
+	if err := put(); err != nil {
+		return err
 	}
-	h.sessionUnref(key, sb)
-	return err
+	stored = true
+	return nil
 }
 
 // release returns an exchange's reserved session bytes.

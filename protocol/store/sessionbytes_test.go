@@ -154,3 +154,65 @@ func TestSessionBytesEntriesDropped(t *testing.T) {
 		t.Fatalf("session holds %d bytes (%v), want %d", n, err, auth.quota)
 	}
 }
+
+// panickyDisk is the real block store whose put of one chunk panics.
+type panickyDisk struct {
+	blockstore.ProtocolBlocks
+	chunk cid.Cid
+}
+
+func (d panickyDisk) PutInSession(s store.Session, c cid.Cid, data []byte) error {
+	if c.Equals(d.chunk) {
+		panic("disk driver bug")
+	}
+	return d.ProtocolBlocks.PutInSession(s, c, data)
+}
+
+// TestSessionBytesDroppedAfterPanic: a session chunk whose put panics
+// leaves no byte count behind once its stream is reset, and the session's
+// next chunk is stored on a new stream.
+func TestSessionBytesDroppedAfterPanic(t *testing.T) {
+	bad, good := spRand(81, 128<<10), spRand(82, 128<<10)
+	net := testnet.New(t, 2)
+	auth := &spAuth{objects: map[uint64]spObject{}, quota: uint64(len(bad) + len(good))}
+	bs, err := blockstore.Open(t.TempDir(), blockstore.WithSessionExpiry(0), blockstore.WithLogger(spDiscard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov := net.Host(1).Libp2p()
+	h := store.NewHandler(panickyDisk{bs.ForProtocols(), chunker.ChunkCID(bad)}, auth, prov.Peerstore().PrivKey(prov.ID()), store.WithLogger(spDiscard))
+	h.Register(net.Host(1).Protocol())
+	t.Cleanup(func() { _ = h.Close(); _ = bs.Close() })
+
+	ctx, cancel := context.WithTimeout(context.Background(), testnet.WaitTimeout)
+	defer cancel()
+	session := bytes.Repeat([]byte{9}, store.SessionIDLength)
+	push := func(data []byte) error {
+		s, err := store.Open(ctx, net.Host(0).Libp2p(), prov.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		_, err = s.Push(ctx, store.ChunkPush{Bag: spBag, CID: chunker.ChunkCID(data), Data: data, Session: session, Expiry: time.Now().Add(time.Hour)})
+		return err
+	}
+	if err := push(bad); err == nil {
+		t.Fatal("a chunk whose put panicked was acknowledged")
+	}
+	// The exchange ends with its stream, which the panic resets.
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for store.SessionEntries(h) != 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d session entries kept after the panicked chunk's stream ended; want 0", store.SessionEntries(h))
+		case <-tick.C:
+		}
+	}
+	if err := push(good); err != nil {
+		t.Fatalf("next chunk of the session: %v", err)
+	}
+	if n := store.SessionEntries(h); n != 0 {
+		t.Fatalf("%d session entries kept; want 0", n)
+	}
+}
