@@ -205,8 +205,21 @@ func readResult(err error) string {
 	return "failed"
 }
 
+// freshHit returns the fresh found answer m caches for k, if any: every
+// chunk of an upload asks the same four questions, and a hit is answered
+// before read builds its key and closures.
+func freshHit[K comparable, T any](a *chainAuth, m map[K]cached[T], k K) (T, bool) {
+	a.mu.Lock()
+	c, ok := m[k]
+	a.mu.Unlock()
+	return c.v, ok && c.fresh(time.Now())
+}
+
 func (a *chainAuth) object(ctx context.Context, bag chain.BagID, id chain.ObjectID) (chain.DataObject, error) {
 	ref := chain.ObjectRef{Bag: bag, ID: id}
+	if o, ok := freshHit(a, a.objects, ref); ok {
+		return o, nil
+	}
 	return read(a, ctx, authRead[chain.DataObject]{
 		key: objectKey(bag, id),
 		hit: func(now time.Time) (chain.DataObject, bool) {
@@ -224,6 +237,9 @@ func (a *chainAuth) object(ctx context.Context, bag chain.BagID, id chain.Object
 }
 
 func (a *chainAuth) bag(ctx context.Context, id chain.BagID) (chain.Bag, error) {
+	if b, ok := freshHit(a, a.bags, id); ok {
+		return b, nil
+	}
 	return read(a, ctx, authRead[chain.Bag]{
 		key: "b/" + string(id),
 		hit: func(now time.Time) (chain.Bag, bool) {
@@ -241,6 +257,12 @@ func (a *chainAuth) bag(ctx context.Context, id chain.BagID) (chain.Bag, error) 
 }
 
 func (a *chainAuth) storageBucket(ctx context.Context) (chain.StorageBucket, error) {
+	a.mu.Lock()
+	bkt := a.bkt
+	a.mu.Unlock()
+	if bkt.fresh(time.Now()) {
+		return bkt.v, nil
+	}
 	return read(a, ctx, authRead[chain.StorageBucket]{
 		key:   "bucket",
 		hit:   func(now time.Time) (chain.StorageBucket, bool) { return a.bkt.v, a.bkt.fresh(now) },
@@ -250,6 +272,12 @@ func (a *chainAuth) storageBucket(ctx context.Context) (chain.StorageBucket, err
 }
 
 func (a *chainAuth) chainParams(ctx context.Context) (chain.Params, error) {
+	a.mu.Lock()
+	params := a.params
+	a.mu.Unlock()
+	if params.fresh(time.Now()) {
+		return params.v, nil
+	}
 	return read(a, ctx, authRead[chain.Params]{
 		key:   "params",
 		hit:   func(now time.Time) (chain.Params, bool) { return a.params.v, a.params.fresh(now) },

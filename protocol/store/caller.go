@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -40,6 +41,10 @@ type Stream struct {
 
 	wmu sync.Mutex // serialises writes; guards fw
 	fw  *p2p.FrameWriter
+	// sending counts the sends writing or waiting to: only the last one
+	// out flushes, so a request queued behind a chunk's data leaves with
+	// its SIGN frame in one write.
+	sending atomic.Int32
 
 	mu      sync.Mutex // guards the fields below
 	pending map[uint64]*pushExchange
@@ -481,11 +486,17 @@ func (s *Stream) begin(ctx context.Context) (*pushExchange, error) {
 
 // send runs fn, which writes frames into s.fw, under the write lock and
 // flushes. A write error fails the stream.
+//
+// A send that finds another waiting for the lock leaves its frames in the
+// buffer for that one to flush: the waiter writes and flushes at once, and
+// should it fail, the stream fails and with it every exchange whose frames
+// were still buffered.
 func (s *Stream) send(fn func() error) error {
+	s.sending.Add(1)
 	s.wmu.Lock()
 	_ = s.s.SetWriteDeadline(time.Now().Add(IdleTimeout))
 	err := fn()
-	if err == nil {
+	if s.sending.Add(-1) == 0 && err == nil {
 		err = s.fw.Flush()
 	}
 	s.wmu.Unlock()

@@ -24,3 +24,11 @@ func WithBackpressureHook(fn func()) HandlerOption {
 func WithCountWaitHook(fn func()) HandlerOption {
 	return func(c *handlerConfig) { c.countWait = fn }
 }
+
+// SessionEntries returns how many sessions the handler keeps byte counts
+// for: those with a reservation or a lock holder.
+func SessionEntries(h *Handler) int {
+	h.rmu.Lock()
+	defer h.rmu.Unlock()
+	return len(h.sessions)
+}

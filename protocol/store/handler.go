@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -44,8 +45,7 @@ type Handler struct {
 	p2p.Registration // where it is served
 
 	rmu      sync.Mutex
-	reserved map[string]uint64       // session → bytes agreed to but not stored yet; guarded by rmu
-	locks    map[string]*sessionLock // session → its byte-count lock (sessionbytes.go); guarded by rmu
+	sessions map[string]*sessionBytes // session → its reserved bytes and byte-count lock (sessionbytes.go); guarded by rmu
 }
 
 // HandlerOption configures NewHandler.
@@ -123,8 +123,7 @@ func NewHandler(blocks Blocks, auth Authorizer, key crypto.PrivKey, opts ...Hand
 		cfg:      cfg,
 		metrics:  newMetrics(cfg.reg),
 		proofs:   chunker.NewProofVerifier(0),
-		reserved: make(map[string]uint64),
-		locks:    make(map[string]*sessionLock),
+		sessions: make(map[string]*sessionBytes),
 	}
 }
 
@@ -165,6 +164,11 @@ type storeConn struct {
 
 	wmu sync.Mutex // serialises reply writes; guards fw
 	fw  *p2p.FrameWriter
+	// replying counts the replies being written or waiting to be, and
+	// holds taken for a reply about to follow: only the last one out
+	// flushes, so a burst of replies (the chunks one grouped fsync
+	// stored, each DATA_RECEIVED and its SIGNED) leaves in one write.
+	replying atomic.Int32
 
 	mu        sync.Mutex // guards exchanges, every storeExchange and the byte counts
 	exchanges map[uint64]*storeExchange
@@ -220,8 +224,10 @@ type storeExchange struct {
 	length  uint64
 	expiry  time.Time
 	session Session
-	// reservedKey is the session whose byte reservation this exchange holds.
-	reservedKey string
+	// reservedKey is the session whose byte reservation this exchange
+	// holds, reservedBytes its entry; guarded by Handler.rmu.
+	reservedKey   string
+	reservedBytes *sessionBytes
 
 	segSize  int
 	hashes   [][]byte
@@ -293,15 +299,36 @@ func (c *storeConn) run(ctx context.Context) error {
 
 // reply writes one reply frame.
 func (c *storeConn) reply(r *pb.StoreReply) {
+	c.replying.Add(1)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	err := c.fw.WriteMsg(r)
-	if err == nil {
+	if c.replying.Add(-1) == 0 && err == nil {
+		// The last reply out flushes: every other one written since the
+		// last flush waits in the buffer for this one.
 		err = c.fw.Flush()
 	}
 	if err != nil {
 		c.log.Debug("store reply not sent", "id", r.Id, "err", err)
 		_ = c.s.Reset()
+	}
+}
+
+// holdReplies keeps the replies written from now on in the buffer until
+// the returned release, which flushes them unless another reply is on its
+// way (that one flushes). Call release on every path, a panic's too.
+func (c *storeConn) holdReplies() (release func()) {
+	c.replying.Add(1)
+	return func() {
+		if c.replying.Add(-1) != 0 {
+			return
+		}
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		if err := c.fw.Flush(); err != nil {
+			c.log.Debug("store replies not sent", "err", err)
+			_ = c.s.Reset()
+		}
 	}
 }
 
@@ -495,21 +522,6 @@ func (h *Handler) reserve(ctx context.Context, ex *storeExchange) error {
 		return err
 	}
 	return nil
-}
-
-// release returns an exchange's reserved session bytes.
-func (h *Handler) release(ex *storeExchange) {
-	h.rmu.Lock()
-	defer h.rmu.Unlock()
-	if ex.reservedKey == "" {
-		return
-	}
-	if h.reserved[ex.reservedKey] <= ex.length {
-		delete(h.reserved, ex.reservedKey)
-	} else {
-		h.reserved[ex.reservedKey] -= ex.length
-	}
-	ex.reservedKey = ""
 }
 
 // checkChunkCID accepts only chunk IDs: CIDv1, raw codec, sha2-256.

@@ -331,7 +331,8 @@ func (c *storeConn) commit(ex *storeExchange) {
 		p2p.RecycleFrame(frame)
 	}
 	put := c.h.blocks.PutInSession
-	if c.startForward(ex) {
+	forwarding := c.startForward(ex)
+	if forwarding {
 		// Only bytes that match their CID go down the pipeline; verified
 		// here, they need not be hashed again as they are written.
 		if err := chunker.VerifyChunk(ex.chunk, data); err != nil {
@@ -361,6 +362,15 @@ func (c *storeConn) commit(ex *storeExchange) {
 		return
 	}
 	c.h.metrics.chunk("stored")
+	// The uploader sends SIGN with the data: when it is in and no forward
+	// is to be waited for, the receipt follows DATA_RECEIVED at once, and
+	// both leave in one write.
+	c.mu.Lock()
+	hold := ex.signWanted && !forwarding
+	c.mu.Unlock()
+	if hold {
+		defer c.holdReplies()()
+	}
 	c.reply(&pb.StoreReply{Id: ex.id, Status: pb.Status_STATUS_DATA_RECEIVED})
 	done()
 	c.mu.Lock()

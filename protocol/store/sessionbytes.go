@@ -16,75 +16,116 @@ import (
 // commit of a session's chunk holds the session's lock shared from its put
 // to its release, and a reservation holds it alone while it reads both.
 
-// sessionLock is a session's byte-count lock with the number of its
-// holders and waiters, so it is dropped once none is left.
-type sessionLock struct {
-	mu   sync.RWMutex
-	refs int // guarded by Handler.rmu
+// sessionBytes is a streamed session's byte-count lock and the bytes
+// reserved for its chunks agreed to and not stored yet, kept in
+// Handler.sessions while anything refers to it: a reservation, or a holder
+// of (or waiter for) its lock. One map entry holds both, so a chunk takes
+// Handler.rmu twice to reserve and twice to land.
+type sessionBytes struct {
+	mu       sync.RWMutex
+	reserved uint64 // guarded by Handler.rmu
+	refs     int    // guarded by Handler.rmu
 }
 
-// sessionLock returns the lock of session key; call done once it is
-// unlocked.
-func (h *Handler) sessionLock(key string) (l *sync.RWMutex, done func()) {
-	h.rmu.Lock()
-	sl := h.locks[key]
-	if sl == nil {
-		sl = &sessionLock{}
-		h.locks[key] = sl
+// sessionRef returns session key's entry, created if none, with a reference
+// taken for the caller. Call with rmu held.
+func (h *Handler) sessionRef(key string) *sessionBytes {
+	sb := h.sessions[key]
+	if sb == nil {
+		sb = &sessionBytes{}
+		h.sessions[key] = sb
 	}
-	sl.refs++
-	h.rmu.Unlock()
-	return &sl.mu, func() {
-		h.rmu.Lock()
-		if sl.refs--; sl.refs == 0 {
-			delete(h.locks, key)
-		}
-		h.rmu.Unlock()
+	sb.refs++
+	return sb
+}
+
+// sessionUnref drops a reference to sb, the entry of key, and the entry with
+// its last. Call with rmu held.
+func (h *Handler) sessionUnref(key string, sb *sessionBytes) {
+	if sb.refs--; sb.refs == 0 {
+		delete(h.sessions, key)
 	}
 }
 
 // countSession returns the bytes ex's session holds and has reserved with
 // ex's chunk added, and reserves the chunk's bytes (release returns them).
+// The reference taken for the lock passes to the reservation.
 func (h *Handler) countSession(ex *storeExchange) (uint64, error) {
 	key := string(ex.session.ID)
-	l, done := h.sessionLock(key)
-	defer done()
+	h.rmu.Lock()
+	sb := h.sessionRef(key)
+	h.rmu.Unlock()
 	if h.cfg.countWait != nil {
 		h.cfg.countWait()
 	}
-	l.Lock()
-	defer l.Unlock()
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
 	sess, stored, open, err := h.blocks.SessionInfo(ex.session.ID)
-	if err != nil {
-		return 0, fmt.Errorf("provider cannot read its store: %w", err)
-	}
-	if open && sess.Bag != ex.bag {
-		return 0, fmt.Errorf("session belongs to bag %s, not %s", sess.Bag, ex.bag)
+	if err == nil && open && sess.Bag != ex.bag {
+		err = fmt.Errorf("session belongs to bag %s, not %s", sess.Bag, ex.bag)
+	} else if err != nil {
+		err = fmt.Errorf("provider cannot read its store: %w", err)
 	}
 	h.rmu.Lock()
 	defer h.rmu.Unlock()
-	total := stored + h.reserved[key] + ex.length
-	h.reserved[key] += ex.length
-	ex.reservedKey = key
+	if err != nil {
+		h.sessionUnref(key, sb)
+		return 0, err
+	}
+	total := stored + sb.reserved + ex.length
+	sb.reserved += ex.length
+	ex.reservedKey, ex.reservedBytes = key, sb
 	return total, nil
 }
 
 // land stores ex's chunk with put and, once it is stored, releases the
 // chunk's reservation, holding ex's session lock shared throughout when ex
-// reserved session bytes (a panic in put unlocks it too).
+// reserved session bytes (a panic in put unlocks it too). The release
+// drops the lock's reference with the reservation's: once the reservation
+// is gone the chunk counts in the store alone, and nothing is left for the
+// lock to order.
 func (h *Handler) land(ex *storeExchange, put func() error) error {
 	h.rmu.Lock()
-	key := ex.reservedKey
-	h.rmu.Unlock()
-	if key != "" {
-		l, done := h.sessionLock(key)
-		defer done()
-		l.RLock()
-		defer l.RUnlock()
+	key, sb := ex.reservedKey, ex.reservedBytes
+	if sb != nil {
+		sb.refs++
 	}
+	h.rmu.Unlock()
+	if sb == nil { // a registered object's chunk: no session bytes
+		return put()
+	}
+	sb.mu.RLock()
+	defer sb.mu.RUnlock()
+	stored := false
+	defer func() { // before the unlock; on a panic too
+		h.rmu.Lock()
+		defer h.rmu.Unlock()
+		if stored {
+			h.releaseLocked(ex)
+		}
+		h.sessionUnref(key, sb)
+	}()
 	if err := put(); err != nil {
 		return err
 	}
-	h.release(ex)
+	stored = true
 	return nil
+}
+
+// release returns an exchange's reserved session bytes.
+func (h *Handler) release(ex *storeExchange) {
+	h.rmu.Lock()
+	defer h.rmu.Unlock()
+	h.releaseLocked(ex)
+}
+
+// releaseLocked is release with rmu held.
+func (h *Handler) releaseLocked(ex *storeExchange) {
+	sb := ex.reservedBytes
+	if sb == nil {
+		return
+	}
+	sb.reserved -= min(sb.reserved, ex.length)
+	h.sessionUnref(ex.reservedKey, sb)
+	ex.reservedKey, ex.reservedBytes = "", nil
 }

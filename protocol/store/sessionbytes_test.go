@@ -101,3 +101,118 @@ func TestSessionChunkCountedOnceAsItLands(t *testing.T) {
 		t.Fatalf("session holds %d bytes (%v), want %d", n, err, auth.quota)
 	}
 }
+
+// TestSessionBytesEntriesDropped: a session's byte count lives in the
+// handler only while a chunk holds a reservation or its lock. Chunks
+// stored concurrently and one refused over the session's grant leave none
+// behind, and the refused one's bytes are not counted.
+func TestSessionBytesEntriesDropped(t *testing.T) {
+	first, second, third := spRand(71, 128<<10), spRand(72, 128<<10), spRand(73, 128<<10)
+	net := testnet.New(t, 2)
+	auth := &spAuth{objects: map[uint64]spObject{}, quota: uint64(len(first) + len(second))}
+	bs, err := blockstore.Open(t.TempDir(), blockstore.WithSessionExpiry(0), blockstore.WithLogger(spDiscard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov := net.Host(1).Libp2p()
+	h := store.NewHandler(bs.ForProtocols(), auth, prov.Peerstore().PrivKey(prov.ID()), store.WithLogger(spDiscard))
+	h.Register(net.Host(1).Protocol())
+	t.Cleanup(func() { _ = h.Close(); _ = bs.Close() })
+
+	ctx, cancel := context.WithTimeout(context.Background(), testnet.WaitTimeout)
+	defer cancel()
+	s, err := store.Open(ctx, net.Host(0).Libp2p(), prov.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	session := bytes.Repeat([]byte{8}, store.SessionIDLength)
+	push := func(data []byte) error {
+		_, err := s.Push(ctx, store.ChunkPush{Bag: spBag, CID: chunker.ChunkCID(data), Data: data, Session: session, Expiry: time.Now().Add(time.Hour)})
+		return err
+	}
+	errs := make(chan error, 2)
+	for _, d := range [][]byte{first, second} {
+		go func() { errs <- push(d) }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("chunk of a session with room for it: %v", err)
+		}
+	}
+	if n := store.SessionEntries(h); n != 0 {
+		t.Fatalf("%d session entries kept after every chunk was stored; want 0", n)
+	}
+	var re *store.RefusedError
+	if err := push(third); !errors.As(err, &re) {
+		t.Fatalf("chunk over the session's grant: %v; want a refusal", err)
+	}
+	if n := store.SessionEntries(h); n != 0 {
+		t.Fatalf("%d session entries kept after a refusal; want 0", n)
+	}
+	if _, n, _, err := bs.ForProtocols().SessionInfo(store.ClientSessionID(session)); err != nil || n != auth.quota {
+		t.Fatalf("session holds %d bytes (%v), want %d", n, err, auth.quota)
+	}
+}
+
+// panickyDisk is the real block store whose put of one chunk panics.
+type panickyDisk struct {
+	blockstore.ProtocolBlocks
+	chunk cid.Cid
+}
+
+func (d panickyDisk) PutInSession(s store.Session, c cid.Cid, data []byte) error {
+	if c.Equals(d.chunk) {
+		panic("disk driver bug")
+	}
+	return d.ProtocolBlocks.PutInSession(s, c, data)
+}
+
+// TestSessionBytesDroppedAfterPanic: a session chunk whose put panics
+// leaves no byte count behind once its stream is reset, and the session's
+// next chunk is stored on a new stream.
+func TestSessionBytesDroppedAfterPanic(t *testing.T) {
+	bad, good := spRand(81, 128<<10), spRand(82, 128<<10)
+	net := testnet.New(t, 2)
+	auth := &spAuth{objects: map[uint64]spObject{}, quota: uint64(len(bad) + len(good))}
+	bs, err := blockstore.Open(t.TempDir(), blockstore.WithSessionExpiry(0), blockstore.WithLogger(spDiscard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov := net.Host(1).Libp2p()
+	h := store.NewHandler(panickyDisk{bs.ForProtocols(), chunker.ChunkCID(bad)}, auth, prov.Peerstore().PrivKey(prov.ID()), store.WithLogger(spDiscard))
+	h.Register(net.Host(1).Protocol())
+	t.Cleanup(func() { _ = h.Close(); _ = bs.Close() })
+
+	ctx, cancel := context.WithTimeout(context.Background(), testnet.WaitTimeout)
+	defer cancel()
+	session := bytes.Repeat([]byte{9}, store.SessionIDLength)
+	push := func(data []byte) error {
+		s, err := store.Open(ctx, net.Host(0).Libp2p(), prov.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		_, err = s.Push(ctx, store.ChunkPush{Bag: spBag, CID: chunker.ChunkCID(data), Data: data, Session: session, Expiry: time.Now().Add(time.Hour)})
+		return err
+	}
+	if err := push(bad); err == nil {
+		t.Fatal("a chunk whose put panicked was acknowledged")
+	}
+	// The exchange ends with its stream, which the panic resets.
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for store.SessionEntries(h) != 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d session entries kept after the panicked chunk's stream ended; want 0", store.SessionEntries(h))
+		case <-tick.C:
+		}
+	}
+	if err := push(good); err != nil {
+		t.Fatalf("next chunk of the session: %v", err)
+	}
+	if n := store.SessionEntries(h); n != 0 {
+		t.Fatalf("%d session entries kept; want 0", n)
+	}
+}

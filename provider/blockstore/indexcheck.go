@@ -114,12 +114,12 @@ func chunkAt(blk []byte, i int) (int, bool) {
 // skip without a word (a journal chunk that fails its checksum other than
 // in a torn tail; a damaged manifest, then rebuilt from the tables) is
 // logged and leaves the reindex marker, before goleveldb rewrites the
-// evidence: Open then re-reads every pack (see Store.open).
-func openIndex(dir string, log *slog.Logger) (*leveldb.DB, error) {
+// evidence: Open then re-reads every pack (see Store.open). exists says
+// the index is there (prepareDir found its CURRENT), clean that the store
+// was closed cleanly.
+func openIndex(dir string, exists, clean bool, log *slog.Logger) (*leveldb.DB, error) {
 	path := filepath.Join(dir, indexDir)
-	_, err := os.Stat(filepath.Join(dir, cleanMarker))
-	clean := err == nil
-	if _, err := os.Stat(filepath.Join(path, "CURRENT")); err == nil {
+	if exists {
 		damage, err := journalDamage(path, clean)
 		if err != nil {
 			return nil, fmt.Errorf("blockstore: open index in %s: %w", dir, err)

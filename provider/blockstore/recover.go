@@ -34,10 +34,10 @@ const recoveredBag = "\x00recovered"
 
 // cleanStart empties tmp/ (left by stores before packs) and tells whether
 // the store must be reconciled with its index: after an unclean shutdown
-// of an existing store, or to rebuild a lost or damaged index (reindex,
-// then whatever the marker says). The clean marker stays until clearClean:
-// Open may yet refuse to open the store, changing nothing.
-func (s *Store) cleanStart(fresh, rebuild, reindex bool) (reconcile bool, err error) {
+// of an existing store (no clean marker), or to rebuild a lost or damaged
+// index (reindex, then whatever the marker says). The clean marker stays
+// until clearClean: Open may yet refuse to open the store, changing nothing.
+func (s *Store) cleanStart(fresh, clean, reindex bool) (reconcile bool, err error) {
 	tmp := filepath.Join(s.dir, tmpDir)
 	entries, err := os.ReadDir(tmp)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -51,17 +51,11 @@ func (s *Store) cleanStart(fresh, rebuild, reindex bool) (reconcile bool, err er
 	switch {
 	case fresh:
 		return false, nil
-	case rebuild:
-		s.log.Warn("the index is missing but blocks are on disk: rebuilding it from every pack and block file", "dir", s.dir)
-		return true, nil
 	case reindex:
-		s.log.Warn("the index is damaged: re-reading every pack and block file, keeping every block that verifies", "dir", s.dir)
+		s.log.Warn("the index is missing or damaged: re-reading every pack and block file, keeping every block that verifies", "dir", s.dir)
 		return true, nil
 	}
-	if _, err := os.Stat(filepath.Join(s.dir, cleanMarker)); err == nil {
-		return false, nil // closed cleanly: every Put had finished
-	}
-	return true, nil
+	return !clean, nil // closed cleanly: every Put had finished
 }
 
 // clearClean removes the clean marker, if there: from now on a crash is an

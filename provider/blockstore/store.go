@@ -127,12 +127,14 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	noIndex, rebuild, err := prepareDir(dir)
+	noIndex, fresh, err := prepareDir(dir)
 	if err != nil {
 		return nil, err
 	}
+	_, err = os.Stat(filepath.Join(dir, cleanMarker))
+	clean := err == nil
 	log := cfg.log.With("component", "blockstore")
-	db, err := openIndex(dir, log)
+	db, err := openIndex(dir, !noIndex, clean, log)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +160,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	s.packs = newPackSet(filepath.Join(dir, packsDir), cfg.packLimit, s.files, s.seal, s.log)
 	s.packs.syncHook = cfg.packSync
 	s.packs.readHook = cfg.packRead
-	if err := s.open(noIndex && !rebuild, rebuild); err != nil {
+	if err := s.open(fresh, clean); err != nil {
 		s.packs.close()
 		_ = db.Close()
 		return nil, err
@@ -171,11 +173,12 @@ func Open(dir string, opts ...Option) (*Store, error) {
 }
 
 // prepareDir creates the store's directories, durably, and tells whether
-// the index is missing and, if so, whether it must be rebuilt from blocks
-// on disk: a missing index means a new store only when no pack and no
-// legacy block file is there either (otherwise Open would unlink every
-// pack as holding nothing live).
-func prepareDir(dir string) (noIndex, rebuild bool, err error) {
+// the index is missing and, if so, whether the store is new (fresh): a
+// missing index means a new store only when no pack and no legacy block
+// file is there either (otherwise Open would unlink every pack as holding
+// nothing live). An index missing from a store with blocks on disk is
+// rebuilt from them: prepareDir leaves the reindex marker for Open.
+func prepareDir(dir string) (noIndex, fresh bool, err error) {
 	_, statErr := os.Stat(dir)
 	created := errors.Is(statErr, fs.ErrNotExist)
 	for _, d := range []string{packsDir, quarantineDir} {
@@ -214,20 +217,21 @@ func prepareDir(dir string) (noIndex, rebuild bool, err error) {
 			if err := writeMarker(filepath.Join(dir, reindexMarker)); err != nil {
 				return false, false, fmt.Errorf("blockstore: open %s: %w", dir, err)
 			}
-			return true, true, nil
+			return true, false, nil
 		}
 	}
-	return true, false, nil
+	return true, true, nil
 }
 
 // open reconciles the store's disk with its index and counts what it
-// holds: nothing to reconcile in a new store; every pack and block file
-// (rebuild) when the index is missing. It lists the packs once and walks
-// the block index once (walkBlocks), whatever it finds.
-func (s *Store) open(fresh, rebuild bool) error {
+// holds: nothing to reconcile in a new store (fresh) or one closed cleanly
+// (clean); every pack and block file when the index is missing or damaged
+// (the reindex marker). It lists the packs once and walks the block index
+// once (walkBlocks), whatever it finds.
+func (s *Store) open(fresh, clean bool) error {
 	_, err := os.Stat(filepath.Join(s.dir, reindexMarker))
 	reindex := err == nil
-	reconcile, err := s.cleanStart(fresh, rebuild, reindex)
+	reconcile, err := s.cleanStart(fresh, clean, reindex)
 	if err != nil {
 		return err
 	}
