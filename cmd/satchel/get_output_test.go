@@ -123,9 +123,10 @@ func TestGetFsyncFlushesInSteps(t *testing.T) {
 }
 
 // TestGetOutputDirect: a regular output file is written with direct I/O
-// through the aligned double buffer, byte-exact whatever the sizes of the
-// writes and of the file (padded, then cut to length), with or without
-// --fsync, and a failed get leaves nothing.
+// through the aligned buffers, byte-exact whatever the sizes of the writes
+// and of the file (padded, then cut to length; past every buffer the
+// writer may hold), with or without --fsync, never holding more than
+// directBuffers, and a failed get leaves nothing.
 func TestGetOutputDirect(t *testing.T) {
 	dir := t.TempDir()
 	probe := filepath.Join(dir, "probe")
@@ -143,7 +144,7 @@ func TestGetOutputDirect(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = os.Remove(probe)
-	for i, size := range []int{0, 1, directAlign - 1, directAlign, directBufSize - 1, directBufSize, 2*directBufSize + 12345} {
+	for i, size := range []int{0, 1, directAlign - 1, directAlign, directBufSize - 1, directBufSize, 2*directBufSize + 12345, directBuffers*directBufSize + 3*directAlign + 1} {
 		data := bytes.Repeat([]byte{byte(i + 1), 2, 3, 5, 7, 11, 13}, size/7+1)[:size]
 		path := filepath.Join(dir, "out")
 		var through io.Writer
@@ -164,8 +165,12 @@ func TestGetOutputDirect(t *testing.T) {
 		if err != nil || direct || n != int64(size) {
 			t.Fatalf("%d bytes: writeOutput = %d, direct %v, %v", size, n, direct, err)
 		}
-		if _, ok := through.(*directWriter); !ok {
+		dw, ok := through.(*directWriter)
+		if !ok {
 			t.Fatalf("%d bytes written through %T, not with direct I/O", size, through)
+		}
+		if dw.buffers < 1 || dw.buffers > directBuffers {
+			t.Fatalf("%d bytes: the writer held %d buffers, want 1 to %d", size, dw.buffers, directBuffers)
 		}
 		if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("%d bytes: file holds %d bytes (%v), not what was written", size, len(got), err)
