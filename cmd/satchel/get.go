@@ -54,7 +54,8 @@ system allows it (it then does not fill the page cache, which costs more CPU
 than the rest of the get), and is not synced (like curl, wget and ipfs get):
 it is whole or absent, but a power loss soon after may lose it. --fsync makes
 it durable before the command returns; through the page cache it is flushed
-in steps while the rest is still being fetched.
+in steps while the rest is still being fetched. A FILE its file system has no
+room for is refused before the object's bytes are fetched.
 
 --offset and --length read a range (--length 0: to the end); an offset at or
 past the end is an error. A progress bar is drawn on stderr when it is a
@@ -133,7 +134,7 @@ terminal, never with --json.`,
 				ow.w = cmd.OutOrStdout()
 				written, err = r.WriteRange(ctx, ow, int64(off), n)
 			} else {
-				written, direct, err = writeOutput(out, fsync, func(w io.Writer) (int64, error) {
+				written, direct, err = writeOutput(out, fsync, n, func(w io.Writer) (int64, error) {
 					ow.w = w
 					return r.WriteRange(ctx, ow, int64(off), n)
 				})

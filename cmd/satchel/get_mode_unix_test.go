@@ -19,7 +19,7 @@ func TestGetOutputModes(t *testing.T) {
 		useDirectOutput = direct
 		dir := t.TempDir()
 		fresh := filepath.Join(dir, "fresh")
-		if _, _, err := writeOutput(fresh, false, fillWith([]byte("x"))); err != nil {
+		if _, _, err := writeOutput(fresh, false, 0, fillWith([]byte("x"))); err != nil {
 			t.Fatal(err)
 		}
 		if want := fs.FileMode(0o666 &^ processUmask); mode(t, fresh) != want {
@@ -40,7 +40,7 @@ func TestGetOutputModes(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, p := range []string{target, link} {
-				if _, _, err := writeOutput(p, false, fillWith([]byte("new"))); err != nil {
+				if _, _, err := writeOutput(p, false, 0, fillWith([]byte("new"))); err != nil {
 					t.Fatal(err)
 				}
 				if got := mode(t, target); got != m {
@@ -69,7 +69,7 @@ func mode(t *testing.T, p string) fs.FileMode {
 func TestGetOutputMissingDirectory(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "nodir", "sub", "x")
-	_, _, err := writeOutput(out, false, fillWith([]byte("x")))
+	_, _, err := writeOutput(out, false, 0, fillWith([]byte("x")))
 	if err == nil || !strings.Contains(err.Error(), "directory "+filepath.Join(dir, "nodir", "sub")+" does not exist") || strings.Contains(err.Error(), ".part") {
 		t.Fatalf("err %v", err)
 	}

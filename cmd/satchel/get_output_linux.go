@@ -20,3 +20,13 @@ func syncRange(f *os.File, off, n int64) error {
 
 // oDirect opens a file for direct I/O.
 const oDirect = unix.O_DIRECT
+
+// freeSpace returns the bytes f's file system has free for this user, and
+// false where it cannot tell.
+func freeSpace(f *os.File) (uint64, bool) {
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil {
+		return 0, false
+	}
+	return st.Bavail * uint64(st.Bsize), true
+}

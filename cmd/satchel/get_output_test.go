@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -43,7 +44,7 @@ func TestGetOutputRegularFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	boom := errors.New("provider went away")
-	if _, direct, err := writeOutput(link, false, func(w io.Writer) (int64, error) {
+	if _, direct, err := writeOutput(link, false, 0, func(w io.Writer) (int64, error) {
 		_, _ = w.Write([]byte("partial"))
 		return 7, boom
 	}); !errors.Is(err, boom) || direct {
@@ -52,7 +53,7 @@ func TestGetOutputRegularFiles(t *testing.T) {
 	if b, _ := os.ReadFile(target); string(b) != "old" {
 		t.Fatalf("a failed get changed the file: %q", b)
 	}
-	if _, direct, err := writeOutput(link, false, fillWith([]byte("new"))); err != nil || direct {
+	if _, direct, err := writeOutput(link, false, 0, fillWith([]byte("new"))); err != nil || direct {
 		t.Fatalf("direct %v, %v", direct, err)
 	}
 	if b, _ := os.ReadFile(target); string(b) != "new" {
@@ -62,10 +63,10 @@ func TestGetOutputRegularFiles(t *testing.T) {
 		t.Fatalf("the link was replaced: %v %v", fi.Mode(), err)
 	}
 	fresh := filepath.Join(dir, "fresh")
-	if _, direct, err := writeOutput(fresh, false, fillWith([]byte("x"))); err != nil || direct {
+	if _, direct, err := writeOutput(fresh, false, 0, fillWith([]byte("x"))); err != nil || direct {
 		t.Fatalf("new file: direct %v, %v", direct, err)
 	}
-	if _, _, err := writeOutput(dir, false, fillWith([]byte("x"))); err == nil || !strings.Contains(err.Error(), "is a directory") {
+	if _, _, err := writeOutput(dir, false, 0, fillWith([]byte("x"))); err == nil || !strings.Contains(err.Error(), "is a directory") {
 		t.Fatalf("a directory: %v", err)
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, ".*.part")); len(left) != 0 {
@@ -84,7 +85,7 @@ func TestGetFsyncFlushesInSteps(t *testing.T) {
 	path := filepath.Join(dir, "out")
 	data := bytes.Repeat([]byte("0123456789abcdef"), 10<<10) // 160 KiB: 20 steps
 	var steps int64
-	n, direct, err := writeOutput(path, true, func(w io.Writer) (int64, error) {
+	n, direct, err := writeOutput(path, true, 0, func(w io.Writer) (int64, error) {
 		sw, ok := w.(*stepSyncer)
 		if !ok {
 			t.Fatalf("fsync output written through %T, not a stepSyncer", w)
@@ -113,7 +114,7 @@ func TestGetFsyncFlushesInSteps(t *testing.T) {
 
 	// A failed fill with --fsync leaves nothing either.
 	boom := errors.New("provider went away")
-	if _, _, err := writeOutput(filepath.Join(dir, "other"), true, func(w io.Writer) (int64, error) {
+	if _, _, err := writeOutput(filepath.Join(dir, "other"), true, int64(len(data)), func(w io.Writer) (int64, error) {
 		_, _ = w.Write(data)
 		return int64(len(data)), boom
 	}); !errors.Is(err, boom) {
@@ -123,9 +124,10 @@ func TestGetFsyncFlushesInSteps(t *testing.T) {
 }
 
 // TestGetOutputDirect: a regular output file is written with direct I/O
-// through the aligned double buffer, byte-exact whatever the sizes of the
-// writes and of the file (padded, then cut to length), with or without
-// --fsync, and a failed get leaves nothing.
+// through the aligned buffers, byte-exact whatever the sizes of the writes
+// and of the file (padded, then cut to length; past every buffer the
+// writer may hold), with or without --fsync, never holding more than
+// directBuffers, and a failed get leaves nothing.
 func TestGetOutputDirect(t *testing.T) {
 	dir := t.TempDir()
 	probe := filepath.Join(dir, "probe")
@@ -143,11 +145,11 @@ func TestGetOutputDirect(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = os.Remove(probe)
-	for i, size := range []int{0, 1, directAlign - 1, directAlign, directBufSize - 1, directBufSize, 2*directBufSize + 12345} {
+	for i, size := range []int{0, 1, directAlign - 1, directAlign, directBufSize - 1, directBufSize, 2*directBufSize + 12345, directBuffers*directBufSize + 3*directAlign + 1} {
 		data := bytes.Repeat([]byte{byte(i + 1), 2, 3, 5, 7, 11, 13}, size/7+1)[:size]
 		path := filepath.Join(dir, "out")
 		var through io.Writer
-		n, direct, err := writeOutput(path, i%2 == 1, func(w io.Writer) (int64, error) {
+		n, direct, err := writeOutput(path, i%2 == 1, int64(size), func(w io.Writer) (int64, error) {
 			through = w
 			var total int64
 			for off := 0; off < len(data); {
@@ -164,8 +166,12 @@ func TestGetOutputDirect(t *testing.T) {
 		if err != nil || direct || n != int64(size) {
 			t.Fatalf("%d bytes: writeOutput = %d, direct %v, %v", size, n, direct, err)
 		}
-		if _, ok := through.(*directWriter); !ok {
+		dw, ok := through.(*directWriter)
+		if !ok {
 			t.Fatalf("%d bytes written through %T, not with direct I/O", size, through)
+		}
+		if dw.buffers < 1 || dw.buffers > directBuffers {
+			t.Fatalf("%d bytes: the writer held %d buffers, want 1 to %d", size, dw.buffers, directBuffers)
 		}
 		if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("%d bytes: file holds %d bytes (%v), not what was written", size, len(got), err)
@@ -173,11 +179,36 @@ func TestGetOutputDirect(t *testing.T) {
 		onlyEntry(t, dir, "out")
 	}
 	boom := errors.New("provider went away")
-	if _, _, err := writeOutput(filepath.Join(dir, "other"), false, func(w io.Writer) (int64, error) {
+	if _, _, err := writeOutput(filepath.Join(dir, "other"), false, 3*directBufSize, func(w io.Writer) (int64, error) {
 		_, _ = w.Write(make([]byte, directBufSize+5))
 		return directBufSize + 5, boom
 	}); !errors.Is(err, boom) {
 		t.Fatalf("failed fill: %v", err)
 	}
 	onlyEntry(t, dir, "out")
+}
+
+// TestGetOutputNoRoom: a get whose size the file system cannot hold fails
+// before anything is fetched (fill is never called), naming the size, and
+// leaves nothing behind.
+func TestGetOutputNoRoom(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("free space is looked at on Linux only")
+	}
+	dir := t.TempDir()
+	const size = 1 << 62 // more than any disk holds
+	called := false
+	_, _, err := writeOutput(filepath.Join(dir, "out"), false, size, func(w io.Writer) (int64, error) {
+		called = true
+		return 0, nil
+	})
+	if err == nil || called {
+		t.Fatalf("writeOutput of %d bytes: fill called %v, err %v; want an error before any fetch", int64(size), called, err)
+	}
+	if !strings.Contains(err.Error(), "no room for its 4611686018427387904 bytes") {
+		t.Fatalf("error does not name the size: %v", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("left behind: %v", entries)
+	}
 }

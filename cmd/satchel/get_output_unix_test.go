@@ -32,7 +32,7 @@ func TestGetToFIFOWritesStraight(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := bytes.Repeat([]byte("satchel "), 1000) // under the pipe buffer
-	n, direct, err := writeOutput(fifo, false, fillWith(data))
+	n, direct, err := writeOutput(fifo, false, 0, fillWith(data))
 	if err != nil || n != int64(len(data)) || !direct {
 		t.Fatalf("writeOutput = %d, direct %v, %v", n, direct, err)
 	}
@@ -61,7 +61,7 @@ func TestGetToCharDeviceWritesStraight(t *testing.T) {
 	} else {
 		f.Close()
 	}
-	n, direct, err := writeOutput(dev, false, fillWith([]byte("gone")))
+	n, direct, err := writeOutput(dev, false, 0, fillWith([]byte("gone")))
 	if err != nil || n != 4 || !direct {
 		t.Fatalf("writeOutput = %d, direct %v, %v", n, direct, err)
 	}

@@ -12,6 +12,11 @@ import (
 // path. Every byte is drawn, so no two chunks of the file are equal: a
 // provider holding a chunk already is not sent it again, and a file of
 // repeated chunks would measure a fraction of its bytes.
+//
+// The file is synced before WriteRandomFile returns: left dirty, its pages
+// are written back by the kernel tens of seconds later, in the middle of
+// whatever the benchmark times then (a get writing its output to the same
+// disk, say), competing for the disk and the CPU.
 func WriteRandomFile(b testing.TB, path string, size int64, seed uint64) {
 	b.Helper()
 	f, err := os.Create(path)
@@ -31,6 +36,9 @@ func WriteRandomFile(b testing.TB, path string, size int64, seed uint64) {
 		}
 	}
 	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
 		b.Fatal(err)
 	}
 }
