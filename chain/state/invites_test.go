@@ -192,6 +192,11 @@ func TestInvitationsComeWithVersion4(t *testing.T) {
 		h.refused(storageLead, msg, chain.ErrUnknownMsg)
 		tx := h.sign(storageLead, msg)
 		h.nonces[storageLead.Account()]--
+		// Releases before version 4 cannot decode it and refuse its
+		// proposal: so does this one, or votes would split mid-rollout.
+		if err := h.m.CheckProposal([][]byte{tx}); err == nil {
+			t.Fatalf("a version 3 proposal with %s passed CheckProposal", msg.Type())
+		}
 		wantCode(t, h.block(tx)[0], chain.ErrUnknownMsg)
 		if n := queryAs[chain.AccountInfo](t, h.m, chain.QueryAccount, storageLead.Account()).Nonce; n != h.nonces[storageLead.Account()] {
 			t.Fatalf("%s on version 3 used nonce: %d; want %d", msg.Type(), n, h.nonces[storageLead.Account()])

@@ -1,6 +1,10 @@
 package state
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/satchel-net/satchel/chain"
+)
 
 // ProposalTxs returns the transactions of txs, in order, that mempool
 // admission admits into one block against committed state: what a
@@ -57,8 +61,12 @@ func (m *Machine) CheckProposal(txs [][]byte) error {
 	if closed {
 		return errClosed
 	}
-	if v, err := stateVersion(r); err != nil || v < VersionAdmission {
+	v, err := stateVersion(r)
+	if err != nil {
 		return err
+	}
+	if v < VersionAdmission {
+		return olderProposal(m, txs)
 	}
 	var p mempool
 	s := store{newCache(r)}
@@ -69,6 +77,24 @@ func (m *Machine) CheckProposal(txs [][]byte) error {
 		}
 		if err != nil {
 			return fmt.Errorf("transaction %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// olderProposal judges a proposal on a chain below VersionAdmission as the
+// releases before it do: they cannot decode the invitation messages and
+// refuse a proposal holding one, so this release refuses it too, or a
+// Byzantine proposer could split the votes of validators on mixed releases
+// while the upgrade rolls out.
+func olderProposal(m *Machine, txs [][]byte) error {
+	for i, b := range txs {
+		tx, _, err := m.decoded.decode(b)
+		if err != nil {
+			return fmt.Errorf("transaction %d: %w", i, err)
+		}
+		if chain.InvitationMsg(tx.Msg) {
+			return fmt.Errorf("transaction %d: %s is unknown below app version %d", i, tx.Msg.Type(), VersionAdmission)
 		}
 	}
 	return nil
