@@ -28,7 +28,9 @@ func newChainUpgradeCmd(app *App) *cobra.Command {
 		short: "Schedule the chain's move to a newer app version at a block height. Requires the storage lead",
 		long: `Schedule a governed upgrade of the running chain to app version N. Block H
 ends with the migration to version N on every node (for version 3: the
-object-ID index is built from every object registered before), and block
+object-ID index is built from every object registered before; for version
+4: block proposals are held to mempool admission's rules, and members may
+be created by invitation), and block
 H+1 is the first that runs by version N's rules; its header names the
 version. H must be at least ` + fmt.Sprint(chain.MinUpgradeDelay) + ` blocks after the block that takes this
 transaction; scheduling again replaces a schedule that has not run. No
