@@ -18,17 +18,19 @@ import (
 // out) — the one being written and those prepared behind it — are charged
 // to the peer's abandonment budget, a token bucket of bytes (burst, refilled at
 // rate, down to minus the burst). While a peer's bucket is spent its GETs
-// are REFUSED (its own budget, not busy) before anything is read, and until
-// it is full again its blocked streams count as stalled whatever their age:
-// a GET that finds the shared budget spent resets them first. An honest
-// reader reads what it asks for and never resets with replies pending,
-// except when it gives up on a provider; the burst is for that.
+// are REFUSED (its own budget, not busy) before anything is read, and while
+// it owes more than a little (MaxGetBytes, or half a smaller burst) its
+// blocked streams count as stalled whatever their age: a GET that finds the
+// shared budget spent resets them first. An honest reader reads what it
+// asks for and never resets with replies pending, except when it gives up
+// on a provider; the burst is for that, and a reply or two abandoned keeps
+// its streams' protection.
 
 const (
 	// DefaultAbandonRate and DefaultAbandonBurst are a peer's abandonment
 	// budget (see WithAbandonBudget): 16 MiB at once (four streams' held
 	// replies), refilled at 512 KiB a second, so a peer that abandons its
-	// whole 64 MiB share is refused for 32 s and unprotected 32 s more.
+	// whole 64 MiB share is refused for 32 s and unprotected 24 s more.
 	DefaultAbandonRate  = 512 << 10
 	DefaultAbandonBurst = 16 << 20
 )
@@ -85,7 +87,8 @@ func (a *abandonBudget) charge(p peer.ID, n int64) {
 }
 
 // state reports whether p's bucket is spent (its GETs are refused) and
-// whether it is short of full (its blocked streams count as stalled).
+// whether it owes more than MaxGetBytes, or half a smaller burst (its
+// blocked streams count as stalled).
 func (a *abandonBudget) state(p peer.ID) (spent, owing bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -94,7 +97,7 @@ func (a *abandonBudget) state(p peer.ID) (spent, owing bool) {
 		return false, false
 	}
 	b.fill(a.rate, a.burst, a.now())
-	return b.tokens <= 0, b.tokens < a.burst
+	return b.tokens <= 0, b.tokens < a.burst-min(MaxGetBytes, a.burst/2)
 }
 
 // prune forgets the buckets that have refilled, and reports whether it
