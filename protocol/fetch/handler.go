@@ -89,7 +89,9 @@ func readPolicy(p Policy) ReadPolicy {
 // (WithRangeVerifyBudget, WithRangeVerifyNodeBudget). Each GET reserves its
 // reply's memory in the stream's resource scope first, at most
 // MaxHeldGETs of a stream at once, and is REFUSED when the budget has no room
-// and no stalled stream can be reset to make it (WithStallEviction). A block
+// and no stalled stream can be reset to make it (WithStallEviction), or when
+// its peer has reset streams leaving too many replies unsent
+// (WithAbandonBudget). A block
 // found corrupt is answered FAILED and reported through WithCorruptBlock so
 // the node repairs it from a peer.
 type Handler struct {
@@ -100,8 +102,9 @@ type Handler struct {
 	log      *slog.Logger
 	metrics  *metrics
 	verified *verifiedRecord
-	budget   *verifyBudget // of ranged GETs that read whole blocks
-	streams  streamSet     // being served, for eviction
+	budget   *verifyBudget  // of ranged GETs that read whole blocks
+	abandons *abandonBudget // of peers that reset streams with replies unsent
+	streams  streamSet      // being served, for eviction
 
 	p2p.Registration // where it is served
 }
@@ -118,6 +121,10 @@ type config struct {
 	nodeRate    int64
 	nodeBurst   int64
 	stallAfter  time.Duration // evict streams stalled this long; < 0: never
+	// abandonRate and abandonBurst are a peer's budget of reply bytes its
+	// resets leave unsent (WithAbandonBudget).
+	abandonRate  int64
+	abandonBurst int64
 }
 
 // WithCorruptBlock sets fn, called (from the serving goroutine; it must not
@@ -130,8 +137,9 @@ func WithCorruptBlock(fn func(c cid.Cid)) Option {
 // WithMetrics registers the handler's Prometheus collectors on reg:
 // satchel_provider_fetch_requests_total{kind,status},
 // satchel_provider_fetch_bytes_out_total,
-// satchel_provider_fetch_range_verify_refused_total{budget} and
-// satchel_provider_fetch_streams_evicted_total.
+// satchel_provider_fetch_range_verify_refused_total{budget},
+// satchel_provider_fetch_streams_evicted_total and
+// satchel_provider_fetch_abandoned_bytes_total.
 func WithMetrics(reg prometheus.Registerer) Option {
 	return func(c *config) { c.reg = reg }
 }
@@ -163,6 +171,7 @@ func NewHandler(blocks Blocks, policy Policy, opts ...Option) *Handler {
 		metrics:  newMetrics(cfg.reg),
 		verified: newVerifiedRecord(),
 		budget:   newVerifyBudget(cfg.verifyRate, cfg.verifyBurst, cfg.nodeRate, cfg.nodeBurst),
+		abandons: newAbandonBudget(cfg.abandonRate, cfg.abandonBurst),
 		streams:  streamSet{m: make(map[*stream]struct{})},
 	}
 }
@@ -257,6 +266,13 @@ func (st *stream) readRequests(ctx context.Context, queue chan<- *job, workers *
 		}
 		j := &job{done: make(chan struct{})}
 		if _, isGet := req.Body.(*pb.FetchRequest_Get); isGet {
+			if spent, _ := st.h.abandons.state(remote); spent {
+				st.h.metrics.request("get", pb.FetchStatus_FETCH_STATUS_REFUSED)
+				if !st.queueRefusal(ctx, queue, j, req.Id, abandonRefusal()) {
+					return ctx.Err()
+				}
+				continue
+			}
 			select {
 			case st.held <- struct{}{}:
 			case <-ctx.Done():
@@ -265,12 +281,7 @@ func (st *stream) readRequests(ctx context.Context, queue chan<- *job, workers *
 			if err := st.reserveGET(ctx); err != nil {
 				<-st.held
 				st.h.metrics.request("get", pb.FetchStatus_FETCH_STATUS_REFUSED)
-				j.reply = budgetRefusal(err)
-				j.reply.Id = req.Id
-				close(j.done)
-				select {
-				case queue <- j:
-				case <-ctx.Done():
+				if !st.queueRefusal(ctx, queue, j, req.Id, budgetRefusal(err)) {
 					return ctx.Err()
 				}
 				continue
@@ -296,15 +307,39 @@ func (st *stream) readRequests(ctx context.Context, queue chan<- *job, workers *
 	}
 }
 
+// queueRefusal queues j answered with r, a refusal of request id; false
+// means ctx ended first.
+func (st *stream) queueRefusal(ctx context.Context, queue chan<- *job, j *job, id uint64, r *pb.FetchReply) bool {
+	j.reply = r
+	j.reply.Id = id
+	close(j.done)
+	select {
+	case queue <- j:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // writeReplies writes the jobs' replies in queue order as each is ready.
 // After a write error it cancels the stream's work, resets the stream and
-// drains the queue; it returns that error.
+// drains the queue, charging the block bytes it leaves unsent to the
+// peer's abandonment budget unless the stream was evicted; it returns that
+// error.
 func (st *stream) writeReplies(queue <-chan *job, cancel context.CancelFunc) error {
 	fw := st.proto.NewFrameWriter(st.s, IdleTimeout)
 	var err error
+	var abandoned int64
+	defer func() {
+		if abandoned > 0 && !st.evicted.Load() {
+			st.h.metrics.abandoned.Add(float64(abandoned))
+			st.h.abandons.charge(st.s.Conn().RemotePeer(), abandoned)
+		}
+	}()
 	for j := range queue {
 		<-j.done
 		if err != nil {
+			abandoned += unsent(j)
 			st.h.recycle(j)
 			st.release(j)
 			continue // drain
@@ -314,6 +349,9 @@ func (st *stream) writeReplies(queue <-chan *job, cancel context.CancelFunc) err
 			err = fw.Flush()
 		}
 		st.writing.Store(0)
+		if err != nil {
+			abandoned += unsent(j)
+		}
 		st.h.recycle(j)
 		st.release(j)
 		if err != nil {

@@ -16,6 +16,9 @@ type metrics struct {
 	verifyRefused *prometheus.CounterVec
 	// evicted counts streams reset for a stalled write to make room.
 	evicted prometheus.Counter
+	// abandoned counts the block bytes of replies left unsent by streams
+	// their readers reset (charged to the peers' abandonment budgets).
+	abandoned prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -36,12 +39,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "satchel", Subsystem: "provider_fetch", Name: "streams_evicted_total",
 			Help: "Fetch streams reset because their reply write was stalled while another peer's GET needed the memory budget all peers share.",
 		}),
+		abandoned: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "satchel", Subsystem: "provider_fetch", Name: "abandoned_bytes_total",
+			Help: "Block bytes of GET replies left unsent by fetch streams their readers reset, charged to the readers' abandonment budgets.",
+		}),
 	}
 	if reg != nil {
 		m.requests = metricsutil.MustRegister(reg, m.requests)
 		m.bytesOut = metricsutil.MustRegister(reg, m.bytesOut)
 		m.verifyRefused = metricsutil.MustRegister(reg, m.verifyRefused)
 		m.evicted = metricsutil.MustRegister(reg, m.evicted)
+		m.abandoned = metricsutil.MustRegister(reg, m.abandoned)
 	}
 	return m
 }

@@ -15,7 +15,10 @@ import (
 // shared budget spent first resets the stream whose reply write has been
 // blocked longest — at least the stall age (WithStallEviction) — and takes
 // the memory it frees. A reader whose writes complete within the stall
-// age is never reset for another; a refused GET is the last resort.
+// age is never reset for another; a refused GET is the last resort. The
+// age is a stream's, so a reader could reset each stream just before it
+// and open another; the replies it leaves unsent are charged to its peer
+// (abandonBudget), whose blocked streams then count as stalled at any age.
 
 const (
 	// DefaultStallEviction is the stall age of WithStallEviction: a reply
@@ -58,20 +61,28 @@ func (ss *streamSet) remove(st *stream) {
 }
 
 // stalest returns the stream other than self holding GET memory whose
-// reply write began longest ago, and no later than before (UnixNano),
-// marked evicted, with when that write began; nil if there is none.
-func (ss *streamSet) stalest(self *stream, before int64) (*stream, int64) {
+// reply write is blocked and began longest ago, and no later than before
+// (UnixNano), marked evicted, with when that write began; nil if there is
+// none. A stream of a peer that abandoned replies lately (see
+// abandonBudget) counts as stalled whatever its write's age, and goes
+// first.
+func (ss *streamSet) stalest(self *stream, before int64, abandons *abandonBudget) (*stream, int64) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	var victim *stream
 	var oldest int64
+	var victimOwes bool
 	for st := range ss.m {
 		w := st.writing.Load()
-		if st == self || st.evicted.Load() || w == 0 || w > before || st.reserved.Load() == 0 {
+		if st == self || st.evicted.Load() || w == 0 || st.reserved.Load() == 0 {
 			continue
 		}
-		if victim == nil || w < oldest {
-			victim, oldest = st, w
+		_, owes := abandons.state(st.s.Conn().RemotePeer())
+		if !owes && w > before {
+			continue
+		}
+		if victim == nil || owes && !victimOwes || owes == victimOwes && w < oldest {
+			victim, oldest, victimOwes = st, w, owes
 		}
 	}
 	if victim != nil {
@@ -102,7 +113,7 @@ func (st *stream) reserveGET(ctx context.Context) error {
 		if !fetchFrees(err) {
 			break
 		}
-		victim, since := st.h.streams.stalest(st, time.Now().Add(-st.h.cfg.stallAfter).UnixNano())
+		victim, since := st.h.streams.stalest(st, time.Now().Add(-st.h.cfg.stallAfter).UnixNano(), st.h.abandons)
 		if victim == nil {
 			break
 		}

@@ -1,0 +1,272 @@
+package fetch_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/internal/benchutil"
+	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/p2p/testnet"
+	"github.com/satchel-net/satchel/protocol/fetch"
+	"github.com/satchel-net/satchel/protocol/fetch/pb"
+	"github.com/satchel-net/satchel/provider/blockstore"
+)
+
+// countingBlocks counts the bytes the handler reads from the block store.
+type countingBlocks struct {
+	fetch.Blocks
+	read atomic.Int64
+}
+
+func (b *countingBlocks) Get(c cid.Cid) ([]byte, error) {
+	data, err := b.Blocks.Get(c)
+
+	b.read.Add(int64(len(data)))
+	return data, err
+}
+
+// cycler is a peer's attack stream: it opens a fetch stream, asks for
+// every block and reads nothing, resets the stream after hold (just
+// before the stall age) and opens the next, until ctx ends.
+// It counts in got what the provider had sent it when it reset.
+func cycler(ctx context.Context, net *testnet.Network, from int, cids []cid.Cid, hold time.Duration, cycles, got *atomic.Int64) {
+	for ctx.Err() == nil {
+		s, err := net.Host(from).Libp2p().NewStream(ctx, net.Host(0).ID(), p2p.FetchProtocol)
+		if err != nil { // the old stream not yet gone, say: try again soon
+			select {
+			case <-time.After(10 * time.Millisecond):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		fw := p2p.NewFrameWriter(s)
+		for i, c := range cids {
+			_ = fw.WriteMsg(&pb.FetchRequest{Id: uint64(i + 1), Body: &pb.FetchRequest_Get{Get: &pb.GetRequest{Cid: c.Bytes()}}})
+		}
+		_ = fw.Flush()
+		select {
+		case <-time.After(hold):
+		case <-ctx.Done():
+		}
+		// What has arrived is what the provider sent (reading it now
+		// makes room for no more: the stream is reset next).
+		_ = s.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		n, _ := io.Copy(io.Discard, s)
+		got.Add(n)
+		_ = s.Reset()
+		cycles.Add(1)
+	}
+}
+
+// pacedReader reads at most 64 KiB a tick.
+type pacedReader struct {
+	r    io.Reader
+	tick *time.Ticker
+}
+
+func (p *pacedReader) Read(b []byte) (int, error) {
+	<-p.tick.C
+	return p.r.Read(b[:min(len(b), 64<<10)])
+}
+
+// slowReader asks for cids on a stream of its own and reads the replies at
+// about 1.3 MB/s (64 KiB every 50 ms): each 1 MiB reply drains in under a
+// second, within the stall age, as an honest slow reader's do. It returns
+// nil once every reply came OK.
+func slowReader(ctx context.Context, net *testnet.Network, from int, cids []cid.Cid) error {
+	s, err := net.Host(from).Libp2p().NewStream(ctx, net.Host(0).ID(), p2p.FetchProtocol)
+	if err != nil {
+		return err
+	}
+	defer s.Reset()
+	_ = s.SetDeadline(time.Now().Add(time.Minute))
+	fw := p2p.NewFrameWriter(s)
+	for i, c := range cids {
+		_ = fw.WriteMsg(&pb.FetchRequest{Id: uint64(i + 1), Body: &pb.FetchRequest_Get{Get: &pb.GetRequest{Cid: c.Bytes()}}})
+	}
+	if err := fw.Flush(); err != nil {
+		return err
+	}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	r := bufio.NewReaderSize(&pacedReader{r: s, tick: tick}, 64<<10)
+	for i := range cids {
+		var rep pb.FetchReply
+		if err := p2p.ReadMsg(r, &rep, fetch.MaxFrame); err != nil {
+			return fmt.Errorf("reply %d: %w", i+1, err)
+		}
+		if rep.Status != pb.FetchStatus_FETCH_STATUS_OK {
+			return fmt.Errorf("reply %d: %v (%s)", i+1, rep.Status, rep.Reason)
+		}
+	}
+	return nil
+}
+
+// cycleResult is what an honest reader saw while peers cycled stalled
+// streams, and what the attackers cost the provider.
+type cycleResult struct {
+	served, busy int
+	evicted      float64 // attackers' streams reset to make room
+	attackRead   int64   // block bytes the provider read for the attackers (not the honest readers)
+	attackGot    int64   // bytes the attackers were sent
+}
+
+// cyclingAttack runs four peers, each with four fetch streams that ask for
+// 1 MiB blocks, read nothing and reset each stream at 80% of the stall age
+// to open another at once (staggered, so their resets free little at a
+// time), against a provider whose fetch budget holds half what they ask
+// for and whose abandonment budget is rate and burst. Once every stream
+// has cycled twice, an honest reader GETs blocks for two more cycles,
+// none of which may be refused busy, and a slow reader (within the stall
+// age) reads four blocks, none of which may fail.
+func cyclingAttack(t *testing.T, rate, burst int64) cycleResult {
+	const (
+		attackers      = 4
+		streamsPerPeer = 4
+		stall          = 1500 * time.Millisecond
+		hold           = stall * 8 / 10
+	)
+	held := int64(fetch.MaxHeldGETs) * fetch.GetMemory
+	peerShare := streamsPerPeer * held
+	limits := p2p.MemoryLimits{
+		Protocol:            attackers/2*peerShare + fetch.GetMemory/2, // half of what they ask
+		FetchPeer:           peerShare + fetch.GetMemory/2,
+		ProtocolPeerStreams: streamsPerPeer,
+	}
+	net := testnet.New(t, attackers+3, testnet.WithHostOptions(func(i int) []p2p.Option {
+		if i == 0 { // TCP, whose yamux streams start with a 256 KiB window
+			return []p2p.Option{p2p.WithMemoryLimits(limits), p2p.WithListenAddrs("/ip4/127.0.0.1/tcp/0")}
+		}
+		return nil
+	}))
+	bs, err := blockstore.Open(t.TempDir(), blockstore.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := &countingBlocks{Blocks: bs.ForProtocols()}
+	reg := prometheus.NewRegistry()
+	h := fetch.NewHandler(blocks, &policy{}, fetch.WithMetrics(reg), fetch.WithLogger(slog.New(slog.DiscardHandler)),
+		fetch.WithStallEviction(stall), fetch.WithAbandonBudget(rate, burst))
+	h.Register(net.Host(0).Protocol())
+	t.Cleanup(func() {
+		_ = h.Close()
+		_ = bs.Close()
+	})
+	cids := make([]cid.Cid, fetch.MaxInFlight)
+	for i := range cids {
+		data := benchutil.Rand(uint64(700+i), 1<<20)
+		cids[i] = chunker.ChunkCID(data)
+		if err := bs.Put(cids[i], data); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	attack, stop := context.WithCancel(ctx)
+	var cycles, got atomic.Int64
+	var wg sync.WaitGroup
+	for p := 1; p <= attackers; p++ {
+		for i := range streamsPerPeer {
+			start := hold * time.Duration(i*attackers+p) / time.Duration(attackers*streamsPerPeer) // staggered
+			wg.Go(func() {
+				select {
+				case <-time.After(start):
+				case <-attack.Done():
+				}
+				cycler(attack, net, p, cids, hold, &cycles, &got)
+			})
+		}
+	}
+	// Two full cycles of every stream: each has reset streams with replies
+	// unsent, and holds its share again.
+	streams := int64(attackers * streamsPerPeer)
+	deadline := time.After(30 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for cycles.Load() < 2*streams {
+		select {
+		case <-deadline:
+			t.Fatalf("timed out waiting for the attackers' cycles (%d)", cycles.Load())
+		case <-tick.C:
+		}
+	}
+	readBefore, gotBefore := blocks.read.Load(), got.Load()
+	evictedBefore := counter(t, reg, "satchel_provider_fetch_streams_evicted_total")
+
+	// The honest readers, while the attack goes on for two more cycles: a
+	// slow one on a stream of its own, and a Client.
+	slow := make(chan error, 1)
+	go func() { slow <- slowReader(ctx, net, attackers+1, cids[:4]) }()
+	f := fetch.NewClient(net.Host(attackers + 2).Libp2p())
+	defer f.Close()
+	served, busy := 0, 0
+	for cycles.Load() < 4*streams {
+		for _, c := range cids {
+			_, err := f.GetBlock(ctx, net.Host(0).ID(), c)
+			switch {
+			case err == nil:
+				served++
+			case errors.Is(err, fetch.ErrProviderBusy):
+				busy++
+			default:
+				t.Fatalf("honest GetBlock: %v", err)
+			}
+		}
+	}
+	if err := <-slow; err != nil {
+		t.Errorf("slow honest reader: %v", err)
+	}
+	stop()
+	wg.Wait()
+	r := cycleResult{served: served, busy: busy,
+		evicted:    counter(t, reg, "satchel_provider_fetch_streams_evicted_total") - evictedBefore,
+		attackRead: blocks.read.Load() - readBefore - int64(served+4)<<20, attackGot: got.Load() - gotBefore}
+	t.Logf("honest GETs: %d served, %d refused busy; attackers' streams reset: %v; while they read, the attackers made the provider read %.1f MiB and were sent %.1f MiB",
+		r.served, r.busy, r.evicted, float64(r.attackRead)/(1<<20), float64(r.attackGot)/(1<<20))
+	if r.busy > 0 {
+		t.Errorf("%d of %d honest GETs refused busy while %d peers cycled stalled streams", r.busy, r.busy+r.served, attackers)
+	}
+	return r
+}
+
+// Peers that open fetch streams, ask for big blocks, read nothing and
+// reset each stream just before its stall age, then open another, cannot
+// keep an honest reader out, nor go on making the provider read blocks
+// for nothing: their resets leave replies unsent, charged to each peer's
+// abandonment budget, and once that is spent their GETs are refused
+// before anything is read. Without it the honest readers were refused
+// busy (4209 of 4256 GETs, and the slow reader's first) and the attackers
+// made the provider read 33 MiB meanwhile, 2.5 times what they were sent.
+func TestFetchCyclingStallersCannotHoldBudget(t *testing.T) {
+	// Spent by each peer's first cycle, and never refilled: what the
+	// attackers make the provider read is bounded by the burst alone.
+	const burst = 4 << 20
+	r := cyclingAttack(t, 0, burst)
+	if bound := int64(4 * burst); r.attackRead > bound {
+		t.Fatalf("attackers made the provider read %d MiB while the honest readers read, want at most their budgets' %d MiB", r.attackRead>>20, bound>>20)
+	}
+}
+
+// A peer that abandoned replies lately but is still within its budget has
+// its GETs served, and its streams whose writes are blocked count as
+// stalled whatever their age: an honest GET that finds the shared budget
+// spent resets them first, long before the stall age.
+func TestFetchAbandonersStreamsResetFirst(t *testing.T) {
+	r := cyclingAttack(t, 0, 1<<40) // never spent, and owing after a reset
+	if r.evicted < 1 {
+		t.Fatalf("%v attackers' streams reset; the honest reads were served without making room", r.evicted)
+	}
+}
