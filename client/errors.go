@@ -140,7 +140,7 @@ func (e *NoProviderError) hint() string {
 		var r *store.RefusedError
 		switch {
 		case errors.Is(t.Err, ErrProvidersBusy):
-		case errors.As(t.Err, &r) && diskFull(r.Reason):
+		case errors.As(t.Err, &r) && diskFull(r):
 			full = append(full, shortPeer(t.Peer))
 		case errors.As(t.Err, &r):
 			refused = append(refused, shortPeer(t.Peer))
@@ -167,10 +167,15 @@ func (e *NoProviderError) hint() string {
 	return "; " + strings.Join(hints, "; ")
 }
 
-// diskFull reports whether a provider's refusal says its disk is full: the
-// provider passes on its store's write error, whose text is the system's.
-func diskFull(reason string) bool {
-	r := strings.ToLower(reason)
+// diskFull reports whether a provider's refusal says its disk is full: by
+// the reply's no_space flag, or, from a provider that predates it, by the
+// reason's words (it passes on its store's write error, whose text is the
+// system's).
+func diskFull(e *store.RefusedError) bool {
+	if e.NoSpace {
+		return true
+	}
+	r := strings.ToLower(e.Reason)
 	for _, s := range []string{"no space left on device", "disk full", "disk is full", "disk quota exceeded", "not enough space on the disk"} {
 		if strings.Contains(r, s) {
 			return true

@@ -80,13 +80,16 @@ func TestChainErrorNamesBag(t *testing.T) {
 }
 
 // The advice that ends an upload's NoProviderError matches why each
-// provider failed: a provider that reported its disk full is named as
-// such, one that refused for another reason is named as refusing, and
+// provider failed: a provider that reported its disk full (by the reply's
+// no_space flag, or an older one by its reason's words) is named as such, one that refused for another reason is named as refusing, and
 // "check that the providers run" is given only when one could not be
 // reached.
 func TestNoProviderErrorHintMatchesCause(t *testing.T) {
 	full := PeerError{Peer: peer.ID("full-provider-aaaaa"), Err: fmt.Errorf("chunk 4: %w", &store.RefusedError{
 		Status: storepb.Status_STATUS_FAILED, Reason: "provider could not store the chunk: write /srv/blocks/p1: no space left on device"})}
+	// The reply's no_space flag names the disk whatever the system's words.
+	flagged := PeerError{Peer: peer.ID("voll-provider-ddddd"), Err: fmt.Errorf("chunk 2: %w", &store.RefusedError{
+		Status: storepb.Status_STATUS_FAILED, NoSpace: true, Reason: "provider could not store the chunk: Auf dem Gerät ist kein Speicherplatz mehr verfügbar"})}
 	refused := PeerError{Peer: peer.ID("picky-provider-bbbb"), Err: &store.RefusedError{
 		Status: storepb.Status_STATUS_REFUSED, Reason: "not authorized: bucket 3 is not storing bag dynamic:channel:1"}}
 	gone := PeerError{Peer: peer.ID("gone-provider-ccccc"), Err: &unreachableError{what: "chunk 9", waited: DefaultReconnectWait, err: openFailed(errors.New("dial: connection refused"))}}
@@ -99,6 +102,8 @@ func TestNoProviderErrorHintMatchesCause(t *testing.T) {
 		want, not []string
 	}{
 		{"disk full", upload(full), []string{shortPeer(full.Peer) + " reported its disk full", "no space left on device", "run the command again"},
+			[]string{"check that the providers run", "refused the upload"}},
+		{"disk full by the flag", upload(flagged), []string{shortPeer(flagged.Peer) + " reported its disk full", "Speicherplatz"},
 			[]string{"check that the providers run", "refused the upload"}},
 		{"refused", upload(refused), []string{shortPeer(refused.Peer) + " refused the upload for the reason it gave", "not authorized"},
 			[]string{"check that the providers run", "disk full"}},

@@ -43,11 +43,16 @@ type noSpace struct {
 	last time.Time
 }
 
-// note returns err after noting it if it is a full disk; op says what was
-// being written (upload, sync, repair). A nil n (a Server built in a test
-// without New) notes nothing.
+// note returns err after noting it if it is a full disk, then as a
+// noSpaceErr, which the store handler answers with no_space set; op says
+// what was being written (upload, sync, repair). A nil n (a Server built in
+// a test without New) notes nothing.
 func (n *noSpace) note(op string, err error) error {
-	if n == nil || err == nil || !fsutil.NoSpace(err) {
+	if err == nil || !fsutil.NoSpace(err) {
+		return err
+	}
+	err = noSpaceErr{err}
+	if n == nil {
 		return err
 	}
 	n.s.m.noSpaceWrites.WithLabelValues(op).Inc()
@@ -68,6 +73,17 @@ func (n *noSpace) note(op string, err error) error {
 	}
 	return err
 }
+
+// noSpaceErr is a block store write that failed for lack of disk space:
+// its text is the store's, and it matches store.ErrNoSpace, whatever words
+// the system's error uses.
+type noSpaceErr struct{ error }
+
+// Unwrap returns the store's error.
+func (e noSpaceErr) Unwrap() error { return e.error }
+
+// Is reports whether target is store.ErrNoSpace.
+func (e noSpaceErr) Is(target error) bool { return target == store.ErrNoSpace }
 
 // diskFullBlocks is the block store as the store protocol writes to it,
 // noting a full disk (noSpace). It embeds the store's adapter, so the

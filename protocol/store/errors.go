@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/satchel-net/satchel/internal/fsutil"
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/protocol/store/pb"
 )
@@ -26,6 +27,15 @@ var (
 	// the uploader's own budget does not: it should keep fewer requests in
 	// flight.
 	ErrProviderBusy = errors.New("store: provider busy")
+
+	// ErrNoSpace means the provider refused or failed a step because the
+	// file system holding its block store is full (the reply's no_space):
+	// its operator must free space; push to another provider. A
+	// *RefusedError with NoSpace set matches it with errors.Is. On the
+	// provider's side, a Blocks error matching it (or the system's "no
+	// space left on device" or disk quota error) is answered with
+	// no_space set.
+	ErrNoSpace = errors.New("store: provider disk full")
 )
 
 // RefusedError is a provider's refusal (REFUSED) or failure (FAILED) of one
@@ -42,6 +52,10 @@ type RefusedError struct {
 	// Busy says the provider refused because it is busy with other peers
 	// (its shared memory budget is spent): errors.Is(err, ErrProviderBusy).
 	Busy bool
+	// NoSpace says the provider's disk is full (the reply's no_space):
+	// errors.Is(err, ErrNoSpace). A provider that predates the field says
+	// so only in Reason.
+	NoSpace bool
 }
 
 // Error says whether the provider refused or failed, and why.
@@ -53,13 +67,21 @@ func (e *RefusedError) Error() string {
 	return fmt.Sprintf("provider %s: %s", verb, e.Reason)
 }
 
-// Is reports whether target is ErrProviderBusy and the refusal says busy.
+// Is reports whether target is ErrProviderBusy and the refusal says busy,
+// or ErrNoSpace and it says the disk is full.
 func (e *RefusedError) Is(target error) bool {
-	return target == ErrProviderBusy && e.Busy
+	return target == ErrProviderBusy && e.Busy || target == ErrNoSpace && e.NoSpace
 }
 
 // refusal is the *RefusedError of a REFUSED or FAILED reply. Only a
-// REFUSED reply is busy.
+// REFUSED reply is busy; either may say the disk is full.
 func refusal(r *pb.StoreReply) error {
-	return &RefusedError{Status: r.Status, Reason: r.Reason, Busy: r.Busy && r.Status == pb.Status_STATUS_REFUSED}
+	return &RefusedError{Status: r.Status, Reason: r.Reason,
+		Busy: r.Busy && r.Status == pb.Status_STATUS_REFUSED, NoSpace: r.NoSpace}
+}
+
+// noSpace reports whether a provider-side error says its disk is full:
+// it matches ErrNoSpace, or is the system's error for a full disk.
+func noSpace(err error) bool {
+	return errors.Is(err, ErrNoSpace) || fsutil.NoSpace(err)
 }

@@ -357,10 +357,20 @@ func (c *storeConn) refuse(ex *storeExchange, format string, args ...any) {
 // refuseErr refuses an exchange with err as the reason, as busy when err
 // matches ErrProviderBusy (a budget all peers share is spent: the memory
 // budgets, the Authorizer's chain reads), so the uploader asks again or
-// elsewhere instead of counting a failure.
+// elsewhere instead of counting a failure; with no_space when err says the
+// disk is full.
 func (c *storeConn) refuseErr(ex *storeExchange, err error) {
 	c.h.metrics.result(ex, "refused")
-	c.end(ex, &pb.StoreReply{Status: pb.Status_STATUS_REFUSED, Reason: err.Error(), Busy: errors.Is(err, ErrProviderBusy)})
+	c.end(ex, &pb.StoreReply{Status: pb.Status_STATUS_REFUSED, Reason: err.Error(),
+		Busy: errors.Is(err, ErrProviderBusy), NoSpace: noSpace(err)})
+}
+
+// failedErr ends an exchange with FAILED, the reason what followed by err,
+// with no_space when err says the disk is full: the uploader then knows
+// the provider's operator must act, whatever words its system uses.
+func (c *storeConn) failedErr(ex *storeExchange, what string, err error) {
+	c.h.metrics.result(ex, "failed")
+	c.end(ex, &pb.StoreReply{Status: pb.Status_STATUS_FAILED, Reason: what + ": " + err.Error(), NoSpace: noSpace(err)})
 }
 
 // failed ends an exchange with FAILED and the reason format gives.

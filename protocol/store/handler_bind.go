@@ -59,7 +59,7 @@ func (c *storeConn) bind(ctx context.Context, ex *storeExchange, b *pb.BindReque
 			c.failed(ex, "%v; push them, then bind again", err)
 			return
 		}
-		c.failed(ex, "provider could not record the object: %v", err)
+		c.failedErr(ex, "provider could not record the object", err)
 		return
 	}
 	c.endSessions(b)

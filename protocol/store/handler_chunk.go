@@ -44,7 +44,7 @@ func (c *storeConn) authorize(ctx context.Context, ex *storeExchange, r *pb.Stor
 			c.alreadyStored(ex)
 			return
 		} else if !errors.Is(err, ErrNotFound) {
-			c.refuse(ex, "%v", err)
+			c.refuseErr(ex, err)
 			return
 		}
 		// Deleted meanwhile: receive it again.
@@ -357,7 +357,7 @@ func (c *storeConn) commit(ex *storeExchange) {
 		if errors.Is(err, ErrCIDMismatch) {
 			c.failed(ex, "chunk bytes do not match CID %s", ex.chunk)
 		} else {
-			c.failed(ex, "provider could not store the chunk: %v", err)
+			c.failedErr(ex, "provider could not store the chunk", err)
 		}
 		return
 	}

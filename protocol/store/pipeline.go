@@ -149,23 +149,25 @@ func checkRelay(head peer.ID, c *ChunkPush, r *pb.StoreReply) (PipelineResult, e
 	return res, nil
 }
 
-// busyHop is the error of a hop reported busy: its text is the relayed
-// reason, and it matches ErrProviderBusy.
-type busyHop string
+// relayedHop is the error of a relayed hop failure: its text is the
+// relayed reason, and it matches ErrProviderBusy when the hop was busy,
+// ErrNoSpace when its disk was full.
+type relayedHop struct {
+	reason        string
+	busy, noSpace bool
+}
 
-func (e busyHop) Error() string { return string(e) }
+func (e relayedHop) Error() string { return e.reason }
 
-// Is reports whether target is ErrProviderBusy.
-func (e busyHop) Is(target error) bool { return target == ErrProviderBusy }
+// Is reports whether target is ErrProviderBusy or ErrNoSpace, as the hop said.
+func (e relayedHop) Is(target error) bool {
+	return target == ErrProviderBusy && e.busy || target == ErrNoSpace && e.noSpace
+}
 
 // hopFailure is the error of a relayed hop failure, its reason cut to
-// MaxHopReason bytes: one matching ErrProviderBusy when the hop was busy.
+// MaxHopReason bytes.
 func hopFailure(f *pb.HopFailure) error {
-	reason := hopReason(errors.New(f.GetReason()))
-	if f.GetBusy() {
-		return busyHop(reason)
-	}
-	return errors.New(reason)
+	return relayedHop{reason: hopReason(errors.New(f.GetReason())), busy: f.GetBusy(), noSpace: f.GetNoSpace()}
 }
 
 // checkForwardList checks a forward list for a pipeline whose head is

@@ -201,7 +201,8 @@ func (r *Relay) forward(ctx context.Context, c ChunkPush, hops []Hop, log *slog.
 				log.Debug("pipeline hop not reached", "hop", hop.Peer, "err", err)
 				reason = hopUnreachable
 			}
-			failures = append(failures, &pb.HopFailure{Peer: []byte(hop.Peer), Reason: reason, Busy: errors.Is(err, ErrProviderBusy)})
+			failures = append(failures, &pb.HopFailure{Peer: []byte(hop.Peer), Reason: reason,
+				Busy: errors.Is(err, ErrProviderBusy), NoSpace: errors.Is(err, ErrNoSpace)})
 			continue
 		}
 		receipts := make([]*pb.Receipt, len(res.Receipts))
@@ -215,7 +216,8 @@ func (r *Relay) forward(ctx context.Context, c ChunkPush, hops []Hop, log *slog.
 				// forwarded rather than failed.
 				continue
 			}
-			failures = append(failures, &pb.HopFailure{Peer: []byte(f.Peer), Reason: hopReason(f.Err), Busy: errors.Is(f.Err, ErrProviderBusy)})
+			failures = append(failures, &pb.HopFailure{Peer: []byte(f.Peer), Reason: hopReason(f.Err),
+				Busy: errors.Is(f.Err, ErrProviderBusy), NoSpace: errors.Is(f.Err, ErrNoSpace)})
 		}
 		return receipts, failures
 	}

@@ -501,7 +501,10 @@ type HopFailure struct {
 	// (it answered REFUSED with busy set: its memory budget for all peers is
 	// spent), not because it failed or is gone: the uploader may push to it
 	// again later, or to another provider, without counting the hop lost.
-	Busy          bool `protobuf:"varint,3,opt,name=busy,proto3" json:"busy,omitempty"`
+	Busy bool `protobuf:"varint,3,opt,name=busy,proto3" json:"busy,omitempty"`
+	// no_space says the hop refused or failed the chunk because its disk is
+	// full (its reply had no_space set).
+	NoSpace       bool `protobuf:"varint,4,opt,name=no_space,json=noSpace,proto3" json:"no_space,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -553,6 +556,13 @@ func (x *HopFailure) GetReason() string {
 func (x *HopFailure) GetBusy() bool {
 	if x != nil {
 		return x.Busy
+	}
+	return false
+}
+
+func (x *HopFailure) GetNoSpace() bool {
+	if x != nil {
+		return x.NoSpace
 	}
 	return false
 }
@@ -915,7 +925,15 @@ type StoreReply struct {
 	// peers' requests together, not this uploader's) is at its memory
 	// budget: push to another provider. Absent, a budget refusal is the
 	// uploader's own: retry with fewer requests in flight.
-	Busy          bool `protobuf:"varint,7,opt,name=busy,proto3" json:"busy,omitempty"`
+	Busy bool `protobuf:"varint,7,opt,name=busy,proto3" json:"busy,omitempty"`
+	// no_space, on a REFUSED or FAILED reply, means the provider's file
+	// system holding its block store is full (a write failed with "no space
+	// left on device", or a disk quota): its operator must free space before
+	// it stores more; push to another provider. The reason still says so in
+	// words, for peers that predate the field. A limit of room that is not
+	// the disk's (the bucket's voucher on chain, a storage contract's
+	// reserved bytes) never sets it.
+	NoSpace       bool `protobuf:"varint,8,opt,name=no_space,json=noSpace,proto3" json:"no_space,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -995,6 +1013,13 @@ func (x *StoreReply) GetHopFailures() []*HopFailure {
 func (x *StoreReply) GetBusy() bool {
 	if x != nil {
 		return x.Busy
+	}
+	return false
+}
+
+func (x *StoreReply) GetNoSpace() bool {
+	if x != nil {
+		return x.NoSpace
 	}
 	return false
 }
@@ -1148,12 +1173,13 @@ const file_protocol_store_pb_store_proto_rawDesc = "" +
 	"\x04peer\x18\x01 \x01(\fR\x04peer\x12\x14\n" +
 	"\x05addrs\x18\x02 \x03(\fR\x05addrs\x12\x18\n" +
 	"\asession\x18\x03 \x01(\fR\asession\x12\x14\n" +
-	"\x05token\x18\x04 \x01(\fR\x05token\"L\n" +
+	"\x05token\x18\x04 \x01(\fR\x05token\"g\n" +
 	"\n" +
 	"HopFailure\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\fR\x04peer\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x12\n" +
-	"\x04busy\x18\x03 \x01(\bR\x04busy\"O\n" +
+	"\x04busy\x18\x03 \x01(\bR\x04busy\x12\x19\n" +
+	"\bno_space\x18\x04 \x01(\bR\anoSpace\"O\n" +
 	"\x12StoreChunkSegments\x12!\n" +
 	"\fsegment_size\x18\x01 \x01(\rR\vsegmentSize\x12\x16\n" +
 	"\x06hashes\x18\x02 \x03(\fR\x06hashes\"P\n" +
@@ -1172,7 +1198,7 @@ const file_protocol_store_pb_store_proto_rawDesc = "" +
 	"\x06bag_id\x18\x02 \x01(\tR\x05bagId\"0\n" +
 	"\bChunkRef\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\fR\x03cid\x12\x12\n" +
-	"\x04size\x18\x02 \x01(\x04R\x04size\"\xa1\x02\n" +
+	"\x04size\x18\x02 \x01(\x04R\x04size\"\xbc\x02\n" +
 	"\n" +
 	"StoreReply\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12/\n" +
@@ -1181,7 +1207,8 @@ const file_protocol_store_pb_store_proto_rawDesc = "" +
 	"\areceipt\x18\x04 \x01(\v2\x18.satchel.wire.v1.ReceiptR\areceipt\x122\n" +
 	"\arelayed\x18\x05 \x03(\v2\x18.satchel.wire.v1.ReceiptR\arelayed\x12>\n" +
 	"\fhop_failures\x18\x06 \x03(\v2\x1b.satchel.wire.v1.HopFailureR\vhopFailures\x12\x12\n" +
-	"\x04busy\x18\a \x01(\bR\x04busy\"\x80\x02\n" +
+	"\x04busy\x18\a \x01(\bR\x04busy\x12\x19\n" +
+	"\bno_space\x18\b \x01(\bR\anoSpace\"\x80\x02\n" +
 	"\aReceipt\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\fR\x03cid\x12\x1b\n" +
 	"\tobject_id\x18\x02 \x01(\x04R\bobjectId\x12\x15\n" +
