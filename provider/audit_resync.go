@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
+
+	"github.com/satchel-net/satchel/internal/debtbucket"
 )
 
 // Re-checks a failed result asks for read the whole object, so they are
@@ -28,54 +30,23 @@ const (
 	maxResyncAuditors = 1024
 )
 
-// byteBudget is a token bucket of bytes that may go into debt: a read is
-// allowed while it holds any tokens, and then takes what it read.
-type byteBudget struct {
-	rate, burst, tokens float64
-	last                time.Time
-}
-
-func newByteBudget(perSecond, burst int64) *byteBudget {
-	return &byteBudget{rate: float64(perSecond), burst: float64(burst), tokens: float64(burst)}
-}
-
-// refill adds what accrued since the last call.
-func (b *byteBudget) refill(now time.Time) {
-	if !b.last.IsZero() && now.After(b.last) {
-		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	}
-	if b.last.IsZero() || now.After(b.last) {
-		b.last = now
-	}
-}
-
-func (b *byteBudget) allow(now time.Time) bool {
-	b.refill(now)
-	return b.tokens > 0
-}
-
-func (b *byteBudget) spend(now time.Time, n int64) {
-	b.refill(now)
-	b.tokens -= float64(n)
-}
-
 // resyncBudgets are the node's and each auditor's re-check budgets.
 type resyncBudgets struct {
 	mu       sync.Mutex
-	node     *byteBudget
-	auditors *simplelru.LRU[string, *byteBudget]
+	node     *debtbucket.Bucket
+	auditors *simplelru.LRU[string, *debtbucket.Bucket]
 	now      func() time.Time
 }
 
 func newResyncBudgets() *resyncBudgets {
-	lru, _ := simplelru.NewLRU[string, *byteBudget](maxResyncAuditors, nil) // errors only for a size <= 0
-	return &resyncBudgets{node: newByteBudget(ResyncRate, ResyncBurst), auditors: lru, now: time.Now}
+	lru, _ := simplelru.NewLRU[string, *debtbucket.Bucket](maxResyncAuditors, nil) // errors only for a size <= 0
+	return &resyncBudgets{node: debtbucket.New(ResyncRate, ResyncBurst), auditors: lru, now: time.Now}
 }
 
-func (r *resyncBudgets) auditor(a string) *byteBudget {
+func (r *resyncBudgets) auditor(a string) *debtbucket.Bucket {
 	b, ok := r.auditors.Get(a)
 	if !ok {
-		b = newByteBudget(AuditorResyncRate, AuditorResyncBurst)
+		b = debtbucket.New(AuditorResyncRate, AuditorResyncBurst)
 		r.auditors.Add(a, b)
 	}
 	return b
@@ -87,7 +58,7 @@ func (r *resyncBudgets) allow(auditor string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.now()
-	return r.auditor(auditor).allow(now) && r.node.allow(now)
+	return r.auditor(auditor).Allow(now) && r.node.Allow(now)
 }
 
 // spend charges a re-check auditor asked for with the n bytes it read.
@@ -95,6 +66,6 @@ func (r *resyncBudgets) spend(auditor string, n int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.now()
-	r.auditor(auditor).spend(now, n)
-	r.node.spend(now, n)
+	r.auditor(auditor).Spend(now, n)
+	r.node.Spend(now, n)
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/satchel-net/satchel/internal/debtbucket"
 	"github.com/satchel-net/satchel/internal/peerlimit"
 )
 
@@ -16,8 +17,11 @@ import (
 type guard struct {
 	rate   float64
 	slots  chan struct{}
-	budget *budget
 	limits *peerlimit.Limits // per challenger, the maxChallengers most recently seen
+	// budget is the bytes of chunks and proof blocks read (and hashed) to
+	// answer, all challengers together: in debt by one block per answer
+	// being prepared at most, then refusing until the debt is paid back.
+	budget *debtbucket.Bucket
 
 	// Nonces answered, challenger+nonce. Strangers (the challengers
 	// WithKnownChallengers does not know) have a table of their own, so
@@ -29,7 +33,7 @@ type guard struct {
 	held int64 // chunk bytes held by answers being prepared or sent
 }
 
-func newGuard(perSecond float64, burst int, budget *budget) *guard {
+func newGuard(perSecond float64, burst int, budget *debtbucket.Bucket) *guard {
 	return &guard{
 		rate:      perSecond,
 		slots:     make(chan struct{}, MaxConcurrent),
@@ -90,47 +94,4 @@ func (g *guard) fresh(p peer.ID, stranger bool, nonce []byte, now time.Time) err
 		return fmt.Errorf("%w: nonce %x from %s was answered already", ErrReplay, nonce, p)
 	}
 	return nil
-}
-
-// budget is a token bucket of bytes shared by every challenge a handler
-// answers: the bytes of chunks and proof blocks read (and hashed) to answer.
-// A read is allowed while the bucket holds any tokens and then takes what
-// it read, so the bucket may go into debt by one block per answer being
-// prepared; answers find it empty until the debt is paid back.
-type budget struct {
-	mu     sync.Mutex
-	rate   float64 // bytes a second
-	burst  float64
-	tokens float64
-	last   time.Time
-}
-
-func newBudget(perSecond, burst int64) *budget {
-	return &budget{rate: float64(perSecond), burst: float64(burst), tokens: float64(burst)}
-}
-
-// refill adds what accrued since the last call. The caller holds mu.
-func (b *budget) refill(now time.Time) {
-	if !b.last.IsZero() && now.After(b.last) {
-		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	}
-	if b.last.IsZero() || now.After(b.last) {
-		b.last = now
-	}
-}
-
-// allow reports whether a read may start at now.
-func (b *budget) allow(now time.Time) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.refill(now)
-	return b.tokens > 0
-}
-
-// spend takes n bytes read at now.
-func (b *budget) spend(now time.Time, n int) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.refill(now)
-	b.tokens -= float64(n)
 }

@@ -6,12 +6,14 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/satchel-net/satchel/internal/debtbucket"
 )
 
 // A busy challenger stays limited however many other challengers come
 // along: its limiter is the most recently used, never the one dropped.
 func TestAuditGuardKeepsLimitingBusyChallenger(t *testing.T) {
-	g := newGuard(DefaultRate, DefaultBurst, newBudget(DefaultAnswerRate, DefaultAnswerBurst))
+	g := newGuard(DefaultRate, DefaultBurst, debtbucket.New(DefaultAnswerRate, DefaultAnswerBurst))
 	now := time.Now() // frozen: no bucket refills during the test
 	busy := peer.ID("busy")
 	admit := func(p peer.ID) bool {

@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/satchel-net/satchel/internal/debtbucket"
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/protocol/audit/pb"
 )
@@ -171,7 +172,7 @@ func NewHandler(objects Objects, blocks Blocks, opts ...HandlerOption) *Handler 
 		cfg:         cfg,
 		log:         cfg.log.With("component", "audit"),
 		metrics:     newMetrics(cfg.reg),
-		guard:       newGuard(cfg.rate, cfg.burst, newBudget(cfg.budget, cfg.budgetMax)),
+		guard:       newGuard(cfg.rate, cfg.burst, debtbucket.New(cfg.budget, cfg.budgetMax)),
 		challengers: newChallengerBudgets(cfg.challenger, cfg.challengerMax),
 	}
 }
@@ -369,12 +370,12 @@ func (h *Handler) read(ctx context.Context, c cid.Cid, own *account) ([]byte, er
 		return nil, err
 	}
 	b := h.guard.budget
-	if !b.allow(h.cfg.now()) {
+	if !b.Allow(h.cfg.now()) {
 		return nil, fmt.Errorf("%w: this node's audit answers are over their budget of %d bytes a second; try again later", ErrRefused, h.cfg.budget)
 	}
 	data, err := h.blocks.Get(c)
 	now := h.cfg.now()
-	b.spend(now, len(data))
+	b.Spend(now, int64(len(data)))
 	own.spend(now, len(data))
 	return data, err
 }
@@ -383,13 +384,13 @@ func (h *Handler) read(ctx context.Context, c cid.Cid, own *account) ([]byte, er
 // at once, when the challenge is admitted (whatever it then reads, NOT_FOUND
 // and refusals included), and the bytes it reads beyond that.
 type account struct {
-	share   *budget
+	share   *debtbucket.Bucket
 	prepaid int
 }
 
 // prepay charges share a challenge's ChallengeCost at now.
-func prepay(share *budget, now time.Time) *account {
-	share.spend(now, ChallengeCost)
+func prepay(share *debtbucket.Bucket, now time.Time) *account {
+	share.Spend(now, ChallengeCost)
 	return &account{share: share, prepaid: ChallengeCost}
 }
 
@@ -399,7 +400,7 @@ func (a *account) spend(now time.Time, n int) {
 		a.prepaid -= n
 		return
 	}
-	a.share.spend(now, n-a.prepaid)
+	a.share.Spend(now, int64(n-a.prepaid))
 	a.prepaid = 0
 }
 
@@ -414,7 +415,7 @@ type challengerBudgets struct {
 
 // challengerBudget is one challenger's budget and its answers under way.
 type challengerBudget struct {
-	*budget
+	*debtbucket.Bucket
 	answering int // guarded by challengerBudgets.mu
 }
 
@@ -428,12 +429,12 @@ func newChallengerBudgets(perSecond, burst int64) *challengerBudgets {
 // so what one challenger can overdraw is bounded; the caller calls done
 // when the answer ends. The answer's reads are charged to the budget
 // returned.
-func (c *challengerBudgets) admit(p peer.ID, now time.Time) (own *budget, done func(), err error) {
+func (c *challengerBudgets) admit(p peer.ID, now time.Time) (own *debtbucket.Bucket, done func(), err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cb, ok := c.lru.Get(p)
 	if !ok {
-		cb = &challengerBudget{budget: newBudget(c.perSecond, c.burst)}
+		cb = &challengerBudget{Bucket: debtbucket.New(c.perSecond, c.burst)}
 		c.lru.Add(p, cb)
 	}
 	who, has, is := "challenger "+p.String(), "has", "is over its"
@@ -443,11 +444,11 @@ func (c *challengerBudgets) admit(p peer.ID, now time.Time) (own *budget, done f
 	if cb.answering >= MaxChallengerAnswers {
 		return nil, nil, fmt.Errorf("%w: %s %s %d challenges being answered; wait for them", ErrRefused, who, has, cb.answering)
 	}
-	if !cb.allow(now) {
+	if !cb.Allow(now) {
 		return nil, nil, fmt.Errorf("%w: %s %s answer budget of %d bytes a second; wait", ErrRefused, who, is, c.perSecond)
 	}
 	cb.answering++
-	return cb.budget, func() {
+	return cb.Bucket, func() {
 		c.mu.Lock()
 		cb.answering--
 		c.mu.Unlock()

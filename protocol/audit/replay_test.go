@@ -9,6 +9,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/satchel-net/satchel/internal/debtbucket"
 )
 
 // Strangers (fresh peer IDs, no operator among them) sending more nonces
@@ -19,7 +21,7 @@ import (
 // included, once strangers filled it, and each refusal scanned it all
 // under the guard's lock.
 func TestAuditStrangersCannotFillTheReplayTable(t *testing.T) {
-	g := newGuard(DefaultRate, DefaultBurst, newBudget(DefaultAnswerRate, DefaultAnswerBurst))
+	g := newGuard(DefaultRate, DefaultBurst, debtbucket.New(DefaultAnswerRate, DefaultAnswerBurst))
 	now := time.Now() // frozen: every nonce stays live
 	operator := randomPeer(t)
 	first := nonce(t)
@@ -113,7 +115,7 @@ func nonce(t *testing.T) []byte {
 // each forgets the oldest (O(1); before session 14 a full table refused,
 // after scanning all 65,536 entries under the guard's lock).
 func BenchmarkAuditReplayTableFull(b *testing.B) {
-	g := newGuard(DefaultRate, DefaultBurst, newBudget(DefaultAnswerRate, DefaultAnswerBurst))
+	g := newGuard(DefaultRate, DefaultBurst, debtbucket.New(DefaultAnswerRate, DefaultAnswerBurst))
 	now := time.Now()
 	keys := make([][]byte, maxStrangerNonces+b.N)
 	for i := range keys {
