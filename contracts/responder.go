@@ -178,10 +178,13 @@ func (r *Responder) Grant(session []byte) (Grant, bool) {
 
 // ExtendGrant slides the live grant under session with its upload: the
 // provider node asks it for each chunk request it agrees to take into the
-// session (a renter's, or one a pipeline hop forwards), with the bytes the
-// session would then hold. The contract's reservation first grows to
-// cover them (a Room that is a RoomGrower, as *Ledger: it reaches one
-// window ahead of the bytes received, reading the room when it must grow);
+// session (a renter's, or one a pipeline hop forwards), with total, the
+// bytes the session would then hold (its chunks stored, those agreed to
+// and in flight, and this one), and stored, those of them on disk. The
+// contract's reservation first grows to cover total (a Room that is a
+// RoomGrower, as *Ledger: it reaches one window ahead, reading the room
+// when it must grow, and counts only stored as no longer pending on the
+// disk);
 // then the grant, and the reservation, last until max(their end, now + the
 // grant TTL), no later than the contract's End, so an upload that takes
 // longer than one TTL keeps its session as long as its chunks keep coming,
@@ -189,17 +192,17 @@ func (r *Responder) Grant(session []byte) (Grant, bool) {
 // grant as extended (the store handler caps the session's expiry at its
 // Expires); an error wrapping ErrNotFound when no live grant is under
 // session or the Room no longer counts its reservation, ErrNoRoom when
-// the room ran out before received. A chunk under the grant shows that
+// the room ran out before total. A chunk under the grant shows that
 // its renter learned the session: the grant is no longer dropped as
 // undelivered.
-func (r *Responder) ExtendGrant(ctx context.Context, session []byte, received uint64) (Grant, error) {
+func (r *Responder) ExtendGrant(ctx context.Context, session []byte, total, stored uint64) (Grant, error) {
 	g, ok := r.Grant(session)
 	if !ok {
 		return Grant{}, fmt.Errorf("%w: no live grant under this session", ErrNotFound)
 	}
 	if gr, ok := r.room.(RoomGrower); ok {
 		// Outside r.mu: growing may read the chain.
-		if err := gr.Grow(ctx, g.ContractID, received); err != nil {
+		if err := gr.Grow(ctx, g.ContractID, total, stored); err != nil {
 			return Grant{}, err
 		}
 	}
@@ -284,7 +287,7 @@ func (r *Responder) Bound(session []byte, obj chain.ObjectID) error {
 	}
 	id, ok, err := r.store.Settle([16]byte(session), obj)
 	if err != nil {
-		return fmt.Errorf("contracts: record the bound upload of contract %s: %w", id, err)
+		return fmt.Errorf("contracts: record a bound upload's contract: %w", err)
 	}
 	if ok {
 		r.log.Debug("contract upload bound", "contract", id, "object", uint64(obj))
@@ -574,102 +577,4 @@ func RetrieveSigningBytes(id ID, provider chain.Account, at time.Time) []byte {
 	c.bytes(pub)
 	c.i64(at.Unix())
 	return c.b
-}
-
-// pruneLoop deletes this provider's contracts EndedRetention after they
-// ended, at start and every PruneInterval.
-func (r *Responder) pruneLoop() {
-	t := time.NewTicker(PruneInterval)
-	defer t.Stop()
-	for {
-		if n, err := r.prune(time.Now()); err != nil {
-			r.log.Warn("pruning ended contracts", "deleted", n, "err", err)
-		} else if n > 0 {
-			r.log.Info("ended contracts pruned", "deleted", n)
-		}
-		select {
-		case <-r.ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// pruneBatch bounds the contracts one prune reads from the index at once.
-const pruneBatch = 1024
-
-// prune deletes the stored contracts with this provider that are due at
-// now — ended more than EndedRetention before, or open uploads whose grant
-// lapsed unbound — and returns how many it deleted. It reads only the due
-// entries of the store's index. A contract a request is changing is left
-// for the next round.
-func (r *Responder) prune(now time.Time) (int, error) {
-	me, n := r.id.Key.Account(), 0
-	skipped := make(map[ID]struct{})
-	for {
-		due, err := r.store.Due(now, pruneBatch+len(skipped))
-		if err != nil {
-			return n, err
-		}
-		progress := false
-		for _, d := range due {
-			if _, ok := skipped[d.ID]; ok || d.Provider != me {
-				skipped[d.ID] = struct{}{}
-				continue
-			}
-			deleted, err := r.pruneOne(d.ID, now)
-			if err != nil {
-				return n, err
-			}
-			if deleted {
-				n++
-				progress = true
-			} else {
-				skipped[d.ID] = struct{}{}
-			}
-		}
-		if !progress || len(due) < pruneBatch+len(skipped) {
-			return n, nil
-		}
-	}
-}
-
-// pruneOne deletes contract id if, read under its claim, it ended more than
-// EndedRetention before now. A claimed or missing contract is left alone.
-func (r *Responder) pruneOne(id ID, now time.Time) (bool, error) {
-	release, err := r.claim(id)
-	if err != nil {
-		return false, nil
-	}
-	defer release()
-	me := r.id.Key.Account()
-	cur, err := r.store.Get(id, me)
-	if errors.Is(err, ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if !r.pruneDue(cur, now) {
-		return false, nil
-	}
-	return true, r.store.Delete(id, me)
-}
-
-// pruneDue reports whether c may be deleted at now: ended EndedRetention
-// before, or an open upload past its deadline whose grant is not live
-// (its deadline lies past the grant's end, so this is only a guard).
-func (r *Responder) pruneDue(c *Contract, now time.Time) bool {
-	if now.After(c.End.Add(EndedRetention)) {
-		return true
-	}
-	deadline, open, err := r.store.Open(c.ID, c.Provider)
-	if err != nil || !open || !now.After(deadline) {
-		return false
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	s, ok := r.consigned[c.ID]
-	g, live := r.grants[s]
-	return !ok || !live || now.After(g.Expires)
 }

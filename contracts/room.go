@@ -322,6 +322,16 @@ func (l *Ledger) Reserved() uint64 {
 	return l.use.held
 }
 
+// Pending returns the bytes open contracts reserve and their uploads hold
+// not yet on disk: what the free disk does not show yet, and so what every
+// reservation's room is checked against beside it.
+func (l *Ledger) Pending() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweepLocked(l.now())
+	return l.use.pending
+}
+
 // ReservedBy returns the bytes member's open contracts reserve.
 func (l *Ledger) ReservedBy(member chain.MemberID) uint64 {
 	l.mu.Lock()

@@ -54,7 +54,7 @@ func TestLedgerGrowsWithUpload(t *testing.T) {
 	}
 	for received := uint64(1 << 20); received <= size; received += 1 << 20 {
 		d.set(3<<30 - received)
-		if err := l.Grow(ctx, c.ID, received); err != nil {
+		if err := l.Grow(ctx, c.ID, received, received-1<<20); err != nil {
 			t.Fatalf("at %d of %d bytes: %v", received, size, err)
 		}
 		held := l.ReservedBy(1)
@@ -70,7 +70,7 @@ func TestLedgerGrowsWithUpload(t *testing.T) {
 	if n := l.Reserved(); n != size {
 		t.Fatalf("%d reserved once every byte came, want %d", n, size)
 	}
-	if err := l.Grow(ctx, c.ID, size+1); !errors.Is(err, ErrNoRoom) {
+	if err := l.Grow(ctx, c.ID, size+1, size); !errors.Is(err, ErrNoRoom) {
 		t.Fatalf("a byte more than the contract: %v, want ErrNoRoom", err)
 	}
 	l.Release(c.ID)
@@ -92,22 +92,22 @@ func TestLedgerGrowRoomRunsOut(t *testing.T) {
 	if _, err := l.Reserve(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	must(t, l.Grow(ctx, c.ID, 100<<20))
+	must(t, l.Grow(ctx, c.ID, 100<<20, 100<<20))
 	d.set(200 << 20) // something else filled the disk
-	must(t, l.Grow(ctx, c.ID, 200<<20))
+	must(t, l.Grow(ctx, c.ID, 200<<20, 200<<20))
 	held := l.Reserved()
 	if held != ReserveWindow {
 		t.Fatalf("%d reserved, want the first window", held)
 	}
-	must(t, l.Grow(ctx, c.ID, held)) // what is held is taken
-	d.set(0)                         // and the disk is full
-	err := l.Grow(ctx, c.ID, held+1<<20)
+	must(t, l.Grow(ctx, c.ID, held, held)) // what is held is taken
+	d.set(0)                               // and the disk is full
+	err := l.Grow(ctx, c.ID, held+1<<20, held)
 	if !errors.Is(err, ErrNoRoom) || l.Reserved() != held {
 		t.Fatalf("past the reservation with the disk full: %v, reserved %d; want ErrNoRoom and %d", err, l.Reserved(), held)
 	}
 	t.Logf("refused: %v", err)
 	d.set(3 << 30)
-	if err := l.Grow(ctx, c.ID, held+1<<20); err != nil || l.Reserved() != held+1<<20+ReserveWindow {
+	if err := l.Grow(ctx, c.ID, held+1<<20, held); err != nil || l.Reserved() != held+1<<20+ReserveWindow {
 		t.Fatalf("with room again: %v, reserved %d", err, l.Reserved())
 	}
 }
@@ -123,7 +123,7 @@ func TestLedgerIdleRelease(t *testing.T) {
 	if _, err := l.Reserve(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	must(t, l.Grow(ctx, c.ID, 10<<20))
+	must(t, l.Grow(ctx, c.ID, 10<<20, 10<<20))
 	if n := l.Reserved(); n != ReserveWindow {
 		t.Fatalf("%d reserved, want one window", n)
 	}
@@ -132,12 +132,12 @@ func TestLedgerIdleRelease(t *testing.T) {
 	if n := l.Reserved(); n != 10<<20 {
 		t.Fatalf("%d reserved after two idle minutes, want the 10 MiB received", n)
 	}
-	must(t, l.Grow(ctx, c.ID, 20<<20))
+	must(t, l.Grow(ctx, c.ID, 20<<20, 20<<20))
 	if n := l.Reserved(); n != 20<<20+ReserveWindow {
 		t.Fatalf("%d reserved after the next chunk, want a window past its 20 MiB", n)
 	}
 	l.now = func() time.Time { return start.Add(2*time.Minute + GrantTTL + time.Second) }
-	if err := l.Grow(ctx, c.ID, 21<<20); !errors.Is(err, ErrNotFound) || l.Reserved() != 0 {
+	if err := l.Grow(ctx, c.ID, 21<<20, 21<<20); !errors.Is(err, ErrNotFound) || l.Reserved() != 0 {
 		t.Fatalf("a chunk after the grant lapsed: %v, reserved %d; want ErrNotFound and 0", err, l.Reserved())
 	}
 }
@@ -168,5 +168,39 @@ func TestLedgerOpenLimits(t *testing.T) {
 	l.Release(first)
 	if _, err := l.Reserve(ctx, uploadContract(3, 1)); err != nil {
 		t.Fatalf("after a release: %v", err)
+	}
+}
+
+// TestLedgerPendingStored: the bytes an upload's chunks in flight would
+// add (asked, not stored yet) stay pending against the free disk: another
+// member's upload that fits only if they were on disk is refused; once
+// they are stored they stop being pending, and a chunk refused after it
+// was asked for (never stored) never does.
+func TestLedgerPendingStored(t *testing.T) {
+	dir := fakeDir{bucket: chain.StorageBucket{Voucher: chain.Voucher{ObjectsLimit: 10, SizeLimit: 4 << 30}}}
+	d := &disk{free: 512 << 20}
+	l := NewLedger(dir, 1, d.get, WithMemberShare(1))
+	ctx := context.Background()
+	c := uploadContract(1, 400<<20)
+	if _, err := l.Reserve(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	// 200 MiB of chunks asked for, none on disk yet.
+	must(t, l.Grow(ctx, c.ID, 200<<20, 0))
+	if p := l.Pending(); p != l.Reserved() {
+		t.Fatalf("%d pending with 200 MiB in flight and %d reserved, want all of it", p, l.Reserved())
+	}
+	// The disk still shows 512 MiB free, 400 of them reserved: a 300 MiB
+	// upload does not fit.
+	if err := l.Fits(ctx, uploadContract(2, 300<<20)); !errors.Is(err, ErrNoRoom) {
+		t.Fatalf("300 MiB beside 200 MiB in flight on 512 MiB free: %v, want ErrNoRoom", err)
+	}
+	// A 64 MiB chunk asked for next is refused (never stored): the
+	// following chunk's request finds only the first 200 MiB stored.
+	must(t, l.Grow(ctx, c.ID, 264<<20, 0))
+	d.set(312 << 20)
+	must(t, l.Grow(ctx, c.ID, 201<<20, 200<<20))
+	if p, held := l.Pending(), l.Reserved(); p != held-200<<20 {
+		t.Fatalf("%d pending of %d reserved with 200 MiB stored, want %d", p, held, held-200<<20)
 	}
 }

@@ -92,22 +92,26 @@ func (l *Ledger) memberFits(c *Contract, v roomView, mine, n uint64) error {
 // RoomGrower is what a Room may also implement to reserve an upload's room
 // as its bytes arrive (*Ledger does): Grow is asked, before a chunk is
 // taken into the grant's session, with the bytes the session would then
-// hold.
+// hold and those it holds on disk.
 type RoomGrower interface {
-	// Grow records that contract id's upload holds received bytes and
-	// makes sure its reservation covers them, reaching ahead for the
-	// next; an error wrapping ErrNoRoom when the room ran out before
-	// received, ErrNotFound when no live reservation is held for id.
-	Grow(ctx context.Context, id ID, received uint64) error
+	// Grow makes sure contract id's reservation covers total bytes, those
+	// the upload would hold with the chunk asked (stored, agreed to and
+	// in flight, and the chunk), reaching ahead for the next, and records
+	// that stored of them are on disk: only those no longer count as
+	// pending against the free disk, so a chunk in flight or refused
+	// keeps its room counted. An error wrapping ErrNoRoom when the room
+	// ran out before total, ErrNotFound when no live reservation is held
+	// for id.
+	Grow(ctx context.Context, id ID, total, stored uint64) error
 }
 
 // Grow implements RoomGrower. A reservation with half a window or less
 // left ahead of the upload grows to one window ahead (at most the
 // contract's size), reading the room first; a growth that does not fit is
-// not an error while the bytes received still fit what is held (the next
-// chunk tries again), and otherwise only the bytes received are asked for.
-func (l *Ledger) Grow(ctx context.Context, id ID, received uint64) error {
-	c, need, err := l.noteReceived(id, received)
+// not an error while total still fits what is held (the next chunk tries
+// again), and otherwise only total is asked for.
+func (l *Ledger) Grow(ctx context.Context, id ID, total, stored uint64) error {
+	c, need, err := l.noteReceived(id, total, stored)
 	if err != nil || need == 0 {
 		return err
 	}
@@ -121,23 +125,27 @@ func (l *Ledger) Grow(ctx context.Context, id ID, received uint64) error {
 	if r == nil || l.now().After(r.until) {
 		return fmt.Errorf("%w: no live reservation for contract %s", ErrNotFound, id)
 	}
-	target := min(r.size, received+l.window)
+	target := min(r.size, total+l.window)
 	if target <= r.held {
 		return nil
 	}
 	gerr := l.growLocked(c, id, r, v, target)
-	if gerr == nil || received <= r.held {
+	if gerr == nil || total <= r.held {
 		return nil
 	}
-	if err := l.growLocked(c, id, r, v, received); err != nil {
+	if err := l.growLocked(c, id, r, v, total); err != nil {
 		return fmt.Errorf("%w; the upload of contract %s stops at %d of %d bytes (what was received stays until its grant lapses)", err, id, r.held, r.size)
 	}
 	return nil
 }
 
-// noteReceived records received on id's reservation and reports the
-// contract-like view of it and whether it needs to grow (need > 0).
-func (l *Ledger) noteReceived(id ID, received uint64) (*Contract, uint64, error) {
+// noteReceived records that stored bytes of id's upload are on disk and
+// reports the contract-like view of its reservation and whether it needs
+// to grow to cover total, the bytes the upload would hold (need > 0).
+// Only stored bytes count as received: total also counts chunks agreed
+// to and not stored yet, which the free disk does not show, and a chunk
+// refused after it was agreed to never is.
+func (l *Ledger) noteReceived(id ID, total, stored uint64) (*Contract, uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -146,21 +154,21 @@ func (l *Ledger) noteReceived(id ID, received uint64) (*Contract, uint64, error)
 	if r == nil || now.After(r.until) {
 		return nil, 0, fmt.Errorf("%w: no live reservation for contract %s", ErrNotFound, id)
 	}
-	if received > r.size {
-		return nil, 0, fmt.Errorf("%w: contract %s is for %d bytes, its upload would hold %d", ErrNoRoom, id, r.size, received)
+	if total > r.size {
+		return nil, 0, fmt.Errorf("%w: contract %s is for %d bytes, its upload would hold %d", ErrNoRoom, id, r.size, total)
 	}
 	l.change(id, r, func(r *reservation) {
 		r.active = now
-		r.recv = max(r.recv, min(received, r.held))
+		r.recv = max(r.recv, min(stored, r.held))
 	})
-	if r.held == r.size || received+l.window/2 <= r.held {
+	if r.held == r.size || total+l.window/2 <= r.held {
 		return nil, 0, nil
 	}
 	c := &Contract{ID: id, Member: r.member, Terms: Terms{Size: r.size}}
 	if !r.upload {
 		c.Object = 1 // any registered object: not counted on the voucher
 	}
-	return c, min(r.size, received+l.window) - r.held, nil
+	return c, min(r.size, total+l.window) - r.held, nil
 }
 
 // growLocked grows r to target bytes if the room and r's member's share

@@ -115,7 +115,7 @@ func TestExtendGrant(t *testing.T) {
 	prov.resp.mu.Unlock()
 	prov.resp.answered(cs.Grant.Session, false)
 	before := time.Now()
-	g, err := prov.resp.ExtendGrant(ctx, session, 1)
+	g, err := prov.resp.ExtendGrant(ctx, session, 1, 0)
 	if ok := err == nil; !ok || !g.Expires.After(opened.Expires) || g.Expires.Before(before.Add(GrantTTL)) || g.Expires.After(time.Now().Add(GrantTTL)) {
 		t.Fatalf("extend: %v, ends %v; want one grant TTL from now, after its first end %v", ok, g.Expires, opened.Expires)
 	}
@@ -140,7 +140,7 @@ func TestExtendGrant(t *testing.T) {
 	ledger.mu.Lock()
 	ledger.now = func() time.Time { return time.Now().Add(2 * GrantTTL) }
 	ledger.mu.Unlock()
-	if g, err := prov.resp.ExtendGrant(ctx, session, 1); err == nil {
+	if g, err := prov.resp.ExtendGrant(ctx, session, 1, 0); err == nil {
 		t.Fatalf("a grant whose reservation lapsed extended to %v", g.Expires)
 	}
 	ledger.mu.Lock()
@@ -149,7 +149,7 @@ func TestExtendGrant(t *testing.T) {
 
 	// BIND (or DROP) releases the grant and its room: nothing to extend.
 	prov.resp.Release(session)
-	if g, err := prov.resp.ExtendGrant(ctx, session, 1); err == nil {
+	if g, err := prov.resp.ExtendGrant(ctx, session, 1, 0); err == nil {
 		t.Fatalf("a released grant extended to %v", g.Expires)
 	}
 	if n := ledger.Reserved(); n != 0 {

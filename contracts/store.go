@@ -227,13 +227,9 @@ func decodeUnverified(b []byte) (*Contract, error) {
 // decodeStored reads a stored contract and verifies it again: a store edited
 // on disk does not hand out a contract nobody signed.
 func decodeStored(b []byte) (*Contract, error) {
-	var m pb.Contract
-	if err := proto.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("contracts: stored contract does not decode: %w", err)
-	}
-	c, err := ContractFromPB(&m)
+	c, err := decodeUnverified(b)
 	if err != nil {
-		return nil, fmt.Errorf("contracts: stored contract: %w", err)
+		return nil, err
 	}
 	if err := c.Verify(); err != nil {
 		return nil, fmt.Errorf("contracts: stored contract %s: %w", c.ID, err)

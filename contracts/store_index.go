@@ -24,6 +24,10 @@ import (
 //	"s/" session      → id (16) || provider (32)                     its session
 //	"e/" due (8) id provider → ""   due: the open upload's deadline, or end + EndedRetention
 //	"m/index"         → ""          the index was built (stores written before it lack one)
+//
+// Times are kept in whole seconds rounded up (unixCeil), never before the
+// instant they stand for: a contract is listed due, and pruned, only once
+// its deadline passed.
 const (
 	openPrefix    = "u/"
 	sessionPrefix = "s/"
@@ -39,8 +43,17 @@ type DueContract struct {
 
 // dueKey is the index key of contract id with provider due at t.
 func dueKey(t time.Time, id ID, provider chain.Account) []byte {
-	k := binary.BigEndian.AppendUint64([]byte(duePrefix), uint64(max(t.Unix(), 0)))
+	k := binary.BigEndian.AppendUint64([]byte(duePrefix), unixCeil(t))
 	return append(k, prefixedKey("", id, provider)...)
+}
+
+// unixCeil is t in Unix seconds, rounded up (0 before 1970).
+func unixCeil(t time.Time) uint64 {
+	s := t.Unix()
+	if t.Nanosecond() > 0 {
+		s++
+	}
+	return uint64(max(s, 0))
 }
 
 // openInfo is an open upload's marker.
@@ -50,7 +63,7 @@ type openInfo struct {
 }
 
 func (o openInfo) bytes() []byte {
-	return binary.BigEndian.AppendUint64(append([]byte(nil), o.session[:]...), uint64(max(o.deadline.Unix(), 0)))
+	return binary.BigEndian.AppendUint64(append([]byte(nil), o.session[:]...), unixCeil(o.deadline))
 }
 
 // openLocked reads the open marker of id with provider. Call with s.mu.
@@ -59,8 +72,11 @@ func (s *Store) openLocked(id ID, provider chain.Account) (openInfo, bool, error
 	if errors.Is(err, leveldb.ErrNotFound) {
 		return openInfo{}, false, nil
 	}
-	if err != nil || len(b) != 24 {
-		return openInfo{}, false, fmt.Errorf("contracts: read the open upload of contract %s: %v (%d bytes)", id, err, len(b))
+	if err != nil {
+		return openInfo{}, false, fmt.Errorf("contracts: read the open upload of contract %s: %w", id, err)
+	}
+	if len(b) != 24 {
+		return openInfo{}, false, fmt.Errorf("contracts: the open upload of contract %s holds %d bytes, want 24", id, len(b))
 	}
 	return openInfo{session: [16]byte(b[:16]), deadline: time.Unix(int64(binary.BigEndian.Uint64(b[16:])), 0)}, true, nil
 }
@@ -120,8 +136,11 @@ func (s *Store) Settle(session [16]byte, obj chain.ObjectID) (ID, bool, error) {
 	if errors.Is(err, leveldb.ErrNotFound) {
 		return ID{}, false, nil
 	}
-	if err != nil || len(v) != 16+ed25519.PublicKeySize {
-		return ID{}, false, fmt.Errorf("contracts: read upload session: %v (%d bytes)", err, len(v))
+	if err != nil {
+		return ID{}, false, fmt.Errorf("contracts: read upload session: %w", err)
+	}
+	if len(v) != 16+ed25519.PublicKeySize {
+		return ID{}, false, fmt.Errorf("contracts: upload session record holds %d bytes, want %d", len(v), 16+ed25519.PublicKeySize)
 	}
 	id, provider := ID(v[:16]), chain.AccountFromPublicKey(ed25519.PublicKey(v[16:]))
 	o, ok, err := s.openLocked(id, provider)

@@ -92,3 +92,32 @@ func TestStoreIndexBuilt(t *testing.T) {
 		t.Fatalf("due after reopening: %+v, %v; want the contract", d, err)
 	}
 }
+
+// TestStoreOpenDeadlineRoundsUp: an open upload whose deadline falls
+// within a second is not due, nor read back as open until, before that
+// deadline: the store keeps whole seconds, rounded up.
+func TestStoreOpenDeadlineRoundsUp(t *testing.T) {
+	st, err := OpenStore(filepath.Join(t.TempDir(), "contracts"))
+	must(t, err)
+	defer st.Close()
+	c, _, _ := fixedContract(t)
+	c.Object = 0
+	c.SignAsProvider(seedKey(t, 2))
+	c.SignAsRenter(seedKey(t, 1))
+	deadline := time.Unix(1_700_000_000, 600_000_000)
+	must(t, st.PutOpen(c, [16]byte{7}, deadline))
+	before := deadline.Add(-300 * time.Millisecond) // in the deadline's second
+	if d, err := st.Due(before, 10); err != nil || len(d) != 0 {
+		t.Fatalf("due %d contracts 300 ms before an open upload's deadline (%v), want none", len(d), err)
+	}
+	if at, open, err := st.Open(c.ID, c.Provider); err != nil || !open || at.Before(deadline) {
+		t.Fatalf("open %v until %v (%v), want open until no earlier than %v", open, at, err, deadline)
+	}
+	must(t, st.ExtendOpen(c.ID, c.Provider, deadline.Add(time.Hour+100*time.Millisecond)))
+	if d, err := st.Due(deadline.Add(time.Hour+50*time.Millisecond), 10); err != nil || len(d) != 0 {
+		t.Fatalf("due %d contracts before an extended deadline (%v), want none", len(d), err)
+	}
+	if d, err := st.Due(deadline.Add(time.Hour+time.Second), 10); err != nil || len(d) != 1 {
+		t.Fatalf("due %d contracts a second past the extended deadline (%v), want it", len(d), err)
+	}
+}

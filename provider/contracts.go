@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/contracts"
+	"github.com/satchel-net/satchel/protocol/store"
 	"github.com/satchel-net/satchel/topics"
 )
 
@@ -22,16 +22,34 @@ import (
 type UploadGrants interface {
 	Grant(session []byte) (contracts.Grant, bool)
 	// ExtendGrant grows the room the live grant under session reserved to
-	// cover received bytes (the session's, this chunk included), makes
-	// the grant and its room last one grant TTL from now (no later than
-	// its contract's end) if that is later, and returns it; an error when
-	// none is live or the room ran out.
-	ExtendGrant(ctx context.Context, session []byte, received uint64) (contracts.Grant, error)
+	// cover total bytes (the session's stored, agreed to and in flight,
+	// and this chunk), of which stored are on disk, makes the grant and
+	// its room last one grant TTL from now (no later than its contract's
+	// end) if that is later, and returns it; an error when none is live
+	// or the room ran out.
+	ExtendGrant(ctx context.Context, session []byte, total, stored uint64) (contracts.Grant, error)
 }
 
 // grantSource holds the node's UploadGrants, set once its contract
 // responder runs.
-type grantSource struct{ g atomic.Pointer[UploadGrants] }
+type grantSource struct{ p atomic.Pointer[grantHooks] }
+
+// grantHooks is the node's UploadGrants and how it reads what a streamed
+// session holds on disk.
+type grantHooks struct {
+	grants UploadGrants
+	// stored returns the bytes the block store holds in block store
+	// session id.
+	stored func(id []byte) (uint64, error)
+}
+
+// get returns the node's UploadGrants, nil when it takes no contracts.
+func (g *grantSource) get() UploadGrants {
+	if h := g.p.Load(); h != nil {
+		return h.grants
+	}
+	return nil
+}
 
 // SetUploadGrants makes the node take streamed upload sessions under the
 // grants g gives (its contract responder's). Without it, or for a session
@@ -42,10 +60,10 @@ type grantSource struct{ g atomic.Pointer[UploadGrants] }
 // chain alone.
 func (s *Server) SetUploadGrants(g UploadGrants) {
 	if g == nil {
-		s.auth.grants.g.Store(nil)
+		s.auth.grants.p.Store(nil)
 		return
 	}
-	s.auth.grants.g.Store(&g)
+	s.auth.grants.p.Store(&grantHooks{grants: g, stored: s.bs.SessionBytes})
 }
 
 // AuthorizeUploadSession implements store.SessionAuthorizer: a streamed
@@ -54,17 +72,20 @@ func (s *Server) SetUploadGrants(g UploadGrants) {
 // still assigned to the node's bucket. A chunk so authorized slides the
 // grant (ExtendGrant): it and the contract's reservation in the room
 // ledger then last one grant TTL from now, so an upload slower than one
-// TTL keeps its session while its chunks keep coming. It returns the
+// TTL keeps its session while its chunks keep coming. The grant's room
+// counts as on disk only the bytes the block store holds in the session,
+// not n, which also counts chunks agreed to and not stored yet (a chunk
+// refused after it was agreed to never is). It returns the
 // grant's end: the session's unbound chunks are kept no later than that
 // (the block store's session expiry, which keeps the latest of its
 // chunks', deletes them then), when the reservation lapses too, so no byte
 // an unbound session holds on disk outlives the room counted for it.
 func (a *chainAuth) AuthorizeUploadSession(ctx context.Context, bag string, session []byte, n uint64) (time.Time, error) {
-	gp := a.grants.g.Load()
-	if gp == nil {
+	hooks := a.grants.p.Load()
+	if hooks == nil {
 		return time.Time{}, fmt.Errorf("%w: this provider takes chunks of an unregistered object (object ID 0) only under a storage contract, and it takes no contracts; register the object first and push its chunks with their proofs", ErrNotAuthorized)
 	}
-	g, ok := (*gp).Grant(session)
+	g, ok := hooks.grants.Grant(session)
 	if !ok {
 		return time.Time{}, fmt.Errorf("%w: no consigned storage contract opened this upload session (or its grant lapsed); negotiate a contract, or register the object first and push its chunks with their proofs", ErrNotAuthorized)
 	}
@@ -77,7 +98,11 @@ func (a *chainAuth) AuthorizeUploadSession(ctx context.Context, bag string, sess
 	if _, err := a.assigned(ctx, bag); err != nil {
 		return time.Time{}, err
 	}
-	slid, err := (*gp).ExtendGrant(ctx, session, n)
+	stored, err := hooks.stored(store.ClientSessionID(session))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("provider cannot read its store: %w", err)
+	}
+	slid, err := hooks.grants.ExtendGrant(ctx, session, n, stored)
 	switch {
 	case errors.Is(err, contracts.ErrNoRoom):
 		return time.Time{}, fmt.Errorf("%w: %v", ErrNotAuthorized, err)
@@ -91,11 +116,7 @@ func (a *chainAuth) AuthorizeUploadSession(ctx context.Context, bag string, sess
 // registered object ends its contract's grant and returns its room (the
 // contract responder's Release), which the bucket's voucher now counts.
 func (a *chainAuth) ReleaseSession(session []byte) {
-	gp := a.grants.g.Load()
-	if gp == nil {
-		return
-	}
-	if r, ok := (*gp).(interface{ Release(session []byte) }); ok {
+	if r, ok := a.grants.get().(interface{ Release(session []byte) }); ok {
 		r.Release(session)
 	}
 }
@@ -103,20 +124,18 @@ func (a *chainAuth) ReleaseSession(session []byte) {
 // SessionBound implements store.SessionBinder: the storage contract whose
 // grant opened session, stored as an open upload at CONSIGN, is kept to
 // its end now that the upload is bound to object (the contract
-// responder's Bound); an open upload never bound is deleted once its grant
-// lapsed. Called before BOUND is answered.
-func (a *chainAuth) SessionBound(session []byte, object uint64) {
-	gp := a.grants.g.Load()
-	if gp == nil {
-		return
-	}
-	if b, ok := (*gp).(interface {
+// responder's Bound); an open upload never bound is deleted a grant TTL
+// after its grant lapsed. Called before BOUND is answered: an error (the contract store
+// could not record it) is answered FAILED, and a BIND repeated records it
+// then, or finds it recorded.
+func (a *chainAuth) SessionBound(session []byte, object uint64) error {
+	b, ok := a.grants.get().(interface {
 		Bound(session []byte, obj chain.ObjectID) error
-	}); ok {
-		if err := b.Bound(session, chain.ObjectID(object)); err != nil {
-			slog.Default().Warn("recording a bound upload's contract", "component", "provider", "object", object, "err", err)
-		}
+	})
+	if !ok {
+		return nil
 	}
+	return b.Bound(session, chain.ObjectID(object))
 }
 
 // SessionRenter implements store.SessionOwner: the renter of the contract
@@ -126,11 +145,11 @@ func (a *chainAuth) SessionBound(session []byte, object uint64) {
 // which its peer ID does not hold, is checked against it). "" for a
 // session no live grant names.
 func (a *chainAuth) SessionRenter(_ context.Context, _ string, session []byte) (peer.ID, crypto.PubKey) {
-	gp := a.grants.g.Load()
-	if gp == nil {
+	gr := a.grants.get()
+	if gr == nil {
 		return "", nil
 	}
-	g, ok := (*gp).Grant(session)
+	g, ok := gr.Grant(session)
 	if !ok || g.Renter == "" {
 		return "", nil
 	}
@@ -143,11 +162,11 @@ func (a *chainAuth) SessionRenter(_ context.Context, _ string, session []byte) (
 // session ID). A session no live grant names holds nothing a DROP could
 // take from a renter: it is left to the session ID, as before.
 func (a *chainAuth) AuthorizeDrop(_ context.Context, bag string, session []byte, from peer.ID) error {
-	gp := a.grants.g.Load()
-	if gp == nil {
+	gr := a.grants.get()
+	if gr == nil {
 		return nil
 	}
-	g, ok := (*gp).Grant(session)
+	g, ok := gr.Grant(session)
 	if !ok || g.Renter == "" || g.Renter == from {
 		return nil
 	}
@@ -231,11 +250,7 @@ type contractReporter interface {
 // contractStatus reports the node's contract side, or nil when it runs
 // none.
 func (s *Server) contractStatus() *ContractStatus {
-	gp := s.auth.grants.g.Load()
-	if gp == nil {
-		return nil
-	}
-	r, ok := (*gp).(contractReporter)
+	r, ok := s.auth.grants.get().(contractReporter)
 	if !ok {
 		return nil
 	}

@@ -40,7 +40,7 @@ func (f *fixedGrants) Grant(session []byte) (contracts.Grant, bool) {
 }
 
 // ExtendGrant keeps the grants given up front as they are.
-func (f *fixedGrants) ExtendGrant(_ context.Context, session []byte, _ uint64) (contracts.Grant, error) {
+func (f *fixedGrants) ExtendGrant(_ context.Context, session []byte, _, _ uint64) (contracts.Grant, error) {
 	if g, ok := f.Grant(session); ok {
 		return g, nil
 	}
@@ -64,7 +64,7 @@ func newHopProvider(t *testing.T, h *p2p.Host, bag chain.BagID, grants UploadGra
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = bs.Close() })
-	s := &Server{h: h, auth: newChainAuth(f, 1)}
+	s := &Server{h: h, bs: bs, auth: newChainAuth(f, 1)}
 	s.SetUploadGrants(grants)
 	relay := store.NewRelay(h.Libp2p())
 	t.Cleanup(func() { _ = relay.Close() })

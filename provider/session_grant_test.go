@@ -130,8 +130,16 @@ func shortGrants(t *testing.T, net *testnet.Network, p *testnet.Provider, ttl ti
 // responder's contract store.
 func grantsWith(t *testing.T, net *testnet.Network, p *testnet.Provider, opts ...contracts.LedgerOption) (*contracts.Ledger, *contracts.Store) {
 	t.Helper()
+	ledger, cst, _ := grantsIn(t, net, p, t.TempDir(), opts...)
+	return ledger, cst
+}
+
+// grantsIn is grantsWith keeping its contract store in dir; it returns the
+// responder too.
+func grantsIn(t *testing.T, net *testnet.Network, p *testnet.Provider, dir string, opts ...contracts.LedgerOption) (*contracts.Ledger, *contracts.Store, *contracts.Responder) {
+	t.Helper()
 	ledger := contracts.NewLedger(net.Client, p.Bucket, p.Server().FreeDisk(), opts...)
-	cst, err := contracts.OpenStore(t.TempDir())
+	cst, err := contracts.OpenStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +158,7 @@ func grantsWith(t *testing.T, net *testnet.Network, p *testnet.Provider, opts ..
 	}
 	t.Cleanup(func() { _ = resp.Close() })
 	p.Server().SetUploadGrants(resp)
-	return ledger, cst
+	return ledger, cst, resp
 }
 
 // renterOn starts a renter host connected to net's providers, with the

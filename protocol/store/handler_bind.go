@@ -64,7 +64,11 @@ func (c *storeConn) bind(ctx context.Context, ex *storeExchange, b *pb.BindReque
 	}
 	c.endSessions(b)
 	if sb, ok := h.auth.(SessionBinder); ok && len(b.Session) == SessionIDLength {
-		sb.SessionBound(b.Session, b.ObjectId)
+		if err := sb.SessionBound(b.Session, b.ObjectId); err != nil {
+			c.log.Warn("recording a bound session's contract failed", "object", b.ObjectId, "err", err)
+			c.failed(ex, "provider could not record the contract: %v; bind again", err)
+			return
+		}
 	}
 	if sr, ok := h.auth.(SessionReleaser); ok && len(b.Session) == SessionIDLength {
 		sr.ReleaseSession(b.Session)
