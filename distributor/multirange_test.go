@@ -47,6 +47,9 @@ func checkParts(t *testing.T, resp *http.Response, body, data []byte, spans [][2
 		if !bytes.Equal(got, data[s[0]:s[1]+1]) {
 			t.Fatalf("part %d (%d-%d) differs", i, s[0], s[1])
 		}
+		if cr := p.Header.Get("Content-Range"); cr != fmt.Sprintf("bytes %d-%d/%d", s[0], s[1], len(data)) {
+			t.Errorf("part %d Content-Range %q", i, cr)
+		}
 	}
 	if _, err := mr.NextPart(); err != io.EOF {
 		t.Fatalf("more parts than the %d ranges: %v", len(spans), err)
