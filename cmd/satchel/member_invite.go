@@ -27,13 +27,15 @@ func newMemberInviteCmd(app *App) *cobra.Command {
 key file), invited by member --member: signed by that member's controller
 account, it spends one of the member's invitations, and the new member's
 record names its inviter. This also creates the new member's bag
-dynamic:member:<id>. Without --member the storage lead invites, without limit
-and signed with the storage lead key. The storage lead gives members
+dynamic:member:<id>. Without --member the storage lead invites, without limit,
+signed like leader commands: with --key, else the config's key, else the
+storage lead key in HOME/keys (on a devnet, whose config names the member's
+key, pass --key HOME/keys/storage-lead.key). The storage lead gives members
 invitations with ` + "`satchel storage leader set-member-invites`" + `.
 Prints the new member's ID.`,
 		example: `  satchel member invite 5f2c...e1 --member 0 --handle bob -y
   satchel member invite keys/bob.key --member 0 -k keys/alice.key
-  satchel member invite 5f2c...e1 -y                 # as the storage lead`,
+  satchel member invite 5f2c...e1 -y -k keys/storage-lead.key  # as the storage lead`,
 		args: cobra.ExactArgs(1),
 		flags: func(cmd *cobra.Command) {
 			cmd.Flags().Var(member, "member", "ID of the inviting member, whose controller signs (default: the storage lead invites)")
