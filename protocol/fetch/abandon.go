@@ -112,10 +112,13 @@ func (a *abandonBudget) prune(now time.Time) bool {
 }
 
 // abandonRefusal is the reply to a GET of a peer whose abandonment budget
-// is spent.
+// is spent. It is marked busy: the budget refills within seconds, and an
+// honest reader charged by closing its streams with replies in flight
+// (an interrupted get, read-ahead it no longer wanted) should wait and ask
+// again rather than count the provider as failed.
 func abandonRefusal() *pb.FetchReply {
-	return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED,
-		Reason: "this peer reset streams leaving more replies unread than its budget allows; read the replies you ask for, and retry later"}
+	return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED, Busy: true,
+		Reason: "this peer reset streams leaving more replies unread than its budget allows; read the replies you ask for, and retry in a few seconds"}
 }
 
 // unsent is the block bytes of j's reply, which a reset stream leaves

@@ -22,6 +22,7 @@ import (
 	"github.com/satchel-net/satchel/protocol/fetch"
 	"github.com/satchel-net/satchel/protocol/fetch/pb"
 	"github.com/satchel-net/satchel/provider/blockstore"
+	satnet "github.com/satchel-net/satchel/testnet"
 )
 
 // countingBlocks counts the bytes the handler reads from the block store.
@@ -269,4 +270,54 @@ func TestFetchAbandonersStreamsResetFirst(t *testing.T) {
 	if r.evicted < 1 {
 		t.Fatalf("%v attackers' streams reset; the honest reads were served without making room", r.evicted)
 	}
+}
+
+// A peer whose abandonment budget is spent is refused busy: the budget
+// refills in seconds, and an honest reader that
+// was charged (it closed streams with replies in flight) waits and asks
+// again rather than dropping the provider.
+func TestSpentAbandonerRefusedBusy(t *testing.T) {
+	net := testnet.New(t, 2)
+	bs, err := blockstore.Open(t.TempDir(), blockstore.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := &countingBlocks{Blocks: bs.ForProtocols()}
+	h := fetch.NewHandler(blocks, &policy{}, fetch.WithLogger(slog.New(slog.DiscardHandler)), fetch.WithAbandonBudget(1, 1<<20))
+	h.Register(net.Host(0).Protocol())
+	t.Cleanup(func() { _ = h.Close(); _ = bs.Close() })
+	data := benchutil.Rand(801, 1<<20)
+	c := chunker.ChunkCID(data)
+	if err := bs.Put(c, data); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f := fetch.NewClient(net.Host(1).Libp2p())
+	defer f.Close()
+	satnet.Wait(t, "the peer's budget spent by streams reset unread", func() bool {
+		// (That the refusal reads nothing is TestFetchCyclingStallersCannotHoldBudget's:
+		// here a reset stream's second reply may still be read meanwhile.)
+		if _, err := f.GetBlock(ctx, net.Host(0).ID(), c); errors.Is(err, fetch.ErrProviderBusy) {
+			return true
+		}
+		// Ask for the block twice on a stream of its own, read (almost)
+		// nothing, and reset it once the provider answers.
+		s, err := net.Host(1).Libp2p().NewStream(ctx, net.Host(0).ID(), p2p.FetchProtocol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fw := p2p.NewFrameWriter(s)
+		for i := range 2 {
+			_ = fw.WriteMsg(&pb.FetchRequest{Id: uint64(i + 1), Body: &pb.FetchRequest_Get{Get: &pb.GetRequest{Cid: c.Bytes()}}})
+		}
+		_ = fw.Flush()
+		// The first reply's first byte: the provider has answered (a block
+		// it read, or a refusal once the charge landed).
+		_ = s.SetReadDeadline(time.Now().Add(satnet.WaitTimeout))
+		_, _ = s.Read(make([]byte, 1))
+		_ = s.Reset()
+		return false
+	})
 }
