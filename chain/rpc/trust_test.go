@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -267,18 +268,29 @@ func TestAcceptLagAnswersWithoutTheNextBlock(t *testing.T) {
 
 // startIdleNode starts a node whose genesis makes lead both leads and
 // which makes no empty blocks: a block comes only with a transaction.
+// A port freeAddr found may be taken by another test process before the
+// node binds it: such a start is tried again on fresh ports.
 func startIdleNode(t *testing.T, ctx context.Context, lead chain.Key) *node.Node {
 	t.Helper()
-	n, err := node.New(t.TempDir(),
-		node.WithRPCAddr(freeAddr(t)), node.WithP2PAddr(freeAddr(t)), node.WithLogger(quiet),
-		node.WithEmptyBlockInterval(time.Hour),
-		node.WithGenesis(chain.DefaultGenesis(lead.Account(), lead.Account())))
-	if err != nil {
-		t.Fatal(err)
+	for attempt := 1; ; attempt++ {
+		n, err := node.New(t.TempDir(),
+			node.WithRPCAddr(freeAddr(t)), node.WithP2PAddr(freeAddr(t)), node.WithLogger(quiet),
+			node.WithEmptyBlockInterval(time.Hour),
+			node.WithGenesis(chain.DefaultGenesis(lead.Account(), lead.Account())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = n.Start(ctx)
+		// (CometBFT may not wrap the listener's error: its text too.)
+		inUse := err != nil && (errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use"))
+		if inUse && attempt < 3 {
+			_ = n.Stop()
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = n.Stop() })
+		return n
 	}
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = n.Stop() })
-	return n
 }
