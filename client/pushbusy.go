@@ -9,6 +9,7 @@ import (
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/protocol/fetch"
 	"github.com/satchel-net/satchel/protocol/store"
+	storepb "github.com/satchel-net/satchel/protocol/store/pb"
 )
 
 // An upload's answer to busy providers: a provider whose budget for all
@@ -74,10 +75,18 @@ func (e *pushBusyError) Is(target error) bool { return target == ErrProvidersBus
 // Unwrap returns the provider's refusal.
 func (e *pushBusyError) Unwrap() error { return e.err }
 
+// bindAttempts is how many times a BIND answered FAILED is sent in all: a
+// provider that could not record the object or its contract (a write
+// error) answers FAILED and asks to be bound again, and binding is
+// idempotent.
+const bindAttempts = 3
+
 // bindOne binds the object on t, asking again while t answers busy, for
-// up to the client's busy wait (then t is given up).
+// up to the client's busy wait (then t is given up), and up to
+// bindAttempts times in all while it answers FAILED.
 func (p *pusher) bindOne(ctx context.Context, t *target, chunks []chunker.ChunkInfo) error {
 	bw := fetch.BusyWait{Max: p.c.opts.busyWait}
+	failed := 0
 	for {
 		what := fmt.Sprintf("bind object %d", p.object)
 		conn, gen, err := p.conn(ctx, t)
@@ -100,11 +109,35 @@ func (p *pusher) bindOne(ctx context.Context, t *target, chunks []chunker.ChunkI
 			}
 			return err
 		}
+		var refused *store.RefusedError
+		if errors.As(err, &refused) && refused.Status == storepb.Status_STATUS_FAILED && !refused.NoSpace {
+			if failed++; failed >= bindAttempts || !sleepCtx(ctx, time.Duration(failed)*bindRetryPause) {
+				return err
+			}
+			p.c.log.Debug("bind failed; binding again", "peer", t.cand.peer, "object", p.object, "err", err)
+			continue
+		}
 		if !errors.Is(err, store.ErrProviderBusy) {
 			return err
 		}
 		if !p.waitBusy(ctx, t, &bw, what, err) {
 			return err
 		}
+	}
+}
+
+// bindRetryPause is the pause before a failed BIND is sent again, doubled
+// for the third.
+const bindRetryPause = 500 * time.Millisecond
+
+// sleepCtx waits d, or until ctx ends (false).
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
 	}
 }
