@@ -446,12 +446,8 @@ func (p *pusher) pushLinks(ctx context.Context, t *target, j *chunkJob) bool {
 			p.kill(t, fmt.Errorf("chunk %d: %w", j.index, err))
 			return false
 		}
-		timer := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
+		if !sleepCtx(ctx, backoff) {
 			return false
-		case <-timer.C:
 		}
 		backoff = min(backoff*2, retryMax)
 	}

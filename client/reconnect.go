@@ -81,14 +81,7 @@ func (p *pusher) waitReconnect(ctx context.Context, t *target, what string, err 
 	if deadline := since.Add(wait); deadline.Before(next) {
 		next = deadline
 	}
-	timer := time.NewTimer(next.Sub(now))
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-timer.C:
-		return true
-	}
+	return sleepCtx(ctx, next.Sub(now))
 }
 
 // redial opens a new stream to the lost target t (t.mu held): at most one
