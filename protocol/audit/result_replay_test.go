@@ -111,23 +111,34 @@ func TestAuditResultReplayIgnored(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Once the attacker's own pubsub stream is up (the victim resets an
-	// older inbound stream of the same peer for a newer one, so a raw
-	// stream opened first could be reset unread), and again until judged.
-	waitTopicPeer(ctx, t, victim, attacker.ID())
+	// The replay comes from a bare peer the attacker controls, speaking
+	// gossipsub by hand: a peer with a pubsub stream of its own to the
+	// victim would have one of the two inbound streams reset (the victim
+	// keeps one per peer), perhaps the replay's unread. Sent again until
+	// judged.
+	bare, err := mn.GenPeer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mn.LinkPeers(bare.ID(), victim.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mn.ConnectPeers(bare.ID(), victim.ID()); err != nil {
+		t.Fatal(err)
+	}
 	rctx, stop := context.WithCancel(ctx)
 	sent := make(chan struct{})
 	go func() {
 		defer close(sent)
 		for rctx.Err() == nil {
-			_ = sendRaw(rctx, attacker.Libp2p(), victim.ID(), recorded.Message) // again below if lost
+			_ = sendRaw(rctx, bare, victim.ID(), recorded.Message) // again below if lost
 			select {
 			case <-rctx.Done():
 			case <-time.After(500 * time.Millisecond):
 			}
 		}
 	}()
-	err := verdictOn(ctx, t, verdicts, recorded.Data)
+	err = verdictOn(ctx, t, verdicts, recorded.Data)
 	stop()
 	<-sent
 	// Whatever was judged meanwhile (copies of the replay, the results
