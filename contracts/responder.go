@@ -70,6 +70,7 @@ type Responder struct {
 	metrics *Metrics
 	log     *slog.Logger
 	topics  []topics.Topic
+	joined  []topics.Topic // topics subscribed, left at Close
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -131,6 +132,7 @@ func NewResponder(h *p2p.Host, g *Gossip, id Identity, auth Authority, room Room
 			r.Close()
 			return nil, err
 		}
+		r.joined = append(r.joined, t)
 		r.wg.Go(func() { r.listen(sub) })
 	}
 	r.wg.Go(r.pruneLoop)
@@ -156,10 +158,16 @@ func (r *Responder) count(f func(*ResponderStats)) {
 }
 
 // Close stops answering and serving; it returns when its goroutines ended.
+// It leaves its topics, whose validators go with the Gossip's last hold,
+// so a responder started again on the host registers its own.
 func (r *Responder) Close() error {
 	r.h.Protocol().RemoveHandler(Protocol)
 	r.cancel()
-	r.wg.Wait()
+	r.wg.Wait() // every subscription is cancelled
+	for _, t := range r.joined {
+		r.g.Leave(t)
+	}
+	r.joined = nil
 	r.stopUndelivered()
 	return nil
 }
