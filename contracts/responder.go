@@ -125,6 +125,7 @@ func NewResponder(h *p2p.Host, g *Gossip, id Identity, auth Authority, room Room
 		o(r)
 	}
 	r.log = r.log.With("component", "contracts", "bucket", id.Bucket)
+	r.metrics.watchRoom(room)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	for _, t := range r.topics {
 		sub, err := g.Subscribe(t)
