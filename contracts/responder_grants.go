@@ -133,12 +133,21 @@ func (r *Responder) sweepGrantsLocked(now time.Time) {
 // provider node calls it at BIND before it answers BOUND, also for a
 // session whose grant is gone (the node restarted while its renter held
 // every chunk); a session no contract opened is ignored.
+//
+// When the contract cannot be recorded (the node answers FAILED, and the
+// renter binds again) the grant is released all the same: the node has
+// recorded the object and ended the session by then, so the grant would
+// take no more chunks, while its reservation would count the object's
+// bytes beside the voucher, which charges the registered object, and hold
+// one of the member's open uploads, until the grant lapsed. The BIND
+// repeated needs no grant: the open contract is found by its session.
 func (r *Responder) Bound(session []byte, obj chain.ObjectID) error {
 	if len(session) != 16 {
 		return nil
 	}
 	id, ok, err := r.store.Settle([16]byte(session), obj)
 	if err != nil {
+		r.Release(session)
 		return fmt.Errorf("contracts: record a bound upload's contract: %w", err)
 	}
 	if ok {
