@@ -2,6 +2,9 @@ package contracts
 
 import (
 	"encoding/binary"
+	"time"
+
+	"github.com/satchel-net/satchel/chain"
 )
 
 // Domain separators: the first bytes of every canonical form, so a signature
@@ -31,3 +34,15 @@ func (c *canon) bytes(v []byte) {
 	c.b = append(c.b, v...)
 }
 func (c *canon) str(v string) { c.bytes([]byte(v)) }
+
+// RetrieveSigningBytes is the canonical form a renter signs to RETRIEVE: the
+// domain "satchel/retrieve/v1\x00", the contract ID and the provider's
+// public key as byte strings, and the time as a signed 64-bit integer.
+func RetrieveSigningBytes(id ID, provider chain.Account, at time.Time) []byte {
+	pub, _ := provider.PublicKey()
+	c := newCanon(retrieveDomain, 80)
+	c.bytes(id[:])
+	c.bytes(pub)
+	c.i64(at.Unix())
+	return c.b
+}

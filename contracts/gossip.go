@@ -23,6 +23,12 @@ import (
 // proposals. Renter and Responder share a host's Gossip. It is safe for
 // concurrent use.
 //
+// A topic's validator stays registered while anything holds the topic:
+// a subscription until Leave (a Responder leaves its topics when it
+// closes), a Publish until Close. Then it is unregistered, so another
+// Gossip on the same host (a responder started again) can register its
+// own.
+//
 // The validator rejects, before a message is forwarded or delivered, a
 // proposal that is oversized, does not decode, is not signed by its renter,
 // whose renter peer is not the message's author, whose topic is not the one
@@ -37,8 +43,9 @@ type Gossip struct {
 	mc  *memberCache
 	now func() time.Time
 
-	mu         sync.Mutex
-	registered map[string]bool
+	mu        sync.Mutex
+	refs      map[string]int  // holds of each topic whose validator is registered
+	published map[string]bool // topics Publish holds until Close
 
 	accepted, rejected, ignored atomic.Int64
 	metrics                     *Metrics
@@ -52,8 +59,8 @@ func NewGossip(h *p2p.Host, dir Directory, log *slog.Logger, opts ...GossipOptio
 	}
 	g := &Gossip{
 		h: h, dir: dir, mc: newMemberCache(dir), now: time.Now,
-		log:        log.With("component", "contracts"),
-		registered: make(map[string]bool),
+		log:  log.With("component", "contracts"),
+		refs: make(map[string]int), published: make(map[string]bool),
 	}
 	for _, o := range opts {
 		o(g)
@@ -71,8 +78,9 @@ func (g *Gossip) Stats() GossipStats {
 	return GossipStats{g.accepted.Load(), g.rejected.Load(), g.ignored.Load()}
 }
 
-// join registers the validator and topic score of t once, and returns the
-// joined topic.
+// join takes a hold of topic t, registering its validator and topic
+// score when it is the first, and returns the joined topic. Every join
+// that succeeds is matched by a leave.
 func (g *Gossip) join(t topics.Topic) (*pubsub.Topic, error) {
 	if err := t.Validate(); err != nil || t.Prefix != topics.PrefixContract {
 		return nil, malformed("topic %s: not a contract topic", t)
@@ -80,26 +88,67 @@ func (g *Gossip) join(t topics.Topic) (*pubsub.Topic, error) {
 	name := t.String()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if !g.registered[name] {
+	if g.refs[name] == 0 {
 		err := g.h.PubSub().RegisterTopicValidator(name, g.validator(t),
 			pubsub.WithValidatorTimeout(ValidatorTimeout),
 			pubsub.WithValidatorConcurrency(ValidatorConcurrency))
 		if err != nil {
 			return nil, fmt.Errorf("contracts: register validator of topic %s: %w", name, err)
 		}
-		g.registered[name] = true
 	}
 	pt, err := g.h.Join(name)
 	if err != nil {
+		if g.refs[name] == 0 {
+			_ = g.h.PubSub().UnregisterTopicValidator(name)
+		}
 		return nil, err
 	}
+	g.refs[name]++
 	// Without peer scoring on the router this fails; scoring is optional.
 	_ = pt.SetScoreParams(TopicScoreParams())
 	return pt, nil
 }
 
+// leaveLocked lets go of one hold of topic name, unregistering its
+// validator with the last. Call with g.mu.
+func (g *Gossip) leaveLocked(name string) {
+	if g.refs[name] == 0 {
+		return
+	}
+	g.refs[name]--
+	if g.refs[name] > 0 {
+		return
+	}
+	delete(g.refs, name)
+	// It fails only once the host's pubsub stopped, which dropped it.
+	if err := g.h.PubSub().UnregisterTopicValidator(name); err != nil {
+		g.log.Debug("unregister topic validator", "topic", name, "err", err)
+	}
+}
+
+// Leave lets go of the hold a Subscribe to t took; cancel the subscription
+// first. With the topic's last hold its validator is unregistered.
+func (g *Gossip) Leave(t topics.Topic) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.leaveLocked(t.String())
+}
+
+// Close lets go of the topics Publish holds; those a subscription still
+// holds keep their validator until Leave. The Gossip may be used again.
+func (g *Gossip) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for name := range g.published {
+		delete(g.published, name)
+		g.leaveLocked(name)
+	}
+	return nil
+}
+
 // Subscribe subscribes to contract topic t. Every message the subscription
-// yields passed the validator; ProposalOf returns its proposal.
+// yields passed the validator; ProposalOf returns its proposal. The
+// subscription holds t's validator: cancel it, then Leave(t).
 func (g *Gossip) Subscribe(t topics.Topic) (*pubsub.Subscription, error) {
 	pt, err := g.join(t)
 	if err != nil {
@@ -107,9 +156,26 @@ func (g *Gossip) Subscribe(t topics.Topic) (*pubsub.Subscription, error) {
 	}
 	sub, err := pt.Subscribe()
 	if err != nil {
+		g.Leave(t)
 		return nil, fmt.Errorf("contracts: subscribe to topic %s: %w", t, err)
 	}
 	return sub, nil
+}
+
+// publishTopic joins p's topic for Publish, which holds it until Close.
+func (g *Gossip) publishTopic(t topics.Topic) (*pubsub.Topic, error) {
+	pt, err := g.join(t)
+	if err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.published[t.String()] {
+		g.leaveLocked(t.String()) // held already: one hold is enough
+	} else {
+		g.published[t.String()] = true
+	}
+	return pt, nil
 }
 
 // Publish publishes a signed proposal on its topic. It checks the
@@ -118,7 +184,7 @@ func (g *Gossip) Subscribe(t topics.Topic) (*pubsub.Subscription, error) {
 // fails with the reason (ErrMalformed, ErrExpired, ErrNotMember...) rather
 // than the local validator's bare refusal.
 func (g *Gossip) Publish(ctx context.Context, p *Proposal) error {
-	pt, err := g.join(p.Topic)
+	pt, err := g.publishTopic(p.Topic)
 	if err != nil {
 		return err
 	}

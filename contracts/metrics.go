@@ -1,6 +1,8 @@
 package contracts
 
 import (
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -13,6 +15,16 @@ type Metrics struct {
 	answered  *prometheus.CounterVec
 	requests  *prometheus.CounterVec
 	waits     prometheus.Counter
+	// room is what the room gauges read: the Room of the responder given
+	// these metrics, when it counts its reservations (*Ledger does).
+	room atomic.Pointer[roomCounter]
+}
+
+// roomCounter is what a Room may tell of its reservations for the gauges.
+type roomCounter interface {
+	Reserved() uint64
+	Pending() uint64
+	Open() int
 }
 
 // NewMetrics registers the collectors on reg:
@@ -21,6 +33,12 @@ type Metrics struct {
 //	satchel_contracts_proposals_answered_total{outcome}  offered, not_assigned, not_owner, id_taken, no_room, offer_failed, busy, duplicate (a copy published again)
 //	satchel_contracts_requests_total{kind,result}         kind consign|renew|retrieve|mirror|other; result ok or the refusal code
 //	satchel_contracts_consign_waits_total                 CONSIGNs that waited for a request of their contract in flight
+//	satchel_contracts_reserved_bytes                      bytes the responder's Ledger holds reserved for open contracts
+//	satchel_contracts_pending_bytes                       of them, those not yet received (what the free disk does not show)
+//	satchel_contracts_open_uploads                        open reservations: uploads not bound, dropped or lapsed
+//
+// The three gauges read the Room of the responder started WithMetrics(m),
+// when it is a *Ledger, at each scrape; they are 0 until then.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		validated: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -40,7 +58,24 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "CONSIGNs a provider made wait for an earlier request of their contract still in flight (a renter's retry while the provider is slow).",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.validated, m.answered, m.requests, m.waits} {
+	gauge := func(name, help string, read func(roomCounter) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+			if rc := m.room.Load(); rc != nil {
+				return read(*rc)
+			}
+			return 0
+		})
+	}
+	reserved := gauge("satchel_contracts_reserved_bytes",
+		"Bytes the provider holds reserved for open storage contracts (uploads not yet bound, MIRRORs).",
+		func(rc roomCounter) float64 { return float64(rc.Reserved()) })
+	pending := gauge("satchel_contracts_pending_bytes",
+		"Reserved bytes not yet received: what the free disk does not show yet.",
+		func(rc roomCounter) float64 { return float64(rc.Pending()) })
+	open := gauge("satchel_contracts_open_uploads",
+		"Open reservations: contract uploads not yet bound, dropped or lapsed, and MIRRORs within their grant time.",
+		func(rc roomCounter) float64 { return float64(rc.Open()) })
+	for _, c := range []prometheus.Collector{m.validated, m.answered, m.requests, m.waits, reserved, pending, open} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -63,6 +98,14 @@ func (m *Metrics) answer(outcome string) {
 func (m *Metrics) request(kind, result string) {
 	if m != nil {
 		m.requests.WithLabelValues(kind, result).Inc()
+	}
+}
+
+// watchRoom makes the room gauges read room, when it counts its
+// reservations.
+func (m *Metrics) watchRoom(room Room) {
+	if rc, ok := room.(roomCounter); ok && m != nil {
+		m.room.Store(&rc)
 	}
 }
 

@@ -64,22 +64,28 @@ var codes = []struct {
 	{ErrBusy, pb.Code_CODE_BUSY},
 }
 
-// refusal turns an error into the wire refusal that names it.
+// refusal turns an error into the wire refusal that names it; a full
+// disk also sets disk_full.
 func refusal(err error) *pb.Refusal {
 	for _, c := range codes {
 		if errors.Is(err, c.err) {
-			return &pb.Refusal{Code: c.code, Reason: err.Error()}
+			full := c.code == pb.Code_CODE_NO_ROOM && errors.Is(err, ErrDiskFull)
+			return &pb.Refusal{Code: c.code, Reason: err.Error(), DiskFull: full}
 		}
 	}
 	return &pb.Refusal{Code: pb.Code_CODE_UNSPECIFIED, Reason: err.Error()}
 }
 
 // refusalError turns a received refusal into an error wrapping ErrRefused
-// and the sentinel of its code.
+// and the sentinel of its code (ErrDiskFull, which wraps ErrNoRoom, for a
+// NO_ROOM that says disk_full).
 func refusalError(rf *pb.Refusal) error {
 	reason := rf.GetReason()
 	if len(reason) > MaxReason {
 		reason = reason[:MaxReason] + "..."
+	}
+	if rf.GetCode() == pb.Code_CODE_NO_ROOM && rf.GetDiskFull() {
+		return fmt.Errorf("%w (%w): %s", ErrRefused, ErrDiskFull, reason)
 	}
 	for _, c := range codes {
 		if c.code == rf.GetCode() && c.err != ErrTopicMismatch {

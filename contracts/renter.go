@@ -213,10 +213,25 @@ func (r *Renter) Negotiate(ctx context.Context, req Request) (*Negotiation, erro
 	slices.SortStableFunc(usable, func(a, b Offer) int { return cmp.Compare(a.After, b.After) })
 	r.consignBest(ctx, n, usable, int(req.Redundancy))
 	if len(n.Contracts) == 0 {
-		return n, fmt.Errorf("%w: proposal %s on topic %s: %d offers came in %v, none could be consigned",
-			ErrNoOffers, p.ID, p.Topic, len(n.Offers), window)
+		return n, fmt.Errorf("%w: proposal %s on topic %s: %d offers came in %v, none could be consigned%s",
+			ErrNoOffers, p.ID, p.Topic, len(n.Offers), window, diskFullNote(n.Offers))
 	}
 	return n, nil
+}
+
+// diskFullNote says how many offers were refusals of providers out of
+// disk, which their operators, not the renter, can fix.
+func diskFullNote(offers []Offer) string {
+	n := 0
+	for _, o := range offers {
+		if errors.Is(o.Err, ErrDiskFull) {
+			n++
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d of them refused: the provider's disk is full)", n)
 }
 
 // collect waits for col's offers until enough came, the window closes or

@@ -332,6 +332,15 @@ func (l *Ledger) Pending() uint64 {
 	return l.use.pending
 }
 
+// Open returns the number of open reservations: uploads not yet bound,
+// dropped or lapsed, and MIRRORs within their grant time.
+func (l *Ledger) Open() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweepLocked(l.now())
+	return l.use.open
+}
+
 // ReservedBy returns the bytes member's open contracts reserve.
 func (l *Ledger) ReservedBy(member chain.MemberID) uint64 {
 	l.mu.Lock()

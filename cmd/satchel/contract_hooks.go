@@ -27,8 +27,9 @@ import (
 // startContractResponder makes a storage server answer contract proposals on
 // ts, keeping contracts in DATA/contracts, and makes srv take streamed
 // upload sessions under the grants of its consigned contracts. It returns a
-// no-op when ts is empty.
-func startContractResponder(h *p2p.Host, c *chain.Client, srv *provider.Server, id provider.Identity, roleKey chain.Key, data string, ts []topics.Topic, reg prometheus.Registerer, log *slog.Logger) (func(), error) {
+// no-op when ts is empty. room sets the Ledger that reserves room for open
+// uploads.
+func startContractResponder(h *p2p.Host, c *chain.Client, srv *provider.Server, id provider.Identity, roleKey chain.Key, data string, ts []topics.Topic, reg prometheus.Registerer, log *slog.Logger, room ...contracts.LedgerOption) (func(), error) {
 	if len(ts) == 0 {
 		return func() {}, nil
 	}
@@ -42,7 +43,7 @@ func startContractResponder(h *p2p.Host, c *chain.Client, srv *provider.Server, 
 	}
 	resp, err := contracts.NewResponder(h, contracts.NewGossip(h, c, log, contracts.WithGossipMetrics(m)),
 		contracts.Identity{Key: roleKey, Worker: id.Worker, Bucket: id.Bucket},
-		contracts.NewChainAuthority(c, id.Bucket), contracts.NewLedger(c, id.Bucket, srv.FreeDisk()), st,
+		contracts.NewChainAuthority(c, id.Bucket), contracts.NewLedger(c, id.Bucket, srv.FreeDisk(), room...), st,
 		contracts.WithTopics(ts...), contracts.WithLogger(log), contracts.WithMetrics(m), contracts.WithMirrorer(srv))
 	if err != nil {
 		st.Close()

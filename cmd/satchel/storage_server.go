@@ -13,9 +13,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/contracts"
+	"github.com/satchel-net/satchel/internal/units"
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/provider"
 	"github.com/satchel-net/satchel/provider/blockstore"
@@ -49,6 +51,7 @@ func newStorageServerCmd(app *App) *cobra.Command {
 		syncWorkers, confirmations                    int
 		contractTopics                                []string
 		audits                                        auditFlags // audit.go
+		ledger                                        ledgerFlags
 		deletionGrace                                 time.Duration
 	)
 	worker := newFlag("", chain.WorkerID(0), chain.ParseWorkerID, "workerId")
@@ -79,6 +82,10 @@ Prometheus /metrics on --status.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if worker.raw == "" || bucket.raw == "" {
 				return errors.New(`-w/--worker and -i/--bucketId are required: the storage worker and the bucket it operates (see them with "satchel bucket list --storage")`)
+			}
+			room, err := ledger.options()
+			if err != nil {
+				return err
 			}
 			cfg, err := app.Config()
 			if err != nil {
@@ -126,6 +133,7 @@ Prometheus /metrics on --status.`,
 			return runStorageServer(cmd.Context(), app, cfg, storageServerSetup{
 				roleKey:    opKey,
 				topics:     ts,
+				room:       room,
 				id:         provider.Identity{Worker: worker.value, Bucket: bucket.value, Transactor: s.key},
 				identity:   idFile,
 				data:       dataDir,
@@ -152,6 +160,7 @@ Prometheus /metrics on --status.`,
 	f.StringSliceVar(&contractTopics, "contract-topic", nil, "contract `TOPIC` to answer proposals on, e.g. 0f01020303; repeatable (see satchel topic)")
 	f.IntVar(&confirmations, "cleanup-confirmations", provider.DefaultCleanupConfirmations, "other providers that must hold a moved bag's object before it is removed here")
 	audits.add(f)
+	ledger.add(f)
 	// The default is 0 so pflag prints only the default the text gives:
 	// the config's, else provider.DefaultDeletionGrace (the flag counts only
 	// when given, see Changed above).
@@ -172,6 +181,7 @@ type storageServerSetup struct {
 	keyAccount string
 	roleKey    chain.Key      // the worker's role account: signs contracts
 	topics     []topics.Topic // contract topics (cmd/satchel/contract.go)
+	room       []contracts.LedgerOption
 }
 
 // checkStorageOperator refuses to run a node for bucket b as worker w
@@ -233,7 +243,7 @@ func runStorageServer(ctx context.Context, app *App, cfg Config, st storageServe
 		return explain(app, cfg, inUse(err, listenSetting{flag: "--status", addr: st.status}), nil)
 	}
 	defer closeLogged(log, "storage provider", srv)
-	stopContracts, err := startContractResponder(h, c, srv, st.id, st.roleKey, st.data, st.topics, reg, log)
+	stopContracts, err := startContractResponder(h, c, srv, st.id, st.roleKey, st.data, st.topics, reg, log, st.room...)
 	if err != nil {
 		return err
 	}
@@ -294,4 +304,47 @@ func startNodeHost(ctx context.Context, log *slog.Logger, identity string, liste
 		return nil, nil, fmt.Errorf("start libp2p host: %w", err)
 	}
 	return h, reg, nil
+}
+
+// ledgerFlags are the knobs of the room a node with --contract-topic
+// reserves for open contract uploads (contracts.Ledger); each default is
+// the contracts package's.
+type ledgerFlags struct {
+	window             *valueFlag[uint64]
+	idle               time.Duration
+	perMember, maxOpen int
+	share              int
+}
+
+func (l *ledgerFlags) add(f *pflag.FlagSet) {
+	l.window = newFlag(strings.ReplaceAll(units.FormatBytes(contracts.ReserveWindow), " ", ""), uint64(contracts.ReserveWindow), parseBytes, "size")
+	f.Var(l.window, "contract-reserve-window",
+		"how far ahead of the bytes received an open contract upload reserves room, e.g. 64MiB (with --contract-topic)")
+	f.DurationVar(&l.idle, "contract-idle-release", contracts.IdleRelease,
+		"how long an open contract upload may send no chunk before the room it reserved and has not received is given back (with --contract-topic)")
+	f.IntVar(&l.perMember, "contract-open-per-member", contracts.MaxOpenPerMember,
+		"open contract uploads one member may hold on the node; a further CONSIGN is refused BUSY (with --contract-topic)")
+	f.IntVar(&l.maxOpen, "contract-open-max", contracts.MaxOpenGrants,
+		"open contract uploads the node holds in all (with --contract-topic)")
+	f.IntVar(&l.share, "contract-member-share", contracts.MemberRoomShare,
+		"`N`: one member's reserved, not yet received, bytes may reach 1/N of the room the other members leave; 1 lets one member take it all (with --contract-topic)")
+}
+
+// options checks the flags and returns them as Ledger options.
+func (l *ledgerFlags) options() ([]contracts.LedgerOption, error) {
+	window := l.window.value
+	switch {
+	case window == 0:
+		return nil, errors.New("--contract-reserve-window must be more than 0 bytes, e.g. 256MiB")
+	case l.idle <= 0:
+		return nil, fmt.Errorf("--contract-idle-release must be more than 0, e.g. %v", contracts.IdleRelease)
+	case l.perMember < 1:
+		return nil, fmt.Errorf("--contract-open-per-member must be at least 1 (default %d)", contracts.MaxOpenPerMember)
+	case l.maxOpen < l.perMember:
+		return nil, fmt.Errorf("--contract-open-max %d is less than --contract-open-per-member %d; raise it (default %d)", l.maxOpen, l.perMember, contracts.MaxOpenGrants)
+	case l.share < 1:
+		return nil, fmt.Errorf("--contract-member-share must be at least 1 (1: no share limit; default %d)", contracts.MemberRoomShare)
+	}
+	return []contracts.LedgerOption{contracts.WithReserveWindow(window), contracts.WithIdleRelease(l.idle),
+		contracts.WithOpenLimits(l.perMember, l.maxOpen), contracts.WithMemberShare(l.share)}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,8 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/contracts"
 	"github.com/satchel-net/satchel/provider"
 	"github.com/satchel-net/satchel/testnet"
+	"github.com/spf13/pflag"
 )
 
 // syncBuffer is a bytes.Buffer safe to read while a command writes it.
@@ -232,5 +236,68 @@ func TestServerHelpDefaults(t *testing.T) {
 		if !strings.Contains(l, tt.want) || strings.Count(l, "default") != 1 || strings.Contains(l, ".99") {
 			t.Errorf("satchel %s --help: %q; want one default, %q", strings.Join(tt.args, " "), l, tt.want)
 		}
+	}
+}
+
+// roomDir is the chain as a Ledger reads it: a bucket with a roomy voucher.
+type roomDir struct{ contracts.Directory }
+
+func (roomDir) StorageBucket(context.Context, chain.StorageBucketID) (chain.StorageBucket, error) {
+	return chain.StorageBucket{Voucher: chain.Voucher{ObjectsLimit: 100, SizeLimit: 1 << 40}}, nil
+}
+
+// The room flags of `storage server` reach the Ledger that reserves room
+// for open contract uploads, and bad values are refused before anything
+// is read or started.
+func TestStorageServerRoomFlags(t *testing.T) {
+	home := t.TempDir()
+	cfgPath := filepath.Join(home, "config.yml")
+	writeFile(t, cfgPath, "home: "+home+"\n")
+	for _, tc := range []struct {
+		flag, value, want string
+	}{
+		{"contract-reserve-window", "0", "--contract-reserve-window must be more than 0"},
+		{"contract-reserve-window", "5XB", "unknown unit"},
+		{"contract-idle-release", "0s", "--contract-idle-release must be more than 0"},
+		{"contract-open-per-member", "0", "--contract-open-per-member must be at least 1"},
+		{"contract-open-max", "8", "--contract-open-max 8 is less than --contract-open-per-member 16"},
+		{"contract-member-share", "0", "--contract-member-share must be at least 1"},
+	} {
+		args := []string{"-c", cfgPath, "storage", "server", "-w", "1", "-i", "1", "--" + tc.flag, tc.value}
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), args, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), tc.want) {
+			t.Errorf("--%s %s: exit %d, stderr %q; want a failure naming %q", tc.flag, tc.value, code, errOut.String(), tc.want)
+		}
+	}
+
+	// The defaults are the contracts package's; given values are the Ledger's.
+	reserve := func(args ...string) (window uint64, open int) {
+		t.Helper()
+		var lf ledgerFlags
+		fs := pflag.NewFlagSet("server", pflag.ContinueOnError)
+		lf.add(fs)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		opts, err := lf.options()
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		l := contracts.NewLedger(roomDir{}, 1, nil, opts...)
+		for open = 0; open < 20; open++ {
+			c := &contracts.Contract{ID: contracts.NewID(), Member: 1, Terms: contracts.Terms{Bag: "dynamic:channel:1", Size: 1 << 30}, End: time.Now().Add(time.Hour)}
+			if _, err := l.Reserve(context.Background(), c); errors.Is(err, contracts.ErrBusy) {
+				break
+			} else if err != nil {
+				t.Fatalf("%v: reserve: %v", args, err)
+			}
+		}
+		return l.Reserved() / uint64(open), open
+	}
+	if w, open := reserve(); w != contracts.ReserveWindow || open != contracts.MaxOpenPerMember {
+		t.Errorf("defaults: each upload reserved %d bytes, %d open for one member; want %d and %d", w, open, uint64(contracts.ReserveWindow), contracts.MaxOpenPerMember)
+	}
+	if w, open := reserve("--contract-reserve-window", "64MiB", "--contract-open-per-member", "3", "--contract-member-share", "1"); w != 64<<20 || open != 3 {
+		t.Errorf("--contract-reserve-window 64MiB --contract-open-per-member 3: each upload reserved %d bytes, %d open; want %d and 3", w, open, 64<<20)
 	}
 }

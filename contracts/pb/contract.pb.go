@@ -1305,9 +1305,15 @@ func (x *Renewed) GetProviderSignature() []byte {
 
 // Refusal says why a request was not taken.
 type Refusal struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          Code                   `protobuf:"varint,1,opt,name=code,proto3,enum=satchel.contract.v1.Code" json:"code,omitempty"`
-	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Code   Code                   `protobuf:"varint,1,opt,name=code,proto3,enum=satchel.contract.v1.Code" json:"code,omitempty"`
+	Reason string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// disk_full, with code CODE_NO_ROOM, says the provider is out of disk
+	// (its free disk, less what open contracts reserve, does not take the
+	// request), not held back by a policy (its voucher, a member's share):
+	// a renter may tell its operator, and need not ask again soon. Peers
+	// that predate it leave it false.
+	DiskFull      bool `protobuf:"varint,3,opt,name=disk_full,json=diskFull,proto3" json:"disk_full,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1354,6 +1360,13 @@ func (x *Refusal) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *Refusal) GetDiskFull() bool {
+	if x != nil {
+		return x.DiskFull
+	}
+	return false
 }
 
 var File_contracts_pb_contract_proto protoreflect.FileDescriptor
@@ -1467,10 +1480,11 @@ const file_contracts_pb_contract_proto_rawDesc = "" +
 	"\x05Renew\x129\n" +
 	"\bcontract\x18\x01 \x01(\v2\x1d.satchel.contract.v1.ContractR\bcontract\"8\n" +
 	"\aRenewed\x12-\n" +
-	"\x12provider_signature\x18\x01 \x01(\fR\x11providerSignature\"P\n" +
+	"\x12provider_signature\x18\x01 \x01(\fR\x11providerSignature\"m\n" +
 	"\aRefusal\x12-\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x19.satchel.contract.v1.CodeR\x04code\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason*\xf0\x01\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1b\n" +
+	"\tdisk_full\x18\x03 \x01(\bR\bdiskFull*\xf0\x01\n" +
 	"\x04Code\x12\x14\n" +
 	"\x10CODE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eCODE_MALFORMED\x10\x01\x12\x12\n" +
