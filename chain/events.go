@@ -440,7 +440,7 @@ func AllEventPayloads() []EventPayload {
 		DistributionInvitationAccepted{}, DistributionOperatorRemoved{}, DistributionOperatorMetadataSet{},
 		MemberCreated{}, MemberInvitesUpdated{}, ChannelCreated{}, ChannelDeleted{}, WorkerAdded{}, WorkerRemoved{},
 		DynamicBagPolicyUpdated{}, LimitsUpdated{}, BlacklistUpdated{}, UploadingBlockedUpdated{},
-		AppVersionUpgradeScheduled{}, AppVersionUpgraded{}, ValidatorUpdated{},
+		AppVersionUpgradeScheduled{}, AppVersionUpgradeCancelled{}, AppVersionUpgraded{}, ValidatorUpdated{},
 	}
 }
 

@@ -50,7 +50,7 @@ func AllMsgs() []Msg {
 		MsgRemoveDistributionBucketOperator{}, MsgAcceptDistributionBucketInvitation{},
 		MsgSetDistributionOperatorMetadata{},
 		MsgRegisterDataObjects{}, MsgDeleteDataObjects{},
-		MsgSetValidator{}, MsgUpgradeAppVersion{},
+		MsgSetValidator{}, MsgUpgradeAppVersion{}, MsgCancelAppVersionUpgrade{},
 	}
 }
 

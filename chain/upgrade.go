@@ -25,7 +25,8 @@ const MinUpgradeDelay = 10
 // an upgrade, like a validator change, binds every node of the network.
 // Version must be one this binary runs and newer than the chain's; Height
 // at least MinUpgradeDelay blocks after the block that includes the
-// transaction. A later schedule replaces an earlier one that has not run.
+// transaction. A later schedule replaces an earlier one that has not run;
+// MsgCancelAppVersionUpgrade (app version 5) drops it.
 type MsgUpgradeAppVersion struct {
 	Version uint64 `json:"version"`
 	Height  int64  `json:"height"`
@@ -41,6 +42,26 @@ func (m MsgUpgradeAppVersion) ValidateBasic() error {
 	}
 	if m.Height <= 0 {
 		return invalid("upgrade: height %d: name the block height at whose end the chain moves (--height H, at least %d blocks ahead)", m.Height, MinUpgradeDelay)
+	}
+	return nil
+}
+
+// MsgCancelAppVersionUpgrade drops the upgrade scheduled for the end of
+// block Height before it runs. Storage lead only, like the schedule; Height
+// must be the scheduled upgrade's, so a cancel written for one schedule
+// cannot drop another that replaced it. App version 5 added it: a chain
+// below it refuses it as unknown, as the releases before did.
+type MsgCancelAppVersionUpgrade struct {
+	Height int64 `json:"height"`
+}
+
+// Type implements Msg.
+func (MsgCancelAppVersionUpgrade) Type() string { return "cancel_app_version_upgrade" }
+
+// ValidateBasic implements Msg.
+func (m MsgCancelAppVersionUpgrade) ValidateBasic() error {
+	if m.Height <= 0 {
+		return invalid("cancel upgrade: height %d: name the block height of the scheduled upgrade (--height H, as satchel chain status shows it)", m.Height)
 	}
 	return nil
 }
@@ -77,6 +98,16 @@ type AppVersionUpgradeScheduled struct {
 
 // EventType implements EventPayload.
 func (AppVersionUpgradeScheduled) EventType() string { return "AppVersionUpgradeScheduled" }
+
+// AppVersionUpgradeCancelled: the storage lead dropped the upgrade to
+// Version scheduled at Height (MsgCancelAppVersionUpgrade).
+type AppVersionUpgradeCancelled struct {
+	Version uint64 `json:"version"`
+	Height  int64  `json:"height"`
+}
+
+// EventType implements EventPayload.
+func (AppVersionUpgradeCancelled) EventType() string { return "AppVersionUpgradeCancelled" }
 
 // AppVersionUpgraded: the block at Height ended with the migration from
 // app version From to To (a block event, see EndBlocker); the next block

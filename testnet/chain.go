@@ -98,6 +98,8 @@ func writeSetup(dir string, s setup) error {
 // active operator of its bucket, signing with its role key, which is also
 // its transactor), a dynamic bag policy placing every new channel in all the
 // buckets, a member and its channel. The channel's bag is the network's bag.
+// The storage lead invites the member (invite_member), as a network whose
+// open registration is closed registers its members.
 func setupChain(ctx context.Context, c *chain.Client, k keys, providers int) (setup, error) {
 	s := setup{Providers: providers}
 	id, err := c.ChainID(ctx)
@@ -141,13 +143,13 @@ func setupChain(ctx context.Context, c *chain.Client, k keys, providers int) (se
 			return s, fmt.Errorf("testnet: channel bag policy: %w", err)
 		}
 	}
-	res, err := c.Submit(ctx, k.member, chain.MsgCreateMember{Handle: "alice"})
+	res, err := c.Submit(ctx, k.storageLead, chain.MsgInviteMember{Controller: k.member.Account(), Handle: "alice"})
 	if err != nil {
-		return s, fmt.Errorf("testnet: create member: %w", err)
+		return s, fmt.Errorf("testnet: invite member: %w", err)
 	}
 	m, ok := chain.FindEvent[chain.MemberCreated](res.Result.Events)
 	if !ok {
-		return s, errors.New("testnet: create member: no MemberCreated event")
+		return s, errors.New("testnet: invite member: no MemberCreated event")
 	}
 	s.Member = m.Member
 	res, err = c.Submit(ctx, k.member, chain.MsgCreateChannel{Member: m.Member, Title: "testnet"})

@@ -13,8 +13,9 @@ import (
 
 // A network is wired by the chain: each provider operates its bucket,
 // the bag is in every bucket, every provider publishes its peer ID on
-// chain and announces the bag on the DHT. Started again on the same
-// directory it is the same network.
+// chain and announces the bag on the DHT; the storage lead invited the
+// member, as a network with open registration closed would. Started again
+// on the same directory it is the same network.
 func TestStartAndResume(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), testnet.SetupTimeout)
@@ -26,6 +27,9 @@ func TestStartAndResume(t *testing.T) {
 	bag, err := net.Client.Bag(ctx, net.Bag)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if m, err := net.Client.Member(ctx, net.MemberID); err != nil || !m.InvitedByLead || m.Controller != net.Member.Account() {
+		t.Errorf("member %d: %+v, %v; want %s's, invited by the storage lead", net.MemberID, m, err, net.Member.Account())
 	}
 	var peers []peer.ID
 	for _, p := range net.Providers() {

@@ -283,3 +283,31 @@ func TestEventsRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// ProcessProposal refuses a proposal holding the storage lead's
+// cancel_app_version_upgrade below state.VersionUpgradeCancel — as the
+// releases before it, which cannot decode it, do — and accepts it from
+// that version on.
+func TestAppProposalsWithAnUpgradeCancel(t *testing.T) {
+	for _, v := range []uint64{state.VersionObjectIndex, state.VersionAdmission, state.VersionUpgradeCancel} {
+		t.Run(fmt.Sprint("version ", v), func(t *testing.T) {
+			ctx := context.Background()
+			app := NewApp(memoryMachine(t), nil)
+			lead := mustKey(t)
+			g := chain.DefaultGenesis(lead.Account(), mustKey(t).Account())
+			gs, _ := json.Marshal(g)
+			params := &cmtproto.ConsensusParams{Version: &cmtproto.VersionParams{App: v}}
+			if _, err := app.InitChain(ctx, &abci.InitChainRequest{ChainId: g.ChainID, Time: time.Now(), AppStateBytes: gs, ConsensusParams: params}); err != nil {
+				t.Fatal(err)
+			}
+			txs := [][]byte{mustSign(t, lead, 1, chain.MsgCancelAppVersionUpgrade{Height: 100})}
+			want := abci.PROCESS_PROPOSAL_STATUS_REJECT
+			if v >= state.VersionUpgradeCancel {
+				want = abci.PROCESS_PROPOSAL_STATUS_ACCEPT
+			}
+			if proc, _ := app.ProcessProposal(ctx, &abci.ProcessProposalRequest{Txs: txs}); proc.Status != want {
+				t.Fatalf("ProcessProposal(cancel) = %v; want %v", proc.Status, want)
+			}
+		})
+	}
+}

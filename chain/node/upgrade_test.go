@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,5 +174,80 @@ func TestUpgradeAcrossValidators(t *testing.T) {
 		if o, err := tn.client(i).ObjectByID(ctx, reg.Objects[0].ID); err != nil || o.Bag != bag {
 			t.Fatalf("validator %d: the old object by ID: %+v, %v", i, o, err)
 		}
+	}
+}
+
+// TestUpgradeCancelledOnARunningChain: on a chain whose genesis names app
+// version 4, the storage lead's cancel is refused as unknown and leaves the
+// schedule, which moves the chain to version 5; there the lead schedules
+// an upgrade to a version this release lacks — one that would stop the
+// node at its height — and cancels it. A member's cancel and one naming
+// another height are refused with errors that say so and leave the
+// schedule; the lead's right one drops it, with its event, and the node
+// goes past the height at version 5.
+func TestUpgradeCancelledOnARunningChain(t *testing.T) {
+	ctx := testCtx(t, 120*time.Second)
+	lead, member := mustKey(t), mustKey(t)
+	home := version2Home(t, lead)
+	setGenesisAppVersion(t, GenesisPath(home), state.VersionAdmission)
+	val := startNode(t, home, WithEmptyBlockInterval(100*time.Millisecond))
+	c := chain.NewClient(val.Transport())
+	if _, err := c.Submit(ctx, member, chain.MsgCreateMember{}); err != nil {
+		t.Fatal(err)
+	}
+	schedule := func(v uint64) chain.UpgradePlan {
+		t.Helper()
+		latest, err := val.Transport().LatestHeight(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := chain.UpgradePlan{Version: v, Height: latest + chain.MinUpgradeDelay + 5}
+		if _, err := c.Submit(ctx, lead, chain.MsgUpgradeAppVersion{Version: p.Version, Height: p.Height}); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	planIs := func(when string, want *chain.UpgradePlan) {
+		t.Helper()
+		v, err := c.AppVersion(ctx)
+		if err != nil || (v.Upgrade == nil) != (want == nil) || want != nil && *v.Upgrade != *want {
+			t.Fatalf("%s: app version %+v, %v; want the plan %+v", when, v, err, want)
+		}
+	}
+
+	first := schedule(state.VersionUpgradeCancel)
+	_, err := c.Submit(ctx, lead, chain.MsgCancelAppVersionUpgrade{Height: first.Height})
+	if !errors.Is(err, chain.ErrUnknownMsg) || !strings.Contains(err.Error(), "needs app version 5") {
+		t.Fatalf("a cancel on a version 4 chain: %v; want unknown, needing version 5", err)
+	}
+	planIs("after a cancel on version 4", &first)
+	if err := val.Transport().WaitForHeight(ctx, first.Height+1); err != nil {
+		t.Fatal(err)
+	}
+
+	plan := schedule(state.Version + 1)
+	if _, err := c.Submit(ctx, member, chain.MsgCancelAppVersionUpgrade{Height: plan.Height}); !errors.Is(err, chain.ErrUnauthorized) {
+		t.Fatalf("a member's cancel: %v; want ErrUnauthorized", err)
+	}
+	_, err = c.Submit(ctx, lead, chain.MsgCancelAppVersionUpgrade{Height: plan.Height + 1})
+	if !errors.Is(err, chain.ErrInvalid) || !strings.Contains(err.Error(), fmt.Sprintf("scheduled at block %d", plan.Height)) {
+		t.Fatalf("a cancel at the wrong height: %v; want ErrInvalid naming block %d", err, plan.Height)
+	}
+	planIs("after refused cancels", &plan)
+
+	res, err := c.Submit(ctx, lead, chain.MsgCancelAppVersionUpgrade{Height: plan.Height})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, ok := chain.FindEvent[chain.AppVersionUpgradeCancelled](res.Result.Events); !ok || ev != chain.AppVersionUpgradeCancelled(plan) {
+		t.Fatalf("events of the cancel: %v; want AppVersionUpgradeCancelled %+v", res.Result.Events, plan)
+	}
+	planIs("after the cancel", nil)
+	if err := val.Transport().WaitForHeight(ctx, plan.Height+2); err != nil {
+		t.Fatalf("the node past the cancelled upgrade's height: %v", err)
+	}
+	st, err := val.Status(ctx)
+	if err != nil || st.AppVersion != state.VersionUpgradeCancel || st.Upgrade != nil {
+		t.Fatalf("status past the cancelled height: %+v, %v", st, err)
 	}
 }

@@ -61,7 +61,9 @@
 // changes, with the migration to the new version in its own writes (to
 // VersionObjectIndex: the object-ID index built from every object record),
 // and UpgradedTo tells the engine, which hands the version to CometBFT for
-// the next block's header (upgrade.go).
+// the next block's header (upgrade.go). From VersionUpgradeCancel,
+// chain.MsgCancelAppVersionUpgrade (storage lead, naming the plan's
+// height) drops the plan before it runs.
 //
 // # Validators
 //

@@ -117,6 +117,8 @@ func (x *execCtx) exec(msg chain.Msg) error {
 		return x.setValidator(m)
 	case chain.MsgUpgradeAppVersion:
 		return x.upgradeAppVersion(m)
+	case chain.MsgCancelAppVersionUpgrade:
+		return x.cancelAppVersionUpgrade(m)
 	}
 	return chain.Errorf(chain.ErrUnknownMsg, "transaction type %s is not handled by this node; upgrade it", msg.Type())
 }

@@ -56,6 +56,9 @@ func writeGenesis(s store, g chain.Genesis, t time.Time) error {
 	if g.AppVersion == 0 || g.AppVersion >= VersionAdmission {
 		s.c.set(keyAdmission, []byte{1})
 	}
+	if g.AppVersion == 0 || g.AppVersion >= VersionUpgradeCancel {
+		s.c.set(keyUpgradeCancel, []byte{1})
+	}
 	for _, c := range bl {
 		s.c.set(blacklistKey(c), []byte{1})
 	}

@@ -103,25 +103,6 @@ func (x *execCtx) setInitialInvites(m chain.MsgSetInitialInvites) error {
 	return x.limitsUpdated()
 }
 
-// versionGate refuses a message the chain's version does not have yet
-// with ErrUnknownMsg — what a release before that version answered, at
-// CheckTx and in a block alike (without using the nonce, as a transaction
-// that does not decode uses none) — so replaying an older chain's blocks
-// gives the same results.
-func versionGate(r reader, msg chain.Msg) error {
-	if !chain.InvitationMsg(msg) {
-		return nil
-	}
-	v, err := stateVersion(r)
-	if err != nil {
-		return errInternal(err)
-	}
-	if v < VersionAdmission {
-		return chain.Errorf(chain.ErrUnknownMsg, "transaction type %s needs app version %d, and this chain runs %d until the storage lead upgrades it", msg.Type(), VersionAdmission, v)
-	}
-	return nil
-}
-
 // inviteRoom refuses an invite_member once the mempool holds as many
 // invited registrations as one block may (Limits.MembersPerBlock), or as
 // many of one inviter's as it has invitations left: more would only fail

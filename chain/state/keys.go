@@ -35,6 +35,10 @@ const (
 	// admission's deterministic rules (VersionAdmission): written at
 	// genesis since app version 4.
 	keyAdmission = "s/admission"
+	// keyUpgradeCancel is present when a scheduled upgrade may be
+	// cancelled (VersionUpgradeCancel): written at genesis since app
+	// version 5.
+	keyUpgradeCancel = "s/upgradecancel"
 )
 
 // Counters (under keySeq).

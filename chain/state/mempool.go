@@ -40,8 +40,9 @@ type mempool struct {
 	members, invited uint64
 	spent            map[chain.MemberID]uint64
 	// provisional counts the accounts admitted only as members the next
-	// block may create (see awaited).
-	provisional uint64
+	// block may create (see awaited), provisionalWorkers those admitted
+	// as workers it may add (awaitedWorker).
+	provisional, provisionalWorkers uint64
 	// params are the committed parameters at height paramsAt, decoded
 	// once rather than for every transaction checked.
 	params   *paramsRecord
@@ -118,7 +119,11 @@ func (p *mempool) admit(s store, height int64, chainID string, tx chain.Tx, allo
 	acct.nonces, acct.count, acct.lowest = acct.nonces.use(tx.Nonce), acct.count+1, min(acct.lowest, tx.Nonce)
 	if provisional && !acct.provisional {
 		acct.provisional = true
-		p.provisional++
+		if _, _, worker := namedWorker(tx.Msg); worker {
+			p.provisionalWorkers++
+		} else {
+			p.provisional++
+		}
 	}
 	if member {
 		p.members++
@@ -130,7 +135,9 @@ func (p *mempool) admit(s store, height int64, chainID string, tx chain.Tx, allo
 		}
 	}
 	p.accounts[tx.Signer] = acct
-	if a := grantee(tx); a != "" {
+	if a := grantee(tx); a != "" && !provisional {
+		// A provisional transaction gives no role: its account is not
+		// known, so neither is the account it names.
 		p.granted[a] = true
 	}
 	return provisional, nil
@@ -187,6 +194,9 @@ func pendingRoom(a chain.Account, acct pendingAccount, allowance int) error {
 // commits the block it waited for, the recheck judges it as any other,
 // but never provisionally again (Machine.admit): it waited its one block.
 func (p *mempool) awaited(x *execCtx, acct pendingAccount, msg chain.Msg, err error) (bool, error) {
+	if errors.Is(err, chain.ErrWorkerNotFound) {
+		return p.awaitedWorker(x, acct, msg, err)
+	}
 	if !errors.Is(err, chain.ErrMemberNotFound) && !errors.Is(err, chain.ErrBagNotFound) {
 		return false, err
 	}

@@ -2,8 +2,6 @@ package state
 
 import (
 	"fmt"
-
-	"github.com/satchel-net/satchel/chain"
 )
 
 // ProposalTxs returns the transactions of txs, in order, that mempool
@@ -66,7 +64,7 @@ func (m *Machine) CheckProposal(txs [][]byte) error {
 		return err
 	}
 	if v < VersionAdmission {
-		return olderProposal(m, txs)
+		return olderProposal(m, txs, v)
 	}
 	var p mempool
 	s := store{newCache(r)}
@@ -82,19 +80,21 @@ func (m *Machine) CheckProposal(txs [][]byte) error {
 	return nil
 }
 
-// olderProposal judges a proposal on a chain below VersionAdmission as the
-// releases before it do: they cannot decode the invitation messages and
-// refuse a proposal holding one, so this release refuses it too, or a
-// Byzantine proposer could split the votes of validators on mixed releases
-// while the upgrade rolls out.
-func olderProposal(m *Machine, txs [][]byte) error {
+// olderProposal judges a proposal on a chain of version v, below
+// VersionAdmission, as the releases before it do: they cannot decode the
+// messages newer versions added (msgVersion) and refuse a proposal
+// holding one, so this release refuses it too, or a Byzantine proposer
+// could split the votes of validators on mixed releases while the upgrade
+// rolls out. From VersionAdmission on, CheckProposal's admission refuses
+// them (versionGate).
+func olderProposal(m *Machine, txs [][]byte, v uint64) error {
 	for i, b := range txs {
 		tx, _, err := m.decoded.decode(b)
 		if err != nil {
 			return fmt.Errorf("transaction %d: %w", i, err)
 		}
-		if chain.InvitationMsg(tx.Msg) {
-			return fmt.Errorf("transaction %d: %s is unknown below app version %d", i, tx.Msg.Type(), VersionAdmission)
+		if need := msgVersion(tx.Msg); need > v {
+			return fmt.Errorf("transaction %d: %s is unknown below app version %d", i, tx.Msg.Type(), need)
 		}
 	}
 	return nil

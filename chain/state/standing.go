@@ -157,7 +157,7 @@ func leadGroup(msg chain.Msg) (chain.Group, bool) {
 		chain.MsgUpdateBlacklist, chain.MsgSetUploadingBlocked, chain.MsgSetMaxDataObjectSize,
 		chain.MsgSetPendingObjectExpiry, chain.MsgSetMembersPerBlock,
 		chain.MsgSetMemberInvites, chain.MsgSetOpenMembersPerBlock, chain.MsgSetInitialInvites,
-		chain.MsgSetValidator, chain.MsgUpgradeAppVersion:
+		chain.MsgSetValidator, chain.MsgUpgradeAppVersion, chain.MsgCancelAppVersionUpgrade:
 		return chain.StorageGroup, true
 	case chain.MsgCreateDistributionBucketFamily, chain.MsgDeleteDistributionBucketFamily,
 		chain.MsgSetDistributionFamilyMetadata, chain.MsgCreateDistributionBucket,

@@ -160,6 +160,13 @@ func roleCases() map[string]roleCase {
 		"upgrade_app_version": sLead(func(*roleFixture) chain.Msg {
 			return chain.MsgUpgradeAppVersion{Version: VersionObjectIndex, Height: 1000}
 		}),
+		// Of the upgrade the lead schedules first.
+		"cancel_app_version_upgrade": sLead(func(fx *roleFixture) chain.Msg {
+			if fx.h != nil {
+				fx.h.do(storageLead, chain.MsgUpgradeAppVersion{Version: Version + 1, Height: 1000})
+			}
+			return chain.MsgCancelAppVersionUpgrade{Height: 1000}
+		}),
 
 		"accept_storage_bucket_invitation": {func(fx *roleFixture) chain.Msg {
 			return chain.MsgAcceptStorageBucketInvitation{Worker: fx.wInv, Bucket: fx.bInv}

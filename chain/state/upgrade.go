@@ -40,6 +40,28 @@ func (x *execCtx) upgradeAppVersion(m chain.MsgUpgradeAppVersion) error {
 	return nil
 }
 
+// cancelAppVersionUpgrade drops the scheduled upgrade (see
+// chain.MsgCancelAppVersionUpgrade). versionGate has refused it below
+// VersionUpgradeCancel already.
+func (x *execCtx) cancelAppVersionUpgrade(m chain.MsgCancelAppVersionUpgrade) error {
+	if _, err := x.requireLead(chain.StorageGroup); err != nil {
+		return err
+	}
+	p, err := upgradePlan(x.s.c)
+	if err != nil {
+		return err
+	}
+	if p == nil {
+		return chain.Errorf(chain.ErrInvalid, "cancel upgrade: no upgrade is scheduled; nothing to cancel")
+	}
+	if m.Height != p.Height {
+		return chain.Errorf(chain.ErrInvalid, "cancel upgrade: height %d is not the scheduled upgrade's: the upgrade to app version %d is scheduled at block %d; name --height %d to cancel it", m.Height, p.Version, p.Height, p.Height)
+	}
+	x.s.c.del(keyUpgrade)
+	x.emit(chain.AppVersionUpgradeCancelled{Version: p.Version, Height: p.Height})
+	return nil
+}
+
 // upgradePlan returns the upgrade scheduled in the state r reads, if any.
 func upgradePlan(r reader) (*chain.UpgradePlan, error) {
 	var p chain.UpgradePlan

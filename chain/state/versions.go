@@ -32,14 +32,21 @@ const (
 	// no change beyond the marker. The genesis, or the upgrade to it,
 	// writes keyAdmission.
 	VersionAdmission uint64 = 4
+	// VersionUpgradeCancel adds cancel_app_version_upgrade (upgrade.go):
+	// the storage lead drops a scheduled upgrade, refused as unknown
+	// before it (versionGate) and in an older chain's proposals
+	// (olderProposal). The state changes by its marker only; the
+	// genesis, or the upgrade to it, writes keyUpgradeCancel.
+	VersionUpgradeCancel uint64 = 5
 	// Version is the newest version, the one a new genesis gets.
-	Version = VersionAdmission
+	Version = VersionUpgradeCancel
 )
 
 // AppVersion returns the version of the rules the chain in m runs (0 while
 // it has no genesis). Only what a version adds to the state tells them
 // apart: a chain with keyObjectsIndexed runs VersionObjectIndex, one with
-// keyAdmission too VersionAdmission.
+// keyAdmission too VersionAdmission, one with keyUpgradeCancel too
+// VersionUpgradeCancel.
 func (m *Machine) AppVersion() (uint64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -61,15 +68,64 @@ func stateVersion(r reader) (uint64, error) {
 	if _, ok, err := r.get(keyAdmission); err != nil || !ok {
 		return VersionObjectIndex, err
 	}
-	return VersionAdmission, nil
+	if _, ok, err := r.get(keyUpgradeCancel); err != nil || !ok {
+		return VersionAdmission, err
+	}
+	return VersionUpgradeCancel, nil
+}
+
+// msgVersion returns the app version that added msg (0: every version
+// has it).
+func msgVersion(msg chain.Msg) uint64 {
+	switch {
+	case chain.InvitationMsg(msg):
+		return VersionAdmission
+	case isUpgradeCancel(msg):
+		return VersionUpgradeCancel
+	}
+	return 0
+}
+
+func isUpgradeCancel(msg chain.Msg) bool {
+	_, ok := msg.(chain.MsgCancelAppVersionUpgrade)
+	return ok
+}
+
+// versionGate refuses a message the chain's version does not have yet
+// with ErrUnknownMsg — what a release before that version answered, at
+// CheckTx and in a block alike (without using the nonce, as a transaction
+// that does not decode uses none) — so replaying an older chain's blocks
+// gives the same results.
+func versionGate(r reader, msg chain.Msg) error {
+	need := msgVersion(msg)
+	if need == 0 {
+		return nil
+	}
+	v, err := stateVersion(r)
+	if err != nil {
+		return errInternal(err)
+	}
+	if v < need {
+		return chain.Errorf(chain.ErrUnknownMsg, "transaction type %s needs app version %d, and this chain runs %d until the storage lead upgrades it", msg.Type(), need, v)
+	}
+	return nil
 }
 
 // migrations move a state to each version from the one before it; the
 // upgrade to a version runs its migration inside the upgrade block. Every
 // version above VersionMerkle has one.
 var migrations = map[uint64]func(c *cache) error{
-	VersionObjectIndex: indexObjectIDs,
-	VersionAdmission:   admitProposals,
+	VersionObjectIndex:   indexObjectIDs,
+	VersionAdmission:     admitProposals,
+	VersionUpgradeCancel: allowUpgradeCancel,
+}
+
+// allowUpgradeCancel is the migration to VersionUpgradeCancel: the state
+// changes by its marker only; the blocks after it may cancel a scheduled
+// upgrade.
+func allowUpgradeCancel(c *cache) error {
+	c.set(keyUpgradeCancel, []byte{1})
+	return nil
 }
 
 // admitProposals is the migration to VersionAdmission: the state changes

@@ -37,7 +37,7 @@ func newChainCmd(app *App) *cobra.Command {
   satchel chain init --validators N   a network of N validators on this machine
   satchel chain validator-key / genesis   the genesis ceremony across machines
   satchel chain set-validator   change the validator set (storage lead)
-  satchel chain upgrade  move the chain to a newer app version at a height (storage lead)
+  satchel chain upgrade  move the chain to a newer app version at a height, or --cancel it (storage lead)
   satchel chain api      HTTP/JSON query API, every answer proven
 
 Another machine joins as a full node with the network's genesis file:

@@ -23,32 +23,45 @@ func appVersionLine(st node.Status) string {
 func newChainUpgradeCmd(app *App) *cobra.Command {
 	var version uint64
 	var height int64
+	var cancel bool
 	return txCommand{
-		use:   "upgrade --version N --height H",
-		short: "Schedule the chain's move to a newer app version at a block height. Requires the storage lead",
+		use:   "upgrade (--version N | --cancel) --height H",
+		short: "Schedule (or cancel) the chain's move to a newer app version at a block height. Requires the storage lead",
 		long: `Schedule a governed upgrade of the running chain to app version N. Block H
 ends with the migration to version N on every node (for version 3: the
 object-ID index is built from every object registered before; for version
 4: block proposals are held to mempool admission's rules, and members may
-be created by invitation), and block
-H+1 is the first that runs by version N's rules; its header names the
-version. H must be at least ` + fmt.Sprint(chain.MinUpgradeDelay) + ` blocks after the block that takes this
-transaction; scheduling again replaces a schedule that has not run. No
-transaction cancels a schedule yet: to hold an upgrade back, schedule the
-same version again at a later height.
+be created by invitation; for version 5: a scheduled upgrade may be
+cancelled), and block H+1 is the first that runs by version N's rules; its
+header names the version. H must be at least ` + fmt.Sprint(chain.MinUpgradeDelay) + ` blocks after the block that
+takes this transaction; scheduling again replaces a schedule that has not
+run.
+
+--cancel --height H drops the upgrade scheduled at block H (the height
+` + "`satchel chain status`" + ` shows; another height is refused, so a cancel
+cannot drop a schedule that replaced the one it meant). A chain below app
+version 5 refuses it as unknown: there, to hold an upgrade back, schedule
+the same version again at a later height.
 
 Before scheduling, run a satchel release that knows version N on every
 node: a node without it refuses the transaction's block, and one that
 cannot run version N stops at height H. ` + "`satchel chain status`" + ` shows the
 version a chain runs and the upgrade scheduled.`,
-		example: `  satchel chain status                            # height 1200, app version 2
-  satchel chain upgrade --version 3 --height 1500 -y`,
+		example: `  satchel chain status                            # height 1200, app version 4
+  satchel chain upgrade --version 5 --height 1500 -y
+  satchel chain upgrade --cancel --height 1500 -y  # before block 1500`,
 		flags: func(cmd *cobra.Command) {
-			cmd.Flags().Uint64Var(&version, "version", 0, "the app `VERSION` to move to (required)")
-			cmd.Flags().Int64Var(&height, "height", 0, "the block `HEIGHT` that ends with the migration (required)")
-			requiredFlags(cmd, "version", "height")
+			cmd.Flags().Uint64Var(&version, "version", 0, "the app `VERSION` to move to (required unless --cancel)")
+			cmd.Flags().Int64Var(&height, "height", 0, "the block `HEIGHT` that ends with the migration (required); with --cancel, the scheduled one")
+			cmd.Flags().BoolVar(&cancel, "cancel", false, "cancel the upgrade scheduled at --height (app version 5 and later)")
+			requiredFlags(cmd, "height")
+			cmd.MarkFlagsOneRequired("version", "cancel")
+			cmd.MarkFlagsMutuallyExclusive("version", "cancel")
 		},
 		build: func(*cobra.Command, []string) (tx, error) {
+			if cancel {
+				return cancelUpgradeTx(height), nil
+			}
 			// The chain schedules any newer version (only its state may
 			// decide); a version this release does not run would stop
 			// every node at the height, so it is refused here.
@@ -62,4 +75,17 @@ version a chain runs and the upgrade scheduled.`,
 				done: doneLine(line, map[string]any{"version": version, "upgradeHeight": height})}, nil
 		},
 	}.command(app)
+}
+
+// cancelUpgradeTx is the storage lead's cancel of the upgrade scheduled at
+// height.
+func cancelUpgradeTx(height int64) tx {
+	m := chain.MsgCancelAppVersionUpgrade{Height: height}
+	action := fmt.Sprintf("Cancel the app version upgrade scheduled at the end of block %d", height)
+	done := func(evs []chain.Event) (string, map[string]any) {
+		ev, _ := chain.FindEvent[chain.AppVersionUpgradeCancelled](evs)
+		line := fmt.Sprintf("cancelled the upgrade to app version %d scheduled at block %d: the chain stays at its app version", ev.Version, height)
+		return line, map[string]any{"cancelled": true, "version": ev.Version, "upgradeHeight": height}
+	}
+	return tx{role: leadRole(chain.StorageGroup), msg: m, action: action, done: done}
 }

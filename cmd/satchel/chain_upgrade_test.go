@@ -80,3 +80,74 @@ func TestChainUpgradeCommand(t *testing.T) {
 	}
 	tc.fails([]string{"runs app version 3 already"}, "chain", "upgrade", "--version", "3", "--height", fmt.Sprint(at+100), "-y")
 }
+
+// TestChainUpgradeCancelCommand: `satchel chain upgrade --cancel --height
+// H` takes no --version and needs one of the two; a version 4 chain refuses
+// the cancel as needing version 5; on a chain the command moved to version
+// 5, the storage lead's cancel naming another height than the scheduled
+// upgrade's, or another key's, is refused with an error that says so and
+// leaves the schedule (chain status); the right one drops it.
+func TestChainUpgradeCancelCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a chain node")
+	}
+	tc := startTestChainWith(t, func(home string) {
+		path := node.GenesisPath(home)
+		doc, err := cmttypes.GenesisDocFromFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc.ConsensusParams.Version.App = state.VersionAdmission
+		if err := doc.SaveAs(path); err != nil {
+			t.Fatal(err)
+		}
+	}, node.WithEmptyBlockInterval(50*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	tc.fails([]string{"at least one of the flags in the group [version cancel] is required"}, "chain", "upgrade", "--height", "100", "-y")
+	tc.fails([]string{"none of the others can be"}, "chain", "upgrade", "--cancel", "--version", "5", "--height", "100", "-y")
+	tc.fails([]string{"needs app version 5"}, "chain", "upgrade", "--cancel", "--height", "100", "-y")
+
+	var st node.Status
+	tc.okJSON(&st, "chain", "status")
+	at := st.Height + chain.MinUpgradeDelay + 10
+	tc.ok("chain", "upgrade", "--version", "5", "--height", fmt.Sprint(at), "-y")
+	if err := tc.node.Transport().WaitForHeight(ctx, at+1); err != nil {
+		t.Fatal(err)
+	}
+	tc.okJSON(&st, "chain", "status")
+	if st.AppVersion != state.VersionUpgradeCancel {
+		t.Fatalf("status after the upgrade: version %d", st.AppVersion)
+	}
+	tc.fails([]string{"no upgrade is scheduled"}, "chain", "upgrade", "--cancel", "--height", fmt.Sprint(at+100), "-y")
+
+	// An upgrade this release cannot run (so the command would not
+	// schedule it): were it not cancelled, the node would stop at it.
+	plan := chain.UpgradePlan{Version: state.Version + 1, Height: st.Height + chain.MinUpgradeDelay + 20}
+	if _, err := tc.client.Submit(ctx, tc.storageLead, chain.MsgUpgradeAppVersion{Version: plan.Version, Height: plan.Height}); err != nil {
+		t.Fatal(err)
+	}
+	h := fmt.Sprint(plan.Height)
+	tc.fails([]string{"is not the scheduled upgrade's", "--height " + h}, "chain", "upgrade", "--cancel", "--height", fmt.Sprint(plan.Height+1), "-y")
+	other, _ := newKeyFile(t, tc.home, "other.key")
+	tc.fails([]string{"only the storage lead", "sign with the storage lead key"}, "chain", "upgrade", "--cancel", "--height", h, "-y", "-k", other)
+	scheduled := fmt.Sprintf("(upgrade to %d scheduled at the end of block %d)", plan.Version, plan.Height)
+	if out := tc.ok("chain", "status"); !strings.Contains(out, scheduled) {
+		t.Fatalf("status after refused cancels does not show the schedule %q:\n%s", scheduled, out)
+	}
+
+	var res struct {
+		Cancelled     bool   `json:"cancelled"`
+		Version       uint64 `json:"version"`
+		UpgradeHeight int64  `json:"upgradeHeight"`
+	}
+	tc.okJSON(&res, "chain", "upgrade", "--cancel", "--height", h, "-y")
+	if !res.Cancelled || res.Version != plan.Version || res.UpgradeHeight != plan.Height {
+		t.Fatalf("cancel result %+v; want the plan %+v", res, plan)
+	}
+	tc.okJSON(&st, "chain", "status")
+	if st.Upgrade != nil || st.AppVersion != state.VersionUpgradeCancel {
+		t.Fatalf("status after the cancel: version %d, upgrade %+v", st.AppVersion, st.Upgrade)
+	}
+}
