@@ -41,14 +41,17 @@ const (
 // sets another size, -short 64 MiB) against `satchel devnet` with one
 // provider, each in a process of its own. Beside it, in the same run and
 // against the same devnet, the library does the same through package
-// client in this process (a put of its own file, a get to io.Discard), and
+// client in this process (a put of its own file, a get to io.Discard and
+// one to a file), and
 // one plain libp2p stream between two loopback hosts gives the ceiling.
 //
 // Reported: cli_put_MB/s and lib_put_MB/s, put_cli/lib (target ≥ 0.85),
 // put_cli/stream; cli_get_MB/s (to a new file, not synced, as curl and wget
 // write), cli_get_stdout_MB/s (to /dev/null), cli_get_fsync_MB/s (--fsync),
 // lib_get_MB/s, get_cli/lib (the file get against the library's, target
-// ≥ 0.85) and get_cli/stream; the CPU seconds per GiB the command
+// ≥ 0.85) and get_cli/stream; lib_get_file_MB/s, the library writing a new
+// file through the CLI's writer, and get_cli/lib_file (the CLI's own cost
+// in a file get, the disk shared with the provider set apart); the CPU seconds per GiB the command
 // (cli_*_cpu_s/GiB) and the devnet (devnet_*_cpu_s/GiB: provider, chain,
 // distributor) spent on each. Targets on the lead's machine: put ≥ 500
 // MB/s, get ≥ 600 MB/s.
@@ -124,10 +127,25 @@ func BenchmarkCLI(b *testing.B) {
 				return err
 			})
 		}
+		// The library into a new file through the CLI's own writer
+		// (writeOutput): against it the CLI's file get shows its own cost,
+		// apart from the disk it shares with the provider reading the
+		// object.
+		libGetFile := func() {
+			m.libGetFile = timeLib(dn, func(ctx context.Context) error {
+				_, _, err := writeOutput(outFile, false, size, func(w io.Writer) (int64, error) {
+					return lib.Get(ctx, client.ObjectRef(chain.BagID(dn.bag), po.Object), w)
+				})
+				return err
+			})
+			checkSize(b, outFile, size)
+			_ = os.Remove(outFile)
+		}
 		// Every other run the library reads first, so neither side always
 		// follows the puts' writeback.
 		if i%2 == 1 {
 			libGet()
+			libGetFile()
 		}
 		_, m.cliGet = runCLI(b, bin, dn, profDir, "get", "-c", cfgFile, "get", id, "--bag", dn.bag, "-o", outFile)
 		checkSize(b, outFile, size)
@@ -137,6 +155,7 @@ func BenchmarkCLI(b *testing.B) {
 		checkSize(b, outFile, size)
 		_ = os.Remove(outFile)
 		if i%2 == 0 {
+			libGetFile()
 			libGet()
 		}
 	}
@@ -152,6 +171,8 @@ func BenchmarkCLI(b *testing.B) {
 	b.ReportMetric(mbs(m.cliGetFsync), "cli_get_fsync_MB/s")
 	b.ReportMetric(mbs(m.libGet), "lib_get_MB/s")
 	b.ReportMetric(mbs(m.cliGet)/mbs(m.libGet), "get_cli/lib")
+	b.ReportMetric(mbs(m.libGetFile), "lib_get_file_MB/s")
+	b.ReportMetric(mbs(m.cliGet)/mbs(m.libGetFile), "get_cli/lib_file")
 	b.ReportMetric(mbs(m.cliGet)*1e6/m.stream, "get_cli/stream")
 	b.ReportMetric(m.libStream, "lib_put_stream_s")
 	b.ReportMetric(m.libBind, "lib_put_bind_s")
@@ -164,6 +185,7 @@ func BenchmarkCLI(b *testing.B) {
 	b.ReportMetric(m.cliGet.others/gib, "devnet_get_cpu_s/GiB")
 	b.ReportMetric(m.libGet.cpu/gib, "lib_get_cpu_s/GiB")
 	b.ReportMetric(m.libGet.others/gib, "devnet_libget_cpu_s/GiB")
+	b.ReportMetric(m.libGetFile.cpu/gib, "lib_get_file_cpu_s/GiB")
 	b.Logf("machine load (1, 5, 15 min): %s", loadAvg())
 }
 
@@ -195,6 +217,7 @@ func medianCLIMetrics(runs []cliMetrics) cliMetrics {
 		cliGetStdout: timed(func(m *cliMetrics) timing { return m.cliGetStdout }),
 		cliGetFsync:  timed(func(m *cliMetrics) timing { return m.cliGetFsync }),
 		libGet:       timed(func(m *cliMetrics) timing { return m.libGet }),
+		libGetFile:   timed(func(m *cliMetrics) timing { return m.libGetFile }),
 		libStream:    pick(func(m *cliMetrics) float64 { return m.libStream }),
 		libBind:      pick(func(m *cliMetrics) float64 { return m.libBind }),
 		libAccept:    pick(func(m *cliMetrics) float64 { return m.libAccept }),
@@ -205,7 +228,7 @@ func medianCLIMetrics(runs []cliMetrics) cliMetrics {
 type cliMetrics struct {
 	stream                                            float64 // bytes per second
 	cliPut, libPut, cliGet, cliGetStdout, cliGetFsync timing
-	libGet                                            timing
+	libGet, libGetFile                                timing
 	// The library put's phases, in seconds (see putPhases).
 	libStream, libBind, libAccept float64
 }
