@@ -351,6 +351,8 @@ func (st *stream) writeReplies(queue <-chan *job, cancel context.CancelFunc) err
 		st.writing.Store(0)
 		if err != nil {
 			abandoned += unsent(j)
+		} else if j.reply.Status == pb.FetchStatus_FETCH_STATUS_OK {
+			st.h.metrics.bytesOut.Add(float64(len(j.reply.Data))) // sent, not just prepared
 		}
 		st.h.recycle(j)
 		st.release(j)
@@ -397,9 +399,6 @@ func (h *Handler) answer(ctx context.Context, remote peer.ID, req *pb.FetchReque
 	case *pb.FetchRequest_Get:
 		r, buf := h.get(ctx, remote, body.Get)
 		h.metrics.request("get", r.Status)
-		if r.Status == pb.FetchStatus_FETCH_STATUS_OK {
-			h.metrics.bytesOut.Add(float64(len(r.Data)))
-		}
 		return r, buf
 	default:
 		h.metrics.request("unknown", pb.FetchStatus_FETCH_STATUS_REFUSED)
