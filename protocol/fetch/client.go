@@ -391,7 +391,8 @@ type fetchConn struct {
 	failed chan struct{}
 	used   time.Time
 	// draining is set once Close closed the write side: the reader reads
-	// the replies still due until drainBy, then closes the stream.
+	// the replies still due until the deadline Close set, then closes the
+	// stream.
 	draining bool
 }
 
