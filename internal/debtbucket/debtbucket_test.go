@@ -177,3 +177,52 @@ func TestConcurrentSpends(t *testing.T) {
 		}
 	}
 }
+
+// A refund gives back what was spent, up to burst and no more; Tokens
+// shows the debt, and Full a bucket as good as new.
+func TestRefundTokensFull(t *testing.T) {
+	b := New(10, 100)
+	if !b.Full(t0) {
+		t.Fatal("a new bucket is not full")
+	}
+	b.Spend(t0, 150)
+	if got := b.Tokens(t0); got != -50 {
+		t.Fatalf("Tokens = %v after spending 150 of 100, want -50", got)
+	}
+	b.Refund(t0, 60)
+	if got := b.Tokens(t0); got != 10 {
+		t.Fatalf("Tokens = %v after a refund of 60, want 10", got)
+	}
+	b.Refund(t0, 1000)
+	b.Refund(t0, -5)
+	if got := b.Tokens(t0); got != 100 || !b.Full(t0) {
+		t.Fatalf("Tokens = %v after refunding more than was spent, want the burst, 100", got)
+	}
+	b.Spend(t0, 1)
+	if b.Full(t0) || !b.Full(t0.Add(100*time.Millisecond)) {
+		t.Fatal("Full wrong about a byte spent and refilled")
+	}
+}
+
+// A debt limit stops Spend at minus the limit, so the rate pays any spend
+// back in limit/rate; without one the debt is what was spent.
+func TestDebtLimit(t *testing.T) {
+	b := New(10, 100, WithDebtLimit(100))
+	b.Spend(t0, 1<<30)
+	if got := b.Tokens(t0); got != -100 {
+		t.Fatalf("Tokens = %v after a huge spend with a 100-byte debt limit, want -100", got)
+	}
+	if !b.Allow(t0.Add(10*time.Second + time.Millisecond)) {
+		t.Fatal("refused once the rate paid the limited debt back")
+	}
+	u := New(10, 100)
+	u.Spend(t0, 1<<30)
+	if got := u.Tokens(t0); got != 100-1<<30 {
+		t.Fatalf("Tokens = %v without a debt limit, want %d", got, 100-1<<30)
+	}
+	z := New(10, 100, WithDebtLimit(-7))
+	z.Spend(t0, 500)
+	if got := z.Tokens(t0); got != 0 {
+		t.Fatalf("Tokens = %v with a negative debt limit (taken as 0), want 0", got)
+	}
+}

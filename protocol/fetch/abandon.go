@@ -1,11 +1,14 @@
 package fetch
 
 import (
+	"net/netip"
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/protocol/fetch/pb"
 )
 
@@ -17,14 +20,17 @@ import (
 // write fails (its reader reset it, or read nothing until the write timed
 // out) — the one being written and those prepared behind it — are charged
 // to the peer's abandonment budget, a token bucket of bytes (burst, refilled at
-// rate, down to minus the burst). While a peer's bucket is spent its GETs
-// are REFUSED (its own budget, not busy) before anything is read, and while
-// it owes more than a little (MaxGetBytes, or half a smaller burst) its
-// blocked streams count as stalled whatever their age: a GET that finds the
-// shared budget spent resets them first. An honest reader reads what it
-// asks for and never resets with replies pending, except when it gives up
-// on a provider; the burst is for that, and a reply or two abandoned keeps
-// its streams' protection.
+// rate, down to minus the burst), and to its address's (WithAbandonAddrShare),
+// since peer IDs are free. While either bucket is spent the peer's GETs
+// are REFUSED busy before anything is read, and while the peer owes more
+// than a little (MaxGetBytes, or half a smaller burst) its blocked streams
+// count as stalled whatever their age: a GET that finds the shared budget
+// spent resets them first. The record of buckets is bounded; charges
+// beyond it go to one overflow bucket that binds every peer (or address)
+// not in it. An honest reader reads what it asks for and never resets
+// with replies pending (Client.Close drains them), except when it gives
+// up on a provider; the burst is for that, and a reply or two abandoned
+// keeps its streams' protection.
 
 const (
 	// DefaultAbandonRate and DefaultAbandonBurst are a peer's abandonment
@@ -47,68 +53,96 @@ func WithAbandonBudget(rate, burst int64) Option {
 	}
 }
 
-// abandonBudget holds the buckets of peers that abandoned replies lately;
-// a peer not in it has a full bucket.
-type abandonBudget struct {
-	rate, burst float64
-	now         func() time.Time
+// DefaultAbandonAddrShare is how many peers' abandonment budgets an
+// address has (see WithAbandonAddrShare).
+const DefaultAbandonAddrShare = 8
 
-	mu    sync.Mutex
-	peers map[peer.ID]*bucket
+// WithAbandonAddrShare sets the abandonment budget of each address (an
+// IPv4 address, an IPv6 /64; see p2p.AddrBlock) to that of n peers (rate
+// and burst n times WithAbandonBudget's; default
+// DefaultAbandonAddrShare). Peer IDs are free, so a reader could take a
+// fresh one, and a full budget, for every cycle of streams: what its
+// peers abandon is charged to their address too, and while the address's
+// budget is spent the GETs of every peer at it are refused. n < 1 keeps
+// the default. Peers behind one NAT share an address: a generous n keeps
+// honest ones served beside a peer that abandons.
+func WithAbandonAddrShare(n int) Option {
+	return func(c *config) {
+		if n >= 1 {
+			c.abandonAddrShare = n
+		}
+	}
 }
 
-func newAbandonBudget(rate, burst int64) *abandonBudget {
+// origin is who a stream's replies are abandoned by: its peer, and the
+// block of addresses its connection comes from (invalid when it has none).
+type origin struct {
+	peer  peer.ID
+	block netip.Prefix
+}
+
+// originOf returns the origin of s.
+func originOf(s network.Stream) origin {
+	o := origin{peer: s.Conn().RemotePeer()}
+	if b, ok := p2p.AddrBlock(s.Conn().RemoteMultiaddr()); ok {
+		o.block = b
+	}
+	return o
+}
+
+// abandonBudget holds the buckets of peers, and of addresses, that
+// abandoned replies lately; one not in it has a full bucket.
+type abandonBudget struct {
+	now func() time.Time
+
+	mu    sync.Mutex
+	peers bucketRecord[peer.ID]
+	addrs bucketRecord[netip.Prefix]
+}
+
+func newAbandonBudget(rate, burst int64, addrShare int) *abandonBudget {
 	if burst <= 0 {
 		rate, burst = DefaultAbandonRate, DefaultAbandonBurst
 	}
-	return &abandonBudget{rate: float64(rate), burst: float64(burst), now: time.Now, peers: make(map[peer.ID]*bucket)}
+	if addrShare < 1 {
+		addrShare = DefaultAbandonAddrShare
+	}
+	return &abandonBudget{now: time.Now,
+		peers: newBucketRecord[peer.ID](rate, burst),
+		addrs: newBucketRecord[netip.Prefix](times(addrShare, rate), times(addrShare, burst))}
 }
 
-// charge takes n bytes abandoned by p from its bucket, down to minus the
-// burst. When the record is full of peers still refilling the charge is
-// dropped (the record stays bounded).
-func (a *abandonBudget) charge(p peer.ID, n int64) {
+// charge takes n bytes abandoned by o from its peer's bucket and its
+// address's, each down to minus its burst.
+func (a *abandonBudget) charge(o origin, n int64) {
 	if n <= 0 {
 		return
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.now()
-	b := a.peers[p]
-	if b == nil {
-		if len(a.peers) >= maxBudgetPeers && !a.prune(now) {
-			return
-		}
-		b = &bucket{tokens: a.burst, at: now}
-		a.peers[p] = b
+	a.peers.charge(o.peer, n, now)
+	if o.block.IsValid() {
+		a.addrs.charge(o.block, n, now)
 	}
-	b.fill(a.rate, a.burst, now)
-	b.tokens = max(-a.burst, b.tokens-float64(n))
 }
 
-// state reports whether p's bucket is spent (its GETs are refused) and
-// whether it owes more than MaxGetBytes, or half a smaller burst (its
-// blocked streams count as stalled).
-func (a *abandonBudget) state(p peer.ID) (spent, owing bool) {
+// state reports whether o's GETs are refused (its peer's bucket or its
+// address's is spent) and whether its blocked streams count as stalled
+// (its peer owes more than MaxGetBytes, or half a smaller burst). An
+// address's debt alone does not make its streams stalled: the honest
+// peers behind a NAT keep their protection beside one that abandons.
+func (a *abandonBudget) state(o origin) (spent, owing bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	b := a.peers[p]
-	if b == nil {
-		return false, false
+	now := a.now()
+	tokens := a.peers.tokens(o.peer, now)
+	spent = tokens <= 0
+	owing = tokens < float64(a.peers.burst-min(MaxGetBytes, a.peers.burst/2))
+	if o.block.IsValid() && !spent {
+		spent = a.addrs.tokens(o.block, now) <= 0
 	}
-	b.fill(a.rate, a.burst, a.now())
-	return b.tokens <= 0, b.tokens < a.burst-min(MaxGetBytes, a.burst/2)
-}
-
-// prune forgets the buckets that have refilled, and reports whether it
-// made room; the caller holds a.mu.
-func (a *abandonBudget) prune(now time.Time) bool {
-	for p, b := range a.peers {
-		if b.fill(a.rate, a.burst, now); b.tokens >= a.burst {
-			delete(a.peers, p)
-		}
-	}
-	return len(a.peers) < maxBudgetPeers
+	return spent, owing
 }
 
 // abandonRefusal is the reply to a GET of a peer whose abandonment budget
@@ -118,7 +152,7 @@ func (a *abandonBudget) prune(now time.Time) bool {
 // again rather than count the provider as failed.
 func abandonRefusal() *pb.FetchReply {
 	return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED, Busy: true,
-		Reason: "this peer reset streams leaving more replies unread than its budget allows; read the replies you ask for, and retry in a few seconds"}
+		Reason: "this peer, or the peers at its address, reset streams leaving more replies unread than their budget allows; read the replies you ask for, and retry in a few seconds"}
 }
 
 // unsent is the block bytes of j's reply, which a reset stream leaves

@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -11,13 +12,12 @@ import (
 // A peer's abandonment bucket: a peer never charged is neither spent nor
 // owing; charges go down to minus the burst and no further; the bucket is
 // spent at zero and owing while more than half a 4 MiB burst (or
-// MaxGetBytes of a larger one) short of full; the record stays
-// bounded, dropping charges only while it is full of peers still refilling.
+// MaxGetBytes of a larger one) short of full.
 func TestAbandonBudgetBucket(t *testing.T) {
 	now := time.Unix(1000, 0)
-	a := newAbandonBudget(1<<20, 4<<20)
+	a := newAbandonBudget(1<<20, 4<<20, 1<<10) // addresses out of the way
 	a.now = func() time.Time { return now }
-	p := peer.ID("reader")
+	p := origin{peer: "reader"}
 	if spent, owing := a.state(p); spent || owing {
 		t.Fatalf("a new peer: spent %v, owing %v", spent, owing)
 	}
@@ -41,7 +41,7 @@ func TestAbandonBudgetBucket(t *testing.T) {
 	if spent, owing := a.state(p); spent || owing {
 		t.Fatalf("refilled to half: spent %v, owing %v", spent, owing)
 	}
-	big := newAbandonBudget(0, 64<<20)
+	big := newAbandonBudget(0, 64<<20, 1)
 	big.now = a.now
 	big.charge(p, MaxGetBytes)
 	if _, owing := big.state(p); owing {
@@ -51,20 +51,82 @@ func TestAbandonBudgetBucket(t *testing.T) {
 	if _, owing := big.state(p); !owing {
 		t.Fatal("not owing after abandoning more than MaxGetBytes of a 64 MiB burst")
 	}
-	now = now.Add(2 * time.Second) // full
+}
+
+// The record of peers stays bounded: while it is full of peers still
+// refilling, a newcomer's charge goes to the overflow bucket every peer
+// not in the record shares, so it still binds (the newcomer, and any
+// other peer not recorded, is refused once that is spent); once buckets
+// have refilled they are forgotten and a newcomer gets one of its own.
+func TestAbandonBudgetOverflow(t *testing.T) {
+	now := time.Unix(1000, 0)
+	a := newAbandonBudget(1<<20, 4<<20, 1<<10)
+	a.now = func() time.Time { return now }
 	for i := range maxBudgetPeers {
-		a.charge(peer.ID(fmt.Sprint("peer", i)), 1<<20)
+		a.charge(origin{peer: peer.ID(fmt.Sprint("peer", i))}, 1<<20)
 	}
-	a.charge("newcomer", 8<<20)
-	if _, owing := a.state("newcomer"); owing {
-		t.Fatal("a charge recorded while the record is full of peers refilling")
+	newcomer, other := origin{peer: "newcomer"}, origin{peer: "other"}
+	a.charge(newcomer, 8<<20)
+	if spent, _ := a.state(newcomer); !spent {
+		t.Fatal("a newcomer's charge dropped while the record is full of peers refilling")
+	}
+	if spent, _ := a.state(other); !spent {
+		t.Fatal("another peer beyond the record not bound by the overflow bucket")
+	}
+	if spent, owing := a.state(origin{peer: "peer0"}); spent || owing {
+		t.Fatalf("a recorded peer within its budget: spent %v, owing %v", spent, owing)
+	}
+	if n := len(a.peers.m); n != maxBudgetPeers {
+		t.Fatalf("%d buckets recorded; want the record's bound, %d", n, maxBudgetPeers)
 	}
 	now = now.Add(time.Minute) // every bucket full again
-	a.charge("newcomer", 8<<20)
-	if spent, _ := a.state("newcomer"); !spent {
+	a.charge(newcomer, 8<<20)
+	if spent, _ := a.state(newcomer); !spent {
 		t.Fatal("a newcomer's charge dropped once the buckets refilled")
 	}
-	if n := len(a.peers); n != 1 {
+	if spent, _ := a.state(other); spent {
+		t.Fatal("a peer never charged refused once the newcomer has a bucket of its own")
+	}
+	if n := len(a.peers.m); n != 1 {
 		t.Fatalf("%d buckets recorded; want the newcomer's alone", n)
+	}
+}
+
+// Peers at one address share its budget, n times a peer's: peer IDs taken
+// afresh each with a full budget of its own spend the address's, and then
+// every peer at that address is refused, a peer at another is not. An
+// IPv6 address's /64 is one address.
+func TestAbandonBudgetPerAddress(t *testing.T) {
+	now := time.Unix(1000, 0)
+	a := newAbandonBudget(1<<20, 4<<20, 3)
+	a.now = func() time.Time { return now }
+	home := netip.MustParsePrefix("203.0.113.7/32")
+	for i := range 3 {
+		o := origin{peer: peer.ID(fmt.Sprint("id", i)), block: home}
+		if spent, _ := a.state(o); spent {
+			t.Fatalf("peer ID %d refused before its address's 12 MiB were spent", i)
+		}
+		a.charge(o, 4<<20) // its own budget spent
+	}
+	fresh := origin{peer: "fresh", block: home}
+	if spent, owing := a.state(fresh); !spent || owing {
+		t.Fatalf("a fresh peer ID at an address whose budget is spent: spent %v, owing %v; want spent only", spent, owing)
+	}
+	if spent, _ := a.state(origin{peer: "fresh", block: netip.MustParsePrefix("203.0.113.8/32")}); spent {
+		t.Fatal("a peer at another address refused")
+	}
+	if spent, _ := a.state(origin{peer: "fresh"}); spent {
+		t.Fatal("a peer with no address (relayed) refused")
+	}
+	now = now.Add(time.Second) // 3 MiB back to the address
+	if spent, _ := a.state(fresh); spent {
+		t.Fatal("refused once the address's budget refilled a little")
+	}
+
+	six := netip.MustParsePrefix("2001:db8:1:2::/64")
+	a.charge(origin{peer: "v6a", block: six}, 8<<20)
+	a.charge(origin{peer: "v6b", block: six}, 8<<20)
+	if spent, _ := a.state(origin{peer: "v6c", block: six}); !spent {
+		t.Fatal("peers in one IPv6 /64 do not share its budget")
 	}
 }

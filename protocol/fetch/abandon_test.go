@@ -159,7 +159,8 @@ func cyclingAttack(t *testing.T, rate, burst int64) cycleResult {
 	blocks := &countingBlocks{Blocks: bs.ForProtocols()}
 	reg := prometheus.NewRegistry()
 	h := fetch.NewHandler(blocks, &policy{}, fetch.WithMetrics(reg), fetch.WithLogger(slog.New(slog.DiscardHandler)),
-		fetch.WithStallEviction(stall), fetch.WithAbandonBudget(rate, burst))
+		fetch.WithStallEviction(stall), fetch.WithAbandonBudget(rate, burst),
+		fetch.WithAbandonAddrShare(1<<20)) // the peers' own budgets are tested: on loopback all share one address
 	h.Register(net.Host(0).Protocol())
 	t.Cleanup(func() {
 		_ = h.Close()
@@ -292,9 +293,17 @@ func TestSpentAbandonerRefusedBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	abandonUntilRefused(t, net, 1, c)
+}
+
+// abandonUntilRefused has host from abandon replies to host 0 until its
+// GETs of c are refused busy: it asks for c twice on a stream of its own,
+// reads (almost) nothing and resets the stream once the provider answers.
+func abandonUntilRefused(t *testing.T, net *testnet.Network, from int, c cid.Cid) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	f := fetch.NewClient(net.Host(1).Libp2p())
+	f := fetch.NewClient(net.Host(from).Libp2p())
 	defer f.Close()
 	satnet.Wait(t, "the peer's budget spent by streams reset unread", func() bool {
 		// (That the refusal reads nothing is TestFetchCyclingStallersCannotHoldBudget's:
@@ -302,9 +311,7 @@ func TestSpentAbandonerRefusedBusy(t *testing.T) {
 		if _, err := f.GetBlock(ctx, net.Host(0).ID(), c); errors.Is(err, fetch.ErrProviderBusy) {
 			return true
 		}
-		// Ask for the block twice on a stream of its own, read (almost)
-		// nothing, and reset it once the provider answers.
-		s, err := net.Host(1).Libp2p().NewStream(ctx, net.Host(0).ID(), p2p.FetchProtocol)
+		s, err := net.Host(from).Libp2p().NewStream(ctx, net.Host(0).ID(), p2p.FetchProtocol)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -320,4 +327,37 @@ func TestSpentAbandonerRefusedBusy(t *testing.T) {
 		_ = s.Reset()
 		return false
 	})
+}
+
+// Peer IDs are free, but addresses are not: peers at one address share an
+// abandonment budget of a few peers' (WithAbandonAddrShare), so a reader
+// that takes a fresh peer ID once each has spent its own budget is still
+// refused once the address's is spent. Here three peer IDs at 127.0.0.1
+// spend theirs, and a fourth, never charged, is refused busy.
+func TestAbandonersShareAddressBudget(t *testing.T) {
+	const ids = 3
+	net := testnet.New(t, ids+2)
+	bs, err := blockstore.Open(t.TempDir(), blockstore.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := fetch.NewHandler(bs.ForProtocols(), &policy{}, fetch.WithLogger(slog.New(slog.DiscardHandler)),
+		fetch.WithAbandonBudget(0, 1<<20), fetch.WithAbandonAddrShare(ids))
+	h.Register(net.Host(0).Protocol())
+	t.Cleanup(func() { _ = h.Close(); _ = bs.Close() })
+	data := benchutil.Rand(802, 1<<20)
+	c := chunker.ChunkCID(data)
+	if err := bs.Put(c, data); err != nil {
+		t.Fatal(err)
+	}
+	for from := 1; from <= ids; from++ {
+		abandonUntilRefused(t, net, from, c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f := fetch.NewClient(net.Host(ids + 1).Libp2p())
+	defer f.Close()
+	if _, err := f.GetBlock(ctx, net.Host(0).ID(), c); !errors.Is(err, fetch.ErrProviderBusy) {
+		t.Fatalf("a fresh peer ID at the address of %d spent ones: %v, want refused busy", ids, err)
+	}
 }

@@ -91,14 +91,14 @@ func TestVerifyBudgetNodeBucket(t *testing.T) {
 	if got := v.take("c", 4<<20); got != budgetNodeSpent {
 		t.Fatalf("third fresh peer with the node's budget spent: %v, want the node's refusal", got)
 	}
-	if tokens := v.peers["c"].tokens; tokens != 8<<20 {
+	if tokens := v.peers["c"].Tokens(now); tokens != 8<<20 {
 		t.Fatalf("a GET the node refused took %v from its peer's bucket", tokens)
 	}
 	v.refund("a", 3<<20) // a's read cost 1 MiB
 	if got := v.take("c", 4<<20); got != budgetTaken {
 		t.Fatalf("after a refund: %v", got)
 	}
-	if tokens := v.peers["a"].tokens; tokens != 7<<20 {
+	if tokens := v.peers["a"].Tokens(now); tokens != 7<<20 {
 		t.Fatalf("peer a's bucket %v after its refund, want 7 MiB", tokens)
 	}
 }

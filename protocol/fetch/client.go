@@ -31,11 +31,26 @@ type Client struct {
 	conns   map[peer.ID]*fetchConn
 	opening map[peer.ID]chan struct{} // closed when the stream being opened is ready or failed
 	wg      sync.WaitGroup            // reader goroutines
+	drain   time.Duration             // see WithCloseDrain
+}
+
+// ClientOption configures NewClient.
+type ClientOption func(*Client)
+
+// WithCloseDrain sets how long Close reads the replies still due on a
+// stream before it resets it (default CloseDrain); 0 or less resets at
+// once.
+func WithCloseDrain(d time.Duration) ClientOption {
+	return func(f *Client) { f.drain = d }
 }
 
 // NewClient returns a Client opening streams from h.
-func NewClient(h host.Host) *Client {
-	return &Client{h: h, conns: make(map[peer.ID]*fetchConn), opening: make(map[peer.ID]chan struct{})}
+func NewClient(h host.Host, opts ...ClientOption) *Client {
+	f := &Client{h: h, conns: make(map[peer.ID]*fetchConn), opening: make(map[peer.ID]chan struct{}), drain: CloseDrain}
+	for _, o := range opts {
+		o(f)
+	}
+	return f
 }
 
 // Have asks p which of cids it holds and serves, one flag per CID in order.
@@ -238,7 +253,12 @@ func fetchStatusErr(r *pb.FetchReply, what string) error {
 }
 
 // Close closes every stream and waits for their readers. Calls in flight
-// fail; later calls fail with ErrStreamClosed.
+// fail at once; later calls fail with ErrStreamClosed. A stream with
+// replies still coming is closed gracefully: its write side is closed and
+// the replies are read and dropped for up to CloseDrain before the stream
+// is closed, for a provider charges a reader for the replies a reset
+// leaves unsent (a defence against readers cycling streams); only a stream
+// not drained by then is reset.
 func (f *Client) Close() error {
 	f.mu.Lock()
 	f.closed = true
@@ -246,8 +266,7 @@ func (f *Client) Close() error {
 	f.conns = make(map[peer.ID]*fetchConn)
 	f.mu.Unlock()
 	for _, c := range conns {
-		c.fail(fmt.Errorf("%w: client closed", ErrStreamClosed))
-		_ = c.s.Reset()
+		c.drain(fmt.Errorf("%w: client closed", ErrStreamClosed), f.drain)
 	}
 	f.wg.Wait()
 	return nil
@@ -371,6 +390,10 @@ type fetchConn struct {
 	err    error
 	failed chan struct{}
 	used   time.Time
+	// draining is set once Close closed the write side: the reader reads
+	// the replies still due until the deadline Close set, then closes the
+	// stream.
+	draining bool
 }
 
 type fetchCall struct {
@@ -404,6 +427,34 @@ func (c *fetchConn) close() {
 	_ = c.s.Close()
 }
 
+// drain fails the calls in flight with err and closes the write side,
+// leaving the reader to read and drop the replies still due (for up to
+// wait) and then close the stream; a stream with none due is closed now,
+// and one with replies due reset when wait is 0 or less.
+func (c *fetchConn) drain(err error, wait time.Duration) {
+	c.fail(err)
+	by := time.Now().Add(wait)
+	c.mu.Lock()
+	c.draining = true
+	due := len(c.queue)
+	c.mu.Unlock()
+	switch {
+	case due == 0:
+		_ = c.s.Close() // the reader sees the stream closed and ends
+		return
+	case wait <= 0:
+		_ = c.s.Reset()
+		return
+	}
+	_ = c.s.SetReadDeadline(by)
+	// A write blocked by a provider that reads nothing must not hold
+	// Close up (calls check c.err, set above, before they write).
+	_ = c.s.SetWriteDeadline(by)
+	c.wmu.Lock()
+	_ = c.s.CloseWrite()
+	c.wmu.Unlock()
+}
+
 func (c *fetchConn) fail(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -411,6 +462,13 @@ func (c *fetchConn) fail(err error) {
 		c.err = err
 		close(c.failed)
 	}
+}
+
+// drained reports whether Close is closing the stream with no reply due.
+func (c *fetchConn) drained() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.draining && len(c.queue) == 0
 }
 
 func (c *fetchConn) failure() error {
@@ -486,6 +544,9 @@ func (c *fetchConn) readLoop() {
 		var err error
 		r.frame, err = readFetchReply(fr, r.FetchReply)
 		if err != nil {
+			if c.drained() {
+				return // Close closed it with nothing due
+			}
 			c.fail(p2p.ReadFailure(c.p, err))
 			_ = c.s.Reset()
 			return
@@ -500,15 +561,26 @@ func (c *fetchConn) readLoop() {
 		call := c.queue[0]
 		c.queue[0] = nil
 		c.queue = c.queue[1:]
-		if len(c.queue) == 0 {
+		draining, drained := c.draining, c.draining && len(c.queue) == 0
+		switch {
+		case draining: // the deadline Close set stands
+		case len(c.queue) == 0:
 			_ = c.s.SetReadDeadline(time.Time{})
-		} else {
+		default:
 			_ = c.s.SetReadDeadline(time.Now().Add(IdleTimeout))
 		}
 		c.used = time.Now()
 		c.mu.Unlock()
-		call.reply <- r
+		if draining {
+			r.release() // its call failed when Close began
+		} else {
+			call.reply <- r
+		}
 		<-c.slots
+		if drained {
+			_ = c.s.Close()
+			return
+		}
 	}
 }
 

@@ -28,7 +28,11 @@
 // every peer shares spent resets the stream whose write has been stalled
 // longest (WithStallEviction) rather than be refused; ranges of blocks not
 // verified lately draw on the peer's budget and the node's
-// (WithRangeVerifyBudget, WithRangeVerifyNodeBudget).
+// (WithRangeVerifyBudget, WithRangeVerifyNodeBudget); replies left unsent by
+// streams their readers reset draw on the peer's abandonment budget and its
+// address's (WithAbandonBudget, WithAbandonAddrShare). Client.Close drains
+// the replies due rather than resetting, so an honest reader is not
+// charged.
 //
 // The limits both sides enforce are the constants in limits.go.
 package fetch

@@ -90,8 +90,8 @@ func readPolicy(p Policy) ReadPolicy {
 // reply's memory in the stream's resource scope first, at most
 // MaxHeldGETs of a stream at once, and is REFUSED when the budget has no room
 // and no stalled stream can be reset to make it (WithStallEviction), or when
-// its peer has reset streams leaving too many replies unsent
-// (WithAbandonBudget). A block
+// its peer, or the peers at its address, have reset streams leaving too
+// many replies unsent (WithAbandonBudget, WithAbandonAddrShare). A block
 // found corrupt is answered FAILED and reported through WithCorruptBlock so
 // the node repairs it from a peer.
 type Handler struct {
@@ -123,8 +123,9 @@ type config struct {
 	stallAfter  time.Duration // evict streams stalled this long; < 0: never
 	// abandonRate and abandonBurst are a peer's budget of reply bytes its
 	// resets leave unsent (WithAbandonBudget).
-	abandonRate  int64
-	abandonBurst int64
+	abandonRate      int64
+	abandonBurst     int64
+	abandonAddrShare int // an address's budget, in peers' (WithAbandonAddrShare)
 }
 
 // WithCorruptBlock sets fn, called (from the serving goroutine; it must not
@@ -171,7 +172,7 @@ func NewHandler(blocks Blocks, policy Policy, opts ...Option) *Handler {
 		metrics:  newMetrics(cfg.reg),
 		verified: newVerifiedRecord(),
 		budget:   newVerifyBudget(cfg.verifyRate, cfg.verifyBurst, cfg.nodeRate, cfg.nodeBurst),
-		abandons: newAbandonBudget(cfg.abandonRate, cfg.abandonBurst),
+		abandons: newAbandonBudget(cfg.abandonRate, cfg.abandonBurst, cfg.abandonAddrShare),
 		streams:  streamSet{m: make(map[*stream]struct{})},
 	}
 }
@@ -199,6 +200,7 @@ type stream struct {
 	h     *Handler
 	proto *p2p.Protocol
 	s     network.Stream
+	from  origin // whom unsent replies are charged to
 	// held has a token for each GET holding memory (MaxHeldGETs at most):
 	// the reader takes one before it reserves, the writer gives it back
 	// once the reply is written.
@@ -217,7 +219,7 @@ type stream struct {
 // ahead, and of them up to MaxHeldGETs GETs hold a reply's memory, so a
 // reader that stops reading pins that much and no more.
 func (h *Handler) serveStream(ctx context.Context, s network.Stream) error {
-	st := &stream{h: h, proto: h.Protocol(), s: s, held: make(chan struct{}, MaxHeldGETs), done: make(chan struct{})}
+	st := &stream{h: h, proto: h.Protocol(), s: s, from: originOf(s), held: make(chan struct{}, MaxHeldGETs), done: make(chan struct{})}
 	if st.proto == nil {
 		return errors.New("fetch: handler closed")
 	}
@@ -266,7 +268,7 @@ func (st *stream) readRequests(ctx context.Context, queue chan<- *job, workers *
 		}
 		j := &job{done: make(chan struct{})}
 		if _, isGet := req.Body.(*pb.FetchRequest_Get); isGet {
-			if spent, _ := st.h.abandons.state(remote); spent {
+			if spent, _ := st.h.abandons.state(st.from); spent {
 				st.h.metrics.request("get", pb.FetchStatus_FETCH_STATUS_REFUSED)
 				if !st.queueRefusal(ctx, queue, j, req.Id, abandonRefusal()) {
 					return ctx.Err()
@@ -333,7 +335,7 @@ func (st *stream) writeReplies(queue <-chan *job, cancel context.CancelFunc) err
 	defer func() {
 		if abandoned > 0 && !st.evicted.Load() {
 			st.h.metrics.abandoned.Add(float64(abandoned))
-			st.h.abandons.charge(st.s.Conn().RemotePeer(), abandoned)
+			st.h.abandons.charge(st.from, abandoned)
 		}
 	}()
 	for j := range queue {
@@ -351,6 +353,8 @@ func (st *stream) writeReplies(queue <-chan *job, cancel context.CancelFunc) err
 		st.writing.Store(0)
 		if err != nil {
 			abandoned += unsent(j)
+		} else if j.reply.Status == pb.FetchStatus_FETCH_STATUS_OK {
+			st.h.metrics.bytesOut.Add(float64(len(j.reply.Data))) // sent, not just prepared
 		}
 		st.h.recycle(j)
 		st.release(j)
@@ -397,9 +401,6 @@ func (h *Handler) answer(ctx context.Context, remote peer.ID, req *pb.FetchReque
 	case *pb.FetchRequest_Get:
 		r, buf := h.get(ctx, remote, body.Get)
 		h.metrics.request("get", r.Status)
-		if r.Status == pb.FetchStatus_FETCH_STATUS_OK {
-			h.metrics.bytesOut.Add(float64(len(r.Data)))
-		}
 		return r, buf
 	default:
 		h.metrics.request("unknown", pb.FetchStatus_FETCH_STATUS_REFUSED)

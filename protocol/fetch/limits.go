@@ -42,4 +42,10 @@ const (
 	// work is pending before it is reset; a provider closes a stream idle
 	// that long.
 	IdleTimeout = 30 * time.Second
+	// CloseDrain is how long Client.Close reads the replies still due on a
+	// stream before it resets it (see Client.Close, WithCloseDrain): 2 s
+	// is the eight
+	// 4 MiB replies a stream may have in flight at 16 MB/s, and a
+	// 1 MiB-block read-ahead at 4 MB/s.
+	CloseDrain = 2 * time.Second
 )

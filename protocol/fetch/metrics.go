@@ -29,7 +29,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"kind", "status"}),
 		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "satchel", Subsystem: "provider_fetch", Name: "bytes_out_total",
-			Help: "Block bytes sent in GET replies.",
+			Help: "Block bytes sent in GET replies (counted once a reply is written; a reply its reader reset the stream before taking is counted in abandoned_bytes_total instead).",
 		}),
 		verifyRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "satchel", Subsystem: "provider_fetch", Name: "range_verify_refused_total",

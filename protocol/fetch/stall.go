@@ -77,7 +77,7 @@ func (ss *streamSet) stalest(self *stream, before int64, abandons *abandonBudget
 		if st == self || st.evicted.Load() || w == 0 || st.reserved.Load() == 0 {
 			continue
 		}
-		_, owes := abandons.state(st.s.Conn().RemotePeer())
+		_, owes := abandons.state(st.from)
 		if !owes && w > before {
 			continue
 		}

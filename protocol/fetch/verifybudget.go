@@ -8,6 +8,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/satchel-net/satchel/internal/debtbucket"
 	"github.com/satchel-net/satchel/protocol/fetch/pb"
 )
 
@@ -77,15 +78,15 @@ func WithRangeVerifyNodeBudget(rate, burst int64) Option {
 	}
 }
 
-// verifyBudget holds the peers' buckets and the node's.
+// verifyBudget holds the peers' buckets and the node's. Its lock makes a
+// take from a peer's bucket and the node's one step.
 type verifyBudget struct {
-	rate, burst         float64 // of a peer's bucket
-	nodeRate, nodeBurst float64
-	now                 func() time.Time
+	rate, burst int64 // of a peer's bucket
+	now         func() time.Time
 
 	mu    sync.Mutex
-	peers map[peer.ID]*bucket
-	node  bucket
+	peers map[peer.ID]*debtbucket.Bucket
+	node  *debtbucket.Bucket
 }
 
 // budgetVerdict is what take decides.
@@ -97,11 +98,6 @@ const (
 	budgetNodeSpent               // the node's, all peers' together
 )
 
-type bucket struct {
-	tokens float64
-	at     time.Time
-}
-
 func newVerifyBudget(rate, burst, nodeRate, nodeBurst int64) *verifyBudget {
 	if burst <= 0 {
 		rate, burst = DefaultRangeVerifyRate, DefaultRangeVerifyBurst
@@ -109,21 +105,8 @@ func newVerifyBudget(rate, burst, nodeRate, nodeBurst int64) *verifyBudget {
 	if nodeBurst <= 0 {
 		nodeRate, nodeBurst = DefaultRangeVerifyNodeRate, DefaultRangeVerifyNodeBurst
 	}
-	v := &verifyBudget{rate: float64(rate), burst: float64(burst),
-		nodeRate: float64(nodeRate), nodeBurst: float64(nodeBurst), now: time.Now, peers: make(map[peer.ID]*bucket)}
-	v.node = bucket{tokens: v.nodeBurst, at: v.now()}
-	return v
-}
-
-// refill brings b, a peer's bucket, up to now; the caller holds v.mu.
-func (v *verifyBudget) refill(b *bucket, now time.Time) {
-	b.fill(v.rate, v.burst, now)
-}
-
-// fill adds what rate gave since b was last filled, up to burst.
-func (b *bucket) fill(rate, burst float64, now time.Time) {
-	b.tokens = min(burst, b.tokens+rate*now.Sub(b.at).Seconds())
-	b.at = now
+	return &verifyBudget{rate: rate, burst: burst, now: time.Now,
+		peers: make(map[peer.ID]*debtbucket.Bucket), node: debtbucket.New(nodeRate, nodeBurst)}
 }
 
 // take takes n bytes (what a verifying read may cost at most) from p's
@@ -139,22 +122,20 @@ func (v *verifyBudget) take(p peer.ID, n uint64) budgetVerdict {
 	now := v.now()
 	b := v.peers[p]
 	if b == nil {
-		if len(v.peers) >= maxBudgetPeers && !v.prune() {
+		if len(v.peers) >= maxBudgetPeers && !v.prune(now) {
 			return budgetPeerSpent
 		}
-		b = &bucket{tokens: v.burst, at: now}
+		b = debtbucket.New(v.rate, v.burst)
 		v.peers[p] = b
 	}
-	v.refill(b, now)
-	if b.tokens <= 0 {
+	if !b.Allow(now) {
 		return budgetPeerSpent
 	}
-	v.node.fill(v.nodeRate, v.nodeBurst, now)
-	if v.node.tokens <= 0 {
+	if !v.node.Allow(now) {
 		return budgetNodeSpent
 	}
-	b.tokens -= float64(n)
-	v.node.tokens -= float64(n)
+	b.Spend(now, int64(n))
+	v.node.Spend(now, int64(n))
 	return budgetTaken
 }
 
@@ -167,11 +148,9 @@ func (v *verifyBudget) refund(p peer.ID, n uint64) {
 	defer v.mu.Unlock()
 	now := v.now()
 	if b := v.peers[p]; b != nil {
-		v.refill(b, now)
-		b.tokens = min(v.burst, b.tokens+float64(n))
+		b.Refund(now, int64(n))
 	}
-	v.node.fill(v.nodeRate, v.nodeBurst, now)
-	v.node.tokens = min(v.nodeBurst, v.node.tokens+float64(n))
+	v.node.Refund(now, int64(n))
 }
 
 // takeVerify takes a verifying read's budget for a ranged GET of c from
@@ -194,10 +173,9 @@ func (h *Handler) takeVerify(remote peer.ID, c cid.Cid) *pb.FetchReply {
 
 // prune forgets the buckets that have refilled, and reports whether it
 // made room; the caller holds v.mu.
-func (v *verifyBudget) prune() bool {
-	now := v.now()
+func (v *verifyBudget) prune(now time.Time) bool {
 	for p, b := range v.peers {
-		if v.refill(b, now); b.tokens >= v.burst {
+		if b.Full(now) {
 			delete(v.peers, p)
 		}
 	}
