@@ -532,11 +532,11 @@ func (c *storeConn) lookup(id uint64) *storeExchange {
 // reserve checks that a streamed upload's session may grow by the chunk and
 // holds the bytes until the chunk is stored or the exchange ends.
 func (h *Handler) reserve(ctx context.Context, ex *storeExchange) error {
-	total, err := h.countSession(ex)
+	total, stored, err := h.countSession(ex)
 	if err != nil {
 		return err
 	}
-	if err := h.authorizeSession(ctx, ex, total); err != nil {
+	if err := h.authorizeSession(ctx, ex, total, stored); err != nil {
 		h.release(ex)
 		return err
 	}
