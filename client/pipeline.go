@@ -139,7 +139,8 @@ func hops(ts []*target) []store.Hop {
 // pipelined records the outcome of a pipelined push whose head signed,
 // begun at began: every hop's receipt (already verified against the hop's
 // key by store.PushPipeline) counts for its target, and every hop that did
-// not sign gets the chunk pushed directly.
+// not sign gets the chunk pushed directly, but for one whose disk is full
+// (hopNoRoom), which is given up for the upload.
 func (p *pusher) pipelined(ctx context.Context, j *chunkJob, res store.PipelineResult, began time.Time) {
 	byPeer := make(map[peer.ID]*target, len(j.forward))
 	for _, ft := range j.forward {
@@ -174,6 +175,12 @@ func (p *pusher) pipelined(ctx context.Context, j *chunkJob, res store.PipelineR
 	for _, f := range res.Failed {
 		ft := byPeer[f.Peer]
 		if ft == nil || !ft.alive() {
+			continue
+		}
+		if hopNoRoom(f.Err) {
+			// The hop's disk is full: pushing to it directly would fail
+			// the same way. Give it up for this upload, as a dead one.
+			p.kill(ft, fmt.Errorf("chunk %d (relayed by the pipeline): %w", j.index, f.Err))
 			continue
 		}
 		p.c.log.Debug("pipeline hop failed; pushing to it directly", "peer", f.Peer, "chunk", j.index, "err", f.Err)

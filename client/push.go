@@ -349,6 +349,9 @@ func (p *pusher) push(ctx context.Context, t *target, j *chunkJob) {
 // pushLinks runs the storage links of chunk j to t until one is signed
 // (true), or the target is given up, held the chunk, or ctx ends.
 //
+// A provider whose disk is full (noRoom) is given up at its first such
+// answer: the chunk is not sent to it again.
+//
 // A busy refusal (store.ErrProviderBusy: the provider's budget for all
 // peers is spent) is no failure: the link is tried again after a pause
 // (fetch.BusyWait, as reads wait), for up to the client's busy wait; only
@@ -361,6 +364,12 @@ func (p *pusher) pushLinks(ctx context.Context, t *target, j *chunkJob) bool {
 			return false
 		}
 		if t.has(j.index) && !j.fromHolder {
+			return false
+		}
+		// A hop given up since the chunk was fed (its disk full, say) is
+		// not forwarded to.
+		j.forward = slices.DeleteFunc(slices.Clone(j.forward), func(ft *target) bool { return !ft.alive() })
+		if j.fromHolder && len(j.forward) == 0 {
 			return false
 		}
 		p.tr.link(-1, LinkCreated)
@@ -422,6 +431,13 @@ func (p *pusher) pushLinks(ctx context.Context, t *target, j *chunkJob) bool {
 			}
 			attempt--
 			continue
+		}
+		if noRoom(err) {
+			// The provider's disk is full: its operator must free space,
+			// and no retry can succeed before. Give it up now, as a dead
+			// one, for a spare to take its place.
+			p.kill(t, fmt.Errorf("chunk %d: %w", j.index, err))
+			return false
 		}
 		var refused *store.RefusedError
 		if !errors.As(err, &refused) {
