@@ -8,6 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
+
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/p2p/testnet"
 	"github.com/satchel-net/satchel/protocol/store"
@@ -100,5 +105,56 @@ func TestBindUnrecordedContractAsksRetry(t *testing.T) {
 	auth.mu.Unlock()
 	if calls != 2 || len(bound) != 1 {
 		t.Fatalf("SessionBound called %d times, ObjectBound %d more; want 2 and 1", calls, len(bound))
+	}
+}
+
+// A peer built before retry (StoreReply without field 9) decodes a FAILED
+// BIND reply carrying it as the FAILED it is, with its reason: the field
+// is one it skips. Its presence is on the wire when false too, so a peer
+// that knows it tells "false" from "not said" (an older provider's).
+func TestBindRetryOlderPeerSkipsIt(t *testing.T) {
+	fd := protodesc.ToFileDescriptorProto(pb.File_protocol_store_pb_store_proto)
+	for _, m := range fd.MessageType {
+		if m.GetName() != "StoreReply" {
+			continue
+		}
+		var kept []*descriptorpb.FieldDescriptorProto
+		for _, f := range m.Field {
+			if f.GetName() != "retry" {
+				kept = append(kept, f)
+			}
+		}
+		if len(kept) != len(m.Field)-1 || len(m.OneofDecl) != 1 {
+			t.Fatal("StoreReply has no optional retry field")
+		}
+		m.Field, m.OneofDecl = kept, nil // the field's synthetic oneof goes with it
+	}
+	old, err := protodesc.NewFile(fd, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc := old.Messages().ByName("StoreReply")
+	for _, retry := range []bool{true, false} {
+		b, err := proto.Marshal(&pb.StoreReply{Id: 7, Status: pb.Status_STATUS_FAILED, Reason: "bind again", Retry: proto.Bool(retry)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := dynamicpb.NewMessage(desc)
+		if err := proto.Unmarshal(b, m); err != nil {
+			t.Fatalf("older peer cannot decode a reply with retry: %v", err)
+		}
+		if got := m.Get(desc.Fields().ByName("status")).Enum(); got != pb.Status_STATUS_FAILED.Number() {
+			t.Fatalf("older peer reads status %d, want FAILED", got)
+		}
+		if got := m.Get(desc.Fields().ByName("reason")).String(); got != "bind again" {
+			t.Fatalf("older peer reads reason %q", got)
+		}
+		if len(m.GetUnknown()) == 0 {
+			t.Fatalf("retry %v is not on the wire as a field the older peer skips", retry)
+		}
+		var back pb.StoreReply
+		if err := proto.Unmarshal(b, &back); err != nil || back.Retry == nil || back.GetRetry() != retry {
+			t.Fatalf("retry %v read back as %v (%v)", retry, back.Retry, err)
+		}
 	}
 }
