@@ -367,9 +367,10 @@ func (p *pusher) pushLinks(ctx context.Context, t *target, j *chunkJob) bool {
 			return false
 		}
 		// A hop given up since the chunk was fed (its disk full, say) is
-		// not forwarded to.
-		j.forward = slices.DeleteFunc(slices.Clone(j.forward), func(ft *target) bool { return !ft.alive() })
-		if j.fromHolder && len(j.forward) == 0 {
+		// not forwarded to. (j is shared by the targets fed it directly:
+		// it is read here, never written.)
+		fwd := liveOf(j.forward)
+		if j.fromHolder && len(fwd) == 0 {
 			return false
 		}
 		p.tr.link(-1, LinkCreated)
@@ -388,7 +389,7 @@ func (p *pusher) pushLinks(ctx context.Context, t *target, j *chunkJob) bool {
 		link := &linkSteps{tr: p.tr, state: LinkCreated, onData: func() { p.markSent(j.index) }}
 		began := p.c.now()
 		pctx, cancel := context.WithTimeout(ctx, p.c.opts.pushTimeout)
-		r, res, err := p.pushOne(pctx, conn, j, store.ChunkPush{
+		r, res, err := p.pushOne(pctx, conn, fwd, store.ChunkPush{
 			Bag:     p.bag.String(),
 			Object:  p.object,
 			Index:   j.index,
@@ -406,8 +407,8 @@ func (p *pusher) pushLinks(ctx context.Context, t *target, j *chunkJob) bool {
 		if err == nil {
 			link.move(LinkSigned)
 			p.signed(t, j, r, link.alreadyStored)
-			if len(j.forward) > 0 {
-				p.pipelined(ctx, j, res, began)
+			if len(fwd) > 0 {
+				p.pipelined(ctx, j, fwd, res, began)
 			}
 			return true
 		}
