@@ -56,3 +56,38 @@ func TestPutBindsAgainAfterFailedBindFake(t *testing.T) {
 		t.Fatalf("%d binds of a provider that always fails; want %d", binds, bindAttempts)
 	}
 }
+
+// A provider that says whether binding again may help is believed: a BIND
+// answered FAILED with retry false (a chunk missing: the same BIND would
+// fail again) is sent once and the provider given up; one answered with
+// retry true is sent again, as from a provider that predates the flag.
+func TestPutBindsAgainOnlyWhenAskedFake(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		retry bool
+		binds int
+	}{
+		{"retry false", false, 1},
+		{"retry true", true, bindAttempts},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			net := newFakeNet(t, 2)
+			flaky := net.providers[0]
+			flaky.bindHook = func() error { // called with flaky.mu held
+				return &store.RefusedError{Status: storepb.Status_STATUS_FAILED, Retry: tc.retry, RetrySaid: true,
+					Reason: "blockstore: object's blocks not held: 1 missing; push them, then bind again"}
+			}
+			_, err := net.client(t.TempDir()).Put(testCtx(t), net.bag, bytes.NewReader(randomBytes(t, 200<<10, 53)))
+			var np *NoProviderError
+			if !errors.As(err, &np) {
+				t.Fatalf("put with a bind that always fails: %v; want a NoProviderError", err)
+			}
+			flaky.mu.Lock()
+			binds := flaky.binds
+			flaky.mu.Unlock()
+			if binds != tc.binds {
+				t.Fatalf("%d binds of a provider answering FAILED with retry %v; want %d", binds, tc.retry, tc.binds)
+			}
+		})
+	}
+}

@@ -172,16 +172,37 @@ func (e *NoProviderError) hint() string {
 // reason's words (it passes on its store's write error, whose text is the
 // system's).
 func diskFull(e *store.RefusedError) bool {
-	if e.NoSpace {
-		return true
-	}
-	r := strings.ToLower(e.Reason)
+	return e.NoSpace || saysDiskFull(e.Reason)
+}
+
+// saysDiskFull reports whether a provider's reason says its disk is full,
+// in the words of the systems that pass on such a write error.
+func saysDiskFull(reason string) bool {
+	r := strings.ToLower(reason)
 	for _, s := range []string{"no space left on device", "disk full", "disk is full", "disk quota exceeded", "not enough space on the disk"} {
 		if strings.Contains(r, s) {
 			return true
 		}
 	}
 	return false
+}
+
+// noRoom reports whether a push failed with err because the provider's
+// disk is full: its reply had no_space set or, from a provider that
+// predates the flag, a reason saying so. No retry can succeed until its
+// operator frees space, so the upload gives the provider up at once.
+func noRoom(err error) bool {
+	var refused *store.RefusedError
+	if errors.As(err, &refused) {
+		return diskFull(refused)
+	}
+	return errors.Is(err, store.ErrNoSpace)
+}
+
+// hopNoRoom is noRoom for a pipeline hop's failure err, as its head
+// relayed it: with no_space, or a reason saying the disk is full.
+func hopNoRoom(err error) bool {
+	return errors.Is(err, store.ErrNoSpace) || saysDiskFull(err.Error())
 }
 
 // Is makes a NoProviderError match ErrNoProviderReachable, and

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -127,6 +128,23 @@ func (p *pusher) holder(i int) *target {
 	return holders[i%len(holders)]
 }
 
+// liveOf returns the targets of ts not given up: ts itself when all are
+// live, else a copy without the others.
+func liveOf(ts []*target) []*target {
+	for i, t := range ts {
+		if !t.alive() {
+			out := slices.Clone(ts[:i])
+			for _, t := range ts[i+1:] {
+				if t.alive() {
+					out = append(out, t)
+				}
+			}
+			return out
+		}
+	}
+	return ts
+}
+
 // hops returns the forward list of a pipeline's targets after its head.
 func hops(ts []*target) []store.Hop {
 	out := make([]store.Hop, len(ts))
@@ -136,13 +154,15 @@ func hops(ts []*target) []store.Hop {
 	return out
 }
 
-// pipelined records the outcome of a pipelined push whose head signed,
-// begun at began: every hop's receipt (already verified against the hop's
-// key by store.PushPipeline) counts for its target, and every hop that did
-// not sign gets the chunk pushed directly.
-func (p *pusher) pipelined(ctx context.Context, j *chunkJob, res store.PipelineResult, began time.Time) {
-	byPeer := make(map[peer.ID]*target, len(j.forward))
-	for _, ft := range j.forward {
+// pipelined records the outcome of a pipelined push of chunk j along
+// forward whose head signed, begun at began: every hop's receipt (already
+// verified against the hop's key by store.PushPipeline) counts for its
+// target, and every hop that did not sign gets the chunk pushed directly,
+// but for one whose disk is full (hopNoRoom), which is given up for the
+// upload.
+func (p *pusher) pipelined(ctx context.Context, j *chunkJob, forward []*target, res store.PipelineResult, began time.Time) {
+	byPeer := make(map[peer.ID]*target, len(forward))
+	for _, ft := range forward {
 		byPeer[ft.cand.peer] = ft
 	}
 	type hopReceipt struct {
@@ -176,6 +196,12 @@ func (p *pusher) pipelined(ctx context.Context, j *chunkJob, res store.PipelineR
 		if ft == nil || !ft.alive() {
 			continue
 		}
+		if hopNoRoom(f.Err) {
+			// The hop's disk is full: pushing to it directly would fail
+			// the same way. Give it up for this upload, as a dead one.
+			p.kill(ft, fmt.Errorf("chunk %d (relayed by the pipeline): %w", j.index, f.Err))
+			continue
+		}
 		p.c.log.Debug("pipeline hop failed; pushing to it directly", "peer", f.Peer, "chunk", j.index, "err", f.Err)
 		p.push(ctx, ft, &chunkJob{index: j.index, info: j.info, data: j.data, proof: j.proof})
 	}
@@ -194,16 +220,15 @@ func heldBefore(r *storepb.Receipt, began time.Time) bool {
 	return r.GetStoredAtUnix() < began.Add(-receiptClockSlack).Unix()
 }
 
-// pushOne runs one storage link of chunk j over conn: a direct push, or,
-// when j has a forward list, a pipelined one (whose hops' receipts the
-// caller records with pipelined). It returns the head's own verified
-// receipt.
-func (p *pusher) pushOne(ctx context.Context, conn storeConn, j *chunkJob, c store.ChunkPush) (*storepb.Receipt, store.PipelineResult, error) {
-	if len(j.forward) == 0 {
+// pushOne runs one storage link of a chunk over conn: a direct push, or,
+// with a forward list, a pipelined one (whose hops' receipts the caller
+// records with pipelined). It returns the head's own verified receipt.
+func (p *pusher) pushOne(ctx context.Context, conn storeConn, forward []*target, c store.ChunkPush) (*storepb.Receipt, store.PipelineResult, error) {
+	if len(forward) == 0 {
 		r, err := conn.Push(ctx, c)
 		return r, store.PipelineResult{}, err
 	}
-	c.Forward = hops(j.forward)
+	c.Forward = hops(forward)
 	res, err := conn.PushPipeline(ctx, c)
 	if err != nil {
 		return nil, res, err

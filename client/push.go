@@ -349,6 +349,9 @@ func (p *pusher) push(ctx context.Context, t *target, j *chunkJob) {
 // pushLinks runs the storage links of chunk j to t until one is signed
 // (true), or the target is given up, held the chunk, or ctx ends.
 //
+// A provider whose disk is full (noRoom) is given up at its first such
+// answer: the chunk is not sent to it again.
+//
 // A busy refusal (store.ErrProviderBusy: the provider's budget for all
 // peers is spent) is no failure: the link is tried again after a pause
 // (fetch.BusyWait, as reads wait), for up to the client's busy wait; only
@@ -361,6 +364,13 @@ func (p *pusher) pushLinks(ctx context.Context, t *target, j *chunkJob) bool {
 			return false
 		}
 		if t.has(j.index) && !j.fromHolder {
+			return false
+		}
+		// A hop given up since the chunk was fed (its disk full, say) is
+		// not forwarded to. (j is shared by the targets fed it directly:
+		// it is read here, never written.)
+		fwd := liveOf(j.forward)
+		if j.fromHolder && len(fwd) == 0 {
 			return false
 		}
 		p.tr.link(-1, LinkCreated)
@@ -379,7 +389,7 @@ func (p *pusher) pushLinks(ctx context.Context, t *target, j *chunkJob) bool {
 		link := &linkSteps{tr: p.tr, state: LinkCreated, onData: func() { p.markSent(j.index) }}
 		began := p.c.now()
 		pctx, cancel := context.WithTimeout(ctx, p.c.opts.pushTimeout)
-		r, res, err := p.pushOne(pctx, conn, j, store.ChunkPush{
+		r, res, err := p.pushOne(pctx, conn, fwd, store.ChunkPush{
 			Bag:     p.bag.String(),
 			Object:  p.object,
 			Index:   j.index,
@@ -397,8 +407,8 @@ func (p *pusher) pushLinks(ctx context.Context, t *target, j *chunkJob) bool {
 		if err == nil {
 			link.move(LinkSigned)
 			p.signed(t, j, r, link.alreadyStored)
-			if len(j.forward) > 0 {
-				p.pipelined(ctx, j, res, began)
+			if len(fwd) > 0 {
+				p.pipelined(ctx, j, fwd, res, began)
 			}
 			return true
 		}
@@ -422,6 +432,13 @@ func (p *pusher) pushLinks(ctx context.Context, t *target, j *chunkJob) bool {
 			}
 			attempt--
 			continue
+		}
+		if noRoom(err) {
+			// The provider's disk is full: its operator must free space,
+			// and no retry can succeed before. Give it up now, as a dead
+			// one, for a spare to take its place.
+			p.kill(t, fmt.Errorf("chunk %d: %w", j.index, err))
+			return false
 		}
 		var refused *store.RefusedError
 		if !errors.As(err, &refused) {

@@ -77,13 +77,30 @@ func (e *pushBusyError) Unwrap() error { return e.err }
 
 // bindAttempts is how many times a BIND answered FAILED is sent in all: a
 // provider that could not record the object or its contract (a write
-// error) answers FAILED and asks to be bound again, and binding is
-// idempotent.
+// error) answers FAILED and asks to be bound again (bindAgain), and
+// binding is idempotent.
 const bindAttempts = 3
+
+// bindAgain reports whether a BIND that failed with r is worth sending
+// again: when the provider said so (the reply's retry: it could not record
+// the object or its contract), not when it said the failure would repeat
+// (a chunk missing, another root, a full disk). A provider that predates
+// the flag says neither: then every FAILED but a full disk is tried again,
+// as before the flag.
+func bindAgain(r *store.RefusedError) bool {
+	switch {
+	case r.Status != storepb.Status_STATUS_FAILED:
+		return false
+	case r.RetrySaid:
+		return r.Retry
+	}
+	return !r.NoSpace
+}
 
 // bindOne binds the object on t, asking again while t answers busy, for
 // up to the client's busy wait (then t is given up), and up to
-// bindAttempts times in all while it answers FAILED.
+// bindAttempts times in all while it answers FAILED asking to be bound
+// again (bindAgain).
 func (p *pusher) bindOne(ctx context.Context, t *target, chunks []chunker.ChunkInfo) error {
 	bw := fetch.BusyWait{Max: p.c.opts.busyWait}
 	failed := 0
@@ -110,7 +127,7 @@ func (p *pusher) bindOne(ctx context.Context, t *target, chunks []chunker.ChunkI
 			return err
 		}
 		var refused *store.RefusedError
-		if errors.As(err, &refused) && refused.Status == storepb.Status_STATUS_FAILED && !refused.NoSpace {
+		if errors.As(err, &refused) && bindAgain(refused) {
 			if failed++; failed >= bindAttempts || !sleepCtx(ctx, time.Duration(failed)*bindRetryPause) {
 				return err
 			}

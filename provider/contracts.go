@@ -12,7 +12,6 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/contracts"
-	"github.com/satchel-net/satchel/protocol/store"
 	"github.com/satchel-net/satchel/topics"
 )
 
@@ -34,14 +33,8 @@ type UploadGrants interface {
 // responder runs.
 type grantSource struct{ p atomic.Pointer[grantHooks] }
 
-// grantHooks is the node's UploadGrants and how it reads what a streamed
-// session holds on disk.
-type grantHooks struct {
-	grants UploadGrants
-	// stored returns the bytes the block store holds in block store
-	// session id.
-	stored func(id []byte) (uint64, error)
-}
+// grantHooks is the node's UploadGrants.
+type grantHooks struct{ grants UploadGrants }
 
 // get returns the node's UploadGrants, nil when it takes no contracts.
 func (g *grantSource) get() UploadGrants {
@@ -63,7 +56,7 @@ func (s *Server) SetUploadGrants(g UploadGrants) {
 		s.auth.grants.p.Store(nil)
 		return
 	}
-	s.auth.grants.p.Store(&grantHooks{grants: g, stored: s.bs.SessionBytes})
+	s.auth.grants.p.Store(&grantHooks{grants: g})
 }
 
 // AuthorizeUploadSession implements store.SessionAuthorizer: a streamed
@@ -73,14 +66,15 @@ func (s *Server) SetUploadGrants(g UploadGrants) {
 // grant (ExtendGrant): it and the contract's reservation in the room
 // ledger then last one grant TTL from now, so an upload slower than one
 // TTL keeps its session while its chunks keep coming. The grant's room
-// counts as on disk only the bytes the block store holds in the session,
-// not n, which also counts chunks agreed to and not stored yet (a chunk
-// refused after it was agreed to never is). It returns the
+// counts as on disk only stored, the bytes the block store holds in the
+// session as the store handler read them with n (so the store is not read
+// again per chunk), not n, which also counts chunks agreed to and not
+// stored yet (a chunk refused after it was agreed to never is). It returns the
 // grant's end: the session's unbound chunks are kept no later than that
 // (the block store's session expiry, which keeps the latest of its
 // chunks', deletes them then), when the reservation lapses too, so no byte
 // an unbound session holds on disk outlives the room counted for it.
-func (a *chainAuth) AuthorizeUploadSession(ctx context.Context, bag string, session []byte, n uint64) (time.Time, error) {
+func (a *chainAuth) AuthorizeUploadSession(ctx context.Context, bag string, session []byte, n, stored uint64) (time.Time, error) {
 	hooks := a.grants.p.Load()
 	if hooks == nil {
 		return time.Time{}, fmt.Errorf("%w: this provider takes chunks of an unregistered object (object ID 0) only under a storage contract, and it takes no contracts; register the object first and push its chunks with their proofs", ErrNotAuthorized)
@@ -97,10 +91,6 @@ func (a *chainAuth) AuthorizeUploadSession(ctx context.Context, bag string, sess
 	}
 	if _, err := a.assigned(ctx, bag); err != nil {
 		return time.Time{}, err
-	}
-	stored, err := hooks.stored(store.ClientSessionID(session))
-	if err != nil {
-		return time.Time{}, fmt.Errorf("provider cannot read its store: %w", err)
 	}
 	slid, err := hooks.grants.ExtendGrant(ctx, session, n, stored)
 	switch {

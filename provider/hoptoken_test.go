@@ -51,8 +51,9 @@ func (f *fixedGrants) ExtendGrant(_ context.Context, session []byte, _, _ uint64
 // node's chain authorizer over a fake chain that assigns bag to its
 // bucket, and upload sessions under grants.
 type hopProvider struct {
-	h  *p2p.Host
-	bs *blockstore.Store
+	h    *p2p.Host
+	bs   *blockstore.Store
+	auth *chainAuth
 }
 
 func newHopProvider(t *testing.T, h *p2p.Host, bag chain.BagID, grants UploadGrants) hopProvider {
@@ -69,7 +70,7 @@ func newHopProvider(t *testing.T, h *p2p.Host, bag chain.BagID, grants UploadGra
 	relay := store.NewRelay(h.Libp2p())
 	t.Cleanup(func() { _ = relay.Close() })
 	store.NewHandler(bs.ForProtocols(), s.auth, h.Libp2p().Peerstore().PrivKey(h.ID()), store.WithRelay(relay)).Register(h.Protocol())
-	return hopProvider{h: h, bs: bs}
+	return hopProvider{h: h, bs: bs, auth: s.auth}
 }
 
 // TestPipelineIntoECDSARentersSession: a renter whose peer ID is a hash of

@@ -396,9 +396,12 @@ func (s *Server) loadHoldings(ctx context.Context) error {
 	return nil
 }
 
-// onBound is called by the store handler once an upload is bound to its
-// object: every chunk is held and the root verified. It remembers the bag
-// and queues the object's acceptance. It must not block the stream.
+// onBound is called by the store handler once a BIND recorded the object:
+// every chunk is held and the root verified (also when the BIND then
+// failed to record its contract and is answered FAILED: the object is held
+// all the same, and a repeated BIND calls it again, which the acceptor
+// takes once). It remembers the bag and queues the object's acceptance. It
+// must not block the stream.
 func (s *Server) onBound(bag string, object uint64) {
 	// The store's index serves the object from its manifest on (holdings).
 	ok, err := s.bs.HasObject(object)

@@ -56,6 +56,13 @@ type RefusedError struct {
 	// errors.Is(err, ErrNoSpace). A provider that predates the field says
 	// so only in Reason.
 	NoSpace bool
+	// Retry, on a FAILED bind, says the provider asked to be bound again:
+	// the failure was transient (it could not record the object or its
+	// storage contract), and the same BIND may succeed. RetrySaid says the
+	// provider said either way (the reply's retry field); a provider that
+	// predates the field never does, and only the reply's other fields
+	// are left to decide by.
+	Retry, RetrySaid bool
 }
 
 // Error says whether the provider refused or failed, and why.
@@ -77,7 +84,8 @@ func (e *RefusedError) Is(target error) bool {
 // REFUSED reply is busy; either may say the disk is full.
 func refusal(r *pb.StoreReply) error {
 	return &RefusedError{Status: r.Status, Reason: r.Reason,
-		Busy: r.Busy && r.Status == pb.Status_STATUS_REFUSED, NoSpace: r.NoSpace}
+		Busy: r.Busy && r.Status == pb.Status_STATUS_REFUSED, NoSpace: r.NoSpace,
+		Retry: r.GetRetry(), RetrySaid: r.Retry != nil}
 }
 
 // noSpace reports whether a provider-side error says its disk is full:

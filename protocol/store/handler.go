@@ -74,9 +74,12 @@ func WithRelay(r *Relay) HandlerOption {
 	return func(c *handlerConfig) { c.relay = r }
 }
 
-// WithObjectBound sets fn, called after a successful BIND has recorded the
-// object (the node then accepts it on chain), before BOUND is answered. fn
-// must not block for long.
+// WithObjectBound sets fn, called once a BIND has recorded the object (the
+// node then accepts it on chain), before BOUND is answered: also when the
+// BIND then fails to record its storage contract (SessionBinder) and is
+// answered FAILED, since the object is held from then on. A BIND repeated
+// calls it again, so fn must take the same object twice. fn must not block
+// for long.
 func WithObjectBound(fn func(bag string, object uint64)) HandlerOption {
 	return func(c *handlerConfig) { c.onBound = fn }
 }
@@ -463,7 +466,13 @@ func (c *storeConn) refuseBudget(ex *storeExchange, err error) {
 // framework, into FAILED and a reset stream, so a peer whose data trips a
 // bug cannot crash the node.
 func (c *storeConn) workerPanicked(ex *storeExchange) {
-	_ = c.proto.Go(p2p.StoreProtocol, c.remote, func() { c.failed(ex, "provider internal error") })
+	_ = c.proto.Go(p2p.StoreProtocol, c.remote, func() {
+		if ex.isBind { // the same BIND would trip the same bug
+			c.bindFailed(ex, false, "provider internal error", nil)
+			return
+		}
+		c.failed(ex, "provider internal error")
+	})
 	_ = c.s.Reset()
 }
 
@@ -523,11 +532,11 @@ func (c *storeConn) lookup(id uint64) *storeExchange {
 // reserve checks that a streamed upload's session may grow by the chunk and
 // holds the bytes until the chunk is stored or the exchange ends.
 func (h *Handler) reserve(ctx context.Context, ex *storeExchange) error {
-	total, err := h.countSession(ex)
+	total, stored, err := h.countSession(ex)
 	if err != nil {
 		return err
 	}
-	if err := h.authorizeSession(ctx, ex, total); err != nil {
+	if err := h.authorizeSession(ctx, ex, total, stored); err != nil {
 		h.release(ex)
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/ipfs/go-cid"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/protocol/store/pb"
@@ -40,7 +41,7 @@ func (c *storeConn) bind(ctx context.Context, ex *storeExchange, b *pb.BindReque
 	}
 	m, err := bindManifest(b, root)
 	if err != nil {
-		c.failed(ex, "%v", err)
+		c.bindFailed(ex, false, err.Error(), nil)
 		return
 	}
 	if err := checkBindSize(ctx, h.auth, b, m.Size); err != nil {
@@ -56,17 +57,26 @@ func (c *storeConn) bind(ctx context.Context, ex *storeExchange, b *pb.BindReque
 	// answered for chunks that are gone.
 	if err := h.blocks.PutObject(m); err != nil {
 		if errors.Is(err, ErrMissingBlocks) {
-			c.failed(ex, "%v; push them, then bind again", err)
+			// Binding again cannot help until the uploader pushes them.
+			c.bindFailed(ex, false, fmt.Sprintf("%v; push them, then bind again", err), nil)
 			return
 		}
-		c.failedErr(ex, "provider could not record the object", err)
+		// A write error may pass; a full disk waits for the operator.
+		c.bindFailed(ex, !noSpace(err), "provider could not record the object", err)
 		return
 	}
 	c.endSessions(b)
+	// The object is recorded: the node holds it and serves it from now on,
+	// so it accepts it on chain now, whatever follows. Were the contract's
+	// record below to fail and the uploader not bind again, the object
+	// would otherwise be held and never accepted.
+	if h.cfg.onBound != nil {
+		h.cfg.onBound(b.BagId, b.ObjectId)
+	}
 	if sb, ok := h.auth.(SessionBinder); ok && len(b.Session) == SessionIDLength {
 		if err := sb.SessionBound(b.Session, b.ObjectId); err != nil {
 			c.log.Warn("recording a bound session's contract failed", "object", b.ObjectId, "err", err)
-			c.failed(ex, "provider could not record the contract: %v; bind again", err)
+			c.bindFailed(ex, true, fmt.Sprintf("provider could not record the contract: %v; bind again", err), nil)
 			return
 		}
 	}
@@ -74,10 +84,22 @@ func (c *storeConn) bind(ctx context.Context, ex *storeExchange, b *pb.BindReque
 		sr.ReleaseSession(b.Session)
 	}
 	h.metrics.bind("bound")
-	if h.cfg.onBound != nil {
-		h.cfg.onBound(b.BagId, b.ObjectId)
-	}
 	c.end(ex, &pb.StoreReply{Status: pb.Status_STATUS_BOUND})
+}
+
+// bindFailed ends a BIND with FAILED, the reason what (followed by err
+// when set, with no_space when err says the disk is full), and retry set
+// to say whether binding again may succeed: only a failure that may pass
+// (a write error) asks for it, so an uploader does not repeat a BIND that
+// would fail the same way.
+func (c *storeConn) bindFailed(ex *storeExchange, retry bool, what string, err error) {
+	r := &pb.StoreReply{Status: pb.Status_STATUS_FAILED, Reason: what, Retry: proto.Bool(retry)}
+	if err != nil {
+		r.Reason += ": " + err.Error()
+		r.NoSpace = noSpace(err)
+	}
+	c.h.metrics.bind("failed")
+	c.end(ex, r)
 }
 
 // bindMemory is the memory a BIND is charged before it is processed: its

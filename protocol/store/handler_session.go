@@ -31,8 +31,12 @@ type SessionAuthorizer interface {
 	// expiry, the latest its chunks were given, moves with it, so an
 	// upload keeps its session as long as its chunks keep coming, its own
 	// and those a pipeline hop forwards, which are authorized here alike.
+	// stored is the part of bytes the block store holds in the session
+	// now (read with bytes, under the session's lock: the rest are chunks
+	// agreed to and not stored yet, this one's included), so the
+	// Authorizer need not read the store again.
 	// Its error's text is the refusal reason the uploader sees.
-	AuthorizeUploadSession(ctx context.Context, bag string, session []byte, bytes uint64) (until time.Time, err error)
+	AuthorizeUploadSession(ctx context.Context, bag string, session []byte, bytes, stored uint64) (until time.Time, err error)
 }
 
 // SessionReleaser is what an Authorizer may also implement to hear that a
@@ -46,9 +50,10 @@ type SessionReleaser interface {
 // BOUND is answered, which registered object a streamed session was bound
 // to (a DROP does not call it): the provider node keeps the storage
 // contract the session was opened under only once its upload is bound.
-// An error is answered FAILED, the session's grant kept: the uploader
-// binds again, and SessionBound must then succeed whether or not the
-// first call recorded anything.
+// An error is answered FAILED with retry set, the session's grant kept
+// (the object is recorded, and handed to WithObjectBound, already): the
+// uploader binds again, and SessionBound must then succeed whether or not
+// the first call recorded anything.
 type SessionBinder interface {
 	SessionBound(session []byte, object uint64) error
 }
@@ -64,14 +69,15 @@ type DropAuthorizer interface {
 }
 
 // authorizeSession asks the Authorizer whether ex's streamed session may
-// hold total bytes, and caps ex's expiry (the session's and the receipt's)
-// at the end of the grant that lets it.
-func (h *Handler) authorizeSession(ctx context.Context, ex *storeExchange, total uint64) error {
+// hold total bytes, stored of them in the block store, and caps ex's
+// expiry (the session's and the receipt's) at the end of the grant that
+// lets it.
+func (h *Handler) authorizeSession(ctx context.Context, ex *storeExchange, total, stored uint64) error {
 	sa, ok := h.auth.(SessionAuthorizer)
 	if !ok || !IsClientSessionID(ex.session.ID) {
 		return h.auth.AuthorizeSession(ctx, ex.bag, total)
 	}
-	until, err := sa.AuthorizeUploadSession(ctx, ex.bag, ex.session.ID[1:], total)
+	until, err := sa.AuthorizeUploadSession(ctx, ex.bag, ex.session.ID[1:], total, stored)
 	if err != nil {
 		return err
 	}

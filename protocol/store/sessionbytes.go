@@ -48,9 +48,10 @@ func (h *Handler) sessionUnref(key string, sb *sessionBytes) {
 }
 
 // countSession returns the bytes ex's session holds and has reserved with
-// ex's chunk added, and reserves the chunk's bytes (release returns them).
-// The reference taken for the lock passes to the reservation.
-func (h *Handler) countSession(ex *storeExchange) (uint64, error) {
+// ex's chunk added (total), and those of them the block store holds
+// (stored), and reserves the chunk's bytes (release returns them). The
+// reference taken for the lock passes to the reservation.
+func (h *Handler) countSession(ex *storeExchange) (total, stored uint64, err error) {
 	key := string(ex.session.ID)
 	h.rmu.Lock()
 	sb := h.sessionRef(key)
@@ -70,12 +71,12 @@ func (h *Handler) countSession(ex *storeExchange) (uint64, error) {
 	defer h.rmu.Unlock()
 	if err != nil {
 		h.sessionUnref(key, sb)
-		return 0, err
+		return 0, 0, err
 	}
-	total := stored + sb.reserved + ex.length
+	total = stored + sb.reserved + ex.length
 	sb.reserved += ex.length
 	ex.reservedKey, ex.reservedBytes = key, sb
-	return total, nil
+	return total, stored, nil
 }
 
 // land stores ex's chunk with put and, once it is stored, releases the

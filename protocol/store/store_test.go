@@ -418,14 +418,15 @@ func TestStoreRefusals(t *testing.T) {
 		t.Fatalf("store holds %d blocks, want 1", st.Blocks)
 	}
 	// Bind with a chunk missing, and with a list that builds another root.
+	// Neither asks to be bound again: the same BIND would fail the same way.
 	err := s.Bind(ctx, store.BindRequest{Bag: spBag, Object: 1, Chunks: res.Chunks})
 	var re *store.RefusedError
-	if !errors.As(err, &re) || !strings.Contains(re.Reason, "not held") {
-		t.Fatalf("Bind with missing chunks: %v", err)
+	if !errors.As(err, &re) || !strings.Contains(re.Reason, "not held") || !re.RetrySaid || re.Retry {
+		t.Fatalf("Bind with missing chunks: %v (%+v); want FAILED, retry said false", err, re)
 	}
 	err = s.Bind(ctx, store.BindRequest{Bag: spBag, Object: 1, Chunks: res.Chunks[1:]})
-	if !errors.As(err, &re) || !strings.Contains(re.Reason, "on chain") {
-		t.Fatalf("Bind with a wrong list: %v", err)
+	if !errors.As(err, &re) || !strings.Contains(re.Reason, "on chain") || !re.RetrySaid || re.Retry {
+		t.Fatalf("Bind with a wrong list: %v (%+v); want FAILED, retry said false", err, re)
 	}
 	if _, ok, _ := e.bs.Manifest(1); ok {
 		t.Fatal("object recorded after a failed bind")

@@ -933,7 +933,16 @@ type StoreReply struct {
 	// words, for peers that predate the field. A limit of room that is not
 	// the disk's (the bucket's voucher on chain, a storage contract's
 	// reserved bytes) never sets it.
-	NoSpace       bool `protobuf:"varint,8,opt,name=no_space,json=noSpace,proto3" json:"no_space,omitempty"`
+	NoSpace bool `protobuf:"varint,8,opt,name=no_space,json=noSpace,proto3" json:"no_space,omitempty"`
+	// retry, on a FAILED reply to a BIND, says whether binding again may
+	// succeed: true when the failure was transient (the provider could not
+	// record the object or its storage contract: a write error), false when
+	// it was not (a chunk is missing, the list builds another root, the disk
+	// is full) and the same BIND would fail the same way. A provider sets it
+	// either way on every FAILED answer to a BIND (field presence tells
+	// "false" from "not said"); one that predates the field never does, and
+	// the uploader then decides as before, by the reply alone.
+	Retry         *bool `protobuf:"varint,9,opt,name=retry,proto3,oneof" json:"retry,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1020,6 +1029,13 @@ func (x *StoreReply) GetBusy() bool {
 func (x *StoreReply) GetNoSpace() bool {
 	if x != nil {
 		return x.NoSpace
+	}
+	return false
+}
+
+func (x *StoreReply) GetRetry() bool {
+	if x != nil && x.Retry != nil {
+		return *x.Retry
 	}
 	return false
 }
@@ -1198,7 +1214,7 @@ const file_protocol_store_pb_store_proto_rawDesc = "" +
 	"\x06bag_id\x18\x02 \x01(\tR\x05bagId\"0\n" +
 	"\bChunkRef\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\fR\x03cid\x12\x12\n" +
-	"\x04size\x18\x02 \x01(\x04R\x04size\"\xbc\x02\n" +
+	"\x04size\x18\x02 \x01(\x04R\x04size\"\xe1\x02\n" +
 	"\n" +
 	"StoreReply\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12/\n" +
@@ -1208,7 +1224,9 @@ const file_protocol_store_pb_store_proto_rawDesc = "" +
 	"\arelayed\x18\x05 \x03(\v2\x18.satchel.wire.v1.ReceiptR\arelayed\x12>\n" +
 	"\fhop_failures\x18\x06 \x03(\v2\x1b.satchel.wire.v1.HopFailureR\vhopFailures\x12\x12\n" +
 	"\x04busy\x18\a \x01(\bR\x04busy\x12\x19\n" +
-	"\bno_space\x18\b \x01(\bR\anoSpace\"\x80\x02\n" +
+	"\bno_space\x18\b \x01(\bR\anoSpace\x12\x19\n" +
+	"\x05retry\x18\t \x01(\bH\x00R\x05retry\x88\x01\x01B\b\n" +
+	"\x06_retry\"\x80\x02\n" +
 	"\aReceipt\x12\x10\n" +
 	"\x03cid\x18\x01 \x01(\fR\x03cid\x12\x1b\n" +
 	"\tobject_id\x18\x02 \x01(\x04R\bobjectId\x12\x15\n" +
@@ -1294,6 +1312,7 @@ func file_protocol_store_pb_store_proto_init() {
 		(*StoreRequest_Bind)(nil),
 		(*StoreRequest_Drop)(nil),
 	}
+	file_protocol_store_pb_store_proto_msgTypes[10].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -1,0 +1,160 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/p2p/testnet"
+	"github.com/satchel-net/satchel/protocol/store"
+	"github.com/satchel-net/satchel/protocol/store/pb"
+	"github.com/satchel-net/satchel/provider/blockstore"
+)
+
+// unrecordedAuth is spAuth whose SessionBound fails while fails is above
+// zero, as a provider whose contract store cannot write.
+type unrecordedAuth struct {
+	*spAuth
+	mu    sync.Mutex
+	fails int
+	calls int
+}
+
+func (a *unrecordedAuth) SessionBound([]byte, uint64) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.calls++
+	if a.fails > 0 {
+		a.fails--
+		return errors.New("leveldb: closed")
+	}
+	return nil
+}
+
+// A BIND whose contract the provider cannot record is answered FAILED with
+// retry set, the object recorded and handed to the node to accept on chain
+// all the same (it is held from then on, whether or not the uploader binds
+// again); the BIND repeated is BOUND. A BIND missing a chunk says retry
+// false (TestStoreRefusals).
+func TestBindUnrecordedContractAsksRetry(t *testing.T) {
+	net := testnet.New(t, 2)
+	auth := &unrecordedAuth{spAuth: &spAuth{objects: map[uint64]spObject{}, quota: 1 << 30}, fails: 1}
+	bs, err := blockstore.Open(t.TempDir(), blockstore.WithSessionExpiry(0), blockstore.WithLogger(spDiscard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound := make(chan uint64, 4)
+	prov := net.Host(1).Libp2p()
+	h := store.NewHandler(bs.ForProtocols(), auth, prov.Peerstore().PrivKey(prov.ID()), store.WithLogger(spDiscard),
+		store.WithObjectBound(func(_ string, obj uint64) { bound <- obj }))
+	h.Register(net.Host(1).Protocol())
+	t.Cleanup(func() { _ = h.Close(); _ = bs.Close() })
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	data := spRand(61, 300<<10)
+	res, err := chunker.Sum(ctx, bytes.NewReader(data), chunker.WithChunkSize(128<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := store.Open(ctx, net.Host(0).Libp2p(), prov.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	session := bytes.Repeat([]byte{9}, store.SessionIDLength)
+	for i, c := range res.Chunks {
+		if _, err := s.Push(ctx, store.ChunkPush{Bag: spBag, Index: i, CID: c.CID, Data: data[c.Offset : c.Offset+int64(c.Size)], Session: session}); err != nil {
+			t.Fatalf("chunk %d: %v", i, err)
+		}
+	}
+	auth.register(8, spBag, res.Root, uint64(res.Size))
+	bind := store.BindRequest{Session: session, Bag: spBag, Object: 8, Chunks: res.Chunks}
+
+	err = s.Bind(ctx, bind)
+	var re *store.RefusedError
+	if !errors.As(err, &re) || re.Status != pb.Status_STATUS_FAILED || !re.RetrySaid || !re.Retry || re.NoSpace {
+		t.Fatalf("bind with the contract unrecorded: %v (%+v); want FAILED with retry set", err, re)
+	}
+	if _, ok, err := bs.Manifest(8); err != nil || !ok {
+		t.Fatalf("object not recorded before the contract failed (%v)", err)
+	}
+	select {
+	case obj := <-bound:
+		if obj != 8 {
+			t.Fatalf("object %d handed on, want 8", obj)
+		}
+	default:
+		t.Fatal("the recorded object was not handed to the node to accept (WithObjectBound) when its contract failed")
+	}
+
+	if err := s.Bind(ctx, bind); err != nil {
+		t.Fatalf("bind again: %v", err)
+	}
+	auth.mu.Lock()
+	calls := auth.calls
+	auth.mu.Unlock()
+	if calls != 2 || len(bound) != 1 {
+		t.Fatalf("SessionBound called %d times, ObjectBound %d more; want 2 and 1", calls, len(bound))
+	}
+}
+
+// A peer built before retry (StoreReply without field 9) decodes a FAILED
+// BIND reply carrying it as the FAILED it is, with its reason: the field
+// is one it skips. Its presence is on the wire when false too, so a peer
+// that knows it tells "false" from "not said" (an older provider's).
+func TestBindRetryOlderPeerSkipsIt(t *testing.T) {
+	fd := protodesc.ToFileDescriptorProto(pb.File_protocol_store_pb_store_proto)
+	for _, m := range fd.MessageType {
+		if m.GetName() != "StoreReply" {
+			continue
+		}
+		var kept []*descriptorpb.FieldDescriptorProto
+		for _, f := range m.Field {
+			if f.GetName() != "retry" {
+				kept = append(kept, f)
+			}
+		}
+		if len(kept) != len(m.Field)-1 || len(m.OneofDecl) != 1 {
+			t.Fatal("StoreReply has no optional retry field")
+		}
+		m.Field, m.OneofDecl = kept, nil // the field's synthetic oneof goes with it
+	}
+	old, err := protodesc.NewFile(fd, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc := old.Messages().ByName("StoreReply")
+	for _, retry := range []bool{true, false} {
+		b, err := proto.Marshal(&pb.StoreReply{Id: 7, Status: pb.Status_STATUS_FAILED, Reason: "bind again", Retry: proto.Bool(retry)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := dynamicpb.NewMessage(desc)
+		if err := proto.Unmarshal(b, m); err != nil {
+			t.Fatalf("older peer cannot decode a reply with retry: %v", err)
+		}
+		if got := m.Get(desc.Fields().ByName("status")).Enum(); got != pb.Status_STATUS_FAILED.Number() {
+			t.Fatalf("older peer reads status %d, want FAILED", got)
+		}
+		if got := m.Get(desc.Fields().ByName("reason")).String(); got != "bind again" {
+			t.Fatalf("older peer reads reason %q", got)
+		}
+		if len(m.GetUnknown()) == 0 {
+			t.Fatalf("retry %v is not on the wire as a field the older peer skips", retry)
+		}
+		var back pb.StoreReply
+		if err := proto.Unmarshal(b, &back); err != nil || back.Retry == nil || back.GetRetry() != retry {
+			t.Fatalf("retry %v read back as %v (%v)", retry, back.Retry, err)
+		}
+	}
+}
