@@ -64,7 +64,17 @@ type cache struct {
 	// full says the disk filled up and the bound was lowered (logged
 	// once).
 	full bool
-	m    cacheMetrics
+	// freeing counts the bytes of evicted objects whose directories in
+	// trash/ are being deleted (trashing: each one's bytes): the disk does
+	// not show them free yet, but shrink counts them as room, or a write
+	// that finds the disk full while another evicts would lower the bound
+	// for good by what that eviction frees.
+	freeing  int64
+	trashing map[string]int64
+	// freed is signalled (on mu) as evicted files are deleted, for the
+	// writes waiting for their room (waitFreed).
+	freed *sync.Cond
+	m     cacheMetrics
 	// files are block files kept open between requests (at most
 	// maxOpenFiles), so a hit opens no file: each is used by one reader at
 	// a time, which positions it and sends from it (sendfile).
@@ -144,7 +154,8 @@ func openCache(dir string, limit int64, log *slog.Logger) (*cache, error) {
 			return nil, fmt.Errorf("distributor: cache: %w", err)
 		}
 	}
-	c := &cache{dir: dir, limit: limit, configured: limit, log: log, m: newCacheMetrics(), objects: map[chain.ObjectID]*cachedObject{}, files: map[blockKey][]openFile{}, alive: func(chain.ObjectID) bool { return true }}
+	c := &cache{dir: dir, limit: limit, configured: limit, log: log, m: newCacheMetrics(), objects: map[chain.ObjectID]*cachedObject{}, files: map[blockKey][]openFile{}, trashing: map[string]int64{}, alive: func(chain.ObjectID) bool { return true }}
+	c.freed = sync.NewCond(&c.mu)
 	var st cacheState
 	if b, err := os.ReadFile(filepath.Join(dir, cacheStateFile)); err == nil {
 		if json.Unmarshal(b, &st) != nil {
@@ -344,6 +355,9 @@ func (c *cache) put(obj chain.ObjectID, bc cid.Cid, data []byte) error {
 			c.unreserve(n)
 			c.m.writeFailed(err)
 			if fsutil.NoSpace(err) && try < 2 {
+				// Evictions under way (another write's) free room
+				// the disk does not show yet: try again once they did.
+				c.waitFreed()
 				c.shrink(try)
 				continue
 			}
@@ -512,10 +526,13 @@ func (c *cache) dropLocked(id chain.ObjectID, o *cachedObject) (idle []*os.File,
 		}
 		return idle, ""
 	}
+	c.trashing[trash] = o.bytes
+	c.freeing += o.bytes
 	return idle, trash
 }
 
-// removeTrash deletes a directory dropLocked moved aside.
+// removeTrash deletes a directory dropLocked moved aside; its bytes stop
+// counting as being freed once the files are gone.
 func (c *cache) removeTrash(dir string) {
 	if dir == "" {
 		return
@@ -523,6 +540,21 @@ func (c *cache) removeTrash(dir string) {
 	if err := os.RemoveAll(dir); err != nil {
 		c.log.Warn("cache: delete an evicted object's files", "dir", dir, "err", err)
 	}
+	c.mu.Lock()
+	c.freeing -= c.trashing[dir]
+	delete(c.trashing, dir)
+	c.freed.Broadcast()
+	c.mu.Unlock()
+}
+
+// waitFreed waits until the evicted files being deleted are gone. Their
+// deleters wait for nothing, so the wait ends.
+func (c *cache) waitFreed() {
+	c.mu.Lock()
+	for c.freeing > 0 {
+		c.freed.Wait()
+	}
+	c.mu.Unlock()
 }
 
 // retain evicts every object keep says no to and returns how many.

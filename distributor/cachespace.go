@@ -11,16 +11,22 @@ import (
 )
 
 // shrink lowers the cache's bound after a block write found the disk full
-// (try: the how-manieth time for this block, from 0): to the bytes it holds
-// and is writing plus what the disk has free now, or, when that failed
-// already, to those it holds and is writing. The first time it warns with
-// what to do; it does not raise the bound again (a restart does).
+// (try: the how-manieth time for this block, from 0): to the bytes it holds,
+// is writing and is deleting (evicted, their files not yet gone) plus what
+// the disk has free now, or, when that failed already, to those it holds,
+// is writing and is deleting; never above the size of the filesystem (the
+// blocks being written are counted whole, though part of them is on disk
+// and no longer free). The first time it warns with what to do; it does
+// not raise the bound again (a restart does).
 func (c *cache) shrink(try int) {
-	free, _, ok := diskSpace(c.dir)
+	free, total, ok := diskSpace(c.dir)
 	c.mu.Lock()
-	bound := c.used + c.reserved
+	bound := c.used + c.reserved + c.freeing
 	if ok && try == 0 {
 		bound += free
+	}
+	if ok {
+		bound = min(bound, total)
 	}
 	lowered := bound < c.limit
 	if lowered {

@@ -2,16 +2,19 @@ package distributor
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/satchel-net/satchel/chain"
+	p2ptestnet "github.com/satchel-net/satchel/p2p/testnet"
 )
 
 // smallDisk mounts a tmpfs of size bytes for the test (root only; skipped
@@ -117,6 +120,97 @@ func TestCacheFullDisk(t *testing.T) {
 	if err := c.save(true); err != nil {
 		t.Fatalf("clean stop on the full disk: %v", err)
 	}
+}
+
+// fullDiskCache is a cache bounded at 100 MiB on a disk of 1 MiB holding
+// object 1, three blocks of 256 KiB (with their trailers): the disk has
+// room for the state file and about one block more.
+func fullDiskCache(t *testing.T) *cache {
+	t.Helper()
+	c, err := openCache(smallDisk(t, "1m"), 100<<20, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		b := block(256<<10-blockTrailer, byte(i))
+		if err := c.put(1, rawBlock(t, b), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
+}
+
+// A write that finds the disk full while another write's eviction is still
+// deleting its files (one write evicted object 1 to make room and is in
+// dispose; another's write failed meanwhile) counts the bytes being freed
+// as room: the bound stays what the disk holds, and the object written
+// next is cached whole. Counting only what the disk showed free then
+// lowered the bound for good to under one block, so the object was never
+// cached whole (the hang of TestCacheFullDiskMakesRoom under load).
+func TestCacheFullDiskDuringEviction(t *testing.T) {
+	c := fullDiskCache(t)
+	c.mu.Lock()
+	idle, trash := c.dropLocked(1, c.objects[1])
+	c.mu.Unlock()
+	c.shrink(0) // the other write's failure, before the files are gone
+	c.dispose(idle, []string{trash})
+	want := int64(0)
+	for i := range 3 {
+		b := block(256<<10-blockTrailer, byte(10+i))
+		if err := c.put(2, rawBlock(t, b), b); err != nil {
+			t.Fatal(err)
+		}
+		want += int64(len(b))
+	}
+	if used, limit, _, _ := c.usage(); used != want {
+		t.Fatalf("object 2 holds %d bytes in the cache, want all %d: the bound is %d", used, want, limit)
+	}
+}
+
+// A write that finds the disk full while an eviction is still deleting its
+// files waits for them to go and then writes, rather than spend its tries
+// on a disk that is about to have room and leave its object short of a
+// block for good.
+func TestCacheFullDiskWriteWaitsForEviction(t *testing.T) {
+	c := fullDiskCache(t)
+	c.mu.Lock()
+	idle, trash := c.dropLocked(1, c.objects[1])
+	c.mu.Unlock()
+	b := block(256<<10-blockTrailer, 10)
+	bc := rawBlock(t, b)
+	done := make(chan error, 1)
+	go func() { done <- c.put(2, bc, b) }()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	failed := func() bool { return cacheCounter(t, c.m.writeFailures) >= 1 }
+	if err := p2ptestnet.Poll(ctx, failed); err != nil {
+		t.Fatal("the write never found the disk full: object 1's files take it")
+	}
+	c.dispose(idle, []string{trash}) // the eviction's deletion ends
+	if err := <-done; err != nil || !c.holds(2, bc) {
+		t.Fatalf("the write after the eviction's files went: %v, cached %v", err, c.holds(2, bc))
+	}
+}
+
+// A write that finds the disk full while another block is being written
+// (reserved whole, part of it on disk already, so not free) never bounds
+// the cache above its filesystem.
+func TestCacheFullDiskBoundAtMostFilesystem(t *testing.T) {
+	c := fullDiskCache(t)
+	n := int64(256 << 10)
+	if !c.makeRoom(2, n) {
+		t.Fatal("no room reserved for object 2's block under a bound of 100 MiB")
+	}
+	tmp := filepath.Join(c.dir, "tmp", "partial")
+	if err := os.WriteFile(tmp, make([]byte, 200<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.shrink(0)
+	_, total, ok := diskSpace(c.dir)
+	if _, limit, _, _ := c.usage(); !ok || limit > total {
+		t.Fatalf("bound %d after the disk filled, on a filesystem of %d bytes (%v)", limit, total, ok)
+	}
+	c.unreserve(n)
 }
 
 // CheckCacheSize refuses a cache larger than its whole filesystem, and

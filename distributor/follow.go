@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/internal/ctxsleep"
 )
 
 // Following the chain. Block events are not proven (an RPC endpoint can
@@ -54,10 +55,7 @@ func (x *index) run(ctx context.Context) {
 		}
 		x.health.fail("the chain's blocks", err)
 		x.log.Debug("following the chain failed; reloading its view", "err", err, "retry_in", wait)
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-		}
+		ctxsleep.Sleep(ctx, wait) // the loop ends when ctx does
 		wait = min(2*wait, x.maxBackoff)
 	}
 }
@@ -116,10 +114,8 @@ func (x *index) settle(ctx context.Context, be chain.BlockEvents, proven *int64)
 			return err
 		}
 		x.log.Debug("reading a block's hints failed; trying again", "height", be.Height, "attempt", attempt, "err", err)
-		select {
-		case <-ctx.Done():
+		if !ctxsleep.Sleep(ctx, wait) {
 			return ctx.Err()
-		case <-time.After(wait):
 		}
 		wait *= 2
 	}

@@ -223,7 +223,7 @@ func TestCloseStopsGoroutines(t *testing.T) {
 	run()
 	wait, cancelWait := context.WithTimeout(ctx, 10*time.Second)
 	defer cancelWait()
-	err := pollErr(wait, func() bool { return runtime.NumGoroutine() <= base })
+	err := testnet.Poll(wait, func() bool { return runtime.NumGoroutine() <= base })
 	if err != nil {
 		buf := make([]byte, 1<<20)
 		t.Fatalf("%d goroutines after Close, %d before:\n%s", runtime.NumGoroutine(), base,
@@ -252,24 +252,11 @@ func settle(ctx context.Context) {
 	}
 }
 
+// poll waits until cond holds (testnet.Poll), failing t with what it waited
+// for when ctx ends first.
 func poll(t *testing.T, ctx context.Context, what string, cond func() bool) {
 	t.Helper()
-	if err := pollErr(ctx, cond); err != nil {
+	if err := testnet.Poll(ctx, cond); err != nil {
 		t.Fatalf("waiting for %s: %v", what, err)
 	}
-}
-
-// pollErr checks cond until it holds or ctx ends, for state that announces no
-// event.
-func pollErr(ctx context.Context, cond func() bool) error {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/internal/ctxsleep"
 	"github.com/satchel-net/satchel/internal/fsutil"
 )
 
@@ -197,7 +198,7 @@ func (s *Server) followLoop(ctx context.Context, saved, startHeight int64) {
 			return
 		}
 		s.log.Warn("chain subscription ended; resubscribing", "from", from, "err", err, "in", backoff)
-		if !sleepCtx(ctx, backoff) {
+		if !ctxsleep.Sleep(ctx, backoff) {
 			return
 		}
 		backoff = min(backoff*2, resubscribeMax)
@@ -525,16 +526,4 @@ func (s *Server) reconcileBag(ctx context.Context, bag chain.BagID) error {
 		s.state.removeBag(bag)
 	}
 	return nil
-}
-
-// sleepCtx waits d or until ctx ends, reporting whether d passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -262,7 +262,7 @@ and why the last failure failed. --json prints every result.`,
 					return err
 				}
 				if len(rows) == 0 {
-					_, err := fmt.Fprintln(w, "no audit results heard yet")
+					_, err := fmt.Fprintln(w, "no audit results heard yet: providers audit each other every --audit-interval (10m by default), for objects held 10 minutes or more; `satchel audit PEER OBJECT --bag BAG` audits one now")
 					return err
 				}
 				var table [][]string

@@ -237,7 +237,13 @@ func runContractPublish(ctx context.Context, app *App, cfg Config, key chain.Key
 			}
 			rows = append(rows, []string{o.Provider, strconv.FormatUint(o.Bucket, 10), o.End, strconv.FormatInt(o.RTTms, 10) + " ms", status})
 		}
-		return Table(w, []string{"PROVIDER", "BUCKET", "END", "ARRIVED AFTER", "STATUS"}, rows)
+		if err := Table(w, []string{"PROVIDER", "BUCKET", "END", "ARRIVED AFTER", "STATUS"}, rows); err != nil {
+			return err
+		}
+		// What a proposal's contracts are for is not obvious from its
+		// output: `contract show` later says no object was recorded.
+		_, err := fmt.Fprintf(w, "the file itself is not uploaded: `satchel put FILE --bag %s` uploads it, under contracts it negotiates itself\n", bag)
+		return err
 	})
 	return errors.Join(perr, err)
 }

@@ -244,7 +244,7 @@ func describeDevnet(nw *testnet.Network, cfgPath string) devnetInfo {
 		}
 		info.Providers = append(info.Providers, dp)
 	}
-	c := "satchel -c " + cfgPath
+	c := devnetProgram(os.Args[0]) + " -c " + cfgPath
 	info.Commands = map[string]string{
 		"put":     c + " put FILE --bag " + info.Bag,
 		"get":     c + " get OBJECT_ID -o FILE",
@@ -254,6 +254,20 @@ func describeDevnet(nw *testnet.Network, cfgPath string) devnetInfo {
 		"publish": c + " contract publish FILE --bag " + info.Bag + " --duration 60d --availability high --speed high",
 	}
 	return info
+}
+
+// devnetProgram is how the commands the devnet prints name the binary: by
+// the path it was started with when that is a path (`make run` starts
+// ./bin/satchel, which is not on PATH), made absolute so that the lines
+// work from any directory; else by its name.
+func devnetProgram(arg0 string) string {
+	if !strings.ContainsRune(arg0, '/') && !strings.ContainsRune(arg0, filepath.Separator) {
+		return "satchel"
+	}
+	if abs, err := filepath.Abs(arg0); err == nil {
+		return abs
+	}
+	return arg0
 }
 
 func (d devnetInfo) print(w io.Writer) error {
@@ -280,7 +294,7 @@ func (d devnetInfo) print(w io.Writer) error {
 		fmt.Fprintf(w, "\n  distributor  bucket %s (worker %d), status page %s\n", dd.Bucket, dd.Worker, dd.Status)
 		fmt.Fprintf(w, "  sample video %s (object %d; open it in a browser)\n", dd.AssetURL, dd.Sample)
 	}
-	fmt.Fprintf(w, "\nIn another terminal (bin/satchel after `make build`):\n")
+	fmt.Fprintf(w, "\nIn another terminal:\n")
 	for _, k := range []string{"put", "get", "bag", "locate", "status", "publish"} {
 		fmt.Fprintf(w, "  %s\n", d.Commands[k])
 	}

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -66,7 +68,7 @@ func newKeyShowCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			k, err := chain.LoadKey(path)
+			k, err := loadKey(path)
 			if errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("no key file %s; make one with `satchel key new %s`", path, path)
 			}
@@ -77,6 +79,45 @@ func newKeyShowCmd(app *App) *cobra.Command {
 		},
 	}
 }
+
+// loadKey is chain.LoadKey, except that a file others can read which is
+// no key at all is said to be no key file: LoadKey refuses such a file
+// before it reads a byte, which would send someone who named the wrong
+// file to chmod it. Only the shape of the file is looked at, never its
+// secret.
+func loadKey(path string) (chain.Key, error) {
+	k, err := chain.LoadKey(path)
+	if err == nil || errors.Is(err, fs.ErrNotExist) {
+		return k, err
+	}
+	if fi, serr := os.Stat(path); serr == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o077 != 0 && !looksLikeKey(path) {
+		return chain.Key{}, fmt.Errorf("%s is not an account key file (one is the JSON `satchel key new` writes, with a type and a seed); name the key file", path)
+	}
+	return k, err
+}
+
+// looksLikeKey reports whether the file at path has the shape of an
+// account key file: a small JSON object of type ed25519 with a seed.
+func looksLikeKey(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return true // unreadable: let LoadKey's error stand
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFileBytes+1))
+	if err != nil {
+		return true
+	}
+	var kf struct {
+		Type string `json:"type"`
+		Seed string `json:"seed"`
+	}
+	return len(b) <= maxKeyFileBytes && json.Unmarshal(b, &kf) == nil && kf.Type == "ed25519" && kf.Seed != ""
+}
+
+// maxKeyFileBytes bounds what looksLikeKey reads, as chain.LoadKey
+// bounds a key file.
+const maxKeyFileBytes = 16 << 10
 
 // saveNewKey writes k to path, which must not exist: chain.CreateKey
 // fails rather than replace a file (two runs at once cannot replace a key

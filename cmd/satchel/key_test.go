@@ -82,3 +82,44 @@ func TestKeyNewShow(t *testing.T) {
 		t.Fatalf("key show of a 0644 key: exit %d, %q %q; want a refusal saying chmod 600", code, out, errs)
 	}
 }
+
+// key show of a file others can read that is no key at all (a config, a
+// peer identity, a typo) says it is not a key file rather than asking for
+// chmod 600; a key others can read is still refused with the chmod fix.
+func TestKeyShowNotAKey(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(cfg, []byte("home: "+filepath.Join(dir, "home")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k, err := chain.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "open.key")
+	if err := chain.SaveKey(keyFile, k); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big.json")
+	if err := os.WriteFile(big, bytes.Repeat([]byte(" "), 20<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, path, want, notWant string
+	}{
+		{"a config", cfg, "is not an account key file", "chmod"},
+		{"a file too large", big, "is not an account key file", "chmod"},
+		{"a key others can read", keyFile, "run chmod 600 " + keyFile, "not an account key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.Chmod(tc.path, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var out, errOut bytes.Buffer
+			code := run(context.Background(), []string{"-c", cfg, "key", "show", tc.path}, &out, &errOut)
+			if code == 0 || !strings.Contains(errOut.String(), tc.want) || strings.Contains(errOut.String(), tc.notWant) || out.Len() > 0 {
+				t.Fatalf("key show %s: exit %d, %q %q; want an error saying %q", tc.path, code, out.String(), errOut.String(), tc.want)
+			}
+		})
+	}
+}

@@ -29,20 +29,30 @@ func objectRow(o chain.DataObject) []string {
 
 func newObjectShowCmd(app *App) *cobra.Command {
 	return &cobra.Command{
-		Use:     "show BAG OBJECT",
-		Short:   "Show a data object of a bag: size, content ID, accepted or pending",
-		Example: `  satchel object show dynamic:channel:7 12 --json`,
-		Args:    cobra.ExactArgs(2),
+		Use:   "show [BAG] OBJECT",
+		Short: "Show a data object: its bag, size, content ID, accepted or pending",
+		Long: `Show a data object. Object IDs are unique across bags, so the ID alone finds
+it (as satchel get does); naming its bag too reads it from that bag, which a
+chain started before the object-ID index needs for its older objects.`,
+		Example: `  satchel object show 12
+  satchel object show dynamic:channel:7 12 --json`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			bag, err := chain.ParseBagID(args[0])
-			if err != nil {
-				return err
+			var bag chain.BagID
+			if len(args) == 2 {
+				var err error
+				if bag, err = chain.ParseBagID(args[0]); err != nil {
+					return err
+				}
 			}
-			id, err := chain.ParseObjectID(args[1])
+			id, err := chain.ParseObjectID(args[len(args)-1])
 			if err != nil {
 				return err
 			}
 			o, err := chainRead(cmd, app, func(ctx context.Context, c *chain.Client) (chain.DataObject, error) {
+				if bag == "" {
+					return readObjectByID(ctx, c, id)
+				}
 				return readObject(ctx, c, bag, id)
 			})
 			if err != nil {
@@ -75,6 +85,17 @@ func readObject(ctx context.Context, c *chain.Client, bag chain.BagID, id chain.
 		if _, berr := c.Bag(ctx, bag); errors.Is(berr, chain.ErrBagNotFound) {
 			return o, berr
 		}
+	}
+	return o, err
+}
+
+// readObjectByID reads object id from whichever bag holds it. A chain
+// started before the object-ID index answers a plain not-found for an
+// object the index lacks: the bag must be named then.
+func readObjectByID(ctx context.Context, c *chain.Client, id chain.ObjectID) (chain.DataObject, error) {
+	o, err := c.ObjectByID(ctx, id)
+	if err != nil && !errors.Is(err, chain.ErrObjectNotFound) && errors.Is(err, chain.ErrNotFound) {
+		return o, fmt.Errorf("data object %d: not in the chain's object-ID index (a chain started before it): name its bag, `satchel object show BAG %d`", id, id)
 	}
 	return o, err
 }

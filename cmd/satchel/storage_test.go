@@ -150,6 +150,13 @@ func testStorageOperators(t *testing.T, tc *testChain) {
 	if o.Size != 2000 || !o.Accepted || o.Bag != bag {
 		t.Fatalf("object show: %+v", o)
 	}
+	// The ID alone finds the object, as get does: IDs are unique across bags.
+	var byID chain.DataObject
+	tc.okJSON(&byID, "object", "show", reg.Objects[1].ID.String())
+	if byID != o {
+		t.Fatalf("object show by ID alone: %+v, want %+v", byID, o)
+	}
+	tc.fails([]string{"data object 99 does not exist", "satchel object list BAG"}, "object", "show", "99")
 	if out := tc.ok("object", "list", string(bag)); !strings.Contains(out, "bafkreicekaelp4utferl3mmeo4ozs6crnjhytv3qadbnn2vrrmejjkwdu4") || !strings.Contains(out, "accepted") {
 		t.Errorf("object list:\n%s", out)
 	}

@@ -40,7 +40,7 @@ func parseRoleAccount(s string) (chain.Account, error) {
 	if _, err := os.Stat(s); errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("%q: want an account (64 hex characters, an ed25519 public key) or a key file", s)
 	}
-	k, err := chain.LoadKey(s)
+	k, err := loadKey(s)
 	if err != nil {
 		return "", err
 	}

@@ -232,7 +232,7 @@ func (n *Network) seedRoutingTables(ctx context.Context) {
 	for i, h := range n.hosts {
 		rt, lh := h.DHT().RoutingTable(), h.Libp2p()
 		var kad []peer.ID
-		err := poll(ctx, func() bool {
+		err := Poll(ctx, func() bool {
 			if rt.Size() > 0 {
 				return true
 			}
@@ -304,7 +304,7 @@ func (n *Network) waitRoutingTables(ctx context.Context, want int) {
 	n.t.Helper()
 	for i, h := range n.hosts {
 		// The routing table announces no changes, so its size is polled.
-		err := poll(ctx, func() bool { return h.DHT().RoutingTable().Size() >= want })
+		err := Poll(ctx, func() bool { return h.DHT().RoutingTable().Size() >= want })
 		if err != nil {
 			n.t.Fatalf("testnet: host %d: routing table has %d peers, want %d: %v",
 				i, h.DHT().RoutingTable().Size(), want, err)
@@ -327,9 +327,10 @@ func (n *Network) WaitTopicPeers(topic string, want int) {
 	}
 }
 
-// poll checks cond until it holds or ctx ends, for state that has no event to
-// wait on.
-func poll(ctx context.Context, cond func() bool) error {
+// Poll checks cond every 10ms until it holds or ctx ends (its error), for
+// state that has no event to wait on. It is the one copy of this loop for
+// the tests of the p2p packages.
+func Poll(ctx context.Context, cond func() bool) error {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for !cond() {
