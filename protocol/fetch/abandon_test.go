@@ -61,17 +61,19 @@ func cycler(ctx context.Context, net *testnet.Network, from int, cids []cid.Cid,
 		case <-time.After(hold):
 		case <-ctx.Done():
 		}
-		// What has arrived is what the provider sent (reading it now
-		// makes room for no more: the stream is reset next).
+		// What has arrived is what the provider sent: read at most the
+		// stream's first window of it, as every byte read opens the
+		// window again (unbounded, a quick drain on an idle machine took
+		// in whole replies, and the attacker owed nothing).
 		_ = s.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-		n, _ := io.Copy(io.Discard, s)
+		n, _ := io.Copy(io.Discard, io.LimitReader(s, 256<<10))
 		got.Add(n)
 		_ = s.Reset()
 		cycles.Add(1)
 	}
 }
 
-// pacedReader reads at most 64 KiB a tick.
+// pacedReader reads at most 256 KiB a tick.
 type pacedReader struct {
 	r    io.Reader
 	tick *time.Ticker
@@ -79,13 +81,15 @@ type pacedReader struct {
 
 func (p *pacedReader) Read(b []byte) (int, error) {
 	<-p.tick.C
-	return p.r.Read(b[:min(len(b), 64<<10)])
+	return p.r.Read(b[:min(len(b), 256<<10)])
 }
 
 // slowReader asks for cids on a stream of its own and reads the replies at
-// about 1.3 MB/s (64 KiB every 50 ms): each 1 MiB reply drains in under a
-// second, within the stall age, as an honest slow reader's do. It returns
-// nil once every reply came OK.
+// about 5 MB/s (256 KiB every 50 ms), so its writes block on every reply:
+// each 1 MiB reply drains in about 0.2 s, within the stall age with room
+// for a loaded machine's late ticks (at 64 KiB a tick, 0.8 s, a CPU shared
+// with other tests' stretched it past 1.5 s), as an honest slow reader's
+// do. It returns nil once every reply came OK.
 func slowReader(ctx context.Context, net *testnet.Network, from int, cids []cid.Cid) error {
 	s, err := net.Host(from).Libp2p().NewStream(ctx, net.Host(0).ID(), p2p.FetchProtocol)
 	if err != nil {
@@ -102,7 +106,7 @@ func slowReader(ctx context.Context, net *testnet.Network, from int, cids []cid.
 	}
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	r := bufio.NewReaderSize(&pacedReader{r: s, tick: tick}, 64<<10)
+	r := bufio.NewReaderSize(&pacedReader{r: s, tick: tick}, 256<<10)
 	for i := range cids {
 		var rep pb.FetchReply
 		if err := p2p.ReadMsg(r, &rep, fetch.MaxFrame); err != nil {
