@@ -129,7 +129,7 @@ type auditor struct {
 	client    *audit.Client
 	key       crypto.PrivKey
 	operators *bagOperators       // who may publish results about this node's bags
-	resyncs   chan resyncRequest  // re-checks heardLoop asked for (resyncLoop)
+	wake      chan struct{}       // resyncLoop's: a re-check was queued
 	relay     *resultRelay        // what results about others' bags are relayed
 	results   *audit.ResultFilter // results taken within the window (replays ignored)
 	// resyncBudget is what re-checks may read, per auditor and node-wide.
@@ -141,7 +141,7 @@ type auditor struct {
 	mu     sync.Mutex
 	cursor map[auditCursorKey]uint64            // last object audited per (bag, peer)
 	resync *simplelru.LRU[resyncKey, time.Time] // when a failed result last made this node re-check an object (any auditor's)
-	queue  resyncQueue                          // what resyncs holds or resyncLoop re-checks
+	queue  resyncQueue                          // what waits for resyncLoop or it re-checks
 	peers  map[peer.ID]*PeerAudits              // what this node's own audits found
 	heard  []HeardResult                        // ring of results heard on the topic
 	next   int
@@ -201,7 +201,7 @@ func newAuditor(cfg auditConfig) *auditor {
 		budget:       rate.NewLimiter(rate.Limit(cfg.bandwidth), burst),
 		cursor:       map[auditCursorKey]uint64{},
 		resync:       resync,
-		resyncs:      make(chan resyncRequest, maxQueuedResyncs),
+		wake:         make(chan struct{}, 1),
 		resyncBudget: newResyncBudgets(),
 		queue:        resyncQueue{byAuditor: map[string]int{}, objects: map[resyncObj]bool{}},
 		relay:        newResultRelay(),
