@@ -446,12 +446,35 @@ func (s *Server) recordAudit(ctx context.Context, p chainPeer, bag chain.BagID, 
 	}
 	// Paced below what other nodes take from one auditor (ResultRate), so
 	// a round of many small objects does not have its results ignored.
-	if err := a.publishPace.Wait(ctx); err != nil {
+	if !s.waitPublish(ctx, r) {
 		return
 	}
 	if err := s.h.Publish(ctx, audit.Topic, data); err != nil {
 		s.log.Debug("publish audit result", "err", err)
 	}
+}
+
+// waitPublish waits for the publish pace to let r out, and reports whether
+// it may be published: not once its time (its challenge's, which the
+// result names with its nonce and samples) is ResultWindow old, since
+// every node, this one first, would ignore it. One the pace would hold
+// that long is dropped at once, counted, and its turn left to the next.
+// (The audit loop records one result at a time, so this takes a pace far
+// slower than its own; results are not stamped anew when published, as
+// their time says when the provider was challenged.)
+func (s *Server) waitPublish(ctx context.Context, r *pb.AuditResult) bool {
+	stale := time.UnixMilli(r.TimeUnixMs).Add(audit.ResultWindow)
+	wctx, cancel := context.WithDeadline(ctx, stale)
+	defer cancel()
+	if err := s.audits.publishPace.Wait(wctx); err != nil {
+		if ctx.Err() == nil {
+			s.am.unpublished.Inc()
+			s.log.Warn("audit result not published: the publish pace would send it after every node ignores it",
+				"bag", r.Bag, "object", r.Object, "challenged", time.UnixMilli(r.TimeUnixMs).UTC())
+		}
+		return false
+	}
+	return true
 }
 
 // knownChallenger reports whether p has an audit answer budget of its own:

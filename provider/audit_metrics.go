@@ -16,6 +16,7 @@ type auditMetrics struct {
 	dropped          prometheus.Counter
 	stale            prometheus.Counter
 	limited          prometheus.Counter
+	unpublished      prometheus.Counter
 	scrubChecked     prometheus.Counter
 	scrubFailed      prometheus.Counter
 	scrubRepaired    prometheus.Counter
@@ -45,6 +46,8 @@ func newAuditMetrics() *auditMetrics {
 			"Audit results ignored because their time is more than a minute from this node's clock or this node heard them already (replays)."))),
 		limited: prometheus.NewCounter(prometheus.CounterOpts(opts("audit_results_limited_total",
 			"Audit results ignored (not relayed) because their auditor published more than the per-auditor limit."))),
+		unpublished: prometheus.NewCounter(prometheus.CounterOpts(opts("audit_results_unpublished_total",
+			"This node's own audit results not published because the publish pace would have sent them a minute or more after their challenge, when every node ignores them."))),
 		scrubChecked:  prometheus.NewCounter(prometheus.CounterOpts(opts("scrub_blocks_checked_total", "Blocks the scrub read and verified."))),
 		scrubFailed:   prometheus.NewCounter(prometheus.CounterOpts(opts("scrub_blocks_failed_total", "Blocks the scrub found corrupt or missing."))),
 		scrubRepaired: prometheus.NewCounter(prometheus.CounterOpts(opts("scrub_blocks_repaired_total", "Blocks the scrub found bad that are held again."))),
@@ -58,7 +61,7 @@ func newAuditMetrics() *auditMetrics {
 // register adds the collectors to the node's, registering them on its
 // registry.
 func (am *auditMetrics) register(m *metrics) error {
-	cs := []prometheus.Collector{am.audits, am.auditBytes, am.heard, am.resyncs, am.resyncsSkipped, am.resyncsDropped, am.dropped, am.stale, am.limited, am.scrubChecked, am.scrubFailed,
+	cs := []prometheus.Collector{am.audits, am.auditBytes, am.heard, am.resyncs, am.resyncsSkipped, am.resyncsDropped, am.dropped, am.stale, am.limited, am.unpublished, am.scrubChecked, am.scrubFailed,
 		am.scrubRepaired, am.scrubBytes, am.scrubPasses, am.scrubPassSeconds}
 	for _, c := range cs {
 		if m.reg != nil {
