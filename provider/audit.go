@@ -459,9 +459,9 @@ func (s *Server) recordAudit(ctx context.Context, p chainPeer, bag chain.BagID, 
 // result names with its nonce and samples) is ResultWindow old, since
 // every node, this one first, would ignore it. One the pace would hold
 // that long is dropped at once, counted, and its turn left to the next.
-// (The audit loop records one result at a time, so this takes a pace far
-// slower than its own; results are not stamped anew when published, as
-// their time says when the provider was challenged.)
+// (The audit loop records one result at a time, so it takes a pace far
+// slower than the audits to get there. A result is not stamped anew when
+// published: its time says when the provider was challenged.)
 func (s *Server) waitPublish(ctx context.Context, r *pb.AuditResult) bool {
 	stale := time.UnixMilli(r.TimeUnixMs).Add(audit.ResultWindow)
 	wctx, cancel := context.WithDeadline(ctx, stale)
