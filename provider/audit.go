@@ -129,7 +129,7 @@ type auditor struct {
 	client    *audit.Client
 	key       crypto.PrivKey
 	operators *bagOperators       // who may publish results about this node's bags
-	resyncs   chan resyncRequest  // re-checks heardLoop asked for (resyncLoop)
+	wake      chan struct{}       // resyncLoop's: a re-check was queued
 	relay     *resultRelay        // what results about others' bags are relayed
 	results   *audit.ResultFilter // results taken within the window (replays ignored)
 	// resyncBudget is what re-checks may read, per auditor and node-wide.
@@ -141,7 +141,7 @@ type auditor struct {
 	mu     sync.Mutex
 	cursor map[auditCursorKey]uint64            // last object audited per (bag, peer)
 	resync *simplelru.LRU[resyncKey, time.Time] // when a failed result last made this node re-check an object (any auditor's)
-	queue  resyncQueue                          // what resyncs holds or resyncLoop re-checks
+	queue  resyncQueue                          // what waits for resyncLoop or it re-checks
 	peers  map[peer.ID]*PeerAudits              // what this node's own audits found
 	heard  []HeardResult                        // ring of results heard on the topic
 	next   int
@@ -201,7 +201,7 @@ func newAuditor(cfg auditConfig) *auditor {
 		budget:       rate.NewLimiter(rate.Limit(cfg.bandwidth), burst),
 		cursor:       map[auditCursorKey]uint64{},
 		resync:       resync,
-		resyncs:      make(chan resyncRequest, maxQueuedResyncs),
+		wake:         make(chan struct{}, 1),
 		resyncBudget: newResyncBudgets(),
 		queue:        resyncQueue{byAuditor: map[string]int{}, objects: map[resyncObj]bool{}},
 		relay:        newResultRelay(),
@@ -446,12 +446,35 @@ func (s *Server) recordAudit(ctx context.Context, p chainPeer, bag chain.BagID, 
 	}
 	// Paced below what other nodes take from one auditor (ResultRate), so
 	// a round of many small objects does not have its results ignored.
-	if err := a.publishPace.Wait(ctx); err != nil {
+	if !s.waitPublish(ctx, r) {
 		return
 	}
 	if err := s.h.Publish(ctx, audit.Topic, data); err != nil {
 		s.log.Debug("publish audit result", "err", err)
 	}
+}
+
+// waitPublish waits for the publish pace to let r out, and reports whether
+// it may be published: not once its time (its challenge's, which the
+// result names with its nonce and samples) is ResultWindow old, since
+// every node, this one first, would ignore it. One the pace would hold
+// that long is dropped at once, counted, and its turn left to the next.
+// (The audit loop records one result at a time, so it takes a pace far
+// slower than the audits to get there. A result is not stamped anew when
+// published: its time says when the provider was challenged.)
+func (s *Server) waitPublish(ctx context.Context, r *pb.AuditResult) bool {
+	stale := time.UnixMilli(r.TimeUnixMs).Add(audit.ResultWindow)
+	wctx, cancel := context.WithDeadline(ctx, stale)
+	defer cancel()
+	if err := s.audits.publishPace.Wait(wctx); err != nil {
+		if ctx.Err() == nil {
+			s.am.unpublished.Inc()
+			s.log.Warn("audit result not published: the publish pace would send it after every node ignores it",
+				"bag", r.Bag, "object", r.Object, "challenged", time.UnixMilli(r.TimeUnixMs).UTC())
+		}
+		return false
+	}
+	return true
 }
 
 // knownChallenger reports whether p has an audit answer budget of its own:

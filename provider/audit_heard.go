@@ -170,10 +170,11 @@ func (s *Server) heardLoop(ctx context.Context, sub *pubsub.Subscription) {
 	}
 }
 
-// maxQueuedResyncs bounds the re-checks waiting for resyncLoop, and
-// maxResyncsPerAuditor one auditor's share of them: an operator of one of
-// the bag's buckets failing every object of the bag fills its share, not
-// the queue, and the other auditors' FAILs are still acted on.
+// maxQueuedResyncs bounds the re-checks waiting for resyncLoop (when it is
+// full the oldest is dropped for a new one), and maxResyncsPerAuditor one
+// auditor's share of them: an operator of one of the bag's buckets failing
+// every object of the bag fills its share, not the queue, and the other
+// auditors' FAILs are still acted on.
 const (
 	maxQueuedResyncs     = 64
 	maxResyncsPerAuditor = 8
@@ -193,20 +194,21 @@ type resyncObj struct {
 	object uint64
 }
 
-// resyncQueue is what is queued for resyncLoop, counted by auditor and by
-// object; guarded by auditor.mu.
+// resyncQueue is what waits for resyncLoop, oldest first, and what it
+// re-checks, counted by auditor and by object; guarded by auditor.mu.
 type resyncQueue struct {
+	waiting   []resyncRequest
 	byAuditor map[string]int
 	objects   map[resyncObj]bool
 }
 
 // queueResync hands a failed result's object to resyncLoop unless it is
-// queued or being re-checked already, its auditor's share of the queue or
-// the queue is full, or its auditor's or the node's re-check byte budget is
-// spent (then the cooldown is not started, so the auditor's next failure is
-// acted on), or the object's cooldown holds. heardLoop never waits
-// for a re-check, which reads the whole object: a subscriber that falls
-// behind loses messages, a real FAIL among them.
+// queued or being re-checked already, its auditor's share of the queue is
+// full or its auditor's re-check byte budget is spent (then the cooldown
+// is not started, so the auditor's next failure is acted on), or the
+// object's cooldown holds. A full queue drops its oldest request.
+// heardLoop never waits for a re-check, which reads the whole object: a
+// subscriber that falls behind loses messages, a real FAIL among them.
 func (s *Server) queueResync(r *pb.AuditResult) {
 	a := s.audits
 	req := resyncRequest{bag: chain.BagID(r.Bag), object: r.Object, auditor: string(r.Auditor)}
@@ -214,50 +216,82 @@ func (s *Server) queueResync(r *pb.AuditResult) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	q := &a.queue
-	if q.objects[obj] || q.byAuditor[req.auditor] >= maxResyncsPerAuditor || len(a.resyncs) == cap(a.resyncs) ||
-		!a.resyncBudget.allow(req.auditor) {
+	if q.objects[obj] || q.byAuditor[req.auditor] >= maxResyncsPerAuditor || !a.resyncBudget.allow(req.auditor) {
 		s.am.resyncsSkipped.Inc()
 		return
 	}
 	if !a.cooledLocked(r) {
 		return
 	}
+	if len(q.waiting) == maxQueuedResyncs {
+		old := q.waiting[0]
+		q.waiting = slices.Delete(q.waiting, 0, 1)
+		a.unqueueLocked(old)
+		a.resync.Remove(resyncKey{bag: string(old.bag), object: old.object}) // not re-checked: no cooldown
+		s.am.resyncsDropped.Inc()
+	}
 	q.objects[obj] = true
 	q.byAuditor[req.auditor]++
-	a.resyncs <- req // room checked above; heardLoop is the only sender
+	q.waiting = append(q.waiting, req)
+	select {
+	case a.wake <- struct{}{}:
+	default: // resyncLoop is woken already
+	}
+}
+
+// nextResync takes the oldest request off the queue; it keeps its place
+// in the counts until resyncDone.
+func (a *auditor) nextResync() (resyncRequest, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.queue.waiting) == 0 {
+		return resyncRequest{}, false
+	}
+	req := a.queue.waiting[0]
+	a.queue.waiting = slices.Delete(a.queue.waiting, 0, 1)
+	return req, true
 }
 
 // resyncDone ends req's place in the queue once it was re-checked.
 func (a *auditor) resyncDone(req resyncRequest) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.unqueueLocked(req)
+}
+
+// unqueueLocked forgets req in the queue's counts; a.mu is held.
+func (a *auditor) unqueueLocked(req resyncRequest) {
 	delete(a.queue.objects, resyncObj{bag: req.bag, object: req.object})
 	if a.queue.byAuditor[req.auditor]--; a.queue.byAuditor[req.auditor] <= 0 {
 		delete(a.queue.byAuditor, req.auditor)
 	}
 }
 
-// resyncLoop re-checks the objects queueResync hands it until ctx ends,
-// charging what each read to its auditor's and the node's re-check budget.
-// One whose budget was spent while it waited is skipped, its cooldown
-// ended, so the auditor's next failure of it is acted on.
+// resyncLoop re-checks the objects queueResync queues, oldest first, until
+// ctx ends, each paced by the node's re-check budget and charged to its
+// auditor's. One whose auditor's budget was spent while it waited is
+// skipped, its cooldown ended, so the auditor's next failure of it is
+// acted on.
 func (s *Server) resyncLoop(ctx context.Context) {
 	a := s.audits
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case req := <-a.resyncs:
-			if a.resyncBudget.allow(req.auditor) {
-				a.resyncBudget.spend(req.auditor, s.resyncObject(ctx, req.bag, req.object))
-			} else {
-				s.am.resyncsSkipped.Inc()
-				a.mu.Lock()
-				a.resync.Remove(resyncKey{bag: string(req.bag), object: req.object})
-				a.mu.Unlock()
+	for ctx.Err() == nil {
+		req, ok := a.nextResync()
+		if !ok {
+			select {
+			case <-ctx.Done():
+			case <-a.wake:
 			}
-			a.resyncDone(req)
+			continue
 		}
+		if a.resyncBudget.allow(req.auditor) {
+			s.resyncObject(ctx, req)
+		} else {
+			s.am.resyncsSkipped.Inc()
+			a.mu.Lock()
+			a.resync.Remove(resyncKey{bag: string(req.bag), object: req.object})
+			a.mu.Unlock()
+		}
+		a.resyncDone(req)
 	}
 }
 
@@ -369,34 +403,35 @@ func (a *auditor) cooledLocked(r *pb.AuditResult) bool {
 
 // resyncObject re-checks every block of an object this node was found
 // failing: each is read and verified (a corrupt one is quarantined), and
-// whatever is missing or quarantined is fetched again from peers. It
-// returns the bytes it read.
-func (s *Server) resyncObject(ctx context.Context, bag chain.BagID, obj uint64) (read int64) {
-	m, ok, err := s.bs.Manifest(obj)
-	if err != nil || !ok || m.Bag != string(bag) {
+// whatever is missing or quarantined is fetched again from peers. What it
+// reads is charged to req's auditor, and paced by the node's budget.
+func (s *Server) resyncObject(ctx context.Context, req resyncRequest) {
+	m, ok, err := s.bs.Manifest(req.object)
+	if err != nil || !ok || m.Bag != string(req.bag) {
 		// Not held at all: the reconcile syncs objects the bucket lacks.
-		s.recon.markObjects(bag, []chain.ObjectID{chain.ObjectID(obj)}, "")
-		return 0
+		s.recon.markObjects(req.bag, []chain.ObjectID{chain.ObjectID(req.object)}, "")
+		return
 	}
-	s.log.Warn("an audit found this node failing; re-checking the object", "bag", bag, "object", obj)
+	s.log.Warn("an audit found this node failing; re-checking the object", "bag", req.bag, "object", req.object)
 	for _, c := range m.Blocks() {
 		if ctx.Err() != nil {
-			return read
+			return
 		}
 		b, err := s.bs.Get(c)
-		read += int64(len(b))
 		if err != nil {
 			s.repairs.add(c)
 		}
+		if !s.audits.resyncBudget.spend(ctx, req.auditor, int64(len(b))) {
+			return
+		}
 	}
-	missing, err := s.bs.MissingBlocks(obj)
+	missing, err := s.bs.MissingBlocks(req.object)
 	if err == nil {
 		for _, c := range missing {
 			s.repairs.add(c)
 		}
 	}
 	s.am.resyncs.Inc()
-	return read
 }
 
 // auditOperators returns who may publish audit results about this node's

@@ -256,45 +256,64 @@ func TestAuditResyncCooldownPerObject(t *testing.T) {
 // Re-checks are paid for in bytes read, from the auditor's budget and the
 // node's: an auditor whose re-checks read its burst has its further FAILs
 // skipped (no cooldown started), another auditor's are still queued, and
-// once re-checks read the node's whole burst nobody's are, until the
-// budgets refill. Before session 14 re-checks read with no budget, so an
+// once re-checks read the node's whole burst FAILs are still queued: they
+// wait for the node's budget (session 15; before, they were skipped while
+// it was in debt). Before session 14 re-checks read with no budget, so an
 // operator failing many large objects kept the node's disk busy.
 func TestAuditResyncByteBudget(t *testing.T) {
 	s := &Server{audits: newAuditor(defaultAuditConfig()), am: newAuditMetrics()}
 	at := time.Now()
-	s.audits.resyncBudget.now = func() time.Time { return at }
+	b := s.audits.resyncBudget
+	b.now = func() time.Time { return at }
+	var waited time.Duration
+	b.sleep = func(_ context.Context, d time.Duration) bool { waited += d; at = at.Add(d); return true }
 	fail := func(auditor string, object uint64) *pb.AuditResult {
 		return &pb.AuditResult{Auditor: []byte(auditor), Bag: "dynamic:channel:1", Object: object, Verdict: pb.Verdict_VERDICT_FAIL}
 	}
-	drain := func() []resyncRequest {
-		var got []resyncRequest
-		for len(s.audits.resyncs) > 0 {
-			req := <-s.audits.resyncs
-			got = append(got, req)
-			s.audits.resyncDone(req)
-		}
-		return got
-	}
 	s.queueResync(fail("big", 1))
-	if got := drain(); len(got) != 1 {
+	if got := drainResyncs(s); len(got) != 1 {
 		t.Fatalf("%d re-checks queued, want 1", len(got))
 	}
-	s.audits.resyncBudget.spend("big", AuditorResyncBurst) // it read its burst
+	ctx := context.Background()
+	b.spend(ctx, "big", AuditorResyncBurst) // it read its burst
 	s.queueResync(fail("big", 2))
 	s.queueResync(fail("other", 3))
-	if got := drain(); len(got) != 1 || got[0].auditor != "other" {
+	if got := drainResyncs(s); len(got) != 1 || got[0].auditor != "other" {
 		t.Fatalf("queued %+v; want only the other auditor's", got)
 	}
-	s.audits.resyncBudget.spend("other", ResyncBurst) // the node's whole burst
-	s.queueResync(fail("third", 4))
-	if got := drain(); len(got) != 0 {
-		t.Fatalf("queued %+v with the node's budget spent", got)
+	if waited != 0 {
+		t.Fatalf("a read within the node's burst waited %v", waited)
 	}
-	at = at.Add(time.Minute) // both paid back (the node 480 MiB of its 256 MiB debt)
+	b.spend(ctx, "other", ResyncBurst-AuditorResyncBurst) // the rest of the node's burst
+	if waited != 0 {
+		t.Fatalf("a read within the node's burst waited %v", waited)
+	}
 	s.queueResync(fail("third", 4))
+	if got := drainResyncs(s); len(got) != 1 || got[0].auditor != "third" {
+		t.Fatalf("queued %+v with the node's budget spent; want the third auditor's, to wait for it", got)
+	}
+	b.spend(ctx, "third", 8<<20) // read once the node's budget pays for it
+	if want := time.Second; waited != want {
+		t.Fatalf("8 MiB read past the node's burst waited %v; want %v", waited, want)
+	}
+	at = at.Add(time.Minute)      // the big auditor's paid back
 	s.queueResync(fail("big", 2)) // skipped before: no cooldown started
-	if got := drain(); len(got) != 2 {
-		t.Fatalf("queued %+v once the budgets refilled; want both", got)
+	if got := drainResyncs(s); len(got) != 1 {
+		t.Fatalf("queued %+v once the auditor's budget refilled; want its FAIL", got)
+	}
+}
+
+// drainResyncs takes what is queued for re-checks, as resyncLoop does
+// (without reading the objects).
+func drainResyncs(s *Server) []resyncRequest {
+	var got []resyncRequest
+	for {
+		req, ok := s.audits.nextResync()
+		if !ok {
+			return got
+		}
+		got = append(got, req)
+		s.audits.resyncDone(req)
 	}
 }
 
@@ -310,28 +329,22 @@ func TestAuditResyncQueueFairPerAuditor(t *testing.T) {
 	for i := range 10 * maxResyncsPerAuditor {
 		s.queueResync(fail("flooder", uint64(1000+i)))
 	}
-	if n := len(s.audits.resyncs); n != maxResyncsPerAuditor {
+	if n := len(s.audits.queue.waiting); n != maxResyncsPerAuditor {
 		t.Fatalf("one auditor queued %d re-checks; its share is %d", n, maxResyncsPerAuditor)
 	}
 	s.queueResync(fail("honest", 7))
 	s.queueResync(fail("other", 7)) // the same object: queued once
 	s.queueResync(fail("other", 1000))
-	if n := len(s.audits.resyncs); n != maxResyncsPerAuditor+1 {
+	if n := len(s.audits.queue.waiting); n != maxResyncsPerAuditor+1 {
 		t.Fatalf("%d re-checks queued; want the flooder's %d and the honest auditor's object once", n, maxResyncsPerAuditor)
 	}
-	// Drain as resyncLoop does (without reading the objects).
-	var got []resyncRequest
-	for len(s.audits.resyncs) > 0 {
-		req := <-s.audits.resyncs
-		got = append(got, req)
-		s.audits.resyncDone(req)
-	}
+	got := drainResyncs(s)
 	if last := got[len(got)-1]; last.auditor != "honest" || last.object != 7 {
 		t.Fatalf("last queued %+v; want the honest auditor's object 7", last)
 	}
 	// The flooder's skipped FAILs started no cooldown: queued now there is room.
 	s.queueResync(fail("flooder", uint64(1000+maxResyncsPerAuditor)))
-	if n := len(s.audits.resyncs); n != 1 {
+	if n := len(s.audits.queue.waiting); n != 1 {
 		t.Fatalf("a FAIL skipped while the share was full was not queued later (%d queued)", n)
 	}
 }

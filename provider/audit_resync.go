@@ -1,20 +1,27 @@
 package provider
 
 import (
+	"context"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"golang.org/x/time/rate"
 
 	"github.com/satchel-net/satchel/internal/debtbucket"
 )
 
 // Re-checks a failed result asks for read the whole object, so they are
-// paid for in bytes read: from the auditor's budget and the node's. A
-// failed result is queued only while neither is spent (in debt); the
-// re-check then charges both with what it read, so one re-check may
-// overdraw them (a failing object is re-read whole), and the next waits
-// until they are paid back. A result skipped so starts no cooldown: the
+// paid for in bytes read, block by block, from the auditor's budget and the
+// node's. A failed result is queued only while its auditor's budget is not
+// spent (in debt); one re-check may overdraw it (a failing object is
+// re-read whole), and that auditor's next FAILs are skipped until it is
+// paid back, so an operator failing large objects spends its own share.
+// The node's budget paces the reads instead: a re-check waits for it after
+// each block, so a large object takes its time and leaves no debt behind,
+// and the FAILs heard meanwhile wait in the queue (session 15: they were
+// skipped while one object's read left the node's budget in debt, for
+// hours after a large one). A result skipped starts no cooldown: the
 // auditor's next round fails the object again if it still fails.
 const (
 	// ResyncRate and ResyncBurst are the bytes a second (and at once)
@@ -33,14 +40,17 @@ const (
 // resyncBudgets are the node's and each auditor's re-check budgets.
 type resyncBudgets struct {
 	mu       sync.Mutex
-	node     *debtbucket.Bucket
+	node     *rate.Limiter // waited for, block by block
 	auditors *simplelru.LRU[string, *debtbucket.Bucket]
 	now      func() time.Time
+	// sleep waits d or until ctx ends, reporting whether d passed; tests
+	// move their clock on instead.
+	sleep func(ctx context.Context, d time.Duration) bool
 }
 
 func newResyncBudgets() *resyncBudgets {
 	lru, _ := simplelru.NewLRU[string, *debtbucket.Bucket](maxResyncAuditors, nil) // errors only for a size <= 0
-	return &resyncBudgets{node: debtbucket.New(ResyncRate, ResyncBurst), auditors: lru, now: time.Now}
+	return &resyncBudgets{node: rate.NewLimiter(ResyncRate, ResyncBurst), auditors: lru, now: time.Now, sleep: sleepCtx}
 }
 
 func (r *resyncBudgets) auditor(a string) *debtbucket.Bucket {
@@ -52,20 +62,25 @@ func (r *resyncBudgets) auditor(a string) *debtbucket.Bucket {
 	return b
 }
 
-// allow reports whether a re-check asked for by auditor may run now:
-// neither its budget nor the node's is spent.
+// allow reports whether a re-check asked for by auditor may run: its
+// budget is not spent. The node's is waited for as the re-check reads.
 func (r *resyncBudgets) allow(auditor string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	now := r.now()
-	return r.auditor(auditor).Allow(now) && r.node.Allow(now)
+	return r.auditor(auditor).Allow(r.now())
 }
 
-// spend charges a re-check auditor asked for with the n bytes it read.
-func (r *resyncBudgets) spend(auditor string, n int64) {
+// spend charges a re-check auditor asked for with the n bytes it read, and
+// waits until the node's budget has paid for them. It reports false if ctx
+// ended first.
+func (r *resyncBudgets) spend(ctx context.Context, auditor string, n int64) bool {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	now := r.now()
 	r.auditor(auditor).Spend(now, n)
-	r.node.Spend(now, n)
+	// A block larger than the burst waits for the burst: the limiter
+	// reserves no more at once.
+	res := r.node.ReserveN(now, int(min(n, int64(r.node.Burst()))))
+	r.mu.Unlock()
+	d := res.DelayFrom(now)
+	return d <= 0 || r.sleep(ctx, d)
 }

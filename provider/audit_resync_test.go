@@ -1,0 +1,153 @@
+package provider
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/internal/metricsutil"
+	"github.com/satchel-net/satchel/p2p/testnet"
+	"github.com/satchel-net/satchel/protocol/audit/pb"
+)
+
+// fakeClock is a clock a re-check budget waits on without sleeping: a wait
+// moves it on. onWait sees the clock before each wait.
+type fakeClock struct {
+	mu     sync.Mutex
+	at     time.Time
+	waited time.Duration
+	onWait func(at time.Time)
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.at
+}
+
+func (c *fakeClock) sleep(ctx context.Context, d time.Duration) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.onWait != nil {
+		c.onWait(c.at)
+	}
+	c.at = c.at.Add(d)
+	c.waited += d
+	return ctx.Err() == nil
+}
+
+// A failing object larger than the node's re-check burst is re-read at the
+// node's rate, block by block, and leaves the budget at most one block in
+// debt at any time; the FAIL of another object heard meanwhile waits its
+// turn and is re-checked too. Before session 15 the whole object was read
+// at once and charged after, so a large one left the node's budget in debt
+// for as long as it took to pay back (hours after tens of GB), and every
+// FAIL heard in that time was skipped — here, the second one.
+func TestAuditResyncPacedByNodeBudget(t *testing.T) {
+	net := testnet.NewMock(t, 1, 0)
+	bs, put := heldFixture(t)
+	bag := chain.ChannelBag(1)
+	big := put(string(bag), 7, bytes.Repeat([]byte("a block of a large object "), 1200), nil) // ~30 KiB
+	small := put(string(bag), 8, []byte("a small object"), nil)
+	reg := prometheus.NewRegistry()
+	key, err := chain.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newServer(net.Host(0), bs, newFakeChain(), Identity{Worker: 1, Bucket: 1, Transactor: key},
+		WithAudits(0, 0), WithScrub(0, 0), WithLogger(slog.New(slog.DiscardHandler)), WithMetrics(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const perSecond, burst = 4 << 10, 4 << 10
+	clk := &fakeClock{at: time.Now()}
+	b := s.audits.resyncBudget
+	b.node = rate.NewLimiter(perSecond, burst)
+	b.now, b.sleep = clk.now, clk.sleep
+	var total, largest int
+	for _, obj := range []uint64{big.Object, small.Object} {
+		m, _, _ := bs.Manifest(obj)
+		for _, c := range m.Blocks() {
+			blk, err := bs.Get(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			total += len(blk)
+			largest = max(largest, len(blk))
+		}
+	}
+	var worstDebt float64
+	clk.onWait = func(at time.Time) { worstDebt = min(worstDebt, b.node.TokensAt(at)) }
+
+	fail := func(auditor string, object uint64) *pb.AuditResult {
+		return &pb.AuditResult{Auditor: []byte(auditor), Bag: string(bag), Object: object, Verdict: pb.Verdict_VERDICT_FAIL}
+	}
+	s.queueResync(fail("operator-a", big.Object))
+	s.queueResync(fail("operator-b", small.Object))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.resyncLoop(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	counter := func(name string) float64 {
+		v, err := metricsutil.Counter(reg, "satchel_provider_audit_"+name+"_total")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	waitUntil(t, "both FAILs handled", func() bool {
+		return counter("resyncs")+counter("resyncs_skipped")+counter("resyncs_dropped") >= 2
+	})
+	if n := counter("resyncs_skipped") + counter("resyncs_dropped"); n != 0 {
+		t.Fatalf("%v FAILs skipped or dropped; both should wait their turn", n)
+	}
+	clk.mu.Lock()
+	waited := clk.waited
+	clk.mu.Unlock()
+	if want := time.Duration(float64(total-burst) / perSecond * float64(time.Second)); waited < want-time.Millisecond {
+		t.Fatalf("re-checks of %d bytes waited %v for the node's budget; at %d B/s past a %d-byte burst they take %v", total, waited, perSecond, burst, want)
+	}
+	if worstDebt < -float64(largest) {
+		t.Fatalf("the node's budget went %v bytes into debt; at most one block (%d bytes) is read before it is paid for", -worstDebt, largest)
+	}
+}
+
+// The re-check queue is bounded: a FAIL heard while it is full drops the
+// oldest request (counted), whose cooldown ends, so its auditor's next
+// round's FAIL of the object is acted on.
+func TestAuditResyncQueueDropsOldest(t *testing.T) {
+	s := &Server{audits: newAuditor(defaultAuditConfig()), am: newAuditMetrics()}
+	fail := func(auditor string, object uint64) *pb.AuditResult {
+		return &pb.AuditResult{Auditor: []byte(auditor), Bag: "dynamic:channel:1", Object: object, Verdict: pb.Verdict_VERDICT_FAIL}
+	}
+	auditors := maxQueuedResyncs / maxResyncsPerAuditor
+	for i := range maxQueuedResyncs {
+		s.queueResync(fail(string(rune('a'+i%auditors)), uint64(i)))
+	}
+	if n := len(s.audits.queue.waiting); n != maxQueuedResyncs {
+		t.Fatalf("%d queued, want a full queue of %d", n, maxQueuedResyncs)
+	}
+	s.queueResync(fail("late", 1000))
+	q := s.audits.queue.waiting
+	if len(q) != maxQueuedResyncs || q[0].object != 1 || q[len(q)-1].object != 1000 {
+		t.Fatalf("queue of %d from object %d to %d; want %d, the oldest (0) dropped for the newest (1000)", len(q), q[0].object, q[len(q)-1].object, maxQueuedResyncs)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s.am.resyncsDropped)
+	if v, err := metricsutil.Counter(reg, "satchel_provider_audit_resyncs_dropped_total"); err != nil || v != 1 {
+		t.Fatalf("%v drops counted (%v), want 1", v, err)
+	}
+	if s.audits.queue.objects[resyncObj{bag: "dynamic:channel:1", object: 0}] || s.audits.queue.byAuditor["a"] != maxResyncsPerAuditor-1 {
+		t.Fatalf("the dropped request still counted: %v", s.audits.queue.byAuditor)
+	}
+	if _, ok := s.audits.resync.Get(resyncKey{bag: "dynamic:channel:1", object: 0}); ok {
+		t.Fatal("the dropped object's cooldown holds: its next FAIL would be ignored")
+	}
+}
