@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"golang.org/x/time/rate"
 
+	"github.com/satchel-net/satchel/internal/ctxsleep"
 	"github.com/satchel-net/satchel/internal/debtbucket"
 )
 
@@ -50,7 +51,7 @@ type resyncBudgets struct {
 
 func newResyncBudgets() *resyncBudgets {
 	lru, _ := simplelru.NewLRU[string, *debtbucket.Bucket](maxResyncAuditors, nil) // errors only for a size <= 0
-	return &resyncBudgets{node: rate.NewLimiter(ResyncRate, ResyncBurst), auditors: lru, now: time.Now, sleep: sleepCtx}
+	return &resyncBudgets{node: rate.NewLimiter(ResyncRate, ResyncBurst), auditors: lru, now: time.Now, sleep: ctxsleep.Sleep}
 }
 
 func (r *resyncBudgets) auditor(a string) *debtbucket.Bucket {
