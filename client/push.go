@@ -14,6 +14,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/internal/ctxsleep"
 	"github.com/satchel-net/satchel/protocol/fetch"
 	"github.com/satchel-net/satchel/protocol/store"
 	storepb "github.com/satchel-net/satchel/protocol/store/pb"
@@ -463,7 +464,7 @@ func (p *pusher) pushLinks(ctx context.Context, t *target, j *chunkJob) bool {
 			p.kill(t, fmt.Errorf("chunk %d: %w", j.index, err))
 			return false
 		}
-		if !sleepCtx(ctx, backoff) {
+		if !ctxsleep.Sleep(ctx, backoff) {
 			return false
 		}
 		backoff = min(backoff*2, retryMax)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/internal/ctxsleep"
 	"github.com/satchel-net/satchel/protocol/fetch"
 	"github.com/satchel-net/satchel/protocol/store"
 	storepb "github.com/satchel-net/satchel/protocol/store/pb"
@@ -128,7 +129,7 @@ func (p *pusher) bindOne(ctx context.Context, t *target, chunks []chunker.ChunkI
 		}
 		var refused *store.RefusedError
 		if errors.As(err, &refused) && bindAgain(refused) {
-			if failed++; failed >= bindAttempts || !sleepCtx(ctx, time.Duration(failed)*bindRetryPause) {
+			if failed++; failed >= bindAttempts || !ctxsleep.Sleep(ctx, time.Duration(failed)*bindRetryPause) {
 				return err
 			}
 			p.c.log.Debug("bind failed; binding again", "peer", t.cand.peer, "object", p.object, "err", err)
@@ -146,15 +147,3 @@ func (p *pusher) bindOne(ctx context.Context, t *target, chunks []chunker.ChunkI
 // bindRetryPause is the pause before a failed BIND is sent again, doubled
 // for the third.
 const bindRetryPause = 500 * time.Millisecond
-
-// sleepCtx waits d, or until ctx ends (false).
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-timer.C:
-		return true
-	}
-}

@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 
+	"github.com/satchel-net/satchel/internal/ctxsleep"
 	"github.com/satchel-net/satchel/protocol/store"
 )
 
@@ -81,7 +82,7 @@ func (p *pusher) waitReconnect(ctx context.Context, t *target, what string, err 
 	if deadline := since.Add(wait); deadline.Before(next) {
 		next = deadline
 	}
-	return sleepCtx(ctx, next.Sub(now))
+	return ctxsleep.Sleep(ctx, next.Sub(now))
 }
 
 // redial opens a new stream to the lost target t (t.mu held): at most one

@@ -83,8 +83,8 @@ func TestBindFailsUnrecordedContract(t *testing.T) {
 }
 
 // restartGrants starts a contract responder on provider p, on the contract
-// store in dir, subscribed to no topic (the first responder's stay
-// registered on the host), as a restarted provider's: it holds no grant.
+// store in dir, subscribed to no topic (the first responder still holds
+// them on the host), as a restarted provider's: it holds no grant.
 func restartGrants(t *testing.T, net *testnet.Network, p *testnet.Provider, dir string) *contracts.Store {
 	t.Helper()
 	cst, err := contracts.OpenStore(dir)

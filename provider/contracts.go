@@ -115,9 +115,10 @@ func (a *chainAuth) ReleaseSession(session []byte) {
 // grant opened session, stored as an open upload at CONSIGN, is kept to
 // its end now that the upload is bound to object (the contract
 // responder's Bound); an open upload never bound is deleted a grant TTL
-// after its grant lapsed. Called before BOUND is answered: an error (the contract store
-// could not record it) is answered FAILED, and a BIND repeated records it
-// then, or finds it recorded.
+// after its grant lapsed. Called before BOUND is answered: an error (the
+// contract store could not record it) is answered FAILED with retry set and
+// the grant released (its chunks are in), and a BIND repeated records the
+// contract then, found by its session, or finds it recorded.
 func (a *chainAuth) SessionBound(session []byte, object uint64) error {
 	b, ok := a.grants.get().(interface {
 		Bound(session []byte, obj chain.ObjectID) error

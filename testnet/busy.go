@@ -11,6 +11,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/internal/ctxsleep"
 	"github.com/satchel-net/satchel/internal/metricsutil"
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/protocol/fetch"
@@ -97,7 +98,7 @@ func (p *Provider) HoldFetchBudget(ctx context.Context, c cid.Cid) (release func
 	if err == nil {
 		// The stream holds the memory of fetch.MaxHeldGETs GETs, a little
 		// over 2 MiB each, which fill the budget; its other GETs wait.
-		err = poll(ctx, func() bool {
+		err = ctxsleep.Poll(ctx, func() bool {
 			return p.Host() != nil && p.Host().ProtocolMemory(p2p.FetchProtocol) >= fetch.MaxHeldGETs*fetch.MaxBlockSize
 		})
 	}

@@ -50,6 +50,7 @@ import (
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chain/node"
 	"github.com/satchel-net/satchel/contracts"
+	"github.com/satchel-net/satchel/internal/ctxsleep"
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/provider"
 	"github.com/satchel-net/satchel/provider/blockstore"
@@ -295,7 +296,7 @@ func (p *Provider) waitPublished(ctx context.Context) error {
 	for _, a := range h.Addrs() {
 		want[a.String()] = true
 	}
-	err := poll(ctx, func() bool {
+	err := ctxsleep.Poll(ctx, func() bool {
 		b, err := p.net.Client.StorageBucket(ctx, p.Bucket)
 		if err != nil || b.Metadata == nil || b.Metadata.PeerID != h.ID().String() {
 			return false
@@ -357,7 +358,7 @@ func (n *Network) refresh(ctx context.Context, ps []*Provider) error {
 		// Identify runs after a connection opens; the DHT adds a peer once
 		// it knows the peer speaks the DHT protocol. The table announces no
 		// changes, so its size is polled.
-		if err := poll(ctx, func() bool { return h.DHT().RoutingTable().Size() >= 1 }); err != nil {
+		if err := ctxsleep.Poll(ctx, func() bool { return h.DHT().RoutingTable().Size() >= 1 }); err != nil {
 			return fmt.Errorf("testnet: provider %d: empty DHT routing table: %w", p.Index, err)
 		}
 	}
@@ -634,19 +635,4 @@ func (p *Provider) Holds(obj chain.ObjectID) bool {
 	}
 	srv := p.Server()
 	return srv != nil && srv.Serving(obj)
-}
-
-// poll checks cond until it holds or ctx ends, for state that announces no
-// change.
-func poll(ctx context.Context, cond func() bool) error {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
 }

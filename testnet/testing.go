@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/satchel-net/satchel/internal/ctxsleep"
 	"github.com/satchel-net/satchel/provider"
 )
 
@@ -74,7 +75,7 @@ func Wait(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), WaitTimeout)
 	defer cancel()
-	if err := poll(ctx, cond); err != nil {
+	if err := ctxsleep.Poll(ctx, cond); err != nil {
 		t.Fatalf("testnet: waiting for %s: %v", what, err)
 	}
 }

@@ -147,7 +147,7 @@ func loadSigner(app *App, cfg Config, flagPath string, r keyRole, create bool) (
 		s.path, s.source = defaultKeyFile(cfg, r), "default "+r.String()+" key"
 	}
 	var err error
-	s.key, err = chain.LoadKey(s.path)
+	s.key, err = loadKey(s.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if create && r == accountRole && s.source != "--key" && s.source != "config key" {
 			s.key, err = chain.GenerateKey()

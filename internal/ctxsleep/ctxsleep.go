@@ -31,3 +31,19 @@ func Sleep(ctx context.Context, d time.Duration) bool {
 		return false
 	}
 }
+
+// Poll checks cond every 10 ms until it holds (nil) or ctx ends (its
+// error): the wait for state that has no event to wait on. Tests and the
+// testnet use it; a node's own loops wait on events.
+func Poll(ctx context.Context, cond func() bool) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}

@@ -56,3 +56,16 @@ func ExampleSleep() {
 	}
 	// Output: gave up after 3 attempts: busy
 }
+
+// Poll returns once the condition holds, and the context's error if it never does.
+func TestPoll(t *testing.T) {
+	calls := 0
+	if err := ctxsleep.Poll(context.Background(), func() bool { calls++; return calls == 3 }); err != nil || calls != 3 {
+		t.Fatalf("Poll of a condition true at the third check: %v after %d checks", err, calls)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := ctxsleep.Poll(ctx, func() bool { return false }); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Poll of a condition never true: %v, want the context's deadline", err)
+	}
+}

@@ -27,6 +27,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/satchel-net/satchel/internal/ctxsleep"
 	"github.com/satchel-net/satchel/p2p"
 	"golang.org/x/sync/errgroup"
 )
@@ -328,20 +329,9 @@ func (n *Network) WaitTopicPeers(topic string, want int) {
 }
 
 // Poll checks cond every 10ms until it holds or ctx ends (its error), for
-// state that has no event to wait on. It is the one copy of this loop for
-// the tests of the p2p packages.
-func Poll(ctx context.Context, cond func() bool) error {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
-}
+// state that has no event to wait on (internal/ctxsleep.Poll, the one copy
+// of this loop).
+func Poll(ctx context.Context, cond func() bool) error { return ctxsleep.Poll(ctx, cond) }
 
 // Peers returns the peer IDs of the hosts, in order.
 func (n *Network) Peers() []peer.ID {

@@ -1,11 +1,8 @@
 package testnet
 
 import (
-	"context"
-	"errors"
 	"slices"
 	"testing"
-	"time"
 )
 
 func TestEdges(t *testing.T) {
@@ -38,19 +35,5 @@ func TestNewMockRing(t *testing.T) {
 	one := NewMock(t, 1, 0)
 	if one.Len() != 1 || one.Host(0).DHT().RoutingTable().Size() != 0 {
 		t.Fatal("a one-host network is not alone")
-	}
-}
-
-// Poll returns once cond holds (checking again until it does), and the
-// context's error when it ends first.
-func TestPoll(t *testing.T) {
-	calls := 0
-	if err := Poll(context.Background(), func() bool { calls++; return calls == 3 }); err != nil || calls != 3 {
-		t.Fatalf("Poll of a condition true at the third check: %v after %d checks", err, calls)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if err := Poll(ctx, func() bool { return false }); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Poll of a condition never true: %v, want the context's deadline", err)
 	}
 }

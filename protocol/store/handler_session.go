@@ -50,10 +50,10 @@ type SessionReleaser interface {
 // BOUND is answered, which registered object a streamed session was bound
 // to (a DROP does not call it): the provider node keeps the storage
 // contract the session was opened under only once its upload is bound.
-// An error is answered FAILED with retry set, the session's grant kept
-// (the object is recorded, and handed to WithObjectBound, already): the
-// uploader binds again, and SessionBound must then succeed whether or not
-// the first call recorded anything.
+// An error is answered FAILED with retry set (the object is recorded, and
+// handed to WithObjectBound, already; the node may release the session's
+// grant, its chunks being in): the uploader binds again, and SessionBound
+// must then succeed whether or not the first call recorded anything.
 type SessionBinder interface {
 	SessionBound(session []byte, object uint64) error
 }
