@@ -519,9 +519,9 @@ func TestOffersOnePerProvider(t *testing.T) {
 	defer cancel()
 
 	junk := w.net.Host(2)
-	sub, err := NewGossip(junk, w.chain, quiet()).Subscribe(topicA)
+	sub, release, err := NewGossip(junk, w.chain, quiet()).Subscribe(topicA)
 	must(t, err)
-	defer sub.Cancel()
+	defer release()
 	var wg sync.WaitGroup
 	refused := make(chan error, 1)
 	wg.Go(func() {

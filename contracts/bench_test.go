@@ -31,10 +31,10 @@ func BenchmarkNegotiation(b *testing.B) {
 	subs := indexes(0, providers)
 	for i := providers; i < renterHost; i++ {
 		g := NewGossip(w.net.Host(i), w.chain, quiet())
-		sub, err := g.Subscribe(topicA)
+		sub, release, err := g.Subscribe(topicA)
 		must(b, err)
 		go drain(sub)
-		b.Cleanup(sub.Cancel)
+		b.Cleanup(release)
 		subs = append(subs, i)
 	}
 	for _, i := range subs {

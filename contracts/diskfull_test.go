@@ -71,8 +71,9 @@ func TestRefusalSaysDiskFull(t *testing.T) {
 }
 
 // TestOfferRefusedDiskFull: a provider whose disk cannot take a proposal
-// refuses its offer saying its disk is full, and the renter's negotiation
-// tells it apart from a refusal by policy.
+// refuses its offer saying it has no free disk room (with the free and
+// reserved bytes), and the renter's negotiation tells it apart from a
+// refusal by policy.
 func TestOfferRefusedDiskFull(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a chain")
@@ -90,10 +91,16 @@ func TestOfferRefusedDiskFull(t *testing.T) {
 	req := w.request(5<<20, 60*day, 1)
 	req.Enough = 1
 	n, err := renter.renter.Negotiate(ctx, req)
-	if !errors.Is(err, ErrNoOffers) || !strings.Contains(err.Error(), "disk is full") {
-		t.Fatalf("Negotiate: %v; want ErrNoOffers saying a provider's disk is full", err)
+	if !errors.Is(err, ErrNoOffers) || !strings.Contains(err.Error(), "1 of them refused: no free disk room") {
+		t.Fatalf("Negotiate: %v; want ErrNoOffers saying a provider had no free disk room", err)
 	}
 	if len(n.Offers) != 1 || !errors.Is(n.Offers[0].Err, ErrDiskFull) || !errors.Is(n.Offers[0].Err, ErrNoRoom) {
 		t.Fatalf("offers %+v; want the provider's refusal, ErrDiskFull and ErrNoRoom", n.Offers)
+	}
+	// The reason gives the free space and what open uploads reserve, and
+	// does not claim the disk is full.
+	if msg := n.Offers[0].Err.Error(); !strings.Contains(msg, "no free disk room at the provider (1048576 bytes free, 0 reserved by") ||
+		strings.Contains(msg, "disk is full") {
+		t.Fatalf("refusal %q; want the free and reserved bytes, not a full disk", msg)
 	}
 }

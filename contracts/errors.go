@@ -34,10 +34,12 @@ var (
 	// ErrNoRoom means the provider has no voucher or disk room for the
 	// contract.
 	ErrNoRoom = errors.New("contracts: no room")
-	// ErrDiskFull is the ErrNoRoom of a provider out of disk, rather than
-	// held back by a policy (its voucher, a member's share): the refusal
-	// says so on the wire (disk_full), so a renter can tell.
-	ErrDiskFull = fmt.Errorf("%w: the provider's disk is full", ErrNoRoom)
+	// ErrDiskFull is the ErrNoRoom of a provider short of disk room,
+	// rather than held back by a policy (its voucher, a member's share):
+	// the refusal says so on the wire (disk_full), so a renter can tell.
+	// The disk need not be full: its free space, less what open uploads
+	// reserve, is short, which may clear as those uploads finish.
+	ErrDiskFull = fmt.Errorf("%w: no free disk room at the provider", ErrNoRoom)
 	// ErrForbiddenChange means a RENEW changed a field that may not change.
 	ErrForbiddenChange = errors.New("contracts: field may not change on renew")
 	// ErrNotFound means no such contract or pending offer.

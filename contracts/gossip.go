@@ -24,10 +24,11 @@ import (
 // concurrent use.
 //
 // A topic's validator stays registered while anything holds the topic:
-// a subscription until Leave (a Responder leaves its topics when it
-// closes), a Publish until Close. Then it is unregistered, so another
-// Gossip on the same host (a responder started again) can register its
-// own.
+// a subscription until the release Subscribe returned with it (a Responder
+// releases its subscriptions when it closes), a Publish until Close. Then
+// it is unregistered, so another Gossip on the same host (a responder
+// started again) can register its own. A release lets go of its own hold
+// only, however often it is called.
 //
 // The validator rejects, before a message is forwarded or delivered, a
 // proposal that is oversized, does not decode, is not signed by its renter,
@@ -80,7 +81,7 @@ func (g *Gossip) Stats() GossipStats {
 
 // join takes a hold of topic t, registering its validator and topic
 // score when it is the first, and returns the joined topic. Every join
-// that succeeds is matched by a leave.
+// that succeeds is matched by one leaveLocked.
 func (g *Gossip) join(t topics.Topic) (*pubsub.Topic, error) {
 	if err := t.Validate(); err != nil || t.Prefix != topics.PrefixContract {
 		return nil, malformed("topic %s: not a contract topic", t)
@@ -126,16 +127,16 @@ func (g *Gossip) leaveLocked(name string) {
 	}
 }
 
-// Leave lets go of the hold a Subscribe to t took; cancel the subscription
-// first. With the topic's last hold its validator is unregistered.
-func (g *Gossip) Leave(t topics.Topic) {
+// leave lets go of one hold of topic name.
+func (g *Gossip) leave(name string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.leaveLocked(t.String())
+	g.leaveLocked(name)
 }
 
 // Close lets go of the topics Publish holds; those a subscription still
-// holds keep their validator until Leave. The Gossip may be used again.
+// holds keep their validator until its release. The Gossip may be used
+// again.
 func (g *Gossip) Close() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -148,18 +149,28 @@ func (g *Gossip) Close() error {
 
 // Subscribe subscribes to contract topic t. Every message the subscription
 // yields passed the validator; ProposalOf returns its proposal. The
-// subscription holds t's validator: cancel it, then Leave(t).
-func (g *Gossip) Subscribe(t topics.Topic) (*pubsub.Subscription, error) {
+// subscription holds t's validator until release, which cancels the
+// subscription and lets go of its hold: call it when done (more calls do
+// nothing), rather than sub.Cancel alone, which keeps the hold.
+func (g *Gossip) Subscribe(t topics.Topic) (sub *pubsub.Subscription, release func(), err error) {
 	pt, err := g.join(t)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	sub, err := pt.Subscribe()
+	sub, err = pt.Subscribe()
 	if err != nil {
-		g.Leave(t)
-		return nil, fmt.Errorf("contracts: subscribe to topic %s: %w", t, err)
+		g.leave(t.String())
+		return nil, nil, fmt.Errorf("contracts: subscribe to topic %s: %w", t, err)
 	}
-	return sub, nil
+	var once sync.Once
+	return sub, func() {
+		once.Do(func() {
+			// Cancel first: the validator goes with the last hold, and
+			// must not while this subscription could be handed a message.
+			sub.Cancel()
+			g.leave(t.String())
+		})
+	}, nil
 }
 
 // publishTopic joins p's topic for Publish, which holds it until Close.

@@ -2,6 +2,7 @@ package contracts
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,43 +47,124 @@ func TestResponderStartedAgainOnHost(t *testing.T) {
 
 // TestGossipHoldsValidatorWhileUsed: a Gossip keeps a topic's validator
 // while a subscription or a Publish holds the topic, and unregisters it
-// with the last hold (Leave, Close), after which another Gossip on the host
-// registers its own.
+// with the last hold (a subscription's release, Close), after which
+// another Gossip on the host registers its own.
 func TestGossipHoldsValidatorWhileUsed(t *testing.T) {
 	net := testnet.NewMock(t, 1, 0)
 	h := net.Host(0)
 	g := NewGossip(h, nil, quiet())
 	other := NewGossip(h, nil, quiet())
-	taken := func(what string) {
-		t.Helper()
-		if sub, err := other.Subscribe(topicA); err == nil {
-			sub.Cancel()
-			other.Leave(topicA)
-			t.Fatalf("%s: another Gossip subscribed, want the topic's validator still registered", what)
-		}
-	}
 
-	sub1, err := g.Subscribe(topicA)
+	_, release1, err := g.Subscribe(topicA)
 	must(t, err)
-	sub2, err := g.Subscribe(topicA)
+	_, release2, err := g.Subscribe(topicA)
 	must(t, err)
 	_, err = g.publishTopic(topicA)
 	must(t, err)
 	_, err = g.publishTopic(topicA) // held once for every Publish
 	must(t, err)
-	sub1.Cancel()
-	g.Leave(topicA)
-	taken("one subscription left")
-	sub2.Cancel()
-	g.Leave(topicA)
-	taken("Publish holds it until Close")
+	release1()
+	validatorTaken(t, other, "one subscription left")
+	release2()
+	validatorTaken(t, other, "Publish holds it until Close")
 	must(t, g.Close())
-	g.Leave(topicA) // one too many changes nothing
+	validatorFree(t, other, "after the last hold")
+}
 
-	sub, err := other.Subscribe(topicA)
-	if err != nil {
-		t.Fatalf("after the last hold, another Gossip's Subscribe: %v", err)
+// TestGossipReleaseDropsOnlyItsHold: a release called again, or Close
+// called with no Publish, drops no other subscription's hold, so its
+// validator stays registered while it is live.
+func TestGossipReleaseDropsOnlyItsHold(t *testing.T) {
+	net := testnet.NewMock(t, 1, 0)
+	h := net.Host(0)
+	g := NewGossip(h, nil, quiet())
+	other := NewGossip(h, nil, quiet())
+
+	_, live, err := g.Subscribe(topicA)
+	must(t, err)
+	_, done, err := g.Subscribe(topicA)
+	must(t, err)
+	done()
+	done()
+	done()
+	must(t, g.Close())
+	validatorTaken(t, other, "a release called three times, a Close")
+	live()
+	validatorFree(t, other, "after the live subscription's release")
+}
+
+// TestGossipConcurrentHolds: subscriptions released and Publish holds
+// closed from many goroutines at once leave no hold behind.
+func TestGossipConcurrentHolds(t *testing.T) {
+	net := testnet.NewMock(t, 1, 0)
+	h := net.Host(0)
+	g := NewGossip(h, nil, quiet())
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 50 {
+				_, release, err := g.Subscribe(topicA)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				release()
+				release()
+			}
+		})
+		wg.Go(func() {
+			for range 50 {
+				if _, err := g.publishTopic(topicA); err != nil {
+					t.Error(err)
+					return
+				}
+				_ = g.Close()
+			}
+		})
 	}
-	sub.Cancel()
-	other.Leave(topicA)
+	wg.Wait()
+	must(t, g.Close())
+	validatorFree(t, NewGossip(h, nil, quiet()), "after every hold was let go")
+}
+
+// validatorTaken fails t unless topicA's validator is registered by
+// another Gossip than other (other cannot subscribe).
+func validatorTaken(t *testing.T, other *Gossip, what string) {
+	t.Helper()
+	if _, release, err := other.Subscribe(topicA); err == nil {
+		release()
+		t.Fatalf("%s: another Gossip subscribed, want the topic's validator still registered", what)
+	}
+}
+
+// validatorFree fails t unless other can register topicA's validator.
+func validatorFree(t *testing.T, other *Gossip, what string) {
+	t.Helper()
+	_, release, err := other.Subscribe(topicA)
+	if err != nil {
+		t.Fatalf("%s: another Gossip's Subscribe: %v, want the validator unregistered", what, err)
+	}
+	release()
+}
+
+// TestResponderCloseTwiceAtOnce: two Close calls at once (run with -race)
+// release the responder's subscription once, so another subscription on
+// its Gossip keeps the topic's validator.
+func TestResponderCloseTwiceAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a chain")
+	}
+	w := newWorld(t, 1, 1, 1, 0)
+	n := w.responder(0, "", topicA)
+	_, release, err := n.gossip.Subscribe(topicA)
+	must(t, err)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { _ = n.resp.Close() })
+	}
+	wg.Wait()
+	other := NewGossip(w.net.Host(0), nil, quiet())
+	validatorTaken(t, other, "responder closed twice, a subscription left on its Gossip")
+	release()
+	validatorFree(t, other, "after the last subscription's release")
 }

@@ -219,8 +219,9 @@ func (r *Renter) Negotiate(ctx context.Context, req Request) (*Negotiation, erro
 	return n, nil
 }
 
-// diskFullNote says how many offers were refusals of providers out of
-// disk, which their operators, not the renter, can fix.
+// diskFullNote says how many offers were refusals for lack of disk room:
+// not a policy, but the provider's free disk less what its open uploads
+// reserve, which returns as they finish or its operator frees disk.
 func diskFullNote(offers []Offer) string {
 	n := 0
 	for _, o := range offers {
@@ -231,7 +232,7 @@ func diskFullNote(offers []Offer) string {
 	if n == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" (%d of them refused: the provider's disk is full)", n)
+	return fmt.Sprintf(" (%d of them refused: no free disk room at the provider, its free disk less what its open uploads reserve; it may take the proposal later)", n)
 }
 
 // collect waits for col's offers until enough came, the window closes or

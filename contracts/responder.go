@@ -70,7 +70,9 @@ type Responder struct {
 	metrics *Metrics
 	log     *slog.Logger
 	topics  []topics.Topic
-	joined  []topics.Topic // topics subscribed, left at Close
+	release []func() // of the topics subscribed, called at Close
+
+	closeOnce sync.Once
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -128,12 +130,12 @@ func NewResponder(h *p2p.Host, g *Gossip, id Identity, auth Authority, room Room
 	r.metrics.watchRoom(room)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	for _, t := range r.topics {
-		sub, err := g.Subscribe(t)
+		sub, release, err := g.Subscribe(t)
 		if err != nil {
 			r.Close()
 			return nil, err
 		}
-		r.joined = append(r.joined, t)
+		r.release = append(r.release, release)
 		r.wg.Go(func() { r.listen(sub) })
 	}
 	r.wg.Go(r.pruneLoop)
@@ -159,17 +161,19 @@ func (r *Responder) count(f func(*ResponderStats)) {
 }
 
 // Close stops answering and serving; it returns when its goroutines ended.
-// It leaves its topics, whose validators go with the Gossip's last hold,
-// so a responder started again on the host registers its own.
+// It releases its subscriptions, whose topics' validators go with the
+// Gossip's last hold, so a responder started again on the host registers
+// its own. Calls after the first, or at once with it, do nothing more.
 func (r *Responder) Close() error {
-	r.h.Protocol().RemoveHandler(Protocol)
-	r.cancel()
-	r.wg.Wait() // every subscription is cancelled
-	for _, t := range r.joined {
-		r.g.Leave(t)
-	}
-	r.joined = nil
-	r.stopUndelivered()
+	r.closeOnce.Do(func() {
+		r.h.Protocol().RemoveHandler(Protocol)
+		r.cancel()
+		r.wg.Wait() // every listener returned
+		for _, release := range r.release {
+			release()
+		}
+		r.stopUndelivered()
+	})
 	return nil
 }
 

@@ -52,7 +52,7 @@ func (l *Ledger) roomFor(c *Contract, v roomView, voucher, pending, n uint64, wh
 			ErrNoRoom, l.bucket, v.voucher.SizeUsed, v.voucher.SizeLimit, voucher, what, n)
 	}
 	if v.hasFree && (v.free < pending || v.free-pending < n) {
-		return fmt.Errorf("%w: %d bytes free, %d reserved by %s and not yet received, %d more asked",
+		return fmt.Errorf("%w (%d bytes free, %d reserved by %s and not yet received, %d more asked)",
 			ErrDiskFull, v.free, pending, what, n)
 	}
 	return nil

@@ -454,22 +454,31 @@ func (s *Server) recordAudit(ctx context.Context, p chainPeer, bag chain.BagID, 
 	}
 }
 
+// publishMargin is how long before its window closes an audit result is
+// last published, so that it reaches nodes whose clocks are ahead, after
+// the network's delay, before their window closes: half the clock skew
+// the protocol allows (audit.ResultWindow − audit.AnswerTimeout, 30 s).
+// The other half is the pace's, so the result of an audit that timed out
+// (AnswerTimeout after its challenge) still waits its turn; a margin of
+// the whole skew would drop every such result.
+const publishMargin = (audit.ResultWindow - audit.AnswerTimeout) / 2
+
 // waitPublish waits for the publish pace to let r out, and reports whether
 // it may be published: not once its time (its challenge's, which the
-// result names with its nonce and samples) is ResultWindow old, since
-// every node, this one first, would ignore it. One the pace would hold
-// that long is dropped at once, counted, and its turn left to the next.
-// (The audit loop records one result at a time, so it takes a pace far
-// slower than the audits to get there. A result is not stamped anew when
-// published: its time says when the provider was challenged.)
+// result names with its nonce and samples) is ResultWindow old less
+// publishMargin, since other nodes would ignore it. One the pace would
+// hold that long is dropped at once, counted, and its turn left to the
+// next. (The audit loop records one result at a time, so it takes a pace
+// far slower than the audits to get there. A result is not stamped anew
+// when published: its time says when the provider was challenged.)
 func (s *Server) waitPublish(ctx context.Context, r *pb.AuditResult) bool {
-	stale := time.UnixMilli(r.TimeUnixMs).Add(audit.ResultWindow)
+	stale := time.UnixMilli(r.TimeUnixMs).Add(audit.ResultWindow - publishMargin)
 	wctx, cancel := context.WithDeadline(ctx, stale)
 	defer cancel()
 	if err := s.audits.publishPace.Wait(wctx); err != nil {
 		if ctx.Err() == nil {
 			s.am.unpublished.Inc()
-			s.log.Warn("audit result not published: the publish pace would send it after every node ignores it",
+			s.log.Warn("audit result not published: the publish pace would send it too close to the end of its window, when other nodes may ignore it",
 				"bag", r.Bag, "object", r.Object, "challenged", time.UnixMilli(r.TimeUnixMs).UTC())
 		}
 		return false

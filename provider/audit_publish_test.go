@@ -18,10 +18,11 @@ import (
 )
 
 // An auditor publishes a result only while its time (its challenge's) is
-// within audit.ResultWindow: one its publish pace would hold past that is
-// dropped at once and counted, not waited for (the audit loop would stand
-// still) and then refused by every node, this one's own validator first.
-// The results before and after it are published as usual.
+// within audit.ResultWindow less publishMargin (for other nodes' clock
+// skew): one its publish pace would hold past that is dropped at once and
+// counted, not waited for (the audit loop would stand still) and then
+// ignored by nodes whose clocks are ahead. The results before and after
+// it are published as usual, the result of a timed-out audit too.
 func TestAuditResultPastWindowNotPublished(t *testing.T) {
 	net := testnet.NewMock(t, 2, 0)
 	node, listener := net.Host(0), net.Host(1)
@@ -90,11 +91,11 @@ func TestAuditResultPastWindowNotPublished(t *testing.T) {
 	if r := heard(ctx, 100); r == nil || r.Object != 100 {
 		t.Fatalf("heard %v, want object 100", r)
 	}
-	// Challenged 30 s ago: its turn would come 15 s after every node
-	// ignores it. Before session 15 the loop waited for it, and published
-	// it for this node's own validator to refuse; now it is dropped at
-	// once and counted.
-	record(101, time.Now().Add(-30*time.Second))
+	// Challenged 10 s ago: its turn would come 5 s before its window
+	// closes, within publishMargin, too late for a node whose clock is
+	// ahead. Before session 15 the loop waited for such a result and
+	// published it; now it is dropped at once and counted.
+	record(101, time.Now().Add(-10*time.Second))
 	if n := counter("results_unpublished"); n != 1 {
 		t.Fatalf("%v results counted unpublished, want 1", n)
 	}
@@ -105,5 +106,14 @@ func TestAuditResultPastWindowNotPublished(t *testing.T) {
 	record(102, time.Now())
 	if r := heard(ctx, 100); r == nil || r.Object != 102 {
 		t.Fatalf("heard %v after the result past its window, want object 102", r)
+	}
+	// The result of an audit that timed out (recorded AnswerTimeout after
+	// its challenge) is still published: the margin leaves it time.
+	record(103, time.Now().Add(-audit.AnswerTimeout-time.Second))
+	if r := heard(ctx, 100); r == nil || r.Object != 103 {
+		t.Fatalf("heard %v, want object 103, the result of a timed-out audit", r)
+	}
+	if n := counter("results_unpublished"); n != 1 {
+		t.Fatalf("%v results counted unpublished, want only the one past its margin", n)
 	}
 }
