@@ -214,7 +214,11 @@ const maxPendingRetries = 20
 // reloads the account's nonce and retries once, and while the account has
 // as many transactions waiting as a node admits (ErrTooManyPending), or
 // the mempool a block's member quota (ErrMembersPerBlock), it waits for
-// the next block and tries again.
+// the next block and tries again. A new worker's first transaction
+// (accepting its bucket invitation, setting its operator metadata) that a
+// node refuses as naming no worker (ErrWorkerNotFound) is sent once more
+// after the next block: the node may not have committed the block that
+// adds the worker.
 // Without a deadline on ctx, Submit gives up after the client's submit
 // timeout (DefaultSubmitTimeout unless WithSubmitTimeout).
 func (c *Client) Submit(ctx context.Context, key Key, msg Msg) (Committed, error) {
@@ -237,7 +241,7 @@ func (c *Client) Submit(ctx context.Context, key Key, msg Msg) (Committed, error
 		return Committed{}, err
 	}
 	acct := key.Account()
-	nonceRetried := false
+	nonceRetried, workerRetried := false, false
 	for attempt := 0; ; attempt++ {
 		nonce, err := c.nextNonce(ctx, acct)
 		if err != nil {
@@ -272,8 +276,31 @@ func (c *Client) Submit(ctx context.Context, key Key, msg Msg) (Committed, error
 			}
 			continue
 		}
+		// A new worker's first transaction refused at CheckTx as naming
+		// no worker: the node has not committed the block that adds it,
+		// and its provisional room for new workers is best effort (a few
+		// accounts, first come). One block later it has, or never will.
+		if err != nil && errors.Is(err, ErrWorkerNotFound) && newWorkerMsg(msg) && res.Height == 0 && !workerRetried {
+			workerRetried = true
+			if _, werr := c.WaitForNextBlock(ctx); werr != nil {
+				return res, err
+			}
+			continue
+		}
 		return res, err
 	}
+}
+
+// newWorkerMsg reports whether msg is one a new worker's role account
+// sends first, naming its own worker: accepting its bucket invitation or
+// setting its operator metadata.
+func newWorkerMsg(msg Msg) bool {
+	switch msg.(type) {
+	case MsgAcceptStorageBucketInvitation, MsgSetStorageOperatorMetadata,
+		MsgAcceptDistributionBucketInvitation, MsgSetDistributionOperatorMetadata:
+		return true
+	}
+	return false
 }
 
 // waitable reports whether a refusal at CheckTx passes with the next

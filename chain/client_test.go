@@ -26,6 +26,7 @@ type memTransport struct {
 	held    bool // no block is made while set
 	fifo    bool // blocks take transactions in arrival order, as CometBFT's mempool gives them
 	refused int  // transactions CheckTx refused
+	waiters int  // callers in WaitForHeight
 
 	wake chan struct{}
 	stop chan struct{}
@@ -149,6 +150,14 @@ func (tr *memTransport) LatestHeight(context.Context) (int64, error) {
 }
 
 func (tr *memTransport) WaitForHeight(ctx context.Context, h int64) error {
+	tr.mu.Lock()
+	tr.waiters++
+	tr.mu.Unlock()
+	defer func() {
+		tr.mu.Lock()
+		tr.waiters--
+		tr.mu.Unlock()
+	}()
 	for {
 		tr.mu.Lock()
 		height, ch := tr.height, tr.notify
@@ -265,6 +274,14 @@ func TestClientSubmitAndRead(t *testing.T) {
 	if _, err := c.Submit(ctx, user, chain.MsgDeleteDataObjects{Bag: bag}); !errors.Is(err, chain.ErrInvalid) {
 		t.Fatal(err)
 	}
+}
+
+// proposed puts tx in the next block without this node's CheckTx, as a
+// transaction another validator admitted and proposed.
+func (tr *memTransport) proposed(tx []byte) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.mempool = append(tr.mempool, pendingTx{tx: tx, res: make(chan chain.Committed, 1)})
 }
 
 // mempoolState reports how many transactions wait and how many CheckTx
@@ -580,5 +597,112 @@ func TestClientSubscribe(t *testing.T) {
 	}
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("subscription ended with %v; want context.Canceled", err)
+	}
+}
+
+// A new worker's first transaction, refused at CheckTx as naming no
+// worker while the block that adds it waits — four throwaway keys
+// claiming the next worker IDs took every provisional slot — is sent again
+// after that block and commits; a transaction naming a worker no block
+// adds is sent again once and then refused.
+func TestClientResubmitsNewWorkersFirstTx(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, tr, sl, _ := testSetup(t)
+	res, err := c.Submit(ctx, sl, chain.MsgCreateStorageBucket{AcceptingNewBags: true, ObjectsLimit: 10, SizeLimit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, _ := chain.FindEvent[chain.StorageBucketCreated](res.Result.Events)
+	bucket := created.Bucket
+	ws, err := c.Workers(ctx, chain.StorageGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := chain.WorkerID(len(ws))
+	tr.mu.Lock()
+	tr.held, tr.fifo = true, true
+	tr.mu.Unlock()
+
+	// The lead's hire went to another validator: this node's CheckTx
+	// never saw it, and the next block holds it.
+	wk, _ := chain.GenerateKey()
+	lead, err := c.Account(ctx, sl.Account())
+	if err != nil {
+		t.Fatal(err)
+	}
+	chainID, err := c.ChainID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range []chain.Msg{
+		chain.MsgAddWorker{Group: chain.StorageGroup, Account: wk.Account()},
+		chain.MsgInviteStorageBucketOperator{Bucket: bucket, Worker: next},
+	} {
+		tx, err := chain.SignTxForChain(chainID, sl, lead.Nonce+1+uint64(i), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.proposed(tx)
+	}
+	errs := make(chan error, 4)
+	for i := range chain.WorkerID(4) {
+		squat, _ := chain.GenerateKey()
+		go func() {
+			_, err := c.Submit(ctx, squat, chain.MsgSetStorageOperatorMetadata{Worker: next + i, Bucket: bucket})
+			errs <- err
+		}()
+		waitMempool(ctx, t, tr, 3+int(i), 0)
+	}
+	accepted := make(chan error, 1)
+	go func() {
+		_, err := c.Submit(ctx, wk, chain.MsgAcceptStorageBucketInvitation{Worker: next, Bucket: bucket})
+		accepted <- err
+	}()
+	stranger, _ := chain.GenerateKey()
+	far := make(chan error, 1)
+	go func() {
+		_, err := c.Submit(ctx, stranger, chain.MsgAcceptStorageBucketInvitation{Worker: next + 100, Bucket: bucket})
+		far <- err
+	}()
+	// Both refused, both waiting for the next block.
+	for {
+		tr.mu.Lock()
+		refused, waiters := tr.refused, tr.waiters
+		tr.mu.Unlock()
+		if refused == 2 && waiters == 2 {
+			break
+		}
+		select {
+		case err := <-accepted:
+			t.Fatalf("the new worker's acceptance returned before the block that adds it: %v", err)
+		case err := <-far:
+			t.Fatalf("an acceptance naming no worker returned without waiting a block: %v", err)
+		case <-ctx.Done():
+			t.Fatalf("%d refused, %d waiting for a block; want 2 and 2", refused, waiters)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	tr.mu.Lock()
+	tr.held = false
+	tr.mu.Unlock()
+
+	if err := <-accepted; err != nil {
+		t.Fatalf("the new worker's acceptance: %v", err)
+	}
+	if err := <-far; !errors.Is(err, chain.ErrWorkerNotFound) {
+		t.Fatalf("an acceptance naming no worker: %v; want %v", err, chain.ErrWorkerNotFound.Msg)
+	}
+	for range 4 { // the squatters' transactions reached the block and failed there
+		if err := <-errs; err == nil {
+			t.Fatal("a squatter set the new worker's metadata")
+		}
+	}
+	b, err := c.StorageBucket(ctx, bucket)
+	if err != nil || b.Operator == nil || *b.Operator != next || b.OperatorStatus != chain.OperatorActive {
+		t.Fatalf("bucket after the acceptance: %+v, %v; want operated by worker %d", b, err, next)
+	}
+	if _, refused := tr.mempoolState(); refused != 3 {
+		t.Fatalf("CheckTx refused %d; want 3 (each acceptance once, the one naming no worker again)", refused)
 	}
 }

@@ -46,13 +46,17 @@ func (m MsgUpgradeAppVersion) ValidateBasic() error {
 	return nil
 }
 
-// MsgCancelAppVersionUpgrade drops the upgrade scheduled for the end of
-// block Height before it runs. Storage lead only, like the schedule; Height
-// must be the scheduled upgrade's, so a cancel written for one schedule
-// cannot drop another that replaced it. App version 5 added it: a chain
-// below it refuses it as unknown, as the releases before did.
+// MsgCancelAppVersionUpgrade drops the upgrade to Version scheduled for
+// the end of block Height before it runs. Storage lead only, like the
+// schedule; Version and Height must both be the scheduled upgrade's, so a
+// cancel written for one schedule cannot drop another that replaced it —
+// not even one at the same height: the lead's nonces may run out of
+// order within the nonce window, so the order they were signed in does
+// not protect a replacement. App version 5 added it: a chain below it
+// refuses it as unknown, as the releases before did.
 type MsgCancelAppVersionUpgrade struct {
-	Height int64 `json:"height"`
+	Version uint64 `json:"version"`
+	Height  int64  `json:"height"`
 }
 
 // Type implements Msg.
@@ -60,6 +64,9 @@ func (MsgCancelAppVersionUpgrade) Type() string { return "cancel_app_version_upg
 
 // ValidateBasic implements Msg.
 func (m MsgCancelAppVersionUpgrade) ValidateBasic() error {
+	if m.Version == 0 {
+		return invalid("cancel upgrade: name the app version of the scheduled upgrade (--version N, as satchel chain status shows it)")
+	}
 	if m.Height <= 0 {
 		return invalid("cancel upgrade: height %d: name the block height of the scheduled upgrade (--height H, as satchel chain status shows it)", m.Height)
 	}

@@ -300,7 +300,7 @@ func TestAppProposalsWithAnUpgradeCancel(t *testing.T) {
 			if _, err := app.InitChain(ctx, &abci.InitChainRequest{ChainId: g.ChainID, Time: time.Now(), AppStateBytes: gs, ConsensusParams: params}); err != nil {
 				t.Fatal(err)
 			}
-			txs := [][]byte{mustSign(t, lead, 1, chain.MsgCancelAppVersionUpgrade{Height: 100})}
+			txs := [][]byte{mustSign(t, lead, 1, chain.MsgCancelAppVersionUpgrade{Version: state.Version + 1, Height: 100})}
 			want := abci.PROCESS_PROPOSAL_STATUS_REJECT
 			if v >= state.VersionUpgradeCancel {
 				want = abci.PROCESS_PROPOSAL_STATUS_ACCEPT

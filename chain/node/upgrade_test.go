@@ -181,10 +181,11 @@ func TestUpgradeAcrossValidators(t *testing.T) {
 // version 4, the storage lead's cancel is refused as unknown and leaves the
 // schedule, which moves the chain to version 5; there the lead schedules
 // an upgrade to a version this release lacks — one that would stop the
-// node at its height — and cancels it. A member's cancel and one naming
-// another height are refused with errors that say so and leave the
-// schedule; the lead's right one drops it, with its event, and the node
-// goes past the height at version 5.
+// node at its height — then replaces it by another at the same height. A
+// member's cancel, one naming another height, and one naming the replaced
+// version are refused with errors that say so and leave the replacement;
+// the lead's right one drops it, with its event, and the node goes past the
+// height at version 5.
 func TestUpgradeCancelledOnARunningChain(t *testing.T) {
 	ctx := testCtx(t, 120*time.Second)
 	lead, member := mustKey(t), mustKey(t)
@@ -216,7 +217,7 @@ func TestUpgradeCancelledOnARunningChain(t *testing.T) {
 	}
 
 	first := schedule(state.VersionUpgradeCancel)
-	_, err := c.Submit(ctx, lead, chain.MsgCancelAppVersionUpgrade{Height: first.Height})
+	_, err := c.Submit(ctx, lead, chain.MsgCancelAppVersionUpgrade{Version: first.Version, Height: first.Height})
 	if !errors.Is(err, chain.ErrUnknownMsg) || !strings.Contains(err.Error(), "needs app version 5") {
 		t.Fatalf("a cancel on a version 4 chain: %v; want unknown, needing version 5", err)
 	}
@@ -225,17 +226,27 @@ func TestUpgradeCancelledOnARunningChain(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	plan := schedule(state.Version + 1)
-	if _, err := c.Submit(ctx, member, chain.MsgCancelAppVersionUpgrade{Height: plan.Height}); !errors.Is(err, chain.ErrUnauthorized) {
+	replaced := schedule(state.Version + 1)
+	plan := chain.UpgradePlan{Version: state.Version + 2, Height: replaced.Height}
+	if _, err := c.Submit(ctx, lead, chain.MsgUpgradeAppVersion{Version: plan.Version, Height: plan.Height}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Submit(ctx, member, chain.MsgCancelAppVersionUpgrade(plan)); !errors.Is(err, chain.ErrUnauthorized) {
 		t.Fatalf("a member's cancel: %v; want ErrUnauthorized", err)
 	}
-	_, err = c.Submit(ctx, lead, chain.MsgCancelAppVersionUpgrade{Height: plan.Height + 1})
-	if !errors.Is(err, chain.ErrInvalid) || !strings.Contains(err.Error(), fmt.Sprintf("scheduled at block %d", plan.Height)) {
-		t.Fatalf("a cancel at the wrong height: %v; want ErrInvalid naming block %d", err, plan.Height)
+	scheduled := fmt.Sprintf("the upgrade to app version %d is scheduled at block %d", plan.Version, plan.Height)
+	for _, m := range []chain.MsgCancelAppVersionUpgrade{
+		{Version: plan.Version, Height: plan.Height + 1},
+		chain.MsgCancelAppVersionUpgrade(replaced), // written for the schedule the replacement replaced
+	} {
+		_, err = c.Submit(ctx, lead, m)
+		if !errors.Is(err, chain.ErrInvalid) || !strings.Contains(err.Error(), scheduled) {
+			t.Fatalf("cancel %+v: %v; want ErrInvalid naming %q", m, err, scheduled)
+		}
 	}
 	planIs("after refused cancels", &plan)
 
-	res, err := c.Submit(ctx, lead, chain.MsgCancelAppVersionUpgrade{Height: plan.Height})
+	res, err := c.Submit(ctx, lead, chain.MsgCancelAppVersionUpgrade(plan))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,13 @@ import "github.com/satchel-net/satchel/chain"
 // adds workers without a per-block quota, so the bound is this one rather
 // than a block's worth: enough for the workers a lead hires together, few
 // for an attacker guessing IDs.
+//
+// Best effort, first come first served: four free keys claiming the next
+// worker IDs take every slot for their one block, and the real new
+// worker's transaction is then refused (ErrWorkerNotFound) as it was
+// before provisional admission — never worse than that. chain.Client's
+// Submit sends such a transaction once more after the next block, when
+// the node has the worker; the member path (awaited) has the same bound.
 const maxAwaitedWorkers = 4
 
 // awaitedWorker is awaited for a message of a new worker's role account

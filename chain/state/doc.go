@@ -63,7 +63,7 @@
 // and UpgradedTo tells the engine, which hands the version to CometBFT for
 // the next block's header (upgrade.go). From VersionUpgradeCancel,
 // chain.MsgCancelAppVersionUpgrade (storage lead, naming the plan's
-// height) drops the plan before it runs.
+// version and height) drops the plan before it runs.
 //
 // # Validators
 //

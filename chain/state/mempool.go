@@ -189,10 +189,13 @@ func pendingRoom(a chain.Account, acct pendingAccount, allowance int) error {
 // block behind the network admits a new member's first transactions
 // (create_channel, an upload into its member bag) rather than drop them
 // for good. At most membersPerBlock accounts at once, as many as one
-// block can make members. It costs no block space: a proposal never
-// holds a provisional transaction (ProposalTxs), and once this node
-// commits the block it waited for, the recheck judges it as any other,
-// but never provisionally again (Machine.admit): it waited its one block.
+// block can make members: best effort, first come first served, so
+// throwaway keys guessing the next IDs can take the room for a block,
+// leaving a new member refused as before provisional admission. It costs
+// no block space: a proposal never holds a provisional transaction
+// (ProposalTxs), and once this node commits the block it waited for, the
+// recheck judges it as any other, but never provisionally again
+// (Machine.admit): it waited its one block.
 func (p *mempool) awaited(x *execCtx, acct pendingAccount, msg chain.Msg, err error) (bool, error) {
 	if errors.Is(err, chain.ErrWorkerNotFound) {
 		return p.awaitedWorker(x, acct, msg, err)

@@ -165,7 +165,7 @@ func roleCases() map[string]roleCase {
 			if fx.h != nil {
 				fx.h.do(storageLead, chain.MsgUpgradeAppVersion{Version: Version + 1, Height: 1000})
 			}
-			return chain.MsgCancelAppVersionUpgrade{Height: 1000}
+			return chain.MsgCancelAppVersionUpgrade{Version: Version + 1, Height: 1000}
 		}),
 
 		"accept_storage_bucket_invitation": {func(fx *roleFixture) chain.Msg {

@@ -54,8 +54,8 @@ func (x *execCtx) cancelAppVersionUpgrade(m chain.MsgCancelAppVersionUpgrade) er
 	if p == nil {
 		return chain.Errorf(chain.ErrInvalid, "cancel upgrade: no upgrade is scheduled; nothing to cancel")
 	}
-	if m.Height != p.Height {
-		return chain.Errorf(chain.ErrInvalid, "cancel upgrade: height %d is not the scheduled upgrade's: the upgrade to app version %d is scheduled at block %d; name --height %d to cancel it", m.Height, p.Version, p.Height, p.Height)
+	if m.Version != p.Version || m.Height != p.Height {
+		return chain.Errorf(chain.ErrInvalid, "cancel upgrade: app version %d at block %d is not the scheduled upgrade: the upgrade to app version %d is scheduled at block %d (a schedule replaces the one before); name --version %d --height %d to cancel it", m.Version, m.Height, p.Version, p.Height, p.Version, p.Height)
 	}
 	x.s.c.del(keyUpgrade)
 	x.emit(chain.AppVersionUpgradeCancelled{Version: p.Version, Height: p.Height})

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -8,32 +9,44 @@ import (
 )
 
 // TestUpgradeCancelled: the storage lead cancels the scheduled upgrade by
-// its height; the event names it, the query shows none, and the chain
-// passes the height at its version. Another signer, a wrong height, or a
-// cancel with nothing scheduled are refused with errors that say so and
-// change nothing (harness.fail).
+// its version and height; the event names it, the query shows none, and
+// the chain passes the height at its version. Another signer, a wrong
+// version or height, a cancel with nothing scheduled, or one with no
+// version are refused with errors that say so and change nothing
+// (harness.fail).
 func TestUpgradeCancelled(t *testing.T) {
 	h := newHarness(t)
-	h.fail(storageLead, chain.MsgCancelAppVersionUpgrade{Height: 100}, chain.ErrInvalid)
+	h.fail(storageLead, chain.MsgCancelAppVersionUpgrade{Version: Version + 1, Height: 100}, chain.ErrInvalid)
 	at := h.height + 1 + chain.MinUpgradeDelay
 	// A version this release lacks: were the cancel lost, the node would
 	// stop at the height.
 	plan := chain.UpgradePlan{Version: Version + 1, Height: at}
 	h.do(storageLead, chain.MsgUpgradeAppVersion{Version: plan.Version, Height: plan.Height})
 	for _, k := range []chain.Key{distLead, mallory, alice} {
-		h.fail(k, chain.MsgCancelAppVersionUpgrade{Height: at}, chain.ErrUnauthorized)
+		h.fail(k, chain.MsgCancelAppVersionUpgrade{Version: plan.Version, Height: at}, chain.ErrUnauthorized)
 	}
-	for _, wrong := range []int64{at - 1, at + 1} {
-		r := h.fail(storageLead, chain.MsgCancelAppVersionUpgrade{Height: wrong}, chain.ErrInvalid)
-		if !strings.Contains(r.Log, "is not the scheduled upgrade's") || !strings.Contains(r.Log, "--height") {
-			t.Errorf("cancel at %d: %q does not name the scheduled height", wrong, r.Log)
+	wrongs := []chain.MsgCancelAppVersionUpgrade{
+		{Version: plan.Version, Height: at - 1},
+		{Version: plan.Version, Height: at + 1},
+		{Version: plan.Version + 1, Height: at},
+		{Version: plan.Version - 1, Height: at},
+	}
+	want := fmt.Sprintf("the upgrade to app version %d is scheduled at block %d", plan.Version, plan.Height)
+	for _, m := range wrongs {
+		r := h.fail(storageLead, m, chain.ErrInvalid)
+		if !strings.Contains(r.Log, "is not the scheduled upgrade") || !strings.Contains(r.Log, want) ||
+			!strings.Contains(r.Log, fmt.Sprintf("--version %d --height %d", plan.Version, plan.Height)) {
+			t.Errorf("cancel %+v: %q does not name the scheduled version and height", m, r.Log)
 		}
+	}
+	if r := h.fail(storageLead, chain.MsgCancelAppVersionUpgrade{Height: at}, chain.ErrInvalid); !strings.Contains(r.Log, "--version N") {
+		t.Errorf("cancel with no version: %q", r.Log)
 	}
 	if info := queryAs[chain.AppVersionInfo](t, h.m, chain.QueryAppVersion, nil); info.Upgrade == nil || *info.Upgrade != plan {
 		t.Fatalf("after refused cancels: %+v; want the plan %+v", info, plan)
 	}
 
-	r := h.do(storageLead, chain.MsgCancelAppVersionUpgrade{Height: at})
+	r := h.do(storageLead, chain.MsgCancelAppVersionUpgrade{Version: plan.Version, Height: at})
 	if ev := event[chain.AppVersionUpgradeCancelled](t, r); ev.Version != plan.Version || ev.Height != at {
 		t.Fatalf("cancelled event %+v; want %+v", ev, plan)
 	}
@@ -46,9 +59,34 @@ func TestUpgradeCancelled(t *testing.T) {
 	if v := h.version(); v != Version {
 		t.Fatalf("version %d past the cancelled upgrade's height", v)
 	}
-	r = h.fail(storageLead, chain.MsgCancelAppVersionUpgrade{Height: at}, chain.ErrInvalid)
+	r = h.fail(storageLead, chain.MsgCancelAppVersionUpgrade{Version: plan.Version, Height: at}, chain.ErrInvalid)
 	if !strings.Contains(r.Log, "no upgrade is scheduled") {
 		t.Errorf("second cancel: %q", r.Log)
+	}
+}
+
+// TestUpgradeCancelSparesASameHeightReplacement: a schedule replaced by
+// another at the same height, and a cancel written for the first that the
+// chain takes after the replacement (the lead's nonces may run out of
+// order, so signing order does not decide), is refused naming the
+// replacement, which stays and is cancelled by its own version.
+func TestUpgradeCancelSparesASameHeightReplacement(t *testing.T) {
+	h := newHarness(t)
+	at := h.height + 1 + chain.MinUpgradeDelay + 5
+	old := chain.MsgCancelAppVersionUpgrade{Version: Version + 1, Height: at}
+	h.do(storageLead, chain.MsgUpgradeAppVersion{Version: Version + 1, Height: at})
+	h.do(storageLead, chain.MsgUpgradeAppVersion{Version: Version + 2, Height: at}) // replaces it
+	r := h.fail(storageLead, old, chain.ErrInvalid)
+	if !strings.Contains(r.Log, fmt.Sprintf("the upgrade to app version %d is scheduled at block %d", Version+2, at)) {
+		t.Errorf("the cancel for the replaced schedule: %q does not name the replacement", r.Log)
+	}
+	replacement := chain.UpgradePlan{Version: Version + 2, Height: at}
+	if info := queryAs[chain.AppVersionInfo](t, h.m, chain.QueryAppVersion, nil); info.Upgrade == nil || *info.Upgrade != replacement {
+		t.Fatalf("after the cancel for the replaced schedule: %+v; want the replacement %+v", info, replacement)
+	}
+	r = h.do(storageLead, chain.MsgCancelAppVersionUpgrade{Version: Version + 2, Height: at})
+	if ev := event[chain.AppVersionUpgradeCancelled](t, r); ev != chain.AppVersionUpgradeCancelled(replacement) {
+		t.Fatalf("cancelled event %+v; want %+v", ev, replacement)
 	}
 }
 
@@ -61,7 +99,7 @@ func TestUpgradeCancelComesWithVersion5(t *testing.T) {
 		h := newHarness(t, atVersion(v))
 		at := h.height + 1 + chain.MinUpgradeDelay + 5
 		h.do(storageLead, chain.MsgUpgradeAppVersion{Version: VersionUpgradeCancel, Height: at})
-		msg := chain.MsgCancelAppVersionUpgrade{Height: at}
+		msg := chain.MsgCancelAppVersionUpgrade{Version: VersionUpgradeCancel, Height: at}
 		h.refused(storageLead, msg, chain.ErrUnknownMsg)
 		tx := h.sign(storageLead, msg)
 		h.nonces[storageLead.Account()]--
@@ -89,7 +127,7 @@ func TestUpgradeCancelComesWithVersion5(t *testing.T) {
 		}
 		later := h.height + 1 + chain.MinUpgradeDelay
 		h.do(storageLead, chain.MsgUpgradeAppVersion{Version: Version + 1, Height: later})
-		cancel := h.sign(storageLead, chain.MsgCancelAppVersionUpgrade{Height: later})
+		cancel := h.sign(storageLead, chain.MsgCancelAppVersionUpgrade{Version: Version + 1, Height: later})
 		if err := h.m.CheckProposal([][]byte{cancel}); err != nil {
 			t.Fatalf("a version 5 proposal with the cancel: %v", err)
 		}

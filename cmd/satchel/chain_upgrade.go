@@ -25,7 +25,7 @@ func newChainUpgradeCmd(app *App) *cobra.Command {
 	var height int64
 	var cancel bool
 	return txCommand{
-		use:   "upgrade (--version N | --cancel) --height H",
+		use:   "upgrade --version N --height H [--cancel]",
 		short: "Schedule (or cancel) the chain's move to a newer app version at a block height. Requires the storage lead",
 		long: `Schedule a governed upgrade of the running chain to app version N. Block H
 ends with the migration to version N on every node (for version 3: the
@@ -37,30 +37,34 @@ header names the version. H must be at least ` + fmt.Sprint(chain.MinUpgradeDela
 takes this transaction; scheduling again replaces a schedule that has not
 run.
 
---cancel --height H drops the upgrade scheduled at block H (the height
-` + "`satchel chain status`" + ` shows; another height is refused, so a cancel
-cannot drop a schedule that replaced the one it meant). A chain below app
-version 5 refuses it as unknown: there, to hold an upgrade back, schedule
-the same version again at a later height.
+--cancel --version N --height H drops the upgrade to version N scheduled
+at block H (both as ` + "`satchel chain status`" + ` shows them). Another version
+or height is refused, naming the one scheduled, so a cancel cannot drop a
+schedule that replaced the one it meant, even at the same height. Only a
+chain at app version 5 or later knows the cancel; a version 4 chain
+refuses it as unknown, so an upgrade from 4 to 5 cannot be cancelled: to
+hold it back, schedule version 5 again at a later height.
 
 Before scheduling, run a satchel release that knows version N on every
 node: a node without it refuses the transaction's block, and one that
 cannot run version N stops at height H. ` + "`satchel chain status`" + ` shows the
 version a chain runs and the upgrade scheduled.`,
-		example: `  satchel chain status                            # height 1200, app version 4
-  satchel chain upgrade --version 5 --height 1500 -y
-  satchel chain upgrade --cancel --height 1500 -y  # before block 1500`,
+		example: `  # with a release that runs version 6, on a chain at version 5:
+  satchel chain status                                        # height 1200, app version 5
+  satchel chain upgrade --version 6 --height 1500 -y
+  satchel chain upgrade --cancel --version 6 --height 1500 -y # before block 1500
+
+  # a version 4 chain cannot cancel its upgrade to 5; move it later instead:
+  satchel chain upgrade --version 5 --height 1800 -y`,
 		flags: func(cmd *cobra.Command) {
-			cmd.Flags().Uint64Var(&version, "version", 0, "the app `VERSION` to move to (required unless --cancel)")
+			cmd.Flags().Uint64Var(&version, "version", 0, "the app `VERSION` to move to (required); with --cancel, the scheduled one")
 			cmd.Flags().Int64Var(&height, "height", 0, "the block `HEIGHT` that ends with the migration (required); with --cancel, the scheduled one")
-			cmd.Flags().BoolVar(&cancel, "cancel", false, "cancel the upgrade scheduled at --height (app version 5 and later)")
-			requiredFlags(cmd, "height")
-			cmd.MarkFlagsOneRequired("version", "cancel")
-			cmd.MarkFlagsMutuallyExclusive("version", "cancel")
+			cmd.Flags().BoolVar(&cancel, "cancel", false, "cancel the upgrade to --version scheduled at --height (app version 5 and later)")
+			requiredFlags(cmd, "version", "height")
 		},
 		build: func(*cobra.Command, []string) (tx, error) {
 			if cancel {
-				return cancelUpgradeTx(height), nil
+				return cancelUpgradeTx(version, height), nil
 			}
 			// The chain schedules any newer version (only its state may
 			// decide); a version this release does not run would stop
@@ -77,15 +81,16 @@ version a chain runs and the upgrade scheduled.`,
 	}.command(app)
 }
 
-// cancelUpgradeTx is the storage lead's cancel of the upgrade scheduled at
-// height.
-func cancelUpgradeTx(height int64) tx {
-	m := chain.MsgCancelAppVersionUpgrade{Height: height}
-	action := fmt.Sprintf("Cancel the app version upgrade scheduled at the end of block %d", height)
-	done := func(evs []chain.Event) (string, map[string]any) {
-		ev, _ := chain.FindEvent[chain.AppVersionUpgradeCancelled](evs)
-		line := fmt.Sprintf("cancelled the upgrade to app version %d scheduled at block %d: the chain stays at its app version", ev.Version, height)
-		return line, map[string]any{"cancelled": true, "version": ev.Version, "upgradeHeight": height}
+// cancelUpgradeTx is the storage lead's cancel of the upgrade to version
+// scheduled at height. Unlike a schedule, it may name a version this
+// release does not run: dropping such a schedule is what keeps the nodes
+// from stopping at its height.
+func cancelUpgradeTx(version uint64, height int64) tx {
+	m := chain.MsgCancelAppVersionUpgrade{Version: version, Height: height}
+	action := fmt.Sprintf("Cancel the upgrade to app version %d scheduled at the end of block %d", version, height)
+	done := func([]chain.Event) (string, map[string]any) {
+		line := fmt.Sprintf("cancelled the upgrade to app version %d scheduled at block %d: the chain stays at its app version", version, height)
+		return line, map[string]any{"cancelled": true, "version": version, "upgradeHeight": height}
 	}
 	return tx{role: leadRole(chain.StorageGroup), msg: m, action: action, done: done}
 }

@@ -81,12 +81,13 @@ func TestChainUpgradeCommand(t *testing.T) {
 	tc.fails([]string{"runs app version 3 already"}, "chain", "upgrade", "--version", "3", "--height", fmt.Sprint(at+100), "-y")
 }
 
-// TestChainUpgradeCancelCommand: `satchel chain upgrade --cancel --height
-// H` takes no --version and needs one of the two; a version 4 chain refuses
-// the cancel as needing version 5; on a chain the command moved to version
-// 5, the storage lead's cancel naming another height than the scheduled
-// upgrade's, or another key's, is refused with an error that says so and
-// leaves the schedule (chain status); the right one drops it.
+// TestChainUpgradeCancelCommand: `satchel chain upgrade --cancel --version
+// N --height H` needs both flags; a version 4 chain refuses the cancel as
+// needing version 5; on a chain the command moved to version 5, where an
+// upgrade is scheduled and then replaced at the same height, the storage
+// lead's cancel naming another height, the replaced version, or another
+// key's, is refused with an error that names the scheduled upgrade and
+// leaves it (chain status); the right one drops it.
 func TestChainUpgradeCancelCommand(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a chain node")
@@ -105,9 +106,9 @@ func TestChainUpgradeCancelCommand(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	tc.fails([]string{"at least one of the flags in the group [version cancel] is required"}, "chain", "upgrade", "--height", "100", "-y")
-	tc.fails([]string{"none of the others can be"}, "chain", "upgrade", "--cancel", "--version", "5", "--height", "100", "-y")
-	tc.fails([]string{"needs app version 5"}, "chain", "upgrade", "--cancel", "--height", "100", "-y")
+	tc.fails([]string{`required flag(s) "version" not set`}, "chain", "upgrade", "--cancel", "--height", "100", "-y")
+	tc.fails([]string{`required flag(s) "height" not set`}, "chain", "upgrade", "--cancel", "--version", "5", "-y")
+	tc.fails([]string{"needs app version 5"}, "chain", "upgrade", "--cancel", "--version", "5", "--height", "100", "-y")
 
 	var st node.Status
 	tc.okJSON(&st, "chain", "status")
@@ -120,18 +121,24 @@ func TestChainUpgradeCancelCommand(t *testing.T) {
 	if st.AppVersion != state.VersionUpgradeCancel {
 		t.Fatalf("status after the upgrade: version %d", st.AppVersion)
 	}
-	tc.fails([]string{"no upgrade is scheduled"}, "chain", "upgrade", "--cancel", "--height", fmt.Sprint(at+100), "-y")
+	tc.fails([]string{"no upgrade is scheduled"}, "chain", "upgrade", "--cancel", "--version", "6", "--height", fmt.Sprint(at+100), "-y")
 
-	// An upgrade this release cannot run (so the command would not
-	// schedule it): were it not cancelled, the node would stop at it.
-	plan := chain.UpgradePlan{Version: state.Version + 1, Height: st.Height + chain.MinUpgradeDelay + 20}
-	if _, err := tc.client.Submit(ctx, tc.storageLead, chain.MsgUpgradeAppVersion{Version: plan.Version, Height: plan.Height}); err != nil {
-		t.Fatal(err)
+	// Upgrades this release cannot run (so the command would not schedule
+	// them): were the last not cancelled, the node would stop at it. The
+	// second replaces the first at the same height.
+	replaced := chain.UpgradePlan{Version: state.Version + 1, Height: st.Height + chain.MinUpgradeDelay + 20}
+	plan := chain.UpgradePlan{Version: state.Version + 2, Height: replaced.Height}
+	for _, p := range []chain.UpgradePlan{replaced, plan} {
+		if _, err := tc.client.Submit(ctx, tc.storageLead, chain.MsgUpgradeAppVersion{Version: p.Version, Height: p.Height}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	h := fmt.Sprint(plan.Height)
-	tc.fails([]string{"is not the scheduled upgrade's", "--height " + h}, "chain", "upgrade", "--cancel", "--height", fmt.Sprint(plan.Height+1), "-y")
+	v, h := fmt.Sprint(plan.Version), fmt.Sprint(plan.Height)
+	named := []string{"is not the scheduled upgrade", "--version " + v + " --height " + h}
+	tc.fails(named, "chain", "upgrade", "--cancel", "--version", v, "--height", fmt.Sprint(plan.Height+1), "-y")
+	tc.fails(named, "chain", "upgrade", "--cancel", "--version", fmt.Sprint(replaced.Version), "--height", h, "-y")
 	other, _ := newKeyFile(t, tc.home, "other.key")
-	tc.fails([]string{"only the storage lead", "sign with the storage lead key"}, "chain", "upgrade", "--cancel", "--height", h, "-y", "-k", other)
+	tc.fails([]string{"only the storage lead", "sign with the storage lead key"}, "chain", "upgrade", "--cancel", "--version", v, "--height", h, "-y", "-k", other)
 	scheduled := fmt.Sprintf("(upgrade to %d scheduled at the end of block %d)", plan.Version, plan.Height)
 	if out := tc.ok("chain", "status"); !strings.Contains(out, scheduled) {
 		t.Fatalf("status after refused cancels does not show the schedule %q:\n%s", scheduled, out)
@@ -142,7 +149,7 @@ func TestChainUpgradeCancelCommand(t *testing.T) {
 		Version       uint64 `json:"version"`
 		UpgradeHeight int64  `json:"upgradeHeight"`
 	}
-	tc.okJSON(&res, "chain", "upgrade", "--cancel", "--height", h, "-y")
+	tc.okJSON(&res, "chain", "upgrade", "--cancel", "--version", v, "--height", h, "-y")
 	if !res.Cancelled || res.Version != plan.Version || res.UpgradeHeight != plan.Height {
 		t.Fatalf("cancel result %+v; want the plan %+v", res, plan)
 	}
