@@ -73,8 +73,12 @@ func (tr *memTransport) produce() {
 		if !tr.held {
 			batch, tr.mempool = tr.mempool, nil
 		}
+		// An empty block for a caller waiting for one, as a chain makes
+		// blocks whether or not transactions wait (without it, a caller
+		// that read the height just after the last block waited forever).
+		empty := !tr.held && tr.waiters > 0
 		tr.mu.Unlock()
-		if len(batch) == 0 {
+		if len(batch) == 0 && !empty {
 			continue
 		}
 		if !tr.fifo {
