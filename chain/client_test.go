@@ -27,6 +27,7 @@ type memTransport struct {
 	fifo    bool // blocks take transactions in arrival order, as CometBFT's mempool gives them
 	refused int  // transactions CheckTx refused
 	waiters int  // callers in WaitForHeight
+	empty   bool // empty blocks are made for callers waiting for one, as a chain makes blocks anyway
 
 	wake chan struct{}
 	stop chan struct{}
@@ -73,10 +74,7 @@ func (tr *memTransport) produce() {
 		if !tr.held {
 			batch, tr.mempool = tr.mempool, nil
 		}
-		// An empty block for a caller waiting for one, as a chain makes
-		// blocks whether or not transactions wait (without it, a caller
-		// that read the height just after the last block waited forever).
-		empty := !tr.held && tr.waiters > 0
+		empty := tr.empty && !tr.held && tr.waiters > 0
 		tr.mu.Unlock()
 		if len(batch) == 0 && !empty {
 			continue
@@ -354,7 +352,10 @@ func TestClientWaitsOutMemberQuota(t *testing.T) {
 	tr := newMemTransport(t, g)
 	c := chain.NewClient(tr)
 	tr.mu.Lock()
-	tr.held = true
+	// The second submit, refused for the quota, waits for a block after
+	// the one it last saw: had it read the height just after the first's
+	// block, no other transaction would ever make that block.
+	tr.held, tr.empty = true, true
 	tr.mu.Unlock()
 	first, _ := chain.GenerateKey()
 	second, _ := chain.GenerateKey()
