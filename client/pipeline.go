@@ -157,9 +157,9 @@ func hops(ts []*target) []store.Hop {
 // pipelined records the outcome of a pipelined push of chunk j along
 // forward whose head signed, begun at began: every hop's receipt (already
 // verified against the hop's key by store.PushPipeline) counts for its
-// target, and every hop that did not sign gets the chunk pushed directly,
-// but for one whose disk is full (hopNoRoom), which is given up for the
-// upload.
+// target, and every hop that did not sign gets the chunk pushed directly:
+// one the head says is out of disk (hopNoRoom) once, and is given up only
+// if it says so itself.
 func (p *pusher) pipelined(ctx context.Context, j *chunkJob, forward []*target, res store.PipelineResult, began time.Time) {
 	byPeer := make(map[peer.ID]*target, len(forward))
 	for _, ft := range forward {
@@ -196,14 +196,14 @@ func (p *pusher) pipelined(ctx context.Context, j *chunkJob, forward []*target, 
 		if ft == nil || !ft.alive() {
 			continue
 		}
-		if hopNoRoom(f.Err) {
-			// The hop's disk is full: pushing to it directly would fail
-			// the same way. Give it up for this upload, as a dead one.
-			p.kill(ft, fmt.Errorf("chunk %d (relayed by the pipeline): %w", j.index, f.Err))
-			continue
-		}
-		p.c.log.Debug("pipeline hop failed; pushing to it directly", "peer", f.Peer, "chunk", j.index, "err", f.Err)
-		p.push(ctx, ft, &chunkJob{index: j.index, info: j.info, data: j.data, proof: j.proof})
+		// A relayed failure is only the head's word (receipts verify,
+		// failures do not): a full disk it reports is a hint. The hop
+		// gets the chunk directly once, and is given up only on its own
+		// no_space answer (pushLinks), so a lying head cannot evict
+		// honest hops.
+		once := hopNoRoom(f.Err)
+		p.c.log.Debug("pipeline hop failed; pushing to it directly", "peer", f.Peer, "chunk", j.index, "once", once, "err", f.Err)
+		p.push(ctx, ft, &chunkJob{index: j.index, info: j.info, data: j.data, proof: j.proof, once: once})
 	}
 }
 

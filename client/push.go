@@ -351,7 +351,8 @@ func (p *pusher) push(ctx context.Context, t *target, j *chunkJob) {
 // (true), or the target is given up, held the chunk, or ctx ends.
 //
 // A provider whose disk is full (noRoom) is given up at its first such
-// answer: the chunk is not sent to it again.
+// answer: the chunk is not sent to it again. A job marked once is tried
+// one time (busy refusals and lost streams aside), not linkAttempts.
 //
 // A busy refusal (store.ErrProviderBusy: the provider's budget for all
 // peers is spent) is no failure: the link is tried again after a pause
@@ -463,6 +464,9 @@ func (p *pusher) pushLinks(ctx context.Context, t *target, j *chunkJob) bool {
 		if attempt >= linkAttempts || fails >= targetFailures {
 			p.kill(t, fmt.Errorf("chunk %d: %w", j.index, err))
 			return false
+		}
+		if j.once {
+			return false // the chunk stays lacking: a later pass sends it
 		}
 		if !ctxsleep.Sleep(ctx, backoff) {
 			return false

@@ -85,6 +85,10 @@ type chunkJob struct {
 	// fromHolder says the target whose queue it is in holds the chunk
 	// already and is pushed to only to forward it.
 	fromHolder bool
+	// once says the chunk is tried on the target once, not linkAttempts
+	// times: a pipeline head said the target failed for want of disk,
+	// which only the target's own answer proves (pipelined).
+	once bool
 	// parent is the job whose buffer this one shares (one of several
 	// pipelines of the chunk); done is counted there.
 	parent *chunkJob

@@ -11,6 +11,7 @@ import (
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/contracts"
+	"github.com/satchel-net/satchel/internal/metricsutil"
 	"github.com/satchel-net/satchel/protocol/store"
 	"github.com/satchel-net/satchel/testnet"
 )
@@ -79,6 +80,11 @@ func TestBindFailsUnrecordedContract(t *testing.T) {
 	}
 	if got, ok, err := cst.Bound(cs.Contract.ID, cs.Contract.Provider); err != nil || !ok || got != chain.ObjectID(obj.ID) {
 		t.Fatalf("bound object %d %v (%v), want %d", got, ok, err, obj.ID)
+	}
+	// Each of the three BINDs recorded the object (the first before its
+	// contract failed): it is one object bound, counted once.
+	if n, err := metricsutil.Counter(p.Registry(), "satchel_provider_bound_objects_total"); err != nil || n != 1 {
+		t.Fatalf("bound_objects_total = %v (%v) after three BINDs of one object; want 1", n, err)
 	}
 }
 

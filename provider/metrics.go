@@ -50,7 +50,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 		syncObjects: prometheus.NewCounterVec(prometheus.CounterOpts(opts("sync_objects_total", "Object sync attempts by result: ok, no_source, failed.")), []string{"result"}),
 		syncBytes:   prometheus.NewCounter(prometheus.CounterOpts(opts("sync_bytes_total", "Bytes fetched from peers by sync."))),
 		boundObjects: prometheus.NewCounter(prometheus.CounterOpts(opts("bound_objects_total",
-			"Uploads bound to their object by the store protocol."))),
+			"Objects bound by the store protocol's BIND, each counted once (a BIND repeated for a recent object is not counted again)."))),
 		acceptTxs: prometheus.NewCounterVec(prometheus.CounterOpts(opts("accept_txs_total",
 			"accept_pending_data_objects transactions by result: ok, split, gone, failed.")), []string{"result"}),
 		acceptedObjects: prometheus.NewCounter(prometheus.CounterOpts(opts("accepted_objects_total", "Objects this node accepted on chain."))),

@@ -80,6 +80,7 @@ type Server struct {
 	recon    *reconciler
 	syncer   *syncQueue
 	acceptor *acceptor
+	bound    *boundOnce // the bound objects counted (onBound)
 	repairs  *repairQueue
 	announce *announcer
 	full     *noSpace // a full disk, logged with the fix (diskfull.go)
@@ -158,6 +159,7 @@ func newServer(h *p2p.Host, bs *blockstore.Store, c chainAPI, id Identity, opts 
 	s.recon = newReconciler()
 	s.syncer = newSyncQueue()
 	s.acceptor = newAcceptor()
+	s.bound = newBoundOnce()
 	s.repairs = newRepairQueue()
 	s.announce = newAnnouncer()
 	s.full = &noSpace{s: s}
@@ -400,8 +402,8 @@ func (s *Server) loadHoldings(ctx context.Context) error {
 // every chunk is held and the root verified (also when the BIND then
 // failed to record its contract and is answered FAILED: the object is held
 // all the same, and a repeated BIND calls it again, which the acceptor
-// takes once). It remembers the bag and queues the object's acceptance. It
-// must not block the stream.
+// takes once, as bound_objects_total counts it once). It remembers the bag
+// and queues the object's acceptance. It must not block the stream.
 func (s *Server) onBound(bag string, object uint64) {
 	// The store's index serves the object from its manifest on (holdings).
 	ok, err := s.bs.HasObject(object)
@@ -411,7 +413,9 @@ func (s *Server) onBound(bag string, object uint64) {
 		return
 	}
 	s.state.addBag(chain.BagID(bag))
-	s.m.boundObjects.Inc()
+	if s.bound.first(object) {
+		s.m.boundObjects.Inc()
+	}
 	s.acceptor.add(chain.BagID(bag), chain.ObjectID(object))
 }
 

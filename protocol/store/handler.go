@@ -86,7 +86,7 @@ func WithObjectBound(fn func(bag string, object uint64)) HandlerOption {
 
 // WithMetrics registers the handler's Prometheus collectors on reg:
 // satchel_provider_store_chunks_total{result}, satchel_provider_store_binds_total{result},
-// satchel_provider_store_bytes_in_total, satchel_provider_store_over_budget_total and
+// satchel_provider_store_drops_total{result}, satchel_provider_store_bytes_in_total, satchel_provider_store_over_budget_total and
 // satchel_provider_store_forwarded_hops_total{result}.
 func WithMetrics(reg prometheus.Registerer) HandlerOption {
 	return func(c *handlerConfig) { c.reg = reg }
@@ -213,13 +213,23 @@ const (
 	exCommitting                       // all data in; being stored
 	exStored                           // DATA_RECEIVED or ALREADY_STORED sent; expecting SIGN
 	exSkipping                         // ALREADY_STORED at segments: data frames ignored
-	exBinding                          // a BIND being processed
+	exBinding                          // a BIND or DROP being processed
+)
+
+// exchangeKind is what an exchange's request asked for: it picks the
+// exchange's metric and how a failure is answered.
+type exchangeKind int
+
+const (
+	kindChunk exchangeKind = iota // a chunk request
+	kindBind                      // a BIND
+	kindDrop                      // a DROP
 )
 
 // storeExchange is one chunk's exchange on the provider's side.
 type storeExchange struct {
 	id      uint64
-	isBind  bool
+	kind    exchangeKind
 	state   exchangeState
 	bag     string
 	object  uint64
@@ -388,15 +398,15 @@ func (c *storeConn) handle(ctx context.Context, req *pb.StoreRequest, frame []by
 	switch body := req.Body.(type) {
 	case *pb.StoreRequest_Request:
 		mem := int(min(body.Request.GetLength(), MaxChunkLength))
-		return c.start(ctx, req.Id, exAuthorizing, "chunks", mem, func(ctx context.Context, ex *storeExchange) {
+		return c.start(ctx, req.Id, kindChunk, "chunks", mem, func(ctx context.Context, ex *storeExchange) {
 			c.authorize(ctx, ex, body.Request)
 		})
 	case *pb.StoreRequest_Bind:
-		return c.start(ctx, req.Id, exBinding, "exchanges", bindMemory(body.Bind), func(ctx context.Context, ex *storeExchange) {
+		return c.start(ctx, req.Id, kindBind, "exchanges", bindMemory(body.Bind), func(ctx context.Context, ex *storeExchange) {
 			c.bind(ctx, ex, body.Bind)
 		})
 	case *pb.StoreRequest_Drop:
-		return c.start(ctx, req.Id, exBinding, "exchanges", 0, func(ctx context.Context, ex *storeExchange) {
+		return c.start(ctx, req.Id, kindDrop, "exchanges", 0, func(ctx context.Context, ex *storeExchange) {
 			c.drop(ctx, ex, body.Drop)
 		})
 	case *pb.StoreRequest_Segments:
@@ -416,8 +426,8 @@ func (c *storeConn) handle(ctx context.Context, req *pb.StoreRequest, frame []by
 // limit is refused ("too many <what> in flight"), and so is one the memory
 // budget of the stream, the peer or the node has no room for; reusing an
 // open id resets the stream.
-func (c *storeConn) start(ctx context.Context, id uint64, st exchangeState, what string, mem int, work func(context.Context, *storeExchange)) error {
-	ex, ok, err := c.open(id, st)
+func (c *storeConn) start(ctx context.Context, id uint64, kind exchangeKind, what string, mem int, work func(context.Context, *storeExchange)) error {
+	ex, ok, err := c.open(id, kind)
 	if err != nil {
 		return err
 	}
@@ -467,7 +477,7 @@ func (c *storeConn) refuseBudget(ex *storeExchange, err error) {
 // bug cannot crash the node.
 func (c *storeConn) workerPanicked(ex *storeExchange) {
 	_ = c.proto.Go(p2p.StoreProtocol, c.remote, func() {
-		if ex.isBind { // the same BIND would trip the same bug
+		if ex.kind == kindBind { // the same BIND would trip the same bug
 			c.bindFailed(ex, false, "provider internal error", nil)
 			return
 		}
@@ -478,13 +488,17 @@ func (c *storeConn) workerPanicked(ex *storeExchange) {
 
 // open registers a new exchange, refusing one over the in-flight limit or
 // reusing an open id (which resets the stream).
-func (c *storeConn) open(id uint64, st exchangeState) (*storeExchange, bool, error) {
+func (c *storeConn) open(id uint64, kind exchangeKind) (*storeExchange, bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, busy := c.exchanges[id]; busy {
 		return nil, false, fmt.Errorf("%w: id %d reused while its exchange is open", ErrProtocol, id)
 	}
-	ex := &storeExchange{id: id, state: st, isBind: st == exBinding}
+	st := exAuthorizing
+	if kind != kindChunk {
+		st = exBinding
+	}
+	ex := &storeExchange{id: id, state: st, kind: kind}
 	if len(c.exchanges) >= MaxChunksInFlight {
 		return ex, false, nil
 	}
@@ -571,6 +585,7 @@ func minTime(a, b time.Time) time.Time {
 type metrics struct {
 	chunks     *prometheus.CounterVec
 	binds      *prometheus.CounterVec
+	drops      *prometheus.CounterVec
 	bytesIn    prometheus.Counter
 	overBudget prometheus.Counter
 	hops       *prometheus.CounterVec
@@ -584,7 +599,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"result"}),
 		binds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "satchel", Subsystem: "provider_store", Name: "binds_total",
-			Help: "BIND and DROP requests by result: bound, dropped, refused, failed.",
+			Help: "BIND requests by result: bound, size_mismatch, refused, failed.",
+		}, []string{"result"}),
+		drops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "satchel", Subsystem: "provider_store", Name: "drops_total",
+			Help: "DROP requests by result: dropped, refused, failed.",
 		}, []string{"result"}),
 		bytesIn: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "satchel", Subsystem: "provider_store", Name: "bytes_in_total",
@@ -602,6 +621,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg != nil {
 		m.chunks = metricsutil.MustRegister(reg, m.chunks)
 		m.binds = metricsutil.MustRegister(reg, m.binds)
+		m.drops = metricsutil.MustRegister(reg, m.drops)
 		m.bytesIn = metricsutil.MustRegister(reg, m.bytesIn)
 		m.overBudget = metricsutil.MustRegister(reg, m.overBudget)
 		m.hops = metricsutil.MustRegister(reg, m.hops)
@@ -612,11 +632,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 func (m *metrics) chunk(result string) { m.chunks.WithLabelValues(result).Inc() }
 func (m *metrics) bind(result string)  { m.binds.WithLabelValues(result).Inc() }
 
-// result counts the end of exchange ex, a chunk's or a bind's.
+// result counts the end of exchange ex: a chunk's, a BIND's or a DROP's.
 func (m *metrics) result(ex *storeExchange, result string) {
-	if ex.isBind {
+	switch ex.kind {
+	case kindBind:
 		m.bind(result)
-	} else {
+	case kindDrop:
+		m.drops.WithLabelValues(result).Inc()
+	default:
 		m.chunk(result)
 	}
 }

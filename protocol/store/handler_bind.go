@@ -225,7 +225,7 @@ func (c *storeConn) drop(ctx context.Context, ex *storeExchange, d *pb.DropReque
 	if sr, ok := c.h.auth.(SessionReleaser); ok {
 		sr.ReleaseSession(d.Session)
 	}
-	c.h.metrics.bind("dropped")
+	c.h.metrics.result(ex, "dropped")
 	c.end(ex, &pb.StoreReply{Status: pb.Status_STATUS_DROPPED})
 }
 
