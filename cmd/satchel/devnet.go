@@ -273,7 +273,8 @@ func devnetProgram(arg0 string) string {
 
 // shellQuote returns s as one word of a POSIX shell command: as it is when
 // it holds only characters no shell treats specially, else in single
-// quotes (a quote within as '\''), so a printed command pastes and runs.
+// quotes (a quote within closes them, is escaped, and opens them again),
+// so a printed command pastes and runs.
 func shellQuote(s string) string {
 	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=.,:/@%") == "" {
 		return s
