@@ -28,10 +28,10 @@ import (
 // count as stalled whatever their age: a GET that finds the shared budget
 // spent resets them first. The records of buckets are bounded; charges
 // beyond one go to overflow buckets shared by hash (bucketRecord), which
-// bind their chargers and a few others. An honest reader reads what it asks for and never resets
-// with replies pending (Client.Close drains them), except when it gives
-// up on a provider; the burst is for that, and a reply or two abandoned
-// keeps its streams' protection.
+// bind their chargers and a few others. An honest reader reads what it
+// asks for and never resets with replies pending (Client.Close drains
+// them), except when it gives up on a provider; the burst is for that,
+// and a reply or two abandoned keeps its streams' protection.
 
 const (
 	// DefaultAbandonRate and DefaultAbandonBurst are a peer's abandonment
