@@ -346,7 +346,7 @@ func TestAbandonersShareAddressBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := fetch.NewHandler(bs.ForProtocols(), &policy{}, fetch.WithLogger(slog.New(slog.DiscardHandler)),
-		fetch.WithAbandonBudget(1, 1<<20), fetch.WithAbandonAddrShare(ids))
+		fetch.WithAbandonBudgetNoRefill(1<<20), fetch.WithAbandonAddrShare(ids))
 	h.Register(net.Host(0).Protocol())
 	t.Cleanup(func() { _ = h.Close(); _ = bs.Close() })
 	data := benchutil.Rand(802, 1<<20)
