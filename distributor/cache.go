@@ -65,16 +65,13 @@ type cache struct {
 	// once).
 	full bool
 	// freeing counts the bytes of evicted objects whose directories in
-	// trash/ are being deleted (trashing: each one's bytes): the disk does
+	// trash/ are being deleted (trashing, by directory): the disk does
 	// not show them free yet, but shrink counts them as room, or a write
 	// that finds the disk full while another evicts would lower the bound
 	// for good by what that eviction frees.
 	freeing  int64
-	trashing map[string]int64
-	// freed is signalled (on mu) as evicted files are deleted, for the
-	// writes waiting for their room (waitFreed).
-	freed *sync.Cond
-	m     cacheMetrics
+	trashing map[string]*deletion
+	m        cacheMetrics
 	// files are block files kept open between requests (at most
 	// maxOpenFiles), so a hit opens no file: each is used by one reader at
 	// a time, which positions it and sends from it (sendfile).
@@ -154,8 +151,7 @@ func openCache(dir string, limit int64, log *slog.Logger) (*cache, error) {
 			return nil, fmt.Errorf("distributor: cache: %w", err)
 		}
 	}
-	c := &cache{dir: dir, limit: limit, configured: limit, log: log, m: newCacheMetrics(), objects: map[chain.ObjectID]*cachedObject{}, files: map[blockKey][]openFile{}, trashing: map[string]int64{}, alive: func(chain.ObjectID) bool { return true }}
-	c.freed = sync.NewCond(&c.mu)
+	c := &cache{dir: dir, limit: limit, configured: limit, log: log, m: newCacheMetrics(), objects: map[chain.ObjectID]*cachedObject{}, files: map[blockKey][]openFile{}, trashing: map[string]*deletion{}, alive: func(chain.ObjectID) bool { return true }}
 	var st cacheState
 	if b, err := os.ReadFile(filepath.Join(dir, cacheStateFile)); err == nil {
 		if json.Unmarshal(b, &st) != nil {
@@ -526,7 +522,7 @@ func (c *cache) dropLocked(id chain.ObjectID, o *cachedObject) (idle []*os.File,
 		}
 		return idle, ""
 	}
-	c.trashing[trash] = o.bytes
+	c.trashing[trash] = &deletion{bytes: o.bytes, done: make(chan struct{})}
 	c.freeing += o.bytes
 	return idle, trash
 }
@@ -541,20 +537,35 @@ func (c *cache) removeTrash(dir string) {
 		c.log.Warn("cache: delete an evicted object's files", "dir", dir, "err", err)
 	}
 	c.mu.Lock()
-	c.freeing -= c.trashing[dir]
-	delete(c.trashing, dir)
-	c.freed.Broadcast()
+	if d := c.trashing[dir]; d != nil {
+		c.freeing -= d.bytes
+		delete(c.trashing, dir)
+		close(d.done)
+	}
 	c.mu.Unlock()
 }
 
-// waitFreed waits until the evicted files being deleted are gone. Their
-// deleters wait for nothing, so the wait ends.
+// deletion is an evicted object's directory in trash/ being deleted: its
+// bytes, and done, closed once its files are gone.
+type deletion struct {
+	bytes int64
+	done  chan struct{}
+}
+
+// waitFreed waits until the evicted files being deleted when it is called
+// are gone: not for deletions begun later, which writers evicting at the
+// same time could keep starting for ever. Their deleters wait for
+// nothing, so the wait ends.
 func (c *cache) waitFreed() {
 	c.mu.Lock()
-	for c.freeing > 0 {
-		c.freed.Wait()
+	pending := make([]chan struct{}, 0, len(c.trashing))
+	for _, d := range c.trashing {
+		pending = append(pending, d.done)
 	}
 	c.mu.Unlock()
+	for _, done := range pending {
+		<-done
+	}
 }
 
 // retain evicts every object keep says no to and returns how many.

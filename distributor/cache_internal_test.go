@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -300,4 +301,53 @@ func TestCacheForgetsLostFiles(t *testing.T) {
 	if b, ok := c.read(1, lc); !ok || !bytes.Equal(b, lost) {
 		t.Fatalf("block cached again reads %d bytes (ok %v)", len(b), ok)
 	}
+}
+
+// A write that found the disk full waits for the evictions whose files were
+// being deleted then, not for those begun later: writers evicting at the
+// same time could keep one deletion or another under way for ever, and the
+// write would never try again. (It waited once no deletion at all was in
+// progress.) The bubble shows when the waiter is blocked.
+func TestCacheWaitFreedOnlyEarlierDeletions(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		c, err := openCache(dir, 1<<20, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for obj := range chain.ObjectID(2) {
+			b := block(1000, byte(obj))
+			if err := c.put(obj+1, rawBlock(t, b), b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		drop := func(id chain.ObjectID) string {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			_, trash := c.dropLocked(id, c.objects[id])
+			return trash
+		}
+		first := drop(1)
+		waited := make(chan struct{})
+		go func() {
+			c.waitFreed()
+			close(waited)
+		}()
+		synctest.Wait()
+		select {
+		case <-waited:
+			t.Fatal("waitFreed returned while object 1's files were being deleted")
+		default:
+		}
+		later := drop(2)
+		c.removeTrash(first)
+		synctest.Wait()
+		select {
+		case <-waited:
+		default:
+			t.Error("waitFreed still waits, for a deletion begun after it was called")
+		}
+		c.removeTrash(later)
+		<-waited
+	})
 }

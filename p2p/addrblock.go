@@ -9,10 +9,15 @@ import (
 // AddrBlock returns the block of addresses a remote address a belongs to,
 // for budgets that one holder of many peer IDs should share: its IPv4
 // address (an IPv4-mapped IPv6 address counts as IPv4), or the /64 of its
-// IPv6 address (the least a site is given, so one host cannot take a fresh
-// address per peer ID). It reports false for an address without an IP of
-// the peer's own: a relayed one (the IP is the relay's) or a non-IP
-// transport's.
+// IPv6 address, the least a site is given: the addresses of one /64 share
+// a block, so a host cannot take a fresh block per peer ID by changing its
+// interface identifier. A host given a wider prefix (a /56 has 256 /64s, a
+// /48 65,536) has as many blocks as /64s; a budget that should bind it
+// must also group the blocks by a wider prefix (protocol/fetch does, by
+// /48). A link-local address counts by its /64 whatever its zone (the
+// zone names the provider's own interface, not the peer). It reports false
+// for an address without an IP of the peer's own: a relayed one (the IP
+// is the relay's) or a non-IP transport's.
 func AddrBlock(a ma.Multiaddr) (netip.Prefix, bool) {
 	if len(a) == 0 {
 		return netip.Prefix{}, false
@@ -20,7 +25,10 @@ func AddrBlock(a ma.Multiaddr) (netip.Prefix, bool) {
 	if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil {
 		return netip.Prefix{}, false
 	}
-	first, _ := ma.SplitFirst(a)
+	first, rest := ma.SplitFirst(a)
+	if first != nil && first.Protocol().Code == ma.P_IP6ZONE {
+		first, _ = ma.SplitFirst(rest)
+	}
 	if first == nil {
 		return netip.Prefix{}, false
 	}

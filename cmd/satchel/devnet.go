@@ -244,7 +244,7 @@ func describeDevnet(nw *testnet.Network, cfgPath string) devnetInfo {
 		}
 		info.Providers = append(info.Providers, dp)
 	}
-	c := devnetProgram(os.Args[0]) + " -c " + cfgPath
+	c := devnetProgram(os.Args[0]) + " -c " + shellQuote(cfgPath)
 	info.Commands = map[string]string{
 		"put":     c + " put FILE --bag " + info.Bag,
 		"get":     c + " get OBJECT_ID -o FILE",
@@ -259,15 +259,27 @@ func describeDevnet(nw *testnet.Network, cfgPath string) devnetInfo {
 // devnetProgram is how the commands the devnet prints name the binary: by
 // the path it was started with when that is a path (`make run` starts
 // ./bin/satchel, which is not on PATH), made absolute so that the lines
-// work from any directory; else by its name.
+// work from any directory; else by its name. A path a shell would split or
+// expand is quoted (shellQuote).
 func devnetProgram(arg0 string) string {
 	if !strings.ContainsRune(arg0, '/') && !strings.ContainsRune(arg0, filepath.Separator) {
 		return "satchel"
 	}
 	if abs, err := filepath.Abs(arg0); err == nil {
-		return abs
+		arg0 = abs
 	}
-	return arg0
+	return shellQuote(arg0)
+}
+
+// shellQuote returns s as one word of a POSIX shell command: as it is when
+// it holds only characters no shell treats specially, else in single
+// quotes (a quote within closes them, is escaped, and opens them again),
+// so a printed command pastes and runs.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=.,:/@%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func (d devnetInfo) print(w io.Writer) error {

@@ -21,16 +21,17 @@ import (
 // out) — the one being written and those prepared behind it — are charged
 // to the peer's abandonment budget, a token bucket of bytes (burst, refilled at
 // rate, down to minus the burst), and to its address's (WithAbandonAddrShare),
-// since peer IDs are free. While either bucket is spent the peer's GETs
+// since peer IDs are free, and for IPv6 to its /48's (WithAbandonWideShare),
+// since a site is given many /64s. While any of them is spent the peer's GETs
 // are REFUSED busy before anything is read, and while the peer owes more
 // than a little (MaxGetBytes, or half a smaller burst) its blocked streams
 // count as stalled whatever their age: a GET that finds the shared budget
-// spent resets them first. The record of buckets is bounded; charges
-// beyond it go to one overflow bucket that binds every peer (or address)
-// not in it. An honest reader reads what it asks for and never resets
-// with replies pending (Client.Close drains them), except when it gives
-// up on a provider; the burst is for that, and a reply or two abandoned
-// keeps its streams' protection.
+// spent resets them first. The records of buckets are bounded; charges
+// beyond one go to overflow buckets shared by hash (bucketRecord), which
+// bind their chargers and a few others. An honest reader reads what it
+// asks for and never resets with replies pending (Client.Close drains
+// them), except when it gives up on a provider; the burst is for that,
+// and a reply or two abandoned keeps its streams' protection.
 
 const (
 	// DefaultAbandonRate and DefaultAbandonBurst are a peer's abandonment
@@ -43,12 +44,14 @@ const (
 
 // WithAbandonBudget sets each peer's budget of reply bytes left unsent by
 // streams it resets: rate bytes a second, burst bytes at once (defaults
-// DefaultAbandonRate, DefaultAbandonBurst). A rate of 0 never refills.
-// Non-positive bursts keep the default.
+// DefaultAbandonRate, DefaultAbandonBurst). A rate or burst of 0 or less
+// keeps both defaults: a budget that never refilled would refuse a peer
+// for good once spent, and every newcomer sharing an overflow bucket with
+// it once the record is full.
 func WithAbandonBudget(rate, burst int64) Option {
 	return func(c *config) {
-		if burst > 0 {
-			c.abandonRate, c.abandonBurst = max(rate, 0), burst
+		if rate > 0 && burst > 0 {
+			c.abandonRate, c.abandonBurst = rate, burst
 		}
 	}
 }
@@ -74,46 +77,87 @@ func WithAbandonAddrShare(n int) Option {
 	}
 }
 
-// origin is who a stream's replies are abandoned by: its peer, and the
-// block of addresses its connection comes from (invalid when it has none).
+// DefaultAbandonWideShare is how many addresses' abandonment budgets an
+// IPv6 /48 has (see WithAbandonWideShare).
+const DefaultAbandonWideShare = 4
+
+// WithAbandonWideShare sets the abandonment budget of each IPv6 /48 to
+// that of n addresses (n times WithAbandonAddrShare's; default
+// DefaultAbandonWideShare). An address's budget is its /64's, and a site
+// is commonly given a /56 (256 /64s) or a /48 (65,536): what the peers in
+// one /48 abandon is charged to it too, and while its budget is spent the
+// GETs of every peer in it are refused. A holder of wider prefixes still
+// has a budget per /48 (a /32 has 65,536). n < 1 keeps the default. The
+// honest peers of a site share its budget with one that abandons.
+func WithAbandonWideShare(n int) Option {
+	return func(c *config) {
+		if n >= 1 {
+			c.abandonWideShare = n
+		}
+	}
+}
+
+// wideBits is the prefix length of the IPv6 blocks WithAbandonWideShare
+// budgets.
+const wideBits = 48
+
+// origin is who a stream's replies are abandoned by: its peer, the block
+// of addresses its connection comes from, and for IPv6 that block's /48
+// (each invalid when it has none).
 type origin struct {
-	peer  peer.ID
-	block netip.Prefix
+	peer        peer.ID
+	block, wide netip.Prefix
 }
 
 // originOf returns the origin of s.
 func originOf(s network.Stream) origin {
 	o := origin{peer: s.Conn().RemotePeer()}
 	if b, ok := p2p.AddrBlock(s.Conn().RemoteMultiaddr()); ok {
-		o.block = b
+		o.block, o.wide = b, wideOf(b)
 	}
 	return o
 }
 
-// abandonBudget holds the buckets of peers, and of addresses, that
-// abandoned replies lately; one not in it has a full bucket.
+// wideOf returns the /48 of an IPv6 block, and no prefix for IPv4.
+func wideOf(b netip.Prefix) netip.Prefix {
+	if !b.Addr().Is6() {
+		return netip.Prefix{}
+	}
+	w, _ := b.Addr().Prefix(wideBits)
+	return w
+}
+
+// abandonBudget holds the buckets of peers, of addresses and of IPv6 /48s
+// that abandoned replies lately; one not in it has a full bucket.
 type abandonBudget struct {
 	now func() time.Time
 
 	mu    sync.Mutex
 	peers bucketRecord[peer.ID]
 	addrs bucketRecord[netip.Prefix]
+	wides bucketRecord[netip.Prefix]
 }
 
-func newAbandonBudget(rate, burst int64, addrShare int) *abandonBudget {
+func newAbandonBudget(rate, burst int64, addrShare, wideShare int) *abandonBudget {
 	if burst <= 0 {
 		rate, burst = DefaultAbandonRate, DefaultAbandonBurst
 	}
+	rate = max(rate, 0) // 0 only from tests: WithAbandonBudget takes none
 	if addrShare < 1 {
 		addrShare = DefaultAbandonAddrShare
 	}
+	if wideShare < 1 {
+		wideShare = DefaultAbandonWideShare
+	}
+	addrRate, addrBurst := times(addrShare, rate), times(addrShare, burst)
 	return &abandonBudget{now: time.Now,
 		peers: newBucketRecord[peer.ID](rate, burst),
-		addrs: newBucketRecord[netip.Prefix](times(addrShare, rate), times(addrShare, burst))}
+		addrs: newBucketRecord[netip.Prefix](addrRate, addrBurst),
+		wides: newBucketRecord[netip.Prefix](times(wideShare, addrRate), times(wideShare, addrBurst))}
 }
 
-// charge takes n bytes abandoned by o from its peer's bucket and its
-// address's, each down to minus its burst.
+// charge takes n bytes abandoned by o from its peer's bucket, its
+// address's and its /48's, each down to minus its burst.
 func (a *abandonBudget) charge(o origin, n int64) {
 	if n <= 0 {
 		return
@@ -125,13 +169,17 @@ func (a *abandonBudget) charge(o origin, n int64) {
 	if o.block.IsValid() {
 		a.addrs.charge(o.block, n, now)
 	}
+	if o.wide.IsValid() {
+		a.wides.charge(o.wide, n, now)
+	}
 }
 
-// state reports whether o's GETs are refused (its peer's bucket or its
-// address's is spent) and whether its blocked streams count as stalled
-// (its peer owes more than MaxGetBytes, or half a smaller burst). An
-// address's debt alone does not make its streams stalled: the honest
-// peers behind a NAT keep their protection beside one that abandons.
+// state reports whether o's GETs are refused (its peer's bucket, its
+// address's or its /48's is spent) and whether its blocked streams count
+// as stalled (its peer owes more than MaxGetBytes, or half a smaller
+// burst). An address's or /48's debt alone does not make its streams
+// stalled: the honest peers behind a NAT keep their protection beside one
+// that abandons.
 func (a *abandonBudget) state(o origin) (spent, owing bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -141,6 +189,9 @@ func (a *abandonBudget) state(o origin) (spent, owing bool) {
 	owing = tokens < float64(a.peers.burst-min(MaxGetBytes, a.peers.burst/2))
 	if o.block.IsValid() && !spent {
 		spent = a.addrs.tokens(o.block, now) <= 0
+	}
+	if o.wide.IsValid() && !spent {
+		spent = a.wides.tokens(o.wide, now) <= 0
 	}
 	return spent, owing
 }
@@ -152,7 +203,7 @@ func (a *abandonBudget) state(o origin) (spent, owing bool) {
 // again rather than count the provider as failed.
 func abandonRefusal() *pb.FetchReply {
 	return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED, Busy: true,
-		Reason: "this peer, or the peers at its address, reset streams leaving more replies unread than their budget allows; read the replies you ask for, and retry in a few seconds"}
+		Reason: "this peer, or the peers at its address or in its IPv6 /48, reset streams leaving more replies unread than their budget allows; read the replies you ask for, and retry in a few seconds"}
 }
 
 // unsent is the block bytes of j's reply, which a reset stream leaves

@@ -15,7 +15,7 @@ import (
 // MaxGetBytes of a larger one) short of full.
 func TestAbandonBudgetBucket(t *testing.T) {
 	now := time.Unix(1000, 0)
-	a := newAbandonBudget(1<<20, 4<<20, 1<<10) // addresses out of the way
+	a := newAbandonBudget(1<<20, 4<<20, 1<<10, 0) // addresses out of the way
 	a.now = func() time.Time { return now }
 	p := origin{peer: "reader"}
 	if spent, owing := a.state(p); spent || owing {
@@ -41,7 +41,7 @@ func TestAbandonBudgetBucket(t *testing.T) {
 	if spent, owing := a.state(p); spent || owing {
 		t.Fatalf("refilled to half: spent %v, owing %v", spent, owing)
 	}
-	big := newAbandonBudget(0, 64<<20, 1)
+	big := newAbandonBudget(1, 64<<20, 1, 0)
 	big.now = a.now
 	big.charge(p, MaxGetBytes)
 	if _, owing := big.state(p); owing {
@@ -54,24 +54,38 @@ func TestAbandonBudgetBucket(t *testing.T) {
 }
 
 // The record of peers stays bounded: while it is full of peers still
-// refilling, a newcomer's charge goes to the overflow bucket every peer
-// not in the record shares, so it still binds (the newcomer, and any
-// other peer not recorded, is refused once that is spent); once buckets
+// refilling, a newcomer's charge goes to its overflow bucket, which the
+// peers not in the record whose keys hash to the same slot share, so it
+// still binds (the newcomer, and those peers, are refused once it is
+// spent) while the peers of the other slots are served; once buckets
 // have refilled they are forgotten and a newcomer gets one of its own.
 func TestAbandonBudgetOverflow(t *testing.T) {
 	now := time.Unix(1000, 0)
-	a := newAbandonBudget(1<<20, 4<<20, 1<<10)
+	a := newAbandonBudget(1<<20, 4<<20, 1<<10, 0)
 	a.now = func() time.Time { return now }
 	for i := range maxBudgetPeers {
 		a.charge(origin{peer: peer.ID(fmt.Sprint("peer", i))}, 1<<20)
 	}
-	newcomer, other := origin{peer: "newcomer"}, origin{peer: "other"}
+	newcomer := origin{peer: "newcomer"}
 	a.charge(newcomer, 8<<20)
 	if spent, _ := a.state(newcomer); !spent {
 		t.Fatal("a newcomer's charge dropped while the record is full of peers refilling")
 	}
-	if spent, _ := a.state(other); !spent {
-		t.Fatal("another peer beyond the record not bound by the overflow bucket")
+	var other origin // a peer never charged, in another slot
+	for i := 0; ; i++ {
+		o := origin{peer: peer.ID(fmt.Sprint("other", i))}
+		spent, _ := a.state(o)
+		if a.peers.slot(o.peer) == a.peers.slot(newcomer.peer) {
+			if !spent {
+				t.Fatalf("peer %s, beyond the record in the newcomer's slot, not bound by its overflow bucket", o.peer)
+			}
+			continue
+		}
+		if spent {
+			t.Fatalf("peer %s, never charged, refused: the spent overflow bucket is another slot's", o.peer)
+		}
+		other = o
+		break
 	}
 	if spent, owing := a.state(origin{peer: "peer0"}); spent || owing {
 		t.Fatalf("a recorded peer within its budget: spent %v, owing %v", spent, owing)
@@ -92,13 +106,100 @@ func TestAbandonBudgetOverflow(t *testing.T) {
 	}
 }
 
+// A record full of peers charged a byte each, and one burst beyond it,
+// refuse no newcomer but those that share the charger's overflow bucket:
+// every newcomer was refused (for good with a budget that never refilled).
+func TestAbandonBudgetOverflowSparesNewcomers(t *testing.T) {
+	now := time.Unix(1000, 0)
+	a := newAbandonBudget(1, 1<<20, 1<<10, 0)
+	a.now = func() time.Time { return now }
+	for i := range maxBudgetPeers {
+		a.charge(origin{peer: peer.ID(fmt.Sprint("peer", i))}, 1)
+	}
+	a.charge(origin{peer: "spender"}, 2<<20)
+	refused := 0
+	const newcomers = 1024
+	for i := range newcomers {
+		p := peer.ID(fmt.Sprint("newcomer", i))
+		spent, _ := a.state(origin{peer: p})
+		if shared := a.peers.slot(p) == a.peers.slot("spender"); spent != shared {
+			t.Fatalf("newcomer %d refused %v, sharing the spender's overflow bucket %v", i, spent, shared)
+		}
+		if spent {
+			refused++
+		}
+	}
+	if refused == newcomers {
+		t.Fatalf("all %d newcomers refused after one peer spent a burst beyond the record", newcomers)
+	}
+}
+
+// WithAbandonBudget with a rate of 0 keeps the defaults: a budget that
+// never refilled refused a peer for good.
+func TestAbandonBudgetRejectsNoRefill(t *testing.T) {
+	var cfg config
+	WithAbandonBudget(0, 1<<20)(&cfg)
+	WithAbandonBudget(-1, 1<<20)(&cfg)
+	now := time.Unix(1000, 0)
+	a := newAbandonBudget(cfg.abandonRate, cfg.abandonBurst, 0, 0)
+	a.now = func() time.Time { return now }
+	p := origin{peer: "reader"}
+	a.charge(p, 64<<20)
+	if spent, _ := a.state(p); !spent {
+		t.Fatal("not spent")
+	}
+	now = now.Add(time.Minute)
+	if spent, _ := a.state(p); spent {
+		t.Fatal("still spent a minute later: the budget never refills")
+	}
+	WithAbandonBudget(1, 1<<20)(&cfg)
+	if cfg.abandonRate != 1 || cfg.abandonBurst != 1<<20 {
+		t.Fatalf("a positive rate and burst not taken: %d, %d", cfg.abandonRate, cfg.abandonBurst)
+	}
+}
+
+// at is o's origin at the address block b.
+func at(p peer.ID, b string) origin {
+	block := netip.MustParsePrefix(b)
+	return origin{peer: p, block: block, wide: wideOf(block)}
+}
+
+// The /64s of one IPv6 /48 share its budget, n times an address's: a host
+// given a /48 (65,536 /64s) that takes a fresh /64 once each has spent its
+// budget is refused once the /48's is spent, and a peer in another /48
+// is not. IPv4 addresses have no wider budget.
+func TestAbandonBudgetPerWidePrefix(t *testing.T) {
+	now := time.Unix(1000, 0)
+	a := newAbandonBudget(1<<20, 4<<20, 1, 2)
+	a.now = func() time.Time { return now }
+	for i, b := range []string{"2001:db8:1:1::/64", "2001:db8:1:ff00::/64"} {
+		o := at(peer.ID(fmt.Sprint("id", i)), b)
+		if spent, _ := a.state(o); spent {
+			t.Fatalf("/64 %d refused before its /48's 8 MiB were spent", i)
+		}
+		a.charge(o, 4<<20)
+	}
+	if spent, owing := a.state(at("fresh", "2001:db8:1:2::/64")); !spent || owing {
+		t.Fatalf("a fresh peer in a fresh /64 of a /48 whose budget is spent: spent %v, owing %v; want spent only", spent, owing)
+	}
+	if spent, _ := a.state(at("fresh", "2001:db8:2:2::/64")); spent {
+		t.Fatal("a peer in another /48 refused")
+	}
+	for i := range 4 {
+		a.charge(at(peer.ID(fmt.Sprint("v4-", i)), fmt.Sprintf("203.0.113.%d/32", i)), 4<<20)
+	}
+	if spent, _ := a.state(at("fresh", "203.0.113.9/32")); spent {
+		t.Fatal("a peer at a fresh IPv4 address refused beside spent ones")
+	}
+}
+
 // Peers at one address share its budget, n times a peer's: peer IDs taken
 // afresh each with a full budget of its own spend the address's, and then
 // every peer at that address is refused, a peer at another is not. An
 // IPv6 address's /64 is one address.
 func TestAbandonBudgetPerAddress(t *testing.T) {
 	now := time.Unix(1000, 0)
-	a := newAbandonBudget(1<<20, 4<<20, 3)
+	a := newAbandonBudget(1<<20, 4<<20, 3, 1<<10)
 	a.now = func() time.Time { return now }
 	home := netip.MustParsePrefix("203.0.113.7/32")
 	for i := range 3 {

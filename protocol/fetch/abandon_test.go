@@ -132,11 +132,11 @@ type cycleResult struct {
 // 1 MiB blocks, read nothing and reset each stream at 80% of the stall age
 // to open another at once (staggered, so their resets free little at a
 // time), against a provider whose fetch budget holds half what they ask
-// for and whose abandonment budget is rate and burst. Once every stream
+// for and whose abandonment budget is budget's. Once every stream
 // has cycled twice, an honest reader GETs blocks for two more cycles,
 // none of which may be refused busy, and a slow reader (within the stall
 // age) reads four blocks, none of which may fail.
-func cyclingAttack(t *testing.T, rate, burst int64) cycleResult {
+func cyclingAttack(t *testing.T, budget fetch.Option) cycleResult {
 	const (
 		attackers      = 4
 		streamsPerPeer = 4
@@ -163,7 +163,7 @@ func cyclingAttack(t *testing.T, rate, burst int64) cycleResult {
 	blocks := &countingBlocks{Blocks: bs.ForProtocols()}
 	reg := prometheus.NewRegistry()
 	h := fetch.NewHandler(blocks, &policy{}, fetch.WithMetrics(reg), fetch.WithLogger(slog.New(slog.DiscardHandler)),
-		fetch.WithStallEviction(stall), fetch.WithAbandonBudget(rate, burst),
+		fetch.WithStallEviction(stall), budget,
 		fetch.WithAbandonAddrShare(1<<20)) // the peers' own budgets are tested: on loopback all share one address
 	h.Register(net.Host(0).Protocol())
 	t.Cleanup(func() {
@@ -260,7 +260,7 @@ func TestFetchCyclingStallersCannotHoldBudget(t *testing.T) {
 	// Spent by each peer's first cycle, and never refilled: what the
 	// attackers make the provider read is bounded by the burst alone.
 	const burst = 4 << 20
-	r := cyclingAttack(t, 0, burst)
+	r := cyclingAttack(t, fetch.WithAbandonBudgetNoRefill(burst))
 	if bound := int64(4 * burst); r.attackRead > bound {
 		t.Fatalf("attackers made the provider read %d MiB while the honest readers read, want at most their budgets' %d MiB", r.attackRead>>20, bound>>20)
 	}
@@ -271,7 +271,7 @@ func TestFetchCyclingStallersCannotHoldBudget(t *testing.T) {
 // stalled whatever their age: an honest GET that finds the shared budget
 // spent resets them first, long before the stall age.
 func TestFetchAbandonersStreamsResetFirst(t *testing.T) {
-	r := cyclingAttack(t, 0, 1<<40) // never spent, and owing after a reset
+	r := cyclingAttack(t, fetch.WithAbandonBudget(1, 1<<40)) // never spent, and owing after a reset
 	if r.evicted < 1 {
 		t.Fatalf("%v attackers' streams reset; the honest reads were served without making room", r.evicted)
 	}
@@ -346,7 +346,7 @@ func TestAbandonersShareAddressBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := fetch.NewHandler(bs.ForProtocols(), &policy{}, fetch.WithLogger(slog.New(slog.DiscardHandler)),
-		fetch.WithAbandonBudget(0, 1<<20), fetch.WithAbandonAddrShare(ids))
+		fetch.WithAbandonBudgetNoRefill(1<<20), fetch.WithAbandonAddrShare(ids))
 	h.Register(net.Host(0).Protocol())
 	t.Cleanup(func() { _ = h.Close(); _ = bs.Close() })
 	data := benchutil.Rand(802, 1<<20)

@@ -1,26 +1,37 @@
 package fetch
 
 import (
+	"hash/maphash"
 	"math"
 	"time"
 
 	"github.com/satchel-net/satchel/internal/debtbucket"
 )
 
+// overflowSlots is how many overflow buckets a bucketRecord has.
+const overflowSlots = 256
+
 // bucketRecord is the buckets of keys charged lately, at most
 // maxBudgetPeers of them, each going no lower than minus its burst; a key
 // not in it has a full bucket, unless the record was full when one was
-// charged: then the charge went to the overflow bucket, which every key
-// not in the record shares. So charges beyond the record still bind, if
-// not one key alone. The caller serialises its use.
+// charged: then the charge went to the key's overflow bucket, one of
+// overflowSlots picked by a hash of the key under a seed of the record's
+// own. So charges beyond the record still bind their chargers (as a
+// bucket of their own would, and more: others share it), while a key never
+// charged is refused only when its slot's bucket is spent: filling the
+// record and spending one overflow bucket refuses a 256th of the
+// newcomers, not all of them, and an attacker must spend every slot, 256
+// bursts beyond the record, to refuse them all (until they refill). The
+// caller serialises its use.
 type bucketRecord[K comparable] struct {
 	rate, burst int64
 	m           map[K]*debtbucket.Bucket
-	overflow    *debtbucket.Bucket
+	seed        maphash.Seed
+	overflow    [overflowSlots]*debtbucket.Bucket // nil: full
 }
 
 func newBucketRecord[K comparable](rate, burst int64) bucketRecord[K] {
-	return bucketRecord[K]{rate: rate, burst: burst, m: make(map[K]*debtbucket.Bucket), overflow: newDebtBucket(rate, burst)}
+	return bucketRecord[K]{rate: rate, burst: burst, m: make(map[K]*debtbucket.Bucket), seed: maphash.MakeSeed()}
 }
 
 // newDebtBucket is a full bucket whose debt goes no deeper than its burst.
@@ -28,19 +39,27 @@ func newDebtBucket(rate, burst int64) *debtbucket.Bucket {
 	return debtbucket.New(rate, burst, debtbucket.WithDebtLimit(burst))
 }
 
-// tokens returns what k's bucket holds at now: its own, or the overflow
+// slot returns the index of k's overflow bucket.
+func (r *bucketRecord[K]) slot(k K) int {
+	return int(maphash.Comparable(r.seed, k) % overflowSlots)
+}
+
+// tokens returns what k's bucket holds at now: its own, or its overflow
 // bucket's when it has none.
 func (r *bucketRecord[K]) tokens(k K, now time.Time) float64 {
 	b := r.m[k]
 	if b == nil {
-		b = r.overflow
+		b = r.overflow[r.slot(k)]
+	}
+	if b == nil {
+		return float64(r.burst)
 	}
 	return b.Tokens(now)
 }
 
 // charge takes n from k's bucket; a key not in the record gets a bucket of
 // its own if the record has room (or makes room by forgetting buckets that
-// have refilled), else the overflow bucket is charged.
+// have refilled), else its overflow bucket is charged.
 func (r *bucketRecord[K]) charge(k K, n int64, now time.Time) {
 	b := r.m[k]
 	if b == nil && (len(r.m) < maxBudgetPeers || r.prune(now)) {
@@ -48,7 +67,11 @@ func (r *bucketRecord[K]) charge(k K, n int64, now time.Time) {
 		r.m[k] = b
 	}
 	if b == nil {
-		b = r.overflow
+		i := r.slot(k)
+		if r.overflow[i] == nil {
+			r.overflow[i] = newDebtBucket(r.rate, r.burst)
+		}
+		b = r.overflow[i]
 	}
 	b.Spend(now, n)
 }

@@ -253,10 +253,11 @@ func fetchStatusErr(r *pb.FetchReply, what string) error {
 }
 
 // Close closes every stream and waits for their readers. Calls in flight
-// fail at once; later calls fail with ErrStreamClosed. A stream with
-// replies still coming is closed gracefully: its write side is closed and
-// the replies are read and dropped for up to CloseDrain before the stream
-// is closed, for a provider charges a reader for the replies a reset
+// fail at once with ErrStreamClosed, as do later calls; only a call whose
+// reply was read before Close began returns it. A stream with replies
+// still coming is closed gracefully: its write side is closed and the
+// replies are read and dropped for up to CloseDrain before the stream is
+// closed, for a provider charges a reader for the replies a reset
 // leaves unsent (a defence against readers cycling streams); only a stream
 // not drained by then is reset.
 func (f *Client) Close() error {
@@ -432,9 +433,11 @@ func (c *fetchConn) close() {
 // wait) and then close the stream; a stream with none due is closed now,
 // and one with replies due reset when wait is 0 or less.
 func (c *fetchConn) drain(err error, wait time.Duration) {
-	c.fail(err)
 	by := time.Now().Add(wait)
 	c.mu.Lock()
+	// At once with the failure: a reply the reader takes from now on is
+	// dropped, not handed to a call that Close has failed.
+	c.failLocked(err)
 	c.draining = true
 	due := len(c.queue)
 	c.mu.Unlock()
@@ -455,9 +458,16 @@ func (c *fetchConn) drain(err error, wait time.Duration) {
 	c.wmu.Unlock()
 }
 
+// fail records the stream's first failure, which the calls waiting on it
+// and later ones return.
 func (c *fetchConn) fail(err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.failLocked(err)
+}
+
+// failLocked is fail under mu.
+func (c *fetchConn) failLocked(err error) {
 	if c.err == nil {
 		c.err = err
 		close(c.failed)
@@ -570,12 +580,14 @@ func (c *fetchConn) readLoop() {
 			_ = c.s.SetReadDeadline(time.Now().Add(IdleTimeout))
 		}
 		c.used = time.Now()
-		c.mu.Unlock()
 		if draining {
 			r.release() // its call failed when Close began
 		} else {
+			// Under mu (the channel has room for it): handed
+			// before drain fails the calls, or not at all.
 			call.reply <- r
 		}
+		c.mu.Unlock()
 		<-c.slots
 		if drained {
 			_ = c.s.Close()

@@ -29,8 +29,9 @@
 // longest (WithStallEviction) rather than be refused; ranges of blocks not
 // verified lately draw on the peer's budget and the node's
 // (WithRangeVerifyBudget, WithRangeVerifyNodeBudget); replies left unsent by
-// streams their readers reset draw on the peer's abandonment budget and its
-// address's (WithAbandonBudget, WithAbandonAddrShare). Client.Close drains
+// streams their readers reset draw on the peer's abandonment budget, its
+// address's and its IPv6 /48's (WithAbandonBudget, WithAbandonAddrShare,
+// WithAbandonWideShare). Client.Close drains
 // the replies due rather than resetting, so an honest reader is not
 // charged.
 //
