@@ -14,8 +14,10 @@ import (
 // interface identifier. A host given a wider prefix (a /56 has 256 /64s, a
 // /48 65,536) has as many blocks as /64s; a budget that should bind it
 // must also group the blocks by a wider prefix (protocol/fetch does, by
-// /48). A link-local address counts by its /64 whatever its zone (the
-// zone names the provider's own interface, not the peer). It reports false
+// /48). A link-local address is its own block (/128, whatever its zone,
+// which names the provider's own interface, not the peer): every
+// link-local peer has the same /64, fe80::/64, so by /64 one LAN peer
+// would spend every other's budget. It reports false
 // for an address without an IP of the peer's own: a relayed one (the IP
 // is the relay's) or a non-IP transport's.
 func AddrBlock(a ma.Multiaddr) (netip.Prefix, bool) {
@@ -43,6 +45,10 @@ func AddrBlock(a ma.Multiaddr) (netip.Prefix, bool) {
 	if ip = ip.Unmap(); ip.Is4() {
 		return netip.PrefixFrom(ip, 32), true
 	}
-	p, err := ip.WithZone("").Prefix(64)
+	ip = ip.WithZone("")
+	if ip.IsLinkLocalUnicast() {
+		return netip.PrefixFrom(ip, 128), true
+	}
+	p, err := ip.Prefix(64)
 	return p, err == nil
 }

@@ -9,7 +9,8 @@ import (
 )
 
 // An address's block is its IPv4 address, or its IPv6 /64, a link-local
-// one's whatever its zone (which gave it no block, and so no budget); an
+// one's its own address whatever its zone (a zone gave it no block, and so
+// no budget; by /64 every link-local peer would share fe80::/64); an
 // address with no IP of the peer's own (relayed, DNS, none) has none.
 func TestAddrBlock(t *testing.T) {
 	for _, tc := range []struct{ addr, want string }{
@@ -18,9 +19,9 @@ func TestAddrBlock(t *testing.T) {
 		{"/ip6/2001:db8:1:2:aaaa::1/tcp/4001", "2001:db8:1:2::/64"},
 		{"/ip6/2001:db8:1:2:bbbb::9/udp/1/quic-v1", "2001:db8:1:2::/64"},
 		{"/ip6/::ffff:198.51.100.4/tcp/1", "198.51.100.4/32"},
-		{"/ip6zone/eth0/ip6/fe80::1/tcp/1", "fe80::/64"},
-		{"/ip6zone/eth1/ip6/fe80::2:1/udp/1/quic-v1", "fe80::/64"},
-		{"/ip6/fe80::1/tcp/1", "fe80::/64"},
+		{"/ip6zone/eth0/ip6/fe80::1/tcp/1", "fe80::1/128"},
+		{"/ip6zone/eth1/ip6/fe80::2:1/udp/1/quic-v1", "fe80::2:1/128"},
+		{"/ip6/fe80::1/tcp/1", "fe80::1/128"},
 		{"/ip6zone/eth0", ""},
 		{"/ip4/198.51.100.1/tcp/4001/p2p/12D3KooWGRUVh7wGhEoZKUYwNhPw3bpn8RW7FJQVHuvTCRFDHFKV/p2p-circuit", ""},
 		{"/dns4/example.org/tcp/4001", ""},

@@ -196,13 +196,16 @@ func TestUpgradeCancelledOnARunningChain(t *testing.T) {
 	if _, err := c.Submit(ctx, member, chain.MsgCreateMember{}); err != nil {
 		t.Fatal(err)
 	}
-	schedule := func(v uint64) chain.UpgradePlan {
+	// schedule plans an upgrade to v, ahead blocks past the least delay:
+	// a plan the test cancels is far ahead, so a loaded machine's round
+	// trips cannot let the chain reach it (and halt) first.
+	schedule := func(v uint64, ahead int64) chain.UpgradePlan {
 		t.Helper()
 		latest, err := val.Transport().LatestHeight(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := chain.UpgradePlan{Version: v, Height: latest + chain.MinUpgradeDelay + 5}
+		p := chain.UpgradePlan{Version: v, Height: latest + chain.MinUpgradeDelay + ahead}
 		if _, err := c.Submit(ctx, lead, chain.MsgUpgradeAppVersion{Version: p.Version, Height: p.Height}); err != nil {
 			t.Fatal(err)
 		}
@@ -216,7 +219,7 @@ func TestUpgradeCancelledOnARunningChain(t *testing.T) {
 		}
 	}
 
-	first := schedule(state.VersionUpgradeCancel)
+	first := schedule(state.VersionUpgradeCancel, 5)
 	_, err := c.Submit(ctx, lead, chain.MsgCancelAppVersionUpgrade{Version: first.Version, Height: first.Height})
 	if !errors.Is(err, chain.ErrUnknownMsg) || !strings.Contains(err.Error(), "needs app version 5") {
 		t.Fatalf("a cancel on a version 4 chain: %v; want unknown, needing version 5", err)
@@ -226,7 +229,7 @@ func TestUpgradeCancelledOnARunningChain(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	replaced := schedule(state.Version + 1)
+	replaced := schedule(state.Version+1, 200)
 	plan := chain.UpgradePlan{Version: state.Version + 2, Height: replaced.Height}
 	if _, err := c.Submit(ctx, lead, chain.MsgUpgradeAppVersion{Version: plan.Version, Height: plan.Height}); err != nil {
 		t.Fatal(err)

@@ -125,8 +125,9 @@ func TestChainUpgradeCancelCommand(t *testing.T) {
 
 	// Upgrades this release cannot run (so the command would not schedule
 	// them): were the last not cancelled, the node would stop at it. The
-	// second replaces the first at the same height.
-	replaced := chain.UpgradePlan{Version: state.Version + 1, Height: st.Height + chain.MinUpgradeDelay + 20}
+	// second replaces the first at the same height, far enough ahead that a
+	// loaded machine's commands cannot let the chain reach it (and halt) first.
+	replaced := chain.UpgradePlan{Version: state.Version + 1, Height: st.Height + chain.MinUpgradeDelay + 400}
 	plan := chain.UpgradePlan{Version: state.Version + 2, Height: replaced.Height}
 	for _, p := range []chain.UpgradePlan{replaced, plan} {
 		if _, err := tc.client.Submit(ctx, tc.storageLead, chain.MsgUpgradeAppVersion{Version: p.Version, Height: p.Height}); err != nil {

@@ -118,9 +118,10 @@ func originOf(s network.Stream) origin {
 	return o
 }
 
-// wideOf returns the /48 of an IPv6 block, and no prefix for IPv4.
+// wideOf returns the /48 of an IPv6 block, and no prefix for IPv4 or a
+// link-local address (fe80::/48 would be every LAN peer's).
 func wideOf(b netip.Prefix) netip.Prefix {
-	if !b.Addr().Is6() {
+	if !b.Addr().Is6() || b.Addr().IsLinkLocalUnicast() {
 		return netip.Prefix{}
 	}
 	w, _ := b.Addr().Prefix(wideBits)

@@ -231,3 +231,17 @@ func TestAbandonBudgetPerAddress(t *testing.T) {
 		t.Fatal("peers in one IPv6 /64 do not share its budget")
 	}
 }
+
+// A link-local peer is charged to no /48: fe80::/48 holds every LAN peer,
+// so one that abandons replies would spend the others' budget.
+func TestLinkLocalHasNoWideBlock(t *testing.T) {
+	for block, want := range map[string]string{
+		"fe80::1/128":       "invalid Prefix",
+		"2001:db8:1:2::/64": "2001:db8:1::/48",
+		"203.0.113.7/32":    "invalid Prefix",
+	} {
+		if got := wideOf(netip.MustParsePrefix(block)).String(); got != want {
+			t.Errorf("wide block of %s = %s, want %s", block, got, want)
+		}
+	}
+}
