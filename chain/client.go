@@ -218,7 +218,9 @@ const maxPendingRetries = 20
 // (accepting its bucket invitation, setting its operator metadata) that a
 // node refuses as naming no worker (ErrWorkerNotFound) is sent once more
 // after the next block: the node may not have committed the block that
-// adds the worker.
+// adds the worker. So is a new member's first transaction (creating a
+// channel, uploading into its member bag, inviting) refused as naming no
+// member (ErrMemberNotFound, or ErrBagNotFound for its member bag).
 // Without a deadline on ctx, Submit gives up after the client's submit
 // timeout (DefaultSubmitTimeout unless WithSubmitTimeout).
 func (c *Client) Submit(ctx context.Context, key Key, msg Msg) (Committed, error) {
@@ -241,7 +243,7 @@ func (c *Client) Submit(ctx context.Context, key Key, msg Msg) (Committed, error
 		return Committed{}, err
 	}
 	acct := key.Account()
-	nonceRetried, workerRetried := false, false
+	nonceRetried, newcomerRetried := false, false
 	for attempt := 0; ; attempt++ {
 		nonce, err := c.nextNonce(ctx, acct)
 		if err != nil {
@@ -276,12 +278,13 @@ func (c *Client) Submit(ctx context.Context, key Key, msg Msg) (Committed, error
 			}
 			continue
 		}
-		// A new worker's first transaction refused at CheckTx as naming
-		// no worker: the node has not committed the block that adds it,
-		// and its provisional room for new workers is best effort (a few
-		// accounts, first come). One block later it has, or never will.
-		if err != nil && errors.Is(err, ErrWorkerNotFound) && newWorkerMsg(msg) && res.Height == 0 && !workerRetried {
-			workerRetried = true
+		// A new worker's or member's first transaction refused at CheckTx
+		// as naming no worker or member: the node has not committed the
+		// block that adds it, and its provisional room for newcomers is
+		// best effort (a few accounts, first come). One block later it
+		// has, or never will.
+		if err != nil && newcomerRefusal(msg, err) && res.Height == 0 && !newcomerRetried {
+			newcomerRetried = true
 			if _, werr := c.WaitForNextBlock(ctx); werr != nil {
 				return res, err
 			}
@@ -289,6 +292,34 @@ func (c *Client) Submit(ctx context.Context, key Key, msg Msg) (Committed, error
 		}
 		return res, err
 	}
+}
+
+// newcomerRefusal reports whether err, a refusal of msg at CheckTx, may
+// come of the node lacking the block that adds msg's worker or member.
+func newcomerRefusal(msg Msg, err error) bool {
+	switch {
+	case errors.Is(err, ErrWorkerNotFound):
+		return newWorkerMsg(msg)
+	case errors.Is(err, ErrMemberNotFound), errors.Is(err, ErrBagNotFound):
+		return newMemberMsg(msg)
+	}
+	return false
+}
+
+// newMemberMsg reports whether msg is one a new member's controller sends
+// first, naming its own member: creating a channel, registering objects in
+// its member bag, inviting as the member.
+func newMemberMsg(msg Msg) bool {
+	switch m := msg.(type) {
+	case MsgCreateChannel:
+		return true
+	case MsgRegisterDataObjects:
+		t, _, ok := m.Bag.Dynamic()
+		return ok && t == MemberBagType
+	case MsgInviteMember:
+		return m.Member != nil
+	}
+	return false
 }
 
 // newWorkerMsg reports whether msg is one a new worker's role account

@@ -711,3 +711,102 @@ func TestClientResubmitsNewWorkersFirstTx(t *testing.T) {
 		t.Fatalf("CheckTx refused %d; want 3 (each acceptance once, the one naming no worker again)", refused)
 	}
 }
+
+// A new member's first transaction, refused at CheckTx as naming no
+// member because the node's provisional room for newcomers is taken
+// while the block that creates the member is still to come, is sent
+// again after that block and commits. One naming a member no block
+// creates is sent again once and then refused.
+func TestClientResubmitsNewMembersFirstTx(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sl, _ := chain.GenerateKey()
+	dl, _ := chain.GenerateKey()
+	g := chain.DefaultGenesis(sl.Account(), dl.Account())
+	one := uint64(1)
+	// Room for two provisional accounts: one open and one invited
+	// registration a block.
+	g.Limits.MembersPerBlock, g.Limits.OpenMembersPerBlock = 1, &one
+	tr := newMemTransport(t, g)
+	c := chain.NewClient(tr)
+	// A bucket for the channel's bag.
+	if _, err := c.Submit(ctx, sl, chain.MsgCreateStorageBucket{AcceptingNewBags: true, ObjectsLimit: 10, SizeLimit: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	chainID, err := c.ChainID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const next = chain.MemberID(0)
+	tr.mu.Lock()
+	tr.held, tr.fifo = true, true
+	tr.mu.Unlock()
+
+	// The newcomer registered through another validator: this node's
+	// CheckTx never saw it, and the next block holds it.
+	mk, _ := chain.GenerateKey()
+	tx, err := chain.SignTxForChain(chainID, mk, 1, chain.MsgCreateMember{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.proposed(tx)
+	errs := make(chan error, 2)
+	for i := range chain.MemberID(2) {
+		squat, _ := chain.GenerateKey()
+		go func() {
+			_, err := c.Submit(ctx, squat, chain.MsgCreateChannel{Member: next + i})
+			errs <- err
+		}()
+		waitMempool(ctx, t, tr, 2+int(i), 0)
+	}
+	created := make(chan error, 1)
+	go func() {
+		_, err := c.Submit(ctx, mk, chain.MsgCreateChannel{Member: next})
+		created <- err
+	}()
+	stranger, _ := chain.GenerateKey()
+	far := make(chan error, 1)
+	go func() {
+		_, err := c.Submit(ctx, stranger, chain.MsgCreateChannel{Member: next + 100})
+		far <- err
+	}()
+	// Both refused, both waiting for the next block.
+	for {
+		tr.mu.Lock()
+		refused, waiters := tr.refused, tr.waiters
+		tr.mu.Unlock()
+		if refused == 2 && waiters == 2 {
+			break
+		}
+		select {
+		case err := <-created:
+			t.Fatalf("the new member's create_channel returned before the block that creates the member: %v", err)
+		case err := <-far:
+			t.Fatalf("a create_channel naming no member returned without waiting a block: %v", err)
+		case <-ctx.Done():
+			t.Fatalf("%d refused, %d waiting for a block; want 2 and 2", refused, waiters)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	tr.mu.Lock()
+	tr.held = false
+	tr.mu.Unlock()
+
+	if err := <-created; err != nil {
+		t.Fatalf("the new member's create_channel: %v", err)
+	}
+	if err := <-far; !errors.Is(err, chain.ErrMemberNotFound) {
+		t.Fatalf("a create_channel naming no member: %v; want %v", err, chain.ErrMemberNotFound.Msg)
+	}
+	for range 2 { // the squatters' transactions reached the block and failed there
+		if err := <-errs; err == nil {
+			t.Fatal("a squatter created a channel for a member it does not control")
+		}
+	}
+	if ch, err := c.Channel(ctx, 0); err != nil || ch.Owner != mk.Account() {
+		t.Fatalf("channel 0: %+v, %v; want owned by the new member's controller %s", ch, err, mk.Account())
+	}
+	if _, refused := tr.mempoolState(); refused != 3 {
+		t.Fatalf("CheckTx refused %d; want 3 (each create_channel once, the one naming no member again)", refused)
+	}
+}

@@ -415,64 +415,92 @@ func (p *pusher) pushLinks(ctx context.Context, t *target, j *chunkJob) bool {
 			return true
 		}
 		link.move(LinkFailed)
-		if ctx.Err() != nil {
+		switch p.linkFailed(ctx, t, j, gen, &bw, attempt, err) {
+		case linkStop:
 			return false
-		}
-		if errors.Is(err, store.ErrProviderBusy) {
-			if !p.waitBusy(ctx, t, &bw, fmt.Sprintf("chunk %d", j.index), err) {
-				return false
-			}
-			attempt-- // a busy refusal is not an attempt
+		case linkAgain:
+			attempt-- // a busy refusal or a lost stream is not an attempt
 			continue
-		}
-		if connLost(err) {
-			// The stream broke: the provider may be restarting. Dial it
-			// again for a while; the chunks it signed stay counted.
-			t.resetConn(gen)
-			if !p.waitReconnect(ctx, t, fmt.Sprintf("chunk %d", j.index), err) {
-				return false
-			}
-			attempt--
-			continue
-		}
-		if noRoom(err) {
-			// The provider's disk is full: its operator must free space,
-			// and no retry can succeed before. Give it up now, as a dead
-			// one, for a spare to take its place.
-			p.kill(t, fmt.Errorf("chunk %d: %w", j.index, err))
-			return false
-		}
-		var refused *store.RefusedError
-		if !errors.As(err, &refused) {
-			// The stream broke or timed out: open a new one next attempt.
-			t.resetConn(gen)
-		} else if refused.Status == storepb.Status_STATUS_FAILED {
-			// The provider found bytes that do not match the CID. The
-			// chunk was not hashed again when it was read back (the
-			// provider checks every byte), so check now whether the file
-			// changed under the upload: no provider can then succeed.
-			if verr := verifyChunk(j.info, j.data[:j.info.Size]); verr != nil {
-				p.abort(verr)
-				return false
-			}
-		}
-		t.mu.Lock()
-		t.fails++
-		fails := t.fails
-		t.mu.Unlock()
-		p.c.log.Debug("storage link failed", "peer", t.cand.peer, "chunk", j.index, "attempt", attempt, "err", err)
-		if attempt >= linkAttempts || fails >= targetFailures {
-			p.kill(t, fmt.Errorf("chunk %d: %w", j.index, err))
-			return false
-		}
-		if j.once {
-			return false // the chunk stays lacking: a later pass sends it
 		}
 		if !ctxsleep.Sleep(ctx, backoff) {
 			return false
 		}
 		backoff = min(backoff*2, retryMax)
 	}
+}
+
+// linkVerdict is what follows a failed storage link.
+type linkVerdict int
+
+const (
+	// linkStop ends the chunk's links to the target.
+	linkStop linkVerdict = iota
+	// linkAgain tries again at once, not counting an attempt.
+	linkAgain
+	// linkRetry counts the attempt and tries again after a backoff.
+	linkRetry
+)
+
+// linkFailed classifies the failure err of attempt's storage link of chunk
+// j to t (gen is its stream's generation), and gives the target up when
+// it must be. A busy refusal and a lost stream are waited out and tried
+// again uncounted; a full disk gives the target up at once; other failures
+// count against the target, which is given up after linkAttempts for one
+// chunk or targetFailures in a row.
+func (p *pusher) linkFailed(ctx context.Context, t *target, j *chunkJob, gen int, bw *fetch.BusyWait, attempt int, err error) linkVerdict {
+	if ctx.Err() != nil {
+		return linkStop
+	}
+	what := fmt.Sprintf("chunk %d", j.index)
+	if errors.Is(err, store.ErrProviderBusy) {
+		if !p.waitBusy(ctx, t, bw, what, err) {
+			return linkStop
+		}
+		return linkAgain
+	}
+	if connLost(err) {
+		// The stream broke: the provider may be restarting. Dial it
+		// again for a while; the chunks it signed stay counted.
+		t.resetConn(gen)
+		if !p.waitReconnect(ctx, t, what, err) {
+			return linkStop
+		}
+		return linkAgain
+	}
+	if noRoom(err) {
+		// The provider's disk is full: its operator must free space,
+		// and no retry can succeed before. Give it up now, as a dead
+		// one, for a spare to take its place.
+		p.kill(t, fmt.Errorf("%s: %w", what, err))
+		return linkStop
+	}
+	var refused *store.RefusedError
+	if !errors.As(err, &refused) {
+		// The stream broke or timed out: open a new one next attempt.
+		t.resetConn(gen)
+	} else if refused.Status == storepb.Status_STATUS_FAILED {
+		// The provider found bytes that do not match the CID. The
+		// chunk was not hashed again when it was read back (the
+		// provider checks every byte), so check now whether the file
+		// changed under the upload: no provider can then succeed.
+		if verr := verifyChunk(j.info, j.data[:j.info.Size]); verr != nil {
+			p.abort(verr)
+			return linkStop
+		}
+	}
+	t.mu.Lock()
+	t.fails++
+	fails := t.fails
+	t.mu.Unlock()
+	p.c.log.Debug("storage link failed", "peer", t.cand.peer, "chunk", j.index, "attempt", attempt, "err", err)
+	if attempt >= linkAttempts || fails >= targetFailures {
+		p.kill(t, fmt.Errorf("%s: %w", what, err))
+		return linkStop
+	}
+	if j.once {
+		return linkStop // the chunk stays lacking: a later pass sends it
+	}
+	return linkRetry
 }
 
 // checkReceipt checks a receipt a storage link returned: that it names t's

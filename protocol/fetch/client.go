@@ -12,7 +12,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/p2p"
@@ -252,27 +251,6 @@ func fetchStatusErr(r *pb.FetchReply, what string) error {
 	}
 }
 
-// Close closes every stream and waits for their readers. Calls in flight
-// fail at once with ErrStreamClosed, as do later calls; only a call whose
-// reply was read before Close began returns it. A stream with replies
-// still coming is closed gracefully: its write side is closed and the
-// replies are read and dropped for up to CloseDrain before the stream is
-// closed, for a provider charges a reader for the replies a reset
-// leaves unsent (a defence against readers cycling streams); only a stream
-// not drained by then is reset.
-func (f *Client) Close() error {
-	f.mu.Lock()
-	f.closed = true
-	conns := f.conns
-	f.conns = make(map[peer.ID]*fetchConn)
-	f.mu.Unlock()
-	for _, c := range conns {
-		c.drain(fmt.Errorf("%w: client closed", ErrStreamClosed), f.drain)
-	}
-	f.wg.Wait()
-	return nil
-}
-
 // call sends one request and returns its reply, retrying once on a fresh
 // stream when a reused stream turned out dead before answering (the
 // provider closes idle streams).
@@ -428,36 +406,6 @@ func (c *fetchConn) close() {
 	_ = c.s.Close()
 }
 
-// drain fails the calls in flight with err and closes the write side,
-// leaving the reader to read and drop the replies still due (for up to
-// wait) and then close the stream; a stream with none due is closed now,
-// and one with replies due reset when wait is 0 or less.
-func (c *fetchConn) drain(err error, wait time.Duration) {
-	by := time.Now().Add(wait)
-	c.mu.Lock()
-	// At once with the failure: a reply the reader takes from now on is
-	// dropped, not handed to a call that Close has failed.
-	c.failLocked(err)
-	c.draining = true
-	due := len(c.queue)
-	c.mu.Unlock()
-	switch {
-	case due == 0:
-		_ = c.s.Close() // the reader sees the stream closed and ends
-		return
-	case wait <= 0:
-		_ = c.s.Reset()
-		return
-	}
-	_ = c.s.SetReadDeadline(by)
-	// A write blocked by a provider that reads nothing must not hold
-	// Close up (calls check c.err, set above, before they write).
-	_ = c.s.SetWriteDeadline(by)
-	c.wmu.Lock()
-	_ = c.s.CloseWrite()
-	c.wmu.Unlock()
-}
-
 // fail records the stream's first failure, which the calls waiting on it
 // and later ones return.
 func (c *fetchConn) fail(err error) {
@@ -472,13 +420,6 @@ func (c *fetchConn) failLocked(err error) {
 		c.err = err
 		close(c.failed)
 	}
-}
-
-// drained reports whether Close is closing the stream with no reply due.
-func (c *fetchConn) drained() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.draining && len(c.queue) == 0
 }
 
 func (c *fetchConn) failure() error {
@@ -542,125 +483,4 @@ func (c *fetchConn) call(ctx context.Context, req *pb.FetchRequest) (*reply, boo
 		// The reader discards the reply when it comes.
 		return nil, false, ctx.Err()
 	}
-}
-
-// readLoop hands replies, which come in request order, to their calls.
-func (c *fetchConn) readLoop() {
-	// One frame at a time, each a reply asked for: a provider that stalls
-	// mid-frame pins one frame.
-	fr := p2p.NewFrameReader(c.s, MaxFrame).WholeFrames()
-	for {
-		r := &reply{FetchReply: new(pb.FetchReply)}
-		var err error
-		r.frame, err = readFetchReply(fr, r.FetchReply)
-		if err != nil {
-			if c.drained() {
-				return // Close closed it with nothing due
-			}
-			c.fail(p2p.ReadFailure(c.p, err))
-			_ = c.s.Reset()
-			return
-		}
-		c.mu.Lock()
-		if len(c.queue) == 0 || c.queue[0].id != r.Id {
-			c.mu.Unlock()
-			c.fail(fmt.Errorf("%w: %s answered request %d out of order", ErrProtocol, c.p, r.Id))
-			_ = c.s.Reset()
-			return
-		}
-		call := c.queue[0]
-		c.queue[0] = nil
-		c.queue = c.queue[1:]
-		draining, drained := c.draining, c.draining && len(c.queue) == 0
-		switch {
-		case draining: // the deadline Close set stands
-		case len(c.queue) == 0:
-			_ = c.s.SetReadDeadline(time.Time{})
-		default:
-			_ = c.s.SetReadDeadline(time.Now().Add(IdleTimeout))
-		}
-		c.used = time.Now()
-		if draining {
-			r.release() // its call failed when Close began
-		} else {
-			// Under mu (the channel has room for it): handed
-			// before drain fails the calls, or not at all.
-			call.reply <- r
-		}
-		c.mu.Unlock()
-		<-c.slots
-		if drained {
-			_ = c.s.Close()
-			return
-		}
-	}
-}
-
-// readFetchReply reads one FetchReply frame, checking the announced length
-// against MaxFrame before allocating, and decodes it without copying the
-// data bytes out of the frame, whose pooled body it returns (nil when the
-// reply was decoded into copies and the body recycled).
-func readFetchReply(fr *p2p.FrameReader, r *pb.FetchReply) (frame []byte, err error) {
-	body, err := fr.ReadFrame()
-	if err != nil {
-		return nil, err
-	}
-	if decodeFetchData(body, r) {
-		return body, nil
-	}
-	if err := checkReply(body); err != nil {
-		p2p.RecycleFrame(body)
-		fr.CountDecodeError()
-		return nil, err
-	}
-	err = proto.Unmarshal(body, r)
-	p2p.RecycleFrame(body) // Unmarshal copied what r keeps
-	if err != nil {
-		return nil, fmt.Errorf("%w: undecodable fetch reply of %d bytes: %w", ErrProtocol, len(body), err)
-	}
-	return nil, nil
-}
-
-// decodeFetchData decodes a FetchReply of id, status, reason, data, size
-// and busy only, aliasing data into body; false means decode it with proto.Unmarshal.
-func decodeFetchData(body []byte, r *pb.FetchReply) bool {
-	for len(body) > 0 {
-		num, typ, n := protowire.ConsumeTag(body)
-		if n < 0 {
-			return false
-		}
-		body = body[n:]
-		switch {
-		case typ == protowire.VarintType && (num == 1 || num == 2 || num == 6 || num == 7):
-			v, m := protowire.ConsumeVarint(body)
-			if m < 0 {
-				return false
-			}
-			body = body[m:]
-			switch num {
-			case 1:
-				r.Id = v
-			case 2:
-				r.Status = pb.FetchStatus(int32(v))
-			case 6:
-				r.Size = v
-			case 7:
-				r.Busy = v != 0
-			}
-		case typ == protowire.BytesType && (num == 3 || num == 5):
-			v, m := protowire.ConsumeBytes(body)
-			if m < 0 {
-				return false
-			}
-			body = body[m:]
-			if num == 3 {
-				r.Reason = string(v)
-			} else {
-				r.Data = v
-			}
-		default:
-			return false
-		}
-	}
-	return true
 }
