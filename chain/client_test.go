@@ -671,23 +671,10 @@ func TestClientResubmitsNewWorkersFirstTx(t *testing.T) {
 		far <- err
 	}()
 	// Both refused, both waiting for the next block.
-	for {
-		tr.mu.Lock()
-		refused, waiters := tr.refused, tr.waiters
-		tr.mu.Unlock()
-		if refused == 2 && waiters == 2 {
-			break
-		}
-		select {
-		case err := <-accepted:
-			t.Fatalf("the new worker's acceptance returned before the block that adds it: %v", err)
-		case err := <-far:
-			t.Fatalf("an acceptance naming no worker returned without waiting a block: %v", err)
-		case <-ctx.Done():
-			t.Fatalf("%d refused, %d waiting for a block; want 2 and 2", refused, waiters)
-		case <-time.After(time.Millisecond):
-		}
-	}
+	waitRefusedWaiting(ctx, t, tr, map[string]chan error{
+		"the new worker's acceptance returned before the block that adds it": accepted,
+		"an acceptance naming no worker returned without waiting a block":    far,
+	})
 	tr.mu.Lock()
 	tr.held = false
 	tr.mu.Unlock()
@@ -771,23 +758,10 @@ func TestClientResubmitsNewMembersFirstTx(t *testing.T) {
 		far <- err
 	}()
 	// Both refused, both waiting for the next block.
-	for {
-		tr.mu.Lock()
-		refused, waiters := tr.refused, tr.waiters
-		tr.mu.Unlock()
-		if refused == 2 && waiters == 2 {
-			break
-		}
-		select {
-		case err := <-created:
-			t.Fatalf("the new member's create_channel returned before the block that creates the member: %v", err)
-		case err := <-far:
-			t.Fatalf("a create_channel naming no member returned without waiting a block: %v", err)
-		case <-ctx.Done():
-			t.Fatalf("%d refused, %d waiting for a block; want 2 and 2", refused, waiters)
-		case <-time.After(time.Millisecond):
-		}
-	}
+	waitRefusedWaiting(ctx, t, tr, map[string]chan error{
+		"the new member's create_channel returned before the block that creates the member": created,
+		"a create_channel naming no member returned without waiting a block":                far,
+	})
 	tr.mu.Lock()
 	tr.held = false
 	tr.mu.Unlock()
@@ -808,5 +782,32 @@ func TestClientResubmitsNewMembersFirstTx(t *testing.T) {
 	}
 	if _, refused := tr.mempoolState(); refused != 3 {
 		t.Fatalf("CheckTx refused %d; want 3 (each create_channel once, the one naming no member again)", refused)
+	}
+}
+
+// waitRefusedWaiting waits until CheckTx has refused as many transactions
+// as submits it watches (submits: what it means if one returns meanwhile)
+// and each submit waits for a block.
+func waitRefusedWaiting(ctx context.Context, t *testing.T, tr *memTransport, submits map[string]chan error) {
+	t.Helper()
+	for {
+		tr.mu.Lock()
+		refused, waiters := tr.refused, tr.waiters
+		tr.mu.Unlock()
+		if refused == len(submits) && waiters == len(submits) {
+			return
+		}
+		for what, done := range submits {
+			select {
+			case err := <-done:
+				t.Fatalf("%s: %v", what, err)
+			default:
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d refused, %d waiting for a block; want %d and %d", refused, waiters, len(submits), len(submits))
+		case <-time.After(time.Millisecond):
+		}
 	}
 }
