@@ -150,21 +150,7 @@ func (f *contractPutFlags) option(ctx context.Context, app *App, cfg Config, c *
 	r := contracts.NewRenter(h, contracts.NewGossip(h, dir, app.Log), key, member, dir, st, app.Log)
 	needs := client.ContractNeeds{
 		Duration: f.duration.value, Availability: f.availability.value, Speed: f.speed.value,
-		Negotiated: func(n *contracts.Negotiation, err error) {
-			const fallback = "registering the object first, then pushing its chunks with proofs to the providers the chain names"
-			switch {
-			case n == nil:
-				say(app, fmt.Sprintf("contracts: %s; %s", strings.TrimPrefix(err.Error(), "contracts: "), fallback))
-			case err != nil:
-				say(app, fmt.Sprintf("contracts: topic %s, %d offers, none consigned; %s", n.Proposal.Topic, len(n.Offers), fallback))
-			default:
-				var chosen []string
-				for _, cs := range n.Contracts {
-					chosen = append(chosen, cs.Contract.ProviderPeer.String())
-				}
-				say(app, fmt.Sprintf("contracts: topic %s, %d offers, chosen %s", n.Proposal.Topic, len(n.Offers), strings.Join(chosen, ", ")))
-			}
-		},
+		Negotiated: func(n *contracts.Negotiation, err error) { say(app, negotiationNote(n, err)) },
 	}
 	stop := func() { _ = r.Close(); _ = st.Close() }
 	return client.WithContracts(r, needs), stop, nil
@@ -192,4 +178,21 @@ func (d laggedDirectory) StorageBucket(ctx context.Context, id chain.StorageBuck
 
 func (d laggedDirectory) Worker(ctx context.Context, g chain.Group, id chain.WorkerID) (chain.Worker, error) {
 	return d.c.Worker(rpc.AcceptLag(ctx), g, id)
+}
+
+// negotiationNote is the line a put says of its contract negotiation: the
+// contracts chosen, or why none was and what the put does instead.
+func negotiationNote(n *contracts.Negotiation, err error) string {
+	const fallback = "registering the object first, then pushing its chunks with proofs to the providers the chain names"
+	switch {
+	case n == nil:
+		return fmt.Sprintf("contracts: %s; %s", strings.TrimPrefix(err.Error(), "contracts: "), fallback)
+	case err != nil:
+		return fmt.Sprintf("contracts: topic %s, %d offers, none consigned (%s); %s", n.Proposal.Topic, len(n.Offers), strings.TrimPrefix(err.Error(), "contracts: "), fallback)
+	}
+	var chosen []string
+	for _, cs := range n.Contracts {
+		chosen = append(chosen, cs.Contract.ProviderPeer.String())
+	}
+	return fmt.Sprintf("contracts: topic %s, %d offers, chosen %s", n.Proposal.Topic, len(n.Offers), strings.Join(chosen, ", "))
 }
