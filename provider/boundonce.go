@@ -1,6 +1,6 @@
 package provider
 
-import "sync"
+import lru "github.com/hashicorp/golang-lru/v2"
 
 // boundRecentMax is how many bound objects the node remembers having
 // counted: a BIND repeated (retried after a FAILED answer, or resumed by
@@ -12,31 +12,17 @@ const boundRecentMax = 4096
 // has counted already: the store handler reports an object each time a
 // BIND records it, a repeated BIND again, and each object counts once.
 type boundOnce struct {
-	mu   sync.Mutex
-	seen map[uint64]struct{}
-	ring []uint64 // the objects of seen, oldest at next once full
-	next int
+	seen *lru.Cache[uint64, struct{}] // safe for concurrent use
 }
 
 func newBoundOnce() *boundOnce {
-	return &boundOnce{seen: make(map[uint64]struct{})}
+	seen, _ := lru.New[uint64, struct{}](boundRecentMax) // errors only for a size <= 0
+	return &boundOnce{seen: seen}
 }
 
 // first reports whether obj is reported for the first time, and remembers
-// it (forgetting the oldest object past boundRecentMax).
+// it (forgetting the oldest past boundRecentMax).
 func (b *boundOnce) first(obj uint64) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if _, ok := b.seen[obj]; ok {
-		return false
-	}
-	if len(b.ring) < boundRecentMax {
-		b.ring = append(b.ring, obj)
-	} else {
-		delete(b.seen, b.ring[b.next])
-		b.ring[b.next] = obj
-		b.next = (b.next + 1) % boundRecentMax
-	}
-	b.seen[obj] = struct{}{}
-	return true
+	known, _ := b.seen.ContainsOrAdd(obj, struct{}{})
+	return !known
 }

@@ -14,8 +14,8 @@ func TestBoundOnceCountsEachObjectOnce(t *testing.T) {
 			t.Fatalf("object %d: a new object was taken for a repeat", obj)
 		}
 	}
-	if len(b.seen) != boundRecentMax || len(b.ring) != boundRecentMax {
-		t.Fatalf("remembers %d objects (ring %d); want at most %d", len(b.seen), len(b.ring), boundRecentMax)
+	if n := b.seen.Len(); n != boundRecentMax {
+		t.Fatalf("remembers %d objects; want at most %d", n, boundRecentMax)
 	}
 	if !b.first(7) {
 		t.Fatal("object 7, forgotten past the bound, was not counted again")
