@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
 
@@ -135,44 +136,70 @@ func TestUnknownStatusIsNotSuccess(t *testing.T) {
 // no_space reply as the REFUSED or FAILED it is, with its reason: the
 // field is one it skips.
 func TestNoSpaceOlderPeerSeesRefusal(t *testing.T) {
+	desc := olderStoreReply(t, "no_space")
+	for _, st := range []pb.Status{pb.Status_STATUS_REFUSED, pb.Status_STATUS_FAILED} {
+		b, err := proto.Marshal(&pb.StoreReply{Id: 7, Status: st, Reason: "no space left on device", NoSpace: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		status, reason, skipped := decodeAsOlder(t, desc, b)
+		if status != st.Number() || reason != "no space left on device" {
+			t.Fatalf("older peer reads status %d, reason %q; want %v with the reason", status, reason, st)
+		}
+		if !skipped {
+			t.Fatal("the flag is not a field the older peer skips")
+		}
+	}
+}
+
+// olderStoreReply returns StoreReply's descriptor as a peer built before
+// field had it: without the field (and, for a proto3 optional one, its
+// synthetic oneof).
+func olderStoreReply(t *testing.T, field string) protoreflect.MessageDescriptor {
+	t.Helper()
 	fd := protodesc.ToFileDescriptorProto(pb.File_protocol_store_pb_store_proto)
 	for _, m := range fd.MessageType {
 		if m.GetName() != "StoreReply" {
 			continue
 		}
 		var kept []*descriptorpb.FieldDescriptorProto
+		var dropped *descriptorpb.FieldDescriptorProto
 		for _, f := range m.Field {
-			if f.GetName() != "no_space" {
+			if f.GetName() == field {
+				dropped = f
+			} else {
 				kept = append(kept, f)
 			}
 		}
-		if len(kept) != len(m.Field)-1 {
-			t.Fatal("StoreReply has no no_space field")
+		if dropped == nil {
+			t.Fatalf("StoreReply has no field %s", field)
 		}
 		m.Field = kept
+		if dropped.GetProto3Optional() {
+			oneof := dropped.GetOneofIndex()
+			m.OneofDecl = append(m.OneofDecl[:oneof], m.OneofDecl[oneof+1:]...)
+			for _, f := range kept {
+				if f.OneofIndex != nil && f.GetOneofIndex() > oneof {
+					f.OneofIndex = proto.Int32(f.GetOneofIndex() - 1)
+				}
+			}
+		}
 	}
 	old, err := protodesc.NewFile(fd, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	desc := old.Messages().ByName("StoreReply")
-	for _, st := range []pb.Status{pb.Status_STATUS_REFUSED, pb.Status_STATUS_FAILED} {
-		b, err := proto.Marshal(&pb.StoreReply{Id: 7, Status: st, Reason: "no space left on device", NoSpace: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := dynamicpb.NewMessage(desc)
-		if err := proto.Unmarshal(b, m); err != nil {
-			t.Fatalf("older peer cannot decode a no_space reply: %v", err)
-		}
-		if got := m.Get(desc.Fields().ByName("status")).Enum(); got != st.Number() {
-			t.Fatalf("older peer reads status %d, want %v", got, st)
-		}
-		if got := m.Get(desc.Fields().ByName("reason")).String(); got != "no space left on device" {
-			t.Fatalf("older peer reads reason %q", got)
-		}
-		if len(m.GetUnknown()) == 0 {
-			t.Fatal("the flag is not a field the older peer skips")
-		}
+	return old.Messages().ByName("StoreReply")
+}
+
+// decodeAsOlder decodes reply bytes b as a peer with StoreReply descriptor
+// desc does, and returns the status and reason it reads and whether it
+// skipped fields it does not know.
+func decodeAsOlder(t *testing.T, desc protoreflect.MessageDescriptor, b []byte) (status protoreflect.EnumNumber, reason string, skipped bool) {
+	t.Helper()
+	m := dynamicpb.NewMessage(desc)
+	if err := proto.Unmarshal(b, m); err != nil {
+		t.Fatalf("an older peer cannot decode the reply: %v", err)
 	}
+	return m.Get(desc.Fields().ByName("status")).Enum(), m.Get(desc.Fields().ByName("reason")).String(), len(m.GetUnknown()) > 0
 }
