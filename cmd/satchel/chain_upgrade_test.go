@@ -24,17 +24,7 @@ func TestChainUpgradeCommand(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a chain node")
 	}
-	tc := startTestChainWith(t, func(home string) {
-		path := node.GenesisPath(home)
-		doc, err := cmttypes.GenesisDocFromFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		doc.ConsensusParams.Version.App = state.VersionMerkle
-		if err := doc.SaveAs(path); err != nil {
-			t.Fatal(err)
-		}
-	}, node.WithEmptyBlockInterval(50*time.Millisecond))
+	tc := startTestChainAtVersion(t, state.VersionMerkle)
 	ctx := context.Background()
 	lead := tc.storageLead.Account()
 	before := tc.nonce(lead)
@@ -92,17 +82,7 @@ func TestChainUpgradeCancelCommand(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a chain node")
 	}
-	tc := startTestChainWith(t, func(home string) {
-		path := node.GenesisPath(home)
-		doc, err := cmttypes.GenesisDocFromFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		doc.ConsensusParams.Version.App = state.VersionAdmission
-		if err := doc.SaveAs(path); err != nil {
-			t.Fatal(err)
-		}
-	}, node.WithEmptyBlockInterval(50*time.Millisecond))
+	tc := startTestChainAtVersion(t, state.VersionAdmission)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -158,4 +138,21 @@ func TestChainUpgradeCancelCommand(t *testing.T) {
 	if st.Upgrade != nil || st.AppVersion != state.VersionUpgradeCancel {
 		t.Fatalf("status after the cancel: version %d, upgrade %+v", st.AppVersion, st.Upgrade)
 	}
+}
+
+// startTestChainAtVersion starts a test chain whose genesis names app
+// version v, making an empty block every 50 ms so upgrade heights come soon.
+func startTestChainAtVersion(t *testing.T, v uint64) *testChain {
+	t.Helper()
+	return startTestChainWith(t, func(home string) {
+		path := node.GenesisPath(home)
+		doc, err := cmttypes.GenesisDocFromFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc.ConsensusParams.Version.App = v
+		if err := doc.SaveAs(path); err != nil {
+			t.Fatal(err)
+		}
+	}, node.WithEmptyBlockInterval(50*time.Millisecond))
 }
