@@ -521,6 +521,12 @@ func (n *fakeNet) client(dir string, opts ...Option) *Client {
 // PushPipeline stores the chunk like Push and forwards nothing, as a
 // provider that predates pipelining: every hop is ErrNotForwarded.
 func (c fakeConn) PushPipeline(ctx context.Context, ch store.ChunkPush) (store.PipelineResult, error) {
+	return c.headOnly(ctx, ch, store.ErrNotForwarded)
+}
+
+// headOnly stores the chunk like Push, forwards it to no hop and reports
+// each hop failed with hopErr.
+func (c fakeConn) headOnly(ctx context.Context, ch store.ChunkPush, hopErr error) (store.PipelineResult, error) {
 	fwd := ch.Forward
 	ch.Forward = nil
 	r, err := c.Push(ctx, ch)
@@ -529,7 +535,7 @@ func (c fakeConn) PushPipeline(ctx context.Context, ch store.ChunkPush) (store.P
 	}
 	res := store.PipelineResult{Receipts: []store.HopReceipt{{Peer: c.p.id(), Receipt: r}}}
 	for _, h := range fwd {
-		res.Failed = append(res.Failed, store.HopError{Peer: h.Peer, Err: store.ErrNotForwarded})
+		res.Failed = append(res.Failed, store.HopError{Peer: h.Peer, Err: hopErr})
 	}
 	return res, nil
 }

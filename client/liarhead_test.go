@@ -21,18 +21,10 @@ type fakeNoSpace struct{}
 
 func (fakeNoSpace) Error() string   { return "no space left on device" }
 func (fakeNoSpace) Is(t error) bool { return t == store.ErrNoSpace }
+
+// PushPipeline stores the chunk and says every hop's disk is full.
 func (c liarConn) PushPipeline(ctx context.Context, ch store.ChunkPush) (store.PipelineResult, error) {
-	fwd := ch.Forward
-	ch.Forward = nil
-	r, err := c.Push(ctx, ch)
-	if err != nil {
-		return store.PipelineResult{}, err
-	}
-	res := store.PipelineResult{Receipts: []store.HopReceipt{{Peer: c.p.id(), Receipt: r}}}
-	for _, h := range fwd {
-		res.Failed = append(res.Failed, store.HopError{Peer: h.Peer, Err: fakeNoSpace{}})
-	}
-	return res, nil
+	return c.headOnly(ctx, ch, fakeNoSpace{})
 }
 
 // A pipeline head's relayed failures are only its word: one that reports
