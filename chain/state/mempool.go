@@ -104,6 +104,9 @@ func (p *mempool) admit(s store, height int64, chainID string, tx chain.Tx, allo
 	if provisional, err = p.judge(x, acct, known, mayAwait, tx.Msg); err != nil {
 		return false, errInternal(err)
 	}
+	if err := upgradeRoom(s.c, tx.Msg, height+1); err != nil {
+		return false, err
+	}
 	_, member := tx.Msg.(chain.MsgCreateMember)
 	if member {
 		if err := p.memberRoom(x); err != nil {
