@@ -18,6 +18,29 @@ import "context"
 // scheduled (satchel chain status) before every node switches rules.
 const MinUpgradeDelay = 10
 
+// UpgradeCancelCutoff is how many blocks before its height a scheduled
+// upgrade stops being cancellable: from block Height−UpgradeCancelCutoff
+// on, a cancel is refused, in CheckTx and in a block alike, so the last
+// block that may carry one is LastUpgradeCancelHeight(Height).
+//
+// The upgrade runs after the transactions of its own block, so without a
+// cut-off a cancel in block Height itself still dropped it: whether the
+// chain moved was decided by which block a late cancel landed in, and
+// the nodes learned it only as that block committed. With the cut-off,
+// the plan is final once block Height−2 commits. Block Height−1 is then
+// a whole block in which every node — the proposer preparing block
+// Height, a node one block behind (the slack mempool admission allows),
+// an operator reading satchel chain status, a node whose release cannot
+// run the new version and will stop at the height — sees the same final
+// plan; and a cancel sent in that last block's interval is refused at
+// once, naming the cut-off, rather than admitted to fail or not depending
+// on the block it lands in.
+const UpgradeCancelCutoff = 1
+
+// LastUpgradeCancelHeight returns the last block that may cancel the
+// upgrade scheduled at the end of block height (see UpgradeCancelCutoff).
+func LastUpgradeCancelHeight(height int64) int64 { return height - UpgradeCancelCutoff - 1 }
+
 // MsgUpgradeAppVersion schedules the chain's move to app version Version at
 // the end of block Height. Storage lead only: the storage lead is the
 // chain's root authority — it changes the validator set (MsgSetValidator)
@@ -25,8 +48,10 @@ const MinUpgradeDelay = 10
 // an upgrade, like a validator change, binds every node of the network.
 // Version must be one this binary runs and newer than the chain's; Height
 // at least MinUpgradeDelay blocks after the block that includes the
-// transaction. A later schedule replaces an earlier one that has not run;
-// MsgCancelAppVersionUpgrade (app version 5) drops it.
+// transaction. A later schedule replaces an earlier one that has not run
+// (from app version 5, only up to the plan's LastUpgradeCancelHeight, as
+// it drops the plan as a cancel does); MsgCancelAppVersionUpgrade (app
+// version 5) drops it.
 type MsgUpgradeAppVersion struct {
 	Version uint64 `json:"version"`
 	Height  int64  `json:"height"`
@@ -52,7 +77,8 @@ func (m MsgUpgradeAppVersion) ValidateBasic() error {
 // cancel written for one schedule cannot drop another that replaced it —
 // not even one at the same height: the lead's nonces may run out of
 // order within the nonce window, so the order they were signed in does
-// not protect a replacement. App version 5 added it: a chain below it
+// not protect a replacement. A block from Height−UpgradeCancelCutoff on
+// refuses it (see UpgradeCancelCutoff). App version 5 added it: a chain below it
 // refuses it as unknown, as the releases before did.
 type MsgCancelAppVersionUpgrade struct {
 	Version uint64 `json:"version"`

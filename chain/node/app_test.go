@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -309,5 +310,64 @@ func TestAppProposalsWithAnUpgradeCancel(t *testing.T) {
 				t.Fatalf("ProcessProposal(cancel) = %v; want %v", proc.Status, want)
 			}
 		})
+	}
+}
+
+// Through the ABCI app, a cancel of the upgrade scheduled at H is taken
+// by CheckTx and ProcessProposal for block H−2, and refused by both for
+// block H−1, naming H−2 as the last block that may cancel; a block H−1
+// that holds it anyway fails the transaction and keeps the plan.
+func TestAppRefusesALateUpgradeCancel(t *testing.T) {
+	ctx := context.Background()
+	app := NewApp(memoryMachine(t), nil)
+	lead := mustKey(t)
+	g := chain.DefaultGenesis(lead.Account(), mustKey(t).Account())
+	gs, _ := json.Marshal(g)
+	if _, err := app.InitChain(ctx, &abci.InitChainRequest{ChainId: g.ChainID, Time: time.Now(), AppStateBytes: gs}); err != nil {
+		t.Fatal(err)
+	}
+	var height int64
+	block := func(txs ...[]byte) []*abci.ExecTxResult {
+		t.Helper()
+		height++
+		fb, err := app.FinalizeBlock(ctx, &abci.FinalizeBlockRequest{Height: height, Time: time.Now(), Hash: make([]byte, 32), Txs: txs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := app.Commit(ctx, &abci.CommitRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		return fb.TxResults
+	}
+	at := int64(1 + chain.MinUpgradeDelay)
+	plan := chain.MsgUpgradeAppVersion{Version: state.Version + 1, Height: at}
+	if r := block(mustSign(t, lead, 1, plan)); r[0].Code != abci.CodeTypeOK {
+		t.Fatalf("schedule: %s", r[0].Log)
+	}
+	cancel := mustSign(t, lead, 2, chain.MsgCancelAppVersionUpgrade{Version: plan.Version, Height: at})
+	for height < at-3 {
+		block()
+	}
+	if res, _ := app.CheckTx(ctx, &abci.CheckTxRequest{Tx: cancel}); res.Code != abci.CodeTypeOK {
+		t.Fatalf("CheckTx(cancel) for block %d: %s", height+1, res.Log)
+	}
+	if proc, _ := app.ProcessProposal(ctx, &abci.ProcessProposalRequest{Height: height + 1, Txs: [][]byte{cancel}}); proc.Status != abci.PROCESS_PROPOSAL_STATUS_ACCEPT {
+		t.Fatalf("ProcessProposal(cancel) for block %d = %v; want accepted", height+1, proc.Status)
+	}
+	block()
+	tooLate := fmt.Sprintf("must be in block %d or earlier", at-2)
+	if res, _ := app.CheckTx(ctx, &abci.CheckTxRequest{Tx: cancel}); res.Code != chain.ErrInvalid.Code || !strings.Contains(res.Log, tooLate) {
+		t.Fatalf("CheckTx(cancel) for block %d: code %d %q; want ErrInvalid naming %q", height+1, res.Code, res.Log, tooLate)
+	}
+	if proc, _ := app.ProcessProposal(ctx, &abci.ProcessProposalRequest{Height: height + 1, Txs: [][]byte{cancel}}); proc.Status != abci.PROCESS_PROPOSAL_STATUS_REJECT {
+		t.Fatalf("ProcessProposal(cancel) for block %d = %v; want rejected", height+1, proc.Status)
+	}
+	if r := block(cancel); r[0].Code != chain.ErrInvalid.Code || !strings.Contains(r[0].Log, tooLate) {
+		t.Fatalf("cancel in block %d: code %d %q; want ErrInvalid naming %q", height, r[0].Code, r[0].Log, tooLate)
+	}
+	q, err := app.Query(ctx, &abci.QueryRequest{Path: chain.QueryAppVersion})
+	var info chain.AppVersionInfo
+	if err != nil || json.Unmarshal(q.Value, &info) != nil || info.Upgrade == nil || info.Upgrade.Height != at {
+		t.Fatalf("plan after the late cancel: %+v (%v); want the upgrade at %d", info, err, at)
 	}
 }

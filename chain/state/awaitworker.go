@@ -35,7 +35,7 @@ func (p *mempool) awaitedWorker(x *execCtx, acct pendingAccount, msg chain.Msg, 
 	if perr != nil {
 		return false, perr
 	}
-	if uint64(id) < next || uint64(id)-next >= maxAwaitedWorkers || !acct.provisional && p.provisionalWorkers >= maxAwaitedWorkers {
+	if uint64(id) < next || uint64(id)-next >= maxAwaitedWorkers || !acct.asWorker && p.provisionalWorkers >= maxAwaitedWorkers {
 		return false, err
 	}
 	return true, nil

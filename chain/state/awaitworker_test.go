@@ -75,3 +75,41 @@ func TestCheckTxAdmitsNewWorkerOneBlockBehind(t *testing.T) {
 		t.Fatalf("bucket after the acceptance: %+v", b)
 	}
 }
+
+// An account admitted provisionally as one kind of newcomer takes a slot
+// of the other kind too when it names one: an account waiting as a new
+// member counts toward the maxAwaitedWorkers new-worker accounts once it
+// sends a worker's message, and is refused one when they are taken; the
+// same the other way round. So neither bound lets more accounts through
+// than it says.
+func TestProvisionalAccountCountsForEachKind(t *testing.T) {
+	// A block registers one member openly and one by invitation: 2.
+	open := uint64(1)
+	limits := func(g *chain.Genesis) { g.Limits.MembersPerBlock, g.Limits.OpenMembersPerBlock = 1, &open }
+	h := newHarness(t, limits)
+	bucket := h.storageBucket(true, 10, 1000)
+	carol, erin := testKey("carol"), testKey("erin")
+	h.admitted(carol, chain.MsgCreateChannel{Member: 0})
+	h.admitted(erin, chain.MsgCreateChannel{Member: 1}) // the member slots are taken
+	for i := range maxAwaitedWorkers - 1 {
+		h.admitted(testKey(fmt.Sprint("guess", i)), chain.MsgAcceptStorageBucketInvitation{Worker: chain.WorkerID(i + 1), Bucket: bucket})
+	}
+	h.admitted(carol, chain.MsgAcceptStorageBucketInvitation{Worker: 0, Bucket: bucket}) // the last worker slot
+	h.refused(testKey("one too many"), chain.MsgAcceptStorageBucketInvitation{Worker: 1, Bucket: bucket}, chain.ErrWorkerNotFound)
+	h.refused(erin, chain.MsgAcceptStorageBucketInvitation{Worker: 0, Bucket: bucket}, chain.ErrWorkerNotFound)
+	h.refused(testKey("guess0"), chain.MsgCreateChannel{Member: 1}, chain.ErrMemberNotFound)
+	// An account holding a slot of a kind names more of it.
+	h.admitted(carol, chain.MsgCreateChannel{Member: 1})
+	if p := h.m.pool; p.provisional != 2 || p.provisionalWorkers != maxAwaitedWorkers {
+		t.Fatalf("provisional accounts: %d members, %d workers; want 2, %d", p.provisional, p.provisionalWorkers, maxAwaitedWorkers)
+	}
+
+	// A new worker's account naming a member takes a member slot.
+	h = newHarness(t, limits)
+	bucket = h.storageBucket(true, 10, 1000)
+	wk := testKey("worker")
+	h.admitted(wk, chain.MsgAcceptStorageBucketInvitation{Worker: 0, Bucket: bucket})
+	h.admitted(wk, chain.MsgCreateChannel{Member: 0})
+	h.admitted(carol, chain.MsgCreateChannel{Member: 1})
+	h.refused(erin, chain.MsgCreateChannel{Member: 1}, chain.ErrMemberNotFound)
+}

@@ -63,7 +63,9 @@
 // and UpgradedTo tells the engine, which hands the version to CometBFT for
 // the next block's header (upgrade.go). From VersionUpgradeCancel,
 // chain.MsgCancelAppVersionUpgrade (storage lead, naming the plan's
-// version and height) drops the plan before it runs.
+// version and height) drops the plan up to block Height−2
+// (chain.UpgradeCancelCutoff), and a schedule replacing it has the same
+// last block; from Height−1 on both are refused and the plan is final.
 //
 // # Validators
 //

@@ -41,7 +41,8 @@ type mempool struct {
 	spent            map[chain.MemberID]uint64
 	// provisional counts the accounts admitted only as members the next
 	// block may create (see awaited), provisionalWorkers those admitted
-	// as workers it may add (awaitedWorker).
+	// as workers it may add (awaitedWorker); an account admitted as both
+	// counts in both.
 	provisional, provisionalWorkers uint64
 	// params are the committed parameters at height paramsAt, decoded
 	// once rather than for every transaction checked.
@@ -55,9 +56,12 @@ type pendingAccount struct {
 	// lowest is the lowest nonce waiting.
 	lowest uint64
 	// provisional: the account is unknown to committed state and was
-	// admitted for naming a member the next block may create; it does
-	// not make the account known.
-	provisional bool
+	// admitted for naming a member the next block may create (asMember)
+	// or a worker it may add (asWorker); it does not make the account
+	// known. The two are counted apart: an account admitted as one and
+	// then naming the other takes a slot of that kind too, so it cannot
+	// ride one bound past the other.
+	provisional, asMember, asWorker bool
 }
 
 // maxProvisionalPending is how many transactions an account admitted
@@ -100,6 +104,9 @@ func (p *mempool) admit(s store, height int64, chainID string, tx chain.Tx, allo
 	if provisional, err = p.judge(x, acct, known, mayAwait, tx.Msg); err != nil {
 		return false, errInternal(err)
 	}
+	if err := upgradeRoom(s.c, tx.Msg, height+1); err != nil {
+		return false, err
+	}
 	_, member := tx.Msg.(chain.MsgCreateMember)
 	if member {
 		if err := p.memberRoom(x); err != nil {
@@ -117,13 +124,8 @@ func (p *mempool) admit(s store, height int64, chainID string, tx chain.Tx, allo
 		p.spent = map[chain.MemberID]uint64{}
 	}
 	acct.nonces, acct.count, acct.lowest = acct.nonces.use(tx.Nonce), acct.count+1, min(acct.lowest, tx.Nonce)
-	if provisional && !acct.provisional {
-		acct.provisional = true
-		if _, _, worker := namedWorker(tx.Msg); worker {
-			p.provisionalWorkers++
-		} else {
-			p.provisional++
-		}
+	if provisional {
+		p.countProvisional(&acct, tx.Msg)
 	}
 	if member {
 		p.members++
@@ -155,6 +157,22 @@ func (p *mempool) judge(x *execCtx, acct pendingAccount, known, mayAwait bool, m
 		return false, err
 	}
 	return p.awaited(x, acct, msg, err)
+}
+
+// countProvisional records that acct was admitted provisionally for
+// msg, taking a slot of msg's kind (a new worker's or a new member's) the
+// first time the account names one of that kind.
+func (p *mempool) countProvisional(acct *pendingAccount, msg chain.Msg) {
+	acct.provisional = true
+	if _, _, worker := namedWorker(msg); worker {
+		if !acct.asWorker {
+			acct.asWorker = true
+			p.provisionalWorkers++
+		}
+	} else if !acct.asMember {
+		acct.asMember = true
+		p.provisional++
+	}
 }
 
 // nonceSpan refuses nonce v of an account whose lowest waiting nonce is
@@ -218,7 +236,7 @@ func (p *mempool) awaited(x *execCtx, acct pendingAccount, msg chain.Msg, err er
 	// Open and invited registrations have a quota each (the open one
 	// unused before VersionAdmission: an overestimate, local policy).
 	limit := params.Limits.OpenMembers() + params.Limits.MembersPerBlock
-	if id < next || id-next >= limit || !acct.provisional && p.provisional >= limit {
+	if id < next || id-next >= limit || !acct.asMember && p.provisional >= limit {
 		return false, err
 	}
 	return true, nil

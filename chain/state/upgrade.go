@@ -33,6 +33,9 @@ func (x *execCtx) upgradeAppVersion(m chain.MsgUpgradeAppVersion) error {
 	case m.Height < x.block.Height+chain.MinUpgradeDelay:
 		return chain.Errorf(chain.ErrInvalid, "upgrade: height %d is too soon: this is block %d and an upgrade runs at least %d blocks later; schedule it at height %d or later", m.Height, x.block.Height, chain.MinUpgradeDelay, x.block.Height+chain.MinUpgradeDelay)
 	}
+	if err := replaceCutoff(x.s.c, cur, x.block.Height); err != nil {
+		return err
+	}
 	if err := x.s.setJSON(keyUpgrade, chain.UpgradePlan{Version: m.Version, Height: m.Height}); err != nil {
 		return err
 	}
@@ -47,6 +50,9 @@ func (x *execCtx) cancelAppVersionUpgrade(m chain.MsgCancelAppVersionUpgrade) er
 	if _, err := x.requireLead(chain.StorageGroup); err != nil {
 		return err
 	}
+	if err := upgradeCancelCutoff(m, x.block.Height); err != nil {
+		return err
+	}
 	p, err := upgradePlan(x.s.c)
 	if err != nil {
 		return err
@@ -59,6 +65,58 @@ func (x *execCtx) cancelAppVersionUpgrade(m chain.MsgCancelAppVersionUpgrade) er
 	}
 	x.s.c.del(keyUpgrade)
 	x.emit(chain.AppVersionUpgradeCancelled{Version: p.Version, Height: p.Height})
+	return nil
+}
+
+// upgradeCancelCutoff refuses a cancel in block height of the upgrade
+// scheduled at m.Height when the block is past the last one that may
+// cancel it (chain.UpgradeCancelCutoff). It reads the message's height,
+// not the state, so mempool admission judges it for the next block
+// (upgradeRoom) as the block will.
+func upgradeCancelCutoff(m chain.MsgCancelAppVersionUpgrade, height int64) error {
+	last := chain.LastUpgradeCancelHeight(m.Height)
+	if height <= last {
+		return nil
+	}
+	return chain.Errorf(chain.ErrInvalid, "cancel upgrade: too late to cancel the upgrade at block %d: a cancel must be in block %d or earlier (%d blocks before the upgrade's, so every node sees the plan final a block ahead), and this is block %d; the upgrade runs as scheduled", m.Height, last, chain.UpgradeCancelCutoff+1, height)
+}
+
+// replaceCutoff refuses in block height, on a chain of version v, a
+// schedule replacing one past its cancel cut-off: a replacement drops the
+// plan as a cancel does (moving it later, or to another version), so from
+// VersionUpgradeCancel on it has the same last block. Below it a
+// replacement was the only way to hold an upgrade back and is taken as
+// those releases took it, up to the upgrade's own block.
+func replaceCutoff(r reader, v uint64, height int64) error {
+	if v < VersionUpgradeCancel {
+		return nil
+	}
+	p, err := upgradePlan(r)
+	if err != nil || p == nil {
+		return err
+	}
+	if last := chain.LastUpgradeCancelHeight(p.Height); height > last {
+		return chain.Errorf(chain.ErrInvalid, "upgrade: too late to replace the upgrade to app version %d at block %d: a schedule replacing it must be in block %d or earlier, as a cancel must, and this is block %d; it runs as scheduled: schedule the next upgrade once it has run", p.Version, p.Height, last, height)
+	}
+	return nil
+}
+
+// upgradeRoom refuses at mempool admission, for block next, a cancel or
+// a schedule that block would refuse as too late (upgradeCancelCutoff,
+// replaceCutoff).
+func upgradeRoom(r reader, msg chain.Msg, next int64) error {
+	switch m := msg.(type) {
+	case chain.MsgCancelAppVersionUpgrade:
+		return upgradeCancelCutoff(m, next)
+	case chain.MsgUpgradeAppVersion:
+		v, err := stateVersion(r)
+		if err != nil {
+			return errInternal(err)
+		}
+		if err := replaceCutoff(r, v, next); err != nil {
+			return errInternal(err)
+		}
+	}
 	return nil
 }
 

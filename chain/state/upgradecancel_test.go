@@ -1,9 +1,11 @@
 package state
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/satchel-net/satchel/chain"
 )
@@ -17,7 +19,9 @@ import (
 func TestUpgradeCancelled(t *testing.T) {
 	h := newHarness(t)
 	h.fail(storageLead, chain.MsgCancelAppVersionUpgrade{Version: Version + 1, Height: 100}, chain.ErrInvalid)
-	at := h.height + 1 + chain.MinUpgradeDelay
+	// Far enough ahead for the refused cancels below, a block each, to
+	// stay before the cut-off (TestUpgradeCancelCutoff).
+	at := h.height + 1 + chain.MinUpgradeDelay + 20
 	// A version this release lacks: were the cancel lost, the node would
 	// stop at the height.
 	plan := chain.UpgradePlan{Version: Version + 1, Height: at}
@@ -53,15 +57,15 @@ func TestUpgradeCancelled(t *testing.T) {
 	if info := queryAs[chain.AppVersionInfo](t, h.m, chain.QueryAppVersion, nil); info.Upgrade != nil || info.Version != Version {
 		t.Fatalf("after the cancel: %+v", info)
 	}
+	r = h.fail(storageLead, chain.MsgCancelAppVersionUpgrade{Version: plan.Version, Height: at}, chain.ErrInvalid)
+	if !strings.Contains(r.Log, "no upgrade is scheduled") {
+		t.Errorf("second cancel: %q", r.Log)
+	}
 	for h.height <= at {
 		h.block()
 	}
 	if v := h.version(); v != Version {
 		t.Fatalf("version %d past the cancelled upgrade's height", v)
-	}
-	r = h.fail(storageLead, chain.MsgCancelAppVersionUpgrade{Version: plan.Version, Height: at}, chain.ErrInvalid)
-	if !strings.Contains(r.Log, "no upgrade is scheduled") {
-		t.Errorf("second cancel: %q", r.Log)
 	}
 }
 
@@ -132,5 +136,93 @@ func TestUpgradeCancelComesWithVersion5(t *testing.T) {
 			t.Fatalf("a version 5 proposal with the cancel: %v", err)
 		}
 		event[chain.AppVersionUpgradeCancelled](t, h.block(cancel)[0])
+	}
+}
+
+// TestUpgradeCancelCutoff: a cancel is taken up to block
+// LastUpgradeCancelHeight — CheckTx and a proposal admit it for that
+// block — and refused from the block after it on, in CheckTx, a proposal
+// and the block alike, naming the last block that could cancel, leaving
+// the plan. A cancel in the upgrade's own block, which executes before
+// the upgrade runs, no longer drops it: the block runs the upgrade, to a
+// version this release lacks, so the node stops as the plan said.
+func TestUpgradeCancelCutoff(t *testing.T) {
+	h := newHarness(t)
+	at := h.height + 1 + chain.MinUpgradeDelay
+	plan := chain.UpgradePlan{Version: Version + 1, Height: at}
+	h.do(storageLead, chain.MsgUpgradeAppVersion{Version: plan.Version, Height: plan.Height})
+	last := chain.LastUpgradeCancelHeight(at)
+	if last != at-2 {
+		t.Fatalf("LastUpgradeCancelHeight(%d) = %d; want %d", at, last, at-2)
+	}
+	for h.height < last-1 {
+		h.block()
+	}
+	cancel := chain.MsgCancelAppVersionUpgrade{Version: plan.Version, Height: at}
+	tx := h.sign(storageLead, cancel)
+	h.nonces[storageLead.Account()]--
+	if err := h.m.CheckTx(tx); err != nil {
+		t.Fatalf("CheckTx(cancel) for block %d, the last that may cancel: %v", h.height+1, err)
+	}
+	if err := h.m.CheckProposal([][]byte{tx}); err != nil {
+		t.Fatalf("a proposal for block %d with the cancel: %v", h.height+1, err)
+	}
+	h.block() // the cancel not taken: block last passes without it
+
+	tooLate := fmt.Sprintf("must be in block %d or earlier", last)
+	h.refused(storageLead, cancel, chain.ErrInvalid)
+	// A schedule replacing the plan would drop it as a cancel does: the
+	// same cut-off.
+	replace := chain.MsgUpgradeAppVersion{Version: plan.Version, Height: at + chain.MinUpgradeDelay}
+	tx = h.sign(storageLead, replace)
+	if err := h.m.CheckTx(tx); !errors.Is(err, chain.ErrInvalid) || !strings.Contains(err.Error(), "too late to replace") || !strings.Contains(err.Error(), tooLate) {
+		t.Fatalf("CheckTx(replacing schedule) for block %d: %v; want refused naming %q", h.height+1, err, tooLate)
+	}
+	h.nonces[storageLead.Account()]--
+	tx = h.sign(storageLead, cancel)
+	if err := h.m.CheckTx(tx); err == nil || !strings.Contains(err.Error(), tooLate) {
+		t.Fatalf("CheckTx(cancel) for block %d: %v; want refused naming %q", h.height+1, err, tooLate)
+	}
+	if err := h.m.CheckProposal([][]byte{tx}); err == nil || !strings.Contains(err.Error(), tooLate) {
+		t.Fatalf("a proposal for block %d with the cancel: %v; want refused naming %q", h.height+1, err, tooLate)
+	}
+	h.nonces[storageLead.Account()]--
+	r := h.fail(storageLead, cancel, chain.ErrInvalid) // block at−1
+	if !strings.Contains(r.Log, tooLate) || !strings.Contains(r.Log, fmt.Sprintf("this is block %d", at-1)) {
+		t.Errorf("cancel in block %d: %q does not name the cut-off", at-1, r.Log)
+	}
+	if info := queryAs[chain.AppVersionInfo](t, h.m, chain.QueryAppVersion, nil); info.Upgrade == nil || *info.Upgrade != plan {
+		t.Fatalf("after the late cancel: %+v; want the plan %+v", info, plan)
+	}
+
+	// Block at: the cancel and a replacement execute before the upgrade
+	// and are refused, so the upgrade runs — to a version this release
+	// lacks, which stops it.
+	h.height++
+	late := [][]byte{h.sign(storageLead, cancel), h.sign(storageLead, replace)}
+	res, _, err := h.m.FinalizeBlock(chain.BlockInfo{Height: at, Time: genesisTime.Add(time.Duration(at) * time.Second), Hash: h.hashFor(at)}, late)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("moves to app version %d", plan.Version)) {
+		t.Fatalf("block %d with a cancel: results %+v, err %v; want the upgrade run, stopping this release", at, res, err)
+	}
+}
+
+// TestUpgradeReplacedLateBelowVersion5: below version 5 a schedule is the
+// only way to hold an upgrade back, and the releases before took one up to
+// the upgrade's own block: so does this one, so their blocks replay the
+// same. A replacement in block H moves the upgrade at H later.
+func TestUpgradeReplacedLateBelowVersion5(t *testing.T) {
+	h := newHarness(t, atVersion(VersionAdmission))
+	at := h.height + 1 + chain.MinUpgradeDelay
+	h.do(storageLead, chain.MsgUpgradeAppVersion{Version: VersionUpgradeCancel, Height: at})
+	for h.height < at-1 {
+		h.block()
+	}
+	later := chain.UpgradePlan{Version: VersionUpgradeCancel, Height: at + chain.MinUpgradeDelay}
+	h.do(storageLead, chain.MsgUpgradeAppVersion{Version: later.Version, Height: later.Height}) // block at
+	if got := h.version(); got != VersionAdmission {
+		t.Fatalf("version %d after block %d, whose replacement moved the upgrade; want %d", got, at, VersionAdmission)
+	}
+	if info := queryAs[chain.AppVersionInfo](t, h.m, chain.QueryAppVersion, nil); info.Upgrade == nil || *info.Upgrade != later {
+		t.Fatalf("plan after the replacement: %+v; want %+v", info.Upgrade, later)
 	}
 }

@@ -35,8 +35,11 @@ const (
 	// VersionUpgradeCancel adds cancel_app_version_upgrade (upgrade.go):
 	// the storage lead drops a scheduled upgrade, refused as unknown
 	// before it (versionGate) and in an older chain's proposals
-	// (olderProposal). The state changes by its marker only; the
-	// genesis, or the upgrade to it, writes keyUpgradeCancel.
+	// (olderProposal). A cancel, or a schedule replacing a plan, is
+	// refused from the plan's height−1 on (chain.UpgradeCancelCutoff;
+	// added before any release shipped version 5, so no chain to replay
+	// holds one). The state changes by its marker only; the genesis, or
+	// the upgrade to it, writes keyUpgradeCancel.
 	VersionUpgradeCancel uint64 = 5
 	// Version is the newest version, the one a new genesis gets.
 	Version = VersionUpgradeCancel

@@ -14,7 +14,12 @@ import (
 // scheduled.
 func appVersionLine(st node.Status) string {
 	s := fmt.Sprint(st.AppVersion)
-	if p := st.Upgrade; p != nil {
+	p := st.Upgrade
+	switch {
+	case p == nil:
+	case st.AppVersion >= state.VersionUpgradeCancel:
+		s += fmt.Sprintf(" (upgrade to %d scheduled at the end of block %d; a cancel must be in block %d or earlier)", p.Version, p.Height, chain.LastUpgradeCancelHeight(p.Height))
+	default:
 		s += fmt.Sprintf(" (upgrade to %d scheduled at the end of block %d)", p.Version, p.Height)
 	}
 	return s
@@ -35,12 +40,14 @@ be created by invitation; for version 5: a scheduled upgrade may be
 cancelled), and block H+1 is the first that runs by version N's rules; its
 header names the version. H must be at least ` + fmt.Sprint(chain.MinUpgradeDelay) + ` blocks after the block that
 takes this transaction; scheduling again replaces a schedule that has not
-run.
+run (on a version 5 chain, only up to block H-2, as a cancel).
 
 --cancel --version N --height H drops the upgrade to version N scheduled
 at block H (both as ` + "`satchel chain status`" + ` shows them). Another version
 or height is refused, naming the one scheduled, so a cancel cannot drop a
-schedule that replaced the one it meant, even at the same height. Only a
+schedule that replaced the one it meant, even at the same height. A cancel
+must be in block H-2 or earlier: from block H-1 on it is refused and the
+upgrade runs, so every node sees the plan final a block before it. Only a
 chain at app version 5 or later knows the cancel; a version 4 chain
 refuses it as unknown, so an upgrade from 4 to 5 cannot be cancelled: to
 hold it back, schedule version 5 again at a later height.
@@ -52,7 +59,7 @@ version a chain runs and the upgrade scheduled.`,
 		example: `  # with a release that runs version 6, on a chain at version 5:
   satchel chain status                                        # height 1200, app version 5
   satchel chain upgrade --version 6 --height 1500 -y
-  satchel chain upgrade --cancel --version 6 --height 1500 -y # before block 1500
+  satchel chain upgrade --cancel --version 6 --height 1500 -y # by block 1498
 
   # a version 4 chain cannot cancel its upgrade to 5; move it later instead:
   satchel chain upgrade --version 5 --height 1800 -y`,

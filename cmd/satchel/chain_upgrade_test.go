@@ -120,7 +120,7 @@ func TestChainUpgradeCancelCommand(t *testing.T) {
 	tc.fails(named, "chain", "upgrade", "--cancel", "--version", fmt.Sprint(replaced.Version), "--height", h, "-y")
 	other, _ := newKeyFile(t, tc.home, "other.key")
 	tc.fails([]string{"only the storage lead", "sign with the storage lead key"}, "chain", "upgrade", "--cancel", "--version", v, "--height", h, "-y", "-k", other)
-	scheduled := fmt.Sprintf("(upgrade to %d scheduled at the end of block %d)", plan.Version, plan.Height)
+	scheduled := fmt.Sprintf("(upgrade to %d scheduled at the end of block %d; a cancel must be in block %d or earlier)", plan.Version, plan.Height, plan.Height-2)
 	if out := tc.ok("chain", "status"); !strings.Contains(out, scheduled) {
 		t.Fatalf("status after refused cancels does not show the schedule %q:\n%s", scheduled, out)
 	}
