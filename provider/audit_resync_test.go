@@ -3,7 +3,10 @@ package provider
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/json"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/internal/blocktest"
 	"github.com/satchel-net/satchel/internal/metricsutil"
 	"github.com/satchel-net/satchel/p2p/testnet"
 	"github.com/satchel-net/satchel/protocol/audit/pb"
@@ -121,7 +125,8 @@ func TestAuditResyncPacedByNodeBudget(t *testing.T) {
 
 // The re-check queue is bounded: a FAIL heard while it is full drops the
 // oldest request (counted), whose cooldown ends, so its auditor's next
-// round's FAIL of the object is acted on.
+// round's FAIL of the object is acted on. An object between turns is
+// counted as well (session 16).
 func TestAuditResyncQueueDropsOldest(t *testing.T) {
 	s := &Server{audits: newAuditor(defaultAuditConfig()), am: newAuditMetrics()}
 	fail := func(auditor string, object uint64) *pb.AuditResult {
@@ -150,4 +155,148 @@ func TestAuditResyncQueueDropsOldest(t *testing.T) {
 	if _, ok := s.audits.resync.Get(resyncKey{bag: "dynamic:channel:1", object: 0}); ok {
 		t.Fatal("the dropped object's cooldown holds: its next FAIL would be ignored")
 	}
+	// The object in its turn counts against the bound: a FAIL heard
+	// meanwhile drops the one waiting longest, and the object put back for
+	// its next turn leaves the queue at its bound.
+	inTurn, _ := s.audits.nextResync()
+	s.queueResync(fail("late", 1001))
+	s.audits.requeueResync(inTurn)
+	q = s.audits.queue.waiting
+	if len(q) != maxQueuedResyncs || len(s.audits.queue.objects) != maxQueuedResyncs || q[0].object != 3 || q[len(q)-1].object != inTurn.object {
+		t.Fatalf("queue of %d (%d objects counted) from object %d to %d; want %d, object 2 dropped and %d at the back",
+			len(q), len(s.audits.queue.objects), q[0].object, q[len(q)-1].object, maxQueuedResyncs, inTurn.object)
+	}
+}
+
+// Re-checks take turns: one very large failing object queued first is
+// re-checked a slice at a time, and the small objects queued behind it are
+// re-checked whole in their first turns, before it is done; it is still
+// re-checked to its last block, where the corrupt one is found and handed
+// to the repair. Before session 16 an object was re-checked whole before
+// the next: about an hour for 30 GB at the node's rate, while the other
+// FAILs queued and the oldest were dropped.
+func TestAuditResyncTakesTurns(t *testing.T) {
+	net := testnet.NewMock(t, 1, 0)
+	bs, put := heldFixture(t)
+	bag := chain.ChannelBag(1)
+	huge := put(string(bag), 7, noise(64<<10), nil) // 64 chunks of 1 KiB
+	last := huge.Chunks[len(huge.Chunks)-1].CID
+	blocktest.Overwrite(t, bs, last, func(b []byte) { b[0] ^= 1 })
+	smalls := []uint64{8, 9, 10}
+	for i, id := range smalls {
+		put(string(bag), id, noise(1000+i), nil)
+	}
+	logs := &lockedBuffer{}
+	reg := prometheus.NewRegistry()
+	key, err := chain.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newServer(net.Host(0), bs, newFakeChain(), Identity{Worker: 1, Bucket: 1, Transactor: key},
+		WithAudits(0, 0), WithScrub(0, 0), WithLogger(slog.New(slog.NewJSONHandler(logs, nil))), WithMetrics(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &fakeClock{at: time.Now()}
+	b := s.audits.resyncBudget
+	b.node = rate.NewLimiter(4<<10, 4<<10)
+	b.now, b.sleep = clk.now, clk.sleep
+	b.slice = 4 << 10 // a sixteenth of the huge object a turn
+
+	fail := func(auditor string, object uint64) *pb.AuditResult {
+		return &pb.AuditResult{Auditor: []byte(auditor), Bag: string(bag), Object: object, Verdict: pb.Verdict_VERDICT_FAIL}
+	}
+	s.queueResync(fail("operator-a", huge.Object))
+	for i, id := range smalls {
+		s.queueResync(fail("operator-"+string(rune('b'+i)), id))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.resyncLoop(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	counter := func(name string) float64 {
+		v, err := metricsutil.Counter(reg, "satchel_provider_audit_"+name+"_total")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	waitUntil(t, "every object re-checked", func() bool { return counter("resyncs") >= float64(1+len(smalls)) })
+	if n := counter("resyncs_skipped") + counter("resyncs_dropped"); n != 0 {
+		t.Fatalf("%v FAILs skipped or dropped; all should have their turns", n)
+	}
+
+	var started, checked []uint64
+	unreadable := map[uint64]int{}
+	for _, rec := range logs.records(t) {
+		switch rec.Msg {
+		case "an audit found this node failing; re-checking the object":
+			started = append(started, rec.Object)
+		case "re-checked the object":
+			checked = append(checked, rec.Object)
+			unreadable[rec.Object] = rec.Unreadable
+		}
+	}
+	if want := append([]uint64{huge.Object}, smalls...); !slices.Equal(started, want) {
+		t.Fatalf("re-checks started in the order %v, want %v: the huge object's first turn, then the others'", started, want)
+	}
+	if want := append(slices.Clone(smalls), huge.Object); !slices.Equal(checked, want) {
+		t.Fatalf("re-checks done in the order %v, want %v: the small objects before the huge one", checked, want)
+	}
+	if unreadable[huge.Object] != 1 || unreadable[8]+unreadable[9]+unreadable[10] != 0 {
+		t.Fatalf("unreadable blocks found per object: %v; want the huge object's last block only", unreadable)
+	}
+	if _, err := bs.Get(last); err == nil {
+		t.Fatal("the corrupt last block is still served after the re-check")
+	}
+	s.repairs.mu.Lock()
+	_, queued := s.repairs.pending[last]
+	n := len(s.repairs.pending)
+	s.repairs.mu.Unlock()
+	if !queued || n != 1 {
+		t.Fatalf("%d blocks handed to the repair, the corrupt last one among them: %v; want it alone", n, queued)
+	}
+}
+
+// lockedBuffer is a log's output, written by the loop under test and read
+// by the test.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// logRecord is what the re-check tests read of a JSON log line.
+type logRecord struct {
+	Msg        string `json:"msg"`
+	Object     uint64 `json:"object"`
+	Unreadable int    `json:"unreadable"`
+}
+
+func (l *lockedBuffer) records(t *testing.T) []logRecord {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []logRecord
+	dec := json.NewDecoder(bytes.NewReader(l.buf.Bytes()))
+	for dec.More() {
+		var r logRecord
+		if err := dec.Decode(&r); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// noise is n random bytes: chunks that no other chunk repeats.
+func noise(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails
+	return b
 }
