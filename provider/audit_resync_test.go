@@ -5,12 +5,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
@@ -171,17 +174,21 @@ func TestAuditResyncQueueDropsOldest(t *testing.T) {
 // Re-checks take turns: one very large failing object queued first is
 // re-checked a slice at a time, and the small objects queued behind it are
 // re-checked whole in their first turns, before it is done; it is still
-// re-checked to its last block, where the corrupt one is found and handed
-// to the repair. Before session 16 an object was re-checked whole before
-// the next: about an hour for 30 GB at the node's rate, while the other
-// FAILs queued and the oldest were dropped.
+// re-checked to its last block, where a corrupt one is found and handed to
+// the repair. The chunk its failed audit sampled is re-checked first, so
+// the corrupt chunk there is found in the object's first turn. Before
+// session 16 an object was re-checked whole before the next, in order:
+// about an hour for 30 GB at the node's rate, while the other FAILs queued
+// and the oldest were dropped.
 func TestAuditResyncTakesTurns(t *testing.T) {
 	net := testnet.NewMock(t, 1, 0)
 	bs, put := heldFixture(t)
 	bag := chain.ChannelBag(1)
 	huge := put(string(bag), 7, noise(64<<10), nil) // 64 chunks of 1 KiB
-	last := huge.Chunks[len(huge.Chunks)-1].CID
-	blocktest.Overwrite(t, bs, last, func(b []byte) { b[0] ^= 1 })
+	sampled, last := huge.Chunks[40].CID, huge.Chunks[len(huge.Chunks)-1].CID
+	for _, c := range []cid.Cid{sampled, last} {
+		blocktest.Overwrite(t, bs, c, func(b []byte) { b[0] ^= 1 })
+	}
 	smalls := []uint64{8, 9, 10}
 	for i, id := range smalls {
 		put(string(bag), id, noise(1000+i), nil)
@@ -206,7 +213,10 @@ func TestAuditResyncTakesTurns(t *testing.T) {
 	fail := func(auditor string, object uint64) *pb.AuditResult {
 		return &pb.AuditResult{Auditor: []byte(auditor), Bag: string(bag), Object: object, Verdict: pb.Verdict_VERDICT_FAIL}
 	}
-	s.queueResync(fail("operator-a", huge.Object))
+	hugeFail := fail("operator-a", huge.Object)
+	// The audit sampled chunk 40, and named chunks the object lacks.
+	hugeFail.Samples = []*pb.Sample{{Index: 3}, {Index: 40}, {Index: 40, Offset: 100, Length: 10}, {Index: 1 << 40}}
+	s.queueResync(hugeFail)
 	for i, id := range smalls {
 		s.queueResync(fail("operator-"+string(rune('b'+i)), id))
 	}
@@ -226,35 +236,41 @@ func TestAuditResyncTakesTurns(t *testing.T) {
 		t.Fatalf("%v FAILs skipped or dropped; all should have their turns", n)
 	}
 
-	var started, checked []uint64
+	// The log, in the loop's order: each step with the object it was of.
+	var steps []string
 	unreadable := map[uint64]int{}
 	for _, rec := range logs.records(t) {
 		switch rec.Msg {
 		case "an audit found this node failing; re-checking the object":
-			started = append(started, rec.Object)
+			steps = append(steps, fmt.Sprintf("start %d", rec.Object))
+		case "re-checked the chunks the audit sampled":
+			steps = append(steps, fmt.Sprintf("sampled %d: %d chunks, %d unreadable", rec.Object, rec.Chunks, rec.Unreadable))
 		case "re-checked the object":
-			checked = append(checked, rec.Object)
+			steps = append(steps, fmt.Sprintf("done %d", rec.Object))
 			unreadable[rec.Object] = rec.Unreadable
 		}
 	}
-	if want := append([]uint64{huge.Object}, smalls...); !slices.Equal(started, want) {
-		t.Fatalf("re-checks started in the order %v, want %v: the huge object's first turn, then the others'", started, want)
+	want := []string{"start 7", "sampled 7: 2 chunks, 1 unreadable"}
+	for _, id := range smalls {
+		want = append(want, fmt.Sprintf("start %d", id), fmt.Sprintf("done %d", id))
 	}
-	if want := append(slices.Clone(smalls), huge.Object); !slices.Equal(checked, want) {
-		t.Fatalf("re-checks done in the order %v, want %v: the small objects before the huge one", checked, want)
+	want = append(want, "done 7")
+	if !slices.Equal(steps, want) {
+		t.Fatalf("re-checks went\n  %v\nwant\n  %v\n(the huge object's first turn, its sampled chunks first; the small objects whole; the huge one's other turns)", steps, want)
 	}
-	if unreadable[huge.Object] != 1 || unreadable[8]+unreadable[9]+unreadable[10] != 0 {
-		t.Fatalf("unreadable blocks found per object: %v; want the huge object's last block only", unreadable)
+	if unreadable[huge.Object] != 2 || unreadable[8]+unreadable[9]+unreadable[10] != 0 {
+		t.Fatalf("unreadable blocks found per object: %v; want the huge object's two corrupt chunks only", unreadable)
 	}
-	if _, err := bs.Get(last); err == nil {
-		t.Fatal("the corrupt last block is still served after the re-check")
+	for _, c := range []cid.Cid{sampled, last} {
+		if _, err := bs.Get(c); err == nil {
+			t.Fatalf("corrupt chunk %s still served after the re-check", c)
+		}
 	}
 	s.repairs.mu.Lock()
-	_, queued := s.repairs.pending[last]
-	n := len(s.repairs.pending)
+	repairs := slices.Collect(maps.Keys(s.repairs.pending))
 	s.repairs.mu.Unlock()
-	if !queued || n != 1 {
-		t.Fatalf("%d blocks handed to the repair, the corrupt last one among them: %v; want it alone", n, queued)
+	if len(repairs) != 2 || !slices.Contains(repairs, sampled) || !slices.Contains(repairs, last) {
+		t.Fatalf("handed to the repair: %v; want the two corrupt chunks %s and %s", repairs, sampled, last)
 	}
 }
 
@@ -275,6 +291,7 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 type logRecord struct {
 	Msg        string `json:"msg"`
 	Object     uint64 `json:"object"`
+	Chunks     int    `json:"chunks"`
 	Unreadable int    `json:"unreadable"`
 }
 

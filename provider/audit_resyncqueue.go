@@ -4,8 +4,12 @@ import (
 	"context"
 	"slices"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/protocol/audit"
 	"github.com/satchel-net/satchel/protocol/audit/pb"
+	"github.com/satchel-net/satchel/provider/blockstore"
 )
 
 // The re-check queue: the objects failed results asked this node to
@@ -15,7 +19,9 @@ import (
 // failing object cannot hold the re-checks of all the others (session 16:
 // before, one object was re-checked whole before the next, about an hour
 // for 30 GB at the node's rate, while the others queued and the oldest
-// were dropped).
+// were dropped). An object's first turn re-checks the chunks the failed
+// audit sampled before anything else, so the block that failed it is most
+// likely found at once.
 
 // maxQueuedResyncs bounds the objects queued for re-checks, the one in its
 // turn included (when it is full the oldest waiting is dropped for a new
@@ -33,6 +39,11 @@ type resyncRequest struct {
 	bag     chain.BagID
 	object  uint64
 	auditor string
+	// sampled are the chunk indexes the failed audit asked for (at most
+	// audit.MaxSamples), re-checked first; checked their CIDs, which the
+	// pass over the whole object then skips.
+	sampled []uint64
+	checked []cid.Cid
 	// started is set by the object's first turn; next is the index, in
 	// the object's block list (blockstore.Manifest.Blocks), of the first
 	// block its next turn re-checks; unreadable counts the blocks its
@@ -40,6 +51,21 @@ type resyncRequest struct {
 	started    bool
 	next       int
 	unreadable int
+}
+
+// sampledChunks are the distinct chunk indexes r's challenge asked for,
+// the first audit.MaxSamples of them.
+func sampledChunks(r *pb.AuditResult) []uint64 {
+	var out []uint64
+	for _, smp := range r.Samples {
+		if len(out) == audit.MaxSamples {
+			break
+		}
+		if !slices.Contains(out, smp.GetIndex()) {
+			out = append(out, smp.GetIndex())
+		}
+	}
+	return out
 }
 
 // resyncObj is an object queued for a re-check (resyncQueue.objects).
@@ -68,7 +94,7 @@ type resyncQueue struct {
 // subscriber that falls behind loses messages, a real FAIL among them.
 func (s *Server) queueResync(r *pb.AuditResult) {
 	a := s.audits
-	req := resyncRequest{bag: chain.BagID(r.Bag), object: r.Object, auditor: string(r.Auditor)}
+	req := resyncRequest{bag: chain.BagID(r.Bag), object: r.Object, auditor: string(r.Auditor), sampled: sampledChunks(r)}
 	obj := resyncObj{bag: req.bag, object: req.object}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -164,9 +190,10 @@ func (s *Server) resyncLoop(ctx context.Context) {
 }
 
 // resyncTurn re-checks the next blocks of an object this node was found
-// failing, from where its last turn stopped, until it has read the node's
-// ResyncSlice (the block that crosses it included), and reports whether
-// the re-check is over. Each block is read and verified (a corrupt one is
+// failing, from where its last turn stopped (the first turn starts with
+// the chunks the audit sampled, resyncSampled), until it has read the
+// node's ResyncSlice (the block that crosses it included), and reports
+// whether the re-check is over. Each block is read and verified (a corrupt one is
 // quarantined) and one that fails is fetched again from peers, as is, at
 // the end, whatever else of the object is missing. What it reads is
 // charged to req's auditor, and paced by the node's budget.
@@ -178,26 +205,30 @@ func (s *Server) resyncTurn(ctx context.Context, req *resyncRequest) bool {
 		s.recon.markObjects(req.bag, []chain.ObjectID{chain.ObjectID(req.object)}, "")
 		return true
 	}
+	var read int64
 	if !req.started {
 		req.started = true
 		s.log.Warn("an audit found this node failing; re-checking the object", "bag", req.bag, "object", req.object)
+		n, done := s.resyncSampled(ctx, req, m)
+		if !done {
+			return false
+		}
+		read = n
 	}
 	budget := s.audits.resyncBudget
 	blocks := m.Blocks()
-	for read := int64(0); req.next < len(blocks) && read < budget.slice; req.next++ {
+	for ; req.next < len(blocks) && read < budget.slice; req.next++ {
 		if ctx.Err() != nil {
 			return false
 		}
-		c := blocks[req.next]
-		b, err := s.bs.Get(c)
-		if err != nil {
-			s.repairs.add(c)
-			req.unreadable++
+		if slices.Contains(req.checked, blocks[req.next]) {
+			continue
 		}
-		read += int64(len(b))
-		if !budget.spend(ctx, req.auditor, int64(len(b))) {
+		n, ok := s.resyncBlock(ctx, req, blocks[req.next])
+		if !ok {
 			return false
 		}
+		read += n
 	}
 	if req.next < len(blocks) {
 		return false
@@ -212,4 +243,43 @@ func (s *Server) resyncTurn(ctx context.Context, req *resyncRequest) bool {
 	s.log.Info("re-checked the object", "bag", req.bag, "object", req.object, "blocks", len(blocks),
 		"unreadable", req.unreadable, "missing", len(missing))
 	return true
+}
+
+// resyncSampled re-checks, first thing, the chunks of m the failed audit
+// asked for: one of them most likely failed it, and is then found in the
+// object's first turn however large the object is. It returns the bytes
+// read, and false if ctx ended first.
+func (s *Server) resyncSampled(ctx context.Context, req *resyncRequest, m blockstore.Manifest) (int64, bool) {
+	var read int64
+	before := req.unreadable
+	for _, i := range req.sampled {
+		if i >= uint64(len(m.Chunks)) || slices.Contains(req.checked, m.Chunks[i].CID) {
+			continue
+		}
+		c := m.Chunks[i].CID
+		req.checked = append(req.checked, c)
+		n, ok := s.resyncBlock(ctx, req, c)
+		if !ok {
+			return read, false
+		}
+		read += n
+	}
+	if len(req.checked) > 0 {
+		s.log.Info("re-checked the chunks the audit sampled", "bag", req.bag, "object", req.object,
+			"chunks", len(req.checked), "unreadable", req.unreadable-before)
+	}
+	return read, true
+}
+
+// resyncBlock re-checks block c of req's object: reads and verifies it (the
+// store quarantines it if corrupt), hands it to the repair if that fails,
+// and charges what it read to req's auditor, waiting for the node's
+// budget. It returns the bytes read, and false if ctx ended first.
+func (s *Server) resyncBlock(ctx context.Context, req *resyncRequest, c cid.Cid) (int64, bool) {
+	b, err := s.bs.Get(c)
+	if err != nil {
+		s.repairs.add(c)
+		req.unreadable++
+	}
+	return int64(len(b)), s.audits.resyncBudget.spend(ctx, req.auditor, int64(len(b)))
 }
