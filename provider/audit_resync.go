@@ -23,7 +23,9 @@ import (
 // and the FAILs heard meanwhile wait in the queue (session 15: they were
 // skipped while one object's read left the node's budget in debt, for
 // hours after a large one). A result skipped starts no cooldown: the
-// auditor's next round fails the object again if it still fails.
+// auditor's next round fails the object again if it still fails. The
+// queued objects are re-checked in turns of ResyncSlice bytes each
+// (audit_resyncqueue.go), so a large one does not hold up the others.
 const (
 	// ResyncRate and ResyncBurst are the bytes a second (and at once)
 	// re-checks on failed results may read, all auditors together.
@@ -32,6 +34,14 @@ const (
 	// AuditorResyncRate and AuditorResyncBurst are one auditor's share.
 	AuditorResyncRate  = ResyncRate / 4
 	AuditorResyncBurst = ResyncBurst / 4
+	// ResyncSlice is what one object's re-check reads in its turn (the
+	// block that crosses it included) before the next queued object's
+	// turn: 2 s at ResyncRate, so a small object queued behind any number
+	// of large ones is re-checked within a turn of each of them (at most
+	// maxQueuedResyncs-1), about 2.5 minutes, and a large one still reads
+	// at least ResyncSlice in that time, all of ResyncRate when nothing
+	// else is queued.
+	ResyncSlice = 16 << 20
 	// maxResyncAuditors bounds the per-auditor budgets kept (the least
 	// recently used dropped first); only the operators of a node's bags'
 	// buckets reach them.
@@ -42,6 +52,7 @@ const (
 type resyncBudgets struct {
 	mu       sync.Mutex
 	node     *rate.Limiter // waited for, block by block
+	slice    int64         // bytes an object's re-check reads in its turn (ResyncSlice)
 	auditors *simplelru.LRU[string, *debtbucket.Bucket]
 	now      func() time.Time
 	// sleep waits d or until ctx ends, reporting whether d passed; tests
@@ -51,7 +62,7 @@ type resyncBudgets struct {
 
 func newResyncBudgets() *resyncBudgets {
 	lru, _ := simplelru.NewLRU[string, *debtbucket.Bucket](maxResyncAuditors, nil) // errors only for a size <= 0
-	return &resyncBudgets{node: rate.NewLimiter(ResyncRate, ResyncBurst), auditors: lru, now: time.Now, sleep: ctxsleep.Sleep}
+	return &resyncBudgets{node: rate.NewLimiter(ResyncRate, ResyncBurst), slice: ResyncSlice, auditors: lru, now: time.Now, sleep: ctxsleep.Sleep}
 }
 
 func (r *resyncBudgets) auditor(a string) *debtbucket.Bucket {

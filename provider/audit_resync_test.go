@@ -3,15 +3,22 @@ package provider
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/internal/blocktest"
 	"github.com/satchel-net/satchel/internal/metricsutil"
 	"github.com/satchel-net/satchel/p2p/testnet"
 	"github.com/satchel-net/satchel/protocol/audit/pb"
@@ -121,7 +128,8 @@ func TestAuditResyncPacedByNodeBudget(t *testing.T) {
 
 // The re-check queue is bounded: a FAIL heard while it is full drops the
 // oldest request (counted), whose cooldown ends, so its auditor's next
-// round's FAIL of the object is acted on.
+// round's FAIL of the object is acted on. An object between turns is
+// counted as well (session 16).
 func TestAuditResyncQueueDropsOldest(t *testing.T) {
 	s := &Server{audits: newAuditor(defaultAuditConfig()), am: newAuditMetrics()}
 	fail := func(auditor string, object uint64) *pb.AuditResult {
@@ -150,4 +158,162 @@ func TestAuditResyncQueueDropsOldest(t *testing.T) {
 	if _, ok := s.audits.resync.Get(resyncKey{bag: "dynamic:channel:1", object: 0}); ok {
 		t.Fatal("the dropped object's cooldown holds: its next FAIL would be ignored")
 	}
+	// The object in its turn counts against the bound: a FAIL heard
+	// meanwhile drops the one waiting longest, and the object put back for
+	// its next turn leaves the queue at its bound.
+	inTurn, _ := s.audits.nextResync()
+	s.queueResync(fail("late", 1001))
+	s.audits.requeueResync(inTurn)
+	q = s.audits.queue.waiting
+	if len(q) != maxQueuedResyncs || len(s.audits.queue.objects) != maxQueuedResyncs || q[0].object != 3 || q[len(q)-1].object != inTurn.object {
+		t.Fatalf("queue of %d (%d objects counted) from object %d to %d; want %d, object 2 dropped and %d at the back",
+			len(q), len(s.audits.queue.objects), q[0].object, q[len(q)-1].object, maxQueuedResyncs, inTurn.object)
+	}
+}
+
+// Re-checks take turns: one very large failing object queued first is
+// re-checked a slice at a time, and the small objects queued behind it are
+// re-checked whole in their first turns, before it is done; it is still
+// re-checked to its last block, where a corrupt one is found and handed to
+// the repair. The chunk its failed audit sampled is re-checked first, so
+// the corrupt chunk there is found in the object's first turn. Before
+// session 16 an object was re-checked whole before the next, in order:
+// about an hour for 30 GB at the node's rate, while the other FAILs queued
+// and the oldest were dropped.
+func TestAuditResyncTakesTurns(t *testing.T) {
+	net := testnet.NewMock(t, 1, 0)
+	bs, put := heldFixture(t)
+	bag := chain.ChannelBag(1)
+	huge := put(string(bag), 7, noise(64<<10), nil) // 64 chunks of 1 KiB
+	sampled, last := huge.Chunks[40].CID, huge.Chunks[len(huge.Chunks)-1].CID
+	for _, c := range []cid.Cid{sampled, last} {
+		blocktest.Overwrite(t, bs, c, func(b []byte) { b[0] ^= 1 })
+	}
+	smalls := []uint64{8, 9, 10}
+	for i, id := range smalls {
+		put(string(bag), id, noise(1000+i), nil)
+	}
+	logs := &lockedBuffer{}
+	reg := prometheus.NewRegistry()
+	key, err := chain.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newServer(net.Host(0), bs, newFakeChain(), Identity{Worker: 1, Bucket: 1, Transactor: key},
+		WithAudits(0, 0), WithScrub(0, 0), WithLogger(slog.New(slog.NewJSONHandler(logs, nil))), WithMetrics(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &fakeClock{at: time.Now()}
+	b := s.audits.resyncBudget
+	b.node = rate.NewLimiter(4<<10, 4<<10)
+	b.now, b.sleep = clk.now, clk.sleep
+	b.slice = 4 << 10 // a sixteenth of the huge object a turn
+
+	fail := func(auditor string, object uint64) *pb.AuditResult {
+		return &pb.AuditResult{Auditor: []byte(auditor), Bag: string(bag), Object: object, Verdict: pb.Verdict_VERDICT_FAIL}
+	}
+	hugeFail := fail("operator-a", huge.Object)
+	// The audit sampled chunk 40, and named chunks the object lacks.
+	hugeFail.Samples = []*pb.Sample{{Index: 3}, {Index: 40}, {Index: 40, Offset: 100, Length: 10}, {Index: 1 << 40}}
+	s.queueResync(hugeFail)
+	for i, id := range smalls {
+		s.queueResync(fail("operator-"+string(rune('b'+i)), id))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.resyncLoop(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	counter := func(name string) float64 {
+		v, err := metricsutil.Counter(reg, "satchel_provider_audit_"+name+"_total")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	waitUntil(t, "every object re-checked", func() bool { return counter("resyncs") >= float64(1+len(smalls)) })
+	if n := counter("resyncs_skipped") + counter("resyncs_dropped"); n != 0 {
+		t.Fatalf("%v FAILs skipped or dropped; all should have their turns", n)
+	}
+
+	// The log, in the loop's order: each step with the object it was of.
+	var steps []string
+	unreadable := map[uint64]int{}
+	for _, rec := range logs.records(t) {
+		switch rec.Msg {
+		case "an audit found this node failing; re-checking the object":
+			steps = append(steps, fmt.Sprintf("start %d", rec.Object))
+		case "re-checked the chunks the audit sampled":
+			steps = append(steps, fmt.Sprintf("sampled %d: %d chunks, %d unreadable", rec.Object, rec.Chunks, rec.Unreadable))
+		case "re-checked the object":
+			steps = append(steps, fmt.Sprintf("done %d", rec.Object))
+			unreadable[rec.Object] = rec.Unreadable
+		}
+	}
+	want := []string{"start 7", "sampled 7: 2 chunks, 1 unreadable"}
+	for _, id := range smalls {
+		want = append(want, fmt.Sprintf("start %d", id), fmt.Sprintf("done %d", id))
+	}
+	want = append(want, "done 7")
+	if !slices.Equal(steps, want) {
+		t.Fatalf("re-checks went\n  %v\nwant\n  %v\n(the huge object's first turn, its sampled chunks first; the small objects whole; the huge one's other turns)", steps, want)
+	}
+	if unreadable[huge.Object] != 2 || unreadable[8]+unreadable[9]+unreadable[10] != 0 {
+		t.Fatalf("unreadable blocks found per object: %v; want the huge object's two corrupt chunks only", unreadable)
+	}
+	for _, c := range []cid.Cid{sampled, last} {
+		if _, err := bs.Get(c); err == nil {
+			t.Fatalf("corrupt chunk %s still served after the re-check", c)
+		}
+	}
+	s.repairs.mu.Lock()
+	repairs := slices.Collect(maps.Keys(s.repairs.pending))
+	s.repairs.mu.Unlock()
+	if len(repairs) != 2 || !slices.Contains(repairs, sampled) || !slices.Contains(repairs, last) {
+		t.Fatalf("handed to the repair: %v; want the two corrupt chunks %s and %s", repairs, sampled, last)
+	}
+}
+
+// lockedBuffer is a log's output, written by the loop under test and read
+// by the test.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// logRecord is what the re-check tests read of a JSON log line.
+type logRecord struct {
+	Msg        string `json:"msg"`
+	Object     uint64 `json:"object"`
+	Chunks     int    `json:"chunks"`
+	Unreadable int    `json:"unreadable"`
+}
+
+func (l *lockedBuffer) records(t *testing.T) []logRecord {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []logRecord
+	dec := json.NewDecoder(bytes.NewReader(l.buf.Bytes()))
+	for dec.More() {
+		var r logRecord
+		if err := dec.Decode(&r); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// noise is n random bytes: chunks that no other chunk repeats.
+func noise(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails
+	return b
 }
