@@ -222,6 +222,27 @@ func (p *pusher) need(i int) []*target {
 	return out
 }
 
+// take waits for a buffer for chunk i, then returns it with the live
+// targets of the pass that lack the chunk (need). The targets are picked
+// after the wait, which may be long: one given up meanwhile is not handed
+// the chunk. With no target lacking it, take returns no buffer and does
+// not wait.
+func (p *pusher) take(ctx context.Context, i int) ([]*target, []byte, error) {
+	if len(p.need(i)) == 0 {
+		return nil, nil, nil
+	}
+	buf, err := p.pool.get(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	to := p.need(i)
+	if len(to) == 0 {
+		p.pool.put(buf)
+		return nil, nil, nil
+	}
+	return to, buf, nil
+}
+
 // feed hands chunk j to every live target of the pass that lacks it. It
 // takes over j's buffer.
 func (p *pusher) feed(j *chunkJob, to []*target) {
