@@ -83,34 +83,44 @@ func (r Replication) pipelines(size int64, want int) bool {
 // feedPipelines hands chunk j to the targets that need it as pipelines of
 // at most store.MaxForwardHops+1 targets (one unless N is larger), each
 // in its head's queue. The head rotates with the chunk index, so
-// forwarding is spread over the providers' uplinks.
+// forwarding is spread over the providers' uplinks; a target that may
+// head no more (canHead) is only a hop, and a group with no target that
+// may head gets the chunk pushed directly to each.
 func (p *pusher) feedPipelines(j *chunkJob, to []*target) {
 	k := j.index % len(to)
 	order := make([]*target, 0, len(to))
 	order = append(order, to[k:]...)
 	order = append(order, to[:k]...)
-	var groups [][]*target
+	var heads []*target
+	var forwards [][]*target
 	for len(order) > 0 {
 		n := min(len(order), store.MaxForwardHops+1)
-		groups = append(groups, order[:n])
+		g, ok := headFirst(order[:n])
 		order = order[n:]
+		if !ok { // no target of the group may head: each is pushed directly
+			for _, t := range g {
+				heads, forwards = append(heads, t), append(forwards, nil)
+			}
+			continue
+		}
+		heads, forwards = append(heads, g[0]), append(forwards, g[1:])
 	}
-	j.refs.Store(int32(len(groups)))
+	j.refs.Store(int32(len(heads)))
 	p.tr.chunkStarted(j.index)
-	for g, ts := range groups {
+	for i, head := range heads {
 		job := j
-		if g > 0 {
+		if i > 0 {
 			job = &chunkJob{index: j.index, info: j.info, data: j.data, proof: j.proof, parent: j}
 		}
-		job.forward = ts[1:]
-		ts[0].queue <- job // never blocks: a queue holds as many jobs as the pool has buffers
+		job.forward = forwards[i]
+		head.queue <- job // never blocks: a queue holds as many jobs as the pool has buffers
 	}
 }
 
 // holder returns a live target of the pass that holds chunk i of the
-// registered object, to head a pipeline to the targets lacking it (it
-// answers "already stored" and forwards the chunk read back from its
-// store), or nil. A streamed session's chunk is always sent, so only a
+// registered object and may head (canHead), to head a pipeline to the
+// targets lacking it (it answers "already stored" and forwards the chunk
+// read back from its store), or nil. A streamed session's chunk is always sent, so only a
 // registered object's chunks are forwarded by a holder.
 func (p *pusher) holder(i int) *target {
 	if !p.registered {
@@ -118,7 +128,7 @@ func (p *pusher) holder(i int) *target {
 	}
 	var holders []*target
 	for _, t := range p.alive() {
-		if t.queue != nil && t.has(i) {
+		if t.queue != nil && t.has(i) && t.canHead() {
 			holders = append(holders, t)
 		}
 	}
@@ -159,8 +169,10 @@ func hops(ts []*target) []store.Hop {
 // verified against the hop's key by store.PushPipeline) counts for its
 // target, and every hop that did not sign gets the chunk pushed directly:
 // one the head says is out of disk (hopNoRoom) once, and is given up only
-// if it says so itself.
-func (p *pusher) pipelined(ctx context.Context, j *chunkJob, forward []*target, res store.PipelineResult, began time.Time) {
+// if it says so itself. A hop the head reported failed that signs the
+// direct push at once proves the head's report false: the head is
+// contradicted (headContradicted), and may head no more past headLieLimit.
+func (p *pusher) pipelined(ctx context.Context, head *target, j *chunkJob, forward []*target, res store.PipelineResult, began time.Time) {
 	byPeer := make(map[peer.ID]*target, len(forward))
 	for _, ft := range forward {
 		byPeer[ft.cand.peer] = ft
@@ -191,6 +203,7 @@ func (p *pusher) pipelined(ctx context.Context, j *chunkJob, forward []*target, 
 		p.tr.link(-1, LinkSigned)
 		p.signed(s.t, j, s.r, s.stored)
 	}
+	contradicted := false
 	for _, f := range res.Failed {
 		ft := byPeer[f.Peer]
 		if ft == nil || !ft.alive() {
@@ -203,7 +216,11 @@ func (p *pusher) pipelined(ctx context.Context, j *chunkJob, forward []*target, 
 		// honest hops.
 		once := hopNoRoom(f.Err)
 		p.c.log.Debug("pipeline hop failed; pushing to it directly", "peer", f.Peer, "chunk", j.index, "once", once, "err", f.Err)
-		p.push(ctx, ft, &chunkJob{index: j.index, info: j.info, data: j.data, proof: j.proof, once: once})
+		ok, first := p.pushLinks(ctx, ft, &chunkJob{index: j.index, info: j.info, data: j.data, proof: j.proof, once: once})
+		contradicted = contradicted || (ok && first)
+	}
+	if contradicted {
+		p.headContradicted(head, j.index)
 	}
 }
 
@@ -237,4 +254,84 @@ func (p *pusher) pushOne(ctx context.Context, conn storeConn, forward []*target,
 		return nil, res, fmt.Errorf("%w: pipelined push returned no receipt", store.ErrBadReceipt)
 	}
 	return res.Receipts[0].Receipt, res, nil
+}
+
+// headLieLimit is how many pipelined pushes a target may head whose
+// reports of failed hops the hops contradict (each signed the uploader's
+// direct push at once) before it heads no more in the upload: a head that
+// lies, or whose links to the other providers are bad, costs the uploader
+// a direct push per hop of every chunk it heads, and saves nothing. It
+// stays a target, and gets chunks as a hop or directly; receipts it
+// signed stay counted.
+const headLieLimit = 3
+
+// canHead reports whether t may head pipelines (and forward chunks it
+// holds): fewer than headLieLimit of its pipelined pushes were
+// contradicted.
+func (t *target) canHead() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.headLies < headLieLimit
+}
+
+// headContradicted counts a pipelined push of chunk i headed by t whose
+// report of a failed hop the hop contradicted.
+func (p *pusher) headContradicted(t *target, i int) {
+	t.mu.Lock()
+	t.headLies++
+	n := t.headLies
+	t.mu.Unlock()
+	p.c.log.Debug("pipeline head reported a hop failed that then took the chunk at once", "peer", t.cand.peer, "chunk", i, "times", n)
+	if n == headLieLimit {
+		p.c.log.Info("pipeline head's reports of failed hops proved false; it heads no more pipelines in this upload",
+			"bag", p.bag, "peer", t.cand.peer, "times", n)
+	}
+}
+
+// headFirst returns ts with a target that may head (canHead) first, and
+// whether there is one: ts itself when its first may, else a copy with the
+// first that may swapped to the front.
+func headFirst(ts []*target) ([]*target, bool) {
+	for i, t := range ts {
+		if !t.canHead() {
+			continue
+		}
+		if i == 0 {
+			return ts, true
+		}
+		out := slices.Clone(ts)
+		out[0], out[i] = out[i], out[0]
+		return out, true
+	}
+	return ts, false
+}
+
+// lacking returns the live targets of ts that lack chunk i.
+func lacking(ts []*target, i int) []*target {
+	var out []*target
+	for _, t := range ts {
+		if t.alive() && !t.has(i) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// pushAlong gets chunk j to the targets ts from the uploader, within the
+// caller's worker: as a pipeline under a target of ts that may head, or,
+// when none may, pushed to each directly.
+func (p *pusher) pushAlong(ctx context.Context, ts []*target, j *chunkJob) {
+	if len(ts) == 0 {
+		return
+	}
+	if ts, ok := headFirst(ts); ok {
+		p.push(ctx, ts[0], &chunkJob{index: j.index, info: j.info, data: j.data, proof: j.proof, forward: ts[1:]})
+		return
+	}
+	for _, t := range ts {
+		if ctx.Err() != nil {
+			return
+		}
+		p.push(ctx, t, &chunkJob{index: j.index, info: j.info, data: j.data, proof: j.proof})
+	}
 }

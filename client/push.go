@@ -222,6 +222,27 @@ func (p *pusher) need(i int) []*target {
 	return out
 }
 
+// take waits for a buffer for chunk i, then returns it with the live
+// targets of the pass that lack the chunk (need). The targets are picked
+// after the wait, which may be long: one given up meanwhile is not handed
+// the chunk. With no target lacking it, take returns no buffer and does
+// not wait.
+func (p *pusher) take(ctx context.Context, i int) ([]*target, []byte, error) {
+	if len(p.need(i)) == 0 {
+		return nil, nil, nil
+	}
+	buf, err := p.pool.get(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	to := p.need(i)
+	if len(to) == 0 {
+		p.pool.put(buf)
+		return nil, nil, nil
+	}
+	return to, buf, nil
+}
+
 // feed hands chunk j to every live target of the pass that lacks it. It
 // takes over j's buffer.
 func (p *pusher) feed(j *chunkJob, to []*target) {
@@ -328,27 +349,34 @@ func (t *target) resetConn(gen int) {
 // push runs the storage links of chunk j to target t until one is signed,
 // the target is given up, or ctx ends. When t heads a pipeline (j has a
 // forward list) and is given up, or held the chunk already, the rest of the
-// pipeline gets the chunk from the uploader, its next live target at the
-// head.
+// pipeline gets the chunk from the uploader, under another head. A head
+// that may head no more (canHead: its reports of failed hops proved false)
+// by the time the job's turn comes is sent the chunk alone, and the rest
+// gets it the same way.
 func (p *pusher) push(ctx context.Context, t *target, j *chunkJob) {
-	if p.pushLinks(ctx, t, j) || len(j.forward) == 0 || ctx.Err() != nil {
+	if len(j.forward) > 0 && !t.canHead() {
+		if !j.fromHolder {
+			p.pushLinks(ctx, t, &chunkJob{index: j.index, info: j.info, data: j.data, proof: j.proof})
+		}
+		if ctx.Err() == nil {
+			p.pushAlong(ctx, lacking(j.forward, j.index), j)
+		}
 		return
 	}
-	var rest []*target
-	for _, ft := range j.forward {
-		if ft.alive() && !ft.has(j.index) {
-			rest = append(rest, ft)
-		}
+	if signed, _ := p.pushLinks(ctx, t, j); signed || len(j.forward) == 0 || ctx.Err() != nil {
+		return
 	}
+	rest := lacking(j.forward, j.index)
 	if len(rest) == 0 {
 		return
 	}
-	p.c.log.Debug("pipeline head lost; sending the chunk to the next", "chunk", j.index, "head", t.cand.peer, "next", rest[0].cand.peer)
-	p.push(ctx, rest[0], &chunkJob{index: j.index, info: j.info, data: j.data, proof: j.proof, forward: rest[1:]})
+	p.c.log.Debug("pipeline head lost; sending the chunk along the rest", "chunk", j.index, "head", t.cand.peer)
+	p.pushAlong(ctx, rest, j)
 }
 
 // pushLinks runs the storage links of chunk j to t until one is signed
-// (true), or the target is given up, held the chunk, or ctx ends.
+// (signed), or the target is given up, held the chunk, or ctx ends. first
+// says the first exchange signed, no open or exchange failing before it.
 //
 // A provider whose disk is full (noRoom) is given up at its first such
 // answer: the chunk is not sent to it again. A job marked once is tried
@@ -358,32 +386,33 @@ func (p *pusher) push(ctx context.Context, t *target, j *chunkJob) {
 // peers is spent) is no failure: the link is tried again after a pause
 // (fetch.BusyWait, as reads wait), for up to the client's busy wait; only
 // then is the target given up (busyPushError).
-func (p *pusher) pushLinks(ctx context.Context, t *target, j *chunkJob) bool {
+func (p *pusher) pushLinks(ctx context.Context, t *target, j *chunkJob) (signed, first bool) {
 	backoff := retryBase
 	bw := fetch.BusyWait{Max: p.c.opts.busyWait}
-	for attempt := 1; ; attempt++ {
+	first = true
+	for attempt := 1; ; attempt, first = attempt+1, false {
 		if ctx.Err() != nil || !t.alive() {
-			return false
+			return false, false
 		}
 		if t.has(j.index) && !j.fromHolder {
-			return false
+			return false, false
 		}
 		// A hop given up since the chunk was fed (its disk full, say) is
 		// not forwarded to. (j is shared by the targets fed it directly:
 		// it is read here, never written.)
 		fwd := liveOf(j.forward)
 		if j.fromHolder && len(fwd) == 0 {
-			return false
+			return false, false
 		}
 		p.tr.link(-1, LinkCreated)
 		conn, gen, err := p.conn(ctx, t)
 		if err != nil {
 			p.tr.link(LinkCreated, LinkFailed)
 			if ctx.Err() != nil || !t.alive() {
-				return false
+				return false, false
 			}
 			if !p.waitReconnect(ctx, t, fmt.Sprintf("chunk %d", j.index), openFailed(err)) {
-				return false
+				return false, false
 			}
 			attempt-- // a provider out of reach is waited for, not counted
 			continue
@@ -410,20 +439,20 @@ func (p *pusher) pushLinks(ctx context.Context, t *target, j *chunkJob) bool {
 			link.move(LinkSigned)
 			p.signed(t, j, r, link.alreadyStored)
 			if len(fwd) > 0 {
-				p.pipelined(ctx, j, fwd, res, began)
+				p.pipelined(ctx, t, j, fwd, res, began)
 			}
-			return true
+			return true, first
 		}
 		link.move(LinkFailed)
 		switch p.linkFailed(ctx, t, j, gen, &bw, attempt, err) {
 		case linkStop:
-			return false
+			return false, false
 		case linkAgain:
 			attempt-- // a busy refusal or a lost stream is not an attempt
 			continue
 		}
 		if !ctxsleep.Sleep(ctx, backoff) {
-			return false
+			return false, false
 		}
 		backoff = min(backoff*2, retryMax)
 	}

@@ -337,14 +337,13 @@ func (p *pusher) filePass(ctx context.Context, src io.ReaderAt, res *chunker.Res
 	}()
 	var ferr error
 	for i, info := range res.Chunks {
-		to := p.need(i)
-		if len(to) == 0 {
-			continue
-		}
-		buf, err := p.pool.get(p.gctx)
+		to, buf, err := p.take(p.gctx, i)
 		if err != nil {
 			ferr = err
 			break
+		}
+		if len(to) == 0 {
+			continue
 		}
 		// The chunk is not hashed again here: every provider checks every
 		// byte against its CID, and a mismatch it reports makes push check

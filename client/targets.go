@@ -50,6 +50,9 @@ type target struct {
 	// givenUpBusy is set when the target answered busy for the whole busy
 	// wait: it is reachable, and what it took of the upload goes unused.
 	givenUpBusy bool
+	// headLies counts the pipelined pushes it headed whose reports of
+	// failed hops the hops contradicted (pusher.headContradicted).
+	headLies int
 
 	queue chan *chunkJob
 }

@@ -182,7 +182,10 @@ func (u *Upload) chunk(ch chunker.Chunk) error {
 	if err := u.ctx.Err(); err != nil {
 		return err
 	}
-	to := u.p.need(ch.Index)
+	to, buf, err := u.p.take(u.p.gctx, ch.Index)
+	if err != nil {
+		return err
+	}
 	if len(to) == 0 {
 		if u.file != nil {
 			// Every target is lost: hash on; once the root is known,
@@ -192,10 +195,7 @@ func (u *Upload) chunk(ch chunker.Chunk) error {
 		if len(u.p.alive()) < u.p.min {
 			return u.p.noProvider(len(u.p.alive()))
 		}
-	}
-	buf, err := u.p.pool.get(u.p.gctx)
-	if err != nil {
-		return err
+		return nil
 	}
 	n := copy(buf, ch.Data)
 	u.p.feed(&chunkJob{index: ch.Index, info: ch.Info(), data: buf[:n], pool: u.p.pool}, to)

@@ -45,10 +45,13 @@ func (c *storeConn) bind(ctx context.Context, ex *storeExchange, b *pb.BindReque
 		return
 	}
 	if err := checkBindSize(ctx, h.auth, b, m.Size); err != nil {
-		if !errors.Is(err, ErrProviderBusy) {
+		if errors.Is(err, errSizeMismatch) {
+			// Counted once, as what it is, not also as refused.
 			h.metrics.bind("size_mismatch")
+			c.end(ex, &pb.StoreReply{Status: pb.Status_STATUS_REFUSED, Reason: err.Error()})
+			return
 		}
-		c.refuseErr(ex, err)
+		c.refuseErr(ex, err) // busy, or the object's size could not be read
 		return
 	}
 	// PutManifest checks that every chunk is held under the store's gc
@@ -168,10 +171,14 @@ func checkBindSize(ctx context.Context, auth Authorizer, b *pb.BindRequest, size
 		return err
 	}
 	if size != want {
-		return fmt.Errorf("the chunk list holds %d bytes, but object %d is registered on chain with %d; register the object with its true size", size, b.ObjectId, want)
+		return fmt.Errorf("%w: the chunk list holds %d bytes, but object %d is registered on chain with %d; register the object with its true size", errSizeMismatch, size, b.ObjectId, want)
 	}
 	return nil
 }
+
+// errSizeMismatch is checkBindSize's error when the sizes differ (not when
+// the registered size could not be read).
+var errSizeMismatch = errors.New("size mismatch")
 
 // endSessions drops the provisional groups the object's chunks were pushed
 // under, now that the object holds them.
