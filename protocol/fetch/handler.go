@@ -90,9 +90,9 @@ func readPolicy(p Policy) ReadPolicy {
 // reply's memory in the stream's resource scope first, at most
 // MaxHeldGETs of a stream at once, and is REFUSED when the budget has no room
 // and no stalled stream can be reset to make it (WithStallEviction), or when
-// its peer, or the peers at its address or in its IPv6 /48, have reset
-// streams leaving too many replies unsent (WithAbandonBudget,
-// WithAbandonAddrShare, WithAbandonWideShare). A block
+// its peer, or the peers at its address or in its IPv6 /48 or /32, have
+// reset streams leaving too many replies unsent (WithAbandonBudget,
+// WithAbandonAddrShare, WithAbandonWideShare, WithAbandonNetShare). A block
 // found corrupt is answered FAILED and reported through WithCorruptBlock so
 // the node repairs it from a peer.
 type Handler struct {
@@ -124,10 +124,11 @@ type config struct {
 	stallAfter  time.Duration // evict streams stalled this long; < 0: never
 	// abandonRate and abandonBurst are a peer's budget of reply bytes its
 	// resets leave unsent (WithAbandonBudget).
-	abandonRate      int64
-	abandonBurst     int64
-	abandonAddrShare int // an address's budget, in peers' (WithAbandonAddrShare)
-	abandonWideShare int // an IPv6 /48's, in addresses' (WithAbandonWideShare)
+	abandonRate  int64
+	abandonBurst int64
+	// abandonShares are each tier's budget in budgets of the tier below
+	// (WithAbandonAddrShare, WithAbandonWideShare, WithAbandonNetShare).
+	abandonShares [tiers]int
 }
 
 // WithCorruptBlock sets fn, called (from the serving goroutine; it must not
@@ -174,7 +175,7 @@ func NewHandler(blocks Blocks, policy Policy, opts ...Option) *Handler {
 		metrics:  newMetrics(cfg.reg),
 		verified: newVerifiedRecord(),
 		budget:   newVerifyBudget(cfg.verifyRate, cfg.verifyBurst, cfg.nodeRate, cfg.nodeBurst),
-		abandons: newAbandonBudget(cfg.abandonRate, cfg.abandonBurst, cfg.abandonAddrShare, cfg.abandonWideShare),
+		abandons: newAbandonBudget(cfg.abandonRate, cfg.abandonBurst, cfg.abandonShares),
 		streams:  streamSet{m: make(map[*stream]struct{})},
 	}
 }
