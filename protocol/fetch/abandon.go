@@ -7,6 +7,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/satchel-net/satchel/internal/debtbucket"
 	"github.com/satchel-net/satchel/protocol/fetch/pb"
 )
 
@@ -146,16 +147,23 @@ func newAbandonBudget(rate, burst int64, shares [tiers]int) *abandonBudget {
 		rate, burst = DefaultAbandonRate, DefaultAbandonBurst
 	}
 	rate = max(rate, 0) // 0 only from tests: WithAbandonBudget takes none
-	a := &abandonBudget{now: time.Now, peers: newBucketRecord[peer.ID](rate, burst)}
+	a := &abandonBudget{now: time.Now, peers: newDebtRecord[peer.ID](rate, burst)}
 	for t := range a.blocks {
 		n := shares[t]
 		if n < 1 {
 			n = defaultAbandonShares[t]
 		}
 		rate, burst = times(n, rate), times(n, burst)
-		a.blocks[t] = newBucketRecord[netip.Prefix](rate, burst)
+		a.blocks[t] = newDebtRecord[netip.Prefix](rate, burst)
 	}
 	return a
+}
+
+// newDebtRecord returns a record of buckets whose debt goes no deeper
+// than their burst: however much a key abandons, it is refused for
+// 2 × burst / rate at most.
+func newDebtRecord[K comparable](rate, burst int64) bucketRecord[K] {
+	return newBucketRecord[K](rate, burst, debtbucket.WithDebtLimit(burst))
 }
 
 // charge takes n bytes abandoned by o from its peer's bucket and each of

@@ -448,14 +448,13 @@ func (h *Handler) get(ctx context.Context, remote peer.ID, req *pb.GetRequest) (
 	if r := h.getRange(c, req.Offset, n, ranged); r != nil {
 		return served(r, done), nil
 	}
-	if ranged {
-		if r := h.takeVerify(remote, c); r != nil {
-			return r, nil
-		}
-	}
 	var cost uint64 // what the read cost beyond what is sent
 	if ranged {
-		defer func() { h.budget.refund(remote, MaxGetBytes-min(cost, MaxGetBytes)) }()
+		hold, r := h.takeVerify(remote, c)
+		if r != nil {
+			return r, nil
+		}
+		defer func() { h.budget.refund(hold, MaxGetBytes-min(cost, MaxGetBytes)) }()
 	}
 	data, err := h.blocks.Get(c)
 	switch {
