@@ -129,6 +129,7 @@ type config struct {
 	// abandonShares are each tier's budget in budgets of the tier below
 	// (WithAbandonAddrShare, WithAbandonWideShare, WithAbandonNetShare).
 	abandonShares [tiers]int
+	heldGETs      int // a stream's GETs holding memory; < 1: MaxHeldGETs (tests only)
 }
 
 // WithCorruptBlock sets fn, called (from the serving goroutine; it must not
@@ -222,7 +223,7 @@ type stream struct {
 // ahead, and of them up to MaxHeldGETs GETs hold a reply's memory, so a
 // reader that stops reading pins that much and no more.
 func (h *Handler) serveStream(ctx context.Context, s network.Stream) error {
-	st := &stream{h: h, proto: h.Protocol(), s: s, from: originOf(s), held: make(chan struct{}, MaxHeldGETs), done: make(chan struct{})}
+	st := &stream{h: h, proto: h.Protocol(), s: s, from: originOf(s), held: make(chan struct{}, h.heldGETs()), done: make(chan struct{})}
 	if st.proto == nil {
 		return errors.New("fetch: handler closed")
 	}
@@ -248,6 +249,14 @@ func (h *Handler) serveStream(ctx context.Context, s network.Stream) error {
 		err = werr
 	}
 	return err
+}
+
+// heldGETs is how many GETs of a stream may hold memory at once.
+func (h *Handler) heldGETs() int {
+	if h.cfg.heldGETs < 1 {
+		return MaxHeldGETs
+	}
+	return h.cfg.heldGETs
 }
 
 // readRequests reads requests until the reader closes its side or the
