@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -55,13 +56,13 @@ const (
 type refusal int
 
 const (
-	refusedPerClient refusal = iota // its client holds perClient connections
+	refusedPerClient refusal = iota // its client (or /48, /32) holds its bound
 	refusedTotal                    // the node holds max, none idle
 )
 
 // refusalAnswers are the whole HTTP answers of refusals, built once.
 var refusalAnswers = [...][]byte{
-	refusedPerClient: refusalAnswer("429 Too Many Requests", "too many connections from your address; reuse or close some and retry\n"),
+	refusedPerClient: refusalAnswer("429 Too Many Requests", "too many connections from your address, or from its network; reuse or close some and retry\n"),
 	refusedTotal:     refusalAnswer("503 Service Unavailable", "the node is at its connection limit; retry later\n"),
 }
 
@@ -79,7 +80,9 @@ type connMetrics struct {
 
 // connLimiter is a net.Listener that bounds the connections it keeps
 // open: at most perClient (0: no bound) from one client — an IPv4
-// address, or an IPv6 /64, which one host usually owns — and max in all.
+// address, or an IPv6 /64, which one host usually owns — clientTierShare
+// times that from one IPv6 /48, and as many times the /48's from one /32
+// (connclient.go), and max in all.
 // A connection past a bound is answered a minimal 429 (its client's) or
 // 503 (the node's) and closed, by one of at most maxRefusing goroutines
 // or at once, never holding up Accept. At max, room is made for the
@@ -90,14 +93,15 @@ type connMetrics struct {
 type connLimiter struct {
 	net.Listener
 	max, perClient int
+	caps           [clientTiers]int // of each tier's blocks; 0: none
 	m              connMetrics
 	log            *slog.Logger
 
 	mu       sync.Mutex
 	open     int
-	clients  map[netip.Prefix]int
-	idle     list.List // of *limitedConn idle, longest idle first
-	silent   list.List // of *limitedConn that began no request yet, oldest first
+	clients  [clientTiers]map[netip.Prefix]int // connections open per block of each tier
+	idle     list.List                         // of *limitedConn idle, longest idle first
+	silent   list.List                         // of *limitedConn that began no request yet, oldest first
 	now      func() time.Time
 	logged   map[netip.Prefix]*refusalLog
 	swept    time.Time  // when logged was last swept of old entries
@@ -119,9 +123,16 @@ type refusalLog struct {
 // newConnLimiter bounds the connections ln accepts to total in all (at
 // least 1) and perClient per client (0: no bound).
 func newConnLimiter(ln net.Listener, total, perClient int, m connMetrics, log *slog.Logger) *connLimiter {
-	return &connLimiter{Listener: ln, max: max(total, 1), perClient: perClient, m: m, log: log,
-		clients: map[netip.Prefix]int{}, logged: map[netip.Prefix]*refusalLog{},
-		refusing: map[net.Conn]struct{}{}, requestWait: refuseRequestWait, now: time.Now}
+	l := &connLimiter{Listener: ln, max: max(total, 1), perClient: perClient, m: m, log: log,
+		logged: map[netip.Prefix]*refusalLog{}, refusing: map[net.Conn]struct{}{},
+		requestWait: refuseRequestWait, now: time.Now}
+	limit := perClient
+	for t := range l.caps {
+		l.caps[t] = limit
+		l.clients[t] = map[netip.Prefix]int{}
+		limit = min(limit, math.MaxInt/clientTierShare) * clientTierShare
+	}
+	return l
 }
 
 // Accept returns the next connection within the bounds, refusing those
@@ -133,11 +144,11 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		client := clientOf(c.RemoteAddr())
-		lc, why := l.admit(c, client)
+		lc, why, full := l.admit(c, client)
 		if lc != nil {
 			return lc, nil
 		}
-		l.refuse(c, client, why)
+		l.refuse(c, client, why, full)
 	}
 }
 
@@ -159,26 +170,30 @@ func (l *connLimiter) Close() error {
 
 // admit counts c, from client, in when the bounds allow it, closing a
 // silent or idle connection for room at max (roomLocked); else it says
-// why not.
-func (l *connLimiter) admit(c net.Conn, client netip.Prefix) (*limitedConn, refusal) {
+// why not, and for refusedPerClient which tier's block is full.
+func (l *connLimiter) admit(c net.Conn, client clientBlocks) (*limitedConn, refusal, int) {
 	l.mu.Lock()
-	if l.perClient > 0 && l.clients[client] >= l.perClient {
+	if t, full := l.fullLocked(client); full {
 		l.mu.Unlock()
-		return nil, refusedPerClient
+		return nil, refusedPerClient, t
 	}
 	now := l.now()
 	var evicted *limitedConn
 	if l.open >= l.max {
 		if evicted = l.roomLocked(now); evicted == nil {
 			l.mu.Unlock()
-			return nil, refusedTotal
+			return nil, refusedTotal, 0
 		}
 		l.releaseLocked(evicted)
 	}
 	lc := &limitedConn{Conn: c, l: l, client: client, accepted: now}
 	lc.silent = l.silent.PushBack(lc)
 	l.open++
-	l.clients[client]++
+	for t, b := range client {
+		if b.IsValid() {
+			l.clients[t][b]++
+		}
+	}
 	l.m.open.Inc()
 	l.mu.Unlock()
 	if evicted != nil {
@@ -187,7 +202,18 @@ func (l *connLimiter) admit(c net.Conn, client netip.Prefix) (*limitedConn, refu
 		_ = evicted.Conn.Close()
 		l.m.idleClosed.Inc()
 	}
-	return lc, 0
+	return lc, 0, 0
+}
+
+// fullLocked returns the first tier at which client's block holds its
+// bound of connections, if any.
+func (l *connLimiter) fullLocked(client clientBlocks) (int, bool) {
+	for t, b := range client {
+		if l.caps[t] > 0 && b.IsValid() && l.clients[t][b] >= l.caps[t] {
+			return t, true
+		}
+	}
+	return 0, false
 }
 
 // roomLocked returns the connection to close for a newcomer at max: the
@@ -216,8 +242,13 @@ func (l *connLimiter) releaseLocked(c *limitedConn) {
 		c.idle = nil
 	}
 	l.open--
-	if l.clients[c.client]--; l.clients[c.client] <= 0 {
-		delete(l.clients, c.client)
+	for t, b := range c.client {
+		if !b.IsValid() {
+			continue
+		}
+		if l.clients[t][b]--; l.clients[t][b] <= 0 {
+			delete(l.clients[t], b)
+		}
 	}
 	l.m.open.Dec()
 }
@@ -260,14 +291,14 @@ func (l *connLimiter) connState(c net.Conn, st http.ConnState) {
 
 // refuse counts and logs c's refusal, and answers it in a goroutine of
 // its own when one of maxRefusing is free, else at once. It never blocks
-// for long.
-func (l *connLimiter) refuse(c net.Conn, client netip.Prefix, why refusal) {
+// for long. For refusedPerClient, full is the tier whose block is full.
+func (l *connLimiter) refuse(c net.Conn, client clientBlocks, why refusal, full int) {
 	if why == refusedPerClient {
 		l.m.refusedPerClient.Inc()
 	} else {
 		l.m.refusedTotal.Inc()
 	}
-	l.logRefusal(client, why)
+	l.logRefusal(client[full], l.caps[full], why)
 	l.mu.Lock()
 	slow := l.refusing != nil && len(l.refusing) < maxRefusing
 	if slow {
@@ -316,10 +347,10 @@ func answerRefusal(c net.Conn, why refusal, wait time.Duration) {
 	}
 }
 
-// logRefusal logs a refusal of client at most once per refusalLogEvery
-// per client (refusals at max: once per refusalLogEvery in all), saying
-// how many were not logged since.
-func (l *connLimiter) logRefusal(client netip.Prefix, why refusal) {
+// logRefusal logs a refusal of client (a block of any tier, whose bound is
+// limit) at most once per refusalLogEvery per block (refusals at max:
+// once per refusalLogEvery in all), saying how many were not logged since.
+func (l *connLimiter) logRefusal(client netip.Prefix, limit int, why refusal) {
 	now := time.Now()
 	l.mu.Lock()
 	rl := &l.loggedAt
@@ -351,7 +382,7 @@ func (l *connLimiter) logRefusal(client netip.Prefix, why refusal) {
 	rl.at, rl.missed = now, 0
 	l.mu.Unlock()
 	if why == refusedPerClient {
-		l.log.Info("connection refused: client at its connection limit", "client", client, "limit", l.perClient,
+		l.log.Info("connection refused: client at its connection limit", "client", client, "limit", limit,
 			"refused_unlogged", missed)
 	} else {
 		l.log.Info("connection refused: node at its connection limit, none idle", "client", client, "limit", l.max,
@@ -359,36 +390,11 @@ func (l *connLimiter) logRefusal(client netip.Prefix, why refusal) {
 	}
 }
 
-// clientOf returns the client a connection from a counts against: an
-// IPv4 address, or the /64 of an IPv6 one (the zero Prefix for an
-// address that is neither).
-func clientOf(a net.Addr) netip.Prefix {
-	ta, ok := a.(*net.TCPAddr)
-	if !ok {
-		return netip.Prefix{}
-	}
-	return clientPrefix(ta.AddrPort().Addr())
-}
-
-// clientPrefix is clientOf for an IP address.
-func clientPrefix(ip netip.Addr) netip.Prefix {
-	ip = ip.Unmap()
-	bits := 64
-	if ip.Is4() {
-		bits = 32
-	}
-	p, err := ip.WithZone("").Prefix(bits)
-	if err != nil {
-		return netip.Prefix{}
-	}
-	return p
-}
-
 // limitedConn is a connection a connLimiter counts until it is closed.
 type limitedConn struct {
 	net.Conn
 	l      *connLimiter
-	client netip.Prefix
+	client clientBlocks
 
 	accepted time.Time // by the limiter's clock
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -35,6 +36,12 @@ func newLimitedServer(t *testing.T, total, perClient int, log *slog.Logger) *lim
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newLimitedServerOn(t, ln, total, perClient, log)
+}
+
+// newLimitedServerOn is newLimitedServer on the listener ln.
+func newLimitedServerOn(t *testing.T, ln net.Listener, total, perClient int, log *slog.Logger) *limitedServer {
+	t.Helper()
 	ls := &limitedServer{addr: ln.Addr().String(), release: make(chan struct{}), waiting: make(chan struct{}, 16),
 		m: connMetrics{open: prometheus.NewGauge(prometheus.GaugeOpts{Name: "open"}),
 			refusedPerClient: prometheus.NewCounter(prometheus.CounterOpts{Name: "per_client"}),
@@ -270,7 +277,11 @@ func TestConnLimiterTotal(t *testing.T) {
 	waitFor(t, "every slot freed", func() bool { return ls.open() == 0 && value(ls.m.open) == 0 })
 	ls.l.mu.Lock()
 	defer ls.l.mu.Unlock()
-	if len(ls.l.clients) != 0 || ls.l.idle.Len() != 0 {
+	left := 0
+	for _, m := range ls.l.clients {
+		left += len(m)
+	}
+	if left != 0 || ls.l.idle.Len() != 0 {
 		t.Fatalf("left behind: clients %v, idle %d", ls.l.clients, ls.l.idle.Len())
 	}
 }
@@ -414,7 +425,7 @@ func TestConnLimiterRefusalsBounded(t *testing.T) {
 
 func TestClientOf(t *testing.T) {
 	key := func(s string) netip.Prefix {
-		return clientOf(net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)))
+		return clientOf(net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)))[tierClient]
 	}
 	for _, tc := range []struct {
 		a, b string
@@ -436,6 +447,84 @@ func TestClientOf(t *testing.T) {
 	}
 	if got := key("[2001:db8::1]:80").String(); got != "2001:db8::/64" {
 		t.Errorf("IPv6 client %s", got)
+	}
+	for addr, want := range map[string]clientBlocks{
+		"[2a02:1234:5678:9:aaaa::1]:80": {netip.MustParsePrefix("2a02:1234:5678:9::/64"),
+			netip.MustParsePrefix("2a02:1234:5678::/48"), netip.MustParsePrefix("2a02:1234::/32")},
+		"[fe80::1%eth0]:80":     {netip.MustParsePrefix("fe80::/64")}, // no site's
+		"192.0.2.1:80":          {netip.MustParsePrefix("192.0.2.1/32")},
+		"[::ffff:192.0.2.1]:80": {netip.MustParsePrefix("192.0.2.1/32")},
+	} {
+		if got := clientOf(net.TCPAddrFromAddrPort(netip.MustParseAddrPort(addr))); got != want {
+			t.Errorf("blocks of %s = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+// sixListener gives each connection it accepts from 127.a.b.c the remote
+// address [2001:db8+a:b:c::1], as if it came from there: the connections
+// are real TCP ones, and the limiter sees IPv6 clients of chosen /64s,
+// /48s and /32s.
+type sixListener struct{ net.Listener }
+
+func (l sixListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	from := c.RemoteAddr().(*net.TCPAddr).AddrPort()
+	v4 := from.Addr().As4()
+	ip := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8 + v4[1], 0, v4[2], 0, v4[3], 15: 1})
+	return sixConn{Conn: c, remote: net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, from.Port()))}, nil
+}
+
+// sixConn is a connection with another remote address.
+type sixConn struct {
+	net.Conn
+	remote net.Addr
+}
+
+func (c sixConn) RemoteAddr() net.Addr { return c.remote }
+
+func (c sixConn) CloseWrite() error { return c.Conn.(*net.TCPConn).CloseWrite() }
+
+// The /64s of one IPv6 /48 share a bound of clientTierShare clients'
+// connections, and the /48s of one /32 one of clientTierShare /48s': a
+// host given a /48 (65,536 /64s), or a network given a /32, that takes a
+// fresh /64 (or /48) for each connection is refused 429 once its /48's
+// (its /32's) bound is reached, while a client of another /48 (another
+// /32) is served.
+func TestConnLimiterPerSiteAndNetwork(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := newLimitedServerOn(t, sixListener{ln}, 100, 1, nil)
+	served := func(from string) {
+		t.Helper()
+		if resp, _ := dialFrom(t, from, ls.addr).get(t, "/ok"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("a connection from %s: %d, want 200", from, resp.StatusCode)
+		}
+	}
+	refused := func(from, why string) {
+		t.Helper()
+		c := dialFrom(t, from, ls.addr)
+		c.send(t, "/ok")
+		wantRefused(t, c, http.StatusTooManyRequests)
+		if t.Failed() {
+			t.Fatalf("%s not refused: %s", from, why)
+		}
+	}
+	for site := 1; site <= clientTierShare; site++ { // 2001:db8:site::/48, each of its /64s at its bound
+		for client := 1; client <= clientTierShare; client++ {
+			served(fmt.Sprintf("127.0.%d.%d", site, client))
+		}
+		refused(fmt.Sprintf("127.0.%d.%d", site, clientTierShare+1), "a fresh /64 of a /48 at its bound")
+	}
+	refused(fmt.Sprintf("127.0.%d.1", clientTierShare+1), "a fresh /48 of a /32 at its bound")
+	served("127.1.1.1") // 2001:db9:1:1::1, another /32
+	if n := value(ls.m.refusedPerClient); n != clientTierShare+1 {
+		t.Fatalf("refused per client: %v, want %d", n, clientTierShare+1)
 	}
 }
 
@@ -465,7 +554,7 @@ func TestConnLimiterRefusalLog(t *testing.T) {
 	}
 	// Its next minute's line counts the refusals not logged.
 	ls.l.mu.Lock()
-	ls.l.logged[clientOf(hold.LocalAddr())].at = time.Now().Add(-refusalLogEvery)
+	ls.l.logged[clientOf(hold.LocalAddr())[tierClient]].at = time.Now().Add(-refusalLogEvery)
 	ls.l.mu.Unlock()
 	r := dialFrom(t, "127.0.0.2", ls.addr)
 	r.send(t, "/ok")

@@ -113,7 +113,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 		}),
 		connsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "satchel", Subsystem: "distributor", Name: "http_connections_refused_total",
-			Help: "HTTP connections refused at once, by reason (per_client: 429, the client held --max-conns-per-client; total: 503, the node held --max-conns, none idle).",
+			Help: "HTTP connections refused at once, by reason (per_client: 429, the client, or its IPv6 /48 or /32, held its bound from --max-conns-per-client; total: 503, the node held --max-conns, none idle).",
 		}, []string{"reason"}),
 		idleClosed: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "satchel", Subsystem: "distributor", Name: "http_idle_connections_closed_total",

@@ -55,7 +55,8 @@ const (
 	// DefaultMaxConnsPerClient bounds the HTTP connections one client (an
 	// IPv4 address, or an IPv6 /64) keeps open: a browser opens at most 6
 	// to one host, so 64 admits ten busy browsers behind one NAT, while
-	// one address holds at most 1/64 of DefaultMaxConns.
+	// one address holds at most 1/64 of DefaultMaxConns (an IPv6 /48 at
+	// most 1/16, a /32 1/4: see WithMaxConnsPerClient).
 	DefaultMaxConnsPerClient = 64
 	// DefaultBusyWait bounds how long a block fetch waits, retrying, while
 	// every provider holding the block answers busy.
@@ -256,7 +257,9 @@ func WithMaxConns(total int) Option {
 
 // WithMaxConnsPerClient bounds the HTTP connections one client keeps open
 // to n (default DefaultMaxConnsPerClient): a client is an IPv4 address,
-// or an IPv6 /64. A connection past it is answered 429 with Retry-After
+// or an IPv6 /64. A site is commonly given a /48 (65,536 /64s) and a
+// network a /32 (65,536 /48s), so one IPv6 /48 keeps at most 4n open,
+// and one /32 16n: fresh /64s (or /48s) buy no more. A connection past it is answered 429 with Retry-After
 // and closed (never holding up Accept). 0 sets no bound per client, for a node behind a
 // reverse proxy whose connections all come from the proxy's address.
 func WithMaxConnsPerClient(n int) Option {

@@ -13,8 +13,8 @@ import (
 // a block, so a host cannot take a fresh block per peer ID by changing its
 // interface identifier. A host given a wider prefix (a /56 has 256 /64s, a
 // /48 65,536) has as many blocks as /64s; a budget that should bind it
-// must also group the blocks by a wider prefix (protocol/fetch does, by
-// /48). A link-local address is its own block (/128, whatever its zone,
+// must also group the blocks by wider prefixes (protocol/fetch does, by
+// /48 and /32). A link-local address is its own block (/128, whatever its zone,
 // which names the provider's own interface, not the peer): every
 // link-local peer has the same /64, fe80::/64, so by /64 one LAN peer
 // would spend every other's budget. It reports false

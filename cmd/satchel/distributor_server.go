@@ -58,7 +58,8 @@ a wildcard such as 0.0.0.0) in the operator metadata of each bucket, signed
 with --key, the worker's role account.
 
 Connections are bounded per client (--max-conns-per-client, an IPv4 address
-or an IPv6 /64; more get 429) and in all (--max-conns; one silent 2 s since it
+or an IPv6 /64; 4 times that per IPv6 /48, 16 times per /32; more get 429)
+and in all (--max-conns; one silent 2 s since it
 connected, else the longest idle one, is closed for a newcomer, else it gets
 503). Behind a reverse proxy, every
 connection comes from the proxy: pass --max-conns-per-client 0.
@@ -170,7 +171,7 @@ HTTP address. The API is documented in docs/DISTRIBUTOR.md.`,
 	f.StringVar(&minSendRate, "min-send-rate", "64KiB", "cut off a client reading an answer that needs the storage providers slower than this `SIZE` a second, averaged over 30 s of writing to it (0: never)")
 	f.IntVar(&objectRecords, "object-records", distributor.DefaultObjectRecords, "objects' chain records (size, content ID, accepted) kept in memory (`N`); a request for another reads it from the chain first")
 	f.IntVar(&maxConns, "max-conns", 0, fmt.Sprintf("HTTP connections open at most (`N`); at the bound a silent or idle one is closed for a new one, else it is answered 503 (default 0: %d, or half the open-file limit if that is lower)", distributor.DefaultMaxConns))
-	f.IntVar(&maxConnsPerClient, "max-conns-per-client", distributor.DefaultMaxConnsPerClient, "HTTP connections open at most from one client, an IPv4 address or an IPv6 /64 (`N`); more are answered 429 (0: no bound, for a node behind a reverse proxy)")
+	f.IntVar(&maxConnsPerClient, "max-conns-per-client", distributor.DefaultMaxConnsPerClient, "HTTP connections open at most from one client, an IPv4 address or an IPv6 /64 (`N`), 4N from one IPv6 /48 and 16N from one /32; more are answered 429 (0: no bound, for a node behind a reverse proxy)")
 	f.StringSliceVar(&listen, "listen", nil, "libp2p listen `MULTIADDR`, repeatable (default: p2p.listen in the config)")
 	f.StringSliceVar(&bootstrap, "bootstrap", nil, "peer `MULTIADDR` with /p2p/ID to join through, repeatable (default: p2p.bootstrap in the config)")
 	return cmd

@@ -5,10 +5,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/internal/debtbucket"
 	"github.com/satchel-net/satchel/protocol/fetch/pb"
 )
 
@@ -22,7 +21,8 @@ import (
 // to the peer's abandonment budget, a token bucket of bytes (burst, refilled at
 // rate, down to minus the burst), and to its address's (WithAbandonAddrShare),
 // since peer IDs are free, and for IPv6 to its /48's (WithAbandonWideShare),
-// since a site is given many /64s. While any of them is spent the peer's GETs
+// since a site is given many /64s, and its /32's (WithAbandonNetShare),
+// since a network is given many /48s (origin.go). While any of them is spent the peer's GETs
 // are REFUSED busy before anything is read, and while the peer owes more
 // than a little (MaxGetBytes, or half a smaller burst) its blocked streams
 // count as stalled whatever their age: a GET that finds the shared budget
@@ -72,7 +72,7 @@ const DefaultAbandonAddrShare = 8
 func WithAbandonAddrShare(n int) Option {
 	return func(c *config) {
 		if n >= 1 {
-			c.abandonAddrShare = n
+			c.abandonShares[tierAddr] = n
 		}
 	}
 }
@@ -86,79 +86,88 @@ const DefaultAbandonWideShare = 4
 // DefaultAbandonWideShare). An address's budget is its /64's, and a site
 // is commonly given a /56 (256 /64s) or a /48 (65,536): what the peers in
 // one /48 abandon is charged to it too, and while its budget is spent the
-// GETs of every peer in it are refused. A holder of wider prefixes still
-// has a budget per /48 (a /32 has 65,536). n < 1 keeps the default. The
-// honest peers of a site share its budget with one that abandons.
+// GETs of every peer in it are refused. A holder of wider prefixes is
+// bound by its /32's budget (WithAbandonNetShare). n < 1 keeps the
+// default. The honest peers of a site share its budget with one that
+// abandons.
 func WithAbandonWideShare(n int) Option {
 	return func(c *config) {
 		if n >= 1 {
-			c.abandonWideShare = n
+			c.abandonShares[tierSite] = n
 		}
 	}
 }
 
-// wideBits is the prefix length of the IPv6 blocks WithAbandonWideShare
-// budgets.
-const wideBits = 48
+// DefaultAbandonNetShare is how many /48s' abandonment budgets an IPv6 /32
+// has (see WithAbandonNetShare): with the other defaults 8 GiB at once,
+// refilled at 256 MiB/s, as much as 64 IPv4 addresses have.
+const DefaultAbandonNetShare = 16
 
-// origin is who a stream's replies are abandoned by: its peer, the block
-// of addresses its connection comes from, and for IPv6 that block's /48
-// (each invalid when it has none).
-type origin struct {
-	peer        peer.ID
-	block, wide netip.Prefix
-}
-
-// originOf returns the origin of s.
-func originOf(s network.Stream) origin {
-	o := origin{peer: s.Conn().RemotePeer()}
-	if b, ok := p2p.AddrBlock(s.Conn().RemoteMultiaddr()); ok {
-		o.block, o.wide = b, wideOf(b)
+// WithAbandonNetShare sets the abandonment budget of each IPv6 /32 to that
+// of n /48s (n times WithAbandonWideShare's; default
+// DefaultAbandonNetShare). Whoever routes a /32 has 65,536 /48s, each with
+// a budget of its own: what the peers in one /32 abandon is charged to it
+// too, so fresh /48s buy no budget beyond its share, and while it is spent
+// the GETs of every peer in it are refused. A /32 is the least a registry
+// allocates a network, so it may be a small ISP's whole network, and its
+// honest customers share its budget with one that abandons: n must be
+// generous. A /48 charges it at most its own burst and what it has in
+// flight when that is spent (at most the fetch protocol's memory, 1 GiB
+// by default), then its own rate: at the defaults (an 8 GiB /32, 512 MiB
+// /48s) no single site, however it abandons, spends its /32's budget, and
+// keeping it spent takes n sites abandoning at their full rate together.
+// n < 1 keeps the default.
+func WithAbandonNetShare(n int) Option {
+	return func(c *config) {
+		if n >= 1 {
+			c.abandonShares[tierNet] = n
+		}
 	}
-	return o
 }
 
-// wideOf returns the /48 of an IPv6 block, and no prefix for IPv4 or a
-// link-local address (fe80::/48 would be every LAN peer's).
-func wideOf(b netip.Prefix) netip.Prefix {
-	if !b.Addr().Is6() || b.Addr().IsLinkLocalUnicast() {
-		return netip.Prefix{}
-	}
-	w, _ := b.Addr().Prefix(wideBits)
-	return w
-}
+// defaultAbandonShares are each tier's share of the tier below it (of a
+// peer's budget for tierAddr).
+var defaultAbandonShares = [tiers]int{DefaultAbandonAddrShare, DefaultAbandonWideShare, DefaultAbandonNetShare}
 
-// abandonBudget holds the buckets of peers, of addresses and of IPv6 /48s
-// that abandoned replies lately; one not in it has a full bucket.
+// abandonBudget holds the buckets of peers, and of the blocks of each
+// tier, that abandoned replies lately; one not in it has a full bucket.
 type abandonBudget struct {
 	now func() time.Time
 
-	mu    sync.Mutex
-	peers bucketRecord[peer.ID]
-	addrs bucketRecord[netip.Prefix]
-	wides bucketRecord[netip.Prefix]
+	mu     sync.Mutex
+	peers  bucketRecord[peer.ID]
+	blocks [tiers]bucketRecord[netip.Prefix]
 }
 
-func newAbandonBudget(rate, burst int64, addrShare, wideShare int) *abandonBudget {
+// newAbandonBudget returns the budgets of a peer (rate and burst), and of
+// each tier's blocks: shares[t] times the tier below's (a share < 1
+// keeps the default).
+func newAbandonBudget(rate, burst int64, shares [tiers]int) *abandonBudget {
 	if burst <= 0 {
 		rate, burst = DefaultAbandonRate, DefaultAbandonBurst
 	}
 	rate = max(rate, 0) // 0 only from tests: WithAbandonBudget takes none
-	if addrShare < 1 {
-		addrShare = DefaultAbandonAddrShare
+	a := &abandonBudget{now: time.Now, peers: newDebtRecord[peer.ID](rate, burst)}
+	for t := range a.blocks {
+		n := shares[t]
+		if n < 1 {
+			n = defaultAbandonShares[t]
+		}
+		rate, burst = times(n, rate), times(n, burst)
+		a.blocks[t] = newDebtRecord[netip.Prefix](rate, burst)
 	}
-	if wideShare < 1 {
-		wideShare = DefaultAbandonWideShare
-	}
-	addrRate, addrBurst := times(addrShare, rate), times(addrShare, burst)
-	return &abandonBudget{now: time.Now,
-		peers: newBucketRecord[peer.ID](rate, burst),
-		addrs: newBucketRecord[netip.Prefix](addrRate, addrBurst),
-		wides: newBucketRecord[netip.Prefix](times(wideShare, addrRate), times(wideShare, addrBurst))}
+	return a
 }
 
-// charge takes n bytes abandoned by o from its peer's bucket, its
-// address's and its /48's, each down to minus its burst.
+// newDebtRecord returns a record of buckets whose debt goes no deeper
+// than their burst: however much a key abandons, it is refused for
+// 2 × burst / rate at most.
+func newDebtRecord[K comparable](rate, burst int64) bucketRecord[K] {
+	return newBucketRecord[K](rate, burst, debtbucket.WithDebtLimit(burst))
+}
+
+// charge takes n bytes abandoned by o from its peer's bucket and each of
+// its blocks', each down to minus its burst.
 func (a *abandonBudget) charge(o origin, n int64) {
 	if n <= 0 {
 		return
@@ -167,20 +176,19 @@ func (a *abandonBudget) charge(o origin, n int64) {
 	defer a.mu.Unlock()
 	now := a.now()
 	a.peers.charge(o.peer, n, now)
-	if o.block.IsValid() {
-		a.addrs.charge(o.block, n, now)
-	}
-	if o.wide.IsValid() {
-		a.wides.charge(o.wide, n, now)
+	for t, b := range o.blocks {
+		if b.IsValid() {
+			a.blocks[t].charge(b, n, now)
+		}
 	}
 }
 
-// state reports whether o's GETs are refused (its peer's bucket, its
-// address's or its /48's is spent) and whether its blocked streams count
-// as stalled (its peer owes more than MaxGetBytes, or half a smaller
-// burst). An address's or /48's debt alone does not make its streams
-// stalled: the honest peers behind a NAT keep their protection beside one
-// that abandons.
+// state reports whether o's GETs are refused (its peer's bucket, or any
+// of its blocks', is spent) and whether its blocked streams count as
+// stalled (its peer owes more than MaxGetBytes, or half a smaller burst).
+// A block's debt alone does not make its streams stalled: the honest
+// peers behind a NAT, or in a site, keep their protection beside one that
+// abandons.
 func (a *abandonBudget) state(o origin) (spent, owing bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -188,11 +196,10 @@ func (a *abandonBudget) state(o origin) (spent, owing bool) {
 	tokens := a.peers.tokens(o.peer, now)
 	spent = tokens <= 0
 	owing = tokens < float64(a.peers.burst-min(MaxGetBytes, a.peers.burst/2))
-	if o.block.IsValid() && !spent {
-		spent = a.addrs.tokens(o.block, now) <= 0
-	}
-	if o.wide.IsValid() && !spent {
-		spent = a.wides.tokens(o.wide, now) <= 0
+	for t, b := range o.blocks {
+		if b.IsValid() && !spent {
+			spent = a.blocks[t].tokens(b, now) <= 0
+		}
 	}
 	return spent, owing
 }
@@ -204,7 +211,7 @@ func (a *abandonBudget) state(o origin) (spent, owing bool) {
 // again rather than count the provider as failed.
 func abandonRefusal() *pb.FetchReply {
 	return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED, Busy: true,
-		Reason: "this peer, or the peers at its address or in its IPv6 /48, reset streams leaving more replies unread than their budget allows; read the replies you ask for, and retry in a few seconds"}
+		Reason: "this peer, or the peers at its address or in its IPv6 /48 or /32, reset streams leaving more replies unread than their budget allows; read the replies you ask for, and retry in a few seconds"}
 }
 
 // unsent is the block bytes of j's reply, which a reset stream leaves

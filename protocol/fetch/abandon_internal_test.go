@@ -15,7 +15,7 @@ import (
 // MaxGetBytes of a larger one) short of full.
 func TestAbandonBudgetBucket(t *testing.T) {
 	now := time.Unix(1000, 0)
-	a := newAbandonBudget(1<<20, 4<<20, 1<<10, 0) // addresses out of the way
+	a := newAbandonBudget(1<<20, 4<<20, [tiers]int{1 << 10, 0}) // addresses out of the way
 	a.now = func() time.Time { return now }
 	p := origin{peer: "reader"}
 	if spent, owing := a.state(p); spent || owing {
@@ -41,7 +41,7 @@ func TestAbandonBudgetBucket(t *testing.T) {
 	if spent, owing := a.state(p); spent || owing {
 		t.Fatalf("refilled to half: spent %v, owing %v", spent, owing)
 	}
-	big := newAbandonBudget(1, 64<<20, 1, 0)
+	big := newAbandonBudget(1, 64<<20, [tiers]int{1, 0})
 	big.now = a.now
 	big.charge(p, MaxGetBytes)
 	if _, owing := big.state(p); owing {
@@ -61,7 +61,7 @@ func TestAbandonBudgetBucket(t *testing.T) {
 // have refilled they are forgotten and a newcomer gets one of its own.
 func TestAbandonBudgetOverflow(t *testing.T) {
 	now := time.Unix(1000, 0)
-	a := newAbandonBudget(1<<20, 4<<20, 1<<10, 0)
+	a := newAbandonBudget(1<<20, 4<<20, [tiers]int{1 << 10, 0})
 	a.now = func() time.Time { return now }
 	for i := range maxBudgetPeers {
 		a.charge(origin{peer: peer.ID(fmt.Sprint("peer", i))}, 1<<20)
@@ -111,7 +111,7 @@ func TestAbandonBudgetOverflow(t *testing.T) {
 // every newcomer was refused (for good with a budget that never refilled).
 func TestAbandonBudgetOverflowSparesNewcomers(t *testing.T) {
 	now := time.Unix(1000, 0)
-	a := newAbandonBudget(1, 1<<20, 1<<10, 0)
+	a := newAbandonBudget(1, 1<<20, [tiers]int{1 << 10, 0})
 	a.now = func() time.Time { return now }
 	for i := range maxBudgetPeers {
 		a.charge(origin{peer: peer.ID(fmt.Sprint("peer", i))}, 1)
@@ -141,7 +141,7 @@ func TestAbandonBudgetRejectsNoRefill(t *testing.T) {
 	WithAbandonBudget(0, 1<<20)(&cfg)
 	WithAbandonBudget(-1, 1<<20)(&cfg)
 	now := time.Unix(1000, 0)
-	a := newAbandonBudget(cfg.abandonRate, cfg.abandonBurst, 0, 0)
+	a := newAbandonBudget(cfg.abandonRate, cfg.abandonBurst, [tiers]int{0, 0})
 	a.now = func() time.Time { return now }
 	p := origin{peer: "reader"}
 	a.charge(p, 64<<20)
@@ -158,10 +158,9 @@ func TestAbandonBudgetRejectsNoRefill(t *testing.T) {
 	}
 }
 
-// at is o's origin at the address block b.
+// at is p's origin at the address block b.
 func at(p peer.ID, b string) origin {
-	block := netip.MustParsePrefix(b)
-	return origin{peer: p, block: block, wide: wideOf(block)}
+	return origin{peer: p, blocks: blocksOf(netip.MustParsePrefix(b))}
 }
 
 // The /64s of one IPv6 /48 share its budget, n times an address's: a host
@@ -170,7 +169,7 @@ func at(p peer.ID, b string) origin {
 // is not. IPv4 addresses have no wider budget.
 func TestAbandonBudgetPerWidePrefix(t *testing.T) {
 	now := time.Unix(1000, 0)
-	a := newAbandonBudget(1<<20, 4<<20, 1, 2)
+	a := newAbandonBudget(1<<20, 4<<20, [tiers]int{1, 2})
 	a.now = func() time.Time { return now }
 	for i, b := range []string{"2001:db8:1:1::/64", "2001:db8:1:ff00::/64"} {
 		o := at(peer.ID(fmt.Sprint("id", i)), b)
@@ -199,21 +198,21 @@ func TestAbandonBudgetPerWidePrefix(t *testing.T) {
 // IPv6 address's /64 is one address.
 func TestAbandonBudgetPerAddress(t *testing.T) {
 	now := time.Unix(1000, 0)
-	a := newAbandonBudget(1<<20, 4<<20, 3, 1<<10)
+	a := newAbandonBudget(1<<20, 4<<20, [tiers]int{3, 1 << 10})
 	a.now = func() time.Time { return now }
-	home := netip.MustParsePrefix("203.0.113.7/32")
+	home := "203.0.113.7/32"
 	for i := range 3 {
-		o := origin{peer: peer.ID(fmt.Sprint("id", i)), block: home}
+		o := at(peer.ID(fmt.Sprint("id", i)), home)
 		if spent, _ := a.state(o); spent {
 			t.Fatalf("peer ID %d refused before its address's 12 MiB were spent", i)
 		}
 		a.charge(o, 4<<20) // its own budget spent
 	}
-	fresh := origin{peer: "fresh", block: home}
+	fresh := at("fresh", home)
 	if spent, owing := a.state(fresh); !spent || owing {
 		t.Fatalf("a fresh peer ID at an address whose budget is spent: spent %v, owing %v; want spent only", spent, owing)
 	}
-	if spent, _ := a.state(origin{peer: "fresh", block: netip.MustParsePrefix("203.0.113.8/32")}); spent {
+	if spent, _ := a.state(at("fresh", "203.0.113.8/32")); spent {
 		t.Fatal("a peer at another address refused")
 	}
 	if spent, _ := a.state(origin{peer: "fresh"}); spent {
@@ -224,24 +223,62 @@ func TestAbandonBudgetPerAddress(t *testing.T) {
 		t.Fatal("refused once the address's budget refilled a little")
 	}
 
-	six := netip.MustParsePrefix("2001:db8:1:2::/64")
-	a.charge(origin{peer: "v6a", block: six}, 8<<20)
-	a.charge(origin{peer: "v6b", block: six}, 8<<20)
-	if spent, _ := a.state(origin{peer: "v6c", block: six}); !spent {
+	const six = "2001:db8:1:2::/64"
+	a.charge(at("v6a", six), 8<<20)
+	a.charge(at("v6b", six), 8<<20)
+	if spent, _ := a.state(at("v6c", six)); !spent {
 		t.Fatal("peers in one IPv6 /64 do not share its budget")
 	}
 }
 
-// A link-local peer is charged to no /48: fe80::/48 holds every LAN peer,
-// so one that abandons replies would spend the others' budget.
-func TestLinkLocalHasNoWideBlock(t *testing.T) {
-	for block, want := range map[string]string{
-		"fe80::1/128":       "invalid Prefix",
-		"2001:db8:1:2::/64": "2001:db8:1::/48",
-		"203.0.113.7/32":    "invalid Prefix",
+// The /48s of one IPv6 /32 share its budget, DefaultAbandonNetShare
+// /48s' at the defaults: a network that takes a fresh /48 once each has
+// spent its budget is refused once the /32's is spent, sixteen /48s in;
+// one /48 abandoning all the fetch memory a provider has (1 GiB) beyond
+// its own budget leaves its /32 serving the other sites; a peer in
+// another /32 is not refused.
+func TestAbandonBudgetPerNetwork(t *testing.T) {
+	now := time.Unix(1000, 0)
+	const peerBurst = DefaultAbandonBurst
+	a := newAbandonBudget(0, peerBurst, [tiers]int{}) // the default shares, never refilled
+	a.now = func() time.Time { return now }
+	site := int64(peerBurst * DefaultAbandonAddrShare * DefaultAbandonWideShare)
+	a.charge(at("greedy", "2001:db8:ffff:1::/64"), site+(1<<30))
+	if spent, _ := a.state(at("fresh", "2001:db8:1:1::/64")); spent {
+		t.Fatal("one /48 abandoning 1 GiB beyond its budget refused the other /48s of its /32")
+	}
+	a = newAbandonBudget(0, peerBurst, [tiers]int{})
+	a.now = func() time.Time { return now }
+	for i := range DefaultAbandonNetShare {
+		o := at(peer.ID(fmt.Sprint("id", i)), fmt.Sprintf("2001:db8:%x:1::/64", i+1))
+		if spent, _ := a.state(o); spent {
+			t.Fatalf("/48 %d refused before its /32's %d MiB were spent", i, DefaultAbandonNetShare*site>>20)
+		}
+		a.charge(o, site) // the /48's own budget spent
+	}
+	if spent, owing := a.state(at("fresh", "2001:db8:ff:1::/64")); !spent || owing {
+		t.Fatalf("a fresh peer in a fresh /48 of a /32 whose budget is spent: spent %v, owing %v; want spent only", spent, owing)
+	}
+	if spent, _ := a.state(at("fresh", "2001:db9:1:1::/64")); spent {
+		t.Fatal("a peer in another /32 refused")
+	}
+}
+
+// Each address block's wider blocks: a global IPv6 /64's /48 and /32; none
+// for IPv4 (a /24 is no site's), nor for a link-local address (fe80::/48
+// holds every LAN peer, so one that abandons replies would spend the
+// others' budget).
+func TestBlocksOf(t *testing.T) {
+	for block, want := range map[string][tiers]string{
+		"fe80::1/128":           {"fe80::1/128", "invalid Prefix", "invalid Prefix"},
+		"2001:db8:1:2::/64":     {"2001:db8:1:2::/64", "2001:db8:1::/48", "2001:db8::/32"},
+		"2a02:1234:5678:9::/64": {"2a02:1234:5678:9::/64", "2a02:1234:5678::/48", "2a02:1234::/32"},
+		"203.0.113.7/32":        {"203.0.113.7/32", "invalid Prefix", "invalid Prefix"},
 	} {
-		if got := wideOf(netip.MustParsePrefix(block)).String(); got != want {
-			t.Errorf("wide block of %s = %s, want %s", block, got, want)
+		for t_, b := range blocksOf(netip.MustParsePrefix(block)) {
+			if got := b.String(); got != want[t_] {
+				t.Errorf("tier %d block of %s = %s, want %s", t_, block, got, want[t_])
+			}
 		}
 	}
 }

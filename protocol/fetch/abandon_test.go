@@ -3,6 +3,7 @@ package fetch_test
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,10 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/satchel-net/satchel/chunker"
@@ -297,25 +302,26 @@ func TestSpentAbandonerRefusedBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	abandonUntilRefused(t, net, 1, c)
+	abandonUntilRefused(t, net.Host(1).Libp2p(), net.Host(0).ID(), c)
 }
 
-// abandonUntilRefused has host from abandon replies to host 0 until its
-// GETs of c are refused busy: it asks for c twice on a stream of its own,
-// reads (almost) nothing and resets the stream once the provider answers.
-func abandonUntilRefused(t *testing.T, net *testnet.Network, from int, c cid.Cid) {
+// abandonUntilRefused has from abandon replies to the provider to until
+// its GETs of c are refused busy: it asks for c twice on a stream of its
+// own, reads (almost) nothing and resets the stream once the provider
+// answers.
+func abandonUntilRefused(t *testing.T, from host.Host, to peer.ID, c cid.Cid) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	f := fetch.NewClient(net.Host(from).Libp2p())
+	f := fetch.NewClient(from)
 	defer f.Close()
 	satnet.Wait(t, "the peer's budget spent by streams reset unread", func() bool {
 		// (That the refusal reads nothing is TestFetchCyclingStallersCannotHoldBudget's:
 		// here a reset stream's second reply may still be read meanwhile.)
-		if _, err := f.GetBlock(ctx, net.Host(0).ID(), c); errors.Is(err, fetch.ErrProviderBusy) {
+		if _, err := f.GetBlock(ctx, to, c); errors.Is(err, fetch.ErrProviderBusy) {
 			return true
 		}
-		s, err := net.Host(from).Libp2p().NewStream(ctx, net.Host(0).ID(), p2p.FetchProtocol)
+		s, err := from.NewStream(ctx, to, p2p.FetchProtocol)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -355,7 +361,7 @@ func TestAbandonersShareAddressBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	for from := 1; from <= ids; from++ {
-		abandonUntilRefused(t, net, from, c)
+		abandonUntilRefused(t, net.Host(from).Libp2p(), net.Host(0).ID(), c)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -364,4 +370,74 @@ func TestAbandonersShareAddressBudget(t *testing.T) {
 	if _, err := f.GetBlock(ctx, net.Host(0).ID(), c); !errors.Is(err, fetch.ErrProviderBusy) {
 		t.Fatalf("a fresh peer ID at the address of %d spent ones: %v, want refused busy", ids, err)
 	}
+}
+
+// Whoever routes an IPv6 /32 has 65,536 /48s, each with a budget of its
+// own, but the /48s of a /32 share the /32's (WithAbandonNetShare): peers
+// in fresh /48s of one /32, each abandoning replies until refused, find
+// a fresh /48 refused once the /32's budget is spent, within its share of
+// /48s, while a peer in another /32 is served. The peers are mocknet
+// hosts at IPv6 addresses, so the handler takes their blocks from their
+// connections as it does a real peer's.
+func TestAbandonersShareNetworkBudget(t *testing.T) {
+	const share = 2
+	net := testnet.NewMock(t, 1, 0)
+	bs, err := blockstore.Open(t.TempDir(), blockstore.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := fetch.NewHandler(bs.ForProtocols(), &policy{}, fetch.WithLogger(slog.New(slog.DiscardHandler)),
+		fetch.WithAbandonBudgetNoRefill(1<<20), fetch.WithAbandonAddrShare(1), fetch.WithAbandonWideShare(1),
+		fetch.WithAbandonNetShare(share))
+	h.Register(net.Host(0).Protocol())
+	t.Cleanup(func() { _ = h.Close(); _ = bs.Close() })
+	data := benchutil.Rand(803, 1<<20)
+	c := chunker.ChunkCID(data)
+	if err := bs.Put(c, data); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	provider := net.Host(0).ID()
+	sites := 0 // the /48s that spent their budgets before a fresh one was refused
+	for ; ; sites++ {
+		p := peerAt(t, net, fmt.Sprintf("2001:db8:%x::1", sites+1))
+		if _, err := fetch.NewClient(p).GetBlock(ctx, provider, c); errors.Is(err, fetch.ErrProviderBusy) {
+			break
+		} else if err != nil {
+			t.Fatalf("a peer in a fresh /48: %v", err)
+		}
+		if sites == share {
+			t.Fatalf("%d /48s of one /32 spent their budgets, and a fresh one still has one: the /32's share is %d", sites+1, share)
+		}
+		abandonUntilRefused(t, p, provider, c)
+	}
+	if sites == 0 {
+		t.Fatal("a fresh /48 refused before any abandoned a reply")
+	}
+	other := peerAt(t, net, "2001:db9:1::1")
+	if _, err := fetch.NewClient(other).GetBlock(ctx, provider, c); err != nil {
+		t.Fatalf("a peer in another /32, beside a spent one: %v", err)
+	}
+}
+
+// peerAt adds a bare host with a fresh identity at the IP address ip to
+// net's mocknet, connected to host 0.
+func peerAt(t *testing.T, net *testnet.Network, ip string) host.Host {
+	t.Helper()
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := net.Mocknet().AddPeer(key, ma.StringCast(fmt.Sprintf("/ip6/%s/tcp/4001", ip)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := net.Mocknet().LinkPeers(h.ID(), net.Host(0).ID()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := net.Mocknet().ConnectPeers(h.ID(), net.Host(0).ID()); err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

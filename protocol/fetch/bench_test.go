@@ -2,6 +2,7 @@ package fetch_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -27,7 +28,21 @@ func (servesAll) Serves(context.Context, cid.Cid) bool { return true }
 // same hosts measured in the same run, with the CPU seconds per GiB of
 // each (both sides, all cores): fetch_cpu_s/GiB against raw_cpu_s/GiB is
 // what the protocol costs on top of the transport.
-func BenchmarkFetch(b *testing.B) {
+func BenchmarkFetch(b *testing.B) { benchFetch(b) }
+
+// BenchmarkFetchHeldGETs is BenchmarkFetch with the provider holding
+// MaxHeldGETs replies per stream (the reply being written and the next
+// prepared) and with it holding MaxInFlight, one per request it reads
+// ahead: what the bound on a non-reading stream's memory costs a reader
+// that reads.
+func BenchmarkFetchHeldGETs(b *testing.B) {
+	for _, n := range []int{fetch.MaxHeldGETs, fetch.MaxInFlight} {
+		b.Run(fmt.Sprintf("held=%d", n), func(b *testing.B) { benchFetch(b, fetch.WithHeldGETs(n)) })
+	}
+}
+
+// benchFetch is BenchmarkFetch with the handler options opts.
+func benchFetch(b *testing.B, opts ...fetch.Option) {
 	const total = 256 << 20
 	ch, ph := benchutil.Hosts(b)
 	client, prov := ch.Libp2p(), ph.Libp2p()
@@ -46,7 +61,7 @@ func BenchmarkFetch(b *testing.B) {
 		}
 		cids = append(cids, c)
 	}
-	h := fetch.NewHandler(bs.ForProtocols(), servesAll{}, fetch.WithLogger(slog.New(slog.DiscardHandler)))
+	h := fetch.NewHandler(bs.ForProtocols(), servesAll{}, append(opts, fetch.WithLogger(slog.New(slog.DiscardHandler)))...)
 	h.Register(ph.Protocol())
 	defer h.Close()
 	fc := fetch.NewClient(client)

@@ -12,8 +12,9 @@ import (
 const overflowSlots = 256
 
 // bucketRecord is the buckets of keys charged lately, at most
-// maxBudgetPeers of them, each going no lower than minus its burst; a key
-// not in it has a full bucket, unless the record was full when one was
+// maxBudgetPeers of them (made with the record's options: the abandonment
+// budget's go no lower than minus their burst); a key not in it has a
+// full bucket, unless the record was full when one was
 // charged: then the charge went to the key's overflow bucket, one of
 // overflowSlots picked by a hash of the key under a seed of the record's
 // own. So charges beyond the record still bind their chargers (as a
@@ -25,18 +26,16 @@ const overflowSlots = 256
 // caller serialises its use.
 type bucketRecord[K comparable] struct {
 	rate, burst int64
+	opts        []debtbucket.Option
 	m           map[K]*debtbucket.Bucket
 	seed        maphash.Seed
 	overflow    [overflowSlots]*debtbucket.Bucket // nil: full
 }
 
-func newBucketRecord[K comparable](rate, burst int64) bucketRecord[K] {
-	return bucketRecord[K]{rate: rate, burst: burst, m: make(map[K]*debtbucket.Bucket), seed: maphash.MakeSeed()}
-}
-
-// newDebtBucket is a full bucket whose debt goes no deeper than its burst.
-func newDebtBucket(rate, burst int64) *debtbucket.Bucket {
-	return debtbucket.New(rate, burst, debtbucket.WithDebtLimit(burst))
+// newBucketRecord returns an empty record of buckets of rate and burst,
+// made with opts.
+func newBucketRecord[K comparable](rate, burst int64, opts ...debtbucket.Option) bucketRecord[K] {
+	return bucketRecord[K]{rate: rate, burst: burst, opts: opts, m: make(map[K]*debtbucket.Bucket), seed: maphash.MakeSeed()}
 }
 
 // slot returns the index of k's overflow bucket.
@@ -57,23 +56,28 @@ func (r *bucketRecord[K]) tokens(k K, now time.Time) float64 {
 	return b.Tokens(now)
 }
 
-// charge takes n from k's bucket; a key not in the record gets a bucket of
-// its own if the record has room (or makes room by forgetting buckets that
-// have refilled), else its overflow bucket is charged.
+// charge takes n from k's bucket (bucket).
 func (r *bucketRecord[K]) charge(k K, n int64, now time.Time) {
-	b := r.m[k]
-	if b == nil && (len(r.m) < maxBudgetPeers || r.prune(now)) {
-		b = newDebtBucket(r.rate, r.burst)
+	r.bucket(k, now).Spend(now, n)
+}
+
+// bucket returns k's bucket, to be charged: its own; for a key not in the
+// record, one of its own if the record has room (or makes room by
+// forgetting buckets that have refilled), else its overflow bucket.
+func (r *bucketRecord[K]) bucket(k K, now time.Time) *debtbucket.Bucket {
+	if b := r.m[k]; b != nil {
+		return b
+	}
+	if len(r.m) < maxBudgetPeers || r.prune(now) {
+		b := debtbucket.New(r.rate, r.burst, r.opts...)
 		r.m[k] = b
+		return b
 	}
-	if b == nil {
-		i := r.slot(k)
-		if r.overflow[i] == nil {
-			r.overflow[i] = newDebtBucket(r.rate, r.burst)
-		}
-		b = r.overflow[i]
+	i := r.slot(k)
+	if r.overflow[i] == nil {
+		r.overflow[i] = debtbucket.New(r.rate, r.burst, r.opts...)
 	}
-	b.Spend(now, n)
+	return r.overflow[i]
 }
 
 // prune forgets the buckets that have refilled, and reports whether it

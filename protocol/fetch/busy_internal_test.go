@@ -35,42 +35,72 @@ func TestBudgetRefusalScopes(t *testing.T) {
 
 // A peer's verification bucket refills at its rate up to its burst, goes
 // below zero by one hold at most (a hold taken before a read, the unused
-// part refunded after), and is forgotten once full again, so the record of
-// peers stays bounded; a new peer is refused only while the record is full
-// of peers still refilling.
+// part refunded after).
 func TestVerifyBudgetBucket(t *testing.T) {
 	now := time.Unix(1000, 0)
 	v := newVerifyBudget(1<<20, 4<<20, 0, 1<<40) // the node's bucket never in the way
 	v.now = func() time.Time { return now }
 	p := peer.ID("reader")
-	if v.take(p, 3<<20) != budgetTaken {
+	if got, _ := v.take(p, 3<<20); got != budgetTaken {
 		t.Fatal("a new peer is refused")
 	}
-	if v.take(p, 2<<20) != budgetTaken { // 1 MiB left: taken, -1 MiB
+	got, hold := v.take(p, 2<<20) // 1 MiB left: taken, -1 MiB
+	if got != budgetTaken {
 		t.Fatal("refused with 1 MiB left")
 	}
-	if v.take(p, 1) == budgetTaken {
+	if got, _ := v.take(p, 1); got == budgetTaken {
 		t.Fatal("a hold taken below zero: concurrent reads would pass on the same tokens")
 	}
-	v.refund(p, 2<<20) // the read cost nothing beyond what it sent: +1 MiB
-	if v.take(p, 1<<20) != budgetTaken {
+	v.refund(hold, 2<<20) // the read cost nothing beyond what it sent: +1 MiB
+	if got, _ := v.take(p, 1<<20); got != budgetTaken {
 		t.Fatal("refused after a refund")
 	}
 	now = now.Add(1500 * time.Millisecond) // +1.5 MiB from 0
-	if v.take(p, 0) != budgetTaken {
+	if got, _ := v.take(p, 0); got != budgetTaken {
 		t.Fatal("refused after refilling")
 	}
-	for i := range maxBudgetPeers - 1 {
+}
+
+// The record of peers stays bounded, and a full one refuses no newcomer
+// for being full: while it is full of peers still refilling (each holding
+// a byte), a newcomer's GETs draw on its overflow bucket, which binds it
+// and the newcomers of its slot once spent (and gets its refunds), while
+// the newcomers of other slots are served; once the buckets have refilled
+// they are forgotten and a newcomer gets one of its own. Every newcomer
+// was refused while the record was full.
+func TestVerifyBudgetOverflow(t *testing.T) {
+	now := time.Unix(1000, 0)
+	v := newVerifyBudget(1<<20, 4<<20, 0, 1<<40)
+	v.now = func() time.Time { return now }
+	for i := range maxBudgetPeers {
 		v.take(peer.ID(fmt.Sprint("peer", i)), 1)
 	}
-	if v.take("newcomer", 1) == budgetTaken {
-		t.Fatal("a newcomer is allowed while the record is full of peers refilling")
+	got, hold := v.take("newcomer", 8<<20) // its overflow bucket: -4 MiB
+	if got != budgetTaken {
+		t.Fatalf("a newcomer while the record is full of peers refilling: %v, want taken", got)
+	}
+	slot := v.peers.slot("newcomer")
+	for i, other := 0, 0; other < 2; i++ {
+		p := peer.ID(fmt.Sprint("other", i))
+		got, _ := v.take(p, 0)
+		if shared := v.peers.slot(p) == slot; shared != (got == budgetPeerSpent) {
+			t.Fatalf("newcomer %s sharing the spent overflow bucket %v: %v", p, shared, got)
+		} else if !shared {
+			other++
+		}
+	}
+	v.refund(hold, 8<<20) // the read cost nothing: back to 4 MiB
+	if got, _ := v.take("newcomer", 1); got != budgetTaken {
+		t.Fatalf("the newcomer after its refund: %v", got)
+	}
+	if n := len(v.peers.m); n != maxBudgetPeers {
+		t.Fatalf("%d buckets recorded; want the record's bound, %d", n, maxBudgetPeers)
 	}
 	now = now.Add(time.Minute) // every bucket full again
-	if v.take("newcomer", 0) != budgetTaken {
+	if got, _ := v.take("newcomer", 0); got != budgetTaken {
 		t.Fatal("a newcomer is refused once the buckets refilled")
 	}
-	if n := len(v.peers); n != 1 {
+	if n := len(v.peers.m); n != 1 {
 		t.Fatalf("%d buckets recorded; want the newcomer's alone", n)
 	}
 }
@@ -82,23 +112,24 @@ func TestVerifyBudgetNodeBucket(t *testing.T) {
 	now := time.Unix(1000, 0)
 	v := newVerifyBudget(0, 8<<20, 0, 8<<20)
 	v.now = func() time.Time { return now }
-	if got := v.take("a", 4<<20); got != budgetTaken {
+	got, a := v.take("a", 4<<20)
+	if got != budgetTaken {
 		t.Fatalf("first peer: %v", got)
 	}
-	if got := v.take("b", 4<<20); got != budgetTaken {
+	if got, _ := v.take("b", 4<<20); got != budgetTaken {
 		t.Fatalf("second peer: %v", got)
 	}
-	if got := v.take("c", 4<<20); got != budgetNodeSpent {
+	if got, _ := v.take("c", 4<<20); got != budgetNodeSpent {
 		t.Fatalf("third fresh peer with the node's budget spent: %v, want the node's refusal", got)
 	}
-	if tokens := v.peers["c"].Tokens(now); tokens != 8<<20 {
+	if tokens := v.peers.m["c"].Tokens(now); tokens != 8<<20 {
 		t.Fatalf("a GET the node refused took %v from its peer's bucket", tokens)
 	}
-	v.refund("a", 3<<20) // a's read cost 1 MiB
-	if got := v.take("c", 4<<20); got != budgetTaken {
+	v.refund(a, 3<<20) // a's read cost 1 MiB
+	if got, _ := v.take("c", 4<<20); got != budgetTaken {
 		t.Fatalf("after a refund: %v", got)
 	}
-	if tokens := v.peers["a"].Tokens(now); tokens != 7<<20 {
+	if tokens := v.peers.m["a"].Tokens(now); tokens != 7<<20 {
 		t.Fatalf("peer a's bucket %v after its refund, want 7 MiB", tokens)
 	}
 }

@@ -30,8 +30,9 @@
 // verified lately draw on the peer's budget and the node's
 // (WithRangeVerifyBudget, WithRangeVerifyNodeBudget); replies left unsent by
 // streams their readers reset draw on the peer's abandonment budget, its
-// address's and its IPv6 /48's (WithAbandonBudget, WithAbandonAddrShare,
-// WithAbandonWideShare). Client.Close drains
+// address's and its IPv6 /48's and /32's (WithAbandonBudget,
+// WithAbandonAddrShare, WithAbandonWideShare, WithAbandonNetShare).
+// Client.Close drains
 // the replies due rather than resetting, so an honest reader is not
 // charged.
 //

@@ -10,3 +10,10 @@ const GetMemory = getMemory
 func WithAbandonBudgetNoRefill(burst int64) Option {
 	return func(c *config) { c.abandonRate, c.abandonBurst = 0, burst }
 }
+
+// WithHeldGETs sets how many GETs of one stream the handler holds a
+// reply's memory for at once (MaxHeldGETs otherwise), for benchmarks that
+// measure what that bound costs.
+func WithHeldGETs(n int) Option {
+	return func(c *config) { c.heldGETs = n }
+}

@@ -90,9 +90,9 @@ func readPolicy(p Policy) ReadPolicy {
 // reply's memory in the stream's resource scope first, at most
 // MaxHeldGETs of a stream at once, and is REFUSED when the budget has no room
 // and no stalled stream can be reset to make it (WithStallEviction), or when
-// its peer, or the peers at its address or in its IPv6 /48, have reset
-// streams leaving too many replies unsent (WithAbandonBudget,
-// WithAbandonAddrShare, WithAbandonWideShare). A block
+// its peer, or the peers at its address or in its IPv6 /48 or /32, have
+// reset streams leaving too many replies unsent (WithAbandonBudget,
+// WithAbandonAddrShare, WithAbandonWideShare, WithAbandonNetShare). A block
 // found corrupt is answered FAILED and reported through WithCorruptBlock so
 // the node repairs it from a peer.
 type Handler struct {
@@ -124,10 +124,12 @@ type config struct {
 	stallAfter  time.Duration // evict streams stalled this long; < 0: never
 	// abandonRate and abandonBurst are a peer's budget of reply bytes its
 	// resets leave unsent (WithAbandonBudget).
-	abandonRate      int64
-	abandonBurst     int64
-	abandonAddrShare int // an address's budget, in peers' (WithAbandonAddrShare)
-	abandonWideShare int // an IPv6 /48's, in addresses' (WithAbandonWideShare)
+	abandonRate  int64
+	abandonBurst int64
+	// abandonShares are each tier's budget in budgets of the tier below
+	// (WithAbandonAddrShare, WithAbandonWideShare, WithAbandonNetShare).
+	abandonShares [tiers]int
+	heldGETs      int // a stream's GETs holding memory; < 1: MaxHeldGETs (tests only)
 }
 
 // WithCorruptBlock sets fn, called (from the serving goroutine; it must not
@@ -174,7 +176,7 @@ func NewHandler(blocks Blocks, policy Policy, opts ...Option) *Handler {
 		metrics:  newMetrics(cfg.reg),
 		verified: newVerifiedRecord(),
 		budget:   newVerifyBudget(cfg.verifyRate, cfg.verifyBurst, cfg.nodeRate, cfg.nodeBurst),
-		abandons: newAbandonBudget(cfg.abandonRate, cfg.abandonBurst, cfg.abandonAddrShare, cfg.abandonWideShare),
+		abandons: newAbandonBudget(cfg.abandonRate, cfg.abandonBurst, cfg.abandonShares),
 		streams:  streamSet{m: make(map[*stream]struct{})},
 	}
 }
@@ -221,7 +223,7 @@ type stream struct {
 // ahead, and of them up to MaxHeldGETs GETs hold a reply's memory, so a
 // reader that stops reading pins that much and no more.
 func (h *Handler) serveStream(ctx context.Context, s network.Stream) error {
-	st := &stream{h: h, proto: h.Protocol(), s: s, from: originOf(s), held: make(chan struct{}, MaxHeldGETs), done: make(chan struct{})}
+	st := &stream{h: h, proto: h.Protocol(), s: s, from: originOf(s), held: make(chan struct{}, h.heldGETs()), done: make(chan struct{})}
 	if st.proto == nil {
 		return errors.New("fetch: handler closed")
 	}
@@ -247,6 +249,14 @@ func (h *Handler) serveStream(ctx context.Context, s network.Stream) error {
 		err = werr
 	}
 	return err
+}
+
+// heldGETs is how many GETs of a stream may hold memory at once.
+func (h *Handler) heldGETs() int {
+	if h.cfg.heldGETs < 1 {
+		return MaxHeldGETs
+	}
+	return h.cfg.heldGETs
 }
 
 // readRequests reads requests until the reader closes its side or the
@@ -447,14 +457,13 @@ func (h *Handler) get(ctx context.Context, remote peer.ID, req *pb.GetRequest) (
 	if r := h.getRange(c, req.Offset, n, ranged); r != nil {
 		return served(r, done), nil
 	}
-	if ranged {
-		if r := h.takeVerify(remote, c); r != nil {
-			return r, nil
-		}
-	}
 	var cost uint64 // what the read cost beyond what is sent
 	if ranged {
-		defer func() { h.budget.refund(remote, MaxGetBytes-min(cost, MaxGetBytes)) }()
+		hold, r := h.takeVerify(remote, c)
+		if r != nil {
+			return r, nil
+		}
+		defer func() { h.budget.refund(hold, MaxGetBytes-min(cost, MaxGetBytes)) }()
 	}
 	data, err := h.blocks.Get(c)
 	switch {

@@ -34,6 +34,11 @@ import (
 // for ranges. A GET the node's bucket refuses is REFUSED busy (its peer's
 // bucket gets back what it held): read the whole block, or the range from
 // another provider.
+//
+// The peers' buckets are a bucketRecord: when it is full of peers still
+// refilling, a newcomer's GETs draw on its overflow bucket, shared with a
+// 256th of the newcomers, rather than being refused (as they were, all of
+// them, however the node's budget stood).
 
 const (
 	// DefaultRangeVerifyRate and DefaultRangeVerifyBurst are a peer's
@@ -47,8 +52,9 @@ const (
 	// 64 MiB at once.
 	DefaultRangeVerifyNodeRate  = 4 * DefaultRangeVerifyRate
 	DefaultRangeVerifyNodeBurst = 4 * DefaultRangeVerifyBurst
-	// maxBudgetPeers bounds the peers whose buckets are remembered; a
-	// bucket that has refilled is forgotten (a fresh one is the same).
+	// maxBudgetPeers bounds the keys whose buckets a bucketRecord
+	// remembers; a bucket that has refilled is forgotten (a fresh one is
+	// the same).
 	maxBudgetPeers = 4096
 )
 
@@ -81,13 +87,16 @@ func WithRangeVerifyNodeBudget(rate, burst int64) Option {
 // verifyBudget holds the peers' buckets and the node's. Its lock makes a
 // take from a peer's bucket and the node's one step.
 type verifyBudget struct {
-	rate, burst int64 // of a peer's bucket
-	now         func() time.Time
+	now func() time.Time
 
 	mu    sync.Mutex
-	peers map[peer.ID]*debtbucket.Bucket
+	peers bucketRecord[peer.ID] // unbounded debt: a hold is refunded
 	node  *debtbucket.Bucket
 }
+
+// verifyHold is the peer's bucket a take held tokens in (its own, or its
+// overflow bucket), for refund; nil when it held none.
+type verifyHold struct{ peer *debtbucket.Bucket }
 
 // budgetVerdict is what take decides.
 type budgetVerdict int
@@ -105,8 +114,8 @@ func newVerifyBudget(rate, burst, nodeRate, nodeBurst int64) *verifyBudget {
 	if nodeBurst <= 0 {
 		nodeRate, nodeBurst = DefaultRangeVerifyNodeRate, DefaultRangeVerifyNodeBurst
 	}
-	return &verifyBudget{rate: rate, burst: burst, now: time.Now,
-		peers: make(map[peer.ID]*debtbucket.Bucket), node: debtbucket.New(nodeRate, nodeBurst)}
+	return &verifyBudget{now: time.Now,
+		peers: newBucketRecord[peer.ID](rate, burst), node: debtbucket.New(nodeRate, nodeBurst)}
 }
 
 // take takes n bytes (what a verifying read may cost at most) from p's
@@ -114,70 +123,53 @@ func newVerifyBudget(rate, burst, nodeRate, nodeBurst int64) *verifyBudget {
 // back what its read did not cost (refund). Held before the read, so
 // concurrent GETs cannot all pass on the same tokens: a bucket goes below
 // zero by one hold per GET in flight at most. When the record of peers is
-// full of peers still refilling, a peer not in it is refused (as its own
-// budget). A GET the node refuses takes nothing from its peer.
-func (v *verifyBudget) take(p peer.ID, n uint64) budgetVerdict {
+// full of peers still refilling, a peer not in it draws on its overflow
+// bucket. A GET the node refuses takes nothing from its peer. The hold
+// says which bucket to refund.
+func (v *verifyBudget) take(p peer.ID, n uint64) (budgetVerdict, verifyHold) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	now := v.now()
-	b := v.peers[p]
-	if b == nil {
-		if len(v.peers) >= maxBudgetPeers && !v.prune(now) {
-			return budgetPeerSpent
-		}
-		b = debtbucket.New(v.rate, v.burst)
-		v.peers[p] = b
-	}
+	b := v.peers.bucket(p, now)
 	if !b.Allow(now) {
-		return budgetPeerSpent
+		return budgetPeerSpent, verifyHold{}
 	}
 	if !v.node.Allow(now) {
-		return budgetNodeSpent
+		return budgetNodeSpent, verifyHold{}
 	}
 	b.Spend(now, int64(n))
 	v.node.Spend(now, int64(n))
-	return budgetTaken
+	return budgetTaken, verifyHold{peer: b}
 }
 
-// refund gives n bytes taken from p's bucket and the node's back.
-func (v *verifyBudget) refund(p peer.ID, n uint64) {
-	if n == 0 {
+// refund gives n bytes of h back to the peer's bucket it was taken from
+// and to the node's.
+func (v *verifyBudget) refund(h verifyHold, n uint64) {
+	if n == 0 || h.peer == nil {
 		return
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	now := v.now()
-	if b := v.peers[p]; b != nil {
-		b.Refund(now, int64(n))
-	}
+	h.peer.Refund(now, int64(n))
 	v.node.Refund(now, int64(n))
 }
 
 // takeVerify takes a verifying read's budget for a ranged GET of c from
-// remote, and returns nil; or, when remote's budget or the node's is spent,
-// counts the refusal and returns the reply refusing the GET. A GET it
-// passes gives back what its read did not cost (budget.refund).
-func (h *Handler) takeVerify(remote peer.ID, c cid.Cid) *pb.FetchReply {
-	switch h.budget.take(remote, MaxGetBytes) {
+// remote, and returns its hold; or, when remote's budget or the node's is
+// spent, counts the refusal and returns the reply refusing the GET. A GET
+// it passes gives back what its read did not cost (budget.refund).
+func (h *Handler) takeVerify(remote peer.ID, c cid.Cid) (verifyHold, *pb.FetchReply) {
+	verdict, hold := h.budget.take(remote, MaxGetBytes)
+	switch verdict {
 	case budgetPeerSpent:
 		h.metrics.verifyRefused.WithLabelValues("peer").Inc()
-		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED,
+		return hold, &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED,
 			Reason: fmt.Sprintf("%s was not verified lately and this peer's budget for reading whole blocks to serve ranges is spent; read the whole block (offset 0, length 0) or retry later", c)}
 	case budgetNodeSpent:
 		h.metrics.verifyRefused.WithLabelValues("node").Inc()
-		return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED, Busy: true,
+		return hold, &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED, Busy: true,
 			Reason: fmt.Sprintf("provider busy: %s was not verified lately and the provider's budget for reading whole blocks to serve ranges, shared by all peers, is spent; read the whole block (offset 0, length 0), or the range from another provider", c)}
 	}
-	return nil
-}
-
-// prune forgets the buckets that have refilled, and reports whether it
-// made room; the caller holds v.mu.
-func (v *verifyBudget) prune(now time.Time) bool {
-	for p, b := range v.peers {
-		if b.Full(now) {
-			delete(v.peers, p)
-		}
-	}
-	return len(v.peers) < maxBudgetPeers
+	return hold, nil
 }
