@@ -3,8 +3,11 @@ package contracts
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // TestRenterAndResponderOnOneHost: a renter and a responder run side by
@@ -80,4 +83,36 @@ func TestRenterAndResponderOnOneHost(t *testing.T) {
 	if _, _, err := again.Retrieve(ctx, at1.Contract); err == nil || errors.Is(err, ErrRefused) {
 		t.Fatalf("RETRIEVE from host 1 with nothing serving contracts: %v, want the protocol unsupported", err)
 	}
+}
+
+// TestTwoRentersOnOneHost: two renters on one host, negotiating at once,
+// each get the offers for their own proposal: the host's one handler
+// passes an OFFER to the renter whose proposal it answers.
+func TestTwoRentersOnOneHost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a chain")
+	}
+	w := newWorld(t, 2, 1, 1, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	w.responder(0, "", topicA)
+	renters := []*tnode{w.renterAt(1), w.renterAt(1)}
+	w.waitTopicPeers(1, topicA, 1)
+
+	req := w.request(5<<20, 60*day, 1)
+	req.Enough = 1
+	var g errgroup.Group
+	for i, r := range renters {
+		g.Go(func() error {
+			n, err := r.renter.Negotiate(ctx, req)
+			if err != nil {
+				return fmt.Errorf("renter %d: %w (offers %+v)", i, err, n)
+			}
+			if len(n.Contracts) != 1 || len(n.Offers) != 1 || n.Offers[0].Contract.ID != n.Proposal.ID {
+				return fmt.Errorf("renter %d: %d contracts of %d offers, want its own proposal's one", i, len(n.Contracts), len(n.Offers))
+			}
+			return nil
+		})
+	}
+	must(t, g.Wait())
 }
