@@ -52,8 +52,12 @@ func TestPublishRacingClose(t *testing.T) {
 				}
 			})
 		}
-		for range 8 {
-			<-started // Close comes with Publishes in full flow
+		for range 8 { // Close comes with Publishes in full flow
+			select {
+			case <-started:
+			case <-ctx.Done():
+				t.Fatal("no Publish succeeded in time")
+			}
 		}
 		must(t, g.Close())
 		judged := g.Stats().Accepted

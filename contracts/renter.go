@@ -456,9 +456,7 @@ func (r *Renter) Mirror(ctx context.Context, c *Contract, sources []peer.ID) err
 	return nil
 }
 
-// serve answers a request the host's contract handler passed on (an
-// OFFER, unless a peer sent it another request with no responder on the
-// host).
+// serve answers an OFFER the host's contract handler passed on.
 func (r *Renter) serve(ctx context.Context, s network.Stream, req *pb.Request) error {
 	o := req.GetOffer()
 	var resp *pb.Response
