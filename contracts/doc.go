@@ -25,6 +25,10 @@
 //	n, err := rn.Negotiate(ctx, contracts.Request{Terms: terms, Duration: 60 * 24 * time.Hour})
 //	for _, c := range n.Contracts { /* push to c.Contract.ProviderPeer under c.Grant.Session */ }
 //
+// A host may run a Renter beside a Responder (or several Renters), sharing
+// one Gossip or each with its own: the host's contract parts share the one
+// validator pubsub allows per topic and the one handler of the protocol.
+//
 // Signatures cover explicit canonical byte layouts (Proposal.SigningBytes,
 // Contract.SigningBytes, RetrieveSigningBytes), not the protobuf encoding,
 // so any implementation can reproduce them; docs/PROTOCOL.md ("Storage

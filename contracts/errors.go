@@ -49,6 +49,8 @@ var (
 	// ErrBusy means a node has too many requests of the kind in flight, or
 	// the peer asking too many of them; try again later.
 	ErrBusy = errors.New("contracts: busy")
+	// ErrClosed means a Gossip was used after (or while) it closed.
+	ErrClosed = errors.New("contracts: closed")
 	// ErrRefused means the remote side refused a request; the error text
 	// carries its reason.
 	ErrRefused = errors.New("contracts: refused")

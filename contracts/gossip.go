@@ -18,17 +18,19 @@ import (
 	"github.com/satchel-net/satchel/topics"
 )
 
-// Gossip is a host's side of the contract topics: it registers the one topic
-// validator per topic (pubsub allows only one), subscribes, and publishes
-// proposals. Renter and Responder share a host's Gossip. It is safe for
+// Gossip is a contract part's side of the contract topics: it holds the
+// topics' validators, subscribes, and publishes proposals. A Renter and a
+// Responder may share a Gossip or each have its own on one host: pubsub
+// allows one validator per topic per host, so the host's first hold of a
+// topic registers it, and it judges with the Gossip of the topic's oldest
+// live hold (its Directory, clock, counts and metrics). It is safe for
 // concurrent use.
 //
-// A topic's validator stays registered while anything holds the topic:
-// a subscription until the release Subscribe returned with it (a Responder
-// releases its subscriptions when it closes), a Publish until Close. Then
-// it is unregistered, so another Gossip on the same host (a responder
-// started again) can register its own. A release lets go of its own hold
-// only, however often it is called.
+// A topic's validator stays registered while anything on the host holds
+// the topic: a subscription until the release Subscribe returned with it
+// (a Responder releases its subscriptions when it closes), a Publish until
+// Close. A release lets go of its own hold only, however often it is
+// called.
 //
 // The validator rejects, before a message is forwarded or delivered, a
 // proposal that is oversized, does not decode, is not signed by its renter,
@@ -44,9 +46,14 @@ type Gossip struct {
 	mc  *memberCache
 	now func() time.Time
 
-	mu        sync.Mutex
-	refs      map[string]int  // holds of each topic whose validator is registered
-	published map[string]bool // topics Publish holds until Close
+	// done ends at Close: the Publishes in flight give up.
+	done   context.Context
+	cancel context.CancelFunc
+
+	mu         sync.Mutex
+	closed     bool
+	publishing sync.WaitGroup        // Publishes in flight; Add under mu while open
+	published  map[string]*hostShare // topics Publish holds until Close
 
 	accepted, rejected, ignored atomic.Int64
 	metrics                     *Metrics
@@ -60,9 +67,10 @@ func NewGossip(h *p2p.Host, dir Directory, log *slog.Logger, opts ...GossipOptio
 	}
 	g := &Gossip{
 		h: h, dir: dir, mc: newMemberCache(dir), now: time.Now,
-		log:  log.With("component", "contracts"),
-		refs: make(map[string]int), published: make(map[string]bool),
+		log:       log.With("component", "contracts"),
+		published: make(map[string]*hostShare),
 	}
+	g.done, g.cancel = context.WithCancel(context.Background())
 	for _, o := range opts {
 		o(g)
 	}
@@ -79,72 +87,55 @@ func (g *Gossip) Stats() GossipStats {
 	return GossipStats{g.accepted.Load(), g.rejected.Load(), g.ignored.Load()}
 }
 
-// join takes a hold of topic t, registering its validator and topic
-// score when it is the first, and returns the joined topic. Every join
-// that succeeds is matched by one leaveLocked.
-func (g *Gossip) join(t topics.Topic) (*pubsub.Topic, error) {
+// join takes a hold of topic t on the host, registering its validator
+// when it is the host's first, and returns the joined topic and the share
+// to leave it on. Every join that succeeds is matched by one leave of the
+// share.
+func (g *Gossip) join(t topics.Topic) (*pubsub.Topic, *hostShare, error) {
 	if err := t.Validate(); err != nil || t.Prefix != topics.PrefixContract {
-		return nil, malformed("topic %s: not a contract topic", t)
+		return nil, nil, malformed("topic %s: not a contract topic", t)
 	}
-	name := t.String()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.refs[name] == 0 {
-		err := g.h.PubSub().RegisterTopicValidator(name, g.validator(t),
-			pubsub.WithValidatorTimeout(ValidatorTimeout),
-			pubsub.WithValidatorConcurrency(ValidatorConcurrency))
-		if err != nil {
-			return nil, fmt.Errorf("contracts: register validator of topic %s: %w", name, err)
-		}
-	}
-	pt, err := g.h.Join(name)
+	s := acquireShare(g.h)
+	pt, err := s.join(t, g)
 	if err != nil {
-		if g.refs[name] == 0 {
-			_ = g.h.PubSub().UnregisterTopicValidator(name)
-		}
-		return nil, err
+		s.put()
+		return nil, nil, err
 	}
-	g.refs[name]++
 	// Without peer scoring on the router this fails; scoring is optional.
 	_ = pt.SetScoreParams(TopicScoreParams())
-	return pt, nil
+	return pt, s, nil
 }
 
-// leaveLocked lets go of one hold of topic name, unregistering its
-// validator with the last. Call with g.mu.
-func (g *Gossip) leaveLocked(name string) {
-	if g.refs[name] == 0 {
-		return
-	}
-	g.refs[name]--
-	if g.refs[name] > 0 {
-		return
-	}
-	delete(g.refs, name)
-	// It fails only once the host's pubsub stopped, which dropped it.
-	if err := g.h.PubSub().UnregisterTopicValidator(name); err != nil {
-		g.log.Debug("unregister topic validator", "topic", name, "err", err)
-	}
+// leave lets go of a hold of topic name that join took on s.
+func (g *Gossip) leave(s *hostShare, name string) {
+	s.leave(name, g)
+	s.put()
 }
 
-// leave lets go of one hold of topic name.
-func (g *Gossip) leave(name string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.leaveLocked(name)
-}
-
-// Close lets go of the topics Publish holds; those a subscription still
-// holds keep their validator until its release. The Gossip may be used
-// again.
+// Close ends publishing: a Publish after or while it runs returns
+// ErrClosed and publishes nothing, unless it was publishing already, and
+// Close returns once no Publish is. It lets go of the topics Publish
+// holds; those a subscription still holds keep their validator until its
+// release. Subscribe fails after Close too. Calls after the first do
+// nothing more.
 func (g *Gossip) Close() error {
 	g.mu.Lock()
+	g.closed = true
+	g.cancel()
+	g.mu.Unlock()
+	g.publishing.Wait()
+	g.mu.Lock()
 	defer g.mu.Unlock()
-	for name := range g.published {
+	for name, s := range g.published {
 		delete(g.published, name)
-		g.leaveLocked(name)
+		g.leave(s, name)
 	}
 	return nil
+}
+
+// errClosed is the error of a Gossip used after Close.
+func errClosed(what string) error {
+	return fmt.Errorf("%w: %s after the gossip closed", ErrClosed, what)
 }
 
 // Subscribe subscribes to contract topic t. Every message the subscription
@@ -153,13 +144,16 @@ func (g *Gossip) Close() error {
 // subscription and lets go of its hold: call it when done (more calls do
 // nothing), rather than sub.Cancel alone, which keeps the hold.
 func (g *Gossip) Subscribe(t topics.Topic) (sub *pubsub.Subscription, release func(), err error) {
-	pt, err := g.join(t)
+	if g.done.Err() != nil {
+		return nil, nil, errClosed("subscribe to topic " + t.String())
+	}
+	pt, s, err := g.join(t)
 	if err != nil {
 		return nil, nil, err
 	}
 	sub, err = pt.Subscribe()
 	if err != nil {
-		g.leave(t.String())
+		g.leave(s, t.String())
 		return nil, nil, fmt.Errorf("contracts: subscribe to topic %s: %w", t, err)
 	}
 	var once sync.Once
@@ -168,23 +162,35 @@ func (g *Gossip) Subscribe(t topics.Topic) (sub *pubsub.Subscription, release fu
 			// Cancel first: the validator goes with the last hold, and
 			// must not while this subscription could be handed a message.
 			sub.Cancel()
-			g.leave(t.String())
+			g.leave(s, t.String())
 		})
 	}, nil
 }
 
+// enterPublish counts a Publish in flight, unless g is closed.
+func (g *Gossip) enterPublish() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.publishing.Add(1)
+	return true
+}
+
 // publishTopic joins p's topic for Publish, which holds it until Close.
+// Call between enterPublish and its Done.
 func (g *Gossip) publishTopic(t topics.Topic) (*pubsub.Topic, error) {
-	pt, err := g.join(t)
+	pt, s, err := g.join(t)
 	if err != nil {
 		return nil, err
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.published[t.String()] {
-		g.leaveLocked(t.String()) // held already: one hold is enough
+	if g.published[t.String()] != nil {
+		g.leave(s, t.String()) // held already: one hold is enough
 	} else {
-		g.published[t.String()] = true
+		g.published[t.String()] = s
 	}
 	return pt, nil
 }
@@ -193,14 +199,32 @@ func (g *Gossip) publishTopic(t topics.Topic) (*pubsub.Topic, error) {
 // proposal first as every receiver will — its fields, and that its renter
 // key controls its member on chain — so that a proposal no one would take
 // fails with the reason (ErrMalformed, ErrExpired, ErrNotMember...) rather
-// than the local validator's bare refusal.
+// than the local validator's bare refusal. After Close, or when Close
+// comes before it publishes, it returns ErrClosed and publishes nothing.
 func (g *Gossip) Publish(ctx context.Context, p *Proposal) error {
+	if !g.enterPublish() {
+		return errClosed("publish proposal " + p.ID.String())
+	}
+	defer g.publishing.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(g.done, cancel) // a chain read in flight gives up at Close
+	defer stop()
+	err := g.publish(ctx, p)
+	if err != nil && g.done.Err() != nil {
+		return errClosed("publish proposal " + p.ID.String())
+	}
+	return err
+}
+
+// publish is Publish while it counts as in flight.
+func (g *Gossip) publish(ctx context.Context, p *Proposal) error {
+	if err := p.Check(g.now()); err != nil {
+		return fmt.Errorf("contracts: proposal %s: %w", p.ID, err)
+	}
 	pt, err := g.publishTopic(p.Topic)
 	if err != nil {
 		return err
-	}
-	if err := p.Check(g.now()); err != nil {
-		return fmt.Errorf("contracts: proposal %s: %w", p.ID, err)
 	}
 	if err := g.mc.check(ctx, p.Renter, p.Member); err != nil {
 		return fmt.Errorf("contracts: proposal %s: %w; sign with the key of the member's controller account, or name the member it controls", p.ID, err)
@@ -208,6 +232,9 @@ func (g *Gossip) Publish(ctx context.Context, p *Proposal) error {
 	b, err := proto.Marshal(p.ToPB())
 	if err != nil {
 		return fmt.Errorf("contracts: marshal proposal: %w", err)
+	}
+	if g.done.Err() != nil {
+		return g.done.Err() // closed during the checks: nothing goes out
 	}
 	if err := pt.Publish(ctx, b); err != nil {
 		return fmt.Errorf("contracts: publish proposal %s on topic %s: %w", p.ID, p.Topic, err)
@@ -221,26 +248,26 @@ func ProposalOf(m *pubsub.Message) (*Proposal, bool) {
 	return p, ok
 }
 
-func (g *Gossip) validator(t topics.Topic) pubsub.ValidatorEx {
-	return func(ctx context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
-		p, err := g.check(ctx, t, m)
-		switch {
-		case err == nil:
-			m.ValidatorData = p
-			g.accepted.Add(1)
-			g.metrics.validation("accept")
-			return pubsub.ValidationAccept
-		case errors.Is(err, ErrExpired) || !isSenderFault(err):
-			g.ignored.Add(1)
-			g.metrics.validation("ignore")
-			g.log.Debug("proposal ignored", "topic", t, "from", from, "err", err)
-			return pubsub.ValidationIgnore
-		}
-		g.rejected.Add(1)
-		g.metrics.validation("reject")
-		g.log.Debug("proposal rejected", "topic", t, "from", from, "err", err)
-		return pubsub.ValidationReject
+// validate is topic t's validator's decision on m, with g's checks,
+// counts and metrics.
+func (g *Gossip) validate(ctx context.Context, t topics.Topic, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
+	p, err := g.check(ctx, t, m)
+	switch {
+	case err == nil:
+		m.ValidatorData = p
+		g.accepted.Add(1)
+		g.metrics.validation("accept")
+		return pubsub.ValidationAccept
+	case errors.Is(err, ErrExpired) || !isSenderFault(err):
+		g.ignored.Add(1)
+		g.metrics.validation("ignore")
+		g.log.Debug("proposal ignored", "topic", t, "from", from, "err", err)
+		return pubsub.ValidationIgnore
 	}
+	g.rejected.Add(1)
+	g.metrics.validation("reject")
+	g.log.Debug("proposal rejected", "topic", t, "from", from, "err", err)
+	return pubsub.ValidationReject
 }
 
 // isSenderFault reports whether err is the publisher's doing.

@@ -6,13 +6,16 @@ import (
 	"testing"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/p2p/testnet"
 )
 
 // TestResponderStartedAgainOnHost: a responder closed on a host lets go of
-// its topic's validator, so a new responder (with its own Gossip) starts on
-// the same host, and its validator, not the closed one's, judges the
-// proposals it answers.
+// its topics, so a new responder (with its own Gossip) started on the same
+// host judges, with its Gossip, the proposals it answers.
 func TestResponderStartedAgainOnHost(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a chain")
@@ -20,7 +23,7 @@ func TestResponderStartedAgainOnHost(t *testing.T) {
 	w := newWorld(t, 2, 1, 1, 0)
 	first := w.responder(0, "", topicA)
 	first.close()
-	again := w.responder(0, "", topicA) // fails "duplicate validator" while the first's stays
+	again := w.responder(0, "", topicA)
 	renter := w.renterAt(1)
 	w.waitTopicPeers(1, topicA, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -45,10 +48,10 @@ func TestResponderStartedAgainOnHost(t *testing.T) {
 	}
 }
 
-// TestGossipHoldsValidatorWhileUsed: a Gossip keeps a topic's validator
-// while a subscription or a Publish holds the topic, and unregisters it
-// with the last hold (a subscription's release, Close), after which
-// another Gossip on the host registers its own.
+// TestGossipHoldsValidatorWhileUsed: a topic's validator stays registered
+// while a subscription or a Publish of any Gossip on the host holds the
+// topic, and is unregistered with the host's last hold (a subscription's
+// release, Close).
 func TestGossipHoldsValidatorWhileUsed(t *testing.T) {
 	net := testnet.NewMock(t, 1, 0)
 	h := net.Host(0)
@@ -59,16 +62,30 @@ func TestGossipHoldsValidatorWhileUsed(t *testing.T) {
 	must(t, err)
 	_, release2, err := g.Subscribe(topicA)
 	must(t, err)
-	_, err = g.publishTopic(topicA)
-	must(t, err)
-	_, err = g.publishTopic(topicA) // held once for every Publish
+	holdPublish(t, g)
+	holdPublish(t, g) // held once for every Publish
+	// Another Gossip on the host shares the topic's validator.
+	_, otherRelease, err := other.Subscribe(topicA)
 	must(t, err)
 	release1()
-	validatorTaken(t, other, "one subscription left")
+	validatorTaken(t, h, "one subscription left")
 	release2()
-	validatorTaken(t, other, "Publish holds it until Close")
+	validatorTaken(t, h, "Publish holds it until Close")
 	must(t, g.Close())
-	validatorFree(t, other, "after the last hold")
+	validatorTaken(t, h, "another Gossip's subscription left")
+	otherRelease()
+	validatorFree(t, h, "after the last hold")
+}
+
+// holdPublish takes a hold of topicA as g's Publish does.
+func holdPublish(t *testing.T, g *Gossip) {
+	t.Helper()
+	if !g.enterPublish() {
+		t.Fatal("the gossip is closed")
+	}
+	defer g.publishing.Done()
+	_, err := g.publishTopic(topicA)
+	must(t, err)
 }
 
 // TestGossipReleaseDropsOnlyItsHold: a release called again, or Close
@@ -84,26 +101,31 @@ func TestGossipReleaseDropsOnlyItsHold(t *testing.T) {
 	must(t, err)
 	_, done, err := g.Subscribe(topicA)
 	must(t, err)
+	_, otherDone, err := other.Subscribe(topicA)
+	must(t, err)
 	done()
 	done()
 	done()
+	otherDone()
+	otherDone()
 	must(t, g.Close())
-	validatorTaken(t, other, "a release called three times, a Close")
+	validatorTaken(t, h, "releases called three times, a Close")
 	live()
-	validatorFree(t, other, "after the live subscription's release")
+	validatorFree(t, h, "after the live subscription's release")
 }
 
-// TestGossipConcurrentHolds: subscriptions released and Publish holds
-// closed from many goroutines at once leave no hold behind.
+// TestGossipConcurrentHolds: subscriptions of two Gossips on one host
+// released, and Publish holds closed, from many goroutines at once leave
+// no hold behind.
 func TestGossipConcurrentHolds(t *testing.T) {
 	net := testnet.NewMock(t, 1, 0)
 	h := net.Host(0)
-	g := NewGossip(h, nil, quiet())
+	gs := []*Gossip{NewGossip(h, nil, quiet()), NewGossip(h, nil, quiet())}
 	var wg sync.WaitGroup
-	for range 8 {
+	for i := range 8 {
 		wg.Go(func() {
 			for range 50 {
-				_, release, err := g.Subscribe(topicA)
+				_, release, err := gs[i%2].Subscribe(topicA)
 				if err != nil {
 					t.Error(err)
 					return
@@ -114,38 +136,44 @@ func TestGossipConcurrentHolds(t *testing.T) {
 		})
 		wg.Go(func() {
 			for range 50 {
-				if _, err := g.publishTopic(topicA); err != nil {
+				pg := NewGossip(h, nil, quiet())
+				pg.enterPublish()
+				if _, err := pg.publishTopic(topicA); err != nil {
 					t.Error(err)
-					return
 				}
-				_ = g.Close()
+				pg.publishing.Done()
+				_ = pg.Close()
 			}
 		})
 	}
 	wg.Wait()
-	must(t, g.Close())
-	validatorFree(t, NewGossip(h, nil, quiet()), "after every hold was let go")
-}
-
-// validatorTaken fails t unless topicA's validator is registered by
-// another Gossip than other (other cannot subscribe).
-func validatorTaken(t *testing.T, other *Gossip, what string) {
-	t.Helper()
-	if _, release, err := other.Subscribe(topicA); err == nil {
-		release()
-		t.Fatalf("%s: another Gossip subscribed, want the topic's validator still registered", what)
+	validatorFree(t, h, "after every hold was let go")
+	sharesMu.Lock()
+	defer sharesMu.Unlock()
+	if s := shares[h]; s != nil {
+		t.Fatalf("the host's share is kept with %d users, want it forgotten with the last", s.refs)
 	}
 }
 
-// validatorFree fails t unless other can register topicA's validator.
-func validatorFree(t *testing.T, other *Gossip, what string) {
+// validatorTaken fails t unless topicA's validator is registered on h.
+func validatorTaken(t *testing.T, h *p2p.Host, what string) {
 	t.Helper()
-	_, release, err := other.Subscribe(topicA)
-	if err != nil {
-		t.Fatalf("%s: another Gossip's Subscribe: %v, want the validator unregistered", what, err)
+	if err := h.PubSub().RegisterTopicValidator(topicA.String(), acceptAll); err == nil {
+		_ = h.PubSub().UnregisterTopicValidator(topicA.String())
+		t.Fatalf("%s: a validator registered, want the topic's validator still registered", what)
 	}
-	release()
 }
+
+// validatorFree fails t unless topicA has no validator on h.
+func validatorFree(t *testing.T, h *p2p.Host, what string) {
+	t.Helper()
+	if err := h.PubSub().RegisterTopicValidator(topicA.String(), acceptAll); err != nil {
+		t.Fatalf("%s: %v, want the topic's validator unregistered", what, err)
+	}
+	must(t, h.PubSub().UnregisterTopicValidator(topicA.String()))
+}
+
+func acceptAll(context.Context, peer.ID, *pubsub.Message) bool { return true }
 
 // TestResponderCloseTwiceAtOnce: two Close calls at once (run with -race)
 // release the responder's subscription once, so another subscription on
@@ -163,8 +191,7 @@ func TestResponderCloseTwiceAtOnce(t *testing.T) {
 		wg.Go(func() { _ = n.resp.Close() })
 	}
 	wg.Wait()
-	other := NewGossip(w.net.Host(0), nil, quiet())
-	validatorTaken(t, other, "responder closed twice, a subscription left on its Gossip")
+	validatorTaken(t, w.net.Host(0), "responder closed twice, a subscription left on its Gossip")
 	release()
-	validatorFree(t, other, "after the last subscription's release")
+	validatorFree(t, w.net.Host(0), "after the last subscription's release")
 }

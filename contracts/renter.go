@@ -34,6 +34,10 @@ type Renter struct {
 
 	mu   sync.Mutex
 	open map[ID]*collector
+
+	share     *hostShare // serves its OFFERs beside the host's other contract parts
+	role      *role
+	closeOnce sync.Once
 }
 
 // NewRenter returns the renter of member (whose controller key is key) on
@@ -44,8 +48,17 @@ func NewRenter(h *p2p.Host, g *Gossip, key chain.Key, member chain.MemberID, dir
 	}
 	r := &Renter{h: h, g: g, key: key, member: member, dir: dir, store: store,
 		log: log.With("component", "contracts"), open: make(map[ID]*collector)}
-	h.Protocol().SetHandler(Protocol, r.serve)
+	r.share, r.role = acquireShare(h), newRole(r.serve, r.isOpen)
+	r.share.addRole(r.role)
 	return r
+}
+
+// isOpen reports whether proposal id takes offers on r.
+func (r *Renter) isOpen(id ID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.open[id]
+	return ok
 }
 
 // SetBound records in the renter's store that the upload under c was
@@ -58,9 +71,15 @@ func (r *Renter) SetBound(c *Contract, obj chain.ObjectID) error {
 	return r.store.SetBound(c.ID, c.Provider, obj)
 }
 
-// Close stops taking offers.
+// Close stops taking offers; it returns once the offers being taken were
+// answered or their streams reset. Other contract parts on the host (a
+// Responder, another Renter) go on serving. Calls after the first do
+// nothing more.
 func (r *Renter) Close() error {
-	r.h.Protocol().RemoveHandler(Protocol)
+	r.closeOnce.Do(func() {
+		r.share.removeRole(r.role)
+		r.share.put()
+	})
 	return nil
 }
 
@@ -437,12 +456,8 @@ func (r *Renter) Mirror(ctx context.Context, c *Contract, sources []peer.ID) err
 	return nil
 }
 
-// serve takes OFFER streams.
-func (r *Renter) serve(ctx context.Context, s network.Stream) error {
-	var req pb.Request
-	if err := r.h.Protocol().ReadMsg(s, &req, MaxFrame); err != nil {
-		return err
-	}
+// serve answers an OFFER the host's contract handler passed on.
+func (r *Renter) serve(ctx context.Context, s network.Stream, req *pb.Request) error {
 	o := req.GetOffer()
 	var resp *pb.Response
 	if o == nil {

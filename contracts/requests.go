@@ -18,12 +18,9 @@ import (
 // This file holds the provider's side of /satchel/contract/1.0.0: CONSIGN,
 // RENEW, RETRIEVE and MIRROR.
 
-// serve is the handler of /satchel/contract/1.0.0 on a provider.
-func (r *Responder) serve(ctx context.Context, s network.Stream) error {
-	var req pb.Request
-	if err := r.h.Protocol().ReadMsg(s, &req, MaxFrame); err != nil {
-		return err
-	}
+// serve answers a request of /satchel/contract/1.0.0 the host's contract
+// handler passed to the provider (any but OFFER).
+func (r *Responder) serve(ctx context.Context, s network.Stream, req *pb.Request) error {
 	var resp *pb.Response
 	var err error
 	kind := "other"

@@ -71,6 +71,8 @@ type Responder struct {
 	log     *slog.Logger
 	topics  []topics.Topic
 	release []func() // of the topics subscribed, called at Close
+	share   *hostShare
+	role    *role // serves its requests on the host
 
 	closeOnce sync.Once
 
@@ -139,7 +141,8 @@ func NewResponder(h *p2p.Host, g *Gossip, id Identity, auth Authority, room Room
 		r.wg.Go(func() { r.listen(sub) })
 	}
 	r.wg.Go(r.pruneLoop)
-	h.Protocol().SetHandler(Protocol, r.serve)
+	r.share, r.role = acquireShare(h), newRole(r.serve, nil)
+	r.share.addRole(r.role)
 	r.log.Info("contract topics subscribed", "topics", r.topics)
 	return r, nil
 }
@@ -166,7 +169,10 @@ func (r *Responder) count(f func(*ResponderStats)) {
 // its own. Calls after the first, or at once with it, do nothing more.
 func (r *Responder) Close() error {
 	r.closeOnce.Do(func() {
-		r.h.Protocol().RemoveHandler(Protocol)
+		if r.role != nil {
+			r.share.removeRole(r.role)
+			r.share.put()
+		}
 		r.cancel()
 		r.wg.Wait() // every listener returned
 		for _, release := range r.release {

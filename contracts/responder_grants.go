@@ -66,6 +66,22 @@ func (r *Responder) ExtendGrant(ctx context.Context, session []byte, total, stor
 	return g, nil
 }
 
+// SessionStored records that the upload under session holds stored bytes
+// on disk, a chunk of it having just landed: the provider node calls it
+// once the block store has the chunk, so its contract's reservation (a
+// Room that is a RoomReceiver, as *Ledger) counts the chunk as received
+// at once rather than when the next chunk is asked. A session no live
+// grant names is ignored.
+func (r *Responder) SessionStored(session []byte, stored uint64) {
+	g, ok := r.Grant(session)
+	if !ok {
+		return
+	}
+	if rr, ok := r.room.(RoomReceiver); ok {
+		rr.Received(g.ContractID, stored)
+	}
+}
+
 // slideGrant slides the live grant under s and its reservation.
 func (r *Responder) slideGrant(s [16]byte) (Grant, error) {
 	r.mu.Lock()

@@ -204,3 +204,41 @@ func TestLedgerPendingStored(t *testing.T) {
 		t.Fatalf("%d pending of %d reserved with 200 MiB stored, want %d", p, held, held-200<<20)
 	}
 }
+
+// TestLedgerReceivedAtLanding: a chunk counts as received once it landed
+// (Received), not only when the next chunk is asked; an upload that then
+// idles shrinks to every byte it stored, its last chunk included, so when
+// it resumes it reserves a window past them and not its last chunk again.
+// A later report of fewer bytes, or of a reservation not held, changes
+// nothing.
+func TestLedgerReceivedAtLanding(t *testing.T) {
+	dir := fakeDir{bucket: chain.StorageBucket{Voucher: chain.Voucher{ObjectsLimit: 10, SizeLimit: 4 << 30}}}
+	l := NewLedger(dir, 1, nil, WithIdleRelease(time.Minute))
+	ctx := context.Background()
+	c := uploadContract(1, 1<<30)
+	if _, err := l.Reserve(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	const chunk = 1 << 20
+	for i := uint64(0); i < 10; i++ {
+		must(t, l.Grow(ctx, c.ID, (i+1)*chunk, i*chunk)) // asked: the chunks before it stored
+		l.Received(c.ID, (i+1)*chunk)                    // landed
+		if p, want := l.Pending(), l.Reserved()-(i+1)*chunk; p != want {
+			t.Fatalf("after chunk %d landed %d pending, want %d", i, p, want)
+		}
+	}
+	l.Received(c.ID, 3*chunk) // a late report
+	l.Received(NewID(), 5*chunk)
+	if p, want := l.Pending(), l.Reserved()-10*chunk; p != want {
+		t.Fatalf("after a late report %d pending, want %d", p, want)
+	}
+	start := time.Now()
+	l.now = func() time.Time { return start.Add(2 * time.Minute) }
+	if n := l.Reserved(); n != 10*chunk {
+		t.Fatalf("%d reserved after two idle minutes, want the 10 chunks stored", n)
+	}
+	must(t, l.Grow(ctx, c.ID, 11*chunk, 10*chunk)) // resumed
+	if n, p := l.Reserved(), l.Pending(); n != 11*chunk+ReserveWindow || p != chunk+ReserveWindow {
+		t.Fatalf("resumed: %d reserved, %d pending; want a window past the next chunk, %d, none of it stored before", n, p, 11*chunk+ReserveWindow)
+	}
+}

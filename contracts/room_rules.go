@@ -157,10 +157,7 @@ func (l *Ledger) noteReceived(id ID, total, stored uint64) (*Contract, uint64, e
 	if total > r.size {
 		return nil, 0, fmt.Errorf("%w: contract %s is for %d bytes, its upload would hold %d", ErrNoRoom, id, r.size, total)
 	}
-	l.change(id, r, func(r *reservation) {
-		r.active = now
-		r.recv = max(r.recv, min(stored, r.held))
-	})
+	l.receivedLocked(id, r, stored, now)
 	if r.held == r.size || total+l.window/2 <= r.held {
 		return nil, 0, nil
 	}
@@ -169,6 +166,40 @@ func (l *Ledger) noteReceived(id ID, total, stored uint64) (*Contract, uint64, e
 		c.Object = 1 // any registered object: not counted on the voucher
 	}
 	return c, min(r.size, total+l.window) - r.held, nil
+}
+
+// RoomReceiver is what a Room may also implement to hear when an upload's
+// chunk has landed (*Ledger does): Grow, asked before a chunk is taken,
+// sees only the chunks stored before it, so without Received the last
+// chunk an upload stored would count as pending until the next was asked
+// (and an idle upload shrunk to what it received would reserve it again
+// when resumed).
+type RoomReceiver interface {
+	// Received records that stored bytes of contract id's upload are on
+	// disk; nothing when no live reservation is held for id.
+	Received(id ID, stored uint64)
+}
+
+// Received implements RoomReceiver: stored bytes, at most those held,
+// no longer count as pending against the free disk, and the upload was
+// active now.
+func (l *Ledger) Received(id ID, stored uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if r := l.reserved[id]; r != nil && !now.After(r.until) {
+		l.receivedLocked(id, r, stored, now)
+	}
+}
+
+// receivedLocked records that stored bytes of r's upload are on disk at
+// now. Received bytes only grow: a late report of fewer changes nothing.
+// Call with l.mu.
+func (l *Ledger) receivedLocked(id ID, r *reservation, stored uint64, now time.Time) {
+	l.change(id, r, func(r *reservation) {
+		r.active = now
+		r.recv = max(r.recv, min(stored, r.held))
+	})
 }
 
 // growLocked grows r to target bytes if the room and r's member's share

@@ -15,7 +15,7 @@ import (
 type reservation struct {
 	size   uint64 // the contract's size: held never exceeds it
 	held   uint64 // bytes reserved now
-	recv   uint64 // of them, the bytes its session held on disk at its last chunk
+	recv   uint64 // of them, the bytes its session holds on disk (Received, Grow)
 	member chain.MemberID
 	until  time.Time // the grant's end
 	end    time.Time // the contract's end: no grant of it outlasts it

@@ -13,8 +13,9 @@ import (
 // TestUploadPendingCountsStoredOnly: the room a contract reserves stays
 // pending against the provider's free disk until its session's chunks are
 // in the block store. A chunk the provider agreed to and then refused (its
-// bytes do not match its CID) never counts as received, nor does a chunk
-// while it is on its way; a chunk stored counts once the next is asked.
+// bytes do not match its CID) never counts as received; a chunk stored
+// counts as soon as it landed, before its receipt is answered, not only
+// once the next is asked.
 func TestUploadPendingCountsStoredOnly(t *testing.T) {
 	net := newNet(t, testnet.Providers(1))
 	ctx := testCtx(t)
@@ -48,14 +49,20 @@ func TestUploadPendingCountsStoredOnly(t *testing.T) {
 	if err := push(first, first); err != nil {
 		t.Fatalf("push: %v", err)
 	}
-	if n := ledger.Pending(); n != held {
-		t.Fatalf("after the first chunk %d pending of %d reserved; want all of it (it was asked for before it was stored)", n, held)
+	if n, want := ledger.Pending(), ledger.Reserved()-uint64(len(first)); n != want {
+		t.Fatalf("after the first chunk %d pending, want %d: the reservation less the chunk, stored", n, want)
 	}
 	second := bytes.Repeat([]byte("second"), 8<<10)
 	if err := push(second, second); err != nil {
 		t.Fatalf("push: %v", err)
 	}
-	if n, want := ledger.Pending(), ledger.Reserved()-uint64(len(first)); n != want {
-		t.Fatalf("after the second chunk %d pending, want %d: the reservation less the first chunk, stored", n, want)
+	if n, want := ledger.Pending(), ledger.Reserved()-uint64(len(first)+len(second)); n != want {
+		t.Fatalf("after the second chunk %d pending, want %d: the reservation less both chunks, stored", n, want)
+	}
+	if err := push(second, second); err != nil {
+		t.Fatalf("push again: %v", err)
+	}
+	if n, want := ledger.Pending(), ledger.Reserved()-uint64(len(first)+len(second)); n != want {
+		t.Fatalf("after the second chunk sent again %d pending, want %d: a chunk the session holds counts once", n, want)
 	}
 }

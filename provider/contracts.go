@@ -12,6 +12,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/contracts"
+	"github.com/satchel-net/satchel/protocol/store"
 	"github.com/satchel-net/satchel/topics"
 )
 
@@ -100,6 +101,33 @@ func (a *chainAuth) AuthorizeUploadSession(ctx context.Context, bag string, sess
 		return time.Time{}, fmt.Errorf("%w: the grant of contract %s lapsed (%v); negotiate a new contract", ErrNotAuthorized, g.ContractID, err)
 	}
 	return slid.Expires, nil
+}
+
+// sessionStorer is what the node's UploadGrants may also implement to
+// hear that a chunk of a session landed (*contracts.Responder does).
+type sessionStorer interface {
+	SessionStored(session []byte, stored uint64)
+}
+
+// landed passes on, once a chunk of a streamed upload session is on disk
+// (err nil), the bytes the session now holds to the node's grants, so the
+// contract's reservation counts the chunk as received at once: the
+// figure AuthorizeUploadSession passes is read before the chunk is stored.
+// It returns err.
+func (b diskFullBlocks) landed(s store.Session, err error) error {
+	if err != nil || b.n == nil || !store.IsClientSessionID(s.ID) {
+		return err
+	}
+	st, ok := b.n.s.auth.grants.get().(sessionStorer)
+	if !ok {
+		return nil
+	}
+	// The chunk is stored: a failed read of the session's bytes leaves it
+	// counted at the next chunk, as before, and fails nothing.
+	if _, n, open, ierr := b.SessionInfo(s.ID); ierr == nil && open {
+		st.SessionStored(s.ID[1:], n)
+	}
+	return nil
 }
 
 // ReleaseSession implements store.SessionReleaser: a session bound to a

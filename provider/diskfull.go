@@ -86,7 +86,8 @@ func (e noSpaceErr) Unwrap() error { return e.error }
 func (e noSpaceErr) Is(target error) bool { return target == store.ErrNoSpace }
 
 // diskFullBlocks is the block store as the store protocol writes to it,
-// noting a full disk (noSpace). It embeds the store's adapter, so the
+// noting a full disk (noSpace) and telling the contract grants of each
+// chunk of an upload session that landed (landed, contracts.go). It embeds the store's adapter, so the
 // optional interfaces the handler looks for (store.VerifiedPutter,
 // store.BlockReader) stay.
 type diskFullBlocks struct {
@@ -96,12 +97,12 @@ type diskFullBlocks struct {
 
 // PutInSession implements store.Blocks.
 func (b diskFullBlocks) PutInSession(s store.Session, c cid.Cid, data []byte) error {
-	return b.n.note("upload", b.ProtocolBlocks.PutInSession(s, c, data))
+	return b.landed(s, b.n.note("upload", b.ProtocolBlocks.PutInSession(s, c, data)))
 }
 
 // PutVerifiedInSession implements store.VerifiedPutter.
 func (b diskFullBlocks) PutVerifiedInSession(s store.Session, c cid.Cid, data []byte) error {
-	return b.n.note("upload", b.ProtocolBlocks.PutVerifiedInSession(s, c, data))
+	return b.landed(s, b.n.note("upload", b.ProtocolBlocks.PutVerifiedInSession(s, c, data)))
 }
 
 // PutObject implements store.Blocks.
