@@ -238,19 +238,19 @@ type packWrite struct {
 // nothing of it remains (its space is punched).
 func (ps *packSet) write(c cid.Cid, data []byte, crc uint32) (*packWrite, error) {
 	n := recordLen(uint64(len(data)))
-	bp := ps.io.alignedBuf(int(n))
-	buf := (*bp)[:n]
+	buf, release := ps.io.stagingBuf(int(n))
+	buf = buf[:n]
 	encodeHeader(buf[:hdrSize], c, uint64(len(data)), crc)
 	clear(buf[hdrSize+copy(buf[hdrSize:], data):])
 	p, off, grow, err := ps.reserve(n)
 	if err != nil {
-		ps.io.putBuf(bp)
+		release()
 		return nil, err
 	}
 	w := &packWrite{p: p, off: off, n: n}
 	ps.allocate(p, grow)
 	err = ps.pwrite(p, buf, off) // its error names the pack
-	ps.io.putBuf(bp)
+	release()
 	if err == nil {
 		if err = p.sync.do(func() error { return ps.syncPack(p.f) }); err != nil {
 			err = fmt.Errorf("fdatasync %s: %w", p.path, err)
