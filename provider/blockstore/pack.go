@@ -88,8 +88,9 @@ type pack struct {
 	refs    int
 	gone    bool
 	sync    groupSync
-	// Guarded by packSet.mu: the file allocated up to alloc, a writer
-	// allocating more, allocation given up on (packalloc.go).
+	// Guarded by packSet.mu: how far the file may be allocated ahead
+	// (alloc), a writer allocating more, allocation given up on
+	// (packalloc.go).
 	alloc      int64
 	allocating bool
 	allocStop  bool

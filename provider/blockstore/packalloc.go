@@ -64,11 +64,12 @@ func (ps *packSet) allocate(p *pack, e allocExtent) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	p.allocating = false
+	// Even a failed call may have allocated part of e (ext4 keeps what it
+	// allocated before running out of space): trimActive cuts up to e.to.
+	p.alloc = max(p.alloc, e.to)
 	if err != nil {
 		p.allocStop = true
-		return
 	}
-	p.alloc = max(p.alloc, e.to)
 }
 
 // trimActive cuts the allocated space past the last record off the pack
