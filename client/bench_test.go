@@ -48,7 +48,7 @@ import (
 // shared machine drifts by a third within a minute (stream_MB/s is their
 // mean). put_cpu_s/GiB and get_cpu_s/GiB are the CPU seconds
 // the client and the benchmark's process (chain and providers) spent per
-// GiB, against stream_cpu_s/GiB for the bare stream: on a machine of c
+// GiB (the put's also split: put_client_cpu_s/GiB, put_providers_cpu_s/GiB), against stream_cpu_s/GiB for the bare stream: on a machine of c
 // cores no transfer beats c divided by its CPU seconds per byte:
 // put_of_cpu_ceiling and get_of_cpu_ceiling are each transfer's rate
 // against that ceiling (1: every core busy with it the whole time).
@@ -84,9 +84,9 @@ func BenchmarkPutGet(b *testing.B) {
 				seed++
 				benchutil.WriteRandomFile(b, file, size, seed)
 				putBase, streamCPU = medianStreamThroughput(b, streamBytes)
-				stop := profileProviders(b, fmt.Sprintf("providers-put-%d.cpu", n))
+				stop := profileProviders(b, fmt.Sprintf("providers-put-%d-%d.cpu", n, seed))
 				put = runBenchChild(b, map[string]string{"op": "put", "rpc": "http://" + addr, "genesis": net.Chain.GenesisFile(), "key": keyFile,
-					"bag": net.Bag.String(), "file": file, "n": strconv.Itoa(n), "state": filepath.Join(dir, "state")})
+					"bag": net.Bag.String(), "file": file, "n": strconv.Itoa(n), "run": strconv.FormatUint(seed, 10), "state": filepath.Join(dir, "state")})
 				stop()
 				// Let the bag's other providers finish syncing the object,
 				// so the read is measured on providers that only serve.
@@ -99,9 +99,9 @@ func BenchmarkPutGet(b *testing.B) {
 					return true
 				})
 				getBase, _ = medianStreamThroughput(b, streamBytes)
-				stop = profileProviders(b, fmt.Sprintf("providers-get-%d.cpu", n))
+				stop = profileProviders(b, fmt.Sprintf("providers-get-%d-%d.cpu", n, seed))
 				get = runBenchChild(b, map[string]string{"op": "get", "rpc": "http://" + addr, "genesis": net.Chain.GenesisFile(),
-					"bag": net.Bag.String(), "object": strconv.FormatUint(put.Object, 10)})
+					"bag": net.Bag.String(), "object": strconv.FormatUint(put.Object, 10), "n": strconv.Itoa(n), "run": strconv.FormatUint(seed, 10)})
 				stop()
 			}
 			putRate := float64(size) / put.Seconds
@@ -119,6 +119,10 @@ func BenchmarkPutGet(b *testing.B) {
 			gib := float64(size) / (1 << 30)
 			b.ReportMetric((put.CPUSeconds+put.OthersCPUSeconds)/gib, "put_cpu_s/GiB")
 			b.ReportMetric((get.CPUSeconds+get.OthersCPUSeconds)/gib, "get_cpu_s/GiB")
+			// The put's CPU split: the client's, and the providers' (with
+			// the chain), to tell which side a change saved.
+			b.ReportMetric(put.CPUSeconds/gib, "put_client_cpu_s/GiB")
+			b.ReportMetric(put.OthersCPUSeconds/gib, "put_providers_cpu_s/GiB")
 			// The CPU ceiling: all of the machine's cores busy with this
 			// transfer at its measured CPU seconds per byte. A ratio near 1
 			// is bound by the cores, not by waiting.
@@ -158,7 +162,10 @@ const benchChildEnv = "SATCHEL_CLIENT_BENCH_CHILD"
 
 // benchProfileEnv, when set to a directory, makes the client child write a
 // CPU profile of each put and get there, and the benchmark one of its own
-// process (the chain and the providers) during each.
+// process (the chain and the providers) during each: put-N-R.cpu,
+// providers-put-N-R.cpu (and get-…) for redundancy N and run R (counting
+// from 1 across -count and b.N), so that a few runs' profiles can be merged
+// (go tool pprof takes several files) to see past one run's noise.
 const benchProfileEnv = "SATCHEL_CLIENT_BENCH_PROFILE"
 
 // profileProviders starts a CPU profile of this process into name under
@@ -252,7 +259,7 @@ func benchChild(args map[string]string) (res benchResult) {
 	defer c.Close()
 	bag := chain.BagID(args["bag"])
 	if dir := os.Getenv(benchProfileEnv); dir != "" {
-		f, err := os.Create(filepath.Join(dir, args["op"]+"-"+args["n"]+args["object"]+".cpu"))
+		f, err := os.Create(filepath.Join(dir, args["op"]+"-"+args["n"]+"-"+args["run"]+".cpu"))
 		if err != nil {
 			return fail(err)
 		}

@@ -22,7 +22,13 @@
 // pwrite from one aligned buffer, with direct I/O where the file system
 // allows it (see fileio.go), so a block's data is aligned for direct reads
 // too. Writers reserve their record's place under a short lock and write
-// outside it; the pack is rotated at 1 GiB. A block's index entry names its
+// outside it; the pack is rotated at 1 GiB. With direct I/O the pack being
+// written is allocated (fallocate) up to 64 MiB ahead of its records, so
+// concurrent writes go to the device together rather than one at a time as
+// file-extending writes do (packalloc.go); Close cuts the allocated tail
+// off, and after a crash the scan cuts it off as a torn tail. Records are
+// staged for their write on huge pages where the system gives them
+// (staging.go). A block's index entry names its
 // pack and offset. Stores written before packs keep their block files: an
 // entry without a place is a file blocks/<shard>/<cid>, read, ranged,
 // quarantined, deleted and recovered as before, so no migration is needed;

@@ -22,6 +22,15 @@ func punchHole(f *os.File, off, length int64) error {
 	})
 }
 
+// allocateFile allocates length bytes of f at off (fallocate, mode 0: the
+// size grows to cover them, and they read as zeros until written).
+// EOPNOTSUPP where the file system cannot.
+func allocateFile(f *os.File, off, length int64) error {
+	return control(f, func(fd int) error {
+		return syscall.Fallocate(fd, 0, off, length)
+	})
+}
+
 // fdatasync makes f's data, and the size needed to read it, durable.
 func fdatasync(f *os.File) error {
 	return control(f, syscall.Fdatasync)

@@ -17,5 +17,10 @@ func punchHole(*os.File, int64, int64) error {
 	return errors.ErrUnsupported
 }
 
+// allocateFile is unsupported here: writes extend a pack.
+func allocateFile(*os.File, int64, int64) error {
+	return errors.ErrUnsupported
+}
+
 // fdatasync is fsync where fdatasync is not available.
 func fdatasync(f *os.File) error { return f.Sync() }

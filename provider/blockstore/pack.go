@@ -47,7 +47,10 @@ type packSet struct {
 	noPunch atomic.Bool
 	// unpunched is set once unpunchedMarker was written in this run.
 	unpunched atomic.Bool
-	log       *slog.Logger
+	// noAlloc is set once the file system refuses to allocate ahead
+	// (packalloc.go): writes then extend the pack.
+	noAlloc atomic.Bool
+	log     *slog.Logger
 	// syncHook, if set, wraps every fdatasync of a pack, and readHook
 	// every read of one (tests).
 	syncHook packSyncer
@@ -85,6 +88,12 @@ type pack struct {
 	refs    int
 	gone    bool
 	sync    groupSync
+	// Guarded by packSet.mu: how far the file may be allocated ahead
+	// (alloc), a writer allocating more, allocation given up on
+	// (packalloc.go).
+	alloc      int64
+	allocating bool
+	allocStop  bool
 }
 
 // packName is the file name of pack n.
@@ -230,18 +239,19 @@ type packWrite struct {
 // nothing of it remains (its space is punched).
 func (ps *packSet) write(c cid.Cid, data []byte, crc uint32) (*packWrite, error) {
 	n := recordLen(uint64(len(data)))
-	bp := ps.io.alignedBuf(int(n))
-	buf := (*bp)[:n]
+	buf, release := ps.io.stagingBuf(int(n))
+	buf = buf[:n]
 	encodeHeader(buf[:hdrSize], c, uint64(len(data)), crc)
 	clear(buf[hdrSize+copy(buf[hdrSize:], data):])
-	p, off, err := ps.reserve(n)
+	p, off, grow, err := ps.reserve(n)
 	if err != nil {
-		ps.io.putBuf(bp)
+		release()
 		return nil, err
 	}
 	w := &packWrite{p: p, off: off, n: n}
+	ps.allocate(p, grow)
 	err = ps.pwrite(p, buf, off) // its error names the pack
-	ps.io.putBuf(bp)
+	release()
 	if err == nil {
 		if err = p.sync.do(func() error { return ps.syncPack(p.f) }); err != nil {
 			err = fmt.Errorf("fdatasync %s: %w", p.path, err)
@@ -256,8 +266,10 @@ func (ps *packSet) write(c cid.Cid, data []byte, crc uint32) (*packWrite, error)
 }
 
 // reserve returns the pack and offset where a record of n bytes goes,
-// rotating to a new pack when the active one would grow past the limit.
-func (ps *packSet) reserve(n int64) (*pack, int64, error) {
+// rotating to a new pack when the active one would grow past the limit,
+// and the space of the pack the caller allocates before it writes, if any
+// (allocAheadLocked).
+func (ps *packSet) reserve(n int64) (*pack, int64, allocExtent, error) {
 	ps.mu.Lock()
 	var seal []uint32
 	defer func() {
@@ -267,7 +279,7 @@ func (ps *packSet) reserve(n int64) (*pack, int64, error) {
 		}
 	}()
 	if ps.closed {
-		return nil, 0, ErrClosed
+		return nil, 0, allocExtent{}, ErrClosed
 	}
 	a := ps.active
 	if a == nil || a.sync.failed() != nil || (a.end > 0 && a.end+n > ps.limit) {
@@ -282,13 +294,13 @@ func (ps *packSet) reserve(n int64) (*pack, int64, error) {
 		}
 		var err error
 		if a, err = ps.createLocked(); err != nil {
-			return nil, 0, err
+			return nil, 0, allocExtent{}, err
 		}
 	}
 	off := a.end
 	a.end += n
 	a.pending++
-	return a, off, nil
+	return a, off, ps.allocAheadLocked(a), nil
 }
 
 // createLocked creates the next pack and makes its name durable (packs/

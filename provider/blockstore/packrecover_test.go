@@ -243,8 +243,10 @@ func TestRecoveryReadErrorFailsOpen(t *testing.T) {
 			if failed.Load() == 0 {
 				t.Fatalf("the scan never read the unindexed record's %s: the test no longer reaches recoverRecord", part)
 			}
-			if st, err := os.Stat(path); err != nil || st.Size() != w.off+w.n {
-				t.Fatalf("pack after the failed Open: %v, %v; want it whole, %d bytes", st, err, w.off+w.n)
+			// Nothing cut off: the pack still reaches past the record (and
+			// over the space allocated ahead of it, see packalloc.go).
+			if st, err := os.Stat(path); err != nil || st.Size() < w.off+w.n {
+				t.Fatalf("pack after the failed Open: %v, %v; want it whole, at least %d bytes", st, err, w.off+w.n)
 			}
 
 			s = openTest(t, dir)

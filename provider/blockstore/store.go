@@ -315,6 +315,7 @@ func (s *Store) Close() error {
 		// but for those with a record whose index write failed.
 		var b leveldb.Batch
 		inDoubt := s.sealRest(&b)
+		s.packs.trimActive()
 		s.packs.close()
 		s.refs.close()
 		b.Delete(syncKey)
