@@ -42,9 +42,11 @@ chain names is asked).
 Chunks are read in parallel from several providers, the fastest first, and
 every byte is verified against its CID; a provider that fails or sends wrong
 bytes is skipped. A regular FILE is written atomically: the bytes go to a
-temporary file beside it, renamed to FILE once complete (through a symbolic
-link, the link's target is replaced and the link kept); a new FILE gets mode
-0666 less the umask, a replaced one keeps its mode. Anything else that
+temporary file beside it, renamed to FILE once complete and verified
+(through a symbolic link, the link's target is replaced and the link kept);
+a failed or interrupted get removes the temporary file and leaves an
+existing FILE as it was. A new FILE gets mode 0666 less the umask, a
+replaced one keeps its mode. Anything else that
 exists at FILE (a device such as /dev/null, a FIFO, a pipe, a terminal) is
 written straight to and never replaced; a failed read may then leave part of
 the bytes written. Without -o (or with -o -) the bytes go to standard output.
