@@ -107,7 +107,6 @@ func TestClientCloseDropsReplyReadAfter(t *testing.T) {
 	e := newHeldEnv(t, WithCloseDrain(time.Minute))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	errs := e.getHeld(t, ctx)
 	read := make(chan struct{}, 1)
 	testHookReplyRead = func() { read <- struct{}{} }
 	testHookCallsFailed = func() {
@@ -119,6 +118,7 @@ func TestClientCloseDropsReplyReadAfter(t *testing.T) {
 		case <-ctx.Done():
 		}
 	}
+	errs := e.getHeld(t, ctx)
 	if err := e.f.Close(); err != nil {
 		t.Fatal(err)
 	}
