@@ -85,6 +85,15 @@ func TestGetKeepsFileOnFailure(t *testing.T) {
 		})
 	}
 
+	// -o /dev/stdout is standard output: written through the command's
+	// own, never resolved to whatever file it is redirected to and
+	// replaced.
+	for _, stdout := range []string{"/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"} {
+		if got := pn.ok("get", put.CID, "--bag", bag, "--length", "1000", "-o", stdout); got != string(data[:1000]) {
+			t.Fatalf("get -o %s wrote %d bytes to the command's standard output, want the object's first 1000", stdout, len(got))
+		}
+	}
+
 	// Interrupted midway: the third block is left only on provider 0,
 	// which is held busy, so the get writes the first two blocks (from
 	// the others) and then waits for it until Ctrl-C.
