@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,12 +43,16 @@ chain names is asked).
 Chunks are read in parallel from several providers, the fastest first, and
 every byte is verified against its CID; a provider that fails or sends wrong
 bytes is skipped. A regular FILE is written atomically: the bytes go to a
-temporary file beside it, renamed to FILE once complete (through a symbolic
-link, the link's target is replaced and the link kept); a new FILE gets mode
-0666 less the umask, a replaced one keeps its mode. Anything else that
+temporary file beside it, renamed to FILE once complete and verified
+(through a symbolic link, the link's target is replaced and the link kept);
+a failed or interrupted get removes the temporary file and leaves an
+existing FILE as it was. A new FILE gets mode 0666 less the umask, a
+replaced one keeps its mode. Anything else that
 exists at FILE (a device such as /dev/null, a FIFO, a pipe, a terminal) is
 written straight to and never replaced; a failed read may then leave part of
-the bytes written. Without -o (or with -o -) the bytes go to standard output.
+the bytes written. Without -o (or with -o - or -o /dev/stdout) the bytes go
+to standard output, wherever it points: a file it is redirected to is
+written at its offset, never replaced.
 
 A regular FILE is written with direct I/O in large writes where the file
 system allows it (it then does not fill the page cache, which costs more CPU
@@ -91,7 +96,7 @@ terminal, never with --json.`,
 			if busyWait < 0 {
 				return fmt.Errorf("--busy-wait %s: want 0 or more", busyWait)
 			}
-			toStdout := out == "" || out == "-"
+			toStdout := out == "" || out == "-" || namesStdout(out)
 			if toStdout && app.JSON {
 				return errors.New("--json needs -o FILE: without it the object's bytes go to standard output")
 			}
@@ -185,6 +190,18 @@ terminal, never with --json.`,
 	cmd.Flags().DurationVar(&busyWait, "busy-wait", fetch.DefaultBusyWait, "how long to keep asking again for a chunk every provider holding it answers busy (loaded by other readers) before failing with providers busy (0: fail at once)")
 	cmd.Flags().BoolVar(&fsync, "fsync", false, "sync FILE to the disk before returning (durable against a power loss; slower)")
 	return cmd
+}
+
+// namesStdout reports whether path names the command's standard output
+// (/dev/stdout and its aliases). Followed as a link it may lead to a
+// regular file (a shell redirection), which must be written through the
+// descriptor at its offset, not replaced by a renamed temporary file.
+func namesStdout(path string) bool {
+	switch filepath.Clean(path) {
+	case "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1":
+		return true
+	}
+	return false
 }
 
 // outputWriter passes a get's bytes to w and keeps the first error of w,

@@ -125,7 +125,7 @@ func (b Block) Verified() bool { return b.verified }
 // the Block) must not be used afterwards; a zero Block's Release does
 // nothing.
 func (b *Block) Release() {
-	p2p.RecycleFrame(b.frame)
+	recycleFrame(b.frame)
 	b.Data, b.frame, b.verified = nil, nil, false
 }
 
@@ -188,7 +188,7 @@ func (f *Client) readRest(ctx context.Context, p peer.ID, c cid.Cid, first Block
 		if err == nil {
 			data = append(data, more...)
 		}
-		p2p.RecycleFrame(frame)
+		recycleFrame(frame)
 		if err != nil {
 			return Block{}, err
 		}
@@ -378,6 +378,9 @@ type fetchConn struct {
 type fetchCall struct {
 	id    uint64
 	reply chan *reply // cap 1
+	// abandoned is set under fetchConn.mu when the caller gave up
+	// waiting (its context ended): the reader recycles the reply.
+	abandoned bool
 }
 
 // reply is a decoded FetchReply and the pooled frame its data lies in (nil
@@ -389,9 +392,13 @@ type reply struct {
 
 // release recycles the reply's frame; its Data must not be used after.
 func (r *reply) release() {
-	p2p.RecycleFrame(r.frame)
+	recycleFrame(r.frame)
 	r.frame, r.Data = nil, nil
 }
+
+// recycleFrame is p2p.RecycleFrame, which hands every reply frame the
+// Client read back to the pool; tests count the frames handed back.
+var recycleFrame = p2p.RecycleFrame
 
 // usable reports whether the stream can take another request: not failed,
 // and not idle so long that the provider may be closing it.
@@ -480,7 +487,20 @@ func (c *fetchConn) call(ctx context.Context, req *pb.FetchRequest) (*reply, boo
 		}
 		return nil, false, c.failure()
 	case <-ctx.Done():
-		// The reader discards the reply when it comes.
+		c.abandon(call)
 		return nil, false, ctx.Err()
+	}
+}
+
+// abandon gives up waiting for call's reply: the reader recycles it when
+// it comes, or it is recycled now if the reader handed it meanwhile.
+func (c *fetchConn) abandon(call *fetchCall) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case r := <-call.reply:
+		r.release()
+	default:
+		call.abandoned = true
 	}
 }

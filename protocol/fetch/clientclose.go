@@ -39,6 +39,9 @@ func (c *fetchConn) drain(err error, wait time.Duration) {
 	// dropped, not handed to a call that Close has failed.
 	c.failLocked(err)
 	c.draining = true
+	if testHookCallsFailed != nil {
+		testHookCallsFailed()
+	}
 	due := len(c.queue)
 	c.mu.Unlock()
 	switch {
@@ -57,6 +60,10 @@ func (c *fetchConn) drain(err error, wait time.Duration) {
 	_ = c.s.CloseWrite()
 	c.wmu.Unlock()
 }
+
+// testHookCallsFailed, when set, is called by drain once it has failed the
+// calls in flight.
+var testHookCallsFailed func()
 
 // drained reports whether Close is closing the stream with no reply due.
 func (c *fetchConn) drained() bool {

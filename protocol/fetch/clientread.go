@@ -27,9 +27,13 @@ func (c *fetchConn) readLoop() {
 			_ = c.s.Reset()
 			return
 		}
+		if testHookReplyRead != nil {
+			testHookReplyRead()
+		}
 		c.mu.Lock()
 		if len(c.queue) == 0 || c.queue[0].id != r.Id {
 			c.mu.Unlock()
+			r.release()
 			c.fail(fmt.Errorf("%w: %s answered request %d out of order", ErrProtocol, c.p, r.Id))
 			_ = c.s.Reset()
 			return
@@ -46,11 +50,13 @@ func (c *fetchConn) readLoop() {
 			_ = c.s.SetReadDeadline(time.Now().Add(IdleTimeout))
 		}
 		c.used = time.Now()
-		if draining {
-			r.release() // its call failed when Close began
+		if c.err != nil || call.abandoned {
+			// Its call failed (Close began, or the stream broke) or
+			// gave up: nobody takes the reply.
+			r.release()
 		} else {
 			// Under mu (the channel has room for it): handed
-			// before drain fails the calls, or not at all.
+			// before the calls fail or give up, or not at all.
 			call.reply <- r
 		}
 		c.mu.Unlock()
@@ -61,6 +67,10 @@ func (c *fetchConn) readLoop() {
 		}
 	}
 }
+
+// testHookReplyRead, when set, is called by every reader once it has read
+// a reply, before handing it on.
+var testHookReplyRead func()
 
 // readFetchReply reads one FetchReply frame, checking the announced length
 // against MaxFrame before allocating, and decodes it without copying the
