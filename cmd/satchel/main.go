@@ -17,12 +17,24 @@ import (
 const cpuProfileEnv = "SATCHEL_CPUPROFILE"
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals()...)
 	stopProfile := startCPUProfile(os.Getenv(cpuProfileEnv))
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stopProfile()
 	stop()
 	os.Exit(code)
+}
+
+// stopSignals are the signals that end a command cleanly (a get removes its
+// temporary file, a server closes its stores). SIGHUP (the terminal closed)
+// is among them unless the command was started with it ignored, as under
+// nohup: asking to be notified of it would undo that.
+func stopSignals() []os.Signal {
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	return sigs
 }
 
 // startCPUProfile profiles the process into path, when not empty, until the
