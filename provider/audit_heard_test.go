@@ -308,7 +308,7 @@ func TestAuditResyncByteBudget(t *testing.T) {
 func drainResyncs(s *Server) []resyncRequest {
 	var got []resyncRequest
 	for {
-		req, ok := s.audits.nextResync()
+		req, _, ok := s.audits.nextResync()
 		if !ok {
 			return got
 		}

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"math"
 	"sync"
 	"time"
 
@@ -14,10 +15,13 @@ import (
 
 // Re-checks a failed result asks for read the whole object, so they are
 // paid for in bytes read, block by block, from the auditor's budget and the
-// node's. A failed result is queued only while its auditor's budget is not
-// spent (in debt); one re-check may overdraw it (a failing object is
-// re-read whole), and that auditor's next FAILs are skipped until it is
-// paid back, so an operator failing large objects spends its own share.
+// node's. A failed result is queued, and each turn of its re-check taken,
+// only while its auditor's budget is not spent (in debt); a turn may
+// overdraw it (by at most one turn's reads), and then that auditor's next
+// FAILs are skipped and its started re-checks pause until it is paid back,
+// so an operator failing large objects spends its own share (before the
+// mend of session 16 a started re-check went on to the end of the object:
+// one auditor's budget paid for 8 whole objects, up to 720 GiB).
 // The node's budget paces the reads instead: a re-check waits for it after
 // each block, so a large object takes its time and leaves no debt behind,
 // and the FAILs heard meanwhile wait in the queue (session 15: they were
@@ -38,7 +42,8 @@ const (
 	// block that crosses it included) before the next queued object's
 	// turn: 2 s at ResyncRate, so a small object queued behind any number
 	// of large ones is re-checked within a turn of each of them (at most
-	// maxQueuedResyncs-1), about 2.5 minutes, and a large one still reads
+	// maxQueuedResyncs-1), about 4.5 minutes (a first turn reads the
+	// sampled chunks too, up to 16 MiB more), and a large one still reads
 	// at least ResyncSlice in that time, all of ResyncRate when nothing
 	// else is queued.
 	ResyncSlice = 16 << 20
@@ -54,7 +59,10 @@ type resyncBudgets struct {
 	node     *rate.Limiter // waited for, block by block
 	slice    int64         // bytes an object's re-check reads in its turn (ResyncSlice)
 	auditors *simplelru.LRU[string, *debtbucket.Bucket]
-	now      func() time.Time
+	// auditorRate and auditorBurst are each auditor's budget
+	// (AuditorResyncRate, AuditorResyncBurst); tests set their own.
+	auditorRate, auditorBurst int64
+	now                       func() time.Time
 	// sleep waits d or until ctx ends, reporting whether d passed; tests
 	// move their clock on instead.
 	sleep func(ctx context.Context, d time.Duration) bool
@@ -62,13 +70,14 @@ type resyncBudgets struct {
 
 func newResyncBudgets() *resyncBudgets {
 	lru, _ := simplelru.NewLRU[string, *debtbucket.Bucket](maxResyncAuditors, nil) // errors only for a size <= 0
-	return &resyncBudgets{node: rate.NewLimiter(ResyncRate, ResyncBurst), slice: ResyncSlice, auditors: lru, now: time.Now, sleep: ctxsleep.Sleep}
+	return &resyncBudgets{node: rate.NewLimiter(ResyncRate, ResyncBurst), slice: ResyncSlice, auditors: lru,
+		auditorRate: AuditorResyncRate, auditorBurst: AuditorResyncBurst, now: time.Now, sleep: ctxsleep.Sleep}
 }
 
 func (r *resyncBudgets) auditor(a string) *debtbucket.Bucket {
 	b, ok := r.auditors.Get(a)
 	if !ok {
-		b = debtbucket.New(AuditorResyncRate, AuditorResyncBurst)
+		b = debtbucket.New(r.auditorRate, r.auditorBurst)
 		r.auditors.Add(a, b)
 	}
 	return b
@@ -80,6 +89,21 @@ func (r *resyncBudgets) allow(auditor string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.auditor(auditor).Allow(r.now())
+}
+
+// refillIn returns how long until auditor's budget holds a byte again (0
+// if it does now), and false if it never will (a rate of 0).
+func (r *resyncBudgets) refillIn(auditor string) (time.Duration, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := r.auditor(auditor).Tokens(r.now())
+	switch {
+	case t > 0:
+		return 0, true
+	case r.auditorRate <= 0:
+		return 0, false
+	}
+	return time.Duration(math.Ceil((1 - t) / float64(r.auditorRate) * float64(time.Second))), true
 }
 
 // spend charges a re-check auditor asked for with the n bytes it read, and

@@ -127,47 +127,78 @@ func TestAuditResyncPacedByNodeBudget(t *testing.T) {
 }
 
 // The re-check queue is bounded: a FAIL heard while it is full drops the
-// oldest request (counted), whose cooldown ends, so its auditor's next
-// round's FAIL of the object is acted on. An object between turns is
-// counted as well (session 16).
-func TestAuditResyncQueueDropsOldest(t *testing.T) {
+// newest request whose re-check has not started (counted), whose cooldown
+// ends, so its auditor's next round's FAIL of the object is acted on. An
+// object part-way through its re-check keeps its place and its progress,
+// the one whose turn is next too, and one in its turn counts against the
+// bound; when every waiting object has started, the new FAIL is refused
+// (counted, no cooldown). Before the session-16 mend the head of the round
+// robin was dropped, often a large object part-way through.
+func TestAuditResyncQueueFullKeepsStarted(t *testing.T) {
 	s := &Server{audits: newAuditor(defaultAuditConfig()), am: newAuditMetrics()}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s.am.resyncsDropped)
+	const bag = "dynamic:channel:1"
 	fail := func(auditor string, object uint64) *pb.AuditResult {
-		return &pb.AuditResult{Auditor: []byte(auditor), Bag: "dynamic:channel:1", Object: object, Verdict: pb.Verdict_VERDICT_FAIL}
+		return &pb.AuditResult{Auditor: []byte(auditor), Bag: bag, Object: object, Verdict: pb.Verdict_VERDICT_FAIL}
+	}
+	q := &s.audits.queue
+	queued := func(object uint64) bool { return q.objects[resyncObj{bag: bag, object: object}] }
+	cooling := func(object uint64) bool {
+		_, ok := s.audits.resync.Get(resyncKey{bag: bag, object: object})
+		return ok
+	}
+	dropped := func(want float64) {
+		t.Helper()
+		if v, err := metricsutil.Counter(reg, "satchel_provider_audit_resyncs_dropped_total"); err != nil || v != want {
+			t.Fatalf("%v drops counted (%v), want %v", v, err, want)
+		}
 	}
 	auditors := maxQueuedResyncs / maxResyncsPerAuditor
 	for i := range maxQueuedResyncs {
 		s.queueResync(fail(string(rune('a'+i%auditors)), uint64(i)))
 	}
-	if n := len(s.audits.queue.waiting); n != maxQueuedResyncs {
+	if n := len(q.waiting); n != maxQueuedResyncs {
 		t.Fatalf("%d queued, want a full queue of %d", n, maxQueuedResyncs)
 	}
+	// Object 0 is 1,000 blocks into its re-check, its next turn due.
+	first, _, _ := s.audits.nextResync()
+	first.started, first.next = true, 1000
+	s.audits.requeueResync(first)
+	q.waiting = append(q.waiting[len(q.waiting)-1:], q.waiting[:len(q.waiting)-1]...)
+
 	s.queueResync(fail("late", 1000))
-	q := s.audits.queue.waiting
-	if len(q) != maxQueuedResyncs || q[0].object != 1 || q[len(q)-1].object != 1000 {
-		t.Fatalf("queue of %d from object %d to %d; want %d, the oldest (0) dropped for the newest (1000)", len(q), q[0].object, q[len(q)-1].object, maxQueuedResyncs)
+	dropped(1)
+	newest := uint64(maxQueuedResyncs - 1)
+	if len(q.waiting) != maxQueuedResyncs || q.waiting[0].object != 0 || q.waiting[0].next != 1000 || !queued(1000) {
+		t.Fatalf("queue of %d from object %d (at block %d); want %d from object 0 at block 1000, and 1000 queued",
+			len(q.waiting), q.waiting[0].object, q.waiting[0].next, maxQueuedResyncs)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(s.am.resyncsDropped)
-	if v, err := metricsutil.Counter(reg, "satchel_provider_audit_resyncs_dropped_total"); err != nil || v != 1 {
-		t.Fatalf("%v drops counted (%v), want 1", v, err)
+	if queued(newest) || cooling(newest) || q.byAuditor[string(rune('a'+newest%uint64(auditors)))] != maxResyncsPerAuditor-1 {
+		t.Fatalf("object %d, the newest not started, not dropped whole: queued %v, cooling %v, counts %v", newest, queued(newest), cooling(newest), q.byAuditor)
 	}
-	if s.audits.queue.objects[resyncObj{bag: "dynamic:channel:1", object: 0}] || s.audits.queue.byAuditor["a"] != maxResyncsPerAuditor-1 {
-		t.Fatalf("the dropped request still counted: %v", s.audits.queue.byAuditor)
-	}
-	if _, ok := s.audits.resync.Get(resyncKey{bag: "dynamic:channel:1", object: 0}); ok {
-		t.Fatal("the dropped object's cooldown holds: its next FAIL would be ignored")
-	}
+
 	// The object in its turn counts against the bound: a FAIL heard
-	// meanwhile drops the one waiting longest, and the object put back for
-	// its next turn leaves the queue at its bound.
-	inTurn, _ := s.audits.nextResync()
+	// meanwhile drops the newest not started, and the object put back
+	// leaves the queue at its bound.
+	inTurn, _, _ := s.audits.nextResync()
 	s.queueResync(fail("late", 1001))
 	s.audits.requeueResync(inTurn)
-	q = s.audits.queue.waiting
-	if len(q) != maxQueuedResyncs || len(s.audits.queue.objects) != maxQueuedResyncs || q[0].object != 3 || q[len(q)-1].object != inTurn.object {
-		t.Fatalf("queue of %d (%d objects counted) from object %d to %d; want %d, object 2 dropped and %d at the back",
-			len(q), len(s.audits.queue.objects), q[0].object, q[len(q)-1].object, maxQueuedResyncs, inTurn.object)
+	dropped(2)
+	if len(q.waiting) != maxQueuedResyncs || len(q.objects) != maxQueuedResyncs || !queued(1001) || queued(1000) || !queued(inTurn.object) {
+		t.Fatalf("queue of %d (%d objects counted); want %d, 1000 dropped for 1001 and %d kept", len(q.waiting), len(q.objects), maxQueuedResyncs, inTurn.object)
+	}
+
+	// Every waiting one started: the new FAIL is refused, its cooldown not
+	// started, and nothing queued is dropped.
+	for i := range q.waiting {
+		q.waiting[i].started = true
+	}
+	before := slices.Clone(q.waiting)
+	s.queueResync(fail("late", 1002))
+	dropped(3)
+	if queued(1002) || cooling(1002) || !slices.EqualFunc(q.waiting, before, func(x, y resyncRequest) bool { return x.object == y.object }) {
+		t.Fatalf("a FAIL heard with every waiting re-check started: queued %v, cooling %v; want it refused and the queue kept", queued(1002), cooling(1002))
 	}
 }
 

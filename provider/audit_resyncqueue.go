@@ -1,7 +1,6 @@
 package provider
 
 import (
-	"context"
 	"slices"
 
 	"github.com/ipfs/go-cid"
@@ -9,7 +8,6 @@ import (
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/protocol/audit"
 	"github.com/satchel-net/satchel/protocol/audit/pb"
-	"github.com/satchel-net/satchel/provider/blockstore"
 )
 
 // The re-check queue: the objects failed results asked this node to
@@ -21,13 +19,15 @@ import (
 // for 30 GB at the node's rate, while the others queued and the oldest
 // were dropped). An object's first turn re-checks the chunks the failed
 // audit sampled before anything else, so the block that failed it is most
-// likely found at once.
+// likely found at once. The turns: audit_resyncturn.go; their pauses on an
+// auditor's spent budget: audit_resyncpause.go.
 
 // maxQueuedResyncs bounds the objects queued for re-checks, the one in its
-// turn included (when it is full the oldest waiting is dropped for a new
-// one), and maxResyncsPerAuditor one auditor's share of them: an operator
-// of one of the bag's buckets failing every object of the bag fills its
-// share, not the queue, and the other auditors' FAILs are still acted on.
+// turn included (when it is full a new FAIL drops the newest waiting that
+// has not started, or is refused if every waiting one has started), and
+// maxResyncsPerAuditor one auditor's share of them: an operator of one of
+// the bag's buckets failing every object of the bag fills its share, not
+// the queue, and the other auditors' FAILs are still acted on.
 const (
 	maxQueuedResyncs     = 64
 	maxResyncsPerAuditor = 8
@@ -87,9 +87,12 @@ type resyncQueue struct {
 // queued or being re-checked already, its auditor's share of the queue is
 // full or its auditor's re-check byte budget is spent (then the cooldown
 // is not started, so the auditor's next failure is acted on), or the
-// object's cooldown holds. A full queue drops the request that waited
-// longest, whatever its re-check got through: its auditor's next round
-// fails the object again if it still fails.
+// object's cooldown holds. A full queue drops the newest waiting request
+// whose re-check has not started, or, every waiting one started, refuses
+// this one (makeRoomLocked): a re-check part-way through a large object
+// keeps its progress (session 16 mend: the one whose turn was next was
+// dropped, often such an object, which then started again from its first
+// block at its next FAIL and, with the queue kept full, never got far).
 // heardLoop never waits for a re-check, which reads the whole object: a
 // subscriber that falls behind loses messages, a real FAIL among them.
 func (s *Server) queueResync(r *pb.AuditResult) {
@@ -106,12 +109,10 @@ func (s *Server) queueResync(r *pb.AuditResult) {
 	if !a.cooledLocked(r) {
 		return
 	}
-	if len(q.objects) >= maxQueuedResyncs && len(q.waiting) > 0 {
-		old := q.waiting[0]
-		q.waiting = slices.Delete(q.waiting, 0, 1)
-		a.unqueueLocked(old)
-		a.resync.Remove(resyncKey{bag: string(old.bag), object: old.object}) // not re-checked: no cooldown
+	if len(q.objects) >= maxQueuedResyncs && !s.makeRoomLocked() {
+		a.resync.Remove(resyncKey{bag: r.Bag, object: r.Object}) // not re-checked: no cooldown
 		s.am.resyncsDropped.Inc()
+		return
 	}
 	q.objects[obj] = true
 	q.byAuditor[req.auditor]++
@@ -122,17 +123,40 @@ func (s *Server) queueResync(r *pb.AuditResult) {
 	}
 }
 
-// nextResync takes the request whose turn it is off the queue; it keeps
-// its place in the counts until resyncDone (or requeueResync puts it back).
-func (a *auditor) nextResync() (resyncRequest, bool) {
+// makeRoomLocked drops the newest waiting request whose re-check has not
+// started (counted, its cooldown ended, so its auditor's next round's FAIL
+// is acted on), and reports false if every waiting one has started. The
+// newest: those queued before it are nearer their first turn. a.mu is held.
+func (s *Server) makeRoomLocked() bool {
+	a := s.audits
+	q := &a.queue
+	for i := len(q.waiting) - 1; i >= 0; i-- {
+		old := q.waiting[i]
+		if old.started {
+			continue
+		}
+		q.waiting = slices.Delete(q.waiting, i, i+1)
+		a.unqueueLocked(old)
+		a.resync.Remove(resyncKey{bag: string(old.bag), object: old.object}) // not re-checked: no cooldown
+		s.am.resyncsDropped.Inc()
+		return true
+	}
+	return false
+}
+
+// nextResync takes the request whose turn it is off the queue, and says
+// how many were waiting, it included; it keeps its place in the counts
+// until resyncDone (or requeueResync puts it back).
+func (a *auditor) nextResync() (resyncRequest, int, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.queue.waiting) == 0 {
-		return resyncRequest{}, false
+	n := len(a.queue.waiting)
+	if n == 0 {
+		return resyncRequest{}, 0, false
 	}
 	req := a.queue.waiting[0]
 	a.queue.waiting = slices.Delete(a.queue.waiting, 0, 1)
-	return req, true
+	return req, n, true
 }
 
 // requeueResync puts req, whose re-check is not done, at the back of the
@@ -157,129 +181,4 @@ func (a *auditor) unqueueLocked(req resyncRequest) {
 	if a.queue.byAuditor[req.auditor]--; a.queue.byAuditor[req.auditor] <= 0 {
 		delete(a.queue.byAuditor, req.auditor)
 	}
-}
-
-// resyncLoop re-checks the objects queueResync queues until ctx ends, in
-// turns (resyncTurn), each paced by the node's re-check budget and charged
-// to its auditor's. An object whose auditor's budget was spent while it
-// waited for its first turn is skipped, its cooldown ended, so the
-// auditor's next failure of it is acted on; once started, a re-check goes
-// on to the end of the object.
-func (s *Server) resyncLoop(ctx context.Context) {
-	a := s.audits
-	for ctx.Err() == nil {
-		req, ok := a.nextResync()
-		switch {
-		case !ok:
-			select {
-			case <-ctx.Done():
-			case <-a.wake:
-			}
-		case !req.started && !a.resyncBudget.allow(req.auditor):
-			s.am.resyncsSkipped.Inc()
-			a.mu.Lock()
-			a.resync.Remove(resyncKey{bag: string(req.bag), object: req.object})
-			a.mu.Unlock()
-			a.resyncDone(req)
-		case s.resyncTurn(ctx, &req):
-			a.resyncDone(req)
-		default:
-			a.requeueResync(req)
-		}
-	}
-}
-
-// resyncTurn re-checks the next blocks of an object this node was found
-// failing, from where its last turn stopped (the first turn starts with
-// the chunks the audit sampled, resyncSampled), until it has read the
-// node's ResyncSlice (the block that crosses it included), and reports
-// whether the re-check is over. Each block is read and verified (a corrupt one is
-// quarantined) and one that fails is fetched again from peers, as is, at
-// the end, whatever else of the object is missing. What it reads is
-// charged to req's auditor, and paced by the node's budget.
-func (s *Server) resyncTurn(ctx context.Context, req *resyncRequest) bool {
-	m, ok, err := s.bs.Manifest(req.object)
-	if err != nil || !ok || m.Bag != string(req.bag) {
-		// Not held (or no longer): the reconcile syncs objects the
-		// bucket lacks.
-		s.recon.markObjects(req.bag, []chain.ObjectID{chain.ObjectID(req.object)}, "")
-		return true
-	}
-	var read int64
-	if !req.started {
-		req.started = true
-		s.log.Warn("an audit found this node failing; re-checking the object", "bag", req.bag, "object", req.object)
-		n, done := s.resyncSampled(ctx, req, m)
-		if !done {
-			return false
-		}
-		read = n
-	}
-	budget := s.audits.resyncBudget
-	blocks := m.Blocks()
-	for ; req.next < len(blocks) && read < budget.slice; req.next++ {
-		if ctx.Err() != nil {
-			return false
-		}
-		if slices.Contains(req.checked, blocks[req.next]) {
-			continue
-		}
-		n, ok := s.resyncBlock(ctx, req, blocks[req.next])
-		if !ok {
-			return false
-		}
-		read += n
-	}
-	if req.next < len(blocks) {
-		return false
-	}
-	missing, err := s.bs.MissingBlocks(req.object)
-	if err == nil {
-		for _, c := range missing {
-			s.repairs.add(c)
-		}
-	}
-	s.am.resyncs.Inc()
-	s.log.Info("re-checked the object", "bag", req.bag, "object", req.object, "blocks", len(blocks),
-		"unreadable", req.unreadable, "missing", len(missing))
-	return true
-}
-
-// resyncSampled re-checks, first thing, the chunks of m the failed audit
-// asked for: one of them most likely failed it, and is then found in the
-// object's first turn however large the object is. It returns the bytes
-// read, and false if ctx ended first.
-func (s *Server) resyncSampled(ctx context.Context, req *resyncRequest, m blockstore.Manifest) (int64, bool) {
-	var read int64
-	before := req.unreadable
-	for _, i := range req.sampled {
-		if i >= uint64(len(m.Chunks)) || slices.Contains(req.checked, m.Chunks[i].CID) {
-			continue
-		}
-		c := m.Chunks[i].CID
-		req.checked = append(req.checked, c)
-		n, ok := s.resyncBlock(ctx, req, c)
-		if !ok {
-			return read, false
-		}
-		read += n
-	}
-	if len(req.checked) > 0 {
-		s.log.Info("re-checked the chunks the audit sampled", "bag", req.bag, "object", req.object,
-			"chunks", len(req.checked), "unreadable", req.unreadable-before)
-	}
-	return read, true
-}
-
-// resyncBlock re-checks block c of req's object: reads and verifies it (the
-// store quarantines it if corrupt), hands it to the repair if that fails,
-// and charges what it read to req's auditor, waiting for the node's
-// budget. It returns the bytes read, and false if ctx ended first.
-func (s *Server) resyncBlock(ctx context.Context, req *resyncRequest, c cid.Cid) (int64, bool) {
-	b, err := s.bs.Get(c)
-	if err != nil {
-		s.repairs.add(c)
-		req.unreadable++
-	}
-	return int64(len(b)), s.audits.resyncBudget.spend(ctx, req.auditor, int64(len(b)))
 }

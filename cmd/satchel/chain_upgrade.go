@@ -11,14 +11,22 @@ import (
 )
 
 // appVersionLine is the app version a status names, and the upgrade
-// scheduled.
+// scheduled: on a chain that knows cancels, the last block a cancel may be
+// in, or, that block committed (a cancel sent now lands after it), that
+// it is too late.
 func appVersionLine(st node.Status) string {
 	s := fmt.Sprint(st.AppVersion)
 	p := st.Upgrade
+	var last int64
+	if p != nil {
+		last = chain.LastUpgradeCancelHeight(p.Height)
+	}
 	switch {
 	case p == nil:
+	case st.AppVersion >= state.VersionUpgradeCancel && st.Height >= last:
+		s += fmt.Sprintf(" (upgrade to %d scheduled at the end of block %d; too late to cancel: the last block that could was %d)", p.Version, p.Height, last)
 	case st.AppVersion >= state.VersionUpgradeCancel:
-		s += fmt.Sprintf(" (upgrade to %d scheduled at the end of block %d; a cancel must be in block %d or earlier)", p.Version, p.Height, chain.LastUpgradeCancelHeight(p.Height))
+		s += fmt.Sprintf(" (upgrade to %d scheduled at the end of block %d; a cancel must be in block %d or earlier)", p.Version, p.Height, last)
 	default:
 		s += fmt.Sprintf(" (upgrade to %d scheduled at the end of block %d)", p.Version, p.Height)
 	}
@@ -47,8 +55,13 @@ at block H (both as ` + "`satchel chain status`" + ` shows them). Another versio
 or height is refused, naming the one scheduled, so a cancel cannot drop a
 schedule that replaced the one it meant, even at the same height. A cancel
 must be in block H-2 or earlier: from block H-1 on it is refused and the
-upgrade runs, so every node sees the plan final a block before it. Only a
-chain at app version 5 or later knows the cancel; a version 4 chain
+upgrade runs, so every node sees the plan final a block before it, and
+` + "`satchel chain status`" + ` says when it is too late. Blocks come 1 to 10 times a
+second at the default block times, so a schedule at the minimum runs 1 to
+10 seconds later and can be cancelled for 0.8 to 8 of them: schedule
+thousands of blocks ahead (36000: at least an hour) to leave time to check
+the release and to cancel. Only a chain at app version 5 or later knows
+the cancel; a version 4 chain
 refuses it as unknown, so an upgrade from 4 to 5 cannot be cancelled: to
 hold it back, schedule version 5 again at a later height.
 

@@ -156,3 +156,33 @@ func startTestChainAtVersion(t *testing.T, v uint64) *testChain {
 		}
 	}, node.WithEmptyBlockInterval(50*time.Millisecond))
 }
+
+// `satchel chain status` names the last block a cancel of the scheduled
+// upgrade may be in until that block is committed, then says it is too
+// late (before, it named that block as if it were still to come); a chain
+// below version 5, which knows no cancel, names none. A chain that reaches
+// the cut-off cannot be shown here on a running node: with no cancel
+// possible it stops at the upgrade of a version this release does not run.
+func TestChainStatusUpgradeCancelWindow(t *testing.T) {
+	plan := &chain.UpgradePlan{Version: state.VersionUpgradeCancel + 1, Height: 1500}
+	open := "(upgrade to 6 scheduled at the end of block 1500; a cancel must be in block 1498 or earlier)"
+	late := "(upgrade to 6 scheduled at the end of block 1500; too late to cancel: the last block that could was 1498)"
+	for _, tc := range []struct {
+		height  int64
+		version uint64
+		plan    *chain.UpgradePlan
+		want    string
+	}{
+		{1200, state.VersionUpgradeCancel, nil, "5"},
+		{1200, state.VersionUpgradeCancel, plan, "5 " + open},
+		{1497, state.VersionUpgradeCancel, plan, "5 " + open}, // a cancel sent now may land in 1498
+		{1498, state.VersionUpgradeCancel, plan, "5 " + late},
+		{1499, state.VersionUpgradeCancel, plan, "5 " + late},
+		{1499, state.VersionAdmission, &chain.UpgradePlan{Version: 5, Height: 1500}, "4 (upgrade to 5 scheduled at the end of block 1500)"},
+	} {
+		st := node.Status{Height: tc.height, AppVersion: tc.version, Upgrade: tc.plan}
+		if got := appVersionLine(st); got != tc.want {
+			t.Errorf("at height %d, version %d, plan %+v: %q; want %q", tc.height, tc.version, tc.plan, got, tc.want)
+		}
+	}
+}
