@@ -66,41 +66,6 @@ func TestPipelineHeadCannotEvictHonestHops(t *testing.T) {
 	}
 }
 
-// forwardConn is a stream to a provider that pipelines honestly: it stores
-// the chunk, then pushes it to each hop of the forward list in turn and
-// relays their receipts, or their failures.
-type forwardConn struct {
-	fakeConn
-	net *fakeNet
-}
-
-// PushPipeline stores the chunk and passes it along the forward list.
-func (c forwardConn) PushPipeline(ctx context.Context, ch store.ChunkPush) (store.PipelineResult, error) {
-	fwd := ch.Forward
-	ch.Forward = nil
-	r, err := c.Push(ctx, ch)
-	if err != nil {
-		return store.PipelineResult{}, err
-	}
-	res := store.PipelineResult{Receipts: []store.HopReceipt{{Peer: c.p.id(), Receipt: r}}}
-	for _, h := range fwd {
-		hp := fakeFetch{c.net}.provider(h.Peer)
-		if hp == nil {
-			res.Failed = append(res.Failed, store.HopError{Peer: h.Peer, Err: errors.New("could not reach hop")})
-			continue
-		}
-		hop := ch
-		hop.Session, hop.OnStep = h.Session, nil
-		hr, err := fakeConn{hp}.Push(ctx, hop)
-		if err != nil {
-			res.Failed = append(res.Failed, store.HopError{Peer: h.Peer, Err: err})
-			continue
-		}
-		res.Receipts = append(res.Receipts, store.HopReceipt{Peer: h.Peer, Receipt: hr})
-	}
-	return res, nil
-}
-
 // pushCounts counts, per provider, the pushes the client made itself:
 // direct ones (Push) and pipelines it headed (PushPipeline). A hop's push
 // by a forwarding head is not counted.
@@ -139,13 +104,14 @@ func (c countingStoreConn) PushPipeline(ctx context.Context, ch store.ChunkPush)
 	return c.storeConn.PushPipeline(ctx, ch)
 }
 
-// A pipeline head whose reports of failed hops the hops contradict (each
+// A provider whose reports of failed hops the hops contradict (each
 // signs the uploader's direct push at once) heads no more pipelines past
-// headLieLimit of them: the direct pushes its lies cost are bounded by
-// the limit and the pushes in flight when it is reached, not by the
-// object's size. The other providers forward honestly, so a direct push
-// to one is the cost of a lie. It stays a target, getting the chunks as a
-// hop, and the put completes on all three.
+// headLieLimit of them, and goes last in the others': the direct pushes
+// its lies cost are bounded by the limit and the pushes in flight when it
+// is reached, not by the object's size. The other providers forward
+// honestly along the chain (relayNet), so a direct push to one is the
+// cost of a lie, as head or as middle hop. The liar stays a target,
+// getting the chunks as the last hop, and the put completes on all three.
 func TestPipelineLyingHeadDropped(t *testing.T) {
 	for _, tc := range []struct {
 		name           string
@@ -157,6 +123,7 @@ func TestPipelineLyingHeadDropped(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			net := newFakeNet(t, 3)
 			liar := net.providers[0]
+			r := &relayNet{net: net, liars: map[peer.ID]bool{liar.id(): true}}
 			var opts []Option
 			if tc.window > 0 {
 				opts = append(opts, WithWindow(tc.window))
@@ -170,12 +137,7 @@ func TestPipelineLyingHeadDropped(t *testing.T) {
 				if err != nil {
 					return nil, err
 				}
-				if id == liar.id() {
-					sc = liarConn{sc.(fakeConn)}
-				} else {
-					sc = forwardConn{sc.(fakeConn), net}
-				}
-				return countingStoreConn{sc, id, n}, nil
+				return countingStoreConn{relayConn{sc.(fakeConn), r}, id, n}, nil
 			}
 			data := randomBytes(t, tc.chunks*64<<10, 8)
 			obj, err := c.Put(testCtx(t), net.bag, bytes.NewReader(data), WithRedundancy(3), WithReplication(ReplicatePipelined))
@@ -186,30 +148,31 @@ func TestPipelineLyingHeadDropped(t *testing.T) {
 				t.Fatalf("object stored on %v; want all three providers, the liar %s among them", obj.Providers, liar.id())
 			}
 			lied := n.get(n.piped, liar.id())
-			honestDirect := 0
-			for _, p := range net.providers[1:] {
-				honestDirect += n.get(n.direct, p.id())
+			honestPiped := n.sum(n.piped, net.providers[1:])
+			honestDirect := n.sum(n.direct, net.providers[1:])
+			t.Logf("%d chunks: the liar headed %d pipelines, the honest providers %d; %d direct pushes to the honest providers",
+				tc.chunks, lied, honestPiped, honestDirect)
+			// Each pipeline the liar was contradicted in cost a direct
+			// push to each hop after it (2 as head, 1 as middle hop).
+			if honestDirect < headLieLimit {
+				t.Fatalf("%d direct pushes to the honest providers; the test needs the liar contradicted %d times or more", honestDirect, headLieLimit)
 			}
-			t.Logf("%d chunks: the liar headed %d pipelines; %d direct pushes to the honest providers", tc.chunks, lied, honestDirect)
-			if lied < headLieLimit {
-				t.Fatalf("the liar headed %d pipelines; the test needs it to head %d or more", lied, headLieLimit)
+			most := headLieLimit + workers - 1 // the limit and the pushes in flight when it was reached
+			if lied > most || honestDirect > 2*most {
+				t.Errorf("the liar headed %d pipelines of %d chunks and cost %d direct pushes; want at most %d and %d",
+					lied, tc.chunks, honestDirect, most, 2*most)
 			}
-			// Every pipeline it headed cost a direct push to each of its 2
-			// hops; honest heads cost none.
-			if honestDirect != 2*lied {
-				t.Errorf("%d direct pushes to the honest providers; want 2 per pipeline the liar headed (%d)", honestDirect, 2*lied)
-			}
-			if most := headLieLimit + workers - 1; lied > most {
-				t.Errorf("the liar headed %d pipelines of %d chunks; want at most %d (the limit and the pushes in flight when it was reached)",
-					lied, tc.chunks, most)
+			if lied+honestPiped != tc.chunks {
+				t.Errorf("%d of %d chunks pipelined; want all: an honest head was dropped", lied+honestPiped, tc.chunks)
 			}
 		})
 	}
 }
 
 // feedPipelines heads a chunk's pipeline with a target that may head: one
-// past headLieLimit is only a hop, and when none may head each target is
-// fed the chunk directly, the buffer shared by all.
+// past headLieLimit is only the last hop (it forwards to no one), and when
+// none may head each target is fed the chunk directly, the buffer shared
+// by all.
 func TestFeedPipelinesSkipsDroppedHeads(t *testing.T) {
 	pool := newBufPool(1, 16)
 	p := &pusher{tr: newTracker(OpPut, nil, 0), pool: pool, pipeline: true}
@@ -217,7 +180,7 @@ func TestFeedPipelinesSkipsDroppedHeads(t *testing.T) {
 	for i := range to {
 		to[i] = &target{queue: make(chan *chunkJob, 1)}
 	}
-	to[0].headLies = headLieLimit
+	to[0].fwdLies = headLieLimit
 	buf, err := pool.get(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -229,13 +192,13 @@ func TestFeedPipelinesSkipsDroppedHeads(t *testing.T) {
 	if len(to[1].queue) != 1 || len(to[2].queue) != 0 {
 		t.Fatalf("queues %d, %d; want the next target heading, the other a hop", len(to[1].queue), len(to[2].queue))
 	}
-	if j := <-to[1].queue; len(j.forward) != 2 {
-		t.Fatalf("the pipeline forwards to %d targets, want 2", len(j.forward))
+	if j := <-to[1].queue; len(j.forward) != 2 || j.forward[0] != to[2] || j.forward[1] != to[0] {
+		t.Fatalf("the pipeline forwards to %d targets (the dropped head last: %v), want 2, it last", len(j.forward), len(j.forward) == 2 && j.forward[1] == to[0])
 	} else {
 		j.done()
 	}
 	for _, tg := range to {
-		tg.headLies = headLieLimit
+		tg.fwdLies = headLieLimit
 	}
 	buf, err = pool.get(context.Background())
 	if err != nil {

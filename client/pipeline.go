@@ -2,8 +2,10 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -82,28 +84,27 @@ func (r Replication) pipelines(size int64, want int) bool {
 
 // feedPipelines hands chunk j to the targets that need it as pipelines of
 // at most store.MaxForwardHops+1 targets (one unless N is larger), each
-// in its head's queue. The head rotates with the chunk index, so
-// forwarding is spread over the providers' uplinks; a target that may
-// head no more (canHead) is only a hop, and a group with no target that
-// may head gets the chunk pushed directly to each.
+// in its head's queue. Targets that may head no more (canHead) come last
+// (byHeading): they are only last hops, where they forward to no one, and
+// a group with no target that may head gets the chunk pushed directly to
+// each. The order of each part rotates with the chunk index, so heading
+// and forwarding are spread over the providers' uplinks.
 func (p *pusher) feedPipelines(j *chunkJob, to []*target) {
-	k := j.index % len(to)
-	order := make([]*target, 0, len(to))
-	order = append(order, to[k:]...)
-	order = append(order, to[:k]...)
+	order, heading := byHeading(to)
+	order = append(rotated(order[:heading], j.index), rotated(order[heading:], j.index)...)
 	var heads []*target
 	var forwards [][]*target
-	for len(order) > 0 {
-		n := min(len(order), store.MaxForwardHops+1)
-		g, ok := headFirst(order[:n])
-		order = order[n:]
-		if !ok { // no target of the group may head: each is pushed directly
+	for at := 0; at < len(order); {
+		n := min(len(order)-at, store.MaxForwardHops+1)
+		g := order[at : at+n]
+		if at >= heading { // no target of the group may head: each is pushed directly
 			for _, t := range g {
 				heads, forwards = append(heads, t), append(forwards, nil)
 			}
-			continue
+		} else {
+			heads, forwards = append(heads, g[0]), append(forwards, g[1:])
 		}
-		heads, forwards = append(heads, g[0]), append(forwards, g[1:])
+		at += n
 	}
 	j.refs.Store(int32(len(heads)))
 	p.tr.chunkStarted(j.index)
@@ -168,14 +169,25 @@ func hops(ts []*target) []store.Hop {
 // forward whose head signed, begun at began: every hop's receipt (already
 // verified against the hop's key by store.PushPipeline) counts for its
 // target, and every hop that did not sign gets the chunk pushed directly:
-// one the head says is out of disk (hopNoRoom) once, and is given up only
-// if it says so itself. A hop the head reported failed that signs the
-// direct push at once proves the head's report false: the head is
-// contradicted (headContradicted), and may head no more past headLieLimit.
+// one reported out of disk (hopNoRoom) once, and is given up only if it
+// says so itself.
+//
+// A failed hop's report comes from the nearest provider before it in the
+// pipeline that signed (store.Relay.forward: in H→X→Y, X reports Y), the
+// head when none did. A hop so reported that signs the direct push at
+// once contradicts its reporter (forwardContradicted), which may head no
+// more past the limit of canHead; unless a hop it reported is excused:
+// reported busy (its budget may have freed since), or holding the chunk
+// already (the reporter gave up waiting on a slow hop that then stored
+// it, and the hops after it were not tried once the forward deadline
+// passed). A liar that claims busy is not counted: failures are not
+// signed, so it cannot be told from an honest reporter; it costs the
+// uploader a direct push per hop of the pipelines it heads, as a
+// provider that predates forward would without the limit.
 func (p *pusher) pipelined(ctx context.Context, head *target, j *chunkJob, forward []*target, res store.PipelineResult, began time.Time) {
-	byPeer := make(map[peer.ID]*target, len(forward))
-	for _, ft := range forward {
-		byPeer[ft.cand.peer] = ft
+	at := make(map[peer.ID]int, len(forward))
+	for i, ft := range forward {
+		at[ft.cand.peer] = i
 	}
 	type hopReceipt struct {
 		t      *target
@@ -183,11 +195,13 @@ func (p *pusher) pipelined(ctx context.Context, head *target, j *chunkJob, forwa
 		stored bool // the hop held the chunk before the push
 	}
 	var signed []hopReceipt
+	signedAt := make([]bool, len(forward))
 	for _, hr := range res.Receipts[1:] { // the head's is recorded by push
-		ht := byPeer[hr.Peer]
-		if ht == nil {
+		i, ok := at[hr.Peer]
+		if !ok {
 			continue // PushPipeline returns only hops of the forward list
 		}
+		ht := forward[i]
 		if err := p.checkReceipt(ht, j, hr.Receipt); err != nil {
 			p.c.log.Debug("relayed receipt refused", "peer", hr.Peer, "chunk", j.index, "err", err)
 			continue
@@ -196,6 +210,7 @@ func (p *pusher) pipelined(ctx context.Context, head *target, j *chunkJob, forwa
 		if !stored {
 			p.markSent(j.index) // before any receipt of the chunk is counted
 		}
+		signedAt[i] = true
 		signed = append(signed, hopReceipt{ht, hr.Receipt, stored})
 	}
 	for _, s := range signed {
@@ -203,24 +218,52 @@ func (p *pusher) pipelined(ctx context.Context, head *target, j *chunkJob, forwa
 		p.tr.link(-1, LinkSigned)
 		p.signed(s.t, j, s.r, s.stored)
 	}
-	contradicted := false
+	// reporter returns the provider that reported the hop at i failed.
+	reporter := func(i int) *target {
+		for k := i - 1; k >= 0; k-- {
+			if signedAt[k] {
+				return forward[k]
+			}
+		}
+		return head
+	}
+	// Every provider that signed with hops after it forwarded the chunk.
+	countForwarded(head)
+	for i, ok := range signedAt[:len(signedAt)-1] {
+		if ok {
+			countForwarded(forward[i])
+		}
+	}
+	// Per reporter: whether a hop it reported contradicted it, and
+	// whether one was excused.
+	type verdict struct{ contradicted, excused bool }
+	verdicts := make(map[*target]*verdict)
 	for _, f := range res.Failed {
-		ft := byPeer[f.Peer]
-		if ft == nil || !ft.alive() {
+		i, ok := at[f.Peer]
+		if !ok || !forward[i].alive() {
 			continue
 		}
-		// A relayed failure is only the head's word (receipts verify,
-		// failures do not): a full disk it reports is a hint. The hop
-		// gets the chunk directly once, and is given up only on its own
-		// no_space answer (pushLinks), so a lying head cannot evict
-		// honest hops.
+		// A relayed failure is only the reporter's word (receipts
+		// verify, failures do not): a full disk it reports is a hint.
+		// The hop gets the chunk directly once, and is given up only on
+		// its own no_space answer (pushLinks), so a lying provider
+		// cannot evict honest hops.
 		once := hopNoRoom(f.Err)
 		p.c.log.Debug("pipeline hop failed; pushing to it directly", "peer", f.Peer, "chunk", j.index, "once", once, "err", f.Err)
-		ok, first := p.pushLinks(ctx, ft, &chunkJob{index: j.index, info: j.info, data: j.data, proof: j.proof, once: once})
-		contradicted = contradicted || (ok && first)
+		out := p.pushLinks(ctx, forward[i], &chunkJob{index: j.index, info: j.info, data: j.data, proof: j.proof, once: once})
+		r := reporter(i)
+		v := verdicts[r]
+		if v == nil {
+			v = &verdict{}
+			verdicts[r] = v
+		}
+		v.excused = v.excused || out.stored || errors.Is(f.Err, store.ErrProviderBusy)
+		v.contradicted = v.contradicted || (out.signed && out.first)
 	}
-	if contradicted {
-		p.headContradicted(head, j.index)
+	for r, v := range verdicts {
+		if v.contradicted && !v.excused {
+			p.forwardContradicted(r, j.index)
+		}
 	}
 }
 
@@ -256,54 +299,101 @@ func (p *pusher) pushOne(ctx context.Context, conn storeConn, forward []*target,
 	return res.Receipts[0].Receipt, res, nil
 }
 
-// headLieLimit is how many pipelined pushes a target may head whose
-// reports of failed hops the hops contradict (each signed the uploader's
-// direct push at once) before it heads no more in the upload: a head that
-// lies, or whose links to the other providers are bad, costs the uploader
-// a direct push per hop of every chunk it heads, and saves nothing. It
-// stays a target, and gets chunks as a hop or directly; receipts it
-// signed stay counted.
-const headLieLimit = 3
+// Dropping a forwarder: a provider whose reports of failed hops the hops
+// contradict (each signed the uploader's direct push at once) costs the
+// uploader a direct push per such hop, and saves nothing on those. Past
+// headLieLimit contradicted pipelines, when they are more than
+// 1/headLieShare of the pipelines it forwarded in, it heads no more: it
+// goes last in every pipeline, where it forwards to no one. A lying or
+// pre-`forward` provider is contradicted in every pipeline it forwards in,
+// and is dropped at headLieLimit; an honest one whose hops are at times
+// unreachable or gone, or not tried once the forward deadline passed,
+// keeps heading while its pipelines mostly succeed, however long the
+// upload. It stays a target, and the receipts it signed stay counted.
+const (
+	// headLieLimit is the fewest contradicted pipelines that drop a
+	// forwarder.
+	headLieLimit = 3
+	// headLieShare: more than one contradicted pipeline in headLieShare
+	// it forwarded in drops a forwarder.
+	headLieShare = 8
+)
 
 // canHead reports whether t may head pipelines (and forward chunks it
-// holds): fewer than headLieLimit of its pipelined pushes were
-// contradicted.
+// holds): fewer than headLieLimit of the pipelines it forwarded in were
+// contradicted, or no more than 1/headLieShare of them.
 func (t *target) canHead() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.headLies < headLieLimit
+	return t.mayHeadLocked()
 }
 
-// headContradicted counts a pipelined push of chunk i headed by t whose
-// report of a failed hop the hop contradicted.
-func (p *pusher) headContradicted(t *target, i int) {
+func (t *target) mayHeadLocked() bool {
+	return t.fwdLies < headLieLimit || t.fwdLies*headLieShare <= t.forwarded
+}
+
+// countForwarded counts a pipeline in which t signed the chunk with hops after
+// it: it forwarded the chunk, or reported the hops failed.
+func countForwarded(t *target) {
 	t.mu.Lock()
-	t.headLies++
-	n := t.headLies
+	t.forwarded++
 	t.mu.Unlock()
-	p.c.log.Debug("pipeline head reported a hop failed that then took the chunk at once", "peer", t.cand.peer, "chunk", i, "times", n)
-	if n == headLieLimit {
-		p.c.log.Info("pipeline head's reports of failed hops proved false; it heads no more pipelines in this upload",
-			"bag", p.bag, "peer", t.cand.peer, "times", n)
+}
+
+// forwardContradicted counts a pipelined push of chunk i in which a hop t
+// reported failed contradicted it.
+func (p *pusher) forwardContradicted(t *target, i int) {
+	t.mu.Lock()
+	could := t.mayHeadLocked()
+	t.fwdLies++
+	n, of := t.fwdLies, t.forwarded
+	drop := could && !t.mayHeadLocked()
+	t.mu.Unlock()
+	p.c.log.Debug("pipeline hop reported failed took the chunk at once", "reporter", t.cand.peer, "chunk", i, "times", n, "of", of)
+	if drop {
+		p.c.log.Info("pipeline provider's reports of failed hops were contradicted by the hops (it lies, predates forward, or its links to them are bad); it heads no more pipelines in this upload for now",
+			"bag", p.bag, "peer", t.cand.peer, "contradicted", n, "pipelines", of)
 	}
 }
 
-// headFirst returns ts with a target that may head (canHead) first, and
-// whether there is one: ts itself when its first may, else a copy with the
-// first that may swapped to the front.
-func headFirst(ts []*target) ([]*target, bool) {
-	for i, t := range ts {
-		if !t.canHead() {
-			continue
-		}
-		if i == 0 {
-			return ts, true
-		}
-		out := slices.Clone(ts)
-		out[0], out[i] = out[i], out[0]
-		return out, true
+// rotated returns a copy of ts rotated left by i.
+func rotated(ts []*target, i int) []*target {
+	if len(ts) == 0 {
+		return nil
 	}
-	return ts, false
+	k := i % len(ts)
+	return append(slices.Clone(ts[k:]), ts[:k]...)
+}
+
+// byHeading returns ts with the targets that may head (canHead) first,
+// each part in its order, and how many may: ts itself when no target
+// that may not head comes before one that may.
+func byHeading(ts []*target) ([]*target, int) {
+	may := make([]bool, len(ts))
+	n := 0
+	sorted := true
+	for i, t := range ts {
+		may[i] = t.canHead()
+		if may[i] {
+			sorted = sorted && n == i
+			n++
+		}
+	}
+	if sorted {
+		return ts, n
+	}
+	out := make([]*target, 0, len(ts))
+	for i, t := range ts {
+		if may[i] {
+			out = append(out, t)
+		}
+	}
+	for i, t := range ts {
+		if !may[i] {
+			out = append(out, t)
+		}
+	}
+	return out, n
 }
 
 // lacking returns the live targets of ts that lack chunk i.
@@ -318,20 +408,21 @@ func lacking(ts []*target, i int) []*target {
 }
 
 // pushAlong gets chunk j to the targets ts from the uploader, within the
-// caller's worker: as a pipeline under a target of ts that may head, or,
-// when none may, pushed to each directly.
+// caller's worker: as a pipeline under a target of ts that may head, the
+// targets that may not last (byHeading), or, when none may, pushed to
+// each directly, in parallel, so that one busy or slow target does not
+// hold up the others' copies.
 func (p *pusher) pushAlong(ctx context.Context, ts []*target, j *chunkJob) {
 	if len(ts) == 0 {
 		return
 	}
-	if ts, ok := headFirst(ts); ok {
+	if ts, n := byHeading(ts); n > 0 {
 		p.push(ctx, ts[0], &chunkJob{index: j.index, info: j.info, data: j.data, proof: j.proof, forward: ts[1:]})
 		return
 	}
+	var wg sync.WaitGroup
 	for _, t := range ts {
-		if ctx.Err() != nil {
-			return
-		}
-		p.push(ctx, t, &chunkJob{index: j.index, info: j.info, data: j.data, proof: j.proof})
+		wg.Go(func() { p.push(ctx, t, &chunkJob{index: j.index, info: j.info, data: j.data, proof: j.proof}) })
 	}
+	wg.Wait()
 }

@@ -350,20 +350,19 @@ func (t *target) resetConn(gen int) {
 // the target is given up, or ctx ends. When t heads a pipeline (j has a
 // forward list) and is given up, or held the chunk already, the rest of the
 // pipeline gets the chunk from the uploader, under another head. A head
-// that may head no more (canHead: its reports of failed hops proved false)
-// by the time the job's turn comes is sent the chunk alone, and the rest
-// gets it the same way.
+// that may head no more (canHead: the hops contradicted its reports of
+// failed ones) by the time the job's turn comes gets the chunk as the
+// last hop of a pipeline of the rest (pushAlong), under another head.
 func (p *pusher) push(ctx context.Context, t *target, j *chunkJob) {
 	if len(j.forward) > 0 && !t.canHead() {
-		if !j.fromHolder {
-			p.pushLinks(ctx, t, &chunkJob{index: j.index, info: j.info, data: j.data, proof: j.proof})
+		ts := lacking(j.forward, j.index)
+		if !j.fromHolder && t.alive() && !t.has(j.index) {
+			ts = append(ts, t) // last, where it forwards to no one (byHeading)
 		}
-		if ctx.Err() == nil {
-			p.pushAlong(ctx, lacking(j.forward, j.index), j)
-		}
+		p.pushAlong(ctx, ts, j)
 		return
 	}
-	if signed, _ := p.pushLinks(ctx, t, j); signed || len(j.forward) == 0 || ctx.Err() != nil {
+	if out := p.pushLinks(ctx, t, j); out.signed || len(j.forward) == 0 || ctx.Err() != nil {
 		return
 	}
 	rest := lacking(j.forward, j.index)
@@ -374,9 +373,19 @@ func (p *pusher) push(ctx context.Context, t *target, j *chunkJob) {
 	p.pushAlong(ctx, rest, j)
 }
 
-// pushLinks runs the storage links of chunk j to t until one is signed
-// (signed), or the target is given up, held the chunk, or ctx ends. first
-// says the first exchange signed, no open or exchange failing before it.
+// linkOutcome is how pushLinks ended.
+type linkOutcome struct {
+	// signed says a link was signed.
+	signed bool
+	// first says the first exchange signed, no open or exchange failing
+	// before it.
+	first bool
+	// stored says the provider answered it held the chunk already.
+	stored bool
+}
+
+// pushLinks runs the storage links of chunk j to t until one is signed,
+// or the target is given up, held the chunk, or ctx ends.
 //
 // A provider whose disk is full (noRoom) is given up at its first such
 // answer: the chunk is not sent to it again. A job marked once is tried
@@ -386,33 +395,33 @@ func (p *pusher) push(ctx context.Context, t *target, j *chunkJob) {
 // peers is spent) is no failure: the link is tried again after a pause
 // (fetch.BusyWait, as reads wait), for up to the client's busy wait; only
 // then is the target given up (busyPushError).
-func (p *pusher) pushLinks(ctx context.Context, t *target, j *chunkJob) (signed, first bool) {
+func (p *pusher) pushLinks(ctx context.Context, t *target, j *chunkJob) linkOutcome {
 	backoff := retryBase
 	bw := fetch.BusyWait{Max: p.c.opts.busyWait}
-	first = true
+	first := true
 	for attempt := 1; ; attempt, first = attempt+1, false {
 		if ctx.Err() != nil || !t.alive() {
-			return false, false
+			return linkOutcome{}
 		}
 		if t.has(j.index) && !j.fromHolder {
-			return false, false
+			return linkOutcome{}
 		}
 		// A hop given up since the chunk was fed (its disk full, say) is
 		// not forwarded to. (j is shared by the targets fed it directly:
 		// it is read here, never written.)
 		fwd := liveOf(j.forward)
 		if j.fromHolder && len(fwd) == 0 {
-			return false, false
+			return linkOutcome{}
 		}
 		p.tr.link(-1, LinkCreated)
 		conn, gen, err := p.conn(ctx, t)
 		if err != nil {
 			p.tr.link(LinkCreated, LinkFailed)
 			if ctx.Err() != nil || !t.alive() {
-				return false, false
+				return linkOutcome{}
 			}
 			if !p.waitReconnect(ctx, t, fmt.Sprintf("chunk %d", j.index), openFailed(err)) {
-				return false, false
+				return linkOutcome{}
 			}
 			attempt-- // a provider out of reach is waited for, not counted
 			continue
@@ -441,18 +450,18 @@ func (p *pusher) pushLinks(ctx context.Context, t *target, j *chunkJob) (signed,
 			if len(fwd) > 0 {
 				p.pipelined(ctx, t, j, fwd, res, began)
 			}
-			return true, first
+			return linkOutcome{signed: true, first: first, stored: link.alreadyStored}
 		}
 		link.move(LinkFailed)
 		switch p.linkFailed(ctx, t, j, gen, &bw, attempt, err) {
 		case linkStop:
-			return false, false
+			return linkOutcome{}
 		case linkAgain:
 			attempt-- // a busy refusal or a lost stream is not an attempt
 			continue
 		}
 		if !ctxsleep.Sleep(ctx, backoff) {
-			return false, false
+			return linkOutcome{}
 		}
 		backoff = min(backoff*2, retryMax)
 	}

@@ -50,9 +50,11 @@ type target struct {
 	// givenUpBusy is set when the target answered busy for the whole busy
 	// wait: it is reachable, and what it took of the upload goes unused.
 	givenUpBusy bool
-	// headLies counts the pipelined pushes it headed whose reports of
-	// failed hops the hops contradicted (pusher.headContradicted).
-	headLies int
+	// forwarded counts the pipelines in which it signed the chunk with
+	// hops after it; fwdLies those in which a hop it reported failed
+	// contradicted it (pusher.forwardContradicted). They decide whether
+	// it may head pipelines (canHead).
+	forwarded, fwdLies int
 
 	queue chan *chunkJob
 }

@@ -1,0 +1,54 @@
+package client
+
+import (
+	"testing"
+	"time"
+
+	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/protocol/store"
+)
+
+// With no target that may head, pushAlong pushes the chunk to each target
+// in parallel: one busy or slow target does not hold up the others'
+// copies. The first target's push waits until the other two have theirs.
+func TestPushAlongNoHeadPushesInParallel(t *testing.T) {
+	net := newFakeNet(t, 3)
+	c := net.client(t.TempDir())
+	p := &pusher{c: c, bag: net.bag, object: 1, tr: newTracker(OpPut, nil, 0), expiry: time.Now().Add(time.Hour)}
+	data := randomBytes(t, 4096, 5)
+	j := &chunkJob{index: 0, info: chunker.ChunkInfo{CID: chunker.ChunkCID(data), Size: len(data)}, data: data}
+	arrived := make(chan struct{}, 2)
+	for _, pr := range net.providers[1:] {
+		pr.hook = func(store.ChunkPush) error { arrived <- struct{}{}; return nil }
+	}
+	ctx := testCtx(t)
+	waited := make(chan bool, 1)
+	net.providers[0].hook = func(store.ChunkPush) error {
+		deadline := time.NewTimer(10 * time.Second)
+		defer deadline.Stop()
+		for range 2 {
+			select {
+			case <-arrived:
+			case <-deadline.C:
+				waited <- false
+				return nil
+			}
+		}
+		waited <- true
+		return nil
+	}
+	ts := make([]*target, 3)
+	for i, pr := range net.providers {
+		ts[i] = &target{cand: candidate{peer: pr.id(), session: []byte("session")}, conn: fakeConn{pr}, fwdLies: headLieLimit}
+	}
+	p.targets = ts
+	p.pushAlong(ctx, ts, j)
+	if !<-waited {
+		t.Fatal("the other targets were not pushed to while the first target's push waited: pushAlong pushed one after another")
+	}
+	for i, tg := range ts {
+		if !tg.has(0) {
+			t.Errorf("target %d does not hold the chunk after pushAlong", i)
+		}
+	}
+}
