@@ -231,6 +231,9 @@ func newMemberCache(dir Directory) *memberCache {
 }
 
 func (c *memberCache) check(ctx context.Context, acct chain.Account, member chain.MemberID) error {
+	if c.dir == nil { // nobody's fault but the caller's: not the sender's
+		return fmt.Errorf("contracts: no directory to read member %d from", member)
+	}
 	c.mu.Lock()
 	e, ok := c.m[member]
 	c.mu.Unlock()

@@ -28,6 +28,7 @@
 // A host may run a Renter beside a Responder (or several Renters), sharing
 // one Gossip or each with its own: the host's contract parts share the one
 // validator pubsub allows per topic and the one handler of the protocol.
+// Close the Renter, the Responder, then a Gossip made for them alone.
 //
 // Signatures cover explicit canonical byte layouts (Proposal.SigningBytes,
 // Contract.SigningBytes, RetrieveSigningBytes), not the protobuf encoding,

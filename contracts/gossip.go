@@ -23,14 +23,17 @@ import (
 // Responder may share a Gossip or each have its own on one host: pubsub
 // allows one validator per topic per host, so the host's first hold of a
 // topic registers it, and it judges with the Gossip of the topic's oldest
-// live hold (its Directory, clock, counts and metrics). It is safe for
-// concurrent use.
+// live subscription (a Responder's), else of its oldest Publish in flight
+// (its Directory, clock, counts and metrics). A Gossip without a Directory
+// cannot judge: it is chosen only when no other holds the topic, and then
+// ignores every proposal. It is safe for concurrent use.
 //
 // A topic's validator stays registered while anything on the host holds
 // the topic: a subscription until the release Subscribe returned with it
-// (a Responder releases its subscriptions when it closes), a Publish until
-// Close. A release lets go of its own hold only, however often it is
-// called.
+// (a Responder releases its subscriptions when it closes), a Publish while
+// it publishes. A release lets go of its own hold only, however often it
+// is called. So a Renter's Gossip holds nothing once its Publishes
+// returned, and Close only stops it publishing.
 //
 // The validator rejects, before a message is forwarded or delivered, a
 // proposal that is oversized, does not decode, is not signed by its renter,
@@ -50,25 +53,25 @@ type Gossip struct {
 	done   context.Context
 	cancel context.CancelFunc
 
-	mu         sync.Mutex
-	closed     bool
-	publishing sync.WaitGroup        // Publishes in flight; Add under mu while open
-	published  map[string]*hostShare // topics Publish holds until Close
+	mu     sync.Mutex
+	closed bool
+	busy   sync.WaitGroup // Publishes and Subscribes in flight; Add under mu while open
 
 	accepted, rejected, ignored atomic.Int64
 	metrics                     *Metrics
 }
 
 // NewGossip returns the contract-topic gossip of h, checking renters
-// against dir.
+// against dir. With dir nil the Gossip cannot judge proposals (its
+// validator ignores them all) nor publish them (Publish fails): it serves
+// tests of the protocol alone.
 func NewGossip(h *p2p.Host, dir Directory, log *slog.Logger, opts ...GossipOption) *Gossip {
 	if log == nil {
 		log = slog.Default()
 	}
 	g := &Gossip{
 		h: h, dir: dir, mc: newMemberCache(dir), now: time.Now,
-		log:       log.With("component", "contracts"),
-		published: make(map[string]*hostShare),
+		log: log.With("component", "contracts"),
 	}
 	g.done, g.cancel = context.WithCancel(context.Background())
 	for _, o := range opts {
@@ -76,6 +79,9 @@ func NewGossip(h *p2p.Host, dir Directory, log *slog.Logger, opts ...GossipOptio
 	}
 	return g
 }
+
+// canJudge reports whether g can check a proposal's renter on chain.
+func (g *Gossip) canJudge() bool { return g.dir != nil }
 
 // GossipStats counts the validator's outcomes.
 type GossipStats struct {
@@ -87,16 +93,16 @@ func (g *Gossip) Stats() GossipStats {
 	return GossipStats{g.accepted.Load(), g.rejected.Load(), g.ignored.Load()}
 }
 
-// join takes a hold of topic t on the host, registering its validator
-// when it is the host's first, and returns the joined topic and the share
-// to leave it on. Every join that succeeds is matched by one leave of the
-// share.
-func (g *Gossip) join(t topics.Topic) (*pubsub.Topic, *hostShare, error) {
+// join takes a hold of topic t on the host (a subscription's when sub,
+// else a Publish's), registering its validator when it is the host's
+// first, and returns the joined topic and the share to leave it on. Every
+// join that succeeds is matched by one leave of the share.
+func (g *Gossip) join(t topics.Topic, sub bool) (*pubsub.Topic, *hostShare, error) {
 	if err := t.Validate(); err != nil || t.Prefix != topics.PrefixContract {
 		return nil, nil, malformed("topic %s: not a contract topic", t)
 	}
 	s := acquireShare(g.h)
-	pt, err := s.join(t, g)
+	pt, err := s.join(t, g, sub)
 	if err != nil {
 		s.put()
 		return nil, nil, err
@@ -107,29 +113,22 @@ func (g *Gossip) join(t topics.Topic) (*pubsub.Topic, *hostShare, error) {
 }
 
 // leave lets go of a hold of topic name that join took on s.
-func (g *Gossip) leave(s *hostShare, name string) {
-	s.leave(name, g)
+func (g *Gossip) leave(s *hostShare, name string, sub bool) {
+	s.leave(name, g, sub)
 	s.put()
 }
 
-// Close ends publishing: a Publish after or while it runs returns
-// ErrClosed and publishes nothing, unless it was publishing already, and
-// Close returns once no Publish is. It lets go of the topics Publish
-// holds; those a subscription still holds keep their validator until its
-// release. Subscribe fails after Close too. Calls after the first do
-// nothing more.
+// Close ends publishing and subscribing: a Publish or Subscribe after or
+// while it runs returns ErrClosed and publishes or holds nothing, unless
+// it was done before Close returns, which it does once none is in flight.
+// The subscriptions taken before keep their topics' validators until
+// their release. Calls after the first do nothing more.
 func (g *Gossip) Close() error {
 	g.mu.Lock()
 	g.closed = true
 	g.cancel()
 	g.mu.Unlock()
-	g.publishing.Wait()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for name, s := range g.published {
-		delete(g.published, name)
-		g.leave(s, name)
-	}
+	g.busy.Wait()
 	return nil
 }
 
@@ -138,93 +137,90 @@ func errClosed(what string) error {
 	return fmt.Errorf("%w: %s after the gossip closed", ErrClosed, what)
 }
 
-// Subscribe subscribes to contract topic t. Every message the subscription
-// yields passed the validator; ProposalOf returns its proposal. The
-// subscription holds t's validator until release, which cancels the
-// subscription and lets go of its hold: call it when done (more calls do
-// nothing), rather than sub.Cancel alone, which keeps the hold.
-func (g *Gossip) Subscribe(t topics.Topic) (sub *pubsub.Subscription, release func(), err error) {
-	if g.done.Err() != nil {
-		return nil, nil, errClosed("subscribe to topic " + t.String())
-	}
-	pt, s, err := g.join(t)
-	if err != nil {
-		return nil, nil, err
-	}
-	sub, err = pt.Subscribe()
-	if err != nil {
-		g.leave(s, t.String())
-		return nil, nil, fmt.Errorf("contracts: subscribe to topic %s: %w", t, err)
-	}
-	var once sync.Once
-	return sub, func() {
-		once.Do(func() {
-			// Cancel first: the validator goes with the last hold, and
-			// must not while this subscription could be handed a message.
-			sub.Cancel()
-			g.leave(s, t.String())
-		})
-	}, nil
-}
-
-// enterPublish counts a Publish in flight, unless g is closed.
-func (g *Gossip) enterPublish() bool {
+// enter counts a Publish or Subscribe in flight, unless g is closed.
+func (g *Gossip) enter() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
 		return false
 	}
-	g.publishing.Add(1)
+	g.busy.Add(1)
 	return true
 }
 
-// publishTopic joins p's topic for Publish, which holds it until Close.
-// Call between enterPublish and its Done.
-func (g *Gossip) publishTopic(t topics.Topic) (*pubsub.Topic, error) {
-	pt, s, err := g.join(t)
+// Subscribe subscribes to contract topic t. Every message the subscription
+// yields passed the validator; ProposalOf returns its proposal. The
+// subscription holds t's validator until release, which cancels the
+// subscription and lets go of its hold: call it when done (more calls do
+// nothing), rather than sub.Cancel alone, which keeps the hold. After
+// Close, or when Close comes before it subscribed, it returns ErrClosed
+// and holds nothing.
+func (g *Gossip) Subscribe(t topics.Topic) (sub *pubsub.Subscription, release func(), err error) {
+	what := "subscribe to topic " + t.String()
+	if !g.enter() {
+		return nil, nil, errClosed(what)
+	}
+	defer g.busy.Done()
+	pt, s, err := g.join(t, true)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.published[t.String()] != nil {
-		g.leave(s, t.String()) // held already: one hold is enough
-	} else {
-		g.published[t.String()] = s
+	sub, err = pt.Subscribe()
+	if err != nil {
+		g.leave(s, t.String(), true)
+		return nil, nil, fmt.Errorf("contracts: subscribe to topic %s: %w", t, err)
 	}
-	return pt, nil
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			// Cancel first: the validator goes with the last hold, and
+			// must not while this subscription could be handed a message.
+			sub.Cancel()
+			g.leave(s, t.String(), true)
+		})
+	}
+	if g.done.Err() != nil { // Close came meanwhile: it is waiting for us
+		release()
+		return nil, nil, errClosed(what)
+	}
+	return sub, release, nil
 }
 
-// Publish publishes a signed proposal on its topic. It checks the
-// proposal first as every receiver will — its fields, and that its renter
-// key controls its member on chain — so that a proposal no one would take
-// fails with the reason (ErrMalformed, ErrExpired, ErrNotMember...) rather
-// than the local validator's bare refusal. After Close, or when Close
-// comes before it publishes, it returns ErrClosed and publishes nothing.
+// Publish publishes a signed proposal on its topic, holding the topic
+// while it does. It checks the proposal first as every receiver will —
+// its fields, and that its renter key controls its member on chain — so
+// that a proposal no one would take fails with the reason (ErrMalformed,
+// ErrExpired, ErrNotMember...) rather than the local validator's bare
+// refusal. After Close, or when Close comes before it publishes, it
+// returns ErrClosed and publishes nothing; a proposal found at fault
+// first fails with its fault all the same.
 func (g *Gossip) Publish(ctx context.Context, p *Proposal) error {
-	if !g.enterPublish() {
-		return errClosed("publish proposal " + p.ID.String())
+	what := "publish proposal " + p.ID.String()
+	if !g.enter() {
+		return errClosed(what)
 	}
-	defer g.publishing.Done()
+	defer g.busy.Done()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(g.done, cancel) // a chain read in flight gives up at Close
 	defer stop()
 	err := g.publish(ctx, p)
-	if err != nil && g.done.Err() != nil {
-		return errClosed("publish proposal " + p.ID.String())
+	if err != nil && g.done.Err() != nil && !isProposalFault(err) {
+		return errClosed(what)
 	}
 	return err
+}
+
+// isProposalFault reports whether err says what is wrong with the
+// proposal itself, which Publish reports even when Close came meanwhile.
+func isProposalFault(err error) bool {
+	return isSenderFault(err) || errors.Is(err, ErrExpired) || errors.Is(err, ErrClockSkew)
 }
 
 // publish is Publish while it counts as in flight.
 func (g *Gossip) publish(ctx context.Context, p *Proposal) error {
 	if err := p.Check(g.now()); err != nil {
 		return fmt.Errorf("contracts: proposal %s: %w", p.ID, err)
-	}
-	pt, err := g.publishTopic(p.Topic)
-	if err != nil {
-		return err
 	}
 	if err := g.mc.check(ctx, p.Renter, p.Member); err != nil {
 		return fmt.Errorf("contracts: proposal %s: %w; sign with the key of the member's controller account, or name the member it controls", p.ID, err)
@@ -233,6 +229,13 @@ func (g *Gossip) publish(ctx context.Context, p *Proposal) error {
 	if err != nil {
 		return fmt.Errorf("contracts: marshal proposal: %w", err)
 	}
+	pt, s, err := g.join(p.Topic, false)
+	if err != nil {
+		return err
+	}
+	// The local validator judges the message within pt.Publish, and
+	// nothing on a topic the host does not subscribe to reaches it after.
+	defer g.leave(s, p.Topic.String(), false)
 	if g.done.Err() != nil {
 		return g.done.Err() // closed during the checks: nothing goes out
 	}

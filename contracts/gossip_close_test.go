@@ -7,6 +7,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/p2p"
+	"github.com/satchel-net/satchel/p2p/testnet"
+	"github.com/satchel-net/satchel/topics"
 )
 
 // TestPublishRacingClose: Publishes racing a Gossip's Close either publish
@@ -78,5 +83,129 @@ func TestPublishRacingClose(t *testing.T) {
 			t.Fatalf("round %d: a Publish after Close published", round)
 		}
 		release()
+	}
+}
+
+// TestSubscribeRacingClose: Subscribes racing a Gossip's Close either
+// subscribe before Close returns or fail ErrClosed holding nothing, so no
+// subscription (nor hold of its topic) appears once Close returned. Run
+// with -race.
+func TestSubscribeRacingClose(t *testing.T) {
+	net := testnet.NewMock(t, 1, 0)
+	h := net.Host(0)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for round := range 5 {
+		g := NewGossip(h, nil, quiet())
+		var mu sync.Mutex
+		var releases []func()
+		started := make(chan struct{}, 64)
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for {
+					_, release, err := g.Subscribe(topicA)
+					if errors.Is(err, ErrClosed) {
+						return
+					}
+					if err != nil {
+						t.Errorf("Subscribe: %v, want a subscription or ErrClosed", err)
+						return
+					}
+					mu.Lock()
+					releases = append(releases, release)
+					mu.Unlock()
+					select {
+					case started <- struct{}{}:
+					default:
+					}
+				}
+			})
+		}
+		for range 8 { // Close comes with Subscribes in full flow
+			select {
+			case <-started:
+			case <-ctx.Done():
+				t.Fatal("no Subscribe succeeded in time")
+			}
+		}
+		must(t, g.Close())
+		held := holdsOf(h, topicA)
+		wg.Wait()
+		if n := holdsOf(h, topicA); n != held || n != len(releases) {
+			t.Fatalf("round %d: %d holds when Close returned, %d after, %d subscriptions; want as many", round, held, n, len(releases))
+		}
+		for _, release := range releases {
+			release()
+		}
+		validatorFree(t, h, "every subscription released")
+	}
+}
+
+// holdsOf returns the holds of topic on h's share.
+func holdsOf(h *p2p.Host, topic topics.Topic) int {
+	sharesMu.Lock()
+	s := shares[h]
+	sharesMu.Unlock()
+	if s == nil {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.holds[topic.String()])
+}
+
+// gateDir is a Directory whose member lookups, each in turn, report
+// that they started and wait to be let on before they answer.
+type gateDir struct {
+	Directory
+	entered, proceed chan struct{}
+	answer           func(ctx context.Context) (chain.Member, error)
+}
+
+func (d *gateDir) Member(ctx context.Context, _ chain.MemberID) (chain.Member, error) {
+	d.entered <- struct{}{}
+	<-d.proceed
+	return d.answer(ctx)
+}
+
+// TestPublishFaultOverClose: a Publish whose proposal is found at fault
+// while Close runs reports the fault (the caller needs the reason), and
+// one whose chain read Close cut short reports ErrClosed.
+func TestPublishFaultOverClose(t *testing.T) {
+	net := testnet.NewMock(t, 1, 0)
+	h := net.Host(0)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rn := NewRenter(h, NewGossip(h, nil, quiet()), seedKey(t, 1), 1, nil, nil, quiet())
+	defer rn.Close()
+	p, err := rn.Propose(Request{Duration: 60 * day, Terms: Terms{Bag: "dynamic:channel:7", Size: 5 << 20, Chunks: 5,
+		Availability: topics.High, Speed: topics.High, Redundancy: 1}})
+	must(t, err)
+	for _, tc := range []struct {
+		name   string
+		answer func(ctx context.Context) (chain.Member, error)
+		want   error
+	}{
+		{"not a member", func(context.Context) (chain.Member, error) { return chain.Member{}, chain.ErrNotFound }, ErrNotMember},
+		{"read cut short", func(ctx context.Context) (chain.Member, error) { <-ctx.Done(); return chain.Member{}, ctx.Err() }, ErrClosed},
+	} {
+		dir := &gateDir{entered: make(chan struct{}), proceed: make(chan struct{}), answer: tc.answer}
+		g := NewGossip(h, dir, quiet())
+		errc := make(chan error, 1)
+		go func() { errc <- g.Publish(ctx, p) }()
+		select {
+		case <-dir.entered:
+		case <-ctx.Done():
+			t.Fatalf("%s: the member lookup did not start", tc.name)
+		}
+		closed := make(chan error, 1)
+		go func() { closed <- g.Close() }()
+		<-g.done.Done() // Close began: it waits for the Publish
+		close(dir.proceed)
+		if err := <-errc; !errors.Is(err, tc.want) || tc.want != ErrClosed && errors.Is(err, ErrClosed) {
+			t.Errorf("%s: Publish = %v, want %v", tc.name, err, tc.want)
+		}
+		must(t, <-closed)
 	}
 }

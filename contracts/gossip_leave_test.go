@@ -49,9 +49,9 @@ func TestResponderStartedAgainOnHost(t *testing.T) {
 }
 
 // TestGossipHoldsValidatorWhileUsed: a topic's validator stays registered
-// while a subscription or a Publish of any Gossip on the host holds the
-// topic, and is unregistered with the host's last hold (a subscription's
-// release, Close).
+// while a subscription or a Publish in flight of any Gossip on the host
+// holds the topic, and is unregistered with the host's last hold (a
+// subscription's release, a Publish's return).
 func TestGossipHoldsValidatorWhileUsed(t *testing.T) {
 	net := testnet.NewMock(t, 1, 0)
 	h := net.Host(0)
@@ -62,30 +62,30 @@ func TestGossipHoldsValidatorWhileUsed(t *testing.T) {
 	must(t, err)
 	_, release2, err := g.Subscribe(topicA)
 	must(t, err)
-	holdPublish(t, g)
-	holdPublish(t, g) // held once for every Publish
+	done1 := holdPublish(t, g)
+	done2 := holdPublish(t, g) // held once for every Publish in flight
 	// Another Gossip on the host shares the topic's validator.
 	_, otherRelease, err := other.Subscribe(topicA)
 	must(t, err)
 	release1()
 	validatorTaken(t, h, "one subscription left")
 	release2()
-	validatorTaken(t, h, "Publish holds it until Close")
+	validatorTaken(t, h, "two Publishes in flight")
+	done1()
+	done2()
 	must(t, g.Close())
 	validatorTaken(t, h, "another Gossip's subscription left")
 	otherRelease()
 	validatorFree(t, h, "after the last hold")
 }
 
-// holdPublish takes a hold of topicA as g's Publish does.
-func holdPublish(t *testing.T, g *Gossip) {
+// holdPublish takes a hold of topicA as g's Publish does while it
+// publishes, and returns what lets it go as Publish does when it returns.
+func holdPublish(t *testing.T, g *Gossip) (done func()) {
 	t.Helper()
-	if !g.enterPublish() {
-		t.Fatal("the gossip is closed")
-	}
-	defer g.publishing.Done()
-	_, err := g.publishTopic(topicA)
+	_, s, err := g.join(topicA, false)
 	must(t, err)
+	return func() { g.leave(s, topicA.String(), false) }
 }
 
 // TestGossipReleaseDropsOnlyItsHold: a release called again, or Close
@@ -115,7 +115,7 @@ func TestGossipReleaseDropsOnlyItsHold(t *testing.T) {
 }
 
 // TestGossipConcurrentHolds: subscriptions of two Gossips on one host
-// released, and Publish holds closed, from many goroutines at once leave
+// released, and Publish holds let go, from many goroutines at once leave
 // no hold behind.
 func TestGossipConcurrentHolds(t *testing.T) {
 	net := testnet.NewMock(t, 1, 0)
@@ -137,12 +137,12 @@ func TestGossipConcurrentHolds(t *testing.T) {
 		wg.Go(func() {
 			for range 50 {
 				pg := NewGossip(h, nil, quiet())
-				pg.enterPublish()
-				if _, err := pg.publishTopic(topicA); err != nil {
+				_, s, err := pg.join(topicA, false)
+				if err != nil {
 					t.Error(err)
+					return
 				}
-				pg.publishing.Done()
-				_ = pg.Close()
+				pg.leave(s, topicA.String(), false)
 			}
 		})
 	}

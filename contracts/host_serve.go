@@ -12,23 +12,27 @@ import (
 )
 
 // A host's one handler of /satchel/contract/1.0.0: OFFER goes to the
-// Renter whose proposal it answers, the rest to the latest Responder.
+// Renter whose proposal it answers, CONSIGN to the Responder that made the
+// offer it signs, the rest to the latest Responder.
 
 // role is one part serving the contract protocol on a host.
 type role struct {
 	serve func(ctx context.Context, s network.Stream, req *pb.Request) error
-	// open reports whether proposal id is open on a Renter (nil for a
-	// Responder).
-	open func(id ID) bool
+	// renter tells a Renter's role from a Responder's.
+	renter bool
+	// has reports whether id is the role's: a proposal open on a Renter,
+	// an offer pending or consigned on a Responder.
+	has func(id ID) bool
 
 	ctx     context.Context // ends when the role is removed
 	cancel  context.CancelFunc
 	running sync.WaitGroup // its requests being served
 }
 
-// newRole returns a role serving requests with serve; open is a Renter's.
-func newRole(serve func(context.Context, network.Stream, *pb.Request) error, open func(ID) bool) *role {
-	r := &role{serve: serve, open: open}
+// newRole returns a Renter's role (renter) or a Responder's serving
+// requests with serve, owning the IDs has reports.
+func newRole(renter bool, serve func(context.Context, network.Stream, *pb.Request) error, has func(ID) bool) *role {
+	r := &role{serve: serve, renter: renter, has: has}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r
 }
@@ -41,7 +45,7 @@ func (s *hostShare) addRole(r *role) {
 	s.hmu.Lock()
 	defer s.hmu.Unlock()
 	s.mu.Lock()
-	if r.open != nil {
+	if r.renter {
 		s.renters = append(s.renters, r)
 	} else {
 		s.responders = append(s.responders, r)
@@ -98,39 +102,43 @@ func (s *hostShare) serve(ctx context.Context, st network.Stream) error {
 
 // enter picks the role that takes req and counts the request as served
 // by it: an OFFER's Renter (the one whose proposal it answers, else the
-// latest), another request's latest Responder. An error says why none
+// latest), a CONSIGN's Responder (the one that offered the contract, else
+// the latest), another request's latest Responder. An error says why none
 // does.
 func (s *hostShare) enter(req *pb.Request) (*role, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var r *role
-	if o := req.GetOffer(); o != nil {
-		r = s.renterFor(o)
+	switch b := req.Body.(type) {
+	case *pb.Request_Offer:
+		r = owner(s.renters, b.Offer.GetProposalId())
 		if r == nil {
 			return nil, fmt.Errorf("%w: no proposal is open on this peer (it runs no renter)", ErrNotFound)
 		}
-	} else {
-		if len(s.responders) == 0 {
-			return nil, malformed("a renter takes only OFFER")
-		}
-		r = s.responders[len(s.responders)-1]
+	case *pb.Request_Consign:
+		r = owner(s.responders, b.Consign.GetContract().GetId())
+	default:
+		r = owner(s.responders, nil)
+	}
+	if r == nil {
+		return nil, malformed("a renter takes only OFFER")
 	}
 	r.running.Add(1)
 	return r, nil
 }
 
-// renterFor returns the Renter on which o's proposal is open, else the
-// latest (which refuses it), nil with none. Call with s.mu.
-func (s *hostShare) renterFor(o *pb.Offer) *role {
-	if len(s.renters) == 0 {
+// owner returns the role of rs that has id, else the latest (which
+// refuses what is not its own), nil with none. Call with s.mu.
+func owner(rs []*role, id []byte) *role {
+	if len(rs) == 0 {
 		return nil
 	}
-	if id, err := idFrom(o.ProposalId, "proposal id"); err == nil {
-		for _, r := range s.renters {
-			if r.open(id) {
+	if id, err := idFrom(id, "id"); err == nil && len(rs) > 1 {
+		for _, r := range rs {
+			if r.has(id) {
 				return r
 			}
 		}
 	}
-	return s.renters[len(s.renters)-1]
+	return rs[len(rs)-1]
 }

@@ -116,3 +116,36 @@ func TestTwoRentersOnOneHost(t *testing.T) {
 	}
 	must(t, g.Wait())
 }
+
+// TestConsignReachesOfferingResponder: with two responders on one host (a
+// provider started again beside the one it replaces), a CONSIGN goes to
+// the one that made the offer, though the other is the latest, and its
+// retry of the consigned contract too (the renter's answer was lost).
+func TestConsignReachesOfferingResponder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a chain")
+	}
+	w := newWorld(t, 2, 1, 1, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	older := w.responder(0, "", topicA)
+	latest := w.responder(0, "") // subscribed to nothing yet: only the older offers
+	rn := w.renterAt(1)
+	w.waitTopicPeers(1, topicA, 1)
+
+	n, err := rn.renter.Negotiate(ctx, w.request(5<<20, 60*day, 1))
+	if err != nil || len(n.Contracts) != 1 {
+		t.Fatalf("Negotiate: %v (%+v), want the older responder's offer consigned", err, n)
+	}
+	if st := older.resp.Stats(); st.Offers != 1 || st.Consigned != 1 {
+		t.Errorf("older responder %+v, want its offer consigned", st)
+	}
+	if st := latest.resp.Stats(); st != (ResponderStats{}) {
+		t.Errorf("latest responder %+v, want nothing", st)
+	}
+	cs := n.Contracts[0]
+	got, err := rn.renter.Consign(ctx, cs.Contract)
+	if err != nil || got.Grant.Session != cs.Grant.Session {
+		t.Fatalf("CONSIGN again: %v (grant %x), want the same grant %x from the older responder", err, got.Grant.Session, cs.Grant.Session)
+	}
+}

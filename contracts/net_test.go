@@ -225,6 +225,7 @@ func (tn *tnode) close() {
 	if tn.renter != nil {
 		_ = tn.renter.Close()
 	}
+	_ = tn.gossip.Close()
 	_ = tn.store.Close()
 }
 

@@ -48,7 +48,7 @@ func NewRenter(h *p2p.Host, g *Gossip, key chain.Key, member chain.MemberID, dir
 	}
 	r := &Renter{h: h, g: g, key: key, member: member, dir: dir, store: store,
 		log: log.With("component", "contracts"), open: make(map[ID]*collector)}
-	r.share, r.role = acquireShare(h), newRole(r.serve, r.isOpen)
+	r.share, r.role = acquireShare(h), newRole(true, r.serve, r.isOpen)
 	r.share.addRole(r.role)
 	return r
 }
@@ -73,7 +73,9 @@ func (r *Renter) SetBound(c *Contract, obj chain.ObjectID) error {
 
 // Close stops taking offers; it returns once the offers being taken were
 // answered or their streams reset. Other contract parts on the host (a
-// Responder, another Renter) go on serving. Calls after the first do
+// Responder, another Renter) go on serving. The renter's Publishes held
+// its topics only while they published, so it leaves nothing on the host;
+// close a Gossip made for it alone after it. Calls after the first do
 // nothing more.
 func (r *Renter) Close() error {
 	r.closeOnce.Do(func() {

@@ -141,10 +141,20 @@ func NewResponder(h *p2p.Host, g *Gossip, id Identity, auth Authority, room Room
 		r.wg.Go(func() { r.listen(sub) })
 	}
 	r.wg.Go(r.pruneLoop)
-	r.share, r.role = acquireShare(h), newRole(r.serve, nil)
+	r.share, r.role = acquireShare(h), newRole(false, r.serve, r.owns)
 	r.share.addRole(r.role)
 	r.log.Info("contract topics subscribed", "topics", r.topics)
 	return r, nil
+}
+
+// owns reports whether the offer of contract id is pending on r or was
+// consigned with a live grant: a CONSIGN of it, or its retry, is r's.
+func (r *Responder) owns(id ID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, pending := r.pending[id]
+	_, consigned := r.consigned[id]
+	return pending || consigned
 }
 
 // Topics returns the contract topics the responder is subscribed to.

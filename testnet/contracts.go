@@ -125,9 +125,10 @@ func (n *Network) RenterHost(ctx context.Context, opts ...RenterOption) (*p2p.Ho
 		return nil, nil, fmt.Errorf("testnet: renter host: %w", err)
 	}
 	log := n.cfg.Logger.With("component", "testnet-renter")
-	r := contracts.NewRenter(h, contracts.NewGossip(h, n.Client, log), n.Member, n.MemberID, n.Client, cfg.store, log)
+	g := contracts.NewGossip(h, n.Client, log)
+	r := contracts.NewRenter(h, g, n.Member, n.MemberID, n.Client, cfg.store, log)
 	n.clientMu.Lock()
-	n.renters = append(n.renters, renterHost{h, r})
+	n.renters = append(n.renters, renterHost{h, g, r})
 	n.clientMu.Unlock()
 	return h, r, nil
 }
@@ -135,9 +136,10 @@ func (n *Network) RenterHost(ctx context.Context, opts ...RenterOption) (*p2p.Ho
 // renterHost is a host RenterHost started, closed with the network.
 type renterHost struct {
 	h *p2p.Host
+	g *contracts.Gossip
 	r *contracts.Renter
 }
 
 func (rh renterHost) close() error {
-	return errors.Join(rh.r.Close(), rh.h.Close())
+	return errors.Join(rh.r.Close(), rh.g.Close(), rh.h.Close())
 }

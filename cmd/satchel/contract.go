@@ -193,7 +193,9 @@ func runContractPublish(ctx context.Context, app *App, cfg Config, key chain.Key
 		return err
 	}
 	defer st.Close()
-	r := contracts.NewRenter(h, contracts.NewGossip(h, cc, app.Log), key, member, cc, st, app.Log)
+	g := contracts.NewGossip(h, cc, app.Log)
+	defer g.Close()
+	r := contracts.NewRenter(h, g, key, member, cc, st, app.Log)
 	defer r.Close()
 
 	if p, err := r.Propose(req); err == nil {

@@ -147,12 +147,13 @@ func (f *contractPutFlags) option(ctx context.Context, app *App, cfg Config, c *
 	}
 	h := c.Host()
 	dir := laggedDirectory{cc}
-	r := contracts.NewRenter(h, contracts.NewGossip(h, dir, app.Log), key, member, dir, st, app.Log)
+	g := contracts.NewGossip(h, dir, app.Log)
+	r := contracts.NewRenter(h, g, key, member, dir, st, app.Log)
 	needs := client.ContractNeeds{
 		Duration: f.duration.value, Availability: f.availability.value, Speed: f.speed.value,
 		Negotiated: func(n *contracts.Negotiation, err error) { say(app, negotiationNote(n, err)) },
 	}
-	stop := func() { _ = r.Close(); _ = st.Close() }
+	stop := func() { _ = r.Close(); _ = g.Close(); _ = st.Close() }
 	return client.WithContracts(r, needs), stop, nil
 }
 
