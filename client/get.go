@@ -357,12 +357,19 @@ func (r *Reader) Object() (chain.DataObject, bool) {
 }
 
 // bound returns ctx, also ended when the context given to Open is, with
-// the error of whichever ended first as its cause.
+// the error of whichever ended first as its cause. One Open's context
+// ended already ends it before bound returns: context.AfterFunc would
+// cancel it in a goroutine of its own, after a read that waits for
+// nothing could have finished.
 func (r *Reader) bound(ctx context.Context) (context.Context, func()) {
 	if ctx == r.ctx {
 		return ctx, func() {}
 	}
 	both, cancel := context.WithCancelCause(ctx)
+	if err := r.ctx.Err(); err != nil {
+		cancel(err)
+		return both, func() {}
+	}
 	stop := context.AfterFunc(r.ctx, func() { cancel(r.ctx.Err()) })
 	return both, func() { stop(); cancel(nil) }
 }
@@ -455,6 +462,13 @@ func (r *Reader) WriteRange(ctx context.Context, w io.Writer, off, n int64) (wri
 func (r *Reader) writeRange(ctx context.Context, w io.Writer, off, n int64, keep func(l leaf, data []byte)) (written int64, err error) {
 	ctx, stop := r.bound(ctx)
 	defer stop()
+	if ctx.Err() != nil {
+		// Ended before it began: a range whose bytes are in hand (an
+		// inline leaf, a root that is the only chunk) would otherwise be
+		// written, as the goroutines below pick at random between a
+		// ready chunk and the ended context.
+		return 0, context.Cause(ctx)
+	}
 	if off > r.size {
 		off = r.size
 	}
