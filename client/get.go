@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -132,9 +133,23 @@ func (c *Client) Open(ctx context.Context, ref Ref, opts ...GetOption) (_ *Reade
 		}
 		r.root = ref.CID
 	}
-	peers, failed, err := c.readSources(cctx, r.bag, r.o.peers)
+	peers, failed, loc, err := c.readSources(cctx, r.bag, r.o.peers)
 	if err != nil {
 		return nil, err
+	}
+	later := loc != nil && len(loc.unreached) > 0
+	if len(peers) == 0 && later {
+		// None reached: the addresses read may be a block old.
+		later = false
+		more, err := c.reachAgain(ctx, loc)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if err != nil {
+			c.log.Debug("providers not reached again", "bag", r.bag, "err", err)
+		}
+		peers = more
+		failed = slices.DeleteFunc(failed, func(e PeerError) bool { return slices.Contains(more, e.Peer) })
 	}
 	if len(peers) == 0 {
 		return nil, &NoProviderError{Bag: r.bag, Need: 1, Tried: failed, Op: "download"}
@@ -142,6 +157,18 @@ func (c *Client) Open(ctx context.Context, ref Ref, opts ...GetOption) (_ *Reade
 	peers = c.rankByHave(ctx, peers, r.root, len(r.o.peers))
 	r.srcs = newSources(c, r.bag, peers)
 	r.srcs.tried = failed
+	if later {
+		// A provider not reached may be one restarted on a new port, which
+		// a read of its addresses a block old does not know yet: read them
+		// again should a block have no other source.
+		r.srcs.reachLater(func(ctx context.Context) []peer.ID {
+			more, err := c.reachAgain(ctx, loc)
+			if err != nil {
+				c.log.Debug("providers not reached again", "bag", r.bag, "err", err)
+			}
+			return more
+		})
+	}
 	if r.block, err = r.srcs.get(ctx, r.root, 0); err != nil {
 		return nil, fmt.Errorf("read %s: %w", r.describe(), err)
 	}
@@ -238,8 +265,9 @@ func (c *Client) scanBags(ctx context.Context, id chain.ObjectID) (chain.DataObj
 
 // readSources returns the peers to read from: extra first, then the bag's
 // providers (chain and DHT), or every active storage operator when the bag is
-// unknown. They are connected.
-func (c *Client) readSources(ctx context.Context, bag chain.BagID, extra []peer.AddrInfo) ([]peer.ID, []PeerError, error) {
+// unknown. They are connected. For a bag it also returns what locate found
+// (whose unreached providers reachAgain may reach).
+func (c *Client) readSources(ctx context.Context, bag chain.BagID, extra []peer.AddrInfo) ([]peer.ID, []PeerError, *located, error) {
 	var peers []peer.ID
 	var failed []PeerError
 	seen := map[peer.ID]bool{c.host.ID(): true}
@@ -264,7 +292,7 @@ func (c *Client) readSources(ctx context.Context, bag chain.BagID, extra []peer.
 	if bag != "" {
 		loc, err := c.locate(ctx, bag, true)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		for _, cand := range loc.live {
 			if !seen[cand.peer] {
@@ -273,11 +301,11 @@ func (c *Client) readSources(ctx context.Context, bag chain.BagID, extra []peer.
 			}
 		}
 		failed = append(failed, loc.failures()...)
-		return peers, failed, nil
+		return peers, failed, loc, nil
 	}
 	buckets, err := c.chain.StorageBuckets(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("list storage buckets: %w", err)
+		return nil, nil, nil, fmt.Errorf("list storage buckets: %w", err)
 	}
 	cands = cands[:0]
 	for _, b := range buckets {
@@ -297,14 +325,16 @@ func (c *Client) readSources(ctx context.Context, bag chain.BagID, extra []peer.
 		}
 		cands = append(cands, cand)
 	}
+	loc := &located{}
 	for i, err := range c.connectAll(lctx, cands) {
 		if err != nil {
 			failed = append(failed, PeerError{Peer: cands[i].peer, Err: err})
+			loc.unreached = append(loc.unreached, cands[i])
 			continue
 		}
 		peers = append(peers, cands[i].peer)
 	}
-	return peers, failed, nil
+	return peers, failed, loc, nil
 }
 
 // rankByHave asks every peer whether it holds the root and puts those that
@@ -357,12 +387,19 @@ func (r *Reader) Object() (chain.DataObject, bool) {
 }
 
 // bound returns ctx, also ended when the context given to Open is, with
-// the error of whichever ended first as its cause.
+// the error of whichever ended first as its cause. One Open's context
+// ended already ends it before bound returns: context.AfterFunc would
+// cancel it in a goroutine of its own, after a read that waits for
+// nothing could have finished.
 func (r *Reader) bound(ctx context.Context) (context.Context, func()) {
 	if ctx == r.ctx {
 		return ctx, func() {}
 	}
 	both, cancel := context.WithCancelCause(ctx)
+	if err := r.ctx.Err(); err != nil {
+		cancel(err)
+		return both, func() {}
+	}
 	stop := context.AfterFunc(r.ctx, func() { cancel(r.ctx.Err()) })
 	return both, func() { stop(); cancel(nil) }
 }
@@ -455,6 +492,13 @@ func (r *Reader) WriteRange(ctx context.Context, w io.Writer, off, n int64) (wri
 func (r *Reader) writeRange(ctx context.Context, w io.Writer, off, n int64, keep func(l leaf, data []byte)) (written int64, err error) {
 	ctx, stop := r.bound(ctx)
 	defer stop()
+	if ctx.Err() != nil {
+		// Ended before it began: a range whose bytes are in hand (an
+		// inline leaf, a root that is the only chunk) would otherwise be
+		// written, as the goroutines below pick at random between a
+		// ready chunk and the ended context.
+		return 0, context.Cause(ctx)
+	}
 	if off > r.size {
 		off = r.size
 	}

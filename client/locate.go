@@ -37,6 +37,9 @@ type located struct {
 	live []candidate
 	// failed are the providers that could not be used, and why.
 	failed []PeerError
+	// unreached are the named providers among failed that could not be
+	// connected to, as the chain read named them (reachAgain).
+	unreached []candidate
 	// buckets is the number of storage buckets of the bag.
 	buckets int
 	// unnamed are the buckets whose operator the chain did not name (not
@@ -87,6 +90,102 @@ func (c *Client) nameAgain(ctx context.Context, loc *located) error {
 	return ctx.Err()
 }
 
+// reachAgain reads again the buckets of the named providers loc could not
+// connect to, after the next block, and dials once more those whose
+// bucket now names other addresses or another peer: a provider restarted
+// on a new port publishes its new addresses in a block that a proven read
+// sees only once the block after it is signed (a read answers from the
+// state the latest signed header covers, a block behind the head; one
+// marked rpc.AcceptLag does not even wait for that), and its old address
+// refuses the dial. Those reached move from loc's failed providers to its
+// live ones, and are returned. A bucket that names what failed already is
+// not dialled again.
+func (c *Client) reachAgain(ctx context.Context, loc *located) ([]peer.ID, error) {
+	if len(loc.unreached) == 0 {
+		return nil, nil
+	}
+	if err := c.nextBlock(ctx); err != nil {
+		return nil, err
+	}
+	var retry []candidate
+	for _, old := range loc.unreached {
+		b, err := c.chain.StorageBucket(ctx, old.bucket)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			c.log.Debug("storage bucket not read again", "bag", loc.bag.ID, "bucket", old.bucket, "err", err)
+			continue
+		}
+		if b.OperatorStatus != chain.OperatorActive || b.Metadata == nil || b.Metadata.PeerID == "" {
+			continue
+		}
+		cand, err := operatorOf(b)
+		if err != nil || (cand.peer == old.peer && sameAddrs(cand.addrs, old.addrs)) {
+			continue
+		}
+		c.log.Debug("provider unreachable at the addresses read a block behind; dialling the ones named now", "bag", loc.bag.ID, "peer", cand.peer, "addrs", cand.addrs)
+		c.forgetDialFailure(cand)
+		retry = append(retry, cand)
+	}
+	if len(retry) == 0 {
+		return nil, nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, c.opts.locate)
+	defer cancel()
+	errs := c.connectAll(lctx, retry)
+	live := map[peer.ID]bool{c.host.ID(): true}
+	for _, l := range loc.live {
+		live[l.peer] = true
+	}
+	var reached []peer.ID
+	for i, cand := range retry {
+		switch {
+		case errs[i] != nil:
+			setPeerError(loc.failed, cand.peer, errs[i])
+		case !live[cand.peer]:
+			live[cand.peer] = true
+			loc.live = append(loc.live, cand)
+			reached = append(reached, cand.peer)
+		}
+	}
+	loc.failed = slices.DeleteFunc(loc.failed, func(e PeerError) bool { return e.Peer != "" && live[e.Peer] })
+	loc.unreached = slices.DeleteFunc(loc.unreached, func(u candidate) bool { return live[u.peer] })
+	return reached, ctx.Err()
+}
+
+// nextBlock waits for the block after the chain's latest.
+func (c *Client) nextBlock(ctx context.Context) error {
+	t := c.chain.Transport()
+	h, err := t.LatestHeight(ctx)
+	if err != nil {
+		return err
+	}
+	return t.WaitForHeight(ctx, h+1)
+}
+
+// sameAddrs reports whether a and b hold the same addresses, in any order.
+func sameAddrs(a, b []ma.Multiaddr) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !slices.ContainsFunc(b, x.Equal) {
+			return false
+		}
+	}
+	return true
+}
+
+// setPeerError replaces the error of p in failed with err.
+func setPeerError(failed []PeerError, p peer.ID, err error) {
+	for i := range failed {
+		if failed[i].Peer == p {
+			failed[i].Err = err
+		}
+	}
+}
+
 // operators reads the storage buckets ids of loc's bag and returns their
 // operators as candidates; a bucket without a usable one is recorded in loc.
 func (c *Client) operators(ctx context.Context, loc *located, ids []chain.StorageBucketID) ([]candidate, error) {
@@ -102,20 +201,30 @@ func (c *Client) operators(ctx context.Context, loc *located, ids []chain.Storag
 			loc.unnamedErrs = append(loc.unnamedErrs, PeerError{Err: fmt.Errorf("storage bucket %d has no active operator with published node metadata", id)})
 			continue
 		}
-		p, err := peer.Decode(b.Metadata.PeerID)
+		cand, err := operatorOf(b)
 		if err != nil {
-			loc.failed = append(loc.failed, PeerError{Err: fmt.Errorf("storage bucket %d: operator metadata has a bad peer ID %q", id, b.Metadata.PeerID)})
+			loc.failed = append(loc.failed, PeerError{Err: err})
 			continue
-		}
-		cand := candidate{peer: p, bucket: id, named: true}
-		for _, s := range b.Metadata.Multiaddrs {
-			if a, err := ma.NewMultiaddr(s); err == nil {
-				cand.addrs = append(cand.addrs, a)
-			}
 		}
 		named = append(named, cand)
 	}
 	return named, nil
+}
+
+// operatorOf returns the operator bucket b names (its metadata published)
+// as a candidate: its peer ID and the addresses that parse.
+func operatorOf(b chain.StorageBucket) (candidate, error) {
+	p, err := peer.Decode(b.Metadata.PeerID)
+	if err != nil {
+		return candidate{}, fmt.Errorf("storage bucket %d: operator metadata has a bad peer ID %q", b.ID, b.Metadata.PeerID)
+	}
+	cand := candidate{peer: p, bucket: b.ID, named: true}
+	for _, s := range b.Metadata.Multiaddrs {
+		if a, err := ma.NewMultiaddr(s); err == nil {
+			cand.addrs = append(cand.addrs, a)
+		}
+	}
+	return cand, nil
 }
 
 // connectNamed connects to the named candidates (with the DHT's addresses
@@ -181,6 +290,7 @@ func (c *Client) connectNamed(ctx context.Context, loc *located, named []candida
 		seen[cand.peer] = true
 		if errs[i] != nil {
 			loc.failed = append(loc.failed, PeerError{Peer: cand.peer, Err: errs[i]})
+			loc.unreached = append(loc.unreached, cand)
 			continue
 		}
 		loc.live = append(loc.live, cand)

@@ -74,24 +74,31 @@ func TestReadAtSequentialFetchesEachChunkOnce(t *testing.T) {
 }
 
 // TestWriteRangeBoundByOpenContext cancels the context given to Open: a
-// WriteRange with a live context of its own then fails with it.
+// WriteRange with a live context of its own then fails with it, whether
+// the object's chunks are still to fetch or its only chunk, the root, is
+// in hand (nothing to wait for that would notice the context ended).
 func TestWriteRangeBoundByOpenContext(t *testing.T) {
 	net := newFakeNet(t, 2)
 	c := net.client("")
 	ctx := testCtx(t)
-	obj, err := c.Put(ctx, net.bag, bytes.NewReader(randomBytes(t, 300<<10, 62)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	octx, cancel := context.WithCancel(ctx)
-	r, err := c.Open(octx, ObjectRef(net.bag, obj.ID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	cancel()
-	if _, err := r.WriteRange(ctx, io.Discard, 0, r.Size()); !errors.Is(err, context.Canceled) {
-		t.Fatalf("WriteRange after Open's context ended: %v", err)
+	for _, size := range []int{300 << 10, 10 << 10} {
+		obj, err := c.Put(ctx, net.bag, bytes.NewReader(randomBytes(t, size, 62)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 20 {
+			octx, cancel := context.WithCancel(ctx)
+			r, err := c.Open(octx, ObjectRef(net.bag, obj.ID))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cancel()
+			n, err := r.WriteRange(ctx, io.Discard, 0, r.Size())
+			_ = r.Close()
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("WriteRange of %d bytes after Open's context ended: %d bytes, %v", size, n, err)
+			}
+		}
 	}
 }
 

@@ -83,6 +83,11 @@ type sources struct {
 	cond  *sync.Cond
 	all   []*source
 	tried []PeerError // first failure of every skipped source
+	// more finds providers the download could not reach at first
+	// (Client.reachAgain); it runs once, when a block has no source left,
+	// and moreRun is closed when it has (nil before more is set and after).
+	more    func(ctx context.Context) []peer.ID
+	moreRun chan struct{}
 }
 
 func newSources(c *Client, bag chain.BagID, peers []peer.ID) *sources {
@@ -140,6 +145,49 @@ func (s *sources) acquire(ctx context.Context, size int64, exclude map[peer.ID]e
 }
 
 var errNoSource = errors.New("no source left")
+
+// reachLater sets more, which reachMore runs once when a read has no
+// source left.
+func (s *sources) reachLater(more func(ctx context.Context) []peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.more, s.moreRun = more, make(chan struct{})
+}
+
+// reachMore runs more, once per download, for a read that has no source
+// left, and adds the providers it reached as sources; reads that find no
+// source meanwhile wait for it. It reports whether the read is to look
+// for a source again.
+func (s *sources) reachMore(ctx context.Context) bool {
+	s.mu.Lock()
+	more, run := s.more, s.moreRun
+	s.more = nil
+	s.mu.Unlock()
+	if run == nil {
+		return false
+	}
+	if more == nil { // another read runs it
+		select {
+		case <-run:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	peers := more(ctx)
+	s.mu.Lock()
+	for _, p := range peers {
+		if !slices.ContainsFunc(s.all, func(src *source) bool { return src.peer == p }) {
+			s.all = append(s.all, &source{peer: p, index: len(s.all)})
+		}
+	}
+	s.tried = slices.DeleteFunc(s.tried, func(e PeerError) bool { return slices.Contains(peers, e.Peer) })
+	s.moreRun = nil
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	close(run)
+	return len(peers) > 0
+}
 
 // better reports whether a is to be asked before b: one that answered
 // busy lately comes after one that did not, then the one expected first.
@@ -223,6 +271,9 @@ func (s *sources) read(ctx context.Context, c cid.Cid, sizeHint int64) (fetch.Bl
 	bw := fetch.BusyWait{Max: s.c.opts.busyWait}
 	for {
 		src, err := s.acquire(ctx, sizeHint, exclude)
+		if errors.Is(err, errNoSource) && s.reachMore(ctx) {
+			continue
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return fetch.Block{}, ctx.Err()
