@@ -22,7 +22,7 @@ type DiskStatus struct {
 
 // diskStatus reads the block store's file system, or nil where it cannot.
 func (s *Server) diskStatus() *DiskStatus {
-	u, err := diskUsageOf(s.bs.Dir())
+	u, err := diskUsageOf(s.bs)
 	if err != nil {
 		return nil
 	}

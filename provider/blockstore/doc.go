@@ -25,8 +25,10 @@
 // outside it; the pack is rotated at 1 GiB. With direct I/O the pack being
 // written is allocated (fallocate) up to 64 MiB ahead of its records, so
 // concurrent writes go to the device together rather than one at a time as
-// file-extending writes do (packalloc.go); Close cuts the allocated tail
-// off, and after a crash the scan cuts it off as a torn tail. Records are
+// file-extending writes do (packalloc.go), never into the last
+// max(64 MiB, 1 %) of the file system's free space; Close and rotation cut
+// the allocated tail off, and after a crash the scan cuts it off as a torn
+// tail. Records are
 // staged for their write on huge pages where the system gives them
 // (staging.go). A block's index entry names its
 // pack and offset. Stores written before packs keep their block files: an

@@ -50,7 +50,10 @@ type packSet struct {
 	// noAlloc is set once the file system refuses to allocate ahead
 	// (packalloc.go): writes then extend the pack.
 	noAlloc atomic.Bool
-	log     *slog.Logger
+	// space reads the free and total bytes of the packs' file system,
+	// which bound allocating ahead (packalloc.go).
+	space func() (free, total uint64, err error)
+	log   *slog.Logger
 	// syncHook, if set, wraps every fdatasync of a pack, and readHook
 	// every read of one (tests).
 	syncHook packSyncer
@@ -88,12 +91,13 @@ type pack struct {
 	refs    int
 	gone    bool
 	sync    groupSync
-	// Guarded by packSet.mu: how far the file may be allocated ahead
-	// (alloc), a writer allocating more, allocation given up on
-	// (packalloc.go).
+	// Guarded by packSet.mu: how far the file is allocated ahead
+	// (alloc), a writer allocating more (packalloc.go).
 	alloc      int64
 	allocating bool
-	allocStop  bool
+	// allocNext is the reserved end below which no allocation is tried
+	// (one was refused or failed).
+	allocNext int64
 }
 
 // packName is the file name of pack n.
@@ -111,7 +115,8 @@ func parsePackName(name string) (uint32, bool) {
 
 func newPackSet(dir string, limit int64, io *fileIO, sealed func(uint32), log *slog.Logger) *packSet {
 	return &packSet{dir: dir, limit: limit, io: io, sealed: sealed, log: log,
-		open: map[uint32]*pack{}, maxOpen: maxOpenPacks, live: map[uint32]int64{}, inDoubt: map[uint32]bool{},
+		space: func() (uint64, uint64, error) { return fsSpace(dir) },
+		open:  map[uint32]*pack{}, maxOpen: maxOpenPacks, live: map[uint32]int64{}, inDoubt: map[uint32]bool{},
 		kept: map[uint32]bool{},
 		next: 1}
 }
@@ -272,8 +277,12 @@ func (ps *packSet) write(c cid.Cid, data []byte, crc uint32) (*packWrite, error)
 func (ps *packSet) reserve(n int64) (*pack, int64, allocExtent, error) {
 	ps.mu.Lock()
 	var seal []uint32
+	var rotated *pack
 	defer func() {
 		ps.mu.Unlock()
+		if rotated != nil {
+			ps.trimTail(rotated) // before it is sealed: a sealed pack is never cut
+		}
 		for _, s := range seal {
 			ps.sealed(s)
 		}
@@ -285,6 +294,7 @@ func (ps *packSet) reserve(n int64) (*pack, int64, allocExtent, error) {
 	if a == nil || a.sync.failed() != nil || (a.end > 0 && a.end+n > ps.limit) {
 		if a != nil {
 			ps.active = nil
+			rotated = a
 			switch {
 			case a.pending == 0 && ps.live[a.n] == 0 && ps.open[a.n] == a:
 				ps.unlinkLocked(a) // everything in it was deleted meanwhile

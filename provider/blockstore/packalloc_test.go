@@ -1,8 +1,12 @@
 package blockstore
 
 import (
+	"errors"
 	"os"
+	"sync/atomic"
 	"testing"
+
+	"github.com/satchel-net/satchel/chunker"
 
 	"github.com/ipfs/go-cid"
 )
@@ -68,5 +72,53 @@ func TestPackAllocatedAhead(t *testing.T) {
 				checkGet(t, s, c, blocks[i])
 			}
 		})
+	}
+}
+
+// TestRotatedPackTrimmed: a pack rotated out because its fdatasync failed
+// keeps none of the space allocated ahead of its records (it is cut as it
+// is rotated out, not only at Close), and AllocatedAhead then counts only
+// the new pack's.
+func TestRotatedPackTrimmed(t *testing.T) {
+	var fail atomic.Bool
+	s, err := Open(t.TempDir(), WithSessionExpiry(0), WithLogger(discard),
+		withPackSync(func(sync func() error, _ *os.File) error {
+			if fail.Load() {
+				return errors.New("injected fdatasync failure")
+			}
+			return sync()
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !s.packs.io.direct.Load() {
+		t.Skip("no direct I/O here: packs are not allocated ahead")
+	}
+	first := record(t, s, putBlock(t, s, randBytes(1, 100_000)))
+	if s.packs.noAlloc.Load() || s.AllocatedAhead() == 0 {
+		t.Skip("the file system cannot allocate ahead")
+	}
+	fail.Store(true)
+	failed := randBytes(2, 100_000)
+	if err := s.Put(chunker.ChunkCID(failed), failed); err == nil {
+		t.Fatal("a Put whose fdatasync failed succeeded")
+	}
+	fail.Store(false)
+	next := record(t, s, putBlock(t, s, randBytes(3, 100_000)))
+	if next.pack == first.pack {
+		t.Fatalf("the Put after a failed fdatasync went to the same pack %d", first.pack)
+	}
+	end := first.off + recordLen(first.size) + recordLen(uint64(len(failed)))
+	if st, err := os.Stat(s.packs.path(first.pack)); err != nil || st.Size() != end {
+		t.Fatalf("pack rotated out after a failed fdatasync: %v, %v; want it cut to its records' end, %d", st, err, end)
+	}
+	nextEnd := next.off + recordLen(next.size)
+	st, err := os.Stat(s.packs.path(next.pack))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.AllocatedAhead(); int64(got) != st.Size()-nextEnd {
+		t.Errorf("AllocatedAhead = %d, want the new pack's %d", got, st.Size()-nextEnd)
 	}
 }

@@ -11,8 +11,11 @@ import "sync"
 // each on one 2 MiB page instead, from a fixed set of stagingHugeBufs
 // carved out of one mapping the first time one is needed, shared by every
 // store of the process and kept for its life (at most stagingHugeBufs × 2
-// MiB resident). When they are all in use, or the system has none, a
-// record is staged in an aligned buffer of the heap as before.
+// MiB resident). When they are all in use, or the system has none (no
+// transparent huge pages, or their setting is "never": madvise succeeds
+// there, but would keep ordinary pages for nothing), a record is staged in
+// an aligned buffer of the heap as before. The setting is read once, when
+// the first buffer is needed.
 
 // stagingHuge is the size of a huge staging buffer: one 2 MiB page.
 const stagingHuge = 2 << 20
