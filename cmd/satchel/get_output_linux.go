@@ -30,3 +30,14 @@ func freeSpace(f *os.File) (uint64, bool) {
 	}
 	return st.Bavail * uint64(st.Bsize), true
 }
+
+// isMountRoot reports whether path is the root of a mount (a file
+// bind-mounted on another one of the same file system has the same
+// device), and false where the kernel cannot tell (before Linux 5.8).
+func isMountRoot(path string) bool {
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, 0, 0, &stx); err != nil {
+		return false
+	}
+	return stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 && stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
+}

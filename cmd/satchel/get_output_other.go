@@ -14,3 +14,7 @@ const oDirect = 0
 // freeSpace cannot tell here: a get that does not fit fails when the disk
 // is full.
 func freeSpace(*os.File) (uint64, bool) { return 0, false }
+
+// isMountRoot cannot tell here; a mount point on another device is still
+// told by its device number.
+func isMountRoot(string) bool { return false }
