@@ -57,7 +57,7 @@ func inPlaceReason(path string, fi fs.FileInfo) string {
 	}
 	dir := filepath.Dir(path)
 	var dst unix.Stat_t
-	if err := unix.Stat(dir, &dst); err == nil && uint64(dst.Dev) != uint64(st.Dev) || isMountRoot(path) {
+	if err := unix.Stat(dir, &dst); err == nil && isMountPoint(path, uint64(st.Dev), uint64(dst.Dev)) {
 		return "it is a mount point"
 	}
 	if unix.Faccessat(unix.AT_FDCWD, dir, unix.W_OK|unix.X_OK, unix.AT_EACCESS) != nil {
@@ -95,11 +95,19 @@ func keepOwner(f *os.File, fi fs.FileInfo) error {
 	return nil
 }
 
+// errLocked is lockTemp's answer for a file another process holds locked.
+var errLocked = errors.New("locked by another process")
+
 // lockTemp takes an exclusive lock on a temporary file while a get writes
 // it, so another get knows it is not stale. The lock goes with the process:
-// a killed get leaves its file unlocked.
+// a killed get leaves its file unlocked. Where the file system has no locks
+// the file is left unlocked, and no other get can take it for stale either.
 func lockTemp(f *os.File) error {
-	return unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return errLocked
+	}
+	return nil
 }
 
 // removeStale removes the file at path if no process holds its lock (see

@@ -15,6 +15,6 @@ const oDirect = 0
 // is full.
 func freeSpace(*os.File) (uint64, bool) { return 0, false }
 
-// isMountRoot cannot tell here; a mount point on another device is still
-// told by its device number.
-func isMountRoot(string) bool { return false }
+// isMountPoint reports whether path (whose device is dev, its directory's
+// dirDev) is the root of a mount, as the devices tell it.
+func isMountPoint(_ string, dev, dirDev uint64) bool { return dev != dirDev }

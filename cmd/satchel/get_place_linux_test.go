@@ -348,3 +348,66 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// A get killed outright (SIGKILL) while it writes leaves its temporary
+// file; while it lives, another get to the same FILE leaves that file
+// alone; once it is dead, the next get removes it.
+func TestGetOutputKilledGetCleanedUp(t *testing.T) {
+	if out := os.Getenv("SATCHEL_TEST_KILLED_OUT"); out != "" {
+		_, _, err := writeOutput(out, false, 0, func(w io.Writer) (int64, error) {
+			if _, err := w.Write([]byte("partial")); err != nil {
+				return 0, err
+			}
+			fmt.Println("writing")
+			select {} // until killed
+		})
+		t.Fatalf("writeOutput returned: %v", err)
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.bin")
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, "-test.run=^TestGetOutputKilledGetCleanedUp$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "SATCHEL_TEST_KILLED_OUT="+out)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	line := make([]byte, len("writing\n"))
+	if _, err := io.ReadFull(stdout, line); err != nil || string(line) != "writing\n" {
+		t.Fatalf("the writing get said %q, %v", line, err)
+	}
+	temps := func() []string {
+		m, _ := filepath.Glob(filepath.Join(dir, ".out.bin.*.part"))
+		return m
+	}
+	left := temps()
+	if len(left) != 1 {
+		t.Fatalf("temporary files of the live get: %v", left)
+	}
+	// A get to the same FILE while the first lives: its file is kept.
+	if _, _, err := writeOutput(out, false, 0, fillWith([]byte("first\n"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := temps(); len(got) != 1 || got[0] != left[0] {
+		t.Fatalf("temporary files after a get beside a live one: %v, want %v kept", got, left)
+	}
+	must(t, cmd.Process.Signal(syscall.SIGKILL))
+	_ = cmd.Wait()
+	if got := temps(); len(got) != 1 {
+		t.Fatalf("temporary files after the kill: %v, want the killed get's left", got)
+	}
+	if _, _, err := writeOutput(out, false, 0, fillWith([]byte("second\n"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := temps(); len(got) != 0 {
+		t.Fatalf("temporary files after the next get: %v, want the killed get's removed", got)
+	}
+	wantFile(t, out, "second\n")
+}
