@@ -93,6 +93,7 @@ func TestGetOutputDescriptorRefused(t *testing.T) {
 	for path, want := range map[string]string{
 		fmt.Sprintf("/dev/fd/%d", fd): "is not open",
 		"/proc/1/fd/1":                "of another process",
+		"/dev/fd/2/x":                 "nothing can be under it",
 	} {
 		called := false
 		_, _, err := writeOutput(path, false, 0, func(w io.Writer) (int64, error) { called = true; return 0, nil })
@@ -109,7 +110,7 @@ func TestGetOutputDescriptorRefused(t *testing.T) {
 			t.Errorf("namesStdout(%s) = false", p)
 		}
 	}
-	if namesStdout("/dev/stderr") || namesStdout(filepath.Join(t.TempDir(), "1")) {
+	if namesStdout("/dev/stderr") || namesStdout(filepath.Join(t.TempDir(), "1")) || namesStdout("/dev/fd/1/..") {
 		t.Error("namesStdout true for a path that is not stdout")
 	}
 }

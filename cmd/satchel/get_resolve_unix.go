@@ -51,10 +51,12 @@ func resolveOutput(path string) (outputDest, error) {
 			continue
 		}
 		next := filepath.Join(resolved, part)
-		if strings.Trim(rest, "/.") == "" {
-			if fd, ok, err := descriptorPath(next); ok || err != nil {
-				return outputDest{fd: fd, path: next}, err
+		if fd, ok, err := descriptorPath(next); ok || err != nil {
+			if err == nil && !lastPart(rest) {
+				// Followed, it could lead to a file to replace.
+				err = fmt.Errorf("%s names a descriptor: nothing can be under it", next)
 			}
+			return outputDest{fd: fd, path: next}, err
 		}
 		fi, err := os.Lstat(next)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -80,6 +82,17 @@ func resolveOutput(path string) (outputDest, error) {
 		rest = target + "/" + rest
 	}
 	return outputDest{path: resolved, fd: -1}, nil
+}
+
+// lastPart reports whether rest, what is left of a path, names nothing
+// more ("", "/", "./.").
+func lastPart(rest string) bool {
+	for _, p := range strings.Split(rest, "/") {
+		if p != "" && p != "." {
+			return false
+		}
+	}
+	return true
 }
 
 // descriptorPath reports whether p (resolved) names a descriptor: /dev/fd/N,
