@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -43,16 +42,27 @@ chain names is asked).
 Chunks are read in parallel from several providers, the fastest first, and
 every byte is verified against its CID; a provider that fails or sends wrong
 bytes is skipped. A regular FILE is written atomically: the bytes go to a
-temporary file beside it, renamed to FILE once complete and verified
-(through a symbolic link, the link's target is replaced and the link kept);
-a failed or interrupted get removes the temporary file and leaves an
-existing FILE as it was. A new FILE gets mode 0666 less the umask, a
-replaced one keeps its mode. Anything else that
-exists at FILE (a device such as /dev/null, a FIFO, a pipe, a terminal) is
-written straight to and never replaced; a failed read may then leave part of
-the bytes written. Without -o (or with -o - or -o /dev/stdout) the bytes go
-to standard output, wherever it points: a file it is redirected to is
-written at its offset, never replaced.
+temporary file beside it (.FILE.*.part), renamed to FILE once complete and
+verified; a failed or interrupted get removes the temporary file and leaves
+an existing FILE as it was (one left by a get killed outright is removed by
+the next get to FILE). Through a symbolic link, even a dangling one, the
+link's target is written and the link kept. A new FILE gets mode 0666 less
+the umask; a replaced one keeps its mode, owner and group. A FILE you may not
+write is refused, as curl -o refuses it. A FILE that cannot be replaced by
+renaming — a mount point (a file bind-mounted into a container), a file with
+other hard links, one in a directory you cannot write, or one whose owner
+you cannot give the new file — is truncated and written in place, decided
+before anything is fetched: a get failing after its first byte leaves it
+partial.
+
+Anything else that exists at FILE (a device such as /dev/null, a FIFO, a
+pipe, a terminal) is written straight to and never replaced; a failed read
+may then leave part of the bytes written. A FILE naming a descriptor
+(/dev/stderr, /dev/fd/3, /proc/self/fd/3, or a link to one) is written
+through it, at its offset, as the shell opened it (3>>app.log appends).
+Without -o (or with -o - or -o /dev/stdout) the bytes go to standard output,
+wherever it points: a file it is redirected to is written at its offset,
+never replaced.
 
 A regular FILE is written with direct I/O in large writes where the file
 system allows it (it then does not fill the page cache, which costs more CPU
@@ -193,15 +203,13 @@ terminal, never with --json.`,
 }
 
 // namesStdout reports whether path names the command's standard output
-// (/dev/stdout and its aliases). Followed as a link it may lead to a
-// regular file (a shell redirection), which must be written through the
-// descriptor at its offset, not replaced by a renamed temporary file.
+// (/dev/stdout, /dev/fd/1, a link to one of them, or stdout in /dev).
+// Followed as a link it may lead to a regular file (a shell redirection),
+// which must be written through the descriptor at its offset, not replaced
+// by a renamed temporary file.
 func namesStdout(path string) bool {
-	switch filepath.Clean(path) {
-	case "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1":
-		return true
-	}
-	return false
+	dest, err := resolveOutput(path)
+	return err == nil && dest.fd == 1
 }
 
 // outputWriter passes a get's bytes to w and keeps the first error of w,

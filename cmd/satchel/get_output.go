@@ -7,19 +7,29 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/satchel-net/satchel/internal/fsutil"
 )
 
 // writeOutput writes the output of `satchel get` to path through fill.
 //
+// path is resolved first (resolveOutput): one that names a descriptor of
+// this process (/dev/stderr, /dev/fd/3, /proc/self/fd/3) is written through
+// that descriptor, never replaced; through a symbolic link, even a
+// dangling one, the link's target is written and the link kept.
+//
 // A regular file (or a path that does not exist yet) is written atomically
-// by writeAtomic. Anything else that exists at path — a character or block
-// device such as /dev/null, a FIFO, a socket, a terminal — is opened and
-// written straight to: a temporary file renamed over it would replace the
-// device node with a regular file (as root, /dev/null itself). direct
-// reports which way was taken; on a direct write, a failure can leave part
-// of the bytes written.
+// by writeAtomicSize, unless it cannot be replaced by rename (a mount
+// point, a file with other hard links, in a directory this user cannot
+// write, or whose owner cannot be kept): then it is truncated and written
+// in place (writeInPlace), decided before fill is called. A file this user
+// may not write is refused. Anything else that exists at path — a
+// character or block device such as /dev/null, a FIFO, a socket, a
+// terminal — is opened and written straight to: a temporary file renamed
+// over it would replace the device node with a regular file (as root,
+// /dev/null itself). direct reports whether the bytes went straight to
+// their place, where a failure can leave part of them written.
 //
 // With fsync, a regular file is made durable before it is renamed into
 // place (see writeAtomic); without it the bytes are left to the page cache,
@@ -27,25 +37,84 @@ import (
 // bytes fill will write: a regular file whose file system has less room
 // fails before fill is called (see writeAtomicSize).
 func writeOutput(path string, fsync bool, size int64, fill func(io.Writer) (int64, error)) (n int64, direct bool, err error) {
-	fi, err := os.Stat(path) // follows symbolic links: /dev/stdout is one
+	dest, err := resolveOutput(path)
+	if err != nil {
+		return 0, false, fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	if dest.fd >= 0 {
+		n, err = writeDescriptor(path, dest.fd, fill)
+		return n, true, err
+	}
+	target := dest.path
+	fi, err := os.Stat(target)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		n, err = writeAtomicSize(path, fsync, size, fill)
+		n, err = writeAtomicSize(target, fsync, size, fill)
 		return n, false, err
 	case err != nil:
 		return 0, false, fmt.Errorf("cannot write %s: %w", path, err)
 	case fi.IsDir():
 		return 0, false, fmt.Errorf("cannot write %s: it is a directory; name a file inside it", path)
 	case fi.Mode().IsRegular():
-		target, err := filepath.EvalSymlinks(path)
-		if err != nil {
-			return 0, false, fmt.Errorf("cannot write %s: %w", path, err)
+		if err := checkWritable(target); err != nil {
+			return 0, false, err
 		}
-		n, err = writeAtomicSize(target, fsync, size, fill)
-		return n, false, err
+		if inPlaceReason(target, fi) == "" {
+			n, err = writeAtomicSize(target, fsync, size, fill)
+			if !errors.Is(err, errOwnerNotKept) {
+				return n, false, err
+			}
+		}
+		n, err = writeInPlace(target, fi, fsync, size, fill)
+		return n, true, err
 	}
-	n, err = writeDirect(path, fill)
+	n, err = writeDirect(target, fill)
 	return n, true, err
+}
+
+// writeInPlace truncates the existing regular file at path (fi) at the
+// first byte and writes it through fill, as curl -o does: it keeps the
+// file's inode, owner, mode and links, but a failure after the first byte
+// leaves it partial. Used where the file cannot be
+// replaced (see writeOutput).
+func writeInPlace(path string, fi fs.FileInfo, fsync bool, size int64, fill func(io.Writer) (int64, error)) (int64, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return 0, fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	defer f.Close()
+	if now, err := f.Stat(); err != nil || !os.SameFile(now, fi) {
+		return 0, fmt.Errorf("cannot write %s: it was replaced while it was opened; run the command again", path)
+	}
+	// Its own bytes come back when it is truncated.
+	if free, ok := freeSpace(f); ok && size > 0 && uint64(size) > free+uint64(fi.Size()) {
+		return 0, fmt.Errorf("cannot write %s: no room for its %d bytes (%s): %s has %s free", path, size, formatBytes(uint64(size)), filepath.Dir(path), formatBytes(free+uint64(fi.Size())))
+	}
+	n, err := fill(&truncateFirst{f: f})
+	if err == nil && fsync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("cannot write %s: %w", path, cerr)
+	}
+	return n, err
+}
+
+// truncateFirst truncates its file at the first write, so a get that
+// fails before its first byte leaves a file written in place as it was.
+type truncateFirst struct {
+	f     *os.File
+	begun bool
+}
+
+func (t *truncateFirst) Write(p []byte) (int, error) {
+	if !t.begun {
+		if err := t.f.Truncate(0); err != nil {
+			return 0, err
+		}
+		t.begun = true
+	}
+	return t.f.Write(p)
 }
 
 // checkOutputDir refuses an output path whose directory does not exist (or
@@ -121,24 +190,31 @@ func writeAtomicSize(path string, fsync bool, size int64, fill func(io.Writer) (
 		dir = "."
 	}
 	mode := newFileMode()
-	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
-		mode = fi.Mode().Perm()
+	old, err := os.Stat(path)
+	if err == nil && old.Mode().IsRegular() {
+		mode = old.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+	} else {
+		old = nil
 	}
-	f, err := os.CreateTemp(dir, "."+base+".*.part")
+	removeStaleTemps(dir, base)
+	f, err := createTemp(path, dir, base)
 	if err != nil {
-		if err := checkOutputDir(path); err != nil {
-			return 0, err
-		}
-		var pe *fs.PathError
-		if errors.As(err, &pe) { // name the directory, not the temporary file
-			return 0, fmt.Errorf("cannot write %s: cannot create a file in %s: %w", path, dir, pe.Err)
-		}
-		return 0, fmt.Errorf("cannot write %s: %w", path, err)
+		return 0, err
 	}
 	tmp := f.Name()
+	if old != nil {
+		if err := keepOwner(f, old); err != nil {
+			_ = os.Remove(tmp)
+			_ = f.Close()
+			if errors.Is(err, errOwnerNotKept) {
+				return 0, err
+			}
+			return 0, fmt.Errorf("cannot write %s: cannot keep its owner: %w", path, err)
+		}
+	}
 	if free, ok := freeSpace(f); ok && size > 0 && uint64(size) > free {
-		_ = f.Close()
 		_ = os.Remove(tmp)
+		_ = f.Close()
 		return 0, fmt.Errorf("cannot write %s: no room for its %d bytes (%s): %s has %s free", path, size, formatBytes(uint64(size)), filepath.Dir(path), formatBytes(free))
 	}
 	var w io.Writer = f
@@ -160,22 +236,27 @@ func writeAtomicSize(path string, fsync bool, size int64, fill func(io.Writer) (
 		}
 	}
 	if err == nil {
-		// After the bytes: a read-only mode would refuse the direct writer.
+		// After the bytes: a read-only mode would refuse the direct writer,
+		// and a write by another user than the owner clears set-id bits.
 		err = f.Chmod(mode)
 	}
 	if err == nil && fsync {
 		err = f.Sync()
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err == nil {
+		// Renamed while still open, so its lock (lockTemp) is held until
+		// it has its final name: no other get takes it for stale.
 		if err = os.Rename(tmp, path); err != nil {
 			err = fmt.Errorf("cannot write %s: %w", path, err)
 		}
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
+	}
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("cannot write %s: %w", path, cerr)
+	}
+	if err != nil {
 		return n, err
 	}
 	if fsync {
@@ -184,6 +265,51 @@ func writeAtomicSize(path string, fsync bool, size int64, fill func(io.Writer) (
 		}
 	}
 	return n, nil
+}
+
+// createTemp creates the temporary file for path in dir and locks it
+// (lockTemp). A get cleaning up stale files may remove the file between
+// its creation and the lock: then it is made again.
+func createTemp(path, dir, base string) (*os.File, error) {
+	for range 3 {
+		f, err := os.CreateTemp(dir, "."+base+".*.part")
+		if err != nil {
+			if err := checkOutputDir(path); err != nil {
+				return nil, err
+			}
+			var pe *fs.PathError
+			if errors.As(err, &pe) { // name the directory, not the temporary file
+				return nil, fmt.Errorf("cannot write %s: cannot create a file in %s: %w", path, dir, pe.Err)
+			}
+			return nil, fmt.Errorf("cannot write %s: %w", path, err)
+		}
+		if lockTemp(f) == nil {
+			fi, err1 := f.Stat()
+			named, err2 := os.Lstat(f.Name())
+			if err1 == nil && err2 == nil && os.SameFile(fi, named) {
+				return f, nil
+			}
+		}
+		_ = f.Close() // removed or locked by a cleaner, which removes it
+	}
+	return nil, fmt.Errorf("cannot write %s: its temporary file in %s kept being removed; run the command again", path, dir)
+}
+
+// removeStaleTemps removes the temporary files (.base.*.part) that gets
+// killed outright (SIGKILL, a power loss) left in dir, each only if no live
+// get holds its lock.
+func removeStaleTemps(dir, base string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	prefix := "." + base + "."
+	for _, e := range entries {
+		name := e.Name()
+		if e.Type().IsRegular() && len(name) > len(prefix)+len(".part") && strings.HasPrefix(name, prefix) && strings.HasSuffix(name, ".part") {
+			removeStale(filepath.Join(dir, name))
+		}
+	}
 }
 
 // useDirectOutput writes regular output files with direct I/O where the

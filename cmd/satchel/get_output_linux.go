@@ -30,3 +30,16 @@ func freeSpace(f *os.File) (uint64, bool) {
 	}
 	return st.Bavail * uint64(st.Bsize), true
 }
+
+// isMountPoint reports whether path (whose device is dev, its directory's
+// dirDev) is the root of a mount. The kernel says so where it can (Linux
+// 5.8): a file bind-mounted on another of the same file system has the same
+// device, and on some overlay file systems a file's device differs from its
+// directory's though it is no mount point. Elsewhere the devices tell.
+func isMountPoint(path string, dev, dirDev uint64) bool {
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, path, 0, 0, &stx); err == nil && stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 {
+		return stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
+	}
+	return dev != dirDev
+}

@@ -226,9 +226,9 @@ func (f *Client) getRange(ctx context.Context, p peer.ID, c cid.Cid, off, n uint
 		want = min(want, n)
 	}
 	want = min(want, MaxGetBytes)
-	if uint64(len(r.Data)) != want {
-		r.release()
-		return nil, 0, nil, fmt.Errorf("%w: %s sent %d bytes of %s at %d, expected %d of %d", ErrProtocol, p, len(r.Data), c, off, want, r.Size)
+	if got := uint64(len(r.Data)); got != want {
+		r.release() // empties r.Data: got was counted before
+		return nil, 0, nil, fmt.Errorf("%w: %s sent %d bytes of %s at %d, expected %d of %d", ErrProtocol, p, got, c, off, want, r.Size)
 	}
 	return r.Data, r.Size, r.frame, nil
 }
