@@ -196,45 +196,12 @@ func writeAtomicSize(path string, fsync bool, size int64, fill func(io.Writer) (
 	} else {
 		old = nil
 	}
-	removeStaleTemps(dir, base)
-	f, err := createTemp(path, dir, base)
+	f, err := openTemp(path, dir, base, old, size)
 	if err != nil {
 		return 0, err
 	}
 	tmp := f.Name()
-	if old != nil {
-		if err := keepOwner(f, old); err != nil {
-			_ = os.Remove(tmp)
-			_ = f.Close()
-			if errors.Is(err, errOwnerNotKept) {
-				return 0, err
-			}
-			return 0, fmt.Errorf("cannot write %s: cannot keep its owner: %w", path, err)
-		}
-	}
-	if free, ok := freeSpace(f); ok && size > 0 && uint64(size) > free {
-		_ = os.Remove(tmp)
-		_ = f.Close()
-		return 0, fmt.Errorf("cannot write %s: no room for its %d bytes (%s): %s has %s free", path, size, formatBytes(uint64(size)), filepath.Dir(path), formatBytes(free))
-	}
-	var w io.Writer = f
-	var finish func() error
-	if useDirectOutput {
-		// Refused (tmpfs, some network file systems): the page cache.
-		if dw, err := openDirect(tmp); err == nil {
-			w, finish = dw, dw.finish
-		}
-	}
-	if finish == nil && fsync {
-		sw := newStepSyncer(f, syncStep)
-		w, finish = sw, sw.finish
-	}
-	n, err := fill(w)
-	if finish != nil {
-		if ferr := finish(); err == nil {
-			err = ferr
-		}
-	}
+	n, err := fillTemp(f, fsync, fill)
 	if err == nil {
 		// After the bytes: a read-only mode would refuse the direct writer,
 		// and a write by another user than the owner clears set-id bits.
@@ -265,6 +232,59 @@ func writeAtomicSize(path string, fsync bool, size int64, fill func(io.Writer) (
 		}
 	}
 	return n, nil
+}
+
+// openTemp makes path's temporary file in dir (removing stale ones
+// first), gives it old's owner when path exists, and checks that size
+// bytes fit beside it.
+func openTemp(path, dir, base string, old fs.FileInfo, size int64) (*os.File, error) {
+	removeStaleTemps(dir, base)
+	f, err := createTemp(path, dir, base)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*os.File, error) {
+		_ = os.Remove(f.Name())
+		_ = f.Close()
+		return nil, err
+	}
+	if old != nil {
+		if err := keepOwner(f, old); err != nil {
+			if errors.Is(err, errOwnerNotKept) {
+				return fail(err)
+			}
+			return fail(fmt.Errorf("cannot write %s: cannot keep its owner: %w", path, err))
+		}
+	}
+	if free, ok := freeSpace(f); ok && size > 0 && uint64(size) > free {
+		return fail(fmt.Errorf("cannot write %s: no room for its %d bytes (%s): %s has %s free", path, size, formatBytes(uint64(size)), filepath.Dir(path), formatBytes(free)))
+	}
+	return f, nil
+}
+
+// fillTemp writes the object into f through fill: direct I/O where the
+// file system takes it, else the page cache, synced step by step when
+// fsync is asked for.
+func fillTemp(f *os.File, fsync bool, fill func(io.Writer) (int64, error)) (int64, error) {
+	var w io.Writer = f
+	var finish func() error
+	if useDirectOutput {
+		// Refused (tmpfs, some network file systems): the page cache.
+		if dw, err := openDirect(f.Name()); err == nil {
+			w, finish = dw, dw.finish
+		}
+	}
+	if finish == nil && fsync {
+		sw := newStepSyncer(f, syncStep)
+		w, finish = sw, sw.finish
+	}
+	n, err := fill(w)
+	if finish != nil {
+		if ferr := finish(); err == nil {
+			err = ferr
+		}
+	}
+	return n, err
 }
 
 // createTemp creates the temporary file for path in dir and locks it
