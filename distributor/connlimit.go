@@ -82,7 +82,10 @@ type connMetrics struct {
 // open: at most perClient (0: no bound) from one client — an IPv4
 // address, or an IPv6 /64, which one host usually owns — clientTierShare
 // times that from one IPv6 /48, and as many times the /48's from one /32
-// (connclient.go), and max in all.
+// (connclient.go), and max in all. In a full /48 or /32, room is made for
+// a newcomer by closing a silent or idle connection of the sub-block
+// holding the most, when that holds at least two more than the
+// newcomer's (blockRoomLocked).
 // A connection past a bound is answered a minimal 429 (its client's) or
 // 503 (the node's) and closed, by one of at most maxRefusing goroutines
 // or at once, never holding up Accept. At max, room is made for the
@@ -169,17 +172,20 @@ func (l *connLimiter) Close() error {
 }
 
 // admit counts c, from client, in when the bounds allow it, closing a
-// silent or idle connection for room at max (roomLocked); else it says
-// why not, and for refusedPerClient which tier's block is full.
+// silent or idle connection for room in a full /48 or /32
+// (blockRoomLocked) or at max (roomLocked); else it says why not, and for
+// refusedPerClient which tier's block is full.
 func (l *connLimiter) admit(c net.Conn, client clientBlocks) (*limitedConn, refusal, int) {
 	l.mu.Lock()
-	if t, full := l.fullLocked(client); full {
+	now := l.now()
+	evicted, t, ok := l.blockRoomLocked(client, now)
+	if !ok {
 		l.mu.Unlock()
 		return nil, refusedPerClient, t
 	}
-	now := l.now()
-	var evicted *limitedConn
-	if l.open >= l.max {
+	if evicted != nil {
+		l.releaseLocked(evicted) // in the newcomer's blocks: room there and in all
+	} else if l.open >= l.max {
 		if evicted = l.roomLocked(now); evicted == nil {
 			l.mu.Unlock()
 			return nil, refusedTotal, 0
@@ -205,15 +211,61 @@ func (l *connLimiter) admit(c net.Conn, client clientBlocks) (*limitedConn, refu
 	return lc, 0, 0
 }
 
-// fullLocked returns the first tier at which client's block holds its
-// bound of connections, if any.
-func (l *connLimiter) fullLocked(client clientBlocks) (int, bool) {
+// blockRoomLocked finds room for client in its blocks. It reports false,
+// with the tier, when client's own block holds its bound, or a wider block
+// of client's is full and none of it can be closed for client; else true,
+// with the connection to close for room when a wider block is full. A
+// wider block's bound is not one holder's to keep: when it is full, the
+// silent or idle connection whose sub-block (the block of the tier below)
+// holds the most connections is closed for a newcomer whose own sub-block
+// holds at least two fewer. So one /64 (or /48) parking idle keep-alive
+// connections cannot lock the rest of its /48 (or /32) out, while a
+// newcomer whose sub-block already holds as many as the heaviest one is
+// refused, and fresh /64s or /48s still buy no room beyond the bound.
+func (l *connLimiter) blockRoomLocked(client clientBlocks, now time.Time) (*limitedConn, int, bool) {
 	for t, b := range client {
-		if l.caps[t] > 0 && b.IsValid() && l.clients[t][b] >= l.caps[t] {
-			return t, true
+		if l.caps[t] == 0 || !b.IsValid() || l.clients[t][b] < l.caps[t] {
+			continue
+		}
+		if t == tierClient {
+			return nil, t, false
+		}
+		// The narrowest full block: a connection closed in it is in each
+		// wider block of client's too.
+		if c := l.heaviestIdleLocked(t, b, l.clients[t-1][client[t-1]]+1, now); c != nil {
+			return c, 0, true
+		}
+		return nil, t, false
+	}
+	return nil, 0, true
+}
+
+// heaviestIdleLocked returns the connection of block b (of tier t) that
+// is silent for silentGrace or idle, of the sub-block (tier t-1) holding
+// the most connections, more than above; nil if none. Among those of one
+// sub-block it takes the oldest silent, then the longest idle one.
+func (l *connLimiter) heaviestIdleLocked(t int, b netip.Prefix, above int, now time.Time) *limitedConn {
+	var best *limitedConn
+	most := above
+	consider := func(lc *limitedConn) {
+		if lc.client[t] != b {
+			return
+		}
+		if n := l.clients[t-1][lc.client[t-1]]; n > most {
+			best, most = lc, n
 		}
 	}
-	return 0, false
+	for e := l.silent.Front(); e != nil; e = e.Next() {
+		lc := e.Value.(*limitedConn)
+		if now.Sub(lc.accepted) < silentGrace {
+			break // the rest are younger
+		}
+		consider(lc)
+	}
+	for e := l.idle.Front(); e != nil; e = e.Next() {
+		consider(e.Value.(*limitedConn))
+	}
+	return best
 }
 
 // roomLocked returns the connection to close for a newcomer at max: the

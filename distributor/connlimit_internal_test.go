@@ -433,7 +433,10 @@ func TestClientOf(t *testing.T) {
 	}{
 		{"[2001:db8:1:2:aaaa::1]:80", "[2001:db8:1:2:bbbb::9]:443", true}, // one /64
 		{"[2001:db8:1:2::1]:80", "[2001:db8:1:3::1]:80", false},
-		{"[fe80::1%eth0]:80", "[fe80::2%eth1]:80", true}, // zones dropped
+		{"[fe80::1%eth0]:80", "[fe80::1%eth1]:80", true},  // zones dropped
+		{"[fe80::1%eth0]:80", "[fe80::2%eth0]:80", false}, // each link-local client its own
+		{"[64:ff9b::c000:201]:80", "192.0.2.1:9", true},   // NAT64 is IPv4
+		{"[64:ff9b::c000:201]:80", "[64:ff9b::c633:6401]:80", false},
 		{"192.0.2.1:80", "192.0.2.1:81", true},
 		{"192.0.2.1:80", "192.0.2.2:80", false},
 		{"[::ffff:192.0.2.1]:80", "192.0.2.1:9", true}, // IPv4-mapped is IPv4
@@ -451,9 +454,10 @@ func TestClientOf(t *testing.T) {
 	for addr, want := range map[string]clientBlocks{
 		"[2a02:1234:5678:9:aaaa::1]:80": {netip.MustParsePrefix("2a02:1234:5678:9::/64"),
 			netip.MustParsePrefix("2a02:1234:5678::/48"), netip.MustParsePrefix("2a02:1234::/32")},
-		"[fe80::1%eth0]:80":     {netip.MustParsePrefix("fe80::/64")}, // no site's
-		"192.0.2.1:80":          {netip.MustParsePrefix("192.0.2.1/32")},
-		"[::ffff:192.0.2.1]:80": {netip.MustParsePrefix("192.0.2.1/32")},
+		"[fe80::1%eth0]:80":      {netip.MustParsePrefix("fe80::1/128")}, // no site's
+		"[64:ff9b::c000:201]:80": {netip.MustParsePrefix("192.0.2.1/32")},
+		"192.0.2.1:80":           {netip.MustParsePrefix("192.0.2.1/32")},
+		"[::ffff:192.0.2.1]:80":  {netip.MustParsePrefix("192.0.2.1/32")},
 	} {
 		if got := clientOf(net.TCPAddrFromAddrPort(netip.MustParseAddrPort(addr))); got != want {
 			t.Errorf("blocks of %s = %v, want %v", addr, got, want)
@@ -490,41 +494,55 @@ func (c sixConn) CloseWrite() error { return c.Conn.(*net.TCPConn).CloseWrite() 
 
 // The /64s of one IPv6 /48 share a bound of clientTierShare clients'
 // connections, and the /48s of one /32 one of clientTierShare /48s': a
-// host given a /48 (65,536 /64s), or a network given a /32, that takes a
-// fresh /64 (or /48) for each connection is refused 429 once its /48's
-// (its /32's) bound is reached, while a client of another /48 (another
-// /32) is served.
+// host given a /48 (65,536 /64s) that takes a fresh /64 for each
+// connection is refused 429 once its /48's bound is reached and its /64s
+// hold as many each; a fresh /48 of a full /32 is let in only in place of
+// an idle connection of a heavier /48, so the /32 still holds its bound;
+// a client of another /32 is served.
 func TestConnLimiterPerSiteAndNetwork(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ls := newLimitedServerOn(t, sixListener{ln}, 100, 1, nil)
-	served := func(from string) {
-		t.Helper()
-		if resp, _ := dialFrom(t, from, ls.addr).get(t, "/ok"); resp.StatusCode != http.StatusOK {
-			t.Fatalf("a connection from %s: %d, want 200", from, resp.StatusCode)
-		}
-	}
-	refused := func(from, why string) {
-		t.Helper()
-		c := dialFrom(t, from, ls.addr)
-		c.send(t, "/ok")
-		wantRefused(t, c, http.StatusTooManyRequests)
-		if t.Failed() {
-			t.Fatalf("%s not refused: %s", from, why)
-		}
-	}
 	for site := 1; site <= clientTierShare; site++ { // 2001:db8:site::/48, each of its /64s at its bound
 		for client := 1; client <= clientTierShare; client++ {
-			served(fmt.Sprintf("127.0.%d.%d", site, client))
+			served(t, ls, fmt.Sprintf("127.0.%d.%d", site, client))
 		}
-		refused(fmt.Sprintf("127.0.%d.%d", site, clientTierShare+1), "a fresh /64 of a /48 at its bound")
+		refused(t, ls, fmt.Sprintf("127.0.%d.%d", site, clientTierShare+1), "a fresh /64 of a /48 whose /64s hold as many")
 	}
-	refused(fmt.Sprintf("127.0.%d.1", clientTierShare+1), "a fresh /48 of a /32 at its bound")
-	served("127.1.1.1") // 2001:db9:1:1::1, another /32
-	if n := value(ls.m.refusedPerClient); n != clientTierShare+1 {
-		t.Fatalf("refused per client: %v, want %d", n, clientTierShare+1)
+	waitFor(t, "every connection idle", func() bool { return ls.idle() == clientTierShare*clientTierShare })
+	served(t, ls, fmt.Sprintf("127.0.%d.1", clientTierShare+1)) // a fresh /48 of the full /32
+	if n := value(ls.m.idleClosed); n != 1 {
+		t.Fatalf("idle connections closed for a fresh /48: %v, want 1", n)
+	}
+	if n := ls.open(); n != clientTierShare*clientTierShare {
+		t.Fatalf("the /32 holds %d connections, want its bound %d", n, clientTierShare*clientTierShare)
+	}
+	served(t, ls, "127.1.1.1") // 2001:db9:1:1::1, another /32
+	if n := value(ls.m.refusedPerClient); n != clientTierShare {
+		t.Fatalf("refused per client: %v, want %d", n, clientTierShare)
+	}
+}
+
+// served fails t unless a connection from the address from is served.
+func served(t *testing.T, ls *limitedServer, from string) *rawConn {
+	t.Helper()
+	c := dialFrom(t, from, ls.addr)
+	if resp, _ := c.get(t, "/ok"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("a connection from %s: %d, want 200", from, resp.StatusCode)
+	}
+	return c
+}
+
+// refused fails t unless a connection from the address from is refused 429.
+func refused(t *testing.T, ls *limitedServer, from, why string) {
+	t.Helper()
+	c := dialFrom(t, from, ls.addr)
+	c.send(t, "/ok")
+	wantRefused(t, c, http.StatusTooManyRequests)
+	if t.Failed() {
+		t.Fatalf("%s not refused: %s", from, why)
 	}
 }
 

@@ -89,7 +89,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 		}),
 		missClientWaits: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "satchel", Subsystem: "distributor", Name: "miss_client_share_waits_total",
-			Help: "Answers needing blocks from storage providers that waited because their client's answers held its share (1/4) of the --max-misses slots.",
+			Help: "Answers needing blocks from storage providers that waited because the answers of their client (or of its IPv6 /48 or /32) held its share (1/4) of the --max-misses slots.",
 		}),
 		parks: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "satchel", Subsystem: "distributor", Name: "miss_slot_parks_total",

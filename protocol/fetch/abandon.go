@@ -22,7 +22,8 @@ import (
 // rate, down to minus the burst), and to its address's (WithAbandonAddrShare),
 // since peer IDs are free, and for IPv6 to its /48's (WithAbandonWideShare),
 // since a site is given many /64s, and its /32's (WithAbandonNetShare),
-// since a network is given many /48s (origin.go). While any of them is spent the peer's GETs
+// since a network is given many /48s (origin.go; the /32 only what the
+// /48's bucket took). While any of them is spent the peer's GETs
 // are REFUSED busy before anything is read, and while the peer owes more
 // than a little (MaxGetBytes, or half a smaller burst) its blocked streams
 // count as stalled whatever their age: a GET that finds the shared budget
@@ -111,12 +112,14 @@ const DefaultAbandonNetShare = 16
 // the GETs of every peer in it are refused. A /32 is the least a registry
 // allocates a network, so it may be a small ISP's whole network, and its
 // honest customers share its budget with one that abandons: n must be
-// generous. A /48 charges it at most its own burst and what it has in
-// flight when that is spent (at most the fetch protocol's memory, 1 GiB
-// by default), then its own rate: at the defaults (an 8 GiB /32, 512 MiB
-// /48s) no single site, however it abandons, spends its /32's budget, and
-// keeping it spent takes n sites abandoning at their full rate together.
-// n < 1 keeps the default.
+// generous. A /48 charges its /32 only what its own bucket took above its
+// debt floor (abandonBudget.charge): at most twice its burst at once (a
+// fresh /48's whole charge at the defaults, where that is the fetch
+// protocol's 1 GiB of memory), then its own rate. So at the defaults (an
+// 8 GiB /32 refilled at 256 MiB/s, 512 MiB /48s at 16 MiB/s) no single
+// site, however it abandons, spends its /32's budget, and keeping it spent
+// takes n sites abandoning at their full rate together (n-1 do not:
+// TestAbandonNetworkTakesItsShareOfSites). n < 1 keeps the default.
 func WithAbandonNetShare(n int) Option {
 	return func(c *config) {
 		if n >= 1 {
@@ -166,8 +169,15 @@ func newDebtRecord[K comparable](rate, burst int64) bucketRecord[K] {
 	return newBucketRecord[K](rate, burst, debtbucket.WithDebtLimit(burst))
 }
 
-// charge takes n bytes abandoned by o from its peer's bucket and each of
-// its blocks', each down to minus its burst.
+// charge takes n bytes abandoned by o from its peer's bucket, its
+// address's and its /48's, and from its /32's what its /48's took: each
+// goes down to minus its burst. Peer IDs and a site's /64s are free to
+// whoever abandons, so their floors must not lessen what the wider tier
+// is charged; but a /32's /48s are many customers' sites, and a /48 that
+// passed on what its floor forgave would feed its /32 more than its own
+// rate (1 GiB in flight, reset whenever its bucket is barely positive,
+// every 32 s: twice its rate), so fewer sites than the /32's share
+// would keep it spent.
 func (a *abandonBudget) charge(o origin, n int64) {
 	if n <= 0 {
 		return
@@ -178,7 +188,10 @@ func (a *abandonBudget) charge(o origin, n int64) {
 	a.peers.charge(o.peer, n, now)
 	for t, b := range o.blocks {
 		if b.IsValid() {
-			a.blocks[t].charge(b, n, now)
+			took := a.blocks[t].charge(b, n, now)
+			if t == tierSite {
+				n = took
+			}
 		}
 	}
 }

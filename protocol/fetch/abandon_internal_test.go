@@ -264,6 +264,68 @@ func TestAbandonBudgetPerNetwork(t *testing.T) {
 	}
 }
 
+// A /48 feeds its /32 only what its own bucket took: one barely positive
+// that resets the whole fetch memory (1 GiB) in flight charges its /32
+// its burst, not 1 GiB, so keeping the /32 spent takes its share of sites
+// (DefaultAbandonNetShare) abandoning at their full rate together. Here
+// the sites take turns for the memory (one 1 GiB reset a second at most,
+// each from a fresh peer ID and /64): one site fewer never keeps a
+// never-charged /48 of the /32 refused, the share keeps it refused.
+func TestAbandonNetworkTakesItsShareOfSites(t *testing.T) {
+	refusedWith := func(sites int) (refused, steps int) {
+		start := time.Unix(1000, 0)
+		now := start
+		a := newAbandonBudget(DefaultAbandonRate, DefaultAbandonBurst, [tiers]int{})
+		a.now = func() time.Time { return now }
+		honest := at("honest", "2001:db8:ffff:1::/64")
+		cycle := 0
+		for range 30 * 60 { // 30 minutes, 1 s steps
+			now = now.Add(time.Second)
+			for i := range sites { // the first /48 whose budget is positive takes the memory
+				o := at(peer.ID(fmt.Sprint("p", cycle)), fmt.Sprintf("2001:db8:%x:%x::/64", i+1, cycle%0xffff+1))
+				if spent, _ := a.state(o); !spent {
+					a.charge(o, 1<<30)
+					cycle++
+					break
+				}
+			}
+			if now.Sub(start) > 5*time.Minute { // past the /32's burst
+				steps++
+				if spent, _ := a.state(honest); spent {
+					refused++
+				}
+			}
+		}
+		return refused, steps
+	}
+	if refused, steps := refusedWith(DefaultAbandonNetShare - 1); refused > 0 {
+		t.Errorf("%d /48s kept a clean /48 of their /32 refused %d of %d s", DefaultAbandonNetShare-1, refused, steps)
+	}
+	if refused, steps := refusedWith(DefaultAbandonNetShare); refused*2 < steps {
+		t.Errorf("%d /48s abandoning at their full rate kept their /32 spent only %d of %d s", DefaultAbandonNetShare, refused, steps)
+	}
+}
+
+// What a /48 passes on to its /32 is what its own bucket took: all of a
+// charge within its debt limit, none of what that limit forgave.
+func TestAbandonNetworkChargedWhatSiteTook(t *testing.T) {
+	now := time.Unix(1000, 0)
+	a := newAbandonBudget(0, DefaultAbandonBurst, [tiers]int{}) // never refilled
+	a.now = func() time.Time { return now }
+	site := int64(DefaultAbandonBurst * DefaultAbandonAddrShare * DefaultAbandonWideShare)
+	network := site * DefaultAbandonNetShare
+	o := at("p", "2001:db8:1:1::/64")
+	a.charge(o, 3*site) // the /48 goes from its burst to minus it: 2 bursts taken
+	a.charge(o, site)   // at its floor: nothing taken
+	got := a.blocks[tierNet].tokens(o.blocks[tierNet], now)
+	if want := float64(network - 2*site); got != want {
+		t.Fatalf("the /32 holds %.0f MiB after its /48 took 2 of 4 bursts charged, want %.0f MiB", got/(1<<20), want/(1<<20))
+	}
+	if got := a.blocks[tierSite].tokens(o.blocks[tierSite], now); got != float64(-site) {
+		t.Fatalf("the /48 holds %.0f MiB, want minus its burst", got/(1<<20))
+	}
+}
+
 // Each address block's wider blocks: a global IPv6 /64's /48 and /32; none
 // for IPv4 (a /24 is no site's), nor for a link-local address (fe80::/48
 // holds every LAN peer, so one that abandons replies would spend the

@@ -56,9 +56,13 @@ func (r *bucketRecord[K]) tokens(k K, now time.Time) float64 {
 	return b.Tokens(now)
 }
 
-// charge takes n from k's bucket (bucket).
-func (r *bucketRecord[K]) charge(k K, n int64, now time.Time) {
-	r.bucket(k, now).Spend(now, n)
+// charge takes n from k's bucket (bucket), and returns what the bucket
+// took: n, or less where its debt limit stopped it.
+func (r *bucketRecord[K]) charge(k K, n int64, now time.Time) int64 {
+	b := r.bucket(k, now)
+	before := b.Tokens(now)
+	b.Spend(now, n)
+	return int64(math.Round(before - b.Tokens(now)))
 }
 
 // bucket returns k's bucket, to be charged: its own; for a key not in the

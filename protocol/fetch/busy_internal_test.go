@@ -2,12 +2,15 @@ package fetch
 
 import (
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/p2p"
 )
 
@@ -83,7 +86,7 @@ func TestVerifyBudgetOverflow(t *testing.T) {
 	for i, other := 0, 0; other < 2; i++ {
 		p := peer.ID(fmt.Sprint("other", i))
 		got, _ := v.take(p, 0)
-		if shared := v.peers.slot(p) == slot; shared != (got == budgetPeerSpent) {
+		if shared := v.peers.slot(p) == slot; shared != (got == budgetOverflowSpent) {
 			t.Fatalf("newcomer %s sharing the spent overflow bucket %v: %v", p, shared, got)
 		} else if !shared {
 			other++
@@ -156,5 +159,32 @@ func TestEvictionScopes(t *testing.T) {
 		if got := fetchFrees(err); got != tc.frees {
 			t.Errorf("%s: resets a stalled stream %v, want %v", tc.scope, got, tc.frees)
 		}
+	}
+}
+
+// A ranged GET refused because the overflow bucket its peer shares with
+// others is spent is told so, busy, and counted as such: the budget spent
+// is not the peer's own. One refused by its own bucket is not busy.
+func TestVerifyOverflowRefusalBusy(t *testing.T) {
+	now := time.Unix(1000, 0)
+	h := NewHandler(nil, servesAll{}, WithLogger(slog.New(slog.DiscardHandler)))
+	defer h.Close()
+	h.budget = newVerifyBudget(1<<20, 4<<20, 0, 1<<40)
+	h.budget.now = func() time.Time { return now }
+	for i := range maxBudgetPeers {
+		h.budget.take(peer.ID(fmt.Sprint("peer", i)), 1)
+	}
+	c := chunker.ChunkCID([]byte("block"))
+	if _, refusal := h.takeVerify("newcomer", c); refusal != nil { // its overflow bucket: 4 of 4 MiB held
+		t.Fatalf("a newcomer's first ranged GET: %v", refusal.Reason)
+	}
+	_, refusal := h.takeVerify("newcomer", c)
+	if refusal == nil || !refusal.Busy || strings.Contains(refusal.Reason, "this peer's budget") ||
+		!strings.Contains(refusal.Reason, "shares with other peers") {
+		t.Fatalf("a GET whose overflow bucket is spent: %+v, want busy, naming the shared budget", refusal)
+	}
+	h.budget.take("peer0", 8<<20)
+	if _, refusal := h.takeVerify("peer0", c); refusal == nil || refusal.Busy || !strings.Contains(refusal.Reason, "this peer's budget") {
+		t.Fatalf("a GET whose own bucket is spent: %+v, want not busy, naming its own budget", refusal)
 	}
 }

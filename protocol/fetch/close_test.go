@@ -81,8 +81,11 @@ func TestClientCloseChargesNoAbandonment(t *testing.T) {
 			errs <- err
 		}()
 	}
-	// The provider prepares the replies it holds memory for, and reads
-	// the others' requests.
+	// Every request sent (a GetBlock not yet sent when Close begins fails
+	// unsent, and its reply would never come: waiting on the provider's
+	// bytes below for all gets would then wait in vain), and the provider
+	// preparing the replies it holds memory for.
+	satnet.Wait(t, "every GET sent", func() bool { return fetch.CallsDue(f, net.Host(0).ID()) == gets })
 	satnet.Wait(t, "the provider preparing replies", func() bool { return blocks.entered.Load() == fetch.MaxHeldGETs })
 	closed := make(chan error, 1)
 	go func() { closed <- f.Close() }()

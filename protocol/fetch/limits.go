@@ -37,10 +37,12 @@ const (
 	// memory for at once: the reply being written and the next one
 	// prepared. Further requests wait, unread past MaxInFlight, so a reader
 	// that stops reading pins two replies' memory, not MaxInFlight.
-	// Holding MaxInFlight instead gained a reader nothing
-	// (BenchmarkFetchHeldGETs, 1 MiB blocks on loopback, a loaded
-	// 2-core VM: 275–570 MB/s held 2, 258–534 MB/s held 8) and cost
-	// more CPU (median 1.57 against 1.69 CPU s/GiB).
+	// Measured (BenchmarkFetchHeldGETs: 1 MiB blocks over loopback from
+	// a warm page cache, on a loaded 2-core VM), holding MaxInFlight
+	// instead showed no gain, the ranges overlapping (275–570 MB/s held
+	// 2, 258–534 MB/s held 8), and cost more CPU (median 1.57 against
+	// 1.69 CPU s/GiB). Not measured: blocks read slower than a reply is
+	// written (a cold disk), where more held GETs could read ahead more.
 	MaxHeldGETs = 2
 	// IdleTimeout is how long a stream may sit with no frame moving while
 	// work is pending before it is reset; a provider closes a stream idle

@@ -33,7 +33,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		verifyRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "satchel", Subsystem: "provider_fetch", Name: "range_verify_refused_total",
-			Help: "Ranged GETs refused because a budget for reading whole blocks to verify them was spent, by budget: peer (the reader's own) or node (all readers' together).",
+			Help: "Ranged GETs refused because a budget for reading whole blocks to verify them was spent, by budget: peer (the reader's own), overflow (one a reader shares with others when the provider tracks too many readers to keep one each) or node (all readers' together).",
 		}, []string{"budget"}),
 		evicted: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "satchel", Subsystem: "provider_fetch", Name: "streams_evicted_total",

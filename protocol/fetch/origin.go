@@ -22,9 +22,6 @@ const (
 	tiers
 )
 
-// tierBits is the prefix length of each IPv6 tier above tierAddr.
-var tierBits = [tiers]int{tierSite: 48, tierNet: 32}
-
 // origin is who a stream's replies are abandoned by: its peer, and the
 // block of each tier its connection's address is in (invalid where it has
 // none: a relayed address has no block, and IPv4 or link-local ones have
@@ -44,16 +41,11 @@ func originOf(s network.Stream) origin {
 }
 
 // blocksOf returns the blocks of each tier an address block b (from
-// p2p.AddrBlock) is in: b, and for a global IPv6 block its /48 and /32.
-// An IPv4 address has no wider tiers (its /24 is no site's), nor has a
-// link-local address (fe80::/48 would be every LAN peer's).
+// p2p.AddrBlock) is in: b, and for a global IPv6 block its /48 and /32
+// (p2p.WideBlocks). An IPv4 address has no wider tiers (its /24 is no
+// site's), nor has a link-local address (fe80::/48 would be every LAN
+// peer's).
 func blocksOf(b netip.Prefix) [tiers]netip.Prefix {
-	bs := [tiers]netip.Prefix{tierAddr: b}
-	if !b.Addr().Is6() || b.Addr().IsLinkLocalUnicast() {
-		return bs
-	}
-	for t := tierSite; t < tiers; t++ {
-		bs[t], _ = b.Addr().Prefix(tierBits[t])
-	}
-	return bs
+	site, network := p2p.WideBlocks(b)
+	return [tiers]netip.Prefix{tierAddr: b, tierSite: site, tierNet: network}
 }

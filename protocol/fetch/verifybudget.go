@@ -102,9 +102,10 @@ type verifyHold struct{ peer *debtbucket.Bucket }
 type budgetVerdict int
 
 const (
-	budgetTaken     budgetVerdict = iota
-	budgetPeerSpent               // the peer's own bucket
-	budgetNodeSpent               // the node's, all peers' together
+	budgetTaken         budgetVerdict = iota
+	budgetPeerSpent                   // the peer's own bucket
+	budgetOverflowSpent               // the overflow bucket the peer shares with others
+	budgetNodeSpent                   // the node's, all peers' together
 )
 
 func newVerifyBudget(rate, burst, nodeRate, nodeBurst int64) *verifyBudget {
@@ -124,7 +125,8 @@ func newVerifyBudget(rate, burst, nodeRate, nodeBurst int64) *verifyBudget {
 // concurrent GETs cannot all pass on the same tokens: a bucket goes below
 // zero by one hold per GET in flight at most. When the record of peers is
 // full of peers still refilling, a peer not in it draws on its overflow
-// bucket. A GET the node refuses takes nothing from its peer. The hold
+// bucket, and a GET that finds that spent is told so (budgetOverflowSpent,
+// not its own). A GET the node refuses takes nothing from its peer. The hold
 // says which bucket to refund.
 func (v *verifyBudget) take(p peer.ID, n uint64) (budgetVerdict, verifyHold) {
 	v.mu.Lock()
@@ -132,6 +134,9 @@ func (v *verifyBudget) take(p peer.ID, n uint64) (budgetVerdict, verifyHold) {
 	now := v.now()
 	b := v.peers.bucket(p, now)
 	if !b.Allow(now) {
+		if v.peers.m[p] != b {
+			return budgetOverflowSpent, verifyHold{}
+		}
 		return budgetPeerSpent, verifyHold{}
 	}
 	if !v.node.Allow(now) {
@@ -166,6 +171,13 @@ func (h *Handler) takeVerify(remote peer.ID, c cid.Cid) (verifyHold, *pb.FetchRe
 		h.metrics.verifyRefused.WithLabelValues("peer").Inc()
 		return hold, &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED,
 			Reason: fmt.Sprintf("%s was not verified lately and this peer's budget for reading whole blocks to serve ranges is spent; read the whole block (offset 0, length 0) or retry later", c)}
+	case budgetOverflowSpent:
+		// Not this peer's own bucket: one shared by hash with other peers
+		// the provider has no room to track apart, which refills within
+		// seconds.
+		h.metrics.verifyRefused.WithLabelValues("overflow").Inc()
+		return hold, &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED, Busy: true,
+			Reason: fmt.Sprintf("provider busy: %s was not verified lately and the budget for reading whole blocks to serve ranges that this peer shares with other peers (the provider tracks too many to keep one each) is spent; read the whole block (offset 0, length 0), retry later, or read the range from another provider", c)}
 	case budgetNodeSpent:
 		h.metrics.verifyRefused.WithLabelValues("node").Inc()
 		return hold, &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED, Busy: true,
