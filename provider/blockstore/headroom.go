@@ -5,7 +5,7 @@ package blockstore
 // pack write took the disk's last blocks and the index's journal failed,
 // every later index write would fail too, deletions included, until the
 // store is reopened. So a record is written only while the file system
-// keeps indexReserve free after it; a Put refused for it fails with an
+// keeps IndexReserve free after it; a Put refused for it fails with an
 // error wrapping ENOSPC (what the provider answers with no_space) and
 // leaves the index untouched. Index writes, deletions among them, are
 // never held back: they are what the reserve is for.
@@ -24,14 +24,15 @@ import (
 	"time"
 )
 
-// indexReserve is the free space records leave on the file system for the
-// index. goleveldb writes its journal up to the write buffer (4 MiB)
+// IndexReserve is the free space the store's records leave on its file
+// system for the index: no block is written into it, so it is not free
+// space for blocks. goleveldb writes its journal up to the write buffer (4 MiB)
 // before it turns it into a level-0 table (up to another 4 MiB); a table
 // compaction writes its output, at most 25 tables of 2 MiB (the expansion
 // limit), before it deletes its inputs: ~58 MiB at once at the worst, with
 // the manifest. It is also at most allocReserve, so allocating ahead never
 // takes it.
-const indexReserve = packAllocStep
+const IndexReserve = packAllocStep
 
 const (
 	// refreshBytes and refreshAge bound how stale the free space kept is.
@@ -65,16 +66,16 @@ func newHeadroom(space func() (room, total uint64, err error)) *headroom {
 func (h *headroom) take(n int64) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.known || h.written >= refreshBytes || h.free-n < nearReserves*indexReserve ||
+	if !h.known || h.written >= refreshBytes || h.free-n < nearReserves*IndexReserve ||
 		h.now().Sub(h.read) >= refreshAge {
 		h.refreshLocked()
 	}
 	if !h.known {
 		return nil
 	}
-	if h.free-n < indexReserve {
+	if h.free-n < IndexReserve {
 		return fmt.Errorf("%w: %d bytes free, a record of %d would leave less than the %d kept for the index",
-			syscall.ENOSPC, max(h.free, 0), n, indexReserve)
+			syscall.ENOSPC, max(h.free, 0), n, IndexReserve)
 	}
 	h.free -= n
 	h.written += n

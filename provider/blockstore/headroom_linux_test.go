@@ -22,7 +22,7 @@ func TestIndexHeadroomFullDisk(t *testing.T) {
 	root := smallExt4(t, 256<<20)
 	dir := filepath.Join(root, "store")
 	s := openTest(t, dir)
-	const room = indexReserve + 12<<20
+	const room = IndexReserve + 12<<20
 	ball := ballast(t, root, room)
 	var held []cid.Cid
 	put := func(seed uint64) error {
@@ -38,15 +38,15 @@ func TestIndexHeadroomFullDisk(t *testing.T) {
 	for i := uint64(0); i < 100 && err == nil; i++ {
 		err = put(13000 + i)
 	}
-	t.Logf("%d Puts of 1 MiB with %d MiB free above the reserve, then: %v", len(held), (room-indexReserve)>>20, err)
+	t.Logf("%d Puts of 1 MiB with %d MiB free above the reserve, then: %v", len(held), (room-IndexReserve)>>20, err)
 	if !fsutil.NoSpace(err) || strings.Contains(err.Error(), "index:") {
 		t.Fatalf("filling the disk: %v; want ENOSPC from the headroom check", err)
 	}
 	if n := len(held); n < 12-4 || n > 12 {
 		t.Errorf("%d blocks of 1 MiB taken with 12 MiB free above the reserve", n)
 	}
-	if free := freeBytes(t, root); free < indexReserve-(1<<20) {
-		t.Errorf("%d bytes free after the refusal, want the index's reserve, %d, left", free, indexReserve)
+	if free := freeBytes(t, root); free < IndexReserve-(1<<20) {
+		t.Errorf("%d bytes free after the refusal, want the index's reserve, %d, left", free, IndexReserve)
 	}
 	// The index is healthy: it takes a synced write and a deletion.
 	var b leveldb.Batch

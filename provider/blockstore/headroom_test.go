@@ -45,7 +45,7 @@ func TestHeadroomCached(t *testing.T) {
 		t.Errorf("take after refreshAge: %v, %d statfs; want one", err, fs.reads)
 	}
 
-	fs.room = indexReserve + 2*rec // something else filled the disk
+	fs.room = IndexReserve + 2*rec // something else filled the disk
 	now = now.Add(refreshAge)
 	fs.reads = 0
 	for i := range 2 {

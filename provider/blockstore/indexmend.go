@@ -112,9 +112,9 @@ func (s *Store) reviveIndex() error {
 	if time.Now().Before(s.mendNext) {
 		return s.mendErr
 	}
-	if room, _, err := s.packs.roomSpace(); err == nil && room < indexReserve {
+	if room, _, err := s.packs.roomSpace(); err == nil && room < IndexReserve {
 		return fmt.Errorf("blockstore: the index ran out of disk space (%w): %d bytes free, it waits for %d",
-			syscall.ENOSPC, room, indexReserve)
+			syscall.ENOSPC, room, IndexReserve)
 	}
 	if k := s.lastKey.Load(); k != nil {
 		if err := s.db.CompactRange(util.Range{Start: *k, Limit: *k}); err != nil {

@@ -98,8 +98,8 @@ func TestAllocAheadNearFullDisk(t *testing.T) {
 		room int64
 		lie  bool // the free space read says there is plenty
 	}{
-		{"below reserve", indexReserve + 6<<20, false},
-		{"above reserve", indexReserve + 100<<20, false},
+		{"below reserve", IndexReserve + 6<<20, false},
+		{"above reserve", IndexReserve + 100<<20, false},
 		{"fallocate fails", 24 << 20, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -118,7 +118,7 @@ func TestAllocAheadNearFullDisk(t *testing.T) {
 			if !errors.Is(err, syscall.ENOSPC) {
 				t.Fatalf("filling the disk: %v; want ENOSPC", err)
 			}
-			room := c.room - indexReserve
+			room := c.room - IndexReserve
 			if c.lie {
 				room = c.room
 			}
