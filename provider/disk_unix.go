@@ -24,13 +24,17 @@ func (s *Server) FreeDisk() func() (uint64, error) {
 // writer may still use, and those used. The space bs holds allocated ahead
 // of its records (blockstore.Store.AllocatedAhead) counts free, not used:
 // the file system counts it taken, but the store's next blocks go there.
+// The last blockstore.IndexReserve bytes do not count free: no block is
+// written into them.
 func diskUsageOf(bs *blockstore.Store) (DiskStatus, error) {
 	dir := bs.Dir()
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
 		return DiskStatus{}, fmt.Errorf("provider: free disk of %s: %w", dir, err)
 	}
-	return diskUsage(st, bs.AllocatedAhead()), nil
+	u := diskUsage(st, bs.AllocatedAhead())
+	u.Free -= min(u.Free, blockstore.IndexReserve) // kept for the index: no block goes there
+	return u, nil
 }
 
 // diskUsage is the usage statfs read, with ahead bytes allocated but free

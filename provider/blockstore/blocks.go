@@ -163,12 +163,11 @@ func (s *Store) putVerified(c cid.Cid, data []byte, extra func(b *leveldb.Batch)
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
-	if extra != nil {
-		// A session put ends in a grouped index write: after one failed,
-		// none is attempted, so do not write a record for it either.
-		if err := s.commits.err(); err != nil {
-			return fmt.Errorf("blockstore: put %s: the index failed a write earlier (%w); restart the node", c, err)
-		}
+	// An index that ran out of space is mended first, or no record is
+	// written. A session put ends in a grouped index write: after one
+	// failed, none is attempted, so do not write a record for it either.
+	if err := s.readyToWrite(extra != nil); err != nil {
+		return fmt.Errorf("blockstore: put %s: %w", c, err)
 	}
 	return s.putLocked(c, data, extra)
 }

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/satchel-net/satchel/internal/fsutil"
 	"github.com/syndtr/goleveldb/leveldb"
 )
 
@@ -58,6 +59,18 @@ func (g *groupCommit) err() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.failed
+}
+
+// clearNoSpace lets writes go on after a failed one, if it failed for lack
+// of space (the index is mended: see mendIndex) and nothing is queued or
+// being written: the batches built on the failed ones have failed too,
+// and the next add builds on the index.
+func (g *groupCommit) clearNoSpace() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.failed != nil && fsutil.NoSpace(g.failed) && !g.writing && len(g.queue) == 0 {
+		g.failed = nil
+	}
 }
 
 // record returns the latest queued record of session id, if one waits.

@@ -26,7 +26,10 @@
 // written is allocated (fallocate) up to 64 MiB ahead of its records, so
 // concurrent writes go to the device together rather than one at a time as
 // file-extending writes do (packalloc.go), never into the last
-// max(64 MiB, 1 %) of the file system's free space; Close and rotation cut
+// max(64 MiB, 1 %) of the file system's free space, and no record is
+// written into its last 64 MiB, kept for the index (headroom.go: a Put
+// there fails with ENOSPC; an index that ran out of space anyway is mended
+// once the space is back, indexmend.go); Close and rotation cut
 // the allocated tail off, and after a crash the scan cuts it off as a torn
 // tail. Records are
 // staged for their write on huge pages where the system gives them

@@ -9,7 +9,6 @@ import (
 	"os"
 
 	"github.com/syndtr/goleveldb/leveldb"
-	"github.com/syndtr/goleveldb/leveldb/opt"
 )
 
 // indexWriter writes a batch to the index; write is the real write.
@@ -29,14 +28,6 @@ func withPackSync(fn packSyncer) Option { return func(c *config) { c.packSync = 
 
 // withPackRead makes every read of a pack go through fn, for tests.
 func withPackRead(fn packReader) Option { return func(c *config) { c.packRead = fn } }
-
-// writeIndex writes b to the index, synced if sync.
-func (s *Store) writeIndex(b *leveldb.Batch, sync bool) error {
-	if s.indexHook == nil {
-		return s.db.Write(b, &opt.WriteOptions{Sync: sync})
-	}
-	return s.indexHook(func() error { return s.db.Write(b, &opt.WriteOptions{Sync: sync}) }, b)
-}
 
 // syncPack fdatasyncs pack file f.
 func (ps *packSet) syncPack(f *os.File) error {

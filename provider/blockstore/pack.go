@@ -53,7 +53,10 @@ type packSet struct {
 	// space reads the free and total bytes of the packs' file system,
 	// which bound allocating ahead (packalloc.go).
 	space func() (free, total uint64, err error)
-	log   *slog.Logger
+	// room refuses records that would leave the index too little space
+	// (headroom.go).
+	room *headroom
+	log  *slog.Logger
 	// syncHook, if set, wraps every fdatasync of a pack, and readHook
 	// every read of one (tests).
 	syncHook packSyncer
@@ -114,11 +117,13 @@ func parsePackName(name string) (uint32, bool) {
 }
 
 func newPackSet(dir string, limit int64, io *fileIO, sealed func(uint32), log *slog.Logger) *packSet {
-	return &packSet{dir: dir, limit: limit, io: io, sealed: sealed, log: log,
+	ps := &packSet{dir: dir, limit: limit, io: io, sealed: sealed, log: log,
 		space: func() (uint64, uint64, error) { return fsSpace(dir) },
 		open:  map[uint32]*pack{}, maxOpen: maxOpenPacks, live: map[uint32]int64{}, inDoubt: map[uint32]bool{},
 		kept: map[uint32]bool{},
 		next: 1}
+	ps.room = newHeadroom(ps.roomSpace)
+	return ps
 }
 
 // list returns the numbers and sizes of the pack files on disk, in order.
@@ -244,6 +249,9 @@ type packWrite struct {
 // nothing of it remains (its space is punched).
 func (ps *packSet) write(c cid.Cid, data []byte, crc uint32) (*packWrite, error) {
 	n := recordLen(uint64(len(data)))
+	if err := ps.roomFor(n); err != nil {
+		return nil, err
+	}
 	buf, release := ps.io.stagingBuf(int(n))
 	buf = buf[:n]
 	encodeHeader(buf[:hdrSize], c, uint64(len(data)), crc)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/internal/fsutil"
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/util"
 )
@@ -56,6 +57,9 @@ func (s *Store) AddToSession(sess Session, c cid.Cid) error {
 	if len(sess.ID) == 0 {
 		return errors.New("blockstore: empty session ID")
 	}
+	if err := s.readyToWrite(true); err != nil {
+		return fmt.Errorf("blockstore: session: %w", err)
+	}
 	s.gc.RLock()
 	defer s.gc.RUnlock()
 	mu := s.stripe(c)
@@ -82,7 +86,11 @@ func (s *Store) addSessionRef(b *leveldb.Batch, sess Session, c cid.Cid, size ui
 	// session reference a lost write would drop. Adds that queued meanwhile
 	// share the fsync.
 	if err := s.commits.wait(p); err != nil {
-		s.log.Error("index write failed; session adds stop until the node restarts", "err", err)
+		if fsutil.NoSpace(err) {
+			s.log.Warn("index write failed for lack of disk space; session adds go on once it has room", "err", err)
+		} else {
+			s.log.Error("index write failed; session adds stop until the node restarts", "err", err)
+		}
 		return fmt.Errorf("blockstore: session: %w: %w", errIndexWrite, err)
 	}
 	b.Reset()

@@ -64,6 +64,16 @@ type Store struct {
 	// indexWalks counts Open's walks of the block index (tests).
 	indexWalks int
 
+	// indexFull is set once an index write failed for lack of space, and
+	// lastKey is the first key of the last one that went through
+	// (indexmend.go); mendMu lets one mend at a time, and guards when
+	// the next may be tried after one failed (mendNext) and its error.
+	indexFull atomic.Bool
+	lastKey   atomic.Pointer[[]byte]
+	mendMu    sync.Mutex
+	mendNext  time.Time
+	mendErr   error
+
 	// frees counts the deletions freeing records outside gc (see
 	// deleting): Close waits for them before closing the packs.
 	frees sync.WaitGroup
@@ -165,6 +175,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	s.seedIndex()
 	if cfg.expireInterval > 0 {
 		s.done.Add(1)
 		go s.expireLoop(cfg.expireInterval, cfg.now)
