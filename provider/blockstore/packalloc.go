@@ -168,7 +168,9 @@ func (ps *packSet) trimActive() {
 // it. It holds p open meanwhile.
 func (ps *packSet) trimTail(p *pack) {
 	ps.mu.Lock()
-	if p.gone || p.allocating || p.alloc <= p.end { // allocate cuts it when done
+	// Evicted meanwhile (closed, out of the open map): its files are shut,
+	// so there is nothing to cut through; what it kept is less than a record.
+	if p.gone || ps.open[p.n] != p || p.allocating || p.alloc <= p.end { // allocate cuts it when done
 		ps.mu.Unlock()
 		return
 	}
