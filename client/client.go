@@ -146,7 +146,9 @@ func WithPushTimeout(d time.Duration) Option {
 }
 
 // WithLocateTimeout bounds the DHT lookup of a bag's live providers and the
-// connection attempts to them (default 10 seconds).
+// connection attempts to them (default 10 seconds), and a download's wait
+// for the chain's next block before it looks up again the providers it
+// could not connect to.
 func WithLocateTimeout(d time.Duration) Option {
 	return func(o *options) {
 		if d <= 0 {

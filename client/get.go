@@ -133,41 +133,8 @@ func (c *Client) Open(ctx context.Context, ref Ref, opts ...GetOption) (_ *Reade
 		}
 		r.root = ref.CID
 	}
-	peers, failed, loc, err := c.readSources(cctx, r.bag, r.o.peers)
-	if err != nil {
+	if err := r.openSources(ctx, cctx); err != nil {
 		return nil, err
-	}
-	later := loc != nil && len(loc.unreached) > 0
-	if len(peers) == 0 && later {
-		// None reached: the addresses read may be a block old.
-		later = false
-		more, err := c.reachAgain(ctx, loc)
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if err != nil {
-			c.log.Debug("providers not reached again", "bag", r.bag, "err", err)
-		}
-		peers = more
-		failed = slices.DeleteFunc(failed, func(e PeerError) bool { return slices.Contains(more, e.Peer) })
-	}
-	if len(peers) == 0 {
-		return nil, &NoProviderError{Bag: r.bag, Need: 1, Tried: failed, Op: "download"}
-	}
-	peers = c.rankByHave(ctx, peers, r.root, len(r.o.peers))
-	r.srcs = newSources(c, r.bag, peers)
-	r.srcs.tried = failed
-	if later {
-		// A provider not reached may be one restarted on a new port, which
-		// a read of its addresses a block old does not know yet: read them
-		// again should a block have no other source.
-		r.srcs.reachLater(func(ctx context.Context) []peer.ID {
-			more, err := c.reachAgain(ctx, loc)
-			if err != nil {
-				c.log.Debug("providers not reached again", "bag", r.bag, "err", err)
-			}
-			return more
-		})
 	}
 	if r.block, err = r.srcs.get(ctx, r.root, 0); err != nil {
 		return nil, fmt.Errorf("read %s: %w", r.describe(), err)
@@ -179,6 +146,54 @@ func (c *Client) Open(ctx context.Context, ref Ref, opts ...GetOption) (_ *Reade
 		return nil, fmt.Errorf("read %s: its DAG holds %d bytes but the chain says %d", r.describe(), r.size, r.obj.Size)
 	}
 	return r, nil
+}
+
+// openSources finds the providers to read from (connecting to them; cctx
+// is ctx for chain reads a block old may answer) and sets r.srcs. When
+// none is reached it reads their addresses again after the next block;
+// when some are, it leaves that to the first read that needs it.
+func (r *Reader) openSources(ctx, cctx context.Context) error {
+	c := r.c
+	peers, failed, loc, err := c.readSources(cctx, r.bag, r.o.peers)
+	if err != nil {
+		return err
+	}
+	later := loc != nil && len(loc.unreached) > 0
+	if len(peers) == 0 && later {
+		// None reached: the addresses read may be a block old.
+		later = false
+		more, err := c.reachAgain(ctx, loc)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			c.log.Debug("providers not reached again", "bag", r.bag, "err", err)
+		}
+		if len(more) == 0 {
+			return reachNote(&NoProviderError{Bag: r.bag, Need: 1, Tried: failed, Op: "download"}, err)
+		}
+		peers = more
+		failed = slices.DeleteFunc(failed, func(e PeerError) bool { return slices.Contains(more, e.Peer) })
+	}
+	if len(peers) == 0 {
+		return &NoProviderError{Bag: r.bag, Need: 1, Tried: failed, Op: "download"}
+	}
+	peers = c.rankByHave(ctx, peers, r.root, len(r.o.peers))
+	r.srcs = newSources(c, r.bag, peers)
+	r.srcs.tried = failed
+	if later {
+		// A provider not reached may be one restarted on a new port, which
+		// a read of its addresses a block old does not know yet: read them
+		// again should a block have no other source.
+		r.srcs.reachLater(func(ctx context.Context) ([]peer.ID, error) {
+			more, err := c.reachAgain(ctx, loc)
+			if err != nil {
+				c.log.Debug("providers not reached again", "bag", r.bag, "err", err)
+			}
+			return more, err
+		})
+	}
+	return nil
 }
 
 func (r *Reader) describe() string {
@@ -506,7 +521,7 @@ func (r *Reader) writeRange(ctx context.Context, w io.Writer, off, n int64, keep
 	tr := newTracker(OpGet, r.o.progress, r.c.progressEvery)
 	tr.log = r.c.log
 	tr.update(true, func(p *Progress) {
-		p.Bag, p.Root, p.TotalBytes, p.Providers = r.bag, r.root, end-off, len(r.srcs.all)
+		p.Bag, p.Root, p.TotalBytes, p.Providers = r.bag, r.root, end-off, r.srcs.count()
 		if r.obj != nil {
 			p.Object, p.ObjectKnown = r.obj.ID, true
 		}

@@ -99,17 +99,21 @@ func (c *Client) nameAgain(ctx context.Context, loc *located) error {
 // marked rpc.AcceptLag does not even wait for that), and its old address
 // refuses the dial. Those reached move from loc's failed providers to its
 // live ones, and are returned. A bucket that names what failed already is
-// not dialled again.
+// not dialled again. A halted chain makes no block: the wait for one and
+// the reads after it last at most the locate timeout, then reachAgain
+// fails with an error matching errNoNewBlock.
 func (c *Client) reachAgain(ctx context.Context, loc *located) ([]peer.ID, error) {
 	if len(loc.unreached) == 0 {
 		return nil, nil
 	}
-	if err := c.nextBlock(ctx); err != nil {
+	bctx, bcancel := context.WithTimeoutCause(ctx, c.opts.locate, fmt.Errorf("%w in %s", errNoNewBlock, c.opts.locate))
+	defer bcancel()
+	if err := c.nextBlock(bctx); err != nil {
 		return nil, err
 	}
 	var retry []candidate
 	for _, old := range loc.unreached {
-		b, err := c.chain.StorageBucket(ctx, old.bucket)
+		b, err := c.chain.StorageBucket(bctx, old.bucket)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -129,7 +133,7 @@ func (c *Client) reachAgain(ctx context.Context, loc *located) ([]peer.ID, error
 		retry = append(retry, cand)
 	}
 	if len(retry) == 0 {
-		return nil, nil
+		return nil, context.Cause(bctx) // nil unless the chain halted after one block
 	}
 	lctx, cancel := context.WithTimeout(ctx, c.opts.locate)
 	defer cancel()
@@ -154,14 +158,18 @@ func (c *Client) reachAgain(ctx context.Context, loc *located) ([]peer.ID, error
 	return reached, ctx.Err()
 }
 
-// nextBlock waits for the block after the chain's latest.
+// nextBlock waits for the block after the chain's latest. When ctx ends
+// first it returns ctx's cause.
 func (c *Client) nextBlock(ctx context.Context) error {
 	t := c.chain.Transport()
 	h, err := t.LatestHeight(ctx)
-	if err != nil {
-		return err
+	if err == nil {
+		err = t.WaitForHeight(ctx, h+1)
 	}
-	return t.WaitForHeight(ctx, h+1)
+	if err != nil && ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return err
 }
 
 // sameAddrs reports whether a and b hold the same addresses, in any order.

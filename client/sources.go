@@ -86,8 +86,12 @@ type sources struct {
 	// more finds providers the download could not reach at first
 	// (Client.reachAgain); it runs once, when a block has no source left,
 	// and moreRun is closed when it has (nil before more is set and after).
-	more    func(ctx context.Context) []peer.ID
+	// A run its caller called off is not spent: more is set again.
+	// moreErr is why the run found none, noted in the errors of reads
+	// with no source.
+	more    func(ctx context.Context) ([]peer.ID, error)
 	moreRun chan struct{}
+	moreErr error
 }
 
 func newSources(c *Client, bag chain.BagID, peers []peer.ID) *sources {
@@ -146,9 +150,20 @@ func (s *sources) acquire(ctx context.Context, size int64, exclude map[peer.ID]e
 
 var errNoSource = errors.New("no source left")
 
+// errNoNewBlock is why providers not reached were not looked up again: the
+// chain made no block to read their addresses after (Client.reachAgain).
+var errNoNewBlock = errors.New("the chain made no new block")
+
+// count returns the number of sources.
+func (s *sources) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.all)
+}
+
 // reachLater sets more, which reachMore runs once when a read has no
 // source left.
-func (s *sources) reachLater(more func(ctx context.Context) []peer.ID) {
+func (s *sources) reachLater(more func(ctx context.Context) ([]peer.ID, error)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.more, s.moreRun = more, make(chan struct{})
@@ -156,8 +171,10 @@ func (s *sources) reachLater(more func(ctx context.Context) []peer.ID) {
 
 // reachMore runs more, once per download, for a read that has no source
 // left, and adds the providers it reached as sources; reads that find no
-// source meanwhile wait for it. It reports whether the read is to look
-// for a source again.
+// source meanwhile wait for it. A run that found none because ctx ended
+// is not spent: the next read with no source runs it again (a read with
+// a short deadline would otherwise keep every later read from looking).
+// It reports whether the read is to look for a source again.
 func (s *sources) reachMore(ctx context.Context) bool {
 	s.mu.Lock()
 	more, run := s.more, s.moreRun
@@ -174,7 +191,7 @@ func (s *sources) reachMore(ctx context.Context) bool {
 			return false
 		}
 	}
-	peers := more(ctx)
+	peers, err := more(ctx)
 	s.mu.Lock()
 	for _, p := range peers {
 		if !slices.ContainsFunc(s.all, func(src *source) bool { return src.peer == p }) {
@@ -182,7 +199,13 @@ func (s *sources) reachMore(ctx context.Context) bool {
 		}
 	}
 	s.tried = slices.DeleteFunc(s.tried, func(e PeerError) bool { return slices.Contains(peers, e.Peer) })
-	s.moreRun = nil
+	if len(peers) == 0 && ctx.Err() != nil {
+		// Called off with this read: the reads waiting look again, and
+		// the first with no source runs it.
+		s.more, s.moreRun = more, make(chan struct{})
+	} else {
+		s.moreRun, s.moreErr = nil, err
+	}
 	s.cond.Broadcast()
 	s.mu.Unlock()
 	close(run)
@@ -339,10 +362,26 @@ func busyError(c cid.Cid, busy []peer.ID, waited time.Duration) error {
 		ErrProvidersBusy, c, strings.Join(names, ", "), waited)
 }
 
-// notFound is the error when no source could deliver block c.
+// notFound is the error when no source could deliver block c, with why
+// the providers not reached were not looked up again, if they were not.
 func (s *sources) notFound(c cid.Cid, tried map[peer.ID]error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return reachNote(s.notFoundLocked(c, tried), s.moreErr)
+}
+
+// reachNote adds to err, which says no provider could deliver, why the
+// providers not reached were not looked up again: reachErr, the error of
+// Client.reachAgain. A read called off (reachErr a context error) adds
+// nothing.
+func reachNote(err, reachErr error) error {
+	if reachErr == nil || errors.Is(reachErr, context.Canceled) || errors.Is(reachErr, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%w; those that could not be connected to were not looked up again: %w", err, reachErr)
+}
+
+func (s *sources) notFoundLocked(c cid.Cid, tried map[peer.ID]error) error {
 	e := &NoProviderError{Bag: s.bag, Need: 1, Op: "download block " + c.String()}
 	seen := map[peer.ID]bool{}
 	for _, src := range s.all {
