@@ -188,8 +188,9 @@ func (c restartingConn) PushPipeline(ctx context.Context, ch store.ChunkPush) (s
 // whom to send to marked rpc.AcceptLag. The provider's old address refuses
 // the dials, and each put needs the provider (N is every provider up, so
 // no spare stands in). First the provider restarts as its stream is about
-// to carry a chunk: the uploader's dials of its old address fail, until a
-// read of its bucket after a block names the new one. Then, the other
+// to carry a chunk (pushed directly, then heading a pipeline): the
+// uploader's dials of its old address fail, until a read of its bucket
+// after a block names the new one. Then, the other
 // provider down, it restarts and a put to it begins at once: the read a
 // block old names its old address, the DHT knows no live peer, and the
 // put reads the bucket again after the next block. Each object is then
@@ -249,23 +250,26 @@ func TestPutToProviderRestartedOnNewPort(t *testing.T) {
 		}
 	}
 
-	var once sync.Once
-	restartErr := errors.New("the provider was never pushed a chunk after the first")
 	open := c.openConn
-	c.openConn = func(ctx context.Context, p peer.ID) (storeConn, error) {
-		conn, err := open(ctx, p)
-		if err != nil || p != id {
-			return conn, err
-		}
-		return restartingConn{conn, func(ch store.ChunkPush) {
-			if ch.Index >= 1 {
-				once.Do(func() { restartErr = restart() })
+	for i, r := range []Replication{ReplicateDirect, ReplicatePipelined} {
+		var once sync.Once
+		restartErr := errors.New("the provider was never pushed a chunk after the first")
+		c.openConn = func(ctx context.Context, p peer.ID) (storeConn, error) {
+			conn, err := open(ctx, p)
+			if err != nil || p != id {
+				return conn, err
 			}
-		}}, nil
-	}
-	putGet("while the provider restarts", randomBytes(t, 4*itChunk+33, 83))
-	if restartErr != nil {
-		t.Fatalf("restart mid-upload: %v", restartErr)
+			return restartingConn{conn, func(ch store.ChunkPush) {
+				if ch.Index >= 1 {
+					once.Do(func() { restartErr = restart() })
+				}
+			}}, nil
+		}
+		what := fmt.Sprintf("while the provider restarts (%s)", r)
+		putGet(what, randomBytes(t, 4*itChunk+33, 83+uint64(i)), WithReplication(r))
+		if restartErr != nil {
+			t.Fatalf("restart %s: %v", what, restartErr)
+		}
 	}
 	c.openConn = open
 
@@ -275,5 +279,5 @@ func TestPutToProviderRestartedOnNewPort(t *testing.T) {
 	if err := restart(); err != nil {
 		t.Fatal(err)
 	}
-	putGet("at once to the restarted provider, the only one up", randomBytes(t, 2*itChunk+9, 84), WithRedundancy(1))
+	putGet("at once to the restarted provider, the only one up", randomBytes(t, 2*itChunk+9, 85), WithRedundancy(1))
 }
