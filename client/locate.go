@@ -113,7 +113,7 @@ func (c *Client) reachAgain(ctx context.Context, loc *located) ([]peer.ID, error
 	}
 	var retry []candidate
 	for _, old := range loc.unreached {
-		b, err := c.chain.StorageBucket(bctx, old.bucket)
+		cand, moved, err := c.renamed(bctx, old)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -121,11 +121,7 @@ func (c *Client) reachAgain(ctx context.Context, loc *located) ([]peer.ID, error
 			c.log.Debug("storage bucket not read again", "bag", loc.bag.ID, "bucket", old.bucket, "err", err)
 			continue
 		}
-		if b.OperatorStatus != chain.OperatorActive || b.Metadata == nil || b.Metadata.PeerID == "" {
-			continue
-		}
-		cand, err := operatorOf(b)
-		if err != nil || (cand.peer == old.peer && sameAddrs(cand.addrs, old.addrs)) {
+		if !moved {
 			continue
 		}
 		c.log.Debug("provider unreachable at the addresses read a block behind; dialling the ones named now", "bag", loc.bag.ID, "peer", cand.peer, "addrs", cand.addrs)
@@ -156,6 +152,25 @@ func (c *Client) reachAgain(ctx context.Context, loc *located) ([]peer.ID, error
 	loc.failed = slices.DeleteFunc(loc.failed, func(e PeerError) bool { return e.Peer != "" && live[e.Peer] })
 	loc.unreached = slices.DeleteFunc(loc.unreached, func(u candidate) bool { return live[u.peer] })
 	return reached, ctx.Err()
+}
+
+// renamed reads old's storage bucket again and returns the operator it
+// names now, when that is another peer than old's or the same at other
+// addresses; moved is false when it names old's again, or no usable
+// operator.
+func (c *Client) renamed(ctx context.Context, old candidate) (cand candidate, moved bool, err error) {
+	b, err := c.chain.StorageBucket(ctx, old.bucket)
+	if err != nil {
+		return candidate{}, false, err
+	}
+	if b.OperatorStatus != chain.OperatorActive || b.Metadata == nil || b.Metadata.PeerID == "" {
+		return candidate{}, false, nil
+	}
+	cand, err = operatorOf(b)
+	if err != nil || (cand.peer == old.peer && sameAddrs(cand.addrs, old.addrs)) {
+		return candidate{}, false, nil
+	}
+	return cand, true, nil
 }
 
 // nextBlock waits for the block after the chain's latest. When ctx ends

@@ -156,11 +156,12 @@ func liveOf(ts []*target) []*target {
 	return ts
 }
 
-// hops returns the forward list of a pipeline's targets after its head.
+// hops returns the forward list of a pipeline's targets after its head,
+// each at the addresses the uploader dials it at (target.addrs).
 func hops(ts []*target) []store.Hop {
 	out := make([]store.Hop, len(ts))
 	for i, t := range ts {
-		out[i] = store.Hop{Peer: t.cand.peer, Addrs: t.cand.addrs, Session: t.cand.session}
+		out[i] = store.Hop{Peer: t.cand.peer, Addrs: t.addrs(), Session: t.cand.session}
 	}
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -21,7 +22,10 @@ import (
 // backoff, for up to the client's reconnect wait (WithReconnectWait);
 // the receipts it kept say which chunks the provider acknowledged, so only
 // the others are sent again. Only then is the provider given up, with an
-// unreachableError.
+// unreachableError. While a dial fails, the provider's storage bucket is
+// read again after every block (followBucket): a provider restarted on a
+// new port is dialled at the addresses it published as soon as the
+// client's reads see them.
 
 // DefaultReconnectWait is how long an upload keeps dialling a provider it
 // lost before giving it up (WithReconnectWait): long enough for a provider
@@ -70,7 +74,16 @@ func (p *pusher) waitReconnect(ctx context.Context, t *target, what string, err 
 	}
 	t.down.err = err
 	since, next := t.down.since, t.down.next
+	var oe *openError
+	follow := !t.following && t.cand.named && errors.As(err, &oe)
+	if follow {
+		t.following = true
+		t.follow.Add(1)
+	}
 	t.mu.Unlock()
+	if follow {
+		go p.followBucket(ctx, t)
+	}
 	wait := p.c.opts.reconnect
 	if waited := now.Sub(since); waited >= wait {
 		p.kill(t, &unreachableError{what: what, waited: waited, err: err})
@@ -87,7 +100,8 @@ func (p *pusher) waitReconnect(ctx context.Context, t *target, what string, err 
 
 // redial opens a new stream to the lost target t (t.mu held): at most one
 // dial per backoff step, bounded by what is left of the reconnect wait.
-// The peer's chain addresses are added again and libp2p's own dial
+// The peer's chain addresses (the ones its bucket names now, once
+// followBucket found it moved) are added again and libp2p's own dial
 // backoff is cleared: the uploader paces the dials itself.
 func (p *pusher) redial(ctx context.Context, t *target) (storeConn, error) {
 	now := p.c.now()
@@ -98,10 +112,79 @@ func (p *pusher) redial(ctx context.Context, t *target) (storeConn, error) {
 	if !now.Before(deadline) {
 		return nil, t.down.err
 	}
-	p.c.forgetDialFailure(t.cand)
+	cand := t.cand
+	if t.moved != nil {
+		cand.addrs = t.moved
+	}
+	p.c.forgetDialFailure(cand)
 	dctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	return p.c.openConn(dctx, t.cand.peer)
+}
+
+// followBucket runs while target t cannot be dialled, one at a time per
+// target, until t is reached or given up or ctx (the pass's) ends: after
+// every block it reads t's storage bucket again, and once the bucket names
+// other addresses for t's peer, the next dial (at once) uses them. A
+// provider restarted on a new port publishes its new addresses in a block
+// that the client's reads see a block later, its old addresses refuse
+// every dial, and nothing else tells the uploader the new ones: the
+// peerstore holds what the chain named and what the lost connection
+// learned. The reads cost no wait: the dials go on meanwhile.
+func (p *pusher) followBucket(ctx context.Context, t *target) {
+	defer t.follow.Done()
+	defer func() {
+		t.mu.Lock()
+		t.following = false
+		t.mu.Unlock()
+	}()
+	for {
+		if err := p.c.nextBlock(ctx); err != nil {
+			if ctx.Err() != nil || !ctxsleep.Sleep(ctx, reconnectMax) {
+				return
+			}
+			continue
+		}
+		t.mu.Lock()
+		lost := t.dead == nil && !t.down.since.IsZero()
+		known := t.cand
+		if t.moved != nil {
+			known.addrs = t.moved
+		}
+		t.mu.Unlock()
+		if !lost {
+			return
+		}
+		cand, moved, err := p.c.renamed(ctx, known)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			p.c.log.Debug("storage bucket not read again", "bag", p.bag, "bucket", known.bucket, "err", err)
+			continue
+		}
+		if !moved || cand.peer != known.peer {
+			continue // (another operator now: the reconnect wait decides)
+		}
+		p.c.log.Info("unreachable storage provider published new addresses; dialling them", "bag", p.bag, "peer", cand.peer, "addrs", cand.addrs)
+		p.c.forgetDialFailure(cand)
+		t.mu.Lock()
+		t.moved = cand.addrs
+		t.down.next = p.c.now()
+		t.mu.Unlock()
+		return
+	}
+}
+
+// waitFollowers waits for the followBucket of every target to return
+// (after the upload's context ended).
+func (p *pusher) waitFollowers() {
+	p.mu.Lock()
+	ts := slices.Clone(p.targets)
+	p.mu.Unlock()
+	for _, t := range ts {
+		t.follow.Wait()
+	}
 }
 
 // reachable ends t's outage on a signed receipt or a bind (t.mu held).

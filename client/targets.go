@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	ma "github.com/multiformats/go-multiaddr"
+
 	"github.com/satchel-net/satchel/chunker"
 )
 
@@ -47,6 +49,14 @@ type target struct {
 	// down is the target's outage while its stream is lost: it is dialled
 	// again until the reconnect wait passes (client/reconnect.go).
 	down outage
+	// moved are the addresses the provider's bucket named when read again
+	// during an outage, other than cand's (followBucket): dials and
+	// pipeline hops use them. cand is never written, so that it can be
+	// read without mu.
+	moved []ma.Multiaddr
+	// following says a followBucket runs for the target; follow counts it.
+	following bool
+	follow    sync.WaitGroup
 	// givenUpBusy is set when the target answered busy for the whole busy
 	// wait: it is reachable, and what it took of the upload goes unused.
 	givenUpBusy bool
@@ -63,6 +73,17 @@ func (t *target) alive() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.dead == nil
+}
+
+// addrs returns the addresses the provider is dialled at: those its
+// bucket named when read again during an outage, else the candidate's.
+func (t *target) addrs() []ma.Multiaddr {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.moved != nil {
+		return t.moved
+	}
+	return t.cand.addrs
 }
 
 func (t *target) has(i int) bool {

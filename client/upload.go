@@ -121,6 +121,11 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 			return nil, err
 		}
 	}
+	if len(loc.live) < want && (len(loc.unreached) > 0 || len(loc.unnamed) > 0) {
+		if err := c.reachMore(ctx, loc, want); err != nil {
+			return nil, err
+		}
+	}
 	var consigned []contracts.Consigned
 	if o.contracts != nil {
 		loc.live, consigned = c.negotiate(ctx, o.contracts, bag, size, o.chunkSize, want, loc.live)
@@ -169,6 +174,34 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 	}
 	c.log.Debug("streamed upload", "bag", bag, "redundancy", want, "providers", len(alive), "pipelined", u.p.pipeline)
 	return u, nil
+}
+
+// reachMore gives an upload short of providers a second look, after the
+// next block: the buckets of the providers that could not be dialled are
+// read again and those that moved dialled (reachAgain), then, if still
+// short, those that named no operator (nameAgain). Every read answers a
+// block behind the head (even one not marked rpc.AcceptLag answers from
+// the state the last signed header covers), so a provider restarted on a
+// new port, or whose node was published, in the last block is seen only
+// after the next. A provider that is down costs the upload that one wait.
+func (c *Client) reachMore(ctx context.Context, loc *located, want int) error {
+	if len(loc.unreached) > 0 {
+		if _, err := c.reachAgain(ctx, loc); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			c.log.Debug("providers not reached again", "bag", loc.bag.ID, "err", err)
+		}
+	} else if err := c.nextBlock(ctx); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		c.log.Debug("next block not awaited", "bag", loc.bag.ID, "err", err)
+	}
+	if len(loc.live) < want && len(loc.unnamed) > 0 {
+		return c.nameAgain(ctx, loc)
+	}
+	return ctx.Err()
 }
 
 // chunk hands one hashed chunk to the targets. It runs inside Write.
@@ -352,6 +385,7 @@ func (u *Upload) release() {
 	u.cancel()
 	_ = u.w.Close()
 	u.p.closeAll()
+	u.p.waitFollowers()
 	u.c.end()
 }
 
