@@ -16,7 +16,8 @@ import (
 // once all of it is fetched and verified, so a failed or interrupted get
 // leaves path as it was. Only where no such place has room is path
 // truncated at the first byte and written straight from the network, as
-// curl -o writes it (then direct is true: a failure leaves it partial).
+// curl -o writes it (then direct is true: a failure leaves it partial). A
+// failing copy (a disk error) also leaves it partial, and says so.
 func writeInPlace(path string, fi fs.FileInfo, fsync bool, size int64, fill func(io.Writer) (n int64, err error)) (n int64, direct bool, err error) {
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
@@ -43,7 +44,8 @@ func writeInPlace(path string, fi fs.FileInfo, fsync bool, size int64, fill func
 		return n, false, err
 	}
 	if err := copyInto(f, stage, n); err != nil {
-		return n, true, fmt.Errorf("cannot write %s: copying the fetched object into it failed, it is partial: %w", path, err)
+		// Not direct: the read did not fail, and the error says it all.
+		return n, false, fmt.Errorf("cannot write %s: copying the fetched object into it failed, it is now partial: %w", path, err)
 	}
 	return n, false, finishInPlace(path, f, fsync, nil)
 }
