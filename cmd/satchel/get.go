@@ -42,22 +42,27 @@ chain names is asked).
 Chunks are read in parallel from several providers, the fastest first, and
 every byte is verified against its CID; a provider that fails or sends wrong
 bytes is skipped. A regular FILE is written atomically: the bytes go to a
-temporary file beside it (.FILE.*.part), renamed to FILE once complete and
-verified; a failed or interrupted get removes the temporary file and leaves
-an existing FILE as it was (one left by a get killed outright is removed by
-the next get to FILE). Through a symbolic link, even a dangling one, the
-link's target is written and the link kept. A new FILE gets mode 0666 less
-the umask; a replaced one keeps its mode, owner and group. A FILE you may not
-write is refused, as curl -o refuses it. A FILE that cannot be replaced by
-renaming — a mount point (a file bind-mounted into a container), a file with
-other hard links, one in a directory you cannot write, or one whose owner
-you cannot give the new file — is truncated and written in place, decided
-before anything is fetched: a get failing after its first byte leaves it
-partial.
+temporary file beside it (.FILE.<digits>.satchel.part), renamed to FILE once
+complete and verified; a failed or interrupted get removes the temporary file
+and leaves an existing FILE as it was (one left by a get killed outright is
+removed by a later get to FILE once unwritten for 10 minutes). Through a
+symbolic link, even a dangling one, the link's target is written and the link
+kept; as the kernel does, a link in a shared sticky directory such as /tmp is
+followed only if you or the directory's owner own it. A new FILE gets mode
+0666 less the umask; a replaced one keeps its mode, owner and group. A FILE
+you may not write is refused, as curl -o refuses it. A FILE that cannot be
+replaced by renaming — a mount point (a file bind-mounted into a container), a
+file with other hard links, one in a directory you cannot write, or one whose
+owner you cannot give the new file — is fetched into a temporary file (beside
+it, else in the temporary or your cache directory, the first with room) and
+copied into it once complete and verified, so a failed get leaves it as it
+was; only where no such place has room is it truncated and written straight
+from the network, and a get failing after its first byte leaves it partial.
 
 Anything else that exists at FILE (a device such as /dev/null, a FIFO, a
-pipe, a terminal) is written straight to and never replaced; a failed read
-may then leave part of the bytes written. A FILE naming a descriptor
+pipe, a terminal) is written straight to and never replaced, if named itself
+(through a symbolic link it is refused); a failed read may then leave part of
+the bytes written. A FILE naming a descriptor
 (/dev/stderr, /dev/fd/3, /proc/self/fd/3, or a link to one) is written
 through it, at its offset, as the shell opened it (3>>app.log appends).
 Without -o (or with -o - or -o /dev/stdout) the bytes go to standard output,
@@ -110,10 +115,17 @@ terminal, never with --json.`,
 			if toStdout && app.JSON {
 				return errors.New("--json needs -o FILE: without it the object's bytes go to standard output")
 			}
+			var dest *output
 			if !toStdout {
 				if err := checkOutputDir(out); err != nil {
 					return err
 				}
+				// Before the client opens descriptors of its own: -o
+				// /dev/fd/7 without a 7> must fail, not name a socket.
+				if dest, err = openOutput(out); err != nil {
+					return err
+				}
+				defer dest.Close()
 			}
 			cfg, err := app.Config()
 			if err != nil {
@@ -149,7 +161,7 @@ terminal, never with --json.`,
 				ow.w = cmd.OutOrStdout()
 				written, err = r.WriteRange(ctx, ow, int64(off), n)
 			} else {
-				written, direct, err = writeOutput(out, fsync, n, func(w io.Writer) (int64, error) {
+				written, direct, err = dest.write(fsync, n, func(w io.Writer) (int64, error) {
 					ow.w = w
 					return r.WriteRange(ctx, ow, int64(off), n)
 				})

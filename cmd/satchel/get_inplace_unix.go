@@ -5,31 +5,27 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// writeDescriptor writes through descriptor fd of this process, at its
-// offset and with its flags (a dup shares both), as a shell opened it.
-func writeDescriptor(path string, fd int, fill func(io.Writer) (int64, error)) (int64, error) {
+// dupDescriptor duplicates descriptor fd of this process, to write
+// through at its offset and with its flags (a dup shares both), as a shell
+// opened it.
+func dupDescriptor(path string, fd int) (*os.File, error) {
 	nfd, err := unix.Dup(fd)
 	if errors.Is(err, unix.EBADF) {
-		return 0, fmt.Errorf("cannot write %s: descriptor %d is not open", path, fd)
+		return nil, fmt.Errorf("cannot write %s: descriptor %d is not open", path, fd)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("cannot write %s: %w", path, err)
+		return nil, fmt.Errorf("cannot write %s: %w", path, err)
 	}
-	f := os.NewFile(uintptr(nfd), path)
-	n, err := fill(f)
-	if cerr := f.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("cannot write %s: %w", path, cerr)
-	}
-	return n, err
+	return os.NewFile(uintptr(nfd), path), nil
 }
 
 // checkWritable refuses a file this user may not write (a 0444 file, for
@@ -60,10 +56,15 @@ func inPlaceReason(path string, fi fs.FileInfo) string {
 	if err := unix.Stat(dir, &dst); err == nil && isMountPoint(path, uint64(st.Dev), uint64(dst.Dev)) {
 		return "it is a mount point"
 	}
-	if unix.Faccessat(unix.AT_FDCWD, dir, unix.W_OK|unix.X_OK, unix.AT_EACCESS) != nil {
+	if !dirWritable(dir) {
 		return "its directory " + dir + " is not writable"
 	}
 	return ""
+}
+
+// dirWritable reports whether this user may create files in dir.
+func dirWritable(dir string) bool {
+	return unix.Faccessat(unix.AT_FDCWD, dir, unix.W_OK|unix.X_OK, unix.AT_EACCESS) == nil
 }
 
 // errOwnerNotKept is keepOwner's answer when this user may not give the
@@ -110,15 +111,16 @@ func lockTemp(f *os.File) error {
 	return nil
 }
 
-// removeStale removes the file at path if no process holds its lock (see
-// lockTemp): a get killed before it could remove its temporary file.
-func removeStale(path string) {
+// removeStale removes the file at path if it was last written before
+// before and no process holds its lock (see lockTemp): a get killed before
+// it could remove its temporary file.
+func removeStale(path string, before time.Time) {
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || !fi.ModTime().Before(before) {
 		return
 	}
 	if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {

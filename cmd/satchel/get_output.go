@@ -8,25 +8,102 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/satchel-net/satchel/internal/fsutil"
 )
 
-// writeOutput writes the output of `satchel get` to path through fill.
+// writeOutput writes the output of `satchel get` to path through fill:
+// openOutput, then output.write.
+func writeOutput(path string, fsync bool, size int64, fill func(io.Writer) (int64, error)) (int64, bool, error) {
+	o, err := openOutput(path)
+	if err != nil {
+		return 0, false, err
+	}
+	defer o.Close()
+	return o.write(fsync, size, fill)
+}
+
+// output is where a get writes, resolved (and a named descriptor
+// duplicated) before anything else is opened: a later descriptor of
+// satchel's own (a socket, an epoll) must never be taken for the user's
+// /dev/fd/N.
+type output struct {
+	path string // as the user named it
+	dest outputDest
+	fd   *os.File // the named descriptor's duplicate
+}
+
+// openOutput resolves path (resolveOutput) and duplicates the descriptor
+// it names. Through a symbolic link it refuses a device, FIFO or socket: a
+// link planted in a shared directory must not turn a get into a write to a
+// disk; name such a file itself (or its /dev/fd/N) to write into it.
+func openOutput(path string) (*output, error) {
+	dest, err := resolveOutput(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	o := &output{path: path, dest: dest}
+	if dest.fd >= 0 {
+		if o.fd, err = dupDescriptor(path, dest.fd); err != nil {
+			return nil, err
+		}
+		return o, nil
+	}
+	if fi, err := os.Stat(dest.path); err == nil {
+		if err := o.checkLinked(fi); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+// checkLinked refuses a target other than a regular file or a directory
+// reached through a symbolic link.
+func (o *output) checkLinked(fi fs.FileInfo) error {
+	if !o.dest.linked || fi.Mode().IsRegular() || fi.IsDir() {
+		return nil
+	}
+	return fmt.Errorf("cannot write %s: it is a symbolic link to %s, a %s, which a get writes only when named itself", o.path, o.dest.path, fileKind(fi))
+}
+
+// fileKind names what a non-regular file is, for errors.
+func fileKind(fi fs.FileInfo) string {
+	switch t := fi.Mode().Type(); {
+	case t&fs.ModeCharDevice != 0:
+		return "character device"
+	case t&fs.ModeDevice != 0:
+		return "block device"
+	case t&fs.ModeNamedPipe != 0:
+		return "FIFO"
+	case t&fs.ModeSocket != 0:
+		return "socket"
+	}
+	return "special file"
+}
+
+// Close closes the duplicated descriptor, if any.
+func (o *output) Close() error {
+	if o.fd != nil {
+		return o.fd.Close()
+	}
+	return nil
+}
+
+// write writes the object through fill.
 //
-// path is resolved first (resolveOutput): one that names a descriptor of
-// this process (/dev/stderr, /dev/fd/3, /proc/self/fd/3) is written through
-// that descriptor, never replaced; through a symbolic link, even a
-// dangling one, the link's target is written and the link kept.
+// A named descriptor (/dev/stderr, /dev/fd/3, /proc/self/fd/3) is written
+// through, never replaced; through a symbolic link, even a dangling one,
+// the link's target is written and the link kept.
 //
 // A regular file (or a path that does not exist yet) is written atomically
 // by writeAtomicSize, unless it cannot be replaced by rename (a mount
 // point, a file with other hard links, in a directory this user cannot
-// write, or whose owner cannot be kept): then it is truncated and written
-// in place (writeInPlace), decided before fill is called. A file this user
-// may not write is refused. Anything else that exists at path — a
-// character or block device such as /dev/null, a FIFO, a socket, a
-// terminal — is opened and written straight to: a temporary file renamed
+// write, or whose owner cannot be kept): then it is filled beside (or in
+// a temporary directory) and copied in once complete (writeInPlace). A
+// file this user may not write is refused. Anything else that exists at
+// path — a character or block device such as /dev/null, a FIFO, a socket,
+// a terminal — is opened and written straight to: a temporary file renamed
 // over it would replace the device node with a regular file (as root,
 // /dev/null itself). direct reports whether the bytes went straight to
 // their place, where a failure can leave part of them written.
@@ -36,16 +113,13 @@ import (
 // as curl, wget and ipfs get leave them. size, when above 0, is how many
 // bytes fill will write: a regular file whose file system has less room
 // fails before fill is called (see writeAtomicSize).
-func writeOutput(path string, fsync bool, size int64, fill func(io.Writer) (int64, error)) (n int64, direct bool, err error) {
-	dest, err := resolveOutput(path)
-	if err != nil {
-		return 0, false, fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	if dest.fd >= 0 {
-		n, err = writeDescriptor(path, dest.fd, fill)
+func (o *output) write(fsync bool, size int64, fill func(io.Writer) (int64, error)) (n int64, direct bool, err error) {
+	path := o.path
+	if o.fd != nil {
+		n, err = fill(o.fd)
 		return n, true, err
 	}
-	target := dest.path
+	target := o.dest.path
 	fi, err := os.Stat(target)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -65,56 +139,13 @@ func writeOutput(path string, fsync bool, size int64, fill func(io.Writer) (int6
 				return n, false, err
 			}
 		}
-		n, err = writeInPlace(target, fi, fsync, size, fill)
-		return n, true, err
+		return writeInPlace(target, fi, fsync, size, fill)
+	}
+	if err := o.checkLinked(fi); err != nil {
+		return 0, false, err
 	}
 	n, err = writeDirect(target, fill)
 	return n, true, err
-}
-
-// writeInPlace truncates the existing regular file at path (fi) at the
-// first byte and writes it through fill, as curl -o does: it keeps the
-// file's inode, owner, mode and links, but a failure after the first byte
-// leaves it partial. Used where the file cannot be
-// replaced (see writeOutput).
-func writeInPlace(path string, fi fs.FileInfo, fsync bool, size int64, fill func(io.Writer) (int64, error)) (int64, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return 0, fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	defer f.Close()
-	if now, err := f.Stat(); err != nil || !os.SameFile(now, fi) {
-		return 0, fmt.Errorf("cannot write %s: it was replaced while it was opened; run the command again", path)
-	}
-	// Its own bytes come back when it is truncated.
-	if free, ok := freeSpace(f); ok && size > 0 && uint64(size) > free+uint64(fi.Size()) {
-		return 0, fmt.Errorf("cannot write %s: no room for its %d bytes (%s): %s has %s free", path, size, formatBytes(uint64(size)), filepath.Dir(path), formatBytes(free+uint64(fi.Size())))
-	}
-	n, err := fill(&truncateFirst{f: f})
-	if err == nil && fsync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("cannot write %s: %w", path, cerr)
-	}
-	return n, err
-}
-
-// truncateFirst truncates its file at the first write, so a get that
-// fails before its first byte leaves a file written in place as it was.
-type truncateFirst struct {
-	f     *os.File
-	begun bool
-}
-
-func (t *truncateFirst) Write(p []byte) (int, error) {
-	if !t.begun {
-		if err := t.f.Truncate(0); err != nil {
-			return 0, err
-		}
-		t.begun = true
-	}
-	return t.f.Write(p)
 }
 
 // checkOutputDir refuses an output path whose directory does not exist (or
@@ -292,7 +323,7 @@ func fillTemp(f *os.File, fsync bool, fill func(io.Writer) (int64, error)) (int6
 // its creation and the lock: then it is made again.
 func createTemp(path, dir, base string) (*os.File, error) {
 	for range 3 {
-		f, err := os.CreateTemp(dir, "."+base+".*.part")
+		f, err := os.CreateTemp(dir, "."+base+".*"+tempSuffix)
 		if err != nil {
 			if err := checkOutputDir(path); err != nil {
 				return nil, err
@@ -315,21 +346,45 @@ func createTemp(path, dir, base string) (*os.File, error) {
 	return nil, fmt.Errorf("cannot write %s: its temporary file in %s kept being removed; run the command again", path, dir)
 }
 
-// removeStaleTemps removes the temporary files (.base.*.part) that gets
-// killed outright (SIGKILL, a power loss) left in dir, each only if no live
-// get holds its lock.
+// tempSuffix ends the name of a get's temporary file,
+// .FILE.<random digits>.satchel.part: no other tool's file (nor a user's
+// own .FILE.notes.part) is taken for one.
+const tempSuffix = ".satchel.part"
+
+// staleAge is how long a get's temporary file must have been left
+// unwritten before another get may take it for stale: a lock held on
+// another host of a network file system without shared locks is not seen
+// here, but that get, alive, keeps writing its file.
+const staleAge = 10 * time.Minute
+
+// removeStaleTemps removes the temporary files (.base.<digits>.satchel.part)
+// that gets killed outright (SIGKILL, a power loss) left in dir, each only
+// if it has not been written for staleAge and no live get holds its lock.
 func removeStaleTemps(dir, base string) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return
 	}
-	prefix := "." + base + "."
 	for _, e := range entries {
-		name := e.Name()
-		if e.Type().IsRegular() && len(name) > len(prefix)+len(".part") && strings.HasPrefix(name, prefix) && strings.HasSuffix(name, ".part") {
-			removeStale(filepath.Join(dir, name))
+		if e.Type().IsRegular() && isTempName(e.Name(), base) {
+			removeStale(filepath.Join(dir, e.Name()), time.Now().Add(-staleAge))
 		}
 	}
+}
+
+// isTempName reports whether name is that of a temporary file os.CreateTemp
+// made for base (see createTemp): the random part is decimal digits.
+func isTempName(name, base string) bool {
+	prefix := "." + base + "."
+	if !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, tempSuffix) || len(name) <= len(prefix)+len(tempSuffix) {
+		return false
+	}
+	for _, c := range name[len(prefix) : len(name)-len(tempSuffix)] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // useDirectOutput writes regular output files with direct I/O where the

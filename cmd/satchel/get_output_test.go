@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -20,14 +21,18 @@ func fillWith(data []byte) func(io.Writer) (int64, error) {
 }
 
 // onlyEntry fails unless dir holds exactly name (no temporary file left).
-func onlyEntry(t *testing.T, dir, name string) {
+func onlyEntry(t *testing.T, dir string, names ...string) {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != 1 || entries[0].Name() != name {
-		t.Fatalf("directory holds %v; want only %s", entries, name)
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Name())
+	}
+	if !slices.Equal(got, names) {
+		t.Fatalf("directory holds %v; want only %v", got, names)
 	}
 }
 

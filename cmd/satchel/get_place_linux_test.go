@@ -7,9 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -137,7 +139,8 @@ func TestGetOutputDanglingLinkWritesTarget(t *testing.T) {
 }
 
 // A file with another hard link is written in place: both names see the
-// new bytes.
+// new bytes. The object is fetched into a temporary file first, so a get
+// failing after its first byte leaves the file as it was.
 func TestGetOutputHardLinkWrittenInPlace(t *testing.T) {
 	dir := t.TempDir()
 	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
@@ -153,10 +156,21 @@ func TestGetOutputHardLinkWrittenInPlace(t *testing.T) {
 		t.Fatalf("-o %s, failing: %v", a, err)
 	}
 	wantFile(t, b, "old bytes, longer\n")
-	if _, direct, err := writeOutput(a, false, 0, fillWith([]byte("object\n"))); err != nil || !direct {
-		t.Fatalf("-o %s: direct %v, %v; want written in place", a, direct, err)
+	if _, direct, err := writeOutput(a, false, 0, func(w io.Writer) (int64, error) {
+		n, _ := w.Write([]byte("first leaf"))
+		return int64(n), failed
+	}); !errors.Is(err, failed) || direct {
+		t.Fatalf("-o %s, failing after its first byte: direct %v, %v", a, direct, err)
+	}
+	wantFile(t, a, "old bytes, longer\n")
+	if _, direct, err := writeOutput(a, false, 0, fillWith([]byte("object\n"))); err != nil || direct {
+		t.Fatalf("-o %s: direct %v, %v; want staged, then copied in", a, direct, err)
 	}
 	wantFile(t, b, "object\n")
+	if fa, fb := mustStat(t, a), mustStat(t, b); !os.SameFile(fa, fb) {
+		t.Fatalf("%s and %s are no longer one file", a, b)
+	}
+	onlyEntry(t, dir, "a", "b")
 }
 
 // A bind-mounted file (as in a container) is written in place, decided
@@ -176,8 +190,16 @@ func TestGetOutputMountPointWrittenInPlace(t *testing.T) {
 		t.Skipf("bind mount: %v %s", err, out)
 	}
 	defer exec.Command("umount", dst).Run()
-	if _, direct, err := writeOutput(dst, false, 0, fillWith([]byte("object\n"))); err != nil || !direct {
-		t.Fatalf("-o on a bind-mounted file: direct %v, %v; want written in place", direct, err)
+	failed := errors.New("no provider")
+	if _, _, err := writeOutput(dst, false, 0, func(w io.Writer) (int64, error) {
+		n, _ := w.Write([]byte("first leaf"))
+		return int64(n), failed
+	}); !errors.Is(err, failed) {
+		t.Fatalf("-o on a bind-mounted file, failing: %v", err)
+	}
+	wantFile(t, src, "old\n")
+	if _, direct, err := writeOutput(dst, false, 0, fillWith([]byte("object\n"))); err != nil || direct {
+		t.Fatalf("-o on a bind-mounted file: direct %v, %v; want staged, then copied in", direct, err)
 	}
 	wantFile(t, src, "object\n")
 }
@@ -210,17 +232,26 @@ func TestGetOutputKeepsOwnerAndMode(t *testing.T) {
 	}
 }
 
-// A temporary file no get holds the lock of (left by a get killed outright)
-// is removed by the next get to the same FILE; one a live get holds (here
-// a descriptor holding its lock) is left, as are other files.
+// A get's temporary file (.FILE.<digits>.satchel.part) that no get holds
+// the lock of and that has not been written for staleAge (left by a get
+// killed outright) is removed by the next get to the same FILE. One a live
+// get holds (here a descriptor holding its lock), one written lately (a
+// get on another host of a network file system whose lock is not seen
+// here), and every file not named exactly like a get's — a user's own
+// .out.bin.notes.part, an older satchel's .out.bin.444.part — are left.
 func TestGetOutputRemovesStaleTemps(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out.bin")
-	stale, live := filepath.Join(dir, ".out.bin.111.part"), filepath.Join(dir, ".out.bin.222.part")
-	others := []string{filepath.Join(dir, ".other.bin.333.part"), filepath.Join(dir, ".out.bin.444.partial")}
-	for _, p := range append([]string{stale, live}, others...) {
-		if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
-			t.Fatal(err)
+	at := func(name string) string { return filepath.Join(dir, name) }
+	stale, live := at(".out.bin.111.satchel.part"), at(".out.bin.222.satchel.part")
+	recent := at(".out.bin.555.satchel.part")
+	others := []string{at(".other.bin.333.satchel.part"), at(".out.bin.444.part"), at(".out.bin.notes.part"),
+		at(".out.bin.notes.satchel.part"), at(".out.bin.1x2.satchel.part"), at(".out.bin..satchel.part"), at(".out.bin.666.satchel.partial")}
+	old := time.Now().Add(-staleAge - time.Minute)
+	for _, p := range append([]string{stale, live, recent}, others...) {
+		must(t, os.WriteFile(p, []byte("partial"), 0o600))
+		if p != recent {
+			must(t, os.Chtimes(p, old, old))
 		}
 	}
 	holder, err := os.Open(live)
@@ -234,9 +265,9 @@ func TestGetOutputRemovesStaleTemps(t *testing.T) {
 	var during []string
 	if _, _, err := writeOutput(out, false, 0, func(w io.Writer) (int64, error) {
 		// The get's own temporary file is locked while it is written.
-		during, _ = filepath.Glob(filepath.Join(dir, ".out.bin.*.part"))
+		during, _ = filepath.Glob(filepath.Join(dir, ".out.bin.*"+tempSuffix))
 		for _, p := range during {
-			if p == live {
+			if p == live || p == recent || slices.Contains(others, p) {
 				continue
 			}
 			f, err := os.Open(p)
@@ -253,13 +284,13 @@ func TestGetOutputRemovesStaleTemps(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if len(during) != 2 {
-		t.Fatalf("temporary files while writing: %v; want the live one and the get's own", during)
+	if len(during) != 6 { // live, recent, notes, 1x2, "", and the get's own
+		t.Fatalf("temporary files while writing: %v", during)
 	}
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
 		t.Fatalf("stale %s: %v; want it removed", stale, err)
 	}
-	for _, p := range append([]string{live}, others...) {
+	for _, p := range append([]string{live, recent}, others...) {
 		if _, err := os.Stat(p); err != nil {
 			t.Fatalf("%s: %v; want it left", p, err)
 		}
@@ -278,6 +309,7 @@ func TestGetOutputUnprivileged(t *testing.T) {
 		return
 	}
 	if os.Geteuid() != 0 {
+		t.Setenv("TMPDIR", t.TempDir())
 		dir := t.TempDir()
 		if err := os.Mkdir(filepath.Join(dir, "w"), 0o755); err != nil {
 			t.Fatal(err)
@@ -302,6 +334,8 @@ func TestGetOutputUnprivileged(t *testing.T) {
 	must(t, os.Chmod(dir, 0o755)) // root's, so nobody cannot write it
 	must(t, os.Mkdir(filepath.Join(dir, "w"), 0o755))
 	must(t, os.Chown(filepath.Join(dir, "w"), nobody, nobody))
+	must(t, os.Mkdir(filepath.Join(dir, "tmp"), 0o700))
+	must(t, os.Chown(filepath.Join(dir, "tmp"), nobody, nobody))
 	for name, mode := range map[string]os.FileMode{"w/ro": 0o444, "rw": 0o644} {
 		p := filepath.Join(dir, name)
 		must(t, os.WriteFile(p, []byte("old\n"), mode))
@@ -320,7 +354,7 @@ func TestGetOutputUnprivileged(t *testing.T) {
 	must(t, os.WriteFile(bin, data, 0o755))
 	cmd := exec.Command(bin, "-test.run=^TestGetOutputUnprivileged$", "-test.count=1")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "SATCHEL_TEST_UNPRIV_DIR="+dir)
+	cmd.Env = append(os.Environ(), "SATCHEL_TEST_UNPRIV_DIR="+dir, "TMPDIR="+filepath.Join(dir, "tmp"))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "PASS") {
@@ -337,10 +371,33 @@ func unprivilegedOutput(t *testing.T, dir string) {
 	}
 	wantFile(t, ro, "old\n")
 	rw := filepath.Join(dir, "rw")
-	if _, direct, err := writeOutput(rw, false, 0, fillWith([]byte("object\n"))); err != nil || !direct {
-		t.Fatalf("-o a writable file in a read-only directory: direct %v, %v; want written in place", direct, err)
+	// Staged in the temporary directory, the file's own being read-only.
+	var staged []string
+	failed := errors.New("no provider")
+	if _, _, err := writeOutput(rw, false, 0, func(w io.Writer) (int64, error) {
+		staged, _ = filepath.Glob(filepath.Join(os.TempDir(), ".rw.*"+tempSuffix))
+		n, _ := w.Write([]byte("first leaf"))
+		return int64(n), failed
+	}); !errors.Is(err, failed) || len(staged) != 1 {
+		t.Fatalf("-o a writable file in a read-only directory, failing: staged in %v, %v", staged, err)
+	}
+	wantFile(t, rw, "old\n")
+	if _, direct, err := writeOutput(rw, false, 0, fillWith([]byte("object\n"))); err != nil || direct {
+		t.Fatalf("-o a writable file in a read-only directory: direct %v, %v; want staged, then copied in", direct, err)
 	}
 	wantFile(t, rw, "object\n")
+	if left, _ := filepath.Glob(filepath.Join(os.TempDir(), ".rw.*")); len(left) != 0 {
+		t.Fatalf("temporary files left: %v", left)
+	}
+}
+
+func mustStat(t *testing.T, p string) os.FileInfo {
+	t.Helper()
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi
 }
 
 func must(t *testing.T, err error) {
@@ -385,7 +442,7 @@ func TestGetOutputKilledGetCleanedUp(t *testing.T) {
 		t.Fatalf("the writing get said %q, %v", line, err)
 	}
 	temps := func() []string {
-		m, _ := filepath.Glob(filepath.Join(dir, ".out.bin.*.part"))
+		m, _ := filepath.Glob(filepath.Join(dir, ".out.bin.*"+tempSuffix))
 		return m
 	}
 	left := temps()
@@ -404,6 +461,15 @@ func TestGetOutputKilledGetCleanedUp(t *testing.T) {
 	if got := temps(); len(got) != 1 {
 		t.Fatalf("temporary files after the kill: %v, want the killed get's left", got)
 	}
+	// Written lately, it is left (it could be a live get's on another host).
+	if _, _, err := writeOutput(out, false, 0, fillWith([]byte("second\n"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := temps(); len(got) != 1 {
+		t.Fatalf("temporary files after a get just after the kill: %v, want the killed get's left", got)
+	}
+	old := time.Now().Add(-staleAge - time.Minute)
+	must(t, os.Chtimes(left[0], old, old))
 	if _, _, err := writeOutput(out, false, 0, fillWith([]byte("second\n"))); err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,9 @@ import (
 // outputDest is where `satchel get -o` writes; descriptors (fd) are named by
 // path only on Unix.
 type outputDest struct {
-	path string
-	fd   int
+	path   string
+	fd     int
+	linked bool // a symbolic link was followed to path
 }
 
 // resolveOutput follows the symbolic links of an existing path.
@@ -21,5 +22,5 @@ func resolveOutput(path string) (outputDest, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		return outputDest{path: path, fd: -1}, nil
 	}
-	return outputDest{path: p, fd: -1}, err
+	return outputDest{path: p, fd: -1, linked: p != filepath.Clean(path)}, err
 }
