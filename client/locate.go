@@ -106,7 +106,7 @@ func (c *Client) reachAgain(ctx context.Context, loc *located) ([]peer.ID, error
 	if len(loc.unreached) == 0 {
 		return nil, nil
 	}
-	bctx, bcancel := context.WithTimeoutCause(ctx, c.opts.locate, fmt.Errorf("%w in %s", errNoNewBlock, c.opts.locate))
+	bctx, bcancel := c.blockBound(ctx)
 	defer bcancel()
 	if err := c.nextBlock(bctx); err != nil {
 		return nil, err
@@ -171,6 +171,13 @@ func (c *Client) renamed(ctx context.Context, old candidate) (cand candidate, mo
 		return candidate{}, false, nil
 	}
 	return cand, true, nil
+}
+
+// blockBound bounds a wait for the next block, and the reads after it, by
+// the locate timeout: a halted chain makes no block, and the wait then
+// ends with an error matching errNoNewBlock instead of never.
+func (c *Client) blockBound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, c.opts.locate, fmt.Errorf("%w in %s", errNoNewBlock, c.opts.locate))
 }
 
 // nextBlock waits for the block after the chain's latest. When ctx ends

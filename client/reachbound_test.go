@@ -247,3 +247,27 @@ func movedProvider(t *testing.T, seed uint64) (*fakeNet, []byte, *lagChain, Obje
 	net.chain.mu.Unlock()
 	return net, data, lag, obj
 }
+
+// TestUploadShortOfOperatorsOnHaltedChain: an upload short of providers
+// because a bucket named no operator waits for the next block before it
+// reads that bucket again; on a chain that makes no block the wait ends
+// with the locate timeout and the upload goes on (here: the fresh read
+// names the operator) instead of waiting as long as its caller's context.
+func TestUploadShortOfOperatorsOnHaltedChain(t *testing.T) {
+	net := newFakeNet(t, 3)
+	c := net.client("", WithLocateTimeout(2*time.Second))
+	ctx := testCtx(t)
+	net.chain.mu.Lock()
+	net.chain.unpublished[2] = 2 // the lagged read and the fresh one name none
+	net.chain.mu.Unlock()
+	obj, err := c.Put(ctx, net.bag, bytes.NewReader(randomBytes(t, 200<<10, 5)), WithMinRedundancy(3))
+	if ctx.Err() != nil {
+		t.Fatalf("the upload waited for a block until the test's deadline: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(obj.Providers) != 3 {
+		t.Fatalf("stored on %v; want all three (the third named by the read after the wait)", obj.Providers)
+	}
+}

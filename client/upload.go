@@ -183,7 +183,8 @@ func (c *Client) newUpload(ctx context.Context, bag chain.BagID, o putOptions, f
 // block behind the head (even one not marked rpc.AcceptLag answers from
 // the state the last signed header covers), so a provider restarted on a
 // new port, or whose node was published, in the last block is seen only
-// after the next. A provider that is down costs the upload that one wait.
+// after the next. A provider that is down costs the upload that one wait,
+// and a halted chain at most the locate timeout.
 func (c *Client) reachMore(ctx context.Context, loc *located, want int) error {
 	if len(loc.unreached) > 0 {
 		if _, err := c.reachAgain(ctx, loc); err != nil {
@@ -192,7 +193,7 @@ func (c *Client) reachMore(ctx context.Context, loc *located, want int) error {
 			}
 			c.log.Debug("providers not reached again", "bag", loc.bag.ID, "err", err)
 		}
-	} else if err := c.nextBlock(ctx); err != nil {
+	} else if err := c.awaitNextBlock(ctx); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -202,6 +203,13 @@ func (c *Client) reachMore(ctx context.Context, loc *located, want int) error {
 		return c.nameAgain(ctx, loc)
 	}
 	return ctx.Err()
+}
+
+// awaitNextBlock waits for the next block, at most the locate timeout.
+func (c *Client) awaitNextBlock(ctx context.Context) error {
+	bctx, cancel := c.blockBound(ctx)
+	defer cancel()
+	return c.nextBlock(bctx)
 }
 
 // chunk hands one hashed chunk to the targets. It runs inside Write.

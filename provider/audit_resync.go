@@ -19,9 +19,9 @@ import (
 // only while its auditor's budget is not spent (in debt); a turn may
 // overdraw it (by at most one turn's reads), and then that auditor's next
 // FAILs are skipped and its started re-checks pause until it is paid back,
-// so an operator failing large objects spends its own share (before the
-// mend of session 16 a started re-check went on to the end of the object:
-// one auditor's budget paid for 8 whole objects, up to 720 GiB).
+// so an operator failing large objects spends its own share, not the
+// node's: its budget pays for the turns it causes, however many objects
+// it has queued.
 // The node's budget paces the reads instead: a re-check waits for it after
 // each block, so a large object takes its time and leaves no debt behind,
 // and the FAILs heard meanwhile wait in the queue (session 15: they were

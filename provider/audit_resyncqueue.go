@@ -14,10 +14,8 @@ import (
 // re-check, taken in turns. Each turn re-checks at most the node's
 // ResyncSlice of one object's bytes, from where its last turn stopped, and
 // an object not done goes to the back of the queue, so one very large
-// failing object cannot hold the re-checks of all the others (session 16:
-// before, one object was re-checked whole before the next, about an hour
-// for 30 GB at the node's rate, while the others queued and the oldest
-// were dropped). An object's first turn re-checks the chunks the failed
+// failing object cannot hold the re-checks of all the others (whole, a
+// 30 GB object takes about an hour at the node's rate). An object's first turn re-checks the chunks the failed
 // audit sampled before anything else, so the block that failed it is most
 // likely found at once. The turns: audit_resyncturn.go; their pauses on an
 // auditor's spent budget: audit_resyncpause.go.
@@ -90,9 +88,8 @@ type resyncQueue struct {
 // object's cooldown holds. A full queue drops the newest waiting request
 // whose re-check has not started, or, every waiting one started, refuses
 // this one (makeRoomLocked): a re-check part-way through a large object
-// keeps its progress (session 16 mend: the one whose turn was next was
-// dropped, often such an object, which then started again from its first
-// block at its next FAIL and, with the queue kept full, never got far).
+// keeps its progress: dropped, it would start again from its first block
+// at its next FAIL and, with the queue kept full, never get far.
 // heardLoop never waits for a re-check, which reads the whole object: a
 // subscriber that falls behind loses messages, a real FAIL among them.
 func (s *Server) queueResync(r *pb.AuditResult) {

@@ -37,8 +37,8 @@ import (
 //
 // The peers' buckets are a bucketRecord: when it is full of peers still
 // refilling, a newcomer's GETs draw on its overflow bucket, shared with a
-// 256th of the newcomers, rather than being refused (as they were, all of
-// them, however the node's budget stood).
+// 256th of the newcomers, rather than every newcomer being refused however
+// the node's budget stood.
 
 const (
 	// DefaultRangeVerifyRate and DefaultRangeVerifyBurst are a peer's

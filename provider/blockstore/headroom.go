@@ -14,7 +14,7 @@ package blockstore
 // allocated ahead of the packs being written (allocating ahead stops above
 // the reserve, so only records reach it). It is kept, each record taken
 // off it, and read again once refreshBytes were written or refreshAge
-// passed, and at every record within nearReserves reserves of the limit:
+// passed, and at every record once less than nearReserves reserves are free:
 // a disk filled by something else is seen in time, one freed at once.
 
 import (
@@ -38,8 +38,8 @@ const (
 	// refreshBytes and refreshAge bound how stale the free space kept is.
 	refreshBytes = 32 << 20
 	refreshAge   = time.Second
-	// nearReserves is how close to the limit, in reserves, the free space
-	// is read at every record.
+	// nearReserves is how little free space, in reserves, makes it read at
+	// every record.
 	nearReserves = 4
 )
 
