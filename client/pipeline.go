@@ -190,6 +190,20 @@ func (p *pusher) pipelined(ctx context.Context, head *target, j *chunkJob, forwa
 	for i, ft := range forward {
 		at[ft.cand.peer] = i
 	}
+	signedAt := p.hopReceipts(j, forward, at, res, began)
+	// Every provider that signed with hops after it forwarded the chunk.
+	countForwarded(head)
+	for i, ok := range signedAt[:len(signedAt)-1] {
+		if ok {
+			countForwarded(forward[i])
+		}
+	}
+	p.failedHops(ctx, head, j, forward, at, res, signedAt)
+}
+
+// hopReceipts records the receipts the pipeline relayed for j, each checked
+// against the hop it names, and returns which hops of forward signed.
+func (p *pusher) hopReceipts(j *chunkJob, forward []*target, at map[peer.ID]int, res store.PipelineResult, began time.Time) []bool {
 	type hopReceipt struct {
 		t      *target
 		r      *storepb.Receipt
@@ -219,7 +233,14 @@ func (p *pusher) pipelined(ctx context.Context, head *target, j *chunkJob, forwa
 		p.tr.link(-1, LinkSigned)
 		p.signed(s.t, j, s.r, s.stored)
 	}
-	// reporter returns the provider that reported the hop at i failed.
+	return signedAt
+}
+
+// failedHops pushes j directly to each live hop the pipeline reported
+// failed, and counts a contradiction against the provider that reported
+// it (the nearest hop before it that signed, else the head) when the hop
+// signed at once and nothing excuses the report (busy, already stored).
+func (p *pusher) failedHops(ctx context.Context, head *target, j *chunkJob, forward []*target, at map[peer.ID]int, res store.PipelineResult, signedAt []bool) {
 	reporter := func(i int) *target {
 		for k := i - 1; k >= 0; k-- {
 			if signedAt[k] {
@@ -227,13 +248,6 @@ func (p *pusher) pipelined(ctx context.Context, head *target, j *chunkJob, forwa
 			}
 		}
 		return head
-	}
-	// Every provider that signed with hops after it forwarded the chunk.
-	countForwarded(head)
-	for i, ok := range signedAt[:len(signedAt)-1] {
-		if ok {
-			countForwarded(forward[i])
-		}
 	}
 	// Per reporter: whether a hop it reported contradicted it, and
 	// whether one was excused.
