@@ -130,15 +130,7 @@ func TestPipelineLyingHeadDropped(t *testing.T) {
 			}
 			c := net.client(t.TempDir(), opts...)
 			workers := min(c.opts.window, store.MaxChunksInFlight) // a target's pushes in flight
-			n := &pushCounts{direct: map[peer.ID]int{}, piped: map[peer.ID]int{}}
-			orig := c.openConn
-			c.openConn = func(ctx context.Context, id peer.ID) (storeConn, error) {
-				sc, err := orig(ctx, id)
-				if err != nil {
-					return nil, err
-				}
-				return countingStoreConn{relayConn{sc.(fakeConn), r}, id, n}, nil
-			}
+			n := r.count(c)
 			data := randomBytes(t, tc.chunks*64<<10, 8)
 			obj, err := c.Put(testCtx(t), net.bag, bytes.NewReader(data), WithRedundancy(3), WithReplication(ReplicatePipelined))
 			if err != nil {

@@ -13,8 +13,6 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chunker"
-	"github.com/satchel-net/satchel/p2p"
-	"github.com/satchel-net/satchel/testnet"
 )
 
 // TestGetFailsOnHaltedChain closes one provider and takes from the other
@@ -203,49 +201,6 @@ func dropChunk(t *testing.T, p *fakeProvider, chunkData []byte) {
 	if !held {
 		t.Fatalf("provider does not hold chunk %s", c)
 	}
-}
-
-// movedProvider stores an object of 5 chunks of 64 KiB on two fake
-// providers, deletes its third chunk from provider 0, and moves provider
-// 1 to a new port. The returned chain names the new addresses, but read a
-// block behind, as proven reads are: until its next block it names the old
-// ones.
-func movedProvider(t *testing.T, seed uint64) (*fakeNet, []byte, *lagChain, Object) {
-	net := newFakeNet(t, 2)
-	c := net.client("")
-	ctx := testCtx(t)
-	data := randomBytes(t, 4<<16+99, seed)
-	obj, err := c.Put(ctx, net.bag, bytes.NewReader(data), WithRedundancy(2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	moved := net.providers[1]
-	dropChunk(t, net.providers[0], data[2<<16:3<<16])
-	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	h, err := p2p.New(hctx, p2p.WithIdentity(moved.key), p2p.WithListenAddrs("/ip4/127.0.0.1/tcp/0"), p2p.WithLogger(quietLog))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = h.Close() })
-	if err := moved.host.Close(); err != nil {
-		t.Fatal(err)
-	}
-	testnet.Wait(t, "the old host to close its connections", func() bool { return len(moved.host.Libp2p().Network().Conns()) == 0 })
-	var addrs []string
-	for _, a := range h.Addrs() {
-		addrs = append(addrs, a.String())
-	}
-	lag := &lagChain{fakeChain: net.chain, old: map[chain.StorageBucketID]chain.StorageBucket{}, reads: map[chain.StorageBucketID]int{}}
-	net.chain.mu.Lock()
-	b := net.chain.buckets[1]
-	lag.old[1], lag.until = b, net.chain.height
-	meta := *b.Metadata
-	meta.Multiaddrs = addrs
-	b.Metadata = &meta
-	net.chain.buckets[1] = b
-	net.chain.mu.Unlock()
-	return net, data, lag, obj
 }
 
 // TestUploadShortOfOperatorsOnHaltedChain: an upload short of providers

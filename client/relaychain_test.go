@@ -141,19 +141,7 @@ func (hopBusy) Is(t error) bool { return t == store.ErrProviderBusy }
 func relayPut(t *testing.T, r *relayNet, seed uint64, chunks int) *pushCounts {
 	t.Helper()
 	c := r.net.client(t.TempDir(), WithWindow(1))
-	n := &pushCounts{direct: map[peer.ID]int{}, piped: map[peer.ID]int{}}
-	orig := c.openConn
-	c.openConn = func(ctx context.Context, id peer.ID) (storeConn, error) {
-		sc, err := orig(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		fc := sc.(fakeConn)
-		if r.old[id] {
-			return countingStoreConn{fc, id, n}, nil
-		}
-		return countingStoreConn{relayConn{fc, r}, id, n}, nil
-	}
+	n := r.count(c)
 	data := randomBytes(t, chunks*64<<10, seed)
 	obj, err := c.Put(testCtx(t), r.net.bag, bytes.NewReader(data), WithRedundancy(3), WithReplication(ReplicatePipelined))
 	if err != nil {
@@ -166,6 +154,25 @@ func relayPut(t *testing.T, r *relayNet, seed uint64, chunks int) *pushCounts {
 		if got := p.storeCount(); got != chunks {
 			t.Fatalf("provider %s stored %d chunks; want %d", p.id(), got, chunks)
 		}
+	}
+	return n
+}
+
+// count makes c's store streams relay as r says (an old provider's do
+// not forward) and returns the counts of the pushes c sends on them.
+func (r *relayNet) count(c *Client) *pushCounts {
+	n := &pushCounts{direct: map[peer.ID]int{}, piped: map[peer.ID]int{}}
+	orig := c.openConn
+	c.openConn = func(ctx context.Context, id peer.ID) (storeConn, error) {
+		sc, err := orig(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		fc := sc.(fakeConn)
+		if r.old[id] {
+			return countingStoreConn{fc, id, n}, nil
+		}
+		return countingStoreConn{relayConn{fc, r}, id, n}, nil
 	}
 	return n
 }

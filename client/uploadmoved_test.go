@@ -10,12 +10,10 @@ import (
 	"testing"
 	"time"
 
-	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/satchel-net/satchel/chain"
-	"github.com/satchel-net/satchel/chain/rpc"
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/protocol/store"
 	storepb "github.com/satchel-net/satchel/protocol/store/pb"
@@ -26,49 +24,6 @@ import (
 type blockChain struct{ *fakeChain }
 
 func (b blockChain) Transport() chain.Transport { return blockMaker{fakeTransport{b.fakeChain}} }
-
-// moveFake restarts fake provider i of net on a new port, as a restart
-// does: its host closes (c sees its connection go), a host with its key
-// listens on a new port, and the chain's bucket i names the new addresses.
-// lag, when not nil, keeps reading the bucket as it was until the next
-// block. It returns the new host.
-func moveFake(ctx context.Context, net *fakeNet, c *Client, lag *lagChain, i int) (*p2p.Host, error) {
-	p := net.providers[i]
-	h, err := p2p.New(ctx, p2p.WithIdentity(p.key), p2p.WithListenAddrs("/ip4/127.0.0.1/tcp/0"), p2p.WithLogger(quietLog))
-	if err != nil {
-		return nil, err
-	}
-	net.t.Cleanup(func() { _ = h.Close() })
-	if err := p.host.Close(); err != nil {
-		return nil, err
-	}
-	for len(c.host.Libp2p().Network().ConnsToPeer(h.ID())) > 0 {
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("the client kept its connection to the closed host: %w", ctx.Err())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	var addrs []string
-	for _, a := range h.Addrs() {
-		addrs = append(addrs, a.String())
-	}
-	id := chain.StorageBucketID(i)
-	net.chain.mu.Lock()
-	b := net.chain.buckets[id]
-	old, height := b, net.chain.height
-	meta := *b.Metadata
-	meta.Multiaddrs = addrs
-	b.Metadata = &meta
-	net.chain.buckets[id] = b
-	net.chain.mu.Unlock()
-	if lag != nil {
-		lag.mu.Lock()
-		lag.old[id], lag.until = old, height
-		lag.mu.Unlock()
-	}
-	return h, nil
-}
 
 // dialling makes c's store streams to the fake providers need a
 // connection, as real ones do: opening one dials the peer at the
@@ -93,7 +48,7 @@ func TestUploadReachesProviderRestartedOnNewPortFake(t *testing.T) {
 	net := newFakeNet(t, 2)
 	c := net.client("")
 	ctx := testCtx(t)
-	lag := &lagChain{fakeChain: net.chain, old: map[chain.StorageBucketID]chain.StorageBucket{}, reads: map[chain.StorageBucketID]int{}}
+	lag := newLagChain(net.chain)
 	h, err := moveFake(ctx, net, c, lag, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +83,7 @@ func TestUploadRedialsProviderRestartedMidUploadFake(t *testing.T) {
 	c := net.client("", WithReconnectWait(20*time.Second))
 	dialling(c)
 	ctx := testCtx(t)
-	lag := &lagChain{fakeChain: net.chain, old: map[chain.StorageBucketID]chain.StorageBucket{}, reads: map[chain.StorageBucketID]int{}}
+	lag := newLagChain(net.chain)
 	c.chain = lag
 	moved := net.providers[1]
 	var once sync.Once
@@ -201,37 +156,10 @@ func TestPutToProviderRestartedOnNewPort(t *testing.T) {
 	}
 	net := testnet.New(t, testnet.Providers(2))
 	ctx := testCtx(t)
-	tr, err := rpc.Prove(ctx, net.Chain.Transport(), "testnet", rpc.Trust{Genesis: net.Chain.GenesisFile()}, rpc.WithLogger(quietLog))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := p2p.New(ctx, p2p.WithListenAddrs("/ip4/127.0.0.1/tcp/0"), p2p.WithDHTMode(dht.ModeClient), p2p.WithLogger(quietLog))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = h.Close() })
-	c, err := New(Config{Chain: chain.NewClient(tr), Key: net.Member, Host: h, StateDir: t.TempDir(), ChunkSize: itChunk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
+	c, _ := provenClient(t, net)
 	restarted, other := net.Provider(0), net.Provider(1)
 	id := restarted.AddrInfo().ID
-	restart := func() error {
-		old := restarted.AddrInfo().Addrs
-		if err := restarted.Kill(); err != nil {
-			return err
-		}
-		if err := restarted.Restart(ctx); err != nil {
-			return err
-		}
-		for _, a := range restarted.AddrInfo().Addrs {
-			if slices.ContainsFunc(old, a.Equal) {
-				return fmt.Errorf("provider restarted on its old address %s", a)
-			}
-		}
-		return nil
-	}
+	restart := func() error { return restartOnNewPort(ctx, restarted) }
 	putGet := func(what string, data []byte, opts ...PutOption) {
 		t.Helper()
 		obj, err := c.Put(ctx, net.Bag, bytes.NewReader(data), opts...)

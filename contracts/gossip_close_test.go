@@ -21,12 +21,7 @@ import (
 // with the Gossip's counts): it counts as many proposals as Publishes
 // succeeded, and none once Close returned. Run with -race.
 func TestPublishRacingClose(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a chain")
-	}
-	w := newWorld(t, 1, 0, 0, 0)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	w, ctx := chainWorld(t, 1, 0, 0, time.Minute)
 	h := w.net.Host(0)
 	p, err := w.renterAt(0).renter.Propose(w.request(5<<20, 60*day, 1))
 	must(t, err)
@@ -36,37 +31,14 @@ func TestPublishRacingClose(t *testing.T) {
 		must(t, err)
 
 		var ok atomic.Int64
-		started := make(chan struct{}, 64)
-		var wg sync.WaitGroup
-		for range 8 {
-			wg.Go(func() {
-				for {
-					err := g.Publish(ctx, p)
-					if errors.Is(err, ErrClosed) {
-						return
-					}
-					if err != nil {
-						t.Errorf("Publish: %v, want nil or ErrClosed", err)
-						return
-					}
-					ok.Add(1)
-					select {
-					case started <- struct{}{}:
-					default:
-					}
-				}
-			})
-		}
-		for range 8 { // Close comes with Publishes in full flow
-			select {
-			case <-started:
-			case <-ctx.Done():
-				t.Fatal("no Publish succeeded in time")
+		var judged int64
+		raceClose(t, ctx, g, "Publish", func() error {
+			err := g.Publish(ctx, p)
+			if err == nil {
+				ok.Add(1)
 			}
-		}
-		must(t, g.Close())
-		judged := g.Stats().Accepted
-		wg.Wait()
+			return err
+		}, func() { judged = g.Stats().Accepted })
 		if n := g.Stats().Accepted; n != judged {
 			t.Fatalf("round %d: %d proposals published after Close returned", round, n-judged)
 		}
@@ -99,39 +71,16 @@ func TestSubscribeRacingClose(t *testing.T) {
 		g := NewGossip(h, nil, quiet())
 		var mu sync.Mutex
 		var releases []func()
-		started := make(chan struct{}, 64)
-		var wg sync.WaitGroup
-		for range 8 {
-			wg.Go(func() {
-				for {
-					_, release, err := g.Subscribe(topicA)
-					if errors.Is(err, ErrClosed) {
-						return
-					}
-					if err != nil {
-						t.Errorf("Subscribe: %v, want a subscription or ErrClosed", err)
-						return
-					}
-					mu.Lock()
-					releases = append(releases, release)
-					mu.Unlock()
-					select {
-					case started <- struct{}{}:
-					default:
-					}
-				}
-			})
-		}
-		for range 8 { // Close comes with Subscribes in full flow
-			select {
-			case <-started:
-			case <-ctx.Done():
-				t.Fatal("no Subscribe succeeded in time")
+		var held int
+		raceClose(t, ctx, g, "Subscribe", func() error {
+			_, release, err := g.Subscribe(topicA)
+			if err == nil {
+				mu.Lock()
+				releases = append(releases, release)
+				mu.Unlock()
 			}
-		}
-		must(t, g.Close())
-		held := holdsOf(h, topicA)
-		wg.Wait()
+			return err
+		}, func() { held = holdsOf(h, topicA) })
 		if n := holdsOf(h, topicA); n != held || n != len(releases) {
 			t.Fatalf("round %d: %d holds when Close returned, %d after, %d subscriptions; want as many", round, held, n, len(releases))
 		}
@@ -140,6 +89,46 @@ func TestSubscribeRacingClose(t *testing.T) {
 		}
 		validatorFree(t, h, "every subscription released")
 	}
+}
+
+// raceClose calls op on 8 goroutines, each until it fails ErrClosed
+// (any other error fails the test), and closes g once 8 calls succeeded,
+// with calls in full flow. closed runs as soon as Close returned, before
+// the racing calls have all ended; raceClose returns once they have.
+func raceClose(t *testing.T, ctx context.Context, g *Gossip, what string, op func() error, closed func()) {
+	t.Helper()
+	started := make(chan struct{}, 64)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for {
+				err := op()
+				if errors.Is(err, ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Errorf("%s: %v, want nil or ErrClosed", what, err)
+					return
+				}
+				select {
+				case started <- struct{}{}:
+				default:
+				}
+			}
+		})
+	}
+	for range 8 {
+		select {
+		case <-started:
+		case <-ctx.Done():
+			must(t, g.Close())
+			wg.Wait()
+			t.Fatalf("no %s succeeded in time", what)
+		}
+	}
+	must(t, g.Close())
+	closed()
+	wg.Wait()
 }
 
 // holdsOf returns the holds of topic on h's share.

@@ -14,12 +14,7 @@ import (
 // package's map of host shares. A Publish holds its topic only while it
 // publishes, so holds do not pile up per put either.
 func TestClosedRenterLeavesNoHold(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a chain")
-	}
-	w := newWorld(t, 1, 0, 0, 0)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	w, ctx := chainWorld(t, 1, 0, 0, time.Minute)
 	h := w.net.Host(0)
 	g := NewGossip(h, w.chain, quiet())
 	rn := NewRenter(h, g, w.member, w.memberID, w.chain, nil, quiet())
@@ -47,12 +42,7 @@ func TestClosedRenterLeavesNoHold(t *testing.T) {
 // and metrics), not the publishing renter's, though the renter's hold is
 // older.
 func TestSubscriptionJudgesBeforePublish(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a chain")
-	}
-	w := newWorld(t, 2, 1, 1, 0)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	w, ctx := chainWorld(t, 2, 1, 1, 2*time.Minute)
 	pub := NewGossip(w.net.Host(0), w.chain, quiet())
 	t.Cleanup(func() { _ = pub.Close() })
 	done := holdPublish(t, pub) // a Publish in flight, from before the responder
@@ -77,12 +67,7 @@ func TestSubscriptionJudgesBeforePublish(t *testing.T) {
 // does not judge when a responder's Gossip holds it too, and alone it
 // ignores proposals rather than crash; its Publish fails with the reason.
 func TestNilDirectoryGossipDoesNotJudge(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a chain")
-	}
-	w := newWorld(t, 2, 1, 1, 0)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	w, ctx := chainWorld(t, 2, 1, 1, 2*time.Minute)
 	blind := NewGossip(w.net.Host(0), nil, quiet())
 	_, release, err := blind.Subscribe(topicA)
 	must(t, err)
@@ -126,12 +111,7 @@ func (panicDir) Member(context.Context, chain.MemberID) (chain.Member, error) {
 // message, counted and logged, and the node lives on to judge the next
 // peer's (the first one's next are dropped: the reject penalised it).
 func TestValidatorPanicRejects(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a chain")
-	}
-	w := newWorld(t, 3, 0, 0, 0)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	w, ctx := chainWorld(t, 3, 0, 0, time.Minute)
 	g := NewGossip(w.net.Host(0), panicDir{w.chain}, quiet())
 	sub, release, err := g.Subscribe(topicA)
 	must(t, err)

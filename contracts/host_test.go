@@ -1,7 +1,6 @@
 package contracts
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -17,12 +16,7 @@ import (
 // responder on the same protocol. Closing one part leaves the other
 // serving; closing both stops the protocol.
 func TestRenterAndResponderOnOneHost(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a chain")
-	}
-	w := newWorld(t, 2, 2, 2, 0)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	w, ctx := chainWorld(t, 2, 2, 2, 2*time.Minute)
 
 	prov0 := w.responder(0, "", topicA)
 	rent0 := w.renterAt(0) // its own Gossip beside the responder's
@@ -89,12 +83,7 @@ func TestRenterAndResponderOnOneHost(t *testing.T) {
 // each get the offers for their own proposal: the host's one handler
 // passes an OFFER to the renter whose proposal it answers.
 func TestTwoRentersOnOneHost(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a chain")
-	}
-	w := newWorld(t, 2, 1, 1, 0)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	w, ctx := chainWorld(t, 2, 1, 1, 2*time.Minute)
 	w.responder(0, "", topicA)
 	renters := []*tnode{w.renterAt(1), w.renterAt(1)}
 	w.waitTopicPeers(1, topicA, 1)
@@ -122,12 +111,7 @@ func TestTwoRentersOnOneHost(t *testing.T) {
 // the one that made the offer, though the other is the latest, and its
 // retry of the consigned contract too (the renter's answer was lost).
 func TestConsignReachesOfferingResponder(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a chain")
-	}
-	w := newWorld(t, 2, 1, 1, 0)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	w, ctx := chainWorld(t, 2, 1, 1, 2*time.Minute)
 	older := w.responder(0, "", topicA)
 	latest := w.responder(0, "") // subscribed to nothing yet: only the older offers
 	rn := w.renterAt(1)

@@ -60,6 +60,20 @@ func newWorld(t testing.TB, hosts, providers, bagBuckets int, latency time.Durat
 	return newWorldWith(t, hosts, providers, bagBuckets, latency, true, nil)
 }
 
+// chainWorld starts a world of hosts with a chain, as newWorld (no
+// latency), skipping the test in -short, and returns it with a context
+// that ends after timeout or with the test.
+func chainWorld(t *testing.T, hosts, providers, bagBuckets int, timeout time.Duration) (*world, context.Context) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a chain")
+	}
+	w := newWorld(t, hosts, providers, bagBuckets, 0)
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	t.Cleanup(cancel)
+	return w, ctx
+}
+
 func newWorldWith(t testing.TB, hosts, providers, bagBuckets int, latency time.Duration, full bool, tracer func(i int) pubsub.RawTracer) *world {
 	t.Helper()
 	w := &world{t: t, assigned: map[int]bool{}, scores: map[int]map[peer.ID]*pubsub.PeerScoreSnapshot{}}

@@ -28,6 +28,20 @@ func (d *disk) get() (uint64, error) {
 	return d.free, nil
 }
 
+// reservedUpload is a ledger of bucket 1 (its voucher 10 objects, 4 GiB),
+// the free disk read from freeDisk, made with opts, and member 1's upload
+// of size reserved in it.
+func reservedUpload(t *testing.T, size uint64, freeDisk func() (uint64, error), opts ...LedgerOption) (*Ledger, *Contract) {
+	t.Helper()
+	dir := fakeDir{bucket: chain.StorageBucket{Voucher: chain.Voucher{ObjectsLimit: 10, SizeLimit: 4 << 30}}}
+	l := NewLedger(dir, 1, freeDisk, opts...)
+	c := uploadContract(1, size)
+	if _, err := l.Reserve(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	return l, c
+}
+
 func (d *disk) set(n uint64) {
 	d.mu.Lock()
 	d.free = n
@@ -41,14 +55,9 @@ func (d *disk) set(n uint64) {
 // another member still gets room.
 func TestLedgerGrowsWithUpload(t *testing.T) {
 	const size = 2 << 30
-	dir := fakeDir{bucket: chain.StorageBucket{Voucher: chain.Voucher{ObjectsLimit: 10, SizeLimit: 4 << 30}}}
 	d := &disk{free: 3 << 30}
-	l := NewLedger(dir, 1, d.get)
+	l, c := reservedUpload(t, size, d.get)
 	ctx := context.Background()
-	c := uploadContract(1, size)
-	if _, err := l.Reserve(ctx, c); err != nil {
-		t.Fatal(err)
-	}
 	if n := l.Reserved(); n != ReserveWindow {
 		t.Fatalf("a 2 GiB upload reserves %d at CONSIGN, want one window (%d)", n, ReserveWindow)
 	}
@@ -84,14 +93,9 @@ func TestLedgerGrowsWithUpload(t *testing.T) {
 // taken, and the first byte past them is refused ErrNoRoom, naming what
 // was received, with nothing else changed.
 func TestLedgerGrowRoomRunsOut(t *testing.T) {
-	dir := fakeDir{bucket: chain.StorageBucket{Voucher: chain.Voucher{ObjectsLimit: 10, SizeLimit: 4 << 30}}}
 	d := &disk{free: 3 << 30}
-	l := NewLedger(dir, 1, d.get)
+	l, c := reservedUpload(t, 2<<30, d.get)
 	ctx := context.Background()
-	c := uploadContract(1, 2<<30)
-	if _, err := l.Reserve(ctx, c); err != nil {
-		t.Fatal(err)
-	}
 	must(t, l.Grow(ctx, c.ID, 100<<20, 100<<20))
 	d.set(200 << 20) // something else filled the disk
 	must(t, l.Grow(ctx, c.ID, 200<<20, 200<<20))
@@ -116,13 +120,8 @@ func TestLedgerGrowRoomRunsOut(t *testing.T) {
 // gives back the part of its reservation not received; its grant lives
 // on, and its next chunk reserves a window again.
 func TestLedgerIdleRelease(t *testing.T) {
-	dir := fakeDir{bucket: chain.StorageBucket{Voucher: chain.Voucher{ObjectsLimit: 10, SizeLimit: 4 << 30}}}
-	l := NewLedger(dir, 1, nil, WithIdleRelease(time.Minute))
+	l, c := reservedUpload(t, 1<<30, nil, WithIdleRelease(time.Minute))
 	ctx := context.Background()
-	c := uploadContract(1, 1<<30)
-	if _, err := l.Reserve(ctx, c); err != nil {
-		t.Fatal(err)
-	}
 	must(t, l.Grow(ctx, c.ID, 10<<20, 10<<20))
 	if n := l.Reserved(); n != ReserveWindow {
 		t.Fatalf("%d reserved, want one window", n)
@@ -177,14 +176,9 @@ func TestLedgerOpenLimits(t *testing.T) {
 // they are stored they stop being pending, and a chunk refused after it
 // was asked for (never stored) never does.
 func TestLedgerPendingStored(t *testing.T) {
-	dir := fakeDir{bucket: chain.StorageBucket{Voucher: chain.Voucher{ObjectsLimit: 10, SizeLimit: 4 << 30}}}
 	d := &disk{free: 512 << 20}
-	l := NewLedger(dir, 1, d.get, WithMemberShare(1))
+	l, c := reservedUpload(t, 400<<20, d.get, WithMemberShare(1))
 	ctx := context.Background()
-	c := uploadContract(1, 400<<20)
-	if _, err := l.Reserve(ctx, c); err != nil {
-		t.Fatal(err)
-	}
 	// 200 MiB of chunks asked for, none on disk yet.
 	must(t, l.Grow(ctx, c.ID, 200<<20, 0))
 	if p := l.Pending(); p != l.Reserved() {
@@ -212,13 +206,8 @@ func TestLedgerPendingStored(t *testing.T) {
 // A later report of fewer bytes, or of a reservation not held, changes
 // nothing.
 func TestLedgerReceivedAtLanding(t *testing.T) {
-	dir := fakeDir{bucket: chain.StorageBucket{Voucher: chain.Voucher{ObjectsLimit: 10, SizeLimit: 4 << 30}}}
-	l := NewLedger(dir, 1, nil, WithIdleRelease(time.Minute))
+	l, c := reservedUpload(t, 1<<30, nil, WithIdleRelease(time.Minute))
 	ctx := context.Background()
-	c := uploadContract(1, 1<<30)
-	if _, err := l.Reserve(ctx, c); err != nil {
-		t.Fatal(err)
-	}
 	const chunk = 1 << 20
 	for i := uint64(0); i < 10; i++ {
 		must(t, l.Grow(ctx, c.ID, (i+1)*chunk, i*chunk)) // asked: the chunks before it stored

@@ -1,19 +1,18 @@
 package distributor
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/satchel-net/satchel/chain"
+	"github.com/satchel-net/satchel/internal/logbuf"
 	p2ptestnet "github.com/satchel-net/satchel/p2p/testnet"
 )
 
@@ -39,24 +38,6 @@ func smallDisk(t testing.TB, size string) string {
 	return dir
 }
 
-// logBuffer is a slog handler's output, safe for concurrent writes.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // A cache bounded far above its disk warns at start; a write that finds
 // the disk full lowers the bound to what fits (warning once what to do),
 // counts the failure and evicts another object to take the block; a block
@@ -64,7 +45,7 @@ func (l *logBuffer) String() string {
 // not tried on disk again.
 func TestCacheFullDisk(t *testing.T) {
 	dir := smallDisk(t, "1m")
-	var logs logBuffer
+	var logs logbuf.Buffer
 	c, err := openCache(dir, 100<<20, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package distributor
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"testing"
 )
@@ -12,11 +11,7 @@ import (
 // clientTierShare /48s: the whole /32's bound, one customer's.
 func hogNetwork(t *testing.T) *limitedServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls := newLimitedServerOn(t, sixListener{ln}, 100, 1, nil)
+	ls := newSixServer(t)
 	for site := 1; site <= clientTierShare; site++ {
 		for client := 1; client <= clientTierShare; client++ {
 			served(t, ls, fmt.Sprintf("127.0.%d.%d", site, client))
@@ -54,11 +49,7 @@ func TestConnLimiterIdleHogYieldsNetwork(t *testing.T) {
 // newcomer: only a silent or idle connection is closed for room, never
 // one answering a request.
 func TestConnLimiterBusyNetworkRefuses(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls := newLimitedServerOn(t, sixListener{ln}, 100, 1, nil)
+	ls := newSixServer(t)
 	for site := 1; site <= clientTierShare; site++ {
 		for client := 1; client <= clientTierShare; client++ {
 			dialFrom(t, fmt.Sprintf("127.0.%d.%d", site, client), ls.addr).send(t, "/wait")

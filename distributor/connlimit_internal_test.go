@@ -39,6 +39,17 @@ func newLimitedServer(t *testing.T, total, perClient int, log *slog.Logger) *lim
 	return newLimitedServerOn(t, ln, total, perClient, log)
 }
 
+// newSixServer is a limited server of 100 connections, one a client, on
+// a sixListener: its loopback clients count as IPv6 ones.
+func newSixServer(t *testing.T) *limitedServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newLimitedServerOn(t, sixListener{ln}, 100, 1, nil)
+}
+
 // newLimitedServerOn is newLimitedServer on the listener ln.
 func newLimitedServerOn(t *testing.T, ln net.Listener, total, perClient int, log *slog.Logger) *limitedServer {
 	t.Helper()
@@ -500,11 +511,7 @@ func (c sixConn) CloseWrite() error { return c.Conn.(*net.TCPConn).CloseWrite() 
 // an idle connection of a heavier /48, so the /32 still holds its bound;
 // a client of another /32 is served.
 func TestConnLimiterPerSiteAndNetwork(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls := newLimitedServerOn(t, sixListener{ln}, 100, 1, nil)
+	ls := newSixServer(t)
 	for site := 1; site <= clientTierShare; site++ { // 2001:db8:site::/48, each of its /64s at its bound
 		for client := 1; client <= clientTierShare; client++ {
 			served(t, ls, fmt.Sprintf("127.0.%d.%d", site, client))

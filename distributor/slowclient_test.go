@@ -11,11 +11,11 @@ import (
 	"net/http"
 	neturl "net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/satchel-net/satchel/distributor"
+	"github.com/satchel-net/satchel/internal/logbuf"
 	"github.com/satchel-net/satchel/testnet"
 )
 
@@ -108,29 +108,11 @@ func TestSlowClientsGiveMissSlotBack(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log sink safe for the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // A client that trickles an answer needing the providers, slower than the
 // minimum send rate, is cut off, with a log line and a count; one reading
 // at network speed gets the same object whole.
 func TestTricklingClientCutOff(t *testing.T) {
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	e := newEnv(t, 1, distributor.WithMaxCachedObject(0), distributor.WithMinSendRate(256<<10, time.Second),
 		distributor.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	data := randomBytes(t, 8<<20)

@@ -1,12 +1,10 @@
 package p2p_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/satchel-net/satchel/internal/logbuf"
 	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/p2p/testnet"
 )
@@ -27,7 +26,7 @@ const echoProtocol protocol.ID = "/satchel/test-echo/1.0.0"
 type pair struct {
 	net  *testnet.Network
 	regs [2]*prometheus.Registry
-	logs [2]*syncBuffer
+	logs [2]*logbuf.Buffer
 }
 
 func newPair(t *testing.T, opts ...p2p.Option) *pair {
@@ -35,7 +34,7 @@ func newPair(t *testing.T, opts ...p2p.Option) *pair {
 	p := &pair{}
 	for i := range p.regs {
 		p.regs[i] = prometheus.NewRegistry()
-		p.logs[i] = &syncBuffer{}
+		p.logs[i] = &logbuf.Buffer{}
 	}
 	p.net = testnet.NewMock(t, 2, 0, testnet.WithHostOptions(func(i int) []p2p.Option {
 		return append([]p2p.Option{
@@ -319,24 +318,6 @@ func waitMetric(t *testing.T, g prometheus.Gatherer, want float64, name string, 
 		}
 		<-tick.C
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger shared by goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // A long-lived handler (WithIdleTimeout) has no whole-stream deadline: its

@@ -19,6 +19,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/internal/blocktest"
+	"github.com/satchel-net/satchel/internal/logbuf"
 	"github.com/satchel-net/satchel/internal/metricsutil"
 	"github.com/satchel-net/satchel/p2p/testnet"
 	"github.com/satchel-net/satchel/protocol/audit/pb"
@@ -63,16 +64,7 @@ func TestAuditResyncPacedByNodeBudget(t *testing.T) {
 	bag := chain.ChannelBag(1)
 	big := put(string(bag), 7, bytes.Repeat([]byte("a block of a large object "), 1200), nil) // ~30 KiB
 	small := put(string(bag), 8, []byte("a small object"), nil)
-	reg := prometheus.NewRegistry()
-	key, err := chain.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := newServer(net.Host(0), bs, newFakeChain(), Identity{Worker: 1, Bucket: 1, Transactor: key},
-		WithAudits(0, 0), WithScrub(0, 0), WithLogger(slog.New(slog.DiscardHandler)), WithMetrics(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, reg := resyncServer(t, net.Host(0), bs, slog.New(slog.DiscardHandler))
 	const perSecond, burst = 4 << 10, 4 << 10
 	clk := &fakeClock{at: time.Now()}
 	b := s.audits.resyncBudget
@@ -98,17 +90,8 @@ func TestAuditResyncPacedByNodeBudget(t *testing.T) {
 	}
 	s.queueResync(fail("operator-a", big.Object))
 	s.queueResync(fail("operator-b", small.Object))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); s.resyncLoop(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	counter := func(name string) float64 {
-		v, err := metricsutil.Counter(reg, "satchel_provider_audit_"+name+"_total")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
+	runResyncLoop(t, s)
+	counter := func(name string) float64 { return counterOf(t, reg, name) }
 	waitUntil(t, "both FAILs handled", func() bool {
 		return counter("resyncs")+counter("resyncs_skipped")+counter("resyncs_dropped") >= 2
 	})
@@ -224,17 +207,8 @@ func TestAuditResyncTakesTurns(t *testing.T) {
 	for i, id := range smalls {
 		put(string(bag), id, noise(1000+i), nil)
 	}
-	logs := &lockedBuffer{}
-	reg := prometheus.NewRegistry()
-	key, err := chain.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := newServer(net.Host(0), bs, newFakeChain(), Identity{Worker: 1, Bucket: 1, Transactor: key},
-		WithAudits(0, 0), WithScrub(0, 0), WithLogger(slog.New(slog.NewJSONHandler(logs, nil))), WithMetrics(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
+	logs := &logbuf.Buffer{}
+	s, reg := resyncServer(t, net.Host(0), bs, slog.New(slog.NewJSONHandler(logs, nil)))
 	clk := &fakeClock{at: time.Now()}
 	b := s.audits.resyncBudget
 	b.node = rate.NewLimiter(4<<10, 4<<10)
@@ -251,17 +225,8 @@ func TestAuditResyncTakesTurns(t *testing.T) {
 	for i, id := range smalls {
 		s.queueResync(fail("operator-"+string(rune('b'+i)), id))
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); s.resyncLoop(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	counter := func(name string) float64 {
-		v, err := metricsutil.Counter(reg, "satchel_provider_audit_"+name+"_total")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
+	runResyncLoop(t, s)
+	counter := func(name string) float64 { return counterOf(t, reg, name) }
 	waitUntil(t, "every object re-checked", func() bool { return counter("resyncs") >= float64(1+len(smalls)) })
 	if n := counter("resyncs_skipped") + counter("resyncs_dropped"); n != 0 {
 		t.Fatalf("%v FAILs skipped or dropped; all should have their turns", n)
@@ -270,7 +235,7 @@ func TestAuditResyncTakesTurns(t *testing.T) {
 	// The log, in the loop's order: each step with the object it was of.
 	var steps []string
 	unreadable := map[uint64]int{}
-	for _, rec := range logs.records(t) {
+	for _, rec := range logRecords(t, logs) {
 		switch rec.Msg {
 		case "an audit found this node failing; re-checking the object":
 			steps = append(steps, fmt.Sprintf("start %d", rec.Object))
@@ -305,19 +270,6 @@ func TestAuditResyncTakesTurns(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log's output, written by the loop under test and read
-// by the test.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
 // logRecord is what the re-check tests read of a JSON log line.
 type logRecord struct {
 	Msg        string `json:"msg"`
@@ -326,12 +278,11 @@ type logRecord struct {
 	Unreadable int    `json:"unreadable"`
 }
 
-func (l *lockedBuffer) records(t *testing.T) []logRecord {
+// logRecords decodes the JSON log lines in l.
+func logRecords(t *testing.T, l *logbuf.Buffer) []logRecord {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []logRecord
-	dec := json.NewDecoder(bytes.NewReader(l.buf.Bytes()))
+	dec := json.NewDecoder(bytes.NewReader(l.Bytes()))
 	for dec.More() {
 		var r logRecord
 		if err := dec.Decode(&r); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/internal/metricsutil"
+	"github.com/satchel-net/satchel/p2p"
 	"github.com/satchel-net/satchel/p2p/testnet"
 	"github.com/satchel-net/satchel/protocol/audit/pb"
 	"github.com/satchel-net/satchel/provider/blockstore"
@@ -28,16 +29,7 @@ func resyncPauseFixture(t *testing.T, n, size int, slice, auditorRate, auditorBu
 	for i := range n {
 		objs = append(objs, put(string(chain.ChannelBag(1)), uint64(i+1), noise(size), nil))
 	}
-	reg := prometheus.NewRegistry()
-	key, err := chain.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := newServer(net.Host(0), bs, newFakeChain(), Identity{Worker: 1, Bucket: 1, Transactor: key},
-		WithAudits(0, 0), WithScrub(0, 0), WithLogger(slog.New(slog.DiscardHandler)), WithMetrics(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, reg := resyncServer(t, net.Host(0), bs, slog.New(slog.DiscardHandler))
 	clk := &fakeClock{at: time.Now()}
 	b := s.audits.resyncBudget
 	b.node = rate.NewLimiter(rate.Inf, 0)
@@ -54,6 +46,24 @@ func resyncPauseFixture(t *testing.T, n, size int, slice, auditorRate, auditorBu
 		}
 	}
 	return s, reg, clk, largest
+}
+
+// resyncServer is a provider on h over bs, its audits and scrubs off, for
+// tests of re-checks after a FAIL; it logs to log, and its metrics are on
+// the registry returned.
+func resyncServer(t *testing.T, h *p2p.Host, bs *blockstore.Store, log *slog.Logger) (*Server, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	key, err := chain.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newServer(h, bs, newFakeChain(), Identity{Worker: 1, Bucket: 1, Transactor: key},
+		WithAudits(0, 0), WithScrub(0, 0), WithLogger(log), WithMetrics(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, reg
 }
 
 func resyncFail(auditor string, object uint64) *pb.AuditResult {

@@ -5,32 +5,14 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chain/rpc"
 	"github.com/satchel-net/satchel/chain/verify"
+	"github.com/satchel-net/satchel/internal/logbuf"
 )
-
-// logBuffer collects log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // Prove starts from a saved header (Trust.Saved) newer than the root, so
 // reads go on once the root is past the trusting period; a saved header
@@ -67,7 +49,7 @@ func TestProveStartsFromSavedHeader(t *testing.T) {
 	at := first.Time.Add(period + saved.Time.Sub(first.Time)/2) // genesis expired, saved not
 	prove := func(s *rpc.SavedRoot) (chain.Transport, string, error) {
 		t.Helper()
-		var logs logBuffer
+		var logs logbuf.Buffer
 		tr := trust
 		tr.Saved = s
 		pt, err := rpc.Open(ctx, n.RPCAddress(), tr, rpc.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))),

@@ -10,6 +10,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/internal/httpserve"
+	"github.com/satchel-net/satchel/internal/logbuf"
 )
 
 // `satchel chain api` without --genesis proves its answers from the
@@ -24,7 +25,7 @@ func TestChainAPIUsesConfigTrust(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	exited := make(chan struct{})
 	var code int
-	var out, errOut syncBuffer
+	var out, errOut logbuf.Buffer
 	go func() {
 		defer close(exited)
 		code = run(ctx, []string{"-c", tc.cfgPath, "chain", "api", "--listen", listen}, &out, &errOut)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/satchel-net/satchel/internal/logbuf"
 	"github.com/satchel-net/satchel/testnet"
 )
 
@@ -61,7 +62,7 @@ func TestDistributorServerCommand(t *testing.T) {
 			t.Fatalf("distributor server -w %s -B %s made %s", tc.worker, tc.bucket, bad)
 		}
 	}
-	var out, errOut syncBuffer
+	var out, errOut logbuf.Buffer
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("distributor server stderr:\n%s", errOut.String())

@@ -11,34 +11,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/contracts"
+	"github.com/satchel-net/satchel/internal/logbuf"
 	"github.com/satchel-net/satchel/provider"
 	"github.com/satchel-net/satchel/testnet"
 	"github.com/spf13/pflag"
 )
-
-// syncBuffer is a bytes.Buffer safe to read while a command writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // `satchel storage server` runs a provider node for a bucket: it takes the
 // bucket over from a stopped testnet provider, publishes its own peer ID on
@@ -96,7 +78,7 @@ func TestStorageServerCommand(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errOut syncBuffer
+	var out, errOut logbuf.Buffer
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("storage server stderr:\n%s", errOut.String())

@@ -15,7 +15,6 @@ import (
 	"github.com/satchel-net/satchel/p2p/testnet"
 	"github.com/satchel-net/satchel/protocol/store"
 	"github.com/satchel-net/satchel/protocol/store/pb"
-	"github.com/satchel-net/satchel/provider/blockstore"
 )
 
 // A BIND refused for its size is counted once in binds_total, as
@@ -91,18 +90,11 @@ func (a *sizeUnreadableAuth) set(err error) {
 func TestBindSizeUnreadableRefusedOnly(t *testing.T) {
 	net := testnet.New(t, 2)
 	auth := &sizeUnreadableAuth{spAuth: &spAuth{objects: map[uint64]spObject{}, quota: 1 << 30}}
-	bs, err := blockstore.Open(t.TempDir(), blockstore.WithSessionExpiry(0), blockstore.WithLogger(spDiscard))
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg := prometheus.NewRegistry()
-	prov := net.Host(1).Libp2p()
-	h := store.NewHandler(bs.ForProtocols(), auth, prov.Peerstore().PrivKey(prov.ID()), store.WithLogger(spDiscard), store.WithMetrics(reg))
-	h.Register(net.Host(1).Protocol())
-	t.Cleanup(func() { _ = h.Close(); _ = bs.Close() })
+	serveStore(t, net, 1, auth, store.WithMetrics(reg))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := store.Open(ctx, net.Host(0).Libp2p(), prov.ID())
+	s, err := store.Open(ctx, net.Host(0).Libp2p(), net.Host(1).ID())
 	if err != nil {
 		t.Fatal(err)
 	}

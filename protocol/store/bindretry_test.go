@@ -14,7 +14,6 @@ import (
 	"github.com/satchel-net/satchel/p2p/testnet"
 	"github.com/satchel-net/satchel/protocol/store"
 	"github.com/satchel-net/satchel/protocol/store/pb"
-	"github.com/satchel-net/satchel/provider/blockstore"
 )
 
 // unrecordedAuth is spAuth whose SessionBound fails while fails is above
@@ -45,16 +44,8 @@ func (a *unrecordedAuth) SessionBound([]byte, uint64) error {
 func TestBindUnrecordedContractAsksRetry(t *testing.T) {
 	net := testnet.New(t, 2)
 	auth := &unrecordedAuth{spAuth: &spAuth{objects: map[uint64]spObject{}, quota: 1 << 30}, fails: 1}
-	bs, err := blockstore.Open(t.TempDir(), blockstore.WithSessionExpiry(0), blockstore.WithLogger(spDiscard))
-	if err != nil {
-		t.Fatal(err)
-	}
 	bound := make(chan uint64, 4)
-	prov := net.Host(1).Libp2p()
-	h := store.NewHandler(bs.ForProtocols(), auth, prov.Peerstore().PrivKey(prov.ID()), store.WithLogger(spDiscard),
-		store.WithObjectBound(func(_ string, obj uint64) { bound <- obj }))
-	h.Register(net.Host(1).Protocol())
-	t.Cleanup(func() { _ = h.Close(); _ = bs.Close() })
+	bs := serveStore(t, net, 1, auth, store.WithObjectBound(func(_ string, obj uint64) { bound <- obj }))
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -63,7 +54,7 @@ func TestBindUnrecordedContractAsksRetry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := store.Open(ctx, net.Host(0).Libp2p(), prov.ID())
+	s, err := store.Open(ctx, net.Host(0).Libp2p(), net.Host(1).ID())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,6 @@ import (
 	"github.com/satchel-net/satchel/p2p/testnet"
 	"github.com/satchel-net/satchel/protocol/store"
 	"github.com/satchel-net/satchel/protocol/store/pb"
-	"github.com/satchel-net/satchel/provider/blockstore"
 )
 
 // budgetLimits are a provider's small memory budgets in these tests: 12 MiB
@@ -48,16 +47,8 @@ func newBudgetEnvLimits(t *testing.T, limits p2p.MemoryLimits, opts ...store.Han
 		}
 	}
 	auth = &spAuth{objects: map[uint64]spObject{}, quota: 1 << 40}
-	bs, err := blockstore.Open(t.TempDir(), blockstore.WithSessionExpiry(0), blockstore.WithLogger(spDiscard))
-	if err != nil {
-		t.Fatal(err)
-	}
-	prov := net.Host(2).Libp2p()
 	reg = prometheus.NewRegistry()
-	h := store.NewHandler(bs.ForProtocols(), auth, prov.Peerstore().PrivKey(prov.ID()),
-		append([]store.HandlerOption{store.WithLogger(spDiscard), store.WithMetrics(reg)}, opts...)...)
-	h.Register(net.Host(2).Protocol())
-	t.Cleanup(func() { _ = h.Close(); _ = bs.Close() })
+	serveStore(t, net, 2, auth, append([]store.HandlerOption{store.WithMetrics(reg)}, opts...)...)
 	return net, auth, reg
 }
 

@@ -12,7 +12,6 @@ import (
 	"github.com/satchel-net/satchel/internal/ctxsleep"
 	"github.com/satchel-net/satchel/p2p/testnet"
 	"github.com/satchel-net/satchel/protocol/store"
-	"github.com/satchel-net/satchel/provider/blockstore"
 )
 
 // panickyDropAuth is spAuth whose AuthorizeDrop panics for one session.
@@ -35,19 +34,12 @@ func TestDropCountedApartFromBinds(t *testing.T) {
 	net := testnet.New(t, 2)
 	bad := bytes.Repeat([]byte{6}, store.SessionIDLength)
 	auth := panickyDropAuth{spAuth: &spAuth{objects: map[uint64]spObject{}, quota: 1 << 30}, panicOn: bad}
-	bs, err := blockstore.Open(t.TempDir(), blockstore.WithSessionExpiry(0), blockstore.WithLogger(spDiscard))
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg := prometheus.NewRegistry()
-	prov := net.Host(1).Libp2p()
-	h := store.NewHandler(bs.ForProtocols(), auth, prov.Peerstore().PrivKey(prov.ID()), store.WithLogger(spDiscard), store.WithMetrics(reg))
-	h.Register(net.Host(1).Protocol())
-	t.Cleanup(func() { _ = h.Close(); _ = bs.Close() })
+	serveStore(t, net, 1, auth, store.WithMetrics(reg))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	s, err := store.Open(ctx, net.Host(0).Libp2p(), prov.ID())
+	s, err := store.Open(ctx, net.Host(0).Libp2p(), net.Host(1).ID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +57,7 @@ func TestDropCountedApartFromBinds(t *testing.T) {
 		t.Fatalf("binds_total = %v after DROPs only; want 0", n)
 	}
 
-	s2, err := store.Open(ctx, net.Host(0).Libp2p(), prov.ID())
+	s2, err := store.Open(ctx, net.Host(0).Libp2p(), net.Host(1).ID())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,6 +74,13 @@ func TestIndexHeadroomFullDisk(t *testing.T) {
 			t.Fatalf("Put once the disk has room again: %v", err)
 		}
 	}
+	reopenHolding(t, s, dir, held)
+}
+
+// reopenHolding closes s, opens the store in dir again and checks that it
+// reads every block in held; it returns the store opened again.
+func reopenHolding(t *testing.T, s *Store, dir string, held []cid.Cid) *Store {
+	t.Helper()
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -83,4 +90,5 @@ func TestIndexHeadroomFullDisk(t *testing.T) {
 			t.Errorf("Get %s after reopening: %v", c, err)
 		}
 	}
+	return s
 }

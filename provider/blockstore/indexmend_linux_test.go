@@ -88,15 +88,7 @@ func TestIndexOutOfSpaceMended(t *testing.T) {
 	if err := s.Delete(gone); err != nil {
 		t.Fatalf("Delete after the mend: %v", err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	s = openTest(t, dir)
-	for _, c := range held {
-		if _, err := s.Get(c); err != nil {
-			t.Errorf("Get %s after reopening: %v", c, err)
-		}
-	}
+	s = reopenHolding(t, s, dir, held)
 	if ok, err := s.Has(gone); ok || err != nil {
 		t.Errorf("Has of the block deleted after the mend: %v, %v", ok, err)
 	}

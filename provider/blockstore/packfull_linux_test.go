@@ -3,43 +3,18 @@ package blockstore
 import (
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
 
 	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/internal/loopfs"
 )
 
-// smallExt4 mounts an ext4 file system of size bytes (an image on a loop
-// device) on a temporary directory and returns it, skipping the test where
-// that cannot be done: it takes root, mkfs.ext4 and a loop device.
+// smallExt4 mounts an ext4 of size bytes for the test (loopfs.Ext4).
 func smallExt4(t *testing.T, size int64) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("a disk that really fills needs a small ext4 on a loop device, which only root can mount")
-	}
-	img := filepath.Join(t.TempDir(), "fs.img")
-	f, err := os.Create(img)
-	if err == nil {
-		err = errors.Join(f.Truncate(size), f.Close())
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mkfs.ext4", "-q", img).CombinedOutput(); err != nil {
-		t.Skipf("cannot make an ext4 image (%v: %s)", err, out)
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-o", "loop", img, dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount an ext4 image on a loop device (%v: %s)", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
+	return loopfs.Ext4(t, size, "a disk that really fills")
 }
 
 // freeBytes is the space an unprivileged writer may still use on dir's
