@@ -532,104 +532,20 @@ func (r *Reader) writeRange(ctx context.Context, w io.Writer, off, n int64, keep
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	window := r.c.opts.fetchWindow
-	ordered := make(chan *fetchJob, window)
-	work := make(chan *fetchJob, window)
-	wk := &walker{get: func(ctx context.Context, c cid.Cid) ([]byte, error) { return r.srcs.get(ctx, c, 8<<10) }}
-	var leaves, estimate int // chunks walked, and the count first reported
-	g.Go(func() error {
-		defer close(ordered)
-		defer close(work)
-		err := wk.walk(gctx, r.root, r.block, 0, r.size, off, end, 0, func(l leaf) error {
-			if leaves++; leaves == 1 {
-				estimate = leafEstimate(l, end)
-				tr.setTotals(end-off, estimate)
-			}
-			j := &fetchJob{leaf: l, done: make(chan struct{})}
-			if l.inline || (l.cid.Equals(r.root) && r.root.Type() == cid.Raw) {
-				if l.inline {
-					j.data = l.data
-				} else {
-					j.data = r.block
-				}
-				close(j.done)
-			} else {
-				select {
-				case work <- j:
-				case <-gctx.Done():
-					return gctx.Err()
-				}
-			}
-			select {
-			case ordered <- j:
-				return nil
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-		})
-		if err == nil && leaves != estimate {
-			tr.setTotals(end-off, leaves) // a DAG of uneven chunks
-		}
-		return err
-	})
+	rw := &rangeWrite{r: r, tr: tr, ctx: gctx, off: off, end: end, w: w, keep: keep,
+		ordered: make(chan *fetchJob, window), work: make(chan *fetchJob, window)}
+	g.Go(rw.walk)
 	for range window {
-		g.Go(func() error {
-			for j := range work {
-				j.blk, j.err = r.srcs.read(gctx, j.leaf.cid, j.leaf.size)
-				j.data = j.blk.Data
-				if j.err == nil && int64(len(j.data)) != j.leaf.size {
-					j.err = fmt.Errorf("block %s holds %d bytes, its parent says %d", j.leaf.cid, len(j.data), j.leaf.size)
-				}
-				close(j.done)
-				if j.err != nil {
-					return j.err
-				}
-			}
-			return nil
-		})
+		g.Go(rw.fetch)
 	}
-	g.Go(func() error {
-		for j := range ordered {
-			select {
-			case <-j.done:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-			if j.err != nil {
-				return j.err
-			}
-			lo := max(off-j.leaf.off, 0)
-			hi := min(end-j.leaf.off, int64(len(j.data)))
-			if lo < hi {
-				m, err := callerWrite(w, j.data[lo:hi])
-				written += int64(m)
-				var pe *PanicError
-				if errors.As(err, &pe) {
-					r.c.log.Warn("the writer given to a download panicked; the download fails with the panic", "object", r.ref, "panic", pe.Value, "stack", string(pe.Stack))
-				}
-				if err != nil {
-					return err
-				}
-				tr.fetched(int64(m))
-			}
-			if keep != nil {
-				keep(j.leaf, j.data)
-			}
-			// w.Write keeps nothing of what it was given (io.Writer).
-			j.data = nil
-			j.blk.Release()
-		}
-		if written != end-off {
-			return fmt.Errorf("DAG of %s covers %d of the %d bytes asked", r.root, written, end-off)
-		}
-		return nil
-	})
+	g.Go(rw.emit)
 	if err := g.Wait(); err != nil {
 		if ctx.Err() != nil {
-			return written, context.Cause(ctx)
+			return rw.written, context.Cause(ctx)
 		}
-		return written, fmt.Errorf("read %s: %w", r.describe(), err)
+		return rw.written, fmt.Errorf("read %s: %w", r.describe(), err)
 	}
-	return written, nil
+	return rw.written, nil
 }
 
 // Close releases the Reader: at once, or when the last read in progress
