@@ -79,7 +79,7 @@ room for is refused before the object's bytes are fetched.
 
 --offset and --length read a range (--length 0: to the end); an offset at or
 past the end is an error. A progress bar is drawn on stderr when it is a
-terminal, never with --json.`,
+terminal and not the output itself (-o /dev/stderr), never with --json.`,
 		Example: `  satchel get 12 -o video.mp4 --bag dynamic:channel:1
   satchel get bafybeib…q4 -o video.mp4
   satchel get 12 --bag dynamic:channel:1 --offset 1MiB --length 4096 -o part.bin`,
@@ -140,6 +140,9 @@ terminal, never with --json.`,
 
 			ctx := cmd.Context()
 			bar := newProgressBar(app, "get "+args[0])
+			if dest.sharesFile(app.Err) {
+				bar = nil // -o /dev/stderr: a bar there would land in the bytes
+			}
 			r, err := c.Open(ctx, ref, client.WithProgress(bar.update))
 			if err != nil {
 				bar.done(false)

@@ -58,6 +58,27 @@ func openOutput(path string) (*output, error) {
 	return o, nil
 }
 
+// sharesFile reports whether the output is the very file w writes to, as
+// with -o /dev/stderr: a progress bar drawn on w would land among the
+// object's bytes.
+func (o *output) sharesFile(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if o == nil || !ok {
+		return false
+	}
+	wi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	var oi fs.FileInfo
+	if o.fd != nil {
+		oi, err = o.fd.Stat()
+	} else {
+		oi, err = os.Stat(o.dest.path)
+	}
+	return err == nil && os.SameFile(wi, oi)
+}
+
 // checkLinked refuses a target other than a regular file or a directory
 // reached through a symbolic link.
 func (o *output) checkLinked(fi fs.FileInfo) error {
