@@ -249,10 +249,15 @@ func (p *pusher) failedHops(ctx context.Context, head *target, j *chunkJob, forw
 		}
 		return head
 	}
-	// Per reporter: whether a hop it reported contradicted it, and
-	// whether one was excused.
-	type verdict struct{ contradicted, excused bool }
-	verdicts := make(map[*target]*verdict)
+	// The failed hops' direct pushes, side by side: each may wait out a
+	// busy hop, and the worker holds the chunk's buffer meanwhile.
+	type direct struct {
+		i   int
+		err error
+		out linkOutcome
+	}
+	var pushes []*direct
+	var wg sync.WaitGroup
 	for _, f := range res.Failed {
 		i, ok := at[f.Peer]
 		if !ok || !forward[i].alive() {
@@ -265,15 +270,26 @@ func (p *pusher) failedHops(ctx context.Context, head *target, j *chunkJob, forw
 		// cannot evict honest hops.
 		once := hopNoRoom(f.Err)
 		p.c.log.Debug("pipeline hop failed; pushing to it directly", "peer", f.Peer, "chunk", j.index, "once", once, "err", f.Err)
-		out := p.pushLinks(ctx, forward[i], &chunkJob{index: j.index, info: j.info, data: j.data, proof: j.proof, once: once})
-		r := reporter(i)
+		d := &direct{i: i, err: f.Err}
+		pushes = append(pushes, d)
+		wg.Go(func() {
+			d.out = p.pushLinks(ctx, forward[i], &chunkJob{index: j.index, info: j.info, data: j.data, proof: j.proof, once: once})
+		})
+	}
+	wg.Wait()
+	// Per reporter: whether a hop it reported contradicted it, and
+	// whether one was excused.
+	type verdict struct{ contradicted, excused bool }
+	verdicts := make(map[*target]*verdict)
+	for _, d := range pushes {
+		r := reporter(d.i)
 		v := verdicts[r]
 		if v == nil {
 			v = &verdict{}
 			verdicts[r] = v
 		}
-		v.excused = v.excused || out.stored || errors.Is(f.Err, store.ErrProviderBusy)
-		v.contradicted = v.contradicted || (out.signed && out.first)
+		v.excused = v.excused || d.out.stored || errors.Is(d.err, store.ErrProviderBusy)
+		v.contradicted = v.contradicted || (d.out.signed && d.out.first)
 	}
 	for r, v := range verdicts {
 		if v.contradicted && !v.excused {

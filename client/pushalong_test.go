@@ -1,9 +1,11 @@
 package client
 
 import (
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/satchel-net/satchel/chunker"
 	"github.com/satchel-net/satchel/protocol/store"
 )
@@ -49,6 +51,57 @@ func TestPushAlongNoHeadPushesInParallel(t *testing.T) {
 	for i, tg := range ts {
 		if !tg.has(0) {
 			t.Errorf("target %d does not hold the chunk after pushAlong", i)
+		}
+	}
+}
+
+// TestFailedHopsPushedInParallel: the direct pushes to the hops a pipeline
+// reported failed go side by side: the first hop's push waits until the
+// other two arrive, which pushes one after another would never let happen.
+func TestFailedHopsPushedInParallel(t *testing.T) {
+	net := newFakeNet(t, 4)
+	c := net.client(t.TempDir())
+	p := &pusher{c: c, bag: net.bag, object: 1, tr: newTracker(OpPut, nil, 0), expiry: time.Now().Add(time.Hour)}
+	data := randomBytes(t, 4096, 6)
+	j := &chunkJob{index: 0, info: chunker.ChunkInfo{CID: chunker.ChunkCID(data), Size: len(data)}, data: data}
+	arrived := make(chan struct{}, 2)
+	for _, pr := range net.providers[2:] {
+		pr.hook = func(store.ChunkPush) error { arrived <- struct{}{}; return nil }
+	}
+	waited := make(chan bool, 1)
+	net.providers[1].hook = func(store.ChunkPush) error {
+		deadline := time.NewTimer(10 * time.Second)
+		defer deadline.Stop()
+		for range 2 {
+			select {
+			case <-arrived:
+			case <-deadline.C:
+				waited <- false
+				return nil
+			}
+		}
+		waited <- true
+		return nil
+	}
+	ts := make([]*target, 4)
+	for i, pr := range net.providers {
+		ts[i] = &target{cand: candidate{peer: pr.id(), session: []byte("session")}, conn: fakeConn{pr}, fwdLies: headLieLimit}
+	}
+	p.targets = ts
+	head, forward := ts[0], ts[1:]
+	at := map[peer.ID]int{}
+	var res store.PipelineResult
+	for i, f := range forward {
+		at[f.cand.peer] = i
+		res.Failed = append(res.Failed, store.HopError{Peer: f.cand.peer, Err: errors.New("link reset")})
+	}
+	p.failedHops(testCtx(t), head, j, forward, at, res, make([]bool, len(forward)))
+	if !<-waited {
+		t.Fatal("the other failed hops were not pushed to while the first one's push waited: failedHops pushed one after another")
+	}
+	for i, f := range forward {
+		if !f.has(0) {
+			t.Errorf("failed hop %d does not hold the chunk after its direct push", i)
 		}
 	}
 }
