@@ -22,8 +22,9 @@ import (
 // rate, down to minus the burst), and to its address's (WithAbandonAddrShare),
 // since peer IDs are free, and for IPv6 to its /48's (WithAbandonWideShare),
 // since a site is given many /64s, and its /32's (WithAbandonNetShare),
-// since a network is given many /48s (origin.go; the /32 only what the
-// /48's bucket took). While any of them is spent the peer's GETs
+// since a network is given many /48s, and for IPv4 to its /24's (as much
+// as a /32's), since a /24 is 256 addresses (origin.go; the /32 only what
+// the /48's bucket took, the /24 what the address's took). While any of them is spent the peer's GETs
 // are REFUSED busy before anything is read, and while the peer owes more
 // than a little (MaxGetBytes, or half a smaller burst) its blocked streams
 // count as stalled whatever their age: a GET that finds the shared budget
@@ -101,7 +102,8 @@ func WithAbandonWideShare(n int) Option {
 
 // DefaultAbandonNetShare is how many /48s' abandonment budgets an IPv6 /32
 // has (see WithAbandonNetShare): with the other defaults 8 GiB at once,
-// refilled at 256 MiB/s, as much as 64 IPv4 addresses have.
+// refilled at 256 MiB/s, as much as 64 IPv4 addresses have. An IPv4 /24
+// has as much as an IPv6 /32.
 const DefaultAbandonNetShare = 16
 
 // WithAbandonNetShare sets the abandonment budget of each IPv6 /32 to that
@@ -119,7 +121,9 @@ const DefaultAbandonNetShare = 16
 // 8 GiB /32 refilled at 256 MiB/s, 512 MiB /48s at 16 MiB/s) no single
 // site, however it abandons, spends its /32's budget, and keeping it spent
 // takes n sites abandoning at their full rate together (n-1 do not:
-// TestAbandonNetworkTakesItsShareOfSites). n < 1 keeps the default.
+// TestAbandonNetworkTakesItsShareOfSites). An IPv4 /24 has the same budget
+// (n × WideShare addresses'), and is charged what its addresses' buckets
+// took. n < 1 keeps the default.
 func WithAbandonNetShare(n int) Option {
 	return func(c *config) {
 		if n >= 1 {
@@ -170,8 +174,9 @@ func newDebtRecord[K comparable](rate, burst int64) bucketRecord[K] {
 }
 
 // charge takes n bytes abandoned by o from its peer's bucket, its
-// address's and its /48's, and from its /32's what its /48's took: each
-// goes down to minus its burst. Peer IDs and a site's /64s are free to
+// address's and its /48's, and from its /32's what its /48's took (from
+// an IPv4 address's /24 what the address's took; origin.go's ipv4Net):
+// each goes down to minus its burst. Peer IDs and a site's /64s are free to
 // whoever abandons, so their floors must not lessen what the wider tier
 // is charged; but a /32's /48s are many customers' sites, and a /48 that
 // passed on what its floor forgave would feed its /32 more than its own
@@ -186,13 +191,16 @@ func (a *abandonBudget) charge(o origin, n int64) {
 	defer a.mu.Unlock()
 	now := a.now()
 	a.peers.charge(o.peer, n, now)
+	took := n // what the narrowest block charged so far took
 	for t, b := range o.blocks {
-		if b.IsValid() {
-			took := a.blocks[t].charge(b, n, now)
-			if t == tierSite {
-				n = took
-			}
+		if !b.IsValid() {
+			continue
 		}
+		charged := n
+		if t == tierNet {
+			charged = took
+		}
+		took = a.blocks[t].charge(b, charged, now)
 	}
 }
 
@@ -224,7 +232,7 @@ func (a *abandonBudget) state(o origin) (spent, owing bool) {
 // again rather than count the provider as failed.
 func abandonRefusal() *pb.FetchReply {
 	return &pb.FetchReply{Status: pb.FetchStatus_FETCH_STATUS_REFUSED, Busy: true,
-		Reason: "this peer, or the peers at its address or in its IPv6 /48 or /32, reset streams leaving more replies unread than their budget allows; read the replies you ask for, and retry in a few seconds"}
+		Reason: "this peer, or the peers at its address, in its IPv4 /24 or in its IPv6 /48 or /32, reset streams leaving more replies unread than their budget allows; read the replies you ask for, and retry in a few seconds"}
 }
 
 // unsent is the block bytes of j's reply, which a reset stream leaves

@@ -166,7 +166,8 @@ func at(p peer.ID, b string) origin {
 // The /64s of one IPv6 /48 share its budget, n times an address's: a host
 // given a /48 (65,536 /64s) that takes a fresh /64 once each has spent its
 // budget is refused once the /48's is spent, and a peer in another /48
-// is not. IPv4 addresses have no wider budget.
+// is not. IPv4 addresses have no /48's: a few spent ones leave a fresh
+// one of their /24 served.
 func TestAbandonBudgetPerWidePrefix(t *testing.T) {
 	now := time.Unix(1000, 0)
 	a := newAbandonBudget(1<<20, 4<<20, [tiers]int{1, 2})
@@ -264,6 +265,47 @@ func TestAbandonBudgetPerNetwork(t *testing.T) {
 	}
 }
 
+// The addresses of one IPv4 /24 share its budget, an IPv6 /32's (64
+// addresses' at the defaults): one address abandoning all the fetch
+// memory a provider has (1 GiB) beyond its own budget leaves the rest of
+// its /24 served, as the /24 is charged only what the address's bucket
+// took; 64 addresses each spending their budget refuse a fresh one of
+// their /24, not one in another /24.
+func TestAbandonBudgetPerIPv4Net(t *testing.T) {
+	now := time.Unix(1000, 0)
+	const peerBurst = DefaultAbandonBurst
+	addr := int64(peerBurst * DefaultAbandonAddrShare)
+	a := newAbandonBudget(0, peerBurst, [tiers]int{}) // the default shares, never refilled
+	a.now = func() time.Time { return now }
+	greedy := at("greedy", "203.0.113.200/32")
+	a.charge(greedy, addr+(1<<30))
+	if spent, _ := a.state(greedy); !spent {
+		t.Fatal("an address that abandoned 1 GiB beyond its budget still served")
+	}
+	if spent, _ := a.state(at("fresh", "203.0.113.1/32")); spent {
+		t.Fatal("one address abandoning 1 GiB beyond its budget refused the rest of its /24")
+	}
+	a = newAbandonBudget(0, peerBurst, [tiers]int{})
+	a.now = func() time.Time { return now }
+	const share = DefaultAbandonNetShare * DefaultAbandonWideShare
+	for i := range share {
+		o := at(peer.ID(fmt.Sprint("id", i)), fmt.Sprintf("203.0.113.%d/32", i+1))
+		if spent, _ := a.state(o); spent {
+			t.Fatalf("address %d refused before its /24's %d MiB were spent", i, share*addr>>20)
+		}
+		a.charge(o, addr) // the address's own budget spent
+	}
+	if spent, owing := a.state(at("fresh", "203.0.113.250/32")); !spent || owing {
+		t.Fatalf("a fresh peer at a fresh address of a /24 whose budget is spent: spent %v, owing %v; want spent only", spent, owing)
+	}
+	if spent, _ := a.state(at("fresh", "203.0.114.250/32")); spent {
+		t.Fatal("a peer in another /24 refused")
+	}
+	if spent, _ := a.state(at("fresh", "2001:db8:1:1::/64")); spent {
+		t.Fatal("an IPv6 peer refused beside a spent IPv4 /24")
+	}
+}
+
 // A /48 feeds its /32 only what its own bucket took: one barely positive
 // that resets the whole fetch memory (1 GiB) in flight charges its /32
 // its burst, not 1 GiB, so keeping the /32 spent takes its share of sites
@@ -306,8 +348,9 @@ func TestAbandonNetworkTakesItsShareOfSites(t *testing.T) {
 	}
 }
 
-// What a /48 passes on to its /32 is what its own bucket took: all of a
-// charge within its debt limit, none of what that limit forgave.
+// What a /48 passes on to its /32 (an IPv4 address to its /24) is what its
+// own bucket took: all of a charge within its debt limit, none of what
+// that limit forgave.
 func TestAbandonNetworkChargedWhatSiteTook(t *testing.T) {
 	now := time.Unix(1000, 0)
 	a := newAbandonBudget(0, DefaultAbandonBurst, [tiers]int{}) // never refilled
@@ -324,18 +367,27 @@ func TestAbandonNetworkChargedWhatSiteTook(t *testing.T) {
 	if got := a.blocks[tierSite].tokens(o.blocks[tierSite], now); got != float64(-site) {
 		t.Fatalf("the /48 holds %.0f MiB, want minus its burst", got/(1<<20))
 	}
+
+	addr := int64(DefaultAbandonBurst * DefaultAbandonAddrShare) // an IPv4 /24 is charged what its address took
+	v4 := at("q", "203.0.113.7/32")
+	a.charge(v4, 3*addr)
+	a.charge(v4, addr)
+	if got := a.blocks[tierNet].tokens(v4.blocks[tierNet], now); got != float64(network-2*addr) {
+		t.Fatalf("the /24 holds %.0f MiB after its address took 2 of 4 bursts charged, want %.0f MiB", got/(1<<20), float64(network-2*addr)/(1<<20))
+	}
 }
 
-// Each address block's wider blocks: a global IPv6 /64's /48 and /32; none
-// for IPv4 (a /24 is no site's), nor for a link-local address (fe80::/48
-// holds every LAN peer, so one that abandons replies would spend the
-// others' budget).
+// Each address block's wider blocks: a global IPv6 /64's /48 and /32; an
+// IPv4 address's /24, in the network tier (a /24 is no site's); none for a
+// link-local IPv6 address (fe80::/48 holds every LAN peer, so one that
+// abandons replies would spend the others' budget).
 func TestBlocksOf(t *testing.T) {
 	for block, want := range map[string][tiers]string{
 		"fe80::1/128":           {"fe80::1/128", "invalid Prefix", "invalid Prefix"},
 		"2001:db8:1:2::/64":     {"2001:db8:1:2::/64", "2001:db8:1::/48", "2001:db8::/32"},
 		"2a02:1234:5678:9::/64": {"2a02:1234:5678:9::/64", "2a02:1234:5678::/48", "2a02:1234::/32"},
-		"203.0.113.7/32":        {"203.0.113.7/32", "invalid Prefix", "invalid Prefix"},
+		"203.0.113.7/32":        {"203.0.113.7/32", "invalid Prefix", "203.0.113.0/24"},
+		"198.51.100.255/32":     {"198.51.100.255/32", "invalid Prefix", "198.51.100.0/24"},
 	} {
 		for t_, b := range blocksOf(netip.MustParsePrefix(block)) {
 			if got := b.String(); got != want[t_] {

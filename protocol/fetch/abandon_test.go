@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -421,15 +422,66 @@ func TestAbandonersShareNetworkBudget(t *testing.T) {
 	}
 }
 
-// peerAt adds a bare host with a fresh identity at the IP address ip to
-// net's mocknet, connected to host 0.
+// IPv4 addresses are cheap by the /24 (256 of them): the addresses of one
+// /24 share an abandonment budget of an IPv6 /32's, so a reader that
+// takes a fresh address once each has spent its own budget is refused
+// once its /24's is spent, and a peer in another /24 is still served.
+// Here each address's budget is a peer's, the /24's two of them.
+func TestAbandonersShareIPv4NetBudget(t *testing.T) {
+	const share = 2
+	net := testnet.NewMock(t, 1, 0)
+	bs, err := blockstore.Open(t.TempDir(), blockstore.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := fetch.NewHandler(bs.ForProtocols(), &policy{}, fetch.WithLogger(slog.New(slog.DiscardHandler)),
+		fetch.WithAbandonBudgetNoRefill(1<<20), fetch.WithAbandonAddrShare(1), fetch.WithAbandonWideShare(1),
+		fetch.WithAbandonNetShare(share))
+	h.Register(net.Host(0).Protocol())
+	t.Cleanup(func() { _ = h.Close(); _ = bs.Close() })
+	data := benchutil.Rand(804, 1<<20)
+	c := chunker.ChunkCID(data)
+	if err := bs.Put(c, data); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	provider := net.Host(0).ID()
+	addrs := 0 // the addresses that spent their budgets before a fresh one was refused
+	for ; ; addrs++ {
+		p := peerAt(t, net, fmt.Sprintf("203.0.113.%d", addrs+1))
+		if _, err := fetch.NewClient(p).GetBlock(ctx, provider, c); errors.Is(err, fetch.ErrProviderBusy) {
+			break
+		} else if err != nil {
+			t.Fatalf("a peer at a fresh address: %v", err)
+		}
+		if addrs == share {
+			t.Fatalf("%d addresses of one /24 spent their budgets, and a fresh one still has one: the /24's share is %d", addrs+1, share)
+		}
+		abandonUntilRefused(t, p, provider, c)
+	}
+	if addrs == 0 {
+		t.Fatal("a fresh address refused before any abandoned a reply")
+	}
+	other := peerAt(t, net, "198.51.100.1")
+	if _, err := fetch.NewClient(other).GetBlock(ctx, provider, c); err != nil {
+		t.Fatalf("a peer in another /24, beside a spent one: %v", err)
+	}
+}
+
+// peerAt adds a bare host with a fresh identity at the IP address ip (v4
+// or v6) to net's mocknet, connected to host 0.
 func peerAt(t *testing.T, net *testnet.Network, ip string) host.Host {
 	t.Helper()
 	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := net.Mocknet().AddPeer(key, ma.StringCast(fmt.Sprintf("/ip6/%s/tcp/4001", ip)))
+	proto := "ip6"
+	if netip.MustParseAddr(ip).Is4() {
+		proto = "ip4"
+	}
+	h, err := net.Mocknet().AddPeer(key, ma.StringCast(fmt.Sprintf("/%s/%s/tcp/4001", proto, ip)))
 	if err != nil {
 		t.Fatal(err)
 	}
