@@ -90,9 +90,10 @@ func readPolicy(p Policy) ReadPolicy {
 // reply's memory in the stream's resource scope first, at most
 // MaxHeldGETs of a stream at once, and is REFUSED when the budget has no room
 // and no stalled stream can be reset to make it (WithStallEviction), or when
-// its peer, or the peers at its address or in its IPv6 /48 or /32, have
-// reset streams leaving too many replies unsent (WithAbandonBudget,
-// WithAbandonAddrShare, WithAbandonWideShare, WithAbandonNetShare). A block
+// its peer, or the peers at its address, in its IPv4 /24 or in its IPv6 /48
+// or /32, have reset streams leaving too many replies unsent
+// (WithAbandonBudget, WithAbandonAddrShare, WithAbandonWideShare,
+// WithAbandonNetShare). A block
 // found corrupt is answered FAILED and reported through WithCorruptBlock so
 // the node repairs it from a peer.
 type Handler struct {
