@@ -25,20 +25,7 @@ func TestPushAlongNoHeadPushesInParallel(t *testing.T) {
 	}
 	ctx := testCtx(t)
 	waited := make(chan bool, 1)
-	net.providers[0].hook = func(store.ChunkPush) error {
-		deadline := time.NewTimer(10 * time.Second)
-		defer deadline.Stop()
-		for range 2 {
-			select {
-			case <-arrived:
-			case <-deadline.C:
-				waited <- false
-				return nil
-			}
-		}
-		waited <- true
-		return nil
-	}
+	net.providers[0].hook = awaitOthers(arrived, 2, waited)
 	ts := make([]*target, 3)
 	for i, pr := range net.providers {
 		ts[i] = &target{cand: candidate{peer: pr.id(), session: []byte("session")}, conn: fakeConn{pr}, fwdLies: headLieLimit}
@@ -69,20 +56,7 @@ func TestFailedHopsPushedInParallel(t *testing.T) {
 		pr.hook = func(store.ChunkPush) error { arrived <- struct{}{}; return nil }
 	}
 	waited := make(chan bool, 1)
-	net.providers[1].hook = func(store.ChunkPush) error {
-		deadline := time.NewTimer(10 * time.Second)
-		defer deadline.Stop()
-		for range 2 {
-			select {
-			case <-arrived:
-			case <-deadline.C:
-				waited <- false
-				return nil
-			}
-		}
-		waited <- true
-		return nil
-	}
+	net.providers[1].hook = awaitOthers(arrived, 2, waited)
 	ts := make([]*target, 4)
 	for i, pr := range net.providers {
 		ts[i] = &target{cand: candidate{peer: pr.id(), session: []byte("session")}, conn: fakeConn{pr}, fwdLies: headLieLimit}
@@ -103,5 +77,25 @@ func TestFailedHopsPushedInParallel(t *testing.T) {
 		if !f.has(0) {
 			t.Errorf("failed hop %d does not hold the chunk after its direct push", i)
 		}
+	}
+}
+
+// awaitOthers returns a push hook that waits (10 s at most) for n pushes
+// to arrive elsewhere, and says on waited whether they did: pushes made
+// one after another never arrive while the first waits.
+func awaitOthers(arrived <-chan struct{}, n int, waited chan<- bool) func(store.ChunkPush) error {
+	return func(store.ChunkPush) error {
+		deadline := time.NewTimer(10 * time.Second)
+		defer deadline.Stop()
+		for range n {
+			select {
+			case <-arrived:
+			case <-deadline.C:
+				waited <- false
+				return nil
+			}
+		}
+		waited <- true
+		return nil
 	}
 }

@@ -381,45 +381,7 @@ func TestAbandonersShareAddressBudget(t *testing.T) {
 // hosts at IPv6 addresses, so the handler takes their blocks from their
 // connections as it does a real peer's.
 func TestAbandonersShareNetworkBudget(t *testing.T) {
-	const share = 2
-	net := testnet.NewMock(t, 1, 0)
-	bs, err := blockstore.Open(t.TempDir(), blockstore.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := fetch.NewHandler(bs.ForProtocols(), &policy{}, fetch.WithLogger(slog.New(slog.DiscardHandler)),
-		fetch.WithAbandonBudgetNoRefill(1<<20), fetch.WithAbandonAddrShare(1), fetch.WithAbandonWideShare(1),
-		fetch.WithAbandonNetShare(share))
-	h.Register(net.Host(0).Protocol())
-	t.Cleanup(func() { _ = h.Close(); _ = bs.Close() })
-	data := benchutil.Rand(803, 1<<20)
-	c := chunker.ChunkCID(data)
-	if err := bs.Put(c, data); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	provider := net.Host(0).ID()
-	sites := 0 // the /48s that spent their budgets before a fresh one was refused
-	for ; ; sites++ {
-		p := peerAt(t, net, fmt.Sprintf("2001:db8:%x::1", sites+1))
-		if _, err := fetch.NewClient(p).GetBlock(ctx, provider, c); errors.Is(err, fetch.ErrProviderBusy) {
-			break
-		} else if err != nil {
-			t.Fatalf("a peer in a fresh /48: %v", err)
-		}
-		if sites == share {
-			t.Fatalf("%d /48s of one /32 spent their budgets, and a fresh one still has one: the /32's share is %d", sites+1, share)
-		}
-		abandonUntilRefused(t, p, provider, c)
-	}
-	if sites == 0 {
-		t.Fatal("a fresh /48 refused before any abandoned a reply")
-	}
-	other := peerAt(t, net, "2001:db9:1::1")
-	if _, err := fetch.NewClient(other).GetBlock(ctx, provider, c); err != nil {
-		t.Fatalf("a peer in another /32, beside a spent one: %v", err)
-	}
+	spendNetwork(t, 803, func(i int) string { return fmt.Sprintf("2001:db8:%x::1", i+1) }, "2001:db9:1::1", "/48", "/32")
 }
 
 // IPv4 addresses are cheap by the /24 (256 of them): the addresses of one
@@ -428,6 +390,18 @@ func TestAbandonersShareNetworkBudget(t *testing.T) {
 // once its /24's is spent, and a peer in another /24 is still served.
 // Here each address's budget is a peer's, the /24's two of them.
 func TestAbandonersShareIPv4NetBudget(t *testing.T) {
+	spendNetwork(t, 804, func(i int) string { return fmt.Sprintf("203.0.113.%d", i+1) }, "198.51.100.1", "address", "/24")
+}
+
+// spendNetwork serves one block from a provider whose network tier holds
+// 2 of its narrower blocks' budgets (each a peer's, never refilled): peers
+// at addrOf(0), addrOf(1), … each abandon replies until refused, until a
+// fresh one is refused at once; that must come after at least one and at
+// most 2 narrower blocks spent their budgets, and a peer at other, in
+// another network, must still be served. narrow and wide name the blocks
+// for failures.
+func spendNetwork(t *testing.T, seed uint64, addrOf func(int) string, other, narrow, wide string) {
+	t.Helper()
 	const share = 2
 	net := testnet.NewMock(t, 1, 0)
 	bs, err := blockstore.Open(t.TempDir(), blockstore.WithLogger(slog.New(slog.DiscardHandler)))
@@ -439,7 +413,7 @@ func TestAbandonersShareIPv4NetBudget(t *testing.T) {
 		fetch.WithAbandonNetShare(share))
 	h.Register(net.Host(0).Protocol())
 	t.Cleanup(func() { _ = h.Close(); _ = bs.Close() })
-	data := benchutil.Rand(804, 1<<20)
+	data := benchutil.Rand(seed, 1<<20)
 	c := chunker.ChunkCID(data)
 	if err := bs.Put(c, data); err != nil {
 		t.Fatal(err)
@@ -447,25 +421,25 @@ func TestAbandonersShareIPv4NetBudget(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	provider := net.Host(0).ID()
-	addrs := 0 // the addresses that spent their budgets before a fresh one was refused
-	for ; ; addrs++ {
-		p := peerAt(t, net, fmt.Sprintf("203.0.113.%d", addrs+1))
+	spent := 0 // the narrower blocks that spent their budgets before a fresh one was refused
+	for ; ; spent++ {
+		p := peerAt(t, net, addrOf(spent))
 		if _, err := fetch.NewClient(p).GetBlock(ctx, provider, c); errors.Is(err, fetch.ErrProviderBusy) {
 			break
 		} else if err != nil {
-			t.Fatalf("a peer at a fresh address: %v", err)
+			t.Fatalf("a peer in a fresh %s: %v", narrow, err)
 		}
-		if addrs == share {
-			t.Fatalf("%d addresses of one /24 spent their budgets, and a fresh one still has one: the /24's share is %d", addrs+1, share)
+		if spent == share {
+			t.Fatalf("%d %ss of one %s spent their budgets, and a fresh one still has one: the %s's share is %d", spent+1, narrow, wide, wide, share)
 		}
 		abandonUntilRefused(t, p, provider, c)
 	}
-	if addrs == 0 {
-		t.Fatal("a fresh address refused before any abandoned a reply")
+	if spent == 0 {
+		t.Fatalf("a fresh %s refused before any abandoned a reply", narrow)
 	}
-	other := peerAt(t, net, "198.51.100.1")
-	if _, err := fetch.NewClient(other).GetBlock(ctx, provider, c); err != nil {
-		t.Fatalf("a peer in another /24, beside a spent one: %v", err)
+	o := peerAt(t, net, other)
+	if _, err := fetch.NewClient(o).GetBlock(ctx, provider, c); err != nil {
+		t.Fatalf("a peer in another %s, beside a spent one: %v", wide, err)
 	}
 }
 
