@@ -14,24 +14,8 @@ import (
 // in parallel: one busy or slow target does not hold up the others'
 // copies. The first target's push waits until the other two have theirs.
 func TestPushAlongNoHeadPushesInParallel(t *testing.T) {
-	net := newFakeNet(t, 3)
-	c := net.client(t.TempDir())
-	p := &pusher{c: c, bag: net.bag, object: 1, tr: newTracker(OpPut, nil, 0), expiry: time.Now().Add(time.Hour)}
-	data := randomBytes(t, 4096, 5)
-	j := &chunkJob{index: 0, info: chunker.ChunkInfo{CID: chunker.ChunkCID(data), Size: len(data)}, data: data}
-	arrived := make(chan struct{}, 2)
-	for _, pr := range net.providers[1:] {
-		pr.hook = func(store.ChunkPush) error { arrived <- struct{}{}; return nil }
-	}
-	ctx := testCtx(t)
-	waited := make(chan bool, 1)
-	net.providers[0].hook = awaitOthers(arrived, 2, waited)
-	ts := make([]*target, 3)
-	for i, pr := range net.providers {
-		ts[i] = &target{cand: candidate{peer: pr.id(), session: []byte("session")}, conn: fakeConn{pr}, fwdLies: headLieLimit}
-	}
-	p.targets = ts
-	p.pushAlong(ctx, ts, j)
+	p, ts, j, waited := waitingPush(t, 3, 0, 5)
+	p.pushAlong(testCtx(t), ts, j)
 	if !<-waited {
 		t.Fatal("the other targets were not pushed to while the first target's push waited: pushAlong pushed one after another")
 	}
@@ -46,22 +30,7 @@ func TestPushAlongNoHeadPushesInParallel(t *testing.T) {
 // reported failed go side by side: the first hop's push waits until the
 // other two arrive, which pushes one after another would never let happen.
 func TestFailedHopsPushedInParallel(t *testing.T) {
-	net := newFakeNet(t, 4)
-	c := net.client(t.TempDir())
-	p := &pusher{c: c, bag: net.bag, object: 1, tr: newTracker(OpPut, nil, 0), expiry: time.Now().Add(time.Hour)}
-	data := randomBytes(t, 4096, 6)
-	j := &chunkJob{index: 0, info: chunker.ChunkInfo{CID: chunker.ChunkCID(data), Size: len(data)}, data: data}
-	arrived := make(chan struct{}, 2)
-	for _, pr := range net.providers[2:] {
-		pr.hook = func(store.ChunkPush) error { arrived <- struct{}{}; return nil }
-	}
-	waited := make(chan bool, 1)
-	net.providers[1].hook = awaitOthers(arrived, 2, waited)
-	ts := make([]*target, 4)
-	for i, pr := range net.providers {
-		ts[i] = &target{cand: candidate{peer: pr.id(), session: []byte("session")}, conn: fakeConn{pr}, fwdLies: headLieLimit}
-	}
-	p.targets = ts
+	p, ts, j, waited := waitingPush(t, 4, 1, 6)
 	head, forward := ts[0], ts[1:]
 	at := map[peer.ID]int{}
 	var res store.PipelineResult
@@ -78,6 +47,30 @@ func TestFailedHopsPushedInParallel(t *testing.T) {
 			t.Errorf("failed hop %d does not hold the chunk after its direct push", i)
 		}
 	}
+}
+
+// waitingPush makes a pusher of one chunk to n fake providers, all its
+// targets, whose provider first, when pushed to, waits (awaitOthers) for
+// the pushes to those after it; waited says whether they arrived.
+func waitingPush(t *testing.T, n, first int, seed uint64) (*pusher, []*target, *chunkJob, <-chan bool) {
+	net := newFakeNet(t, n)
+	c := net.client(t.TempDir())
+	p := &pusher{c: c, bag: net.bag, object: 1, tr: newTracker(OpPut, nil, 0), expiry: time.Now().Add(time.Hour)}
+	data := randomBytes(t, 4096, seed)
+	j := &chunkJob{index: 0, info: chunker.ChunkInfo{CID: chunker.ChunkCID(data), Size: len(data)}, data: data}
+	others := net.providers[first+1:]
+	arrived := make(chan struct{}, len(others))
+	for _, pr := range others {
+		pr.hook = func(store.ChunkPush) error { arrived <- struct{}{}; return nil }
+	}
+	waited := make(chan bool, 1)
+	net.providers[first].hook = awaitOthers(arrived, len(others), waited)
+	ts := make([]*target, n)
+	for i, pr := range net.providers {
+		ts[i] = &target{cand: candidate{peer: pr.id(), session: []byte("session")}, conn: fakeConn{pr}, fwdLies: headLieLimit}
+	}
+	p.targets = ts
+	return p, ts, j, waited
 }
 
 // awaitOthers returns a push hook that waits (10 s at most) for n pushes

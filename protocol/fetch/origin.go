@@ -25,8 +25,8 @@ const (
 
 // origin is who a stream's replies are abandoned by: its peer, and the
 // block of each tier its connection's address is in (invalid where it has
-// none: a relayed address has no block, and IPv4 or link-local ones have
-// no wider tiers).
+// none: a relayed address has no block, an IPv4 one no site, a link-local
+// one no wider tiers).
 type origin struct {
 	peer   peer.ID
 	blocks [tiers]netip.Prefix
