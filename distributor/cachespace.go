@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/satchel-net/satchel/internal/fsutil"
 	"github.com/satchel-net/satchel/internal/units"
 )
 
@@ -76,4 +77,12 @@ func CheckCacheSize(dir string, size int64) error {
 			return nil // there, but its size is unknown (or no parent exists)
 		}
 	}
+}
+
+// diskSpace returns the bytes free (to an unprivileged user) and the size
+// of the filesystem that holds path (fsutil.Space, as the cache counts
+// bytes); ok is false when it cannot tell.
+func diskSpace(path string) (free, total int64, ok bool) {
+	f, t, err := fsutil.Space(path)
+	return int64(min(f, 1<<62)), int64(min(t, 1<<62)), err == nil
 }

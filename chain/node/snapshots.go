@@ -14,6 +14,7 @@ import (
 	abci "github.com/cometbft/cometbft/abci/types"
 
 	"github.com/satchel-net/satchel/chain/state"
+	"github.com/satchel-net/satchel/internal/fsutil"
 )
 
 // snapshotter is a machine that can export and restore its state (the
@@ -121,7 +122,7 @@ func (a *App) OfferSnapshot(_ context.Context, req *abci.OfferSnapshotRequest) (
 	case s.Chunks == 0 || s.Chunks > maxSnapshotChunks || len(s.Metadata) != sha256.Size*int(s.Chunks):
 		return &abci.OfferSnapshotResponse{Result: abci.OFFER_SNAPSHOT_RESULT_REJECT}, nil
 	}
-	if free, ok := freeBytes(a.snaps.store.dir); ok && uint64(s.Chunks)*state.SnapshotChunkSize > free {
+	if free, _, err := fsutil.Space(a.snaps.store.dir); err == nil && uint64(s.Chunks)*state.SnapshotChunkSize > free {
 		a.log.Warn("refused a state snapshot larger than the free disk", "height", s.Height, "chunks", s.Chunks, "freeBytes", free)
 		return &abci.OfferSnapshotResponse{Result: abci.OFFER_SNAPSHOT_RESULT_REJECT}, nil
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/satchel-net/satchel/chain"
 	"github.com/satchel-net/satchel/chain/state"
+	"github.com/satchel-net/satchel/internal/fsutil"
 )
 
 // finalizeRecorder is the default machine, recording the heights it
@@ -265,9 +266,9 @@ func TestApplySnapshotChunkRefusesAnOversizedChunk(t *testing.T) {
 
 func TestOfferSnapshotRefusesMoreThanTheFreeDisk(t *testing.T) {
 	a, dir := restoringApp(t)
-	free, ok := freeBytes(dir)
-	if !ok {
-		t.Skip("free disk space unknown on this platform")
+	free, _, err := fsutil.Space(dir)
+	if err != nil {
+		t.Skipf("free disk space unknown on this platform: %v", err)
 	}
 	chunks := free/state.SnapshotChunkSize + 1
 	if chunks > maxSnapshotChunks {

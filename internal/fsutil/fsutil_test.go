@@ -63,3 +63,21 @@ func TestWriteFileAtomic(t *testing.T) {
 		t.Fatalf("left in the directory: %v; want f.json and blocked only", ents)
 	}
 }
+
+// TestSpace reads a real file system's figures: some size, no more free
+// than that, and an error for a directory that does not exist.
+func TestSpace(t *testing.T) {
+	free, total, err := Space(t.TempDir())
+	if errors.Is(err, errors.ErrUnsupported) {
+		t.Skip("free space is not read on this platform")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total == 0 || free > total {
+		t.Fatalf("free %d of total %d", free, total)
+	}
+	if _, _, err := Space(filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Fatal("a missing directory's space read without an error")
+	}
+}

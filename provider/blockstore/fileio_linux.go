@@ -47,13 +47,3 @@ func control(f *os.File, fn func(fd int) error) error {
 	}
 	return opErr
 }
-
-// fsSpace returns the bytes an unprivileged writer may still use on the
-// file system holding dir, and its size.
-func fsSpace(dir string) (free, total uint64, err error) {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return 0, 0, err
-	}
-	return st.Bavail * uint64(st.Bsize), st.Blocks * uint64(st.Bsize), nil
-}

@@ -24,8 +24,3 @@ func allocateFile(*os.File, int64, int64) error {
 
 // fdatasync is fsync where fdatasync is not available.
 func fdatasync(f *os.File) error { return f.Sync() }
-
-// fsSpace is not read here (nothing is allocated ahead).
-func fsSpace(string) (free, total uint64, err error) {
-	return 0, 0, errors.ErrUnsupported
-}

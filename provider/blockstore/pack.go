@@ -118,7 +118,7 @@ func parsePackName(name string) (uint32, bool) {
 
 func newPackSet(dir string, limit int64, io *fileIO, sealed func(uint32), log *slog.Logger) *packSet {
 	ps := &packSet{dir: dir, limit: limit, io: io, sealed: sealed, log: log,
-		space: func() (uint64, uint64, error) { return fsSpace(dir) },
+		space: func() (uint64, uint64, error) { return fsutil.Space(dir) },
 		open:  map[uint32]*pack{}, maxOpen: maxOpenPacks, live: map[uint32]int64{}, inDoubt: map[uint32]bool{},
 		kept: map[uint32]bool{},
 		next: 1}

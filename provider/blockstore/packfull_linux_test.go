@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/satchel-net/satchel/chunker"
+	"github.com/satchel-net/satchel/internal/fsutil"
 	"github.com/satchel-net/satchel/internal/loopfs"
 )
 
@@ -21,7 +22,7 @@ func smallExt4(t *testing.T, size int64) string {
 // file system.
 func freeBytes(t *testing.T, dir string) int64 {
 	t.Helper()
-	free, _, err := fsSpace(dir)
+	free, _, err := fsutil.Space(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +120,7 @@ func TestAllocAheadBounded(t *testing.T) {
 	if !s.packs.io.direct.Load() {
 		t.Skip("no direct I/O here: packs are not allocated ahead")
 	}
-	_, total, err := fsSpace(root)
+	_, total, err := fsutil.Space(root)
 	if err != nil {
 		t.Fatal(err)
 	}
